@@ -1,0 +1,233 @@
+"""The benchmark's processes: the fake upstream, ``parley serve``, their databases, CPU pinning,
+and what ``/proc`` says about them (CPU time, resident memory)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from parley.testing.databases import ScratchDatabase
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------------------ /proc
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads), or of one of its threads."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    data = Path(path).read_text()
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(steal, total) CPU ticks of the machine so far: a VM's time taken by its host."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of a process, in MiB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) / 1024  # kB
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- pinning
+
+
+@dataclass(frozen=True, slots=True)
+class Cores:
+    """Where each side runs: the server alone on one core, everything else on another."""
+
+    server: int | None
+    client: int | None
+
+    @classmethod
+    def pick(cls, enabled: bool) -> Cores:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not enabled or len(cpus) < 2 or shutil.which("taskset") is None:
+            return cls(None, None)
+        return cls(cpus[0], cpus[1])
+
+    def prefix(self, core: int | None) -> list[str]:
+        """``taskset -c CORE`` for a child command (``taskset`` execs, so the pid stays)."""
+        return [] if core is None else ["taskset", "-c", str(core)]
+
+    def pin_self(self) -> None:
+        if self.client is not None:
+            os.sched_setaffinity(0, {self.client})
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "not pinned (needs taskset and two CPUs)"
+        return f"server on CPU {self.server}; load client and fake upstream on CPU {self.client}"
+
+
+# ------------------------------------------------------------------------- databases
+
+
+class BenchDatabase(ScratchDatabase):
+    """A fresh database: a new SQLite file, or a new PostgreSQL database dropped afterwards."""
+
+    def __init__(self, workdir: Path, base_url: str | None) -> None:
+        super().__init__(workdir, base_url, prefix="parley_bench")
+
+
+# ------------------------------------------------------------------------- processes
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes], timeout: float = 20.0, sig: int = signal.SIGTERM
+) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Upstream:
+    """``bench/fake_upstream.py`` in a child process."""
+
+    def __init__(self, cores: Cores, chunks: int) -> None:
+        command = [sys.executable, str(BENCH / "fake_upstream.py"), "--port", "0"]
+        self.proc = subprocess.Popen(
+            [*cores.prefix(cores.client), *command, "--chunks", str(chunks)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("listening on "):
+            stop_process(self.proc)
+            raise RuntimeError(f"the fake upstream did not start: {line!r}")
+        self.url = line.removeprefix("listening on ")
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class Parley:
+    """``parley serve`` in a child process, on the bench database and provider config."""
+
+    def __init__(
+        self, *, database_url: str, workdir: Path, upstream_url: str, cores: Cores
+    ) -> None:
+        self.workdir = workdir
+        self.cores = cores
+        config = workdir / "parley-bench.toml"
+        config.write_text(
+            f'[providers.fake]\nkind = "openai-chat"\nbase_url = "{upstream_url}/v1"\n'
+            'api_key = "sk-fake"\n'
+        )
+        self.env = {
+            **os.environ,
+            "PARLEY_DATABASE_URL": database_url,
+            "PARLEY_CONFIG": str(config),
+            "PARLEY_LOG_LEVEL": "warning",
+        }
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+            self.env.pop(name, None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.pid = 0
+        self.profiling = False
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def create_user(self, name: str) -> str:
+        """``parley users create NAME --admin``; answers the API key."""
+        done = subprocess.run(
+            [*self._parley(), "users", "create", name, "--admin"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"parley users create failed:\n{done.stderr}")
+        return done.stdout.strip().splitlines()[-1]
+
+    def start(self, timeout: float = 60.0, profile: Path | None = None) -> float:
+        """Spawn the server; answers the seconds from spawn to the first 200 on /healthz.
+
+        With ``profile``, the server runs under cProfile, which writes there when it stops.
+        """
+        self.port = free_port()
+        log = (self.workdir / f"server-{self.port}.log").open("ab")
+        parley = self._parley()
+        self.profiling = profile is not None
+        if profile is not None:
+            parley = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "parley.cli.main"]
+        command = [*parley, "serve", "--port", str(self.port)]
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [*self.cores.prefix(self.cores.server), *command],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.pid = self.proc.pid
+        while time.perf_counter() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"parley serve exited:\n{self.log()}")
+            if _healthz(self.port):
+                return time.perf_counter() - started
+            time.sleep(0.005)
+        raise RuntimeError(f"parley serve did not answer /healthz in {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            # uvicorn re-raises the signal it stopped on: SIGINT lets cProfile write its file.
+            stop_process(self.proc, sig=signal.SIGINT if self.profiling else signal.SIGTERM)
+            self.proc = None
+
+    def log(self) -> str:
+        path = self.workdir / f"server-{self.port}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    @staticmethod
+    def _parley() -> list[str]:
+        script = Path(sys.executable).parent / "parley"
+        if script.exists():
+            return [str(script)]
+        return [sys.executable, "-m", "parley.cli.main"]
+
+
+def _healthz(port: int) -> bool:
+    """One ``GET /healthz`` on a new connection: ``True`` on a 200."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+        s.settimeout(1)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        return s.recv(64).startswith(b"HTTP/1.1 200")
+    return False

@@ -1,0 +1,191 @@
+"""Turning measured rounds into the comparison table: plain text for the terminal and a
+markdown table for the README."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+#: The targets the issue sets for Parley (everything else is context).
+TARGETS = {
+    "added_ttfc_p50_ms": 2.0,
+    "added_ttfc_p95_ms": 5.0,
+    "cpu_ms_per_stream": 3.0,
+    "streams_per_s_one_core": 150.0,
+    "idle_rss_mib": 100.0,
+    "healthz_s": 2.0,
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1), interpolated between the nearest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median_round(rounds: list[dict[str, Any]], phase: str, side: str, key: str) -> float:
+    """The median over rounds of one measured value."""
+    return float(statistics.median(r[phase][side][key] for r in rounds))
+
+
+@dataclass(slots=True)
+class Row:
+    metric: str
+    direct: str
+    parley: str
+    change: str
+    target: str = "—"
+    verdict: str = "—"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms"
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def build_rows(summary: dict[str, Any]) -> list[Row]:
+    """The table rows from the summary of a run (see ``run.summarise``)."""
+    return _latency_rows(summary) + _load_rows(summary) + _memory_and_start_rows(summary)
+
+
+def _latency_rows(s: dict[str, Any]) -> list[Row]:
+    t = TARGETS
+    rows: list[Row] = []
+    for q, key in (("p50", "added_ttfc_p50_ms"), ("p95", "added_ttfc_p95_ms")):
+        direct, parley = s[f"ttfc_{q}_ms"]["direct"], s[f"ttfc_{q}_ms"]["parley"]
+        added = parley - direct
+        rows.append(
+            Row(
+                f"time to first content, {q} (1 client, {s['ttfc_gap_ms']:g} ms gap)",
+                _ms(direct),
+                _ms(parley),
+                f"+{added:.2f} ms",
+                f"≤ +{t[key]:g} ms",
+                _verdict(added <= t[key]),
+            )
+        )
+    for key, name in (("head_p50_ms", "response headers"), ("stream_p50_ms", "whole stream")):
+        direct, parley = s[key]["direct"], s[key]["parley"]
+        rows.append(
+            Row(
+                f"{name}, p50 (same requests)",
+                _ms(direct),
+                _ms(parley),
+                f"+{parley - direct:.2f} ms",
+            )
+        )
+    return rows
+
+
+def _plural(clients: int) -> str:
+    return f"{clients} client{'s' * (clients > 1)}"
+
+
+def _load_rows(s: dict[str, Any]) -> list[Row]:
+    t, most = TARGETS, max(s["concurrency"])
+    rows: list[Row] = []
+    for clients in s["concurrency"]:
+        rate = s[f"streams_per_s_c{clients}"]
+        ratio = rate["parley"] / rate["direct"] if rate["direct"] else float("nan")
+        row = Row(
+            f"streams/s, {_plural(clients)} ({s['chunks']} chunks, {s['load_gap_ms']:g} ms gap)",
+            f"{rate['direct']:.0f}",
+            f"{rate['parley']:.0f}",
+            f"{ratio:.2f}x",
+        )
+        if clients == most:
+            limit = t["streams_per_s_one_core"]
+            row.target, row.verdict = f"≥ {limit:g}", _verdict(rate["parley"] >= limit)
+        rows.append(row)
+    for clients in s["concurrency"]:
+        cpu = s[f"cpu_ms_per_stream_c{clients}"]
+        rows.append(
+            Row(
+                f"server CPU per stream, {_plural(clients)}",
+                _ms(cpu["direct"]),
+                _ms(cpu["parley"]),
+                f"{cpu['parley'] / cpu['direct']:.1f}x" if cpu["direct"] else "—",
+                f"≤ {t['cpu_ms_per_stream']:g} ms",
+                _verdict(cpu["parley"] <= t["cpu_ms_per_stream"]),
+            )
+        )
+    busy = s[f"server_busy_c{most}"]
+    rows.append(
+        Row(
+            f"server core busy, {_plural(most)}",
+            f"{busy['direct']:.0%}",
+            f"{busy['parley']:.0%}",
+            "—",
+        )
+    )
+    return rows
+
+
+def _memory_and_start_rows(s: dict[str, Any]) -> list[Row]:
+    t = TARGETS
+    idle, after, peak = s["rss_idle_mib"], s["rss_after_mib"], s["rss_peak_mib"]
+    rows = [
+        Row(
+            "server RSS, idle",
+            f"{idle['direct']:.1f} MiB",
+            f"{idle['parley']:.1f} MiB",
+            "—",
+            f"≤ {t['idle_rss_mib']:g} MiB",
+            _verdict(idle["parley"] <= t["idle_rss_mib"]),
+        ),
+        Row(
+            "server RSS, after load",
+            f"{after['direct']:.1f} MiB",
+            f"{after['parley']:.1f} MiB",
+            "—",
+        ),
+        Row("server RSS, peak", f"{peak['direct']:.1f} MiB", f"{peak['parley']:.1f} MiB", "—"),
+        Row(
+            f"spawn → /healthz 200 (median of {s['startup_samples']})",
+            "—",
+            f"{s['healthz_s']:.2f} s",
+            "—",
+            f"≤ {t['healthz_s']:g} s",
+            _verdict(s["healthz_s"] <= t["healthz_s"]),
+        ),
+        Row("spawn → /healthz 200, blank database", "—", f"{s['healthz_cold_s']:.2f} s", "—"),
+    ]
+    return rows
+
+
+_HEADER = ("metric", "direct", "through Parley", "added / ratio", "target", "result")
+
+
+def _cells(rows: list[Row]) -> list[tuple[str, ...]]:
+    cells: list[tuple[str, ...]] = [_HEADER]
+    cells += [(r.metric, r.direct, r.parley, r.change, r.target, r.verdict) for r in rows]
+    return cells
+
+
+def text_table(rows: list[Row]) -> str:
+    cells = _cells(rows)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(_HEADER))]
+    lines = []
+    for number, line in enumerate(cells):
+        left = line[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))
+        lines.append("  ".join((left, *rest)))
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    cells = _cells(rows)
+    lines = ["| " + " | ".join(cells[0]) + " |", "|---|" + "---:|" * (len(_HEADER) - 1)]
+    lines += ["| " + " | ".join(line) + " |" for line in cells[1:]]
+    return "\n".join(lines)

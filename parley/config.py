@@ -1,0 +1,214 @@
+"""Configuration: the one place that reads the environment.
+
+``Settings`` holds the server's settings (``PARLEY_*`` variables, or arguments) and the
+provider configuration: built-in providers read their usual variables (``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``, ...), named ones come from ``[providers.NAME]`` tables in the TOML file
+given by ``--config`` / ``PARLEY_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "gemini", "ollama", "demo"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+def data_dir() -> Path:
+    """Per-user data directory (``~/.local/share/parley`` on Linux)."""
+    return Path(platformdirs.user_data_dir("parley", appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'parley.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinProvider:
+    """A provider Parley knows by name: its kind, address and where its key is found."""
+
+    kind: ProviderKind
+    base_url: str
+    #: Environment variables that may hold the key, in order; empty: it needs none.
+    key_vars: tuple[str, ...] = ()
+
+
+BUILTIN_PROVIDERS: dict[str, BuiltinProvider] = {
+    "demo": BuiltinProvider("demo", ""),
+    "openai": BuiltinProvider("openai-chat", "https://api.openai.com/v1", ("OPENAI_API_KEY",)),
+    "anthropic": BuiltinProvider("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",)),
+    "gemini": BuiltinProvider(
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    ),
+    "deepseek": BuiltinProvider(
+        "openai-chat", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",)
+    ),
+    "groq": BuiltinProvider("openai-chat", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",)),
+    "openrouter": BuiltinProvider(
+        "openai-chat", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",)
+    ),
+    "mistral": BuiltinProvider("openai-chat", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",)),
+    "together": BuiltinProvider(
+        "openai-chat", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",)
+    ),
+    "ollama": BuiltinProvider("ollama", "http://127.0.0.1:11434"),
+}
+
+
+class ProviderConfig(BaseModel):
+    """Where and with which key to reach one upstream; ``kind`` says how to talk to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    #: Extra HTTP headers sent on every request to this provider.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Seconds to wait for the connection, and for each chunk of a stream.
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    #: Tries again, before the first token only, after a refused or dropped connection or
+    #: a 429 / 5xx answer; waits start at ``retry_backoff`` seconds and double, with jitter,
+    #: and honour ``Retry-After``.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff: float = Field(default=0.5, ge=0.0, le=30.0)
+    #: openai-chat: split ``<think>…</think>`` out of the answer text into reasoning.
+    think_tags: bool = False
+    #: openai-chat: send a message's reasoning back as ``reasoning_content`` on tool-call
+    #: turns (DeepSeek's thinking mode asks for it).
+    reasoning_back: bool = False
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ProviderConfig:
+        if self.api_key and self.api_key_env:
+            raise ValueError("give api_key or api_key_env, not both")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    host: str = "127.0.0.1"
+    port: int = 8700
+    config: Path | None = None
+    #: Redis URL for cross-replica live streaming (optional).
+    redis_url: str | None = None
+
+    #: Largest accepted request body, in bytes.
+    max_body_bytes: int = 1024 * 1024
+    #: Seconds an ``action_required`` run waits for tool outputs before it becomes ``expired``.
+    action_expiry_seconds: float = 600.0
+    #: Seconds between SSE keep-alive comments.
+    keepalive_seconds: float = 15.0
+    #: Seconds between checkpoints of streaming text to the database.
+    checkpoint_seconds: float = 0.25
+    #: Seconds a replica's claim on a running turn lasts without a heartbeat.
+    lease_seconds: float = 15.0
+    #: Seconds between sweeps for expired and orphaned runs.
+    sweep_seconds: float = 2.0
+    #: Seconds an authenticated API key is remembered (a revoke on another replica takes
+    #: effect within this time; on the replica that revokes, at once). 0 disables it.
+    auth_cache_seconds: float = 10.0
+    log_level: str = "warning"
+    #: Log where the event loop is stuck when it does not run for this long (0: off).
+    loop_watchdog_seconds: float = 0.0
+
+    # Where the built-in providers are, when not at their usual address.
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
+
+    def provider_configs(self) -> dict[str, ProviderConfig]:
+        """Every provider by name: the built-ins (configured or not), then the TOML file's
+        tables (which replace a built-in of the same name)."""
+        providers = {name: self._builtin_config(name, b) for name, b in BUILTIN_PROVIDERS.items()}
+        providers.update(self.file_providers())
+        return providers
+
+    def _builtin_config(self, name: str, builtin: BuiltinProvider) -> ProviderConfig:
+        base_url = builtin.base_url
+        if name == "openai" and self.openai_base_url:
+            base_url = self.openai_base_url
+        elif name == "ollama" and self.ollama_host:
+            host = self.ollama_host
+            base_url = host if "://" in host else f"http://{host}"
+        key_var = next((v for v in builtin.key_vars if os.environ.get(v)), None)
+        key_var = key_var or (builtin.key_vars[0] if builtin.key_vars else None)
+        return ProviderConfig(
+            kind=builtin.kind,
+            base_url=base_url or None,
+            api_key_env=key_var,
+            reasoning_back=name == "deepseek",
+        )
+
+    def missing_key(self, name: str, config: ProviderConfig) -> str | None:
+        """What to set for a provider that needs an API key and has none (None: ready)."""
+        builtin = BUILTIN_PROVIDERS.get(name)
+        if self.provider_api_key(config) or config.kind in ("demo", "ollama"):
+            return None
+        if builtin is not None and config.api_key_env in builtin.key_vars:
+            if name == "openai" and self.openai_base_url:
+                return None  # an OpenAI-compatible server of the user's, perhaps keyless
+            return " or ".join(builtin.key_vars)
+        if config.api_key_env:
+            return config.api_key_env
+        return None  # a configured endpoint without a key: it may need none
+
+    def file_providers(self) -> dict[str, ProviderConfig]:
+        if self.config is None:
+            return {}
+        raw = load_toml(self.config)
+        tables = raw.get("providers", {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{self.config}: [providers] must be a table")
+        out: dict[str, ProviderConfig] = {}
+        for name, table in tables.items():
+            try:
+                out[name] = ProviderConfig.model_validate(table)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ConfigError(
+                    f"{self.config}: [providers.{name}] {where}: {first['msg']}"
+                ) from None
+        return out
+
+    def provider_api_key(self, config: ProviderConfig) -> str | None:
+        """The key for a provider: inline, or read from the variable it names."""
+        if config.api_key_env:
+            return os.environ.get(config.api_key_env)
+        return config.api_key
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+class ClientSettings(BaseSettings):
+    """What the SDK reads from the environment when not given arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    base_url: str = "http://127.0.0.1:8700"
+    api_key: str | None = None

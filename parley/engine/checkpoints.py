@@ -1,0 +1,156 @@
+"""Checkpoints: the streamed text and new events of every running turn, saved together in
+one transaction every ``checkpoint_seconds``, off the streaming path.
+
+One transaction for all turns keeps the database work per tick constant however many
+turns stream at once. A turn that ends first drains any save in flight that includes it, so
+an older snapshot can never land after its final text. A save that finds a run no longer
+``in_progress`` (cancelled on another replica) stops that turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Connection
+
+from parley.engine.bus import RedisBus
+from parley.engine.hub import Entry
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database, now
+
+if TYPE_CHECKING:
+    from parley.engine.run_loop import Turn
+
+log = logging.getLogger("parley.engine")
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    turn: Turn
+    entries: list[Entry]
+    text: str
+    reasoning: str | None
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        db: Database,
+        turns: Callable[[], list[Turn]],
+        *,
+        interval: float,
+        lease_seconds: float,
+        bus: RedisBus | None = None,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.turns = turns
+        self.interval = interval
+        self.lease_seconds = lease_seconds
+        self._inflight: asyncio.Task[None] | None = None
+        self._inflight_ids: set[str] = set()
+
+    async def run(self) -> None:
+        # With Redis, watchers are looked for at least four times a second, whatever the
+        # checkpoint interval, so a follower elsewhere goes live quickly.
+        tick = min(self.interval, 0.25) if self.bus is not None else self.interval
+        next_save = time.monotonic() + self.interval
+        while True:
+            await asyncio.sleep(tick)
+            if self.bus is not None:
+                await self._start_publishing()
+            if time.monotonic() < next_save:
+                continue
+            next_save = time.monotonic() + self.interval
+            try:
+                await self.save()
+            except Exception:
+                log.warning("checkpoint failed; retrying", exc_info=True)
+
+    async def save(self) -> None:
+        """Save every running turn that has unsaved events (one transaction)."""
+        snapshots = [
+            _Snapshot(t, t.unsaved, *t.texts())
+            for t in self.turns()
+            if t.unsaved and not t.settling
+        ]
+        if not snapshots:
+            return
+        for snap in snapshots:
+            snap.turn.unsaved = []
+        self._inflight_ids = {s.turn.run.id for s in snapshots}
+        self._inflight = task = asyncio.create_task(self._write(snapshots))
+        task.add_done_callback(self._landed)
+        # Shielded: a cancelled loop (shutdown) still lets the save finish, and drain()
+        # keeps seeing it until it has.
+        await asyncio.shield(task)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+            self._inflight_ids = set()
+
+    async def _start_publishing(self) -> None:
+        """Turns that someone follows from another replica publish from now on, starting
+        with everything of the turn so far (earlier turns are in the log)."""
+        assert self.bus is not None
+        quiet = [t for t in self.turns() if t.remote is None]
+        try:
+            watched = await self.bus.watched([t.run.id for t in quiet])
+        except Exception:
+            log.warning("could not reach Redis; followers elsewhere read the log", exc_info=True)
+            return
+        for turn in quiet:
+            if turn.run.id in watched:
+                turn.remote = self.bus
+                self.bus.publish(turn.run.id, list(turn.channel.entries))
+
+    async def _write(self, snapshots: list[_Snapshot]) -> None:
+        lease_until = now() + self.lease_seconds
+        try:
+            alive = await self.db.write(lambda conn: _save(conn, snapshots, lease_until))
+        except BaseException:
+            for snap in snapshots:  # nothing was written: keep the events for the next try
+                snap.turn.unsaved = snap.entries + snap.turn.unsaved
+            raise
+        for snap in snapshots:
+            turn = snap.turn
+            if turn.run.id in alive:
+                continue
+            turn.unsaved = snap.entries + turn.unsaved
+            if turn.task is not None and not turn.settling:
+                turn.stop_reason = "remote"
+                turn.task.cancel()
+
+    async def drain(self, turn: Turn) -> None:
+        """Wait for a save in flight that includes ``turn`` (call once it is settling)."""
+        inflight = self._inflight
+        if inflight is not None and turn.run.id in self._inflight_ids:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(inflight)
+
+
+def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> set[str]:
+    ids = [s.turn.run.id for s in snapshots]
+    alive = set(run_store.in_progress_ids(conn, run_ids=ids))
+    live = [s for s in snapshots if s.turn.run.id in alive]
+    run_store.save_progress(
+        conn, progress=[(s.turn.run.id, s.entries[-1][0]) for s in live], lease_until=lease_until
+    )
+    thread_store.save_texts(conn, rows=[(s.turn.message_id, s.text, s.reasoning) for s in live])
+    run_store.append_many_events(
+        conn,
+        rows=[
+            {"run_id": s.turn.run.id, "seq": seq, "type": kind, "data": data}
+            for s in live
+            for seq, kind, data in s.entries
+        ],
+    )
+    return alive

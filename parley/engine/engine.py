@@ -1,0 +1,364 @@
+"""The engine: owns runs. Starts turns, takes tool outputs, cancels, follows event logs, and
+keeps runs honest in the background (lease heartbeats, orphaned and expired runs).
+
+Every status change goes through ``states.move`` (compare-and-set) inside one of the
+transactions of ``engine.transitions``; none spans a model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine import transitions as tx
+from parley.engine.bus import RedisBus
+from parley.engine.checkpoints import Checkpointer
+from parley.engine.early import EarlyStart
+from parley.engine.hub import Entry, RunChannel
+from parley.engine.run_loop import Turn, TurnRunner
+from parley.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from parley.providers.registry import ProviderRegistry
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database, new_id
+from parley.store.records import Action, Assistant, Message, Run
+from parley.types import ActionStatus, RunStatus
+
+log = logging.getLogger("parley.engine")
+
+
+@dataclass(slots=True)
+class TurnResult:
+    run: Run
+    message: Message | None
+    actions: list[Action]
+
+
+class Engine:
+    def __init__(self, db: Database, providers: ProviderRegistry, settings: Settings) -> None:
+        self.db = db
+        self.providers = providers
+        self.settings = settings
+        self.lease = tx.Lease(owner=new_id("node"), seconds=settings.lease_seconds)
+        self.turns: dict[str, Turn] = {}
+        #: Assistants as last read by a claim here, for early starts (``engine.early``).
+        self._assistants: dict[str, Assistant] = {}
+        #: Live streaming and cancels across replicas, when Redis is configured.
+        self.bus = RedisBus(settings.redis_url) if settings.redis_url else None
+        self.checkpointer = Checkpointer(
+            db,
+            lambda: list(self.turns.values()),
+            interval=settings.checkpoint_seconds,
+            lease_seconds=settings.lease_seconds,
+            bus=self.bus,
+        )
+        self.runner = TurnRunner(db, providers, settings, self.checkpointer)
+        self._background: list[asyncio.Task[None]] = []
+        #: Set when the server shuts down: no new turn starts.
+        self.closing = False
+        self._bus_closed = False
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.bus is not None:
+            await self.bus.start(self._cancelled_elsewhere)
+        await self.sweep()
+        self._background = [
+            asyncio.create_task(self._maintain()),
+            asyncio.create_task(self.checkpointer.run()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop background work; turns still running end ``incomplete``, text kept; no new
+        turn starts (503). Safe to call more than once."""
+        self.closing = True
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        turns = list(self.turns.values())
+        for turn in turns:
+            turn.stop_reason = "shutdown"
+            if turn.task and not turn.settling:
+                turn.task.cancel()
+        tasks = [t.task for t in turns if t.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        if self.bus is not None and not self._bus_closed:
+            self._bus_closed = True
+            await self.bus.aclose()
+
+    # ------------------------------------------------------------------- starting turns
+
+    async def start_turn(
+        self,
+        *,
+        user_id: str,
+        run_id: str,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+    ) -> Turn:
+        """Start the next turn of a ``queued`` run (flow A ``completions``, flow B turn 2)."""
+        claim = functools.partial(
+            tx.claim_queued,
+            user_id=user_id,
+            run_id=run_id,
+            lease=self.lease,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+        )
+        # Shielded: once claimed in the database, the turn runs even if the caller goes.
+        turn = await asyncio.shield(self._claim_and_launch(claim))
+        if turn is None:
+            raise Conflict("The run expired waiting for tool outputs.", code="run_finished")
+        return turn
+
+    async def start_first_turn(
+        self, *, user_id: str, assistant_id: str, content: str, thread_id: str | None = None
+    ) -> Turn:
+        """Flow B turn 1: store the user message, create the run and start it, atomically."""
+        claim = functools.partial(
+            tx.claim_first,
+            user_id=user_id,
+            assistant_id=assistant_id,
+            content=content,
+            thread_id=thread_id,
+            lease=self.lease,
+            check_model=self.providers.check_model,
+        )
+        early = None
+        known = self._assistants.get(assistant_id)
+        if thread_id is None and known is not None and known.user_id == user_id:
+            early = EarlyStart.begin(self.providers, known, content)
+        try:
+            turn = await asyncio.shield(self._claim_and_launch(claim, early))
+        except BaseException:
+            self._assistants.pop(assistant_id, None)
+            if early is not None:
+                await early.discard()
+            raise
+        assert turn is not None
+        return turn
+
+    async def _claim_and_launch(
+        self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None
+    ) -> Turn | None:
+        if self.closing:
+            raise ServiceUnavailable("The server is shutting down; retry on another replica.")
+        claimed = await self.db.write(claim)
+        if claimed is None:
+            return None
+        if claimed.assistant is not None:
+            if len(self._assistants) > 10_000:
+                self._assistants.clear()
+            self._assistants[claimed.assistant.id] = claimed.assistant
+            if early is not None and not early.fits(claimed.assistant):
+                await early.discard()  # the assistant changed since: call again, afresh
+                early = None
+        run = claimed.run
+        turn = Turn(
+            run=run,
+            message_id=claimed.message_id,
+            context=claimed.context,
+            channel=RunChannel(run.id, first_seq=run.last_seq + 1),
+            seq=run.last_seq,
+            early=early,
+        )
+        self.turns[run.id] = turn
+        turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")
+        return turn
+
+    async def _drive(self, turn: Turn) -> None:
+        try:
+            await self.runner.run(turn)
+        except Exception:
+            log.exception("turn of run %s could not be settled", turn.run.id)
+        finally:
+            self.turns.pop(turn.run.id, None)
+            turn.channel.close()
+
+    async def wait(self, turn: Turn) -> TurnResult:
+        """Wait for the turn to end (without tying it to the caller) and read its result."""
+        if turn.task is not None:
+            await asyncio.shield(asyncio.wait([turn.task]))
+
+        def read(conn: Connection) -> TurnResult:
+            run = run_store.get_run(conn, run_id=turn.run.id)
+            message: Message | None = None
+            with contextlib.suppress(NotFound):
+                message = thread_store.get_message(
+                    conn, user_id=run.user_id, message_id=turn.message_id
+                )
+            pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
+            return TurnResult(run=run, message=message, actions=pending)
+
+        return await self.db.read(read)
+
+    # ----------------------------------------------------------------- tool outputs
+
+    async def submit_tool_outputs(
+        self, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
+    ) -> Run:
+        """Store ``(tool_call_id, output)`` pairs atomically (``transitions.store_outputs``)."""
+        seen: set[str] = set()
+        for call_id, _ in outputs:
+            if call_id in seen:
+                raise InvalidRequest(
+                    f"tool_call_id {call_id} is listed twice.", code="duplicate_tool_call_id"
+                )
+            seen.add(call_id)
+        run = await self.db.write(
+            functools.partial(tx.store_outputs, user_id=user_id, run_id=run_id, outputs=outputs)
+        )
+        if run is None:
+            raise Conflict("The run expired waiting for tool outputs.", code="run_expired")
+        return run
+
+    # ----------------------------------------------------------------------- cancel
+
+    async def cancel(self, *, user_id: str, run_id: str) -> Run:
+        """Cancel the run; a running turn's upstream call stops at once, text kept."""
+        await self.db.write(functools.partial(tx.cancel, user_id=user_id, run_id=run_id))
+        turn = self.turns.get(run_id)
+        if turn is None and self.bus is not None:
+            try:  # the turn may run on another replica: tell it now
+                await self.bus.cancel(run_id)
+            except Exception:
+                log.warning("could not broadcast a cancel; the heartbeat carries it", exc_info=True)
+        if turn is not None and turn.task is not None:
+            if not turn.settling:  # a settling turn sees the cancel in its own move
+                turn.stop_reason = "cancel"
+                turn.task.cancel()
+            await asyncio.wait([turn.task], timeout=10)
+        return await self.db.read(functools.partial(run_store.get_run, run_id=run_id))
+
+    def _cancelled_elsewhere(self, run_id: str) -> None:
+        turn = self.turns.get(run_id)
+        if turn is not None and turn.task is not None and not turn.settling:
+            turn.stop_reason = "remote"
+            turn.task.cancel()
+
+    # ------------------------------------------------------------------ event logs
+
+    async def follow(self, run_id: str, *, after: int) -> AsyncIterator[list[Entry]]:
+        """The run's events after ``after``: the stored log, then live events while the run
+        is in progress (here, or on another replica through the database). An empty batch
+        means nothing happened for a keep-alive interval."""
+        idle = self.settings.keepalive_seconds
+        turn = self.turns.get(run_id)
+        if turn is not None:
+            channel = turn.channel
+            if after + 1 < channel.first_seq:
+                stored = await self.db.read(
+                    functools.partial(
+                        run_store.read_events, run_id=run_id, after=after, before=channel.first_seq
+                    )
+                )
+                if stored:
+                    yield [(e.seq, e.type, e.data) for e in stored]
+            async for batch in channel.follow(after, idle_timeout=idle):
+                yield batch
+            return
+
+        if self.bus is not None:
+            async for batch in self._follow_live(run_id, after):
+                yield batch
+            return
+        quiet_since = time.monotonic()
+        while True:
+            status, batch = await self.db.read(functools.partial(_poll, run_id=run_id, after=after))
+            if batch:
+                after = batch[-1][0]
+                quiet_since = time.monotonic()
+                yield batch
+            if status != RunStatus.IN_PROGRESS:
+                return
+            if time.monotonic() - quiet_since >= idle:
+                quiet_since = time.monotonic()
+                yield []
+            await asyncio.sleep(min(self.settings.checkpoint_seconds, 0.25))
+
+    async def _follow_live(self, run_id: str, after: int) -> AsyncIterator[list[Entry]]:
+        """Follow a run that runs elsewhere: live over Redis, merged in order with the log,
+        which fills any gap and says when the run stops running."""
+        assert self.bus is not None
+        idle = self.settings.keepalive_seconds
+        quiet_since = time.monotonic()
+        early: dict[int, Entry] = {}  # heard, but not yet next in order
+        read_log = True
+        async with self.bus.subscription(run_id) as live:
+            while True:
+                running = True
+                if read_log:
+                    status, stored = await self.db.read(
+                        functools.partial(_poll, run_id=run_id, after=after)
+                    )
+                    running = status == RunStatus.IN_PROGRESS
+                    early.update((e[0], e) for e in stored if e[0] > after)
+                ready: list[Entry] = []
+                while after + 1 in early:
+                    entry = early.pop(after + 1)
+                    ready.append(entry)
+                    after = entry[0]
+                if ready:
+                    quiet_since = time.monotonic()
+                    yield ready
+                if not running:
+                    return  # the log was read after the run stopped: nothing more comes
+                heard = await live.next(wait=1.0)
+                if heard is None:  # silence: look at the log, and keep the client alive
+                    read_log = True
+                    if time.monotonic() - quiet_since >= idle:
+                        quiet_since = time.monotonic()
+                        yield []
+                    continue
+                early.update((e[0], e) for e in heard if e[0] > after)
+                # Read the log on a gap, or when a turn ended (the run may have stopped).
+                read_log = after + 1 not in early or any(e[1] == "done" for e in heard)
+
+    # -------------------------------------------------------------------- upkeep
+
+    async def _maintain(self) -> None:
+        beat = min(1.0, self.settings.lease_seconds / 3)
+        next_sweep = time.monotonic() + self.settings.sweep_seconds
+        while True:
+            await asyncio.sleep(beat)
+            try:
+                await self._heartbeat()
+                if time.monotonic() >= next_sweep:
+                    await self.sweep()
+                    next_sweep = time.monotonic() + self.settings.sweep_seconds
+            except Exception:
+                log.exception("run upkeep failed; retrying")
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the turns running here; stop those cancelled elsewhere."""
+        if not self.turns:
+            return
+        ids = list(self.turns)
+        alive = await self.db.write(functools.partial(tx.heartbeat, lease=self.lease, run_ids=ids))
+        for run_id in ids:
+            turn = self.turns.get(run_id)
+            if run_id not in alive and turn and turn.task and not turn.settling:
+                turn.stop_reason = "remote"
+                turn.task.cancel()
+
+    async def sweep(self) -> None:
+        """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
+        await self.db.write(functools.partial(tx.sweep, running_here=set(self.turns)))
+
+
+def _poll(conn: Connection, *, run_id: str, after: int) -> tuple[str, list[Entry]]:
+    # Status first: events written with a final status are then all visible.
+    status = run_store.get_run(conn, run_id=run_id).status
+    stored = run_store.read_events(conn, run_id=run_id, after=after)
+    return status, [(e.seq, e.type, e.data) for e in stored]

@@ -1,0 +1,342 @@
+"""One turn of a run: call the model, stream its events, and finish the turn.
+
+The turn runs in its own task, owned by the engine, never by an HTTP connection. Events get
+a per-run sequence number and go to the live channel at once; they reach the database's
+event log, with the streamed text, at every checkpoint (``engine.checkpoints``) and when the
+turn ends. A turn ends one of five ways, each in one transaction written before its closing
+events are published: ``action_required`` (the model asked for tools), ``completed``,
+``failed`` (typed error event), ``cancelled`` or ``incomplete`` (shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine import states
+from parley.engine.bus import RedisBus
+from parley.engine.checkpoints import Checkpointer
+from parley.engine.early import EarlyStart
+from parley.engine.hub import Entry, RunChannel
+from parley.errors import InternalError, ParleyError
+from parley.events import (
+    ActionItem,
+    ContentDelta,
+    DoneEvent,
+    ErrorEvent,
+    ModelEvent,
+    ReasoningDelta,
+    ReasoningPart,
+    RunStatusEvent,
+    TextPart,
+    ToolCallsEvent,
+    UsageEvent,
+)
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.registry import ProviderRegistry
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database, new_id, now
+from parley.store.records import Message, Run
+from parley.types import Role, RunStatus, ToolCall, ToolSpec
+
+log = logging.getLogger("parley.engine")
+
+
+class TurnStopped(Exception):
+    """The run left ``in_progress`` under the turn (cancelled from elsewhere)."""
+
+
+@dataclass(eq=False)
+class Turn:
+    run: Run
+    message_id: str
+    context: list[Message]
+    channel: RunChannel
+    #: Sequence number of the last event emitted.
+    seq: int
+    #: Events emitted but not yet in the database's log.
+    unsaved: list[Entry] = field(default_factory=list)
+    acc: TurnAccumulator = field(default_factory=TurnAccumulator)
+    #: Why the task is being cancelled: "cancel" (user), "shutdown", or "remote".
+    stop_reason: str | None = None
+    #: Set once the turn writes its end: from then on it is not interrupted.
+    settling: bool = False
+    task: asyncio.Task[None] | None = None
+    #: The upstream call, when it was started before the claim (``engine.early``).
+    early: EarlyStart | None = None
+    #: Set when a follower on another replica watches this run (``engine.bus``).
+    remote: RedisBus | None = None
+    _remote_batch: list[Entry] = field(default_factory=list)
+
+    def record(self, event: Any) -> Entry:
+        """Number the event and queue it for the log, without publishing it."""
+        self.seq += 1
+        entry = (self.seq, event.type, event.model_dump_json())
+        self.unsaved.append(entry)
+        return entry
+
+    def texts(self) -> tuple[str, str | None]:
+        """The answer and reasoning so far, as stored (PostgreSQL cannot hold NUL)."""
+        text, reasoning = self.acc.text, self.acc.reasoning or None
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
+        if reasoning and "\x00" in reasoning:
+            reasoning = reasoning.replace("\x00", "\ufffd")
+        return text, reasoning
+
+    def run_totals(self) -> dict[str, int]:
+        """The run's token counts with this turn's added."""
+        return {
+            "input_tokens": self.run.input_tokens + self.acc.input_tokens,
+            "output_tokens": self.run.output_tokens + self.acc.output_tokens,
+        }
+
+    def emit(self, event: Any) -> None:
+        """Number, queue for the log, and publish to live followers at once."""
+        entry = self.record(event)
+        self.channel.publish(entry)
+        if self.remote is not None:
+            self._to_remote([entry])
+
+    def publish_closing(self, entries: list[Entry]) -> None:
+        """Publish the committed end of the turn, and close its channel."""
+        self.channel.publish_many(entries)
+        self.channel.close()
+        if self.remote is not None:
+            self._to_remote(entries)
+
+    def _to_remote(self, entries: list[Entry]) -> None:
+        # Entries of one loop iteration go out as one message.
+        if not self._remote_batch:
+            asyncio.get_running_loop().call_soon(self._flush_remote)
+        self._remote_batch.extend(entries)
+
+    def _flush_remote(self) -> None:
+        batch, self._remote_batch = self._remote_batch, []
+        if batch and self.remote is not None:
+            self.remote.publish(self.run.id, batch)
+
+
+def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
+    """The model's view of the thread: every stored message, in order."""
+    messages: list[ChatMessage] = []
+    for m in context:
+        calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
+        if m.role == Role.ASSISTANT and not m.content and not calls:
+            continue  # a turn that produced nothing (failed before its first token)
+        messages.append(
+            ChatMessage(
+                role=Role(m.role),
+                content=m.content,
+                reasoning=m.reasoning,
+                tool_calls=calls,
+                tool_call_id=m.tool_call_id,
+            )
+        )
+    return ModelRequest(
+        model=model_id,
+        messages=messages,
+        instructions=run.instructions,
+        tools=[ToolSpec.model_validate(t) for t in run.tools],
+        parameters=dict(run.parameters),
+    )
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        db: Database,
+        providers: ProviderRegistry,
+        settings: Settings,
+        checkpointer: Checkpointer,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.settings = settings
+        self.checkpointer = checkpointer
+
+    async def run(self, turn: Turn) -> None:
+        """The whole turn; every exit leaves the run settled, with one ``done``."""
+        turn.emit(RunStatusEvent(run_id=turn.run.id, status=RunStatus.IN_PROGRESS))
+        outcome: ParleyError | list[ToolCall] | None = None
+        stopped = False
+        try:
+            await self._stream(turn)
+            outcome = turn.acc.finish_tool_calls()
+        except ParleyError as exc:
+            outcome = exc
+        except (TurnStopped, asyncio.CancelledError):
+            stopped = True
+        except Exception:
+            log.exception("turn of run %s failed", turn.run.id)
+            outcome = InternalError("The turn failed because of an internal error.")
+        turn.settling = True
+        # From here on the turn is not interrupted: it writes its end, whatever happens.
+        await asyncio.shield(self._finish(turn, outcome, stopped))
+
+    async def _finish(
+        self,
+        turn: Turn,
+        outcome: ParleyError | list[ToolCall] | None,
+        stopped: bool,
+    ) -> None:
+        await self.checkpointer.drain(turn)
+        try:
+            if stopped:
+                raise TurnStopped
+            if isinstance(outcome, ParleyError):
+                await self._fail(turn, outcome)
+            elif outcome:
+                await self._pause_for_tools(turn, outcome)
+            else:
+                await self._complete(turn)
+        except TurnStopped:
+            await self._stop(turn)
+
+    async def _stream(self, turn: Turn) -> None:
+        """Relay the model's events; the only awaits here are the upstream's."""
+        stream: AsyncGenerator[ModelEvent, None]
+        if turn.early is not None:
+            stream = turn.early.parts()
+        else:
+            provider, model_id = self.providers.resolve(turn.run.model)
+            stream = provider.stream(build_request(turn.run, turn.context, model_id))
+        run_id, message_id = turn.run.id, turn.message_id
+        acc, emit = turn.acc, turn.emit
+        try:
+            async for part in stream:
+                acc.add(part)
+                kind = type(part)
+                if kind is TextPart:
+                    emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+                elif kind is ReasoningPart:
+                    emit(ReasoningDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+        finally:
+            await stream.aclose()
+            if turn.early is not None:
+                await turn.early.discard()  # the first-part task and the upstream stream
+
+    def _closing(self, turn: Turn, status: RunStatus, *extra: Any) -> list[Entry]:
+        """Record the closing events; they are published once the end is committed."""
+        run_id, acc = turn.run.id, turn.acc
+        usage = UsageEvent(
+            run_id=run_id, input_tokens=acc.input_tokens, output_tokens=acc.output_tokens
+        )
+        events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
+        events.append(DoneEvent(run_id=run_id, status=status))
+        return [turn.record(e) for e in events]
+
+    async def _settle(
+        self,
+        turn: Turn,
+        status: RunStatus,
+        *extra: Any,
+        tool_calls: list[dict[str, Any]] | None = None,
+        actions: list[tuple[str, str, str, dict[str, Any]]] | None = None,
+        **run_values: Any,
+    ) -> None:
+        """Write the end of the turn in one transaction, then publish its closing events."""
+        closing = self._closing(turn, status, *extra)
+        entries, turn.unsaved = turn.unsaved, []
+        run, message_id = turn.run, turn.message_id
+        text, reasoning = turn.texts()
+        values = {
+            **turn.run_totals(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_seq": entries[-1][0],
+            **run_values,
+        }
+
+        def write(conn: Connection) -> bool:
+            if not states.move(conn, run.id, status, source=RunStatus.IN_PROGRESS, **values):
+                return False
+            thread_store.save_message_text(
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                tool_calls=tool_calls,
+            )
+            if actions:
+                run_store.create_actions(conn, run_id=run.id, calls=actions)
+            run_store.append_events(conn, run_id=run.id, events=entries)
+            return True
+
+        if not await self.db.write(write):  # stopped from elsewhere: take the closing back
+            turn.unsaved = entries[: len(entries) - len(closing)]
+            turn.seq -= len(closing)
+            raise TurnStopped
+        turn.publish_closing(closing)
+
+    async def _complete(self, turn: Turn) -> None:
+        await self._settle(turn, RunStatus.COMPLETED, completed_at=now())
+
+    async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:
+        run_id = turn.run.id
+        # Action ids are chosen here so the manifest and the rows agree.
+        action_ids = [new_id("act") for _ in calls]
+        manifest = ToolCallsEvent(
+            run_id=run_id,
+            actions=[
+                ActionItem(action_id=aid, tool_call_id=c.id, name=c.name, arguments=c.arguments)
+                for aid, c in zip(action_ids, calls, strict=True)
+            ],
+        )
+        await self._settle(
+            turn,
+            RunStatus.ACTION_REQUIRED,
+            manifest,
+            tool_calls=[c.model_dump() for c in calls],
+            actions=[
+                (aid, c.id, c.name, c.arguments) for aid, c in zip(action_ids, calls, strict=True)
+            ],
+            expires_at=now() + self.settings.action_expiry_seconds,
+        )
+
+    async def _fail(self, turn: Turn, exc: ParleyError) -> None:
+        error = ErrorEvent(run_id=turn.run.id, code=exc.code, message=exc.message)
+        await self._settle(
+            turn,
+            RunStatus.FAILED,
+            error,
+            completed_at=now(),
+            error_code=exc.code,
+            error_message=exc.message,
+        )
+
+    async def _stop(self, turn: Turn) -> None:
+        """The turn was stopped: by a cancel (the run is already ``cancelled``), by shutdown
+        (the run becomes ``incomplete``), or from another replica. Keep the partial text."""
+        run = turn.run
+        if turn.stop_reason in (None, "shutdown"):
+            try:
+                await self._settle(turn, RunStatus.INCOMPLETE, completed_at=now())
+                return
+            except TurnStopped:
+                pass
+        current = await self.db.read(functools.partial(run_store.get_run, run_id=run.id))
+        closing = self._closing(turn, RunStatus(current.status))
+        entries, turn.unsaved = turn.unsaved, []
+        message_id = turn.message_id
+        text, reasoning = turn.texts()
+        values = {**turn.run_totals(), "last_seq": entries[-1][0]}
+
+        def write(conn: Connection) -> None:
+            thread_store.save_message_text(
+                conn, message_id=message_id, content=text, reasoning=reasoning
+            )
+            run_store.append_events(conn, run_id=run.id, events=entries)
+            run_store.update_run(conn, run_id=run.id, **values)
+
+        await self.db.write(write)
+        turn.publish_closing(closing)

@@ -1,0 +1,52 @@
+"""The run state machine: one transition table, and the compare-and-set move that uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.store import runs as run_store
+from parley.types import RunStatus
+
+S = RunStatus
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    S.QUEUED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.FAILED}),
+    S.IN_PROGRESS: frozenset({S.ACTION_REQUIRED, S.COMPLETED, S.FAILED, S.CANCELLED, S.INCOMPLETE}),
+    S.ACTION_REQUIRED: frozenset({S.QUEUED, S.CANCELLED, S.EXPIRED, S.FAILED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.INCOMPLETE: frozenset(),
+}
+
+
+def can_move(source: RunStatus, target: RunStatus) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def sources_of(target: RunStatus) -> frozenset[RunStatus]:
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def move(
+    conn: Connection,
+    run_id: str,
+    target: RunStatus,
+    *,
+    source: RunStatus | None = None,
+    **values: Any,
+) -> bool:
+    """Move the run to ``target`` if it is still in ``source`` (or any state that may move
+    there); True when it moved. Asking for a move the table forbids is a programming error."""
+    if source is not None:
+        if not can_move(source, target):
+            raise ValueError(f"run may not move from {source} to {target}")
+        expected = [source.value]
+    else:
+        expected = [s.value for s in sources_of(target)]
+    return run_store.set_status(
+        conn, run_id=run_id, expected=expected, status=target.value, **values
+    )

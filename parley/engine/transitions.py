@@ -1,0 +1,299 @@
+"""The engine's transactions. Each is a synchronous function that runs inside one database
+transaction on a database thread (``Database.write``), so a status change and everything
+that goes with it (messages, actions, closing events) commit together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.engine import states
+from parley.errors import Conflict, InvalidRequest
+from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
+from parley.store import assistants as assistant_store
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import now
+from parley.store.records import Action, Assistant, Message, Run
+from parley.types import ActionStatus, Role, RunStatus
+
+_WAITING = {
+    RunStatus.IN_PROGRESS: (
+        "run_in_progress",
+        "The run is already streaming a turn; follow it with GET /v1/runs/{id}/events.",
+    ),
+    RunStatus.ACTION_REQUIRED: (
+        "tool_outputs_pending",
+        "The run is waiting for tool outputs; submit them before the next turn.",
+    ),
+}
+INTERRUPTED = "The server running this turn stopped; the text so far is kept."
+
+
+@dataclass(slots=True)
+class Claim:
+    """A turn claimed for this process: the run, its new assistant message, the context."""
+
+    run: Run
+    message_id: str
+    context: list[Message]
+    #: The assistant as read by the claim (first turns only).
+    assistant: Assistant | None = None
+
+
+@dataclass(slots=True)
+class Lease:
+    owner: str
+    seconds: float
+
+    def until(self) -> float:
+        return now() + self.seconds
+
+
+def claim_queued(
+    conn: Connection,
+    *,
+    user_id: str,
+    run_id: str,
+    lease: Lease,
+    thread_id: str | None = None,
+    assistant_id: str | None = None,
+) -> Claim | None:
+    """Claim the next turn of a ``queued`` run; None when the run just expired."""
+    run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
+    if thread_id is not None and thread_id != run.thread_id:
+        raise InvalidRequest(f"Run {run_id} belongs to another thread.", code="thread_mismatch")
+    if assistant_id is not None and assistant_id != run.assistant_id:
+        raise InvalidRequest(
+            f"Run {run_id} belongs to another assistant.", code="assistant_mismatch"
+        )
+    if expire_if_overdue(conn, run):
+        return None
+    status = RunStatus(run.status)
+    if status in _WAITING:
+        code, message = _WAITING[status]
+        raise Conflict(message, code=code)
+    if status != RunStatus.QUEUED:
+        raise Conflict(f"The run is {status.value}; start a new run.", code="run_finished")
+    t = now()
+    claimed = states.move(
+        conn,
+        run.id,
+        RunStatus.IN_PROGRESS,
+        source=RunStatus.QUEUED,
+        started_at=run.started_at or t,
+        lease_owner=lease.owner,
+        lease_expires_at=lease.until(),
+    )
+    if not claimed:
+        raise Conflict("Another request started this turn first.", code="run_in_progress")
+    context = thread_store.thread_context(conn, thread_id=run.thread_id)
+    seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=run.thread_id, count=1)
+    placeholder = thread_store.new_message(
+        thread_id=run.thread_id, seq=seq, role=Role.ASSISTANT, content="", run_id=run.id
+    )
+    thread_store.insert_messages(conn, user_id=user_id, rows=[placeholder])
+    return Claim(run=run, message_id=placeholder.id, context=context)
+
+
+def claim_first(
+    conn: Connection,
+    *,
+    user_id: str,
+    assistant_id: str,
+    content: str,
+    thread_id: str | None,
+    lease: Lease,
+    check_model: Callable[[str], Any],
+) -> Claim:
+    """Flow B turn 1: the user message, a new run already claimed, its assistant message."""
+    assistant = assistant_store.get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
+    check_model(assistant.model)
+    if thread_id is None:
+        thread_id = thread_store.create_thread(
+            conn, user_id=user_id, metadata={}, message_count=2
+        ).id
+        context: list[Message] = []
+        last_seq = 2
+    else:
+        thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+        ensure_idle(conn, thread_id=thread_id)
+        context = thread_store.thread_context(conn, thread_id=thread_id)
+        last_seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=2)
+    run = run_store.create_run(
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        model=assistant.model,
+        instructions=assistant.instructions,
+        tools=assistant.tools,
+        parameters=assistant.parameters,
+        status=RunStatus.IN_PROGRESS,
+        lease=(lease.owner, lease.until()),
+    )
+    question = thread_store.new_message(
+        thread_id=thread_id, seq=last_seq - 1, role=Role.USER, content=content
+    )
+    placeholder = thread_store.new_message(
+        thread_id=thread_id, seq=last_seq, role=Role.ASSISTANT, content="", run_id=run.id
+    )
+    thread_store.insert_messages(conn, user_id=user_id, rows=[question, placeholder])
+    context.append(question)
+    return Claim(run=run, message_id=placeholder.id, context=context, assistant=assistant)
+
+
+def ensure_idle(conn: Connection, *, thread_id: str, allow_queued: bool = False) -> None:
+    """Refuse when the thread has an active run (an overdue one is expired first)."""
+    active_id = run_store.active_run_id(conn, thread_id=thread_id)
+    if active_id is None:
+        return
+    run = run_store.get_run(conn, run_id=active_id)
+    if expire_if_overdue(conn, run):
+        return
+    if allow_queued and run.status == RunStatus.QUEUED:
+        return
+    raise Conflict(
+        f"Thread {thread_id} has an active run ({run.id}, {run.status}); wait for it, "
+        "submit its tool outputs, or cancel it.",
+        code="thread_busy",
+    )
+
+
+def store_outputs(
+    conn: Connection, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
+) -> Run | None:
+    """Store ``(tool_call_id, output)`` pairs; the run is ``queued`` again once none is
+    pending. A stored output resubmitted unchanged is a no-op. None: the run just expired."""
+    run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
+    if expire_if_overdue(conn, run):
+        return None
+    by_call = {a.tool_call_id: a for a in run_store.list_actions(conn, run_id=run.id)}
+    fresh: list[tuple[Action, str]] = []
+    for call_id, output in outputs:
+        action = by_call.get(call_id)
+        if action is None:
+            raise InvalidRequest(
+                f"Run {run.id} has no tool call {call_id}.", code="unknown_tool_call_id"
+            )
+        if action.status == ActionStatus.COMPLETED:
+            if action.output != output:
+                raise Conflict(
+                    f"An output for {call_id} was already submitted.", code="already_submitted"
+                )
+            continue
+        if action.status != ActionStatus.PENDING:
+            raise Conflict(f"Tool call {call_id} is {action.status}.", code="action_closed")
+        fresh.append((action, output))
+    if not fresh:
+        return run  # every output was already stored: an idempotent repeat
+    if run.status != RunStatus.ACTION_REQUIRED:
+        raise Conflict(
+            f"The run is {run.status}, not waiting for tool outputs.", code="run_not_waiting"
+        )
+    last = thread_store.reserve_seqs(
+        conn, user_id=user_id, thread_id=run.thread_id, count=len(fresh)
+    )
+    rows = []
+    for i, (action, output) in enumerate(fresh):
+        run_store.complete_action(conn, action_id=action.id, output=output)
+        rows.append(
+            thread_store.new_message(
+                thread_id=run.thread_id,
+                seq=last - len(fresh) + 1 + i,
+                role=Role.TOOL,
+                content=output,
+                tool_call_id=action.tool_call_id,
+                run_id=run.id,
+            )
+        )
+    thread_store.insert_messages(conn, user_id=user_id, rows=rows)
+    pending = sum(1 for a in by_call.values() if a.status == ActionStatus.PENDING)
+    if pending == len(fresh):
+        states.move(
+            conn, run.id, RunStatus.QUEUED, source=RunStatus.ACTION_REQUIRED, expires_at=None
+        )
+    return run_store.get_run(conn, run_id=run.id)
+
+
+def cancel(conn: Connection, *, user_id: str, run_id: str) -> RunStatus:
+    """Cancel the run; returns the status it had. A running turn is told to stop by the
+    engine; a waiting or queued run is closed here, with its closing events."""
+    run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
+    status = RunStatus(run.status)
+    if status in (RunStatus.QUEUED, RunStatus.ACTION_REQUIRED):
+        close_idle_run(conn, run, RunStatus.CANCELLED, ActionStatus.CANCELLED)
+    elif status == RunStatus.IN_PROGRESS:
+        states.move(conn, run.id, RunStatus.CANCELLED, source=status, completed_at=now())
+    else:
+        raise Conflict(f"The run is already {status.value}.", code="run_finished")
+    return status
+
+
+def close_idle_run(
+    conn: Connection,
+    run: Run,
+    status: RunStatus,
+    action_status: ActionStatus,
+    *,
+    error: ErrorEvent | None = None,
+    **values: Any,
+) -> bool:
+    """End a run that no turn is running, with its closing events in the log."""
+    events: list[Any] = [error] if error else []
+    events += [
+        RunStatusEvent(run_id=run.id, status=status),
+        DoneEvent(run_id=run.id, status=status),
+    ]
+    entries = [(run.last_seq + i, e.type, e.model_dump_json()) for i, e in enumerate(events, 1)]
+    moved = states.move(
+        conn,
+        run.id,
+        status,
+        source=RunStatus(run.status),
+        completed_at=now(),
+        last_seq=entries[-1][0],
+        **values,
+    )
+    if moved:
+        run_store.close_pending_actions(conn, run_id=run.id, status=action_status.value)
+        run_store.append_events(conn, run_id=run.id, events=entries)
+    return moved
+
+
+def expire_if_overdue(conn: Connection, run: Run) -> bool:
+    if run.status != RunStatus.ACTION_REQUIRED or run.expires_at is None:
+        return False
+    if run.expires_at >= now():
+        return False
+    return close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
+
+
+def sweep(conn: Connection, *, running_here: set[str]) -> None:
+    """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
+    t = now()
+    for run in run_store.overdue_runs(conn, at=t):
+        close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
+    for run in run_store.orphaned_runs(conn, at=t):
+        if run.id in running_here:
+            continue
+        close_idle_run(
+            conn,
+            run,
+            RunStatus.INCOMPLETE,
+            ActionStatus.CANCELLED,
+            error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
+            lease_owner=None,
+            lease_expires_at=None,
+            error_code="interrupted",
+            error_message=INTERRUPTED,
+        )
+
+
+def heartbeat(conn: Connection, *, lease: Lease, run_ids: list[str]) -> set[str]:
+    """Renew this process's leases; returns the runs still ``in_progress``."""
+    run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=lease.until())
+    return set(run_store.in_progress_ids(conn, run_ids=run_ids))

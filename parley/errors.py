@@ -1,0 +1,163 @@
+"""One exception hierarchy for every layer; the server maps it to JSON, the SDK back again.
+
+    ParleyError                  status  type
+    ├── InvalidRequest             400   invalid_request
+    │   └── ValidationFailed       422   validation_error      (details: field paths)
+    ├── AuthenticationFailed       401   authentication_error
+    ├── PermissionDenied           403   permission_denied
+    ├── NotFound                   404   not_found
+    ├── Conflict                   409   conflict
+    ├── PayloadTooLarge            413   payload_too_large
+    ├── UpstreamError              502   upstream_error        (the LLM provider failed)
+    │   └── UpstreamTimeout        504   upstream_timeout
+    ├── ServiceUnavailable         503   service_unavailable
+    ├── InternalError              500   internal_error
+    └── APIConnectionError          --   connection_error      (SDK: no answer from the server)
+        └── APITimeoutError         --   timeout
+
+Every message is written to be shown to a user: never a traceback, never internal text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+_MAX_MESSAGE = 500
+
+
+class ParleyError(Exception):
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        if len(message) > _MAX_MESSAGE:  # e.g. a 5,000-character id echoed back
+            message = message[: _MAX_MESSAGE - 1] + "…"
+        super().__init__(message)
+        self.message = message
+        #: A finer machine-readable reason than ``error_type`` (``run_in_progress``, ...).
+        self.code = code or self.error_type
+        self.details = details
+        if status_code is not None:
+            self.status_code = status_code  # type: ignore[misc]
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.error_type, "message": self.message}
+        if self.code != self.error_type:
+            body["code"] = self.code
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidRequest(ParleyError):
+    status_code = 400
+    error_type = "invalid_request"
+
+
+class ValidationFailed(InvalidRequest):
+    status_code = 422
+    error_type = "validation_error"
+
+
+class AuthenticationFailed(ParleyError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(ParleyError):
+    status_code = 403
+    error_type = "permission_denied"
+
+
+class NotFound(ParleyError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class Conflict(ParleyError):
+    status_code = 409
+    error_type = "conflict"
+
+
+class PayloadTooLarge(ParleyError):
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class UpstreamError(ParleyError):
+    status_code = 502
+    error_type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    error_type = "upstream_timeout"
+
+
+class ServiceUnavailable(ParleyError):
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class InternalError(ParleyError):
+    status_code = 500
+    error_type = "internal_error"
+
+
+class APIConnectionError(ParleyError):
+    status_code = 0
+    error_type = "connection_error"
+
+
+class APITimeoutError(APIConnectionError):
+    error_type = "timeout"
+
+
+_BY_TYPE: dict[str, type[ParleyError]] = {
+    cls.error_type: cls
+    for cls in (
+        InvalidRequest,
+        ValidationFailed,
+        AuthenticationFailed,
+        PermissionDenied,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UpstreamError,
+        UpstreamTimeout,
+        ServiceUnavailable,
+        InternalError,
+    )
+}
+_BY_STATUS: dict[int, type[ParleyError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: ValidationFailed,
+    502: UpstreamError,
+    503: ServiceUnavailable,
+    504: UpstreamTimeout,
+}
+
+
+def error_from_response(status_code: int, body: Any) -> ParleyError:
+    """Rebuild the typed error from an HTTP error answer (used by the SDK)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        message = str(err.get("message") or f"HTTP {status_code}")
+        cls = _BY_TYPE.get(str(err.get("type"))) or _BY_STATUS.get(status_code, ParleyError)
+        details = err.get("details") if isinstance(err.get("details"), list) else None
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        return cls(message, code=code, details=details, status_code=status_code)
+    cls = _BY_STATUS.get(status_code, ParleyError)
+    return cls(f"HTTP {status_code} from the server", status_code=status_code)

@@ -1,0 +1,158 @@
+"""The event vocabulary, spoken by every layer from provider adapter to browser.
+
+Two families:
+
+* **Run events** (pydantic models, literal ``type``): what a run stream carries on the wire
+  and what the SDK yields. ``Event`` is their annotated union, ``parse_event`` reads one.
+* **Model events** (slotted dataclasses): what a provider adapter yields for one model call,
+  before the engine ties it to a run and message. They never leave the server process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from parley.types import RunStatus
+
+# --------------------------------------------------------------------------- run events
+
+
+class RunStatusEvent(BaseModel):
+    type: Literal["run.status"] = "run.status"
+    run_id: str
+    status: RunStatus
+
+
+class ContentDelta(BaseModel):
+    type: Literal["content.delta"] = "content.delta"
+    run_id: str
+    message_id: str
+    text: str
+
+
+class ReasoningDelta(BaseModel):
+    type: Literal["reasoning.delta"] = "reasoning.delta"
+    run_id: str
+    message_id: str
+    text: str
+
+
+class ActionItem(BaseModel):
+    """One entry of the tool-call manifest: a pending action the client must run."""
+
+    action_id: str
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolCallsEvent(BaseModel):
+    type: Literal["tool_calls"] = "tool_calls"
+    run_id: str
+    actions: list[ActionItem]
+
+
+class UsageEvent(BaseModel):
+    type: Literal["usage"] = "usage"
+    run_id: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ErrorEvent(BaseModel):
+    """A failure safe to show a user; ``code`` is a stable machine-readable string."""
+
+    type: Literal["error"] = "error"
+    run_id: str | None = None
+    code: str
+    message: str
+
+
+class DoneEvent(BaseModel):
+    """The last event of every stream; ``status`` is the run's status when the turn ended."""
+
+    type: Literal["done"] = "done"
+    run_id: str
+    status: RunStatus
+
+
+Event = Annotated[
+    RunStatusEvent
+    | ContentDelta
+    | ReasoningDelta
+    | ToolCallsEvent
+    | UsageEvent
+    | ErrorEvent
+    | DoneEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "run.status",
+    "content.delta",
+    "reasoning.delta",
+    "tool_calls",
+    "usage",
+    "error",
+    "done",
+)
+
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes) -> Event:
+    """Parse one event from its JSON text (the ``data:`` of an SSE frame)."""
+    return _event_adapter.validate_json(data)
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    return _event_adapter.validate_python(data)
+
+
+# ------------------------------------------------------------------------- model events
+
+
+@dataclass(slots=True)
+class TextPart:
+    """A piece of the answer text."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningPart:
+    """A piece of the model's reasoning (a delta, never a snapshot)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallPart:
+    """A fragment of one tool call. ``index`` keys the call within the response; ``id`` and
+    ``name`` usually arrive on the first fragment only; ``arguments`` is a JSON text fragment."""
+
+    index: int | None = None
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class UsagePart:
+    """Token counts of the call so far (running totals, not increments)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(slots=True)
+class FinishPart:
+    """The model said why it stopped (``stop``, ``tool_calls``, ``length``, ...)."""
+
+    reason: str
+
+
+ModelEvent = TextPart | ReasoningPart | ToolCallPart | UsagePart | FinishPart

@@ -1,0 +1,155 @@
+"""Turn model events into one answer: text, reasoning, usage, finish reason and tool calls.
+
+Tool-call fragments are keyed by ``index``; by ``id`` only when a fragment has no index; a
+fragment with neither continues the call opened last. ``id`` and ``name`` usually come on
+the first fragment, argument fragments are concatenated, and each call's arguments are
+parsed once, in ``finish_tool_calls``. Broken JSON is an error, never repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from parley.errors import UpstreamError
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
+from parley.types import ToolCall, Usage
+
+
+class _PendingCall:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+
+class TurnAccumulator:
+    """Collects the model events of one model call. ``add`` is cheap: it is on the hot path."""
+
+    __slots__ = (
+        "_by_id",
+        "_by_index",
+        "_calls",
+        "_reasoning",
+        "_text",
+        "finish_reason",
+        "input_tokens",
+        "output_tokens",
+    )
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: list[_PendingCall] = []
+        self._by_index: dict[int, _PendingCall] = {}
+        self._by_id: dict[str, _PendingCall] = {}
+        #: Why the model stopped (``stop``, ``tool_calls``, ``length``, ...), once known.
+        self.finish_reason: str | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def add(self, event: ModelEvent) -> None:
+        """Take one model event into account."""
+        if type(event) is TextPart:
+            self._text.append(event.text)
+        elif type(event) is ReasoningPart:
+            self._reasoning.append(event.text)
+        elif type(event) is ToolCallPart:
+            self._add_tool_fragment(event)
+        elif type(event) is UsagePart:
+            # Usage parts carry totals so far; providers may split them (input first,
+            # output at the end), so keep the largest value seen for each field.
+            self.input_tokens = max(self.input_tokens, event.input_tokens)
+            self.output_tokens = max(self.output_tokens, event.output_tokens)
+        elif type(event) is FinishPart:
+            self.finish_reason = event.reason
+
+    def _add_tool_fragment(self, part: ToolCallPart) -> None:
+        call: _PendingCall | None
+        if part.index is not None:
+            call = self._by_index.get(part.index)
+            if call is None:
+                call = self._by_index[part.index] = self._open_call()
+        elif part.id is not None:
+            call = self._by_id.get(part.id)
+            if call is None:
+                call = self._by_id[part.id] = self._open_call()
+        else:
+            call = self._calls[-1] if self._calls else self._open_call()
+        if part.id and call.id is None:
+            call.id = part.id
+        if part.name and call.name is None:
+            call.name = part.name
+        if part.arguments:
+            call.arguments.append(part.arguments)
+
+    def _open_call(self) -> _PendingCall:
+        call = _PendingCall()
+        self._calls.append(call)
+        return call
+
+    @property
+    def text(self) -> str:
+        """The answer text so far."""
+        return _joined(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text so far."""
+        return _joined(self._reasoning)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return bool(self._calls)
+
+    def finish_tool_calls(self) -> list[ToolCall]:
+        """The tool calls, in order of first appearance, with their arguments parsed.
+
+        Raises ``UpstreamError`` (code ``malformed_tool_call``) for a call without a name or
+        whose arguments are not a JSON object. A call without an id gets a generated one.
+        """
+        return [_finish_call(call) for call in self._calls]
+
+
+def _joined(pieces: list[str]) -> str:
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0] if pieces else ""
+
+
+def _finish_call(call: _PendingCall) -> ToolCall:
+    if not call.name:
+        raise UpstreamError(
+            "The model returned a tool call without a tool name.", code="malformed_tool_call"
+        )
+    raw = "".join(call.arguments)
+    arguments: Any = {}
+    if raw.strip():
+        try:
+            arguments = json.loads(raw)
+        except ValueError:
+            raise UpstreamError(
+                f"The model returned invalid JSON arguments for the tool {call.name!r}.",
+                code="malformed_tool_call",
+            ) from None
+        if not isinstance(arguments, dict):
+            raise UpstreamError(
+                f"The model returned arguments for the tool {call.name!r} that are not a JSON object.",
+                code="malformed_tool_call",
+            )
+    call_id = call.id or f"call_{secrets.token_hex(12)}"
+    return ToolCall(id=call_id, name=call.name, arguments=arguments)

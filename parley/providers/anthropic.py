@@ -1,0 +1,406 @@
+"""Adapter for the Anthropic Messages API.
+
+``POST {base_url}/v1/messages`` with ``stream: true``; the SSE events become model events:
+``message_start`` usage → ``UsagePart``, a ``tool_use`` block start → ``ToolCallPart`` (keyed
+by the block index, with id and name), ``text_delta`` → ``TextPart``, ``thinking_delta`` →
+``ReasoningPart``, ``input_json_delta`` → ``ToolCallPart`` argument fragments,
+``message_delta`` → ``FinishPart`` and ``UsagePart`` (running totals), ``message_stop`` ends
+the answer and an ``error`` event is an ``UpstreamError``. Every failure is an
+``UpstreamError`` (or ``UpstreamTimeout``) with a message safe to show a user.
+
+HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
+only what is particular to the Messages API. Not sent back yet: thinking blocks (their
+``signature`` is read past), so a later turn carries the visible text and tool calls only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import aiohttp
+import orjson
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers import transport
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.sse import iter_sse
+from parley.providers.transport import (
+    NO_RETRIES,
+    HTTPTransport,
+    RetryPolicy,
+    malformed,
+    shorten_detail,
+)
+
+__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicProvider", "request_body"]
+
+#: The ``anthropic-version`` header sent with every call.
+ANTHROPIC_VERSION = "2023-06-01"
+#: ``max_tokens`` is required by the API; this is sent when the request's parameters lack it.
+DEFAULT_MAX_TOKENS = 4096
+#: How the user is told who failed.
+_LABEL = "Anthropic API"
+#: Pages of ``GET /v1/models`` read at most (1,000 models each).
+_MAX_MODEL_PAGES = 10
+
+#: The API's ``stop_reason`` values as Parley's finish reasons; others pass through as is.
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
+
+
+class AnthropicProvider:
+    """Streams Messages API answers from Anthropic (or a server speaking the same API).
+
+    ``base_url`` is the API's root (``https://api.anthropic.com``); one ending in ``/v1`` is
+    taken as well. HTTP goes through an ``HTTPTransport`` (opened on first use, closed by
+    ``aclose``; proxies come from the environment). A ``session`` passed in is used as is
+    (with this provider's timeouts) and left open. ``headers`` are added to every call
+    (``anthropic-beta``, ...) and may replace the defaults.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "https://api.anthropic.com",
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy = NO_RETRIES,
+    ) -> None:
+        root = base_url.rstrip("/").removesuffix("/v1")
+        common = {"anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            common["x-api-key"] = api_key
+        common.update(headers or {})
+        wire_headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            **common,
+        }
+        self._transport = HTTPTransport(
+            root + "/v1/messages",
+            wire_headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            session=session,
+            provider_label=_LABEL,
+            retry=retry,
+        )
+        self._models_url = root + "/v1/models"
+        self._list_headers = common
+        self._connect_timeout = connect_timeout
+
+    async def list_models(self) -> list[str]:
+        """The model ids the API lists (``GET /v1/models``, every page), sorted."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
+        ids: list[str] = []
+        params = {"limit": "1000"}
+        try:
+            async with aiohttp.ClientSession(
+                timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+            ) as http:
+                for _ in range(_MAX_MODEL_PAGES):
+                    async with http.get(
+                        self._models_url, headers=self._list_headers, params=params
+                    ) as response:
+                        if response.status >= 400:
+                            raise _list_error(response.status)
+                        body = await response.json(content_type=None)
+                    if not isinstance(body, dict):
+                        break
+                    data = body.get("data")
+                    page = [m["id"] for m in data or () if isinstance(m, dict) and "id" in m]
+                    ids.extend(str(model_id) for model_id in page)
+                    last_id = body.get("last_id")
+                    if body.get("has_more") is not True or not isinstance(last_id, str):
+                        break
+                    params = {"limit": "1000", "after_id": last_id}
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UpstreamError(
+                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
+                code="upstream_unreachable",
+            ) from None
+        return sorted(set(ids))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this provider opened (a later call opens a new one)."""
+        await self._transport.aclose()
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        """Call the model and yield its events; closing the iterator closes the response."""
+        body = orjson.dumps(request_body(request))
+        call = self._transport.call(body, _read, message_from_body=_error_message)
+        async with aclosing(call) as events:
+            async for event in events:
+                yield event
+
+
+async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+    """The events of a successful answer: streamed, or one JSON message."""
+    if response.content_type == "application/json":
+        for event in _message_events(await response.read()):
+            yield event
+        return
+    state = _StreamState()
+    async with aclosing(iter_sse(response.chunks())) as events:
+        async for name, data in events:
+            for event in state.read(name, data):
+                yield event
+            if state.stopped:
+                break
+    if not state.stopped:
+        raise transport.truncated(_LABEL)
+    await response.drain(transport.DRAIN_TIMEOUT)
+
+
+def _list_error(status: int) -> UpstreamError:
+    code = "upstream_auth" if status in (401, 403) else "upstream_http_error"
+    return UpstreamError(f"The {_LABEL} answered HTTP {status} to GET /v1/models.", code=code)
+
+
+# ----------------------------------------------------------------------------- request
+
+
+def request_body(request: ModelRequest) -> dict[str, Any]:
+    """The JSON body of a streaming Messages API call for ``request``.
+
+    Parameters pass through (``temperature``, ``top_p``, ``stop_sequences``, ``thinking``,
+    ...); ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS``. The instructions, and any system
+    messages, become the top-level ``system``.
+    """
+    body: dict[str, Any] = dict(request.parameters)
+    body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    system = [request.instructions] if request.instructions else []
+    system.extend(m.content for m in request.messages if m.role == "system" and m.content)
+    if system:
+        body["system"] = "\n\n".join(system)
+    body.update(model=request.model, messages=wire_messages(request.messages), stream=True)
+    if request.tools:
+        body["tools"] = [_wire_tool(tool.function.model_dump()) for tool in request.tools]
+    return body
+
+
+def _wire_tool(function: dict[str, Any]) -> dict[str, Any]:
+    tool = {"name": function["name"], "input_schema": function["parameters"]}
+    if function.get("description"):
+        tool["description"] = function["description"]
+    return tool
+
+
+def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """The ``messages`` of a call: content blocks, roles alternating.
+
+    Tool results are ``tool_result`` blocks of a user message; consecutive messages of one
+    role (several tool results, a tool result then the user's next words) become one
+    message. Empty messages are left out: the API refuses empty text blocks.
+    """
+    wire: list[dict[str, Any]] = []
+    for message in messages:
+        role = str(message.role)
+        if role == "system":
+            continue  # sent as the top-level ``system``
+        blocks = _content_blocks(message, role)
+        if not blocks:
+            continue
+        wire_role = "assistant" if role == "assistant" else "user"
+        if wire and wire[-1]["role"] == wire_role:
+            wire[-1]["content"].extend(blocks)
+        else:
+            wire.append({"role": wire_role, "content": blocks})
+    return wire
+
+
+def _content_blocks(message: ChatMessage, role: str) -> list[dict[str, Any]]:
+    if role == "tool":
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+        if message.content:
+            result["content"] = message.content
+        return [result]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    if role == "assistant":
+        blocks.extend(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+            for call in message.tool_calls
+        )
+    return blocks
+
+
+# ---------------------------------------------------------------------------- response
+
+
+class _StreamState:
+    """What one stream has said so far: token totals, and whether the message ended."""
+
+    __slots__ = ("input_tokens", "output_tokens", "stopped")
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stopped = False
+
+    def read(self, name: str, data: bytes) -> list[ModelEvent]:
+        """The model events of one SSE event (``name`` its ``event:`` line)."""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise malformed("an event that is not valid JSON", provider_label=_LABEL) from None
+        if not isinstance(payload, dict):
+            raise malformed("an event that is not a JSON object", provider_label=_LABEL)
+        kind = payload.get("type", name)
+        if kind == "content_block_delta":
+            return _delta_events(payload)
+        if kind == "content_block_start":
+            return _block_start_events(payload)
+        if kind == "message_start":
+            message = payload.get("message")
+            if not isinstance(message, dict):
+                raise malformed("a message_start without a message", provider_label=_LABEL)
+            return self.usage_events(message.get("usage"))
+        if kind == "message_delta":
+            delta = _object(payload.get("delta"), "a message_delta whose delta")
+            events = self.usage_events(payload.get("usage"))
+            reason = delta.get("stop_reason")
+            if reason is not None:
+                events.insert(0, _finish_part(reason))
+            return events
+        if kind == "message_stop":
+            self.stopped = True
+        elif kind == "error":
+            detail = _error_message(payload)
+            raise UpstreamError(
+                f"The {_LABEL} reported an error during the stream"
+                + (f": {detail}" if detail else "."),
+                code="upstream_stream_error",
+            )
+        # ping, content_block_stop and event types added later carry nothing we use.
+        return []
+
+    def usage_events(self, usage: Any) -> list[ModelEvent]:
+        """A ``UsagePart`` with the totals so far, when ``usage`` holds counts."""
+        if usage is None:
+            return []
+        usage = _object(usage, "usage that")
+        counts = [
+            usage.get(key)
+            for key in (
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+                "output_tokens",
+            )
+        ]
+        if not all(c is None or (type(c) is int) for c in counts):
+            raise malformed("token counts that are not integers", provider_label=_LABEL)
+        fresh, cache_write, cache_read, output = counts
+        if fresh is not None or cache_write is not None or cache_read is not None:
+            # What the call read in all: cached input is counted apart from the rest.
+            self.input_tokens = (fresh or 0) + (cache_write or 0) + (cache_read or 0)
+        if output is not None:
+            self.output_tokens = output
+        return [UsagePart(input_tokens=self.input_tokens, output_tokens=self.output_tokens)]
+
+
+def _block_start_events(payload: dict[str, Any]) -> list[ModelEvent]:
+    index = _index(payload)
+    block = _object(payload.get("content_block"), "a content_block_start whose block")
+    kind = block.get("type")
+    if kind == "tool_use":
+        call_id, name, given = block.get("id"), block.get("name"), block.get("input")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            raise malformed("a tool_use block without an id and name", provider_label=_LABEL)
+        # The input comes as input_json_delta fragments; the start holds an empty object.
+        arguments = orjson.dumps(given).decode() if isinstance(given, dict) and given else ""
+        return [ToolCallPart(index=index, id=call_id, name=name, arguments=arguments)]
+    text = block.get("text") if kind == "text" else block.get("thinking")
+    if kind in ("text", "thinking") and text:  # normally empty: the text comes as deltas
+        if not isinstance(text, str):
+            raise malformed(f"a {kind} block whose text is not text", provider_label=_LABEL)
+        return [TextPart(text) if kind == "text" else ReasoningPart(text)]
+    return []  # redacted_thinking, server tools' blocks, ...: nothing to show
+
+
+def _delta_events(payload: dict[str, Any]) -> list[ModelEvent]:
+    index = _index(payload)
+    delta = _object(payload.get("delta"), "a content_block_delta whose delta")
+    kind = delta.get("type")
+    field = {
+        "text_delta": "text",
+        "thinking_delta": "thinking",
+        "input_json_delta": "partial_json",
+    }.get(kind if isinstance(kind, str) else "")
+    if field is None:
+        return []  # signature_delta, citations_delta, ...: not kept yet
+    value = delta.get(field)
+    if not isinstance(value, str):
+        raise malformed(f"a {kind} without its text", provider_label=_LABEL)
+    if not value:
+        return []
+    if kind == "text_delta":
+        return [TextPart(value)]
+    if kind == "thinking_delta":
+        return [ReasoningPart(value)]
+    return [ToolCallPart(index=index, arguments=value)]
+
+
+def _finish_part(reason: Any) -> FinishPart:
+    if not isinstance(reason, str):
+        raise malformed("a stop_reason that is not text", provider_label=_LABEL)
+    return FinishPart(_FINISH_REASONS.get(reason, reason))
+
+
+def _index(payload: dict[str, Any]) -> int:
+    index = payload.get("index")
+    if type(index) is not int:
+        raise malformed("a content block event without an index", provider_label=_LABEL)
+    return index
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise malformed(f"{what} is not an object", provider_label=_LABEL)
+    return value
+
+
+def _message_events(raw: bytes) -> list[ModelEvent]:
+    """The events of a whole ``message`` (a server that ignored ``stream``)."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise malformed("an answer that is not valid JSON", provider_label=_LABEL) from None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        raise malformed("an answer without content", provider_label=_LABEL)
+    events: list[ModelEvent] = []
+    for index, block in enumerate(message["content"]):
+        if isinstance(block, dict):
+            events.extend(_block_start_events({"index": index, "content_block": block}))
+    events.append(_finish_part(message.get("stop_reason") or "end_turn"))
+    events.extend(_StreamState().usage_events(message.get("usage")))
+    return events
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _error_message(body: Any) -> str:
+    """The API's own message from an error body (``{"type": "error", "error": {"type",
+    "message"}}``), shortened, with its error type; or ``""``."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if not isinstance(error, dict):
+        return ""
+    message, kind = error.get("message"), error.get("type")
+    if not isinstance(message, str) or not message.strip():
+        return kind if isinstance(kind, str) else ""
+    detail = shorten_detail(message)
+    return f"{detail} ({kind})" if isinstance(kind, str) and kind else detail

@@ -1,0 +1,208 @@
+"""The demo model: offline, deterministic, always available as ``demo/<anything>``.
+
+* It streams its reply a word at a time after a short reasoning preamble.
+* When the newest message is a user message naming one of the given tools (the exact name,
+  as a whole word), it calls that tool. Arguments come from the tool's JSON Schema: each
+  string property gets the text after the name (trimmed; up to the next named tool when
+  two are named; the whole message when nothing follows), each number or integer property
+  the first number in that text, each boolean ``false``; other properties are left out,
+  and so is a number property when the text has no number. Two names give two parallel
+  calls, streamed in interleaved fragments.
+* When the newest messages are tool results, it quotes each one verbatim.
+* Otherwise it echoes the user and says how to configure a real provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.types import ToolSpec
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_WORD = re.compile(r"\S+\s*|\s+")
+#: Longest part of the user's message echoed back.
+_ECHO_LIMIT = 200
+
+
+class DemoProvider:
+    """The offline demo model. ``delay`` is the pause between chunks, in seconds."""
+
+    def __init__(self, delay: float = 0.006) -> None:
+        self.delay = delay
+
+    async def list_models(self) -> list[str]:
+        """Any model id works; this one is the example."""
+        return ["parley"]
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        plan = _plan(request)
+        output_words = 0
+        for event in plan.events():
+            if type(event) is TextPart or type(event) is ReasoningPart:
+                output_words += len(event.text.split())
+            elif type(event) is ToolCallPart:
+                output_words += len(event.arguments.split())
+            yield event
+            await asyncio.sleep(self.delay)
+        yield UsagePart(input_tokens=_input_words(request), output_tokens=output_words)
+        yield FinishPart(plan.finish_reason)
+
+
+def _plan(request: ModelRequest) -> _Plan:
+    newest = request.messages[-1] if request.messages else None
+    if newest is not None and str(newest.role) == "tool":
+        return _Plan.for_text(_tool_results_reply(request.messages))
+    if newest is not None and str(newest.role) == "user":
+        calls = find_tool_calls(newest.content, request.tools)
+        if calls:
+            return _Plan.for_tools(calls)
+    return _Plan.for_text(_greeting(request.messages))
+
+
+class _Plan:
+    """What the demo will stream: a reasoning preamble, then text or tool calls."""
+
+    def __init__(
+        self,
+        reasoning: list[str],
+        finish_reason: str,
+        reply: str = "",
+        calls: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.reasoning = reasoning
+        self.finish_reason = finish_reason
+        self.reply = reply
+        self.calls = calls or []
+
+    @classmethod
+    def for_text(cls, reply: str) -> _Plan:
+        preamble = ["The demo model reads the conversation. ", "It answers offline."]
+        return cls(preamble, "stop", reply=reply)
+
+    @classmethod
+    def for_tools(cls, calls: list[tuple[str, dict[str, Any]]]) -> _Plan:
+        names = " and ".join(name for name, _ in calls)
+        preamble = ["The message names a tool. ", f"The demo model calls {names}."]
+        return cls(preamble, "tool_calls", calls=calls)
+
+    def events(self) -> list[ModelEvent]:
+        events: list[ModelEvent] = [ReasoningPart(piece) for piece in self.reasoning]
+        if not self.calls:
+            events.extend(TextPart(piece) for piece in chunk_words(self.reply))
+            return events
+        fragments: list[list[str]] = []
+        for index, (name, arguments) in enumerate(self.calls):
+            call_id = f"call_{secrets.token_hex(12)}"
+            events.append(ToolCallPart(index=index, id=call_id, name=name, arguments=""))
+            raw = json.dumps(arguments)
+            half = len(raw) // 2
+            fragments.append([raw[:half], raw[half:]])
+        for step in range(2):  # interleave the calls' fragments, as parallel calls do
+            events.extend(
+                ToolCallPart(index=index, arguments=parts[step])
+                for index, parts in enumerate(fragments)
+                if parts[step]
+            )
+        return events
+
+
+def chunk_words(text: str) -> list[str]:
+    """Split ``text`` into word-sized chunks that join back to exactly ``text``."""
+    return _WORD.findall(text)
+
+
+def find_tool_calls(message: str, tools: list[ToolSpec]) -> list[tuple[str, dict[str, Any]]]:
+    """The calls the demo makes for a user message: ``(name, arguments)`` in message order."""
+    found: list[tuple[int, int, ToolSpec]] = []
+    for tool in tools:
+        match = _name_pattern(tool.function.name).search(message)
+        if match:
+            found.append((match.start(), match.end(), tool))
+    found.sort(key=lambda item: item[0])
+    calls = []
+    for position, (_start, end, tool) in enumerate(found):
+        stop = found[position + 1][0] if position + 1 < len(found) else len(message)
+        text = message[end:stop].strip() or message.strip()
+        calls.append((tool.function.name, fill_arguments(tool.function.parameters, text)))
+    return calls
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    # A whole word: not glued to other name characters on either side ("get_weather" does
+    # not match inside "get_weather_now"); a full stop right after the name is fine.
+    return re.compile(rf"(?<![\w.-]){re.escape(name)}(?![\w-])(?!\.\w)")
+
+
+def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    """Arguments for a tool's JSON Schema, filled from ``text`` (see the module docstring)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {}
+    number = _NUMBER.search(text)
+    arguments: dict[str, Any] = {}
+    for name, prop in properties.items():
+        kind = _schema_type(prop)
+        if kind == "string":
+            arguments[name] = text
+        elif kind == "integer" and number:
+            arguments[name] = int(float(number.group()))
+        elif kind == "number" and number:
+            value = float(number.group())
+            arguments[name] = int(value) if value.is_integer() else value
+        elif kind == "boolean":
+            arguments[name] = False
+    return arguments
+
+
+def _schema_type(prop: Any) -> str | None:
+    kind = prop.get("type") if isinstance(prop, dict) else None
+    if isinstance(kind, list):  # ["string", "null"]
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def _tool_results_reply(messages: list[ChatMessage]) -> str:
+    results: list[ChatMessage] = []
+    for message in reversed(messages):
+        if str(message.role) != "tool":
+            break
+        results.append(message)
+    results.reverse()
+    names = {
+        call.id: call.name
+        for message in messages
+        if str(message.role) == "assistant"
+        for call in message.tool_calls
+    }
+    sentences = [
+        f'Demo model: the tool {names.get(result.tool_call_id or "", "call")} returned "{result.content}".'
+        for result in results
+    ]
+    return " ".join(sentences)
+
+
+def _greeting(messages: list[ChatMessage]) -> str:
+    said = next((m.content for m in reversed(messages) if str(m.role) == "user"), "")
+    said = " ".join(said.split())
+    if len(said) > _ECHO_LIMIT:
+        said = said[: _ECHO_LIMIT - 1] + "…"
+    opening = f'Demo model: you said "{said}".' if said else "Demo model: hello!"
+    return (
+        f"{opening} I am Parley's offline demo model, so this answer is canned. "
+        "Configure a real provider (for example set OPENAI_API_KEY, or add a "
+        "[providers.NAME] table to the config file) and pick one of its models for real answers."
+    )
+
+
+def _input_words(request: ModelRequest) -> int:
+    words = len(request.instructions.split()) if request.instructions else 0
+    for message in request.messages:
+        words += len(message.content.split())
+    return words

@@ -1,0 +1,432 @@
+"""Adapter for the Gemini API (Google AI Studio's ``generativelanguage.googleapis.com``).
+
+``POST {base_url}/models/{model}:streamGenerateContent?alt=sse`` with the key in the
+``x-goog-api-key`` header (never in the URL, so it stays out of logs); each SSE event is one
+``GenerateContentResponse``, whose first candidate's parts become model events:
+``{text}`` → ``TextPart``, ``{text, thought: true}`` → ``ReasoningPart``, ``{functionCall}``
+→ one whole ``ToolCallPart`` (Gemini sends a call at once, with an id only sometimes: one
+is made up when missing), ``usageMetadata`` → ``UsagePart`` and ``finishReason`` →
+``FinishPart``. Every failure is an ``UpstreamError`` (or ``UpstreamTimeout``) with a
+message safe to show a user.
+
+HTTP goes through ``transport.HTTPTransport``, which is bound to one URL; the model id is
+part of Gemini's URL, so there is one transport per model id, made on first use.
+
+Not sent back yet: the ``thoughtSignature`` Gemini puts on parts of thinking models. The
+engine keeps a message's reasoning as text only; to replay signatures it would have to
+store each signature with the part it came on (the function call, or the text) and give it
+back in ``ChatMessage`` so ``_model_content`` can put it on the same part again.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers import transport
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.sse import iter_sse
+from parley.providers.transport import (
+    NO_RETRIES,
+    HTTPTransport,
+    RetryPolicy,
+    shorten_detail,
+)
+from parley.types import FunctionSpec
+
+__all__ = ["DEFAULT_BASE_URL", "GeminiProvider", "StreamState", "generation_config", "request_body"]
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+#: How the user is told who failed.
+_LABEL = "Gemini API"
+#: Pages of ``GET /models`` followed at most (a loop guard: the API has two or three).
+_MAX_PAGES = 20
+#: Gemini's finish reasons that have an OpenAI-style name; others are passed lowercased.
+_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+#: ``request.parameters`` → ``generationConfig``: snake_case and Gemini's own camelCase.
+_GENERATION_CONFIG = {
+    "temperature": "temperature",
+    "max_tokens": "maxOutputTokens",
+    "max_output_tokens": "maxOutputTokens",
+    "maxOutputTokens": "maxOutputTokens",
+    "top_p": "topP",
+    "topP": "topP",
+    "top_k": "topK",
+    "topK": "topK",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "presencePenalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+    "frequencyPenalty": "frequencyPenalty",
+    "thinking_config": "thinkingConfig",
+    "thinkingConfig": "thinkingConfig",
+    "response_mime_type": "responseMimeType",
+    "responseMimeType": "responseMimeType",
+}
+_ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+def _malformed(what: str) -> UpstreamError:
+    return transport.malformed(what, provider_label=_LABEL)
+
+
+class GeminiProvider:
+    """Streams ``streamGenerateContent`` from the Gemini API (or a server speaking it).
+
+    HTTP goes through one ``HTTPTransport`` per model id (see there: each opens its client
+    on first use, and all live until ``aclose``; proxies come from the environment). A
+    ``session`` passed in is used as is (with this provider's timeouts) and left open.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy = NO_RETRIES,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        auth = {"x-goog-api-key": api_key} if api_key else {}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **auth,
+            **(headers or {}),
+        }
+        self._list_headers = {**auth, **(headers or {})}
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._session = session
+        self._retry = retry
+        self._transports: dict[str, HTTPTransport] = {}
+
+    def _transport(self, model: str) -> HTTPTransport:
+        """The transport for ``model``'s URL, made on first use."""
+        http = self._transports.get(model)
+        if http is None:
+            name = model.removeprefix("models/")
+            url = f"{self._base_url}/models/{quote(name, safe='')}:streamGenerateContent?alt=sse"
+            http = self._transports[model] = HTTPTransport(
+                url,
+                self._headers,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                session=self._session,
+                provider_label=_LABEL,
+                retry=self._retry,
+            )
+        return http
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this provider opened (a later call opens new ones)."""
+        transports, self._transports = list(self._transports.values()), {}
+        for http in transports:
+            await http.aclose()
+
+    async def list_models(self) -> list[str]:
+        """The ids of the models that can generate content (``GET /models``), sorted."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
+        models: set[str] = set()
+        try:
+            async with aiohttp.ClientSession(
+                timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+            ) as http:
+                token = ""
+                for _ in range(_MAX_PAGES):
+                    params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
+                    async with http.get(
+                        f"{self._base_url}/models", params=params, headers=self._list_headers
+                    ) as response:
+                        if response.status >= 400:
+                            detail = _error_message(await _json_or_none(response))
+                            raise UpstreamError(
+                                f"The {_LABEL} answered HTTP {response.status} to GET /models"
+                                + (f": {detail}" if detail else "."),
+                                code="upstream_http_error",
+                            )
+                        body = await response.json(content_type=None)
+                    token = _add_models(body, models)
+                    if not token:
+                        break
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UpstreamError(
+                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
+                code="upstream_unreachable",
+            ) from None
+        return sorted(models)
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        """Call the model and yield its events; closing the iterator closes the response."""
+        body = orjson.dumps(request_body(request))
+        http = self._transport(request.model)
+        call = http.call(body, _read, message_from_body=_error_message)
+        async with aclosing(call) as events:
+            async for event in events:
+                yield event
+
+
+async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+    """The events of a successful answer: streamed, or one JSON array (a server that
+    ignored ``alt=sse``)."""
+    state = StreamState()
+    if response.content_type == "application/json":
+        for event in state.whole_answer(await response.read()):
+            yield event
+    else:
+        async with aclosing(iter_sse(response.chunks())) as events:
+            async for _name, data in events:
+                for event in state.chunk_events(data):
+                    yield event
+    if not state.finished:
+        raise transport.truncated(_LABEL)
+
+
+# ----------------------------------------------------------------------------- request
+
+
+def request_body(request: ModelRequest) -> dict[str, Any]:
+    """The JSON body of a ``streamGenerateContent`` call for ``request``."""
+    system = [request.instructions] if request.instructions else []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool call id → function name, from the assistant's calls
+    for message in request.messages:
+        role = str(message.role)
+        if role == "system":
+            if message.content:
+                system.append(message.content)
+            continue
+        if role == "assistant":
+            names.update((call.id, call.name) for call in message.tool_calls)
+            wire_role, parts = "model", _model_parts(message)
+        elif role == "tool":
+            wire_role, parts = "user", [_function_response(message, names)]
+        else:
+            wire_role, parts = "user", [{"text": message.content}] if message.content else []
+        if not parts:
+            continue  # Gemini refuses a content without parts
+        if contents and contents[-1]["role"] == wire_role:
+            contents[-1]["parts"].extend(parts)  # e.g. the results of parallel calls
+        else:
+            contents.append({"role": wire_role, "parts": parts})
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
+    if request.tools:
+        body["tools"] = [
+            {"functionDeclarations": [_declaration(t.function) for t in request.tools]}
+        ]
+    config = generation_config(request.parameters)
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def _model_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
+    parts.extend(
+        {"functionCall": {"name": call.name, "args": call.arguments}} for call in message.tool_calls
+    )
+    return parts
+
+
+def _function_response(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
+    call_id = message.tool_call_id or ""
+    # Gemini matches a result to its call by name; a result whose call is not in the
+    # context (it should always be) is sent under its call id rather than dropped.
+    name = names.get(call_id) or call_id or "unknown_tool"
+    return {"functionResponse": {"name": name, "response": {"content": message.content}}}
+
+
+def _declaration(function: FunctionSpec) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": function.name}
+    if function.description:
+        declaration["description"] = function.description
+    # Gemini refuses an OBJECT schema without properties: a tool without arguments has none.
+    if function.parameters.get("properties"):
+        declaration["parameters"] = function.parameters
+    return declaration
+
+
+def generation_config(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """``generationConfig`` from a request's parameters; the others are not sent (Gemini
+    refuses unknown fields)."""
+    config: dict[str, Any] = {}
+    for key, value in parameters.items():
+        wire = _GENERATION_CONFIG.get(key)
+        if wire is not None and value is not None:
+            config[wire] = value
+        elif key in ("stop", "stop_sequences", "stopSequences") and value:
+            config["stopSequences"] = [value] if isinstance(value, str) else list(value)
+    return config
+
+
+# ---------------------------------------------------------------------------- response
+
+
+class StreamState:
+    """What one answer needs remembered across its chunks: the calls seen (for their
+    index and the finish reason) and whether it finished."""
+
+    __slots__ = ("calls", "finished")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.finished = False
+
+    def whole_answer(self, raw: bytes) -> list[ModelEvent]:
+        """The events of an answer sent as one JSON array of responses (no ``alt=sse``)."""
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _malformed("an answer that is not valid JSON") from None
+        chunks = body if isinstance(body, list) else [body]
+        return [event for chunk in chunks for event in self._events(chunk)]
+
+    def chunk_events(self, data: bytes) -> list[ModelEvent]:
+        """The model events of one ``GenerateContentResponse`` (one SSE event's data)."""
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise _malformed("a chunk that is not valid JSON") from None
+        return self._events(chunk)
+
+    def _events(self, chunk: Any) -> list[ModelEvent]:
+        if not isinstance(chunk, dict):
+            raise _malformed("a chunk that is not a JSON object")
+        if chunk.get("error") is not None:
+            detail = _error_message(chunk)
+            raise UpstreamError(
+                f"The {_LABEL} reported an error during the stream"
+                + (f": {detail}" if detail else "."),
+                code="upstream_stream_error",
+            )
+        feedback = chunk.get("promptFeedback")
+        if isinstance(feedback, dict) and feedback.get("blockReason"):
+            reason = feedback["blockReason"]
+            why = (
+                f" (reason: {reason})"
+                if isinstance(reason, str) and _ENUM.fullmatch(reason)
+                else ""
+            )
+            raise UpstreamError(f"The {_LABEL} blocked the prompt{why}.", code="upstream_blocked")
+        events: list[ModelEvent] = []
+        candidates = chunk.get("candidates")
+        if candidates:
+            if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
+                raise _malformed("a chunk whose candidates are not a list of objects")
+            self._candidate_events(candidates[0], events)
+        usage = chunk.get("usageMetadata")
+        if usage:
+            events.append(_usage_part(usage))
+        return events
+
+    def _candidate_events(self, candidate: dict[str, Any], events: list[ModelEvent]) -> None:
+        content = candidate.get("content")
+        if content:
+            if not isinstance(content, dict):
+                raise _malformed("a candidate whose content is not an object")
+            parts = content.get("parts") or []
+            if not isinstance(parts, list):
+                raise _malformed("a candidate whose parts are not a list")
+            for part in parts:
+                self._part_events(part, events)
+        finish = candidate.get("finishReason")
+        if finish:
+            if not isinstance(finish, str):
+                raise _malformed("a candidate whose finishReason is not text")
+            reason = _FINISH_REASONS.get(finish, finish.lower())
+            if self.calls and reason == "stop":
+                reason = "tool_calls"
+            events.append(FinishPart(reason))
+            self.finished = True
+
+    def _part_events(self, part: Any, events: list[ModelEvent]) -> None:
+        if not isinstance(part, dict):
+            raise _malformed("a part that is not an object")
+        call = part.get("functionCall")
+        if call is not None:
+            events.append(self._tool_call(call))
+            return
+        text = part.get("text")
+        if text is None:
+            return  # a signature alone, inline data, executable code, ...: not carried
+        if not isinstance(text, str):
+            raise _malformed("a part whose text is not text")
+        if text:
+            events.append(ReasoningPart(text) if part.get("thought") is True else TextPart(text))
+
+    def _tool_call(self, call: Any) -> ToolCallPart:
+        if not isinstance(call, dict):
+            raise _malformed("a function call that is not an object")
+        name, args, call_id = call.get("name"), call.get("args"), call.get("id")
+        if not isinstance(name, str) or not isinstance(args, dict | None):
+            raise _malformed("a function call with fields of the wrong type")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{secrets.token_hex(12)}"
+        index, self.calls = self.calls, self.calls + 1
+        arguments = orjson.dumps(args or {}).decode()
+        return ToolCallPart(index=index, id=call_id, name=name or None, arguments=arguments)
+
+
+def _usage_part(usage: Any) -> UsagePart:
+    if not isinstance(usage, dict):
+        raise _malformed("usage that is not an object")
+    counts = [usage.get(key) or 0 for key in ("promptTokenCount", "candidatesTokenCount")]
+    counts.append(usage.get("thoughtsTokenCount") or 0)
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        raise _malformed("token counts that are not integers")
+    prompt, candidates, thoughts = counts
+    return UsagePart(input_tokens=prompt, output_tokens=candidates + thoughts)
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def _add_models(body: Any, models: set[str]) -> str:
+    """Add the generating models of one ``GET /models`` page; return the next page token."""
+    if not isinstance(body, dict):
+        return ""
+    for model in body.get("models") or ():
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+            continue
+        methods = model.get("supportedGenerationMethods") or ()
+        if "generateContent" in methods or "streamGenerateContent" in methods:
+            models.add(model["name"].removeprefix("models/"))
+    token = body.get("nextPageToken")
+    return token if isinstance(token, str) else ""
+
+
+async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _error_message(body: Any) -> str:
+    """The upstream's own message from ``{"error": {"code", "message", "status"}}``,
+    shortened; or ``""``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return shorten_detail(error) if isinstance(error, str) else ""
+    message = error.get("message")
+    status = error.get("status")
+    text = message if isinstance(message, str) else ""
+    if isinstance(status, str) and _ENUM.fullmatch(status):
+        text = f"{status}: {text}" if text else status
+    return shorten_detail(text)

@@ -1,0 +1,371 @@
+"""Adapter for Ollama's native chat API.
+
+``POST {base_url}/api/chat`` with ``stream: true``; the answer is NDJSON, one JSON object
+per line: ``message.content`` → ``TextPart``, ``message.thinking`` → ``ReasoningPart``,
+``message.tool_calls[]`` → one whole ``ToolCallPart`` per call (Ollama sends each call at
+once, its arguments as an object), and the last line, ``done: true``, → ``FinishPart`` and
+``UsagePart`` (``prompt_eval_count`` / ``eval_count``). A line ``{"error": "..."}`` is an
+``UpstreamError``. Every failure is an ``UpstreamError`` (or ``UpstreamTimeout``) with a
+message safe to show a user.
+
+HTTP goes through ``transport.HTTPTransport``, shared by every adapter; this module holds
+only what is particular to Ollama.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import aiohttp
+import orjson
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers import transport
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.sse import MAX_LINE, LineTooLong
+from parley.providers.transport import (
+    NO_RETRIES,
+    HTTPTransport,
+    RetryPolicy,
+    malformed,
+    shorten_detail,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "OllamaProvider", "ndjson_lines", "request_body"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:11434"
+#: How the user is told who failed.
+_LABEL = "Ollama server"
+
+#: Request parameters that go into Ollama's ``options`` under the same name.
+_OPTIONS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "typical_p",
+        "seed",
+        "stop",
+        "num_ctx",
+        "num_predict",
+        "num_keep",
+        "num_batch",
+        "num_gpu",
+        "num_thread",
+        "repeat_penalty",
+        "repeat_last_n",
+        "presence_penalty",
+        "frequency_penalty",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+    }
+)
+#: Request parameters that go at the top level of the body.
+_TOP_LEVEL = ("think", "keep_alive", "format")
+#: Request parameters that mean ``options.num_predict``.
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+class OllamaProvider:
+    """Streams chat answers from one Ollama server (or a proxy in front of one).
+
+    HTTP goes through an ``HTTPTransport`` (see there: the client and its keep-alive
+    connection pool are opened on first use and live until ``aclose``; proxies come from
+    the environment). A ``session`` passed in is used as is and left open. ``api_key``, when
+    given, is sent as ``Authorization: Bearer``: Ollama itself takes none, a proxy may.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy = NO_RETRIES,
+    ) -> None:
+        root = base_url.rstrip("/")
+        wire_headers = {"Content-Type": "application/json", "Accept": "application/x-ndjson"}
+        if api_key:
+            wire_headers["Authorization"] = f"Bearer {api_key}"
+        wire_headers.update(headers or {})
+        self._transport = HTTPTransport(
+            root + "/api/chat",
+            wire_headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            session=session,
+            provider_label=_LABEL,
+            retry=retry,
+        )
+        self._tags_url = root + "/api/tags"
+        self._list_headers = {
+            k: v for k, v in wire_headers.items() if k not in ("Accept", "Content-Type")
+        }
+        self._connect_timeout = connect_timeout
+
+    async def list_models(self) -> list[str]:
+        """The names of the models the server has pulled (``GET /api/tags``), sorted."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
+                http.get(self._tags_url, headers=self._list_headers) as response,
+            ):
+                if response.status >= 400:
+                    raise UpstreamError(
+                        f"The {_LABEL} answered HTTP {response.status} to GET /api/tags.",
+                        code="upstream_http_error",
+                    )
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UpstreamError(
+                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
+                code="upstream_unreachable",
+            ) from None
+        models = body.get("models") if isinstance(body, dict) else None
+        if not isinstance(models, list):
+            return []
+        return sorted(
+            m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this provider opened (a later call opens a new one)."""
+        await self._transport.aclose()
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        """Call the model and yield its events; closing the iterator closes the response."""
+        body = orjson.dumps(request_body(request))
+        call = self._transport.call(
+            body,
+            _read,
+            message_from_body=_error_message,
+            refine=lambda error, status: _with_pull_hint(error, status, request.model),
+        )
+        async with aclosing(call) as events:
+            async for event in events:
+                yield event
+
+
+async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+    """The events of a successful answer, one NDJSON line after another."""
+    reader = _LineReader()
+    async with aclosing(ndjson_lines(response.chunks())) as lines:
+        async for line in lines:
+            for event in reader.events(line):
+                yield event
+            if reader.done:
+                break
+    if not reader.done:
+        raise transport.truncated(_LABEL)
+    await response.drain(transport.DRAIN_TIMEOUT)
+
+
+# ----------------------------------------------------------------------------- request
+
+
+def request_body(request: ModelRequest) -> dict[str, Any]:
+    """The JSON body of a streaming ``/api/chat`` call for ``request``.
+
+    Known sampling parameters go into ``options`` (``max_tokens`` as ``num_predict``, a
+    single ``stop`` string as a list), an ``options`` dict is merged in as is, ``think``,
+    ``keep_alive`` and ``format`` go at the top level; other parameters are not sent.
+    """
+    messages: list[dict[str, Any]] = []
+    if request.instructions:
+        messages.append({"role": "system", "content": request.instructions})
+    names: dict[str, str] = {}  # tool call id → tool name, for the tool results
+    for message in request.messages:
+        messages.append(_wire_message(message, names))
+    body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
+    if request.tools:
+        body["tools"] = [tool.model_dump() for tool in request.tools]
+    params = request.parameters
+    for key in _TOP_LEVEL:
+        if params.get(key) is not None:
+            body[key] = params[key]
+    options = _options(params)
+    if options:
+        body["options"] = options
+    return body
+
+
+def _options(params: Mapping[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key in _MAX_TOKENS:
+        if params.get(key) is not None:
+            options["num_predict"] = params[key]
+            break
+    options.update((k, v) for k, v in params.items() if k in _OPTIONS and v is not None)
+    if isinstance(options.get("stop"), str):
+        options["stop"] = [options["stop"]]
+    extra = params.get("options")
+    if isinstance(extra, Mapping):
+        options.update(extra)
+    return options
+
+
+def _wire_message(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
+    role = str(message.role)
+    wire: dict[str, Any] = {"role": role, "content": message.content}
+    if role == "tool":
+        name = names.get(message.tool_call_id or "")
+        if name:
+            wire["tool_name"] = name
+        return wire
+    if role != "assistant":
+        return wire
+    if message.reasoning:
+        wire["thinking"] = message.reasoning
+    if message.tool_calls:
+        for call in message.tool_calls:
+            names[call.id] = call.name
+        wire["tool_calls"] = [
+            {"function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    return wire
+
+
+# ---------------------------------------------------------------------------- response
+
+
+async def ndjson_lines(
+    chunks: AsyncIterable[bytes], *, max_line: int = MAX_LINE
+) -> AsyncGenerator[bytes, None]:
+    """Yield each non-blank line of an NDJSON body read in pieces cut anywhere, without its
+    line break; a last line without one is yielded too. Closing this generator closes
+    ``chunks`` when it can be closed."""
+    rest = b""  # an unfinished line, waiting for the rest of it
+    try:
+        async for chunk in chunks:
+            lines = chunk.split(b"\n")
+            if rest:
+                lines[0] = rest + lines[0]
+            rest = lines.pop()
+            if len(rest) > max_line:
+                raise LineTooLong(f"a line of the stream is longer than {max_line} bytes")
+            for line in lines:
+                if line.strip():
+                    yield line
+        if rest.strip():
+            yield rest
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _LineReader:
+    """Turns the lines of one answer into model events; counts tool calls for their index."""
+
+    __slots__ = ("calls", "done")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.done = False
+
+    def events(self, line: bytes) -> list[ModelEvent]:
+        """The model events of one NDJSON line."""
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise malformed("a line that is not valid JSON", provider_label=_LABEL) from None
+        if not isinstance(data, dict):
+            raise malformed("a line that is not a JSON object", provider_label=_LABEL)
+        if data.get("error") is not None:
+            detail = _error_message(data)
+            raise UpstreamError(
+                f"The {_LABEL} reported an error during the stream"
+                + (f": {detail}" if detail else "."),
+                code="upstream_stream_error",
+            )
+        events: list[ModelEvent] = []
+        message = data.get("message")
+        if message is not None:
+            if not isinstance(message, dict):
+                raise malformed("a line whose message is not an object", provider_label=_LABEL)
+            self._message_events(message, events)
+        if data.get("done") is True:
+            self.done = True
+            events.append(FinishPart(self._finish_reason(data.get("done_reason"))))
+            events.append(_usage_part(data))
+        return events
+
+    def _message_events(self, message: dict[str, Any], events: list[ModelEvent]) -> None:
+        thinking = message.get("thinking")
+        content = message.get("content")
+        calls = message.get("tool_calls")
+        if not isinstance(thinking, str | None) or not isinstance(content, str | None):
+            raise malformed("a message whose text is not a string", provider_label=_LABEL)
+        if thinking:
+            events.append(ReasoningPart(thinking))
+        if content:
+            events.append(TextPart(content))
+        if calls:
+            if not isinstance(calls, list):
+                raise malformed("a message whose tool_calls are not a list", provider_label=_LABEL)
+            for call in calls:
+                events.append(self._tool_call(call))
+
+    def _tool_call(self, call: Any) -> ToolCallPart:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise malformed("a tool call without a function", provider_label=_LABEL)
+        name = function.get("name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = orjson.dumps(arguments).decode()
+        elif arguments is None:
+            arguments = ""
+        if not isinstance(name, str) or not isinstance(arguments, str):
+            raise malformed("a tool call with fields of the wrong type", provider_label=_LABEL)
+        call_id = call.get("id")  # recent servers give one; older ones do not
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{secrets.token_hex(12)}"
+        index, self.calls = self.calls, self.calls + 1
+        return ToolCallPart(index=index, id=call_id, name=name, arguments=arguments)
+
+    def _finish_reason(self, reason: Any) -> str:
+        if self.calls:
+            return "tool_calls"
+        return reason if isinstance(reason, str) and reason else "stop"
+
+
+def _usage_part(data: dict[str, Any]) -> UsagePart:
+    prompt = data.get("prompt_eval_count") or 0
+    output = data.get("eval_count") or 0
+    if not isinstance(prompt, int) or not isinstance(output, int):
+        raise malformed("token counts that are not integers", provider_label=_LABEL)
+    return UsagePart(input_tokens=prompt, output_tokens=output)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _error_message(body: Any) -> str:
+    """Ollama's own error message from a JSON body (``{"error": "..."}``), shortened."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, dict):  # an OpenAI-style proxy in front of Ollama
+        error = error.get("message")
+    return shorten_detail(error) if isinstance(error, str) else ""
+
+
+def _with_pull_hint(error: UpstreamError, status: int, model: str) -> UpstreamError:
+    """A missing model (HTTP 404) keeps Ollama's message, with how to get the model."""
+    if status != 404 or "not found" not in error.message.lower():
+        return error
+    return UpstreamError(
+        f"{error.message.rstrip('.')} (run `ollama pull {model}` on the Ollama server).",
+        code=error.code,
+    )

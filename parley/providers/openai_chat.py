@@ -1,0 +1,358 @@
+"""Adapter for OpenAI-compatible Chat Completions APIs (OpenAI, vLLM, llama.cpp, DeepSeek, ...).
+
+``POST {base_url}/chat/completions`` with ``stream: true``; the SSE chunks become model
+events: ``delta.content`` → ``TextPart``, ``delta.reasoning_content`` / ``delta.reasoning``
+→ ``ReasoningPart``, ``delta.tool_calls[]`` → ``ToolCallPart``, ``usage`` → ``UsagePart``,
+``finish_reason`` → ``FinishPart``. Every failure is an ``UpstreamError`` (or
+``UpstreamTimeout``) with a message safe to show a user.
+
+This adapter is on the server's hot path. It talks HTTP through ``transport.HTTPTransport``
+(the lean ``upstream_http`` client, or aiohttp when a proxy applies or a session is passed
+in), which every adapter shares; this module holds only what is particular to Chat
+Completions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import aiohttp
+import orjson
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers import transport
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.sse import iter_sse
+from parley.providers.think_tags import ThinkTagSplitter
+from parley.providers.transport import (
+    NO_RETRIES,
+    HTTPTransport,
+    RetryPolicy,
+    malformed,
+    shorten_detail,
+)
+
+
+class OpenAIChatProvider:
+    """Streams Chat Completions from one OpenAI-compatible endpoint.
+
+    HTTP goes through an ``HTTPTransport`` (see there: the client and its keep-alive
+    connection pool are opened on first use and live until ``aclose``; proxies come from
+    the environment). A ``session`` passed in is used as is (with this provider's timeouts)
+    and left open.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy = NO_RETRIES,
+        think_tags: bool = False,
+        reasoning_back: bool = False,
+    ) -> None:
+        #: Split ``<think>…</think>`` out of the answer text into reasoning.
+        self._think_tags = think_tags
+        #: Send stored reasoning back as ``reasoning_content`` on tool-call turns (DeepSeek).
+        self._reasoning_back = reasoning_back
+        url = base_url.rstrip("/") + "/chat/completions"
+        wire_headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if api_key:
+            wire_headers["Authorization"] = f"Bearer {api_key}"
+        wire_headers.update(headers or {})
+        self._transport = HTTPTransport(
+            url,
+            wire_headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            session=session,
+            retry=retry,
+        )
+        self._models_url = base_url.rstrip("/") + "/models"
+        self._list_headers = {k: v for k, v in wire_headers.items() if k != "Accept"}
+        self._connect_timeout = connect_timeout
+
+    async def list_models(self) -> list[str]:
+        """The model ids the endpoint lists (``GET /models``), sorted."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
+                http.get(self._models_url, headers=self._list_headers) as response,
+            ):
+                if response.status >= 400:
+                    raise UpstreamError(
+                        f"The upstream provider answered HTTP {response.status} to GET /models.",
+                        code="upstream_http_error",
+                    )
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UpstreamError(
+                f"Could not list the upstream provider's models: {type(exc).__name__}.",
+                code="upstream_unreachable",
+            ) from None
+        data = body.get("data") if isinstance(body, dict) else None
+        return sorted(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this provider opened (a later call opens a new one)."""
+        await self._transport.aclose()
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        """Call the model and yield its events; closing the iterator closes the response."""
+        body = orjson.dumps(request_body(request, reasoning_back=self._reasoning_back))
+        splitter = ThinkTagSplitter() if self._think_tags else None
+        read = functools.partial(_read, splitter=splitter)
+        call = self._transport.call(body, read, message_from_body=_error_message)
+        async with aclosing(call) as events:
+            async for event in events:
+                yield event
+
+
+async def _read(
+    response: transport.Response, *, splitter: ThinkTagSplitter | None
+) -> AsyncGenerator[ModelEvent, None]:
+    """The events of a successful answer: streamed up to ``[DONE]``, or one JSON
+    completion (a server that ignored ``stream``)."""
+    if response.content_type == "application/json":
+        answer = _completion_events(await response.read())
+        for event in splitter.apply(answer) if splitter else answer:
+            yield event
+        return
+    done = finished = False
+    async with aclosing(iter_sse(response.chunks())) as events:
+        async for _name, data in events:
+            if data == b"[DONE]":
+                done = True
+                break
+            parts = chunk_events(data)
+            for event in splitter.apply(parts) if splitter else parts:
+                if type(event) is FinishPart:
+                    finished = True
+                yield event
+    if splitter:
+        for event in splitter.flush():
+            yield event
+    if done:
+        await response.drain(transport.DRAIN_TIMEOUT)
+    elif not finished:
+        raise transport.truncated()
+
+
+# ----------------------------------------------------------------------------- request
+
+
+def request_body(request: ModelRequest, *, reasoning_back: bool = False) -> dict[str, Any]:
+    """The JSON body of a streaming Chat Completions call for ``request``."""
+    messages: list[dict[str, Any]] = []
+    if request.instructions:
+        messages.append({"role": "system", "content": request.instructions})
+    for message in request.messages:
+        wire = _wire_message(message)
+        if reasoning_back and message.tool_calls and message.reasoning:
+            wire["reasoning_content"] = message.reasoning
+        messages.append(wire)
+    body: dict[str, Any] = dict(request.parameters)
+    stream_options = body.get("stream_options")
+    body.update(
+        model=request.model,
+        messages=messages,
+        stream=True,
+        stream_options={
+            **(stream_options if isinstance(stream_options, dict) else {}),
+            "include_usage": True,
+        },
+    )
+    if request.tools:
+        body["tools"] = [tool.model_dump() for tool in request.tools]
+    return body
+
+
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    role = str(message.role)
+    if role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id or "",
+            "content": message.content,
+        }
+    if role != "assistant":
+        return {"role": role, "content": message.content}
+    if not message.tool_calls:
+        return {"role": "assistant", "content": message.content}
+    return {
+        "role": "assistant",
+        "content": message.content or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": orjson.dumps(call.arguments).decode()},
+            }
+            for call in message.tool_calls
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- response
+
+
+def chunk_events(data: bytes | str) -> list[ModelEvent]:
+    """The model events of one ``chat.completion.chunk`` (the ``data`` of one SSE event)."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise malformed("a chunk that is not valid JSON") from None
+    if not isinstance(chunk, dict):
+        raise malformed("a chunk that is not a JSON object")
+    if chunk.get("error") is not None:
+        detail = _error_message(chunk)
+        raise UpstreamError(
+            "The upstream provider reported an error during the stream"
+            + (f": {detail}" if detail else "."),
+            code="upstream_stream_error",
+        )
+    events: list[ModelEvent] = []
+    choices = chunk.get("choices")
+    if choices:
+        if not isinstance(choices, list):
+            raise malformed("a chunk whose choices are not a list")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise malformed("a chunk with a choice that is not an object")
+            if choice.get("index", 0) in (0, None):
+                _choice_events(choice, choice.get("delta"), events)
+    usage = chunk.get("usage")
+    if usage:
+        events.append(_usage_part(usage))
+    return events
+
+
+def _choice_events(choice: dict[str, Any], delta: Any, events: list[ModelEvent]) -> None:
+    if delta:
+        if not isinstance(delta, dict):
+            raise malformed("a chunk whose delta is not an object")
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            events.append(ReasoningPart(reasoning))
+        content = delta.get("content")
+        if content:
+            if isinstance(content, str):
+                events.append(TextPart(content))
+            elif isinstance(content, list):
+                _content_chunks(content, events)
+            else:
+                raise malformed("a chunk whose content is not text")
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            if not isinstance(tool_calls, list):
+                raise malformed("a chunk whose tool_calls are not a list")
+            events.extend(_tool_fragment(fragment, None) for fragment in tool_calls)
+    finish = choice.get("finish_reason")
+    if finish:
+        if not isinstance(finish, str):
+            raise malformed("a chunk whose finish_reason is not text")
+        events.append(FinishPart(finish))
+
+
+def _content_chunks(chunks: list[Any], events: list[ModelEvent]) -> None:
+    """Content sent as typed chunks (Mistral's reasoning models): ``text`` chunks are the
+    answer, ``thinking`` chunks hold the reasoning as a list of text chunks."""
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            raise malformed("a content chunk that is not an object")
+        kind = chunk.get("type")
+        if kind == "text":
+            text = chunk.get("text")
+            if not isinstance(text, str):
+                raise malformed("a text chunk without text")
+            if text:
+                events.append(TextPart(text))
+        elif kind == "thinking":
+            parts = chunk.get("thinking")
+            if not isinstance(parts, list):
+                raise malformed("a thinking chunk whose thinking is not a list")
+            for part in parts:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str) and text:
+                    events.append(ReasoningPart(text))
+        # other chunk types (references, images) carry no text to stream
+
+
+def _tool_fragment(fragment: Any, default_index: int | None) -> ToolCallPart:
+    if not isinstance(fragment, dict):
+        raise malformed("a tool call that is not an object")
+    function = fragment.get("function") or {}
+    if not isinstance(function, dict):
+        raise malformed("a tool call whose function is not an object")
+    index = fragment.get("index", default_index)
+    call_id = fragment.get("id")
+    name = function.get("name")
+    arguments = function.get("arguments") or ""
+    if isinstance(arguments, dict):  # some servers send the object itself
+        arguments = orjson.dumps(arguments).decode()
+    if (
+        not (index is None or (isinstance(index, int) and not isinstance(index, bool)))
+        or not isinstance(call_id, str | None)
+        or not isinstance(name, str | None)
+        or not isinstance(arguments, str)
+    ):
+        raise malformed("a tool call with fields of the wrong type")
+    return ToolCallPart(index=index, id=call_id or None, name=name or None, arguments=arguments)
+
+
+def _usage_part(usage: Any) -> UsagePart:
+    if not isinstance(usage, dict):
+        raise malformed("usage that is not an object")
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        raise malformed("token counts that are not integers")
+    return UsagePart(input_tokens=prompt, output_tokens=completion)
+
+
+def _completion_events(raw: bytes) -> list[ModelEvent]:
+    """The events of a whole ``chat.completion`` (a server that ignored ``stream``)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise malformed("an answer that is not valid JSON") from None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise malformed("an answer without choices")
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        raise malformed("an answer without a message")
+    events: list[ModelEvent] = []
+    calls = message.pop("tool_calls", None) or []
+    if not isinstance(calls, list):
+        raise malformed("an answer whose tool_calls are not a list")
+    _choice_events({"finish_reason": None}, message, events)
+    events.extend(_tool_fragment(call, i) for i, call in enumerate(calls))
+    _choice_events({"finish_reason": choices[0].get("finish_reason") or "stop"}, None, events)
+    if body.get("usage"):
+        events.append(_usage_part(body["usage"]))
+    return events
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _error_message(body: Any) -> str:
+    """The upstream's own error message from a JSON error body, shortened; or ``""``."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    if message is None:
+        message = body.get("message")
+    if not isinstance(message, str):
+        return ""
+    return shorten_detail(message)

@@ -1,0 +1,165 @@
+"""From a model name (``provider/model-id``) to the adapter that serves it.
+
+Adapters are built on first use from ``Settings.provider_configs()`` and kept (each holds
+its connection pool) until ``aclose``. Tests inject ready adapters with ``overrides`` (and may set the demo model's
+``demo_delay`` between chunks, in seconds).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from parley.config import ProviderConfig, Settings
+from parley.errors import InvalidRequest
+from parley.providers.anthropic import AnthropicProvider
+from parley.providers.base import Provider
+from parley.providers.demo import DemoProvider
+from parley.providers.gemini import GeminiProvider
+from parley.providers.ollama import OllamaProvider
+from parley.providers.openai_chat import OpenAIChatProvider
+from parley.providers.openai_responses import OpenAIResponsesProvider
+from parley.providers.transport import RetryPolicy
+
+#: How to talk to each kind of API (besides the demo model): one adapter class a kind.
+_ADAPTERS: dict[str, Callable[..., Provider]] = {
+    "openai-chat": OpenAIChatProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "ollama": OllamaProvider,
+    "openai-responses": OpenAIResponsesProvider,
+}
+_DEFAULT_URLS = {
+    "openai-chat": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+    "ollama": "http://127.0.0.1:11434",
+    "openai-responses": "https://api.openai.com/v1",
+}
+#: Provider kinds this version can talk to.
+SUPPORTED_KINDS = frozenset({"demo", *_ADAPTERS})
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    name: str
+    kind: str
+    ready: bool
+    problem: str | None
+
+
+class ProviderRegistry:
+    """The configured providers by name, built lazily."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        overrides: Mapping[str, Provider] | None = None,
+        demo_delay: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._demo_delay = demo_delay
+        self._configs: dict[str, ProviderConfig] = settings.provider_configs()
+        self._overrides: dict[str, Provider] = dict(overrides or {})
+        self._built: dict[str, Provider] = {}
+
+    @property
+    def names(self) -> list[str]:
+        """Every provider name a model may start with, sorted."""
+        return sorted(self._configs.keys() | self._overrides.keys())
+
+    def check_model(self, model: str) -> tuple[str, str]:
+        """Validate ``provider/model-id`` without building anything; answer both parts.
+
+        Raises ``InvalidRequest`` (code ``unknown_model`` or ``provider_kind_unsupported``).
+        """
+        provider_name, sep, model_id = model.partition("/")
+        known = provider_name in self._overrides or provider_name in self._configs
+        if not (sep and provider_name and model_id and known):
+            listed = ", ".join(self.names)
+            raise InvalidRequest(
+                f"Unknown model {model!r}: name it as provider/model-id, where provider is "
+                f"one of: {listed}.",
+                code="unknown_model",
+            )
+        if provider_name not in self._overrides:
+            config = self._configs[provider_name]
+            _check_kind(provider_name, config)
+            missing = self._settings.missing_key(provider_name, config)
+            if missing:
+                raise InvalidRequest(
+                    f"The provider {provider_name!r} has no API key: set {missing} (or give it "
+                    f"api_key or api_key_env in a [providers.{provider_name}] table of the "
+                    "config file).",
+                    code="provider_not_configured",
+                )
+        return provider_name, model_id
+
+    def catalog(self) -> list[ProviderInfo]:
+        """Every provider: its kind, and whether a model of it can be used now (and if
+        not, why)."""
+        out = [
+            ProviderInfo(name, "test", ready=True, problem=None) for name in sorted(self._overrides)
+        ]
+        for name, config in sorted(self._configs.items()):
+            if name in self._overrides:
+                continue
+            problem = None
+            if config.kind not in SUPPORTED_KINDS:
+                problem = f"kind {config.kind} is not available in this version"
+            elif missing := self._settings.missing_key(name, config):
+                problem = f"set {missing}"
+            out.append(ProviderInfo(name, config.kind, ready=problem is None, problem=problem))
+        return sorted(out, key=lambda p: p.name)
+
+    async def models(self, name: str) -> list[str] | None:
+        """The model ids the provider lists (None: it cannot say)."""
+        provider, _ = self.resolve(f"{name}/-")
+        lister = getattr(provider, "list_models", None)
+        if lister is None:
+            return None
+        return list(await lister())
+
+    def resolve(self, model: str) -> tuple[Provider, str]:
+        """The adapter for ``model`` and the model id to send it."""
+        provider_name, model_id = self.check_model(model)
+        provider = self._overrides.get(provider_name) or self._built.get(provider_name)
+        if provider is None:
+            provider = self._built[provider_name] = self._build(self._configs[provider_name])
+        return provider, model_id
+
+    def _build(self, config: ProviderConfig) -> Provider:
+        if config.kind == "demo":
+            return DemoProvider() if self._demo_delay is None else DemoProvider(self._demo_delay)
+        adapter = _ADAPTERS[config.kind]
+        if config.kind == "openai-chat":  # its per-provider profile
+            adapter = functools.partial(
+                adapter, think_tags=config.think_tags, reasoning_back=config.reasoning_back
+            )
+        return adapter(
+            base_url=config.base_url or _DEFAULT_URLS[config.kind],
+            api_key=self._settings.provider_api_key(config),
+            headers=config.headers,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            retry=RetryPolicy(retries=config.max_retries, backoff=config.retry_backoff),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients of the adapters this registry built."""
+        built, self._built = self._built, {}
+        for provider in built.values():
+            aclose = getattr(provider, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _check_kind(name: str, config: ProviderConfig) -> None:
+    if config.kind not in SUPPORTED_KINDS:
+        raise InvalidRequest(
+            f"The provider {name!r} is of kind {config.kind!r}, which is not available yet in "
+            f"this version of Parley (available: {', '.join(sorted(SUPPORTED_KINDS))}).",
+            code="provider_kind_unsupported",
+        )

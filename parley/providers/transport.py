@@ -1,0 +1,517 @@
+"""The HTTP transport every provider adapter shares: one POST, answered by a response whose
+body is read as it comes.
+
+``HTTPTransport`` sends with ``upstream_http``, a lean HTTP/1.1 client made for exactly
+this call (less CPU, and less time to the first token, than a general client); when a proxy
+applies to the upstream, or a session is passed in, with aiohttp (per streamed answer a
+third or less of the CPU httpx cost; ``bench/adapter_cpu.py``). Either way the caller gets
+a ``Response``.
+
+``transport_error`` and ``status_error`` turn a failed call into an ``UpstreamError`` with
+a message safe to show a user; what is particular to one API (where its error bodies keep
+their message) is passed in by the adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from aiohttp.helpers import get_env_proxy_for_url
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+from yarl import URL
+
+from parley.errors import UpstreamError, UpstreamTimeout
+from parley.events import ModelEvent
+from parley.providers import upstream_http
+from parley.providers.sse import LineTooLong
+from parley.providers.upstream_http import HTTPClientError, Target, UpstreamHTTP
+
+__all__ = [
+    "DRAIN_TIMEOUT",
+    "NO_RETRIES",
+    "RETRY_STATUSES",
+    "TRANSPORT_ERRORS",
+    "USE_LEAN_CLIENT",
+    "HTTPTransport",
+    "Response",
+    "RetryPolicy",
+    "malformed",
+    "retry_after",
+    "shorten_detail",
+    "status_error",
+    "transport_error",
+    "truncated",
+]
+
+#: Bytes of an error answer read to find the upstream's own message.
+_MAX_ERROR_BODY = 64 * 1024
+#: Characters of the upstream's error message passed on to the user.
+_MAX_DETAIL = 300
+#: Connections kept open to one provider, in use or idle.
+_MAX_CONNECTIONS = 512
+#: Seconds an idle connection is kept for reuse: under the 5 s after which uvicorn-based
+#: servers (vLLM, ...) and llama.cpp close an idle connection themselves.
+_KEEPALIVE = 4.0
+#: Seconds to wait for the end of the body once the answer is complete (normally already
+#: there); what adapters pass to ``Response.drain``.
+DRAIN_TIMEOUT = 1.0
+#: Whether the lean client is used where it can be (False: aiohttp always; for tests).
+USE_LEAN_CLIENT = True
+#: What either HTTP client raises when the call fails.
+TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, HTTPClientError, TimeoutError)
+#: How the user is told who failed, unless an adapter says otherwise.
+_LABEL = "upstream provider"
+
+
+class Response(Protocol):
+    """The response of ``HTTPTransport.post``, from either HTTP client, once its head is in.
+
+    End it with ``release`` (read to its end: the connection may serve another request) or
+    ``close`` (cut now: the upstream sees the disconnect and stops).
+    """
+
+    status: int
+    content_type: str
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers; ``get`` takes lower-case names."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece as it arrives (decompressed)."""
+        ...
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        ...
+
+    async def drain(self, within: float) -> None:
+        """Read the rest of the body, for at most ``within`` seconds, so the connection can
+        go back to the pool; on any trouble it is closed."""
+        ...
+
+    def release(self) -> None:
+        """Back to the pool, or closed if the body is not all read."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When a call is tried again: only before the upstream has answered anything usable
+    (a refused or dropped connection before the response head, or a 429 / 5xx answer),
+    never once its body streams, so no token is ever sent twice."""
+
+    #: Tries after the first one.
+    retries: int = 2
+    #: Seconds of the first wait; each later wait doubles, with jitter.
+    backoff: float = 0.5
+    #: The longest wait; a ``Retry-After`` asking for more is not waited for.
+    max_wait: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before try ``attempt + 1`` (None: do not retry)."""
+        if attempt >= self.retries:
+            return None
+        wait = self.backoff * 2.0**attempt * (0.5 + random.random() / 2)
+        if retry_after is not None:
+            if retry_after > self.max_wait:
+                return None
+            wait = max(wait, retry_after)
+        return min(wait, self.max_wait)
+
+
+NO_RETRIES = RetryPolicy(retries=0)
+#: Answers worth another try: rate limited, or the upstream is briefly unwell.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (delta or HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return float(max(0.0, when.timestamp() - time.time()))
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A failure before the upstream answered anything: the request was not taken."""
+    if isinstance(exc, upstream_http.BodyTruncated | upstream_http.ReadTimeout):
+        return False
+    return isinstance(
+        exc,
+        upstream_http.ConnectFailed
+        | upstream_http.ConnectTimeout
+        | upstream_http.ConnectionClosed
+        | aiohttp.ClientConnectorError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ConnectionTimeoutError,
+    )
+
+
+class HTTPTransport:
+    """POSTs to one URL with fixed headers, over a keep-alive connection pool.
+
+    The HTTP client is opened on first use, inside the running event loop, and lives until
+    ``aclose``: the lean ``UpstreamHTTP``, or an aiohttp session when a proxy applies. A
+    ``session`` passed in is used as is (with these timeouts) and left open.
+
+    Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), read once when
+    the client is opened, as httpx does. aiohttp's own ``trust_env`` would read them again,
+    with ``.netrc``, in a worker thread on every request (nearly doubling an adapter's
+    CPU), and a ``.netrc`` entry for the host would clash with the ``Authorization`` header.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        session: aiohttp.ClientSession | None = None,
+        provider_label: str = _LABEL,
+        retry: RetryPolicy = NO_RETRIES,
+    ) -> None:
+        self.url = url
+        self.retry = retry
+        self.headers = dict(headers)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.provider_label = provider_label
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._owns_session = session is None
+        self._session = session
+        self._proxy: URL | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._opened = False
+        self._lean: UpstreamHTTP | None = None
+        self._target: Target | None = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this transport opened (a later call opens a new one)."""
+        self._opened = False
+        if self._lean is not None:
+            lean, self._lean = self._lean, None
+            await lean.aclose()
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def _open(self) -> None:
+        """Choose the HTTP client: the lean one, unless a proxy applies or a session was
+        given (or the URL is one it does not take: aiohttp then says what is wrong)."""
+        proxy, proxy_auth = await asyncio.to_thread(_env_proxy, self.url)
+        if self._opened:  # opened by a concurrent first call meanwhile
+            return
+        self._opened = True
+        if USE_LEAN_CLIENT and self._session is None and proxy is None:
+            with suppress(ValueError):  # upstream_http.InvalidURL, or a bad header
+                self._target = Target(self.url, self.headers)
+                self._lean = UpstreamHTTP(
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                    keepalive=_KEEPALIVE,
+                    max_idle=_MAX_CONNECTIONS,
+                )
+                return
+        self._proxy, self._proxy_auth = proxy, proxy_auth
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE
+                ),
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def post(self, body: bytes) -> Response:
+        """Send the request; return once the response head is in. Refused or dropped
+        connections and 429 / 5xx answers are tried again as ``retry`` allows.
+
+        Raises one of ``TRANSPORT_ERRORS`` (``error`` says what to tell the user)."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._post_once(body)
+            except TRANSPORT_ERRORS as exc:
+                wait = self.retry.delay(attempt, None) if _worth_retrying(exc) else None
+                if wait is None:
+                    raise
+            else:
+                if response.status not in RETRY_STATUSES:
+                    return response
+                wait = self.retry.delay(attempt, retry_after(response.headers))
+                if wait is None:
+                    return response
+                response.close()
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    async def _post_once(self, body: bytes) -> Response:
+        if not self._opened:
+            await self._open()
+        if self._lean is not None:
+            assert self._target is not None
+            return await self._lean.post(self._target, body)
+        assert self._session is not None
+        response = await self._session.post(
+            self.url,
+            data=body,
+            headers=self.headers,
+            timeout=self._timeout,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+            allow_redirects=False,
+        )
+        return _AiohttpResponse(response)
+
+    async def call(
+        self,
+        body: bytes,
+        read: Callable[[Response], AsyncGenerator[ModelEvent, None]],
+        *,
+        message_from_body: Callable[[Any], str],
+        refine: Callable[[UpstreamError, int], UpstreamError] | None = None,
+    ) -> AsyncGenerator[ModelEvent, None]:
+        """One upstream call, from the request to the connection handed back.
+
+        ``read`` turns a successful response into events and returns only once the answer
+        is complete (else it raises, e.g. ``truncated``). An error answer becomes
+        ``status_error`` (``refine`` may add to it, given the status). The connection goes
+        back to the pool after a whole answer or an error answer, and is cut on anything
+        else, closing this iterator early included: the upstream sees the disconnect."""
+        try:
+            response = await self.post(body)
+        except TRANSPORT_ERRORS as exc:
+            raise self.error(exc, started=False) from exc
+        reusable = False
+        try:
+            if response.status >= 300:
+                error = await status_error(
+                    response, message_from_body, provider_label=self.provider_label
+                )
+                reusable = True
+                raise refine(error, response.status) if refine else error
+            async with aclosing(read(response)) as events:
+                async for event in events:
+                    yield event
+            reusable = True
+        except (*TRANSPORT_ERRORS, LineTooLong) as exc:
+            raise self.error(exc, started=True) from exc
+        finally:
+            if reusable:
+                response.release()  # back to the pool, or closed if the body is not all read
+            else:
+                response.close()  # cut now: the upstream sees the disconnect and stops
+
+    def error(self, exc: BaseException, *, started: bool) -> UpstreamError:
+        """The error to raise for an HTTP failure (one of ``TRANSPORT_ERRORS``, or a
+        ``LineTooLong``), before or after the response head: ``transport_error`` with this
+        transport's timeouts."""
+        return transport_error(
+            exc,
+            started=started,
+            provider_label=self.provider_label,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def truncated(provider_label: str = _LABEL) -> UpstreamError:
+    """The error for a stream that ended before the answer was complete."""
+    return UpstreamError(
+        f"The {provider_label} ended the stream before the answer was complete.",
+        code="upstream_truncated",
+    )
+
+
+def malformed(what: str, *, provider_label: str = _LABEL) -> UpstreamError:
+    """The error for an answer that cannot be read: the upstream sent ``what``."""
+    return UpstreamError(
+        f"The {provider_label} sent {what}; the stream could not be read.",
+        code="upstream_malformed",
+    )
+
+
+def shorten_detail(message: str) -> str:
+    """An upstream's own error message as passed on to the user: one line, not too long."""
+    message = " ".join(message.split())
+    return message if len(message) <= _MAX_DETAIL else message[: _MAX_DETAIL - 1] + "…"
+
+
+async def status_error(
+    response: Response,
+    message_from_body: Callable[[Any], str],
+    *,
+    provider_label: str = _LABEL,
+) -> UpstreamError:
+    """The error for a response with a status of 300 or more, its body read (in part).
+
+    ``message_from_body`` finds the upstream's own message in the JSON error body (``""``
+    if there is none); the body is not passed on when it is not JSON."""
+    raw = b""
+    try:
+        async for piece in response.chunks():
+            raw += piece
+            if len(raw) >= _MAX_ERROR_BODY:
+                raw = raw[:_MAX_ERROR_BODY]
+                break
+    except TRANSPORT_ERRORS:
+        pass  # the status alone still says what happened
+    try:
+        detail = message_from_body(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        detail = ""
+    status = response.status
+    if status < 400:
+        return UpstreamError(
+            f"The {provider_label} answered with a redirect (HTTP {status}); check its base URL.",
+            code="upstream_http_error",
+        )
+    if status in (401, 403):
+        code, what = "upstream_auth", "rejected the credentials"
+    elif status == 429:
+        code, what = "upstream_rate_limited", "is rate limiting requests"
+    else:
+        code, what = "upstream_http_error", "answered with an error"
+    message = f"The {provider_label} {what} (HTTP {status})" + (f": {detail}" if detail else ".")
+    return UpstreamError(message, code=code)
+
+
+def transport_error(
+    exc: BaseException,
+    *,
+    started: bool,
+    provider_label: str = _LABEL,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> UpstreamError:
+    """The error to raise for an HTTP failure, before or after the response head.
+
+    A timeout is an ``UpstreamTimeout`` that names the timeout, when it is given."""
+    connecting = isinstance(exc, aiohttp.ConnectionTimeoutError | upstream_http.ConnectTimeout)
+    if connecting and connect_timeout is not None:
+        return UpstreamTimeout(
+            f"Timed out after {connect_timeout:g} s connecting to the {provider_label}."
+        )
+    if isinstance(exc, TimeoutError) and read_timeout is not None:
+        return UpstreamTimeout(f"The {provider_label} sent nothing for {read_timeout:g} s.")
+    error = _connect_error(exc, provider_label)
+    if error is not None:
+        return error
+    if isinstance(exc, LineTooLong):
+        return malformed("a line too long to be part of a stream", provider_label=provider_label)
+    if isinstance(
+        exc, aiohttp.ClientResponseError | HttpProcessingError | upstream_http.ProtocolError
+    ):
+        return malformed("an answer that is not valid HTTP", provider_label=provider_label)
+    if isinstance(exc, upstream_http.DecodeError) or (
+        isinstance(exc, aiohttp.ClientPayloadError)
+        and isinstance(exc.__cause__, ContentEncodingError)
+    ):
+        return malformed("a body that could not be decoded", provider_label=provider_label)
+    if started:
+        return UpstreamError(
+            f"The {provider_label} closed the connection before the answer was complete.",
+            code="upstream_truncated",
+        )
+    return UpstreamError(
+        f"The {provider_label} closed the connection without answering.",
+        code="upstream_unreachable",
+    )
+
+
+def _connect_error(exc: BaseException, label: str) -> UpstreamError | None:
+    """The error for a failure to reach the upstream at all; ``None`` for another failure."""
+    if isinstance(exc, aiohttp.ClientSSLError) or (
+        isinstance(exc, upstream_http.ConnectFailed) and exc.tls
+    ):
+        message = f"Could not connect securely to the {label} (TLS failed)."
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        message = f"The HTTP proxy refused to connect to the {label} (HTTP {exc.status})."
+    elif isinstance(exc, aiohttp.ClientConnectorError | upstream_http.ConnectFailed):
+        message = f"Could not connect to the {label} (connection refused or unknown host)."
+    elif isinstance(exc, aiohttp.NonHttpUrlClientError):
+        message = f"The {label}'s base URL is not an http(s) URL."
+    elif isinstance(exc, aiohttp.InvalidURL):
+        message = f"The {label}'s base URL is not a valid URL."
+    else:
+        return None
+    return UpstreamError(message, code="upstream_unreachable")
+
+
+# ------------------------------------------------------------------------------ aiohttp
+
+
+def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy the environment names for ``url``, as aiohttp's ``trust_env`` finds it."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except (LookupError, ValueError):
+        return None, None
+
+
+class _AiohttpResponse:
+    """An aiohttp response with the methods of ``upstream_http.Response`` (``Response``)."""
+
+    __slots__ = ("_response", "content_type", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.content_type = response.content_type
+        self.headers: Mapping[str, str] = response.headers  # case-insensitive
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    async def drain(self, within: float) -> None:
+        """Read what follows the end of the answer (normally just the end of the body, often
+        already received) so the connection can go back to the pool; on any trouble it is
+        closed."""
+        content = self._response.content
+        if content.at_eof():
+            return
+        with suppress(aiohttp.ClientError, HttpProcessingError, TimeoutError):
+            async with asyncio.timeout(within):
+                while await content.readany():
+                    pass
+
+    def release(self) -> None:
+        self._response.release()  # back to the pool, or closed if the body is not all read
+
+    def close(self) -> None:
+        self._response.close()  # cut now: the upstream sees the disconnect and stops

@@ -1,0 +1,70 @@
+"""The Parley SDK: typed sync and async clients of a Parley server (``docs/sdk.md``).
+
+Imports only the vocabulary (``parley.events``, ``parley.types``, ``parley.errors``,
+``parley.config``), never the server, engine, store or providers.
+"""
+
+from parley.sdk._async_resources import AsyncInferenceStream
+from parley.sdk._calls import normalize_tools
+from parley.sdk._loops import ToolLoopLimitExceeded
+from parley.sdk._resources import InferenceStream
+from parley.sdk.async_client import AsyncClient
+from parley.sdk.client import Client
+from parley.sdk.models import (
+    Action,
+    ActionItem,
+    ApiKey,
+    ApiKeyCreated,
+    Assistant,
+    Deleted,
+    FunctionDefinition,
+    Message,
+    Page,
+    RequiredAction,
+    RespondResult,
+    Run,
+    RunError,
+    Thread,
+    ToolCall,
+    ToolDefinition,
+    ToolResult,
+    TurnResult,
+    Usage,
+    User,
+    UserCreated,
+)
+from parley.sdk.stream import AsyncStream, ServerSentEvent, SSEDecoder, Stream
+
+__all__ = [
+    "Action",
+    "ActionItem",
+    "ApiKey",
+    "ApiKeyCreated",
+    "Assistant",
+    "AsyncClient",
+    "AsyncInferenceStream",
+    "AsyncStream",
+    "Client",
+    "Deleted",
+    "FunctionDefinition",
+    "InferenceStream",
+    "Message",
+    "Page",
+    "RequiredAction",
+    "RespondResult",
+    "Run",
+    "RunError",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "Stream",
+    "Thread",
+    "ToolCall",
+    "ToolDefinition",
+    "ToolLoopLimitExceeded",
+    "ToolResult",
+    "TurnResult",
+    "Usage",
+    "User",
+    "UserCreated",
+    "normalize_tools",
+]

@@ -1,0 +1,352 @@
+"""Every endpoint of ``docs/api.md`` as a ``Call``: method, path, query, body and parser.
+
+No I/O here: ``Client`` and ``AsyncClient`` both send these same descriptions, which is
+what keeps them alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, Literal, TypedDict, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, TypeAdapter
+
+from parley.sdk.models import (
+    Action,
+    ApiKey,
+    ApiKeyCreated,
+    Assistant,
+    Deleted,
+    Message,
+    Page,
+    Run,
+    Thread,
+    TurnResult,
+    User,
+    UserCreated,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Order = Literal["asc", "desc"]
+ToolInput = Mapping[str, Any] | BaseModel
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request to send, and how to read its JSON answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method == "GET"
+
+    def with_params(self, **params: Any) -> Call[T]:
+        return dataclasses.replace(self, params={**(self.params or {}), **params})
+
+
+class AssistantFields(TypedDict, total=False):
+    """The fields ``assistants.update(id, **fields)`` may change."""
+
+    name: str
+    model: str
+    instructions: str | None
+    tools: Iterable[ToolInput] | None
+    parameters: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+
+
+def _model(cls: type[M]) -> Callable[[Any], M]:
+    return cls.model_validate
+
+
+def _page(cls: type[M]) -> Callable[[Any], Page[M]]:
+    return Page[cls].model_validate  # type: ignore[valid-type]
+
+
+_LIST_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def _items(cls: type[M]) -> Callable[[Any], list[M]]:
+    """A list answer: the list envelope (``{"data": [...]}``) or a bare JSON array."""
+    adapter = _LIST_ADAPTERS.get(cls)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[cls] = TypeAdapter(list[cls])  # type: ignore[valid-type]
+
+    def parse(body: Any) -> list[M]:
+        data = body.get("data", []) if isinstance(body, dict) else body
+        items: list[M] = adapter.validate_python(data)
+        return items
+
+    return parse
+
+
+def _nothing(body: Any) -> None:
+    return None
+
+
+def _id(value: str, what: str) -> str:
+    """An id made safe for a path segment; an empty id would silently hit the list route."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    return quote(value, safe="")
+
+
+def _compact(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _list_params(limit: int | None, after: str | None, order: Order | None) -> dict[str, Any]:
+    return _compact(limit=limit, after=after, order=order)
+
+
+def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
+    """Tools in the OpenAI shape the API takes.
+
+    Accepts ``{"type": "function", "function": {...}}`` dicts as they are, flat
+    ``{"name", "description", "parameters"}`` dicts (wrapped), and pydantic models of
+    either shape (``parley.types.ToolSpec`` / ``FunctionSpec``).
+    """
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        spec = tool.model_dump() if isinstance(tool, BaseModel) else dict(tool)
+        if "function" in spec:
+            out.append({"type": "function", **spec})
+        elif "name" in spec:
+            out.append({"type": "function", "function": spec})
+        else:
+            raise ValueError(f"a tool needs a 'name' or a 'function' entry, got {sorted(spec)}")
+    return out
+
+
+def _tools(tools: Iterable[ToolInput] | None) -> list[dict[str, Any]] | None:
+    return None if tools is None else normalize_tools(tools)
+
+
+# ------------------------------------------------------------------------ users and keys
+
+
+def users_me() -> Call[User]:
+    return Call("GET", "/v1/me", _model(User))
+
+
+def users_create(*, name: str, is_admin: bool) -> Call[UserCreated]:
+    return Call("POST", "/v1/users", _model(UserCreated), json={"name": name, "is_admin": is_admin})
+
+
+def api_keys_create(*, user_id: str | None) -> Call[ApiKeyCreated]:
+    return Call("POST", "/v1/api_keys", _model(ApiKeyCreated), json=_compact(user_id=user_id))
+
+
+def api_keys_list() -> Call[list[ApiKey]]:
+    return Call("GET", "/v1/api_keys", _items(ApiKey))
+
+
+def api_keys_revoke(key_id: str) -> Call[ApiKey]:
+    return Call("DELETE", f"/v1/api_keys/{_id(key_id, 'key_id')}", _model(ApiKey))
+
+
+# ---------------------------------------------------------------------------- assistants
+
+
+def assistants_create(
+    *,
+    name: str,
+    model: str,
+    instructions: str | None,
+    tools: Iterable[ToolInput] | None,
+    parameters: dict[str, Any] | None,
+    metadata: dict[str, Any] | None,
+) -> Call[Assistant]:
+    body = _compact(
+        name=name,
+        model=model,
+        instructions=instructions,
+        tools=_tools(tools),
+        parameters=parameters,
+        metadata=metadata,
+    )
+    return Call("POST", "/v1/assistants", _model(Assistant), json=body)
+
+
+def assistants_retrieve(assistant_id: str) -> Call[Assistant]:
+    return Call("GET", f"/v1/assistants/{_id(assistant_id, 'assistant_id')}", _model(Assistant))
+
+
+def assistants_update(assistant_id: str, fields: AssistantFields) -> Call[Assistant]:
+    unknown = set(fields) - set(AssistantFields.__annotations__)
+    if unknown:
+        raise TypeError(f"assistants.update() got unknown fields: {', '.join(sorted(unknown))}")
+    body: dict[str, Any] = dict(fields)
+    if body.get("tools") is not None:
+        body["tools"] = normalize_tools(body["tools"])
+    path = f"/v1/assistants/{_id(assistant_id, 'assistant_id')}"
+    return Call("POST", path, _model(Assistant), json=body)
+
+
+def assistants_list(
+    *, limit: int | None, after: str | None, order: Order | None
+) -> Call[Page[Assistant]]:
+    params = _list_params(limit, after, order)
+    return Call("GET", "/v1/assistants", _page(Assistant), params=params)
+
+
+def assistants_delete(assistant_id: str) -> Call[Deleted]:
+    return Call("DELETE", f"/v1/assistants/{_id(assistant_id, 'assistant_id')}", _model(Deleted))
+
+
+# ------------------------------------------------------------------------------- threads
+
+
+def threads_create(*, metadata: dict[str, Any] | None) -> Call[Thread]:
+    return Call("POST", "/v1/threads", _model(Thread), json=_compact(metadata=metadata))
+
+
+def threads_retrieve(thread_id: str) -> Call[Thread]:
+    return Call("GET", f"/v1/threads/{_id(thread_id, 'thread_id')}", _model(Thread))
+
+
+def threads_list(
+    *, limit: int | None, after: str | None, order: Order | None
+) -> Call[Page[Thread]]:
+    return Call("GET", "/v1/threads", _page(Thread), params=_list_params(limit, after, order))
+
+
+def threads_delete(thread_id: str) -> Call[Deleted]:
+    return Call("DELETE", f"/v1/threads/{_id(thread_id, 'thread_id')}", _model(Deleted))
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+def messages_create(*, thread_id: str, content: str, role: str) -> Call[Message]:
+    _id(thread_id, "thread_id")
+    body = {"thread_id": thread_id, "content": content, "role": role}
+    return Call("POST", "/v1/messages", _model(Message), json=body)
+
+
+def messages_list(
+    *, thread_id: str, limit: int | None, after: str | None, order: Order | None
+) -> Call[Page[Message]]:
+    path = f"/v1/threads/{_id(thread_id, 'thread_id')}/messages"
+    return Call("GET", path, _page(Message), params=_list_params(limit, after, order))
+
+
+def messages_retrieve(message_id: str) -> Call[Message]:
+    return Call("GET", f"/v1/messages/{_id(message_id, 'message_id')}", _model(Message))
+
+
+# ---------------------------------------------------------------------------------- runs
+
+
+def runs_create(
+    *,
+    assistant_id: str,
+    thread_id: str,
+    model: str | None,
+    instructions: str | None,
+    tools: Iterable[ToolInput] | None,
+) -> Call[Run]:
+    body = _compact(
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        model=model,
+        instructions=instructions,
+        tools=_tools(tools),
+    )
+    return Call("POST", "/v1/runs", _model(Run), json=body)
+
+
+def runs_retrieve(run_id: str) -> Call[Run]:
+    return Call("GET", f"/v1/runs/{_id(run_id, 'run_id')}", _model(Run))
+
+
+def runs_list(
+    *, thread_id: str | None, limit: int | None, after: str | None, order: Order | None
+) -> Call[Page[Run]]:
+    params = {**_compact(thread_id=thread_id), **_list_params(limit, after, order)}
+    return Call("GET", "/v1/runs", _page(Run), params=params)
+
+
+def runs_cancel(run_id: str) -> Call[Run]:
+    return Call("POST", f"/v1/runs/{_id(run_id, 'run_id')}/cancel", _model(Run))
+
+
+def runs_submit_tool_outputs(run_id: str, tool_outputs: Iterable[Mapping[str, Any]]) -> Call[Run]:
+    path = f"/v1/runs/{_id(run_id, 'run_id')}/submit_tool_outputs"
+    body = {"tool_outputs": [dict(output) for output in tool_outputs]}
+    return Call("POST", path, _model(Run), json=body)
+
+
+def runs_events(run_id: str, *, after: str | int | None) -> Call[None]:
+    """The run's event log, replayed after ``after`` (sent as ``Last-Event-ID``)."""
+    headers = {} if after is None else {"Last-Event-ID": str(after)}
+    return Call("GET", f"/v1/runs/{_id(run_id, 'run_id')}/events", _nothing, headers=headers)
+
+
+def actions_list(*, run_id: str, status: str | None) -> Call[list[Action]]:
+    _id(run_id, "run_id")
+    params = _compact(run_id=run_id, status=status)
+    return Call("GET", "/v1/actions", _items(Action), params=params)
+
+
+# ----------------------------------------------------------------------- turns (flows A, B)
+
+
+def completions(
+    *,
+    run_id: str,
+    thread_id: str | None,
+    assistant_id: str | None,
+    message_id: str | None,
+    stream: bool,
+) -> Call[TurnResult]:
+    _id(run_id, "run_id")
+    body = _compact(
+        run_id=run_id, thread_id=thread_id, assistant_id=assistant_id, message_id=message_id
+    )
+    return Call("POST", "/v1/completions", _model(TurnResult), json={**body, "stream": stream})
+
+
+def process(
+    *,
+    assistant_id: str | None,
+    content: str | None,
+    thread_id: str | None,
+    run_id: str | None,
+    stream: bool,
+) -> Call[TurnResult]:
+    if run_id is not None:
+        if assistant_id is not None or content is not None or thread_id is not None:
+            raise ValueError(
+                "process(run_id=...) continues a run: give no assistant_id, content or thread_id"
+            )
+        body: dict[str, Any] = {"run_id": run_id}
+    elif assistant_id is None or content is None:
+        raise ValueError(
+            "process() needs assistant_id and content (turn 1) or run_id (later turns)"
+        )
+    else:
+        body = _compact(assistant_id=assistant_id, content=content, thread_id=thread_id)
+    return Call("POST", "/v1/process", _model(TurnResult), json={**body, "stream": stream})
+
+
+def submit_tool_output(
+    *, run_id: str | None, tool_call_id: str | None, action_id: str | None, output: str
+) -> Call[Run]:
+    if action_id is not None and run_id is None and tool_call_id is None:
+        body = {"action_id": action_id, "output": output}
+    elif action_id is None and run_id is not None and tool_call_id is not None:
+        body = {"run_id": run_id, "tool_call_id": tool_call_id, "output": output}
+    else:
+        raise ValueError("submit_tool_output() needs run_id and tool_call_id, or action_id alone")
+    return Call("POST", "/v1/submit_tool_output", _model(Run), json=body)

@@ -1,0 +1,352 @@
+"""The SDK's multi-request helpers, written once for both clients.
+
+A helper is a *plan*: a generator that yields steps (``Fetch`` a call, ``Sleep``, stream a
+turn, run tools) and receives each step's result. ``Client`` carries the steps out with
+blocking I/O, ``AsyncClient`` with ``await``; the decisions live here only. A step that
+raises a ``ParleyError`` is thrown back into the plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from parley.errors import Conflict, InternalError, ParleyError
+from parley.events import (
+    ActionItem,
+    ContentDelta,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ReasoningDelta,
+    RunStatusEvent,
+    ToolCallsEvent,
+    UsageEvent,
+)
+from parley.sdk import _calls
+from parley.sdk._calls import Call
+from parley.sdk.models import (
+    Action,
+    RespondResult,
+    Run,
+    RunError,
+    ToolResult,
+    TurnResult,
+)
+from parley.types import TERMINAL_STATUSES, RunStatus, Usage
+
+R = TypeVar("R")
+
+
+class ToolLoopLimitExceeded(ParleyError):
+    """``respond()`` reached ``max_turns`` while the model still asked for tools.
+
+    The run is cancelled first, so its thread is free again. ``result`` holds what the loop
+    had gathered.
+    """
+
+    status_code = 0
+    error_type = "max_turns_exceeded"
+
+    def __init__(self, message: str, *, run_id: str, result: RespondResult) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.result = result
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    call: Call[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTurn:
+    """Stream one turn, hand each event to ``on_event``; the result is a ``TurnResult``."""
+
+    call: Call[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunTools:
+    """Run these tool calls; the result is one output string per action, in order."""
+
+    actions: list[ActionItem]
+
+
+Step = Fetch | Sleep | StreamTurn | RunTools
+Plan = Generator[Step, Any, R]
+
+
+def drive(plan: Plan[R], perform: Callable[[Step], Any]) -> R:
+    """Carry a plan out with a blocking ``perform``."""
+    value: Any = None
+    error: ParleyError | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = perform(step), None
+        except ParleyError as exc:
+            value, error = None, exc
+
+
+async def adrive(plan: Plan[R], perform: Callable[[Step], Awaitable[Any]]) -> R:
+    """Carry a plan out with an asynchronous ``perform``."""
+    value: Any = None
+    error: ParleyError | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = await perform(step), None
+        except ParleyError as exc:
+            value, error = None, exc
+
+
+# --------------------------------------------------------------------------- tool outputs
+
+
+def tool_output(result: Any) -> str:
+    """What a tool returned, as the output string sent to the model."""
+    return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
+def tool_error(exc: BaseException) -> str:
+    """A tool's failure as an output the model can read."""
+    return f"Error: {type(exc).__name__}: {exc}"
+
+
+def missing_tool(name: str) -> str:
+    return f"Error: no tool named {name!r} is available"
+
+
+def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str:
+    """Call one tool and turn whatever happens into its output string."""
+    if target is None:
+        return missing_tool(action.name)
+    try:
+        result = target()
+        if inspect.isawaitable(result):
+            _discard(result)
+            raise TypeError(f"tool {action.name!r} is async: use it with AsyncClient")
+        return tool_output(result)
+    except Exception as exc:  # noqa: BLE001 - the model is told about any tool failure
+        return tool_error(exc)
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    """Close a coroutine that will never be awaited (no "never awaited" warning)."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()
+
+
+Targets = Callable[[ActionItem], Callable[[], Any] | None]
+
+
+def tool_target(
+    tools: Mapping[str, Callable[..., Any]], action: ActionItem
+) -> Callable[[], Any] | None:
+    """How ``respond()`` calls the tool of an action: ``tools[name](**arguments)``."""
+    fn = tools.get(action.name)
+    if fn is None:
+        return None
+    return lambda: fn(**action.arguments)
+
+
+def executor_target(
+    executor: Callable[[str, dict[str, Any]], Any], action: ActionItem
+) -> Callable[[], Any]:
+    """How ``poll_and_execute_action`` calls its executor: ``fn(name, arguments)``."""
+    return lambda: executor(action.name, action.arguments)
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+class TurnAccumulator:
+    """Folds the events of one turn into a ``TurnResult``."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.message_id: str | None = None
+        self.status: RunStatus | None = None
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.actions: list[ActionItem] = []
+        self.usage = Usage()
+        self.error: RunError | None = None
+
+    def add(self, event: Event) -> None:
+        self.run_id = self.run_id or event.run_id
+        if isinstance(event, ContentDelta | ReasoningDelta):
+            self.message_id = self.message_id or event.message_id
+            (self.text if isinstance(event, ContentDelta) else self.reasoning).append(event.text)
+        elif isinstance(event, ToolCallsEvent):
+            self.actions.extend(event.actions)
+        elif isinstance(event, UsageEvent):
+            self.usage = Usage(
+                input_tokens=self.usage.input_tokens + event.input_tokens,
+                output_tokens=self.usage.output_tokens + event.output_tokens,
+            )
+        elif isinstance(event, ErrorEvent):
+            self.error = RunError(code=event.code, message=event.message)
+        elif isinstance(event, RunStatusEvent | DoneEvent):
+            self.status = event.status
+
+    def result(self) -> TurnResult:
+        if self.run_id is None or self.status is None:
+            raise InternalError(
+                "The turn stream ended without telling the run's status.", code="invalid_event"
+            )
+        return TurnResult(
+            run_id=self.run_id,
+            message_id=self.message_id,
+            status=self.status,
+            text="".join(self.text),
+            reasoning="".join(self.reasoning) or None,
+            actions=self.actions,
+            usage=self.usage,
+            error=self.error,
+        )
+
+
+# ----------------------------------------------------------------------------------- plans
+
+
+def poll_and_execute_plan(run_id: str, *, timeout: float, interval: float) -> Plan[bool]:
+    """Wait for ``action_required``, run the pending actions, submit all outputs at once.
+
+    Answers True once outputs were submitted; False when the run finished, or ``timeout``
+    seconds passed, without asking for tools (or with no action left pending).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run: Run = yield Fetch(_calls.runs_retrieve(run_id))
+        if run.status == RunStatus.ACTION_REQUIRED:
+            break
+        remaining = deadline - time.monotonic()
+        if run.status in TERMINAL_STATUSES or remaining <= 0:
+            return False
+        yield Sleep(min(interval, remaining))
+    actions: list[Action] = yield Fetch(_calls.actions_list(run_id=run_id, status="pending"))
+    if not actions:
+        return False
+    outputs: list[str] = yield RunTools([action.to_item() for action in actions])
+    submitted = [
+        {"tool_call_id": action.tool_call_id, "output": output}
+        for action, output in zip(actions, outputs, strict=True)
+    ]
+    yield Fetch(_calls.runs_submit_tool_outputs(run_id, submitted))
+    return True
+
+
+class _Totals:
+    """What ``respond()`` gathers across turns."""
+
+    def __init__(self) -> None:
+        self.turns: list[TurnResult] = []
+        self.tool_results: list[ToolResult] = []
+
+    def result(self, thread_id: str | None) -> RespondResult:
+        last = self.turns[-1]
+        reasoning = _join(turn.reasoning or "" for turn in self.turns)
+        return RespondResult(
+            **last.model_dump(exclude={"text", "reasoning", "usage", "thread_id"}),
+            thread_id=last.thread_id or thread_id,
+            text=_join(turn.text for turn in self.turns),
+            reasoning=reasoning or None,
+            usage=Usage(
+                input_tokens=sum(turn.usage.input_tokens for turn in self.turns),
+                output_tokens=sum(turn.usage.output_tokens for turn in self.turns),
+            ),
+            turns=len(self.turns),
+            tool_results=self.tool_results,
+        )
+
+
+def _join(texts: Any) -> str:
+    return "\n\n".join(text for text in texts if text)
+
+
+def respond_plan(
+    *,
+    assistant_id: str,
+    content: str,
+    thread_id: str | None,
+    max_turns: int,
+) -> Plan[RespondResult]:
+    """Flow B end to end: stream turns with ``process``, run the tools each turn asks for,
+    submit their outputs, and continue with ``process(run_id=...)`` until the run ends."""
+    if max_turns < 1:
+        raise ValueError("max_turns must be at least 1")
+    totals = _Totals()
+    call = _calls.process(
+        assistant_id=assistant_id, content=content, thread_id=thread_id, run_id=None, stream=True
+    )
+    while True:
+        turn: TurnResult = yield StreamTurn(call)
+        totals.turns.append(turn)
+        if turn.status != RunStatus.ACTION_REQUIRED:
+            break
+        if len(totals.turns) >= max_turns:
+            yield from _give_up(turn.run_id, max_turns, totals, thread_id)
+        actions = turn.actions
+        if not actions:
+            pending: list[Action] = yield Fetch(
+                _calls.actions_list(run_id=turn.run_id, status="pending")
+            )
+            actions = [action.to_item() for action in pending]
+        outputs: list[str] = yield RunTools(actions)
+        totals.tool_results.extend(_tool_results(actions, outputs))
+        yield Fetch(_calls.runs_submit_tool_outputs(turn.run_id, _submission(actions, outputs)))
+        call = _calls.process(
+            assistant_id=None, content=None, thread_id=None, run_id=turn.run_id, stream=True
+        )
+    if thread_id is None:
+        run: Run = yield Fetch(_calls.runs_retrieve(totals.turns[-1].run_id))
+        thread_id = run.thread_id
+    return totals.result(thread_id)
+
+
+def _give_up(run_id: str, max_turns: int, totals: _Totals, thread_id: str | None) -> Plan[None]:
+    with contextlib.suppress(Conflict):  # it finished (or expired) on its own meanwhile
+        yield Fetch(_calls.runs_cancel(run_id))
+    raise ToolLoopLimitExceeded(
+        f"The model still asked for tools after {max_turns} turns; run {run_id} was cancelled.",
+        run_id=run_id,
+        result=totals.result(thread_id),
+    )
+
+
+def _submission(actions: list[ActionItem], outputs: list[str]) -> list[dict[str, str]]:
+    return [
+        {"tool_call_id": action.tool_call_id, "output": output}
+        for action, output in zip(actions, outputs, strict=True)
+    ]
+
+
+def _tool_results(actions: list[ActionItem], outputs: list[str]) -> list[ToolResult]:
+    return [
+        ToolResult(
+            tool_call_id=action.tool_call_id,
+            name=action.name,
+            arguments=action.arguments,
+            output=output,
+        )
+        for action, output in zip(actions, outputs, strict=True)
+    ]

@@ -1,0 +1,308 @@
+"""The resources of ``Client`` (``client.assistants``, ``client.runs``, ...): blocking I/O.
+
+Each method builds its request in ``_calls`` and sends it through the client;
+``_async_resources`` mirrors this file with ``await``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+
+from parley.sdk import _calls, _loops
+from parley.sdk._calls import AssistantFields, Order, ToolInput
+from parley.sdk.models import (
+    Action,
+    ApiKey,
+    ApiKeyCreated,
+    Assistant,
+    Deleted,
+    Message,
+    Page,
+    Run,
+    Thread,
+    TurnResult,
+    User,
+    UserCreated,
+)
+from parley.sdk.stream import Stream
+
+if TYPE_CHECKING:
+    from parley.sdk.client import Client
+
+ToolExecutor = Callable[[str, dict[str, Any]], Any]
+
+
+class _Resource:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class Assistants(_Resource):
+    def create(
+        self,
+        *,
+        name: str,
+        model: str,
+        instructions: str | None = None,
+        tools: Iterable[ToolInput] | None = None,
+        parameters: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Assistant:
+        """Create an assistant. ``tools`` may be OpenAI-shape or flat
+        ``{"name", "description", "parameters"}`` dicts."""
+        return self._client._request(
+            _calls.assistants_create(
+                name=name,
+                model=model,
+                instructions=instructions,
+                tools=tools,
+                parameters=parameters,
+                metadata=metadata,
+            )
+        )
+
+    def retrieve(self, assistant_id: str) -> Assistant:
+        return self._client._request(_calls.assistants_retrieve(assistant_id))
+
+    def update(self, assistant_id: str, **fields: Unpack[AssistantFields]) -> Assistant:
+        """Change some of ``name``, ``model``, ``instructions``, ``tools``, ``parameters``,
+        ``metadata``."""
+        return self._client._request(_calls.assistants_update(assistant_id, fields))
+
+    def list(
+        self, *, limit: int | None = None, after: str | None = None, order: Order | None = None
+    ) -> Page[Assistant]:
+        return self._client._request(_calls.assistants_list(limit=limit, after=after, order=order))
+
+    def delete(self, assistant_id: str) -> Deleted:
+        return self._client._request(_calls.assistants_delete(assistant_id))
+
+
+class Threads(_Resource):
+    def create(self, *, metadata: dict[str, Any] | None = None) -> Thread:
+        return self._client._request(_calls.threads_create(metadata=metadata))
+
+    def retrieve(self, thread_id: str) -> Thread:
+        return self._client._request(_calls.threads_retrieve(thread_id))
+
+    def list(
+        self, *, limit: int | None = None, after: str | None = None, order: Order | None = None
+    ) -> Page[Thread]:
+        return self._client._request(_calls.threads_list(limit=limit, after=after, order=order))
+
+    def delete(self, thread_id: str) -> Deleted:
+        return self._client._request(_calls.threads_delete(thread_id))
+
+
+class Messages(_Resource):
+    def create_message(self, *, thread_id: str, content: str, role: str = "user") -> Message:
+        """Add a message to a thread (``POST /v1/messages``)."""
+        return self._client._request(
+            _calls.messages_create(thread_id=thread_id, content=content, role=role)
+        )
+
+    def list(
+        self,
+        *,
+        thread_id: str,
+        limit: int | None = None,
+        after: str | None = None,
+        order: Order | None = None,
+    ) -> Page[Message]:
+        """A thread's messages, oldest first unless ``order="desc"``."""
+        return self._client._request(
+            _calls.messages_list(thread_id=thread_id, limit=limit, after=after, order=order)
+        )
+
+    def retrieve(self, message_id: str) -> Message:
+        return self._client._request(_calls.messages_retrieve(message_id))
+
+
+class Runs(_Resource):
+    def create_run(
+        self,
+        *,
+        assistant_id: str,
+        thread_id: str,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Iterable[ToolInput] | None = None,
+    ) -> Run:
+        """Create a ``queued`` run; stream its turns with ``completions.create`` or
+        ``synchronous_inference_stream``."""
+        return self._client._request(
+            _calls.runs_create(
+                assistant_id=assistant_id,
+                thread_id=thread_id,
+                model=model,
+                instructions=instructions,
+                tools=tools,
+            )
+        )
+
+    def retrieve(self, run_id: str) -> Run:
+        return self._client._request(_calls.runs_retrieve(run_id))
+
+    def list(
+        self,
+        *,
+        thread_id: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        order: Order | None = None,
+    ) -> Page[Run]:
+        return self._client._request(
+            _calls.runs_list(thread_id=thread_id, limit=limit, after=after, order=order)
+        )
+
+    def cancel(self, run_id: str) -> Run:
+        return self._client._request(_calls.runs_cancel(run_id))
+
+    def submit_tool_outputs(self, run_id: str, tool_outputs: Iterable[Mapping[str, Any]]) -> Run:
+        """Submit ``[{"tool_call_id": ..., "output": ...}, ...]`` in one atomic call."""
+        return self._client._request(_calls.runs_submit_tool_outputs(run_id, tool_outputs))
+
+    def events(self, run_id: str, *, after: str | int | None = None) -> Stream:
+        """The run's event log after event ``after`` (all of it by default), then its live
+        events, until the server ends the stream; one ``done`` per turn."""
+        call = _calls.runs_events(run_id, after=after)
+        return self._client._stream(call, until_done=False, run_id=run_id, after=after)
+
+    def poll_and_execute_action(
+        self,
+        *,
+        run_id: str,
+        tool_executor: ToolExecutor,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        timeout: float = 60.0,
+        interval: float = 1.0,
+    ) -> bool:
+        """Wait until the run needs tool outputs, run ``tool_executor(name, arguments)`` for
+        each pending action and submit all outputs in one call.
+
+        Returns True when outputs were submitted, False when the run reached a final status
+        or ``timeout`` passed first (or nothing was pending). A non-string result is sent as
+        JSON; an exception becomes the output ``"Error: <type>: <message>"``.
+        ``thread_id`` and ``assistant_id`` are accepted for the seed's call shape; the run id
+        alone identifies the run.
+        """
+        plan = _loops.poll_and_execute_plan(run_id, timeout=timeout, interval=interval)
+        return self._client._run_plan(
+            plan, lambda action: _loops.executor_target(tool_executor, action)
+        )
+
+
+class Actions(_Resource):
+    def list(self, *, run_id: str, status: str | None = "pending") -> builtins.list[Action]:
+        """A run's actions (``status=None`` for all of them), oldest first."""
+        return self._client._request(_calls.actions_list(run_id=run_id, status=status))
+
+
+class Completions(_Resource):
+    @overload
+    def create(
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        message_id: str | None = None,
+        stream: Literal[True] = True,
+    ) -> Stream: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        message_id: str | None = None,
+        stream: Literal[False],
+    ) -> TurnResult: ...
+
+    def create(
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        message_id: str | None = None,
+        stream: bool = True,
+    ) -> Stream | TurnResult:
+        """Run the next turn of a ``queued`` run (flow A): its event stream, or the whole
+        turn at once with ``stream=False``."""
+        call = _calls.completions(
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            message_id=message_id,
+            stream=stream,
+        )
+        if not stream:
+            return self._client._request(call)
+        return self._client._stream(call, until_done=True, run_id=run_id)
+
+
+class InferenceStream(_Resource):
+    """Flow A's streaming helper: ``setup(...)``, then ``stream_chunks()``, then ``close()``.
+
+    ``client.synchronous_inference_stream`` gives a new one on each access: keep it in a
+    variable, as the seed does.
+    """
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._params: dict[str, Any] | None = None
+        self._stream: Stream | None = None
+
+    def setup(
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        self._params = {
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "assistant_id": assistant_id,
+            "message_id": message_id,
+        }
+
+    def stream_chunks(self) -> Stream:
+        """Send ``POST /v1/completions`` and yield the turn's events."""
+        if self._params is None:
+            raise RuntimeError("call setup(run_id=..., ...) before stream_chunks()")
+        self.close()
+        self._stream = self._client.completions.create(**self._params, stream=True)
+        return self._stream
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class Users(_Resource):
+    def me(self) -> User:
+        return self._client._request(_calls.users_me())
+
+    def create(self, *, name: str, is_admin: bool = False) -> UserCreated:
+        """Create a user (admin only); the answer holds the user's first API key."""
+        return self._client._request(_calls.users_create(name=name, is_admin=is_admin))
+
+
+class ApiKeys(_Resource):
+    def create(self, *, user_id: str | None = None) -> ApiKeyCreated:
+        return self._client._request(_calls.api_keys_create(user_id=user_id))
+
+    def list(self) -> builtins.list[ApiKey]:
+        return self._client._request(_calls.api_keys_list())
+
+    def revoke(self, key_id: str) -> ApiKey:
+        return self._client._request(_calls.api_keys_revoke(key_id))

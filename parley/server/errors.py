@@ -1,0 +1,68 @@
+"""Maps every failure to ``{"error": {"type", "message"}}`` JSON with the right status.
+Unknown exceptions are logged and answered with a generic 500: no internal text leaks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from parley.errors import Conflict, InternalError, InvalidRequest, ParleyError, ValidationFailed
+
+log = logging.getLogger("parley.server")
+
+_HTTP_TYPES = {
+    404: ("not_found", "No such endpoint."),
+    405: ("invalid_request", "Method not allowed on this endpoint."),
+}
+
+
+def error_response(exc: ParleyError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def _validation_error(exc: RequestValidationError) -> ParleyError:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
+    details: list[dict[str, Any]] = [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in errors
+    ]
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return ValidationFailed(f"Invalid request: {where}: {first['msg']}", details=details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ParleyError)
+    async def _parley(_: Request, exc: ParleyError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind, message = _HTTP_TYPES.get(exc.status_code, ("invalid_request", "Bad request."))
+        body = {"error": {"type": kind, "message": message}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity conflict: %s", exc.orig)
+        return error_response(
+            Conflict("The request conflicts with the current state; retry.", code="conflict")
+        )
+
+    @app.exception_handler(Exception)
+    async def _unknown(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(InternalError("Internal server error."))

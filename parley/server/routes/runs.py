@@ -1,0 +1,133 @@
+"""Runs, their actions, event logs, tool outputs and cancellation."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.engine import Connection
+
+from parley.engine import transitions
+from parley.errors import InvalidRequest
+from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.routes.streams import sse_response
+from parley.server.schemas import (
+    ActionPublic,
+    ListPublic,
+    RunCreate,
+    RunPublic,
+    ToolOutputsSubmit,
+)
+from parley.store import assistants as assistant_store
+from parley.store import runs as store
+from parley.store import threads as thread_store
+from parley.store.records import Action, Run
+from parley.types import ActionStatus, RunStatus
+
+router = APIRouter(tags=["runs"])
+
+
+async def run_public(svc: Svc, run: Run) -> RunPublic:
+    pending = None
+    if run.status == RunStatus.ACTION_REQUIRED:
+        pending = await svc.db.read(
+            functools.partial(store.list_actions, run_id=run.id, status=ActionStatus.PENDING)
+        )
+    return RunPublic.of(run, pending)
+
+
+@router.post("/runs", status_code=201)
+async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
+    def create(conn: Connection) -> Run:
+        assistant = assistant_store.get_assistant(
+            conn, user_id=user.id, assistant_id=body.assistant_id
+        )
+        thread_store.get_thread(conn, user_id=user.id, thread_id=body.thread_id)
+        model = body.model or assistant.model
+        svc.providers.check_model(model)
+        transitions.ensure_idle(conn, thread_id=body.thread_id)
+        return store.create_run(
+            conn,
+            user_id=user.id,
+            thread_id=body.thread_id,
+            assistant_id=assistant.id,
+            model=model,
+            instructions=assistant.instructions if body.instructions is None else body.instructions,
+            tools=assistant.tools if body.tools is None else [t.model_dump() for t in body.tools],
+            parameters={**assistant.parameters, **(body.parameters or {})},
+        )
+
+    return RunPublic.of(await svc.db.write(create))
+
+
+@router.get("/runs")
+async def list_runs(
+    user: CurrentUser,
+    svc: Svc,
+    q: DescList,
+    thread_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> ListPublic[RunPublic]:
+    def read(conn: Connection) -> tuple[list[Run], bool]:
+        if thread_id is not None:
+            thread_store.get_thread(conn, user_id=user.id, thread_id=thread_id)
+        return store.list_runs(
+            conn, user_id=user.id, thread_id=thread_id, limit=q.limit, after=q.after, order=q.order
+        )
+
+    items, more = await svc.db.read(read)
+    return ListPublic.of([RunPublic.of(r) for r in items], more)  # type: ignore[return-value]
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
+    run = await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    return await run_public(svc, run)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
+    return RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id))
+
+
+@router.post("/runs/{run_id}/submit_tool_outputs")
+async def submit_tool_outputs(
+    run_id: str, body: ToolOutputsSubmit, user: CurrentUser, svc: Svc
+) -> RunPublic:
+    outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    run = await svc.engine.submit_tool_outputs(user_id=user.id, run_id=run_id, outputs=outputs)
+    return await run_public(svc, run)
+
+
+@router.get("/runs/{run_id}/events", response_class=StreamingResponse)
+async def run_events(
+    run_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Replay the run's event log after a sequence number, then follow it live."""
+    cursor = after or 0
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidRequest("Last-Event-ID must be an event sequence number.")
+        cursor = max(cursor, int(last_event_id))
+    await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    return sse_response(svc.engine.follow(run_id, after=cursor))
+
+
+@router.get("/actions")
+async def list_actions(
+    user: CurrentUser,
+    svc: Svc,
+    run_id: Annotated[str, Query(max_length=64)],
+    status: ActionStatus | None = None,
+) -> ListPublic[ActionPublic]:
+    def read(conn: Connection) -> list[Action]:
+        store.get_run(conn, run_id=run_id, user_id=user.id)
+        return store.list_actions(conn, run_id=run_id, status=status)
+
+    items = await svc.db.read(read)
+    return ListPublic.of([ActionPublic.of(a) for a in items], False)  # type: ignore[return-value]

@@ -1,0 +1,110 @@
+"""Threads and their messages."""
+
+from __future__ import annotations
+
+import functools
+
+from fastapi import APIRouter
+from sqlalchemy.engine import Connection
+
+from parley.engine import transitions
+from parley.server.deps import AscList, CurrentUser, DescList, Svc
+from parley.server.schemas import (
+    Deleted,
+    ListPublic,
+    MessageCreate,
+    MessageCreateFlat,
+    MessagePublic,
+    ThreadCreate,
+    ThreadPublic,
+)
+from parley.store import threads as store
+from parley.store.records import Message
+from parley.types import Role
+
+router = APIRouter(tags=["threads"])
+
+
+@router.post("/threads", status_code=201)
+async def create_thread(
+    user: CurrentUser, svc: Svc, body: ThreadCreate | None = None
+) -> ThreadPublic:
+    metadata = body.metadata if body else {}
+    thread = await svc.db.write(
+        functools.partial(store.create_thread, user_id=user.id, metadata=metadata)
+    )
+    return ThreadPublic.of(thread)
+
+
+@router.get("/threads")
+async def list_threads(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[ThreadPublic]:
+    items, more = await svc.db.read(
+        functools.partial(
+            store.list_threads, user_id=user.id, limit=q.limit, after=q.after, order=q.order
+        )
+    )
+    return ListPublic.of([ThreadPublic.of(t) for t in items], more)  # type: ignore[return-value]
+
+
+@router.get("/threads/{thread_id}")
+async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPublic:
+    thread = await svc.db.read(
+        functools.partial(store.get_thread, user_id=user.id, thread_id=thread_id)
+    )
+    return ThreadPublic.of(thread)
+
+
+@router.delete("/threads/{thread_id}")
+async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
+    await svc.db.write(functools.partial(store.delete_thread, user_id=user.id, thread_id=thread_id))
+    return Deleted(id=thread_id, object="thread.deleted")
+
+
+async def _add_user_message(svc: Svc, user_id: str, thread_id: str, content: str) -> MessagePublic:
+    def add(conn: Connection) -> Message:
+        store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+        transitions.ensure_idle(conn, thread_id=thread_id, allow_queued=True)
+        return store.add_message(
+            conn, user_id=user_id, thread_id=thread_id, role=Role.USER, content=content
+        )
+
+    return MessagePublic.of(await svc.db.write(add))
+
+
+@router.post("/threads/{thread_id}/messages", status_code=201)
+async def create_message(
+    thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc
+) -> MessagePublic:
+    return await _add_user_message(svc, user.id, thread_id, body.content)
+
+
+@router.post("/messages", status_code=201)
+async def create_message_flat(
+    body: MessageCreateFlat, user: CurrentUser, svc: Svc
+) -> MessagePublic:
+    return await _add_user_message(svc, user.id, body.thread_id, body.content)
+
+
+@router.get("/threads/{thread_id}/messages")
+async def list_messages(
+    thread_id: str, user: CurrentUser, svc: Svc, q: AscList
+) -> ListPublic[MessagePublic]:
+    items, more = await svc.db.read(
+        functools.partial(
+            store.list_messages,
+            user_id=user.id,
+            thread_id=thread_id,
+            limit=q.limit,
+            after=q.after,
+            order=q.order,
+        )
+    )
+    return ListPublic.of([MessagePublic.of(m) for m in items], more)  # type: ignore[return-value]
+
+
+@router.get("/messages/{message_id}")
+async def get_message(message_id: str, user: CurrentUser, svc: Svc) -> MessagePublic:
+    message = await svc.db.read(
+        functools.partial(store.get_message, user_id=user.id, message_id=message_id)
+    )
+    return MessagePublic.of(message)

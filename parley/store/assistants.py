@@ -1,0 +1,83 @@
+"""Assistants: a model, instructions, tools and parameters, owned by a user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from parley.errors import NotFound
+from parley.store.db import new_id, now
+from parley.store.pagination import Order, fetch_page
+from parley.store.records import Assistant
+from parley.store.tables import assistants
+
+_GET_ASSISTANT = select(assistants).where(
+    assistants.c.id == bindparam("id"), assistants.c.user_id == bindparam("user_id")
+)
+
+
+def create_assistant(
+    conn: Connection,
+    *,
+    user_id: str,
+    name: str,
+    model: str,
+    instructions: str | None,
+    tools: list[dict[str, Any]],
+    parameters: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Assistant:
+    row = Assistant(
+        id=new_id("asst"),
+        user_id=user_id,
+        name=name,
+        model=model,
+        instructions=instructions,
+        tools=tools,
+        parameters=parameters,
+        metadata=metadata,
+        created_at=now(),
+    )
+    conn.execute(insert(assistants).values(**row.values()))
+    return row
+
+
+def get_assistant(conn: Connection, *, user_id: str, assistant_id: str) -> Assistant:
+    row = conn.execute(_GET_ASSISTANT, {"id": assistant_id, "user_id": user_id}).first()
+    if row is None:
+        raise NotFound(f"No assistant with id {assistant_id}.", code="assistant_not_found")
+    return Assistant.from_row(row)
+
+
+def list_assistants(
+    conn: Connection, *, user_id: str, limit: int, after: str | None, order: Order
+) -> tuple[list[Assistant], bool]:
+    rows, more = fetch_page(
+        conn,
+        assistants,
+        where=assistants.c.user_id == user_id,
+        sort_column="created_at",
+        limit=limit,
+        after=after,
+        order=order,
+    )
+    return [Assistant.from_row(r) for r in rows], more
+
+
+def update_assistant(
+    conn: Connection, *, user_id: str, assistant_id: str, fields: dict[str, Any]
+) -> Assistant:
+    get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
+    if fields:
+        conn.execute(update(assistants).where(assistants.c.id == assistant_id).values(**fields))
+    return get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
+
+
+def delete_assistant(conn: Connection, *, user_id: str, assistant_id: str) -> None:
+    result = conn.execute(
+        delete(assistants).where(assistants.c.id == assistant_id, assistants.c.user_id == user_id)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"No assistant with id {assistant_id}.", code="assistant_not_found")

@@ -1,0 +1,112 @@
+"""Typed rows: what the store's data functions return (one dataclass per table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+
+class _Record:
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        m = row._mapping
+        return cls(**{f.name: m[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+    def values(self) -> dict[str, Any]:
+        """Column values, for an insert."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class User(_Record):
+    id: str
+    name: str
+    is_admin: bool
+    created_at: float
+
+
+@dataclass(slots=True)
+class ApiKey(_Record):
+    id: str
+    user_id: str
+    prefix: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(slots=True)
+class Assistant(_Record):
+    id: str
+    user_id: str
+    name: str
+    model: str
+    instructions: str | None
+    tools: list[dict[str, Any]]
+    parameters: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: float
+
+
+@dataclass(slots=True)
+class Thread(_Record):
+    id: str
+    user_id: str
+    metadata: dict[str, Any]
+    created_at: float
+
+
+@dataclass(slots=True)
+class Message(_Record):
+    id: str
+    thread_id: str
+    seq: int
+    role: str
+    content: str
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str | None
+    run_id: str | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class Run(_Record):
+    id: str
+    user_id: str
+    thread_id: str
+    assistant_id: str | None
+    model: str
+    instructions: str | None
+    tools: list[dict[str, Any]]
+    parameters: dict[str, Any]
+    status: str
+    input_tokens: int
+    output_tokens: int
+    error_code: str | None
+    error_message: str | None
+    last_seq: int
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    expires_at: float | None
+
+
+@dataclass(slots=True)
+class Action(_Record):
+    id: str
+    run_id: str
+    tool_call_id: str
+    position: int
+    name: str
+    arguments: dict[str, Any]
+    status: str
+    output: str | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class StoredEvent(_Record):
+    seq: int
+    type: str
+    data: str

@@ -1,0 +1,309 @@
+"""Runs, their actions (one per tool call) and their event log.
+
+Status changes are compare-and-set: ``set_status`` only moves a run that is still in one of
+the expected states, and says whether it did. Which moves are allowed is the engine's table
+(``parley.engine.states``); this module only executes them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from parley.errors import Conflict, NotFound
+from parley.store.db import new_id, now
+from parley.store.pagination import Order, fetch_page
+from parley.store.records import Action, Run, StoredEvent
+from parley.store.tables import actions, run_events, runs
+
+# Statements of the hot path, built once (building one per call costs more than running it).
+_INSERT_RUN = insert(runs)
+_INSERT_ACTIONS = insert(actions)
+_INSERT_EVENTS = insert(run_events)
+_GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+_GET_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
+_LOCK_OWN_RUN = _GET_OWN_RUN.with_for_update()
+_SAVE_PROGRESS = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_run_id"), runs.c.status == "in_progress")
+    .values(last_seq=bindparam("b_last_seq"), lease_expires_at=bindparam("b_lease"))
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _move_statement(columns: tuple[str, ...], expected: int) -> Any:
+    """``UPDATE runs SET status, <columns> WHERE id AND status IN (<expected> values)``."""
+    allowed: list[Any] = [bindparam(f"_expected{i}") for i in range(expected)]
+    return (
+        update(runs)
+        .where(runs.c.id == bindparam("_run_id"), runs.c.status.in_(allowed))
+        .values(status=bindparam("_status"), **{c: bindparam(f"_v_{c}") for c in columns})
+    )
+
+
+def _run_not_found(run_id: str) -> NotFound:
+    return NotFound(f"No run with id {run_id}.", code="run_not_found")
+
+
+def create_run(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    assistant_id: str | None,
+    model: str,
+    instructions: str | None,
+    tools: list[dict[str, Any]],
+    parameters: dict[str, Any],
+    status: str = "queued",
+    lease: tuple[str, float] | None = None,
+) -> Run:
+    """A new run; ``status="in_progress"`` with a ``(owner, expires_at)`` lease creates it
+    already claimed, for a turn that starts in the same transaction."""
+    t = now()
+    run = Run(
+        id=new_id("run"),
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        model=model,
+        instructions=instructions,
+        tools=tools,
+        parameters=parameters,
+        status=status,
+        input_tokens=0,
+        output_tokens=0,
+        error_code=None,
+        error_message=None,
+        last_seq=0,
+        created_at=t,
+        started_at=t if status == "in_progress" else None,
+        completed_at=None,
+        expires_at=None,
+    )
+    values = run.values()
+    if lease is not None:
+        values["lease_owner"], values["lease_expires_at"] = lease
+    try:
+        conn.execute(_INSERT_RUN, values)
+    except IntegrityError as exc:
+        # Lost a race for the thread (its one active run is enforced by a unique index).
+        if "uq_runs_active_thread" in str(exc.orig) or "runs.thread_id" in str(exc.orig):
+            raise Conflict(
+                f"Thread {thread_id} has an active run; wait for it, submit its tool outputs, "
+                "or cancel it.",
+                code="thread_busy",
+            ) from None
+        raise
+    return run
+
+
+def get_run(conn: Connection, *, run_id: str, user_id: str | None = None) -> Run:
+    """The run; with ``user_id``, only if it belongs to that user."""
+    if user_id is None:
+        row = conn.execute(_GET_RUN, {"run_id": run_id}).first()
+    else:
+        row = conn.execute(_GET_OWN_RUN, {"run_id": run_id, "user_id": user_id}).first()
+    if row is None:
+        raise _run_not_found(run_id)
+    return Run.from_row(row)
+
+
+def lock_run(conn: Connection, *, run_id: str, user_id: str) -> Run:
+    """The run, locked for the rest of the transaction (SQLite's write lock already is)."""
+    query = _LOCK_OWN_RUN if conn.dialect.name == "postgresql" else _GET_OWN_RUN
+    row = conn.execute(query, {"run_id": run_id, "user_id": user_id}).first()
+    if row is None:
+        raise _run_not_found(run_id)
+    return Run.from_row(row)
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str | None,
+    limit: int,
+    after: str | None,
+    order: Order,
+) -> tuple[list[Run], bool]:
+    where = runs.c.user_id == user_id
+    if thread_id is not None:
+        where = where & (runs.c.thread_id == thread_id)
+    rows, more = fetch_page(
+        conn, runs, where=where, sort_column="created_at", limit=limit, after=after, order=order
+    )
+    return [Run.from_row(r) for r in rows], more
+
+
+def active_run_id(conn: Connection, *, thread_id: str) -> str | None:
+    query = select(runs.c.id).where(
+        runs.c.thread_id == thread_id,
+        runs.c.status.in_(("queued", "in_progress", "action_required")),
+    )
+    return (conn.execute(query)).scalar_one_or_none()
+
+
+def set_status(
+    conn: Connection,
+    *,
+    run_id: str,
+    expected: Iterable[str],
+    status: str,
+    **values: Any,
+) -> bool:
+    """Move the run to ``status`` if it is in one of ``expected``; True when it moved."""
+    allowed = tuple(expected)
+    params: dict[str, Any] = {f"_expected{i}": status_ for i, status_ in enumerate(allowed)}
+    params.update({f"_v_{column}": value for column, value in values.items()})
+    params.update(_run_id=run_id, _status=status)
+    result = conn.execute(_move_statement(tuple(sorted(values)), len(allowed)), params)
+    return bool(result.rowcount)
+
+
+def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def renew_leases(conn: Connection, *, owner: str, run_ids: Sequence[str], until: float) -> None:
+    if run_ids:
+        conn.execute(
+            update(runs)
+            .where(
+                runs.c.id.in_(run_ids), runs.c.lease_owner == owner, runs.c.status == "in_progress"
+            )
+            .values(lease_expires_at=until)
+        )
+
+
+def orphaned_runs(conn: Connection, *, at: float) -> list[Run]:
+    """Runs still ``in_progress`` whose owner stopped renewing its lease."""
+    query = select(runs).where(runs.c.status == "in_progress", runs.c.lease_expires_at < at)
+    return [Run.from_row(r) for r in (conn.execute(query)).all()]
+
+
+def overdue_runs(conn: Connection, *, at: float, thread_id: str | None = None) -> list[Run]:
+    """``action_required`` runs whose wait for tool outputs has run out."""
+    query = select(runs).where(runs.c.status == "action_required", runs.c.expires_at < at)
+    if thread_id is not None:
+        query = query.where(runs.c.thread_id == thread_id)
+    return [Run.from_row(r) for r in (conn.execute(query)).all()]
+
+
+# ------------------------------------------------------------------------------ actions
+
+
+def create_actions(
+    conn: Connection,
+    *,
+    run_id: str,
+    calls: Sequence[tuple[str, str, str, dict[str, Any]]],
+) -> list[Action]:
+    """One pending action per ``(action_id, tool_call_id, name, arguments)``."""
+    t = now()
+    rows = [
+        Action(
+            id=action_id,
+            run_id=run_id,
+            tool_call_id=call_id,
+            position=position,
+            name=name,
+            arguments=arguments,
+            status="pending",
+            output=None,
+            created_at=t,
+        )
+        for position, (action_id, call_id, name, arguments) in enumerate(calls)
+    ]
+    if rows:
+        conn.execute(_INSERT_ACTIONS, [a.values() for a in rows])
+    return rows
+
+
+def list_actions(conn: Connection, *, run_id: str, status: str | None = None) -> list[Action]:
+    query = select(actions).where(actions.c.run_id == run_id)
+    if status is not None:
+        query = query.where(actions.c.status == status)
+    query = query.order_by(actions.c.created_at, actions.c.position)
+    return [Action.from_row(r) for r in (conn.execute(query)).all()]
+
+
+def get_action(conn: Connection, *, action_id: str, user_id: str) -> Action:
+    query = (
+        select(actions)
+        .join(runs, runs.c.id == actions.c.run_id)
+        .where(actions.c.id == action_id, runs.c.user_id == user_id)
+    )
+    row = (conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"No action with id {action_id}.", code="action_not_found")
+    return Action.from_row(row)
+
+
+def complete_action(conn: Connection, *, action_id: str, output: str) -> None:
+    conn.execute(
+        update(actions)
+        .where(actions.c.id == action_id)
+        .values(status="completed", output=output, completed_at=now())
+    )
+
+
+def close_pending_actions(conn: Connection, *, run_id: str, status: str) -> None:
+    conn.execute(
+        update(actions)
+        .where(actions.c.run_id == run_id, actions.c.status == "pending")
+        .values(status=status, completed_at=now())
+    )
+
+
+# ---------------------------------------------------------------------------- event log
+
+
+def append_events(conn: Connection, *, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
+    """Store ``(seq, type, json)`` events. The caller advances ``runs.last_seq`` in the
+    same transaction (it already updates the run)."""
+    if not events:
+        return
+    conn.execute(
+        _INSERT_EVENTS, [{"run_id": run_id, "seq": s, "type": t, "data": d} for s, t, d in events]
+    )
+
+
+def read_events(
+    conn: Connection, *, run_id: str, after: int, before: int | None = None
+) -> list[StoredEvent]:
+    query = select(run_events.c.seq, run_events.c.type, run_events.c.data).where(
+        run_events.c.run_id == run_id, run_events.c.seq > after
+    )
+    if before is not None:
+        query = query.where(run_events.c.seq < before)
+    query = query.order_by(run_events.c.seq)
+    return [StoredEvent.from_row(r) for r in (conn.execute(query)).all()]
+
+
+def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
+    query = select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.status == "in_progress")
+    return list((conn.execute(query)).scalars().all())
+
+
+def save_progress(
+    conn: Connection, *, progress: Sequence[tuple[str, int]], lease_until: float
+) -> None:
+    """Advance ``last_seq`` and the lease of several running turns at once:
+    ``(run_id, last_seq)`` pairs."""
+    if progress:
+        conn.execute(
+            _SAVE_PROGRESS,
+            [{"b_run_id": r, "b_last_seq": q, "b_lease": lease_until} for r, q in progress],
+        )
+
+
+def append_many_events(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Store ``{"run_id", "seq", "type", "data"}`` rows of any runs."""
+    if rows:
+        conn.execute(_INSERT_EVENTS, list(rows))

@@ -1,0 +1,164 @@
+"""The database schema, as SQLAlchemy Core tables. Migrations create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index(None, "user_id"),
+)
+
+assistants = Table(
+    "assistants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("instructions", Text),
+    Column("tools", Json, nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "user_id", "created_at"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Index(None, "user_id", "created_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
+    Column("assistant_id", String(40), ForeignKey("assistants.id", ondelete="SET NULL")),
+    Column("model", String(256), nullable=False),
+    Column("instructions", Text),
+    Column("tools", Json, nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("completed_at", Float),
+    Column("expires_at", Float),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", Float),
+    Index(None, "user_id", "created_at"),
+    Index(None, "thread_id", "created_at"),
+    Index(None, "assistant_id"),
+    # Sweeps look only at the few in_progress and action_required runs.
+    Index(None, "status"),
+    # At most one active run per thread, enforced by the database itself.
+    Index(
+        "uq_runs_active_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=text(ACTIVE_RUN_SQL),
+        postgresql_where=text(ACTIVE_RUN_SQL),
+    ),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("reasoning", Text),
+    Column("tool_calls", Json),
+    Column("tool_call_id", String(128)),
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("thread_id", "seq"),
+    Index(None, "run_id"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("tool_call_id", String(128), nullable=False),
+    #: Order of the call in the model's answer.
+    Column("position", Integer, nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("arguments", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("output", Text),
+    Column("created_at", Float, nullable=False),
+    Column("completed_at", Float),
+    UniqueConstraint("run_id", "tool_call_id"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),
+    # The event's JSON text exactly as sent on the wire, so a replay re-encodes nothing.
+    Column("data", Text, nullable=False),
+)

@@ -1,0 +1,232 @@
+"""Threads and their messages. Messages are ordered by a per-thread sequence number taken
+from the thread row in the same statement that bumps it, so concurrent writers never clash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy.engine import Connection
+
+from parley.errors import Conflict, NotFound
+from parley.store.db import new_id, now
+from parley.store.pagination import Order, fetch_page
+from parley.store.records import Message, Thread
+from parley.store.tables import messages, runs, threads
+
+# Statements of the hot path, built once.
+_INSERT_THREAD = insert(threads)
+_INSERT_MESSAGES = insert(messages)
+_GET_THREAD = select(threads).where(
+    threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
+)
+_CONTEXT = (
+    select(messages).where(messages.c.thread_id == bindparam("thread_id")).order_by(messages.c.seq)
+)
+# (Bound names in an UPDATE may not be column names, hence the b_ prefix.)
+_RESERVE = (
+    update(threads)
+    .where(threads.c.id == bindparam("b_thread_id"), threads.c.user_id == bindparam("b_user_id"))
+    .values(message_count=threads.c.message_count + bindparam("b_count"))
+    .returning(threads.c.message_count)
+)
+_SAVE_TEXT = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_message_id"))
+    .values(content=bindparam("b_content"), reasoning=bindparam("b_reasoning"))
+)
+_SAVE_TEXT_AND_CALLS = _SAVE_TEXT.values(tool_calls=bindparam("b_tool_calls"))
+
+
+def _thread_not_found(thread_id: str) -> NotFound:
+    return NotFound(f"No thread with id {thread_id}.", code="thread_not_found")
+
+
+def create_thread(
+    conn: Connection, *, user_id: str, metadata: dict[str, Any], message_count: int = 0
+) -> Thread:
+    """A new thread; ``message_count`` reserves that many sequence numbers for messages
+    the caller inserts in the same transaction."""
+    thread = Thread(id=new_id("thread"), user_id=user_id, metadata=metadata, created_at=now())
+    conn.execute(
+        _INSERT_THREAD,
+        {
+            "id": thread.id,
+            "user_id": user_id,
+            "metadata": metadata,
+            "message_count": message_count,
+            "created_at": thread.created_at,
+        },
+    )
+    return thread
+
+
+def get_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
+    row = conn.execute(_GET_THREAD, {"thread_id": thread_id, "user_id": user_id}).first()
+    if row is None:
+        raise _thread_not_found(thread_id)
+    return Thread.from_row(row)
+
+
+def list_threads(
+    conn: Connection, *, user_id: str, limit: int, after: str | None, order: Order
+) -> tuple[list[Thread], bool]:
+    rows, more = fetch_page(
+        conn,
+        threads,
+        where=threads.c.user_id == user_id,
+        sort_column="created_at",
+        limit=limit,
+        after=after,
+        order=order,
+    )
+    return [Thread.from_row(r) for r in rows], more
+
+
+def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
+    busy = select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status == "in_progress")
+    if (conn.execute(busy)).first() is not None:
+        raise Conflict(
+            "The thread has a run in progress; cancel it before deleting the thread.",
+            code="thread_busy",
+        )
+    result = conn.execute(
+        delete(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id)
+    )
+    if result.rowcount == 0:
+        raise _thread_not_found(thread_id)
+
+
+def add_message(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    role: str,
+    content: str,
+    reasoning: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    run_id: str | None = None,
+) -> Message:
+    """Append a message to the thread (which must belong to the user)."""
+    seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
+    msg = new_message(
+        thread_id=thread_id,
+        seq=seq,
+        role=role,
+        content=content,
+        reasoning=reasoning,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        run_id=run_id,
+    )
+    insert_messages(conn, user_id=user_id, rows=[msg])
+    return msg
+
+
+def reserve_seqs(conn: Connection, *, user_id: str, thread_id: str, count: int) -> int:
+    """Take ``count`` sequence numbers of the thread; returns the last one."""
+    bumped = conn.execute(
+        _RESERVE, {"b_thread_id": thread_id, "b_user_id": user_id, "b_count": count}
+    )
+    seq = bumped.scalar_one_or_none()
+    if seq is None:
+        raise _thread_not_found(thread_id)
+    return int(seq)
+
+
+def new_message(
+    *,
+    thread_id: str,
+    seq: int,
+    role: str,
+    content: str,
+    reasoning: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    run_id: str | None = None,
+) -> Message:
+    return Message(
+        id=new_id("msg"),
+        thread_id=thread_id,
+        seq=seq,
+        role=role,
+        content=content,
+        reasoning=reasoning,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        run_id=run_id,
+        created_at=now(),
+    )
+
+
+def insert_messages(conn: Connection, *, user_id: str, rows: list[Message]) -> None:
+    """Store messages whose sequence numbers were reserved (``reserve_seqs``)."""
+    conn.execute(_INSERT_MESSAGES, [{"user_id": user_id, **m.values()} for m in rows])
+
+
+def get_message(conn: Connection, *, user_id: str, message_id: str) -> Message:
+    query = select(messages).where(messages.c.id == message_id, messages.c.user_id == user_id)
+    row = (conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"No message with id {message_id}.", code="message_not_found")
+    return Message.from_row(row)
+
+
+def list_messages(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    limit: int,
+    after: str | None,
+    order: Order,
+) -> tuple[list[Message], bool]:
+    get_thread(conn, user_id=user_id, thread_id=thread_id)
+    rows, more = fetch_page(
+        conn,
+        messages,
+        where=messages.c.thread_id == thread_id,
+        sort_column="seq",
+        limit=limit,
+        after=after,
+        order=order,
+    )
+    return [Message.from_row(r) for r in rows], more
+
+
+def thread_context(conn: Connection, *, thread_id: str) -> list[Message]:
+    """Every message of the thread in order: what the model sees next."""
+    rows = conn.execute(_CONTEXT, {"thread_id": thread_id}).all()
+    return [Message.from_row(r) for r in rows]
+
+
+def save_message_text(
+    conn: Connection,
+    *,
+    message_id: str,
+    content: str,
+    reasoning: str | None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> None:
+    params = {"b_message_id": message_id, "b_content": content, "b_reasoning": reasoning}
+    if tool_calls is None:
+        conn.execute(_SAVE_TEXT, params)
+    else:
+        conn.execute(_SAVE_TEXT_AND_CALLS, {**params, "b_tool_calls": tool_calls})
+
+
+def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -> bool:
+    query = select(exists().where(runs.c.thread_id == thread_id, runs.c.status.in_(statuses)))
+    return bool((conn.execute(query)).scalar())
+
+
+def save_texts(conn: Connection, *, rows: list[tuple[str, str, str | None]]) -> None:
+    """Save the streamed text of several messages at once: ``(message_id, content,
+    reasoning)`` rows."""
+    if rows:
+        conn.execute(
+            _SAVE_TEXT,
+            [{"b_message_id": m, "b_content": c, "b_reasoning": r} for m, c, r in rows],
+        )

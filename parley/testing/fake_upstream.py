@@ -1,0 +1,681 @@
+"""A fake OpenAI-compatible Chat Completions server, for tests and benchmarks.
+
+It speaks real HTTP/1.1 over real sockets (raw asyncio streams: keep-alive, Content-Length
+request bodies, chunked responses with one SSE event per write), so adapters under test read
+the real wire format. Run it in a background thread (``FakeUpstream``), inside a running
+loop (``FakeUpstreamServer``), or as a process::
+
+    python -m parley.testing.fake_upstream --port 0 [--host 127.0.0.1] [--chunks 22] [--gap-ms 5]
+
+which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections.
+
+Endpoints: ``POST /v1/chat/completions`` (also without ``/v1``), ``GET /v1/models``,
+``GET /_requests`` (the chat request bodies received, as a JSON list), ``POST /_reset``.
+
+The request's ``model`` chooses the behaviour (``N`` chunks, ``MS`` milliseconds; defaults
+come from ``--chunks`` / ``--gap-ms``)::
+
+    text[:N[:MS]]    N content chunks, MS apart; the text is expected_text(N)
+    slow:MS          the default text, MS between chunks
+    reasoning[:N]    expected_reasoning(N) as reasoning_content, then expected_text(N)
+    echo             the last user message, word by word
+    tools[:N]        N parallel tool calls (default 1), finish_reason "tool_calls": call i
+                     uses the request's tool i (cycling; "tool_i" when none are given) with
+                     tool_arguments(tool, i), streamed like OpenAI (a first fragment with
+                     index, id, type and name, then three argument fragments)
+    error[:STATUS]   HTTP STATUS (default 500) with an OpenAI-style JSON error body
+    flaky:K[:STATUS] the first K requests with this exact model string answer STATUS (default
+                     503, with ``Retry-After: 0``); later ones stream the default text
+    hang             status and headers, then nothing until the client goes away
+    stall:K          K content chunks, then nothing until the client goes away
+    malformed        one content chunk, then a data line that is not JSON
+    truncate[:K]     K content chunks (default 3), then the connection is cut mid-body
+    cut[:K]          K content chunks (default 3), then a clean end of the body without
+                     finish_reason or [DONE]
+    replay:PATH      the SSE file PATH sent verbatim, one event (up to a blank line) per write
+
+Any other model behaves like ``text``. When the request's last message is a tool result,
+``text``, ``slow``, ``reasoning``, ``echo`` and ``tools`` answer
+``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
+got the results. Streams end with a finish chunk, a usage chunk when the request asks for
+``stream_options.include_usage`` (prompt_tokens: words of the messages; completion_tokens:
+chunks streamed), then ``data: [DONE]``. Without ``stream: true`` the answer is one
+``chat.completion`` JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DEFAULT_CHUNKS = 22
+_WORDS = (
+    *("Parley", "streams", "every", "token", "from", "the", "fake", "upstream", "so", "that"),
+    *("tests", "can", "compare", "the", "stored", "answer", "with", "the", "expected", "text"),
+    "exactly",
+)
+_THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
+_WORD = re.compile(r"\S+\s*|\s+")
+#: Modes whose answer becomes tool_results_text() after a tool result.
+_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools"})
+
+
+# ------------------------------------------------------------------- expected content
+
+
+def _cycle(words: Sequence[str], n: int, end: str) -> list[str]:
+    return [words[i % len(words)] + (" " if i < n - 1 else end) for i in range(n)]
+
+
+def text_chunks(n: int) -> list[str]:
+    """The content chunks of ``text:n``."""
+    return _cycle(_WORDS, n, ".")
+
+
+def expected_text(n: int = DEFAULT_CHUNKS) -> str:
+    """The whole answer of ``text:n`` (and of ``reasoning:n``)."""
+    return "".join(text_chunks(n))
+
+
+def expected_reasoning(n: int = DEFAULT_CHUNKS) -> str:
+    """The reasoning of ``reasoning:n``."""
+    return "".join(_cycle(_THOUGHTS, n, "."))
+
+
+def tool_results_text(results: Sequence[tuple[str, str]]) -> str:
+    """The answer to a request ending with tool results ``(tool name, output)``."""
+    quoted = "; ".join(f'{name} returned "{output}"' for name, output in results)
+    return f"Fake upstream got tool results: {quoted}."
+
+
+def tool_arguments(tool: Mapping[str, Any] | None, index: int) -> dict[str, Any]:
+    """The arguments of call ``index`` to ``tool`` (a request's OpenAI tool entry).
+
+    From the tool's JSON Schema: the first enum value when there is one, else a string
+    ``"<property> <index>"``, an integer ``index + 1``, a number ``index + 0.5``, ``true``;
+    other properties are left out. Without a tool: ``{"q": "query <index>"}``.
+    """
+    if tool is None:
+        return {"q": f"query {index}"}
+    function = tool.get("function")
+    parameters = function.get("parameters") if isinstance(function, dict) else None
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    arguments: dict[str, Any] = {}
+    for name, prop in (properties or {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if isinstance(prop, dict) and prop.get("enum"):
+            arguments[name] = prop["enum"][0]
+        elif kind == "string":
+            arguments[name] = f"{name} {index}"
+        elif kind == "integer":
+            arguments[name] = index + 1
+        elif kind == "number":
+            arguments[name] = index + 0.5
+        elif kind == "boolean":
+            arguments[name] = True
+    return arguments
+
+
+# ------------------------------------------------------------------------- the plan
+
+
+@dataclass(slots=True)
+class Spec:
+    """A parsed ``model`` string."""
+
+    mode: str
+    count: int
+    gap: float  # seconds
+    argument: str = ""
+
+
+def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -> Spec:
+    """Read the behaviour spec language of the module docstring."""
+    mode, _, rest = model.partition(":")
+    if mode == "replay":
+        return Spec(mode, 0, gap_ms / 1000, argument=rest)
+    parts = rest.split(":") if rest else []
+    numbers: list[float] = []
+    for part in parts:
+        try:
+            numbers.append(float(part))
+        except ValueError:
+            break
+    count = int(numbers[0]) if numbers else chunks
+    gap = (numbers[1] if len(numbers) > 1 else gap_ms) / 1000
+    if mode == "slow":
+        count, gap = chunks, (numbers[0] if numbers else gap_ms) / 1000
+    elif mode == "tools":
+        count = int(numbers[0]) if numbers else 1
+    elif mode in ("truncate", "cut"):
+        count = int(numbers[0]) if numbers else 3
+    elif mode == "error":
+        count = int(numbers[0]) if numbers else 500
+    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed"):
+        mode = "text"
+    return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What a request gets: content and reasoning chunks, or whole tool calls."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.calls else "stop"
+
+    def deltas(self) -> list[dict[str, Any]]:
+        """One delta per chunk; a call is a first fragment then three argument fragments."""
+        deltas: list[dict[str, Any]] = [{"reasoning_content": p} for p in self.reasoning]
+        deltas += [{"content": piece} for piece in self.content]
+        for index, call in enumerate(self.calls):
+            raw = call["function"]["arguments"]
+            first = {**call, "function": {**call["function"], "arguments": ""}}
+            deltas.append({"tool_calls": [{"index": index, **first}]})
+            third = max(1, -(-len(raw) // 3))
+            deltas.extend(
+                {"tool_calls": [{"index": index, "function": {"arguments": raw[i : i + third]}}]}
+                for i in range(0, len(raw), third)
+            )
+        return deltas
+
+
+def _tool_results(messages: list[Any]) -> list[tuple[str, str]]:
+    names: dict[str, str] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            names[call.get("id", "")] = call.get("function", {}).get("name", "")
+    results: list[tuple[str, str]] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        call_id = message.get("tool_call_id", "")
+        results.append((names.get(call_id) or call_id, _content_text(message.get("content"))))
+    return results[::-1]
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):  # content parts
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _tool_calls(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict)]
+    calls = []
+    for index in range(count):
+        tool = tools[index % len(tools)] if tools else None
+        name = str(tool["function"]["name"]) if tool else f"tool_{index}"
+        arguments = orjson.dumps(tool_arguments(tool, index)).decode()
+        calls.append(
+            {
+                "id": f"call_{secrets.token_hex(8)}",
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+        )
+    return calls
+
+
+def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
+    """What a request gets (fault modes add their fault while streaming)."""
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    if spec.mode in _TEXT_LIKE and messages and messages[-1].get("role") == "tool":
+        return _Answer(_WORD.findall(tool_results_text(_tool_results(messages))))
+    if spec.mode == "tools":
+        return _Answer(calls=_tool_calls(body, spec.count))
+    if spec.mode == "echo":
+        users = [m for m in messages if m.get("role") == "user"]
+        said = _content_text(users[-1].get("content")) if users else ""
+        return _Answer(_WORD.findall(said or "(nothing)"))
+    reasoning = _cycle(_THOUGHTS, spec.count, ".") if spec.mode == "reasoning" else []
+    return _Answer(text_chunks(spec.count), reasoning)
+
+
+def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt = sum(
+        len(_content_text(m.get("content")).split())
+        for m in body.get("messages") or ()
+        if isinstance(m, dict)
+    )
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+# ------------------------------------------------------------------------- the server
+
+
+@dataclass(slots=True)
+class _Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Stream:
+    """One chunked SSE response: one chunk per write."""
+
+    __slots__ = ("_head", "_writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, model: str) -> None:
+        self._writer = writer
+        created = int(time.time())
+        self._head = {
+            "id": f"chatcmpl-{secrets.token_hex(6)}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+
+    async def start(self) -> None:
+        self._writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        await self._writer.drain()
+
+    async def raw(self, payload: bytes) -> None:
+        self._writer.write(b"%x\r\n%b\r\n" % (len(payload), payload))
+        await self._writer.drain()
+
+    async def chunk(
+        self, delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None
+    ) -> None:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        data: dict[str, Any] = {**self._head, "choices": choices}
+        if usage is not None:
+            data["usage"] = usage
+        await self.raw(b"data: " + orjson.dumps(data) + b"\n\n")
+
+    async def end(self) -> None:
+        await self.raw(b"data: [DONE]\n\n")
+        self._writer.write(b"0\r\n\r\n")
+        await self._writer.drain()
+
+
+async def _until_disconnected(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+class FakeUpstreamServer:
+    """The fake server on the running event loop: ``await listen()``, ``await aclose()``."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        chunks: int = DEFAULT_CHUNKS,
+        gap_ms: float = 0.0,
+    ) -> None:
+        self.host = host
+        #: The port to listen on (0: a free one), then the port listened on.
+        self.port = port
+        self.chunks = chunks
+        self.gap_ms = gap_ms
+        #: Chat request bodies received, oldest first.
+        self.requests: list[dict[str, Any]] = []
+        #: Their headers (names in lower case), in the same order.
+        self.request_headers: list[dict[str, str]] = []
+        #: Streams being sent right now (a test can wait for 0 after closing a client).
+        self.active_streams = 0
+        #: Connections accepted so far (keep-alive reuse shows as a small number).
+        self.connections = 0
+        #: Requests seen per ``flaky:...`` model string.
+        self.flaky_calls: dict[str, int] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def url(self) -> str:
+        """The root URL, ``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The base URL an OpenAI client is given: ``http://127.0.0.1:PORT/v1``."""
+        return f"{self.url}/v1"
+
+    def reset(self) -> None:
+        """Forget the requests received so far."""
+        self.requests.clear()
+        self.request_headers.clear()
+        self.flaky_calls.clear()
+
+    async def listen(self) -> int:
+        """Start accepting connections; answers the port."""
+        self._closing = False
+        self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def aclose(self) -> None:
+        """Stop listening and close every open connection."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while (request := await _read_request(reader)) is not None:
+                if not await self._respond(request, reader, writer):
+                    break
+        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError):
+            pass  # the client went away or spoke nonsense: drop the connection
+        except asyncio.CancelledError:
+            # aclose() cancels open connections; ending quietly keeps asyncio's
+            # connection callback from logging the cancellation.
+            if not self._closing:
+                raise
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _respond(
+        self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer one request; ``False`` when the connection must close."""
+        path, method = request.path.removeprefix("/v1"), request.method
+        keep = request.headers.get("connection", "").lower() != "close"
+        if method == "POST" and path == "/chat/completions":
+            try:
+                body = orjson.loads(request.body)
+            except orjson.JSONDecodeError:
+                body = None
+            if not isinstance(body, dict):
+                return await _send_json(writer, 400, _error_body("body is not a JSON object"), keep)
+            self.requests.append(body)
+            self.request_headers.append(request.headers)
+            return await self._chat(body, reader, writer) and keep
+        if method == "GET" and path == "/models":
+            models = [
+                {"id": m, "object": "model", "owned_by": "fake"}
+                for m in ("text", "reasoning", "tools")
+            ]
+            return await _send_json(writer, 200, {"object": "list", "data": models}, keep)
+        if method == "GET" and request.path == "/_requests":
+            return await _send_json(writer, 200, self.requests, keep)
+        if method == "POST" and request.path == "/_reset":
+            self.reset()
+            return await _send_json(writer, 200, {"ok": True}, keep)
+        return await _send_json(writer, 404, _error_body(f"no route {method} {request.path}"), keep)
+
+    async def _chat(
+        self, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        model = str(body.get("model", ""))
+        if model.startswith("flaky:"):
+            failures, _, answer = model[len("flaky:") :].partition(":")
+            seen = self.flaky_calls[model] = self.flaky_calls.get(model, 0) + 1
+            if seen <= int(failures or 1):
+                code = int(answer or 503)
+                return await _send_json(
+                    writer,
+                    code,
+                    _error_body(f"fake upstream flaky {code}"),
+                    True,
+                    extra_headers=b"retry-after: 0\r\n",
+                )
+            model = "text"
+        spec = parse_model(model, self.chunks, self.gap_ms)
+        if spec.mode == "error":
+            status = spec.count if 400 <= spec.count <= 599 else 500
+            return await _send_json(
+                writer, status, _error_body(f"fake upstream error {status}"), True
+            )
+        if not body.get("stream"):
+            if spec.mode in ("hang", "stall"):
+                await _until_disconnected(reader)
+                return False
+            return await _send_json(writer, 200, _completion(spec, body, model), True)
+        stream = _Stream(writer, model)
+        self.active_streams += 1
+        try:
+            if spec.mode == "replay":
+                try:
+                    recorded = await asyncio.to_thread(Path(spec.argument).read_bytes)
+                except OSError:
+                    error = _error_body(f"cannot read {spec.argument!r}")
+                    return await _send_json(writer, 400, error, True)
+                return await _replay(stream, recorded, spec.gap)
+            return await _stream_answer(stream, spec, body, reader)
+        finally:
+            self.active_streams -= 1
+
+
+async def _stream_answer(
+    stream: _Stream, spec: Spec, body: dict[str, Any], reader: asyncio.StreamReader
+) -> bool:
+    answer = plan_answer(spec, body)
+    deltas = answer.deltas()
+    if spec.mode in ("stall", "truncate", "cut", "malformed"):
+        del deltas[spec.count if spec.mode != "malformed" else 1 :]
+    await stream.start()
+    if spec.mode == "hang":
+        await _until_disconnected(reader)
+        return False
+    await stream.chunk({"role": "assistant", "content": ""})
+    for number, delta in enumerate(deltas):
+        if spec.gap and number:
+            await asyncio.sleep(spec.gap)
+        await stream.chunk(delta)
+    if spec.mode == "stall":
+        await _until_disconnected(reader)
+        return False
+    if spec.mode == "truncate":
+        return False  # closing now leaves the chunked body incomplete
+    if spec.mode == "malformed":
+        await stream.raw(b'data: {"choices": [{"delta": {"content": "unterminated\n\n')
+    if spec.mode == "cut":
+        await stream.raw(b"")  # the zero-length chunk: a clean end of the body
+        return True
+    await stream.chunk({}, finish=answer.finish_reason)
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        await stream.chunk(None, usage=_usage(body, len(deltas)))
+    await stream.end()
+    return True
+
+
+async def _replay(stream: _Stream, data: bytes, gap: float) -> bool:
+    """Send a recorded SSE stream verbatim, one event per chunk."""
+    events = re.findall(rb".*?(?:\r?\n\r?\n|\Z)", data, flags=re.DOTALL)
+    await stream.start()
+    for number, event in enumerate(e for e in events if e):
+        if gap and number:
+            await asyncio.sleep(gap)
+        await stream.raw(event)
+    await stream.raw(b"")
+    return True
+
+
+def _completion(spec: Spec, body: dict[str, Any], model: str) -> dict[str, Any]:
+    """A whole ``chat.completion``, for requests without ``stream: true``."""
+    answer = plan_answer(spec, body)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(answer.content) or None}
+    if answer.reasoning:
+        message["reasoning_content"] = "".join(answer.reasoning)
+    if answer.calls:
+        message["tool_calls"] = answer.calls
+    return {
+        "id": f"chatcmpl-{secrets.token_hex(6)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
+        "usage": _usage(body, len(answer.deltas())),
+    }
+
+
+def _error_body(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+
+
+async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
+    """The next request on the connection, or ``None`` at a clean end of it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = request_line.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", ""):
+        raise ValueError("chunked request bodies are not supported")
+    length = int(headers.get("content-length") or 0)
+    body = await reader.readexactly(length) if length else b""
+    return _Request(method, target.partition("?")[0], headers, body)
+
+
+async def _send_json(
+    writer: asyncio.StreamWriter, status: int, payload: Any, keep: bool, extra_headers: bytes = b""
+) -> bool:
+    data = orjson.dumps(payload)
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
+    connection = b"keep-alive" if keep else b"close"
+    writer.write(
+        b"HTTP/1.1 %d %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: %b\r\n%b\r\n%b"
+        % (status, phrase.encode(), len(data), connection, extra_headers, data)
+    )
+    await writer.drain()
+    return keep
+
+
+# ------------------------------------------------------------------ threads and processes
+
+
+class FakeUpstream(FakeUpstreamServer):
+    """The fake server on its own event loop in a background thread.
+
+    ``with FakeUpstream() as fake: ... fake.base_url ... fake.requests ...`` (or
+    ``start()`` / ``stop()``). Its state is read from the test's thread.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> FakeUpstream:
+        """Start the loop thread and listen; answers once connections are accepted."""
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name="fake-upstream", daemon=True
+        )
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self.listen(), loop)
+        try:
+            future.result(timeout=10)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def stop(self) -> None:
+        """Close every connection, stop the loop and join the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._loop = self._thread = None
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+async def _serve(host: str, port: int, chunks: int, gap_ms: float) -> None:
+    server = FakeUpstreamServer(host=host, port=port, chunks=chunks, gap_ms=gap_ms)
+    bound = await server.listen()
+    print(f"listening on http://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m parley.testing.fake_upstream",
+        description="Fake OpenAI-compatible Chat Completions server.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--chunks", type=int, default=DEFAULT_CHUNKS, help="default content chunks per answer"
+    )
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="default pause between chunks")
+    parser.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio loop")
+    args = parser.parse_args(argv)
+    loop_factory = None
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_serve(args.host, args.port, args.chunks, args.gap_ms))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Shared value types of the vocabulary layer: run states, roles, tool specs and usage.
+
+Imports nothing of ours. Everything here is plain data used by every layer, from the
+provider adapters to the SDK.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    ACTION_REQUIRED = "action_required"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    INCOMPLETE = "incomplete"
+
+
+#: States a run can still leave; at most one run per thread is in one of these.
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.ACTION_REQUIRED})
+#: States a run never leaves.
+TERMINAL_STATUSES = frozenset(set(RunStatus) - ACTIVE_STATUSES)
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class ActionStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class FunctionSpec(BaseModel):
+    """A tool the model may call: a name, a description and a JSON Schema for its arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """The arguments are one JSON object: its schema must describe an object."""
+        if value.get("type", "object") != "object":
+            raise ValueError('a tool\'s parameters must be a JSON Schema with "type": "object"')
+        if not isinstance(value.get("properties", {}), dict):
+            raise ValueError('"properties" must be an object mapping names to schemas')
+        if not isinstance(value.get("required", []), list):
+            raise ValueError('"required" must be a list of property names')
+        return value
+
+
+class ToolSpec(BaseModel):
+    """OpenAI-style tool entry: ``{"type": "function", "function": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(default="function", pattern="^function$")
+    function: FunctionSpec
+
+
+class ToolCall(BaseModel):
+    """One call the model asked for, with its arguments parsed into a JSON object."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0

@@ -1,0 +1,128 @@
+"""The ``parley`` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness import free_port
+
+
+def _parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parley.cli.main", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    out = _parley("--version")
+    assert out.returncode == 0
+    assert re.fullmatch(r"parley \d+\.\d+\.\d+\n", out.stdout)
+
+
+def test_users_create_prints_a_working_key_last(server: Any) -> None:
+    out = _parley("users", "create", "carol", env={"PARLEY_DATABASE_URL": server.database_url})
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    with server.client(key) as http:
+        me = http.get("/me").json()
+    assert me["name"] == "carol"
+    assert me["is_admin"] is False
+
+
+def test_a_broken_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[providers.x]\nkind = "nonsense"\n')
+    out = _parley("serve", "--config", str(bad), "--database-url", f"sqlite:///{tmp_path}/x.db")
+    assert out.returncode == 2
+    assert "providers.x" in out.stderr and "kind" in out.stderr
+    assert "Traceback" not in out.stderr
+    missing = _parley("serve", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2
+    assert "not found" in missing.stderr
+
+
+def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_DATABASE_URL": ""}
+    env.pop("PARLEY_DATABASE_URL")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley.cli.main", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("API key:"):
+                break
+        banner = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in banner
+        key = banner.split("API key:")[1].strip()
+        # The default database lives in the user data directory.
+        assert (tmp_path / "parley" / "parley.db").exists()
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/v1", headers={"X-API-Key": key}
+        ) as http:
+            assert http.get("/me").json()["is_admin"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout:
+            proc.stdout.close()
+    # A second start reuses the saved key.
+    assert (tmp_path / "parley" / "local-api-key").read_text().strip() == key
+
+
+def test_ctrl_c_stops_serve_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "parley.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{tmp_path}/c.db",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert "Traceback" not in out

@@ -1,0 +1,91 @@
+"""Suite-wide guards: no test reaches beyond this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _is_local(address):
+        raise ConnectionRefusedError(f"tests may not reach {address!r}: loopback only")
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _is_local(address):
+        raise ConnectionRefusedError(f"tests may not reach {address!r}: loopback only")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+# ----------------------------------------------------------------- the real server
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Any]:
+    from parley.testing.fake_upstream import FakeUpstream
+
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fresh_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.harness import FreshDatabase
+
+    db = FreshDatabase(tmp_path_factory.mktemp("db"))
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="session")
+def server(
+    upstream: Any, fresh_database: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One ``parley serve`` process for the session, with the fake upstream configured."""
+    from tests.harness import ParleyServer, free_port, provider_config
+
+    srv = ParleyServer(
+        database_url=fresh_database.url,
+        workdir=tmp_path_factory.mktemp("server"),
+        config=provider_config(upstream.base_url, free_port()),
+        env={"PARLEY_ACTION_EXPIRY_SECONDS": "600"},
+    ).start()
+    yield srv
+    code = srv.stop()
+    srv.assert_clean_log()
+    assert code in (0, -15), srv.log()  # uvicorn re-raises SIGTERM after a clean shutdown
+
+
+@pytest.fixture
+def user_key(server: Any) -> str:
+    """A fresh user of the session server: tests never see each other's data."""
+    return str(server.new_user())

@@ -1,0 +1,108 @@
+"""Replicas with Redis: a run followed from another replica arrives live, before any
+checkpoint could have carried it through the database, and a cancel reaches the turn's
+replica at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from parley import Client
+from parley.testing.fake_upstream import expected_text
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+
+REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(url: str) -> bool:
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not _reachable(REDIS_URL), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
+)
+
+
+@pytest.fixture(scope="module")
+def pair(
+    upstream: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ParleyServer, ParleyServer]]:
+    tmp = tmp_path_factory.mktemp("redis")
+    db = FreshDatabase(tmp)
+    config = provider_config(upstream.base_url, free_port())
+    # Checkpoints far apart: before a turn ends, only Redis can carry its events elsewhere.
+    env = {"PARLEY_REDIS_URL": REDIS_URL, "PARLEY_CHECKPOINT_SECONDS": "10"}
+    a = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
+    b = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
+    yield a, b
+    for srv in (a, b):
+        srv.stop()
+        srv.assert_clean_log()
+    db.drop()
+
+
+def test_a_follower_elsewhere_gets_the_turn_live(pair: tuple[ParleyServer, ParleyServer]) -> None:
+    a, b = pair
+    key = a.new_user()
+    with (
+        Client(base_url=a.base_url, api_key=key) as on_a,
+        Client(base_url=b.base_url, api_key=key) as on_b,
+    ):
+        bot = on_a.assistants.create(name="r", model="fake/text:40:50")  # two seconds
+        stream = on_a.process(assistant_id=bot.id, content="go")
+        first = next(iter(stream))
+        seen_at: list[float] = []
+        followed: list[Any] = []
+
+        def follow() -> None:
+            for event in on_b.runs.events(first.run_id):
+                followed.append(event)
+                seen_at.append(time.monotonic())
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        rest = list(stream)
+        ended = time.monotonic()
+        stream.close()
+        follower.join(timeout=30)
+    assert [e.model_dump() for e in followed] == [e.model_dump() for e in [first, *rest]]
+    assert "".join(e.text for e in followed if e.type == "content.delta") == expected_text(40)
+    live = [t for t, e in zip(seen_at, followed, strict=True) if e.type == "content.delta"]
+    # Most content reached the follower while the turn still ran (no checkpoint before
+    # its end), so it came over Redis.
+    assert sum(t < ended - 0.3 for t in live) >= 20
+
+
+def test_a_cancel_reaches_the_other_replica_at_once(
+    pair: tuple[ParleyServer, ParleyServer],
+) -> None:
+    a, b = pair
+    key = a.new_user()
+    with (
+        Client(base_url=a.base_url, api_key=key) as on_a,
+        Client(base_url=b.base_url, api_key=key) as on_b,
+    ):
+        bot = on_a.assistants.create(name="r", model="fake/stall:2")
+        stream = on_a.process(assistant_id=bot.id, content="go")
+        events = iter(stream)
+        while next(events).type != "content.delta":
+            pass
+        started = time.monotonic()
+        assert on_b.runs.cancel(stream.run_id).status == "cancelled"
+        rest = list(events)
+        took = time.monotonic() - started
+        stream.close()
+    assert rest[-1].type == "done" and rest[-1].status == "cancelled"
+    assert took < 0.8, took

@@ -1,0 +1,196 @@
+"""Test harness: a real ``parley serve`` process on loopback, on a fresh database.
+
+``PARLEY_TEST_DATABASE_URL`` (a PostgreSQL URL) makes every server of the session use a new
+database created on that server and dropped afterwards; without it each server gets a new
+SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from parley.testing.databases import ScratchDatabase
+
+PG_ENV = "PARLEY_TEST_DATABASE_URL"
+#: When set, every server of the suite streams across replicas through this Redis.
+REDIS_ENV = "PARLEY_TEST_REDIS_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+class FreshDatabase(ScratchDatabase):
+    """A database nobody else uses: on the PostgreSQL server of ``PARLEY_TEST_DATABASE_URL``
+    when it is set, else a new SQLite file."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp, postgres_url(), prefix="parley_test")
+
+
+class ParleyServer:
+    """``python -m parley.cli.main serve`` in a child process."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        workdir: Path,
+        config: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.workdir = workdir
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.config_path = workdir / f"parley-{self.port}.toml"
+        self.config_path.write_text(config)
+        redis = {"PARLEY_REDIS_URL": os.environ[REDIS_ENV]} if os.environ.get(REDIS_ENV) else {}
+        self.env = {
+            **os.environ,
+            **redis,
+            "PARLEY_DATABASE_URL": database_url,
+            "PARLEY_CONFIG": str(self.config_path),
+            "PARLEY_LOG_LEVEL": "warning",
+            # A loop blocked this long is logged with its stack: the suite fails on it.
+            "PARLEY_LOOP_WATCHDOG_SECONDS": "1",
+            **(env or {}),
+        }
+        for name in (
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "ANTHROPIC_API_KEY",
+            "PARLEY_TEST_DATABASE_URL",
+        ):
+            self.env.pop(name, None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.admin_key = ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "parley.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def start(self) -> ParleyServer:
+        created = self.cli("users", "create", "admin", "--admin")
+        assert created.returncode == 0, created.stderr
+        self.admin_key = created.stdout.strip().splitlines()[-1]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"parley serve exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"parley serve did not answer /healthz:\n{self.log()}")
+
+    def assert_clean_log(self, since: int = 0) -> None:
+        """No traceback and no blocked event loop in the server's log (after ``since``)."""
+        log = self.log()[since:]
+        assert "Traceback" not in log, log
+        assert "event loop blocked" not in log, log
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """Die at once, as a crashed process would."""
+        self.stop(signal.SIGKILL)
+
+    def client(self, key: str, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"{self.base_url}/v1",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=kwargs.pop("timeout", 30.0),
+            **kwargs,
+        )
+
+    def new_user(self, name: str = "user") -> str:
+        """A new (non-admin) user; returns its API key."""
+        with self.client(self.admin_key) as http:
+            answer = http.post("/users", json={"name": name})
+            answer.raise_for_status()
+            return str(answer.json()["api_key"]["key"])
+
+
+def provider_config(upstream_base_url: str, dead_port: int) -> str:
+    """Providers every server of the suite knows: the fake upstream, one that refuses
+    connections, one that times out quickly (none of them retries), and one that retries."""
+    return f"""
+[providers.fake]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+max_retries = 0
+
+[providers.dead]
+kind = "openai-chat"
+base_url = "http://127.0.0.1:{dead_port}/v1"
+api_key = "sk-fake"
+max_retries = 0
+
+[providers.slowpoke]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+read_timeout = 1.0
+max_retries = 0
+
+[providers.patient]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+max_retries = 2
+retry_backoff = 0.05
+"""

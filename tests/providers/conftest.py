@@ -1,0 +1,47 @@
+"""Fixtures of the provider tests: one fake upstream per session, reset for each test, and a
+canned upstream per test for what the fake does not do."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from parley.providers import transport as transport_module
+from parley.providers.openai_chat import OpenAIChatProvider
+from parley.testing.fake_upstream import FakeUpstream
+from tests.providers.helpers import CannedUpstream
+
+
+@pytest.fixture(scope="session")
+def fake_session() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_session: FakeUpstream) -> FakeUpstream:
+    fake_session.reset()
+    return fake_session
+
+
+@pytest.fixture
+async def provider(fake: FakeUpstream) -> AsyncIterator[OpenAIChatProvider]:
+    adapter = OpenAIChatProvider(fake.base_url, api_key="sk-test", read_timeout=10)
+    yield adapter
+    await adapter.aclose()
+
+
+@pytest.fixture
+async def canned() -> AsyncIterator[CannedUpstream]:
+    server = CannedUpstream()
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture(params=["lean", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each adapter test runs on both HTTP clients: the lean one and aiohttp."""
+    monkeypatch.setattr(transport_module, "USE_LEAN_CLIENT", request.param == "lean")
+    return str(request.param)

@@ -1,0 +1,97 @@
+"""Test helpers of the provider tests: a canned upstream for the answers the fake upstream
+does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), and a check
+that nothing was left unclosed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import warnings
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def no_resource_warnings() -> Iterator[None]:
+    """Fail if anything left unclosed (session, connector, socket) is found by the end."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+def http_answer(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/event-stream",
+    *,
+    headers: dict[str, str] | None = None,
+    length: int | None = None,
+) -> bytes:
+    """Raw HTTP/1.1 response bytes; ``length`` may claim more than ``body`` holds."""
+    head = {
+        "content-type": content_type,
+        "content-length": str(len(body) if length is None else length),
+        **(headers or {}),
+    }
+    lines = "".join(f"{name}: {value}\r\n" for name, value in head.items())
+    return f"HTTP/1.1 {status} Status\r\n{lines}\r\n".encode() + body
+
+
+class CannedUpstream:
+    """A loopback server that reads each request and writes ``answer``, byte for byte.
+
+    After writing it closes the connection, or with ``hold`` waits for the client to close
+    it. ``heads`` keeps the head (request line and headers) of every request received.
+    """
+
+    def __init__(self) -> None:
+        self.answer = b""
+        self.hold = False
+        self.heads: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            self.heads.append(head)
+            length = 0
+            for line in head.split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            writer.write(self.answer)
+            await writer.drain()
+            if self.hold:
+                while await reader.read(65536):
+                    pass
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

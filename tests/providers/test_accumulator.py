@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import pytest
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers.accumulator import TurnAccumulator
+from parley.types import ToolCall
+
+
+def accumulate(*events: object) -> TurnAccumulator:
+    acc = TurnAccumulator()
+    for event in events:
+        acc.add(event)  # type: ignore[arg-type]
+    return acc
+
+
+def test_text_reasoning_usage_and_finish() -> None:
+    acc = accumulate(
+        ReasoningPart("Let me "),
+        ReasoningPart("think."),
+        TextPart("Hel"),
+        TextPart("lo"),
+        TextPart("!"),
+        UsagePart(input_tokens=12, output_tokens=3),
+        FinishPart("stop"),
+    )
+    assert acc.text == "Hello!"
+    assert acc.text == "Hello!"  # reading twice gives the same answer
+    assert acc.reasoning == "Let me think."
+    assert (acc.usage.input_tokens, acc.usage.output_tokens) == (12, 3)
+    assert acc.finish_reason == "stop"
+    assert not acc.has_tool_calls
+    assert acc.finish_tool_calls() == []
+
+
+def test_text_keeps_growing_after_a_read() -> None:
+    acc = accumulate(TextPart("a"), TextPart("b"))
+    assert acc.text == "ab"
+    acc.add(TextPart("c"))
+    assert acc.text == "abc"
+
+
+def test_empty_accumulator() -> None:
+    acc = TurnAccumulator()
+    assert (acc.text, acc.reasoning, acc.finish_reason) == ("", "", None)
+
+
+def test_split_usage_keeps_the_largest_of_each_field() -> None:
+    acc = accumulate(UsagePart(input_tokens=10), UsagePart(input_tokens=10, output_tokens=7))
+    assert (acc.input_tokens, acc.output_tokens) == (10, 7)
+
+
+def test_parallel_calls_with_interleaved_fragments_stay_separate() -> None:
+    acc = accumulate(
+        ToolCallPart(index=0, id="call_a", name="get_weather"),
+        ToolCallPart(index=1, id="call_b", name="get_time"),
+        ToolCallPart(index=0, arguments='{"city": '),
+        ToolCallPart(index=1, arguments='{"zone": "U'),
+        ToolCallPart(index=0, arguments='"Paris"}'),
+        ToolCallPart(index=1, arguments='TC"}'),
+        FinishPart("tool_calls"),
+    )
+    assert acc.has_tool_calls
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="call_a", name="get_weather", arguments={"city": "Paris"}),
+        ToolCall(id="call_b", name="get_time", arguments={"zone": "UTC"}),
+    ]
+
+
+def test_same_id_on_different_indexes_is_not_merged() -> None:
+    # "same id OR same index" merging would collapse these into one call.
+    acc = accumulate(
+        ToolCallPart(index=0, id="dup", name="a", arguments="{}"),
+        ToolCallPart(index=1, id="dup", name="b", arguments="{}"),
+    )
+    assert [call.name for call in acc.finish_tool_calls()] == ["a", "b"]
+
+
+def test_calls_keyed_by_id_when_there_is_no_index() -> None:
+    acc = accumulate(
+        ToolCallPart(id="x", name="first", arguments='{"n": '),
+        ToolCallPart(id="y", name="second", arguments='{"m": 2}'),
+        ToolCallPart(id="x", arguments="1}"),
+    )
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="x", name="first", arguments={"n": 1}),
+        ToolCall(id="y", name="second", arguments={"m": 2}),
+    ]
+
+
+def test_fragment_without_index_or_id_continues_the_last_call() -> None:
+    acc = accumulate(
+        ToolCallPart(id="x", name="f", arguments='{"a"'), ToolCallPart(arguments=": 1}")
+    )
+    assert acc.finish_tool_calls() == [ToolCall(id="x", name="f", arguments={"a": 1})]
+
+
+def test_order_is_first_appearance_not_index() -> None:
+    acc = accumulate(
+        ToolCallPart(index=3, id="c3", name="late"), ToolCallPart(index=1, id="c1", name="early")
+    )
+    assert [call.id for call in acc.finish_tool_calls()] == ["c3", "c1"]
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "\n"])
+def test_empty_arguments_become_an_empty_object(raw: str) -> None:
+    acc = accumulate(ToolCallPart(index=0, id="c", name="ping", arguments=raw))
+    assert acc.finish_tool_calls() == [ToolCall(id="c", name="ping", arguments={})]
+
+
+@pytest.mark.parametrize("raw", ['{"city": "Par', "{'a': 1}", "[1, 2]", '"text"', "3", "null"])
+def test_bad_arguments_raise_malformed_tool_call(raw: str) -> None:
+    acc = accumulate(ToolCallPart(index=0, id="c", name="get_weather", arguments=raw))
+    with pytest.raises(UpstreamError) as info:
+        acc.finish_tool_calls()
+    assert info.value.code == "malformed_tool_call"
+    assert "get_weather" in info.value.message
+    assert raw not in info.value.message  # no raw model output echoed
+
+
+def test_call_without_name_raises() -> None:
+    acc = accumulate(ToolCallPart(index=0, id="c", arguments="{}"))
+    with pytest.raises(UpstreamError) as info:
+        acc.finish_tool_calls()
+    assert info.value.code == "malformed_tool_call"
+
+
+def test_call_without_id_gets_a_generated_one() -> None:
+    acc = accumulate(
+        ToolCallPart(index=0, name="a", arguments="{}"),
+        ToolCallPart(index=1, name="b", arguments="{}"),
+    )
+    first, second = acc.finish_tool_calls()
+    assert first.id.startswith("call_") and second.id.startswith("call_")
+    assert first.id != second.id

@@ -1,0 +1,446 @@
+"""The Anthropic Messages adapter against a scripted fake of the API, over real loopback sockets.
+
+The streams served here are constructed examples written in the documented wire format
+(``parley.testing.fake_anthropic``); they are not recordings of the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.anthropic import AnthropicProvider
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.testing.fake_anthropic import (
+    Answer,
+    FakeAnthropic,
+    error_body,
+    message_events,
+    text,
+    thinking,
+    tool_use,
+)
+from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+
+pytestmark = pytest.mark.usefixtures("transport")
+
+WEATHER = ToolSpec(
+    function=FunctionSpec(
+        name="get_weather",
+        description="Weather for a city",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+)
+TIME = ToolSpec(function=FunctionSpec(name="get_time"))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+async def provider(fake: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
+    adapter = AnthropicProvider(fake.base_url, api_key="sk-ant-test", read_timeout=10)
+    yield adapter
+    await adapter.aclose()
+
+
+def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
+    messages = [ChatMessage(role=Role.USER, content=text)]
+    return ModelRequest(model="claude-test", messages=messages, **kwargs)
+
+
+async def collect(
+    provider: AnthropicProvider, req: ModelRequest | None = None
+) -> tuple[list[ModelEvent], TurnAccumulator]:
+    events = [event async for event in provider.stream(req or request())]
+    acc = TurnAccumulator()
+    for event in events:
+        acc.add(event)
+    return events, acc
+
+
+async def failure(provider: AnthropicProvider) -> UpstreamError:
+    with pytest.raises(UpstreamError) as info:
+        await collect(provider)
+    return info.value
+
+
+async def wait_until(condition: Any, within: float = 5.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+async def test_text(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    fake.answer(Answer(message_events([text("Hello", ", ", "world.")])))
+    events, acc = await collect(provider)
+    assert [e.text for e in events if isinstance(e, TextPart)] == ["Hello", ", ", "world."]
+    assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ("Hello, world.", "stop", False)
+
+
+async def test_thinking_then_text(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    fake.answer(Answer(message_events([thinking("Let me ", "think."), text("Four.")])))
+    events, acc = await collect(provider)
+    kinds = [type(e) for e in events if isinstance(e, TextPart | ReasoningPart)]
+    assert kinds == [ReasoningPart, ReasoningPart, TextPart]
+    assert (acc.reasoning, acc.text) == ("Let me think.", "Four.")
+
+
+async def test_tool_use_with_input_fragments(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    blocks = [text("Checking."), tool_use("toolu_01", "get_weather", '{"ci', 'ty": "Os', 'lo"}')]
+    fake.answer(Answer(message_events(blocks, stop_reason="tool_use")))
+    events, acc = await collect(provider, request(tools=[WEATHER]))
+    parts = [e for e in events if isinstance(e, ToolCallPart)]
+    assert parts[0] == ToolCallPart(index=1, id="toolu_01", name="get_weather")
+    assert [p.arguments for p in parts[1:]] == ['{"ci', 'ty": "Os', 'lo"}']  # "" is skipped
+    assert all(p.index == 1 for p in parts)
+    assert acc.finish_reason == "tool_calls"
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="toolu_01", name="get_weather", arguments={"city": "Oslo"})
+    ]
+
+
+async def test_two_parallel_tool_uses_stay_apart(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    blocks = [
+        tool_use("toolu_a", "get_weather", '{"city":', ' "Rome"}'),
+        tool_use("toolu_b", "get_time"),  # no input at all
+        tool_use("toolu_c", "get_weather", '{"city": "Lima"}'),
+    ]
+    fake.answer(Answer(message_events(blocks, stop_reason="tool_use")))
+    _, acc = await collect(provider, request(tools=[WEATHER, TIME]))
+    assert [(c.id, c.name, c.arguments) for c in acc.finish_tool_calls()] == [
+        ("toolu_a", "get_weather", {"city": "Rome"}),
+        ("toolu_b", "get_time", {}),
+        ("toolu_c", "get_weather", {"city": "Lima"}),
+    ]
+
+
+async def test_usage_totals(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    events = message_events([text("ok")], input_tokens=25, output_tokens=9)
+    events[0][1]["message"]["usage"].update(
+        cache_creation_input_tokens=100, cache_read_input_tokens=1000
+    )
+    fake.answer(Answer(events))
+    got, acc = await collect(provider)
+    usage = [e for e in got if isinstance(e, UsagePart)]
+    assert usage == [UsagePart(1125, 1), UsagePart(1125, 9)]  # running totals
+    assert (acc.input_tokens, acc.output_tokens) == (1125, 9)
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("tool_use", "tool_calls"),
+        ("max_tokens", "length"),
+        ("refusal", "refusal"),  # unknown to Parley: passed on as is
+    ],
+)
+async def test_stop_reasons(
+    provider: AnthropicProvider, fake: FakeAnthropic, stop_reason: str, finish: str
+) -> None:
+    fake.answer(Answer(message_events([text("x")], stop_reason=stop_reason)))
+    events, _ = await collect(provider)
+    assert [e for e in events if isinstance(e, FinishPart)] == [FinishPart(finish)]
+
+
+async def test_unknown_events_and_blocks_are_skipped(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    events = message_events([text("a")])
+    events.insert(2, ("brand_new_event", {"type": "brand_new_event", "x": 1}))
+    events.insert(3, ("content_block_start", {"type": "content_block_start", "index": 9,
+                                              "content_block": {"type": "redacted_thinking", "data": "xx"}}))  # fmt: skip
+    fake.answer(Answer(events))
+    _, acc = await collect(provider)
+    assert (acc.text, acc.reasoning) == ("a", "")
+
+
+async def test_connection_is_reused(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    fake.answer(
+        Answer(message_events([text("one")])),
+        Answer(status=429, body=error_body("rate_limit_error", "slow down")),
+        Answer(message_events([text("two")])),
+    )
+    assert (await collect(provider))[1].text == "one"
+    assert (await failure(provider)).code == "upstream_rate_limited"
+    assert (await collect(provider))[1].text == "two"
+    assert fake.connections == 1  # one keep-alive connection served all three
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+async def test_error_event_mid_stream(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    events = message_events([text("Partial ", "answer")], end=False)[:-2]  # no block stop
+    events.append(("error", error_body("overloaded_error", "Overloaded")))
+    fake.answer(Answer(events))
+    acc = TurnAccumulator()
+    with pytest.raises(UpstreamError) as info:
+        async for event in provider.stream(request()):
+            acc.add(event)
+    assert acc.text == "Partial answer"
+    assert info.value.code == "upstream_stream_error"
+    assert "Overloaded" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code"),
+    [
+        (401, "authentication_error", "upstream_auth"),
+        (403, "permission_error", "upstream_auth"),
+        (429, "rate_limit_error", "upstream_rate_limited"),
+        (529, "overloaded_error", "upstream_http_error"),
+    ],
+)
+async def test_http_errors(
+    provider: AnthropicProvider, fake: FakeAnthropic, status: int, kind: str, code: str
+) -> None:
+    fake.answer(Answer(status=status, body=error_body(kind, f"the {kind} message")))
+    error = await failure(provider)
+    assert type(error) is UpstreamError
+    assert error.code == code
+    assert f"HTTP {status}" in error.message
+    assert f"the {kind} message ({kind})" in error.message
+
+
+async def test_stream_without_message_stop_is_truncated(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    fake.answer(Answer(message_events([text("half")], end=False)))
+    assert (await failure(provider)).code == "upstream_truncated"
+
+
+async def test_connection_cut_mid_body(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    fake.answer(Answer(message_events([text("half")])[:4], after="cut"))
+    assert (await failure(provider)).code == "upstream_truncated"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "x"}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use"}}),
+        ("message_delta", {"type": "message_delta", "delta": {}, "usage": {"output_tokens": "many"}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": 3}}),
+        ("message_start", {"type": "message_start"}),
+    ],
+)  # fmt: skip
+async def test_events_of_the_wrong_shape(
+    provider: AnthropicProvider, fake: FakeAnthropic, event: tuple[str, Any]
+) -> None:
+    fake.answer(Answer([event, ("message_stop", {"type": "message_stop"})]))
+    assert (await failure(provider)).code == "upstream_malformed"
+
+
+# ----------------------------------------------------------------------------- request
+
+
+async def test_request_body_and_headers(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    messages = [
+        ChatMessage(role=Role.USER, content="Weather in Oslo, and the time?"),
+        ChatMessage(role=Role.USER, content="Quickly."),
+        ChatMessage(
+            role=Role.ASSISTANT,
+            content="Looking.",
+            reasoning="not sent back",
+            tool_calls=[
+                ToolCall(id="toolu_1", name="get_weather", arguments={"city": "Oslo"}),
+                ToolCall(id="toolu_2", name="get_time", arguments={}),
+            ],
+        ),
+        ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="toolu_1"),
+        ChatMessage(role=Role.TOOL, content="noon", tool_call_id="toolu_2"),
+        ChatMessage(role=Role.USER, content="And tomorrow?"),
+        ChatMessage(role=Role.ASSISTANT, content=""),  # empty: left out
+        ChatMessage(role=Role.ASSISTANT, content="Rain."),
+        ChatMessage(role=Role.ASSISTANT, content="Probably."),
+        ChatMessage(role=Role.USER, content="thanks"),
+    ]
+    params = {"temperature": 0.2, "stop_sequences": ["END"], "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
+    req = ModelRequest(
+        model="claude-test",
+        messages=messages,
+        instructions="Be brief.",
+        tools=[WEATHER, TIME],
+        parameters={**params, "stream": False},
+    )
+    await collect(provider, req)
+    sent = fake.requests[-1]
+    assert (sent.method, sent.target) == ("POST", "/v1/messages")
+    assert sent.headers["x-api-key"] == "sk-ant-test"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.headers["accept"] == "text/event-stream"
+    assert "authorization" not in sent.headers
+    body = sent.body
+    assert {k: body[k] for k in params} == params
+    assert (body["model"], body["max_tokens"], body["stream"]) == ("claude-test", 4096, True)
+    assert body["system"] == "Be brief."
+    assert body["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+        {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
+    ]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather in Oslo, and the time?"},
+                {"type": "text", "text": "Quickly."},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Looking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "noon"},
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Rain."}, {"type": "text", "text": "Probably."}],
+        },
+        {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
+    ]  # fmt: skip
+
+
+async def test_request_defaults_and_extra_headers(fake: FakeAnthropic) -> None:
+    provider = AnthropicProvider(fake.base_url + "/v1/", headers={"anthropic-beta": "b1"})
+    try:
+        req = request(parameters={"max_tokens": 10})
+        req.messages.insert(0, ChatMessage(role=Role.SYSTEM, content="From a system message."))
+        await collect(provider, req)
+    finally:
+        await provider.aclose()
+    sent = fake.requests[-1]
+    assert sent.target == "/v1/messages"  # a base URL ending in /v1 is taken as well
+    assert sent.headers["anthropic-beta"] == "b1"
+    assert "x-api-key" not in sent.headers
+    assert sent.body["max_tokens"] == 10
+    assert sent.body["system"] == "From a system message."
+    assert "tools" not in sent.body
+    assert sent.body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hello"}]}
+    ]
+
+
+async def test_tool_round_trip(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    """The calls of one answer, sent back with their results, as the next call's context."""
+    fake.answer(
+        Answer(message_events([tool_use("toolu_9", "get_weather", '{"city": "Oslo"}')], stop_reason="tool_use")),
+        Answer(message_events([text("Sunny in Oslo.")])),
+    )  # fmt: skip
+    messages = [ChatMessage(role=Role.USER, content="Weather in Oslo?")]
+    _, first = await collect(provider, ModelRequest("claude-test", messages, tools=[WEATHER]))
+    calls = first.finish_tool_calls()
+    messages.append(ChatMessage(role=Role.ASSISTANT, content=first.text, tool_calls=calls))
+    messages.append(ChatMessage(role=Role.TOOL, content="sunny", tool_call_id=calls[0].id))
+    _, second = await collect(provider, ModelRequest("claude-test", messages, tools=[WEATHER]))
+    assert second.text == "Sunny in Oslo."
+    assert fake.requests[-1].body["messages"][1:] == [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "sunny"}]},
+    ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------ cancellation
+
+
+async def test_aclose_mid_stream_closes_the_connection(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    events = message_events([text("one ", "two ", "three")], end=False)[:5]
+    fake.answer(Answer(events, after="hold"), Answer(message_events([text("again")])))
+    stream = provider.stream(request())
+    got = [await anext(stream) for _ in range(3)]
+    assert [e for e in got if isinstance(e, TextPart)] == [TextPart("one "), TextPart("two ")]
+    assert fake.active == 1
+    await stream.aclose()
+    assert await wait_until(lambda: fake.active == 0, within=1.0)
+    assert (await collect(provider))[1].text == "again"  # still works afterwards
+
+
+# ------------------------------------------------------------------------------ models
+
+
+async def test_list_models(fake: FakeAnthropic) -> None:
+    fake.models = ["claude-b", "claude-a"]
+    provider = AnthropicProvider(fake.base_url, api_key="sk-ant-test")
+    try:
+        assert await provider.list_models() == ["claude-a", "claude-b"]
+    finally:
+        await provider.aclose()
+    sent = fake.requests[-1]
+    assert (sent.method, sent.target.partition("?")[0]) == ("GET", "/v1/models")
+    assert sent.headers["x-api-key"] == "sk-ant-test"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+
+
+async def test_list_models_rejected_key(fake: FakeAnthropic) -> None:
+    fake.api_key = "sk-ant-right"
+    provider = AnthropicProvider(fake.base_url, api_key="sk-ant-wrong")
+    try:
+        with pytest.raises(UpstreamError) as info:
+            await provider.list_models()
+    finally:
+        await provider.aclose()
+    assert info.value.code == "upstream_auth"
+    assert "HTTP 401" in info.value.message
+
+
+async def test_whole_message_when_the_server_ignores_stream(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    message = {
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "c2ln"},
+            {"type": "text", "text": "Calling."},
+            {"type": "tool_use", "id": "toolu_j", "name": "get_weather", "input": {"city": "Bern"}},
+        ],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 4, "output_tokens": 6},
+    }
+    fake.answer(Answer(body=message))
+    _, acc = await collect(provider)
+    assert (acc.reasoning, acc.text, acc.finish_reason) == ("hmm", "Calling.", "tool_calls")
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="toolu_j", name="get_weather", arguments={"city": "Bern"})
+    ]
+    assert (acc.input_tokens, acc.output_tokens) == (4, 6)

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.demo import DemoProvider
+from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+
+WEATHER = ToolSpec(
+    function=FunctionSpec(
+        name="get_weather",
+        parameters={
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "metric": {"type": "boolean"},
+                "tags": {"type": "array"},
+            },
+        },
+    )
+)
+TIME = ToolSpec(
+    function=FunctionSpec(
+        name="get_time",
+        parameters={
+            "type": "object",
+            "properties": {"zone": {"type": "string"}, "offset": {"type": "number"}},
+        },
+    )
+)
+
+
+def user(text: str) -> ChatMessage:
+    return ChatMessage(role=Role.USER, content=text)
+
+
+async def run(request: ModelRequest) -> tuple[list[ModelEvent], TurnAccumulator]:
+    events = [event async for event in DemoProvider(delay=0).stream(request)]
+    acc = TurnAccumulator()
+    for event in events:
+        acc.add(event)
+    return events, acc
+
+
+async def calls_for(text: str, tools: list[ToolSpec]) -> list[ToolCall]:
+    _, acc = await run(ModelRequest(model="demo", messages=[user(text)], tools=tools))
+    assert acc.finish_reason == "tool_calls"
+    return acc.finish_tool_calls()
+
+
+async def test_plain_reply_is_labelled_and_echoes_the_user() -> None:
+    events, acc = await run(ModelRequest(model="x", messages=[user("What is   Parley?")]))
+    assert acc.text.startswith("Demo model:")
+    assert "What is Parley?" in acc.text
+    assert "demo model" in acc.text
+    assert "provider" in acc.text
+    assert acc.finish_reason == "stop"
+    assert not acc.has_tool_calls
+    # a reasoning preamble first, the text in several chunks, usage then finish last
+    assert isinstance(events[0], ReasoningPart) and isinstance(events[1], ReasoningPart)
+    assert acc.reasoning
+    assert sum(isinstance(e, TextPart) for e in events) > 5
+    assert isinstance(events[-2], UsagePart) and isinstance(events[-1], FinishPart)
+    assert acc.usage.input_tokens == 3
+    assert acc.usage.output_tokens > 10
+
+
+async def test_reply_is_deterministic() -> None:
+    request = ModelRequest(model="x", messages=[user("same question")], tools=[WEATHER])
+    first, _ = await run(request)
+    second, _ = await run(request)
+    assert first == second
+
+
+async def test_no_tool_named_gives_text_even_with_tools() -> None:
+    _, acc = await run(ModelRequest(model="x", messages=[user("weather please")], tools=[WEATHER]))
+    assert not acc.has_tool_calls and acc.text.startswith("Demo model:")
+
+
+async def test_tool_name_inside_a_longer_word_does_not_count() -> None:
+    _, acc = await run(
+        ModelRequest(model="x", messages=[user("use get_weathers")], tools=[WEATHER])
+    )
+    assert not acc.has_tool_calls
+
+
+async def test_empty_context_still_answers() -> None:
+    _, acc = await run(ModelRequest(model="x", messages=[]))
+    assert acc.text.startswith("Demo model:") and acc.finish_reason == "stop"
+
+
+async def test_single_tool_call_fills_arguments_from_the_schema() -> None:
+    (call,) = await calls_for("Please get_weather Paris for 3 days", [WEATHER, TIME])
+    assert call.name == "get_weather"
+    assert call.id.startswith("call_")
+    assert call.arguments == {"city": "Paris for 3 days", "days": 3, "metric": False}
+
+
+async def test_whole_message_when_nothing_follows_the_name() -> None:
+    (call,) = await calls_for("  what does get_weather   ", [WEATHER])
+    assert call.arguments == {"city": "what does get_weather", "metric": False}
+
+
+async def test_number_property_takes_the_first_number() -> None:
+    (call,) = await calls_for("get_time Tokyo +9.5 or 10", [TIME])
+    assert call.arguments == {"zone": "Tokyo +9.5 or 10", "offset": 9.5}
+
+
+async def test_two_tool_names_give_two_parallel_calls() -> None:
+    events, acc = await run(
+        ModelRequest(
+            model="x",
+            messages=[user("get_weather Oslo 2 then get_time UTC")],
+            tools=[TIME, WEATHER],
+        )
+    )
+    fragments = [e for e in events if isinstance(e, ToolCallPart)]
+    assert {f.index for f in fragments} == {0, 1}
+    assert len(fragments) > 2  # arguments come in several fragments
+    assert isinstance(events[-1], FinishPart) and events[-1].reason == "tool_calls"
+    first, second = acc.finish_tool_calls()
+    assert (first.name, first.arguments) == (
+        "get_weather",
+        {"city": "Oslo 2 then", "days": 2, "metric": False},
+    )
+    assert (second.name, second.arguments) == ("get_time", {"zone": "UTC"})
+    assert first.id != second.id
+
+
+async def test_tool_name_in_an_older_message_is_ignored() -> None:
+    messages = [
+        user("get_weather Rome"),
+        ChatMessage(role=Role.ASSISTANT, content="ok"),
+        user("thanks"),
+    ]
+    _, acc = await run(ModelRequest(model="x", messages=messages, tools=[WEATHER]))
+    assert not acc.has_tool_calls
+
+
+def tool_turn(results: dict[str, tuple[str, str]]) -> list[ChatMessage]:
+    calls = [
+        ToolCall(id=call_id, name=name, arguments={}) for call_id, (name, _) in results.items()
+    ]
+    messages = [user("weather and time"), ChatMessage(role=Role.ASSISTANT, tool_calls=calls)]
+    messages += [
+        ChatMessage(role=Role.TOOL, content=output, tool_call_id=call_id)
+        for call_id, (_, output) in results.items()
+    ]
+    return messages
+
+
+async def test_tool_results_are_quoted_verbatim() -> None:
+    messages = tool_turn({"c1": ("get_weather", "sunny, 21C"), "c2": ("get_time", "12:00")})
+    _, acc = await run(ModelRequest(model="x", messages=messages, tools=[WEATHER, TIME]))
+    assert acc.text == (
+        'Demo model: the tool get_weather returned "sunny, 21C". '
+        'Demo model: the tool get_time returned "12:00".'
+    )
+    assert acc.finish_reason == "stop" and not acc.has_tool_calls
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002])
+async def test_delay_is_configurable(delay: float) -> None:
+    provider = DemoProvider(delay=delay)
+    assert provider.delay == delay
+    events = [e async for e in provider.stream(ModelRequest(model="x", messages=[user("hi")]))]
+    assert isinstance(events[-1], FinishPart)
+
+
+async def test_closing_the_stream_early_stops_it() -> None:
+    stream = DemoProvider(delay=0).stream(ModelRequest(model="x", messages=[user("hi")]))
+    first: Any = await anext(stream)
+    await stream.aclose()
+    assert isinstance(first, ReasoningPart)
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+
+
+async def test_default_delay_makes_streaming_visible() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    events = [
+        e async for e in DemoProvider().stream(ModelRequest(model="x", messages=[user("hi")]))
+    ]
+    assert loop.time() - start >= 0.001 * len(events)

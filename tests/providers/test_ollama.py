@@ -1,0 +1,557 @@
+"""The Ollama adapter against a scripted loopback server speaking Ollama's NDJSON wire format.
+
+The answers below are constructed examples written from Ollama's API documentation
+(``/api/chat`` streaming, ``/api/tags``); they are not recordings of a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+import pytest
+
+from parley.errors import UpstreamError
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.ollama import OllamaProvider, ndjson_lines
+from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from tests.providers.helpers import no_resource_warnings
+
+pytestmark = pytest.mark.usefixtures("transport")
+
+WEATHER = ToolSpec(
+    function=FunctionSpec(
+        name="get_weather",
+        description="Weather for a city",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+)
+
+
+def line(message: dict[str, Any] | None = None, **fields: Any) -> bytes:
+    """One NDJSON line as Ollama streams it (constructed, not recorded)."""
+    data: dict[str, Any] = {"model": "llama3.2", "created_at": "2025-01-01T00:00:00.0Z"}
+    if message is not None:
+        data["message"] = {"role": "assistant", "content": "", **message}
+    data.update(fields)
+    data.setdefault("done", False)
+    return orjson.dumps(data) + b"\n"
+
+
+def text_line(text: str) -> bytes:
+    return line({"content": text})
+
+
+def done_line(reason: str = "stop", prompt: int = 26, output: int = 5) -> bytes:
+    return line(
+        {"content": ""},
+        done=True,
+        done_reason=reason,
+        total_duration=4883583458,
+        load_duration=1334875,
+        prompt_eval_count=prompt,
+        prompt_eval_duration=342546000,
+        eval_count=output,
+        eval_duration=4535599000,
+    )
+
+
+# ------------------------------------------------------------------------------ server
+
+
+@dataclass
+class Answer:
+    """What the server writes to ``/api/chat``: each of ``writes`` is sent on its own."""
+
+    writes: list[bytes]
+    status: int = 200
+    content_type: str = "application/x-ndjson"
+    #: ``end``: a clean end of the body; ``cut``: the connection is closed mid-body;
+    #: ``hold``: nothing more until the client goes away.
+    ending: Literal["end", "cut", "hold"] = "end"
+
+
+@dataclass
+class ScriptedOllama:
+    """A loopback HTTP/1.1 server (keep-alive, chunked answers) playing ``answer``."""
+
+    answer: Answer = field(default_factory=lambda: Answer([text_line("Hi"), done_line()]))
+    tags: Any = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)
+    open_connections: int = 0
+    port: int = 0
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.open_connections += 1
+        try:
+            while await self._one_exchange(reader, writer):
+                pass
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            self.open_connections -= 1
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _one_exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        self.heads.append(head)
+        length = 0
+        for header in head.split("\r\n")[1:]:
+            name, _, value = header.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+        if head.startswith("GET /api/tags "):
+            payload = orjson.dumps(self.tags)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%b" % (len(payload), payload)
+            )
+            await writer.drain()
+            return True
+        self.requests.append(orjson.loads(body))
+        answer = self.answer
+        writer.write(
+            f"HTTP/1.1 {answer.status} Status\r\ncontent-type: {answer.content_type}\r\n"
+            "transfer-encoding: chunked\r\n\r\n".encode()
+        )
+        for piece in answer.writes:
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.005)  # one network read per write
+        if answer.ending == "cut":
+            return False
+        if answer.ending == "hold":
+            while await reader.read(65536):
+                pass
+            return False
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+
+@pytest.fixture
+async def ollama() -> AsyncIterator[ScriptedOllama]:
+    server = ScriptedOllama()
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture
+async def provider(ollama: ScriptedOllama) -> AsyncIterator[OllamaProvider]:
+    adapter = OllamaProvider(ollama.base_url, read_timeout=10)
+    yield adapter
+    await adapter.aclose()
+
+
+def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
+    return ModelRequest(
+        model="llama3.2", messages=[ChatMessage(role=Role.USER, content=text)], **kwargs
+    )
+
+
+async def collect(
+    provider: OllamaProvider, req: ModelRequest | None = None
+) -> tuple[list[ModelEvent], TurnAccumulator]:
+    events = [event async for event in provider.stream(req or request())]
+    acc = TurnAccumulator()
+    for event in events:
+        acc.add(event)
+    return events, acc
+
+
+async def failure(
+    provider: OllamaProvider, events: list[ModelEvent] | None = None
+) -> UpstreamError:
+    with pytest.raises(UpstreamError) as info:
+        async for event in provider.stream(request()):
+            if events is not None:
+                events.append(event)
+    return info.value
+
+
+async def wait_until(condition: Any, within: float = 5.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+async def test_text_over_several_lines(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer(
+        [text_line("The "), text_line("sky "), text_line("is blue."), done_line()]
+    )
+    events, acc = await collect(provider)
+    assert [e.text for e in events if isinstance(e, TextPart)] == ["The ", "sky ", "is blue."]
+    assert acc.text == "The sky is blue."
+    assert acc.finish_reason == "stop"
+    assert isinstance(events[-1], UsagePart)
+
+
+async def test_lines_split_across_writes(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    body = text_line("Grüße") + text_line(", wor") + text_line("ld") + done_line()
+    umlaut = body.index("ü".encode()) + 1  # inside the two bytes of "ü"
+    # pieces cut mid-line, mid-character, and one piece holding several lines
+    cuts = [0, 7, umlaut, umlaut + 1, len(body) - 3, len(body)]
+    ollama.answer = Answer([body[a:b] for a, b in itertools.pairwise(cuts)])
+    _, acc = await collect(provider)
+    assert acc.text == "Grüße, world"
+    assert acc.finish_reason == "stop"
+
+
+async def test_last_line_without_newline(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer([text_line("ok") + b"\r\n\n", done_line().rstrip(b"\n")])
+    _, acc = await collect(provider)
+    assert (acc.text, acc.finish_reason) == ("ok", "stop")
+
+
+async def test_thinking(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer(
+        [
+            line({"thinking": "The user "}),
+            line({"thinking": "greets me."}),
+            text_line("Hello!"),
+            done_line(),
+        ]
+    )
+    events, acc = await collect(provider, request(parameters={"think": True}))
+    assert [type(e) for e in events[:3]] == [ReasoningPart, ReasoningPart, TextPart]
+    assert acc.reasoning == "The user greets me."
+    assert acc.text == "Hello!"
+    assert ollama.requests[-1]["think"] is True
+
+
+async def test_one_tool_call(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris, FR"}}}
+    ollama.answer = Answer([line({"tool_calls": [call]}), done_line("stop")])
+    events, acc = await collect(provider, request(tools=[WEATHER]))
+    parts = [e for e in events if isinstance(e, ToolCallPart)]
+    assert len(parts) == 1 and parts[0].index == 0 and parts[0].name == "get_weather"
+    assert orjson.loads(parts[0].arguments) == {"city": "Paris, FR"}
+    assert acc.finish_reason == "tool_calls"  # Ollama says "stop"
+    [finished] = acc.finish_tool_calls()
+    assert finished.arguments == {"city": "Paris, FR"}
+    assert finished.id.startswith("call_")
+
+
+async def test_two_tool_calls_in_one_message(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    calls = [
+        {"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
+        {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
+    ]
+    ollama.answer = Answer([line({"tool_calls": calls}), done_line()])
+    events, acc = await collect(provider, request(tools=[WEATHER]))
+    assert [e.index for e in events if isinstance(e, ToolCallPart)] == [0, 1]
+    first, second = acc.finish_tool_calls()
+    assert (first.arguments, second.arguments) == ({"city": "Oslo"}, {"city": "Rome"})
+    assert first.id != second.id
+    assert acc.finish_reason == "tool_calls"
+
+
+async def test_tool_calls_over_several_lines_keep_counting(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    call = {"function": {"name": "get_weather", "arguments": {}}}
+    ollama.answer = Answer(
+        [line({"tool_calls": [call]}), line({"tool_calls": [call | {"id": "call_x"}]}), done_line()]
+    )
+    _, acc = await collect(provider, request(tools=[WEATHER]))
+    first, second = acc.finish_tool_calls()
+    assert second.id == "call_x"  # an id the server gives is kept
+    assert first.id != second.id and first.arguments == {}
+
+
+async def test_usage(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer([text_line("x"), done_line(prompt=31, output=7)])
+    events, acc = await collect(provider)
+    assert UsagePart(input_tokens=31, output_tokens=7) in events
+    assert (acc.usage.input_tokens, acc.usage.output_tokens) == (31, 7)
+
+
+async def test_usage_without_prompt_count(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    """A cached prompt: Ollama leaves ``prompt_eval_count`` out."""
+    ollama.answer = Answer([line({"content": "x"}, done=True, done_reason="stop", eval_count=1)])
+    _, acc = await collect(provider)
+    assert (acc.usage.input_tokens, acc.usage.output_tokens) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("done_reason", "expected"), [("stop", "stop"), ("length", "length"), (None, "stop")]
+)
+async def test_done_reasons(
+    provider: OllamaProvider, ollama: ScriptedOllama, done_reason: str | None, expected: str
+) -> None:
+    last = line({"content": ""}, done=True, eval_count=1)
+    if done_reason is not None:
+        last = line({"content": ""}, done=True, done_reason=done_reason, eval_count=1)
+    ollama.answer = Answer([text_line("a"), last])
+    events, _ = await collect(provider)
+    assert [e for e in events if isinstance(e, FinishPart)] == [FinishPart(expected)]
+
+
+async def test_connection_is_reused(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    for _ in range(3):
+        _, acc = await collect(provider)
+        assert acc.text == "Hi"
+    assert len(ollama.requests) == 3
+    assert sum(head.startswith("POST /api/chat ") for head in ollama.heads) == 3
+    assert ollama.open_connections == 1
+
+
+# ----------------------------------------------------------------------------- request
+
+
+async def test_request_body_shape(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    req = ModelRequest(
+        model="qwen3:8b",
+        instructions="Be brief.",
+        messages=[
+            ChatMessage(role=Role.USER, content="Weather in Oslo?"),
+            ChatMessage(
+                role=Role.ASSISTANT,
+                reasoning="I should call the tool.",
+                tool_calls=[ToolCall(id="call_1", name="get_weather", arguments={"city": "Oslo"})],
+            ),
+            ChatMessage(role=Role.TOOL, content="sunny, 21C", tool_call_id="call_1"),
+        ],
+        tools=[WEATHER],
+        parameters={
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "max_tokens": 128,
+            "stop": "END",
+            "seed": 7,
+            "num_ctx": 8192,
+            "keep_alive": "10m",
+            "think": False,
+            "parallel_tool_calls": True,  # OpenAI-only: not sent
+        },
+    )
+    await collect(provider, req)
+    body = ollama.requests[-1]
+    assert body["model"] == "qwen3:8b"
+    assert body["stream"] is True
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "thinking": "I should call the tool.",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}],
+        },
+        {"role": "tool", "content": "sunny, 21C", "tool_name": "get_weather"},
+    ]
+    assert body["tools"] == [WEATHER.model_dump()]
+    assert body["tools"][0]["type"] == "function"
+    assert body["options"] == {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "num_predict": 128,
+        "stop": ["END"],
+        "seed": 7,
+        "num_ctx": 8192,
+    }
+    assert body["keep_alive"] == "10m"
+    assert body["think"] is False
+    assert "parallel_tool_calls" not in body and "max_tokens" not in body
+    head = ollama.heads[-1]
+    assert head.startswith("POST /api/chat HTTP/1.1")
+    assert "authorization" not in head.lower()
+
+
+async def test_minimal_body_and_options_dict(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    await collect(provider, request())
+    assert set(ollama.requests[-1]) == {"model", "messages", "stream"}
+    await collect(provider, request(parameters={"options": {"num_gpu": 0, "temperature": 1}}))
+    assert ollama.requests[-1]["options"] == {"num_gpu": 0, "temperature": 1}
+
+
+async def test_api_key_and_headers(ollama: ScriptedOllama) -> None:
+    provider = OllamaProvider(ollama.base_url + "/", api_key="k-1", headers={"X-Team": "a"})
+    try:
+        await collect(provider)
+        assert await provider.list_models() == []
+    finally:
+        await provider.aclose()
+    for head in ollama.heads:
+        assert "Authorization: Bearer k-1" in head and "X-Team: a" in head
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+async def test_error_line_after_some_text(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer(
+        [
+            text_line("Once "),
+            text_line("upon"),
+            b'{"error":"llama runner process has terminated"}\n',
+        ]
+    )
+    events: list[ModelEvent] = []
+    error = await failure(provider, events)
+    assert error.code == "upstream_stream_error"
+    assert "llama runner process has terminated" in error.message
+    assert events == [TextPart("Once "), TextPart("upon")]
+
+
+async def test_model_not_found(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.answer = Answer(
+        [b'{"error":"model \\"llama3.2\\" not found, try pulling it first"}'],
+        status=404,
+        content_type="application/json; charset=utf-8",
+    )
+    error = await failure(provider)
+    assert error.code == "upstream_http_error"
+    assert "HTTP 404" in error.message
+    assert 'model "llama3.2" not found, try pulling it first' in error.message
+    assert "ollama pull llama3.2" in error.message
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, "upstream_auth"), (500, "upstream_http_error")])
+async def test_http_errors(
+    provider: OllamaProvider, ollama: ScriptedOllama, status: int, code: str
+) -> None:
+    ollama.answer = Answer([b'{"error":"something broke"}'], status=status)
+    error = await failure(provider)
+    assert (error.code, f"HTTP {status}" in error.message) == (code, True)
+    assert "something broke" in error.message and "ollama pull" not in error.message
+
+
+@pytest.mark.parametrize("ending", ["end", "cut"])
+async def test_truncated_body(
+    provider: OllamaProvider, ollama: ScriptedOllama, ending: Literal["end", "cut"]
+) -> None:
+    ollama.answer = Answer([text_line("Half "), text_line("an answer")], ending=ending)
+    events: list[ModelEvent] = []
+    error = await failure(provider, events)
+    assert error.code == "upstream_truncated"
+    assert events == [TextPart("Half "), TextPart("an answer")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"this is not json\n",
+        b'["a list"]\n',
+        b'{"message": "text", "done": false}\n',
+        b'{"message": {"content": 5}, "done": false}\n',
+        b'{"message": {"tool_calls": [{"function": {"name": 1}}]}, "done": false}\n',
+        b'{"message": {"content": ""}, "done": true, "eval_count": "many"}\n',
+    ],
+)
+async def test_malformed_line(provider: OllamaProvider, ollama: ScriptedOllama, bad: bytes) -> None:
+    ollama.answer = Answer([text_line("ok"), bad, done_line()])
+    error = await failure(provider)
+    assert error.code == "upstream_malformed"
+    assert "Ollama server" in error.message
+
+
+# ------------------------------------------------------------------------ cancellation
+
+
+async def test_aclose_mid_stream_closes_the_connection(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    ollama.answer = Answer([text_line("one "), text_line("two ")], ending="hold")
+    stream = provider.stream(request())
+    assert await anext(stream) == TextPart("one ")
+    assert await anext(stream) == TextPart("two ")
+    assert ollama.open_connections == 1
+    await stream.aclose()
+    assert await wait_until(lambda: ollama.open_connections == 0, within=1.0)
+    ollama.answer = Answer([text_line("again"), done_line()])
+    _, acc = await collect(provider)  # the adapter still works afterwards
+    assert acc.text == "again"
+
+
+async def test_aclose_leaves_nothing_open(ollama: ScriptedOllama) -> None:
+    with no_resource_warnings():
+        provider = OllamaProvider(ollama.base_url)
+        await provider.aclose()  # never used: nothing to close
+        _, acc = await collect(provider)
+        await provider.aclose()
+        assert acc.text == "Hi"
+        del provider
+
+
+# ------------------------------------------------------------------------------ models
+
+
+async def test_list_models(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    ollama.tags = {
+        "models": [
+            {"name": "qwen3:8b", "model": "qwen3:8b", "size": 5225388164},
+            {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2019393189},
+            {"size": 1},
+        ]
+    }
+    assert await provider.list_models() == ["llama3.2:latest", "qwen3:8b"]
+    assert ollama.heads[-1].startswith("GET /api/tags HTTP/1.1")
+
+
+async def test_list_models_unreachable(ollama: ScriptedOllama) -> None:
+    await ollama.aclose()
+    provider = OllamaProvider(ollama.base_url, connect_timeout=2)
+    with pytest.raises(UpstreamError) as info:
+        await provider.list_models()
+    assert info.value.code == "upstream_unreachable"
+    await ollama.start()  # the fixture closes it again
+
+
+# ------------------------------------------------------------------------------- lines
+
+
+async def test_ndjson_lines_from_pieces_cut_anywhere() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b'{"a"', b":1}\n\n{", b'"b":2}\r\n{"c"', b":3}"):
+            yield piece
+
+    lines = [item async for item in ndjson_lines(pieces())]
+    assert [orjson.loads(item) for item in lines] == [{"a": 1}, {"b": 2}, {"c": 3}]

@@ -1,0 +1,208 @@
+"""Adapter paths the fake upstream does not produce, driven by a canned loopback upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import orjson
+import pytest
+
+from parley.errors import UpstreamError
+from parley.providers import transport as transport_module
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.openai_chat import OpenAIChatProvider
+from parley.providers.sse import MAX_LINE
+from parley.types import Role, ToolCall
+from tests.providers.helpers import CannedUpstream, http_answer
+
+pytestmark = pytest.mark.usefixtures("transport")
+
+REQUEST = ModelRequest(model="m", messages=[ChatMessage(role=Role.USER, content="hi")])
+STOP = b'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
+
+
+async def run_against(canned: CannedUpstream, answer: bytes) -> TurnAccumulator:
+    canned.answer = answer
+    provider = OpenAIChatProvider(canned.base_url)
+    try:
+        acc = TurnAccumulator()
+        async for event in provider.stream(REQUEST):
+            acc.add(event)
+        return acc
+    finally:
+        await provider.aclose()
+
+
+async def error_for(canned: CannedUpstream, answer: bytes) -> UpstreamError:
+    with pytest.raises(UpstreamError) as info:
+        await run_against(canned, answer)
+    return info.value
+
+
+# ----------------------------------------------------------------------- error answers
+
+
+async def test_html_error_body_gives_status_only(canned: CannedUpstream) -> None:
+    answer = http_answer(502, b"<html><body>Bad gateway</body></html>", "text/html")
+    error = await error_for(canned, answer)
+    assert error.message == "The upstream provider answered with an error (HTTP 502)."
+    assert error.code == "upstream_http_error"
+
+
+async def test_long_upstream_message_is_shortened(canned: CannedUpstream) -> None:
+    body = {"error": {"message": "x" * 5000, "type": "invalid_request_error"}}
+    error = await error_for(canned, http_answer(400, orjson.dumps(body), "application/json"))
+    assert 300 <= len(error.message) < 400
+    assert error.message.endswith("…")
+
+
+async def test_plain_string_error_field(canned: CannedUpstream) -> None:
+    body = orjson.dumps({"error": "bad key\nreally"})
+    error = await error_for(canned, http_answer(401, body, "application/json"))
+    assert error.code == "upstream_auth"
+    assert error.message.endswith("(HTTP 401): bad key really")
+
+
+async def test_error_body_cut_short_still_gives_the_status(canned: CannedUpstream) -> None:
+    error = await error_for(canned, http_answer(429, b'{"error": {"mess', length=500))
+    assert error.code == "upstream_rate_limited"
+    assert error.message == "The upstream provider is rate limiting requests (HTTP 429)."
+
+
+async def test_a_redirect_is_not_followed(canned: CannedUpstream) -> None:
+    answer = http_answer(301, headers={"location": "https://elsewhere.test/v1/chat/completions"})
+    error = await error_for(canned, answer)
+    assert error.code == "upstream_http_error"
+    assert "redirect (HTTP 301)" in error.message
+    assert len(canned.heads) == 1
+
+
+# ------------------------------------------------------------------------- JSON answers
+
+
+async def test_a_server_that_ignores_stream_answers_json(canned: CannedUpstream) -> None:
+    completion = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "reasoning_content": "think",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "a", "arguments": '{"x": 1}'},
+                        },
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "b", "arguments": {"y": 2}},
+                        },
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 9},
+    }
+    body = orjson.dumps(completion)
+    acc = await run_against(canned, http_answer(200, body, "application/json; charset=utf-8"))
+    assert acc.reasoning == "think"
+    assert acc.finish_reason == "tool_calls"
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="c1", name="a", arguments={"x": 1}),
+        ToolCall(id="c2", name="b", arguments={"y": 2}),
+    ]
+    assert (acc.input_tokens, acc.output_tokens) == (4, 9)
+
+
+async def test_json_answer_without_choices_is_malformed(canned: CannedUpstream) -> None:
+    answer = http_answer(200, b'{"object": "chat.completion"}', "application/json")
+    error = await error_for(canned, answer)
+    assert error.code == "upstream_malformed"
+
+
+# ---------------------------------------------------------------------------- streams
+
+
+async def test_only_the_first_choice_is_used(canned: CannedUpstream) -> None:
+    chunks = [
+        {
+            "choices": [
+                {"index": 1, "delta": {"content": "other"}},
+                {"index": 0, "delta": {"content": "mine"}},
+            ]
+        },
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    body = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    acc = await run_against(canned, http_answer(200, body))
+    assert acc.text == "mine"
+
+
+async def test_empty_stream_is_truncated(canned: CannedUpstream) -> None:
+    error = await error_for(canned, http_answer(200, b""))
+    assert error.code == "upstream_truncated"
+
+
+async def test_a_compressed_stream(canned: CannedUpstream, transport: str) -> None:
+    """The lean client asks for no compression, but decodes a server that compresses anyway."""
+    body = gzip.compress(STOP + b"data: [DONE]\n\n")
+    acc = await run_against(canned, http_answer(200, body, headers={"content-encoding": "gzip"}))
+    assert (acc.text, acc.finish_reason) == ("ok", "stop")
+    expected = "accept-encoding: identity" if transport == "lean" else "gzip"
+    assert expected in canned.heads[-1].lower()
+
+
+async def test_a_body_that_does_not_decompress(canned: CannedUpstream) -> None:
+    answer = http_answer(200, b"not gzip at all", headers={"content-encoding": "gzip"})
+    error = await error_for(canned, answer)
+    assert error.code == "upstream_malformed"
+
+
+async def test_a_line_without_end(canned: CannedUpstream) -> None:
+    error = await error_for(canned, http_answer(200, b"data: " + b"x" * (MAX_LINE + 10)))
+    assert error.code == "upstream_malformed"
+
+
+async def test_what_follows_done_is_ignored(canned: CannedUpstream) -> None:
+    body = STOP + b"data: [DONE]\n\n" + b'data: {"choices": "never read"}\n\n'
+    acc = await run_against(canned, http_answer(200, body))
+    assert acc.text == "ok"
+
+
+async def test_a_body_that_does_not_end_after_done(
+    canned: CannedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is complete at [DONE]; the adapter does not wait long for the rest."""
+    monkeypatch.setattr(transport_module, "DRAIN_TIMEOUT", 0.2)
+    canned.hold = True
+    body = STOP + b"data: [DONE]\n\n"
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    acc = await run_against(canned, http_answer(200, body, length=len(body) + 100))
+    assert acc.text == "ok"
+    assert loop.time() - start < 5
+
+
+# ------------------------------------------------------------------- broken connections
+
+
+async def test_not_http_at_all(canned: CannedUpstream) -> None:
+    error = await error_for(canned, b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    assert error.code == "upstream_malformed"
+
+
+async def test_closed_without_answering(canned: CannedUpstream) -> None:
+    error = await error_for(canned, b"")
+    assert error.code == "upstream_unreachable"
+    assert error.message == "The upstream provider closed the connection without answering."
+
+
+async def test_closed_mid_body(canned: CannedUpstream) -> None:
+    error = await error_for(canned, http_answer(200, STOP[:20], length=len(STOP)))
+    assert error.code == "upstream_truncated"

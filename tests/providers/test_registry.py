@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from parley.config import Settings
+from parley.errors import InvalidRequest
+from parley.events import ModelEvent, TextPart
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.demo import DemoProvider
+from parley.providers.openai_chat import OpenAIChatProvider
+from parley.providers.registry import ProviderRegistry
+from parley.testing.fake_upstream import FakeUpstream, expected_text
+from parley.types import Role
+from tests.providers.helpers import no_resource_warnings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def settings_with(tmp_path: Path, toml: str) -> Settings:
+    path = tmp_path / "parley.toml"
+    path.write_text(toml)
+    return Settings(config=path)
+
+
+class EchoProvider:
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        yield TextPart(request.model)
+
+
+def invalid(registry: ProviderRegistry, model: str) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        registry.resolve(model)
+    with pytest.raises(InvalidRequest):
+        registry.check_model(model)
+    return info.value
+
+
+async def test_demo_is_always_there() -> None:
+    registry = ProviderRegistry(Settings())
+    provider, model_id = registry.resolve("demo/any-thing/with/slashes")
+    assert isinstance(provider, DemoProvider)
+    assert model_id == "any-thing/with/slashes"
+    assert registry.resolve("demo/other")[0] is provider  # built once
+    assert "demo" in registry.names
+    await registry.aclose()
+
+
+@pytest.mark.parametrize("model", ["demo", "/x", "demo/", "", "nope/x"])
+def test_unknown_models(model: str) -> None:
+    error = invalid(ProviderRegistry(Settings()), model)
+    assert error.code == "unknown_model"
+    assert "demo" in error.message  # lists the configured providers
+
+
+def test_check_model_splits_without_building() -> None:
+    registry = ProviderRegistry(Settings())
+    assert registry.check_model("demo/x") == ("demo", "x")
+
+
+async def test_openai_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    registry = ProviderRegistry(Settings())
+    assert {"demo", "openai"} <= set(registry.names)
+    provider, model_id = registry.resolve("openai/gpt-4o-mini")
+    assert isinstance(provider, OpenAIChatProvider)
+    assert model_id == "gpt-4o-mini"
+    await registry.aclose()
+
+
+async def test_file_provider_streams_from_the_fake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeUpstream
+) -> None:
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    settings = settings_with(
+        tmp_path,
+        f'[providers.local]\nkind = "openai-chat"\nbase_url = "{fake.base_url}"\n'
+        'api_key_env = "LOCAL_KEY"\nread_timeout = 5\n[providers.local.headers]\nX-Team = "a"\n',
+    )
+    registry = ProviderRegistry(settings)
+    try:
+        provider, model_id = registry.resolve("local/text:3")
+        acc = TurnAccumulator()
+        request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
+        async for event in provider.stream(request):
+            acc.add(event)
+    finally:
+        await registry.aclose()
+    assert acc.text == expected_text(3)
+    assert fake.request_headers[-1]["authorization"] == "Bearer sk-local"
+    assert fake.request_headers[-1]["x-team"] == "a"
+
+
+async def test_overrides_replace_and_add_providers() -> None:
+    echo, demo = EchoProvider(), DemoProvider(delay=0)
+    registry = ProviderRegistry(Settings(), overrides={"fake": echo, "demo": demo})
+    assert {"demo", "fake"} <= set(registry.names)
+    assert registry.resolve("fake/m1") == (echo, "m1")
+    assert registry.resolve("demo/x") == (demo, "x")
+    await registry.aclose()
+
+
+async def test_demo_delay_setting() -> None:
+    registry = ProviderRegistry(Settings(), demo_delay=0)
+    provider, _ = registry.resolve("demo/x")
+    assert isinstance(provider, DemoProvider) and provider.delay == 0
+
+
+async def test_aclose_forgets_built_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    registry = ProviderRegistry(Settings())
+    first, _ = registry.resolve("openai/a")
+    await registry.aclose()
+    second, _ = registry.resolve("openai/a")
+    assert second is not first
+    await registry.aclose()
+
+
+async def test_aclose_closes_the_sessions_of_built_adapters(
+    tmp_path: Path, fake: FakeUpstream
+) -> None:
+    settings = settings_with(
+        tmp_path, f'[providers.local]\nkind = "openai-chat"\nbase_url = "{fake.base_url}"\n'
+    )
+    with no_resource_warnings():
+        registry = ProviderRegistry(settings)
+        provider, model_id = registry.resolve("local/text:2")
+        request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
+        assert [event async for event in provider.stream(request)]  # a pooled connection now
+        await registry.aclose()
+        del provider, registry
+
+
+@pytest.mark.parametrize(
+    ("kind", "adapter"),
+    [
+        ("anthropic", "AnthropicProvider"),
+        ("gemini", "GeminiProvider"),
+        ("ollama", "OllamaProvider"),
+        ("openai-responses", "OpenAIResponsesProvider"),
+    ],
+)
+async def test_each_kind_gets_its_adapter(tmp_path: Path, kind: str, adapter: str) -> None:
+    toml = f'[providers.p]\nkind = "{kind}"\nbase_url = "http://127.0.0.1:9"\napi_key = "k"\n'
+    registry = ProviderRegistry(settings_with(tmp_path, toml))
+    provider, model_id = registry.resolve("p/some-model")
+    assert type(provider).__name__ == adapter
+    assert model_id == "some-model"
+    await registry.aclose()
+
+
+def test_a_kind_without_an_adapter_is_refused_in_the_config_file(tmp_path: Path) -> None:
+    from parley.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        settings_with(tmp_path, '[providers.p]\nkind = "telepathy"\n').provider_configs()
+    assert "providers.p" in str(refused.value) and "kind" in str(refused.value)

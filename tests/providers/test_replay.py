@@ -1,0 +1,314 @@
+"""Replay of real recorded stream bodies, served over loopback HTTP to each adapter.
+
+Every file under ``tests/recordings/<kind>/`` is a response body that another project
+recorded from the real API (see ``tests/recordings/README.md`` for sources and licences).
+Each is served byte for byte, with its content type, to the adapter of its kind; what the
+adapter yields, gathered by a ``TurnAccumulator``, is compared with what the recording
+itself says. The expected values are read from the recording by the small parsers below,
+written apart from the adapters (plain ``json`` over the events, no adapter code).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.anthropic import AnthropicProvider
+from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.gemini import GeminiProvider
+from parley.providers.ollama import OllamaProvider
+from parley.providers.openai_chat import OpenAIChatProvider
+from parley.providers.openai_responses import OpenAIResponsesProvider
+from parley.types import Role
+from tests.providers.helpers import CannedUpstream, http_answer
+
+pytestmark = pytest.mark.usefixtures("transport")
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
+CONTENT_TYPES = {
+    ".sse": "text/event-stream",
+    ".ndjson": "application/x-ndjson",
+    ".json": "application/json",
+}
+
+
+@dataclass
+class Expected:
+    """What a recording says the turn was."""
+
+    text: str = ""
+    reasoning: str = ""
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    finish: str | None = None
+    usage: tuple[int, int] | None = None
+
+
+# ------------------------------------------------------------------ independent parsers
+
+
+def sse_data(body: bytes) -> Iterator[str]:
+    """The ``data`` of each SSE event (lines joined by newlines), in order."""
+    text = body.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    for block in text.split("\n\n"):
+        lines = [
+            line[5:].removeprefix(" ") for line in block.split("\n") if line.startswith("data:")
+        ]
+        if lines:
+            yield "\n".join(lines)
+
+
+def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
+    out = Expected()
+    calls: dict[int, dict[str, Any]] = {}
+    for data in sse_data(body):
+        if data == "[DONE]":
+            break
+        chunk = json.loads(data)
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str):
+                out.reasoning += reasoning
+            out.text += delta.get("content") or ""
+            for fragment in delta.get("tool_calls") or []:
+                call = calls.setdefault(fragment["index"], {"name": None, "args": ""})
+                function = fragment.get("function") or {}
+                call["name"] = call["name"] or function.get("name")
+                call["args"] += function.get("arguments") or ""
+            if choice.get("finish_reason"):
+                out.finish = choice["finish_reason"]
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+            out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+    out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    return out
+
+
+ANTHROPIC_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
+
+
+def expect_anthropic(body: bytes, _suffix: str) -> Expected:
+    out = Expected()
+    calls: dict[int, dict[str, Any]] = {}
+    prompt = output = 0
+    for data in sse_data(body):
+        event = json.loads(data)
+        kind = event.get("type")
+        usage = None
+        if kind == "message_start":
+            usage = event["message"].get("usage")
+        elif kind == "content_block_start":
+            block = event["content_block"]
+            if block["type"] == "tool_use":
+                calls[event["index"]] = {"name": block["name"], "args": ""}
+        elif kind == "content_block_delta":
+            delta = event["delta"]
+            if delta["type"] == "text_delta":
+                out.text += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                out.reasoning += delta["thinking"]
+            elif delta["type"] == "input_json_delta":
+                calls[event["index"]]["args"] += delta["partial_json"]
+        elif kind == "message_delta":
+            reason = event["delta"].get("stop_reason")
+            if reason:
+                out.finish = ANTHROPIC_STOP.get(reason, reason)
+            usage = event.get("usage")
+        if usage:
+            keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+            if any(usage.get(k) is not None for k in keys):
+                prompt = sum(usage.get(k) or 0 for k in keys)
+            if usage.get("output_tokens") is not None:
+                output = usage["output_tokens"]
+            out.usage = (prompt, output)
+    out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    return out
+
+
+def expect_gemini(body: bytes, suffix: str) -> Expected:
+    out = Expected()
+    if suffix == ".json":  # the whole answer as one JSON array (no alt=sse)
+        chunks = json.loads(body)
+    else:
+        chunks = [json.loads(data) for data in sse_data(body)]
+    raw_finish = None
+    for chunk in chunks:
+        candidates = chunk.get("candidates") or []
+        if candidates:
+            candidate = candidates[0]
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                if "functionCall" in part:
+                    call = part["functionCall"]
+                    out.calls.append((call["name"], call.get("args") or {}))
+                elif part.get("text"):
+                    if part.get("thought") is True:
+                        out.reasoning += part["text"]
+                    else:
+                        out.text += part["text"]
+            raw_finish = candidate.get("finishReason") or raw_finish
+        usage = chunk.get("usageMetadata")
+        if usage:
+            output = (usage.get("candidatesTokenCount") or 0) + (
+                usage.get("thoughtsTokenCount") or 0
+            )
+            out.usage = (usage.get("promptTokenCount") or 0, output)
+    if raw_finish is not None:
+        # Parley's vocabulary: STOP after a function call means the model wants the tools run.
+        reason = {"STOP": "stop", "MAX_TOKENS": "length"}.get(raw_finish, raw_finish.lower())
+        out.finish = "tool_calls" if reason == "stop" and out.calls else reason
+    return out
+
+
+def expect_ollama(body: bytes, _suffix: str) -> Expected:
+    out = Expected()
+    for line in body.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        message = data.get("message") or {}
+        out.text += message.get("content") or ""
+        out.reasoning += message.get("thinking") or ""
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            args = function.get("arguments") or {}
+            out.calls.append(
+                (function["name"], json.loads(args) if isinstance(args, str) else args)
+            )
+        if data.get("done"):
+            reason = data.get("done_reason") or "stop"
+            out.finish = "tool_calls" if reason == "stop" and out.calls else reason
+            out.usage = (data.get("prompt_eval_count") or 0, data.get("eval_count") or 0)
+    return out
+
+
+def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
+    out = Expected()
+    calls: dict[int, dict[str, Any]] = {}
+    reasoning: dict[tuple[Any, ...], str] = {}
+    for data in sse_data(body):
+        event = json.loads(data)
+        kind = event.get("type")
+        if kind == "response.output_text.delta":
+            out.text += event["delta"]
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            key = (event.get("item_id"), event.get("summary_index"), event.get("content_index"))
+            reasoning[key] = reasoning.get(key, "") + event["delta"]
+        elif kind == "response.output_item.added" and event["item"]["type"] == "function_call":
+            item = event["item"]
+            calls[event["output_index"]] = {"name": item["name"], "args": item.get("arguments")}
+        elif kind == "response.function_call_arguments.delta":
+            call = calls[event["output_index"]]
+            call["args"] = (call["args"] or "") + event["delta"]
+        elif kind == "response.output_item.done" and event["item"]["type"] == "function_call":
+            call = calls[event["output_index"]]
+            call["args"] = call["args"] or event["item"].get("arguments")
+        elif kind in ("response.completed", "response.incomplete"):
+            response = event["response"]
+            if kind == "response.completed":
+                out.finish = "tool_calls" if calls else "stop"
+            else:
+                reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
+                out.finish = "length" if reason == "max_output_tokens" else reason
+            usage = response.get("usage")
+            if usage:
+                out.usage = (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+            break
+    out.reasoning = "\n\n".join(text for text in reasoning.values() if text)
+    out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    return out
+
+
+def make_openai_chat(base_url: str) -> OpenAIChatProvider:
+    return OpenAIChatProvider(base_url, api_key="sk-replay", read_timeout=10)
+
+
+def make_openai_responses(base_url: str) -> OpenAIResponsesProvider:
+    return OpenAIResponsesProvider(base_url, api_key="sk-replay", read_timeout=10)
+
+
+def make_anthropic(base_url: str) -> AnthropicProvider:
+    return AnthropicProvider(base_url, api_key="sk-ant-replay", read_timeout=10)
+
+
+def make_gemini(base_url: str) -> GeminiProvider:
+    return GeminiProvider(base_url, api_key="replay-key", read_timeout=10)
+
+
+def make_ollama(base_url: str) -> OllamaProvider:
+    return OllamaProvider(base_url, read_timeout=10)
+
+
+KINDS: dict[str, tuple[Callable[[str], Any], Callable[[bytes, str], Expected]]] = {
+    "openai_chat": (make_openai_chat, expect_openai_chat),
+    "anthropic": (make_anthropic, expect_anthropic),
+    "gemini": (make_gemini, expect_gemini),
+    "ollama": (make_ollama, expect_ollama),
+    "openai_responses": (make_openai_responses, expect_openai_responses),
+}
+
+#: Recordings an adapter is known to mishandle: ``relative path → reason``.
+KNOWN_BUGS: dict[str, str] = {}
+
+
+def recordings() -> list[Any]:
+    params = []
+    for path in sorted(RECORDINGS.glob("*/*")):
+        if path.suffix not in CONTENT_TYPES or path.parent.name not in KINDS:
+            continue
+        name = f"{path.parent.name}/{path.name}"
+        marks = []
+        if name in KNOWN_BUGS:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name]))
+        params.append(pytest.param(path, path.read_bytes(), id=name, marks=marks))
+    return params
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_there_are_recordings_of_every_kind() -> None:
+    kinds = {path.parent.name for path in RECORDINGS.glob("*/*") if path.suffix in CONTENT_TYPES}
+    assert kinds >= {"openai_chat", "anthropic", "gemini", "openai_responses"}
+    readme = (RECORDINGS / "README.md").read_text()
+    for path in RECORDINGS.glob("*/*"):
+        if path.suffix in CONTENT_TYPES:
+            assert f"{path.parent.name}/{path.name}" in readme, f"{path} is not in the README"
+
+
+@pytest.mark.parametrize(("path", "body"), recordings())
+async def test_replay_matches_the_recording(
+    path: Path, body: bytes, canned: CannedUpstream
+) -> None:
+    make, expect = KINDS[path.parent.name]
+    expected = expect(body, path.suffix)
+    canned.answer = http_answer(200, body, CONTENT_TYPES[path.suffix])
+    provider = make(canned.base_url)
+    turn = TurnAccumulator()
+    request = ModelRequest(
+        model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
+    )
+    try:
+        async for event in provider.stream(request):
+            turn.add(event)
+    finally:
+        await provider.aclose()
+
+    assert turn.text == expected.text
+    assert turn.reasoning == expected.reasoning
+    assert [(call.name, call.arguments) for call in turn.finish_tool_calls()] == expected.calls
+    assert turn.finish_reason == expected.finish
+    if expected.usage is not None:
+        assert (turn.input_tokens, turn.output_tokens) == expected.usage

@@ -1,0 +1,291 @@
+"""A scripted stand-in for the Parley server, for ``httpx.MockTransport``.
+
+Routes answer what ``docs/api.md`` documents; each route holds a queue of answers (the last
+one repeats). Every request is recorded so tests can check method, path, query, body and
+headers. The same ``FakeServer`` serves ``Client`` and ``AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, overload
+
+import httpx
+
+from parley.sdk import AsyncClient, Client
+
+Answer = Callable[[httpx.Request], httpx.Response]
+T = TypeVar("T")
+
+API_KEY = "pk_test_secret"
+BASE_URL = "http://parley.test"
+
+
+@dataclass
+class Seen:
+    """One request the fake server received."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    body: Any
+    headers: dict[str, str] = field(repr=False)
+
+    @property
+    def route(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self._routes: dict[tuple[str, str], list[Answer]] = {}
+
+    def on(self, method: str, path: str, *answers: Answer) -> FakeServer:
+        self._routes.setdefault((method, path), []).extend(answers)
+        return self
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path = request.url.raw_path.split(b"?")[0].decode()  # still percent-encoded
+        self.requests.append(
+            Seen(
+                method=request.method,
+                path=path,
+                params=dict(request.url.params),
+                body=body,
+                headers=dict(request.headers),
+            )
+        )
+        queue = self._routes.get((request.method, path))
+        if not queue:
+            return error(404, "not_found", f"no fake route {request.method} {path}")(request)
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return answer(request)
+
+    @property
+    def routes(self) -> list[str]:
+        return [seen.route for seen in self.requests]
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+
+# ------------------------------------------------------------------------------- answers
+
+
+def ok(body: Any, status: int = 200) -> Answer:
+    return lambda request: httpx.Response(status, json=body)
+
+
+def error(
+    status: int,
+    type_: str,
+    message: str,
+    *,
+    code: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> Answer:
+    err: dict[str, Any] = {"type": type_, "message": message}
+    if code is not None:
+        err["code"] = code
+    if details is not None:
+        err["details"] = details
+    return ok({"error": err}, status)
+
+
+def raises(exc: Exception) -> Answer:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return answer
+
+
+class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body sent in the given chunks, optionally failing after the last one."""
+
+    def __init__(self, chunks: Iterable[bytes], fail: Exception | None = None) -> None:
+        self._chunks = list(chunks)
+        self._fail = fail
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        if self._fail is not None:
+            raise self._fail
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._fail is not None:
+            raise self._fail
+
+
+def frame(seq: int | None, event: dict[str, Any]) -> bytes:
+    head = "" if seq is None else f"id: {seq}\n"
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+def sse(
+    events: list[tuple[int, dict[str, Any]]],
+    *,
+    fail: Exception | None = None,
+    expect_last_event_id: str | None = None,
+    split: int | None = None,
+) -> Answer:
+    """An SSE answer of ``(seq, event)`` frames; ``fail`` cuts it off with that error;
+    ``split`` sends the body in chunks of that many bytes."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if expect_last_event_id is not None:
+            assert request.headers.get("last-event-id") == expect_last_event_id
+        body = b"".join(frame(seq, event) for seq, event in events)
+        chunks = (
+            [body] if split is None else [body[i : i + split] for i in range(0, len(body), split)]
+        )
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=Chunks(chunks, fail)
+        )
+
+    return answer
+
+
+# --------------------------------------------------------------------------- event makers
+
+RUN = "run_1"
+MSG = "msg_2"
+
+
+def status(value: str, run_id: str = RUN) -> dict[str, Any]:
+    return {"type": "run.status", "run_id": run_id, "status": value}
+
+
+def text(value: str, run_id: str = RUN, message_id: str = MSG) -> dict[str, Any]:
+    return {"type": "content.delta", "run_id": run_id, "message_id": message_id, "text": value}
+
+
+def thinking(value: str, run_id: str = RUN, message_id: str = MSG) -> dict[str, Any]:
+    return {"type": "reasoning.delta", "run_id": run_id, "message_id": message_id, "text": value}
+
+
+def tool_calls(
+    *calls: tuple[str, dict[str, Any]], run_id: str = RUN, turn: int = 1
+) -> dict[str, Any]:
+    actions = [
+        {
+            "action_id": f"act_{turn}_{i}",
+            "tool_call_id": f"call_{turn}_{i}",
+            "name": name,
+            "arguments": args,
+        }
+        for i, (name, args) in enumerate(calls)
+    ]
+    return {"type": "tool_calls", "run_id": run_id, "actions": actions}
+
+
+def usage(inp: int, out: int, run_id: str = RUN) -> dict[str, Any]:
+    return {"type": "usage", "run_id": run_id, "input_tokens": inp, "output_tokens": out}
+
+
+def done(value: str, run_id: str = RUN) -> dict[str, Any]:
+    return {"type": "done", "run_id": run_id, "status": value}
+
+
+def turn(first_seq: int, *events: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return list(enumerate(events, start=first_seq))
+
+
+# ------------------------------------------------------------------------ resource bodies
+
+
+def run_body(status_: str = "queued", run_id: str = RUN, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "object": "thread.run",
+        "thread_id": "thread_1",
+        "assistant_id": "asst_1",
+        "model": "demo/echo",
+        "instructions": None,
+        "tools": [],
+        "status": status_,
+        "required_action": None,
+        "last_error": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+        "created_at": 1700000000,
+        "started_at": None,
+        "completed_at": None,
+        "expires_at": None,
+        **extra,
+    }
+
+
+def action_body(i: int, name: str, arguments: dict[str, Any], run_id: str = RUN) -> dict[str, Any]:
+    return {
+        "id": f"act_{i}",
+        "object": "run.action",
+        "run_id": run_id,
+        "tool_call_id": f"call_{i}",
+        "name": name,
+        "arguments": arguments,
+        "status": "pending",
+        "output": None,
+        "created_at": 1700000000,
+    }
+
+
+def page(items: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+
+
+# ------------------------------------------------------------------ one scenario, two clients
+
+
+@overload
+def make_client(kind: Literal["sync"], server: FakeServer, **kwargs: Any) -> Client: ...
+@overload
+def make_client(kind: Literal["async"], server: FakeServer, **kwargs: Any) -> AsyncClient: ...
+@overload
+def make_client(kind: str, server: FakeServer, **kwargs: Any) -> Client | AsyncClient: ...
+
+
+def make_client(kind: str, server: FakeServer, **kwargs: Any) -> Client | AsyncClient:
+    options: dict[str, Any] = {"max_retries": 2, "retry_backoff": 0.0, **kwargs}
+    if kind == "sync":
+        return Client(BASE_URL, API_KEY, transport=server.transport(), **options)
+    return AsyncClient(BASE_URL, API_KEY, transport=server.transport(), **options)
+
+
+async def call(value: T | Awaitable[T]) -> T:
+    """The value of a client call, whichever client made it."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def collect(stream: Any) -> list[Any]:
+    """Every event of a ``Stream`` or ``AsyncStream``, closing it afterwards."""
+    events: list[Any] = []
+    try:
+        if hasattr(stream, "__aiter__"):
+            async for event in stream:
+                events.append(event)
+        else:
+            events.extend(stream)
+    finally:
+        await close(stream)
+    return events
+
+
+async def close(thing: Any) -> None:
+    if hasattr(thing, "aclose"):
+        await thing.aclose()
+    else:
+        thing.close()

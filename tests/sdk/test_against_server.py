@@ -1,0 +1,183 @@
+"""Both seed flows through the SDK against a real ``parley serve`` on loopback: with the demo
+model, and with the OpenAI-compatible adapter against the fake upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parley import AsyncClient, Client, Conflict, NotFound
+from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+TIME = {
+    "name": "get_time",
+    "description": "Time in a zone",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
+}
+
+
+@pytest.fixture
+def client(server: Any, user_key: str) -> Any:
+    with Client(base_url=server.base_url, api_key=user_key) as c:
+        yield c
+
+
+def _stream_text(events: Any) -> tuple[str, list[Any]]:
+    seen = list(events)
+    return "".join(e.text for e in seen if e.type == "content.delta"), seen
+
+
+@pytest.mark.parametrize(
+    ("model", "content", "calls"),
+    [
+        ("demo/x", "get_weather Paris", [("get_weather", {"city": "Paris"})]),
+        ("fake/tools:1", "weather please", [("get_weather", tool_arguments(None, 0))]),
+    ],
+)
+def test_flow_a_with_the_seed_names(client: Client, model: str, content: str, calls: Any) -> None:
+    assistant = client.assistants.create(name="A", model=model, tools=[WEATHER])
+    thread = client.threads.create()
+    message = client.messages.create_message(thread_id=thread.id, content=content, role="user")
+    run = client.runs.create_run(assistant_id=assistant.id, thread_id=thread.id)
+    assert run.status == "queued"
+
+    sync_stream = client.synchronous_inference_stream
+    sync_stream.setup(
+        thread_id=thread.id, assistant_id=assistant.id, message_id=message.id, run_id=run.id
+    )
+    _, events = _stream_text(sync_stream.stream_chunks())
+    sync_stream.close()
+    assert [e.type for e in events][-1] == "done"
+    assert events[-1].status == "action_required"
+    assert client.runs.retrieve(run.id).status == "action_required"
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def tool_executor(name: str, arguments: dict[str, Any]) -> str:
+        seen.append((name, arguments))
+        return "sunny, 21C"
+
+    handled = client.runs.poll_and_execute_action(
+        run_id=run.id,
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_executor=tool_executor,
+        timeout=20.0,
+        interval=0.1,
+    )
+    assert handled is True
+    if model.startswith("demo"):
+        assert seen == calls
+    else:
+        assert [name for name, _ in seen] == ["get_weather"]
+    assert client.runs.retrieve(run.id).status == "queued"
+
+    final_stream = client.synchronous_inference_stream
+    final_stream.setup(
+        thread_id=thread.id, assistant_id=assistant.id, message_id=message.id, run_id=run.id
+    )
+    text, events = _stream_text(final_stream.stream_chunks())
+    final_stream.close()
+    assert events[-1].status == "completed"
+    if model.startswith("demo"):
+        assert text == 'Demo model: the tool get_weather returned "sunny, 21C".'
+    else:
+        assert text == tool_results_text([("get_weather", "sunny, 21C")])
+
+    roles = [m.role for m in client.messages.list(thread_id=thread.id).data]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+@pytest.mark.parametrize("model", ["demo/x", "fake/tools:2"])
+def test_flow_b_with_two_parallel_tool_calls(client: Client, upstream: Any, model: str) -> None:
+    assistant = client.assistants.create(name="B", model=model, tools=[WEATHER, TIME])
+    with client.process(
+        assistant_id=assistant.id, content="get_weather Oslo get_time CET"
+    ) as stream:
+        events = list(stream)
+    manifest = next(e for e in events if e.type == "tool_calls")
+    run_id = events[-1].run_id
+    assert events[-1].type == "done" and events[-1].status == "action_required"
+    assert [a.name for a in manifest.actions] == ["get_weather", "get_time"]
+    assert len({a.tool_call_id for a in manifest.actions}) == 2
+    if model.startswith("demo"):
+        assert [a.arguments for a in manifest.actions] == [{"city": "Oslo"}, {"zone": "CET"}]
+
+    outputs = {"get_weather": "rain", "get_time": "12:00"}
+    first, second = manifest.actions
+    client.submit_tool_output(action_id=first.action_id, output=outputs[first.name])
+    assert client.runs.retrieve(run_id).status == "action_required"  # one still pending
+    client.submit_tool_output(
+        run_id=run_id, tool_call_id=second.tool_call_id, output=outputs[second.name]
+    )
+    assert client.runs.retrieve(run_id).status == "queued"
+
+    upstream.reset()
+    with client.process(run_id=run_id) as stream:
+        text, events = _stream_text(stream)
+    assert events[-1].status == "completed"
+    if model.startswith("demo"):
+        assert (
+            text
+            == 'Demo model: the tool get_weather returned "rain". The tool get_time returned "12:00".'
+            or ("rain" in text and "12:00" in text)
+        )
+    else:
+        assert text == tool_results_text([("get_weather", "rain"), ("get_time", "12:00")])
+        # Turn 2 was rebuilt from the database: user, the assistant's two calls, two results.
+        sent = upstream.requests[-1]["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
+        assert [c["id"] for c in sent[1]["tool_calls"]] == [
+            a.tool_call_id for a in manifest.actions
+        ]
+
+
+def test_respond_runs_the_whole_tool_loop(client: Client) -> None:
+    assistant = client.assistants.create(name="R", model="fake/tools:2", tools=[WEATHER, TIME])
+    calls: list[str] = []
+
+    def weather(**kwargs: Any) -> str:
+        calls.append("weather")
+        return "warm"
+
+    def clock(**kwargs: Any) -> dict[str, str]:
+        calls.append("clock")
+        return {"time": "noon"}
+
+    result = client.respond(
+        assistant_id=assistant.id, content="go", tools={"get_weather": weather, "get_time": clock}
+    )
+    assert result.status == "completed"
+    assert sorted(calls) == ["clock", "weather"]
+    assert result.text == tool_results_text(
+        [("get_weather", "warm"), ("get_time", '{"time": "noon"}')]
+    )
+
+
+async def test_async_client_streams_the_same_turn(server: Any, user_key: str) -> None:
+    async with AsyncClient(base_url=server.base_url, api_key=user_key) as client:
+        assistant = await client.assistants.create(name="T", model="fake/text:22")
+        stream = await client.process(assistant_id=assistant.id, content="hi")
+        texts = [e.text async for e in stream if e.type == "content.delta"]
+        assert "".join(texts) == expected_text(22)
+        result = await client.process(assistant_id=assistant.id, content="again", stream=False)
+        assert result.text == expected_text(22)
+        assert result.status == "completed"
+
+
+def test_errors_arrive_typed(client: Client) -> None:
+    with pytest.raises(NotFound):
+        client.runs.retrieve("run_missing")
+    assistant = client.assistants.create(name="E", model="demo/x", tools=[WEATHER])
+    result = client.process(assistant_id=assistant.id, content="get_weather Rome", stream=False)
+    with pytest.raises(Conflict) as busy:
+        client.process(
+            assistant_id=assistant.id, content="again", thread_id=result.thread_id, stream=False
+        )
+    assert busy.value.code == "thread_busy"

@@ -1,0 +1,296 @@
+"""``runs.poll_and_execute_action`` (flow A) and ``respond()`` (flow B) against scripted
+server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from parley.sdk import RespondResult, ToolLoopLimitExceeded
+from parley.types import RunStatus
+from tests.sdk.fake import (
+    RUN,
+    FakeServer,
+    action_body,
+    call,
+    done,
+    error,
+    make_client,
+    ok,
+    page,
+    run_body,
+    sse,
+    status,
+    text,
+    thinking,
+    tool_calls,
+    turn,
+    usage,
+)
+
+SUBMIT = f"/v1/runs/{RUN}/submit_tool_outputs"
+
+
+# --------------------------------------------------------------------- poll_and_execute
+
+
+def get_time(name: str, arguments: dict[str, Any]) -> str:
+    if name == "explode":
+        raise ValueError("boom")
+    return f"12:00 {arguments['tz']}"
+
+
+async def test_poll_and_execute_action(client: Any, fake_server: FakeServer) -> None:
+    fake_server.on(
+        "GET", f"/v1/runs/{RUN}", ok(run_body("in_progress")), ok(run_body("action_required"))
+    )
+    fake_server.on(
+        "GET",
+        "/v1/actions",
+        ok(page([action_body(1, "get_time", {"tz": "UTC"}), action_body(2, "explode", {})])),
+    )
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+
+    submitted = await call(
+        client.runs.poll_and_execute_action(
+            run_id=RUN,
+            thread_id="thread_1",
+            assistant_id="asst_1",
+            tool_executor=get_time,
+            timeout=5.0,
+            interval=0.001,
+        )
+    )
+
+    assert submitted is True
+    assert fake_server.routes == [
+        f"GET /v1/runs/{RUN}",
+        f"GET /v1/runs/{RUN}",
+        "GET /v1/actions",
+        f"POST {SUBMIT}",
+    ]
+    assert fake_server.requests[2].params == {"run_id": RUN, "status": "pending"}
+    assert fake_server.requests[3].body == {
+        "tool_outputs": [
+            {"tool_call_id": "call_1", "output": "12:00 UTC"},
+            {"tool_call_id": "call_2", "output": "Error: ValueError: boom"},
+        ]
+    }
+
+
+async def test_poll_returns_false_when_the_run_finishes(
+    client: Any, fake_server: FakeServer
+) -> None:
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("completed")))
+    assert (
+        await call(client.runs.poll_and_execute_action(run_id=RUN, tool_executor=get_time)) is False
+    )
+    assert fake_server.routes == [f"GET /v1/runs/{RUN}"]
+
+
+async def test_poll_returns_false_after_timeout(client: Any, fake_server: FakeServer) -> None:
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("in_progress")))
+    result = await call(
+        client.runs.poll_and_execute_action(
+            run_id=RUN, tool_executor=get_time, timeout=0.03, interval=0.005
+        )
+    )
+    assert result is False
+    assert set(fake_server.routes) == {f"GET /v1/runs/{RUN}"}
+    assert len(fake_server.routes) >= 2
+
+
+async def test_poll_with_nothing_pending(client: Any, fake_server: FakeServer) -> None:
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("action_required")))
+    fake_server.on("GET", "/v1/actions", ok(page([])))
+    assert (
+        await call(client.runs.poll_and_execute_action(run_id=RUN, tool_executor=get_time)) is False
+    )
+    assert f"POST {SUBMIT}" not in fake_server.routes
+
+
+# ------------------------------------------------------------------------------ respond
+
+
+TOOL_TURN = turn(
+    1,
+    status("in_progress"),
+    thinking("I need tools."),
+    tool_calls(("add", {"a": 1, "b": 2}), ("explode", {}), ("nope", {})),
+    usage(5, 7),
+    status("action_required"),
+    done("action_required"),
+)
+FINAL_TURN = turn(
+    7,
+    status("in_progress"),
+    text("The sum "),
+    text("is 3."),
+    usage(9, 3),
+    status("completed"),
+    done("completed"),
+)
+
+
+def add(a: int, b: int) -> dict[str, int]:
+    return {"sum": a + b}
+
+
+def explode() -> str:
+    raise RuntimeError("boom")
+
+
+def script_two_turns(fake_server: FakeServer) -> None:
+    fake_server.on("POST", "/v1/process", sse(TOOL_TURN), sse(FINAL_TURN))
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("completed")))
+
+
+async def test_respond_runs_the_tool_loop(client: Any, fake_server: FakeServer) -> None:
+    script_two_turns(fake_server)
+    seen: list[str] = []
+
+    result = await call(
+        client.respond(
+            assistant_id="asst_1",
+            content="add 1 and 2",
+            tools={"add": add, "explode": explode},
+            on_event=lambda event: seen.append(event.type),
+        )
+    )
+
+    assert isinstance(result, RespondResult)
+    assert result.status is RunStatus.COMPLETED
+    assert result.text == "The sum is 3."
+    assert result.reasoning == "I need tools."
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (14, 10)
+    assert (result.run_id, result.thread_id, result.turns) == (RUN, "thread_1", 2)
+    assert seen == [event["type"] for _, event in TOOL_TURN + FINAL_TURN]
+    assert fake_server.routes == [
+        "POST /v1/process",
+        f"POST {SUBMIT}",
+        "POST /v1/process",
+        f"GET /v1/runs/{RUN}",
+    ]
+    assert fake_server.requests[0].body == {
+        "assistant_id": "asst_1",
+        "content": "add 1 and 2",
+        "stream": True,
+    }
+    outputs = [
+        {"tool_call_id": "call_1_0", "output": json.dumps({"sum": 3})},
+        {"tool_call_id": "call_1_1", "output": "Error: RuntimeError: boom"},
+        {"tool_call_id": "call_1_2", "output": "Error: no tool named 'nope' is available"},
+    ]
+    assert fake_server.requests[1].body == {"tool_outputs": outputs}
+    assert fake_server.requests[2].body == {"run_id": RUN, "stream": True}
+    assert [r.output for r in result.tool_results] == [o["output"] for o in outputs]
+
+
+async def test_respond_on_a_known_thread_needs_no_lookup(
+    client: Any, fake_server: FakeServer
+) -> None:
+    fake_server.on("POST", "/v1/process", sse(FINAL_TURN))
+    result = await call(client.respond(assistant_id="asst_1", content="hi", thread_id="thread_9"))
+    assert result.thread_id == "thread_9"
+    assert result.tool_results == []
+    assert fake_server.routes == ["POST /v1/process"]
+    assert fake_server.requests[0].body["thread_id"] == "thread_9"
+
+
+async def test_respond_reports_a_failed_turn(client: Any, fake_server: FakeServer) -> None:
+    failed = [
+        (1, status("in_progress")),
+        (2, {"type": "error", "run_id": RUN, "code": "upstream_error", "message": "Model down."}),
+        (3, status("failed")),
+        (4, done("failed")),
+    ]
+    fake_server.on("POST", "/v1/process", sse(failed))
+    result = await call(client.respond(assistant_id="asst_1", content="hi", thread_id="t"))
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.message == "Model down."
+
+
+@pytest.mark.parametrize(
+    "cancel_answer", [ok(run_body("cancelled")), error(409, "conflict", "Done.")]
+)
+async def test_respond_stops_after_max_turns(
+    client: Any, fake_server: FakeServer, cancel_answer: Any
+) -> None:
+    fake_server.on("POST", "/v1/process", sse(TOOL_TURN))
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    fake_server.on("POST", f"/v1/runs/{RUN}/cancel", cancel_answer)
+
+    with pytest.raises(ToolLoopLimitExceeded) as caught:
+        await call(client.respond(assistant_id="asst_1", content="hi", thread_id="t", max_turns=2))
+
+    assert caught.value.run_id == RUN
+    assert caught.value.result.turns == 2
+    assert fake_server.routes == [
+        "POST /v1/process",
+        f"POST {SUBMIT}",
+        "POST /v1/process",
+        f"POST /v1/runs/{RUN}/cancel",
+    ]
+
+
+async def test_async_respond_runs_tool_calls_concurrently(fake_server: FakeServer) -> None:
+    pinged, ponged = asyncio.Event(), asyncio.Event()
+
+    async def ping() -> str:  # finishes only if pong runs meanwhile
+        pinged.set()
+        await asyncio.wait_for(ponged.wait(), 2)
+        return "ping"
+
+    async def pong() -> str:
+        ponged.set()
+        await asyncio.wait_for(pinged.wait(), 2)
+        return "pong"
+
+    fake_server.on(
+        "POST",
+        "/v1/process",
+        sse(turn(1, tool_calls(("ping", {}), ("pong", {})), done("action_required"))),
+        sse(FINAL_TURN),
+    )
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    events: list[str] = []
+
+    async def on_event(event: Any) -> None:
+        events.append(event.type)
+
+    async with make_client("async", fake_server) as client:
+        result = await client.respond(
+            assistant_id="asst_1",
+            content="hi",
+            thread_id="t",
+            tools={"ping": ping, "pong": pong},
+            on_event=on_event,
+        )
+
+    assert [r.output for r in result.tool_results] == ["ping", "pong"]
+    assert events[0] == "tool_calls"
+
+
+async def test_sync_respond_refuses_async_tools(fake_server: FakeServer) -> None:
+    async def later() -> str:
+        return "never"
+
+    fake_server.on(
+        "POST",
+        "/v1/process",
+        sse(turn(1, tool_calls(("later", {})), done("action_required"))),
+        sse(FINAL_TURN),
+    )
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    with make_client("sync", fake_server) as client:
+        result = client.respond(
+            assistant_id="asst_1", content="hi", thread_id="t", tools={"later": later}
+        )
+    assert (
+        result.tool_results[0].output
+        == "Error: TypeError: tool 'later' is async: use it with AsyncClient"
+    )

@@ -1,0 +1,53 @@
+"""GET /v1/models and parley models: every provider, ready or what it needs, and models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def test_models_lists_providers_and_their_models(server: Any, user_key: str) -> None:
+    with server.client(user_key) as http:
+        answer = http.get("/models")
+    assert answer.status_code == 200
+    body = answer.json()
+    providers = {p["name"]: p for p in body["providers"]}
+    assert providers["fake"] == {
+        "name": "fake",
+        "kind": "openai-chat",
+        "ready": True,
+        "problem": None,
+        "models_listed": True,
+    }
+    ids = {m["id"] for m in body["data"]}
+    assert "demo/parley" in ids
+    assert any(i.startswith("fake/") for i in ids)
+    # A provider that cannot be reached says so; one without its key says what to set.
+    assert providers["dead"]["ready"] and not providers["dead"]["models_listed"]
+    assert providers["dead"]["problem"]
+    assert providers["openai"]["ready"] is False
+    assert providers["openai"]["problem"] == "set OPENAI_API_KEY"
+
+
+def test_models_needs_a_key(server: Any) -> None:
+    with server.client("pk_wrong") as http:
+        assert http.get("/models").status_code == 401
+
+
+def test_the_models_command(server: Any) -> None:
+    env = {k: v for k, v in server.env.items() if not k.endswith("_API_KEY")}
+    out = subprocess.run(
+        [sys.executable, "-m", "parley.cli.main", "models"],
+        env={**env, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.split()[:3] == ["fake", "openai-chat", "ready"] for line in lines)
+    assert any("deepseek" in line and "set DEEPSEEK_API_KEY" in line for line in lines)
+    assert any(line.strip().startswith("fake/") for line in lines)

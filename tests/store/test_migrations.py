@@ -1,0 +1,152 @@
+"""Blank database → exactly the schema of ``parley.store.tables``, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from parley.store.db import Database
+from parley.store.tables import metadata
+from tests.harness import FreshDatabase
+
+EXPECTED_TABLES = {
+    "alembic_version",
+    "users",
+    "api_keys",
+    "assistants",
+    "threads",
+    "messages",
+    "runs",
+    "actions",
+    "run_events",
+}
+
+
+@pytest.fixture
+def blank(tmp_path: Path) -> Any:
+    db = FreshDatabase(tmp_path)
+    yield db
+    db.drop()
+
+
+def _schema_diff(sync_conn: Any) -> list[Any]:
+    ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    return list(compare_metadata(ctx, metadata))
+
+
+def _snapshot(sync_conn: Any) -> dict[str, Any]:
+    insp = inspect(sync_conn)
+    return {
+        table: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "indexes": sorted(
+                [
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                    for i in insp.get_indexes(table)
+                ]
+                + [
+                    (u["name"], tuple(u["column_names"]), True)
+                    for u in insp.get_unique_constraints(table)
+                ]
+            ),
+            "fks": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"], f["options"].get("ondelete"))
+                for f in insp.get_foreign_keys(table)
+            ),
+        }
+        for table in insp.get_table_names()
+    }
+
+
+async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None:
+    db = Database(blank.url)
+    try:
+        await db.migrate()
+        tables = set(await db.read(lambda c: inspect(c).get_table_names()))
+        diff = await db.read(_schema_diff)
+        snapshot = await db.read(_snapshot)
+    finally:
+        await db.dispose()
+    assert tables == EXPECTED_TABLES
+    assert diff == [], f"migrations and tables.py disagree on {blank.kind}: {diff}"
+    # Every foreign key used in queries is indexed (or leads a unique/primary key).
+    indexed = {
+        (table, cols[0]) for table, info in snapshot.items() for _, cols, _ in info["indexes"]
+    }
+    for table, column in [
+        ("api_keys", "user_id"),
+        ("assistants", "user_id"),
+        ("threads", "user_id"),
+        ("runs", "user_id"),
+        ("runs", "thread_id"),
+        ("runs", "assistant_id"),
+        ("messages", "run_id"),
+        ("messages", "thread_id"),
+        ("actions", "run_id"),
+    ]:
+        assert (table, column) in indexed, f"{table}.{column} has no index"
+    assert any(
+        cols == ("thread_id", "seq") and unique
+        for _, cols, unique in snapshot["messages"]["indexes"]
+    ), "messages are not unique by (thread_id, seq)"
+
+
+async def test_migrate_is_idempotent_and_keeps_data(blank: Any) -> None:
+    from parley.store import users
+
+    db = Database(blank.url)
+    try:
+        await db.migrate()
+        await db.write(lambda c: users.create_user(c, name="kept"))
+        await db.migrate()
+        assert await db.read(users.count_users) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_one_active_run_per_thread_is_enforced_by_the_database(blank: Any) -> None:
+    from parley.errors import Conflict
+    from parley.store import runs, threads, users
+
+    db = Database(blank.url)
+    try:
+        await db.migrate()
+
+        def first_run(conn: Any) -> dict[str, Any]:
+            user = users.create_user(conn, name="u")
+            thread = threads.create_thread(conn, user_id=user.id, metadata={})
+            args = dict(
+                user_id=user.id,
+                thread_id=thread.id,
+                assistant_id=None,
+                model="demo/x",
+                instructions=None,
+                tools=[],
+                parameters={},
+            )
+            runs.create_run(conn, **args)
+            return args
+
+        args = await db.write(first_run)
+        # No check in Python here: the unique index refuses it, reported as thread_busy.
+        with pytest.raises(Conflict) as refused:
+            await db.write(lambda c: runs.create_run(c, **args))
+        assert refused.value.code == "thread_busy"
+    finally:
+        await db.dispose()
+
+
+def test_head_constant_matches_the_revision_files() -> None:
+    from alembic.script import ScriptDirectory
+
+    from parley.store.db import alembic_config
+    from parley.store.migrations import HEAD
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD

@@ -1,0 +1,76 @@
+"""Built-in providers from the usual environment variables, and the config file over them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.config import BUILTIN_PROVIDERS, Settings
+from parley.errors import InvalidRequest
+from parley.providers.registry import ProviderRegistry
+
+KEY_VARS = {v for b in BUILTIN_PROVIDERS.values() for v in b.key_vars}
+
+
+@pytest.fixture(autouse=True)
+def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*KEY_VARS, "OPENAI_BASE_URL", "OLLAMA_HOST"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_builtin_is_listed_with_what_it_needs() -> None:
+    catalog = {p.name: p for p in ProviderRegistry(Settings()).catalog()}
+    assert set(catalog) == set(BUILTIN_PROVIDERS)
+    assert catalog["demo"].ready
+    assert catalog["deepseek"].problem == "set DEEPSEEK_API_KEY"
+    assert catalog["gemini"].kind == "gemini"
+
+
+def test_a_missing_key_is_a_clear_error_naming_the_variable() -> None:
+    registry = ProviderRegistry(Settings())
+    with pytest.raises(InvalidRequest) as refused:
+        registry.check_model("groq/llama-3.3-70b-versatile")
+    assert refused.value.code == "provider_not_configured"
+    assert "GROQ_API_KEY" in refused.value.message
+
+
+def test_a_key_in_the_environment_makes_the_builtin_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test")
+    settings = Settings()
+    config = settings.provider_configs()["deepseek"]
+    assert (config.kind, config.base_url) == ("openai-chat", "https://api.deepseek.com/v1")
+    assert settings.provider_api_key(config) == "sk-test"
+    assert ProviderRegistry(settings).check_model("deepseek/deepseek-chat") == (
+        "deepseek",
+        "deepseek-chat",
+    )
+
+
+def test_gemini_takes_either_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "g-key")
+    settings = Settings()
+    assert settings.provider_api_key(settings.provider_configs()["gemini"]) == "g-key"
+
+
+def test_openai_base_url_points_the_builtin_elsewhere_without_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    settings = Settings()
+    assert settings.provider_configs()["openai"].base_url == "http://127.0.0.1:9/v1"
+    assert ProviderRegistry(settings).check_model("openai/local") == ("openai", "local")
+
+
+def test_ollama_host_without_a_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "10.1.2.3:11434")
+    assert Settings().provider_configs()["ollama"].base_url == "http://10.1.2.3:11434"
+
+
+def test_a_config_table_replaces_a_builtin(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text('[providers.openai]\nkind = "openai-chat"\nbase_url = "http://x/v1"\n')
+    settings = Settings(config=config)
+    assert settings.provider_configs()["openai"].base_url == "http://x/v1"
+    # A table with no key needs none: an endpoint of the user's own.
+    assert ProviderRegistry(settings).check_model("openai/m") == ("openai", "m")

@@ -1,0 +1,30 @@
+"""The public surface of ``parley`` is exactly its sorted ``__all__``."""
+
+from __future__ import annotations
+
+import parley
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert parley.__all__ == sorted(parley.__all__)
+    public = {name for name in dir(parley) if not name.startswith("_")} | {"__version__"}
+    # Subpackages become attributes once imported; they are not exports.
+    modules = {
+        "config",
+        "errors",
+        "events",
+        "sdk",
+        "types",
+        "providers",
+        "store",
+        "engine",
+        "server",
+        "cli",
+        "testing",
+    }
+    assert public - modules == set(parley.__all__)
+
+
+def test_every_export_resolves() -> None:
+    for name in parley.__all__:
+        assert getattr(parley, name) is not None
