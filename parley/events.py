@@ -155,4 +155,14 @@ class FinishPart:
     reason: str
 
 
-ModelEvent = TextPart | ReasoningPart | ToolCallPart | UsagePart | FinishPart
+@dataclass(slots=True)
+class StatePart:
+    """What the provider needs sent back with this answer on the next turn (thinking
+    signatures, reasoning items, ...): JSON values, stored with the message and handed back
+    to the same provider as ``ChatMessage.provider_state``. Later parts update earlier
+    ones key by key."""
+
+    data: dict[str, Any]
+
+
+ModelEvent = TextPart | ReasoningPart | ToolCallPart | UsagePart | FinishPart | StatePart

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -123,7 +124,13 @@ class Engine:
         return turn
 
     async def start_first_turn(
-        self, *, user_id: str, assistant_id: str, content: str, thread_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        assistant_id: str,
+        content: str,
+        images: list[dict[str, Any]] | None = None,
+        thread_id: str | None = None,
     ) -> Turn:
         """Flow B turn 1: store the user message, create the run and start it, atomically."""
         claim = functools.partial(
@@ -131,13 +138,14 @@ class Engine:
             user_id=user_id,
             assistant_id=assistant_id,
             content=content,
+            images=images,
             thread_id=thread_id,
             lease=self.lease,
             check_model=self.providers.check_model,
         )
         early = None
         known = self._assistants.get(assistant_id)
-        if thread_id is None and known is not None and known.user_id == user_id:
+        if thread_id is None and not images and known is not None and known.user_id == user_id:
             early = EarlyStart.begin(self.providers, known, content)
         try:
             turn = await asyncio.shield(self._claim_and_launch(claim, early))

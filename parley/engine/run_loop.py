@@ -25,7 +25,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart
 from parley.engine.hub import Entry, RunChannel
-from parley.errors import InternalError, ParleyError
+from parley.errors import InternalError, ParleyError, UpstreamError
 from parley.events import (
     ActionItem,
     ContentDelta,
@@ -49,6 +49,10 @@ from parley.store.records import Message, Run
 from parley.types import Role, RunStatus, ToolCall, ToolSpec
 
 log = logging.getLogger("parley.engine")
+
+#: Model calls a turn may make in a row when every tool call it asked for had arguments
+#: that could not be read (each is answered with a tool error and the model called again).
+MAX_CALL_ROUNDS = 3
 
 
 class TurnStopped(Exception):
@@ -75,6 +79,10 @@ class Turn:
     early: EarlyStart | None = None
     #: Set when a follower on another replica watches this run (``engine.bus``).
     remote: RedisBus | None = None
+    #: Model calls made so far, and the tokens of those already finished.
+    rounds: int = 1
+    spent_input: int = 0
+    spent_output: int = 0
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -95,10 +103,15 @@ class Turn:
 
     def run_totals(self) -> dict[str, int]:
         """The run's token counts with this turn's added."""
+        used_in, used_out = self.usage()
         return {
-            "input_tokens": self.run.input_tokens + self.acc.input_tokens,
-            "output_tokens": self.run.output_tokens + self.acc.output_tokens,
+            "input_tokens": self.run.input_tokens + used_in,
+            "output_tokens": self.run.output_tokens + used_out,
         }
+
+    def usage(self) -> tuple[int, int]:
+        """Input and output tokens of this turn's model calls."""
+        return self.spent_input + self.acc.input_tokens, self.spent_output + self.acc.output_tokens
 
     def emit(self, event: Any) -> None:
         """Number, queue for the log, and publish to live followers at once."""
@@ -126,12 +139,26 @@ class Turn:
             self.remote.publish(self.run.id, batch)
 
 
+def provider_name(model: str) -> str:
+    """The provider part of a ``provider/model-id`` run model."""
+    return model.partition("/")[0]
+
+
+def _provider_state(turn: Turn) -> dict[str, Any] | None:
+    """What the adapter asked to keep with the answer, marked with its provider's name."""
+    state = turn.acc.state
+    return {**state, "provider": provider_name(turn.run.model)} if state else None
+
+
 def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
-    """The model's view of the thread: every stored message, in order."""
+    """The model's view of the thread: every stored message, in order. What a provider
+    stored with an answer (``provider_state``) goes back only to that provider."""
     messages: list[ChatMessage] = []
+    provider = provider_name(run.model)
     for m in context:
         calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
-        if m.role == Role.ASSISTANT and not m.content and not calls:
+        state = m.provider_state
+        if m.role == Role.ASSISTANT and not m.content and not calls and not state:
             continue  # a turn that produced nothing (failed before its first token)
         messages.append(
             ChatMessage(
@@ -140,6 +167,8 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
                 reasoning=m.reasoning,
                 tool_calls=calls,
                 tool_call_id=m.tool_call_id,
+                images=[i["url"] for i in m.images or ()],
+                provider_state=state if state and state.get("provider") == provider else None,
             )
         )
     return ModelRequest(
@@ -170,8 +199,20 @@ class TurnRunner:
         outcome: ParleyError | list[ToolCall] | None = None
         stopped = False
         try:
-            await self._stream(turn)
-            outcome = turn.acc.finish_tool_calls()
+            while True:
+                await self._stream(turn)
+                outcome = turn.acc.finish_tool_calls()
+                if not outcome or len(turn.acc.invalid) < len(outcome):
+                    break
+                # Every call had unreadable arguments: nothing for the client to run.
+                if turn.rounds >= MAX_CALL_ROUNDS:
+                    outcome = UpstreamError(
+                        f"The model sent tool calls with unreadable arguments {turn.rounds} "
+                        "times in a row.",
+                        code="malformed_tool_call",
+                    )
+                    break
+                await self._next_round(turn, outcome)
         except ParleyError as exc:
             outcome = exc
         except (TurnStopped, asyncio.CancelledError):
@@ -223,14 +264,82 @@ class TurnRunner:
         finally:
             await stream.aclose()
             if turn.early is not None:
-                await turn.early.discard()  # the first-part task and the upstream stream
+                early, turn.early = turn.early, None
+                await early.discard()  # the first-part task and the upstream stream
+
+    async def _next_round(self, turn: Turn, calls: list[ToolCall]) -> None:
+        """Answer tool calls whose arguments could not be read with tool errors and make
+        the turn call the model again, into a new assistant message; all in one
+        transaction. Not interrupted meanwhile: a cancel is seen under the run's lock."""
+        turn.settling = True
+        await self.checkpointer.drain(turn)
+        run, acc, message_id = turn.run, turn.acc, turn.message_id
+        entries, turn.unsaved = turn.unsaved, []
+        text, reasoning = turn.texts()
+        state = _provider_state(turn)
+        totals = turn.run_totals()
+        tool_calls = [c.model_dump() for c in calls]
+        errors = [acc.invalid[c.id] for c in calls]
+
+        def write(conn: Connection) -> tuple[str, list[Message]] | None:
+            if run_store.lock_run(conn, run_id=run.id, user_id=run.user_id).status != (
+                RunStatus.IN_PROGRESS
+            ):
+                return None
+            thread_store.save_message_text(
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                tool_calls=tool_calls,
+                provider_state=state,
+            )
+            last = thread_store.reserve_seqs(
+                conn, user_id=run.user_id, thread_id=run.thread_id, count=len(calls) + 1
+            )
+            first = last - len(calls)
+            rows = [
+                thread_store.new_message(
+                    thread_id=run.thread_id,
+                    seq=first + i,
+                    role=Role.TOOL,
+                    content=error,
+                    tool_call_id=call.id,
+                    run_id=run.id,
+                )
+                for i, (call, error) in enumerate(zip(calls, errors, strict=True))
+            ]
+            placeholder = thread_store.new_message(
+                thread_id=run.thread_id, seq=last, role=Role.ASSISTANT, content="", run_id=run.id
+            )
+            thread_store.insert_messages(conn, user_id=run.user_id, rows=[*rows, placeholder])
+            if entries:
+                run_store.append_events(conn, run_id=run.id, events=entries)
+            run_store.update_run(
+                conn, run_id=run.id, last_seq=entries[-1][0] if entries else turn.seq, **totals
+            )
+            context = thread_store.thread_context(conn, thread_id=run.thread_id)
+            return placeholder.id, context[:-1]
+
+        try:
+            written = await self.db.write(write)
+        except BaseException:
+            turn.unsaved = entries + turn.unsaved
+            raise
+        if written is None:  # cancelled meanwhile
+            turn.unsaved = entries + turn.unsaved
+            raise TurnStopped
+        turn.message_id, turn.context = written
+        turn.spent_input, turn.spent_output = turn.usage()
+        turn.acc = TurnAccumulator()
+        turn.rounds += 1
+        turn.settling = False
 
     def _closing(self, turn: Turn, status: RunStatus, *extra: Any) -> list[Entry]:
         """Record the closing events; they are published once the end is committed."""
-        run_id, acc = turn.run.id, turn.acc
-        usage = UsageEvent(
-            run_id=run_id, input_tokens=acc.input_tokens, output_tokens=acc.output_tokens
-        )
+        run_id = turn.run.id
+        used_in, used_out = turn.usage()
+        usage = UsageEvent(run_id=run_id, input_tokens=used_in, output_tokens=used_out)
         events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
         events.append(DoneEvent(run_id=run_id, status=status))
         return [turn.record(e) for e in events]
@@ -242,6 +351,7 @@ class TurnRunner:
         *extra: Any,
         tool_calls: list[dict[str, Any]] | None = None,
         actions: list[tuple[str, str, str, dict[str, Any]]] | None = None,
+        answers: list[tuple[str, str]] | None = None,
         **run_values: Any,
     ) -> None:
         """Write the end of the turn in one transaction, then publish its closing events."""
@@ -249,6 +359,7 @@ class TurnRunner:
         entries, turn.unsaved = turn.unsaved, []
         run, message_id = turn.run, turn.message_id
         text, reasoning = turn.texts()
+        provider_state = _provider_state(turn)
         values = {
             **turn.run_totals(),
             "lease_owner": None,
@@ -266,9 +377,26 @@ class TurnRunner:
                 content=text,
                 reasoning=reasoning,
                 tool_calls=tool_calls,
+                provider_state=provider_state,
             )
             if actions:
                 run_store.create_actions(conn, run_id=run.id, calls=actions)
+            if answers:  # tool errors for calls the client is not asked to run
+                last = thread_store.reserve_seqs(
+                    conn, user_id=run.user_id, thread_id=run.thread_id, count=len(answers)
+                )
+                rows = [
+                    thread_store.new_message(
+                        thread_id=run.thread_id,
+                        seq=last - len(answers) + 1 + i,
+                        role=Role.TOOL,
+                        content=error,
+                        tool_call_id=call_id,
+                        run_id=run.id,
+                    )
+                    for i, (call_id, error) in enumerate(answers)
+                ]
+                thread_store.insert_messages(conn, user_id=run.user_id, rows=rows)
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 
@@ -282,14 +410,17 @@ class TurnRunner:
         await self._settle(turn, RunStatus.COMPLETED, completed_at=now())
 
     async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:
-        run_id = turn.run.id
+        """Hand the calls to the client; calls whose arguments could not be read are
+        answered here with a tool error and are not in the manifest."""
+        run_id, invalid = turn.run.id, turn.acc.invalid
+        runnable = [c for c in calls if c.id not in invalid]
         # Action ids are chosen here so the manifest and the rows agree.
-        action_ids = [new_id("act") for _ in calls]
+        action_ids = [new_id("act") for _ in runnable]
         manifest = ToolCallsEvent(
             run_id=run_id,
             actions=[
                 ActionItem(action_id=aid, tool_call_id=c.id, name=c.name, arguments=c.arguments)
-                for aid, c in zip(action_ids, calls, strict=True)
+                for aid, c in zip(action_ids, runnable, strict=True)
             ],
         )
         await self._settle(
@@ -298,8 +429,10 @@ class TurnRunner:
             manifest,
             tool_calls=[c.model_dump() for c in calls],
             actions=[
-                (aid, c.id, c.name, c.arguments) for aid, c in zip(action_ids, calls, strict=True)
+                (aid, c.id, c.name, c.arguments)
+                for aid, c in zip(action_ids, runnable, strict=True)
             ],
+            answers=[(c.id, invalid[c.id]) for c in calls if c.id in invalid],
             expires_at=now() + self.settings.action_expiry_seconds,
         )
 

@@ -107,6 +107,7 @@ def claim_first(
     content: str,
     thread_id: str | None,
     lease: Lease,
+    images: list[dict[str, Any]] | None = None,
     check_model: Callable[[str], Any],
 ) -> Claim:
     """Flow B turn 1: the user message, a new run already claimed, its assistant message."""
@@ -136,7 +137,7 @@ def claim_first(
         lease=(lease.owner, lease.until()),
     )
     question = thread_store.new_message(
-        thread_id=thread_id, seq=last_seq - 1, role=Role.USER, content=content
+        thread_id=thread_id, seq=last_seq - 1, role=Role.USER, content=content, images=images
     )
     placeholder = thread_store.new_message(
         thread_id=thread_id, seq=last_seq, role=Role.ASSISTANT, content="", run_id=run.id

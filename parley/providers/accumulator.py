@@ -3,7 +3,9 @@
 Tool-call fragments are keyed by ``index``; by ``id`` only when a fragment has no index; a
 fragment with neither continues the call opened last. ``id`` and ``name`` usually come on
 the first fragment, argument fragments are concatenated, and each call's arguments are
-parsed once, in ``finish_tool_calls``. Broken JSON is an error, never repaired.
+parsed once, in ``finish_tool_calls``. Broken JSON is never repaired: such a call is kept
+with empty arguments and listed in ``invalid`` with an error for the model to read (the
+engine answers it as a failed tool call, so the model can call again).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from parley.events import (
     FinishPart,
     ModelEvent,
     ReasoningPart,
+    StatePart,
     TextPart,
     ToolCallPart,
     UsagePart,
@@ -44,7 +47,9 @@ class TurnAccumulator:
         "_text",
         "finish_reason",
         "input_tokens",
+        "invalid",
         "output_tokens",
+        "state",
     )
 
     def __init__(self) -> None:
@@ -57,6 +62,11 @@ class TurnAccumulator:
         self.finish_reason: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
+        #: Tool calls whose arguments were not a JSON object: call id -> the tool error
+        #: that answers them (filled by ``finish_tool_calls``).
+        self.invalid: dict[str, str] = {}
+        #: What the provider wants back on the next turn (``StatePart``), if anything.
+        self.state: dict[str, Any] | None = None
 
     def add(self, event: ModelEvent) -> None:
         """Take one model event into account."""
@@ -73,6 +83,8 @@ class TurnAccumulator:
             self.output_tokens = max(self.output_tokens, event.output_tokens)
         elif type(event) is FinishPart:
             self.finish_reason = event.reason
+        elif type(event) is StatePart:
+            self.state = {**self.state, **event.data} if self.state else dict(event.data)
 
     def _add_tool_fragment(self, part: ToolCallPart) -> None:
         call: _PendingCall | None
@@ -119,10 +131,12 @@ class TurnAccumulator:
     def finish_tool_calls(self) -> list[ToolCall]:
         """The tool calls, in order of first appearance, with their arguments parsed.
 
-        Raises ``UpstreamError`` (code ``malformed_tool_call``) for a call without a name or
-        whose arguments are not a JSON object. A call without an id gets a generated one.
+        A call whose arguments are not a JSON object gets ``{}`` and an entry in
+        ``invalid``. Raises ``UpstreamError`` (code ``malformed_tool_call``) for a call
+        without a name. A call without an id gets a generated one.
         """
-        return [_finish_call(call) for call in self._calls]
+        self.invalid = {}
+        return [_finish_call(call, self.invalid) for call in self._calls]
 
 
 def _joined(pieces: list[str]) -> str:
@@ -131,25 +145,33 @@ def _joined(pieces: list[str]) -> str:
     return pieces[0] if pieces else ""
 
 
-def _finish_call(call: _PendingCall) -> ToolCall:
+#: How much of broken arguments the tool error quotes back to the model.
+_QUOTED = 2000
+
+
+def _finish_call(call: _PendingCall, invalid: dict[str, str]) -> ToolCall:
     if not call.name:
         raise UpstreamError(
             "The model returned a tool call without a tool name.", code="malformed_tool_call"
         )
+    call_id = call.id or f"call_{secrets.token_hex(12)}"
     raw = "".join(call.arguments)
     arguments: Any = {}
+    problem = None
     if raw.strip():
         try:
             arguments = json.loads(raw)
-        except ValueError:
-            raise UpstreamError(
-                f"The model returned invalid JSON arguments for the tool {call.name!r}.",
-                code="malformed_tool_call",
-            ) from None
-        if not isinstance(arguments, dict):
-            raise UpstreamError(
-                f"The model returned arguments for the tool {call.name!r} that are not a JSON object.",
-                code="malformed_tool_call",
-            )
-    call_id = call.id or f"call_{secrets.token_hex(12)}"
+        except ValueError as exc:
+            problem = f"they are not valid JSON ({exc})"
+        else:
+            if not isinstance(arguments, dict):
+                problem = f"they are a JSON {type(arguments).__name__}, not an object"
+    if problem is not None:
+        quoted = raw if len(raw) <= _QUOTED else raw[:_QUOTED] + "..."
+        invalid[call_id] = (
+            f"Error: the tool {call.name} was not run because its arguments could not be "
+            f"read: {problem}. The arguments received were: {quoted}\n"
+            f"Call {call.name} again with its arguments as one JSON object."
+        )
+        arguments = {}
     return ToolCall(id=call_id, name=call.name, arguments=arguments)

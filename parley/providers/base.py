@@ -22,6 +22,20 @@ class ChatMessage:
     reasoning: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
+    #: Image URLs of a user message: ``data:image/...;base64,...`` or ``http(s)://``.
+    images: list[str] = field(default_factory=list)
+    #: What this provider stored with the answer for the next turn (``StatePart``); only
+    #: handed back to the provider that wrote it.
+    provider_state: dict[str, Any] | None = None
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """``(media_type, base64 data)`` of a ``data:...;base64,...`` URL; None for any other
+    URL. (The API checked the URL when the message was created.)"""
+    if not url.startswith("data:"):
+        return None
+    head, _, data = url.partition(",")
+    return head[len("data:") :].removesuffix(";base64"), data
 
 
 @dataclass(slots=True)

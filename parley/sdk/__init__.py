@@ -10,6 +10,7 @@ from parley.sdk._loops import ToolLoopLimitExceeded
 from parley.sdk._resources import InferenceStream
 from parley.sdk.async_client import AsyncClient
 from parley.sdk.client import Client
+from parley.sdk.images import image_data_url
 from parley.sdk.models import (
     Action,
     ActionItem,
@@ -18,6 +19,7 @@ from parley.sdk.models import (
     Assistant,
     Deleted,
     FunctionDefinition,
+    Image,
     Message,
     Page,
     RequiredAction,
@@ -47,6 +49,7 @@ __all__ = [
     "Client",
     "Deleted",
     "FunctionDefinition",
+    "Image",
     "InferenceStream",
     "Message",
     "Page",
@@ -66,5 +69,6 @@ __all__ = [
     "Usage",
     "User",
     "UserCreated",
+    "image_data_url",
     "normalize_tools",
 ]

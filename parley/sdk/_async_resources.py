@@ -6,7 +6,7 @@ Keep the two files side by side: same names, same arguments, same calls.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
@@ -101,10 +101,18 @@ class Threads(_Resource):
 
 
 class Messages(_Resource):
-    async def create_message(self, *, thread_id: str, content: str, role: str = "user") -> Message:
-        """Add a message to a thread (``POST /v1/messages``)."""
+    async def create_message(
+        self,
+        *,
+        thread_id: str,
+        content: str,
+        role: str = "user",
+        images: Sequence[str] | None = None,
+    ) -> Message:
+        """Add a message to a thread (``POST /v1/messages``). ``images``: URLs, ``data:``
+        (see ``parley.sdk.image_data_url``) or ``http(s)://``."""
         return await self._client._request(
-            _calls.messages_create(thread_id=thread_id, content=content, role=role)
+            _calls.messages_create(thread_id=thread_id, content=content, role=role, images=images)
         )
 
     async def list(

@@ -7,7 +7,7 @@ what keeps them alike.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
@@ -228,9 +228,19 @@ def threads_delete(thread_id: str) -> Call[Deleted]:
 # ------------------------------------------------------------------------------ messages
 
 
-def messages_create(*, thread_id: str, content: str, role: str) -> Call[Message]:
+def _images(images: Sequence[str] | None) -> list[dict[str, str]]:
+    if isinstance(images, str):
+        raise TypeError("images is a list of URLs (data: or http(s):), not one string")
+    return [{"url": url} for url in images or ()]
+
+
+def messages_create(
+    *, thread_id: str, content: str, role: str, images: Sequence[str] | None = None
+) -> Call[Message]:
     _id(thread_id, "thread_id")
-    body = {"thread_id": thread_id, "content": content, "role": role}
+    body: dict[str, Any] = {"thread_id": thread_id, "content": content, "role": role}
+    if images:
+        body["images"] = _images(images)
     return Call("POST", "/v1/messages", _model(Message), json=body)
 
 
@@ -324,11 +334,13 @@ def process(
     thread_id: str | None,
     run_id: str | None,
     stream: bool,
+    images: Sequence[str] | None = None,
 ) -> Call[TurnResult]:
     if run_id is not None:
-        if assistant_id is not None or content is not None or thread_id is not None:
+        if assistant_id is not None or content is not None or thread_id is not None or images:
             raise ValueError(
-                "process(run_id=...) continues a run: give no assistant_id, content or thread_id"
+                "process(run_id=...) continues a run: give no assistant_id, content, images "
+                "or thread_id"
             )
         body: dict[str, Any] = {"run_id": run_id}
     elif assistant_id is None or content is None:
@@ -337,6 +349,8 @@ def process(
         )
     else:
         body = _compact(assistant_id=assistant_id, content=content, thread_id=thread_id)
+        if images:
+            body["images"] = _images(images)
     return Call("POST", "/v1/process", _model(TurnResult), json={**body, "stream": stream})
 
 

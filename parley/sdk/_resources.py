@@ -7,7 +7,7 @@ Each method builds its request in ``_calls`` and sends it through the client;
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
@@ -97,10 +97,18 @@ class Threads(_Resource):
 
 
 class Messages(_Resource):
-    def create_message(self, *, thread_id: str, content: str, role: str = "user") -> Message:
-        """Add a message to a thread (``POST /v1/messages``)."""
+    def create_message(
+        self,
+        *,
+        thread_id: str,
+        content: str,
+        role: str = "user",
+        images: Sequence[str] | None = None,
+    ) -> Message:
+        """Add a message to a thread (``POST /v1/messages``). ``images``: URLs, ``data:``
+        (see ``parley.sdk.image_data_url``) or ``http(s)://``."""
         return self._client._request(
-            _calls.messages_create(thread_id=thread_id, content=content, role=role)
+            _calls.messages_create(thread_id=thread_id, content=content, role=role, images=images)
         )
 
     def list(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -109,6 +109,7 @@ class AsyncClient(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: Literal[True] = True,
@@ -120,6 +121,7 @@ class AsyncClient(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: Literal[False],
@@ -130,6 +132,7 @@ class AsyncClient(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: bool = True,
@@ -138,6 +141,7 @@ class AsyncClient(BaseClient):
         call = _calls.process(
             assistant_id=assistant_id,
             content=content,
+            images=images,
             thread_id=thread_id,
             run_id=run_id,
             stream=stream,

@@ -8,7 +8,7 @@ with Client() as client:            # PARLEY_BASE_URL / PARLEY_API_KEY, or argum
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -104,6 +104,7 @@ class Client(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: Literal[True] = True,
@@ -115,6 +116,7 @@ class Client(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: Literal[False],
@@ -125,6 +127,7 @@ class Client(BaseClient):
         *,
         assistant_id: str | None = None,
         content: str | None = None,
+        images: Sequence[str] | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
         stream: bool = True,
@@ -134,6 +137,7 @@ class Client(BaseClient):
         call = _calls.process(
             assistant_id=assistant_id,
             content=content,
+            images=images,
             thread_id=thread_id,
             run_id=run_id,
             stream=stream,

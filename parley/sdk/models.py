@@ -78,6 +78,12 @@ class Thread(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Image(_Model):
+    """An image of a user message: a ``data:`` URL or an ``http(s)://`` address."""
+
+    url: str
+
+
 class Message(_Model):
     id: str
     object: str = "thread.message"
@@ -89,6 +95,7 @@ class Message(_Model):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     run_id: str | None = None
+    images: list[Image] = Field(default_factory=list)
     created_at: int = 0
 
 

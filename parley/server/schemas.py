@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -111,9 +114,42 @@ class ThreadCreate(_Body):
     metadata: Metadata = Field(default_factory=dict)
 
 
+_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
+MAX_IMAGES = 16
+
+
+class Image(_Body):
+    """An image of a user message: ``data:image/png;base64,...`` (PNG, JPEG, GIF or WebP)
+    or an ``http(s)://`` address the provider fetches itself."""
+
+    url: str = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _image_url(cls, url: str) -> str:
+        if url.startswith(("http://", "https://")):
+            if len(url) > 8192:
+                raise ValueError("an image address may have at most 8192 characters")
+            return url
+        found = _DATA_URL.fullmatch(url)
+        if found is None:
+            raise ValueError(
+                "give an http(s) address or a data URL: data:image/png;base64,... "
+                "(png, jpeg, gif or webp)"
+            )
+        try:
+            base64.b64decode(found.group(2), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the data URL's base64 data is not valid") from None
+        if not found.group(2):
+            raise ValueError("the data URL holds no data")
+        return url
+
+
 class MessageCreate(_Body):
     content: str
     role: Literal["user"] = "user"
+    images: list[Image] = Field(default_factory=list, max_length=MAX_IMAGES)
 
 
 class MessageCreateFlat(MessageCreate):
@@ -163,6 +199,7 @@ class CompletionRequest(_Body):
 class ProcessRequest(_Body):
     assistant_id: str | None = None
     content: str | None = None
+    images: list[Image] = Field(default_factory=list, max_length=MAX_IMAGES)
     thread_id: str | None = None
     run_id: str | None = None
     stream: bool = True
@@ -170,7 +207,7 @@ class ProcessRequest(_Body):
     @model_validator(mode="after")
     def _one_turn_kind(self) -> ProcessRequest:
         if self.run_id is not None:
-            if self.content is not None:
+            if self.content is not None or self.images:
                 raise ValueError("give content (a new turn) or run_id (the next turn), not both")
         elif self.assistant_id is None or self.content is None:
             raise ValueError("turn 1 needs assistant_id and content; later turns need run_id")
@@ -296,6 +333,7 @@ class MessagePublic(BaseModel):
     tool_calls: list[ToolCall]
     tool_call_id: str | None
     run_id: str | None
+    images: list[Image]
     created_at: int
 
     @classmethod
@@ -310,6 +348,7 @@ class MessagePublic(BaseModel):
             tool_calls=[ToolCall.model_validate(c) for c in m.tool_calls or ()],
             tool_call_id=m.tool_call_id,
             run_id=m.run_id,
+            images=[Image.model_construct(url=i["url"]) for i in m.images or ()],
             created_at=int(m.created_at),
         )
 

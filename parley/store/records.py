@@ -68,6 +68,8 @@ class Message(_Record):
     tool_call_id: str | None
     run_id: str | None
     created_at: float
+    images: list[dict[str, Any]] | None = None
+    provider_state: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

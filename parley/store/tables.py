@@ -131,6 +131,11 @@ messages = Table(
     Column("tool_calls", Json),
     Column("tool_call_id", String(128)),
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="SET NULL")),
+    #: Images given with a user message: ``[{"url": ...}]`` (``data:`` or ``http(s):``).
+    Column("images", Json),
+    #: What the provider needs back on the next turn (thinking signatures, reasoning
+    #: items): ``{"provider": NAME, ...}``, written by the adapter via ``StatePart``.
+    Column("provider_state", Json),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),

@@ -35,7 +35,9 @@ _SAVE_TEXT = (
     .where(messages.c.id == bindparam("b_message_id"))
     .values(content=bindparam("b_content"), reasoning=bindparam("b_reasoning"))
 )
-_SAVE_TEXT_AND_CALLS = _SAVE_TEXT.values(tool_calls=bindparam("b_tool_calls"))
+_SAVE_END = _SAVE_TEXT.values(
+    tool_calls=bindparam("b_tool_calls"), provider_state=bindparam("b_provider_state")
+)
 
 
 def _thread_not_found(thread_id: str) -> NotFound:
@@ -108,6 +110,7 @@ def add_message(
     tool_calls: list[dict[str, Any]] | None = None,
     tool_call_id: str | None = None,
     run_id: str | None = None,
+    images: list[dict[str, Any]] | None = None,
 ) -> Message:
     """Append a message to the thread (which must belong to the user)."""
     seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
@@ -120,6 +123,7 @@ def add_message(
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         run_id=run_id,
+        images=images,
     )
     insert_messages(conn, user_id=user_id, rows=[msg])
     return msg
@@ -146,6 +150,7 @@ def new_message(
     tool_calls: list[dict[str, Any]] | None = None,
     tool_call_id: str | None = None,
     run_id: str | None = None,
+    images: list[dict[str, Any]] | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -158,6 +163,7 @@ def new_message(
         tool_call_id=tool_call_id,
         run_id=run_id,
         created_at=now(),
+        images=images or None,
     )
 
 
@@ -209,12 +215,17 @@ def save_message_text(
     content: str,
     reasoning: str | None,
     tool_calls: list[dict[str, Any]] | None = None,
+    provider_state: dict[str, Any] | None = None,
 ) -> None:
+    """Save a message's text; with ``tool_calls`` or ``provider_state`` (the end of a
+    turn), those too."""
     params = {"b_message_id": message_id, "b_content": content, "b_reasoning": reasoning}
-    if tool_calls is None:
+    if tool_calls is None and provider_state is None:
         conn.execute(_SAVE_TEXT, params)
     else:
-        conn.execute(_SAVE_TEXT_AND_CALLS, {**params, "b_tool_calls": tool_calls})
+        conn.execute(
+            _SAVE_END, {**params, "b_tool_calls": tool_calls, "b_provider_state": provider_state}
+        )
 
 
 def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -> bool:

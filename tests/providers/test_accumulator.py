@@ -110,13 +110,28 @@ def test_empty_arguments_become_an_empty_object(raw: str) -> None:
 
 
 @pytest.mark.parametrize("raw", ['{"city": "Par', "{'a': 1}", "[1, 2]", '"text"', "3", "null"])
-def test_bad_arguments_raise_malformed_tool_call(raw: str) -> None:
-    acc = accumulate(ToolCallPart(index=0, id="c", name="get_weather", arguments=raw))
-    with pytest.raises(UpstreamError) as info:
-        acc.finish_tool_calls()
-    assert info.value.code == "malformed_tool_call"
-    assert "get_weather" in info.value.message
-    assert raw not in info.value.message  # no raw model output echoed
+def test_bad_arguments_are_kept_as_an_invalid_call(raw: str) -> None:
+    acc = accumulate(
+        ToolCallPart(index=0, id="c", name="get_weather", arguments=raw),
+        ToolCallPart(index=1, id="d", name="get_time", arguments='{"tz": "UTC"}'),
+    )
+    calls = acc.finish_tool_calls()
+    assert calls == [
+        ToolCall(id="c", name="get_weather", arguments={}),
+        ToolCall(id="d", name="get_time", arguments={"tz": "UTC"}),
+    ]
+    assert list(acc.invalid) == ["c"]
+    error = acc.invalid["c"]
+    assert error.startswith("Error: the tool get_weather was not run")
+    assert raw in error  # the model sees what it sent
+
+
+def test_huge_bad_arguments_are_quoted_cut_short() -> None:
+    raw = "{" + "x" * 10_000
+    acc = accumulate(ToolCallPart(index=0, id="c", name="f", arguments=raw))
+    acc.finish_tool_calls()
+    assert len(acc.invalid["c"]) < 2300
+    assert raw[:2000] + "..." in acc.invalid["c"]
 
 
 def test_call_without_name_raises() -> None:

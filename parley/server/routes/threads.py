@@ -60,12 +60,21 @@ async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
     return Deleted(id=thread_id, object="thread.deleted")
 
 
-async def _add_user_message(svc: Svc, user_id: str, thread_id: str, content: str) -> MessagePublic:
+async def _add_user_message(
+    svc: Svc, user_id: str, thread_id: str, body: MessageCreate
+) -> MessagePublic:
+    images = [i.model_dump() for i in body.images]
+
     def add(conn: Connection) -> Message:
         store.get_thread(conn, user_id=user_id, thread_id=thread_id)
         transitions.ensure_idle(conn, thread_id=thread_id, allow_queued=True)
         return store.add_message(
-            conn, user_id=user_id, thread_id=thread_id, role=Role.USER, content=content
+            conn,
+            user_id=user_id,
+            thread_id=thread_id,
+            role=Role.USER,
+            content=body.content,
+            images=images,
         )
 
     return MessagePublic.of(await svc.db.write(add))
@@ -75,14 +84,14 @@ async def _add_user_message(svc: Svc, user_id: str, thread_id: str, content: str
 async def create_message(
     thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc
 ) -> MessagePublic:
-    return await _add_user_message(svc, user.id, thread_id, body.content)
+    return await _add_user_message(svc, user.id, thread_id, body)
 
 
 @router.post("/messages", status_code=201)
 async def create_message_flat(
     body: MessageCreateFlat, user: CurrentUser, svc: Svc
 ) -> MessagePublic:
-    return await _add_user_message(svc, user.id, body.thread_id, body.content)
+    return await _add_user_message(svc, user.id, body.thread_id, body)
 
 
 @router.get("/threads/{thread_id}/messages")

@@ -93,6 +93,7 @@ async def process(
             user_id=user.id,
             assistant_id=body.assistant_id,
             content=body.content,
+            images=[i.model_dump() for i in body.images],
             thread_id=body.thread_id,
         )
     return await _answer(svc, turn, body.stream)
