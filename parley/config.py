@@ -79,9 +79,14 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     #: Extra HTTP headers sent on every request to this provider.
     headers: dict[str, str] = Field(default_factory=dict)
-    #: Seconds to wait for the connection, and for each chunk of a stream.
+    #: Seconds to wait for the connection, and for each read of the stream's bytes.
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    #: Seconds from the request to the model's first text, reasoning or tool call; and
+    #: at most between two of its events afterwards (keep-alive comments do not count).
+    #: 0 turns either off. On a timeout the turn fails, with what arrived kept.
+    first_token_timeout: float = Field(default=120.0, ge=0.0)
+    idle_timeout: float = Field(default=60.0, ge=0.0)
     #: Tries again, before the first token only, after a refused or dropped connection or
     #: a 429 / 5xx answer; waits start at ``retry_backoff`` seconds and double, with jitter,
     #: and honour ``Retry-After``.

@@ -166,7 +166,8 @@ class ParleyServer:
 
 def provider_config(upstream_base_url: str, dead_port: int) -> str:
     """Providers every server of the suite knows: the fake upstream, one that refuses
-    connections, one that times out quickly (none of them retries), and one that retries."""
+    connections, one whose reads time out quickly, one whose first-token and idle timeouts
+    are short (none of them retries), and one that retries."""
     return f"""
 [providers.fake]
 kind = "openai-chat"
@@ -185,6 +186,15 @@ kind = "openai-chat"
 base_url = "{upstream_base_url}"
 api_key = "sk-fake"
 read_timeout = 1.0
+max_retries = 0
+
+[providers.quiet]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+read_timeout = 30.0
+first_token_timeout = 1.0
+idle_timeout = 1.0
 max_retries = 0
 
 [providers.patient]

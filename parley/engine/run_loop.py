@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart
 from parley.engine.hub import Entry, RunChannel
-from parley.errors import InternalError, ParleyError, UpstreamError
+from parley.errors import InternalError, ParleyError, UpstreamError, UpstreamTimeout
 from parley.events import (
     ActionItem,
     ContentDelta,
@@ -36,6 +38,7 @@ from parley.events import (
     ReasoningPart,
     RunStatusEvent,
     TextPart,
+    ToolCallPart,
     ToolCallsEvent,
     UsageEvent,
 )
@@ -59,6 +62,50 @@ class TurnStopped(Exception):
     """The run left ``in_progress`` under the turn (cancelled from elsewhere)."""
 
 
+class StreamClock:
+    """First-token and idle timeouts of one model call, on a single loop timer.
+
+    The streaming loop only stamps ``last`` (and sets ``started`` at the first text,
+    reasoning or tool call); the timer, when it fires, moves itself to the deadline that
+    stamp implies, or stops the turn with ``error`` set."""
+
+    __slots__ = ("_handle", "_loop", "error", "first", "idle", "last", "started", "turn")
+
+    def __init__(self, turn: Turn, first: float, idle: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.turn, self.first, self.idle = turn, first, idle
+        self.last = self._loop.time()
+        self.started = False
+        self.error: UpstreamTimeout | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        if first or idle:
+            self._handle = self._loop.call_at(self.last + (first or idle), self._check)
+
+    def _check(self) -> None:
+        limit = self.idle if self.started else self.first
+        if not limit:  # this phase has no timeout; look again once the other one starts
+            self._handle = self._loop.call_at(self._loop.time() + 1.0, self._check)
+            return
+        deadline = self.last + limit
+        if self._loop.time() < deadline:
+            self._handle = self._loop.call_at(deadline, self._check)
+            return
+        turn = self.turn
+        if turn.settling or turn.task is None:
+            return
+        if self.started:
+            what = f"sent nothing for {limit:g} s in the middle of its answer (idle_timeout)"
+        else:
+            what = f"did not start its answer within {limit:g} s (first_token_timeout)"
+        self.error = UpstreamTimeout(f"The model {what}.", code="upstream_timeout")
+        turn.task.cancel()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 @dataclass(eq=False)
 class Turn:
     run: Run
@@ -79,6 +126,10 @@ class Turn:
     early: EarlyStart | None = None
     #: Set when a follower on another replica watches this run (``engine.bus``).
     remote: RedisBus | None = None
+    #: The timeouts of the model call in progress.
+    clock: StreamClock | None = None
+    #: Calls the turn fails with, stored with their tool errors (``MAX_CALL_ROUNDS``).
+    unanswered: list[ToolCall] = field(default_factory=list)
     #: Model calls made so far, and the tokens of those already finished.
     rounds: int = 1
     spent_input: int = 0
@@ -144,10 +195,43 @@ def provider_name(model: str) -> str:
     return model.partition("/")[0]
 
 
+def _unique_ids(calls: list[ToolCall], turn: Turn) -> list[ToolCall]:
+    """The calls, with a fresh id for any id already used in the thread or the answer
+    (some models number their calls from 0 on every turn)."""
+    if not calls:
+        return calls
+    used = {c["id"] for m in turn.context for c in m.tool_calls or ()}
+    invalid = turn.acc.invalid
+    for call in calls:
+        if call.id in used:
+            fresh = f"call_{secrets.token_hex(12)}"
+            if call.id in invalid:
+                invalid[fresh] = invalid.pop(call.id)
+            call.id = fresh
+        used.add(call.id)
+    return calls
+
+
 def _provider_state(turn: Turn) -> dict[str, Any] | None:
-    """What the adapter asked to keep with the answer, marked with its provider's name."""
+    """What the adapter asked to keep with the answer, marked with its provider's name
+    (NUL characters replaced: PostgreSQL's JSON cannot hold them)."""
     state = turn.acc.state
-    return {**state, "provider": provider_name(turn.run.model)} if state else None
+    if not state:
+        return None
+    state = {**state, "provider": provider_name(turn.run.model)}
+    if "\\u0000" in json.dumps(state):
+        state = _without_nul(state)
+    return state
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
@@ -201,11 +285,12 @@ class TurnRunner:
         try:
             while True:
                 await self._stream(turn)
-                outcome = turn.acc.finish_tool_calls()
+                outcome = _unique_ids(turn.acc.finish_tool_calls(), turn)
                 if not outcome or len(turn.acc.invalid) < len(outcome):
                     break
                 # Every call had unreadable arguments: nothing for the client to run.
                 if turn.rounds >= MAX_CALL_ROUNDS:
+                    turn.unanswered = outcome
                     outcome = UpstreamError(
                         f"The model sent tool calls with unreadable arguments {turn.rounds} "
                         "times in a row.",
@@ -216,7 +301,12 @@ class TurnRunner:
         except ParleyError as exc:
             outcome = exc
         except (TurnStopped, asyncio.CancelledError):
-            stopped = True
+            clock = turn.clock
+            if clock is not None and clock.error is not None and turn.stop_reason is None:
+                outcome = clock.error  # the model went quiet: a failed turn, text kept
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            else:
+                stopped = True
         except Exception:
             log.exception("turn of run %s failed", turn.run.id)
             outcome = InternalError("The turn failed because of an internal error.")
@@ -253,15 +343,23 @@ class TurnRunner:
             stream = provider.stream(build_request(turn.run, turn.context, model_id))
         run_id, message_id = turn.run.id, turn.message_id
         acc, emit = turn.acc, turn.emit
+        clock = turn.clock = StreamClock(turn, *self.providers.timeouts(turn.run.model))
+        time = asyncio.get_running_loop().time
         try:
             async for part in stream:
                 acc.add(part)
+                clock.last = time()
                 kind = type(part)
                 if kind is TextPart:
+                    clock.started = True
                     emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
                 elif kind is ReasoningPart:
+                    clock.started = True
                     emit(ReasoningDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+                elif kind is ToolCallPart:
+                    clock.started = True
         finally:
+            clock.stop()
             await stream.aclose()
             if turn.early is not None:
                 early, turn.early = turn.early, None
@@ -438,10 +536,13 @@ class TurnRunner:
 
     async def _fail(self, turn: Turn, exc: ParleyError) -> None:
         error = ErrorEvent(run_id=turn.run.id, code=exc.code, message=exc.message)
+        calls, invalid = turn.unanswered, turn.acc.invalid
         await self._settle(
             turn,
             RunStatus.FAILED,
             error,
+            tool_calls=[c.model_dump() for c in calls] if calls else None,
+            answers=[(c.id, invalid[c.id]) for c in calls],
             completed_at=now(),
             error_code=exc.code,
             error_message=exc.message,

@@ -133,9 +133,15 @@ class TurnAccumulator:
 
         A call whose arguments are not a JSON object gets ``{}`` and an entry in
         ``invalid``. Raises ``UpstreamError`` (code ``malformed_tool_call``) for a call
-        without a name. A call without an id gets a generated one.
+        without a name. A call without an id, or with the id of an earlier call of the
+        answer, gets a generated one.
         """
         self.invalid = {}
+        seen: set[str | None] = {None}
+        for call in self._calls:
+            if call.id in seen:
+                call.id = None
+            seen.add(call.id)
         return [_finish_call(call, self.invalid) for call in self._calls]
 
 

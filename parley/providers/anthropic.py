@@ -8,9 +8,15 @@ by the block index, with id and name), ``text_delta`` → ``TextPart``, ``thinki
 the answer and an ``error`` event is an ``UpstreamError``. Every failure is an
 ``UpstreamError`` (or ``UpstreamTimeout``) with a message safe to show a user.
 
+Thinking goes back: the ``thinking`` blocks of an answer (whole text and ``signature``) and
+its ``redacted_thinking`` blocks (``data``, never shown as reasoning) are kept, in order,
+and yielded as one ``StatePart({"thinking_blocks": [...]})`` when the message ends. An
+assistant message whose ``provider_state`` holds them sends them first in its content, as
+the API requires when extended thinking is used with tools. A user message's ``images``
+become ``image`` blocks before its text.
+
 HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
-only what is particular to the Messages API. Not sent back yet: thinking blocks (their
-``signature`` is read past), so a later turn carries the visible text and tool calls only.
+only what is particular to the Messages API.
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ import aiohttp
 import orjson
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -46,6 +60,8 @@ _LABEL = "Anthropic API"
 #: Pages of ``GET /v1/models`` read at most (1,000 models each).
 _MAX_MODEL_PAGES = 10
 
+#: The content blocks kept and sent back with the answer on later turns.
+_THINKING_TYPES = ("thinking", "redacted_thinking")
 #: The API's ``stop_reason`` values as Parley's finish reasons; others pass through as is.
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -200,7 +216,9 @@ def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
 
     Tool results are ``tool_result`` blocks of a user message; consecutive messages of one
     role (several tool results, a tool result then the user's next words) become one
-    message. Empty messages are left out: the API refuses empty text blocks.
+    message. Empty messages are left out: the API refuses empty text blocks. A user
+    message's images come before its text; an assistant message's kept thinking blocks
+    (``provider_state["thinking_blocks"]``) before its text and ``tool_use`` blocks.
     """
     wire: list[dict[str, Any]] = []
     for message in messages:
@@ -225,6 +243,8 @@ def _content_blocks(message: ChatMessage, role: str) -> list[dict[str, Any]]:
             result["content"] = message.content
         return [result]
     blocks: list[dict[str, Any]] = []
+    if role == "user" and message.images:
+        blocks.extend(_image_block(url) for url in message.images)
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     if role == "assistant":
@@ -232,21 +252,53 @@ def _content_blocks(message: ChatMessage, role: str) -> list[dict[str, Any]]:
             {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
             for call in message.tool_calls
         )
+        kept = _kept_thinking(message.provider_state)
+        if kept and blocks:  # thinking alone is no message: the API keeps none of it
+            blocks[:0] = kept
     return blocks
+
+
+def _image_block(url: str) -> dict[str, Any]:
+    data_url = split_data_url(url)
+    if data_url is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = data_url
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _kept_thinking(state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The thinking blocks this adapter stored with an answer (``thinking_blocks``)."""
+    blocks = state.get("thinking_blocks") if state else None
+    if not isinstance(blocks, list):
+        return []
+    return [block for block in blocks if isinstance(block, dict)]
 
 
 # ---------------------------------------------------------------------------- response
 
 
-class _StreamState:
-    """What one stream has said so far: token totals, and whether the message ended."""
+class _Thinking:
+    """A ``thinking`` block being streamed: its text so far and its signature, once sent."""
 
-    __slots__ = ("input_tokens", "output_tokens", "stopped")
+    __slots__ = ("pieces", "signature")
+
+    def __init__(self, text: str, signature: str) -> None:
+        self.pieces = [text] if text else []
+        self.signature = signature
+
+
+class _StreamState:
+    """What one stream has said so far: token totals, the thinking blocks to send back
+    (by block index, in stream order), and whether the message ended."""
+
+    __slots__ = ("input_tokens", "output_tokens", "stopped", "thinking")
 
     def __init__(self) -> None:
         self.input_tokens = 0
         self.output_tokens = 0
         self.stopped = False
+        #: Block index -> a ``thinking`` block, or a ``redacted_thinking`` block as sent.
+        self.thinking: dict[int, _Thinking | dict[str, Any]] = {}
 
     def read(self, name: str, data: bytes) -> list[ModelEvent]:
         """The model events of one SSE event (``name`` its ``event:`` line)."""
@@ -258,9 +310,13 @@ class _StreamState:
             raise malformed("an event that is not a JSON object", provider_label=_LABEL)
         kind = payload.get("type", name)
         if kind == "content_block_delta":
-            return _delta_events(payload)
+            return self.delta_events(payload)
         if kind == "content_block_start":
-            return _block_start_events(payload)
+            events = _block_start_events(payload)
+            block = payload["content_block"]  # an object: checked by _block_start_events
+            if block.get("type") in _THINKING_TYPES:
+                self.keep_thinking(payload["index"], block)
+            return events
         if kind == "message_start":
             message = payload.get("message")
             if not isinstance(message, dict):
@@ -275,7 +331,8 @@ class _StreamState:
             return events
         if kind == "message_stop":
             self.stopped = True
-        elif kind == "error":
+            return self.state_events()
+        if kind == "error":
             detail = _error_message(payload)
             raise UpstreamError(
                 f"The {_LABEL} reported an error during the stream"
@@ -284,6 +341,58 @@ class _StreamState:
             )
         # ping, content_block_stop and event types added later carry nothing we use.
         return []
+
+    def delta_events(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        """The events of a ``content_block_delta``; thinking is also kept to send back."""
+        index = _index(payload)
+        delta = _object(payload.get("delta"), "a content_block_delta whose delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            value = _delta_text(delta, "text", kind)
+            return [TextPart(value)] if value else []
+        if kind == "thinking_delta":
+            value = _delta_text(delta, "thinking", kind)
+            if not value:
+                return []
+            block = self.thinking.get(index)
+            if type(block) is _Thinking:
+                block.pieces.append(value)
+            return [ReasoningPart(value)]
+        if kind == "input_json_delta":
+            value = _delta_text(delta, "partial_json", kind)
+            return [ToolCallPart(index=index, arguments=value)] if value else []
+        if kind == "signature_delta":
+            block = self.thinking.get(index)
+            if type(block) is _Thinking:
+                block.signature = _delta_text(delta, "signature", kind)  # the whole signature
+        return []  # citations_delta, ...: not kept
+
+    def keep_thinking(self, index: int, block: dict[str, Any]) -> None:
+        """Keep a ``thinking`` / ``redacted_thinking`` block (from its start) to send back."""
+        if block["type"] == "redacted_thinking":
+            data = block.get("data")
+            if not isinstance(data, str):
+                raise malformed("a redacted_thinking block without its data", provider_label=_LABEL)
+            self.thinking[index] = {"type": "redacted_thinking", "data": data}
+            return
+        text, signature = block.get("thinking") or "", block.get("signature") or ""
+        if not isinstance(signature, str):
+            raise malformed("a thinking block whose signature is not text", provider_label=_LABEL)
+        self.thinking[index] = _Thinking(text, signature)  # text: checked by the caller
+
+    def state_events(self) -> list[ModelEvent]:
+        """A ``StatePart`` with the thinking blocks to send back, if any. A thinking block
+        still without its signature is left out: the API would refuse it."""
+        blocks: list[dict[str, Any]] = []
+        for block in self.thinking.values():
+            if not isinstance(block, _Thinking):
+                blocks.append(block)  # redacted_thinking, as it came
+            elif block.signature:
+                thought = "".join(block.pieces)
+                blocks.append(
+                    {"type": "thinking", "thinking": thought, "signature": block.signature}
+                )
+        return [StatePart({"thinking_blocks": blocks})] if blocks else []
 
     def usage_events(self, usage: Any) -> list[ModelEvent]:
         """A ``UsagePart`` with the totals so far, when ``usage`` holds counts."""
@@ -329,27 +438,11 @@ def _block_start_events(payload: dict[str, Any]) -> list[ModelEvent]:
     return []  # redacted_thinking, server tools' blocks, ...: nothing to show
 
 
-def _delta_events(payload: dict[str, Any]) -> list[ModelEvent]:
-    index = _index(payload)
-    delta = _object(payload.get("delta"), "a content_block_delta whose delta")
-    kind = delta.get("type")
-    field = {
-        "text_delta": "text",
-        "thinking_delta": "thinking",
-        "input_json_delta": "partial_json",
-    }.get(kind if isinstance(kind, str) else "")
-    if field is None:
-        return []  # signature_delta, citations_delta, ...: not kept yet
+def _delta_text(delta: dict[str, Any], field: str, kind: str) -> str:
     value = delta.get(field)
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise malformed(f"a {kind} without its text", provider_label=_LABEL)
-    if not value:
-        return []
-    if kind == "text_delta":
-        return [TextPart(value)]
-    if kind == "thinking_delta":
-        return [ReasoningPart(value)]
-    return [ToolCallPart(index=index, arguments=value)]
+    return value
 
 
 def _finish_part(reason: Any) -> FinishPart:
@@ -380,11 +473,15 @@ def _message_events(raw: bytes) -> list[ModelEvent]:
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise malformed("an answer without content", provider_label=_LABEL)
     events: list[ModelEvent] = []
+    state = _StreamState()
     for index, block in enumerate(message["content"]):
         if isinstance(block, dict):
             events.extend(_block_start_events({"index": index, "content_block": block}))
+            if block.get("type") in _THINKING_TYPES:
+                state.keep_thinking(index, block)
     events.append(_finish_part(message.get("stop_reason") or "end_turn"))
-    events.extend(_StreamState().usage_events(message.get("usage")))
+    events.extend(state.usage_events(message.get("usage")))
+    events.extend(state.state_events())
     return events
 
 

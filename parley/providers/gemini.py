@@ -12,28 +12,44 @@ message safe to show a user.
 HTTP goes through ``transport.HTTPTransport``, which is bound to one URL; the model id is
 part of Gemini's URL, so there is one transport per model id, made on first use.
 
-Not sent back yet: the ``thoughtSignature`` Gemini puts on parts of thinking models. The
-engine keeps a message's reasoning as text only; to replay signatures it would have to
-store each signature with the part it came on (the function call, or the text) and give it
-back in ``ChatMessage`` so ``_model_content`` can put it on the same part again.
+Thought signatures: thinking models (Gemini 2.5, 3) put an opaque ``thoughtSignature`` on
+some parts of an answer, which must come back unchanged on the same part when the
+conversation goes on (Gemini 3 refuses a function call step without its signature). The
+adapter notes each one with where it was (``StreamState``) and yields them in one
+``StatePart`` at the end of the answer; the engine hands them back with that answer as
+``ChatMessage.provider_state``, and ``request_body`` puts each on its part again. The shape
+is described at ``StreamState.state_part``. Thought-summary parts (``thought: true``) are
+reasoning, never sent back: a signature on one is not kept (no part to put it on again).
+
+A user message's images go before its text: a ``data:`` URL as ``inlineData``, an
+``http(s)`` URL as ``fileData`` (with a ``mimeType`` when the file name says it).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import secrets
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -43,7 +59,14 @@ from parley.providers.transport import (
 )
 from parley.types import FunctionSpec
 
-__all__ = ["DEFAULT_BASE_URL", "GeminiProvider", "StreamState", "generation_config", "request_body"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SIGNATURES_KEY",
+    "GeminiProvider",
+    "StreamState",
+    "generation_config",
+    "request_body",
+]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 #: How the user is told who failed.
@@ -73,6 +96,16 @@ _GENERATION_CONFIG = {
     "responseMimeType": "responseMimeType",
 }
 _ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+#: The ``provider_state`` key under which an answer's thought signatures are kept.
+SIGNATURES_KEY = "thought_signatures"
+#: File name extensions whose image type is plain: ``fileData`` wants a ``mimeType``.
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 def _malformed(what: str) -> UpstreamError:
@@ -191,6 +224,9 @@ async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None
                     yield event
     if not state.finished:
         raise transport.truncated(_LABEL)
+    signatures = state.state_part()
+    if signatures is not None:
+        yield signatures
 
 
 # ----------------------------------------------------------------------------- request
@@ -213,7 +249,9 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
         elif role == "tool":
             wire_role, parts = "user", [_function_response(message, names)]
         else:
-            wire_role, parts = "user", [{"text": message.content}] if message.content else []
+            wire_role, parts = "user", [_image_part(url) for url in message.images]
+            if message.content:
+                parts.append({"text": message.content})
         if not parts:
             continue  # Gemini refuses a content without parts
         if contents and contents[-1]["role"] == wire_role:
@@ -234,11 +272,68 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
 
 
 def _model_parts(message: ChatMessage) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
-    parts.extend(
-        {"functionCall": {"name": call.name, "args": call.arguments}} for call in message.tool_calls
-    )
+    """An answer's parts: its text, its calls, each with the signature it came with (see
+    ``StreamState.state_part``). Stored signatures that do not fit the message are left
+    out rather than put on another part."""
+    state = message.provider_state
+    signatures = state.get(SIGNATURES_KEY) if state else None
+    if not isinstance(signatures, dict):
+        signatures = {}
+    parts = _text_parts(message.content, signatures.get("text"))
+    calls = signatures.get("calls")
+    if not isinstance(calls, dict):
+        calls = {}
+    for index, call in enumerate(message.tool_calls):
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": call.arguments}}
+        signature = calls.get(str(index))
+        if isinstance(signature, str) and signature:
+            part["thoughtSignature"] = signature
+        parts.append(part)
+    end = signatures.get("end")
+    if isinstance(end, str) and end:
+        parts.append({"text": "", "thoughtSignature": end})
     return parts
+
+
+def _text_parts(content: str, signed: Any) -> list[dict[str, Any]]:
+    """``content`` as text parts, cut so that each signed range is a part of its own with
+    its signature (an empty range: an empty text part there)."""
+    if not signed or not isinstance(signed, list):
+        return [{"text": content}] if content else []
+    parts: list[dict[str, Any]] = []
+    at = 0
+    for entry in signed:
+        if not isinstance(entry, list) or len(entry) != 3:
+            continue
+        start, end, signature = entry
+        if (
+            type(start) is not int
+            or type(end) is not int
+            or not isinstance(signature, str)
+            or not signature
+            or not at <= start <= end <= len(content)
+        ):
+            continue
+        if start > at:
+            parts.append({"text": content[at:start]})
+        parts.append({"text": content[start:end], "thoughtSignature": signature})
+        at = end
+    if at < len(content):
+        parts.append({"text": content[at:]})
+    return parts
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    """A user message's image: inline data from a ``data:`` URL, else a file by its URL."""
+    inline = split_data_url(url)
+    if inline is not None:
+        media_type, data = inline
+        return {"inlineData": {"mimeType": media_type, "data": data}}
+    file_data = {"fileUri": url}
+    guessed = _IMAGE_TYPES.get(posixpath.splitext(urlsplit(url).path)[1].lower())
+    if guessed is not None:
+        file_data["mimeType"] = guessed
+    return {"fileData": file_data}
 
 
 def _function_response(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
@@ -277,13 +372,72 @@ def generation_config(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 class StreamState:
     """What one answer needs remembered across its chunks: the calls seen (for their
-    index and the finish reason) and whether it finished."""
+    index and the finish reason), the length of its text so far, the thought signatures
+    seen and where, and whether it finished."""
 
-    __slots__ = ("calls", "finished")
+    __slots__ = (
+        "call_signatures",
+        "calls",
+        "end_signature",
+        "finished",
+        "text_signatures",
+        "texted",
+    )
 
     def __init__(self) -> None:
         self.calls = 0
         self.finished = False
+        #: Characters of answer text so far (thought text apart).
+        self.texted = 0
+        self.call_signatures: dict[str, str] | None = None
+        self.text_signatures: list[list[Any]] | None = None
+        #: The signature of the last part without text, while nothing came after it.
+        self.end_signature: str | None = None
+
+    def state_part(self) -> StatePart | None:
+        """The answer's thought signatures as a ``StatePart``; None when it had none.
+
+        Its data is ``{"thought_signatures": {...}}`` (``SIGNATURES_KEY``), JSON only,
+        each key present only when it has something:
+
+        * ``"calls"``: ``{"<i>": signature}``, the signature of the answer's ``i``-th
+          function call (0-based, in the order they came: the order of the message's
+          ``tool_calls``). Of parallel calls, Gemini signs the first only.
+        * ``"text"``: ``[[start, end, signature], ...]``, in order: a text part that came
+          with a signature held the characters ``start:end`` of the answer's text (the
+          message's ``content``); sent back, those characters are a part of their own with
+          the signature, the text around them plain text parts. ``start == end`` is a
+          signed part without text (``{"text": ""}`` or the signature alone) that more of
+          the answer followed, sent back as an empty text part at that place.
+        * ``"end"``: the signature of a part without text that ended the answer (where
+          Gemini 3 signs an answer without calls), sent back as ``{"text": "",
+          "thoughtSignature": ...}`` after all the other parts.
+        """
+        signatures: dict[str, Any] = {}
+        if self.call_signatures:
+            signatures["calls"] = self.call_signatures
+        if self.text_signatures:
+            signatures["text"] = self.text_signatures
+        if self.end_signature:
+            signatures["end"] = self.end_signature
+        return StatePart({SIGNATURES_KEY: signatures}) if signatures else None
+
+    def _settle_end(self) -> None:
+        """More of the answer came after a signed part without text: it stays where it was."""
+        signature, self.end_signature = self.end_signature, None
+        self._sign_text(self.texted, self.texted, signature)
+
+    def _sign_text(self, start: int, end: int, signature: Any) -> None:
+        if isinstance(signature, str) and signature:
+            if self.text_signatures is None:
+                self.text_signatures = []
+            self.text_signatures.append([start, end, signature])
+
+    def _sign_textless(self, signature: Any) -> None:
+        if isinstance(signature, str) and signature:
+            if self.end_signature is not None:
+                self._settle_end()
+            self.end_signature = signature
 
     def whole_answer(self, raw: bytes) -> list[ModelEvent]:
         """The events of an answer sent as one JSON array of responses (no ``alt=sse``)."""
@@ -355,17 +509,39 @@ class StreamState:
     def _part_events(self, part: Any, events: list[ModelEvent]) -> None:
         if not isinstance(part, dict):
             raise _malformed("a part that is not an object")
+        signature = part.get("thoughtSignature")
         call = part.get("functionCall")
         if call is not None:
+            if self.end_signature is not None:
+                self._settle_end()
+            if signature and isinstance(signature, str):
+                if self.call_signatures is None:
+                    self.call_signatures = {}
+                self.call_signatures[str(self.calls)] = signature
             events.append(self._tool_call(call))
             return
         text = part.get("text")
         if text is None:
-            return  # a signature alone, inline data, executable code, ...: not carried
+            # A signature alone is kept; inline data, executable code, ...: not carried.
+            if signature is not None and len(part) == 1:
+                self._sign_textless(signature)
+            return
         if not isinstance(text, str):
             raise _malformed("a part whose text is not text")
+        if part.get("thought") is True:
+            if text:
+                events.append(ReasoningPart(text))
+            return  # reasoning is not sent back, nor a signature on it
         if text:
-            events.append(ReasoningPart(text) if part.get("thought") is True else TextPart(text))
+            if self.end_signature is not None:
+                self._settle_end()
+            start = self.texted
+            self.texted += len(text)
+            if signature is not None:
+                self._sign_text(start, self.texted, signature)
+            events.append(TextPart(text))
+        elif signature is not None:
+            self._sign_textless(signature)
 
     def _tool_call(self, call: Any) -> ToolCallPart:
         if not isinstance(call, dict):

@@ -25,7 +25,7 @@ import orjson
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import MAX_LINE, LineTooLong
 from parley.providers.transport import (
     NO_RETRIES,
@@ -222,6 +222,8 @@ def _wire_message(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]
             wire["tool_name"] = name
         return wire
     if role != "assistant":
+        if message.images:
+            wire["images"] = _images(message.images)
         return wire
     if message.reasoning:
         wire["thinking"] = message.reasoning
@@ -233,6 +235,22 @@ def _wire_message(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]
             for call in message.tool_calls
         ]
     return wire
+
+
+def _images(urls: list[str]) -> list[str]:
+    """The raw base64 data of each image (Ollama takes no ``data:`` prefix). Ollama does not
+    fetch images itself, so an http(s) address is refused before anything is sent."""
+    images: list[str] = []
+    for url in urls:
+        inline = split_data_url(url)
+        if inline is None:
+            raise UpstreamError(
+                "Ollama cannot fetch images from an address: give the image inline as a "
+                "data: URL (data:image/png;base64,...) instead.",
+                code="unsupported_image",
+            )
+        images.append(inline[1])
+    return images
 
 
 # ---------------------------------------------------------------------------- response

@@ -184,6 +184,8 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
             "content": message.content,
         }
     if role != "assistant":
+        if message.images:
+            return {"role": role, "content": _content_parts(message)}
         return {"role": role, "content": message.content}
     if not message.tool_calls:
         return {"role": "assistant", "content": message.content}
@@ -199,6 +201,16 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
             for call in message.tool_calls
         ],
     }
+
+
+def _content_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """The content of a message with images, as content parts: its text (when it has any),
+    then one ``image_url`` part per image. Data URLs and http(s) URLs both go as ``url``."""
+    parts: list[dict[str, Any]] = []
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    parts.extend({"type": "image_url", "image_url": {"url": url}} for url in message.images)
+    return parts
 
 
 # ---------------------------------------------------------------------------- response

@@ -10,14 +10,27 @@ items. Its typed SSE events become model events: ``response.output_text.delta`` 
 ``UpstreamError``. Every failure is an ``UpstreamError`` (or ``UpstreamTimeout``) with a
 message safe to show a user.
 
+Reasoning goes back. A stateless call (``store`` false) to a reasoning model asks for
+``include: ["reasoning.encrypted_content"]``: the o-series, gpt-5 and codex models by name,
+or any model given a ``reasoning`` parameter (OpenAI answers 400 to a model that does not
+reason, so the include is not always on). The finished items of an answer
+(``response.output_item.done``) are kept in output order: each ``reasoning`` item whole, as
+it came, and the ``message`` and ``function_call`` items by id; when the answer has
+reasoning, they are yielded as ``StatePart({"model": ..., "output": [...]})`` just before
+the ``FinishPart``. An assistant message whose ``provider_state`` holds them, for the same
+model, sends them back in that order (reasoning items, its text as output ``message``
+items, its ``function_call`` items with their ids), as the API requires for the reasoning
+behind function calls; when they no longer fit the message (another model, changed calls,
+a reasoning item that is neither encrypted nor stored), the message goes as plain items.
+A user message's ``images`` become ``input_image`` parts after its ``input_text``.
+
 HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
-only what is particular to the Responses API. Not sent back yet: reasoning items (they would
-need ``include: ["reasoning.encrypted_content"]``), so a later turn carries the visible text
-and tool calls only.
+only what is particular to the Responses API.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -26,7 +39,15 @@ import aiohttp
 import orjson
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.sse import iter_sse
@@ -37,7 +58,7 @@ from parley.providers.transport import (
     malformed,
     shorten_detail,
 )
-from parley.types import ToolSpec
+from parley.types import ToolCall, ToolSpec
 
 __all__ = ["OpenAIResponsesProvider", "request_body", "wire_input"]
 
@@ -47,6 +68,13 @@ _LABEL = "OpenAI Responses API"
 _RENAMED = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
 #: The events whose deltas are reasoning text.
 _REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})  # fmt: skip
+#: What ``include`` asks for to get reasoning items that can be sent back to a stateless call.
+_ENCRYPTED_REASONING = "reasoning.encrypted_content"
+#: What is kept of an output ``message`` item (besides the length of its text) to send back.
+_MESSAGE_KEYS = ("id", "status", "phase")
+#: Model ids (the part after any ``vendor/``) of OpenAI's reasoning models: o1, o3, o4-mini,
+#: gpt-5 and later, codex-mini; gpt-5-chat does not reason.
+_REASONING_MODEL = re.compile(r"(?:o\d|gpt-[5-9]|codex-)(?!-chat)")
 
 
 class OpenAIResponsesProvider:
@@ -114,19 +142,22 @@ class OpenAIResponsesProvider:
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request))
-        call = self._transport.call(body, _read, message_from_body=_error_message)
+        model = request.model
+        call = self._transport.call(
+            body, lambda response: _read(response, model), message_from_body=_error_message
+        )
         async with aclosing(call) as events:
             async for event in events:
                 yield event
 
 
-async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
-    """The events of a successful answer: streamed, or one JSON response."""
+async def _read(response: transport.Response, model: str) -> AsyncGenerator[ModelEvent, None]:
+    """The events of a successful answer of ``model``: streamed, or one JSON response."""
     if response.content_type == "application/json":
-        for event in _response_events(await response.read()):
+        for event in _response_events(await response.read(), model):
             yield event
         return
-    state = _StreamState()
+    state = _StreamState(model)
     async with aclosing(iter_sse(response.chunks())) as events:
         async for name, data in events:
             for event in state.read(name, data):
@@ -149,19 +180,38 @@ def _list_error(status: int) -> UpstreamError:
 def request_body(request: ModelRequest) -> dict[str, Any]:
     """The JSON body of a streaming, stateless Responses API call for ``request``.
 
-    Parameters pass through (``temperature``, ``top_p``, ``reasoning``, ``store``, ...),
-    with ``max_tokens`` sent as ``max_output_tokens``; ``store`` defaults to false.
+    Parameters pass through (``temperature``, ``top_p``, ``reasoning``, ``store``,
+    ``include``, ...), with ``max_tokens`` sent as ``max_output_tokens``; ``store`` defaults
+    to false. A stateless call to a reasoning model also asks for its encrypted reasoning.
     """
     body: dict[str, Any] = {}
     for key, value in request.parameters.items():
         body[_RENAMED.get(key, key)] = value
     body.setdefault("store", False)
-    body.update(model=request.model, input=wire_input(request.messages), stream=True)
+    stored = bool(body["store"])
+    if not stored and (_reasoning_model(request.model) or "reasoning" in request.parameters):
+        include = body.get("include")
+        if include is None:
+            body["include"] = [_ENCRYPTED_REASONING]
+        elif isinstance(include, list) and _ENCRYPTED_REASONING not in include:
+            body["include"] = [*include, _ENCRYPTED_REASONING]
+    body.update(
+        model=request.model,
+        input=wire_input(request.messages, model=request.model, stored=stored),
+        stream=True,
+    )
     if request.instructions:
         body["instructions"] = request.instructions
     if request.tools:
         body["tools"] = [_wire_tool(tool) for tool in request.tools]
     return body
+
+
+def _reasoning_model(model: str) -> bool:
+    """Whether ``model`` names one of OpenAI's reasoning models, the only ones that take
+    ``include: ["reasoning.encrypted_content"]`` (any other answers HTTP 400)."""
+    name = model.rpartition("/")[2].lower().removeprefix("ft:")
+    return _REASONING_MODEL.match(name) is not None
 
 
 def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -177,9 +227,16 @@ def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def wire_input(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    """The ``input`` items of a call: a message item per message with text, a
-    ``function_call`` item per tool call and a ``function_call_output`` per tool result."""
+def wire_input(
+    messages: list[ChatMessage], *, model: str | None = None, stored: bool = False
+) -> list[dict[str, Any]]:
+    """The ``input`` items of a call: a message item per message with text (with
+    ``input_image`` parts for its images), a ``function_call`` item per tool call and a
+    ``function_call_output`` per tool result.
+
+    An assistant answer of ``model`` whose ``provider_state`` holds its output items goes
+    back as those items, reasoning included (``stored``: the call stores its responses, so
+    reasoning items kept without their encrypted content may go back by id)."""
     items: list[dict[str, Any]] = []
     for message in messages:
         role = str(message.role)
@@ -192,34 +249,184 @@ def wire_input(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                 }
             )
             continue
-        if role != "assistant" or message.content or not message.tool_calls:
+        if role != "assistant":
+            items.append({"role": role, "content": _input_content(message)})
+            continue
+        if message.provider_state is not None and model is not None:
+            replayed = _replayed_output(message, model, stored)
+            if replayed is not None:
+                items.extend(replayed)
+                continue
+        if message.content or not message.tool_calls:
             items.append({"role": role, "content": message.content})
-        if role == "assistant":
-            items.extend(
-                {
-                    "type": "function_call",
-                    "call_id": call.id,
-                    "name": call.name,
-                    "arguments": orjson.dumps(call.arguments).decode(),
-                }
-                for call in message.tool_calls
-            )
+        items.extend(_function_call(call) for call in message.tool_calls)
     return items
+
+
+def _input_content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    """The content of a message: its text, or with images, an ``input_text`` part (when
+    it has text) then an ``input_image`` part per image (a data URL or an http(s) URL, both
+    as ``image_url``; ``detail`` is the API's default, spelt out for servers that require
+    it)."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = []
+    if message.content:
+        parts.append({"type": "input_text", "text": message.content})
+    parts.extend(
+        {"type": "input_image", "image_url": url, "detail": "auto"} for url in message.images
+    )
+    return parts
+
+
+def _function_call(call: ToolCall, item_id: Any = None) -> dict[str, Any]:
+    item = {
+        "type": "function_call",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": orjson.dumps(call.arguments).decode(),
+    }
+    if isinstance(item_id, str) and item_id:
+        item["id"] = item_id
+    return item
+
+
+def _replayed_output(message: ChatMessage, model: str, stored: bool) -> list[dict[str, Any]] | None:
+    """The output items of an assistant answer as the API gave them, from what the stream
+    kept (``_Output.state``): reasoning items as they came, the answer's text as output
+    ``message`` items, its tool calls as ``function_call`` items, each with its id. None
+    when the kept items do not fit the message: then it goes as plain items."""
+    state = message.provider_state or {}
+    output = state.get("output") if state.get("model") == model else None
+    if not isinstance(output, list):
+        return None
+    texts = _split_text(message.content, [e.get("chars") for e in output if _is(e, "message")])
+    if texts is None:
+        return None
+    calls = {call.id: call for call in message.tool_calls}
+    items: list[dict[str, Any]] = []
+    for entry in output:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind == "reasoning":
+            if not stored and not entry.get("encrypted_content"):
+                return None  # the API could only find it by id, and nothing was stored
+            items.append(entry)
+        elif kind == "message":
+            items.append(_output_message(texts.pop(0), entry))
+        elif kind == "function_call":
+            call = calls.pop(entry.get("call_id"), None)
+            if call is None:
+                return None
+            items.append(_function_call(call, entry.get("id")))
+        else:
+            return None
+    return None if calls else items
+
+
+def _is(entry: Any, kind: str) -> bool:
+    return isinstance(entry, dict) and entry.get("type") == kind
+
+
+def _split_text(text: str, lengths: list[Any]) -> list[str] | None:
+    """``text`` cut into the texts of an answer's message items (``lengths`` their lengths
+    as kept); None when they do not add up."""
+    if len(lengths) <= 1:
+        return [text] if lengths or not text else None
+    if any(type(n) is not int or n < 0 for n in lengths) or sum(lengths) != len(text):
+        return None
+    texts, start = [], 0
+    for n in lengths:
+        texts.append(text[start : start + n])
+        start += n
+    return texts
+
+
+def _output_message(text: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An output ``message`` item with ``text``, its id, status and phase as kept."""
+    item: dict[str, Any] = {"type": "message", "role": "assistant"}
+    for key in _MESSAGE_KEYS:
+        if key in entry:
+            item[key] = entry[key]
+    item["content"] = [{"type": "output_text", "text": text, "annotations": []}]
+    return item
 
 
 # ---------------------------------------------------------------------------- response
 
 
+class _Output:
+    """The finished output items of one response, kept to send back on the next call:
+    reasoning items whole, message and function_call items by id, by output index."""
+
+    __slots__ = ("_items", "_model", "_reasoning", "_unknown")
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._items: dict[int, dict[str, Any]] = {}
+        self._reasoning = False
+        self._unknown = False
+
+    def add(self, index: Any, item: dict[str, Any]) -> None:
+        """Keep a finished item (``output_index`` ``index``)."""
+        kind = item.get("type")
+        if kind == "reasoning" and isinstance(item.get("id"), str):
+            self._reasoning = True
+            entry = item  # as it came: id, summary, encrypted_content, ...
+        elif kind == "message":
+            entry = {key: item[key] for key in _MESSAGE_KEYS if key in item}
+            entry["type"] = "message"
+            entry["chars"] = _text_length(item.get("content"))
+        elif kind == "function_call" and isinstance(item.get("call_id"), str):
+            entry = {"type": "function_call", "call_id": item["call_id"]}
+            if isinstance(item.get("id"), str):
+                entry["id"] = item["id"]
+        else:
+            self._unknown = True  # an item this adapter cannot send back
+            return
+        if type(index) is not int:
+            self._unknown = True
+            return
+        self._items[index] = entry
+
+    def state(self) -> list[ModelEvent]:
+        """A ``StatePart`` with the items in output order, when the answer has reasoning to
+        send back; a reasoning item with no item after it is left out (the API refuses it
+        alone)."""
+        if not self._reasoning or self._unknown:
+            return []
+        output = [self._items[index] for index in sorted(self._items)]
+        while output and output[-1]["type"] == "reasoning":
+            output.pop()
+        if not any(entry["type"] == "reasoning" for entry in output):
+            return []
+        return [StatePart({"model": self._model, "output": output})]
+
+
+def _text_length(content: Any) -> int:
+    """The length of the text of a message item's ``output_text`` parts."""
+    if not isinstance(content, list):
+        return 0
+    return sum(
+        len(part["text"])
+        for part in content
+        if isinstance(part, dict)
+        and part.get("type") == "output_text"
+        and isinstance(part.get("text"), str)
+    )
+
+
 class _StreamState:
     """What one stream has said so far: the function calls opened, which of them had
-    argument deltas, the last reasoning part, and whether the response ended."""
+    argument deltas, the last reasoning part, the items finished, and whether the response
+    ended."""
 
-    __slots__ = ("_calls", "_reasoning_key", "_with_arguments", "ended")
+    __slots__ = ("_calls", "_output", "_reasoning_key", "_with_arguments", "ended")
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
         self._calls: set[int] = set()
         self._with_arguments: set[int] = set()
         self._reasoning_key: tuple[Any, ...] | None = None
+        self._output = _Output(model)
         self.ended = False
 
     def read(self, name: str, data: bytes) -> list[ModelEvent]:
@@ -268,10 +475,13 @@ class _StreamState:
 
     def _item(self, kind: str, payload: dict[str, Any]) -> list[ModelEvent]:
         item = _object(payload.get("item"), f"a {kind} whose item")
+        done = kind == "response.output_item.done"
+        if done:
+            self._output.add(payload.get("output_index"), item)
         if item.get("type") != "function_call":
             return []  # message and reasoning items come as deltas
         index = _index(payload)
-        if kind == "response.output_item.done":
+        if done:
             # Arguments sent whole, by a server that sends no argument deltas.
             arguments = item.get("arguments")
             if index in self._with_arguments or not isinstance(arguments, str) or not arguments:
@@ -290,7 +500,7 @@ class _StreamState:
             reason = "tool_calls" if calls else "stop"
         else:
             reason = _incomplete_reason(response)
-        return [FinishPart(reason), *_usage_parts(response.get("usage"))]
+        return [*self._output.state(), FinishPart(reason), *_usage_parts(response.get("usage"))]
 
 
 def _call_start(index: int, item: dict[str, Any]) -> ToolCallPart:
@@ -349,7 +559,7 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _response_events(raw: bytes) -> list[ModelEvent]:
+def _response_events(raw: bytes, model: str) -> list[ModelEvent]:
     """The events of a whole ``response`` object (a server that ignored ``stream``)."""
     try:
         response = orjson.loads(raw)
@@ -360,9 +570,12 @@ def _response_events(raw: bytes) -> list[ModelEvent]:
     if response.get("status") == "failed":
         raise _stream_error(response.get("error"))
     events: list[ModelEvent] = []
+    output = _Output(model)
     for index, item in enumerate(response["output"]):
         if isinstance(item, dict):
             events.extend(_item_events(index, item))
+            output.add(index, item)
+    events.extend(output.state())
     if response.get("status") == "incomplete":
         events.append(FinishPart(_incomplete_reason(response)))
     else:

@@ -122,6 +122,13 @@ class ProviderRegistry:
             return None
         return list(await lister())
 
+    def timeouts(self, model: str) -> tuple[float, float]:
+        """The first-token and idle timeouts of ``model``'s provider (0: none)."""
+        config = self._configs.get(model.partition("/")[0])
+        if config is None:  # an override without a config table (tests)
+            return 0.0, 0.0
+        return config.first_token_timeout, config.idle_timeout
+
     def resolve(self, model: str) -> tuple[Provider, str]:
         """The adapter for ``model`` and the model id to send it."""
         provider_name, model_id = self.check_model(model)

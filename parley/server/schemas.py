@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -118,6 +119,19 @@ _DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOT
 MAX_IMAGES = 16
 
 
+def _image_type(data: bytes) -> str | None:
+    """The image type the data's first bytes show."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 class Image(_Body):
     """An image of a user message: ``data:image/png;base64,...`` (PNG, JPEG, GIF or WebP)
     or an ``http(s)://`` address the provider fetches itself."""
@@ -127,9 +141,11 @@ class Image(_Body):
     @field_validator("url")
     @classmethod
     def _image_url(cls, url: str) -> str:
-        if url.startswith(("http://", "https://")):
+        if url[:8].lower().startswith(("http://", "https://")):
             if len(url) > 8192:
                 raise ValueError("an image address may have at most 8192 characters")
+            if not urlsplit(url).hostname:
+                raise ValueError("the image address has no host")
             return url
         found = _DATA_URL.fullmatch(url)
         if found is None:
@@ -137,12 +153,13 @@ class Image(_Body):
                 "give an http(s) address or a data URL: data:image/png;base64,... "
                 "(png, jpeg, gif or webp)"
             )
+        media_type, data = found.groups()
         try:
-            base64.b64decode(found.group(2), validate=True)
+            decoded = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("the data URL's base64 data is not valid") from None
-        if not found.group(2):
-            raise ValueError("the data URL holds no data")
+        if _image_type(decoded) != media_type:
+            raise ValueError(f"the data URL's data is not a {media_type} image")
         return url
 
 
@@ -207,8 +224,13 @@ class ProcessRequest(_Body):
     @model_validator(mode="after")
     def _one_turn_kind(self) -> ProcessRequest:
         if self.run_id is not None:
-            if self.content is not None or self.images:
+            if self.content is not None:
                 raise ValueError("give content (a new turn) or run_id (the next turn), not both")
+            if self.images:
+                raise ValueError(
+                    "images belong to a new turn: send them with assistant_id and content, "
+                    "not with run_id"
+                )
         elif self.assistant_id is None or self.content is None:
             raise ValueError("turn 1 needs assistant_id and content; later turns need run_id")
         return self

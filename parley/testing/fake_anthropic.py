@@ -26,6 +26,7 @@ __all__ = [
     "Received",
     "error_body",
     "message_events",
+    "redacted_thinking",
     "sse",
     "text",
     "thinking",
@@ -50,10 +51,19 @@ def text(*pieces: str) -> Block:
     )
 
 
-def thinking(*pieces: str, signature: str = "c2lnbmF0dXJl") -> Block:
+def thinking(*pieces: str, signature: str | None = "c2lnbmF0dXJl") -> Block:
+    """A ``thinking`` block: ``thinking_delta`` pieces, then its ``signature_delta`` (none
+    when ``signature`` is None, as in a stream cut before it)."""
     deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces]
-    deltas.append({"type": "signature_delta", "signature": signature})
+    if signature is not None:
+        deltas.append({"type": "signature_delta", "signature": signature})
     return Block({"type": "thinking", "thinking": ""}, tuple(deltas))
+
+
+def redacted_thinking(data: str) -> Block:
+    """A ``redacted_thinking`` block: its encrypted ``data`` comes whole in the start, with
+    no deltas."""
+    return Block({"type": "redacted_thinking", "data": data})
 
 
 def tool_use(call_id: str, name: str, *fragments: str) -> Block:

@@ -7,6 +7,11 @@ chunked body, ``data: {json}`` and a blank line with ``\\r\\n`` line breaks, as 
 API frames them. ``GET {prefix}/models`` lists ``FakeGemini.models``, two per page. Every
 request is kept (``requests``) with its target, headers and JSON body.
 
+With ``require_signatures`` set, the fake checks thought signatures as Gemini 3 does: in
+the current turn (the model contents after the last user content that is not only
+function responses), the first ``functionCall`` part of each model content must carry a
+``thoughtSignature``, or the answer is HTTP 400 ``INVALID_ARGUMENT``.
+
 The streams a test writes are constructed from the documented wire format (the
 ``GenerateContentResponse`` shape), not recorded from the real API.
 """
@@ -68,6 +73,9 @@ class FakeGemini:
         self.scripts: dict[str, Script] = {}
         self.models: list[dict[str, Any]] = []
         self.requests: list[Received] = []
+        #: Refuse a request whose current turn has a function call step without its
+        #: thought signature, as Gemini 3 does.
+        self.require_signatures = False
         #: Streams being written or held, and connections accepted so far.
         self.active_streams = 0
         self.connections = 0
@@ -136,6 +144,10 @@ class FakeGemini:
             error = gemini_error(404, f"models/{model} is not found.", "NOT_FOUND")
             await _answer(writer, 404, error)
             return True
+        unsigned = _unsigned_call(body) if self.require_signatures else None
+        if unsigned is not None:
+            await _answer(writer, 400, gemini_error(400, unsigned, "INVALID_ARGUMENT"))
+            return True
         if script.status != 200 or script.whole:
             await _answer(writer, script.status, script.events if script.whole else script.error)
             return True
@@ -150,6 +162,29 @@ class FakeGemini:
         if start + _PAGE < len(self.models):
             page["nextPageToken"] = str(start + _PAGE)
         return page
+
+
+def _unsigned_call(body: Any) -> str | None:
+    """Why ``body`` fails Gemini 3's signature check, or None when it passes."""
+    contents = body.get("contents") if isinstance(body, dict) else None
+    if not isinstance(contents, list):
+        return None
+    start = 0
+    for position, content in enumerate(contents):
+        parts = content.get("parts", ())
+        if content.get("role") == "user" and any("functionResponse" not in p for p in parts):
+            start = position + 1
+    for position, content in enumerate(contents[start:], start):
+        if content.get("role") != "model":
+            continue
+        calls = [p for p in content.get("parts", ()) if "functionCall" in p]
+        if calls and not calls[0].get("thoughtSignature"):
+            name = calls[0]["functionCall"].get("name")
+            return (
+                f"The function call {name!r} of content {position} has no thought_signature; "
+                "function calls of the current turn must be sent back with theirs."
+            )
+    return None
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, body: Any) -> None:

@@ -49,11 +49,14 @@ class Item:
     done: dict[str, Any]
 
 
-def message(*pieces: str, item_id: str = "msg_fake") -> Item:
-    """An assistant message whose text comes as ``response.output_text.delta`` events."""
+def message(*pieces: str, item_id: str = "msg_fake", phase: str | None = None) -> Item:
+    """An assistant message whose text comes as ``response.output_text.delta`` events
+    (``phase``: ``commentary`` or ``final_answer``, as newer models label their messages)."""
     text = "".join(pieces)
     part = {"type": "output_text", "text": text, "annotations": []}
     done = {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [part]}  # fmt: skip
+    if phase is not None:
+        done["phase"] = phase
 
     def events(index: int) -> list[Event]:
         at = {"item_id": item_id, "output_index": index, "content_index": 0}
@@ -70,16 +73,23 @@ def message(*pieces: str, item_id: str = "msg_fake") -> Item:
     return Item(events, done)
 
 
-def reasoning(*summaries: Sequence[str], item_id: str = "rs_fake") -> Item:
+def reasoning(
+    *summaries: Sequence[str], item_id: str = "rs_fake", encrypted_content: str | None = None
+) -> Item:
     """A reasoning item with one summary part per sequence of ``summaries``, its text coming
-    as ``response.reasoning_summary_text.delta`` events."""
+    as ``response.reasoning_summary_text.delta`` events. With ``encrypted_content`` (what
+    ``include: ["reasoning.encrypted_content"]`` asks for), the finished item carries it and
+    the item as first added only its first half: the API documents that value as possibly
+    incomplete there."""
     texts = ["".join(pieces) for pieces in summaries]
-    done = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": t} for t in texts]}  # fmt: skip
+    done: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": t} for t in texts]}  # fmt: skip
+    started: dict[str, Any] = {**done, "summary": []}
+    if encrypted_content is not None:
+        done["encrypted_content"] = encrypted_content
+        started["encrypted_content"] = encrypted_content[: len(encrypted_content) // 2]
 
     def events(index: int) -> list[Event]:
-        out: list[Event] = [
-            ("response.output_item.added", {"output_index": index, "item": {**done, "summary": []}})
-        ]
+        out: list[Event] = [("response.output_item.added", {"output_index": index, "item": started})]  # fmt: skip
         for n, pieces in enumerate(summaries):
             at = {"item_id": item_id, "output_index": index, "summary_index": n}
             part = {"type": "summary_text", "text": texts[n]}

@@ -11,6 +11,9 @@ which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections.
 
 Endpoints: ``POST /v1/chat/completions`` (also without ``/v1``), ``GET /v1/models``,
 ``GET /_requests`` (the chat request bodies received, as a JSON list), ``POST /_reset``.
+A message whose content is a list of content parts (``text``, ``image_url``) is checked like
+OpenAI checks it: a malformed part is a 400 ``invalid_request_error`` (the request is still
+recorded); image URLs are recorded, never fetched.
 
 The request's ``model`` chooses the behaviour (``N`` chunks, ``MS`` milliseconds; defaults
 come from ``--chunks`` / ``--gap-ms``)::
@@ -23,6 +26,7 @@ come from ``--chunks`` / ``--gap-ms``)::
                      uses the request's tool i (cycling; "tool_i" when none are given) with
                      tool_arguments(tool, i), streamed like OpenAI (a first fragment with
                      index, id, type and name, then three argument fragments)
+    badargs[:N]      as tools[:N], but the first call's arguments are BAD_ARGUMENTS (not JSON)
     error[:STATUS]   HTTP STATUS (default 500) with an OpenAI-style JSON error body
     flaky:K[:STATUS] the first K requests with this exact model string answer STATUS (default
                      503, with ``Retry-After: 0``); later ones stream the default text
@@ -35,7 +39,7 @@ come from ``--chunks`` / ``--gap-ms``)::
     replay:PATH      the SSE file PATH sent verbatim, one event (up to a blank line) per write
 
 Any other model behaves like ``text``. When the request's last message is a tool result,
-``text``, ``slow``, ``reasoning``, ``echo`` and ``tools`` answer
+``text``, ``slow``, ``reasoning``, ``echo``, ``tools`` and ``badargs`` answer
 ``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
 got the results. Streams end with a finish chunk, a usage chunk when the request asks for
 ``stream_options.include_usage`` (prompt_tokens: words of the messages; completion_tokens:
@@ -70,7 +74,7 @@ _WORDS = (
 _THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Modes whose answer becomes tool_results_text() after a tool result.
-_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools"})
+_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs"})
 
 
 # ------------------------------------------------------------------- expected content
@@ -93,6 +97,10 @@ def expected_text(n: int = DEFAULT_CHUNKS) -> str:
 def expected_reasoning(n: int = DEFAULT_CHUNKS) -> str:
     """The reasoning of ``reasoning:n``."""
     return "".join(_cycle(_THOUGHTS, n, "."))
+
+
+#: The arguments of the first call in ``badargs`` mode: JSON cut short.
+BAD_ARGUMENTS = '{"city": "Par'
 
 
 def tool_results_text(results: Sequence[tuple[str, str]]) -> str:
@@ -164,6 +172,8 @@ def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -
         count = int(numbers[0]) if numbers else 3
     elif mode == "error":
         count = int(numbers[0]) if numbers else 500
+    elif mode == "badargs":
+        count = int(numbers[0]) if numbers else 1
     elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed"):
         mode = "text"
     return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
@@ -241,6 +251,10 @@ def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
         return _Answer(_WORD.findall(tool_results_text(_tool_results(messages))))
     if spec.mode == "tools":
         return _Answer(calls=_tool_calls(body, spec.count))
+    if spec.mode == "badargs":
+        calls = _tool_calls(body, spec.count)
+        calls[0]["function"]["arguments"] = BAD_ARGUMENTS
+        return _Answer(calls=calls)
     if spec.mode == "echo":
         users = [m for m in messages if m.get("role") == "user"]
         said = _content_text(users[-1].get("content")) if users else ""
@@ -423,6 +437,11 @@ class FakeUpstreamServer:
                 return await _send_json(writer, 400, _error_body("body is not a JSON object"), keep)
             self.requests.append(body)
             self.request_headers.append(request.headers)
+            problem = content_parts_problem(body)
+            if problem:
+                return await _send_json(
+                    writer, 400, _error_body(problem, "invalid_request_error"), keep
+                )
             return await self._chat(body, reader, writer) and keep
         if method == "GET" and path == "/models":
             models = [
@@ -544,8 +563,33 @@ def _completion(spec: Spec, body: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def _error_body(message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+def _error_body(message: str, kind: str = "server_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def content_parts_problem(body: dict[str, Any]) -> str | None:
+    """What is wrong with the content parts of a request's messages, as OpenAI would say it;
+    ``None`` when nothing is (plain string contents are not looked at)."""
+    for i, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        if not content:
+            return f"messages[{i}].content: an array of content parts must not be empty"
+        for j, part in enumerate(content):
+            where = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    return f"{where}.text: expected a string"
+            elif kind == "image_url":
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else None
+                if not isinstance(url, str) or not url.startswith(("data:image/", "http")):
+                    return f"{where}.image_url.url: expected an http(s) or data:image URL"
+            else:
+                return f"{where}.type: expected 'text' or 'image_url', got {kind!r}"
+    return None
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request | None:

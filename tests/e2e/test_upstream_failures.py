@@ -4,6 +4,7 @@ kept, and the thread takes the next run."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -35,6 +36,9 @@ FAILURES = {
     "fake/truncate:3": ("upstream_truncated", expected_text(3)),
     "fake/cut:3": ("upstream_truncated", expected_text(3)),
     "slowpoke/stall:3": ("upstream_timeout", expected_text(3)),
+    # first-token and idle timeouts (1 s) end the turn long before the read timeout (30 s)
+    "quiet/hang": ("upstream_timeout", ""),
+    "quiet/stall:3": ("upstream_timeout", expected_text(3)),
 }
 
 
@@ -140,3 +144,27 @@ def test_failure_after_tool_outputs_keeps_the_tool_messages(http: httpx.Client) 
     check_failed_turn(failing, "upstream_unreachable")
     roles = [m["role"] for m in messages(http, thread_id)]
     assert roles == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("model", "named"),
+    [("quiet/hang", "first_token_timeout"), ("quiet/stall:3", "idle_timeout")],
+)
+def test_first_token_and_idle_timeouts_are_their_own(
+    http: httpx.Client, model: str, named: str
+) -> None:
+    bot = create_assistant(http, model)
+    started = time.monotonic()
+    turn = stream_process(http, assistant_id=bot["id"], content="hello")
+    elapsed = time.monotonic() - started
+    error = check_failed_turn(turn, "upstream_timeout")
+    assert named in error["message"], error
+    assert elapsed < 15, elapsed  # the provider's read timeout is 30 s
+
+
+def test_a_slow_but_steady_stream_is_not_idle(http: httpx.Client) -> None:
+    # 6 chunks 400 ms apart: 2.4 s in all, each gap under the 1 s idle timeout
+    bot = create_assistant(http, "quiet/text:6:400")
+    turn = stream_process(http, assistant_id=bot["id"], content="hello")
+    assert turn.final_status == "completed", turn.types
+    assert turn.text == expected_text(6)

@@ -149,3 +149,13 @@ def test_call_without_id_gets_a_generated_one() -> None:
     first, second = acc.finish_tool_calls()
     assert first.id.startswith("call_") and second.id.startswith("call_")
     assert first.id != second.id
+
+
+def test_a_repeated_id_within_one_answer_is_replaced() -> None:
+    acc = accumulate(
+        ToolCallPart(index=0, id="call_0", name="a", arguments="{}"),
+        ToolCallPart(index=1, id="call_0", name="b", arguments="[]"),
+    )
+    first, second = acc.finish_tool_calls()
+    assert first.id == "call_0" and second.id != "call_0"
+    assert list(acc.invalid) == [second.id]

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers.accumulator import TurnAccumulator
 from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
@@ -22,6 +30,7 @@ from parley.testing.fake_anthropic import (
     FakeAnthropic,
     error_body,
     message_events,
+    redacted_thinking,
     text,
     thinking,
     tool_use,
@@ -38,6 +47,10 @@ WEATHER = ToolSpec(
     )
 )
 TIME = ToolSpec(function=FunctionSpec(name="get_time"))
+#: A signature with the characters base64 adds (``+``, ``/``, ``=``): sent back byte for byte.
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGg+xBdjrkzLoky3dl1pk/iMOYds4fQ=="
+#: A 1x1 PNG.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 
 
 @pytest.fixture
@@ -171,10 +184,12 @@ async def test_unknown_events_and_blocks_are_skipped(
     events = message_events([text("a")])
     events.insert(2, ("brand_new_event", {"type": "brand_new_event", "x": 1}))
     events.insert(3, ("content_block_start", {"type": "content_block_start", "index": 9,
-                                              "content_block": {"type": "redacted_thinking", "data": "xx"}}))  # fmt: skip
+                                              "content_block": {"type": "brand_new_block", "x": "y"}}))  # fmt: skip
+    events.insert(4, ("content_block_delta", {"type": "content_block_delta", "index": 9,
+                                              "delta": {"type": "brand_new_delta", "x": "y"}}))  # fmt: skip
     fake.answer(Answer(events))
     _, acc = await collect(provider)
-    assert (acc.text, acc.reasoning) == ("a", "")
+    assert (acc.text, acc.reasoning, acc.state) == ("a", "", None)
 
 
 async def test_connection_is_reused(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
@@ -246,6 +261,8 @@ async def test_connection_cut_mid_body(provider: AnthropicProvider, fake: FakeAn
         ("message_delta", {"type": "message_delta", "delta": {}, "usage": {"output_tokens": "many"}}),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": 3}}),
         ("message_start", {"type": "message_start"}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "redacted_thinking"}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": 7}}),
     ],
 )  # fmt: skip
 async def test_events_of_the_wrong_shape(
@@ -378,6 +395,238 @@ async def test_tool_round_trip(provider: AnthropicProvider, fake: FakeAnthropic)
     ]  # fmt: skip
 
 
+# ----------------------------------------------------------------- thinking goes back
+
+
+def state_parts(events: list[ModelEvent]) -> list[StatePart]:
+    return [e for e in events if isinstance(e, StatePart)]
+
+
+async def test_thinking_with_its_signature_is_kept(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    blocks = [
+        thinking("The user wants ", "the weather in Oslo.", signature=SIGNATURE),
+        text("Checking."),
+        tool_use("toolu_1", "get_weather", '{"city": "Oslo"}'),
+    ]
+    fake.answer(Answer(message_events(blocks, stop_reason="tool_use")))
+    events, acc = await collect(provider, request(tools=[WEATHER]))
+    kept = {
+        "type": "thinking",
+        "thinking": "The user wants the weather in Oslo.",
+        "signature": SIGNATURE,
+    }
+    assert state_parts(events) == [StatePart({"thinking_blocks": [kept]})]
+    assert events[-1] == StatePart({"thinking_blocks": [kept]})  # once, when the message ends
+    assert acc.state == {"thinking_blocks": [kept]}
+    assert (acc.reasoning, acc.text) == ("The user wants the weather in Oslo.", "Checking.")
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="toolu_1", name="get_weather", arguments={"city": "Oslo"})
+    ]
+
+
+async def test_no_state_without_thinking(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    fake.answer(Answer(message_events([text("Hi.")])))
+    events, acc = await collect(provider)
+    assert (state_parts(events), acc.state) == ([], None)
+
+
+async def test_thinking_goes_back_before_the_tool_use(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    """What was streamed is what is sent back: the same text, the same signature, first."""
+    blocks = [
+        thinking("Oslo, ", "so: the weather tool.", signature=SIGNATURE),
+        text("Checking."),
+        tool_use("toolu_1", "get_weather", '{"city": ', '"Oslo"}'),
+    ]
+    fake.answer(
+        Answer(message_events(blocks, stop_reason="tool_use")),
+        Answer(message_events([text("Sunny.")])),
+    )
+    thinking_params = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    messages = [ChatMessage(role=Role.USER, content="Weather in Oslo?")]
+    req = ModelRequest("claude-test", messages, tools=[WEATHER], parameters=thinking_params)
+    _, first = await collect(provider, req)
+    calls = first.finish_tool_calls()
+    messages += [
+        ChatMessage(
+            role=Role.ASSISTANT,
+            content=first.text,
+            reasoning=first.reasoning,
+            tool_calls=calls,
+            provider_state={**(first.state or {}), "provider": "claude"},  # as the engine does
+        ),
+        ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="toolu_1"),
+    ]
+    req = ModelRequest("claude-test", messages, tools=[WEATHER], parameters=thinking_params)
+    _, second = await collect(provider, req)
+    assert second.text == "Sunny."
+    sent = fake.requests[-1].body
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Oslo, so: the weather tool.", "signature": SIGNATURE},
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+            ],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
+    ]  # fmt: skip
+
+
+async def test_redacted_thinking_is_kept_in_order_and_not_shown(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    blocks = [
+        redacted_thinking("RU5DUllQVEVEIE9ORQ=="),
+        thinking("Visible ", "part.", signature="c2lnLTE="),
+        redacted_thinking("RU5DUllQVEVEIFRXTw=="),
+        tool_use("toolu_r", "get_time"),
+    ]
+    fake.answer(
+        Answer(message_events(blocks, stop_reason="tool_use")),
+        Answer(message_events([text("Noon.")])),
+    )
+    messages = [ChatMessage(role=Role.USER, content="Time?")]
+    events, first = await collect(provider, ModelRequest("claude-test", messages, tools=[TIME]))
+    assert [e.text for e in events if isinstance(e, ReasoningPart)] == ["Visible ", "part."]
+    assert first.reasoning == "Visible part."
+    kept = [
+        {"type": "redacted_thinking", "data": "RU5DUllQVEVEIE9ORQ=="},
+        {"type": "thinking", "thinking": "Visible part.", "signature": "c2lnLTE="},
+        {"type": "redacted_thinking", "data": "RU5DUllQVEVEIFRXTw=="},
+    ]
+    assert state_parts(events) == [StatePart({"thinking_blocks": kept})]
+    messages += [
+        ChatMessage(
+            role=Role.ASSISTANT,
+            reasoning=first.reasoning,
+            tool_calls=first.finish_tool_calls(),
+            provider_state=first.state,
+        ),
+        ChatMessage(role=Role.TOOL, content="12:00", tool_call_id="toolu_r"),
+    ]
+    await collect(provider, ModelRequest("claude-test", messages, tools=[TIME]))
+    assert fake.requests[-1].body["messages"][1] == {
+        "role": "assistant",
+        "content": [*kept, {"type": "tool_use", "id": "toolu_r", "name": "get_time", "input": {}}],
+    }
+
+
+async def test_thinking_without_its_signature_is_not_kept(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    blocks = [
+        thinking("cut short", signature=None),
+        thinking("whole", signature="c2lnLTI="),
+        text("ok"),
+    ]
+    fake.answer(Answer(message_events(blocks)), Answer(message_events([thinking("only", signature=None), text("x")])))  # fmt: skip
+    events, acc = await collect(provider)
+    assert acc.reasoning == "cut shortwhole"  # shown, but only the signed block goes back
+    assert state_parts(events) == [
+        StatePart({"thinking_blocks": [{"type": "thinking", "thinking": "whole", "signature": "c2lnLTI="}]})
+    ]  # fmt: skip
+    events, acc = await collect(provider)
+    assert (state_parts(events), acc.state, acc.reasoning) == ([], None, "only")
+
+
+async def test_a_cut_stream_keeps_no_thinking(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    events = message_events([thinking("half a thought", signature=None)], end=False)[:4]
+    fake.answer(Answer(events, after="cut"))
+    acc = TurnAccumulator()
+    with pytest.raises(UpstreamError) as info:
+        async for event in provider.stream(request()):
+            acc.add(event)
+    assert info.value.code == "upstream_truncated"
+    assert (acc.reasoning, acc.state) == ("half a thought", None)
+
+
+async def test_request_without_provider_state_sends_no_thinking(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    """Reasoning text alone is never sent: only blocks this adapter kept, signed."""
+    messages = [
+        ChatMessage(role=Role.USER, content="Hi"),
+        ChatMessage(role=Role.ASSISTANT, content="Hello.", reasoning="be nice"),
+        ChatMessage(
+            role=Role.ASSISTANT,
+            reasoning="thought only",
+            provider_state={"thinking_blocks": [{"type": "thinking", "thinking": "thought only", "signature": "c2ln"}]},
+        ),  # nothing but thinking: the API keeps no thinking of earlier turns, so left out
+        ChatMessage(role=Role.USER, content="Bye"),
+    ]  # fmt: skip
+    await collect(provider, ModelRequest("claude-test", messages))
+    assert fake.requests[-1].body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Bye"}]},
+    ]
+
+
+# ------------------------------------------------------------------------------ images
+
+
+async def test_images_go_before_the_text(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    messages = [
+        ChatMessage(
+            role=Role.USER,
+            content="What are these?",
+            images=[f"data:image/png;base64,{PNG}", "https://example.com/cat.jpg"],
+        ),
+        ChatMessage(role=Role.ASSISTANT, content="A pixel and a cat."),
+        ChatMessage(role=Role.USER, images=["http://example.com/dog.webp"]),  # no text
+    ]
+    await collect(provider, ModelRequest("claude-test", messages))
+    assert fake.requests[-1].body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+                {"type": "text", "text": "What are these?"},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "A pixel and a cat."}]},
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": {"type": "url", "url": "http://example.com/dog.webp"}}],
+        },
+    ]  # fmt: skip
+
+
+async def test_image_after_a_tool_result_joins_its_user_message(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    messages = [
+        ChatMessage(role=Role.USER, content="Look up the time."),
+        ChatMessage(role=Role.ASSISTANT, tool_calls=[ToolCall(id="toolu_t", name="get_time")]),
+        ChatMessage(role=Role.TOOL, content="noon", tool_call_id="toolu_t"),
+        ChatMessage(
+            role=Role.USER, content="And this?", images=["data:image/webp;base64,UklGRg=="]
+        ),
+    ]
+    await collect(provider, ModelRequest("claude-test", messages, tools=[TIME]))
+    assert fake.requests[-1].body["messages"][2] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_t", "content": "noon"},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/webp", "data": "UklGRg=="},
+            },
+            {"type": "text", "text": "And this?"},
+        ],
+    }
+
+
 # ------------------------------------------------------------------------ cancellation
 
 
@@ -440,6 +689,9 @@ async def test_whole_message_when_the_server_ignores_stream(
     fake.answer(Answer(body=message))
     _, acc = await collect(provider)
     assert (acc.reasoning, acc.text, acc.finish_reason) == ("hmm", "Calling.", "tool_calls")
+    assert acc.state == {
+        "thinking_blocks": [{"type": "thinking", "thinking": "hmm", "signature": "c2ln"}]
+    }
     assert acc.finish_tool_calls() == [
         ToolCall(id="toolu_j", name="get_weather", arguments={"city": "Bern"})
     ]

@@ -8,13 +8,23 @@ wire format; they are examples, not recordings of the real API.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers.accumulator import TurnAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
@@ -26,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("transport")
 
 KEY = "AIza-test-key"
 MODEL = "gemini-2.0-flash"
+RECORDINGS = Path(__file__).resolve().parent.parent / "recordings" / "gemini"
 TOOLS = [
     ToolSpec(
         function=FunctionSpec(
@@ -92,6 +103,33 @@ async def collect(
     return events, acc
 
 
+def answer(acc: TurnAccumulator) -> ChatMessage:
+    """The assistant message the engine would store for a streamed answer and hand back
+    (with the provider's name added to what the adapter asked to keep)."""
+    state = {**acc.state, "provider": "gemini"} if acc.state else None
+    return ChatMessage(
+        role=Role.ASSISTANT,
+        content=acc.text,
+        reasoning=acc.reasoning or None,
+        tool_calls=acc.finish_tool_calls(),
+        provider_state=state,
+    )
+
+
+def next_request(acc: TurnAccumulator, prompt: str, first: str = "Hello") -> ModelRequest:
+    """The request after a text answer: first prompt, the answer, a new prompt."""
+    messages = [
+        ChatMessage(role=Role.USER, content=first),
+        answer(acc),
+        ChatMessage(role=Role.USER, content=prompt),
+    ]
+    return ModelRequest(model=MODEL, messages=messages)
+
+
+def signed(part: dict[str, Any], signature: str) -> dict[str, Any]:
+    return {**part, "thoughtSignature": signature}
+
+
 async def failure(provider: GeminiProvider, req: ModelRequest) -> UpstreamError:
     with pytest.raises(UpstreamError) as info:
         await collect(provider, req)
@@ -129,6 +167,7 @@ async def test_text_over_several_chunks(provider: GeminiProvider, fake: FakeGemi
     assert (acc.text, acc.finish_reason) == ("The sky is blue.", "stop")
     assert (acc.input_tokens, acc.output_tokens) == (4, 3)
     assert events[-2:] == [FinishPart("stop"), UsagePart(4, 3)]
+    assert acc.state is None  # no signature: no state to keep
 
 
 async def test_thought_parts_are_reasoning(provider: GeminiProvider, fake: FakeGemini) -> None:
@@ -149,6 +188,14 @@ async def test_thought_parts_are_reasoning(provider: GeminiProvider, fake: FakeG
     ]
     assert (acc.reasoning, acc.text) == ("Let me think. Two and two.", "Four.")
     assert (acc.input_tokens, acc.output_tokens) == (5, 11)  # thoughts count as output
+    # The signature on the thought part is not kept (thoughts are not sent back); the one
+    # alone before the text is, at offset 0 of the text.
+    assert events[-1] == StatePart({"thought_signatures": {"text": [[0, 0, "c2ln"]]}})
+    await collect(provider, next_request(acc, "and 3+3?", first="2+2?"))
+    assert fake.requests[-1].body["contents"][1:] == [
+        {"role": "model", "parts": [{"text": "", "thoughtSignature": "c2ln"}, {"text": "Four."}]},
+        {"role": "user", "parts": [{"text": "and 3+3?"}]},
+    ]
 
 
 async def test_usage_is_a_running_total(provider: GeminiProvider, fake: FakeGemini) -> None:
@@ -477,6 +524,281 @@ async def test_model_prefix_and_odd_characters_in_the_url(
     _, acc = await collect(provider, ModelRequest(model="models/tuned model?x", messages=[]))
     assert acc.text == "ok"
     assert fake.requests[-1].target.startswith("/v1beta/models/tuned%20model%3Fx:stream")
+
+
+# ------------------------------------------------------------ thought signatures, images
+
+
+def recorded_signatures(name: str) -> list[str]:
+    """The thought signatures of a recorded answer, in order, read with plain ``json``."""
+    raw = (RECORDINGS / name).read_text()
+    if name.endswith(".sse"):
+        chunks = [json.loads(line[5:]) for line in raw.splitlines() if line.startswith("data:")]
+    else:
+        chunks = json.loads(raw)
+    return [
+        part["thoughtSignature"]
+        for chunk in chunks
+        for candidate in chunk.get("candidates", [])
+        for part in candidate.get("content", {}).get("parts", [])
+        if "thoughtSignature" in part
+    ]
+
+
+async def test_a_recorded_signed_call_goes_back_signed(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    """A real Gemini 3 answer: one function call with its signature. The signature comes
+    out as a ``StatePart`` and goes back on the same call in the next request."""
+    body = (RECORDINGS / "pydantic_ai_function_call_thought_signature.sse").read_bytes()
+    [signature] = recorded_signatures("pydantic_ai_function_call_thought_signature.sse")
+    fake.scripts[MODEL] = Script([body])
+    events, acc = await collect(provider, request("Capital of my country?", tools=TOOLS))
+    state = {"thought_signatures": {"calls": {"0": signature}}}
+    assert events[-1] == StatePart(state)
+    assert acc.state == state
+    [tool_call] = acc.finish_tool_calls()
+
+    fake.require_signatures = True  # as Gemini 3: an unsigned call step is refused
+    fake.scripts[MODEL] = Script([text("Mexico City."), finish()])
+    messages = [
+        ChatMessage(role=Role.USER, content="Capital of my country?"),
+        answer(acc),
+        ChatMessage(role=Role.TOOL, content="Mexico", tool_call_id=tool_call.id),
+    ]
+    _, acc = await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+    assert acc.text == "Mexico City."
+    assert fake.requests[-1].body["contents"] == [
+        {"role": "user", "parts": [{"text": "Capital of my country?"}]},
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"name": "get_country", "args": {}},
+                    "thoughtSignature": signature,
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_country", "response": {"content": "Mexico"}}}
+            ],
+        },
+    ]
+
+    messages[1].provider_state = None  # the same history without the signature
+    error = await failure(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+    assert error.code == "upstream_http_error"
+    assert "(HTTP 400): INVALID_ARGUMENT" in error.message
+
+
+async def test_parallel_calls_signed_on_the_first_only(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.scripts[MODEL] = Script(
+        [
+            text("Checking both. "),
+            finish(
+                parts=[
+                    signed(call("get_weather", {"city": "Oslo"}), "sig-parallel"),
+                    call("get_time", {}),
+                ]
+            ),
+        ]
+    )
+    events, acc = await collect(provider, request("weather and time?", tools=TOOLS))
+    assert [e for e in events if isinstance(e, StatePart)] == [
+        StatePart({"thought_signatures": {"calls": {"0": "sig-parallel"}}})
+    ]
+    weather, time = acc.finish_tool_calls()
+
+    fake.require_signatures = True
+    fake.scripts[MODEL] = Script([text("Sunny, noon."), finish()])
+    messages = [
+        ChatMessage(role=Role.USER, content="weather and time?"),
+        answer(acc),
+        ChatMessage(role=Role.TOOL, content="sunny", tool_call_id=weather.id),
+        ChatMessage(role=Role.TOOL, content="noon", tool_call_id=time.id),
+    ]
+    await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+    assert fake.requests[-1].body["contents"][1:] == [
+        {
+            "role": "model",
+            "parts": [
+                {"text": "Checking both. "},
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                    "thoughtSignature": "sig-parallel",
+                },
+                {"functionCall": {"name": "get_time", "args": {}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}},
+                {"functionResponse": {"name": "get_time", "response": {"content": "noon"}}},
+            ],
+        },
+    ]
+
+
+async def test_each_step_of_a_turn_keeps_its_own_signature(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    """Sequential calls: each answer is signed; all go back, each on its own call."""
+    messages = [ChatMessage(role=Role.USER, content="weather where it is noon?")]
+    for name, args, signature, result in [
+        ("get_time", {}, "sig-step-1", "noon in Oslo"),
+        ("get_weather", {"city": "Oslo"}, "sig-step-2", "sunny"),
+    ]:
+        fake.scripts[MODEL] = Script([finish(parts=[signed(call(name, args), signature)])])
+        _, acc = await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+        assert acc.state == {"thought_signatures": {"calls": {"0": signature}}}
+        [tool_call] = acc.finish_tool_calls()
+        messages += [answer(acc), ChatMessage(Role.TOOL, result, tool_call_id=tool_call.id)]
+        fake.require_signatures = True
+
+    fake.scripts[MODEL] = Script([text("Sunny."), finish()])
+    await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+    model_parts = [c["parts"] for c in fake.requests[-1].body["contents"] if c["role"] == "model"]
+    assert model_parts == [
+        [{"functionCall": {"name": "get_time", "args": {}}, "thoughtSignature": "sig-step-1"}],
+        [
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                "thoughtSignature": "sig-step-2",
+            }
+        ],
+    ]
+
+
+async def test_a_recorded_text_answer_signed_on_an_empty_last_part(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    """A real Gemini 3 answer (one JSON array): the text, then an empty text part that
+    carries the signature. It goes back as an empty text part after the text."""
+    chunks = json.loads((RECORDINGS / "llm_gemini_text_json_array.json").read_text())
+    [signature] = recorded_signatures("llm_gemini_text_json_array.json")
+    fake.scripts[MODEL] = Script(chunks, whole=True)
+    events, acc = await collect(provider, request("Hi"))
+    assert acc.text == "Hello"
+    assert events[-1] == StatePart({"thought_signatures": {"end": signature}})
+
+    fake.scripts[MODEL] = Script([text("Fine."), finish()])
+    await collect(provider, next_request(acc, "How are you?", first="Hi"))
+    assert fake.requests[-1].body["contents"] == [
+        {"role": "user", "parts": [{"text": "Hi"}]},
+        {
+            "role": "model",
+            "parts": [{"text": "Hello"}, {"text": "", "thoughtSignature": signature}],
+        },
+        {"role": "user", "parts": [{"text": "How are you?"}]},
+    ]
+
+
+async def test_a_signed_text_part_goes_back_as_a_part_of_its_own(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    """The signature was on the second of three text chunks: those characters of the
+    answer (counted in characters, not bytes) go back as one part with it."""
+    fake.scripts[MODEL] = Script(
+        [
+            text("Le café ☕ est "),
+            text("ouvert.", thoughtSignature="sig-text"),
+            finish(parts=[{"text": " Venez."}]),
+        ]
+    )
+    events, acc = await collect(provider, request("Café?"))
+    assert acc.text == "Le café ☕ est ouvert. Venez."
+    assert events[-1] == StatePart({"thought_signatures": {"text": [[14, 21, "sig-text"]]}})
+
+    fake.scripts[MODEL] = Script([text("Merci."), finish()])
+    await collect(provider, next_request(acc, "Merci", first="Café?"))
+    assert fake.requests[-1].body["contents"][1] == {
+        "role": "model",
+        "parts": [
+            {"text": "Le café ☕ est "},
+            {"text": "ouvert.", "thoughtSignature": "sig-text"},
+            {"text": " Venez."},
+        ],
+    }
+
+
+async def test_signatures_that_do_not_fit_are_left_out(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    """Stored state that does not match the message (or is not the expected shape) puts
+    no signature anywhere; the rest of the message goes as usual."""
+    fake.scripts[MODEL] = Script([text("ok"), finish()])
+    weird: list[Any] = [
+        {"provider": "gemini"},
+        {"provider": "gemini", "thought_signatures": "nonsense"},
+        {
+            "provider": "gemini",
+            "thought_signatures": {
+                "calls": {"0": 7, "1": "sig-no-such-call"},
+                "text": [[0, 99, "sig-too-far"], [0, "2", "sig"], "junk", [True, 2, "sig"]],
+                "end": "",
+            },
+        },
+    ]
+    for state in weird:
+        tool_call = ToolCall(id="call_a", name="get_time", arguments={})
+        messages = [
+            ChatMessage(role=Role.USER, content="time?"),
+            ChatMessage(role=Role.ASSISTANT, content="Looking.", tool_calls=[tool_call]),
+            ChatMessage(role=Role.TOOL, content="noon", tool_call_id="call_a"),
+        ]
+        messages[1].provider_state = state
+        await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
+        assert fake.requests[-1].body["contents"][1] == {
+            "role": "model",
+            "parts": [{"text": "Looking."}, {"functionCall": {"name": "get_time", "args": {}}}],
+        }
+
+
+async def test_images_go_before_the_text(provider: GeminiProvider, fake: FakeGemini) -> None:
+    fake.scripts[MODEL] = Script([text("Two cats."), finish()])
+    png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="
+    messages = [
+        ChatMessage(
+            role=Role.USER,
+            content="What are these?",
+            images=[
+                png,
+                "https://example.com/pets/cat.JPG?size=large",
+                "http://example.com/b.webp",
+                "https://example.com/render?id=7",  # no extension: no mimeType guessed
+            ],
+        ),
+        ChatMessage(role=Role.ASSISTANT, content="Cats."),
+        ChatMessage(role=Role.USER, images=["data:image/webp;base64,UklGRg=="]),  # no text
+    ]
+    await collect(provider, ModelRequest(model=MODEL, messages=messages))
+    assert fake.requests[-1].body["contents"] == [
+        {
+            "role": "user",
+            "parts": [
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgoAAAANSUhEUg=="}},
+                {
+                    "fileData": {
+                        "fileUri": "https://example.com/pets/cat.JPG?size=large",
+                        "mimeType": "image/jpeg",
+                    }
+                },
+                {"fileData": {"fileUri": "http://example.com/b.webp", "mimeType": "image/webp"}},
+                {"fileData": {"fileUri": "https://example.com/render?id=7"}},
+                {"text": "What are these?"},
+            ],
+        },
+        {"role": "model", "parts": [{"text": "Cats."}]},
+        {
+            "role": "user",
+            "parts": [{"inlineData": {"mimeType": "image/webp", "data": "UklGRg=="}}],
+        },
+    ]
 
 
 # ------------------------------------------------------------------------ cancellation

@@ -423,6 +423,80 @@ async def test_api_key_and_headers(ollama: ScriptedOllama) -> None:
         assert "Authorization: Bearer k-1" in head and "X-Team: a" in head
 
 
+# ------------------------------------------------------------------------------ images
+
+#: A real 1x1 PNG (RGBA): its base64 data, and as a data URL.
+PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG = f"data:image/png;base64,{PNG_BASE64}"
+#: The first bytes of a JPEG (not a whole image: the adapter passes the data on unread).
+JPEG_BASE64 = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQg="
+
+
+async def test_images_are_sent_as_raw_base64(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    req = ModelRequest(
+        model="llava",
+        messages=[
+            ChatMessage(
+                role=Role.USER,
+                content="What is in these pictures?",
+                images=[PNG, f"data:image/jpeg;base64,{JPEG_BASE64}"],
+            ),
+            ChatMessage(role=Role.ASSISTANT, content="A dot and a photo."),
+            ChatMessage(role=Role.USER, content="Which is bigger?"),
+        ],
+    )
+    _, acc = await collect(provider, req)
+    assert acc.text == "Hi"
+    assert ollama.requests[-1]["messages"] == [
+        {
+            "role": "user",
+            "content": "What is in these pictures?",
+            "images": [PNG_BASE64, JPEG_BASE64],
+        },
+        {"role": "assistant", "content": "A dot and a photo."},
+        {"role": "user", "content": "Which is bigger?"},  # no images: no images key
+    ]
+
+
+@pytest.mark.parametrize("url", ["https://images.example.test/cat.jpg", "http://10.0.0.1/a.png"])
+async def test_an_image_address_is_refused_before_any_request(
+    provider: OllamaProvider, ollama: ScriptedOllama, url: str
+) -> None:
+    req = request("What is this?")
+    req.messages[0].images = [PNG, url]
+    with pytest.raises(UpstreamError) as info:
+        await collect(provider, req)
+    error = info.value
+    assert (error.code, error.status_code) == ("unsupported_image", 502)
+    assert error.message == (
+        "Ollama cannot fetch images from an address: give the image inline as a "
+        "data: URL (data:image/png;base64,...) instead."
+    )
+    assert url not in error.message
+    assert ollama.requests == [] and ollama.heads == []  # nothing was sent
+    _, acc = await collect(provider)  # the adapter still works afterwards
+    assert acc.text == "Hi"
+
+
+async def test_an_image_address_in_an_earlier_message_is_refused_too(
+    provider: OllamaProvider, ollama: ScriptedOllama
+) -> None:
+    req = ModelRequest(
+        model="llava",
+        messages=[
+            ChatMessage(role=Role.USER, content="look", images=["https://x.test/a.png"]),
+            ChatMessage(role=Role.ASSISTANT, content="A cat."),
+            ChatMessage(role=Role.USER, content="and now?", images=[PNG]),
+        ],
+    )
+    with pytest.raises(UpstreamError) as info:
+        await collect(provider, req)
+    assert info.value.code == "unsupported_image"
+    assert ollama.heads == []
+
+
 # ------------------------------------------------------------------------------ errors
 
 

@@ -267,6 +267,103 @@ async def test_finish_reason_without_done_is_a_complete_answer(
     assert (acc.text, acc.finish_reason) == ("ok", "length")
 
 
+# ------------------------------------------------------------------------------ images
+
+#: A real 1x1 PNG (RGBA), as a data URL.
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC"
+    "hwGA60e6kgAAAABJRU5ErkJggg=="
+)
+PHOTO = "https://images.example.test/cat.jpg?size=large"
+
+
+async def test_images_are_sent_as_content_parts(
+    provider: OpenAIChatProvider, fake: FakeUpstream
+) -> None:
+    messages = [
+        ChatMessage(role=Role.USER, content="What is in these pictures?", images=[PNG, PHOTO]),
+        ChatMessage(role=Role.ASSISTANT, content="A dot and a cat."),
+        ChatMessage(role=Role.USER, content="Which is bigger?"),
+    ]
+    _, acc = await collect(
+        provider, ModelRequest(model="text:3", messages=messages, instructions="Be brief.")
+    )
+    assert acc.text == expected_text(3)  # the fake accepted the parts
+    assert fake.requests[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {"type": "image_url", "image_url": {"url": PNG}},
+                {"type": "image_url", "image_url": {"url": PHOTO}},
+            ],
+        },
+        {"role": "assistant", "content": "A dot and a cat."},
+        {"role": "user", "content": "Which is bigger?"},  # no images: a plain string
+    ]
+
+
+async def test_an_image_without_text_sends_no_empty_text_part(
+    provider: OpenAIChatProvider, fake: FakeUpstream
+) -> None:
+    req = ModelRequest(model="text:1", messages=[ChatMessage(role=Role.USER, images=[PHOTO])])
+    await collect(provider, req)
+    assert fake.requests[-1]["messages"] == [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PHOTO}}]}
+    ]
+
+
+async def test_the_text_beside_images_reaches_the_model(
+    provider: OpenAIChatProvider, fake: FakeUpstream
+) -> None:
+    req = ModelRequest(
+        model="echo", messages=[ChatMessage(role=Role.USER, content="two words", images=[PNG])]
+    )
+    _, acc = await collect(provider, req)
+    assert acc.text == "two words"
+    assert isinstance(fake.requests[-1]["messages"][0]["content"], list)
+
+
+async def test_messages_without_images_keep_string_content(
+    provider: OpenAIChatProvider, fake: FakeUpstream
+) -> None:
+    req = ModelRequest(
+        model="text:1",
+        messages=[ChatMessage(role=Role.USER, content="", images=[])],
+        instructions="Be brief.",
+    )
+    await collect(provider, req)
+    assert fake.requests[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": ""},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ([], "must not be empty"),
+        ([{"type": "image_url", "image_url": {}}], "content[0].image_url.url"),
+        ([{"type": "text", "text": "a"}, {"type": "input_image"}], "content[1].type"),
+    ],
+)
+async def test_the_fake_refuses_malformed_content_parts(
+    fake: FakeUpstream, content: list[Any], problem: str
+) -> None:
+    """What the image tests lean on: the fake checks content parts as OpenAI does."""
+    body = {"model": "text:1", "stream": True, "messages": [{"role": "user", "content": content}]}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{fake.base_url}/chat/completions", json=body) as answer,
+    ):
+        assert answer.status == 400
+        error = (await answer.json())["error"]
+    assert error["type"] == "invalid_request_error"
+    assert problem in error["message"]
+    assert fake.requests[-1] == body
+
+
 # ------------------------------------------------------------------------------ errors
 
 

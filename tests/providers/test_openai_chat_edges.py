@@ -79,6 +79,29 @@ async def test_a_redirect_is_not_followed(canned: CannedUpstream) -> None:
     assert len(canned.heads) == 1
 
 
+async def test_a_server_that_takes_no_content_parts_says_so(canned: CannedUpstream) -> None:
+    """Many OpenAI-compatible servers only take string content: a message with an image gets
+    their 400, and its message reaches the user."""
+    canned.answer = http_answer(
+        400,
+        orjson.dumps({"error": {"message": "messages[0].content: expected a string"}}),
+        "application/json",
+    )
+    with_image = ModelRequest(
+        model="m",
+        messages=[ChatMessage(role=Role.USER, content="hi", images=["https://x.test/a.png"])],
+    )
+    provider = OpenAIChatProvider(canned.base_url)
+    try:
+        with pytest.raises(UpstreamError) as info:
+            async for _event in provider.stream(with_image):
+                pass
+    finally:
+        await provider.aclose()
+    assert info.value.code == "upstream_http_error"
+    assert info.value.message.endswith("(HTTP 400): messages[0].content: expected a string")
+
+
 # ------------------------------------------------------------------------- JSON answers
 
 

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from parley.errors import UpstreamError
-from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
 from parley.providers.accumulator import TurnAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.openai_responses import OpenAIResponsesProvider
@@ -462,3 +470,286 @@ async def test_whole_response_when_the_server_ignores_stream(
         ToolCall(id="call_j", name="get_weather", arguments={"city": "Bern"})
     ]
     assert (acc.input_tokens, acc.output_tokens) == (12, 7)
+
+
+# ------------------------------------------------------------ reasoning items go back
+
+SECRET = "gAAAAB-encrypted-reasoning=="
+
+
+def weather_question() -> list[ChatMessage]:
+    return [ChatMessage(role=Role.USER, content="Weather in Oslo and Lima?")]
+
+
+def answered(acc: TurnAccumulator, *results: tuple[str, str]) -> list[ChatMessage]:
+    """The assistant message as the engine stores it (its state marked with the provider's
+    name, which the adapter ignores), then the tool results."""
+    state = {**acc.state, "provider": "openai"} if acc.state else None
+    calls = acc.finish_tool_calls()
+    messages = [
+        ChatMessage(
+            role=Role.ASSISTANT,
+            content=acc.text,
+            reasoning=acc.reasoning or None,
+            tool_calls=calls,
+            provider_state=state,
+        )
+    ]
+    messages.extend(ChatMessage(role=Role.TOOL, content=out, tool_call_id=cid) for cid, out in results)  # fmt: skip
+    return messages
+
+
+async def test_reasoning_item_and_function_call_yield_the_state(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    items = [
+        reasoning(["Look it ", "up."], item_id="rs_1", encrypted_content=SECRET),
+        function_call("call_1", "get_weather", '{"city": "Oslo"}', item_id="fc_1"),
+    ]
+    fake.answer(Answer(response_events(items)))
+    events, acc = await collect(provider, ModelRequest("o4-mini", weather_question(), tools=[WEATHER]))  # fmt: skip
+    states = [e for e in events if isinstance(e, StatePart)]
+    assert states == [
+        StatePart(
+            {
+                "model": "o4-mini",
+                "output": [
+                    {
+                        "id": "rs_1",
+                        "type": "reasoning",
+                        "summary": [{"type": "summary_text", "text": "Look it up."}],
+                        "encrypted_content": SECRET,  # whole: from output_item.done
+                    },
+                    {"type": "function_call", "call_id": "call_1", "id": "fc_1"},
+                ],
+            }
+        )
+    ]
+    assert events.index(states[0]) < events.index(FinishPart("tool_calls"))  # before the end
+    assert (acc.reasoning, acc.finish_reason) == ("Look it up.", "tool_calls")
+    sent = fake.requests[-1].body
+    assert (sent["store"], sent["include"]) == (False, ["reasoning.encrypted_content"])
+
+
+async def test_reasoning_items_go_back_before_their_function_calls(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    """Two rounds over the fake: the second call's input carries the first answer's items
+    in their order (each reasoning item before the call it led to), then the results."""
+    first = [
+        reasoning(["Oslo first."], item_id="rs_1", encrypted_content=SECRET),
+        message("Checking both.", item_id="msg_1", phase="commentary"),
+        function_call("call_1", "get_weather", '{"city": "Oslo"}', item_id="fc_1"),
+        reasoning(item_id="rs_2", encrypted_content=SECRET + "2"),  # no summary
+        function_call("call_2", "get_weather", '{"city": "Lima"}', item_id="fc_2"),
+    ]
+    fake.answer(
+        Answer(response_events(first)), Answer(response_events([message("Sunny and rainy.")]))
+    )
+    messages = weather_question()
+    _, acc = await collect(provider, ModelRequest("gpt-5", messages, tools=[WEATHER]))
+    messages += answered(acc, ("call_1", "sunny"), ("call_2", "rain"))
+    _, second = await collect(provider, ModelRequest("gpt-5", messages, tools=[WEATHER]))
+    assert second.text == "Sunny and rainy."
+    sent = fake.requests[-1].body
+    assert sent["include"] == ["reasoning.encrypted_content"]
+    assert sent["input"] == [
+        {"role": "user", "content": "Weather in Oslo and Lima?"},
+        {"id": "rs_1", "type": "reasoning", "encrypted_content": SECRET,
+         "summary": [{"type": "summary_text", "text": "Oslo first."}]},
+        {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+         "phase": "commentary",
+         "content": [{"type": "output_text", "text": "Checking both.", "annotations": []}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": '{"city":"Oslo"}'},
+        {"id": "rs_2", "type": "reasoning", "summary": [], "encrypted_content": SECRET + "2"},
+        {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "get_weather",
+         "arguments": '{"city":"Lima"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {"type": "function_call_output", "call_id": "call_2", "output": "rain"},
+    ]  # fmt: skip
+    # Key order as well: each reasoning item is sent exactly as it came.
+    assert list(sent["input"][1]) == ["id", "type", "summary", "encrypted_content"]
+
+
+async def test_the_text_of_several_message_items_is_cut_back_apart(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    items = [
+        message("Let me ", "think.", item_id="msg_a", phase="commentary"),
+        reasoning(["Easy."], item_id="rs_1", encrypted_content=SECRET),
+        message("Four.", item_id="msg_b", phase="final_answer"),
+    ]
+    fake.answer(Answer(response_events(items)), Answer(response_events([message("ok")])))
+    messages = [ChatMessage(role=Role.USER, content="2+2?")]
+    _, acc = await collect(provider, ModelRequest("o3", messages))
+    assert acc.text == "Let me think.Four."
+    messages += [*answered(acc), ChatMessage(role=Role.USER, content="thanks")]
+    await collect(provider, ModelRequest("o3", messages))
+    sent = fake.requests[-1].body["input"]
+    assert [(i.get("type"), i.get("id"), i.get("phase")) for i in sent[1:4]] == [
+        ("message", "msg_a", "commentary"),
+        ("reasoning", "rs_1", None),
+        ("message", "msg_b", "final_answer"),
+    ]
+    assert [sent[1]["content"][0]["text"], sent[3]["content"][0]["text"]] == ["Let me think.", "Four."]  # fmt: skip
+    assert sent[4] == {"role": "user", "content": "thanks"}
+
+
+def kept_answer(**state_changes: Any) -> ChatMessage:
+    """An answer with one call whose kept state (model o4-mini, one encrypted reasoning
+    item) is changed by ``state_changes``."""
+    rs = {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": SECRET}
+    fc = {"type": "function_call", "call_id": "call_1", "id": "fc_1"}
+    state = {"model": "o4-mini", "output": [rs, fc], "provider": "openai", **state_changes}
+    call = ToolCall(id="call_1", name="get_weather", arguments={"city": "Oslo"})
+    return ChatMessage(role=Role.ASSISTANT, tool_calls=[call], provider_state=state)
+
+
+PLAIN = [
+    {"role": "user", "content": "Weather in Oslo and Lima?"},
+    {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+    {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+]  # fmt: skip
+
+
+async def test_kept_items_go_back_to_the_same_model(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    result = ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="call_1")
+    await collect(provider, ModelRequest("o4-mini", [*weather_question(), kept_answer(), result]))
+    assert fake.requests[-1].body["input"] == [
+        PLAIN[0],
+        {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": SECRET},
+        {**PLAIN[1], "id": "fc_1"},
+        PLAIN[2],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [
+        ("gpt-4.1", kept_answer()),  # another model: its reasoning would be refused
+        ("o4-mini", kept_answer(output=[{"id": "rs_1", "type": "reasoning", "summary": []},
+                                        {"type": "function_call", "call_id": "call_1"}])),
+        ("o4-mini", kept_answer(output=[{"type": "function_call", "call_id": "call_9"}])),
+        ("o4-mini", kept_answer(output=[{"type": "web_search_call", "id": "ws_1"}])),
+        ("o4-mini", kept_answer(output="nonsense")),
+    ],
+    ids=["other-model", "not-encrypted-nor-stored", "other-calls", "unknown-item", "garbled"],
+)  # fmt: skip
+async def test_kept_items_that_do_not_fit_go_as_plain_items(
+    provider: OpenAIResponsesProvider, fake: FakeResponses, model: str, answer: ChatMessage
+) -> None:
+    """Today's items then: no reasoning, and no item ids that would ask for it."""
+    result = ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="call_1")
+    await collect(provider, ModelRequest(model, [*weather_question(), answer, result]))
+    assert fake.requests[-1].body["input"] == PLAIN
+
+
+async def test_stored_calls_send_reasoning_back_by_id(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    """With ``store: true`` the API keeps reasoning items: one kept without its encrypted
+    content goes back (by id), and no encrypted content is asked for."""
+    bare = [{"id": "rs_1", "type": "reasoning", "summary": []}, {"type": "function_call", "call_id": "call_1"}]  # fmt: skip
+    result = ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="call_1")
+    messages = [*weather_question(), kept_answer(output=bare), result]
+    await collect(provider, ModelRequest("o4-mini", messages, parameters={"store": True}))
+    sent = fake.requests[-1].body
+    assert "include" not in sent
+    assert sent["input"][1:3] == [bare[0], PLAIN[1]]
+
+
+@pytest.mark.parametrize(
+    ("model", "parameters", "include"),
+    [
+        ("o3", {}, ["reasoning.encrypted_content"]),
+        ("gpt-5-mini", {"include": ["message.output_text.logprobs"]},
+         ["message.output_text.logprobs", "reasoning.encrypted_content"]),
+        ("openai/o4-mini", {}, ["reasoning.encrypted_content"]),
+        ("codex-mini-latest", {}, ["reasoning.encrypted_content"]),
+        ("my-deployment", {"reasoning": {"effort": "low"}}, ["reasoning.encrypted_content"]),
+        ("gpt-4o", {}, None),  # OpenAI answers 400 to a model that does not reason
+        ("gpt-4.1-mini", {}, None),
+        ("gpt-5-chat-latest", {}, None),
+        ("o3", {"store": True}, None),  # the API keeps the reasoning itself
+        ("o3", {"include": ["reasoning.encrypted_content"]}, ["reasoning.encrypted_content"]),
+    ],
+)  # fmt: skip
+async def test_encrypted_reasoning_is_asked_of_reasoning_models(
+    provider: OpenAIResponsesProvider,
+    fake: FakeResponses,
+    model: str,
+    parameters: dict[str, Any],
+    include: list[str] | None,
+) -> None:
+    await collect(provider, ModelRequest(model, weather_question(), parameters=parameters))
+    assert fake.requests[-1].body.get("include") == include
+
+
+async def test_no_state_without_reasoning(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    items = [message("Checking."), function_call("call_1", "get_weather", '{"city": "Oslo"}')]
+    fake.answer(Answer(response_events(items)))
+    events, acc = await collect(provider, ModelRequest("o3", weather_question()))
+    assert not any(isinstance(e, StatePart) for e in events)
+    assert acc.state is None
+
+
+async def test_reasoning_with_nothing_after_it_is_not_kept(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    """Cut short while reasoning: a reasoning item alone would be refused as input."""
+    items = [reasoning(["Hmm"], encrypted_content=SECRET)]
+    fake.answer(Answer(response_events(items, status="incomplete")))
+    events, acc = await collect(provider, ModelRequest("o3", weather_question()))
+    assert (acc.finish_reason, acc.state) == ("length", None)
+    assert not any(isinstance(e, StatePart) for e in events)
+
+
+async def test_whole_response_keeps_the_reasoning_items(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    items = [
+        reasoning(["hmm"], item_id="rs_j", encrypted_content=SECRET),
+        function_call("call_j", "get_weather", '{"city": "Bern"}', item_id="fc_j"),
+    ]
+    fake.answer(Answer(body=response_events(items)[-1][1]["response"]))
+    _, acc = await collect(provider, ModelRequest("o3", weather_question()))
+    assert acc.state == {
+        "model": "o3",
+        "output": [
+            {"id": "rs_j", "type": "reasoning", "encrypted_content": SECRET,
+             "summary": [{"type": "summary_text", "text": "hmm"}]},
+            {"type": "function_call", "call_id": "call_j", "id": "fc_j"},
+        ],
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ images
+
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+async def test_images_go_as_input_image_parts(
+    provider: OpenAIResponsesProvider, fake: FakeResponses
+) -> None:
+    messages = [
+        ChatMessage(role=Role.USER, content="What is this?", images=[PNG, "https://example.com/cat.jpg"]),
+        ChatMessage(role=Role.ASSISTANT, content="A cat."),
+        ChatMessage(role=Role.USER, images=[PNG]),
+        ChatMessage(role=Role.USER, content="And now?"),
+    ]  # fmt: skip
+    await collect(provider, ModelRequest("gpt-4o", messages))
+    assert fake.requests[-1].body["input"] == [
+        {"role": "user", "content": [
+            {"type": "input_text", "text": "What is this?"},
+            {"type": "input_image", "image_url": PNG, "detail": "auto"},
+            {"type": "input_image", "image_url": "https://example.com/cat.jpg", "detail": "auto"},
+        ]},
+        {"role": "assistant", "content": "A cat."},
+        {"role": "user", "content": [{"type": "input_image", "image_url": PNG, "detail": "auto"}]},
+        {"role": "user", "content": "And now?"},
+    ]  # fmt: skip
