@@ -5,7 +5,9 @@ recorded from the real API (see ``tests/recordings/README.md`` for sources and l
 Each is served byte for byte, with its content type, to the adapter of its kind; what the
 adapter yields, gathered by a ``TurnAccumulator``, is compared with what the recording
 itself says. The expected values are read from the recording by the small parsers below,
-written apart from the adapters (plain ``json`` over the events, no adapter code).
+written apart from the adapters (plain ``json`` over the events, no adapter code). A
+recording whose stream reports an error part way must end the turn in an ``UpstreamError``
+that carries the provider's message, after what was streamed before it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from parley.errors import UpstreamError
 from parley.providers.accumulator import TurnAccumulator
 from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
@@ -45,8 +48,12 @@ class Expected:
     text: str = ""
     reasoning: str = ""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The provider's id of each call, ``None`` where it gave none (the adapter makes one).
+    call_ids: list[str | None] = field(default_factory=list)
     finish: str | None = None
     usage: tuple[int, int] | None = None
+    #: The message of an error the stream reports part way (the turn then fails).
+    error: str | None = None
 
 
 # ------------------------------------------------------------------ independent parsers
@@ -70,6 +77,10 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
         if data == "[DONE]":
             break
         chunk = json.loads(data)
+        if chunk.get("error"):  # an error reported in the stream ends the turn
+            error = chunk["error"]
+            out.error = error.get("message") if isinstance(error, dict) else str(error)
+            break
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -77,10 +88,19 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str):
                 out.reasoning += reasoning
-            out.text += delta.get("content") or ""
+            content = delta.get("content")
+            if isinstance(content, list):  # Mistral: typed chunks, the reasoning in "thinking"
+                for piece in content:
+                    if piece.get("type") == "text":
+                        out.text += piece.get("text") or ""
+                    elif piece.get("type") == "thinking":
+                        out.reasoning += "".join(t.get("text", "") for t in piece["thinking"])
+            else:
+                out.text += content or ""
             for fragment in delta.get("tool_calls") or []:
-                call = calls.setdefault(fragment["index"], {"name": None, "args": ""})
+                call = calls.setdefault(fragment["index"], {"id": None, "name": None, "args": ""})
                 function = fragment.get("function") or {}
+                call["id"] = call["id"] or fragment.get("id")
                 call["name"] = call["name"] or function.get("name")
                 call["args"] += function.get("arguments") or ""
             if choice.get("finish_reason"):
@@ -89,6 +109,7 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
             usage = chunk["usage"]
             out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
 
 
@@ -113,7 +134,7 @@ def expect_anthropic(body: bytes, _suffix: str) -> Expected:
         elif kind == "content_block_start":
             block = event["content_block"]
             if block["type"] == "tool_use":
-                calls[event["index"]] = {"name": block["name"], "args": ""}
+                calls[event["index"]] = {"id": block["id"], "name": block["name"], "args": ""}
         elif kind == "content_block_delta":
             delta = event["delta"]
             if delta["type"] == "text_delta":
@@ -135,6 +156,7 @@ def expect_anthropic(body: bytes, _suffix: str) -> Expected:
                 output = usage["output_tokens"]
             out.usage = (prompt, output)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
 
 
@@ -153,6 +175,7 @@ def expect_gemini(body: bytes, suffix: str) -> Expected:
                 if "functionCall" in part:
                     call = part["functionCall"]
                     out.calls.append((call["name"], call.get("args") or {}))
+                    out.call_ids.append(call.get("id"))
                 elif part.get("text"):
                     if part.get("thought") is True:
                         out.reasoning += part["text"]
@@ -187,6 +210,7 @@ def expect_ollama(body: bytes, _suffix: str) -> Expected:
             out.calls.append(
                 (function["name"], json.loads(args) if isinstance(args, str) else args)
             )
+            out.call_ids.append(call.get("id"))
         if data.get("done"):
             reason = data.get("done_reason") or "stop"
             out.finish = "tool_calls" if reason == "stop" and out.calls else reason
@@ -208,7 +232,11 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
             reasoning[key] = reasoning.get(key, "") + event["delta"]
         elif kind == "response.output_item.added" and event["item"]["type"] == "function_call":
             item = event["item"]
-            calls[event["output_index"]] = {"name": item["name"], "args": item.get("arguments")}
+            calls[event["output_index"]] = {
+                "id": item.get("call_id"),
+                "name": item["name"],
+                "args": item.get("arguments"),
+            }
         elif kind == "response.function_call_arguments.delta":
             call = calls[event["output_index"]]
             call["args"] = (call["args"] or "") + event["delta"]
@@ -228,6 +256,7 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
             break
     out.reasoning = "\n\n".join(text for text in reasoning.values() if text)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
 
 
@@ -281,7 +310,7 @@ def recordings() -> list[Any]:
 
 def test_there_are_recordings_of_every_kind() -> None:
     kinds = {path.parent.name for path in RECORDINGS.glob("*/*") if path.suffix in CONTENT_TYPES}
-    assert kinds >= {"openai_chat", "anthropic", "gemini", "openai_responses"}
+    assert kinds >= {"openai_chat", "anthropic", "gemini", "ollama", "openai_responses"}
     readme = (RECORDINGS / "README.md").read_text()
     for path in RECORDINGS.glob("*/*"):
         if path.suffix in CONTENT_TYPES:
@@ -301,14 +330,25 @@ async def test_replay_matches_the_recording(
         model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
     )
     try:
-        async for event in provider.stream(request):
-            turn.add(event)
+        if expected.error is not None:
+            with pytest.raises(UpstreamError) as raised:
+                async for event in provider.stream(request):
+                    turn.add(event)
+            assert expected.error in raised.value.message
+        else:
+            async for event in provider.stream(request):
+                turn.add(event)
     finally:
         await provider.aclose()
 
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning
-    assert [(call.name, call.arguments) for call in turn.finish_tool_calls()] == expected.calls
+    if expected.error is not None:
+        return
+    calls = turn.finish_tool_calls()
+    assert [(call.name, call.arguments) for call in calls] == expected.calls
+    for call, call_id in zip(calls, expected.call_ids, strict=True):
+        assert call.id == call_id or (call_id is None and call.id)
     assert turn.finish_reason == expected.finish
     if expected.usage is not None:
         assert (turn.input_tokens, turn.output_tokens) == expected.usage
