@@ -325,8 +325,13 @@ def _usage_part(usage: Any) -> UsagePart:
         raise malformed("usage that is not an object")
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
+    total = usage.get("total_tokens") or 0
     if not isinstance(prompt, int) or not isinstance(completion, int):
         raise malformed("token counts that are not integers")
+    # Some servers (xAI) leave reasoning tokens out of completion_tokens but count them
+    # in total_tokens; the output is everything the model generated.
+    if isinstance(total, int) and total - prompt > completion:
+        completion = total - prompt
     return UsagePart(input_tokens=prompt, output_tokens=completion)
 
 

@@ -107,7 +107,12 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
                 out.finish = choice["finish_reason"]
         if chunk.get("usage"):
             usage = chunk["usage"]
-            out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+            prompt = usage.get("prompt_tokens") or 0
+            # output: all generated tokens (xAI counts reasoning only in total_tokens)
+            generated = max(
+                usage.get("completion_tokens") or 0, (usage.get("total_tokens") or 0) - prompt
+            )
+            out.usage = (prompt, generated)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
     out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
