@@ -184,3 +184,37 @@ async def test_thinking_and_images_go_back_to_an_anthropic_model(tmp_path: Path)
             ],
         },
     ]  # fmt: skip
+
+
+async def test_thinking_with_a_nul_character_is_stored(tmp_path: Path) -> None:
+    """PostgreSQL's JSON cannot hold U+0000: the kept thinking block gets U+FFFD instead,
+    like the stored reasoning, and the turn completes."""
+    async with FakeAnthropic(api_key="sk-ant-test") as fake:
+        fake.answer(
+            Answer(message_events([thinking("a\x00b", signature=SIGNATURE), text("Done.")])),
+            Answer(message_events([text("Again.")])),
+        )
+        db = FreshDatabase(tmp_path)
+        server = ParleyServer(
+            database_url=db.url, workdir=tmp_path, config=anthropic_config(fake)
+        ).start()
+        try:
+            async with AsyncClient(base_url=server.base_url, api_key=server.new_user()) as client:
+                bot = await client.assistants.create(name="c", model="claude/claude-test-1")
+                first = await client.process(assistant_id=bot.id, content="hi", stream=False)
+                assert (first.status, first.text) == ("completed", "Done.")
+                assert first.reasoning == "a\ufffdb"
+                again = await client.process(
+                    assistant_id=bot.id, content="more", thread_id=first.thread_id, stream=False
+                )
+                assert again.status == "completed"
+        finally:
+            server.stop()
+            server.assert_clean_log()
+            db.drop()
+    second = [r.body for r in fake.requests if r.target.startswith("/v1/messages")][1]
+    assert second["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "a\ufffdb",
+        "signature": SIGNATURE,
+    }
