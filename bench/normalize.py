@@ -2,31 +2,35 @@
 
     .venv/bin/python bench/normalize.py [--rounds 7] [--round-ms 30] [--strict]
 
-For each adapter kind (openai-chat, anthropic, gemini, ollama) and three streams in that
-API's wire format (text deltas of a few words, a reasoning stream, a tool-call stream), it
-times, per chunk (one SSE event's data / one NDJSON line):
+For each adapter kind (openai-chat, openai-responses, anthropic, gemini, ollama) and three
+streams in that API's wire format (text deltas of a few words, a reasoning stream, a
+tool-call stream), it times, per chunk (one SSE event's data / one NDJSON line):
 
 * **parse**: the adapter's own per-event parsing into model events (``chunk_events``,
-  ``_StreamState.read``, ``StreamState.chunk_events``, ``_LineReader.events``);
+  ``_StreamState.read`` for Responses and Anthropic, ``StreamState.chunk_events``,
+  ``_LineReader.events``);
 * **+ accumulate**: the same, plus ``TurnAccumulator.add`` for every event;
 * **+ framing**: raw bytes in: ``iter_sse`` (or ``ndjson_lines`` for Ollama) over the
   body, one piece per event as a gapped stream delivers it, the same loop as the adapter's
-  ``stream`` (``[DONE]`` / ``message_stop`` / ``done`` checks included), parse and
-  accumulate. No HTTP and no event loop scheduling: nothing suspends, so the coroutine is
+  ``stream`` (``[DONE]`` / ``ended`` / ``message_stop`` / ``done`` checks included), parse
+  and accumulate. No HTTP and no event loop scheduling: nothing suspends, so the coroutine is
   driven to its end directly and the async generators run straight through.
 
 Each number is the median over ``--rounds`` rounds (after a warm-up round) of the time of
 many whole streams (``time.perf_counter_ns``) ÷ their chunks. "Chunks" are the payloads the
-parser sees (for Anthropic every event, ``ping`` and ``content_block_stop`` included); in
-the framing column OpenAI's ``[DONE]`` is processed too but not counted. The target (≤ 20 µs per chunk, the whole path) is reported, not enforced: the exit status is
-0 unless ``--strict`` and a stream misses it. Every stream is checked once (text, reasoning,
-tool calls, finish reason, usage) before it is timed; a wrong one stops the run (exit 1).
+parser sees (for Anthropic and Responses every event, ``ping``, ``content_block_stop``,
+``response.created``, ``*.done`` and the like included); in the framing column OpenAI's
+``[DONE]`` is processed too but not counted. The target (≤ 20 µs per chunk, the whole path)
+is reported, not enforced: the exit status is 0 unless ``--strict`` and a stream misses it.
+Every stream is checked once (text, reasoning, tool calls, finish reason, usage) before it
+is timed; a wrong one stops the run (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import json
 import platform
@@ -46,6 +50,7 @@ from parley.providers.gemini import StreamState as GeminiState
 from parley.providers.ollama import _LineReader as OllamaReader
 from parley.providers.ollama import ndjson_lines
 from parley.providers.openai_chat import chunk_events as openai_chunk_events
+from parley.providers.openai_responses import _StreamState as ResponsesState
 from parley.providers.sse import iter_sse
 
 TARGET_US = 20.0
@@ -158,6 +163,147 @@ def openai_stream(name: str) -> Stream:
     names = ["message"] * len(payloads)
     return Stream(
         "openai-chat", name, payloads, names, body, text, reasoning, tool, finish, (123, 77)
+    )
+
+
+# --- OpenAI Responses: named SSE events (each also carries its `type`), `response.completed`
+# at the end. Shapes as in tests/recordings/openai_responses/ (gpt-5.5): the delta events'
+# `obfuscation` padding, `phase` on messages, the whole response echoed at start and end;
+# the reasoning summary events (no recording has them) as parley/testing/fake_responses.py.
+
+RESPONSES_MODEL = "gpt-5.5"  # what the request asked for (the adapter's `_StreamState(model)`)
+# What `include: ["reasoning.encrypted_content"]` brings back: an opaque base64 blob.
+ENCRYPTED = "gAAAAAB" + base64.b64encode(bytes(i * 7 % 251 for i in range(900))).decode()
+
+
+def responses_stream(name: str) -> Stream:
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def add(kind: str, **fields: Any) -> None:
+        events.append((kind, {"type": kind, **fields, "sequence_number": len(events)}))
+
+    def pad(delta: str) -> str:
+        """The padding (random there) the API adds to delta events against size leaks."""
+        return "ReLAoBL6oNRsXAoZA1PK3x65"[: max(2, 16 - len(delta))]
+
+    response: dict[str, Any] = {
+        "id": "resp_00d64fa806f333310169fab1be69d081a08f8285661855594c",
+        "object": "response",
+        "created_at": 1778037182,
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "max_tool_calls": None,
+        "model": "gpt-5.5-2026-04-23",
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "prompt_cache_key": None,
+        "reasoning": {"effort": "medium", "summary": "auto" if name == "reasoning" else None},
+        "safety_identifier": None,
+        "service_tier": "default",
+        "store": False,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_logprobs": 0,
+        "top_p": 0.98,
+        "truncation": "disabled",
+        "usage": None,
+        "user": None,
+        "metadata": {},
+    }
+    if name == "tool call":  # the request's tools, echoed in every response object
+        function = {"type": "function", "name": "get_forecast", "strict": False}
+        function |= {"description": "The weather forecast for a place, by day."}
+        function["parameters"] = {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "days": {"type": "integer"},
+                "include_hourly": {"type": "boolean"},
+            },
+            "required": ["location"],
+        }
+        response["tools"] = [function]
+    add("response.created", response=response)
+    add("response.in_progress", response=response)
+    output: list[dict[str, Any]] = []
+    text = reasoning = ""
+    tool = None
+
+    def message(values: list[str]) -> None:
+        index, item_id = len(output), "msg_00d64fa806f333310169fab1c2e40081a3857ad788023cb7ea"
+        item = {"id": item_id, "type": "message", "status": "in_progress", "content": []}
+        item |= {"phase": "final_answer", "role": "assistant"}
+        add("response.output_item.added", item=item, output_index=index)
+        part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        at = {"content_index": 0, "item_id": item_id, "output_index": index}
+        add("response.content_part.added", **at, part=part)
+        for v in values:
+            add("response.output_text.delta", **at, delta=v, logprobs=[], obfuscation=pad(v))
+        whole = "".join(values)
+        add("response.output_text.done", **at, logprobs=[], text=whole)
+        part = {**part, "text": whole}
+        add("response.content_part.done", **at, part=part)
+        done = {**item, "status": "completed", "content": [part]}
+        add("response.output_item.done", item=done, output_index=index)
+        output.append(done)
+
+    if name == "reasoning":
+        index, item_id = 0, "rs_00d64fa806f333310169fab1bf0a1c81a0b25e7d4c3f9a8e61"
+        item = {"id": item_id, "type": "reasoning", "encrypted_content": ENCRYPTED[:600]}
+        add("response.output_item.added", item={**item, "summary": []}, output_index=index)
+        part = {"type": "summary_text", "text": ""}
+        at = {"item_id": item_id, "output_index": index, "summary_index": 0}
+        add("response.reasoning_summary_part.added", **at, part=part)
+        for p in pieces(THOUGHT):
+            add("response.reasoning_summary_text.delta", **at, delta=p, obfuscation=pad(p))
+        add("response.reasoning_summary_text.done", **at, text=THOUGHT)
+        part = {**part, "text": THOUGHT}
+        add("response.reasoning_summary_part.done", **at, part=part)
+        done = {**item, "encrypted_content": ENCRYPTED, "summary": [part]}
+        add("response.output_item.done", item=done, output_index=index)
+        output.append(done)
+        reasoning = THOUGHT
+    if name in ("text", "reasoning"):
+        message(pieces(ANSWER))
+        text = ANSWER
+        finish = "stop"
+    else:
+        index, item_id = 0, "fc_00d64fa806f333310169fab1bf324481a0852cda3180856290"
+        item = {"id": item_id, "type": "function_call", "status": "in_progress", "arguments": ""}
+        item |= {"call_id": "call_sVidsfFJ6zlzRpelrPkTPlpd", "name": "get_forecast"}
+        add("response.output_item.added", item=item, output_index=index)
+        at = {"item_id": item_id, "output_index": index}
+        for frag in arg_fragments(TOOL_ARGS):
+            add("response.function_call_arguments.delta", **at, delta=frag, obfuscation=pad(frag))
+        add("response.function_call_arguments.done", **at, arguments=TOOL_ARGS)
+        done = {**item, "status": "completed", "arguments": TOOL_ARGS}
+        add("response.output_item.done", item=done, output_index=index)
+        output.append(done)
+        tool = ("get_forecast", json.loads(TOOL_ARGS))
+        finish = "tool_calls"
+    usage = {
+        "input_tokens": 123,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 77,
+        "output_tokens_details": {"reasoning_tokens": 42 if name == "reasoning" else 0},
+        "total_tokens": 200,
+    }
+    final = {**response, "status": "completed", "completed_at": 1778037184, "output": output}
+    add("response.completed", response={**final, "usage": usage})
+    payloads = [dumps(e) for _, e in events]
+    names = [kind for kind, _ in events]
+    body = sse_body(list(zip(names, payloads, strict=True)))
+    return Stream(
+        "openai-responses", name, payloads, names, body, text, reasoning, tool, finish, (123, 77)
     )
 
 
@@ -353,6 +499,15 @@ def parse_only(stream: Stream) -> Callable[[int], None]:
                 for data in payloads:
                     openai_chunk_events(data)
 
+    elif stream.kind == "openai-responses":
+        pairs = list(zip(names, payloads, strict=True))
+
+        def run(reps: int) -> None:
+            for _ in range(reps):
+                read = ResponsesState(RESPONSES_MODEL).read
+                for name, data in pairs:
+                    read(name, data)
+
     elif stream.kind == "anthropic":
         pairs = list(zip(names, payloads, strict=True))
 
@@ -383,13 +538,18 @@ def parse_only(stream: Stream) -> Callable[[int], None]:
 
 def parse_accumulate(stream: Stream) -> Callable[[int], TurnAccumulator]:
     payloads, names = stream.payloads, stream.names
-    if stream.kind == "anthropic":
+    if stream.kind in ("openai-responses", "anthropic"):
         pairs = list(zip(names, payloads, strict=True))
+
+        def make_reader() -> Callable[[str, bytes], list[ModelEvent]]:
+            if stream.kind == "openai-responses":
+                return ResponsesState(RESPONSES_MODEL).read
+            return AnthropicState().read
 
         def run(reps: int) -> TurnAccumulator:
             for _ in range(reps):
                 acc = TurnAccumulator()
-                add, read = acc.add, AnthropicState().read
+                add, read = acc.add, make_reader()
                 for name, data in pairs:
                     for event in read(name, data):
                         add(event)
@@ -436,6 +596,14 @@ async def one_raw(stream: Stream) -> TurnAccumulator:
                     finished = True
                 add(event)
         assert finished
+    elif stream.kind == "openai-responses":
+        rstate = ResponsesState(RESPONSES_MODEL)
+        async for name, data in iter_sse(source(stream.body)):
+            for event in rstate.read(name, data):
+                add(event)
+            if rstate.ended:
+                break
+        assert rstate.ended
     elif stream.kind == "anthropic":
         state = AnthropicState()
         async for name, data in iter_sse(source(stream.body)):
@@ -531,7 +699,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    builders = [openai_stream, anthropic_stream, gemini_stream, ollama_stream]
+    builders = [openai_stream, responses_stream, anthropic_stream, gemini_stream, ollama_stream]
     streams = [build(name) for build in builders for name in ("text", "reasoning", "tool call")]
     for stream in streams:  # every path must give the right answer before it is timed
         check(stream, parse_accumulate(stream)(1))
