@@ -159,7 +159,7 @@ class Image(_Body):
         except (binascii.Error, ValueError):
             raise ValueError("the data URL's base64 data is not valid") from None
         if _image_type(decoded) != media_type:
-            raise ValueError(f"the data URL's data is not a {media_type} image")
+            raise ValueError(f"the data URL's data is not an image of type {media_type}")
         return url
 
 
