@@ -143,7 +143,10 @@ BAD_IMAGES = {
     "ftp address": ([{"url": "ftp://x"}], "http(s) address or a data URL"),
     "not an image": ([{"url": "data:text/plain;base64,aGk="}], "http(s) address or a data URL"),
     "broken base64": ([{"url": "data:image/png;base64,iVBOR%%w0K"}], "base64"),
-    "text called a png": ([{"url": "data:image/png;base64,aGk="}], "not an image of type image/png"),
+    "text called a png": (
+        [{"url": "data:image/png;base64,aGk="}],
+        "not an image of type image/png",
+    ),
     "a png called a jpeg": ([{"url": PNG.replace("image/png", "image/jpeg")}], "image/jpeg"),
     "an address without a host": ([{"url": "https://"}], "no host"),
     "seventeen images": ([{"url": PNG}] * 17, "16"),
