@@ -8,11 +8,16 @@ itself says. The expected values are read from the recording by the small parser
 written apart from the adapters (plain ``json`` over the events, no adapter code). A
 recording whose stream reports an error part way must end the turn in an ``UpstreamError``
 that carries the provider's message, after what was streamed before it.
+
+A file named ``NAME__<status>.<suffix>`` (``…__401.json``) is an error answer: it is served
+with that recorded HTTP status, and the adapter must raise an ``UpstreamError`` whose message
+carries the provider's own error message (read from the body here), not the raw JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +33,7 @@ from parley.providers.gemini import GeminiProvider
 from parley.providers.ollama import OllamaProvider
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.providers.openai_responses import OpenAIResponsesProvider
+from parley.providers.transport import NO_RETRIES
 from parley.types import Role
 from tests.providers.helpers import CannedUpstream, http_answer
 
@@ -39,6 +45,10 @@ CONTENT_TYPES = {
     ".ndjson": "application/x-ndjson",
     ".json": "application/json",
 }
+#: ``NAME__<status>.<suffix>``: an error answer, served with the HTTP status it was recorded with.
+ERROR_STATUS = re.compile(r"__(\d{3})$")
+#: The ``UpstreamError`` code an error answer's status must give.
+ERROR_CODES = {401: "upstream_auth", 403: "upstream_auth", 429: "upstream_rate_limited"}
 
 
 @dataclass
@@ -266,23 +276,23 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
 
 
 def make_openai_chat(base_url: str) -> OpenAIChatProvider:
-    return OpenAIChatProvider(base_url, api_key="sk-replay", read_timeout=10)
+    return OpenAIChatProvider(base_url, api_key="sk-replay", read_timeout=10, retry=NO_RETRIES)
 
 
 def make_openai_responses(base_url: str) -> OpenAIResponsesProvider:
-    return OpenAIResponsesProvider(base_url, api_key="sk-replay", read_timeout=10)
+    return OpenAIResponsesProvider(base_url, api_key="sk-replay", read_timeout=10, retry=NO_RETRIES)
 
 
 def make_anthropic(base_url: str) -> AnthropicProvider:
-    return AnthropicProvider(base_url, api_key="sk-ant-replay", read_timeout=10)
+    return AnthropicProvider(base_url, api_key="sk-ant-replay", read_timeout=10, retry=NO_RETRIES)
 
 
 def make_gemini(base_url: str) -> GeminiProvider:
-    return GeminiProvider(base_url, api_key="replay-key", read_timeout=10)
+    return GeminiProvider(base_url, api_key="replay-key", read_timeout=10, retry=NO_RETRIES)
 
 
 def make_ollama(base_url: str) -> OllamaProvider:
-    return OllamaProvider(base_url, read_timeout=10)
+    return OllamaProvider(base_url, read_timeout=10, retry=NO_RETRIES)
 
 
 KINDS: dict[str, tuple[Callable[[str], Any], Callable[[bytes, str], Expected]]] = {
@@ -297,10 +307,26 @@ KINDS: dict[str, tuple[Callable[[str], Any], Callable[[bytes, str], Expected]]] 
 KNOWN_BUGS: dict[str, str] = {}
 
 
-def recordings() -> list[Any]:
+def recorded_status(path: Path) -> int:
+    """The HTTP status a recording is served with: the ``__<status>`` in its name, else 200."""
+    match = ERROR_STATUS.search(path.stem)
+    return int(match.group(1)) if match else 200
+
+
+def expect_error_message(body: bytes) -> str:
+    """The provider's own message in an error body: ``error.message`` (OpenAI, OpenRouter,
+    Anthropic, Gemini) or ``error`` when it is a string (Ollama)."""
+    error = json.loads(body)["error"]
+    return error if isinstance(error, str) else error["message"]
+
+
+def recordings(*, errors: bool = False) -> list[Any]:
+    """The recordings served with 200, or with ``errors`` those served with their error status."""
     params = []
     for path in sorted(RECORDINGS.glob("*/*")):
         if path.suffix not in CONTENT_TYPES or path.parent.name not in KINDS:
+            continue
+        if (recorded_status(path) != 200) is not errors:
             continue
         name = f"{path.parent.name}/{path.name}"
         marks = []
@@ -357,3 +383,35 @@ async def test_replay_matches_the_recording(
     assert turn.finish_reason == expected.finish
     if expected.usage is not None:
         assert (turn.input_tokens, turn.output_tokens) == expected.usage
+
+
+@pytest.mark.parametrize(("path", "body"), recordings(errors=True))
+async def test_recorded_error_answer_raises_the_providers_message(
+    path: Path, body: bytes, canned: CannedUpstream
+) -> None:
+    make, _expect = KINDS[path.parent.name]
+    status = recorded_status(path)
+    # as the adapter passes it on: on one line
+    expected = " ".join(expect_error_message(body).split())
+    canned.answer = http_answer(status, body, CONTENT_TYPES[path.suffix])
+    provider = make(canned.base_url)
+    request = ModelRequest(
+        model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
+    )
+    events = []
+    try:
+        with pytest.raises(UpstreamError) as raised:
+            async for event in provider.stream(request):
+                events.append(event)
+    finally:
+        await provider.aclose()
+
+    error = raised.value
+    assert events == []
+    assert expected in error.message
+    assert f"HTTP {status}" in error.message
+    assert error.code == ERROR_CODES.get(status, "upstream_http_error")
+    # the provider's message, not the body: nothing of the JSON around it
+    rest = error.message.replace(expected, "")
+    assert not any(mark in rest for mark in ("{", "}", '"error"', '"type"', '"code"'))
+    assert len(canned.heads) == 1  # asked once: no retry
