@@ -369,6 +369,11 @@ def shorten_detail(message: str) -> str:
     return message if len(message) <= _MAX_DETAIL else message[: _MAX_DETAIL - 1] + "…"
 
 
+#: Error bodies that mean a bad API key although the status is 400 (Gemini says
+#: ``"reason": "API_KEY_INVALID"`` with HTTP 400).
+_BAD_KEY_MARKERS = (b"API_KEY_INVALID",)
+
+
 async def status_error(
     response: Response,
     message_from_body: Callable[[Any], str],
@@ -393,12 +398,13 @@ async def status_error(
     except orjson.JSONDecodeError:
         detail = ""
     status = response.status
+    bad_key = status == 400 and any(marker in raw for marker in _BAD_KEY_MARKERS)
     if status < 400:
         return UpstreamError(
             f"The {provider_label} answered with a redirect (HTTP {status}); check its base URL.",
             code="upstream_http_error",
         )
-    if status in (401, 403):
+    if status in (401, 403) or bad_key:
         code, what = "upstream_auth", "rejected the credentials"
     elif status == 429:
         code, what = "upstream_rate_limited", "is rate limiting requests"
