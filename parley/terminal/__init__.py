@@ -1,0 +1,1 @@
+"""The terminal client: `parley chat` / `parley ask`, its display and its MCP tools."""

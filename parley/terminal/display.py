@@ -1,0 +1,692 @@
+"""How one assistant answer looks in the terminal: while it streams, and once it is done.
+
+``StreamView`` is a pure consumer: the chat loop hands it what the run's events carry
+(``add_text``, ``add_reasoning``, ``tool_call``, ``tool_result``, then ``finish``) and it
+draws. ``render_answer`` picks the final rendering of a whole answer (JSON, code, Markdown
+or plain text) and ``clean`` strips terminal control sequences from anything a model or a
+tool wrote, so neither can move the cursor, retitle the window or change colours.
+
+The frame clock
+---------------
+Producers never render: ``add_text`` and ``add_reasoning`` append the delta to a list and
+return (O(1)). A daemon thread, the frame clock, wakes 12 times a second and redraws a
+``rich.live.Live`` region (built with ``auto_refresh=False``): the last lines of the
+reasoning, dimmed, and above all the *tail* of the answer rendered as Markdown, only as
+many source lines as the terminal can show, so a frame costs the same at the first
+paragraph and at the hundredth (a code block whose opening fence scrolled away is reopened
+so the tail still renders as code). Until the first token, the region is a spinner with the
+elapsed seconds. A thread rather than an asyncio task, so the same view works from sync
+code (``parley ask``) and from a coroutine (``parley chat``) and keeps drawing while the
+producer is busy; the cost is that ``finish`` joins the thread (at most one frame's
+render). A lock orders the clock's redraws against the lines printed above the region; the
+producer's appends take no lock. Call one view from one thread (or one event loop).
+
+Each tool call closes the current *segment*: what streamed so far is printed in its final
+form above the live region, then the ``▸ name(args)`` line, so the region only ever holds
+the text since the last tool call.
+
+Exit paths: ``finish`` and ``interrupt`` stop the region, then print the final rendering;
+the view is a context manager whose exit always stops the region (an exception or
+``KeyboardInterrupt`` included), so no spinner outlives its answer.
+
+Plain mode (``plain=True``, or automatically when the console is not an interactive
+terminal, as in ``parley ask … | less``): no live region; the answer is written straight
+through as it arrives, reasoning and tool lines go to a second console on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.json import JSON
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.segment import Segment
+from rich.spinner import Spinner
+from rich.syntax import Syntax
+from rich.text import Text
+
+__all__ = ["StreamView", "Usage", "clean", "render_answer"]
+
+FRAMES_PER_SECOND = 12.0
+INTERRUPTED = "interrupted — partial answer kept"
+
+# ----------------------------------------------------------------------------- clean
+
+# Any C0 control but \t and \n, DEL, any C1 control: the fast test that a text needs work.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SEQUENCES = re.compile(
+    r"""
+      \x1b\[ [0-?]* [\x20-/]* [@-~]?                          # CSI (cursor, colours, erase)
+    | \x9b [0-?]* [\x20-/]* [@-~]?                            # 8-bit CSI
+    | (?: \x1b[\]PX^_] | [\x90\x98\x9d\x9e\x9f] )            # OSC, DCS, SOS, PM, APC ...
+      [^\x07\x1b\x9c]* (?: \x07 | \x1b\\ | \x9c )            # ... with their payload, terminated
+    | \x1b [\x20-/]* [0-~]?                                   # any other escape, or a lone ESC
+    | [\x00-\x08\x0b-\x1f\x7f-\x9f]                           # what is left: C0, DEL, C1
+    """,
+    re.VERBOSE,
+)
+
+
+def clean(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (``\\n`` and ``\\t``
+    stay). A terminated OSC/DCS string goes with its payload (a window title never shows);
+    an unterminated one loses its introducer only, so no text after it is swallowed. Text
+    without any control character is returned as is, after one regex scan."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _SEQUENCES.sub("", text)
+
+
+# -------------------------------------------------------------------- final rendering
+
+CODE_THEME = "monokai"
+
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+_SINGLE_BLOCK = re.compile(
+    r"\A(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n(?P<body>.*?)\n?(?P=fence)[ \t]*\Z",
+    re.DOTALL,
+)
+_MARKDOWN = re.compile(
+    r"""
+      ^ \ {0,3} \#{1,6} \s                      # heading
+    | ^ \s* (?: [-*+] | \d{1,3}[.)] ) \s+ \S    # list item
+    | ^ \s* > \s                                # quote
+    | ^ \s* \| .* \| \s* $                      # table row
+    | ^ \ {0,3} (?: ``` | ~~~ )                 # fence
+    | \*\*[^*\n]+\*\* | __[^_\n]+__             # strong
+    | `[^`\n]+`                                 # inline code
+    | \[[^\]\n]+\]\([^)\s]+\)                   # link
+    """,
+    re.MULTILINE | re.VERBOSE,
+)
+_CODE_LINE = re.compile(
+    r"""
+      ^ \s* (?: def\s+\w+\s*\( | class\s+\w+ | import\s+[\w.]+ | from\s+[\w.]+\s+import\b
+            | return\b | elif\b | async\s+def\b | await\s | (?:const|let|var)\s+\w+\s*[=:]
+            | function\b.*\( | fn\s+\w+ | pub\s+(?:fn|struct|enum|mod|use)\b | use\s+[\w:]+;
+            | package\s+\w+\s*$ | func\s | impl\b | \#include\b | \#! | @\w+
+            | (?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\s )
+    | [;{] \s* $                                  # statement or block opener
+    | ^ \s* [}\])] [;,)]* \s* $                   # closer
+    | \) \s* (?: ->\s*[^:]+ )? : \s* $            # python block header
+    | ^ \s* [\w.\[\]]+ \s* (?: =|\+=|-=|:= ) \s* \S # assignment
+    | ^ \s* [\w.]+ \(.*\) \s* ;? \s* $            # call
+    """,
+    re.MULTILINE | re.VERBOSE,
+)
+_LANGUAGES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("c", re.compile(r"^\s*#include\b", re.M)),
+    ("go", re.compile(r"^\s*package\s+\w+\s*$|^\s*func\s", re.M)),
+    ("rust", re.compile(r"\bfn\s+\w+\s*[(<]|\blet\s+mut\b|^\s*impl\b", re.M)),
+    ("java", re.compile(r"\bpublic\s+(?:class|static)\b|System\.out\.")),
+    ("sql", re.compile(r"^\s*(?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\s", re.M)),
+    ("bash", re.compile(r"\A#!.*\b(?:ba|z)?sh\b")),
+    (
+        "python",
+        re.compile(r"^\s*(?:def\s|class\s+\w+.*:|import\s|from\s+[\w.]+\s+import|elif\s)", re.M),
+    ),
+    ("javascript", re.compile(r"\b(?:const|let|var|function)\s|=>|console\.")),
+    ("html", re.compile(r"\A\s*<[A-Za-z!]")),
+)
+
+
+def _looks_like_code(text: str) -> bool:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return False
+    strong = weak = 0
+    for line in lines:
+        stripped = line.lstrip()
+        if _CODE_LINE.search(line):
+            strong += 1
+        elif line.startswith(("    ", "\t")) or stripped.startswith(("#", "//", "/*", "--")):
+            weak += 1
+        elif _is_prose(stripped):
+            return False
+    return strong > 0 and strong + weak >= 0.7 * len(lines)
+
+
+def _is_prose(line: str) -> bool:
+    words = line.split()
+    if len(words) < 5 or any(c in line for c in "=(){};<>"):
+        return False
+    wordy = sum(1 for word in words if word.strip(".,;:!?'\"\u2019()").isalpha())
+    return wordy >= 0.8 * len(words)
+
+
+def _language(code: str) -> str:
+    for name, pattern in _LANGUAGES:
+        if pattern.search(code):
+            return name
+    return "text"
+
+
+def _syntax(code: str, language: str) -> Syntax:
+    return Syntax(code, language, theme=CODE_THEME, word_wrap=True, background_color="default")
+
+
+def render_answer(text: str) -> RenderableType:
+    """The final rendering of a whole answer, chosen by what it is: JSON (an object or an
+    array) pretty-printed; one fenced code block, or text that reads as code, as
+    ``Syntax`` (the fence's language, else a guess); text with Markdown features as
+    ``Markdown``; anything else as plain ``Text`` (line breaks kept as written)."""
+    body = clean(text).strip("\n")
+    stripped = body.strip()
+    if not stripped:
+        return Text("")
+    if stripped[0] in "{[" and stripped[-1] in "}]":
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            pass
+        else:
+            return JSON.from_data(data, indent=2)
+    block = _SINGLE_BLOCK.match(stripped)
+    if block is not None and _fence_lines(stripped) == 2:
+        code = block["body"]
+        return _syntax(code, block["lang"] or _language(code))
+    if _looks_like_code(body):
+        return _syntax(body, _language(body))
+    if _MARKDOWN.search(body):
+        return Markdown(body, code_theme=CODE_THEME)
+    return Text(body)
+
+
+def _fence_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if _FENCE_LINE.match(line))
+
+
+# --------------------------------------------------------------------- live pieces
+
+
+class Usage(Protocol):
+    """Token counts, as ``parley.events.UsageEvent`` carries them."""
+
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+
+class _Tail:
+    """A growing list of deltas whose end is cheap to take, however long the list grows.
+
+    The producer appends to ``parts``; the frame clock calls ``tail``, which scans only the
+    parts added since its last call (for code fences) and walks back from the end only as
+    far as the lines it needs."""
+
+    __slots__ = ("_blocks", "_fence", "_line", "_seen", "_size", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._seen = 0  # parts scanned so far
+        self._size = 0  # characters in those parts
+        self._line = ""  # their unfinished last line
+        self._fence = ""  # the marker of the code block open at the end of them, if any
+        self._blocks: list[tuple[int, int, str]] = []  # (opening, closing or -1, opening line)
+
+    def tail(self, lines: int, chars: int, *, reopen: bool = True) -> str:
+        """The last ``lines`` lines (at most about ``chars`` characters), starting at a line
+        boundary; with ``reopen``, prefixed with the opening fence of the code block the
+        cut falls in."""
+        self._scan()
+        parts, i = self.parts, self._seen
+        picked: list[str] = []
+        size = newlines = 0
+        while i > 0 and size < chars and newlines <= lines + 1:
+            i -= 1
+            part = parts[i]
+            picked.append(part)
+            size += len(part)
+            newlines += part.count("\n")
+        picked.reverse()
+        text = "".join(picked)
+        rows = text.split("\n")
+        if i > 0 and len(rows) > 1:
+            rows = rows[1:]  # the first row is cut: start at a line boundary
+        keep = lines + 1 if rows[-1] == "" else lines  # a final newline opens no line
+        if len(rows) > keep:
+            rows = rows[-keep:]
+        text = "\n".join(rows)
+        if reopen:
+            opener = self._open_block_at(self._size - len(text))
+            if opener is not None:
+                text = f"{opener}\n{text}"
+        return text
+
+    def _scan(self) -> None:
+        n = len(self.parts)
+        if n == self._seen:
+            return
+        new = "".join(self.parts[self._seen : n])
+        offset = self._size - len(self._line)
+        text = self._line + new
+        self._seen, self._size = n, self._size + len(new)
+        if "```" not in text and "~~~" not in text:
+            self._line = text[text.rfind("\n") + 1 :]
+            return
+        rows = text.split("\n")
+        self._line = rows.pop()
+        for row in rows:
+            self._fence_row(row, offset)
+            offset += len(row) + 1
+
+    def _fence_row(self, row: str, offset: int) -> None:
+        match = _FENCE_LINE.match(row)
+        if match is None:
+            return
+        marker = match[1]
+        if not self._fence:
+            self._fence = marker
+            self._blocks.append((offset, -1, row))
+        elif (
+            marker[0] == self._fence[0] and len(marker) >= len(self._fence) and not match[2].strip()
+        ):
+            self._fence = ""
+            opening, _, opener = self._blocks[-1]
+            self._blocks[-1] = (opening, offset, opener)
+
+    def _open_block_at(self, start: int) -> str | None:
+        """The opening line of the code block that ``start`` falls in, unless that line is
+        itself at or after ``start``."""
+        for opening, closing, opener in reversed(self._blocks):
+            if opening < start:
+                return opener if closing == -1 or closing >= start else None
+        return None
+
+
+class _LastLines:
+    """The last ``count`` lines of a renderable, as rendered at the current width."""
+
+    def __init__(self, renderable: RenderableType, count: int) -> None:
+        self.renderable = renderable
+        self.count = count
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        while lines and not "".join(segment.text for segment in lines[-1]).strip():
+            lines.pop()
+        new_line = Segment.line()
+        for line in lines[-self.count :]:
+            yield from line
+            yield new_line
+
+
+def _arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
+    if isinstance(arguments, str):
+        try:
+            parsed = json.loads(arguments) if arguments.strip() else None
+        except ValueError:
+            parsed = None
+        arguments = parsed if isinstance(parsed, Mapping) else arguments
+    if arguments is None:
+        shown = ""
+    elif isinstance(arguments, Mapping):
+        shown = ", ".join(f"{key}={_compact(value)}" for key, value in arguments.items())
+    else:
+        shown = arguments
+    return _shorten(shown, limit)
+
+
+def _compact(value: Any) -> str:
+    """``value`` as compact JSON, its strings cleaned first (JSON would only escape them)."""
+
+    def cleaned(value: Any) -> Any:
+        if isinstance(value, str):
+            return clean(value)
+        if isinstance(value, Mapping):
+            return {clean(str(key)): cleaned(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [cleaned(item) for item in value]
+        return value
+
+    return json.dumps(cleaned(value), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(clean(text).split())
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+# ---------------------------------------------------------------------- StreamView
+
+
+class StreamView:
+    """One assistant answer on ``console``: live while it streams, final when done.
+
+    ``plain=None`` chooses plain mode when the console is not an interactive terminal.
+    ``err_console`` (plain mode only; default stderr) takes reasoning, tool lines and the
+    footer. Reasoning longer than ``fold_lines`` lines is folded to its first
+    ``fold_lines`` in the final rendering; while streaming, its last ``preview_lines``
+    show."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        plain: bool | None = None,
+        err_console: Console | None = None,
+        show_reasoning: bool = True,
+        preview_lines: int = 3,
+        fold_lines: int = 4,
+        frames_per_second: float = FRAMES_PER_SECOND,
+    ) -> None:
+        self.console = console if console is not None else Console()
+        if plain is None:
+            live_ok = self.console.is_interactive and not self.console.is_dumb_terminal
+            plain = not (self.console.is_terminal and live_ok)
+        self.plain = plain
+        self._err = err_console
+        self._show_reasoning = show_reasoning
+        self._preview_lines = preview_lines
+        self._fold_lines = fold_lines
+        self._interval = 1.0 / frames_per_second
+        self._answer = _Tail()
+        self._reasoning = _Tail()
+        self._done_text: list[str] = []
+        self._done_reasoning: list[str] = []
+        self._status = "Thinking…"
+        self._pending_tools: list[str] = []
+        self._started_at: float | None = None
+        self._closed = False
+        self._frames = 0
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+        self._clock: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._spinner = Spinner("dots", style="cyan")
+        self._out_at_line_start = True  # plain mode: where stdout's cursor is
+        self._err_at_line_start = True
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def text(self) -> str:
+        """The answer so far, as received (all segments)."""
+        return "".join(self._done_text) + "".join(self._answer.parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._done_reasoning) + "".join(self._reasoning.parts)
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the live region (and its frame clock) is running."""
+        return self._live is not None
+
+    @property
+    def frames(self) -> int:
+        """Frames the clock has drawn so far."""
+        return self._frames
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    # -------------------------------------------------------------- streaming
+
+    def start(self, status: str = "Thinking…") -> None:
+        """Start the clock and show ``status`` with a spinner until the first token."""
+        self._status = status
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+        if self.plain or self._closed or self._live is not None:
+            return
+        with self._lock:
+            self._stopping.clear()
+            live = Live(
+                console=self.console,
+                auto_refresh=False,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                vertical_overflow="crop",
+                get_renderable=self._frame,
+            )
+            live.start(refresh=True)
+            self._live = live
+        self._clock = threading.Thread(target=self._tick, name="parley-frames", daemon=True)
+        self._clock.start()
+
+    def set_status(self, status: str) -> None:
+        """The words next to the spinner (shown while no text has arrived)."""
+        self._status = status
+
+    def add_text(self, delta: str) -> None:
+        if not delta:
+            return
+        self._answer.parts.append(delta)
+        if self.plain:
+            self._write_through(delta)
+
+    def add_reasoning(self, delta: str) -> None:
+        if not delta:
+            return
+        self._reasoning.parts.append(delta)
+        if self.plain and self._show_reasoning:
+            self._err_write(Text(clean(delta), style="dim italic"), end="")
+
+    def tool_call(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> None:
+        """Close the text so far and show ``▸ name(args…)``."""
+        self._commit()
+        with self._lock:
+            self._pending_tools.append(name)
+        limit = max(16, self.console.width - len(name) - 4)
+        line = Text.assemble(
+            ("▸ ", "cyan"), (clean(name), "bold"), "(", (_arguments(arguments, limit), "dim"), ")"
+        )
+        self._print_line(line)
+
+    def tool_result(self, name: str, ok: bool, text: str = "") -> None:
+        """Show ``✓ name  preview`` (or a red ``✗`` line for an error)."""
+        with self._lock:
+            if name in self._pending_tools:
+                self._pending_tools.remove(name)
+        limit = max(16, self.console.width - len(name) - 4)
+        preview = _shorten(text, limit)
+        if ok:
+            line = Text.assemble(("✓ ", "green"), (clean(name), "bold"), "  ", (preview, "dim"))
+        else:
+            line = Text.assemble(
+                ("✗ ", "bold red"), (clean(name), "bold red"), "  ", (preview, "red")
+            )
+        self._print_line(line)
+
+    def refresh(self) -> None:
+        """Draw a frame now (the clock does it on its own)."""
+        with self._lock:
+            if self._live is not None:
+                self._live.refresh()
+                self._frames += 1
+
+    # ----------------------------------------------------------------- ending
+
+    def finish(
+        self, usage: Usage | None = None, elapsed: float | None = None, note: str | None = None
+    ) -> None:
+        """Stop the live region and print the final rendering, then the footer."""
+        self._close(usage=usage, elapsed=elapsed, note=note, footer=True)
+
+    def interrupt(self, note: str = INTERRUPTED) -> None:
+        """Stop at once; keep and print what arrived, then ``note``."""
+        self._close(usage=None, elapsed=None, note=note, footer=True)
+
+    def show_answer(
+        self,
+        text: str,
+        reasoning: str | None = None,
+        usage: Usage | None = None,
+        elapsed: float | None = None,
+    ) -> None:
+        """The non-streaming path: print a whole answer as ``finish`` would."""
+        if reasoning:
+            self.add_reasoning(reasoning)
+        self.add_text(text)
+        self.finish(usage=usage, elapsed=elapsed)
+
+    def __enter__(self) -> StreamView:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt | asyncio.CancelledError):
+            self.interrupt()
+        else:  # keep what arrived; the caller reports the error
+            self._close(usage=None, elapsed=None, note=None, footer=False)
+
+    def _close(
+        self, *, usage: Usage | None, elapsed: float | None, note: str | None, footer: bool
+    ) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stop_live()
+        finally:
+            self._pending_tools.clear()
+            self._commit()
+            if footer:
+                self._footer(usage, self.elapsed if elapsed is None else elapsed, note)
+
+    def _stop_live(self) -> None:
+        self._stopping.set()
+        clock, self._clock = self._clock, None
+        try:
+            if clock is not None and clock is not threading.current_thread():
+                clock.join()  # at most one frame; a second Ctrl+C here still stops the region
+        finally:
+            with self._lock:
+                live, self._live = self._live, None
+                if live is not None:
+                    live.stop()
+
+    def _footer(self, usage: Usage | None, elapsed: float, note: str | None) -> None:
+        line = Text()
+        if note:
+            line.append(clean(note), style="yellow")
+        bits = []
+        if elapsed > 0:
+            bits.append(f"{elapsed:.1f}s")
+        if usage is not None:
+            bits.append(f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens")
+        if bits:
+            line.append((" · " if note else "") + " · ".join(bits), style="dim")
+        if line:
+            self._print_line(line)
+
+    # ---------------------------------------------------------------- drawing
+
+    def _tick(self) -> None:
+        """The frame clock (its own thread)."""
+        while not self._stopping.wait(self._interval):
+            with self._lock:
+                if self._live is None or self._stopping.is_set():
+                    return
+                try:
+                    self._live.refresh()
+                except OSError:  # the terminal went away: stop drawing, keep the answer
+                    return
+                self._frames += 1
+
+    def _frame(self) -> RenderableType:
+        """What the live region shows now (called by ``Live.refresh``, under the lock)."""
+        width, height = self.console.size
+        room = max(3, height - 2)
+        items: list[RenderableType] = []
+        if self._show_reasoning and self._reasoning.parts:
+            lines = self._preview_lines
+            thought = self._reasoning.tail(lines, lines * width, reopen=False)
+            items.append(_LastLines(Text(clean(thought).strip(), style="dim italic"), lines))
+            room = max(1, room - lines)
+        if self._answer.parts:
+            source = clean(self._answer.tail(room, room * width))
+            items.append(_LastLines(Markdown(source, code_theme=CODE_THEME), room))
+        pending = list(self._pending_tools)
+        if not self._answer.parts or pending:
+            status = self._status
+            if pending:
+                status = f"Running {pending[0] if len(pending) == 1 else f'{len(pending)} tools'}…"
+            self._spinner.update(text=Text(f"{status} {self.elapsed:.1f}s", style="dim"))
+            items.append(self._spinner)
+        return Group(*items)
+
+    def _commit(self) -> None:
+        """Print the current segment in its final form and start a new one."""
+        text = "".join(self._answer.parts)
+        reasoning = "".join(self._reasoning.parts)
+        with self._lock:
+            self._answer, self._reasoning = _Tail(), _Tail()
+        self._done_text.append(text)
+        self._done_reasoning.append(reasoning)
+        if self.plain:
+            if not self._out_at_line_start:
+                self._write_out("\n")
+            if not self._err_at_line_start:
+                self._err_write(Text(""))
+            return
+        with self._lock:
+            if self._live is not None:
+                self._live.refresh()  # the region drops what is printed for good below
+            if self._show_reasoning and reasoning.strip():
+                self.console.print(self._folded(reasoning))
+            if text.strip():
+                self.console.print(render_answer(text))
+
+    def _folded(self, reasoning: str) -> Text:
+        text = Text(clean(reasoning).strip(), style="dim italic")
+        lines = text.wrap(self.console, self.console.width)
+        if len(lines) <= self._fold_lines + 1:  # folding one line away saves nothing
+            return text
+        shown = Text("\n").join(lines[: self._fold_lines])
+        shown.append(f"\n… {len(lines) - self._fold_lines} more lines", style="dim")
+        return shown
+
+    def _print_line(self, line: Text) -> None:
+        if self.plain:
+            if not self._err_at_line_start:
+                self._err_write(Text(""))
+            self._err_write(line)
+            return
+        with self._lock:
+            if self._live is not None:
+                self._live.refresh()  # redrawn below the line: show the current state
+            self.console.print(line, no_wrap=True, overflow="ellipsis")
+
+    # ------------------------------------------------------------ plain mode
+
+    def _write_through(self, delta: str) -> None:
+        if not self._err_at_line_start:
+            self._err_write(Text(""))
+        self._write_out(clean(delta))
+
+    def _write_out(self, text: str) -> None:
+        if not text:
+            return
+        out = self.console.file
+        out.write(text)
+        out.flush()
+        self._out_at_line_start = text.endswith("\n")
+
+    def _err_write(self, text: Text, end: str = "\n") -> None:
+        if self._err is None:
+            self._err = Console(stderr=True)
+        if not text and not end:
+            return
+        self._err.print(text, end=end, soft_wrap=True, highlight=False)
+        self._err_at_line_start = bool(end) or text.plain.endswith("\n")

@@ -1,0 +1,163 @@
+"""A tiny MCP server for the terminal client's tests, built on the official SDK's low-level server.
+
+    python tests/terminal/mcp_server.py [--name X] [--tools echo,add] [--page-size N] [--http PORT]
+
+Runs over stdio unless ``--http PORT`` is given, then over streamable HTTP on
+``http://127.0.0.1:PORT/mcp``. ``--tools`` picks which tools to offer (default: all but the odd
+ones), ``--page-size`` splits ``tools/list`` into pages so clients must follow the cursor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+from typing import Any
+
+import anyio
+from mcp import types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 92).decode()  # 100 bytes, header only
+
+_STRING = {"type": "string"}
+_NUMBER = {"type": "number"}
+
+
+def _tool(name: str, description: str, /, **properties: dict[str, str]) -> types.Tool:
+    schema = {"type": "object", "properties": properties, "required": list(properties)}
+    return types.Tool(name=name, description=description, input_schema=schema)
+
+
+TOOLS: dict[str, types.Tool] = {
+    tool.name: tool
+    for tool in [
+        _tool("echo", "Echo the text back.", text=_STRING),
+        _tool("add", "Add two numbers.", a=_NUMBER, b=_NUMBER),
+        _tool("slow", "Sleep, then answer.", seconds=_NUMBER),
+        _tool("fail", "Report a tool error.", message=_STRING),
+        _tool("crash", "Exit the server process."),
+        _tool("picture", "An image and a caption."),
+        _tool("lookup", "Structured content only.", key=_STRING),
+        _tool("resources", "Embedded resources and a link."),
+        _tool("pid", "The server's process id."),
+        _tool("header", "An HTTP request header.", name=_STRING),
+        _tool("cancelled", "How many slow calls the client cancelled."),
+    ]
+}
+# Offered only when named in --tools.
+ODD_TOOLS: dict[str, types.Tool] = {
+    "odd name/with.dots": types.Tool(name="odd name/with.dots", input_schema={"type": "object"}),
+    "x" * 80: types.Tool(name="x" * 80, input_schema={"type": "object"}),
+}
+
+
+CANCELLED: list[float] = []  # the slow calls the client cancelled
+
+
+def _text(text: str) -> list[types.ContentBlock]:
+    return [types.TextContent(type="text", text=text)]
+
+
+async def _run_tool(name: str, args: dict[str, Any], request: Any) -> types.CallToolResult:
+    match name:
+        case "echo":
+            return types.CallToolResult(content=_text(str(args["text"])))
+        case "add":
+            total = args["a"] + args["b"]
+            return types.CallToolResult(content=_text(str(total)))
+        case "slow":
+            try:
+                await anyio.sleep(float(args["seconds"]))
+            except anyio.get_cancelled_exc_class():
+                CANCELLED.append(args["seconds"])
+                raise
+            return types.CallToolResult(content=_text(f"slept {args['seconds']}"))
+        case "cancelled":
+            return types.CallToolResult(content=_text(str(len(CANCELLED))))
+        case "fail":
+            return types.CallToolResult(content=_text(str(args["message"])), is_error=True)
+        case "crash":
+            os._exit(3)
+        case "picture":
+            image = types.ImageContent(type="image", data=PNG, mime_type="image/png")
+            return types.CallToolResult(content=[image, *_text("a tiny picture")])
+        case "lookup":
+            value = {"key": args["key"], "found": True, "tags": ["a", "b"]}
+            return types.CallToolResult(content=[], structured_content=value)
+        case "resources":
+            text = types.TextResourceContents(
+                uri="file:///notes.txt", mime_type="text/plain", text="hello notes"
+            )
+            data = base64.b64encode(b'{"rows": 2}').decode()
+            json_blob = types.BlobResourceContents(
+                uri="file:///rows.json", mime_type="application/json", blob=data
+            )
+            blob = types.BlobResourceContents(
+                uri="file:///data.bin", mime_type="application/octet-stream", blob=PNG
+            )
+            link = types.ResourceLink(
+                type="resource_link",
+                name="readme",
+                uri="file:///README.md",
+                mime_type="text/markdown",
+            )
+            return types.CallToolResult(
+                content=[
+                    types.EmbeddedResource(type="resource", resource=text),
+                    types.EmbeddedResource(type="resource", resource=json_blob),
+                    types.EmbeddedResource(type="resource", resource=blob),
+                    link,
+                ]
+            )
+        case "pid":
+            return types.CallToolResult(content=_text(str(os.getpid())))
+        case "header":
+            headers = getattr(request, "headers", None) or {}
+            return types.CallToolResult(content=_text(headers.get(args["name"], "<none>")))
+    return types.CallToolResult(content=_text(f"no tool {name}"), is_error=True)
+
+
+def build_server(name: str, tools: list[types.Tool], page_size: int) -> Server[Any]:
+    async def list_tools(
+        ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        start = int(params.cursor) if params and params.cursor else 0
+        end = start + page_size
+        cursor = str(end) if end < len(tools) else None
+        return types.ListToolsResult(tools=tools[start:end], next_cursor=cursor)
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await _run_tool(params.name, params.arguments or {}, ctx.request)
+
+    return Server(name, version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def _serve_stdio(server: Server[Any]) -> None:
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", default="test-server")
+    parser.add_argument("--tools", default="")
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--http", type=int, default=0, metavar="PORT")
+    opts = parser.parse_args()
+
+    known = TOOLS | ODD_TOOLS
+    tools = [known[n] for n in opts.tools.split(",")] if opts.tools else list(TOOLS.values())
+    server = build_server(opts.name, tools, opts.page_size)
+    if opts.http:
+        import uvicorn
+
+        app = server.streamable_http_app()
+        uvicorn.run(app, host="127.0.0.1", port=opts.http, log_level="warning")
+    else:
+        anyio.run(_serve_stdio, server)
+
+
+if __name__ == "__main__":
+    main()
