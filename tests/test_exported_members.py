@@ -21,6 +21,7 @@ def test_all_is_sorted_and_complete() -> None:
         "server",
         "cli",
         "testing",
+        "terminal",
     }
     assert public - modules == set(parley.__all__)
 
