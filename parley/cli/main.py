@@ -1,15 +1,22 @@
-"""The ``parley`` command: ``serve``, ``run`` and ``users create``."""
+"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users create``, ``chat`` and ``ask``.
+
+Commands import what they need when they run, so ``parley --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parley import __version__
 from parley.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from parley.terminal.session import ChatOptions
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -48,6 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list providers, whether each is ready, and models")
     _add_db_options(models)
 
+    chat = sub.add_parser(
+        "chat",
+        help="chat in the terminal, with MCP tools",
+        description="Chat with an assistant in the terminal. Without --server, an embedded "
+        "server starts on a free loopback port. Enter sends; Alt+Enter (or Esc then Enter) "
+        "starts a new line; /help lists the commands.",
+    )
+    _add_chat_options(chat)
+
+    ask = sub.add_parser(
+        "ask",
+        help="ask one question; only the answer goes to stdout",
+        description="Ask one question and print the answer on stdout (reasoning and tool "
+        "activity on stderr). Exit code 0 when the run completed, 1 when it failed.",
+    )
+    ask.add_argument("prompt", nargs="?", help="the question (default: read stdin; - too)")
+    ask.add_argument("--json", action="store_true", help="print the events as JSON lines")
+    _add_chat_options(ask)
+
     users = sub.add_parser("users", help="manage users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     create = users_sub.add_parser("create", help="create a user; prints its API key last")
@@ -57,8 +83,112 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_chat_options(p: argparse.ArgumentParser) -> None:
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--server", metavar="URL", help="Parley server (env PARLEY_BASE_URL)")
+    conn.add_argument("--api-key", metavar="KEY", help="API key (env PARLEY_API_KEY)")
+    conn.add_argument("--model", help="provider/model (default: demo/parley)")
+    conn.add_argument("--assistant", metavar="ID", help="use this assistant as it is")
+    conn.add_argument("--thread", metavar="ID", help="continue this thread")
+    conn.add_argument(
+        "--no-stream", action="store_true", help="wait for each whole turn instead of streaming"
+    )
+    tools = p.add_argument_group("MCP tools")
+    tools.add_argument(
+        "--mcp-config",
+        type=Path,
+        metavar="FILE",
+        help='{"mcpServers": {...}} file (default: ~/.config/parley/mcp.json when present)',
+    )
+    tools.add_argument(
+        "--mcp-server",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use only this server of the config (repeatable)",
+    )
+    tools.add_argument(
+        "--confirm",
+        choices=("ask", "always", "never"),
+        default="ask",
+        help="ask before a tool runs: ask (unless allowed in the config), always, never",
+    )
+    tools.add_argument(
+        "--max-parallel-tools", type=_positive_int, default=4, metavar="N", help="default 4"
+    )
+    tools.add_argument(
+        "--tool-timeout", type=_positive_seconds, default=120.0, metavar="S", help="per call (120)"
+    )
+    times = p.add_argument_group("timeouts (seconds, 0 = none)")
+    times.add_argument("--first-chunk-timeout", type=_seconds, default=60.0, metavar="S")
+    times.add_argument("--idle-timeout", type=_seconds, default=45.0, metavar="S")
+    times.add_argument("--turn-timeout", type=_seconds, default=300.0, metavar="S")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _chat_options(args: argparse.Namespace) -> ChatOptions:
+    from parley.terminal.session import ChatOptions
+
+    return ChatOptions(
+        server=args.server,
+        api_key=args.api_key,
+        model=args.model,
+        assistant_id=args.assistant,
+        thread_id=args.thread,
+        mcp_config=args.mcp_config,
+        mcp_servers=tuple(args.mcp_server),
+        confirm=args.confirm,
+        max_parallel_tools=args.max_parallel_tools,
+        tool_timeout=args.tool_timeout,
+        first_chunk_timeout=args.first_chunk_timeout,
+        idle_timeout=args.idle_timeout,
+        turn_timeout=args.turn_timeout,
+        stream=not args.no_stream,
+    )
+
+
+def _terminal(args: argparse.Namespace) -> int:
+    """``parley chat`` and ``parley ask``: clients of a server, no server settings here."""
+    options = _chat_options(args)
+    if args.command == "ask":
+        from parley.terminal.ask import run_ask
+
+        return asyncio.run(run_ask(options, args.prompt, json_lines=args.json))
+    from parley.terminal.repl import run_chat
+
+    return asyncio.run(run_chat(options))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("chat", "ask"):
+        try:
+            return _terminal(args)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:  # `parley ask ... | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     try:
         settings = _settings(args)
         settings.provider_configs()  # fail early on a broken config file

@@ -1,0 +1,75 @@
+"""``parley ask "prompt"``: one exchange, for scripts and pipes.
+
+Only the answer goes to stdout (each turn's text as it streams, then a newline); reasoning,
+tool calls, notes and errors go to stderr. ``--json`` prints every event as one JSON line
+instead (plus ``tool.start`` / ``tool.result`` lines for the client's tool calls).
+
+Exit codes: 0 when the run completed, 1 when it failed, timed out or could not start,
+2 for a usage error (no prompt, bad MCP config), 130 after Ctrl+C.
+
+Confirmation needs a terminal: when stdin or stderr is not one, a call that needs it is
+declined, and the model is told why (``chat.NO_TERMINAL``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from parley.errors import ParleyError
+from parley.terminal.chat import ConversationProcessor, on_sigint
+from parley.terminal.embedded import EmbeddedServerError
+from parley.terminal.output import JsonOutput, TerminalOutput, prompt_asker
+from parley.terminal.session import ChatOptions, Session, SessionError
+from parley.terminal.turns import ChatOutput, ExchangeResult
+
+__all__ = ["exit_code", "run_ask"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(result: ExchangeResult) -> int:
+    if result.stopped == "interrupted":
+        return EXIT_INTERRUPTED
+    return 0 if result.ok else EXIT_FAILED
+
+
+async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool = False) -> int:
+    """Answer ``prompt`` (stdin when None or ``-``); the process exit code."""
+    err = Console(stderr=True, highlight=False)
+    from_stdin = prompt is None or prompt == "-"
+    text = sys.stdin.read() if from_stdin else prompt
+    if not text or not text.strip():
+        err.print("parley ask: nothing to ask (give a prompt, or text on stdin)", style="red")
+        return EXIT_USAGE
+    interactive = not from_stdin and sys.stdin.isatty() and sys.stderr.isatty()
+    asker = prompt_asker(stderr=True) if interactive else None
+    output: ChatOutput
+    if json_lines:
+        output = JsonOutput(sys.stdout, sys.stderr, asker=asker)
+    else:
+        output = TerminalOutput(Console(highlight=False), err_console=err, asker=asker)
+
+    session = Session(options)
+    try:
+        try:
+            await session.open()
+        except SessionError as exc:
+            err.print(f"parley ask: {exc}", style="red", markup=False)
+            return EXIT_USAGE
+        except (ParleyError, EmbeddedServerError) as exc:
+            message = exc.message if isinstance(exc, ParleyError) else str(exc)
+            err.print(f"parley ask: {message}", style="red", markup=False)
+            return EXIT_FAILED
+        for status in session.server_status():
+            if not status.connected and status.state != "disabled":
+                err.print(f"✗ MCP {status.summary}", style="yellow", markup=False)
+        processor = ConversationProcessor(session, output)
+        with on_sigint(processor.interrupt):
+            result = await processor.process_conversation(text.strip())
+        return exit_code(result)
+    finally:
+        await session.aclose()

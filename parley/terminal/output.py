@@ -1,0 +1,275 @@
+"""Where an exchange is shown: the ``ChatOutput`` implementations.
+
+* ``TerminalOutput``: the seed's display manager. A ``StreamView`` shows the answer while
+  it streams (live region in a terminal, or plain text to stdout with the rest on stderr in
+  a pipe), each tool call as ``▸ name(args)`` then ``✓``/``✗`` with a preview of its
+  result, and at the end the final rendering, elapsed time and token usage. A confirmation
+  question closes the current view first (a live region would draw over it) and the next
+  event opens a new one; the footer's elapsed time still counts from the first.
+* ``JsonOutput``: ``parley ask --json``: every event as one JSON line, plus the client's
+  own ``tool.start`` / ``tool.result`` lines.
+
+``prompt_asker`` asks a yes/no/always question with prompt_toolkit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta, UsageEvent
+from parley.terminal.display import INTERRUPTED, StreamView, clean
+from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
+
+__all__ = ["Asker", "JsonOutput", "TerminalOutput", "parse_answer", "prompt_asker"]
+
+#: Asks one question, answers what the user typed ("" for no answer).
+Asker = Callable[[str], Awaitable[str]]
+
+_ARGUMENTS_SHOWN = 300
+
+
+def parse_answer(text: str) -> Answer:
+    """``y``/``yes`` -> yes, ``a``/``always`` -> always, anything else -> no."""
+    word = text.strip().lower()
+    if word in ("y", "yes"):
+        return "yes"
+    if word in ("a", "always"):
+        return "always"
+    return "no"
+
+
+def question(name: str, arguments: Mapping[str, Any]) -> str:
+    shown = json.dumps(dict(arguments), ensure_ascii=False, separators=(", ", ": "), default=str)
+    if len(shown) > _ARGUMENTS_SHOWN:
+        shown = shown[: _ARGUMENTS_SHOWN - 1] + "…"
+    return f"Run {clean(name)} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
+
+
+def prompt_asker(*, stderr: bool = False) -> Asker:
+    """An ``Asker`` that reads the answer with prompt_toolkit (on stderr for ``parley ask``,
+    whose stdout is the answer). Ctrl+C or Ctrl+D answer no."""
+
+    async def ask(text: str) -> str:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.output import create_output
+
+        output = create_output(stdout=sys.stderr) if stderr else None
+        session: PromptSession[str] = PromptSession(output=output)
+        try:
+            return await session.prompt_async(text, handle_sigint=False)
+        except (KeyboardInterrupt, EOFError):
+            return ""
+
+    return ask
+
+
+class TerminalOutput:
+    """Shows an exchange on a console through ``StreamView`` segments.
+
+    ``plain``: None picks plain mode when ``console`` is not an interactive terminal;
+    ``err_console`` then gets reasoning, tool lines, notes and errors. ``asker`` answers
+    confirmation questions; without one, ``can_confirm`` is False.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        err_console: Console | None = None,
+        plain: bool | None = None,
+        asker: Asker | None = None,
+        show_reasoning: bool = True,
+    ) -> None:
+        self.console = console
+        self._err_console = err_console
+        if plain is None:
+            live_ok = console.is_terminal and console.is_interactive
+            plain = not (live_ok and not console.is_dumb_terminal)
+        self.plain = plain
+        self._asker = asker
+        self._show_reasoning = show_reasoning
+        self._view: StreamView | None = None
+        self._status = "Thinking…"
+        self._asking = False
+        self._held: list[tuple[ActionItem, ToolRecord]] = []
+        self._notices: list[tuple[str, bool]] = []
+
+    @property
+    def can_confirm(self) -> bool:
+        return self._asker is not None
+
+    @property
+    def view(self) -> StreamView | None:
+        """The view showing the exchange now, if any."""
+        return self._view
+
+    def _ensure_view(self) -> StreamView:
+        if self._view is None:
+            self._view = StreamView(
+                self.console,
+                plain=self.plain,
+                err_console=self._err_console,
+                show_reasoning=self._show_reasoning,
+            )
+            self._view.start(self._status)
+        return self._view
+
+    def _errors(self) -> Console:
+        if self.plain:
+            return self._err_console or Console(stderr=True)
+        return self.console
+
+    # -------------------------------------------------------------- ChatOutput
+
+    def begin(self) -> None:
+        self._status = "Thinking…"
+        self._ensure_view()
+
+    def turn_started(self, turn: int) -> None:
+        self._status = "Thinking…"
+        if self._view is not None:
+            self._view.set_status(self._status)
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, ContentDelta):
+            self._ensure_view().add_text(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self._ensure_view().add_reasoning(event.text)
+
+    def tool_calls(self, actions: Sequence[ActionItem]) -> None:
+        view = self._ensure_view()
+        for action in actions:
+            view.tool_call(action.name, action.arguments)
+        self._status = "Running tools…"
+        view.set_status(self._status)
+
+    def tool_started(self, action: ActionItem) -> None:
+        pass  # the call's line is printed with the manifest
+
+    def tool_finished(self, action: ActionItem, record: ToolRecord) -> None:
+        if self._asking:  # not while a question waits on the screen
+            self._held.append((action, record))
+            return
+        self._ensure_view().tool_result(action.name, not record.is_error, record.text)
+
+    async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
+        if self._asker is None:
+            return "no"
+        if self._view is not None:
+            self._view.finish(elapsed=0.0)  # commit what is shown; prints no footer
+            self._view = None
+        self._asking = True
+        try:
+            answer = parse_answer(await self._asker(question(name, arguments)))
+        finally:
+            self._asking = False
+        held, self._held = self._held, []
+        for action, record in held:
+            self.tool_finished(action, record)
+        return answer
+
+    def notice(self, text: str, *, error: bool = False) -> None:
+        if self._view is not None:  # printed once the view is done
+            self._notices.append((text, error))
+        else:
+            self._print_notice(text, error)
+
+    def finished(self, result: ExchangeResult) -> None:
+        view = self._ensure_view()
+        usage = None
+        if result.input_tokens or result.output_tokens:
+            usage = UsageEvent(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+        cancelled = ", run cancelled" if result.status == "cancelled" else ""
+        if result.stopped == "interrupted":
+            view.interrupt(f"{INTERRUPTED}{cancelled}")
+        elif result.stopped == "timeout":
+            note = f"{result.note} — partial answer kept{cancelled}"
+            view.finish(usage=usage, elapsed=result.elapsed, note=note)
+        else:
+            view.finish(usage=usage, elapsed=result.elapsed)
+        self._view = None
+        if result.error_message:
+            self._print_notice(f"{result.error_message} ({result.error_code})", True)
+        notices, self._notices = self._notices, []
+        for text, error in notices:
+            self._print_notice(text, error)
+
+    def _print_notice(self, text: str, error: bool) -> None:
+        line = Text(("✗ " if error else "") + clean(text), style="red" if error else "dim")
+        self._errors().print(line, soft_wrap=True, highlight=False)
+
+
+class JsonOutput:
+    """``parley ask --json``: one JSON object per line on ``out``; notes on ``err``."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, asker: Asker | None = None) -> None:
+        self._out = out
+        self._err = err
+        self._asker = asker
+
+    @property
+    def can_confirm(self) -> bool:
+        return self._asker is not None
+
+    def _line(self, data: str) -> None:
+        self._out.write(data + "\n")
+        self._out.flush()
+
+    def _object(self, data: Mapping[str, Any]) -> None:
+        self._line(json.dumps(data, ensure_ascii=False, default=str))
+
+    def begin(self) -> None:
+        pass
+
+    def turn_started(self, turn: int) -> None:
+        pass
+
+    def event(self, event: Event) -> None:
+        self._line(event.model_dump_json())
+
+    def tool_calls(self, actions: Sequence[ActionItem]) -> None:
+        pass  # the tool_calls event is the manifest
+
+    def tool_started(self, action: ActionItem) -> None:
+        self._object(
+            {
+                "type": "tool.start",
+                "tool_call_id": action.tool_call_id,
+                "name": action.name,
+                "arguments": action.arguments,
+            }
+        )
+
+    def tool_finished(self, action: ActionItem, record: ToolRecord) -> None:
+        self._object(
+            {
+                "type": "tool.result",
+                "tool_call_id": record.tool_call_id,
+                "name": record.name,
+                "output": record.output,
+                "is_error": record.is_error,
+            }
+        )
+
+    async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
+        if self._asker is None:
+            return "no"
+        return parse_answer(await self._asker(question(name, arguments)))
+
+    def notice(self, text: str, *, error: bool = False) -> None:
+        self._err.write(clean(text) + "\n")
+        self._err.flush()
+
+    def finished(self, result: ExchangeResult) -> None:
+        if result.stopped is not None:
+            message = "interrupted" if result.stopped == "interrupted" else result.note
+            self._object({"type": "error", "code": result.stopped, "message": message})
+        elif result.raised:  # a request failed: no error event tells it
+            code, message = result.error_code, result.error_message
+            self._object({"type": "error", "code": code, "message": message})

@@ -1,0 +1,451 @@
+"""``parley chat``: the terminal chat loop.
+
+The prompt shows at once: the server (embedded or not), the MCP servers and the assistant
+are set up in a background task, whose start-up lines appear above the prompt when it is
+done (a message sent before that waits for it).
+
+Keys: Enter sends; Alt+Enter, or Esc then Enter, starts a new line (pasted text keeps its
+lines); Up/Down walk the history, kept in ``chat-history`` in the user data directory.
+Ctrl+C while an answer streams stops it (the partial answer is kept); at the prompt,
+Ctrl+C twice in a row, or Ctrl+D on an empty line, exits.
+
+Without a terminal on stdin, each line of stdin is one message (or command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import shlex
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from parley.config import data_dir
+from parley.errors import ParleyError
+from parley.sdk._calls import Call
+from parley.sdk.models import Message
+from parley.terminal.chat import ConversationProcessor, on_sigint
+from parley.terminal.display import clean, render_answer
+from parley.terminal.embedded import EmbeddedServerError
+from parley.terminal.output import TerminalOutput, prompt_asker
+from parley.terminal.session import CONFIRM_MODES, ChatOptions, Session, SessionError
+
+__all__ = ["COMMANDS", "ChatRepl", "history_path", "run_chat"]
+
+HELP_KEYS = (
+    "Enter sends · Alt+Enter (or Esc, Enter) new line · Ctrl+C stops an answer · "
+    "Ctrl+C twice or Ctrl+D exits"
+)
+COMMANDS: dict[str, str] = {
+    "/help": "this list",
+    "/tools": "the MCP tools the assistant can call",
+    "/servers": "the MCP servers and their state",
+    "/model [NAME]": "show the model, or switch to provider/model NAME",
+    "/models": "the server's providers and models",
+    "/threads": "your recent threads",
+    "/new": "start a new conversation",
+    "/resume ID": "continue thread ID",
+    "/history": "the messages of this conversation",
+    "/clear": "clear the screen",
+    "/export md|json FILE": "save this conversation to FILE",
+    "/confirm [ask|always|never]": "show or set when tools ask before running",
+    "/exit": "leave (also Ctrl+D)",
+}
+_EXPORT_FORMATS = ("md", "json")
+PROMPT = "\u203a"  # a single right-pointing angle quote
+
+
+def history_path() -> Path:
+    return data_dir() / "chat-history"
+
+
+async def run_chat(options: ChatOptions) -> int:
+    return await ChatRepl(options).run()
+
+
+class _Exit(Exception):
+    pass
+
+
+class ChatRepl:
+    """The prompt loop, the slash commands and the Ctrl+C handling of ``parley chat``."""
+
+    def __init__(self, options: ChatOptions, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.session = Session(options)
+        interactive = sys.stdin.isatty()
+        self.output = TerminalOutput(self.console, asker=prompt_asker() if interactive else None)
+        self.processor = ConversationProcessor(self.session, self.output)
+        self._setup: asyncio.Task[None] | None = None
+        self._command: asyncio.Task[Any] | None = None
+        self._commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
+            "/help": self._help,
+            "/tools": self._tools,
+            "/servers": self._servers,
+            "/model": self._model,
+            "/models": self._models,
+            "/threads": self._threads,
+            "/new": self._new,
+            "/resume": self._resume,
+            "/history": self._history,
+            "/clear": self._clear,
+            "/export": self._export,
+            "/confirm": self._confirm,
+            "/exit": self._exit,
+            "/quit": self._exit,
+        }
+
+    # -------------------------------------------------------------------- loop
+
+    async def run(self) -> int:
+        self.console.print(
+            Text.assemble(("Parley chat", "bold"), " · /help for commands · ", (HELP_KEYS, "dim"))
+        )
+        self._setup = asyncio.create_task(self._start())
+        try:
+            with on_sigint(self._on_sigint):
+                if sys.stdin.isatty():
+                    await self._prompt_loop()
+                else:
+                    await self._line_loop()
+        finally:
+            if not self._setup.done():
+                self._setup.cancel()
+            await asyncio.wait([self._setup])
+            if not self._setup.cancelled():
+                self._setup.exception()  # reported when it happened
+            await self.session.aclose()
+        return 0
+
+    async def _prompt_loop(self) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.key_binding.key_processor import KeyPressEvent
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        keys = KeyBindings()
+
+        @keys.add("escape", "enter")
+        def _newline(event: KeyPressEvent) -> None:
+            event.current_buffer.insert_text("\n")
+
+        path = history_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prompt: PromptSession[str] = PromptSession(
+            history=FileHistory(str(path)), key_bindings=keys, prompt_continuation="  "
+        )
+        armed = False  # a Ctrl+C at the prompt: the next one exits
+        while True:
+            try:
+                with patch_stdout(raw=True):
+                    text = await prompt.prompt_async(f"{PROMPT} ", handle_sigint=False)
+            except KeyboardInterrupt:
+                if armed:
+                    return
+                armed = True
+                self.console.print("(Ctrl+C again, or Ctrl+D, to exit)", style="dim")
+                continue
+            except EOFError:
+                return
+            armed = False
+            if not await self.handle(text):
+                return
+
+    async def _line_loop(self) -> None:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                return
+            if not await self.handle(line):
+                return
+
+    async def handle(self, text: str) -> bool:
+        """One input: a command or a message. False when the chat should end."""
+        text = text.strip()
+        if not text:
+            return True
+        try:
+            if text.startswith("/"):
+                await self._run_command(text)
+            else:
+                await self.send(text)
+        except _Exit:
+            return False
+        return True
+
+    async def send(self, text: str) -> None:
+        if await self._ready():
+            await self.processor.process_conversation(text)
+
+    def _on_sigint(self) -> None:
+        if self.processor.busy:
+            self.processor.interrupt()
+        elif self._command is not None and not self._command.done():
+            self._command.cancel()
+
+    # ------------------------------------------------------------------ set-up
+
+    async def _start(self) -> None:
+        try:
+            await self.session.open()
+        except asyncio.CancelledError:
+            raise
+        except (SessionError, EmbeddedServerError, ParleyError) as exc:
+            self._print_error(f"could not start: {_message(exc)}")
+            raise
+        self.console.print(self._startup_lines())
+
+    def _startup_lines(self) -> Text:
+        session = self.session
+        assistant = session.assistant
+        lines = Text()
+        lines.append("model ", style="dim")
+        lines.append(session.model, style="bold")
+        if assistant is not None:
+            lines.append(f" · assistant {assistant.id}", style="dim")
+        lines.append(f" · {session.server_label}", style="dim")
+        if session.thread_id:
+            lines.append(f" · thread {session.thread_id}", style="dim")
+        for status in session.server_status():
+            lines.append("\n")
+            if status.connected:
+                lines.append("✓ ", style="green")
+            elif status.state == "disabled":
+                lines.append("- ", style="dim")
+            else:
+                lines.append("✗ ", style="red")
+            lines.append(clean(status.summary))
+        return lines
+
+    async def _ready(self) -> bool:
+        """Wait for the set-up; False (and the reason printed) when it failed."""
+        assert self._setup is not None
+        if not self._setup.done():
+            await asyncio.wait([self._setup])
+        if self._setup.cancelled() or self._setup.exception() is not None:
+            self.console.print("not connected (see above); /exit, and start again", style="red")
+            return False
+        return True
+
+    # ---------------------------------------------------------------- commands
+
+    async def _run_command(self, text: str) -> None:
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            self._print_error(f"cannot read the command: {exc}")
+            return
+        name, args = words[0].lower(), words[1:]
+        handler = self._commands.get(name)
+        if handler is None:
+            self._print_error(f"unknown command {name}; /help lists them")
+            return
+        if name in ("/help", "/exit", "/quit", "/clear"):
+            await handler(args)
+            return
+        if not await self._ready():
+            return
+        self._command = asyncio.create_task(self._guarded(handler(args)))
+        try:
+            await asyncio.wait([self._command])
+            if not self._command.cancelled():
+                self._command.result()
+        finally:
+            self._command = None
+
+    async def _guarded(self, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except (ParleyError, SessionError, OSError) as exc:
+            self._print_error(_message(exc))
+
+    async def _help(self, args: list[str]) -> None:
+        table = Table.grid(padding=(0, 2))
+        for command, what in COMMANDS.items():
+            table.add_row(Text(command, style="bold"), what)
+        self.console.print(table)
+        self.console.print(HELP_KEYS, style="dim")
+
+    async def _tools(self, args: list[str]) -> None:
+        hub = self.session.hub
+        tools = hub.tools if hub is not None else []
+        if not tools:
+            self.console.print("no MCP tools (see --mcp-config)", style="dim")
+            return
+        table = Table.grid(padding=(0, 2))
+        for tool in tools:
+            summary = clean(tool.description.strip().splitlines()[0]) if tool.description else ""
+            table.add_row(Text(tool.name, style="bold"), Text(tool.server, style="dim"), summary)
+        self.console.print(table)
+
+    async def _servers(self, args: list[str]) -> None:
+        statuses = self.session.server_status()
+        if not statuses:
+            self.console.print("no MCP servers (see --mcp-config)", style="dim")
+            return
+        for status in statuses:
+            mark = ("✓ ", "green") if status.connected else ("✗ ", "red")
+            self.console.print(Text.assemble(mark, clean(status.summary)))
+
+    async def _model(self, args: list[str]) -> None:
+        if args:
+            assistant = await self.session.use_model(args[0])
+            self.console.print(f"model {assistant.model} · assistant {assistant.id}")
+        else:
+            self.console.print(f"model {self.session.model}")
+
+    async def _models(self, args: list[str]) -> None:
+        client = self.session.client
+        catalog: dict[str, Any] = await client._request(Call("GET", "/v1/models", dict))
+        for provider in catalog.get("providers", []):
+            ready = provider.get("ready")
+            line = Text.assemble(
+                ("✓ " if ready else "- ", "green" if ready else "dim"),
+                (str(provider.get("name")), "bold"),
+                f"  {provider.get('kind')}",
+            )
+            if provider.get("problem"):
+                line.append(f"  ({provider['problem']})", style="dim")
+            self.console.print(line)
+            for model in catalog.get("data", []):
+                if model.get("provider") == provider.get("name"):
+                    self.console.print(f"    {model.get('id')}")
+
+    async def _threads(self, args: list[str]) -> None:
+        page = await self.session.client.threads.list(limit=20, order="desc")
+        if not page.data:
+            self.console.print("no threads yet", style="dim")
+        for thread in page.data:
+            title = str(thread.metadata.get("title") or "")
+            line = Text.assemble(
+                (thread.id, "bold"), "  ", (_when(thread.created_at), "dim"), "  ", clean(title)
+            )
+            if thread.id == self.session.thread_id:
+                line.append("  (current)", style="green")
+            self.console.print(line, no_wrap=True, overflow="ellipsis")
+
+    async def _new(self, args: list[str]) -> None:
+        self.session.new_thread()
+        self.console.print("new conversation", style="dim")
+
+    async def _resume(self, args: list[str]) -> None:
+        if len(args) != 1:
+            self._print_error("usage: /resume THREAD_ID")
+            return
+        thread = await self.session.resume(args[0])
+        count = len(await self._messages())
+        self.console.print(f"resumed {thread.id} ({count} messages; /history shows them)")
+
+    async def _history(self, args: list[str]) -> None:
+        messages = await self._messages()
+        if not messages:
+            self.console.print("nothing yet", style="dim")
+        for message in messages:
+            self._show_message(message)
+
+    async def _clear(self, args: list[str]) -> None:
+        self.console.clear()
+
+    async def _export(self, args: list[str]) -> None:
+        if len(args) != 2 or args[0] not in _EXPORT_FORMATS:
+            self._print_error("usage: /export md|json FILE")
+            return
+        messages = await self._messages()
+        if args[0] == "json":
+            body = {
+                "thread_id": self.session.thread_id,
+                "model": self.session.model,
+                "messages": [m.model_dump(mode="json") for m in messages],
+            }
+            text = json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+        else:
+            text = export_markdown(self.session.thread_id, messages)
+        path = await asyncio.to_thread(_write, args[1], text)
+        self.console.print(f"saved {len(messages)} messages to {path}")
+
+    async def _confirm(self, args: list[str]) -> None:
+        if args:
+            if args[0] not in CONFIRM_MODES:
+                self._print_error("usage: /confirm ask|always|never")
+                return
+            self.session.options.confirm = args[0]  # type: ignore[assignment]
+        self.console.print(f"confirm: {self.session.options.confirm}")
+
+    async def _exit(self, args: list[str]) -> None:
+        raise _Exit
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _messages(self) -> list[Message]:
+        thread_id = self.session.thread_id
+        if thread_id is None:
+            return []
+        page = await self.session.client.messages.list(thread_id=thread_id, limit=100)
+        return [message async for message in page.aiter_all()]
+
+    def _show_message(self, message: Message) -> None:
+        if message.role == "user":
+            self.console.print(Text.assemble((f"{PROMPT} ", "bold cyan"), clean(message.content)))
+        elif message.role == "tool":
+            preview = " ".join(clean(message.content).split())[:200]
+            self.console.print(Text.assemble(("  ↳ ", "dim"), (preview, "dim")))
+        else:
+            if message.content.strip():
+                self.console.print(render_answer(message.content))
+            for call in message.tool_calls:
+                arguments = json.dumps(call.arguments, ensure_ascii=False)[:200]
+                self.console.print(
+                    Text.assemble(
+                        ("▸ ", "cyan"), (clean(call.name), "bold"), f"({clean(arguments)})"
+                    )
+                )
+
+    def _print_error(self, text: str) -> None:
+        self.console.print(Text(f"✗ {clean(text)}", style="red"))
+
+
+def export_markdown(thread_id: str | None, messages: list[Message]) -> str:
+    """A conversation as Markdown: one section per message."""
+    parts = [f"# Parley conversation {thread_id or ''}".rstrip(), ""]
+    for message in messages:
+        if message.role == "tool":
+            parts += [
+                f"**tool result** (`{message.tool_call_id}`):",
+                "",
+                "```",
+                message.content,
+                "```",
+                "",
+            ]
+            continue
+        parts += [f"## {message.role}", ""]
+        if message.content:
+            parts += [message.content, ""]
+        for call in message.tool_calls:
+            arguments = json.dumps(call.arguments, ensure_ascii=False)
+            parts += [f"- tool call `{call.name}` {arguments}", ""]
+    return "\n".join(parts)
+
+
+def _write(name: str, text: str) -> Path:
+    path = Path(name).expanduser()
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _when(timestamp: int) -> str:
+    if not timestamp:
+        return ""
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ParleyError) else str(exc)

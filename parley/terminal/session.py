@@ -1,0 +1,282 @@
+"""What a terminal session needs before its first turn: a server, the MCP tools, an assistant
+and a thread. Shared by ``parley chat`` and ``parley ask``.
+
+    ChatOptions (the command line)
+      └─ Session.open()
+           ├─ the server: --server / PARLEY_BASE_URL, else an EmbeddedServer child    ┐ at the
+           ├─ the tools:  the MCP config's servers, started by a ToolHub              ┘ same time
+           └─ the assistant: --assistant ID, else ours for --model with the MCP tools
+
+The assistant made for a model is reused from one session to the next when the model and
+the tools are the same (it is marked ``{"client": "parley chat"}`` in its metadata), so a
+session adds no assistant to the account unless something changed. A thread is created with
+the first message (its metadata holds the message's start as a ``title``), unless
+``--thread`` resumes one.
+
+Heavy imports (the MCP SDK) happen inside ``open()``, in a worker thread, so the REPL can
+draw its prompt while they load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from parley.config import ClientSettings
+from parley.errors import NotFound
+from parley.sdk import AsyncClient
+from parley.sdk.models import Assistant, Thread
+from parley.terminal.embedded import EmbeddedServer
+
+if TYPE_CHECKING:
+    from parley.terminal.mcp_tools import ServerStatus, ToolHub
+
+__all__ = ["DEFAULT_MODEL", "ChatOptions", "Session", "SessionError", "default_config_path"]
+
+DEFAULT_MODEL = "demo/parley"
+CLIENT_TAG = "parley chat"
+ConfirmMode = Literal["ask", "always", "never"]
+CONFIRM_MODES: tuple[ConfirmMode, ...] = ("ask", "always", "never")
+_TITLE_CHARS = 80
+
+
+class SessionError(Exception):
+    """The session cannot start (bad MCP config, unknown thread, server down, ...); the
+    message says what to fix."""
+
+
+@dataclass
+class ChatOptions:
+    """The flags of ``parley chat`` / ``parley ask``; ``model``, ``confirm`` and ``stream``
+    may change during a chat (``/model``, ``/confirm``)."""
+
+    server: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    mcp_config: Path | None = None
+    mcp_servers: tuple[str, ...] = ()
+    confirm: ConfirmMode = "ask"
+    max_parallel_tools: int = 4
+    tool_timeout: float = 120.0
+    first_chunk_timeout: float = 60.0
+    idle_timeout: float = 45.0
+    turn_timeout: float = 300.0
+    stream: bool = True
+    #: Environment of the embedded server's process (tests); None: this process's.
+    server_env: dict[str, str] | None = field(default=None, repr=False)
+
+
+class Session:
+    """The connection, the tool hub and the assistant of one chat; ``await open()`` first,
+    ``await aclose()`` at the end (or ``async with``)."""
+
+    def __init__(self, options: ChatOptions) -> None:
+        self.options = options
+        self.embedded: EmbeddedServer | None = None
+        self.hub: ToolHub | None = None
+        self.assistant: Assistant | None = None
+        self.thread_id: str | None = options.thread_id
+        self._client: AsyncClient | None = None
+
+    @property
+    def client(self) -> AsyncClient:
+        if self._client is None:
+            raise RuntimeError("Session.open() has not run")
+        return self._client
+
+    @property
+    def model(self) -> str:
+        if self.assistant is not None:
+            return self.assistant.model
+        return self.options.model or DEFAULT_MODEL
+
+    @property
+    def server_label(self) -> str:
+        if self.embedded is not None:
+            return f"embedded server at {self.embedded.base_url}"
+        return self.client.base_url if self._client is not None else "(not connected)"
+
+    async def __aenter__(self) -> Session:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connect (starting the embedded server if needed) and start the MCP servers at
+        the same time, then pick the assistant and check the thread.
+
+        Raises:
+            SessionError: something the user must fix; ``ParleyError`` from the server.
+        """
+        connecting = asyncio.create_task(self._connect())
+        try:
+            await self._start_hub()
+        finally:
+            await asyncio.wait([connecting])  # never leave the server start half done
+        connecting.result()
+        if self.options.thread_id:
+            await self._check_thread(self.options.thread_id)
+        await self.use_model(self.options.model, assistant_id=self.options.assistant_id)
+
+    async def aclose(self) -> None:
+        """Close the client, the MCP servers and the embedded server."""
+        try:
+            if self._client is not None:
+                await self._client.aclose()
+            if self.hub is not None:
+                await self.hub.aclose()
+        finally:
+            if self.embedded is not None:
+                await self.embedded.aclose()
+
+    # ------------------------------------------------------------------ pieces
+
+    async def _connect(self) -> None:
+        opts = self.options
+        base_url, api_key = opts.server, opts.api_key
+        if base_url is None:
+            env = ClientSettings()
+            if "base_url" in env.model_fields_set:
+                base_url = env.base_url
+                api_key = api_key if api_key is not None else env.api_key
+        if base_url is None:
+            self.embedded = EmbeddedServer(env=opts.server_env)
+            await self.embedded.start()
+            base_url, api_key = self.embedded.base_url, self.embedded.api_key
+        self._client = AsyncClient(base_url=base_url, api_key=api_key or "")
+
+    async def _start_hub(self) -> None:
+        config = self.options.mcp_config
+        if config is None and not self.options.mcp_servers:
+            # Only the default file, when there is one: no MCP import otherwise.
+            default = default_config_path()
+            if not default.exists():
+                return
+            config = default
+        # Import the MCP SDK off the event loop: it takes a good part of a second.
+        await asyncio.to_thread(importlib.import_module, "parley.terminal.mcp_tools")
+        from parley.terminal.mcp_tools import (
+            MCPConfigError,
+            ToolHub,
+            default_mcp_config_path,
+            load_mcp_config,
+        )
+
+        path = config or default_mcp_config_path()
+        try:
+            specs = load_mcp_config(path, missing_ok=config is None)
+        except MCPConfigError as exc:
+            raise SessionError(f"MCP config: {exc}") from None
+        unknown = [name for name in self.options.mcp_servers if name not in specs]
+        if unknown:
+            known = ", ".join(specs) or "none"
+            raise SessionError(
+                f"--mcp-server {', '.join(unknown)}: not in {path} (servers there: {known})"
+            )
+        hub = ToolHub(default_timeout=self.options.tool_timeout)
+        self.hub = hub
+        await hub.start(specs, only=self.options.mcp_servers or None)
+
+    async def _check_thread(self, thread_id: str) -> Thread:
+        try:
+            return await self.client.threads.retrieve(thread_id)
+        except NotFound:
+            raise SessionError(f"no thread {thread_id!r} on this server") from None
+
+    # ------------------------------------------------------------ what changes
+
+    def server_status(self) -> list[ServerStatus]:
+        return [] if self.hub is None else list(self.hub.status.values())
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        return [] if self.hub is None else self.hub.tool_specs()
+
+    async def use_model(self, model: str | None, *, assistant_id: str | None = None) -> Assistant:
+        """Switch to ``assistant_id`` as it is, or to our assistant for ``model`` (the current
+        model when None) with the MCP tools, reused when one matches."""
+        if assistant_id:
+            try:
+                assistant = await self.client.assistants.retrieve(assistant_id)
+            except NotFound:
+                raise SessionError(f"no assistant {assistant_id!r} on this server") from None
+        else:
+            wanted = model or self.model
+            tools = self.tool_specs()
+            assistant = await self._find_assistant(wanted, tools) or (
+                await self.client.assistants.create(
+                    name=f"{CLIENT_TAG} ({wanted})",
+                    model=wanted,
+                    instructions=self._instructions(),
+                    tools=tools,
+                    metadata={"client": CLIENT_TAG},
+                )
+            )
+        self.assistant = assistant
+        self.options.model = assistant.model
+        return assistant
+
+    async def _find_assistant(
+        self, model: str, tools: Sequence[Mapping[str, Any]]
+    ) -> Assistant | None:
+        page = await self.client.assistants.list(limit=100, order="desc")
+        wanted = [_tool_key(t) for t in tools]
+        for assistant in page.data:
+            if (
+                assistant.metadata.get("client") == CLIENT_TAG
+                and assistant.model == model
+                and assistant.instructions == self._instructions()
+                and [_tool_key(t.function.model_dump()) for t in assistant.tools] == wanted
+            ):
+                return assistant
+        return None
+
+    @staticmethod
+    def _instructions() -> str:
+        return (
+            "You are a helpful assistant in a terminal chat. Answer in Markdown. Use the "
+            "tools when they help."
+        )
+
+    async def ensure_thread(self, first_message: str) -> str:
+        """The current thread's id; a new thread titled after ``first_message`` if none."""
+        if self.thread_id is None:
+            title = " ".join(first_message.split())[:_TITLE_CHARS]
+            thread = await self.client.threads.create(
+                metadata={"title": title, "client": CLIENT_TAG}
+            )
+            self.thread_id = thread.id
+        return self.thread_id
+
+    def new_thread(self) -> None:
+        """Start a new conversation with the next message."""
+        self.thread_id = None
+
+    async def resume(self, thread_id: str) -> Thread:
+        thread = await self._check_thread(thread_id)
+        self.thread_id = thread.id
+        return thread
+
+
+def default_config_path() -> Path:
+    """``mcp_tools.default_mcp_config_path()``, without importing the MCP SDK to learn it:
+    ``$XDG_CONFIG_HOME/parley/mcp.json``, by default ``~/.config/parley/mcp.json``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "parley" / "mcp.json"
+
+
+def _tool_key(spec: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (
+        str(spec.get("name", "")),
+        str(spec.get("description") or ""),
+        json.dumps(spec.get("parameters") or {}, sort_keys=True),
+    )

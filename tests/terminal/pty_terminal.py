@@ -1,0 +1,124 @@
+"""A pseudo-terminal driver for end-to-end tests of ``parley chat`` (stdlib only).
+
+``Terminal`` starts a command with a new pty as its controlling terminal (so a written
+``\\x03`` becomes SIGINT, as in a real terminal), drains its output in a thread, and waits
+for text with a deadline. ``screen`` is the output with escape sequences removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import struct
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
+    r"|\x1b[()][0-9A-Za-z]"  # charset
+    r"|\x1b[=>78DEHMNOc]"  # other short escapes
+)
+
+
+def strip_escapes(text: str) -> str:
+    return _ESCAPES.sub("", text).replace("\r", "")
+
+
+class Terminal:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None = None,
+        rows: int = 40,
+        cols: int = 120,
+    ) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_take_terminal,  # a controlling terminal: Ctrl+C becomes SIGINT
+        )
+        os.close(slave)
+        self._master = master
+        self._raw = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self._master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self._lock:
+                self._raw.extend(data)
+
+    @property
+    def raw(self) -> str:
+        with self._lock:
+            return self._raw.decode("utf-8", "replace")
+
+    @property
+    def screen(self) -> str:
+        return strip_escapes(self.raw)
+
+    def mark(self) -> int:
+        """A position in ``screen``; ``expect(..., since=mark)`` looks after it only."""
+        return len(self.screen)
+
+    def write(self, text: str) -> None:
+        os.write(self._master, text.encode())
+
+    def expect(self, pattern: str, *, timeout: float = 20.0, since: int = 0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while True:
+            match = regex.search(self.screen, since)
+            if match is not None:
+                return match
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                if self.proc.poll() is not None:
+                    time.sleep(0.2)  # let the reader take the last bytes
+                    match = regex.search(self.screen, since)
+                    if match is not None:
+                        return match
+                raise AssertionError(
+                    f"{pattern!r} did not show within {timeout} s; screen:\n{self.screen[since:]}"
+                )
+            time.sleep(0.02)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        os.close(self._master)
+
+
+def _take_terminal() -> None:
+    """In the child, after ``setsid``: make stdin's pty the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

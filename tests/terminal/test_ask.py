@@ -1,0 +1,174 @@
+"""``parley ask`` in a child process with pipes, against the suite's real server and the test
+MCP server: stdout carries only the answer, exit codes tell failures, tools that need a
+confirmation are declined when no terminal is attached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from parley.terminal.chat import NO_TERMINAL
+from parley.testing.fake_upstream import expected_text, text_chunks, tool_results_text
+from tests.terminal.conftest import McpConfig, parley
+
+
+def connection(server: Any, key: str) -> list[str]:
+    return ["--server", server.base_url, "--api-key", key]
+
+
+def last_thread_messages(server: Any, key: str) -> list[dict[str, Any]]:
+    with server.client(key) as http:
+        threads = http.get("/threads", params={"order": "desc", "limit": 1}).json()["data"]
+        answer = http.get(f"/threads/{threads[0]['id']}/messages", params={"limit": 100})
+        answer.raise_for_status()
+        return list(answer.json()["data"])
+
+
+def runs(server: Any, key: str) -> list[dict[str, Any]]:
+    with server.client(key) as http:
+        return list(http.get("/runs", params={"order": "desc"}).json()["data"])
+
+
+def test_stdout_is_only_the_answer(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
+    done = parley("ask", *connection(server, user_key), "--model", "fake/text:5", "hi", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected_text(5) + "\n"
+    assert "tokens" in done.stderr  # the footer: elapsed time and usage
+
+
+def test_prompt_from_stdin(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
+    done = parley(
+        "ask", *connection(server, user_key), "--model", "fake/echo", env=cli_env, input="a b c\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "a b c\n"
+
+
+def test_a_tool_call_on_stderr_and_its_result_in_the_answer(
+    server: Any, user_key: str, cli_env: dict[str, str], mcp_config: McpConfig
+) -> None:
+    config = mcp_config({"t": ("echo,add", ["echo"])})
+    args = [*connection(server, user_key), "--model", "fake/tools:1", "--mcp-config", str(config)]
+    done = parley("ask", *args, "use a tool", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == tool_results_text([("echo", "text 0")]) + "\n"
+    assert '▸ echo(text="text 0")' in done.stderr
+    assert "✓ echo  text 0" in done.stderr
+
+    # the same with the whole turns at once
+    done = parley("ask", *args, "--no-stream", "use a tool", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == tool_results_text([("echo", "text 0")]) + "\n"
+
+
+def test_json_lines(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
+    done = parley(
+        "ask", *connection(server, user_key), "--model", "fake/text:3", "--json", "hi", env=cli_env
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "run.status" and types[-1] == "done"
+    assert events[-1]["status"] == "completed"
+    assert "usage" in types
+    text = "".join(e["text"] for e in events if e["type"] == "content.delta")
+    assert text == expected_text(3)
+
+
+def test_a_failed_run_exits_non_zero(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
+    done = parley("ask", *connection(server, user_key), "--model", "dead/x", "hi", env=cli_env)
+    assert done.returncode == 1
+    assert done.stdout.strip() == ""
+    assert "✗" in done.stderr and "Traceback" not in done.stderr
+
+    done = parley("ask", "--server", server.base_url, "--api-key", "pk_wrong", "hi", env=cli_env)
+    assert done.returncode == 1
+    assert "parley ask:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_tool_needing_confirmation_is_declined_without_a_terminal(
+    server: Any, user_key: str, cli_env: dict[str, str], mcp_config: McpConfig
+) -> None:
+    config = mcp_config({"t": ("echo", False)})  # nothing allowed: --confirm ask asks
+    done = parley(
+        "ask",
+        *connection(server, user_key),
+        *("--model", "fake/tools:1", "--mcp-config", str(config)),
+        "use a tool",
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "✗ echo" in done.stderr and "no terminal" in done.stderr
+    assert done.stdout == tool_results_text([("echo", f"Error: {NO_TERMINAL}")]) + "\n"
+
+    # --confirm never runs it
+    done = parley(
+        "ask",
+        *connection(server, user_key),
+        *("--model", "fake/tools:1", "--mcp-config", str(config), "--confirm", "never"),
+        "use a tool",
+        env=cli_env,
+    )
+    assert done.stdout == tool_results_text([("echo", "text 0")]) + "\n"
+
+
+def test_two_parallel_calls_run_as_two_calls(
+    server: Any, user_key: str, cli_env: dict[str, str], mcp_config: McpConfig
+) -> None:
+    config = mcp_config({"t": ("echo,add", True)})
+    done = parley(
+        "ask",
+        *connection(server, user_key),
+        *("--model", "fake/tools:2", "--mcp-config", str(config), "--json"),
+        "use two tools",
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    manifest = next(e for e in events if e["type"] == "tool_calls")
+    assert [a["name"] for a in manifest["actions"]] == ["echo", "add"]
+    started = [e for e in events if e["type"] == "tool.start"]
+    results = [e for e in events if e["type"] == "tool.result"]
+    assert sorted(e["name"] for e in started) == ["add", "echo"]
+    assert len({e["tool_call_id"] for e in results}) == 2
+    outputs = {e["name"]: e["output"] for e in results}
+    assert outputs == {"echo": "text 0", "add": "3.0"}
+    final = "".join(e["text"] for e in events if e["type"] == "content.delta")
+    assert final == tool_results_text([("echo", "text 0"), ("add", "3.0")])
+
+    # the server got both outputs, each as its own tool message, as text
+    stored = last_thread_messages(server, user_key)
+    assert [m["role"] for m in stored] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert len(stored[1]["tool_calls"]) == 2
+    assert [m["content"] for m in stored[2:4]] == ["text 0", "3.0"]
+
+
+def test_an_idle_timeout_keeps_the_partial_answer(
+    server: Any, user_key: str, cli_env: dict[str, str]
+) -> None:
+    done = parley(
+        "ask",
+        *connection(server, user_key),
+        *("--model", "fake/stall:2", "--idle-timeout", "1"),
+        "hi",
+        env=cli_env,
+    )
+    partial = "".join(text_chunks(2)[:2])
+    assert done.returncode == 1
+    assert done.stdout == partial + "\n"
+    assert "timed out: nothing for 1 s" in done.stderr
+    run = runs(server, user_key)[0]
+    assert run["status"] == "cancelled"
+    stored = last_thread_messages(server, user_key)
+    assert stored[-1]["role"] == "assistant" and stored[-1]["content"] == partial
+
+
+def test_the_embedded_server(cli_env: dict[str, str]) -> None:
+    """No --server: a server starts on loopback with the local key, and the demo model
+    answers."""
+    done = parley("ask", "hello", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Demo model")
+    key = Path(cli_env["XDG_DATA_HOME"], "parley", "local-api-key")
+    assert key.read_text().startswith("pk_")  # the local key of `parley run`

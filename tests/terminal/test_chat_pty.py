@@ -1,0 +1,82 @@
+"""``parley chat`` end to end in a pseudo-terminal: prompt, a two-line message whose tool call
+shows with its ✓ before the streamed answer, slash commands, Ctrl+C in the middle of a slow answer (the partial answer
+stays on screen and on the server, the run is cancelled), then Ctrl+D."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.terminal.repl import PROMPT
+from parley.testing.fake_upstream import expected_text, tool_results_text
+from tests.terminal.conftest import McpConfig
+from tests.terminal.pty_terminal import Terminal
+
+
+@pytest.fixture
+def chat(
+    server: Any, user_key: str, cli_env: dict[str, str], mcp_config: McpConfig
+) -> Iterator[Terminal]:
+    config = mcp_config({"t": ("echo,add", ["echo"])})
+    argv = [sys.executable, "-m", "parley.cli.main", "chat"]
+    argv += ["--server", server.base_url, "--api-key", user_key]
+    argv += ["--model", "fake/tools:1", "--mcp-config", str(config)]
+    term = Terminal(argv, env=cli_env)
+    yield term
+    term.close()
+
+
+def test_chat_in_a_terminal(chat: Terminal, server: Any, user_key: str, tmp_path: Path) -> None:
+    export = tmp_path / "chat.json"
+    chat.expect(PROMPT)
+    ready = chat.expect(r"✓ t: 2 tools")
+    # The start-up lines are printed above the prompt (in cooked mode for a moment); type
+    # once the prompt is drawn again.
+    chat.expect(PROMPT, since=ready.end())
+
+    # a message (two lines: Esc, Enter starts the second) that makes the model call a tool
+    mark = chat.mark()
+    chat.write("please use\x1b\ra tool\r")
+    chat.expect(r'▸ echo\(text="text 0"\)', since=mark)
+    chat.expect(r"✓ echo  text 0", since=mark)
+    chat.expect(re.escape(tool_results_text([("echo", "text 0")])), since=mark)
+    chat.expect(r"in / \d+ out tokens", since=mark)
+    mark = chat.mark()
+    chat.write(f"/export json {export}\r")
+    chat.expect("saved 4 messages", since=mark)
+    exported = json.loads(export.read_text())["messages"]
+    assert [m["role"] for m in exported] == ["user", "assistant", "tool", "assistant"]
+    assert exported[0]["content"] == "please use\na tool"
+
+    # a slow answer, interrupted
+    mark = chat.mark()
+    chat.write("/model fake/slow:200\r")
+    chat.expect(r"model fake/slow:200", since=mark)
+    mark = chat.mark()
+    chat.write("tell me slowly\r")
+    chat.expect("Parley streams every", since=mark)
+    chat.write("\x03")
+    note = chat.expect(r"interrupted — partial answer kept, run cancelled", since=mark)
+    chat.expect(PROMPT, since=note.end())  # back at the prompt
+
+    with server.client(user_key) as http:
+        [thread] = http.get("/threads").json()["data"]
+        messages = http.get(f"/threads/{thread['id']}/messages").json()["data"]
+        last_run = http.get("/runs", params={"order": "desc", "limit": 1}).json()["data"][0]
+    assert last_run["status"] == "cancelled"
+    partial = messages[-1]["content"]
+    assert messages[-1]["role"] == "assistant" and messages[-1]["run_id"] == last_run["id"]
+    assert partial.startswith("Parley streams every") and partial != expected_text()
+    assert expected_text().startswith(partial)
+    screen = chat.screen[mark:]
+    assert partial.strip() in screen  # the partial answer stayed on screen
+
+    # Ctrl+D on an empty line leaves
+    chat.write("\x04")
+    assert chat.wait(15) == 0
