@@ -85,3 +85,17 @@ class ToolCall(BaseModel):
 class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+def image_type(data: bytes) -> str | None:
+    """The image type (``image/png``, ``image/jpeg``, ``image/gif`` or ``image/webp``)
+    that the data's first bytes show; None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import secrets
 from collections.abc import AsyncGenerator
@@ -83,8 +82,9 @@ class StreamClock:
 
     def _check(self) -> None:
         limit = self.idle if self.started else self.first
-        if not limit:  # this phase has no timeout; look again once the other one starts
-            self._handle = self._loop.call_at(self._loop.time() + 1.0, self._check)
+        if not limit:
+            if not self.started:  # no first-token limit: the idle one starts at the start
+                self._handle = self._loop.call_at(self._loop.time() + self.idle, self._check)
             return
         deadline = self.last + limit
         if self._loop.time() < deadline:
@@ -218,13 +218,12 @@ def _provider_state(turn: Turn) -> dict[str, Any] | None:
     state = turn.acc.state
     if not state:
         return None
-    state = {**state, "provider": provider_name(turn.run.model)}
-    if "\\u0000" in json.dumps(state):
-        state = _without_nul(state)
-    return state
+    cleaned: dict[str, Any] = _without_nul({**state, "provider": provider_name(turn.run.model)})
+    return cleaned
 
 
 def _without_nul(value: Any) -> Any:
+    """``value`` with U+0000 in its strings replaced by U+FFFD."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
@@ -377,7 +376,7 @@ class TurnRunner:
         state = _provider_state(turn)
         totals = turn.run_totals()
         tool_calls = [c.model_dump() for c in calls]
-        errors = [acc.invalid[c.id] for c in calls]
+        errors = [(c.id, acc.invalid[c.id]) for c in calls]
 
         def write(conn: Connection) -> tuple[str, list[Message]] | None:
             if run_store.lock_run(conn, run_id=run.id, user_id=run.user_id).status != (
@@ -392,25 +391,17 @@ class TurnRunner:
                 tool_calls=tool_calls,
                 provider_state=state,
             )
-            last = thread_store.reserve_seqs(
-                conn, user_id=run.user_id, thread_id=run.thread_id, count=len(calls) + 1
+            thread_store.add_tool_messages(
+                conn, user_id=run.user_id, thread_id=run.thread_id, run_id=run.id, results=errors
             )
-            first = last - len(calls)
-            rows = [
-                thread_store.new_message(
-                    thread_id=run.thread_id,
-                    seq=first + i,
-                    role=Role.TOOL,
-                    content=error,
-                    tool_call_id=call.id,
-                    run_id=run.id,
-                )
-                for i, (call, error) in enumerate(zip(calls, errors, strict=True))
-            ]
-            placeholder = thread_store.new_message(
-                thread_id=run.thread_id, seq=last, role=Role.ASSISTANT, content="", run_id=run.id
+            placeholder = thread_store.add_message(
+                conn,
+                user_id=run.user_id,
+                thread_id=run.thread_id,
+                role=Role.ASSISTANT,
+                content="",
+                run_id=run.id,
             )
-            thread_store.insert_messages(conn, user_id=run.user_id, rows=[*rows, placeholder])
             if entries:
                 run_store.append_events(conn, run_id=run.id, events=entries)
             run_store.update_run(
@@ -480,21 +471,13 @@ class TurnRunner:
             if actions:
                 run_store.create_actions(conn, run_id=run.id, calls=actions)
             if answers:  # tool errors for calls the client is not asked to run
-                last = thread_store.reserve_seqs(
-                    conn, user_id=run.user_id, thread_id=run.thread_id, count=len(answers)
+                thread_store.add_tool_messages(
+                    conn,
+                    user_id=run.user_id,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    results=answers,
                 )
-                rows = [
-                    thread_store.new_message(
-                        thread_id=run.thread_id,
-                        seq=last - len(answers) + 1 + i,
-                        role=Role.TOOL,
-                        content=error,
-                        tool_call_id=call_id,
-                        run_id=run.id,
-                    )
-                    for i, (call_id, error) in enumerate(answers)
-                ]
-                thread_store.insert_messages(conn, user_id=run.user_id, rows=rows)
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 

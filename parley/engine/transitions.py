@@ -195,23 +195,15 @@ def store_outputs(
         raise Conflict(
             f"The run is {run.status}, not waiting for tool outputs.", code="run_not_waiting"
         )
-    last = thread_store.reserve_seqs(
-        conn, user_id=user_id, thread_id=run.thread_id, count=len(fresh)
-    )
-    rows = []
-    for i, (action, output) in enumerate(fresh):
+    for action, output in fresh:
         run_store.complete_action(conn, action_id=action.id, output=output)
-        rows.append(
-            thread_store.new_message(
-                thread_id=run.thread_id,
-                seq=last - len(fresh) + 1 + i,
-                role=Role.TOOL,
-                content=output,
-                tool_call_id=action.tool_call_id,
-                run_id=run.id,
-            )
-        )
-    thread_store.insert_messages(conn, user_id=user_id, rows=rows)
+    thread_store.add_tool_messages(
+        conn,
+        user_id=user_id,
+        thread_id=run.thread_id,
+        run_id=run.id,
+        results=[(action.tool_call_id, output) for action, output in fresh],
+    )
     pending = sum(1 for a in by_call.values() if a.status == ActionStatus.PENDING)
     if pending == len(fresh):
         states.move(

@@ -5,21 +5,7 @@ from __future__ import annotations
 import base64
 import os
 
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
-def _sniff(data: bytes) -> str | None:
-    for magic, media_type in _MAGIC:
-        if data.startswith(magic):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+from parley.types import image_type
 
 
 def image_data_url(source: str | os.PathLike[str] | bytes, media_type: str | None = None) -> str:
@@ -31,7 +17,7 @@ def image_data_url(source: str | os.PathLike[str] | bytes, media_type: str | Non
     else:
         with open(source, "rb") as f:
             data = f.read()
-    media_type = media_type or _sniff(data)
+    media_type = media_type or image_type(data)
     if media_type is None:
         raise ValueError("not a PNG, JPEG, GIF or WebP image; give media_type= to say what it is")
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from parley.events import ActionItem
 from parley.store.records import Action, ApiKey, Assistant, Message, Run, Thread, User
-from parley.types import ActionStatus, RunStatus, ToolCall, ToolSpec, Usage
+from parley.types import ActionStatus, RunStatus, ToolCall, ToolSpec, Usage, image_type
 
 T = TypeVar("T")
 
@@ -119,19 +119,6 @@ _DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOT
 MAX_IMAGES = 16
 
 
-def _image_type(data: bytes) -> str | None:
-    """The image type the data's first bytes show."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 class Image(_Body):
     """An image of a user message: ``data:image/png;base64,...`` (PNG, JPEG, GIF or WebP)
     or an ``http(s)://`` address the provider fetches itself."""
@@ -158,7 +145,7 @@ class Image(_Body):
             decoded = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("the data URL's base64 data is not valid") from None
-        if _image_type(decoded) != media_type:
+        if image_type(decoded) != media_type:
             raise ValueError(f"the data URL's data is not an image of type {media_type}")
         return url
 

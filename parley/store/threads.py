@@ -13,6 +13,7 @@ from parley.store.db import new_id, now
 from parley.store.pagination import Order, fetch_page
 from parley.store.records import Message, Thread
 from parley.store.tables import messages, runs, threads
+from parley.types import Role
 
 # Statements of the hot path, built once.
 _INSERT_THREAD = insert(threads)
@@ -170,6 +171,33 @@ def new_message(
 def insert_messages(conn: Connection, *, user_id: str, rows: list[Message]) -> None:
     """Store messages whose sequence numbers were reserved (``reserve_seqs``)."""
     conn.execute(_INSERT_MESSAGES, [{"user_id": user_id, **m.values()} for m in rows])
+
+
+def add_tool_messages(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    run_id: str,
+    results: list[tuple[str, str]],
+) -> None:
+    """Append one ``tool`` message per ``(tool_call_id, content)``, in order."""
+    if not results:
+        return
+    last = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=len(results))
+    first = last - len(results) + 1
+    rows = [
+        new_message(
+            thread_id=thread_id,
+            seq=first + i,
+            role=Role.TOOL,
+            content=content,
+            tool_call_id=call_id,
+            run_id=run_id,
+        )
+        for i, (call_id, content) in enumerate(results)
+    ]
+    insert_messages(conn, user_id=user_id, rows=rows)
 
 
 def get_message(conn: Connection, *, user_id: str, message_id: str) -> Message:
