@@ -267,11 +267,10 @@ def _image_block(url: str) -> dict[str, Any]:
 
 
 def _kept_thinking(state: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The thinking blocks this adapter stored with an answer (``thinking_blocks``)."""
-    blocks = state.get("thinking_blocks") if state else None
-    if not isinstance(blocks, list):
-        return []
-    return [block for block in blocks if isinstance(block, dict)]
+    """The thinking blocks this adapter stored with an answer (``thinking_blocks``, as
+    ``_StreamState.state_events`` wrote them)."""
+    blocks: list[dict[str, Any]] = state.get("thinking_blocks", []) if state else []
+    return blocks
 
 
 # ---------------------------------------------------------------------------- response
@@ -312,11 +311,7 @@ class _StreamState:
         if kind == "content_block_delta":
             return self.delta_events(payload)
         if kind == "content_block_start":
-            events = _block_start_events(payload)
-            block = payload["content_block"]  # an object: checked by _block_start_events
-            if block.get("type") in _THINKING_TYPES:
-                self.keep_thinking(payload["index"], block)
-            return events
+            return self.block_start(payload)
         if kind == "message_start":
             message = payload.get("message")
             if not isinstance(message, dict):
@@ -366,6 +361,14 @@ class _StreamState:
             if type(block) is _Thinking:
                 block.signature = _delta_text(delta, "signature", kind)  # the whole signature
         return []  # citations_delta, ...: not kept
+
+    def block_start(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        """The events of a ``content_block_start``; a thinking block is also kept."""
+        events = _block_start_events(payload)
+        block = payload["content_block"]  # an object: checked by _block_start_events
+        if block.get("type") in _THINKING_TYPES:
+            self.keep_thinking(payload["index"], block)
+        return events
 
     def keep_thinking(self, index: int, block: dict[str, Any]) -> None:
         """Keep a ``thinking`` / ``redacted_thinking`` block (from its start) to send back."""
@@ -476,9 +479,7 @@ def _message_events(raw: bytes) -> list[ModelEvent]:
     state = _StreamState()
     for index, block in enumerate(message["content"]):
         if isinstance(block, dict):
-            events.extend(_block_start_events({"index": index, "content_block": block}))
-            if block.get("type") in _THINKING_TYPES:
-                state.keep_thinking(index, block)
+            events.extend(state.block_start({"index": index, "content_block": block}))
     events.append(_finish_part(message.get("stop_reason") or "end_turn"))
     events.extend(state.usage_events(message.get("usage")))
     events.extend(state.state_events())

@@ -389,8 +389,8 @@ class StreamState:
         self.finished = False
         #: Characters of answer text so far (thought text apart).
         self.texted = 0
-        self.call_signatures: dict[str, str] | None = None
-        self.text_signatures: list[list[Any]] | None = None
+        self.call_signatures: dict[str, str] = {}
+        self.text_signatures: list[list[Any]] = []
         #: The signature of the last part without text, while nothing came after it.
         self.end_signature: str | None = None
 
@@ -429,8 +429,6 @@ class StreamState:
 
     def _sign_text(self, start: int, end: int, signature: Any) -> None:
         if isinstance(signature, str) and signature:
-            if self.text_signatures is None:
-                self.text_signatures = []
             self.text_signatures.append([start, end, signature])
 
     def _sign_textless(self, signature: Any) -> None:
@@ -515,8 +513,6 @@ class StreamState:
             if self.end_signature is not None:
                 self._settle_end()
             if signature and isinstance(signature, str):
-                if self.call_signatures is None:
-                    self.call_signatures = {}
                 self.call_signatures[str(self.calls)] = signature
             events.append(self._tool_call(call))
             return

@@ -227,9 +227,7 @@ def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def wire_input(
-    messages: list[ChatMessage], *, model: str | None = None, stored: bool = False
-) -> list[dict[str, Any]]:
+def wire_input(messages: list[ChatMessage], *, model: str, stored: bool) -> list[dict[str, Any]]:
     """The ``input`` items of a call: a message item per message with text (with
     ``input_image`` parts for its images), a ``function_call`` item per tool call and a
     ``function_call_output`` per tool result.
@@ -252,7 +250,7 @@ def wire_input(
         if role != "assistant":
             items.append({"role": role, "content": _input_content(message)})
             continue
-        if message.provider_state is not None and model is not None:
+        if message.provider_state is not None:
             replayed = _replayed_output(message, model, stored)
             if replayed is not None:
                 items.extend(replayed)
@@ -279,14 +277,14 @@ def _input_content(message: ChatMessage) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _function_call(call: ToolCall, item_id: Any = None) -> dict[str, Any]:
+def _function_call(call: ToolCall, item_id: str | None = None) -> dict[str, Any]:
     item = {
         "type": "function_call",
         "call_id": call.id,
         "name": call.name,
         "arguments": orjson.dumps(call.arguments).decode(),
     }
-    if isinstance(item_id, str) and item_id:
+    if item_id:
         item["id"] = item_id
     return item
 
@@ -300,13 +298,13 @@ def _replayed_output(message: ChatMessage, model: str, stored: bool) -> list[dic
     output = state.get("output") if state.get("model") == model else None
     if not isinstance(output, list):
         return None
-    texts = _split_text(message.content, [e.get("chars") for e in output if _is(e, "message")])
+    texts = _split_text(message.content, [e["chars"] for e in output if e["type"] == "message"])
     if texts is None:
         return None
     calls = {call.id: call for call in message.tool_calls}
     items: list[dict[str, Any]] = []
     for entry in output:
-        kind = entry.get("type") if isinstance(entry, dict) else None
+        kind = entry["type"]
         if kind == "reasoning":
             if not stored and not entry.get("encrypted_content"):
                 return None  # the API could only find it by id, and nothing was stored
@@ -323,16 +321,12 @@ def _replayed_output(message: ChatMessage, model: str, stored: bool) -> list[dic
     return None if calls else items
 
 
-def _is(entry: Any, kind: str) -> bool:
-    return isinstance(entry, dict) and entry.get("type") == kind
-
-
-def _split_text(text: str, lengths: list[Any]) -> list[str] | None:
+def _split_text(text: str, lengths: list[int]) -> list[str] | None:
     """``text`` cut into the texts of an answer's message items (``lengths`` their lengths
     as kept); None when they do not add up."""
     if len(lengths) <= 1:
         return [text] if lengths or not text else None
-    if any(type(n) is not int or n < 0 for n in lengths) or sum(lengths) != len(text):
+    if sum(lengths) != len(text):
         return None
     texts, start = [], 0
     for n in lengths:

@@ -418,3 +418,25 @@ async def test_recorded_error_answer_raises_the_providers_message(
     rest = error.message.replace(expected, "")
     assert not any(mark in rest for mark in ("{", "}", '"error"', '"type"', '"code"'))
     assert len(canned.heads) == 1  # asked once: no retry
+
+
+async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
+    canned: CannedUpstream,
+) -> None:
+    # The recorded xAI stream says prompt 335, completion 14, total 374: 25 reasoning
+    # tokens appear only in the total.
+    path = (
+        RECORDINGS / "openai_chat" / "langchaingo_grok_reasoning_content_then_whole_tool_call.sse"
+    )
+    body = path.read_bytes()
+    assert b'"prompt_tokens":335,"completion_tokens":14,"total_tokens":374' in body
+    canned.answer = http_answer(200, body, CONTENT_TYPES[".sse"])
+    provider = make_openai_chat(canned.base_url)
+    turn = TurnAccumulator()
+    request = ModelRequest(model="grok", messages=[ChatMessage(role=Role.USER, content="hi")])
+    try:
+        async for event in provider.stream(request):
+            turn.add(event)
+    finally:
+        await provider.aclose()
+    assert (turn.input_tokens, turn.output_tokens) == (335, 39)
