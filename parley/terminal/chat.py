@@ -179,8 +179,7 @@ class StreamingResponseHandler:
         stream = await open_stream()
         async with stream:
             async for event in stream:
-                state.add(event)
-                self._output.event(event)
+                _take(event, state, self._output)
 
     def _deadline(self, state: TurnState) -> tuple[float | None, str]:
         """The next moment a timeout fires, and what to say when it does."""
@@ -242,27 +241,25 @@ class ToolProcessor:
         )
         return [self._record(by_id[o.call_id or ""], o) for o in outcomes]
 
-    async def _approve(self, name: str, arguments: Mapping[str, Any]) -> bool:
+    async def _approve(self, name: str, arguments: Mapping[str, Any]) -> bool | str:
         if name in self.allowed:
             return True
         if not self._output.can_confirm:
-            return False
+            return NO_TERMINAL
         answer = await self._output.confirm(name, arguments)
         if answer == "always":
             self.allowed.add(name)
         return answer != "no"
 
-    def _record(self, action: ActionItem, outcome: ToolOutcome) -> ToolRecord:
-        text, output = outcome.text, outcome.output
-        if outcome.kind == "declined" and not self._output.can_confirm:
-            text, output = NO_TERMINAL, f"Error: {NO_TERMINAL}"
+    @staticmethod
+    def _record(action: ActionItem, outcome: ToolOutcome) -> ToolRecord:
         return ToolRecord(
             tool_call_id=action.tool_call_id,
             name=action.name,
             arguments=action.arguments,
-            output=output,
+            output=outcome.output,
             is_error=outcome.is_error,
-            text=text,
+            text=outcome.text,
             kind=outcome.kind,
         )
 
@@ -270,7 +267,13 @@ class ToolProcessor:
 def _no_tool(action: ActionItem) -> ToolRecord:
     text = f"Unknown tool {action.name!r}: no MCP server is configured in this chat."
     return ToolRecord(
-        action.tool_call_id, action.name, action.arguments, f"Error: {text}", True, text, "unknown"
+        action.tool_call_id,
+        action.name,
+        action.arguments,
+        f"Error: {text}",
+        True,
+        text,
+        "unknown_tool",
     )
 
 
@@ -413,8 +416,7 @@ class ConversationProcessor:
             state.interrupted = True
             return state
         for event in _turn_events(turn):
-            state.add(event)
-            self.output.event(event)
+            _take(event, state, self.output)
         return state
 
     async def _cancel_run(self, result: ExchangeResult) -> None:
@@ -447,6 +449,12 @@ class ConversationProcessor:
             await self.session.client.runs.cancel(run_id)
         self.output.notice(f"cancelled the unfinished run {run_id} of this thread")
         return True
+
+
+def _take(event: Event, state: TurnState, output: ChatOutput) -> None:
+    """One event of a turn, streamed or not: into the turn's state, then onto the output."""
+    state.add(event)
+    output.event(event)
 
 
 def _turn_events(turn: TurnResult) -> list[Event]:

@@ -25,6 +25,9 @@ Each tool call closes the current *segment*: what streamed so far is printed in 
 form above the live region, then the ``▸ name(args)`` line, so the region only ever holds
 the text since the last tool call.
 
+``suspended()`` takes the region off the screen for a while (a confirmation question): the
+segment so far is printed for good, and the region starts again after the block.
+
 Exit paths: ``finish`` and ``interrupt`` stop the region, then print the final rendering;
 the view is a context manager whose exit always stops the region (an exception or
 ``KeyboardInterrupt`` included), so no spinner outlives its answer.
@@ -37,11 +40,12 @@ through as it arrives, reasoning and tool lines go to a second console on stderr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -54,7 +58,7 @@ from rich.spinner import Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
-__all__ = ["StreamView", "Usage", "clean", "render_answer"]
+__all__ = ["StreamView", "Usage", "clean", "render_answer", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
 INTERRUPTED = "interrupted — partial answer kept"
@@ -361,6 +365,11 @@ def _shorten(text: str, limit: int) -> str:
 # ---------------------------------------------------------------------- StreamView
 
 
+def wants_plain(console: Console) -> bool:
+    """Whether ``console`` cannot hold a live region (not an interactive, capable terminal)."""
+    return not (console.is_terminal and console.is_interactive and not console.is_dumb_terminal)
+
+
 class StreamView:
     """One assistant answer on ``console``: live while it streams, final when done.
 
@@ -382,10 +391,7 @@ class StreamView:
         frames_per_second: float = FRAMES_PER_SECOND,
     ) -> None:
         self.console = console if console is not None else Console()
-        if plain is None:
-            live_ok = self.console.is_interactive and not self.console.is_dumb_terminal
-            plain = not (self.console.is_terminal and live_ok)
-        self.plain = plain
+        self.plain = wants_plain(self.console) if plain is None else plain
         self._err = err_console
         self._show_reasoning = show_reasoning
         self._preview_lines = preview_lines
@@ -502,6 +508,18 @@ class StreamView:
             )
         self._print_line(line)
 
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Stop the live region while the block runs (a question asked on the same terminal,
+        which the region would draw over): what streamed so far is printed in its final form
+        first, and the region comes back after the block."""
+        self._stop_live()
+        self._commit()
+        try:
+            yield
+        finally:
+            self.start(self._status)
+
     def refresh(self) -> None:
         """Draw a frame now (the clock does it on its own)."""
         with self._lock:
@@ -520,19 +538,6 @@ class StreamView:
     def interrupt(self, note: str = INTERRUPTED) -> None:
         """Stop at once; keep and print what arrived, then ``note``."""
         self._close(usage=None, elapsed=None, note=note, footer=True)
-
-    def show_answer(
-        self,
-        text: str,
-        reasoning: str | None = None,
-        usage: Usage | None = None,
-        elapsed: float | None = None,
-    ) -> None:
-        """The non-streaming path: print a whole answer as ``finish`` would."""
-        if reasoning:
-            self.add_reasoning(reasoning)
-        self.add_text(text)
-        self.finish(usage=usage, elapsed=elapsed)
 
     def __enter__(self) -> StreamView:
         return self

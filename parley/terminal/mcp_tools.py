@@ -4,7 +4,7 @@ The chat loop starts a :class:`ToolHub` with the servers of the user's MCP confi
 :meth:`ToolHub.tool_specs` with its runs, and when a run stops at ``action_required`` hands the
 manifest to :meth:`ToolHub.run_calls`; each :class:`ToolOutcome` becomes one tool output.
 
-    mcp.json ──load_mcp_config()──> {name: ServerSpec}
+    mcp.json ──load_mcp_config()──> {name: ServerSpec}     (parley.terminal.mcp_config)
     ToolHub.start(specs) ──> one session per server (stdio process or streamable HTTP)
     ToolHub.run_calls([(call_id, name, arguments), ...]) ──> [ToolOutcome, ...] in call order
 
@@ -35,8 +35,7 @@ import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TextIO, cast
 
 import anyio
@@ -46,6 +45,18 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from parley import __version__
+from parley.terminal.mcp_config import ConfirmMode, ServerSpec
+
+__all__ = [
+    "DECLINED",
+    "Approve",
+    "HubTool",
+    "PendingCall",
+    "ServerStatus",
+    "ToolHub",
+    "ToolOutcome",
+    "needs_confirmation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +65,13 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 EMPTY_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
 DECLINED = "The user declined to run this tool."
 
-Transport = Literal["stdio", "http"]
-ConfirmMode = Literal["ask", "always", "never"]
 ServerState = Literal["connected", "failed", "down", "disabled"]
 OutcomeKind = Literal["ok", "tool_error", "timeout", "declined", "unknown_tool", "server_error"]
 PendingCall = tuple[str, str, Mapping[str, Any]]
 """One call of a turn: ``(call_id, tool name, arguments)``."""
-Approve = Callable[[str, Mapping[str, Any]], Awaitable[bool]]
+Approve = Callable[[str, Mapping[str, Any]], Awaitable[bool | str]]
+"""Asked before a call that needs confirmation: True runs it, False declines it
+(:data:`DECLINED`), a string declines it with that text as the reason."""
 _Session = tuple[Client, list[types.Tool]]
 
 _MAX_NAME = 64
@@ -73,181 +84,6 @@ _CONNECTION_LOST = (
     anyio.EndOfStream,
     OSError,
 )
-
-
-# --------------------------------------------------------------------------- config
-
-
-class MCPConfigError(ValueError):
-    """The MCP config file is unusable; ``server`` and ``field`` name the culprit, if one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: Path | None = None,
-        server: str | None = None,
-        field: str | None = None,
-    ) -> None:
-        where = f"{path}: " if path is not None else ""
-        if server is not None:
-            where += f"server {server!r}: "
-        super().__init__(where + message)
-        self.path = path
-        self.server = server
-        self.field = field
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """One entry of ``mcpServers``: how to reach the server and Parley's settings for it."""
-
-    name: str
-    transport: Transport
-    command: str = ""
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    url: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    #: Seconds per tool call; overrides the call's own timeout and the hub's default.
-    timeout: float | None = None
-    #: Tools (the server's own names for them) that run without confirmation; ``True``: all.
-    allow: bool | frozenset[str] = frozenset()
-    disabled: bool = False
-
-    def allows(self, tool: str) -> bool:
-        """Whether ``tool`` (the server's own name for it) may run without asking."""
-        return self.allow is True or (isinstance(self.allow, frozenset) and tool in self.allow)
-
-
-def default_mcp_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CONFIG_HOME/parley/mcp.json``, by default ``~/.config/parley/mcp.json``."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "parley" / "mcp.json"
-
-
-def load_mcp_config(path: Path, *, missing_ok: bool = False) -> dict[str, ServerSpec]:
-    """The servers of an MCP config file, by name, in file order.
-
-    Raises:
-        MCPConfigError: the file is missing (unless ``missing_ok``), unreadable, not JSON, or
-            an entry is malformed; the message names the server and field.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if missing_ok:
-            return {}
-        raise MCPConfigError("no such file", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MCPConfigError(f"cannot read the file ({exc})", path=path) from None
-    return parse_mcp_config(text, path=path)
-
-
-def parse_mcp_config(text: str, *, path: Path | None = None) -> dict[str, ServerSpec]:
-    """:func:`load_mcp_config` for text already read; ``path`` only labels the errors."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise MCPConfigError(f"not valid JSON: {exc.msg} ({where})", path=path) from None
-    servers = data.get("mcpServers") if isinstance(data, dict) else None
-    if not isinstance(servers, dict):
-        message = 'expected {"mcpServers": {...}} mapping server names to their settings'
-        raise MCPConfigError(message, path=path, field="mcpServers")
-    return {name: _Entry(name, entry, path).spec() for name, entry in servers.items()}
-
-
-class _Entry:
-    """Reads one server entry, raising :class:`MCPConfigError` that names the bad field."""
-
-    def __init__(self, name: str, data: Any, path: Path | None) -> None:
-        self.name, self.data, self.path = name, data, path
-        if not name.strip():
-            raise MCPConfigError("server names must not be empty", path=path)
-        if not isinstance(data, dict):
-            raise self.error(None, "the settings must be a JSON object")
-
-    def error(self, field: str | None, message: str) -> MCPConfigError:
-        text = f"{field!r} {message}" if field else message
-        return MCPConfigError(text, path=self.path, server=self.name, field=field)
-
-    def spec(self) -> ServerSpec:
-        kind = self.data.get("type")
-        if kind is not None and kind not in ("stdio", "http", "streamable-http"):
-            raise self.error("type", f'must be "stdio", "http" or "streamable-http", not {kind!r}')
-        if kind is None:
-            has_command, has_url = "command" in self.data, "url" in self.data
-            if has_command and has_url:
-                raise self.error(None, 'has both "command" and "url": remove one or set "type"')
-            if not (has_command or has_url):
-                raise self.error(None, 'needs "command" (a local server) or "url" (a remote one)')
-            kind = "stdio" if has_command else "http"
-        common: dict[str, Any] = {
-            "name": self.name,
-            "timeout": self.timeout(),
-            "allow": self.allow(),
-            "disabled": self.flag("disabled"),
-        }
-        if kind == "stdio":
-            return ServerSpec(
-                transport="stdio",
-                command=self.string("command", required=True) or "",
-                args=tuple(self.strings("args")),
-                env=self.string_map("env"),
-                cwd=os.path.expanduser(cwd) if (cwd := self.string("cwd")) else None,
-                **common,
-            )
-        url = self.string("url", required=True) or ""
-        if not url.startswith(("http://", "https://")):
-            raise self.error("url", f"must be an http:// or https:// URL, not {url!r}")
-        return ServerSpec(transport="http", url=url, headers=self.string_map("headers"), **common)
-
-    def string(self, key: str, *, required: bool = False) -> str | None:
-        value = self.data.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(
-                key, "must be a non-empty string" if value is not None else "is missing"
-            )
-        return value
-
-    def strings(self, key: str) -> list[str]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(key, "must be a list of strings")
-        return value
-
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise self.error(key, "must be an object whose values are strings")
-        return dict(value)
-
-    def flag(self, key: str) -> bool:
-        value = self.data.get(key, False)
-        if not isinstance(value, bool):
-            raise self.error(key, "must be true or false")
-        return value
-
-    def timeout(self) -> float | None:
-        value = self.data.get("timeout")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise self.error("timeout", "must be a positive number of seconds")
-        return float(value)
-
-    def allow(self) -> bool | frozenset[str]:
-        value = self.data.get("allow", False)
-        if isinstance(value, bool):
-            return True if value else frozenset()
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return frozenset(value)
-        raise self.error("allow", "must be a list of tool names, or true for all of them")
 
 
 # --------------------------------------------------------------------------- tools and outcomes
@@ -530,10 +366,17 @@ class _Connection:
             return self._shared_stderr
         return cast(TextIO, tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
 
-    def stderr_mark(self) -> int:
-        """How much the server has written to its private stderr file so far."""
+    def _private_stderr(self) -> TextIO | None:
+        """The server's own stderr file, while it is open (None when it shares the hub's)."""
         errlog = self._stderr
         if errlog is None or errlog is self._shared_stderr or errlog.closed:
+            return None
+        return errlog
+
+    def stderr_mark(self) -> int:
+        """How much the server has written to its private stderr file so far."""
+        errlog = self._private_stderr()
+        if errlog is None:
             return 0
         try:
             return os.fstat(errlog.fileno()).st_size
@@ -542,8 +385,8 @@ class _Connection:
 
     def _stderr_tail(self, since: int = 0) -> str:
         """The last lines the server wrote to stderr after ``since``, for an error message."""
-        errlog = self._stderr
-        if errlog is None or errlog is self._shared_stderr or errlog.closed:
+        errlog = self._private_stderr()
+        if errlog is None:
             return ""
         try:
             fd = errlog.fileno()
@@ -692,8 +535,8 @@ class ToolHub:
         """Run a turn's calls concurrently, at most ``limit`` at once; outcomes in call order.
 
         ``approve(name, arguments)`` is awaited, one call at a time, for each call that
-        :func:`needs_confirmation` under ``confirm``; a call it declines gets the outcome
-        :data:`DECLINED`, the others run. Without ``approve`` every call runs. ``on_start`` and
+        :func:`needs_confirmation` under ``confirm``; a call it declines gets a ``declined``
+        outcome (its text the reason ``approve`` gave, else :data:`DECLINED`), the others run. Without ``approve`` every call runs. ``on_start`` and
         ``on_done`` report each call as it starts and ends (for the display). Cancelling the
         task running this cancels the calls in flight; the sessions stay usable.
         """
@@ -706,9 +549,10 @@ class ToolHub:
             tool = self._tools.get(name)
             if approve is not None and tool is not None and self._must_ask(tool, confirm):
                 async with asking:
-                    approved = await approve(name, arguments)
-                if not approved:
-                    declined = ToolOutcome(DECLINED, True, "declined", call_id, name, tool.server)
+                    verdict = await approve(name, arguments)
+                if verdict is not True:
+                    reason = verdict or DECLINED
+                    declined = ToolOutcome(reason, True, "declined", call_id, name, tool.server)
                     return self._report(declined, on_done)
             async with slots:
                 if on_start is not None:

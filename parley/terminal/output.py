@@ -3,9 +3,9 @@
 * ``TerminalOutput``: the seed's display manager. A ``StreamView`` shows the answer while
   it streams (live region in a terminal, or plain text to stdout with the rest on stderr in
   a pipe), each tool call as ``▸ name(args)`` then ``✓``/``✗`` with a preview of its
-  result, and at the end the final rendering, elapsed time and token usage. A confirmation
-  question closes the current view first (a live region would draw over it) and the next
-  event opens a new one; the footer's elapsed time still counts from the first.
+  result, and at the end the final rendering, elapsed time and token usage. The view is
+  ``suspended()`` while a confirmation question waits (its live region would draw over it);
+  tool results that come in meanwhile are shown once it is answered.
 * ``JsonOutput``: ``parley ask --json``: every event as one JSON line, plus the client's
   own ``tool.start`` / ``tool.result`` lines.
 
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta, UsageEvent
-from parley.terminal.display import INTERRUPTED, StreamView, clean
+from parley.terminal.display import INTERRUPTED, StreamView, clean, wants_plain
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 
 __all__ = ["Asker", "JsonOutput", "TerminalOutput", "parse_answer", "prompt_asker"]
@@ -51,11 +52,18 @@ def question(name: str, arguments: Mapping[str, Any]) -> str:
     return f"Run {clean(name)} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
 
 
+async def _ask(asker: Asker | None, name: str, arguments: Mapping[str, Any]) -> Answer:
+    """The user's answer to whether to run ``name`` (no, without an ``asker``)."""
+    if asker is None:
+        return "no"
+    return parse_answer(await asker(question(name, arguments)))
+
+
 def prompt_asker(*, stderr: bool = False) -> Asker:
     """An ``Asker`` that reads the answer with prompt_toolkit (on stderr for ``parley ask``,
     whose stdout is the answer). Ctrl+C or Ctrl+D answer no."""
 
-    async def ask(text: str) -> str:
+    async def prompt(text: str) -> str:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.output import create_output
 
@@ -66,7 +74,7 @@ def prompt_asker(*, stderr: bool = False) -> Asker:
         except (KeyboardInterrupt, EOFError):
             return ""
 
-    return ask
+    return prompt
 
 
 class TerminalOutput:
@@ -87,11 +95,10 @@ class TerminalOutput:
         show_reasoning: bool = True,
     ) -> None:
         self.console = console
+        self.plain = wants_plain(console) if plain is None else plain
+        if self.plain and err_console is None:
+            err_console = Console(stderr=True)
         self._err_console = err_console
-        if plain is None:
-            live_ok = console.is_terminal and console.is_interactive
-            plain = not (live_ok and not console.is_dumb_terminal)
-        self.plain = plain
         self._asker = asker
         self._show_reasoning = show_reasoning
         self._view: StreamView | None = None
@@ -121,9 +128,7 @@ class TerminalOutput:
         return self._view
 
     def _errors(self) -> Console:
-        if self.plain:
-            return self._err_console or Console(stderr=True)
-        return self.console
+        return self._err_console if self.plain and self._err_console else self.console
 
     # -------------------------------------------------------------- ChatOutput
 
@@ -159,14 +164,10 @@ class TerminalOutput:
         self._ensure_view().tool_result(action.name, not record.is_error, record.text)
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
-        if self._asker is None:
-            return "no"
-        if self._view is not None:
-            self._view.finish(elapsed=0.0)  # commit what is shown; prints no footer
-            self._view = None
         self._asking = True
         try:
-            answer = parse_answer(await self._asker(question(name, arguments)))
+            with self._view.suspended() if self._view else contextlib.nullcontext():
+                answer = await _ask(self._asker, name, arguments)
         finally:
             self._asking = False
         held, self._held = self._held, []
@@ -258,9 +259,7 @@ class JsonOutput:
         )
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
-        if self._asker is None:
-            return "no"
-        return parse_answer(await self._asker(question(name, arguments)))
+        return await _ask(self._asker, name, arguments)
 
     def notice(self, text: str, *, error: bool = False) -> None:
         self._err.write(clean(text) + "\n")

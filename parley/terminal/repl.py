@@ -21,7 +21,7 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -36,6 +36,9 @@ from parley.terminal.display import clean, render_answer
 from parley.terminal.embedded import EmbeddedServerError
 from parley.terminal.output import TerminalOutput, prompt_asker
 from parley.terminal.session import CONFIRM_MODES, ChatOptions, Session, SessionError
+
+if TYPE_CHECKING:
+    from parley.terminal.mcp_tools import ServerStatus
 
 __all__ = ["COMMANDS", "ChatRepl", "history_path", "run_chat"]
 
@@ -216,13 +219,7 @@ class ChatRepl:
             lines.append(f" · thread {session.thread_id}", style="dim")
         for status in session.server_status():
             lines.append("\n")
-            if status.connected:
-                lines.append("✓ ", style="green")
-            elif status.state == "disabled":
-                lines.append("- ", style="dim")
-            else:
-                lines.append("✗ ", style="red")
-            lines.append(clean(status.summary))
+            lines.append_text(_status_line(status))
         return lines
 
     async def _ready(self) -> bool:
@@ -292,8 +289,7 @@ class ChatRepl:
             self.console.print("no MCP servers (see --mcp-config)", style="dim")
             return
         for status in statuses:
-            mark = ("✓ ", "green") if status.connected else ("✗ ", "red")
-            self.console.print(Text.assemble(mark, clean(status.summary)))
+            self.console.print(_status_line(status))
 
     async def _model(self, args: list[str]) -> None:
         if args:
@@ -445,6 +441,17 @@ def _when(timestamp: int) -> str:
     if not timestamp:
         return ""
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _status_line(status: ServerStatus) -> Text:
+    """``✓ files: 12 tools``, ``- old: disabled`` or ``✗ web: failed: why``."""
+    if status.connected:
+        mark = ("✓ ", "green")
+    elif status.state == "disabled":
+        mark = ("- ", "dim")
+    else:
+        mark = ("✗ ", "red")
+    return Text.assemble(mark, clean(status.summary))
 
 
 def _message(exc: BaseException) -> str:

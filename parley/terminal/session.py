@@ -14,7 +14,8 @@ the first message (its metadata holds the message's start as a ``title``), unles
 ``--thread`` resumes one.
 
 Heavy imports (the MCP SDK) happen inside ``open()``, in a worker thread, so the REPL can
-draw its prompt while they load.
+draw its prompt while they load; the MCP config is read before, with the standard library
+(``mcp_config``), so a broken file is reported without that wait.
 """
 
 from __future__ import annotations
@@ -22,27 +23,35 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
 from parley.config import ClientSettings
 from parley.errors import NotFound
 from parley.sdk import AsyncClient
 from parley.sdk.models import Assistant, Thread
 from parley.terminal.embedded import EmbeddedServer
+from parley.terminal.mcp_config import (
+    ConfirmMode,
+    MCPConfigError,
+    default_mcp_config_path,
+    load_mcp_config,
+)
 
 if TYPE_CHECKING:
     from parley.terminal.mcp_tools import ServerStatus, ToolHub
 
-__all__ = ["DEFAULT_MODEL", "ChatOptions", "Session", "SessionError", "default_config_path"]
+__all__ = ["DEFAULT_MODEL", "ChatOptions", "Session", "SessionError"]
 
 DEFAULT_MODEL = "demo/parley"
 CLIENT_TAG = "parley chat"
-ConfirmMode = Literal["ask", "always", "never"]
-CONFIRM_MODES: tuple[ConfirmMode, ...] = ("ask", "always", "never")
+CONFIRM_MODES: tuple[ConfirmMode, ...] = get_args(ConfirmMode)
+INSTRUCTIONS = (
+    "You are a helpful assistant in a terminal chat. Answer in Markdown. Use the tools when "
+    "they help."
+)
 _TITLE_CHARS = 80
 
 
@@ -156,36 +165,28 @@ class Session:
         self._client = AsyncClient(base_url=base_url, api_key=api_key or "")
 
     async def _start_hub(self) -> None:
-        config = self.options.mcp_config
-        if config is None and not self.options.mcp_servers:
-            # Only the default file, when there is one: no MCP import otherwise.
-            default = default_config_path()
-            if not default.exists():
-                return
-            config = default
-        # Import the MCP SDK off the event loop: it takes a good part of a second.
-        await asyncio.to_thread(importlib.import_module, "parley.terminal.mcp_tools")
-        from parley.terminal.mcp_tools import (
-            MCPConfigError,
-            ToolHub,
-            default_mcp_config_path,
-            load_mcp_config,
-        )
-
-        path = config or default_mcp_config_path()
+        opts = self.options
+        path = opts.mcp_config or default_mcp_config_path()
+        default = opts.mcp_config is None
+        if default and not opts.mcp_servers and not path.exists():
+            return  # no MCP config at all: the MCP SDK is never imported
         try:
-            specs = load_mcp_config(path, missing_ok=config is None)
+            specs = load_mcp_config(path, missing_ok=default)
         except MCPConfigError as exc:
             raise SessionError(f"MCP config: {exc}") from None
-        unknown = [name for name in self.options.mcp_servers if name not in specs]
+        unknown = [name for name in opts.mcp_servers if name not in specs]
         if unknown:
             known = ", ".join(specs) or "none"
             raise SessionError(
                 f"--mcp-server {', '.join(unknown)}: not in {path} (servers there: {known})"
             )
-        hub = ToolHub(default_timeout=self.options.tool_timeout)
+        # Import the MCP SDK off the event loop: it takes a good part of a second.
+        await asyncio.to_thread(importlib.import_module, "parley.terminal.mcp_tools")
+        from parley.terminal.mcp_tools import ToolHub
+
+        hub = ToolHub(default_timeout=opts.tool_timeout)
         self.hub = hub
-        await hub.start(specs, only=self.options.mcp_servers or None)
+        await hub.start(specs, only=opts.mcp_servers or None)
 
     async def _check_thread(self, thread_id: str) -> Thread:
         try:
@@ -216,7 +217,7 @@ class Session:
                 await self.client.assistants.create(
                     name=f"{CLIENT_TAG} ({wanted})",
                     model=wanted,
-                    instructions=self._instructions(),
+                    instructions=INSTRUCTIONS,
                     tools=tools,
                     metadata={"client": CLIENT_TAG},
                 )
@@ -234,18 +235,11 @@ class Session:
             if (
                 assistant.metadata.get("client") == CLIENT_TAG
                 and assistant.model == model
-                and assistant.instructions == self._instructions()
+                and assistant.instructions == INSTRUCTIONS
                 and [_tool_key(t.function.model_dump()) for t in assistant.tools] == wanted
             ):
                 return assistant
         return None
-
-    @staticmethod
-    def _instructions() -> str:
-        return (
-            "You are a helpful assistant in a terminal chat. Answer in Markdown. Use the "
-            "tools when they help."
-        )
 
     async def ensure_thread(self, first_message: str) -> str:
         """The current thread's id; a new thread titled after ``first_message`` if none."""
@@ -265,13 +259,6 @@ class Session:
         thread = await self._check_thread(thread_id)
         self.thread_id = thread.id
         return thread
-
-
-def default_config_path() -> Path:
-    """``mcp_tools.default_mcp_config_path()``, without importing the MCP SDK to learn it:
-    ``$XDG_CONFIG_HOME/parley/mcp.json``, by default ``~/.config/parley/mcp.json``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "parley" / "mcp.json"
 
 
 def _tool_key(spec: Mapping[str, Any]) -> tuple[str, str, str]:

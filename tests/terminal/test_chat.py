@@ -169,3 +169,24 @@ async def test_a_declined_call_affects_that_call_only(
     assert add.output == "3.0" and not add.is_error
 
     assert "✗ echo  The user declined" in err.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def test_no_live_region_draws_while_a_question_waits(
+    open_session: Open, mcp_config: McpConfig
+) -> None:
+    config = mcp_config({"t": ("echo", False)})
+    session = await open_session(model="fake/tools:1", mcp_config=config)
+    console = Console(file=io.StringIO(), width=100, force_terminal=True, force_interactive=True)
+    live_while_asked: list[bool] = []
+
+    async def asker(question: str) -> str:
+        view = output.view
+        live_while_asked.append(view is not None and view.is_live)
+        return "y"
+
+    output = TerminalOutput(console, asker=asker)
+    assert not output.plain
+    result = await ConversationProcessor(session, output).process_conversation("go")
+    assert result.ok and live_while_asked == [False]
+    assert [r.output for r in result.tool_results] == ["text 0"]
+    assert output.view is None  # finished: the region is gone

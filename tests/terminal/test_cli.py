@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from parley.cli.main import _chat_options, build_parser
-from parley.terminal.mcp_tools import default_mcp_config_path
-from parley.terminal.session import default_config_path
 
 
 def test_the_parley_command_imports_no_terminal_library() -> None:
@@ -63,10 +61,3 @@ def test_bad_numbers_are_usage_errors(flag: str) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["chat", flag])
     assert exited.value.code == 2
-
-
-def test_the_default_mcp_config_path_is_the_hubs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", "/somewhere")
-    assert default_config_path() == default_mcp_config_path() == Path("/somewhere/parley/mcp.json")
-    monkeypatch.delenv("XDG_CONFIG_HOME")
-    assert default_config_path() == default_mcp_config_path()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -188,7 +189,7 @@ def test_spinner_with_elapsed_seconds_until_the_first_token() -> None:
     with StreamView(console) as view:
         view.start(status="Thinking…")
         shown = frame(view, out)
-        assert "Thinking…" in shown and "s" in shown.split("Thinking…")[1]
+        assert re.search(r"Thinking… \d+\.\ds", shown), shown
         view.add_text("First token")
         shown = frame(view, out)
         assert "First token" in shown and "Thinking…" not in shown
@@ -255,7 +256,9 @@ def test_reasoning_deltas_are_shown_once() -> None:
 def test_long_reasoning_is_folded_in_the_final_rendering() -> None:
     console, out = final_only()
     view = StreamView(console, plain=False, fold_lines=4)
-    view.show_answer("Answer.", reasoning="".join(f"idea {i}\n" for i in range(12)))
+    view.add_reasoning("".join(f"idea {i}\n" for i in range(12)))
+    view.add_text("Answer.")
+    view.finish()
     printed = out.getvalue()
     assert "idea 0" in printed and "idea 3" in printed
     assert "idea 4" not in printed and "idea 11" not in printed
@@ -265,7 +268,10 @@ def test_long_reasoning_is_folded_in_the_final_rendering() -> None:
 
 def test_short_reasoning_is_not_folded() -> None:
     console, out = final_only()
-    StreamView(console, plain=False).show_answer("Yes.", reasoning="one\ntwo\n")
+    view = StreamView(console, plain=False)
+    view.add_reasoning("one\ntwo\n")
+    view.add_text("Yes.")
+    view.finish()
     assert "one\ntwo" in out.getvalue() and "more lines" not in out.getvalue()
 
 
@@ -383,6 +389,29 @@ def test_ctrl_c_in_the_block_stops_the_live_region_and_says_so() -> None:
     assert "partial" in tail and "interrupted" in tail
 
 
+def test_suspended_takes_the_region_off_the_screen_and_brings_it_back() -> None:
+    console, out = terminal()
+    with StreamView(console) as view:
+        view.start()
+        view.add_text("Before the **question**.")
+        view.tool_call("write", {"path": "a"})
+        with view.suspended():
+            assert not view.is_live
+            size, frames = len(out.getvalue()), view.frames
+            time.sleep(0.3)  # more than three frame intervals
+            assert view.frames == frames and len(out.getvalue()) == size, "still drawing"
+            console.print("Run write? ")  # what the question would show
+        assert view.is_live
+        view.tool_result("write", True, "ok")
+        view.add_text("After.")
+        view.finish(elapsed=1.5)
+    shown = clean(out.getvalue())
+    question = shown.index("Run write?")
+    assert shown.index("question") < question < shown.index("✓ write  ok")
+    assert shown.count("1.5s") == 1  # one footer, for the whole answer
+    assert view.text == "Before the **question**.After."
+
+
 async def test_the_clock_draws_while_a_coroutine_awaits_and_cancellation_stops_it() -> None:
     console, out = terminal()
 
@@ -432,14 +461,19 @@ def test_plain_mode_writes_text_through_as_it_arrives() -> None:
     assert not view.is_live
 
 
-def test_show_answer_is_the_non_streaming_path() -> None:
+def test_a_whole_answer_in_one_delta() -> None:
+    """What ``--no-stream`` hands the view: the whole answer as one delta."""
     console, out = terminal()
     view = StreamView(console)
     view.start()
-    view.show_answer('{"ok": true}', usage=UsageEvent(input_tokens=1, output_tokens=2))
+    view.add_text('{"ok": true}')
+    view.finish(usage=UsageEvent(input_tokens=1, output_tokens=2))
     assert_stopped(view, out)
     assert '"ok": true' in Text.from_ansi(out.getvalue().rsplit("\x1b[?25h", 1)[-1]).plain
 
     out, err = io.StringIO(), io.StringIO()
-    StreamView(Console(file=out), err_console=Console(file=err)).show_answer("# Hi", "why")
+    view = StreamView(Console(file=out), err_console=Console(file=err))
+    view.add_reasoning("why")
+    view.add_text("# Hi")
+    view.finish()
     assert out.getvalue() == "# Hi\n" and err.getvalue().startswith("why\n")
