@@ -28,7 +28,9 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(settings: Settings) -> _Server:
+def build_server(settings: Settings) -> _Server:
+    """The uvicorn server of the Parley app for ``settings`` (not started); its shutdown
+    stops the engine first, so running turns settle."""
     app = create_app(settings)
     return _Server(_config(settings, app), app)
 
@@ -49,7 +51,7 @@ def _config(settings: Settings, app: FastAPI) -> uvicorn.Config:
 
 
 def serve(settings: Settings) -> int:
-    server = _server(settings)
+    server = build_server(settings)
     server.run()
     return 0 if server.started else 1
 
@@ -69,7 +71,7 @@ async def _run_local(settings: Settings) -> int:
         key = await ensure_local_key(db)
     finally:
         await db.dispose()
-    server = _server(settings)
+    server = build_server(settings)
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.05)

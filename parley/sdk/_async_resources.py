@@ -215,6 +215,13 @@ class Actions(_Resource):
         return await self._client._request(_calls.actions_list(run_id=run_id, status=status))
 
 
+class Models(_Resource):
+    async def list(self) -> dict[str, Any]:
+        """The server's providers, whether each is ready, and their models; see
+        ``Client.models.list``."""
+        return await self._client._request(_calls.models_list())
+
+
 class Completions(_Resource):
     @overload
     async def create(

@@ -303,6 +303,10 @@ def runs_events(run_id: str, *, after: str | int | None) -> Call[None]:
     return Call("GET", f"/v1/runs/{_id(run_id, 'run_id')}/events", _nothing, headers=headers)
 
 
+def models_list() -> Call[dict[str, Any]]:
+    return Call("GET", "/v1/models", dict)
+
+
 def actions_list(*, run_id: str, status: str | None) -> Call[list[Action]]:
     _id(run_id, "run_id")
     params = _compact(run_id=run_id, status=status)

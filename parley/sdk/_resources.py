@@ -209,6 +209,13 @@ class Actions(_Resource):
         return self._client._request(_calls.actions_list(run_id=run_id, status=status))
 
 
+class Models(_Resource):
+    def list(self) -> dict[str, Any]:
+        """The server's providers, whether each is ready, and their models
+        (``GET /v1/models``: ``{"providers": [{"name", "kind", "ready", "models", ...}]}``)."""
+        return self._client._request(_calls.models_list())
+
+
 class Completions(_Resource):
     @overload
     def create(

@@ -23,6 +23,7 @@ from parley.sdk._async_resources import (
     AsyncInferenceStream,
     Completions,
     Messages,
+    Models,
     Runs,
     Threads,
     Users,
@@ -72,6 +73,7 @@ class AsyncClient(BaseClient):
         self.actions = Actions(self)
         self.completions = Completions(self)
         self.users = Users(self)
+        self.models = Models(self)
         self.api_keys = ApiKeys(self)
 
     @property

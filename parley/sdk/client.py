@@ -31,6 +31,7 @@ from parley.sdk._resources import (
     Completions,
     InferenceStream,
     Messages,
+    Models,
     Runs,
     Threads,
     Users,
@@ -72,6 +73,7 @@ class Client(BaseClient):
         self.actions = Actions(self)
         self.completions = Completions(self)
         self.users = Users(self)
+        self.models = Models(self)
         self.api_keys = ApiKeys(self)
 
     @property

@@ -139,14 +139,14 @@ class EmbeddedServer:
 async def _serve_child() -> int:
     """Serve on a free loopback port until stdin closes (runs in the child process)."""
     from parley.cli.local import ensure_local_key
-    from parley.cli.serve import _server
+    from parley.cli.serve import build_server
     from parley.config import Settings
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     settings = Settings(host="127.0.0.1", port=port)
-    server = _server(settings)
+    server = build_server(settings)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)

@@ -29,7 +29,6 @@ from rich.text import Text
 
 from parley.config import data_dir
 from parley.errors import ParleyError
-from parley.sdk._calls import Call
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
 from parley.terminal.display import clean, render_answer
@@ -300,7 +299,7 @@ class ChatRepl:
 
     async def _models(self, args: list[str]) -> None:
         client = self.session.client
-        catalog: dict[str, Any] = await client._request(Call("GET", "/v1/models", dict))
+        catalog = await client.models.list()
         for provider in catalog.get("providers", []):
             ready = provider.get("ready")
             line = Text.assemble(

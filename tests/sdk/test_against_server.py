@@ -181,3 +181,13 @@ def test_errors_arrive_typed(client: Client) -> None:
             assistant_id=assistant.id, content="again", thread_id=result.thread_id, stream=False
         )
     assert busy.value.code == "thread_busy"
+
+
+async def test_models_list_answers_the_servers_catalog(
+    client: Client, server: Any, user_key: str
+) -> None:
+    catalog = client.models.list()
+    by_name = {p["name"]: p for p in catalog["providers"]}
+    assert by_name["demo"]["ready"] is True and by_name["fake"]["kind"] == "openai-chat"
+    async with AsyncClient(base_url=server.base_url, api_key=user_key) as aclient:
+        assert await aclient.models.list() == catalog
