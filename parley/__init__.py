@@ -4,6 +4,8 @@ The public surface is the SDK (``Client``, ``AsyncClient``), the event vocabular
 error hierarchy; everything else is reached through its own subpackage.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from parley.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -20,20 +22,60 @@ from parley.errors import (
     UpstreamTimeout,
     ValidationFailed,
 )
-from parley.events import (
-    ActionItem,
-    ContentDelta,
-    DoneEvent,
-    ErrorEvent,
-    Event,
-    ReasoningDelta,
-    RunStatusEvent,
-    ToolCallsEvent,
-    UsageEvent,
-    parse_event,
-)
-from parley.sdk import AsyncClient, Client, ToolLoopLimitExceeded
-from parley.types import RunStatus
+
+if TYPE_CHECKING:
+    from parley.events import (
+        ActionItem,
+        ContentDelta,
+        DoneEvent,
+        ErrorEvent,
+        Event,
+        ReasoningDelta,
+        RunStatusEvent,
+        ToolCallsEvent,
+        UsageEvent,
+        parse_event,
+    )
+    from parley.sdk import AsyncClient, Client, ToolLoopLimitExceeded
+    from parley.types import RunStatus
+
+#: Exports imported on first use, so ``import parley`` (and every ``parley`` command,
+#: which imports the package first) does not load pydantic models and httpx up front.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ActionItem",
+            "ContentDelta",
+            "DoneEvent",
+            "ErrorEvent",
+            "Event",
+            "ReasoningDelta",
+            "RunStatusEvent",
+            "ToolCallsEvent",
+            "UsageEvent",
+            "parse_event",
+        ),
+        "parley.events",
+    ),
+    **dict.fromkeys(("AsyncClient", "Client", "ToolLoopLimitExceeded"), "parley.sdk"),
+    "RunStatus": "parley.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'parley' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
