@@ -4,7 +4,7 @@ The public surface is the SDK (``Client``, ``AsyncClient``), the event vocabular
 error hierarchy; everything else is reached through its own subpackage.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from parley.errors import (
     APIConnectionError,
@@ -23,7 +23,7 @@ from parley.errors import (
     ValidationFailed,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from parley.events import (
         ActionItem,
         ContentDelta,
@@ -62,7 +62,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'parley' has no attribute {name!r}")
