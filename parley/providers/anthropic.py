@@ -116,34 +116,24 @@ class AnthropicProvider:
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /v1/models``, every page), sorted."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
         ids: list[str] = []
         params = {"limit": "1000"}
-        try:
-            async with aiohttp.ClientSession(
-                timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
-            ) as http:
-                for _ in range(_MAX_MODEL_PAGES):
-                    async with http.get(
-                        self._models_url, headers=self._list_headers, params=params
-                    ) as response:
-                        if response.status >= 400:
-                            raise _list_error(response.status)
-                        body = await response.json(content_type=None)
-                    if not isinstance(body, dict):
-                        break
-                    data = body.get("data")
-                    page = [m["id"] for m in data or () if isinstance(m, dict) and "id" in m]
-                    ids.extend(str(model_id) for model_id in page)
-                    last_id = body.get("last_id")
-                    if body.get("has_more") is not True or not isinstance(last_id, str):
-                        break
-                    params = {"limit": "1000", "after_id": last_id}
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise UpstreamError(
-                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
-                code="upstream_unreachable",
-            ) from None
+        lister = transport.json_getter(
+            connect_timeout=self._connect_timeout,
+            message_from_body=_error_message,
+            provider_label=_LABEL,
+        )
+        async with lister as get:
+            for _ in range(_MAX_MODEL_PAGES):
+                body = await get(self._models_url, self._list_headers, params)
+                if not isinstance(body, dict):
+                    break
+                data = body.get("data")
+                ids.extend(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
+                last_id = body.get("last_id")
+                if body.get("has_more") is not True or not isinstance(last_id, str):
+                    break
+                params = {"limit": "1000", "after_id": last_id}
         return sorted(set(ids))
 
     async def aclose(self) -> None:
@@ -175,11 +165,6 @@ async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None
     if not state.stopped:
         raise transport.truncated(_LABEL)
     await response.drain(transport.DRAIN_TIMEOUT)
-
-
-def _list_error(status: int) -> UpstreamError:
-    code = "upstream_auth" if status in (401, 403) else "upstream_http_error"
-    return UpstreamError(f"The {_LABEL} answered HTTP {status} to GET /v1/models.", code=code)
 
 
 # ----------------------------------------------------------------------------- request

@@ -170,34 +170,20 @@ class GeminiProvider:
 
     async def list_models(self) -> list[str]:
         """The ids of the models that can generate content (``GET /models``), sorted."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
         models: set[str] = set()
-        try:
-            async with aiohttp.ClientSession(
-                timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
-            ) as http:
-                token = ""
-                for _ in range(_MAX_PAGES):
-                    params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
-                    async with http.get(
-                        f"{self._base_url}/models", params=params, headers=self._list_headers
-                    ) as response:
-                        if response.status >= 400:
-                            detail = _error_message(await _json_or_none(response))
-                            raise UpstreamError(
-                                f"The {_LABEL} answered HTTP {response.status} to GET /models"
-                                + (f": {detail}" if detail else "."),
-                                code="upstream_http_error",
-                            )
-                        body = await response.json(content_type=None)
-                    token = _add_models(body, models)
-                    if not token:
-                        break
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise UpstreamError(
-                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
-                code="upstream_unreachable",
-            ) from None
+        lister = transport.json_getter(
+            connect_timeout=self._connect_timeout,
+            message_from_body=_error_message,
+            provider_label=_LABEL,
+        )
+        async with lister as get:
+            token = ""
+            for _ in range(_MAX_PAGES):
+                params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
+                body = await get(f"{self._base_url}/models", self._list_headers, params)
+                token = _add_models(body, models)
+                if not token:
+                    break
         return sorted(models)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
@@ -578,13 +564,6 @@ def _add_models(body: Any, models: set[str]) -> str:
             models.add(model["name"].removeprefix("models/"))
     token = body.get("nextPageToken")
     return token if isinstance(token, str) else ""
-
-
-async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
-    try:
-        return await response.json(content_type=None)
-    except ValueError:
-        return None
 
 
 # ------------------------------------------------------------------------------ errors

@@ -113,23 +113,13 @@ class OllamaProvider:
 
     async def list_models(self) -> list[str]:
         """The names of the models the server has pulled (``GET /api/tags``), sorted."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
-                http.get(self._tags_url, headers=self._list_headers) as response,
-            ):
-                if response.status >= 400:
-                    raise UpstreamError(
-                        f"The {_LABEL} answered HTTP {response.status} to GET /api/tags.",
-                        code="upstream_http_error",
-                    )
-                body = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise UpstreamError(
-                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
-                code="upstream_unreachable",
-            ) from None
+        lister = transport.json_getter(
+            connect_timeout=self._connect_timeout,
+            message_from_body=_error_message,
+            provider_label=_LABEL,
+        )
+        async with lister as get:
+            body = await get(self._tags_url, self._list_headers, None)
         models = body.get("models") if isinstance(body, dict) else None
         if not isinstance(models, list):
             return []

@@ -81,23 +81,11 @@ class OpenAIChatProvider:
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint lists (``GET /models``), sorted."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
-                http.get(self._models_url, headers=self._list_headers) as response,
-            ):
-                if response.status >= 400:
-                    raise UpstreamError(
-                        f"The upstream provider answered HTTP {response.status} to GET /models.",
-                        code="upstream_http_error",
-                    )
-                body = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise UpstreamError(
-                f"Could not list the upstream provider's models: {type(exc).__name__}.",
-                code="upstream_unreachable",
-            ) from None
+        lister = transport.json_getter(
+            connect_timeout=self._connect_timeout, message_from_body=_error_message
+        )
+        async with lister as get:
+            body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
         return sorted(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
 

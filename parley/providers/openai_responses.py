@@ -118,20 +118,13 @@ class OpenAIResponsesProvider:
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /models``), sorted."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=10)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
-                http.get(self._models_url, headers=self._list_headers) as response,
-            ):
-                if response.status >= 400:
-                    raise _list_error(response.status)
-                body = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise UpstreamError(
-                f"Could not list the {_LABEL}'s models: {type(exc).__name__}.",
-                code="upstream_unreachable",
-            ) from None
+        lister = transport.json_getter(
+            connect_timeout=self._connect_timeout,
+            message_from_body=_error_message,
+            provider_label=_LABEL,
+        )
+        async with lister as get:
+            body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
         return sorted({str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m})
 
@@ -167,11 +160,6 @@ async def _read(response: transport.Response, model: str) -> AsyncGenerator[Mode
     if not state.ended:
         raise transport.truncated(_LABEL)
     await response.drain(transport.DRAIN_TIMEOUT)
-
-
-def _list_error(status: int) -> UpstreamError:
-    code = "upstream_auth" if status in (401, 403) else "upstream_http_error"
-    return UpstreamError(f"The {_LABEL} answered HTTP {status} to GET /models.", code=code)
 
 
 # ----------------------------------------------------------------------------- request

@@ -18,8 +18,8 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from contextlib import aclosing, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,6 +44,7 @@ __all__ = [
     "HTTPTransport",
     "Response",
     "RetryPolicy",
+    "json_getter",
     "malformed",
     "retry_after",
     "shorten_detail",
@@ -412,6 +413,56 @@ async def status_error(
         code, what = "upstream_http_error", "answered with an error"
     message = f"The {provider_label} {what} (HTTP {status})" + (f": {detail}" if detail else ".")
     return UpstreamError(message, code=code)
+
+
+#: GET one JSON document: ``get(url, headers, params)`` (see ``json_getter``).
+GetJSON = Callable[[str, Mapping[str, str], Mapping[str, str] | None], Awaitable[Any]]
+#: Seconds to wait for each read of a model list.
+_LIST_READ_TIMEOUT = 10.0
+
+
+@asynccontextmanager
+async def json_getter(
+    *,
+    connect_timeout: float,
+    message_from_body: Callable[[Any], str],
+    provider_label: str = _LABEL,
+) -> AsyncIterator[GetJSON]:
+    """GETs of JSON documents (model lists, page by page) on one short-lived session.
+    Every failure is an ``UpstreamError``, worded as for a model call: the answer's
+    status with the upstream's own message, an unreachable server, or a body that is not
+    JSON."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=connect_timeout, sock_read=_LIST_READ_TIMEOUT
+    )
+    async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def get(
+            url: str, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+        ) -> Any:
+            try:
+                async with http.get(url, headers=headers, params=params) as response:
+                    if response.status >= 400:
+                        raise await status_error(
+                            _AiohttpResponse(response),
+                            message_from_body,
+                            provider_label=provider_label,
+                        )
+                    return await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise transport_error(
+                    exc,
+                    started=False,
+                    provider_label=provider_label,
+                    connect_timeout=connect_timeout,
+                    read_timeout=_LIST_READ_TIMEOUT,
+                ) from None
+            except ValueError:
+                raise malformed(
+                    "a model list that is not JSON", provider_label=provider_label
+                ) from None
+
+        yield get
 
 
 def transport_error(
