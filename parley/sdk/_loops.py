@@ -179,7 +179,12 @@ def executor_target(
 
 
 class TurnAccumulator:
-    """Folds the events of one turn into a ``TurnResult``."""
+    """Folds the events of one turn, in order, into a ``TurnResult``.
+
+    What ``respond()`` uses for each turn; public for callers that consume a stream
+    themselves and want the same result (``add`` each event, then ``result()``). The
+    fields hold the turn so far, so a stream cut short still leaves its text here.
+    """
 
     def __init__(self) -> None:
         self.run_id: str | None = None

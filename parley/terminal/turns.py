@@ -10,17 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from parley.events import (
-    ActionItem,
-    ContentDelta,
-    DoneEvent,
-    ErrorEvent,
-    Event,
-    ReasoningDelta,
-    RunStatusEvent,
-    ToolCallsEvent,
-    UsageEvent,
-)
+from parley.events import ActionItem, Event
+from parley.sdk import TurnAccumulator
 
 if TYPE_CHECKING:
     from parley.errors import ParleyError
@@ -58,50 +49,27 @@ class ToolRecord:
     kind: str = "ok"
 
 
-@dataclass
-class TurnState:
-    """One model turn as it streams (the seed's ``StreamingResponseHandler`` state)."""
+class TurnState(TurnAccumulator):
+    """One model turn as it streams (the seed's ``StreamingResponseHandler`` state): the
+    SDK's ``TurnAccumulator`` plus the clock the timeouts read and why the turn stopped."""
 
-    started_at: float = field(default_factory=time.monotonic)
-    run_id: str | None = None
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    actions: list[ActionItem] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    status: str | None = None
-    error: ErrorEvent | None = None
-    chunk_count: int = 0
-    first_chunk_at: float | None = None
-    last_chunk_at: float | None = None
-    complete: bool = False
-    interrupted: bool = False
-    timed_out: str | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.started_at = time.monotonic()
+        self.chunk_count = 0
+        self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
+        self.interrupted = False
+        self.timed_out: str | None = None
 
     def add(self, event: Event) -> None:
-        if event.run_id and self.run_id is None:
-            self.run_id = event.run_id
         if event.type in CHUNK_EVENTS:
             now = time.monotonic()
             self.chunk_count += 1
             self.last_chunk_at = now
             if self.first_chunk_at is None:
                 self.first_chunk_at = now
-        if isinstance(event, ContentDelta):
-            self.text.append(event.text)
-        elif isinstance(event, ReasoningDelta):
-            self.reasoning.append(event.text)
-        elif isinstance(event, ToolCallsEvent):
-            self.actions.extend(event.actions)
-        elif isinstance(event, UsageEvent):
-            self.input_tokens, self.output_tokens = event.input_tokens, event.output_tokens
-        elif isinstance(event, ErrorEvent):
-            self.error = event
-        elif isinstance(event, DoneEvent):
-            self.status = event.status
-            self.complete = True
-        elif isinstance(event, RunStatusEvent):
-            self.status = event.status
+        super().add(event)
 
     @property
     def stopped(self) -> StopReason | None:
@@ -145,8 +113,8 @@ class ExchangeResult:
         self.run_id = turn.run_id or self.run_id
         self.texts.append("".join(turn.text))
         self.reasoning.append("".join(turn.reasoning))
-        self.input_tokens += turn.input_tokens
-        self.output_tokens += turn.output_tokens
+        self.input_tokens += turn.usage.input_tokens
+        self.output_tokens += turn.usage.output_tokens
         self.status = turn.status or self.status
         if turn.error is not None:
             self.error_code, self.error_message = turn.error.code, turn.error.message
