@@ -12,6 +12,11 @@ that carries the provider's message, after what was streamed before it.
 A file named ``NAME__<status>.<suffix>`` (``…__401.json``) is an error answer: it is served
 with that recorded HTTP status, and the adapter must raise an ``UpstreamError`` whose message
 carries the provider's own error message (read from the body here), not the raw JSON.
+
+A file named ``NAME.chunks.txt`` holds recorded event data, not a body: one event's JSON a
+line, as vercel/ai's recorder writes them (``JSON.stringify`` of each parsed event, lines
+joined by ``\n``). The test frames each line as ``data: <line>\n\n`` and serves that as
+``text/event-stream``; the stored file stays as recorded, the framing is the test's.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ CONTENT_TYPES = {
     ".sse": "text/event-stream",
     ".ndjson": "application/x-ndjson",
     ".json": "application/json",
+    ".txt": "text/event-stream",  # NAME.chunks.txt: recorded event data, framed by served()
 }
 #: ``NAME__<status>.<suffix>``: an error answer, served with the HTTP status it was recorded with.
 ERROR_STATUS = re.compile(r"__(\d{3})$")
@@ -258,6 +264,10 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
         elif kind == "response.output_item.done" and event["item"]["type"] == "function_call":
             call = calls[event["output_index"]]
             call["args"] = call["args"] or event["item"].get("arguments")
+        elif kind in ("error", "response.failed"):  # the stream reports a failure: it ends
+            error = event["error"] if kind == "error" else event["response"].get("error")
+            out.error = (error or {}).get("message") or (error or {}).get("code") or kind
+            break
         elif kind in ("response.completed", "response.incomplete"):
             response = event["response"]
             if kind == "response.completed":
@@ -320,6 +330,16 @@ def expect_error_message(body: bytes) -> str:
     return error if isinstance(error, str) else error["message"]
 
 
+def served(path: Path) -> tuple[bytes, str]:
+    """The body a recording is served as, and the suffix whose content type it has: the file
+    itself, or for ``NAME.chunks.txt`` its lines each framed as one SSE ``data:`` event."""
+    body = path.read_bytes()
+    if path.name.endswith(".chunks.txt"):
+        framed = b"".join(b"data: " + line + b"\n\n" for line in body.split(b"\n") if line)
+        return framed, ".sse"
+    return body, path.suffix
+
+
 def recordings(*, errors: bool = False) -> list[Any]:
     """The recordings served with 200, or with ``errors`` those served with their error status."""
     params = []
@@ -332,7 +352,7 @@ def recordings(*, errors: bool = False) -> list[Any]:
         marks = []
         if name in KNOWN_BUGS:
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name]))
-        params.append(pytest.param(path, path.read_bytes(), id=name, marks=marks))
+        params.append(pytest.param(path, *served(path), id=name, marks=marks))
     return params
 
 
@@ -348,13 +368,13 @@ def test_there_are_recordings_of_every_kind() -> None:
             assert f"{path.parent.name}/{path.name}" in readme, f"{path} is not in the README"
 
 
-@pytest.mark.parametrize(("path", "body"), recordings())
+@pytest.mark.parametrize(("path", "body", "suffix"), recordings())
 async def test_replay_matches_the_recording(
-    path: Path, body: bytes, canned: CannedUpstream
+    path: Path, body: bytes, suffix: str, canned: CannedUpstream
 ) -> None:
     make, expect = KINDS[path.parent.name]
-    expected = expect(body, path.suffix)
-    canned.answer = http_answer(200, body, CONTENT_TYPES[path.suffix])
+    expected = expect(body, suffix)
+    canned.answer = http_answer(200, body, CONTENT_TYPES[suffix])
     provider = make(canned.base_url)
     turn = TurnAccumulator()
     request = ModelRequest(
@@ -385,15 +405,15 @@ async def test_replay_matches_the_recording(
         assert (turn.input_tokens, turn.output_tokens) == expected.usage
 
 
-@pytest.mark.parametrize(("path", "body"), recordings(errors=True))
+@pytest.mark.parametrize(("path", "body", "suffix"), recordings(errors=True))
 async def test_recorded_error_answer_raises_the_providers_message(
-    path: Path, body: bytes, canned: CannedUpstream
+    path: Path, body: bytes, suffix: str, canned: CannedUpstream
 ) -> None:
     make, _expect = KINDS[path.parent.name]
     status = recorded_status(path)
     # as the adapter passes it on: on one line
     expected = " ".join(expect_error_message(body).split())
-    canned.answer = http_answer(status, body, CONTENT_TYPES[path.suffix])
+    canned.answer = http_answer(status, body, CONTENT_TYPES[suffix])
     provider = make(canned.base_url)
     request = ModelRequest(
         model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
