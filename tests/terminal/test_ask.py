@@ -5,6 +5,8 @@ confirmation are declined when no terminal is attached."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,39 @@ def test_the_embedded_server(cli_env: dict[str, str]) -> None:
     assert done.stdout.startswith("Demo model")
     key = Path(cli_env["XDG_DATA_HOME"], "parley", "local-api-key")
     assert key.read_text().startswith("pk_")  # the local key of `parley run`
+
+
+#: Loaded into every Python process of the test (``parley ask``, its embedded server, the
+#: MCP server): records each socket connection and name lookup in ``PARLEY_TEST_NET_LOG``.
+NET_AUDIT = """
+import os, sys
+
+def _audit(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo"):
+        target = args[1] if event == "socket.connect" else args[0]
+        with open(os.environ["PARLEY_TEST_NET_LOG"], "a") as log:
+            log.write(f"{event} {target!r}\\n")
+
+sys.addaudithook(_audit)
+"""
+LOOPBACK = re.compile(r"socket\.(connect|getaddrinfo) \(?'?(127\.0\.0\.1|::1|localhost|b?'?/)")
+
+
+def test_nothing_but_loopback_is_reached(
+    cli_env: dict[str, str], mcp_config: McpConfig, tmp_path: Path
+) -> None:
+    """With the embedded server and an MCP server, a whole exchange with a tool call
+    connects to nothing but loopback and local sockets: no download, no telemetry."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NET_AUDIT)
+    log = tmp_path / "net.log"
+    env = {**cli_env, "PYTHONPATH": f"{site}{os.pathsep}{cli_env['PYTHONPATH']}"}
+    env["PARLEY_TEST_NET_LOG"] = str(log)
+    config = mcp_config({"t": ("echo", True)})
+    done = parley("ask", "--mcp-config", str(config), "use echo hello", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "✓ echo" in done.stderr  # the demo model called the MCP tool
+    lines = log.read_text().splitlines()
+    assert any(line.startswith("socket.connect ('127.0.0.1'") for line in lines), lines
+    assert [line for line in lines if not LOOPBACK.match(line)] == []
