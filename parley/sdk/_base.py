@@ -61,6 +61,7 @@ class BaseClient:
             api_key = settings.api_key if api_key is None else api_key
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
+        check_base_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
         self.max_retries = max_retries
@@ -137,6 +138,20 @@ class BaseClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         return error_from_response(response.status_code, body)
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse a server address no request could go to, when the client is made.
+
+    Raises:
+        ValueError: naming the address and what is wrong with it.
+    """
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"server URL {base_url!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"server URL {base_url!r}: must be http:// or https:// with a host")
 
 
 def connection_error(exc: httpx.TransportError, base_url: str) -> APIConnectionError:

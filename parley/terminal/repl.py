@@ -10,6 +10,11 @@ Ctrl+C while an answer streams stops it (the partial answer is kept); at the pro
 Ctrl+C twice in a row, or Ctrl+D on an empty line, exits.
 
 Without a terminal on stdin, each line of stdin is one message (or command).
+
+A set-up that fails (server unreachable, API key refused, bad MCP config, unknown
+``--thread``) is reported in one line and ends the chat. Exit codes: 0 when the user left,
+1 when it could not start, 2 when the command line or MCP config must be fixed
+(``SessionError``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from parley.config import data_dir
-from parley.errors import ParleyError
+from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
 from parley.terminal.display import clean, render_answer
@@ -40,6 +45,11 @@ if TYPE_CHECKING:
     from parley.terminal.mcp_tools import ServerStatus
 
 __all__ = ["COMMANDS", "ChatRepl", "history_path", "run_chat"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: Set-up failures told to the user in one line; anything else is a bug, raised as it is.
+_SETUP_ERRORS = (SessionError, EmbeddedServerError, ParleyError)
 
 HELP_KEYS = (
     "Enter sends · Alt+Enter (or Esc, Enter) new line · Ctrl+C stops an answer · "
@@ -121,10 +131,13 @@ class ChatRepl:
             if not self._setup.done():
                 self._setup.cancel()
             await asyncio.wait([self._setup])
-            if not self._setup.cancelled():
-                self._setup.exception()  # reported when it happened
             await self.session.aclose()
-        return 0
+        failure = self._setup_failure()
+        if failure is None:
+            return 0
+        if not isinstance(failure, _SETUP_ERRORS):
+            raise failure
+        return EXIT_USAGE if isinstance(failure, SessionError) else EXIT_FAILED
 
     async def _prompt_loop(self) -> None:
         from prompt_toolkit import PromptSession
@@ -144,11 +157,22 @@ class ChatRepl:
         prompt: PromptSession[str] = PromptSession(
             history=FileHistory(str(path)), key_bindings=keys, prompt_continuation="  "
         )
+
+        def leave_if_failed() -> None:
+            """A failed set-up ends the prompt that waits (or the next one, at its start)."""
+            future = prompt.app.future
+            if self._setup_failure() is not None and future is not None and not future.done():
+                prompt.app.exit(exception=EOFError)
+
+        assert self._setup is not None
+        self._setup.add_done_callback(lambda _: leave_if_failed())
         armed = False  # a Ctrl+C at the prompt: the next one exits
         while True:
             try:
                 with patch_stdout(raw=True):
-                    text = await prompt.prompt_async(f"{PROMPT} ", handle_sigint=False)
+                    text = await prompt.prompt_async(
+                        f"{PROMPT} ", handle_sigint=False, pre_run=leave_if_failed
+                    )
             except KeyboardInterrupt:
                 if armed:
                     return
@@ -184,8 +208,8 @@ class ChatRepl:
         return True
 
     async def send(self, text: str) -> None:
-        if await self._ready():
-            await self.processor.process_conversation(text)
+        await self._ready()
+        await self.processor.process_conversation(text)
 
     def _on_sigint(self) -> None:
         if self.processor.busy:
@@ -200,8 +224,11 @@ class ChatRepl:
             await self.session.open()
         except asyncio.CancelledError:
             raise
-        except (SessionError, EmbeddedServerError, ParleyError) as exc:
-            self._print_error(f"could not start: {_message(exc)}")
+        except _SETUP_ERRORS as exc:
+            text = _message(exc)
+            if isinstance(exc, ParleyError) and not isinstance(exc, APIConnectionError):
+                text = f"{self.session.server_label}: {text}"  # which server said no
+            self._print_error(f"could not start: {text}")
             raise
         self.console.print(self._startup_lines())
 
@@ -221,15 +248,20 @@ class ChatRepl:
             lines.append_text(_status_line(status))
         return lines
 
-    async def _ready(self) -> bool:
-        """Wait for the set-up; False (and the reason printed) when it failed."""
+    async def _ready(self) -> None:
+        """Wait for the set-up; ``_Exit`` when it failed (the reason is printed by then)."""
         assert self._setup is not None
         if not self._setup.done():
             await asyncio.wait([self._setup])
         if self._setup.cancelled() or self._setup.exception() is not None:
-            self.console.print("not connected (see above); /exit, and start again", style="red")
-            return False
-        return True
+            raise _Exit
+
+    def _setup_failure(self) -> BaseException | None:
+        """Why the set-up failed; None while it runs, when it worked or was cancelled."""
+        setup = self._setup
+        if setup is None or not setup.done() or setup.cancelled():
+            return None
+        return setup.exception()
 
     # ---------------------------------------------------------------- commands
 
@@ -247,8 +279,7 @@ class ChatRepl:
         if name in ("/help", "/exit", "/quit", "/clear"):
             await handler(args)
             return
-        if not await self._ready():
-            return
+        await self._ready()
         self._command = asyncio.create_task(self._guarded(handler(args)))
         try:
             await asyncio.wait([self._command])

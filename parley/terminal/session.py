@@ -162,7 +162,10 @@ class Session:
             self.embedded = EmbeddedServer(env=opts.server_env)
             await self.embedded.start()
             base_url, api_key = self.embedded.base_url, self.embedded.api_key
-        self._client = AsyncClient(base_url=base_url, api_key=api_key or "")
+        try:
+            self._client = AsyncClient(base_url=base_url, api_key=api_key or "")
+        except ValueError as exc:  # an address no request could go to
+            raise SessionError(str(exc)) from None
 
     async def _start_hub(self) -> None:
         opts = self.options

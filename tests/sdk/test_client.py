@@ -77,6 +77,21 @@ async def test_own_http_client_is_closed(kind: str, fake_server: FakeServer) -> 
     assert client._http.is_closed
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://256.1.1.1", "Invalid IPv4 address"),
+        ("localhost:8700", "must be http:// or https:// with a host"),
+        ("ftp://files.test", "must be http:// or https:// with a host"),
+        ("http://", "must be http:// or https:// with a host"),
+    ],
+)
+def test_an_unusable_server_url_is_refused_at_once(url: str, problem: str) -> None:
+    for make in (Client, AsyncClient):
+        with pytest.raises(ValueError, match=f"server URL '{url}': {problem}"):
+            make(url, "k")
+
+
 def test_normalize_tools() -> None:
     flat = {"name": "f", "description": "d", "parameters": {"type": "object"}}
     wrapped = {"type": "function", "function": flat}

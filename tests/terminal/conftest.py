@@ -1,6 +1,6 @@
 """Fixtures of the terminal client's end-to-end tests: MCP config files naming the test MCP
-server (``mcp_server.py``), and the environment of a ``parley`` child process that sees
-none of the developer's own configuration."""
+server (``mcp_server.py``), the environment of a ``parley`` child process that sees none of
+the developer's own configuration, and ``parley chat`` in a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -8,17 +8,26 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.terminal.pty_terminal import Terminal
 
 MCP_SERVER = Path(__file__).with_name("mcp_server.py")
 ROOT = Path(__file__).parents[2]
 
 #: Writes an MCP config: ``{server name: (tools, allow)}``; returns its path.
 McpConfig = Callable[[Mapping[str, tuple[str, Any]]], Path]
+#: Starts ``parley chat ARGS`` in a pseudo-terminal, on the test server as ``user_key``
+#: unless ``server_url=`` / ``api_key=`` say otherwise.
+StartChat = Callable[..., Terminal]
+#: The start-up lines of ``parley chat`` (model, assistant, server, then one line per MCP
+#: server). Type once the prompt is drawn again below them: while they are printed, the
+#: terminal is in cooked mode for a moment (a Ctrl+C would be a SIGINT).
+STARTED = r"· assistant \w+[^\n]*\n(?:[✓✗-] [^\n]*\n)*"
 
 
 @pytest.fixture
@@ -57,6 +66,24 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
+
+
+@pytest.fixture
+def start_chat(server: Any, user_key: str, cli_env: dict[str, str]) -> Iterator[StartChat]:
+    started: list[Terminal] = []
+
+    def start(
+        *args: str, server_url: str | None = None, api_key: str | None = None, cols: int = 120
+    ) -> Terminal:
+        argv = [sys.executable, "-m", "parley.cli.main", "chat"]
+        argv += ["--server", server_url or server.base_url, "--api-key", api_key or user_key]
+        term = Terminal([*argv, *args], env=cli_env, cols=cols)
+        started.append(term)
+        return term
+
+    yield start
+    for term in started:
+        term.close()
 
 
 def parley(
