@@ -13,6 +13,10 @@ A file named ``NAME__<status>.<suffix>`` (``…__401.json``) is an error answer:
 with that recorded HTTP status, and the adapter must raise an ``UpstreamError`` whose message
 carries the provider's own error message (read from the body here), not the raw JSON.
 
+An error answer that is not JSON (``NAME__503.txt``, served as ``text/plain``: a proxy's own
+text) has no provider message to pass on; the adapter, which passes on only messages it reads
+from JSON, must then say the status and nothing of the body.
+
 A file named ``NAME.chunks.txt`` holds recorded event data, not a body: one event's JSON a
 line, as vercel/ai's recorder writes them (``JSON.stringify`` of each parsed event, lines
 joined by ``\n``). The test frames each line as ``data: <line>\n\n`` and serves that as
@@ -49,7 +53,8 @@ CONTENT_TYPES = {
     ".sse": "text/event-stream",
     ".ndjson": "application/x-ndjson",
     ".json": "application/json",
-    ".txt": "text/event-stream",  # NAME.chunks.txt: recorded event data, framed by served()
+    # NAME__<status>.txt: a plain-text error answer (NAME.chunks.txt is framed as .sse by served())
+    ".txt": "text/plain",
 }
 #: ``NAME__<status>.<suffix>``: an error answer, served with the HTTP status it was recorded with.
 ERROR_STATUS = re.compile(r"__(\d{3})$")
@@ -323,10 +328,15 @@ def recorded_status(path: Path) -> int:
     return int(match.group(1)) if match else 200
 
 
-def expect_error_message(body: bytes) -> str:
+def expect_error_message(body: bytes) -> str | None:
     """The provider's own message in an error body: ``error.message`` (OpenAI, OpenRouter,
-    Anthropic, Gemini) or ``error`` when it is a string (Ollama)."""
-    error = json.loads(body)["error"]
+    Anthropic, Gemini) or ``error`` when it is a string (Ollama); ``None`` when the body is
+    not JSON (a proxy's plain-text answer)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    error = document["error"]
     return error if isinstance(error, str) else error["message"]
 
 
@@ -411,8 +421,9 @@ async def test_recorded_error_answer_raises_the_providers_message(
 ) -> None:
     make, _expect = KINDS[path.parent.name]
     status = recorded_status(path)
+    message = expect_error_message(body)
     # as the adapter passes it on: on one line
-    expected = " ".join(expect_error_message(body).split())
+    expected = " ".join(message.split()) if message is not None else None
     canned.answer = http_answer(status, body, CONTENT_TYPES[suffix])
     provider = make(canned.base_url)
     request = ModelRequest(
@@ -428,6 +439,9 @@ async def test_recorded_error_answer_raises_the_providers_message(
 
     error = raised.value
     assert events == []
+    if expected is None:  # not JSON: nothing of the body is passed on
+        assert " ".join(body.decode("utf-8").split()[:3]) not in error.message
+        expected = ""
     assert expected in error.message
     assert f"HTTP {status}" in error.message
     bad_key = b"API_KEY_INVALID" in body  # Gemini: a bad key is a 400 with this reason
