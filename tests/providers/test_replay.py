@@ -21,6 +21,11 @@ A file named ``NAME.chunks.txt`` holds recorded event data, not a body: one even
 line, as vercel/ai's recorder writes them (``JSON.stringify`` of each parsed event, lines
 joined by ``\n``). The test frames each line as ``data: <line>\n\n`` and serves that as
 ``text/event-stream``; the stored file stays as recorded, the framing is the test's.
+
+A recording listed in ``PROVIDER_OPTIONS`` is replayed to an adapter made with those options
+(``think_tags`` for a server that puts the reasoning inside ``<think>…</think>`` in the
+answer text); the expected turn is then read the same way (``split_think_tags``), and a
+second test checks that without the option the tags stay in the text as sent.
 """
 
 from __future__ import annotations
@@ -137,6 +142,29 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
     out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
+
+
+def split_think_tags(expected: Expected) -> Expected:
+    """The turn as a ``think_tags`` provider must give it: what is inside ``<think>…</think>``
+    in the joined answer text is reasoning, the rest is text, the whitespace before the answer
+    (between ``</think>`` and its first word) dropped."""
+    text, reasoning = "", ""
+    rest = expected.text
+    while rest:
+        start = rest.find("<think>")
+        if start < 0:
+            text += rest
+            break
+        text += rest[:start]
+        end = rest.find("</think>", start)
+        if end < 0:  # never closed: all of it was reasoning
+            reasoning += rest[start + len("<think>") :]
+            break
+        reasoning += rest[start + len("<think>") : end]
+        rest = rest[end + len("</think>") :]
+    expected.text = text.lstrip()
+    expected.reasoning += reasoning
+    return expected
 
 
 ANTHROPIC_STOP = {
@@ -290,8 +318,10 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
     return out
 
 
-def make_openai_chat(base_url: str) -> OpenAIChatProvider:
-    return OpenAIChatProvider(base_url, api_key="sk-replay", read_timeout=10, retry=NO_RETRIES)
+def make_openai_chat(base_url: str, **options: Any) -> OpenAIChatProvider:
+    return OpenAIChatProvider(
+        base_url, api_key="sk-replay", read_timeout=10, retry=NO_RETRIES, **options
+    )
 
 
 def make_openai_responses(base_url: str) -> OpenAIResponsesProvider:
@@ -310,7 +340,7 @@ def make_ollama(base_url: str) -> OllamaProvider:
     return OllamaProvider(base_url, read_timeout=10, retry=NO_RETRIES)
 
 
-KINDS: dict[str, tuple[Callable[[str], Any], Callable[[bytes, str], Expected]]] = {
+KINDS: dict[str, tuple[Callable[..., Any], Callable[[bytes, str], Expected]]] = {
     "openai_chat": (make_openai_chat, expect_openai_chat),
     "anthropic": (make_anthropic, expect_anthropic),
     "gemini": (make_gemini, expect_gemini),
@@ -320,6 +350,14 @@ KINDS: dict[str, tuple[Callable[[str], Any], Callable[[bytes, str], Expected]]] 
 
 #: Recordings an adapter is known to mishandle: ``relative path → reason``.
 KNOWN_BUGS: dict[str, str] = {}
+
+#: Provider settings a recording is replayed with: ``relative path → keyword arguments``.
+PROVIDER_OPTIONS: dict[str, dict[str, Any]] = {
+    # DeepSeek-R1 behind Hugging Face's router (Together), reasoning as <think> in content
+    "openai_chat/pydantic_ai_hf_together_deepseek_r1_think_tags_in_content.sse": {
+        "think_tags": True
+    },
+}
 
 
 def recorded_status(path: Path) -> int:
@@ -383,9 +421,12 @@ async def test_replay_matches_the_recording(
     path: Path, body: bytes, suffix: str, canned: CannedUpstream
 ) -> None:
     make, expect = KINDS[path.parent.name]
+    options = PROVIDER_OPTIONS.get(f"{path.parent.name}/{path.name}", {})
     expected = expect(body, suffix)
+    if options.get("think_tags"):
+        expected = split_think_tags(expected)
     canned.answer = http_answer(200, body, CONTENT_TYPES[suffix])
-    provider = make(canned.base_url)
+    provider = make(canned.base_url, **options)
     turn = TurnAccumulator()
     request = ModelRequest(
         model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
@@ -474,3 +515,29 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
     finally:
         await provider.aclose()
     assert (turn.input_tokens, turn.output_tokens) == (335, 39)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name, options in PROVIDER_OPTIONS.items() if options.get("think_tags")]
+)
+async def test_think_tags_off_leaves_the_tags_in_the_text(
+    name: str, canned: CannedUpstream
+) -> None:
+    # The same recording replayed with the default (think_tags off): the answer text is the
+    # content as sent, tags and all, and there is no reasoning.
+    path = RECORDINGS / name
+    body = path.read_bytes()
+    expected = expect_openai_chat(body, path.suffix)
+    assert "<think>" in expected.text and "</think>" in expected.text
+    canned.answer = http_answer(200, body, CONTENT_TYPES[path.suffix])
+    provider = make_openai_chat(canned.base_url)
+    turn = TurnAccumulator()
+    request = ModelRequest(model="replay", messages=[ChatMessage(role=Role.USER, content="hi")])
+    try:
+        async for event in provider.stream(request):
+            turn.add(event)
+    finally:
+        await provider.aclose()
+    assert turn.text == expected.text
+    assert turn.reasoning == expected.reasoning == ""
+    assert turn.finish_reason == expected.finish
