@@ -217,3 +217,12 @@ class ClientSettings(BaseSettings):
 
     base_url: str = "http://127.0.0.1:8700"
     api_key: str | None = None
+
+
+class WebSettings(BaseSettings):
+    """What ``parley web`` reads from the environment: ``PARLEY_WEB_SECRET``, the key that
+    signs its session cookies (a random one kept in the data directory when unset)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_WEB_", extra="ignore")
+
+    secret: str | None = None

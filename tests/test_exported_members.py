@@ -22,6 +22,7 @@ def test_all_is_sorted_and_complete() -> None:
         "cli",
         "testing",
         "terminal",
+        "web",
     }
     assert public - modules == set(parley.__all__)
 

@@ -1,4 +1,5 @@
-"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users create``, ``chat`` and ``ask``.
+"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users create``, ``chat``, ``ask``
+and ``web``.
 
 Commands import what they need when they run, so ``parley --help`` stays fast.
 """
@@ -49,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API server")
     _add_server_options(serve)
 
-    run = sub.add_parser("run", help="serve on the embedded defaults, with a local API key")
+    run = sub.add_parser(
+        "run", help="serve on the embedded defaults, with a local API key and the web page"
+    )
     _add_server_options(run)
+    run.add_argument(
+        "--web-port", type=int, default=5000, help="port of the web page (default 5000)"
+    )
+    run.add_argument("--no-web", action="store_true", help="do not serve the web page")
 
     models = sub.add_parser("models", help="list providers, whether each is ready, and models")
     _add_db_options(models)
@@ -73,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("prompt", nargs="?", help="the question (default: read stdin; - too)")
     ask.add_argument("--json", action="store_true", help="print the events as JSON lines")
     _add_chat_options(ask)
+
+    web = sub.add_parser(
+        "web",
+        help="serve the chat page for the browser",
+        description="Serve a chat page for the browser (a Flask app over the SDK). Without "
+        "--server, an embedded server starts on a free loopback port.",
+    )
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    web.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    web.add_argument("--server", metavar="URL", help="Parley server (env PARLEY_BASE_URL)")
+    web.add_argument("--api-key", metavar="KEY", help="API key (env PARLEY_API_KEY)")
+    web.add_argument("--model", help="default provider/model (default: demo/parley)")
 
     users = sub.add_parser("users", help="manage users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -179,8 +198,22 @@ def _terminal(args: argparse.Namespace) -> int:
     return asyncio.run(run_chat(options))
 
 
+def _web(args: argparse.Namespace) -> int:
+    from parley.cli.web import WebOptions, run_web
+
+    options = WebOptions(
+        host=args.host, port=args.port, server=args.server, api_key=args.api_key, model=args.model
+    )
+    try:
+        return run_web(options)
+    except KeyboardInterrupt:  # Ctrl+C: the page and the embedded server are closed
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "web":
+        return _web(args)
     if args.command in ("chat", "ask"):
         try:
             return _terminal(args)
@@ -201,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from parley.cli.serve import run_local
 
-            return run_local(settings)
+            return run_local(settings, web_port=None if args.no_web else args.web_port)
         if args.command == "models":
             return asyncio.run(_print_models(settings))
         if args.command == "users":

@@ -60,7 +60,7 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_DATABASE_URL": ""}
     env.pop("PARLEY_DATABASE_URL")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parley.cli.main", "run", "--port", str(port)],
+        [sys.executable, "-m", "parley.cli.main", "run", "--port", str(port), "--no-web"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -77,6 +77,7 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
                 break
         banner = "".join(lines)
         assert f"http://127.0.0.1:{port}" in banner
+        assert "Web page" not in banner  # --no-web
         key = banner.split("API key:")[1].strip()
         # The default database lives in the user data directory.
         assert (tmp_path / "parley" / "parley.db").exists()

@@ -1,0 +1,139 @@
+"""The Flask app factory of ``parley web`` (the HTTP interface is in ``docs/web.md``).
+
+    app = create_app(base_url="http://127.0.0.1:8700", api_key="pk_...", tools=default_tools())
+
+Nothing happens at import time; ``create_app`` makes one ``parley.sdk.Client`` for the app
+(or uses ``client=``) and reads the session secret. The app talks to the Parley server only
+through that client. ``close_app(app)`` closes a client the app made.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from parley.errors import ParleyError
+from parley.sdk import Client
+from parley.web import routes
+from parley.web.backend import DEFAULT_MODEL, EXTENSION, Backend, Problem, problem_of
+from parley.web.security import csrf_problem, ensure_session, load_secret_key
+from parley.web.tools import ToolRegistry, default_tools
+
+__all__ = ["MAX_BODY_BYTES", "close_app", "create_app"]
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (a 413 beyond).
+MAX_BODY_BYTES = 1024 * 1024
+
+_HTTP_TYPES = {
+    400: "invalid_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def create_app(
+    *,
+    base_url: str,
+    api_key: str,
+    tools: ToolRegistry | None = None,
+    default_model: str | None = None,
+    secret_key: str | None = None,
+    client: Client | None = None,
+) -> Flask:
+    """The web app for the Parley server at ``base_url``.
+
+    ``tools`` defaults to ``default_tools()``; ``default_model`` to ``demo/parley``;
+    ``secret_key`` (signs the session cookie) to ``PARLEY_WEB_SECRET`` or a random key kept
+    in the user data directory. ``client`` replaces the SDK client the app would make (it
+    is then the caller's to close).
+    """
+    app = Flask("parley.web")
+    app.config.update(
+        SECRET_KEY=secret_key or load_secret_key(),
+        SESSION_COOKIE_NAME="parley_web",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=31),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    app.extensions[EXTENSION] = Backend(
+        client or Client(base_url=base_url, api_key=api_key),
+        tools if tools is not None else default_tools(),
+        default_model or DEFAULT_MODEL,
+        owns_client=client is None,
+    )
+    app.register_blueprint(routes.bp)
+    app.before_request(_check_request)
+    app.after_request(_security_headers)
+    app.register_error_handler(ParleyError, _parley_error)
+    app.register_error_handler(routes.ProblemError, _problem_error)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the SDK client ``create_app`` made (not one passed as ``client=``)."""
+    backend: Backend = app.extensions[EXTENSION]
+    if backend.owns_client:
+        backend.client.close()
+
+
+def _check_request() -> Response | None:
+    ensure_session()
+    problem = csrf_problem()
+    if problem is not None:
+        return _json_error(Problem(403, "csrf_failed", problem))
+    return None
+
+
+#: The page runs only its own scripts and talks only to this app; the same policy is in a
+#: ``meta`` tag of the page, for copies of it saved to disk.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def _security_headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype in ("application/json", "text/event-stream", "text/html"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _json_error(problem: Problem) -> Response:
+    response = jsonify(problem.body())
+    response.status_code = problem.status
+    return response
+
+
+def _parley_error(exc: ParleyError) -> Response:
+    backend: Backend = current_app.extensions[EXTENSION]
+    return _json_error(problem_of(exc, backend.base_url))
+
+
+def _problem_error(exc: routes.ProblemError) -> Response:
+    return _json_error(exc.problem)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500:
+        return _json_error(Problem(status, "internal_error", "The web app failed."))
+    message = exc.description or exc.name
+    if status == 413:
+        message = f"The request body is larger than {MAX_BODY_BYTES // 2**20} MiB."
+    return _json_error(Problem(status, _HTTP_TYPES.get(status, "invalid_request"), message))

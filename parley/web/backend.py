@@ -1,0 +1,191 @@
+"""What the web app does on the Parley server, through the SDK only.
+
+``Backend`` holds the app's ``parley.sdk.Client``, its tools and its default model. It finds
+(or creates) the app's one assistant, and it keeps the sessions apart: a thread is this
+session's when its metadata carries the session's owner tag; anything else answers
+``NotFound``, exactly as an unknown id does.
+
+``problem_of`` turns an SDK error into what the browser is told.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import (
+    APIConnectionError,
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ParleyError,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from parley.sdk import Client
+from parley.sdk.models import Assistant, Run, Thread
+from parley.web.security import same_tag
+from parley.web.tools import ToolRegistry
+
+__all__ = ["ASSISTANT_NAME", "DEFAULT_MODEL", "EXTENSION", "Backend", "Problem", "problem_of"]
+
+#: Where the app keeps its ``Backend``: ``app.extensions[EXTENSION]``.
+EXTENSION = "parley_web"
+DEFAULT_MODEL = "demo/parley"
+ASSISTANT_NAME = "Parley web"
+CLIENT_TAG = "parley web"
+OWNER_KEY = "web_session"
+DEFAULT_TITLE = "New chat"
+TITLE_CHARS = 60
+INSTRUCTIONS = (
+    "You are a helpful assistant in a browser chat. Answer in Markdown. Use the tools when "
+    "they help: current_time for dates and times, calculator for arithmetic."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """An error as the browser sees it: HTTP status, ``type`` and a message to show."""
+
+    status: int
+    type: str
+    message: str
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"type": self.type, "message": self.message}}
+
+
+def problem_of(exc: ParleyError, base_url: str) -> Problem:
+    """What to tell the browser about an SDK error (never internal text)."""
+    if isinstance(exc, APIConnectionError):
+        return Problem(502, "server_unreachable", f"Cannot reach the Parley server at {base_url}.")
+    if isinstance(exc, AuthenticationFailed | PermissionDenied):
+        return Problem(
+            502,
+            "server_auth_failed",
+            f"The Parley server at {base_url} refused the web app's API key.",
+        )
+    if isinstance(exc, NotFound):
+        return Problem(404, "not_found", exc.message)
+    if isinstance(exc, Conflict):
+        return Problem(409, exc.code, exc.message)
+    if isinstance(exc, InvalidRequest | PayloadTooLarge):  # 400, 413, 422
+        return Problem(exc.status_code, exc.error_type, exc.message)
+    return Problem(502, "server_error", f"The Parley server failed: {exc.message}")
+
+
+def title_of(text: str) -> str:
+    """A thread title: the first words of ``text`` on one line, at most ~60 characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= TITLE_CHARS:
+        return flat or DEFAULT_TITLE
+    return flat[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def thread_public(thread: Thread) -> dict[str, Any]:
+    title = thread.metadata.get("title")
+    return {
+        "id": thread.id,
+        "title": title if isinstance(title, str) and title else DEFAULT_TITLE,
+        "created_at": thread.created_at,
+    }
+
+
+class Backend:
+    """The Parley side of the web app; safe to use from many request threads at once."""
+
+    def __init__(
+        self, client: Client, tools: ToolRegistry, default_model: str, *, owns_client: bool
+    ) -> None:
+        self.client = client
+        self.owns_client = owns_client
+        self.tools = tools
+        self.default_model = default_model
+        self._lock = threading.Lock()
+        self._assistant_id: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    # ------------------------------------------------------------------ assistant
+
+    def assistant_id(self) -> str:
+        """The app's assistant: found by name (its tools brought up to date) or created."""
+        with self._lock:
+            if self._assistant_id is None:
+                self._assistant_id = self._find_or_create_assistant().id
+            return self._assistant_id
+
+    def forget_assistant(self) -> None:
+        """Look the assistant up again next time (it was deleted behind our back)."""
+        with self._lock:
+            self._assistant_id = None
+
+    def _find_or_create_assistant(self) -> Assistant:
+        tools = self.tools.definitions()
+        for assistant in self.client.assistants.list(limit=100, order="desc").iter_all():
+            if assistant.name != ASSISTANT_NAME or assistant.metadata.get("client") != CLIENT_TAG:
+                continue
+            current = [t.function.model_dump() for t in assistant.tools]
+            if _tool_keys(current) != _tool_keys(tools) or assistant.instructions != INSTRUCTIONS:
+                assistant = self.client.assistants.update(
+                    assistant.id, tools=tools, instructions=INSTRUCTIONS
+                )
+            return assistant
+        return self.client.assistants.create(
+            name=ASSISTANT_NAME,
+            model=self.default_model,
+            instructions=INSTRUCTIONS,
+            tools=tools,
+            metadata={"client": CLIENT_TAG},
+        )
+
+    # ------------------------------------------------------------------- threads
+
+    def create_thread(self, owner: str, title: str) -> Thread:
+        metadata = {"client": CLIENT_TAG, OWNER_KEY: owner, "title": title}
+        return self.client.threads.create(metadata=metadata)
+
+    def owned_thread(self, thread_id: str, owner: str) -> Thread:
+        """The thread if it is this owner's.
+
+        Raises:
+            NotFound: unknown, or another session's.
+        """
+        thread = self.client.threads.retrieve(thread_id)
+        if not same_tag(thread.metadata.get(OWNER_KEY), owner):
+            raise NotFound(f"No thread found with id {thread_id!r}.")
+        return thread
+
+    def owned_run(self, run_id: str, owner: str) -> Run:
+        """The run if its thread is this owner's (``NotFound`` otherwise)."""
+        run = self.client.runs.retrieve(run_id)
+        try:
+            self.owned_thread(run.thread_id, owner)
+        except NotFound:
+            raise NotFound(f"No run found with id {run_id!r}.") from None
+        return run
+
+    def threads_of(self, owner: str) -> list[Thread]:
+        """This owner's threads, newest first (every page of the API user's threads)."""
+        return [
+            thread
+            for thread in self.client.threads.list(limit=100, order="desc").iter_all()
+            if same_tag(thread.metadata.get(OWNER_KEY), owner)
+        ]
+
+
+def _tool_keys(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    return [
+        (
+            str(spec.get("name", "")),
+            str(spec.get("description") or ""),
+            json.dumps(spec.get("parameters") or {}, sort_keys=True),
+        )
+        for spec in specs
+    ]

@@ -1,0 +1,295 @@
+"""One exchange of ``POST /api/messages/process``: the seed's flow A, as browser events.
+
+    thread → status message → create_message → status run → create_run(model=) → run
+      → status streaming → stream the turn (reasoning, content, tool_call ...)
+      → the run is action_required: status tools → poll_and_execute_action(our tools)
+        → tool_result ... → status tools_done → stream the next turn → ...
+    → usage → status done → done
+
+Every exchange ends with ``done``; a failure on the way becomes an ``error`` event first
+(``Exchange.events`` is the stream's boundary, the one place that turns any exception into
+an event). If the browser goes away mid-stream, the exchange goes on without it (its tools
+still run), so the thread holds the whole answer when the page comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import Conflict, NotFound, ParleyError
+from parley.events import (
+    ActionItem,
+    ContentDelta,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ReasoningDelta,
+    RunStatusEvent,
+    ToolCallsEvent,
+    UsageEvent,
+)
+from parley.sdk.models import Run, Thread
+from parley.types import TERMINAL_STATUSES, RunStatus
+from parley.web.backend import Backend, Problem, problem_of, title_of
+from parley.web.tools import ToolRegistry
+
+__all__ = ["MAX_TOOL_ROUNDS", "Ask", "Exchange", "encode_event"]
+
+log = logging.getLogger(__name__)
+
+#: Tool rounds in one exchange before the app gives up (and cancels the run).
+MAX_TOOL_ROUNDS = 8
+#: Seconds ``poll_and_execute_action`` waits for the run to ask for its tools.
+TOOL_WAIT = 30.0
+TOOL_POLL_INTERVAL = 0.2
+
+WebEvent = tuple[str, dict[str, Any]]
+
+_DONE_TEXT = {
+    RunStatus.COMPLETED: "Done.",
+    RunStatus.CANCELLED: "Stopped.",
+    RunStatus.FAILED: "The run failed.",
+}
+
+
+def encode_event(name: str, data: dict[str, Any]) -> str:
+    """One server-sent event: ``event:`` and one JSON ``data:`` line."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _status(state: str, text: str) -> WebEvent:
+    return "status", {"state": state, "text": text}
+
+
+def _tool_call(call: ActionItem) -> dict[str, Any]:
+    return {"id": call.tool_call_id, "name": call.name, "arguments": call.arguments}
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What the browser asked: ``thread`` is the session's thread (checked), or None for a
+    new one named after ``content``."""
+
+    content: str
+    model: str
+    owner: str
+    thread: Thread | None = None
+
+
+class _ToolRound:
+    """The ``tool_executor`` of one ``poll_and_execute_action``: runs the registry's tool and
+    records each result with the id of the call it answers."""
+
+    def __init__(self, tools: ToolRegistry, calls: list[ActionItem]) -> None:
+        self._tools = tools
+        self._unanswered = list(calls)
+        self.results: list[dict[str, Any]] = []
+
+    def __call__(self, name: str, arguments: dict[str, Any]) -> str:
+        output, is_error = self._tools.execute(name, arguments)
+        call_id = self._call_id(name, arguments)
+        self.results.append({"id": call_id, "name": name, "output": output, "is_error": is_error})
+        return output
+
+    def _call_id(self, name: str, arguments: dict[str, Any]) -> str:
+        for exact in (True, False):
+            for call in self._unanswered:
+                if call.name == name and (call.arguments == arguments or not exact):
+                    self._unanswered.remove(call)
+                    return call.tool_call_id
+        return f"call_{len(self.results)}"
+
+
+class Exchange:
+    """The events of one message's exchange; iterate ``sse()`` (text) or ``events()``."""
+
+    def __init__(self, backend: Backend, ask: Ask) -> None:
+        self.backend = backend
+        self.client = backend.client
+        self.ask = ask
+        self.thread_id: str | None = ask.thread.id if ask.thread else None
+        self.run_id: str | None = None
+        self.status: RunStatus | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self._calls: list[ActionItem] = []
+
+    def sse(self) -> Iterator[str]:
+        """The exchange as server-sent events; finished unwatched if the browser leaves."""
+        events = self.events()
+        try:
+            for name, data in events:
+                yield encode_event(name, data)
+        except GeneratorExit:
+            log.info("the browser left exchange of run %s; finishing it", self.run_id)
+            for _ in events:
+                pass
+            raise
+
+    def events(self) -> Iterator[WebEvent]:
+        try:
+            yield from self._exchange()
+        except ParleyError as exc:
+            yield from self._failed(problem_of(exc, self.backend.base_url))
+        except Exception:  # the stream's boundary: every failure becomes an event (logged)
+            log.exception("parley web: the exchange of run %s failed", self.run_id)
+            yield from self._failed(
+                Problem(500, "internal_error", "The web app failed while answering.")
+            )
+        final = self.status or RunStatus.FAILED
+        yield "usage", {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        yield _status("done", _DONE_TEXT.get(final, f"The run ended: {final}."))
+        yield "done", {"status": str(final), "run_id": self.run_id, "thread_id": self.thread_id}
+
+    # ------------------------------------------------------------------ the flow
+
+    def _exchange(self) -> Iterator[WebEvent]:
+        yield self._open_thread()
+        assert self.thread_id is not None
+        yield _status("message", "Saving your message…")
+        message = self.client.messages.create_message(
+            thread_id=self.thread_id, content=self.ask.content, role="user"
+        )
+        yield _status("run", f"Starting the run with {self.ask.model}…")
+        assistant_id = self.backend.assistant_id()
+        run = self._create_run(assistant_id)
+        assistant_id = run.assistant_id
+        self.run_id, self.status = run.id, run.status
+        yield "run", {"run_id": run.id}
+        rounds = 0
+        while True:
+            yield _status("streaming", "Streaming the answer…")
+            yield from self._turn(assistant_id, message.id)
+            if self.status != RunStatus.ACTION_REQUIRED:
+                return
+            if rounds == MAX_TOOL_ROUNDS:
+                yield self._give_up()
+                return
+            rounds += 1
+            names = ", ".join(dict.fromkeys(call.name for call in self._calls)) or "tools"
+            yield _status("tools", f"Running {names}…")
+            handled, results = self._run_tools(assistant_id)
+            for result in results:
+                yield "tool_result", result
+            if not handled:  # the run ended (or stopped waiting) on its own
+                self.status = self.client.runs.retrieve(self.run_id).status
+                return
+            yield _status("tools_done", "Tool results sent back to the model.")
+
+    def _open_thread(self) -> WebEvent:
+        thread = self.ask.thread
+        if thread is None:
+            thread = self.backend.create_thread(self.ask.owner, title_of(self.ask.content))
+            self.thread_id = thread.id
+        title = thread.metadata.get("title")
+        return "thread", {"thread_id": thread.id, "title": title if isinstance(title, str) else ""}
+
+    def _create_run(self, assistant_id: str) -> Run:
+        assert self.thread_id is not None
+        try:
+            return self.client.runs.create_run(
+                assistant_id=assistant_id, thread_id=self.thread_id, model=self.ask.model
+            )
+        except NotFound:  # our assistant was deleted meanwhile: make it again, once
+            self.backend.forget_assistant()
+            return self.client.runs.create_run(
+                assistant_id=self.backend.assistant_id(),
+                thread_id=self.thread_id,
+                model=self.ask.model,
+            )
+
+    def _turn(self, assistant_id: str, message_id: str) -> Iterator[WebEvent]:
+        assert self.run_id is not None
+        sync_stream = self.client.synchronous_inference_stream
+        sync_stream.setup(
+            thread_id=self.thread_id,
+            assistant_id=assistant_id,
+            message_id=message_id,
+            run_id=self.run_id,
+        )
+        try:
+            for event in sync_stream.stream_chunks():
+                yield from self._translate(event)
+        except Conflict:
+            if not self._has_ended():  # stopped between two turns: not an error
+                raise
+        finally:
+            sync_stream.close()
+
+    def _translate(self, event: Event) -> Iterator[WebEvent]:
+        if isinstance(event, ContentDelta):
+            yield "content", {"text": event.text}
+        elif isinstance(event, ReasoningDelta):
+            yield "reasoning", {"text": event.text}
+        elif isinstance(event, ToolCallsEvent):
+            self._calls = list(event.actions)
+            for call in event.actions:
+                yield "tool_call", _tool_call(call)
+        elif isinstance(event, UsageEvent):
+            self.input_tokens += event.input_tokens
+            self.output_tokens += event.output_tokens
+        elif isinstance(event, ErrorEvent):
+            yield "error", {"code": event.code, "message": event.message}
+        elif isinstance(event, RunStatusEvent | DoneEvent):
+            self.status = event.status
+
+    def _run_tools(self, assistant_id: str) -> tuple[bool, list[dict[str, Any]]]:
+        assert self.run_id is not None
+        executor = _ToolRound(self.backend.tools, self._calls)
+        try:
+            handled = self.client.runs.poll_and_execute_action(
+                run_id=self.run_id,
+                thread_id=self.thread_id,
+                assistant_id=assistant_id,
+                tool_executor=executor,
+                timeout=TOOL_WAIT,
+                interval=TOOL_POLL_INTERVAL,
+            )
+        except Conflict:
+            if not self._has_ended():  # stopped while the tools ran: not an error
+                raise
+            handled = False
+        self._calls = []
+        return handled, executor.results
+
+    def _has_ended(self) -> bool:
+        """Whether the run has ended (stopped, say); its status is kept."""
+        assert self.run_id is not None
+        self.status = self.client.runs.retrieve(self.run_id).status
+        return self.status in TERMINAL_STATUSES
+
+    # ---------------------------------------------------------------- endings
+
+    def _give_up(self) -> WebEvent:
+        assert self.run_id is not None
+        self.status = self._cancel() or self.status
+        return "error", {
+            "code": "too_many_tool_rounds",
+            "message": f"The model still asked for tools after {MAX_TOOL_ROUNDS} rounds; "
+            "the run was stopped.",
+        }
+
+    def _failed(self, problem: Problem) -> Iterator[WebEvent]:
+        yield "error", {"code": problem.type, "message": problem.message}
+        if self.run_id is None:
+            self.status = RunStatus.FAILED
+            return
+        try:
+            status = self.client.runs.retrieve(self.run_id).status
+            if status in (RunStatus.QUEUED, RunStatus.ACTION_REQUIRED):
+                # Nobody will stream it or run its tools now: free the thread.
+                status = self._cancel() or status
+        except ParleyError:
+            status = RunStatus.FAILED
+        self.status = status
+
+    def _cancel(self) -> RunStatus | None:
+        assert self.run_id is not None
+        try:
+            return self.client.runs.cancel(self.run_id).status
+        except Conflict:  # it ended on its own meanwhile
+            return None

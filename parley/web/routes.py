@@ -1,0 +1,173 @@
+"""The routes of the web app (``docs/web.md``): thin, each a few SDK calls through ``Backend``.
+
+Bodies are checked here (a ``ProblemError`` answers 400 or 422); SDK errors go to the app's
+error handler, which maps them with ``problem_of``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from parley.errors import Conflict
+from parley.sdk.models import Message
+from parley.web.backend import EXTENSION, Backend, Problem, thread_public, title_of
+from parley.web.exchange import Ask, Exchange
+from parley.web.security import csrf_token, owner_tag
+
+__all__ = ["ProblemError", "bp"]
+
+bp = Blueprint("parley_web", __name__)
+
+#: Longest ``model`` / ``thread_id`` / ``title`` accepted.
+_MAX_NAME = 200
+
+
+class ProblemError(Exception):
+    """A request the app refuses: answered as ``problem``."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _backend() -> Backend:
+    backend: Backend = current_app.extensions[EXTENSION]
+    return backend
+
+
+def _invalid(message: str) -> ProblemError:
+    return ProblemError(Problem(422, "validation_error", message))
+
+
+def _body(*, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object (``{}`` for an empty optional body)."""
+    if optional and not request.get_data(cache=True):
+        return {}
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ProblemError(Problem(400, "invalid_request", "The body must be a JSON object."))
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    """A string field: absent or null gives None (unless ``required``); never empty."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"{name} must be a non-empty string.")
+    if name != "content" and len(value) > _MAX_NAME:
+        raise _invalid(f"{name} must be at most {_MAX_NAME} characters.")
+    return value
+
+
+# ---------------------------------------------------------------------------- page
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html", csrf_token=csrf_token())
+
+
+# ------------------------------------------------------------------------- lookups
+
+
+@bp.get("/api/models")
+def models() -> dict[str, Any]:
+    backend = _backend()
+    listed = backend.client.models.list()
+    return {
+        "default": backend.default_model,
+        "models": [str(m["id"]) for m in listed.get("data", []) if "id" in m],
+        "providers": [
+            {"name": p.get("name"), "ready": bool(p.get("ready")), "problem": p.get("problem")}
+            for p in listed.get("providers", [])
+        ],
+    }
+
+
+@bp.get("/api/tools")
+def tools() -> dict[str, Any]:
+    return {"data": _backend().tools.definitions()}
+
+
+# ------------------------------------------------------------------------- threads
+
+
+@bp.get("/api/threads")
+def list_threads() -> dict[str, Any]:
+    return {"data": [thread_public(t) for t in _backend().threads_of(owner_tag())]}
+
+
+@bp.post("/api/threads")
+def create_thread() -> tuple[dict[str, Any], int]:
+    title = _text(_body(optional=True), "title")
+    thread = _backend().create_thread(owner_tag(), title_of(title or ""))
+    return thread_public(thread), 201
+
+
+@bp.delete("/api/threads/<thread_id>")
+def delete_thread(thread_id: str) -> dict[str, Any]:
+    backend = _backend()
+    backend.owned_thread(thread_id, owner_tag())
+    backend.client.threads.delete(thread_id)
+    return {"id": thread_id, "deleted": True}
+
+
+@bp.get("/api/threads/<thread_id>/messages")
+def thread_messages(thread_id: str) -> dict[str, Any]:
+    backend = _backend()
+    backend.owned_thread(thread_id, owner_tag())
+    page = backend.client.messages.list(thread_id=thread_id, limit=100, order="asc")
+    return {"data": [_message_public(m) for m in page.iter_all()]}
+
+
+def _message_public(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": message.id, "role": message.role, "content": message.content}
+    if message.reasoning:
+        out["reasoning"] = message.reasoning
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+        ]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.run_id:
+        out["run_id"] = message.run_id
+    return out
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@bp.post("/api/messages/process")
+def process() -> Response:
+    body = _body()
+    content = _text(body, "content", required=True)
+    assert content is not None
+    model = _text(body, "model")
+    thread_id = _text(body, "thread_id")
+    backend = _backend()
+    owner = owner_tag()
+    thread = backend.owned_thread(thread_id, owner) if thread_id else None
+    ask = Ask(content=content, model=model or backend.default_model, owner=owner, thread=thread)
+    return Response(
+        Exchange(backend, ask).sse(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.post("/api/runs/<run_id>/cancel")
+def cancel_run(run_id: str) -> dict[str, Any]:
+    backend = _backend()
+    run = backend.owned_run(run_id, owner_tag())
+    try:
+        run = backend.client.runs.cancel(run_id)
+    except Conflict as exc:
+        if exc.code != "run_finished":
+            raise
+        run = backend.client.runs.retrieve(run_id)  # it ended first: tell how
+    return {"id": run.id, "status": str(run.status)}

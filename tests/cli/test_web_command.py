@@ -1,0 +1,220 @@
+"""``parley web`` and the web page of ``parley run``, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import free_port
+
+
+class Command:
+    """``python -m parley.cli.main ARGS`` with its output read line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "parley.cli.main", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        raise AssertionError(f"no {pattern!r} in:\n{''.join(self.lines)}")
+
+    def interrupt(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=30)
+        return self.proc.returncode, "".join(self.lines) + out
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        elif self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), **extra}
+    for name in ("PARLEY_BASE_URL", "PARLEY_API_KEY", "PARLEY_DATABASE_URL", "OPENAI_API_KEY"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def _chat(page_url: str, content: str) -> list[tuple[str, dict[str, Any]]]:
+    """Load the page and send one message, as the browser does."""
+    with httpx.Client(base_url=page_url, timeout=30) as http:
+        page = http.get("/")
+        assert page.status_code == 200
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert token is not None
+        events: list[tuple[str, dict[str, Any]]] = []
+        with http.stream(
+            "POST",
+            "/api/messages/process",
+            json={"content": content},
+            headers={"X-CSRF-Token": token.group(1)},
+        ) as response:
+            assert response.status_code == 200
+            name = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((name, json.loads(line.removeprefix("data: "))))
+        return events
+
+
+def _tool_output(events: list[tuple[str, dict[str, Any]]]) -> str:
+    return str(next(data["output"] for name, data in events if name == "tool_result"))
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_the_command_line_does_not_load_the_web_app() -> None:
+    names = ("flask", "werkzeug", "parley.web", "parley.cli.web")
+    code = (
+        "import sys, parley.cli.main as m; m.build_parser();"
+        f"print(sorted(n for n in {names!r} if n in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_web_against_a_server(server: Any, user_key: str, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = Command(
+        *("web", "--port", str(port), "--server", server.base_url, "--api-key", user_key),
+        env=_env(tmp_path),
+    )
+    try:
+        url = cmd.wait_for(r"Parley web is running at (\S+)").group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        events = _chat(url, "calculator 2+2")
+        assert _tool_output(events) == "4"
+        assert events[-1][1]["status"] == "completed"
+        code, out = cmd.interrupt()
+    finally:
+        cmd.kill()
+    assert code == 130
+    assert "Traceback" not in out and user_key not in out
+    assert (tmp_path / "parley" / "web-secret").exists()
+
+
+def test_web_starts_an_embedded_server_and_stops_it(tmp_path: Path) -> None:
+    cmd = Command("web", "--port", str(free_port()), "--model", "demo/web", env=_env(tmp_path))
+    try:
+        url = cmd.wait_for(r"Parley web is running at (\S+)").group(1)
+        found = cmd.wait_for(r"Parley server: (\S+) \(embedded\)\s+default model: demo/web")
+        embedded = found.group(1)
+        assert httpx.get(f"{embedded}/healthz").status_code == 200
+        events = _chat(url, "calculator 10/4")
+        assert _tool_output(events) == "2.5"
+        code, out = cmd.interrupt()
+    finally:
+        cmd.kill()
+    assert code == 130 and "Traceback" not in out
+    with pytest.raises(httpx.ConnectError):  # the embedded server went with it
+        httpx.get(f"{embedded}/healthz")
+
+
+def test_web_on_a_taken_port_says_so(server: Any, user_key: str, taken_port: int) -> None:
+    args = ["web", "--port", str(taken_port), "--server", server.base_url, "--api-key", user_key]
+    done = subprocess.run(
+        [sys.executable, "-m", "parley.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken_port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_web_warns_when_the_server_cannot_be_reached(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    cmd = Command("web", "--port", str(free_port()), "--server", dead, env=_env(tmp_path))
+    try:
+        cmd.wait_for(rf"warning: Cannot reach the Parley server at {re.escape(dead)}")
+        cmd.wait_for(r"Parley web is running at")
+        code, out = cmd.interrupt()
+    finally:
+        cmd.kill()
+    assert code == 130 and "Traceback" not in out
+
+
+def test_run_serves_the_page_next_to_the_server(tmp_path: Path) -> None:
+    port, web_port = free_port(), free_port()
+    cmd = Command("run", "--port", str(port), "--web-port", str(web_port), env=_env(tmp_path))
+    try:
+        assert cmd.wait_for(r"Parley is running at (\S+)").group(1) == f"http://127.0.0.1:{port}"
+        web_url = cmd.wait_for(r"Web page: (\S+)").group(1)
+        assert web_url == f"http://127.0.0.1:{web_port}"
+        cmd.wait_for(r"API key:")
+        assert _tool_output(_chat(web_url, "calculator 3*3")) == "9"
+        code, out = cmd.interrupt()
+    finally:
+        cmd.kill()
+    assert code == 130 and "Traceback" not in out
+
+
+def test_run_keeps_serving_when_the_web_port_is_taken(tmp_path: Path, taken_port: int) -> None:
+    port = free_port()
+    cmd = Command("run", "--port", str(port), "--web-port", str(taken_port), env=_env(tmp_path))
+    try:
+        cmd.wait_for(rf"The web page could not start on 127.0.0.1:{taken_port} .*--no-web")
+        key = cmd.wait_for(r"API key: (\S+)").group(1)
+        me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-API-Key": key})
+        assert me.status_code == 200
+        assert not any("Web page:" in line for line in cmd.lines)
+    finally:
+        cmd.kill()
+
+
+@pytest.mark.parametrize("url", ["localhost:8700", "ftp://host", "http://"])
+def test_web_refuses_a_server_url_it_cannot_use(url: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "parley.cli.main", "web", "--server", url],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "use http(s)://host[:port]" in done.stderr and "Traceback" not in done.stderr
