@@ -1,0 +1,567 @@
+// Parley's chat page (plain JavaScript modules, no build step): threads, history, the model
+// picker, sending a message and reading its event stream (the HTTP interface is in
+// docs/web.md). The other modules: markdown.js renders and sanitises Markdown and the answer
+// that grows, views.js the messages on the page, frames.js the frame clock (the DOM changes
+// at most once per animation frame), sse.js the event stream, dom.js small DOM helpers.
+//
+// The address keeps the state a reload needs: `#thread=<id>` is the conversation on screen,
+// `?model=<provider/model>` picks a model (added to the picker when the server does not
+// list it). `window.__parleyTimings` gets one entry per answer, in wall-clock milliseconds:
+// `firstEventAt` (its first `content` event parsed), `firstRenderedAt` (the frame that put
+// it in the DOM), `firstVisibleAt` (that frame painted), `serverAt` (the event's `ts`, when
+// the server sends one).
+
+import { h } from "./dom.js";
+import { frames, now, scroller } from "./frames.js";
+import { pane, AssistantView, renderHistory, userMessage } from "./views.js";
+import { readEvents } from "./sse.js";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const MODEL_KEY = "parley.model";
+
+/** Timings of each stream's first content, for the bench: wall-clock milliseconds. */
+window.__parleyTimings = [];
+
+const el = {
+  threads: document.querySelector('[data-testid="threads"]'),
+  newThread: document.querySelector('[data-testid="new-thread"]'),
+  title: document.querySelector('[data-testid="thread-title"]'),
+  model: document.querySelector('[data-testid="model"]'),
+  messages: document.querySelector('[data-testid="messages"]'),
+  empty: document.querySelector('[data-testid="empty"]'),
+  form: document.querySelector(".composer-form"),
+  composer: document.querySelector('[data-testid="composer"]'),
+  send: document.querySelector('[data-testid="send"]'),
+  stop: document.querySelector('[data-testid="stop"]'),
+  status: document.querySelector('[data-testid="status"]'),
+};
+
+const state = {
+  threads: [], // [{id, title, created_at}], newest first
+  threadId: null, // the thread on screen (null: a new conversation)
+  stream: null, // the running exchange, see send()
+  loadToken: 0, // the newest openThread() call: older answers are dropped
+};
+
+/** A failure to show on the page: `type` as the server named it, `message` for people. */
+class PageError extends Error {
+  constructor(type, message) {
+    super(message);
+    this.type = type;
+  }
+}
+
+function describeHttpError(status, error) {
+  const type = (error && error.type) || `http_${status}`;
+  const detail = (error && error.message) || "";
+  if (type === "server_unreachable") {
+    return new PageError(type, detail || "The Parley server cannot be reached.");
+  }
+  if (type === "csrf_failed") {
+    return new PageError(type, "The page's session has expired: reload the page and try again.");
+  }
+  if (status >= 500 && !detail) {
+    return new PageError(type, `The web app failed (HTTP ${status}).`);
+  }
+  return new PageError(type, detail || `The request failed (HTTP ${status}).`);
+}
+
+async function httpError(response) {
+  let error = null;
+  try {
+    error = (await response.json()).error;
+  } catch {
+    // Not JSON: a proxy's or the server's own error page.
+  }
+  return describeHttpError(response.status, error);
+}
+
+function networkError() {
+  return new PageError(
+    "network",
+    "Cannot reach the Parley web app: check that `parley web` is still running, then try again.",
+  );
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw networkError();
+  }
+  if (!response.ok) throw await httpError(response);
+  return response.json();
+}
+
+function setStatus(text) {
+  el.status.textContent = text || "";
+}
+
+/** An error in the conversation (not tied to an answer). */
+function showError(error) {
+  el.empty.hidden = true;
+  const node = h("div", { class: "error", "data-testid": "error", role: "alert" });
+  node.textContent = error.message || String(error);
+  if (error.type) node.dataset.errorType = error.type;
+  el.messages.append(node);
+  scroller.toBottom();
+}
+
+// -------------------------------------------------------------------------- threads
+
+function threadById(id) {
+  return state.threads.find((t) => t.id === id);
+}
+
+function renderThreads() {
+  const items = state.threads.map((thread) => {
+    const open = h("button", {
+      type: "button",
+      class: "thread-open",
+      title: thread.title || "Untitled",
+      text: thread.title || "Untitled",
+    });
+    open.addEventListener("click", () => openThread(thread.id));
+    const remove = h("button", {
+      type: "button",
+      class: "thread-delete",
+      "data-testid": "delete-thread",
+      "aria-label": `Delete “${thread.title || "Untitled"}”`,
+      title: "Delete this conversation",
+      text: "×",
+    });
+    remove.addEventListener("click", () => deleteThread(thread.id));
+    const item = h(
+      "li",
+      { class: "thread", "data-testid": "thread-item", "data-thread-id": thread.id },
+      open,
+      remove,
+    );
+    if (thread.id === state.threadId) {
+      item.classList.add("current");
+      item.setAttribute("aria-current", "true");
+    }
+    return item;
+  });
+  el.threads.replaceChildren(...items);
+  const current = threadById(state.threadId);
+  el.title.textContent = current ? current.title || "Untitled" : "New conversation";
+}
+
+/** The session's threads from the server (throws a PageError). */
+async function loadThreads() {
+  state.threads = (await api("GET", "/api/threads")).data || [];
+  renderThreads();
+}
+
+function setCurrentThread(id) {
+  state.threadId = id;
+  const hash = id ? `#thread=${encodeURIComponent(id)}` : "";
+  if (location.hash !== hash) {
+    history.replaceState(null, "", `${location.pathname}${location.search}${hash}`);
+  }
+  renderThreads();
+}
+
+function threadFromHash() {
+  const match = /^#thread=(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function clearConversation() {
+  el.messages.replaceChildren(el.empty);
+  el.empty.hidden = false;
+  scroller.stick = true;
+}
+
+async function openThread(id) {
+  const token = ++state.loadToken;
+  const stream = state.stream;
+  if (stream && stream.visible) {
+    // Leaving a conversation whose answer still streams: keep its nodes for coming back.
+    stream.pane = [...el.messages.children].filter((node) => node !== el.empty);
+    stream.visible = false;
+  }
+  setCurrentThread(id);
+  clearConversation();
+  if (stream && id !== null && id === stream.threadId) {
+    el.messages.append(...stream.pane);
+    el.empty.hidden = true;
+    stream.visible = true;
+    setStatus(stream.status);
+    scroller.toBottom();
+    return;
+  }
+  setStatus("");
+  if (id === null) {
+    el.composer.focus();
+    return;
+  }
+  let messages;
+  try {
+    messages = (await api("GET", `/api/threads/${encodeURIComponent(id)}/messages`)).data || [];
+  } catch (error) {
+    if (token !== state.loadToken) return;
+    if (error.type === "not_found") {
+      setCurrentThread(null);
+      showError(new PageError("not_found", "This conversation no longer exists."));
+    } else {
+      showError(error);
+    }
+    return;
+  }
+  if (token !== state.loadToken) return; // another thread was opened meanwhile
+  renderHistory(messages);
+  scroller.toBottom();
+}
+
+async function deleteThread(id) {
+  if (state.stream && state.stream.threadId === id) await stop();
+  try {
+    await api("DELETE", `/api/threads/${encodeURIComponent(id)}`);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  state.threads = state.threads.filter((t) => t.id !== id);
+  if (state.threadId === id) openThread(null);
+  else renderThreads();
+}
+
+// --------------------------------------------------------------------------- models
+
+/** The model picker, filled from the server (throws a PageError). */
+async function loadModels() {
+  const answer = await api("GET", "/api/models");
+  const requested = new URLSearchParams(location.search).get("model");
+  const saved = localStorage.getItem(MODEL_KEY);
+  const models = [...(answer.models || [])];
+  for (const extra of [answer.default, requested]) {
+    if (extra && !models.includes(extra)) models.unshift(extra);
+  }
+  const groups = new Map();
+  for (const model of models) {
+    const provider = model.includes("/") ? model.split("/")[0] : "";
+    if (!groups.has(provider)) groups.set(provider, []);
+    groups.get(provider).push(model);
+  }
+  const children = [];
+  for (const [provider, names] of groups) {
+    const options = names.map((name) => h("option", { value: name, text: name }));
+    children.push(provider ? h("optgroup", { label: provider }, ...options) : options);
+  }
+  for (const provider of answer.providers || []) {
+    if (provider.ready || groups.has(provider.name)) continue;
+    const why = provider.problem ? `: ${provider.problem}` : "";
+    const option = h("option", { value: "", text: `${provider.name} (not ready${why})` });
+    option.disabled = true;
+    children.push(option);
+  }
+  el.model.replaceChildren(...children.flat());
+  const choice = [requested, saved, answer.default].find((m) => m && models.includes(m));
+  if (choice) el.model.value = choice;
+}
+
+// ------------------------------------------------------------------------ streaming
+function setBusy(busy) {
+  el.send.hidden = busy;
+  el.send.disabled = busy;
+  el.stop.hidden = !busy;
+  el.stop.disabled = true; // enabled once the run exists
+}
+
+/** A timestamp the server put on an event, in wall-clock milliseconds (or null). */
+function serverTime(data) {
+  const ts = data && data.ts;
+  if (typeof ts !== "number") return null;
+  return ts < 1e12 ? ts * 1000 : ts;
+}
+
+function recordFirstContent(block, data) {
+  const timing = {
+    firstEventAt: now(),
+    serverAt: serverTime(data),
+    firstRenderedAt: null,
+    firstVisibleAt: null,
+  };
+  window.__parleyTimings.push(timing);
+  // Visible = the frame that puts the first text into the DOM has been painted.
+  frames.afterPaint.push((rendered, painted) => {
+    timing.firstRenderedAt = rendered;
+    timing.firstVisibleAt = painted;
+  });
+  frames.mark(block);
+}
+
+const handlers = {
+  thread(stream, data) {
+    stream.threadId = data.thread_id;
+    if (!threadById(data.thread_id)) {
+      const thread = { id: data.thread_id, title: data.title || "Untitled", created_at: null };
+      state.threads.unshift(thread);
+    }
+    if (stream.visible && state.threadId !== data.thread_id) setCurrentThread(data.thread_id);
+    else renderThreads();
+  },
+  status(stream, data) {
+    if (data.state === "done") return; // `done` says how it ended
+    stream.status = data.text || data.state || "";
+    if (stream.visible) setStatus(stream.status);
+  },
+  run(stream, data) {
+    stream.runId = data.run_id;
+    if (stream.stopRequested) requestCancel(stream);
+    else el.stop.disabled = false;
+  },
+  reasoning(stream, data) {
+    stream.view.reasoning(data.text || "");
+  },
+  content(stream, data) {
+    stream.view.content(data.text || "");
+    if (!stream.sawContent) {
+      stream.sawContent = true;
+      recordFirstContent(stream.view.last, data);
+    }
+  },
+  tool_call(stream, data) {
+    stream.view.toolCall(data);
+  },
+  tool_result(stream, data) {
+    stream.view.toolResult(data);
+  },
+  usage(stream, data) {
+    stream.usage = data;
+  },
+  error(stream, data) {
+    const message = data.message || "The answer failed.";
+    stream.view.error(data.code ? `${message} (${data.code})` : message, data.code);
+  },
+  done(stream, data) {
+    stream.done = data;
+  },
+};
+
+function handle(stream, event) {
+  const handler = handlers[event.name];
+  if (handler === undefined) return; // an event this page does not know
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch {
+    return; // not JSON: nothing to show
+  }
+  handler(stream, data);
+}
+
+function yieldToBrowser() {
+  if (globalThis.scheduler && typeof scheduler.yield === "function") return scheduler.yield();
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+async function send() {
+  const content = el.composer.value;
+  if (!content.trim() || state.stream) return;
+  el.composer.value = "";
+  const stream = {
+    threadId: state.threadId,
+    visible: true, // its conversation is on screen (see openThread)
+    pane: [],
+    runId: null,
+    stopRequested: false,
+    sawContent: false,
+    usage: null,
+    done: null,
+    status: "Sending…",
+    controller: new AbortController(),
+  };
+  state.stream = stream;
+  setBusy(true);
+  userMessage(content);
+  stream.view = new AssistantView({ live: true });
+  scroller.toBottom();
+  setStatus("Sending…");
+  try {
+    await runStream(stream, content);
+  } finally {
+    finishStream(stream);
+  }
+}
+
+async function runStream(stream, content) {
+  const body = { content };
+  if (stream.threadId) body.thread_id = stream.threadId;
+  if (el.model.value) body.model = el.model.value;
+  let response;
+  try {
+    response = await fetch("/api/messages/process", {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "text/event-stream",
+        "X-CSRF-Token": CSRF,
+      },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      signal: stream.controller.signal,
+    });
+  } catch {
+    stream.view.error(networkError().message, "network");
+    giveBack(content);
+    return;
+  }
+  if (!response.ok) {
+    const error = await httpError(response);
+    stream.view.error(error.message, error.type);
+    giveBack(content);
+    return;
+  }
+  try {
+    for await (const batch of readEvents(response.body)) {
+      let sliceStart = performance.now();
+      for (let i = 0; i < batch.length; i++) {
+        handle(stream, batch[i]);
+        // A network read can bring thousands of events: let a frame or a key in between.
+        if (i % 128 === 127 && performance.now() - sliceStart > 8) {
+          await yieldToBrowser();
+          sliceStart = performance.now();
+        }
+      }
+    }
+  } catch {
+    if (stream.controller.signal.aborted) {
+      stream.view.note("stopped", "Stopped (the page stopped reading the answer).");
+      return;
+    }
+    stream.view.error(
+      "The connection to the web app was lost before the answer finished.",
+      "network",
+    );
+    return;
+  }
+  if (stream.done === null) {
+    stream.view.error("The answer ended early: the web app closed the stream.", "incomplete");
+  }
+}
+
+/** The message was not sent: back into the composer, unless something new is there. */
+function giveBack(content) {
+  if (!el.composer.value) el.composer.value = content;
+}
+
+function finishStream(stream) {
+  stream.view.finish();
+  const done = stream.done;
+  if (done && done.status === "cancelled") stream.view.note("stopped", "Stopped.");
+  const { input_tokens: input = 0, output_tokens: output = 0 } = stream.usage || {};
+  if (input || output) stream.view.note("usage", `${input} tokens in · ${output} out`);
+  if (stream.visible) {
+    const words = { completed: "Done.", cancelled: "Stopped.", failed: "Failed." };
+    setStatus(done ? words[done.status] || `Run ${done.status}.` : "");
+    if (scroller.stick) scroller.toBottom();
+  }
+  clearTimeout(stream.abortTimer);
+  state.stream = null;
+  setBusy(false);
+  if (stream.visible) el.composer.focus();
+  loadThreads().catch(() => {}); // titles may have changed; a failure shows on the next try
+}
+
+async function requestCancel(stream) {
+  try {
+    await api("POST", `/api/runs/${encodeURIComponent(stream.runId)}/cancel`);
+  } catch (error) {
+    if (!stream.done) {
+      stream.view.error(`Could not stop the run: ${error.message}`, error.type);
+      stream.controller.abort();
+    }
+    return;
+  }
+  // The stream ends with `done` once the run has stopped; stop reading if it does not.
+  stream.abortTimer = setTimeout(() => stream.controller.abort(), 10000);
+}
+
+async function stop() {
+  const stream = state.stream;
+  if (!stream || stream.stopRequested) return;
+  stream.stopRequested = true;
+  el.stop.disabled = true;
+  setStatus("Stopping…");
+  if (stream.runId) await requestCancel(stream);
+  // Without a run id yet, `run` will cancel as soon as it arrives.
+}
+
+// ---------------------------------------------------------------------------- start
+
+function bind() {
+  el.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  el.composer.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    } else if (event.key === "Escape" && state.stream) {
+      stop();
+    }
+  });
+  el.stop.addEventListener("click", () => stop());
+  el.newThread.addEventListener("click", () => openThread(null));
+  el.model.addEventListener("change", () => localStorage.setItem(MODEL_KEY, el.model.value));
+  scroller.attach(el.messages);
+  window.addEventListener("hashchange", () => {
+    const id = threadFromHash();
+    if (id !== state.threadId) openThread(id);
+  });
+}
+
+/** Errors of the first loads: one message per cause, with what failed when only one did. */
+function showLoadErrors(failures) {
+  const byMessage = new Map();
+  for (const failure of failures) {
+    const same = byMessage.get(failure.error.message) || [];
+    byMessage.set(failure.error.message, [...same, failure]);
+  }
+  for (const [message, same] of byMessage) {
+    const text = same.length > 1 ? message : `${same[0].what}: ${message}`;
+    showError(new PageError(same[0].error.type, text));
+  }
+}
+
+async function start() {
+  pane.messages = el.messages;
+  pane.empty = el.empty;
+  bind();
+  setBusy(false);
+  const loads = [
+    { what: "Could not load the models", run: loadModels },
+    { what: "Could not load your conversations", run: loadThreads },
+  ];
+  const results = await Promise.allSettled(loads.map((load) => load.run()));
+  const failures = results
+    .map((result, i) => ({ what: loads[i].what, error: result.reason, status: result.status }))
+    .filter((result) => result.status === "rejected");
+  showLoadErrors(failures);
+  const ok = results[1].status === "fulfilled";
+  const id = threadFromHash();
+  if (id !== null && ok && !threadById(id)) {
+    setCurrentThread(null);
+    const why = "it was deleted, or belongs to another browser session";
+    showError(new PageError("not_found", `That conversation is not here: ${why}.`));
+  } else if (id !== null && ok) {
+    await openThread(id);
+  }
+  document.body.dataset.ready = "true";
+  el.composer.focus();
+}
+
+start();

@@ -1,0 +1,222 @@
+// The messages of a conversation on the page: the user's, and the assistant's side of an
+// exchange (reasoning, Markdown text, tool calls with their results) from the live stream or
+// from the history. Model and tool text only ever reaches the DOM as sanitised Markdown or
+// as textContent.
+
+import { h } from "./dom.js";
+import { frames } from "./frames.js";
+import { MarkdownBlock } from "./markdown.js";
+
+/** Where the messages go: the conversation pane and its "empty" placeholder. */
+export const pane = { messages: null, empty: null };
+
+function messageNode(role) {
+  pane.empty.hidden = true;
+  const node = h("div", {
+    class: `message ${role}`,
+    "data-testid": "message",
+    "data-role": role,
+  });
+  pane.messages.append(node);
+  return node;
+}
+
+export function userMessage(text) {
+  messageNode("user").textContent = text;
+}
+
+function prettyArguments(value) {
+  if (typeof value === "string") {
+    try {
+      return JSON.stringify(JSON.parse(value), null, 2);
+    } catch {
+      return value; // not JSON: shown as the model sent it
+    }
+  }
+  return JSON.stringify(value ?? {}, null, 2);
+}
+
+/** A reasoning block: a collapsible <details>, plain text. */
+class ReasoningBlock {
+  constructor(parent, { open }) {
+    this.text = h("div", { class: "reasoning-text", "data-testid": "reasoning-text" });
+    this.summary = h("summary", { text: "Reasoning" });
+    this.node = h(
+      "details",
+      { class: "reasoning", "data-testid": "reasoning" },
+      this.summary,
+      this.text,
+    );
+    this.node.open = open;
+    this.touched = false; // the reader opened or closed it: leave it as it is
+    this.summary.addEventListener("click", () => {
+      this.touched = true;
+    });
+    this.pending = "";
+    parent.append(this.node);
+  }
+
+  append(text) {
+    this.pending += text;
+  }
+
+  render() {
+    if (this.pending) {
+      this.text.append(this.pending);
+      this.pending = "";
+    }
+  }
+
+  flush() {
+    this.render();
+  }
+
+  collapse() {
+    if (!this.touched) this.node.open = false;
+  }
+}
+
+/** A tool call inline: its name, arguments, and (once it ran) its result with ✓ or ✗. */
+class ToolCard {
+  constructor(parent, call) {
+    this.mark = h("span", { class: "tool-mark", "data-testid": "tool-status", text: "…" });
+    this.result = h("pre", {
+      class: "tool-result pending",
+      "data-testid": "tool-result",
+      text: "running…",
+    });
+    this.node = h(
+      "div",
+      { class: "tool-call", "data-testid": "tool-call", "data-tool-name": call.name || "" },
+      h(
+        "div",
+        { class: "tool-call-head" },
+        h("span", { class: "tool-name", text: call.name || "tool" }),
+        this.mark,
+      ),
+      h("pre", {
+        class: "tool-arguments",
+        "data-testid": "tool-arguments",
+        text: prettyArguments(call.arguments),
+      }),
+      this.result,
+    );
+    if (call.id) this.node.dataset.toolCallId = call.id;
+    parent.append(this.node);
+  }
+
+  finish(output, isError) {
+    this.result.classList.remove("pending");
+    this.result.textContent = output ?? "";
+    this.node.classList.add(isError ? "failed" : "ok");
+    this.node.dataset.status = isError ? "error" : "ok";
+    this.mark.textContent = isError ? "✗ failed" : "✓";
+  }
+}
+
+/**
+ * The assistant's side of one exchange: reasoning, text and tool calls in the order they
+ * came, over one or more turns (a tool round trip starts the next turn).
+ */
+export class AssistantView {
+  constructor({ live }) {
+    this.node = messageNode("assistant");
+    this.node.dataset.state = live ? "streaming" : "done";
+    this.live = live;
+    this.last = null; // the newest block: text or reasoning goes on in it
+    this.blocks = [];
+    this.cards = new Map();
+  }
+
+  reasoning(text) {
+    if (!(this.last instanceof ReasoningBlock)) {
+      this.last = new ReasoningBlock(this.node, { open: this.live });
+      this.blocks.push(this.last);
+    }
+    this.last.append(text);
+    if (this.live) frames.mark(this.last);
+    else this.last.render();
+  }
+
+  content(text) {
+    if (!(this.last instanceof MarkdownBlock)) {
+      for (const block of this.blocks) if (block instanceof ReasoningBlock) block.collapse();
+      const node = h("div", { class: "content", "data-testid": "content" });
+      this.node.append(node);
+      this.last = new MarkdownBlock(node);
+      this.blocks.push(this.last);
+    }
+    this.last.append(text);
+    if (this.live) frames.mark(this.last);
+    else this.last.renderWhole();
+  }
+
+  toolCall(call) {
+    this.last = null;
+    const card = new ToolCard(this.node, call);
+    if (call.id) this.cards.set(call.id, card);
+  }
+
+  toolResult(result) {
+    let card = this.cards.get(result.id);
+    if (card === undefined) card = new ToolCard(this.node, { id: result.id, name: result.name });
+    card.finish(result.output, Boolean(result.is_error));
+    this.last = null;
+  }
+
+  error(message, code) {
+    const node = h("div", {
+      class: "error",
+      "data-testid": "error",
+      role: "alert",
+      text: message,
+    });
+    if (code) node.dataset.errorType = code;
+    this.node.append(node);
+    this.last = null;
+  }
+
+  note(className, text) {
+    this.node.append(h("div", { class: className, "data-testid": className, text }));
+  }
+
+  /**
+   * The stream is over: the final rendering of every block. The message's `data-state`
+   * becomes "done" once all of it is on screen (a burst may still be rendering).
+   */
+  finish() {
+    frames.flush();
+    const markdown = this.blocks.filter((block) => block instanceof MarkdownBlock);
+    let waiting = markdown.length + 1;
+    const settled = () => {
+      waiting -= 1;
+      if (waiting === 0) this.node.dataset.state = "done";
+    };
+    for (const block of this.blocks) if (block instanceof ReasoningBlock) block.collapse();
+    for (const block of markdown) block.finish(settled);
+    settled();
+  }
+}
+
+/** A thread's messages from the server, as the live stream showed them. */
+export function renderHistory(messages) {
+  let view = null;
+  for (const m of messages) {
+    if (m.role === "user") {
+      userMessage(m.content || "");
+      view = null;
+      continue;
+    }
+    if (m.role !== "assistant" && m.role !== "tool") continue;
+    if (view === null) view = new AssistantView({ live: false });
+    if (m.role === "tool") {
+      const output = m.content || "";
+      const isError = m.is_error ?? output.startsWith("Error:");
+      view.toolResult({ id: m.tool_call_id, name: m.name, output, is_error: isError });
+      continue;
+    }
+    if (m.reasoning) view.reasoning(m.reasoning);
+    if (m.content) view.content(m.content);
+    for (const call of m.tool_calls || []) view.toolCall(call);
+  }
+}
