@@ -103,18 +103,6 @@ def taken_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def test_the_command_line_does_not_load_the_web_app() -> None:
-    names = ("flask", "werkzeug", "parley.web", "parley.cli.web")
-    code = (
-        "import sys, parley.cli.main as m; m.build_parser();"
-        f"print(sorted(n for n in {names!r} if n in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
-    )
-    assert done.stdout.strip() == "[]"
-
-
 def test_web_against_a_server(server: Any, user_key: str, tmp_path: Path) -> None:
     port = free_port()
     cmd = Command(

@@ -13,8 +13,10 @@ from parley.cli.main import _chat_options, build_parser
 
 def test_the_parley_command_imports_no_terminal_library() -> None:
     """``parley --help`` stays fast: prompt_toolkit, the MCP SDK and the terminal client load
-    only when ``chat`` or ``ask`` runs (rich may be there: httpx imports it for its own CLI)."""
+    only when ``chat`` or ``ask`` runs, Flask and the web app only for ``web`` and ``run``
+    (rich may be there: httpx imports it for its own CLI)."""
     names = ("prompt_toolkit", "mcp", "fastapi", "parley.terminal", "rich.markdown")
+    names += ("flask", "werkzeug", "parley.web", "parley.cli.web")
     code = (
         "import sys, parley.cli.main as m; m.build_parser();"
         f"print(sorted(n for n in {names!r} if n in sys.modules))"
