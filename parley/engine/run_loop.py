@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +159,11 @@ class Turn:
             "output_tokens": self.run.output_tokens + used_out,
         }
 
+    def tool_errors(self, calls: list[ToolCall]) -> list[tuple[str, str]]:
+        """``(call id, tool error)`` of the calls whose arguments could not be read."""
+        invalid = self.acc.invalid
+        return [(c.id, invalid[c.id]) for c in calls if c.id in invalid]
+
     def usage(self) -> tuple[int, int]:
         """Input and output tokens of this turn's model calls."""
         return self.spent_input + self.acc.input_tokens, self.spent_output + self.acc.output_tokens
@@ -195,21 +199,13 @@ def provider_name(model: str) -> str:
     return model.partition("/")[0]
 
 
-def _unique_ids(calls: list[ToolCall], turn: Turn) -> list[ToolCall]:
-    """The calls, with a fresh id for any id already used in the thread or the answer
+def _finish_calls(turn: Turn) -> list[ToolCall]:
+    """The answer's tool calls, with a fresh id for any id already used in the thread
     (some models number their calls from 0 on every turn)."""
-    if not calls:
-        return calls
-    used = {c["id"] for m in turn.context for c in m.tool_calls or ()}
-    invalid = turn.acc.invalid
-    for call in calls:
-        if call.id in used:
-            fresh = f"call_{secrets.token_hex(12)}"
-            if call.id in invalid:
-                invalid[fresh] = invalid.pop(call.id)
-            call.id = fresh
-        used.add(call.id)
-    return calls
+    acc = turn.acc
+    if not acc.has_tool_calls:
+        return []
+    return acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
 
 
 def _provider_state(turn: Turn) -> dict[str, Any] | None:
@@ -284,7 +280,7 @@ class TurnRunner:
         try:
             while True:
                 await self._stream(turn)
-                outcome = _unique_ids(turn.acc.finish_tool_calls(), turn)
+                outcome = _finish_calls(turn)
                 if not outcome or len(turn.acc.invalid) < len(outcome):
                     break
                 # Every call had unreadable arguments: nothing for the client to run.
@@ -370,13 +366,13 @@ class TurnRunner:
         transaction. Not interrupted meanwhile: a cancel is seen under the run's lock."""
         turn.settling = True
         await self.checkpointer.drain(turn)
-        run, acc, message_id = turn.run, turn.acc, turn.message_id
+        run, message_id = turn.run, turn.message_id
         entries, turn.unsaved = turn.unsaved, []
         text, reasoning = turn.texts()
         state = _provider_state(turn)
         totals = turn.run_totals()
         tool_calls = [c.model_dump() for c in calls]
-        errors = [(c.id, acc.invalid[c.id]) for c in calls]
+        errors = turn.tool_errors(calls)
 
         def write(conn: Connection) -> tuple[str, list[Message]] | None:
             if run_store.lock_run(conn, run_id=run.id, user_id=run.user_id).status != (
@@ -513,19 +509,19 @@ class TurnRunner:
                 (aid, c.id, c.name, c.arguments)
                 for aid, c in zip(action_ids, runnable, strict=True)
             ],
-            answers=[(c.id, invalid[c.id]) for c in calls if c.id in invalid],
+            answers=turn.tool_errors(calls),
             expires_at=now() + self.settings.action_expiry_seconds,
         )
 
     async def _fail(self, turn: Turn, exc: ParleyError) -> None:
         error = ErrorEvent(run_id=turn.run.id, code=exc.code, message=exc.message)
-        calls, invalid = turn.unanswered, turn.acc.invalid
+        calls = turn.unanswered
         await self._settle(
             turn,
             RunStatus.FAILED,
             error,
             tool_calls=[c.model_dump() for c in calls] if calls else None,
-            answers=[(c.id, invalid[c.id]) for c in calls],
+            answers=turn.tool_errors(calls),
             completed_at=now(),
             error_code=exc.code,
             error_message=exc.message,

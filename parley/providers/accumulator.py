@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from parley.errors import UpstreamError
@@ -128,16 +129,16 @@ class TurnAccumulator:
     def has_tool_calls(self) -> bool:
         return bool(self._calls)
 
-    def finish_tool_calls(self) -> list[ToolCall]:
+    def finish_tool_calls(self, taken: Iterable[str] = ()) -> list[ToolCall]:
         """The tool calls, in order of first appearance, with their arguments parsed.
 
         A call whose arguments are not a JSON object gets ``{}`` and an entry in
         ``invalid``. Raises ``UpstreamError`` (code ``malformed_tool_call``) for a call
-        without a name. A call without an id, or with the id of an earlier call of the
-        answer, gets a generated one.
+        without a name. A call without an id, with an id in ``taken`` (ids used earlier in
+        the thread), or with the id of an earlier call of the answer, gets a generated one.
         """
         self.invalid = {}
-        seen: set[str | None] = {None}
+        seen: set[str | None] = {None, *taken}
         for call in self._calls:
             if call.id in seen:
                 call.id = None

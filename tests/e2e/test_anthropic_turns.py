@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from parley import AsyncClient
 from parley.testing.fake_anthropic import (
     Answer,
@@ -114,8 +112,7 @@ async def test_thinking_and_images_go_back_to_an_anthropic_model(tmp_path: Path)
             database_url=db.url, workdir=tmp_path, config=anthropic_config(fake)
         ).start()
         try:
-            key = server.new_user()
-            async with AsyncClient(base_url=server.base_url, api_key=key) as client:
+            async with AsyncClient(base_url=server.base_url, api_key=server.new_user()) as client:
                 bot = await client.assistants.create(
                     name="c",
                     model="claude/claude-test-1",
@@ -129,18 +126,11 @@ async def test_thinking_and_images_go_back_to_an_anthropic_model(tmp_path: Path)
                 )
                 assert (result.status, result.text) == ("completed", "Sunny.")
                 assert result.thread_id is not None
-                async with httpx.AsyncClient(
-                    base_url=f"{server.base_url}/v1",
-                    headers={"Authorization": f"Bearer {key}"},
-                ) as http:
-                    created = await http.post(
-                        f"/threads/{result.thread_id}/messages",
-                        json={
-                            "content": "What is this?",
-                            "images": [{"url": f"data:image/png;base64,{PNG}"}],
-                        },
-                    )
-                assert created.status_code == 201, created.text
+                await client.messages.create_message(
+                    thread_id=result.thread_id,
+                    content="What is this?",
+                    images=[f"data:image/png;base64,{PNG}"],
+                )
                 run = await client.runs.create_run(assistant_id=bot.id, thread_id=result.thread_id)
                 turn = await client.completions.create(run_id=run.id, stream=False)
                 assert (turn.status, turn.text) == ("completed", "A red pixel.")

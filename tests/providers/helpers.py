@@ -1,6 +1,6 @@
 """Test helpers of the provider tests: a canned upstream for the answers the fake upstream
-does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), and a check
-that nothing was left unclosed."""
+does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a check
+that nothing was left unclosed, and an answer as the engine hands it back."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import contextlib
 import gc
 import warnings
 from collections.abc import Iterator
+
+from parley.providers.accumulator import TurnAccumulator
+from parley.providers.base import ChatMessage
+from parley.types import Role
 
 
 @contextlib.contextmanager
@@ -95,3 +99,17 @@ class CannedUpstream:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+def stored_answer(acc: TurnAccumulator, provider: str) -> ChatMessage:
+    """The assistant message the engine stores for an answer and hands back on the next
+    turn: what the adapter asked to keep, marked with the provider's name (which the adapter
+    ignores)."""
+    state = {**acc.state, "provider": provider} if acc.state else None
+    return ChatMessage(
+        role=Role.ASSISTANT,
+        content=acc.text,
+        reasoning=acc.reasoning or None,
+        tool_calls=acc.finish_tool_calls(),
+        provider_state=state,
+    )

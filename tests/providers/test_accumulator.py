@@ -159,3 +159,13 @@ def test_a_repeated_id_within_one_answer_is_replaced() -> None:
     first, second = acc.finish_tool_calls()
     assert first.id == "call_0" and second.id != "call_0"
     assert list(acc.invalid) == [second.id]
+
+
+def test_an_id_taken_earlier_in_the_thread_is_replaced() -> None:
+    acc = accumulate(
+        ToolCallPart(index=0, id="call_0", name="a", arguments="[]"),
+        ToolCallPart(index=1, id="call_1", name="b", arguments="{}"),
+    )
+    first, second = acc.finish_tool_calls(taken=["call_0"])
+    assert first.id != "call_0" and second.id == "call_1"
+    assert list(acc.invalid) == [first.id]  # the tool error follows the new id

@@ -36,6 +36,7 @@ from parley.testing.fake_anthropic import (
     tool_use,
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from tests.providers.helpers import stored_answer
 
 pytestmark = pytest.mark.usefixtures("transport")
 
@@ -449,15 +450,8 @@ async def test_thinking_goes_back_before_the_tool_use(
     messages = [ChatMessage(role=Role.USER, content="Weather in Oslo?")]
     req = ModelRequest("claude-test", messages, tools=[WEATHER], parameters=thinking_params)
     _, first = await collect(provider, req)
-    calls = first.finish_tool_calls()
     messages += [
-        ChatMessage(
-            role=Role.ASSISTANT,
-            content=first.text,
-            reasoning=first.reasoning,
-            tool_calls=calls,
-            provider_state={**(first.state or {}), "provider": "claude"},  # as the engine does
-        ),
+        stored_answer(first, "claude"),
         ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="toolu_1"),
     ]
     req = ModelRequest("claude-test", messages, tools=[WEATHER], parameters=thinking_params)
@@ -503,12 +497,7 @@ async def test_redacted_thinking_is_kept_in_order_and_not_shown(
     ]
     assert state_parts(events) == [StatePart({"thinking_blocks": kept})]
     messages += [
-        ChatMessage(
-            role=Role.ASSISTANT,
-            reasoning=first.reasoning,
-            tool_calls=first.finish_tool_calls(),
-            provider_state=first.state,
-        ),
+        stored_answer(first, "claude"),
         ChatMessage(role=Role.TOOL, content="12:00", tool_call_id="toolu_r"),
     ]
     await collect(provider, ModelRequest("claude-test", messages, tools=[TIME]))

@@ -30,7 +30,7 @@ from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
 from parley.testing.fake_gemini import FakeGemini, Script, gemini_error
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
-from tests.providers.helpers import no_resource_warnings
+from tests.providers.helpers import no_resource_warnings, stored_answer
 
 pytestmark = pytest.mark.usefixtures("transport")
 
@@ -103,24 +103,11 @@ async def collect(
     return events, acc
 
 
-def answer(acc: TurnAccumulator) -> ChatMessage:
-    """The assistant message the engine would store for a streamed answer and hand back
-    (with the provider's name added to what the adapter asked to keep)."""
-    state = {**acc.state, "provider": "gemini"} if acc.state else None
-    return ChatMessage(
-        role=Role.ASSISTANT,
-        content=acc.text,
-        reasoning=acc.reasoning or None,
-        tool_calls=acc.finish_tool_calls(),
-        provider_state=state,
-    )
-
-
 def next_request(acc: TurnAccumulator, prompt: str, first: str = "Hello") -> ModelRequest:
     """The request after a text answer: first prompt, the answer, a new prompt."""
     messages = [
         ChatMessage(role=Role.USER, content=first),
-        answer(acc),
+        stored_answer(acc, "gemini"),
         ChatMessage(role=Role.USER, content=prompt),
     ]
     return ModelRequest(model=MODEL, messages=messages)
@@ -563,7 +550,7 @@ async def test_a_recorded_signed_call_goes_back_signed(
     fake.scripts[MODEL] = Script([text("Mexico City."), finish()])
     messages = [
         ChatMessage(role=Role.USER, content="Capital of my country?"),
-        answer(acc),
+        stored_answer(acc, "gemini"),
         ChatMessage(role=Role.TOOL, content="Mexico", tool_call_id=tool_call.id),
     ]
     _, acc = await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
@@ -617,7 +604,7 @@ async def test_parallel_calls_signed_on_the_first_only(
     fake.scripts[MODEL] = Script([text("Sunny, noon."), finish()])
     messages = [
         ChatMessage(role=Role.USER, content="weather and time?"),
-        answer(acc),
+        stored_answer(acc, "gemini"),
         ChatMessage(role=Role.TOOL, content="sunny", tool_call_id=weather.id),
         ChatMessage(role=Role.TOOL, content="noon", tool_call_id=time.id),
     ]
@@ -657,7 +644,10 @@ async def test_each_step_of_a_turn_keeps_its_own_signature(
         _, acc = await collect(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
         assert acc.state == {"thought_signatures": {"calls": {"0": signature}}}
         [tool_call] = acc.finish_tool_calls()
-        messages += [answer(acc), ChatMessage(Role.TOOL, result, tool_call_id=tool_call.id)]
+        messages += [
+            stored_answer(acc, "gemini"),
+            ChatMessage(Role.TOOL, result, tool_call_id=tool_call.id),
+        ]
         fake.require_signatures = True
 
     fake.scripts[MODEL] = Script([text("Sunny."), finish()])

@@ -23,21 +23,25 @@ REQUEST = ModelRequest(model="m", messages=[ChatMessage(role=Role.USER, content=
 STOP = b'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
 
 
-async def run_against(canned: CannedUpstream, answer: bytes) -> TurnAccumulator:
+async def run_against(
+    canned: CannedUpstream, answer: bytes, request: ModelRequest = REQUEST
+) -> TurnAccumulator:
     canned.answer = answer
     provider = OpenAIChatProvider(canned.base_url)
     try:
         acc = TurnAccumulator()
-        async for event in provider.stream(REQUEST):
+        async for event in provider.stream(request):
             acc.add(event)
         return acc
     finally:
         await provider.aclose()
 
 
-async def error_for(canned: CannedUpstream, answer: bytes) -> UpstreamError:
+async def error_for(
+    canned: CannedUpstream, answer: bytes, request: ModelRequest = REQUEST
+) -> UpstreamError:
     with pytest.raises(UpstreamError) as info:
-        await run_against(canned, answer)
+        await run_against(canned, answer, request)
     return info.value
 
 
@@ -82,7 +86,7 @@ async def test_a_redirect_is_not_followed(canned: CannedUpstream) -> None:
 async def test_a_server_that_takes_no_content_parts_says_so(canned: CannedUpstream) -> None:
     """Many OpenAI-compatible servers only take string content: a message with an image gets
     their 400, and its message reaches the user."""
-    canned.answer = http_answer(
+    answer = http_answer(
         400,
         orjson.dumps({"error": {"message": "messages[0].content: expected a string"}}),
         "application/json",
@@ -91,15 +95,9 @@ async def test_a_server_that_takes_no_content_parts_says_so(canned: CannedUpstre
         model="m",
         messages=[ChatMessage(role=Role.USER, content="hi", images=["https://x.test/a.png"])],
     )
-    provider = OpenAIChatProvider(canned.base_url)
-    try:
-        with pytest.raises(UpstreamError) as info:
-            async for _event in provider.stream(with_image):
-                pass
-    finally:
-        await provider.aclose()
-    assert info.value.code == "upstream_http_error"
-    assert info.value.message.endswith("(HTTP 400): messages[0].content: expected a string")
+    error = await error_for(canned, answer, with_image)
+    assert error.code == "upstream_http_error"
+    assert error.message.endswith("(HTTP 400): messages[0].content: expected a string")
 
 
 # ------------------------------------------------------------------------- JSON answers

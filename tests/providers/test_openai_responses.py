@@ -36,6 +36,7 @@ from parley.testing.fake_responses import (
     response_events,
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from tests.providers.helpers import stored_answer
 
 pytestmark = pytest.mark.usefixtures("transport")
 
@@ -484,17 +485,7 @@ def weather_question() -> list[ChatMessage]:
 def answered(acc: TurnAccumulator, *results: tuple[str, str]) -> list[ChatMessage]:
     """The assistant message as the engine stores it (its state marked with the provider's
     name, which the adapter ignores), then the tool results."""
-    state = {**acc.state, "provider": "openai"} if acc.state else None
-    calls = acc.finish_tool_calls()
-    messages = [
-        ChatMessage(
-            role=Role.ASSISTANT,
-            content=acc.text,
-            reasoning=acc.reasoning or None,
-            tool_calls=calls,
-            provider_state=state,
-        )
-    ]
+    messages = [stored_answer(acc, "openai")]
     messages.extend(ChatMessage(role=Role.TOOL, content=out, tool_call_id=cid) for cid, out in results)  # fmt: skip
     return messages
 

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from parley.errors import UpstreamError
+from parley.events import ModelEvent
 from parley.providers.accumulator import TurnAccumulator
 from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
@@ -404,6 +405,18 @@ def recordings(*, errors: bool = False) -> list[Any]:
     return params
 
 
+async def stream_hi(provider: Any, add: Callable[[ModelEvent], object]) -> None:
+    """Ask ``provider`` "hi", hand each event of the answer to ``add``, then close it."""
+    request = ModelRequest(
+        model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
+    )
+    try:
+        async for event in provider.stream(request):
+            add(event)
+    finally:
+        await provider.aclose()
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -428,20 +441,12 @@ async def test_replay_matches_the_recording(
     canned.answer = http_answer(200, body, CONTENT_TYPES[suffix])
     provider = make(canned.base_url, **options)
     turn = TurnAccumulator()
-    request = ModelRequest(
-        model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
-    )
-    try:
-        if expected.error is not None:
-            with pytest.raises(UpstreamError) as raised:
-                async for event in provider.stream(request):
-                    turn.add(event)
-            assert expected.error in raised.value.message
-        else:
-            async for event in provider.stream(request):
-                turn.add(event)
-    finally:
-        await provider.aclose()
+    if expected.error is not None:
+        with pytest.raises(UpstreamError) as raised:
+            await stream_hi(provider, turn.add)
+        assert expected.error in raised.value.message
+    else:
+        await stream_hi(provider, turn.add)
 
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning
@@ -466,17 +471,9 @@ async def test_recorded_error_answer_raises_the_providers_message(
     # as the adapter passes it on: on one line
     expected = " ".join(message.split()) if message is not None else None
     canned.answer = http_answer(status, body, CONTENT_TYPES[suffix])
-    provider = make(canned.base_url)
-    request = ModelRequest(
-        model="replay-model", messages=[ChatMessage(role=Role.USER, content="hi")]
-    )
-    events = []
-    try:
-        with pytest.raises(UpstreamError) as raised:
-            async for event in provider.stream(request):
-                events.append(event)
-    finally:
-        await provider.aclose()
+    events: list[ModelEvent] = []
+    with pytest.raises(UpstreamError) as raised:
+        await stream_hi(make(canned.base_url), events.append)
 
     error = raised.value
     assert events == []
@@ -506,14 +503,8 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
     body = path.read_bytes()
     assert b'"prompt_tokens":335,"completion_tokens":14,"total_tokens":374' in body
     canned.answer = http_answer(200, body, CONTENT_TYPES[".sse"])
-    provider = make_openai_chat(canned.base_url)
     turn = TurnAccumulator()
-    request = ModelRequest(model="grok", messages=[ChatMessage(role=Role.USER, content="hi")])
-    try:
-        async for event in provider.stream(request):
-            turn.add(event)
-    finally:
-        await provider.aclose()
+    await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert (turn.input_tokens, turn.output_tokens) == (335, 39)
 
 
@@ -530,14 +521,8 @@ async def test_think_tags_off_leaves_the_tags_in_the_text(
     expected = expect_openai_chat(body, path.suffix)
     assert "<think>" in expected.text and "</think>" in expected.text
     canned.answer = http_answer(200, body, CONTENT_TYPES[path.suffix])
-    provider = make_openai_chat(canned.base_url)
     turn = TurnAccumulator()
-    request = ModelRequest(model="replay", messages=[ChatMessage(role=Role.USER, content="hi")])
-    try:
-        async for event in provider.stream(request):
-            turn.add(event)
-    finally:
-        await provider.aclose()
+    await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning == ""
     assert turn.finish_reason == expected.finish
