@@ -29,9 +29,10 @@ import threading
 import time
 from pathlib import Path
 
+from parley.terminal.repl import PROMPT
+
 HELP_TARGET = 0.300
 PROMPT_TARGET = 1.0
-PROMPT = "\u203a"
 MCP_SERVER = Path(__file__).resolve().parents[1] / "tests" / "terminal" / "mcp_server.py"
 
 

@@ -17,17 +17,20 @@ import sys
 
 from rich.console import Console
 
-from parley.errors import ParleyError
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.embedded import EmbeddedServerError
 from parley.terminal.output import JsonOutput, TerminalOutput, prompt_asker
-from parley.terminal.session import ChatOptions, Session, SessionError
+from parley.terminal.session import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    SETUP_ERRORS,
+    ChatOptions,
+    Session,
+    setup_exit_code,
+)
 from parley.terminal.turns import ChatOutput, ExchangeResult
 
 __all__ = ["exit_code", "run_ask"]
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -57,13 +60,9 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
     try:
         try:
             await session.open()
-        except SessionError as exc:
+        except SETUP_ERRORS as exc:
             err.print(f"parley ask: {exc}", style="red", markup=False)
-            return EXIT_USAGE
-        except (ParleyError, EmbeddedServerError) as exc:
-            message = exc.message if isinstance(exc, ParleyError) else str(exc)
-            err.print(f"parley ask: {message}", style="red", markup=False)
-            return EXIT_FAILED
+            return setup_exit_code(exc)
         for status in session.server_status():
             if not status.connected and status.state != "disabled":
                 err.print(f"✗ MCP {status.summary}", style="yellow", markup=False)

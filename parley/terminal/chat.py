@@ -267,13 +267,13 @@ class ToolProcessor:
 def _no_tool(action: ActionItem) -> ToolRecord:
     text = f"Unknown tool {action.name!r}: no MCP server is configured in this chat."
     return ToolRecord(
-        action.tool_call_id,
-        action.name,
-        action.arguments,
-        f"Error: {text}",
-        True,
-        text,
-        "unknown_tool",
+        tool_call_id=action.tool_call_id,
+        name=action.name,
+        arguments=action.arguments,
+        output=f"Error: {text}",
+        is_error=True,
+        text=text,
+        kind="unknown_tool",
     )
 
 
@@ -399,7 +399,6 @@ class ConversationProcessor:
             idle_timeout=self.options.idle_timeout,
             turn_timeout=self.options.turn_timeout,
         )
-
         return await handler.stream_response(opener.stream)
 
     async def _handle_regular_completion(self, opener: _TurnRequest) -> TurnState:

@@ -213,7 +213,7 @@ def _fence_lines(text: str) -> int:
 
 
 class Usage(Protocol):
-    """Token counts, as ``parley.events.UsageEvent`` carries them."""
+    """Token counts, as ``parley.types.Usage`` and ``parley.events.UsageEvent`` carry them."""
 
     @property
     def input_tokens(self) -> int: ...

@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TextIO, cast
@@ -136,9 +135,7 @@ class ToolOutcome:
     is_error: bool
     kind: OutcomeKind = "ok"
     call_id: str | None = None
-    name: str = ""
     server: str | None = None
-    seconds: float = 0.0
     #: The result's ``structuredContent``, as the server sent it.
     structured: Any = None
 
@@ -492,12 +489,6 @@ class ToolHub:
     def tools(self) -> list[HubTool]:
         return list(self._tools.values())
 
-    def tool(self, name: str) -> HubTool | None:
-        return self._tools.get(name)
-
-    def server_spec(self, server: str) -> ServerSpec:
-        return self._servers[server].spec
-
     def tool_specs(self) -> list[dict[str, Any]]:
         """The tools as Parley takes them: ``{"name", "description", "parameters"}``."""
         return [
@@ -513,13 +504,12 @@ class ToolHub:
         timeout: float | None = None,  # noqa: ASYNC109 - a timeout is an outcome, not an exception
     ) -> ToolOutcome:
         """Run one tool; every failure comes back as an outcome with ``is_error=True``."""
-        started = time.monotonic()
         tool = self._tools.get(name)
         if tool is None:
             text = f"Unknown tool {name!r}: no MCP server offers it."
-            return ToolOutcome(text, is_error=True, kind="unknown_tool", name=name)
+            return ToolOutcome(text, is_error=True, kind="unknown_tool")
         outcome = await self._call(self._servers[tool.server], tool, arguments, timeout)
-        return replace(outcome, name=name, server=tool.server, seconds=time.monotonic() - started)
+        return replace(outcome, server=tool.server)
 
     async def run_calls(
         self,
@@ -536,9 +526,10 @@ class ToolHub:
 
         ``approve(name, arguments)`` is awaited, one call at a time, for each call that
         :func:`needs_confirmation` under ``confirm``; a call it declines gets a ``declined``
-        outcome (its text the reason ``approve`` gave, else :data:`DECLINED`), the others run. Without ``approve`` every call runs. ``on_start`` and
-        ``on_done`` report each call as it starts and ends (for the display). Cancelling the
-        task running this cancels the calls in flight; the sessions stay usable.
+        outcome (its text the reason ``approve`` gave, else :data:`DECLINED`), the others run.
+        Without ``approve`` every call runs. ``on_start`` and ``on_done`` report each call as
+        it starts and ends (for the display). Cancelling the task running this cancels the
+        calls in flight; the sessions stay usable.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -552,7 +543,7 @@ class ToolHub:
                     verdict = await approve(name, arguments)
                 if verdict is not True:
                     reason = verdict or DECLINED
-                    declined = ToolOutcome(reason, True, "declined", call_id, name, tool.server)
+                    declined = ToolOutcome(reason, True, "declined", call_id, tool.server)
                     return self._report(declined, on_done)
             async with slots:
                 if on_start is not None:

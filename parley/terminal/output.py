@@ -23,9 +23,10 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta, UsageEvent
+from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta
 from parley.terminal.display import INTERRUPTED, StreamView, clean, wants_plain
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
+from parley.types import Usage
 
 __all__ = ["Asker", "JsonOutput", "TerminalOutput", "parse_answer", "prompt_asker"]
 
@@ -185,7 +186,7 @@ class TerminalOutput:
         view = self._ensure_view()
         usage = None
         if result.input_tokens or result.output_tokens:
-            usage = UsageEvent(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+            usage = Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
         cancelled = ", run cancelled" if result.status == "cancelled" else ""
         if result.stopped == "interrupted":
             view.interrupt(f"{INTERRUPTED}{cancelled}")

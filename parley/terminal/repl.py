@@ -37,19 +37,20 @@ from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
 from parley.terminal.display import clean, render_answer
-from parley.terminal.embedded import EmbeddedServerError
 from parley.terminal.output import TerminalOutput, prompt_asker
-from parley.terminal.session import CONFIRM_MODES, ChatOptions, Session, SessionError
+from parley.terminal.session import (
+    CONFIRM_MODES,
+    SETUP_ERRORS,
+    ChatOptions,
+    Session,
+    SessionError,
+    setup_exit_code,
+)
 
 if TYPE_CHECKING:
     from parley.terminal.mcp_tools import ServerStatus
 
 __all__ = ["COMMANDS", "ChatRepl", "history_path", "run_chat"]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-#: Set-up failures told to the user in one line; anything else is a bug, raised as it is.
-_SETUP_ERRORS = (SessionError, EmbeddedServerError, ParleyError)
 
 HELP_KEYS = (
     "Enter sends · Alt+Enter (or Esc, Enter) new line · Ctrl+C stops an answer · "
@@ -135,9 +136,9 @@ class ChatRepl:
         failure = self._setup_failure()
         if failure is None:
             return 0
-        if not isinstance(failure, _SETUP_ERRORS):
+        if not isinstance(failure, SETUP_ERRORS):  # anything else is a bug: raised as it is
             raise failure
-        return EXIT_USAGE if isinstance(failure, SessionError) else EXIT_FAILED
+        return setup_exit_code(failure)
 
     async def _prompt_loop(self) -> None:
         from prompt_toolkit import PromptSession
@@ -224,8 +225,8 @@ class ChatRepl:
             await self.session.open()
         except asyncio.CancelledError:
             raise
-        except _SETUP_ERRORS as exc:
-            text = _message(exc)
+        except SETUP_ERRORS as exc:
+            text = str(exc)
             if isinstance(exc, ParleyError) and not isinstance(exc, APIConnectionError):
                 text = f"{self.session.server_label}: {text}"  # which server said no
             self._print_error(f"could not start: {text}")
@@ -292,7 +293,7 @@ class ChatRepl:
         try:
             await coro
         except (ParleyError, SessionError, OSError) as exc:
-            self._print_error(_message(exc))
+            self._print_error(str(exc))
 
     async def _help(self, args: list[str]) -> None:
         table = Table.grid(padding=(0, 2))
@@ -482,7 +483,3 @@ def _status_line(status: ServerStatus) -> Text:
     else:
         mark = ("✗ ", "red")
     return Text.assemble(mark, clean(status.summary))
-
-
-def _message(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, ParleyError) else str(exc)

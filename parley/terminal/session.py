@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from parley.config import ClientSettings
-from parley.errors import NotFound
+from parley.errors import NotFound, ParleyError
 from parley.sdk import AsyncClient
 from parley.sdk.models import Assistant, Thread
-from parley.terminal.embedded import EmbeddedServer
+from parley.terminal.embedded import EmbeddedServer, EmbeddedServerError
 from parley.terminal.mcp_config import (
     ConfirmMode,
     MCPConfigError,
@@ -43,7 +43,16 @@ from parley.terminal.mcp_config import (
 if TYPE_CHECKING:
     from parley.terminal.mcp_tools import ServerStatus, ToolHub
 
-__all__ = ["DEFAULT_MODEL", "ChatOptions", "Session", "SessionError"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "SETUP_ERRORS",
+    "ChatOptions",
+    "Session",
+    "SessionError",
+    "setup_exit_code",
+]
 
 DEFAULT_MODEL = "demo/parley"
 CLIENT_TAG = "parley chat"
@@ -58,6 +67,19 @@ _TITLE_CHARS = 80
 class SessionError(Exception):
     """The session cannot start (bad MCP config, unknown thread, server down, ...); the
     message says what to fix."""
+
+
+#: Exit codes of ``parley chat`` / ``parley ask``: it could not start (or the run failed);
+#: the command line or the MCP config must be fixed (``SessionError``).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: What ``Session.open()`` raises for a set-up that failed, told to the user in one line.
+SETUP_ERRORS = (SessionError, EmbeddedServerError, ParleyError)
+
+
+def setup_exit_code(exc: BaseException) -> int:
+    """The exit code of a session that could not start because of ``exc``."""
+    return EXIT_USAGE if isinstance(exc, SessionError) else EXIT_FAILED
 
 
 @dataclass
@@ -152,12 +174,7 @@ class Session:
 
     async def _connect(self) -> None:
         opts = self.options
-        base_url, api_key = opts.server, opts.api_key
-        if base_url is None:
-            env = ClientSettings()
-            if "base_url" in env.model_fields_set:
-                base_url = env.base_url
-                api_key = api_key if api_key is not None else env.api_key
+        base_url, api_key = ClientSettings.chosen_server(opts.server, opts.api_key)
         if base_url is None:
             self.embedded = EmbeddedServer(env=opts.server_env)
             await self.embedded.start()
@@ -170,11 +187,8 @@ class Session:
     async def _start_hub(self) -> None:
         opts = self.options
         path = opts.mcp_config or default_mcp_config_path()
-        default = opts.mcp_config is None
-        if default and not opts.mcp_servers and not path.exists():
-            return  # no MCP config at all: the MCP SDK is never imported
         try:
-            specs = load_mcp_config(path, missing_ok=default)
+            specs = load_mcp_config(path, missing_ok=opts.mcp_config is None)
         except MCPConfigError as exc:
             raise SessionError(f"MCP config: {exc}") from None
         unknown = [name for name in opts.mcp_servers if name not in specs]
@@ -183,6 +197,8 @@ class Session:
             raise SessionError(
                 f"--mcp-server {', '.join(unknown)}: not in {path} (servers there: {known})"
             )
+        if not specs:
+            return  # no MCP server at all: the MCP SDK is never imported
         # Import the MCP SDK off the event loop: it takes a good part of a second.
         await asyncio.to_thread(importlib.import_module, "parley.terminal.mcp_tools")
         from parley.terminal.mcp_tools import ToolHub

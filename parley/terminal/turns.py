@@ -56,7 +56,6 @@ class TurnState(TurnAccumulator):
     def __init__(self) -> None:
         super().__init__()
         self.started_at = time.monotonic()
-        self.chunk_count = 0
         self.first_chunk_at: float | None = None
         self.last_chunk_at: float | None = None
         self.interrupted = False
@@ -65,7 +64,6 @@ class TurnState(TurnAccumulator):
     def add(self, event: Event) -> None:
         if event.type in CHUNK_EVENTS:
             now = time.monotonic()
-            self.chunk_count += 1
             self.last_chunk_at = now
             if self.first_chunk_at is None:
                 self.first_chunk_at = now
@@ -85,7 +83,6 @@ class ExchangeResult:
     thread_id: str
     run_id: str | None = None
     texts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
     status: str | None = None
@@ -112,7 +109,6 @@ class ExchangeResult:
         self.turns += 1
         self.run_id = turn.run_id or self.run_id
         self.texts.append("".join(turn.text))
-        self.reasoning.append("".join(turn.reasoning))
         self.input_tokens += turn.usage.input_tokens
         self.output_tokens += turn.usage.output_tokens
         self.status = turn.status or self.status

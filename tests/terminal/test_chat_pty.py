@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +13,14 @@ import pytest
 
 from parley.terminal.repl import PROMPT
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.terminal.conftest import McpConfig
+from tests.terminal.conftest import McpConfig, StartChat
 from tests.terminal.pty_terminal import Terminal
 
 
 @pytest.fixture
-def chat(
-    server: Any, user_key: str, cli_env: dict[str, str], mcp_config: McpConfig
-) -> Iterator[Terminal]:
+def chat(start_chat: StartChat, mcp_config: McpConfig) -> Terminal:
     config = mcp_config({"t": ("echo,add", ["echo"])})
-    argv = [sys.executable, "-m", "parley.cli.main", "chat"]
-    argv += ["--server", server.base_url, "--api-key", user_key]
-    argv += ["--model", "fake/tools:1", "--mcp-config", str(config)]
-    term = Terminal(argv, env=cli_env)
-    yield term
-    term.close()
+    return start_chat("--model", "fake/tools:1", "--mcp-config", str(config))
 
 
 def test_chat_in_a_terminal(chat: Terminal, server: Any, user_key: str, tmp_path: Path) -> None:

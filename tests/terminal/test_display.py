@@ -174,12 +174,13 @@ def test_streamed_text_shows_in_frames_before_finish() -> None:
 
 def test_deltas_are_appended_not_rendered_per_call() -> None:
     console, out = terminal()
-    with StreamView(console) as view:
+    with StreamView(console, frames_per_second=0.01) as view:  # the clock stays asleep
         view.start()
-        before = view.frames
+        before, size = view.frames, len(out.getvalue())
         for _ in range(5000):
             view.add_text("tok ")
         assert view.frames - before <= 5  # the clock draws, not the producer
+        assert len(out.getvalue()) == size  # nothing reaches the terminal until a frame
         assert "tok tok" in frame(view, out)
     assert view.text == "tok " * 5000
 

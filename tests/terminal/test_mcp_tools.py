@@ -18,6 +18,7 @@ import pytest
 
 from parley.terminal.mcp_config import ServerSpec, parse_mcp_config
 from parley.terminal.mcp_tools import DECLINED, HubTool, PendingCall, ToolHub, needs_confirmation
+from tests.harness import free_port
 
 SERVER = Path(__file__).with_name("mcp_server.py")
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -93,7 +94,7 @@ async def test_a_failing_server_does_not_stop_the_others(hub: ToolHub) -> None:
     )
     absent = ServerSpec(name="absent", transport="stdio", command="no-such-command-anywhere")
     nowhere = ServerSpec(
-        name="nowhere", transport="http", url=f"http://127.0.0.1:{_free_port()}/mcp"
+        name="nowhere", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp"
     )
     await hub.start(specs(broken, absent, nowhere, stdio("ok")))
 
@@ -291,15 +292,9 @@ async def test_cancelling_a_turn_stops_its_calls_and_keeps_the_session(one: Tool
 # --------------------------------------------------------------------------- HTTP and closing
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def http_server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(SERVER), "--name", "web", "--http", str(port)])
     try:
         deadline = time.monotonic() + 10
