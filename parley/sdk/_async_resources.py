@@ -217,8 +217,9 @@ class Actions(_Resource):
 
 class Models(_Resource):
     async def list(self) -> dict[str, Any]:
-        """The server's providers, whether each is ready, and their models; see
-        ``Client.models.list``."""
+        """The server's providers, whether each is ready, and their models (``GET /v1/models``:
+        ``{"data": [{"id", "provider", ...}], "providers": [{"name", "kind", "ready",
+        "problem", "models_listed"}]}``)."""
         return await self._client._request(_calls.models_list())
 
 

@@ -90,6 +90,10 @@ def _items(cls: type[M]) -> Callable[[Any], list[M]]:
     return parse
 
 
+#: A JSON object answer kept as a dict; anything else is a ``ValidationError``.
+_object = TypeAdapter(dict[str, Any]).validate_python
+
+
 def _nothing(body: Any) -> None:
     return None
 
@@ -228,10 +232,10 @@ def threads_delete(thread_id: str) -> Call[Deleted]:
 # ------------------------------------------------------------------------------ messages
 
 
-def _images(images: Sequence[str] | None) -> list[dict[str, str]]:
+def _images(images: Sequence[str]) -> list[dict[str, str]]:
     if isinstance(images, str):
         raise TypeError("images is a list of URLs (data: or http(s):), not one string")
-    return [{"url": url} for url in images or ()]
+    return [{"url": url} for url in images]
 
 
 def messages_create(
@@ -304,7 +308,7 @@ def runs_events(run_id: str, *, after: str | int | None) -> Call[None]:
 
 
 def models_list() -> Call[dict[str, Any]]:
-    return Call("GET", "/v1/models", dict)
+    return Call("GET", "/v1/models", _object)
 
 
 def actions_list(*, run_id: str, status: str | None) -> Call[list[Action]]:

@@ -211,8 +211,9 @@ class Actions(_Resource):
 
 class Models(_Resource):
     def list(self) -> dict[str, Any]:
-        """The server's providers, whether each is ready, and their models
-        (``GET /v1/models``: ``{"providers": [{"name", "kind", "ready", "models", ...}]}``)."""
+        """The server's providers, whether each is ready, and their models (``GET /v1/models``:
+        ``{"data": [{"id", "provider", ...}], "providers": [{"name", "kind", "ready",
+        "problem", "models_listed"}]}``)."""
         return self._client._request(_calls.models_list())
 
 

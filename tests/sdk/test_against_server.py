@@ -3,6 +3,7 @@ model, and with the OpenAI-compatible adapter against the fake upstream."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -186,7 +187,7 @@ def test_errors_arrive_typed(client: Client) -> None:
 async def test_models_list_answers_the_servers_catalog(
     client: Client, server: Any, user_key: str
 ) -> None:
-    catalog = client.models.list()
+    catalog = await asyncio.to_thread(client.models.list)  # not blocking the event loop
     by_name = {p["name"]: p for p in catalog["providers"]}
     assert by_name["demo"]["ready"] is True and by_name["fake"]["kind"] == "openai-chat"
     async with AsyncClient(base_url=server.base_url, api_key=user_key) as aclient:

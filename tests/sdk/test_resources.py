@@ -17,6 +17,7 @@ from parley.sdk import (
     ApiKeyCreated,
     Assistant,
     Deleted,
+    Image,
     Message,
     Page,
     Run,
@@ -89,6 +90,15 @@ TURN = {
     ],
     "usage": {"input_tokens": 3, "output_tokens": 4},
     "error": None,
+}
+PNG_URL = "data:image/png;base64,iVBORw0KGgo="
+PHOTO_URL = "https://images.example.test/cat.jpg"
+CATALOG = {
+    "object": "list",
+    "data": [{"id": "demo/parley", "object": "model", "provider": "demo"}],
+    "providers": [
+        {"name": "demo", "kind": "demo", "ready": True, "problem": None, "models_listed": True}
+    ],
 }
 TOOL_FLAT = {"name": "get_time", "description": "Now.", "parameters": {"type": "object"}}
 TOOL_OPENAI = {"type": "function", "function": TOOL_FLAT}
@@ -242,6 +252,22 @@ CASES: dict[str, Case] = {
         body={"thread_id": "thread_1", "content": "hello", "role": "user"},
         status=201,
     ),
+    "messages.create_message images": Case(
+        lambda c: c.messages.create_message(
+            thread_id="thread_1", content="hello", images=[PNG_URL, PHOTO_URL]
+        ),
+        "POST",
+        "/v1/messages",
+        {**MESSAGE, "images": [{"url": PNG_URL}, {"url": PHOTO_URL}]},
+        lambda r: r.images == [Image(url=PNG_URL), Image(url=PHOTO_URL)],
+        body={
+            "thread_id": "thread_1",
+            "content": "hello",
+            "role": "user",
+            "images": [{"url": PNG_URL}, {"url": PHOTO_URL}],
+        },
+        status=201,
+    ),
     "messages.list": Case(
         lambda c: c.messages.list(thread_id="thread_1", limit=5),
         "GET",
@@ -328,6 +354,9 @@ CASES: dict[str, Case] = {
         lambda r: len(r) == 1,
         params={"run_id": "run_1"},
     ),
+    "models.list": Case(
+        lambda c: c.models.list(), "GET", "/v1/models", CATALOG, lambda r: r == CATALOG
+    ),
     "completions.create stream=False": Case(
         lambda c: c.completions.create(run_id="run_1", message_id="msg_1", stream=False),
         "POST",
@@ -343,6 +372,19 @@ CASES: dict[str, Case] = {
         TURN,
         lambda r: r.usage.output_tokens == 4,
         body={"assistant_id": "asst_1", "content": "hi", "stream": False},
+    ),
+    "process turn 1 images stream=False": Case(
+        lambda c: c.process(assistant_id="asst_1", content="hi", images=[PNG_URL], stream=False),
+        "POST",
+        "/v1/process",
+        TURN,
+        TurnResult,
+        body={
+            "assistant_id": "asst_1",
+            "content": "hi",
+            "images": [{"url": PNG_URL}],
+            "stream": False,
+        },
     ),
     "process later turn stream=False": Case(
         lambda c: c.process(run_id="run_1", stream=False),
@@ -401,4 +443,14 @@ async def test_empty_ids_are_refused_before_sending(
 ) -> None:
     with pytest.raises(ValueError, match="run_id"):
         await call(client.runs.retrieve(bad_id))
+    assert fake_server.requests == []
+
+
+async def test_images_are_refused_before_sending_when_misgiven(
+    client: Any, fake_server: FakeServer
+) -> None:
+    with pytest.raises(TypeError, match="not one string"):
+        await call(client.messages.create_message(thread_id="t", content="c", images=PNG_URL))
+    with pytest.raises(ValueError, match="images"):
+        await call(client.process(run_id="run_1", images=[PNG_URL]))
     assert fake_server.requests == []
