@@ -46,7 +46,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -147,37 +146,26 @@ class EmitClock:
         return taken
 
 
-@dataclass(frozen=True, slots=True)
-class Pinning:
-    """The servers (and this process: the web app) on one CPU, Chromium on another."""
-
-    servers: int | None
-    browser: int | None
-
-    @classmethod
-    def pick(cls, enabled: bool) -> Pinning:
-        picked = Cores.pick(enabled)
-        return cls(picked.server, picked.client)
-
-    def describe(self) -> str:
-        if self.servers is None:
-            return "not pinned to CPUs"
-        return (
-            f"Parley, fake upstream and web app on CPU {self.servers}; "
-            f"Chromium on CPU {self.browser}"
-        )
+def describe_pinning(cores: Cores) -> str:
+    """``cores.server``: the servers and this process (the web app); ``cores.client``:
+    Chromium."""
+    if cores.server is None:
+        return "not pinned to CPUs"
+    return (
+        f"Parley, fake upstream and web app on CPU {cores.server}; Chromium on CPU {cores.client}"
+    )
 
 
 @contextmanager
-def running_stack(workdir: Path, pinning: Pinning) -> Iterator[str]:
+def running_stack(workdir: Path, pinning: Cores) -> Iterator[str]:
     """Fake upstream, ``parley serve`` and the web app; yields the web app's URL."""
     from parley.web import create_app
     from parley.web.app import close_app
     from parley.web.server import WebServer
 
-    cores = Cores(pinning.servers, pinning.servers)
-    if pinning.servers is not None:
-        os.sched_setaffinity(0, {pinning.servers})  # the web app's threads inherit it
+    cores = Cores(pinning.server, pinning.server)  # all of them on the servers' CPU
+    if pinning.server is not None:
+        os.sched_setaffinity(0, {pinning.server})  # the web app's threads inherit it
     upstream = Upstream(cores, chunks=22)
     database = BenchDatabase(workdir, None)
     parley = Parley(
@@ -202,13 +190,13 @@ def running_stack(workdir: Path, pinning: Pinning) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(path: str, pinning: Pinning) -> Iterator[Any]:
+def chromium(path: str, pinning: Cores) -> Iterator[Any]:
     """Headless Chromium; its processes inherit the affinity of this thread at launch."""
     from playwright.sync_api import sync_playwright
 
     before = os.sched_getaffinity(0)
-    if pinning.browser is not None:
-        os.sched_setaffinity(0, {pinning.browser})
+    if pinning.client is not None:
+        os.sched_setaffinity(0, {pinning.client})
     try:
         playwright = sync_playwright().start()  # the driver, then Chromium, inherit it
     finally:
@@ -242,9 +230,6 @@ class Page:
     def send(self, text: str) -> None:
         self.composer.fill(text)
         self.composer.press("Enter")
-
-    def streaming(self) -> bool:
-        return bool(self.page.get_by_test_id("stop").is_visible())
 
     def settled(self) -> bool:
         """The answer is all on screen."""
@@ -443,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.chromium).is_file():
         print(f"no Chromium at {args.chromium} (set PARLEY_CHROMIUM or --chromium)")
         return 2
-    pinning = Pinning.pick(args.pin)
+    pinning = Cores.pick(args.pin)
     clock = EmitClock()
     clock.install()
     load = os.getloadavg()[0]
@@ -471,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, Chromium {version} (headless); "
-        f"{pinning.describe()}; load average before: {load:.2f}."
+        f"{describe_pinning(pinning)}; load average before: {load:.2f}."
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     settings = {"runs": args.runs, "tokens": args.tokens, "chromium": version}

@@ -30,6 +30,16 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("parley", appauthor=False))
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a secret to ``path`` (parents made), readable by its owner only (mode 0600,
+    also when an older file had looser bits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
 def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'parley.db'}"
 
@@ -217,6 +227,20 @@ class ClientSettings(BaseSettings):
 
     base_url: str = "http://127.0.0.1:8700"
     api_key: str | None = None
+
+    @classmethod
+    def chosen_server(
+        cls, server: str | None, api_key: str | None
+    ) -> tuple[str | None, str | None]:
+        """The server of ``parley chat`` / ``ask`` / ``web``: ``--server`` (and ``--api-key``),
+        else ``PARLEY_BASE_URL`` (and ``PARLEY_API_KEY``, unless ``--api-key``) when that
+        variable is set. ``(None, None)``: start an embedded server."""
+        if server is not None:
+            return server, api_key
+        env = cls()
+        if "base_url" in env.model_fields_set:
+            return env.base_url, api_key if api_key is not None else env.api_key
+        return None, None
 
 
 class WebSettings(BaseSettings):

@@ -4,12 +4,11 @@ so ``make run`` (and later ``parley chat`` / ``parley web``) work with no config
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from parley.config import data_dir
+from parley.config import data_dir, write_private
 from parley.store import users as user_store
 from parley.store.db import Database
 
@@ -34,8 +33,5 @@ async def ensure_local_key(db: Database, path: Path | None = None) -> str:
         return user_store.create_api_key(conn, user_id=user.id)[1]
 
     secret = await db.write(create)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
+    write_private(path, secret + "\n")
     return secret

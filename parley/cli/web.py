@@ -5,6 +5,7 @@ Also ``start_web_beside``, which ``parley run`` uses to serve the page next to i
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from parley.errors import ParleyError
 if TYPE_CHECKING:
     from flask import Flask
 
+    from parley.web.backend import Backend
     from parley.web.server import WebServer
 
 __all__ = ["WebBeside", "WebOptions", "run_web", "start_web_beside"]
@@ -29,74 +31,53 @@ class WebOptions:
     model: str | None = None
 
 
-def _server_from_env(options: WebOptions) -> tuple[str | None, str | None]:
-    """``--server`` / ``--api-key``, else ``PARLEY_BASE_URL`` / ``PARLEY_API_KEY`` when the
-    base URL is set (None: start an embedded server)."""
-    if options.server is not None:
-        return options.server, options.api_key
-    env = ClientSettings()
-    if "base_url" in env.model_fields_set:
-        return env.base_url, options.api_key if options.api_key is not None else env.api_key
-    return None, None
-
-
-def _usable_url(url: str) -> bool:
-    import httpx
-
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return False
-    return parsed.scheme in ("http", "https") and bool(parsed.host)
-
-
 def run_web(options: WebOptions) -> int:
     """Serve the page until Ctrl+C (which propagates, after everything is closed)."""
-    from parley.web.embedded import EmbeddedServerError, SyncEmbeddedServer
+    base_url, api_key = ClientSettings.chosen_server(options.server, options.api_key)
+    if base_url is not None:
+        return _serve(options, base_url, api_key or "", base_url)
 
-    base_url, api_key = _server_from_env(options)
-    if base_url is not None and not _usable_url(base_url):
-        print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
-        return 2
-    embedded: SyncEmbeddedServer | None = None
-    if base_url is None:
-        print("Starting the embedded Parley server…", file=sys.stderr, flush=True)
-        embedded = SyncEmbeddedServer()
+    from parley.terminal.embedded import EmbeddedServer, EmbeddedServerError
+
+    print("Starting the embedded Parley server…", file=sys.stderr, flush=True)
+    embedded = EmbeddedServer()
+    # The child is asyncio's: its loop runs to start and to stop it, and sleeps in between.
+    with asyncio.Runner() as runner:
         try:
-            embedded.start()
+            runner.run(embedded.start())
+            label = f"{embedded.base_url} (embedded)"
+            return _serve(options, embedded.base_url, embedded.api_key, label)
         except EmbeddedServerError as exc:
             print(f"parley web: {exc}", file=sys.stderr)
             return 1
-        base_url, api_key = embedded.base_url, embedded.api_key
-    try:
-        label = f"{base_url} (embedded)" if embedded else base_url
-        return _serve(options, base_url, api_key or "", label)
-    finally:
-        if embedded is not None:
-            embedded.close()
+        finally:
+            runner.run(embedded.aclose())
 
 
 def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
-    from parley.web import create_app
     from parley.web.app import close_app
-    from parley.web.server import WebServer
+    from parley.web.backend import EXTENSION
 
-    app = create_app(base_url=base_url, api_key=api_key, default_model=options.model)
     try:
-        try:
-            web = WebServer(app, options.host, options.port)
-        except OSError as exc:
-            print(
-                f"parley web: cannot listen on {options.host}:{options.port}: "
-                f"{exc.strerror or exc} (try --port)",
-                file=sys.stderr,
-            )
-            return 1
-        _warn_if_unusable(app)
-        model = options.model or "demo/parley"
+        app, web = _listen(
+            options.host, options.port, base_url=base_url, api_key=api_key, model=options.model
+        )
+    except ValueError:  # the SDK client refused the address
+        print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"parley web: cannot listen on {options.host}:{options.port}: "
+            f"{exc.strerror or exc} (try --port)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        backend: Backend = app.extensions[EXTENSION]
+        _warn_if_unusable(backend)
         print(
             f"\nParley web is running at {web.url}\n"
-            f"Parley server: {label}   default model: {model}\n"
+            f"Parley server: {label}   default model: {backend.default_model}\n"
             "Open the page in a browser; Ctrl+C here stops it.\n",
             flush=True,
         )
@@ -106,12 +87,32 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
     return 0
 
 
-def _warn_if_unusable(app: Flask) -> None:
+def _listen(
+    host: str, port: int, *, base_url: str, api_key: str, model: str | None = None
+) -> tuple[Flask, WebServer]:
+    """The app, and a server bound to ``host:port`` for it (not serving yet).
+
+    Raises:
+        ValueError: ``base_url`` is no server address.
+        OSError: the address cannot be bound (the app is closed).
+    """
+    from parley.web import create_app
+    from parley.web.app import close_app
+    from parley.web.server import WebServer
+
+    app = create_app(base_url=base_url, api_key=api_key, default_model=model)
+    try:
+        return app, WebServer(app, host, port)
+    except OSError:
+        close_app(app)
+        raise
+
+
+def _warn_if_unusable(backend: Backend) -> None:
     """Say at once when the server cannot be reached or refuses the key (the page would
     show the same error on every request)."""
-    from parley.web.backend import EXTENSION, Backend, problem_of
+    from parley.web.backend import problem_of
 
-    backend: Backend = app.extensions[EXTENSION]
     try:
         backend.client.users.me()
     except ParleyError as exc:
@@ -124,7 +125,7 @@ class WebBeside:
 
     def __init__(self, app: Flask, server: WebServer) -> None:
         self.app = app
-        self.server = server
+        self.server = server.start_in_thread()
         self.url = server.url
 
     def stop(self) -> None:
@@ -137,19 +138,11 @@ class WebBeside:
 def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> WebBeside | str:
     """For ``parley run``: serve the page next to the server at ``server_url``. Answers the
     running page, or why it could not start (a message to print)."""
-    from parley.web import create_app
-    from parley.web.app import close_app
-    from parley.web.server import WebServer
-
-    app = create_app(base_url=server_url, api_key=api_key)
     try:
-        server = WebServer(app, host, port)
+        return WebBeside(*_listen(host, port, base_url=server_url, api_key=api_key))
     except OSError as exc:
-        close_app(app)
         reason = exc.strerror or str(exc)
         return (
             f"The web page could not start on {host}:{port} ({reason}); "
             "use --web-port N, or --no-web."
         )
-    server.start_in_thread()
-    return WebBeside(app, server)

@@ -19,7 +19,12 @@ from parley.errors import ParleyError
 from parley.sdk import Client
 from parley.web import routes
 from parley.web.backend import DEFAULT_MODEL, EXTENSION, Backend, Problem, problem_of
-from parley.web.security import csrf_problem, ensure_session, load_secret_key
+from parley.web.security import (
+    CONTENT_SECURITY_POLICY,
+    csrf_problem,
+    ensure_session,
+    load_secret_key,
+)
 from parley.web.tools import ToolRegistry, default_tools
 
 __all__ = ["MAX_BODY_BYTES", "close_app", "create_app"]
@@ -55,6 +60,8 @@ def create_app(
     in the user data directory. ``client`` replaces the SDK client the app would make (it
     is then the caller's to close).
     """
+    # First: a bad URL raises ValueError before anything (the secret file) is written.
+    sdk = client or Client(base_url=base_url, api_key=api_key)
     app = Flask("parley.web")
     app.config.update(
         SECRET_KEY=secret_key or load_secret_key(),
@@ -65,7 +72,7 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.extensions[EXTENSION] = Backend(
-        client or Client(base_url=base_url, api_key=api_key),
+        sdk,
         tools if tools is not None else default_tools(),
         default_model or DEFAULT_MODEL,
         owns_client=client is None,
@@ -92,15 +99,6 @@ def _check_request() -> Response | None:
     if problem is not None:
         return _json_error(Problem(403, "csrf_failed", problem))
     return None
-
-
-#: The page runs only its own scripts and talks only to this app; the same policy is in a
-#: ``meta`` tag of the page, for copies of it saved to disk.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
 
 
 def _security_headers(response: Response) -> Response:

@@ -24,16 +24,14 @@ from parley.errors import Conflict, NotFound, ParleyError
 from parley.events import (
     ActionItem,
     ContentDelta,
-    DoneEvent,
     ErrorEvent,
     Event,
     ReasoningDelta,
-    RunStatusEvent,
     ToolCallsEvent,
-    UsageEvent,
 )
+from parley.sdk import TurnAccumulator
 from parley.sdk.models import Run, Thread
-from parley.types import TERMINAL_STATUSES, RunStatus
+from parley.types import TERMINAL_STATUSES, RunStatus, Usage
 from parley.web.backend import Backend, Problem, problem_of, title_of
 from parley.web.tools import ToolRegistry
 
@@ -65,8 +63,21 @@ def _status(state: str, text: str) -> WebEvent:
     return "status", {"state": state, "text": text}
 
 
-def _tool_call(call: ActionItem) -> dict[str, Any]:
-    return {"id": call.tool_call_id, "name": call.name, "arguments": call.arguments}
+def _translate(event: Event) -> Iterator[WebEvent]:
+    """The browser's events for one event of the turn's stream (status and usage are
+    gathered by the turn's ``TurnAccumulator`` instead)."""
+    if isinstance(event, ContentDelta):
+        yield "content", {"text": event.text}
+    elif isinstance(event, ReasoningDelta):
+        yield "reasoning", {"text": event.text}
+    elif isinstance(event, ToolCallsEvent):
+        for call in event.actions:
+            yield (
+                "tool_call",
+                {"id": call.tool_call_id, "name": call.name, "arguments": call.arguments},
+            )
+    elif isinstance(event, ErrorEvent):
+        yield "error", {"code": event.code, "message": event.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +125,7 @@ class Exchange:
         self.thread_id: str | None = ask.thread.id if ask.thread else None
         self.run_id: str | None = None
         self.status: RunStatus | None = None
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.usage = Usage()
         self._calls: list[ActionItem] = []
 
     def sse(self) -> Iterator[str]:
@@ -141,7 +151,7 @@ class Exchange:
                 Problem(500, "internal_error", "The web app failed while answering.")
             )
         final = self.status or RunStatus.FAILED
-        yield "usage", {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        yield "usage", self.usage.model_dump()
         yield _status("done", _DONE_TEXT.get(final, f"The run ended: {final}."))
         yield "done", {"status": str(final), "run_id": self.run_id, "thread_id": self.thread_id}
 
@@ -155,8 +165,7 @@ class Exchange:
             thread_id=self.thread_id, content=self.ask.content, role="user"
         )
         yield _status("run", f"Starting the run with {self.ask.model}…")
-        assistant_id = self.backend.assistant_id()
-        run = self._create_run(assistant_id)
+        run = self._create_run()
         assistant_id = run.assistant_id
         self.run_id, self.status = run.id, run.status
         yield "run", {"run_id": run.id}
@@ -188,19 +197,20 @@ class Exchange:
         title = thread.metadata.get("title")
         return "thread", {"thread_id": thread.id, "title": title if isinstance(title, str) else ""}
 
-    def _create_run(self, assistant_id: str) -> Run:
-        assert self.thread_id is not None
-        try:
-            return self.client.runs.create_run(
-                assistant_id=assistant_id, thread_id=self.thread_id, model=self.ask.model
-            )
-        except NotFound:  # our assistant was deleted meanwhile: make it again, once
-            self.backend.forget_assistant()
+    def _create_run(self) -> Run:
+        def create() -> Run:
+            assert self.thread_id is not None
             return self.client.runs.create_run(
                 assistant_id=self.backend.assistant_id(),
                 thread_id=self.thread_id,
                 model=self.ask.model,
             )
+
+        try:
+            return create()
+        except NotFound:  # our assistant was deleted meanwhile: make it again, once
+            self.backend.forget_assistant()
+            return create()
 
     def _turn(self, assistant_id: str, message_id: str) -> Iterator[WebEvent]:
         assert self.run_id is not None
@@ -211,31 +221,22 @@ class Exchange:
             message_id=message_id,
             run_id=self.run_id,
         )
+        turn = TurnAccumulator()
         try:
             for event in sync_stream.stream_chunks():
-                yield from self._translate(event)
+                turn.add(event)
+                yield from _translate(event)
+            self.status = turn.status or self.status
+            self._calls = turn.actions
         except Conflict:
             if not self._has_ended():  # stopped between two turns: not an error
                 raise
         finally:
             sync_stream.close()
-
-    def _translate(self, event: Event) -> Iterator[WebEvent]:
-        if isinstance(event, ContentDelta):
-            yield "content", {"text": event.text}
-        elif isinstance(event, ReasoningDelta):
-            yield "reasoning", {"text": event.text}
-        elif isinstance(event, ToolCallsEvent):
-            self._calls = list(event.actions)
-            for call in event.actions:
-                yield "tool_call", _tool_call(call)
-        elif isinstance(event, UsageEvent):
-            self.input_tokens += event.input_tokens
-            self.output_tokens += event.output_tokens
-        elif isinstance(event, ErrorEvent):
-            yield "error", {"code": event.code, "message": event.message}
-        elif isinstance(event, RunStatusEvent | DoneEvent):
-            self.status = event.status
+            self.usage = Usage(
+                input_tokens=self.usage.input_tokens + turn.usage.input_tokens,
+                output_tokens=self.usage.output_tokens + turn.usage.output_tokens,
+            )
 
     def _run_tools(self, assistant_id: str) -> tuple[bool, list[dict[str, Any]]]:
         assert self.run_id is not None

@@ -14,7 +14,7 @@ from parley.errors import Conflict
 from parley.sdk.models import Message
 from parley.web.backend import EXTENSION, Backend, Problem, thread_public, title_of
 from parley.web.exchange import Ask, Exchange
-from parley.web.security import csrf_token, owner_tag
+from parley.web.security import PAGE_POLICY, csrf_token, owner_tag
 
 __all__ = ["ProblemError", "bp"]
 
@@ -51,15 +51,21 @@ def _body(*, optional: bool = False) -> dict[str, Any]:
     return body
 
 
-def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    """A string field: absent or null gives None (unless ``required``); never empty."""
+def _text(body: dict[str, Any], name: str) -> str | None:
+    """An optional string field (a name or an id): absent or null gives None; never empty
+    nor longer than ``_MAX_NAME``."""
     value = body.get(name)
-    if value is None and not required:
+    if value is None:
         return None
+    value = _non_empty(value, name)
+    if len(value) > _MAX_NAME:
+        raise _invalid(f"{name} must be at most {_MAX_NAME} characters.")
+    return value
+
+
+def _non_empty(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _invalid(f"{name} must be a non-empty string.")
-    if name != "content" and len(value) > _MAX_NAME:
-        raise _invalid(f"{name} must be at most {_MAX_NAME} characters.")
     return value
 
 
@@ -68,7 +74,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
 
 @bp.get("/")
 def index() -> str:
-    return render_template("index.html", csrf_token=csrf_token())
+    return render_template("index.html", csrf_token=csrf_token(), page_policy=PAGE_POLICY)
 
 
 # ------------------------------------------------------------------------- lookups
@@ -145,8 +151,7 @@ def _message_public(message: Message) -> dict[str, Any]:
 @bp.post("/api/messages/process")
 def process() -> Response:
     body = _body()
-    content = _text(body, "content", required=True)
-    assert content is not None
+    content = _non_empty(body.get("content"), "content")
     model = _text(body, "model")
     thread_id = _text(body, "thread_id")
     backend = _backend()
@@ -156,7 +161,7 @@ def process() -> Response:
     return Response(
         Exchange(backend, ask).sse(),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers={"X-Accel-Buffering": "no"},  # Cache-Control: set for every stream
     )
 
 

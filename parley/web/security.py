@@ -12,16 +12,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from flask import request, session
 
-from parley.config import WebSettings, data_dir
+from parley.config import WebSettings, data_dir, write_private
 
-__all__ = ["CSRF_HEADER", "csrf_problem", "csrf_token", "load_secret_key", "owner_tag"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "CSRF_HEADER",
+    "PAGE_POLICY",
+    "csrf_problem",
+    "csrf_token",
+    "load_secret_key",
+    "owner_tag",
+]
 
+#: The page runs only its own scripts and talks only to this app. The page carries this
+#: policy in a ``meta`` tag too, for copies of it saved to disk (``frame-ancestors`` works
+#: only as a header: in a ``meta`` tag the browser ignores it, with a warning).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+CONTENT_SECURITY_POLICY = f"{PAGE_POLICY}; frame-ancestors 'none'"
 CSRF_HEADER = "X-CSRF-Token"
 SECRET_FILE = "web-secret"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -41,11 +56,7 @@ def load_secret_key(path: Path | None = None) -> str:
     if len(saved) >= 32:
         return saved
     secret = secrets.token_hex(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
-    os.chmod(path, 0o600)  # an older file may have had looser bits
+    write_private(path, secret + "\n")
     return secret
 
 

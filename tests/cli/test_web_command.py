@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,6 +17,8 @@ import httpx
 import pytest
 
 from tests.harness import free_port
+from tests.terminal.conftest import parley
+from tests.web.conftest import Browser, Events
 
 
 class Command:
@@ -67,31 +68,17 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _chat(page_url: str, content: str) -> list[tuple[str, dict[str, Any]]]:
+def _chat(page_url: str, content: str) -> Events:
     """Load the page and send one message, as the browser does."""
-    with httpx.Client(base_url=page_url, timeout=30) as http:
-        page = http.get("/")
-        assert page.status_code == 200
-        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-        assert token is not None
-        events: list[tuple[str, dict[str, Any]]] = []
-        with http.stream(
-            "POST",
-            "/api/messages/process",
-            json={"content": content},
-            headers={"X-CSRF-Token": token.group(1)},
-        ) as response:
-            assert response.status_code == 200
-            name = ""
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    name = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line.removeprefix("data: "))))
-        return events
+    browser = Browser(page_url)
+    try:
+        browser.open_page()
+        return browser.process(content)
+    finally:
+        browser.close()
 
 
-def _tool_output(events: list[tuple[str, dict[str, Any]]]) -> str:
+def _tool_output(events: Events) -> str:
     return str(next(data["output"] for name, data in events if name == "tool_result"))
 
 
@@ -140,15 +127,11 @@ def test_web_starts_an_embedded_server_and_stops_it(tmp_path: Path) -> None:
         httpx.get(f"{embedded}/healthz")
 
 
-def test_web_on_a_taken_port_says_so(server: Any, user_key: str, taken_port: int) -> None:
+def test_web_on_a_taken_port_says_so(
+    server: Any, user_key: str, taken_port: int, tmp_path: Path
+) -> None:
     args = ["web", "--port", str(taken_port), "--server", server.base_url, "--api-key", user_key]
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = parley(*args, env=_env(tmp_path))
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{taken_port}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -196,13 +179,6 @@ def test_run_keeps_serving_when_the_web_port_is_taken(tmp_path: Path, taken_port
 
 @pytest.mark.parametrize("url", ["localhost:8700", "ftp://host", "http://"])
 def test_web_refuses_a_server_url_it_cannot_use(url: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.cli.main", "web", "--server", url],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = parley("web", "--server", url, env=_env(tmp_path))
     assert done.returncode == 2
     assert "use http(s)://host[:port]" in done.stderr and "Traceback" not in done.stderr

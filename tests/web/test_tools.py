@@ -207,19 +207,13 @@ def test_execute_turns_every_failure_into_an_error_output() -> None:
     assert tools.execute("nope", {}) == ("Error: no tool named 'nope'", True)
 
 
-@pytest.mark.parametrize(
-    ("function", "message"),
-    [
-        (lambda *args: None, "cannot be given by name"),
-        (lambda items: None, None),  # un-annotated: a string
-    ],
-)
-def test_signatures(function: Any, message: str | None) -> None:
-    if message is None:
-        assert schema_of(function)["properties"] == {"items": {"type": "string"}}
-        return
-    with pytest.raises(TypeError, match=message):
-        schema_of(function)
+def test_an_unannotated_parameter_is_a_string() -> None:
+    assert schema_of(lambda items: None)["properties"] == {"items": {"type": "string"}}
+
+
+def test_parameters_that_cannot_be_named_are_refused() -> None:
+    with pytest.raises(TypeError, match="cannot be given by name"):
+        schema_of(lambda *args: None)
 
 
 def test_unsupported_annotations_and_bad_names_are_refused() -> None:

@@ -8,8 +8,7 @@
 // `?model=<provider/model>` picks a model (added to the picker when the server does not
 // list it). `window.__parleyTimings` gets one entry per answer, in wall-clock milliseconds:
 // `firstEventAt` (its first `content` event parsed), `firstRenderedAt` (the frame that put
-// it in the DOM), `firstVisibleAt` (that frame painted), `serverAt` (the event's `ts`, when
-// the server sends one).
+// it in the DOM), `firstVisibleAt` (that frame painted).
 
 import { h } from "./dom.js";
 import { frames, now, scroller } from "./frames.js";
@@ -279,17 +278,9 @@ function setBusy(busy) {
   el.stop.disabled = true; // enabled once the run exists
 }
 
-/** A timestamp the server put on an event, in wall-clock milliseconds (or null). */
-function serverTime(data) {
-  const ts = data && data.ts;
-  if (typeof ts !== "number") return null;
-  return ts < 1e12 ? ts * 1000 : ts;
-}
-
-function recordFirstContent(block, data) {
+function recordFirstContent(block) {
   const timing = {
     firstEventAt: now(),
-    serverAt: serverTime(data),
     firstRenderedAt: null,
     firstVisibleAt: null,
   };
@@ -329,7 +320,7 @@ const handlers = {
     stream.view.content(data.text || "");
     if (!stream.sawContent) {
       stream.sawContent = true;
-      recordFirstContent(stream.view.last, data);
+      recordFirstContent(stream.view.last);
     }
   },
   tool_call(stream, data) {

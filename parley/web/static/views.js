@@ -210,9 +210,9 @@ export function renderHistory(messages) {
     if (m.role !== "assistant" && m.role !== "tool") continue;
     if (view === null) view = new AssistantView({ live: false });
     if (m.role === "tool") {
+      // The history keeps a tool's output only: a failure is the text the app sent for it.
       const output = m.content || "";
-      const isError = m.is_error ?? output.startsWith("Error:");
-      view.toolResult({ id: m.tool_call_id, name: m.name, output, is_error: isError });
+      view.toolResult({ id: m.tool_call_id, output, is_error: output.startsWith("Error:") });
       continue;
     }
     if (m.reasoning) view.reasoning(m.reasoning);
