@@ -167,7 +167,8 @@ class ParleyServer:
 def provider_config(upstream_base_url: str, dead_port: int) -> str:
     """Providers every server of the suite knows: the fake upstream, one that refuses
     connections, one whose reads time out quickly, one whose first-token and idle timeouts
-    are short (none of them retries), and one that retries."""
+    are short, one whose idle timeout is much shorter than its first-token one (none of them
+    retries), and one that retries."""
     return f"""
 [providers.fake]
 kind = "openai-chat"
@@ -194,6 +195,15 @@ base_url = "{upstream_base_url}"
 api_key = "sk-fake"
 read_timeout = 30.0
 first_token_timeout = 1.0
+idle_timeout = 1.0
+max_retries = 0
+
+[providers.jumpy]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+read_timeout = 30.0
+first_token_timeout = 20.0
 idle_timeout = 1.0
 max_retries = 0
 

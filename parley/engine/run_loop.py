@@ -47,6 +47,7 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id, now
 from parley.store.records import Message, Run
+from parley.store.tables import without_nul
 from parley.types import Role, RunStatus, ToolCall, ToolSpec
 
 log = logging.getLogger("parley.engine")
@@ -79,11 +80,21 @@ class StreamClock:
         if first or idle:
             self._handle = self._loop.call_at(self.last + (first or idle), self._check)
 
+    def begin(self) -> None:
+        """The model started its answer (its first text, reasoning or tool call): from now
+        on the idle limit applies, so a timer set for the first-token deadline is moved."""
+        self.started = True
+        if self._handle is not None and self.idle:
+            self._handle.cancel()
+            self._handle = self._loop.call_at(self.last + self.idle, self._check)
+
     def _check(self) -> None:
         limit = self.idle if self.started else self.first
         if not limit:
             if not self.started:  # no first-token limit: the idle one starts at the start
                 self._handle = self._loop.call_at(self._loop.time() + self.idle, self._check)
+            else:
+                self._handle = None
             return
         deadline = self.last + limit
         if self._loop.time() < deadline:
@@ -143,13 +154,8 @@ class Turn:
         return entry
 
     def texts(self) -> tuple[str, str | None]:
-        """The answer and reasoning so far, as stored (PostgreSQL cannot hold NUL)."""
-        text, reasoning = self.acc.text, self.acc.reasoning or None
-        if "\x00" in text:
-            text = text.replace("\x00", "\ufffd")
-        if reasoning and "\x00" in reasoning:
-            reasoning = reasoning.replace("\x00", "\ufffd")
-        return text, reasoning
+        """The answer and reasoning so far."""
+        return self.acc.text, self.acc.reasoning or None
 
     def run_totals(self) -> dict[str, int]:
         """The run's token counts with this turn's added."""
@@ -201,32 +207,24 @@ def provider_name(model: str) -> str:
 
 def _finish_calls(turn: Turn) -> list[ToolCall]:
     """The answer's tool calls, with a fresh id for any id already used in the thread
-    (some models number their calls from 0 on every turn)."""
+    (some models number their calls from 0 on every turn), and their names and arguments
+    as the database stores them (no NUL), so the manifest and the stored calls agree."""
     acc = turn.acc
     if not acc.has_tool_calls:
         return []
-    return acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
+    calls = acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
+    return [
+        c.model_copy(update={"name": without_nul(c.name), "arguments": without_nul(c.arguments)})
+        for c in calls
+    ]
 
 
 def _provider_state(turn: Turn) -> dict[str, Any] | None:
-    """What the adapter asked to keep with the answer, marked with its provider's name
-    (NUL characters replaced: PostgreSQL's JSON cannot hold them)."""
+    """What the adapter asked to keep with the answer, marked with its provider's name."""
     state = turn.acc.state
     if not state:
         return None
-    cleaned: dict[str, Any] = _without_nul({**state, "provider": provider_name(turn.run.model)})
-    return cleaned
-
-
-def _without_nul(value: Any) -> Any:
-    """``value`` with U+0000 in its strings replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
+    return {**state, "provider": provider_name(turn.run.model)}
 
 
 def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
@@ -346,13 +344,13 @@ class TurnRunner:
                 clock.last = time()
                 kind = type(part)
                 if kind is TextPart:
-                    clock.started = True
                     emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
                 elif kind is ReasoningPart:
-                    clock.started = True
                     emit(ReasoningDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
-                elif kind is ToolCallPart:
-                    clock.started = True
+                elif kind is not ToolCallPart:
+                    continue  # usage or provider state: not the answer itself
+                if not clock.started:
+                    clock.begin()
         finally:
             clock.stop()
             await stream.aclose()

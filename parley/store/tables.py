@@ -1,23 +1,76 @@
-"""The database schema, as SQLAlchemy Core tables. Migrations create exactly this."""
+"""The database schema, as SQLAlchemy Core tables. Migrations create exactly this.
+
+Every text and JSON column stores U+0000 as U+FFFD, on every database: PostgreSQL can hold
+NUL in neither text nor JSONB, and a string a model, a tool or a client sends must be
+stored the same way wherever it lands. The same holds for values compared with these
+columns, so a NUL in an id finds nothing instead of failing the query.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
-    String,
     Table,
-    Text,
     UniqueConstraint,
     text,
 )
+from sqlalchemy import String as _String
+from sqlalchemy import Text as _Text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` (a string, or JSON data) with U+0000 in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT) if NUL in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+class String(TypeDecorator[str]):
+    """``VARCHAR(n)`` that stores U+0000 as U+FFFD."""
+
+    impl = _String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace(NUL, REPLACEMENT) if value and NUL in value else value
+
+
+class Text(String):
+    """``TEXT`` that stores U+0000 as U+FFFD."""
+
+    impl = _Text
+
+
+class _Json(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose strings store U+0000 as U+FFFD."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
+
 
 metadata = MetaData(
     naming_convention={
@@ -28,7 +81,7 @@ metadata = MetaData(
     }
 )
 
-Json = JSON().with_variant(JSONB(), "postgresql")
+Json = _Json()
 
 ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
 

@@ -6,12 +6,14 @@ Everything goes through plain httpx against the real ``parley serve`` process.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -409,3 +411,25 @@ def live_turn(
                 http.post(f"/runs/{run_id}/cancel")
             if not response.is_closed:
                 live.rest()
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [choice]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def _call(index: int, call_id: str, name: str, arguments: str) -> str:
+    first = {"index": index, "id": call_id, "type": "function", "function": {"name": name}}
+    rest = {"index": index, "function": {"arguments": arguments}}
+    return _chunk({"tool_calls": [first]}) + _chunk({"tool_calls": [rest]})
+
+
+def replayed_tool_calls(path: Path, *calls: tuple[str, str, str]) -> str:
+    """An SSE file (Chat Completions wire format) answering with these ``(id, name,
+    arguments)`` calls, for the fake upstream to replay; returns the model to use."""
+    body = _chunk({"role": "assistant", "content": ""})
+    body += "".join(_call(i, *call) for i, call in enumerate(calls))
+    body += _chunk({}, "tool_calls") + "data: [DONE]\n\n"
+    path.write_text(body)
+    return f"fake/replay:{path}"

@@ -4,7 +4,6 @@ answers here are replayed from SSE files in the Chat Completions wire format."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,37 +16,17 @@ from tests.e2e.helpers import (
     create_assistant,
     marker,
     messages,
+    replayed_tool_calls,
     stream_process,
     submit_outputs,
     upstream_requests,
 )
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-    choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [choice]}
-    return f"data: {json.dumps(body)}\n\n"
-
-
-def _call(index: int, call_id: str, name: str, arguments: str) -> str:
-    first = {"index": index, "id": call_id, "type": "function", "function": {"name": name}}
-    rest = {"index": index, "function": {"arguments": arguments}}
-    return _chunk({"tool_calls": [first]}) + _chunk({"tool_calls": [rest]})
-
-
-def _answer(path: Path, *calls: tuple[str, str, str]) -> str:
-    """An SSE file answering with these (id, name, arguments) calls; the model to use."""
-    body = _chunk({"role": "assistant", "content": ""})
-    body += "".join(_call(i, *call) for i, call in enumerate(calls))
-    body += _chunk({}, "tool_calls") + "data: [DONE]\n\n"
-    path.write_text(body)
-    return f"fake/replay:{path}"
-
-
 def test_unreadable_arguments_are_answered_and_left_out_of_the_manifest(
     http: httpx.Client, upstream: Any, tmp_path: Path
 ) -> None:
-    model = _answer(
+    model = replayed_tool_calls(
         tmp_path / "mixed.sse",
         ("call_good", "get_weather", '{"city": "Oslo"}'),
         ("call_bad", "get_weather", '{"city": "Par'),
@@ -84,7 +63,7 @@ def test_unreadable_arguments_are_answered_and_left_out_of_the_manifest(
 def test_a_model_that_only_sends_unreadable_calls_is_asked_again_then_fails(
     http: httpx.Client, upstream: Any, tmp_path: Path
 ) -> None:
-    model = _answer(tmp_path / "bad.sse", ("call_x", "get_weather", "[1, 2]"))
+    model = replayed_tool_calls(tmp_path / "bad.sse", ("call_x", "get_weather", "[1, 2]"))
     word = marker()
     bot = create_assistant(http, model, tools=[WEATHER])
     turn = stream_process(http, assistant_id=bot["id"], content=f"weather {word}")

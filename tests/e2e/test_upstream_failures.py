@@ -162,6 +162,20 @@ def test_first_token_and_idle_timeouts_are_their_own(
     assert elapsed < 15, elapsed  # the provider's read timeout is 30 s
 
 
+def test_an_idle_timeout_shorter_than_the_first_token_one_applies_after_the_start(
+    http: httpx.Client,
+) -> None:
+    # first token 20 s, idle 1 s: a stall after three chunks fails at the idle deadline
+    bot = create_assistant(http, "jumpy/stall:3")
+    started = time.monotonic()
+    turn = stream_process(http, assistant_id=bot["id"], content="hello")
+    elapsed = time.monotonic() - started
+    error = check_failed_turn(turn, "upstream_timeout")
+    assert "sent nothing for 1 s" in error["message"], error
+    assert turn.text == expected_text(3)
+    assert elapsed < 10, elapsed
+
+
 def test_a_slow_but_steady_stream_is_not_idle(http: httpx.Client) -> None:
     # 6 chunks 400 ms apart: 2.4 s in all, each gap under the 1 s idle timeout
     bot = create_assistant(http, "quiet/text:6:400")
