@@ -133,10 +133,18 @@ class Settings(BaseSettings):
     keepalive_seconds: float = 15.0
     #: Seconds between checkpoints of streaming text to the database.
     checkpoint_seconds: float = 0.25
-    #: Seconds a replica's claim on a running turn lasts without a heartbeat.
-    lease_seconds: float = 15.0
+    #: Seconds a replica's claim on a running turn lasts without a heartbeat (renewed every
+    #: second): a run whose server died is closed ``incomplete`` within this plus
+    #: ``sweep_seconds``. Shorter closes dead runs sooner; a replica whose database writes
+    #: stall for longer than this loses its running turns to the sweep.
+    lease_seconds: float = Field(default=4.0, gt=0)
     #: Seconds between sweeps for expired and orphaned runs.
-    sweep_seconds: float = 2.0
+    sweep_seconds: float = Field(default=1.0, gt=0)
+    #: A name for this server that survives its restarts (default: its host name and
+    #: port). A server started again under the same name closes the runs its earlier life
+    #: left running as soon as it sees their lease is not renewed, without waiting for it
+    #: to run out. Replicas must not share a name.
+    node_id: str | None = None
     #: Seconds an authenticated API key is remembered (a revoke on another replica takes
     #: effect within this time; on the replica that revokes, at once). 0 disables it.
     auth_cache_seconds: float = 10.0

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from parley.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, new_id
+from parley.store.db import Database
 from parley.store.records import Action, Assistant, Message, Run
 from parley.types import ActionStatus, RunStatus
 
@@ -48,7 +50,11 @@ class Engine:
         self.db = db
         self.providers = providers
         self.settings = settings
-        self.lease = tx.Lease(owner=new_id("node"), seconds=settings.lease_seconds)
+        self.lease = tx.Lease.of(node_name(settings), settings.lease_seconds)
+        #: Runs an earlier life of this node left ``in_progress`` (``tx.earlier_leases``),
+        #: closed at ``_abandoned_check`` unless their lease moved meanwhile.
+        self._abandoned: dict[str, float | None] = {}
+        self._abandoned_check = 0.0
         self.turns: dict[str, Turn] = {}
         #: Assistants as last read by a claim here, for early starts (``engine.early``).
         self._assistants: dict[str, Assistant] = {}
@@ -73,6 +79,9 @@ class Engine:
         if self.bus is not None:
             await self.bus.start(self._cancelled_elsewhere)
         await self.sweep()
+        self._abandoned = await self.db.read(functools.partial(tx.earlier_leases, lease=self.lease))
+        # Two heartbeats and a half: a live owner (started twice by mistake) renews by then.
+        self._abandoned_check = time.monotonic() + 2.5 * self._beat
         self._background = [
             asyncio.create_task(self._maintain()),
             asyncio.create_task(self.checkpointer.run()),
@@ -317,11 +326,15 @@ class Engine:
                     entry = early.pop(after + 1)
                     ready.append(entry)
                     after = entry[0]
+                if not running:
+                    # The log was read after the run stopped: nothing more comes, and what
+                    # is left follows a gap (the closing events of a turn that died).
+                    ready += sorted(early.values())
                 if ready:
                     quiet_since = time.monotonic()
                     yield ready
                 if not running:
-                    return  # the log was read after the run stopped: nothing more comes
+                    return
                 heard = await live.next(wait=1.0)
                 if heard is None:  # silence: look at the log, and keep the client alive
                     read_log = True
@@ -335,13 +348,20 @@ class Engine:
 
     # -------------------------------------------------------------------- upkeep
 
+    @property
+    def _beat(self) -> float:
+        """Seconds between lease renewals."""
+        return min(1.0, self.settings.lease_seconds / 3)
+
     async def _maintain(self) -> None:
-        beat = min(1.0, self.settings.lease_seconds / 3)
         next_sweep = time.monotonic() + self.settings.sweep_seconds
         while True:
-            await asyncio.sleep(beat)
+            await asyncio.sleep(min(self._beat, self.settings.sweep_seconds))
             try:
                 await self._heartbeat()
+                if self._abandoned and time.monotonic() >= self._abandoned_check:
+                    leases, self._abandoned = self._abandoned, {}
+                    await self.db.write(functools.partial(tx.close_abandoned, leases=leases))
                 if time.monotonic() >= next_sweep:
                     await self.sweep()
                     next_sweep = time.monotonic() + self.settings.sweep_seconds
@@ -363,6 +383,13 @@ class Engine:
     async def sweep(self) -> None:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
         await self.db.write(functools.partial(tx.sweep, running_here=set(self.turns)))
+
+
+def node_name(settings: Settings) -> str | None:
+    """This server's name across restarts: ``node_id``, else its host name and port (a
+    fixed port: a server on a random one has no name). Hashed to a short fixed length."""
+    name = settings.node_id or (f"{socket.gethostname()}:{settings.port}" if settings.port else "")
+    return hashlib.sha256(name.encode()).hexdigest()[:16] if name else None
 
 
 def _poll(conn: Connection, *, run_id: str, after: int) -> tuple[str, list[Entry]]:

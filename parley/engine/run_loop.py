@@ -47,7 +47,7 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id, now
 from parley.store.records import Message, Run
-from parley.store.tables import without_nul
+from parley.store.tables import TOOL_FIELD_LENGTH, without_nul
 from parley.types import Role, RunStatus, ToolCall, ToolSpec
 
 log = logging.getLogger("parley.engine")
@@ -206,17 +206,31 @@ def provider_name(model: str) -> str:
 
 
 def _finish_calls(turn: Turn) -> list[ToolCall]:
-    """The answer's tool calls, with a fresh id for any id already used in the thread
-    (some models number their calls from 0 on every turn), and their names and arguments
-    as the database stores them (no NUL), so the manifest and the stored calls agree."""
+    """The answer's tool calls as the database can store them: a fresh id for an id
+    already used in the thread (some models number their calls from 0 on every turn) or
+    too long to store; a call whose name is too long for any tool answered with a tool
+    error; names and arguments without NUL, so the manifest and the stored calls agree."""
     acc = turn.acc
     if not acc.has_tool_calls:
         return []
     calls = acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
-    return [
-        c.model_copy(update={"name": without_nul(c.name), "arguments": without_nul(c.arguments)})
-        for c in calls
-    ]
+    finished = []
+    for call in calls:
+        update: dict[str, Any] = {"arguments": without_nul(call.arguments)}
+        if len(call.id) > TOOL_FIELD_LENGTH:
+            update["id"] = new_id("call")
+            if call.id in acc.invalid:
+                acc.invalid[update["id"]] = acc.invalid.pop(call.id)
+        name = without_nul(call.name)
+        if len(name) > TOOL_FIELD_LENGTH:
+            name = name[:TOOL_FIELD_LENGTH]
+            acc.invalid[update.get("id", call.id)] = (
+                f"Error: no tool was run: the tool name is longer than {TOOL_FIELD_LENGTH} "
+                "characters, and no tool has such a name."
+            )
+        update["name"] = name
+        finished.append(call.model_copy(update=update))
+    return finished
 
 
 def _provider_state(turn: Turn) -> dict[str, Any] | None:
@@ -325,6 +339,9 @@ class TurnRunner:
                 await self._complete(turn)
         except TurnStopped:
             await self._stop(turn)
+        except Exception:
+            log.exception("could not write the end of run %s", turn.run.id)
+            await self._fail_bare(turn)
 
     async def _stream(self, turn: Turn) -> None:
         """Relay the model's events; the only awaits here are the upstream's."""
@@ -475,9 +492,16 @@ class TurnRunner:
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 
-        if not await self.db.write(write):  # stopped from elsewhere: take the closing back
-            turn.unsaved = entries[: len(entries) - len(closing)]
-            turn.seq -= len(closing)
+        try:
+            written = await self.db.write(write)
+        except BaseException:
+            written = False
+            raise
+        finally:
+            if not written:  # not written, or stopped from elsewhere: take the closing back
+                turn.unsaved = entries[: len(entries) - len(closing)]
+                turn.seq -= len(closing)
+        if not written:
             raise TurnStopped
         turn.publish_closing(closing)
 
@@ -536,18 +560,59 @@ class TurnRunner:
             except TurnStopped:
                 pass
         current = await self.db.read(functools.partial(run_store.get_run, run_id=run.id))
-        closing = self._closing(turn, RunStatus(current.status))
+        # A sweep that took this turn for dead wrote the run's closing events already,
+        # numbered past this turn's: keep the text and events, and pass those on.
+        swept = current.last_seq > turn.seq
+        closing = [] if swept else self._closing(turn, RunStatus(current.status))
         entries, turn.unsaved = turn.unsaved, []
         message_id = turn.message_id
         text, reasoning = turn.texts()
-        values = {**turn.run_totals(), "last_seq": entries[-1][0]}
+        values: dict[str, Any] = turn.run_totals()
+        if entries and not swept:
+            values["last_seq"] = entries[-1][0]
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> list[Entry]:
             thread_store.save_message_text(
                 conn, message_id=message_id, content=text, reasoning=reasoning
             )
-            run_store.append_events(conn, run_id=run.id, events=entries)
+            if entries:
+                run_store.append_events(conn, run_id=run.id, events=entries)
             run_store.update_run(conn, run_id=run.id, **values)
+            if not swept:
+                return closing
+            stored = run_store.read_events(conn, run_id=run.id, after=turn.seq)
+            return [(e.seq, e.type, e.data) for e in stored]
 
-        await self.db.write(write)
+        turn.publish_closing(await self.db.write(write))
+
+    async def _fail_bare(self, turn: Turn) -> None:
+        """The end of the turn could not be written (the database refused it): fail the
+        run with its closing events and nothing else. Followers get ``error`` and ``done``
+        whatever happens; if even this cannot be written, the run stays ``in_progress``
+        until its lease runs out and a sweep closes it ``incomplete``."""
+        run = turn.run
+        error = ErrorEvent(
+            run_id=run.id,
+            code="internal_error",
+            message="The turn's answer could not be stored; the text so far is kept.",
+        )
+        closing = self._closing(turn, RunStatus.FAILED, error)
+        entries, turn.unsaved = turn.unsaved, []
+        values = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_seq": entries[-1][0],
+            "completed_at": now(),
+            "error_code": error.code,
+            "error_message": error.message,
+        }
+
+        def write(conn: Connection) -> None:
+            if states.move(conn, run.id, RunStatus.FAILED, source=RunStatus.IN_PROGRESS, **values):
+                run_store.append_events(conn, run_id=run.id, events=entries)
+
+        try:
+            await self.db.write(write)
+        except Exception:
+            log.exception("could not fail run %s; its lease will run out", run.id)
         turn.publish_closing(closing)

@@ -16,7 +16,7 @@ from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import now
+from parley.store.db import new_id, now
 from parley.store.records import Action, Assistant, Message, Run
 from parley.types import ActionStatus, Role, RunStatus
 
@@ -31,6 +31,11 @@ _WAITING = {
     ),
 }
 INTERRUPTED = "The server running this turn stopped; the text so far is kept."
+#: How far past a dead turn's last checkpoint its closing events are numbered. The turn
+#: sent its events live before they reached the log, so numbers just past the checkpoint
+#: may already have gone to clients: they are never used again. A turn sends one event per
+#: model chunk, nowhere near this many between two checkpoints.
+UNSAVED_SEQ_GAP = 1_000_000
 
 
 @dataclass(slots=True)
@@ -46,11 +51,30 @@ class Claim:
 
 @dataclass(slots=True)
 class Lease:
+    """This process's claim on the turns it runs: ``owner`` is ``NODE~BOOT`` when the node
+    has a name that survives a restart (``Lease.of``), else a random id."""
+
     owner: str
     seconds: float
 
+    @classmethod
+    def of(cls, node: str | None, seconds: float) -> Lease:
+        boot = new_id("boot")
+        return cls(owner=f"{node}~{boot}" if node else boot, seconds=seconds)
+
+    @property
+    def node(self) -> str | None:
+        return lease_node(self.owner)
+
     def until(self) -> float:
         return now() + self.seconds
+
+
+def lease_node(owner: str | None) -> str | None:
+    """The node name of a lease owner (None when it has none)."""
+    if not owner or "~" not in owner:
+        return None
+    return owner.rpartition("~")[0]
 
 
 def claim_queued(
@@ -233,15 +257,18 @@ def close_idle_run(
     action_status: ActionStatus,
     *,
     error: ErrorEvent | None = None,
+    after: int | None = None,
     **values: Any,
 ) -> bool:
-    """End a run that no turn is running, with its closing events in the log."""
+    """End a run that no turn is running, with its closing events in the log, numbered
+    after ``after`` (the run's last logged event when None)."""
     events: list[Any] = [error] if error else []
     events += [
         RunStatusEvent(run_id=run.id, status=status),
         DoneEvent(run_id=run.id, status=status),
     ]
-    entries = [(run.last_seq + i, e.type, e.model_dump_json()) for i, e in enumerate(events, 1)]
+    first = run.last_seq if after is None else after
+    entries = [(first + i, e.type, e.model_dump_json()) for i, e in enumerate(events, 1)]
     moved = states.move(
         conn,
         run.id,
@@ -271,19 +298,47 @@ def sweep(conn: Connection, *, running_here: set[str]) -> None:
     for run in run_store.overdue_runs(conn, at=t):
         close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
     for run in run_store.orphaned_runs(conn, at=t):
-        if run.id in running_here:
-            continue
-        close_idle_run(
-            conn,
-            run,
-            RunStatus.INCOMPLETE,
-            ActionStatus.CANCELLED,
-            error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
-            lease_owner=None,
-            lease_expires_at=None,
-            error_code="interrupted",
-            error_message=INTERRUPTED,
-        )
+        if run.id not in running_here:
+            close_orphan(conn, run)
+
+
+def close_orphan(conn: Connection, run: Run) -> bool:
+    """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
+    checkpointed text kept, closing events numbered past any the turn could have sent."""
+    return close_idle_run(
+        conn,
+        run,
+        RunStatus.INCOMPLETE,
+        ActionStatus.CANCELLED,
+        error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
+        after=run.last_seq + UNSAVED_SEQ_GAP,
+        lease_owner=None,
+        lease_expires_at=None,
+        error_code="interrupted",
+        error_message=INTERRUPTED,
+    )
+
+
+def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:
+    """Runs ``in_progress`` under an earlier life of this node (same node name, another
+    process): their ids, with their lease expiry as now."""
+    if lease.node is None:
+        return {}
+    return {
+        run_id: expires
+        for run_id, (owner, expires) in run_store.in_progress_leases(conn).items()
+        if owner != lease.owner and lease_node(owner) == lease.node
+    }
+
+
+def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int:
+    """Close the runs of ``earlier_leases`` whose lease nobody renewed since: their turns
+    died with the earlier process. Returns how many were closed."""
+    closed = 0
+    for run_id, seen in leases.items():
+        if run_store.lock_lease(conn, run_id=run_id) == (RunStatus.IN_PROGRESS, seen):
+            closed += close_orphan(conn, run_store.get_run(conn, run_id=run_id))
+    return closed
 
 
 def heartbeat(conn: Connection, *, lease: Lease, run_ids: list[str]) -> set[str]:

@@ -22,6 +22,10 @@ from parley.store.records import Action, Run, StoredEvent
 from parley.store.tables import actions, run_events, runs
 
 # Statements of the hot path, built once (building one per call costs more than running it).
+#: The largest event sequence number a run's log can hold on every database (a 32-bit
+#: column). A cursor above it is past every event there will ever be.
+MAX_SEQ = 2**31 - 1
+
 _INSERT_RUN = insert(runs)
 _INSERT_ACTIONS = insert(actions)
 _INSERT_EVENTS = insert(run_events)
@@ -179,6 +183,24 @@ def renew_leases(conn: Connection, *, owner: str, run_ids: Sequence[str], until:
             )
             .values(lease_expires_at=until)
         )
+
+
+def in_progress_leases(conn: Connection) -> dict[str, tuple[str | None, float | None]]:
+    """The lease (owner, expiry) of every run with a turn in progress (few: the status is
+    indexed)."""
+    query = select(runs.c.id, runs.c.lease_owner, runs.c.lease_expires_at).where(
+        runs.c.status == "in_progress"
+    )
+    return {r.id: (r.lease_owner, r.lease_expires_at) for r in conn.execute(query).all()}
+
+
+def lock_lease(conn: Connection, *, run_id: str) -> tuple[str, float | None] | None:
+    """Lock a run's row and read its status and lease expiry (None: no such run)."""
+    query = (
+        select(runs.c.status, runs.c.lease_expires_at).where(runs.c.id == run_id).with_for_update()
+    )
+    row = conn.execute(query).first()
+    return None if row is None else (row.status, row.lease_expires_at)
 
 
 def orphaned_runs(conn: Connection, *, at: float) -> list[Run]:

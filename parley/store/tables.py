@@ -83,6 +83,9 @@ metadata = MetaData(
 
 Json = _Json()
 
+#: The longest tool name and tool-call id stored.
+TOOL_FIELD_LENGTH = 128
+
 ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
 
 users = Table(
@@ -182,7 +185,7 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("reasoning", Text),
     Column("tool_calls", Json),
-    Column("tool_call_id", String(128)),
+    Column("tool_call_id", String(TOOL_FIELD_LENGTH)),
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="SET NULL")),
     #: Images given with a user message: ``[{"url": ...}]`` (``data:`` or ``http(s):``).
     Column("images", Json),
@@ -199,10 +202,10 @@ actions = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("tool_call_id", String(128), nullable=False),
+    Column("tool_call_id", String(TOOL_FIELD_LENGTH), nullable=False),
     #: Order of the call in the model's answer.
     Column("position", Integer, nullable=False),
-    Column("name", String(128), nullable=False),
+    Column("name", String(TOOL_FIELD_LENGTH), nullable=False),
     Column("arguments", Json, nullable=False),
     Column("status", String(16), nullable=False),
     Column("output", Text),

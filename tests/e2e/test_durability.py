@@ -90,6 +90,34 @@ def test_bad_last_event_id_is_400(http: httpx.Client) -> None:
     turn = stream_process(http, assistant_id=bot["id"], content="hi")
     assert_error(http.get(f"/runs/{turn.run_id}/events", headers={"Last-Event-ID": "seven"}), 400)
     assert_error(http.get(f"/runs/{turn.run_id}/events", params={"after": -1}), 422)
+    # digits that are not ASCII (header bytes are Latin-1), and numbers past any sequence
+    # number the log can hold
+    for value in ("²", "1³", "¹", "2147483648", "9" * 31, "-1", "1e3"):
+        header = {"Last-Event-ID": value.encode("latin-1")}
+        assert_error(http.get(f"/runs/{turn.run_id}/events", headers=header), 400)
+    for value in ("2147483648", "9" * 31):
+        assert_error(http.get(f"/runs/{turn.run_id}/events", params={"after": value}), 422)
+
+
+def test_a_cursor_at_the_largest_sequence_number_is_a_normal_empty_stream(
+    http: httpx.Client,
+) -> None:
+    bot = create_assistant(http, "fake/text:2")
+    turn = stream_process(http, assistant_id=bot["id"], content="hi")
+    top = "2147483647"
+    assert read_events(http, f"/runs/{turn.run_id}/events", params={"after": top}) == []
+    by_header = read_events(http, f"/runs/{turn.run_id}/events", headers={"Last-Event-ID": top})
+    assert by_header == []
+
+
+def test_a_bad_last_event_id_on_another_users_run_is_still_a_clean_answer(
+    http: httpx.Client, other: httpx.Client
+) -> None:
+    bot = create_assistant(http, "fake/text:2")
+    turn = stream_process(http, assistant_id=bot["id"], content="hi")
+    path = f"/runs/{turn.run_id}/events"
+    assert_error(other.get(path, headers={"Last-Event-ID": "²".encode("latin-1")}), 400)
+    assert_error(other.get(path, headers={"Last-Event-ID": "3"}), 404)
 
 
 def test_a_second_connection_follows_a_running_turn_live(

@@ -119,3 +119,23 @@ def test_the_model_reads_the_tool_error_and_answers_in_the_same_turn(
     assert usage.data["input_tokens"] > 0
     run = http.get(f"/runs/{turn.run_id}").json()
     assert run["usage"]["input_tokens"] == usage.data["input_tokens"]
+
+
+def test_tool_call_ids_and_names_too_long_to_store(http: httpx.Client, tmp_path: Path) -> None:
+    long_id, long_name = "call_" + "x" * 300, "get_weather" * 20
+    model = replayed_tool_calls(
+        tmp_path / "long.sse",
+        (long_id, "get_weather", '{"city": "Oslo"}'),
+        ("call_named", long_name, '{"city": "Rome"}'),
+    )
+    bot = create_assistant(http, model, tools=[WEATHER])
+    turn = stream_process(http, assistant_id=bot["id"], content="weather")
+    assert turn.final_status == "action_required", turn.types
+    (item,) = turn.manifest  # the long id got a fresh one; the long name is not a tool
+    assert item["tool_call_id"] != long_id and len(item["tool_call_id"]) <= 128
+    assert (item["name"], item["arguments"]) == ("get_weather", {"city": "Oslo"})
+    thread_id = http.get(f"/runs/{turn.run_id}").json()["thread_id"]
+    *_, error = messages(http, thread_id)
+    assert error["role"] == "tool" and error["tool_call_id"] == "call_named"
+    assert "longer than 128 characters" in error["content"]
+    submit_outputs(http, turn.run_id, {item["tool_call_id"]: "sunny"})

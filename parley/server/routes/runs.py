@@ -105,17 +105,30 @@ async def run_events(
     run_id: str,
     user: CurrentUser,
     svc: Svc,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=store.MAX_SEQ)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Replay the run's event log after a sequence number, then follow it live."""
     cursor = after or 0
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidRequest("Last-Event-ID must be an event sequence number.")
-        cursor = max(cursor, int(last_event_id))
+        cursor = max(cursor, _sequence_number(last_event_id))
     await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
     return sse_response(svc.engine.follow(run_id, after=cursor))
+
+
+def _sequence_number(value: str) -> int:
+    """A ``Last-Event-ID`` as a sequence number: ASCII digits, at most ``MAX_SEQ``."""
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise InvalidRequest(
+            "Last-Event-ID must be an event sequence number.", code="bad_last_event_id"
+        )
+    seq = int(value)
+    if seq > store.MAX_SEQ:
+        raise InvalidRequest(
+            f"Last-Event-ID must be at most {store.MAX_SEQ}.", code="bad_last_event_id"
+        )
+    return seq
 
 
 @router.get("/actions")
