@@ -78,10 +78,14 @@ class TurnAccumulator:
         elif type(event) is ToolCallPart:
             self._add_tool_fragment(event)
         elif type(event) is UsagePart:
-            # Usage parts carry totals so far; providers may split them (input first,
-            # output at the end), so keep the largest value seen for each field.
-            self.input_tokens = max(self.input_tokens, event.input_tokens)
-            self.output_tokens = max(self.output_tokens, event.output_tokens)
+            # Usage parts carry totals so far, so the latest one is the count, even when it
+            # is lower (Gemini repeats its usage on every event and only the last is
+            # right). A zero says nothing: a part may hold one count only (input first,
+            # output at the end), or none at all (a trailing all-zero usage).
+            if event.input_tokens:
+                self.input_tokens = event.input_tokens
+            if event.output_tokens:
+                self.output_tokens = event.output_tokens
         elif type(event) is FinishPart:
             self.finish_reason = event.reason
         elif type(event) is StatePart:

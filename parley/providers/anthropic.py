@@ -8,6 +8,14 @@ by the block index, with id and name), ``text_delta`` → ``TextPart``, ``thinki
 the answer and an ``error`` event is an ``UpstreamError``. Every failure is an
 ``UpstreamError`` (or ``UpstreamTimeout``) with a message safe to show a user.
 
+Blocks of the tools the API runs itself (``server_tool_use``, ``mcp_tool_use`` and their
+``*_tool_result`` blocks: web search, web fetch, code execution, MCP servers, ...) and block
+types added later are skipped, their deltas with them: only a ``tool_use`` block is a call
+for the client to run. The answer keeps its text and its client calls; nothing of the
+skipped blocks is stored, so none of them is sent back with it on later turns. A client
+call made from the API's code execution (``tool_use`` with a ``caller``) is stored and sent
+back as a plain call, without its ``caller``.
+
 Thinking goes back: the ``thinking`` blocks of an answer (whole text and ``signature``) and
 its ``redacted_thinking`` blocks (``data``, never shown as reasoning) are kept, in order,
 and yielded as one ``StatePart({"thinking_blocks": [...]})`` when the message ends. An
@@ -275,7 +283,7 @@ class _StreamState:
     """What one stream has said so far: token totals, the thinking blocks to send back
     (by block index, in stream order), and whether the message ended."""
 
-    __slots__ = ("input_tokens", "output_tokens", "stopped", "thinking")
+    __slots__ = ("calls", "input_tokens", "output_tokens", "stopped", "thinking")
 
     def __init__(self) -> None:
         self.input_tokens = 0
@@ -283,6 +291,8 @@ class _StreamState:
         self.stopped = False
         #: Block index -> a ``thinking`` block, or a ``redacted_thinking`` block as sent.
         self.thinking: dict[int, _Thinking | dict[str, Any]] = {}
+        #: The indexes of the client ``tool_use`` blocks: only their input is a call's.
+        self.calls: set[int] = set()
 
     def read(self, name: str, data: bytes) -> list[ModelEvent]:
         """The model events of one SSE event (``name`` its ``event:`` line)."""
@@ -339,6 +349,8 @@ class _StreamState:
                 block.pieces.append(value)
             return [ReasoningPart(value)]
         if kind == "input_json_delta":
+            if index not in self.calls:
+                return []  # the input of a tool the API runs itself
             value = _delta_text(delta, "partial_json", kind)
             return [ToolCallPart(index=index, arguments=value)] if value else []
         if kind == "signature_delta":
@@ -351,7 +363,10 @@ class _StreamState:
         """The events of a ``content_block_start``; a thinking block is also kept."""
         events = _block_start_events(payload)
         block = payload["content_block"]  # an object: checked by _block_start_events
-        if block.get("type") in _THINKING_TYPES:
+        kind = block.get("type")
+        if kind == "tool_use":
+            self.calls.add(payload["index"])
+        elif kind in _THINKING_TYPES:
             self.keep_thinking(payload["index"], block)
         return events
 
@@ -423,7 +438,9 @@ def _block_start_events(payload: dict[str, Any]) -> list[ModelEvent]:
         if not isinstance(text, str):
             raise malformed(f"a {kind} block whose text is not text", provider_label=_LABEL)
         return [TextPart(text) if kind == "text" else ReasoningPart(text)]
-    return []  # redacted_thinking, server tools' blocks, ...: nothing to show
+    # redacted_thinking, server_tool_use, *_tool_result, mcp_tool_use, types added later:
+    # nothing to show, and no call for the client
+    return []
 
 
 def _delta_text(delta: dict[str, Any], field: str, kind: str) -> str:

@@ -4,7 +4,9 @@
 events: ``delta.content`` → ``TextPart``, ``delta.reasoning_content`` / ``delta.reasoning``
 → ``ReasoningPart``, ``delta.tool_calls[]`` → ``ToolCallPart``, ``usage`` → ``UsagePart``,
 ``finish_reason`` → ``FinishPart``. Every failure is an ``UpstreamError`` (or
-``UpstreamTimeout``) with a message safe to show a user.
+``UpstreamTimeout``) with a message safe to show a user. A chunk with an ``error`` (an
+error part way through the stream, the HTTP status long sent) fails the turn; the
+``usage`` it may carry as well (OpenRouter) is passed on first.
 
 This adapter is on the server's hot path. It talks HTTP through ``transport.HTTPTransport``
 (the lean ``upstream_http`` client, or aiohttp when a proxy applies or a session is passed
@@ -120,7 +122,12 @@ async def _read(
             if data == b"[DONE]":
                 done = True
                 break
-            parts = chunk_events(data)
+            chunk = _chunk(data)
+            if chunk.get("error") is not None:
+                for event in _spent(chunk):
+                    yield event
+                raise _stream_error(chunk)
+            parts = _chunk_parts(chunk)
             for event in splitter.apply(parts) if splitter else parts:
                 if type(event) is FinishPart:
                     finished = True
@@ -205,20 +212,46 @@ def _content_parts(message: ChatMessage) -> list[dict[str, Any]]:
 
 
 def chunk_events(data: bytes | str) -> list[ModelEvent]:
-    """The model events of one ``chat.completion.chunk`` (the ``data`` of one SSE event)."""
+    """The model events of one ``chat.completion.chunk`` (the ``data`` of one SSE event);
+    a chunk with an ``error`` raises it."""
+    chunk = _chunk(data)
+    if chunk.get("error") is not None:
+        raise _stream_error(chunk)
+    return _chunk_parts(chunk)
+
+
+def _chunk(data: bytes | str) -> dict[str, Any]:
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise malformed("a chunk that is not valid JSON") from None
     if not isinstance(chunk, dict):
         raise malformed("a chunk that is not a JSON object")
-    if chunk.get("error") is not None:
-        detail = _error_message(chunk)
-        raise UpstreamError(
-            "The upstream provider reported an error during the stream"
-            + (f": {detail}" if detail else "."),
-            code="upstream_stream_error",
-        )
+    return chunk
+
+
+def _stream_error(chunk: dict[str, Any]) -> UpstreamError:
+    detail = _error_message(chunk)
+    return UpstreamError(
+        "The upstream provider reported an error during the stream"
+        + (f": {detail}" if detail else "."),
+        code="upstream_stream_error",
+    )
+
+
+def _spent(chunk: dict[str, Any]) -> list[ModelEvent]:
+    """The usage an error chunk carries, if it can be read: the error, not a bad count,
+    is what the turn fails with."""
+    usage = chunk.get("usage")
+    if not usage:
+        return []
+    try:
+        return [_usage_part(usage)]
+    except UpstreamError:
+        return []
+
+
+def _chunk_parts(chunk: dict[str, Any]) -> list[ModelEvent]:
     events: list[ModelEvent] = []
     choices = chunk.get("choices")
     if choices:

@@ -46,9 +46,20 @@ def test_empty_accumulator() -> None:
     assert (acc.text, acc.reasoning, acc.finish_reason) == ("", "", None)
 
 
-def test_split_usage_keeps_the_largest_of_each_field() -> None:
-    acc = accumulate(UsagePart(input_tokens=10), UsagePart(input_tokens=10, output_tokens=7))
+def test_split_usage_keeps_each_count() -> None:
+    acc = accumulate(UsagePart(input_tokens=10), UsagePart(output_tokens=7))
     assert (acc.input_tokens, acc.output_tokens) == (10, 7)
+
+
+def test_the_latest_usage_wins_even_when_lower() -> None:
+    # Running totals: the last part is the count (Gemini's first event may count more).
+    acc = accumulate(UsagePart(input_tokens=169), UsagePart(input_tokens=79, output_tokens=12))
+    assert (acc.input_tokens, acc.output_tokens) == (79, 12)
+
+
+def test_an_all_zero_usage_erases_nothing() -> None:
+    acc = accumulate(UsagePart(input_tokens=45, output_tokens=2), UsagePart())
+    assert (acc.input_tokens, acc.output_tokens) == (45, 2)
 
 
 def test_parallel_calls_with_interleaved_fragments_stay_separate() -> None:

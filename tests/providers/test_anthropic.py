@@ -27,6 +27,7 @@ from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.testing.fake_anthropic import (
     Answer,
+    Block,
     FakeAnthropic,
     error_body,
     message_events,
@@ -394,6 +395,81 @@ async def test_tool_round_trip(provider: AnthropicProvider, fake: FakeAnthropic)
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "sunny"}]},
     ]  # fmt: skip
+
+
+#: A web search the API runs itself, in the documented shapes: the call, its input as
+#: fragments, then its result block (which has no deltas).
+SERVER_SEARCH = [
+    Block(
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+        tuple({"type": "input_json_delta", "partial_json": p} for p in ("", '{"query": ', '"Oslo"}')),
+    ),
+    Block(
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "srvtoolu_1",
+            "content": [{"type": "web_search_result", "title": "Oslo", "url": "https://example.com/oslo", "encrypted_content": "RW5j"}],
+        }
+    ),
+]  # fmt: skip
+
+
+async def test_server_tool_blocks_are_skipped_and_not_sent_back(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    """A server tool's blocks before a client call: the text and the call are kept, the
+    server tool's input is no call's, and nothing of it goes back on the next turn."""
+    blocks = [
+        text("Searching."),
+        *SERVER_SEARCH,
+        text(" Found it."),
+        tool_use("toolu_2", "get_weather", '{"city": ', '"Oslo"}'),
+    ]
+    fake.answer(
+        Answer(message_events(blocks, stop_reason="tool_use")),
+        Answer(message_events([text("Sunny.")])),
+    )
+    messages = [ChatMessage(role=Role.USER, content="Weather in Oslo?")]
+    _, first = await collect(provider, ModelRequest("claude-test", messages, tools=[WEATHER]))
+    assert (first.text, first.finish_reason) == ("Searching. Found it.", "tool_calls")
+    assert first.state is None
+    calls = first.finish_tool_calls()
+    assert calls == [ToolCall(id="toolu_2", name="get_weather", arguments={"city": "Oslo"})]
+    messages += [
+        stored_answer(first, "claude"),
+        ChatMessage(role=Role.TOOL, content="sunny", tool_call_id="toolu_2"),
+    ]
+    _, second = await collect(provider, ModelRequest("claude-test", messages, tools=[WEATHER]))
+    assert second.text == "Sunny."
+    assert fake.requests[-1].body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Searching. Found it."},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Oslo"}},
+            ],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "sunny"}]},
+    ]  # fmt: skip
+
+
+async def test_fragments_of_a_block_that_is_no_client_call_are_skipped(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    # An MCP call the API makes itself, and a block type added later, both with input
+    # fragments: neither is a call for the client, nor breaks the stream.
+    blocks = [
+        Block(
+            {"type": "mcp_tool_use", "id": "mcptoolu_1", "name": "ask", "server_name": "wiki", "input": {}},
+            ({"type": "input_json_delta", "partial_json": '{"q": "x"}'},),
+        ),
+        Block({"type": "mcp_tool_result", "tool_use_id": "mcptoolu_1", "is_error": False, "content": []}),
+        Block({"type": "brand_new_tool_use", "id": "x_1"}, ({"type": "input_json_delta", "partial_json": "{"},)),
+        text("Done."),
+    ]  # fmt: skip
+    fake.answer(Answer(message_events(blocks)))
+    _, acc = await collect(provider)
+    assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ("Done.", "stop", False)
 
 
 # ----------------------------------------------------------------- thinking goes back

@@ -202,6 +202,21 @@ async def test_usage_is_a_running_total(provider: GeminiProvider, fake: FakeGemi
     assert (acc.input_tokens, acc.output_tokens) == (6, 3)
 
 
+async def test_usage_of_the_last_event_wins_even_when_lower(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    # As the API sends it: an early event may count more prompt tokens than the last, and
+    # thoughts are counted apart from the answer's tokens; the last event is the count.
+    fake.scripts[MODEL] = Script(
+        [
+            {**text("a"), "usageMetadata": {"promptTokenCount": 169, "thoughtsTokenCount": 40}},
+            finish(promptTokenCount=79, candidatesTokenCount=12, thoughtsTokenCount=30),
+        ]
+    )
+    _, acc = await collect(provider, request())
+    assert (acc.input_tokens, acc.output_tokens) == (79, 42)
+
+
 async def test_one_function_call(provider: GeminiProvider, fake: FakeGemini) -> None:
     fake.scripts[MODEL] = Script([finish(parts=[call("get_weather", {"city": "Oslo"})])])
     events, acc = await collect(provider, request("weather?", tools=TOOLS))

@@ -7,7 +7,8 @@ adapter yields, gathered by a ``TurnAccumulator``, is compared with what the rec
 itself says. The expected values are read from the recording by the small parsers below,
 written apart from the adapters (plain ``json`` over the events, no adapter code). A
 recording whose stream reports an error part way must end the turn in an ``UpstreamError``
-that carries the provider's message, after what was streamed before it.
+that carries the provider's message, after what was streamed before it, with the usage
+counted up to it (the failing event's own included).
 
 A file named ``NAME__<status>.<suffix>`` (``…__401.json``) is an error answer: it is served
 with that recorded HTTP status, and the adapter must raise an ``UpstreamError`` whose message
@@ -107,6 +108,9 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
         if chunk.get("error"):  # an error reported in the stream ends the turn
             error = chunk["error"]
             out.error = error.get("message") if isinstance(error, dict) else str(error)
+            if chunk.get("usage"):  # counted all the same (OpenRouter)
+                usage = chunk["usage"]
+                out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
             break
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
@@ -188,15 +192,17 @@ def expect_anthropic(body: bytes, _suffix: str) -> Expected:
             usage = event["message"].get("usage")
         elif kind == "content_block_start":
             block = event["content_block"]
-            if block["type"] == "tool_use":
-                calls[event["index"]] = {"id": block["id"], "name": block["name"], "args": ""}
+            if block["type"] == "tool_use":  # a client tool: server tools' blocks are not ours
+                given = block.get("input") or {}  # whole here (a call made from code execution)
+                args = json.dumps(given) if given else ""
+                calls[event["index"]] = {"id": block["id"], "name": block["name"], "args": args}
         elif kind == "content_block_delta":
             delta = event["delta"]
             if delta["type"] == "text_delta":
                 out.text += delta["text"]
             elif delta["type"] == "thinking_delta":
                 out.reasoning += delta["thinking"]
-            elif delta["type"] == "input_json_delta":
+            elif delta["type"] == "input_json_delta" and event["index"] in calls:
                 calls[event["index"]]["args"] += delta["partial_json"]
         elif kind == "message_delta":
             reason = event["delta"].get("stop_reason")
@@ -451,6 +457,8 @@ async def test_replay_matches_the_recording(
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning
     if expected.error is not None:
+        # what the stream counted before it failed, the failing event's own count included
+        assert (turn.input_tokens, turn.output_tokens) == (expected.usage or (0, 0))
         return
     calls = turn.finish_tool_calls()
     assert [(call.name, call.arguments) for call in calls] == expected.calls
@@ -506,6 +514,25 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
     turn = TurnAccumulator()
     await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert (turn.input_tokens, turn.output_tokens) == (335, 39)
+
+
+async def test_usage_in_the_chunk_that_reports_an_error_is_counted(
+    canned: CannedUpstream,
+) -> None:
+    # OpenRouter ends this recorded stream (HTTP 200) with one chunk holding both an error
+    # and the usage of the call: the turn fails, and the tokens are counted all the same.
+    name = "pydantic_ai_openrouter_minimax_error_chunk_after_length.sse"
+    path = RECORDINGS / "openai_chat" / name
+    body = path.read_bytes()
+    assert b'"error":{"code":400,"message":"Token limit reached"}' in body
+    assert b'"usage":{"prompt_tokens":43,"completion_tokens":10,"total_tokens":53' in body
+    canned.answer = http_answer(200, body, CONTENT_TYPES[".sse"])
+    turn = TurnAccumulator()
+    with pytest.raises(UpstreamError) as raised:
+        await stream_hi(make_openai_chat(canned.base_url), turn.add)
+    assert raised.value.code == "upstream_stream_error"
+    assert "Token limit reached" in raised.value.message
+    assert (turn.input_tokens, turn.output_tokens) == (43, 10)
 
 
 @pytest.mark.parametrize(
