@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from parley.config import ClientSettings
 from parley.errors import ParleyError
+from parley.terminal.controls import clean
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -48,7 +49,7 @@ def run_web(options: WebOptions) -> int:
             label = f"{embedded.base_url} (embedded)"
             return _serve(options, embedded.base_url, embedded.api_key, label)
         except EmbeddedServerError as exc:
-            print(f"parley web: {exc}", file=sys.stderr)
+            print(f"parley web: {clean(str(exc))}", file=sys.stderr)
             return 1
         finally:
             runner.run(embedded.aclose())
@@ -77,7 +78,7 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
         _warn_if_unusable(backend)
         print(
             f"\nParley web is running at {web.url}\n"
-            f"Parley server: {label}   default model: {backend.default_model}\n"
+            f"Parley server: {clean(label)}   default model: {clean(backend.default_model)}\n"
             "Open the page in a browser; Ctrl+C here stops it.\n",
             flush=True,
         )
@@ -117,7 +118,7 @@ def _warn_if_unusable(backend: Backend) -> None:
         backend.client.users.me()
     except ParleyError as exc:
         problem = problem_of(exc, backend.base_url)
-        print(f"parley web: warning: {problem.message}", file=sys.stderr)
+        print(f"parley web: warning: {clean(problem.message)}", file=sys.stderr)
 
 
 class WebBeside:

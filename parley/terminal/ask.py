@@ -18,6 +18,7 @@ import sys
 from rich.console import Console
 
 from parley.terminal.chat import ConversationProcessor, on_sigint
+from parley.terminal.controls import clean
 from parley.terminal.output import JsonOutput, TerminalOutput, prompt_asker
 from parley.terminal.session import (
     EXIT_FAILED,
@@ -61,11 +62,11 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
         try:
             await session.open()
         except SETUP_ERRORS as exc:
-            err.print(f"parley ask: {exc}", style="red", markup=False)
+            err.print(f"parley ask: {clean(str(exc))}", style="red", markup=False)
             return setup_exit_code(exc)
         for status in session.server_status():
             if not status.connected and status.state != "disabled":
-                err.print(f"✗ MCP {status.summary}", style="yellow", markup=False)
+                err.print(f"✗ MCP {clean(status.summary)}", style="yellow", markup=False)
         processor = ConversationProcessor(session, output)
         with on_sigint(processor.interrupt):
             result = await processor.process_conversation(text.strip())

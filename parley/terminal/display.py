@@ -3,8 +3,9 @@
 ``StreamView`` is a pure consumer: the chat loop hands it what the run's events carry
 (``add_text``, ``add_reasoning``, ``tool_call``, ``tool_result``, then ``finish``) and it
 draws. ``render_answer`` picks the final rendering of a whole answer (JSON, code, Markdown
-or plain text) and ``clean`` strips terminal control sequences from anything a model or a
-tool wrote, so neither can move the cursor, retitle the window or change colours.
+or plain text). Everything a model or a tool wrote passes through ``clean``
+(``parley.terminal.controls``) first, so neither can move the cursor, retitle the window or
+change colours.
 
 The frame clock
 ---------------
@@ -58,37 +59,12 @@ from rich.spinner import Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
+from parley.terminal.controls import clean, clean_data
+
 __all__ = ["StreamView", "Usage", "clean", "render_answer", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
 INTERRUPTED = "interrupted — partial answer kept"
-
-# ----------------------------------------------------------------------------- clean
-
-# Any C0 control but \t and \n, DEL, any C1 control: the fast test that a text needs work.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SEQUENCES = re.compile(
-    r"""
-      \x1b\[ [0-?]* [\x20-/]* [@-~]?                          # CSI (cursor, colours, erase)
-    | \x9b [0-?]* [\x20-/]* [@-~]?                            # 8-bit CSI
-    | (?: \x1b[\]PX^_] | [\x90\x98\x9d\x9e\x9f] )            # OSC, DCS, SOS, PM, APC ...
-      [^\x07\x1b\x9c]* (?: \x07 | \x1b\\ | \x9c )            # ... with their payload, terminated
-    | \x1b [\x20-/]* [0-~]?                                   # any other escape, or a lone ESC
-    | [\x00-\x08\x0b-\x1f\x7f-\x9f]                           # what is left: C0, DEL, C1
-    """,
-    re.VERBOSE,
-)
-
-
-def clean(text: str) -> str:
-    """``text`` without terminal escape sequences and control characters (``\\n`` and ``\\t``
-    stay). A terminated OSC/DCS string goes with its payload (a window title never shows);
-    an unterminated one loses its introducer only, so no text after it is swallowed. Text
-    without any control character is returned as is, after one regex scan."""
-    if _CONTROL.search(text) is None:
-        return text
-    return _SEQUENCES.sub("", text)
-
 
 # -------------------------------------------------------------------- final rendering
 
@@ -192,8 +168,8 @@ def render_answer(text: str) -> RenderableType:
             data = json.loads(stripped)
         except ValueError:
             pass
-        else:
-            return JSON.from_data(data, indent=2)
+        else:  # decoding undid the text's cleaning: "\u009b" is a control again
+            return JSON.from_data(clean_data(data), indent=2)
     block = _SINGLE_BLOCK.match(stripped)
     if block is not None and _fence_lines(stripped) == 2:
         code = block["body"]
@@ -344,17 +320,7 @@ def _arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
 
 def _compact(value: Any) -> str:
     """``value`` as compact JSON, its strings cleaned first (JSON would only escape them)."""
-
-    def cleaned(value: Any) -> Any:
-        if isinstance(value, str):
-            return clean(value)
-        if isinstance(value, Mapping):
-            return {clean(str(key)): cleaned(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [cleaned(item) for item in value]
-        return value
-
-    return json.dumps(cleaned(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(clean_data(value), ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -626,7 +592,8 @@ class StreamView:
         if not self._answer.parts or pending:
             status = self._status
             if pending:
-                status = f"Running {pending[0] if len(pending) == 1 else f'{len(pending)} tools'}…"
+                what = clean(pending[0]) if len(pending) == 1 else f"{len(pending)} tools"
+                status = f"Running {what}…"
             self._spinner.update(text=Text(f"{status} {self.elapsed:.1f}s", style="dim"))
             items.append(self._spinner)
         return Group(*items)

@@ -18,6 +18,10 @@ in its own session, so a Ctrl+C in the terminal reaches the client only (the cli
 what it streams; the server keeps running until the client exits). Its log goes to
 ``embedded-server.log`` in the user data directory.
 
+What it keeps there (the SQLite database and its ``-wal``/``-shm``/``-journal`` files, the
+local key, the log) is its owner's only: the directory is made with mode 0700, the files
+0600 (looser ones are tightened), and the child runs with umask 077.
+
 The parent side (``EmbeddedServer``) imports nothing heavy.
 """
 
@@ -31,7 +35,7 @@ import socket
 import sys
 from pathlib import Path
 
-from parley.config import data_dir
+from parley.config import data_dir, private_dir
 
 __all__ = ["EmbeddedServer", "EmbeddedServerError"]
 
@@ -67,8 +71,10 @@ class EmbeddedServer:
         Raises:
             EmbeddedServerError: it exited or did not answer within ``timeout`` seconds.
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
+        private_dir(self.log_path.parent)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older log may have looser bits
+        with os.fdopen(fd, "wb") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -138,14 +144,16 @@ class EmbeddedServer:
 
 async def _serve_child() -> int:
     """Serve on a free loopback port until stdin closes (runs in the child process)."""
-    from parley.cli.local import ensure_local_key
+    from parley.cli.local import ensure_local_key, private_database
     from parley.cli.serve import build_server
     from parley.config import Settings
 
+    os.umask(0o077)  # what the server writes is the user's only
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     settings = Settings(host="127.0.0.1", port=port)
+    private_database(settings.database_url)
     server = build_server(settings)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn offers no event)

@@ -38,10 +38,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TextIO, cast
 
 import anyio
+import httpx2
 from mcp import Client, MCPError, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from parley import __version__
 from parley.terminal.mcp_config import ConfirmMode, ServerSpec
@@ -76,6 +76,9 @@ _Session = tuple[Client, list[types.Tool]]
 _MAX_NAME = 64
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_PAGES = 100
+#: Seconds for the HTTP transport: 30 to connect, write or wait for a connection, 300 to read
+#: (a server may hold a response stream open for long). The MCP SDK's own defaults.
+_HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 _STDERR_TAIL = 800
 _CONNECTION_LOST = (
     anyio.ClosedResourceError,
@@ -351,7 +354,7 @@ class _Connection:
             )
             assert self._stderr is not None
             return Client(stdio_client(params, errlog=self._stderr), cache=None, client_info=info)
-        http = create_mcp_http_client(headers=dict(spec.headers) or None)
+        http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=_HTTP_TIMEOUT)
         await stack.enter_async_context(http)
         return Client(
             streamable_http_client(spec.url, http_client=http), cache=None, client_info=info

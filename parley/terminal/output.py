@@ -7,7 +7,8 @@
   ``suspended()`` while a confirmation question waits (its live region would draw over it);
   tool results that come in meanwhile are shown once it is answered.
 * ``JsonOutput``: ``parley ask --json``: every event as one JSON line, plus the client's
-  own ``tool.start`` / ``tool.result`` lines.
+  own ``tool.start`` / ``tool.result`` lines. The data is kept as sent, but no control
+  character is written raw: JSON escapes the C0 range, ``escape_controls_in_json`` the rest.
 
 ``prompt_asker`` asks a yes/no/always question with prompt_toolkit.
 """
@@ -24,7 +25,8 @@ from rich.console import Console
 from rich.text import Text
 
 from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta
-from parley.terminal.display import INTERRUPTED, StreamView, clean, wants_plain
+from parley.terminal.controls import clean, escape_controls_in_json
+from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
 
@@ -220,7 +222,7 @@ class JsonOutput:
         return self._asker is not None
 
     def _line(self, data: str) -> None:
-        self._out.write(data + "\n")
+        self._out.write(escape_controls_in_json(data) + "\n")
         self._out.flush()
 
     def _object(self, data: Mapping[str, Any]) -> None:

@@ -5,7 +5,8 @@ are set up in a background task, whose start-up lines appear above the prompt wh
 done (a message sent before that waits for it).
 
 Keys: Enter sends; Alt+Enter, or Esc then Enter, starts a new line (pasted text keeps its
-lines); Up/Down walk the history, kept in ``chat-history`` in the user data directory.
+lines); Up/Down walk the history, kept in ``chat-history`` in the user data directory
+(mode 0600, the directory 0700 when the chat makes it).
 Ctrl+C while an answer streams stops it (the partial answer is kept); at the prompt,
 Ctrl+C twice in a row, or Ctrl+D on an empty line, exits.
 
@@ -32,11 +33,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from parley.config import data_dir
+from parley.config import data_dir, make_private
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.display import clean, render_answer
+from parley.terminal.controls import clean
+from parley.terminal.display import render_answer
 from parley.terminal.output import TerminalOutput, prompt_asker
 from parley.terminal.session import (
     CONFIRM_MODES,
@@ -154,7 +156,7 @@ class ChatRepl:
             event.current_buffer.insert_text("\n")
 
         path = history_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path, create=True)  # what the user typed is theirs only
         prompt: PromptSession[str] = PromptSession(
             history=FileHistory(str(path)), key_bindings=keys, prompt_continuation="  "
         )
@@ -238,12 +240,12 @@ class ChatRepl:
         assistant = session.assistant
         lines = Text()
         lines.append("model ", style="dim")
-        lines.append(session.model, style="bold")
+        lines.append(clean(session.model), style="bold")
         if assistant is not None:
-            lines.append(f" · assistant {assistant.id}", style="dim")
-        lines.append(f" · {session.server_label}", style="dim")
+            lines.append(f" · assistant {clean(assistant.id)}", style="dim")
+        lines.append(f" · {clean(session.server_label)}", style="dim")
         if session.thread_id:
-            lines.append(f" · thread {session.thread_id}", style="dim")
+            lines.append(f" · thread {clean(session.thread_id)}", style="dim")
         for status in session.server_status():
             lines.append("\n")
             lines.append_text(_status_line(status))
@@ -298,7 +300,7 @@ class ChatRepl:
     async def _help(self, args: list[str]) -> None:
         table = Table.grid(padding=(0, 2))
         for command, what in COMMANDS.items():
-            table.add_row(Text(command, style="bold"), what)
+            table.add_row(Text(command, style="bold"), Text(what))
         self.console.print(table)
         self.console.print(HELP_KEYS, style="dim")
 
@@ -310,8 +312,12 @@ class ChatRepl:
             return
         table = Table.grid(padding=(0, 2))
         for tool in tools:
-            summary = clean(tool.description.strip().splitlines()[0]) if tool.description else ""
-            table.add_row(Text(tool.name, style="bold"), Text(tool.server, style="dim"), summary)
+            summary = tool.description.strip().splitlines()[0] if tool.description else ""
+            table.add_row(
+                Text(clean(tool.name), style="bold"),
+                Text(clean(tool.server), style="dim"),
+                Text(clean(summary)),
+            )
         self.console.print(table)
 
     async def _servers(self, args: list[str]) -> None:
@@ -325,9 +331,9 @@ class ChatRepl:
     async def _model(self, args: list[str]) -> None:
         if args:
             assistant = await self.session.use_model(args[0])
-            self.console.print(f"model {assistant.model} · assistant {assistant.id}")
+            self._say(f"model {assistant.model} · assistant {assistant.id}")
         else:
-            self.console.print(f"model {self.session.model}")
+            self._say(f"model {self.session.model}")
 
     async def _models(self, args: list[str]) -> None:
         client = self.session.client
@@ -336,15 +342,15 @@ class ChatRepl:
             ready = provider.get("ready")
             line = Text.assemble(
                 ("✓ " if ready else "- ", "green" if ready else "dim"),
-                (str(provider.get("name")), "bold"),
-                f"  {provider.get('kind')}",
+                (clean(str(provider.get("name"))), "bold"),
+                f"  {clean(str(provider.get('kind')))}",
             )
             if provider.get("problem"):
-                line.append(f"  ({provider['problem']})", style="dim")
+                line.append(f"  ({clean(str(provider['problem']))})", style="dim")
             self.console.print(line)
             for model in catalog.get("data", []):
                 if model.get("provider") == provider.get("name"):
-                    self.console.print(f"    {model.get('id')}")
+                    self._say(f"    {model.get('id')}")
 
     async def _threads(self, args: list[str]) -> None:
         page = await self.session.client.threads.list(limit=20, order="desc")
@@ -353,7 +359,11 @@ class ChatRepl:
         for thread in page.data:
             title = str(thread.metadata.get("title") or "")
             line = Text.assemble(
-                (thread.id, "bold"), "  ", (_when(thread.created_at), "dim"), "  ", clean(title)
+                (clean(thread.id), "bold"),
+                "  ",
+                (_when(thread.created_at), "dim"),
+                "  ",
+                clean(title),
             )
             if thread.id == self.session.thread_id:
                 line.append("  (current)", style="green")
@@ -369,7 +379,7 @@ class ChatRepl:
             return
         thread = await self.session.resume(args[0])
         count = len(await self._messages())
-        self.console.print(f"resumed {thread.id} ({count} messages; /history shows them)")
+        self._say(f"resumed {thread.id} ({count} messages; /history shows them)")
 
     async def _history(self, args: list[str]) -> None:
         messages = await self._messages()
@@ -396,7 +406,7 @@ class ChatRepl:
         else:
             text = export_markdown(self.session.thread_id, messages)
         path = await asyncio.to_thread(_write, args[1], text)
-        self.console.print(f"saved {len(messages)} messages to {path}")
+        self._say(f"saved {len(messages)} messages to {path}")
 
     async def _confirm(self, args: list[str]) -> None:
         if args:
@@ -404,7 +414,7 @@ class ChatRepl:
                 self._print_error("usage: /confirm ask|always|never")
                 return
             self.session.options.confirm = args[0]  # type: ignore[assignment]
-        self.console.print(f"confirm: {self.session.options.confirm}")
+        self._say(f"confirm: {self.session.options.confirm}")
 
     async def _exit(self, args: list[str]) -> None:
         raise _Exit
@@ -434,6 +444,10 @@ class ChatRepl:
                         ("▸ ", "cyan"), (clean(call.name), "bold"), f"({clean(arguments)})"
                     )
                 )
+
+    def _say(self, text: str) -> None:
+        """One line that may quote what a server sent: cleaned, and never read as markup."""
+        self.console.print(Text(clean(text)))
 
     def _print_error(self, text: str) -> None:
         self.console.print(Text(f"✗ {clean(text)}", style="red"))

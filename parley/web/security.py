@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flask import request, session
 
-from parley.config import WebSettings, data_dir, write_private
+from parley.config import WebSettings, data_dir, make_private, write_private
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -44,11 +44,13 @@ _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def load_secret_key(path: Path | None = None) -> str:
     """``PARLEY_WEB_SECRET`` when set; else the key kept in ``path`` (``web-secret`` in the
-    data directory), made and saved (mode 0600) the first time."""
+    data directory), made and saved (mode 0600) the first time; a saved one with looser
+    bits is tightened."""
     configured = WebSettings().secret
     if configured:
         return configured
     path = path or data_dir() / SECRET_FILE
+    make_private(path)
     try:
         saved = path.read_text().strip()
     except FileNotFoundError:

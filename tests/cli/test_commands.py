@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -25,6 +26,10 @@ def _parley(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=60,
         check=False,
     )
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_version() -> None:
@@ -65,6 +70,7 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        umask=0o022,
     )
     try:
         assert proc.stdout is not None
@@ -85,6 +91,11 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
             base_url=f"http://127.0.0.1:{port}/v1", headers={"X-API-Key": key}
         ) as http:
             assert http.get("/me").json()["is_admin"] is True
+        # What is kept there is the user's only (the database open, with its side files).
+        data = tmp_path / "parley"
+        assert _mode(data) == 0o700
+        private = ("parley.db", "parley.db-wal", "parley.db-shm", "local-api-key")
+        assert {name: _mode(data / name) for name in private} == dict.fromkeys(private, 0o600)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ class Command:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            umask=0o022,  # private files are not private by accident of the umask
         )
         self.lines: list[str] = []
 
@@ -58,6 +60,10 @@ class Command:
             self.proc.communicate()
         elif self.proc.stdout:
             self.proc.stdout.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -107,7 +113,25 @@ def test_web_against_a_server(server: Any, user_key: str, tmp_path: Path) -> Non
         cmd.kill()
     assert code == 130
     assert "Traceback" not in out and user_key not in out
-    assert (tmp_path / "parley" / "web-secret").exists()
+    secret = tmp_path / "parley" / "web-secret"
+    assert _mode(secret) == 0o600 and _mode(secret.parent) == 0o700
+
+
+def test_web_tightens_a_secret_readable_by_others(
+    server: Any, user_key: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "parley" / "web-secret"
+    secret.parent.mkdir()
+    secret.write_text("s" * 64 + "\n")
+    secret.chmod(0o644)
+    args = ["web", "--port", str(free_port()), "--server", server.base_url]
+    cmd = Command(*args, "--api-key", user_key, env=_env(tmp_path))
+    try:
+        cmd.wait_for(r"Parley web is running at")
+        assert _mode(secret) == 0o600
+    finally:
+        cmd.kill()
+    assert secret.read_text() == "s" * 64 + "\n"  # the same secret, kept
 
 
 def test_web_starts_an_embedded_server_and_stops_it(tmp_path: Path) -> None:

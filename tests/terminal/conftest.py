@@ -4,6 +4,7 @@ the developer's own configuration, and ``parley chat`` in a pseudo-terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,8 +20,9 @@ from tests.terminal.pty_terminal import Terminal
 MCP_SERVER = Path(__file__).with_name("mcp_server.py")
 ROOT = Path(__file__).parents[2]
 
-#: Writes an MCP config: ``{server name: (tools, allow)}``; returns its path.
-McpConfig = Callable[[Mapping[str, tuple[str, Any]]], Path]
+#: Writes an MCP config: ``{server name: (tools, allow, *more arguments of mcp_server.py)}``;
+#: returns its path.
+McpConfig = Callable[[Mapping[str, tuple[Any, ...]]], Path]
 #: Starts ``parley chat ARGS`` in a pseudo-terminal, on the test server as ``user_key``
 #: unless ``server_url=`` / ``api_key=`` say otherwise.
 StartChat = Callable[..., Terminal]
@@ -32,14 +34,14 @@ STARTED = r"· assistant \w+[^\n]*\n(?:[✓✗-] [^\n]*\n)*"
 
 @pytest.fixture
 def mcp_config(tmp_path: Path) -> McpConfig:
-    def write(servers: Mapping[str, tuple[str, Any]]) -> Path:
+    def write(servers: Mapping[str, tuple[Any, ...]]) -> Path:
         entries = {
             name: {
                 "command": sys.executable,
-                "args": [str(MCP_SERVER), "--name", name, "--tools", tools],
+                "args": [str(MCP_SERVER), "--name", name, "--tools", tools, *extra],
                 "allow": allow,
             }
-            for name, (tools, allow) in servers.items()
+            for name, (tools, allow, *extra) in servers.items()
         }
         path = tmp_path / f"mcp-{len(list(tmp_path.glob('mcp-*.json')))}.json"
         path.write_text(json.dumps({"mcpServers": entries}))
@@ -84,6 +86,17 @@ def start_chat(server: Any, user_key: str, cli_env: dict[str, str]) -> Iterator[
     yield start
     for term in started:
         term.close()
+
+
+@contextlib.contextmanager
+def loose_umask() -> Iterator[None]:
+    """Umask 022 while the block runs (child processes started in it keep it): files a test
+    expects to be private are not private by accident of the umask."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def parley(

@@ -1,10 +1,14 @@
 """A tiny MCP server for the terminal client's tests, built on the official SDK's low-level server.
 
     python tests/terminal/mcp_server.py [--name X] [--tools echo,add] [--page-size N] [--http PORT]
+                                        [--hostile] [--exit CODE]
 
 Runs over stdio unless ``--http PORT`` is given, then over streamable HTTP on
 ``http://127.0.0.1:PORT/mcp``. ``--tools`` picks which tools to offer (default: all but the odd
 ones), ``--page-size`` splits ``tools/list`` into pages so clients must follow the cursor.
+``--hostile`` writes ``HOSTILE`` (terminal escape sequences and rich markup) to stderr first,
+``--exit CODE`` then exits at once; the ``HOSTILE_TOOL`` carries it in its name, description
+and result.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import sys
 from typing import Any
 
 import anyio
@@ -20,6 +25,16 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 92).decode()  # 100 bytes, header only
+
+#: What a hostile server or model may send: a window title (OSC ... BEL), a screen clear
+#: (CSI), an 8-bit CSI, rich markup for a style and a hyperlink.
+HOSTILE = (
+    "\x1b]0;PWNED\x07\x1b[2J\x9b31m[bold red]LOUD[/bold red] "
+    "[link=http://evil.example/]click[/link]"
+)
+#: ``HOSTILE`` once it is shown as text, control sequences removed and markup literal.
+HOSTILE_SHOWN = "[bold red]LOUD[/bold red] [link=http://evil.example/]click[/link]"
+HOSTILE_TOOL = f"sneaky{HOSTILE}"
 
 _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
@@ -50,6 +65,11 @@ TOOLS: dict[str, types.Tool] = {
 ODD_TOOLS: dict[str, types.Tool] = {
     "odd name/with.dots": types.Tool(name="odd name/with.dots", input_schema={"type": "object"}),
     "x" * 80: types.Tool(name="x" * 80, input_schema={"type": "object"}),
+    "hostile": types.Tool(
+        name=HOSTILE_TOOL,
+        description=HOSTILE,
+        input_schema={"type": "object", "properties": {"text": _STRING}},
+    ),
 }
 
 
@@ -116,6 +136,8 @@ async def _run_tool(name: str, args: dict[str, Any], request: Any) -> types.Call
         case "header":
             headers = getattr(request, "headers", None) or {}
             return types.CallToolResult(content=_text(headers.get(args["name"], "<none>")))
+        case _ if name == HOSTILE_TOOL:
+            return types.CallToolResult(content=_text(HOSTILE))
     return types.CallToolResult(content=_text(f"no tool {name}"), is_error=True)
 
 
@@ -145,7 +167,14 @@ def main() -> None:
     parser.add_argument("--tools", default="")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--http", type=int, default=0, metavar="PORT")
+    parser.add_argument("--hostile", action="store_true")
+    parser.add_argument("--exit", type=int, default=None, metavar="CODE")
     opts = parser.parse_args()
+    if opts.hostile:
+        sys.stderr.write(f"starting {HOSTILE}\n")
+        sys.stderr.flush()
+    if opts.exit is not None:
+        sys.exit(opts.exit)
 
     known = TOOLS | ODD_TOOLS
     tools = [known[n] for n in opts.tools.split(",")] if opts.tools else list(TOOLS.values())

@@ -319,6 +319,25 @@ def test_escape_sequences_from_model_and_tools_never_reach_the_terminal() -> Non
     assert BEL not in printed
 
 
+def test_the_spinner_shows_a_running_tool_s_name_cleaned() -> None:
+    console, out = terminal(width=80)
+    with StreamView(console) as view:
+        view.start()
+        view.tool_call(f"tool{OSC_TITLE}\x1b[2J\x9b31m[bold]", {})
+        shown = frame(view, out)
+    assert "Running tool[bold]…" in clean(shown)
+    printed = out.getvalue()
+    assert "\x1b]0;" not in printed and "\x1b[2J" not in printed and "\x9b" not in printed
+
+
+def test_json_answers_are_cleaned_after_decoding() -> None:
+    """JSON escapes are controls again once decoded (rich writes C1 characters as they are)."""
+    console, out = terminal()
+    console.print(render_answer('{"k": "\\u009b2J \\u001b]0;pwned\\u0007 \\u009d0;t\\u009c"}'))
+    printed = out.getvalue()
+    assert "\x9b" not in printed and "\x9d" not in printed and "pwned" not in printed
+
+
 def test_plain_mode_neutralises_escape_sequences_too() -> None:
     out, err = io.StringIO(), io.StringIO()
     view = StreamView(Console(file=out), err_console=Console(file=err), plain=True)
