@@ -8,15 +8,23 @@ given by ``--config`` / ``PARLEY_CONFIG``.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "gemini", "ollama", "demo"]
 
@@ -30,10 +38,38 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("parley", appauthor=False))
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory, made (parents too) when missing; the one made here is its
+    owner's only (mode 0700). An existing directory is left as it is."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return private_dir(path)
+    except FileExistsError:
+        return path
+    os.chmod(path, 0o700)  # whatever the umask took away or left
+    return path
+
+
+def make_private(path: Path, *, create: bool = False) -> None:
+    """Make ``path`` readable and writable by its owner only (mode 0600): an existing file
+    with looser bits is tightened; a missing one is made empty when ``create`` (its
+    directory with ``private_dir``), so whatever writes it next keeps that mode."""
+    if create:
+        private_dir(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+
+
 def write_private(path: Path, text: str) -> None:
-    """Write a secret to ``path`` (parents made), readable by its owner only (mode 0600,
-    also when an older file had looser bits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a secret to ``path`` (parents made, the last one with ``private_dir``),
+    readable by its owner only (mode 0600, also when an older file had looser bits)."""
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -122,7 +158,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8700
     config: Path | None = None
-    #: Redis URL for cross-replica live streaming (optional).
+    #: Redis URL for cross-replica live streaming and shared rate-limit counters (optional).
     redis_url: str | None = None
 
     #: Largest accepted request body, in bytes.
@@ -138,8 +174,9 @@ class Settings(BaseSettings):
     #: ``sweep_seconds``. Shorter closes dead runs sooner; a replica whose database writes
     #: stall for longer than this loses its running turns to the sweep.
     lease_seconds: float = Field(default=4.0, gt=0)
-    #: Seconds between sweeps for expired and orphaned runs.
-    sweep_seconds: float = Field(default=1.0, gt=0)
+    #: Seconds between sweeps for expired and orphaned runs (a read; a write only when
+    #: there is something to close).
+    sweep_seconds: float = Field(default=0.5, gt=0)
     #: A name for this server that survives its restarts (default: its host name and
     #: port). A server started again under the same name closes the runs its earlier life
     #: left running as soon as it sees their lease is not renewed, without waiting for it
@@ -148,6 +185,17 @@ class Settings(BaseSettings):
     #: Seconds an authenticated API key is remembered (a revoke on another replica takes
     #: effect within this time; on the replica that revokes, at once). 0 disables it.
     auth_cache_seconds: float = 10.0
+    #: Requests one API key may send per ``rate_limit_window_seconds`` (0: no limit).
+    rate_limit_requests: int = Field(default=0, ge=0)
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0.0)
+    #: Turns one API key may have in progress at once (0: no limit).
+    rate_limit_concurrent_runs: int = Field(default=0, ge=0)
+    #: Failed authentications one client address may make per
+    #: ``auth_failure_window_seconds`` before it is refused until the window ends (0: off).
+    auth_failure_limit: int = Field(default=0, ge=0)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0.0)
+    #: Browser origins allowed to call the API (CORS); empty: CORS off. ``*``: any origin.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "warning"
     #: Log where the event loop is stuck when it does not run for this long (0: off).
     loop_watchdog_seconds: float = 0.0
@@ -155,6 +203,17 @@ class Settings(BaseSettings):
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        """``PARLEY_CORS_ORIGINS``: a JSON list, or origins separated by commas."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
 
     def provider_configs(self) -> dict[str, ProviderConfig]:
         """Every provider by name: the built-ins (configured or not), then the TOML file's

@@ -8,6 +8,7 @@
     ├── NotFound                   404   not_found
     ├── Conflict                   409   conflict
     ├── PayloadTooLarge            413   payload_too_large
+    ├── RateLimited                429   rate_limited          (retry_after: seconds)
     ├── UpstreamError              502   upstream_error        (the LLM provider failed)
     │   └── UpstreamTimeout        504   upstream_timeout
     ├── ServiceUnavailable         503   service_unavailable
@@ -20,6 +21,8 @@ Every message is written to be shown to a user: never a traceback, never interna
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 _MAX_MESSAGE = 500
@@ -91,6 +94,26 @@ class PayloadTooLarge(ParleyError):
     error_type = "payload_too_large"
 
 
+class RateLimited(ParleyError):
+    """Over a limit of the server; ``retry_after`` is how many seconds to wait (the
+    ``Retry-After`` header), when known."""
+
+    status_code = 429
+    error_type = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details, status_code=status_code)
+        self.retry_after = retry_after
+
+
 class UpstreamError(ParleyError):
     status_code = 502
     error_type = "upstream_error"
@@ -130,6 +153,7 @@ _BY_TYPE: dict[str, type[ParleyError]] = {
         NotFound,
         Conflict,
         PayloadTooLarge,
+        RateLimited,
         UpstreamError,
         UpstreamTimeout,
         ServiceUnavailable,
@@ -144,20 +168,47 @@ _BY_STATUS: dict[int, type[ParleyError]] = {
     409: Conflict,
     413: PayloadTooLarge,
     422: ValidationFailed,
+    429: RateLimited,
     502: UpstreamError,
     503: ServiceUnavailable,
     504: UpstreamTimeout,
 }
 
 
-def error_from_response(status_code: int, body: Any) -> ParleyError:
-    """Rebuild the typed error from an HTTP error answer (used by the SDK)."""
+def error_from_response(
+    status_code: int, body: Any, *, retry_after: str | None = None
+) -> ParleyError:
+    """Rebuild the typed error from an HTTP error answer (used by the SDK); ``retry_after``
+    is the answer's ``Retry-After`` header, kept on a ``RateLimited`` in seconds."""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         message = str(err.get("message") or f"HTTP {status_code}")
         cls = _BY_TYPE.get(str(err.get("type"))) or _BY_STATUS.get(status_code, ParleyError)
         details = err.get("details") if isinstance(err.get("details"), list) else None
         code = err.get("code") if isinstance(err.get("code"), str) else None
-        return cls(message, code=code, details=details, status_code=status_code)
-    cls = _BY_STATUS.get(status_code, ParleyError)
-    return cls(f"HTTP {status_code} from the server", status_code=status_code)
+        error = cls(message, code=code, details=details, status_code=status_code)
+    else:
+        cls = _BY_STATUS.get(status_code, ParleyError)
+        error = cls(f"HTTP {status_code} from the server", status_code=status_code)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after_seconds(retry_after)
+    return error
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds: a number of seconds or an HTTP date (None when
+    absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

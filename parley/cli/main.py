@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "database_url", "config"):
+    for name in ("host", "port", "database_url", "config", *_LIMIT_OPTIONS):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -33,6 +33,47 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8700)")
     _add_db_options(p)
+    limits = p.add_argument_group("limits and CORS (see docs/configuration.md)")
+    limits.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="let pages of this origin call the API (repeatable; env PARLEY_CORS_ORIGINS)",
+    )
+    limits.add_argument(
+        "--rate-limit-requests", type=int, metavar="N", help="requests per API key per window"
+    )
+    limits.add_argument(
+        "--rate-limit-window",
+        dest="rate_limit_window_seconds",
+        type=float,
+        metavar="S",
+        help="seconds of that window (default 60)",
+    )
+    limits.add_argument(
+        "--concurrent-runs",
+        dest="rate_limit_concurrent_runs",
+        type=int,
+        metavar="N",
+        help="turns in progress per API key",
+    )
+    limits.add_argument(
+        "--auth-failure-limit",
+        type=int,
+        metavar="N",
+        help="failed authentications per client address per window (default window 60 s)",
+    )
+
+
+#: ``serve`` / ``run`` options that override the ``Settings`` field of the same name.
+_LIMIT_OPTIONS = (
+    "cors_origins",
+    "rate_limit_requests",
+    "rate_limit_window_seconds",
+    "rate_limit_concurrent_runs",
+    "auth_failure_limit",
+)
 
 
 def _add_db_options(p: argparse.ArgumentParser) -> None:
@@ -188,6 +229,9 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
 
 def _terminal(args: argparse.Namespace) -> int:
     """``parley chat`` and ``parley ask``: clients of a server, no server settings here."""
+    from parley.terminal.controls import log_to_stderr
+
+    log_to_stderr()  # the MCP SDK's warnings quote what servers sent
     options = _chat_options(args)
     if args.command == "ask":
         from parley.terminal.ask import run_ask
@@ -260,6 +304,7 @@ def _check_redis(url: str) -> None:
 async def _print_models(settings: Settings) -> int:
     from parley.providers.catalog import describe
     from parley.providers.registry import ProviderRegistry
+    from parley.terminal.controls import clean
 
     registry = ProviderRegistry(settings)
     try:
@@ -267,23 +312,25 @@ async def _print_models(settings: Settings) -> int:
     finally:
         await registry.aclose()
     width = max(len(p["name"]) for p in catalog["providers"])
-    for provider in catalog["providers"]:
+    for provider in catalog["providers"]:  # model ids and problems are what upstreams said
         state = "ready" if provider["ready"] else "not ready"
         note = f" ({provider['problem']})" if provider["problem"] else ""
-        print(f"{provider['name']:<{width}}  {provider['kind']:<12} {state}{note}")
+        print(clean(f"{provider['name']:<{width}}  {provider['kind']:<12} {state}{note}"))
         for model in catalog["data"]:
             if model["provider"] == provider["name"]:
-                print(f"{'':<{width}}    {model['id']}")
+                print(clean(f"{'':<{width}}    {model['id']}"))
     return 0
 
 
 async def _create_user(settings: Settings, name: str, admin: bool) -> int:
     from sqlalchemy.engine import Connection
 
+    from parley.cli.local import private_database
     from parley.store import users as user_store
     from parley.store.db import Database
     from parley.store.records import User
 
+    private_database(settings.database_url)
     db = Database(settings.database_url)
     try:
         await db.migrate()

@@ -4,7 +4,6 @@ web page next to it, and the banner with both URLs."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 
 from parley.config import Settings
 from parley.server import create_app
+from parley.terminal.controls import log_to_stderr
 
 if TYPE_CHECKING:
     from parley.cli.web import WebBeside
@@ -41,9 +41,7 @@ def build_server(settings: Settings) -> _Server:
 
 
 def _config(settings: Settings, app: FastAPI) -> uvicorn.Config:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr(settings.log_level.upper(), "%(levelname)s %(name)s: %(message)s")
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -56,6 +54,9 @@ def _config(settings: Settings, app: FastAPI) -> uvicorn.Config:
 
 
 def serve(settings: Settings) -> int:
+    from parley.cli.local import private_database
+
+    private_database(settings.database_url)
     server = build_server(settings)
     server.run()
     return 0 if server.started else 1
@@ -68,9 +69,10 @@ def run_local(settings: Settings, *, web_port: int | None = None) -> int:
 
 
 async def _run_local(settings: Settings, web_port: int | None = None) -> int:
-    from parley.cli.local import ensure_local_key
+    from parley.cli.local import ensure_local_key, private_database
     from parley.store.db import Database
 
+    private_database(settings.database_url)
     db = Database(settings.database_url)
     try:
         await db.migrate()

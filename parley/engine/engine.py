@@ -354,17 +354,21 @@ class Engine:
         return min(1.0, self.settings.lease_seconds / 3)
 
     async def _maintain(self) -> None:
-        next_sweep = time.monotonic() + self.settings.sweep_seconds
+        started = time.monotonic()
+        next_beat = started + self._beat
+        next_sweep = started + self.settings.sweep_seconds
         while True:
-            await asyncio.sleep(min(self._beat, self.settings.sweep_seconds))
+            await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
             try:
-                await self._heartbeat()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self._beat
+                    await self._heartbeat()
                 if self._abandoned and time.monotonic() >= self._abandoned_check:
                     leases, self._abandoned = self._abandoned, {}
                     await self.db.write(functools.partial(tx.close_abandoned, leases=leases))
                 if time.monotonic() >= next_sweep:
-                    await self.sweep()
                     next_sweep = time.monotonic() + self.settings.sweep_seconds
+                    await self.sweep()
             except Exception:
                 log.exception("run upkeep failed; retrying")
 
@@ -381,8 +385,11 @@ class Engine:
                 turn.task.cancel()
 
     async def sweep(self) -> None:
-        """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
-        await self.db.write(functools.partial(tx.sweep, running_here=set(self.turns)))
+        """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
+        read first: the write (and its lock) only when there is something to close."""
+        here = set(self.turns)
+        if await self.db.read(functools.partial(tx.sweep_due, running_here=here)):
+            await self.db.write(functools.partial(tx.sweep, running_here=here))
 
 
 def node_name(settings: Settings) -> str | None:

@@ -292,6 +292,14 @@ def expire_if_overdue(conn: Connection, run: Run) -> bool:
     return close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
 
 
+def sweep_due(conn: Connection, *, running_here: set[str]) -> bool:
+    """Whether ``sweep`` has anything to close now."""
+    t = now()
+    if run_store.overdue_runs(conn, at=t):
+        return True
+    return any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
+
+
 def sweep(conn: Connection, *, running_here: set[str]) -> None:
     """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
     t = now()

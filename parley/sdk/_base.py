@@ -137,7 +137,9 @@ class BaseClient:
             body: Any = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
-        return error_from_response(response.status_code, body)
+        return error_from_response(
+            response.status_code, body, retry_after=response.headers.get("retry-after")
+        )
 
 
 def check_base_url(base_url: str) -> None:

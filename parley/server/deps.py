@@ -13,8 +13,9 @@ from parley.config import Settings
 from parley.engine import Engine
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.providers.registry import ProviderRegistry
+from parley.server.ratelimit import Limits, RunSlot
 from parley.store import users as user_store
-from parley.store.db import Database
+from parley.store.db import Database, now
 from parley.store.pagination import Order
 from parley.store.records import User
 
@@ -26,6 +27,7 @@ class Services:
     providers: ProviderRegistry
     engine: Engine
     keys: KeyCache
+    limits: Limits
 
 
 async def services(request: Request) -> Services:
@@ -33,14 +35,20 @@ async def services(request: Request) -> Services:
     return svc
 
 
-def _key_from(request: Request) -> str | None:
+def _key_from(request: Request) -> str:
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
         raise AuthenticationFailed("Use 'Authorization: Bearer <key>'.", code="bad_auth_header")
-    return request.headers.get("x-api-key")
+    key = request.headers.get("x-api-key")
+    if not key:
+        raise AuthenticationFailed(
+            "No API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
+            code="missing_api_key",
+        )
+    return key
 
 
 class KeyCache:
@@ -68,21 +76,60 @@ class KeyCache:
         self._users.clear()
 
 
-async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> User:
-    secret = _key_from(request)
-    if not secret:
-        raise AuthenticationFailed(
-            "No API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
-            code="missing_api_key",
-        )
-    key_hash = user_store.hash_key(secret)
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated user, and the hash of the API key that authenticated it."""
+
+    user: User
+    key_hash: str
+
+
+async def authenticated(request: Request, svc: Annotated[Services, Depends(services)]) -> Caller:
+    """Authenticate the request. An address blocked for failed authentications, or a key
+    over its request limit, gets 429 before any key is looked up; every failure counts
+    against the address."""
+    address = request.client.host if request.client else "-"
+    try:
+        secret: str | AuthenticationFailed = _key_from(request)
+    except AuthenticationFailed as exc:
+        secret = exc
+    key_hash = user_store.hash_key(secret) if isinstance(secret, str) else None
+    await svc.limits.check(address, key_hash)
+    try:
+        if isinstance(secret, AuthenticationFailed):
+            raise secret
+        assert key_hash is not None
+        return Caller(await _user_of(svc, key_hash), key_hash)
+    except AuthenticationFailed:
+        await svc.limits.failed(address)
+        raise
+
+
+async def _user_of(svc: Services, key_hash: str) -> User:
+    """The key's user: from the cache, else with a database read. Only a known key may
+    write, to refresh its ``last_used_at`` when that is over a minute old."""
     user = svc.keys.get(key_hash)
-    if user is None:
-        user = await svc.db.write(functools.partial(user_store.authenticate, key_hash=key_hash))
-        if user is None:
-            raise AuthenticationFailed("Invalid or revoked API key.", code="invalid_api_key")
-        svc.keys.put(key_hash, user)
-    return user
+    if user is not None:
+        return user
+    owner = await svc.db.read(functools.partial(user_store.find_key, key_hash=key_hash))
+    if owner is None:
+        raise AuthenticationFailed("Invalid or revoked API key.", code="invalid_api_key")
+    at = now()
+    if owner.stale(at):
+        await svc.db.write(functools.partial(user_store.stamp_key, key_id=owner.key_id, at=at))
+    svc.keys.put(key_hash, owner.user)
+    return owner.user
+
+
+async def current_user(caller: Annotated[Caller, Depends(authenticated)]) -> User:
+    return caller.user
+
+
+async def run_slot(
+    caller: Annotated[Caller, Depends(authenticated)], svc: Annotated[Services, Depends(services)]
+) -> RunSlot:
+    """A slot among the key's turns in progress, taken with ``async with``."""
+    return svc.limits.run_slot(caller.key_hash)
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
@@ -111,6 +158,7 @@ def list_query(default_order: Order) -> object:
 
 Svc = Annotated[Services, Depends(services)]
 CurrentUser = Annotated[User, Depends(current_user)]
+TurnSlot = Annotated[RunSlot, Depends(run_slot)]
 AdminUser = Annotated[User, Depends(admin_user)]
 DescList = Annotated[ListQuery, list_query("desc")]
 AscList = Annotated[ListQuery, list_query("asc")]

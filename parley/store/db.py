@@ -109,7 +109,8 @@ class Database:
         kept = self._kept.get(threading.get_ident())
         if kept is None or kept.closed or kept.invalidated:
             kept = self._kept[threading.get_ident()] = self.engine.connect()
-        return kept.execution_options(parley_read_only=True) if read_only else kept
+        # In place: the option is set for this transaction whichever way it was last time.
+        return kept.execution_options(parley_read_only=read_only)
 
     def _run(self, fn: Callable[[Connection], T], read_only: bool) -> T:
         conn = self._connection(read_only)

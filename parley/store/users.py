@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -72,18 +73,46 @@ def create_api_key(conn: Connection, *, user_id: str) -> tuple[ApiKey, str]:
     return key, secret
 
 
-def authenticate(
-    conn: Connection, *, secret: str | None = None, key_hash: str | None = None
-) -> User | None:
-    """The user owning this (unrevoked) key, given as the secret or its hash, or None."""
-    key_hash = key_hash or hash_key(secret or "")
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """An unrevoked API key's user, and what ``stamp_key`` needs."""
+
+    user: User
+    key_id: str
+    last_used_at: float | None
+
+    def stale(self, at: float) -> bool:
+        """Whether ``last_used_at`` is due a refresh at ``at``."""
+        return self.last_used_at is None or at - self.last_used_at > _LAST_USED_RESOLUTION
+
+
+def find_key(conn: Connection, *, key_hash: str) -> KeyOwner | None:
+    """The owner of this unrevoked key (by hash), or None. Reads only: an unknown key
+    costs no write."""
     row = conn.execute(_AUTHENTICATE, {"key_hash": key_hash}).first()
     if row is None:
         return None
+    return KeyOwner(user=User.from_row(row), key_id=row.key_id, last_used_at=row.last_used_at)
+
+
+def stamp_key(conn: Connection, *, key_id: str, at: float) -> None:
+    """Record that the key was used at ``at`` (a no-op when a newer stamp is there)."""
+    recent = api_keys.c.last_used_at.is_(None) | (api_keys.c.last_used_at < at)
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id, recent).values(last_used_at=at))
+
+
+def authenticate(
+    conn: Connection, *, secret: str | None = None, key_hash: str | None = None
+) -> User | None:
+    """The user owning this (unrevoked) key, given as the secret or its hash, or None;
+    refreshes the key's ``last_used_at`` when it is stale."""
+    owner = find_key(conn, key_hash=key_hash or hash_key(secret or ""))
+    if owner is None:
+        return None
     t = now()
-    if row.last_used_at is None or t - row.last_used_at > _LAST_USED_RESOLUTION:
-        conn.execute(update(api_keys).where(api_keys.c.id == row.key_id).values(last_used_at=t))
-    return User.from_row(row)
+    if owner.stale(t):
+        stamp_key(conn, key_id=owner.key_id, at=t)
+    return owner.user
 
 
 def list_api_keys(conn: Connection, *, user_id: str) -> list[ApiKey]:

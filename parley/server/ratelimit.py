@@ -1,0 +1,455 @@
+"""Limits per API key and per client address, answered with 429 and ``Retry-After``.
+
+Three limits, each off at 0 (the default):
+
+* **requests per key**: at most ``rate_limit_requests`` per window of
+  ``rate_limit_window_seconds``. A window starts at a key's first request and lasts its
+  length (a fixed window: up to twice the limit can pass around a window's end).
+* **failed authentications per address**: after ``auth_failure_limit`` of them within
+  ``auth_failure_window_seconds``, every request from that address is refused, before any
+  key is looked at, until the window that counted them ends.
+* **turns in progress per key**: a turn takes a slot before it starts and gives it back when
+  its task ends.
+
+Where the counters live: with ``PARLEY_REDIS_URL``, in Redis, shared by every replica; each
+request makes at most one round trip (one Lua script does the address and the key checks).
+A slot of a turn is a member of a sorted set scored by the end of its lease; the replica
+that holds it renews its slots every third of ``lease_seconds``, so a slot of a replica
+that died frees itself when its lease ends. Without Redis each process counts on its own.
+
+A limiter outage must not take the API down: when Redis fails, requests pass (fail open)
+and a warning is logged, once per outage; Redis is tried again after a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from parley.config import Settings
+from parley.errors import RateLimited
+from parley.server.errors import error_response
+
+log = logging.getLogger("parley.server")
+
+#: Seconds a failed Redis call keeps the limits open before Redis is tried again.
+_OUTAGE_SECONDS = 5.0
+#: Seconds a Redis call may take before the limits give way (fail open).
+_REDIS_TIMEOUT = 1.0
+#: ``Retry-After`` of a refused turn: when a turn ends is unknown.
+_RUN_RETRY_AFTER = 1.0
+_PREFIX = "parley:limit"
+#: The "slot" of a turn let through while Redis fails: nothing to give back.
+_UNCOUNTED = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    requests: int = 0
+    window: float = 60.0
+    runs: int = 0
+    failures: int = 0
+    failure_window: float = 60.0
+    lease: float = 15.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            requests=settings.rate_limit_requests,
+            window=settings.rate_limit_window_seconds,
+            runs=settings.rate_limit_concurrent_runs,
+            failures=settings.auth_failure_limit,
+            failure_window=settings.auth_failure_window_seconds,
+            lease=settings.lease_seconds,
+        )
+
+    @property
+    def per_request(self) -> bool:
+        """Whether any limit is checked on every request."""
+        return self.requests > 0 or self.failures > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    limit: Literal["auth_failures", "requests"]
+    retry_after: float
+
+
+class Counters(Protocol):
+    """Where the counts are kept: in this process, or in Redis."""
+
+    async def check(self, address: str, key: str | None) -> Refusal | None:
+        """Refuse a blocked address; count the request against the key (when given)."""
+
+    async def failed(self, address: str) -> None: ...
+
+    async def acquire(self, key: str) -> str | None:
+        """A slot id for one more turn of ``key``; None when it has all it may have."""
+
+    def release(self, key: str, slot: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------------- in this process
+
+
+class _Windows:
+    """Fixed windows: a count per name, ending ``seconds`` after the name's first hit.
+    Ended windows are swept out at most once per window length, so memory stays bounded by
+    the names seen within one window."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._counts: dict[str, list[float]] = {}  # name -> [count, end]
+        self._next_sweep = 0.0
+
+    def hit(self, name: str, now: float) -> tuple[int, float]:
+        """Count one more; answer the count and the seconds left in the window."""
+        entry = self._counts.get(name)
+        if entry is None or entry[1] <= now:
+            self._sweep(now)
+            entry = self._counts[name] = [0, now + self.seconds]
+        entry[0] += 1
+        return int(entry[0]), entry[1] - now
+
+    def peek(self, name: str, now: float) -> tuple[int, float]:
+        entry = self._counts.get(name)
+        if entry is None or entry[1] <= now:
+            return 0, 0.0
+        return int(entry[0]), entry[1] - now
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.seconds
+        for name in [n for n, (_, end) in self._counts.items() if end <= now]:
+            del self._counts[name]
+
+
+class LocalCounters:
+    """The counts of this process alone (no Redis): each replica limits on its own."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._requests = _Windows(policy.window)
+        self._failures = _Windows(policy.failure_window)
+        self._runs: dict[str, int] = {}
+
+    async def check(self, address: str, key: str | None) -> Refusal | None:
+        now = time.monotonic()
+        if self.policy.failures:
+            fails, left = self._failures.peek(address, now)
+            if fails >= self.policy.failures:
+                return Refusal("auth_failures", left)
+        if self.policy.requests and key is not None:
+            count, left = self._requests.hit(key, now)
+            if count > self.policy.requests:
+                return Refusal("requests", left)
+        return None
+
+    async def failed(self, address: str) -> None:
+        self._failures.hit(address, time.monotonic())
+
+    async def acquire(self, key: str) -> str | None:
+        held = self._runs.get(key, 0)
+        if held >= self.policy.runs:
+            return None
+        self._runs[key] = held + 1
+        return "local"
+
+    def release(self, key: str, slot: str) -> None:
+        held = self._runs.get(key, 0) - 1
+        if held > 0:
+            self._runs[key] = held
+        else:
+            self._runs.pop(key, None)
+
+    async def aclose(self) -> None:
+        self._runs.clear()
+
+
+# -------------------------------------------------------------------------------- Redis
+
+#: KEYS: failures of the address, requests of the key. ARGV: failure limit, request limit,
+#: request window (ms). Answers {0, 0} (pass), {1, ms} (address blocked), {2, ms} (key over).
+_CHECK = """
+local fail_limit = tonumber(ARGV[1])
+if fail_limit > 0 then
+  local fails = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if fails >= fail_limit then
+    return {1, redis.call('PTTL', KEYS[1])}
+  end
+end
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  local n = redis.call('INCR', KEYS[2])
+  if n == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+  if n > limit then
+    return {2, redis.call('PTTL', KEYS[2])}
+  end
+end
+return {0, 0}
+"""
+
+#: KEYS: failures of the address. ARGV: window (ms).
+_FAIL = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+#: KEYS: the key's slots (a sorted set: slot id -> end of its lease, ms of Redis's clock).
+#: ARGV: limit, lease (ms), slot id. Drops the ended leases first. Answers 1 (taken) or 0.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+#: KEYS: slot sets; ARGV: lease (ms), then the slot id of each key, in order. A slot that
+#: is gone (released, or its lease ended) is not brought back.
+_RENEW = """
+local t = redis.call('TIME')
+local lease = tonumber(ARGV[1])
+local ends = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + lease
+for i, key in ipairs(KEYS) do
+  if redis.call('ZADD', key, 'XX', 'CH', ends, ARGV[i + 1]) == 1 then
+    redis.call('PEXPIRE', key, lease)
+  end
+end
+return 0
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+class RedisCounters:
+    """The counts in Redis, shared by every replica using it."""
+
+    def __init__(self, url: str, policy: Policy) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        self.policy = policy
+        self.redis: Any = aioredis.from_url(
+            url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+        )
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self._check = self.redis.register_script(_CHECK)
+        self._fail = self.redis.register_script(_FAIL)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
+        self._check_args = (policy.failures, policy.requests, _ms(policy.window))
+        self._down_until = 0.0
+        #: Slots held by this process: slot id -> its key's set.
+        self._held: dict[str, str] = {}
+        self._releasing: set[asyncio.Task[Any]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        if policy.runs:
+            self._renewer = asyncio.create_task(self._renew_forever(), name="parley limits")
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """The script's answer, or None while Redis is failing (the limits give way)."""
+        if self._down_until and time.monotonic() < self._down_until:
+            return None
+        try:
+            answer = await script(keys=keys, args=args)
+        except self._errors as exc:
+            if not self._down_until:
+                log.warning("rate limits are not enforced: Redis does not answer (%s)", exc)
+            self._down_until = time.monotonic() + _OUTAGE_SECONDS
+            return None
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("rate limits are enforced again: Redis answers")
+        return answer
+
+    async def check(self, address: str, key: str | None) -> Refusal | None:
+        requests = f"{_PREFIX}:req:{key}" if key is not None else f"{_PREFIX}:req:-"
+        args = list(self._check_args)
+        if key is None:
+            args[1] = 0
+        answer = await self._run(self._check, [f"{_PREFIX}:fail:{address}", requests], args)
+        if not answer or not answer[0]:
+            return None
+        left = max(0, int(answer[1])) / 1000
+        return Refusal("auth_failures" if answer[0] == 1 else "requests", left)
+
+    async def failed(self, address: str) -> None:
+        await self._run(
+            self._fail, [f"{_PREFIX}:fail:{address}"], [_ms(self.policy.failure_window)]
+        )
+
+    async def acquire(self, key: str) -> str | None:
+        slot = secrets.token_hex(8)
+        runs = f"{_PREFIX}:runs:{key}"
+        args = [self.policy.runs, _ms(self.policy.lease), slot]
+        answer = await self._run(self._acquire, [runs], args)
+        if answer is None:
+            return _UNCOUNTED  # Redis is failing: the turn goes ahead without a slot
+        if not answer:
+            return None
+        self._held[slot] = runs
+        return slot
+
+    def release(self, key: str, slot: str) -> None:
+        runs = self._held.pop(slot, None)
+        if runs is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._release(runs, slot))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, runs: str, slot: str) -> None:
+        if self._down_until and time.monotonic() < self._down_until:
+            return  # its lease ends it
+        try:
+            await self.redis.zrem(runs, slot)
+        except self._errors as exc:
+            log.warning("could not give a turn's slot back to Redis (its lease ends it): %s", exc)
+
+    async def _renew_forever(self) -> None:
+        lease = _ms(self.policy.lease)
+        while True:
+            await asyncio.sleep(self.policy.lease / 3)
+            if self._held:
+                held = list(self._held.items())
+                await self._run(
+                    self._renew, [runs for _, runs in held], [lease, *(s for s, _ in held)]
+                )
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        if self._releasing:
+            await asyncio.wait(self._releasing, timeout=_REDIS_TIMEOUT * 2)
+        await self.redis.aclose()
+
+
+# --------------------------------------------------------------------------- the facade
+
+
+class Limits:
+    """What requests and turns ask: ``check`` before authentication, ``failed`` after one
+    failed, and ``run_slot`` around starting a turn."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.policy = Policy.from_settings(settings)
+        self._redis_url = settings.redis_url
+        self.counters: Counters = LocalCounters(self.policy)
+
+    async def start(self) -> None:
+        """Use Redis when it is configured and a limit is on (needs the running loop)."""
+        policy = self.policy
+        if self._redis_url and (policy.per_request or policy.runs):
+            self.counters = RedisCounters(self._redis_url, policy)
+
+    async def aclose(self) -> None:
+        await self.counters.aclose()
+
+    async def check(self, address: str, key: str | None) -> None:
+        """Raise ``RateLimited`` when ``address`` is blocked or ``key`` (hash of an API key,
+        None when the request has none) is over its request limit; else count the request."""
+        if not self.policy.per_request:
+            return
+        refusal = await self.counters.check(address, key)
+        if refusal is None:
+            return
+        if refusal.limit == "auth_failures":
+            raise RateLimited(
+                "Too many failed authentications from this address; retry later.",
+                code="too_many_auth_failures",
+                retry_after=refusal.retry_after,
+            )
+        raise RateLimited(
+            f"Too many requests with this API key: at most {self.policy.requests} every "
+            f"{self.policy.window:g} seconds.",
+            code="too_many_requests",
+            retry_after=refusal.retry_after,
+        )
+
+    async def failed(self, address: str) -> None:
+        """Count a failed authentication from ``address``."""
+        if self.policy.failures:
+            await self.counters.failed(address)
+
+    def run_slot(self, key: str) -> RunSlot:
+        return RunSlot(self, key)
+
+
+class RunSlot:
+    """One turn's place among the key's turns in progress::
+
+    async with slot:                          # 429 when the key has all it may have
+        turn = await engine.start_turn(...)   # an error here gives the slot back
+        slot.hold_until(turn.task)            # given back when the turn's task ends
+    """
+
+    __slots__ = ("_held", "_id", "key", "limits")
+
+    def __init__(self, limits: Limits, key: str) -> None:
+        self.limits = limits
+        self.key = key
+        self._id: str | None = None
+        self._held = False
+
+    async def __aenter__(self) -> RunSlot:
+        limit = self.limits.policy.runs
+        if not limit:
+            return self
+        self._id = await self.limits.counters.acquire(self.key)
+        if self._id is None:
+            raise RateLimited(
+                f"This API key has {limit} turn{'s' if limit > 1 else ''} in progress, the "
+                "most it may have at once; retry when one ends.",
+                code="too_many_runs",
+                retry_after=_RUN_RETRY_AFTER,
+            )
+        return self
+
+    def hold_until(self, task: asyncio.Task[Any] | None) -> None:
+        """Keep the slot until ``task`` ends (given back at once when there is none)."""
+        if self._id is None or task is None:
+            return
+        self._held = True
+        slot = self._id
+        task.add_done_callback(lambda _: self.limits.counters.release(self.key, slot))
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._id is not None and not self._held:
+            self.limits.counters.release(self.key, self._id)
+
+
+def install_rate_limit_answers(app: FastAPI) -> None:
+    """A 429 carries ``Retry-After`` in whole seconds (at least 1)."""
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        response = error_response(exc)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
