@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck bench clean
+.PHONY: run test fuzz lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	PARLEY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PARLEY_FUZZ_SEED=$(FUZZ_SEED) \
+		$(PY) -m pytest tests/server/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check parley tests bench

@@ -12,9 +12,12 @@ from parley import __version__
 from parley.config import Settings
 from parley.engine import Engine
 from parley.providers.registry import ProviderRegistry
+from parley.server.cors import Cors
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
 from parley.server.limits import BodyLimit
+from parley.server.openapi import install_openapi
+from parley.server.ratelimit import Limits, install_rate_limit_answers
 from parley.server.routes import assistants, models, runs, threads, turns, users
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
@@ -36,17 +39,21 @@ def create_app(
         await db.migrate()
         engine = Engine(db, registry, settings)
         await engine.start()
+        limits = Limits(settings)
+        await limits.start()
         app.state.services = Services(
             settings=settings,
             db=db,
             providers=registry,
             engine=engine,
             keys=KeyCache(settings.auth_cache_seconds),
+            limits=limits,
         )
         try:
             yield
         finally:
             await engine.stop()
+            await limits.aclose()
             await registry.aclose()
             await db.dispose()
             if watchdog is not None:
@@ -59,6 +66,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_rate_limit_answers(app)
+    install_openapi(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -68,6 +77,8 @@ def create_app(
     for module in (turns, runs, threads, assistants, users, models):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
+        app.add_middleware(Cors, origins=settings.cors_origins)
     return app
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
 from parley.events import ActionItem
 from parley.store.records import Action, ApiKey, Assistant, Message, Run, Thread, User
@@ -95,9 +96,13 @@ class ApiKeyCreate(_Body):
     user_id: str | None = None
 
 
+#: ``provider/model-id``; the demo model is always there.
+_MODEL_EXAMPLES = ["demo/parley", "openai/gpt-4o-mini"]
+
+
 class AssistantCreate(_Tools):
-    name: str = Field(min_length=1, max_length=256)
-    model: str = Field(min_length=3, max_length=256)
+    name: str = Field(min_length=1, max_length=256, examples=["Helper"])
+    model: str = Field(min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
     instructions: str | None = Field(default=None, max_length=256_000)
     parameters: dict[str, Any] = Field(default_factory=dict)
     metadata: Metadata = Field(default_factory=dict)
@@ -105,7 +110,7 @@ class AssistantCreate(_Tools):
 
 class AssistantUpdate(_Tools):
     name: str | None = Field(default=None, min_length=1, max_length=256)
-    model: str | None = Field(default=None, min_length=3, max_length=256)
+    model: str | None = Field(default=None, min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
     instructions: str | None = Field(default=None, max_length=256_000)
     parameters: dict[str, Any] | None = None
     metadata: Metadata | None = None
@@ -445,6 +450,30 @@ class RunPublic(BaseModel):
             completed_at=_ts(r.completed_at),
             expires_at=_ts(r.expires_at),
         )
+
+
+class ErrorDetail(TypedDict):
+    """One field that failed validation."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(TypedDict):
+    """`type` is the kind of error (`not_found`, ...); `code` is a finer reason, given when
+    it differs from `type`; `details` names each field of a `validation_error`."""
+
+    type: str
+    message: str
+    code: NotRequired[str]
+    details: NotRequired[list[ErrorDetail]]
+
+
+class ErrorPublic(TypedDict):
+    """Every error answer."""
+
+    error: ErrorBody
 
 
 class TurnResultPublic(BaseModel):

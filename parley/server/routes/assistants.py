@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.openapi import errors
 from parley.server.schemas import (
     AssistantCreate,
     AssistantPublic,
@@ -38,7 +39,7 @@ async def create_assistant(body: AssistantCreate, user: CurrentUser, svc: Svc) -
     return AssistantPublic.of(assistant)
 
 
-@router.get("/assistants")
+@router.get("/assistants", responses=errors(400))
 async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[AssistantPublic]:
     items, more = await svc.db.read(
         functools.partial(

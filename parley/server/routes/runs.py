@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from parley.engine import transitions
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.openapi import errors, event_stream
 from parley.server.routes.streams import sse_response
 from parley.server.schemas import (
     ActionPublic,
@@ -38,7 +39,7 @@ async def run_public(svc: Svc, run: Run) -> RunPublic:
     return RunPublic.of(run, pending)
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, responses=errors(404, 409))
 async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
     def create(conn: Connection) -> Run:
         assistant = assistant_store.get_assistant(
@@ -62,7 +63,7 @@ async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
     return RunPublic.of(await svc.db.write(create))
 
 
-@router.get("/runs")
+@router.get("/runs", responses=errors(400, 404))
 async def list_runs(
     user: CurrentUser,
     svc: Svc,
@@ -86,12 +87,12 @@ async def get_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
     return await run_public(svc, run)
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", responses=errors(409))
 async def cancel_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
     return RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id))
 
 
-@router.post("/runs/{run_id}/submit_tool_outputs")
+@router.post("/runs/{run_id}/submit_tool_outputs", responses=errors(409))
 async def submit_tool_outputs(
     run_id: str, body: ToolOutputsSubmit, user: CurrentUser, svc: Svc
 ) -> RunPublic:
@@ -100,7 +101,14 @@ async def submit_tool_outputs(
     return await run_public(svc, run)
 
 
-@router.get("/runs/{run_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **event_stream("The run's events after the cursor, then live ones while it runs."),
+        **errors(400),
+    },
+)
 async def run_events(
     run_id: str,
     user: CurrentUser,
@@ -131,7 +139,7 @@ def _sequence_number(value: str) -> int:
     return seq
 
 
-@router.get("/actions")
+@router.get("/actions", responses=errors(404))
 async def list_actions(
     user: CurrentUser,
     svc: Svc,

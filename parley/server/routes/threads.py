@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import transitions
 from parley.server.deps import AscList, CurrentUser, DescList, Svc
+from parley.server.openapi import errors
 from parley.server.schemas import (
     Deleted,
     ListPublic,
@@ -36,7 +37,7 @@ async def create_thread(
     return ThreadPublic.of(thread)
 
 
-@router.get("/threads")
+@router.get("/threads", responses=errors(400))
 async def list_threads(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[ThreadPublic]:
     items, more = await svc.db.read(
         functools.partial(
@@ -54,7 +55,7 @@ async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPubli
     return ThreadPublic.of(thread)
 
 
-@router.delete("/threads/{thread_id}")
+@router.delete("/threads/{thread_id}", responses=errors(409))
 async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
     await svc.db.write(functools.partial(store.delete_thread, user_id=user.id, thread_id=thread_id))
     return Deleted(id=thread_id, object="thread.deleted")
@@ -80,21 +81,21 @@ async def _add_user_message(
     return MessagePublic.of(await svc.db.write(add))
 
 
-@router.post("/threads/{thread_id}/messages", status_code=201)
+@router.post("/threads/{thread_id}/messages", status_code=201, responses=errors(409))
 async def create_message(
     thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc
 ) -> MessagePublic:
     return await _add_user_message(svc, user.id, thread_id, body)
 
 
-@router.post("/messages", status_code=201)
+@router.post("/messages", status_code=201, responses=errors(404, 409))
 async def create_message_flat(
     body: MessageCreateFlat, user: CurrentUser, svc: Svc
 ) -> MessagePublic:
     return await _add_user_message(svc, user.id, body.thread_id, body)
 
 
-@router.get("/threads/{thread_id}/messages")
+@router.get("/threads/{thread_id}/messages", responses=errors(400))
 async def list_messages(
     thread_id: str, user: CurrentUser, svc: Svc, q: AscList
 ) -> ListPublic[MessagePublic]:

@@ -5,13 +5,13 @@ answers its result as one JSON body."""
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from parley.engine.run_loop import Turn
-from parley.server.deps import CurrentUser, Svc
+from parley.server.deps import CurrentUser, Svc, TurnSlot
+from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
 from parley.server.routes.streams import sse_response
 from parley.server.schemas import (
@@ -28,11 +28,12 @@ from parley.types import RunStatus, Usage
 
 router = APIRouter(tags=["turns"])
 
-_TURN_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The turn as server-sent events, or its result with stream false.",
-        "content": {"text/event-stream": {}},
-    }
+_TURN_ANSWERS = {
+    **event_stream(
+        "The turn as server-sent events, or its result as JSON with `stream` false.",
+        TurnResultPublic,
+    ),
+    **errors(404, 409, 503),
 }
 
 
@@ -70,36 +71,40 @@ async def _answer(svc: Svc, turn: Turn, stream: bool) -> StreamingResponse | Tur
 
 @router.post("/completions", responses=_TURN_ANSWERS, response_model=None)
 async def completions(
-    body: CompletionRequest, user: CurrentUser, svc: Svc
+    body: CompletionRequest, user: CurrentUser, svc: Svc, slot: TurnSlot
 ) -> StreamingResponse | TurnResultPublic:
-    turn = await svc.engine.start_turn(
-        user_id=user.id,
-        run_id=body.run_id,
-        thread_id=body.thread_id,
-        assistant_id=body.assistant_id,
-    )
+    async with slot:
+        turn = await svc.engine.start_turn(
+            user_id=user.id,
+            run_id=body.run_id,
+            thread_id=body.thread_id,
+            assistant_id=body.assistant_id,
+        )
+        slot.hold_until(turn.task)
     return await _answer(svc, turn, body.stream)
 
 
 @router.post("/process", responses=_TURN_ANSWERS, response_model=None)
 async def process(
-    body: ProcessRequest, user: CurrentUser, svc: Svc
+    body: ProcessRequest, user: CurrentUser, svc: Svc, slot: TurnSlot
 ) -> StreamingResponse | TurnResultPublic:
-    if body.run_id is not None:
-        turn = await svc.engine.start_turn(user_id=user.id, run_id=body.run_id)
-    else:
-        assert body.assistant_id is not None and body.content is not None
-        turn = await svc.engine.start_first_turn(
-            user_id=user.id,
-            assistant_id=body.assistant_id,
-            content=body.content,
-            images=[i.model_dump() for i in body.images],
-            thread_id=body.thread_id,
-        )
+    async with slot:
+        if body.run_id is not None:
+            turn = await svc.engine.start_turn(user_id=user.id, run_id=body.run_id)
+        else:
+            assert body.assistant_id is not None and body.content is not None
+            turn = await svc.engine.start_first_turn(
+                user_id=user.id,
+                assistant_id=body.assistant_id,
+                content=body.content,
+                images=[i.model_dump() for i in body.images],
+                thread_id=body.thread_id,
+            )
+        slot.hold_until(turn.task)
     return await _answer(svc, turn, body.stream)
 
 
-@router.post("/submit_tool_output")
+@router.post("/submit_tool_output", responses=errors(404, 409))
 async def submit_tool_output(body: ToolOutputSubmit, user: CurrentUser, svc: Svc) -> RunPublic:
     run_id, call_id = body.run_id, body.tool_call_id
     if body.action_id is not None:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
 from parley.server.deps import AdminUser, CurrentUser, Svc
+from parley.server.openapi import errors
 from parley.server.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -29,7 +30,7 @@ async def me(user: CurrentUser) -> UserPublic:
     return UserPublic.of(user)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses=errors(403))
 async def create_user(body: UserCreate, _: AdminUser, svc: Svc) -> UserCreated:
     def create(conn: Connection) -> tuple[User, ApiKey, str]:
         user = user_store.create_user(conn, name=body.name, is_admin=body.is_admin)
@@ -42,7 +43,7 @@ async def create_user(body: UserCreate, _: AdminUser, svc: Svc) -> UserCreated:
     )
 
 
-@router.post("/api_keys", status_code=201)
+@router.post("/api_keys", status_code=201, responses=errors(404))
 async def create_api_key(body: ApiKeyCreate, user: CurrentUser, svc: Svc) -> ApiKeyCreated:
     owner = body.user_id or user.id
     if owner != user.id and not user.is_admin:

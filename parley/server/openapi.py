@@ -1,0 +1,222 @@
+"""The OpenAPI document (``/openapi.json``) lists every answer an operation can give.
+
+A route names only the errors that are its own, ``responses=errors(409)``; those that follow
+from an operation's shape are added here, the same way for every route:
+
+    every /v1 operation       401 authentication_error, 429 rate_limited (Retry-After)
+    an id in the path         404 not_found
+    a request body            400 invalid_request (not JSON), 413 payload_too_large,
+                              422 validation_error
+    query parameters          422 validation_error
+
+Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``). FastAPI's own
+``HTTPValidationError`` is never sent (``parley.server.errors`` maps validation failures), so
+it is not in the document either. Links lead from each answer naming a resource to the
+operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``completions``'
+``run_id``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, TypeAdapter
+
+from parley.server.schemas import ErrorPublic
+
+Responses = dict[int | str, dict[str, Any]]
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorPublic"}
+
+#: status -> (error type, when it is answered)
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: (
+        "invalid_request",
+        "The request is refused: the body is not JSON, or a value names nothing usable "
+        "(an unknown model, a list cursor, a tool call id, ...). `code` says which.",
+    ),
+    401: ("authentication_error", "No API key, or an invalid or revoked one."),
+    403: ("permission_denied", "The API key is not an admin's."),
+    404: ("not_found", "No such resource (another user's id answers the same)."),
+    409: ("conflict", "The state of the thread or run does not allow it now. `code` says why."),
+    413: ("payload_too_large", "The body is larger than the server accepts."),
+    422: (
+        "validation_error",
+        "The body or a query parameter is not valid. `details` names each field.",
+    ),
+    429: ("rate_limited", "Too many requests: retry after `Retry-After` seconds."),
+    503: ("service_unavailable", "The server is shutting down: retry (on another replica)."),
+}
+
+_FRAMES = (
+    "Server-sent events: frames of `id: <seq>`, `event: <type>` and `data: <the event as "
+    "JSON>`, with `: ping` comments while idle; the stream ends with one `done` event."
+)
+
+#: answer schema -> the parameter or body field its ``id`` fills
+_IDS = {
+    "AssistantPublic": "assistant_id",
+    "ThreadPublic": "thread_id",
+    "MessagePublic": "message_id",
+    "RunPublic": "run_id",
+    "ApiKeyCreated": "key_id",
+}
+
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def errors(*statuses: int) -> Responses:
+    """The ``responses=`` of a route: the errors it answers beyond those of its shape."""
+    return {status: {"description": _describe(status)} for status in statuses}
+
+
+def _describe(status: int) -> str:
+    error_type, when = _ERRORS[status]
+    return f"`{error_type}`: {when}"
+
+
+def event_stream(description: str, result: type[BaseModel] | None = None) -> Responses:
+    """A 200 that streams server-sent events, or answers ``result`` as JSON instead."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"text/event-stream": {"schema": {"type": "string", "description": _FRAMES}}},
+    }
+    if result is not None:
+        answer["model"] = result
+    return {200: answer}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the completed document at ``app.openapi_url``."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def complete(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the errors every operation shares, the error schema and the API-key schemes."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    error_schema = TypeAdapter(ErrorPublic).json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas["ErrorPublic"] = error_schema
+    components["securitySchemes"] = _SECURITY_SCHEMES
+    for path, item in document.get("paths", {}).items():
+        for operation in item.values():
+            _complete_operation(path, operation)
+    _link(document)
+    return document
+
+
+def _shared_errors(path: str, operation: dict[str, Any]) -> list[int]:
+    places = {p["in"] for p in operation.get("parameters", ())}
+    has_body = "requestBody" in operation
+    statuses = [401, 429] if path.startswith("/v1/") else []
+    if "path" in places:
+        statuses.append(404)
+    if has_body:
+        statuses += [400, 413]
+    if has_body or "query" in places:
+        statuses.append(422)
+    return statuses
+
+
+def _complete_operation(path: str, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    fastapi_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if "HTTPValidationError" in str(fastapi_422.get("schema", {}).get("$ref", "")):
+        del responses["422"]
+    for shared in _shared_errors(path, operation):
+        responses.setdefault(str(shared), {"description": _describe(shared)})
+    for status, answer in responses.items():
+        if not status.isdigit() or int(status) < 400:
+            continue
+        answer["content"] = {"application/json": {"schema": _ERROR_REF}}
+        if status == "429":
+            answer["headers"] = {
+                "Retry-After": {
+                    "description": "Whole seconds to wait before retrying.",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+    operation["responses"] = dict(sorted(responses.items()))
+    if path.startswith("/v1/"):
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+
+
+def _link(document: dict[str, Any]) -> None:
+    """Links from every answer that names a resource to each operation taking its id."""
+    schemas = document["components"]["schemas"]
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    takers = [(op, _inputs(op, schemas)) for op in operations]
+    for source in operations:
+        for status, answer in source["responses"].items():
+            name = _schema_name(answer.get("content", {}).get("application/json", {}))
+            if not status.startswith("2") or name is None:
+                continue
+            fields = set(schemas[name].get("properties", {}))
+            values = {f: f"$response.body#/{f}" for f in fields if f in _IDS.values()}
+            if name in _IDS:
+                values[_IDS[name]] = "$response.body#/id"
+            links = {}
+            for target, inputs in takers:
+                link = _link_to(target, inputs, values)
+                if link is not None:
+                    links[target["operationId"]] = link
+            if links:
+                answer["links"] = links
+
+
+def _link_to(
+    target: dict[str, Any], inputs: dict[str, str], values: dict[str, str]
+) -> dict[str, Any] | None:
+    parameters = {
+        f"{where}.{name}": value
+        for name, value in values.items()
+        if (where := inputs.get(name)) in ("path", "query")
+    }
+    body = {name: value for name, value in values.items() if inputs.get(name) == "body"}
+    if not parameters and not body:
+        return None
+    link: dict[str, Any] = {"operationId": target["operationId"]}
+    if parameters:
+        link["parameters"] = parameters
+    if body:
+        link["requestBody"] = body
+    return link
+
+
+def _inputs(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, str]:
+    """Each id the operation takes, by name: where it goes (``path``, ``query``, ``body``)."""
+    inputs = {
+        p["name"]: p["in"]
+        for p in operation.get("parameters", ())
+        if p["in"] in ("path", "query") and p["name"] in _IDS.values()
+    }
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    name = _schema_name(content)
+    if name is not None:
+        for field in schemas[name].get("properties", {}):
+            if field in _IDS.values():
+                inputs.setdefault(field, "body")
+    return inputs
+
+
+def _schema_name(content: dict[str, Any]) -> str | None:
+    schema = content.get("schema", {})
+    for option in [schema, *schema.get("anyOf", ())]:
+        ref = option.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            return str(ref.rsplit("/", 1)[1])
+    return None

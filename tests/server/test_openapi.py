@@ -1,0 +1,140 @@
+"""The OpenAPI document names every answer an operation gives, in the one error shape; a
+wrong method answers 405 with every method of the path in ``Allow``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.config import Settings
+from parley.server.app import create_app
+
+ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return create_app(Settings(database_url="sqlite://")).openapi()
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, operation
+
+
+def test_fastapi_validation_shape_is_gone(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert "HTTPValidationError" not in str(document["paths"])
+    error = schemas["ErrorBody"]
+    assert error["required"] == ["type", "message"]
+    assert set(error["properties"]) == {"type", "message", "code", "details"}
+
+
+def test_every_error_answer_has_the_error_shape(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        for status, answer in operation["responses"].items():
+            if int(status) >= 400:
+                assert answer["content"] == {"application/json": {"schema": ERROR}}, (
+                    method,
+                    path,
+                    status,
+                )
+
+
+def test_errors_follow_from_the_shape_of_each_operation(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        statuses = set(operation["responses"])
+        places = {p["in"] for p in operation.get("parameters", ())}
+        where = (method, path, sorted(statuses))
+        if path.startswith("/v1/"):
+            assert {"401", "429"} <= statuses, where
+            assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
+            retry_after = operation["responses"]["429"]["headers"]["Retry-After"]
+            assert retry_after["required"] is True
+        else:
+            assert not {"401", "429"} & statuses, where
+        if "path" in places:
+            assert "404" in statuses, where
+        if "requestBody" in operation:
+            assert {"400", "413", "422"} <= statuses, where
+        elif "query" not in places:
+            assert "422" not in statuses, where  # nothing to validate
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("POST", "/v1/users", {"403"}),
+        ("POST", "/v1/runs", {"404", "409"}),
+        ("GET", "/v1/runs", {"400", "404"}),
+        ("DELETE", "/v1/threads/{thread_id}", {"409"}),
+        ("POST", "/v1/messages", {"404", "409"}),
+        ("POST", "/v1/completions", {"404", "409", "503"}),
+        ("POST", "/v1/process", {"404", "409", "503"}),
+        ("GET", "/v1/runs/{run_id}/events", {"400"}),
+    ],
+)
+def test_errors_of_their_own(
+    document: dict[str, Any], method: str, path: str, statuses: set[str]
+) -> None:
+    assert statuses <= set(document["paths"][path][method.lower()]["responses"])
+
+
+def test_streams_are_event_streams(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    events = paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"]
+    for turn in ("/v1/completions", "/v1/process"):
+        content = paths[turn]["post"]["responses"]["200"]["content"]
+        assert set(content) == {"text/event-stream", "application/json"}
+        assert content["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/TurnResultPublic"
+        }
+
+
+def test_links_lead_from_a_resource_to_the_operations_taking_its_id(
+    document: dict[str, Any],
+) -> None:
+    created = document["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"]
+    assert created["get_run_v1_runs__run_id__get"] == {
+        "operationId": "get_run_v1_runs__run_id__get",
+        "parameters": {"path.run_id": "$response.body#/id"},
+    }
+    assert created["completions_v1_completions_post"]["requestBody"]["run_id"] == (
+        "$response.body#/id"
+    )
+
+
+def test_the_server_serves_the_document(server: Any) -> None:
+    answer = httpx.get(f"{server.base_url}/openapi.json")
+    assert answer.status_code == 200
+    assert "ErrorPublic" in answer.json()["components"]["schemas"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/assistants/asst_x", "DELETE, GET, POST"),
+        ("PATCH", "/v1/threads", "GET, POST"),
+        ("DELETE", "/v1/threads/thread_x/messages", "GET, POST"),
+        ("HEAD", "/v1/me", "GET"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+def test_a_wrong_method_names_every_method_of_the_path(
+    server: Any, user_key: str, method: str, path: str, allowed: str
+) -> None:
+    answer = httpx.request(
+        method, f"{server.base_url}{path}", headers={"Authorization": f"Bearer {user_key}"}
+    )
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    if method != "HEAD":
+        assert answer.json() == {
+            "error": {"type": "invalid_request", "message": "Method not allowed on this endpoint."}
+        }
