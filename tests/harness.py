@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 
@@ -23,6 +24,20 @@ from parley.testing.databases import ScratchDatabase
 PG_ENV = "PARLEY_TEST_DATABASE_URL"
 #: When set, every server of the suite streams across replicas through this Redis.
 REDIS_ENV = "PARLEY_TEST_REDIS_URL"
+
+
+#: The Redis of the tests that need one: ``PARLEY_TEST_REDIS_URL``, else the local default.
+TEST_REDIS_URL = os.environ.get(REDIS_ENV) or "redis://127.0.0.1:6379/15"
+
+
+def redis_reachable(url: str = TEST_REDIS_URL) -> bool:
+    """Whether a Redis server answers TCP at ``url``'s address."""
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:

@@ -4,11 +4,9 @@ replica that died frees itself when its lease ends; without Redis each counts on
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -21,24 +19,22 @@ from tests.e2e.helpers import (
     wait_run,
 )
 from tests.e2e.sse import stream_events
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import (
+    TEST_REDIS_URL,
+    FreshDatabase,
+    ParleyServer,
+    free_port,
+    provider_config,
+    redis_reachable,
+)
 
-REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+REDIS_URL = TEST_REDIS_URL
 REQUESTS = 6
 LEASE = 2  # seconds
 
 
-def _redis_reachable() -> bool:
-    u = urlparse(REDIS_URL)
-    try:
-        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 needs_redis = pytest.mark.skipif(
-    not _redis_reachable(), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
+    not redis_reachable(), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
 )
 
 LIMITS = {

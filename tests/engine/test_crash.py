@@ -9,7 +9,6 @@ interval so that the kill lands well after the last checkpoint."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,19 +20,20 @@ import pytest
 
 from parley.testing.fake_upstream import expected_text
 from tests.e2e.sse import Event, stream_events
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import (
+    TEST_REDIS_URL,
+    FreshDatabase,
+    ParleyServer,
+    free_port,
+    provider_config,
+    redis_reachable,
+)
 
 LONG = "fake/text:400:20"  # eight seconds of streaming, a chunk every 20 ms
 CHECKPOINT_SECONDS = 1.0
 #: Content chunks the fake upstream sends in one checkpoint interval, with room for jitter.
 CHUNKS_PER_CHECKPOINT = int(CHECKPOINT_SECONDS / 0.020) + 10
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-def _redis_reachable() -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", 6379)) == 0
+REDIS_URL = TEST_REDIS_URL
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_a_client_resuming_after_a_restart_gets_the_closing_events(
 def test_followers_on_another_replica_get_the_end_of_a_dead_replicas_run(
     upstream: Any, database: FreshDatabase, tmp_path: Path, redis: bool
 ) -> None:
-    if redis and not _redis_reachable():
+    if redis and not redis_reachable():
         pytest.skip(f"no Redis at {REDIS_URL}")
     env = {"PARLEY_REDIS_URL": REDIS_URL} if redis else {}
     a = _server(upstream, database, tmp_path, **env).start()

@@ -4,34 +4,29 @@ replica at once."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
 from parley import Client
 from parley.testing.fake_upstream import expected_text
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import (
+    TEST_REDIS_URL,
+    FreshDatabase,
+    ParleyServer,
+    free_port,
+    provider_config,
+    redis_reachable,
+)
 
-REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _reachable(url: str) -> bool:
-    u = urlparse(url)
-    try:
-        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
+REDIS_URL = TEST_REDIS_URL
 
 
 pytestmark = pytest.mark.skipif(
-    not _reachable(REDIS_URL), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
+    not redis_reachable(REDIS_URL), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
 )
 
 

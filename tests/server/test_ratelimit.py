@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-import socket
 from collections.abc import AsyncIterator
-from urllib.parse import urlparse
 
 import pytest
 
@@ -18,22 +15,13 @@ from parley.cli.main import _settings, build_parser
 from parley.config import Settings
 from parley.errors import RateLimited
 from parley.server.ratelimit import Limits, LocalCounters, Policy, RedisCounters
-from tests.harness import free_port
+from tests.harness import TEST_REDIS_URL, free_port, redis_reachable
 
-REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
-
-
-def _redis_reachable() -> bool:
-    u = urlparse(REDIS_URL)
-    try:
-        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
+REDIS_URL = TEST_REDIS_URL
 
 
 needs_redis = pytest.mark.skipif(
-    not _redis_reachable(), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
+    not redis_reachable(), reason=f"no Redis at {REDIS_URL} (set PARLEY_TEST_REDIS_URL)"
 )
 
 
