@@ -17,7 +17,7 @@ from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
 from parley.server.limits import BodyLimit
 from parley.server.openapi import install_openapi
-from parley.server.ratelimit import Limits, install_rate_limit_answers
+from parley.server.ratelimit import Limits
 from parley.server.routes import assistants, models, runs, threads, turns, users
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
@@ -66,7 +66,6 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    install_rate_limit_answers(app)
     install_openapi(app)
 
     @app.get("/healthz", tags=["health"])

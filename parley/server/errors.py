@@ -4,16 +4,24 @@ Unknown exceptions are logged and answered with a generic 500: no internal text 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from parley.errors import Conflict, InternalError, InvalidRequest, ParleyError, ValidationFailed
+from parley.errors import (
+    Conflict,
+    InternalError,
+    InvalidRequest,
+    ParleyError,
+    RateLimited,
+    ValidationFailed,
+)
 
 log = logging.getLogger("parley.server")
 
@@ -24,7 +32,12 @@ _HTTP_TYPES = {
 
 
 def error_response(exc: ParleyError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    """The JSON answer of ``exc``; a 429 also says when to retry (``Retry-After``, whole
+    seconds, at least 1)."""
+    headers = None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
 def _validation_error(exc: RequestValidationError) -> ParleyError:
@@ -66,12 +79,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind, message = _HTTP_TYPES.get(exc.status_code, ("invalid_request", "Bad request."))
-        body = {"error": {"type": kind, "message": message}}
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            if request.method == "OPTIONS":  # what the path serves (CORS: parley.server.cors)
+                return Response(status_code=204, headers={"Allow": f"{allowed}, OPTIONS"})
             headers["Allow"] = allowed
+        kind, message = _HTTP_TYPES.get(exc.status_code, ("invalid_request", "Bad request."))
+        body = {"error": {"type": kind, "message": message}}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(IntegrityError)

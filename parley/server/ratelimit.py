@@ -33,12 +33,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-
 from parley.config import Settings
 from parley.errors import RateLimited
-from parley.server.errors import error_response
 
 log = logging.getLogger("parley.server")
 
@@ -442,14 +438,3 @@ class RunSlot:
     ) -> None:
         if self._id is not None and not self._held:
             self.limits.counters.release(self.key, self._id)
-
-
-def install_rate_limit_answers(app: FastAPI) -> None:
-    """A 429 carries ``Retry-After`` in whole seconds (at least 1)."""
-
-    @app.exception_handler(RateLimited)
-    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
-        response = error_response(exc)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        return response

@@ -1,5 +1,6 @@
 """The OpenAPI document names every answer an operation gives, in the one error shape; a
-wrong method answers 405 with every method of the path in ``Allow``."""
+wrong method answers 405 with every method of the path in ``Allow``, and ``OPTIONS`` a 204
+with them."""
 
 from __future__ import annotations
 
@@ -138,3 +139,15 @@ def test_a_wrong_method_names_every_method_of_the_path(
         assert answer.json() == {
             "error": {"type": "invalid_request", "message": "Method not allowed on this endpoint."}
         }
+
+
+def test_options_names_the_methods_of_the_path_without_cors(server: Any) -> None:
+    # a browser's preflight, with CORS off: answered (not 405), and nothing allows the origin
+    answer = httpx.options(
+        f"{server.base_url}/v1/threads",
+        headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == "GET, POST, OPTIONS"
+    assert not any(h.startswith("access-control-") for h in answer.headers)
+    assert httpx.options(f"{server.base_url}/v1/nowhere").status_code == 404
