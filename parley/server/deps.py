@@ -13,7 +13,7 @@ from parley.config import Settings
 from parley.engine import Engine
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.providers.registry import ProviderRegistry
-from parley.server.ratelimit import Limits, RunSlot
+from parley.server.ratelimit import Limits
 from parley.store import users as user_store
 from parley.store.db import Database, now
 from parley.store.pagination import Order
@@ -121,15 +121,8 @@ async def _user_of(svc: Services, key_hash: str) -> User:
     return owner.user
 
 
-async def current_user(caller: Annotated[Caller, Depends(authenticated)]) -> User:
-    return caller.user
-
-
-async def run_slot(
-    caller: Annotated[Caller, Depends(authenticated)], svc: Annotated[Services, Depends(services)]
-) -> RunSlot:
-    """A slot among the key's turns in progress, taken with ``async with``."""
-    return svc.limits.run_slot(caller.key_hash)
+async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> User:
+    return (await authenticated(request, svc)).user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
@@ -158,7 +151,7 @@ def list_query(default_order: Order) -> object:
 
 Svc = Annotated[Services, Depends(services)]
 CurrentUser = Annotated[User, Depends(current_user)]
-TurnSlot = Annotated[RunSlot, Depends(run_slot)]
+AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
 AdminUser = Annotated[User, Depends(admin_user)]
 DescList = Annotated[ListQuery, list_query("desc")]
 AscList = Annotated[ListQuery, list_query("asc")]

@@ -1,11 +1,14 @@
-"""A pure ASGI middleware that refuses request bodies over the configured size (413)."""
+"""A pure ASGI middleware that refuses, before any route runs, requests the server cannot
+take: bodies over the configured size (413), and a NUL character in the path (404: no id
+has one) or the query (422, as a query parameter no route accepts), which no database can
+compare or store."""
 
 from __future__ import annotations
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from parley.errors import PayloadTooLarge
+from parley.errors import NotFound, ParleyError, PayloadTooLarge, ValidationFailed
 
 
 class BodyLimit:
@@ -21,10 +24,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"]:
+            await _refuse(send, NotFound("No such resource: the path has a NUL character."))
+            return
+        if b"%00" in scope["query_string"]:
+            error = ValidationFailed("Invalid request: the query has a NUL character (%00).")
+            await _refuse(send, error)
+            return
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._refuse(send)
+                    await self._too_large(send)
                     return
                 await self.app(scope, receive, send)
                 return
@@ -33,7 +43,7 @@ class BodyLimit:
             return
         body = await self._read_chunked(receive)
         if body is None:
-            await self._refuse(send)
+            await self._too_large(send)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -54,21 +64,26 @@ class BodyLimit:
                 break
         return b"".join(parts)
 
-    async def _refuse(self, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
-        body = orjson.dumps(error.to_dict())
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _too_large(self, send: Send) -> None:
+        await _refuse(
+            send, PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(send: Send, error: ParleyError) -> None:
+    body = orjson.dumps(error.to_dict())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

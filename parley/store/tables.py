@@ -1,9 +1,10 @@
 """The database schema, as SQLAlchemy Core tables. Migrations create exactly this.
 
-Every text and JSON column stores U+0000 as U+FFFD, on every database: PostgreSQL can hold
-NUL in neither text nor JSONB, and a string a model, a tool or a client sends must be
-stored the same way wherever it lands. The same holds for values compared with these
-columns, so a NUL in an id finds nothing instead of failing the query.
+Every column that holds content (text, names and JSON from a model, a tool or a client)
+stores U+0000 as U+FFFD, on every database: PostgreSQL can hold NUL in neither text nor
+JSONB, and such a string must be stored the same way wherever it lands. Ids, statuses and
+the event log's JSON text (whose NULs are escapes) are plain columns: they are bound on the
+hot path, and a NUL in an id never gets this far (``server.limits``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy import String as _String
-from sqlalchemy import Text as _Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -43,20 +44,20 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-class String(TypeDecorator[str]):
-    """``VARCHAR(n)`` that stores U+0000 as U+FFFD."""
+class Name(TypeDecorator[str]):
+    """``VARCHAR(n)`` of content: U+0000 is stored as U+FFFD."""
 
-    impl = _String
+    impl = String
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         return value.replace(NUL, REPLACEMENT) if value and NUL in value else value
 
 
-class Text(String):
-    """``TEXT`` that stores U+0000 as U+FFFD."""
+class Content(Name):
+    """``TEXT`` of content: U+0000 is stored as U+FFFD."""
 
-    impl = _Text
+    impl = Text
 
 
 class _Json(TypeDecorator[Any]):
@@ -92,7 +93,7 @@ users = Table(
     "users",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", Name(200), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
 )
@@ -115,9 +116,9 @@ assistants = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(256), nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("instructions", Text),
+    Column("name", Name(256), nullable=False),
+    Column("model", Name(256), nullable=False),
+    Column("instructions", Content),
     Column("tools", Json, nullable=False),
     Column("parameters", Json, nullable=False),
     Column("metadata", Json, nullable=False),
@@ -143,15 +144,15 @@ runs = Table(
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
     Column("assistant_id", String(40), ForeignKey("assistants.id", ondelete="SET NULL")),
-    Column("model", String(256), nullable=False),
-    Column("instructions", Text),
+    Column("model", Name(256), nullable=False),
+    Column("instructions", Content),
     Column("tools", Json, nullable=False),
     Column("parameters", Json, nullable=False),
     Column("status", String(20), nullable=False),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("error_code", String(64)),
-    Column("error_message", Text),
+    Column("error_message", Content),
     Column("last_seq", Integer, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
@@ -182,10 +183,10 @@ messages = Table(
     Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("role", String(16), nullable=False),
-    Column("content", Text, nullable=False),
-    Column("reasoning", Text),
+    Column("content", Content, nullable=False),
+    Column("reasoning", Content),
     Column("tool_calls", Json),
-    Column("tool_call_id", String(TOOL_FIELD_LENGTH)),
+    Column("tool_call_id", Name(TOOL_FIELD_LENGTH)),
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="SET NULL")),
     #: Images given with a user message: ``[{"url": ...}]`` (``data:`` or ``http(s):``).
     Column("images", Json),
@@ -202,13 +203,13 @@ actions = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("tool_call_id", String(TOOL_FIELD_LENGTH), nullable=False),
+    Column("tool_call_id", Name(TOOL_FIELD_LENGTH), nullable=False),
     #: Order of the call in the model's answer.
     Column("position", Integer, nullable=False),
-    Column("name", String(TOOL_FIELD_LENGTH), nullable=False),
+    Column("name", Name(TOOL_FIELD_LENGTH), nullable=False),
     Column("arguments", Json, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("output", Text),
+    Column("output", Content),
     Column("created_at", Float, nullable=False),
     Column("completed_at", Float),
     UniqueConstraint("run_id", "tool_call_id"),

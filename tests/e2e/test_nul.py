@@ -78,3 +78,9 @@ def test_a_nul_in_the_models_text_is_stored_cleaned(http: httpx.Client, tmp_path
 def test_a_nul_in_an_id_finds_nothing(http: httpx.Client) -> None:
     for path in ("/threads/thread_%00x", "/runs/run_%00x", "/assistants/asst_%00x"):
         assert_error(http.get(path), 404)
+
+
+def test_a_nul_in_a_query_is_refused(http: httpx.Client) -> None:
+    thread = http.post("/threads", json={}).json()
+    assert_error(http.get("/runs", params={"thread_id": "thread_\x00x"}), 422)
+    assert_error(http.get(f"/threads/{thread['id']}/messages", params={"after": "msg_\x00"}), 422)

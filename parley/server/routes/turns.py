@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from parley.engine.run_loop import Turn
-from parley.server.deps import CurrentUser, Svc, TurnSlot
+from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
 from parley.server.routes.streams import sse_response
@@ -71,11 +71,11 @@ async def _answer(svc: Svc, turn: Turn, stream: bool) -> StreamingResponse | Tur
 
 @router.post("/completions", responses=_TURN_ANSWERS, response_model=None)
 async def completions(
-    body: CompletionRequest, user: CurrentUser, svc: Svc, slot: TurnSlot
+    body: CompletionRequest, caller: AuthenticatedCaller, svc: Svc
 ) -> StreamingResponse | TurnResultPublic:
-    async with slot:
+    async with svc.limits.run_slot(caller.key_hash) as slot:
         turn = await svc.engine.start_turn(
-            user_id=user.id,
+            user_id=caller.user.id,
             run_id=body.run_id,
             thread_id=body.thread_id,
             assistant_id=body.assistant_id,
@@ -86,15 +86,15 @@ async def completions(
 
 @router.post("/process", responses=_TURN_ANSWERS, response_model=None)
 async def process(
-    body: ProcessRequest, user: CurrentUser, svc: Svc, slot: TurnSlot
+    body: ProcessRequest, caller: AuthenticatedCaller, svc: Svc
 ) -> StreamingResponse | TurnResultPublic:
-    async with slot:
+    async with svc.limits.run_slot(caller.key_hash) as slot:
         if body.run_id is not None:
-            turn = await svc.engine.start_turn(user_id=user.id, run_id=body.run_id)
+            turn = await svc.engine.start_turn(user_id=caller.user.id, run_id=body.run_id)
         else:
             assert body.assistant_id is not None and body.content is not None
             turn = await svc.engine.start_first_turn(
-                user_id=user.id,
+                user_id=caller.user.id,
                 assistant_id=body.assistant_id,
                 content=body.content,
                 images=[i.model_dump() for i in body.images],
