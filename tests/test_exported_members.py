@@ -11,6 +11,8 @@ def test_all_is_sorted_and_complete() -> None:
     # Subpackages become attributes once imported; they are not exports.
     modules = {
         "config",
+        "controls",
+        "embedded",
         "errors",
         "events",
         "sdk",

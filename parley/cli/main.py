@@ -229,7 +229,7 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
 
 def _terminal(args: argparse.Namespace) -> int:
     """``parley chat`` and ``parley ask``: clients of a server, no server settings here."""
-    from parley.terminal.controls import log_to_stderr
+    from parley.controls import log_to_stderr
 
     log_to_stderr()  # the MCP SDK's warnings quote what servers sent
     options = _chat_options(args)
@@ -302,9 +302,9 @@ def _check_redis(url: str) -> None:
 
 
 async def _print_models(settings: Settings) -> int:
+    from parley.controls import clean
     from parley.providers.catalog import describe
     from parley.providers.registry import ProviderRegistry
-    from parley.terminal.controls import clean
 
     registry = ProviderRegistry(settings)
     try:
@@ -325,9 +325,9 @@ async def _print_models(settings: Settings) -> int:
 async def _create_user(settings: Settings, name: str, admin: bool) -> int:
     from sqlalchemy.engine import Connection
 
-    from parley.cli.local import private_database
     from parley.store import users as user_store
     from parley.store.db import Database
+    from parley.store.local import private_database
     from parley.store.records import User
 
     private_database(settings.database_url)

@@ -4,59 +4,25 @@ web page next to it, and the banner with both URLs."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import TYPE_CHECKING
 
-import uvicorn
-from fastapi import FastAPI
-
 from parley.config import Settings
-from parley.server import create_app
-from parley.terminal.controls import log_to_stderr
+from parley.controls import log_to_stderr
+from parley.server.serving import build_server
 
 if TYPE_CHECKING:
     from parley.cli.web import WebBeside
 
 
-class _Server(uvicorn.Server):
-    """Stops the engine first when shutting down: running turns end ``incomplete`` at once,
-    so their streams finish with ``done`` instead of holding the shutdown until its timeout."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        super().__init__(config)
-        self.parley_app = app
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        services = getattr(self.parley_app.state, "services", None)
-        if services is not None:
-            await services.engine.stop()
-        await super().shutdown(sockets)
-
-
-def build_server(settings: Settings) -> _Server:
-    """The uvicorn server of the Parley app for ``settings`` (not started); its shutdown
-    stops the engine first, so running turns settle."""
-    app = create_app(settings)
-    return _Server(_config(settings, app), app)
-
-
-def _config(settings: Settings, app: FastAPI) -> uvicorn.Config:
+def _log_to_stderr(settings: Settings) -> None:
     log_to_stderr(settings.log_level.upper(), "%(levelname)s %(name)s: %(message)s")
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        lifespan="on",
-    )
 
 
 def serve(settings: Settings) -> int:
-    from parley.cli.local import private_database
+    from parley.store.local import private_database
 
     private_database(settings.database_url)
+    _log_to_stderr(settings)
     server = build_server(settings)
     server.run()
     return 0 if server.started else 1
@@ -69,10 +35,11 @@ def run_local(settings: Settings, *, web_port: int | None = None) -> int:
 
 
 async def _run_local(settings: Settings, web_port: int | None = None) -> int:
-    from parley.cli.local import ensure_local_key, private_database
     from parley.store.db import Database
+    from parley.store.local import ensure_local_key, private_database
 
     private_database(settings.database_url)
+    _log_to_stderr(settings)
     db = Database(settings.database_url)
     try:
         await db.migrate()

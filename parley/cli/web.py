@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from parley.config import ClientSettings
+from parley.controls import clean
 from parley.errors import ParleyError
-from parley.terminal.controls import clean
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -38,7 +38,7 @@ def run_web(options: WebOptions) -> int:
     if base_url is not None:
         return _serve(options, base_url, api_key or "", base_url)
 
-    from parley.terminal.embedded import EmbeddedServer, EmbeddedServerError
+    from parley.embedded import EmbeddedServer, EmbeddedServerError
 
     print("Starting the embedded Parley server…", file=sys.stderr, flush=True)
     embedded = EmbeddedServer()

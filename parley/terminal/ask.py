@@ -17,8 +17,8 @@ import sys
 
 from rich.console import Console
 
+from parley.controls import clean
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.controls import clean
 from parley.terminal.output import JsonOutput, TerminalOutput, prompt_asker
 from parley.terminal.session import (
     EXIT_FAILED,

@@ -4,7 +4,7 @@
 (``add_text``, ``add_reasoning``, ``tool_call``, ``tool_result``, then ``finish``) and it
 draws. ``render_answer`` picks the final rendering of a whole answer (JSON, code, Markdown
 or plain text). Everything a model or a tool wrote passes through ``clean``
-(``parley.terminal.controls``) first, so neither can move the cursor, retitle the window or
+(``parley.controls``) first, so neither can move the cursor, retitle the window or
 change colours.
 
 The frame clock
@@ -59,7 +59,7 @@ from rich.spinner import Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
-from parley.terminal.controls import clean, clean_data
+from parley.controls import clean, clean_data
 
 __all__ = ["StreamView", "Usage", "clean", "render_answer", "wants_plain"]
 

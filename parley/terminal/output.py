@@ -24,8 +24,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from parley.controls import clean, escape_controls_in_json
 from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta
-from parley.terminal.controls import clean, escape_controls_in_json
 from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage

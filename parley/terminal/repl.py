@@ -34,10 +34,10 @@ from rich.table import Table
 from rich.text import Text
 
 from parley.config import data_dir, make_private
+from parley.controls import clean
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.controls import clean
 from parley.terminal.display import render_answer
 from parley.terminal.output import TerminalOutput, prompt_asker
 from parley.terminal.session import (

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from parley.config import ClientSettings
+from parley.embedded import EmbeddedServer, EmbeddedServerError
 from parley.errors import NotFound, ParleyError
 from parley.sdk import AsyncClient
 from parley.sdk.models import Assistant, Thread
-from parley.terminal.embedded import EmbeddedServer, EmbeddedServerError
 from parley.terminal.mcp_config import (
     ConfirmMode,
     MCPConfigError,

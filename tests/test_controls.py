@@ -7,7 +7,7 @@ import io
 import json
 import logging
 
-from parley.terminal.controls import CleanFormatter, clean_data, escape_controls_in_json
+from parley.controls import CleanFormatter, clean_data, escape_controls_in_json
 
 HOSTILE = "a\x1b]0;title\x07b\x9b2Jc\x7f"
 

@@ -1,10 +1,12 @@
-"""The embedded server of ``parley chat`` / ``parley ask``: a real Parley server on loopback.
+"""The embedded server of ``parley chat`` / ``parley ask`` / ``parley web``: a real Parley
+server on loopback. It belongs to no face: the terminal and the web page both start it, and
+the child side uses only the server and the store.
 
-With no ``--server`` (and no ``PARLEY_BASE_URL``), the terminal client starts the same server
-code in a child process (``python -m parley.terminal.embedded``) on a free loopback port, with
+With no ``--server`` (and no ``PARLEY_BASE_URL``), a client starts the same server
+code in a child process (``python -m parley.embedded``) on a free loopback port, with
 the default settings: the SQLite file in the user data directory and, unless a provider key is
 in the environment, only the offline demo model. The child authenticates the client with the
-local key of ``parley run`` (``parley.cli.local.ensure_local_key``).
+local key of ``parley run`` (``parley.store.local.ensure_local_key``).
 
 Why a process and not a thread: the server's imports (FastAPI, SQLAlchemy, the engine) then
 load on the other CPU while the client draws its first prompt, and a busy server never holds
@@ -78,7 +80,7 @@ class EmbeddedServer:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "parley.terminal.embedded",
+                "parley.embedded",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
@@ -144,9 +146,10 @@ class EmbeddedServer:
 
 async def _serve_child() -> int:
     """Serve on a free loopback port until stdin closes (runs in the child process)."""
-    from parley.cli.local import ensure_local_key, private_database
-    from parley.cli.serve import build_server
     from parley.config import Settings
+    from parley.controls import log_to_stderr
+    from parley.server.serving import build_server
+    from parley.store.local import ensure_local_key, private_database
 
     os.umask(0o077)  # what the server writes is the user's only
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -154,6 +157,7 @@ async def _serve_child() -> int:
     port = int(sock.getsockname()[1])
     settings = Settings(host="127.0.0.1", port=port)
     private_database(settings.database_url)
+    log_to_stderr(settings.log_level.upper(), "%(levelname)s %(name)s: %(message)s")
     server = build_server(settings)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn offers no event)
