@@ -9,7 +9,7 @@ tool-call stream), it times, per chunk (one SSE event's data / one NDJSON line):
 * **parse**: the adapter's own per-event parsing into model events (``chunk_events``,
   ``_StreamState.read`` for Responses and Anthropic, ``StreamState.chunk_events``,
   ``_LineReader.events``);
-* **+ accumulate**: the same, plus ``TurnAccumulator.add`` for every event;
+* **+ accumulate**: the same, plus ``AnswerAccumulator.add`` for every event;
 * **+ framing**: raw bytes in: ``iter_sse`` (or ``ndjson_lines`` for Ollama) over the
   body, one piece per event as a gapped stream delivers it, the same loop as the adapter's
   ``stream`` (``[DONE]`` / ``ended`` / ``message_stop`` / ``done`` checks included), parse
@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from parley.events import FinishPart, ModelEvent
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.anthropic import _StreamState as AnthropicState
 from parley.providers.gemini import StreamState as GeminiState
 from parley.providers.ollama import _LineReader as OllamaReader
@@ -536,7 +536,7 @@ def parse_only(stream: Stream) -> Callable[[int], None]:
     return run
 
 
-def parse_accumulate(stream: Stream) -> Callable[[int], TurnAccumulator]:
+def parse_accumulate(stream: Stream) -> Callable[[int], AnswerAccumulator]:
     payloads, names = stream.payloads, stream.names
     if stream.kind in ("openai-responses", "anthropic"):
         pairs = list(zip(names, payloads, strict=True))
@@ -546,9 +546,9 @@ def parse_accumulate(stream: Stream) -> Callable[[int], TurnAccumulator]:
                 return ResponsesState(RESPONSES_MODEL).read
             return AnthropicState().read
 
-        def run(reps: int) -> TurnAccumulator:
+        def run(reps: int) -> AnswerAccumulator:
             for _ in range(reps):
-                acc = TurnAccumulator()
+                acc = AnswerAccumulator()
                 add, read = acc.add, make_reader()
                 for name, data in pairs:
                     for event in read(name, data):
@@ -564,9 +564,9 @@ def parse_accumulate(stream: Stream) -> Callable[[int], TurnAccumulator]:
             return GeminiState().chunk_events
         return OllamaReader().events
 
-    def run(reps: int) -> TurnAccumulator:
+    def run(reps: int) -> AnswerAccumulator:
         for _ in range(reps):
-            acc = TurnAccumulator()
+            acc = AnswerAccumulator()
             add, parse = acc.add, make_parser()
             for data in payloads:
                 for event in parse(data):
@@ -582,9 +582,9 @@ async def source(body: list[bytes]) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def one_raw(stream: Stream) -> TurnAccumulator:
+async def one_raw(stream: Stream) -> AnswerAccumulator:
     """Raw body → accumulator: the loop of the adapter's ``stream``, without HTTP."""
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     add = acc.add
     if stream.kind == "openai-chat":
         finished = False
@@ -626,19 +626,19 @@ async def one_raw(stream: Stream) -> TurnAccumulator:
     return acc
 
 
-def with_framing(stream: Stream) -> Callable[[int], TurnAccumulator]:
-    async def many(reps: int) -> TurnAccumulator:
+def with_framing(stream: Stream) -> Callable[[int], AnswerAccumulator]:
+    async def many(reps: int) -> AnswerAccumulator:
         for _ in range(reps):
             acc = await one_raw(stream)
         return acc
 
-    def run(reps: int) -> TurnAccumulator:
+    def run(reps: int) -> AnswerAccumulator:
         return drive(many(reps))
 
     return run
 
 
-def drive(coro: Coroutine[Any, Any, TurnAccumulator]) -> TurnAccumulator:
+def drive(coro: Coroutine[Any, Any, AnswerAccumulator]) -> AnswerAccumulator:
     """Run a coroutine that never suspends (nothing here waits for I/O) to its end."""
     try:
         coro.send(None)
@@ -651,7 +651,7 @@ def drive(coro: Coroutine[Any, Any, TurnAccumulator]) -> TurnAccumulator:
 # ------------------------------------------------------------------------------ checking
 
 
-def check(stream: Stream, acc: TurnAccumulator) -> None:
+def check(stream: Stream, acc: AnswerAccumulator) -> None:
     calls = acc.finish_tool_calls()
     got = (
         acc.text,

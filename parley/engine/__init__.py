@@ -1,5 +1,5 @@
 """The run engine: state machine, turn loop and run ownership."""
 
-from parley.engine.engine import Engine, TurnResult
+from parley.engine.engine import Engine, TurnOutcome
 
-__all__ = ["Engine", "TurnResult"]
+__all__ = ["Engine", "TurnOutcome"]

@@ -2,7 +2,7 @@
 keeps runs honest in the background (lease heartbeats, orphaned and expired runs).
 
 Every status change goes through ``states.move`` (compare-and-set) inside one of the
-transactions of ``engine.transitions``; none spans a model call.
+transactions of ``engine.transactions``; none spans a model call.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings
-from parley.engine import transitions as tx
+from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart
@@ -39,7 +39,7 @@ log = logging.getLogger("parley.engine")
 
 
 @dataclass(slots=True)
-class TurnResult:
+class TurnOutcome:
     run: Run
     message: Message | None
     actions: list[Action]
@@ -203,12 +203,12 @@ class Engine:
             self.turns.pop(turn.run.id, None)
             turn.channel.close()
 
-    async def wait(self, turn: Turn) -> TurnResult:
+    async def wait(self, turn: Turn) -> TurnOutcome:
         """Wait for the turn to end (without tying it to the caller) and read its result."""
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
 
-        def read(conn: Connection) -> TurnResult:
+        def read(conn: Connection) -> TurnOutcome:
             run = run_store.get_run(conn, run_id=turn.run.id)
             message: Message | None = None
             with contextlib.suppress(NotFound):
@@ -216,7 +216,7 @@ class Engine:
                     conn, user_id=run.user_id, message_id=turn.message_id
                 )
             pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
-            return TurnResult(run=run, message=message, actions=pending)
+            return TurnOutcome(run=run, message=message, actions=pending)
 
         return await self.db.read(read)
 
@@ -225,7 +225,7 @@ class Engine:
     async def submit_tool_outputs(
         self, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
     ) -> Run:
-        """Store ``(tool_call_id, output)`` pairs atomically (``transitions.store_outputs``)."""
+        """Store ``(tool_call_id, output)`` pairs atomically (``transactions.store_outputs``)."""
         seen: set[str] = set()
         for call_id, _ in outputs:
             if call_id in seen:

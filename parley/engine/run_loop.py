@@ -40,7 +40,7 @@ from parley.events import (
     ToolCallsEvent,
     UsageEvent,
 )
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
@@ -126,7 +126,7 @@ class Turn:
     seq: int
     #: Events emitted but not yet in the database's log.
     unsaved: list[Entry] = field(default_factory=list)
-    acc: TurnAccumulator = field(default_factory=TurnAccumulator)
+    acc: AnswerAccumulator = field(default_factory=AnswerAccumulator)
     #: Why the task is being cancelled: "cancel" (user), "shutdown", or "remote".
     stop_reason: str | None = None
     #: Set once the turn writes its end: from then on it is not interrupted.
@@ -431,7 +431,7 @@ class TurnRunner:
             raise TurnStopped
         turn.message_id, turn.context = written
         turn.spent_input, turn.spent_output = turn.usage()
-        turn.acc = TurnAccumulator()
+        turn.acc = AnswerAccumulator()
         turn.rounds += 1
         turn.settling = False
 

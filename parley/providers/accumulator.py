@@ -37,7 +37,7 @@ class _PendingCall:
         self.arguments: list[str] = []
 
 
-class TurnAccumulator:
+class AnswerAccumulator:
     """Collects the model events of one model call. ``add`` is cheap: it is on the hot path."""
 
     __slots__ = (

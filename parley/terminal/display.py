@@ -61,7 +61,7 @@ from rich.text import Text
 
 from parley.controls import clean, clean_data
 
-__all__ = ["StreamView", "Usage", "clean", "render_answer", "wants_plain"]
+__all__ = ["StreamView", "TokenCounts", "clean", "render_answer", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
 INTERRUPTED = "interrupted — partial answer kept"
@@ -188,7 +188,7 @@ def _fence_lines(text: str) -> int:
 # --------------------------------------------------------------------- live pieces
 
 
-class Usage(Protocol):
+class TokenCounts(Protocol):
     """Token counts, as ``parley.types.Usage`` and ``parley.events.UsageEvent`` carry them."""
 
     @property
@@ -496,7 +496,10 @@ class StreamView:
     # ----------------------------------------------------------------- ending
 
     def finish(
-        self, usage: Usage | None = None, elapsed: float | None = None, note: str | None = None
+        self,
+        usage: TokenCounts | None = None,
+        elapsed: float | None = None,
+        note: str | None = None,
     ) -> None:
         """Stop the live region and print the final rendering, then the footer."""
         self._close(usage=usage, elapsed=elapsed, note=note, footer=True)
@@ -522,7 +525,7 @@ class StreamView:
             self._close(usage=None, elapsed=None, note=None, footer=False)
 
     def _close(
-        self, *, usage: Usage | None, elapsed: float | None, note: str | None, footer: bool
+        self, *, usage: TokenCounts | None, elapsed: float | None, note: str | None, footer: bool
     ) -> None:
         if self._closed:
             return
@@ -547,7 +550,7 @@ class StreamView:
                 if live is not None:
                     live.stop()
 
-    def _footer(self, usage: Usage | None, elapsed: float, note: str | None) -> None:
+    def _footer(self, usage: TokenCounts | None, elapsed: float, note: str | None) -> None:
         line = Text()
         if note:
             line.append(clean(note), style="yellow")

@@ -10,7 +10,7 @@ import gc
 import warnings
 from collections.abc import Iterator
 
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage
 from parley.types import Role
 
@@ -101,7 +101,7 @@ class CannedUpstream:
                 await writer.wait_closed()
 
 
-def stored_answer(acc: TurnAccumulator, provider: str) -> ChatMessage:
+def stored_answer(acc: AnswerAccumulator, provider: str) -> ChatMessage:
     """The assistant message the engine stores for an answer and hands back on the next
     turn: what the adapter asked to keep, marked with the provider's name (which the adapter
     ignores)."""

@@ -4,12 +4,12 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.types import ToolCall
 
 
-def accumulate(*events: object) -> TurnAccumulator:
-    acc = TurnAccumulator()
+def accumulate(*events: object) -> AnswerAccumulator:
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)  # type: ignore[arg-type]
     return acc
@@ -42,7 +42,7 @@ def test_text_keeps_growing_after_a_read() -> None:
 
 
 def test_empty_accumulator() -> None:
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     assert (acc.text, acc.reasoning, acc.finish_reason) == ("", "", None)
 
 

@@ -22,7 +22,7 @@ from parley.events import (
     ToolCallPart,
     UsagePart,
 )
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.testing.fake_anthropic import (
@@ -75,9 +75,9 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
 
 async def collect(
     provider: AnthropicProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], TurnAccumulator]:
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in provider.stream(req or request())]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc
@@ -213,7 +213,7 @@ async def test_error_event_mid_stream(provider: AnthropicProvider, fake: FakeAnt
     events = message_events([text("Partial ", "answer")], end=False)[:-2]  # no block stop
     events.append(("error", error_body("overloaded_error", "Overloaded")))
     fake.answer(Answer(events))
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     with pytest.raises(UpstreamError) as info:
         async for event in provider.stream(request()):
             acc.add(event)
@@ -606,7 +606,7 @@ async def test_a_cut_stream_keeps_no_thinking(
 ) -> None:
     events = message_events([thinking("half a thought", signature=None)], end=False)[:4]
     fake.answer(Answer(events, after="cut"))
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     with pytest.raises(UpstreamError) as info:
         async for event in provider.stream(request()):
             acc.add(event)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.demo import DemoProvider
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
@@ -40,9 +40,9 @@ def user(text: str) -> ChatMessage:
     return ChatMessage(role=Role.USER, content=text)
 
 
-async def run(request: ModelRequest) -> tuple[list[ModelEvent], TurnAccumulator]:
+async def run(request: ModelRequest) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in DemoProvider(delay=0).stream(request)]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc

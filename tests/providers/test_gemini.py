@@ -25,7 +25,7 @@ from parley.events import (
     ToolCallPart,
     UsagePart,
 )
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
 from parley.testing.fake_gemini import FakeGemini, Script, gemini_error
@@ -95,15 +95,15 @@ def request(prompt: str = "Hello", **kwargs: Any) -> ModelRequest:
 
 async def collect(
     provider: GeminiProvider, req: ModelRequest
-) -> tuple[list[ModelEvent], TurnAccumulator]:
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in provider.stream(req)]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc
 
 
-def next_request(acc: TurnAccumulator, prompt: str, first: str = "Hello") -> ModelRequest:
+def next_request(acc: AnswerAccumulator, prompt: str, first: str = "Hello") -> ModelRequest:
     """The request after a text answer: first prompt, the answer, a new prompt."""
     messages = [
         ChatMessage(role=Role.USER, content=first),

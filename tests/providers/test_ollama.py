@@ -18,7 +18,7 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.ollama import OllamaProvider, ndjson_lines
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
@@ -187,9 +187,9 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
 
 async def collect(
     provider: OllamaProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], TurnAccumulator]:
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in provider.stream(req or request())]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc

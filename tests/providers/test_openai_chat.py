@@ -12,7 +12,7 @@ import pytest
 
 from parley.errors import UpstreamError, UpstreamTimeout
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, UsagePart
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.testing.fake_upstream import (
@@ -57,9 +57,9 @@ def request(model: str, text: str = "Hello there", **kwargs: Any) -> ModelReques
 
 async def collect(
     provider: OpenAIChatProvider, req: ModelRequest
-) -> tuple[list[ModelEvent], TurnAccumulator]:
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in provider.stream(req)]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc

@@ -10,7 +10,7 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.providers import transport as transport_module
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.providers.sse import MAX_LINE
@@ -25,11 +25,11 @@ STOP = b'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n
 
 async def run_against(
     canned: CannedUpstream, answer: bytes, request: ModelRequest = REQUEST
-) -> TurnAccumulator:
+) -> AnswerAccumulator:
     canned.answer = answer
     provider = OpenAIChatProvider(canned.base_url)
     try:
-        acc = TurnAccumulator()
+        acc = AnswerAccumulator()
         async for event in provider.stream(request):
             acc.add(event)
         return acc

@@ -22,7 +22,7 @@ from parley.events import (
     ToolCallPart,
     UsagePart,
 )
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.openai_responses import OpenAIResponsesProvider
 from parley.testing.fake_responses import (
@@ -70,9 +70,9 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
 
 async def collect(
     provider: OpenAIResponsesProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], TurnAccumulator]:
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
     events = [event async for event in provider.stream(req or request())]
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     for event in events:
         acc.add(event)
     return events, acc
@@ -85,7 +85,7 @@ async def failure(provider: OpenAIResponsesProvider) -> UpstreamError:
 
 
 async def partial_then_failure(provider: OpenAIResponsesProvider) -> tuple[str, UpstreamError]:
-    acc = TurnAccumulator()
+    acc = AnswerAccumulator()
     with pytest.raises(UpstreamError) as info:
         async for event in provider.stream(request()):
             acc.add(event)
@@ -482,7 +482,7 @@ def weather_question() -> list[ChatMessage]:
     return [ChatMessage(role=Role.USER, content="Weather in Oslo and Lima?")]
 
 
-def answered(acc: TurnAccumulator, *results: tuple[str, str]) -> list[ChatMessage]:
+def answered(acc: AnswerAccumulator, *results: tuple[str, str]) -> list[ChatMessage]:
     """The assistant message as the engine stores it (its state marked with the provider's
     name, which the adapter ignores), then the tool results."""
     messages = [stored_answer(acc, "openai")]

@@ -8,7 +8,7 @@ import pytest
 from parley.config import Settings
 from parley.errors import InvalidRequest
 from parley.events import ModelEvent, TextPart
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.demo import DemoProvider
 from parley.providers.openai_chat import OpenAIChatProvider
@@ -87,7 +87,7 @@ async def test_file_provider_streams_from_the_fake(
     registry = ProviderRegistry(settings)
     try:
         provider, model_id = registry.resolve("local/text:3")
-        acc = TurnAccumulator()
+        acc = AnswerAccumulator()
         request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
         async for event in provider.stream(request):
             acc.add(event)

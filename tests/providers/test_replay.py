@@ -3,7 +3,7 @@
 Every file under ``tests/recordings/<kind>/`` is a response body that another project
 recorded from the real API (see ``tests/recordings/README.md`` for sources and licences).
 Each is served byte for byte, with its content type, to the adapter of its kind; what the
-adapter yields, gathered by a ``TurnAccumulator``, is compared with what the recording
+adapter yields, gathered by a ``AnswerAccumulator``, is compared with what the recording
 itself says. The expected values are read from the recording by the small parsers below,
 written apart from the adapters (plain ``json`` over the events, no adapter code). A
 recording whose stream reports an error part way must end the turn in an ``UpstreamError``
@@ -42,7 +42,7 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.events import ModelEvent
-from parley.providers.accumulator import TurnAccumulator
+from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
@@ -446,7 +446,7 @@ async def test_replay_matches_the_recording(
         expected = split_think_tags(expected)
     canned.answer = http_answer(200, body, CONTENT_TYPES[suffix])
     provider = make(canned.base_url, **options)
-    turn = TurnAccumulator()
+    turn = AnswerAccumulator()
     if expected.error is not None:
         with pytest.raises(UpstreamError) as raised:
             await stream_hi(provider, turn.add)
@@ -511,7 +511,7 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
     body = path.read_bytes()
     assert b'"prompt_tokens":335,"completion_tokens":14,"total_tokens":374' in body
     canned.answer = http_answer(200, body, CONTENT_TYPES[".sse"])
-    turn = TurnAccumulator()
+    turn = AnswerAccumulator()
     await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert (turn.input_tokens, turn.output_tokens) == (335, 39)
 
@@ -527,7 +527,7 @@ async def test_usage_in_the_chunk_that_reports_an_error_is_counted(
     assert b'"error":{"code":400,"message":"Token limit reached"}' in body
     assert b'"usage":{"prompt_tokens":43,"completion_tokens":10,"total_tokens":53' in body
     canned.answer = http_answer(200, body, CONTENT_TYPES[".sse"])
-    turn = TurnAccumulator()
+    turn = AnswerAccumulator()
     with pytest.raises(UpstreamError) as raised:
         await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert raised.value.code == "upstream_stream_error"
@@ -548,7 +548,7 @@ async def test_think_tags_off_leaves_the_tags_in_the_text(
     expected = expect_openai_chat(body, path.suffix)
     assert "<think>" in expected.text and "</think>" in expected.text
     canned.answer = http_answer(200, body, CONTENT_TYPES[path.suffix])
-    turn = TurnAccumulator()
+    turn = AnswerAccumulator()
     await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning == ""

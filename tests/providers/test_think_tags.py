@@ -45,7 +45,7 @@ def test_text_after_the_answer_started_keeps_its_spaces() -> None:
 
 
 async def test_the_adapter_splits_think_tags_when_asked(fake: Any) -> None:
-    from parley.providers.accumulator import TurnAccumulator
+    from parley.providers.accumulator import AnswerAccumulator
     from parley.providers.base import ChatMessage, ModelRequest
     from parley.providers.openai_chat import OpenAIChatProvider
     from parley.types import Role
@@ -55,7 +55,7 @@ async def test_the_adapter_splits_think_tags_when_asked(fake: Any) -> None:
     results = {}
     for think_tags in (True, False):
         provider = OpenAIChatProvider(fake.base_url, api_key="k", think_tags=think_tags)
-        acc = TurnAccumulator()
+        acc = AnswerAccumulator()
         async for part in provider.stream(request):
             acc.add(part)
         await provider.aclose()

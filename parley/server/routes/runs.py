@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection
 
-from parley.engine import transitions
+from parley.engine import transactions
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.openapi import errors, event_stream
@@ -48,7 +48,7 @@ async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
         thread_store.get_thread(conn, user_id=user.id, thread_id=body.thread_id)
         model = body.model or assistant.model
         svc.providers.check_model(model)
-        transitions.ensure_idle(conn, thread_id=body.thread_id)
+        transactions.ensure_idle(conn, thread_id=body.thread_id)
         return store.create_run(
             conn,
             user_id=user.id,

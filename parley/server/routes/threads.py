@@ -7,7 +7,7 @@ import functools
 from fastapi import APIRouter
 from sqlalchemy.engine import Connection
 
-from parley.engine import transitions
+from parley.engine import transactions
 from parley.server.deps import AscList, CurrentUser, DescList, Svc
 from parley.server.openapi import errors
 from parley.server.schemas import (
@@ -68,7 +68,7 @@ async def _add_user_message(
 
     def add(conn: Connection) -> Message:
         store.get_thread(conn, user_id=user_id, thread_id=thread_id)
-        transitions.ensure_idle(conn, thread_id=thread_id, allow_queued=True)
+        transactions.ensure_idle(conn, thread_id=thread_id, allow_queued=True)
         return store.add_message(
             conn,
             user_id=user_id,
