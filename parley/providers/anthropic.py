@@ -51,7 +51,7 @@ from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
-    HTTPTransport,
+    HTTPProvider,
     RetryPolicy,
     malformed,
     shorten_detail,
@@ -79,7 +79,7 @@ _FINISH_REASONS = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """Streams Messages API answers from Anthropic (or a server speaking the same API).
 
     ``base_url`` is the API's root (``https://api.anthropic.com``); one ending in ``/v1`` is
@@ -88,6 +88,8 @@ class AnthropicProvider:
     (with this provider's timeouts) and left open. ``headers`` are added to every call
     (``anthropic-beta``, ...) and may replace the defaults.
     """
+
+    label = _LABEL
 
     def __init__(
         self,
@@ -99,39 +101,26 @@ class AnthropicProvider:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = NO_RETRIES,
     ) -> None:
-        root = base_url.rstrip("/").removesuffix("/v1")
-        common = {"anthropic-version": ANTHROPIC_VERSION}
+        auth = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
-            common["x-api-key"] = api_key
-        common.update(headers or {})
-        wire_headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            **common,
-        }
-        self._transport = HTTPTransport(
-            root + "/v1/messages",
-            wire_headers,
+            auth["x-api-key"] = api_key
+        super().__init__(
+            auth=auth,
+            headers=headers,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             session=session,
-            provider_label=_LABEL,
             retry=retry,
         )
+        root = base_url.rstrip("/").removesuffix("/v1")
+        self._stream_url = root + "/v1/messages"
         self._models_url = root + "/v1/models"
-        self._list_headers = common
-        self._connect_timeout = connect_timeout
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /v1/models``, every page), sorted."""
         ids: list[str] = []
         params = {"limit": "1000"}
-        lister = transport.json_getter(
-            connect_timeout=self._connect_timeout,
-            message_from_body=_error_message,
-            provider_label=_LABEL,
-        )
-        async with lister as get:
+        async with self._lister(_error_message) as get:
             for _ in range(_MAX_MODEL_PAGES):
                 body = await get(self._models_url, self._list_headers, params)
                 if not isinstance(body, dict):
@@ -144,14 +133,10 @@ class AnthropicProvider:
                 params = {"limit": "1000", "after_id": last_id}
         return sorted(set(ids))
 
-    async def aclose(self) -> None:
-        """Close the HTTP client this provider opened (a later call opens a new one)."""
-        await self._transport.aclose()
-
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request))
-        call = self._transport.call(body, _read, message_from_body=_error_message)
+        call = self._transport(self._stream_url).call(body, _read, message_from_body=_error_message)
         async with aclosing(call) as events:
             async for event in events:
                 yield event

@@ -53,7 +53,7 @@ from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
-    HTTPTransport,
+    HTTPProvider,
     RetryPolicy,
     shorten_detail,
 )
@@ -112,13 +112,15 @@ def _malformed(what: str) -> UpstreamError:
     return transport.malformed(what, provider_label=_LABEL)
 
 
-class GeminiProvider:
+class GeminiProvider(HTTPProvider):
     """Streams ``streamGenerateContent`` from the Gemini API (or a server speaking it).
 
     HTTP goes through one ``HTTPTransport`` per model id (see there: each opens its client
     on first use, and all live until ``aclose``; proxies come from the environment). A
     ``session`` passed in is used as is (with this provider's timeouts) and left open.
     """
+
+    label = _LABEL
 
     def __init__(
         self,
@@ -130,53 +132,24 @@ class GeminiProvider:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = NO_RETRIES,
     ) -> None:
+        super().__init__(
+            auth={"x-goog-api-key": api_key} if api_key else {},
+            headers=headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            session=session,
+            retry=retry,
+        )
         self._base_url = base_url.rstrip("/")
-        auth = {"x-goog-api-key": api_key} if api_key else {}
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            **auth,
-            **(headers or {}),
-        }
-        self._list_headers = {**auth, **(headers or {})}
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._session = session
-        self._retry = retry
-        self._transports: dict[str, HTTPTransport] = {}
 
-    def _transport(self, model: str) -> HTTPTransport:
-        """The transport for ``model``'s URL, made on first use."""
-        http = self._transports.get(model)
-        if http is None:
-            name = model.removeprefix("models/")
-            url = f"{self._base_url}/models/{quote(name, safe='')}:streamGenerateContent?alt=sse"
-            http = self._transports[model] = HTTPTransport(
-                url,
-                self._headers,
-                connect_timeout=self._connect_timeout,
-                read_timeout=self._read_timeout,
-                session=self._session,
-                provider_label=_LABEL,
-                retry=self._retry,
-            )
-        return http
-
-    async def aclose(self) -> None:
-        """Close the HTTP clients this provider opened (a later call opens new ones)."""
-        transports, self._transports = list(self._transports.values()), {}
-        for http in transports:
-            await http.aclose()
+    def _stream_url(self, model: str) -> str:
+        name = model.removeprefix("models/")
+        return f"{self._base_url}/models/{quote(name, safe='')}:streamGenerateContent?alt=sse"
 
     async def list_models(self) -> list[str]:
         """The ids of the models that can generate content (``GET /models``), sorted."""
         models: set[str] = set()
-        lister = transport.json_getter(
-            connect_timeout=self._connect_timeout,
-            message_from_body=_error_message,
-            provider_label=_LABEL,
-        )
-        async with lister as get:
+        async with self._lister(_error_message) as get:
             token = ""
             for _ in range(_MAX_PAGES):
                 params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
@@ -189,7 +162,7 @@ class GeminiProvider:
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request))
-        http = self._transport(request.model)
+        http = self._transport(self._stream_url(request.model))
         call = http.call(body, _read, message_from_body=_error_message)
         async with aclosing(call) as events:
             async for event in events:

@@ -29,7 +29,7 @@ from parley.providers.base import ChatMessage, ModelRequest, split_data_url
 from parley.providers.sse import MAX_LINE, LineTooLong
 from parley.providers.transport import (
     NO_RETRIES,
-    HTTPTransport,
+    HTTPProvider,
     RetryPolicy,
     malformed,
     shorten_detail,
@@ -72,7 +72,7 @@ _TOP_LEVEL = ("think", "keep_alive", "format")
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
-class OllamaProvider:
+class OllamaProvider(HTTPProvider):
     """Streams chat answers from one Ollama server (or a proxy in front of one).
 
     HTTP goes through an ``HTTPTransport`` (see there: the client and its keep-alive
@@ -80,6 +80,9 @@ class OllamaProvider:
     the environment). A ``session`` passed in is used as is and left open. ``api_key``, when
     given, is sent as ``Authorization: Bearer``: Ollama itself takes none, a proxy may.
     """
+
+    label = _LABEL
+    accept = "application/x-ndjson"
 
     def __init__(
         self,
@@ -91,34 +94,21 @@ class OllamaProvider:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = NO_RETRIES,
     ) -> None:
-        root = base_url.rstrip("/")
-        wire_headers = {"Content-Type": "application/json", "Accept": "application/x-ndjson"}
-        if api_key:
-            wire_headers["Authorization"] = f"Bearer {api_key}"
-        wire_headers.update(headers or {})
-        self._transport = HTTPTransport(
-            root + "/api/chat",
-            wire_headers,
+        super().__init__(
+            auth={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            headers=headers,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             session=session,
-            provider_label=_LABEL,
             retry=retry,
         )
+        root = base_url.rstrip("/")
+        self._stream_url = root + "/api/chat"
         self._tags_url = root + "/api/tags"
-        self._list_headers = {
-            k: v for k, v in wire_headers.items() if k not in ("Accept", "Content-Type")
-        }
-        self._connect_timeout = connect_timeout
 
     async def list_models(self) -> list[str]:
         """The names of the models the server has pulled (``GET /api/tags``), sorted."""
-        lister = transport.json_getter(
-            connect_timeout=self._connect_timeout,
-            message_from_body=_error_message,
-            provider_label=_LABEL,
-        )
-        async with lister as get:
+        async with self._lister(_error_message) as get:
             body = await get(self._tags_url, self._list_headers, None)
         models = body.get("models") if isinstance(body, dict) else None
         if not isinstance(models, list):
@@ -127,14 +117,10 @@ class OllamaProvider:
             m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)
         )
 
-    async def aclose(self) -> None:
-        """Close the HTTP client this provider opened (a later call opens a new one)."""
-        await self._transport.aclose()
-
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request))
-        call = self._transport.call(
+        call = self._transport(self._stream_url).call(
             body,
             _read,
             message_from_body=_error_message,

@@ -32,14 +32,14 @@ from parley.providers.sse import iter_sse
 from parley.providers.think_tags import ThinkTagSplitter
 from parley.providers.transport import (
     NO_RETRIES,
-    HTTPTransport,
+    HTTPProvider,
     RetryPolicy,
     malformed,
     shorten_detail,
 )
 
 
-class OpenAIChatProvider:
+class OpenAIChatProvider(HTTPProvider):
     """Streams Chat Completions from one OpenAI-compatible endpoint.
 
     HTTP goes through an ``HTTPTransport`` (see there: the client and its keep-alive
@@ -60,47 +60,35 @@ class OpenAIChatProvider:
         think_tags: bool = False,
         reasoning_back: bool = False,
     ) -> None:
-        #: Split ``<think>…</think>`` out of the answer text into reasoning.
-        self._think_tags = think_tags
-        #: Send stored reasoning back as ``reasoning_content`` on tool-call turns (DeepSeek).
-        self._reasoning_back = reasoning_back
-        url = base_url.rstrip("/") + "/chat/completions"
-        wire_headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if api_key:
-            wire_headers["Authorization"] = f"Bearer {api_key}"
-        wire_headers.update(headers or {})
-        self._transport = HTTPTransport(
-            url,
-            wire_headers,
+        super().__init__(
+            auth={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            headers=headers,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             session=session,
             retry=retry,
         )
-        self._models_url = base_url.rstrip("/") + "/models"
-        self._list_headers = {k: v for k, v in wire_headers.items() if k != "Accept"}
-        self._connect_timeout = connect_timeout
+        #: Split ``<think>…</think>`` out of the answer text into reasoning.
+        self._think_tags = think_tags
+        #: Send stored reasoning back as ``reasoning_content`` on tool-call turns (DeepSeek).
+        self._reasoning_back = reasoning_back
+        root = base_url.rstrip("/")
+        self._stream_url = root + "/chat/completions"
+        self._models_url = root + "/models"
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint lists (``GET /models``), sorted."""
-        lister = transport.json_getter(
-            connect_timeout=self._connect_timeout, message_from_body=_error_message
-        )
-        async with lister as get:
+        async with self._lister(_error_message) as get:
             body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
         return sorted(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this provider opened (a later call opens a new one)."""
-        await self._transport.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request, reasoning_back=self._reasoning_back))
         splitter = ThinkTagSplitter() if self._think_tags else None
         read = functools.partial(_read, splitter=splitter)
-        call = self._transport.call(body, read, message_from_body=_error_message)
+        call = self._transport(self._stream_url).call(body, read, message_from_body=_error_message)
         async with aclosing(call) as events:
             async for event in events:
                 yield event

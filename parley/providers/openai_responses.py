@@ -53,7 +53,7 @@ from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
-    HTTPTransport,
+    HTTPProvider,
     RetryPolicy,
     malformed,
     shorten_detail,
@@ -77,7 +77,7 @@ _MESSAGE_KEYS = ("id", "status", "phase")
 _REASONING_MODEL = re.compile(r"(?:o\d|gpt-[5-9]|codex-)(?!-chat)")
 
 
-class OpenAIResponsesProvider:
+class OpenAIResponsesProvider(HTTPProvider):
     """Streams answers of the OpenAI Responses API (or a server speaking the same API).
 
     HTTP goes through an ``HTTPTransport`` (opened on first use, closed by ``aclose``;
@@ -85,6 +85,8 @@ class OpenAIResponsesProvider:
     provider's timeouts) and left open. ``headers`` are added to every call
     (``OpenAI-Organization``, ...) and may replace the defaults.
     """
+
+    label = _LABEL
 
     def __init__(
         self,
@@ -96,47 +98,30 @@ class OpenAIResponsesProvider:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = NO_RETRIES,
     ) -> None:
-        root = base_url.rstrip("/")
-        common: dict[str, str] = {}
-        if api_key:
-            common["Authorization"] = f"Bearer {api_key}"
-        wire_headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        wire_headers.update(common)
-        wire_headers.update(headers or {})
-        self._transport = HTTPTransport(
-            root + "/responses",
-            wire_headers,
+        super().__init__(
+            auth={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            headers=headers,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             session=session,
-            provider_label=_LABEL,
             retry=retry,
         )
+        root = base_url.rstrip("/")
+        self._stream_url = root + "/responses"
         self._models_url = root + "/models"
-        self._list_headers = {k: v for k, v in wire_headers.items() if k.lower() != "accept"}
-        self._connect_timeout = connect_timeout
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /models``), sorted."""
-        lister = transport.json_getter(
-            connect_timeout=self._connect_timeout,
-            message_from_body=_error_message,
-            provider_label=_LABEL,
-        )
-        async with lister as get:
+        async with self._lister(_error_message) as get:
             body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
         return sorted({str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m})
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this provider opened (a later call opens a new one)."""
-        await self._transport.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
         body = orjson.dumps(request_body(request))
         model = request.model
-        call = self._transport.call(
+        call = self._transport(self._stream_url).call(
             body, lambda response: _read(response, model), message_from_body=_error_message
         )
         async with aclosing(call) as events:

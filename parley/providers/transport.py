@@ -15,6 +15,7 @@ their message) is passed in by the adapter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import time
@@ -41,6 +42,7 @@ __all__ = [
     "RETRY_STATUSES",
     "TRANSPORT_ERRORS",
     "USE_LEAN_CLIENT",
+    "HTTPProvider",
     "HTTPTransport",
     "Response",
     "RetryPolicy",
@@ -572,3 +574,67 @@ class _AiohttpResponse:
 
     def close(self) -> None:
         self._response.close()  # cut now: the upstream sees the disconnect and stops
+
+
+class HTTPProvider:
+    """What the adapters over HTTP share: their transports (one per streaming URL, made on
+    first use and kept until ``aclose``), the headers of every call (``auth``, then the
+    caller's ``headers``, which win), and the GETs that list models. A subclass names its
+    ``label`` (used in error messages) and what it ``accept``s, and builds its URLs."""
+
+    label = _LABEL
+    accept = "text/event-stream"
+
+    def __init__(
+        self,
+        *,
+        auth: Mapping[str, str],
+        headers: Mapping[str, str] | None,
+        connect_timeout: float,
+        read_timeout: float,
+        session: aiohttp.ClientSession | None,
+        retry: RetryPolicy,
+    ) -> None:
+        #: What a GET of the model list sends: the key and the caller's headers.
+        self._list_headers = {**auth, **(headers or {})}
+        self._wire_headers = {
+            "Content-Type": "application/json",
+            "Accept": self.accept,
+            **self._list_headers,
+        }
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._session = session
+        self._retry = retry
+        self._transports: dict[str, HTTPTransport] = {}
+
+    def _transport(self, url: str) -> HTTPTransport:
+        """The transport to ``url``, made on first use."""
+        http = self._transports.get(url)
+        if http is None:
+            http = self._transports[url] = HTTPTransport(
+                url,
+                self._wire_headers,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                session=self._session,
+                provider_label=self.label,
+                retry=self._retry,
+            )
+        return http
+
+    def _lister(
+        self, message_from_body: Callable[[Any], str]
+    ) -> contextlib.AbstractAsyncContextManager[GetJSON]:
+        """GETs of the API's model list (``json_getter``), worded as this provider's."""
+        return json_getter(
+            connect_timeout=self._connect_timeout,
+            message_from_body=message_from_body,
+            provider_label=self.label,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this provider opened (a later call opens new ones)."""
+        transports, self._transports = list(self._transports.values()), {}
+        for http in transports:
+            await http.aclose()
