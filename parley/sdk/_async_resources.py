@@ -6,7 +6,7 @@ Keep the two files side by side: same names, same arguments, same calls.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from parley.sdk.async_client import AsyncClient
 
 #: ``fn(name, arguments)``; may be a coroutine function.
-ToolExecutor = Callable[[str, dict[str, Any]], Any]
 
 
 class _Resource:
@@ -188,14 +187,15 @@ class Runs(_Resource):
         self,
         *,
         run_id: str,
-        tool_executor: ToolExecutor,
+        tool_executor: _loops.ToolExecutor,
         thread_id: str | None = None,
         assistant_id: str | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - the seed's name for the wait limit
         interval: float = 1.0,
     ) -> bool:
         """Wait until the run needs tool outputs, run ``tool_executor(name, arguments)`` for
-        each pending action and submit all outputs in one call.
+        each pending action and submit all outputs in one call. An executor that takes a
+        third argument gets the action too (``ActionItem``: ``action_id``, ``tool_call_id``).
 
         Returns True when outputs were submitted, False when the run reached a final status
         or ``timeout`` passed first (or nothing was pending). A non-string result is sent as

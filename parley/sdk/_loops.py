@@ -156,6 +156,11 @@ def _discard(awaitable: Awaitable[Any]) -> None:
 
 
 Targets = Callable[[ActionItem], Callable[[], Any] | None]
+#: What ``poll_and_execute_action`` runs: ``fn(name, arguments)``, or
+#: ``fn(name, arguments, action)`` to get the ``ActionItem`` too.
+ToolExecutor = (
+    Callable[[str, dict[str, Any]], Any] | Callable[[str, dict[str, Any], ActionItem], Any]
+)
 
 
 def tool_target(
@@ -168,11 +173,23 @@ def tool_target(
     return lambda: fn(**action.arguments)
 
 
-def executor_target(
-    executor: Callable[[str, dict[str, Any]], Any], action: ActionItem
-) -> Callable[[], Any]:
-    """How ``poll_and_execute_action`` calls its executor: ``fn(name, arguments)``."""
+def executor_target(executor: Callable[..., Any], action: ActionItem) -> Callable[[], Any]:
+    """How ``poll_and_execute_action`` calls its executor: ``fn(name, arguments)``, or
+    ``fn(name, arguments, action)`` when it takes a third positional argument: the
+    ``ActionItem`` (``action_id``, ``tool_call_id``), which tells two calls of one tool
+    with the same arguments apart."""
+    if _takes_action(executor):
+        return lambda: executor(action.name, action.arguments, action)
     return lambda: executor(action.name, action.arguments)
+
+
+def _takes_action(fn: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional for p in parameters) >= 3
 
 
 # --------------------------------------------------------------------------- accumulation

@@ -7,7 +7,7 @@ Each method builds its request in ``_calls`` and sends it through the client;
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
@@ -30,8 +30,6 @@ from parley.sdk.stream import Stream
 
 if TYPE_CHECKING:
     from parley.sdk.client import Client
-
-ToolExecutor = Callable[[str, dict[str, Any]], Any]
 
 
 class _Resource:
@@ -182,14 +180,15 @@ class Runs(_Resource):
         self,
         *,
         run_id: str,
-        tool_executor: ToolExecutor,
+        tool_executor: _loops.ToolExecutor,
         thread_id: str | None = None,
         assistant_id: str | None = None,
         timeout: float = 60.0,
         interval: float = 1.0,
     ) -> bool:
         """Wait until the run needs tool outputs, run ``tool_executor(name, arguments)`` for
-        each pending action and submit all outputs in one call.
+        each pending action and submit all outputs in one call. An executor that takes a
+        third argument gets the action too (``ActionItem``: ``action_id``, ``tool_call_id``).
 
         Returns True when outputs were submitted, False when the run reached a final status
         or ``timeout`` passed first (or nothing was pending). A non-string result is sent as

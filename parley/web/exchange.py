@@ -95,24 +95,16 @@ class _ToolRound:
     """The ``tool_executor`` of one ``poll_and_execute_action``: runs the registry's tool and
     records each result with the id of the call it answers."""
 
-    def __init__(self, tools: ToolRegistry, calls: list[ActionItem]) -> None:
+    def __init__(self, tools: ToolRegistry) -> None:
         self._tools = tools
-        self._unanswered = list(calls)
         self.results: list[dict[str, Any]] = []
 
-    def __call__(self, name: str, arguments: dict[str, Any]) -> str:
+    def __call__(self, name: str, arguments: dict[str, Any], action: ActionItem) -> str:
         output, is_error = self._tools.execute(name, arguments)
-        call_id = self._call_id(name, arguments)
-        self.results.append({"id": call_id, "name": name, "output": output, "is_error": is_error})
+        self.results.append(
+            {"id": action.tool_call_id, "name": name, "output": output, "is_error": is_error}
+        )
         return output
-
-    def _call_id(self, name: str, arguments: dict[str, Any]) -> str:
-        for exact in (True, False):
-            for call in self._unanswered:
-                if call.name == name and (call.arguments == arguments or not exact):
-                    self._unanswered.remove(call)
-                    return call.tool_call_id
-        return f"call_{len(self.results)}"
 
 
 class Exchange:
@@ -240,7 +232,7 @@ class Exchange:
 
     def _run_tools(self, assistant_id: str) -> tuple[bool, list[dict[str, Any]]]:
         assert self.run_id is not None
-        executor = _ToolRound(self.backend.tools, self._calls)
+        executor = _ToolRound(self.backend.tools)
         try:
             handled = self.client.runs.poll_and_execute_action(
                 run_id=self.run_id,

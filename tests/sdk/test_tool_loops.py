@@ -81,6 +81,33 @@ async def test_poll_and_execute_action(client: Any, fake_server: FakeServer) -> 
     }
 
 
+async def test_an_executor_with_a_third_argument_gets_the_action(
+    client: Any, fake_server: FakeServer
+) -> None:
+    # two calls of one tool with the same arguments: only the action tells them apart
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("action_required")))
+    fake_server.on(
+        "GET",
+        "/v1/actions",
+        ok(page([action_body(1, "roll", {"sides": 6}), action_body(2, "roll", {"sides": 6})])),
+    )
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    seen: list[tuple[str, str, str]] = []
+
+    def roll(name: str, arguments: dict[str, Any], action: Any) -> str:
+        seen.append((name, action.action_id, action.tool_call_id))
+        return f"rolled for {action.tool_call_id}"
+
+    assert await call(client.runs.poll_and_execute_action(run_id=RUN, tool_executor=roll))
+    assert seen == [("roll", "act_1", "call_1"), ("roll", "act_2", "call_2")]
+    assert fake_server.requests[-1].body == {
+        "tool_outputs": [
+            {"tool_call_id": "call_1", "output": "rolled for call_1"},
+            {"tool_call_id": "call_2", "output": "rolled for call_2"},
+        ]
+    }
+
+
 async def test_poll_returns_false_when_the_run_finishes(
     client: Any, fake_server: FakeServer
 ) -> None:
