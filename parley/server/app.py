@@ -15,7 +15,7 @@ from parley.providers.registry import ProviderRegistry
 from parley.server.cors import Cors
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
-from parley.server.limits import BodyLimit
+from parley.server.limits import RequestGuard
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
 from parley.server.routes import assistants, models, runs, threads, turns, users
@@ -75,7 +75,7 @@ def create_app(
     # Flat, turn endpoints first: routing walks this list on every request.
     for module in (turns, runs, threads, assistants, users, models):
         app.include_router(module.router, prefix="/v1")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
         app.add_middleware(Cors, origins=settings.cors_origins)
     return app

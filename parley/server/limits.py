@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parley.errors import NotFound, ParleyError, PayloadTooLarge, ValidationFailed
 
 
-class BodyLimit:
+class RequestGuard:
     """A body with ``Content-Length`` is judged by it before anything is read. A body
     without one (chunked) is read here, up to the limit, and handed on whole: that is at
     most ``max_bytes`` held in memory, and a body over the limit never reaches the app."""

@@ -23,30 +23,42 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter
 
+from parley.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ParleyError,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from parley.server.schemas import ErrorPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorPublic"}
 
-#: status -> (error type, when it is answered)
-_ERRORS: dict[int, tuple[str, str]] = {
+#: status -> (the error it answers, when)
+_ERRORS: dict[int, tuple[type[ParleyError], str]] = {
     400: (
-        "invalid_request",
+        InvalidRequest,
         "The request is refused: the body is not JSON, or a value names nothing usable "
         "(an unknown model, a list cursor, a tool call id, ...). `code` says which.",
     ),
-    401: ("authentication_error", "No API key, or an invalid or revoked one."),
-    403: ("permission_denied", "The API key is not an admin's."),
-    404: ("not_found", "No such resource (another user's id answers the same)."),
-    409: ("conflict", "The state of the thread or run does not allow it now. `code` says why."),
-    413: ("payload_too_large", "The body is larger than the server accepts."),
+    401: (AuthenticationFailed, "No API key, or an invalid or revoked one."),
+    403: (PermissionDenied, "The API key is not an admin's."),
+    404: (NotFound, "No such resource (another user's id answers the same)."),
+    409: (Conflict, "The state of the thread or run does not allow it now. `code` says why."),
+    413: (PayloadTooLarge, "The body is larger than the server accepts."),
     422: (
-        "validation_error",
+        ValidationFailed,
         "The body or a query parameter is not valid. `details` names each field.",
     ),
-    429: ("rate_limited", "Too many requests: retry after `Retry-After` seconds."),
-    503: ("service_unavailable", "The server is shutting down: retry (on another replica)."),
+    429: (RateLimited, "Too many requests: retry after `Retry-After` seconds."),
+    503: (ServiceUnavailable, "The server is shutting down: retry (on another replica)."),
 }
 
 _FRAMES = (
@@ -75,8 +87,8 @@ def errors(*statuses: int) -> Responses:
 
 
 def _describe(status: int) -> str:
-    error_type, when = _ERRORS[status]
-    return f"`{error_type}`: {when}"
+    error, when = _ERRORS[status]
+    return f"`{error.error_type}`: {when}"
 
 
 def event_stream(description: str, result: type[BaseModel] | None = None) -> Responses:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import expected_text
+from tests.e2e.helpers import read_events
 from tests.e2e.sse import Event, stream_events
 from tests.harness import (
     TEST_REDIS_URL,
@@ -71,9 +72,7 @@ def _text(events: list[Event]) -> str:
 
 def _read_log(http: httpx.Client, run_id: str, after: int | None = None) -> list[Event]:
     headers = {} if after is None else {"Last-Event-ID": str(after)}
-    with http.stream("GET", f"/runs/{run_id}/events", headers=headers, timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        return list(stream_events(response))
+    return read_events(http, f"/runs/{run_id}/events", headers=headers)
 
 
 def _check_closing(tail: list[Event], after: int) -> None:

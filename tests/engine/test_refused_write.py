@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from parley.store.db import normalise_url
 from tests.e2e.helpers import check_turn, read_events, stream_process
 from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
 
@@ -46,7 +47,7 @@ def refusing(upstream: Any, tmp_path: Path) -> Iterator[ParleyServer]:
         workdir=tmp_path,
         config=provider_config(upstream.base_url, free_port()),
     ).start()  # migrated: the tables exist
-    engine = create_engine(db.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(normalise_url(db.url))
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             conn.execute(text(SQLITE_TRIGGER))
