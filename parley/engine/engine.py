@@ -1,6 +1,11 @@
 """The engine: owns runs. Starts turns, takes tool outputs, cancels, follows event logs, and
 keeps runs honest in the background (lease heartbeats, orphaned and expired runs).
 
+``Engine``'s public methods are the one interface of every face (see docs/architecture.md):
+``add_message``, ``create_run``, ``start_turn`` / ``start_first_turn`` (a ``TurnHandle``
+back: the turn's events, its outcome, its cancel), ``submit_tool_outputs``, ``cancel`` and
+``follow``. No module outside ``parley.engine`` touches a ``Turn``.
+
 Every status change goes through ``states.move`` (compare-and-set) inside one of the
 transactions of ``engine.transactions``; none spans a model call.
 """
@@ -15,7 +20,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -25,24 +29,17 @@ from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart
+from parley.engine.handle import TurnHandle
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.run_loop import Turn, TurnRunner
-from parley.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from parley.errors import Conflict, InvalidRequest, ServiceUnavailable
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.db import Database
-from parley.store.records import Action, Assistant, Message, Run
-from parley.types import ActionStatus, RunStatus
+from parley.store.records import Assistant, Message, Run
+from parley.types import RunStatus
 
 log = logging.getLogger("parley.engine")
-
-
-@dataclass(slots=True)
-class TurnOutcome:
-    run: Run
-    message: Message | None
-    actions: list[Action]
 
 
 class Engine:
@@ -107,6 +104,54 @@ class Engine:
             self._bus_closed = True
             await self.bus.aclose()
 
+    # ------------------------------------------------------------ messages and runs
+
+    async def add_message(
+        self,
+        *,
+        user_id: str,
+        thread_id: str,
+        content: str,
+        images: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        """Add a user message to a thread that has no turn running or waiting for tools."""
+        return await self.db.write(
+            functools.partial(
+                tx.add_user_message,
+                user_id=user_id,
+                thread_id=thread_id,
+                content=content,
+                images=images,
+            )
+        )
+
+    async def create_run(
+        self,
+        *,
+        user_id: str,
+        thread_id: str,
+        assistant_id: str,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Run:
+        """A ``queued`` run on an idle thread, its first turn started by ``start_turn``;
+        what is not given (None) comes from the assistant, ``parameters`` key by key."""
+        return await self.db.write(
+            functools.partial(
+                tx.create_run,
+                user_id=user_id,
+                thread_id=thread_id,
+                assistant_id=assistant_id,
+                check_model=self.providers.check_model,
+                model=model,
+                instructions=instructions,
+                tools=tools,
+                parameters=parameters,
+            )
+        )
+
     # ------------------------------------------------------------------- starting turns
 
     async def start_turn(
@@ -116,7 +161,7 @@ class Engine:
         run_id: str,
         thread_id: str | None = None,
         assistant_id: str | None = None,
-    ) -> Turn:
+    ) -> TurnHandle:
         """Start the next turn of a ``queued`` run (flow A ``completions``, flow B turn 2)."""
         claim = functools.partial(
             tx.claim_queued,
@@ -130,7 +175,7 @@ class Engine:
         turn = await asyncio.shield(self._claim_and_launch(claim))
         if turn is None:
             raise Conflict("The run expired waiting for tool outputs.", code="run_finished")
-        return turn
+        return TurnHandle(self, turn)
 
     async def start_first_turn(
         self,
@@ -140,7 +185,7 @@ class Engine:
         content: str,
         images: list[dict[str, Any]] | None = None,
         thread_id: str | None = None,
-    ) -> Turn:
+    ) -> TurnHandle:
         """Flow B turn 1: store the user message, create the run and start it, atomically."""
         claim = functools.partial(
             tx.claim_first,
@@ -164,7 +209,7 @@ class Engine:
                 await early.discard()
             raise
         assert turn is not None
-        return turn
+        return TurnHandle(self, turn)
 
     async def _claim_and_launch(
         self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None
@@ -202,23 +247,6 @@ class Engine:
         finally:
             self.turns.pop(turn.run.id, None)
             turn.channel.close()
-
-    async def wait(self, turn: Turn) -> TurnOutcome:
-        """Wait for the turn to end (without tying it to the caller) and read its result."""
-        if turn.task is not None:
-            await asyncio.shield(asyncio.wait([turn.task]))
-
-        def read(conn: Connection) -> TurnOutcome:
-            run = run_store.get_run(conn, run_id=turn.run.id)
-            message: Message | None = None
-            with contextlib.suppress(NotFound):
-                message = thread_store.get_message(
-                    conn, user_id=run.user_id, message_id=turn.message_id
-                )
-            pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
-            return TurnOutcome(run=run, message=message, actions=pending)
-
-        return await self.db.read(read)
 
     # ----------------------------------------------------------------- tool outputs
 
@@ -273,16 +301,7 @@ class Engine:
         idle = self.settings.keepalive_seconds
         turn = self.turns.get(run_id)
         if turn is not None:
-            channel = turn.channel
-            if after + 1 < channel.first_seq:
-                stored = await self.db.read(
-                    functools.partial(
-                        run_store.read_events, run_id=run_id, after=after, before=channel.first_seq
-                    )
-                )
-                if stored:
-                    yield [(e.seq, e.type, e.data) for e in stored]
-            async for batch in channel.follow(after, idle_timeout=idle):
+            async for batch in self.follow_channel(turn.channel, after=after):
                 yield batch
             return
 
@@ -303,6 +322,25 @@ class Engine:
                 quiet_since = time.monotonic()
                 yield []
             await asyncio.sleep(min(self.settings.checkpoint_seconds, 0.25))
+
+    async def follow_channel(
+        self, channel: RunChannel, *, after: int
+    ) -> AsyncIterator[list[Entry]]:
+        """A turn's events after ``after`` from its live channel, earlier turns' events
+        read from the log first."""
+        if after + 1 < channel.first_seq:
+            stored = await self.db.read(
+                functools.partial(
+                    run_store.read_events,
+                    run_id=channel.run_id,
+                    after=after,
+                    before=channel.first_seq,
+                )
+            )
+            if stored:
+                yield [(e.seq, e.type, e.data) for e in stored]
+        async for batch in channel.follow(after, idle_timeout=self.settings.keepalive_seconds):
+            yield batch
 
     async def _follow_live(self, run_id: str, after: int) -> AsyncIterator[list[Entry]]:
         """Follow a run that runs elsewhere: live over Redis, merged in order with the log,

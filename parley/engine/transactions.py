@@ -171,6 +171,52 @@ def claim_first(
     return Claim(run=run, message_id=placeholder.id, context=context, assistant=assistant)
 
 
+def add_user_message(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    content: str,
+    images: list[dict[str, Any]] | None = None,
+) -> Message:
+    """A user message at the end of an idle thread (a ``queued`` run may wait on it)."""
+    thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+    ensure_idle(conn, thread_id=thread_id, allow_queued=True)
+    return thread_store.add_message(
+        conn, user_id=user_id, thread_id=thread_id, role=Role.USER, content=content, images=images
+    )
+
+
+def create_run(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    assistant_id: str,
+    check_model: Callable[[str], Any],
+    model: str | None = None,
+    instructions: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Run:
+    """A ``queued`` run of an idle thread; what is not given comes from the assistant."""
+    assistant = assistant_store.get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
+    thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+    model = model or assistant.model
+    check_model(model)
+    ensure_idle(conn, thread_id=thread_id)
+    return run_store.create_run(
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        model=model,
+        instructions=assistant.instructions if instructions is None else instructions,
+        tools=assistant.tools if tools is None else tools,
+        parameters={**assistant.parameters, **(parameters or {})},
+    )
+
+
 def ensure_idle(conn: Connection, *, thread_id: str, allow_queued: bool = False) -> None:
     """Refuse when the thread has an active run (an overdue one is expired first)."""
     active_id = run_store.active_run_id(conn, thread_id=thread_id)

@@ -29,6 +29,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -397,7 +398,7 @@ class RunSlot:
 
     async with slot:                          # 429 when the key has all it may have
         turn = await engine.start_turn(...)   # an error here gives the slot back
-        slot.hold_until(turn.task)            # given back when the turn's task ends
+        slot.hold_until(turn.when_done)       # given back when the turn ends
     """
 
     __slots__ = ("_held", "_id", "key", "limits")
@@ -422,13 +423,14 @@ class RunSlot:
             )
         return self
 
-    def hold_until(self, task: asyncio.Task[Any] | None) -> None:
-        """Keep the slot until ``task`` ends (given back at once when there is none)."""
-        if self._id is None or task is None:
+    def hold_until(self, when_done: Callable[[Callable[[], None]], None] | None) -> None:
+        """Keep the slot until the turn ends: ``when_done`` (a ``TurnHandle.when_done``)
+        is given the release. None gives the slot back at once."""
+        if self._id is None or when_done is None:
             return
         self._held = True
         slot = self._id
-        task.add_done_callback(lambda _: self.limits.counters.release(self.key, slot))
+        when_done(lambda: self.limits.counters.release(self.key, slot))
 
     async def __aexit__(
         self,

@@ -121,6 +121,26 @@ def test_the_model_reads_the_tool_error_and_answers_in_the_same_turn(
     assert run["usage"]["input_tokens"] == usage.data["input_tokens"]
 
 
+def test_a_turn_answered_as_json_counts_the_usage_of_every_model_call(
+    http: httpx.Client, upstream: Any
+) -> None:
+    word = marker()
+    bot = create_assistant(http, "fake/badargs", tools=[WEATHER])
+    response = http.post(
+        "/process",
+        json={"assistant_id": bot["id"], "content": f"weather {word}", "stream": False},
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["status"] == "completed"
+    assert len(upstream_requests(upstream, word)) == 2  # the bad call, then the answer
+    run = http.get(f"/runs/{result['run_id']}").json()
+    # the whole turn's tokens, as stored on the run: both model calls, not the last one
+    assert result["usage"] == run["usage"]
+    first, second = (len(r["messages"]) for r in upstream_requests(upstream, word))
+    assert first < second and result["usage"]["input_tokens"] > 0
+
+
 def test_tool_call_ids_and_names_too_long_to_store(http: httpx.Client, tmp_path: Path) -> None:
     long_id, long_name = "call_" + "x" * 300, "get_weather" * 20
     model = replayed_tool_calls(

@@ -66,7 +66,7 @@ async def _assistant(engine: Engine, model: str) -> Any:
 async def test_model_text_with_nul_is_stored_with_a_replacement_character(engine: Engine) -> None:
     user, bot = await _assistant(engine, "script/x")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
-    result = await engine.wait(turn)
+    result = await turn.result()
     assert result.run.status == "completed"
     assert result.message is not None
     assert result.message.content == "a\ufffdb end"

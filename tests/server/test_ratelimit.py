@@ -160,7 +160,7 @@ async def test_a_refused_slot_raises_rate_limited_with_retry_after() -> None:
     await limits.start()
     task = asyncio.create_task(asyncio.sleep(0.05))
     async with limits.run_slot("k") as slot:
-        slot.hold_until(task)
+        slot.hold_until(lambda release: task.add_done_callback(lambda _: release()))
     with pytest.raises(RateLimited) as caught:
         async with limits.run_slot("k"):
             pass

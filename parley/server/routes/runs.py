@@ -9,7 +9,6 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection
 
-from parley.engine import transactions
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.openapi import errors, event_stream
@@ -21,7 +20,6 @@ from parley.server.schemas import (
     RunPublic,
     ToolOutputsSubmit,
 )
-from parley.store import assistants as assistant_store
 from parley.store import runs as store
 from parley.store import threads as thread_store
 from parley.store.records import Action, Run
@@ -41,26 +39,16 @@ async def run_public(svc: Svc, run: Run) -> RunPublic:
 
 @router.post("/runs", status_code=201, responses=errors(404, 409))
 async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
-    def create(conn: Connection) -> Run:
-        assistant = assistant_store.get_assistant(
-            conn, user_id=user.id, assistant_id=body.assistant_id
-        )
-        thread_store.get_thread(conn, user_id=user.id, thread_id=body.thread_id)
-        model = body.model or assistant.model
-        svc.providers.check_model(model)
-        transactions.ensure_idle(conn, thread_id=body.thread_id)
-        return store.create_run(
-            conn,
-            user_id=user.id,
-            thread_id=body.thread_id,
-            assistant_id=assistant.id,
-            model=model,
-            instructions=assistant.instructions if body.instructions is None else body.instructions,
-            tools=assistant.tools if body.tools is None else [t.model_dump() for t in body.tools],
-            parameters={**assistant.parameters, **(body.parameters or {})},
-        )
-
-    return RunPublic.of(await svc.db.write(create))
+    run = await svc.engine.create_run(
+        user_id=user.id,
+        thread_id=body.thread_id,
+        assistant_id=body.assistant_id,
+        model=body.model,
+        instructions=body.instructions,
+        tools=None if body.tools is None else [t.model_dump() for t in body.tools],
+        parameters=body.parameters,
+    )
+    return RunPublic.of(run)
 
 
 @router.get("/runs", responses=errors(400, 404))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 
 from fastapi import APIRouter
-from sqlalchemy.engine import Connection
 
-from parley.engine import transactions
 from parley.server.deps import AscList, CurrentUser, DescList, Svc
 from parley.server.openapi import errors
 from parley.server.schemas import (
@@ -20,8 +18,6 @@ from parley.server.schemas import (
     ThreadPublic,
 )
 from parley.store import threads as store
-from parley.store.records import Message
-from parley.types import Role
 
 router = APIRouter(tags=["threads"])
 
@@ -64,21 +60,13 @@ async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
 async def _add_user_message(
     svc: Svc, user_id: str, thread_id: str, body: MessageCreate
 ) -> MessagePublic:
-    images = [i.model_dump() for i in body.images]
-
-    def add(conn: Connection) -> Message:
-        store.get_thread(conn, user_id=user_id, thread_id=thread_id)
-        transactions.ensure_idle(conn, thread_id=thread_id, allow_queued=True)
-        return store.add_message(
-            conn,
-            user_id=user_id,
-            thread_id=thread_id,
-            role=Role.USER,
-            content=body.content,
-            images=images,
-        )
-
-    return MessagePublic.of(await svc.db.write(add))
+    message = await svc.engine.add_message(
+        user_id=user_id,
+        thread_id=thread_id,
+        content=body.content,
+        images=[i.model_dump() for i in body.images],
+    )
+    return MessagePublic.of(message)
 
 
 @router.post("/threads/{thread_id}/messages", status_code=201, responses=errors(409))

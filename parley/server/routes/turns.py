@@ -9,7 +9,7 @@ import functools
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from parley.engine.run_loop import Turn
+from parley.engine import TurnHandle
 from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
@@ -24,7 +24,7 @@ from parley.server.schemas import (
     action_items,
 )
 from parley.store import runs as run_store
-from parley.types import RunStatus, Usage
+from parley.types import RunStatus
 
 router = APIRouter(tags=["turns"])
 
@@ -37,34 +37,28 @@ _TURN_ANSWERS = {
 }
 
 
-async def _answer(svc: Svc, turn: Turn, stream: bool) -> StreamingResponse | TurnResultPublic:
-    run = turn.run
+async def _answer(turn: TurnHandle, stream: bool) -> StreamingResponse | TurnResultPublic:
     if stream:
         headers = {
-            "X-Parley-Run-Id": run.id,
-            "X-Parley-Thread-Id": run.thread_id,
+            "X-Parley-Run-Id": turn.run_id,
+            "X-Parley-Thread-Id": turn.thread_id,
             "X-Parley-Message-Id": turn.message_id,
         }
-        after = turn.channel.first_seq - 1
-        return sse_response(
-            turn.channel.follow(after, idle_timeout=svc.settings.keepalive_seconds), headers
-        )
-    result = await svc.engine.wait(turn)
-    done = result.run
+        return sse_response(turn.events(), headers)
+    outcome = await turn.result()
+    run, message = outcome.run, outcome.message
     error = (
-        RunError(code=done.error_code, message=done.error_message or "")
-        if done.error_code
-        else None
+        RunError(code=run.error_code, message=run.error_message or "") if run.error_code else None
     )
     return TurnResultPublic(
-        run_id=done.id,
-        thread_id=done.thread_id,
-        message_id=result.message.id if result.message else None,
-        status=RunStatus(done.status),
-        text=result.message.content if result.message else "",
-        reasoning=result.message.reasoning if result.message else None,
-        actions=action_items(result.actions),
-        usage=Usage(input_tokens=turn.acc.input_tokens, output_tokens=turn.acc.output_tokens),
+        run_id=run.id,
+        thread_id=run.thread_id,
+        message_id=message.id if message else None,
+        status=RunStatus(run.status),
+        text=message.content if message else "",
+        reasoning=message.reasoning if message else None,
+        actions=action_items(outcome.actions),
+        usage=outcome.usage,
         error=error,
     )
 
@@ -80,8 +74,8 @@ async def completions(
             thread_id=body.thread_id,
             assistant_id=body.assistant_id,
         )
-        slot.hold_until(turn.task)
-    return await _answer(svc, turn, body.stream)
+        slot.hold_until(turn.when_done)
+    return await _answer(turn, body.stream)
 
 
 @router.post("/process", responses=_TURN_ANSWERS, response_model=None)
@@ -100,8 +94,8 @@ async def process(
                 images=[i.model_dump() for i in body.images],
                 thread_id=body.thread_id,
             )
-        slot.hold_until(turn.task)
-    return await _answer(svc, turn, body.stream)
+        slot.hold_until(turn.when_done)
+    return await _answer(turn, body.stream)
 
 
 @router.post("/submit_tool_output", responses=errors(404, 409))

@@ -1,0 +1,120 @@
+"""What a face holds of a turn it started: ``TurnHandle``, and the turn's ``TurnOutcome``.
+
+Every face (the native routes, and each protocol's) starts a turn through ``Engine`` and gets
+a handle back. The handle is all it needs::
+
+    turn = await engine.start_first_turn(user_id=..., assistant_id=..., content=...)
+    turn.run_id, turn.thread_id, turn.message_id       # ids, for headers and bodies
+    async for batch in turn.events():                   # (seq, type, json) entries, live
+        ...
+    outcome = await turn.result()                       # run, message, pending actions, usage
+    turn.when_done(callback)                            # e.g. give back a rate-limit slot
+    await turn.cancel()
+
+The engine's ``Turn`` (``run_loop``), mutable and shared with its task, stays inside
+``parley.engine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Connection
+
+from parley.engine.hub import Entry
+from parley.errors import NotFound
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.records import Action, Message, Run
+from parley.types import ActionStatus, Usage
+
+if TYPE_CHECKING:
+    from parley.engine.engine import Engine
+    from parley.engine.run_loop import Turn
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """How a turn ended: the run as stored, the turn's answer message, the actions left
+    pending (when it asked for tools), and the tokens of every model call of the turn."""
+
+    run: Run
+    message: Message | None
+    actions: list[Action]
+    usage: Usage
+
+
+class TurnHandle:
+    """One turn started by the engine, seen from outside it."""
+
+    __slots__ = ("_engine", "_turn")
+
+    def __init__(self, engine: Engine, turn: Turn) -> None:
+        self._engine = engine
+        self._turn = turn
+
+    @property
+    def run_id(self) -> str:
+        return self._turn.run.id
+
+    @property
+    def thread_id(self) -> str:
+        return self._turn.run.thread_id
+
+    @property
+    def message_id(self) -> str:
+        """The id of the assistant message this turn writes."""
+        return self._turn.message_id
+
+    @property
+    def first_seq(self) -> int:
+        """The sequence number of this turn's first event; earlier ones are earlier turns'."""
+        return self._turn.channel.first_seq
+
+    def events(self, *, after: int | None = None) -> AsyncIterator[list[Entry]]:
+        """Batches of the run's events with sequence numbers above ``after`` (by default,
+        this turn's from its first), live until the turn ends. An empty batch means
+        nothing happened for a keep-alive interval."""
+        channel = self._turn.channel
+        start = channel.first_seq - 1 if after is None else after
+        if start + 1 >= channel.first_seq:  # the usual case: no log to read first
+            return channel.follow(start, idle_timeout=self._engine.settings.keepalive_seconds)
+        return self._engine.follow_channel(channel, after=start)
+
+    async def result(self) -> TurnOutcome:
+        """Wait for the turn to end (without tying it to the caller) and read its outcome."""
+        turn = self._turn
+        if turn.task is not None:
+            await asyncio.shield(asyncio.wait([turn.task]))
+        input_tokens, output_tokens = turn.usage()
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        return await self._engine.db.read(
+            functools.partial(_outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage)
+        )
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the turn has ended (at once if it has)."""
+        task = self._turn.task
+        if task is None:
+            callback()
+        else:
+            task.add_done_callback(lambda _: callback())
+
+    async def cancel(self) -> Run:
+        """Cancel the run; the model call stops at once, the text so far is kept."""
+        run = self._turn.run
+        return await self._engine.cancel(user_id=run.user_id, run_id=run.id)
+
+
+def _outcome(conn: Connection, *, run_id: str, message_id: str, usage: Usage) -> TurnOutcome:
+    run = run_store.get_run(conn, run_id=run_id)
+    message: Message | None = None
+    with contextlib.suppress(NotFound):
+        message = thread_store.get_message(conn, user_id=run.user_id, message_id=message_id)
+    pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
+    return TurnOutcome(run=run, message=message, actions=pending, usage=usage)
