@@ -11,7 +11,7 @@ one core, so it is off by default.
 
 1. **First token**: ``--runs`` answers of ``fake/text:22:5``, each in a new thread. The page
    records (``window.__parleyTimings``, wall-clock milliseconds) when it parsed the first
-   ``content`` event, when the frame that put it in the DOM ran, and when that frame was
+   ``content.delta`` event, when the frame that put it in the DOM ran, and when that frame was
    painted (a message posted from the frame callback arrives after the paint). The Flask
    app's own moment of emitting that event is taken from its ``encode_event`` (wrapped
    here; same machine, same wall clock). Median and p95; target: visible ≤ 50 ms after the
@@ -120,23 +120,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class EmitClock:
-    """Wall-clock milliseconds at which the Flask app emitted each ``content`` event."""
+    """Wall-clock milliseconds at which the Flask app emitted each ``content.delta`` event."""
 
     def __init__(self) -> None:
         self.content: list[float] = []
         self._lock = threading.Lock()
 
     def install(self) -> None:
+        from parley.events import ContentDelta
         from parley.web import exchange
 
         encode = exchange.encode_event
 
-        def timed(name: str, data: dict[str, Any]) -> str:
-            text = encode(name, data)
-            if name == "content":
+        def timed(event: Any, seq: int | None = None) -> bytes:
+            frame = encode(event, seq)
+            if isinstance(event, ContentDelta):
                 with self._lock:
                     self.content.append(time.time() * 1000)
-            return text
+            return frame
 
         exchange.encode_event = timed  # type: ignore[assignment]
 

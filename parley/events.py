@@ -1,11 +1,16 @@
 """The event vocabulary, spoken by every layer from provider adapter to browser.
 
-Two families:
+Three families:
 
 * **Run events** (pydantic models, literal ``type``): what a run stream carries on the wire
   and what the SDK yields. ``Event`` is their annotated union, ``parse_event`` reads one.
+* **Client tool events** (pydantic models too): what a client that runs the tools itself
+  (the terminal, the web page) reports of them, ``tool.start`` and ``tool.result``, beside
+  the run events it passes on. The server never sends them.
 * **Model events** (slotted dataclasses): what a provider adapter yields for one model call,
   before the engine ties it to a run and message. They never leave the server process.
+
+Every stream of these events is framed by ``encode_event`` (server-sent events).
 """
 
 from __future__ import annotations
@@ -110,6 +115,47 @@ def parse_event(data: str | bytes) -> Event:
 
 def event_from_dict(data: dict[str, Any]) -> Event:
     return _event_adapter.validate_python(data)
+
+
+# ------------------------------------------------------------------- client tool events
+
+
+class ToolStartEvent(BaseModel):
+    """A client started running one of the manifest's tool calls."""
+
+    type: Literal["tool.start"] = "tool.start"
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolResultEvent(BaseModel):
+    """A client's tool call ended; ``output`` is the text sent back to the model."""
+
+    type: Literal["tool.result"] = "tool.result"
+    tool_call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+ClientToolEvent = Annotated[ToolStartEvent | ToolResultEvent, Field(discriminator="type")]
+
+
+# ------------------------------------------------------------------------------ framing
+
+
+def encode_frame(seq: int | None, type_: str, data: str) -> bytes:
+    """One server-sent event: ``id`` (when numbered), ``event`` and one JSON ``data`` line
+    (the JSON of an event never holds a raw newline)."""
+    if seq is None:
+        return f"event: {type_}\ndata: {data}\n\n".encode()
+    return f"id: {seq}\nevent: {type_}\ndata: {data}\n\n".encode()
+
+
+def encode_event(event: BaseModel, seq: int | None = None) -> bytes:
+    """An event of this vocabulary as one server-sent event, named by its ``type``."""
+    return encode_frame(seq, event.type, event.model_dump_json())  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------- model events

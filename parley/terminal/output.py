@@ -25,7 +25,14 @@ from rich.console import Console
 from rich.text import Text
 
 from parley.controls import clean, escape_controls_in_json
-from parley.events import ActionItem, ContentDelta, Event, ReasoningDelta
+from parley.events import (
+    ActionItem,
+    ContentDelta,
+    Event,
+    ReasoningDelta,
+    ToolResultEvent,
+    ToolStartEvent,
+)
 from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
@@ -241,25 +248,19 @@ class JsonOutput:
         pass  # the tool_calls event is the manifest
 
     def tool_started(self, action: ActionItem) -> None:
-        self._object(
-            {
-                "type": "tool.start",
-                "tool_call_id": action.tool_call_id,
-                "name": action.name,
-                "arguments": action.arguments,
-            }
+        started = ToolStartEvent(
+            tool_call_id=action.tool_call_id, name=action.name, arguments=action.arguments
         )
+        self._line(started.model_dump_json())
 
     def tool_finished(self, action: ActionItem, record: ToolRecord) -> None:
-        self._object(
-            {
-                "type": "tool.result",
-                "tool_call_id": record.tool_call_id,
-                "name": record.name,
-                "output": record.output,
-                "is_error": record.is_error,
-            }
+        finished = ToolResultEvent(
+            tool_call_id=record.tool_call_id,
+            name=record.name,
+            output=record.output,
+            is_error=record.is_error,
         )
+        self._line(finished.model_dump_json())
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
         return await _ask(self._asker, name, arguments)

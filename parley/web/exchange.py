@@ -1,9 +1,10 @@
 """One exchange of ``POST /api/messages/process``: the seed's flow A, as browser events.
 
     thread → status message → create_message → status run → create_run(model=) → run
-      → status streaming → stream the turn (reasoning, content, tool_call ...)
-      → the run is action_required: status tools → poll_and_execute_action(our tools)
-        → tool_result ... → status tools_done → stream the next turn → ...
+      → status streaming → the turn's events (reasoning.delta, content.delta, tool_calls)
+      → the run is action_required: status tools → tool.start ...
+        → poll_and_execute_action(our tools) → tool.result ... → status tools_done
+        → the next turn's events → ...
     → usage → status done → done
 
 Every exchange ends with ``done``; a failure on the way becomes an ``error`` event first
@@ -14,7 +15,6 @@ still run), so the thread holds the whole answer when the page comes back.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,17 +25,21 @@ from parley.events import (
     ActionItem,
     ContentDelta,
     ErrorEvent,
-    Event,
     ReasoningDelta,
     ToolCallsEvent,
+    ToolResultEvent,
+    ToolStartEvent,
+    UsageEvent,
+    encode_event,
 )
 from parley.sdk import TurnAccumulator
 from parley.sdk.models import Run, Thread
 from parley.types import TERMINAL_STATUSES, RunStatus, Usage
 from parley.web.backend import Backend, Problem, problem_of, title_of
+from parley.web.events import ExchangeDone, RunStarted, StatusNote, ThreadOpened
 from parley.web.tools import ToolRegistry
 
-__all__ = ["MAX_TOOL_ROUNDS", "Ask", "Exchange", "encode_event"]
+__all__ = ["MAX_TOOL_ROUNDS", "Ask", "Exchange", "WebEvent"]
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +49,29 @@ MAX_TOOL_ROUNDS = 8
 TOOL_WAIT = 30.0
 TOOL_POLL_INTERVAL = 0.2
 
-WebEvent = tuple[str, dict[str, Any]]
+#: What one exchange sends the browser (see ``parley.web.events``).
+WebEvent = (
+    ContentDelta
+    | ReasoningDelta
+    | ToolCallsEvent
+    | ErrorEvent
+    | ToolStartEvent
+    | ToolResultEvent
+    | UsageEvent
+    | ThreadOpened
+    | RunStarted
+    | StatusNote
+    | ExchangeDone
+)
 
 _DONE_TEXT = {
     RunStatus.COMPLETED: "Done.",
     RunStatus.CANCELLED: "Stopped.",
     RunStatus.FAILED: "The run failed.",
 }
-
-
-def encode_event(name: str, data: dict[str, Any]) -> str:
-    """One server-sent event: ``event:`` and one JSON ``data:`` line."""
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-def _status(state: str, text: str) -> WebEvent:
-    return "status", {"state": state, "text": text}
-
-
-def _translate(event: Event) -> Iterator[WebEvent]:
-    """The browser's events for one event of the turn's stream (status and usage are
-    gathered by the turn's ``TurnAccumulator`` instead)."""
-    if isinstance(event, ContentDelta):
-        yield "content", {"text": event.text}
-    elif isinstance(event, ReasoningDelta):
-        yield "reasoning", {"text": event.text}
-    elif isinstance(event, ToolCallsEvent):
-        for call in event.actions:
-            yield (
-                "tool_call",
-                {"id": call.tool_call_id, "name": call.name, "arguments": call.arguments},
-            )
-    elif isinstance(event, ErrorEvent):
-        yield "error", {"code": event.code, "message": event.message}
+#: The events of a turn's stream the browser gets as they are (status and usage are
+#: gathered by the turn's ``TurnAccumulator`` instead, ``done`` ends the whole exchange).
+_PASSED_ON = (ContentDelta, ReasoningDelta, ToolCallsEvent, ErrorEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +91,14 @@ class _ToolRound:
 
     def __init__(self, tools: ToolRegistry) -> None:
         self._tools = tools
-        self.results: list[dict[str, Any]] = []
+        self.results: list[ToolResultEvent] = []
 
     def __call__(self, name: str, arguments: dict[str, Any], action: ActionItem) -> str:
         output, is_error = self._tools.execute(name, arguments)
         self.results.append(
-            {"id": action.tool_call_id, "name": name, "output": output, "is_error": is_error}
+            ToolResultEvent(
+                tool_call_id=action.tool_call_id, name=name, output=output, is_error=is_error
+            )
         )
         return output
 
@@ -120,12 +116,12 @@ class Exchange:
         self.usage = Usage()
         self._calls: list[ActionItem] = []
 
-    def sse(self) -> Iterator[str]:
+    def sse(self) -> Iterator[bytes]:
         """The exchange as server-sent events; finished unwatched if the browser leaves."""
         events = self.events()
         try:
-            for name, data in events:
-                yield encode_event(name, data)
+            for event in events:
+                yield encode_event(event)
         except GeneratorExit:
             log.info("the browser left exchange of run %s; finishing it", self.run_id)
             for _ in events:
@@ -143,27 +139,27 @@ class Exchange:
                 Problem(500, "internal_error", "The web app failed while answering.")
             )
         final = self.status or RunStatus.FAILED
-        yield "usage", self.usage.model_dump()
-        yield _status("done", _DONE_TEXT.get(final, f"The run ended: {final}."))
-        yield "done", {"status": str(final), "run_id": self.run_id, "thread_id": self.thread_id}
+        yield UsageEvent(run_id=self.run_id, **self.usage.model_dump())
+        yield StatusNote(state="done", text=_DONE_TEXT.get(final, f"The run ended: {final}."))
+        yield ExchangeDone(status=final, run_id=self.run_id, thread_id=self.thread_id)
 
     # ------------------------------------------------------------------ the flow
 
     def _exchange(self) -> Iterator[WebEvent]:
         yield self._open_thread()
         assert self.thread_id is not None
-        yield _status("message", "Saving your message…")
+        yield StatusNote(state="message", text="Saving your message…")
         message = self.client.messages.create_message(
             thread_id=self.thread_id, content=self.ask.content, role="user"
         )
-        yield _status("run", f"Starting the run with {self.ask.model}…")
+        yield StatusNote(state="run", text=f"Starting the run with {self.ask.model}…")
         run = self._create_run()
         assistant_id = run.assistant_id
         self.run_id, self.status = run.id, run.status
-        yield "run", {"run_id": run.id}
+        yield RunStarted(run_id=run.id)
         rounds = 0
         while True:
-            yield _status("streaming", "Streaming the answer…")
+            yield StatusNote(state="streaming", text="Streaming the answer…")
             yield from self._turn(assistant_id, message.id)
             if self.status != RunStatus.ACTION_REQUIRED:
                 return
@@ -172,14 +168,17 @@ class Exchange:
                 return
             rounds += 1
             names = ", ".join(dict.fromkeys(call.name for call in self._calls)) or "tools"
-            yield _status("tools", f"Running {names}…")
+            yield StatusNote(state="tools", text=f"Running {names}…")
+            for call in self._calls:
+                yield ToolStartEvent(
+                    tool_call_id=call.tool_call_id, name=call.name, arguments=call.arguments
+                )
             handled, results = self._run_tools(assistant_id)
-            for result in results:
-                yield "tool_result", result
+            yield from results
             if not handled:  # the run ended (or stopped waiting) on its own
                 self.status = self.client.runs.retrieve(self.run_id).status
                 return
-            yield _status("tools_done", "Tool results sent back to the model.")
+            yield StatusNote(state="tools_done", text="Tool results sent back to the model.")
 
     def _open_thread(self) -> WebEvent:
         thread = self.ask.thread
@@ -187,7 +186,7 @@ class Exchange:
             thread = self.backend.create_thread(self.ask.owner, title_of(self.ask.content))
             self.thread_id = thread.id
         title = thread.metadata.get("title")
-        return "thread", {"thread_id": thread.id, "title": title if isinstance(title, str) else ""}
+        return ThreadOpened(thread_id=thread.id, title=title if isinstance(title, str) else "")
 
     def _create_run(self) -> Run:
         def create() -> Run:
@@ -217,7 +216,8 @@ class Exchange:
         try:
             for event in sync_stream.stream_chunks():
                 turn.add(event)
-                yield from _translate(event)
+                if isinstance(event, _PASSED_ON):
+                    yield event
             self.status = turn.status or self.status
             self._calls = turn.actions
         except Conflict:
@@ -230,7 +230,7 @@ class Exchange:
                 output_tokens=self.usage.output_tokens + turn.usage.output_tokens,
             )
 
-    def _run_tools(self, assistant_id: str) -> tuple[bool, list[dict[str, Any]]]:
+    def _run_tools(self, assistant_id: str) -> tuple[bool, list[ToolResultEvent]]:
         assert self.run_id is not None
         executor = _ToolRound(self.backend.tools)
         try:
@@ -260,14 +260,15 @@ class Exchange:
     def _give_up(self) -> WebEvent:
         assert self.run_id is not None
         self.status = self._cancel() or self.status
-        return "error", {
-            "code": "too_many_tool_rounds",
-            "message": f"The model still asked for tools after {MAX_TOOL_ROUNDS} rounds; "
+        return ErrorEvent(
+            run_id=self.run_id,
+            code="too_many_tool_rounds",
+            message=f"The model still asked for tools after {MAX_TOOL_ROUNDS} rounds; "
             "the run was stopped.",
-        }
+        )
 
     def _failed(self, problem: Problem) -> Iterator[WebEvent]:
-        yield "error", {"code": problem.type, "message": problem.message}
+        yield ErrorEvent(run_id=self.run_id, code=problem.type, message=problem.message)
         if self.run_id is None:
             self.status = RunStatus.FAILED
             return

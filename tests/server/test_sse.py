@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from parley.events import ContentDelta, parse_event
-from parley.server.sse import PING, encode_event, encode_frame
+from parley.events import ContentDelta, encode_event, encode_frame, parse_event
+from parley.server.sse import PING
 from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
 
 

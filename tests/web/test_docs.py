@@ -28,7 +28,7 @@ def test_the_example_of_adding_a_tool(
         browser = Browser(web.url)
         browser.open_page()
         events = browser.process("glossary Parley")
-        results = [data for name, data in events if name == "tool_result"]
+        results = [data for name, data in events if name == "tool.result"]
         assert [(r["name"], r["output"], r["is_error"]) for r in results] == [
             ("glossary", "a talk between enemies", False)
         ]

@@ -26,7 +26,7 @@ def _one(events: Events, name: str) -> dict[str, Any]:
     return found[0]
 
 
-def _text(events: Events, name: str = "content") -> str:
+def _text(events: Events, name: str = "content.delta") -> str:
     return "".join(data["text"] for n, data in events if n == name)
 
 
@@ -45,29 +45,40 @@ def test_calculator_through_the_demo_model(browser: Browser, sdk: Client) -> Non
     # The order of the flow: run → first stream → tool call → tools → result → second stream.
     expected = ["message", "run", "streaming", "tools", "tools_done", "streaming", "done"]
     assert _states(events) == expected
-    order = [n for n in names if n in ("run", "tool_call", "tool_result", "content", "done")]
-    first_content = order.index("content")
-    assert order[:first_content] == ["run", "tool_call", "tool_result"]
-    assert set(order[first_content:-1]) == {"content"}
+    order = [n for n in names if n in ("run", "tool.start", "tool.result", "content.delta", "done")]
+    first_content = order.index("content.delta")
+    assert order[:first_content] == ["run", "tool.start", "tool.result"]
+    assert set(order[first_content:-1]) == {"content.delta"}
 
-    call = _one(events, "tool_call")
+    call = _one(events, "tool.start")
     assert call["name"] == "calculator" and call["arguments"] == {"expression": "(2+3)*4 - 2**3"}
-    result = _one(events, "tool_result")
-    assert result == {"id": call["id"], "name": "calculator", "output": "12", "is_error": False}
+    result = _one(events, "tool.result")
+    assert result == {
+        "type": "tool.result",
+        "tool_call_id": call["tool_call_id"],
+        "name": "calculator",
+        "output": "12",
+        "is_error": False,
+    }
     assert '"12"' in _text(events)
-    assert _text(events, "reasoning")  # the demo reasons first
+    assert _text(events, "reasoning.delta")  # the demo reasons first
     usage = _one(events, "usage")
     assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
-    done = {"status": "completed", "run_id": run_id, "thread_id": thread["thread_id"]}
+    done = {
+        "type": "done",
+        "status": "completed",
+        "run_id": run_id,
+        "thread_id": thread["thread_id"],
+    }
     assert _one(events, "done") == done
 
     # What the server kept, as the page reads it back.
     messages = browser.get(f"/api/threads/{thread['thread_id']}/messages").json()["data"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
     assert messages[1]["tool_calls"] == [
-        {"id": call["id"], "name": "calculator", "arguments": call["arguments"]}
+        {"id": call["tool_call_id"], "name": "calculator", "arguments": call["arguments"]}
     ]
-    assert messages[2]["tool_call_id"] == call["id"] and messages[2]["content"] == "12"
+    assert messages[2]["tool_call_id"] == call["tool_call_id"] and messages[2]["content"] == "12"
     assert messages[3]["content"] == _text(events) and messages[3]["run_id"] == run_id
     assert "reasoning" in messages[3] and "tool_calls" not in messages[3]
     assert sdk.runs.retrieve(run_id).model == "demo/parley"
@@ -83,8 +94,12 @@ def test_a_conversation_goes_on_in_its_thread_with_the_chosen_model(
     assert _text(first) == expected_text(4)
     assert _states(first) == ["message", "run", "streaming", "done"]
     second = browser.process("current_time Europe/Lisbon", thread_id=thread_id, model="demo/x")
-    assert second[0][1] == {"thread_id": thread_id, "title": "Hello, who are you?"}
-    result = _one(second, "tool_result")
+    assert second[0][1] == {
+        "type": "thread",
+        "thread_id": thread_id,
+        "title": "Hello, who are you?",
+    }
+    result = _one(second, "tool.result")
     assert result["is_error"] is False and "Europe/Lisbon" in result["output"]
     run_id = _one(second, "run")["run_id"]
     assert sdk.runs.retrieve(run_id).model == "demo/x"
@@ -102,7 +117,7 @@ def test_a_long_first_message_names_the_thread_with_its_start(browser: Browser) 
 
 def test_tool_failures_go_back_to_the_model_as_errors(browser: Browser) -> None:
     events = browser.process("calculator 1/0")
-    result = _one(events, "tool_result")
+    result = _one(events, "tool.result")
     assert result["is_error"] is True
     assert result["output"] == "Error: division by zero"
     assert '"Error: division by zero"' in _text(events)
@@ -111,10 +126,10 @@ def test_tool_failures_go_back_to_the_model_as_errors(browser: Browser) -> None:
 
 def test_parallel_calls_are_answered_each_with_its_own_id(browser: Browser) -> None:
     events = browser.process("hi", model="fake/tools:2")  # current_time, calculator
-    calls = [data for n, data in events if n == "tool_call"]
-    results = [data for n, data in events if n == "tool_result"]
+    calls = [data for n, data in events if n == "tool.start"]
+    results = [data for n, data in events if n == "tool.result"]
     assert [c["name"] for c in calls] == ["current_time", "calculator"]
-    assert [r["id"] for r in results] == [c["id"] for c in calls]
+    assert [r["tool_call_id"] for r in results] == [c["tool_call_id"] for c in calls]
     assert all(r["is_error"] for r in results)  # "timezone 0", "expression 1": not valid
     assert "Fake upstream got tool results" in _text(events)
     assert _one(events, "done")["status"] == "completed"
@@ -136,7 +151,12 @@ def test_an_unknown_model_is_an_error_event(browser: Browser) -> None:
     events = browser.process("hello", model="nowhere/model")
     error = _one(events, "error")
     assert "nowhere/model" in error["message"]
-    done = {"status": "failed", "run_id": None, "thread_id": events[0][1]["thread_id"]}
+    done = {
+        "type": "done",
+        "status": "failed",
+        "run_id": None,
+        "thread_id": events[0][1]["thread_id"],
+    }
     assert _one(events, "done") == done
 
 
@@ -145,7 +165,7 @@ def test_stop_cancels_the_run_and_keeps_what_arrived(browser: Browser, sdk: Clie
     with browser.open_stream("tell me a story", model="fake/slow:200") as response:
         for name, data in read_events(response):
             events.append((name, data))
-            if name == "content" and _names(events).count("content") == 2:  # Stop, once
+            if name == "content.delta" and _names(events).count("content.delta") == 2:  # Stop, once
                 run_id = _one(events, "run")["run_id"]
                 stopped = browser.post(f"/api/runs/{run_id}/cancel")
                 assert stopped.json() == {"id": run_id, "status": "cancelled"}
@@ -169,7 +189,7 @@ def test_too_many_tool_rounds_stop_the_run(
     monkeypatch.setattr(exchange, "MAX_TOOL_ROUNDS", 0)
     events = browser.process("calculator 1+1")
     assert _one(events, "error")["code"] == "too_many_tool_rounds"
-    assert "tool_result" not in _names(events)
+    assert "tool.result" not in _names(events)
     done = _one(events, "done")
     assert done["status"] == "cancelled"
     assert sdk.runs.retrieve(done["run_id"]).status == "cancelled"
@@ -248,7 +268,7 @@ def test_a_tool_of_your_own_is_added_to_the_assistant(
         b = Browser(web.url)
         b.open_page()
         events = b.process("lookup Parley")
-        assert _one(events, "tool_result")["output"] == "a discussion between enemies"
+        assert _one(events, "tool.result")["output"] == "a discussion between enemies"
         b.close()
     mine = [a for a in sdk.assistants.list(limit=100).data if a.name == "Parley web"]
     assert len(mine) == 1

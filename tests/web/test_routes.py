@@ -283,7 +283,12 @@ def test_a_server_that_cannot_be_reached_is_a_502(web_without_server: WebApp) ->
         assert names == ["error", "usage", "status", "done"]
         assert events[0][1]["code"] == "server_unreachable"
         assert "Cannot reach the Parley server" in events[0][1]["message"]
-        assert events[-1][1] == {"status": "failed", "run_id": None, "thread_id": None}
+        assert events[-1][1] == {
+            "type": "done",
+            "status": "failed",
+            "run_id": None,
+            "thread_id": None,
+        }
     finally:
         b.close()
 

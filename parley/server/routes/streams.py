@@ -9,7 +9,8 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from parley.engine.hub import Entry
-from parley.server.sse import HEADERS, PING, encode_frame
+from parley.events import encode_frame
+from parley.server.sse import HEADERS, PING
 
 
 class SSEResponse(StreamingResponse):

@@ -313,21 +313,21 @@ const handlers = {
     if (stream.stopRequested) requestCancel(stream);
     else el.stop.disabled = false;
   },
-  reasoning(stream, data) {
+  "reasoning.delta"(stream, data) {
     stream.view.reasoning(data.text || "");
   },
-  content(stream, data) {
+  "content.delta"(stream, data) {
     stream.view.content(data.text || "");
     if (!stream.sawContent) {
       stream.sawContent = true;
       recordFirstContent(stream.view.last);
     }
   },
-  tool_call(stream, data) {
-    stream.view.toolCall(data);
+  "tool.start"(stream, data) {
+    stream.view.toolCall({ id: data.tool_call_id, name: data.name, arguments: data.arguments });
   },
-  tool_result(stream, data) {
-    stream.view.toolResult(data);
+  "tool.result"(stream, data) {
+    stream.view.toolResult({ ...data, id: data.tool_call_id });
   },
   usage(stream, data) {
     stream.usage = data;
@@ -342,7 +342,7 @@ const handlers = {
 };
 
 function handle(stream, event) {
-  const handler = handlers[event.name];
+  const handler = Object.hasOwn(handlers, event.name) ? handlers[event.name] : undefined;
   if (handler === undefined) return; // an event this page does not know
   let data;
   try {
