@@ -75,7 +75,7 @@ class Engine:
     async def start(self) -> None:
         if self.bus is not None:
             await self.bus.start(self._cancelled_elsewhere)
-        await self.sweep()
+        await self._sweep()
         self._abandoned = await self.db.read(functools.partial(tx.earlier_leases, lease=self.lease))
         # Two heartbeats and a half: a live owner (started twice by mistake) renews by then.
         self._abandoned_check = time.monotonic() + 2.5 * self._beat
@@ -301,7 +301,16 @@ class Engine:
         idle = self.settings.keepalive_seconds
         turn = self.turns.get(run_id)
         if turn is not None:
-            async for batch in self.follow_channel(turn.channel, after=after):
+            channel = turn.channel
+            if after + 1 < channel.first_seq:
+                stored = await self.db.read(
+                    functools.partial(
+                        run_store.read_events, run_id=run_id, after=after, before=channel.first_seq
+                    )
+                )
+                if stored:
+                    yield [(e.seq, e.type, e.data) for e in stored]
+            async for batch in channel.follow(after, idle_timeout=idle):
                 yield batch
             return
 
@@ -322,25 +331,6 @@ class Engine:
                 quiet_since = time.monotonic()
                 yield []
             await asyncio.sleep(min(self.settings.checkpoint_seconds, 0.25))
-
-    async def follow_channel(
-        self, channel: RunChannel, *, after: int
-    ) -> AsyncIterator[list[Entry]]:
-        """A turn's events after ``after`` from its live channel, earlier turns' events
-        read from the log first."""
-        if after + 1 < channel.first_seq:
-            stored = await self.db.read(
-                functools.partial(
-                    run_store.read_events,
-                    run_id=channel.run_id,
-                    after=after,
-                    before=channel.first_seq,
-                )
-            )
-            if stored:
-                yield [(e.seq, e.type, e.data) for e in stored]
-        async for batch in channel.follow(after, idle_timeout=self.settings.keepalive_seconds):
-            yield batch
 
     async def _follow_live(self, run_id: str, after: int) -> AsyncIterator[list[Entry]]:
         """Follow a run that runs elsewhere: live over Redis, merged in order with the log,
@@ -406,7 +396,7 @@ class Engine:
                     await self.db.write(functools.partial(tx.close_abandoned, leases=leases))
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.settings.sweep_seconds
-                    await self.sweep()
+                    await self._sweep()
             except Exception:
                 log.exception("run upkeep failed; retrying")
 
@@ -422,7 +412,7 @@ class Engine:
                 turn.stop_reason = "remote"
                 turn.task.cancel()
 
-    async def sweep(self) -> None:
+    async def _sweep(self) -> None:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
         read first: the write (and its lock) only when there is something to close."""
         here = set(self.turns)

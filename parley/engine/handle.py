@@ -82,9 +82,9 @@ class TurnHandle:
         nothing happened for a keep-alive interval."""
         channel = self._turn.channel
         start = channel.first_seq - 1 if after is None else after
-        if start + 1 >= channel.first_seq:  # the usual case: no log to read first
-            return channel.follow(start, idle_timeout=self._engine.settings.keepalive_seconds)
-        return self._engine.follow_channel(channel, after=start)
+        if start + 1 < channel.first_seq:  # earlier turns' events: the log first
+            return self._engine.follow(self.run_id, after=start)
+        return channel.follow(start, idle_timeout=self._engine.settings.keepalive_seconds)
 
     async def result(self) -> TurnOutcome:
         """Wait for the turn to end (without tying it to the caller) and read its outcome."""
@@ -100,7 +100,7 @@ class TurnHandle:
     def when_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the turn has ended (at once if it has)."""
         task = self._turn.task
-        if task is None:
+        if task is None or task.done():
             callback()
         else:
             task.add_done_callback(lambda _: callback())

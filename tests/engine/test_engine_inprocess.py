@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,10 @@ import pytest
 
 from parley.config import Settings
 from parley.engine import Engine
-from parley.events import FinishPart, ModelEvent, TextPart
+from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
 from parley.providers.registry import ProviderRegistry
-from parley.store import assistants, users
+from parley.store import assistants, threads, users
 from parley.store.db import Database
 from tests.harness import FreshDatabase
 
@@ -30,13 +31,47 @@ class Scripted:
         yield FinishPart("stop")
 
 
+class OneToolRound:
+    """A provider that calls the tool ``lookup`` first, and answers with its result."""
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        last = request.messages[-1]
+        if last.role == "tool":
+            yield TextPart(f"it is {last.content}")
+            yield UsagePart(input_tokens=7, output_tokens=3)
+            yield FinishPart("stop")
+            return
+        yield ToolCallPart(index=0, id="call_1", name="lookup", arguments='{"q": "x"}')
+        yield UsagePart(input_tokens=5, output_tokens=2)
+        yield FinishPart("tool_calls")
+
+
+class Stalling:
+    """A provider that sends a word, then nothing until the turn is cancelled."""
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        yield TextPart("partial")
+        await asyncio.sleep(60)
+        yield FinishPart("stop")
+
+
+LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     fresh = FreshDatabase(tmp_path)
     settings = Settings(database_url=fresh.url)
     db = Database(settings.database_url)
     await db.migrate()
-    registry = ProviderRegistry(settings, overrides={"script": Scripted("a\x00b", " end")})
+    registry = ProviderRegistry(
+        settings,
+        overrides={
+            "script": Scripted("a\x00b", " end"),
+            "round": OneToolRound(),
+            "stall": Stalling(),
+        },
+    )
     eng = Engine(db, registry, settings)
     await eng.start()
     yield eng
@@ -70,3 +105,59 @@ async def test_model_text_with_nul_is_stored_with_a_replacement_character(engine
     assert result.run.status == "completed"
     assert result.message is not None
     assert result.message.content == "a\ufffdb end"
+
+
+async def _entries(batches: AsyncIterator[list[tuple[int, str, str]]]) -> list[tuple[int, str]]:
+    return [(seq, kind) async for batch in batches for seq, kind, _ in batch]
+
+
+async def test_a_face_runs_a_tool_round_through_the_engine_interface(engine: Engine) -> None:
+    user, bot = await _assistant(engine, "round/x")
+    thread = await engine.db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    question = await engine.add_message(user_id=user.id, thread_id=thread.id, content="what?")
+    assert question.role == "user" and question.content == "what?"
+    run = await engine.create_run(
+        user_id=user.id, thread_id=thread.id, assistant_id=bot.id, tools=[LOOKUP]
+    )
+    assert (run.status, run.model, run.tools) == ("queued", "round/x", [LOOKUP])
+
+    first = await engine.start_turn(user_id=user.id, run_id=run.id)
+    assert (first.run_id, first.thread_id, first.first_seq) == (run.id, thread.id, 1)
+    seen = await _entries(first.events())
+    assert [kind for _, kind in seen] == ["run.status", "tool_calls", "usage", "run.status", "done"]
+    outcome = await first.result()
+    assert outcome.run.status == "action_required"
+    assert [a.tool_call_id for a in outcome.actions] == ["call_1"]
+    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (5, 2)
+
+    await engine.submit_tool_outputs(user_id=user.id, run_id=run.id, outputs=[("call_1", "42")])
+    second = await engine.start_turn(user_id=user.id, run_id=run.id)
+    assert second.first_seq == seen[-1][0] + 1
+    # From an earlier sequence number: the first turn's events from the log, then this one's.
+    replayed = await _entries(second.events(after=0))
+    assert [seq for seq, _ in replayed] == list(range(1, len(replayed) + 1))
+    assert replayed[: len(seen)] == seen and replayed[-1][1] == "done"
+    outcome = await second.result()
+    assert outcome.run.status == "completed"
+    assert outcome.message is not None and outcome.message.content == "it is 42"
+    assert outcome.actions == []
+    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (7, 3)
+    assert (outcome.run.input_tokens, outcome.run.output_tokens) == (12, 5)
+
+
+async def test_a_turn_cancelled_through_its_handle_keeps_its_text(engine: Engine) -> None:
+    user, bot = await _assistant(engine, "stall/x")
+    turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
+    ended: list[bool] = []
+    turn.when_done(lambda: ended.append(True))
+    async for batch in turn.events():
+        if any(kind == "content.delta" for _, kind, _ in batch):
+            break
+    assert ended == []
+    run = await turn.cancel()
+    assert run.status == "cancelled"
+    outcome = await turn.result()
+    assert outcome.message is not None and outcome.message.content == "partial"
+    assert ended == [True]
+    turn.when_done(lambda: ended.append(True))  # an ended turn calls back at once
+    assert ended == [True, True]
