@@ -80,3 +80,18 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from parley.cli.serve import build_server\n")
     assert _imports(bad) == [(2, "parley.cli.serve")]
     assert LAYERS[_part("parley.cli.serve") or ""] > LAYERS["terminal"]
+
+
+def test_the_engine_is_reached_through_its_interface_only() -> None:
+    """Outside ``parley.engine``, code imports the package (``Engine``, ``TurnHandle``, ...),
+    never one of its modules: a face cannot reach into a turn."""
+    inside = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.relative_to(ROOT).parts[0] == "engine":
+            continue
+        inside += [
+            f"{path.relative_to(ROOT)}:{line} imports {imported}"
+            for line, imported in _imports(path)
+            if imported.startswith("parley.engine.")
+        ]
+    assert inside == []

@@ -1,7 +1,9 @@
 """The run engine: state machine, turn loop and run ownership. ``Engine`` and the
-``TurnHandle`` it gives back are the interface every face uses (docs/architecture.md)."""
+``TurnHandle`` it gives back are the interface every face uses (docs/architecture.md); the
+package's modules are its inside."""
 
 from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
+from parley.engine.hub import Entry
 
-__all__ = ["Engine", "TurnHandle", "TurnOutcome"]
+__all__ = ["Engine", "Entry", "TurnHandle", "TurnOutcome"]

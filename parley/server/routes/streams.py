@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from parley.engine.hub import Entry
+from parley.engine import Entry
 from parley.events import encode_frame
 from parley.server.sse import HEADERS, PING
 
