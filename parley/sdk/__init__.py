@@ -36,6 +36,7 @@ from parley.sdk.models import (
     UserCreated,
 )
 from parley.sdk.stream import AsyncStream, ServerSentEvent, SSEDecoder, Stream
+from parley.sdk.tools import Tool, ToolRegistry, schema_of
 
 __all__ = [
     "Action",
@@ -61,9 +62,11 @@ __all__ = [
     "ServerSentEvent",
     "Stream",
     "Thread",
+    "Tool",
     "ToolCall",
     "ToolDefinition",
     "ToolLoopLimitExceeded",
+    "ToolRegistry",
     "ToolResult",
     "TurnAccumulator",
     "TurnResult",
@@ -72,4 +75,5 @@ __all__ = [
     "UserCreated",
     "image_data_url",
     "normalize_tools",
+    "schema_of",
 ]

@@ -27,12 +27,15 @@ from parley.sdk.models import (
     User,
     UserCreated,
 )
+from parley.sdk.tools import Tool
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 Order = Literal["asc", "desc"]
-ToolInput = Mapping[str, Any] | BaseModel
+#: A tool for an assistant or a run: a spec (dict or pydantic model), a Python function,
+#: or a ``Tool`` (``parley.sdk.tools``).
+ToolInput = Mapping[str, Any] | BaseModel | Tool | Callable[..., Any]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,12 +120,18 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
     """Tools in the OpenAI shape the API takes.
 
     Accepts ``{"type": "function", "function": {...}}`` dicts as they are, flat
-    ``{"name", "description", "parameters"}`` dicts (wrapped), and pydantic models of
-    either shape (``parley.types.ToolSpec`` / ``FunctionSpec``).
+    ``{"name", "description", "parameters"}`` dicts (wrapped), pydantic models of either
+    shape (``parley.types.ToolSpec`` / ``FunctionSpec``), and Python functions or ``Tool``s
+    (their schema from the signature: ``parley.sdk.tools``).
     """
     out: list[dict[str, Any]] = []
     for tool in tools:
-        spec = tool.model_dump() if isinstance(tool, BaseModel) else dict(tool)
+        if isinstance(tool, BaseModel):
+            spec = tool.model_dump()
+        elif isinstance(tool, Mapping):
+            spec = dict(tool)
+        else:
+            spec = (tool if isinstance(tool, Tool) else Tool.of(tool)).definition()
         if "function" in spec:
             out.append({"type": "function", **spec})
         elif "name" in spec:

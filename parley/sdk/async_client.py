@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -38,6 +38,7 @@ from parley.sdk._base import (
 from parley.sdk._calls import Call
 from parley.sdk.models import Page, RespondResult, Run, TurnResult
 from parley.sdk.stream import AsyncStream
+from parley.sdk.tools import ToolFunctions, functions_of
 
 T = TypeVar("T")
 
@@ -172,7 +173,7 @@ class AsyncClient(BaseClient):
         *,
         assistant_id: str,
         content: str,
-        tools: Mapping[str, Callable[..., Any]] | None = None,
+        tools: ToolFunctions | None = None,
         thread_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
@@ -180,7 +181,7 @@ class AsyncClient(BaseClient):
         """``Client.respond`` for asyncio: tools may be coroutine functions (awaited) or plain
         functions (called on the event loop: make slow ones ``async``); the calls of one turn
         run concurrently. ``on_event`` may be a coroutine function too."""
-        table = dict(tools or {})
+        table = functions_of(tools or {})
         plan = _loops.respond_plan(
             assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
         )

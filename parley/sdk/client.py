@@ -8,7 +8,7 @@ with Client() as client:            # PARLEY_BASE_URL / PARLEY_API_KEY, or argum
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -38,6 +38,7 @@ from parley.sdk._resources import (
 )
 from parley.sdk.models import Page, RespondResult, Run, TurnResult
 from parley.sdk.stream import Stream
+from parley.sdk.tools import ToolFunctions, functions_of
 
 T = TypeVar("T")
 
@@ -168,22 +169,24 @@ class Client(BaseClient):
         *,
         assistant_id: str,
         content: str,
-        tools: Mapping[str, Callable[..., Any]] | None = None,
+        tools: ToolFunctions | None = None,
         thread_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
     ) -> RespondResult:
         """Send ``content`` and run the whole tool loop with local Python callables.
 
-        Each turn streams through ``process``; every event goes to ``on_event``. When the
-        model asks for tools, ``tools[name](**arguments)`` runs for each call (one after the
-        other here; ``AsyncClient`` runs them concurrently); a non-string result is sent as
+        Each turn streams through ``process``; every event goes to ``on_event``. ``tools``
+        maps tool names to functions, or lists functions (and ``Tool``s, or a
+        ``ToolRegistry``) named after themselves. When the model asks for tools,
+        ``tools[name](**arguments)`` runs for each call (one after the other here;
+        ``AsyncClient`` runs them concurrently); a non-string result is sent as
         JSON, a missing tool or an exception as an ``"Error: ..."`` output. Outputs are
         submitted together and the next turn starts, until the run ends. Raises
         ``ToolLoopLimitExceeded`` (after cancelling the run) when the model still asks for
         tools after ``max_turns`` turns.
         """
-        table = dict(tools or {})
+        table = functions_of(tools or {})
         plan = _loops.respond_plan(
             assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
         )
