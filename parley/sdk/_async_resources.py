@@ -89,10 +89,16 @@ class Threads(_Resource):
         return await self._client._request(_calls.threads_retrieve(thread_id))
 
     async def list(
-        self, *, limit: int | None = None, after: str | None = None, order: Order | None = None
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        order: Order | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> Page[Thread]:
+        """``Threads.list`` for asyncio."""
         return await self._client._request(
-            _calls.threads_list(limit=limit, after=after, order=order)
+            _calls.threads_list(limit=limit, after=after, order=order, metadata=metadata)
         )
 
     async def delete(self, thread_id: str) -> Deleted:

@@ -229,9 +229,18 @@ def threads_retrieve(thread_id: str) -> Call[Thread]:
 
 
 def threads_list(
-    *, limit: int | None, after: str | None, order: Order | None
+    *,
+    limit: int | None,
+    after: str | None,
+    order: Order | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Call[Page[Thread]]:
-    return Call("GET", "/v1/threads", _page(Thread), params=_list_params(limit, after, order))
+    params = _list_params(limit, after, order)
+    for key, value in (metadata or {}).items():
+        if not isinstance(value, str):
+            raise TypeError(f"metadata filter {key!r}: values are strings, got {value!r}")
+        params[f"metadata[{key}]"] = value
+    return Call("GET", "/v1/threads", _page(Thread), params=params)
 
 
 def threads_delete(thread_id: str) -> Call[Deleted]:

@@ -86,9 +86,18 @@ class Threads(_Resource):
         return self._client._request(_calls.threads_retrieve(thread_id))
 
     def list(
-        self, *, limit: int | None = None, after: str | None = None, order: Order | None = None
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        order: Order | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> Page[Thread]:
-        return self._client._request(_calls.threads_list(limit=limit, after=after, order=order))
+        """A page of threads, newest first; with ``metadata``, only those whose metadata
+        has each of its keys with that (string) value."""
+        return self._client._request(
+            _calls.threads_list(limit=limit, after=after, order=order, metadata=metadata)
+        )
 
     def delete(self, thread_id: str) -> Deleted:
         return self._client._request(_calls.threads_delete(thread_id))

@@ -11,7 +11,7 @@ from fastapi import Depends, Query, Request
 
 from parley.config import Settings
 from parley.engine import Engine
-from parley.errors import AuthenticationFailed, PermissionDenied
+from parley.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from parley.providers.registry import ProviderRegistry
 from parley.server.ratelimit import Limits
 from parley.store import users as user_store
@@ -149,9 +149,71 @@ def list_query(default_order: Order) -> object:
     return Depends(dep)
 
 
+#: Pairs a metadata filter may hold, and the longest key and value (as thread metadata).
+METADATA_FILTER_PAIRS = 16
+METADATA_KEY_CHARS = 64
+METADATA_VALUE_CHARS = 512
+#: The filter in the OpenAPI document: ``?metadata[key]=value``, repeatable.
+METADATA_FILTER_PARAMETER = {
+    "name": "metadata",
+    "in": "query",
+    "required": False,
+    "style": "deepObject",
+    "explode": True,
+    "description": "Only the items whose metadata has each of these keys with this string "
+    "value: `metadata[key]=value`, up to 16 pairs.",
+    "schema": {
+        "type": "object",
+        "maxProperties": METADATA_FILTER_PAIRS,
+        "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_CHARS},
+        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_CHARS},
+    },
+}
+
+
+def metadata_filter(request: Request) -> dict[str, str]:
+    """The ``metadata[key]=value`` pairs of the query (see ``METADATA_FILTER_PARAMETER``).
+
+    Raises:
+        ValidationFailed: a malformed, repeated, too long or too many pairs.
+    """
+    pairs: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name != "metadata" and not name.startswith("metadata["):
+            continue
+        key = name[len("metadata[") : -1] if name.endswith("]") else ""
+        problem = _metadata_problem(key, value, pairs)
+        if problem:
+            raise ValidationFailed(
+                f"Invalid request: query.{name}: {problem}.",
+                details=[{"loc": ["query", name], "msg": problem, "type": "value_error"}],
+            )
+        pairs[key] = value
+    if len(pairs) > METADATA_FILTER_PAIRS:
+        problem = f"a metadata filter holds at most {METADATA_FILTER_PAIRS} pairs"
+        raise ValidationFailed(
+            f"Invalid request: query.metadata: {problem}.",
+            details=[{"loc": ["query", "metadata"], "msg": problem, "type": "value_error"}],
+        )
+    return pairs
+
+
+def _metadata_problem(key: str, value: str, seen: dict[str, str]) -> str | None:
+    if not key:
+        return "filter metadata as metadata[key]=value"
+    if len(key) > METADATA_KEY_CHARS:
+        return f"a key has 1 to {METADATA_KEY_CHARS} characters"
+    if len(value) > METADATA_VALUE_CHARS:
+        return f"a value has at most {METADATA_VALUE_CHARS} characters"
+    if key in seen:
+        return "the key is given twice"
+    return None
+
+
 Svc = Annotated[Services, Depends(services)]
 CurrentUser = Annotated[User, Depends(current_user)]
 AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
 AdminUser = Annotated[User, Depends(admin_user)]
 DescList = Annotated[ListQuery, list_query("desc")]
+MetadataFilter = Annotated[dict[str, str], Depends(metadata_filter)]
 AscList = Annotated[ListQuery, list_query("asc")]

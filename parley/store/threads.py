@@ -3,16 +3,19 @@ from the thread row in the same statement that bumps it, so concurrent writers n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy import and_, bindparam, cast, delete, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import Conflict, NotFound
 from parley.store.db import new_id, now
 from parley.store.pagination import Order, fetch_page
 from parley.store.records import Message, Thread
-from parley.store.tables import messages, runs, threads
+from parley.store.tables import messages, runs, threads, without_nul
 from parley.types import Role
 
 # Statements of the hot path, built once.
@@ -72,18 +75,48 @@ def get_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
 
 
 def list_threads(
-    conn: Connection, *, user_id: str, limit: int, after: str | None, order: Order
+    conn: Connection,
+    *,
+    user_id: str,
+    limit: int,
+    after: str | None,
+    order: Order,
+    metadata: Mapping[str, str] | None = None,
 ) -> tuple[list[Thread], bool]:
+    """A page of the user's threads; with ``metadata``, only those whose metadata holds
+    each of its keys with that string value."""
+    where = threads.c.user_id == user_id
+    if metadata:
+        where = and_(where, _metadata_holds(conn, metadata))
     rows, more = fetch_page(
         conn,
         threads,
-        where=threads.c.user_id == user_id,
+        where=where,
         sort_column="created_at",
         limit=limit,
         after=after,
         order=order,
     )
     return [Thread.from_row(r) for r in rows], more
+
+
+def _metadata_holds(conn: Connection, pairs: Mapping[str, str]) -> ColumnElement[bool]:
+    """Metadata that has every key of ``pairs`` with that string value (a number or any
+    other JSON value never equals a string)."""
+    column = threads.c.metadata
+    if conn.dialect.name == "postgresql":  # containment: one test for all pairs, indexable
+        return column.op("@>")(cast(without_nul(dict(pairs)), JSONB))
+    tests = []
+    for key, value in pairs.items():  # SQLite: json_each decodes keys as stored (escaped)
+        entry = func.json_each(column).table_valued("key", "type", "value").alias()
+        tests.append(
+            exists().where(
+                entry.c.key == without_nul(key),
+                entry.c.type == "text",
+                entry.c.value == without_nul(value),
+            )
+        )
+    return and_(*tests)
 
 
 def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:

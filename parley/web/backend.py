@@ -172,12 +172,9 @@ class Backend:
         return run
 
     def threads_of(self, owner: str) -> list[Thread]:
-        """This owner's threads, newest first (every page of the API user's threads)."""
-        return [
-            thread
-            for thread in self.client.threads.list(limit=100, order="desc").iter_all()
-            if same_tag(thread.metadata.get(OWNER_KEY), owner)
-        ]
+        """This owner's threads, newest first (the server filters them by metadata)."""
+        pages = self.client.threads.list(limit=100, order="desc", metadata={OWNER_KEY: owner})
+        return [t for t in pages.iter_all() if same_tag(t.metadata.get(OWNER_KEY), owner)]
 
 
 def _tool_keys(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:

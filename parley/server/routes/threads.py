@@ -6,7 +6,14 @@ import functools
 
 from fastapi import APIRouter
 
-from parley.server.deps import AscList, CurrentUser, DescList, Svc
+from parley.server.deps import (
+    METADATA_FILTER_PARAMETER,
+    AscList,
+    CurrentUser,
+    DescList,
+    MetadataFilter,
+    Svc,
+)
 from parley.server.openapi import errors
 from parley.server.schemas import (
     Deleted,
@@ -33,11 +40,22 @@ async def create_thread(
     return ThreadPublic.of(thread)
 
 
-@router.get("/threads", responses=errors(400))
-async def list_threads(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[ThreadPublic]:
+@router.get(
+    "/threads",
+    responses=errors(400, 422),
+    openapi_extra={"parameters": [METADATA_FILTER_PARAMETER]},
+)
+async def list_threads(
+    user: CurrentUser, svc: Svc, q: DescList, metadata: MetadataFilter
+) -> ListPublic[ThreadPublic]:
     items, more = await svc.db.read(
         functools.partial(
-            store.list_threads, user_id=user.id, limit=q.limit, after=q.after, order=q.order
+            store.list_threads,
+            user_id=user.id,
+            limit=q.limit,
+            after=q.after,
+            order=q.order,
+            metadata=metadata,
         )
     )
     return ListPublic.of([ThreadPublic.of(t) for t in items], more)  # type: ignore[return-value]
