@@ -8,16 +8,10 @@ manifest to :meth:`ToolHub.run_calls`; each :class:`ToolOutcome` becomes one too
     ToolHub.start(specs) ──> one session per server (stdio process or streamable HTTP)
     ToolHub.run_calls([(call_id, name, arguments), ...]) ──> [ToolOutcome, ...] in call order
 
-Tool names. A tool keeps its own name unless two servers offer it: then every copy is exposed
-as ``<server>__<tool>``. Names are made to match ``^[a-zA-Z0-9_-]{1,64}$`` (what providers
-accept): other characters become ``_`` and long names are cut at 64; a clash left after that
-gets a ``_2``, ``_3`` suffix. Servers are taken in config order, tools in listing order, so
-the names stay the same from one start to the next.
-
-Sessions. Each server's session is entered and left by one task of its own (anyio's cancel
-scopes must be exited by the task that entered them), holding the transport and session in an
-``AsyncExitStack``, so one server can be closed or restarted alone. A server whose connection
-ends is marked down; the next call to one of its tools restarts it first (once per call).
+The hub's helpers, one job each: ``mcp_naming`` (the names and schemas a model sees),
+``mcp_connection`` (one server's session, restarted by the hub when it went down: once per
+call), ``mcp_stderr`` (where a server's stderr goes, quoted in errors) and ``mcp_results``
+(a call's result as text for the model).
 
 Importing this module imports the MCP SDK; the CLI imports it lazily.
 """
@@ -25,26 +19,18 @@ Importing this module imports the MCP SDK; the CLI imports it lazily.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
-import json
 import logging
-import os
-import re
-import tempfile
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TextIO, cast
+from typing import Any, Literal, TextIO
 
 import anyio
-import httpx2
-from mcp import Client, MCPError, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp import MCPError, types
 
-from parley import __version__
 from parley.terminal.mcp_config import ConfirmMode, ServerSpec
+from parley.terminal.mcp_connection import ServerConnection, ServerState, explain
+from parley.terminal.mcp_naming import exposed_names, parameters_schema
+from parley.terminal.mcp_results import result_text
 
 __all__ = [
     "DECLINED",
@@ -61,25 +47,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
-EMPTY_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
 DECLINED = "The user declined to run this tool."
 
-ServerState = Literal["connected", "failed", "down", "disabled"]
 OutcomeKind = Literal["ok", "tool_error", "timeout", "declined", "unknown_tool", "server_error"]
 PendingCall = tuple[str, str, Mapping[str, Any]]
 """One call of a turn: ``(call_id, tool name, arguments)``."""
 Approve = Callable[[str, Mapping[str, Any]], Awaitable[bool | str]]
 """Asked before a call that needs confirmation: True runs it, False declines it
 (:data:`DECLINED`), a string declines it with that text as the reason."""
-_Session = tuple[Client, list[types.Tool]]
-
-_MAX_NAME = 64
-_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
-_MAX_PAGES = 100
-#: Seconds for the HTTP transport: 30 to connect, write or wait for a connection, 300 to read
-#: (a server may hold a response stream open for long). The MCP SDK's own defaults.
-_HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
-_STDERR_TAIL = 800
 _CONNECTION_LOST = (
     anyio.ClosedResourceError,
     anyio.BrokenResourceError,
@@ -165,264 +140,6 @@ def needs_confirmation(mode: ConfirmMode, hub_tool: HubTool, spec: ServerSpec) -
     raise ValueError(f"unknown confirmation mode {mode!r}: use 'ask', 'always' or 'never'")
 
 
-def _sanitise(name: str) -> str:
-    return _NOT_IN_NAME.sub("_", name)[:_MAX_NAME] or "_"
-
-
-def _exposed_names(offers: Sequence[tuple[str, str]]) -> list[str]:
-    """The name each ``(server, tool)`` gets, by the rule in the module docstring."""
-    owners: dict[str, set[str]] = {}
-    for server, tool in offers:
-        owners.setdefault(_sanitise(tool), set()).add(server)
-    taken: set[str] = set()
-    names = []
-    for server, tool in offers:
-        name = _sanitise(tool)
-        if len(owners[name]) > 1:
-            name = f"{_sanitise(server)}__{name}"[:_MAX_NAME]
-        wanted, n = name, 1
-        while name in taken:
-            n += 1
-            name = f"{wanted[: _MAX_NAME - len(str(n)) - 1]}_{n}"
-        taken.add(name)
-        names.append(name)
-    return names
-
-
-def _parameters(schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """An input schema as Parley accepts it: an object schema with ``properties``."""
-    if not schema or schema.get("type", "object") != "object":
-        return dict(EMPTY_SCHEMA)
-    params = {"type": "object", **schema}
-    if not isinstance(params.get("properties"), dict):
-        params["properties"] = {}
-    return params
-
-
-def _result_text(result: types.CallToolResult) -> str:
-    parts = [_block_text(block) for block in result.content]
-    has_text = any(isinstance(block, types.TextContent) for block in result.content)
-    if not has_text and result.structured_content is not None:
-        compact = json.dumps(
-            result.structured_content, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-        parts.insert(0, compact)
-    return "\n".join(parts)
-
-
-def _block_text(block: types.ContentBlock) -> str:
-    if isinstance(block, types.TextContent):
-        return block.text
-    if isinstance(block, types.ImageContent):
-        return f"[image: {block.mime_type}, {_decoded_size(block.data)} bytes]"
-    if isinstance(block, types.AudioContent):
-        return f"[audio: {block.mime_type}, {_decoded_size(block.data)} bytes]"
-    if isinstance(block, types.ResourceLink):
-        mime = f", {block.mime_type}" if block.mime_type else ""
-        return f"[resource link: {block.name} <{block.uri}>{mime}]"
-    resource = block.resource
-    if isinstance(resource, types.TextResourceContents):
-        return resource.text
-    if _is_textual(resource.mime_type):
-        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
-            return base64.b64decode(resource.blob, validate=True).decode("utf-8")
-    mime = resource.mime_type or "unknown type"
-    return f"[resource: {resource.uri}, {mime}, {_decoded_size(resource.blob)} bytes]"
-
-
-def _decoded_size(data: str) -> int:
-    stripped = data.strip().rstrip("=")
-    return len(stripped) * 3 // 4
-
-
-def _is_textual(mime: str | None) -> bool:
-    if not mime:
-        return False
-    mime = mime.split(";")[0].strip().lower()
-    return mime.startswith("text/") or mime.endswith(("json", "xml", "yaml", "javascript"))
-
-
-# --------------------------------------------------------------------------- one server
-
-
-class _Connection:
-    """One server's session, entered and left by an owner task of its own."""
-
-    def __init__(self, spec: ServerSpec, *, connect_timeout: float, stderr: TextIO | None) -> None:
-        self.spec = spec
-        self.state: ServerState = "disabled" if spec.disabled else "failed"
-        self.error: str | None = None
-        self.tools: list[types.Tool] = []
-        self.client: Client | None = None
-        #: Counts connection attempts, so a stale failure cannot mark a newer session down.
-        self.generation = 0
-        self._connect_timeout = connect_timeout
-        self._shared_stderr = stderr
-        self._stderr: TextIO | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._restart_lock = asyncio.Lock()
-
-    async def connect(self) -> None:
-        """(Re)connect and list the tools; the outcome lands in ``state``/``error``, no raise."""
-        await self.disconnect()
-        self.generation += 1
-        self._stop = asyncio.Event()
-        scope = anyio.CancelScope()
-        ready: asyncio.Future[_Session | str] = asyncio.get_running_loop().create_future()
-        self._owner = asyncio.create_task(
-            self._own(scope, ready), name=f"mcp-server:{self.spec.name}"
-        )
-        try:
-            session = await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
-        except TimeoutError:
-            session = f"no answer within {self._connect_timeout:g} s"
-            scope.cancel()  # the owner stops the server in the background
-        except asyncio.CancelledError:
-            scope.cancel()
-            self.state, self.error = "failed", "the connection attempt was cancelled"
-            raise
-        if isinstance(session, str):
-            self.state = "down" if self.tools else "failed"
-            self.error = session
-        else:
-            self.client, self.tools = session
-            self.state, self.error = "connected", None
-
-    async def restart(self) -> bool:
-        """Reconnect a down server, unless a concurrent call already tried; whether it is up."""
-        seen = self.generation
-        async with self._restart_lock:
-            if self.generation == seen:
-                await self.connect()
-        return self.state == "connected"
-
-    def lost(self, generation: int, stderr_mark: int = 0) -> str:
-        """Mark the session of ``generation`` down (its connection ended); the reason.
-
-        The reason quotes what the server wrote to stderr after ``stderr_mark``.
-        """
-        if generation == self.generation and self.state == "connected":
-            self.state = "down"
-            self.error = "the server closed the connection" + self._stderr_tail(stderr_mark)
-            self._stop.set()  # the owner tears the dead session down
-        return self.error or "the server is not connected"
-
-    async def disconnect(self) -> None:
-        """Close the session and stop the process; waits for the owner task to finish."""
-        self._stop.set()
-        owner = self._owner
-        if owner is None:
-            return
-        await asyncio.wait([owner])  # never cancels the owner, so shutdown always completes
-        self._owner = None
-        if not owner.cancelled() and owner.exception() is not None:
-            log.debug(
-                "MCP server %r: owner task failed", self.spec.name, exc_info=owner.exception()
-            )
-
-    async def _own(self, scope: anyio.CancelScope, ready: asyncio.Future[_Session | str]) -> None:
-        generation = self.generation
-        self._stderr = errlog = self._open_stderr()
-        try:
-            with scope:
-                async with contextlib.AsyncExitStack() as stack:
-                    client = await stack.enter_async_context(await self._client(stack))
-                    ready.set_result((client, await _list_tools(client)))
-                    await self._stop.wait()
-        except Exception as exc:  # any failure is this server's status, not ours
-            if not ready.done():
-                ready.set_result(_explain(exc) + self._stderr_tail())
-            else:
-                log.debug("MCP server %r closed with an error", self.spec.name, exc_info=True)
-        finally:
-            if not ready.done():
-                ready.set_result("the connection attempt was cancelled")
-            if generation == self.generation:
-                if not self._stop.is_set():
-                    self.lost(generation)  # the transport ended on its own
-                self.client = None
-            if errlog is not self._shared_stderr:
-                errlog.close()
-
-    async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
-        spec = self.spec
-        info = types.Implementation(name="parley", version=__version__)
-        if spec.transport == "stdio":
-            params = StdioServerParameters(
-                command=spec.command, args=list(spec.args), env=dict(spec.env) or None, cwd=spec.cwd
-            )
-            assert self._stderr is not None
-            return Client(stdio_client(params, errlog=self._stderr), cache=None, client_info=info)
-        http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=_HTTP_TIMEOUT)
-        await stack.enter_async_context(http)
-        return Client(
-            streamable_http_client(spec.url, http_client=http), cache=None, client_info=info
-        )
-
-    def _open_stderr(self) -> TextIO:
-        """Where the server process writes its stderr: the hub's, or a private scratch file."""
-        if self._shared_stderr is not None:
-            return self._shared_stderr
-        return cast(TextIO, tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
-
-    def _private_stderr(self) -> TextIO | None:
-        """The server's own stderr file, while it is open (None when it shares the hub's)."""
-        errlog = self._stderr
-        if errlog is None or errlog is self._shared_stderr or errlog.closed:
-            return None
-        return errlog
-
-    def stderr_mark(self) -> int:
-        """How much the server has written to its private stderr file so far."""
-        errlog = self._private_stderr()
-        if errlog is None:
-            return 0
-        try:
-            return os.fstat(errlog.fileno()).st_size
-        except OSError:
-            return 0
-
-    def _stderr_tail(self, since: int = 0) -> str:
-        """The last lines the server wrote to stderr after ``since``, for an error message."""
-        errlog = self._private_stderr()
-        if errlog is None:
-            return ""
-        try:
-            fd = errlog.fileno()
-            start = max(since, os.fstat(fd).st_size - _STDERR_TAIL)
-            data = os.pread(fd, _STDERR_TAIL, start)
-        except OSError:
-            return ""
-        lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
-        tail = [line for line in lines if line][-3:]
-        return f" (stderr: {' | '.join(tail)})" if tail else ""
-
-
-async def _list_tools(client: Client) -> list[types.Tool]:
-    tools: list[types.Tool] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        tools.extend(page.tools)
-        if not page.next_cursor or page.next_cursor == cursor:
-            break
-        cursor = page.next_cursor
-    return tools
-
-
-def _explain(exc: BaseException) -> str:
-    """A one-line reason for a failure, from the first real error in exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    if isinstance(exc, MCPError):
-        return exc.message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 # --------------------------------------------------------------------------- the hub
 
 
@@ -443,7 +160,7 @@ class ToolHub:
         self._default_timeout = default_timeout
         self._connect_timeout = connect_timeout
         self._stderr = stderr
-        self._servers: dict[str, _Connection] = {}
+        self._servers: dict[str, ServerConnection] = {}
         self._unknown: list[str] = []
         self._tools: dict[str, HubTool] = {}
         self._started = False
@@ -469,7 +186,7 @@ class ToolHub:
             if only is None or name in only:
                 disabled = spec.disabled and only is None
                 chosen = replace(spec, name=name, disabled=disabled)
-                self._servers[name] = _Connection(
+                self._servers[name] = ServerConnection(
                     chosen, connect_timeout=self._connect_timeout, stderr=self._stderr
                 )
         self._unknown = [name for name in only or () if name not in specs]
@@ -583,21 +300,21 @@ class ToolHub:
             if conn.state in ("connected", "down")
             for tool in conn.tools
         ]
-        names = _exposed_names([(server, tool.name) for server, tool in offers])
+        names = exposed_names([(server, tool.name) for server, tool in offers])
         self._tools = {
             name: HubTool(
                 name=name,
                 server=server,
                 original_name=tool.name,
                 description=tool.description or tool.title or "",
-                input_schema=_parameters(tool.input_schema),
+                input_schema=parameters_schema(tool.input_schema),
             )
             for name, (server, tool) in zip(names, offers, strict=True)
         }
 
     async def _call(
         self,
-        conn: _Connection,
+        conn: ServerConnection,
         tool: HubTool,
         arguments: Mapping[str, Any],
         timeout: float | None,  # noqa: ASYNC109 - see call()
@@ -611,7 +328,7 @@ class ToolHub:
         if conn.client is None or all(t.name != tool.original_name for t in conn.tools):
             text = f"MCP server {server!r} no longer offers the tool {tool.original_name!r}."
             return ToolOutcome(text, is_error=True, kind="unknown_tool")
-        client, generation, mark = conn.client, conn.generation, conn.stderr_mark()
+        client, generation, mark = conn.client, conn.generation, conn.stderr.mark()
         limit = conn.spec.timeout or timeout or self._default_timeout
         deadline = asyncio.timeout(limit)
         try:
@@ -630,17 +347,17 @@ class ToolHub:
         except _CONNECTION_LOST as exc:
             return _lost(conn, generation, mark, exc)
         except Exception as exc:  # noqa: BLE001 - e.g. a malformed result: the model is told
-            text = f"MCP server {server!r} failed to run {tool.name!r}: {_explain(exc)}"
+            text = f"MCP server {server!r} failed to run {tool.name!r}: {explain(exc)}"
             return ToolOutcome(text, is_error=True, kind="server_error")
-        text = _result_text(result)
+        text = result_text(result)
         kind: OutcomeKind = "tool_error" if result.is_error else "ok"
         return ToolOutcome(text, result.is_error, kind, structured=result.structured_content)
 
 
-def _lost(conn: _Connection, generation: int, mark: int, exc: BaseException) -> ToolOutcome:
+def _lost(conn: ServerConnection, generation: int, mark: int, exc: BaseException) -> ToolOutcome:
     """The outcome of a call whose connection ended; the server is marked down."""
     reason = conn.lost(generation, mark)
     if not isinstance(exc, MCPError):
-        reason = f"{_explain(exc)}; {reason}"
+        reason = f"{explain(exc)}; {reason}"
     text = f"MCP server {conn.spec.name!r} stopped: {reason}. It restarts on the next call."
     return ToolOutcome(text, is_error=True, kind="server_error")
