@@ -2,10 +2,10 @@
 
 ``StreamView`` is a pure consumer: the chat loop hands it what the run's events carry
 (``add_text``, ``add_reasoning``, ``tool_call``, ``tool_result``, then ``finish``) and it
-draws. ``render_answer`` picks the final rendering of a whole answer (JSON, code, Markdown
-or plain text). Everything a model or a tool wrote passes through ``clean``
-(``parley.controls``) first, so neither can move the cursor, retitle the window or
-change colours.
+draws; ``terminal.rendering.render_answer`` gives the final rendering of the whole answer
+(JSON, code, Markdown or plain text), ``terminal.tail`` the live region's view of it.
+Everything a model or a tool wrote passes through ``clean`` (``parley.controls``) first, so
+neither can move the cursor, retitle the window or change colours.
 
 The frame clock
 ---------------
@@ -43,147 +43,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.json import JSON
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markdown import Markdown
-from rich.segment import Segment
 from rich.spinner import Spinner
-from rich.syntax import Syntax
 from rich.text import Text
 
 from parley.controls import clean, clean_data
+from parley.terminal.rendering import CODE_THEME, render_answer
+from parley.terminal.tail import AnswerTail, LastLines
 
-__all__ = ["StreamView", "TokenCounts", "clean", "render_answer", "wants_plain"]
+__all__ = ["StreamView", "TokenCounts", "clean", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
 INTERRUPTED = "interrupted — partial answer kept"
-
-# -------------------------------------------------------------------- final rendering
-
-CODE_THEME = "monokai"
-
-_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_SINGLE_BLOCK = re.compile(
-    r"\A(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n(?P<body>.*?)\n?(?P=fence)[ \t]*\Z",
-    re.DOTALL,
-)
-_MARKDOWN = re.compile(
-    r"""
-      ^ \ {0,3} \#{1,6} \s                      # heading
-    | ^ \s* (?: [-*+] | \d{1,3}[.)] ) \s+ \S    # list item
-    | ^ \s* > \s                                # quote
-    | ^ \s* \| .* \| \s* $                      # table row
-    | ^ \ {0,3} (?: ``` | ~~~ )                 # fence
-    | \*\*[^*\n]+\*\* | __[^_\n]+__             # strong
-    | `[^`\n]+`                                 # inline code
-    | \[[^\]\n]+\]\([^)\s]+\)                   # link
-    """,
-    re.MULTILINE | re.VERBOSE,
-)
-_CODE_LINE = re.compile(
-    r"""
-      ^ \s* (?: def\s+\w+\s*\( | class\s+\w+ | import\s+[\w.]+ | from\s+[\w.]+\s+import\b
-            | return\b | elif\b | async\s+def\b | await\s | (?:const|let|var)\s+\w+\s*[=:]
-            | function\b.*\( | fn\s+\w+ | pub\s+(?:fn|struct|enum|mod|use)\b | use\s+[\w:]+;
-            | package\s+\w+\s*$ | func\s | impl\b | \#include\b | \#! | @\w+
-            | (?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\s )
-    | [;{] \s* $                                  # statement or block opener
-    | ^ \s* [}\])] [;,)]* \s* $                   # closer
-    | \) \s* (?: ->\s*[^:]+ )? : \s* $            # python block header
-    | ^ \s* [\w.\[\]]+ \s* (?: =|\+=|-=|:= ) \s* \S # assignment
-    | ^ \s* [\w.]+ \(.*\) \s* ;? \s* $            # call
-    """,
-    re.MULTILINE | re.VERBOSE,
-)
-_LANGUAGES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("c", re.compile(r"^\s*#include\b", re.M)),
-    ("go", re.compile(r"^\s*package\s+\w+\s*$|^\s*func\s", re.M)),
-    ("rust", re.compile(r"\bfn\s+\w+\s*[(<]|\blet\s+mut\b|^\s*impl\b", re.M)),
-    ("java", re.compile(r"\bpublic\s+(?:class|static)\b|System\.out\.")),
-    ("sql", re.compile(r"^\s*(?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\s", re.M)),
-    ("bash", re.compile(r"\A#!.*\b(?:ba|z)?sh\b")),
-    (
-        "python",
-        re.compile(r"^\s*(?:def\s|class\s+\w+.*:|import\s|from\s+[\w.]+\s+import|elif\s)", re.M),
-    ),
-    ("javascript", re.compile(r"\b(?:const|let|var|function)\s|=>|console\.")),
-    ("html", re.compile(r"\A\s*<[A-Za-z!]")),
-)
-
-
-def _looks_like_code(text: str) -> bool:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) < 2:
-        return False
-    strong = weak = 0
-    for line in lines:
-        stripped = line.lstrip()
-        if _CODE_LINE.search(line):
-            strong += 1
-        elif line.startswith(("    ", "\t")) or stripped.startswith(("#", "//", "/*", "--")):
-            weak += 1
-        elif _is_prose(stripped):
-            return False
-    return strong > 0 and strong + weak >= 0.7 * len(lines)
-
-
-def _is_prose(line: str) -> bool:
-    words = line.split()
-    if len(words) < 5 or any(c in line for c in "=(){};<>"):
-        return False
-    wordy = sum(1 for word in words if word.strip(".,;:!?'\"\u2019()").isalpha())
-    return wordy >= 0.8 * len(words)
-
-
-def _language(code: str) -> str:
-    for name, pattern in _LANGUAGES:
-        if pattern.search(code):
-            return name
-    return "text"
-
-
-def _syntax(code: str, language: str) -> Syntax:
-    return Syntax(code, language, theme=CODE_THEME, word_wrap=True, background_color="default")
-
-
-def render_answer(text: str) -> RenderableType:
-    """The final rendering of a whole answer, chosen by what it is: JSON (an object or an
-    array) pretty-printed; one fenced code block, or text that reads as code, as
-    ``Syntax`` (the fence's language, else a guess); text with Markdown features as
-    ``Markdown``; anything else as plain ``Text`` (line breaks kept as written)."""
-    body = clean(text).strip("\n")
-    stripped = body.strip()
-    if not stripped:
-        return Text("")
-    if stripped[0] in "{[" and stripped[-1] in "}]":
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            pass
-        else:  # decoding undid the text's cleaning: "\u009b" is a control again
-            return JSON.from_data(clean_data(data), indent=2)
-    block = _SINGLE_BLOCK.match(stripped)
-    if block is not None and _fence_lines(stripped) == 2:
-        code = block["body"]
-        return _syntax(code, block["lang"] or _language(code))
-    if _looks_like_code(body):
-        return _syntax(body, _language(body))
-    if _MARKDOWN.search(body):
-        return Markdown(body, code_theme=CODE_THEME)
-    return Text(body)
-
-
-def _fence_lines(text: str) -> int:
-    return sum(1 for line in text.splitlines() if _FENCE_LINE.match(line))
-
 
 # --------------------------------------------------------------------- live pieces
 
@@ -196,110 +75,6 @@ class TokenCounts(Protocol):
 
     @property
     def output_tokens(self) -> int: ...
-
-
-class _Tail:
-    """A growing list of deltas whose end is cheap to take, however long the list grows.
-
-    The producer appends to ``parts``; the frame clock calls ``tail``, which scans only the
-    parts added since its last call (for code fences) and walks back from the end only as
-    far as the lines it needs."""
-
-    __slots__ = ("_blocks", "_fence", "_line", "_seen", "_size", "parts")
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self._seen = 0  # parts scanned so far
-        self._size = 0  # characters in those parts
-        self._line = ""  # their unfinished last line
-        self._fence = ""  # the marker of the code block open at the end of them, if any
-        self._blocks: list[tuple[int, int, str]] = []  # (opening, closing or -1, opening line)
-
-    def tail(self, lines: int, chars: int, *, reopen: bool = True) -> str:
-        """The last ``lines`` lines (at most about ``chars`` characters), starting at a line
-        boundary; with ``reopen``, prefixed with the opening fence of the code block the
-        cut falls in."""
-        self._scan()
-        parts, i = self.parts, self._seen
-        picked: list[str] = []
-        size = newlines = 0
-        while i > 0 and size < chars and newlines <= lines + 1:
-            i -= 1
-            part = parts[i]
-            picked.append(part)
-            size += len(part)
-            newlines += part.count("\n")
-        picked.reverse()
-        text = "".join(picked)
-        rows = text.split("\n")
-        if i > 0 and len(rows) > 1:
-            rows = rows[1:]  # the first row is cut: start at a line boundary
-        keep = lines + 1 if rows[-1] == "" else lines  # a final newline opens no line
-        if len(rows) > keep:
-            rows = rows[-keep:]
-        text = "\n".join(rows)
-        if reopen:
-            opener = self._open_block_at(self._size - len(text))
-            if opener is not None:
-                text = f"{opener}\n{text}"
-        return text
-
-    def _scan(self) -> None:
-        n = len(self.parts)
-        if n == self._seen:
-            return
-        new = "".join(self.parts[self._seen : n])
-        offset = self._size - len(self._line)
-        text = self._line + new
-        self._seen, self._size = n, self._size + len(new)
-        if "```" not in text and "~~~" not in text:
-            self._line = text[text.rfind("\n") + 1 :]
-            return
-        rows = text.split("\n")
-        self._line = rows.pop()
-        for row in rows:
-            self._fence_row(row, offset)
-            offset += len(row) + 1
-
-    def _fence_row(self, row: str, offset: int) -> None:
-        match = _FENCE_LINE.match(row)
-        if match is None:
-            return
-        marker = match[1]
-        if not self._fence:
-            self._fence = marker
-            self._blocks.append((offset, -1, row))
-        elif (
-            marker[0] == self._fence[0] and len(marker) >= len(self._fence) and not match[2].strip()
-        ):
-            self._fence = ""
-            opening, _, opener = self._blocks[-1]
-            self._blocks[-1] = (opening, offset, opener)
-
-    def _open_block_at(self, start: int) -> str | None:
-        """The opening line of the code block that ``start`` falls in, unless that line is
-        itself at or after ``start``."""
-        for opening, closing, opener in reversed(self._blocks):
-            if opening < start:
-                return opener if closing == -1 or closing >= start else None
-        return None
-
-
-class _LastLines:
-    """The last ``count`` lines of a renderable, as rendered at the current width."""
-
-    def __init__(self, renderable: RenderableType, count: int) -> None:
-        self.renderable = renderable
-        self.count = count
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines = console.render_lines(self.renderable, options, pad=False)
-        while lines and not "".join(segment.text for segment in lines[-1]).strip():
-            lines.pop()
-        new_line = Segment.line()
-        for line in lines[-self.count :]:
-            yield from line
-            yield new_line
 
 
 def _arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
@@ -363,8 +138,8 @@ class StreamView:
         self._preview_lines = preview_lines
         self._fold_lines = fold_lines
         self._interval = 1.0 / frames_per_second
-        self._answer = _Tail()
-        self._reasoning = _Tail()
+        self._answer = AnswerTail()
+        self._reasoning = AnswerTail()
         self._done_text: list[str] = []
         self._done_reasoning: list[str] = []
         self._status = "Thinking…"
@@ -586,11 +361,11 @@ class StreamView:
         if self._show_reasoning and self._reasoning.parts:
             lines = self._preview_lines
             thought = self._reasoning.tail(lines, lines * width, reopen=False)
-            items.append(_LastLines(Text(clean(thought).strip(), style="dim italic"), lines))
+            items.append(LastLines(Text(clean(thought).strip(), style="dim italic"), lines))
             room = max(1, room - lines)
         if self._answer.parts:
             source = clean(self._answer.tail(room, room * width))
-            items.append(_LastLines(Markdown(source, code_theme=CODE_THEME), room))
+            items.append(LastLines(Markdown(source, code_theme=CODE_THEME), room))
         pending = list(self._pending_tools)
         if not self._answer.parts or pending:
             status = self._status
@@ -606,7 +381,7 @@ class StreamView:
         text = "".join(self._answer.parts)
         reasoning = "".join(self._reasoning.parts)
         with self._lock:
-            self._answer, self._reasoning = _Tail(), _Tail()
+            self._answer, self._reasoning = AnswerTail(), AnswerTail()
         self._done_text.append(text)
         self._done_reasoning.append(reasoning)
         if self.plain:

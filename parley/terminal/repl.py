@@ -38,8 +38,8 @@ from parley.controls import clean
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.display import render_answer
 from parley.terminal.output import TerminalOutput, prompt_asker
+from parley.terminal.rendering import render_answer
 from parley.terminal.session import (
     CONFIRM_MODES,
     SETUP_ERRORS,

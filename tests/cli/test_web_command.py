@@ -85,7 +85,7 @@ def _chat(page_url: str, content: str) -> Events:
 
 
 def _tool_output(events: Events) -> str:
-    return str(next(data["output"] for name, data in events if name == "tool_result"))
+    return str(next(data["output"] for name, data in events if name == "tool.result"))
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from parley.events import UsageEvent
-from parley.terminal.display import StreamView, clean, render_answer
+from parley.terminal.display import StreamView, clean
+from parley.terminal.rendering import render_answer
 
 OSC_TITLE = "\x1b]0;pwned\x07"
 CSI_MOVE = "\x1b[10;20H"
