@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from parley.testing.scripted import Answer, Received, ScriptedAPI, sse
+from parley.testing.loopback import Received
+from parley.testing.scripted import Answer, ScriptedAPI, sse
 
 __all__ = [
     "Answer",

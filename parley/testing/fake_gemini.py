@@ -19,13 +19,13 @@ The streams a test writes are constructed from the documented wire format (the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
+
+from parley.testing.loopback import Connection, LoopbackServer, Received, Request
 
 __all__ = ["FakeGemini", "Received", "Script", "gemini_error"]
 
@@ -56,16 +56,6 @@ class Script:
     whole: bool = False
 
 
-@dataclass
-class Received:
-    """One request the fake received."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: Any
-
-
 class FakeGemini:
     """The server; ``async with FakeGemini() as fake`` starts it on a free loopback port."""
 
@@ -76,84 +66,56 @@ class FakeGemini:
         #: Refuse a request whose current turn has a function call step without its
         #: thought signature, as Gemini 3 does.
         self.require_signatures = False
-        #: Streams being written or held, and connections accepted so far.
+        #: Streams being written or held.
         self.active_streams = 0
-        self.connections = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._server = LoopbackServer(self._respond)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._server.connections
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{_PREFIX}"
 
     async def __aenter__(self) -> FakeGemini:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        await self._server.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await self._server.aclose()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
-        try:
-            while await self._one_request(reader, writer):
-                pass
-        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection is to be closed."""
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        except asyncio.IncompleteReadError:
-            return False
-        request_line, *lines = head.rstrip("\r\n").split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        raw = await reader.readexactly(int(headers.get("content-length", "0")))
-        body = orjson.loads(raw) if raw else None
-        self.requests.append(Received(method, target, headers, body))
+        received = Received.of(request)
+        self.requests.append(received)
+        method, target, body = received.method, received.target, received.body
         path = unquote(urlsplit(target).path)
         if method == "GET" and path == f"{_PREFIX}/models":
             token = parse_qs(urlsplit(target).query).get("pageToken", ["0"])[0]
-            await _answer(writer, 200, self._models_page(int(token)))
+            await _answer(conn, 200, self._models_page(int(token)))
             return True
         model, _, verb = path.removeprefix(f"{_PREFIX}/models/").partition(":")
         script = self.scripts.get(model)
         if method != "POST" or verb != "streamGenerateContent" or script is None:
             error = gemini_error(404, f"models/{model} is not found.", "NOT_FOUND")
-            await _answer(writer, 404, error)
+            await _answer(conn, 404, error)
             return True
         unsigned = _unsigned_call(body) if self.require_signatures else None
         if unsigned is not None:
-            await _answer(writer, 400, gemini_error(400, unsigned, "INVALID_ARGUMENT"))
+            await _answer(conn, 400, gemini_error(400, unsigned, "INVALID_ARGUMENT"))
             return True
         if script.status != 200 or script.whole:
-            await _answer(writer, script.status, script.events if script.whole else script.error)
+            await _answer(conn, script.status, script.events if script.whole else script.error)
             return True
         self.active_streams += 1
         try:
-            return await _stream(reader, writer, script)
+            return await _stream(conn, script)
         finally:
             self.active_streams -= 1
 
@@ -187,34 +149,20 @@ def _unsigned_call(body: Any) -> str | None:
     return None
 
 
-async def _answer(writer: asyncio.StreamWriter, status: int, body: Any) -> None:
-    data = orjson.dumps(body)
-    reason = HTTPStatus(status).phrase
-    writer.write(
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=UTF-8\r\n"
-        f"content-length: {len(data)}\r\n\r\n".encode()
-        + data
-    )
-    await writer.drain()
+async def _answer(conn: Connection, status: int, body: Any) -> None:
+    await conn.send(status, orjson.dumps(body), content_type="application/json; charset=UTF-8")
 
 
-async def _stream(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, script: Script
-) -> bool:
-    writer.write(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-    )
+async def _stream(conn: Connection, script: Script) -> bool:
+    await conn.begin_chunked()
     for event in script.events:
         data = event if isinstance(event, bytes) else b"data: " + orjson.dumps(event) + b"\r\n\r\n"
-        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
-        await writer.drain()
+        await conn.send_chunk(data)
         await asyncio.sleep(0)  # one event per network write, as far as the client can tell
     if script.end == "cut":
         return False
     if script.end == "hold":
-        while await reader.read(65536):
-            pass
+        await conn.wait_for_close()
         return False
-    writer.write(b"0\r\n\r\n")
-    await writer.drain()
+    await conn.end_chunked()
     return True

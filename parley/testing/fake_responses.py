@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from parley.testing.scripted import Answer, Received, ScriptedAPI, sse
+from parley.testing.loopback import Received
+from parley.testing.scripted import Answer, ScriptedAPI, sse
 
 __all__ = [
     "Answer",

@@ -59,11 +59,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from parley.testing.loopback import Connection, LoopbackServer, Request
 
 DEFAULT_CHUNKS = 22
 _WORDS = (
@@ -279,21 +280,13 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
 # ------------------------------------------------------------------------- the server
 
 
-@dataclass(slots=True)
-class _Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
 class _Stream:
     """One chunked SSE response: one chunk per write."""
 
-    __slots__ = ("_head", "_writer")
+    __slots__ = ("_conn", "_head")
 
-    def __init__(self, writer: asyncio.StreamWriter, model: str) -> None:
-        self._writer = writer
+    def __init__(self, conn: Connection, model: str) -> None:
+        self._conn = conn
         created = int(time.time())
         self._head = {
             "id": f"chatcmpl-{secrets.token_hex(6)}",
@@ -303,15 +296,10 @@ class _Stream:
         }
 
     async def start(self) -> None:
-        self._writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
-        await self._writer.drain()
+        await self._conn.begin_chunked()
 
     async def raw(self, payload: bytes) -> None:
-        self._writer.write(b"%x\r\n%b\r\n" % (len(payload), payload))
-        await self._writer.drain()
+        await self._conn.send_chunk(payload)
 
     async def chunk(
         self, delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None
@@ -324,13 +312,7 @@ class _Stream:
 
     async def end(self) -> None:
         await self.raw(b"data: [DONE]\n\n")
-        self._writer.write(b"0\r\n\r\n")
-        await self._writer.drain()
-
-
-async def _until_disconnected(reader: asyncio.StreamReader) -> None:
-    while await reader.read(65536):
-        pass
+        await self._conn.end_chunked()
 
 
 class FakeUpstreamServer:
@@ -355,13 +337,14 @@ class FakeUpstreamServer:
         self.request_headers: list[dict[str, str]] = []
         #: Streams being sent right now (a test can wait for 0 after closing a client).
         self.active_streams = 0
-        #: Connections accepted so far (keep-alive reuse shows as a small number).
-        self.connections = 0
         #: Requests seen per ``flaky:...`` model string.
         self.flaky_calls: dict[str, int] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
+        self._server = LoopbackServer(self._respond, host=host, port=port)
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far (keep-alive reuse shows as a small number)."""
+        return self._server.connections
 
     @property
     def url(self) -> str:
@@ -381,50 +364,14 @@ class FakeUpstreamServer:
 
     async def listen(self) -> int:
         """Start accepting connections; answers the port."""
-        self._closing = False
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = await self._server.start()
         return self.port
 
     async def aclose(self) -> None:
         """Stop listening and close every open connection."""
-        self._closing = True
-        if self._server is not None:
-            self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        await self._server.aclose()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            while (request := await _read_request(reader)) is not None:
-                if not await self._respond(request, reader, writer):
-                    break
-        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError):
-            pass  # the client went away or spoke nonsense: drop the connection
-        except asyncio.CancelledError:
-            # aclose() cancels open connections; ending quietly keeps asyncio's
-            # connection callback from logging the cancellation.
-            if not self._closing:
-                raise
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _respond(
-        self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection must close."""
         path, method = request.path.removeprefix("/v1"), request.method
         keep = request.headers.get("connection", "").lower() != "close"
@@ -434,31 +381,29 @@ class FakeUpstreamServer:
             except orjson.JSONDecodeError:
                 body = None
             if not isinstance(body, dict):
-                return await _send_json(writer, 400, _error_body("body is not a JSON object"), keep)
+                return await _send_json(conn, 400, _error_body("body is not a JSON object"), keep)
             self.requests.append(body)
             self.request_headers.append(request.headers)
             problem = content_parts_problem(body)
             if problem:
                 return await _send_json(
-                    writer, 400, _error_body(problem, "invalid_request_error"), keep
+                    conn, 400, _error_body(problem, "invalid_request_error"), keep
                 )
-            return await self._chat(body, reader, writer) and keep
+            return await self._chat(body, conn) and keep
         if method == "GET" and path == "/models":
             models = [
                 {"id": m, "object": "model", "owned_by": "fake"}
                 for m in ("text", "reasoning", "tools")
             ]
-            return await _send_json(writer, 200, {"object": "list", "data": models}, keep)
+            return await _send_json(conn, 200, {"object": "list", "data": models}, keep)
         if method == "GET" and request.path == "/_requests":
-            return await _send_json(writer, 200, self.requests, keep)
+            return await _send_json(conn, 200, self.requests, keep)
         if method == "POST" and request.path == "/_reset":
             self.reset()
-            return await _send_json(writer, 200, {"ok": True}, keep)
-        return await _send_json(writer, 404, _error_body(f"no route {method} {request.path}"), keep)
+            return await _send_json(conn, 200, {"ok": True}, keep)
+        return await _send_json(conn, 404, _error_body(f"no route {method} {request.path}"), keep)
 
-    async def _chat(
-        self, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _chat(self, body: dict[str, Any], conn: Connection) -> bool:
         model = str(body.get("model", ""))
         if model.startswith("flaky:"):
             failures, _, answer = model[len("flaky:") :].partition(":")
@@ -466,25 +411,25 @@ class FakeUpstreamServer:
             if seen <= int(failures or 1):
                 code = int(answer or 503)
                 return await _send_json(
-                    writer,
+                    conn,
                     code,
                     _error_body(f"fake upstream flaky {code}"),
                     True,
-                    extra_headers=b"retry-after: 0\r\n",
+                    headers={"retry-after": "0"},
                 )
             model = "text"
         spec = parse_model(model, self.chunks, self.gap_ms)
         if spec.mode == "error":
             status = spec.count if 400 <= spec.count <= 599 else 500
             return await _send_json(
-                writer, status, _error_body(f"fake upstream error {status}"), True
+                conn, status, _error_body(f"fake upstream error {status}"), True
             )
         if not body.get("stream"):
             if spec.mode in ("hang", "stall"):
-                await _until_disconnected(reader)
+                await conn.wait_for_close()
                 return False
-            return await _send_json(writer, 200, _completion(spec, body, model), True)
-        stream = _Stream(writer, model)
+            return await _send_json(conn, 200, _completion(spec, body, model), True)
+        stream = _Stream(conn, model)
         self.active_streams += 1
         try:
             if spec.mode == "replay":
@@ -492,15 +437,15 @@ class FakeUpstreamServer:
                     recorded = await asyncio.to_thread(Path(spec.argument).read_bytes)
                 except OSError:
                     error = _error_body(f"cannot read {spec.argument!r}")
-                    return await _send_json(writer, 400, error, True)
+                    return await _send_json(conn, 400, error, True)
                 return await _replay(stream, recorded, spec.gap)
-            return await _stream_answer(stream, spec, body, reader)
+            return await _stream_answer(stream, spec, body, conn)
         finally:
             self.active_streams -= 1
 
 
 async def _stream_answer(
-    stream: _Stream, spec: Spec, body: dict[str, Any], reader: asyncio.StreamReader
+    stream: _Stream, spec: Spec, body: dict[str, Any], conn: Connection
 ) -> bool:
     answer = plan_answer(spec, body)
     deltas = answer.deltas()
@@ -508,7 +453,7 @@ async def _stream_answer(
         del deltas[spec.count if spec.mode != "malformed" else 1 :]
     await stream.start()
     if spec.mode == "hang":
-        await _until_disconnected(reader)
+        await conn.wait_for_close()
         return False
     await stream.chunk({"role": "assistant", "content": ""})
     for number, delta in enumerate(deltas):
@@ -516,7 +461,7 @@ async def _stream_answer(
             await asyncio.sleep(spec.gap)
         await stream.chunk(delta)
     if spec.mode == "stall":
-        await _until_disconnected(reader)
+        await conn.wait_for_close()
         return False
     if spec.mode == "truncate":
         return False  # closing now leaves the chunked body incomplete
@@ -592,40 +537,14 @@ def content_parts_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
-async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
-    """The next request on the connection, or ``None`` at a clean end of it."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise
-        return None
-    request_line, *lines = head.decode("latin-1").split("\r\n")
-    method, target, _version = request_line.split(" ", 2)
-    headers: dict[str, str] = {}
-    for line in lines:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", ""):
-        raise ValueError("chunked request bodies are not supported")
-    length = int(headers.get("content-length") or 0)
-    body = await reader.readexactly(length) if length else b""
-    return _Request(method, target.partition("?")[0], headers, body)
-
-
 async def _send_json(
-    writer: asyncio.StreamWriter, status: int, payload: Any, keep: bool, extra_headers: bytes = b""
+    conn: Connection,
+    status: int,
+    payload: Any,
+    keep: bool,
+    headers: dict[str, str] | None = None,
 ) -> bool:
-    data = orjson.dumps(payload)
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
-    connection = b"keep-alive" if keep else b"close"
-    writer.write(
-        b"HTTP/1.1 %d %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: %b\r\n%b\r\n%b"
-        % (status, phrase.encode(), len(data), connection, extra_headers, data)
-    )
-    await writer.drain()
+    await conn.send_json(status, payload, headers=headers, keep=keep)
     return keep
 
 

@@ -4,7 +4,6 @@ that nothing was left unclosed, and an answer as the engine hands it back."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import warnings
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage
+from parley.testing.loopback import Connection, LoopbackServer, Request
 from parley.types import Role
 
 
@@ -54,51 +54,28 @@ class CannedUpstream:
         self.answer = b""
         self.hold = False
         self.heads: list[str] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._server = LoopbackServer(self._respond)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        await self._server.start()
 
     async def aclose(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await self._server.aclose()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            self.heads.append(head)
-            length = 0
-            for line in head.split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            writer.write(self.answer)
-            await writer.drain()
-            if self.hold:
-                while await reader.read(65536):
-                    pass
-        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        self.heads.append(request.head)
+        await conn.write(self.answer)
+        if self.hold:
+            await conn.wait_for_close()
+        return False
 
 
 def stored_answer(acc: AnswerAccumulator, provider: str) -> ChatMessage:

@@ -7,7 +7,6 @@ The answers below are constructed examples written from Ollama's API documentati
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolC
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.ollama import OllamaProvider, ndjson_lines
+from parley.testing.loopback import Connection, LoopbackServer, Request
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import no_resource_warnings
 
@@ -86,81 +86,42 @@ class ScriptedOllama:
     tags: Any = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
-    open_connections: int = 0
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _server: LoopbackServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._server = LoopbackServer(self._respond)
+
+    @property
+    def open_connections(self) -> int:
+        return self._server.open_connections
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.url
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        await self._server.start()
 
     async def aclose(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await self._server.aclose()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.open_connections += 1
-        try:
-            while await self._one_exchange(reader, writer):
-                pass
-        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            self.open_connections -= 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _one_exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        self.heads.append(head)
-        length = 0
-        for header in head.split("\r\n")[1:]:
-            name, _, value = header.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-        body = await reader.readexactly(length)
-        if head.startswith("GET /api/tags "):
-            payload = orjson.dumps(self.tags)
-            writer.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\n\r\n%b" % (len(payload), payload)
-            )
-            await writer.drain()
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        self.heads.append(request.head)
+        if request.method == "GET" and request.target == "/api/tags":
+            await conn.send_json(200, self.tags)
             return True
-        self.requests.append(orjson.loads(body))
+        self.requests.append(request.json())
         answer = self.answer
-        writer.write(
-            f"HTTP/1.1 {answer.status} Status\r\ncontent-type: {answer.content_type}\r\n"
-            "transfer-encoding: chunked\r\n\r\n".encode()
-        )
+        await conn.begin_chunked(answer.status, content_type=answer.content_type)
         for piece in answer.writes:
-            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
-            await writer.drain()
+            await conn.send_chunk(piece)
             await asyncio.sleep(0.005)  # one network read per write
         if answer.ending == "cut":
             return False
         if answer.ending == "hold":
-            while await reader.read(65536):
-                pass
+            await conn.wait_for_close()
             return False
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        await conn.end_chunked()
         return True
 
 

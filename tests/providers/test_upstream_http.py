@@ -12,6 +12,7 @@ import pytest
 from parley.providers import upstream_http
 from parley.providers.upstream_http import Target, UpstreamHTTP
 from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.loopback import Connection, LoopbackServer, Request
 from tests.providers.helpers import CannedUpstream, http_answer, no_resource_warnings
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -23,30 +24,15 @@ CHUNKED = (
 
 @contextlib.asynccontextmanager
 async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    """A loopback server running ``handler`` per connection; yields its base URL."""
-    tasks: set[asyncio.Task[None]] = set()
+    """A loopback server that reads one request per connection and leaves the answer to
+    ``handler``, byte by byte; yields its chat completions URL."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await handler(reader, writer)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+    async def respond(request: Request, conn: Connection) -> bool:
+        await handler(conn.reader, conn.writer)
+        return False
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+    async with LoopbackServer(respond) as server:
+        yield f"{server.url}/v1/chat/completions"
 
 
 def client(**kwargs: float) -> UpstreamHTTP:
@@ -351,21 +337,12 @@ async def tls_server(cert: str, key: str) -> AsyncIterator[int]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            writer.write(CHUNKED)
-            await writer.drain()
-        writer.close()
+    async def respond(request: Request, conn: Connection) -> bool:
+        await conn.write(CHUNKED)
+        return False
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with LoopbackServer(respond, tls=context) as server:
+        yield server.port
 
 
 async def test_https_with_a_trusted_certificate(
