@@ -5,9 +5,10 @@
   as a whole word), it calls that tool. Arguments come from the tool's JSON Schema: each
   string property gets the text after the name (trimmed; up to the next named tool when
   two are named; the whole message when nothing follows), each number or integer property
-  the first number in that text, each boolean ``false``; other properties are left out,
-  and so is a number property when the text has no number. Two names give two parallel
-  calls, streamed in interleaved fragments.
+  the first number in that text, each boolean ``false``; a property with an ``enum`` the
+  first of its values the text names as a word (else its default, else its first value);
+  other properties are left out, and so is a number property when the text has no number.
+  Two names give two parallel calls, streamed in interleaved fragments.
 * When the newest messages are tool results, it quotes each one verbatim.
 * Otherwise it echoes the user and says how to configure a real provider.
 """
@@ -149,7 +150,10 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
     for name, prop in properties.items():
         kind = _schema_type(prop)
-        if kind == "string":
+        choices = prop.get("enum") if isinstance(prop, dict) else None
+        if isinstance(choices, list) and choices:
+            arguments[name] = _choice(choices, prop.get("default"), text)
+        elif kind == "string":
             arguments[name] = text
         elif kind == "integer" and number:
             arguments[name] = int(float(number.group()))
@@ -159,6 +163,16 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
         elif kind == "boolean":
             arguments[name] = False
     return arguments
+
+
+def _choice(choices: list[Any], default: Any, text: str) -> Any:
+    """The first of ``choices`` that ``text`` names as a whole word, else ``default`` when
+    it is one of them, else the first."""
+    words = set(re.findall(r"[\w.+-]+", text.casefold()))
+    named = [c for c in choices if str(c).casefold() in words]
+    if named:
+        return named[0]
+    return default if default in choices else choices[0]
 
 
 def _schema_type(prop: Any) -> str | None:

@@ -8,7 +8,7 @@ import pytest
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
-from parley.providers.demo import DemoProvider
+from parley.providers.demo import DemoProvider, fill_arguments
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 
 WEATHER = ToolSpec(
@@ -110,6 +110,30 @@ async def test_whole_message_when_nothing_follows_the_name() -> None:
 async def test_number_property_takes_the_first_number() -> None:
     (call,) = await calls_for("get_time Tokyo +9.5 or 10", [TIME])
     assert call.arguments == {"zone": "Tokyo +9.5 or 10", "offset": 9.5}
+
+
+def test_an_enum_property_takes_a_value_the_message_names() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["C", "F"], "default": "C"},
+            "level": {"type": "integer", "enum": [1, 2, 3]},
+            "mode": {"enum": ["fast", "slow"]},
+        },
+    }
+    assert fill_arguments(schema, "Lisbon in f, slow please, 2") == {
+        "city": "Lisbon in f, slow please, 2",
+        "unit": "F",
+        "level": 2,
+        "mode": "slow",
+    }
+    assert fill_arguments(schema, "Oslo") == {
+        "city": "Oslo",
+        "unit": "C",
+        "level": 1,
+        "mode": "fast",
+    }
 
 
 async def test_two_tool_names_give_two_parallel_calls() -> None:
