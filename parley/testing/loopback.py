@@ -32,7 +32,7 @@ from typing import Any, Self
 
 import orjson
 
-__all__ = ["Connection", "Handler", "LoopbackServer", "Received", "Request", "read_request"]
+__all__ = ["Connection", "Handler", "LoopbackServer", "Received", "Request"]
 
 _DROPPED = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
 
@@ -71,7 +71,7 @@ class Received:
         return cls(request.method, request.target, request.headers, request.json())
 
 
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     """The next request on the connection, or None at a clean end of it."""
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
@@ -94,7 +94,7 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(method, target, headers, body, head)
 
 
-def status_line(status: int) -> bytes:
+def _status_line(status: int) -> bytes:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
     return b"HTTP/1.1 %d %b\r\n" % (status, phrase.encode())
 
@@ -130,7 +130,7 @@ class Connection:
     ) -> None:
         """A whole answer with ``Content-Length``."""
         self.writer.write(
-            status_line(status)
+            _status_line(status)
             + b"content-type: %b\r\ncontent-length: %d\r\nconnection: %b\r\n%b\r\n%b"
             % (
                 content_type.encode(),
@@ -161,7 +161,7 @@ class Connection:
     ) -> None:
         """The head of a streamed answer; ``send_chunk`` each piece, then ``end_chunked``."""
         self.writer.write(
-            status_line(status)
+            _status_line(status)
             + b"content-type: %b\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
             b"%b\r\n" % (content_type.encode(), _header_lines(headers))
         )
@@ -251,7 +251,7 @@ class LoopbackServer:
         self.open_connections += 1
         conn = Connection(reader, writer)
         try:
-            while (request := await read_request(reader)) is not None:
+            while (request := await _read_request(reader)) is not None:
                 if not await self.handler(request, conn):
                     break
         except _DROPPED:

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from parley.errors import ParleyError
 from parley.sdk import Client
+from parley.sdk.tools import ToolRegistry
 from parley.web import routes
 from parley.web.backend import DEFAULT_MODEL, EXTENSION, Backend, Problem, problem_of
 from parley.web.security import (
@@ -25,7 +26,7 @@ from parley.web.security import (
     ensure_session,
     load_secret_key,
 )
-from parley.web.tools import ToolRegistry, default_tools
+from parley.web.tools import default_tools
 
 __all__ = ["MAX_BODY_BYTES", "close_app", "create_app"]
 

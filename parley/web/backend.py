@@ -28,8 +28,8 @@ from parley.errors import (
 )
 from parley.sdk import Client
 from parley.sdk.models import Assistant, Run, Thread
+from parley.sdk.tools import ToolRegistry
 from parley.web.security import same_tag
-from parley.web.tools import ToolRegistry
 
 __all__ = ["ASSISTANT_NAME", "DEFAULT_MODEL", "EXTENSION", "Backend", "Problem", "problem_of"]
 

@@ -34,10 +34,10 @@ from parley.events import (
 )
 from parley.sdk import TurnAccumulator
 from parley.sdk.models import Run, Thread
+from parley.sdk.tools import ToolRegistry
 from parley.types import TERMINAL_STATUSES, RunStatus, Usage
 from parley.web.backend import Backend, Problem, problem_of, title_of
 from parley.web.events import ExchangeDone, RunStarted, StatusNote, ThreadOpened
-from parley.web.tools import ToolRegistry
 
 __all__ = ["MAX_TOOL_ROUNDS", "Ask", "Exchange", "WebEvent"]
 

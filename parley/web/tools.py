@@ -6,10 +6,11 @@
     def glossary(word: str) -> str:
         ...
 
-``ToolRegistry`` is the SDK's (``parley.sdk.tools``): a decorated function's schema comes
-from its signature unless ``parameters=`` gives one; ``definitions()`` is what the
-assistant is given; ``execute(name, arguments)`` runs a call and answers
-``(output, is_error)``: a tool that raises sends ``"Error: <message>"`` back to the model.
+``default_tools`` fills the SDK's ``ToolRegistry`` (``parley.sdk.tools``): a decorated
+function's schema comes from its signature unless ``parameters=`` gives one;
+``definitions()`` is what the assistant is given; ``execute(name, arguments)`` runs a call
+and answers ``(output, is_error)``: a tool that raises sends ``"Error: <message>"`` back to
+the model.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from parley.sdk.tools import Tool, ToolRegistry
+from parley.sdk.tools import ToolRegistry
 from parley.web.calculator import evaluate, format_number
 
-__all__ = ["Tool", "ToolRegistry", "calculator", "current_time", "default_tools"]
+__all__ = ["calculator", "current_time", "default_tools"]
 
 
 # ------------------------------------------------------------------------- built-ins
