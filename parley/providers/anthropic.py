@@ -23,12 +23,20 @@ assistant message whose ``provider_state`` holds them sends them first in its co
 the API requires when extended thinking is used with tools. A user message's ``images``
 become ``image`` blocks before its text.
 
+The request's options: ``tool_choice`` (``_tool_choice``; sent with tools only),
+``parallel_tool_calls`` false as its ``disable_parallel_tool_use``, and a reasoning effort
+as thinking (``_add_thinking``: a budget, or adaptive from Claude 4.6 on). A reasoning
+summary has no field (Claude's thinking comes summarised). A response format is not sent:
+the Messages API has no JSON mode, and its structured outputs (``output_config.format``)
+only some models take. Parameters of the same name win.
+
 HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
 only what is particular to the Messages API.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -47,7 +55,8 @@ from parley.events import (
     UsagePart,
 )
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest, split_data_url
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.options import add_unset, tool_rule
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -57,12 +66,31 @@ from parley.providers.transport import (
     shorten_detail,
 )
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicProvider", "request_body"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_MAX_TOKENS",
+    "THINKING_BUDGETS",
+    "AnthropicProvider",
+    "request_body",
+]
 
 #: The ``anthropic-version`` header sent with every call.
 ANTHROPIC_VERSION = "2023-06-01"
 #: ``max_tokens`` is required by the API; this is sent when the request's parameters lack it.
 DEFAULT_MAX_TOKENS = 4096
+#: Extended thinking's ``budget_tokens`` for each reasoning effort (``none`` and ``minimal``:
+#: no thinking). The API's least budget is 1,024; the largest, with the default
+#: ``max_tokens`` on top for the answer, stays within the 32,000 output tokens of the
+#: smallest limit among the models that think (Claude Opus 4).
+THINKING_BUDGETS = {"low": 1024, "medium": 8192, "high": 16384, "xhigh": 24576}
+#: ``output_config.effort`` of adaptive thinking for each reasoning effort ("max" is left
+#: out: not every model takes it).
+_ADAPTIVE_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+#: The version in a Claude model id: ``claude-opus-4-6``, ``claude-sonnet-4-20250514`` (4.0),
+#: ``claude-3-7-sonnet-20250219`` (3.7), ``anthropic.claude-opus-4-1-...``.
+_CLAUDE_VERSION = re.compile(r"claude-(?:(?:opus|sonnet|haiku)-)?(\d+)(?:-(\d{1,2}))?(?!\d)")
+#: From this version on, thinking is adaptive: fixed budgets are deprecated (4.6) or gone.
+_ADAPTIVE_SINCE = (4, 6)
 #: How the user is told who failed.
 _LABEL = "Anthropic API"
 #: Pages of ``GET /v1/models`` read at most (1,000 models each).
@@ -179,7 +207,61 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     body.update(model=request.model, messages=wire_messages(request.messages), stream=True)
     if request.tools:
         body["tools"] = [_wire_tool(tool.function.model_dump()) for tool in request.tools]
+        add_unset(body, {"tool_choice": _tool_choice(request.options)})
+    _add_thinking(body, request.model, request.options.reasoning_effort)
     return body
+
+
+def _tool_choice(options: ModelOptions) -> dict[str, Any] | None:
+    """``tool_choice`` for the options: ``none``, ``auto``, ``any`` (required), or ``tool``
+    (one function, or a required list of one), with ``disable_parallel_tool_use`` when
+    parallel calls are off. The API has no list of allowed tools: with a longer list, every
+    tool stays callable (``auto``, or ``any`` when a call is required)."""
+    rule = tool_rule(options.tool_choice)
+    if rule is not None and rule.mode == "none":
+        return {"type": "none"}
+    if rule is None or rule.mode == "auto":
+        choice: dict[str, Any] = {"type": "auto"}
+    elif rule.names is not None and len(rule.names) == 1:
+        choice = {"type": "tool", "name": rule.names[0]}
+    else:
+        choice = {"type": "any"}
+    if options.parallel_tool_calls is False:
+        choice["disable_parallel_tool_use"] = True
+    elif rule is None:
+        return None
+    return choice
+
+
+def _add_thinking(body: dict[str, Any], model: str, effort: str | None) -> None:
+    """Thinking for a reasoning effort: on models before Claude 4.6, extended thinking with
+    a budget (``THINKING_BUDGETS``), ``max_tokens`` raised by it when it would leave no
+    room for an answer; from 4.6 on, adaptive thinking with ``output_config.effort``. Not
+    when the parameters set ``thinking``, nor when a tool call is forced (``any`` or
+    ``tool``), which the API refuses with thinking."""
+    budget = THINKING_BUDGETS.get(effort or "")
+    choice = body.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
+    if budget is None or forced or body.get("thinking") is not None:
+        return
+    if _adaptive_thinking(model):
+        body["thinking"] = {"type": "adaptive"}
+        config = {"effort": _ADAPTIVE_EFFORTS[effort or ""]}
+        add_unset(body, {"output_config": config}, merged=("output_config",))
+        return
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    max_tokens = body["max_tokens"]
+    if type(max_tokens) is int and max_tokens <= budget:
+        body["max_tokens"] = max_tokens + budget
+
+
+def _adaptive_thinking(model: str) -> bool:
+    """Whether ``model`` names a Claude model that thinks adaptively (4.6 and later)."""
+    found = _CLAUDE_VERSION.search(model)
+    if found is None:
+        return False
+    major, minor = found.groups()
+    return (int(major), int(minor or 0)) >= _ADAPTIVE_SINCE
 
 
 def _wire_tool(function: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,45 @@ def split_data_url(url: str) -> tuple[str, str] | None:
     return head[len("data:") :].removesuffix(";base64"), data
 
 
+#: ``ModelOptions.tool_choice``: ``"auto"``, ``"none"``, ``"required"``, one function
+#: (``{"type": "function", "name": NAME}``) or a subset of the tools
+#: (``{"type": "allowed_tools", "mode": "auto" | "required", "tools": [{"type": "function",
+#: "name": NAME}, ...]}``).
+ToolChoice = str | dict[str, Any]
+
+
+@dataclass(slots=True)
+class ModelOptions:
+    """What every protocol can ask of a model call, in one neutral form that each adapter
+    translates to its API's own fields (or leaves out where its API has none). ``None``
+    everywhere: the provider's defaults, and nothing extra is sent.
+
+    - ``tool_choice``: see ``ToolChoice``.
+    - ``parallel_tool_calls``: whether the model may ask for several calls at once.
+    - ``response_format``: ``{"type": "text"}``, ``{"type": "json_object"}`` or
+      ``{"type": "json_schema", "name": NAME, "schema": {...}, "strict": bool,
+      "description": TEXT}`` (the Responses API's ``text.format``).
+    - ``reasoning_effort``: ``"none"``, ``"minimal"``, ``"low"``, ``"medium"``, ``"high"``
+      or ``"xhigh"``; ``reasoning_summary``: ``"auto"``, ``"concise"`` or ``"detailed"``.
+    """
+
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> ModelOptions:
+        """The options stored with a run (a JSON object of these fields)."""
+        if not data:
+            return cls()
+        return cls(**{k: v for k, v in data.items() if k in _OPTION_NAMES})
+
+
+_OPTION_NAMES = frozenset(ModelOptions.__dataclass_fields__)
+
+
 @dataclass(slots=True)
 class ModelRequest:
     """One model call: the model id within its provider, the context and the tools."""
@@ -48,6 +87,8 @@ class ModelRequest:
     tools: list[ToolSpec] = field(default_factory=list)
     #: Sampling and other parameters passed through (``temperature``, ``max_tokens``, ...).
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: Tool choice, structured output and reasoning, in the neutral form.
+    options: ModelOptions = field(default_factory=lambda: ModelOptions())
 
 
 class Provider(Protocol):

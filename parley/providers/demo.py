@@ -9,6 +9,11 @@
   first of its values the text names as a word (else its default, else its first value);
   other properties are left out, and so is a number property when the text has no number.
   Two names give two parallel calls, streamed in interleaved fragments.
+* It follows the request's tool choice (``ModelOptions``): with ``none`` it calls no tool;
+  with one function, or a list of ``allowed_tools``, it calls only those tools; when a
+  call is ``required`` (one function is) and the message names none of the tools it may
+  call, it calls the first of them, its arguments filled from the whole message. With
+  ``parallel_tool_calls`` false it makes only the first call.
 * When the newest messages are tool results, it quotes each one verbatim.
 * Otherwise it echoes the user and says how to configure a real provider.
 """
@@ -24,6 +29,7 @@ from typing import Any
 
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.options import offered_tools, tool_rule
 from parley.types import ToolSpec
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -61,10 +67,31 @@ def _plan(request: ModelRequest) -> _Plan:
     if newest is not None and str(newest.role) == "tool":
         return _Plan.for_text(_tool_results_reply(request.messages))
     if newest is not None and str(newest.role) == "user":
-        calls = find_tool_calls(newest.content, request.tools)
+        calls = find_tool_calls(newest.content, _callable(request))
+        if request.options.parallel_tool_calls is False:
+            calls = calls[:1]
         if calls:
-            return _Plan.for_tools(calls)
+            return _Plan.for_tools(calls, "The message names a tool. ")
+        required = _required_call(newest.content, request)
+        if required:
+            return _Plan.for_tools(required, "A tool call is required. ")
     return _Plan.for_text(_greeting(request.messages))
+
+
+def _callable(request: ModelRequest) -> list[ToolSpec]:
+    """The tools the request's tool choice lets the demo call."""
+    return offered_tools(request.tools, tool_rule(request.options.tool_choice))
+
+
+def _required_call(message: str, request: ModelRequest) -> list[tuple[str, dict[str, Any]]]:
+    """The call a required tool choice makes when the message names no tool: the first
+    tool it may call, with the whole message as the text of its arguments."""
+    rule = tool_rule(request.options.tool_choice)
+    tools = _callable(request)
+    if rule is None or rule.mode != "required" or not tools:
+        return []
+    function = tools[0].function
+    return [(function.name, fill_arguments(function.parameters, message.strip()))]
 
 
 class _Plan:
@@ -88,10 +115,9 @@ class _Plan:
         return cls(preamble, "stop", reply=reply)
 
     @classmethod
-    def for_tools(cls, calls: list[tuple[str, dict[str, Any]]]) -> _Plan:
+    def for_tools(cls, calls: list[tuple[str, dict[str, Any]]], why: str) -> _Plan:
         names = " and ".join(name for name, _ in calls)
-        preamble = ["The message names a tool. ", f"The demo model calls {names}."]
-        return cls(preamble, "tool_calls", calls=calls)
+        return cls([why, f"The demo model calls {names}."], "tool_calls", calls=calls)
 
     def events(self) -> list[ModelEvent]:
         events: list[ModelEvent] = [ReasoningPart(piece) for piece in self.reasoning]

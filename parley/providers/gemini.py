@@ -21,6 +21,12 @@ adapter notes each one with where it was (``StreamState``) and yields them in on
 is described at ``StreamState.state_part``. Thought-summary parts (``thought: true``) are
 reasoning, never sent back: a signature on one is not kept (no part to put it on again).
 
+The request's options (``ModelOptions``): a tool choice becomes ``toolConfig``'s
+``functionCallingConfig`` (``_function_calling``), a JSON response format
+``responseMimeType`` and ``responseJsonSchema``, a reasoning effort and summary
+``thinkingConfig`` (``_thinking``), unless the parameters set those; parallel calls have
+no switch.
+
 A user message's images go before its text: a ``data:`` URL as ``inlineData``, an
 ``http(s)`` URL as ``fileData`` (with a ``mimeType`` when the file name says it).
 """
@@ -49,7 +55,8 @@ from parley.events import (
     UsagePart,
 )
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest, split_data_url
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.options import ToolRule, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -57,7 +64,7 @@ from parley.providers.transport import (
     RetryPolicy,
     shorten_detail,
 )
-from parley.types import FunctionSpec
+from parley.types import FunctionSpec, ToolSpec
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -96,6 +103,29 @@ _GENERATION_CONFIG = {
     "responseMimeType": "responseMimeType",
 }
 _ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+#: ``thinkingBudget`` for each reasoning effort (models before Gemini 3), as Google's own
+#: OpenAI compatibility maps them; Gemini 2.5 Pro cannot stop thinking: its least is 128.
+_THINKING_BUDGETS = {
+    "none": 0,
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 8192,
+    "high": 24576,
+    "xhigh": 24576,
+}
+_PRO_LEAST_BUDGET = 128
+#: ``thinkingLevel`` for each reasoning effort (Gemini 3 and later, which cannot stop
+#: thinking); Pro models take only ``low`` and ``high`` (``_PRO_LEVELS``).
+_THINKING_LEVELS = {
+    "none": "minimal",
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+}
+_PRO_LEVELS = {"minimal": "low", "medium": "high"}
+_GEMINI_MAJOR = re.compile(r"gemini-(\d+)")
 #: The ``provider_state`` key under which an answer's thought signatures are kept.
 SIGNATURES_KEY = "thought_signatures"
 #: File name extensions whose image type is plain: ``fileData`` wants a ``mimeType``.
@@ -220,14 +250,68 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
-    if request.tools:
-        body["tools"] = [
-            {"functionDeclarations": [_declaration(t.function) for t in request.tools]}
-        ]
+    rule = tool_rule(request.options.tool_choice)
+    tools = _declared(request.tools, rule)
+    if tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t.function) for t in tools]}]
+        if rule is not None:
+            body["toolConfig"] = {"functionCallingConfig": _function_calling(rule)}
     config = generation_config(request.parameters)
+    _add_options(config, request.model, request.options)
     if config:
         body["generationConfig"] = config
     return body
+
+
+def _declared(tools: list[ToolSpec], rule: ToolRule | None) -> list[ToolSpec]:
+    """The tools declared: all of them, but only the allowed ones for a list that the
+    model may choose from (``AUTO`` takes no ``allowedFunctionNames``)."""
+    if rule is not None and rule.mode == "auto" and rule.names is not None:
+        return offered_tools(tools, rule)
+    return tools
+
+
+def _function_calling(rule: ToolRule) -> dict[str, Any]:
+    """``functionCallingConfig`` for a tool choice: mode ``NONE``, ``AUTO`` or ``ANY``,
+    with ``allowedFunctionNames`` when a call among some tools is required."""
+    if rule.mode != "required":
+        return {"mode": rule.mode.upper()}
+    if rule.names is None:
+        return {"mode": "ANY"}
+    return {"mode": "ANY", "allowedFunctionNames": list(rule.names)}
+
+
+def _add_options(config: dict[str, Any], model: str, options: ModelOptions) -> None:
+    """The options' part of ``generationConfig``, where the parameters did not set it: a
+    JSON answer (``responseMimeType``, and ``responseJsonSchema``, which takes a plain JSON
+    Schema) and ``thinkingConfig`` (``_thinking``)."""
+    json, schema = json_schema_of(options.response_format)
+    if json and config.get("responseMimeType") is None:
+        config["responseMimeType"] = "application/json"
+        if schema is not None:
+            config["responseJsonSchema"] = schema
+    thinking = _thinking(model, options)
+    if thinking and config.get("thinkingConfig") is None:
+        config["thinkingConfig"] = thinking
+
+
+def _thinking(model: str, options: ModelOptions) -> dict[str, Any]:
+    """``thinkingConfig`` for a reasoning effort: a ``thinkingLevel`` from Gemini 3 on, a
+    ``thinkingBudget`` before (and for a model whose version its id does not say: Gemini
+    3 takes budgets too); ``includeThoughts`` when a reasoning summary is asked for."""
+    thinking: dict[str, Any] = {}
+    effort = options.reasoning_effort
+    major = _GEMINI_MAJOR.search(model)
+    pro = "pro" in model
+    if effort in _THINKING_LEVELS and major is not None and int(major.group(1)) >= 3:
+        level = _THINKING_LEVELS[effort]
+        thinking["thinkingLevel"] = _PRO_LEVELS.get(level, level) if pro else level
+    elif effort in _THINKING_BUDGETS:
+        budget = _THINKING_BUDGETS[effort]
+        thinking["thinkingBudget"] = max(budget, _PRO_LEAST_BUDGET) if pro else budget
+    if options.reasoning_summary is not None:
+        thinking["includeThoughts"] = True
+    return thinking
 
 
 def _model_parts(message: ChatMessage) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ per line: ``message.content`` → ``TextPart``, ``message.thinking`` → ``Reaso
 once, its arguments as an object), and the last line, ``done: true``, → ``FinishPart`` and
 ``UsagePart`` (``prompt_eval_count`` / ``eval_count``). A line ``{"error": "..."}`` is an
 ``UpstreamError``. Every failure is an ``UpstreamError`` (or ``UpstreamTimeout``) with a
-message safe to show a user.
+message safe to show a user. Of the request's options, Ollama takes a JSON ``format``, a
+``think`` switch or level, and the tools a tool choice allows (``request_body``).
 
 HTTP goes through ``transport.HTTPTransport``, shared by every adapter; this module holds
 only what is particular to Ollama.
@@ -25,7 +26,8 @@ import orjson
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelRequest, split_data_url
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.options import add_unset, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import MAX_LINE, LineTooLong
 from parley.providers.transport import (
     NO_RETRIES,
@@ -68,6 +70,15 @@ _OPTIONS = frozenset(
 )
 #: Request parameters that go at the top level of the body.
 _TOP_LEVEL = ("think", "keep_alive", "format")
+#: ``think`` levels for each reasoning effort, for the models that take levels (gpt-oss:
+#: Ollama refuses a level for any other model, which takes true or false).
+_THINK_LEVELS = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+}
 #: Request parameters that mean ``options.num_predict``.
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
@@ -154,6 +165,9 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     Known sampling parameters go into ``options`` (``max_tokens`` as ``num_predict``, a
     single ``stop`` string as a list), an ``options`` dict is merged in as is, ``think``,
     ``keep_alive`` and ``format`` go at the top level; other parameters are not sent.
+    Ollama has no tool choice: the tools a choice does not allow are not sent (none for
+    ``none``), and a required call cannot be asked for. The options' ``format`` and
+    ``think`` (``_option_fields``) are sent where the parameters do not set them.
     """
     messages: list[dict[str, Any]] = []
     if request.instructions:
@@ -162,16 +176,33 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     for message in request.messages:
         messages.append(_wire_message(message, names))
     body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
-    if request.tools:
-        body["tools"] = [tool.model_dump() for tool in request.tools]
+    tools = offered_tools(request.tools, tool_rule(request.options.tool_choice))
+    if tools:
+        body["tools"] = [tool.model_dump() for tool in tools]
     params = request.parameters
     for key in _TOP_LEVEL:
         if params.get(key) is not None:
             body[key] = params[key]
+    add_unset(body, _option_fields(request.model, request.options))
     options = _options(params)
     if options:
         body["options"] = options
     return body
+
+
+def _option_fields(model: str, options: ModelOptions) -> dict[str, Any]:
+    """``format`` and ``think`` for the options: ``"json"`` or the JSON Schema itself for a
+    JSON answer; false for no reasoning, else true, or a level for gpt-oss."""
+    fields: dict[str, Any] = {}
+    json, schema = json_schema_of(options.response_format)
+    if json:
+        fields["format"] = schema if schema is not None else "json"
+    effort = options.reasoning_effort
+    if effort == "none":
+        fields["think"] = False
+    elif effort in _THINK_LEVELS:
+        fields["think"] = _THINK_LEVELS[effort] if "gpt-oss" in model else True
+    return fields
 
 
 def _options(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 ``POST {base_url}/chat/completions`` with ``stream: true``; the SSE chunks become model
 events: ``delta.content`` → ``TextPart``, ``delta.reasoning_content`` / ``delta.reasoning``
 → ``ReasoningPart``, ``delta.tool_calls[]`` → ``ToolCallPart``, ``usage`` → ``UsagePart``,
-``finish_reason`` → ``FinishPart``. Every failure is an ``UpstreamError`` (or
+``finish_reason`` → ``FinishPart``. The request's options (``ModelOptions``) become
+``tool_choice``, ``parallel_tool_calls``, ``response_format`` and ``reasoning_effort``,
+unless its parameters set them already. Every failure is an ``UpstreamError`` (or
 ``UpstreamTimeout``) with a message safe to show a user. A chunk with an ``error`` (an
 error part way through the stream, the HTTP status long sent) fails the turn; the
 ``usage`` it may carry as well (OpenRouter) is passed on first.
@@ -28,6 +30,7 @@ from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.think_tags import ThinkTagSplitter
 from parley.providers.transport import (
@@ -155,7 +158,23 @@ def request_body(request: ModelRequest, *, reasoning_back: bool = False) -> dict
     )
     if request.tools:
         body["tools"] = [tool.model_dump() for tool in request.tools]
+    add_unset(body, _option_fields(request))
     return body
+
+
+def _option_fields(request: ModelRequest) -> dict[str, Any]:
+    """The request's options as Chat Completions fields: ``tool_choice`` and
+    ``parallel_tool_calls`` (only with tools: the API refuses them alone),
+    ``response_format`` and ``reasoning_effort``. A reasoning summary has no field here."""
+    options = request.options
+    fields: dict[str, Any] = {
+        "response_format": openai_response_format(options.response_format, flat=False),
+        "reasoning_effort": options.reasoning_effort,
+    }
+    if request.tools:
+        fields["tool_choice"] = openai_tool_choice(options.tool_choice, flat=False)
+        fields["parallel_tool_calls"] = options.parallel_tool_calls
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _wire_message(message: ChatMessage) -> dict[str, Any]:

@@ -24,6 +24,10 @@ behind function calls; when they no longer fit the message (another model, chang
 a reasoning item that is neither encrypted nor stored), the message goes as plain items.
 A user message's ``images`` become ``input_image`` parts after its ``input_text``.
 
+The request's options become ``tool_choice``, ``parallel_tool_calls``, ``text.format`` and
+``reasoning`` (``effort``, ``summary``); the parameters' own keys win, inside ``text`` and
+``reasoning`` too.
+
 HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
 only what is particular to the Responses API.
 """
@@ -50,6 +54,7 @@ from parley.events import (
 )
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -155,14 +160,16 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
 
     Parameters pass through (``temperature``, ``top_p``, ``reasoning``, ``store``,
     ``include``, ...), with ``max_tokens`` sent as ``max_output_tokens``; ``store`` defaults
-    to false. A stateless call to a reasoning model also asks for its encrypted reasoning.
+    to false. The options fill in what they leave unset (``_option_fields``). A stateless
+    call to a reasoning model also asks for its encrypted reasoning.
     """
     body: dict[str, Any] = {}
     for key, value in request.parameters.items():
         body[_RENAMED.get(key, key)] = value
+    add_unset(body, _option_fields(request), merged=("reasoning", "text"))
     body.setdefault("store", False)
     stored = bool(body["store"])
-    if not stored and (_reasoning_model(request.model) or "reasoning" in request.parameters):
+    if not stored and (_reasoning_model(request.model) or "reasoning" in body):
         include = body.get("include")
         if include is None:
             body["include"] = [_ENCRYPTED_REASONING]
@@ -178,6 +185,23 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     if request.tools:
         body["tools"] = [_wire_tool(tool) for tool in request.tools]
     return body
+
+
+def _option_fields(request: ModelRequest) -> dict[str, Any]:
+    """The request's options as Responses fields: ``tool_choice`` and
+    ``parallel_tool_calls`` (only with tools), ``text.format``, ``reasoning.effort`` and
+    ``reasoning.summary``."""
+    options = request.options
+    reasoning = {"effort": options.reasoning_effort, "summary": options.reasoning_summary}
+    text_format = openai_response_format(options.response_format, flat=True)
+    fields: dict[str, Any] = {
+        "reasoning": {key: value for key, value in reasoning.items() if value is not None} or None,
+        "text": {"format": text_format} if text_format else None,
+    }
+    if request.tools:
+        fields["tool_choice"] = openai_tool_choice(options.tool_choice, flat=True)
+        fields["parallel_tool_calls"] = options.parallel_tool_calls
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _reasoning_model(model: str) -> bool:

@@ -7,7 +7,7 @@ import pytest
 
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.demo import DemoProvider, fill_arguments
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 
@@ -213,3 +213,106 @@ async def test_default_delay_makes_streaming_visible() -> None:
         e async for e in DemoProvider().stream(ModelRequest(model="x", messages=[user("hi")]))
     ]
     assert loop.time() - start >= 0.001 * len(events)
+
+
+# ------------------------------------------------------------------------ tool choice
+
+BOTH = [WEATHER, TIME]
+
+
+async def demo_calls(text: str, tools: list[ToolSpec], **options: Any) -> list[ToolCall]:
+    """The calls the demo makes for ``text`` with these options; [] for a text answer."""
+    request = ModelRequest(
+        model="demo", messages=[user(text)], tools=tools, options=ModelOptions(**options)
+    )
+    events, acc = await run(request)
+    assert acc.finish_reason == ("tool_calls" if acc.has_tool_calls else "stop")
+    assert isinstance(events[0], ReasoningPart)
+    return acc.finish_tool_calls() if acc.has_tool_calls else []
+
+
+def named(calls: list[ToolCall]) -> list[tuple[str, dict[str, Any]]]:
+    return [(call.name, call.arguments) for call in calls]
+
+
+@pytest.mark.parametrize("choice", [None, "auto"])
+async def test_auto_calls_the_tools_named(choice: str | None) -> None:
+    calls = await demo_calls("get_time UTC", BOTH, tool_choice=choice)
+    assert named(calls) == [("get_time", {"zone": "UTC"})]
+    assert await demo_calls("what time is it", BOTH, tool_choice=choice) == []
+
+
+async def test_none_never_calls_a_tool() -> None:
+    assert await demo_calls("get_weather Oslo and get_time UTC", BOTH, tool_choice="none") == []
+
+
+async def test_required_calls_the_tools_named() -> None:
+    calls = await demo_calls("get_time CET please", BOTH, tool_choice="required")
+    assert named(calls) == [("get_time", {"zone": "CET please"})]
+
+
+async def test_required_calls_the_first_tool_when_none_is_named() -> None:
+    request = ModelRequest(
+        model="demo",
+        messages=[user("  Oslo for 2 days  ")],
+        tools=BOTH,
+        options=ModelOptions(tool_choice="required"),
+    )
+    events, acc = await run(request)
+    assert named(acc.finish_tool_calls()) == [
+        ("get_weather", {"city": "Oslo for 2 days", "days": 2, "metric": False})
+    ]
+    assert "required" in "".join(e.text for e in events if isinstance(e, ReasoningPart))
+
+
+async def test_one_function_is_the_only_call() -> None:
+    choice = {"type": "function", "name": "get_time"}
+    # Named: its text; not named: the whole message; another tool named: not called.
+    assert named(await demo_calls("get_time UTC", BOTH, tool_choice=choice)) == [
+        ("get_time", {"zone": "UTC"})
+    ]
+    assert named(await demo_calls("what time in Oslo +1", BOTH, tool_choice=choice)) == [
+        ("get_time", {"zone": "what time in Oslo +1", "offset": 1})
+    ]
+    assert named(await demo_calls("get_weather Oslo", BOTH, tool_choice=choice)) == [
+        ("get_time", {"zone": "get_weather Oslo"})
+    ]
+
+
+async def test_one_function_not_offered_gives_text() -> None:
+    choice = {"type": "function", "name": "get_stock"}
+    assert await demo_calls("get_stock ACME", BOTH, tool_choice=choice) == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "required"])
+async def test_allowed_tools_only_are_called(mode: str) -> None:
+    choice = {
+        "type": "allowed_tools",
+        "mode": mode,
+        "tools": [{"type": "function", "name": "get_time"}],
+    }
+    calls = await demo_calls("get_weather Oslo then get_time UTC", BOTH, tool_choice=choice)
+    assert named(calls) == [("get_time", {"zone": "UTC"})]
+    calls = await demo_calls("get_weather Oslo", BOTH, tool_choice=choice)
+    expected = [("get_time", {"zone": "get_weather Oslo"})] if mode == "required" else []
+    assert named(calls) == expected
+
+
+async def test_allowed_tools_required_takes_the_first_offered_of_the_list() -> None:
+    choice = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [
+            {"type": "function", "name": "get_time"},
+            {"type": "function", "name": "get_weather"},
+        ],
+    }
+    calls = await demo_calls("Oslo", BOTH, tool_choice=choice)
+    assert named(calls) == [("get_weather", {"city": "Oslo", "metric": False})]
+
+
+async def test_parallel_calls_off_makes_only_the_first_call() -> None:
+    text = "get_weather Oslo then get_time UTC"
+    assert len(await demo_calls(text, BOTH)) == 2
+    calls = await demo_calls(text, BOTH, parallel_tool_calls=False)
+    assert named(calls) == [("get_weather", {"city": "Oslo then", "metric": False})]

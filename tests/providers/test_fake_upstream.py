@@ -218,3 +218,65 @@ def test_restart_on_the_same_port() -> None:
             assert answer["choices"][0]["message"]["content"] == expected_text(2)
         finally:
             fake.stop()
+
+
+def test_auto_calls_the_first_offered_tool_once_then_answers(fake: FakeUpstream) -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"location": {"type": "string"}},
+                "required": ["location"],
+            },
+        },
+    }
+    clock = {"type": "function", "function": {"name": "get_time", "parameters": {}}}
+    asked = [{"role": "user", "content": "What's the weather like in San Francisco?"}]
+    assert parse_model("auto") == Spec("auto", DEFAULT_CHUNKS, 0.0)
+    assert parse_model("auto:3:5") == Spec("auto", 3, 0.005)
+
+    def answer(**body: object) -> dict:
+        with httpx.Client(base_url=fake.base_url) as client:
+            reply = client.post("/chat/completions", json={"model": "auto:3", **body})
+        return reply.json()["choices"][0]
+
+    called = answer(messages=asked, tools=[weather, clock])
+    assert called["finish_reason"] == "tool_calls"
+    (call,) = called["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"location": "location 0"}
+
+    for plain in (
+        {"messages": asked},  # no tools offered
+        {"messages": asked, "tools": [weather], "tool_choice": "none"},
+        {"messages": [*asked, {"role": "assistant", "content": "Hm."}], "tools": [weather]},
+    ):
+        text = answer(**plain)
+        assert (text["finish_reason"], text["message"]) == (
+            "stop",
+            {"role": "assistant", "content": expected_text(3)},
+        ), plain
+
+    after = [
+        *asked,
+        {"role": "assistant", "content": None, "tool_calls": [{**call, "type": "function"}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 18 C"},
+    ]
+    result = answer(messages=after, tools=[weather])
+    assert result["message"]["content"] == (
+        'Fake upstream got tool results: get_weather returned "Sunny, 18 C".'
+    )
+
+    body = {"model": "auto", "stream": True, "messages": asked, "tools": [weather]}
+    with (
+        httpx.Client() as client,
+        client.stream("POST", f"{fake.base_url}/chat/completions", json=body) as response,
+    ):
+        data = [line[6:] for line in response.iter_lines() if line.startswith("data: {")]
+    chunks = [json.loads(d)["choices"][0] for d in data]
+    assert chunks[-1]["finish_reason"] == "tool_calls"
+    fragments = [c["delta"].get("tool_calls") for c in chunks if c["delta"].get("tool_calls")]
+    assert fragments[0][0]["function"]["name"] == "get_weather"
+    assert {f[0]["index"] for f in fragments} == {0}

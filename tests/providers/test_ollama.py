@@ -18,7 +18,7 @@ import pytest
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.ollama import OllamaProvider, ndjson_lines
 from parley.testing.loopback import Connection, LoopbackServer, Request
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
@@ -371,6 +371,107 @@ async def test_minimal_body_and_options_dict(
     assert set(ollama.requests[-1]) == {"model", "messages", "stream"}
     await collect(provider, request(parameters={"options": {"num_gpu": 0, "temperature": 1}}))
     assert ollama.requests[-1]["options"] == {"num_gpu": 0, "temperature": 1}
+
+
+# ----------------------------------------------------------------------------- options
+
+TIME = ToolSpec(function=FunctionSpec(name="get_time"))
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+async def body_with(
+    provider: OllamaProvider,
+    ollama: ScriptedOllama,
+    model: str = "qwen3:8b",
+    parameters: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    req = ModelRequest(
+        model=model,
+        messages=[ChatMessage(role=Role.USER, content="Weather in Oslo?")],
+        tools=[WEATHER, TIME],
+        parameters=parameters or {},
+        options=ModelOptions(**options),
+    )
+    await collect(provider, req)
+    return ollama.requests[-1]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "wire"),
+    [
+        ({"type": "json_object"}, "json"),
+        ({"type": "json_schema", "name": "weather", "schema": SCHEMA, "strict": True}, SCHEMA),
+        ({"type": "text"}, None),
+    ],
+)
+async def test_option_response_format(
+    provider: OllamaProvider, ollama: ScriptedOllama, fmt: dict[str, Any], wire: Any
+) -> None:
+    body = await body_with(provider, ollama, response_format=fmt)
+    assert body.get("format") == wire
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "think"),
+    [
+        ("qwen3:8b", "none", False),
+        ("qwen3:8b", "minimal", True),
+        ("qwen3:8b", "high", True),
+        ("gpt-oss:20b", "none", False),
+        ("gpt-oss:20b", "minimal", "low"),
+        ("gpt-oss:20b", "low", "low"),
+        ("gpt-oss:20b", "medium", "medium"),
+        ("gpt-oss:120b", "xhigh", "high"),
+    ],
+)
+async def test_option_reasoning_effort(
+    provider: OllamaProvider, ollama: ScriptedOllama, model: str, effort: str, think: Any
+) -> None:
+    body = await body_with(provider, ollama, model, reasoning_effort=effort)
+    assert body["think"] is think if isinstance(think, bool) else body["think"] == think
+
+
+@pytest.mark.parametrize(
+    ("choice", "names"),
+    [
+        ("auto", ["get_weather", "get_time"]),
+        ("required", ["get_weather", "get_time"]),
+        ("none", None),
+        ({"type": "function", "name": "get_time"}, ["get_time"]),
+        (
+            {
+                "type": "allowed_tools",
+                "mode": "auto",
+                "tools": [{"type": "function", "name": "get_weather"}],
+            },
+            ["get_weather"],
+        ),
+    ],
+)
+async def test_option_tool_choice_sends_the_tools_allowed(
+    provider: OllamaProvider, ollama: ScriptedOllama, choice: Any, names: list[str] | None
+) -> None:
+    body = await body_with(provider, ollama, tool_choice=choice, parallel_tool_calls=False)
+    sent = [tool["function"]["name"] for tool in body["tools"]] if "tools" in body else None
+    assert sent == names
+    assert "tool_choice" not in body and "parallel_tool_calls" not in body
+
+
+async def test_options_lose_to_parameters(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    body = await body_with(
+        provider,
+        ollama,
+        parameters={"format": "json", "think": "high"},
+        response_format={"type": "json_schema", "name": "w", "schema": SCHEMA},
+        reasoning_effort="none",
+    )
+    assert (body["format"], body["think"]) == ("json", "high")
+
+
+async def test_no_options_no_fields(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+    body = await body_with(provider, ollama, reasoning_summary="auto")
+    assert set(body) == {"model", "messages", "stream", "tools"}
 
 
 async def test_api_key_and_headers(ollama: ScriptedOllama) -> None:
