@@ -10,10 +10,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# bun and zod, from tests/compliance/package-lock.json, for the Open Responses compliance
+# runner (tests/compliance/test_openresponses.py). Without npm, or when npm ci fails, that
+# test skips and says why; under CI=true it fails.
+NODE_DEPS := tests/compliance/node_modules/.package-lock.json
+$(NODE_DEPS): tests/compliance/package.json tests/compliance/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "== npm not found: cannot install bun for tests/compliance (skips; fails under CI=true)"; \
+	elif ! npm ci --prefix tests/compliance --no-audit --no-fund --loglevel=error >/dev/null; then \
+		rm -rf tests/compliance/node_modules; \
+		echo "== npm ci --prefix tests/compliance failed (its test skips; fails under CI=true)"; \
+	fi
+
 run: $(STAMP)
 	$(VENV)/bin/parley run
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
@@ -39,3 +51,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf tests/compliance/node_modules

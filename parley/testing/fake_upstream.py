@@ -27,6 +27,10 @@ come from ``--chunks`` / ``--gap-ms``)::
                      tool_arguments(tool, i), streamed like OpenAI (a first fragment with
                      index, id, type and name, then three argument fragments)
     badargs[:N]      as tools[:N], but the first call's arguments are BAD_ARGUMENTS (not JSON)
+    auto[:N[:MS]]    a model that uses tools when it may: when the request offers tools
+                     (and its tool_choice is not "none") and its last message is a user
+                     message, one call to the first offered tool with tool_arguments(tool, 0),
+                     finish_reason "tool_calls"; otherwise the text of text[:N[:MS]]
     error[:STATUS]   HTTP STATUS (default 500) with an OpenAI-style JSON error body
     flaky:K[:STATUS] the first K requests with this exact model string answer STATUS (default
                      503, with ``Retry-After: 0``); later ones stream the default text
@@ -39,7 +43,7 @@ come from ``--chunks`` / ``--gap-ms``)::
     replay:PATH      the SSE file PATH sent verbatim, one event (up to a blank line) per write
 
 Any other model behaves like ``text``. When the request's last message is a tool result,
-``text``, ``slow``, ``reasoning``, ``echo``, ``tools`` and ``badargs`` answer
+``text``, ``slow``, ``reasoning``, ``echo``, ``tools``, ``badargs`` and ``auto`` answer
 ``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
 got the results. Streams end with a finish chunk, a usage chunk when the request asks for
 ``stream_options.include_usage`` (prompt_tokens: words of the messages; completion_tokens:
@@ -75,7 +79,7 @@ _WORDS = (
 _THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Modes whose answer becomes tool_results_text() after a tool result.
-_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs"})
+_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto"})
 
 
 # ------------------------------------------------------------------- expected content
@@ -175,7 +179,7 @@ def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -
         count = int(numbers[0]) if numbers else 500
     elif mode == "badargs":
         count = int(numbers[0]) if numbers else 1
-    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed"):
+    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed", "auto"):
         mode = "text"
     return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
 
@@ -245,6 +249,13 @@ def _tool_calls(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
     return calls
 
 
+def _may_call_tools(body: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
+    """``auto`` mode: the request offers a tool, allows calls and ends with a user message."""
+    offered = any(isinstance(t, dict) for t in body.get("tools") or ())
+    allowed = body.get("tool_choice") != "none"
+    return offered and allowed and bool(messages) and messages[-1].get("role") == "user"
+
+
 def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
     """What a request gets (fault modes add their fault while streaming)."""
     messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
@@ -252,6 +263,8 @@ def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
         return _Answer(_WORD.findall(tool_results_text(_tool_results(messages))))
     if spec.mode == "tools":
         return _Answer(calls=_tool_calls(body, spec.count))
+    if spec.mode == "auto" and _may_call_tools(body, messages):
+        return _Answer(calls=_tool_calls(body, 1))
     if spec.mode == "badargs":
         calls = _tool_calls(body, spec.count)
         calls[0]["function"]["arguments"] = BAD_ARGUMENTS
