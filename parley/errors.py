@@ -39,6 +39,7 @@ class ParleyError(Exception):
         code: str | None = None,
         details: list[dict[str, Any]] | None = None,
         status_code: int | None = None,
+        param: str | None = None,
     ) -> None:
         if len(message) > _MAX_MESSAGE:  # e.g. a 5,000-character id echoed back
             message = message[: _MAX_MESSAGE - 1] + "…"
@@ -47,6 +48,8 @@ class ParleyError(Exception):
         #: A finer machine-readable reason than ``error_type`` (``run_in_progress``, ...).
         self.code = code or self.error_type
         self.details = details
+        #: The request field at fault, when one is (``input``, ``model``, ...).
+        self.param = param
         if status_code is not None:
             self.status_code = status_code  # type: ignore[misc]
 
@@ -54,6 +57,8 @@ class ParleyError(Exception):
         body: dict[str, Any] = {"type": self.error_type, "message": self.message}
         if self.code != self.error_type:
             body["code"] = self.code
+        if self.param is not None:
+            body["param"] = self.param
         if self.details:
             body["details"] = self.details
         return {"error": body}

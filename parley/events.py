@@ -58,6 +58,8 @@ class ToolCallsEvent(BaseModel):
     type: Literal["tool_calls"] = "tool_calls"
     run_id: str
     actions: list[ActionItem]
+    #: The assistant message that holds the calls.
+    message_id: str | None = None
 
 
 class UsageEvent(BaseModel):

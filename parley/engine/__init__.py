@@ -5,5 +5,14 @@ package's modules are its inside."""
 from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
+from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 
-__all__ = ["Engine", "Entry", "TurnHandle", "TurnOutcome"]
+__all__ = [
+    "Engine",
+    "Entry",
+    "NewMessage",
+    "RunConfig",
+    "ThreadTarget",
+    "TurnHandle",
+    "TurnOutcome",
+]

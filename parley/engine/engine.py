@@ -31,12 +31,15 @@ from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart
 from parley.engine.handle import TurnHandle
 from parley.engine.hub import Entry, RunChannel
+from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.engine.run_loop import Turn, TurnRunner
 from parley.errors import Conflict, InvalidRequest, ServiceUnavailable
+from parley.providers.accumulator import AnswerAccumulator
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store.db import Database
-from parley.store.records import Assistant, Message, Run
+from parley.store.records import Assistant, Message, Run, Thread
 from parley.types import RunStatus
 
 log = logging.getLogger("parley.engine")
@@ -125,6 +128,28 @@ class Engine:
             )
         )
 
+    async def append_messages(
+        self,
+        *,
+        user_id: str,
+        thread_id: str | None,
+        messages: list[NewMessage],
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[Thread, list[Message]]:
+        """Store messages at the end of a thread with no turn running, or of a new thread
+        (``thread_id`` None, with ``metadata``), in one transaction. Tool results may answer
+        the pending calls of the thread's ``action_required`` run, as in
+        ``start_items_turn``."""
+        return await self.db.write(
+            functools.partial(
+                tx.append_messages,
+                user_id=user_id,
+                thread_id=thread_id,
+                messages=messages,
+                metadata=metadata,
+            )
+        )
+
     async def create_run(
         self,
         *,
@@ -210,6 +235,67 @@ class Engine:
             raise
         assert turn is not None
         return TurnHandle(self, turn)
+
+    async def start_items_turn(
+        self,
+        *,
+        user_id: str,
+        target: ThreadTarget,
+        messages: list[NewMessage],
+        config: RunConfig,
+    ) -> TurnHandle:
+        """A turn from items (the OpenAI faces): store ``messages`` at the end of the target
+        thread (a new one, an existing one, or a branch of one), create the run from
+        ``config`` and start its turn, atomically. Tool results among the messages may
+        answer the pending calls of the thread's ``action_required`` run, which then
+        completes (``transactions.claim_items``)."""
+        claim = functools.partial(
+            tx.claim_items,
+            user_id=user_id,
+            target=target,
+            messages=messages,
+            config=config,
+            lease=self.lease,
+            check_model=self.providers.check_model,
+        )
+        turn = await asyncio.shield(self._claim_and_launch(claim))
+        assert turn is not None
+        return TurnHandle(self, turn)
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: list[NewMessage],
+        instructions: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> tuple[str, tuple[int, int]]:
+        """One model call that stores nothing (no thread, no run): the answer's text and
+        its ``(input, output)`` tokens. For work beside a conversation, such as compaction."""
+        self.providers.check_model(model)
+        provider, model_id = self.providers.resolve(model)
+        request = ModelRequest(
+            model=model_id,
+            messages=[
+                ChatMessage(
+                    role=m.role,
+                    content=m.content,
+                    images=[i["url"] for i in m.images or ()],
+                )
+                for m in messages
+            ],
+            instructions=instructions,
+            parameters=dict(parameters or {}),
+            options=ModelOptions(tool_choice="none"),
+        )
+        acc = AnswerAccumulator()
+        stream = provider.stream(request)
+        try:
+            async for part in stream:
+                acc.add(part)
+        finally:
+            await stream.aclose()
+        return acc.text, (acc.input_tokens, acc.output_tokens)
 
     async def _claim_and_launch(
         self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None

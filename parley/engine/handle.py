@@ -63,6 +63,11 @@ class TurnHandle:
         return self._turn.run.id
 
     @property
+    def run(self) -> Run:
+        """The run as the turn claimed it (a snapshot: ``result()`` reads it as it ends)."""
+        return self._turn.run
+
+    @property
     def thread_id(self) -> str:
         return self._turn.run.thread_id
 

@@ -41,7 +41,7 @@ from parley.events import (
     UsageEvent,
 )
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -268,6 +268,7 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
         instructions=run.instructions,
         tools=[ToolSpec.model_validate(t) for t in run.tools],
         parameters=dict(run.parameters),
+        options=ModelOptions.of(run.options),
     )
 
 
@@ -517,6 +518,7 @@ class TurnRunner:
         action_ids = [new_id("act") for _ in runnable]
         manifest = ToolCallsEvent(
             run_id=run_id,
+            message_id=turn.message_id,
             actions=[
                 ActionItem(action_id=aid, tool_call_id=c.id, name=c.name, arguments=c.arguments)
                 for aid, c in zip(action_ids, runnable, strict=True)

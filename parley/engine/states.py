@@ -14,7 +14,9 @@ S = RunStatus
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.QUEUED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.FAILED}),
     S.IN_PROGRESS: frozenset({S.ACTION_REQUIRED, S.COMPLETED, S.FAILED, S.CANCELLED, S.INCOMPLETE}),
-    S.ACTION_REQUIRED: frozenset({S.QUEUED, S.CANCELLED, S.EXPIRED, S.FAILED}),
+    # completed: its tool outputs came with the first turn of the next run (a Responses
+    # continuation), not as a next turn of this one.
+    S.ACTION_REQUIRED: frozenset({S.QUEUED, S.COMPLETED, S.CANCELLED, S.EXPIRED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),

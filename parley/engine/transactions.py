@@ -11,13 +11,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.engine import states
+from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.errors import Conflict, InvalidRequest
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import new_id, now
-from parley.store.records import Action, Assistant, Message, Run
+from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus
 
 _WAITING = {
@@ -169,6 +170,191 @@ def claim_first(
     thread_store.insert_messages(conn, user_id=user_id, rows=[question, placeholder])
     context.append(question)
     return Claim(run=run, message_id=placeholder.id, context=context, assistant=assistant)
+
+
+def claim_items(
+    conn: Connection,
+    *,
+    user_id: str,
+    target: ThreadTarget,
+    messages: list[NewMessage],
+    config: RunConfig,
+    lease: Lease,
+    check_model: Callable[[str], Any],
+) -> Claim:
+    """A turn from items: ``messages`` stored at the end of the target thread, a new run
+    already claimed, and its assistant message. Tool results among ``messages`` that answer
+    the pending calls of the thread's ``action_required`` run complete that run (all of
+    them must be answered); a tool result must answer a call of the thread or of
+    ``messages``, once."""
+    check_model(config.model)
+    if target.thread_id is None:
+        thread_id = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata).id
+        context: list[Message] = []
+    elif target.fork_after is not None:
+        thread_store.get_thread(conn, user_id=user_id, thread_id=target.thread_id)
+        thread_id = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata).id
+        context = thread_store.copy_messages(
+            conn,
+            user_id=user_id,
+            source_id=target.thread_id,
+            thread_id=thread_id,
+            until_seq=target.fork_after,
+        )
+    else:
+        thread_id = target.thread_id
+        thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+        _answer_pending_calls(conn, user_id=user_id, thread_id=thread_id, messages=messages)
+        context = thread_store.thread_context(conn, thread_id=thread_id)
+    caller_of = _check_tool_results(context, messages)
+    last = thread_store.reserve_seqs(
+        conn, user_id=user_id, thread_id=thread_id, count=len(messages) + 1
+    )
+    first = last - len(messages)
+    request = None
+    if config.request is not None:
+        request = {**config.request, "input_seqs": [first, last - 1]}
+    run = run_store.create_run(
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=None,
+        model=config.model,
+        instructions=config.instructions,
+        tools=config.tools,
+        parameters=config.parameters,
+        status=RunStatus.IN_PROGRESS,
+        lease=(lease.owner, lease.until()),
+        metadata=config.metadata,
+        options=config.options,
+        request=request,
+    )
+    rows = _message_rows(thread_id, first, messages, caller_of)
+    placeholder = thread_store.new_message(
+        thread_id=thread_id, seq=last, role=Role.ASSISTANT, content="", run_id=run.id
+    )
+    thread_store.insert_messages(conn, user_id=user_id, rows=[*rows, placeholder])
+    return Claim(run=run, message_id=placeholder.id, context=context + rows)
+
+
+def append_messages(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str | None,
+    messages: list[NewMessage],
+    metadata: dict[str, Any] | None = None,
+) -> tuple[Thread, list[Message]]:
+    """Store ``messages`` at the end of a thread with no turn running (a new thread with
+    ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
+    if thread_id is None:
+        thread = thread_store.create_thread(conn, user_id=user_id, metadata=metadata or {})
+        context: list[Message] = []
+    else:
+        thread = thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+        _answer_pending_calls(conn, user_id=user_id, thread_id=thread.id, messages=messages)
+        context = thread_store.thread_context(conn, thread_id=thread.id)
+    caller_of = _check_tool_results(context, messages)
+    if not messages:
+        return thread, []
+    last = thread_store.reserve_seqs(
+        conn, user_id=user_id, thread_id=thread.id, count=len(messages)
+    )
+    first = last - len(messages) + 1
+    rows = _message_rows(thread.id, first, messages, caller_of)
+    thread_store.insert_messages(conn, user_id=user_id, rows=rows)
+    return thread, rows
+
+
+def _message_rows(
+    thread_id: str, first: int, messages: list[NewMessage], caller_of: dict[str, str]
+) -> list[Message]:
+    return [
+        thread_store.new_message(
+            thread_id=thread_id,
+            seq=first + i,
+            role=m.role,
+            content=m.content,
+            reasoning=m.reasoning,
+            tool_calls=m.tool_calls,
+            tool_call_id=m.tool_call_id,
+            run_id=caller_of.get(m.tool_call_id) if m.tool_call_id else None,
+            images=m.images,
+            phase=m.phase,
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+def _answer_pending_calls(
+    conn: Connection, *, user_id: str, thread_id: str, messages: list[NewMessage]
+) -> None:
+    """Close the thread's active run with the tool results among ``messages``: an
+    ``action_required`` run whose pending calls they all answer is ``completed``; any
+    other active run keeps the thread busy."""
+    active_id = run_store.active_run_id(conn, thread_id=thread_id)
+    if active_id is None:
+        return
+    run = run_store.lock_run(conn, run_id=active_id, user_id=user_id)
+    if expire_if_overdue(conn, run):
+        return
+    if run.status != RunStatus.ACTION_REQUIRED:
+        ensure_idle(conn, thread_id=thread_id)
+        return
+    outputs = {m.tool_call_id: m.content for m in messages if m.role == Role.TOOL}
+    pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
+    for action in pending:
+        if action.tool_call_id not in outputs:
+            raise InvalidRequest(
+                f"No tool output found for function call {action.tool_call_id}.",
+                code="tool_output_missing",
+                param="input",
+            )
+    for action in pending:
+        run_store.complete_action(conn, action_id=action.id, output=outputs[action.tool_call_id])
+    states.move(
+        conn,
+        run.id,
+        RunStatus.COMPLETED,
+        source=RunStatus.ACTION_REQUIRED,
+        completed_at=now(),
+        expires_at=None,
+    )
+
+
+def _check_tool_results(context: list[Message], messages: list[NewMessage]) -> dict[str, str]:
+    """Refuse a tool result for a call that is in neither the thread nor ``messages``, or
+    that is answered already; returns the run of each call of the thread (by call id)."""
+    caller_of: dict[str, str] = {}
+    known: set[str] = set()
+    answered: set[str] = set()
+    for m in context:
+        for call in m.tool_calls or ():
+            known.add(call["id"])
+            if m.run_id:
+                caller_of[call["id"]] = m.run_id
+        if m.role == Role.TOOL and m.tool_call_id:
+            answered.add(m.tool_call_id)
+    for new in messages:
+        for call in new.tool_calls or ():
+            known.add(call["id"])
+        call_id = new.tool_call_id
+        if new.role != Role.TOOL or call_id is None:
+            continue
+        if call_id not in known:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id {call_id}.",
+                code="tool_call_not_found",
+                param="input",
+            )
+        if call_id in answered:
+            raise InvalidRequest(
+                f"The function call {call_id} has an output already.",
+                code="duplicate_tool_output",
+                param="input",
+            )
+        answered.add(call_id)
+    return caller_of
 
 
 def add_user_message(

@@ -18,7 +18,16 @@ from parley.server.errors import install_error_handlers
 from parley.server.limits import RequestGuard
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
-from parley.server.routes import assistants, models, runs, threads, turns, users
+from parley.server.routes import (
+    assistants,
+    conversations,
+    models,
+    responses,
+    runs,
+    threads,
+    turns,
+    users,
+)
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
 
@@ -73,7 +82,7 @@ def create_app(
         return {"status": "ok"}
 
     # Flat, turn endpoints first: routing walks this list on every request.
-    for module in (turns, runs, threads, assistants, users, models):
+    for module in (turns, responses, conversations, runs, threads, assistants, users, models):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.requests import HTTPConnection
 
 from parley.config import Settings
 from parley.engine import Engine
@@ -35,7 +36,7 @@ async def services(request: Request) -> Services:
     return svc
 
 
-def _key_from(request: Request) -> str:
+def _key_from(request: HTTPConnection) -> str:
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -84,7 +85,9 @@ class Caller:
     key_hash: str
 
 
-async def authenticated(request: Request, svc: Annotated[Services, Depends(services)]) -> Caller:
+async def authenticated(
+    request: HTTPConnection, svc: Annotated[Services, Depends(services)]
+) -> Caller:
     """Authenticate the request. An address blocked for failed authentications, or a key
     over its request limit, gets 429 before any key is looked up; every failure counts
     against the address."""

@@ -31,12 +31,55 @@ _HTTP_TYPES = {
 }
 
 
-def error_response(exc: ParleyError) -> JSONResponse:
-    """The JSON answer of ``exc``; a 429 also says when to retry (``Retry-After``, whole
-    seconds, at least 1)."""
+#: Paths of the OpenAI protocol faces, whose errors take OpenAI's shape (``openai_error``).
+OPENAI_PATHS = ("/v1/responses", "/v1/conversations")
+
+#: Parley's error type -> (the OpenAI face's status, its error type). The types are the Open
+#: Responses specification's (``invalid_request``, ``not_found``, ``model_error``, ...).
+_OPENAI_TYPES: dict[str, tuple[int | None, str]] = {
+    "invalid_request": (400, "invalid_request"),
+    "validation_error": (400, "invalid_request"),
+    "authentication_error": (None, "authentication_error"),
+    "permission_denied": (None, "permission_denied"),
+    "not_found": (None, "not_found"),
+    "conflict": (None, "invalid_request"),
+    "payload_too_large": (None, "invalid_request"),
+    "rate_limited": (None, "too_many_requests"),
+    "upstream_error": (500, "model_error"),
+    "upstream_timeout": (500, "model_error"),
+    "service_unavailable": (None, "server_error"),
+    "internal_error": (None, "server_error"),
+}
+
+
+def openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PATHS)
+
+
+def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
+    """The status and body of ``exc`` in OpenAI's shape: ``{"error": {"message", "type",
+    "param", "code"}}``; a validation failure names its field as ``param``."""
+    status, kind = _OPENAI_TYPES.get(exc.error_type, (None, "server_error"))
+    param = exc.param
+    if param is None and exc.details:
+        loc = [str(p) for p in exc.details[0].get("loc", ()) if p != "body"]
+        param = ".".join(loc) or None
+    code = exc.code if exc.code != exc.error_type else None
+    if code is None and exc.error_type == "validation_error":
+        code = "invalid_value"
+    body = {"message": exc.message, "type": kind, "param": param, "code": code}
+    return status or exc.status_code, {"error": body}
+
+
+def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
+    """The JSON answer of ``exc`` (in OpenAI's shape with ``openai``); a 429 also says when
+    to retry (``Retry-After``, whole seconds, at least 1)."""
     headers = None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if openai:
+        status, body = openai_error(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
@@ -71,12 +114,12 @@ def _allowed_methods(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ParleyError)
-    async def _parley(_: Request, exc: ParleyError) -> JSONResponse:
-        return error_response(exc)
+    async def _parley(request: Request, exc: ParleyError) -> JSONResponse:
+        return error_response(exc, openai=openai_path(request.url.path))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc), openai=openai_path(request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -86,17 +129,22 @@ def install_error_handlers(app: FastAPI) -> None:
                 return Response(status_code=204, headers={"Allow": f"{allowed}, OPTIONS"})
             headers["Allow"] = allowed
         kind, message = _HTTP_TYPES.get(exc.status_code, ("invalid_request", "Bad request."))
-        body = {"error": {"type": kind, "message": message}}
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        body: dict[str, Any] = {"type": kind, "message": message}
+        if openai_path(request.url.path):
+            body.update(param=None, code=None)
+        return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity conflict: %s", exc.orig)
         return error_response(
-            Conflict("The request conflicts with the current state; retry.", code="conflict")
+            Conflict("The request conflicts with the current state; retry.", code="conflict"),
+            openai=openai_path(request.url.path),
         )
 
     @app.exception_handler(Exception)
-    async def _unknown(_: Request, exc: Exception) -> JSONResponse:
+    async def _unknown(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(InternalError("Internal server error."))
+        return error_response(
+            InternalError("Internal server error."), openai=openai_path(request.url.path)
+        )

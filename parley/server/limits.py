@@ -1,7 +1,7 @@
 """A pure ASGI middleware that refuses, before any route runs, requests the server cannot
 take: bodies over the configured size (413), and a NUL character in the path (404: no id
 has one) or the query (422, as a query parameter no route accepts), which no database can
-compare or store."""
+compare or store. On the OpenAI faces' paths the refusal takes OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.errors import NotFound, ParleyError, PayloadTooLarge, ValidationFailed
+from parley.server.errors import openai_error, openai_path
 
 
 class RequestGuard:
@@ -25,16 +26,17 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"]:
-            await _refuse(send, NotFound("No such resource: the path has a NUL character."))
+            error = NotFound("No such resource: the path has a NUL character.")
+            await _refuse(scope, send, error)
             return
         if b"%00" in scope["query_string"]:
             error = ValidationFailed("Invalid request: the query has a NUL character (%00).")
-            await _refuse(send, error)
+            await _refuse(scope, send, error)
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._too_large(send)
+                    await self._too_large(scope, send)
                     return
                 await self.app(scope, receive, send)
                 return
@@ -43,7 +45,7 @@ class RequestGuard:
             return
         body = await self._read_chunked(receive)
         if body is None:
-            await self._too_large(send)
+            await self._too_large(scope, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -64,18 +66,20 @@ class RequestGuard:
                 break
         return b"".join(parts)
 
-    async def _too_large(self, send: Send) -> None:
-        await _refuse(
-            send, PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
-        )
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+        await _refuse(scope, send, error)
 
 
-async def _refuse(send: Send, error: ParleyError) -> None:
-    body = orjson.dumps(error.to_dict())
+async def _refuse(scope: Scope, send: Send, error: ParleyError) -> None:
+    status, answer = (
+        openai_error(error) if openai_path(scope["path"]) else (error.status_code, error.to_dict())
+    )
+    body = orjson.dumps(answer)
     await send(
         {
             "type": "http.response.start",
-            "status": error.status_code,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -9,7 +9,9 @@ from an operation's shape are added here, the same way for every route:
                               422 validation_error
     query parameters          422 validation_error
 
-Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``). FastAPI's own
+Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``), but on the
+OpenAI faces' paths (``/v1/responses``, ``/v1/conversations``), whose errors take OpenAI's
+shape (``OpenAIErrorPublic``) and whose invalid bodies and queries answer 400, not 422. FastAPI's own
 ``HTTPValidationError`` is never sent (``parley.server.errors`` maps validation failures), so
 it is not in the document either. Links lead from each answer naming a resource to the
 operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``completions``'
@@ -35,11 +37,13 @@ from parley.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from parley.server.schemas import ErrorPublic
+from parley.server.errors import openai_path
+from parley.server.schemas import ErrorPublic, OpenAIErrorPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorPublic"}
+_OPENAI_ERROR_REF = {"$ref": "#/components/schemas/OpenAIErrorPublic"}
 
 #: status -> (the error it answers, when)
 _ERRORS: dict[int, tuple[type[ParleyError], str]] = {
@@ -61,10 +65,37 @@ _ERRORS: dict[int, tuple[type[ParleyError], str]] = {
     503: (ServiceUnavailable, "The server is shutting down: retry (on another replica)."),
 }
 
+#: status -> the description of an OpenAI face's error answer (``openai_error``)
+_OPENAI_ERRORS: dict[int, str] = {
+    400: "`invalid_request`: the body or a query parameter is not valid, or a value names "
+    "nothing usable. `param` names the field, `code` the reason.",
+    401: "`authentication_error`: no API key, or an invalid or revoked one.",
+    404: "`not_found`: no such response, conversation or item (another user's id answers "
+    "the same).",
+    409: "`invalid_request`: the state of the conversation or response does not allow it "
+    "now. `code` says why.",
+    413: "`invalid_request`: the body is larger than the server accepts.",
+    429: "`too_many_requests`: retry after `Retry-After` seconds.",
+    500: "`model_error`: the model's provider failed.",
+    503: "`server_error`: the server is shutting down: retry (on another replica).",
+}
+
 _FRAMES = (
     "Server-sent events: frames of `id: <seq>`, `event: <type>` and `data: <the event as "
     "JSON>`, with `: ping` comments while idle; the stream ends with one `done` event."
 )
+
+#: One server-sent event, as parsed from the stream (OpenAPI 3.2 calls it ``itemSchema``).
+_FRAME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": _FRAMES,
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's sequence number in its run."},
+        "event": {"type": "string", "description": "The event's `type`."},
+        "data": {"type": "string", "description": "The event as JSON."},
+    },
+}
 
 #: answer schema -> the parameter or body field its ``id`` fills
 _IDS = {
@@ -95,7 +126,7 @@ def event_stream(description: str, result: type[BaseModel] | None = None) -> Res
     """A 200 that streams server-sent events, or answers ``result`` as JSON instead."""
     answer: dict[str, Any] = {
         "description": description,
-        "content": {"text/event-stream": {"schema": {"type": "string", "description": _FRAMES}}},
+        "content": {"text/event-stream": {"schema": _FRAME_SCHEMA}},
     }
     if result is not None:
         answer["model"] = result
@@ -119,9 +150,10 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
-    error_schema = TypeAdapter(ErrorPublic).json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(error_schema.pop("$defs", {}))
-    schemas["ErrorPublic"] = error_schema
+    for name, shape in (("ErrorPublic", ErrorPublic), ("OpenAIErrorPublic", OpenAIErrorPublic)):
+        schema = TypeAdapter(shape).json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
     components["securitySchemes"] = _SECURITY_SCHEMES
     for path, item in document.get("paths", {}).items():
         for operation in item.values():
@@ -139,7 +171,7 @@ def _shared_errors(path: str, operation: dict[str, Any]) -> list[int]:
     if has_body:
         statuses += [400, 413]
     if has_body or "query" in places:
-        statuses.append(422)
+        statuses.append(400 if openai_path(path) else 422)
     return statuses
 
 
@@ -148,12 +180,19 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     fastapi_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
     if "HTTPValidationError" in str(fastapi_422.get("schema", {}).get("$ref", "")):
         del responses["422"]
+    openai = openai_path(path)
+    if openai:
+        responses.pop("422", None)
     for shared in _shared_errors(path, operation):
         responses.setdefault(str(shared), {"description": _describe(shared)})
     for status, answer in responses.items():
         if not status.isdigit() or int(status) < 400:
             continue
-        answer["content"] = {"application/json": {"schema": _ERROR_REF}}
+        if openai:
+            answer["description"] = _OPENAI_ERRORS.get(int(status), answer["description"])
+        answer["content"] = {
+            "application/json": {"schema": _OPENAI_ERROR_REF if openai else _ERROR_REF}
+        }
         if status == "429":
             answer["headers"] = {
                 "Retry-After": {

@@ -476,6 +476,22 @@ class ErrorPublic(TypedDict):
     error: ErrorBody
 
 
+class OpenAIErrorBody(TypedDict):
+    """`type` is the Open Responses kind (`invalid_request`, `not_found`, `model_error`,
+    ...); `param` names the field at fault; `code` is a finer reason."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorPublic(TypedDict):
+    """Every error answer of the OpenAI faces (`/v1/responses`, `/v1/conversations`)."""
+
+    error: OpenAIErrorBody
+
+
 class TurnResultPublic(BaseModel):
     run_id: str
     thread_id: str

@@ -70,6 +70,7 @@ class Message(_Record):
     created_at: float
     images: list[dict[str, Any]] | None = None
     provider_state: dict[str, Any] | None = None
+    phase: str | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +93,9 @@ class Run(_Record):
     started_at: float | None
     completed_at: float | None
     expires_at: float | None
+    metadata: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -66,6 +66,9 @@ def create_run(
     parameters: dict[str, Any],
     status: str = "queued",
     lease: tuple[str, float] | None = None,
+    metadata: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
 ) -> Run:
     """A new run; ``status="in_progress"`` with a ``(owner, expires_at)`` lease creates it
     already claimed, for a turn that starts in the same transaction."""
@@ -89,6 +92,9 @@ def create_run(
         started_at=t if status == "in_progress" else None,
         completed_at=None,
         expires_at=None,
+        metadata=metadata,
+        options=options,
+        request=request,
     )
     values = run.values()
     if lease is not None:
@@ -245,6 +251,11 @@ def create_actions(
     if rows:
         conn.execute(_INSERT_ACTIONS, [a.values() for a in rows])
     return rows
+
+
+def delete_run(conn: Connection, *, run_id: str) -> None:
+    """Delete a run with its actions and event log; its messages stay in the thread."""
+    conn.execute(runs.delete().where(runs.c.id == run_id))
 
 
 def list_actions(conn: Connection, *, run_id: str, status: str | None = None) -> list[Action]:

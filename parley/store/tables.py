@@ -160,6 +160,13 @@ runs = Table(
     Column("expires_at", Float),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Float),
+    #: The client's own key-value pairs (Responses and Assistants ``metadata``).
+    Column("metadata", Json),
+    #: ``ModelOptions`` of the run's model calls (tool choice, output format, reasoning).
+    Column("options", Json),
+    #: What a protocol face keeps of the request that made the run, to answer it back
+    #: (the Responses API's ``store``, ``previous_response_id``, ``text``, ...).
+    Column("request", Json),
     Index(None, "user_id", "created_at"),
     Index(None, "thread_id", "created_at"),
     Index(None, "assistant_id"),
@@ -193,6 +200,8 @@ messages = Table(
     #: What the provider needs back on the next turn (thinking signatures, reasoning
     #: items): ``{"provider": NAME, ...}``, written by the adapter via ``StatePart``.
     Column("provider_state", Json),
+    #: An assistant message's phase, as a client gave it: ``commentary`` or ``final_answer``.
+    Column("phase", String(32)),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),

@@ -133,6 +133,29 @@ def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
         raise _thread_not_found(thread_id)
 
 
+def update_metadata(
+    conn: Connection, *, user_id: str, thread_id: str, metadata: dict[str, Any]
+) -> Thread:
+    """Replace the thread's metadata."""
+    result = conn.execute(
+        update(threads)
+        .where(threads.c.id == thread_id, threads.c.user_id == user_id)
+        .values(metadata=metadata)
+    )
+    if result.rowcount == 0:
+        raise _thread_not_found(thread_id)
+    return get_thread(conn, user_id=user_id, thread_id=thread_id)
+
+
+def delete_message(conn: Connection, *, message_id: str) -> None:
+    conn.execute(delete(messages).where(messages.c.id == message_id))
+
+
+def update_message(conn: Connection, *, message_id: str, **values: Any) -> None:
+    """Change some of a message's columns (``content``, ``reasoning``, ``tool_calls``, ...)."""
+    conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+
+
 def add_message(
     conn: Connection,
     *,
@@ -185,6 +208,7 @@ def new_message(
     tool_call_id: str | None = None,
     run_id: str | None = None,
     images: list[dict[str, Any]] | None = None,
+    phase: str | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -198,6 +222,7 @@ def new_message(
         run_id=run_id,
         created_at=now(),
         images=images or None,
+        phase=phase,
     )
 
 
@@ -261,6 +286,58 @@ def list_messages(
         order=order,
     )
     return [Message.from_row(r) for r in rows], more
+
+
+def copy_messages(
+    conn: Connection, *, user_id: str, source_id: str, thread_id: str, until_seq: int
+) -> list[Message]:
+    """Copy the messages of thread ``source_id`` up to ``until_seq`` to the end of thread
+    ``thread_id`` (new ids, no run: the runs stay with the source); returns the copies."""
+    rows = conn.execute(
+        select(messages)
+        .where(messages.c.thread_id == source_id, messages.c.seq <= until_seq)
+        .order_by(messages.c.seq)
+    ).all()
+    if not rows:
+        return []
+    last = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=len(rows))
+    first = last - len(rows) + 1
+    t = now()
+    copies = [
+        Message(
+            **{
+                **Message.from_row(row).values(),
+                "id": new_id("msg"),
+                "thread_id": thread_id,
+                "seq": first + i,
+                "run_id": None,
+                "created_at": t,
+            }
+        )
+        for i, row in enumerate(rows)
+    ]
+    insert_messages(conn, user_id=user_id, rows=copies)
+    return copies
+
+
+def run_answers(conn: Connection, *, run_id: str) -> list[Message]:
+    """The assistant messages a run wrote, in order."""
+    query = (
+        select(messages)
+        .where(messages.c.run_id == run_id, messages.c.role == Role.ASSISTANT.value)
+        .order_by(messages.c.seq)
+    )
+    return [Message.from_row(r) for r in conn.execute(query).all()]
+
+
+def messages_between(conn: Connection, *, thread_id: str, first: int, last: int) -> list[Message]:
+    """The thread's messages with sequence numbers from ``first`` to ``last``, in order."""
+    query = (
+        select(messages)
+        .where(messages.c.thread_id == thread_id, messages.c.seq.between(first, last))
+        .order_by(messages.c.seq)
+    )
+    return [Message.from_row(r) for r in conn.execute(query).all()]
 
 
 def thread_context(conn: Connection, *, thread_id: str) -> list[Message]:

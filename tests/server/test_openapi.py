@@ -14,6 +14,8 @@ from parley.config import Settings
 from parley.server.app import create_app
 
 ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
+OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIErrorPublic"}
+OPENAI_PATHS = ("/v1/responses", "/v1/conversations")
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,16 @@ def test_fastapi_validation_shape_is_gone(document: dict[str, Any]) -> None:
     error = schemas["ErrorBody"]
     assert error["required"] == ["type", "message"]
     assert set(error["properties"]) == {"type", "message", "code", "details"}
+    openai = schemas["OpenAIErrorBody"]
+    assert set(openai["required"]) == {"type", "message", "param", "code"}
 
 
 def test_every_error_answer_has_the_error_shape(document: dict[str, Any]) -> None:
     for method, path, operation in operations(document):
         for status, answer in operation["responses"].items():
             if int(status) >= 400:
-                assert answer["content"] == {"application/json": {"schema": ERROR}}, (
+                shape = OPENAI_ERROR if path.startswith(OPENAI_PATHS) else ERROR
+                assert answer["content"] == {"application/json": {"schema": shape}}, (
                     method,
                     path,
                     status,
@@ -61,7 +66,11 @@ def test_errors_follow_from_the_shape_of_each_operation(document: dict[str, Any]
             assert not {"401", "429"} & statuses, where
         if "path" in places:
             assert "404" in statuses, where
-        if "requestBody" in operation:
+        if path.startswith(OPENAI_PATHS):  # OpenAI's shape: a bad body or query is a 400
+            assert "422" not in statuses, where
+            if "requestBody" in operation or "query" in places:
+                assert "400" in statuses, where
+        elif "requestBody" in operation:
             assert {"400", "413", "422"} <= statuses, where
         elif "query" not in places:
             assert "422" not in statuses, where  # nothing to validate

@@ -1,0 +1,53 @@
+"""What a face hands the engine to start a turn from items it was given: the messages to add
+to a thread (``NewMessage``), where they go (``ThreadTarget``) and how the run's model is
+called (``RunConfig``). Plain data, protocol-neutral: the OpenAI faces translate their
+items and request fields into these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.types import Role
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store at the end of a thread before the turn: a user, system or
+    assistant message (with tool calls, ``[{"id", "name", "arguments"}]``), or a tool
+    result (``role`` tool with ``tool_call_id``)."""
+
+    role: Role
+    content: str = ""
+    images: list[dict[str, Any]] | None = None
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    phase: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadTarget:
+    """Where a turn's messages go: a new thread (``thread_id`` None, with ``metadata``); the
+    end of an existing thread; or, with ``fork_after``, a new thread that starts as a copy
+    of ``thread_id``'s messages up to that sequence number (a branch from an earlier point)."""
+
+    thread_id: str | None = None
+    fork_after: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """How the run calls its model. ``options`` are ``ModelOptions`` fields; ``request`` is
+    what the face keeps of its request to answer it back later; neither is read by the
+    engine beyond handing ``options`` to the provider. To ``request`` the engine adds
+    ``input_seqs``: the first and last sequence numbers of the messages the turn added."""
+
+    model: str
+    instructions: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None

@@ -1,0 +1,351 @@
+"""Items, both ways: the items of a request into the messages the engine stores
+(``parse_input``), and stored messages into items (``message_items``).
+
+A thread's messages and the protocol's items do not map one to one: an assistant message
+holds its reasoning, its text and its tool calls, which are three kinds of item. Item ids
+are derived from the message's id, so the same message always shows the same items:
+
+    message (user, system, assistant text)    msg_<t>          the message's own id
+    reasoning of message msg_<t>              rs_<t>
+    function call C of message msg_<t>        fc_<hash of msg_<t> and C>
+    tool result (function_call_output)        fco_<t>          of tool message msg_<t>
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from parley.engine import NewMessage
+from parley.errors import InvalidRequest
+from parley.server.schemas import MAX_IMAGES, Image
+from parley.store.records import Message
+from parley.types import Role
+
+_ROLES = {
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+}
+#: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
+COMPACTION_PREFIX = "parley.compaction.v1:"
+
+
+def reasoning_id(message_id: str) -> str:
+    return "rs_" + message_id.partition("_")[2]
+
+
+def call_item_id(message_id: str, call_id: str) -> str:
+    digest = hashlib.sha256(f"{message_id}\x00{call_id}".encode()).hexdigest()[:24]
+    return "fc_" + digest
+
+
+def output_item_id(message_id: str) -> str:
+    return "fco_" + message_id.partition("_")[2]
+
+
+def message_id_of(item_id: str) -> str | None:
+    """The id of the message an item id belongs to (None for a function call item, whose
+    id is a digest: ``find_call_item`` looks it up)."""
+    prefix, _, token = item_id.partition("_")
+    if not token or prefix == "fc":
+        return None
+    return "msg_" + token if prefix in ("msg", "rs", "fco") else None
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _bad(index: int | None, where: str, problem: str) -> InvalidRequest:
+    param = "input" if index is None else f"input[{index}]"
+    if where:
+        param += f".{where}"
+    return InvalidRequest(f"Invalid '{param}': {problem}", code="invalid_value", param=param)
+
+
+def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, list[str]]:
+    """The text and image URLs of a ``content`` value: a string, or a list of parts."""
+    if isinstance(parts, str):
+        return parts, []
+    if not isinstance(parts, list):
+        raise _bad(index, "content", "expected a string or a list of content parts.")
+    texts: list[str] = []
+    images: list[str] = []
+    for j, part in enumerate(parts):
+        where = f"content[{j}]"
+        if not isinstance(part, dict):
+            raise _bad(index, where, "expected a content part object.")
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _bad(index, f"{where}.text", "expected a string.")
+            texts.append(text)
+        elif kind == "refusal":
+            refusal = part.get("refusal")
+            if not isinstance(refusal, str):
+                raise _bad(index, f"{where}.refusal", "expected a string.")
+            texts.append(refusal)
+        elif kind == "input_image" and not output:
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                problem = (
+                    "file_id images are not supported; send image_url."
+                    if part.get("file_id")
+                    else "expected image_url, an http(s) or data: URL."
+                )
+                raise _bad(index, f"{where}.image_url", problem)
+            try:
+                images.append(Image(url=url).url)
+            except ValidationError as exc:
+                problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
+                problem = problem.removeprefix("Value error, ")
+                raise _bad(index, f"{where}.image_url", problem) from None
+        elif kind in ("input_file", "input_audio", "input_video"):
+            raise _bad(index, f"{where}.type", f"{kind} content is not supported.")
+        else:
+            raise _bad(index, f"{where}.type", f"unknown content part type {kind!r}.")
+    if len(images) > MAX_IMAGES:
+        raise _bad(index, "content", f"a message holds at most {MAX_IMAGES} images.")
+    return "".join(texts), images
+
+
+def _arguments(value: Any, index: int) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise _bad(index, "arguments", "expected a JSON string.")
+    try:
+        parsed = orjson.loads(value) if value.strip() else {}
+    except orjson.JSONDecodeError:
+        raise _bad(index, "arguments", "not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise _bad(index, "arguments", "expected a JSON object.")
+    return parsed
+
+
+def _call_id(item: dict[str, Any], index: int) -> str:
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str) or not call_id or len(call_id) > 128:
+        raise _bad(index, "call_id", "expected a string of 1 to 128 characters.")
+    return call_id
+
+
+class _Assistant:
+    """An assistant message being assembled from consecutive items."""
+
+    __slots__ = ("calls", "phase", "reasoning", "text")
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.text: str | None = None
+        self.phase: str | None = None
+        self.calls: list[dict[str, Any]] = []
+
+    def message(self) -> NewMessage:
+        return NewMessage(
+            role=Role.ASSISTANT,
+            content=self.text or "",
+            reasoning="".join(self.reasoning) or None,
+            tool_calls=self.calls or None,
+            phase=self.phase,
+        )
+
+
+def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
+    """The messages of a request's ``input``: a string is one user message; a list of
+    items becomes messages in order, consecutive reasoning, assistant text and function
+    calls joining into one assistant message. ``item_reference`` items must have been
+    replaced by the items they name (``resolve_references``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [NewMessage(role=Role.USER, content=value)]
+    out: list[NewMessage] = []
+    current: _Assistant | None = None
+
+    def flush() -> None:
+        nonlocal current
+        if current is not None:
+            out.append(current.message())
+            current = None
+
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _bad(index, "", "expected an item object.")
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+            if role is None:
+                raise _bad(index, "role", "expected user, assistant, system or developer.")
+            text, images = text_of_parts(item.get("content"), index, output=role == Role.ASSISTANT)
+            if role != Role.ASSISTANT:
+                flush()
+                out.append(NewMessage(role=role, content=text, images=_images(images)))
+                continue
+            phase = item.get("phase")
+            if phase is not None and phase not in ("commentary", "final_answer"):
+                raise _bad(index, "phase", "expected commentary or final_answer.")
+            if current is None or current.text is not None or current.calls:
+                flush()
+                current = _Assistant()
+            current.text, current.phase = text, phase
+        elif kind == "reasoning":
+            if current is None or current.text is not None or current.calls:
+                flush()
+                current = _Assistant()
+            current.reasoning.append(_reasoning_text(item, index))
+        elif kind == "function_call":
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                raise _bad(index, "name", "expected the function's name.")
+            if current is None:
+                current = _Assistant()
+            current.calls.append(
+                {
+                    "id": _call_id(item, index),
+                    "name": name,
+                    "arguments": _arguments(item.get("arguments"), index),
+                }
+            )
+        elif kind == "function_call_output":
+            flush()
+            output, _ = text_of_parts(item.get("output"), index, output=False)
+            out.append(
+                NewMessage(role=Role.TOOL, content=output, tool_call_id=_call_id(item, index))
+            )
+        elif kind == "compaction":
+            flush()
+            out.append(NewMessage(role=Role.SYSTEM, content=_compaction_text(item, index)))
+        elif kind == "item_reference":
+            raise _bad(index, "id", "names no item of yours.")
+        else:
+            raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
+    flush()
+    return out
+
+
+def _images(urls: list[str]) -> list[dict[str, Any]] | None:
+    return [{"url": u} for u in urls] or None
+
+
+def _reasoning_text(item: dict[str, Any], index: int) -> str:
+    texts: list[str] = []
+    for where in ("content", "summary"):
+        parts = item.get(where)
+        if parts:
+            text, _ = text_of_parts(parts, index, output=True)
+            texts.append(text)
+            break  # raw reasoning when given, else its summary
+    return "".join(texts)
+
+
+def compaction_item(item_id: str, summary: str) -> dict[str, Any]:
+    """A compaction item that carries ``summary``: its ``encrypted_content`` is opaque to
+    clients (base64 of a marked text), not encrypted: a client can only put its own words
+    into its own context with it."""
+    blob = base64.b64encode((COMPACTION_PREFIX + summary).encode()).decode()
+    return {"type": "compaction", "id": item_id, "encrypted_content": blob}
+
+
+def _compaction_text(item: dict[str, Any], index: int) -> str:
+    blob = item.get("encrypted_content")
+    if not isinstance(blob, str):
+        raise _bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
+    try:
+        text = base64.b64decode(blob, validate=True).decode()
+    except ValueError:
+        text = ""
+    if not text.startswith(COMPACTION_PREFIX):
+        raise _bad(index, "encrypted_content", "not a compaction made by this server.")
+    return "Summary of the conversation so far:\n" + text[len(COMPACTION_PREFIX) :]
+
+
+# -------------------------------------------------------------------------- output
+
+
+def message_items(
+    message: Message, *, calls: set[str] | None = None, status: str = "completed"
+) -> Iterator[dict[str, Any]]:
+    """The items of a stored message, in order. For an assistant message, ``calls`` (when
+    given) are the call ids to show: the calls handed to the client, not those the server
+    answered itself."""
+    role = message.role
+    if role == Role.TOOL:
+        yield {
+            "type": "function_call_output",
+            "id": output_item_id(message.id),
+            "call_id": message.tool_call_id or "",
+            "output": message.content,
+            "status": "completed",
+        }
+        return
+    if role != Role.ASSISTANT:
+        content: list[dict[str, Any]] = []
+        if message.content or not message.images:
+            content.append({"type": "input_text", "text": message.content})
+        content.extend(
+            {"type": "input_image", "image_url": i["url"], "detail": "auto"}
+            for i in message.images or ()
+        )
+        yield {
+            "type": "message",
+            "id": message.id,
+            "status": "completed",
+            "role": "system" if role == Role.SYSTEM else "user",
+            "content": content,
+        }
+        return
+    if message.reasoning:
+        yield reasoning_item(message.id, message.reasoning, status)
+    if message.content:
+        yield text_item(message.id, message.content, status, phase=message.phase)
+    for call in message.tool_calls or ():
+        if calls is None or call["id"] in calls:
+            yield call_item(message.id, call["id"], call["name"], call["arguments"])
+
+
+def reasoning_item(message_id: str, text: str, status: str) -> dict[str, Any]:
+    return {
+        "type": "reasoning",
+        "id": reasoning_id(message_id),
+        "status": status,
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+    }
+
+
+def text_item(
+    message_id: str, text: str, status: str, *, phase: str | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "message",
+        "id": message_id,
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+    if phase:
+        item["phase"] = phase
+    return item
+
+
+def call_item(
+    message_id: str, call_id: str, name: str, arguments: dict[str, Any] | str
+) -> dict[str, Any]:
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return {
+        "type": "function_call",
+        "id": call_item_id(message_id, call_id),
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": "completed",
+    }

@@ -1,0 +1,179 @@
+"""The request bodies of the Responses and Conversations API, as typed models.
+
+Known fields are checked; a field OpenAI's API does not know is refused (400, naming it),
+as OpenAI refuses it. Items are checked loosely here (a list of objects) and strictly by
+``items.parse_input``, which names the faulty item (``input[2].content``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from parley.server.schemas import _storable
+
+#: The longest instructions, and the most input items one request may carry.
+MAX_INSTRUCTIONS = 256_000
+MAX_ITEMS = 2_048
+MAX_METADATA_PAIRS = 16
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable_text(cls, data: Any) -> Any:
+        _storable(data)
+        return data
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """OpenAI's metadata: up to 16 string pairs, keys up to 64 characters, values up to 512."""
+    if value is None:
+        return None
+    if len(value) > MAX_METADATA_PAIRS:
+        raise ValueError(f"metadata holds at most {MAX_METADATA_PAIRS} pairs")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError("a metadata key has at most 64 characters")
+        if not isinstance(item, str):
+            raise ValueError("metadata values are strings")
+        if len(item) > 512:
+            raise ValueError("a metadata value has at most 512 characters")
+    return value
+
+
+class FunctionTool(_Body):
+    """A function tool in the Responses API's flat shape."""
+
+    type: Literal["function"]
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class TextFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = Field(default=None, max_length=64)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _schema_named(self) -> TextFormat:
+        if self.type == "json_schema" and (self.name is None or self.schema_ is None):
+            raise ValueError("a json_schema format needs name and schema")
+        return self
+
+
+class TextConfig(_Body):
+    format: TextFormat | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ReasoningConfig(_Body):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class ConversationRef(_Body):
+    id: str = Field(min_length=1, max_length=64)
+
+
+class StreamOptions(_Body):
+    include_obfuscation: bool | None = None
+
+
+class ResponseCreate(_Body):
+    """``POST /v1/responses`` (and a WebSocket ``response.create``)."""
+
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    metadata: dict[str, Any] | None = None
+    user: str | None = Field(default=None, max_length=256)
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    prompt_cache_key: str | None = Field(default=None, max_length=256)
+    prompt_cache_retention: str | None = Field(default=None, max_length=32)
+    service_tier: str | None = Field(default=None, max_length=32)
+    text: TextConfig | None = None
+    reasoning: ReasoningConfig | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    store: bool | None = None
+    background: bool | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=64)
+    conversation: str | ConversationRef | None = None
+    include: list[str] | None = None
+    context_management: list[dict[str, Any]] | None = None
+
+    _check_metadata = field_validator("metadata")(_check_metadata)
+
+    @field_validator("input")
+    @classmethod
+    def _not_too_many(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_ITEMS:
+            raise ValueError(f"input holds at most {MAX_ITEMS} items")
+        return value
+
+    @property
+    def conversation_id(self) -> str | None:
+        c = self.conversation
+        return c.id if isinstance(c, ConversationRef) else c
+
+
+class WebSocketCreate(ResponseCreate):
+    """A WebSocket message: ``{"type": "response.create", ...}`` without the HTTP-only
+    fields (``stream``, ``stream_options``, ``background``)."""
+
+    type: Literal["response.create"]
+
+    @model_validator(mode="after")
+    def _no_http_fields(self) -> WebSocketCreate:
+        for name in ("stream", "stream_options", "background"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is not sent over a WebSocket")
+        return self
+
+
+class CompactCreate(_Body):
+    """``POST /v1/responses/compact``."""
+
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS)
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=64)
+    prompt_cache_key: str | None = Field(default=None, max_length=256)
+
+
+class ConversationCreate(_Body):
+    items: list[dict[str, Any]] | None = Field(default=None, max_length=20)
+    metadata: dict[str, Any] | None = None
+
+    _check_metadata = field_validator("metadata")(_check_metadata)
+
+
+class ConversationUpdate(_Body):
+    metadata: dict[str, Any] | None
+
+    _check_metadata = field_validator("metadata")(_check_metadata)
+
+
+class ItemsCreate(_Body):
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=20)

@@ -1,0 +1,165 @@
+"""The Responses API over a WebSocket on ``/v1/responses`` (Open Responses 2026-04-24).
+
+A connection authenticates like HTTP (``Authorization: Bearer``), then takes
+``response.create`` messages one at a time: each response streams its events as JSON text
+messages, the same events as the HTTP stream, and the next message is read once it ends.
+The connection holds the responses it made, so a ``store: false`` response can be
+continued with ``previous_response_id`` on the same connection (its scratch thread lives
+as long as the connection); a continuation that fails forgets the response it named.
+Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}``.
+A connection lasts at most ``MAX_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from parley.errors import InvalidRequest, ParleyError, PayloadTooLarge, ValidationFailed
+from parley.server.deps import Caller, Services, authenticated
+from parley.server.errors import openai_error
+from parley.server.responses.protocol import WebSocketCreate
+from parley.server.responses.requests import forget, plan, start
+from parley.server.responses.resource import head
+from parley.server.responses.stream import ResponseEvents
+from parley.store.records import Run
+from parley.types import RunStatus
+
+log = logging.getLogger("parley.server")
+
+#: How long one connection may last (the specification's 60 minutes).
+MAX_SECONDS = 60 * 60
+#: Responses a connection holds for continuation; the oldest is let go past this.
+MAX_HELD = 64
+
+
+class Connection:
+    """One WebSocket's session: who it is, and the responses it holds."""
+
+    def __init__(self, socket: WebSocket, svc: Services, caller: Caller) -> None:
+        self.socket = socket
+        self.svc = svc
+        self.caller = caller
+        self.held: dict[str, Run] = {}
+        #: Threads of ``store: false`` responses, deleted when the connection ends.
+        self.scratch: set[str] = set()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.socket.send_text(orjson.dumps(event).decode())
+
+    async def fail(self, exc: ParleyError) -> None:
+        status, body = openai_error(exc)
+        await self.send({"type": "error", "status": status, **body})
+
+    async def serve(self) -> None:
+        deadline = time.monotonic() + MAX_SECONDS
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    text = await self.socket.receive_text()
+            except TimeoutError:
+                await self.fail(
+                    InvalidRequest(
+                        f"The connection reached its limit of {MAX_SECONDS // 60} minutes; "
+                        "open a new one.",
+                        code="websocket_connection_limit_reached",
+                    )
+                )
+                await self.socket.close(code=1000)
+                return
+            await self.turn(text)
+
+    async def turn(self, text: str) -> None:
+        """One ``response.create``: its events, or one error envelope."""
+        previous: str | None = None
+        try:
+            body = self.parse(text)
+            previous = body.previous_response_id
+            planned = await plan(
+                self.svc.db, user_id=self.caller.user.id, body=body, held=self.held
+            )
+            turn = await start(self.svc, self.caller.user.id, planned, self.caller.key_hash)
+        except ParleyError as exc:
+            if previous is not None:
+                self.held.pop(previous, None)
+            await self.fail(exc)
+            return
+        if not planned.store:
+            self.scratch.add(turn.thread_id)
+        events = ResponseEvents(head(turn.run, "in_progress"))
+        for event in events.start():
+            await self.send(event)
+        async for batch in turn.events():
+            for entry in batch:
+                for event in events.feed(entry):
+                    await self.send(event)
+            if events.finished:
+                break
+        outcome = await turn.result()
+        if outcome.run.status == RunStatus.FAILED and previous is not None:
+            self.held.pop(previous, None)
+        self.hold(outcome.run)
+
+    def parse(self, text: str) -> WebSocketCreate:
+        if len(text) > self.svc.settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"The message is larger than {self.svc.settings.max_body_bytes} bytes."
+            )
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The message is not valid JSON.", code="invalid_json") from None
+        if not isinstance(data, dict) or data.get("type") != "response.create":
+            raise InvalidRequest(
+                'Send {"type": "response.create", ...} messages.',
+                code="invalid_value",
+                param="type",
+            )
+        try:
+            return WebSocketCreate.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+            raise ValidationFailed(
+                f"Invalid request: {where}: {error.get('msg')}",
+                details=[{"loc": list(error.get("loc", ())), "msg": str(error.get("msg"))}],
+            ) from None
+
+    def hold(self, run: Run) -> None:
+        self.held[run.id] = run
+        while len(self.held) > MAX_HELD:
+            self.held.pop(next(iter(self.held)))
+
+    async def close(self) -> None:
+        """Let go of the scratch threads of this connection's ``store: false`` responses."""
+        for thread_id in self.scratch:
+            await forget(self.svc.db, self.caller.user.id, thread_id)
+
+
+async def serve(socket: WebSocket) -> None:
+    svc: Services = socket.app.state.services
+    await socket.accept()
+    try:
+        caller = await authenticated(socket, svc)
+    except ParleyError as exc:
+        status, body = openai_error(exc)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await socket.send_text(
+                orjson.dumps({"type": "error", "status": status, **body}).decode()
+            )
+            await socket.close(code=1008)
+        return
+    connection = Connection(socket, svc, caller)
+    try:
+        await connection.serve()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await asyncio.shield(connection.close())

@@ -1,0 +1,271 @@
+"""The Responses API (Open Responses): create a response (JSON, server-sent events, or in
+the background), retrieve it (or resume its event stream), delete, cancel, list its input
+items, and compact a conversation. A response is a run; see ``parley.server.responses``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, WebSocket
+from fastapi.responses import JSONResponse
+
+from parley.engine import Engine, TurnHandle
+from parley.errors import Conflict, InvalidRequest
+from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
+from parley.server.openapi import errors
+from parley.server.responses import compaction, websocket
+from parley.server.responses.items import message_items
+from parley.server.responses.protocol import CompactCreate, ResponseCreate
+from parley.server.responses.requests import forget_soon, plan, start
+from parley.server.responses.resource import (
+    STATUS,
+    head,
+    not_found,
+    read_response,
+    response_object,
+)
+from parley.server.responses.stream import DONE_FRAME, ResponseEvents, sse_frame
+from parley.server.routes.streams import SSEResponse
+from parley.server.sse import HEADERS, PING
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.types import RunStatus
+
+log = logging.getLogger("parley.server")
+
+router = APIRouter(tags=["responses"])
+
+_CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The response as JSON, or with `stream` true its events as "
+        "server-sent events (`event: <type>`, `data: <event>`), ending with `data: [DONE]`.",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(404, 409, 503),
+}
+
+
+@router.post("/responses", responses=_CREATE_ANSWERS, response_model=None)
+async def create_response(
+    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc
+) -> JSONResponse | SSEResponse:
+    user_id = caller.user.id
+    planned = await plan(svc.db, user_id=user_id, body=body)
+    if body.background and not planned.store:
+        raise InvalidRequest(
+            "Background responses must be stored: store cannot be false.",
+            code="invalid_value",
+            param="store",
+        )
+    turn = await start(svc, user_id, planned, caller.key_hash)
+    if not planned.store:  # a scratch thread: gone once the turn has ended
+        turn.when_done(functools.partial(forget_soon, svc.db, user_id, turn.thread_id))
+    if body.stream:
+        events = ResponseEvents(head(turn.run, "in_progress"))
+        return _sse(_live(events, turn))
+    if body.background:
+        return JSONResponse(head(turn.run, "in_progress"))
+    await turn.result()
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user_id, response_id=turn.run_id)
+    )
+    return JSONResponse(response_object(stored))
+
+
+@router.websocket("/responses")
+async def responses_socket(socket: WebSocket) -> None:
+    await websocket.serve(socket)
+
+
+@router.get("/responses/{response_id}", responses=errors(), response_model=None)
+async def retrieve_response(
+    response_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1)] = None,
+) -> JSONResponse | SSEResponse:
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user.id, response_id=response_id)
+    )
+    if (stored.run.request or {}).get("store") is False:
+        raise not_found(response_id)
+    if not stream:
+        return JSONResponse(response_object(stored))
+    events = ResponseEvents(head(stored.run, "in_progress"))
+    after = -1 if starting_after is None else starting_after
+    return _sse(_replay(svc.engine, events, stored.run.id, after))
+
+
+@router.delete("/responses/{response_id}", responses=errors(409))
+async def delete_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    await svc.db.write(
+        functools.partial(_delete_response, user_id=user.id, response_id=response_id)
+    )
+    return {"id": response_id, "object": "response", "deleted": True}
+
+
+@router.post("/responses/{response_id}/cancel", responses=errors(400))
+async def cancel_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user.id, response_id=response_id)
+    )
+    status = RunStatus(stored.run.status)
+    if status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        await svc.engine.cancel(user_id=user.id, run_id=stored.run.id)
+        stored = await svc.db.read(
+            functools.partial(read_response, user_id=user.id, response_id=response_id)
+        )
+    elif status != RunStatus.CANCELLED:
+        raise InvalidRequest(
+            f"Cannot cancel a response with status '{STATUS[status]}'.",
+            code="response_not_cancellable",
+            param="response_id",
+        )
+    return response_object(stored)
+
+
+@router.get("/responses/{response_id}/input_items", responses=errors(400))
+async def list_input_items(
+    response_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    before: Annotated[str | None, Query(max_length=128)] = None,
+    include: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    items = await svc.db.read(
+        functools.partial(_input_items, user_id=user.id, response_id=response_id)
+    )
+    return page(items, limit=limit, order=order, after=after, before=before)
+
+
+@router.post("/responses/compact", responses=errors(404), response_model=None)
+async def compact(body: CompactCreate, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    return await compaction.compact(svc.db, svc.engine, user_id=user.id, body=body)
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
+    return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+async def _live(events: ResponseEvents, turn: TurnHandle) -> AsyncIterator[bytes]:
+    yield b"".join(sse_frame(e) for e in events.start())
+    async for batch in turn.events():
+        if not batch:
+            yield PING
+            continue
+        frames = [sse_frame(e) for entry in batch for e in events.feed(entry)]
+        if frames:
+            yield b"".join(frames)
+        if events.finished:
+            break
+    yield DONE_FRAME
+
+
+async def _replay(
+    engine: Engine, events: ResponseEvents, run_id: str, after: int
+) -> AsyncIterator[bytes]:
+    """The response's events from its run's log (then live while it runs), from the one
+    after sequence number ``after``."""
+
+    def wanted(batch: list[dict[str, Any]]) -> bytes:
+        return b"".join(sse_frame(e) for e in batch if e["sequence_number"] > after)
+
+    first = wanted(events.start())
+    if first:
+        yield first
+    async for batch in engine.follow(run_id, after=0):
+        if not batch:
+            yield PING
+            continue
+        frames = wanted([e for entry in batch for e in events.feed(entry)])
+        if frames:
+            yield frames
+        if events.finished:
+            break
+    yield DONE_FRAME
+
+
+# ------------------------------------------------------------------------------ store
+
+
+def _delete_response(conn: Any, *, user_id: str, response_id: str) -> None:
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise Conflict(
+            "The response is in progress; cancel it before deleting it.",
+            code="response_in_progress",
+        )
+    others = [
+        r
+        for r in run_store.list_runs(
+            conn, user_id=user_id, thread_id=run.thread_id, limit=2, after=None, order="asc"
+        )[0]
+        if r.id != run.id
+    ]
+    if not others and (run.request or {}).get("conversation") is None:
+        thread_store.delete_thread(conn, user_id=user_id, thread_id=run.thread_id)
+    else:
+        run_store.delete_run(conn, run_id=run.id)
+
+
+def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    if (run.request or {}).get("store") is False:
+        raise not_found(response_id)
+    seqs = (run.request or {}).get("input_seqs")
+    if seqs:
+        first, last = seqs
+    else:  # a native run: the messages since the thread's previous answer
+        first, last = 1, (stored.answers[0].seq - 1 if stored.answers else 0)
+    messages = thread_store.messages_between(conn, thread_id=run.thread_id, first=first, last=last)
+    return [item for m in messages for item in message_items(m)]
+
+
+def page(
+    items: list[dict[str, Any]],
+    *,
+    limit: int,
+    order: str,
+    after: str | None,
+    before: str | None,
+) -> dict[str, Any]:
+    """A page of a list of items, OpenAI's way: ``data``, ``first_id``, ``last_id``,
+    ``has_more``; ``after`` / ``before`` are item ids of the list."""
+    ordered = items if order == "asc" else list(reversed(items))
+    ids = [item["id"] for item in ordered]
+    start, end = 0, len(ordered)
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor is None:
+            continue
+        if cursor not in ids:
+            raise InvalidRequest(
+                f"Invalid '{name}': no item with id {cursor!r} in this list.",
+                code="invalid_value",
+                param=name,
+            )
+        if name == "after":
+            start = ids.index(cursor) + 1
+        else:
+            end = ids.index(cursor)
+    window = ordered[start:end]
+    data = window[:limit] if before is None else window[-limit:]
+    more = len(window) > limit
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }
