@@ -42,6 +42,7 @@ from parley.events import (
 )
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
+from parley.providers.options import ToolRule, tool_rule
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -52,8 +53,9 @@ from parley.types import Role, RunStatus, ToolCall, ToolSpec
 
 log = logging.getLogger("parley.engine")
 
-#: Model calls a turn may make in a row when every tool call it asked for had arguments
-#: that could not be read (each is answered with a tool error and the model called again).
+#: Model calls a turn may make in a row when no tool call it asked for could be run (its
+#: arguments unreadable, or its tool not allowed by ``tool_choice``): each is answered with a
+#: tool error and the model called again.
 MAX_CALL_ROUNDS = 3
 
 
@@ -208,12 +210,15 @@ def provider_name(model: str) -> str:
 def _finish_calls(turn: Turn) -> list[ToolCall]:
     """The answer's tool calls as the database can store them: a fresh id for an id
     already used in the thread (some models number their calls from 0 on every turn) or
-    too long to store; a call whose name is too long for any tool answered with a tool
-    error; names and arguments without NUL, so the manifest and the stored calls agree."""
+    too long to store; a call whose name is too long for any tool, or that the run's
+    ``tool_choice`` does not allow (``none``, another function, a tool outside
+    ``allowed_tools``), answered with a tool error; names and arguments without NUL, so the
+    manifest and the stored calls agree."""
     acc = turn.acc
     if not acc.has_tool_calls:
         return []
     calls = acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
+    rule = tool_rule(ModelOptions.of(turn.run.options).tool_choice)
     finished = []
     for call in calls:
         update: dict[str, Any] = {"arguments": without_nul(call.arguments)}
@@ -228,9 +233,21 @@ def _finish_calls(turn: Turn) -> list[ToolCall]:
                 f"Error: no tool was run: the tool name is longer than {TOOL_FIELD_LENGTH} "
                 "characters, and no tool has such a name."
             )
+        elif rule is not None and not rule.allows(name):
+            acc.invalid.setdefault(
+                update.get("id", call.id),
+                f"Error: no tool was run: {name} may not be called in this turn "
+                f"({_allowed(rule)}). Answer without it.",
+            )
         update["name"] = name
         finished.append(call.model_copy(update=update))
     return finished
+
+
+def _allowed(rule: ToolRule) -> str:
+    if rule.mode == "none" or not rule.names:
+        return "no tool may be called"
+    return "the tools that may be called: " + ", ".join(rule.names)
 
 
 def _provider_state(turn: Turn) -> dict[str, Any] | None:
@@ -296,12 +313,12 @@ class TurnRunner:
                 outcome = _finish_calls(turn)
                 if not outcome or len(turn.acc.invalid) < len(outcome):
                     break
-                # Every call had unreadable arguments: nothing for the client to run.
+                # No call can be run (unreadable, or not allowed): nothing for the client.
                 if turn.rounds >= MAX_CALL_ROUNDS:
                     turn.unanswered = outcome
                     outcome = UpstreamError(
-                        f"The model sent tool calls with unreadable arguments {turn.rounds} "
-                        "times in a row.",
+                        f"The model sent only tool calls that could not be run (unreadable "
+                        f"arguments, or tools not allowed) {turn.rounds} times in a row.",
                         code="malformed_tool_call",
                     )
                     break
