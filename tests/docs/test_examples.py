@@ -15,7 +15,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 PLACEHOLDER_ID = re.compile(r'"(asst|run|thread)_\.\.\."')
 
 
-@pytest.mark.parametrize("doc", ["docs/sdk.md", "README.md"])
+@pytest.mark.parametrize("doc", ["docs/sdk.md", "docs/openai.md", "README.md"])
 def test_python_examples_run(
     doc: str, server: Any, user_key: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
