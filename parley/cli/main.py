@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--server", metavar="URL", help="Parley server (env PARLEY_BASE_URL)")
     web.add_argument("--api-key", metavar="KEY", help="API key (env PARLEY_API_KEY)")
     web.add_argument("--model", help="default provider/model (default: demo/parley)")
+    web.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="show every thread of the API key (from parley chat, the API, the Responses "
+        "API), not only those each browser session started: for a page one person uses",
+    )
 
     users = sub.add_parser("users", help="manage users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -246,7 +252,12 @@ def _web(args: argparse.Namespace) -> int:
     from parley.cli.web import WebOptions, run_web
 
     options = WebOptions(
-        host=args.host, port=args.port, server=args.server, api_key=args.api_key, model=args.model
+        host=args.host,
+        port=args.port,
+        server=args.server,
+        api_key=args.api_key,
+        model=args.model,
+        all_threads=args.all_threads,
     )
     try:
         return run_web(options)

@@ -30,6 +30,7 @@ class WebOptions:
     server: str | None = None
     api_key: str | None = None
     model: str | None = None
+    all_threads: bool = False
 
 
 def run_web(options: WebOptions) -> int:
@@ -61,7 +62,12 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
 
     try:
         app, web = _listen(
-            options.host, options.port, base_url=base_url, api_key=api_key, model=options.model
+            options.host,
+            options.port,
+            base_url=base_url,
+            api_key=api_key,
+            model=options.model,
+            all_threads=options.all_threads,
         )
     except ValueError:  # the SDK client refused the address
         print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
@@ -89,7 +95,13 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
 
 
 def _listen(
-    host: str, port: int, *, base_url: str, api_key: str, model: str | None = None
+    host: str,
+    port: int,
+    *,
+    base_url: str,
+    api_key: str,
+    model: str | None = None,
+    all_threads: bool = False,
 ) -> tuple[Flask, WebServer]:
     """The app, and a server bound to ``host:port`` for it (not serving yet).
 
@@ -101,7 +113,9 @@ def _listen(
     from parley.web.app import close_app
     from parley.web.server import WebServer
 
-    app = create_app(base_url=base_url, api_key=api_key, default_model=model)
+    app = create_app(
+        base_url=base_url, api_key=api_key, default_model=model, all_threads=all_threads
+    )
     try:
         return app, WebServer(app, host, port)
     except OSError:

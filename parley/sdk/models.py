@@ -115,7 +115,7 @@ class Run(_Model):
     id: str
     object: str = "thread.run"
     thread_id: str
-    assistant_id: str
+    assistant_id: str | None = None  # None for a run made through the Responses API
     model: str | None = None
     instructions: str | None = None
     tools: list[ToolDefinition] = Field(default_factory=list)

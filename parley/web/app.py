@@ -53,13 +53,16 @@ def create_app(
     default_model: str | None = None,
     secret_key: str | None = None,
     client: Client | None = None,
+    all_threads: bool = False,
 ) -> Flask:
     """The web app for the Parley server at ``base_url``.
 
     ``tools`` defaults to ``default_tools()``; ``default_model`` to ``demo/parley``;
     ``secret_key`` (signs the session cookie) to ``PARLEY_WEB_SECRET`` or a random key kept
     in the user data directory. ``client`` replaces the SDK client the app would make (it
-    is then the caller's to close).
+    is then the caller's to close). ``all_threads``: every browser session sees every thread
+    of the API key (those of ``parley chat``, the native API and the Responses API too), for
+    a page one person uses; by default each session sees only the threads it started.
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.
     sdk = client or Client(base_url=base_url, api_key=api_key)
@@ -77,6 +80,7 @@ def create_app(
         tools if tools is not None else default_tools(),
         default_model or DEFAULT_MODEL,
         owns_client=client is None,
+        all_threads=all_threads,
     )
     app.register_blueprint(routes.bp)
     app.before_request(_check_request)

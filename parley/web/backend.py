@@ -99,10 +99,18 @@ class Backend:
     """The Parley side of the web app; safe to use from many request threads at once."""
 
     def __init__(
-        self, client: Client, tools: ToolRegistry, default_model: str, *, owns_client: bool
+        self,
+        client: Client,
+        tools: ToolRegistry,
+        default_model: str,
+        *,
+        owns_client: bool,
+        all_threads: bool = False,
     ) -> None:
         self.client = client
         self.owns_client = owns_client
+        #: Every session sees every thread of the API key (``create_app(all_threads=True)``).
+        self.all_threads = all_threads
         self.tools = tools
         self.default_model = default_model
         self._lock = threading.Lock()
@@ -152,13 +160,13 @@ class Backend:
         return self.client.threads.create(metadata=metadata)
 
     def owned_thread(self, thread_id: str, owner: str) -> Thread:
-        """The thread if it is this owner's.
+        """The thread if it is this owner's (any thread of the key with ``all_threads``).
 
         Raises:
             NotFound: unknown, or another session's.
         """
         thread = self.client.threads.retrieve(thread_id)
-        if not same_tag(thread.metadata.get(OWNER_KEY), owner):
+        if not self.all_threads and not same_tag(thread.metadata.get(OWNER_KEY), owner):
             raise NotFound(f"No thread found with id {thread_id!r}.")
         return thread
 
@@ -172,7 +180,10 @@ class Backend:
         return run
 
     def threads_of(self, owner: str) -> list[Thread]:
-        """This owner's threads, newest first (the server filters them by metadata)."""
+        """This owner's threads, newest first (the server filters them by metadata); with
+        ``all_threads``, every thread of the key."""
+        if self.all_threads:
+            return list(self.client.threads.list(limit=100, order="desc").iter_all())
         pages = self.client.threads.list(limit=100, order="desc", metadata={OWNER_KEY: owner})
         return [t for t in pages.iter_all() if same_tag(t.metadata.get(OWNER_KEY), owner)]
 

@@ -301,3 +301,32 @@ def test_a_refused_api_key_is_a_502_that_says_so(server: Any) -> None:
         message = _error(b.get("/api/threads"), 502, "server_auth_failed")
         assert "refused the web app's API key" in message
         b.close()
+
+
+def test_with_all_threads_a_session_sees_every_thread_of_the_key(
+    server: Any, user_key: str, sdk: Client
+) -> None:
+    """``create_app(all_threads=True)`` (``parley web --all-threads``): a conversation made
+    through the Responses API, or natively, is listed and readable on the page, and the
+    page's own threads stay readable to other sessions too."""
+    made = httpx.post(
+        f"{server.base_url}/v1/responses",
+        headers={"Authorization": f"Bearer {user_key}"},
+        json={"model": "demo/parley", "input": "hello from the Responses API"},
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    conversation = sdk.runs.retrieve(made.json()["id"]).thread_id
+    native = sdk.threads.create()
+    app = create_app(
+        base_url=server.base_url, api_key=user_key, secret_key=SECRET, all_threads=True
+    )
+    for web in serve(app):
+        browser = Browser(web.url)
+        browser.open_page()
+        listed = [t["id"] for t in browser.get("/api/threads").json()["data"]]
+        assert listed[:2] == [native.id, conversation]
+        messages = browser.get(f"/api/threads/{conversation}/messages").json()["data"]
+        assert [m["role"] for m in messages] == ["user", "assistant"]
+        assert messages[0]["content"] == "hello from the Responses API"
+        browser.close()
