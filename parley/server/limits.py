@@ -26,12 +26,11 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"]:
-            error = NotFound("No such resource: the path has a NUL character.")
-            await _refuse(scope, send, error)
+            await _refuse(scope, send, NotFound("No such resource: the path has a NUL character."))
             return
         if b"%00" in scope["query_string"]:
-            error = ValidationFailed("Invalid request: the query has a NUL character (%00).")
-            await _refuse(scope, send, error)
+            nul = ValidationFailed("Invalid request: the query has a NUL character (%00).")
+            await _refuse(scope, send, nul)
             return
         for name, value in scope["headers"]:
             if name == b"content-length":

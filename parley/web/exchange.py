@@ -154,7 +154,7 @@ class Exchange:
         )
         yield StatusNote(state="run", text=f"Starting the run with {self.ask.model}…")
         run = self._create_run()
-        assistant_id = run.assistant_id
+        assistant_id = run.assistant_id or self.backend.assistant_id()  # made by create_run
         self.run_id, self.status = run.id, run.status
         yield RunStarted(run_id=run.id)
         rounds = 0
