@@ -22,10 +22,17 @@ $(NODE_DEPS): tests/compliance/package.json tests/compliance/package-lock.json
 		echo "== npm ci --prefix tests/compliance failed (its test skips; fails under CI=true)"; \
 	fi
 
+# openai 2.x beside the venv, not in it (the test extra has 3.x), for
+# tests/openai_sdk/test_sdk_2x.py: its subprocess puts this folder first on PYTHONPATH.
+OPENAI2 := $(VENV)/openai2/.installed
+$(OPENAI2): | $(STAMP)
+	$(PY) -m pip install -q --target $(VENV)/openai2 'openai==2.54.0'
+	touch $(OPENAI2)
+
 run: $(STAMP)
 	$(VENV)/bin/parley run
 
-test: $(STAMP) $(NODE_DEPS)
+test: $(STAMP) $(NODE_DEPS) $(OPENAI2)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).

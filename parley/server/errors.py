@@ -56,18 +56,52 @@ def openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PATHS)
 
 
+_PLACES = ("body", "query", "path", "header")
+
+#: pydantic's error type -> the message and code of OpenAI's own errors for it
+_INVALID = ("Invalid '{param}': {msg}.", "invalid_value")
+_VALIDATION = {
+    "extra_forbidden": ("Unknown parameter: '{param}'.", "unknown_parameter"),
+    "missing": ("Missing required parameter: '{param}'.", "missing_required_parameter"),
+}
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
+def _field_path(loc: list[Any]) -> str:
+    """``["input", 2, "content"]`` as ``input[2].content``; a union's member tag
+    (``str``, ``list[...]``, a model's name) ends the path."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        text = str(part)
+        if text in _TYPE_TAGS or "[" in text or "-" in text or text[:1].isupper():
+            break
+        path += f".{text}" if path else text
+    return path
+
+
 def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
     """The status and body of ``exc`` in OpenAI's shape: ``{"error": {"message", "type",
     "param", "code"}}``; a validation failure names its field as ``param``."""
     status, kind = _OPENAI_TYPES.get(exc.error_type, (None, "server_error"))
-    param = exc.param
-    if param is None and exc.details:
-        loc = [str(p) for p in exc.details[0].get("loc", ()) if p != "body"]
-        param = ".".join(loc) or None
+    param, message = exc.param, exc.message
     code = exc.code if exc.code != exc.error_type else None
     if code is None and exc.error_type == "validation_error":
         code = "invalid_value"
-    body = {"message": exc.message, "type": kind, "param": param, "code": code}
+    if param is None and exc.details:
+        first = exc.details[0]
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in _PLACES:  # where FastAPI found it; OpenAI names the field alone
+            loc = loc[1:]
+        param = _field_path(loc) or None
+        if param is not None:
+            text, code = _VALIDATION.get(str(first.get("type")), _INVALID)
+            message = text.format(param=param, msg=first.get("msg", "invalid value"))
+    body = {"message": message, "type": kind, "param": param, "code": code}
     return status or exc.status_code, {"error": body}
 
 
