@@ -18,9 +18,12 @@ back as a plain call, without its ``caller``.
 
 Thinking goes back: the ``thinking`` blocks of an answer (whole text and ``signature``) and
 its ``redacted_thinking`` blocks (``data``, never shown as reasoning) are kept, in order,
-and yielded as one ``StatePart({"thinking_blocks": [...]})`` when the message ends. An
-assistant message whose ``provider_state`` holds them sends them first in its content, as
-the API requires when extended thinking is used with tools. A user message's ``images``
+and yielded as one ``StatePart({"thinking_blocks": [...]})`` when the message ends; a block
+that came after some of the answer's text or ``tool_use`` blocks (interleaved thinking)
+adds ``"thinking_places"`` (``_StreamState.state_events``). An assistant message whose
+``provider_state`` holds them sends them in its content where they came, first unless
+placed, as the API requires when extended thinking is used with tools (it refuses the
+latest assistant message with its thinking blocks moved). A user message's ``images``
 become ``image`` blocks before its text.
 
 The request's options: ``tool_choice`` (``_tool_choice``; sent with tools only),
@@ -278,7 +281,8 @@ def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     role (several tool results, a tool result then the user's next words) become one
     message. Empty messages are left out: the API refuses empty text blocks. A user
     message's images come before its text; an assistant message's kept thinking blocks
-    (``provider_state["thinking_blocks"]``) before its text and ``tool_use`` blocks.
+    (``provider_state["thinking_blocks"]``) where they came among its text and ``tool_use``
+    blocks (``_with_thinking``).
     """
     wire: list[dict[str, Any]] = []
     for message in messages:
@@ -314,7 +318,8 @@ def _content_blocks(message: ChatMessage, role: str) -> list[dict[str, Any]]:
         )
         kept = _kept_thinking(message.provider_state)
         if kept and blocks:  # thinking alone is no message: the API keeps none of it
-            blocks[:0] = kept
+            places = _thinking_places(message.provider_state, len(kept))
+            blocks = _with_thinking(blocks, kept, places)
     return blocks
 
 
@@ -333,6 +338,32 @@ def _kept_thinking(state: dict[str, Any] | None) -> list[dict[str, Any]]:
     return blocks
 
 
+def _thinking_places(state: dict[str, Any] | None, count: int) -> list[int]:
+    """Where each of the ``count`` kept thinking blocks came (``thinking_places``); all
+    first when the state has no places, or none that fit."""
+    places = state.get("thinking_places") if state else None
+    if not isinstance(places, list) or len(places) != count:
+        return [0] * count
+    if not all(type(place) is int and place >= 0 for place in places):
+        return [0] * count
+    return places
+
+
+def _with_thinking(
+    blocks: list[dict[str, Any]], kept: list[dict[str, Any]], places: list[int]
+) -> list[dict[str, Any]]:
+    """The assistant's text and ``tool_use`` blocks with each kept thinking block before the
+    block it came before (after them all when it came last), in the order they came."""
+    pending = list(zip(places, kept, strict=True))
+    content: list[dict[str, Any]] = []
+    for position, block in enumerate(blocks):
+        while pending and pending[0][0] <= position:
+            content.append(pending.pop(0)[1])
+        content.append(block)
+    content.extend(block for _, block in pending)
+    return content
+
+
 # ---------------------------------------------------------------------------- response
 
 
@@ -348,9 +379,17 @@ class _Thinking:
 
 class _StreamState:
     """What one stream has said so far: token totals, the thinking blocks to send back
-    (by block index, in stream order), and whether the message ended."""
+    (by block index, in stream order) and where each came, and whether the message ended."""
 
-    __slots__ = ("calls", "input_tokens", "output_tokens", "stopped", "thinking")
+    __slots__ = (
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "places",
+        "stopped",
+        "texted",
+        "thinking",
+    )
 
     def __init__(self) -> None:
         self.input_tokens = 0
@@ -360,6 +399,11 @@ class _StreamState:
         self.thinking: dict[int, _Thinking | dict[str, Any]] = {}
         #: The indexes of the client ``tool_use`` blocks: only their input is a call's.
         self.calls: set[int] = set()
+        #: Whether the answer has text yet (sent back as one text block, first).
+        self.texted = False
+        #: Block index of a kept thinking block -> how many of the blocks that go back
+        #: with the answer (its text, its ``tool_use`` blocks) came before it.
+        self.places: dict[int, int] = {}
 
     def read(self, name: str, data: bytes) -> list[ModelEvent]:
         """The model events of one SSE event (``name`` its ``event:`` line)."""
@@ -406,7 +450,10 @@ class _StreamState:
         kind = delta.get("type")
         if kind == "text_delta":
             value = _delta_text(delta, "text", kind)
-            return [TextPart(value)] if value else []
+            if not value:
+                return []
+            self.texted = True
+            return [TextPart(value)]
         if kind == "thinking_delta":
             value = _delta_text(delta, "thinking", kind)
             if not value:
@@ -433,8 +480,11 @@ class _StreamState:
         kind = block.get("type")
         if kind == "tool_use":
             self.calls.add(payload["index"])
+        elif kind == "text" and block.get("text"):
+            self.texted = True
         elif kind in _THINKING_TYPES:
             self.keep_thinking(payload["index"], block)
+            self.places[payload["index"]] = int(self.texted) + len(self.calls)
         return events
 
     def keep_thinking(self, index: int, block: dict[str, Any]) -> None:
@@ -452,9 +502,13 @@ class _StreamState:
 
     def state_events(self) -> list[ModelEvent]:
         """A ``StatePart`` with the thinking blocks to send back, if any. A thinking block
-        still without its signature is left out: the API would refuse it."""
+        still without its signature is left out: the API would refuse it. When a kept block
+        came after some of the text and ``tool_use`` blocks (interleaved thinking),
+        ``"thinking_places"`` says, for each kept block, how many of those came before it
+        (the answer's text counting as one block, as it goes back)."""
         blocks: list[dict[str, Any]] = []
-        for block in self.thinking.values():
+        places: list[int] = []
+        for index, block in self.thinking.items():
             if not isinstance(block, _Thinking):
                 blocks.append(block)  # redacted_thinking, as it came
             elif block.signature:
@@ -462,7 +516,15 @@ class _StreamState:
                 blocks.append(
                     {"type": "thinking", "thinking": thought, "signature": block.signature}
                 )
-        return [StatePart({"thinking_blocks": blocks})] if blocks else []
+            else:
+                continue
+            places.append(self.places.get(index, 0))
+        if not blocks:
+            return []
+        state: dict[str, Any] = {"thinking_blocks": blocks}
+        if any(places):
+            state["thinking_places"] = places
+        return [StatePart(state)]
 
     def usage_events(self, usage: Any) -> list[ModelEvent]:
         """A ``UsagePart`` with the totals so far, when ``usage`` holds counts."""

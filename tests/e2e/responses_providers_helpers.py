@@ -1,0 +1,659 @@
+"""Helpers of ``test_responses_providers``: every provider kind's fake upstream, the turns it
+is told to answer in its own wire format, and the checks of what ``/v1/responses`` makes of
+them.
+
+Each kind (``Upstream`` and its subclasses) runs one fake per *slot* in the test's event
+loop, and each test takes slots of its own, so the answers a test queues and the requests
+its upstream receives are its alone. A slot is a provider table of the server's config
+(``chat3``, ``claude1``, ...). The fakes are the project's: ``FakeUpstreamServer`` (Chat
+Completions, ``replay:PATH`` models), ``FakeResponses``, ``FakeAnthropic``, ``FakeGemini``
+(checking thought signatures as Gemini 3 does), and for Ollama a small NDJSON handler on
+the shared loopback server. A turn is constructed here in the documented wire format
+(``CallsTurn``: reasoning then two parallel calls; ``TextTurn``: an answer) or is a
+recording of ``tests/recordings`` (``Recorded``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from parley.testing.fake_anthropic import FakeAnthropic, message_events, thinking, tool_use
+from parley.testing.fake_anthropic import text as text_block
+from parley.testing.fake_gemini import FakeGemini, Script
+from parley.testing.fake_responses import (
+    FakeResponses,
+    function_call,
+    message,
+    reasoning,
+    response_events,
+)
+from parley.testing.fake_upstream import FakeUpstreamServer
+from parley.testing.loopback import Connection, LoopbackServer, Received, Request
+from parley.testing.scripted import Answer
+from tests.e2e.sse import iter_events
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
+
+#: The tools of every test, in the Responses API's flat shape.
+TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+    {
+        "type": "function",
+        "name": "get_time",
+        "description": "The time in a time zone.",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
+    },
+]
+#: What the user asks (the demo model calls both tools for it, with these arguments).
+QUESTION = "get_weather Oslo get_time Europe/Oslo"
+#: The reasoning of the constructed turns, as streamed.
+THINKING = ("The user wants the weather ", "and the time in Oslo; ", "both tools, at once.")
+#: What the client's tools answer.
+RESULTS = ("sunny, 21C", "12:00")
+#: The answer after the tool results, as streamed.
+ANSWER = ("It is sunny ", "and 21C in Oslo, ", "at noon.")
+#: The token counts of the constructed turn 1 (its reasoning among its output tokens).
+INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS = 31, 57, 19
+#: Opaque reasoning state that must go back byte for byte (base64's ``+/=`` included).
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGg+xBdjrkzLoky3dl1pk/iMOYds4fQ=="
+ENCRYPTED = "gAAAAABpQ_enc+rypted/reasoning=="
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function call as the provider streams it: its id, name and arguments."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+    @property
+    def raw(self) -> str:
+        return json.dumps(self.arguments)
+
+    def fragments(self) -> tuple[str, ...]:
+        """The arguments in three pieces, cut anywhere."""
+        raw = self.raw
+        third = -(-len(raw) // 3)
+        return tuple(raw[i : i + third] for i in range(0, len(raw), third))
+
+
+def calls(first_id: str, second_id: str) -> tuple[Call, Call]:
+    """The two parallel calls of the scenario, with the provider's ids."""
+    return (
+        Call(first_id, "get_weather", {"city": "Oslo"}),
+        Call(second_id, "get_time", {"zone": "Europe/Oslo"}),
+    )
+
+
+@dataclass(frozen=True)
+class CallsTurn:
+    """Reasoning, then two parallel calls."""
+
+    calls: tuple[Call, ...]
+    reasoning: tuple[str, ...] = THINKING
+
+
+@dataclass(frozen=True)
+class TextTurn:
+    """An answer without reasoning."""
+
+    text: tuple[str, ...] = ANSWER
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A recorded real answer (``tests/recordings/<kind>/<name>``)."""
+
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return RECORDINGS / self.name
+
+
+Turn = CallsTurn | TextTurn | Recorded
+
+
+def sse_blocks(body: bytes) -> Iterator[bytes]:
+    """The events of an SSE body, each with its own line breaks (``\\r\\n`` kept)."""
+    for block in re.findall(rb".*?(?:\r?\n\r?\n|\Z)", body, flags=re.DOTALL):
+        if block.strip():
+            yield block
+
+
+def named_events(body: bytes) -> list[tuple[str, Any]]:
+    """``(event name, data)`` of each event of a recorded SSE body (the data parsed)."""
+    lines = [line for line in body.decode().splitlines() if line != "data: [DONE]"]
+    return [(event.event, event.data) for event in iter_events(lines)]
+
+
+# ----------------------------------------------------------------------------- kinds
+
+
+class Upstream:
+    """A provider kind: its fakes (one a slot), its config tables, its wire format."""
+
+    #: The test id, the config's ``kind``, and the model id sent to the provider.
+    label = ""
+    kind = ""
+    model = ""
+    #: The provider's ids of the scenario's calls.
+    call_ids = ("", "")
+    #: Whether its API reports reasoning tokens apart (in usage).
+    reports_reasoning_tokens = False
+    #: Extra lines of every config table.
+    extra = ""
+
+    def __init__(self, tmp: Path, slots: int) -> None:
+        self.tmp = tmp
+        self.fakes: list[Any] = [self.new_fake() for _ in range(slots)]
+        self._free = iter(range(slots))
+
+    def new_fake(self) -> Any:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        for fake in self.fakes:
+            await fake.start()
+
+    async def aclose(self) -> None:
+        for fake in self.fakes:
+            await fake.aclose()
+
+    def config(self) -> str:
+        return "".join(
+            f'\n[providers.{self.label}{n}]\nkind = "{self.kind}"\n'
+            f'base_url = "{fake.base_url}"\napi_key = "sk-test"\n'
+            f"max_retries = 0\nread_timeout = 10.0\n{self.extra}"
+            for n, fake in enumerate(self.fakes)
+        )
+
+    def take(self) -> int:
+        """A slot nobody used yet."""
+        return next(self._free)
+
+    def scenario(self) -> CallsTurn:
+        return CallsTurn(calls(*self.call_ids))
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        """Queue ``turns`` as the answers to the slot's next model calls; the Parley model
+        name to send with each."""
+        raise NotImplementedError
+
+    def requests(self, slot: int) -> list[dict[str, Any]]:
+        """The bodies of the model calls the slot received, oldest first."""
+        return [r.body for r in self.fakes[slot].requests if r.method == "POST"]
+
+    def model_name(self, slot: int, model: str | None = None) -> str:
+        return f"{self.label}{slot}/{model or self.model}"
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        """``body``, the model call after the client sent the calls' results, carries the
+        question, the reasoning (where this API needs it back), both calls and both results
+        in this API's format."""
+        raise NotImplementedError
+
+
+class ChatUpstream(Upstream):
+    """OpenAI Chat Completions: answers are SSE files the fake replays (``replay:PATH``)."""
+
+    label, kind, model = "chat", "openai-chat", ""
+    call_ids = ("call_oStfjbrEyya6I2px3EzDuGVB", "call_X2e3bGHCvCqUAkx6l1Xm8cTd")
+    reports_reasoning_tokens = True
+    _files = itertools.count()
+
+    def new_fake(self) -> Any:
+        return FakeUpstreamServer()
+
+    async def start(self) -> None:
+        for fake in self.fakes:
+            await fake.listen()
+
+    def requests(self, slot: int) -> list[dict[str, Any]]:
+        return list(self.fakes[slot].requests)
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        models = []
+        for turn in turns:
+            if isinstance(turn, Recorded):
+                path = turn.path
+            else:
+                path = self.tmp / f"chat-{next(self._files)}.sse"
+                path.write_bytes(chat_stream(turn))
+            models.append(self.model_name(slot, f"replay:{path}"))
+        return models
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        assert body["messages"] == [
+            {"role": "user", "content": QUESTION},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c.call_id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": _compact(c.arguments)},
+                    }
+                    for c in turn.calls
+                ],
+                **self.reasoning_back(turn),
+            },
+            *(
+                {"role": "tool", "tool_call_id": c.call_id, "content": result}
+                for c, result in zip(turn.calls, RESULTS, strict=True)
+            ),
+        ]
+
+    def reasoning_back(self, turn: CallsTurn) -> dict[str, Any]:
+        """OpenAI's Chat Completions takes no reasoning back."""
+        return {}
+
+
+class DeepSeekUpstream(ChatUpstream):
+    """A Chat Completions server that wants the reasoning of a tool-call turn back
+    (``reasoning_back``, as DeepSeek's thinking mode does)."""
+
+    label = "deepseek"
+    extra = "reasoning_back = true\n"
+
+    def reasoning_back(self, turn: CallsTurn) -> dict[str, Any]:
+        return {"reasoning_content": "".join(turn.reasoning)}
+
+
+def chat_stream(turn: CallsTurn | TextTurn) -> bytes:
+    """A streamed Chat Completions answer: reasoning as ``reasoning_content``, parallel
+    calls one after the other (a first fragment with id and name, then the arguments), the
+    finish chunk, the usage chunk and ``[DONE]``."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
+    finish = "stop"
+    if isinstance(turn, TextTurn):
+        deltas += [{"content": piece} for piece in turn.text]
+        usage = _chat_usage(12, len(turn.text), 0)
+    else:
+        finish = "tool_calls"
+        deltas += [{"reasoning_content": piece} for piece in turn.reasoning]
+        for index, call in enumerate(turn.calls):
+            first = {"index": index, "id": call.call_id, "type": "function"}
+            first["function"] = {"name": call.name, "arguments": ""}
+            deltas.append({"tool_calls": [first]})
+            deltas += [
+                {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                for piece in call.fragments()
+            ]
+        usage = _chat_usage(INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS)
+    head = {"id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1769111919}
+    choices = [{"index": 0, "delta": delta, "finish_reason": None} for delta in deltas]
+    choices.append({"index": 0, "delta": {}, "finish_reason": finish})
+    chunks: list[dict[str, Any]] = [{**head, "choices": [choice]} for choice in choices]
+    chunks.append({**head, "choices": [], "usage": usage})
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+def _chat_usage(prompt: int, completion: int, reasoning_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    }
+
+
+class QueuedUpstream(Upstream):
+    """A kind whose fake (``parley.testing.scripted``) streams queued answers in order."""
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        self.fakes[slot].answer(*(Answer(self.events(turn)) for turn in turns))
+        return [self.model_name(slot) for _ in turns]
+
+    def events(self, turn: Turn) -> list[tuple[str, Any]]:
+        """The SSE events of ``turn``: ``(name, data)``."""
+        raise NotImplementedError
+
+
+class ResponsesUpstream(QueuedUpstream):
+    """The OpenAI Responses API, called statelessly: encrypted reasoning goes back."""
+
+    label, kind, model = "resp", "openai-responses", "gpt-5-mini"
+    call_ids = ("call_sVidsfFJ6zlzRpelrPkTPlpd", "call_aW73gpD5NLJgVw2Xc1k0b9Qe")
+    reports_reasoning_tokens = True
+
+    def new_fake(self) -> Any:
+        return FakeResponses(api_key="sk-test")
+
+    def events(self, turn: Turn) -> list[tuple[str, Any]]:
+        if isinstance(turn, Recorded):
+            return named_events(turn.path.read_bytes())
+        if isinstance(turn, TextTurn):
+            return response_events([message(*turn.text, item_id="msg_up2")], model=self.model)
+        items = [reasoning(turn.reasoning, item_id="rs_up1", encrypted_content=ENCRYPTED)]
+        items += [
+            function_call(c.call_id, c.name, *c.fragments(), item_id=f"fc_up{n}")
+            for n, c in enumerate(turn.calls)
+        ]
+        events = response_events(
+            items, input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS, model=self.model
+        )
+        usage = events[-1][1]["response"]["usage"]
+        usage["output_tokens_details"]["reasoning_tokens"] = REASONING_TOKENS
+        return events
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        assert body["store"] is False
+        assert "reasoning.encrypted_content" in body["include"]
+        summary = [{"type": "summary_text", "text": "".join(turn.reasoning)}]
+        assert body["input"] == [
+            {"role": "user", "content": QUESTION},
+            {
+                "id": "rs_up1",
+                "type": "reasoning",
+                "summary": summary,
+                "encrypted_content": ENCRYPTED,
+            },
+            *(
+                {
+                    "type": "function_call",
+                    "call_id": c.call_id,
+                    "name": c.name,
+                    "arguments": _compact(c.arguments),
+                    "id": f"fc_up{n}",
+                }
+                for n, c in enumerate(turn.calls)
+            ),
+            *(
+                {"type": "function_call_output", "call_id": c.call_id, "output": result}
+                for c, result in zip(turn.calls, RESULTS, strict=True)
+            ),
+        ]
+
+
+class AnthropicUpstream(QueuedUpstream):
+    """The Anthropic Messages API: signed thinking goes back before the calls."""
+
+    label, kind, model = "claude", "anthropic", "claude-test-1"
+    call_ids = ("toolu_01A09q90qw90lq917835lq9", "toolu_01PwTzBMsHUfRqTS2ak7n5vt")
+
+    def new_fake(self) -> Any:
+        return FakeAnthropic(api_key="sk-test")
+
+    def events(self, turn: Turn) -> list[tuple[str, Any]]:
+        if isinstance(turn, Recorded):
+            return named_events(turn.path.read_bytes())
+        if isinstance(turn, TextTurn):
+            return message_events([text_block(*turn.text)], model=self.model)
+        blocks = [thinking(*turn.reasoning, signature=SIGNATURE)]
+        blocks += [tool_use(c.call_id, c.name, *c.fragments()) for c in turn.calls]
+        return message_events(
+            blocks,
+            stop_reason="tool_use",
+            input_tokens=INPUT_TOKENS,
+            output_tokens=OUTPUT_TOKENS,
+            model=self.model,
+        )
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        signed = {"type": "thinking", "thinking": "".join(turn.reasoning), "signature": SIGNATURE}
+        assert body["messages"] == [
+            {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+            {
+                "role": "assistant",
+                "content": [
+                    signed,
+                    *(
+                        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": c.arguments}
+                        for c in turn.calls
+                    ),
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": c.call_id, "content": result}
+                    for c, result in zip(turn.calls, RESULTS, strict=True)
+                ],
+            },
+        ]
+
+
+class GeminiUpstream(Upstream):
+    """The Gemini API: thought signatures go back on their parts (Gemini 3 refuses a
+    function call step without its signature: the fake checks it). The fake answers by
+    model, so each turn is scripted under a model name of its own."""
+
+    label, kind, model = "gemini", "gemini", "gemini-3-flash"
+    call_ids = ("c9bjmkfz", "x4kq2m7d")
+    reports_reasoning_tokens = True
+    _names = itertools.count()
+
+    def new_fake(self) -> Any:
+        fake = FakeGemini()
+        fake.require_signatures = True
+        return fake
+
+    async def start(self) -> None:
+        for fake in self.fakes:
+            await fake.__aenter__()  # FakeGemini has no start()
+
+    async def aclose(self) -> None:
+        for fake in self.fakes:
+            await fake.__aexit__(None, None, None)
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        models = []
+        for turn in turns:
+            model = f"{self.model}-{next(self._names)}"
+            self.fakes[slot].scripts[model] = self.answer(turn)
+            models.append(self.model_name(slot, model))
+        return models
+
+    def answer(self, turn: Turn) -> Script:
+        if isinstance(turn, Recorded):
+            body = turn.path.read_bytes()
+            if turn.path.suffix == ".json":  # one JSON array: the API without alt=sse
+                return Script(events=json.loads(body), whole=True)
+            return Script(events=list(sse_blocks(body)))
+        if isinstance(turn, TextTurn):
+            parts = [{"text": piece} for piece in turn.text]
+            events = [_candidate([part]) for part in parts]
+            events.append(
+                {**_candidate([{"text": ""}], "STOP"), "usageMetadata": _gemini_usage(12, 9, 0)}
+            )
+            return Script(events=events)
+        events = [_candidate([{"text": piece, "thought": True}]) for piece in turn.reasoning]
+        parts: list[dict[str, Any]] = [
+            {"functionCall": {"name": c.name, "args": c.arguments, "id": c.call_id}}
+            for c in turn.calls
+        ]
+        parts[0]["thoughtSignature"] = SIGNATURE  # of parallel calls, Gemini signs the first
+        events.append(_candidate(parts))
+        usage = _gemini_usage(INPUT_TOKENS, OUTPUT_TOKENS - REASONING_TOKENS, REASONING_TOKENS)
+        events.append({**_candidate([{"text": ""}], "STOP"), "usageMetadata": usage})
+        return Script(events=events)
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        question, answer, results = body["contents"]
+        assert question == {"role": "user", "parts": [{"text": QUESTION}]}
+        assert answer["role"] == "model"
+        assert [_without_id(p, "functionCall") for p in answer["parts"]] == [
+            {"functionCall": {"name": c.name, "args": c.arguments}} for c in turn.calls
+        ]
+        assert [p.get("thoughtSignature") for p in answer["parts"]] == [SIGNATURE, None]
+        assert results["role"] == "user"
+        assert [_without_id(p, "functionResponse") for p in results["parts"]] == [
+            {"functionResponse": {"name": c.name, "response": {"content": result}}}
+            for c, result in zip(turn.calls, RESULTS, strict=True)
+        ]
+        # Gemini's ids are optional; one that is sent must be the call's own.
+        for part, call in zip(answer["parts"], turn.calls, strict=True):
+            assert part["functionCall"].get("id", call.call_id) == call.call_id
+        for part, call in zip(results["parts"], turn.calls, strict=True):
+            assert part["functionResponse"].get("id", call.call_id) == call.call_id
+
+
+def _candidate(parts: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], "modelVersion": "gemini-3-flash-preview"}
+
+
+def _gemini_usage(prompt: int, candidates: int, thoughts: int) -> dict[str, Any]:
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates}
+    usage["totalTokenCount"] = prompt + candidates + thoughts
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def _without_id(part: dict[str, Any], key: str) -> dict[str, Any]:
+    inner = {k: v for k, v in part[key].items() if k != "id"}
+    return {key: inner}
+
+
+class FakeOllama:
+    """Ollama's ``POST /api/chat`` on the loopback server: each call takes the next queued
+    body (NDJSON lines, written one at a time, or one JSON object)."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[bytes, str]] = []
+        self.requests: list[Received] = []
+        self._server = LoopbackServer(self._respond)
+
+    @property
+    def base_url(self) -> str:
+        return self._server.url
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def aclose(self) -> None:
+        await self._server.aclose()
+
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        self.requests.append(Received.of(request))
+        body, content_type = self.answers.pop(0)
+        await conn.begin_chunked(content_type=content_type)
+        for line in body.splitlines(keepends=True):
+            await conn.send_chunk(line)
+        await conn.end_chunked()
+        return True
+
+
+class OllamaUpstream(Upstream):
+    """Ollama's native chat API: thinking goes back with the calls, results by tool name."""
+
+    label, kind, model = "ollama", "ollama", "gpt-oss:20b"
+    call_ids = ("call_mo1wm122", "call_k3x8v0qa")
+
+    def new_fake(self) -> Any:
+        return FakeOllama()
+
+    def config(self) -> str:
+        return super().config().replace('api_key = "sk-test"\n', "")
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        for turn in turns:
+            self.fakes[slot].answers.append(self.answer(turn))
+        return [self.model_name(slot) for _ in turns]
+
+    def answer(self, turn: Turn) -> tuple[bytes, str]:
+        if isinstance(turn, Recorded):
+            body = turn.path.read_bytes()
+            json_body = turn.path.suffix == ".json"
+            return body, "application/json" if json_body else "application/x-ndjson"
+        if isinstance(turn, TextTurn):
+            lines = [_ollama_line({"content": piece}) for piece in turn.text]
+            lines.append(_ollama_line({"content": ""}, done=True, counts=(12, 9)))
+        else:
+            lines = [_ollama_line({"thinking": piece}) for piece in turn.reasoning]
+            tool_calls = [
+                {
+                    "id": c.call_id,
+                    "function": {"index": n, "name": c.name, "arguments": c.arguments},
+                }
+                for n, c in enumerate(turn.calls)
+            ]
+            lines.append(_ollama_line({"tool_calls": tool_calls}))
+            lines.append(_ollama_line({}, done=True, counts=(INPUT_TOKENS, OUTPUT_TOKENS)))
+        return b"".join(lines), "application/x-ndjson"
+
+    def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
+        assert body["messages"] == [
+            {"role": "user", "content": QUESTION},
+            {
+                "role": "assistant",
+                "content": "",
+                "thinking": "".join(turn.reasoning),
+                "tool_calls": [
+                    {"function": {"name": c.name, "arguments": c.arguments}} for c in turn.calls
+                ],
+            },
+            *(
+                {"role": "tool", "content": result, "tool_name": c.name}
+                for c, result in zip(turn.calls, RESULTS, strict=True)
+            ),
+        ]
+
+
+def _ollama_line(
+    message: dict[str, Any], *, done: bool = False, counts: tuple[int, int] = (0, 0)
+) -> bytes:
+    data: dict[str, Any] = {
+        "model": "gpt-oss:20b",
+        "created_at": "2026-03-03T23:44:44.118089028Z",
+        "message": {"role": "assistant", "content": "", **message},
+        "done": done,
+    }
+    if done:
+        data.update(done_reason="stop", prompt_eval_count=counts[0], eval_count=counts[1])
+    return orjson.dumps(data) + b"\n"
+
+
+class DemoModel(Upstream):
+    """The demo model: no upstream; it calls both tools named in the question (with ids of
+    its own) and quotes the results."""
+
+    label, kind, model = "demo", "demo", "parley"
+
+    def __init__(self, tmp: Path, slots: int) -> None:
+        super().__init__(tmp, 0)
+
+    def config(self) -> str:
+        return ""
+
+    def take(self) -> int:
+        return 0
+
+    def model_name(self, slot: int, model: str | None = None) -> str:
+        return "demo/parley"
+
+    def scenario(self) -> CallsTurn:
+        said = "The demo model calls get_weather and get_time."
+        return CallsTurn(calls("", ""), ("The message names a tool. ", said))
+
+    def script(self, slot: int, *turns: Turn) -> list[str]:
+        return [self.model_name(slot) for _ in turns]
+
+    def answer_text(self) -> str:
+        return " ".join(
+            f'Demo model: the tool {name} returned "{result}".'
+            for name, result in zip(("get_weather", "get_time"), RESULTS, strict=True)
+        )
+
+
+def _compact(arguments: dict[str, Any]) -> str:
+    return orjson.dumps(arguments).decode()
