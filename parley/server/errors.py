@@ -58,6 +58,9 @@ def openai_path(path: str) -> bool:
 
 _PLACES = ("body", "query", "path", "header")
 
+#: Codes of errors raised below the face, and the request field each is about.
+_CODE_PARAMS = {"unknown_model": "model"}
+
 #: pydantic's error type -> the message and code of OpenAI's own errors for it
 _INVALID = ("Invalid '{param}': {msg}.", "invalid_value")
 _VALIDATION = {
@@ -92,6 +95,8 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
     code = exc.code if exc.code != exc.error_type else None
     if code is None and exc.error_type == "validation_error":
         code = "invalid_value"
+    if param is None and exc.code in _CODE_PARAMS:
+        param = _CODE_PARAMS[exc.code]
     if param is None and exc.details:
         first = exc.details[0]
         loc = list(first.get("loc", ()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from parley.server.schemas import _storable
 
@@ -144,12 +144,12 @@ class WebSocketCreate(ResponseCreate):
 
     type: Literal["response.create"]
 
-    @model_validator(mode="after")
-    def _no_http_fields(self) -> WebSocketCreate:
-        for name in ("stream", "stream_options", "background"):
-            if getattr(self, name) is not None:
-                raise ValueError(f"{name} is not sent over a WebSocket")
-        return self
+    @field_validator("stream", "stream_options", "background", mode="before")
+    @classmethod
+    def _no_http_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:  # a field's own error, so that its param names it
+            raise ValueError(f"{info.field_name} is not sent over a WebSocket")
+        return value
 
 
 class CompactCreate(_Body):

@@ -17,14 +17,14 @@ from sqlalchemy.engine import Connection
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle
 from parley.errors import InvalidRequest, NotFound
 from parley.server.deps import Services
-from parley.server.responses.items import message_id_of, message_items, parse_input
+from parley.server.responses.items import call_item_id, message_id_of, message_items, parse_input
 from parley.server.responses.protocol import ResponseCreate
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database
-from parley.store.records import Run
+from parley.store.records import Message, Run
 from parley.store.tables import messages as messages_table
-from parley.types import FunctionSpec, RunStatus
+from parley.types import FunctionSpec, Role, RunStatus
 
 log = logging.getLogger("parley.server")
 
@@ -365,15 +365,9 @@ def _resolve_references(
             resolved.append(item)
             continue
         item_id = item.get("id")
-        message_id = message_id_of(item_id) if isinstance(item_id, str) else None
         found = None
-        if message_id is not None:
-            try:
-                message = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
-            except NotFound:
-                message = None
-            if message is not None:
-                found = next((i for i in message_items(message) if i["id"] == item_id), None)
+        if isinstance(item_id, str):
+            found = _find_item(conn, user_id=user_id, item_id=item_id)
         if found is None:
             raise InvalidRequest(
                 f"Invalid 'input[{index}].id': no item with id {item_id!r}.",
@@ -382,3 +376,26 @@ def _resolve_references(
             )
         resolved.append(found)
     return resolved
+
+
+def _find_item(conn: Connection, *, user_id: str, item_id: str) -> dict[str, Any] | None:
+    """The user's item with this id: in the message its id names, or for a function call
+    (whose id is a digest) in the assistant message that made the call."""
+    message_id = message_id_of(item_id)
+    if message_id is not None:
+        try:
+            candidates = [thread_store.get_message(conn, user_id=user_id, message_id=message_id)]
+        except NotFound:
+            return None
+    elif item_id.startswith("fc_"):
+        query = select(messages_table).where(
+            messages_table.c.user_id == user_id, messages_table.c.role == Role.ASSISTANT.value
+        )
+        candidates = [
+            message
+            for message in map(Message.from_row, conn.execute(query).all())
+            if any(call_item_id(message.id, c["id"]) == item_id for c in message.tool_calls or ())
+        ]
+    else:
+        return None
+    return next((i for m in candidates for i in message_items(m) if i["id"] == item_id), None)

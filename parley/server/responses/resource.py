@@ -132,7 +132,8 @@ def response_object(stored: StoredResponse) -> dict[str, Any]:
     run = stored.run
     status = STATUS[RunStatus(run.status)]
     body = head(run, status)
-    item_status = "incomplete" if status == "incomplete" else "completed"
+    ended_early = status in ("incomplete", "cancelled")  # as the stream's last event says
+    item_status = "incomplete" if ended_early else "completed"
     if status == "in_progress":
         item_status = "in_progress"
     body["output"] = [
@@ -146,7 +147,7 @@ def response_object(stored: StoredResponse) -> dict[str, Any]:
         body["usage"] = usage(run.input_tokens, run.output_tokens)
     if run.error_code and status == "failed":
         body["error"] = {"code": run.error_code, "message": run.error_message or ""}
-    if status == "incomplete":
+    if ended_early:
         body["incomplete_details"] = {"reason": incomplete_reason(run.error_code)}
     return body
 

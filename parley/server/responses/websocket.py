@@ -129,7 +129,13 @@ class Connection:
             where = ".".join(str(p) for p in error.get("loc", ())) or "body"
             raise ValidationFailed(
                 f"Invalid request: {where}: {error.get('msg')}",
-                details=[{"loc": list(error.get("loc", ())), "msg": str(error.get("msg"))}],
+                details=[
+                    {
+                        "loc": list(error.get("loc", ())),
+                        "msg": str(error.get("msg")),
+                        "type": error.get("type"),
+                    }
+                ],
             ) from None
 
     def hold(self, run: Run) -> None:

@@ -5,11 +5,13 @@ and ``parley chat --thread`` see the same thread."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from parley.errors import Conflict
+from parley.errors import Conflict, InvalidRequest
 from parley.server.deps import CurrentUser, Svc
 from parley.server.openapi import errors
 from parley.server.responses import conversations as store
@@ -23,17 +25,32 @@ router = APIRouter(tags=["conversations"])
 Include = Annotated[list[str] | None, Query()]
 
 
+@contextmanager
+def _named_items() -> Iterator[None]:
+    """A refused item named as this API's body names it: ``items[2]``, not ``input[2]``
+    (the item parser and the engine speak of a response's ``input``)."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        if exc.param is None or not exc.param.startswith("input"):
+            raise
+        param = "items" + exc.param.removeprefix("input")
+        message = exc.message.replace(f"'{exc.param}'", f"'{param}'")
+        raise type(exc)(message, code=exc.code, param=param, details=exc.details) from None
+
+
 @router.post("/conversations", responses=errors(400))
 async def create_conversation(
     user: CurrentUser, svc: Svc, body: ConversationCreate | None = None
 ) -> dict[str, Any]:
     body = body or ConversationCreate()
-    thread, _ = await svc.engine.append_messages(
-        user_id=user.id,
-        thread_id=None,
-        messages=parse_input(body.items or []),
-        metadata=body.metadata or {},
-    )
+    with _named_items():
+        thread, _ = await svc.engine.append_messages(
+            user_id=user.id,
+            thread_id=None,
+            messages=parse_input(body.items or []),
+            metadata=body.metadata or {},
+        )
     return store.conversation_object(thread)
 
 
@@ -99,9 +116,10 @@ async def create_items(
     await svc.db.read(
         functools.partial(store.get_conversation, user_id=user.id, conversation_id=conversation_id)
     )
-    _, rows = await svc.engine.append_messages(
-        user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
-    )
+    with _named_items():
+        _, rows = await svc.engine.append_messages(
+            user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
+        )
     data = [item for m in rows for item in message_items(m)]
     return {
         "object": "list",

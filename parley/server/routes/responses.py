@@ -32,7 +32,7 @@ from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS, PING
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.types import RunStatus
+from parley.types import Role, RunStatus
 
 log = logging.getLogger("parley.server")
 
@@ -61,17 +61,22 @@ async def create_response(
             param="store",
         )
     turn = await start(svc, user_id, planned, caller.key_hash)
-    if not planned.store:  # a scratch thread: gone once the turn has ended
-        turn.when_done(functools.partial(forget_soon, svc.db, user_id, turn.thread_id))
+    forget = functools.partial(forget_soon, svc.db, user_id, turn.thread_id)
     if body.stream:
+        if not planned.store:  # a scratch thread: gone once the turn has ended
+            turn.when_done(forget)
         events = ResponseEvents(head(turn.run, "in_progress"))
         return _sse(_live(events, turn))
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
-    await turn.result()
-    stored = await svc.db.read(
-        functools.partial(read_response, user_id=user_id, response_id=turn.run_id)
-    )
+    try:
+        await turn.result()
+        stored = await svc.db.read(
+            functools.partial(read_response, user_id=user_id, response_id=turn.run_id)
+        )
+    finally:  # a scratch thread goes once its response is read (or its client has gone)
+        if not planned.store:
+            turn.when_done(forget)
     return JSONResponse(response_object(stored))
 
 
@@ -227,9 +232,12 @@ def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str,
     seqs = (run.request or {}).get("input_seqs")
     if seqs:
         first, last = seqs
-    else:  # a native run: the messages since the thread's previous answer
+    else:
         first, last = 1, (stored.answers[0].seq - 1 if stored.answers else 0)
     messages = thread_store.messages_between(conn, thread_id=run.thread_id, first=first, last=last)
+    if not seqs:  # a native run: the messages since the thread's previous answer
+        since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
+        messages = messages[since:]
     return [item for m in messages for item in message_items(m)]
 
 

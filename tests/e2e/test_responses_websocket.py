@@ -1,0 +1,276 @@
+"""The Responses API over a WebSocket on ``/v1/responses`` (Open Responses 2026-04-24):
+authentication, error envelopes that leave the connection usable, sequential turns,
+continuation with ``previous_response_id`` (``store: false`` responses only on the
+connection that made them), and eviction of what a failed continuation named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.testing.fake_upstream import expected_text, tool_results_text
+from tests.e2e.helpers import assert_error, marker, wait_until
+from tests.e2e.responses_helpers import (
+    WEATHER_TOOL,
+    call_output,
+    calls,
+    deltas,
+    get,
+    output_text,
+    sent,
+    stored,
+    thread_ids,
+    thread_of,
+    websocket,
+)
+
+
+def create_message(**body: Any) -> dict[str, Any]:
+    return {"type": "response.create", **body}
+
+
+def check_error(
+    error: dict[str, Any], status: int, param: str | None, code: str | None
+) -> dict[str, Any]:
+    kind = {401: "authentication_error", 404: "not_found"}.get(status, "invalid_request")
+    assert error["status"] == status, error
+    body = error["error"]
+    assert (body["type"], body["param"], body["code"]) == (kind, param, code), error
+    return dict(body)
+
+
+# ------------------------------------------------------------------------ authentication
+
+
+@pytest.mark.parametrize(
+    ("key", "code"), [(None, "missing_api_key"), ("pk_not_a_key", "invalid_api_key")]
+)
+def test_a_failed_authentication_is_an_error_then_a_close(
+    server: Any, key: str | None, code: str
+) -> None:
+    with websocket(server, key) as socket:
+        error = socket.receive()
+        assert set(error) == {"type", "status", "error"} and error["type"] == "error", error
+        check_error(error, 401, None, code)
+        assert socket.closed() == 1008
+
+
+def test_the_api_key_header_works_too(server: Any, user_key: str) -> None:
+    with websocket(server, user_key, header="X-API-Key") as socket:
+        response = socket.create(model="fake/text:2", input="hello")
+    assert output_text(response) == expected_text(2)
+
+
+# -------------------------------------------------------------------------------- errors
+
+
+def test_errors_leave_the_connection_usable(server: Any, user_key: str, http: httpx.Client) -> None:
+    before = stored(http)
+    with websocket(server, user_key) as socket:
+        check_error(socket.error("{not json"), 400, None, "invalid_json")
+        check_error(socket.error("[1, 2]"), 400, "type", "invalid_value")
+        check_error(socket.error({"type": "response.cancel"}), 400, "type", "invalid_value")
+        for field, value in (("stream", True), ("background", False), ("stream_options", {})):
+            message = create_message(model="fake/text:2", input="x", **{field: value})
+            check_error(socket.error(message), 400, field, "invalid_value")
+        message = create_message(model="fake/text:2", input=5)
+        check_error(socket.error(message), 400, "input", "invalid_value")
+        message = create_message(model="fake/text:2", input="x", temperature="hot")
+        check_error(socket.error(message), 400, "temperature", "invalid_value")
+        message = create_message(model="fake/text:2", input="x", surprise=1)
+        check_error(socket.error(message), 400, "surprise", "unknown_parameter")
+        message = create_message(input="x")
+        check_error(socket.error(message), 400, "model", "missing_required_parameter")
+        assert stored(http) == before
+
+        response = socket.create(model="fake/text:3", input="still here")
+        assert response["status"] == "completed" and output_text(response) == expected_text(3)
+
+
+def test_a_message_over_the_limit_is_refused(
+    server: Any, user_key: str, http: httpx.Client
+) -> None:
+    before = stored(http)
+    with websocket(server, user_key) as socket:
+        huge = create_message(model="fake/text:2", input="x" * (1024 * 1024 + 16))
+        error = socket.error(huge)
+        assert error["status"] == 413 and error["error"]["type"] == "invalid_request", error
+        assert socket.create(model="fake/text:2", input="small")["status"] == "completed"
+    assert len(thread_ids(http)) == len(before[0]) + 1
+
+
+# ------------------------------------------------------------------------------- turns
+
+
+def test_sequential_turns_on_one_connection(
+    server: Any, user_key: str, http: httpx.Client, upstream: Any
+) -> None:
+    one, two = marker(), marker()
+    with websocket(server, user_key) as socket:
+        socket.send(create_message(model="fake/echo", input=f"first {one}"))
+        events = [socket.receive()]
+        while events[-1]["type"] != "response.completed":
+            events.append(socket.receive())
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        assert deltas(events) == f"first {one}"
+        first = events[-1]["response"]
+
+        second = socket.create(
+            model="fake/echo", input=f"second {two}", previous_response_id=first["id"]
+        )
+        third = socket.create(model="fake/text:2", input="unrelated")
+
+    assert sent(upstream, two) == [
+        ("user", f"first {one}"),
+        ("assistant", f"first {one}"),
+        ("user", f"second {two}"),
+    ]
+    assert second["previous_response_id"] == first["id"]
+    # Stored responses outlive the connection, as over HTTP.
+    for response in (first, second, third):
+        kept = get(http, response["id"])
+        assert kept["status"] == "completed" and kept["output"] == response["output"]
+    answer = http.post(
+        "/responses",
+        json={"model": "fake/text:2", "input": "on", "previous_response_id": second["id"]},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_function_tool_round_trip(server: Any, user_key: str) -> None:
+    with websocket(server, user_key) as socket:
+        first = socket.create(model="fake/auto", input="weather?", tools=[WEATHER_TOOL])
+        (call,) = calls(first)
+        second = socket.create(
+            model="fake/auto",
+            input=[call_output(call["call_id"], "windy")],
+            previous_response_id=first["id"],
+            tools=[WEATHER_TOOL],
+        )
+        assert output_text(second) == tool_results_text([("get_weather", "windy")])
+        again = create_message(
+            model="fake/auto",
+            input=[call_output(call["call_id"], "windy")],
+            previous_response_id=second["id"],
+            tools=[WEATHER_TOOL],
+        )
+        check_error(socket.error(again), 400, "input", "duplicate_tool_output")
+
+
+# ------------------------------------------------------------------------- continuation
+
+
+def test_store_false_continues_only_on_its_connection(
+    server: Any, user_key: str, http: httpx.Client, upstream: Any
+) -> None:
+    one, two, three = marker(), marker(), marker()
+    threads = thread_ids(http)
+    with websocket(server, user_key) as socket:
+        first = socket.create(model="fake/echo", input=f"one {one}", store=False)
+        second = socket.create(
+            model="fake/echo", input=f"two {two}", store=False, previous_response_id=first["id"]
+        )
+        assert second["store"] is False and output_text(second) == f"two {two}"
+        assert sent(upstream, two) == [
+            ("user", f"one {one}"),
+            ("assistant", f"one {one}"),
+            ("user", f"two {two}"),
+        ]
+        # Not over HTTP, and not on another connection.
+        assert_error(http.get(f"/responses/{first['id']}"), 404, type_="not_found")
+        answer = http.post(
+            "/responses",
+            json={"model": "fake/echo", "input": "x", "previous_response_id": second["id"]},
+        )
+        error = assert_error(answer, 404, type_="not_found")
+        assert error["code"] == "previous_response_not_found"
+        with websocket(server, user_key) as elsewhere:
+            message = create_message(
+                model="fake/echo", input="x", store=False, previous_response_id=second["id"]
+            )
+            check_error(
+                elsewhere.error(message), 404, "previous_response_id", "previous_response_not_found"
+            )
+        # A stored response may follow a scratch one: it starts a thread of its own.
+        third = socket.create(
+            model="fake/echo", input=f"three {three}", previous_response_id=second["id"]
+        )
+        assert len(sent(upstream, three)) == 5
+        assert get(http, third["id"])["status"] == "completed"
+
+    # Once the connection is gone, so are its scratch threads; the stored branch stays.
+    kept = threads | {thread_of(http, third["id"])}
+    wait_until(lambda: thread_ids(http) == kept, 5, "the scratch threads to go")
+
+
+def test_an_unknown_previous_response_is_an_error(server: Any, user_key: str) -> None:
+    with websocket(server, user_key) as socket:
+        message = create_message(
+            model="fake/echo", input="x", previous_response_id="run_000000000000000000000000"
+        )
+        error = socket.error(message)
+        check_error(error, 404, "previous_response_id", "previous_response_not_found")
+        assert "run_000000000000000000000000" in error["error"]["message"]
+        assert socket.create(model="fake/text:2", input="fine")["status"] == "completed"
+
+
+def test_another_users_response_is_not_found(
+    server: Any, user_key: str, other: httpx.Client
+) -> None:
+    theirs = other.post("/responses", json={"model": "fake/text:2", "input": "mine"}).json()
+    with websocket(server, user_key) as socket:
+        message = create_message(model="fake/echo", input="x", previous_response_id=theirs["id"])
+        check_error(
+            socket.error(message), 404, "previous_response_id", "previous_response_not_found"
+        )
+
+
+@pytest.mark.parametrize("failure", ["upstream", "request"])
+def test_a_failed_continuation_evicts_the_response_it_named(
+    server: Any, user_key: str, http: httpx.Client, failure: str
+) -> None:
+    with websocket(server, user_key) as socket:
+        first = socket.create(model="fake/echo", input="keep me", store=False)
+        if failure == "upstream":  # the model fails: a 5xx failure of the turn
+            failed = socket.create(
+                model="fake/error:500",
+                input="break",
+                store=False,
+                previous_response_id=first["id"],
+            )
+            assert failed["status"] == "failed" and failed["error"]["code"], failed
+        else:  # the request is refused: a 4xx failure of the turn
+            message = create_message(
+                model="fake/echo",
+                input=[call_output("call_nowhere", "x")],
+                store=False,
+                previous_response_id=first["id"],
+            )
+            check_error(socket.error(message), 400, "input", "tool_call_not_found")
+
+        message = create_message(
+            model="fake/echo", input="again", store=False, previous_response_id=first["id"]
+        )
+        check_error(
+            socket.error(message), 404, "previous_response_id", "previous_response_not_found"
+        )
+        # The connection itself goes on.
+        assert socket.create(model="fake/text:2", input="fresh", store=False)["store"] is False
+    wait_until(lambda: thread_ids(http) == set(), 5, "the scratch threads to go")
+
+
+def test_a_stored_response_survives_a_failed_continuation(server: Any, user_key: str) -> None:
+    """Eviction forgets the connection's copy; a stored response is still read from the
+    store (the specification lets a server hydrate stored ones)."""
+    with websocket(server, user_key) as socket:
+        first = socket.create(model="fake/echo", input="stored")
+        message = create_message(
+            model="fake/echo",
+            input=[call_output("call_nowhere", "x")],
+            previous_response_id=first["id"],
+        )
+        check_error(socket.error(message), 400, "input", "tool_call_not_found")
+        after = socket.create(model="fake/echo", input="after", previous_response_id=first["id"])
+        assert output_text(after) == "after"
