@@ -16,17 +16,23 @@ from time import perf_counter
 
 import orjson
 
-#: An SSE event's kind, as a classifier sees it.
-OTHER, CONTENT, DONE = 0, 1, 2
+#: An SSE event's kind, as a classifier sees it: CONTENT is counted (the first one timed),
+#: DONE ends the stream. FINAL is a protocol's own last event, which a target that expects
+#: one (``Target.needs_final``) must see before DONE; FAILED is an error event, and the
+#: stream counts as failed.
+OTHER, CONTENT, DONE, FINAL, FAILED = 0, 1, 2, 3, 4
 Classifier = Callable[[bytes], int]
 
 
 def parley_event(event: bytes) -> int:
-    """Kind of a Parley SSE frame (``id:`` / ``event:`` / ``data:`` lines)."""
+    """Kind of a Parley SSE frame (``id:`` / ``event:`` / ``data:`` lines): a ``done`` whose
+    run did not complete, and an ``error``, fail the stream."""
     if b"\nevent: content.delta\n" in event:
         return CONTENT
     if b"\nevent: done\n" in event:
-        return DONE
+        return DONE if b'"status":"completed"' in event else FAILED
+    if b"\nevent: error\n" in event:
+        return FAILED
     return OTHER
 
 
@@ -41,6 +47,28 @@ def openai_event(event: bytes) -> int:
     return CONTENT if choices and choices[0].get("delta", {}).get("content") else OTHER
 
 
+_RESPONSE_FAILED = (
+    b"event: response.failed\n",
+    b"event: response.incomplete\n",
+    b"event: error\n",
+)
+
+
+def responses_event(event: bytes) -> int:
+    """Kind of a Responses SSE frame (``event: <type>`` / ``data:`` lines): content is a
+    ``response.output_text.delta``; ``response.completed`` must come before the closing
+    ``data: [DONE]``; a failed or incomplete response, or an ``error``, fails the stream."""
+    if event.startswith(b"event: response.output_text.delta\n"):
+        return CONTENT
+    if event == b"data: [DONE]":
+        return DONE
+    if event.startswith(b"event: response.completed\n"):
+        return FINAL
+    if event.startswith(_RESPONSE_FAILED):
+        return FAILED
+    return OTHER
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One endpoint and the exact request bytes sent to it each time."""
@@ -49,15 +77,24 @@ class Target:
     port: int
     request: bytes
     classify: Classifier
+    needs_final: bool = False
 
     @classmethod
     def post(
-        cls, name: str, port: int, path: str, body: bytes, classify: Classifier, **headers: str
+        cls,
+        name: str,
+        port: int,
+        path: str,
+        body: bytes,
+        classify: Classifier,
+        *,
+        needs_final: bool = False,
+        **headers: str,
     ) -> Target:
         head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
         head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}", "", ""]
-        return cls(name, port, "\r\n".join(head).encode() + body, classify)
+        return cls(name, port, "\r\n".join(head).encode() + body, classify, needs_final)
 
 
 @dataclass(slots=True)
@@ -71,10 +108,24 @@ class StreamResult:
     ended: float = 0.0
     content_events: int = 0
     done: bool = False
+    final: bool = False
+    #: What went wrong that the status does not say (an error event, a broken connection).
+    error: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and self.done and self.first is not None
+        return self.status == 200 and self.done and self.first is not None and not self.error
+
+    @property
+    def problem(self) -> str:
+        """Why the stream failed, or ``""``."""
+        if self.error:
+            return self.error
+        if self.status != 200:
+            return f"status {self.status}"
+        if self.first is None:
+            return "no content event"
+        return "" if self.done else "no end of stream"
 
     @property
     def ttfc(self) -> float:
@@ -94,11 +145,12 @@ class StreamResult:
 class _Events:
     """Splits a body into SSE events (blank-line separated) and tallies them."""
 
-    __slots__ = ("_classify", "_rest", "result")
+    __slots__ = ("_classify", "_needs_final", "_rest", "result")
 
-    def __init__(self, result: StreamResult, classify: Classifier) -> None:
+    def __init__(self, result: StreamResult, target: Target) -> None:
         self.result = result
-        self._classify = classify
+        self._classify = target.classify
+        self._needs_final = target.needs_final
         self._rest = b""
 
     def feed(self, data: bytes) -> None:
@@ -112,6 +164,16 @@ class _Events:
                 result.content_events += 1
             elif kind == DONE:
                 result.done = True
+                if self._needs_final and not result.final and not result.error:
+                    result.error = "end of stream without the final event"
+            elif kind == FINAL:
+                result.final = True
+            elif kind == FAILED and not result.error:
+                result.error = f"error event: {event[:200].decode(errors='replace')}"
+
+    def rest(self) -> bytes:
+        """What came after the last blank line (a non-SSE body: all of it)."""
+        return self._rest
 
 
 class Connection:
@@ -140,7 +202,7 @@ class Connection:
         head = await reader.readuntil(b"\r\n\r\n")
         result = StreamResult(0, started, head=perf_counter())
         result.status, headers = _parse_head(head)
-        events = _Events(result, target.classify)
+        events = _Events(result, target)
         if "chunked" in headers.get("transfer-encoding", ""):
             while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
                 events.feed((await reader.readexactly(size + 2))[:-2])
@@ -152,6 +214,9 @@ class Connection:
             events.feed(await reader.read())
             self.reusable = False
         result.ended = perf_counter()
+        if result.status != 200 and not result.error:
+            body = events.rest()[:200].decode(errors="replace")
+            result.error = f"status {result.status}: {body}"
         if headers.get("connection", "").lower() == "close":
             self.reusable = False
         return result
@@ -183,42 +248,59 @@ async def open_connections(port: int, count: int) -> list[Connection]:
     return list(await asyncio.gather(*(Connection.open(port) for _ in range(count))))
 
 
-async def drive(
-    connections: list[Connection], target: Target, total: int, limit_s: float = 60.0
-) -> LoadResult:
-    """``total`` streams over the open connections, each connection one stream at a time.
+async def stream_once(
+    connection: Connection, target: Target, limit_s: float = 60.0
+) -> tuple[Connection, StreamResult]:
+    """One stream on ``connection``, or on a new one if the server closed it or the last
+    stream on it broke; answers the connection to use next and the result.
 
-    A stream that breaks, or takes over ``limit_s`` seconds, counts as failed (status 0)
-    and its connection is replaced, as is one the server closed.
+    A stream that breaks, or takes over ``limit_s`` seconds, counts as failed (status 0).
     """
+    if not connection.reusable:
+        await connection.close()
+        connection = await Connection.open(target.port)
+    started = perf_counter()
+    try:
+        async with asyncio.timeout(limit_s):
+            return connection, await connection.stream(target)
+    except (
+        OSError,  # TimeoutError included
+        asyncio.IncompleteReadError,
+        asyncio.LimitOverrunError,
+        ValueError,
+    ) as exc:
+        connection.reusable = False
+        error = f"{type(exc).__name__} after {perf_counter() - started:.1f} s"
+        return connection, StreamResult(0, started, ended=perf_counter(), error=error)
+
+
+async def drive(
+    connections: list[Connection],
+    target: Target,
+    total: int,
+    limit_s: float = 60.0,
+    stagger_s: float = 0.0,
+) -> LoadResult:
+    """``total`` streams over the open connections, each connection one stream at a time
+    (``stream_once``: a broken stream fails, its connection is replaced). With
+    ``stagger_s``, connection ``k`` starts ``k * stagger_s`` seconds late, so streams of
+    equal length arrive spread out rather than all at once."""
     load = LoadResult()
     remaining = total
 
-    async def client(connection: Connection) -> None:
+    async def client(connection: Connection, delay: float) -> None:
         nonlocal remaining
         try:
+            if delay:
+                await asyncio.sleep(delay)
             while remaining > 0:
                 remaining -= 1
-                if not connection.reusable:
-                    await connection.close()
-                    connection = await Connection.open(target.port)
-                started = perf_counter()
-                try:
-                    async with asyncio.timeout(limit_s):
-                        result = await connection.stream(target)
-                except (
-                    OSError,
-                    asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError,
-                    ValueError,
-                ):
-                    result = StreamResult(0, started, ended=perf_counter())
-                    connection.reusable = False
+                connection, result = await stream_once(connection, target, limit_s)
                 load.results.append(result)
         finally:
             await connection.close()
 
     started = perf_counter()
-    await asyncio.gather(*(client(c) for c in connections))
+    await asyncio.gather(*(client(c, k * stagger_s) for k, c in enumerate(connections)))
     load.wall = perf_counter() - started
     return load

@@ -4,6 +4,7 @@ markdown table for the README."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,15 +166,20 @@ def _memory_and_start_rows(s: dict[str, Any]) -> list[Row]:
 _HEADER = ("metric", "direct", "through Parley", "added / ratio", "target", "result")
 
 
-def _cells(rows: list[Row]) -> list[tuple[str, ...]]:
-    cells: list[tuple[str, ...]] = [_HEADER]
-    cells += [(r.metric, r.direct, r.parley, r.change, r.target, r.verdict) for r in rows]
+def _cells(rows: Sequence[Row | tuple[str, ...]], header: tuple[str, ...]) -> list[tuple[str, ...]]:
+    cells: list[tuple[str, ...]] = [header]
+    cells += [
+        r if isinstance(r, tuple) else (r.metric, r.direct, r.parley, r.change, r.target, r.verdict)
+        for r in rows
+    ]
     return cells
 
 
-def text_table(rows: list[Row]) -> str:
-    cells = _cells(rows)
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_HEADER))]
+def text_table(rows: Sequence[Row | tuple[str, ...]], header: tuple[str, ...] = _HEADER) -> str:
+    """The rows as aligned plain text; ``header`` names the columns: six for ``Row``s, as
+    many as the tuples have for plain rows."""
+    cells = _cells(rows, header)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     lines = []
     for number, line in enumerate(cells):
         left = line[0].ljust(widths[0])
@@ -184,8 +190,8 @@ def text_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[Row]) -> str:
-    cells = _cells(rows)
-    lines = ["| " + " | ".join(cells[0]) + " |", "|---|" + "---:|" * (len(_HEADER) - 1)]
+def markdown_table(rows: Sequence[Row | tuple[str, ...]], header: tuple[str, ...] = _HEADER) -> str:
+    cells = _cells(rows, header)
+    lines = ["| " + " | ".join(cells[0]) + " |", "|---|" + "---:|" * (len(header) - 1)]
     lines += ["| " + " | ".join(line) + " |" for line in cells[1:]]
     return "\n".join(lines)

@@ -234,7 +234,7 @@ def measure(
         memory: dict[str, Any] = {"idle": {"direct": memory_mib(upstream.pid)}}
         memory["idle"]["parley"] = memory_mib(parley.pid)
         bench = Bench(args, upstream, parley, key)
-        rounds = _run_loop(_rounds(bench))
+        rounds = run_loop(_rounds(bench))
         if any(r[p][side]["failures"] for r in rounds for p in r for side in SIDES):
             print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
         memory["after"] = {"direct": memory_mib(upstream.pid), "parley": memory_mib(parley.pid)}
@@ -258,7 +258,7 @@ async def _rounds(bench: Bench) -> list[dict[str, Any]]:
     return rounds
 
 
-def _run_loop(coro: Any) -> Any:
+def run_loop(coro: Any) -> Any:
     try:
         import uvloop
     except ImportError:
@@ -315,7 +315,7 @@ def environment(args: argparse.Namespace, cores: Cores, db: BenchDatabase) -> di
         platform.processor(),
     )
     return {
-        "command": shlex.join(["bench/run.py", *sys.argv[1:]]),
+        "command": shlex.join([f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "python": platform.python_version(),
         "cpu": cpu,

@@ -204,12 +204,17 @@ def thread_ids(http: httpx.Client) -> set[str]:
 
 def stored(http: httpx.Client) -> tuple[Any, ...]:
     """Everything a user has, as the native API shows it: threads, runs, messages."""
-    threads = list_all(http, "/threads")
-    return (
-        threads,
-        list_all(http, "/runs"),
-        [list_all(http, f"/threads/{t['id']}/messages") for t in threads],
-    )
+    while True:  # a scratch thread may go while it is read: read again, without it
+        threads = list_all(http, "/threads")
+        runs = list_all(http, "/runs")
+        messages = []
+        for t in threads:
+            answer = http.get(f"/threads/{t['id']}/messages", params={"limit": 100})
+            if answer.status_code == 404:
+                break
+            messages.append(list_all(http, f"/threads/{t['id']}/messages"))
+        else:
+            return (threads, runs, messages)
 
 
 def thread_of(http: httpx.Client, response_id: str) -> str:

@@ -289,9 +289,12 @@ async def plan(
             param="input",
         )
     store = body.store is not False
-    target = await db.read(
-        functools.partial(_target, user_id=user_id, body=body, store=store, held=held or {})
-    )
+    if body.conversation is None and body.previous_response_id is None:
+        target = ThreadTarget()  # a new thread: nothing to read first
+    else:
+        target = await db.read(
+            functools.partial(_target, user_id=user_id, body=body, store=store, held=held or {})
+        )
     return Plan(target=target, messages=messages, config=run_config(body, body.model), store=store)
 
 
