@@ -188,24 +188,8 @@ def claim_items(
     them must be answered); a tool result must answer a call of the thread or of
     ``messages``, once."""
     check_model(config.model)
-    if target.thread_id is None:
-        thread_id = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata).id
-        context: list[Message] = []
-    elif target.fork_after is not None:
-        thread_store.get_thread(conn, user_id=user_id, thread_id=target.thread_id)
-        thread_id = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata).id
-        context = thread_store.copy_messages(
-            conn,
-            user_id=user_id,
-            source_id=target.thread_id,
-            thread_id=thread_id,
-            until_seq=target.fork_after,
-        )
-    else:
-        thread_id = target.thread_id
-        thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
-        _answer_pending_calls(conn, user_id=user_id, thread_id=thread_id, messages=messages)
-        context = thread_store.thread_context(conn, thread_id=thread_id)
+    thread, context = _open_thread(conn, user_id=user_id, target=target, messages=messages)
+    thread_id = thread.id
     caller_of = _check_tool_results(context, messages)
     last = thread_store.reserve_seqs(
         conn, user_id=user_id, thread_id=thread_id, count=len(messages) + 1
@@ -247,13 +231,8 @@ def append_messages(
 ) -> tuple[Thread, list[Message]]:
     """Store ``messages`` at the end of a thread with no turn running (a new thread with
     ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
-    if thread_id is None:
-        thread = thread_store.create_thread(conn, user_id=user_id, metadata=metadata or {})
-        context: list[Message] = []
-    else:
-        thread = thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
-        _answer_pending_calls(conn, user_id=user_id, thread_id=thread.id, messages=messages)
-        context = thread_store.thread_context(conn, thread_id=thread.id)
+    target = ThreadTarget(thread_id=thread_id, metadata=metadata or {})
+    thread, context = _open_thread(conn, user_id=user_id, target=target, messages=messages)
     caller_of = _check_tool_results(context, messages)
     if not messages:
         return thread, []
@@ -264,6 +243,29 @@ def append_messages(
     rows = _message_rows(thread.id, first, messages, caller_of)
     thread_store.insert_messages(conn, user_id=user_id, rows=rows)
     return thread, rows
+
+
+def _open_thread(
+    conn: Connection, *, user_id: str, target: ThreadTarget, messages: list[NewMessage]
+) -> tuple[Thread, list[Message]]:
+    """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
+    thread holding copies of the target's messages up to ``fork_after``); or the target,
+    whose ``action_required`` run the tool results among ``messages`` answer."""
+    if target.thread_id is None:
+        return thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata), []
+    source = thread_store.get_thread(conn, user_id=user_id, thread_id=target.thread_id)
+    if target.fork_after is not None:
+        thread = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata)
+        context = thread_store.copy_messages(
+            conn,
+            user_id=user_id,
+            source_id=source.id,
+            thread_id=thread.id,
+            until_seq=target.fork_after,
+        )
+        return thread, context
+    _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
+    return source, thread_store.thread_context(conn, thread_id=source.id)
 
 
 def _message_rows(

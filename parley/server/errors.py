@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,8 +123,8 @@ def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
-def _validation_error(exc: RequestValidationError) -> ParleyError:
-    errors = exc.errors()
+def validation_failed(errors: Sequence[Mapping[str, Any]]) -> ParleyError:
+    """The error of pydantic's validation ``errors`` (a body that is not JSON is its own)."""
     for err in errors:
         if err.get("type") == "json_invalid":
             return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
@@ -158,7 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc), openai=openai_path(request.url.path))
+        return error_response(validation_failed(exc.errors()), openai=openai_path(request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

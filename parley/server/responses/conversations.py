@@ -9,17 +9,17 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict, InvalidRequest, NotFound
-from parley.server.responses.items import call_item_id, message_id_of, message_items
+from parley.server.responses.items import message_id_of, message_items
 from parley.store import threads as thread_store
 from parley.store.records import Message, Thread
 from parley.types import ACTIVE_STATUSES, Role
 
 
-def conversation_not_found(conversation_id: str) -> NotFound:
+def conversation_not_found(conversation_id: str, param: str = "conversation_id") -> NotFound:
+    """``param``: where the request named it (the path's ``conversation_id``, or a
+    response's ``conversation``)."""
     return NotFound(
-        f"Conversation with id '{conversation_id}' not found.",
-        code="not_found",
-        param="conversation_id",
+        f"Conversation with id '{conversation_id}' not found.", code="not_found", param=param
     )
 
 
@@ -53,32 +53,33 @@ def all_items(conn: Connection, *, user_id: str, conversation_id: str) -> list[d
     ]
 
 
+def item_of(
+    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
+) -> tuple[Message, dict[str, Any]] | None:
+    """The user's message holding the item (in thread ``thread_id``, when given), and the
+    item; None when there is none."""
+    message_id = message_id_of(item_id)
+    if message_id is None:
+        return None
+    try:
+        message = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
+    except NotFound:
+        return None
+    if thread_id is not None and message.thread_id != thread_id:
+        return None
+    item = next((i for i in message_items(message) if i["id"] == item_id), None)
+    return None if item is None else (message, item)
+
+
 def find_item(
     conn: Connection, *, user_id: str, conversation_id: str, item_id: str
 ) -> tuple[Message, dict[str, Any]]:
     """The message holding the item, and the item."""
     thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
-    message_id = message_id_of(item_id)
-    if message_id is not None:
-        try:
-            candidates = [thread_store.get_message(conn, user_id=user_id, message_id=message_id)]
-        except NotFound:
-            candidates = []
-    elif item_id.startswith("fc_"):
-        candidates = [
-            m
-            for m in thread_store.thread_context(conn, thread_id=thread.id)
-            if any(call_item_id(m.id, c["id"]) == item_id for c in m.tool_calls or ())
-        ]
-    else:
-        candidates = []
-    for message in candidates:
-        if message.thread_id != thread.id:
-            continue
-        for item in message_items(message):
-            if item["id"] == item_id:
-                return message, item
-    raise item_not_found(item_id)
+    found = item_of(conn, user_id=user_id, item_id=item_id, thread_id=thread.id)
+    if found is None:
+        raise item_not_found(item_id)
+    return found
 
 
 def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id: str) -> Thread:

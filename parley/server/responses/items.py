@@ -7,7 +7,7 @@ are derived from the message's id, so the same message always shows the same ite
 
     message (user, system, assistant text)    msg_<t>          the message's own id
     reasoning of message msg_<t>              rs_<t>
-    function call C of message msg_<t>        fc_<hash of msg_<t> and C>
+    function call C of message msg_<t>        fc_<t>_<hash of C>
     tool result (function_call_output)        fco_<t>          of tool message msg_<t>
 """
 
@@ -42,8 +42,10 @@ def reasoning_id(message_id: str) -> str:
 
 
 def call_item_id(message_id: str, call_id: str) -> str:
-    digest = hashlib.sha256(f"{message_id}\x00{call_id}".encode()).hexdigest()[:24]
-    return "fc_" + digest
+    """The item id of call ``call_id`` of message ``message_id``: the message's token, and a
+    digest of the call's id (any string a model chose), so the id leads to the message."""
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
+    return f"fc_{message_id.partition('_')[2]}_{digest}"
 
 
 def output_item_id(message_id: str) -> str:
@@ -51,12 +53,13 @@ def output_item_id(message_id: str) -> str:
 
 
 def message_id_of(item_id: str) -> str | None:
-    """The id of the message an item id belongs to (None for a function call item, whose
-    id is a digest: ``find_call_item`` looks it up)."""
+    """The id of the message an item id belongs to (None when it names none)."""
     prefix, _, token = item_id.partition("_")
-    if not token or prefix == "fc":
+    if prefix == "fc":
+        token = token.rpartition("_")[0]
+    if not token or prefix not in ("msg", "rs", "fco", "fc"):
         return None
-    return "msg_" + token if prefix in ("msg", "rs", "fco") else None
+    return "msg_" + token
 
 
 # --------------------------------------------------------------------------- input

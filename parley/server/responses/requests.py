@@ -17,14 +17,15 @@ from sqlalchemy.engine import Connection
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle
 from parley.errors import InvalidRequest, NotFound
 from parley.server.deps import Services
-from parley.server.responses.items import call_item_id, message_id_of, message_items, parse_input
+from parley.server.responses.conversations import conversation_not_found, item_of
+from parley.server.responses.items import parse_input
 from parley.server.responses.protocol import ResponseCreate
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database
-from parley.store.records import Message, Run
+from parley.store.records import Run
 from parley.store.tables import messages as messages_table
-from parley.types import FunctionSpec, Role, RunStatus
+from parley.types import FunctionSpec, RunStatus
 
 log = logging.getLogger("parley.server")
 
@@ -99,14 +100,6 @@ def previous_not_found(response_id: str) -> NotFound:
         f"Previous response with id '{response_id}' not found.",
         code="previous_response_not_found",
         param="previous_response_id",
-    )
-
-
-def conversation_not_found(conversation_id: str) -> NotFound:
-    return NotFound(
-        f"Conversation with id '{conversation_id}' not found.",
-        code="not_found",
-        param="conversation",
     )
 
 
@@ -311,7 +304,7 @@ def _target(
         try:
             thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
         except NotFound:
-            raise conversation_not_found(conversation) from None
+            raise conversation_not_found(conversation, "conversation") from None
         if store:
             return ThreadTarget(thread_id=conversation)
         return ThreadTarget(thread_id=conversation, fork_after=_last_seq(conn, conversation))
@@ -370,35 +363,12 @@ def _resolve_references(
         item_id = item.get("id")
         found = None
         if isinstance(item_id, str):
-            found = _find_item(conn, user_id=user_id, item_id=item_id)
+            found = item_of(conn, user_id=user_id, item_id=item_id)
         if found is None:
             raise InvalidRequest(
                 f"Invalid 'input[{index}].id': no item with id {item_id!r}.",
                 code="item_not_found",
                 param=f"input[{index}].id",
             )
-        resolved.append(found)
+        resolved.append(found[1])
     return resolved
-
-
-def _find_item(conn: Connection, *, user_id: str, item_id: str) -> dict[str, Any] | None:
-    """The user's item with this id: in the message its id names, or for a function call
-    (whose id is a digest) in the assistant message that made the call."""
-    message_id = message_id_of(item_id)
-    if message_id is not None:
-        try:
-            candidates = [thread_store.get_message(conn, user_id=user_id, message_id=message_id)]
-        except NotFound:
-            return None
-    elif item_id.startswith("fc_"):
-        query = select(messages_table).where(
-            messages_table.c.user_id == user_id, messages_table.c.role == Role.ASSISTANT.value
-        )
-        candidates = [
-            message
-            for message in map(Message.from_row, conn.execute(query).all())
-            if any(call_item_id(message.id, c["id"]) == item_id for c in message.tool_calls or ())
-        ]
-    else:
-        return None
-    return next((i for m in candidates for i in message_items(m) if i["id"] == item_id), None)

@@ -108,27 +108,22 @@ class ResponseEvents:
                 events += self._close("completed")
             current = self._begin(kind, message_id, events)
         current.texts.append(text)
-        if kind == "message":
-            events.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=current.item_id,
-                    output_index=current.index,
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
+        extra: dict[str, Any]
+        name, extra = (
+            ("response.output_text.delta", {"logprobs": []})
+            if kind == "message"
+            else ("response.reasoning.delta", {})
+        )
+        events.append(
+            self._event(
+                name,
+                item_id=current.item_id,
+                output_index=current.index,
+                content_index=0,
+                delta=text,
+                **extra,
             )
-        else:
-            events.append(
-                self._event(
-                    "response.reasoning.delta",
-                    item_id=current.item_id,
-                    output_index=current.index,
-                    content_index=0,
-                    delta=text,
-                )
-            )
+        )
         return events
 
     def _begin(self, kind: str, message_id: str, events: list[Event]) -> _Open:

@@ -22,9 +22,9 @@ import orjson
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from parley.errors import InvalidRequest, ParleyError, PayloadTooLarge, ValidationFailed
+from parley.errors import InvalidRequest, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
-from parley.server.errors import openai_error
+from parley.server.errors import openai_error, validation_failed
 from parley.server.responses.protocol import WebSocketCreate
 from parley.server.responses.requests import forget, plan, start
 from parley.server.responses.resource import head
@@ -38,6 +38,12 @@ log = logging.getLogger("parley.server")
 MAX_SECONDS = 60 * 60
 #: Responses a connection holds for continuation; the oldest is let go past this.
 MAX_HELD = 64
+
+
+def error_event(exc: ParleyError) -> dict[str, Any]:
+    """A failure as the socket says it: ``{"type": "error", "status", "error": {...}}``."""
+    status, body = openai_error(exc)
+    return {"type": "error", "status": status, **body}
 
 
 class Connection:
@@ -55,8 +61,7 @@ class Connection:
         await self.socket.send_text(orjson.dumps(event).decode())
 
     async def fail(self, exc: ParleyError) -> None:
-        status, body = openai_error(exc)
-        await self.send({"type": "error", "status": status, **body})
+        await self.send(error_event(exc))
 
     async def serve(self) -> None:
         deadline = time.monotonic() + MAX_SECONDS
@@ -125,18 +130,7 @@ class Connection:
         try:
             return WebSocketCreate.model_validate(data)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
-            raise ValidationFailed(
-                f"Invalid request: {where}: {error.get('msg')}",
-                details=[
-                    {
-                        "loc": list(error.get("loc", ())),
-                        "msg": str(error.get("msg")),
-                        "type": error.get("type"),
-                    }
-                ],
-            ) from None
+            raise validation_failed(exc.errors()) from None
 
     def hold(self, run: Run) -> None:
         self.held[run.id] = run
@@ -155,11 +149,8 @@ async def serve(socket: WebSocket) -> None:
     try:
         caller = await authenticated(socket, svc)
     except ParleyError as exc:
-        status, body = openai_error(exc)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await socket.send_text(
-                orjson.dumps({"type": "error", "status": status, **body}).decode()
-            )
+            await socket.send_text(orjson.dumps(error_event(exc)).decode())
             await socket.close(code=1008)
         return
     connection = Connection(socket, svc, caller)

@@ -17,7 +17,7 @@ from parley.server.openapi import errors
 from parley.server.responses import conversations as store
 from parley.server.responses.items import message_items, parse_input
 from parley.server.responses.protocol import ConversationCreate, ConversationUpdate, ItemsCreate
-from parley.server.routes.responses import page
+from parley.server.responses.resource import list_object, page
 from parley.store import threads as thread_store
 
 router = APIRouter(tags=["conversations"])
@@ -120,14 +120,7 @@ async def create_items(
         _, rows = await svc.engine.append_messages(
             user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
         )
-    data = [item for m in rows for item in message_items(m)]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": False,
-    }
+    return list_object([item for m in rows for item in message_items(m)])
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}", responses=errors())

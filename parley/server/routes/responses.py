@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, WebSocket
 from fastapi.responses import JSONResponse
 
-from parley.engine import Engine, TurnHandle
+from parley.engine import Entry
 from parley.errors import Conflict, InvalidRequest
 from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
 from parley.server.openapi import errors
@@ -22,8 +22,10 @@ from parley.server.responses.protocol import CompactCreate, ResponseCreate
 from parley.server.responses.requests import forget_soon, plan, start
 from parley.server.responses.resource import (
     STATUS,
+    StoredResponse,
     head,
     not_found,
+    page,
     read_response,
     response_object,
 )
@@ -66,7 +68,7 @@ async def create_response(
         if not planned.store:  # a scratch thread: gone once the turn has ended
             turn.when_done(forget)
         events = ResponseEvents(head(turn.run, "in_progress"))
-        return _sse(_live(events, turn))
+        return _sse(_frames(events, turn.events()))
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
     try:
@@ -94,15 +96,13 @@ async def retrieve_response(
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> JSONResponse | SSEResponse:
     stored = await svc.db.read(
-        functools.partial(read_response, user_id=user.id, response_id=response_id)
+        functools.partial(_read_kept, user_id=user.id, response_id=response_id)
     )
-    if (stored.run.request or {}).get("store") is False:
-        raise not_found(response_id)
     if not stream:
         return JSONResponse(response_object(stored))
     events = ResponseEvents(head(stored.run, "in_progress"))
     after = -1 if starting_after is None else starting_after
-    return _sse(_replay(svc.engine, events, stored.run.id, after))
+    return _sse(_frames(events, svc.engine.follow(stored.run.id, after=0), after))
 
 
 @router.delete("/responses/{response_id}", responses=errors(409))
@@ -162,38 +162,22 @@ def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
     return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
-async def _live(events: ResponseEvents, turn: TurnHandle) -> AsyncIterator[bytes]:
-    yield b"".join(sse_frame(e) for e in events.start())
-    async for batch in turn.events():
-        if not batch:
-            yield PING
-            continue
-        frames = [sse_frame(e) for entry in batch for e in events.feed(entry)]
-        if frames:
-            yield b"".join(frames)
-        if events.finished:
-            break
-    yield DONE_FRAME
-
-
-async def _replay(
-    engine: Engine, events: ResponseEvents, run_id: str, after: int
+async def _frames(
+    events: ResponseEvents, batches: AsyncIterator[list[Entry]], after: int = -1
 ) -> AsyncIterator[bytes]:
-    """The response's events from its run's log (then live while it runs), from the one
-    after sequence number ``after``."""
+    """The response's events as SSE frames, from the run's events as ``batches`` brings
+    them (an empty batch: idle), those numbered ``after`` or below left out."""
 
-    def wanted(batch: list[dict[str, Any]]) -> bytes:
-        return b"".join(sse_frame(e) for e in batch if e["sequence_number"] > after)
+    def wanted(translated: list[dict[str, Any]]) -> bytes:
+        return b"".join(sse_frame(e) for e in translated if e["sequence_number"] > after)
 
-    first = wanted(events.start())
-    if first:
+    if first := wanted(events.start()):
         yield first
-    async for batch in engine.follow(run_id, after=0):
+    async for batch in batches:
         if not batch:
             yield PING
             continue
-        frames = wanted([e for entry in batch for e in events.feed(entry)])
-        if frames:
+        if frames := wanted([e for entry in batch for e in events.feed(entry)]):
             yield frames
         if events.finished:
             break
@@ -224,11 +208,17 @@ def _delete_response(conn: Any, *, user_id: str, response_id: str) -> None:
         run_store.delete_run(conn, run_id=run.id)
 
 
-def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
+def _read_kept(conn: Any, *, user_id: str, response_id: str) -> StoredResponse:
+    """A stored response (a ``store: false`` one is never read back over HTTP)."""
     stored = read_response(conn, user_id=user_id, response_id=response_id)
-    run = stored.run
-    if (run.request or {}).get("store") is False:
+    if (stored.run.request or {}).get("store") is False:
         raise not_found(response_id)
+    return stored
+
+
+def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
+    stored = _read_kept(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
     seqs = (run.request or {}).get("input_seqs")
     if seqs:
         first, last = seqs
@@ -239,41 +229,3 @@ def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str,
         since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
         messages = messages[since:]
     return [item for m in messages for item in message_items(m)]
-
-
-def page(
-    items: list[dict[str, Any]],
-    *,
-    limit: int,
-    order: str,
-    after: str | None,
-    before: str | None,
-) -> dict[str, Any]:
-    """A page of a list of items, OpenAI's way: ``data``, ``first_id``, ``last_id``,
-    ``has_more``; ``after`` / ``before`` are item ids of the list."""
-    ordered = items if order == "asc" else list(reversed(items))
-    ids = [item["id"] for item in ordered]
-    start, end = 0, len(ordered)
-    for name, cursor in (("after", after), ("before", before)):
-        if cursor is None:
-            continue
-        if cursor not in ids:
-            raise InvalidRequest(
-                f"Invalid '{name}': no item with id {cursor!r} in this list.",
-                code="invalid_value",
-                param=name,
-            )
-        if name == "after":
-            start = ids.index(cursor) + 1
-        else:
-            end = ids.index(cursor)
-    window = ordered[start:end]
-    data = window[:limit] if before is None else window[-limit:]
-    more = len(window) > limit
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": more,
-    }
