@@ -88,7 +88,7 @@ class ModelRequest:
     #: Sampling and other parameters passed through (``temperature``, ``max_tokens``, ...).
     parameters: dict[str, Any] = field(default_factory=dict)
     #: Tool choice, structured output and reasoning, in the neutral form.
-    options: ModelOptions = field(default_factory=lambda: ModelOptions())
+    options: ModelOptions = field(default_factory=ModelOptions)
 
 
 class Provider(Protocol):

@@ -67,31 +67,20 @@ def _plan(request: ModelRequest) -> _Plan:
     if newest is not None and str(newest.role) == "tool":
         return _Plan.for_text(_tool_results_reply(request.messages))
     if newest is not None and str(newest.role) == "user":
-        calls = find_tool_calls(newest.content, _callable(request))
+        rule = tool_rule(request.options.tool_choice)
+        tools = offered_tools(request.tools, rule)  # the ones the tool choice lets it call
+        calls = find_tool_calls(newest.content, tools)
         if request.options.parallel_tool_calls is False:
             calls = calls[:1]
         if calls:
             return _Plan.for_tools(calls, "The message names a tool. ")
-        required = _required_call(newest.content, request)
-        if required:
-            return _Plan.for_tools(required, "A tool call is required. ")
+        if rule is not None and rule.mode == "required" and tools:
+            # A call is required and the message names none: the first tool it may call,
+            # with the whole message as the text of its arguments.
+            function = tools[0].function
+            call = (function.name, fill_arguments(function.parameters, newest.content.strip()))
+            return _Plan.for_tools([call], "A tool call is required. ")
     return _Plan.for_text(_greeting(request.messages))
-
-
-def _callable(request: ModelRequest) -> list[ToolSpec]:
-    """The tools the request's tool choice lets the demo call."""
-    return offered_tools(request.tools, tool_rule(request.options.tool_choice))
-
-
-def _required_call(message: str, request: ModelRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The call a required tool choice makes when the message names no tool: the first
-    tool it may call, with the whole message as the text of its arguments."""
-    rule = tool_rule(request.options.tool_choice)
-    tools = _callable(request)
-    if rule is None or rule.mode != "required" or not tools:
-        return []
-    function = tools[0].function
-    return [(function.name, fill_arguments(function.parameters, message.strip()))]
 
 
 class _Plan:

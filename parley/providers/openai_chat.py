@@ -165,7 +165,8 @@ def request_body(request: ModelRequest, *, reasoning_back: bool = False) -> dict
 def _option_fields(request: ModelRequest) -> dict[str, Any]:
     """The request's options as Chat Completions fields: ``tool_choice`` and
     ``parallel_tool_calls`` (only with tools: the API refuses them alone),
-    ``response_format`` and ``reasoning_effort``. A reasoning summary has no field here."""
+    ``response_format`` and ``reasoning_effort``; None where an option is unset. A reasoning
+    summary has no field here."""
     options = request.options
     fields: dict[str, Any] = {
         "response_format": openai_response_format(options.response_format, flat=False),
@@ -174,7 +175,7 @@ def _option_fields(request: ModelRequest) -> dict[str, Any]:
     if request.tools:
         fields["tool_choice"] = openai_tool_choice(options.tool_choice, flat=False)
         fields["parallel_tool_calls"] = options.parallel_tool_calls
-    return {key: value for key, value in fields.items() if value is not None}
+    return fields
 
 
 def _wire_message(message: ChatMessage) -> dict[str, Any]:

@@ -190,7 +190,7 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
 def _option_fields(request: ModelRequest) -> dict[str, Any]:
     """The request's options as Responses fields: ``tool_choice`` and
     ``parallel_tool_calls`` (only with tools), ``text.format``, ``reasoning.effort`` and
-    ``reasoning.summary``."""
+    ``reasoning.summary``; None where an option is unset."""
     options = request.options
     reasoning = {"effort": options.reasoning_effort, "summary": options.reasoning_summary}
     text_format = openai_response_format(options.response_format, flat=True)
@@ -201,7 +201,7 @@ def _option_fields(request: ModelRequest) -> dict[str, Any]:
     if request.tools:
         fields["tool_choice"] = openai_tool_choice(options.tool_choice, flat=True)
         fields["parallel_tool_calls"] = options.parallel_tool_calls
-    return {key: value for key, value in fields.items() if value is not None}
+    return fields
 
 
 def _reasoning_model(model: str) -> bool:

@@ -143,9 +143,9 @@ def add_unset(
     named in ``merged`` is an object of settings (the Responses API's ``reasoning``,
     ``text``): the caller's object gains the translated keys it does not set."""
     for key, value in fields.items():
-        given = body.get(key)
         if value is None:
             continue
+        given = body.get(key)
         if given is None:
             body[key] = value
         elif key in merged and isinstance(given, dict) and isinstance(value, dict):

@@ -1,6 +1,7 @@
 """Test helpers of the provider tests: a canned upstream for the answers the fake upstream
 does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a check
-that nothing was left unclosed, and an answer as the engine hands it back."""
+that nothing was left unclosed, an answer as the engine hands it back, and the neutral tool
+choices the option tests ask for."""
 
 from __future__ import annotations
 
@@ -8,11 +9,29 @@ import contextlib
 import gc
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage
 from parley.testing.loopback import Connection, LoopbackServer, Request
 from parley.types import Role
+
+#: Neutral tool choices (``ModelOptions.tool_choice``) over ``get_weather`` and ``get_time``:
+#: one function, a list of one the model may call, a list of both it must call from.
+ONE_FUNCTION: dict[str, Any] = {"type": "function", "name": "get_time"}
+ALLOWED_AUTO: dict[str, Any] = {
+    "type": "allowed_tools",
+    "mode": "auto",
+    "tools": [{"type": "function", "name": "get_time"}],
+}
+ALLOWED_BOTH: dict[str, Any] = {
+    "type": "allowed_tools",
+    "mode": "required",
+    "tools": [
+        {"type": "function", "name": "get_time"},
+        {"type": "function", "name": "get_weather"},
+    ],
+}
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.demo import DemoProvider, fill_arguments
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from tests.providers.helpers import ALLOWED_AUTO, ALLOWED_BOTH, ONE_FUNCTION
 
 WEATHER = ToolSpec(
     function=FunctionSpec(
@@ -48,10 +49,15 @@ async def run(request: ModelRequest) -> tuple[list[ModelEvent], AnswerAccumulato
     return events, acc
 
 
-async def calls_for(text: str, tools: list[ToolSpec]) -> list[ToolCall]:
-    _, acc = await run(ModelRequest(model="demo", messages=[user(text)], tools=tools))
-    assert acc.finish_reason == "tool_calls"
-    return acc.finish_tool_calls()
+async def demo_calls(text: str, tools: list[ToolSpec], **options: Any) -> list[ToolCall]:
+    """The calls the demo makes for ``text`` with these options; [] for a text answer."""
+    request = ModelRequest(
+        model="demo", messages=[user(text)], tools=tools, options=ModelOptions(**options)
+    )
+    events, acc = await run(request)
+    assert acc.finish_reason == ("tool_calls" if acc.has_tool_calls else "stop")
+    assert isinstance(events[0], ReasoningPart)
+    return acc.finish_tool_calls() if acc.has_tool_calls else []
 
 
 async def test_plain_reply_is_labelled_and_echoes_the_user() -> None:
@@ -96,19 +102,19 @@ async def test_empty_context_still_answers() -> None:
 
 
 async def test_single_tool_call_fills_arguments_from_the_schema() -> None:
-    (call,) = await calls_for("Please get_weather Paris for 3 days", [WEATHER, TIME])
+    (call,) = await demo_calls("Please get_weather Paris for 3 days", [WEATHER, TIME])
     assert call.name == "get_weather"
     assert call.id.startswith("call_")
     assert call.arguments == {"city": "Paris for 3 days", "days": 3, "metric": False}
 
 
 async def test_whole_message_when_nothing_follows_the_name() -> None:
-    (call,) = await calls_for("  what does get_weather   ", [WEATHER])
+    (call,) = await demo_calls("  what does get_weather   ", [WEATHER])
     assert call.arguments == {"city": "what does get_weather", "metric": False}
 
 
 async def test_number_property_takes_the_first_number() -> None:
-    (call,) = await calls_for("get_time Tokyo +9.5 or 10", [TIME])
+    (call,) = await demo_calls("get_time Tokyo +9.5 or 10", [TIME])
     assert call.arguments == {"zone": "Tokyo +9.5 or 10", "offset": 9.5}
 
 
@@ -220,17 +226,6 @@ async def test_default_delay_makes_streaming_visible() -> None:
 BOTH = [WEATHER, TIME]
 
 
-async def demo_calls(text: str, tools: list[ToolSpec], **options: Any) -> list[ToolCall]:
-    """The calls the demo makes for ``text`` with these options; [] for a text answer."""
-    request = ModelRequest(
-        model="demo", messages=[user(text)], tools=tools, options=ModelOptions(**options)
-    )
-    events, acc = await run(request)
-    assert acc.finish_reason == ("tool_calls" if acc.has_tool_calls else "stop")
-    assert isinstance(events[0], ReasoningPart)
-    return acc.finish_tool_calls() if acc.has_tool_calls else []
-
-
 def named(calls: list[ToolCall]) -> list[tuple[str, dict[str, Any]]]:
     return [(call.name, call.arguments) for call in calls]
 
@@ -266,7 +261,7 @@ async def test_required_calls_the_first_tool_when_none_is_named() -> None:
 
 
 async def test_one_function_is_the_only_call() -> None:
-    choice = {"type": "function", "name": "get_time"}
+    choice = ONE_FUNCTION
     # Named: its text; not named: the whole message; another tool named: not called.
     assert named(await demo_calls("get_time UTC", BOTH, tool_choice=choice)) == [
         ("get_time", {"zone": "UTC"})
@@ -286,11 +281,7 @@ async def test_one_function_not_offered_gives_text() -> None:
 
 @pytest.mark.parametrize("mode", ["auto", "required"])
 async def test_allowed_tools_only_are_called(mode: str) -> None:
-    choice = {
-        "type": "allowed_tools",
-        "mode": mode,
-        "tools": [{"type": "function", "name": "get_time"}],
-    }
+    choice = {**ALLOWED_AUTO, "mode": mode}
     calls = await demo_calls("get_weather Oslo then get_time UTC", BOTH, tool_choice=choice)
     assert named(calls) == [("get_time", {"zone": "UTC"})]
     calls = await demo_calls("get_weather Oslo", BOTH, tool_choice=choice)
@@ -299,15 +290,7 @@ async def test_allowed_tools_only_are_called(mode: str) -> None:
 
 
 async def test_allowed_tools_required_takes_the_first_offered_of_the_list() -> None:
-    choice = {
-        "type": "allowed_tools",
-        "mode": "required",
-        "tools": [
-            {"type": "function", "name": "get_time"},
-            {"type": "function", "name": "get_weather"},
-        ],
-    }
-    calls = await demo_calls("Oslo", BOTH, tool_choice=choice)
+    calls = await demo_calls("Oslo", BOTH, tool_choice=ALLOWED_BOTH)
     assert named(calls) == [("get_weather", {"city": "Oslo", "metric": False})]
 
 

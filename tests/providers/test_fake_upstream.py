@@ -33,6 +33,8 @@ from parley.testing.fake_upstream import (
         ("reasoning:3", Spec("reasoning", 3, 0.0)),
         ("tools", Spec("tools", 1, 0.0)),
         ("tools:2", Spec("tools", 2, 0.0)),
+        ("auto", Spec("auto", DEFAULT_CHUNKS, 0.0)),
+        ("auto:3:5", Spec("auto", 3, 0.005)),
         ("error", Spec("error", 500, 0.0)),
         ("error:429", Spec("error", 429, 0.0)),
         ("stall:4", Spec("stall", 4, 0.0)),
@@ -234,8 +236,6 @@ def test_auto_calls_the_first_offered_tool_once_then_answers(fake: FakeUpstream)
     }
     clock = {"type": "function", "function": {"name": "get_time", "parameters": {}}}
     asked = [{"role": "user", "content": "What's the weather like in San Francisco?"}]
-    assert parse_model("auto") == Spec("auto", DEFAULT_CHUNKS, 0.0)
-    assert parse_model("auto:3:5") == Spec("auto", 3, 0.005)
 
     def answer(**body: object) -> dict:
         with httpx.Client(base_url=fake.base_url) as client:

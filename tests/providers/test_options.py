@@ -4,13 +4,15 @@ bodies the fake upstreams received over real loopback sockets. Ollama's are in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from parley.providers.anthropic import AnthropicProvider
-from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, Provider
 from parley.providers.gemini import GeminiProvider
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.providers.openai_responses import OpenAIResponsesProvider
@@ -20,6 +22,7 @@ from parley.testing.fake_gemini import FakeGemini, Script
 from parley.testing.fake_responses import FakeResponses
 from parley.testing.fake_upstream import FakeUpstream
 from parley.types import FunctionSpec, Role, ToolSpec
+from tests.providers.helpers import ALLOWED_AUTO, ALLOWED_BOTH, ONE_FUNCTION
 
 WEATHER = ToolSpec(
     function=FunctionSpec(
@@ -42,19 +45,22 @@ JSON_SCHEMA = {
     "schema": SCHEMA,
     "strict": True,
 }
-ONE_FUNCTION = {"type": "function", "name": "get_time"}
-ALLOWED_AUTO = {
-    "type": "allowed_tools",
-    "mode": "auto",
-    "tools": [{"type": "function", "name": "get_time"}],
-}
-ALLOWED_BOTH = {
-    "type": "allowed_tools",
-    "mode": "required",
-    "tools": [
-        {"type": "function", "name": "get_time"},
-        {"type": "function", "name": "get_weather"},
-    ],
+
+#: The Gemini models the tests call, each scripted to answer ``GEMINI_ANSWER``.
+GEMINI_MODELS = (
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-3-pro-preview",
+    "gemini-3-flash-preview",
+)
+GEMINI_ANSWER = {
+    "candidates": [
+        {
+            "content": {"role": "model", "parts": [{"text": "ok"}]},
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ]
 }
 
 
@@ -74,9 +80,64 @@ def request(
     )
 
 
-async def drain(provider: Any, req: ModelRequest) -> None:
-    async for _event in provider.stream(req):
-        pass
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """An adapter and the fake upstream it calls over a loopback socket (``last_body``: the
+    JSON body of the latest request the fake received)."""
+
+    adapter: Provider
+    last_body: Callable[[], Any]
+
+    async def body(self, req: ModelRequest) -> Any:
+        """The body the fake received when the adapter streamed ``req``."""
+        async for _event in self.adapter.stream(req):
+            pass
+        return self.last_body()
+
+
+@pytest.fixture
+def chat(provider: OpenAIChatProvider, fake: FakeUpstream) -> Upstream:
+    return Upstream(provider, lambda: fake.requests[-1])
+
+
+@pytest.fixture
+async def responses() -> AsyncIterator[Upstream]:
+    async with (
+        FakeResponses() as fake,
+        aclosing(
+            OpenAIResponsesProvider(fake.base_url, api_key="sk-test", read_timeout=10)
+        ) as adapter,
+    ):
+        yield Upstream(adapter, lambda: fake.requests[-1].body)
+
+
+@pytest.fixture
+async def anthropic() -> AsyncIterator[Upstream]:
+    async with (
+        FakeAnthropic() as fake,
+        aclosing(
+            AnthropicProvider(fake.base_url, api_key="sk-ant-test", read_timeout=10)
+        ) as adapter,
+    ):
+        yield Upstream(adapter, lambda: fake.requests[-1].body)
+
+
+@pytest.fixture
+async def gemini() -> AsyncIterator[Upstream]:
+    async with (
+        FakeGemini() as fake,
+        aclosing(GeminiProvider(fake.base_url, api_key="gm-test", read_timeout=10)) as adapter,
+    ):
+        for model in GEMINI_MODELS:
+            fake.scripts[model] = Script(events=[GEMINI_ANSWER])
+        yield Upstream(adapter, lambda: fake.requests[-1].body)
+
+
+@pytest.fixture
+def upstream(request: pytest.FixtureRequest) -> Upstream:
+    """The ``Upstream`` fixture that the test's parameter names."""
+    upstream: Upstream = request.getfixturevalue(request.param)
+    return upstream
 
 
 # ------------------------------------------------------------------------ tool choice
@@ -126,12 +187,25 @@ def test_offered_tools(choice: Any, offered: list[ToolSpec]) -> None:
     assert offered_tools(TOOLS, tool_rule(choice)) == offered
 
 
+# ---------------------------------------------------------------------- every adapter
+
+
+@pytest.mark.parametrize(
+    ("upstream", "model", "fields"),
+    [
+        ("chat", "text:1", {"model", "messages", "stream", "stream_options", "tools"}),
+        ("responses", "gpt-4.1", {"model", "input", "stream", "store", "tools"}),
+        ("gemini", "gemini-2.5-flash", {"contents", "tools"}),
+    ],
+    indirect=["upstream"],
+)
+async def test_without_options_sends_nothing_more(
+    upstream: Upstream, model: str, fields: set[str]
+) -> None:
+    assert set(await upstream.body(request(model))) == fields
+
+
 # ------------------------------------------------------------------- Chat Completions
-
-
-async def chat_body(provider: OpenAIChatProvider, fake: FakeUpstream, req: ModelRequest) -> Any:
-    await drain(provider, req)
-    return fake.requests[-1]
 
 
 @pytest.mark.parametrize(
@@ -156,10 +230,8 @@ async def chat_body(provider: OpenAIChatProvider, fake: FakeUpstream, req: Model
         ),
     ],
 )
-async def test_chat_tool_choice(
-    provider: OpenAIChatProvider, fake: FakeUpstream, choice: Any, wire: Any
-) -> None:
-    body = await chat_body(provider, fake, request("text:1", tool_choice=choice))
+async def test_chat_tool_choice(chat: Upstream, choice: Any, wire: Any) -> None:
+    body = await chat.body(request("text:1", tool_choice=choice))
     assert body["tool_choice"] == wire
     assert "parallel_tool_calls" not in body
 
@@ -187,35 +259,29 @@ async def test_chat_tool_choice(
         ),
     ],
 )
-async def test_chat_response_format(
-    provider: OpenAIChatProvider, fake: FakeUpstream, fmt: dict[str, Any], wire: Any
-) -> None:
-    body = await chat_body(provider, fake, request("text:1", tools=[], response_format=fmt))
+async def test_chat_response_format(chat: Upstream, fmt: dict[str, Any], wire: Any) -> None:
+    body = await chat.body(request("text:1", tools=[], response_format=fmt))
     assert body["response_format"] == wire
 
 
-async def test_chat_parallel_calls_and_reasoning_effort(
-    provider: OpenAIChatProvider, fake: FakeUpstream
-) -> None:
+async def test_chat_parallel_calls_and_reasoning_effort(chat: Upstream) -> None:
     req = request("text:1", parallel_tool_calls=False, reasoning_effort="high")
-    body = await chat_body(provider, fake, req)
+    body = await chat.body(req)
     assert body["parallel_tool_calls"] is False
     assert body["reasoning_effort"] == "high"
     assert "tool_choice" not in body
     # A reasoning summary has no Chat Completions field.
-    body = await chat_body(provider, fake, request("text:1", reasoning_summary="auto"))
+    body = await chat.body(request("text:1", reasoning_summary="auto"))
     assert not {"reasoning", "reasoning_summary", "summary"} & set(body)
 
 
-async def test_chat_tool_fields_only_with_tools(
-    provider: OpenAIChatProvider, fake: FakeUpstream
-) -> None:
+async def test_chat_tool_fields_only_with_tools(chat: Upstream) -> None:
     req = request("text:1", tools=[], tool_choice="required", parallel_tool_calls=True)
-    body = await chat_body(provider, fake, req)
+    body = await chat.body(req)
     assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(body)
 
 
-async def test_chat_parameters_win(provider: OpenAIChatProvider, fake: FakeUpstream) -> None:
+async def test_chat_parameters_win(chat: Upstream) -> None:
     explicit = {
         "tool_choice": "none",
         "parallel_tool_calls": True,
@@ -230,38 +296,11 @@ async def test_chat_parameters_win(provider: OpenAIChatProvider, fake: FakeUpstr
         response_format=JSON_SCHEMA,
         reasoning_effort="high",
     )
-    body = await chat_body(provider, fake, req)
+    body = await chat.body(req)
     assert {key: body[key] for key in explicit} == explicit
 
 
-async def test_chat_without_options_sends_nothing_more(
-    provider: OpenAIChatProvider, fake: FakeUpstream
-) -> None:
-    body = await chat_body(provider, fake, request("text:1"))
-    assert set(body) == {"model", "messages", "stream", "stream_options", "tools"}
-
-
 # ---------------------------------------------------------------------- Responses API
-
-
-@pytest.fixture
-async def responses() -> AsyncIterator[FakeResponses]:
-    async with FakeResponses() as server:
-        yield server
-
-
-@pytest.fixture
-async def responses_provider(responses: FakeResponses) -> AsyncIterator[OpenAIResponsesProvider]:
-    adapter = OpenAIResponsesProvider(responses.base_url, api_key="sk-test", read_timeout=10)
-    yield adapter
-    await adapter.aclose()
-
-
-async def responses_body(
-    provider: OpenAIResponsesProvider, fake: FakeResponses, req: ModelRequest
-) -> Any:
-    await drain(provider, req)
-    return fake.requests[-1].body
 
 
 @pytest.mark.parametrize(
@@ -282,15 +321,13 @@ async def responses_body(
     ],
 )
 async def test_responses_tool_choice_and_parallel_calls(
-    responses_provider: OpenAIResponsesProvider, responses: FakeResponses, choice: Any, wire: Any
+    responses: Upstream, choice: Any, wire: Any
 ) -> None:
     req = request("gpt-4.1", tool_choice=choice, parallel_tool_calls=False)
-    body = await responses_body(responses_provider, responses, req)
+    body = await responses.body(req)
     assert body["tool_choice"] == wire
     assert body["parallel_tool_calls"] is False
-    body = await responses_body(
-        responses_provider, responses, request("gpt-4.1", tools=[], tool_choice=choice)
-    )
+    body = await responses.body(request("gpt-4.1", tools=[], tool_choice=choice))
     assert "tool_choice" not in body and "tools" not in body
 
 
@@ -302,35 +339,22 @@ async def test_responses_tool_choice_and_parallel_calls(
         (JSON_SCHEMA, JSON_SCHEMA),
     ],
 )
-async def test_responses_text_format(
-    responses_provider: OpenAIResponsesProvider,
-    responses: FakeResponses,
-    fmt: dict[str, Any],
-    wire: Any,
-) -> None:
-    body = await responses_body(
-        responses_provider, responses, request("gpt-4.1", response_format=fmt)
-    )
+async def test_responses_text_format(responses: Upstream, fmt: dict[str, Any], wire: Any) -> None:
+    body = await responses.body(request("gpt-4.1", response_format=fmt))
     assert body["text"] == {"format": wire}
 
 
-async def test_responses_reasoning(
-    responses_provider: OpenAIResponsesProvider, responses: FakeResponses
-) -> None:
+async def test_responses_reasoning(responses: Upstream) -> None:
     req = request("gpt-5", reasoning_effort="minimal", reasoning_summary="detailed")
-    body = await responses_body(responses_provider, responses, req)
+    body = await responses.body(req)
     assert body["reasoning"] == {"effort": "minimal", "summary": "detailed"}
     # A deployment whose name says nothing is taken as a reasoning model once asked to reason.
-    body = await responses_body(
-        responses_provider, responses, request("my-deployment", reasoning_effort="low")
-    )
+    body = await responses.body(request("my-deployment", reasoning_effort="low"))
     assert body["reasoning"] == {"effort": "low"}
     assert body["include"] == ["reasoning.encrypted_content"]
 
 
-async def test_responses_parameters_win_inside_text_and_reasoning(
-    responses_provider: OpenAIResponsesProvider, responses: FakeResponses
-) -> None:
+async def test_responses_parameters_win_inside_text_and_reasoning(responses: Upstream) -> None:
     req = request(
         "gpt-5",
         parameters={
@@ -345,41 +369,14 @@ async def test_responses_parameters_win_inside_text_and_reasoning(
         tool_choice="required",
         parallel_tool_calls=False,
     )
-    body = await responses_body(responses_provider, responses, req)
+    body = await responses.body(req)
     assert body["text"] == {"format": {"type": "json_object"}, "verbosity": "low"}
     assert body["reasoning"] == {"effort": "high", "summary": "auto"}
     assert body["tool_choice"] == "none"
     assert body["parallel_tool_calls"] is True
 
 
-async def test_responses_without_options_sends_nothing_more(
-    responses_provider: OpenAIResponsesProvider, responses: FakeResponses
-) -> None:
-    body = await responses_body(responses_provider, responses, request("gpt-4.1"))
-    assert set(body) == {"model", "input", "stream", "store", "tools"}
-
-
 # ---------------------------------------------------------------------------- Anthropic
-
-
-@pytest.fixture
-async def anthropic() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.fixture
-async def anthropic_provider(anthropic: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
-    adapter = AnthropicProvider(anthropic.base_url, api_key="sk-ant-test", read_timeout=10)
-    yield adapter
-    await adapter.aclose()
-
-
-async def anthropic_body(
-    provider: AnthropicProvider, fake: FakeAnthropic, req: ModelRequest
-) -> Any:
-    await drain(provider, req)
-    return fake.requests[-1].body
 
 
 @pytest.mark.parametrize(
@@ -410,27 +407,18 @@ async def anthropic_body(
     ],
 )
 async def test_anthropic_tool_choice(
-    anthropic_provider: AnthropicProvider,
-    anthropic: FakeAnthropic,
-    options: dict[str, Any],
-    wire: Any,
+    anthropic: Upstream, options: dict[str, Any], wire: Any
 ) -> None:
-    body = await anthropic_body(
-        anthropic_provider, anthropic, request("claude-sonnet-4-5", **options)
-    )
+    body = await anthropic.body(request("claude-sonnet-4-5", **options))
     assert body["tool_choice"] == wire
     assert [tool["name"] for tool in body["tools"]] == ["get_weather", "get_time"]
 
 
-async def test_anthropic_tool_choice_only_with_tools(
-    anthropic_provider: AnthropicProvider, anthropic: FakeAnthropic
-) -> None:
+async def test_anthropic_tool_choice_only_with_tools(anthropic: Upstream) -> None:
     req = request("claude-sonnet-4-5", tools=[], tool_choice="required", parallel_tool_calls=False)
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert "tool_choice" not in body and "tools" not in body
-    body = await anthropic_body(
-        anthropic_provider, anthropic, request("claude-sonnet-4-5", parallel_tool_calls=True)
-    )
+    body = await anthropic.body(request("claude-sonnet-4-5", parallel_tool_calls=True))
     assert "tool_choice" not in body
 
 
@@ -439,31 +427,25 @@ async def test_anthropic_tool_choice_only_with_tools(
     [("low", 1024, 4096), ("medium", 8192, 12288), ("high", 16384, 20480), ("xhigh", 24576, 28672)],
 )
 async def test_anthropic_reasoning_effort_is_a_thinking_budget(
-    anthropic_provider: AnthropicProvider,
-    anthropic: FakeAnthropic,
-    effort: str,
-    budget: int,
-    max_tokens: int,
+    anthropic: Upstream, effort: str, budget: int, max_tokens: int
 ) -> None:
     req = request("claude-sonnet-4-5", reasoning_effort=effort, reasoning_summary="auto")
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
     assert body["max_tokens"] == max_tokens
     assert "output_config" not in body and "tool_choice" not in body
 
 
-async def test_anthropic_max_tokens_given(
-    anthropic_provider: AnthropicProvider, anthropic: FakeAnthropic
-) -> None:
+async def test_anthropic_max_tokens_given(anthropic: Upstream) -> None:
     # Room enough: kept as given; none: raised by the budget.
     req = request(
         "claude-opus-4-1-20250805", parameters={"max_tokens": 32000}, reasoning_effort="high"
     )
-    assert (await anthropic_body(anthropic_provider, anthropic, req))["max_tokens"] == 32000
+    assert (await anthropic.body(req))["max_tokens"] == 32000
     req = request(
         "claude-3-7-sonnet-20250219", parameters={"max_tokens": 1000}, reasoning_effort="low"
     )
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert body["max_tokens"] == 2024
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
@@ -478,15 +460,9 @@ async def test_anthropic_max_tokens_given(
     ],
 )
 async def test_anthropic_adaptive_thinking_from_claude_4_6(
-    anthropic_provider: AnthropicProvider,
-    anthropic: FakeAnthropic,
-    model: str,
-    effort: str,
-    wire: str,
+    anthropic: Upstream, model: str, effort: str, wire: str
 ) -> None:
-    body = await anthropic_body(
-        anthropic_provider, anthropic, request(model, reasoning_effort=effort)
-    )
+    body = await anthropic.body(request(model, reasoning_effort=effort))
     assert body["thinking"] == {"type": "adaptive"}
     assert body["output_config"] == {"effort": wire}
     assert body["max_tokens"] == 4096
@@ -504,20 +480,15 @@ async def test_anthropic_adaptive_thinking_from_claude_4_6(
     ],
 )
 async def test_anthropic_no_thinking(
-    anthropic_provider: AnthropicProvider,
-    anthropic: FakeAnthropic,
-    options: dict[str, Any],
-    parameters: dict[str, Any],
+    anthropic: Upstream, options: dict[str, Any], parameters: dict[str, Any]
 ) -> None:
     req = request("claude-sonnet-4-5", parameters=parameters, **options)
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert "thinking" not in body and "output_config" not in body
     assert body["max_tokens"] == 4096
 
 
-async def test_anthropic_parameters_win(
-    anthropic_provider: AnthropicProvider, anthropic: FakeAnthropic
-) -> None:
+async def test_anthropic_parameters_win(anthropic: Upstream) -> None:
     explicit = {
         "tool_choice": {"type": "auto"},
         "thinking": {"type": "enabled", "budget_tokens": 2000},
@@ -526,62 +497,24 @@ async def test_anthropic_parameters_win(
     req = request(
         "claude-sonnet-4-5", parameters=explicit, tool_choice="none", reasoning_effort="high"
     )
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert {key: body[key] for key in explicit} == explicit
     req = request(
         "claude-opus-4-6", parameters={"output_config": {"effort": "max"}}, reasoning_effort="low"
     )
-    body = await anthropic_body(anthropic_provider, anthropic, req)
+    body = await anthropic.body(req)
     assert body["thinking"] == {"type": "adaptive"}
     assert body["output_config"] == {"effort": "max"}
 
 
-async def test_anthropic_sends_no_response_format(
-    anthropic_provider: AnthropicProvider, anthropic: FakeAnthropic
-) -> None:
-    plain = await anthropic_body(anthropic_provider, anthropic, request("claude-sonnet-4-5"))
+async def test_anthropic_sends_no_response_format(anthropic: Upstream) -> None:
+    plain = await anthropic.body(request("claude-sonnet-4-5"))
     req = request("claude-sonnet-4-5", response_format=JSON_SCHEMA, reasoning_summary="concise")
-    assert await anthropic_body(anthropic_provider, anthropic, req) == plain
+    assert await anthropic.body(req) == plain
     assert set(plain) == {"max_tokens", "model", "messages", "stream", "tools"}
 
 
 # ------------------------------------------------------------------------------- Gemini
-
-GEMINI_MODELS = (
-    "gemini-2.5-flash",
-    "gemini-2.5-pro",
-    "gemini-3-pro-preview",
-    "gemini-3-flash-preview",
-)
-ANSWER = {
-    "candidates": [
-        {
-            "content": {"role": "model", "parts": [{"text": "ok"}]},
-            "finishReason": "STOP",
-            "index": 0,
-        }
-    ]
-}
-
-
-@pytest.fixture
-async def gemini() -> AsyncIterator[FakeGemini]:
-    async with FakeGemini() as server:
-        for model in GEMINI_MODELS:
-            server.scripts[model] = Script(events=[ANSWER])
-        yield server
-
-
-@pytest.fixture
-async def gemini_provider(gemini: FakeGemini) -> AsyncIterator[GeminiProvider]:
-    adapter = GeminiProvider(gemini.base_url, api_key="gm-test", read_timeout=10)
-    yield adapter
-    await adapter.aclose()
-
-
-async def gemini_body(provider: GeminiProvider, fake: FakeGemini, req: ModelRequest) -> Any:
-    await drain(provider, req)
-    return fake.requests[-1].body
 
 
 def declared(body: Any) -> list[str]:
@@ -609,29 +542,23 @@ def declared(body: Any) -> list[str]:
     ],
 )
 async def test_gemini_tool_choice(
-    gemini_provider: GeminiProvider,
-    gemini: FakeGemini,
-    choice: Any,
-    calling: dict[str, Any],
-    names: list[str],
+    gemini: Upstream, choice: Any, calling: dict[str, Any], names: list[str]
 ) -> None:
     req = request("gemini-2.5-flash", tool_choice=choice, parallel_tool_calls=False)
-    body = await gemini_body(gemini_provider, gemini, req)
+    body = await gemini.body(req)
     assert body["toolConfig"] == {"functionCallingConfig": calling}
     assert declared(body) == names
 
 
-async def test_gemini_tool_config_only_with_tools(
-    gemini_provider: GeminiProvider, gemini: FakeGemini
-) -> None:
+async def test_gemini_tool_config_only_with_tools(gemini: Upstream) -> None:
     req = request("gemini-2.5-flash", tools=[], tool_choice="required")
-    assert set(await gemini_body(gemini_provider, gemini, req)) == {"contents"}
+    assert set(await gemini.body(req)) == {"contents"}
     # None of the tools offered is allowed: none is declared.
     req = request("gemini-2.5-flash", tools=[WEATHER], tool_choice=ALLOWED_AUTO)
-    assert set(await gemini_body(gemini_provider, gemini, req)) == {"contents"}
+    assert set(await gemini.body(req)) == {"contents"}
     # Parallel calls have no switch.
     req = request("gemini-2.5-flash", parallel_tool_calls=False)
-    assert set(await gemini_body(gemini_provider, gemini, req)) == {"contents", "tools"}
+    assert set(await gemini.body(req)) == {"contents", "tools"}
 
 
 @pytest.mark.parametrize(
@@ -643,13 +570,10 @@ async def test_gemini_tool_config_only_with_tools(
     ],
 )
 async def test_gemini_response_format(
-    gemini_provider: GeminiProvider,
-    gemini: FakeGemini,
-    fmt: dict[str, Any],
-    config: dict[str, Any] | None,
+    gemini: Upstream, fmt: dict[str, Any], config: dict[str, Any] | None
 ) -> None:
     req = request("gemini-2.5-flash", response_format=fmt)
-    assert (await gemini_body(gemini_provider, gemini, req)).get("generationConfig") == config
+    assert (await gemini.body(req)).get("generationConfig") == config
 
 
 @pytest.mark.parametrize(
@@ -673,31 +597,25 @@ async def test_gemini_response_format(
     ],
 )
 async def test_gemini_reasoning_effort(
-    gemini_provider: GeminiProvider,
-    gemini: FakeGemini,
-    model: str,
-    effort: str,
-    thinking: dict[str, Any],
+    gemini: Upstream, model: str, effort: str, thinking: dict[str, Any]
 ) -> None:
-    body = await gemini_body(gemini_provider, gemini, request(model, reasoning_effort=effort))
+    body = await gemini.body(request(model, reasoning_effort=effort))
     assert body["generationConfig"] == {"thinkingConfig": thinking}
 
 
-async def test_gemini_reasoning_summary_includes_thoughts(
-    gemini_provider: GeminiProvider, gemini: FakeGemini
-) -> None:
+async def test_gemini_reasoning_summary_includes_thoughts(gemini: Upstream) -> None:
     req = request("gemini-2.5-flash", reasoning_summary="auto")
-    body = await gemini_body(gemini_provider, gemini, req)
+    body = await gemini.body(req)
     assert body["generationConfig"] == {"thinkingConfig": {"includeThoughts": True}}
     req = request("gemini-3-pro-preview", reasoning_effort="high", reasoning_summary="detailed")
-    body = await gemini_body(gemini_provider, gemini, req)
+    body = await gemini.body(req)
     assert body["generationConfig"]["thinkingConfig"] == {
         "thinkingLevel": "high",
         "includeThoughts": True,
     }
 
 
-async def test_gemini_parameters_win(gemini_provider: GeminiProvider, gemini: FakeGemini) -> None:
+async def test_gemini_parameters_win(gemini: Upstream) -> None:
     req = request(
         "gemini-2.5-flash",
         parameters={
@@ -709,16 +627,9 @@ async def test_gemini_parameters_win(gemini_provider: GeminiProvider, gemini: Fa
         reasoning_effort="high",
         reasoning_summary="auto",
     )
-    body = await gemini_body(gemini_provider, gemini, req)
+    body = await gemini.body(req)
     assert body["generationConfig"] == {
         "thinkingConfig": {"thinkingBudget": 512},
         "responseMimeType": "text/x.enum",
         "temperature": 0.5,
     }
-
-
-async def test_gemini_without_options_sends_nothing_more(
-    gemini_provider: GeminiProvider, gemini: FakeGemini
-) -> None:
-    body = await gemini_body(gemini_provider, gemini, request("gemini-2.5-flash"))
-    assert set(body) == {"contents", "tools"}
