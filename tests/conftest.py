@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,17 @@ def upstream() -> Iterator[Any]:
 
     with FakeUpstream() as fake:
         yield fake
+
+
+@pytest.fixture
+def upstream_left_idle(upstream: Any) -> Iterator[None]:
+    """Every turn the test starts has closed its upstream stream by its end (a cancelled,
+    failed, dropped or abandoned turn must not keep the model's connection open)."""
+    yield
+    deadline = time.monotonic() + 5
+    while upstream.active_streams and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.active_streams == 0, "a turn left its upstream stream open"
 
 
 @pytest.fixture(scope="session")

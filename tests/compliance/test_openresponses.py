@@ -28,9 +28,11 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+
+from tests.unavailable import unavailable
 
 HERE = Path(__file__).parent
 RUNNER_DIR = HERE / "openresponses"
@@ -48,16 +50,10 @@ def runner_test_ids() -> list[str]:
     return re.findall(r'^    id: "([a-z0-9-]+)",$', source, flags=re.MULTILINE)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def _cannot_run(reason: str) -> None:
+def _cannot_run(reason: str) -> NoReturn:
     """Skip, saying why; fail under CI, where the runner must run."""
     hint = "`make test` installs it (npm ci --prefix tests/compliance)"
-    if _in_ci():
-        pytest.fail(f"Open Responses runner unavailable under CI: {reason}; {hint}", False)
-    pytest.skip(f"Open Responses runner unavailable: {reason}; {hint}")
+    unavailable(f"Open Responses runner unavailable: {reason}; {hint}")
 
 
 @pytest.fixture(scope="session")

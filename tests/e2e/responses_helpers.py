@@ -16,20 +16,27 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.e2e.helpers import assert_error, assert_no_leak, list_all, wait_until
+from tests.e2e.helpers import (
+    CLOCK,
+    WEATHER,
+    assert_error,
+    assert_no_leak,
+    check_sse_response,
+    get_run,
+    list_all,
+    messages,
+    wait_until,
+)
 from tests.e2e.sse import parse
 
-#: The Responses API's flat function tool.
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The weather in a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+
+def flat_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """The Responses API's flat shape of a Chat Completions function tool."""
+    return {"type": "function", **tool["function"]}
+
+
+WEATHER_TOOL = flat_tool(WEATHER)
+CLOCK_TOOL = flat_tool(CLOCK)
 #: The arguments the fake upstream's ``auto`` model calls ``WEATHER_TOOL`` with.
 WEATHER_ARGUMENTS = {"city": "city 0"}
 
@@ -42,27 +49,42 @@ ENDED = frozenset({"completed", "failed", "cancelled", "incomplete"})
 # -------------------------------------------------------------------------------- errors
 
 
+def error_type(status: int) -> str:
+    """The specification's error ``type`` for ``status`` (409 and 413 are
+    ``invalid_request`` too)."""
+    return {401: "authentication_error", 404: "not_found"}.get(status, "invalid_request")
+
+
+def check_error_fields(error: dict[str, Any], param: str | None, code: str | None) -> None:
+    """An error object in OpenAI's shape (``message``, ``type``, ``param``, ``code``)."""
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert (error["param"], error["code"]) == (param, code), error
+
+
 def openai_error(
     answer: httpx.Response, status: int, param: str | None, code: str | None
 ) -> dict[str, Any]:
-    """``answer`` is an error in OpenAI's shape (``message``, ``type``, ``param``, ``code``)
-    with the specification's type for ``status`` (409 and 413 are ``invalid_request`` too)."""
-    error = assert_error(answer, status, type_="not_found" if status == 404 else "invalid_request")
-    assert set(error) == {"message", "type", "param", "code"}, error
-    assert (error["param"], error["code"]) == (param, code), error
+    """``answer`` is an error in OpenAI's shape with the specification's type for
+    ``status``."""
+    error = assert_error(answer, status, type_=error_type(status))
+    check_error_fields(error, param, code)
     return error
 
 
 # ----------------------------------------------------------------------------- responses
 
 
+def _made(answer: httpx.Response, kind: str, prefix: str) -> dict[str, Any]:
+    """The ``kind`` object that ``answer`` must have made, with an id starting ``prefix``."""
+    assert answer.status_code == 200, answer.text
+    made = dict(answer.json())
+    assert made["object"] == kind and made["id"].startswith(prefix), made
+    return made
+
+
 def create(http: httpx.Client, **body: Any) -> dict[str, Any]:
     """``POST /responses`` (not streamed) that must succeed."""
-    answer = http.post("/responses", json=body)
-    assert answer.status_code == 200, answer.text
-    response = dict(answer.json())
-    assert response["object"] == "response" and response["id"].startswith("run_"), response
-    return response
+    return _made(http.post("/responses", json=body), "response", "run_")
 
 
 def get(http: httpx.Client, response_id: str) -> dict[str, Any]:
@@ -94,6 +116,11 @@ def output_text(response: dict[str, Any]) -> str:
     )
 
 
+def input_items(http: httpx.Client, response_id: str) -> list[dict[str, Any]]:
+    """Every input item of a response, oldest first."""
+    return list_all(http, f"/responses/{response_id}/input_items", order="asc")
+
+
 def calls(response: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``function_call`` items of a response's output."""
     return [item for item in response["output"] if item["type"] == "function_call"]
@@ -101,6 +128,17 @@ def calls(response: dict[str, Any]) -> list[dict[str, Any]]:
 
 def call_output(call_id: str, output: str) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+def weather_result(call_id: str, output: str, **fields: Any) -> dict[str, Any]:
+    """The body of a response that sends ``fake/auto`` the output of its ``get_weather``
+    call (``fields``: where it goes, ``previous_response_id`` or ``conversation``)."""
+    return {
+        "model": "fake/auto",
+        "input": [call_output(call_id, output)],
+        "tools": [WEATHER_TOOL],
+        **fields,
+    }
 
 
 def user(text: str) -> dict[str, Any]:
@@ -127,10 +165,8 @@ def read_stream(http: httpx.Client, method: str, path: str, **kwargs: Any) -> li
     """A Responses stream read to its end (``POST /responses`` with ``stream``, or
     ``GET /responses/{id}?stream=true``)."""
     with http.stream(method, path, **kwargs) as answer:
-        body = answer.read().decode()
-    assert answer.status_code == 200, (answer.status_code, body)
-    assert answer.headers["content-type"].startswith("text/event-stream"), answer.headers
-    return sse_events(body)
+        check_sse_response(answer)
+        return sse_events(answer.read().decode())
 
 
 def stream_create(http: httpx.Client, **body: Any) -> list[dict[str, Any]]:
@@ -169,11 +205,7 @@ def without_clock(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def conversation(http: httpx.Client, **body: Any) -> dict[str, Any]:
-    answer = http.post("/conversations", json=body)
-    assert answer.status_code == 200, answer.text
-    created = dict(answer.json())
-    assert created["object"] == "conversation" and created["id"].startswith("thread_"), created
-    return created
+    return _made(http.post("/conversations", json=body), "conversation", "thread_")
 
 
 def conversation_items(http: httpx.Client, conversation_id: str) -> list[dict[str, Any]]:
@@ -207,37 +239,50 @@ def stored(http: httpx.Client) -> tuple[Any, ...]:
     while True:  # a scratch thread may go while it is read: read again, without it
         threads = list_all(http, "/threads")
         runs = list_all(http, "/runs")
-        messages = []
+        kept = []
         for t in threads:
-            answer = http.get(f"/threads/{t['id']}/messages", params={"limit": 100})
+            path = f"/threads/{t['id']}/messages"
+            answer = http.get(path, params={"limit": 100})
             if answer.status_code == 404:
                 break
-            messages.append(list_all(http, f"/threads/{t['id']}/messages"))
+            page = answer.json()
+            kept.append(list_all(http, path) if page["has_more"] else page["data"])
         else:
-            return (threads, runs, messages)
+            return (threads, runs, kept)
+
+
+@contextmanager
+def nothing_stored(http: httpx.Client) -> Iterator[None]:
+    """What the block does (refused requests) changes nothing the user has."""
+    before = stored(http)
+    yield
+    assert stored(http) == before
 
 
 def thread_of(http: httpx.Client, response_id: str) -> str:
     """The thread of a response (a run, in the native API)."""
-    answer = http.get(f"/runs/{response_id}")
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["thread_id"])
+    return str(get_run(http, response_id)["thread_id"])
 
 
 def native_messages(http: httpx.Client, thread_id: str) -> list[tuple[str, str]]:
-    return [(m["role"], m["content"]) for m in list_all(http, f"/threads/{thread_id}/messages")]
+    return [(m["role"], m["content"]) for m in messages(http, thread_id)]
 
 
-def sent(upstream: Any, word: str) -> list[tuple[str, str]]:
-    """``(role, content)`` of the messages of the one request the fake upstream got whose
-    last message mentions ``word``."""
+def sent_request(upstream: Any, word: str) -> dict[str, Any]:
+    """The one request the fake upstream got whose last message mentions ``word``."""
     found = [
         body
         for body in upstream.requests
         if word in str((body.get("messages") or [{}])[-1].get("content"))
     ]
     assert len(found) == 1, f"{len(found)} upstream requests end with {word!r}"
-    return [(m["role"], str(m.get("content") or "")) for m in found[0]["messages"]]
+    return dict(found[0])
+
+
+def sent(upstream: Any, word: str) -> list[tuple[str, str]]:
+    """``(role, content)`` of the messages of ``sent_request(upstream, word)``."""
+    body = sent_request(upstream, word)
+    return [(m["role"], str(m.get("content") or "")) for m in body["messages"]]
 
 
 # ----------------------------------------------------------------------------- websocket

@@ -38,25 +38,13 @@ from parley.testing.fake_responses import (
 from parley.testing.fake_upstream import FakeUpstreamServer
 from parley.testing.loopback import Connection, LoopbackServer, Received, Request
 from parley.testing.scripted import Answer
+from tests.e2e.responses_helpers import CLOCK_TOOL, WEATHER_TOOL
 from tests.e2e.sse import iter_events
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 
 #: The tools of every test, in the Responses API's flat shape.
-TOOLS = [
-    {
-        "type": "function",
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-    {
-        "type": "function",
-        "name": "get_time",
-        "description": "The time in a time zone.",
-        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
-    },
-]
+TOOLS = [WEATHER_TOOL, CLOCK_TOOL]
 #: What the user asks (the demo model calls both tools for it, with these arguments).
 QUESTION = "get_weather Oslo get_time Europe/Oslo"
 #: The reasoning of the constructed turns, as streamed.

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import tool_results_text
-from tests.e2e.helpers import assert_error, list_all, marker
+from tests.e2e.helpers import assert_error, marker, messages
 from tests.e2e.responses_helpers import (
     WEATHER_TOOL,
     call_output,
@@ -19,12 +19,14 @@ from tests.e2e.responses_helpers import (
     conversation,
     conversation_items,
     create,
+    nothing_stored,
     openai_error,
     output_text,
     stored,
     texts,
     thread_ids,
     user,
+    weather_result,
 )
 
 
@@ -66,7 +68,7 @@ def test_create_with_items_and_metadata(http: httpx.Client) -> None:
     # The same thread in the native API, with the same metadata.
     native = http.get(f"/threads/{made['id']}").json()
     assert native["metadata"] == made["metadata"]
-    roles = [m["role"] for m in list_all(http, f"/threads/{made['id']}/messages")]
+    roles = [m["role"] for m in messages(http, made["id"])]
     assert roles == ["system", "user", "assistant", "tool"]
 
 
@@ -105,9 +107,8 @@ def test_create_without_a_body(http: httpx.Client) -> None:
 def test_bad_creates_are_400(
     http: httpx.Client, body: dict[str, Any], param: str, code: str
 ) -> None:
-    before = stored(http)
-    openai_error(http.post("/conversations", json=body), 400, param, code)
-    assert stored(http) == before
+    with nothing_stored(http):
+        openai_error(http.post("/conversations", json=body), 400, param, code)
 
 
 # ------------------------------------------------------------------------------ metadata
@@ -143,13 +144,12 @@ def test_metadata_at_its_limits_and_past_them(http: httpx.Client) -> None:
 
 
 def test_a_responses_metadata_has_the_same_limits(http: httpx.Client) -> None:
-    before = stored(http)
-    for metadata in ({f"k{i}": "v" for i in range(17)}, {"k" * 65: "v"}, {"k": "v" * 513}):
-        answer = http.post(
-            "/responses", json={"model": "fake/text:2", "input": "x", "metadata": metadata}
-        )
-        openai_error(answer, 400, "metadata", "invalid_value")
-    assert stored(http) == before
+    with nothing_stored(http):
+        for metadata in ({f"k{i}": "v" for i in range(17)}, {"k" * 65: "v"}, {"k": "v" * 513}):
+            answer = http.post(
+                "/responses", json={"model": "fake/text:2", "input": "x", "metadata": metadata}
+            )
+            openai_error(answer, 400, "metadata", "invalid_value")
 
 
 # -------------------------------------------------------------------------------- items
@@ -207,7 +207,6 @@ def test_add_and_read_items(http: httpx.Client) -> None:
     for unknown in ("msg_000000000000000000000000", "fc_000000000000000000000000", "what"):
         openai_error(http.get(f"{path}/{unknown}"), 404, "item_id", None)
 
-    state = stored(http)
     bodies: list[dict[str, Any]] = [
         {"items": []},
         {"items": [user("x")] * 21},
@@ -215,9 +214,9 @@ def test_add_and_read_items(http: httpx.Client) -> None:
         {"items": [call_output("c1", "ok"), call_output("c1", "again")]},
         {"items": [user("x")], "extra": 1},
     ]
-    for body in bodies:
-        assert_error(http.post(path, json=body), 400, type_="invalid_request")
-    assert stored(http) == state
+    with nothing_stored(http):
+        for body in bodies:
+            assert_error(http.post(path, json=body), 400, type_="invalid_request")
 
 
 def test_an_item_of_another_conversation_is_not_found_here(http: httpx.Client) -> None:
@@ -270,13 +269,13 @@ def test_delete_items(http: httpx.Client) -> None:
     # The reasoning goes; the text of the same message stays.
     assert http.delete(f"{path}/{reasoning['id']}").status_code == 200
     assert conversation_items(http, cid) == [text]
-    messages = list_all(http, f"/threads/{cid}/messages")
-    assert [(m["role"], m["content"], m["reasoning"], m["tool_calls"]) for m in messages] == [
+    kept = messages(http, cid)
+    assert [(m["role"], m["content"], m["reasoning"], m["tool_calls"]) for m in kept] == [
         ("assistant", "Let me look.", None, [])
     ]
     assert http.delete(f"{path}/{text['id']}").status_code == 200
     assert conversation_items(http, cid) == []
-    assert list_all(http, f"/threads/{cid}/messages") == []
+    assert messages(http, cid) == []
     openai_error(http.delete(f"{path}/{text['id']}"), 404, "item_id", None)
 
 
@@ -318,15 +317,14 @@ def _conversation_requests(cid: str, item_id: str) -> list[tuple[str, str, Any]]
 
 
 def test_unknown_conversations_are_404(http: httpx.Client) -> None:
-    before = stored(http)
     unknown = "thread_000000000000000000000000"
-    for method, path, body in _conversation_requests(unknown, "msg_000000000000000000000000"):
-        openai_error(http.request(method, path, json=body), 404, "conversation_id", None)
-    answer = http.post(
-        "/responses", json={"model": "fake/text:2", "input": "x", "conversation": unknown}
-    )
-    openai_error(answer, 404, "conversation", None)
-    assert stored(http) == before
+    with nothing_stored(http):
+        for method, path, body in _conversation_requests(unknown, "msg_000000000000000000000000"):
+            openai_error(http.request(method, path, json=body), 404, "conversation_id", None)
+        answer = http.post(
+            "/responses", json={"model": "fake/text:2", "input": "x", "conversation": unknown}
+        )
+        openai_error(answer, 404, "conversation", None)
 
 
 def test_another_users_conversation_is_404(http: httpx.Client, other: httpx.Client) -> None:
@@ -372,13 +370,7 @@ def test_function_tool_round_trip_in_a_conversation(http: httpx.Client) -> None:
         http.delete(f"/conversations/{cid}/items/{call['id']}"), 409, None, "conversation_busy"
     )
 
-    second = create(
-        http,
-        model="fake/auto",
-        input=[call_output(call["call_id"], "rainy")],
-        tools=[WEATHER_TOOL],
-        conversation=cid,
-    )
+    second = create(http, **weather_result(call["call_id"], "rainy", conversation=cid))
     assert output_text(second) == tool_results_text([("get_weather", "rainy")])
     items = conversation_items(http, cid)
     assert texts(items) == [
@@ -387,19 +379,11 @@ def test_function_tool_round_trip_in_a_conversation(http: httpx.Client) -> None:
         ("function_call_output", "rainy"),
         ("assistant", tool_results_text([("get_weather", "rainy")])),
     ]
-    state = stored(http)
 
     # The same output again, by a response or as an added item: refused, stored once.
-    again = {
-        "model": "fake/auto",
-        "input": [call_output(call["call_id"], "rainy")],
-        "tools": [WEATHER_TOOL],
-        "conversation": cid,
-    }
-    openai_error(http.post("/responses", json=again), 400, "input", "duplicate_tool_output")
-    answer = http.post(
-        f"/conversations/{cid}/items", json={"items": [call_output(call["call_id"], "rainy")]}
-    )
-    openai_error(answer, 400, "items", "duplicate_tool_output")
-    assert stored(http) == state
+    with nothing_stored(http):
+        again = weather_result(call["call_id"], "rainy", conversation=cid)
+        openai_error(http.post("/responses", json=again), 400, "input", "duplicate_tool_output")
+        answer = http.post(f"/conversations/{cid}/items", json={"items": again["input"]})
+        openai_error(answer, 400, "items", "duplicate_tool_output")
     assert conversation_items(http, cid) == items

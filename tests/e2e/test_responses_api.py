@@ -6,7 +6,6 @@ Every refusal is checked in OpenAI's error shape, and what is stored afterwards.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import expected_reasoning, expected_text, tool_results_text
-from tests.e2e.helpers import assert_error, list_all, marker, wait_until
+from tests.e2e.helpers import get_run, marker, messages, wait_until
 from tests.e2e.responses_helpers import (
     WEATHER_ARGUMENTS,
     WEATHER_TOOL,
@@ -25,19 +24,24 @@ from tests.e2e.responses_helpers import (
     create,
     deltas,
     get,
+    input_items,
     native_messages,
+    nothing_stored,
     openai_error,
     output_text,
     read_stream,
     sent,
+    sent_request,
     stored,
     stream_create,
     thread_ids,
     thread_of,
     user,
     wait_response,
+    weather_result,
     without_clock,
 )
+from tests.harness import postgres_url
 
 MIB = 1024 * 1024
 TEXT = "fake/text:3"
@@ -92,27 +96,22 @@ TEXT = "fake/text:3"
 def test_bad_bodies_are_400_naming_the_field(
     http: httpx.Client, body: dict[str, Any], param: str, code: str
 ) -> None:
-    before = stored(http)
-    openai_error(http.post("/responses", json=body), 400, param, code)
-    assert stored(http) == before
+    with nothing_stored(http):
+        openai_error(http.post("/responses", json=body), 400, param, code)
 
 
 @pytest.mark.parametrize("raw", [b"{nope", b"", b'{"model": "fake/text:3", "input": "hi",}'])
 def test_a_body_that_is_not_json_is_400(http: httpx.Client, raw: bytes) -> None:
-    before = stored(http)
-    answer = http.post("/responses", content=raw, headers={"Content-Type": "application/json"})
-    if raw:
-        openai_error(answer, 400, None, "invalid_json")
-    else:  # no body at all: the body is missing, not malformed
-        openai_error(answer, 400, None, "invalid_value")
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post("/responses", content=raw, headers={"Content-Type": "application/json"})
+        # no body at all: the body is missing, not malformed
+        openai_error(answer, 400, None, "invalid_json" if raw else "invalid_value")
 
 
 def test_a_body_over_the_limit_is_413(http: httpx.Client) -> None:
-    before = stored(http)
-    answer = http.post("/responses", json={"model": TEXT, "input": "x" * (MIB + 16)})
-    openai_error(answer, 413, None, None)
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post("/responses", json={"model": TEXT, "input": "x" * (MIB + 16)})
+        openai_error(answer, 413, None, None)
 
 
 # ------------------------------------------------------------------ unknown and foreign
@@ -141,21 +140,25 @@ def test_another_users_response_is_404_everywhere(http: httpx.Client, other: htt
     their_state = (stored(other), get(other, theirs["id"]))
     mine = stored(http)
 
+    def refused(answer: httpx.Response, status: int, param: str, code: str | None) -> None:
+        openai_error(answer, status, param, code)
+        assert word not in answer.text  # nothing of theirs in the refusal
+
     for method, path in _id_requests(theirs["id"]):
-        openai_error(http.request(method, path), 404, "response_id", None)
+        refused(http.request(method, path), 404, "response_id", None)
     answer = http.post(
         "/responses", json={"model": TEXT, "input": "hi", "previous_response_id": theirs["id"]}
     )
-    openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
+    refused(answer, 404, "previous_response_id", "previous_response_not_found")
     answer = http.post(
         "/responses/compact", json={"model": TEXT, "previous_response_id": theirs["id"]}
     )
-    openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
+    refused(answer, 404, "previous_response_id", "previous_response_not_found")
     answer = http.post(
         "/responses",
         json={"model": "fake/echo", "input": [{"type": "item_reference", "id": their_item}]},
     )
-    openai_error(answer, 400, "input[0].id", "item_not_found")
+    refused(answer, 400, "input[0].id", "item_not_found")
 
     assert stored(http) == mine
     assert (stored(other), get(other, theirs["id"])) == their_state
@@ -261,7 +264,7 @@ def test_two_responses_after_the_same_one_are_two_branches(
         ("user", f"right {right}"),
         ("assistant", f"right {right}"),
     ]
-    items = http.get(f"/responses/{a2['id']}/input_items").json()["data"]
+    items = input_items(http, a2["id"])
     assert [i["content"][0]["text"] for i in items] == [f"deeper {deeper}"]
 
 
@@ -280,7 +283,7 @@ def test_a_background_response_runs_without_its_client(http: httpx.Client) -> No
     done = wait_response(http, started["id"])
     assert done["status"] == "completed" and output_text(done) == expected_text(6)
     assert done["usage"]["output_tokens"] == 6 and done["completed_at"] is not None
-    assert http.get(f"/runs/{started['id']}").json()["status"] == "completed"
+    assert get_run(http, started["id"])["status"] == "completed"
 
 
 def test_a_background_stream_is_followed_live_then_replayed(http: httpx.Client) -> None:
@@ -306,7 +309,7 @@ def test_cancel_a_background_response(http: httpx.Client, upstream: Any) -> None
     assert cancelled["id"] == rid and cancelled["status"] == "cancelled"
     assert output_text(cancelled) == expected_text(2)
     assert get(http, rid)["status"] == "cancelled"
-    assert http.get(f"/runs/{rid}").json()["status"] == "cancelled"
+    assert get_run(http, rid)["status"] == "cancelled"
     wait_until(lambda: upstream.active_streams == 0, 5, "the upstream stream to close")
 
     again = http.post(f"/responses/{rid}/cancel")  # cancelling a cancelled one: no change
@@ -320,20 +323,18 @@ def test_cancel_a_background_response(http: httpx.Client, upstream: Any) -> None
 
 def test_cancel_a_finished_response_is_400(http: httpx.Client) -> None:
     done = create(http, model=TEXT, input="quick")
-    before = stored(http)
-    answer = http.post(f"/responses/{done['id']}/cancel")
-    openai_error(answer, 400, "response_id", "response_not_cancellable")
-    assert get(http, done["id"]) == done
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post(f"/responses/{done['id']}/cancel")
+        openai_error(answer, 400, "response_id", "response_not_cancellable")
+        assert get(http, done["id"]) == done
 
 
 def test_background_must_be_stored(http: httpx.Client) -> None:
-    before = stored(http)
-    answer = http.post(
-        "/responses", json={"model": TEXT, "input": "x", "background": True, "store": False}
-    )
-    openai_error(answer, 400, "store", "invalid_value")
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post(
+            "/responses", json={"model": TEXT, "input": "x", "background": True, "store": False}
+        )
+        openai_error(answer, 400, "store", "invalid_value")
 
 
 def test_delete_a_response(http: httpx.Client) -> None:
@@ -376,7 +377,7 @@ def test_a_stream_resumes_after_any_event(http: httpx.Client) -> None:
             read_stream(http, "GET", path, params={"stream": "true", "starting_after": after}) == []
         )
     answer = http.get(path, params={"stream": "true", "starting_after": "soon"})
-    assert_error(answer, 400, type_="invalid_request")
+    openai_error(answer, 400, "starting_after", "invalid_value")
 
 
 def test_a_bad_query_parameter_is_named_as_sent(http: httpx.Client) -> None:
@@ -448,17 +449,13 @@ def test_item_references_stand_for_earlier_items(http: httpx.Client, upstream: A
     word, asked, later = marker(), marker(), marker()
     thought = create(http, model="fake/reasoning:2", input=f"think {word}")
     reasoning, message = thought["output"]
-    (question,) = http.get(f"/responses/{thought['id']}/input_items").json()["data"]
+    (question,) = input_items(http, thought["id"])
     tooled = create(http, model="fake/auto", input=f"weather {asked}", tools=[WEATHER_TOOL])
     (call,) = calls(tooled)
     answered = create(
-        http,
-        model="fake/auto",
-        input=[call_output(call["call_id"], "hail")],
-        previous_response_id=tooled["id"],
-        tools=[WEATHER_TOOL],
+        http, **weather_result(call["call_id"], "hail", previous_response_id=tooled["id"])
     )
-    (result,) = http.get(f"/responses/{answered['id']}/input_items").json()["data"]
+    (result,) = input_items(http, answered["id"])
     assert result["type"] == "function_call_output"
 
     references = [
@@ -476,9 +473,9 @@ def test_item_references_stand_for_earlier_items(http: httpx.Client, upstream: A
         ("tool", "hail"),
         ("user", f"later {later}"),
     ]
-    request = next(b for b in upstream.requests if later in str(b["messages"][-1]))
+    request = sent_request(upstream, later)
     assert request["messages"][1]["tool_calls"][0]["id"] == call["call_id"]
-    kept = list_all(http, f"/threads/{thread_of(http, reply['id'])}/messages")
+    kept = messages(http, thread_of(http, reply["id"]))
     assert kept[1]["reasoning"] == expected_reasoning(2)
     assert [c["id"] for c in kept[1]["tool_calls"]] == [call["call_id"]]
 
@@ -487,13 +484,12 @@ def test_item_references_stand_for_earlier_items(http: httpx.Client, upstream: A
     "item_id", ["msg_000000000000000000000000", "fc_000000000000000000000000", "nonsense", None]
 )
 def test_an_unknown_item_reference_is_400(http: httpx.Client, item_id: str | None) -> None:
-    before = stored(http)
     reference: dict[str, Any] = {"type": "item_reference"}
     if item_id is not None:
         reference["id"] = item_id
-    answer = http.post("/responses", json={"model": TEXT, "input": [user("a"), reference]})
-    openai_error(answer, 400, "input[1].id", "item_not_found")
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post("/responses", json={"model": TEXT, "input": [user("a"), reference]})
+        openai_error(answer, 400, "input[1].id", "item_not_found")
 
 
 # -------------------------------------------------------------------------- function tools
@@ -505,63 +501,48 @@ def test_function_tool_round_trip_with_previous_response_id(http: httpx.Client) 
     (call,) = calls(first)
     assert call["name"] == "get_weather" and call["status"] == "completed"
     assert json.loads(call["arguments"]) == WEATHER_ARGUMENTS
-    assert http.get(f"/runs/{first['id']}").json()["status"] == "action_required"
+    assert get_run(http, first["id"])["status"] == "action_required"
 
     second = create(
-        http,
-        model="fake/auto",
-        input=[call_output(call["call_id"], "sunny")],
-        previous_response_id=first["id"],
-        tools=[WEATHER_TOOL],
+        http, **weather_result(call["call_id"], "sunny", previous_response_id=first["id"])
     )
     assert output_text(second) == tool_results_text([("get_weather", "sunny")])
-    assert http.get(f"/runs/{first['id']}").json()["status"] == "completed"
+    assert get_run(http, first["id"])["status"] == "completed"
     thread = thread_of(http, first["id"])
     assert thread_of(http, second["id"]) == thread
     after = native_messages(http, thread)
     assert [role for role, _ in after] == ["user", "assistant", "tool", "assistant"]
-    everything = stored(http)
 
     # The same output again, after either response: refused, nothing stored twice.
-    for previous in (second["id"], first["id"]):
-        answer = http.post(
-            "/responses",
-            json={
-                "model": "fake/auto",
-                "input": [call_output(call["call_id"], "sunny")],
-                "previous_response_id": previous,
-                "tools": [WEATHER_TOOL],
-            },
-        )
-        openai_error(answer, 400, "input", "duplicate_tool_output")
-    assert stored(http) == everything
+    with nothing_stored(http):
+        for previous in (second["id"], first["id"]):
+            body = weather_result(call["call_id"], "sunny", previous_response_id=previous)
+            answer = http.post("/responses", json=body)
+            openai_error(answer, 400, "input", "duplicate_tool_output")
 
 
 def test_function_call_outputs_for_unknown_calls_are_400(http: httpx.Client) -> None:
     first = create(http, model="fake/auto", input="weather?", tools=[WEATHER_TOOL])
     (call,) = calls(first)
-    before = stored(http)
     body = {"model": "fake/auto", "previous_response_id": first["id"], "tools": [WEATHER_TOOL]}
+    unknown = call_output("call_unknown", "x")
 
-    # An output for a call nobody made, beside the right one: refused as a whole.
-    both = [call_output(call["call_id"], "sunny"), call_output("call_unknown", "x")]
-    answer = http.post("/responses", json={**body, "input": both})
-    openai_error(answer, 400, "input", "tool_call_not_found")
-    # Only the unknown one: the pending call is left without its output.
-    answer = http.post("/responses", json={**body, "input": [call_output("call_unknown", "x")]})
-    openai_error(answer, 400, "input", "tool_output_missing")
-    # A fresh response given an output for a call that is nowhere.
-    answer = http.post(
-        "/responses", json={"model": TEXT, "input": [call_output("call_unknown", "x")]}
-    )
-    openai_error(answer, 400, "input", "tool_call_not_found")
-
-    assert stored(http) == before
-    assert http.get(f"/runs/{first['id']}").json()["status"] == "action_required"
+    with nothing_stored(http):
+        # An output for a call nobody made, beside the right one: refused as a whole.
+        both = [call_output(call["call_id"], "sunny"), unknown]
+        answer = http.post("/responses", json={**body, "input": both})
+        openai_error(answer, 400, "input", "tool_call_not_found")
+        # Only the unknown one: the pending call is left without its output.
+        answer = http.post("/responses", json={**body, "input": [unknown]})
+        openai_error(answer, 400, "input", "tool_output_missing")
+        # A fresh response given an output for a call that is nowhere.
+        answer = http.post("/responses", json={"model": TEXT, "input": [unknown]})
+        openai_error(answer, 400, "input", "tool_call_not_found")
+    assert get_run(http, first["id"])["status"] == "action_required"
 
 
 @pytest.mark.xfail(
-    bool(os.environ.get("PARLEY_TEST_DATABASE_URL")),
+    postgres_url() is not None,
     reason="on PostgreSQL, two of four concurrent submissions of one output were once both "
     "answered 200 (seen once in CI, not reproduced since): a race between planning the "
     "target and claiming it, under investigation",
@@ -572,12 +553,7 @@ def test_concurrent_submissions_of_one_output_store_it_once(
 ) -> None:
     first = create(http, model="fake/auto", input="weather?", tools=[WEATHER_TOOL])
     (call,) = calls(first)
-    body = {
-        "model": "fake/auto",
-        "input": [call_output(call["call_id"], "foggy")],
-        "previous_response_id": first["id"],
-        "tools": [WEATHER_TOOL],
-    }
+    body = weather_result(call["call_id"], "foggy", previous_response_id=first["id"])
 
     def submit(_: int) -> httpx.Response:
         with server.client(user_key) as client:
@@ -610,18 +586,18 @@ def test_a_running_response_blocks_what_would_follow_it(http: httpx.Client) -> N
     cid = http.post("/conversations", json={}).json()["id"]
     running = create(http, model="fake/stall:1", input="wait", conversation=cid, background=True)
     wait_until(lambda: output_text(get(http, running["id"])), 10, "the first word")
-    before = stored(http)
 
-    answer = http.post(
-        "/responses", json={"model": TEXT, "input": "x", "previous_response_id": running["id"]}
-    )
-    openai_error(answer, 400, "previous_response_id", "previous_response_in_progress")
-    answer = http.post("/responses", json={"model": TEXT, "input": "x", "conversation": cid})
-    openai_error(answer, 409, None, "thread_busy")
-    answer = http.post(f"/conversations/{cid}/items", json={"items": [user("x")]})
-    openai_error(answer, 409, None, "thread_busy")
-    openai_error(http.delete(f"/conversations/{cid}"), 409, None, "conversation_busy")
-    assert stored(http) == before
+    with nothing_stored(http):
+        answer = http.post(
+            "/responses",
+            json={"model": TEXT, "input": "x", "previous_response_id": running["id"]},
+        )
+        openai_error(answer, 400, "previous_response_id", "previous_response_in_progress")
+        answer = http.post("/responses", json={"model": TEXT, "input": "x", "conversation": cid})
+        openai_error(answer, 409, None, "thread_busy")
+        answer = http.post(f"/conversations/{cid}/items", json={"items": [user("x")]})
+        openai_error(answer, 409, None, "thread_busy")
+        openai_error(http.delete(f"/conversations/{cid}"), 409, None, "conversation_busy")
 
     assert http.post(f"/responses/{running['id']}/cancel").json()["status"] == "cancelled"
     after = create(http, model=TEXT, input="now", conversation=cid)
@@ -647,11 +623,6 @@ def test_a_failed_turn_is_a_failed_response(http: httpx.Client, streamed: bool) 
 
 
 def test_an_unknown_model_names_the_model_field(http: httpx.Client) -> None:
-    answer = http.post("/responses", json={"model": "nope/zzz", "input": "x"})
-    assert answer.status_code == 400, answer.text
-    error = answer.json()["error"]
-    assert (error["type"], error["param"], error["code"]) == (
-        "invalid_request",
-        "model",
-        "unknown_model",
-    )
+    with nothing_stored(http):
+        answer = http.post("/responses", json={"model": "nope/zzz", "input": "x"})
+        openai_error(answer, 400, "model", "unknown_model")

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     create_assistant,
     create_thread,
     get_run,
+    joined,
     marker,
     read_events,
     stream_process,
@@ -29,6 +30,7 @@ from tests.e2e.responses_helpers import (
     conversation_items,
     create,
     get,
+    input_items,
     native_messages,
     output_text,
     sent,
@@ -72,7 +74,7 @@ def test_a_conversation_goes_on_natively_and_back(http: httpx.Client, upstream: 
     # The native turn is a response too, whose input is its own turn's message.
     native = get(http, turn.run_id)
     assert native["status"] == "completed" and output_text(native) == f"two {two}"
-    items = http.get(f"/responses/{turn.run_id}/input_items").json()["data"]
+    items = input_items(http, turn.run_id)
     assert texts(items) == [("user", f"two {two}")]
 
 
@@ -114,8 +116,7 @@ def test_a_response_is_a_run_with_its_events(http: httpx.Client) -> None:
     run = get_run(http, response["id"])
     assert run["status"] == "completed"
     events = read_events(http, f"/runs/{response['id']}/events")
-    text = "".join(e.data["text"] for e in events if e.event == "content.delta")
-    assert text == expected_text(4) == output_text(response)
+    assert joined(events, "content.delta") == expected_text(4) == output_text(response)
     assert events[-1].event == "done" and events[-1].data["status"] == "completed"
 
 

@@ -30,6 +30,7 @@ from parley.testing.fake_anthropic import Block, message_events, thinking, tool_
 from parley.testing.fake_anthropic import text as text_block
 from parley.testing.scripted import Answer
 from tests.e2e.helpers import assert_no_leak
+from tests.e2e.responses_helpers import call_output, sse_events
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
     INPUT_TOKENS,
@@ -51,7 +52,6 @@ from tests.e2e.responses_providers_helpers import (
     Upstream,
     calls,
 )
-from tests.e2e.sse import iter_events
 from tests.harness import FreshDatabase, ParleyServer
 from tests.providers.test_replay import KINDS as RECORDING_KINDS
 
@@ -70,6 +70,12 @@ UPSTREAMS: dict[str, type[Upstream]] = {
 KINDS = [kind for kind in UPSTREAMS if kind != "openai-chat-reasoning-back"]
 #: Slots (fakes) of each kind: at least one per test that uses the kind.
 SLOTS = 8
+
+
+def known_bug(reason: str) -> pytest.MarkDecorator:
+    """A test that fails on an assertion because of a Parley bug (the reason says which);
+    any other error, or a pass, fails it."""
+    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
 
 @dataclass
@@ -137,6 +143,11 @@ def check_turn_output(output: list[dict[str, Any]], turn: CallsTurn) -> None:
     assert len({item["call_id"] for item in call_items}) == 2
 
 
+def results(call_ids: list[str]) -> list[dict[str, Any]]:
+    """The client's ``function_call_output`` items: ``RESULTS``, one for each call."""
+    return [call_output(c, result) for c, result in zip(call_ids, RESULTS, strict=True)]
+
+
 def check_usage(usage: dict[str, Any], input_tokens: int, output_tokens: int) -> None:
     assert (usage["input_tokens"], usage["output_tokens"]) == (input_tokens, output_tokens)
     assert usage["total_tokens"] == input_tokens + output_tokens
@@ -180,17 +191,11 @@ async def replay_response(http: httpx.AsyncClient, response_id: str) -> list[dic
 
 
 async def read_events(response: httpx.Response) -> list[dict[str, Any]]:
-    """The events of a Responses stream (``event:`` its type, ``data:`` its JSON), which
-    ends with ``data: [DONE]``."""
-    assert response.status_code == 200, await response.aread()
+    """The events of a Responses stream, read to its end and checked (``sse_events``)."""
+    body = (await response.aread()).decode()
+    assert response.status_code == 200, body
     assert response.headers["content-type"].startswith("text/event-stream")
-    lines = [line async for line in response.aiter_lines()]
-    data = [line for line in lines if line.startswith("data:")]
-    assert data[-1] == "data: [DONE]", data[-3:]
-    events = list(iter_events(line for line in lines if line != "data: [DONE]"))
-    for event in events:
-        assert event.event == event.data["type"], event
-    return [event.data for event in events]
+    return sse_events(body)
 
 
 #: The events of one content part, by the item type that streams it (``summary``: a
@@ -337,10 +342,9 @@ async def test_reasoning_then_two_parallel_calls_streamed(parley: Parley, kind: 
     [
         pytest.param(
             kind,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="reasoning tokens are never counted: UsagePart (parley/events.py) has "
-                "no field for them, so resource.usage() answers reasoning_tokens 0",
+            marks=known_bug(
+                "reasoning tokens are never counted: UsagePart (parley/events.py) has "
+                "no field for them, so resource.usage() answers reasoning_tokens 0"
             ),
         )
         for kind in KINDS
@@ -366,10 +370,7 @@ async def test_both_results_go_back_and_the_answer_streams(parley: Parley, kind:
     first_model, second_model = upstream.script(slot, turn, TextTurn())
     first = (await parley.http.post("/responses", json=request(first_model))).json()
     check_turn_output(first["output"], turn)
-    outputs = [
-        {"type": "function_call_output", "call_id": item["call_id"], "output": result}
-        for item, result in zip(first["output"][1:], RESULTS, strict=True)
-    ]
+    outputs = results([item["call_id"] for item in first["output"][1:]])
     body = request(second_model, input=outputs, previous_response_id=first["id"])
     events = await stream_response(parley.http, body)
     final = check_stream(events)
@@ -447,9 +448,8 @@ async def test_a_recorded_answer(parley: Parley, kind: str, name: str) -> None:
 # ----------------------------------------------------------------------- replays
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replayed stream (GET ?stream=true) ends with completed_at = the time of the "
+@known_bug(
+    "a replayed stream (GET ?stream=true) ends with completed_at = the time of the "
     "replay: ResponseEvents.final() stamps time.time(), as neither the run's event log nor "
     "the head it is given holds the run's completed_at",
 )
@@ -461,9 +461,8 @@ async def test_a_replayed_stream_ends_with_the_stored_response(parley: Parley) -
     assert replayed[-1]["response"] == await retrieved(parley.http, response["id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a response that ended with function calls shows completed_at = its created_at "
+@known_bug(
+    "a response that ended with function calls shows completed_at = its created_at "
     "(the engine sets no completed_at when a run pauses for tools), then, once its outputs "
     "are sent, the time they were sent (transactions.claim_items completes the run then)",
 )
@@ -473,10 +472,7 @@ async def test_a_response_keeps_its_completed_at_once_its_outputs_are_sent(
     events = await stream_response(parley.http, request("demo/parley"))
     first = check_stream(events)
     await asyncio.sleep(1.1)
-    outputs = [
-        {"type": "function_call_output", "call_id": item["call_id"], "output": result}
-        for item, result in zip(first["output"][1:], RESULTS, strict=True)
-    ]
+    outputs = results([item["call_id"] for item in first["output"][1:]])
     body = request("demo/parley", input=outputs, previous_response_id=first["id"])
     check_stream(await stream_response(parley.http, body))
     assert (await retrieved(parley.http, first["id"]))["completed_at"] == first["completed_at"]
@@ -511,11 +507,9 @@ async def test_thinking_between_parallel_calls_goes_back_in_place(parley: Parley
     thoughts = ("Weather first. ", "Now the time.")
     check_turn_output(first["output"], CallsTurn((weather, time), thoughts))
     same_response(first, await retrieved(parley.http, first["id"]))
-    outputs = [
-        {"type": "function_call_output", "call_id": call.call_id, "output": result}
-        for call, result in zip((weather, time), RESULTS, strict=True)
-    ]
-    body = request(model, input=outputs, previous_response_id=first["id"])
+    body = request(
+        model, input=results([weather.call_id, time.call_id]), previous_response_id=first["id"]
+    )
     check_stream(await stream_response(parley.http, body))
     second = upstream.requests(slot)[1]
     assert second["messages"][1] == {
@@ -534,9 +528,8 @@ async def test_thinking_between_parallel_calls_goes_back_in_place(parley: Parley
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reasoning that resumes after text streams as a second reasoning item "
+@known_bug(
+    "reasoning that resumes after text streams as a second reasoning item "
     "(rs_<t>_2, after the message) that GET never shows: a stored message has one "
     "reasoning and one text, so GET lists one reasoning item (both thoughts) before it",
 )

@@ -11,18 +11,23 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.e2e.helpers import assert_error, marker, wait_until
+from tests.e2e.helpers import marker, wait_until
 from tests.e2e.responses_helpers import (
     WEATHER_TOOL,
     call_output,
     calls,
+    check_error_fields,
+    check_sequence,
     deltas,
+    error_type,
     get,
+    nothing_stored,
+    openai_error,
     output_text,
     sent,
-    stored,
     thread_ids,
     thread_of,
+    weather_result,
     websocket,
 )
 
@@ -34,10 +39,11 @@ def create_message(**body: Any) -> dict[str, Any]:
 def check_error(
     error: dict[str, Any], status: int, param: str | None, code: str | None
 ) -> dict[str, Any]:
-    kind = {401: "authentication_error", 404: "not_found"}.get(status, "invalid_request")
+    """An ``error`` event: ``status``, and an error in OpenAI's shape, as over HTTP."""
     assert error["status"] == status, error
     body = error["error"]
-    assert (body["type"], body["param"], body["code"]) == (kind, param, code), error
+    assert body["type"] == error_type(status), error
+    check_error_fields(body, param, code)
     return dict(body)
 
 
@@ -67,23 +73,22 @@ def test_the_api_key_header_works_too(server: Any, user_key: str) -> None:
 
 
 def test_errors_leave_the_connection_usable(server: Any, user_key: str, http: httpx.Client) -> None:
-    before = stored(http)
     with websocket(server, user_key) as socket:
-        check_error(socket.error("{not json"), 400, None, "invalid_json")
-        check_error(socket.error("[1, 2]"), 400, "type", "invalid_value")
-        check_error(socket.error({"type": "response.cancel"}), 400, "type", "invalid_value")
-        for field, value in (("stream", True), ("background", False), ("stream_options", {})):
-            message = create_message(model="fake/text:2", input="x", **{field: value})
-            check_error(socket.error(message), 400, field, "invalid_value")
-        message = create_message(model="fake/text:2", input=5)
-        check_error(socket.error(message), 400, "input", "invalid_value")
-        message = create_message(model="fake/text:2", input="x", temperature="hot")
-        check_error(socket.error(message), 400, "temperature", "invalid_value")
-        message = create_message(model="fake/text:2", input="x", surprise=1)
-        check_error(socket.error(message), 400, "surprise", "unknown_parameter")
-        message = create_message(input="x")
-        check_error(socket.error(message), 400, "model", "missing_required_parameter")
-        assert stored(http) == before
+        with nothing_stored(http):
+            check_error(socket.error("{not json"), 400, None, "invalid_json")
+            check_error(socket.error("[1, 2]"), 400, "type", "invalid_value")
+            check_error(socket.error({"type": "response.cancel"}), 400, "type", "invalid_value")
+            for field, value in (("stream", True), ("background", False), ("stream_options", {})):
+                message = create_message(model="fake/text:2", input="x", **{field: value})
+                check_error(socket.error(message), 400, field, "invalid_value")
+            message = create_message(model="fake/text:2", input=5)
+            check_error(socket.error(message), 400, "input", "invalid_value")
+            message = create_message(model="fake/text:2", input="x", temperature="hot")
+            check_error(socket.error(message), 400, "temperature", "invalid_value")
+            message = create_message(model="fake/text:2", input="x", surprise=1)
+            check_error(socket.error(message), 400, "surprise", "unknown_parameter")
+            message = create_message(input="x")
+            check_error(socket.error(message), 400, "model", "missing_required_parameter")
 
         response = socket.create(model="fake/text:3", input="still here")
         assert response["status"] == "completed" and output_text(response) == expected_text(3)
@@ -92,13 +97,12 @@ def test_errors_leave_the_connection_usable(server: Any, user_key: str, http: ht
 def test_a_message_over_the_limit_is_refused(
     server: Any, user_key: str, http: httpx.Client
 ) -> None:
-    before = stored(http)
+    threads = thread_ids(http)
     with websocket(server, user_key) as socket:
         huge = create_message(model="fake/text:2", input="x" * (1024 * 1024 + 16))
-        error = socket.error(huge)
-        assert error["status"] == 413 and error["error"]["type"] == "invalid_request", error
+        check_error(socket.error(huge), 413, None, None)
         assert socket.create(model="fake/text:2", input="small")["status"] == "completed"
-    assert len(thread_ids(http)) == len(before[0]) + 1
+    assert len(thread_ids(http)) == len(threads) + 1
 
 
 # ------------------------------------------------------------------------------- turns
@@ -109,11 +113,9 @@ def test_sequential_turns_on_one_connection(
 ) -> None:
     one, two = marker(), marker()
     with websocket(server, user_key) as socket:
-        socket.send(create_message(model="fake/echo", input=f"first {one}"))
-        events = [socket.receive()]
-        while events[-1]["type"] != "response.completed":
-            events.append(socket.receive())
-        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        events = socket.turn(create_message(model="fake/echo", input=f"first {one}"))
+        check_sequence(events)
+        assert events[-1]["type"] == "response.completed", events[-1]
         assert deltas(events) == f"first {one}"
         first = events[-1]["response"]
 
@@ -144,19 +146,11 @@ def test_a_function_tool_round_trip(server: Any, user_key: str) -> None:
         first = socket.create(model="fake/auto", input="weather?", tools=[WEATHER_TOOL])
         (call,) = calls(first)
         second = socket.create(
-            model="fake/auto",
-            input=[call_output(call["call_id"], "windy")],
-            previous_response_id=first["id"],
-            tools=[WEATHER_TOOL],
+            **weather_result(call["call_id"], "windy", previous_response_id=first["id"])
         )
         assert output_text(second) == tool_results_text([("get_weather", "windy")])
-        again = create_message(
-            model="fake/auto",
-            input=[call_output(call["call_id"], "windy")],
-            previous_response_id=second["id"],
-            tools=[WEATHER_TOOL],
-        )
-        check_error(socket.error(again), 400, "input", "duplicate_tool_output")
+        again = weather_result(call["call_id"], "windy", previous_response_id=second["id"])
+        check_error(socket.error(create_message(**again)), 400, "input", "duplicate_tool_output")
 
 
 # ------------------------------------------------------------------------- continuation
@@ -179,13 +173,12 @@ def test_store_false_continues_only_on_its_connection(
             ("user", f"two {two}"),
         ]
         # Not over HTTP, and not on another connection.
-        assert_error(http.get(f"/responses/{first['id']}"), 404, type_="not_found")
+        openai_error(http.get(f"/responses/{first['id']}"), 404, "response_id", None)
         answer = http.post(
             "/responses",
             json={"model": "fake/echo", "input": "x", "previous_response_id": second["id"]},
         )
-        error = assert_error(answer, 404, type_="not_found")
-        assert error["code"] == "previous_response_not_found"
+        openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
         with websocket(server, user_key) as elsewhere:
             message = create_message(
                 model="fake/echo", input="x", store=False, previous_response_id=second["id"]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import marker, messages, replayed_tool_calls, upstream_requests
+from tests.e2e.responses_helpers import calls, create, thread_of
 
 TOOLS = [
     {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}}
@@ -41,15 +42,10 @@ def test_a_call_outside_the_choice_is_answered_with_a_tool_error(
         ("call_t", "get_time", "{}"),
     )
     word = marker()
-    body = {"model": model, "input": f"time {word}", "tools": TOOLS, "tool_choice": choice}
-    answer = http.post("/responses", json=body)
-    assert answer.status_code == 200, answer.text
-    response = answer.json()
-    calls = [item for item in response["output"] if item["type"] == "function_call"]
-    assert [(c["call_id"], c["name"]) for c in calls] == [("call_t", "get_time")]
+    response = create(http, model=model, input=f"time {word}", tools=TOOLS, tool_choice=choice)
+    assert [(c["call_id"], c["name"]) for c in calls(response)] == [("call_t", "get_time")]
 
-    thread_id = http.get(f"/runs/{response['id']}").json()["thread_id"]
-    error = next(m for m in messages(http, thread_id) if m["role"] == "tool")
+    error = next(m for m in messages(http, thread_of(http, response["id"])) if m["role"] == "tool")
     assert error["tool_call_id"] == "call_w"
     assert error["content"].startswith("Error: no tool was run: get_weather may not be called")
     assert "get_time" in error["content"]
@@ -62,12 +58,9 @@ def test_tool_choice_none_hands_no_call_to_the_client(
 ) -> None:
     model = replayed_tool_calls(tmp_path / "one.sse", ("call_w", "get_weather", "{}"))
     word = marker()
-    body = {"model": model, "input": f"weather {word}", "tools": TOOLS, "tool_choice": "none"}
-    answer = http.post("/responses", json=body)
-    assert answer.status_code == 200, answer.text
-    response = answer.json()
+    response = create(http, model=model, input=f"weather {word}", tools=TOOLS, tool_choice="none")
     # the model is asked again after each refused call, and gives up with an error
-    assert not [item for item in response["output"] if item["type"] == "function_call"]
+    assert not calls(response)
     assert response["status"] == "failed"
     assert response["error"]["code"] == "malformed_tool_call"
     assert len(upstream_requests(upstream, word)) == 3

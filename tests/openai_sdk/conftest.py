@@ -1,21 +1,34 @@
-"""Fixtures of the SDK tests: the scenarios' ``Setup`` on the session server (its fake
-upstream's models, and a response and a conversation of another user), a client of the
-installed ``openai`` for each test, and the check that no turn leaves its upstream open."""
+"""Fixtures of the SDK tests: each scenario by name (``scenario``), the scenarios' ``Setup``
+on the session server (its fake upstream's models, and a response and a conversation of
+another user), and the check that no turn leaves its upstream open."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
-from tests.openai_sdk.scenarios import WEATHER_TOOL, Setup
+from tests.openai_sdk.scenarios import KNOWN_BUGS, SCENARIOS, WEATHER_TOOL, Setup
 
 TEXT_CHUNKS = 6
 #: 16 deltas 60 ms apart: about a second, to drop a stream after the third and resume.
 SLOW_CHUNKS, SLOW_GAP_MS = 16, 60
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``scenario`` runs once for each scenario, by name; one that fails
+    because of a known Parley bug is a strict xfail, with either SDK."""
+    if "scenario" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "scenario",
+            [
+                pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
+                if name in KNOWN_BUGS
+                else name
+                for name in SCENARIOS
+            ],
+        )
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +63,5 @@ def sdk_setup(server: Any) -> Setup:
 
 
 @pytest.fixture(autouse=True)
-def _no_upstream_stream_left(upstream: Any) -> Iterator[None]:
-    """Every turn a test starts has closed its upstream stream by the end of the test (a
-    cancelled or dropped response must not keep the model's connection open)."""
-    yield
-    deadline = time.monotonic() + 5
-    while upstream.active_streams and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert upstream.active_streams == 0, "a response left its upstream stream open"
+def _no_upstream_stream_left(upstream_left_idle: None) -> None:
+    """Every response a scenario starts closes its upstream stream."""

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.openai_sdk.scenarios import KNOWN_BUGS, SCENARIOS, Setup, Unsupported
+from tests.openai_sdk.scenarios import SCENARIOS, Setup, Unsupported
 
 pytestmark = pytest.mark.skipif(
     not openai.__version__.startswith("3."),
@@ -25,18 +25,8 @@ def client(server: Any, user_key: str) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-def _params() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
-        if name in KNOWN_BUGS
-        else name
-        for name in SCENARIOS
-    ]
-
-
-@pytest.mark.parametrize("name", _params())
-def test_scenario(name: str, client: openai.OpenAI, sdk_setup: Setup) -> None:
+def test_scenario(scenario: str, client: openai.OpenAI, sdk_setup: Setup) -> None:
     try:
-        SCENARIOS[name](client, sdk_setup)
+        SCENARIOS[scenario](client, sdk_setup)
     except Unsupported as exc:
         pytest.skip(str(exc))

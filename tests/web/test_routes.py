@@ -309,12 +309,10 @@ def test_with_all_threads_a_session_sees_every_thread_of_the_key(
     """``create_app(all_threads=True)`` (``parley web --all-threads``): a conversation made
     through the Responses API, or natively, is listed and readable on the page, and the
     page's own threads stay readable to other sessions too."""
-    made = httpx.post(
-        f"{server.base_url}/v1/responses",
-        headers={"Authorization": f"Bearer {user_key}"},
-        json={"model": "demo/parley", "input": "hello from the Responses API"},
-        timeout=30,
-    )
+    with server.client(user_key) as api:
+        made = api.post(
+            "/responses", json={"model": "demo/parley", "input": "hello from the Responses API"}
+        )
     assert made.status_code == 200, made.text
     conversation = sdk.runs.retrieve(made.json()["id"]).thread_id
     native = sdk.threads.create()
