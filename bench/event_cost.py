@@ -17,22 +17,22 @@ See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
-import copy
+import importlib
 import importlib.metadata
 import itertools
-import json
 import platform
 import statistics
 import sys
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from procs import BENCH
-from report import markdown_table, text_table
+from pydantic import ValidationError
+from report import markdown_table, text_table, write_json
 
 from parley.engine import Entry
 from parley.server.responses.resource import head
@@ -132,70 +132,66 @@ def delta_ways(text: str) -> list[Way]:
         Way("(a) dict + orjson.dumps + sse_frame (Parley)", plain),
         Way("(a) Parley's whole step: ResponseEvents.feed(entry) + sse_frame", parley_path),
     ]
-    ways += _openai_delta(seq, where, text)
-    ways += _openresponses_delta(seq, where, text)
-    return ways
-
-
-def _openai_delta(seq: Any, where: dict[str, Any], text: str) -> list[Way]:
-    labels = (
+    ways += _model_delta(
+        seq,
+        where,
+        text,
+        _model("openai", "openai.types.responses", "ResponseTextDeltaEvent"),
         "(b) openai: ResponseTextDeltaEvent(...).model_dump_json()",
         "(b) openai: ResponseTextDeltaEvent.model_construct(...) (no validation)",
     )
-    try:
-        from openai.types.responses import ResponseTextDeltaEvent
-    except ImportError:
-        return [Way(label, None, _missing("openai")) for label in labels]
-
-    def validated() -> bytes:
-        event = ResponseTextDeltaEvent(
-            type=_DELTA, sequence_number=next(seq), **where, delta=text, logprobs=[]
-        )
-        return _frame(event.type, event.model_dump_json().encode())
-
-    def constructed() -> bytes:
-        event = ResponseTextDeltaEvent.model_construct(
-            type="response.output_text.delta",
-            sequence_number=next(seq),
-            **where,
-            delta=text,
-            logprobs=[],
-        )
-        return _frame(event.type, event.model_dump_json().encode())
-
-    return [Way(labels[0], validated), Way(labels[1], constructed)]
-
-
-def _openresponses_delta(seq: Any, where: dict[str, Any], text: str) -> list[Way]:
-    labels = (
+    # exclude_none: its optional ``obfuscation`` would otherwise be sent as null.
+    ways += _model_delta(
+        seq,
+        where,
+        text,
+        _model(
+            "openresponses-types", "openresponses_types", "ResponseOutputTextDeltaStreamingEvent"
+        ),
         "(c) openresponses-types: ResponseOutputTextDeltaStreamingEvent(...).model_dump_json()",
         "(c) openresponses-types: ...model_construct(...) (no validation)",
+        exclude_none=True,
     )
-    try:
-        from openresponses_types import ResponseOutputTextDeltaStreamingEvent as Delta
-    except ImportError:
-        return [Way(label, None, _missing("openresponses-types")) for label in labels]
+    return ways
 
-    kind = Delta.model_validate(  # its own enum of event types, for model_construct
-        {"type": _DELTA, "sequence_number": 0, **where, "delta": text}
+
+def _model(package: str, module: str, name: str) -> type[Any] | str:
+    """A package's model class, or the reason it is missing (a ``str``)."""
+    try:
+        model: type[Any] = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return f"skipped: {package} is not installed (.venv/bin/pip install {package})"
+    return model
+
+
+def _model_delta(
+    seq: Iterator[int],
+    where: dict[str, Any],
+    text: str,
+    model: type[Any] | str,
+    validated_label: str,
+    constructed_label: str,
+    exclude_none: bool = False,
+) -> list[Way]:
+    """The delta event built with ``model`` and dumped: validated, and with
+    ``model_construct`` (skipped, both, when ``model`` is the reason it is missing)."""
+    if isinstance(model, str):
+        return [Way(validated_label, None, model), Way(constructed_label, None, model)]
+    kind = model.model_validate(  # the model's own type value (an enum in some), for construct
+        {"type": _DELTA, "sequence_number": 0, **where, "delta": text, "logprobs": []}
     ).type
 
-    # exclude_none: its optional ``obfuscation`` would otherwise be sent as null.
     def validated() -> bytes:
-        event = Delta(type=_DELTA, sequence_number=next(seq), **where, delta=text, logprobs=[])
-        return _frame(_DELTA, event.model_dump_json(exclude_none=True).encode())
+        event = model(type=_DELTA, sequence_number=next(seq), **where, delta=text, logprobs=[])
+        return _frame(_DELTA, event.model_dump_json(exclude_none=exclude_none).encode())
 
     def constructed() -> bytes:
-        event = Delta.model_construct(
+        event = model.model_construct(
             type=kind, sequence_number=next(seq), **where, delta=text, logprobs=[]
         )
-        return _frame(_DELTA, event.model_dump_json(exclude_none=True).encode())
+        return _frame(_DELTA, event.model_dump_json(exclude_none=exclude_none).encode())
 
-    return [Way(labels[0], validated), Way(labels[1], constructed)]
-
-
-def _missing(package: str) -> str:
-    return f"skipped: {package} is not installed (.venv/bin/pip install {package})"
+    return [Way(validated_label, validated), Way(constructed_label, constructed)]
 
 
 # ------------------------------------------------------------ the whole response
@@ -206,71 +202,37 @@ def response_ways(response: dict[str, Any]) -> tuple[list[Way], list[str]]:
     packages' models say about Parley's object as it is."""
     notes: list[str] = []
     ways = [Way("(a) orjson.dumps (Parley: no validation)", lambda: orjson.dumps(response))]
-    try:
-        from openai.types.responses import Response
-    except ImportError:
-        ways.append(Way("(b) openai: Response", None, _missing("openai")))
-    else:
-        ways += _validating("(b) openai: Response", Response, response, notes)
-    try:
-        from openresponses_types import ResponseResource
-    except ImportError:
-        label = "(c) openresponses-types: ResponseResource"
-        ways.append(Way(label, None, _missing("openresponses-types")))
-    else:
-        label = "(c) openresponses-types: ResponseResource"
-        ways += _validating(label, ResponseResource, response, notes)
+    for label, model in (
+        ("(b) openai: Response", _model("openai", "openai.types.responses", "Response")),
+        (
+            "(c) openresponses-types: ResponseResource",
+            _model("openresponses-types", "openresponses_types", "ResponseResource"),
+        ),
+    ):
+        ways += _validating(label, model, response, notes)
     return ways, notes
 
 
-def _validating(label: str, model: Any, response: dict[str, Any], notes: list[str]) -> list[Way]:
-    valid = _valid_copy(model, response, notes, label[4:])
-    if valid is None:
-        return []
-    return [
-        Way(f"{label}.model_validate(obj)", lambda: model.model_validate(valid)),
-        Way(
-            f"{label}.model_validate(obj).model_dump_json()",
-            lambda: model.model_validate(valid).model_dump_json(),
-        ),
-    ]
-
-
-def _valid_copy(
-    model: Any, response: dict[str, Any], notes: list[str], name: str
-) -> dict[str, Any] | None:
-    """``response`` if ``model`` accepts it; else a copy with the missing usage detail
-    fields filled with 0 (noted), or ``None`` (noted) when that is not enough."""
-    from pydantic import ValidationError
-
+def _validating(
+    label: str, model: type[Any] | str, response: dict[str, Any], notes: list[str]
+) -> list[Way]:
+    """Validate, and validate and dump, ``response`` with ``model``, if it accepts it."""
+    if isinstance(model, str):
+        return [Way(label, None, model)]
     try:
         model.model_validate(response)
-        notes.append(f"{name} accepts Parley's response object as it is.")
-        return response
     except ValidationError as exc:
-        errors = exc.errors()
-    where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:4])
-    patched = copy.deepcopy(response)
-    for error in errors:
-        loc = error["loc"]
-        if error["type"] != "missing" or loc[:1] != ("usage",):
-            break
-        parent: Any = patched
-        for key in loc[:-1]:
-            parent = parent[key]
-        parent[loc[-1]] = 0
-    else:
-        try:
-            model.model_validate(patched)
-        except ValidationError:
-            pass
-        else:
-            notes.append(
-                f"{name} rejects Parley's response object ({where}); timed with those set to 0."
-            )
-            return patched
-    notes.append(f"{name} rejects Parley's response object ({where}); not timed.")
-    return None
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:4])
+        notes.append(f"{label[4:]} rejects Parley's response object ({where}); not timed.")
+        return []
+    notes.append(f"{label[4:]} accepts Parley's response object as it is.")
+    return [
+        Way(f"{label}.model_validate(obj)", lambda: model.model_validate(response)),
+        Way(
+            f"{label}.model_validate(obj).model_dump_json()",
+            lambda: model.model_validate(response).model_dump_json(),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- timing
@@ -364,7 +326,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{markdown_table(rows(measured, same), header)}\n")
     print("\n".join(notes) + f"\n{env}")
     output = BENCH / "results" / "event_cost.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "environment": env,
         "command": sys.argv,
@@ -372,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "whole": whole,
         "notes": notes,
     }
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(output, result)
     print(f"\nresults: {output}")
     return 0
 

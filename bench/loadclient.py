@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from time import perf_counter
 
@@ -114,11 +115,11 @@ class StreamResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and self.done and self.first is not None and not self.error
+        return not self.problem
 
     @property
     def problem(self) -> str:
-        """Why the stream failed, or ``""``."""
+        """Why the stream failed, or ``""``: a non-200, an error, no content or no end."""
         if self.error:
             return self.error
         if self.status != 200:
@@ -242,6 +243,11 @@ class LoadResult:
     @property
     def failures(self) -> list[StreamResult]:
         return [r for r in self.results if not r.ok]
+
+
+def problem_counts(results: Iterable[StreamResult]) -> dict[str, int]:
+    """How many of the streams failed, by reason."""
+    return dict(Counter(why for r in results if (why := r.problem)))
 
 
 async def open_connections(port: int, count: int) -> list[Connection]:

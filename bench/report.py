@@ -1,11 +1,13 @@
 """Turning measured rounds into the comparison table: plain text for the terminal and a
-markdown table for the README."""
+markdown table for the README; and the results file."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: The targets the issue sets for Parley (everything else is context).
@@ -45,12 +47,17 @@ class Row:
     verdict: str = "—"
 
 
-def _ms(value: float) -> str:
+def ms(value: float) -> str:
     return f"{value:.2f} ms"
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
+
+
+def clients_text(clients: int) -> str:
+    """``1 client``, ``20 clients``."""
+    return f"{clients} client{'s' * (clients > 1)}"
 
 
 def build_rows(summary: dict[str, Any]) -> list[Row]:
@@ -67,11 +74,11 @@ def _latency_rows(s: dict[str, Any]) -> list[Row]:
         rows.append(
             Row(
                 f"time to first content, {q} (1 client, {s['ttfc_gap_ms']:g} ms gap)",
-                _ms(direct),
-                _ms(parley),
+                ms(direct),
+                ms(parley),
                 f"+{added:.2f} ms",
                 f"≤ +{t[key]:g} ms",
-                _verdict(added <= t[key]),
+                verdict(added <= t[key]),
             )
         )
     for key, name in (("head_p50_ms", "response headers"), ("stream_p50_ms", "whole stream")):
@@ -79,16 +86,12 @@ def _latency_rows(s: dict[str, Any]) -> list[Row]:
         rows.append(
             Row(
                 f"{name}, p50 (same requests)",
-                _ms(direct),
-                _ms(parley),
+                ms(direct),
+                ms(parley),
                 f"+{parley - direct:.2f} ms",
             )
         )
     return rows
-
-
-def _plural(clients: int) -> str:
-    return f"{clients} client{'s' * (clients > 1)}"
 
 
 def _load_rows(s: dict[str, Any]) -> list[Row]:
@@ -97,32 +100,33 @@ def _load_rows(s: dict[str, Any]) -> list[Row]:
     for clients in s["concurrency"]:
         rate = s[f"streams_per_s_c{clients}"]
         ratio = rate["parley"] / rate["direct"] if rate["direct"] else float("nan")
+        stream = f"{s['chunks']} chunks, {s['load_gap_ms']:g} ms gap"
         row = Row(
-            f"streams/s, {_plural(clients)} ({s['chunks']} chunks, {s['load_gap_ms']:g} ms gap)",
+            f"streams/s, {clients_text(clients)} ({stream})",
             f"{rate['direct']:.0f}",
             f"{rate['parley']:.0f}",
             f"{ratio:.2f}x",
         )
         if clients == most:
             limit = t["streams_per_s_one_core"]
-            row.target, row.verdict = f"≥ {limit:g}", _verdict(rate["parley"] >= limit)
+            row.target, row.verdict = f"≥ {limit:g}", verdict(rate["parley"] >= limit)
         rows.append(row)
     for clients in s["concurrency"]:
         cpu = s[f"cpu_ms_per_stream_c{clients}"]
         rows.append(
             Row(
-                f"server CPU per stream, {_plural(clients)}",
-                _ms(cpu["direct"]),
-                _ms(cpu["parley"]),
+                f"server CPU per stream, {clients_text(clients)}",
+                ms(cpu["direct"]),
+                ms(cpu["parley"]),
                 f"{cpu['parley'] / cpu['direct']:.1f}x" if cpu["direct"] else "—",
                 f"≤ {t['cpu_ms_per_stream']:g} ms",
-                _verdict(cpu["parley"] <= t["cpu_ms_per_stream"]),
+                verdict(cpu["parley"] <= t["cpu_ms_per_stream"]),
             )
         )
     busy = s[f"server_busy_c{most}"]
     rows.append(
         Row(
-            f"server core busy, {_plural(most)}",
+            f"server core busy, {clients_text(most)}",
             f"{busy['direct']:.0%}",
             f"{busy['parley']:.0%}",
             "—",
@@ -141,7 +145,7 @@ def _memory_and_start_rows(s: dict[str, Any]) -> list[Row]:
             f"{idle['parley']:.1f} MiB",
             "—",
             f"≤ {t['idle_rss_mib']:g} MiB",
-            _verdict(idle["parley"] <= t["idle_rss_mib"]),
+            verdict(idle["parley"] <= t["idle_rss_mib"]),
         ),
         Row(
             "server RSS, after load",
@@ -156,7 +160,7 @@ def _memory_and_start_rows(s: dict[str, Any]) -> list[Row]:
             f"{s['healthz_s']:.2f} s",
             "—",
             f"≤ {t['healthz_s']:g} s",
-            _verdict(s["healthz_s"] <= t["healthz_s"]),
+            verdict(s["healthz_s"] <= t["healthz_s"]),
         ),
         Row("spawn → /healthz 200, blank database", "—", f"{s['healthz_cold_s']:.2f} s", "—"),
     ]
@@ -195,3 +199,20 @@ def markdown_table(rows: Sequence[Row | tuple[str, ...]], header: tuple[str, ...
     lines = ["| " + " | ".join(cells[0]) + " |", "|---|" + "---:|" * (len(header) - 1)]
     lines += ["| " + " | ".join(line) + " |" for line in cells[1:]]
     return "\n".join(lines)
+
+
+def report_text(
+    rows: Sequence[Row], notes: str, env: dict[str, Any], header: tuple[str, ...] = _HEADER
+) -> str:
+    """The table and its notes for the terminal, then the same as markdown for the README."""
+    return (
+        f"{text_table(rows, header)}\n\n{notes}\n\n"
+        f"Markdown (for bench/README.md):\n\n"
+        f"Command: `{env['command']}` ({env['date']})\n\n{markdown_table(rows, header)}\n\n"
+        f"{notes}\n"
+    )
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")

@@ -11,20 +11,19 @@ each face, then for each chunk gap measures, per face: time to the first text ev
 client and at N clients, and the server's CPU per stream (the kernel's CPU clock of the
 process). Prints one table with both faces, the differences and ratios and a pass/FAIL
 against the issue's targets, and a markdown copy; counts failed streams (exit 1 when any
-fails); writes JSON to ``bench/results/responses.json``. See ``bench/README.md``.
+fails); writes JSON to ``bench/results/responses.json``. The checks of the whole streams are
+in ``bench/stream_checks.py``. See ``bench/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
-import typing
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +36,29 @@ from loadclient import (
     drive,
     open_connections,
     parley_event,
+    problem_counts,
     responses_event,
     stream_once,
 )
-from procs import BENCH, BenchDatabase, Cores, Parley, Upstream, cpu_clock, steal_ticks
-from report import Row, markdown_table, percentile, text_table
-from run import environment, run_loop, start_processes
+from procs import BENCH, BenchDatabase, Cores, cpu_clock
+from report import Row, clients_text, ms, percentile, report_text, verdict, write_json
+from run import (
+    ServerBench,
+    add_server_options,
+    print_server_log,
+    run_loop,
+    run_measurement,
+    serving,
+    timed_rounds,
+)
+from stream_checks import native_problems, responses_problems, sdk_remarks, sse_frames
 
 from parley.testing.fake_upstream import expected_text
 
 FACES = ("native", "responses")
+
+#: Each face's path, and how the load client reads its events.
+_ROUTES = {"native": ("/v1/process", parley_event), "responses": ("/v1/responses", responses_event)}
 
 #: The issue's targets for the Responses face, relative to the native stream.
 TARGETS = {"added_first_delta_p50_ms": 1.0, "cpu_ratio": 1.3}
@@ -59,101 +71,6 @@ HEADER = (
     "target",
     "result",
 )
-
-# ------------------------------------------------------------------ whole-stream checks
-
-
-def _frames(body: bytes) -> list[tuple[str, bytes]]:
-    """A body's SSE events as (``event`` name or ``""``, ``data``)."""
-    frames = []
-    for raw in body.split(b"\n\n"):
-        if not raw.strip():
-            continue
-        name, data = "", b""
-        for line in raw.split(b"\n"):
-            if line.startswith(b"event: "):
-                name = line[7:].decode()
-            elif line.startswith(b"data: "):
-                data = line[6:]
-        frames.append((name, data))
-    return frames
-
-
-def native_problems(body: bytes, text: str) -> list[str]:
-    """What is wrong with one whole native stream of ``text`` (``[]``: nothing)."""
-    frames = _frames(body)
-    deltas = [orjson.loads(d)["text"] for n, d in frames if n == "content.delta"]
-    problems = []
-    if "".join(deltas) != text:
-        problems.append(f"native: content.delta texts {''.join(deltas)!r} != {text!r}")
-    if not frames or frames[-1][0] != "done" or b'"status":"completed"' not in frames[-1][1]:
-        problems.append(f"native: last event {frames[-1:]!r}, not a completed done")
-    return problems
-
-
-def responses_problems(body: bytes, text: str, chunks: int) -> list[str]:
-    """What is wrong with one whole Responses stream of ``text`` in ``chunks`` deltas: event
-    names match their ``type``, ``sequence_number`` counts from 0, the order is created →
-    in_progress → … → completed → ``[DONE]``, and the deltas, the ``.done`` events and the
-    final response all carry the text."""
-    frames = _frames(body)
-    if not frames or frames[-1] != ("", b"[DONE]"):
-        return [f"responses: does not end with data: [DONE] ({frames[-1:]!r})"]
-    events = [orjson.loads(data) for _, data in frames[:-1]]
-    problems = [
-        f"responses: event {n!r} carries type {e.get('type')!r}"
-        for (n, _), e in zip(frames, events, strict=False)
-        if e.get("type") != n
-    ]
-    numbers = [e.get("sequence_number") for e in events]
-    if numbers != list(range(len(events))):
-        problems.append(f"responses: sequence numbers {numbers}")
-    kinds = [e["type"] for e in events]
-    if kinds[:2] != ["response.created", "response.in_progress"]:
-        problems.append(f"responses: starts with {kinds[:2]}")
-    if kinds[-1] != "response.completed":
-        problems.append(f"responses: last event before [DONE] is {kinds[-1]!r}")
-    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
-    if len(deltas) != chunks or "".join(deltas) != text:
-        problems.append(f"responses: {len(deltas)} deltas of {''.join(deltas)!r}")
-    done = [e["text"] for e in events if e["type"] == "response.output_text.done"]
-    if done != [text]:
-        problems.append(f"responses: response.output_text.done texts {done!r}")
-    final = events[-1].get("response", {})
-    output = [p.get("text") for item in final.get("output", []) for p in item.get("content", [])]
-    if final.get("status") != "completed" or output != [text]:
-        problems.append(f"responses: final response {final.get('status')!r}, {output!r}")
-    return problems
-
-
-def sdk_remarks(body: bytes) -> list[str] | None:
-    """What the ``openai`` package's event models (validated strictly, which its client does
-    not do) say about a Responses stream: one line per rejected event type, ``None`` when
-    that package is not installed. A second reader's opinion, reported, not enforced."""
-    try:
-        from openai.types.responses import ResponseStreamEvent
-        from pydantic import BaseModel, ValidationError
-    except ImportError:
-        return None
-    union = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    models: dict[str, type[BaseModel]] = {
-        typing.get_args(m.model_fields["type"].annotation)[0]: m for m in union
-    }
-    remarks: dict[str, str] = {}
-    for name, data in _frames(body)[:-1]:
-        model = models.get(name)
-        if model is None:
-            remarks.setdefault(name, f"{name}: no such event in openai's ResponseStreamEvent")
-            continue
-        try:
-            model.model_validate_json(data)
-        except ValidationError as exc:
-            where = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]
-            )
-            remarks.setdefault(name, f"{name}: {model.__name__} rejects it ({where})")
-    return list(remarks.values())
-
 
 # ---------------------------------------------------------------------------- settings
 
@@ -180,15 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--waves", type=int, default=6, help="N-client phase: N x this many streams per face"
     )
     p.add_argument("--warmup", type=int, default=30, help="untimed streams per face and gap")
-    p.add_argument("--database-url", help="bench PostgreSQL: a fresh database on this server")
-    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
-    p.add_argument("--output", type=Path, help="JSON results (default bench/results/...)")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        help="run the measured server under cProfile and write its profile here (slows it)",
-    )
-    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_server_options(p, "responses.json")
     args = p.parse_args(argv)
     args.gaps = [float(g) for g in args.gaps.split(",") if g.strip()]
     if args.quick:
@@ -197,7 +106,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.output is None:
         name = "responses-quick.json" if args.quick else "responses.json"
         args.output = BENCH / "results" / name
-    args.startup_samples = 0  # for run.start_processes
     return args
 
 
@@ -223,82 +131,66 @@ def _key(gap: float, label: str) -> str:
 # ---------------------------------------------------------------------------- phases
 
 
-class Bench:
-    """The running processes and, per gap, the two faces' prepared requests."""
+class Bench(ServerBench[float]):
+    """By chunk gap, the two faces' prepared requests."""
 
-    def __init__(
-        self, args: argparse.Namespace, upstream: Upstream, parley: Parley, key: str
-    ) -> None:
-        self.args = args
-        self.upstream = upstream
-        self.parley = parley
-        self.key = key
-        self.targets: dict[float, dict[str, Target]] = {}
-        self.checked: dict[str, Any] = {}
-
-    async def prepare(self) -> None:
-        """Per gap: an assistant for the native face, both faces' requests, one whole stream
-        of each checked, then a warm-up. Raises when a stream is wrong."""
-        port, auth = self.parley.port, f"Bearer {self.key}"
-        text, problems = expected_text(self.args.chunks), []
+    async def prepare(self) -> dict[str, Any]:
+        """Per gap: both faces' requests, and one whole stream of each checked (the same
+        request upstream, the events and the text); then a warm-up. Answers each checked
+        stream's size and what the ``openai`` package's models say; raises when a stream is
+        wrong."""
+        text, problems, answers = expected_text(self.args.chunks), [], []
+        checked: dict[str, Any] = {}
         async with httpx.AsyncClient(base_url=self.parley.base_url, timeout=60) as http:
-            http.headers.update({"Authorization": auth, "Content-Type": "application/json"})
+            http.headers.update(
+                {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            )
             for gap in self.args.gaps:
-                model = f"fake/text:{self.args.chunks}:{gap:g}"
-                made = await http.post(
-                    "/v1/assistants", json={"name": f"bench-{gap:g}ms", "model": model}
-                )
-                made.raise_for_status()
-                native = orjson.dumps({"assistant_id": made.json()["id"], "content": "hi"})
-                responses = orjson.dumps({"model": model, "input": "hi", "stream": True})
-                self.targets[gap] = {
-                    "native": Target.post(
-                        "native", port, "/v1/process", native, parley_event, Authorization=auth
-                    ),
-                    "responses": Target.post(
-                        "responses",
-                        port,
-                        "/v1/responses",
-                        responses,
-                        responses_event,
-                        needs_final=True,
-                        Authorization=auth,
-                    ),
-                }
-                await self._upstream("POST", "/_reset")
-                bodies = {}
-                for face, path, body in (
-                    ("native", "/v1/process", native),
-                    ("responses", "/v1/responses", responses),
-                ):
-                    answer = await http.post(path, content=body)
-                    if answer.status_code != 200:
-                        raise RuntimeError(f"{path}: {answer.status_code} {answer.text[:300]}")
-                    bodies[face] = answer.content
-                problems += native_problems(bodies["native"], text)
-                problems += responses_problems(bodies["responses"], text, self.args.chunks)
-                sent = await self._upstream("GET", "/_requests")
+                bodies = await self._bodies(http, gap)
+                self.targets[gap] = {face: self._target(face, b) for face, b in bodies.items()}
+                await self.upstream_call("POST", "/_reset")
+                streams = {face: await _whole(http, face, b) for face, b in bodies.items()}
+                problems += native_problems(streams["native"], text)
+                problems += responses_problems(streams["responses"], text, self.args.chunks)
+                sent = await self.upstream_call("GET", "/_requests")
                 if len(sent) != 2 or sent[0] != sent[1]:
                     problems.append(f"the faces' upstream requests differ: {sent}")
-                self.checked["openai_sdk"] = sdk_remarks(bodies["responses"])
-                self.checked[f"{gap:g}ms"] = {
-                    face: {"bytes": len(b), "events": len(_frames(b))} for face, b in bodies.items()
+                answers.append(streams["responses"])
+                checked[f"{gap:g}ms"] = {
+                    face: {"bytes": len(b), "events": len(sse_frames(b))}
+                    for face, b in streams.items()
                 }
+        checked["openai_sdk"] = sdk_remarks(answers)
         if problems:
             raise RuntimeError("wrong streams:\n" + "\n".join(problems))
         for by_face in self.targets.values():
             for target in by_face.values():
-                connections = await open_connections(target.port, 10)
-                load = await drive(connections, target, self.args.warmup)
-                if load.failures:
-                    raise RuntimeError(f"warm-up failed ({target.name}): {_problems(load.results)}")
-        await self._upstream("POST", "/_reset")
+                await self.warm(target)
+        await self.upstream_call("POST", "/_reset")
+        return checked
 
-    async def _upstream(self, method: str, path: str) -> Any:
-        async with httpx.AsyncClient(base_url=self.upstream.url, timeout=30) as http:
-            answer = await http.request(method, path)
-            answer.raise_for_status()
-            return answer.json()
+    async def _bodies(self, http: httpx.AsyncClient, gap: float) -> dict[str, bytes]:
+        """Each face's request body for ``fake/text:CHUNKS:GAP``; natively through a new
+        assistant on that model."""
+        model = f"fake/text:{self.args.chunks}:{gap:g}"
+        made = await http.post("/v1/assistants", json={"name": f"bench-{gap:g}ms", "model": model})
+        made.raise_for_status()
+        return {
+            "native": orjson.dumps({"assistant_id": made.json()["id"], "content": "hi"}),
+            "responses": orjson.dumps({"model": model, "input": "hi", "stream": True}),
+        }
+
+    def _target(self, face: str, body: bytes) -> Target:
+        path, classify = _ROUTES[face]
+        return Target.post(
+            face,
+            self.parley.port,
+            path,
+            body,
+            classify,
+            needs_final=face == "responses",  # response.completed before [DONE]
+            Authorization=f"Bearer {self.key}",
+        )
 
     async def idle_cpu(self, seconds: float) -> float:
         """The idle server's CPU, in ms per second of wall time."""
@@ -329,7 +221,7 @@ class Bench:
         wall_all = time.perf_counter() - wall0
         for connection in connections.values():
             await connection.close()
-        await self._upstream("POST", "/_reset")
+        await self.upstream_call("POST", "/_reset")
         measured: dict[str, Any] = {
             face: _measured(results[face], cpu[face], wall[face], own / 2, wall_all / 2)
             for face in FACES
@@ -346,7 +238,7 @@ class Bench:
         cpu0, own0 = cpu_clock(pid), time.process_time()
         load = await drive(connections, target, total, stagger_s=stagger)
         cpu, own = cpu_clock(pid) - cpu0, time.process_time() - own0
-        await self._upstream("POST", "/_reset")
+        await self.upstream_call("POST", "/_reset")
         per_stream, wall = cpu * 1000 / total, load.wall * 1000 / total
         return _measured(load.results, [per_stream], [wall], own, load.wall)
 
@@ -380,7 +272,7 @@ def _measured(
     return {
         "streams": len(results),
         "failures": len(results) - len(good),
-        "problems": _problems(results),
+        "problems": problem_counts(results),
         "content_events_min": min((r.content_events for r in good), default=0),
         "wall_s": wall,
         "streams_per_s": len(results) / wall,
@@ -393,28 +285,24 @@ def _measured(
     }
 
 
-def _problems(results: list[StreamResult]) -> dict[str, int]:
-    """How many streams failed, by reason."""
-    counts: dict[str, int] = {}
-    for result in results:
-        if not result.ok:
-            counts[result.problem] = counts.get(result.problem, 0) + 1
-    return counts
+async def _whole(http: httpx.AsyncClient, face: str, body: bytes) -> bytes:
+    """One whole stream of a face, read with ``httpx``, for the checks."""
+    path = _ROUTES[face][0]
+    answer = await http.post(path, content=body)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{path}: {answer.status_code} {answer.text[:300]}")
+    return answer.content
 
 
-async def _run(bench: Bench) -> tuple[list[dict[str, Any]], list[float]]:
-    """The rounds, and the idle server's CPU (ms per s) before and after them."""
-    await bench.prepare()
+async def _run(bench: Bench) -> tuple[list[dict[str, Any]], dict[str, Any], list[float]]:
+    """The rounds, what the checked streams were like, and the idle server's CPU (ms per s)
+    before and after the rounds."""
+    checked = await bench.prepare()
     idle_s = 0.5 if bench.args.quick else 2.0
     idle = [await bench.idle_cpu(idle_s)]
-    rounds = []
-    for number in range(bench.args.rounds):
-        started = time.perf_counter()
-        rounds.append(await bench.one_round(number))
-        took = time.perf_counter() - started
-        print(f"round {number + 1}/{bench.args.rounds} done in {took:.1f} s", flush=True)
+    rounds = await timed_rounds(bench.args.rounds, bench.one_round)
     idle.append(await bench.idle_cpu(idle_s))
-    return rounds, idle
+    return rounds, checked, idle
 
 
 # ---------------------------------------------------------------------------- summary
@@ -428,36 +316,9 @@ def summarise(rounds: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, A
     streams/s; failures, with their reasons."""
     summary: dict[str, Any] = {}
     for phase in rounds[0]:
-        summary[phase] = {}
-        for face in FACES:
-            measured = [r[phase][face] for r in rounds]
-            problems: dict[str, int] = {}
-            for m in measured:
-                for why, count in m["problems"].items():
-                    problems[why] = problems.get(why, 0) + count
-            firsts = [v for m in measured for v in m["first_delta_ms"]]
-            whole = [v for m in measured for v in m["stream_ms"]]
-            heads = [v for m in measured for v in m["head_ms"]]
-            cpu = [v for m in measured for v in m["cpu_ms"]]
-            wall = [v for m in measured for v in m["wall_ms"]]
-            summary[phase][face] = {
-                "streams": sum(m["streams"] for m in measured),
-                "failures": sum(m["failures"] for m in measured),
-                "problems": problems,
-                "content_events_min": min(m["content_events_min"] for m in measured),
-                "first_delta_p50_ms": percentile(firsts, 0.5),
-                "first_delta_p95_ms": percentile(firsts, 0.95),
-                "head_p50_ms": percentile(heads, 0.5),
-                "stream_p50_ms": percentile(whole, 0.5),
-                "cpu_ms_per_stream": statistics.median(cpu),
-                "cpu_net_ms_per_stream": statistics.median(
-                    c - idle_ms_per_s * w / 1000 for c, w in zip(cpu, wall, strict=True)
-                ),
-                "client_cpu_ms_per_stream": statistics.median(
-                    m["client_cpu_ms_per_stream"] for m in measured
-                ),
-                "streams_per_s": statistics.median(m["streams_per_s"] for m in measured),
-            }
+        summary[phase] = {
+            face: _face_summary([r[phase][face] for r in rounds], idle_ms_per_s) for face in FACES
+        }
         pairs = [
             b / a
             for r in rounds
@@ -479,12 +340,35 @@ def summarise(rounds: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, A
     return summary
 
 
-def _verdict(ok: bool) -> str:
-    return "pass" if ok else "FAIL"
+def _face_summary(measured: list[dict[str, Any]], idle_ms_per_s: float) -> dict[str, Any]:
+    """One face in one phase, from its numbers in every round."""
+    firsts = [v for m in measured for v in m["first_delta_ms"]]
+    whole = [v for m in measured for v in m["stream_ms"]]
+    heads = [v for m in measured for v in m["head_ms"]]
+    cpu = [v for m in measured for v in m["cpu_ms"]]
+    wall = [v for m in measured for v in m["wall_ms"]]
+    return {
+        "streams": sum(m["streams"] for m in measured),
+        "failures": sum(m["failures"] for m in measured),
+        "problems": dict(sum((Counter(m["problems"]) for m in measured), Counter[str]())),
+        "content_events_min": min(m["content_events_min"] for m in measured),
+        "first_delta_p50_ms": percentile(firsts, 0.5),
+        "first_delta_p95_ms": percentile(firsts, 0.95),
+        "head_p50_ms": percentile(heads, 0.5),
+        "stream_p50_ms": percentile(whole, 0.5),
+        "cpu_ms_per_stream": statistics.median(cpu),
+        "cpu_net_ms_per_stream": statistics.median(
+            c - idle_ms_per_s * w / 1000 for c, w in zip(cpu, wall, strict=True)
+        ),
+        "client_cpu_ms_per_stream": statistics.median(
+            m["client_cpu_ms_per_stream"] for m in measured
+        ),
+        "streams_per_s": statistics.median(m["streams_per_s"] for m in measured),
+    }
 
 
 def _who(clients: int, gap: float) -> str:
-    return f"{clients} client{'s' * (clients > 1)}, {gap:g} ms gap"
+    return f"{clients_text(clients)}, {gap:g} ms gap"
 
 
 def build_rows(args: argparse.Namespace, summary: dict[str, Any]) -> list[Row]:
@@ -498,22 +382,22 @@ def build_rows(args: argparse.Namespace, summary: dict[str, Any]) -> list[Row]:
         native, resp, who = s["native"], s["responses"], _who(clients, gap)
         for q in ("p50", "p95"):
             a, b = native[f"first_delta_{q}_ms"], resp[f"first_delta_{q}_ms"]
-            row = Row(f"first text delta, {q} ({who})", _ms(a), _ms(b), f"{b - a:+.2f} ms")
+            row = Row(f"first text delta, {q} ({who})", ms(a), ms(b), f"{b - a:+.2f} ms")
             if q == "p50":
-                row.target, row.verdict = f"≤ +{limit_ms:g} ms", _verdict(b - a <= limit_ms)
+                row.target, row.verdict = f"≤ +{limit_ms:g} ms", verdict(b - a <= limit_ms)
             rows.append(row)
         a, b = native["head_p50_ms"], resp["head_p50_ms"]
-        rows.append(Row(f"response headers, p50 ({who})", _ms(a), _ms(b), f"{b - a:+.2f} ms"))
+        rows.append(Row(f"response headers, p50 ({who})", ms(a), ms(b), f"{b - a:+.2f} ms"))
         a, b = native["cpu_ms_per_stream"], resp["cpu_ms_per_stream"]
         ratio, (low, high) = s["cpu_ratio"], s["cpu_ratio_iqr"]
         rows.append(
             Row(
                 f"server CPU per stream ({who})",
-                _ms(a),
-                _ms(b),
+                ms(a),
+                ms(b),
                 f"{ratio:.2f}x ({low:.2f}-{high:.2f})",
                 f"≤ {limit_ratio:g}x",
-                _verdict(ratio <= limit_ratio),
+                verdict(ratio <= limit_ratio),
             )
         )
         if clients > 1:
@@ -521,7 +405,7 @@ def build_rows(args: argparse.Namespace, summary: dict[str, Any]) -> list[Row]:
             rows.append(Row(f"streams/s ({who})", f"{a:.0f}", f"{b:.0f}", f"{b / a:.2f}x"))
         else:
             a, b = native["stream_p50_ms"], resp["stream_p50_ms"]
-            rows.append(Row(f"whole stream, p50 ({who})", _ms(a), _ms(b), f"{b - a:+.2f} ms"))
+            rows.append(Row(f"whole stream, p50 ({who})", ms(a), ms(b), f"{b - a:+.2f} ms"))
     failed = {f: sum(summary[p][f]["failures"] for p in summary) for f in FACES}
     total = {f: sum(summary[p][f]["streams"] for p in summary) for f in FACES}
     rows.append(
@@ -531,14 +415,10 @@ def build_rows(args: argparse.Namespace, summary: dict[str, Any]) -> list[Row]:
             f"{failed['responses']} of {total['responses']}",
             "—",
             "0",
-            _verdict(not any(failed.values())),
+            verdict(not any(failed.values())),
         )
     )
     return rows
-
-
-def _ms(value: float) -> str:
-    return f"{value:.2f} ms"
 
 
 def _notes(args: argparse.Namespace, env: dict[str, Any], summary: dict[str, Any]) -> str:
@@ -599,47 +479,23 @@ def _sdk_note(env: dict[str, Any]) -> str:
 def measure(
     args: argparse.Namespace, cores: Cores, db: BenchDatabase, workdir: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[float]]:
-    upstream, parley, key, _ = start_processes(args, cores, workdir, db.url)
-    try:
-        bench = Bench(args, upstream, parley, key)
-        rounds, idle = run_loop(_run(bench))
+    with serving(args, cores, workdir, db.url) as (upstream, parley, key, _):
+        rounds, checked, idle = run_loop(_run(Bench(args, upstream, parley, key)))
         if any(r[p][f]["failures"] for r in rounds for p in r for f in FACES):
-            print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
-    except BaseException:
-        print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
-        raise
-    finally:
-        parley.stop()
-        upstream.stop()
-    return rounds, bench.checked, idle
+            print_server_log(parley)
+    return rounds, checked, idle
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cores = Cores.pick(not args.no_pin)
-    cores.pin_self()
-    load_before, (steal0, total0) = os.getloadavg()[0], steal_ticks()
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        db = BenchDatabase(Path(tmp), args.database_url)
-        try:
-            rounds, checked, idle = measure(args, cores, db, Path(tmp))
-        finally:
-            db.drop()
-    steal1, total1 = steal_ticks()
-    env = environment(args, cores, db)
-    env["load_average_before"], env["load_average_after"] = load_before, os.getloadavg()[0]
-    env["steal_share"] = (steal1 - steal0) / max(1, total1 - total0)
+    (rounds, checked, idle), env = run_measurement(args, measure)
+    env["load_average_after"] = os.getloadavg()[0]
     env["one_stream"], env["idle_cpu_ms_per_s"] = checked, idle
     summary = summarise(rounds, statistics.mean(idle))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {"environment": env, "targets": TARGETS, "summary": summary, "rounds": rounds}
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    rows, notes = build_rows(args, summary), _notes(args, env, summary)
-    print(
-        f"{text_table(rows, HEADER)}\n\n{notes}\n\nMarkdown (for bench/README.md):\n\n"
-        f"Command: `{env['command']}` ({env['date']})\n\n{markdown_table(rows, HEADER)}\n\n"
-        f"{notes}\n"
-    )
+    write_json(args.output, results)
+    rows = build_rows(args, summary)
+    print(report_text(rows, _notes(args, env, summary), env, HEADER))
     print(f"results: {args.output}")
     failed = {
         f"{phase} {face}": by_face[face]["problems"]
@@ -653,9 +509,11 @@ def main(argv: list[str] | None = None) -> int:
         for face in FACES
         if by_face[face]["content_events_min"] < args.chunks
     ]
-    if failed or short:
+    if failed:
         print(f"error: failed streams: {failed}", file=sys.stderr)
+    if short:
         print(f"error: fewer than {args.chunks} text deltas in: {short}", file=sys.stderr)
+    if failed or short:
         return 1
     missed = [r.metric for r in rows if r.verdict == "FAIL"]
     return 1 if args.strict and missed else 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import os
 import platform
 import shlex
@@ -23,12 +23,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
-from loadclient import Target, drive, open_connections, openai_event, parley_event
+from loadclient import (
+    Target,
+    drive,
+    open_connections,
+    openai_event,
+    parley_event,
+    problem_counts,
+)
 from procs import (
     BENCH,
     BenchDatabase,
@@ -39,9 +47,11 @@ from procs import (
     memory_mib,
     steal_ticks,
 )
-from report import TARGETS, build_rows, markdown_table, median_round, percentile, text_table
+from report import TARGETS, build_rows, median_round, percentile, report_text, write_json
 
 SIDES = ("direct", "parley")
+T = TypeVar("T")
+K = TypeVar("K")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,15 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--startup-samples", type=int, default=3, help="restarts to time (0: only the first)"
     )
-    p.add_argument("--database-url", help="bench PostgreSQL: a fresh database on this server")
-    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
-    p.add_argument("--output", type=Path, help="JSON results (default bench/results/latest.json)")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        help="run the measured server under cProfile and write its profile here (slows it)",
-    )
-    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_server_options(p, "latest.json")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.ttfc_requests, args.streams_1 = 1, 10, 20
@@ -79,6 +81,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def add_server_options(p: argparse.ArgumentParser, results: str) -> None:
+    """The options of every bench that runs ``parley serve`` (``results``: the JSON file's
+    default name under ``bench/results/``)."""
+    p.add_argument("--database-url", help="bench PostgreSQL: a fresh database on this server")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument("--output", type=Path, help=f"JSON results (default bench/results/{results})")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="run the measured server under cProfile and write its profile here (slows it)",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+
+
 def _model(args: argparse.Namespace, gap_ms: float) -> str:
     return f"{args.mode}:{args.chunks}:{gap_ms:g}"
 
@@ -86,8 +102,10 @@ def _model(args: argparse.Namespace, gap_ms: float) -> str:
 # ---------------------------------------------------------------------------- phases
 
 
-class Bench:
-    """The running processes and the targets sent to them."""
+class ServerBench(Generic[K]):
+    """The running processes and the targets sent to them (grouped by a ``K``: a side, a
+    chunk gap), and what every bench does with them: warm a target up, call the fake
+    upstream's control endpoints (``GET /_requests``, ``POST /_reset``)."""
 
     def __init__(
         self, args: argparse.Namespace, upstream: Upstream, parley: Parley, key: str
@@ -96,7 +114,23 @@ class Bench:
         self.upstream = upstream
         self.parley = parley
         self.key = key
-        self.targets: dict[str, dict[str, Target]] = {}
+        self.targets: dict[K, dict[str, Target]] = {}
+
+    async def warm(self, target: Target) -> None:
+        """``--warmup`` untimed streams from 10 connections; raises when any fails."""
+        load = await drive(await open_connections(target.port, 10), target, self.args.warmup)
+        if load.failures:
+            raise RuntimeError(f"warm-up failed ({target.name}): {problem_counts(load.results)}")
+
+    async def upstream_call(self, method: str, path: str) -> Any:
+        async with httpx.AsyncClient(base_url=self.upstream.url, timeout=30) as http:
+            answer = await http.request(method, path)
+            answer.raise_for_status()
+            return answer.json()
+
+
+class Bench(ServerBench[str]):
+    """Direct and through Parley, by side: the latency and the load target of each."""
 
     def pid(self, side: str) -> int:
         return self.parley.pid if side == "parley" else self.upstream.pid
@@ -123,8 +157,8 @@ class Bench:
                 )
         self.targets["parley"] = parley
         for target in parley.values():
-            await self._warm(target)
-        sent = await self._upstream_call("GET", "/_requests")
+            await self.warm(target)
+        sent = await self.upstream_call("GET", "/_requests")
         direct: dict[str, Target] = {}
         for label, model in models.items():
             upstream_body = next((b for b in reversed(sent) if b.get("model") == model), None)
@@ -140,19 +174,8 @@ class Bench:
             )
         self.targets["direct"] = direct
         for target in direct.values():
-            await self._warm(target)
-        await self._upstream_call("POST", "/_reset")
-
-    async def _warm(self, target: Target) -> None:
-        load = await drive(await open_connections(target.port, 10), target, self.args.warmup)
-        if load.failures:
-            raise RuntimeError(f"warm-up streams failed ({target.name}): {load.failures[0]}")
-
-    async def _upstream_call(self, method: str, path: str) -> Any:
-        async with httpx.AsyncClient(base_url=self.upstream.url, timeout=30) as http:
-            answer = await http.request(method, path)
-            answer.raise_for_status()
-            return answer.json()
+            await self.warm(target)
+        await self.upstream_call("POST", "/_reset")
 
     async def phase(self, side: str, label: str, clients: int, total: int) -> dict[str, Any]:
         """``total`` streams from ``clients`` keep-alive connections, with the server's CPU."""
@@ -164,7 +187,7 @@ class Bench:
         cpu, main = cpu_seconds(pid) - cpu0, cpu_seconds(pid, pid) - main0
         upstream_cpu = cpu_seconds(self.upstream.pid) - up0
         own = time.process_time() - own0
-        await self._upstream_call("POST", "/_reset")
+        await self.upstream_call("POST", "/_reset")
         good = [r for r in load.results if r.ok]
         ttfc = [r.ttfc * 1000 for r in good]
         durations = [r.duration * 1000 for r in good]
@@ -202,8 +225,8 @@ class Bench:
 # ------------------------------------------------------------------------- the run
 
 
-def start_processes(
-    args: argparse.Namespace, cores: Cores, workdir: Path, db_url: str
+def _start_processes(
+    args: argparse.Namespace, cores: Cores, workdir: Path, db_url: str, restarts: int
 ) -> tuple[Upstream, Parley, str, dict[str, Any]]:
     """The fake upstream and the Parley server; answers them and the start-up timings."""
     upstream = Upstream(cores, args.chunks)
@@ -212,7 +235,7 @@ def start_processes(
         cold = parley.start()  # a blank database: migrations included
         key = parley.create_user("bench")
         warm: list[float] = []
-        for _ in range(args.startup_samples):
+        for _ in range(restarts):
             parley.stop()
             warm.append(parley.start())
         if args.profile:
@@ -225,40 +248,62 @@ def start_processes(
     return upstream, parley, key, {"cold_s": cold, "warm_s": warm}
 
 
-def measure(
-    args: argparse.Namespace, cores: Cores, db: BenchDatabase, workdir: Path
-) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    upstream, parley, key, startup = start_processes(args, cores, workdir, db.url)
+@contextlib.contextmanager
+def serving(
+    args: argparse.Namespace, cores: Cores, workdir: Path, db_url: str, restarts: int = 0
+) -> Iterator[tuple[Upstream, Parley, str, dict[str, Any]]]:
+    """The fake upstream (``--chunks``) and the Parley server running, after ``restarts``
+    timed restarts and under cProfile with ``--profile``: answers them, the API key and the
+    start-up timings. Prints the server's log if the block raises; stops both at the end."""
+    upstream, parley, key, startup = _start_processes(args, cores, workdir, db_url, restarts)
     try:
-        time.sleep(0.2 if args.quick else 1.0)  # let the server settle: idle memory next
-        memory: dict[str, Any] = {"idle": {"direct": memory_mib(upstream.pid)}}
-        memory["idle"]["parley"] = memory_mib(parley.pid)
-        bench = Bench(args, upstream, parley, key)
-        rounds = run_loop(_rounds(bench))
-        if any(r[p][side]["failures"] for r in rounds for p in r for side in SIDES):
-            print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
-        memory["after"] = {"direct": memory_mib(upstream.pid), "parley": memory_mib(parley.pid)}
+        yield upstream, parley, key, startup
     except BaseException:
-        print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
+        print_server_log(parley)
         raise
     finally:
         parley.stop()
         upstream.stop()
+
+
+def print_server_log(parley: Parley) -> None:
+    print(f"--- parley server log (tail) ---\n{parley.log()}", file=sys.stderr)
+
+
+def measure(
+    args: argparse.Namespace, cores: Cores, db: BenchDatabase, workdir: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    with serving(args, cores, workdir, db.url, args.startup_samples) as running:
+        upstream, parley, key, startup = running
+        time.sleep(0.2 if args.quick else 1.0)  # let the server settle: idle memory next
+        memory: dict[str, Any] = {"idle": {"direct": memory_mib(upstream.pid)}}
+        memory["idle"]["parley"] = memory_mib(parley.pid)
+        rounds = run_loop(_rounds(Bench(args, upstream, parley, key)))
+        if any(r[p][side]["failures"] for r in rounds for p in r for side in SIDES):
+            print_server_log(parley)
+        memory["after"] = {"direct": memory_mib(upstream.pid), "parley": memory_mib(parley.pid)}
     return rounds, startup, memory
 
 
 async def _rounds(bench: Bench) -> list[dict[str, Any]]:
     await bench.prepare()
+    return await timed_rounds(bench.args.rounds, lambda _: bench.one_round())
+
+
+async def timed_rounds(
+    count: int, one_round: Callable[[int], Awaitable[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``one_round(number)`` ``count`` times, saying how long each took."""
     rounds = []
-    for number in range(bench.args.rounds):
+    for number in range(count):
         started = time.perf_counter()
-        rounds.append(await bench.one_round())
+        rounds.append(await one_round(number))
         took = time.perf_counter() - started
-        print(f"round {number + 1}/{bench.args.rounds} done in {took:.1f} s", flush=True)
+        print(f"round {number + 1}/{count} done in {took:.1f} s", flush=True)
     return rounds
 
 
-def run_loop(coro: Any) -> Any:
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:
@@ -346,41 +391,43 @@ def _notes(env: dict[str, Any], s: dict[str, Any], args: argparse.Namespace) -> 
     )
 
 
-def _report(env: dict[str, Any], summary: dict[str, Any], args: argparse.Namespace) -> str:
-    rows, notes = build_rows(summary), _notes(env, summary, args)
-    return (
-        f"{text_table(rows)}\n\n{notes}\n\n"
-        f"Markdown (for bench/README.md):\n\n"
-        f"Command: `{env['command']}` ({env['date']})\n\n{markdown_table(rows)}\n\n{notes}\n"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_measurement(
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, Cores, BenchDatabase, Path], T],
+) -> tuple[T, dict[str, Any]]:
+    """Pins this process to the client's CPU and runs ``measure`` on a fresh database in a
+    temporary directory; answers what it answered and the environment (``environment``,
+    with the load average before and the machine's CPU steal during)."""
     cores = Cores.pick(not args.no_pin)
     cores.pin_self()
     load_average, (steal0, total0) = os.getloadavg()[0], steal_ticks()
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         db = BenchDatabase(Path(tmp), args.database_url)
         try:
-            rounds, startup, memory = measure(args, cores, db, Path(tmp))
+            measured = measure(args, cores, db, Path(tmp))
         finally:
             db.drop()
     steal1, total1 = steal_ticks()
     env = environment(args, cores, db)
     env["load_average_before"] = load_average
     env["steal_share"] = (steal1 - steal0) / max(1, total1 - total0)
+    return measured, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    (rounds, startup, memory), env = run_measurement(args, measure)
     summary = summarise(args, rounds, startup, memory)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {"environment": env, "targets": TARGETS, "summary": summary, "rounds": rounds}
     results["startup"], results["memory"] = startup, memory
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(_report(env, summary, args))
+    write_json(args.output, results)
+    rows = build_rows(summary)
+    print(report_text(rows, _notes(env, summary, args), env))
     print(f"results: {args.output}")
     if summary["failures"]:
         print(f"error: {summary['failures']} stream(s) failed", file=sys.stderr)
         return 1
-    missed = [r.metric for r in build_rows(summary) if r.verdict == "FAIL"]
+    missed = [r.metric for r in rows if r.verdict == "FAIL"]
     return 1 if args.strict and missed else 0
 
 
