@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from tests.unavailable import unavailable
+from tests.unavailable import json_report, unavailable
 
 HERE = Path(__file__).parent
 RUNNER_DIR = HERE / "openresponses"
@@ -81,27 +81,7 @@ def run_runner(
     command += ["-m", model, "--json", *(["-f", ",".join(only)] if only else [])]
     # No telemetry, and no transpiler cache written under the home directory.
     env = {**os.environ, "DO_NOT_TRACK": "1", "BUN_RUNTIME_TRANSPILER_CACHE_PATH": "0"}
-    try:
-        done = subprocess.run(
-            command,
-            cwd=RUNNER_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=RUNNER_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the runner took over {RUNNER_TIMEOUT} s; it printed: {exc.stdout!r}", False)
-    try:
-        document: dict[str, Any] = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"the runner exited {done.returncode} without a JSON report\n"
-            f"stdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}",
-            False,
-        )
-    return document
+    return json_report(command, what="the runner", timeout=RUNNER_TIMEOUT, cwd=RUNNER_DIR, env=env)
 
 
 def failures_report(document: dict[str, Any], model: str, order: list[str]) -> str:

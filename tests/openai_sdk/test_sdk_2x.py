@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from tests.openai_sdk import scenarios
 from tests.openai_sdk.scenarios import SCENARIOS, Setup
-from tests.unavailable import unavailable
+from tests.unavailable import json_report, unavailable
 
 #: Where ``make test`` installs openai 2.x: beside the venv's own packages, not among them.
 OPENAI2 = Path(sys.prefix) / "openai2"
@@ -41,27 +40,13 @@ def report_2x(server: Any, sdk_setup: Setup) -> dict[str, Any]:
         "setup": scenarios.setup_as_json(sdk_setup),
         "scenarios": list(SCENARIOS),
     }
-    try:
-        done = subprocess.run(
-            [sys.executable, "-W", "error", scenarios.__file__],
-            input=json.dumps(request),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the openai 2.x scenarios took over {TIMEOUT} s: {exc.stderr!r}", False)
-    try:
-        report: dict[str, Any] = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"the openai 2.x subprocess exited {done.returncode} without a report\n"
-            f"stdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-4000:]}",
-            False,
-        )
-    return report
+    return json_report(
+        [sys.executable, "-W", "error", scenarios.__file__],
+        what="the openai 2.x scenarios",
+        timeout=TIMEOUT,
+        input=json.dumps(request),
+        env=env,
+    )
 
 
 def test_the_subprocess_runs_openai_2x(report_2x: dict[str, Any]) -> None:

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from parley.server.schemas import _storable
+from parley.server.schemas import _Body
 
 #: The longest instructions, and the most input items one request may carry.
 MAX_INSTRUCTIONS = 256_000
 MAX_ITEMS = 2_048
 MAX_METADATA_PAIRS = 16
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_storable_text(cls, data: Any) -> Any:
-        _storable(data)
-        return data
 
 
 def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
