@@ -151,6 +151,10 @@ runs = Table(
     Column("status", String(20), nullable=False),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
+    #: Of the output tokens, those the model spent reasoning; of the input, those read
+    #: from the provider's prompt cache (both 0 where the provider does not say).
+    Column("reasoning_tokens", Integer, nullable=False, default=0, server_default="0"),
+    Column("cached_tokens", Integer, nullable=False, default=0, server_default="0"),
     Column("error_code", String(64)),
     Column("error_message", Content),
     Column("last_seq", Integer, nullable=False, default=0),
@@ -202,6 +206,11 @@ messages = Table(
     Column("provider_state", Json),
     #: An assistant message's phase, as a client gave it: ``commentary`` or ``final_answer``.
     Column("phase", String(32)),
+    #: The order of an assistant message's reasoning and text when it is not simply the
+    #: reasoning, then the text: ``[[kind, length], ...]`` with kind ``reasoning``,
+    #: ``summary`` or ``text`` and the length in characters of ``reasoning`` or
+    #: ``content`` that segment takes. NULL: one reasoning segment, then the text.
+    Column("layout", Json),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),
