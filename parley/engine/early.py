@@ -1,75 +1,101 @@
-"""Early starts: the upstream call of a new thread's first turn, begun while the turn is
-still being claimed in the database, so the claim's time hides behind the model's.
+"""Early starts: the upstream call of a turn on a new thread, begun while the turn is still
+being claimed in the database, so the claim's time hides behind the model's.
 
-Only a first turn on a new thread qualifies: its whole context is the new user message and
-the assistant's configuration, known from the last time this process claimed a turn of that
-assistant. The claim reads the assistant again; the early call is kept only if nothing
-changed, and nothing of it reaches a client before the claim has committed. A failed claim
-(or a changed assistant) discards it at once.
+Only a turn on a new thread qualifies, as its whole context is known before the claim:
+- a native first turn: the new user message and the assistant's configuration, as last
+  read by a claim of this process (``first_turn_request``);
+- a turn from items (the OpenAI faces) on a new thread, whose messages are plain text
+  and images, no tool calls or results (``items_request``): a claim that could refuse
+  them must not follow a call already made.
+
+The claim gives the run and its context; the early call is kept only if the request the
+turn would have sent is the one already sent (``fits``), and nothing of it reaches a
+client before the claim has committed. A failed claim, or a request that changed (an
+assistant edited meanwhile), discards it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
 
+from parley.engine.inputs import NewMessage, RunConfig
 from parley.errors import ParleyError
 from parley.events import ModelEvent
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store.records import Assistant
 from parley.types import Role, ToolSpec
 
 
-@dataclass(frozen=True, slots=True)
-class AssistantView:
-    """What a turn takes from its assistant."""
+def first_turn_request(assistant: Assistant, content: str, model_id: str) -> ModelRequest:
+    """What a native first turn of ``assistant`` on a new thread sends."""
+    return ModelRequest(
+        model=model_id,
+        messages=[ChatMessage(role=Role.USER, content=content)],
+        instructions=assistant.instructions,
+        tools=[ToolSpec.model_validate(t) for t in assistant.tools],
+        parameters=dict(assistant.parameters),
+    )
 
-    user_id: str
-    model: str
-    instructions: str | None
-    tools: tuple[Any, ...]
-    parameters: tuple[tuple[str, Any], ...]
 
-    @classmethod
-    def of(cls, a: Assistant) -> AssistantView:
-        return cls(
-            user_id=a.user_id,
-            model=a.model,
-            instructions=a.instructions,
-            tools=tuple(repr(t) for t in a.tools),
-            parameters=tuple(sorted((k, repr(v)) for k, v in a.parameters.items())),
+def items_request(
+    config: RunConfig, messages: list[NewMessage], model_id: str
+) -> ModelRequest | None:
+    """What a turn from ``messages`` on a new thread sends; None when a message holds tool
+    calls or results (the claim checks those, and may refuse them)."""
+    chat: list[ChatMessage] = []
+    for m in messages:
+        if m.tool_calls or m.tool_call_id is not None:
+            return None
+        if m.role == Role.ASSISTANT and not m.content:
+            return None  # the turn leaves such a message out; not worth following here
+        chat.append(
+            ChatMessage(
+                role=Role(m.role),
+                content=m.content,
+                reasoning=m.reasoning,
+                images=[i["url"] for i in m.images or ()],
+            )
         )
+    return ModelRequest(
+        model=model_id,
+        messages=chat,
+        instructions=config.instructions,
+        tools=[ToolSpec.model_validate(t) for t in config.tools],
+        parameters=dict(config.parameters),
+        options=ModelOptions.of(config.options),
+    )
 
 
 class EarlyStart:
-    def __init__(self, view: AssistantView, stream: AsyncGenerator[ModelEvent, None]) -> None:
-        self.view = view
+    def __init__(self, request: ModelRequest, stream: AsyncGenerator[ModelEvent, None]) -> None:
+        self.request = request
         self.stream = stream
         self.first: asyncio.Task[ModelEvent | None] = asyncio.create_task(_first(stream))
 
     @classmethod
     def begin(
-        cls, providers: ProviderRegistry, assistant: Assistant, content: str
+        cls,
+        providers: ProviderRegistry,
+        model: str,
+        request_for: Callable[[str], ModelRequest | None],
     ) -> EarlyStart | None:
+        """The call ``request_for(model_id)`` describes, begun now; None when it gives no
+        request, or the model is not there (the claim reports that)."""
         try:
-            provider, model_id = providers.resolve(assistant.model)
+            provider, model_id = providers.resolve(model)
         except ParleyError:
-            return None  # the normal path reports it
-        request = ModelRequest(
-            model=model_id,
-            messages=[ChatMessage(role=Role.USER, content=content)],
-            instructions=assistant.instructions,
-            tools=[ToolSpec.model_validate(t) for t in assistant.tools],
-            parameters=dict(assistant.parameters),
-        )
-        return cls(AssistantView.of(assistant), provider.stream(request))
+            return None
+        request = request_for(model_id)
+        if request is None:
+            return None
+        return cls(request, provider.stream(request))
 
-    def fits(self, assistant: Assistant) -> bool:
-        return AssistantView.of(assistant) == self.view
+    def fits(self, request: ModelRequest) -> bool:
+        """Whether ``request``, what the claimed turn sends, is the call already made."""
+        return request == self.request
 
     async def parts(self) -> AsyncGenerator[ModelEvent, None]:
         first = await self.first

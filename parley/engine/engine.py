@@ -28,11 +28,11 @@ from parley.config import Settings
 from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.early import EarlyStart
+from parley.engine.early import EarlyStart, first_turn_request, items_request
 from parley.engine.handle import TurnHandle
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
-from parley.engine.run_loop import Turn, TurnRunner
+from parley.engine.run_loop import Turn, TurnRunner, build_request
 from parley.errors import Conflict, InvalidRequest, ServiceUnavailable
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
@@ -225,13 +225,15 @@ class Engine:
         early = None
         known = self._assistants.get(assistant_id)
         if thread_id is None and not images and known is not None and known.user_id == user_id:
-            early = EarlyStart.begin(self.providers, known, content)
+            early = EarlyStart.begin(
+                self.providers,
+                known.model,
+                functools.partial(first_turn_request, known, content),
+            )
         try:
             turn = await asyncio.shield(self._claim_and_launch(claim, early))
         except BaseException:
             self._assistants.pop(assistant_id, None)
-            if early is not None:
-                await early.discard()
             raise
         assert turn is not None
         return TurnHandle(self, turn)
@@ -258,7 +260,12 @@ class Engine:
             lease=self.lease,
             check_model=self.providers.check_model,
         )
-        turn = await asyncio.shield(self._claim_and_launch(claim))
+        early = None
+        if target.thread_id is None:
+            early = EarlyStart.begin(
+                self.providers, config.model, functools.partial(items_request, config, messages)
+            )
+        turn = await asyncio.shield(self._claim_and_launch(claim, early))
         assert turn is not None
         return TurnHandle(self, turn)
 
@@ -300,19 +307,31 @@ class Engine:
     async def _claim_and_launch(
         self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None
     ) -> Turn | None:
-        if self.closing:
-            raise ServiceUnavailable("The server is shutting down; retry on another replica.")
-        claimed = await self.db.write(claim)
+        """Claim a turn and start it. An early start is the turn's from here on, or, when
+        the claim fails or the request changed, discarded here: shielded, this outlives a
+        caller that went away meanwhile, and so does the early call the turn goes on with."""
+        try:
+            if self.closing:
+                raise ServiceUnavailable("The server is shutting down; retry on another replica.")
+            claimed = await self.db.write(claim)
+        except BaseException:
+            if early is not None:
+                await early.discard()
+            raise
         if claimed is None:
+            if early is not None:
+                await early.discard()
             return None
         if claimed.assistant is not None:
             if len(self._assistants) > 10_000:
                 self._assistants.clear()
             self._assistants[claimed.assistant.id] = claimed.assistant
-            if early is not None and not early.fits(claimed.assistant):
-                await early.discard()  # the assistant changed since: call again, afresh
-                early = None
         run = claimed.run
+        if early is not None:
+            _, model_id = self.providers.resolve(run.model)
+            if not early.fits(build_request(run, claimed.context, model_id)):
+                await early.discard()  # an assistant changed since: call again, afresh
+                early = None
         turn = Turn(
             run=run,
             message_id=claimed.message_id,

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from parley.config import Settings
-from parley.engine import Engine
+from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnHandle
 from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import assistants, threads, users
 from parley.store.db import Database
+from parley.types import Role
 from tests.harness import FreshDatabase
 
 
@@ -55,6 +56,25 @@ class Stalling:
         yield FinishPart("stop")
 
 
+class Watched:
+    """A provider that answers "ok" and notes, for each call, its request and whether the
+    engine had registered the call's turn yet (it has not when the call began early,
+    during the claim)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.calls: list[tuple[ModelRequest, bool]] = []
+
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        assert self.engine is not None
+        self.calls.append((request, bool(self.engine.turns)))
+        return self._answer()
+
+    async def _answer(self) -> AsyncGenerator[ModelEvent, None]:
+        yield TextPart("ok")
+        yield FinishPart("stop")
+
+
 LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
 
@@ -64,15 +84,18 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     settings = Settings(database_url=fresh.url)
     db = Database(settings.database_url)
     await db.migrate()
+    watched = Watched()
     registry = ProviderRegistry(
         settings,
         overrides={
             "script": Scripted("a\x00b", " end"),
             "round": OneToolRound(),
             "stall": Stalling(),
+            "watched": watched,
         },
     )
     eng = Engine(db, registry, settings)
+    watched.engine = eng
     await eng.start()
     yield eng
     await eng.stop()
@@ -161,3 +184,78 @@ async def test_a_turn_cancelled_through_its_handle_keeps_its_text(engine: Engine
     assert ended == [True]
     turn.when_done(lambda: ended.append(True))  # an ended turn calls back at once
     assert ended == [True, True]
+
+
+async def _one_call(engine: Engine, turn: TurnHandle) -> tuple[ModelRequest, bool]:
+    """The one model call of ``turn``, with whether it began before the turn was claimed."""
+    outcome = await turn.result()
+    assert outcome.message is not None and outcome.message.content == "ok"
+    watched = engine.providers.resolve("watched/x")[0]
+    assert isinstance(watched, Watched)
+    (call,) = watched.calls  # an early call kept, not made again
+    watched.calls.clear()
+    return call
+
+
+async def test_a_first_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
+    engine: Engine,
+) -> None:
+    user, bot = await _assistant(engine, "watched/x")
+    # The first claim of an assistant reads it; later ones can start at once.
+    first = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="one")
+    _, registered = await _one_call(engine, first)
+    assert registered
+    second = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="two")
+    request, registered = await _one_call(engine, second)
+    assert not registered and [m.content for m in request.messages] == ["two"]
+
+
+async def test_an_items_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
+    engine: Engine,
+) -> None:
+    user = await engine.db.write(lambda c: users.create_user(c, name="u"))
+    config = RunConfig(
+        model="watched/x",
+        instructions="Be brief.",
+        tools=[LOOKUP],
+        parameters={"temperature": 0.5},
+        options={"tool_choice": "auto"},
+    )
+    messages = [
+        NewMessage(role=Role.SYSTEM, content="context"),
+        NewMessage(role=Role.ASSISTANT, content="earlier", reasoning="thought"),
+        NewMessage(role=Role.USER, content="now", images=[{"url": "https://example.com/a.png"}]),
+    ]
+    turn = await engine.start_items_turn(
+        user_id=user.id, target=ThreadTarget(), messages=messages, config=config
+    )
+    request, registered = await _one_call(engine, turn)
+    assert not registered
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "context"),
+        ("assistant", "earlier"),
+        ("user", "now"),
+    ]
+    assert request.instructions == "Be brief." and request.parameters == {"temperature": 0.5}
+
+    # On an existing thread, or with tool calls among the items, the claim comes first.
+    turn = await engine.start_items_turn(
+        user_id=user.id,
+        target=ThreadTarget(thread_id=turn.thread_id),
+        messages=[NewMessage(role=Role.USER, content="again")],
+        config=config,
+    )
+    _, registered = await _one_call(engine, turn)
+    assert registered
+    call = {"id": "call_9", "name": "lookup", "arguments": {}}
+    turn = await engine.start_items_turn(
+        user_id=user.id,
+        target=ThreadTarget(),
+        messages=[
+            NewMessage(role=Role.ASSISTANT, tool_calls=[call]),
+            NewMessage(role=Role.TOOL, content="42", tool_call_id="call_9"),
+        ],
+        config=config,
+    )
+    _, registered = await _one_call(engine, turn)
+    assert registered
