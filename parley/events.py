@@ -39,10 +39,14 @@ class ContentDelta(BaseModel):
 
 
 class ReasoningDelta(BaseModel):
+    """A piece of the model's reasoning; ``summary`` when the provider gives a summary of
+    its reasoning rather than the reasoning itself."""
+
     type: Literal["reasoning.delta"] = "reasoning.delta"
     run_id: str
     message_id: str
     text: str
+    summary: bool = False
 
 
 class ActionItem(BaseModel):
@@ -172,9 +176,12 @@ class TextPart:
 
 @dataclass(slots=True)
 class ReasoningPart:
-    """A piece of the model's reasoning (a delta, never a snapshot)."""
+    """A piece of the model's reasoning (a delta, never a snapshot); ``summary`` when the
+    provider says it is a summary of the reasoning (OpenAI's reasoning summaries, Gemini's
+    thought summaries), not the reasoning itself."""
 
     text: str
+    summary: bool = False
 
 
 @dataclass(slots=True)

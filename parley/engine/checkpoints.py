@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -37,6 +37,7 @@ class _Snapshot:
     entries: list[Entry]
     text: str
     reasoning: str | None
+    layout: list[list[Any]] | None
 
 
 class Checkpointer:
@@ -144,7 +145,9 @@ def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> s
     run_store.save_progress(
         conn, progress=[(s.turn.run.id, s.entries[-1][0]) for s in live], lease_until=lease_until
     )
-    thread_store.save_texts(conn, rows=[(s.turn.message_id, s.text, s.reasoning) for s in live])
+    thread_store.save_texts(
+        conn, rows=[(s.turn.message_id, s.text, s.reasoning, s.layout) for s in live]
+    )
     run_store.append_many_events(
         conn,
         rows=[

@@ -155,9 +155,10 @@ class Turn:
         self.unsaved.append(entry)
         return entry
 
-    def texts(self) -> tuple[str, str | None]:
-        """The answer and reasoning so far."""
-        return self.acc.text, self.acc.reasoning or None
+    def texts(self) -> tuple[str, str | None, list[list[Any]] | None]:
+        """The answer and reasoning so far, and their order (``AnswerAccumulator.layout``)."""
+        acc = self.acc
+        return acc.text, acc.reasoning or None, acc.layout
 
     def run_totals(self) -> dict[str, int]:
         """The run's token counts with this turn's added."""
@@ -381,7 +382,14 @@ class TurnRunner:
                 if kind is TextPart:
                     emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
                 elif kind is ReasoningPart:
-                    emit(ReasoningDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+                    emit(
+                        ReasoningDelta(
+                            run_id=run_id,
+                            message_id=message_id,
+                            text=part.text,  # type: ignore[union-attr]
+                            summary=part.summary,  # type: ignore[union-attr]
+                        )
+                    )
                 elif kind is not ToolCallPart:
                     continue  # usage or provider state: not the answer itself
                 if not clock.started:
@@ -401,7 +409,7 @@ class TurnRunner:
         await self.checkpointer.drain(turn)
         run, message_id = turn.run, turn.message_id
         entries, turn.unsaved = turn.unsaved, []
-        text, reasoning = turn.texts()
+        text, reasoning, layout = turn.texts()
         state = _provider_state(turn)
         totals = turn.run_totals()
         tool_calls = [c.model_dump() for c in calls]
@@ -417,6 +425,7 @@ class TurnRunner:
                 message_id=message_id,
                 content=text,
                 reasoning=reasoning,
+                layout=layout,
                 tool_calls=tool_calls,
                 provider_state=state,
             )
@@ -476,7 +485,7 @@ class TurnRunner:
         closing = self._closing(turn, status, *extra)
         entries, turn.unsaved = turn.unsaved, []
         run, message_id = turn.run, turn.message_id
-        text, reasoning = turn.texts()
+        text, reasoning, layout = turn.texts()
         provider_state = _provider_state(turn)
         values = {
             **turn.run_totals(),
@@ -494,6 +503,7 @@ class TurnRunner:
                 message_id=message_id,
                 content=text,
                 reasoning=reasoning,
+                layout=layout,
                 tool_calls=tool_calls,
                 provider_state=provider_state,
             )
@@ -585,14 +595,14 @@ class TurnRunner:
         closing = [] if swept else self._closing(turn, RunStatus(current.status))
         entries, turn.unsaved = turn.unsaved, []
         message_id = turn.message_id
-        text, reasoning = turn.texts()
+        text, reasoning, layout = turn.texts()
         values: dict[str, Any] = turn.run_totals()
         if entries and not swept:
             values["last_seq"] = entries[-1][0]
 
         def write(conn: Connection) -> list[Entry]:
             thread_store.save_message_text(
-                conn, message_id=message_id, content=text, reasoning=reasoning
+                conn, message_id=message_id, content=text, reasoning=reasoning, layout=layout
             )
             if entries:
                 run_store.append_events(conn, run_id=run.id, events=entries)

@@ -44,6 +44,7 @@ class AnswerAccumulator:
         "_by_id",
         "_by_index",
         "_calls",
+        "_layout",
         "_reasoning",
         "_text",
         "finish_reason",
@@ -56,6 +57,8 @@ class AnswerAccumulator:
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        #: ``[kind, length]`` segments in the order they came (``layout``).
+        self._layout: list[list[Any]] = []
         self._calls: list[_PendingCall] = []
         self._by_index: dict[int, _PendingCall] = {}
         self._by_id: dict[str, _PendingCall] = {}
@@ -73,8 +76,10 @@ class AnswerAccumulator:
         """Take one model event into account."""
         if type(event) is TextPart:
             self._text.append(event.text)
+            self._segment("text", event.text)
         elif type(event) is ReasoningPart:
             self._reasoning.append(event.text)
+            self._segment("summary" if event.summary else "reasoning", event.text)
         elif type(event) is ToolCallPart:
             self._add_tool_fragment(event)
         elif type(event) is UsagePart:
@@ -110,6 +115,13 @@ class AnswerAccumulator:
         if part.arguments:
             call.arguments.append(part.arguments)
 
+    def _segment(self, kind: str, text: str) -> None:
+        layout = self._layout
+        if layout and layout[-1][0] == kind:
+            layout[-1][1] += len(text)
+        elif text:
+            layout.append([kind, len(text)])
+
     def _open_call(self) -> _PendingCall:
         call = _PendingCall()
         self._calls.append(call)
@@ -124,6 +136,16 @@ class AnswerAccumulator:
     def reasoning(self) -> str:
         """The reasoning text so far."""
         return _joined(self._reasoning)
+
+    @property
+    def layout(self) -> list[list[Any]] | None:
+        """The order of the reasoning and the text, as the message's ``layout`` column
+        keeps it: ``[[kind, length], ...]`` with kind ``reasoning``, ``summary`` or
+        ``text``; None when it is the plain one (reasoning, if any, then text)."""
+        kinds = [kind for kind, _ in self._layout]
+        if kinds in ([], ["text"], ["reasoning"], ["reasoning", "text"]):
+            return None
+        return [list(segment) for segment in self._layout]
 
     @property
     def usage(self) -> Usage:

@@ -19,7 +19,7 @@ adapter notes each one with where it was (``StreamState``) and yields them in on
 ``StatePart`` at the end of the answer; the engine hands them back with that answer as
 ``ChatMessage.provider_state``, and ``request_body`` puts each on its part again. The shape
 is described at ``StreamState.state_part``. Thought-summary parts (``thought: true``) are
-reasoning, never sent back: a signature on one is not kept (no part to put it on again).
+reasoning summaries (``ReasoningPart(summary=True)``), never sent back: a signature on one is not kept (no part to put it on again).
 
 The request's options (``ModelOptions``): a tool choice becomes ``toolConfig``'s
 ``functionCallingConfig`` (``_function_calling``), a JSON response format
@@ -569,7 +569,7 @@ class StreamState:
             raise _malformed("a part whose text is not text")
         if part.get("thought") is True:
             if text:
-                events.append(ReasoningPart(text))
+                events.append(ReasoningPart(text, summary=True))  # Gemini's thought summary
             return  # reasoning is not sent back, nor a signature on it
         if text:
             if self.end_signature is not None:

@@ -432,7 +432,7 @@ class _StreamState:
         if kind == "response.output_text.delta":
             return [TextPart(text)] if (text := _delta(payload)) else []
         if kind in _REASONING_DELTAS:
-            return self._reasoning(payload)
+            return self._reasoning(kind, payload)
         if kind == "response.function_call_arguments.delta":
             index = _index(payload)
             self._with_arguments.add(index)
@@ -452,16 +452,17 @@ class _StreamState:
         # nothing we use.
         return []
 
-    def _reasoning(self, payload: dict[str, Any]) -> list[ModelEvent]:
+    def _reasoning(self, kind: str, payload: dict[str, Any]) -> list[ModelEvent]:
         text = _delta(payload)
         if not text:
             return []
         key = (payload.get("item_id"), payload.get("summary_index"), payload.get("content_index"))
+        summary = kind == "response.reasoning_summary_text.delta"
         parts: list[ModelEvent] = []
         if self._reasoning_key is not None and key != self._reasoning_key:
-            parts.append(ReasoningPart("\n\n"))  # summary parts are paragraphs
+            parts.append(ReasoningPart("\n\n", summary))  # summary parts are paragraphs
         self._reasoning_key = key
-        parts.append(ReasoningPart(text))
+        parts.append(ReasoningPart(text, summary))
         return parts
 
     def _item(self, kind: str, payload: dict[str, Any]) -> list[ModelEvent]:
@@ -586,7 +587,7 @@ def _item_events(index: int, item: dict[str, Any]) -> list[ModelEvent]:
     text = "\n\n".join(p for p in pieces if isinstance(p, str) and p)
     if not text:
         return []
-    return [TextPart(text) if kind == "message" else ReasoningPart(text)]
+    return [TextPart(text) if kind == "message" else ReasoningPart(text, summary=True)]
 
 
 # ------------------------------------------------------------------------------ errors

@@ -71,6 +71,8 @@ class Message(_Record):
     images: list[dict[str, Any]] | None = None
     provider_state: dict[str, Any] | None = None
     phase: str | None = None
+    #: The order of an assistant message's reasoning and text (``tables.messages``).
+    layout: list[list[Any]] | None = None
 
 
 @dataclass(slots=True)

@@ -37,7 +37,11 @@ _RESERVE = (
 _SAVE_TEXT = (
     update(messages)
     .where(messages.c.id == bindparam("b_message_id"))
-    .values(content=bindparam("b_content"), reasoning=bindparam("b_reasoning"))
+    .values(
+        content=bindparam("b_content"),
+        reasoning=bindparam("b_reasoning"),
+        layout=bindparam("b_layout"),
+    )
 )
 _SAVE_END = _SAVE_TEXT.values(
     tool_calls=bindparam("b_tool_calls"), provider_state=bindparam("b_provider_state")
@@ -352,12 +356,18 @@ def save_message_text(
     message_id: str,
     content: str,
     reasoning: str | None,
+    layout: list[list[Any]] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     provider_state: dict[str, Any] | None = None,
 ) -> None:
-    """Save a message's text; with ``tool_calls`` or ``provider_state`` (the end of a
-    turn), those too."""
-    params = {"b_message_id": message_id, "b_content": content, "b_reasoning": reasoning}
+    """Save a message's text (and the order of its parts); with ``tool_calls`` or
+    ``provider_state`` (the end of a turn), those too."""
+    params = {
+        "b_message_id": message_id,
+        "b_content": content,
+        "b_reasoning": reasoning,
+        "b_layout": layout,
+    }
     if tool_calls is None and provider_state is None:
         conn.execute(_SAVE_TEXT, params)
     else:
@@ -371,11 +381,16 @@ def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -
     return bool((conn.execute(query)).scalar())
 
 
-def save_texts(conn: Connection, *, rows: list[tuple[str, str, str | None]]) -> None:
+def save_texts(
+    conn: Connection, *, rows: list[tuple[str, str, str | None, list[list[Any]] | None]]
+) -> None:
     """Save the streamed text of several messages at once: ``(message_id, content,
-    reasoning)`` rows."""
+    reasoning, layout)`` rows."""
     if rows:
         conn.execute(
             _SAVE_TEXT,
-            [{"b_message_id": m, "b_content": c, "b_reasoning": r} for m, c, r in rows],
+            [
+                {"b_message_id": m, "b_content": c, "b_reasoning": r, "b_layout": lay}
+                for m, c, r, lay in rows
+            ],
         )

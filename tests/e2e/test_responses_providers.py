@@ -68,6 +68,9 @@ UPSTREAMS: dict[str, type[Upstream]] = {
     "demo": DemoModel,
 }
 KINDS = [kind for kind in UPSTREAMS if kind != "openai-chat-reasoning-back"]
+#: The kinds whose providers give a summary of the reasoning (OpenAI's reasoning summaries,
+#: Gemini's thought summaries), shown in a reasoning item's ``summary``.
+SUMMARIZING = {"openai-responses", "gemini"}
 #: Slots (fakes) of each kind: at least one per test that uses the kind.
 SLOTS = 8
 
@@ -123,17 +126,28 @@ def request(model: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-def check_turn_output(output: list[dict[str, Any]], turn: CallsTurn) -> None:
+def reasoning_parts(text: str, *, summary: bool) -> dict[str, Any]:
+    """A reasoning item's ``content`` and ``summary``: the reasoning as the provider gave
+    it, in ``summary`` when it gave a summary of it."""
+    if summary:
+        return {"content": [], "summary": [{"type": "summary_text", "text": text}]}
+    return {"content": [{"type": "reasoning_text", "text": text}], "summary": []}
+
+
+def check_turn_output(
+    output: list[dict[str, Any]], turn: CallsTurn, *, summary: bool = False
+) -> None:
     """The output of the turn that reasons and calls both tools: the reasoning, then the
     calls in the provider's order, each with its own item id and the provider's call id
     (the demo model makes its own)."""
     assert [item["type"] for item in output] == ["reasoning", "function_call", "function_call"]
     thought, *call_items = output
     assert thought["id"].startswith("rs_") and thought["status"] == "completed", thought
-    # Reasoning is shown as the provider gave it, in ``content``; what the provider keeps
-    # to itself (signatures, encrypted reasoning) is not shown (docs/openai.md).
-    assert thought["content"] == [{"type": "reasoning_text", "text": "".join(turn.reasoning)}]
-    assert thought["summary"] == [] and "encrypted_content" not in thought, thought
+    # Reasoning is shown as the provider gave it; what the provider keeps to itself
+    # (signatures, encrypted reasoning) is not shown (docs/openai.md).
+    parts = {"content": thought["content"], "summary": thought["summary"]}
+    assert parts == reasoning_parts("".join(turn.reasoning), summary=summary), thought
+    assert "encrypted_content" not in thought, thought
     for item, call in zip(call_items, turn.calls, strict=True):
         assert item["id"].startswith("fc_") and item["status"] == "completed", item
         assert (item["name"], json.loads(item["arguments"])) == (call.name, call.arguments)
@@ -311,7 +325,7 @@ async def test_reasoning_then_two_parallel_calls(parley: Parley, kind: str) -> N
     assert answer.status_code == 200, answer.text
     response = answer.json()
     assert (response["status"], response["model"]) == ("completed", model)
-    check_turn_output(response["output"], turn)
+    check_turn_output(response["output"], turn, summary=kind in SUMMARIZING)
     if not isinstance(upstream, DemoModel):
         check_usage(response["usage"], INPUT_TOKENS, OUTPUT_TOKENS)
     assert await retrieved(parley.http, response["id"]) == response
@@ -324,11 +338,12 @@ async def test_reasoning_then_two_parallel_calls_streamed(parley: Parley, kind: 
     (model,) = upstream.script(slot, turn)
     events = await stream_response(parley.http, request(model))
     final = check_stream(events)
-    check_turn_output(final["output"], turn)
+    check_turn_output(final["output"], turn, summary=kind in SUMMARIZING)
     if not isinstance(upstream, DemoModel):
         check_usage(final["usage"], INPUT_TOKENS, OUTPUT_TOKENS)
         # the reasoning streams in the provider's pieces
-        deltas = [e["delta"] for e in events if e["type"] == "response.reasoning.delta"]
+        name = "reasoning_summary_text" if kind in SUMMARIZING else "reasoning"
+        deltas = [e["delta"] for e in events if e["type"] == f"response.{name}.delta"]
         assert deltas == list(turn.reasoning)
     same_response(final, await retrieved(parley.http, final["id"]))
     # A replay from the run's log tells the same events, numbered the same.
@@ -369,7 +384,7 @@ async def test_both_results_go_back_and_the_answer_streams(parley: Parley, kind:
     slot, turn = upstream.take(), upstream.scenario()
     first_model, second_model = upstream.script(slot, turn, TextTurn())
     first = (await parley.http.post("/responses", json=request(first_model))).json()
-    check_turn_output(first["output"], turn)
+    check_turn_output(first["output"], turn, summary=kind in SUMMARIZING)
     outputs = results([item["call_id"] for item in first["output"][1:]])
     body = request(second_model, input=outputs, previous_response_id=first["id"])
     events = await stream_response(parley.http, body)
@@ -431,7 +446,9 @@ async def test_a_recorded_answer(parley: Parley, kind: str, name: str) -> None:
     )
     items = iter(final["output"])
     if expected.reasoning:
-        assert next(items)["content"][0]["text"] == expected.reasoning
+        thought = next(items)
+        parts = {"content": thought["content"], "summary": thought["summary"]}
+        assert parts == reasoning_parts(expected.reasoning, summary=kind in SUMMARIZING)
     if expected.text:
         assert next(items)["content"][0]["text"] == expected.text
     call_items = list(items)
@@ -528,11 +545,6 @@ async def test_thinking_between_parallel_calls_goes_back_in_place(parley: Parley
     }
 
 
-@known_bug(
-    "reasoning that resumes after text streams as a second reasoning item "
-    "(rs_<t>_2, after the message) that GET never shows: a stored message has one "
-    "reasoning and one text, so GET lists one reasoning item (both thoughts) before it",
-)
 async def test_thinking_after_text_streams_the_items_it_stores(parley: Parley) -> None:
     upstream = parley.upstreams["anthropic"]
     slot = upstream.take()
@@ -546,9 +558,30 @@ async def test_thinking_after_text_streams_the_items_it_stores(parley: Parley) -
             tool_use(time.call_id, time.name, time.raw),
         )
     )
-    final = check_stream(await stream_response(parley.http, request(upstream.model_name(slot))))
+    conversation = (await parley.http.post("/conversations", json={})).json()["id"]
+    body = request(upstream.model_name(slot), conversation=conversation)
+    final = check_stream(await stream_response(parley.http, body))
     stored = await retrieved(parley.http, final["id"])
+    message_id = final["output"][1]["id"]
+    token = message_id.removeprefix("msg_")
+    assert [(i["type"], i["id"]) for i in final["output"]] == [
+        ("reasoning", f"rs_{token}"),
+        ("message", message_id),
+        ("reasoning", f"rs_{token}_2"),
+        ("function_call", final["output"][3]["id"]),
+        ("function_call", final["output"][4]["id"]),
+    ]
+    assert [i.get("content") for i in final["output"][:3]] == [
+        [{"type": "reasoning_text", "text": "Two tools. "}],
+        [{"type": "output_text", "text": "Let me check both.", "annotations": [], "logprobs": []}],
+        [{"type": "reasoning_text", "text": "Weather, then time."}],
+    ]
     assert [(i["type"], i["id"]) for i in final["output"]] == [
         (i["type"], i["id"]) for i in stored["output"]
     ]
     same_response(final, stored)
+    # Each item, by its id, among the conversation's items too.
+    for item in final["output"]:
+        answer = await parley.http.get(f"/conversations/{conversation}/items/{item['id']}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == item

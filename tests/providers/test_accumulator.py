@@ -34,6 +34,32 @@ def test_text_reasoning_usage_and_finish() -> None:
     assert acc.finish_tool_calls() == []
 
 
+def test_the_layout_keeps_the_order_of_reasoning_and_text() -> None:
+    plain = accumulate(ReasoningPart("a"), ReasoningPart("b"), TextPart("cd"), TextPart(""))
+    assert plain.layout is None and (plain.reasoning, plain.text) == ("ab", "cd")
+    assert accumulate(TextPart("only")).layout is None
+    acc = accumulate(
+        ReasoningPart("think "),
+        TextPart(""),  # nothing: no segment
+        TextPart("Let me check."),
+        ReasoningPart("again"),
+        ReasoningPart(" and sum up", summary=True),
+        TextPart("Done."),
+    )
+    assert acc.layout == [
+        ["reasoning", 6],
+        ["text", 13],
+        ["reasoning", 5],
+        ["summary", 11],
+        ["text", 5],
+    ]
+    assert (acc.reasoning, acc.text) == ("think again and sum up", "Let me check.Done.")
+    assert accumulate(ReasoningPart("s", summary=True), TextPart("t")).layout == [
+        ["summary", 1],
+        ["text", 1],
+    ]
+
+
 def test_text_keeps_growing_after_a_read() -> None:
     acc = accumulate(TextPart("a"), TextPart("b"))
     assert acc.text == "ab"

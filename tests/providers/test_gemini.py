@@ -174,6 +174,8 @@ async def test_thought_parts_are_reasoning(provider: GeminiProvider, fake: FakeG
         TextPart,
     ]
     assert (acc.reasoning, acc.text) == ("Let me think. Two and two.", "Four.")
+    # Gemini's thoughts are summaries of its thinking.
+    assert all(e.summary for e in events if isinstance(e, ReasoningPart))
     assert (acc.input_tokens, acc.output_tokens) == (5, 11)  # thoughts count as output
     # The signature on the thought part is not kept (thoughts are not sent back); the one
     # alone before the text is, at offset 0 of the text.

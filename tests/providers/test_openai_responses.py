@@ -120,8 +120,10 @@ async def test_reasoning_summary_then_text(
     events, acc = await collect(provider)
     kinds = [type(e) for e in events if isinstance(e, TextPart | ReasoningPart)]
     assert kinds == [ReasoningPart] * 4 + [TextPart]
+    assert all(e.summary for e in events if isinstance(e, ReasoningPart))
     assert acc.reasoning == "Let me think.\n\nThen check."  # summary parts are paragraphs
     assert acc.text == "Four."
+    assert acc.layout == [["summary", len(acc.reasoning)], ["text", 5]]
 
 
 async def test_reasoning_text_deltas(
@@ -134,8 +136,10 @@ async def test_reasoning_text_deltas(
         for d in ("raw ", "thoughts")
     ]  # fmt: skip
     fake.answer(Answer(events))
-    _, acc = await collect(provider)
+    events, acc = await collect(provider)
     assert (acc.reasoning, acc.text) == ("raw thoughts", "ok")
+    assert [e.summary for e in events if isinstance(e, ReasoningPart)] == [False, False]
+    assert acc.layout is None  # reasoning, then text: the plain order
 
 
 async def test_function_call_with_argument_fragments(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict, InvalidRequest, NotFound
-from parley.server.responses.items import message_id_of, message_items
+from parley.server.responses.items import message_id_of, message_items, without_segment
 from parley.store import threads as thread_store
 from parley.store.records import Message, Thread
 from parley.types import ACTIVE_STATUSES, Role
@@ -100,11 +100,10 @@ def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id
     if message.role != Role.ASSISTANT or kind == "function_call_output":
         thread_store.delete_message(conn, message_id=message.id)
         return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
-    content, reasoning, calls = message.content, message.reasoning, list(message.tool_calls or ())
-    if kind == "message":
-        content = ""
-    elif kind == "reasoning":
-        reasoning = None
+    content, reasoning, layout = message.content, message.reasoning, message.layout
+    calls = list(message.tool_calls or ())
+    if kind in ("message", "reasoning"):
+        content, reasoning, layout = without_segment(message, item_id)
     else:
         call_id = item["call_id"]
         answered = any(
@@ -127,6 +126,7 @@ def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id
             message_id=message.id,
             content=content,
             reasoning=reasoning,
+            layout=layout,
             tool_calls=calls or None,
         )
     return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)

@@ -9,6 +9,12 @@ are derived from the message's id, so the same message always shows the same ite
     reasoning of message msg_<t>              rs_<t>
     function call C of message msg_<t>        fc_<t>_<hash of C>
     tool result (function_call_output)        fco_<t>          of tool message msg_<t>
+
+An assistant message whose reasoning and text alternate (reasoning, text, reasoning again)
+keeps their order in its ``layout``; its second text is item ``msg_<t>_2``, its second
+reasoning ``rs_<t>_2``, and so on, numbered by kind in the message, which is how the
+response's stream named them too (``stream.py``). Reasoning the provider gave as a
+summary is a reasoning item with ``summary`` parts instead of ``content``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -37,8 +43,15 @@ _ROLES = {
 COMPACTION_PREFIX = "parley.compaction.v1:"
 
 
-def reasoning_id(message_id: str) -> str:
-    return "rs_" + message_id.partition("_")[2]
+def reasoning_id(message_id: str, ordinal: int = 1) -> str:
+    """The id of reasoning item ``ordinal`` (from 1) of a message."""
+    item_id = "rs_" + message_id.partition("_")[2]
+    return item_id if ordinal == 1 else f"{item_id}_{ordinal}"
+
+
+def text_id(message_id: str, ordinal: int = 1) -> str:
+    """The id of text item ``ordinal`` (from 1) of an assistant message."""
+    return message_id if ordinal == 1 else f"{message_id}_{ordinal}"
 
 
 def call_item_id(message_id: str, call_id: str) -> str:
@@ -57,6 +70,8 @@ def message_id_of(item_id: str) -> str | None:
     prefix, _, token = item_id.partition("_")
     if prefix == "fc":
         token = token.rpartition("_")[0]
+    elif prefix in ("msg", "rs"):
+        token = token.partition("_")[0]  # msg_<t>_2: the message's second text item
     if not token or prefix not in ("msg", "rs", "fco", "fc"):
         return None
     return "msg_" + token
@@ -305,31 +320,79 @@ def message_items(
             "content": content,
         }
         return
-    if message.reasoning:
-        yield reasoning_item(message.id, message.reasoning, status)
-    if message.content:
-        yield text_item(message.id, message.content, status, phase=message.phase)
+    for segment in segments(message):
+        if segment.kind == "text":
+            yield text_item(segment.item_id, segment.text, status, phase=message.phase)
+        else:
+            yield reasoning_item(
+                segment.item_id, segment.text, status, summary=segment.kind == "summary"
+            )
     for call in message.tool_calls or ():
         if calls is None or call["id"] in calls:
             yield call_item(message.id, call["id"], call["name"], call["arguments"])
 
 
-def reasoning_item(message_id: str, text: str, status: str) -> dict[str, Any]:
+class Segment(NamedTuple):
+    """A run of one kind of an assistant message's output: ``reasoning``, ``summary``
+    (reasoning as a summary) or ``text``; ``item_id`` is the item it shows as."""
+
+    kind: str
+    item_id: str
+    text: str
+
+
+def segments(message: Message) -> list[Segment]:
+    """An assistant message's reasoning and text, in the order the model gave them."""
+    reasoning, content = message.reasoning or "", message.content
+    layout = message.layout or [["reasoning", len(reasoning)], ["text", len(content)]]
+    starts = {"text": 0, "thought": 0}
+    ordinals = {"text": 0, "thought": 0}
+    found: list[Segment] = []
+    for kind, length in layout:
+        family = "text" if kind == "text" else "thought"
+        source = content if family == "text" else reasoning
+        start = starts[family]
+        text = source[start : start + length]
+        starts[family] = start + length
+        if not text:
+            continue
+        ordinals[family] += 1
+        n = ordinals[family]
+        item_id = text_id(message.id, n) if family == "text" else reasoning_id(message.id, n)
+        found.append(Segment(kind, item_id, text))
+    return found
+
+
+def without_segment(message: Message, item_id: str) -> tuple[str, str | None, Any]:
+    """The content, reasoning and layout of ``message`` without the segment shown as item
+    ``item_id``."""
+    kept = [s for s in segments(message) if s.item_id != item_id]
+    content = "".join(s.text for s in kept if s.kind == "text")
+    reasoning = "".join(s.text for s in kept if s.kind != "text")
+    layout = [[s.kind, len(s.text)] for s in kept]
+    kinds = [kind for kind, _ in layout]
+    plain = kinds in ([], ["text"], ["reasoning"], ["reasoning", "text"])
+    return content, reasoning or None, None if plain else layout
+
+
+def reasoning_item(
+    item_id: str, text: str, status: str, *, summary: bool = False
+) -> dict[str, Any]:
+    """A reasoning item: the reasoning in ``content``, or, for a summary, in ``summary``."""
+    part = {"type": "summary_text" if summary else "reasoning_text", "text": text}
     return {
         "type": "reasoning",
-        "id": reasoning_id(message_id),
+        "id": item_id,
         "status": status,
-        "summary": [],
-        "content": [{"type": "reasoning_text", "text": text}],
+        "summary": [part] if summary else [],
+        "content": [] if summary else [part],
     }
 
 
-def text_item(
-    message_id: str, text: str, status: str, *, phase: str | None = None
-) -> dict[str, Any]:
+def text_item(item_id: str, text: str, status: str, *, phase: str | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {
         "type": "message",
-        "id": message_id,
+        "id": item_id,
         "status": status,
         "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],

@@ -12,7 +12,9 @@ replay of the log (``GET /v1/responses/{id}?stream=true``) numbers every event a
 stream did, and ``starting_after`` resumes from any of them.
 
 Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names;
-OpenAI's API calls them ``response.reasoning_text.*``).
+OpenAI's API calls them ``response.reasoning_text.*``); reasoning a provider gave as a
+summary streams as a reasoning item's summary part (``response.reasoning_summary_part.*``,
+``response.reasoning_summary_text.*``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from typing import Any
 import orjson
 
 from parley.engine import Entry
-from parley.server.responses.items import call_item, reasoning_id
+from parley.server.responses.items import (
+    call_item,
+    reasoning_id,
+    reasoning_item,
+    text_id,
+    text_item,
+)
 from parley.server.responses.resource import STATUS, incomplete_reason, usage
 from parley.types import RunStatus
 
@@ -59,6 +67,8 @@ class ResponseEvents:
         self.head = head
         self.seq = -1
         self.output: list[dict[str, Any]] = []
+        #: How many items of a family (``text``, ``thought``) each message has shown.
+        self.ordinals: dict[tuple[str, str], int] = {}
         self.open: _Open | None = None
         self.usage: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
@@ -79,13 +89,13 @@ class ResponseEvents:
     def feed(self, entry: Entry) -> list[Event]:
         """The protocol's events for one of the run's events."""
         _, kind, data = entry
-        if kind == "content.delta" or kind == "reasoning.delta":
+        if kind == "content.delta":
             event = orjson.loads(data)
-            return self._delta(
-                "message" if kind == "content.delta" else "reasoning",
-                event["message_id"],
-                event["text"],
-            )
+            return self._delta("message", event["message_id"], event["text"])
+        if kind == "reasoning.delta":
+            event = orjson.loads(data)
+            part = "summary" if event.get("summary") else "reasoning"
+            return self._delta(part, event["message_id"], event["text"])
         if kind == "tool_calls":
             return self._calls(orjson.loads(data))
         if kind == "usage":
@@ -104,51 +114,44 @@ class ResponseEvents:
         events: list[Event] = []
         current = self.open
         if current is None or current.kind != kind or current.message_id != message_id:
+            if not text:
+                return events  # nothing to show yet (and the stored layout has no such item)
             if current is not None:
                 events += self._close("completed")
             current = self._begin(kind, message_id, events)
         current.texts.append(text)
-        extra: dict[str, Any]
-        name, extra = (
-            ("response.output_text.delta", {"logprobs": []})
-            if kind == "message"
-            else ("response.reasoning.delta", {})
-        )
-        events.append(
-            self._event(
-                name,
-                item_id=current.item_id,
-                output_index=current.index,
-                content_index=0,
-                delta=text,
-                **extra,
+        where = {"item_id": current.item_id, "output_index": current.index}
+        if kind == "message":
+            delta = self._event(
+                "response.output_text.delta", **where, content_index=0, delta=text, logprobs=[]
             )
-        )
+        elif kind == "summary":
+            delta = self._event(
+                "response.reasoning_summary_text.delta", **where, summary_index=0, delta=text
+            )
+        else:
+            delta = self._event("response.reasoning.delta", **where, content_index=0, delta=text)
+        events.append(delta)
         return events
 
     def _begin(self, kind: str, message_id: str, events: list[Event]) -> _Open:
         index = len(self.output)
+        # Items are numbered by kind within their message, as ``items.segments`` numbers
+        # the stored message's, so that GET shows the ids the stream gave.
+        family = "text" if kind == "message" else "thought"
+        ordinal = self.ordinals[message_id, family] = self.ordinals.get((message_id, family), 0) + 1
+        item: dict[str, Any]
         if kind == "message":
-            item_id = message_id
-            if any(item["id"] == item_id for item in self.output):
-                item_id = f"{message_id}_{index}"  # text again after reasoning: a new item
-            item: dict[str, Any] = {
+            item_id = text_id(message_id, ordinal)
+            item = {
                 "id": item_id,
                 "type": "message",
                 "status": "in_progress",
                 "role": "assistant",
                 "content": [],
             }
-            part: dict[str, Any] = {
-                "type": "output_text",
-                "text": "",
-                "annotations": [],
-                "logprobs": [],
-            }
         else:
-            item_id = reasoning_id(message_id)
-            if any(item["id"] == item_id for item in self.output):
-                item_id = f"{item_id}_{index}"
+            item_id = reasoning_id(message_id, ordinal)
             item = {
                 "id": item_id,
                 "type": "reasoning",
@@ -156,19 +159,19 @@ class ResponseEvents:
                 "summary": [],
                 "content": [],
             }
-            part = {"type": "reasoning_text", "text": ""}
         self.output.append(item)
         self.open = _Open(kind, item_id, message_id, index)
         events.append(self._event("response.output_item.added", output_index=index, item=item))
-        events.append(
-            self._event(
-                "response.content_part.added",
-                item_id=item_id,
-                output_index=index,
-                content_index=0,
-                part=part,
+        where = {"item_id": item_id, "output_index": index}
+        if kind == "summary":
+            part = {"type": "summary_text", "text": ""}
+            added = self._event(
+                "response.reasoning_summary_part.added", **where, summary_index=0, part=part
             )
-        )
+        else:
+            part = _part(kind, "")
+            added = self._event("response.content_part.added", **where, content_index=0, part=part)
+        events.append(added)
         return self.open
 
     def _close(self, status: str) -> list[Event]:
@@ -176,20 +179,35 @@ class ResponseEvents:
         if current is None:
             return []
         text = "".join(current.texts)
-        where = {"item_id": current.item_id, "output_index": current.index, "content_index": 0}
-        if current.kind == "message":
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            done = self._event("response.output_text.done", **where, text=text, logprobs=[])
+        where = {"item_id": current.item_id, "output_index": current.index}
+        done_item = output_item(current.kind, current.item_id, text, status)
+        if current.kind == "summary":
+            part = done_item["summary"][0]
+            closing = [
+                self._event(
+                    "response.reasoning_summary_text.done", **where, summary_index=0, text=text
+                ),
+                self._event(
+                    "response.reasoning_summary_part.done", **where, summary_index=0, part=part
+                ),
+            ]
         else:
-            part = {"type": "reasoning_text", "text": text}
-            done = self._event("response.reasoning.done", **where, text=text)
-        item = {**self.output[current.index], "status": status, "content": [part]}
-        self.output[current.index] = item
-        return [
-            done,
-            self._event("response.content_part.done", **where, part=part),
-            self._event("response.output_item.done", output_index=current.index, item=item),
-        ]
+            part = done_item["content"][0]
+            if current.kind == "message":
+                done = self._event(
+                    "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
+                )
+            else:
+                done = self._event("response.reasoning.done", **where, content_index=0, text=text)
+            closing = [
+                done,
+                self._event("response.content_part.done", **where, content_index=0, part=part),
+            ]
+        self.output[current.index] = done_item
+        closing.append(
+            self._event("response.output_item.done", output_index=current.index, item=done_item)
+        )
+        return closing
 
     def _calls(self, manifest: dict[str, Any]) -> list[Event]:
         events = self._close("completed")
@@ -255,6 +273,19 @@ class ResponseEvents:
         if status in ("incomplete", "cancelled"):
             response["incomplete_details"] = {"reason": incomplete_reason(None)}
         return response
+
+
+def _part(kind: str, text: str) -> dict[str, Any]:
+    if kind == "message":
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    return {"type": "reasoning_text", "text": text}
+
+
+def output_item(kind: str, item_id: str, text: str, status: str) -> dict[str, Any]:
+    """The whole item of a ``message``, ``reasoning`` or ``summary`` stream."""
+    if kind == "message":
+        return text_item(item_id, text, status)
+    return reasoning_item(item_id, text, status, summary=kind == "summary")
 
 
 def translate(head: dict[str, Any], entries: Iterator[Entry]) -> Iterator[Event]:
