@@ -67,10 +67,17 @@ class ToolCallsEvent(BaseModel):
 
 
 class UsageEvent(BaseModel):
+    """Token counts; on a run stream, those of every model call of the turn.
+    ``reasoning_tokens`` are part of ``output_tokens`` (those the model spent reasoning),
+    ``cached_tokens`` part of ``input_tokens`` (those read from the provider's prompt
+    cache); both are 0 where the provider does not say."""
+
     type: Literal["usage"] = "usage"
     run_id: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class ErrorEvent(BaseModel):
@@ -197,10 +204,15 @@ class ToolCallPart:
 
 @dataclass(slots=True)
 class UsagePart:
-    """Token counts of the call so far (running totals, not increments)."""
+    """Token counts of the call so far (running totals, not increments). Of the
+    ``output_tokens``, ``reasoning_tokens`` were spent reasoning; of the ``input_tokens``,
+    ``cached_tokens`` were read from the provider's prompt cache. Each detail is part of its
+    total, never more than it, and 0 where the provider does not say."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
 
 
 @dataclass(slots=True)

@@ -83,8 +83,23 @@ class ToolCall(BaseModel):
 
 
 class Usage(BaseModel):
+    """Token counts. ``reasoning_tokens`` are part of ``output_tokens`` (those the model
+    spent reasoning), ``cached_tokens`` part of ``input_tokens`` (those read from the
+    provider's prompt cache); both are 0 where the provider does not say."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        """The counts of both, added field by field."""
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+        )
 
 
 def image_type(data: bytes) -> str | None:

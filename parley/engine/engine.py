@@ -40,7 +40,7 @@ from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store.db import Database
 from parley.store.records import Assistant, Message, Run, Thread
-from parley.types import RunStatus
+from parley.types import RunStatus, Usage
 
 log = logging.getLogger("parley.engine")
 
@@ -276,9 +276,9 @@ class Engine:
         messages: list[NewMessage],
         instructions: str | None = None,
         parameters: dict[str, Any] | None = None,
-    ) -> tuple[str, tuple[int, int]]:
+    ) -> tuple[str, Usage]:
         """One model call that stores nothing (no thread, no run): the answer's text and
-        its ``(input, output)`` tokens. For work beside a conversation, such as compaction."""
+        its tokens. For work beside a conversation, such as compaction."""
         self.providers.check_model(model)
         provider, model_id = self.providers.resolve(model)
         request = ModelRequest(
@@ -302,7 +302,7 @@ class Engine:
                 acc.add(part)
         finally:
             await stream.aclose()
-        return acc.text, (acc.input_tokens, acc.output_tokens)
+        return acc.text, acc.usage
 
     async def _claim_and_launch(
         self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None

@@ -96,8 +96,7 @@ class TurnHandle:
         turn = self._turn
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
-        input_tokens, output_tokens = turn.usage()
-        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        usage = turn.usage()
         return await self._engine.db.read(
             functools.partial(_outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage)
         )

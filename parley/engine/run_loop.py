@@ -49,7 +49,7 @@ from parley.store import threads as thread_store
 from parley.store.db import Database, new_id, now
 from parley.store.records import Message, Run
 from parley.store.tables import TOOL_FIELD_LENGTH, without_nul
-from parley.types import Role, RunStatus, ToolCall, ToolSpec
+from parley.types import Role, RunStatus, ToolCall, ToolSpec, Usage
 
 log = logging.getLogger("parley.engine")
 
@@ -144,8 +144,7 @@ class Turn:
     unanswered: list[ToolCall] = field(default_factory=list)
     #: Model calls made so far, and the tokens of those already finished.
     rounds: int = 1
-    spent_input: int = 0
-    spent_output: int = 0
+    spent: Usage = field(default_factory=Usage)
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -162,10 +161,12 @@ class Turn:
 
     def run_totals(self) -> dict[str, int]:
         """The run's token counts with this turn's added."""
-        used_in, used_out = self.usage()
+        used, run = self.usage(), self.run
         return {
-            "input_tokens": self.run.input_tokens + used_in,
-            "output_tokens": self.run.output_tokens + used_out,
+            "input_tokens": run.input_tokens + used.input_tokens,
+            "output_tokens": run.output_tokens + used.output_tokens,
+            "reasoning_tokens": run.reasoning_tokens + used.reasoning_tokens,
+            "cached_tokens": run.cached_tokens + used.cached_tokens,
         }
 
     def tool_errors(self, calls: list[ToolCall]) -> list[tuple[str, str]]:
@@ -173,9 +174,9 @@ class Turn:
         invalid = self.acc.invalid
         return [(c.id, invalid[c.id]) for c in calls if c.id in invalid]
 
-    def usage(self) -> tuple[int, int]:
-        """Input and output tokens of this turn's model calls."""
-        return self.spent_input + self.acc.input_tokens, self.spent_output + self.acc.output_tokens
+    def usage(self) -> Usage:
+        """The tokens of this turn's model calls."""
+        return self.spent + self.acc.usage
 
     def emit(self, event: Any) -> None:
         """Number, queue for the log, and publish to live followers at once."""
@@ -457,7 +458,7 @@ class TurnRunner:
             turn.unsaved = entries + turn.unsaved
             raise TurnStopped
         turn.message_id, turn.context = written
-        turn.spent_input, turn.spent_output = turn.usage()
+        turn.spent = turn.usage()
         turn.acc = AnswerAccumulator()
         turn.rounds += 1
         turn.settling = False
@@ -465,8 +466,7 @@ class TurnRunner:
     def _closing(self, turn: Turn, status: RunStatus, *extra: Any) -> list[Entry]:
         """Record the closing events; they are published once the end is committed."""
         run_id = turn.run.id
-        used_in, used_out = turn.usage()
-        usage = UsageEvent(run_id=run_id, input_tokens=used_in, output_tokens=used_out)
+        usage = UsageEvent(run_id=run_id, **turn.usage().model_dump())
         events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
         events.append(DoneEvent(run_id=run_id, status=status))
         return [turn.record(e) for e in events]

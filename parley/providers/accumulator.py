@@ -47,10 +47,12 @@ class AnswerAccumulator:
         "_layout",
         "_reasoning",
         "_text",
+        "cached_tokens",
         "finish_reason",
         "input_tokens",
         "invalid",
         "output_tokens",
+        "reasoning_tokens",
         "state",
     )
 
@@ -66,6 +68,10 @@ class AnswerAccumulator:
         self.finish_reason: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
+        #: Of the output tokens, those spent reasoning; of the input, those read from the
+        #: provider's prompt cache (``UsagePart``).
+        self.reasoning_tokens = 0
+        self.cached_tokens = 0
         #: Tool calls whose arguments were not a JSON object: call id -> the tool error
         #: that answers them (filled by ``finish_tool_calls``).
         self.invalid: dict[str, str] = {}
@@ -91,6 +97,10 @@ class AnswerAccumulator:
                 self.input_tokens = event.input_tokens
             if event.output_tokens:
                 self.output_tokens = event.output_tokens
+            if event.reasoning_tokens:
+                self.reasoning_tokens = event.reasoning_tokens
+            if event.cached_tokens:
+                self.cached_tokens = event.cached_tokens
         elif type(event) is FinishPart:
             self.finish_reason = event.reason
         elif type(event) is StatePart:
@@ -149,7 +159,12 @@ class AnswerAccumulator:
 
     @property
     def usage(self) -> Usage:
-        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            cached_tokens=self.cached_tokens,
+        )
 
     @property
     def has_tool_calls(self) -> bool:

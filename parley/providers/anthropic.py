@@ -55,7 +55,6 @@ from parley.events import (
     StatePart,
     TextPart,
     ToolCallPart,
-    UsagePart,
 )
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
@@ -68,6 +67,7 @@ from parley.providers.transport import (
     malformed,
     shorten_detail,
 )
+from parley.providers.usage import detail, usage_part
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -382,10 +382,12 @@ class _StreamState:
     (by block index, in stream order) and where each came, and whether the message ended."""
 
     __slots__ = (
+        "cached_tokens",
         "calls",
         "input_tokens",
         "output_tokens",
         "places",
+        "reasoning_tokens",
         "stopped",
         "texted",
         "thinking",
@@ -394,6 +396,8 @@ class _StreamState:
     def __init__(self) -> None:
         self.input_tokens = 0
         self.output_tokens = 0
+        self.reasoning_tokens = 0
+        self.cached_tokens = 0
         self.stopped = False
         #: Block index -> a ``thinking`` block, or a ``redacted_thinking`` block as sent.
         self.thinking: dict[int, _Thinking | dict[str, Any]] = {}
@@ -544,11 +548,24 @@ class _StreamState:
             raise malformed("token counts that are not integers", provider_label=_LABEL)
         fresh, cache_write, cache_read, output = counts
         if fresh is not None or cache_write is not None or cache_read is not None:
-            # What the call read in all: cached input is counted apart from the rest.
+            # What the call read in all: cached input is counted apart from the rest, and
+            # what it read from the cache is the cached part of that.
             self.input_tokens = (fresh or 0) + (cache_write or 0) + (cache_read or 0)
+            self.cached_tokens = cache_read or 0
         if output is not None:
             self.output_tokens = output
-        return [UsagePart(input_tokens=self.input_tokens, output_tokens=self.output_tokens)]
+        # The thinking among the output tokens, where the API says it.
+        thinking = detail(usage.get("output_tokens_details"), "thinking_tokens")
+        if thinking:
+            self.reasoning_tokens = thinking
+        return [
+            usage_part(
+                self.input_tokens,
+                self.output_tokens,
+                reasoning_tokens=self.reasoning_tokens,
+                cached_tokens=self.cached_tokens,
+            )
+        ]
 
 
 def _block_start_events(payload: dict[str, Any]) -> list[ModelEvent]:

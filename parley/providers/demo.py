@@ -1,6 +1,7 @@
 """The demo model: offline, deterministic, always available as ``demo/<anything>``.
 
-* It streams its reply a word at a time after a short reasoning preamble.
+* It streams its reply a word at a time after a short reasoning preamble, and counts words
+  as tokens: the preamble's are its reasoning tokens, among the output tokens.
 * When the newest message is a user message naming one of the given tools (the exact name,
   as a whole word), it calls that tool. Arguments come from the tool's JSON Schema: each
   string property gets the text after the name (trimmed; up to the next named tool when
@@ -50,15 +51,22 @@ class DemoProvider:
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         plan = _plan(request)
-        output_words = 0
+        output_words = reasoning_words = 0
         for event in plan.events():
-            if type(event) is TextPart or type(event) is ReasoningPart:
+            if type(event) is TextPart:
                 output_words += len(event.text.split())
+            elif type(event) is ReasoningPart:
+                reasoning_words += len(event.text.split())
             elif type(event) is ToolCallPart:
                 output_words += len(event.arguments.split())
             yield event
             await asyncio.sleep(self.delay)
-        yield UsagePart(input_tokens=_input_words(request), output_tokens=output_words)
+        # A word is a token; the reasoning preamble's words are among the output's.
+        yield UsagePart(
+            input_tokens=_input_words(request),
+            output_tokens=output_words + reasoning_words,
+            reasoning_tokens=reasoning_words,
+        )
         yield FinishPart(plan.finish_reason)
 
 

@@ -64,6 +64,7 @@ from parley.providers.transport import (
     RetryPolicy,
     shorten_detail,
 )
+from parley.providers.usage import detail, usage_part
 from parley.types import FunctionSpec, ToolSpec
 
 __all__ = [
@@ -603,7 +604,14 @@ def _usage_part(usage: Any) -> UsagePart:
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
         raise _malformed("token counts that are not integers")
     prompt, candidates, thoughts = counts
-    return UsagePart(input_tokens=prompt, output_tokens=candidates + thoughts)
+    # The thoughts are generated apart from the candidates: the output is both. The prompt
+    # count includes the cached content's.
+    return usage_part(
+        prompt,
+        candidates + thoughts,
+        reasoning_tokens=thoughts,
+        cached_tokens=detail(usage, "cachedContentTokenCount"),
+    )
 
 
 # ------------------------------------------------------------------------------ models

@@ -40,6 +40,7 @@ from parley.providers.transport import (
     malformed,
     shorten_detail,
 )
+from parley.providers.usage import detail, usage_part
 
 
 class OpenAIChatProvider(HTTPProvider):
@@ -358,10 +359,18 @@ def _usage_part(usage: Any) -> UsagePart:
     if not isinstance(prompt, int) or not isinstance(completion, int):
         raise malformed("token counts that are not integers")
     # Some servers (xAI) leave reasoning tokens out of completion_tokens but count them
-    # in total_tokens; the output is everything the model generated.
+    # in total_tokens; the output is everything the model generated, reasoning included.
     if isinstance(total, int) and total - prompt > completion:
         completion = total - prompt
-    return UsagePart(input_tokens=prompt, output_tokens=completion)
+    reasoning = detail(usage.get("completion_tokens_details"), "reasoning_tokens")
+    # OpenAI and most others give the cached tokens in prompt_tokens_details; DeepSeek
+    # says prompt_cache_hit_tokens as well, Together cached_tokens beside prompt_tokens.
+    cached = (
+        detail(usage.get("prompt_tokens_details"), "cached_tokens")
+        or detail(usage, "prompt_cache_hit_tokens")
+        or detail(usage, "cached_tokens")
+    )
+    return usage_part(prompt, completion, reasoning_tokens=reasoning, cached_tokens=cached)
 
 
 def _completion_events(raw: bytes) -> list[ModelEvent]:

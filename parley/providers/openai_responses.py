@@ -50,7 +50,6 @@ from parley.events import (
     StatePart,
     TextPart,
     ToolCallPart,
-    UsagePart,
 )
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
@@ -63,6 +62,7 @@ from parley.providers.transport import (
     malformed,
     shorten_detail,
 )
+from parley.providers.usage import detail, usage_part
 from parley.types import ToolCall, ToolSpec
 
 __all__ = ["OpenAIResponsesProvider", "request_body", "wire_input"]
@@ -528,7 +528,14 @@ def _usage_parts(usage: Any) -> list[ModelEvent]:
     given, made = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
     if type(given) is not int or type(made) is not int:
         raise malformed("token counts that are not integers", provider_label=_LABEL)
-    return [UsagePart(input_tokens=given, output_tokens=made)]
+    return [
+        usage_part(
+            given,
+            made,
+            reasoning_tokens=detail(usage.get("output_tokens_details"), "reasoning_tokens"),
+            cached_tokens=detail(usage.get("input_tokens_details"), "cached_tokens"),
+        )
+    ]
 
 
 def _delta(payload: dict[str, Any]) -> str:

@@ -221,10 +221,7 @@ class TurnAccumulator:
         elif isinstance(event, ToolCallsEvent):
             self.actions.extend(event.actions)
         elif isinstance(event, UsageEvent):
-            self.usage = Usage(
-                input_tokens=self.usage.input_tokens + event.input_tokens,
-                output_tokens=self.usage.output_tokens + event.output_tokens,
-            )
+            self.usage += Usage.model_validate(event, from_attributes=True)
         elif isinstance(event, ErrorEvent):
             self.error = RunError(code=event.code, message=event.message)
         elif isinstance(event, RunStatusEvent | DoneEvent):
@@ -292,10 +289,7 @@ class _Totals:
             thread_id=last.thread_id or thread_id,
             text=_join(turn.text for turn in self.turns),
             reasoning=reasoning or None,
-            usage=Usage(
-                input_tokens=sum(turn.usage.input_tokens for turn in self.turns),
-                output_tokens=sum(turn.usage.output_tokens for turn in self.turns),
-            ),
+            usage=sum((turn.usage for turn in self.turns), Usage()),
             turns=len(self.turns),
             tool_results=self.tool_results,
         )

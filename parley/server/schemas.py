@@ -444,7 +444,7 @@ class RunPublic(BaseModel):
             status=RunStatus(r.status),
             required_action=required,
             last_error=error,
-            usage=Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens),
+            usage=r.usage,
             created_at=int(r.created_at),
             started_at=_ts(r.started_at),
             completed_at=_ts(r.completed_at),

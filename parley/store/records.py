@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Self
 
+from parley.types import Usage
+
 
 class _Record:
     @classmethod
@@ -88,6 +90,10 @@ class Run(_Record):
     status: str
     input_tokens: int
     output_tokens: int
+    #: Of the output tokens, those spent reasoning; of the input, those read from the
+    #: provider's prompt cache.
+    reasoning_tokens: int
+    cached_tokens: int
     error_code: str | None
     error_message: str | None
     last_seq: int
@@ -98,6 +104,16 @@ class Run(_Record):
     metadata: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
+
+    @property
+    def usage(self) -> Usage:
+        """The tokens of every model call of the run."""
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            cached_tokens=self.cached_tokens,
+        )
 
 
 @dataclass(slots=True)

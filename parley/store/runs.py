@@ -85,6 +85,8 @@ def create_run(
         status=status,
         input_tokens=0,
         output_tokens=0,
+        reasoning_tokens=0,
+        cached_tokens=0,
         error_code=None,
         error_message=None,
         last_seq=0,

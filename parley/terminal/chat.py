@@ -468,12 +468,7 @@ def _turn_events(turn: TurnResult) -> list[Event]:
         events.append(ContentDelta(run_id=turn.run_id, message_id=message_id, text=turn.text))
     if turn.actions:
         events.append(ToolCallsEvent(run_id=turn.run_id, actions=turn.actions))
-    usage = turn.usage
-    events.append(
-        UsageEvent(
-            run_id=turn.run_id, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens
-        )
-    )
+    events.append(UsageEvent(run_id=turn.run_id, **turn.usage.model_dump()))
     if turn.error is not None:
         events.append(
             ErrorEvent(run_id=turn.run_id, code=turn.error.code, message=turn.error.message)

@@ -80,10 +80,21 @@ def message_events(
     stop_reason: str | None = "end_turn",
     input_tokens: int = 12,
     output_tokens: int = 7,
+    cache_read_input_tokens: int = 0,
+    thinking_tokens: int | None = None,
     model: str = "claude-test",
     end: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The events of one streamed message, in order; without ``message_stop`` unless ``end``."""
+    """The events of one streamed message, in order; without ``message_stop`` unless ``end``.
+
+    Usage as the API gives it: ``input_tokens`` are those not read from the prompt cache,
+    ``cache_read_input_tokens`` those read from it (both in ``message_start``); the final
+    ``output_tokens`` come in ``message_delta``, with ``output_tokens_details`` (the
+    ``thinking_tokens`` among them) when ``thinking_tokens`` is given, as models with
+    adaptive thinking answer."""
+    delta_usage: dict[str, Any] = {"output_tokens": output_tokens}
+    if thinking_tokens is not None:
+        delta_usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
     events: list[tuple[str, dict[str, Any]]] = [
         (
             "message_start",
@@ -97,7 +108,12 @@ def message_events(
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+                    "usage": {
+                        "input_tokens": input_tokens,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": cache_read_input_tokens,
+                        "output_tokens": 1,
+                    },
                 },
             },
         ),
@@ -121,7 +137,7 @@ def message_events(
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": output_tokens},
+                "usage": delta_usage,
             },
         )
     )

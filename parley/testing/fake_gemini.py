@@ -27,7 +27,7 @@ import orjson
 
 from parley.testing.loopback import Connection, LoopbackServer, Received, Request
 
-__all__ = ["FakeGemini", "Received", "Script", "gemini_error"]
+__all__ = ["FakeGemini", "Received", "Script", "gemini_error", "usage_metadata"]
 
 _PREFIX = "/v1beta"
 _PAGE = 2
@@ -36,6 +36,26 @@ _PAGE = 2
 def gemini_error(code: int, message: str, status: str) -> dict[str, Any]:
     """An error body as the Gemini API writes it."""
     return {"error": {"code": code, "message": message, "status": status}}
+
+
+def usage_metadata(
+    prompt: int, candidates: int, *, thoughts: int = 0, cached: int = 0
+) -> dict[str, Any]:
+    """A ``usageMetadata`` as the Gemini API writes it: the ``thoughts`` are counted apart
+    from the ``candidates`` (the total is all three), and the ``cached`` content's tokens are
+    part of the ``prompt``'s. Counts other than the prompt's are left out when they are 0,
+    as the API leaves them out."""
+    usage: dict[str, Any] = {"promptTokenCount": prompt}
+    if candidates:
+        usage["candidatesTokenCount"] = candidates
+    usage["totalTokenCount"] = prompt + candidates + thoughts
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
 
 
 @dataclass

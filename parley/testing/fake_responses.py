@@ -131,13 +131,16 @@ def response_events(
     status: Literal["completed", "incomplete", "failed"] = "completed",
     input_tokens: int = 12,
     output_tokens: int = 7,
+    reasoning_tokens: int = 0,
+    cached_tokens: int = 0,
     incomplete_reason: str = "max_output_tokens",
     error: dict[str, Any] | None = None,
     model: str = "gpt-test",
     end: bool = True,
 ) -> list[Event]:
     """The events of one streamed response, in order, numbered; the last one says how it
-    ended (``status``), and is left out unless ``end``."""
+    ended (``status``), and is left out unless ``end``. Its usage counts the
+    ``reasoning_tokens`` among the output tokens and the ``cached_tokens`` among the input."""
     response: dict[str, Any] = {
         "id": "resp_fake",
         "object": "response",
@@ -160,9 +163,9 @@ def response_events(
         if status != "failed":
             final["usage"] = {
                 "input_tokens": input_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": cached_tokens},
                 "output_tokens": output_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
                 "total_tokens": input_tokens + output_tokens,
             }
         if status == "incomplete":

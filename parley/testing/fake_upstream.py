@@ -46,8 +46,9 @@ Any other model behaves like ``text``. When the request's last message is a tool
 ``text``, ``slow``, ``reasoning``, ``echo``, ``tools``, ``badargs`` and ``auto`` answer
 ``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
 got the results. Streams end with a finish chunk, a usage chunk when the request asks for
-``stream_options.include_usage`` (prompt_tokens: words of the messages; completion_tokens:
-chunks streamed), then ``data: [DONE]``. Without ``stream: true`` the answer is one
+``stream_options.include_usage`` (prompt_tokens: words of the messages, the words of all but
+the newest one cached; completion_tokens: chunks streamed, the reasoning chunks its
+reasoning_tokens), then ``data: [DONE]``. Without ``stream: true`` the answer is one
 ``chat.completion`` JSON.
 """
 
@@ -277,16 +278,28 @@ def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
     return _Answer(text_chunks(spec.count), reasoning)
 
 
-def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt = sum(
+def _usage(body: dict[str, Any], deltas: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenAI's usage of an answer: a word of the messages is a prompt token, the words of
+    the messages before the newest are cached (the prefix an earlier call of the
+    conversation sent), and a chunk streamed is a completion token, a reasoning one a
+    reasoning token among them."""
+    words = [
         len(_content_text(m.get("content")).split())
         for m in body.get("messages") or ()
         if isinstance(m, dict)
-    )
+    ]
+    prompt, completion = sum(words), len(deltas)
     return {
         "prompt_tokens": prompt,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt + completion_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": sum(words[:-1]), "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": sum("reasoning_content" in d for d in deltas),
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
@@ -486,7 +499,7 @@ async def _stream_answer(
     await stream.chunk({}, finish=answer.finish_reason)
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
-        await stream.chunk(None, usage=_usage(body, len(deltas)))
+        await stream.chunk(None, usage=_usage(body, deltas))
     await stream.end()
     return True
 
@@ -517,7 +530,7 @@ def _completion(spec: Spec, body: dict[str, Any], model: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
-        "usage": _usage(body, len(answer.deltas())),
+        "usage": _usage(body, answer.deltas()),
     }
 
 

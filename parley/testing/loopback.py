@@ -1,7 +1,7 @@
 """The one loopback HTTP/1.1 server of the fakes: real sockets, keep-alive, chunked answers.
 
-Each fake upstream (``fake_upstream``, ``scripted`` and its API fakes, ``fake_gemini``, and
-the fakes of the tests) is a handler on a ``LoopbackServer``::
+Each fake upstream (``fake_upstream``, ``scripted`` and its API fakes, ``fake_gemini``,
+``fake_ollama``, and the fakes of the tests) is a handler on a ``LoopbackServer``::
 
     async def handle(request: Request, conn: Connection) -> bool:
         if request.method == "GET" and request.path == "/v1/models":

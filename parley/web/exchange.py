@@ -225,10 +225,7 @@ class Exchange:
                 raise
         finally:
             sync_stream.close()
-            self.usage = Usage(
-                input_tokens=self.usage.input_tokens + turn.usage.input_tokens,
-                output_tokens=self.usage.output_tokens + turn.usage.output_tokens,
-            )
+            self.usage += turn.usage
 
     def _run_tools(self, assistant_id: str) -> tuple[bool, list[ToolResultEvent]]:
         assert self.run_id is not None

@@ -7,10 +7,9 @@ loop, and each test takes slots of its own, so the answers a test queues and the
 its upstream receives are its alone. A slot is a provider table of the server's config
 (``chat3``, ``claude1``, ...). The fakes are the project's: ``FakeUpstreamServer`` (Chat
 Completions, ``replay:PATH`` models), ``FakeResponses``, ``FakeAnthropic``, ``FakeGemini``
-(checking thought signatures as Gemini 3 does), and for Ollama a small NDJSON handler on
-the shared loopback server. A turn is constructed here in the documented wire format
-(``CallsTurn``: reasoning then two parallel calls; ``TextTurn``: an answer) or is a
-recording of ``tests/recordings`` (``Recorded``).
+(checking thought signatures as Gemini 3 does) and ``FakeOllama``. A turn is constructed
+here in the documented wire format (``CallsTurn``: reasoning then two parallel calls;
+``TextTurn``: an answer) or is a recording of ``tests/recordings`` (``Recorded``).
 """
 
 from __future__ import annotations
@@ -27,7 +26,9 @@ import orjson
 
 from parley.testing.fake_anthropic import FakeAnthropic, message_events, thinking, tool_use
 from parley.testing.fake_anthropic import text as text_block
-from parley.testing.fake_gemini import FakeGemini, Script
+from parley.testing.fake_gemini import FakeGemini, Script, usage_metadata
+from parley.testing.fake_ollama import NDJSON, FakeOllama, chat_line, done_line, text_line
+from parley.testing.fake_ollama import Answer as OllamaAnswer
 from parley.testing.fake_responses import (
     FakeResponses,
     function_call,
@@ -36,7 +37,6 @@ from parley.testing.fake_responses import (
     response_events,
 )
 from parley.testing.fake_upstream import FakeUpstreamServer
-from parley.testing.loopback import Connection, LoopbackServer, Received, Request
 from parley.testing.scripted import Answer
 from tests.e2e.responses_helpers import CLOCK_TOOL, WEATHER_TOOL
 from tests.e2e.sse import iter_events
@@ -53,8 +53,9 @@ THINKING = ("The user wants the weather ", "and the time in Oslo; ", "both tools
 RESULTS = ("sunny, 21C", "12:00")
 #: The answer after the tool results, as streamed.
 ANSWER = ("It is sunny ", "and 21C in Oslo, ", "at noon.")
-#: The token counts of the constructed turn 1 (its reasoning among its output tokens).
-INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS = 31, 57, 19
+#: The token counts of the constructed turn 1 (its reasoning among its output tokens, the
+#: tokens read from the provider's prompt cache among its input tokens).
+INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS, CACHED_TOKENS = 31, 57, 19, 24
 #: Opaque reasoning state that must go back byte for byte (base64's ``+/=`` included).
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGg+xBdjrkzLoky3dl1pk/iMOYds4fQ=="
 ENCRYPTED = "gAAAAABpQ_enc+rypted/reasoning=="
@@ -141,8 +142,9 @@ class Upstream:
     model = ""
     #: The provider's ids of the scenario's calls.
     call_ids = ("", "")
-    #: Whether its API reports reasoning tokens apart (in usage).
+    #: Whether its API reports reasoning tokens apart, and cached tokens (in usage).
     reports_reasoning_tokens = False
+    reports_cached_tokens = False
     #: Extra lines of every config table.
     extra = ""
 
@@ -201,7 +203,7 @@ class ChatUpstream(Upstream):
 
     label, kind, model = "chat", "openai-chat", ""
     call_ids = ("call_oStfjbrEyya6I2px3EzDuGVB", "call_X2e3bGHCvCqUAkx6l1Xm8cTd")
-    reports_reasoning_tokens = True
+    reports_reasoning_tokens = reports_cached_tokens = True
     _files = itertools.count()
 
     def new_fake(self) -> Any:
@@ -271,7 +273,7 @@ def chat_stream(turn: CallsTurn | TextTurn) -> bytes:
     finish = "stop"
     if isinstance(turn, TextTurn):
         deltas += [{"content": piece} for piece in turn.text]
-        usage = _chat_usage(12, len(turn.text), 0)
+        usage = _chat_usage(12, len(turn.text))
     else:
         finish = "tool_calls"
         deltas += [{"reasoning_content": piece} for piece in turn.reasoning]
@@ -283,7 +285,7 @@ def chat_stream(turn: CallsTurn | TextTurn) -> bytes:
                 {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
                 for piece in call.fragments()
             ]
-        usage = _chat_usage(INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS)
+        usage = _chat_usage(INPUT_TOKENS, OUTPUT_TOKENS, REASONING_TOKENS, CACHED_TOKENS)
     head = {"id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1769111919}
     choices = [{"index": 0, "delta": delta, "finish_reason": None} for delta in deltas]
     choices.append({"index": 0, "delta": {}, "finish_reason": finish})
@@ -292,12 +294,13 @@ def chat_stream(turn: CallsTurn | TextTurn) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
-def _chat_usage(prompt: int, completion: int, reasoning_tokens: int) -> dict[str, Any]:
+def _chat_usage(prompt: int, completion: int, reasoning: int = 0, cached: int = 0) -> dict[str, Any]:  # fmt: skip
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
     }
 
 
@@ -318,7 +321,7 @@ class ResponsesUpstream(QueuedUpstream):
 
     label, kind, model = "resp", "openai-responses", "gpt-5-mini"
     call_ids = ("call_sVidsfFJ6zlzRpelrPkTPlpd", "call_aW73gpD5NLJgVw2Xc1k0b9Qe")
-    reports_reasoning_tokens = True
+    reports_reasoning_tokens = reports_cached_tokens = True
 
     def new_fake(self) -> Any:
         return FakeResponses(api_key="sk-test")
@@ -333,12 +336,14 @@ class ResponsesUpstream(QueuedUpstream):
             function_call(c.call_id, c.name, *c.fragments(), item_id=f"fc_up{n}")
             for n, c in enumerate(turn.calls)
         ]
-        events = response_events(
-            items, input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS, model=self.model
+        return response_events(
+            items,
+            input_tokens=INPUT_TOKENS,
+            output_tokens=OUTPUT_TOKENS,
+            reasoning_tokens=REASONING_TOKENS,
+            cached_tokens=CACHED_TOKENS,
+            model=self.model,
         )
-        usage = events[-1][1]["response"]["usage"]
-        usage["output_tokens_details"]["reasoning_tokens"] = REASONING_TOKENS
-        return events
 
     def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
         assert body["store"] is False
@@ -370,10 +375,13 @@ class ResponsesUpstream(QueuedUpstream):
 
 
 class AnthropicUpstream(QueuedUpstream):
-    """The Anthropic Messages API: signed thinking goes back before the calls."""
+    """The Anthropic Messages API: signed thinking goes back before the calls. Its input
+    tokens are those read from the prompt cache and the others, given apart; it says its
+    thinking tokens as models with adaptive thinking do."""
 
     label, kind, model = "claude", "anthropic", "claude-test-1"
     call_ids = ("toolu_01A09q90qw90lq917835lq9", "toolu_01PwTzBMsHUfRqTS2ak7n5vt")
+    reports_reasoning_tokens = reports_cached_tokens = True
 
     def new_fake(self) -> Any:
         return FakeAnthropic(api_key="sk-test")
@@ -388,8 +396,10 @@ class AnthropicUpstream(QueuedUpstream):
         return message_events(
             blocks,
             stop_reason="tool_use",
-            input_tokens=INPUT_TOKENS,
+            input_tokens=INPUT_TOKENS - CACHED_TOKENS,
+            cache_read_input_tokens=CACHED_TOKENS,
             output_tokens=OUTPUT_TOKENS,
+            thinking_tokens=REASONING_TOKENS,
             model=self.model,
         )
 
@@ -424,7 +434,7 @@ class GeminiUpstream(Upstream):
 
     label, kind, model = "gemini", "gemini", "gemini-3-flash"
     call_ids = ("c9bjmkfz", "x4kq2m7d")
-    reports_reasoning_tokens = True
+    reports_reasoning_tokens = reports_cached_tokens = True
     _names = itertools.count()
 
     def new_fake(self) -> Any:
@@ -458,7 +468,7 @@ class GeminiUpstream(Upstream):
             parts = [{"text": piece} for piece in turn.text]
             events = [_candidate([part]) for part in parts]
             events.append(
-                {**_candidate([{"text": ""}], "STOP"), "usageMetadata": _gemini_usage(12, 9, 0)}
+                {**_candidate([{"text": ""}], "STOP"), "usageMetadata": usage_metadata(12, 9)}
             )
             return Script(events=events)
         events = [_candidate([{"text": piece, "thought": True}]) for piece in turn.reasoning]
@@ -468,7 +478,12 @@ class GeminiUpstream(Upstream):
         ]
         parts[0]["thoughtSignature"] = SIGNATURE  # of parallel calls, Gemini signs the first
         events.append(_candidate(parts))
-        usage = _gemini_usage(INPUT_TOKENS, OUTPUT_TOKENS - REASONING_TOKENS, REASONING_TOKENS)
+        usage = usage_metadata(
+            INPUT_TOKENS,
+            OUTPUT_TOKENS - REASONING_TOKENS,
+            thoughts=REASONING_TOKENS,
+            cached=CACHED_TOKENS,
+        )
         events.append({**_candidate([{"text": ""}], "STOP"), "usageMetadata": usage})
         return Script(events=events)
 
@@ -499,46 +514,9 @@ def _candidate(parts: list[dict[str, Any]], finish: str | None = None) -> dict[s
     return {"candidates": [candidate], "modelVersion": "gemini-3-flash-preview"}
 
 
-def _gemini_usage(prompt: int, candidates: int, thoughts: int) -> dict[str, Any]:
-    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates}
-    usage["totalTokenCount"] = prompt + candidates + thoughts
-    if thoughts:
-        usage["thoughtsTokenCount"] = thoughts
-    return usage
-
-
 def _without_id(part: dict[str, Any], key: str) -> dict[str, Any]:
     inner = {k: v for k, v in part[key].items() if k != "id"}
     return {key: inner}
-
-
-class FakeOllama:
-    """Ollama's ``POST /api/chat`` on the loopback server: each call takes the next queued
-    body (NDJSON lines, written one at a time, or one JSON object)."""
-
-    def __init__(self) -> None:
-        self.answers: list[tuple[bytes, str]] = []
-        self.requests: list[Received] = []
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def base_url(self) -> str:
-        return self._server.url
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
-
-    async def _respond(self, request: Request, conn: Connection) -> bool:
-        self.requests.append(Received.of(request))
-        body, content_type = self.answers.pop(0)
-        await conn.begin_chunked(content_type=content_type)
-        for line in body.splitlines(keepends=True):
-            await conn.send_chunk(line)
-        await conn.end_chunked()
-        return True
 
 
 class OllamaUpstream(Upstream):
@@ -554,20 +532,21 @@ class OllamaUpstream(Upstream):
         return super().config().replace('api_key = "sk-test"\n', "")
 
     def script(self, slot: int, *turns: Turn) -> list[str]:
-        for turn in turns:
-            self.fakes[slot].answers.append(self.answer(turn))
+        self.fakes[slot].answer(*(self.answer(turn) for turn in turns))
         return [self.model_name(slot) for _ in turns]
 
-    def answer(self, turn: Turn) -> tuple[bytes, str]:
+    def answer(self, turn: Turn) -> OllamaAnswer:
+        """``turn``, written one line at a time."""
         if isinstance(turn, Recorded):
             body = turn.path.read_bytes()
             json_body = turn.path.suffix == ".json"
-            return body, "application/json" if json_body else "application/x-ndjson"
+            content_type = "application/json" if json_body else NDJSON
+            return OllamaAnswer(body.splitlines(keepends=True), content_type=content_type)
         if isinstance(turn, TextTurn):
-            lines = [_ollama_line({"content": piece}) for piece in turn.text]
-            lines.append(_ollama_line({"content": ""}, done=True, counts=(12, 9)))
+            lines = [text_line(piece, model=self.model) for piece in turn.text]
+            lines.append(done_line(prompt=12, output=9, model=self.model))
         else:
-            lines = [_ollama_line({"thinking": piece}) for piece in turn.reasoning]
+            lines = [chat_line({"thinking": piece}, model=self.model) for piece in turn.reasoning]
             tool_calls = [
                 {
                     "id": c.call_id,
@@ -575,9 +554,9 @@ class OllamaUpstream(Upstream):
                 }
                 for n, c in enumerate(turn.calls)
             ]
-            lines.append(_ollama_line({"tool_calls": tool_calls}))
-            lines.append(_ollama_line({}, done=True, counts=(INPUT_TOKENS, OUTPUT_TOKENS)))
-        return b"".join(lines), "application/x-ndjson"
+            lines.append(chat_line({"tool_calls": tool_calls}, model=self.model))
+            lines.append(done_line(prompt=INPUT_TOKENS, output=OUTPUT_TOKENS, model=self.model))
+        return OllamaAnswer(lines)
 
     def check_context(self, body: dict[str, Any], turn: CallsTurn) -> None:
         assert body["messages"] == [
@@ -595,20 +574,6 @@ class OllamaUpstream(Upstream):
                 for c, result in zip(turn.calls, RESULTS, strict=True)
             ),
         ]
-
-
-def _ollama_line(
-    message: dict[str, Any], *, done: bool = False, counts: tuple[int, int] = (0, 0)
-) -> bytes:
-    data: dict[str, Any] = {
-        "model": "gpt-oss:20b",
-        "created_at": "2026-03-03T23:44:44.118089028Z",
-        "message": {"role": "assistant", "content": "", **message},
-        "done": done,
-    }
-    if done:
-        data.update(done_reason="stop", prompt_eval_count=counts[0], eval_count=counts[1])
-    return orjson.dumps(data) + b"\n"
 
 
 class DemoModel(Upstream):

@@ -232,3 +232,41 @@ def test_completions_without_stream_answers_a_turn_result(http: httpx.Client) ->
     assert get_run(http, run["id"])["usage"] == result["usage"]
     reply = messages(http, thread["id"])[-1]
     assert reply["id"] == result["message_id"] and reply["content"] == expected_text(3)
+
+
+def test_usage_counts_the_reasoning_and_cached_tokens(http: httpx.Client, upstream: Any) -> None:
+    # The fake upstream counts a word of the messages as a prompt token, the words of all
+    # but the newest as read from its cache, and a reasoning chunk as a reasoning token
+    # among the output's chunks.
+    word = marker()
+    bot = create_assistant(http, "fake/reasoning:3")
+    first = stream_process(http, assistant_id=bot["id"], content=f"weather {word}")
+    thread_id = get_run(http, first.run_id)["thread_id"]
+    turn = stream_process(http, assistant_id=bot["id"], content="and now", thread_id=thread_id)
+    sent = upstream_requests(upstream, word)[-1]["messages"]
+    words = [len(str(m["content"]).split()) for m in sent]
+    expected = {
+        "input_tokens": sum(words),
+        "output_tokens": 6,
+        "reasoning_tokens": 3,
+        "cached_tokens": sum(words[:-1]),
+    }
+    assert expected["cached_tokens"] > 0
+    (usage,) = turn.of_type("usage")
+    assert usage.data == {"type": "usage", "run_id": turn.run_id, **expected}
+    assert get_run(http, turn.run_id)["usage"] == expected
+    # answered as JSON, a turn result says the same
+    answer = http.post(
+        "/process",
+        json={
+            "assistant_id": bot["id"],
+            "content": "and now",
+            "thread_id": thread_id,
+            "stream": False,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["usage"]["reasoning_tokens"] == 3
+    assert result["usage"]["cached_tokens"] > expected["cached_tokens"]  # a longer thread
+    assert get_run(http, result["run_id"])["usage"] == result["usage"]

@@ -33,6 +33,7 @@ from tests.e2e.helpers import assert_no_leak
 from tests.e2e.responses_helpers import call_output, sse_events
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
+    CACHED_TOKENS,
     INPUT_TOKENS,
     OUTPUT_TOKENS,
     QUESTION,
@@ -72,7 +73,7 @@ KINDS = [kind for kind in UPSTREAMS if kind != "openai-chat-reasoning-back"]
 #: Gemini's thought summaries), shown in a reasoning item's ``summary``.
 SUMMARIZING = {"openai-responses", "gemini"}
 #: Slots (fakes) of each kind: at least one per test that uses the kind.
-SLOTS = 8
+SLOTS = 9
 
 
 def known_bug(reason: str) -> pytest.MarkDecorator:
@@ -353,18 +354,7 @@ async def test_reasoning_then_two_parallel_calls_streamed(parley: Parley, kind: 
 
 
 @pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=known_bug(
-                "reasoning tokens are never counted: UsagePart (parley/events.py) has "
-                "no field for them, so resource.usage() answers reasoning_tokens 0"
-            ),
-        )
-        for kind in KINDS
-        if UPSTREAMS[kind].reports_reasoning_tokens
-    ],
+    "kind", [kind for kind in KINDS if UPSTREAMS[kind].reports_reasoning_tokens]
 )
 async def test_usage_counts_the_reasoning_tokens(parley: Parley, kind: str) -> None:
     upstream = parley.upstreams[kind]
@@ -373,6 +363,30 @@ async def test_usage_counts_the_reasoning_tokens(parley: Parley, kind: str) -> N
     response = (await parley.http.post("/responses", json=request(model))).json()
     check_usage(response["usage"], INPUT_TOKENS, OUTPUT_TOKENS)
     assert response["usage"]["output_tokens_details"] == {"reasoning_tokens": REASONING_TOKENS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_usage_details_as_the_provider_reports_them(parley: Parley, kind: str) -> None:
+    """The cached tokens among the input and the reasoning tokens among the output, in the
+    response and at the end of its stream; 0 where the provider does not say (Ollama). The
+    demo model counts words: its reasoning preamble's are its reasoning tokens."""
+    upstream = parley.upstreams[kind]
+    slot, turn = upstream.take(), upstream.scenario()
+    (model,) = upstream.script(slot, turn)
+    final = check_stream(await stream_response(parley.http, request(model)))
+    usage = final["usage"]
+    assert usage == (await retrieved(parley.http, final["id"]))["usage"]
+    if isinstance(upstream, DemoModel):
+        words = len("".join(turn.reasoning).split())
+        assert usage["output_tokens_details"] == {"reasoning_tokens": words}
+        assert 0 < words < usage["output_tokens"]
+        assert usage["input_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 0}
+        return
+    check_usage(usage, INPUT_TOKENS, OUTPUT_TOKENS)
+    reasoning = REASONING_TOKENS if upstream.reports_reasoning_tokens else 0
+    cached = CACHED_TOKENS if upstream.reports_cached_tokens else 0
+    assert usage["output_tokens_details"] == {"reasoning_tokens": reasoning}
+    assert usage["input_tokens_details"] == {"cached_tokens": cached, "cache_write_tokens": 0}
 
 
 # ------------------------------------------------------------------- the tool results
@@ -459,6 +473,11 @@ async def test_a_recorded_answer(parley: Parley, kind: str, name: str) -> None:
     assert len({c["id"] for c in call_items}) == len(call_items)
     assert expected.usage is not None
     check_usage(final["usage"], *expected.usage)
+    details = final["usage"]["output_tokens_details"], final["usage"]["input_tokens_details"]
+    assert details == (
+        {"reasoning_tokens": expected.reasoning_tokens},
+        {"cached_tokens": expected.cached_tokens, "cache_write_tokens": 0},
+    )
     same_response(final, await retrieved(parley.http, final["id"]))
 
 

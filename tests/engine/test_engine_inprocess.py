@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from parley.providers.base import ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import assistants, threads, users
 from parley.store.db import Database
-from parley.types import Role
+from parley.types import Role, Usage
 from tests.harness import FreshDatabase
 
 
@@ -39,11 +40,26 @@ class OneToolRound:
         last = request.messages[-1]
         if last.role == "tool":
             yield TextPart(f"it is {last.content}")
-            yield UsagePart(input_tokens=7, output_tokens=3)
+            yield UsagePart(input_tokens=7, output_tokens=3, reasoning_tokens=2, cached_tokens=5)
             yield FinishPart("stop")
             return
         yield ToolCallPart(index=0, id="call_1", name="lookup", arguments='{"q": "x"}')
-        yield UsagePart(input_tokens=5, output_tokens=2)
+        yield UsagePart(input_tokens=5, output_tokens=2, reasoning_tokens=1)
+        yield FinishPart("tool_calls")
+
+
+class UnreadableThenAnswer:
+    """A provider whose first call's tool call cannot be read; called again in the same
+    turn with the tool error, it answers."""
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        if request.messages[-1].role == "tool":
+            yield TextPart("sorry")
+            yield UsagePart(input_tokens=30, output_tokens=4, reasoning_tokens=3, cached_tokens=20)
+            yield FinishPart("stop")
+            return
+        yield ToolCallPart(index=0, id="call_1", name="lookup", arguments="[1")
+        yield UsagePart(input_tokens=20, output_tokens=9, reasoning_tokens=6, cached_tokens=16)
         yield FinishPart("tool_calls")
 
 
@@ -90,6 +106,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
         overrides={
             "script": Scripted("a\x00b", " end"),
             "round": OneToolRound(),
+            "unreadable": UnreadableThenAnswer(),
             "stall": Stalling(),
             "watched": watched,
         },
@@ -151,7 +168,7 @@ async def test_a_face_runs_a_tool_round_through_the_engine_interface(engine: Eng
     outcome = await first.result()
     assert outcome.run.status == "action_required"
     assert [a.tool_call_id for a in outcome.actions] == ["call_1"]
-    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (5, 2)
+    assert outcome.usage == Usage(input_tokens=5, output_tokens=2, reasoning_tokens=1)
 
     await engine.submit_tool_outputs(user_id=user.id, run_id=run.id, outputs=[("call_1", "42")])
     second = await engine.start_turn(user_id=user.id, run_id=run.id)
@@ -164,8 +181,30 @@ async def test_a_face_runs_a_tool_round_through_the_engine_interface(engine: Eng
     assert outcome.run.status == "completed"
     assert outcome.message is not None and outcome.message.content == "it is 42"
     assert outcome.actions == []
-    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (7, 3)
-    assert (outcome.run.input_tokens, outcome.run.output_tokens) == (12, 5)
+    assert outcome.usage == Usage(
+        input_tokens=7, output_tokens=3, reasoning_tokens=2, cached_tokens=5
+    )
+    # the run: every turn's tokens added up
+    assert outcome.run.usage == Usage(
+        input_tokens=12, output_tokens=5, reasoning_tokens=3, cached_tokens=5
+    )
+
+
+async def test_a_turn_counts_the_tokens_of_every_model_call(engine: Engine) -> None:
+    user, bot = await _assistant(engine, "unreadable/x")
+    thread = await engine.db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    await engine.add_message(user_id=user.id, thread_id=thread.id, content="what?")
+    run = await engine.create_run(
+        user_id=user.id, thread_id=thread.id, assistant_id=bot.id, tools=[LOOKUP]
+    )
+    turn = await engine.start_turn(user_id=user.id, run_id=run.id)
+    entries = [entry async for batch in turn.events() for entry in batch]
+    outcome = await turn.result()
+    assert outcome.run.status == "completed"
+    both = Usage(input_tokens=50, output_tokens=13, reasoning_tokens=9, cached_tokens=36)
+    assert outcome.usage == both and outcome.run.usage == both
+    (usage,) = [json.loads(data) for _, kind, data in entries if kind == "usage"]
+    assert usage == {"type": "usage", "run_id": run.id, **both.model_dump()}
 
 
 async def test_a_turn_cancelled_through_its_handle_keeps_its_text(engine: Engine) -> None:

@@ -24,6 +24,7 @@ import re
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -227,6 +228,9 @@ def create_with_items_and_instructions(client: openai.OpenAI, setup: Setup) -> N
     assert response.usage is not None
     assert response.usage.input_tokens == words
     assert response.usage.output_tokens == setup.text_chunks
+    # ... and the words of the messages before the newest as read from its cache.
+    assert response.usage.input_tokens_details.cached_tokens == words - _words(question)
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
     # The input items are the three messages, not the instructions.
     items = client.responses.input_items.list(response.id, order="asc")
     assert [(i.type, i.role, _text(i)) for i in items.data] == [
@@ -541,7 +545,75 @@ def background_stream_resumed(client: openai.OpenAI, setup: Setup) -> None:
     _same_response(final, client.responses.retrieve(response_id))
 
 
-# ------------------------------------------------------------------------- 8. errors
+# ------------------------------------------------------------- 8. retries, idempotent
+
+
+def _idempotency_key() -> dict[str, str]:
+    """A new ``Idempotency-Key``, as ``extra_headers``."""
+    return {"Idempotency-Key": f"sdk-{uuid.uuid4()}"}
+
+
+def idempotent_retries(client: openai.OpenAI, setup: Setup) -> None:
+    """A request sent again with its ``Idempotency-Key`` (``extra_headers``) gets the first
+    one's answer back, and nothing is made twice; the key with another request is a 422."""
+    key = _idempotency_key()
+    conversation = client.conversations.create(metadata={"case": "retries"}, extra_headers=key)
+    raw = client.conversations.with_raw_response.create(
+        metadata={"case": "retries"}, extra_headers=key
+    )
+    assert raw.headers.get("Idempotent-Replayed") == "true", raw.headers
+    assert raw.parse().id == conversation.id
+
+    key = _idempotency_key()
+    first = client.responses.create(
+        model=setup.text_model, input="Once", conversation=conversation.id, extra_headers=key
+    )
+    raw_response = client.responses.with_raw_response.create(
+        model=setup.text_model, input="Once", conversation=conversation.id, extra_headers=key
+    )
+    assert raw_response.headers.get("Idempotent-Replayed") == "true", raw_response.headers
+    retried = raw_response.parse()
+    _check_text_response(retried, setup.text_model, setup.text)
+    _same_response(retried, first)
+
+    key = _idempotency_key()
+    streams = []
+    for _ in range(2):
+        with client.responses.create(
+            model=setup.text_model,
+            input="Stream once",
+            conversation=conversation.id,
+            stream=True,
+            extra_headers=key,
+        ) as stream:
+            streams.append(list(stream))
+    streamed, replayed = streams
+    assert (
+        [e.type for e in replayed] == [e.type for e in streamed] == _text_events(setup.text_chunks)
+    )
+    assert _deltas(replayed) == setup.text
+    assert replayed[-1].response.id == streamed[-1].response.id
+
+    # Two responses in the conversation, not four.
+    items = client.conversations.items.list(conversation.id, order="asc")
+    assert [(i.type, i.role, _text(i)) for i in items.data] == [
+        ("message", "user", "Once"),
+        ("message", "assistant", setup.text),
+        ("message", "user", "Stream once"),
+        ("message", "assistant", setup.text),
+    ]
+
+    reused = _expect(
+        openai.UnprocessableEntityError,
+        lambda: client.responses.create(
+            model=setup.text_model, input="Another", conversation=conversation.id, extra_headers=key
+        ),
+    )
+    assert reused.status_code == 422, reused.status_code
+    assert (reused.code, reused.param) == ("idempotency_key_reused", "Idempotency-Key"), reused.body
+
+
+# ------------------------------------------------------------------------- 9. errors
 
 
 def unknown_ids_not_found(client: openai.OpenAI, setup: Setup) -> None:
@@ -667,6 +739,7 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI, Setup], None]] = {
         function_tool_streamed,
         conversation_round_trip,
         background_stream_resumed,
+        idempotent_retries,
         unknown_ids_not_found,
         bad_bodies_rejected,
         bad_queries_rejected,

@@ -5,7 +5,7 @@ import pytest
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.accumulator import AnswerAccumulator
-from parley.types import ToolCall
+from parley.types import ToolCall, Usage
 
 
 def accumulate(*events: object) -> AnswerAccumulator:
@@ -73,19 +73,27 @@ def test_empty_accumulator() -> None:
 
 
 def test_split_usage_keeps_each_count() -> None:
-    acc = accumulate(UsagePart(input_tokens=10), UsagePart(output_tokens=7))
+    acc = accumulate(
+        UsagePart(input_tokens=10, cached_tokens=8), UsagePart(output_tokens=7, reasoning_tokens=5)
+    )
     assert (acc.input_tokens, acc.output_tokens) == (10, 7)
+    assert (acc.reasoning_tokens, acc.cached_tokens) == (5, 8)
+    assert acc.usage == Usage(input_tokens=10, output_tokens=7, reasoning_tokens=5, cached_tokens=8)
 
 
 def test_the_latest_usage_wins_even_when_lower() -> None:
     # Running totals: the last part is the count (Gemini's first event may count more).
-    acc = accumulate(UsagePart(input_tokens=169), UsagePart(input_tokens=79, output_tokens=12))
-    assert (acc.input_tokens, acc.output_tokens) == (79, 12)
+    acc = accumulate(
+        UsagePart(input_tokens=169, reasoning_tokens=40),
+        UsagePart(input_tokens=79, output_tokens=42, reasoning_tokens=30),
+    )
+    assert (acc.input_tokens, acc.output_tokens, acc.reasoning_tokens) == (79, 42, 30)
 
 
 def test_an_all_zero_usage_erases_nothing() -> None:
-    acc = accumulate(UsagePart(input_tokens=45, output_tokens=2), UsagePart())
+    acc = accumulate(UsagePart(45, 2, reasoning_tokens=1, cached_tokens=40), UsagePart())
     assert (acc.input_tokens, acc.output_tokens) == (45, 2)
+    assert (acc.reasoning_tokens, acc.cached_tokens) == (1, 40)
 
 
 def test_parallel_calls_with_interleaved_fragments_stay_separate() -> None:

@@ -151,15 +151,48 @@ async def test_two_parallel_tool_uses_stay_apart(
 
 
 async def test_usage_totals(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
-    events = message_events([text("ok")], input_tokens=25, output_tokens=9)
-    events[0][1]["message"]["usage"].update(
-        cache_creation_input_tokens=100, cache_read_input_tokens=1000
+    events = message_events(
+        [text("ok")], input_tokens=25, output_tokens=9, cache_read_input_tokens=1000
     )
+    events[0][1]["message"]["usage"]["cache_creation_input_tokens"] = 100
     fake.answer(Answer(events))
     got, acc = await collect(provider)
     usage = [e for e in got if isinstance(e, UsagePart)]
-    assert usage == [UsagePart(1125, 1), UsagePart(1125, 9)]  # running totals
-    assert (acc.input_tokens, acc.output_tokens) == (1125, 9)
+    # running totals; the input is all the call read, the cache reads among it
+    assert usage == [UsagePart(1125, 1, cached_tokens=1000), UsagePart(1125, 9, cached_tokens=1000)]
+    assert (acc.input_tokens, acc.output_tokens, acc.cached_tokens) == (1125, 9, 1000)
+    assert acc.reasoning_tokens == 0  # the API said nothing of its thinking
+
+
+async def test_thinking_tokens_among_the_output(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    # Models with adaptive thinking say, in message_delta, how many of the output tokens
+    # were thinking.
+    events = message_events(
+        [thinking("Let me see.", signature="c2ln"), text("ok")],
+        input_tokens=25,
+        output_tokens=90,
+        thinking_tokens=70,
+    )
+    assert events[-2][1]["usage"]["output_tokens_details"] == {"thinking_tokens": 70}
+    fake.answer(Answer(events))
+    got, acc = await collect(provider)
+    assert [e for e in got if isinstance(e, UsagePart)][-1] == UsagePart(25, 90, 70, 0)
+    assert (acc.output_tokens, acc.reasoning_tokens) == (90, 70)
+
+
+async def test_cache_reads_sent_again_in_message_delta_are_not_added_twice(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    # Newer answers repeat the input and cache counts in message_delta: the same totals.
+    events = message_events(
+        [text("ok")], input_tokens=5, output_tokens=9, cache_read_input_tokens=40
+    )
+    events[-2][1]["usage"].update(input_tokens=5, cache_read_input_tokens=40)
+    fake.answer(Answer(events))
+    _, acc = await collect(provider)
+    assert (acc.input_tokens, acc.output_tokens, acc.cached_tokens) == (45, 9, 40)
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,10 @@ async def test_plain_reply_is_labelled_and_echoes_the_user() -> None:
     assert isinstance(events[-2], UsagePart) and isinstance(events[-1], FinishPart)
     assert acc.usage.input_tokens == 3
     assert acc.usage.output_tokens > 10
+    # a word is a token: the preamble's words are the reasoning tokens, among the output
+    reasoning_words = len(acc.reasoning.split())
+    assert acc.usage.reasoning_tokens == reasoning_words > 0
+    assert acc.usage.output_tokens == reasoning_words + len(acc.text.split())
 
 
 async def test_reply_is_deterministic() -> None:

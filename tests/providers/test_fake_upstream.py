@@ -82,7 +82,11 @@ def test_endpoints(fake: FakeUpstream) -> None:
         answer = client.post("/v1/chat/completions", json=body).json()
         assert answer["object"] == "chat.completion"
         assert answer["choices"][0]["message"]["content"] == expected_text(4)
-        assert answer["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        usage = answer["usage"]
+        assert (usage["prompt_tokens"], usage["completion_tokens"]) == (3, 4)
+        assert usage["total_tokens"] == 7
+        assert usage["prompt_tokens_details"]["cached_tokens"] == 0  # one message: no prefix
+        assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
         tools = client.post("/chat/completions", json={"model": "tools:2", "messages": []}).json()
         calls = tools["choices"][0]["message"]["tool_calls"]
         assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
@@ -119,6 +123,32 @@ def test_stream_wire_format(fake: FakeUpstream) -> None:
         "streams.",
     ]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"  # no usage: not asked for
+
+
+def test_streamed_usage_details(fake: FakeUpstream) -> None:
+    # The words of the messages before the newest are cached; the reasoning chunks are the
+    # reasoning tokens among the completion tokens.
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "one two three"},
+        {"role": "assistant", "content": "four"},
+        {"role": "user", "content": "five six"},
+    ]
+    body = {
+        "model": "reasoning:3",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": messages,
+    }
+    with (
+        httpx.Client() as client,
+        client.stream("POST", f"{fake.base_url}/chat/completions", json=body) as response,
+    ):
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    usage = json.loads(lines[-2])["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (8, 6)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 6
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 3
 
 
 async def test_in_loop_server() -> None:

@@ -28,7 +28,7 @@ from parley.events import (
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
-from parley.testing.fake_gemini import FakeGemini, Script, gemini_error
+from parley.testing.fake_gemini import FakeGemini, Script, gemini_error, usage_metadata
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import no_resource_warnings, stored_answer
 
@@ -177,6 +177,7 @@ async def test_thought_parts_are_reasoning(provider: GeminiProvider, fake: FakeG
     # Gemini's thoughts are summaries of its thinking.
     assert all(e.summary for e in events if isinstance(e, ReasoningPart))
     assert (acc.input_tokens, acc.output_tokens) == (5, 11)  # thoughts count as output
+    assert acc.reasoning_tokens == 9  # and are its reasoning tokens
     # The signature on the thought part is not kept (thoughts are not sent back); the one
     # alone before the text is, at offset 0 of the text.
     assert events[-1] == StatePart({"thought_signatures": {"text": [[0, 0, "c2ln"]]}})
@@ -216,7 +217,18 @@ async def test_usage_of_the_last_event_wins_even_when_lower(
         ]
     )
     _, acc = await collect(provider, request())
-    assert (acc.input_tokens, acc.output_tokens) == (79, 42)
+    assert (acc.input_tokens, acc.output_tokens, acc.reasoning_tokens) == (79, 42, 30)
+
+
+async def test_cached_content_among_the_prompt(provider: GeminiProvider, fake: FakeGemini) -> None:
+    # promptTokenCount includes the cached content's tokens, cachedContentTokenCount says
+    # how many they are.
+    usage = usage_metadata(2100, 12, thoughts=40, cached=2048)
+    assert (usage["cachedContentTokenCount"], usage["totalTokenCount"]) == (2048, 2152)
+    fake.scripts[MODEL] = Script([text("ok"), {**finish(), "usageMetadata": usage}])
+    events, acc = await collect(provider, request())
+    assert [e for e in events if isinstance(e, UsagePart)] == [UsagePart(2100, 52, 40, 2048)]
+    assert (acc.input_tokens, acc.cached_tokens) == (2100, 2048)
 
 
 async def test_one_function_call(provider: GeminiProvider, fake: FakeGemini) -> None:

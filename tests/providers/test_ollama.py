@@ -1,4 +1,5 @@
-"""The Ollama adapter against a scripted loopback server speaking Ollama's NDJSON wire format.
+"""The Ollama adapter against ``parley.testing.fake_ollama``, a loopback server speaking
+Ollama's NDJSON wire format.
 
 The answers below are constructed examples written from Ollama's API documentation
 (``/api/chat`` streaming, ``/api/tags``); they are not recordings of a real server.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -20,7 +20,7 @@ from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolC
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.ollama import OllamaProvider, ndjson_lines
-from parley.testing.loopback import Connection, LoopbackServer, Request
+from parley.testing.fake_ollama import Answer, FakeOllama, chat_line, done_line, text_line
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import no_resource_warnings
 
@@ -35,106 +35,14 @@ WEATHER = ToolSpec(
 )
 
 
-def line(message: dict[str, Any] | None = None, **fields: Any) -> bytes:
-    """One NDJSON line as Ollama streams it (constructed, not recorded)."""
-    data: dict[str, Any] = {"model": "llama3.2", "created_at": "2025-01-01T00:00:00.0Z"}
-    if message is not None:
-        data["message"] = {"role": "assistant", "content": "", **message}
-    data.update(fields)
-    data.setdefault("done", False)
-    return orjson.dumps(data) + b"\n"
-
-
-def text_line(text: str) -> bytes:
-    return line({"content": text})
-
-
-def done_line(reason: str = "stop", prompt: int = 26, output: int = 5) -> bytes:
-    return line(
-        {"content": ""},
-        done=True,
-        done_reason=reason,
-        total_duration=4883583458,
-        load_duration=1334875,
-        prompt_eval_count=prompt,
-        prompt_eval_duration=342546000,
-        eval_count=output,
-        eval_duration=4535599000,
-    )
-
-
-# ------------------------------------------------------------------------------ server
-
-
-@dataclass
-class Answer:
-    """What the server writes to ``/api/chat``: each of ``writes`` is sent on its own."""
-
-    writes: list[bytes]
-    status: int = 200
-    content_type: str = "application/x-ndjson"
-    #: ``end``: a clean end of the body; ``cut``: the connection is closed mid-body;
-    #: ``hold``: nothing more until the client goes away.
-    ending: Literal["end", "cut", "hold"] = "end"
-
-
-@dataclass
-class ScriptedOllama:
-    """A loopback HTTP/1.1 server (keep-alive, chunked answers) playing ``answer``."""
-
-    answer: Answer = field(default_factory=lambda: Answer([text_line("Hi"), done_line()]))
-    tags: Any = field(default_factory=dict)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    heads: list[str] = field(default_factory=list)
-    _server: LoopbackServer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def open_connections(self) -> int:
-        return self._server.open_connections
-
-    @property
-    def base_url(self) -> str:
-        return self._server.url
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
-
-    async def _respond(self, request: Request, conn: Connection) -> bool:
-        self.heads.append(request.head)
-        if request.method == "GET" and request.target == "/api/tags":
-            await conn.send_json(200, self.tags)
-            return True
-        self.requests.append(request.json())
-        answer = self.answer
-        await conn.begin_chunked(answer.status, content_type=answer.content_type)
-        for piece in answer.writes:
-            await conn.send_chunk(piece)
-            await asyncio.sleep(0.005)  # one network read per write
-        if answer.ending == "cut":
-            return False
-        if answer.ending == "hold":
-            await conn.wait_for_close()
-            return False
-        await conn.end_chunked()
-        return True
+@pytest.fixture
+async def ollama() -> AsyncIterator[FakeOllama]:
+    async with FakeOllama() as server:
+        yield server
 
 
 @pytest.fixture
-async def ollama() -> AsyncIterator[ScriptedOllama]:
-    server = ScriptedOllama()
-    await server.start()
-    yield server
-    await server.aclose()
-
-
-@pytest.fixture
-async def provider(ollama: ScriptedOllama) -> AsyncIterator[OllamaProvider]:
+async def provider(ollama: FakeOllama) -> AsyncIterator[OllamaProvider]:
     adapter = OllamaProvider(ollama.base_url, read_timeout=10)
     yield adapter
     await adapter.aclose()
@@ -179,9 +87,9 @@ async def wait_until(condition: Any, within: float = 5.0) -> bool:
 # ----------------------------------------------------------------------------- streams
 
 
-async def test_text_over_several_lines(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer(
-        [text_line("The "), text_line("sky "), text_line("is blue."), done_line()]
+async def test_text_over_several_lines(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(
+        Answer([text_line("The "), text_line("sky "), text_line("is blue."), done_line()])
     )
     events, acc = await collect(provider)
     assert [e.text for e in events if isinstance(e, TextPart)] == ["The ", "sky ", "is blue."]
@@ -190,42 +98,44 @@ async def test_text_over_several_lines(provider: OllamaProvider, ollama: Scripte
     assert isinstance(events[-1], UsagePart)
 
 
-async def test_lines_split_across_writes(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_lines_split_across_writes(provider: OllamaProvider, ollama: FakeOllama) -> None:
     body = text_line("Grüße") + text_line(", wor") + text_line("ld") + done_line()
     umlaut = body.index("ü".encode()) + 1  # inside the two bytes of "ü"
     # pieces cut mid-line, mid-character, and one piece holding several lines
     cuts = [0, 7, umlaut, umlaut + 1, len(body) - 3, len(body)]
-    ollama.answer = Answer([body[a:b] for a, b in itertools.pairwise(cuts)])
+    ollama.answer(Answer([body[a:b] for a, b in itertools.pairwise(cuts)]))
     _, acc = await collect(provider)
     assert acc.text == "Grüße, world"
     assert acc.finish_reason == "stop"
 
 
-async def test_last_line_without_newline(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer([text_line("ok") + b"\r\n\n", done_line().rstrip(b"\n")])
+async def test_last_line_without_newline(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(Answer([text_line("ok") + b"\r\n\n", done_line().rstrip(b"\n")]))
     _, acc = await collect(provider)
     assert (acc.text, acc.finish_reason) == ("ok", "stop")
 
 
-async def test_thinking(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer(
-        [
-            line({"thinking": "The user "}),
-            line({"thinking": "greets me."}),
-            text_line("Hello!"),
-            done_line(),
-        ]
+async def test_thinking(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(
+        Answer(
+            [
+                chat_line({"thinking": "The user "}),
+                chat_line({"thinking": "greets me."}),
+                text_line("Hello!"),
+                done_line(),
+            ]
+        )
     )
     events, acc = await collect(provider, request(parameters={"think": True}))
     assert [type(e) for e in events[:3]] == [ReasoningPart, ReasoningPart, TextPart]
     assert acc.reasoning == "The user greets me."
     assert acc.text == "Hello!"
-    assert ollama.requests[-1]["think"] is True
+    assert ollama.requests[-1].body["think"] is True
 
 
-async def test_one_tool_call(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_one_tool_call(provider: OllamaProvider, ollama: FakeOllama) -> None:
     call = {"function": {"name": "get_weather", "arguments": {"city": "Paris, FR"}}}
-    ollama.answer = Answer([line({"tool_calls": [call]}), done_line("stop")])
+    ollama.answer(Answer([chat_line({"tool_calls": [call]}), done_line("stop")]))
     events, acc = await collect(provider, request(tools=[WEATHER]))
     parts = [e for e in events if isinstance(e, ToolCallPart)]
     assert len(parts) == 1 and parts[0].index == 0 and parts[0].name == "get_weather"
@@ -236,14 +146,12 @@ async def test_one_tool_call(provider: OllamaProvider, ollama: ScriptedOllama) -
     assert finished.id.startswith("call_")
 
 
-async def test_two_tool_calls_in_one_message(
-    provider: OllamaProvider, ollama: ScriptedOllama
-) -> None:
+async def test_two_tool_calls_in_one_message(provider: OllamaProvider, ollama: FakeOllama) -> None:
     calls = [
         {"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
         {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
     ]
-    ollama.answer = Answer([line({"tool_calls": calls}), done_line()])
+    ollama.answer(Answer([chat_line({"tool_calls": calls}), done_line()]))
     events, acc = await collect(provider, request(tools=[WEATHER]))
     assert [e.index for e in events if isinstance(e, ToolCallPart)] == [0, 1]
     first, second = acc.finish_tool_calls()
@@ -253,11 +161,17 @@ async def test_two_tool_calls_in_one_message(
 
 
 async def test_tool_calls_over_several_lines_keep_counting(
-    provider: OllamaProvider, ollama: ScriptedOllama
+    provider: OllamaProvider, ollama: FakeOllama
 ) -> None:
     call = {"function": {"name": "get_weather", "arguments": {}}}
-    ollama.answer = Answer(
-        [line({"tool_calls": [call]}), line({"tool_calls": [call | {"id": "call_x"}]}), done_line()]
+    ollama.answer(
+        Answer(
+            [
+                chat_line({"tool_calls": [call]}),
+                chat_line({"tool_calls": [call | {"id": "call_x"}]}),
+                done_line(),
+            ]
+        )
     )
     _, acc = await collect(provider, request(tools=[WEATHER]))
     first, second = acc.finish_tool_calls()
@@ -265,16 +179,20 @@ async def test_tool_calls_over_several_lines_keep_counting(
     assert first.id != second.id and first.arguments == {}
 
 
-async def test_usage(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer([text_line("x"), done_line(prompt=31, output=7)])
+async def test_usage(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(Answer([text_line("x"), done_line(prompt=31, output=7)]))
     events, acc = await collect(provider)
     assert UsagePart(input_tokens=31, output_tokens=7) in events
     assert (acc.usage.input_tokens, acc.usage.output_tokens) == (31, 7)
+    # Ollama says nothing of reasoning or cached tokens
+    assert (acc.usage.reasoning_tokens, acc.usage.cached_tokens) == (0, 0)
 
 
-async def test_usage_without_prompt_count(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_usage_without_prompt_count(provider: OllamaProvider, ollama: FakeOllama) -> None:
     """A cached prompt: Ollama leaves ``prompt_eval_count`` out."""
-    ollama.answer = Answer([line({"content": "x"}, done=True, done_reason="stop", eval_count=1)])
+    ollama.answer(
+        Answer([chat_line({"content": "x"}, done=True, done_reason="stop", eval_count=1)])
+    )
     _, acc = await collect(provider)
     assert (acc.usage.input_tokens, acc.usage.output_tokens) == (0, 1)
 
@@ -283,17 +201,17 @@ async def test_usage_without_prompt_count(provider: OllamaProvider, ollama: Scri
     ("done_reason", "expected"), [("stop", "stop"), ("length", "length"), (None, "stop")]
 )
 async def test_done_reasons(
-    provider: OllamaProvider, ollama: ScriptedOllama, done_reason: str | None, expected: str
+    provider: OllamaProvider, ollama: FakeOllama, done_reason: str | None, expected: str
 ) -> None:
-    last = line({"content": ""}, done=True, eval_count=1)
+    last = chat_line({"content": ""}, done=True, eval_count=1)
     if done_reason is not None:
-        last = line({"content": ""}, done=True, done_reason=done_reason, eval_count=1)
-    ollama.answer = Answer([text_line("a"), last])
+        last = chat_line({"content": ""}, done=True, done_reason=done_reason, eval_count=1)
+    ollama.answer(Answer([text_line("a"), last]))
     events, _ = await collect(provider)
     assert [e for e in events if isinstance(e, FinishPart)] == [FinishPart(expected)]
 
 
-async def test_connection_is_reused(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_connection_is_reused(provider: OllamaProvider, ollama: FakeOllama) -> None:
     for _ in range(3):
         _, acc = await collect(provider)
         assert acc.text == "Hi"
@@ -305,7 +223,7 @@ async def test_connection_is_reused(provider: OllamaProvider, ollama: ScriptedOl
 # ----------------------------------------------------------------------------- request
 
 
-async def test_request_body_shape(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_request_body_shape(provider: OllamaProvider, ollama: FakeOllama) -> None:
     req = ModelRequest(
         model="qwen3:8b",
         instructions="Be brief.",
@@ -332,7 +250,7 @@ async def test_request_body_shape(provider: OllamaProvider, ollama: ScriptedOlla
         },
     )
     await collect(provider, req)
-    body = ollama.requests[-1]
+    body = ollama.requests[-1].body
     assert body["model"] == "qwen3:8b"
     assert body["stream"] is True
     assert body["messages"] == [
@@ -364,13 +282,11 @@ async def test_request_body_shape(provider: OllamaProvider, ollama: ScriptedOlla
     assert "authorization" not in head.lower()
 
 
-async def test_minimal_body_and_options_dict(
-    provider: OllamaProvider, ollama: ScriptedOllama
-) -> None:
+async def test_minimal_body_and_options_dict(provider: OllamaProvider, ollama: FakeOllama) -> None:
     await collect(provider, request())
-    assert set(ollama.requests[-1]) == {"model", "messages", "stream"}
+    assert set(ollama.requests[-1].body) == {"model", "messages", "stream"}
     await collect(provider, request(parameters={"options": {"num_gpu": 0, "temperature": 1}}))
-    assert ollama.requests[-1]["options"] == {"num_gpu": 0, "temperature": 1}
+    assert ollama.requests[-1].body["options"] == {"num_gpu": 0, "temperature": 1}
 
 
 # ----------------------------------------------------------------------------- options
@@ -381,7 +297,7 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 
 async def body_with(
     provider: OllamaProvider,
-    ollama: ScriptedOllama,
+    ollama: FakeOllama,
     model: str = "qwen3:8b",
     parameters: dict[str, Any] | None = None,
     **options: Any,
@@ -394,7 +310,7 @@ async def body_with(
         options=ModelOptions(**options),
     )
     await collect(provider, req)
-    return ollama.requests[-1]
+    return ollama.requests[-1].body
 
 
 @pytest.mark.parametrize(
@@ -406,7 +322,7 @@ async def body_with(
     ],
 )
 async def test_option_response_format(
-    provider: OllamaProvider, ollama: ScriptedOllama, fmt: dict[str, Any], wire: Any
+    provider: OllamaProvider, ollama: FakeOllama, fmt: dict[str, Any], wire: Any
 ) -> None:
     body = await body_with(provider, ollama, response_format=fmt)
     assert body.get("format") == wire
@@ -426,7 +342,7 @@ async def test_option_response_format(
     ],
 )
 async def test_option_reasoning_effort(
-    provider: OllamaProvider, ollama: ScriptedOllama, model: str, effort: str, think: Any
+    provider: OllamaProvider, ollama: FakeOllama, model: str, effort: str, think: Any
 ) -> None:
     body = await body_with(provider, ollama, model, reasoning_effort=effort)
     assert body["think"] is think if isinstance(think, bool) else body["think"] == think
@@ -450,7 +366,7 @@ async def test_option_reasoning_effort(
     ],
 )
 async def test_option_tool_choice_sends_the_tools_allowed(
-    provider: OllamaProvider, ollama: ScriptedOllama, choice: Any, names: list[str] | None
+    provider: OllamaProvider, ollama: FakeOllama, choice: Any, names: list[str] | None
 ) -> None:
     body = await body_with(provider, ollama, tool_choice=choice, parallel_tool_calls=False)
     sent = [tool["function"]["name"] for tool in body["tools"]] if "tools" in body else None
@@ -458,7 +374,7 @@ async def test_option_tool_choice_sends_the_tools_allowed(
     assert "tool_choice" not in body and "parallel_tool_calls" not in body
 
 
-async def test_options_lose_to_parameters(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_options_lose_to_parameters(provider: OllamaProvider, ollama: FakeOllama) -> None:
     body = await body_with(
         provider,
         ollama,
@@ -469,12 +385,12 @@ async def test_options_lose_to_parameters(provider: OllamaProvider, ollama: Scri
     assert (body["format"], body["think"]) == ("json", "high")
 
 
-async def test_no_options_no_fields(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_no_options_no_fields(provider: OllamaProvider, ollama: FakeOllama) -> None:
     body = await body_with(provider, ollama, reasoning_summary="auto")
     assert set(body) == {"model", "messages", "stream", "tools"}
 
 
-async def test_api_key_and_headers(ollama: ScriptedOllama) -> None:
+async def test_api_key_and_headers(ollama: FakeOllama) -> None:
     provider = OllamaProvider(ollama.base_url + "/", api_key="k-1", headers={"X-Team": "a"})
     try:
         await collect(provider)
@@ -494,9 +410,7 @@ PNG = f"data:image/png;base64,{PNG_BASE64}"
 JPEG_BASE64 = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQg="
 
 
-async def test_images_are_sent_as_raw_base64(
-    provider: OllamaProvider, ollama: ScriptedOllama
-) -> None:
+async def test_images_are_sent_as_raw_base64(provider: OllamaProvider, ollama: FakeOllama) -> None:
     req = ModelRequest(
         model="llava",
         messages=[
@@ -511,7 +425,7 @@ async def test_images_are_sent_as_raw_base64(
     )
     _, acc = await collect(provider, req)
     assert acc.text == "Hi"
-    assert ollama.requests[-1]["messages"] == [
+    assert ollama.requests[-1].body["messages"] == [
         {
             "role": "user",
             "content": "What is in these pictures?",
@@ -524,7 +438,7 @@ async def test_images_are_sent_as_raw_base64(
 
 @pytest.mark.parametrize("url", ["https://images.example.test/cat.jpg", "http://10.0.0.1/a.png"])
 async def test_an_image_address_is_refused_before_any_request(
-    provider: OllamaProvider, ollama: ScriptedOllama, url: str
+    provider: OllamaProvider, ollama: FakeOllama, url: str
 ) -> None:
     req = request("What is this?")
     req.messages[0].images = [PNG, url]
@@ -543,7 +457,7 @@ async def test_an_image_address_is_refused_before_any_request(
 
 
 async def test_an_image_address_in_an_earlier_message_is_refused_too(
-    provider: OllamaProvider, ollama: ScriptedOllama
+    provider: OllamaProvider, ollama: FakeOllama
 ) -> None:
     req = ModelRequest(
         model="llava",
@@ -562,13 +476,15 @@ async def test_an_image_address_in_an_earlier_message_is_refused_too(
 # ------------------------------------------------------------------------------ errors
 
 
-async def test_error_line_after_some_text(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer(
-        [
-            text_line("Once "),
-            text_line("upon"),
-            b'{"error":"llama runner process has terminated"}\n',
-        ]
+async def test_error_line_after_some_text(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(
+        Answer(
+            [
+                text_line("Once "),
+                text_line("upon"),
+                b'{"error":"llama runner process has terminated"}\n',
+            ]
+        )
     )
     events: list[ModelEvent] = []
     error = await failure(provider, events)
@@ -577,11 +493,13 @@ async def test_error_line_after_some_text(provider: OllamaProvider, ollama: Scri
     assert events == [TextPart("Once "), TextPart("upon")]
 
 
-async def test_model_not_found(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
-    ollama.answer = Answer(
-        [b'{"error":"model \\"llama3.2\\" not found, try pulling it first"}'],
-        status=404,
-        content_type="application/json; charset=utf-8",
+async def test_model_not_found(provider: OllamaProvider, ollama: FakeOllama) -> None:
+    ollama.answer(
+        Answer(
+            [b'{"error":"model \\"llama3.2\\" not found, try pulling it first"}'],
+            status=404,
+            content_type="application/json; charset=utf-8",
+        )
     )
     error = await failure(provider)
     assert error.code == "upstream_http_error"
@@ -592,9 +510,9 @@ async def test_model_not_found(provider: OllamaProvider, ollama: ScriptedOllama)
 
 @pytest.mark.parametrize(("status", "code"), [(401, "upstream_auth"), (500, "upstream_http_error")])
 async def test_http_errors(
-    provider: OllamaProvider, ollama: ScriptedOllama, status: int, code: str
+    provider: OllamaProvider, ollama: FakeOllama, status: int, code: str
 ) -> None:
-    ollama.answer = Answer([b'{"error":"something broke"}'], status=status)
+    ollama.answer(Answer([b'{"error":"something broke"}'], status=status))
     error = await failure(provider)
     assert (error.code, f"HTTP {status}" in error.message) == (code, True)
     assert "something broke" in error.message and "ollama pull" not in error.message
@@ -602,9 +520,9 @@ async def test_http_errors(
 
 @pytest.mark.parametrize("ending", ["end", "cut"])
 async def test_truncated_body(
-    provider: OllamaProvider, ollama: ScriptedOllama, ending: Literal["end", "cut"]
+    provider: OllamaProvider, ollama: FakeOllama, ending: Literal["end", "cut"]
 ) -> None:
-    ollama.answer = Answer([text_line("Half "), text_line("an answer")], ending=ending)
+    ollama.answer(Answer([text_line("Half "), text_line("an answer")], ending=ending))
     events: list[ModelEvent] = []
     error = await failure(provider, events)
     assert error.code == "upstream_truncated"
@@ -622,8 +540,8 @@ async def test_truncated_body(
         b'{"message": {"content": ""}, "done": true, "eval_count": "many"}\n',
     ],
 )
-async def test_malformed_line(provider: OllamaProvider, ollama: ScriptedOllama, bad: bytes) -> None:
-    ollama.answer = Answer([text_line("ok"), bad, done_line()])
+async def test_malformed_line(provider: OllamaProvider, ollama: FakeOllama, bad: bytes) -> None:
+    ollama.answer(Answer([text_line("ok"), bad, done_line()]))
     error = await failure(provider)
     assert error.code == "upstream_malformed"
     assert "Ollama server" in error.message
@@ -633,21 +551,21 @@ async def test_malformed_line(provider: OllamaProvider, ollama: ScriptedOllama, 
 
 
 async def test_aclose_mid_stream_closes_the_connection(
-    provider: OllamaProvider, ollama: ScriptedOllama
+    provider: OllamaProvider, ollama: FakeOllama
 ) -> None:
-    ollama.answer = Answer([text_line("one "), text_line("two ")], ending="hold")
+    ollama.answer(Answer([text_line("one "), text_line("two ")], ending="hold"))
     stream = provider.stream(request())
     assert await anext(stream) == TextPart("one ")
     assert await anext(stream) == TextPart("two ")
     assert ollama.open_connections == 1
     await stream.aclose()
     assert await wait_until(lambda: ollama.open_connections == 0, within=1.0)
-    ollama.answer = Answer([text_line("again"), done_line()])
+    ollama.answer(Answer([text_line("again"), done_line()]))
     _, acc = await collect(provider)  # the adapter still works afterwards
     assert acc.text == "again"
 
 
-async def test_aclose_leaves_nothing_open(ollama: ScriptedOllama) -> None:
+async def test_aclose_leaves_nothing_open(ollama: FakeOllama) -> None:
     with no_resource_warnings():
         provider = OllamaProvider(ollama.base_url)
         await provider.aclose()  # never used: nothing to close
@@ -660,7 +578,7 @@ async def test_aclose_leaves_nothing_open(ollama: ScriptedOllama) -> None:
 # ------------------------------------------------------------------------------ models
 
 
-async def test_list_models(provider: OllamaProvider, ollama: ScriptedOllama) -> None:
+async def test_list_models(provider: OllamaProvider, ollama: FakeOllama) -> None:
     ollama.tags = {
         "models": [
             {"name": "qwen3:8b", "model": "qwen3:8b", "size": 5225388164},
@@ -672,7 +590,7 @@ async def test_list_models(provider: OllamaProvider, ollama: ScriptedOllama) -> 
     assert ollama.heads[-1].startswith("GET /api/tags HTTP/1.1")
 
 
-async def test_list_models_unreachable(ollama: ScriptedOllama) -> None:
+async def test_list_models_unreachable(ollama: FakeOllama) -> None:
     await ollama.aclose()
     provider = OllamaProvider(ollama.base_url, connect_timeout=2)
     with pytest.raises(UpstreamError) as info:

@@ -113,6 +113,70 @@ async def test_reasoning_stream(provider: OpenAIChatProvider) -> None:
     assert acc.text == expected_text(4)
     kinds = [type(e) for e in events if isinstance(e, ReasoningPart | TextPart)]
     assert kinds == [ReasoningPart] * 4 + [TextPart] * 4
+    # completion_tokens_details.reasoning_tokens: the reasoning among the output
+    assert (acc.output_tokens, acc.reasoning_tokens) == (8, 4)
+
+
+async def test_cached_tokens_from_prompt_tokens_details(provider: OpenAIChatProvider) -> None:
+    # The fake counts the words of the messages before the newest as cached.
+    earlier = [
+        ChatMessage(role=Role.USER, content="one two three"),
+        ChatMessage(role=Role.ASSISTANT, content="four five"),
+    ]
+    req = ModelRequest(
+        model="text:3", messages=[*earlier, ChatMessage(role=Role.USER, content="six")]
+    )
+    _, acc = await collect(provider, req)
+    assert (acc.input_tokens, acc.cached_tokens, acc.reasoning_tokens) == (6, 5, 0)
+
+
+@pytest.mark.parametrize(
+    ("usage", "details"),
+    [
+        # OpenAI
+        (
+            b'{"prompt_tokens":2000,"completion_tokens":300,"total_tokens":2300,'
+            b'"prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},'
+            b'"completion_tokens_details":{"reasoning_tokens":256,"audio_tokens":0}}',
+            (256, 1920),
+        ),
+        # DeepSeek's own field, without the details
+        (
+            b'{"prompt_tokens":2000,"completion_tokens":300,"total_tokens":2300,'
+            b'"prompt_cache_hit_tokens":1536,"prompt_cache_miss_tokens":464}',
+            (0, 1536),
+        ),
+        # Together: cached_tokens beside the totals
+        (b'{"prompt_tokens":2000,"completion_tokens":300,"cached_tokens":64}', (0, 64)),
+        # details that are null, or not counts, say nothing
+        (
+            b'{"prompt_tokens":2000,"completion_tokens":300,"prompt_tokens_details":null,'
+            b'"completion_tokens_details":{"reasoning_tokens":"many"}}',
+            (0, 0),
+        ),
+        # a detail above its total is not believed past it
+        (
+            b'{"prompt_tokens":20,"completion_tokens":300,"total_tokens":320,'
+            b'"prompt_tokens_details":{"cached_tokens":64},'
+            b'"completion_tokens_details":{"reasoning_tokens":301}}',
+            (300, 20),
+        ),
+    ],
+    ids=["openai", "deepseek", "together", "unreadable", "over-the-total"],
+)
+async def test_usage_details(
+    provider: OpenAIChatProvider, tmp_path: Path, usage: bytes, details: tuple[int, int]
+) -> None:
+    recording = tmp_path / "stream.sse"
+    recording.write_bytes(
+        b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}\n\n'
+        b'data: {"choices":[],"usage":' + usage + b"}\n\n"
+        b"data: [DONE]\n\n"
+    )
+    events, acc = await collect(provider, request(f"replay:{recording}"))
+    (part,) = [e for e in events if isinstance(e, UsagePart)]
+    assert (part.reasoning_tokens, part.cached_tokens) == details
+    assert (acc.reasoning_tokens, acc.cached_tokens) == details
 
 
 async def test_two_parallel_tool_calls(provider: OpenAIChatProvider, fake: FakeUpstream) -> None:

@@ -196,6 +196,26 @@ async def test_usage(provider: OpenAIResponsesProvider, fake: FakeResponses) -> 
         UsagePart(25, 9),
     ]
     assert (acc.input_tokens, acc.output_tokens) == (25, 9)
+    assert (acc.reasoning_tokens, acc.cached_tokens) == (0, 0)
+
+
+async def test_usage_details(provider: OpenAIResponsesProvider, fake: FakeResponses) -> None:
+    # output_tokens_details.reasoning_tokens among the output, input_tokens_details.
+    # cached_tokens among the input
+    events = response_events(
+        [message("ok")],
+        input_tokens=2006,
+        output_tokens=300,
+        reasoning_tokens=256,
+        cached_tokens=1920,
+    )
+    usage = events[-1][1]["response"]["usage"]
+    assert usage["input_tokens_details"] == {"cached_tokens": 1920}
+    assert usage["output_tokens_details"] == {"reasoning_tokens": 256}
+    fake.answer(Answer(events))
+    got, acc = await collect(provider)
+    assert [e for e in got if isinstance(e, UsagePart)] == [UsagePart(2006, 300, 256, 1920)]
+    assert (acc.reasoning_tokens, acc.cached_tokens) == (256, 1920)
 
 
 @pytest.mark.parametrize(

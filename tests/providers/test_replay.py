@@ -80,6 +80,9 @@ class Expected:
     call_ids: list[str | None] = field(default_factory=list)
     finish: str | None = None
     usage: tuple[int, int] | None = None
+    #: Of the output tokens, those spent reasoning; of the input, those read from a cache.
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
     #: The message of an error the stream reports part way (the turn then fails).
     error: str | None = None
 
@@ -109,8 +112,7 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
             error = chunk["error"]
             out.error = error.get("message") if isinstance(error, dict) else str(error)
             if chunk.get("usage"):  # counted all the same (OpenRouter)
-                usage = chunk["usage"]
-                out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                read_chat_usage(chunk["usage"], out)
             break
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
@@ -137,16 +139,27 @@ def expect_openai_chat(body: bytes, _suffix: str) -> Expected:
             if choice.get("finish_reason"):
                 out.finish = choice["finish_reason"]
         if chunk.get("usage"):
-            usage = chunk["usage"]
-            prompt = usage.get("prompt_tokens") or 0
-            # output: all generated tokens (xAI counts reasoning only in total_tokens)
-            generated = max(
-                usage.get("completion_tokens") or 0, (usage.get("total_tokens") or 0) - prompt
-            )
-            out.usage = (prompt, generated)
+            read_chat_usage(chunk["usage"], out)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
     out.call_ids = [c["id"] for _, c in sorted(calls.items())]
     return out
+
+
+def read_chat_usage(usage: dict[str, Any], out: Expected) -> None:
+    prompt = usage.get("prompt_tokens") or 0
+    # output: all generated tokens (xAI counts reasoning only in total_tokens)
+    generated = max(usage.get("completion_tokens") or 0, (usage.get("total_tokens") or 0) - prompt)
+    out.usage = (prompt, generated)
+    # reasoning within the output (MiniMax says more than all of it: capped)
+    thought = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    out.reasoning_tokens = min(thought or 0, generated)
+    cached = (
+        (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        or usage.get("prompt_cache_hit_tokens")  # DeepSeek
+        or usage.get("cached_tokens")  # Together
+        or 0
+    )
+    out.cached_tokens = min(cached, prompt)
 
 
 def split_think_tags(expected: Expected) -> Expected:
@@ -213,8 +226,11 @@ def expect_anthropic(body: bytes, _suffix: str) -> Expected:
             keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
             if any(usage.get(k) is not None for k in keys):
                 prompt = sum(usage.get(k) or 0 for k in keys)
+                out.cached_tokens = usage.get("cache_read_input_tokens") or 0
             if usage.get("output_tokens") is not None:
                 output = usage["output_tokens"]
+            thinking = (usage.get("output_tokens_details") or {}).get("thinking_tokens")
+            out.reasoning_tokens = thinking or out.reasoning_tokens
             out.usage = (prompt, output)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
     out.call_ids = [c["id"] for _, c in sorted(calls.items())]
@@ -245,10 +261,11 @@ def expect_gemini(body: bytes, suffix: str) -> Expected:
             raw_finish = candidate.get("finishReason") or raw_finish
         usage = chunk.get("usageMetadata")
         if usage:
-            output = (usage.get("candidatesTokenCount") or 0) + (
-                usage.get("thoughtsTokenCount") or 0
-            )
+            thoughts = usage.get("thoughtsTokenCount") or 0
+            output = (usage.get("candidatesTokenCount") or 0) + thoughts
             out.usage = (usage.get("promptTokenCount") or 0, output)
+            out.reasoning_tokens = thoughts
+            out.cached_tokens = usage.get("cachedContentTokenCount") or 0
     if raw_finish is not None:
         # Parley's vocabulary: STOP after a function call means the model wants the tools run.
         reason = {"STOP": "stop", "MAX_TOKENS": "length"}.get(raw_finish, raw_finish.lower())
@@ -318,6 +335,11 @@ def expect_openai_responses(body: bytes, _suffix: str) -> Expected:
             usage = response.get("usage")
             if usage:
                 out.usage = (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+                details = usage.get("output_tokens_details") or {}
+                out.reasoning_tokens = details.get("reasoning_tokens") or 0
+                out.cached_tokens = (usage.get("input_tokens_details") or {}).get(
+                    "cached_tokens"
+                ) or 0
             break
     out.reasoning = "\n\n".join(text for text in reasoning.values() if text)
     out.calls = [(c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
@@ -364,6 +386,29 @@ PROVIDER_OPTIONS: dict[str, dict[str, Any]] = {
     "openai_chat/pydantic_ai_hf_together_deepseek_r1_think_tags_in_content.sse": {
         "think_tags": True
     },
+}
+
+
+#: The recordings whose usage reports reasoning or cached tokens, and the numbers it says:
+#: ``relative path → (reasoning tokens, cached tokens)``; every other recording says none.
+USAGE_DETAILS: dict[str, tuple[int, int]] = {
+    # Gemini counts thoughts apart from the candidates; the output is both
+    "gemini/llm_gemini_function_call_json_array.json": (248, 0),
+    "gemini/llm_gemini_text_json_array.json": (27, 0),
+    "gemini/pydantic_ai_function_call_thought_signature.sse": (110, 0),
+    "gemini/pydantic_ai_single_event_text.sse": (16, 0),
+    "gemini/pydantic_ai_thought_parts_then_text.sse": (759, 0),
+    # DeepSeek: prompt_tokens_details.cached_tokens and prompt_cache_hit_tokens, both 320
+    "openai_chat/langchaingo_deepseek_text_then_tool_call.sse": (0, 320),
+    # xAI: 25 reasoning tokens left out of completion_tokens (14), 128 cached
+    "openai_chat/langchaingo_grok_reasoning_content_then_whole_tool_call.sse": (25, 128),
+    "openai_chat/pydantic_ai_deepseek_reasoner_reasoning_content_then_text.sse": (198, 0),
+    "openai_chat/pydantic_ai_groq_gpt_oss_reasoning_then_whole_tool_call.sse": (23, 0),
+    "openai_chat/pydantic_ai_openrouter_claude_reasoning_then_text.sse": (13, 0),
+    # MiniMax says 11 reasoning tokens of 10 completion tokens: no more than the output
+    "openai_chat/pydantic_ai_openrouter_minimax_error_chunk_after_length.sse": (10, 0),
+    "openai_responses/pydantic_ai_o3_mini_reasoning_summary_then_text.sse": (1408, 0),
+    "openai_responses/pydantic_ai_openrouter_gpt_oss_raw_reasoning_text.sse": (22, 0),
 }
 
 
@@ -456,6 +501,8 @@ async def test_replay_matches_the_recording(
 
     assert turn.text == expected.text
     assert turn.reasoning == expected.reasoning
+    details = (turn.reasoning_tokens, turn.cached_tokens)
+    assert details == (expected.reasoning_tokens, expected.cached_tokens)
     if expected.error is not None:
         # what the stream counted before it failed, the failing event's own count included
         assert (turn.input_tokens, turn.output_tokens) == (expected.usage or (0, 0))
@@ -467,6 +514,16 @@ async def test_replay_matches_the_recording(
     assert turn.finish_reason == expected.finish
     if expected.usage is not None:
         assert (turn.input_tokens, turn.output_tokens) == expected.usage
+
+
+@pytest.mark.parametrize(("path", "body", "suffix"), recordings())
+def test_the_usage_details_read_from_each_recording(path: Path, body: bytes, suffix: str) -> None:
+    # The parsers above read the numbers the table says (which the replay test holds the
+    # adapters to), and none from a recording whose usage gives none.
+    _make, expect = KINDS[path.parent.name]
+    expected = expect(body, suffix)
+    details = (expected.reasoning_tokens, expected.cached_tokens)
+    assert details == USAGE_DETAILS.get(f"{path.parent.name}/{path.name}", (0, 0))
 
 
 @pytest.mark.parametrize(("path", "body", "suffix"), recordings(errors=True))
@@ -514,6 +571,9 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_counted(
     turn = AnswerAccumulator()
     await stream_hi(make_openai_chat(canned.base_url), turn.add)
     assert (turn.input_tokens, turn.output_tokens) == (335, 39)
+    # its completion_tokens_details counts those 25, its prompt_tokens_details 128 cached
+    assert b'"cached_tokens":128},"completion_tokens_details":{"reasoning_tokens":25,' in body
+    assert (turn.reasoning_tokens, turn.cached_tokens) == (25, 128)
 
 
 async def test_usage_in_the_chunk_that_reports_an_error_is_counted(
@@ -533,6 +593,9 @@ async def test_usage_in_the_chunk_that_reports_an_error_is_counted(
     assert raised.value.code == "upstream_stream_error"
     assert "Token limit reached" in raised.value.message
     assert (turn.input_tokens, turn.output_tokens) == (43, 10)
+    # It says 11 reasoning tokens: more than the output, which holds them; 10 are counted.
+    assert b'"completion_tokens_details":{"reasoning_tokens":11,' in body
+    assert turn.reasoning_tokens == 10
 
 
 @pytest.mark.parametrize(

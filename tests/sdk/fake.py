@@ -185,8 +185,17 @@ def tool_calls(
     return {"type": "tool_calls", "run_id": run_id, "actions": actions}
 
 
-def usage(inp: int, out: int, run_id: str = RUN) -> dict[str, Any]:
-    return {"type": "usage", "run_id": run_id, "input_tokens": inp, "output_tokens": out}
+def usage(
+    inp: int, out: int, run_id: str = RUN, *, reasoning: int = 0, cached: int = 0
+) -> dict[str, Any]:
+    return {
+        "type": "usage",
+        "run_id": run_id,
+        "input_tokens": inp,
+        "output_tokens": out,
+        "reasoning_tokens": reasoning,
+        "cached_tokens": cached,
+    }
 
 
 def done(value: str, run_id: str = RUN) -> dict[str, Any]:

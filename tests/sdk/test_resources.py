@@ -88,7 +88,7 @@ TURN = {
     "actions": [
         {"action_id": "act_1", "tool_call_id": "call_1", "name": "get_time", "arguments": {}}
     ],
-    "usage": {"input_tokens": 3, "output_tokens": 4},
+    "usage": {"input_tokens": 3, "output_tokens": 4, "reasoning_tokens": 2, "cached_tokens": 1},
     "error": None,
 }
 PNG_URL = "data:image/png;base64,iVBORw0KGgo="
@@ -370,7 +370,9 @@ CASES: dict[str, Case] = {
         "POST",
         "/v1/process",
         TURN,
-        lambda r: r.usage.output_tokens == 4,
+        lambda r: (
+            (r.usage.output_tokens, r.usage.reasoning_tokens, r.usage.cached_tokens) == (4, 2, 1)
+        ),
         body={"assistant_id": "asst_1", "content": "hi", "stream": False},
     ),
     "process turn 1 images stream=False": Case(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from parley.sdk import RespondResult, ToolLoopLimitExceeded
-from parley.types import RunStatus
+from parley.types import RunStatus, Usage
 from tests.sdk.fake import (
     RUN,
     FakeServer,
@@ -147,7 +147,7 @@ TOOL_TURN = turn(
     status("in_progress"),
     thinking("I need tools."),
     tool_calls(("add", {"a": 1, "b": 2}), ("explode", {}), ("nope", {})),
-    usage(5, 7),
+    usage(5, 7, reasoning=4),
     status("action_required"),
     done("action_required"),
 )
@@ -156,7 +156,7 @@ FINAL_TURN = turn(
     status("in_progress"),
     text("The sum "),
     text("is 3."),
-    usage(9, 3),
+    usage(9, 3, cached=5),
     status("completed"),
     done("completed"),
 )
@@ -193,7 +193,10 @@ async def test_respond_runs_the_tool_loop(client: Any, fake_server: FakeServer) 
     assert result.status is RunStatus.COMPLETED
     assert result.text == "The sum is 3."
     assert result.reasoning == "I need tools."
-    assert (result.usage.input_tokens, result.usage.output_tokens) == (14, 10)
+    # every turn's tokens added up, the reasoning and cached ones too
+    assert result.usage == Usage(
+        input_tokens=14, output_tokens=10, reasoning_tokens=4, cached_tokens=5
+    )
     assert (result.run_id, result.thread_id, result.turns) == (RUN, "thread_1", 2)
     assert seen == [event["type"] for _, event in TOOL_TURN + FINAL_TURN]
     assert fake_server.routes == [

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from parley.terminal.chat import NO_TERMINAL
 from parley.testing.fake_upstream import expected_text, text_chunks, tool_results_text
 from tests.terminal.conftest import McpConfig, parley
@@ -76,6 +78,21 @@ def test_json_lines(server: Any, user_key: str, cli_env: dict[str, str]) -> None
     assert "usage" in types
     text = "".join(e["text"] for e in events if e["type"] == "content.delta")
     assert text == expected_text(3)
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["streamed", "no-stream"])
+def test_json_lines_carry_the_usage_details(
+    server: Any, user_key: str, cli_env: dict[str, str], whole: bool
+) -> None:
+    # The fake upstream counts each reasoning chunk as a reasoning token, and the words of
+    # the messages before the newest ("hi") as cached.
+    args = [*connection(server, user_key), "--model", "fake/reasoning:3", "--json"]
+    done = parley("ask", *args, *["--no-stream"] * whole, "hi", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    (usage,) = [e for e in events if e["type"] == "usage"]
+    assert (usage["output_tokens"], usage["reasoning_tokens"]) == (6, 3)
+    assert usage["cached_tokens"] == usage["input_tokens"] - 1 > 0
 
 
 def test_a_failed_run_exits_non_zero(server: Any, user_key: str, cli_env: dict[str, str]) -> None:

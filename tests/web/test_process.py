@@ -64,6 +64,11 @@ def test_calculator_through_the_demo_model(browser: Browser, sdk: Client) -> Non
     assert _text(events, "reasoning.delta")  # the demo reasons first
     usage = _one(events, "usage")
     assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    # every turn's tokens added up: the run's, the reasoning (the demo reasons on each turn)
+    # among the output
+    assert 0 < usage["reasoning_tokens"] < usage["output_tokens"]
+    run_usage = sdk.runs.retrieve(run_id).usage.model_dump()
+    assert {"type": "usage", "run_id": run_id, **run_usage} == usage
     done = {
         "type": "done",
         "status": "completed",

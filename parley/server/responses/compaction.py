@@ -47,15 +47,13 @@ async def compact(
     instructions = (
         INSTRUCTIONS if not body.instructions else f"{INSTRUCTIONS}\n\n{body.instructions}"
     )
-    summary, (used_in, used_out) = await engine.complete(
-        model=body.model, messages=ask, instructions=instructions
-    )
+    summary, used = await engine.complete(model=body.model, messages=ask, instructions=instructions)
     return {
         "id": new_id("cmp"),
         "object": "response.compaction",
         "created_at": int(time.time()),
         "output": [compaction_item(new_id("cmp"), summary.strip())],
-        "usage": usage(used_in, used_out),
+        "usage": usage(used),
     }
 
 

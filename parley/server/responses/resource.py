@@ -17,7 +17,7 @@ from parley.server.responses.items import message_items
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.records import Message, Run
-from parley.types import RunStatus
+from parley.types import RunStatus, Usage
 
 STATUS = {
     RunStatus.QUEUED: "queued",
@@ -61,13 +61,15 @@ def not_found(response_id: str) -> NotFound:
     )
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage(counts: Usage) -> dict[str, Any]:
+    """A response's ``usage``: the cached tokens among the input, the reasoning tokens among
+    the output (Parley does not count the tokens written to a prompt cache: 0)."""
     return {
-        "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": input_tokens + output_tokens,
+        "input_tokens": counts.input_tokens,
+        "input_tokens_details": {"cached_tokens": counts.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": counts.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": counts.reasoning_tokens},
+        "total_tokens": counts.input_tokens + counts.output_tokens,
     }
 
 
@@ -144,7 +146,7 @@ def response_object(stored: StoredResponse) -> dict[str, Any]:
     if run.completed_at is not None or status == "completed":
         body["completed_at"] = int(run.completed_at or run.created_at)
     if status not in ("queued", "in_progress"):
-        body["usage"] = usage(run.input_tokens, run.output_tokens)
+        body["usage"] = usage(run.usage)
     if run.error_code and status == "failed":
         body["error"] = {"code": run.error_code, "message": run.error_message or ""}
     if ended_early:

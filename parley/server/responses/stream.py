@@ -34,7 +34,7 @@ from parley.server.responses.items import (
     text_item,
 )
 from parley.server.responses.resource import STATUS, incomplete_reason, usage
-from parley.types import RunStatus
+from parley.types import RunStatus, Usage
 
 Event = dict[str, Any]
 
@@ -99,8 +99,7 @@ class ResponseEvents:
         if kind == "tool_calls":
             return self._calls(orjson.loads(data))
         if kind == "usage":
-            event = orjson.loads(data)
-            self.usage = usage(event["input_tokens"], event["output_tokens"])
+            self.usage = usage(Usage.model_validate_json(data))
         elif kind == "error":
             event = orjson.loads(data)
             self.error = {"code": event["code"], "message": event["message"]}
@@ -265,7 +264,7 @@ class ResponseEvents:
             **self.head,
             "status": status,
             "output": self.output,
-            "usage": self.usage or usage(0, 0),
+            "usage": self.usage or usage(Usage()),
             "completed_at": int(time.time()),
         }
         if status == "failed":
