@@ -147,8 +147,9 @@ def claim_first(
     else:
         thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
         ensure_idle(conn, thread_id=thread_id)
-        context = thread_store.thread_context(conn, thread_id=thread_id)
+        # Reserved first (the thread's row lock): the context holds every earlier message.
         last_seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=2)
+        context = thread_store.thread_context(conn, thread_id=thread_id)
     run = run_store.create_run(
         conn,
         user_id=user_id,
@@ -265,6 +266,9 @@ def _open_thread(
         )
         return thread, context
     _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
+    # Locked after its active run, as every writer locks them: the context, and the checks
+    # of tool results made on it, see whatever a concurrent writer of the thread committed.
+    thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id)
     return source, thread_store.thread_context(conn, thread_id=source.id)
 
 
@@ -314,6 +318,7 @@ def _answer_pending_calls(
             )
     for action in pending:
         run_store.complete_action(conn, action_id=action.id, output=outputs[action.tool_call_id])
+    # completed now; its turn ended when it paused (``paused_at``, kept)
     states.move(
         conn,
         run.id,
@@ -465,7 +470,12 @@ def store_outputs(
     pending = sum(1 for a in by_call.values() if a.status == ActionStatus.PENDING)
     if pending == len(fresh):
         states.move(
-            conn, run.id, RunStatus.QUEUED, source=RunStatus.ACTION_REQUIRED, expires_at=None
+            conn,
+            run.id,
+            RunStatus.QUEUED,
+            source=RunStatus.ACTION_REQUIRED,
+            expires_at=None,
+            paused_at=None,  # the run goes on: its next turn ends it
         )
     return run_store.get_run(conn, run_id=run.id)
 
@@ -496,10 +506,11 @@ def close_idle_run(
 ) -> bool:
     """End a run that no turn is running, with its closing events in the log, numbered
     after ``after`` (the run's last logged event when None)."""
+    ended_at = now()
     events: list[Any] = [error] if error else []
     events += [
         RunStatusEvent(run_id=run.id, status=status),
-        DoneEvent(run_id=run.id, status=status),
+        DoneEvent(run_id=run.id, status=status, ended_at=int(ended_at)),
     ]
     first = run.last_seq if after is None else after
     entries = [(first + i, e.type, e.model_dump_json()) for i, e in enumerate(events, 1)]
@@ -508,7 +519,7 @@ def close_idle_run(
         run.id,
         status,
         source=RunStatus(run.status),
-        completed_at=now(),
+        completed_at=ended_at,
         last_seq=entries[-1][0],
         **values,
     )

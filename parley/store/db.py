@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
@@ -66,9 +66,7 @@ class Database:
 
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
-            return create_engine(
-                self.url, echo=echo, pool_size=_PG_POOL, max_overflow=0, pool_pre_ping=True
-            )
+            return _postgres_engine(self.url, echo)
         database = make_url(self.url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +165,29 @@ class Database:
             conn.close()
         self._kept.clear()
         self.engine.dispose()
+
+
+def _postgres_engine(url: str, echo: bool) -> Engine:
+    from psycopg import Connection as PostgresConnection
+    from psycopg import IsolationLevel
+
+    engine = create_engine(url, echo=echo, pool_size=_PG_POOL, max_overflow=0, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _postgres_begin(conn: Connection) -> None:
+        # A read is one snapshot, as on SQLite: REPEATABLE READ, so that every statement of
+        # it sees the same commits (under READ COMMITTED each statement sees the commits made
+        # before it, and a read that decides something from several statements can mix two
+        # states). Writes stay READ COMMITTED, ordered by their row locks and compare-and-set
+        # updates. Both settings only change the BEGIN that psycopg sends with the first
+        # statement: no round trip.
+        read_only = bool(conn.get_execution_options().get("parley_read_only"))
+        dbapi = cast("PostgresConnection[Any]", conn.connection.dbapi_connection)
+        if bool(dbapi.read_only) != read_only:
+            dbapi.isolation_level = IsolationLevel.REPEATABLE_READ if read_only else None
+            dbapi.read_only = read_only or None
+
+    return engine
 
 
 def alembic_config(connection: Connection | None = None) -> Any:

@@ -24,6 +24,7 @@ _INSERT_MESSAGES = insert(messages)
 _GET_THREAD = select(threads).where(
     threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
 )
+_LOCK_THREAD = _GET_THREAD.with_for_update()
 _CONTEXT = (
     select(messages).where(messages.c.thread_id == bindparam("thread_id")).order_by(messages.c.seq)
 )
@@ -73,6 +74,17 @@ def create_thread(
 
 def get_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
     row = conn.execute(_GET_THREAD, {"thread_id": thread_id, "user_id": user_id}).first()
+    if row is None:
+        raise _thread_not_found(thread_id)
+    return Thread.from_row(row)
+
+
+def lock_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
+    """The thread, locked for the rest of the transaction (SQLite's write lock already is):
+    what the transaction reads of its messages next includes those of every writer of the
+    thread that committed before, and no other writer adds any until it ends."""
+    query = _LOCK_THREAD if conn.dialect.name == "postgresql" else _GET_THREAD
+    row = conn.execute(query, {"thread_id": thread_id, "user_id": user_id}).first()
     if row is None:
         raise _thread_not_found(thread_id)
     return Thread.from_row(row)
