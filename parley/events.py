@@ -90,11 +90,14 @@ class ErrorEvent(BaseModel):
 
 
 class DoneEvent(BaseModel):
-    """The last event of every stream; ``status`` is the run's status when the turn ended."""
+    """The last event of every stream; ``status`` is the run's status when the turn ended,
+    ``ended_at`` when it ended (Unix seconds; for a run closed while no turn ran, when the
+    run was closed; None in events logged before it was said)."""
 
     type: Literal["done"] = "done"
     run_id: str
     status: RunStatus
+    ended_at: int | None = None
 
 
 Event = Annotated[

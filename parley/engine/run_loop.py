@@ -463,12 +463,15 @@ class TurnRunner:
         turn.rounds += 1
         turn.settling = False
 
-    def _closing(self, turn: Turn, status: RunStatus, *extra: Any) -> list[Entry]:
+    def _closing(
+        self, turn: Turn, status: RunStatus, *extra: Any, ended_at: float | None
+    ) -> list[Entry]:
         """Record the closing events; they are published once the end is committed."""
         run_id = turn.run.id
         usage = UsageEvent(run_id=run_id, **turn.usage().model_dump())
         events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
-        events.append(DoneEvent(run_id=run_id, status=status))
+        ended = None if ended_at is None else int(ended_at)
+        events.append(DoneEvent(run_id=run_id, status=status, ended_at=ended))
         return [turn.record(e) for e in events]
 
     async def _settle(
@@ -481,8 +484,11 @@ class TurnRunner:
         answers: list[tuple[str, str]] | None = None,
         **run_values: Any,
     ) -> None:
-        """Write the end of the turn in one transaction, then publish its closing events."""
-        closing = self._closing(turn, status, *extra)
+        """Write the end of the turn in one transaction, then publish its closing events.
+        The moment it ends is the run's ``completed_at``, or its ``paused_at`` when it waits
+        for tool outputs, and the ``done`` event's ``ended_at``."""
+        ended_at = now()
+        closing = self._closing(turn, status, *extra, ended_at=ended_at)
         entries, turn.unsaved = turn.unsaved, []
         run, message_id = turn.run, turn.message_id
         text, reasoning, layout = turn.texts()
@@ -492,6 +498,7 @@ class TurnRunner:
             "lease_owner": None,
             "lease_expires_at": None,
             "last_seq": entries[-1][0],
+            "paused_at" if status == RunStatus.ACTION_REQUIRED else "completed_at": ended_at,
             **run_values,
         }
 
@@ -534,7 +541,7 @@ class TurnRunner:
         turn.publish_closing(closing)
 
     async def _complete(self, turn: Turn) -> None:
-        await self._settle(turn, RunStatus.COMPLETED, completed_at=now())
+        await self._settle(turn, RunStatus.COMPLETED)
 
     async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:
         """Hand the calls to the client; calls whose arguments could not be read are
@@ -573,7 +580,6 @@ class TurnRunner:
             error,
             tool_calls=[c.model_dump() for c in calls] if calls else None,
             answers=turn.tool_errors(calls),
-            completed_at=now(),
             error_code=exc.code,
             error_message=exc.message,
         )
@@ -584,7 +590,7 @@ class TurnRunner:
         run = turn.run
         if turn.stop_reason in (None, "shutdown"):
             try:
-                await self._settle(turn, RunStatus.INCOMPLETE, completed_at=now())
+                await self._settle(turn, RunStatus.INCOMPLETE)
                 return
             except TurnStopped:
                 pass
@@ -592,7 +598,8 @@ class TurnRunner:
         # A sweep that took this turn for dead wrote the run's closing events already,
         # numbered past this turn's: keep the text and events, and pass those on.
         swept = current.last_seq > turn.seq
-        closing = [] if swept else self._closing(turn, RunStatus(current.status))
+        status = RunStatus(current.status)
+        closing = [] if swept else self._closing(turn, status, ended_at=current.completed_at)
         entries, turn.unsaved = turn.unsaved, []
         message_id = turn.message_id
         text, reasoning, layout = turn.texts()
@@ -625,13 +632,14 @@ class TurnRunner:
             code="internal_error",
             message="The turn's answer could not be stored; the text so far is kept.",
         )
-        closing = self._closing(turn, RunStatus.FAILED, error)
+        ended_at = now()
+        closing = self._closing(turn, RunStatus.FAILED, error, ended_at=ended_at)
         entries, turn.unsaved = turn.unsaved, []
         values = {
             "lease_owner": None,
             "lease_expires_at": None,
             "last_seq": entries[-1][0],
-            "completed_at": now(),
+            "completed_at": ended_at,
             "error_code": error.code,
             "error_message": error.message,
         }

@@ -3,7 +3,7 @@
 
 A request from an allowed origin gets ``Access-Control-Allow-Origin`` on its answer
 (streams too: the headers go on the response start, nothing is buffered), with
-``Retry-After`` and the turn headers exposed to the page. A preflight (``OPTIONS`` with
+``Retry-After``, the turn headers and ``Idempotent-Replayed`` exposed to the page. A preflight (``OPTIONS`` with
 ``Origin`` and ``Access-Control-Request-Method``) from an allowed origin is answered here,
 204. Anything from another origin passes through untouched, with no CORS header at all: the
 browser then refuses it.
@@ -19,9 +19,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: Methods of the API.
 ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 #: Request headers a page may send (with any others a preflight asks for).
-ALLOW_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Last-Event-ID", "Accept")
+ALLOW_HEADERS = (
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "Last-Event-ID",
+    "Accept",
+    "Idempotency-Key",
+)
 #: Response headers a page may read.
-EXPOSE_HEADERS = "Retry-After, X-Parley-Run-Id, X-Parley-Thread-Id, X-Parley-Message-Id"
+EXPOSE_HEADERS = (
+    "Retry-After, X-Parley-Run-Id, X-Parley-Thread-Id, X-Parley-Message-Id, Idempotent-Replayed"
+)
 #: Seconds a browser may keep a preflight's answer.
 MAX_AGE = "600"
 

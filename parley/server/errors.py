@@ -61,6 +61,9 @@ _PLACES = ("body", "query", "path", "header")
 
 #: Codes of errors raised below the face, and the request field each is about.
 _CODE_PARAMS = {"unknown_model": "model"}
+#: Codes whose status the OpenAI faces keep: a reused ``Idempotency-Key`` is a 422 there
+#: too (its type is still ``invalid_request``).
+_KEPT_STATUS = frozenset({"idempotency_key_reused"})
 
 #: pydantic's error type -> the message and code of OpenAI's own errors for it
 _INVALID = ("Invalid '{param}': {msg}.", "invalid_value")
@@ -92,6 +95,8 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
     """The status and body of ``exc`` in OpenAI's shape: ``{"error": {"message", "type",
     "param", "code"}}``; a validation failure names its field as ``param``."""
     status, kind = _OPENAI_TYPES.get(exc.error_type, (None, "server_error"))
+    if exc.code in _KEPT_STATUS:
+        status = exc.status_code
     param, message = exc.param, exc.message
     code = exc.code if exc.code != exc.error_type else None
     if code is None and exc.error_type == "validation_error":

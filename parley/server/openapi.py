@@ -8,10 +8,14 @@ from an operation's shape are added here, the same way for every route:
     a request body            400 invalid_request (not JSON), 413 payload_too_large,
                               422 validation_error
     query parameters          422 validation_error
+    an Idempotency-Key        400 (a bad key), 409 idempotency_key_in_use, 422
+                              idempotency_key_reused; its 2xx answers may carry
+                              Idempotent-Replayed (``parley.server.idempotency``)
 
 Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``), but on the
 OpenAI faces' paths (``/v1/responses``, ``/v1/conversations``), whose errors take OpenAI's
-shape (``OpenAIErrorPublic``) and whose invalid bodies and queries answer 400, not 422. FastAPI's own
+shape (``OpenAIErrorPublic``) and whose invalid bodies and queries answer 400, not 422 (their
+one 422 is a reused ``Idempotency-Key``). FastAPI's own
 ``HTTPValidationError`` is never sent (``parley.server.errors`` maps validation failures), so
 it is not in the document either. Links lead from each answer naming a resource to the
 operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``completions``'
@@ -38,6 +42,7 @@ from parley.errors import (
     ValidationFailed,
 )
 from parley.server.errors import openai_path
+from parley.server.idempotency import KEY_HEADER, MAX_KEY_CHARS, REPLAYED_HEADER
 from parley.server.schemas import ErrorPublic, OpenAIErrorPublic
 
 Responses = dict[int | str, dict[str, Any]]
@@ -73,11 +78,33 @@ _OPENAI_ERRORS: dict[int, str] = {
     404: "`not_found`: no such response, conversation or item (another user's id answers "
     "the same).",
     409: "`invalid_request`: the state of the conversation or response does not allow it "
-    "now. `code` says why.",
+    "now, or a request with the same `Idempotency-Key` is still being processed. `code` "
+    "says why.",
     413: "`invalid_request`: the body is larger than the server accepts.",
+    422: "`invalid_request`: the `Idempotency-Key` was sent before with another request "
+    "(`idempotency_key_reused`).",
     429: "`too_many_requests`: retry after `Retry-After` seconds.",
     500: "`model_error`: the model's provider failed.",
     503: "`server_error`: the server is shutting down: retry (on another replica).",
+}
+
+#: The description of an idempotent operation's 409 and 422 (native shape).
+_KEY_ERRORS = {
+    409: "`conflict`: the state of the thread or run does not allow it now, or a request "
+    "with the same `Idempotency-Key` is still being processed "
+    "(`idempotency_key_in_use`). `code` says why.",
+    422: "`validation_error`: the body or a query parameter is not valid (`details` names "
+    "each field), or the `Idempotency-Key` was sent before with another request "
+    "(`idempotency_key_reused`).",
+}
+
+_REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "`true` when the answer is that of an earlier request with the same "
+        "`Idempotency-Key`.",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
 }
 
 _FRAMES = (
@@ -162,6 +189,13 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _idempotent(operation: dict[str, Any]) -> bool:
+    """The operation takes an ``Idempotency-Key``."""
+    return any(
+        p["in"] == "header" and p["name"] == KEY_HEADER for p in operation.get("parameters", ())
+    )
+
+
 def _shared_errors(path: str, operation: dict[str, Any]) -> list[int]:
     places = {p["in"] for p in operation.get("parameters", ())}
     has_body = "requestBody" in operation
@@ -172,6 +206,8 @@ def _shared_errors(path: str, operation: dict[str, Any]) -> list[int]:
         statuses += [400, 413]
     if has_body or "query" in places:
         statuses.append(400 if openai_path(path) else 422)
+    if _idempotent(operation):
+        statuses += [400, 409, 422]
     return statuses
 
 
@@ -185,9 +221,17 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
         responses.pop("422", None)
     for shared in _shared_errors(path, operation):
         responses.setdefault(str(shared), {"description": _describe(shared)})
+    idempotent = _idempotent(operation)
+    for parameter in operation.get("parameters", ()):
+        if parameter["in"] == "header" and parameter["name"] == KEY_HEADER:
+            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}
     for status, answer in responses.items():
+        if idempotent and status.startswith("2"):
+            answer.setdefault("headers", {}).update(_REPLAYED)
         if not status.isdigit() or int(status) < 400:
             continue
+        if idempotent and int(status) in _KEY_ERRORS:
+            answer["description"] = _KEY_ERRORS[int(status)]
         if openai:
             answer["description"] = _OPENAI_ERRORS.get(int(status), answer["description"])
         answer["content"] = {

@@ -101,6 +101,8 @@ class Run(_Record):
     started_at: float | None
     completed_at: float | None
     expires_at: float | None
+    #: When its turn paused for tool outputs (None once they start its next turn).
+    paused_at: float | None = None
     metadata: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     request: dict[str, Any] | None = None

@@ -161,6 +161,8 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("completed_at", Float),
+    #: When the run's turn paused for tool outputs; cleared when they start its next turn.
+    Column("paused_at", Float),
     Column("expires_at", Float),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Float),
@@ -241,4 +243,30 @@ run_events = Table(
     Column("type", String(32), nullable=False),
     # The event's JSON text exactly as sent on the wire, so a replay re-encodes nothing.
     Column("data", Text, nullable=False),
+)
+
+#: What a creating request sent with an ``Idempotency-Key`` made, so that its retries get
+#: the same answer (``server.idempotency``); kept 24 hours. The primary key lets one of two
+#: requests with the same user and key in, on every replica. A row with neither an answer
+#: (``status_code``) nor a stream (``stream_after``) is a claim whose request still runs.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    #: The request the key came with: its method, path (with the query), and the SHA-256
+    #: of its body.
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    #: The run the request started, once it has started one.
+    Column("run_id", String(40)),
+    #: A JSON answer: its status and its body as sent.
+    Column("status_code", Integer),
+    Column("body", Text),
+    #: A streamed answer: the run's events after this sequence number, and its headers.
+    Column("stream_after", Integer),
+    Column("headers", Json),
+    Index(None, "created_at"),
 )

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from parley import Client
@@ -33,7 +34,7 @@ def test_python_examples_run(
         for block in runnable:
             exec(compile(block, doc, "exec"), namespace)
     finally:
-        for value in namespace.values():
-            if isinstance(value, Client):
+        for value in namespace.values():  # the examples' clients, and their connections
+            if isinstance(value, Client | openai.OpenAI):
                 value.close()
     capsys.readouterr()

@@ -8,13 +8,15 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -195,6 +197,22 @@ def actions(http: httpx.Client, run_id: str, status: str | None = None) -> list[
 
 
 # ------------------------------------------------------------------------------ waiting
+
+T = TypeVar("T")
+
+
+def at_once(server: Any, key: str, count: int, call: Callable[[httpx.Client, int], T]) -> list[T]:
+    """``call(client, i)`` from ``count`` threads, each with its own connection, released
+    together."""
+    barrier = threading.Barrier(count)
+
+    def one(i: int) -> T:
+        with guarded(server.client(key)) as http:
+            barrier.wait(timeout=10)
+            return call(http, i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

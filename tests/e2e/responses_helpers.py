@@ -191,8 +191,7 @@ def deltas(events: list[dict[str, Any]]) -> str:
 
 
 def clockless(response: dict[str, Any]) -> dict[str, Any]:
-    """A response without its ``completed_at``: a replayed stream stamps the time of the
-    replay there, not the response's."""
+    """A response without its ``completed_at``."""
     return {**response, "completed_at": None}
 
 

@@ -3,11 +3,8 @@ two first turns on one thread, many messages at once. One wins; nothing is store
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -18,32 +15,16 @@ from tests.e2e.helpers import (
     actions,
     add_message,
     assert_error,
+    at_once,
     create_assistant,
     create_run,
     create_thread,
     get_run,
-    guarded,
     messages,
     runs_of,
     stream_process,
 )
 from tests.e2e.sse import parse
-
-T = TypeVar("T")
-
-
-def at_once(server: Any, key: str, count: int, call: Callable[[httpx.Client, int], T]) -> list[T]:
-    """``call(client, i)`` from ``count`` threads, each with its own connection, released
-    together."""
-    barrier = threading.Barrier(count)
-
-    def one(i: int) -> T:
-        with guarded(server.client(key)) as http:
-            barrier.wait(timeout=10)
-            return call(http, i)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(one, range(count)))
 
 
 def test_the_same_turn_started_twice_runs_once(
@@ -115,6 +96,36 @@ def test_one_output_each_at_once_frees_the_run(
     assert get_run(http, turn.run_id)["status"] == "queued"
     nxt = stream_process(http, run_id=turn.run_id)
     assert nxt.final_status == "completed"
+
+
+def test_one_output_submitted_at_once_by_action_is_stored_once(
+    server: Any, user_key: str, http: httpx.Client
+) -> None:
+    """Flow B's ``submit_tool_output`` of the same output at once: all answered (a repeat
+    is a no-op), stored once; a different output for the same call is refused."""
+    bot = create_assistant(http, "fake/tools:1", tools=[WEATHER])
+    turn = stream_process(http, assistant_id=bot["id"], content="one tool")
+    (item,) = turn.manifest
+
+    def submit(client: httpx.Client, i: int) -> httpx.Response:
+        output = "sunny" if i else "rain"
+        return client.post(
+            "/submit_tool_output", json={"action_id": item["action_id"], "output": output}
+        )
+
+    results = at_once(server, user_key, 6, submit)
+    thread_id = turn.headers["x-parley-thread-id"]
+    stored = [(m["tool_call_id"], m["content"]) for m in messages(http, thread_id)[2:]]
+    assert len(stored) == 1, stored
+    (output,) = [content for _, content in stored]
+    for i, result in enumerate(results):
+        if ("sunny" if i else "rain") == output:
+            assert result.status_code == 200, result.text
+            assert result.json()["status"] == "queued"
+        else:
+            assert_error(result, 409, "already_submitted")
+    assert stored == [(item["tool_call_id"], output)]
+    assert get_run(http, turn.run_id)["status"] == "queued"
 
 
 def test_two_first_turns_on_one_thread(server: Any, user_key: str, http: httpx.Client) -> None:

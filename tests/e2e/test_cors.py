@@ -63,6 +63,7 @@ def test_a_preflight_from_an_allowed_origin_is_answered(
     assert {"post", "get", "delete"} <= _names(answer.headers["access-control-allow-methods"])
     allowed = _names(answer.headers["access-control-allow-headers"])
     assert {"authorization", "x-api-key", "content-type", "last-event-id"} <= allowed
+    assert "idempotency-key" in allowed
     assert int(answer.headers["access-control-max-age"]) > 0
     assert "origin" in _names(answer.headers["vary"])
 
@@ -109,7 +110,7 @@ def test_a_stream_carries_cors_headers(cors_server: ParleyServer) -> None:
             assert answer.headers["content-type"].startswith("text/event-stream")
             assert answer.headers["access-control-allow-origin"] == ALLOWED
             exposed = _names(answer.headers["access-control-expose-headers"])
-            assert {"x-parley-run-id", "retry-after"} <= exposed
+            assert {"x-parley-run-id", "retry-after", "idempotent-replayed"} <= exposed
             text = answer.read().decode()
     assert "event: done" in text
 

@@ -14,6 +14,7 @@ from tests.e2e.helpers import (
     WEATHER,
     actions,
     add_message,
+    at_once,
     create_assistant,
     create_thread,
     get_run,
@@ -35,6 +36,7 @@ from tests.e2e.responses_helpers import (
     output_text,
     sent,
     texts,
+    thread_ids,
 )
 
 
@@ -149,3 +151,37 @@ def test_a_native_tool_call_is_answered_through_responses(http: httpx.Client) ->
         "tool",
         "assistant",
     ]
+
+
+def test_an_output_sent_through_both_faces_at_once_is_stored_once(
+    http: httpx.Client, server: Any, user_key: str
+) -> None:
+    """The same output for a response's call, sent at once as the input of a next response
+    and to the run natively: stored once, whichever face takes it. The native submissions
+    are answered (a repeat is a no-op); the responses that do not take it are refused."""
+    first = create(http, model="fake/auto", input="weather?", tools=[WEATHER_TOOL])
+    (call,) = calls(first)
+    output = call_output(call["call_id"], "foggy")
+    body = {"model": "fake/auto", "input": [output], "tools": [WEATHER_TOOL]}
+    native = {"tool_outputs": [{"tool_call_id": call["call_id"], "output": "foggy"}]}
+
+    def send(client: httpx.Client, i: int) -> httpx.Response:
+        if i % 2:
+            return client.post("/responses", json={**body, "previous_response_id": first["id"]})
+        return client.post(f"/runs/{first['id']}/submit_tool_outputs", json=native)
+
+    results = at_once(server, user_key, 6, send)
+    refusals = {
+        (409, "thread_busy"),
+        (400, "duplicate_tool_output"),
+        (400, "previous_response_in_progress"),
+    }
+    for i, answer in enumerate(results):
+        if answer.status_code != 200:
+            assert i % 2 and (answer.status_code, answer.json()["error"]["code"]) in refusals, (
+                answer.text
+            )
+    thread_id = get_run(http, first["id"])["thread_id"]
+    roles = [role for role, _ in native_messages(http, thread_id)]
+    assert roles[:3] == ["user", "assistant", "tool"] and roles.count("tool") == 1, roles
+    assert thread_ids(http) == {thread_id}

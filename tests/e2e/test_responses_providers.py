@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,12 +75,6 @@ KINDS = [kind for kind in UPSTREAMS if kind != "openai-chat-reasoning-back"]
 SUMMARIZING = {"openai-responses", "gemini"}
 #: Slots (fakes) of each kind: at least one per test that uses the kind.
 SLOTS = 9
-
-
-def known_bug(reason: str) -> pytest.MarkDecorator:
-    """A test that fails on an assertion because of a Parley bug (the reason says which);
-    any other error, or a pass, fails it."""
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
 
 @dataclass
@@ -175,11 +170,8 @@ async def retrieved(http: httpx.AsyncClient, response_id: str) -> dict[str, Any]
 
 
 def same_response(streamed: dict[str, Any], stored: dict[str, Any]) -> None:
-    """The streamed final response is the stored one. ``completed_at`` is compared apart:
-    the stream stamps the time it translates the end (see
-    ``test_a_replayed_stream_ends_with_the_stored_response``)."""
-    assert without(streamed, "completed_at") == without(stored, "completed_at")
-    assert abs(streamed["completed_at"] - stored["completed_at"]) <= 1
+    """The streamed final response is the stored one, ``completed_at`` included."""
+    assert streamed == stored
 
 
 # ---------------------------------------------------------------------- the streams
@@ -308,10 +300,6 @@ def _streamed_parts(events: list[dict[str, Any]], kind: str) -> list[str]:
         texts.append(text)
         events = events[end + 1 :]
     return texts
-
-
-def without(response: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in response.items() if k not in keys}
 
 
 # ------------------------------------------------------------------------- one turn
@@ -484,34 +472,33 @@ async def test_a_recorded_answer(parley: Parley, kind: str, name: str) -> None:
 # ----------------------------------------------------------------------- replays
 
 
-@known_bug(
-    "a replayed stream (GET ?stream=true) ends with completed_at = the time of the "
-    "replay: ResponseEvents.final() stamps time.time(), as neither the run's event log nor "
-    "the head it is given holds the run's completed_at",
-)
 async def test_a_replayed_stream_ends_with_the_stored_response(parley: Parley) -> None:
-    answer = await parley.http.post("/responses", json={"model": "demo/parley", "input": "Hi"})
-    response = answer.json()
+    """Replayed a second later, the stream ends with the response as it ended live and as
+    GET answers it: completed when the turn ended, not when it is replayed."""
+    started = int(time.time())
+    live = check_stream(await stream_response(parley.http, {"model": "demo/parley", "input": "Hi"}))
+    assert started <= live["completed_at"] <= int(time.time())
     await asyncio.sleep(1.1)
-    replayed = await replay_response(parley.http, response["id"])
-    assert replayed[-1]["response"] == await retrieved(parley.http, response["id"])
+    replayed = await replay_response(parley.http, live["id"])
+    assert replayed[-1]["response"] == live == await retrieved(parley.http, live["id"])
 
 
-@known_bug(
-    "a response that ended with function calls shows completed_at = its created_at "
-    "(the engine sets no completed_at when a run pauses for tools), then, once its outputs "
-    "are sent, the time they were sent (transactions.claim_items completes the run then)",
-)
 async def test_a_response_keeps_its_completed_at_once_its_outputs_are_sent(
     parley: Parley,
 ) -> None:
+    """A response that ended with function calls was completed when its turn paused: live,
+    on GET and replayed, before its outputs are sent and after (when the next response
+    completes its run)."""
     events = await stream_response(parley.http, request("demo/parley"))
     first = check_stream(events)
+    same_response(first, await retrieved(parley.http, first["id"]))
     await asyncio.sleep(1.1)
     outputs = results([item["call_id"] for item in first["output"][1:]])
     body = request("demo/parley", input=outputs, previous_response_id=first["id"])
-    check_stream(await stream_response(parley.http, body))
-    assert (await retrieved(parley.http, first["id"]))["completed_at"] == first["completed_at"]
+    second = check_stream(await stream_response(parley.http, body))
+    assert second["completed_at"] > first["completed_at"]
+    replayed = await replay_response(parley.http, first["id"])
+    assert replayed[-1]["response"] == first == await retrieved(parley.http, first["id"])
 
 
 # ------------------------------------------------------------- interleaved thinking

@@ -3,6 +3,7 @@ is ``incomplete`` with its partial text; a graceful stop settles the turn at onc
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +82,9 @@ def test_killed_server_leaves_an_incomplete_run_with_its_text(fragile: ParleySer
     assert stored != full
     with fragile.client(key) as http:
         body = http.get(f"/runs/{run_id}/events").text
-    assert body.rstrip().endswith('"status":"incomplete"}')
+    done = json.loads(body.rstrip().rpartition("\ndata: ")[2])
+    assert (done["type"], done["status"]) == ("done", "incomplete")
+    assert done["ended_at"] == run["completed_at"]  # when the sweep closed it
     assert body.count("event: done") == 1
 
 

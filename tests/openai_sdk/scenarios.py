@@ -577,7 +577,7 @@ def idempotent_retries(client: openai.OpenAI, setup: Setup) -> None:
     _same_response(retried, first)
 
     key = _idempotency_key()
-    streams = []
+    streams: list[list[Any]] = []
     for _ in range(2):
         with client.responses.create(
             model=setup.text_model,

@@ -199,7 +199,7 @@ def usage(
 
 
 def done(value: str, run_id: str = RUN) -> dict[str, Any]:
-    return {"type": "done", "run_id": run_id, "status": value}
+    return {"type": "done", "run_id": run_id, "status": value, "ended_at": 1700000001}
 
 
 def turn(first_seq: int, *events: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:

@@ -16,6 +16,19 @@ from parley.server.app import create_app
 ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIErrorPublic"}
 OPENAI_PATHS = ("/v1/responses", "/v1/conversations")
+#: The operations that take an ``Idempotency-Key``.
+IDEMPOTENT = {
+    ("POST", "/v1/responses"),
+    ("POST", "/v1/conversations"),
+    ("POST", "/v1/conversations/{conversation_id}/items"),
+    ("POST", "/v1/assistants"),
+    ("POST", "/v1/threads"),
+    ("POST", "/v1/threads/{thread_id}/messages"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/runs"),
+    ("POST", "/v1/process"),
+    ("POST", "/v1/completions"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +69,7 @@ def test_errors_follow_from_the_shape_of_each_operation(document: dict[str, Any]
     for method, path, operation in operations(document):
         statuses = set(operation["responses"])
         places = {p["in"] for p in operation.get("parameters", ())}
+        keyed = (method, path) in IDEMPOTENT
         where = (method, path, sorted(statuses))
         if path.startswith("/v1/"):
             assert {"401", "429"} <= statuses, where
@@ -66,14 +80,31 @@ def test_errors_follow_from_the_shape_of_each_operation(document: dict[str, Any]
             assert not {"401", "429"} & statuses, where
         if "path" in places:
             assert "404" in statuses, where
+        if keyed:  # the Idempotency-Key: malformed, in use, reused
+            assert {"400", "409", "422"} <= statuses, where
+            for status, answer in operation["responses"].items():
+                if status.startswith("2"):
+                    assert answer["headers"]["Idempotent-Replayed"]["required"] is False
         if path.startswith(OPENAI_PATHS):  # OpenAI's shape: a bad body or query is a 400
-            assert "422" not in statuses, where
+            if not keyed:  # (a 422 is only a reused Idempotency-Key)
+                assert "422" not in statuses, where
             if "requestBody" in operation or "query" in places:
                 assert "400" in statuses, where
         elif "requestBody" in operation:
             assert {"400", "413", "422"} <= statuses, where
         elif "query" not in places:
             assert "422" not in statuses, where  # nothing to validate
+
+
+def test_the_creating_operations_take_an_idempotency_key(document: dict[str, Any]) -> None:
+    taking = set()
+    for method, path, operation in operations(document):
+        for parameter in operation.get("parameters", ()):
+            if parameter["in"] == "header" and parameter["name"] == "Idempotency-Key":
+                assert parameter["required"] is False
+                assert parameter["schema"] == {"type": "string", "minLength": 1, "maxLength": 255}
+                taking.add((method, path))
+    assert taking == IDEMPOTENT
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "runs",
     "actions",
     "run_events",
+    "idempotency_keys",
 }
 
 

@@ -2,8 +2,9 @@
 
 A run's status maps onto a response's: a run that paused for tool calls
 (``action_required``, and ``expired`` after it) is a ``completed`` response whose output
-ends with ``function_call`` items. The fields a client sent come back as it sent them,
-from what the face kept of its request (``runs.request``)."""
+ends with ``function_call`` items, completed when it paused (``ended_at``). The fields a
+client sent come back as it sent them, from what the face kept of its request
+(``runs.request``)."""
 
 from __future__ import annotations
 
@@ -143,15 +144,24 @@ def response_object(stored: StoredResponse) -> dict[str, Any]:
         for message in stored.answers
         for item in message_items(message, calls=stored.calls, status=item_status)
     ]
-    if run.completed_at is not None or status == "completed":
-        body["completed_at"] = int(run.completed_at or run.created_at)
     if status not in ("queued", "in_progress"):
+        body["completed_at"] = ended_at(run)
         body["usage"] = usage(run.usage)
     if run.error_code and status == "failed":
         body["error"] = {"code": run.error_code, "message": run.error_message or ""}
     if ended_early:
         body["incomplete_details"] = {"reason": incomplete_reason(run.error_code)}
     return body
+
+
+def ended_at(run: Run) -> int | None:
+    """When a response's turn ended, as its stream's ``done`` says: when it paused for tool
+    calls (the run's ``paused_at``, kept when a next response completes the run with their
+    outputs, or when the wait expires), else when the run ended."""
+    ended = run.paused_at if run.paused_at is not None else run.completed_at
+    if ended is None and run.status == RunStatus.ACTION_REQUIRED:
+        ended = run.created_at  # paused before Parley kept the time
+    return None if ended is None else int(ended)
 
 
 def incomplete_reason(error_code: str | None) -> str:

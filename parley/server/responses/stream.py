@@ -9,7 +9,8 @@ of ``response.completed``, ``response.failed`` or ``response.incomplete``.
 
 The translation depends on nothing but the run's event log and the run as created, so a
 replay of the log (``GET /v1/responses/{id}?stream=true``) numbers every event as the live
-stream did, and ``starting_after`` resumes from any of them.
+stream did, and ``starting_after`` resumes from any of them; the last event's response is
+the one ``GET`` answers, its ``completed_at`` the ``ended_at`` of the run's ``done``.
 
 Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names;
 OpenAI's API calls them ``response.reasoning_text.*``); reasoning a provider gave as a
@@ -19,7 +20,6 @@ summary streams as a reasoning item's summary part (``response.reasoning_summary
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +72,8 @@ class ResponseEvents:
         self.open: _Open | None = None
         self.usage: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
+        #: When the turn ended, as the run's ``done`` says.
+        self.ended_at: int | None = None
         self.finished = False
 
     def _event(self, kind: str, **fields: Any) -> Event:
@@ -104,7 +106,9 @@ class ResponseEvents:
             event = orjson.loads(data)
             self.error = {"code": event["code"], "message": event["message"]}
         elif kind == "done":
-            return self._finish(RunStatus(orjson.loads(data)["status"]))
+            event = orjson.loads(data)
+            self.ended_at = event.get("ended_at")  # absent from logs written before it was
+            return self._finish(RunStatus(event["status"]))
         return []
 
     # ------------------------------------------------------------------------ items
@@ -265,7 +269,7 @@ class ResponseEvents:
             "status": status,
             "output": self.output,
             "usage": self.usage or usage(Usage()),
-            "completed_at": int(time.time()),
+            "completed_at": self.ended_at,
         }
         if status == "failed":
             response["error"] = self.error or {"code": "server_error", "message": "failed"}

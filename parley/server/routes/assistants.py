@@ -6,8 +6,10 @@ import functools
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors
 from parley.server.schemas import (
     AssistantCreate,
@@ -21,22 +23,27 @@ from parley.store import assistants as store
 router = APIRouter(tags=["assistants"])
 
 
-@router.post("/assistants", status_code=201)
-async def create_assistant(body: AssistantCreate, user: CurrentUser, svc: Svc) -> AssistantPublic:
-    svc.providers.check_model(body.model)
-    assistant = await svc.db.write(
-        functools.partial(
-            store.create_assistant,
-            user_id=user.id,
-            name=body.name,
-            model=body.model,
-            instructions=body.instructions,
-            tools=[t.model_dump() for t in body.tools or ()],
-            parameters=body.parameters,
-            metadata=body.metadata,
+@router.post("/assistants", status_code=201, response_model=AssistantPublic)
+async def create_assistant(
+    body: AssistantCreate, user: CurrentUser, svc: Svc, idem: Idempotent
+) -> Response:
+    async def make() -> Response:
+        svc.providers.check_model(body.model)
+        assistant = await svc.db.write(
+            functools.partial(
+                store.create_assistant,
+                user_id=user.id,
+                name=body.name,
+                model=body.model,
+                instructions=body.instructions,
+                tools=[t.model_dump() for t in body.tools or ()],
+                parameters=body.parameters,
+                metadata=body.metadata,
+            )
         )
-    )
-    return AssistantPublic.of(assistant)
+        return answer(AssistantPublic.of(assistant), 201)
+
+    return await idem.once(svc.db, user.id, make)
 
 
 @router.get("/assistants", responses=errors(400))

@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
 
 from parley.errors import Conflict, InvalidRequest
 from parley.server.deps import CurrentUser, Svc
+from parley.server.idempotency import Idempotent
 from parley.server.openapi import errors
 from parley.server.responses import conversations as store
 from parley.server.responses.items import message_items, parse_input
@@ -39,19 +41,22 @@ def _named_items() -> Iterator[None]:
         raise type(exc)(message, code=exc.code, param=param, details=exc.details) from None
 
 
-@router.post("/conversations", responses=errors(400))
+@router.post("/conversations", responses=errors(400), response_model=dict[str, Any])
 async def create_conversation(
-    user: CurrentUser, svc: Svc, body: ConversationCreate | None = None
-) -> dict[str, Any]:
-    body = body or ConversationCreate()
-    with _named_items():
-        thread, _ = await svc.engine.append_messages(
-            user_id=user.id,
-            thread_id=None,
-            messages=parse_input(body.items or []),
-            metadata=body.metadata or {},
-        )
-    return store.conversation_object(thread)
+    user: CurrentUser, svc: Svc, idem: Idempotent, body: ConversationCreate | None = None
+) -> Response:
+    async def make() -> Response:
+        given = body or ConversationCreate()
+        with _named_items():
+            thread, _ = await svc.engine.append_messages(
+                user_id=user.id,
+                thread_id=None,
+                messages=parse_input(given.items or []),
+                metadata=given.metadata or {},
+            )
+        return JSONResponse(store.conversation_object(thread))
+
+    return await idem.once(svc.db, user.id, make)
 
 
 @router.get("/conversations/{conversation_id}", responses=errors())
@@ -109,18 +114,32 @@ async def list_items(
     return page(items, limit=limit, order=order, after=after, before=None)
 
 
-@router.post("/conversations/{conversation_id}/items", responses=errors(400, 409))
+@router.post(
+    "/conversations/{conversation_id}/items",
+    responses=errors(400, 409),
+    response_model=dict[str, Any],
+)
 async def create_items(
-    conversation_id: str, body: ItemsCreate, user: CurrentUser, svc: Svc, include: Include = None
-) -> dict[str, Any]:
-    await svc.db.read(
-        functools.partial(store.get_conversation, user_id=user.id, conversation_id=conversation_id)
-    )
-    with _named_items():
-        _, rows = await svc.engine.append_messages(
-            user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
+    conversation_id: str,
+    body: ItemsCreate,
+    user: CurrentUser,
+    svc: Svc,
+    idem: Idempotent,
+    include: Include = None,
+) -> Response:
+    async def make() -> Response:
+        await svc.db.read(
+            functools.partial(
+                store.get_conversation, user_id=user.id, conversation_id=conversation_id
+            )
         )
-    return list_object([item for m in rows for item in message_items(m)])
+        with _named_items():
+            _, rows = await svc.engine.append_messages(
+                user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
+            )
+        return JSONResponse(list_object([item for m in rows for item in message_items(m)]))
+
+    return await idem.once(svc.db, user.id, make)
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}", responses=errors())

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from parley.engine import Entry
 from parley.errors import Conflict, InvalidRequest
-from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
+from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors
 from parley.server.responses import compaction, websocket
 from parley.server.responses.items import message_items
@@ -52,26 +53,38 @@ _CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/responses", responses=_CREATE_ANSWERS, response_model=None)
 async def create_response(
-    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc
-) -> JSONResponse | SSEResponse:
+    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    make = functools.partial(_create, body, caller, svc, idem)
+    replay = functools.partial(_replay, svc, caller.user.id)
+    return await idem.once(svc.db, caller.user.id, make, replay)
+
+
+async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency) -> Made:
     user_id = caller.user.id
     planned = await plan(svc.db, user_id=user_id, body=body)
-    if body.background and not planned.store:
-        raise InvalidRequest(
-            "Background responses must be stored: store cannot be false.",
-            code="invalid_value",
-            param="store",
-        )
+    kept = (
+        (body.background, "Background responses"),
+        (idem.key, f"Responses with an {KEY_HEADER}"),
+    )
+    for needs_store, what in kept:
+        if needs_store and not planned.store:  # what they answer later must be kept
+            raise InvalidRequest(
+                f"{what} must be stored: store cannot be false.",
+                code="invalid_value",
+                param="store",
+            )
     turn = await start(svc, user_id, planned, caller.key_hash)
     forget = functools.partial(forget_soon, svc.db, user_id, turn.thread_id)
     if body.stream:
         if not planned.store:  # a scratch thread: gone once the turn has ended
             turn.when_done(forget)
         events = ResponseEvents(head(turn.run, "in_progress"))
-        return _sse(_frames(events, turn.events()))
+        return Streamed(_sse(_frames(events, turn.events())), turn.run_id, turn.first_seq - 1)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
     try:
+        await idem.started(turn.run_id)
         await turn.result()
         stored = await svc.db.read(
             functools.partial(read_response, user_id=user_id, response_id=turn.run_id)
@@ -80,6 +93,16 @@ async def create_response(
         if not planned.store:
             turn.when_done(forget)
     return JSONResponse(response_object(stored))
+
+
+async def _replay(
+    svc: Services, user_id: str, run_id: str, after: int, headers: dict[str, str]
+) -> SSEResponse:
+    """The stream of a response made before, from its first event (``after``: 0)."""
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user_id, response_id=run_id)
+    )
+    return _resumed(svc, stored, after=after)
 
 
 @router.websocket("/responses")
@@ -100,9 +123,7 @@ async def retrieve_response(
     )
     if not stream:
         return JSONResponse(response_object(stored))
-    events = ResponseEvents(head(stored.run, "in_progress"))
-    after = -1 if starting_after is None else starting_after
-    return _sse(_frames(events, svc.engine.follow(stored.run.id, after=0), after))
+    return _resumed(svc, stored, starting_after=-1 if starting_after is None else starting_after)
 
 
 @router.delete("/responses/{response_id}", responses=errors(409))
@@ -160,6 +181,16 @@ async def compact(body: CompactCreate, user: CurrentUser, svc: Svc) -> dict[str,
 
 def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
     return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+def _resumed(
+    svc: Services, stored: StoredResponse, *, after: int = 0, starting_after: int = -1
+) -> SSEResponse:
+    """A response's stream again, from the run's events after ``after`` (the translation
+    numbers the protocol's events from there), those up to ``starting_after`` left out;
+    followed live while the response runs."""
+    events = ResponseEvents(head(stored.run, "in_progress"))
+    return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
 
 
 async def _frames(

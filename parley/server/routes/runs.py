@@ -6,11 +6,12 @@ import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.streams import sse_response
 from parley.server.schemas import (
@@ -37,18 +38,21 @@ async def run_public(svc: Svc, run: Run) -> RunPublic:
     return RunPublic.of(run, pending)
 
 
-@router.post("/runs", status_code=201, responses=errors(404, 409))
-async def create_run(body: RunCreate, user: CurrentUser, svc: Svc) -> RunPublic:
-    run = await svc.engine.create_run(
-        user_id=user.id,
-        thread_id=body.thread_id,
-        assistant_id=body.assistant_id,
-        model=body.model,
-        instructions=body.instructions,
-        tools=None if body.tools is None else [t.model_dump() for t in body.tools],
-        parameters=body.parameters,
-    )
-    return RunPublic.of(run)
+@router.post("/runs", status_code=201, response_model=RunPublic, responses=errors(404, 409))
+async def create_run(body: RunCreate, user: CurrentUser, svc: Svc, idem: Idempotent) -> Response:
+    async def make() -> Response:
+        run = await svc.engine.create_run(
+            user_id=user.id,
+            thread_id=body.thread_id,
+            assistant_id=body.assistant_id,
+            model=body.model,
+            instructions=body.instructions,
+            tools=None if body.tools is None else [t.model_dump() for t in body.tools],
+            parameters=body.parameters,
+        )
+        return answer(RunPublic.of(run), 201)
+
+    return await idem.once(svc.db, user.id, make)
 
 
 @router.get("/runs", responses=errors(400, 404))

@@ -52,6 +52,18 @@ async def _frames(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[bytes]:
             yield b"".join(encode_frame(*e) for e in batch)
 
 
+async def one_turn(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[list[Entry]]:
+    """The batches of a run's events up to the first ``done``: one turn of a run that may
+    have gone on to others."""
+    async for batch in batches:
+        ends = next((i for i, entry in enumerate(batch) if entry[1] == "done"), None)
+        if ends is None:
+            yield batch
+            continue
+        yield batch[: ends + 1]
+        return
+
+
 def sse_response(
     batches: AsyncIterator[list[Entry]], headers: dict[str, str] | None = None
 ) -> SSEResponse:

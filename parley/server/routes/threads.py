@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from parley.server.deps import (
     METADATA_FILTER_PARAMETER,
@@ -14,6 +15,7 @@ from parley.server.deps import (
     MetadataFilter,
     Svc,
 )
+from parley.server.idempotency import Idempotency, Idempotent, answer
 from parley.server.openapi import errors
 from parley.server.schemas import (
     Deleted,
@@ -29,15 +31,18 @@ from parley.store import threads as store
 router = APIRouter(tags=["threads"])
 
 
-@router.post("/threads", status_code=201)
+@router.post("/threads", status_code=201, response_model=ThreadPublic)
 async def create_thread(
-    user: CurrentUser, svc: Svc, body: ThreadCreate | None = None
-) -> ThreadPublic:
-    metadata = body.metadata if body else {}
-    thread = await svc.db.write(
-        functools.partial(store.create_thread, user_id=user.id, metadata=metadata)
-    )
-    return ThreadPublic.of(thread)
+    user: CurrentUser, svc: Svc, idem: Idempotent, body: ThreadCreate | None = None
+) -> Response:
+    async def make() -> Response:
+        metadata = body.metadata if body else {}
+        thread = await svc.db.write(
+            functools.partial(store.create_thread, user_id=user.id, metadata=metadata)
+        )
+        return answer(ThreadPublic.of(thread), 201)
+
+    return await idem.once(svc.db, user.id, make)
 
 
 @router.get(
@@ -76,29 +81,37 @@ async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
 
 
 async def _add_user_message(
-    svc: Svc, user_id: str, thread_id: str, body: MessageCreate
-) -> MessagePublic:
-    message = await svc.engine.add_message(
-        user_id=user_id,
-        thread_id=thread_id,
-        content=body.content,
-        images=[i.model_dump() for i in body.images],
-    )
-    return MessagePublic.of(message)
+    svc: Svc, user_id: str, thread_id: str, body: MessageCreate, idem: Idempotency
+) -> Response:
+    async def make() -> Response:
+        message = await svc.engine.add_message(
+            user_id=user_id,
+            thread_id=thread_id,
+            content=body.content,
+            images=[i.model_dump() for i in body.images],
+        )
+        return answer(MessagePublic.of(message), 201)
+
+    return await idem.once(svc.db, user_id, make)
 
 
-@router.post("/threads/{thread_id}/messages", status_code=201, responses=errors(409))
+@router.post(
+    "/threads/{thread_id}/messages",
+    status_code=201,
+    response_model=MessagePublic,
+    responses=errors(409),
+)
 async def create_message(
-    thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc
-) -> MessagePublic:
-    return await _add_user_message(svc, user.id, thread_id, body)
+    thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc, idem: Idempotent
+) -> Response:
+    return await _add_user_message(svc, user.id, thread_id, body, idem)
 
 
-@router.post("/messages", status_code=201, responses=errors(404, 409))
+@router.post("/messages", status_code=201, response_model=MessagePublic, responses=errors(404, 409))
 async def create_message_flat(
-    body: MessageCreateFlat, user: CurrentUser, svc: Svc
-) -> MessagePublic:
-    return await _add_user_message(svc, user.id, body.thread_id, body)
+    body: MessageCreateFlat, user: CurrentUser, svc: Svc, idem: Idempotent
+) -> Response:
+    return await _add_user_message(svc, user.id, body.thread_id, body, idem)
 
 
 @router.get("/threads/{thread_id}/messages", responses=errors(400))

@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import TurnHandle
-from parley.server.deps import AuthenticatedCaller, CurrentUser, Svc
+from parley.server.deps import AuthenticatedCaller, CurrentUser, Services, Svc
+from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
-from parley.server.routes.streams import sse_response
+from parley.server.routes.streams import one_turn, sse_response
 from parley.server.schemas import (
     CompletionRequest,
     ProcessRequest,
@@ -37,20 +38,22 @@ _TURN_ANSWERS = {
 }
 
 
-async def _answer(turn: TurnHandle, stream: bool) -> StreamingResponse | TurnResultPublic:
+async def _answer(turn: TurnHandle, stream: bool, idem: Idempotency) -> Made:
     if stream:
         headers = {
             "X-Parley-Run-Id": turn.run_id,
             "X-Parley-Thread-Id": turn.thread_id,
             "X-Parley-Message-Id": turn.message_id,
         }
-        return sse_response(turn.events(), headers)
+        response = sse_response(turn.events(), headers)
+        return Streamed(response, turn.run_id, turn.first_seq - 1, headers)
+    await idem.started(turn.run_id)
     outcome = await turn.result()
     run, message = outcome.run, outcome.message
     error = (
         RunError(code=run.error_code, message=run.error_message or "") if run.error_code else None
     )
-    return TurnResultPublic(
+    result = TurnResultPublic(
         run_id=run.id,
         thread_id=run.thread_id,
         message_id=message.id if message else None,
@@ -61,41 +64,59 @@ async def _answer(turn: TurnHandle, stream: bool) -> StreamingResponse | TurnRes
         usage=outcome.usage,
         error=error,
     )
+    return answer(result)
+
+
+async def _replay(
+    svc: Services, user_id: str, run_id: str, after: int, headers: dict[str, str]
+) -> StreamingResponse:
+    """The stream of a turn started before: the run's events after ``after``, up to the
+    turn's ``done``."""
+    await svc.db.read(functools.partial(run_store.get_run, run_id=run_id, user_id=user_id))
+    return sse_response(one_turn(svc.engine.follow(run_id, after=after)), headers)
 
 
 @router.post("/completions", responses=_TURN_ANSWERS, response_model=None)
 async def completions(
-    body: CompletionRequest, caller: AuthenticatedCaller, svc: Svc
-) -> StreamingResponse | TurnResultPublic:
-    async with svc.limits.run_slot(caller.key_hash) as slot:
-        turn = await svc.engine.start_turn(
-            user_id=caller.user.id,
-            run_id=body.run_id,
-            thread_id=body.thread_id,
-            assistant_id=body.assistant_id,
-        )
-        slot.hold_until(turn.when_done)
-    return await _answer(turn, body.stream)
+    body: CompletionRequest, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    async def make() -> Made:
+        async with svc.limits.run_slot(caller.key_hash) as slot:
+            turn = await svc.engine.start_turn(
+                user_id=caller.user.id,
+                run_id=body.run_id,
+                thread_id=body.thread_id,
+                assistant_id=body.assistant_id,
+            )
+            slot.hold_until(turn.when_done)
+        return await _answer(turn, body.stream, idem)
+
+    replay = functools.partial(_replay, svc, caller.user.id)
+    return await idem.once(svc.db, caller.user.id, make, replay)
 
 
 @router.post("/process", responses=_TURN_ANSWERS, response_model=None)
 async def process(
-    body: ProcessRequest, caller: AuthenticatedCaller, svc: Svc
-) -> StreamingResponse | TurnResultPublic:
-    async with svc.limits.run_slot(caller.key_hash) as slot:
-        if body.run_id is not None:
-            turn = await svc.engine.start_turn(user_id=caller.user.id, run_id=body.run_id)
-        else:
-            assert body.assistant_id is not None and body.content is not None
-            turn = await svc.engine.start_first_turn(
-                user_id=caller.user.id,
-                assistant_id=body.assistant_id,
-                content=body.content,
-                images=[i.model_dump() for i in body.images],
-                thread_id=body.thread_id,
-            )
-        slot.hold_until(turn.when_done)
-    return await _answer(turn, body.stream)
+    body: ProcessRequest, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    async def make() -> Made:
+        async with svc.limits.run_slot(caller.key_hash) as slot:
+            if body.run_id is not None:
+                turn = await svc.engine.start_turn(user_id=caller.user.id, run_id=body.run_id)
+            else:
+                assert body.assistant_id is not None and body.content is not None
+                turn = await svc.engine.start_first_turn(
+                    user_id=caller.user.id,
+                    assistant_id=body.assistant_id,
+                    content=body.content,
+                    images=[i.model_dump() for i in body.images],
+                    thread_id=body.thread_id,
+                )
+            slot.hold_until(turn.when_done)
+        return await _answer(turn, body.stream, idem)
+
+    replay = functools.partial(_replay, svc, caller.user.id)
+    return await idem.once(svc.db, caller.user.id, make, replay)
 
 
 @router.post("/submit_tool_output", responses=errors(404, 409))

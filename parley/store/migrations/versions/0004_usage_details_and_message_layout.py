@@ -1,4 +1,5 @@
-"""usage details of a run (reasoning and cached tokens); the order of a message's parts
+"""usage details of a run (reasoning and cached tokens); the order of a message's parts;
+when a run paused for tool outputs
 
 Revision ID: 0004
 Revises: 0003
@@ -30,6 +31,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("cached_tokens", sa.Integer(), nullable=False, server_default="0")
         )
+        batch.add_column(sa.Column("paused_at", sa.Float(), nullable=True))
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("layout", _json(), nullable=True))
 
@@ -38,5 +40,6 @@ def downgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("layout")
     with op.batch_alter_table("runs") as batch:
+        batch.drop_column("paused_at")
         batch.drop_column("cached_tokens")
         batch.drop_column("reasoning_tokens")
