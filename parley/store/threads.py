@@ -25,6 +25,12 @@ _GET_THREAD = select(threads).where(
     threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
 )
 _LOCK_THREAD = _GET_THREAD.with_for_update()
+_LOCK_THREAD_RUNS = (
+    select(runs.c.status)
+    .where(runs.c.thread_id == bindparam("thread_id"))
+    .order_by(runs.c.id)
+    .with_for_update()
+)
 _CONTEXT = (
     select(messages).where(messages.c.thread_id == bindparam("thread_id")).order_by(messages.c.seq)
 )
@@ -136,8 +142,11 @@ def _metadata_holds(conn: Connection, pairs: Mapping[str, str]) -> ColumnElement
 
 
 def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
-    busy = select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status == "in_progress")
-    if (conn.execute(busy)).first() is not None:
+    """Delete the thread with its messages and runs. Its runs are locked first (on
+    PostgreSQL), as every writer locks a run before its thread: so no turn starts meanwhile,
+    and the delete waits for one that is settling instead of deadlocking with it."""
+    statuses = conn.execute(_LOCK_THREAD_RUNS, {"thread_id": thread_id}).scalars().all()
+    if "in_progress" in statuses:
         raise Conflict(
             "The thread has a run in progress; cancel it before deleting the thread.",
             code="thread_busy",

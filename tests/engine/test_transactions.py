@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget
 from parley.engine import transactions as tx
-from parley.errors import InvalidRequest
-from parley.store import users
+from parley.errors import InvalidRequest, NotFound
+from parley.store import runs, threads, users
 from parley.store.db import Database
 from parley.types import Role
 from tests.harness import FreshDatabase
@@ -87,6 +87,65 @@ async def test_an_items_turn_sees_the_output_another_request_is_storing(tmp_path
         with pytest.raises(InvalidRequest) as refused:
             await claim
         assert refused.value.code == "duplicate_tool_output"
+    finally:
+        release.set()
+        await other.dispose()
+        await db.dispose()
+        fresh.drop()
+
+
+async def test_deleting_a_thread_waits_for_a_writer_of_its_run(tmp_path: Path) -> None:
+    """A writer holds a run of the thread and then takes the thread itself (as a turn that
+    stores tool messages does) while the thread is being deleted: the delete waits for the
+    run and then deletes, where taking the thread first would deadlock with the writer."""
+    fresh = FreshDatabase(tmp_path)
+    db, other = Database(fresh.url), Database(fresh.url)
+    locked, release = threading.Event(), threading.Event()
+    try:
+        await db.migrate()
+        user = await db.write(lambda c: users.create_user(c, name="u"))
+        asked = [NewMessage(role=Role.USER, content="hello")]
+        thread, _ = await db.write(
+            functools.partial(tx.append_messages, user_id=user.id, thread_id=None, messages=asked)
+        )
+        run = await db.write(
+            functools.partial(
+                runs.create_run,
+                user_id=user.id,
+                thread_id=thread.id,
+                assistant_id=None,
+                model="demo/parley",
+                instructions=None,
+                tools=[],
+                parameters={},
+                status="completed",
+            )
+        )
+
+        def run_then_thread(conn: Connection) -> None:
+            runs.lock_run(conn, run_id=run.id, user_id=user.id)
+            locked.set()
+            release.wait(10)  # the delete is under way
+            threads.lock_thread(conn, user_id=user.id, thread_id=thread.id)
+
+        writer = asyncio.ensure_future(other.write(run_then_thread))
+        assert await asyncio.to_thread(locked.wait, 10)
+        deleting = asyncio.ensure_future(
+            db.write(functools.partial(threads.delete_thread, user_id=user.id, thread_id=thread.id))
+        )
+        for _ in range(500):
+            if await waits_on_a_lock(other):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the delete never waited for the writer")
+        release.set()
+        await writer
+        await deleting
+        with pytest.raises(NotFound):
+            await db.read(
+                functools.partial(threads.get_thread, user_id=user.id, thread_id=thread.id)
+            )
     finally:
         release.set()
         await other.dispose()
