@@ -92,6 +92,17 @@ class Usage(BaseModel):
     reasoning_tokens: int = 0
     cached_tokens: int = 0
 
+    @classmethod
+    def of(cls, counts: Any) -> Usage:
+        """The counts of anything that keeps them as the four same-named attributes (an
+        accumulator, a run)."""
+        return cls(
+            input_tokens=counts.input_tokens,
+            output_tokens=counts.output_tokens,
+            reasoning_tokens=counts.reasoning_tokens,
+            cached_tokens=counts.cached_tokens,
+        )
+
     def __add__(self, other: Usage) -> Usage:
         """The counts of both, added field by field."""
         return Usage(

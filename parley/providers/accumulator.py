@@ -159,12 +159,7 @@ class AnswerAccumulator:
 
     @property
     def usage(self) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            reasoning_tokens=self.reasoning_tokens,
-            cached_tokens=self.cached_tokens,
-        )
+        return Usage.of(self)
 
     @property
     def has_tool_calls(self) -> bool:

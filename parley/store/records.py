@@ -110,12 +110,7 @@ class Run(_Record):
     @property
     def usage(self) -> Usage:
         """The tokens of every model call of the run."""
-        return Usage(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            reasoning_tokens=self.reasoning_tokens,
-            cached_tokens=self.cached_tokens,
-        )
+        return Usage.of(self)
 
 
 @dataclass(slots=True)
