@@ -116,7 +116,9 @@ class Checkpointer:
     async def _write(self, snapshots: list[_Snapshot]) -> None:
         lease_until = now() + self.lease_seconds
         try:
-            alive = await self.db.write(lambda conn: _save(conn, snapshots, lease_until))
+            alive = await self.db.write(
+                lambda conn: _save(conn, snapshots, lease_until), later=True
+            )
         except BaseException:
             for snap in snapshots:  # nothing was written: keep the events for the next try
                 snap.turn.unsaved = snap.entries + snap.turn.unsaved

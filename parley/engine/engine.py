@@ -498,7 +498,9 @@ class Engine:
                     await self._heartbeat()
                 if self._abandoned and time.monotonic() >= self._abandoned_check:
                     leases, self._abandoned = self._abandoned, {}
-                    await self.db.write(functools.partial(tx.close_abandoned, leases=leases))
+                    await self.db.write(
+                        functools.partial(tx.close_abandoned, leases=leases), later=True
+                    )
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.settings.sweep_seconds
                     await self._sweep()
@@ -510,7 +512,9 @@ class Engine:
         if not self.turns:
             return
         ids = list(self.turns)
-        alive = await self.db.write(functools.partial(tx.heartbeat, lease=self.lease, run_ids=ids))
+        alive = await self.db.write(
+            functools.partial(tx.heartbeat, lease=self.lease, run_ids=ids), later=True
+        )
         for run_id in ids:
             turn = self.turns.get(run_id)
             if run_id not in alive and turn and turn.task and not turn.settling:
@@ -521,8 +525,8 @@ class Engine:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
         read first: the write (and its lock) only when there is something to close."""
         here = set(self.turns)
-        if await self.db.read(functools.partial(tx.sweep_due, running_here=here)):
-            await self.db.write(functools.partial(tx.sweep, running_here=here))
+        if await self.db.read(functools.partial(tx.sweep_due, running_here=here), later=True):
+            await self.db.write(functools.partial(tx.sweep, running_here=here), later=True)
 
 
 def node_name(settings: Settings) -> str | None:

@@ -527,8 +527,8 @@ class TurnRunner:
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 
-        try:
-            written = await self.db.write(write)
+        try:  # its client has the answer's text already: behind the turns about to start
+            written = await self.db.write(write, later=True)
         except BaseException:
             written = False
             raise

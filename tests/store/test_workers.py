@@ -1,0 +1,82 @@
+"""The database threads' two lines of work (``parley.store.db.Workers``): what a client waits
+on goes first, bookkeeping still gets its turn, and nothing is lost or reordered within a
+line."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from parley.store.db import Workers
+
+
+def blocked(workers: Workers) -> threading.Event:
+    """Occupy the (one) thread until the answered event is set."""
+    release, busy = threading.Event(), threading.Event()
+
+    def hold(_: None) -> None:
+        busy.set()
+        release.wait(10)
+
+    workers.submit(hold, None)
+    assert busy.wait(10)
+    return release
+
+
+def test_first_goes_before_later_but_later_is_not_starved() -> None:
+    workers = Workers(1, "test-db")
+    done: list[str] = []
+    release = blocked(workers)
+    futures = [workers.submit(done.append, f"L{i}", later=True) for i in range(1, 4)]
+    futures += [workers.submit(done.append, f"F{i}") for i in range(1, 7)]
+    release.set()
+    for future in futures:
+        future.result(10)
+    # Four first in a row, then one waiting later; within each line, submission order.
+    assert done == ["F1", "F2", "F3", "F4", "L1", "F5", "F6", "L2", "L3"]
+    workers.shutdown()
+
+
+def test_a_later_job_alone_runs_at_once() -> None:
+    workers = Workers(1, "test-db")
+    assert workers.submit(lambda x: x * 2, 21, later=True).result(10) == 42
+    workers.shutdown()
+
+
+def test_errors_reach_the_caller_and_the_thread_goes_on() -> None:
+    workers = Workers(1, "test-db")
+
+    def fail(_: None) -> None:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        workers.submit(fail, None).result(10)
+    assert workers.submit(str, 7).result(10) == "7"
+    workers.shutdown()
+
+
+def test_shutdown_finishes_the_queued_work_then_refuses_more() -> None:
+    workers = Workers(2, "test-db")
+    done: list[int] = []
+    release = blocked(workers)
+    futures = [workers.submit(done.append, i, later=i % 2 == 0) for i in range(20)]
+    release.set()
+    workers.shutdown()
+    assert all(f.done() for f in futures)
+    assert sorted(done) == list(range(20))
+    with pytest.raises(RuntimeError, match="stopped"):
+        workers.submit(done.append, 99)
+
+
+def test_a_cancelled_job_is_skipped() -> None:
+    workers = Workers(1, "test-db")
+    done: list[int] = []
+    release = blocked(workers)
+    skipped = workers.submit(done.append, 1)
+    kept = workers.submit(done.append, 2)
+    assert skipped.cancel()
+    release.set()
+    kept.result(10)
+    assert done == [2]
+    workers.shutdown()
