@@ -49,7 +49,7 @@ _TERMINAL = {
 class _Open:
     """The output item being streamed: a message's text, or its reasoning."""
 
-    __slots__ = ("index", "item_id", "kind", "message_id", "phase", "texts")
+    __slots__ = ("_where", "index", "item_id", "kind", "message_id", "phase", "texts")
 
     def __init__(self, kind: str, item_id: str, message_id: str, index: int) -> None:
         self.kind = kind
@@ -57,6 +57,17 @@ class _Open:
         self.message_id = message_id
         self.index = index
         self.texts: list[str] = []
+        self._where = b""
+
+    def where(self) -> bytes:
+        """A text delta's JSON between its ``sequence_number`` and its ``delta``."""
+        if not self._where:
+            item_id = orjson.dumps(self.item_id)
+            self._where = b',"item_id":%b,"output_index":%d,"content_index":0,"delta":' % (
+                item_id,
+                self.index,
+            )
+        return self._where
 
 
 class ResponseEvents:
@@ -87,6 +98,35 @@ class ResponseEvents:
             self._event("response.created", response=snapshot),
             self._event("response.in_progress", response=snapshot),
         ]
+
+    def frames(self, batch: list[Entry], after: int = -1) -> bytes:
+        """The server-sent events of ``feed`` for each entry of ``batch`` (``sse_frame``),
+        those numbered ``after`` or below left out. A text delta of the message item being
+        streamed, the bulk of a stream, is written straight to its bytes (the same bytes)."""
+        frames: list[bytes] = []
+        for entry in batch:
+            if entry[1] == "content.delta":
+                event = orjson.loads(entry[2])
+                current = self.open
+                if (
+                    current is not None
+                    and current.kind == "message"
+                    and current.message_id == event["message_id"]
+                ):
+                    text: str = event["text"]
+                    current.texts.append(text)
+                    self.seq += 1
+                    if self.seq > after:
+                        frames.append(
+                            b"%b%d%b%b%b"
+                            % (_TEXT_DELTA, self.seq, current.where(), orjson.dumps(text), _TAIL)
+                        )
+                    continue
+                events = self._delta("message", event["message_id"], event["text"])
+            else:
+                events = self.feed(entry)
+            frames += [sse_frame(e) for e in events if e["sequence_number"] > after]
+        return b"".join(frames)
 
     def feed(self, entry: Entry) -> list[Event]:
         """The protocol's events for one of the run's events."""
@@ -306,3 +346,10 @@ def sse_frame(event: Event) -> bytes:
 
 
 DONE_FRAME = b"data: [DONE]\n\n"
+
+#: A text delta's frame up to its ``sequence_number``, and after its ``delta``.
+_TEXT_DELTA = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+    b'"sequence_number":'
+)
+_TAIL = b',"logprobs":[]}\n\n'

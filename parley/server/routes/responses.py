@@ -199,16 +199,13 @@ async def _frames(
     """The response's events as SSE frames, from the run's events as ``batches`` brings
     them (an empty batch: idle), those numbered ``after`` or below left out."""
 
-    def wanted(translated: list[dict[str, Any]]) -> bytes:
-        return b"".join(sse_frame(e) for e in translated if e["sequence_number"] > after)
-
-    if first := wanted(events.start()):
+    if first := b"".join(sse_frame(e) for e in events.start() if e["sequence_number"] > after):
         yield first
     async for batch in batches:
         if not batch:
             yield PING
             continue
-        if frames := wanted([e for entry in batch for e in events.feed(entry)]):
+        if frames := events.frames(batch, after):
             yield frames
         if events.finished:
             break
