@@ -310,3 +310,38 @@ async def drive(
     await asyncio.gather(*(client(c, k * stagger_s) for k, c in enumerate(connections)))
     load.wall = perf_counter() - started
     return load
+
+
+async def drive_mixed(
+    connections: list[Connection],
+    targets: list[Target],
+    total: int,
+    limit_s: float = 60.0,
+    stagger_s: float = 0.0,
+) -> dict[str, LoadResult]:
+    """As ``drive``, with ``total`` streams of each target at once: connection ``k`` sends
+    its ``i``-th stream to target ``(k + i) % len(targets)``, so every target meets the same
+    load at the same moments. Answers each target's results, by its name."""
+    loads = {t.name: LoadResult() for t in targets}
+    remaining = total * len(targets)
+
+    async def client(k: int, connection: Connection, delay: float) -> None:
+        nonlocal remaining
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            i = 0
+            while remaining > 0:
+                remaining -= 1
+                target = targets[(k + i) % len(targets)]
+                i += 1
+                connection, result = await stream_once(connection, target, limit_s)
+                loads[target.name].results.append(result)
+        finally:
+            await connection.close()
+
+    started = perf_counter()
+    await asyncio.gather(*(client(k, c, k * stagger_s) for k, c in enumerate(connections)))
+    for load in loads.values():
+        load.wall = perf_counter() - started
+    return loads
