@@ -24,6 +24,9 @@ class NewMessage:
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     phase: str | None = None
+    #: The order of an assistant message's reasoning and text, as ``messages.layout``
+    #: keeps it (None: its reasoning, then its text).
+    layout: list[list[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

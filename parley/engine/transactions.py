@@ -287,6 +287,7 @@ def _message_rows(
             run_id=caller_of.get(m.tool_call_id) if m.tool_call_id else None,
             images=m.images,
             phase=m.phase,
+            layout=m.layout,
         )
         for i, m in enumerate(messages)
     ]

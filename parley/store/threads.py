@@ -234,6 +234,7 @@ def new_message(
     run_id: str | None = None,
     images: list[dict[str, Any]] | None = None,
     phase: str | None = None,
+    layout: list[list[Any]] | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -248,6 +249,7 @@ def new_message(
         created_at=now(),
         images=images or None,
         phase=phase,
+        layout=layout,
     )
 
 

@@ -279,6 +279,52 @@ def test_delete_items(http: httpx.Client) -> None:
     openai_error(http.delete(f"{path}/{text['id']}"), 404, "item_id", None)
 
 
+def test_reasoning_given_as_a_summary_stays_a_summary(http: httpx.Client) -> None:
+    """A reasoning item with only a summary (what OpenAI returns when asked for summaries)
+    is listed back with that summary, not as raw reasoning; the raw one stays raw; each
+    keeps its place before or after the text of the same message, and the thread's
+    message holds both as its reasoning."""
+    summary = {"type": "summary_text", "text": "Check the map."}
+    raw = {"type": "reasoning_text", "text": "Oslo is north."}
+    made = conversation(
+        http,
+        items=[
+            user("where?"),
+            {"type": "reasoning", "summary": [summary], "content": []},
+            {"role": "assistant", "content": "North."},
+            user("sure?"),
+            {"type": "reasoning", "summary": [summary]},
+            {"type": "reasoning", "summary": [], "content": [raw]},
+            {"role": "assistant", "content": "Yes."},
+        ],
+    )
+    items = conversation_items(http, made["id"])
+    shown = [
+        (i["type"], [p["text"] for p in i.get("summary", [])], [p["text"] for p in i["content"]])
+        for i in items
+    ]
+    assert shown == [
+        ("message", [], ["where?"]),
+        ("reasoning", ["Check the map."], []),
+        ("message", [], ["North."]),
+        ("message", [], ["sure?"]),
+        ("reasoning", ["Check the map."], []),
+        ("reasoning", [], ["Oslo is north."]),
+        ("message", [], ["Yes."]),
+    ]
+    for item in items:  # each one read alone is the one listed
+        answer = http.get(f"/conversations/{made['id']}/items/{item['id']}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == item
+    kept = messages(http, made["id"])
+    assert [(m["role"], m["content"], m["reasoning"]) for m in kept] == [
+        ("user", "where?", None),
+        ("assistant", "North.", "Check the map."),
+        ("user", "sure?", None),
+        ("assistant", "Yes.", "Check the map.Oslo is north."),
+    ]
+
+
 def test_delete_a_conversation(http: httpx.Client) -> None:
     cid, items = _five(http)
     response = create(http, model="fake/text:2", input="one more", conversation=cid)

@@ -161,18 +161,24 @@ class _Assistant:
     __slots__ = ("calls", "phase", "reasoning", "text")
 
     def __init__(self) -> None:
-        self.reasoning: list[str] = []
+        #: ``(kind, text)`` of each reasoning item: ``reasoning``, or ``summary`` for one
+        #: that carried only a summary.
+        self.reasoning: list[tuple[str, str]] = []
         self.text: str | None = None
         self.phase: str | None = None
         self.calls: list[dict[str, Any]] = []
 
     def message(self) -> NewMessage:
+        runs = [[kind, len(text)] for kind, text in self.reasoning if text]
+        if self.text:
+            runs.append(["text", len(self.text)])
         return NewMessage(
             role=Role.ASSISTANT,
             content=self.text or "",
-            reasoning="".join(self.reasoning) or None,
+            reasoning="".join(text for _, text in self.reasoning) or None,
             tool_calls=self.calls or None,
             phase=self.phase,
+            layout=stored_layout(runs),
         )
 
 
@@ -253,15 +259,15 @@ def _images(urls: list[str]) -> list[dict[str, Any]] | None:
     return [{"url": u} for u in urls] or None
 
 
-def _reasoning_text(item: dict[str, Any], index: int) -> str:
-    texts: list[str] = []
-    for where in ("content", "summary"):
+def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
+    """``(kind, text)`` of a reasoning item: its raw reasoning when given (``reasoning``),
+    else its summary (``summary``)."""
+    for where, kind in (("content", "reasoning"), ("summary", "summary")):
         parts = item.get(where)
         if parts:
             text, _ = text_of_parts(parts, index, output=True)
-            texts.append(text)
-            break  # raw reasoning when given, else its summary
-    return "".join(texts)
+            return kind, text
+    return "reasoning", ""
 
 
 def compaction_item(item_id: str, summary: str) -> dict[str, Any]:
@@ -369,10 +375,14 @@ def without_segment(message: Message, item_id: str) -> tuple[str, str | None, An
     kept = [s for s in segments(message) if s.item_id != item_id]
     content = "".join(s.text for s in kept if s.kind == "text")
     reasoning = "".join(s.text for s in kept if s.kind != "text")
-    layout = [[s.kind, len(s.text)] for s in kept]
-    kinds = [kind for kind, _ in layout]
-    plain = kinds in ([], ["text"], ["reasoning"], ["reasoning", "text"])
-    return content, reasoning or None, None if plain else layout
+    return content, reasoning or None, stored_layout([[s.kind, len(s.text)] for s in kept])
+
+
+def stored_layout(runs: list[list[Any]]) -> list[list[Any]] | None:
+    """An assistant message's ``[kind, length]`` runs as ``messages.layout`` keeps them:
+    None when they are the plain order (its reasoning, then its text)."""
+    kinds = [kind for kind, _ in runs]
+    return None if kinds in ([], ["text"], ["reasoning"], ["reasoning", "text"]) else runs
 
 
 def reasoning_item(
