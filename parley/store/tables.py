@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -268,5 +269,39 @@ idempotency_keys = Table(
     #: A streamed answer: the run's events after this sequence number, and its headers.
     Column("stream_after", Integer),
     Column("headers", Json),
+    Index(None, "created_at"),
+)
+
+#: Tokens used through each API key, per UTC day, model and face (the API that made the
+#: calls, e.g. ``chat.completions``): one row each, its primary key, that every call adds
+#: to (``store.usage``). For calls that leave no run to count them.
+key_usage = Table(
+    "key_usage",
+    metadata,
+    #: The UTC day of the calls: ``YYYY-MM-DD``.
+    Column("day", String(10), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    #: ``api_keys.key_hash`` of the key the calls came with.
+    Column("key_hash", String(64), primary_key=True),
+    Column("model", Name(256), primary_key=True),
+    Column("face", String(32), primary_key=True),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("reasoning_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_tokens", BigInteger, nullable=False, default=0),
+    Index(None, "user_id", "day"),
+)
+
+#: What a provider wants back with the tool calls of a call that stored nothing else (a
+#: chat completion): its ``StatePart`` data, under the token the calls' ids carry
+#: (``store.call_states``).
+call_states = Table(
+    "call_states",
+    metadata,
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(32), primary_key=True),
+    Column("state", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
     Index(None, "created_at"),
 )

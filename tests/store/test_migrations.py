@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "actions",
     "run_events",
     "idempotency_keys",
+    "key_usage",
+    "call_states",
 }
 
 
