@@ -19,7 +19,7 @@ import hashlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -32,8 +32,9 @@ from parley.engine.early import EarlyStart, first_turn_request, items_request
 from parley.engine.handle import TurnHandle
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
-from parley.engine.run_loop import Turn, TurnRunner, build_request
-from parley.errors import Conflict, InvalidRequest, ServiceUnavailable
+from parley.engine.run_loop import StreamClock, Turn, TurnRunner, build_request
+from parley.errors import Conflict, InvalidRequest, ServiceUnavailable, UpstreamTimeout
+from parley.events import ModelEvent, ReasoningPart, TextPart, ToolCallPart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
@@ -268,6 +269,53 @@ class Engine:
         turn = await asyncio.shield(self._claim_and_launch(claim, early))
         assert turn is not None
         return TurnHandle(self, turn)
+
+    async def call_model(
+        self, model: str, request_of: Callable[[str], ModelRequest]
+    ) -> AsyncGenerator[ModelEvent, None]:
+        """One model call that stores nothing, as its events: ``request_of(model_id)`` is
+        sent to ``model``'s provider (``provider/model-id``). The provider's first-token and
+        idle timeouts apply, as in a turn: a model that goes quiet ends the call with
+        ``UpstreamTimeout``. Closing the generator stops the upstream call at once."""
+        if self.closing:
+            raise ServiceUnavailable("The server is shutting down; retry on another replica.")
+        provider, model_id = self.providers.resolve(model)
+        first, idle = self.providers.timeouts(model)
+        stream = provider.stream(request_of(model_id))
+        if not (first or idle):
+            try:
+                async for part in stream:
+                    yield part
+            finally:
+                await stream.aclose()
+            return
+        reader = [asyncio.current_task()]  # the task reading the events
+
+        def stop(_: UpstreamTimeout) -> bool:
+            if reader[0] is None:
+                return False
+            reader[0].cancel()
+            return True
+
+        clock = StreamClock(stop, first, idle)
+        time = asyncio.get_running_loop().time
+        answering = (TextPart, ReasoningPart, ToolCallPart)
+        try:
+            async for part in stream:
+                clock.last = time()
+                if not clock.started and isinstance(part, answering):
+                    clock.begin()
+                yield part
+                reader[0] = asyncio.current_task()
+                clock.last = time()  # a reader slow to come back is not a quiet model
+        except asyncio.CancelledError:
+            if clock.error is None or reader[0] is None:
+                raise
+            reader[0].uncancel()
+            raise clock.error from None
+        finally:
+            clock.stop()
+            await stream.aclose()
 
     async def complete(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,13 +68,16 @@ class StreamClock:
 
     The streaming loop only stamps ``last`` (and sets ``started`` at the first text,
     reasoning or tool call); the timer, when it fires, moves itself to the deadline that
-    stamp implies, or stops the turn with ``error`` set."""
+    stamp implies, or calls ``stop`` with the error, which answers whether it stopped the
+    call (``error`` is then set)."""
 
-    __slots__ = ("_handle", "_loop", "error", "first", "idle", "last", "started", "turn")
+    __slots__ = ("_handle", "_loop", "error", "first", "idle", "last", "started", "stop_call")
 
-    def __init__(self, turn: Turn, first: float, idle: float) -> None:
+    def __init__(
+        self, stop_call: Callable[[UpstreamTimeout], bool], first: float, idle: float
+    ) -> None:
         self._loop = asyncio.get_running_loop()
-        self.turn, self.first, self.idle = turn, first, idle
+        self.stop_call, self.first, self.idle = stop_call, first, idle
         self.last = self._loop.time()
         self.started = False
         self.error: UpstreamTimeout | None = None
@@ -102,15 +105,13 @@ class StreamClock:
         if self._loop.time() < deadline:
             self._handle = self._loop.call_at(deadline, self._check)
             return
-        turn = self.turn
-        if turn.settling or turn.task is None:
-            return
         if self.started:
             what = f"sent nothing for {limit:g} s in the middle of its answer (idle_timeout)"
         else:
             what = f"did not start its answer within {limit:g} s (first_token_timeout)"
-        self.error = UpstreamTimeout(f"The model {what}.", code="upstream_timeout")
-        turn.task.cancel()
+        error = UpstreamTimeout(f"The model {what}.", code="upstream_timeout")
+        if self.stop_call(error):
+            self.error = error
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -153,6 +154,14 @@ class Turn:
         entry = (self.seq, event.type, event.model_dump_json())
         self.unsaved.append(entry)
         return entry
+
+    def stop_model(self, _: UpstreamTimeout) -> bool:
+        """Stop the turn for a model that went quiet (``StreamClock``), unless it is
+        writing its end."""
+        if self.settling or self.task is None:
+            return False
+        self.task.cancel()
+        return True
 
     def texts(self) -> tuple[str, str | None, list[list[Any]] | None]:
         """The answer and reasoning so far, and their order (``AnswerAccumulator.layout``)."""
@@ -373,7 +382,7 @@ class TurnRunner:
             stream = provider.stream(build_request(turn.run, turn.context, model_id))
         run_id, message_id = turn.run.id, turn.message_id
         acc, emit = turn.acc, turn.emit
-        clock = turn.clock = StreamClock(turn, *self.providers.timeouts(turn.run.model))
+        clock = turn.clock = StreamClock(turn.stop_model, *self.providers.timeouts(turn.run.model))
         time = asyncio.get_running_loop().time
         try:
             async for part in stream:

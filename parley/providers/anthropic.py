@@ -198,10 +198,14 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     """The JSON body of a streaming Messages API call for ``request``.
 
     Parameters pass through (``temperature``, ``top_p``, ``stop_sequences``, ``thinking``,
-    ...); ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS``. The instructions, and any system
-    messages, become the top-level ``system``.
+    ...), ``stop`` (OpenAI's name: a string or a list) as ``stop_sequences``; ``max_tokens``
+    defaults to ``DEFAULT_MAX_TOKENS``. The instructions, and any system messages, become
+    the top-level ``system``.
     """
     body: dict[str, Any] = dict(request.parameters)
+    stop = body.pop("stop", None)
+    if stop and "stop_sequences" not in body:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     system = [request.instructions] if request.instructions else []
     system.extend(m.content for m in request.messages if m.role == "system" and m.content)

@@ -122,6 +122,14 @@ class ProviderRegistry:
             return None
         return list(await lister())
 
+    def kind_of(self, model: str) -> str:
+        """The kind of API behind ``model`` (``openai-chat``, ``anthropic``, ...; ``test``
+        for an adapter a test put in). Raises as ``check_model`` does."""
+        name, _ = self.check_model(model)
+        if name in self._overrides:
+            return "test"
+        return self._configs[name].kind
+
     def timeouts(self, model: str) -> tuple[float, float]:
         """The first-token and idle timeouts of ``model``'s provider (0: none)."""
         config = self._configs.get(model.partition("/")[0])
