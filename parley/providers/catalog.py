@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from parley.errors import ParleyError
+from parley.errors import NotFound, ParleyError
 from parley.providers.registry import ProviderRegistry
 
 #: Seconds a provider gets to list its models.
@@ -40,8 +40,44 @@ async def describe(registry: ProviderRegistry) -> dict[str, Any]:
                 "models_listed": ids is not None,
             }
         )
-        models += [
-            {"id": f"{info.name}/{model}", "object": "model", "provider": info.name}
-            for model in ids or ()
-        ]
+        models += [model_object(f"{info.name}/{model}") for model in ids or ()]
     return {"object": "list", "data": models, "providers": providers}
+
+
+def model_object(model: str) -> dict[str, Any]:
+    """OpenAI's model object for ``provider/model-id``: ``owned_by`` is the provider's
+    name; ``created`` is 0, as no provider's list says when a model was made."""
+    provider = model.partition("/")[0]
+    return {
+        "id": model,
+        "object": "model",
+        "created": 0,
+        "owned_by": provider,
+        "provider": provider,
+    }
+
+
+async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
+    """The model object of ``model`` if it can be used: its provider is configured and
+    ready, and lists it (or cannot list its models). Raises ``NotFound``."""
+    try:
+        name, model_id = registry.check_model(model)
+    except ParleyError:
+        raise _no_model(model, "name it as provider/model-id with a configured provider") from None
+    info = next(i for i in registry.catalog() if i.name == name)
+    if not info.ready:
+        raise _no_model(model, f"its provider is not ready ({info.problem})")
+    try:
+        async with asyncio.timeout(LIST_TIMEOUT):
+            listed = await registry.models(name)
+    except (TimeoutError, ParleyError):
+        listed = None  # it cannot say: the id is well formed and its provider ready
+    if listed is not None and model_id not in listed:
+        raise _no_model(model, f"{name} does not list it")
+    return model_object(model)
+
+
+def _no_model(model: str, why: str) -> NotFound:
+    return NotFound(
+        f"The model '{model}' does not exist: {why}.", code="model_not_found", param="model"
+    )

@@ -20,6 +20,7 @@ from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
 from parley.server.routes import (
     assistants,
+    chat,
     conversations,
     models,
     responses,
@@ -82,7 +83,8 @@ def create_app(
         return {"status": "ok"}
 
     # Flat, turn endpoints first: routing walks this list on every request.
-    for module in (turns, responses, conversations, runs, threads, assistants, users, models):
+    routers = (turns, responses, chat, conversations, runs, threads, assistants, users, models)
+    for module in routers:
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS

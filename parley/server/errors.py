@@ -33,7 +33,7 @@ _HTTP_TYPES = {
 
 
 #: Paths of the OpenAI protocol faces, whose errors take OpenAI's shape (``openai_error``).
-OPENAI_PATHS = ("/v1/responses", "/v1/conversations")
+OPENAI_PATHS = ("/v1/responses", "/v1/conversations", "/v1/chat/completions", "/v1/models")
 
 #: Parley's error type -> (the OpenAI face's status, its error type). The types are the Open
 #: Responses specification's (``invalid_request``, ``not_found``, ``model_error``, ...).

@@ -1,4 +1,5 @@
-"""What the official ``openai`` SDK does against Parley's Responses and Conversations face.
+"""What the official ``openai`` SDK does against Parley's Responses and Conversations face,
+its Chat Completions gateway and its models.
 
 Each scenario is a plain function ``scenario(client, setup)``: an ``openai.OpenAI`` client
 of a fresh user of a real ``parley serve`` and a ``Setup`` (the fake upstream's models and
@@ -723,6 +724,130 @@ def other_users_ids_not_found(client: openai.OpenAI, setup: Setup) -> None:
 
 
 #: Every scenario, by name, in the order they run.
+# ------------------------------------------------------------------ chat completions
+
+CHAT_WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {k: v for k, v in WEATHER_TOOL.items() if k not in ("type", "strict")},
+}
+#: A 1x1 PNG.
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+    "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def chat_completion(client: openai.OpenAI, setup: Setup) -> None:
+    answer = client.chat.completions.create(
+        model=setup.text_model,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": PNG}},
+                ],
+            },
+        ],
+        max_completion_tokens=100,
+        temperature=0.2,
+    )
+    assert answer.object == "chat.completion" and answer.model == setup.text_model
+    assert answer.choices[0].message.content == setup.text
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None and answer.usage.completion_tokens == setup.text_chunks
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + setup.text_chunks
+
+
+def chat_completion_streamed(client: openai.OpenAI, setup: Setup) -> None:
+    stream = client.chat.completions.create(
+        model=setup.text_model,
+        messages=[{"role": "user", "content": QUESTION}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == setup.text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == setup.text_chunks
+    with client.chat.completions.stream(
+        model=setup.text_model, messages=[{"role": "user", "content": QUESTION}]
+    ) as helper:
+        final = helper.get_final_completion()
+    assert final.choices[0].message.content == setup.text
+
+
+def chat_tool_round_trip(client: openai.OpenAI, setup: Setup) -> None:
+    messages: list[Any] = [{"role": "user", "content": QUESTION}]
+    asked = client.chat.completions.create(
+        model=setup.tool_model, messages=messages, tools=[CHAT_WEATHER_TOOL]
+    )
+    message = asked.choices[0].message
+    assert asked.choices[0].finish_reason == "tool_calls" and message.tool_calls
+    (call,) = message.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == setup.tool_arguments
+    messages += [message, {"role": "tool", "tool_call_id": call.id, "content": WEATHER_OUTPUT}]
+    answered = client.chat.completions.create(
+        model=setup.tool_model, messages=messages, tools=[CHAT_WEATHER_TOOL]
+    )
+    assert answered.choices[0].message.content == setup.answer_to("get_weather", WEATHER_OUTPUT)
+    # The same, streamed and put together by the SDK's helper.
+    with client.chat.completions.stream(
+        model=setup.tool_model, messages=messages[:1], tools=[CHAT_WEATHER_TOOL]
+    ) as helper:
+        final = helper.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"
+    assert json.loads(calls[0].function.arguments) == setup.tool_arguments
+
+
+def chat_completion_parsed(client: openai.OpenAI, setup: Setup) -> None:
+    parse = getattr(client.chat.completions, "parse", None)
+    if parse is None:
+        raise Unsupported("this SDK has no chat.completions.parse")
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+        degrees: int
+
+    # The echo model answers the user's message, here the JSON the format asks for.
+    wanted = '{"city": "Paris", "degrees": 22}'
+    answer = parse(
+        model="fake/echo", messages=[{"role": "user", "content": wanted}], response_format=Weather
+    )
+    assert answer.choices[0].message.parsed == Weather(city="Paris", degrees=22)
+
+
+def chat_errors(client: openai.OpenAI, setup: Setup) -> None:
+    error = _expect(
+        openai.BadRequestError,
+        lambda: client.chat.completions.create(
+            model=setup.text_model, messages=[{"role": "user", "content": "hi"}], n=2
+        ),
+    )
+    assert error.body["param"] == "n", error.body
+    error = _expect(
+        openai.BadRequestError,
+        lambda: client.chat.completions.create(
+            model="nowhere/x", messages=[{"role": "user", "content": "hi"}]
+        ),
+    )
+    assert error.body["param"] == "model", error.body
+
+
+def models_listed_and_retrieved(client: openai.OpenAI, setup: Setup) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert "demo/parley" in ids
+    model = client.models.retrieve("demo/parley")
+    assert (model.id, model.owned_by, model.object) == ("demo/parley", "demo", "model")
+    _not_found(lambda: client.models.retrieve("nowhere/x"))
+
+
 SCENARIOS: dict[str, Callable[[openai.OpenAI, Setup], None]] = {
     f.__name__: f
     for f in (
@@ -744,6 +869,12 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI, Setup], None]] = {
         bad_bodies_rejected,
         bad_queries_rejected,
         other_users_ids_not_found,
+        chat_completion,
+        chat_completion_streamed,
+        chat_tool_round_trip,
+        chat_completion_parsed,
+        chat_errors,
+        models_listed_and_retrieved,
     )
 }
 

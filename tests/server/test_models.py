@@ -51,3 +51,43 @@ def test_the_models_command(server: Any) -> None:
     assert any(line.split()[:3] == ["fake", "openai-chat", "ready"] for line in lines)
     assert any("deepseek" in line and "set DEEPSEEK_API_KEY" in line for line in lines)
     assert any(line.strip().startswith("fake/") for line in lines)
+
+
+def test_models_have_openais_fields(server: Any, user_key: str) -> None:
+    with server.client(user_key) as http:
+        body = http.get("/models").json()
+    demo = next(m for m in body["data"] if m["id"] == "demo/parley")
+    assert demo == {
+        "id": "demo/parley",
+        "object": "model",
+        "created": 0,
+        "owned_by": "demo",
+        "provider": "demo",
+    }
+
+
+def test_retrieve_a_model(server: Any, user_key: str) -> None:
+    with server.client(user_key) as http:
+        listed = next(m for m in http.get("/models").json()["data"] if m["id"].startswith("fake/"))
+        for model in ("demo/parley", listed["id"]):
+            answer = http.get(f"/models/{model}")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["id"] == model and answer.json()["object"] == "model"
+        # A provider that cannot list its models: the id is taken as given.
+        assert http.get("/models/dead/any-model").status_code == 200
+        missing = [
+            "fake/not-a-listed-model",  # listed, and not among them
+            "nowhere/x",  # no such provider
+            "openai/gpt-5",  # its provider has no key
+            "parley",  # no provider part
+        ]
+        for model in missing:
+            answer = http.get(f"/models/{model}")
+            assert answer.status_code == 404, (model, answer.text)
+            error = answer.json()["error"]
+            assert (error["code"], error["param"]) == ("model_not_found", "model"), error
+            assert model in error["message"]
+        assert (
+            http.get("/models/demo/parley", headers={"Authorization": "Bearer x"}).status_code
+            == 401
+        )

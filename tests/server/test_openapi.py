@@ -15,7 +15,7 @@ from parley.server.app import create_app
 
 ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIErrorPublic"}
-OPENAI_PATHS = ("/v1/responses", "/v1/conversations")
+OPENAI_PATHS = ("/v1/responses", "/v1/conversations", "/v1/chat/completions", "/v1/models")
 #: The operations that take an ``Idempotency-Key``.
 IDEMPOTENT = {
     ("POST", "/v1/responses"),

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from parley.providers.catalog import describe
+from parley.providers.catalog import describe, find_model
 from parley.server.deps import CurrentUser, Svc
+from parley.server.openapi import errors
 
 router = APIRouter(tags=["models"])
 
@@ -16,3 +17,9 @@ router = APIRouter(tags=["models"])
 async def list_models(_: CurrentUser, svc: Svc) -> dict[str, Any]:
     """Every provider (ready or what it needs) and the models of those that list them."""
     return await describe(svc.providers)
+
+
+@router.get("/models/{model:path}", responses=errors())
+async def retrieve_model(model: str, _: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """One model (``provider/model-id``), in OpenAI's shape, if it can be used now."""
+    return await find_model(svc.providers, model)

@@ -1,0 +1,290 @@
+"""A model call's events as Chat Completions: ``chat.completion.chunk`` server-sent events
+as OpenAI sends them, or one ``chat.completion`` object.
+
+A stream opens with the role chunk (``{"role": "assistant", "content": ""}``) and then
+carries the text as ``content`` deltas, the reasoning as ``reasoning_content`` deltas
+(the name DeepSeek, vLLM and others use; OpenAI's API sends no reasoning), and each tool
+call as a first delta with its ``index``, ``id``, ``type`` and ``function.name`` and then
+fragments of ``function.arguments``. Then a chunk with an empty delta and the
+``finish_reason``; with ``stream_options.include_usage``, every chunk has ``"usage": null``
+and a last chunk with no choices carries the usage; ``data: [DONE]`` ends the stream.
+
+Tool-call arguments are passed on as the model wrote them, fragment by fragment; a
+fragment that comes before its call's name is held back until the name is known.
+
+What a provider wants back with an answer's tool calls (Anthropic's signed thinking,
+Gemini's thought signatures, the Responses API's reasoning items: its ``StatePart``) cannot
+travel in a Chat Completions message. When the provider may give one, each call's id
+carries a ``token`` (``<the provider's id>~<token>``), under which the route keeps the state
+(``store.call_states``); the client sends the ids back with the calls, and the state goes
+to the provider with them (``requests.ChatCall``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import orjson
+
+from parley.events import (
+    FinishPart,
+    ModelEvent,
+    ReasoningPart,
+    StatePart,
+    TextPart,
+    ToolCallPart,
+    UsagePart,
+)
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+#: Finish reasons as OpenAI names them; a provider's other reasons read as ``stop``.
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "refusal": "content_filter",
+}
+
+
+class _Call:
+    __slots__ = ("arguments", "id", "index", "name", "shown")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+        #: How many argument fragments have gone out (-1: not even the call's head).
+        self.shown = -1
+
+
+class Completion:
+    """One call's answer as it comes (``add``): its chunks (``frames``), and the whole
+    answer at the end (``completion``)."""
+
+    def __init__(
+        self, model: str, *, include_usage: bool = False, token: str | None = None
+    ) -> None:
+        self.id = f"chatcmpl-{secrets.token_hex(12)}"
+        #: The state token the calls' ids carry (None: the provider gives no state).
+        self.token = token
+        self.state: dict[str, Any] | None = None
+        self.created = int(time.time())
+        self.model = model
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: list[_Call] = []
+        self._by_index: dict[int, _Call] = {}
+        self._by_id: dict[str, _Call] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] = {}
+        self.include_usage = include_usage
+        head = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        #: A chunk's bytes before its delta, and after it up to the finish reason.
+        self._open = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self._close = b',"logprobs":null,"finish_reason":'
+        self._end = b"}]" + (b',"usage":null' if include_usage else b"") + b"}\n\n"
+
+    # ------------------------------------------------------------------------ stream
+
+    def start(self) -> bytes:
+        """The role chunk that opens a stream."""
+        return self._frame(b'{"role":"assistant","content":"","refusal":null}')
+
+    def add(self, event: ModelEvent) -> bytes:
+        """Take one model event; answers its chunks (empty when it shows nothing yet)."""
+        kind = type(event)
+        if kind is TextPart:
+            text: str = event.text  # type: ignore[union-attr]
+            self.text.append(text)
+            return self._frame(b'{"content":' + orjson.dumps(text) + b"}") if text else b""
+        if kind is ReasoningPart:
+            thought: str = event.text  # type: ignore[union-attr]
+            self.reasoning.append(thought)
+            if not thought:
+                return b""
+            return self._frame(b'{"reasoning_content":' + orjson.dumps(thought) + b"}")
+        if kind is ToolCallPart:
+            return self._call(event)  # type: ignore[arg-type]
+        if kind is UsagePart:
+            self._usage(event)  # type: ignore[arg-type]
+        elif kind is FinishPart:
+            self.finish_reason = event.reason  # type: ignore[union-attr]
+        elif kind is StatePart:
+            data: dict[str, Any] = event.data  # type: ignore[union-attr]
+            self.state = {**self.state, **data} if self.state else dict(data)
+        return b""
+
+    def call_id(self, call: _Call) -> str:
+        """The id the client sees: the provider's (or a new one), with the state token."""
+        if call.id is None:
+            call.id = f"call_{secrets.token_hex(12)}"
+        return call.id if self.token is None else f"{call.id}~{self.token}"
+
+    @property
+    def kept_state(self) -> dict[str, Any] | None:
+        """The state to keep under the token: only when the calls carry it."""
+        return self.state if self.calls and self.token is not None else None
+
+    def closing(self) -> bytes:
+        """The closing chunks: calls still held back, the finish reason, the usage."""
+        frames = [self._call_frame(call, force=True) for call in self.calls if call.shown < 0]
+        for call in self.calls:  # a call without arguments has the empty object's
+            if not any(call.arguments):
+                call.arguments, call.shown = ["{}"], 0
+                frames.append(self._call_frame(call))
+        reason = orjson.dumps(self.reason())
+        frames.append(self._open + b"{}" + self._close + reason + self._end)
+        if self.include_usage:
+            head = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": None,
+                "choices": [],
+                "usage": self.usage_object(),
+            }
+            frames.append(b"data: " + orjson.dumps(head) + b"\n\n")
+        return b"".join(frames)
+
+    def _frame(self, delta: bytes) -> bytes:
+        return self._open + delta + self._close + b"null" + self._end
+
+    # ------------------------------------------------------------------------- calls
+
+    def _call(self, part: ToolCallPart) -> bytes:
+        if part.index is not None:
+            call = self._by_index.get(part.index)
+            if call is None:
+                call = self._by_index[part.index] = self._new_call()
+        elif part.id is not None:
+            call = self._by_id.get(part.id)
+            if call is None:
+                call = self._by_id[part.id] = self._new_call()
+        else:
+            call = self.calls[-1] if self.calls else self._new_call()
+        if part.id and call.id is None:
+            call.id = part.id
+        if part.name and call.name is None:
+            call.name = part.name
+        if part.arguments:
+            call.arguments.append(part.arguments)
+        return self._call_frame(call) if call.name is not None else b""
+
+    def _new_call(self) -> _Call:
+        call = _Call(len(self.calls))
+        self.calls.append(call)
+        return call
+
+    def _call_frame(self, call: _Call, *, force: bool = False) -> bytes:
+        """What of ``call`` has not gone out yet: its head (with the arguments so far),
+        or its newest argument fragments. ``force``: the head even without a name."""
+        if call.shown < 0:
+            function = {"name": call.name or "", "arguments": "".join(call.arguments)}
+            delta = {
+                "index": call.index,
+                "id": self.call_id(call),
+                "type": "function",
+                "function": function,
+            }
+            call.shown = len(call.arguments)
+            return self._frame(b'{"tool_calls":[' + orjson.dumps(delta) + b"]}")
+        fresh = call.arguments[call.shown :]
+        call.shown = len(call.arguments)
+        if not fresh or not any(fresh):
+            return b""
+        fragment = orjson.dumps({"index": call.index, "function": {"arguments": "".join(fresh)}})
+        return self._frame(b'{"tool_calls":[' + fragment + b"]}")
+
+    # ------------------------------------------------------------------------- whole
+
+    def _usage(self, part: UsagePart) -> None:
+        # Totals so far: the latest non-zero count of each kind is the count.
+        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens"):
+            value = getattr(part, name)
+            if value:
+                self.usage[name] = value
+
+    def reason(self) -> str:
+        """Why the model stopped, as OpenAI says it: ``tool_calls`` when it called tools."""
+        given = _FINISH.get((self.finish_reason or "stop").lower(), "stop")
+        return "tool_calls" if self.calls and given == "stop" else given
+
+    def usage_object(self) -> dict[str, Any]:
+        """The tokens of the call in OpenAI's ``usage`` shape."""
+        used = self.usage
+        prompt, completion = used.get("input_tokens", 0), used.get("output_tokens", 0)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {
+                "cached_tokens": min(used.get("cached_tokens", 0), prompt),
+                "audio_tokens": 0,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": min(used.get("reasoning_tokens", 0), completion),
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def completion(self) -> dict[str, Any]:
+        """The whole answer as one ``chat.completion`` object."""
+        text = "".join(self.text)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not self.calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": self.call_id(call),
+                    "type": "function",
+                    "function": {
+                        "name": call.name or "",
+                        "arguments": "".join(call.arguments) or "{}",
+                    },
+                }
+                for call in self.calls
+            ]
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": self.reason()}
+            ],
+            "usage": self.usage_object(),
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+
+
+def error_frame(body: dict[str, Any]) -> bytes:
+    """An error in the middle of a stream, as OpenAI's API sends one: ``{"error": {...}}``
+    as a plain data line (then ``data: [DONE]``)."""
+    return b"data: " + orjson.dumps(body) + b"\n\n"

@@ -1,0 +1,426 @@
+"""A Chat Completions request: its body as a typed model, and what it asks of the model as
+the neutral ``ModelRequest``.
+
+Known fields are checked; an unknown one is refused, as OpenAI refuses it. A field Parley
+cannot honour (``n`` above 1, ``logprobs``, audio) or one the chosen provider's API has no
+equivalent for (``seed`` on Anthropic, ``stop`` on the Responses API, a JSON format on
+Anthropic) is a 400 that names it: nothing is dropped in silence. Messages are read here,
+each fault named by its place (``messages[2].content[0].image_url.url``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any, Literal
+
+import orjson
+from pydantic import Field, ValidationError, field_validator
+
+from parley.errors import InvalidRequest
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
+from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
+from parley.server.schemas import MAX_IMAGES, Image, _Body
+from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+#: Sampling fields sent to the provider as parameters, under the same name.
+_SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+
+#: What each kind of provider API cannot be asked through Chat Completions. The demo model
+#: and the adapters tests put in take anything (and ignore what they do not use).
+_UNSUPPORTED: dict[str, frozenset[str]] = {
+    "anthropic": frozenset({"seed", "presence_penalty", "frequency_penalty", "json"}),
+    "openai-responses": frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"}),
+}
+
+
+class StreamOptions(_Body):
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
+class ChatCompletionCreate(_Body):
+    """``POST /v1/chat/completions``."""
+
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    user: str | None = Field(default=None, max_length=256)
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    prompt_cache_key: str | None = Field(default=None, max_length=256)
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    logit_bias: dict[str, Any] | None = None
+    modalities: list[str] | None = None
+    service_tier: str | None = Field(default=None, max_length=32)
+    verbosity: Literal["low", "medium", "high"] | None = None
+    # Fields OpenAI knows that Parley refuses by name (below), rather than as unknown.
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    functions: list[Any] | None = None
+    function_call: str | dict[str, Any] | None = None
+
+    _check_metadata = field_validator("metadata")(_check_metadata)
+
+    @field_validator("messages")
+    @classmethod
+    def _not_too_many(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(value) > MAX_ITEMS:
+            raise ValueError(f"messages holds at most {MAX_ITEMS} messages")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("stop holds at most 4 sequences")
+        return value
+
+
+def _invalid(param: str, problem: str, code: str = "invalid_value") -> InvalidRequest:
+    return InvalidRequest(f"Invalid '{param}': {problem}", code=code, param=param)
+
+
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is not supported: {why}", code="unsupported_parameter", param=param
+    )
+
+
+# ------------------------------------------------------------------------------ request
+
+
+class ChatCall:
+    """What a request asks of the model: ``request(model_id)`` is the ``ModelRequest`` for
+    ``Engine.call_model``. ``tokens``: the state tokens its tool calls' ids carried (by the
+    index of their message), whose states ``with_states`` puts back on those messages."""
+
+    __slots__ = ("messages", "options", "parameters", "tokens", "tools")
+
+    def __init__(
+        self,
+        messages: list[ChatMessage],
+        tools: list[ToolSpec],
+        parameters: dict[str, Any],
+        options: ModelOptions,
+        tokens: dict[int, str],
+    ) -> None:
+        self.messages, self.tools = messages, tools
+        self.parameters, self.options, self.tokens = parameters, options, tokens
+
+    def with_states(self, states: dict[str, dict[str, Any]]) -> None:
+        for index, token in self.tokens.items():
+            state = states.get(token)
+            if state is not None:
+                self.messages[index].provider_state = state
+
+    def request(self, model_id: str) -> ModelRequest:
+        return ModelRequest(
+            model=model_id,
+            messages=self.messages,
+            tools=self.tools,
+            parameters=dict(self.parameters),
+            options=self.options,
+        )
+
+
+#: A tool call id that carries a state token: ``<the provider's id>~<token>``.
+_STATE_TOKEN = re.compile(r"(.+)~(p[0-9a-f]{16})")
+
+
+def new_state_token() -> str:
+    return f"p{secrets.token_hex(8)}"
+
+
+def split_call_id(call_id: str) -> tuple[str, str | None]:
+    """The provider's id of a call, and the state token its id carries (or None)."""
+    found = _STATE_TOKEN.fullmatch(call_id)
+    return (found[1], found[2]) if found else (call_id, None)
+
+
+def read_call(body: ChatCompletionCreate, kind: str) -> ChatCall:
+    """What the request asks of the model, for a provider of ``kind``. Raises
+    ``InvalidRequest``."""
+    _refuse_unsupported(body, kind)
+    messages = [_message(m, i) for i, m in enumerate(body.messages)]
+    tokens: dict[int, str] = {}
+    for index, message in enumerate(messages):
+        for call in message.tool_calls:
+            call.id, token = split_call_id(call.id)
+            if token is not None:
+                tokens[index] = token
+        if message.tool_call_id is not None:
+            message.tool_call_id = split_call_id(message.tool_call_id)[0]
+    if not any(m.role != Role.SYSTEM for m in messages):
+        raise _invalid("messages", "give at least one user, assistant or tool message.")
+    tools = _tools(body.tools)
+    options = _options(body, {t.function.name for t in tools})
+    parameters: dict[str, Any] = {
+        name: value for name in _SAMPLING if (value := getattr(body, name)) is not None
+    }
+    most = body.max_completion_tokens or body.max_tokens
+    if most is not None:
+        parameters["max_tokens"] = most
+    return ChatCall(messages, tools, parameters, options, tokens)
+
+
+def _refuse_unsupported(body: ChatCompletionCreate, kind: str) -> None:
+    if body.n is not None and body.n > 1:
+        raise _unsupported("n", "Parley answers one choice per request; send n requests.")
+    if body.logprobs or body.top_logprobs:
+        param = "logprobs" if body.logprobs else "top_logprobs"
+        raise _unsupported(param, "Parley's gateway does not pass log probabilities on.")
+    if body.logit_bias:
+        raise _unsupported("logit_bias", "Parley's gateway does not pass logit biases on.")
+    if body.store:
+        raise _unsupported(
+            "store", "chat completions are not stored; use /v1/responses to keep answers."
+        )
+    if body.modalities is not None and body.modalities != ["text"]:
+        raise _unsupported("modalities", "only text answers are available.")
+    for name in ("audio", "prediction", "web_search_options"):
+        if getattr(body, name) is not None:
+            raise _unsupported(name, "not available through Parley.")
+    if body.functions is not None or body.function_call is not None:
+        param = "functions" if body.functions is not None else "function_call"
+        raise _unsupported(param, "use tools and tool_choice (functions are deprecated).")
+    refused = _UNSUPPORTED.get(kind, frozenset())
+    for name in ("stop", "seed", "presence_penalty", "frequency_penalty"):
+        if name in refused and getattr(body, name) is not None:
+            raise _unsupported(name, f"the model's provider ({kind} API) has no such option.")
+    fmt = body.response_format
+    if fmt is not None and fmt.get("type") != "text" and "json" in refused:
+        raise _unsupported(
+            "response_format", f"the model's provider ({kind} API) has no JSON output mode."
+        )
+
+
+def _options(body: ChatCompletionCreate, names: set[str]) -> ModelOptions:
+    choice = None if body.tool_choice is None else _tool_choice(body.tool_choice, names)
+    return ModelOptions(
+        tool_choice=choice,
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=_response_format(body.response_format),
+        reasoning_effort=body.reasoning_effort,
+    )
+
+
+def _response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The neutral (flat) format of a Chat Completions ``response_format``."""
+    if fmt is None:
+        return None
+    kind = fmt.get("type")
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    if kind != "json_schema":
+        raise _invalid(
+            "response_format.type", "expected text, json_object or json_schema.", "invalid_value"
+        )
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        raise _invalid("response_format.json_schema", "expected an object with name and schema.")
+    name, schema = spec.get("name"), spec.get("schema", {})
+    if not isinstance(name, str) or not 1 <= len(name) <= 64:
+        raise _invalid("response_format.json_schema.name", "expected 1 to 64 characters.")
+    if not isinstance(schema, dict):
+        raise _invalid("response_format.json_schema.schema", "expected a JSON Schema object.")
+    flat: dict[str, Any] = {"type": "json_schema", "name": name, "schema": schema}
+    for key in ("strict", "description"):
+        if spec.get(key) is not None:
+            flat[key] = spec[key]
+    return flat
+
+
+# ------------------------------------------------------------------------------- tools
+
+
+def _tools(given: list[dict[str, Any]] | None) -> list[ToolSpec]:
+    tools: list[ToolSpec] = []
+    for i, tool in enumerate(given or ()):
+        where = f"tools[{i}]"
+        kind = tool.get("type")
+        if kind != "function":
+            raise _invalid(f"{where}.type", f"only function tools are supported (got {kind!r}).")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise _invalid(f"{where}.function", "expected an object with the function's name.")
+        try:
+            spec = FunctionSpec(
+                name=function.get("name"),  # type: ignore[arg-type]
+                description=function.get("description") or "",
+                parameters=function.get("parameters") or {"type": "object", "properties": {}},
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error.get("loc", ()))
+            problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            raise _invalid(f"{where}.function.{field}", problem) from None
+        if any(t.function.name == spec.name for t in tools):
+            raise _invalid(f"{where}.function.name", f"the tool {spec.name} is given twice.")
+        tools.append(ToolSpec(function=spec))
+    return tools
+
+
+def _tool_choice(choice: str | dict[str, Any], names: set[str]) -> str | dict[str, Any]:
+    """The neutral ``ModelOptions.tool_choice`` of a Chat Completions ``tool_choice``."""
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise _invalid("tool_choice", "expected auto, none, required or an object.")
+        return choice
+    kind = choice.get("type")
+    if kind == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if name not in names:
+            raise _invalid("tool_choice.function.name", f"no tool named {name!r} is given.")
+        return {"type": "function", "name": name}
+    if kind == "allowed_tools":
+        allowed = choice.get("allowed_tools")
+        mode = allowed.get("mode", "auto") if isinstance(allowed, dict) else None
+        listed = allowed.get("tools") if isinstance(allowed, dict) else None
+        if mode not in ("auto", "required") or not isinstance(listed, list):
+            raise _invalid(
+                "tool_choice.allowed_tools", "expected mode (auto or required) and tools."
+            )
+        picked = []
+        for j, tool in enumerate(listed):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if name not in names:
+                param = f"tool_choice.allowed_tools.tools[{j}]"
+                raise _invalid(param, "each names a function tool that is given.")
+            picked.append({"type": "function", "name": name})
+        return {"type": "allowed_tools", "mode": mode, "tools": picked}
+    raise _invalid("tool_choice.type", f"{kind!r} is not supported.")
+
+
+# ---------------------------------------------------------------------------- messages
+
+_ROLES = {
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
+}
+
+
+def _message(message: dict[str, Any], index: int) -> ChatMessage:
+    where = f"messages[{index}]"
+    if not isinstance(message, dict):
+        raise _invalid(where, "expected a message object.")
+    role = _ROLES.get(message.get("role"))  # type: ignore[arg-type]
+    if role is None:
+        if message.get("role") == "function":
+            raise _unsupported(f"{where}.role", "function messages are deprecated; use tool.")
+        raise _invalid(f"{where}.role", "expected system, developer, user, assistant or tool.")
+    content = message.get("content")
+    if role == Role.ASSISTANT:
+        text, _ = _content(content, where, images=False, optional=True)
+        reasoning = message.get("reasoning_content")
+        if reasoning is not None and not isinstance(reasoning, str):
+            raise _invalid(f"{where}.reasoning_content", "expected a string.")
+        calls = [_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(_list(message, where))]
+        if not text and not calls and not reasoning:
+            raise _invalid(f"{where}.content", "an assistant message needs content or tool_calls.")
+        return ChatMessage(role=role, content=text, reasoning=reasoning or None, tool_calls=calls)
+    if role == Role.TOOL:
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or not 1 <= len(call_id) <= 160:
+            raise _invalid(f"{where}.tool_call_id", "expected the id of the call it answers.")
+        text, _ = _content(content, where, images=False)
+        return ChatMessage(role=role, content=text, tool_call_id=call_id)
+    text, images = _content(content, where, images=role == Role.USER)
+    return ChatMessage(role=role, content=text, images=images)
+
+
+def _list(message: dict[str, Any], where: str) -> list[Any]:
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise _invalid(f"{where}.tool_calls", "expected a list of tool calls.")
+    return calls
+
+
+def _call(call: Any, where: str) -> ToolCall:
+    if not isinstance(call, dict) or call.get("type", "function") != "function":
+        raise _invalid(where, "expected a function tool call.")
+    call_id, function = call.get("id"), call.get("function")
+    if not isinstance(call_id, str) or not 1 <= len(call_id) <= 160:
+        raise _invalid(f"{where}.id", "expected a string of 1 to 160 characters.")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise _invalid(f"{where}.function.name", "expected the function's name.")
+    raw = function.get("arguments", "")
+    if not isinstance(raw, str):
+        raise _invalid(f"{where}.function.arguments", "expected a JSON string.")
+    try:
+        arguments = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise _invalid(f"{where}.function.arguments", "not valid JSON.") from None
+    if not isinstance(arguments, dict):
+        raise _invalid(f"{where}.function.arguments", "expected a JSON object.")
+    return ToolCall(id=call_id, name=function["name"], arguments=arguments)
+
+
+def _content(
+    content: Any, where: str, *, images: bool, optional: bool = False
+) -> tuple[str, list[str]]:
+    """The text and image URLs of a message's ``content``: a string or a list of parts."""
+    if content is None and optional:
+        return "", []
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise _invalid(f"{where}.content", "expected a string or a list of content parts.")
+    texts: list[str] = []
+    urls: list[str] = []
+    for j, part in enumerate(content):
+        at = f"{where}.content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _invalid(f"{at}.text", "expected a string.")
+            texts.append(text)
+        elif kind == "refusal" and optional:
+            texts.append(str(part.get("refusal") or ""))
+        elif kind == "image_url" and images:
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str):
+                raise _invalid(f"{at}.image_url.url", "expected an http(s) or data: URL.")
+            try:
+                urls.append(Image(url=url).url)
+            except ValidationError as exc:
+                problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
+                raise _invalid(
+                    f"{at}.image_url.url", problem.removeprefix("Value error, ")
+                ) from None
+        elif kind in ("image_url", "input_audio", "file"):
+            raise _unsupported(f"{at}.type", f"{kind} content is not available here.")
+        else:
+            raise _invalid(f"{at}.type", f"unknown content part type {kind!r}.")
+    if len(urls) > MAX_IMAGES:
+        raise _invalid(f"{where}.content", f"a message holds at most {MAX_IMAGES} images.")
+    return "".join(texts), urls

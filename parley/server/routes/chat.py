@@ -1,0 +1,162 @@
+"""``POST /v1/chat/completions``: one model call through Parley's providers, streamed as
+OpenAI's chunks or answered as one completion. Nothing is stored but the tokens used, per
+API key (``store.usage``); see ``parley.server.chat``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from parley.errors import ParleyError
+from parley.events import ModelEvent
+from parley.server.chat.chunks import DONE_FRAME, Completion, error_frame
+from parley.server.chat.requests import ChatCompletionCreate, new_state_token, read_call
+from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc
+from parley.server.errors import openai_error
+from parley.server.openapi import errors
+from parley.server.routes.streams import SSEResponse
+from parley.server.sse import HEADERS
+from parley.store import call_states
+from parley.store import usage as usage_store
+from parley.store.db import now
+
+log = logging.getLogger("parley.server")
+
+router = APIRouter(tags=["chat"])
+
+#: The kinds of provider API that may want something back with an answer's tool calls.
+_STATEFUL = frozenset({"anthropic", "gemini", "openai-responses"})
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion as JSON, or with `stream` true its chunks as "
+        "server-sent events (`data: <chunk>`), ending with `data: [DONE]`.",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(503),
+}
+
+
+@router.post("/chat/completions", responses=_ANSWERS, response_model=None)
+async def create_chat_completion(
+    body: ChatCompletionCreate, caller: AuthenticatedCaller, svc: Svc
+) -> Response:
+    kind = svc.providers.kind_of(body.model)
+    call = read_call(body, kind)
+    if call.tokens:
+        tokens = set(call.tokens.values())
+        read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
+        call.with_states(await svc.db.read(read))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    token = new_state_token() if kind in _STATEFUL else None
+    answer = Completion(body.model, include_usage=include_usage, token=token)
+    async with svc.limits.run_slot(caller.key_hash) as slot:
+        events = svc.engine.call_model(body.model, call.request)
+        # The first event before any byte: a call refused upstream is an HTTP error.
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await events.aclose()
+            raise
+        release: list[Any] = []
+        slot.hold_until(release.append)
+    done = _Done(svc, caller, body.model, answer, release)
+    if body.stream:
+        frames = _frames(answer, first, events, done)
+        return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+    try:
+        if first is not None:
+            answer.add(first)
+        async for event in events:
+            answer.add(event)
+        await done.keep_state()
+    finally:
+        await events.aclose()
+        done()
+    return JSONResponse(answer.completion())
+
+
+async def _frames(
+    answer: Completion,
+    first: ModelEvent | None,
+    events: AsyncGenerator[ModelEvent, None],
+    done: _Done,
+) -> AsyncIterator[bytes]:
+    """The stream's chunks; a failure after the first byte as an error object."""
+    try:
+        opening = answer.start()
+        if first is not None:
+            opening += answer.add(first)
+        yield opening
+        async for event in events:
+            if frames := answer.add(event):
+                yield frames
+        await done.keep_state()
+        yield answer.closing() + DONE_FRAME
+    except ParleyError as exc:
+        _, body = openai_error(exc)
+        yield error_frame(body) + DONE_FRAME
+    finally:
+        await events.aclose()
+        done()
+
+
+class _Done:
+    """At the end of a call, once: give the key's slot back and count the tokens."""
+
+    __slots__ = ("answer", "caller", "model", "release", "svc")
+
+    def __init__(
+        self, svc: Services, caller: Caller, model: str, answer: Completion, release: list[Any]
+    ) -> None:
+        self.svc, self.caller, self.model = svc, caller, model
+        self.answer, self.release = answer, release
+
+    async def keep_state(self) -> None:
+        """Keep what the provider wants back with the calls, before the client has them."""
+        state, token = self.answer.kept_state, self.answer.token
+        if state is None or token is None:
+            return
+        keep = functools.partial(
+            call_states.keep_state, user_id=self.caller.user.id, token=token, state=state, at=now()
+        )
+        try:
+            await self.svc.db.write(keep)
+        except Exception:  # a boundary: the answer stands; its next call may be refused
+            log.exception("could not keep the provider's state of a chat completion")
+
+    def __call__(self) -> None:
+        while self.release:
+            self.release.pop()()
+        used = self.answer.usage
+        task = asyncio.ensure_future(self._count(used))
+        _COUNTING.add(task)
+        task.add_done_callback(_COUNTING.discard)
+
+    async def _count(self, used: dict[str, int]) -> None:
+        try:
+            await self.svc.db.write(
+                lambda conn: usage_store.add_usage(
+                    conn,
+                    user_id=self.caller.user.id,
+                    key_hash=self.caller.key_hash,
+                    model=self.model,
+                    face="chat.completions",
+                    at=now(),
+                    **used,
+                ),
+                later=True,
+            )
+        except Exception:  # a boundary: the answer is given; log what could not be counted
+            log.exception("could not count the tokens of a chat completion")
+
+
+_COUNTING: set[asyncio.Future[None]] = set()
