@@ -47,7 +47,15 @@ from procs import (
     memory_mib,
     steal_ticks,
 )
-from report import TARGETS, build_rows, median_round, percentile, report_text, write_json
+from report import (
+    CHAT_TARGETS,
+    TARGETS,
+    build_rows,
+    median_round,
+    percentile,
+    report_text,
+    write_json,
+)
 
 SIDES = ("direct", "parley")
 T = TypeVar("T")
@@ -60,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="rounds of every phase (median shown)")
     p.add_argument("--chunks", type=int, default=22, help="content chunks per stream")
     p.add_argument("--mode", choices=("text", "reasoning"), default="text", help="upstream mode")
+    p.add_argument(
+        "--face",
+        choices=("native", "chat"),
+        default="native",
+        help="through Parley as a native turn (/v1/process, stored) or a chat completion "
+        "(/v1/chat/completions, nothing stored)",
+    )
     p.add_argument("--ttfc-gap-ms", type=float, default=5.0, help="chunk gap, latency phase")
     p.add_argument("--load-gap-ms", type=float, default=0.0, help="chunk gap, load phases")
     p.add_argument("--ttfc-requests", type=int, default=80, help="sequential streams per round")
@@ -77,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.clients, args.streams_n, args.warmup, args.startup_samples = 20, 100, 10, 0
     if args.output is None:
         name = "quick.json" if args.quick else "latest.json"
+        if args.face == "chat":
+            name = "chat-quick.json" if args.quick else "chat.json"
         args.output = BENCH / "results" / name
     return args
 
@@ -145,6 +162,21 @@ class Bench(ServerBench[str]):
         parley: dict[str, Target] = {}
         async with httpx.AsyncClient(base_url=self.parley.base_url, timeout=30) as http:
             for label, model in models.items():
+                if self.args.face == "chat":
+                    chat = {
+                        "model": f"fake/{model}",
+                        "messages": [{"role": "user", "content": "hi"}],
+                        "stream": True,
+                    }
+                    parley[label] = Target.post(
+                        "parley",
+                        port,
+                        "/v1/chat/completions",
+                        orjson.dumps(chat),
+                        openai_event,
+                        Authorization=auth,
+                    )
+                    continue
                 made = await http.post(
                     "/v1/assistants",
                     json={"name": f"bench-{label}", "model": f"fake/{model}"},
@@ -418,10 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     (rounds, startup, memory), env = run_measurement(args, measure)
     summary = summarise(args, rounds, startup, memory)
-    results = {"environment": env, "targets": TARGETS, "summary": summary, "rounds": rounds}
+    targets = CHAT_TARGETS if args.face == "chat" else TARGETS
+    results = {"environment": env, "targets": targets, "summary": summary, "rounds": rounds}
     results["startup"], results["memory"] = startup, memory
     write_json(args.output, results)
-    rows = build_rows(summary)
+    rows = build_rows(summary, targets)
     print(report_text(rows, _notes(env, summary, args), env))
     print(f"results: {args.output}")
     if summary["failures"]:
