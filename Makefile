@@ -22,6 +22,18 @@ $(NODE_DEPS): tests/compliance/package.json tests/compliance/package-lock.json
 		echo "== npm ci --prefix tests/compliance failed (its test skips; fails under CI=true)"; \
 	fi
 
+# The Vercel AI SDK, from tests/js_clients/package-lock.json, for tests/js_clients (an
+# OpenAI-compatible client in TypeScript, run by the bun above). As for the runner: without
+# npm, or when npm ci fails, its test skips and says why; under CI=true it fails.
+JS_CLIENTS := tests/js_clients/node_modules/.package-lock.json
+$(JS_CLIENTS): tests/js_clients/package.json tests/js_clients/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "== npm not found: cannot install tests/js_clients (skips; fails under CI=true)"; \
+	elif ! npm ci --prefix tests/js_clients --no-audit --no-fund --loglevel=error >/dev/null; then \
+		rm -rf tests/js_clients/node_modules; \
+		echo "== npm ci --prefix tests/js_clients failed (its test skips; fails under CI=true)"; \
+	fi
+
 # openai 2.x beside the venv, not in it (the test extra has 3.x), for
 # tests/openai_sdk/test_sdk_2x.py: its subprocess puts this folder first on PYTHONPATH.
 OPENAI2 := $(VENV)/openai2/.installed
@@ -32,7 +44,7 @@ $(OPENAI2): | $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/parley run
 
-test: $(STAMP) $(NODE_DEPS) $(OPENAI2)
+test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
@@ -58,4 +70,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
-	rm -rf tests/compliance/node_modules
+	rm -rf tests/compliance/node_modules tests/js_clients/node_modules
