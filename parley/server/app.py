@@ -29,6 +29,7 @@ from parley.server.routes import (
     turns,
     users,
 )
+from parley.server.routes.chat import ChatFastPath
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
 
@@ -86,6 +87,7 @@ def create_app(
     routers = (turns, responses, chat, conversations, runs, threads, assistants, users, models)
     for module in routers:
         app.include_router(module.router, prefix="/v1")
+    app.add_middleware(ChatFastPath)  # inside the guard: its limits apply
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
         app.add_middleware(Cors, origins=settings.cors_origins)

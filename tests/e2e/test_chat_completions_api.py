@@ -297,3 +297,18 @@ def test_tokens_are_counted_per_key(http: httpx.Client, server: Any) -> None:
     finally:
         engine.dispose()
     assert [tuple(r) for r in rows] == [(2, 14, "chat.completions")]
+
+
+def test_bodies_that_are_not_a_request(http: httpx.Client, upstream: Any) -> None:
+    """Answered before any route (``routes.chat.ChatFastPath``) as the route would."""
+    before = len(upstream.requests)
+    headers = {"Content-Type": "application/json"}
+    answer = http.post("/chat/completions", content=b'{"model": ', headers=headers)
+    openai_error(answer, 400, None, "invalid_json")
+    for body in (b"", b"[]", b'"text"', b"null"):
+        answer = http.post("/chat/completions", content=body, headers=headers)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"]["type"] == "invalid_request"
+    assert len(upstream.requests) == before
+    answer = http.get("/chat/completions")
+    assert answer.status_code == 405 and "POST" in answer.headers["allow"]
