@@ -28,21 +28,62 @@ from parley.events import (
 from parley.types import ToolCall, Usage
 
 
-class _PendingCall:
-    __slots__ = ("arguments", "id", "name")
+class PendingCall:
+    """One tool call being put together: its id and name (from the first fragments that
+    have them), its argument fragments in order, and its place among the answer's calls."""
 
-    def __init__(self) -> None:
+    __slots__ = ("arguments", "id", "index", "name")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
         self.id: str | None = None
         self.name: str | None = None
         self.arguments: list[str] = []
+
+
+class ToolCalls:
+    """An answer's tool calls, from their fragments (``ToolCallPart``), in the order they
+    first came: a fragment continues the call of its ``index``; without one, the call of
+    its ``id``; with neither, the call opened last."""
+
+    __slots__ = ("_by_id", "_by_index", "calls")
+
+    def __init__(self) -> None:
+        self.calls: list[PendingCall] = []
+        self._by_index: dict[int, PendingCall] = {}
+        self._by_id: dict[str, PendingCall] = {}
+
+    def add(self, part: ToolCallPart) -> PendingCall:
+        """Take one fragment; answers the call it belongs to."""
+        call: PendingCall | None
+        if part.index is not None:
+            call = self._by_index.get(part.index)
+            if call is None:
+                call = self._by_index[part.index] = self._open()
+        elif part.id is not None:
+            call = self._by_id.get(part.id)
+            if call is None:
+                call = self._by_id[part.id] = self._open()
+        else:
+            call = self.calls[-1] if self.calls else self._open()
+        if part.id and call.id is None:
+            call.id = part.id
+        if part.name and call.name is None:
+            call.name = part.name
+        if part.arguments:
+            call.arguments.append(part.arguments)
+        return call
+
+    def _open(self) -> PendingCall:
+        call = PendingCall(len(self.calls))
+        self.calls.append(call)
+        return call
 
 
 class AnswerAccumulator:
     """Collects the model events of one model call. ``add`` is cheap: it is on the hot path."""
 
     __slots__ = (
-        "_by_id",
-        "_by_index",
         "_calls",
         "_layout",
         "_reasoning",
@@ -61,9 +102,7 @@ class AnswerAccumulator:
         self._reasoning: list[str] = []
         #: ``[kind, length]`` segments in the order they came (``layout``).
         self._layout: list[list[Any]] = []
-        self._calls: list[_PendingCall] = []
-        self._by_index: dict[int, _PendingCall] = {}
-        self._by_id: dict[str, _PendingCall] = {}
+        self._calls = ToolCalls()
         #: Why the model stopped (``stop``, ``tool_calls``, ``length``, ...), once known.
         self.finish_reason: str | None = None
         self.input_tokens = 0
@@ -87,7 +126,7 @@ class AnswerAccumulator:
             self._reasoning.append(event.text)
             self._segment("summary" if event.summary else "reasoning", event.text)
         elif type(event) is ToolCallPart:
-            self._add_tool_fragment(event)
+            self._calls.add(event)
         elif type(event) is UsagePart:
             # Usage parts carry totals so far, so the latest one is the count, even when it
             # is lower (Gemini repeats its usage on every event and only the last is
@@ -106,36 +145,12 @@ class AnswerAccumulator:
         elif type(event) is StatePart:
             self.state = {**self.state, **event.data} if self.state else dict(event.data)
 
-    def _add_tool_fragment(self, part: ToolCallPart) -> None:
-        call: _PendingCall | None
-        if part.index is not None:
-            call = self._by_index.get(part.index)
-            if call is None:
-                call = self._by_index[part.index] = self._open_call()
-        elif part.id is not None:
-            call = self._by_id.get(part.id)
-            if call is None:
-                call = self._by_id[part.id] = self._open_call()
-        else:
-            call = self._calls[-1] if self._calls else self._open_call()
-        if part.id and call.id is None:
-            call.id = part.id
-        if part.name and call.name is None:
-            call.name = part.name
-        if part.arguments:
-            call.arguments.append(part.arguments)
-
     def _segment(self, kind: str, text: str) -> None:
         layout = self._layout
         if layout and layout[-1][0] == kind:
             layout[-1][1] += len(text)
         elif text:
             layout.append([kind, len(text)])
-
-    def _open_call(self) -> _PendingCall:
-        call = _PendingCall()
-        self._calls.append(call)
-        return call
 
     @property
     def text(self) -> str:
@@ -163,7 +178,7 @@ class AnswerAccumulator:
 
     @property
     def has_tool_calls(self) -> bool:
-        return bool(self._calls)
+        return bool(self._calls.calls)
 
     def finish_tool_calls(self, taken: Iterable[str] = ()) -> list[ToolCall]:
         """The tool calls, in order of first appearance, with their arguments parsed.
@@ -175,11 +190,12 @@ class AnswerAccumulator:
         """
         self.invalid = {}
         seen: set[str | None] = {None, *taken}
-        for call in self._calls:
+        calls = self._calls.calls
+        for call in calls:
             if call.id in seen:
                 call.id = None
             seen.add(call.id)
-        return [_finish_call(call, self.invalid) for call in self._calls]
+        return [_finish_call(call, self.invalid) for call in calls]
 
 
 def _joined(pieces: list[str]) -> str:
@@ -192,7 +208,7 @@ def _joined(pieces: list[str]) -> str:
 _QUOTED = 2000
 
 
-def _finish_call(call: _PendingCall, invalid: dict[str, str]) -> ToolCall:
+def _finish_call(call: PendingCall, invalid: dict[str, str]) -> ToolCall:
     if not call.name:
         raise UpstreamError(
             "The model returned a tool call without a tool name.", code="malformed_tool_call"

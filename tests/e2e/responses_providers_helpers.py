@@ -17,11 +17,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from parley.testing.fake_anthropic import FakeAnthropic, message_events, thinking, tool_use
@@ -38,8 +40,10 @@ from parley.testing.fake_responses import (
 )
 from parley.testing.fake_upstream import FakeUpstreamServer
 from parley.testing.scripted import Answer
+from tests.e2e.helpers import assert_no_leak
 from tests.e2e.responses_helpers import CLOCK_TOOL, WEATHER_TOOL
 from tests.e2e.sse import iter_events
+from tests.harness import FreshDatabase, ParleyServer
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 
@@ -610,3 +614,42 @@ class DemoModel(Upstream):
 
 def _compact(arguments: dict[str, Any]) -> str:
     return orjson.dumps(arguments).decode()
+
+
+# ------------------------------------------------------------------------- a server
+
+
+@asynccontextmanager
+async def serving(
+    tmp: Path, upstreams: dict[str, Upstream]
+) -> AsyncIterator[tuple[ParleyServer, httpx.AsyncClient]]:
+    """A ``parley serve`` with every kind's fakes as its providers (started here and closed
+    after), and a client of a new user of it on ``/v1`` whose JSON answers are checked for
+    leaked internals."""
+    for upstream in upstreams.values():
+        await upstream.start()
+    db = FreshDatabase(tmp)
+    config = "".join(upstream.config() for upstream in upstreams.values())
+    server = ParleyServer(database_url=db.url, workdir=tmp, config=config)
+    try:
+        server.start()
+        async with httpx.AsyncClient(
+            base_url=f"{server.base_url}/v1",
+            headers={"Authorization": f"Bearer {server.new_user()}"},
+            timeout=30,
+            event_hooks={"response": [check_json]},
+        ) as http:
+            yield server, http
+    finally:
+        server.stop()
+        server.assert_clean_log()
+        db.drop()
+        for upstream in upstreams.values():
+            await upstream.aclose()
+
+
+async def check_json(response: httpx.Response) -> None:
+    """Response hook: a JSON body is read at once (and checked for leaked internals)."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        await response.aread()
+        assert_no_leak(response.text)

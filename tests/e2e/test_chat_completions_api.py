@@ -15,31 +15,13 @@ import sqlalchemy as sa
 
 from parley.store.db import normalise_url
 from parley.testing.fake_upstream import expected_reasoning, expected_text, tool_arguments
+from tests.e2e.helpers import CLOCK, WEATHER
 from tests.e2e.responses_helpers import openai_error
 
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
     "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-CLOCK = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
-    },
-}
 
 
 def chat(model: str, content: Any = "hi", **fields: Any) -> dict[str, Any]:

@@ -33,9 +33,10 @@ from tests.e2e.responses_providers_helpers import (
     Recorded,
     TextTurn,
     Upstream,
+    serving,
 )
-from tests.e2e.test_responses_providers import KINDS, RECORDED, UPSTREAMS, check_json
-from tests.harness import FreshDatabase, ParleyServer
+from tests.e2e.test_responses_providers import KINDS, RECORDED, UPSTREAMS
+from tests.harness import ParleyServer
 from tests.providers.test_replay import KINDS as RECORDING_KINDS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -69,26 +70,8 @@ async def parley(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Parl
     """One server for the module, every kind's fakes configured as its providers."""
     tmp = tmp_path_factory.mktemp("chat-providers")
     upstreams = {kind: UPSTREAMS[kind](tmp, SLOTS) for kind in KINDS}
-    for upstream in upstreams.values():
-        await upstream.start()
-    db = FreshDatabase(tmp)
-    config = "".join(upstream.config() for upstream in upstreams.values())
-    server = ParleyServer(database_url=db.url, workdir=tmp, config=config)
-    try:
-        server.start()
-        async with httpx.AsyncClient(
-            base_url=f"{server.base_url}/v1",
-            headers={"Authorization": f"Bearer {server.new_user()}"},
-            timeout=30,
-            event_hooks={"response": [check_json]},
-        ) as http:
-            yield Parley(server, http, upstreams)
-    finally:
-        server.stop()
-        server.assert_clean_log()
-        db.drop()
-        for upstream in upstreams.values():
-            await upstream.aclose()
+    async with serving(tmp, upstreams) as (server, http):
+        yield Parley(server, http, upstreams)
 
 
 def request(model: str, **fields: Any) -> dict[str, Any]:

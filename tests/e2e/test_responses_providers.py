@@ -30,7 +30,6 @@ import pytest_asyncio
 from parley.testing.fake_anthropic import Block, message_events, thinking, tool_use
 from parley.testing.fake_anthropic import text as text_block
 from parley.testing.scripted import Answer
-from tests.e2e.helpers import assert_no_leak
 from tests.e2e.responses_helpers import call_output, sse_events
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
@@ -53,8 +52,9 @@ from tests.e2e.responses_providers_helpers import (
     TextTurn,
     Upstream,
     calls,
+    serving,
 )
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import ParleyServer
 from tests.providers.test_replay import KINDS as RECORDING_KINDS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -89,26 +89,8 @@ async def parley(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Parl
     """One server for the module, every kind's fakes configured as its providers."""
     tmp = tmp_path_factory.mktemp("responses-providers")
     upstreams = {kind: cls(tmp, SLOTS) for kind, cls in UPSTREAMS.items()}
-    for upstream in upstreams.values():
-        await upstream.start()
-    db = FreshDatabase(tmp)
-    config = "".join(upstream.config() for upstream in upstreams.values())
-    server = ParleyServer(database_url=db.url, workdir=tmp, config=config)
-    try:
-        server.start()
-        async with httpx.AsyncClient(
-            base_url=f"{server.base_url}/v1",
-            headers={"Authorization": f"Bearer {server.new_user()}"},
-            timeout=30,
-            event_hooks={"response": [check_json]},
-        ) as http:
-            yield Parley(server, http, upstreams)
-    finally:
-        server.stop()
-        server.assert_clean_log()
-        db.drop()
-        for upstream in upstreams.values():
-            await upstream.aclose()
+    async with serving(tmp, upstreams) as (server, http):
+        yield Parley(server, http, upstreams)
 
 
 def request(model: str, **fields: Any) -> dict[str, Any]:
@@ -175,13 +157,6 @@ def same_response(streamed: dict[str, Any], stored: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- the streams
-
-
-async def check_json(response: httpx.Response) -> None:
-    """Response hook: a JSON body is read at once (and checked for leaked internals)."""
-    if response.headers.get("content-type", "").startswith("application/json"):
-        await response.aread()
-        assert_no_leak(response.text)
 
 
 async def stream_response(http: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str, Any]]:

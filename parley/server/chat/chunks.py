@@ -37,6 +37,7 @@ from parley.events import (
     ToolCallPart,
     UsagePart,
 )
+from parley.providers.accumulator import PendingCall, ToolCalls
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -56,18 +57,6 @@ _FINISH = {
 }
 
 
-class _Call:
-    __slots__ = ("arguments", "id", "index", "name", "shown")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.id: str | None = None
-        self.name: str | None = None
-        self.arguments: list[str] = []
-        #: How many argument fragments have gone out (-1: not even the call's head).
-        self.shown = -1
-
-
 class Completion:
     """One call's answer as it comes (``add``): its chunks (``frames``), and the whole
     answer at the end (``completion``)."""
@@ -83,9 +72,10 @@ class Completion:
         self.model = model
         self.text: list[str] = []
         self.reasoning: list[str] = []
-        self.calls: list[_Call] = []
-        self._by_index: dict[int, _Call] = {}
-        self._by_id: dict[str, _Call] = {}
+        self._calls = ToolCalls()
+        self.calls = self._calls.calls
+        #: By call: how many of its argument fragments have gone out (-1: not its head).
+        self._shown: list[int] = []
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
         self.include_usage = include_usage
@@ -131,7 +121,7 @@ class Completion:
             self.state = {**self.state, **data} if self.state else dict(data)
         return b""
 
-    def call_id(self, call: _Call) -> str:
+    def call_id(self, call: PendingCall) -> str:
         """The id the client sees: the provider's (or a new one), with the state token."""
         if call.id is None:
             call.id = f"call_{secrets.token_hex(12)}"
@@ -144,10 +134,11 @@ class Completion:
 
     def closing(self) -> bytes:
         """The closing chunks: calls still held back, the finish reason, the usage."""
-        frames = [self._call_frame(call, force=True) for call in self.calls if call.shown < 0]
+        shown = self._shown
+        frames = [self._call_frame(call) for call in self.calls if shown[call.index] < 0]
         for call in self.calls:  # a call without arguments has the empty object's
             if not any(call.arguments):
-                call.arguments, call.shown = ["{}"], 0
+                call.arguments, shown[call.index] = ["{}"], 0
                 frames.append(self._call_frame(call))
         reason = orjson.dumps(self.reason())
         frames.append(self._open + b"{}" + self._close + reason + self._end)
@@ -170,33 +161,17 @@ class Completion:
     # ------------------------------------------------------------------------- calls
 
     def _call(self, part: ToolCallPart) -> bytes:
-        if part.index is not None:
-            call = self._by_index.get(part.index)
-            if call is None:
-                call = self._by_index[part.index] = self._new_call()
-        elif part.id is not None:
-            call = self._by_id.get(part.id)
-            if call is None:
-                call = self._by_id[part.id] = self._new_call()
-        else:
-            call = self.calls[-1] if self.calls else self._new_call()
-        if part.id and call.id is None:
-            call.id = part.id
-        if part.name and call.name is None:
-            call.name = part.name
-        if part.arguments:
-            call.arguments.append(part.arguments)
+        call = self._calls.add(part)
+        if call.index == len(self._shown):
+            self._shown.append(-1)
         return self._call_frame(call) if call.name is not None else b""
 
-    def _new_call(self) -> _Call:
-        call = _Call(len(self.calls))
-        self.calls.append(call)
-        return call
-
-    def _call_frame(self, call: _Call, *, force: bool = False) -> bytes:
-        """What of ``call`` has not gone out yet: its head (with the arguments so far),
-        or its newest argument fragments. ``force``: the head even without a name."""
-        if call.shown < 0:
+    def _call_frame(self, call: PendingCall) -> bytes:
+        """What of ``call`` has not gone out yet: its head (with the arguments so far, and
+        its name, empty if it never came), or its newest argument fragments."""
+        shown = self._shown[call.index]
+        self._shown[call.index] = len(call.arguments)
+        if shown < 0:
             function = {"name": call.name or "", "arguments": "".join(call.arguments)}
             delta = {
                 "index": call.index,
@@ -204,10 +179,8 @@ class Completion:
                 "type": "function",
                 "function": function,
             }
-            call.shown = len(call.arguments)
             return self._frame(b'{"tool_calls":[' + orjson.dumps(delta) + b"]}")
-        fresh = call.arguments[call.shown :]
-        call.shown = len(call.arguments)
+        fresh = call.arguments[shown:]
         if not fresh or not any(fresh):
             return b""
         fragment = orjson.dumps({"index": call.index, "function": {"arguments": "".join(fresh)}})
