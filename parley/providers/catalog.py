@@ -62,22 +62,22 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
     ready, and lists it (or cannot list its models). Raises ``NotFound``."""
     try:
         name, model_id = registry.check_model(model)
-    except ParleyError:
-        raise _no_model(model, "name it as provider/model-id with a configured provider") from None
+    except ParleyError as exc:  # unknown provider, or one without its key: it says which
+        raise _no_model(model, exc.message) from None
     info = next(i for i in registry.catalog() if i.name == name)
     if not info.ready:
-        raise _no_model(model, f"its provider is not ready ({info.problem})")
+        raise _no_model(model, f"Its provider is not ready: {info.problem}.")
     try:
         async with asyncio.timeout(LIST_TIMEOUT):
             listed = await registry.models(name)
     except (TimeoutError, ParleyError):
         listed = None  # it cannot say: the id is well formed and its provider ready
     if listed is not None and model_id not in listed:
-        raise _no_model(model, f"{name} does not list it")
+        raise _no_model(model, f"The provider {name} does not list it.")
     return model_object(model)
 
 
 def _no_model(model: str, why: str) -> NotFound:
     return NotFound(
-        f"The model '{model}' does not exist: {why}.", code="model_not_found", param="model"
+        f"The model '{model}' is not available. {why}", code="model_not_found", param="model"
     )

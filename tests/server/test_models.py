@@ -87,6 +87,8 @@ def test_retrieve_a_model(server: Any, user_key: str) -> None:
             error = answer.json()["error"]
             assert (error["code"], error["param"]) == ("model_not_found", "model"), error
             assert model in error["message"]
+        # What to do is said: the provider without its key names the variable to set.
+        assert "OPENAI_API_KEY" in http.get("/models/openai/gpt-5").json()["error"]["message"]
         assert (
             http.get("/models/demo/parley", headers={"Authorization": "Bearer x"}).status_code
             == 401
