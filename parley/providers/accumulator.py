@@ -84,11 +84,11 @@ class AnswerAccumulator:
     """Collects the model events of one model call. ``add`` is cheap: it is on the hot path."""
 
     __slots__ = (
-        "_calls",
         "_layout",
         "_reasoning",
         "_text",
         "cached_tokens",
+        "calls",
         "finish_reason",
         "input_tokens",
         "invalid",
@@ -102,7 +102,8 @@ class AnswerAccumulator:
         self._reasoning: list[str] = []
         #: ``[kind, length]`` segments in the order they came (``layout``).
         self._layout: list[list[Any]] = []
-        self._calls = ToolCalls()
+        #: The tool calls, from their fragments.
+        self.calls = ToolCalls()
         #: Why the model stopped (``stop``, ``tool_calls``, ``length``, ...), once known.
         self.finish_reason: str | None = None
         self.input_tokens = 0
@@ -126,7 +127,7 @@ class AnswerAccumulator:
             self._reasoning.append(event.text)
             self._segment("summary" if event.summary else "reasoning", event.text)
         elif type(event) is ToolCallPart:
-            self._calls.add(event)
+            self.calls.add(event)
         elif type(event) is UsagePart:
             # Usage parts carry totals so far, so the latest one is the count, even when it
             # is lower (Gemini repeats its usage on every event and only the last is
@@ -178,7 +179,7 @@ class AnswerAccumulator:
 
     @property
     def has_tool_calls(self) -> bool:
-        return bool(self._calls.calls)
+        return bool(self.calls.calls)
 
     def finish_tool_calls(self, taken: Iterable[str] = ()) -> list[ToolCall]:
         """The tool calls, in order of first appearance, with their arguments parsed.
@@ -190,7 +191,7 @@ class AnswerAccumulator:
         """
         self.invalid = {}
         seen: set[str | None] = {None, *taken}
-        calls = self._calls.calls
+        calls = self.calls.calls
         for call in calls:
             if call.id in seen:
                 call.id = None

@@ -120,6 +120,9 @@ class AnthropicProvider(HTTPProvider):
     (``anthropic-beta``, ...) and may replace the defaults.
     """
 
+    refused_options = frozenset({"seed", "presence_penalty", "frequency_penalty", "json"})
+    hands_back_state = True
+
     label = _LABEL
 
     def __init__(

@@ -13,19 +13,20 @@ from parley.providers.registry import ProviderRegistry
 LIST_TIMEOUT = 5.0
 
 
+async def _models_of(registry: ProviderRegistry, name: str) -> tuple[list[str] | None, str | None]:
+    """The model ids provider ``name`` lists, or None and why it could not say."""
+    try:
+        async with asyncio.timeout(LIST_TIMEOUT):
+            return await registry.models(name), None
+    except TimeoutError:
+        return None, f"did not list its models within {LIST_TIMEOUT:g} s"
+    except ParleyError as exc:
+        return None, exc.message
+
+
 async def describe(registry: ProviderRegistry) -> dict[str, Any]:
     infos = registry.catalog()
-
-    async def models_of(name: str) -> tuple[list[str] | None, str | None]:
-        try:
-            async with asyncio.timeout(LIST_TIMEOUT):
-                return await registry.models(name), None
-        except TimeoutError:
-            return None, f"did not list its models within {LIST_TIMEOUT:g} s"
-        except ParleyError as exc:
-            return None, exc.message
-
-    listed = await asyncio.gather(*(models_of(i.name) for i in infos if i.ready))
+    listed = await asyncio.gather(*(_models_of(registry, i.name) for i in infos if i.ready))
     by_name = dict(zip([i.name for i in infos if i.ready], listed, strict=True))
     providers: list[dict[str, Any]] = []
     models: list[dict[str, Any]] = []
@@ -67,11 +68,8 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
     info = next(i for i in registry.catalog() if i.name == name)
     if not info.ready:
         raise _no_model(model, f"Its provider is not ready: {info.problem}.")
-    try:
-        async with asyncio.timeout(LIST_TIMEOUT):
-            listed = await registry.models(name)
-    except (TimeoutError, ParleyError):
-        listed = None  # it cannot say: the id is well formed and its provider ready
+    listed, _ = await _models_of(registry, name)
+    # A provider that cannot say: the id is well formed and its provider ready.
     if listed is not None and model_id not in listed:
         raise _no_model(model, f"The provider {name} does not list it.")
     return model_object(model)

@@ -151,6 +151,8 @@ class GeminiProvider(HTTPProvider):
     ``session`` passed in is used as is (with this provider's timeouts) and left open.
     """
 
+    hands_back_state = True
+
     label = _LABEL
 
     def __init__(

@@ -91,6 +91,9 @@ class OpenAIResponsesProvider(HTTPProvider):
     (``OpenAI-Organization``, ...) and may replace the defaults.
     """
 
+    refused_options = frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"})
+    hands_back_state = True
+
     label = _LABEL
 
     def __init__(

@@ -122,6 +122,14 @@ class ProviderRegistry:
             return None
         return list(await lister())
 
+    def traits(self, model: str) -> tuple[frozenset[str], bool]:
+        """What ``model``'s API cannot be asked (``HTTPProvider.refused_options``), and
+        whether its answers may hand state back with their tool calls. The demo model and
+        the adapters tests put in take anything, and hand nothing back."""
+        provider, _ = self.resolve(model)
+        refused: frozenset[str] = getattr(provider, "refused_options", frozenset())
+        return refused, bool(getattr(provider, "hands_back_state", False))
+
     def kind_of(self, model: str) -> str:
         """The kind of API behind ``model`` (``openai-chat``, ``anthropic``, ...; ``test``
         for an adapter a test put in). Raises as ``check_model`` does."""

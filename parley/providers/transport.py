@@ -584,6 +584,12 @@ class HTTPProvider:
 
     label = _LABEL
     accept = "text/event-stream"
+    #: Request options its API has no equivalent for (OpenAI's names: ``seed``, ``stop``,
+    #: ``presence_penalty``, ``frequency_penalty``; ``json``: a JSON output format).
+    refused_options: frozenset[str] = frozenset()
+    #: Whether its answers may carry state to hand back with their tool calls
+    #: (``StatePart``: signed thinking, thought signatures, reasoning items).
+    hands_back_state = False
 
     def __init__(
         self,

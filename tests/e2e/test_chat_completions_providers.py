@@ -35,8 +35,7 @@ from tests.e2e.responses_providers_helpers import (
     Upstream,
     serving,
 )
-from tests.e2e.test_responses_providers import KINDS, RECORDED, UPSTREAMS
-from tests.harness import ParleyServer
+from tests.e2e.test_responses_providers import KINDS, RECORDED, UPSTREAMS, Parley
 from tests.providers.test_replay import KINDS as RECORDING_KINDS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -56,13 +55,6 @@ STATEFUL = {"anthropic", "gemini", "openai-responses"}
 def provider_id(call_id: str) -> str:
     """The provider's id of a call, without the state token (``<id>~<token>``)."""
     return call_id.partition("~")[0]
-
-
-@dataclass
-class Parley:
-    server: ParleyServer
-    http: httpx.AsyncClient
-    upstreams: dict[str, Upstream]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

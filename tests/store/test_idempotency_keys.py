@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +14,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from parley.store import idempotency_keys as keys
-from parley.store import users
 from parley.store.db import Database
 from parley.store.idempotency_keys import Fingerprint
 from parley.store.tables import idempotency_keys
 from tests.harness import FreshDatabase
+from tests.store.conftest import new_user
 
 REQUEST = Fingerprint("POST", "/v1/threads", "0" * 64)
 DAY = 24 * 3600.0
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    fresh = FreshDatabase(tmp_path)
-    database = Database(fresh.url)
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.dispose()
-        fresh.drop()
-
-
-async def _user(db: Database) -> str:
-    return (await db.write(lambda c: users.create_user(c, name="u"))).id
 
 
 def _claim(conn: Any, user_id: str, at: float, key: str = "k") -> keys.IdempotencyKey | None:
@@ -54,18 +37,18 @@ def _claim(conn: Any, user_id: str, at: float, key: str = "k") -> keys.Idempoten
 
 
 async def test_the_primary_key_refuses_a_second_row_for_a_user_and_key(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     request = {"method": REQUEST.method, "path": REQUEST.path, "body_hash": REQUEST.body_hash}
     row = {**request, "user_id": user_id, "key": "k", "created_at": 1.0}
     await db.write(lambda c: c.execute(insert(idempotency_keys).values(row)))
     with pytest.raises(IntegrityError):
         await db.write(lambda c: c.execute(insert(idempotency_keys).values(row)))
-    other = await _user(db)
+    other = await new_user(db)
     await db.write(lambda c: c.execute(insert(idempotency_keys).values({**row, "user_id": other})))
 
 
 async def test_a_claim_then_its_record_is_what_the_next_claim_finds(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     assert await db.write(lambda c: _claim(c, user_id, 1000.0)) is None
     pending = await db.write(lambda c: _claim(c, user_id, 1001.0))
     assert pending is not None and pending.pending and pending.created_at == 1000.0
@@ -88,7 +71,7 @@ async def test_a_claim_then_its_record_is_what_the_next_claim_finds(db: Database
 
 
 async def test_old_keys_are_forgotten_and_abandoned_claims_taken_over(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     await db.write(lambda c: _claim(c, user_id, 1000.0, key="old"))
     await db.write(
         lambda c: keys.record_answer(
@@ -119,7 +102,7 @@ async def test_racing_claims_let_exactly_one_in(tmp_path: Path) -> None:
     first, second = Database(fresh.url), Database(fresh.url)
     try:
         await first.migrate()
-        user_id = await _user(first)
+        user_id = await new_user(first)
         for attempt in range(20):
             key = f"k{attempt}"
             ready = None if first.is_sqlite else threading.Barrier(2)

@@ -3,12 +3,9 @@ face, on SQLite and PostgreSQL; a user's rows go with the user."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import delete, func, select
 
 from parley.store import usage, users
@@ -16,27 +13,11 @@ from parley.store.db import Database
 from parley.store.tables import key_usage
 from parley.store.tables import users as users_table
 from parley.store.usage import KeyUsage
-from tests.harness import FreshDatabase
+from tests.store.conftest import new_user
 
 #: 2025-03-01 12:00:00 UTC.
 NOON = datetime(2025, 3, 1, 12, tzinfo=UTC).timestamp()
 KEY, OTHER_KEY = users.hash_key("sk-one"), users.hash_key("sk-two")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    fresh = FreshDatabase(tmp_path)
-    database = Database(fresh.url)
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.dispose()
-        fresh.drop()
-
-
-async def _user(db: Database) -> str:
-    return (await db.write(lambda c: users.create_user(c, name="u"))).id
 
 
 async def _add(
@@ -61,7 +42,7 @@ async def _rows(db: Database, user_id: str, **filters: Any) -> list[KeyUsage]:
 
 
 async def test_calls_of_a_day_key_model_and_face_add_up(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     await _add(db, user_id, input_tokens=10, output_tokens=5, reasoning_tokens=2, cached_tokens=4)
     await _add(db, user_id, at=NOON + 3600, input_tokens=7, output_tokens=1)
     assert await _rows(db, user_id) == [
@@ -80,7 +61,7 @@ async def test_calls_of_a_day_key_model_and_face_add_up(db: Database) -> None:
 
 
 async def test_another_model_key_or_face_is_a_row_of_its_own(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     await _add(db, user_id, input_tokens=1)
     await _add(db, user_id, model="demo/b", input_tokens=2)
     await _add(db, user_id, key_hash=OTHER_KEY, input_tokens=3)
@@ -100,7 +81,7 @@ async def test_another_model_key_or_face_is_a_row_of_its_own(db: Database) -> No
 
 
 async def test_the_day_is_the_utc_date_of_the_call(db: Database) -> None:
-    user_id = await _user(db)
+    user_id = await new_user(db)
     midnight = datetime(2025, 3, 2, tzinfo=UTC).timestamp()
     await _add(db, user_id, at=midnight - 1, output_tokens=1)  # 23:59:59
     await _add(db, user_id, at=midnight, output_tokens=2)  # 00:00:00 the next day
@@ -112,7 +93,7 @@ async def test_the_day_is_the_utc_date_of_the_call(db: Database) -> None:
 
 
 async def test_rows_are_filtered_by_user_key_and_day(db: Database) -> None:
-    user_id, other_user = await _user(db), await _user(db)
+    user_id, other_user = await new_user(db), await new_user(db)
     day = 24 * 3600.0
     for offset in (0, day, 2 * day):
         await _add(db, user_id, at=NOON + offset, model="demo/b")
@@ -144,7 +125,7 @@ async def test_rows_are_filtered_by_user_key_and_day(db: Database) -> None:
 
 
 async def test_deleting_a_user_deletes_its_usage(db: Database) -> None:
-    user_id, kept = await _user(db), await _user(db)
+    user_id, kept = await new_user(db), await new_user(db)
     await _add(db, user_id)
     await _add(db, kept, key_hash=OTHER_KEY)
     await db.write(lambda c: c.execute(delete(users_table).where(users_table.c.id == user_id)))

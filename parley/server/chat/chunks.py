@@ -29,15 +29,12 @@ from typing import Any
 import orjson
 
 from parley.events import (
-    FinishPart,
     ModelEvent,
     ReasoningPart,
-    StatePart,
     TextPart,
     ToolCallPart,
-    UsagePart,
 )
-from parley.providers.accumulator import PendingCall, ToolCalls
+from parley.providers.accumulator import AnswerAccumulator, PendingCall
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -67,17 +64,13 @@ class Completion:
         self.id = f"chatcmpl-{secrets.token_hex(12)}"
         #: The state token the calls' ids carry (None: the provider gives no state).
         self.token = token
-        self.state: dict[str, Any] | None = None
         self.created = int(time.time())
         self.model = model
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
-        self._calls = ToolCalls()
-        self.calls = self._calls.calls
+        #: The answer so far: text, reasoning, calls, usage, finish reason, state.
+        self.acc = AnswerAccumulator()
+        self.calls = self.acc.calls.calls
         #: By call: how many of its argument fragments have gone out (-1: not its head).
         self._shown: list[int] = []
-        self.finish_reason: str | None = None
-        self.usage: dict[str, int] = {}
         self.include_usage = include_usage
         head = {
             "id": self.id,
@@ -99,26 +92,13 @@ class Completion:
 
     def add(self, event: ModelEvent) -> bytes:
         """Take one model event; answers its chunks (empty when it shows nothing yet)."""
-        kind = type(event)
-        if kind is TextPart:
-            text: str = event.text  # type: ignore[union-attr]
-            self.text.append(text)
-            return self._frame(b'{"content":' + orjson.dumps(text) + b"}") if text else b""
-        if kind is ReasoningPart:
-            thought: str = event.text  # type: ignore[union-attr]
-            self.reasoning.append(thought)
-            if not thought:
-                return b""
-            return self._frame(b'{"reasoning_content":' + orjson.dumps(thought) + b"}")
-        if kind is ToolCallPart:
-            return self._call(event)  # type: ignore[arg-type]
-        if kind is UsagePart:
-            self._usage(event)  # type: ignore[arg-type]
-        elif kind is FinishPart:
-            self.finish_reason = event.reason  # type: ignore[union-attr]
-        elif kind is StatePart:
-            data: dict[str, Any] = event.data  # type: ignore[union-attr]
-            self.state = {**self.state, **data} if self.state else dict(data)
+        if type(event) is ToolCallPart:
+            return self._call(event)
+        self.acc.add(event)
+        if type(event) is TextPart and event.text:
+            return self._frame(b'{"content":' + orjson.dumps(event.text) + b"}")
+        if type(event) is ReasoningPart and event.text:
+            return self._frame(b'{"reasoning_content":' + orjson.dumps(event.text) + b"}")
         return b""
 
     def call_id(self, call: PendingCall) -> str:
@@ -130,7 +110,7 @@ class Completion:
     @property
     def kept_state(self) -> dict[str, Any] | None:
         """The state to keep under the token: only when the calls carry it."""
-        return self.state if self.calls and self.token is not None else None
+        return self.acc.state if self.calls and self.token is not None else None
 
     def closing(self) -> bytes:
         """The closing chunks: calls still held back, the finish reason, the usage."""
@@ -161,7 +141,7 @@ class Completion:
     # ------------------------------------------------------------------------- calls
 
     def _call(self, part: ToolCallPart) -> bytes:
-        call = self._calls.add(part)
+        call = self.acc.calls.add(part)
         if call.index == len(self._shown):
             self._shown.append(-1)
         return self._call_frame(call) if call.name is not None else b""
@@ -188,32 +168,25 @@ class Completion:
 
     # ------------------------------------------------------------------------- whole
 
-    def _usage(self, part: UsagePart) -> None:
-        # Totals so far: the latest non-zero count of each kind is the count.
-        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens"):
-            value = getattr(part, name)
-            if value:
-                self.usage[name] = value
-
     def reason(self) -> str:
         """Why the model stopped, as OpenAI says it: ``tool_calls`` when it called tools."""
-        given = _FINISH.get((self.finish_reason or "stop").lower(), "stop")
+        given = _FINISH.get((self.acc.finish_reason or "stop").lower(), "stop")
         return "tool_calls" if self.calls and given == "stop" else given
 
     def usage_object(self) -> dict[str, Any]:
         """The tokens of the call in OpenAI's ``usage`` shape."""
-        used = self.usage
-        prompt, completion = used.get("input_tokens", 0), used.get("output_tokens", 0)
+        used = self.acc
+        prompt, completion = used.input_tokens, used.output_tokens
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {
-                "cached_tokens": min(used.get("cached_tokens", 0), prompt),
+                "cached_tokens": min(used.cached_tokens, prompt),
                 "audio_tokens": 0,
             },
             "completion_tokens_details": {
-                "reasoning_tokens": min(used.get("reasoning_tokens", 0), completion),
+                "reasoning_tokens": min(used.reasoning_tokens, completion),
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -222,15 +195,15 @@ class Completion:
 
     def completion(self) -> dict[str, Any]:
         """The whole answer as one ``chat.completion`` object."""
-        text = "".join(self.text)
+        text = self.acc.text
         message: dict[str, Any] = {
             "role": "assistant",
             "content": text if text or not self.calls else None,
             "refusal": None,
             "annotations": [],
         }
-        if self.reasoning:
-            message["reasoning_content"] = "".join(self.reasoning)
+        if reasoning := self.acc.reasoning:
+            message["reasoning_content"] = reasoning
         if self.calls:
             message["tool_calls"] = [
                 {

@@ -28,13 +28,6 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 #: Sampling fields sent to the provider as parameters, under the same name.
 _SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 
-#: What each kind of provider API cannot be asked through Chat Completions. The demo model
-#: and the adapters tests put in take anything (and ignore what they do not use).
-_UNSUPPORTED: dict[str, frozenset[str]] = {
-    "anthropic": frozenset({"seed", "presence_penalty", "frequency_penalty", "json"}),
-    "openai-responses": frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"}),
-}
-
 
 class StreamOptions(_Body):
     include_usage: bool | None = None
@@ -158,10 +151,11 @@ def split_call_id(call_id: str) -> tuple[str, str | None]:
     return (found[1], found[2]) if found else (call_id, None)
 
 
-def read_call(body: ChatCompletionCreate, kind: str) -> ChatCall:
-    """What the request asks of the model, for a provider of ``kind``. Raises
+def read_call(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) -> ChatCall:
+    """What the request asks of the model, for a provider of ``kind`` (an API name for
+    errors) that ``refused`` the options its API has no equivalent for. Raises
     ``InvalidRequest``."""
-    _refuse_unsupported(body, kind)
+    _refuse_unsupported(body, kind, refused)
     messages = [_message(m, i) for i, m in enumerate(body.messages)]
     tokens: dict[int, str] = {}
     for index, message in enumerate(messages):
@@ -184,7 +178,7 @@ def read_call(body: ChatCompletionCreate, kind: str) -> ChatCall:
     return ChatCall(messages, tools, parameters, options, tokens)
 
 
-def _refuse_unsupported(body: ChatCompletionCreate, kind: str) -> None:
+def _refuse_unsupported(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) -> None:
     if body.n is not None and body.n > 1:
         raise _unsupported("n", "Parley answers one choice per request; send n requests.")
     if body.logprobs or body.top_logprobs:
@@ -204,7 +198,6 @@ def _refuse_unsupported(body: ChatCompletionCreate, kind: str) -> None:
     if body.functions is not None or body.function_call is not None:
         param = "functions" if body.functions is not None else "function_call"
         raise _unsupported(param, "use tools and tool_choice (functions are deprecated).")
-    refused = _UNSUPPORTED.get(kind, frozenset())
     for name in ("stop", "seed", "presence_penalty", "frequency_penalty"):
         if name in refused and getattr(body, name) is not None:
             raise _unsupported(name, f"the model's provider ({kind} API) has no such option.")

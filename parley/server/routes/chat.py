@@ -27,13 +27,11 @@ from parley.server.sse import HEADERS
 from parley.store import call_states
 from parley.store import usage as usage_store
 from parley.store.db import now
+from parley.types import Usage
 
 log = logging.getLogger("parley.server")
 
 router = APIRouter(tags=["chat"])
-
-#: The kinds of provider API that may want something back with an answer's tool calls.
-_STATEFUL = frozenset({"anthropic", "gemini", "openai-responses"})
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
@@ -50,13 +48,14 @@ async def create_chat_completion(
     body: ChatCompletionCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> Response:
     kind = svc.providers.kind_of(body.model)
-    call = read_call(body, kind)
+    refused, hands_back_state = svc.providers.traits(body.model)
+    call = read_call(body, kind, refused)
     if call.tokens:
         tokens = set(call.tokens.values())
         read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
         call.with_states(await svc.db.read(read))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    token = new_state_token() if kind in _STATEFUL else None
+    token = new_state_token() if hands_back_state else None
     answer = Completion(body.model, include_usage=include_usage, token=token)
     async with svc.limits.run_slot(caller.key_hash) as slot:
         events = svc.engine.call_model(body.model, call.request)
@@ -138,12 +137,11 @@ class _Done:
     def __call__(self) -> None:
         while self.release:
             self.release.pop()()
-        used = self.answer.usage
-        task = asyncio.ensure_future(self._count(used))
+        task = asyncio.ensure_future(self._count(self.answer.acc.usage))
         _COUNTING.add(task)
         task.add_done_callback(_COUNTING.discard)
 
-    async def _count(self, used: dict[str, int]) -> None:
+    async def _count(self, used: Usage) -> None:
         try:
             await self.svc.db.write(
                 lambda conn: usage_store.add_usage(
@@ -153,7 +151,7 @@ class _Done:
                     model=self.model,
                     face="chat.completions",
                     at=now(),
-                    **used,
+                    **used.model_dump(),
                 ),
                 later=True,
             )
