@@ -41,7 +41,7 @@ from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store.db import Database
 from parley.store.records import Assistant, Message, Run, Thread
-from parley.types import RunStatus, Usage
+from parley.types import Role, RunStatus, Usage
 
 log = logging.getLogger("parley.engine")
 
@@ -117,15 +117,20 @@ class Engine:
         thread_id: str,
         content: str,
         images: list[dict[str, Any]] | None = None,
+        role: Role = Role.USER,
+        metadata: dict[str, Any] | None = None,
     ) -> Message:
-        """Add a user message to a thread that has no turn running or waiting for tools."""
+        """Add a user message (or, with ``role``, an assistant message) to a thread that
+        has no turn running or waiting for tools."""
         return await self.db.write(
             functools.partial(
-                tx.add_user_message,
+                tx.add_message,
                 user_id=user_id,
                 thread_id=thread_id,
                 content=content,
                 images=images,
+                role=role,
+                metadata=metadata,
             )
         )
 

@@ -27,6 +27,8 @@ class NewMessage:
     #: The order of an assistant message's reasoning and text, as ``messages.layout``
     #: keeps it (None: its reasoning, then its text).
     layout: list[list[Any]] | None = None
+    #: The client's own key-value pairs for the message.
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,8 @@ class RunConfig:
     """How the run calls its model. ``options`` are ``ModelOptions`` fields; ``request`` is
     what the face keeps of its request to answer it back later; neither is read by the
     engine beyond handing ``options`` to the provider. To ``request`` the engine adds
-    ``input_seqs``: the first and last sequence numbers of the messages the turn added."""
+    ``input_seqs``: the first and last sequence numbers of the messages the turn added.
+    ``assistant_id`` names the assistant the run is of, if any."""
 
     model: str
     instructions: str | None = None
@@ -54,3 +57,4 @@ class RunConfig:
     options: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
+    assistant_id: str | None = None

@@ -270,8 +270,9 @@ def _provider_state(turn: Turn) -> dict[str, Any] | None:
 
 
 def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
-    """The model's view of the thread: every stored message, in order. What a provider
-    stored with an answer (``provider_state``) goes back only to that provider."""
+    """The model's view of the thread: every stored message, in order, or the newest
+    ``last_messages`` of them when the run's options say so (``truncation``). What a
+    provider stored with an answer (``provider_state``) goes back only to that provider."""
     messages: list[ChatMessage] = []
     provider = provider_name(run.model)
     for m in context:
@@ -290,6 +291,9 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
                 provider_state=state if state and state.get("provider") == provider else None,
             )
         )
+    truncation = (run.options or {}).get("truncation")
+    if truncation and truncation.get("type") == "last_messages":
+        messages = last_messages(messages, int(truncation["last_messages"]))
     return ModelRequest(
         model=model_id,
         messages=messages,
@@ -298,6 +302,16 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
         parameters=dict(run.parameters),
         options=ModelOptions.of(run.options),
     )
+
+
+def last_messages(messages: list[ChatMessage], count: int) -> list[ChatMessage]:
+    """The newest ``count`` messages, less any tool results at their start whose calls
+    were cut off: a tool result never reaches a model without its call."""
+    kept = messages[max(0, len(messages) - count) :]
+    start = 0
+    while start < len(kept) and kept[start].role == Role.TOOL:
+        start += 1
+    return kept[start:]
 
 
 class TurnRunner:

@@ -203,7 +203,7 @@ def claim_items(
         conn,
         user_id=user_id,
         thread_id=thread_id,
-        assistant_id=None,
+        assistant_id=config.assistant_id,
         model=config.model,
         instructions=config.instructions,
         tools=config.tools,
@@ -288,6 +288,7 @@ def _message_rows(
             images=m.images,
             phase=m.phase,
             layout=m.layout,
+            metadata=m.metadata,
         )
         for i, m in enumerate(messages)
     ]
@@ -365,19 +366,28 @@ def _check_tool_results(context: list[Message], messages: list[NewMessage]) -> d
     return caller_of
 
 
-def add_user_message(
+def add_message(
     conn: Connection,
     *,
     user_id: str,
     thread_id: str,
     content: str,
     images: list[dict[str, Any]] | None = None,
+    role: Role = Role.USER,
+    metadata: dict[str, Any] | None = None,
 ) -> Message:
-    """A user message at the end of an idle thread (a ``queued`` run may wait on it)."""
+    """A user (or assistant) message at the end of an idle thread (a ``queued`` run may
+    wait on it)."""
     thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
     ensure_idle(conn, thread_id=thread_id, allow_queued=True)
     return thread_store.add_message(
-        conn, user_id=user_id, thread_id=thread_id, role=Role.USER, content=content, images=images
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        role=role,
+        content=content,
+        images=images,
+        metadata=metadata,
     )
 
 

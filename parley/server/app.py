@@ -25,6 +25,7 @@ from parley.server.routes import (
     models,
     responses,
     runs,
+    thread_runs,
     threads,
     turns,
     users,
@@ -84,7 +85,18 @@ def create_app(
         return {"status": "ok"}
 
     # Flat, turn endpoints first: routing walks this list on every request.
-    routers = (turns, responses, chat, conversations, runs, threads, assistants, users, models)
+    routers = (
+        turns,
+        responses,
+        chat,
+        conversations,
+        runs,
+        thread_runs,  # before threads: /threads/runs is not a thread's id
+        threads,
+        assistants,
+        users,
+        models,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(ChatFastPath)  # inside the guard: its limits apply

@@ -139,6 +139,7 @@ class ListQuery:
     limit: int
     after: str | None
     order: Order
+    before: str | None = None
 
 
 def list_query(default_order: Order) -> object:
@@ -146,8 +147,9 @@ def list_query(default_order: Order) -> object:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         after: Annotated[str | None, Query(max_length=64)] = None,
         order: Annotated[Order, Query()] = default_order,
+        before: Annotated[str | None, Query(max_length=64)] = None,
     ) -> ListQuery:
-        return ListQuery(limit=limit, after=after, order=order)
+        return ListQuery(limit=limit, after=after, order=order, before=before)
 
     return Depends(dep)
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Generic, Literal, NotRequired, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import TypedDict
 
+from parley.errors import InvalidRequest
 from parley.events import ActionItem
-from parley.store.records import Action, ApiKey, Assistant, Message, Run, Thread, User
-from parley.types import ActionStatus, RunStatus, ToolCall, ToolSpec, Usage, image_type
+from parley.store.records import Action, ApiKey, User
+from parley.types import ActionStatus, RunStatus, ToolSpec, Usage, image_type
 
 T = TypeVar("T")
 
@@ -58,6 +66,33 @@ class _Body(BaseModel):
         return data
 
 
+#: Tools OpenAI's servers ran themselves; Parley hands every call to the client.
+_HOSTED_TOOLS = ("code_interpreter", "file_search", "retrieval", "web_search")
+
+
+def _function_tool(tool: Any, index: int) -> Any:
+    """A tool in the stored shape ``{"type": "function", "function": {...}}``: given so, or
+    flat (``{"name", "description", "parameters"}``). A hosted tool is refused by name;
+    ``strict`` is taken and not kept (no provider is asked for it)."""
+    if not isinstance(tool, dict):
+        return tool
+    kind = tool.get("type")
+    if kind in _HOSTED_TOOLS:
+        raise InvalidRequest(
+            f"{kind} tools are not supported: Parley runs no hosted tools. Give function "
+            "tools; the run stops at requires_action and your code runs them.",
+            code="unsupported_tool",
+            param=f"tools[{index}].type",
+        )
+    function = tool.get("function") if "function" in tool else tool if "name" in tool else None
+    if not isinstance(function, dict):
+        return tool
+    function = {k: v for k, v in function.items() if k != "strict"}
+    if function.get("description") is None:
+        function.pop("description", None)
+    return {"type": kind or "function", "function": function}
+
+
 class _Tools(_Body):
     """Tools given OpenAI-shaped, or flat: ``{"name", "description", "parameters"}``."""
 
@@ -68,12 +103,7 @@ class _Tools(_Body):
     def _openai_shape(cls, value: Any) -> Any:
         if not isinstance(value, list):
             return value
-        return [
-            {"type": "function", "function": t}
-            if isinstance(t, dict) and "function" not in t and "name" in t
-            else t
-            for t in value
-        ]
+        return [_function_tool(t, i) for i, t in enumerate(value)]
 
     @field_validator("tools")
     @classmethod
@@ -96,69 +126,188 @@ class ApiKeyCreate(_Body):
     user_id: str | None = None
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
 #: ``provider/model-id``; the demo model is always there.
 _MODEL_EXAMPLES = ["demo/parley", "openai/gpt-4o-mini"]
 
 
-class AssistantCreate(_Tools):
-    name: str = Field(min_length=1, max_length=256, examples=["Helper"])
-    model: str = Field(min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
+def _no_files(field: str, value: Any) -> None:
+    """Refuse file resources (Parley has no files API); empty ones are taken."""
+    if isinstance(value, dict):
+        value = [v for v in value.values() if v]
+    if value:
+        raise InvalidRequest(
+            f"{field} are not supported: Parley has no files or vector stores; put the text "
+            "in a message, or give a function tool that reads it.",
+            code="unsupported_parameter",
+            param=field,
+        )
+
+
+class _AssistantFields(_Tools):
+    """What an assistant is: its model, instructions, tools and the defaults of its runs."""
+
+    description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
+    tool_resources: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    #: ``"auto"``, or ``{"type": "text" | "json_object" | "json_schema", ...}`` as in Chat
+    #: Completions.
+    response_format: str | dict[str, Any] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+
+    @field_validator("tool_resources")
+    @classmethod
+    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _no_files("tool_resources", value)
+        return value
+
+
+class AssistantCreate(_AssistantFields):
+    model: str = Field(min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
+    name: str | None = Field(default=None, max_length=256, examples=["Helper"])
+    #: Parley: other parameters its runs send the model (``max_tokens``, ...).
     parameters: dict[str, Any] = Field(default_factory=dict)
     metadata: Metadata = Field(default_factory=dict)
 
 
-class AssistantUpdate(_Tools):
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+class AssistantUpdate(_AssistantFields):
+    name: str | None = Field(default=None, max_length=256)
     model: str | None = Field(default=None, min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
-    instructions: str | None = Field(default=None, max_length=256_000)
     parameters: dict[str, Any] | None = None
     metadata: Metadata | None = None
-
-
-class ThreadCreate(_Body):
-    metadata: Metadata = Field(default_factory=dict)
 
 
 _DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
 MAX_IMAGES = 16
 
 
+def _image_url(url: str) -> str:
+    """An image's address, checked: ``data:image/png;base64,...`` (PNG, JPEG, GIF or
+    WebP) or an ``http(s)://`` address the provider fetches itself."""
+    if url[:8].lower().startswith(("http://", "https://")):
+        if len(url) > 8192:
+            raise ValueError("an image address may have at most 8192 characters")
+        if not urlsplit(url).hostname:
+            raise ValueError("the image address has no host")
+        return url
+    found = _DATA_URL.fullmatch(url)
+    if found is None:
+        raise ValueError(
+            "give an http(s) address or a data URL: data:image/png;base64,... "
+            "(png, jpeg, gif or webp)"
+        )
+    media_type, data = found.groups()
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the data URL's base64 data is not valid") from None
+    if image_type(decoded) != media_type:
+        raise ValueError(f"the data URL's data is not an image of type {media_type}")
+    return url
+
+
+ImageAddress = Annotated[str, Field(min_length=1), AfterValidator(_image_url)]
+
+
 class Image(_Body):
     """An image of a user message: ``data:image/png;base64,...`` (PNG, JPEG, GIF or WebP)
     or an ``http(s)://`` address the provider fetches itself."""
 
-    url: str = Field(min_length=1)
+    url: ImageAddress
 
-    @field_validator("url")
-    @classmethod
-    def _image_url(cls, url: str) -> str:
-        if url[:8].lower().startswith(("http://", "https://")):
-            if len(url) > 8192:
-                raise ValueError("an image address may have at most 8192 characters")
-            if not urlsplit(url).hostname:
-                raise ValueError("the image address has no host")
-            return url
-        found = _DATA_URL.fullmatch(url)
-        if found is None:
-            raise ValueError(
-                "give an http(s) address or a data URL: data:image/png;base64,... "
-                "(png, jpeg, gif or webp)"
-            )
-        media_type, data = found.groups()
-        try:
-            decoded = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("the data URL's base64 data is not valid") from None
-        if image_type(decoded) != media_type:
-            raise ValueError(f"the data URL's data is not an image of type {media_type}")
-        return url
+
+class TextPart(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Body):
+    url: ImageAddress
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageURLPart(_Body):
+    type: Literal["image_url"]
+    image_url: ImageURL
 
 
 class MessageCreate(_Body):
-    content: str
-    role: Literal["user"] = "user"
+    """A message, as the Assistants API takes it: text, or parts (``text`` and
+    ``image_url``); Parley also takes ``images`` beside a text."""
+
+    content: str | list[TextPart | ImageURLPart] = Field(examples=["Hello!"])
+    role: Literal["user", "assistant"] = "user"
     images: list[Image] = Field(default_factory=list, max_length=MAX_IMAGES)
+    attachments: list[dict[str, Any]] | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _no_file_parts(cls, value: Any) -> Any:
+        for i, part in enumerate(value if isinstance(value, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "image_file":
+                raise InvalidRequest(
+                    "image_file parts are not supported: Parley has no files API; give the "
+                    "image as an image_url part (an https address or a data: URL).",
+                    code="unsupported_content",
+                    param=f"content[{i}].type",
+                )
+        return value
+
+    @field_validator("attachments")
+    @classmethod
+    def _no_attachments(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        _no_files("attachments", value)
+        return value
+
+    @model_validator(mode="after")
+    def _few_images(self) -> MessageCreate:
+        if len(self.image_urls()) > MAX_IMAGES:
+            raise ValueError(f"a message may hold at most {MAX_IMAGES} images")
+        return self
+
+    def text(self) -> str:
+        """The message's text: its text parts, one after the other."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def image_urls(self) -> list[dict[str, Any]]:
+        """Its images, as stored: ``[{"url": ...}]``."""
+        parts = [] if isinstance(self.content, str) else self.content
+        urls = [p.image_url.url for p in parts if isinstance(p, ImageURLPart)]
+        urls += [i.url for i in self.images]
+        return [{"url": url} for url in urls]
+
+
+class MessageUpdate(_Body):
+    metadata: Metadata | None = None
+
+
+class ThreadCreate(_Body):
+    messages: list[MessageCreate] = Field(default_factory=list, max_length=32)
+    metadata: Metadata = Field(default_factory=dict)
+    tool_resources: dict[str, Any] | None = None
+
+    @field_validator("tool_resources")
+    @classmethod
+    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _no_files("tool_resources", value)
+        return value
+
+
+class ThreadUpdate(_Body):
+    metadata: Metadata | None = None
+    tool_resources: dict[str, Any] | None = None
+
+    @field_validator("tool_resources")
+    @classmethod
+    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _no_files("tool_resources", value)
+        return value
 
 
 class MessageCreateFlat(MessageCreate):
@@ -294,77 +443,10 @@ class UserCreated(BaseModel):
     api_key: ApiKeyCreated
 
 
-class AssistantPublic(BaseModel):
-    id: str
-    object: Literal["assistant"] = "assistant"
-    created_at: int
-    name: str
-    model: str
-    instructions: str | None
-    tools: list[dict[str, Any]]
-    parameters: dict[str, Any]
-    metadata: Metadata
-
-    @classmethod
-    def of(cls, a: Assistant) -> AssistantPublic:
-        return cls(
-            id=a.id,
-            created_at=int(a.created_at),
-            name=a.name,
-            model=a.model,
-            instructions=a.instructions,
-            tools=a.tools,
-            parameters=a.parameters,
-            metadata=a.metadata,
-        )
-
-
-class ThreadPublic(BaseModel):
-    id: str
-    object: Literal["thread"] = "thread"
-    created_at: int
-    metadata: Metadata
-
-    @classmethod
-    def of(cls, t: Thread) -> ThreadPublic:
-        return cls(id=t.id, created_at=int(t.created_at), metadata=t.metadata)
-
-
 class Deleted(BaseModel):
     id: str
     object: str
     deleted: bool = True
-
-
-class MessagePublic(BaseModel):
-    id: str
-    object: Literal["thread.message"] = "thread.message"
-    thread_id: str
-    seq: int
-    role: str
-    content: str
-    reasoning: str | None
-    tool_calls: list[ToolCall]
-    tool_call_id: str | None
-    run_id: str | None
-    images: list[Image]
-    created_at: int
-
-    @classmethod
-    def of(cls, m: Message) -> MessagePublic:
-        return cls(
-            id=m.id,
-            thread_id=m.thread_id,
-            seq=m.seq,
-            role=m.role,
-            content=m.content,
-            reasoning=m.reasoning,
-            tool_calls=[ToolCall.model_validate(c) for c in m.tool_calls or ()],
-            tool_call_id=m.tool_call_id,
-            run_id=m.run_id,
-            images=[Image.model_construct(url=i["url"]) for i in m.images or ()],
-            created_at=int(m.created_at),
-        )
 
 
 class ActionPublic(BaseModel):
@@ -399,57 +481,9 @@ def action_items(actions: list[Action]) -> list[ActionItem]:
     ]
 
 
-class RequiredAction(BaseModel):
-    type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
-    actions: list[ActionItem]
-
-
 class RunError(BaseModel):
     code: str
     message: str
-
-
-class RunPublic(BaseModel):
-    id: str
-    object: Literal["thread.run"] = "thread.run"
-    thread_id: str
-    assistant_id: str | None
-    model: str
-    instructions: str | None
-    tools: list[dict[str, Any]]
-    status: RunStatus
-    required_action: RequiredAction | None
-    last_error: RunError | None
-    usage: Usage
-    created_at: int
-    started_at: int | None
-    completed_at: int | None
-    expires_at: int | None
-
-    @classmethod
-    def of(cls, r: Run, pending: list[Action] | None = None) -> RunPublic:
-        required = None
-        if r.status == RunStatus.ACTION_REQUIRED and pending:
-            required = RequiredAction(actions=action_items(pending))
-        error = None
-        if r.error_code:
-            error = RunError(code=r.error_code, message=r.error_message or "")
-        return cls(
-            id=r.id,
-            thread_id=r.thread_id,
-            assistant_id=r.assistant_id,
-            model=r.model,
-            instructions=r.instructions,
-            tools=r.tools,
-            status=RunStatus(r.status),
-            required_action=required,
-            last_error=error,
-            usage=r.usage,
-            created_at=int(r.created_at),
-            started_at=_ts(r.started_at),
-            completed_at=_ts(r.completed_at),
-            expires_at=_ts(r.expires_at),
-        )
 
 
 class ErrorDetail(TypedDict):

@@ -28,7 +28,10 @@ def create_assistant(
     tools: list[dict[str, Any]],
     parameters: dict[str, Any],
     metadata: dict[str, Any],
+    description: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Assistant:
+    """A new assistant (``name`` empty when it has none)."""
     row = Assistant(
         id=new_id("asst"),
         user_id=user_id,
@@ -39,6 +42,8 @@ def create_assistant(
         parameters=parameters,
         metadata=metadata,
         created_at=now(),
+        description=description,
+        options=options,
     )
     conn.execute(insert(assistants).values(**row.values()))
     return row
@@ -52,7 +57,13 @@ def get_assistant(conn: Connection, *, user_id: str, assistant_id: str) -> Assis
 
 
 def list_assistants(
-    conn: Connection, *, user_id: str, limit: int, after: str | None, order: Order
+    conn: Connection,
+    *,
+    user_id: str,
+    limit: int,
+    after: str | None,
+    order: Order,
+    before: str | None = None,
 ) -> tuple[list[Assistant], bool]:
     rows, more = fetch_page(
         conn,
@@ -61,6 +72,7 @@ def list_assistants(
         sort_column="created_at",
         limit=limit,
         after=after,
+        before=before,
         order=order,
     )
     return [Assistant.from_row(r) for r in rows], more

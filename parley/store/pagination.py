@@ -1,4 +1,5 @@
-"""Cursor pagination shared by every list: ``limit``, ``after`` (an id) and ``order``."""
+"""Cursor pagination shared by every list: ``limit``, ``after`` and ``before`` (ids) and
+``order``."""
 
 from __future__ import annotations
 
@@ -21,23 +22,34 @@ def fetch_page(
     limit: int,
     after: str | None,
     order: Order,
+    before: str | None = None,
 ) -> tuple[list[Any], bool]:
-    """Rows of ``table`` matching ``where``, sorted by ``(sort_column, id)``, after the row
-    whose id is ``after`` (which must itself match ``where``)."""
+    """Rows of ``table`` matching ``where``, sorted by ``(sort_column, id)`` in ``order``:
+    the first ``limit`` after the row whose id is ``after``, or with ``before``, the last
+    ``limit`` before that row (both ids must name rows that match ``where``). The flag
+    says whether more rows lie beyond the page, on the side it was read towards."""
     sort = table.c[sort_column]
     ident = table.c.id
     query = select(table).where(where)
-    if after is not None:
-        cursor = (conn.execute(select(sort).where(where, ident == after))).scalar_one_or_none()
+    forward = (order == "asc") == (before is None)  # the direction rows are read in
+    for name, cursor_id in (("after", after), ("before", before)):
+        if cursor_id is None:
+            continue
+        cursor = (conn.execute(select(sort).where(where, ident == cursor_id))).scalar_one_or_none()
         if cursor is None:
-            raise InvalidRequest(f"'after' names no item of this list: {after}", code="bad_cursor")
-        if order == "asc":
-            query = query.where(or_(sort > cursor, and_(sort == cursor, ident > after)))
+            raise InvalidRequest(
+                f"'{name}' names no item of this list: {cursor_id}", code="bad_cursor", param=name
+            )
+        if (order == "asc") == (name == "after"):
+            query = query.where(or_(sort > cursor, and_(sort == cursor, ident > cursor_id)))
         else:
-            query = query.where(or_(sort < cursor, and_(sort == cursor, ident < after)))
-    if order == "asc":
+            query = query.where(or_(sort < cursor, and_(sort == cursor, ident < cursor_id)))
+    if forward:
         query = query.order_by(sort.asc(), ident.asc())
     else:
         query = query.order_by(sort.desc(), ident.desc())
     rows = list((conn.execute(query.limit(limit + 1))).all())
-    return rows[:limit], len(rows) > limit
+    page = rows[:limit]
+    if before is not None:
+        page.reverse()
+    return page, len(rows) > limit

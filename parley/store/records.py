@@ -48,6 +48,8 @@ class Assistant(_Record):
     parameters: dict[str, Any]
     metadata: dict[str, Any]
     created_at: float
+    description: str | None = None
+    options: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +77,7 @@ class Message(_Record):
     phase: str | None = None
     #: The order of an assistant message's reasoning and text (``tables.messages``).
     layout: list[list[Any]] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -143,12 +143,20 @@ def list_runs(
     limit: int,
     after: str | None,
     order: Order,
+    before: str | None = None,
 ) -> tuple[list[Run], bool]:
     where = runs.c.user_id == user_id
     if thread_id is not None:
         where = where & (runs.c.thread_id == thread_id)
     rows, more = fetch_page(
-        conn, runs, where=where, sort_column="created_at", limit=limit, after=after, order=order
+        conn,
+        runs,
+        where=where,
+        sort_column="created_at",
+        limit=limit,
+        after=after,
+        before=before,
+        order=order,
     )
     return [Run.from_row(r) for r in rows], more
 

@@ -117,6 +117,7 @@ assistants = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    #: Empty for an assistant given no name.
     Column("name", Name(256), nullable=False),
     Column("model", Name(256), nullable=False),
     Column("instructions", Content),
@@ -124,6 +125,9 @@ assistants = Table(
     Column("parameters", Json, nullable=False),
     Column("metadata", Json, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("description", Content),
+    #: ``ModelOptions`` of its runs' model calls (``response_format``, ``reasoning_effort``).
+    Column("options", Json),
     Index(None, "user_id", "created_at"),
 )
 
@@ -215,6 +219,8 @@ messages = Table(
     #: ``content`` that segment takes. NULL: one reasoning segment, then the text.
     Column("layout", Json),
     Column("created_at", Float, nullable=False),
+    #: The client's own key-value pairs (Assistants ``metadata``).
+    Column("metadata", Json),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, bindparam, cast, delete, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, cast, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from parley.errors import Conflict, NotFound
 from parley.store.db import new_id, now
 from parley.store.pagination import Order, fetch_page
-from parley.store.records import Message, Thread
+from parley.store.records import Message, Run, Thread
 from parley.store.tables import messages, runs, threads, without_nul
 from parley.types import Role
 
@@ -104,6 +104,7 @@ def list_threads(
     after: str | None,
     order: Order,
     metadata: Mapping[str, str] | None = None,
+    before: str | None = None,
 ) -> tuple[list[Thread], bool]:
     """A page of the user's threads; with ``metadata``, only those whose metadata holds
     each of its keys with that string value."""
@@ -117,6 +118,7 @@ def list_threads(
         sort_column="created_at",
         limit=limit,
         after=after,
+        before=before,
         order=order,
     )
     return [Thread.from_row(r) for r in rows], more
@@ -193,6 +195,7 @@ def add_message(
     tool_call_id: str | None = None,
     run_id: str | None = None,
     images: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Message:
     """Append a message to the thread (which must belong to the user)."""
     seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
@@ -206,6 +209,7 @@ def add_message(
         tool_call_id=tool_call_id,
         run_id=run_id,
         images=images,
+        metadata=metadata,
     )
     insert_messages(conn, user_id=user_id, rows=[msg])
     return msg
@@ -235,6 +239,7 @@ def new_message(
     images: list[dict[str, Any]] | None = None,
     phase: str | None = None,
     layout: list[list[Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -250,6 +255,7 @@ def new_message(
         images=images or None,
         phase=phase,
         layout=layout,
+        metadata=metadata or None,
     )
 
 
@@ -301,18 +307,54 @@ def list_messages(
     limit: int,
     after: str | None,
     order: Order,
+    before: str | None = None,
+    run_id: str | None = None,
+    with_tools: bool = True,
 ) -> tuple[list[Message], bool]:
+    """A page of the thread's messages; with ``run_id``, only those that run wrote. Without
+    ``with_tools``, as the Assistants API lists them: the user messages and the assistant
+    messages that hold text or an image (tool results and tool calls belong to run steps,
+    system messages to instructions)."""
     get_thread(conn, user_id=user_id, thread_id=thread_id)
+    where = messages.c.thread_id == thread_id
+    if run_id is not None:
+        where = and_(where, messages.c.run_id == run_id)
+    if not with_tools:
+        where = and_(
+            where,
+            or_(
+                messages.c.role == Role.USER.value,
+                and_(messages.c.role == Role.ASSISTANT.value, messages.c.content != ""),
+            ),
+        )
     rows, more = fetch_page(
         conn,
         messages,
-        where=messages.c.thread_id == thread_id,
+        where=where,
         sort_column="seq",
         limit=limit,
         after=after,
+        before=before,
         order=order,
     )
     return [Message.from_row(r) for r in rows], more
+
+
+def runs_of_messages(conn: Connection, *, run_ids: set[str]) -> dict[str, tuple[Run, int]]:
+    """Each run, by id, with the sequence number of the newest message it wrote: what an
+    assistant message's status depends on."""
+    if not run_ids:
+        return {}
+    newest = (
+        select(messages.c.run_id, func.max(messages.c.seq).label("seq"))
+        .where(messages.c.run_id.in_(run_ids))
+        .group_by(messages.c.run_id)
+        .subquery()
+    )
+    query = select(runs, newest.c.seq.label("newest_seq")).join(
+        newest, newest.c.run_id == runs.c.id
+    )
+    return {row.id: (Run.from_row(row), int(row.newest_seq)) for row in conn.execute(query).all()}
 
 
 def copy_messages(

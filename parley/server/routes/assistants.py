@@ -1,4 +1,4 @@
-"""Assistants."""
+"""Assistants: create, list, retrieve, update and delete, in the Assistants API's shapes."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from parley.server.assistants.objects import AssistantPublic
+from parley.server.assistants.requests import assistant_options, sampling
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors
-from parley.server.schemas import (
-    AssistantCreate,
-    AssistantPublic,
-    AssistantUpdate,
-    Deleted,
-    ListPublic,
-)
+from parley.server.schemas import AssistantCreate, AssistantUpdate, Deleted, ListPublic
 from parley.store import assistants as store
 
 router = APIRouter(tags=["assistants"])
@@ -29,15 +25,18 @@ async def create_assistant(
 ) -> Response:
     async def make() -> Response:
         svc.providers.check_model(body.model)
+        refused, _ = svc.providers.traits(body.model)
         assistant = await svc.db.write(
             functools.partial(
                 store.create_assistant,
                 user_id=user.id,
-                name=body.name,
+                name=body.name or "",
+                description=body.description,
                 model=body.model,
                 instructions=body.instructions,
                 tools=[t.model_dump() for t in body.tools or ()],
-                parameters=body.parameters,
+                parameters=sampling(body, body.parameters),
+                options=assistant_options(body, refused=refused) or None,
                 metadata=body.metadata,
             )
         )
@@ -50,7 +49,12 @@ async def create_assistant(
 async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[AssistantPublic]:
     items, more = await svc.db.read(
         functools.partial(
-            store.list_assistants, user_id=user.id, limit=q.limit, after=q.after, order=q.order
+            store.list_assistants,
+            user_id=user.id,
+            limit=q.limit,
+            after=q.after,
+            before=q.before,
+            order=q.order,
         )
     )
     return ListPublic.of([AssistantPublic.of(a) for a in items], more)  # type: ignore[return-value]
@@ -69,20 +73,31 @@ async def get_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> Assis
 async def update_assistant(
     assistant_id: str, body: AssistantUpdate, user: CurrentUser, svc: Svc
 ) -> AssistantPublic:
-    fields: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"tools"})
-    if body.tools is not None:
-        fields["tools"] = [t.model_dump() for t in body.tools]
-    for required in ("name", "model", "parameters", "metadata"):
-        if required in fields and fields[required] is None:
-            del fields[required]
-    if "model" in fields:
-        svc.providers.check_model(fields["model"])
-    assistant = await svc.db.write(
-        functools.partial(
-            store.update_assistant, user_id=user.id, assistant_id=assistant_id, fields=fields
+    given = body.model_fields_set
+    if "model" in given and body.model is not None:
+        svc.providers.check_model(body.model)
+
+    def update(conn: Any) -> Any:
+        current = store.get_assistant(conn, user_id=user.id, assistant_id=assistant_id)
+        fields: dict[str, Any] = {}
+        for name in ("name", "model", "instructions", "description", "metadata"):
+            if name in given and not (
+                name in ("model", "metadata") and getattr(body, name) is None
+            ):
+                fields[name] = getattr(body, name)
+        if "name" in fields:
+            fields["name"] = fields["name"] or ""
+        if body.tools is not None:
+            fields["tools"] = [t.model_dump() for t in body.tools]
+        base = current.parameters if body.parameters is None else body.parameters
+        fields["parameters"] = sampling(body, base)
+        refused, _ = svc.providers.traits(fields.get("model", current.model))
+        fields["options"] = assistant_options(body, current.options, refused) or None
+        return store.update_assistant(
+            conn, user_id=user.id, assistant_id=assistant_id, fields=fields
         )
-    )
-    return AssistantPublic.of(assistant)
+
+    return AssistantPublic.of(await svc.db.write(update))
 
 
 @router.delete("/assistants/{assistant_id}")

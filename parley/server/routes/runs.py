@@ -10,17 +10,12 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest
+from parley.server.assistants.objects import RunPublic
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.streams import sse_response
-from parley.server.schemas import (
-    ActionPublic,
-    ListPublic,
-    RunCreate,
-    RunPublic,
-    ToolOutputsSubmit,
-)
+from parley.server.schemas import ActionPublic, ListPublic, RunCreate, ToolOutputsSubmit
 from parley.store import runs as store
 from parley.store import threads as thread_store
 from parley.store.records import Action, Run
@@ -66,7 +61,13 @@ async def list_runs(
         if thread_id is not None:
             thread_store.get_thread(conn, user_id=user.id, thread_id=thread_id)
         return store.list_runs(
-            conn, user_id=user.id, thread_id=thread_id, limit=q.limit, after=q.after, order=q.order
+            conn,
+            user_id=user.id,
+            thread_id=thread_id,
+            limit=q.limit,
+            after=q.after,
+            before=q.before,
+            order=q.order,
         )
 
     items, more = await svc.db.read(read)

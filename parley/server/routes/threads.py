@@ -1,15 +1,20 @@
-"""Threads and their messages."""
+"""Threads and their messages, in the Assistants API's shapes (and the native flat
+``/v1/messages``)."""
 
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
+from parley.errors import Conflict, InvalidRequest, NotFound
+from parley.server.assistants.objects import MessagePublic, ThreadPublic
+from parley.server.assistants.requests import new_messages
 from parley.server.deps import (
     METADATA_FILTER_PARAMETER,
-    AscList,
     CurrentUser,
     DescList,
     MetadataFilter,
@@ -22,11 +27,13 @@ from parley.server.schemas import (
     ListPublic,
     MessageCreate,
     MessageCreateFlat,
-    MessagePublic,
+    MessageUpdate,
     ThreadCreate,
-    ThreadPublic,
+    ThreadUpdate,
 )
 from parley.store import threads as store
+from parley.store.records import Message
+from parley.types import ACTIVE_STATUSES, Role
 
 router = APIRouter(tags=["threads"])
 
@@ -36,9 +43,12 @@ async def create_thread(
     user: CurrentUser, svc: Svc, idem: Idempotent, body: ThreadCreate | None = None
 ) -> Response:
     async def make() -> Response:
-        metadata = body.metadata if body else {}
-        thread = await svc.db.write(
-            functools.partial(store.create_thread, user_id=user.id, metadata=metadata)
+        given = body or ThreadCreate()
+        thread, _ = await svc.engine.append_messages(
+            user_id=user.id,
+            thread_id=None,
+            messages=new_messages(given.messages),
+            metadata=given.metadata,
         )
         return answer(ThreadPublic.of(thread), 201)
 
@@ -53,12 +63,14 @@ async def create_thread(
 async def list_threads(
     user: CurrentUser, svc: Svc, q: DescList, metadata: MetadataFilter
 ) -> ListPublic[ThreadPublic]:
+    """Parley: the user's threads (the Assistants API has no such list)."""
     items, more = await svc.db.read(
         functools.partial(
             store.list_threads,
             user_id=user.id,
             limit=q.limit,
             after=q.after,
+            before=q.before,
             order=q.order,
             metadata=metadata,
         )
@@ -74,21 +86,47 @@ async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPubli
     return ThreadPublic.of(thread)
 
 
+@router.post("/threads/{thread_id}")
+async def update_thread(
+    thread_id: str, body: ThreadUpdate, user: CurrentUser, svc: Svc
+) -> ThreadPublic:
+    def update(conn: Connection) -> ThreadPublic:
+        if body.metadata is None:
+            return ThreadPublic.of(store.get_thread(conn, user_id=user.id, thread_id=thread_id))
+        thread = store.update_metadata(
+            conn, user_id=user.id, thread_id=thread_id, metadata=body.metadata
+        )
+        return ThreadPublic.of(thread)
+
+    return await svc.db.write(update)
+
+
 @router.delete("/threads/{thread_id}", responses=errors(409))
 async def delete_thread(thread_id: str, user: CurrentUser, svc: Svc) -> Deleted:
     await svc.db.write(functools.partial(store.delete_thread, user_id=user.id, thread_id=thread_id))
     return Deleted(id=thread_id, object="thread.deleted")
 
 
-async def _add_user_message(
+# ---------------------------------------------------------------------------- messages
+
+
+def messages_public(conn: Connection, items: list[Message]) -> list[MessagePublic]:
+    """Messages as the API answers them: each with what the run that wrote it says of it."""
+    runs = store.runs_of_messages(conn, run_ids={m.run_id for m in items if m.run_id})
+    return [MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None) for m in items]
+
+
+async def _add_message(
     svc: Svc, user_id: str, thread_id: str, body: MessageCreate, idem: Idempotency
 ) -> Response:
     async def make() -> Response:
         message = await svc.engine.add_message(
             user_id=user_id,
             thread_id=thread_id,
-            content=body.content,
-            images=[i.model_dump() for i in body.images],
+            content=body.text(),
+            images=body.image_urls(),
+            role=Role(body.role),
+            metadata=body.metadata,
         )
         return answer(MessagePublic.of(message), 201)
 
@@ -104,36 +142,115 @@ async def _add_user_message(
 async def create_message(
     thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
-    return await _add_user_message(svc, user.id, thread_id, body, idem)
+    return await _add_message(svc, user.id, thread_id, body, idem)
 
 
 @router.post("/messages", status_code=201, response_model=MessagePublic, responses=errors(404, 409))
 async def create_message_flat(
     body: MessageCreateFlat, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
-    return await _add_user_message(svc, user.id, body.thread_id, body, idem)
+    """Parley (flow A): a message, its thread named in the body."""
+    return await _add_message(svc, user.id, body.thread_id, body, idem)
 
 
 @router.get("/threads/{thread_id}/messages", responses=errors(400))
 async def list_messages(
-    thread_id: str, user: CurrentUser, svc: Svc, q: AscList
+    thread_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    q: DescList,
+    run_id: Annotated[str | None, Query(max_length=64)] = None,
+    all_messages: bool = False,
 ) -> ListPublic[MessagePublic]:
-    items, more = await svc.db.read(
-        functools.partial(
-            store.list_messages,
+    """The thread's messages, newest first unless ``order=asc``: those of one run with
+    ``run_id``. As in the Assistants API, only user messages and assistant messages with
+    text or images; with ``all_messages`` (Parley) every message, tool results, assistant
+    messages that hold only tool calls and system messages too."""
+
+    def read(conn: Connection) -> tuple[list[MessagePublic], bool]:
+        items, more = store.list_messages(
+            conn,
             user_id=user.id,
             thread_id=thread_id,
             limit=q.limit,
             after=q.after,
+            before=q.before,
             order=q.order,
+            run_id=run_id,
+            with_tools=all_messages,
         )
-    )
-    return ListPublic.of([MessagePublic.of(m) for m in items], more)  # type: ignore[return-value]
+        return messages_public(conn, items), more
+
+    items, more = await svc.db.read(read)
+    return ListPublic.of(items, more)  # type: ignore[return-value]
+
+
+def _thread_message(conn: Connection, user_id: str, thread_id: str, message_id: str) -> Message:
+    message = store.get_message(conn, user_id=user_id, message_id=message_id)
+    if message.thread_id != thread_id:
+        raise NotFound(f"No message with id {message_id}.", code="message_not_found")
+    return message
+
+
+@router.get("/threads/{thread_id}/messages/{message_id}")
+async def get_thread_message(
+    thread_id: str, message_id: str, user: CurrentUser, svc: Svc
+) -> MessagePublic:
+    def read(conn: Connection) -> MessagePublic:
+        return messages_public(conn, [_thread_message(conn, user.id, thread_id, message_id)])[0]
+
+    return await svc.db.read(read)
+
+
+@router.post("/threads/{thread_id}/messages/{message_id}")
+async def update_message(
+    thread_id: str, message_id: str, body: MessageUpdate, user: CurrentUser, svc: Svc
+) -> MessagePublic:
+    def update(conn: Connection) -> MessagePublic:
+        message = _thread_message(conn, user.id, thread_id, message_id)
+        if body.metadata is not None:
+            store.update_message(conn, message_id=message.id, metadata=body.metadata or None)
+            message.metadata = body.metadata
+        return messages_public(conn, [message])[0]
+
+    return await svc.db.write(update)
+
+
+@router.delete("/threads/{thread_id}/messages/{message_id}", responses=errors(409))
+async def delete_message(thread_id: str, message_id: str, user: CurrentUser, svc: Svc) -> Deleted:
+    """Delete a message. An assistant message that holds tool calls keeps them (their
+    results answer them) and loses its text; a tool result cannot be deleted alone."""
+
+    def delete(conn: Connection) -> None:
+        message = _thread_message(conn, user.id, thread_id, message_id)
+        busy = {str(s) for s in ACTIVE_STATUSES}
+        if store.thread_has_run_in(conn, thread_id=thread_id, statuses=busy):
+            raise Conflict(
+                "The thread has an active run; wait for it, or cancel it, before deleting "
+                "its messages.",
+                code="thread_busy",
+            )
+        if message.role == Role.TOOL:
+            raise InvalidRequest(
+                "A tool result answers a tool call: it cannot be deleted alone.",
+                code="tool_result_not_deletable",
+            )
+        if message.tool_calls:
+            store.update_message(conn, message_id=message.id, content="", layout=None)
+        else:
+            store.delete_message(conn, message_id=message.id)
+
+    await svc.db.write(delete)
+    return Deleted(id=message_id, object="thread.message.deleted")
 
 
 @router.get("/messages/{message_id}")
 async def get_message(message_id: str, user: CurrentUser, svc: Svc) -> MessagePublic:
-    message = await svc.db.read(
-        functools.partial(store.get_message, user_id=user.id, message_id=message_id)
-    )
-    return MessagePublic.of(message)
+    """Parley: a message by its id alone."""
+
+    def read(conn: Connection) -> MessagePublic:
+        return messages_public(
+            conn, [store.get_message(conn, user_id=user.id, message_id=message_id)]
+        )[0]
+
+    return await svc.db.read(read)

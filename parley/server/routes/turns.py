@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import TurnHandle
+from parley.server.assistants.objects import RunPublic
 from parley.server.deps import AuthenticatedCaller, CurrentUser, Services, Svc
 from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
 from parley.server.openapi import errors, event_stream
@@ -19,7 +20,6 @@ from parley.server.schemas import (
     CompletionRequest,
     ProcessRequest,
     RunError,
-    RunPublic,
     ToolOutputSubmit,
     TurnResultPublic,
     action_items,
