@@ -878,6 +878,13 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI, Setup], None]] = {
     )
 }
 
+try:  # in the test process
+    from tests.openai_sdk import assistants
+except ImportError:  # run as a script (openai 2.x): this folder is first on the path
+    import assistants  # type: ignore[no-redef]
+
+SCENARIOS.update(assistants.SCENARIOS)
+
 #: Scenarios that fail because of a Parley bug (the reason says which), with either SDK.
 KNOWN_BUGS: dict[str, str] = {}
 
