@@ -120,8 +120,10 @@ def text_part(text: str) -> dict[str, Any]:
 
 
 def content_parts(m: Message) -> list[dict[str, Any]]:
-    """A message's content as parts: its text, then its images."""
-    parts = [text_part(m.content)] if m.content or not m.images else []
+    """A message's content as parts: its text, then its images (an assistant message
+    that holds only tool calls, or whose text has not begun, has none)."""
+    has_text = m.content or (m.role == Role.USER and not m.images)
+    parts = [text_part(m.content)] if has_text else []
     for image in m.images or ():
         parts.append({"type": "image_url", "image_url": {"url": image["url"], "detail": "auto"}})
     return parts

@@ -1,0 +1,326 @@
+"""The Assistants v2 face over HTTP, on the suite's server and its fake upstream: what a
+run sends the model (its overrides over the assistant), the ``thread.*`` stream event by
+event, bad requests named, runs and threads shared with the native API and the Responses
+face, and a streamed create retried with its ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
+from tests.e2e.helpers import WEATHER, upstream_requests, wait_until
+
+CHAT_WEATHER = WEATHER
+
+
+def assistant(http: httpx.Client, model: str, **fields: Any) -> dict[str, Any]:
+    answer = http.post("/assistants", json={"model": model, **fields})
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def thread(http: httpx.Client, *texts: str, **fields: Any) -> dict[str, Any]:
+    body = {"messages": [{"role": "user", "content": t} for t in texts], **fields}
+    answer = http.post("/threads", json=body)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def events_of(answer: httpx.Response) -> list[tuple[str, Any]]:
+    """The ``(event, data)`` pairs of an Assistants stream; it must end with ``done``."""
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    pairs = []
+    for block in answer.text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            data = lines["data"]
+            pairs.append((lines["event"], data if data == "[DONE]" else json.loads(data)))
+    assert pairs[-1] == ("done", "[DONE]"), pairs[-3:]
+    return pairs
+
+
+def finished(http: httpx.Client, thread_id: str, run_id: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        run = http.get(f"/threads/{thread_id}/runs/{run_id}").json()
+        return run if run["status"] not in ("queued", "in_progress") else None
+
+    return dict(wait_until(ended, what=f"run {run_id} to end"))
+
+
+def test_a_run_sends_its_overrides_over_the_assistant(http: httpx.Client, upstream: Any) -> None:
+    bot = assistant(
+        http,
+        "fake/text:3",
+        instructions="Be brief.",
+        temperature=0.5,
+        tools=[CHAT_WEATHER],
+        response_format={"type": "json_object"},
+    )
+    t = thread(http, "overrides one", "overrides two", "overrides three")
+    answer = http.post(
+        f"/threads/{t['id']}/runs",
+        json={
+            "assistant_id": bot["id"],
+            "additional_instructions": "Answer in French.",
+            "additional_messages": [{"role": "user", "content": "overrides four"}],
+            "top_p": 0.5,
+            "max_completion_tokens": 300,
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+            "truncation_strategy": {"type": "last_messages", "last_messages": 2},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    run = finished(http, t["id"], answer.json()["id"])
+    assert run["truncation_strategy"] == {"type": "last_messages", "last_messages": 2}
+    assert run["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert run["response_format"] == {"type": "json_object"} and run["top_p"] == 0.5
+    assert run["parallel_tool_calls"] is False and run["max_completion_tokens"] == 300
+    [sent] = upstream_requests(upstream, "overrides four")
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief.\n\nAnswer in French."}
+    assert [m["content"] for m in sent["messages"][1:]] == ["overrides three", "overrides four"]
+    assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.5, 0.5, 300)
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["response_format"] == {"type": "json_object"}
+
+
+def test_the_stream_of_a_text_run(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/text:4")
+    t = thread(http, "Hello")
+    pairs = events_of(
+        http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"], "stream": True})
+    )
+    names = [name for name, _ in pairs]
+    assert names == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        *["thread.message.delta"] * 4,
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+        "done",
+    ]
+    data = dict(pairs)
+    run_id = data["thread.run.created"]["id"]
+    assert data["thread.run.created"]["status"] == "queued"
+    assert data["thread.run.in_progress"]["status"] == "in_progress"
+    created, completed = data["thread.message.created"], data["thread.message.completed"]
+    assert created["content"] == [] and created["status"] == "in_progress"
+    assert created["id"] == completed["id"] and completed["run_id"] == run_id
+    text = "".join(
+        d["delta"]["content"][0]["text"]["value"]
+        for name, d in pairs
+        if name == "thread.message.delta"
+    )
+    assert text == expected_text(4) == completed["content"][0]["text"]["value"]
+    step = data["thread.run.step.completed"]
+    assert step["step_details"]["message_creation"]["message_id"] == created["id"]
+    assert step["status"] == "completed" and step["id"] == data["thread.run.step.created"]["id"]
+    final = data["thread.run.completed"]
+    assert final["status"] == "completed" and final["usage"]["completion_tokens"] == 4
+    listed = http.get(f"/threads/{t['id']}/runs/{run_id}/steps").json()["data"]
+    assert [s["id"] for s in listed] == [step["id"]]
+
+
+def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/auto", tools=[CHAT_WEATHER])
+    t = thread(http, "Paris?")
+    pairs = events_of(
+        http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"], "stream": True})
+    )
+    [delta] = [d for name, d in pairs if name == "thread.run.step.delta"]
+    [call] = delta["delta"]["step_details"]["tool_calls"]
+    assert call["index"] == 0 and call["type"] == "function"
+    assert call["function"]["name"] == "get_weather" and call["function"]["output"] is None
+    assert json.loads(call["function"]["arguments"]) == tool_arguments(CHAT_WEATHER, 0)
+    name, run = pairs[-2]
+    assert name == "thread.run.requires_action" and run["status"] == "requires_action"
+    [required] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert required["id"] == call["id"]
+    [action] = run["required_action"]["actions"]  # Parley's: flow B takes its action_id
+    assert action["tool_call_id"] == call["id"]
+    native = http.get(f"/runs/{run['id']}").json()
+    assert (
+        native["status"] == "requires_action"
+        and native["required_action"] == run["required_action"]
+    )
+    resumed = events_of(
+        http.post(
+            f"/threads/{t['id']}/runs/{run['id']}/submit_tool_outputs",
+            json={"tool_outputs": [{"tool_call_id": call["id"], "output": "warm"}], "stream": True},
+        )
+    )
+    names = [n for n, _ in resumed]
+    assert names[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+    step = resumed[0][1]
+    assert step["id"] == delta["id"] and step["status"] == "completed"
+    assert step["step_details"]["tool_calls"][0]["function"]["output"] == "warm"
+    assert names[-2] == "thread.run.completed"
+    completed = dict(resumed)["thread.message.completed"]
+    assert completed["content"][0]["text"]["value"] == tool_results_text([("get_weather", "warm")])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/assistants",
+            {"model": "demo/x", "tools": [{"type": "file_search"}]},
+            "tools[0].type",
+        ),
+        (
+            "/assistants",
+            {"model": "demo/x", "tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}},
+            "tool_resources",
+        ),
+        ("/assistants", {"model": "demo/x", "response_format": "yaml"}, "response_format"),
+        (
+            "/threads",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_file", "image_file": {"file_id": "f"}}],
+                    }
+                ]
+            },
+            "content[0].type",
+        ),
+        (
+            "/threads",
+            {"messages": [{"role": "user", "content": "Hi", "attachments": [{"file_id": "f"}]}]},
+            "attachments",
+        ),
+    ],
+)
+def test_what_parley_cannot_do_is_refused_by_name(
+    http: httpx.Client, path: str, body: dict[str, Any], param: str
+) -> None:
+    answer = http.post(path, json=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["param"] == param and error["message"], error
+
+
+def test_bad_runs_are_refused_and_change_nothing(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/text:2", tools=[CHAT_WEATHER])
+    t = thread(http, "Hi")
+    path = f"/threads/{t['id']}/runs"
+    for body, status in (
+        (
+            {
+                "assistant_id": bot["id"],
+                "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            },
+            400,
+        ),
+        ({"assistant_id": bot["id"], "truncation_strategy": {"type": "last_messages"}}, 422),
+        ({"assistant_id": bot["id"], "temperature": 3}, 422),
+        ({"assistant_id": bot["id"], "tools": [{"type": "code_interpreter"}]}, 400),
+        ({"assistant_id": "asst_" + "0" * 24}, 404),
+        ({"assistant_id": bot["id"], "model": "nowhere/x"}, 400),
+    ):
+        answer = http.post(path, json=body)
+        assert answer.status_code == status, (body, answer.text)
+    assert http.get(path).json()["data"] == []
+    assert (
+        http.post(
+            "/threads/thread_" + "0" * 24 + "/runs", json={"assistant_id": bot["id"]}
+        ).status_code
+        == 404
+    )
+    run = http.post(path, json={"assistant_id": bot["id"]}).json()
+    other = thread(http)
+    assert http.get(f"/threads/{other['id']}/runs/{run['id']}").status_code == 404
+    finished(http, t["id"], run["id"])
+    answer = http.post(
+        f"/threads/{t['id']}/runs/{run['id']}/submit_tool_outputs",
+        json={"tool_outputs": [{"tool_call_id": "call_x", "output": "x"}]},
+    )
+    assert answer.status_code in (400, 409), answer.text
+
+
+def test_one_thread_whatever_face_reaches_it(http: httpx.Client) -> None:
+    """A thread made through the Assistants API goes on as a conversation, and through
+    the native API; each face sees every turn."""
+    bot = assistant(http, "fake/text:2")
+    t = thread(http, "From assistants")
+    run = http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"]}).json()
+    finished(http, t["id"], run["id"])
+    answer = http.post(
+        "/responses",
+        json={"model": "fake/text:3", "conversation": t["id"], "input": "From responses"},
+    )
+    assert answer.status_code == 200, answer.text
+    answer = http.post(
+        "/process",
+        json={
+            "assistant_id": bot["id"],
+            "thread_id": t["id"],
+            "content": "From native",
+            "stream": False,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    listed = http.get(f"/threads/{t['id']}/messages", params={"order": "asc"}).json()["data"]
+    texts = [(m["role"], m["content"][0]["text"]["value"]) for m in listed]
+    assert texts == [
+        ("user", "From assistants"),
+        ("assistant", expected_text(2)),
+        ("user", "From responses"),
+        ("assistant", expected_text(3)),
+        ("user", "From native"),
+        ("assistant", expected_text(2)),
+    ]
+    items = http.get(f"/conversations/{t['id']}/items", params={"order": "asc"}).json()["data"]
+    assert [i["role"] for i in items if i["type"] == "message"] == [r for r, _ in texts]
+    runs = http.get(f"/threads/{t['id']}/runs", params={"order": "asc"}).json()["data"]
+    assert len(runs) == 3 and runs[0]["id"] == run["id"]
+    assert [r["assistant_id"] for r in runs] == [bot["id"], None, bot["id"]]
+
+
+def test_tool_messages_are_steps_unless_every_message_is_asked_for(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/auto", tools=[CHAT_WEATHER])
+    t = thread(http, "Lisbon?")
+    run = http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"]}).json()
+    run = finished(http, t["id"], run["id"])
+    [call] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+    http.post(
+        f"/threads/{t['id']}/runs/{run['id']}/submit_tool_outputs",
+        json={"tool_outputs": [{"tool_call_id": call["id"], "output": "mild"}]},
+    )
+    finished(http, t["id"], run["id"])
+    path = f"/threads/{t['id']}/messages"
+    plain = http.get(path, params={"order": "asc"}).json()["data"]
+    assert [m["role"] for m in plain] == ["user", "assistant"]
+    every = http.get(path, params={"order": "asc", "all_messages": "true"}).json()["data"]
+    assert [m["role"] for m in every] == ["user", "assistant", "tool", "assistant"]
+    assert every[1]["tool_calls"][0]["id"] == call["id"] and every[1]["content"] == []
+    assert every[2]["tool_call_id"] == call["id"]
+
+
+def test_a_streamed_create_retried_with_its_key_streams_the_same_run(
+    http: httpx.Client,
+) -> None:
+    bot = assistant(http, "fake/text:3")
+    t = thread(http, "Once")
+    headers = {"Idempotency-Key": "assistants-stream-1"}
+    body = {"assistant_id": bot["id"], "stream": True}
+    first = events_of(http.post(f"/threads/{t['id']}/runs", json=body, headers=headers))
+    again = http.post(f"/threads/{t['id']}/runs", json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    second = events_of(again)
+    assert [n for n, _ in second] == [n for n, _ in first]
+    assert dict(second)["thread.run.created"]["id"] == dict(first)["thread.run.created"]["id"]
+    assert len(http.get(f"/threads/{t['id']}/runs").json()["data"]) == 1
