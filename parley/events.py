@@ -98,6 +98,10 @@ class DoneEvent(BaseModel):
     run_id: str
     status: RunStatus
     ended_at: int | None = None
+    #: Why an ``incomplete`` run stopped short: ``max_output_tokens`` (the model reached
+    #: its output token limit) or ``interrupted`` (the server running it stopped); None
+    #: for every other status.
+    reason: str | None = None
 
 
 Event = Annotated[

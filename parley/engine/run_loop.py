@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from parley.config import Settings
 from parley.engine import states
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
+from parley.engine.context import truncate
 from parley.engine.early import EarlyStart
 from parley.engine.hub import Entry, RunChannel
 from parley.errors import InternalError, ParleyError, UpstreamError, UpstreamTimeout
@@ -270,9 +272,9 @@ def _provider_state(turn: Turn) -> dict[str, Any] | None:
 
 
 def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
-    """The model's view of the thread: every stored message, in order, or the newest
-    ``last_messages`` of them when the run's options say so (``truncation``). What a
-    provider stored with an answer (``provider_state``) goes back only to that provider."""
+    """The model's view of the thread: every stored message, in order, less what the run's
+    ``truncation`` option cuts (``engine.context``). What a provider stored with an answer
+    (``provider_state``) goes back only to that provider."""
     messages: list[ChatMessage] = []
     provider = provider_name(run.model)
     for m in context:
@@ -292,8 +294,9 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
             )
         )
     truncation = (run.options or {}).get("truncation")
-    if truncation and truncation.get("type") == "last_messages":
-        messages = last_messages(messages, int(truncation["last_messages"]))
+    if truncation:
+        fixed = (run.instructions or "") + (json.dumps(run.tools) if run.tools else "")
+        messages = truncate(messages, truncation, fixed)
     return ModelRequest(
         model=model_id,
         messages=messages,
@@ -302,16 +305,6 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
         parameters=dict(run.parameters),
         options=ModelOptions.of(run.options),
     )
-
-
-def last_messages(messages: list[ChatMessage], count: int) -> list[ChatMessage]:
-    """The newest ``count`` messages, less any tool results at their start whose calls
-    were cut off: a tool result never reaches a model without its call."""
-    kept = messages[max(0, len(messages) - count) :]
-    start = 0
-    while start < len(kept) and kept[start].role == Role.TOOL:
-        start += 1
-    return kept[start:]
 
 
 class TurnRunner:
@@ -487,14 +480,20 @@ class TurnRunner:
         turn.settling = False
 
     def _closing(
-        self, turn: Turn, status: RunStatus, *extra: Any, ended_at: float | None
+        self,
+        turn: Turn,
+        status: RunStatus,
+        *extra: Any,
+        ended_at: float | None,
+        reason: str | None = None,
     ) -> list[Entry]:
         """Record the closing events; they are published once the end is committed."""
         run_id = turn.run.id
         usage = UsageEvent(run_id=run_id, **turn.usage().model_dump())
         events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
         ended = None if ended_at is None else int(ended_at)
-        events.append(DoneEvent(run_id=run_id, status=status, ended_at=ended))
+        reason = (reason or "interrupted") if status == RunStatus.INCOMPLETE else None
+        events.append(DoneEvent(run_id=run_id, status=status, ended_at=ended, reason=reason))
         return [turn.record(e) for e in events]
 
     async def _settle(
@@ -511,7 +510,8 @@ class TurnRunner:
         The moment it ends is the run's ``completed_at``, or its ``paused_at`` when it waits
         for tool outputs, and the ``done`` event's ``ended_at``."""
         ended_at = now()
-        closing = self._closing(turn, status, *extra, ended_at=ended_at)
+        reason = run_values.get("error_code")
+        closing = self._closing(turn, status, *extra, ended_at=ended_at, reason=reason)
         entries, turn.unsaved = turn.unsaved, []
         run, message_id = turn.run, turn.message_id
         text, reasoning, layout = turn.texts()
@@ -564,6 +564,16 @@ class TurnRunner:
         turn.publish_closing(closing)
 
     async def _complete(self, turn: Turn) -> None:
+        """The model's answer ended: the run is ``completed``, or ``incomplete`` when the
+        model stopped at its output token limit (the text is kept)."""
+        if turn.acc.finish_reason == "length":
+            await self._settle(
+                turn,
+                RunStatus.INCOMPLETE,
+                error_code="max_output_tokens",
+                error_message="The answer stopped at its output token limit.",
+            )
+            return
         await self._settle(turn, RunStatus.COMPLETED)
 
     async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:

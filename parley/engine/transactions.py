@@ -521,7 +521,12 @@ def close_idle_run(
     events: list[Any] = [error] if error else []
     events += [
         RunStatusEvent(run_id=run.id, status=status),
-        DoneEvent(run_id=run.id, status=status, ended_at=int(ended_at)),
+        DoneEvent(
+            run_id=run.id,
+            status=status,
+            ended_at=int(ended_at),
+            reason="interrupted" if status == RunStatus.INCOMPLETE else None,
+        ),
     ]
     first = run.last_seq if after is None else after
     entries = [(first + i, e.type, e.model_dump_json()) for i, e in enumerate(events, 1)]

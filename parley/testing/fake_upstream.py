@@ -42,7 +42,9 @@ come from ``--chunks`` / ``--gap-ms``)::
                      finish_reason or [DONE]
     replay:PATH      the SSE file PATH sent verbatim, one event (up to a blank line) per write
 
-Any other model behaves like ``text``. When the request's last message is a tool result,
+Any other model behaves like ``text``. A request's ``max_tokens`` (or
+``max_completion_tokens``) cuts an answer's text to that many chunks, with finish_reason
+``length``. When the request's last message is a tool result,
 ``text``, ``slow``, ``reasoning``, ``echo``, ``tools``, ``badargs`` and ``auto`` answer
 ``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
 got the results. Streams end with a finish chunk, a usage chunk when the request asks for
@@ -192,10 +194,22 @@ class _Answer:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Cut short at the request's ``max_tokens`` (its content chunks are tokens).
+    cut: bool = False
 
     @property
     def finish_reason(self) -> str:
+        if self.cut:
+            return "length"
         return "tool_calls" if self.calls else "stop"
+
+    def limited(self, body: dict[str, Any]) -> _Answer:
+        """The answer within the request's ``max_tokens`` (or ``max_completion_tokens``):
+        as many content chunks, then finish_reason ``length``, as OpenAI cuts one."""
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(limit, int) or self.calls or len(self.content) <= limit:
+            return self
+        return _Answer(self.content[:limit], self.reasoning, cut=True)
 
     def deltas(self) -> list[dict[str, Any]]:
         """One delta per chunk; a call is a first fragment then three argument fragments."""
@@ -258,7 +272,12 @@ def _may_call_tools(body: dict[str, Any], messages: list[dict[str, Any]]) -> boo
 
 
 def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
-    """What a request gets (fault modes add their fault while streaming)."""
+    """What a request gets (fault modes add their fault while streaming), within its
+    ``max_tokens``."""
+    return _plan(spec, body).limited(body)
+
+
+def _plan(spec: Spec, body: dict[str, Any]) -> _Answer:
     messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
     if spec.mode in _TEXT_LIKE and messages and messages[-1].get("role") == "tool":
         return _Answer(_WORD.findall(tool_results_text(_tool_results(messages))))

@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
+from parley.testing.fake_upstream import (
+    expected_text,
+    text_chunks,
+    tool_arguments,
+    tool_results_text,
+)
 from tests.e2e.helpers import WEATHER, upstream_requests, wait_until
 
 CHAT_WEATHER = WEATHER
@@ -324,3 +329,43 @@ def test_a_streamed_create_retried_with_its_key_streams_the_same_run(
     assert [n for n, _ in second] == [n for n, _ in first]
     assert dict(second)["thread.run.created"]["id"] == dict(first)["thread.run.created"]["id"]
     assert len(http.get(f"/threads/{t['id']}/runs").json()["data"]) == 1
+
+
+def test_a_run_cut_by_its_token_limit_is_incomplete(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/text:5")
+    t = thread(http, "Long answer please")
+    pairs = events_of(
+        http.post(
+            f"/threads/{t['id']}/runs",
+            json={"assistant_id": bot["id"], "stream": True, "max_completion_tokens": 2},
+        )
+    )
+    name, run = pairs[-2]
+    assert name == "thread.run.incomplete", [n for n, _ in pairs]
+    assert run["incomplete_details"] == {"reason": "max_completion_tokens"}
+    message = dict(pairs)["thread.message.incomplete"]
+    assert message["status"] == "incomplete"
+    assert message["incomplete_details"] == {"reason": "max_tokens"}
+    assert message["content"][0]["text"]["value"] == "".join(text_chunks(5)[:2])
+    stored = http.get(f"/threads/{t['id']}/messages/{message['id']}").json()
+    assert stored["status"] == "incomplete" and stored["content"] == message["content"]
+    again = http.get(f"/threads/{t['id']}/runs/{run['id']}").json()
+    assert (
+        again["status"] == "incomplete" and again["incomplete_details"] == run["incomplete_details"]
+    )
+
+
+def test_max_prompt_tokens_sends_the_newest_messages_that_fit(
+    http: httpx.Client, upstream: Any
+) -> None:
+    bot = assistant(http, "fake/text:2")
+    words = " ".join(["budget"] * 40)  # about 70 tokens each, as Parley estimates
+    t = thread(http, f"first {words}", f"second {words}", f"third {words}")
+    run = http.post(
+        f"/threads/{t['id']}/runs",
+        json={"assistant_id": bot["id"], "max_prompt_tokens": 160},
+    ).json()
+    run = finished(http, t["id"], run["id"])
+    assert run["max_prompt_tokens"] == 160 and run["status"] == "completed"
+    [sent] = upstream_requests(upstream, "third budget")
+    assert [m["content"].split()[0] for m in sent["messages"]] == ["second", "third"]

@@ -12,7 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.testing.fake_upstream import expected_reasoning, expected_text, tool_results_text
+from parley.testing.fake_upstream import (
+    expected_reasoning,
+    expected_text,
+    text_chunks,
+    tool_results_text,
+)
 from tests.e2e.helpers import at_once, get_run, marker, messages, read_events, wait_until
 from tests.e2e.responses_helpers import (
     WEATHER_ARGUMENTS,
@@ -687,3 +692,18 @@ def test_an_unknown_model_names_the_model_field(http: httpx.Client) -> None:
     with nothing_stored(http):
         answer = http.post("/responses", json={"model": "nope/zzz", "input": "x"})
         openai_error(answer, 400, "model", "unknown_model")
+
+
+def test_a_response_cut_by_max_output_tokens_is_incomplete(http: httpx.Client) -> None:
+    """Stream and stored response agree: incomplete, for ``max_output_tokens``."""
+    events = stream_create(http, model="fake/text:5", input="Go on", max_output_tokens=2)
+    last = events[-1]
+    assert last["type"] == "response.incomplete", [e["type"] for e in events]
+    streamed = last["response"]
+    assert streamed["incomplete_details"] == {"reason": "max_output_tokens"}
+    stored = http.get(f"/responses/{streamed['id']}").json()
+    assert stored["status"] == "incomplete"
+    assert stored["incomplete_details"] == {"reason": "max_output_tokens"}
+    [item] = stored["output"]
+    assert item["status"] == "incomplete"
+    assert item["content"][0]["text"] == "".join(text_chunks(5)[:2])

@@ -286,8 +286,8 @@ class RunUsage(BaseModel):
 
 
 def truncation_strategy(options: dict[str, Any] | None) -> dict[str, Any]:
-    truncation = (options or {}).get("truncation")
-    if truncation and truncation.get("type") == "last_messages":
+    truncation = (options or {}).get("truncation") or {}
+    if truncation.get("type") == "last_messages":
         return {"type": "last_messages", "last_messages": truncation["last_messages"]}
     return {"type": "auto", "last_messages": None}
 

@@ -163,9 +163,16 @@ def run_config(
         options["tool_choice"] = chat_tool_choice(body.tool_choice, names)
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
-    truncation = body.truncation_strategy
-    if truncation is not None and truncation.type == "last_messages":
-        options["truncation"] = truncation.model_dump()
+    truncation: dict[str, Any] = {}
+    strategy = body.truncation_strategy
+    if strategy is not None and strategy.type == "last_messages":
+        truncation.update(strategy.model_dump())
+    if body.max_prompt_tokens is not None:
+        truncation.update(
+            type=truncation.get("type", "auto"), max_prompt_tokens=body.max_prompt_tokens
+        )
+    if truncation:
+        options["truncation"] = truncation
     request = {
         "face": FACE,
         "max_prompt_tokens": body.max_prompt_tokens,

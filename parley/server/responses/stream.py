@@ -85,6 +85,8 @@ class ResponseEvents:
         self.error: dict[str, Any] | None = None
         #: When the turn ended, as the run's ``done`` says.
         self.ended_at: int | None = None
+        #: Why the run stopped short, when it did (the ``done`` event's ``reason``).
+        self.reason: str | None = None
         self.finished = False
 
     def _event(self, kind: str, **fields: Any) -> Event:
@@ -148,6 +150,7 @@ class ResponseEvents:
         elif kind == "done":
             event = orjson.loads(data)
             self.ended_at = event.get("ended_at")  # absent from logs written before it was
+            self.reason = event.get("reason")  # as is this
             return self._finish(RunStatus(event["status"]))
         return []
 
@@ -314,7 +317,7 @@ class ResponseEvents:
         if status == "failed":
             response["error"] = self.error or {"code": "server_error", "message": "failed"}
         if status in ("incomplete", "cancelled"):
-            response["incomplete_details"] = {"reason": incomplete_reason(None)}
+            response["incomplete_details"] = {"reason": incomplete_reason(self.reason)}
         return response
 
 
