@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -33,6 +33,8 @@ log = logging.getLogger("parley.server")
 
 router = APIRouter(tags=["chat"])
 
+T = TypeVar("T")
+
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The completion as JSON, or with `stream` true its chunks as "
@@ -54,72 +56,117 @@ async def create_chat_completion(
         tokens = set(call.tokens.values())
         read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
         call.with_states(await svc.db.read(read))
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
     token = new_state_token() if hands_back_state else None
-    answer = Completion(body.model, include_usage=include_usage, token=token)
     async with svc.limits.run_slot(caller.key_hash) as slot:
         events = svc.engine.call_model(body.model, call.request)
+        # The reply is made while the upstream works on the request: the wait for the
+        # first event is the only idle time before the first chunk goes out.
+        ahead = _Ahead(functools.partial(_Reply, svc, caller, body, token, events))
         # The first event before any byte: a call refused upstream is an HTTP error.
         try:
             first = await anext(events)
         except StopAsyncIteration:
             first = None
         except BaseException:
+            ahead.cancel()
             await events.aclose()
             raise
-        release: list[Any] = []
-        slot.hold_until(release.append)
-    done = _Done(svc, caller, body.model, answer, release)
-    if body.stream:
-        frames = _frames(answer, first, events, done)
-        return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
-    try:
-        if first is not None:
-            answer.add(first)
-        async for event in events:
-            answer.add(event)
-        await done.keep_state()
-    finally:
-        await events.aclose()
-        done()
-    return JSONResponse(answer.completion())
+        reply = ahead.value()
+        slot.hold_until(reply.release.append)
+    reply.first = first
+    return reply.response if reply.response is not None else await reply.whole()
 
 
-async def _frames(
-    answer: Completion,
-    first: ModelEvent | None,
-    events: AsyncGenerator[ModelEvent, None],
-    done: _Done,
-) -> AsyncIterator[bytes]:
-    """The stream's chunks; a failure after the first byte as an error object."""
-    try:
-        opening = answer.start()
-        if first is not None:
-            opening += answer.add(first)
-        yield opening
-        async for event in events:
-            if frames := answer.add(event):
-                yield frames
-        await done.keep_state()
-        yield answer.closing() + DONE_FRAME
-    except ParleyError as exc:
-        _, body = openai_error(exc)
-        yield error_frame(body) + DONE_FRAME
-    finally:
-        await events.aclose()
-        done()
+class _Ahead(Generic[T]):
+    """``make()``, run in the event loop's next turn, which comes as soon as this task
+    waits (for the upstream's first answer); or when its ``value`` is asked for, if that
+    turn has not come (an answer that needed no wait)."""
+
+    __slots__ = ("_handle", "_make", "_value")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make: Callable[[], T] | None = make
+        self._value: T = _UNSET
+        self._handle = asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        if self._make is not None:
+            self._value = self._make()
+            self._make = None
+
+    def value(self) -> T:
+        self._handle.cancel()
+        self._run()
+        return self._value
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+        self._make = None
 
 
-class _Done:
-    """At the end of a call, once: give the key's slot back and count the tokens."""
+_UNSET: Any = object()
 
-    __slots__ = ("answer", "caller", "model", "release", "svc")
+
+class _Reply:
+    """One call's answer on its way to the client: its chunks as they come (``response``,
+    with ``stream``) or the whole completion (``whole``). At the end, once, the key's
+    slot is given back (``release``) and the tokens are counted."""
+
+    __slots__ = ("answer", "caller", "events", "first", "model", "release", "response", "svc")
 
     def __init__(
-        self, svc: Services, caller: Caller, model: str, answer: Completion, release: list[Any]
+        self,
+        svc: Services,
+        caller: Caller,
+        body: ChatCompletionCreate,
+        token: str | None,
+        events: AsyncGenerator[ModelEvent, None],
     ) -> None:
-        self.svc, self.caller, self.model = svc, caller, model
-        self.answer, self.release = answer, release
+        self.svc, self.caller, self.model, self.events = svc, caller, body.model, events
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        self.answer = Completion(body.model, include_usage=include_usage, token=token)
+        #: The first event, read before the reply began (None: the call ended at once).
+        self.first: ModelEvent | None = None
+        self.release: list[Callable[[], None]] = []
+        self.response: SSEResponse | None = None
+        if body.stream:
+            self.response = SSEResponse(
+                self.frames(), media_type="text/event-stream", headers=HEADERS
+            )
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """The stream's chunks; a failure after the first byte as an error object."""
+        answer, events = self.answer, self.events
+        try:
+            opening = answer.start()
+            if self.first is not None:
+                opening += answer.add(self.first)
+            yield opening
+            async for event in events:
+                if frames := answer.add(event):
+                    yield frames
+            await self.keep_state()
+            yield answer.closing() + DONE_FRAME
+        except ParleyError as exc:
+            _, body = openai_error(exc)
+            yield error_frame(body) + DONE_FRAME
+        finally:
+            await events.aclose()
+            self.done()
+
+    async def whole(self) -> JSONResponse:
+        """The whole completion, once the call has ended."""
+        answer, events = self.answer, self.events
+        try:
+            if self.first is not None:
+                answer.add(self.first)
+            async for event in events:
+                answer.add(event)
+            await self.keep_state()
+        finally:
+            await events.aclose()
+            self.done()
+        return JSONResponse(answer.completion())
 
     async def keep_state(self) -> None:
         """Keep what the provider wants back with the calls, before the client has them."""
@@ -134,7 +181,7 @@ class _Done:
         except Exception:  # a boundary: the answer stands; its next call may be refused
             log.exception("could not keep the provider's state of a chat completion")
 
-    def __call__(self) -> None:
+    def done(self) -> None:
         while self.release:
             self.release.pop()()
         task = asyncio.ensure_future(self._count(self.answer.acc.usage))
