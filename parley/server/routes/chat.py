@@ -56,12 +56,11 @@ async def create_chat_completion(
         tokens = set(call.tokens.values())
         read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
         call.with_states(await svc.db.read(read))
-    token = new_state_token() if hands_back_state else None
     async with svc.limits.run_slot(caller.key_hash) as slot:
         events = svc.engine.call_model(body.model, call.request)
         # The reply is made while the upstream works on the request: the wait for the
         # first event is the only idle time before the first chunk goes out.
-        ahead = _Ahead(functools.partial(_Reply, svc, caller, body, token, events))
+        ahead = _Ahead(functools.partial(_Reply, svc, caller, body, hands_back_state, events))
         # The first event before any byte: a call refused upstream is an HTTP error.
         try:
             first = await anext(events)
@@ -119,11 +118,12 @@ class _Reply:
         svc: Services,
         caller: Caller,
         body: ChatCompletionCreate,
-        token: str | None,
+        hands_back_state: bool,
         events: AsyncGenerator[ModelEvent, None],
     ) -> None:
         self.svc, self.caller, self.model, self.events = svc, caller, body.model, events
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        token = new_state_token() if hands_back_state else None
         self.answer = Completion(body.model, include_usage=include_usage, token=token)
         #: The first event, read before the reply began (None: the call ended at once).
         self.first: ModelEvent | None = None
