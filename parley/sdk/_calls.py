@@ -57,15 +57,28 @@ class Call(Generic[T]):
         return dataclasses.replace(self, params={**(self.params or {}), **params})
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+#: ``"auto"``, or ``{"type": "text" | "json_object" | "json_schema", ...}``.
+ResponseFormat = str | dict[str, Any]
+#: A message's content: its text, or parts (``{"type": "text", "text": ...}``,
+#: ``{"type": "image_url", "image_url": {"url": ...}}``) as the Assistants API takes them.
+MessageContent = str | Sequence[Mapping[str, Any]]
+
+
 class AssistantFields(TypedDict, total=False):
     """The fields ``assistants.update(id, **fields)`` may change."""
 
-    name: str
+    name: str | None
+    description: str | None
     model: str
     instructions: str | None
     tools: Iterable[ToolInput] | None
     parameters: dict[str, Any] | None
     metadata: dict[str, Any] | None
+    temperature: float | None
+    top_p: float | None
+    response_format: ResponseFormat | None
+    reasoning_effort: ReasoningEffort | None
 
 
 def _model(cls: type[M]) -> Callable[[Any], M]:
@@ -171,23 +184,10 @@ def api_keys_revoke(key_id: str) -> Call[ApiKey]:
 # ---------------------------------------------------------------------------- assistants
 
 
-def assistants_create(
-    *,
-    name: str,
-    model: str,
-    instructions: str | None,
-    tools: Iterable[ToolInput] | None,
-    parameters: dict[str, Any] | None,
-    metadata: dict[str, Any] | None,
-) -> Call[Assistant]:
-    body = _compact(
-        name=name,
-        model=model,
-        instructions=instructions,
-        tools=_tools(tools),
-        parameters=parameters,
-        metadata=metadata,
-    )
+def assistants_create(*, model: str, fields: AssistantFields) -> Call[Assistant]:
+    """A new assistant: its ``model`` and any of ``AssistantFields`` (``None`` ones are
+    not sent)."""
+    body = _compact(model=model, **{**fields, "tools": _tools(fields.get("tools"))})
     return Call("POST", "/v1/assistants", _model(Assistant), json=body)
 
 
@@ -220,8 +220,16 @@ def assistants_delete(assistant_id: str) -> Call[Deleted]:
 # ------------------------------------------------------------------------------- threads
 
 
-def threads_create(*, metadata: dict[str, Any] | None) -> Call[Thread]:
-    return Call("POST", "/v1/threads", _model(Thread), json=_compact(metadata=metadata))
+def threads_create(
+    *, messages: Iterable[Mapping[str, Any]] | None, metadata: dict[str, Any] | None
+) -> Call[Thread]:
+    """A new thread, with its first ``messages`` (``{"content", "role", "images"}``, as
+    ``messages.create_message`` takes them)."""
+    body = _compact(
+        messages=None if messages is None else [_message_body(**m) for m in messages],
+        metadata=metadata,
+    )
+    return Call("POST", "/v1/threads", _model(Thread), json=body)
 
 
 def threads_retrieve(thread_id: str) -> Call[Thread]:
@@ -243,6 +251,11 @@ def threads_list(
     return Call("GET", "/v1/threads", _page(Thread), params=params)
 
 
+def threads_update(thread_id: str, *, metadata: dict[str, Any] | None) -> Call[Thread]:
+    path = f"/v1/threads/{_id(thread_id, 'thread_id')}"
+    return Call("POST", path, _model(Thread), json=_compact(metadata=metadata))
+
+
 def threads_delete(thread_id: str) -> Call[Deleted]:
     return Call("DELETE", f"/v1/threads/{_id(thread_id, 'thread_id')}", _model(Deleted))
 
@@ -256,25 +269,76 @@ def _images(images: Sequence[str]) -> list[dict[str, str]]:
     return [{"url": url} for url in images]
 
 
-def messages_create(
-    *, thread_id: str, content: str, role: str, images: Sequence[str] | None = None
-) -> Call[Message]:
-    _id(thread_id, "thread_id")
-    body: dict[str, Any] = {"thread_id": thread_id, "content": content, "role": role}
+def _message_body(
+    *,
+    content: MessageContent,
+    role: str = "user",
+    images: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if not isinstance(content, str):
+        content = [dict(part) for part in content]
+    body: dict[str, Any] = {"content": content, "role": role}
     if images:
         body["images"] = _images(images)
-    return Call("POST", "/v1/messages", _model(Message), json=body)
+    if metadata is not None:
+        body["metadata"] = metadata
+    return body
+
+
+def messages_create(
+    *,
+    thread_id: str,
+    content: MessageContent,
+    role: str,
+    images: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Call[Message]:
+    _id(thread_id, "thread_id")
+    body = _message_body(content=content, role=role, images=images, metadata=metadata)
+    return Call("POST", "/v1/messages", _model(Message), json={"thread_id": thread_id, **body})
+
+
+def _thread_messages(thread_id: str) -> str:
+    return f"/v1/threads/{_id(thread_id, 'thread_id')}/messages"
 
 
 def messages_list(
-    *, thread_id: str, limit: int | None, after: str | None, order: Order | None
+    *,
+    thread_id: str,
+    limit: int | None,
+    after: str | None,
+    order: Order | None,
+    before: str | None = None,
+    run_id: str | None = None,
+    all_messages: bool = True,
 ) -> Call[Page[Message]]:
-    path = f"/v1/threads/{_id(thread_id, 'thread_id')}/messages"
-    return Call("GET", path, _page(Message), params=_list_params(limit, after, order))
+    """A thread's messages. ``all_messages`` (Parley) lists tool results, assistant
+    messages that hold only tool calls and system messages too; the server lists them only
+    when asked."""
+    params = {**_list_params(limit, after, order), **_compact(before=before, run_id=run_id)}
+    if all_messages:
+        params["all_messages"] = "true"
+    return Call("GET", _thread_messages(thread_id), _page(Message), params=params)
 
 
-def messages_retrieve(message_id: str) -> Call[Message]:
-    return Call("GET", f"/v1/messages/{_id(message_id, 'message_id')}", _model(Message))
+def messages_retrieve(message_id: str, *, thread_id: str | None = None) -> Call[Message]:
+    if thread_id is None:
+        return Call("GET", f"/v1/messages/{_id(message_id, 'message_id')}", _model(Message))
+    path = f"{_thread_messages(thread_id)}/{_id(message_id, 'message_id')}"
+    return Call("GET", path, _model(Message))
+
+
+def messages_update(
+    message_id: str, *, thread_id: str, metadata: dict[str, Any] | None
+) -> Call[Message]:
+    path = f"{_thread_messages(thread_id)}/{_id(message_id, 'message_id')}"
+    return Call("POST", path, _model(Message), json=_compact(metadata=metadata))
+
+
+def messages_delete(message_id: str, *, thread_id: str) -> Call[Deleted]:
+    path = f"{_thread_messages(thread_id)}/{_id(message_id, 'message_id')}"
+    return Call("DELETE", path, _model(Deleted))
 
 
 # ---------------------------------------------------------------------------------- runs

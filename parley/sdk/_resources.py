@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
-from parley.sdk._calls import AssistantFields, Order, ToolInput
+from parley.sdk._calls import (
+    AssistantFields,
+    MessageContent,
+    Order,
+    ReasoningEffort,
+    ResponseFormat,
+    ToolInput,
+)
 from parley.sdk.models import (
     Action,
     ApiKey,
@@ -41,32 +48,40 @@ class Assistants(_Resource):
     def create(
         self,
         *,
-        name: str,
         model: str,
+        name: str | None = None,
+        description: str | None = None,
         instructions: str | None = None,
         tools: Iterable[ToolInput] | None = None,
         parameters: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        response_format: ResponseFormat | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
     ) -> Assistant:
         """Create an assistant. ``tools`` may be OpenAI-shape or flat
-        ``{"name", "description", "parameters"}`` dicts."""
-        return self._client._request(
-            _calls.assistants_create(
-                name=name,
-                model=model,
-                instructions=instructions,
-                tools=tools,
-                parameters=parameters,
-                metadata=metadata,
-            )
+        ``{"name", "description", "parameters"}`` dicts, Python functions or ``Tool``s;
+        ``parameters``: other parameters its runs send the model (``max_tokens``, ...)."""
+        fields = AssistantFields(
+            name=name,
+            description=description,
+            instructions=instructions,
+            tools=tools,
+            parameters=parameters,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            response_format=response_format,
+            reasoning_effort=reasoning_effort,
         )
+        return self._client._request(_calls.assistants_create(model=model, fields=fields))
 
     def retrieve(self, assistant_id: str) -> Assistant:
         return self._client._request(_calls.assistants_retrieve(assistant_id))
 
     def update(self, assistant_id: str, **fields: Unpack[AssistantFields]) -> Assistant:
-        """Change some of ``name``, ``model``, ``instructions``, ``tools``, ``parameters``,
-        ``metadata``."""
+        """Change some of its fields (those of ``create``); ``None`` clears one."""
         return self._client._request(_calls.assistants_update(assistant_id, fields))
 
     def list(
@@ -79,11 +94,23 @@ class Assistants(_Resource):
 
 
 class Threads(_Resource):
-    def create(self, *, metadata: dict[str, Any] | None = None) -> Thread:
-        return self._client._request(_calls.threads_create(metadata=metadata))
+    def create(
+        self,
+        *,
+        messages: Iterable[Mapping[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        """A new thread, with its first ``messages`` if given: each
+        ``{"content": ..., "role": "user", "images": [...], "metadata": {...}}``
+        (only ``content`` is needed)."""
+        return self._client._request(_calls.threads_create(messages=messages, metadata=metadata))
 
     def retrieve(self, thread_id: str) -> Thread:
         return self._client._request(_calls.threads_retrieve(thread_id))
+
+    def update(self, thread_id: str, *, metadata: dict[str, Any] | None = None) -> Thread:
+        """Replace the thread's metadata."""
+        return self._client._request(_calls.threads_update(thread_id, metadata=metadata))
 
     def list(
         self,
@@ -108,14 +135,22 @@ class Messages(_Resource):
         self,
         *,
         thread_id: str,
-        content: str,
+        content: MessageContent,
         role: str = "user",
         images: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Message:
-        """Add a message to a thread (``POST /v1/messages``). ``images``: URLs, ``data:``
-        (see ``parley.sdk.image_data_url``) or ``http(s)://``."""
+        """Add a message to a thread (``POST /v1/messages``). ``content``: its text, or
+        parts as the Assistants API takes them; ``images``: URLs, ``data:`` (see
+        ``parley.sdk.image_data_url``) or ``http(s)://``."""
         return self._client._request(
-            _calls.messages_create(thread_id=thread_id, content=content, role=role, images=images)
+            _calls.messages_create(
+                thread_id=thread_id,
+                content=content,
+                role=role,
+                images=images,
+                metadata=metadata,
+            )
         )
 
     def list(
@@ -124,15 +159,43 @@ class Messages(_Resource):
         thread_id: str,
         limit: int | None = None,
         after: str | None = None,
-        order: Order | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+        run_id: str | None = None,
+        all_messages: bool = True,
     ) -> Page[Message]:
-        """A thread's messages, oldest first unless ``order="desc"``."""
+        """A thread's messages, oldest first unless ``order="desc"``; with ``run_id``,
+        those that run wrote. Every message by default: tool results, assistant messages
+        that hold only tool calls and system messages too; ``all_messages=False`` lists
+        what the Assistants API lists (user messages and assistant messages with text or
+        images)."""
         return self._client._request(
-            _calls.messages_list(thread_id=thread_id, limit=limit, after=after, order=order)
+            _calls.messages_list(
+                thread_id=thread_id,
+                limit=limit,
+                after=after,
+                before=before,
+                order=order,
+                run_id=run_id,
+                all_messages=all_messages,
+            )
         )
 
-    def retrieve(self, message_id: str) -> Message:
-        return self._client._request(_calls.messages_retrieve(message_id))
+    def retrieve(self, message_id: str, *, thread_id: str | None = None) -> Message:
+        return self._client._request(_calls.messages_retrieve(message_id, thread_id=thread_id))
+
+    def update(
+        self, message_id: str, *, thread_id: str, metadata: dict[str, Any] | None = None
+    ) -> Message:
+        """Replace the message's metadata."""
+        return self._client._request(
+            _calls.messages_update(message_id, thread_id=thread_id, metadata=metadata)
+        )
+
+    def delete(self, message_id: str, *, thread_id: str) -> Deleted:
+        """Delete a message. An assistant message that holds tool calls keeps them and
+        loses its text; a tool result cannot be deleted alone."""
+        return self._client._request(_calls.messages_delete(message_id, thread_id=thread_id))
 
 
 class Runs(_Resource):

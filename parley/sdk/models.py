@@ -8,9 +8,9 @@ pages through ``after``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
 
 from parley.events import ActionItem
 from parley.types import ActionStatus, RunStatus, ToolCall, Usage
@@ -21,14 +21,24 @@ __all__ = [
     "ApiKey",
     "ApiKeyCreated",
     "Assistant",
+    "ContentPart",
     "Deleted",
+    "FunctionCall",
     "FunctionDefinition",
+    "Image",
+    "ImagePart",
     "Message",
+    "MessagePart",
     "Page",
     "RequiredAction",
+    "RequiredToolCall",
     "RespondResult",
     "Run",
     "RunError",
+    "RunUsage",
+    "SubmitToolOutputs",
+    "Text",
+    "TextPart",
     "Thread",
     "ToolCall",
     "ToolDefinition",
@@ -60,15 +70,25 @@ class ToolDefinition(_Model):
 
 
 class Assistant(_Model):
+    """An assistant, in the Assistants API's shape; ``parameters`` (Parley) holds every other
+    parameter its runs send the model (``max_tokens``, ...)."""
+
     id: str
     object: str = "assistant"
     created_at: int = 0
-    name: str
+    name: str | None = None
+    description: str | None = None
     model: str
     instructions: str | None = None
     tools: list[ToolDefinition] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    tool_resources: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    temperature: float | None = None
+    top_p: float | None = None
+    #: ``"auto"``, or ``{"type": "text" | "json_object" | "json_schema", ...}``.
+    response_format: str | dict[str, Any] = "auto"
+    reasoning_effort: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class Thread(_Model):
@@ -76,27 +96,98 @@ class Thread(_Model):
     object: str = "thread"
     created_at: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
+    tool_resources: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- messages
 
 
 class Image(_Model):
-    """An image of a user message: a ``data:`` URL or an ``http(s)://`` address."""
+    """An image of a message: a ``data:`` URL or an ``http(s)://`` address."""
 
     url: str
+    detail: str = "auto"
+
+
+class Text(_Model):
+    value: str = ""
+    annotations: list[Any] = Field(default_factory=list)
+
+
+class TextPart(_Model):
+    """``{"type": "text", "text": {"value": ..., "annotations": []}}``"""
+
+    type: Literal["text"] = "text"
+    text: Text
+
+
+class ImagePart(_Model):
+    """``{"type": "image_url", "image_url": {"url": ..., "detail": "auto"}}``"""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: Image
+
+
+class ContentPart(_Model):
+    """A part of a kind this SDK does not know (a newer server's); kept as it came."""
+
+    type: str
+
+
+def _part_kind(part: Any) -> str:
+    kind = part.get("type") if isinstance(part, dict) else getattr(part, "type", None)
+    return kind if kind in ("text", "image_url") else "other"
+
+
+#: One part of a message's content: text, an image, or a kind this SDK does not know.
+MessagePart = Annotated[
+    Annotated[TextPart, Tag("text")]
+    | Annotated[ImagePart, Tag("image_url")]
+    | Annotated[ContentPart, Tag("other")],
+    Discriminator(_part_kind),
+]
 
 
 class Message(_Model):
+    """A message of a thread. ``content`` is a list of parts, as in the Assistants API:
+    its text, then its images; ``text`` and ``images`` read them back.
+
+    Parley's fields beside OpenAI's: ``seq`` (its place in the thread), ``reasoning``,
+    ``tool_calls`` (of an assistant message), ``tool_call_id`` (of a ``tool`` message).
+    """
+
     id: str
     object: str = "thread.message"
+    created_at: int = 0
     thread_id: str
-    seq: int = 0
+    #: ``in_progress``, ``incomplete`` or ``completed``.
+    status: str = "completed"
+    incomplete_details: dict[str, Any] | None = None
+    completed_at: int | None = None
+    incomplete_at: int | None = None
     role: str
-    content: str = ""
+    content: list[MessagePart] = Field(default_factory=list)
+    assistant_id: str | None = None
+    run_id: str | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    seq: int = 0
     reasoning: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
-    run_id: str | None = None
-    images: list[Image] = Field(default_factory=list)
-    created_at: int = 0
+
+    @property
+    def text(self) -> str:
+        """The message's text: its text parts, a blank line between two."""
+        return "\n\n".join(p.text.value for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> list[Image]:
+        """The message's images, in order (each with its ``url``)."""
+        return [p.image_url for p in self.content if isinstance(p, ImagePart)]
+
+
+# -------------------------------------------------------------------------------- runs
 
 
 class RunError(_Model):
@@ -106,27 +197,78 @@ class RunError(_Model):
     message: str
 
 
+class FunctionCall(_Model):
+    name: str
+    #: The arguments as JSON text, as OpenAI sends them.
+    arguments: str = "{}"
+
+
+class RequiredToolCall(_Model):
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+
+class SubmitToolOutputs(_Model):
+    tool_calls: list[RequiredToolCall] = Field(default_factory=list)
+
+
 class RequiredAction(_Model):
+    """What a ``requires_action`` run waits for: OpenAI's ``submit_tool_outputs.tool_calls``
+    and, the same calls, Parley's ``actions`` (arguments parsed, each with its
+    ``action_id``)."""
+
     type: str = "submit_tool_outputs"
+    submit_tool_outputs: SubmitToolOutputs = Field(default_factory=SubmitToolOutputs)
     actions: list[ActionItem] = Field(default_factory=list)
 
 
+class RunUsage(Usage):
+    """A run's token counts: Parley's four and OpenAI's ``prompt_tokens``,
+    ``completion_tokens`` and ``total_tokens``."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
 class Run(_Model):
+    """A run, in the Assistants API's shape. ``status`` is a ``RunStatus``: the wire's
+    ``requires_action`` reads as ``RunStatus.ACTION_REQUIRED`` (the name of the event
+    stream and of ``TurnResult``)."""
+
     id: str
     object: str = "thread.run"
+    created_at: int = 0
     thread_id: str
     assistant_id: str | None = None  # None for a run made through the Responses API
-    model: str | None = None
-    instructions: str | None = None
-    tools: list[ToolDefinition] = Field(default_factory=list)
     status: RunStatus
     required_action: RequiredAction | None = None
     last_error: RunError | None = None
-    usage: Usage = Field(default_factory=Usage)
-    created_at: int = 0
-    started_at: int | None = None
-    completed_at: int | None = None
     expires_at: int | None = None
+    started_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+    incomplete_details: dict[str, Any] | None = None
+    model: str | None = None
+    instructions: str | None = None
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    usage: RunUsage = Field(default_factory=RunUsage)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    truncation_strategy: dict[str, Any] | None = None
+    response_format: str | dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _parley_status(cls, value: Any) -> Any:
+        return RunStatus.ACTION_REQUIRED if value == "requires_action" else value
 
 
 class Action(_Model):

@@ -198,8 +198,14 @@ def usage(
     }
 
 
-def done(value: str, run_id: str = RUN) -> dict[str, Any]:
-    return {"type": "done", "run_id": run_id, "status": value, "ended_at": 1700000001}
+def done(value: str, run_id: str = RUN, reason: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "run_id": run_id,
+        "status": value,
+        "ended_at": 1700000001,
+        "reason": reason,
+    }
 
 
 def turn(first_seq: int, *events: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -210,22 +216,101 @@ def turn(first_seq: int, *events: dict[str, Any]) -> list[tuple[int, dict[str, A
 
 
 def run_body(status_: str = "queued", run_id: str = RUN, **extra: Any) -> dict[str, Any]:
+    """A run as the server answers it (the Assistants API's shape, Parley's usage counts)."""
     return {
         "id": run_id,
         "object": "thread.run",
+        "created_at": 1700000000,
         "thread_id": "thread_1",
         "assistant_id": "asst_1",
-        "model": "demo/echo",
-        "instructions": None,
-        "tools": [],
         "status": status_,
         "required_action": None,
         "last_error": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0},
-        "created_at": 1700000000,
-        "started_at": None,
-        "completed_at": None,
         "expires_at": None,
+        "started_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "incomplete_details": None,
+        "model": "demo/echo",
+        "instructions": "",
+        "tools": [],
+        "metadata": {},
+        "usage": {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "reasoning_tokens": 0,
+            "cached_tokens": 0,
+        },
+        "temperature": None,
+        "top_p": None,
+        "max_prompt_tokens": None,
+        "max_completion_tokens": None,
+        "truncation_strategy": {"type": "auto", "last_messages": None},
+        "response_format": "auto",
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        **extra,
+    }
+
+
+def required_action(*calls: tuple[str, dict[str, Any]], turn: int = 1) -> dict[str, Any]:
+    """The ``required_action`` of a ``requires_action`` run waiting for these calls."""
+    ids = [(f"act_{turn}_{i}", f"call_{turn}_{i}") for i in range(len(calls))]
+    return {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for (_, call_id), (name, args) in zip(ids, calls, strict=True)
+            ]
+        },
+        "actions": [
+            {"action_id": action_id, "tool_call_id": call_id, "name": name, "arguments": args}
+            for (action_id, call_id), (name, args) in zip(ids, calls, strict=True)
+        ],
+    }
+
+
+def message_body(
+    content: str = "hello",
+    *,
+    message_id: str = "msg_1",
+    role: str = "user",
+    images: tuple[str, ...] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A message as the server answers it: content as parts, text first, then images."""
+    parts: list[dict[str, Any]] = []
+    if content or not images:
+        parts.append({"type": "text", "text": {"value": content, "annotations": []}})
+    parts += [{"type": "image_url", "image_url": {"url": u, "detail": "auto"}} for u in images]
+    return {
+        "id": message_id,
+        "object": "thread.message",
+        "created_at": 1700000000,
+        "thread_id": "thread_1",
+        "status": "completed",
+        "incomplete_details": None,
+        "completed_at": 1700000000,
+        "incomplete_at": None,
+        "role": role,
+        "content": parts,
+        "assistant_id": None,
+        "run_id": None,
+        "attachments": [],
+        "metadata": {},
+        "seq": 1,
+        "reasoning": None,
+        "tool_calls": [],
+        "tool_call_id": None,
         **extra,
     }
 

@@ -4,11 +4,12 @@ model, and with the OpenAI-compatible adapter against the fake upstream."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
-from parley import AsyncClient, Client, Conflict, NotFound
+from parley import AsyncClient, Client, Conflict, NotFound, RunStatus
 from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
 
 WEATHER = {
@@ -16,6 +17,10 @@ WEATHER = {
     "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+    "hQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 TIME = {
     "name": "get_time",
     "description": "Time in a zone",
@@ -56,7 +61,14 @@ def test_flow_a_with_the_seed_names(client: Client, model: str, content: str, ca
     sync_stream.close()
     assert [e.type for e in events][-1] == "done"
     assert events[-1].status == "action_required"
-    assert client.runs.retrieve(run.id).status == "action_required"
+    waiting = client.runs.retrieve(run.id)  # the wire says requires_action
+    assert waiting.status == "action_required" and waiting.status is RunStatus.ACTION_REQUIRED
+    assert waiting.required_action is not None
+    [action] = waiting.required_action.actions
+    [call] = waiting.required_action.submit_tool_outputs.tool_calls
+    assert action.name == call.function.name == "get_weather"
+    assert call.id == action.tool_call_id
+    assert json.loads(call.function.arguments) == action.arguments
 
     seen: list[tuple[str, dict[str, Any]]] = []
 
@@ -91,8 +103,46 @@ def test_flow_a_with_the_seed_names(client: Client, model: str, content: str, ca
     else:
         assert text == tool_results_text([("get_weather", "sunny, 21C")])
 
-    roles = [m.role for m in client.messages.list(thread_id=thread.id).data]
-    assert roles == ["user", "assistant", "tool", "assistant"]
+    history = client.messages.list(thread_id=thread.id).data  # oldest first, every message
+    assert [m.role for m in history] == ["user", "assistant", "tool", "assistant"]
+    assert history[0].text == content and history[2].text == "sunny, 21C"
+    assert [c.name for c in history[1].tool_calls] == ["get_weather"]
+    assert history[3].text == text and history[3].status == "completed"
+    assert history[3].assistant_id == assistant.id and history[3].run_id == run.id
+    # As the Assistants API lists them: newest first, no tool calls and results.
+    listed = client.messages.list(thread_id=thread.id, order="desc", all_messages=False).data
+    assert [m.id for m in listed] == [history[3].id, history[0].id]
+
+
+def test_threads_and_messages_in_the_assistants_shapes(client: Client) -> None:
+    assistant = client.assistants.create(model="demo/x", description="No name needed.")
+    assert (assistant.name, assistant.description) == (None, "No name needed.")
+    assert assistant.response_format == "auto" and assistant.tool_resources == {}
+
+    thread = client.threads.create(
+        messages=[{"content": "first"}, {"content": "look", "images": [PNG]}],
+        metadata={"topic": "a"},
+    )
+    assert thread.metadata == {"topic": "a"} and thread.tool_resources == {}
+    assert client.threads.update(thread.id, metadata={"topic": "b"}).metadata == {"topic": "b"}
+
+    first, second = client.messages.list(thread_id=thread.id).data
+    assert (first.text, first.images) == ("first", [])
+    assert second.text == "look" and [i.url for i in second.images] == [PNG]
+    assert [p.type for p in second.content] == ["text", "image_url"]
+
+    only_image = client.messages.create_message(
+        thread_id=thread.id,
+        content=[{"type": "image_url", "image_url": {"url": PNG}}],
+        metadata={"k": "v"},
+    )
+    assert only_image.text == "" and [p.type for p in only_image.content] == ["image_url"]
+    assert client.messages.retrieve(only_image.id, thread_id=thread.id).metadata == {"k": "v"}
+    updated = client.messages.update(only_image.id, thread_id=thread.id, metadata={"k": "w"})
+    assert updated.metadata == {"k": "w"}
+    assert client.messages.delete(first.id, thread_id=thread.id).deleted is True
+    left = client.messages.list(thread_id=thread.id).data
+    assert [m.id for m in left] == [second.id, only_image.id]
 
 
 @pytest.mark.parametrize("model", ["demo/x", "fake/tools:2"])

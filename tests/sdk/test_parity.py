@@ -75,7 +75,7 @@ def script_flow_a(fake_server: FakeServer) -> None:
     fake_server.on("POST", "/v1/messages", ok(MESSAGE, 201))
     fake_server.on("POST", "/v1/runs", ok(run_body(), 201))
     fake_server.on("POST", "/v1/completions", sse(TURN_1), sse(TURN_2))
-    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("action_required")))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("requires_action")))
     fake_server.on("GET", "/v1/actions", ok(page([action_body(1, "get_time", {"tz": "UTC"})])))
     fake_server.on("POST", f"/v1/runs/{RUN}/submit_tool_outputs", ok(run_body("queued")))
     fake_server.on("GET", "/v1/threads/thread_1/messages", ok(page([MESSAGE])))

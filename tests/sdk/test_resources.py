@@ -27,7 +27,17 @@ from parley.sdk import (
     UserCreated,
 )
 from parley.types import RunStatus
-from tests.sdk.fake import API_KEY, FakeServer, action_body, call, ok, page, run_body
+from tests.sdk.fake import (
+    API_KEY,
+    FakeServer,
+    action_body,
+    call,
+    message_body,
+    ok,
+    page,
+    required_action,
+    run_body,
+)
 
 ASSISTANT = {
     "id": "asst_1",
@@ -46,24 +56,24 @@ ASSISTANT = {
             },
         }
     ],
-    "parameters": {"temperature": 0.2},
+    "tool_resources": {},
     "metadata": {"team": "a"},
+    "temperature": 0.2,
+    "top_p": None,
+    "response_format": "auto",
+    "reasoning_effort": None,
+    "description": None,
+    "parameters": {"temperature": 0.2},
     "future_field": "kept",
 }
-THREAD = {"id": "thread_1", "object": "thread", "created_at": 1700000000, "metadata": {}}
-MESSAGE = {
-    "id": "msg_1",
-    "object": "thread.message",
-    "thread_id": "thread_1",
-    "seq": 1,
-    "role": "user",
-    "content": "hello",
-    "reasoning": None,
-    "tool_calls": [],
-    "tool_call_id": None,
-    "run_id": None,
+THREAD = {
+    "id": "thread_1",
+    "object": "thread",
     "created_at": 1700000000,
+    "metadata": {},
+    "tool_resources": {},
 }
+MESSAGE = message_body("hello")
 USER = {"id": "user_1", "object": "user", "name": "ada", "is_admin": False, "created_at": 1}
 KEY_CREATED = {
     "id": "key_1",
@@ -184,12 +194,52 @@ CASES: dict[str, Case] = {
         Assistant,
         body={"name": "Helper", "model": "demo/echo", "tools": [TOOL_OPENAI]},
     ),
+    "assistants.create no name, OpenAI's options": Case(
+        lambda c: c.assistants.create(
+            model="demo/echo",
+            description="Tells the time.",
+            temperature=0.5,
+            top_p=0.9,
+            response_format={"type": "json_object"},
+            reasoning_effort="low",
+        ),
+        "POST",
+        "/v1/assistants",
+        {
+            **ASSISTANT,
+            "name": None,
+            "description": "Tells the time.",
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "response_format": {"type": "json_object"},
+            "reasoning_effort": "low",
+        },
+        lambda r: (
+            r.name is None
+            and (r.description, r.temperature, r.top_p, r.reasoning_effort)
+            == ("Tells the time.", 0.5, 0.9, "low")
+            and r.response_format == {"type": "json_object"}
+        ),
+        body={
+            "model": "demo/echo",
+            "description": "Tells the time.",
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "response_format": {"type": "json_object"},
+            "reasoning_effort": "low",
+        },
+        status=201,
+    ),
     "assistants.retrieve": Case(
         lambda c: c.assistants.retrieve("asst_1"),
         "GET",
         "/v1/assistants/asst_1",
         ASSISTANT,
-        lambda r: isinstance(r, Assistant) and r.model_extra == {"future_field": "kept"},
+        lambda r: (
+            isinstance(r, Assistant)
+            and r.model_extra == {"future_field": "kept"}
+            and (r.name, r.response_format, r.tool_resources) == ("Helper", "auto", {})
+        ),
     ),
     "assistants.update": Case(
         lambda c: c.assistants.update("asst_1", instructions=None, tools=[TOOL_FLAT]),
@@ -198,6 +248,14 @@ CASES: dict[str, Case] = {
         ASSISTANT,
         Assistant,
         body={"instructions": None, "tools": [TOOL_OPENAI]},
+    ),
+    "assistants.update options": Case(
+        lambda c: c.assistants.update("asst_1", temperature=0.1, description="d"),
+        "POST",
+        "/v1/assistants/asst_1",
+        ASSISTANT,
+        Assistant,
+        body={"temperature": 0.1, "description": "d"},
     ),
     "assistants.list": Case(
         lambda c: c.assistants.list(limit=2, after="asst_0", order="asc"),
@@ -225,6 +283,30 @@ CASES: dict[str, Case] = {
     ),
     "threads.create bare": Case(
         lambda c: c.threads.create(), "POST", "/v1/threads", THREAD, Thread, body={}
+    ),
+    "threads.create messages": Case(
+        lambda c: c.threads.create(
+            messages=[{"content": "hi"}, {"content": "look", "images": [PNG_URL]}]
+        ),
+        "POST",
+        "/v1/threads",
+        THREAD,
+        lambda r: isinstance(r, Thread) and r.tool_resources == {},
+        body={
+            "messages": [
+                {"content": "hi", "role": "user"},
+                {"content": "look", "role": "user", "images": [{"url": PNG_URL}]},
+            ]
+        },
+        status=201,
+    ),
+    "threads.update": Case(
+        lambda c: c.threads.update("thread_1", metadata={"title": "x"}),
+        "POST",
+        "/v1/threads/thread_1",
+        {**THREAD, "metadata": {"title": "x"}},
+        lambda r: r.metadata == {"title": "x"},
+        body={"metadata": {"title": "x"}},
     ),
     "threads.retrieve": Case(
         lambda c: c.threads.retrieve("thread_1"), "GET", "/v1/threads/thread_1", THREAD, Thread
@@ -258,8 +340,12 @@ CASES: dict[str, Case] = {
         ),
         "POST",
         "/v1/messages",
-        {**MESSAGE, "images": [{"url": PNG_URL}, {"url": PHOTO_URL}]},
-        lambda r: r.images == [Image(url=PNG_URL), Image(url=PHOTO_URL)],
+        message_body("hello", images=(PNG_URL, PHOTO_URL)),
+        lambda r: (
+            r.text == "hello"
+            and r.images == [Image(url=PNG_URL), Image(url=PHOTO_URL)]
+            and [p.type for p in r.content] == ["text", "image_url", "image_url"]
+        ),
         body={
             "thread_id": "thread_1",
             "content": "hello",
@@ -268,16 +354,77 @@ CASES: dict[str, Case] = {
         },
         status=201,
     ),
+    "messages.create_message parts": Case(
+        lambda c: c.messages.create_message(
+            thread_id="thread_1",
+            content=[
+                {"type": "text", "text": "hello"},
+                {"type": "image_url", "image_url": {"url": PHOTO_URL}},
+            ],
+            role="assistant",
+            metadata={"k": "v"},
+        ),
+        "POST",
+        "/v1/messages",
+        message_body("hello", images=(PHOTO_URL,), role="assistant", metadata={"k": "v"}),
+        lambda r: r.role == "assistant" and r.metadata == {"k": "v"} and len(r.images) == 1,
+        body={
+            "thread_id": "thread_1",
+            "content": [
+                {"type": "text", "text": "hello"},
+                {"type": "image_url", "image_url": {"url": PHOTO_URL}},
+            ],
+            "role": "assistant",
+            "metadata": {"k": "v"},
+        },
+        status=201,
+    ),
     "messages.list": Case(
         lambda c: c.messages.list(thread_id="thread_1", limit=5),
         "GET",
         "/v1/threads/thread_1/messages",
         page([MESSAGE]),
+        lambda r: isinstance(r.data[0], Message) and r.data[0].text == "hello",
+        params={"limit": "5", "order": "asc", "all_messages": "true"},
+    ),
+    "messages.list as the Assistants API": Case(
+        lambda c: c.messages.list(
+            thread_id="thread_1",
+            order="desc",
+            before="msg_9",
+            run_id="run_1",
+            all_messages=False,
+        ),
+        "GET",
+        "/v1/threads/thread_1/messages",
+        page([MESSAGE]),
         lambda r: isinstance(r.data[0], Message),
-        params={"limit": "5"},
+        params={"order": "desc", "before": "msg_9", "run_id": "run_1"},
     ),
     "messages.retrieve": Case(
         lambda c: c.messages.retrieve("msg_1"), "GET", "/v1/messages/msg_1", MESSAGE, Message
+    ),
+    "messages.retrieve in a thread": Case(
+        lambda c: c.messages.retrieve("msg_1", thread_id="thread_1"),
+        "GET",
+        "/v1/threads/thread_1/messages/msg_1",
+        MESSAGE,
+        Message,
+    ),
+    "messages.update": Case(
+        lambda c: c.messages.update("msg_1", thread_id="thread_1", metadata={"k": "v"}),
+        "POST",
+        "/v1/threads/thread_1/messages/msg_1",
+        {**MESSAGE, "metadata": {"k": "v"}},
+        lambda r: r.metadata == {"k": "v"},
+        body={"metadata": {"k": "v"}},
+    ),
+    "messages.delete": Case(
+        lambda c: c.messages.delete("msg_1", thread_id="thread_1"),
+        "DELETE",
+        "/v1/threads/thread_1/messages/msg_1",
+        {"id": "msg_1", "object": "thread.message.deleted", "deleted": True},
+        lambda r: isinstance(r, Deleted) and r.deleted,
     ),
     "runs.create_run": Case(
         lambda c: c.runs.create_run(assistant_id="asst_1", thread_id="thread_1", model="demo/x"),
@@ -307,11 +454,16 @@ CASES: dict[str, Case] = {
         lambda c: c.runs.retrieve("run_1"),
         "GET",
         "/v1/runs/run_1",
-        run_body(
-            "action_required",
-            required_action={"type": "submit_tool_outputs", "actions": TURN["actions"]},
+        run_body("requires_action", required_action=required_action(("get_time", {"tz": "UTC"}))),
+        lambda r: (
+            r.status is RunStatus.ACTION_REQUIRED
+            and r.required_action.actions[0].name == "get_time"
+            and r.required_action.actions[0].arguments == {"tz": "UTC"}
+            and r.required_action.submit_tool_outputs.tool_calls[0].function.arguments
+            == '{"tz": "UTC"}'
+            and r.required_action.submit_tool_outputs.tool_calls[0].id
+            == r.required_action.actions[0].tool_call_id
         ),
-        lambda r: r.required_action.actions[0].name == "get_time",
     ),
     "runs.list": Case(
         lambda c: c.runs.list(thread_id="thread_1", order="desc"),

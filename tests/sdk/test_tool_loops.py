@@ -45,7 +45,7 @@ def get_time(name: str, arguments: dict[str, Any]) -> str:
 
 async def test_poll_and_execute_action(client: Any, fake_server: FakeServer) -> None:
     fake_server.on(
-        "GET", f"/v1/runs/{RUN}", ok(run_body("in_progress")), ok(run_body("action_required"))
+        "GET", f"/v1/runs/{RUN}", ok(run_body("in_progress")), ok(run_body("requires_action"))
     )
     fake_server.on(
         "GET",
@@ -85,7 +85,7 @@ async def test_an_executor_with_a_third_argument_gets_the_action(
     client: Any, fake_server: FakeServer
 ) -> None:
     # two calls of one tool with the same arguments: only the action tells them apart
-    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("action_required")))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("requires_action")))
     fake_server.on(
         "GET",
         "/v1/actions",
@@ -131,7 +131,7 @@ async def test_poll_returns_false_after_timeout(client: Any, fake_server: FakeSe
 
 
 async def test_poll_with_nothing_pending(client: Any, fake_server: FakeServer) -> None:
-    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("action_required")))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("requires_action")))
     fake_server.on("GET", "/v1/actions", ok(page([])))
     assert (
         await call(client.runs.poll_and_execute_action(run_id=RUN, tool_executor=get_time)) is False
