@@ -425,18 +425,19 @@ class ChatRepl:
         thread_id = self.session.thread_id
         if thread_id is None:
             return []
+        # Oldest first, tool calls and results too (the SDK's default).
         page = await self.session.client.messages.list(thread_id=thread_id, limit=100)
         return [message async for message in page.aiter_all()]
 
     def _show_message(self, message: Message) -> None:
         if message.role == "user":
-            self.console.print(Text.assemble((f"{PROMPT} ", "bold cyan"), clean(message.content)))
+            self.console.print(Text.assemble((f"{PROMPT} ", "bold cyan"), clean(message.text)))
         elif message.role == "tool":
-            preview = " ".join(clean(message.content).split())[:200]
+            preview = " ".join(clean(message.text).split())[:200]
             self.console.print(Text.assemble(("  ↳ ", "dim"), (preview, "dim")))
         else:
-            if message.content.strip():
-                self.console.print(render_answer(message.content))
+            if message.text.strip():
+                self.console.print(render_answer(message.text))
             for call in message.tool_calls:
                 arguments = json.dumps(call.arguments, ensure_ascii=False)[:200]
                 self.console.print(
@@ -462,14 +463,14 @@ def export_markdown(thread_id: str | None, messages: list[Message]) -> str:
                 f"**tool result** (`{message.tool_call_id}`):",
                 "",
                 "```",
-                message.content,
+                message.text,
                 "```",
                 "",
             ]
             continue
         parts += [f"## {message.role}", ""]
-        if message.content:
-            parts += [message.content, ""]
+        if message.text:
+            parts += [message.text, ""]
         for call in message.tool_calls:
             arguments = json.dumps(call.arguments, ensure_ascii=False)
             parts += [f"- tool call `{call.name}` {arguments}", ""]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from parley.sdk import Client, Message
 from tests.terminal.pty_terminal import Terminal
 
 MCP_SERVER = Path(__file__).with_name("mcp_server.py")
@@ -30,6 +31,15 @@ StartChat = Callable[..., Terminal]
 #: server). Type once the prompt is drawn again below them: while they are printed, the
 #: terminal is in cooked mode for a moment (a Ctrl+C would be a SIGINT).
 STARTED = r"· assistant \w+[^\n]*\n(?:[✓✗-] [^\n]*\n)*"
+
+
+def stored_messages(server: Any, key: str, thread_id: str | None = None) -> list[Message]:
+    """What the server keeps of a thread (the user's newest by default), read through the
+    SDK: every message, tool calls and results too, oldest first."""
+    with Client(base_url=server.base_url, api_key=key) as client:
+        if thread_id is None:
+            thread_id = client.threads.list(limit=1, order="desc").data[0].id
+        return list(client.messages.list(thread_id=thread_id, limit=100).iter_all())
 
 
 @pytest.fixture

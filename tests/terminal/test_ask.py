@@ -14,19 +14,11 @@ import pytest
 
 from parley.terminal.chat import NO_TERMINAL
 from parley.testing.fake_upstream import expected_text, text_chunks, tool_results_text
-from tests.terminal.conftest import McpConfig, parley
+from tests.terminal.conftest import McpConfig, parley, stored_messages
 
 
 def connection(server: Any, key: str) -> list[str]:
     return ["--server", server.base_url, "--api-key", key]
-
-
-def last_thread_messages(server: Any, key: str) -> list[dict[str, Any]]:
-    with server.client(key) as http:
-        threads = http.get("/threads", params={"order": "desc", "limit": 1}).json()["data"]
-        answer = http.get(f"/threads/{threads[0]['id']}/messages", params={"limit": 100})
-        answer.raise_for_status()
-        return list(answer.json()["data"])
 
 
 def runs(server: Any, key: str) -> list[dict[str, Any]]:
@@ -157,10 +149,10 @@ def test_two_parallel_calls_run_as_two_calls(
     assert final == tool_results_text([("echo", "text 0"), ("add", "3.0")])
 
     # the server got both outputs, each as its own tool message, as text
-    stored = last_thread_messages(server, user_key)
-    assert [m["role"] for m in stored] == ["user", "assistant", "tool", "tool", "assistant"]
-    assert len(stored[1]["tool_calls"]) == 2
-    assert [m["content"] for m in stored[2:4]] == ["text 0", "3.0"]
+    stored = stored_messages(server, user_key)
+    assert [m.role for m in stored] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert len(stored[1].tool_calls) == 2 and stored[1].content == []
+    assert [m.text for m in stored[2:4]] == ["text 0", "3.0"]
 
 
 def test_an_idle_timeout_keeps_the_partial_answer(
@@ -179,8 +171,8 @@ def test_an_idle_timeout_keeps_the_partial_answer(
     assert "timed out: nothing for 1 s" in done.stderr
     run = runs(server, user_key)[0]
     assert run["status"] == "cancelled"
-    stored = last_thread_messages(server, user_key)
-    assert stored[-1]["role"] == "assistant" and stored[-1]["content"] == partial
+    stored = stored_messages(server, user_key)
+    assert stored[-1].role == "assistant" and stored[-1].text == partial
 
 
 def test_the_embedded_server(cli_env: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from parley.terminal.chat import ConversationProcessor
 from parley.terminal.output import JsonOutput, TerminalOutput
 from parley.terminal.session import ChatOptions, Session
 from parley.testing.fake_upstream import text_chunks, tool_results_text
-from tests.terminal.conftest import McpConfig
+from tests.terminal.conftest import McpConfig, stored_messages
 
 Open = Callable[..., Any]
 
@@ -56,11 +56,6 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-def stored(server: Any, key: str, thread_id: str) -> list[dict[str, Any]]:
-    with server.client(key) as http:
-        return list(http.get(f"/threads/{thread_id}/messages").json()["data"])
-
-
 async def test_an_interrupt_stops_a_stalled_stream_at_once(
     open_session: Open, server: Any, user_key: str
 ) -> None:
@@ -77,9 +72,10 @@ async def test_an_interrupt_stops_a_stalled_stream_at_once(
     assert result.stopped == "interrupted" and result.status == "cancelled"
     assert result.text == partial
     assert lines.objects()[-1] == {"type": "error", "code": "interrupted", "message": "interrupted"}
-    messages = stored(server, user_key, result.thread_id)
-    assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[1]["content"] == partial  # the server kept the partial text
+    messages = stored_messages(server, user_key, result.thread_id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].text == partial  # the server kept the partial text
+    assert messages[1].status == "incomplete"
 
 
 async def test_first_chunk_timeout(open_session: Open) -> None:

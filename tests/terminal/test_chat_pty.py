@@ -13,7 +13,7 @@ import pytest
 
 from parley.terminal.repl import PROMPT
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.terminal.conftest import McpConfig, StartChat
+from tests.terminal.conftest import McpConfig, StartChat, stored_messages
 from tests.terminal.pty_terminal import Terminal
 
 
@@ -43,7 +43,11 @@ def test_chat_in_a_terminal(chat: Terminal, server: Any, user_key: str, tmp_path
     chat.expect("saved 4 messages", since=mark)
     exported = json.loads(export.read_text())["messages"]
     assert [m["role"] for m in exported] == ["user", "assistant", "tool", "assistant"]
-    assert exported[0]["content"] == "please use\na tool"
+    # the messages as the server answers them: content as parts
+    assert exported[0]["content"] == [
+        {"type": "text", "text": {"value": "please use\na tool", "annotations": []}}
+    ]
+    assert exported[2]["content"][0]["text"]["value"] == "text 0"
 
     # a slow answer, interrupted
     mark = chat.mark()
@@ -58,11 +62,11 @@ def test_chat_in_a_terminal(chat: Terminal, server: Any, user_key: str, tmp_path
 
     with server.client(user_key) as http:
         [thread] = http.get("/threads").json()["data"]
-        messages = http.get(f"/threads/{thread['id']}/messages").json()["data"]
         last_run = http.get("/runs", params={"order": "desc", "limit": 1}).json()["data"][0]
+    messages = stored_messages(server, user_key, thread["id"])
     assert last_run["status"] == "cancelled"
-    partial = messages[-1]["content"]
-    assert messages[-1]["role"] == "assistant" and messages[-1]["run_id"] == last_run["id"]
+    partial = messages[-1].text
+    assert messages[-1].role == "assistant" and messages[-1].run_id == last_run["id"]
     assert partial.startswith("Parley streams every") and partial != expected_text()
     assert expected_text().startswith(partial)
     screen = chat.screen[mark:]

@@ -18,7 +18,7 @@ import pytest
 from parley.terminal.mcp_tools import DECLINED
 from parley.terminal.repl import PROMPT
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.terminal.conftest import STARTED, McpConfig, StartChat, parley
+from tests.terminal.conftest import STARTED, McpConfig, StartChat, parley, stored_messages
 from tests.terminal.pty_terminal import Terminal
 
 TOKENS = r"in / \d+ out tokens"  # the footer of a finished answer
@@ -58,17 +58,17 @@ def tool_outputs(server: Any, user_key: str) -> list[list[tuple[str, str]]]:
     call order; a call is ``name(arguments as JSON)``."""
     with server.client(user_key) as http:
         [thread] = http.get("/threads").json()["data"]
-        messages = http.get(f"/threads/{thread['id']}/messages", params={"limit": 100}).json()
     exchanges: list[list[tuple[str, str]]] = []
     calls: dict[str, str] = {}
-    for message in messages["data"]:
-        if message["role"] == "user":
+    for message in stored_messages(server, user_key, thread["id"]):
+        if message.role == "user":
             exchanges.append([])
-        for call in message.get("tool_calls") or ():
-            arguments = json.dumps(call["arguments"], sort_keys=True)
-            calls[call["id"]] = f"{call['name']}({arguments})"
-        if message["role"] == "tool":
-            exchanges[-1].append((calls[message["tool_call_id"]], message["content"]))
+        for call in message.tool_calls:
+            arguments = json.dumps(call.arguments, sort_keys=True)
+            calls[call.id] = f"{call.name}({arguments})"
+        if message.role == "tool":
+            assert message.tool_call_id is not None
+            exchanges[-1].append((calls[message.tool_call_id], message.text))
     return exchanges
 
 
@@ -174,10 +174,7 @@ def _threads(server: Any, user_key: str) -> dict[str, list[str]]:
     """The user's threads: id -> the contents of its messages."""
     with server.client(user_key) as http:
         threads = http.get("/threads").json()["data"]
-        return {
-            t["id"]: [m["content"] for m in http.get(f"/threads/{t['id']}/messages").json()["data"]]
-            for t in threads
-        }
+    return {t["id"]: [m.text for m in stored_messages(server, user_key, t["id"])] for t in threads}
 
 
 def test_threads_history_new_and_resume(start_chat: StartChat, server: Any, user_key: str) -> None:
@@ -298,12 +295,12 @@ def test_no_stream_answers_with_whole_turns(
 
     with server.client(user_key) as http:
         [thread] = http.get("/threads").json()["data"]
-        messages = http.get(f"/threads/{thread['id']}/messages").json()["data"]
         [run] = http.get("/runs", params={"order": "desc", "limit": 1}).json()["data"]
-    assert [m["role"] for m in messages] == [
+    messages = stored_messages(server, user_key, thread["id"])
+    assert [m.role for m in messages] == [
         *("user", "assistant", "tool", "assistant"),
         *("user", "assistant"),
     ]
-    assert messages[3]["content"] == answer
-    assert messages[-1]["content"] == expected_text()
+    assert messages[3].text == answer
+    assert messages[-1].text == expected_text()
     assert run["status"] == "completed"
