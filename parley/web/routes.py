@@ -131,7 +131,7 @@ def thread_messages(thread_id: str) -> dict[str, Any]:
 
 
 def _message_public(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": message.id, "role": message.role, "content": message.content}
+    out: dict[str, Any] = {"id": message.id, "role": message.role, "content": message.text}
     if message.reasoning:
         out["reasoning"] = message.reasoning
     if message.tool_calls:

@@ -11,7 +11,7 @@ import pytest
 
 from parley.sdk import Client
 from parley.testing.fake_upstream import expected_text
-from parley.types import TERMINAL_STATUSES
+from parley.types import TERMINAL_STATUSES, Usage
 from parley.web import ToolRegistry, create_app, default_tools, exchange
 from tests.web.conftest import SECRET, Browser, Events, read_events, serve
 
@@ -67,8 +67,13 @@ def test_calculator_through_the_demo_model(browser: Browser, sdk: Client) -> Non
     # every turn's tokens added up: the run's, the reasoning (the demo reasons on each turn)
     # among the output
     assert 0 < usage["reasoning_tokens"] < usage["output_tokens"]
-    run_usage = sdk.runs.retrieve(run_id).usage.model_dump()
-    assert {"type": "usage", "run_id": run_id, **run_usage} == usage
+    run_usage = sdk.runs.retrieve(run_id).usage
+    assert {"type": "usage", "run_id": run_id, **Usage.of(run_usage).model_dump()} == usage
+    assert (run_usage.prompt_tokens, run_usage.completion_tokens, run_usage.total_tokens) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+        usage["input_tokens"] + usage["output_tokens"],
+    )
     done = {
         "type": "done",
         "status": "completed",
@@ -240,7 +245,7 @@ def test_a_browser_that_leaves_mid_stream_still_gets_its_answer(
         assert run.status == "completed"
         messages = sdk.messages.list(thread_id=run.thread_id).data
         assert [m.role for m in messages] == ["user", "assistant", "tool", "assistant"]
-        assert messages[2].content == "held on" and '"held on"' in messages[3].content
+        assert messages[2].text == "held on" and '"held on"' in messages[3].text
         # The app is still fine.
         assert _one(b.process("hello", model="fake/text:1"), "done")["status"] == "completed"
         b.close()
