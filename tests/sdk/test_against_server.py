@@ -242,3 +242,25 @@ async def test_models_list_answers_the_servers_catalog(
     assert by_name["demo"]["ready"] is True and by_name["fake"]["kind"] == "openai-chat"
     async with AsyncClient(base_url=server.base_url, api_key=user_key) as aclient:
         assert await aclient.models.list() == catalog
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_messages_pages_keep_the_order_and_the_tool_messages(client: Client, order: str) -> None:
+    assistant = client.assistants.create(model="demo/x", tools=[WEATHER])
+    result = client.respond(
+        assistant_id=assistant.id,
+        content="get_weather Oslo",
+        tools={"get_weather": lambda city: f"snow in {city}"},
+    )
+    assert result.thread_id is not None
+    client.messages.create_message(thread_id=result.thread_id, content="thanks")
+    every = client.messages.list(thread_id=result.thread_id, order=order).data
+    roles = ["user", "assistant", "tool", "assistant", "user"]
+    assert [m.role for m in every] == (roles if order == "asc" else roles[::-1])
+
+    first = client.messages.list(thread_id=result.thread_id, limit=2, order=order)
+    assert first.has_more and len(first.data) == 2
+    assert [m.id for m in first.iter_all()] == [m.id for m in every]
+    # before: the messages ahead of one, in the same order
+    ahead = client.messages.list(thread_id=result.thread_id, before=every[3].id, order=order)
+    assert [m.id for m in ahead.data] == [m.id for m in every[:3]]
