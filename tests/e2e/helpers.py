@@ -182,7 +182,20 @@ def list_all(http: httpx.Client, path: str, **params: Any) -> list[dict[str, Any
 
 
 def messages(http: httpx.Client, thread_id: str) -> list[dict[str, Any]]:
-    return list_all(http, f"/threads/{thread_id}/messages")
+    """Every message of the thread, oldest first, tool results included; each with its
+    content parts read back as a text (``content``) and images (``images``)."""
+    listed = list_all(http, f"/threads/{thread_id}/messages", order="asc", all_messages="true")
+    return [flat(m) for m in listed]
+
+
+def flat(message: dict[str, Any]) -> dict[str, Any]:
+    """A message with its parts as ``content`` (the text) and ``images`` (``[{"url"}]``)."""
+    parts = message["content"]
+    return {
+        **message,
+        "content": "".join(p["text"]["value"] for p in parts if p["type"] == "text"),
+        "images": [{"url": p["image_url"]["url"]} for p in parts if p["type"] == "image_url"],
+    }
 
 
 def runs_of(http: httpx.Client, thread_id: str) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ def _check_stored(http: httpx.Client, run_id: str, seen: list[Event]) -> None:
     live = [e for e in seen if e.event not in ("run.status",)]
     assert body == live[: len(body)], "the log is not a prefix of what the client saw"
     run = http.get(f"/runs/{run_id}").json()
-    assert run["status"] == "incomplete" and run["last_error"]["code"] == "interrupted"
+    assert run["status"] == "incomplete" and run["incomplete_details"] == {"reason": "interrupted"}
     messages = http.get(f"/threads/{run['thread_id']}/messages").json()["data"]
     stored = messages[-1]["content"]
     assert _text(seen).startswith(stored)

@@ -74,7 +74,7 @@ def test_killed_server_leaves_an_incomplete_run_with_its_text(fragile: ParleySer
     fragile.kill()
     fragile.start()
     run = _wait_status(fragile, key, run_id, "incomplete")
-    assert run["last_error"]["code"] == "interrupted"
+    assert run["incomplete_details"] == {"reason": "interrupted"}
     stored = _assistant_text(fragile, key, run_id)
     full = expected_text(300)
     assert full.startswith(stored)

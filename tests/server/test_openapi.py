@@ -26,6 +26,8 @@ IDEMPOTENT = {
     ("POST", "/v1/threads/{thread_id}/messages"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/runs"),
+    ("POST", "/v1/threads/runs"),
+    ("POST", "/v1/threads/{thread_id}/runs"),
     ("POST", "/v1/process"),
     ("POST", "/v1/completions"),
 }
