@@ -48,7 +48,7 @@ CLOCK = {
 }
 
 #: Statuses of a run that is still going.
-ACTIVE = frozenset({"queued", "in_progress", "action_required"})
+ACTIVE = frozenset({"queued", "in_progress", "requires_action"})
 #: Statuses of a finished run.
 FINISHED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
@@ -139,12 +139,12 @@ def create_thread(http: httpx.Client, metadata: dict[str, Any] | None = None) ->
 
 
 def add_message(http: httpx.Client, thread_id: str, content: str) -> dict[str, Any]:
-    """The seed's ``create_message``: ``POST /messages``."""
+    """The seed's ``create_message``: ``POST /messages``; the message read as ``flat``."""
     answer = http.post(
         "/messages", json={"thread_id": thread_id, "content": content, "role": "user"}
     )
     assert answer.status_code == 201, answer.text
-    return dict(answer.json())
+    return flat(answer.json())
 
 
 def create_run(

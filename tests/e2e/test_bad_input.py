@@ -53,7 +53,7 @@ def waiting(http: httpx.Client) -> dict[str, Any]:
     bot = create_assistant(http, "fake/tools:2", tools=[WEATHER, CLOCK])
     turn = stream_process(http, assistant_id=bot["id"], content="two tools please")
     run = get_run(http, turn.run_id)
-    assert run["status"] == "action_required"
+    assert run["status"] == "requires_action"
     return {"run": run, "thread_id": run["thread_id"], "manifest": turn.manifest, "bot": bot}
 
 
@@ -81,7 +81,7 @@ def test_malformed_json_is_400(http: httpx.Client, path: str, raw: bytes) -> Non
     ("path", "body", "locs"),
     [
         ("/assistants", {"name": 5, "model": ["demo/x"]}, [["body", "name"], ["body", "model"]]),
-        ("/assistants", {"model": "demo/x"}, [["body", "name"]]),
+        ("/assistants", {"name": "x"}, [["body", "model"]]),
         pytest.param(
             "/assistants",
             {
@@ -93,10 +93,14 @@ def test_malformed_json_is_400(http: httpx.Client, path: str, raw: bytes) -> Non
             id="tool index in loc",
         ),
         ("/threads", {"metadata": "not an object"}, [["body", "metadata"]]),
-        ("/messages", {"thread_id": "thread_x", "content": {"text": "hi"}}, [["body", "content"]]),
         (
             "/messages",
-            {"thread_id": "thread_x", "content": "hi", "role": "assistant"},
+            {"thread_id": "thread_x", "content": {"text": "hi"}},
+            [["body", "content", "str"], ["body", "content", "list[union[TextPart,ImageURLPart]]"]],
+        ),
+        (
+            "/messages",
+            {"thread_id": "thread_x", "content": "hi", "role": "tool"},
             [["body", "role"]],
         ),
         (
@@ -145,9 +149,9 @@ def test_bodies_of_the_wrong_shape_are_422(http: httpx.Client, path: str, body: 
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/assistants", {"name": "x", "model": "demo/x", "temperature": 0.2}),
+        ("/assistants", {"name": "x", "model": "demo/x", "temprature": 0.2}),
         ("/threads", {"metadata": {}, "title": "x"}),
-        ("/messages", {"thread_id": "thread_x", "content": "hi", "attachments": []}),
+        ("/messages", {"thread_id": "thread_x", "content": "hi", "attachment": []}),
         ("/runs", {"thread_id": "thread_x", "assistant_id": "asst_x", "extra": 1}),
         ("/process", {"assistant_id": "asst_x", "content": "hi", "temperature": 1}),
         ("/completions", {"run_id": "run_x", "foo": "bar"}),
@@ -302,7 +306,7 @@ def test_outputs_for_unknown_tool_call_are_400_and_atomic(
     )
     assert_error(answer, 400, "unknown_tool_call_id")
     assert _state(http, waiting["thread_id"]) == before
-    assert get_run(http, run_id)["status"] == "action_required"
+    assert get_run(http, run_id)["status"] == "requires_action"
     pending = actions(http, run_id, status="pending")
     assert [a["id"] for a in pending] == [one["action_id"], two["action_id"]]
 
@@ -339,7 +343,7 @@ def test_partial_resubmission_with_a_new_output_is_stored_once(
     run_id, (one, two) = waiting["run"]["id"], waiting["manifest"]
     assert (
         _submit(http, run_id, [(one["tool_call_id"], "out 1")]).json()["status"]
-        == "action_required"
+        == "requires_action"
     )
     both = _submit(http, run_id, [(one["tool_call_id"], "out 1"), (two["tool_call_id"], "out 2")])
     assert both.status_code == 200 and both.json()["status"] == "queued", both.text

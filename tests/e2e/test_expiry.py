@@ -58,7 +58,7 @@ def test_a_waiting_run_expires(client: httpx.Client) -> None:
     turn = stream_process(client, assistant_id=bot["id"], content="weather")
     (item,) = turn.manifest
     waiting = get_run(client, turn.run_id)
-    assert waiting["status"] == "action_required"
+    assert waiting["status"] == "requires_action"
     assert waiting["expires_at"] is not None and waiting["expires_at"] - waiting["created_at"] <= 3
 
     run = wait_run(client, turn.run_id, {"expired"}, timeout=10)

@@ -4,6 +4,8 @@ pending actions, submits the output; a second ``completions`` streams the final 
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -15,6 +17,7 @@ from tests.e2e.helpers import (
     create_assistant,
     create_run,
     create_thread,
+    flat,
     get_run,
     messages,
     stream_completion,
@@ -72,8 +75,11 @@ def test_flow_a_tool_round_trip(http: httpx.Client, case: str) -> None:
 
     # 10, 13: the run shows action_required with the same actions
     seen = get_run(http, run["id"])
-    assert seen["status"] == "action_required"
-    assert seen["required_action"] == {"type": "submit_tool_outputs", "actions": [item]}
+    assert seen["status"] == "requires_action"
+    assert seen["required_action"]["actions"] == [item]
+    [call] = seen["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert (call["id"], call["function"]["name"]) == (item["tool_call_id"], item["name"])
+    assert json.loads(call["function"]["arguments"]) == item["arguments"]
     assert seen["expires_at"] is not None
 
     # 14: GET /actions?run_id=&status=pending
@@ -117,7 +123,7 @@ def test_flow_a_tool_round_trip(http: httpx.Client, case: str) -> None:
     assert result["tool_call_id"] == item["tool_call_id"] and result["content"] == OUTPUT
     assert reply["content"] == answer and reply["tool_calls"] == [] and reply["run_id"] == run["id"]
     assert {e.data["message_id"] for e in second.of_type("content.delta")} == {reply["id"]}
-    assert http.get(f"/messages/{reply['id']}").json() == reply
+    assert flat(http.get(f"/messages/{reply['id']}").json()) == reply
 
 
 def test_flow_a_plain_answer_without_tools(http: httpx.Client) -> None:

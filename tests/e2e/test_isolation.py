@@ -75,7 +75,7 @@ def world(server: Any) -> Iterator[World]:
         queued = create_run(a, thread["id"], bot["id"])
         turn = stream_process(a, assistant_id=bot["id"], content=SECRET)
         waiting = get_run(a, turn.run_id)
-        assert waiting["status"] == "action_required"
+        assert waiting["status"] == "requires_action"
         (action,) = actions(a, waiting["id"])
         key = a.post("/api_keys", json={})
         assert key.status_code == 201, key.text
@@ -229,7 +229,7 @@ def test_unknown_ids_answer_the_same_as_foreign_ids(world: World) -> None:
 def test_the_owner_still_has_everything(world: World, server: Any) -> None:
     a = world.a
     assert get_run(a, world.queued["id"])["status"] == "queued"
-    assert get_run(a, world.waiting["id"])["status"] == "action_required"
+    assert get_run(a, world.waiting["id"])["status"] == "requires_action"
     assert [m["content"] for m in messages(a, world.thread["id"])] == [SECRET]
     assert a.get(f"/assistants/{world.bot['id']}").json()["name"] == "e2e"
     with server.client(world.key["key"]) as same_user:

@@ -56,7 +56,7 @@ def test_a_nul_in_tool_call_arguments_without_streaming(http: httpx.Client, tmp_
     result = answer.json()
     assert result["status"] == "action_required", result
     assert [a["arguments"] for a in result["actions"]] == [CLEANED]
-    assert get_run(http, result["run_id"])["status"] == "action_required"
+    assert get_run(http, result["run_id"])["status"] == "requires_action"
 
 
 def test_a_nul_in_the_models_text_is_stored_cleaned(http: httpx.Client, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import add_message, create_assistant, create_run, create_thread
+from tests.e2e.helpers import add_message, create_assistant, create_run, create_thread, flat
 
 
 def walk(http: httpx.Client, path: str, limit: int, **params: Any) -> list[list[str]]:
@@ -62,18 +62,22 @@ def test_default_limit_is_20(http: httpx.Client) -> None:
     assert [t["id"] for t in page["data"]] == created[:0:-1]
 
 
-def test_messages_are_ascending_by_seq_by_default(http: httpx.Client) -> None:
+def test_messages_are_newest_first_by_default_as_in_the_assistants_api(
+    http: httpx.Client,
+) -> None:
     thread = create_thread(http)
     created = [add_message(http, thread["id"], f"message {n}") for n in range(5)]
     path = f"/threads/{thread['id']}/messages"
     listed = http.get(path).json()["data"]
-    assert [m["id"] for m in listed] == [m["id"] for m in created]
+    assert [m["id"] for m in listed] == [m["id"] for m in reversed(created)]
     seqs = [m["seq"] for m in listed]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 5
-    assert [m["content"] for m in listed] == [f"message {n}" for n in range(5)]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 5
+    assert [flat(m)["content"] for m in listed] == [f"message {n}" for n in range(4, -1, -1)]
     ids = [m["id"] for m in created]
-    assert walk(http, path, 2) == [ids[0:2], ids[2:4], ids[4:5]]
-    assert walk(http, path, 2, order="desc") == [ids[4:2:-1], ids[2:0:-1], ids[0:1]]
+    assert walk(http, path, 2, order="asc") == [ids[0:2], ids[2:4], ids[4:5]]
+    assert walk(http, path, 2) == [ids[4:2:-1], ids[2:0:-1], ids[0:1]]
+    before = http.get(path, params={"before": ids[3], "limit": 2, "order": "asc"}).json()
+    assert [m["id"] for m in before["data"]] == ids[1:3] and before["has_more"]
 
 
 @pytest.mark.parametrize("kind", ["assistants", "runs"])

@@ -10,7 +10,9 @@ from tests.e2e.helpers import (
     assert_error,
     create_assistant,
     create_thread,
+    flat,
     list_all,
+    messages,
     stream_process,
 )
 
@@ -54,20 +56,20 @@ def test_thread_and_message_lifecycle(http: httpx.Client) -> None:
     assert http.get(f"/threads/{thread['id']}").json() == thread
     nested = http.post(f"/threads/{thread['id']}/messages", json={"content": "nested form"})
     assert nested.status_code == 201, nested.text
-    flat = add_message(http, thread["id"], "flat form")
-    for message, seq in ((nested.json(), 1), (flat, 2)):
+    added = add_message(http, thread["id"], "flat form")
+    for message, seq in ((flat(nested.json()), 1), (added, 2)):
         assert message["object"] == "thread.message" and message["role"] == "user"
         assert message["thread_id"] == thread["id"] and message["seq"] == seq
         assert message["run_id"] is None and message["tool_calls"] == []
         assert message["tool_call_id"] is None and message["id"].startswith("msg_")
-        assert http.get(f"/messages/{message['id']}").json() == message
+        assert flat(http.get(f"/messages/{message['id']}").json()) == message
 
     deleted = http.delete(f"/threads/{thread['id']}")
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["id"] == thread["id"] and deleted.json()["deleted"] is True
     assert_error(http.get(f"/threads/{thread['id']}"), 404)
     assert_error(http.get(f"/threads/{thread['id']}/messages"), 404)
-    assert_error(http.get(f"/messages/{flat['id']}"), 404)
+    assert_error(http.get(f"/messages/{added['id']}"), 404)
     assert_error(http.post("/messages", json={"thread_id": thread["id"], "content": "x"}), 404)
     assert list_all(http, "/threads") == []
 
@@ -78,5 +80,5 @@ def test_unicode_round_trips_through_a_turn(http: httpx.Client) -> None:
     turn = stream_process(http, assistant_id=bot["id"], content=said)
     assert turn.text == said
     thread_id = http.get(f"/runs/{turn.run_id}").json()["thread_id"]
-    stored = list_all(http, f"/threads/{thread_id}/messages")
+    stored = messages(http, thread_id)
     assert [m["content"] for m in stored] == [said, said]

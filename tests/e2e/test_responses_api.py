@@ -504,7 +504,7 @@ def test_function_tool_round_trip_with_previous_response_id(http: httpx.Client) 
     (call,) = calls(first)
     assert call["name"] == "get_weather" and call["status"] == "completed"
     assert json.loads(call["arguments"]) == WEATHER_ARGUMENTS
-    assert get_run(http, first["id"])["status"] == "action_required"
+    assert get_run(http, first["id"])["status"] == "requires_action"
 
     second = create(
         http, **weather_result(call["call_id"], "sunny", previous_response_id=first["id"])
@@ -567,7 +567,7 @@ def test_function_call_outputs_for_unknown_calls_are_400(http: httpx.Client) -> 
         # A fresh response given an output for a call that is nowhere.
         answer = http.post("/responses", json={"model": TEXT, "input": [unknown]})
         openai_error(answer, 400, "input", "tool_call_not_found")
-    assert get_run(http, first["id"])["status"] == "action_required"
+    assert get_run(http, first["id"])["status"] == "requires_action"
 
 
 def posted_at_once(server: Any, key: str, body: dict[str, Any]) -> list[httpx.Response]:

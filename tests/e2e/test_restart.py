@@ -82,7 +82,10 @@ def test_a_killed_server_leaves_the_run_incomplete_with_its_text(
 
         restartable.start()
         run = wait_run(http, run_id, {"incomplete"}, timeout=10)
-        assert run["incomplete_details"] == {"reason": "interrupted"} and run["completed_at"] is not None
+        assert (
+            run["incomplete_details"] == {"reason": "interrupted"}
+            and run["completed_at"] is not None
+        )
         assert [(m["role"], m["content"]) for m in messages(http, thread_id)] == [
             ("user", "hello"),
             ("assistant", expected_text(3)),

@@ -96,8 +96,9 @@ def _check_stored(http: httpx.Client, run_id: str, seen: list[Event]) -> None:
     assert body == live[: len(body)], "the log is not a prefix of what the client saw"
     run = http.get(f"/runs/{run_id}").json()
     assert run["status"] == "incomplete" and run["incomplete_details"] == {"reason": "interrupted"}
-    messages = http.get(f"/threads/{run['thread_id']}/messages").json()["data"]
-    stored = messages[-1]["content"]
+    query = {"order": "asc", "all_messages": "true"}
+    messages = http.get(f"/threads/{run['thread_id']}/messages", params=query).json()["data"]
+    stored = "".join(p["text"]["value"] for p in messages[-1]["content"])
     assert _text(seen).startswith(stored)
     missing = sum(e.event == "content.delta" for e in seen) - len(
         [e for e in body if e.event == "content.delta"]

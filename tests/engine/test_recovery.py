@@ -64,7 +64,9 @@ def _assistant_text(srv: ParleyServer, key: str, run_id: str) -> str:
     with srv.client(key) as http:
         run = http.get(f"/runs/{run_id}").json()
         messages = http.get(f"/threads/{run['thread_id']}/messages").json()["data"]
-    return "".join(m["content"] for m in messages if m["role"] == "assistant")
+    return "".join(
+        p["text"]["value"] for m in messages if m["role"] == "assistant" for p in m["content"]
+    )
 
 
 def test_killed_server_leaves_an_incomplete_run_with_its_text(fragile: ParleyServer) -> None:

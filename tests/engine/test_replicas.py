@@ -104,4 +104,4 @@ def test_cancel_on_one_replica_stops_the_turn_on_the_other(
         assert time.monotonic() - started < 5
         assert rest[-1].type == "done" and rest[-1].status == "cancelled"
         messages = on_b.messages.list(thread_id=on_b.runs.retrieve(stream.run_id).thread_id).data
-        assert messages[-1].content == "".join(texts)
+        assert messages[-1].text == "".join(texts)

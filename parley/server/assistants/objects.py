@@ -350,7 +350,7 @@ class RunPublic(BaseModel):
             started_at=_ts(r.started_at),
             cancelled_at=ended if status == RunStatus.CANCELLED else None,
             failed_at=ended if status == RunStatus.FAILED else None,
-            completed_at=ended if status in (RunStatus.COMPLETED, RunStatus.INCOMPLETE) else None,
+            completed_at=ended,  # whenever the run ended (Parley's, as before)
             incomplete_details=incomplete,
             model=r.model,
             instructions=r.instructions or "",
