@@ -145,24 +145,27 @@ def _no_files(field: str, value: Any) -> None:
         )
 
 
+def _without_files(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    _no_files("tool_resources", value)
+    return value
+
+
+#: An assistant's, thread's or run's ``tool_resources``: taken only when it names no file.
+ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_without_files)]
+
+
 class _AssistantFields(_Tools):
     """What an assistant is: its model, instructions, tools and the defaults of its runs."""
 
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
-    tool_resources: dict[str, Any] | None = None
+    tool_resources: ToolResources = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     #: ``"auto"``, or ``{"type": "text" | "json_object" | "json_schema", ...}`` as in Chat
     #: Completions.
     response_format: str | dict[str, Any] | None = None
     reasoning_effort: ReasoningEffort | None = None
-
-    @field_validator("tool_resources")
-    @classmethod
-    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _no_files("tool_resources", value)
-        return value
 
 
 class AssistantCreate(_AssistantFields):
@@ -290,24 +293,12 @@ class MessageUpdate(_Body):
 class ThreadCreate(_Body):
     messages: list[MessageCreate] = Field(default_factory=list, max_length=32)
     metadata: Metadata = Field(default_factory=dict)
-    tool_resources: dict[str, Any] | None = None
-
-    @field_validator("tool_resources")
-    @classmethod
-    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _no_files("tool_resources", value)
-        return value
+    tool_resources: ToolResources = None
 
 
 class ThreadUpdate(_Body):
     metadata: Metadata | None = None
-    tool_resources: dict[str, Any] | None = None
-
-    @field_validator("tool_resources")
-    @classmethod
-    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _no_files("tool_resources", value)
-        return value
+    tool_resources: ToolResources = None
 
 
 class MessageCreateFlat(MessageCreate):

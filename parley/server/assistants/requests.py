@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from parley.engine import NewMessage, RunConfig
 from parley.errors import InvalidRequest
@@ -18,8 +18,8 @@ from parley.server.schemas import (
     ReasoningEffort,
     ThreadCreate,
     ToolOutput,
+    ToolResources,
     _Body,
-    _no_files,
     _Tools,
 )
 from parley.store.records import Assistant
@@ -57,13 +57,7 @@ class _RunFields(_Tools):
     parallel_tool_calls: bool | None = None
     response_format: str | dict[str, Any] | None = None
     reasoning_effort: ReasoningEffort | None = None
-    tool_resources: dict[str, Any] | None = None
-
-    @field_validator("tool_resources")
-    @classmethod
-    def _no_tool_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _no_files("tool_resources", value)
-        return value
+    tool_resources: ToolResources = None
 
 
 class RunCreate(_RunFields):
