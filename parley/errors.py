@@ -17,6 +17,13 @@
         └── APITimeoutError         --   timeout
 
 Every message is written to be shown to a user: never a traceback, never internal text.
+
+On its own paths the server answers an error as ``{"error": {"type", "message", "code"?,
+"param"?, "details"?}}`` with the status above. On the paths of OpenAI's protocols it
+answers OpenAI's shape and statuses (a failed validation is a 400 there), whose ``type``
+strings do not tell every class apart; Parley's own type then comes in the
+``X-Parley-Error-Type`` header, and ``error_from_response`` rebuilds the same class from
+either answer.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 _MAX_MESSAGE = 500
+
+#: The header that carries Parley's own error type beside an error in OpenAI's shape.
+ERROR_TYPE_HEADER = "X-Parley-Error-Type"
 
 
 class ParleyError(Exception):
@@ -114,8 +124,9 @@ class RateLimited(ParleyError):
         code: str | None = None,
         details: list[dict[str, Any]] | None = None,
         status_code: int | None = None,
+        param: str | None = None,
     ) -> None:
-        super().__init__(message, code=code, details=details, status_code=status_code)
+        super().__init__(message, code=code, details=details, status_code=status_code, param=param)
         self.retry_after = retry_after
 
 
@@ -181,17 +192,25 @@ _BY_STATUS: dict[int, type[ParleyError]] = {
 
 
 def error_from_response(
-    status_code: int, body: Any, *, retry_after: str | None = None
+    status_code: int,
+    body: Any,
+    *,
+    retry_after: str | None = None,
+    error_type: str | None = None,
 ) -> ParleyError:
     """Rebuild the typed error from an HTTP error answer (used by the SDK); ``retry_after``
-    is the answer's ``Retry-After`` header, kept on a ``RateLimited`` in seconds."""
+    is the answer's ``Retry-After`` header, kept on a ``RateLimited`` in seconds, and
+    ``error_type`` its ``X-Parley-Error-Type`` header, which names the class of an error
+    in OpenAI's shape (else the body's ``type`` does, or the status)."""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         message = str(err.get("message") or f"HTTP {status_code}")
-        cls = _BY_TYPE.get(str(err.get("type"))) or _BY_STATUS.get(status_code, ParleyError)
+        kind = error_type or str(err.get("type"))
+        cls = _BY_TYPE.get(kind) or _BY_STATUS.get(status_code, ParleyError)
         details = err.get("details") if isinstance(err.get("details"), list) else None
         code = err.get("code") if isinstance(err.get("code"), str) else None
-        error = cls(message, code=code, details=details, status_code=status_code)
+        param = err.get("param") if isinstance(err.get("param"), str) else None
+        error = cls(message, code=code, details=details, status_code=status_code, param=param)
     else:
         cls = _BY_STATUS.get(status_code, ParleyError)
         error = cls(f"HTTP {status_code} from the server", status_code=status_code)

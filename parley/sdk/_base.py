@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from parley.config import ClientSettings
 from parley.errors import (
+    ERROR_TYPE_HEADER,
     APIConnectionError,
     APITimeoutError,
     InternalError,
@@ -138,7 +139,10 @@ class BaseClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         return error_from_response(
-            response.status_code, body, retry_after=response.headers.get("retry-after")
+            response.status_code,
+            body,
+            retry_after=response.headers.get("retry-after"),
+            error_type=response.headers.get(ERROR_TYPE_HEADER),
         )
 
 

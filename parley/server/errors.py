@@ -1,5 +1,7 @@
-"""Maps every failure to ``{"error": {"type", "message"}}`` JSON with the right status.
-Unknown exceptions are logged and answered with a generic 500: no internal text leaks."""
+"""Maps every failure to JSON with the right status: ``{"error": {"type", "message"}}`` on
+Parley's own paths, OpenAI's ``{"error": {"message", "type", "param", "code"}}`` on the paths
+of OpenAI's protocols (``OPENAI_PATHS``). Unknown exceptions are logged and answered with a
+generic 500: no internal text leaks."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from parley.errors import (
+    ERROR_TYPE_HEADER,
     Conflict,
     InternalError,
     InvalidRequest,
@@ -32,8 +35,19 @@ _HTTP_TYPES = {
 }
 
 
-#: Paths of the OpenAI protocol faces, whose errors take OpenAI's shape (``openai_error``).
-OPENAI_PATHS = ("/v1/responses", "/v1/conversations", "/v1/chat/completions", "/v1/models")
+#: The paths of OpenAI's protocols (Responses, Conversations, Chat Completions, models,
+#: Assistants v2): their errors, and every path below them, take OpenAI's shape and statuses
+#: (``openai_error``). Every other path (``runs``, ``messages``, ``actions``, ``process``,
+#: ``completions``, ``submit_tool_output``, users and keys) is Parley's own.
+OPENAI_PATHS = (
+    "/v1/responses",
+    "/v1/conversations",
+    "/v1/chat/completions",
+    "/v1/models",
+    "/v1/assistants",
+    "/v1/threads",
+)
+_BELOW_OPENAI_PATHS = tuple(f"{path}/" for path in OPENAI_PATHS)
 
 #: Parley's error type -> (the OpenAI face's status, its error type). The types are the Open
 #: Responses specification's (``invalid_request``, ``not_found``, ``model_error``, ...).
@@ -54,7 +68,9 @@ _OPENAI_TYPES: dict[str, tuple[int | None, str]] = {
 
 
 def openai_path(path: str) -> bool:
-    return path.startswith(OPENAI_PATHS)
+    """Whether ``path`` is one of ``OPENAI_PATHS`` or below one (``/v1/threads/x/runs``,
+    not ``/v1/threadsx``)."""
+    return path in OPENAI_PATHS or path.startswith(_BELOW_OPENAI_PATHS)
 
 
 _PLACES = ("body", "query", "path", "header")
@@ -117,15 +133,17 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
 
 
 def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
-    """The JSON answer of ``exc`` (in OpenAI's shape with ``openai``); a 429 also says when
-    to retry (``Retry-After``, whole seconds, at least 1)."""
-    headers = None
+    """The JSON answer of ``exc`` (in OpenAI's shape with ``openai``, Parley's own type then
+    in ``X-Parley-Error-Type``); a 429 also says when to retry (``Retry-After``, whole
+    seconds, at least 1)."""
+    headers = {}
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if openai:
         status, body = openai_error(exc)
+        headers[ERROR_TYPE_HEADER] = exc.error_type
         return JSONResponse(body, status_code=status, headers=headers)
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers or None)
 
 
 def validation_failed(errors: Sequence[Mapping[str, Any]]) -> ParleyError:
@@ -177,6 +195,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"type": kind, "message": message}
         if openai_path(request.url.path):
             body.update(param=None, code=None)
+            headers[ERROR_TYPE_HEADER] = kind
         return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(IntegrityError)

@@ -1,14 +1,21 @@
 """A pure ASGI middleware that refuses, before any route runs, requests the server cannot
 take: bodies over the configured size (413), and a NUL character in the path (404: no id
 has one) or the query (422, as a query parameter no route accepts), which no database can
-compare or store. On the OpenAI faces' paths the refusal takes OpenAI's shape."""
+compare or store. On the OpenAI faces' paths the refusal takes OpenAI's shape and statuses
+(the query's NUL is a 400 there), as every error does (``parley.server.errors``)."""
 
 from __future__ import annotations
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from parley.errors import NotFound, ParleyError, PayloadTooLarge, ValidationFailed
+from parley.errors import (
+    ERROR_TYPE_HEADER,
+    NotFound,
+    ParleyError,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from parley.server.errors import openai_error, openai_path
 
 
@@ -71,21 +78,15 @@ class RequestGuard:
 
 
 async def _refuse(scope: Scope, send: Send, error: ParleyError) -> None:
-    status, answer = (
-        openai_error(error) if openai_path(scope["path"]) else (error.status_code, error.to_dict())
-    )
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    if openai_path(scope["path"]):
+        status, answer = openai_error(error)
+        headers.append((ERROR_TYPE_HEADER.lower().encode(), error.error_type.encode()))
+    else:
+        status, answer = error.status_code, error.to_dict()
     body = orjson.dumps(answer)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

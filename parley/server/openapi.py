@@ -13,9 +13,10 @@ from an operation's shape are added here, the same way for every route:
                               Idempotent-Replayed (``parley.server.idempotency``)
 
 Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``), but on the
-OpenAI faces' paths (``/v1/responses``, ``/v1/conversations``), whose errors take OpenAI's
-shape (``OpenAIErrorPublic``) and whose invalid bodies and queries answer 400, not 422 (their
-one 422 is a reused ``Idempotency-Key``). FastAPI's own
+OpenAI faces' paths (``parley.server.errors.OPENAI_PATHS``: Responses, Conversations, Chat
+Completions, models, Assistants v2), whose errors take OpenAI's shape (``OpenAIErrorPublic``,
+with Parley's own type in ``X-Parley-Error-Type``) and whose invalid bodies and queries
+answer 400, not 422 (their one 422 is a reused ``Idempotency-Key``). FastAPI's own
 ``HTTPValidationError`` is never sent (``parley.server.errors`` maps validation failures), so
 it is not in the document either. Links lead from each answer naming a resource to the
 operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``completions``'
@@ -30,6 +31,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter
 
 from parley.errors import (
+    ERROR_TYPE_HEADER,
     AuthenticationFailed,
     Conflict,
     InvalidRequest,
@@ -75,11 +77,10 @@ _OPENAI_ERRORS: dict[int, str] = {
     400: "`invalid_request`: the body or a query parameter is not valid, or a value names "
     "nothing usable. `param` names the field, `code` the reason.",
     401: "`authentication_error`: no API key, or an invalid or revoked one.",
-    404: "`not_found`: no such response, conversation or item (another user's id answers "
-    "the same).",
-    409: "`invalid_request`: the state of the conversation or response does not allow it "
-    "now, or a request with the same `Idempotency-Key` is still being processed. `code` "
-    "says why.",
+    404: "`not_found`: no such resource (another user's id answers the same).",
+    409: "`invalid_request`: the state of the thread, run, conversation or response does "
+    "not allow it now, or a request with the same `Idempotency-Key` is still being "
+    "processed. `code` says why.",
     413: "`invalid_request`: the body is larger than the server accepts.",
     422: "`invalid_request`: the `Idempotency-Key` was sent before with another request "
     "(`idempotency_key_reused`).",
@@ -96,6 +97,15 @@ _KEY_ERRORS = {
     422: "`validation_error`: the body or a query parameter is not valid (`details` names "
     "each field), or the `Idempotency-Key` was sent before with another request "
     "(`idempotency_key_reused`).",
+}
+
+_ERROR_TYPE = {
+    ERROR_TYPE_HEADER: {
+        "description": "Parley's own error type (`validation_error`, `conflict`, ...), which "
+        "OpenAI's `type` does not always tell apart.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 
 _REPLAYED = {
@@ -237,14 +247,15 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
         answer["content"] = {
             "application/json": {"schema": _OPENAI_ERROR_REF if openai else _ERROR_REF}
         }
+        headers = dict(_ERROR_TYPE) if openai else {}
         if status == "429":
-            answer["headers"] = {
-                "Retry-After": {
-                    "description": "Whole seconds to wait before retrying.",
-                    "required": True,
-                    "schema": {"type": "integer", "minimum": 1},
-                }
+            headers["Retry-After"] = {
+                "description": "Whole seconds to wait before retrying.",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
             }
+        if headers:
+            answer["headers"] = headers
     operation["responses"] = dict(sorted(responses.items()))
     if path.startswith("/v1/"):
         operation["security"] = [{"bearer": []}, {"apiKey": []}]

@@ -74,7 +74,9 @@ def problem_of(exc: ParleyError, base_url: str) -> Problem:
     if isinstance(exc, Conflict):
         return Problem(409, exc.code, exc.message)
     if isinstance(exc, InvalidRequest | PayloadTooLarge):  # 400, 413, 422
-        return Problem(exc.status_code, exc.error_type, exc.message)
+        # The class's status, not the server's: a failed validation is a 422 here whether
+        # the server answered it on its own paths (422) or on the Assistants paths (400).
+        return Problem(type(exc).status_code, exc.error_type, exc.message)
     return Problem(502, "server_error", f"The Parley server failed: {exc.message}")
 
 

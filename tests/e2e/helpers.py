@@ -58,6 +58,7 @@ _LEAK = re.compile(
     r"|sqlalchemy|asyncpg|aiosqlite|sqlite3|pydantic_core|starlette|uvicorn"
 )
 
+#: The error ``type`` of each status on Parley's own paths.
 ERROR_TYPES = {
     400: "invalid_request",
     401: "authentication_error",
@@ -67,6 +68,18 @@ ERROR_TYPES = {
     409: "conflict",
     413: "payload_too_large",
     422: "validation_error",
+    429: "rate_limited",
+}
+#: The first segment under ``/v1`` of the paths of OpenAI's protocols, whose errors have
+#: OpenAI's shape (``message``, ``type``, ``param``, ``code``) and statuses (docs/openai.md).
+OPENAI_FACES = frozenset({"responses", "conversations", "chat", "models", "assistants", "threads"})
+#: Parley's own types an OpenAI-shaped error may carry in ``X-Parley-Error-Type``, where
+#: the status alone does not say which.
+_OWN_TYPES = {
+    400: {"invalid_request", "validation_error"},
+    422: {"validation_error"},
+    500: {"internal_error", "upstream_error", "upstream_timeout"},
+    503: {"service_unavailable"},
 }
 
 
@@ -95,22 +108,66 @@ def guarded(client: httpx.Client) -> httpx.Client:
 # ------------------------------------------------------------------------------- errors
 
 
+def openai_face(response: httpx.Response) -> bool:
+    """Whether ``response`` answers a path of one of OpenAI's protocols."""
+    parts = response.request.url.path.split("/")
+    return len(parts) > 2 and parts[1] == "v1" and parts[2] in OPENAI_FACES
+
+
+def openai_error_type(status: int) -> str:
+    """The specification's error ``type`` for ``status`` on OpenAI's paths (409, 413 and a
+    reused key's 422 are ``invalid_request`` too; a provider's 500 is ``model_error``)."""
+    types = {
+        401: "authentication_error",
+        403: "permission_denied",
+        404: "not_found",
+        429: "too_many_requests",
+        500: "server_error",
+        503: "server_error",
+    }
+    return types.get(status, "invalid_request")
+
+
 def assert_error(
     response: httpx.Response, status: int, code: str | None = None, *, type_: str | None = None
 ) -> dict[str, Any]:
-    """The response is the JSON error ``status`` (with ``code``, when given)."""
+    """The response is the JSON error ``status`` (with ``code``, when given), in OpenAI's
+    shape on OpenAI's paths (Parley's own type in ``X-Parley-Error-Type``), else in
+    Parley's."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
     assert set(body) == {"error"}, body
     error = body["error"]
     assert isinstance(error, dict), body
-    assert error.get("type") == (type_ or ERROR_TYPES[status]), body
+    if openai_face(response):
+        assert set(error) == {"message", "type", "param", "code"}, body
+        assert error["type"] == (type_ or openai_error_type(status)), body
+        own = response.headers.get("x-parley-error-type")
+        assert own in _OWN_TYPES.get(status, {ERROR_TYPES.get(status)}), (own, body)
+    else:
+        assert error.get("type") == (type_ or ERROR_TYPES[status]), body
     assert isinstance(error.get("message"), str) and error["message"].strip(), body
     if code is not None:
         assert error.get("code") == code, body
     assert_no_leak(response.text)
     return dict(error)
+
+
+def assert_invalid(response: httpx.Response, param: str | None = None) -> dict[str, Any]:
+    """The request failed validation: on OpenAI's paths a 400 whose ``param`` names the
+    field (``param``, when given), on Parley's own a 422 whose ``details`` locate each
+    field."""
+    if not openai_face(response):
+        error = assert_error(response, 422)
+        assert error["details"], error
+        return error
+    error = assert_error(response, 400)
+    assert response.headers["x-parley-error-type"] == "validation_error", response.headers
+    assert error["code"] in ("invalid_value", "unknown_parameter", "missing_required_parameter")
+    if param is not None:
+        assert error["param"] == param, error
+    return error
 
 
 # ------------------------------------------------------------------------------ creating

@@ -49,12 +49,6 @@ ENDED = frozenset({"completed", "failed", "cancelled", "incomplete"})
 # -------------------------------------------------------------------------------- errors
 
 
-def error_type(status: int) -> str:
-    """The specification's error ``type`` for ``status`` (409 and 413 are
-    ``invalid_request`` too)."""
-    return {401: "authentication_error", 404: "not_found"}.get(status, "invalid_request")
-
-
 def check_error_fields(error: dict[str, Any], param: str | None, code: str | None) -> None:
     """An error object in OpenAI's shape (``message``, ``type``, ``param``, ``code``)."""
     assert set(error) == {"message", "type", "param", "code"}, error
@@ -66,7 +60,7 @@ def openai_error(
 ) -> dict[str, Any]:
     """``answer`` is an error in OpenAI's shape with the specification's type for
     ``status``."""
-    error = assert_error(answer, status, type_=error_type(status))
+    error = assert_error(answer, status)
     check_error_fields(error, param, code)
     return error
 

@@ -1,5 +1,9 @@
 """Bad input: every mistake gets a clear 4xx JSON error, and nothing is stored twice or
-half. After each refusal the test lists what is stored to see that nothing changed."""
+half. After each refusal the test lists what is stored to see that nothing changed.
+
+A body or query that fails validation is a 422 naming each field in ``details`` on Parley's
+own paths (``runs``, ``messages``, ``process``, ...), and a 400 naming the field in ``param``
+on the Assistants paths (``assistants``, ``threads``), whose errors take OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from tests.e2e.helpers import (
     actions,
     add_message,
     assert_error,
+    assert_invalid,
     create_assistant,
     create_run,
     create_thread,
@@ -78,10 +83,10 @@ def test_malformed_json_is_400(http: httpx.Client, path: str, raw: bytes) -> Non
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "locs"),
+    ("path", "body", "param", "code"),
     [
-        ("/assistants", {"name": 5, "model": ["demo/x"]}, [["body", "name"], ["body", "model"]]),
-        ("/assistants", {"name": "x"}, [["body", "model"]]),
+        ("/assistants", {"name": 5, "model": ["demo/x"]}, "model", "invalid_value"),
+        ("/assistants", {"name": "x"}, "model", "missing_required_parameter"),
         pytest.param(
             "/assistants",
             {
@@ -89,10 +94,32 @@ def test_malformed_json_is_400(http: httpx.Client, path: str, raw: bytes) -> Non
                 "model": "demo/x",
                 "tools": [WEATHER, {"type": "function", "function": {"name": 3}}],
             },
-            [["body", "tools", 1, "function", "name"]],
-            id="tool index in loc",
+            "tools[1].function.name",
+            "invalid_value",
+            id="tool index in param",
         ),
-        ("/threads", {"metadata": "not an object"}, [["body", "metadata"]]),
+        ("/threads", {"metadata": "not an object"}, "metadata", "invalid_value"),
+        (
+            "/threads",
+            {"messages": [{"role": "user", "content": "hi", "colour": "red"}]},
+            "messages[0].colour",
+            "unknown_parameter",
+        ),
+    ],
+)
+def test_wrong_types_on_the_assistants_paths_are_400_naming_the_field(
+    http: httpx.Client, path: str, body: dict[str, Any], param: str, code: str
+) -> None:
+    before = _everything(http)
+    error = assert_invalid(http.post(path, json=body), param)
+    assert error["code"] == code, error
+    assert param in error["message"], error
+    assert _everything(http) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "locs"),
+    [
         (
             "/messages",
             {"thread_id": "thread_x", "content": {"text": "hi"}},
@@ -115,7 +142,7 @@ def test_malformed_json_is_400(http: httpx.Client, path: str, raw: bytes) -> Non
         ),
     ],
 )
-def test_wrong_types_are_422_with_field_paths(
+def test_wrong_types_on_parleys_own_paths_are_422_with_field_paths(
     http: httpx.Client, path: str, body: dict[str, Any], locs: list[list[Any]]
 ) -> None:
     before = _everything(http)
@@ -140,36 +167,42 @@ def test_wrong_types_are_422_with_field_paths(
         ("/submit_tool_output", {"run_id": "run_x", "output": "no tool_call_id"}),
     ],
 )
-def test_bodies_of_the_wrong_shape_are_422(http: httpx.Client, path: str, body: Any) -> None:
+def test_bodies_of_the_wrong_shape_are_invalid(http: httpx.Client, path: str, body: Any) -> None:
     before = _everything(http)
-    assert_error(http.post(path, json=body), 422)
+    assert_invalid(http.post(path, json=body))
     assert _everything(http) == before
 
 
 @pytest.mark.parametrize(
-    ("path", "body"),
+    ("path", "body", "field"),
     [
-        ("/assistants", {"name": "x", "model": "demo/x", "temprature": 0.2}),
-        ("/threads", {"metadata": {}, "title": "x"}),
-        ("/messages", {"thread_id": "thread_x", "content": "hi", "attachment": []}),
-        ("/runs", {"thread_id": "thread_x", "assistant_id": "asst_x", "extra": 1}),
-        ("/process", {"assistant_id": "asst_x", "content": "hi", "temperature": 1}),
-        ("/completions", {"run_id": "run_x", "foo": "bar"}),
-        ("/submit_tool_output", {"action_id": "act_x", "output": "x", "extra": True}),
+        ("/assistants", {"name": "x", "model": "demo/x", "temprature": 0.2}, "temprature"),
+        ("/threads", {"metadata": {}, "title": "x"}, "title"),
+        ("/messages", {"thread_id": "thread_x", "content": "hi", "attachment": []}, "attachment"),
+        ("/runs", {"thread_id": "thread_x", "assistant_id": "asst_x", "extra": 1}, "extra"),
+        ("/process", {"assistant_id": "asst_x", "content": "hi", "temperature": 1}, "temperature"),
+        ("/completions", {"run_id": "run_x", "foo": "bar"}, "foo"),
+        ("/submit_tool_output", {"action_id": "act_x", "output": "x", "extra": True}, "extra"),
     ],
 )
-def test_unknown_fields_are_422(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+def test_unknown_fields_are_refused_by_name(
+    http: httpx.Client, path: str, body: dict[str, Any], field: str
+) -> None:
     before = _everything(http)
-    error = assert_error(http.post(path, json=body), 422)
-    assert error["details"] and all(d["loc"][0] == "body" for d in error["details"])
+    error = assert_invalid(http.post(path, json=body), field)
+    if "details" in error:  # Parley's own paths
+        assert [d["loc"] for d in error["details"]] == [["body", field]], error
+    else:
+        assert error["code"] == "unknown_parameter", error
+        assert error["message"] == f"Unknown parameter: '{field}'.", error
     assert _everything(http) == before
 
 
-def test_unknown_fields_on_update_and_tool_outputs_are_422(
+def test_unknown_fields_on_update_and_tool_outputs_are_refused(
     http: httpx.Client, waiting: dict[str, Any]
 ) -> None:
     bot = waiting["bot"]
-    assert_error(http.post(f"/assistants/{bot['id']}", json={"colour": "red"}), 422)
+    assert_invalid(http.post(f"/assistants/{bot['id']}", json={"colour": "red"}), "colour")
     assert http.get(f"/assistants/{bot['id']}").json() == bot
     before = _state(http, waiting["thread_id"])
     call = waiting["manifest"][0]["tool_call_id"]
@@ -526,12 +559,16 @@ def test_unknown_model_provider_is_400(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "query", ["limit=0", "limit=101", "limit=-1", "limit=ten", "order=sideways"]
 )
-def test_list_query_out_of_range_is_422(http: httpx.Client, query: str) -> None:
-    for path in ("/threads", "/assistants", "/runs"):
-        error = assert_error(http.get(f"{path}?{query}"), 422)
-        assert error["details"][0]["loc"][0] == "query", error
+def test_list_query_out_of_range_is_refused(http: httpx.Client, query: str) -> None:
+    """A 400 naming the parameter on the Assistants lists, a 422 on Parley's own."""
+    name = query.split("=")[0]
+    for path in ("/threads", "/assistants"):
+        error = assert_invalid(http.get(f"{path}?{query}"), name)
+        assert error["code"] == "invalid_value", error
+    error = assert_invalid(http.get(f"/runs?{query}"))
+    assert error["details"][0]["loc"] == ["query", name], error
     thread = create_thread(http)
-    assert_error(http.get(f"/threads/{thread['id']}/messages?{query}"), 422)
+    assert_invalid(http.get(f"/threads/{thread['id']}/messages?{query}"), name)
 
 
 def test_after_cursor_not_in_the_list_is_400(http: httpx.Client, other: httpx.Client) -> None:
@@ -633,13 +670,13 @@ def test_nul_characters_are_stored_or_refused(
     [{"type": 5}, {"type": "string"}, {"type": "object", "properties": [1]}],
     ids=["type not a string", "not an object schema", "properties not a map"],
 )
-def test_a_tool_whose_parameters_are_not_an_object_schema_is_422(
+def test_a_tool_whose_parameters_are_not_an_object_schema_is_400(
     http: httpx.Client, parameters: dict[str, Any]
 ) -> None:
     tool = {"type": "function", "function": {"name": "t", "parameters": parameters}}
     answer = http.post("/assistants", json={"name": "a", "model": "demo/x", "tools": [tool]})
-    error = assert_error(answer, 422)
-    assert error["details"][0]["loc"][:5] == ["body", "tools", 0, "function", "parameters"]
+    error = assert_invalid(answer)
+    assert error["param"].startswith("tools[0].function.parameters"), error
     assert list_all(http, "/assistants") == []
 
 

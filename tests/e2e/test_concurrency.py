@@ -27,6 +27,13 @@ from tests.e2e.helpers import (
 from tests.e2e.sse import parse
 
 
+def _answer(status: int, body: bytes, path: str) -> httpx.Response:
+    """A JSON answer read from a stream, as the response of ``POST path``."""
+    request = httpx.Request("POST", f"http://parley{path}")
+    headers = {"content-type": "application/json"}
+    return httpx.Response(status, content=body, headers=headers, request=request)
+
+
 def test_the_same_turn_started_twice_runs_once(
     server: Any, user_key: str, http: httpx.Client
 ) -> None:
@@ -46,7 +53,7 @@ def test_the_same_turn_started_twice_runs_once(
             events = parse(body.decode())
             assert events[-1].event == "done" and events[-1].data["status"] == "completed"
         else:
-            error = httpx.Response(409, content=body, headers={"content-type": "application/json"})
+            error = _answer(409, body, "/v1/completions")
             assert_error(error, 409, "run_in_progress")
     assert [m["role"] for m in messages(http, thread["id"])] == ["user", "assistant"]
     assert messages(http, thread["id"])[-1]["content"] == expected_text(20)
@@ -141,7 +148,7 @@ def test_two_first_turns_on_one_thread(server: Any, user_key: str, http: httpx.C
     assert Counter(status for status, _ in results) == {200: 1, 409: 4}, results
     for status, body in results:
         if status == 409:
-            error = httpx.Response(409, content=body, headers={"content-type": "application/json"})
+            error = _answer(409, body, "/v1/process")
             assert_error(error, 409)
     stored = messages(http, thread["id"])
     assert [m["role"] for m in stored] == ["user", "assistant"]

@@ -1,7 +1,7 @@
 """U+0000 is stored as U+FFFD on every database (PostgreSQL holds NUL in neither text nor
 JSONB): in a model's tool-call arguments and text. Nothing fails, nothing is half-written,
-and the answer is the same on SQLite and PostgreSQL. A client's NUL is refused with a 422
-before anything is stored (``test_bad_input.py``)."""
+and the answer is the same on SQLite and PostgreSQL. A client's NUL is refused (a 422, a 400
+on the Assistants paths) before anything is stored (``test_bad_input.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tests.e2e.helpers import (
     WEATHER,
     actions,
     assert_error,
+    assert_invalid,
     create_assistant,
     get_run,
     messages,
@@ -83,4 +84,5 @@ def test_a_nul_in_an_id_finds_nothing(http: httpx.Client) -> None:
 def test_a_nul_in_a_query_is_refused(http: httpx.Client) -> None:
     thread = http.post("/threads", json={}).json()
     assert_error(http.get("/runs", params={"thread_id": "thread_\x00x"}), 422)
-    assert_error(http.get(f"/threads/{thread['id']}/messages", params={"after": "msg_\x00"}), 422)
+    # an Assistants path: OpenAI's shape and status
+    assert_invalid(http.get(f"/threads/{thread['id']}/messages", params={"after": "msg_\x00"}))

@@ -116,7 +116,9 @@ def test_a_key_over_its_request_limit_gets_429_until_its_window_ends(
         assert str(REQUESTS) in error["message"]
         wait = _retry_after(refused)
         assert 1 <= wait <= WINDOW
-        assert_error(http.post("/threads", json={}), 429, "too_many_requests", type_="rate_limited")
+        on_threads = http.post("/threads", json={})  # OpenAI's shape, the same 429
+        assert_error(on_threads, 429, "too_many_requests", type_="too_many_requests")
+        assert 1 <= _retry_after(on_threads) <= WINDOW
         assert other.get("/me").status_code == 200  # another key counts on its own
 
         time.sleep(wait + 0.1)
@@ -136,6 +138,14 @@ def test_the_sdk_raises_rate_limited_with_retry_after(
     err = caught.value
     assert err.status_code == 429 and err.code == "too_many_requests"
     assert err.retry_after is not None and 1 <= err.retry_after <= WINDOW
+    with (
+        Client(base_url=srv.base_url, api_key=key, max_retries=0) as client,
+        pytest.raises(RateLimited) as on_threads,
+    ):
+        client.threads.create()  # an Assistants path: the 429 in OpenAI's shape
+    refused = on_threads.value
+    assert refused.code == "too_many_requests"
+    assert refused.retry_after is not None and 1 <= refused.retry_after <= WINDOW
 
 
 def test_a_429_carries_cors_headers_and_exposes_retry_after(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.e2e.helpers import marker, wait_until
+from tests.e2e.helpers import marker, openai_error_type, wait_until
 from tests.e2e.responses_helpers import (
     WEATHER_TOOL,
     call_output,
@@ -19,7 +19,6 @@ from tests.e2e.responses_helpers import (
     check_error_fields,
     check_sequence,
     deltas,
-    error_type,
     get,
     nothing_stored,
     openai_error,
@@ -42,7 +41,7 @@ def check_error(
     """An ``error`` event: ``status``, and an error in OpenAI's shape, as over HTTP."""
     assert error["status"] == status, error
     body = error["error"]
-    assert body["type"] == error_type(status), error
+    assert body["type"] == openai_error_type(status), error
     check_error_fields(body, param, code)
     return dict(body)
 

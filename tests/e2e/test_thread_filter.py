@@ -1,5 +1,6 @@
 """``GET /v1/threads?metadata[key]=value``: threads whose metadata has every pair, paged
-like any list, never another user's; a bad filter is a 422. Through the SDK too."""
+like any list, never another user's; a bad filter is a 400 naming ``metadata``. Through the
+SDK too."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from parley import AsyncClient, Client
-from tests.e2e.helpers import create_thread
+from parley import AsyncClient, Client, ValidationFailed
+from tests.e2e.helpers import assert_invalid, create_thread
 from tests.e2e.test_pagination import walk
 
 
@@ -63,12 +64,10 @@ def test_a_filtered_list_pages_like_any_list(http: httpx.Client) -> None:
         ("&".join(f"metadata[k{n}]=v" for n in range(17)), "at most 16 pairs"),
     ],
 )
-def test_a_bad_filter_is_a_clear_422(http: httpx.Client, query: str, problem: str) -> None:
-    answer = http.get(f"/threads?{query}")
-    assert answer.status_code == 422, answer.text
-    error = answer.json()["error"]
-    assert error["type"] == "validation_error" and problem in error["message"]
-    assert error["details"][0]["loc"][0] == "query"
+def test_a_bad_filter_is_a_clear_400(http: httpx.Client, query: str, problem: str) -> None:
+    """In OpenAI's shape, as every error of ``/v1/threads``: ``param`` is ``metadata``."""
+    error = assert_invalid(http.get(f"/threads?{query}"), "metadata")
+    assert error["code"] == "invalid_value" and problem in error["message"], error
 
 
 async def test_the_sdk_filters_threads_by_metadata(server: Any, user_key: str) -> None:
@@ -79,6 +78,9 @@ async def test_the_sdk_filters_threads_by_metadata(server: Any, user_key: str) -
         assert [t.id for t in page.iter_all()] == [t.id for t in reversed(mine)]
         with pytest.raises(TypeError, match="values are strings"):
             client.threads.list(metadata={"n": 1})  # type: ignore[dict-item]
+        with pytest.raises(ValidationFailed) as refused:  # the server's 400: the same class
+            client.threads.list(metadata={"k" * 65: "v"})
+        assert (refused.value.status_code, refused.value.param) == (400, "metadata")
     async with AsyncClient(base_url=server.base_url, api_key=user_key) as aclient:
         page = await aclient.threads.list(metadata={"owner": "me", "n": "1"})
         assert [t.id for t in page.data] == [mine[1].id]

@@ -97,6 +97,23 @@ def error(
     return ok({"error": err}, status)
 
 
+def openai_error(
+    status: int,
+    type_: str,
+    message: str,
+    *,
+    own_type: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """An error of an OpenAI face's path (``/v1/assistants``, ``/v1/threads``, ...):
+    OpenAI's shape, with Parley's own type in ``X-Parley-Error-Type``."""
+    err = {"message": message, "type": type_, "param": param, "code": code}
+    answer = {"X-Parley-Error-Type": own_type, **(headers or {})}
+    return lambda request: httpx.Response(status, json={"error": err}, headers=answer)
+
+
 def raises(exc: Exception) -> Answer:
     def answer(request: httpx.Request) -> httpx.Response:
         raise exc

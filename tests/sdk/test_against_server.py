@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from parley import AsyncClient, Client, Conflict, NotFound, RunStatus
+from parley import (
+    AsyncClient,
+    Client,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RunStatus,
+    ValidationFailed,
+)
 from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
 
 WEATHER = {
@@ -231,6 +239,31 @@ def test_errors_arrive_typed(client: Client) -> None:
         client.process(
             assistant_id=assistant.id, content="again", thread_id=result.thread_id, stream=False
         )
+    assert busy.value.code == "thread_busy"
+
+
+def test_errors_keep_their_classes_on_the_assistants_paths(client: Client) -> None:
+    """``/v1/assistants`` and ``/v1/threads`` answer errors in OpenAI's shape (a failed
+    validation is a 400 there, a 422 on Parley's own paths): the SDK raises the same
+    classes on both."""
+    with pytest.raises(ValidationFailed) as invalid:
+        client.assistants.create(name="E", model="demo/x", temperature=5)
+    assert (invalid.value.status_code, invalid.value.param) == (400, "temperature")
+    with pytest.raises(ValidationFailed) as native:  # POST /v1/messages: Parley's own
+        client.messages.create_message(thread_id="thread_x", content="hi", role="tool")
+    assert native.value.status_code == 422 and native.value.details
+    with pytest.raises(InvalidRequest) as refused:
+        client.assistants.create(name="E", model="demo/x", response_format="yaml")
+    assert type(refused.value) is InvalidRequest
+    assert (refused.value.status_code, refused.value.param) == (400, "response_format")
+    with pytest.raises(NotFound) as missing:
+        client.threads.retrieve("thread_" + "0" * 24)
+    assert missing.value.code == "thread_not_found"
+    assistant = client.assistants.create(name="E", model="demo/x", tools=[WEATHER])
+    result = client.process(assistant_id=assistant.id, content="get_weather Rome", stream=False)
+    [question, *_] = client.messages.list(thread_id=result.thread_id, order="asc").data
+    with pytest.raises(Conflict) as busy:  # the run waits for its tool: 409 in OpenAI's shape
+        client.messages.delete(question.id, thread_id=result.thread_id)
     assert busy.value.code == "thread_busy"
 
 

@@ -18,10 +18,21 @@ from parley.errors import (
     NotFound,
     ParleyError,
     PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
     UpstreamError,
     ValidationFailed,
 )
-from tests.sdk.fake import FakeServer, call, collect, error, ok, raises, run_body
+from tests.sdk.fake import (
+    FakeServer,
+    call,
+    collect,
+    error,
+    ok,
+    openai_error,
+    raises,
+    run_body,
+)
 
 DETAILS = [
     {"loc": ["body", "tools", 0, "function", "name"], "msg": "too long", "type": "value_error"}
@@ -63,6 +74,97 @@ async def test_error_answers_raise_typed_errors(
     assert err.message == "Something is off."
     assert err.details == details
     assert len(fake_server.requests) == 1  # a POST is never retried
+
+
+#: Errors in OpenAI's shape (the Assistants paths): status, OpenAI's type, Parley's own type
+#: (``X-Parley-Error-Type``), code, param, and the class the SDK raises, the same as for
+#: Parley's shape.
+OPENAI_ERRORS = [
+    (400, "invalid_request", "validation_error", "invalid_value", "top_p", ValidationFailed),
+    (400, "invalid_request", "invalid_request", "invalid_value", "response_format", InvalidRequest),
+    (400, "invalid_request", "invalid_request", "invalid_json", None, InvalidRequest),
+    (
+        401,
+        "authentication_error",
+        "authentication_error",
+        "invalid_api_key",
+        None,
+        AuthenticationFailed,
+    ),
+    (404, "not_found", "not_found", "assistant_not_found", None, NotFound),
+    (405, "invalid_request", "invalid_request", None, None, InvalidRequest),
+    (409, "invalid_request", "conflict", "thread_busy", None, Conflict),
+    (413, "invalid_request", "payload_too_large", None, None, PayloadTooLarge),
+    (
+        422,
+        "invalid_request",
+        "validation_error",
+        "idempotency_key_reused",
+        "Idempotency-Key",
+        ValidationFailed,
+    ),
+    (429, "too_many_requests", "rate_limited", "too_many_requests", None, RateLimited),
+    (500, "server_error", "internal_error", None, None, InternalError),
+    (500, "model_error", "upstream_error", None, None, UpstreamError),
+    (503, "server_error", "service_unavailable", None, None, ServiceUnavailable),
+]
+
+
+@pytest.mark.parametrize(("status", "type_", "own", "code", "param", "cls"), OPENAI_ERRORS)
+async def test_errors_in_openais_shape_raise_the_same_classes(
+    client: Any,
+    fake_server: FakeServer,
+    status: int,
+    type_: str,
+    own: str,
+    code: str | None,
+    param: str | None,
+    cls: type[ParleyError],
+) -> None:
+    answer = openai_error(status, type_, "Something is off.", own_type=own, code=code, param=param)
+    fake_server.on("POST", "/v1/assistants", answer)
+
+    with pytest.raises(cls) as caught:
+        await call(client.assistants.create(model="demo/x"))
+
+    err = caught.value
+    assert type(err) is cls
+    assert (err.status_code, err.code, err.param) == (status, code or own, param)
+    assert err.message == "Something is off."
+    assert len(fake_server.requests) == 1
+
+
+async def test_an_openai_shaped_error_without_parleys_type_maps_by_its_own(
+    client: Any, fake_server: FakeServer
+) -> None:
+    """Without ``X-Parley-Error-Type`` (a proxy dropped it) the body's type decides, then
+    the status, as for any answer."""
+    body = {"error": {"message": "Busy.", "type": "too_many_requests", "param": None, "code": None}}
+    fake_server.on("GET", "/v1/threads/thread_1", ok(body, 429))
+    with pytest.raises(RateLimited):
+        await call(client.threads.retrieve("thread_1"))
+
+
+async def test_gets_on_openai_paths_are_retried_as_before(
+    client: Any, fake_server: FakeServer
+) -> None:
+    """A 503 in OpenAI's shape is retried like Parley's own; a 500 is not."""
+    fake_server.on(
+        "GET",
+        "/v1/threads/thread_1",
+        openai_error(503, "server_error", "Stopping.", own_type="service_unavailable"),
+        ok({"id": "thread_1"}),
+    )
+    assert (await call(client.threads.retrieve("thread_1"))).id == "thread_1"
+    assert len(fake_server.requests) == 2
+    fake_server.on(
+        "GET",
+        "/v1/assistants/asst_1",
+        openai_error(500, "server_error", "Oops.", own_type="internal_error"),
+    )
+    with pytest.raises(InternalError):
+        await call(client.assistants.retrieve("asst_1"))
+    assert len(fake_server.requests) == 3
 
 
 async def test_error_without_json_body_maps_by_status(client: Any, fake_server: FakeServer) -> None:

@@ -15,7 +15,15 @@ from parley.server.app import create_app
 
 ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIErrorPublic"}
-OPENAI_PATHS = ("/v1/responses", "/v1/conversations", "/v1/chat/completions", "/v1/models")
+#: The paths whose errors take OpenAI's shape: the OpenAI faces, Assistants v2 included.
+OPENAI_PATHS = (
+    "/v1/responses",
+    "/v1/conversations",
+    "/v1/chat/completions",
+    "/v1/models",
+    "/v1/assistants",
+    "/v1/threads",
+)
 #: The operations that take an ``Idempotency-Key``.
 IDEMPOTENT = {
     ("POST", "/v1/responses"),
@@ -59,12 +67,12 @@ def test_every_error_answer_has_the_error_shape(document: dict[str, Any]) -> Non
     for method, path, operation in operations(document):
         for status, answer in operation["responses"].items():
             if int(status) >= 400:
-                shape = OPENAI_ERROR if path.startswith(OPENAI_PATHS) else ERROR
-                assert answer["content"] == {"application/json": {"schema": shape}}, (
-                    method,
-                    path,
-                    status,
-                )
+                openai = path.startswith(OPENAI_PATHS)
+                shape = OPENAI_ERROR if openai else ERROR
+                where = (method, path, status)
+                assert answer["content"] == {"application/json": {"schema": shape}}, where
+                own_type = answer.get("headers", {}).get("X-Parley-Error-Type")
+                assert (own_type is not None and own_type["required"]) is openai, where
 
 
 def test_errors_follow_from_the_shape_of_each_operation(document: dict[str, Any]) -> None:
@@ -178,9 +186,11 @@ def test_a_wrong_method_names_every_method_of_the_path(
     assert answer.status_code == 405
     assert answer.headers["allow"] == allowed
     if method != "HEAD":
-        assert answer.json() == {
-            "error": {"type": "invalid_request", "message": "Method not allowed on this endpoint."}
-        }
+        error = {"type": "invalid_request", "message": "Method not allowed on this endpoint."}
+        if path.startswith(OPENAI_PATHS):  # OpenAI's shape
+            error.update(param=None, code=None)
+            assert answer.headers["x-parley-error-type"] == "invalid_request"
+        assert answer.json() == {"error": error}
 
 
 def test_options_names_the_methods_of_the_path_without_cors(server: Any) -> None:
