@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     #: Log where the event loop is stuck when it does not run for this long (0: off).
     loop_watchdog_seconds: float = 0.0
 
+    #: The provider of a model named without one: ``gpt-4o`` is ``openai/gpt-4o``, so code
+    #: written for OpenAI keeps its model names. Empty: every model must name its provider.
+    default_provider: str = "openai"
+
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
@@ -220,6 +224,19 @@ class Settings(BaseSettings):
         tables (which replace a built-in of the same name)."""
         providers = {name: self._builtin_config(name, b) for name, b in BUILTIN_PROVIDERS.items()}
         providers.update(self.file_providers())
+        return providers
+
+    def checked_provider_configs(self) -> dict[str, ProviderConfig]:
+        """``provider_configs``, with the default provider among them: what a server checks
+        before it starts. Raises ``ConfigError`` naming what to fix."""
+        providers = self.provider_configs()
+        default = self.default_provider
+        if default and default not in providers:
+            raise ConfigError(
+                f"PARLEY_DEFAULT_PROVIDER is {default!r}, which is not a provider: use one of "
+                f"{', '.join(sorted(providers))} (or a [providers.NAME] table of the config "
+                "file), or an empty value so that every model names its provider"
+            )
         return providers
 
     def _builtin_config(self, name: str, builtin: BuiltinProvider) -> ProviderConfig:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.config import BUILTIN_PROVIDERS, Settings
+from parley.config import BUILTIN_PROVIDERS, ConfigError, Settings
 from parley.errors import InvalidRequest
 from parley.providers.registry import ProviderRegistry
 
@@ -15,7 +15,7 @@ KEY_VARS = {v for b in BUILTIN_PROVIDERS.values() for v in b.key_vars}
 
 @pytest.fixture(autouse=True)
 def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [*KEY_VARS, "OPENAI_BASE_URL", "OLLAMA_HOST"]:
+    for name in [*KEY_VARS, "OPENAI_BASE_URL", "OLLAMA_HOST", "PARLEY_DEFAULT_PROVIDER"]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -74,3 +74,26 @@ def test_a_config_table_replaces_a_builtin(tmp_path: Path) -> None:
     assert settings.provider_configs()["openai"].base_url == "http://x/v1"
     # A table with no key needs none: an endpoint of the user's own.
     assert ProviderRegistry(settings).check_model("openai/m") == ("openai", "m")
+
+
+def test_the_default_provider_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().default_provider == "openai"
+    monkeypatch.setenv("PARLEY_DEFAULT_PROVIDER", "groq")
+    monkeypatch.setenv("GROQ_API_KEY", "gsk-test")
+    settings = Settings()
+    assert settings.default_provider == "groq"
+    assert ProviderRegistry(settings).check_model("llama-3.3-70b") == ("groq", "llama-3.3-70b")
+    monkeypatch.setenv("PARLEY_DEFAULT_PROVIDER", "")
+    assert Settings().default_provider == ""
+
+
+def test_the_default_provider_must_be_a_provider(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings(default_provider="nosuch").checked_provider_configs()
+    message = str(refused.value)
+    assert "PARLEY_DEFAULT_PROVIDER" in message and "'nosuch'" in message
+    assert "openai" in message  # the names it may take
+    config = tmp_path / "p.toml"
+    config.write_text('[providers.nosuch]\nkind = "openai-chat"\nbase_url = "http://x/v1"\n')
+    assert "nosuch" in Settings(config=config, default_provider="nosuch").checked_provider_configs()
+    assert Settings(default_provider="").checked_provider_configs()  # off: nothing to check

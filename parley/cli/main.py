@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     try:
         settings = _settings(args)
-        settings.provider_configs()  # fail early on a broken config file
+        settings.checked_provider_configs()  # fail early on a broken configuration
         if args.command in ("serve", "run") and settings.redis_url:
             _check_redis(settings.redis_url)
         if args.command == "serve":

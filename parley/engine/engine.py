@@ -382,7 +382,10 @@ class Engine:
         run = claimed.run
         if early is not None:
             _, model_id = self.providers.resolve(run.model)
-            if not early.fits(build_request(run, claimed.context, model_id)):
+            request = build_request(
+                run, claimed.context, model_id, self.providers.provider_of(run.model)
+            )
+            if not early.fits(request):
                 await early.discard()  # an assistant changed since: call again, afresh
                 early = None
         turn = Turn(

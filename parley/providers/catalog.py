@@ -41,14 +41,14 @@ async def describe(registry: ProviderRegistry) -> dict[str, Any]:
                 "models_listed": ids is not None,
             }
         )
-        models += [model_object(f"{info.name}/{model}") for model in ids or ()]
+        models += [model_object(f"{info.name}/{model}", info.name) for model in ids or ()]
     return {"object": "list", "data": models, "providers": providers}
 
 
-def model_object(model: str) -> dict[str, Any]:
-    """OpenAI's model object for ``provider/model-id``: ``owned_by`` is the provider's
-    name; ``created`` is 0, as no provider's list says when a model was made."""
-    provider = model.partition("/")[0]
+def model_object(model: str, provider: str) -> dict[str, Any]:
+    """OpenAI's model object for ``model`` (its id as named) of ``provider``: ``owned_by``
+    is the provider's name; ``created`` is 0, as no provider's list says when a model was
+    made."""
     return {
         "id": model,
         "object": "model",
@@ -59,8 +59,9 @@ def model_object(model: str) -> dict[str, Any]:
 
 
 async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
-    """The model object of ``model`` if it can be used: its provider is configured and
-    ready, and lists it (or cannot list its models). Raises ``NotFound``."""
+    """The model object of ``model`` if it can be used: its provider (the default one for
+    a name without ``/``) is configured and ready, and lists it (or cannot list its
+    models). The object's id is ``model`` as asked. Raises ``NotFound``."""
     try:
         name, model_id = registry.check_model(model)
     except ParleyError as exc:  # unknown provider, or one without its key: it says which
@@ -71,8 +72,9 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
     listed, _ = await _models_of(registry, name)
     # A provider that cannot say: the id is well formed and its provider ready.
     if listed is not None and model_id not in listed:
-        raise _no_model(model, f"The provider {name} does not list it.")
-    return model_object(model)
+        which = "default provider" if registry.qualified(model) != model else "provider"
+        raise _no_model(model, f"The {which} {name} does not list it.")
+    return model_object(model, name)
 
 
 def _no_model(model: str, why: str) -> NotFound:

@@ -1,5 +1,9 @@
 """From a model name (``provider/model-id``) to the adapter that serves it.
 
+A name without ``/`` (``gpt-4o``) is a model of the default provider
+(``Settings.default_provider``, ``openai`` unless set otherwise), as code written for OpenAI
+names them. Such a name is kept as given wherever it is stored, and resolved on each use.
+
 Adapters are built on first use from ``Settings.provider_configs()`` and kept (each holds
 its connection pool) until ``aclose``. Tests inject ready adapters with ``overrides`` (and may set the demo model's
 ``demo_delay`` between chunks, in seconds).
@@ -70,13 +74,39 @@ class ProviderRegistry:
         """Every provider name a model may start with, sorted."""
         return sorted(self._configs.keys() | self._overrides.keys())
 
-    def check_model(self, model: str) -> tuple[str, str]:
-        """Validate ``provider/model-id`` without building anything; answer both parts.
+    def qualified(self, model: str) -> str:
+        """``model`` as ``provider/model-id``: a name without ``/`` is a model of the
+        default provider; any other name (or with no default provider, any name) is as
+        given. Checks nothing."""
+        default = self._settings.default_provider
+        if not model or not default or "/" in model:
+            return model
+        return f"{default}/{model}"
 
-        Raises ``InvalidRequest`` (code ``unknown_model`` or ``provider_kind_unsupported``).
+    def provider_of(self, model: str) -> str:
+        """The name of ``model``'s provider (the default one for a name without ``/``),
+        whether or not it is there."""
+        return self.qualified(model).partition("/")[0]
+
+    def check_model(self, model: str) -> tuple[str, str]:
+        """Validate a model name without building anything; answer its provider's name and
+        the model id to send it (``gpt-4o``: the default provider's name and ``gpt-4o``).
+
+        Raises ``InvalidRequest`` (code ``unknown_model``, ``provider_not_configured`` or
+        ``provider_kind_unsupported``).
         """
-        provider_name, sep, model_id = model.partition("/")
+        qualified = self.qualified(model)
+        by_default = qualified != model
+        provider_name, sep, model_id = qualified.partition("/")
         known = provider_name in self._overrides or provider_name in self._configs
+        if by_default and not known:
+            raise InvalidRequest(
+                f"The model {model!r} names no provider, so it goes to the default provider "
+                f"{provider_name!r}, and there is no provider of that name: set "
+                f"PARLEY_DEFAULT_PROVIDER to one of {', '.join(self.names)}, or name the "
+                "model as provider/model-id.",
+                code="unknown_model",
+            )
         if not (sep and provider_name and model_id and known):
             listed = ", ".join(self.names)
             raise InvalidRequest(
@@ -88,6 +118,14 @@ class ProviderRegistry:
             config = self._configs[provider_name]
             _check_kind(provider_name, config)
             missing = self._settings.missing_key(provider_name, config)
+            if missing and by_default:
+                raise InvalidRequest(
+                    f"The model {model!r} names no provider, so it goes to the default "
+                    f"provider {provider_name!r} (PARLEY_DEFAULT_PROVIDER), which has no API "
+                    f"key: set {missing}, set PARLEY_DEFAULT_PROVIDER to a provider that is "
+                    "ready, or name the model as provider/model-id (demo/parley needs no key).",
+                    code="provider_not_configured",
+                )
             if missing:
                 raise InvalidRequest(
                     f"The provider {provider_name!r} has no API key: set {missing} (or give it "
@@ -140,7 +178,7 @@ class ProviderRegistry:
 
     def timeouts(self, model: str) -> tuple[float, float]:
         """The first-token and idle timeouts of ``model``'s provider (0: none)."""
-        config = self._configs.get(model.partition("/")[0])
+        config = self._configs.get(self.provider_of(model))
         if config is None:  # an override without a config table (tests)
             return 0.0, 0.0
         return config.first_token_timeout, config.idle_timeout

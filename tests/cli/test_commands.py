@@ -60,6 +60,18 @@ def test_a_broken_config_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "not found" in missing.stderr
 
 
+def test_an_unknown_default_provider_is_a_clear_error(tmp_path: Path) -> None:
+    out = _parley(
+        "serve",
+        "--database-url",
+        f"sqlite:///{tmp_path}/x.db",
+        env={"PARLEY_DEFAULT_PROVIDER": "nosuch"},
+    )
+    assert out.returncode == 2, out.stderr
+    assert "PARLEY_DEFAULT_PROVIDER" in out.stderr and "'nosuch'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_DATABASE_URL": ""}

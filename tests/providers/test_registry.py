@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,14 +21,14 @@ from tests.providers.helpers import no_resource_warnings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_CONFIG"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_CONFIG", "PARLEY_DEFAULT_PROVIDER"):
         monkeypatch.delenv(name, raising=False)
 
 
-def settings_with(tmp_path: Path, toml: str) -> Settings:
+def settings_with(tmp_path: Path, toml: str, **fields: Any) -> Settings:
     path = tmp_path / "parley.toml"
     path.write_text(toml)
-    return Settings(config=path)
+    return Settings(config=path, **fields)
 
 
 class EchoProvider:
@@ -53,11 +54,97 @@ async def test_demo_is_always_there() -> None:
     await registry.aclose()
 
 
-@pytest.mark.parametrize("model", ["demo", "/x", "demo/", "", "nope/x"])
+@pytest.mark.parametrize("model", ["/x", "demo/", "", "nope/x"])
 def test_unknown_models(model: str) -> None:
     error = invalid(ProviderRegistry(Settings()), model)
     assert error.code == "unknown_model"
     assert "demo" in error.message  # lists the configured providers
+
+
+# ----------------------------------------------------- names without a provider
+
+
+@pytest.mark.parametrize("model", ["demo", "gpt-4o"])
+def test_without_a_default_provider_every_model_names_its_provider(model: str) -> None:
+    error = invalid(ProviderRegistry(Settings(default_provider="")), model)
+    assert error.code == "unknown_model"
+    assert error.message.startswith(f"Unknown model {model!r}: name it as provider/model-id")
+
+
+async def test_a_name_without_a_slash_is_a_model_of_the_default_provider() -> None:
+    echo = EchoProvider()
+    registry = ProviderRegistry(Settings(default_provider="fake"), overrides={"fake": echo})
+    assert registry.resolve("some-model") == (echo, "some-model")
+    assert registry.check_model("some-model") == ("fake", "some-model")
+    assert registry.qualified("some-model") == "fake/some-model"
+    assert registry.provider_of("some-model") == "fake"
+    assert registry.kind_of("some-model") == "test"
+    # A name with a slash keeps its meaning: the first segment is the provider.
+    assert registry.resolve("fake/a/b") == (echo, "a/b")
+    assert isinstance(registry.resolve("demo/x")[0], DemoProvider)
+    assert registry.qualified("demo/x") == "demo/x"
+    await registry.aclose()
+
+
+async def test_the_default_provider_is_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    registry = ProviderRegistry(Settings())
+    provider, model_id = registry.resolve("gpt-4o")
+    assert isinstance(provider, OpenAIChatProvider) and model_id == "gpt-4o"
+    assert registry.resolve("openai/gpt-4o")[0] is provider  # one provider, either name
+    assert registry.kind_of("o3-mini") == "openai-chat"
+    await registry.aclose()
+
+
+def test_the_default_provider_without_its_key_says_what_to_do() -> None:
+    error = invalid(ProviderRegistry(Settings()), "gpt-4o")
+    assert error.code == "provider_not_configured"
+    for said in ("'gpt-4o'", "default provider 'openai'", "OPENAI_API_KEY"):
+        assert said in error.message
+    assert "PARLEY_DEFAULT_PROVIDER" in error.message and "provider/model-id" in error.message
+    # Named with its provider, the error is the provider's own.
+    prefixed = invalid(ProviderRegistry(Settings()), "openai/gpt-4o")
+    assert prefixed.code == "provider_not_configured"
+    assert "OPENAI_API_KEY" in prefixed.message
+    assert "PARLEY_DEFAULT_PROVIDER" not in prefixed.message
+
+
+def test_an_unknown_default_provider_names_the_setting() -> None:
+    registry = ProviderRegistry(Settings(default_provider="nosuch"))
+    error = invalid(registry, "gpt-4o")
+    assert error.code == "unknown_model"
+    for said in ("'gpt-4o'", "'nosuch'", "PARLEY_DEFAULT_PROVIDER", "provider/model-id"):
+        assert said in error.message
+    assert "demo" in error.message  # the providers it may name
+    assert registry.check_model("demo/x") == ("demo", "x")
+
+
+def test_the_default_providers_timeouts(tmp_path: Path) -> None:
+    toml = (
+        '[providers.local]\nkind = "openai-chat"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        "first_token_timeout = 7\nidle_timeout = 3\n"
+    )
+    registry = ProviderRegistry(settings_with(tmp_path, toml, default_provider="local"))
+    assert registry.timeouts("m") == (7.0, 3.0)
+    assert registry.timeouts("local/m") == (7.0, 3.0)
+    assert registry.timeouts("demo/m") != (7.0, 3.0)
+
+
+async def test_a_default_provider_of_the_config_file_streams_from_the_fake(
+    tmp_path: Path, fake: FakeUpstream
+) -> None:
+    toml = f'[providers.local]\nkind = "openai-chat"\nbase_url = "{fake.base_url}"\n'
+    registry = ProviderRegistry(settings_with(tmp_path, toml, default_provider="local"))
+    try:
+        provider, model_id = registry.resolve("text:3")
+        acc = AnswerAccumulator()
+        request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
+        async for event in provider.stream(request):
+            acc.add(event)
+    finally:
+        await registry.aclose()
+    assert acc.text == expected_text(3)
+    assert fake.requests[-1]["model"] == "text:3"
 
 
 def test_check_model_splits_without_building() -> None:

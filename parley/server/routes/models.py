@@ -21,5 +21,6 @@ async def list_models(_: CurrentUser, svc: Svc) -> dict[str, Any]:
 
 @router.get("/models/{model:path}", responses=errors())
 async def retrieve_model(model: str, _: CurrentUser, svc: Svc) -> dict[str, Any]:
-    """One model (``provider/model-id``), in OpenAI's shape, if it can be used now."""
+    """One model (``provider/model-id``, or a name without ``/`` for the default
+    provider's), in OpenAI's shape, if it can be used now."""
     return await find_model(svc.providers, model)
