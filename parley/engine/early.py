@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
 
+from parley.engine.budget import call_parameters
 from parley.engine.inputs import NewMessage, RunConfig
 from parley.errors import ParleyError
 from parley.events import ModelEvent
@@ -64,7 +65,7 @@ def items_request(
         messages=chat,
         instructions=config.instructions,
         tools=[ToolSpec.model_validate(t) for t in config.tools],
-        parameters=dict(config.parameters),
+        parameters=call_parameters(config.parameters, config.options, 0),
         options=ModelOptions.of(config.options),
     )
 

@@ -44,10 +44,11 @@ class ThreadTarget:
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    """How the run calls its model. ``options`` are ``ModelOptions`` fields; ``request`` is
-    what the face keeps of its request to answer it back later; neither is read by the
-    engine beyond handing ``options`` to the provider. To ``request`` the engine adds
-    ``input_seqs``: the first and last sequence numbers of the messages the turn added.
+    """How the run calls its model. ``options`` are ``ModelOptions`` fields, which the
+    engine hands to the provider, and the run's own limits, which it applies: ``truncation``
+    (``engine.context``) and ``output_budget`` (``engine.budget``). ``request`` is what the
+    face keeps of its request to answer it back later; the engine only adds ``input_seqs``
+    to it: the first and last sequence numbers of the messages the turn added.
     ``assistant_id`` names the assistant the run is of, if any."""
 
     model: str

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from parley.config import Settings
 from parley.engine import states
+from parley.engine.budget import budget_left, call_parameters
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.context import truncate
@@ -148,6 +149,9 @@ class Turn:
     #: Model calls made so far, and the tokens of those already finished.
     rounds: int = 1
     spent: Usage = field(default_factory=Usage)
+    #: Set when the run's output token budget was used up before the model call the turn
+    #: was about to make (``engine.budget``): the turn ends without it.
+    out_of_budget: bool = False
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -189,6 +193,17 @@ class Turn:
         """The tokens of this turn's model calls."""
         return self.spent + self.acc.usage
 
+    def call_usage(self) -> dict[str, int] | None:
+        """The tokens of the model call that wrote the turn's current message, as stored
+        with it; None when the turn made no call for it."""
+        return None if self.out_of_budget else self.acc.usage.model_dump()
+
+    def budget_left(self) -> int | None:
+        """What the run's next model call may use of its output token budget (None: the
+        run has none): the budget less the run's earlier turns and this turn's calls."""
+        used = self.run.output_tokens + self.spent.output_tokens
+        return budget_left(self.run.options, used)
+
     def emit(self, event: Any) -> None:
         """Number, queue for the log, and publish to live followers at once."""
         entry = self.record(event)
@@ -213,11 +228,6 @@ class Turn:
         batch, self._remote_batch = self._remote_batch, []
         if batch and self.remote is not None:
             self.remote.publish(self.run.id, batch)
-
-
-def provider_name(model: str) -> str:
-    """The provider part of a ``provider/model-id`` run model."""
-    return model.partition("/")[0]
 
 
 def _finish_calls(turn: Turn) -> list[ToolCall]:
@@ -263,20 +273,24 @@ def _allowed(rule: ToolRule) -> str:
     return "the tools that may be called: " + ", ".join(rule.names)
 
 
-def _provider_state(turn: Turn) -> dict[str, Any] | None:
+def _provider_state(turn: Turn, provider: str) -> dict[str, Any] | None:
     """What the adapter asked to keep with the answer, marked with its provider's name."""
     state = turn.acc.state
     if not state:
         return None
-    return {**state, "provider": provider_name(turn.run.model)}
+    return {**state, "provider": provider}
 
 
-def build_request(run: Run, context: list[Message], model_id: str) -> ModelRequest:
+def build_request(
+    run: Run, context: list[Message], model_id: str, provider: str, *, spent: int = 0
+) -> ModelRequest:
     """The model's view of the thread: every stored message, in order, less what the run's
     ``truncation`` option cuts (``engine.context``). What a provider stored with an answer
-    (``provider_state``) goes back only to that provider."""
+    (``provider_state``) goes back only to that provider: ``provider``, the name the run's
+    model resolves to (``ProviderRegistry.provider_of``). ``max_tokens`` is at most what is
+    left of the run's output token budget (``engine.budget``), the turn's earlier calls
+    having used ``spent`` of it."""
     messages: list[ChatMessage] = []
-    provider = provider_name(run.model)
     for m in context:
         calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
         state = m.provider_state
@@ -302,7 +316,7 @@ def build_request(run: Run, context: list[Message], model_id: str) -> ModelReque
         messages=messages,
         instructions=run.instructions,
         tools=[ToolSpec.model_validate(t) for t in run.tools],
-        parameters=dict(run.parameters),
+        parameters=call_parameters(run.parameters, run.options, run.output_tokens + spent),
         options=ModelOptions.of(run.options),
     )
 
@@ -327,6 +341,9 @@ class TurnRunner:
         stopped = False
         try:
             while True:
+                if turn.budget_left() == 0:  # no call: the run ends incomplete
+                    turn.out_of_budget, outcome = True, None
+                    break
                 await self._stream(turn)
                 outcome = _finish_calls(turn)
                 if not outcome or len(turn.acc.invalid) < len(outcome):
@@ -386,7 +403,14 @@ class TurnRunner:
             stream = turn.early.parts()
         else:
             provider, model_id = self.providers.resolve(turn.run.model)
-            stream = provider.stream(build_request(turn.run, turn.context, model_id))
+            request = build_request(
+                turn.run,
+                turn.context,
+                model_id,
+                self.providers.provider_of(turn.run.model),
+                spent=turn.spent.output_tokens,
+            )
+            stream = provider.stream(request)
         run_id, message_id = turn.run.id, turn.message_id
         acc, emit = turn.acc, turn.emit
         clock = turn.clock = StreamClock(turn.stop_model, *self.providers.timeouts(turn.run.model))
@@ -427,8 +451,9 @@ class TurnRunner:
         run, message_id = turn.run, turn.message_id
         entries, turn.unsaved = turn.unsaved, []
         text, reasoning, layout = turn.texts()
-        state = _provider_state(turn)
+        state = _provider_state(turn, self.providers.provider_of(run.model))
         totals = turn.run_totals()
+        usage = turn.call_usage()
         tool_calls = [c.model_dump() for c in calls]
         errors = turn.tool_errors(calls)
 
@@ -445,6 +470,7 @@ class TurnRunner:
                 layout=layout,
                 tool_calls=tool_calls,
                 provider_state=state,
+                usage=usage,
             )
             thread_store.add_tool_messages(
                 conn, user_id=run.user_id, thread_id=run.thread_id, run_id=run.id, results=errors
@@ -515,7 +541,8 @@ class TurnRunner:
         entries, turn.unsaved = turn.unsaved, []
         run, message_id = turn.run, turn.message_id
         text, reasoning, layout = turn.texts()
-        provider_state = _provider_state(turn)
+        provider_state = _provider_state(turn, self.providers.provider_of(run.model))
+        usage = turn.call_usage()
         values = {
             **turn.run_totals(),
             "lease_owner": None,
@@ -536,6 +563,7 @@ class TurnRunner:
                 layout=layout,
                 tool_calls=tool_calls,
                 provider_state=provider_state,
+                usage=usage,
             )
             if actions:
                 run_store.create_actions(conn, run_id=run.id, calls=actions)
@@ -565,7 +593,16 @@ class TurnRunner:
 
     async def _complete(self, turn: Turn) -> None:
         """The model's answer ended: the run is ``completed``, or ``incomplete`` when the
-        model stopped at its output token limit (the text is kept)."""
+        model stopped at its output token limit (the text is kept) or the run's output
+        token budget was used up before the call (``engine.budget``)."""
+        if turn.out_of_budget:
+            await self._settle(
+                turn,
+                RunStatus.INCOMPLETE,
+                error_code="max_output_tokens",
+                error_message="The run used up its output token budget before this turn.",
+            )
+            return
         if turn.acc.finish_reason == "length":
             await self._settle(
                 turn,
@@ -637,12 +674,18 @@ class TurnRunner:
         message_id = turn.message_id
         text, reasoning, layout = turn.texts()
         values: dict[str, Any] = turn.run_totals()
+        usage = turn.call_usage()
         if entries and not swept:
             values["last_seq"] = entries[-1][0]
 
         def write(conn: Connection) -> list[Entry]:
             thread_store.save_message_text(
-                conn, message_id=message_id, content=text, reasoning=reasoning, layout=layout
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                layout=layout,
+                usage=usage,
             )
             if entries:
                 run_store.append_events(conn, run_id=run.id, events=entries)

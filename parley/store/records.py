@@ -78,6 +78,8 @@ class Message(_Record):
     #: The order of an assistant message's reasoning and text (``tables.messages``).
     layout: list[list[Any]] | None = None
     metadata: dict[str, Any] | None = None
+    #: The tokens of the model call that wrote it (``tables.messages``), as ``Usage`` fields.
+    usage: dict[str, int] | None = None
 
 
 @dataclass(slots=True)

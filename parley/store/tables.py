@@ -221,6 +221,11 @@ messages = Table(
     Column("created_at", Float, nullable=False),
     #: The client's own key-value pairs (Assistants ``metadata``).
     Column("metadata", Json),
+    #: The tokens of the model call that wrote an assistant message, as ``types.Usage``
+    #: (``input_tokens``, ``output_tokens``, ``reasoning_tokens``, ``cached_tokens``),
+    #: written when the call ends. NULL for every other message, for one whose call has
+    #: not ended, and for one no model call wrote (a run that ended before calling it).
+    Column("usage", Json),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),
 )

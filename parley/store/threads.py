@@ -51,7 +51,9 @@ _SAVE_TEXT = (
     )
 )
 _SAVE_END = _SAVE_TEXT.values(
-    tool_calls=bindparam("b_tool_calls"), provider_state=bindparam("b_provider_state")
+    tool_calls=bindparam("b_tool_calls"),
+    provider_state=bindparam("b_provider_state"),
+    usage=bindparam("b_usage"),
 )
 
 
@@ -399,6 +401,15 @@ def run_answers(conn: Connection, *, run_id: str) -> list[Message]:
     return [Message.from_row(r) for r in conn.execute(query).all()]
 
 
+def run_tool_results(conn: Connection, *, run_id: str) -> dict[str, str]:
+    """The tool results stored for a run's calls (outputs, and the tool errors of calls it
+    could not run), by call id."""
+    query = select(messages.c.tool_call_id, messages.c.content).where(
+        messages.c.run_id == run_id, messages.c.role == Role.TOOL.value
+    )
+    return {row.tool_call_id: row.content for row in conn.execute(query).all()}
+
+
 def messages_between(conn: Connection, *, thread_id: str, first: int, last: int) -> list[Message]:
     """The thread's messages with sequence numbers from ``first`` to ``last``, in order."""
     query = (
@@ -424,21 +435,21 @@ def save_message_text(
     layout: list[list[Any]] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     provider_state: dict[str, Any] | None = None,
+    usage: dict[str, int] | None = None,
 ) -> None:
-    """Save a message's text (and the order of its parts); with ``tool_calls`` or
-    ``provider_state`` (the end of a turn), those too."""
+    """Save a message's text (and the order of its parts); with ``tool_calls``,
+    ``provider_state`` or ``usage`` (the end of its model call), those three."""
     params = {
         "b_message_id": message_id,
         "b_content": content,
         "b_reasoning": reasoning,
         "b_layout": layout,
     }
-    if tool_calls is None and provider_state is None:
+    if tool_calls is None and provider_state is None and usage is None:
         conn.execute(_SAVE_TEXT, params)
     else:
-        conn.execute(
-            _SAVE_END, {**params, "b_tool_calls": tool_calls, "b_provider_state": provider_state}
-        )
+        end = {"b_tool_calls": tool_calls, "b_provider_state": provider_state, "b_usage": usage}
+        conn.execute(_SAVE_END, {**params, **end})
 
 
 def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -> bool:

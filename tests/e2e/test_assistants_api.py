@@ -17,7 +17,7 @@ from parley.testing.fake_upstream import (
     tool_arguments,
     tool_results_text,
 )
-from tests.e2e.helpers import WEATHER, upstream_requests, wait_until
+from tests.e2e.helpers import WEATHER, assert_error, upstream_requests, wait_until
 
 CHAT_WEATHER = WEATHER
 
@@ -212,9 +212,7 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
 def test_what_parley_cannot_do_is_refused_by_name(
     http: httpx.Client, path: str, body: dict[str, Any], param: str
 ) -> None:
-    answer = http.post(path, json=body)
-    assert answer.status_code == 400, answer.text
-    error = answer.json()["error"]
+    error = assert_error(http.post(path, json=body), 400)
     assert error["param"] == param and error["message"], error
 
 
@@ -222,38 +220,46 @@ def test_bad_runs_are_refused_and_change_nothing(http: httpx.Client) -> None:
     bot = assistant(http, "fake/text:2", tools=[CHAT_WEATHER])
     t = thread(http, "Hi")
     path = f"/threads/{t['id']}/runs"
-    for body, status in (
+    for body, status, param, code in (
         (
             {
                 "assistant_id": bot["id"],
                 "tool_choice": {"type": "function", "function": {"name": "nope"}},
             },
             400,
+            "tool_choice.function.name",
+            "invalid_value",
         ),
-        ({"assistant_id": bot["id"], "truncation_strategy": {"type": "last_messages"}}, 422),
-        ({"assistant_id": bot["id"], "temperature": 3}, 422),
-        ({"assistant_id": bot["id"], "tools": [{"type": "code_interpreter"}]}, 400),
-        ({"assistant_id": "asst_" + "0" * 24}, 404),
-        ({"assistant_id": bot["id"], "model": "nowhere/x"}, 400),
+        (
+            {"assistant_id": bot["id"], "truncation_strategy": {"type": "last_messages"}},
+            400,
+            "truncation_strategy",
+            "invalid_value",
+        ),
+        ({"assistant_id": bot["id"], "temperature": 3}, 400, "temperature", "invalid_value"),
+        (
+            {"assistant_id": bot["id"], "tools": [{"type": "code_interpreter"}]},
+            400,
+            "tools[0].type",
+            "unsupported_tool",
+        ),
+        ({"assistant_id": "asst_" + "0" * 24}, 404, None, "assistant_not_found"),
+        ({"assistant_id": bot["id"], "model": "nowhere/x"}, 400, "model", "unknown_model"),
     ):
-        answer = http.post(path, json=body)
-        assert answer.status_code == status, (body, answer.text)
+        error = assert_error(http.post(path, json=body), status, code)  # OpenAI's shape
+        assert error["param"] == param, (body, error)
     assert http.get(path).json()["data"] == []
-    assert (
-        http.post(
-            "/threads/thread_" + "0" * 24 + "/runs", json={"assistant_id": bot["id"]}
-        ).status_code
-        == 404
-    )
+    missing = http.post("/threads/thread_" + "0" * 24 + "/runs", json={"assistant_id": bot["id"]})
+    assert_error(missing, 404, "thread_not_found")
     run = http.post(path, json={"assistant_id": bot["id"]}).json()
     other = thread(http)
-    assert http.get(f"/threads/{other['id']}/runs/{run['id']}").status_code == 404
+    assert_error(http.get(f"/threads/{other['id']}/runs/{run['id']}"), 404, "run_not_found")
     finished(http, t["id"], run["id"])
     answer = http.post(
         f"/threads/{t['id']}/runs/{run['id']}/submit_tool_outputs",
         json={"tool_outputs": [{"tool_call_id": "call_x", "output": "x"}]},
     )
-    assert answer.status_code in (400, 409), answer.text
+    assert_error(answer, 400, "unknown_tool_call_id")
 
 
 def test_one_thread_whatever_face_reaches_it(http: httpx.Client) -> None:

@@ -75,6 +75,11 @@ def _assistant(client: openai.OpenAI, model: str, **fields: Any) -> Any:
     return client.beta.assistants.create(model=model, instructions="Be brief.", **fields)
 
 
+def _tokens(usage: Any) -> tuple[int, int, int]:
+    """A run's or a step's usage: prompt, completion and total tokens."""
+    return usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
+
+
 # ------------------------------------------------------------------------- scenarios
 
 
@@ -198,6 +203,7 @@ def run_polled(client: openai.OpenAI, setup: Any) -> None:
     [step] = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data
     assert step.type == "message_creation" and step.status == "completed"
     assert step.step_details.message_creation.message_id == answer.id
+    assert step.usage is not None and _tokens(step.usage) == _tokens(run.usage)
     same = client.beta.threads.runs.steps.retrieve(step.id, thread_id=thread.id, run_id=run.id)
     assert same.id == step.id
     by_run = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)
@@ -222,6 +228,8 @@ def run_tools_polled(client: openai.OpenAI, setup: Any) -> None:
     assert json.loads(call.function.arguments) == setup.tool_arguments
     [calls_step] = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data
     assert calls_step.type == "tool_calls" and calls_step.status == "in_progress"
+    assert calls_step.usage is None
+    first_call = _tokens(run.usage)
     done = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id,
         thread_id=thread.id,
@@ -236,6 +244,10 @@ def run_tools_polled(client: openai.OpenAI, setup: Any) -> None:
         ("tool_calls", "completed"),
         ("message_creation", "completed"),
     ]
+    # Each step has the tokens of its model call; together, the run's.
+    calls_tokens, answer_tokens = (_tokens(s.usage) for s in steps.data)
+    assert calls_tokens == first_call and answer_tokens[1] > 0
+    assert tuple(map(sum, zip(calls_tokens, answer_tokens, strict=True))) == _tokens(done.usage)
     [detail] = steps.data[0].step_details.tool_calls
     assert (detail.id, detail.function.name, detail.function.output) == (
         call.id,
@@ -250,6 +262,31 @@ def run_tools_polled(client: openai.OpenAI, setup: Any) -> None:
             tool_outputs=[{"tool_call_id": call.id, "output": "x"}],
         ),
     )
+
+
+@_quiet
+def run_token_budget(client: openai.OpenAI, setup: Any) -> None:
+    """``max_completion_tokens`` counts over the whole run: a budget the first turn used
+    up ends the run ``incomplete`` once the tool outputs are in, without another call."""
+    assistant = _assistant(client, setup.tool_model, tools=[WEATHER])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Lima?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=1
+    )
+    assert run.status == "requires_action", (run.status, run.last_error)
+    assert run.max_completion_tokens == 1 and run.usage is not None
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    ended = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": OUTPUT}],
+    )
+    assert ended.status == "incomplete", (ended.status, ended.last_error)
+    assert ended.incomplete_details is not None
+    assert ended.incomplete_details.reason == "max_completion_tokens"
+    assert _tokens(ended.usage) == _tokens(run.usage)
+    [question] = client.beta.threads.messages.list(thread_id=thread.id).data
+    assert question.role == "user"
 
 
 @_quiet
@@ -351,10 +388,10 @@ def run_cancelled(client: openai.OpenAI, setup: Any) -> None:
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status in ("queued", "in_progress")
     busy = _error(
-        openai.APIStatusError,
+        openai.ConflictError,
         lambda: client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id),
     )
-    assert busy.status_code == 409, busy.body
+    assert busy.status_code == 409 and busy.code == "thread_busy", busy.body
     cancelled = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     assert cancelled.status in ("cancelling", "cancelled")
     deadline = time.monotonic() + 10
@@ -418,6 +455,55 @@ def assistants_ids_not_found(client: openai.OpenAI, setup: Any) -> None:
     )
 
 
+@_quiet
+def assistants_bad_requests(client: openai.OpenAI, setup: Any) -> None:
+    """Invalid input is a 400 (``BadRequestError``, never ``UnprocessableEntityError``)
+    naming the field in ``param``, on every resource; an unknown id is a 404."""
+    exc = _error(
+        openai.BadRequestError,
+        lambda: client.beta.assistants.create(model=setup.text_model, temperature=5),
+    )
+    assert (exc.status_code, exc.param, exc.code) == (400, "temperature", "invalid_value")
+    exc = _error(
+        openai.BadRequestError,
+        lambda: client.beta.assistants.create(model=setup.text_model, extra_body={"colour": "red"}),
+    )
+    assert (exc.param, exc.code) == ("colour", "unknown_parameter"), exc.body
+    assert exc.body["message"] == "Unknown parameter: 'colour'.", exc.body
+    exc = _error(openai.BadRequestError, lambda: client.beta.assistants.list(limit=0))
+    assert exc.param == "limit", exc.body
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    exc = _error(
+        openai.BadRequestError,
+        lambda: client.beta.threads.messages.create(
+            thread_id=thread.id,
+            role="system",  # type: ignore[arg-type]
+            content="x",
+        ),
+    )
+    assert exc.param == "role", exc.body
+    exc = _error(
+        openai.BadRequestError,
+        lambda: client.beta.threads.runs.list(thread_id=thread.id, order="sideways"),  # type: ignore[arg-type]
+    )
+    assert exc.param == "order", exc.body
+    assistant = _assistant(client, setup.text_model)
+    exc = _error(
+        openai.BadRequestError,
+        lambda: client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=assistant.id, temperature=3
+        ),
+    )
+    assert exc.param == "temperature", exc.body
+    missing = "thread_" + "0" * 24
+    exc = _error(openai.NotFoundError, lambda: client.beta.threads.retrieve(missing))
+    assert (exc.code, exc.param) == ("thread_not_found", None), exc.body
+    _error(
+        openai.NotFoundError,
+        lambda: client.beta.threads.messages.retrieve("msg_" + "0" * 24, thread_id=thread.id),
+    )
+
+
 SCENARIOS: dict[str, Callable[[openai.OpenAI, Any], None]] = {
     f.__name__: f
     for f in (
@@ -425,10 +511,12 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI, Any], None]] = {
         threads_and_messages,
         run_polled,
         run_tools_polled,
+        run_token_budget,
         run_streamed_with_handler,
         run_streamed_text,
         run_cancelled,
         runs_listed_and_updated,
         assistants_ids_not_found,
+        assistants_bad_requests,
     )
 }

@@ -99,6 +99,54 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
         cols == ("thread_id", "seq") and unique
         for _, cols, unique in snapshot["messages"]["indexes"]
     ), "messages are not unique by (thread_id, seq)"
+    # An assistant message keeps the tokens of its model call (0008); other messages none.
+    columns = {name: nullable for name, _, nullable in snapshot["messages"]["columns"]}
+    assert columns.get("usage") is True, columns
+
+
+async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) -> None:
+    """0008 adds ``messages.usage`` to a database that holds messages: theirs is NULL, and
+    the end of a model call writes it."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from parley.store import threads, users
+    from parley.store.db import alembic_config
+
+    db = Database(blank.url)
+    try:
+        await db.write(lambda c: command.upgrade(alembic_config(c), "0007"))
+
+        def old_message(conn: Any) -> tuple[str, str]:
+            user = users.create_user(conn, name="before")
+            thread = threads.create_thread(conn, user_id=user.id, metadata={}, message_count=1)
+            conn.execute(
+                text(
+                    "INSERT INTO messages (id, user_id, thread_id, seq, role, content, "
+                    "created_at) VALUES ('msg_old', :user, :thread, 1, 'assistant', 'Hi', 0)"
+                ),
+                {"user": user.id, "thread": thread.id},
+            )
+            return user.id, "msg_old"
+
+        user_id, message_id = await db.write(old_message)
+        await db.migrate()
+        read = await db.read(
+            lambda c: threads.get_message(c, user_id=user_id, message_id=message_id)
+        )
+        assert read.usage is None and read.content == "Hi"
+        tokens = {"input_tokens": 7, "output_tokens": 3, "reasoning_tokens": 1, "cached_tokens": 2}
+        await db.write(
+            lambda c: threads.save_message_text(
+                c, message_id=message_id, content="Hi", reasoning=None, usage=tokens
+            )
+        )
+        read = await db.read(
+            lambda c: threads.get_message(c, user_id=user_id, message_id=message_id)
+        )
+        assert read.usage == tokens
+    finally:
+        await db.dispose()
 
 
 async def test_migrate_is_idempotent_and_keeps_data(blank: Any) -> None:

@@ -6,19 +6,25 @@ run's ``required_action``).
 
 Run steps are not stored: they are read from the assistant messages a run wrote (one
 ``message_creation`` step for a message's text, one ``tool_calls`` step for its calls)
-and from the run's actions (the calls' outputs).
+and from the run's actions (the calls' outputs). Each of those messages is the answer of
+one model call, and keeps that call's tokens (``messages.usage``): they are the ``usage``
+of the call's first step, its ``message_creation`` step when it wrote text, else its
+``tool_calls`` step; a ``tool_calls`` step after text of the same call counts 0 tokens.
+So the steps' usage adds up to the run's, each call counted once. A step in progress has
+no usage (null), nor has one of a message stored before messages kept their tokens.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from parley.events import ActionItem
 from parley.store.records import Action, Assistant, Message, Run, Thread
-from parley.types import ActionStatus, Role, RunStatus, ToolCall
+from parley.types import ActionStatus, Role, RunStatus, ToolCall, Usage
 
 #: A run's status as OpenAI names it (``requires_action`` is Parley's ``action_required``).
 RUN_STATUS = {status: status.value for status in RunStatus} | {
@@ -273,7 +279,8 @@ class RunUsage(BaseModel):
     cached_tokens: int
 
     @classmethod
-    def of(cls, r: Run) -> RunUsage:
+    def of(cls, r: Run | Usage) -> RunUsage:
+        """The tokens of a run's model calls, or of one call (a step's)."""
         return cls(
             prompt_tokens=r.input_tokens,
             completion_tokens=r.output_tokens,
@@ -419,18 +426,27 @@ class RunStepPublic(BaseModel):
     failed_at: int | None
     last_error: RunError | None
     step_details: dict[str, Any]
-    usage: None = None
+    #: The tokens of the model call the step is of (see the module's docstring).
+    usage: RunUsage | None = None
     metadata: dict[str, Any]
 
 
-def run_steps(run: Run, answers: list[Message], actions: list[Action]) -> list[RunStepPublic]:
+def run_steps(
+    run: Run,
+    answers: list[Message],
+    actions: list[Action],
+    results: Mapping[str, str] | None = None,
+) -> list[RunStepPublic]:
     """The steps of a run, oldest first: for each assistant message the run wrote, a
     ``message_creation`` step when it holds text (or is being written), then a
-    ``tool_calls`` step when it holds calls."""
+    ``tool_calls`` step when it holds calls. A call is answered by its action's output, or,
+    for a call the run answered itself with a tool error (one it could not run, so not an
+    action), by its tool result among ``results`` (the run's, by call id)."""
     status = RunStatus(run.status)
     outputs = {a.tool_call_id: a for a in actions}
     steps: list[RunStepPublic] = []
     for i, m in enumerate(answers):
+        tokens = None if m.usage is None else Usage.model_validate(m.usage)
         newest = i == len(answers) - 1
         ended_at = _ts(answers[i + 1].created_at) if not newest else None
         if newest and status not in (RunStatus.IN_PROGRESS, RunStatus.ACTION_REQUIRED):
@@ -445,26 +461,42 @@ def run_steps(run: Run, answers: list[Message], actions: list[Action]) -> list[R
                 "type": "message_creation",
                 "message_creation": {"message_id": m.id},
             }
-            steps.append(_step(run, message_step_id(m.id), m, state, ended_at, details))
+            steps.append(_step(run, message_step_id(m.id), m, state, ended_at, details, tokens))
+            tokens = None if tokens is None else Usage()  # the call is counted: by this step
         if calls:
-            done = [outputs.get(c.id) for c in calls]
-            answered = all(a is not None and a.status == ActionStatus.COMPLETED for a in done)
+            done = [_answer(c, outputs, results or {}) for c in calls]
+            answered = all(given for given, _ in done)
             state = "completed" if answered else "in_progress"
             if not answered and status in _STEP_ENDED:
                 state = _STEP_ENDED[status]
             details = {
                 "type": "tool_calls",
                 "tool_calls": [
-                    tool_call_detail(c, a.output if a is not None else None)
-                    for c, a in zip(calls, done, strict=True)
+                    tool_call_detail(c, output) for c, (_, output) in zip(calls, done, strict=True)
                 ],
             }
-            steps.append(_step(run, calls_step_id(m.id), m, state, ended_at, details))
+            steps.append(_step(run, calls_step_id(m.id), m, state, ended_at, details, tokens))
     return steps
 
 
+def _answer(
+    call: ToolCall, actions: Mapping[str, Action], results: Mapping[str, str]
+) -> tuple[bool, str | None]:
+    """Whether a call has its output, and the output."""
+    action = actions.get(call.id)
+    if action is not None:
+        return action.status == ActionStatus.COMPLETED, action.output
+    return call.id in results, results.get(call.id)
+
+
 def _step(
-    run: Run, step_id: str, m: Message, state: str, ended_at: int | None, details: dict[str, Any]
+    run: Run,
+    step_id: str,
+    m: Message,
+    state: str,
+    ended_at: int | None,
+    details: dict[str, Any],
+    tokens: Usage | None,
 ) -> RunStepPublic:
     error = None
     if state == "failed" and run.error_code:
@@ -483,5 +515,6 @@ def _step(
         failed_at=ended_at if state == "failed" else None,
         last_error=error,
         step_details=details,
+        usage=None if tokens is None or state == "in_progress" else RunUsage.of(tokens),
         metadata={},
     )

@@ -149,8 +149,6 @@ def run_config(
         instructions = f"{instructions}\n\n{extra}" if instructions else extra
     tools = assistant.tools if body.tools is None else [t.model_dump() for t in body.tools]
     parameters = sampling(body, assistant.parameters)
-    if body.max_completion_tokens is not None:
-        parameters["max_tokens"] = body.max_completion_tokens
     options = assistant_options(body, assistant.options, refused)
     if body.tool_choice is not None:
         names = {t["function"]["name"] for t in tools}
@@ -167,6 +165,9 @@ def run_config(
         )
     if truncation:
         options["truncation"] = truncation
+    if body.max_completion_tokens is not None:
+        # For the whole run: each model call gets what its earlier calls left of it.
+        options["output_budget"] = body.max_completion_tokens
     request = {
         "face": FACE,
         "max_prompt_tokens": body.max_prompt_tokens,

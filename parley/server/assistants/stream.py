@@ -17,9 +17,10 @@ One turn's run events (``content.delta``, ``tool_calls``, ``done``, ...) become 
     done                                                            (data: [DONE])
 
 The step and message objects are the ones the list endpoints answer (``objects``), read
-once the turn has ended. Reasoning is not streamed: the Assistants API has no event for
-it (the message keeps it, as ``reasoning``). ``error`` is sent only when the stream itself
-breaks off before the run's end.
+once the turn has ended: a completed step has its ``usage``, a step in progress none.
+Reasoning is not streamed: the Assistants API has no event for it (the message keeps it,
+as ``reasoning``). ``error`` is sent only when the stream itself breaks off before the
+run's end.
 """
 
 from __future__ import annotations

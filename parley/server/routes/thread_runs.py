@@ -248,7 +248,9 @@ def _answered_step(conn: Connection, *, run_id: str) -> list[RunStepPublic]:
     """The step of the calls whose outputs were just given, as it now stands."""
     run = run_store.get_run(conn, run_id=run_id)
     answers = thread_store.run_answers(conn, run_id=run_id)
-    steps = run_steps(run, answers[-1:], run_store.list_actions(conn, run_id=run_id))
+    actions = run_store.list_actions(conn, run_id=run_id)
+    results = thread_store.run_tool_results(conn, run_id=run_id)
+    steps = run_steps(run, answers[-1:], actions, results)
     return [s for s in steps if s.id == calls_step_id(answers[-1].id)] if answers else []
 
 
@@ -258,7 +260,8 @@ def _answered_step(conn: Connection, *, run_id: str) -> list[RunStepPublic]:
 def _steps(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> list[RunStepPublic]:
     run = _of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
     answers = [m for m in thread_store.run_answers(conn, run_id=run_id) if m.role == Role.ASSISTANT]
-    return run_steps(run, answers, run_store.list_actions(conn, run_id=run_id))
+    actions = run_store.list_actions(conn, run_id=run_id)
+    return run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", responses=errors(400))
