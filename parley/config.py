@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     #: Seconds an authenticated API key is remembered (a revoke on another replica takes
     #: effect within this time; on the replica that revokes, at once). 0 disables it.
     auth_cache_seconds: float = 10.0
+    #: Seconds between writes of the tokens counted per API key for chat completions
+    #: (counted in memory meanwhile; written at shutdown too). 0: written after each call.
+    usage_flush_seconds: float = Field(default=1.0, ge=0.0)
     #: Requests one API key may send per ``rate_limit_window_seconds`` (0: no limit).
     rate_limit_requests: int = Field(default=0, ge=0)
     rate_limit_window_seconds: float = Field(default=60.0, gt=0.0)

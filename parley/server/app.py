@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley import __version__
 from parley.config import Settings
@@ -31,6 +32,7 @@ from parley.server.routes import (
     users,
 )
 from parley.server.routes.chat import ChatFastPath
+from parley.server.usage import UsageCounter
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
 
@@ -53,6 +55,8 @@ def create_app(
         await engine.start()
         limits = Limits(settings)
         await limits.start()
+        usage = UsageCounter(db, settings.usage_flush_seconds)
+        usage.start()
         app.state.services = Services(
             settings=settings,
             db=db,
@@ -60,18 +64,20 @@ def create_app(
             engine=engine,
             keys=KeyCache(settings.auth_cache_seconds),
             limits=limits,
+            usage=usage,
         )
         try:
             yield
         finally:
             await engine.stop()
+            await usage.aclose()
             await limits.aclose()
             await registry.aclose()
             await db.dispose()
             if watchdog is not None:
                 await watchdog.stop()
 
-    app = FastAPI(
+    app = ParleyApp(
         title="Parley",
         version=__version__,
         summary="Self-hostable assistants platform: threads, runs, streaming and tool calls.",
@@ -99,11 +105,32 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router, prefix="/v1")
-    app.add_middleware(ChatFastPath)  # inside the guard: its limits apply
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    chat_path: ASGIApp = RequestGuard(ChatFastPath(app), max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
         app.add_middleware(Cors, origins=settings.cors_origins)
+        chat_path = Cors(chat_path, origins=settings.cors_origins)
+    app.chat_path = chat_path
     return app
+
+
+class ParleyApp(FastAPI):
+    """The FastAPI app, but for ``POST /v1/chat/completions``: that path goes straight to
+    ``chat_path`` (``ChatFastPath`` behind the same request guard and CORS as the app's
+    other paths), a gateway whose every microsecond shows in the time to the first chunk."""
+
+    chat_path: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.chat_path is not None
+            and scope["type"] == "http"
+            and scope["path"] == ChatFastPath.PATH
+            and scope["method"] == "POST"
+        ):
+            await self.chat_path(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 __all__ = ["create_app"]

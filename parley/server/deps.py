@@ -15,6 +15,7 @@ from parley.engine import Engine
 from parley.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from parley.providers.registry import ProviderRegistry
 from parley.server.ratelimit import Limits
+from parley.server.usage import UsageCounter
 from parley.store import users as user_store
 from parley.store.db import Database, now
 from parley.store.pagination import Order
@@ -29,6 +30,7 @@ class Services:
     engine: Engine
     keys: KeyCache
     limits: Limits
+    usage: UsageCounter
 
 
 async def services(request: Request) -> Services:
@@ -192,6 +194,7 @@ def metadata_filter(request: Request) -> dict[str, str]:
             raise ValidationFailed(
                 f"Invalid request: query.{name}: {problem}.",
                 details=[{"loc": ["query", name], "msg": problem, "type": "value_error"}],
+                param="metadata",
             )
         pairs[key] = value
     if len(pairs) > METADATA_FILTER_PAIRS:
@@ -199,6 +202,7 @@ def metadata_filter(request: Request) -> dict[str, str]:
         raise ValidationFailed(
             f"Invalid request: query.metadata: {problem}.",
             details=[{"loc": ["query", "metadata"], "msg": problem, "type": "value_error"}],
+            param="metadata",
         )
     return pairs
 

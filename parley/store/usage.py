@@ -1,10 +1,12 @@
 """Token usage per API key: one row per UTC day, key, model and face (the API that made
-the calls), which every call adds to in one upsert. For model calls that leave no run
-behind (a run counts its own tokens).
+the calls), which calls add to with upserts (``add_usage``, or ``add_tallies`` for many
+calls counted together). For model calls that leave no run behind (a run counts its own
+tokens).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +21,11 @@ _TOKENS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")
 
 
 def _upsert(insert: Any) -> Any:
-    """``INSERT ... ON CONFLICT (primary key) DO UPDATE``: one more request, its tokens added."""
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE``: the requests and tokens added."""
     statement = insert(key_usage)
-    added = {c: key_usage.c[c] + statement.excluded[c] for c in _TOKENS}
+    added = {c: key_usage.c[c] + statement.excluded[c] for c in ("requests", *_TOKENS)}
     return statement.on_conflict_do_update(
-        index_elements=[c.name for c in key_usage.primary_key.columns],
-        set_={"requests": key_usage.c.requests + 1, **added},
+        index_elements=[c.name for c in key_usage.primary_key.columns], set_=added
     )
 
 
@@ -52,6 +53,35 @@ def day_of(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).date().isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class TallyKey:
+    """Which row of ``key_usage`` calls count in."""
+
+    day: str
+    user_id: str
+    key_hash: str
+    model: str
+    face: str
+
+
+@dataclass(slots=True)
+class Tally:
+    """Calls counted together, and their tokens."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.cached_tokens += other.cached_tokens
+
+
 def add_usage(
     conn: Connection,
     *,
@@ -67,20 +97,32 @@ def add_usage(
 ) -> None:
     """Count one call made at ``at`` (Unix seconds) with the key whose hash is
     ``key_hash``, and its tokens, in the row of its UTC day."""
+    key = TallyKey(day_of(at), user_id, key_hash, model, face)
+    tally = Tally(1, input_tokens, output_tokens, reasoning_tokens, cached_tokens)
+    add_tallies(conn, {key: tally})
+
+
+def add_tallies(conn: Connection, tallies: Mapping[TallyKey, Tally]) -> None:
+    """Add each tally to its row (one upsert per row, in one statement)."""
+    if not tallies:
+        return
     conn.execute(
         _UPSERTS[conn.dialect.name],
-        {
-            "day": day_of(at),
-            "user_id": user_id,
-            "key_hash": key_hash,
-            "model": model,
-            "face": face,
-            "requests": 1,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "reasoning_tokens": reasoning_tokens,
-            "cached_tokens": cached_tokens,
-        },
+        [
+            {
+                "day": key.day,
+                "user_id": key.user_id,
+                "key_hash": key.key_hash,
+                "model": key.model,
+                "face": key.face,
+                "requests": tally.requests,
+                "input_tokens": tally.input_tokens,
+                "output_tokens": tally.output_tokens,
+                "reasoning_tokens": tally.reasoning_tokens,
+                "cached_tokens": tally.cached_tokens,
+            }
+            for key, tally in tallies.items()
+        ],
     )
 
 

@@ -10,10 +10,10 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from parley.errors import InternalError, ParleyError
 from parley.events import ModelEvent
@@ -25,9 +25,7 @@ from parley.server.openapi import errors
 from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS
 from parley.store import call_states
-from parley.store import usage as usage_store
 from parley.store.db import now
-from parley.types import Usage
 
 log = logging.getLogger("parley.server")
 
@@ -184,50 +182,33 @@ class _Reply:
     def done(self) -> None:
         while self.release:
             self.release.pop()()
-        task = asyncio.ensure_future(self._count(self.answer.acc.usage))
-        _COUNTING.add(task)
-        task.add_done_callback(_COUNTING.discard)
-
-    async def _count(self, used: Usage) -> None:
-        try:
-            await self.svc.db.write(
-                lambda conn: usage_store.add_usage(
-                    conn,
-                    user_id=self.caller.user.id,
-                    key_hash=self.caller.key_hash,
-                    model=self.model,
-                    face="chat.completions",
-                    at=now(),
-                    **used.model_dump(),
-                ),
-                later=True,
-            )
-        except Exception:  # a boundary: the answer is given; log what could not be counted
-            log.exception("could not count the tokens of a chat completion")
-
-
-_COUNTING: set[asyncio.Future[None]] = set()
+        caller = self.caller
+        self.svc.usage.count(
+            user_id=caller.user.id,
+            key_hash=caller.key_hash,
+            model=self.model,
+            face="chat.completions",
+            used=self.answer.acc.usage,
+        )
 
 
 class ChatFastPath:
-    """``POST /v1/chat/completions`` answered here, before FastAPI's routing and dependency
+    """``POST /v1/chat/completions`` answered as soon as the request reaches the app
+    (``app.ParleyApp``), before FastAPI's and Starlette's layers, routing and dependency
     solving, which were a large part of the gateway's own time to the first chunk. The
     same authentication, limits, validation, errors and work as the route above, which
-    stays for the OpenAPI document; every other request goes on to the app."""
+    stays for the OpenAPI document. ``app`` is the app whose services it uses."""
 
     PATH = "/v1/chat/completions"
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
         request = Request(scope, receive)
         response: Response
         try:
-            svc: Services = scope["app"].state.services
+            svc: Services = self.app.state.services
             caller = await authenticated(request, svc)
             body = _body(await request.body())
             response = await create_chat_completion(body, caller, svc)
