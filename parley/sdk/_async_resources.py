@@ -37,8 +37,6 @@ from parley.sdk.stream import AsyncStream
 if TYPE_CHECKING:
     from parley.sdk.async_client import AsyncClient
 
-#: ``fn(name, arguments)``; may be a coroutine function.
-
 
 class _Resource:
     def __init__(self, client: AsyncClient) -> None:

@@ -18,7 +18,7 @@ from parley.server.ratelimit import Limits
 from parley.server.usage import UsageCounter
 from parley.store import users as user_store
 from parley.store.db import Database, now
-from parley.store.pagination import Order
+from parley.store.pagination import ListQuery, Order
 from parley.store.records import User
 
 
@@ -140,14 +140,6 @@ async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     if not user.is_admin:
         raise PermissionDenied("This needs an admin API key.", code="admin_only")
     return user
-
-
-@dataclass(slots=True)
-class ListQuery:
-    limit: int
-    after: str | None
-    order: Order
-    before: str | None = None
 
 
 def list_query(default_order: Order) -> object:

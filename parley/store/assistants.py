@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
 from parley.store.db import new_id, now
-from parley.store.pagination import Order, fetch_page
+from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Assistant
 from parley.store.tables import assistants
 
@@ -60,20 +60,14 @@ def list_assistants(
     conn: Connection,
     *,
     user_id: str,
-    limit: int,
-    after: str | None,
-    order: Order,
-    before: str | None = None,
+    page: ListQuery,
 ) -> tuple[list[Assistant], bool]:
     rows, more = fetch_page(
         conn,
         assistants,
         where=assistants.c.user_id == user_id,
         sort_column="created_at",
-        limit=limit,
-        after=after,
-        before=before,
-        order=order,
+        page=page,
     )
     return [Assistant.from_row(r) for r in rows], more
 

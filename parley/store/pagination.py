@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Table, and_, or_, select
@@ -13,26 +14,34 @@ from parley.errors import InvalidRequest
 Order = Literal["asc", "desc"]
 
 
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """Which page of a list to read: at most ``limit`` items in ``order``, after the item
+    whose id is ``after``, or with ``before``, the last ones before that item."""
+
+    limit: int
+    order: Order
+    after: str | None = None
+    before: str | None = None
+
+
 def fetch_page(
     conn: Connection,
     table: Table,
     *,
     where: ColumnElement[bool],
     sort_column: str,
-    limit: int,
-    after: str | None,
-    order: Order,
-    before: str | None = None,
+    page: ListQuery,
 ) -> tuple[list[Any], bool]:
-    """Rows of ``table`` matching ``where``, sorted by ``(sort_column, id)`` in ``order``:
-    the first ``limit`` after the row whose id is ``after``, or with ``before``, the last
-    ``limit`` before that row (both ids must name rows that match ``where``). The flag
-    says whether more rows lie beyond the page, on the side it was read towards."""
+    """Rows of ``table`` matching ``where``, sorted by ``(sort_column, id)`` in the page's
+    ``order``: the first ``limit`` after the row whose id is ``after``, or with ``before``,
+    the last ``limit`` before that row (both ids must name rows that match ``where``). The
+    flag says whether more rows lie beyond the page, on the side it was read towards."""
     sort = table.c[sort_column]
     ident = table.c.id
     query = select(table).where(where)
-    forward = (order == "asc") == (before is None)  # the direction rows are read in
-    for name, cursor_id in (("after", after), ("before", before)):
+    ascending = page.order == "asc"
+    for name, cursor_id in (("after", page.after), ("before", page.before)):
         if cursor_id is None:
             continue
         cursor = (conn.execute(select(sort).where(where, ident == cursor_id))).scalar_one_or_none()
@@ -40,16 +49,16 @@ def fetch_page(
             raise InvalidRequest(
                 f"'{name}' names no item of this list: {cursor_id}", code="bad_cursor", param=name
             )
-        if (order == "asc") == (name == "after"):
+        if ascending == (name == "after"):
             query = query.where(or_(sort > cursor, and_(sort == cursor, ident > cursor_id)))
         else:
             query = query.where(or_(sort < cursor, and_(sort == cursor, ident < cursor_id)))
-    if forward:
+    if ascending == (page.before is None):  # the direction rows are read in
         query = query.order_by(sort.asc(), ident.asc())
     else:
         query = query.order_by(sort.desc(), ident.desc())
-    rows = list((conn.execute(query.limit(limit + 1))).all())
-    page = rows[:limit]
-    if before is not None:
-        page.reverse()
-    return page, len(rows) > limit
+    rows = list((conn.execute(query.limit(page.limit + 1))).all())
+    found = rows[: page.limit]
+    if page.before is not None:
+        found.reverse()
+    return found, len(rows) > page.limit

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parley.errors import Conflict, NotFound
 from parley.store.db import new_id, now
-from parley.store.pagination import Order, fetch_page
+from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
 from parley.store.tables import actions, run_events, runs
 
@@ -140,10 +140,7 @@ def list_runs(
     *,
     user_id: str,
     thread_id: str | None,
-    limit: int,
-    after: str | None,
-    order: Order,
-    before: str | None = None,
+    page: ListQuery,
 ) -> tuple[list[Run], bool]:
     where = runs.c.user_id == user_id
     if thread_id is not None:
@@ -153,10 +150,7 @@ def list_runs(
         runs,
         where=where,
         sort_column="created_at",
-        limit=limit,
-        after=after,
-        before=before,
-        order=order,
+        page=page,
     )
     return [Run.from_row(r) for r in rows], more
 

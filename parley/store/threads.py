@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import Conflict, NotFound
 from parley.store.db import new_id, now
-from parley.store.pagination import Order, fetch_page
+from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Message, Run, Thread
 from parley.store.tables import messages, runs, threads, without_nul
 from parley.types import Role
@@ -102,11 +102,8 @@ def list_threads(
     conn: Connection,
     *,
     user_id: str,
-    limit: int,
-    after: str | None,
-    order: Order,
+    page: ListQuery,
     metadata: Mapping[str, str] | None = None,
-    before: str | None = None,
 ) -> tuple[list[Thread], bool]:
     """A page of the user's threads; with ``metadata``, only those whose metadata holds
     each of its keys with that string value."""
@@ -118,10 +115,7 @@ def list_threads(
         threads,
         where=where,
         sort_column="created_at",
-        limit=limit,
-        after=after,
-        before=before,
-        order=order,
+        page=page,
     )
     return [Thread.from_row(r) for r in rows], more
 
@@ -306,10 +300,7 @@ def list_messages(
     *,
     user_id: str,
     thread_id: str,
-    limit: int,
-    after: str | None,
-    order: Order,
-    before: str | None = None,
+    page: ListQuery,
     run_id: str | None = None,
     with_tools: bool = True,
 ) -> tuple[list[Message], bool]:
@@ -334,10 +325,7 @@ def list_messages(
         messages,
         where=where,
         sort_column="seq",
-        limit=limit,
-        after=after,
-        before=before,
-        order=order,
+        page=page,
     )
     return [Message.from_row(r) for r in rows], more
 

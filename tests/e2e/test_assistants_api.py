@@ -301,6 +301,31 @@ def test_one_thread_whatever_face_reaches_it(http: httpx.Client) -> None:
     assert [r["assistant_id"] for r in runs] == [bot["id"], None, bot["id"]]
 
 
+def test_a_run_waiting_for_outputs_has_its_required_action_on_every_path(
+    http: httpx.Client,
+) -> None:
+    """Retrieved or listed, under its thread or among the user's runs (the native
+    ``/v1/runs``, with or without ``thread_id``), a run waiting for tool outputs shows the
+    calls it waits for."""
+    bot = assistant(http, "fake/auto", tools=[CHAT_WEATHER])
+    t = thread(http, "Oslo?")
+    created = http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"]}).json()
+    run = finished(http, t["id"], created["id"])
+    assert run["status"] == "requires_action"
+    [call] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    of_thread = {"thread_id": t["id"]}
+    answers = {
+        "native retrieve": [http.get(f"/runs/{run['id']}").json()],
+        "thread list": http.get(f"/threads/{t['id']}/runs").json()["data"],
+        "native list": http.get("/runs").json()["data"],
+        "native list of the thread": http.get("/runs", params=of_thread).json()["data"],
+    }
+    for path, listed in answers.items():
+        assert [r["id"] for r in listed] == [run["id"]], path
+        assert listed[0]["required_action"] == run["required_action"], path
+
+
 def test_tool_messages_are_steps_unless_every_message_is_asked_for(http: httpx.Client) -> None:
     bot = assistant(http, "fake/auto", tools=[CHAT_WEATHER])
     t = thread(http, "Lisbon?")

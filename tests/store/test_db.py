@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from parley.store import threads, users
 from parley.store.db import Database
+from parley.store.pagination import ListQuery
 from tests.harness import FreshDatabase
 
 
@@ -22,7 +23,9 @@ async def test_a_read_sees_one_state_of_the_database(tmp_path: Path) -> None:
         user = await db.write(lambda c: users.create_user(c, name="u"))
 
         def count(conn: Connection) -> int:
-            page, _ = threads.list_threads(conn, user_id=user.id, limit=10, after=None, order="asc")
+            page, _ = threads.list_threads(
+                conn, user_id=user.id, page=ListQuery(limit=10, order="asc")
+            )
             return len(page)
 
         def count_twice(conn: Connection) -> tuple[int, int]:

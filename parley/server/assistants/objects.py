@@ -457,11 +457,9 @@ def run_steps(
             state = "in_progress" if writing else "completed"
             if newest and status in _STEP_ENDED and status != RunStatus.EXPIRED and not calls:
                 state = _STEP_ENDED[status]
-            details: dict[str, Any] = {
-                "type": "message_creation",
-                "message_creation": {"message_id": m.id},
-            }
-            steps.append(_step(run, message_step_id(m.id), m, state, ended_at, details, tokens))
+            steps.append(
+                run_step(run, m, "message_creation", state=state, ended_at=ended_at, tokens=tokens)
+            )
             tokens = None if tokens is None else Usage()  # the call is counted: by this step
         if calls:
             done = [_answer(c, outputs, results or {}) for c in calls]
@@ -469,13 +467,13 @@ def run_steps(
             state = "completed" if answered else "in_progress"
             if not answered and status in _STEP_ENDED:
                 state = _STEP_ENDED[status]
-            details = {
-                "type": "tool_calls",
-                "tool_calls": [
-                    tool_call_detail(c, output) for c, (_, output) in zip(calls, done, strict=True)
-                ],
-            }
-            steps.append(_step(run, calls_step_id(m.id), m, state, ended_at, details, tokens))
+            details = [
+                tool_call_detail(c, output) for c, (_, output) in zip(calls, done, strict=True)
+            ]
+            step = run_step(
+                run, m, "tool_calls", state=state, ended_at=ended_at, calls=details, tokens=tokens
+            )
+            steps.append(step)
     return steps
 
 
@@ -489,15 +487,27 @@ def _answer(
     return call.id in results, results.get(call.id)
 
 
-def _step(
+def run_step(
     run: Run,
-    step_id: str,
     m: Message,
-    state: str,
-    ended_at: int | None,
-    details: dict[str, Any],
-    tokens: Usage | None,
+    kind: Literal["message_creation", "tool_calls"],
+    *,
+    state: str = "in_progress",
+    ended_at: int | None = None,
+    calls: list[dict[str, Any]] | None = None,
+    tokens: Usage | None = None,
 ) -> RunStepPublic:
+    """One step of the run, of the message ``m``: the writing of its text, or its tool
+    ``calls`` (their ``tool_call_detail``), in ``state`` (ended at ``ended_at``), with the
+    tokens of its model call. The list endpoints' steps and the streamed ones are all made
+    here."""
+    details: dict[str, Any] = {"type": kind}
+    if kind == "message_creation":
+        step_id = message_step_id(m.id)
+        details["message_creation"] = {"message_id": m.id}
+    else:
+        step_id = calls_step_id(m.id)
+        details["tool_calls"] = calls or []
     error = None
     if state == "failed" and run.error_code:
         error = RunError(code=run.error_code, message=run.error_message or "")
@@ -507,7 +517,7 @@ def _step(
         run_id=run.id,
         assistant_id=run.assistant_id,
         thread_id=run.thread_id,
-        type=details["type"],
+        type=kind,
         status=state,
         cancelled_at=ended_at if state == "cancelled" else None,
         completed_at=ended_at if state == "completed" else None,

@@ -10,8 +10,7 @@ from pydantic import Field, model_validator
 
 from parley.engine import NewMessage, RunConfig
 from parley.errors import InvalidRequest
-from parley.server.chat.requests import _response_format as chat_format
-from parley.server.chat.requests import _tool_choice as chat_tool_choice
+from parley.server.chat.requests import neutral_response_format, neutral_tool_choice
 from parley.server.schemas import (
     MessageCreate,
     Metadata,
@@ -115,7 +114,7 @@ def assistant_options(
                 param="response_format",
             )
         else:
-            options["response_format"] = chat_format(fmt)
+            options["response_format"] = neutral_response_format(fmt)
             if fmt.get("type") != "text" and "json" in refused:
                 raise InvalidRequest(
                     "The model's provider has no JSON output mode.",
@@ -152,7 +151,7 @@ def run_config(
     options = assistant_options(body, assistant.options, refused)
     if body.tool_choice is not None:
         names = {t["function"]["name"] for t in tools}
-        options["tool_choice"] = chat_tool_choice(body.tool_choice, names)
+        options["tool_choice"] = neutral_tool_choice(body.tool_choice, names)
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
     truncation: dict[str, Any] = {}

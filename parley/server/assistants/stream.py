@@ -37,8 +37,8 @@ from parley.server.assistants.objects import (
     MessagePublic,
     RunPublic,
     RunStepPublic,
-    calls_step_id,
     message_step_id,
+    run_step,
     run_steps,
 )
 from parley.server.sse import PING
@@ -106,7 +106,7 @@ class TurnEvents:
         head = b""
         if not self.writing:
             self.writing = True
-            step = self._step(message_step_id(self.message.id), "message_creation")
+            step = run_step(self.run, self.message, "message_creation")
             message = MessagePublic.of(self.message, (self.run, self.message.seq))
             message = message.model_copy(update={"content": [], "status": "in_progress"})
             head = b"".join(
@@ -130,8 +130,7 @@ class TurnEvents:
         return head + frame("thread.message.delta", delta)
 
     def _calls(self, actions: list[dict[str, Any]]) -> bytes:
-        step_id = calls_step_id(self.message.id)
-        step = self._step(step_id, "tool_calls")
+        step = run_step(self.run, self.message, "tool_calls")
         frames = [
             frame("thread.run.step.created", step),
             frame("thread.run.step.in_progress", step),
@@ -148,37 +147,12 @@ class TurnEvents:
                 },
             }
             delta = {
-                "id": step_id,
+                "id": step.id,
                 "object": "thread.run.step.delta",
                 "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
             }
             frames.append(frame("thread.run.step.delta", delta))
         return b"".join(frames)
-
-    def _step(self, step_id: str, kind: str) -> dict[str, Any]:
-        details: dict[str, Any] = {"type": kind}
-        if kind == "message_creation":
-            details["message_creation"] = {"message_id": self.message.id}
-        else:
-            details["tool_calls"] = []
-        return {
-            "id": step_id,
-            "object": "thread.run.step",
-            "created_at": int(self.message.created_at),
-            "run_id": self.run.id,
-            "assistant_id": self.run.assistant_id,
-            "thread_id": self.run.thread_id,
-            "type": kind,
-            "status": "in_progress",
-            "cancelled_at": None,
-            "completed_at": None,
-            "expired_at": None,
-            "failed_at": None,
-            "last_error": None,
-            "step_details": details,
-            "usage": None,
-            "metadata": {},
-        }
 
     def closing(self, run: Run, message: Message, actions: list[Action]) -> bytes:
         """The frames that close the turn: the message and its step as they ended, then

@@ -209,16 +209,16 @@ def _refuse_unsupported(body: ChatCompletionCreate, kind: str, refused: frozense
 
 
 def _options(body: ChatCompletionCreate, names: set[str]) -> ModelOptions:
-    choice = None if body.tool_choice is None else _tool_choice(body.tool_choice, names)
+    choice = None if body.tool_choice is None else neutral_tool_choice(body.tool_choice, names)
     return ModelOptions(
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls,
-        response_format=_response_format(body.response_format),
+        response_format=neutral_response_format(body.response_format),
         reasoning_effort=body.reasoning_effort,
     )
 
 
-def _response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
+def neutral_response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
     """The neutral (flat) format of a Chat Completions ``response_format``."""
     if fmt is None:
         return None
@@ -274,7 +274,7 @@ def _tools(given: list[dict[str, Any]] | None) -> list[ToolSpec]:
     return tools
 
 
-def _tool_choice(choice: str | dict[str, Any], names: set[str]) -> str | dict[str, Any]:
+def neutral_tool_choice(choice: str | dict[str, Any], names: set[str]) -> str | dict[str, Any]:
     """The neutral ``ModelOptions.tool_choice`` of a Chat Completions ``tool_choice``."""
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):

@@ -51,10 +51,7 @@ async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> ListPubli
         functools.partial(
             store.list_assistants,
             user_id=user.id,
-            limit=q.limit,
-            after=q.after,
-            before=q.before,
-            order=q.order,
+            page=q,
         )
     )
     return ListPublic.of([AssistantPublic.of(a) for a in items], more)  # type: ignore[return-value]

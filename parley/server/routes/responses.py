@@ -35,6 +35,7 @@ from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS, PING
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
+from parley.store.pagination import ListQuery
 from parley.types import Role, RunStatus
 
 log = logging.getLogger("parley.server")
@@ -226,7 +227,7 @@ def _delete_response(conn: Any, *, user_id: str, response_id: str) -> None:
     others = [
         r
         for r in run_store.list_runs(
-            conn, user_id=user_id, thread_id=run.thread_id, limit=2, after=None, order="asc"
+            conn, user_id=user_id, thread_id=run.thread_id, page=ListQuery(limit=2, order="asc")
         )[0]
         if r.id != run.id
     ]

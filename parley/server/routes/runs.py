@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest
+from parley.server.assistants import reads
 from parley.server.assistants.objects import RunPublic
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.idempotency import Idempotent, answer
@@ -17,7 +18,6 @@ from parley.server.openapi import errors, event_stream
 from parley.server.routes.streams import sse_response
 from parley.server.schemas import ActionPublic, ListPublic, RunCreate, ToolOutputsSubmit
 from parley.store import runs as store
-from parley.store import threads as thread_store
 from parley.store.records import Action, Run
 from parley.types import ActionStatus, RunStatus
 
@@ -25,12 +25,11 @@ router = APIRouter(tags=["runs"])
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:
-    pending = None
-    if run.status == RunStatus.ACTION_REQUIRED:
-        pending = await svc.db.read(
-            functools.partial(store.list_actions, run_id=run.id, status=ActionStatus.PENDING)
-        )
-    return RunPublic.of(run, pending)
+    """The run as ``reads.run_public`` answers it (a read only for a run that waits for
+    tool outputs: no other has a ``required_action``)."""
+    if run.status != RunStatus.ACTION_REQUIRED:
+        return RunPublic.of(run)
+    return await svc.db.read(functools.partial(reads.run_public, run=run))
 
 
 @router.post("/runs", status_code=201, response_model=RunPublic, responses=errors(404, 409))
@@ -57,21 +56,10 @@ async def list_runs(
     q: DescList,
     thread_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ListPublic[RunPublic]:
-    def read(conn: Connection) -> tuple[list[Run], bool]:
-        if thread_id is not None:
-            thread_store.get_thread(conn, user_id=user.id, thread_id=thread_id)
-        return store.list_runs(
-            conn,
-            user_id=user.id,
-            thread_id=thread_id,
-            limit=q.limit,
-            after=q.after,
-            before=q.before,
-            order=q.order,
-        )
-
-    items, more = await svc.db.read(read)
-    return ListPublic.of([RunPublic.of(r) for r in items], more)  # type: ignore[return-value]
+    items, more = await svc.db.read(
+        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+    )
+    return ListPublic.of(items, more)  # type: ignore[return-value]
 
 
 @router.get("/runs/{run_id}")

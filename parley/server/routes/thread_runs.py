@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import ThreadTarget, TurnHandle
 from parley.errors import NotFound
+from parley.server.assistants import reads
 from parley.server.assistants.objects import (
     RunPublic,
     RunStepPublic,
@@ -41,8 +42,8 @@ from parley.server.sse import HEADERS
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.records import Action, Message, Run
-from parley.types import ActionStatus, Role, RunStatus
+from parley.store.records import Message, Run
+from parley.types import Role, RunStatus
 
 router = APIRouter(tags=["runs"])
 
@@ -60,23 +61,14 @@ _CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _of_thread(run: Run, thread_id: str) -> Run:
-    if run.thread_id != thread_id:
-        raise NotFound(f"No run with id {run.id}.", code="run_not_found")
-    return run
-
-
-def _run_answer(run: Run, pending: list[Action] | None = None) -> JSONResponse:
-    body = RunPublic.of(run, pending).model_dump(mode="json")
+def _run_answer(run: RunPublic) -> JSONResponse:
+    body = run.model_dump(mode="json")
     return JSONResponse(body, headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 
 def _read_run(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> JSONResponse:
-    run = _of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
-    pending = None
-    if run.status == RunStatus.ACTION_REQUIRED:
-        pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
-    return _run_answer(run, pending)
+    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
+    return _run_answer(reads.run_public(conn, run))
 
 
 def _stream(svc: Services, turn: TurnHandle, head: bytes, message: Message) -> SSEResponse:
@@ -110,7 +102,7 @@ async def _start(
         )
         slot.hold_until(turn.when_done)
     if not body.stream:
-        return _run_answer(turn.run)
+        return _run_answer(RunPublic.of(turn.run))
     message = await svc.db.read(
         functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
     )
@@ -156,25 +148,9 @@ async def create_run(
 async def list_runs(
     thread_id: str, user: CurrentUser, svc: Svc, q: DescList
 ) -> ListPublic[RunPublic]:
-    def read(conn: Connection) -> tuple[list[RunPublic], bool]:
-        thread_store.get_thread(conn, user_id=user.id, thread_id=thread_id)
-        items, more = run_store.list_runs(
-            conn,
-            user_id=user.id,
-            thread_id=thread_id,
-            limit=q.limit,
-            after=q.after,
-            before=q.before,
-            order=q.order,
-        )
-        pending = {
-            r.id: run_store.list_actions(conn, run_id=r.id, status=ActionStatus.PENDING)
-            for r in items
-            if r.status == RunStatus.ACTION_REQUIRED
-        }
-        return [RunPublic.of(r, pending.get(r.id)) for r in items], more
-
-    items, more = await svc.db.read(read)
+    items, more = await svc.db.read(
+        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+    )
     return ListPublic.of(items, more)  # type: ignore[return-value]
 
 
@@ -190,7 +166,7 @@ async def update_run(
     thread_id: str, run_id: str, body: RunUpdate, user: CurrentUser, svc: Svc
 ) -> Response:
     def update(conn: Connection) -> JSONResponse:
-        run = _of_thread(run_store.lock_run(conn, run_id=run_id, user_id=user.id), thread_id)
+        run = reads.of_thread(run_store.lock_run(conn, run_id=run_id, user_id=user.id), thread_id)
         if body.metadata is not None:
             run_store.update_run(conn, run_id=run.id, metadata=body.metadata)
         return _read_run(conn, user_id=user.id, thread_id=thread_id, run_id=run_id)
@@ -205,7 +181,7 @@ async def cancel_run(thread_id: str, run_id: str, user: CurrentUser, svc: Svc) -
     await svc.db.read(
         functools.partial(_read_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
     )
-    return _run_answer(await svc.engine.cancel(user_id=user.id, run_id=run_id))
+    return _run_answer(RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id)))
 
 
 @router.post(
@@ -237,7 +213,7 @@ async def submit_tool_outputs(
         turn = await svc.engine.start_turn(user_id=user_id, run_id=run_id)
         slot.hold_until(turn.when_done)
     if not body.stream:
-        return _run_answer(turn.run)
+        return _run_answer(RunPublic.of(turn.run))
     message = await svc.db.read(
         functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
     )
@@ -258,7 +234,7 @@ def _answered_step(conn: Connection, *, run_id: str) -> list[RunStepPublic]:
 
 
 def _steps(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> list[RunStepPublic]:
-    run = _of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
+    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
     answers = [m for m in thread_store.run_answers(conn, run_id=run_id) if m.role == Role.ASSISTANT]
     actions = run_store.list_actions(conn, run_id=run_id)
     return run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from parley.errors import Conflict, InvalidRequest, NotFound
+from parley.errors import Conflict, InvalidRequest
 from parley.server.assistants.objects import MessagePublic, ThreadPublic
+from parley.server.assistants.reads import of_thread
 from parley.server.assistants.requests import new_messages
 from parley.server.deps import (
     METADATA_FILTER_PARAMETER,
@@ -68,10 +69,7 @@ async def list_threads(
         functools.partial(
             store.list_threads,
             user_id=user.id,
-            limit=q.limit,
-            after=q.after,
-            before=q.before,
-            order=q.order,
+            page=q,
             metadata=metadata,
         )
     )
@@ -172,10 +170,7 @@ async def list_messages(
             conn,
             user_id=user.id,
             thread_id=thread_id,
-            limit=q.limit,
-            after=q.after,
-            before=q.before,
-            order=q.order,
+            page=q,
             run_id=run_id,
             with_tools=all_messages,
         )
@@ -186,10 +181,7 @@ async def list_messages(
 
 
 def _thread_message(conn: Connection, user_id: str, thread_id: str, message_id: str) -> Message:
-    message = store.get_message(conn, user_id=user_id, message_id=message_id)
-    if message.thread_id != thread_id:
-        raise NotFound(f"No message with id {message_id}.", code="message_not_found")
-    return message
+    return of_thread(store.get_message(conn, user_id=user_id, message_id=message_id), thread_id)
 
 
 @router.get("/threads/{thread_id}/messages/{message_id}")
