@@ -194,6 +194,32 @@ def test_a_stream_that_breaks_off_ends_with_an_error_object(http: httpx.Client) 
     assert all(c["choices"][0]["finish_reason"] is None for c in text)  # no false end
 
 
+def _until(check: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(check())
+
+
+def test_a_client_gone_mid_stream_ends_the_upstream_call(
+    http: httpx.Client, upstream: Any
+) -> None:
+    """The model (two chunks, then nothing until its client goes) is left as soon as the
+    client leaves: right after the first chunk, and later on."""
+    for wanted in (1, 2):
+        body = chat("fake/stall:2", stream=True)
+        with http.stream("POST", "/chat/completions", json=body) as answer:
+            assert answer.status_code == 200
+            seen = 0
+            for line in answer.iter_lines():
+                if '"content":"' in line.replace(" ", "") and '"role"' not in line:
+                    seen += 1
+                if seen == wanted:
+                    break
+            assert upstream.active_streams == 1  # the model is still answering
+        assert _until(lambda: upstream.active_streams == 0), wanted
+
+
 def test_a_quiet_model_times_out(http: httpx.Client) -> None:
     answer = http.post("/chat/completions", json=chat("quiet/stall:2", stream=True))
     *text, last = chunks_of(answer)

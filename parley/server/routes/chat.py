@@ -131,6 +131,7 @@ class _Reply:
             self.response = SSEResponse(
                 self.frames(), media_type="text/event-stream", headers=HEADERS
             )
+            self.response.watch_after_first = True
 
     async def frames(self) -> AsyncIterator[bytes]:
         """The stream's chunks; a failure after the first byte as an error object."""

@@ -17,7 +17,14 @@ class SSEResponse(StreamingResponse):
     """A streaming response that watches for the client going away with one plain task
     (Starlette's own runs an anyio task group per response: a measurable share of the
     time to the first event). When the client goes, the stream stops at once; the run
-    itself goes on in the engine."""
+    itself goes on in the engine.
+
+    With ``watch_after_first``, the watch begins once the first chunk is out, keeping its
+    task off the way to that chunk: for a body whose first chunk is ready (the chat
+    gateway's, made from an event already in hand), so that a client gone before it is
+    seen at once after it."""
+
+    watch_after_first = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
@@ -31,15 +38,27 @@ class SSEResponse(StreamingResponse):
             gone = True
             streaming.cancel()
 
-        watcher = asyncio.ensure_future(watch())
+        watcher = None if self.watch_after_first else asyncio.ensure_future(watch())
         try:
-            await self.stream_response(send)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if watcher is None:
+                    watcher = asyncio.ensure_future(watch())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not gone:
                 raise
             streaming.uncancel()
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
 
 async def _frames(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[bytes]:
