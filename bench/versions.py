@@ -1,0 +1,161 @@
+"""Two versions of Parley side by side in one run: the time to the first content of the
+same streams, through a server of an earlier commit and through one of the working tree,
+against the same fake upstream, with the direct baseline beside them.
+
+    .venv/bin/python bench/versions.py [--base REV] [--face chat|native] [--streams 400]
+
+``--base`` (default ``HEAD``) is exported with ``git archive`` into a temporary folder and
+served from there (``PYTHONPATH``); the other server runs the working tree. Both servers
+are pinned to the first CPU and the load client and upstream to the second, as in
+``bench/run.py``. The client sends ``--block`` sequential streams to one side, then to
+the next (base, working tree, direct; the order flips every block), so the two servers
+never serve at once and a drift of the machine reaches all three alike. It prints the
+median, quartiles and added time of each side, and the difference. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import orjson
+from loadclient import Connection, Target, openai_event, parley_event
+from procs import BENCH, BenchDatabase, Cores, Parley, Upstream
+from report import percentile
+
+ROOT = BENCH.parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", default="HEAD", help="the commit to compare the working tree with")
+    p.add_argument("--face", choices=("chat", "native"), default="chat")
+    p.add_argument("--streams", type=int, default=400, help="timed streams per side")
+    p.add_argument("--block", type=int, default=20, help="streams to one side in a row")
+    p.add_argument("--gap-ms", type=float, default=5.0, help="chunk gap")
+    p.add_argument("--chunks", type=int, default=22)
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    return p.parse_args(argv)
+
+
+def export(rev: str, into: Path) -> None:
+    """The ``parley`` package of ``rev``, under ``into``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "parley"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+
+
+async def target(
+    side: str, server: Parley, key: str, args: argparse.Namespace, model: str
+) -> Target:
+    auth = f"Bearer {key}"
+    if args.face == "chat":
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        path, classify = "/v1/chat/completions", openai_event
+    else:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            made = await http.post(
+                "/v1/assistants",
+                json={"name": "versions", "model": model},
+                headers={"Authorization": auth},
+            )
+            made.raise_for_status()
+        body = {"assistant_id": made.json()["id"], "content": "hi"}
+        path, classify = "/v1/process", parley_event
+    return Target.post(side, server.port, path, orjson.dumps(body), classify, Authorization=auth)
+
+
+async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, list[float]]:
+    """Time to first content (ms) of each side's timed streams."""
+    sides = list(targets)
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    blocks = -(-args.streams // args.block) + 2  # two untimed blocks to warm up
+    for number in range(blocks):
+        for side in sides if number % 2 else reversed(sides):
+            connection = await Connection.open(targets[side].port)
+            try:
+                for _ in range(args.block):
+                    result = await connection.stream(targets[side])
+                    if not result.ok:
+                        raise RuntimeError(f"{side}: {result.problem}")
+                    if number >= 2:
+                        times[side].append(result.ttfc * 1000)
+            finally:
+                await connection.close()
+    return times
+
+
+def report(times: dict[str, list[float]], base: str) -> None:
+    direct = percentile(times["direct"], 0.5)
+    names = {"base": f"base ({base})", "tree": "working tree", "direct": "direct"}
+    print(f"time to first content, ms ({len(times['direct'])} streams per side)")
+    print(f"{'side':24s} {'p25':>7s} {'p50':>7s} {'p75':>7s} {'added p50':>10s}")
+    for side, values in times.items():
+        p25, p50, p75 = (percentile(values, q) for q in (0.25, 0.5, 0.75))
+        added = "" if side == "direct" else f"{p50 - direct:+.3f}"
+        print(f"{names[side]:24s} {p25:7.3f} {p50:7.3f} {p75:7.3f} {added:>10s}")
+    change = percentile(times["tree"], 0.5) - percentile(times["base"], 0.5)
+    print(f"working tree - base, p50: {change:+.3f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cores = Cores.pick(not args.no_pin)
+    cores.pin_self()
+    model_id = f"text:{args.chunks}:{args.gap_ms:g}"
+    with tempfile.TemporaryDirectory(prefix="parley-versions-") as tmp:
+        work = Path(tmp)
+        base_tree = work / "base-tree"
+        base_tree.mkdir()
+        export(args.base, base_tree)
+        upstream = Upstream(cores, args.chunks)
+        servers: dict[str, Parley] = {}
+        try:
+            for side in ("base", "tree"):
+                folder = work / side
+                folder.mkdir(exist_ok=True)
+                db = BenchDatabase(folder, None)
+                server = Parley(
+                    database_url=db.url, workdir=folder, upstream_url=upstream.url, cores=cores
+                )
+                if side == "base":
+                    server.env["PYTHONPATH"] = str(base_tree)
+                servers[side] = server
+                server.start()
+            targets: dict[str, Target] = {}
+            for side, server in servers.items():
+                key = server.create_user("versions")
+                targets[side] = asyncio.run(target(side, server, key, args, f"fake/{model_id}"))
+            direct = {
+                "model": model_id,
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            targets["direct"] = Target.post(
+                "direct",
+                upstream.port,
+                "/v1/chat/completions",
+                orjson.dumps(direct),
+                openai_event,
+                Authorization="Bearer sk-fake",
+            )
+            times = asyncio.run(measure(targets, args))
+        finally:
+            for server in servers.values():
+                server.stop()
+            upstream.stop()
+    report(times, args.base)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
