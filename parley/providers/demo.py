@@ -45,6 +45,9 @@ class DemoProvider:
     def __init__(self, delay: float = 0.006) -> None:
         self.delay = delay
 
+    #: Any model id works: the list below is an example, not the models it serves.
+    serves_any_model = True
+
     async def list_models(self) -> list[str]:
         """Any model id works; this one is the example."""
         return ["parley"]
