@@ -201,9 +201,7 @@ def _until(check: Any, seconds: float = 5.0) -> bool:
     return bool(check())
 
 
-def test_a_client_gone_mid_stream_ends_the_upstream_call(
-    http: httpx.Client, upstream: Any
-) -> None:
+def test_a_client_gone_mid_stream_ends_the_upstream_call(http: httpx.Client, upstream: Any) -> None:
     """The model (two chunks, then nothing until its client goes) is left as soon as the
     client leaves: right after the first chunk, and later on."""
     for wanted in (1, 2):
