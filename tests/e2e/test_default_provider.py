@@ -5,12 +5,15 @@ a clear error saying what to set."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from parley.store.db import normalise_url
 from parley.testing.fake_upstream import expected_text
 from tests.e2e.helpers import (
     assert_error,
@@ -148,3 +151,25 @@ def test_an_unprefixed_model_without_the_default_providers_key_says_what_to_do(
     missing = assert_error(http.get("/models/gpt-4o"), 404, "model_not_found")
     assert "OPENAI_API_KEY" in missing["message"]
     assert "PARLEY_DEFAULT_PROVIDER" in missing["message"]
+
+
+def test_tokens_are_counted_under_the_providers_name(
+    api: httpx.Client, fake_default: ParleyServer
+) -> None:
+    """``text:5:0`` and ``fake/text:5:0`` are one model: one row of counts."""
+    for model in ("text:5:0", "fake/text:5:0"):
+        body = {"model": model, "messages": [{"role": "user", "content": marker()}]}
+        api.post("/chat/completions", json=body).raise_for_status()
+    engine = sa.create_engine(normalise_url(fake_default.database_url))
+    query = sa.text("SELECT model, requests FROM key_usage WHERE model LIKE '%text:5:0'")
+    try:
+        rows: list[Any] = []
+        for _ in range(100):  # written within a second of the calls
+            with engine.connect() as conn:
+                rows = [tuple(r) for r in conn.execute(query)]
+            if rows and rows[0][1] == 2:
+                break
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    assert rows == [("fake/text:5:0", 2)]

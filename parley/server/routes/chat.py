@@ -187,7 +187,7 @@ class _Reply:
         self.svc.usage.count(
             user_id=caller.user.id,
             key_hash=caller.key_hash,
-            model=self.model,
+            model=self.svc.providers.qualified(self.model),  # gpt-4o counts as openai/gpt-4o
             face="chat.completions",
             used=self.answer.acc.usage,
         )
