@@ -130,20 +130,25 @@ def test_the_default_providers_timeouts(tmp_path: Path) -> None:
     assert registry.timeouts("demo/m") != (7.0, 3.0)
 
 
-async def test_a_default_provider_of_the_config_file_streams_from_the_fake(
-    tmp_path: Path, fake: FakeUpstream
-) -> None:
-    toml = f'[providers.local]\nkind = "openai-chat"\nbase_url = "{fake.base_url}"\n'
-    registry = ProviderRegistry(settings_with(tmp_path, toml, default_provider="local"))
+async def _answer_text(registry: ProviderRegistry, model: str) -> str:
+    """The text ``model`` answers "hi" with, through the registry; closes the registry."""
     try:
-        provider, model_id = registry.resolve("text:3")
+        provider, model_id = registry.resolve(model)
         acc = AnswerAccumulator()
         request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
         async for event in provider.stream(request):
             acc.add(event)
     finally:
         await registry.aclose()
-    assert acc.text == expected_text(3)
+    return acc.text
+
+
+async def test_a_default_provider_of_the_config_file_streams_from_the_fake(
+    tmp_path: Path, fake: FakeUpstream
+) -> None:
+    toml = f'[providers.local]\nkind = "openai-chat"\nbase_url = "{fake.base_url}"\n'
+    registry = ProviderRegistry(settings_with(tmp_path, toml, default_provider="local"))
+    assert await _answer_text(registry, "text:3") == expected_text(3)
     assert fake.requests[-1]["model"] == "text:3"
 
 
@@ -172,15 +177,7 @@ async def test_file_provider_streams_from_the_fake(
         'api_key_env = "LOCAL_KEY"\nread_timeout = 5\n[providers.local.headers]\nX-Team = "a"\n',
     )
     registry = ProviderRegistry(settings)
-    try:
-        provider, model_id = registry.resolve("local/text:3")
-        acc = AnswerAccumulator()
-        request = ModelRequest(model=model_id, messages=[ChatMessage(role=Role.USER, content="hi")])
-        async for event in provider.stream(request):
-            acc.add(event)
-    finally:
-        await registry.aclose()
-    assert acc.text == expected_text(3)
+    assert await _answer_text(registry, "local/text:3") == expected_text(3)
     assert fake.request_headers[-1]["authorization"] == "Bearer sk-local"
     assert fake.request_headers[-1]["x-team"] == "a"
 

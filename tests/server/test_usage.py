@@ -4,7 +4,6 @@ suite's database (SQLite, or PostgreSQL with ``PARLEY_TEST_DATABASE_URL``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,11 @@ from parley.store.tables import users as users_table
 from parley.store.usage import KeyUsage, day_of, usage_rows
 from parley.types import Usage
 from tests.harness import FreshDatabase
+from tests.store.conftest import db, new_user
+
+__all__ = ["db"]  # the store tests' fixture: a fresh, migrated database
 
 KEY = users.hash_key("sk-one")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    fresh = FreshDatabase(tmp_path)
-    database = Database(fresh.url)
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.dispose()
-        fresh.drop()
-
-
-async def _user(db: Database, name: str) -> str:
-    return (await db.write(lambda c: users.create_user(c, name=name))).id
 
 
 async def _rows(db: Database, user_id: str) -> list[KeyUsage]:
@@ -62,7 +48,7 @@ def _row(model: str, requests: int, **tokens: int) -> KeyUsage:
 
 
 async def test_calls_are_written_together_when_flushed(db: Database) -> None:
-    user_id = await _user(db, "u")
+    user_id = await new_user(db)
     counter = UsageCounter(db, interval=3600)  # no periodic write within the test
     counter.start()
     try:
@@ -87,7 +73,7 @@ async def test_calls_are_written_together_when_flushed(db: Database) -> None:
 
 
 async def test_what_is_left_is_written_at_close(db: Database) -> None:
-    user_id = await _user(db, "u")
+    user_id = await new_user(db)
     counter = UsageCounter(db, interval=3600)
     counter.start()
     _count(counter, user_id, output_tokens=4)
@@ -96,7 +82,7 @@ async def test_what_is_left_is_written_at_close(db: Database) -> None:
 
 
 async def test_the_periodic_write(db: Database) -> None:
-    user_id = await _user(db, "u")
+    user_id = await new_user(db)
     for written, interval in enumerate((0.05, 0.0), start=1):  # 0: after each call
         counter = UsageCounter(db, interval=interval)
         counter.start()
@@ -113,7 +99,7 @@ async def test_the_periodic_write(db: Database) -> None:
 
 
 async def test_a_deleted_users_counts_are_dropped_and_the_others_kept(db: Database) -> None:
-    kept, gone = await _user(db, "kept"), await _user(db, "gone")
+    kept, gone = await new_user(db, "kept"), await new_user(db, "gone")
     counter = UsageCounter(db, interval=3600)
     _count(counter, kept, output_tokens=2)
     _count(counter, gone, key=users.hash_key("sk-gone"), output_tokens=3)
@@ -132,7 +118,7 @@ async def test_a_failed_write_keeps_the_counts_for_the_next(tmp_path: Path) -> N
     db = Database(fresh.url)
     try:
         await db.migrate()
-        user_id = await _user(db, "u")
+        user_id = await new_user(db)
         await db.dispose()
         counter = UsageCounter(db, interval=3600)
         _count(counter, user_id, output_tokens=5)
