@@ -114,6 +114,17 @@ BUILTIN_PROVIDERS: dict[str, BuiltinProvider] = {
 }
 
 
+class ModelConfig(BaseModel):
+    """What the config file says of one model of a provider
+    (``[providers.NAME.models."MODEL"]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The tokens the model reads and writes in one call, its answer included; wins over
+    #: the built-in table (``providers.windows``). A turn's history is fitted to it.
+    context_window: int | None = Field(default=None, gt=0)
+
+
 class ProviderConfig(BaseModel):
     """Where and with which key to reach one upstream; ``kind`` says how to talk to it."""
 
@@ -143,6 +154,8 @@ class ProviderConfig(BaseModel):
     #: openai-chat: send a message's reasoning back as ``reasoning_content`` on tool-call
     #: turns (DeepSeek's thinking mode asks for it).
     reasoning_back: bool = False
+    #: What is known of some of its models, by model id (``ModelConfig``).
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ProviderConfig:

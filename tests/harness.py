@@ -179,11 +179,16 @@ class ParleyServer:
             return str(answer.json()["api_key"]["key"])
 
 
+#: The context window of ``small/text:3``, in tokens.
+SMALL_WINDOW = 2000
+
+
 def provider_config(upstream_base_url: str, dead_port: int) -> str:
     """Providers every server of the suite knows: the fake upstream, one that refuses
     connections, one whose reads time out quickly, one whose first-token and idle timeouts
     are short, one whose idle timeout is much shorter than its first-token one (none of them
-    retries), and one that retries."""
+    retries), one that retries, and one whose model ``text:3`` has a small context window
+    (``SMALL_WINDOW``)."""
     return f"""
 [providers.fake]
 kind = "openai-chat"
@@ -228,4 +233,13 @@ base_url = "{upstream_base_url}"
 api_key = "sk-fake"
 max_retries = 2
 retry_backoff = 0.05
+
+[providers.small]
+kind = "openai-chat"
+base_url = "{upstream_base_url}"
+api_key = "sk-fake"
+max_retries = 0
+
+[providers.small.models."text:3"]
+context_window = {SMALL_WINDOW}
 """

@@ -8,7 +8,8 @@ Only a turn on a new thread qualifies, as its whole context is known before the 
   and images, no tool calls or results (``items_request``): a claim that could refuse
   them must not follow a call already made.
 
-The claim gives the run and its context; the early call is kept only if the request the
+A call the model's context window could not take whole is not begun early (the turn cuts
+the context, or fails before any call). The claim gives the run and its context; the early call is kept only if the request the
 turn would have sent is the one already sent (``fits``), and nothing of it reaches a
 client before the claim has committed. A failed claim, or a request that changed (an
 assistant edited meanwhile), discards it at once.
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncGenerator, Callable
 
 from parley.engine.budget import call_parameters
+from parley.engine.context import Window, answer_room, truncate
 from parley.engine.inputs import NewMessage, RunConfig
 from parley.errors import ParleyError
 from parley.events import ModelEvent
@@ -92,6 +95,9 @@ class EarlyStart:
         request = request_for(model_id)
         if request is None:
             return None
+        window = providers.context_window(model)
+        if window is not None and not _fits_whole(request, window):
+            return None  # the turn cuts it, or fails it before any call
         return cls(request, provider.stream(request))
 
     def fits(self, request: ModelRequest) -> bool:
@@ -112,6 +118,18 @@ class EarlyStart:
             await self.first
         with contextlib.suppress(Exception):
             await self.stream.aclose()
+
+
+def _fits_whole(request: ModelRequest, window: int) -> bool:
+    """Whether the turn would send ``request`` as it is to a model of ``window`` tokens
+    (``engine.context``)."""
+    tools = json.dumps([t.model_dump(mode="json") for t in request.tools]) if request.tools else ""
+    limit = Window(window, answer_room(window, request.parameters.get("max_tokens")))
+    try:
+        fitted = truncate(request.messages, {}, (request.instructions or "") + tools, window=limit)
+    except ParleyError:
+        return False
+    return fitted.dropped == 0
 
 
 async def _first(stream: AsyncGenerator[ModelEvent, None]) -> ModelEvent | None:

@@ -33,7 +33,13 @@ from parley.engine.handle import TurnHandle
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.engine.run_loop import StreamClock, Turn, TurnRunner, build_request
-from parley.errors import Conflict, InvalidRequest, ServiceUnavailable, UpstreamTimeout
+from parley.errors import (
+    Conflict,
+    InvalidRequest,
+    ParleyError,
+    ServiceUnavailable,
+    UpstreamTimeout,
+)
 from parley.events import ModelEvent, ReasoningPart, TextPart, ToolCallPart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
@@ -380,14 +386,22 @@ class Engine:
                 self._assistants.clear()
             self._assistants[claimed.assistant.id] = claimed.assistant
         run = claimed.run
+        dropped = None
         if early is not None:
             _, model_id = self.providers.resolve(run.model)
-            request = build_request(
-                run, claimed.context, model_id, self.providers.provider_of(run.model)
-            )
-            if not early.fits(request):
-                await early.discard()  # an assistant changed since: call again, afresh
-                early = None
+            try:
+                request, dropped = build_request(
+                    run,
+                    claimed.context,
+                    model_id,
+                    self.providers.provider_of(run.model),
+                    window=self.providers.context_window(run.model),
+                )
+            except ParleyError:  # too long for the model: the turn fails with it, uncalled
+                request = None
+            if request is None or not early.fits(request):
+                await early.discard()  # an assistant changed since: call afresh, or fail
+                early, dropped = None, None
         turn = Turn(
             run=run,
             message_id=claimed.message_id,
@@ -395,6 +409,7 @@ class Engine:
             channel=RunChannel(run.id, first_seq=run.last_seq + 1),
             seq=run.last_seq,
             early=early,
+            dropped=dropped,
         )
         self.turns[run.id] = turn
         turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")

@@ -25,7 +25,7 @@ from parley.engine import states
 from parley.engine.budget import budget_left, call_parameters
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.context import truncate
+from parley.engine.context import Window, answer_room, truncate
 from parley.engine.early import EarlyStart
 from parley.engine.hub import Entry, RunChannel
 from parley.errors import InternalError, ParleyError, UpstreamError, UpstreamTimeout
@@ -152,6 +152,9 @@ class Turn:
     #: Set when the run's output token budget was used up before the model call the turn
     #: was about to make (``engine.budget``): the turn ends without it.
     out_of_budget: bool = False
+    #: Messages of the thread its last model call left out (``engine.context``); None
+    #: before the turn's first call.
+    dropped: int | None = None
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -175,14 +178,18 @@ class Turn:
         return acc.text, acc.reasoning or None, acc.layout
 
     def run_totals(self) -> dict[str, int]:
-        """The run's token counts with this turn's added."""
+        """The run's token counts with this turn's added, and the messages its last model
+        call left out (when it made one)."""
         used, run = self.usage(), self.run
-        return {
+        totals = {
             "input_tokens": run.input_tokens + used.input_tokens,
             "output_tokens": run.output_tokens + used.output_tokens,
             "reasoning_tokens": run.reasoning_tokens + used.reasoning_tokens,
             "cached_tokens": run.cached_tokens + used.cached_tokens,
         }
+        if self.dropped is not None:
+            totals["dropped_messages"] = self.dropped
+        return totals
 
     def tool_errors(self, calls: list[ToolCall]) -> list[tuple[str, str]]:
         """``(call id, tool error)`` of the calls whose arguments could not be read."""
@@ -282,20 +289,36 @@ def _provider_state(turn: Turn, provider: str) -> dict[str, Any] | None:
 
 
 def build_request(
-    run: Run, context: list[Message], model_id: str, provider: str, *, spent: int = 0
-) -> ModelRequest:
-    """The model's view of the thread: every stored message, in order, less what the run's
-    ``truncation`` option cuts (``engine.context``). What a provider stored with an answer
+    run: Run,
+    context: list[Message],
+    model_id: str,
+    provider: str,
+    *,
+    spent: int = 0,
+    window: int | None = None,
+) -> tuple[ModelRequest, int]:
+    """The model's view of the thread, and how many of its messages it leaves out: every
+    stored message, in order, less what the run's ``truncation`` option and the model's
+    context ``window`` (tokens; None: unknown) cut (``engine.context``; the usage stored
+    with earlier answers corrects its estimate). What a provider stored with an answer
     (``provider_state``) goes back only to that provider: ``provider``, the name the run's
     model resolves to (``ProviderRegistry.provider_of``). ``max_tokens`` is at most what is
     left of the run's output token budget (``engine.budget``), the turn's earlier calls
-    having used ``spent`` of it."""
+    having used ``spent`` of it.
+
+    Raises ``InvalidRequest`` (``context_length_exceeded``) for an input the window cannot
+    hold."""
     messages: list[ChatMessage] = []
+    known: dict[int, int] = {}
     for m in context:
         calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
         state = m.provider_state
         if m.role == Role.ASSISTANT and not m.content and not calls and not state:
             continue  # a turn that produced nothing (failed before its first token)
+        if m.usage and m.usage.get("input_tokens"):
+            u = m.usage
+            sent = u["input_tokens"] + u.get("output_tokens", 0) - u.get("reasoning_tokens", 0)
+            known[len(messages)] = sent
         messages.append(
             ChatMessage(
                 role=Role(m.role),
@@ -307,18 +330,25 @@ def build_request(
                 provider_state=state if state and state.get("provider") == provider else None,
             )
         )
-    truncation = (run.options or {}).get("truncation")
-    if truncation:
+    parameters = call_parameters(run.parameters, run.options, run.output_tokens + spent)
+    truncation = (run.options or {}).get("truncation") or {}
+    dropped = 0
+    if truncation or window:
         fixed = (run.instructions or "") + (json.dumps(run.tools) if run.tools else "")
-        messages = truncate(messages, truncation, fixed)
-    return ModelRequest(
+        limit = None
+        if window:
+            limit = Window(window, answer_room(window, parameters.get("max_tokens")))
+        fitted = truncate(messages, truncation, fixed, window=limit, known=known)
+        messages, dropped = fitted.messages, fitted.dropped
+    request = ModelRequest(
         model=model_id,
         messages=messages,
         instructions=run.instructions,
         tools=[ToolSpec.model_validate(t) for t in run.tools],
-        parameters=call_parameters(run.parameters, run.options, run.output_tokens + spent),
+        parameters=parameters,
         options=ModelOptions.of(run.options),
     )
+    return request, dropped
 
 
 class TurnRunner:
@@ -402,13 +432,15 @@ class TurnRunner:
         if turn.early is not None:
             stream = turn.early.parts()
         else:
-            provider, model_id = self.providers.resolve(turn.run.model)
-            request = build_request(
+            model = turn.run.model
+            provider, model_id = self.providers.resolve(model)
+            request, turn.dropped = build_request(
                 turn.run,
                 turn.context,
                 model_id,
-                self.providers.provider_of(turn.run.model),
+                self.providers.provider_of(model),
                 spent=turn.spent.output_tokens,
+                window=self.providers.context_window(model),
             )
             stream = provider.stream(request)
         run_id, message_id = turn.run.id, turn.message_id

@@ -12,27 +12,25 @@ its connection pool) until ``aclose``. Tests inject ready adapters with ``overri
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from parley.config import ProviderConfig, Settings
 from parley.errors import InvalidRequest
-from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import Provider
 from parley.providers.demo import DemoProvider
-from parley.providers.gemini import GeminiProvider
-from parley.providers.ollama import OllamaProvider
-from parley.providers.openai_chat import OpenAIChatProvider
-from parley.providers.openai_responses import OpenAIResponsesProvider
-from parley.providers.transport import RetryPolicy
+from parley.providers.windows import builtin_window
 
-#: How to talk to each kind of API (besides the demo model): one adapter class a kind.
-_ADAPTERS: dict[str, Callable[..., Provider]] = {
-    "openai-chat": OpenAIChatProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-    "ollama": OllamaProvider,
-    "openai-responses": OpenAIResponsesProvider,
+#: How to talk to each kind of API (besides the demo model): one adapter class a kind, as
+#: module and class name. An adapter (and its HTTP client) is imported when a provider of
+#: its kind is first built, so a server that uses none of them never loads them.
+_ADAPTERS: dict[str, tuple[str, str]] = {
+    "openai-chat": ("parley.providers.openai_chat", "OpenAIChatProvider"),
+    "anthropic": ("parley.providers.anthropic", "AnthropicProvider"),
+    "gemini": ("parley.providers.gemini", "GeminiProvider"),
+    "ollama": ("parley.providers.ollama", "OllamaProvider"),
+    "openai-responses": ("parley.providers.openai_responses", "OpenAIResponsesProvider"),
 }
 _DEFAULT_URLS = {
     "openai-chat": "https://api.openai.com/v1",
@@ -183,6 +181,19 @@ class ProviderRegistry:
             return 0.0, 0.0
         return config.first_token_timeout, config.idle_timeout
 
+    def context_window(self, model: str) -> int | None:
+        """The tokens one call of ``model`` may read and write: its provider's config for
+        the model id, else the built-in table (``providers.windows``); None: unknown."""
+        provider_name, _, model_id = self.qualified(model).partition("/")
+        config = self._configs.get(provider_name)
+        if config is not None:
+            known = config.models.get(model_id)
+            if known is not None and known.context_window is not None:
+                return known.context_window
+            if config.kind == "demo":
+                return None
+        return builtin_window(model_id)
+
     def resolve(self, model: str) -> tuple[Provider, str]:
         """The adapter for ``model`` and the model id to send it."""
         provider_name, model_id = self.check_model(model)
@@ -194,7 +205,10 @@ class ProviderRegistry:
     def _build(self, config: ProviderConfig) -> Provider:
         if config.kind == "demo":
             return DemoProvider() if self._demo_delay is None else DemoProvider(self._demo_delay)
-        adapter = _ADAPTERS[config.kind]
+        from parley.providers.transport import RetryPolicy
+
+        module, name = _ADAPTERS[config.kind]
+        adapter: Callable[..., Provider] = getattr(importlib.import_module(module), name)
         if config.kind == "openai-chat":  # its per-provider profile
             adapter = functools.partial(
                 adapter, think_tags=config.think_tags, reasoning_back=config.reasoning_back

@@ -264,6 +264,8 @@ class Run(_Model):
     response_format: str | dict[str, Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    #: The thread's messages the run's last model call left out (None before its first).
+    dropped_messages: int | None = None
 
     @field_validator("status", mode="before")
     @classmethod

@@ -111,6 +111,8 @@ class Run(_Record):
     metadata: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
+    #: The thread's messages its last model call left out (None before its first call).
+    dropped_messages: int | None = None
 
     @property
     def usage(self) -> Usage:

@@ -178,6 +178,9 @@ runs = Table(
     #: What a protocol face keeps of the request that made the run, to answer it back
     #: (the Responses API's ``store``, ``previous_response_id``, ``text``, ...).
     Column("request", Json),
+    #: The thread's messages its last model call left out to fit the model's context
+    #: window or the run's ``truncation`` (``engine.context``); None before its first call.
+    Column("dropped_messages", Integer),
     Index(None, "user_id", "created_at"),
     Index(None, "thread_id", "created_at"),
     Index(None, "assistant_id"),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from parley.config import Settings
+from parley.config import ConfigError, Settings
 from parley.errors import InvalidRequest
 from parley.events import ModelEvent, TextPart
 from parley.providers.accumulator import AnswerAccumulator
@@ -128,6 +128,42 @@ def test_the_default_providers_timeouts(tmp_path: Path) -> None:
     assert registry.timeouts("m") == (7.0, 3.0)
     assert registry.timeouts("local/m") == (7.0, 3.0)
     assert registry.timeouts("demo/m") != (7.0, 3.0)
+
+
+def test_context_windows_from_the_config_then_the_built_in_table(tmp_path: Path) -> None:
+    toml = (
+        '[providers.local]\nkind = "openai-chat"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[providers.local.models."my-model"]\ncontext_window = 5000\n'
+        '[providers.local.models."gpt-4o"]\ncontext_window = 64000\n'
+    )
+    registry = ProviderRegistry(settings_with(tmp_path, toml, default_provider="local"))
+    window = registry.context_window
+    assert window("local/my-model") == window("my-model") == 5000
+    assert window("local/gpt-4o") == 64_000  # the config wins over the table
+    assert window("openai/gpt-4o") == window("openai/gpt-4o-2024-08-06") == 128_000
+    assert window("openai/gpt-4.1-mini") == 1_047_576
+    assert window("openai/gpt-5") == window("openai/gpt-5.1") == 400_000
+    assert window("openai/gpt-5-chat-latest") == 128_000
+    assert window("openai/o3-mini") == window("openai/o4-mini") == 200_000
+    assert window("anthropic/claude-sonnet-4-5-20250929") == 200_000
+    assert window("anthropic/claude-3-5-haiku-latest") == 200_000
+    assert window("gemini/gemini-2.5-flash") == 1_048_576
+    assert window("deepseek/deepseek-reasoner") == 128_000
+    assert window("ollama/llama3.1:8b") == 131_072
+    assert window("ollama/llama3:latest") == 8_192
+    assert window("openrouter/openai/gpt-4o-mini") == 128_000  # by its last part
+    assert window("local/gpt-4ox") is None  # a prefix only at a boundary
+    assert window("local/unknown-model") is None
+    assert window("demo/gpt-4o") is None  # the demo model has no window
+
+
+def test_a_context_window_must_be_positive(tmp_path: Path) -> None:
+    toml = (
+        '[providers.local]\nkind = "openai-chat"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[providers.local.models."m"]\ncontext_window = 0\n'
+    )
+    with pytest.raises(ConfigError):
+        settings_with(tmp_path, toml).provider_configs()
 
 
 async def _answer_text(registry: ProviderRegistry, model: str) -> str:

@@ -102,6 +102,9 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     # An assistant message keeps the tokens of its model call (0008); other messages none.
     columns = {name: nullable for name, _, nullable in snapshot["messages"]["columns"]}
     assert columns.get("usage") is True, columns
+    # A run keeps how many messages its last model call left out (0009).
+    columns = {name: nullable for name, _, nullable in snapshot["runs"]["columns"]}
+    assert columns.get("dropped_messages") is True, columns
 
 
 async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) -> None:

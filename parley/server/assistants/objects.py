@@ -327,6 +327,9 @@ class RunPublic(BaseModel):
     response_format: str | dict[str, Any]
     tool_choice: str | dict[str, Any]
     parallel_tool_calls: bool
+    #: Parley's own: the thread's messages the run's last model call left out to fit the
+    #: model's context window or ``truncation_strategy`` (null before its first call).
+    dropped_messages: int | None = None
 
     @classmethod
     def of(cls, r: Run, pending: list[Action] | None = None) -> RunPublic:
@@ -372,6 +375,7 @@ class RunPublic(BaseModel):
             response_format=chat_response_format(options),
             tool_choice=chat_tool_choice(options),
             parallel_tool_calls=options.get("parallel_tool_calls", True) is not False,
+            dropped_messages=r.dropped_messages,
         )
 
 

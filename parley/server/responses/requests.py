@@ -120,6 +120,9 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
         )
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
+    # "auto" drops the oldest turns to fit the model's context window; "disabled" (the
+    # default) fails a response that does not fit instead (``engine.context``).
+    options["truncation"] = {"type": "auto" if body.truncation == "auto" else "disabled"}
     if body.text is not None and body.text.format is not None:
         options["response_format"] = body.text.format.model_dump(by_alias=True, exclude_none=True)
     if body.reasoning is not None:
