@@ -212,7 +212,7 @@ class Parley:
         while time.perf_counter() - started < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"parley serve exited:\n{self.log()}")
-            if _healthz(self.port):
+            if healthy(self.port):
                 return time.perf_counter() - started
             time.sleep(0.005)
         raise RuntimeError(f"parley serve did not answer /healthz in {timeout} s:\n{self.log()}")
@@ -235,10 +235,11 @@ class Parley:
         return [sys.executable, "-m", "parley.cli.main"]
 
 
-def _healthz(port: int) -> bool:
-    """One ``GET /healthz`` on a new connection: ``True`` on a 200."""
+def healthy(port: int, path: str = "/healthz") -> bool:
+    """One ``GET path`` on a new connection: ``True`` on a 200."""
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
         s.settimeout(1)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        s.sendall(request)
         return s.recv(64).startswith(b"HTTP/1.1 200")
     return False

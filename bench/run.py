@@ -85,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--startup-samples", type=int, default=3, help="restarts to time (0: only the first)"
     )
+    p.add_argument(
+        "--compare",
+        metavar="NAMES",
+        help="instead: Parley head to head with these (litellm,relay), by bench/compare.py "
+        "with the options of its --help",
+    )
     add_server_options(p, "latest.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -447,6 +453,11 @@ def run_measurement(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--compare" or a.startswith("--compare=") for a in argv):
+        import compare  # the head-to-head has options of its own
+
+        return compare.main(argv)
     args = parse_args(argv)
     (rounds, startup, memory), env = run_measurement(args, measure)
     summary = summarise(args, rounds, startup, memory)

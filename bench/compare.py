@@ -1,0 +1,571 @@
+"""Head-to-head: Parley against LiteLLM's proxy and a bare relay, on the same fake upstream,
+side by side in one run.
+
+    .venv/bin/python bench/run.py --compare litellm,relay [--quick] [--rounds 3]
+    .venv/bin/python bench/compare.py --compare litellm,relay [--quick]   (the same)
+
+Starts the fake upstream and ``parley serve`` as ``bench/run.py`` does (a fresh database),
+then the bare relay (``bench/relay.py``) and LiteLLM's proxy (a pinned version, installed on
+first use into ``bench/.venvs/litellm``; skipped with a note when it cannot be installed),
+every server on the first CPU, the load client and the upstream on the second. Sides: the
+upstream itself (direct), the relay, Parley's chat gateway (``POST /v1/chat/completions``),
+Parley's stored turn (``POST /v1/process``) and LiteLLM (``POST /v1/chat/completions``).
+Per chunk gap (0 and 20 ms), each side in turn, the order rotating every round: time to
+first token at 1 client and the server's CPU per stream at 1 and at N (50) clients; then
+streams/s at 100 clients with no gap; idle RSS and CPU; spawn to healthy. Prints one table,
+each value with its ratio to the bare relay, and a markdown copy; writes JSON to
+``bench/results/compare.json``. See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from compare_servers import (
+    LITELLM_KEY,
+    LITELLM_VERSION,
+    Program,
+    ensure_litellm,
+    litellm,
+    relay,
+    tree_cpu,
+    tree_rss_mib,
+)
+from loadclient import (
+    CONTENT,
+    DONE,
+    FAILED,
+    OTHER,
+    Target,
+    drive,
+    open_connections,
+    parley_event,
+    problem_counts,
+)
+from procs import BENCH, BenchDatabase, Cores, Parley, Upstream
+from report import clients_text, markdown_table, percentile, text_table, write_json
+from run import (
+    ServerBench,
+    add_server_options,
+    print_server_log,
+    run_loop,
+    run_measurement,
+    serving,
+    timed_rounds,
+)
+
+#: Every side, in the table's order; the ones named by ``--compare`` are optional.
+SIDES = ("direct", "relay", "chat", "stored", "litellm")
+OPTIONAL = ("litellm", "relay")
+TITLES = {
+    "direct": "direct (upstream)",
+    "relay": "bare relay",
+    "chat": "Parley chat",
+    "stored": "Parley stored",
+    "litellm": f"LiteLLM {LITELLM_VERSION}",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/compare.py", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--compare",
+        default="litellm,relay",
+        help="the other servers, comma-separated: litellm, relay (default both)",
+    )
+    p.add_argument(
+        "--litellm-version",
+        default=LITELLM_VERSION,
+        help=f"the litellm[proxy] to install into bench/.venvs/litellm (default {LITELLM_VERSION})",
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of every phase (median shown)")
+    p.add_argument("--chunks", type=int, default=22, help="content chunks per stream")
+    p.add_argument("--gaps", default="0,20", help="chunk gaps in ms, comma-separated")
+    p.add_argument("--clients", type=int, default=50, help="concurrent clients, CPU phase")
+    p.add_argument(
+        "--load-clients", type=int, default=100, help="concurrent clients, streams/s (0 ms gap)"
+    )
+    p.add_argument(
+        "--seconds-1",
+        type=float,
+        default=4.0,
+        help="about this long per side, gap and round at 1 client (sets each side's count)",
+    )
+    p.add_argument("--streams-1-max", type=int, default=200, help="at most, at 1 client")
+    p.add_argument(
+        "--seconds-n",
+        type=float,
+        default=2.5,
+        help="about this long per side and round at N clients (at least 2, at most "
+        "--max-waves streams per client)",
+    )
+    p.add_argument("--max-waves", type=int, default=20, help="N-client phases: at most N x this")
+    p.add_argument("--warmup", type=int, default=20, help="untimed streams per side and gap")
+    p.add_argument("--startup-samples", type=int, default=1, help="timed restarts of each server")
+    add_server_options(p, "compare.json")
+    args = p.parse_args(argv)
+    args.gaps = [float(g) for g in args.gaps.split(",") if g.strip()]
+    args.compare = [n.strip() for n in args.compare.split(",") if n.strip()]
+    unknown = set(args.compare) - set(OPTIONAL)
+    if unknown:
+        p.error(f"--compare: unknown {sorted(unknown)}; choose from {', '.join(OPTIONAL)}")
+    if args.quick:
+        args.rounds, args.seconds_1, args.streams_1_max = 1, 0.5, 20
+        args.clients, args.load_clients, args.seconds_n, args.max_waves = 20, 40, 0.5, 4
+        args.warmup, args.startup_samples = 5, 0
+    if args.output is None:
+        args.output = BENCH / "results" / ("compare-quick.json" if args.quick else "compare.json")
+    return args
+
+
+def chat_event(event: bytes) -> int:
+    """Kind of a Chat Completions SSE event, read the same way for every side: content is a
+    chunk with a non-empty ``delta.content``; a chunk with an ``error`` fails the stream."""
+    event = event.strip()
+    if not event.startswith(b"data:"):
+        return OTHER
+    data = event[5:].strip()
+    if data == b"[DONE]":
+        return DONE
+    chunk = orjson.loads(data)
+    if "error" in chunk:
+        return FAILED
+    choices = chunk.get("choices") or ()
+    return CONTENT if choices and (choices[0].get("delta") or {}).get("content") else OTHER
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+def _model(args: argparse.Namespace, gap: float) -> str:
+    return f"text:{args.chunks}:{gap:g}"
+
+
+def _all_gaps(args: argparse.Namespace) -> list[float]:
+    """The gaps measured, and 0 ms for the streams/s phase."""
+    return sorted({*args.gaps, 0.0})
+
+
+def _phases(args: argparse.Namespace) -> list[tuple[str, float, int]]:
+    """(name, gap, clients) of every phase, in running order."""
+    phases = []
+    for gap in args.gaps:
+        phases += [(f"{gap:g}ms/c1", gap, 1), (f"{gap:g}ms/cN", gap, args.clients)]
+    return [*phases, ("load", 0.0, args.load_clients)]
+
+
+class Compare(ServerBench[str]):
+    """By side, by chunk gap: the prepared request, and the process whose CPU counts."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        upstream: Upstream,
+        parley: Parley,
+        key: str,
+        others: dict[str, Program],
+    ) -> None:
+        super().__init__(args, upstream, parley, key)
+        self.others = others
+        self.sides = [s for s in SIDES if s not in OPTIONAL or s in others]
+        self.pids = {"direct": upstream.pid, "chat": parley.pid, "stored": parley.pid}
+        self.pids |= {side: program.pid for side, program in others.items()}
+        #: Streams per round, by side and phase (from a short calibration).
+        self.counts: dict[str, dict[str, int]] = {}
+
+    async def prepare(self) -> None:
+        """Every side's requests; a warm-up; how many sequential streams fit the time."""
+        for side in self.sides:
+            self.targets[side] = {}
+        async with httpx.AsyncClient(base_url=self.parley.base_url, timeout=30) as http:
+            http.headers["Authorization"] = f"Bearer {self.key}"
+            for gap in _all_gaps(self.args):
+                model = _model(self.args, gap)
+                made = await http.post(
+                    "/v1/assistants", json={"name": f"bench-{gap:g}", "model": f"fake/{model}"}
+                )
+                made.raise_for_status()
+                stored = orjson.dumps({"assistant_id": made.json()["id"], "content": "hi"})
+                for side in self.sides:
+                    self.targets[side][f"{gap:g}"] = self._target(side, model, stored)
+        for side in self.sides:
+            for gap in _all_gaps(self.args):
+                await self.warm(self.targets[side][f"{gap:g}"])
+            self.counts[side] = {
+                name: await self._count(side, gap, clients)
+                for name, gap, clients in _phases(self.args)
+            }
+        await self.upstream_call("POST", "/_reset")
+
+    async def _count(self, side: str, gap: float, clients: int) -> int:
+        """How many streams fill a phase's time (``--seconds-1`` / ``--seconds-n``) on this
+        side, from a few streams (1 client) or one wave (N clients) sent first."""
+        args, target = self.args, self.targets[side][f"{gap:g}"]
+        probe = 3 if clients == 1 else clients
+        connections = await open_connections(target.port, clients)
+        load = await drive(connections, target, probe, stagger_s=self._stagger(gap, clients))
+        if load.failures:
+            raise RuntimeError(f"calibration failed ({side}): {problem_counts(load.results)}")
+        rate = probe / load.wall
+        if clients == 1:
+            low, high, seconds = 5, int(args.streams_1_max), float(args.seconds_1)
+        else:
+            low, high, seconds = 2 * clients, int(args.max_waves) * clients, float(args.seconds_n)
+        return max(low, min(high, round(rate * seconds)))
+
+    def _stagger(self, gap: float, clients: int) -> float:
+        """Client ``k`` starts ``k`` times this late: the starts spread over one stream."""
+        return self.args.chunks * gap / 1000 / clients if clients > 1 else 0.0
+
+    def _target(self, side: str, model: str, stored: bytes) -> Target:
+        chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        path, auth, classify = "/v1/chat/completions", f"Bearer {self.key}", chat_event
+        if side == "direct":
+            port, auth = self.upstream.port, "Bearer sk-fake"
+        elif side == "chat":
+            port, chat["model"] = self.parley.port, f"fake/{model}"
+        elif side == "stored":
+            body = stored
+            port, path, classify = self.parley.port, "/v1/process", parley_event
+        else:
+            port = self.others[side].port
+            auth = f"Bearer {LITELLM_KEY}" if side == "litellm" else "Bearer none"
+        if side != "stored":
+            body = orjson.dumps(chat)
+        return Target.post(side, port, path, body, classify, Authorization=auth)
+
+    async def phase(self, side: str, name: str, gap: float, clients: int) -> dict[str, Any]:
+        """One side's streams at ``clients`` connections, their starts spread over one
+        stream's length; the server's CPU (with its children) over the phase."""
+        target, pid = self.targets[side][f"{gap:g}"], self.pids[side]
+        total = self.counts[side][name]
+        connections = await open_connections(target.port, clients)
+        stagger = self._stagger(gap, clients)
+        cpu0, own0 = tree_cpu(pid), time.process_time()
+        load = await drive(connections, target, total, stagger_s=stagger)
+        cpu, own = tree_cpu(pid) - cpu0, time.process_time() - own0
+        await self.upstream_call("POST", "/_reset")
+        good = [r for r in load.results if r.ok]
+        return {
+            "streams": total,
+            "failures": total - len(good),
+            "problems": problem_counts(load.results),
+            "content_events_min": min((r.content_events for r in good), default=0),
+            "wall_s": load.wall,
+            "streams_per_s": total / load.wall,
+            "cpu_ms_per_stream": cpu * 1000 / total,
+            "server_busy": cpu / load.wall,
+            "client_cpu_ms_per_stream": own * 1000 / total,
+            "first_token_ms": [round(r.ttfc * 1000, 4) for r in good] if clients == 1 else [],
+        }
+
+    async def one_round(self, number: int) -> dict[str, Any]:
+        """Every phase, each side in turn; the sides' order rotates every round."""
+        shift = number % len(self.sides)
+        order = self.sides[shift:] + self.sides[:shift]
+        measured: dict[str, Any] = {}
+        for name, gap, clients in _phases(self.args):
+            measured[name] = {side: await self.phase(side, name, gap, clients) for side in order}
+        return measured
+
+    async def idle(self, seconds: float) -> dict[str, dict[str, float]]:
+        """Each server's resident memory, and its CPU over ``seconds`` of doing nothing."""
+        rss = {side: tree_rss_mib(pid) for side, pid in self.pids.items()}
+        cpu0 = {side: tree_cpu(pid) for side, pid in self.pids.items()}
+        await asyncio.sleep(seconds)
+        cpu = {
+            side: (tree_cpu(pid) - cpu0[side]) * 1000 / seconds for side, pid in self.pids.items()
+        }
+        return {"rss_mib": rss, "cpu_ms_per_s": cpu}
+
+
+async def _run(bench: Compare) -> dict[str, Any]:
+    idle = await bench.idle(0.5 if bench.args.quick else 2.0)
+    await bench.prepare()
+    rounds = await timed_rounds(bench.args.rounds, bench.one_round)
+    after = {side: tree_rss_mib(pid) for side, pid in bench.pids.items()}
+    return {"rounds": rounds, "idle": idle, "rss_after_mib": after, "counts": bench.counts}
+
+
+# ------------------------------------------------------------------------ processes
+
+
+def _start(program: Program, restarts: int) -> list[float]:
+    """Spawn the program, then restart it ``restarts`` times: every spawn-to-healthy time."""
+    times = [program.start()]
+    for _ in range(restarts):
+        program.stop()
+        times.append(program.start())
+    return times
+
+
+@contextlib.contextmanager
+def others_running(
+    args: argparse.Namespace, cores: Cores, upstream: Upstream, workdir: Path, notes: list[str]
+) -> Iterator[tuple[dict[str, Program], dict[str, list[float]]]]:
+    """The relay and LiteLLM (those in ``--compare``) started and timed; one that does not
+    start is left out with a note. Stops them at the end."""
+    made: dict[str, Program] = {}
+    if "relay" in args.compare:
+        made["relay"] = relay(cores, upstream.url, workdir)
+    if "litellm" in args.compare:
+        models = [_model(args, gap) for gap in _all_gaps(args)]
+        made["litellm"] = litellm(cores, upstream.url, models, workdir)
+    running: dict[str, Program] = {}
+    spawn: dict[str, list[float]] = {}
+    try:
+        for side, program in made.items():
+            try:
+                spawn[side] = _start(program, args.startup_samples)
+            except RuntimeError as exc:
+                program.stop()
+                notes.append(f"{TITLES[side]} left out: it did not start ({exc})")
+                print(notes[-1], file=sys.stderr)
+                continue
+            running[side] = program
+        yield running, spawn
+    finally:
+        for program in made.values():
+            program.stop()
+
+
+def measure(
+    args: argparse.Namespace, cores: Cores, db: BenchDatabase, workdir: Path, notes: list[str]
+) -> dict[str, Any]:
+    with serving(args, cores, workdir, db.url, args.startup_samples) as running:
+        upstream, parley, key, startup = running
+        with others_running(args, cores, upstream, workdir, notes) as (others, spawn):
+            time.sleep(0.2 if args.quick else 1.0)  # let the servers settle: idle numbers next
+            bench = Compare(args, upstream, parley, key, others)
+            measured = run_loop(_run(bench))
+            failed = {
+                s for r in measured["rounds"] for p in r.values() for s in p if p[s]["failures"]
+            }
+            for side in failed:
+                if side in others:
+                    print(
+                        f"--- {TITLES[side]} log (tail) ---\n{others[side].log()}", file=sys.stderr
+                    )
+                elif side != "direct":
+                    print_server_log(parley)
+    spawn["chat"] = spawn["stored"] = [startup["cold_s"], *startup["warm_s"]]
+    measured["spawn_s"] = spawn  # every side: the first start, then the restarts
+    measured["sides"] = bench.sides
+    return measured
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def summarise(measured: dict[str, Any]) -> dict[str, Any]:
+    """Per phase and side: first token p50 over all rounds' streams (1 client); the median
+    round's CPU per stream and streams/s; failures. Then idle and spawn numbers."""
+    rounds = measured["rounds"]
+    phases: dict[str, Any] = {}
+    for phase in rounds[0]:
+        phases[phase] = {}
+        for side in measured["sides"]:
+            runs = [r[phase][side] for r in rounds]
+            firsts = [v for m in runs for v in m["first_token_ms"]]
+            phases[phase][side] = {
+                "streams": sum(m["streams"] for m in runs),
+                "failures": sum(m["failures"] for m in runs),
+                "problems": dict(sum((Counter(m["problems"]) for m in runs), Counter[str]())),
+                "content_events_min": min(m["content_events_min"] for m in runs),
+                "first_token_p50_ms": percentile(firsts, 0.5) if firsts else None,
+                "first_token_p95_ms": percentile(firsts, 0.95) if firsts else None,
+                "cpu_ms_per_stream": statistics.median(m["cpu_ms_per_stream"] for m in runs),
+                "streams_per_s": statistics.median(m["streams_per_s"] for m in runs),
+                "server_busy": statistics.median(m["server_busy"] for m in runs),
+                "client_cpu_ms_per_stream": statistics.median(
+                    m["client_cpu_ms_per_stream"] for m in runs
+                ),
+            }
+    summary: dict[str, Any] = {"phases": phases}
+    summary["idle_rss_mib"] = measured["idle"]["rss_mib"]
+    summary["idle_cpu_ms_per_s"] = measured["idle"]["cpu_ms_per_s"]
+    summary["rss_after_mib"] = measured["rss_after_mib"]
+    summary["spawn_s"] = {  # the restarts' median, or the first start without restarts
+        s: statistics.median(v[1:] or v) for s, v in measured["spawn_s"].items()
+    }
+    return summary
+
+
+class _Table:
+    """Rows of one value per side; every contender's cell also gives its ratio to the
+    relay's value (when the relay ran)."""
+
+    def __init__(self, sides: list[str]) -> None:
+        self.sides = sides
+        self.rows: list[tuple[str, ...]] = []
+
+    def add(
+        self, metric: str, values: dict[str, float | None], fmt: str, ratio: bool = True
+    ) -> None:
+        base = values.get("relay") if "relay" in self.sides else None
+        cells = [metric]
+        for side in self.sides:
+            value = values.get(side)
+            if value is None:
+                cells.append("—")
+                continue
+            cell = fmt.format(value)
+            if ratio and base and side not in ("direct", "relay"):
+                cell += f" ({_ratio(value / base)})"
+            cells.append(cell)
+        self.rows.append(tuple(cells))
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        return ("metric", *(TITLES[s] for s in self.sides))
+
+
+def _ratio(value: float) -> str:
+    """``0.04x``, ``0.7x``, ``48x``: two significant digits, about."""
+    if value >= 10:
+        return f"{value:.0f}x"
+    return f"{value:.1f}x" if value >= 0.1 else f"{value:.2f}x"
+
+
+def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[str]) -> _Table:
+    table, phases = _Table(sides), summary["phases"]
+    n, load = args.clients, args.load_clients
+    for gap in args.gaps:
+        c1 = phases[f"{gap:g}ms/c1"]
+        floor = c1["direct"]["first_token_p50_ms"]
+        added = {s: c1[s]["first_token_p50_ms"] - floor for s in sides if s != "direct"}
+        table.add(f"added time to first token, p50 (1 client, {gap:g} ms gap)", added, "+{:.2f} ms")
+        table.rows[-1] = (table.rows[-1][0], f"{floor:.2f} ms", *table.rows[-1][2:])
+    for gap in args.gaps:
+        for label, clients in (("c1", 1), ("cN", n)):
+            phase = phases[f"{gap:g}ms/{label}"]
+            cpu = {s: phase[s]["cpu_ms_per_stream"] for s in sides}
+            who = f"{clients_text(clients)}, {gap:g} ms gap"
+            table.add(f"server CPU per stream ({who})", cpu, "{:.2f} ms")
+    phase = phases["load"]
+    who = f"{clients_text(load)}, 0 ms gap"
+    table.add(
+        f"streams/s on one core ({who})", {s: phase[s]["streams_per_s"] for s in sides}, "{:.0f}"
+    )
+    table.add(
+        f"server CPU per stream ({who})",
+        {s: phase[s]["cpu_ms_per_stream"] for s in sides},
+        "{:.2f} ms",
+    )
+    busy = {s: phase[s]["server_busy"] * 100 for s in sides}
+    table.add(f"server core busy ({who})", busy, "{:.0f}%", ratio=False)
+    table.add("RSS, idle", summary["idle_rss_mib"], "{:.1f} MiB")
+    table.add("RSS, after the rounds", summary["rss_after_mib"], "{:.1f} MiB")
+    table.add("CPU while idle, per second", summary["idle_cpu_ms_per_s"], "{:.2f} ms", ratio=False)
+    n = args.startup_samples
+    which = f"median of {n} restart{'s' * (n > 1)}" if n else "first start"
+    spawn = {s: v for s, v in summary["spawn_s"].items() if s != "direct"}
+    table.add(f"spawn → healthy ({which})", spawn, "{:.2f} s")
+    failed = {s: sum(phase[s]["failures"] for phase in phases.values()) for s in sides}
+    table.add("failed streams", failed, "{:.0f}", ratio=False)
+    return table
+
+
+def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, Any]) -> str:
+    phases, sides = measured["summary"]["phases"], measured["sides"]
+    counts = "; ".join(
+        f"{TITLES[s]} {', '.join(str(n) for n in measured['counts'][s].values())}" for s in sides
+    )
+    phases_text = ", ".join(
+        f"{clients_text(clients)} at {gap:g} ms" for _, gap, clients in _phases(args)
+    )
+    client = [phases["load"][s]["client_cpu_ms_per_stream"] for s in sides]
+    ratios = " In brackets: the ratio to the bare relay." if "relay" in sides else ""
+    text = (
+        f"{env['cpu']}; Python {env['python']}; {env['database']}; {env['pinning']}; "
+        f"load average before: {env['load_average_before']:.2f}, after: "
+        f"{env['load_average_after']:.2f}; CPU steal during the run: {env['steal_share']:.1%}. "
+        f"Versions: {env['versions']}.\n"
+        f"{args.rounds} round(s), the sides' order rotating every round; {args.chunks} chunks "
+        f"per stream. Streams per round ({phases_text}), each side's count set by a short "
+        f"calibration to fill about {args.seconds_1:g} s at 1 client and {args.seconds_n:g} s "
+        f"at N: {counts}. At N clients the clients' starts spread over one stream's "
+        f"length. First token: from writing the request to reading the first chunk with text "
+        f"(a content.delta event for Parley stored), p50 over all rounds; added: less the "
+        f"direct p50. Server CPU: user + system of the server process and its children over "
+        f"the phase ÷ streams, median round (direct: the fake upstream's).{ratios} Server "
+        f"core busy: the server's CPU seconds ÷ the phase's wall seconds; well under 100% "
+        f"means something else (the load client's core, other work on the machine) held the "
+        f"streams/s down. Parley chat and Parley stored are one `parley serve` "
+        f"(SQLite; the stored turn writes the run before its `done`), so they share the RSS, "
+        f"idle and spawn rows. Load client CPU per stream at {args.load_clients} clients: "
+        f"{min(client):.2f} to {max(client):.2f} ms."
+    )
+    for note in measured["notes"]:
+        text += f"\n{note}"
+    return text
+
+
+def _versions(sides: list[str], litellm_version: str) -> str:
+    found = [f"aiohttp {importlib.metadata.version('aiohttp')} (relay)"] if "relay" in sides else []
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        found.append(f"uvloop {importlib.metadata.version('uvloop')}")
+    if "litellm" in sides:
+        found.append(f"litellm[proxy] {litellm_version} (uvicorn, one worker, no database)")
+    return ", ".join(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    notes: list[str] = []
+    TITLES["litellm"] = f"LiteLLM {args.litellm_version}"
+    if "litellm" in args.compare:
+        why = ensure_litellm(args.litellm_version)
+        if why is not None:
+            args.compare.remove("litellm")
+            notes.append(f"LiteLLM left out: it could not be installed ({why}).")
+            print(notes[-1], file=sys.stderr)
+    measured, env = run_measurement(
+        args, lambda a, cores, db, workdir: measure(a, cores, db, workdir, notes)
+    )
+    env["load_average_after"] = os.getloadavg()[0]
+    env["versions"] = _versions(measured["sides"], args.litellm_version)
+    measured["notes"] = notes
+    measured["summary"] = summary = summarise(measured)
+    table = build_table(args, summary, measured["sides"])
+    text = _notes(args, env, measured)
+    write_json(args.output, {"environment": env, **measured})
+    print(f"{text_table(table.rows, table.header)}\n\n{text}\n")
+    print(f"Markdown (for bench/README.md):\n\nCommand: `{env['command']}` ({env['date']})\n")
+    print(f"{markdown_table(table.rows, table.header)}\n\n{text}\n")
+    print(f"results: {args.output}")
+    failed = {
+        f"{phase} {side}": by_side[side]["problems"]
+        for phase, by_side in summary["phases"].items()
+        for side in measured["sides"]
+        if by_side[side]["problems"]
+    }
+    short = [
+        f"{phase} {side}"
+        for phase, by_side in summary["phases"].items()
+        for side in measured["sides"]
+        if by_side[side]["content_events_min"] < args.chunks
+    ]
+    if failed:
+        print(f"error: failed streams: {failed}", file=sys.stderr)
+    if short:
+        print(f"error: fewer than {args.chunks} text chunks in: {short}", file=sys.stderr)
+    return 1 if failed or short else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
