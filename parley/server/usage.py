@@ -41,14 +41,8 @@ class UsageCounter:
     def count(self, *, user_id: str, key_hash: str, model: str, face: str, used: Usage) -> None:
         """One call made now, with its tokens."""
         key = TallyKey(day_of(now()), user_id, key_hash, model, face)
-        tally = self._tallies.get(key)
-        if tally is None:
-            tally = self._tallies[key] = Tally()
-        tally.requests += 1
-        tally.input_tokens += used.input_tokens
-        tally.output_tokens += used.output_tokens
-        tally.reasoning_tokens += used.reasoning_tokens
-        tally.cached_tokens += used.cached_tokens
+        tokens = (used.input_tokens, used.output_tokens, used.reasoning_tokens, used.cached_tokens)
+        self._add(key, Tally(1, *tokens))
         if self.interval <= 0:
             self._wake.set()
 
@@ -89,11 +83,14 @@ class UsageCounter:
 
     def _merge(self, tallies: dict[TallyKey, Tally]) -> None:
         for key, tally in tallies.items():
-            mine = self._tallies.get(key)
-            if mine is None:
-                self._tallies[key] = tally
-            else:
-                mine.add(tally)
+            self._add(key, tally)
+
+    def _add(self, key: TallyKey, tally: Tally) -> None:
+        mine = self._tallies.get(key)
+        if mine is None:
+            self._tallies[key] = tally
+        else:
+            mine.add(tally)
 
     async def _run(self) -> None:
         while not self._stopping:
