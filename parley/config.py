@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     #: Seconds between writes of the tokens counted per API key for chat completions
     #: (counted in memory meanwhile; written at shutdown too). 0: written after each call.
     usage_flush_seconds: float = Field(default=1.0, ge=0.0)
+    #: Megabytes of threads' histories kept in memory between turns, so that a turn reads
+    #: only the messages written since the last (``engine.history``); 0: none kept.
+    context_cache_mb: int = Field(default=64, ge=0)
     #: Requests one API key may send per ``rate_limit_window_seconds`` (0: no limit).
     rate_limit_requests: int = Field(default=0, ge=0)
     rate_limit_window_seconds: float = Field(default=60.0, gt=0.0)

@@ -2,12 +2,15 @@
 ``TurnHandle`` it gives back are the interface every face uses (docs/architecture.md); the
 package's modules are its inside."""
 
+from parley.engine.context import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, estimate
 from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 
 __all__ = [
+    "CHARS_PER_TOKEN",
+    "CONTEXT_LENGTH_EXCEEDED",
     "Engine",
     "Entry",
     "NewMessage",
@@ -15,4 +18,5 @@ __all__ = [
     "ThreadTarget",
     "TurnHandle",
     "TurnOutcome",
+    "estimate",
 ]

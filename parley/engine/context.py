@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,32 +69,93 @@ def answer_room(window: int, max_tokens: Any = None) -> int:
 
 
 def truncate(
-    messages: list[ChatMessage],
+    messages: Sequence[ChatMessage],
     truncation: dict[str, Any],
     fixed: str = "",
     *,
     window: Window | None = None,
     known: dict[int, int] | None = None,
+    costs: Callable[[int], int] | None = None,
 ) -> Fitted:
     """``messages`` as the run's ``truncation`` option and the model's ``window`` cut them;
     ``fixed`` is the text sent whatever is cut (instructions, tools), counted against
     ``max_prompt_tokens`` and the window. ``known``: the provider's token count of
-    everything up to and including a message, by its index (``token_costs``).
+    everything up to and including a message, by its index (``token_costs``; only the
+    newest is used). ``costs``: each message's estimate by index, when known already.
+
+    Looks at the messages from the newest backwards, only as far as it keeps them (and at
+    the count of the newest counted one), so its cost does not grow with a thread's length.
 
     Raises ``InvalidRequest`` (code ``context_length_exceeded``) when what must be sent,
     or with ``"type": "disabled"`` the whole thread, is larger than the window."""
+    start = fit_start(messages, truncation, fixed, window=window, known=known, costs=costs)
+    return Fitted(list(messages[start:]), start)
+
+
+def fit_start(
+    messages: Sequence[ChatMessage],
+    truncation: dict[str, Any],
+    fixed: str = "",
+    *,
+    window: Window | None = None,
+    known: dict[int, int] | None = None,
+    costs: Callable[[int], int] | None = None,
+) -> int:
+    """Where what ``truncate`` keeps of ``messages`` begins."""
     total = len(messages)
-    fixed_cost, costs = token_costs(messages, fixed, known or {})
+    if costs is None:
+        costs = _Estimates(messages).__getitem__
+    fixed_cost, cost = _scaled(costs, len(fixed) // CHARS_PER_TOKEN, known or {})
+    start = 0
     if truncation.get("type") == "last_messages" and truncation.get("last_messages"):
-        messages = last_messages(messages, int(truncation["last_messages"]))
+        start = _whole_calls_from(messages, max(0, total - int(truncation["last_messages"])))
     budget = truncation.get("max_prompt_tokens")
     if budget:
-        messages = fit_tokens(messages, int(budget) - len(fixed) // CHARS_PER_TOKEN)
+        allowed = int(budget) - len(fixed) // CHARS_PER_TOKEN
+        start = max(start, _tokens_start(messages, allowed, costs))
     if window is not None:
-        kept = costs[len(costs) - len(messages) :]
         strict = truncation.get("type") == "disabled"
-        messages = fit_window(messages, kept, fixed_cost, window, strict=strict)
-    return Fitted(messages, total - len(messages))
+        start = _window_start(messages, start, cost, fixed_cost, window, strict=strict)
+    return start
+
+
+class _Estimates:
+    """Messages' estimates, each worked out when first asked for."""
+
+    def __init__(self, messages: Sequence[ChatMessage]) -> None:
+        self.messages = messages
+        self.known: dict[int, int] = {}
+
+    def __getitem__(self, index: int) -> int:
+        cost = self.known.get(index)
+        if cost is None:
+            cost = self.known[index] = estimate(self.messages[index])
+        return cost
+
+
+def _scaled(
+    costs: Callable[[int], int], fixed_cost: int, known: dict[int, int]
+) -> tuple[int, Callable[[int], int]]:
+    """``fixed_cost`` and ``costs``, scaled up for the part up to the newest message with
+    a ``known`` count when the provider counted that part as more than the estimate. (A
+    count may also cover less than the estimate, when older messages were left out of its
+    call: then the estimate stands; the sum stops as soon as it passes the count.)"""
+    if not known:
+        return fixed_cost, costs
+    end = max(known)
+    counted = known[end]
+    guessed, index = fixed_cost, end
+    while index >= 0 and guessed <= counted:
+        guessed += costs(index)
+        index -= 1
+    if index >= 0 or not counted > guessed > 0:
+        return fixed_cost, costs
+    scale = counted / guessed
+
+    def cost(i: int) -> int:
+        return math.ceil(costs(i) * scale) if i <= end else costs(i)
+
+    return math.ceil(fixed_cost * scale), cost
 
 
 def token_costs(
@@ -101,33 +163,28 @@ def token_costs(
 ) -> tuple[int, list[int]]:
     """The tokens of ``fixed`` and of each message: the estimate, scaled up for the part
     up to the newest message with a ``known`` count, when the provider counted that part
-    as more than the estimate (a count may also cover less than it, when older messages
-    were left out of its call: then the estimate stands)."""
-    costs = [estimate(m) for m in messages]
-    fixed_cost = len(fixed) // CHARS_PER_TOKEN
-    if known:
-        end = max(known)
-        guessed = fixed_cost + sum(costs[: end + 1])
-        if known[end] > guessed > 0:
-            scale = known[end] / guessed
-            costs[: end + 1] = [math.ceil(c * scale) for c in costs[: end + 1]]
-            fixed_cost = math.ceil(fixed_cost * scale)
-    return fixed_cost, costs
+    as more than the estimate (``_scaled``)."""
+    estimates = [estimate(m) for m in messages]
+    fixed_cost, cost = _scaled(estimates.__getitem__, len(fixed) // CHARS_PER_TOKEN, known)
+    return fixed_cost, [cost(i) for i in range(len(messages))]
 
 
-def fit_window(
-    messages: list[ChatMessage],
-    costs: list[int],
+def _window_start(
+    messages: Sequence[ChatMessage],
+    start: int,
+    cost: Callable[[int], int],
     fixed_cost: int,
     window: Window,
     *,
     strict: bool = False,
-) -> list[ChatMessage]:
-    """The newest whole turns of ``messages`` (``costs`` their tokens) that fit in the
-    window with ``fixed_cost`` and the room for the answer; the newest user message and
-    what follows it always (see the module's docstring)."""
-    newest = max((i for i, m in enumerate(messages) if m.role == Role.USER), default=0)
-    need = fixed_cost + sum(costs[newest:])
+) -> int:
+    """Where the newest whole turns of ``messages[start:]`` that fit in the window with
+    ``fixed_cost`` and the room for the answer begin; the newest user message and what
+    follows it always (see the module's docstring)."""
+    newest = len(messages) - 1
+    while newest > start and messages[newest].role != Role.USER:
+        newest -= 1
+    need = fixed_cost + sum(cost(i) for i in range(newest, len(messages)))
     if need > window.tokens:
         raise InvalidRequest(
             f"The new input is about {need:,} tokens, more than the model's context window "
@@ -136,41 +193,48 @@ def fit_window(
             code=CONTEXT_LENGTH_EXCEEDED,
         )
     room = max(window.tokens - window.reserve, need)
-    used = fixed_cost + sum(costs)
-    if used <= room or (strict and used <= window.tokens):
-        return messages
-    if strict:
-        raise InvalidRequest(
-            f"The input is about {used:,} tokens, more than the model's context window of "
-            f"{window.tokens:,} tokens, and truncation is disabled: shorten it, or allow "
-            "older turns to be dropped.",
-            code=CONTEXT_LENGTH_EXCEEDED,
-        )
-    used, keep = need, newest
-    for start in reversed([i for i in range(newest) if i == 0 or messages[i].role == Role.USER]):
-        cost = sum(costs[start:keep])
-        if used + cost > room:
-            break
-        used, keep = used + cost, start
-    return messages[keep:]
+    used, keep, pending = need, newest, 0
+    for i in range(newest - 1, start - 1, -1):
+        pending += cost(i)
+        if i == start or messages[i].role == Role.USER:
+            if used + pending > room:
+                break
+            used, keep, pending = used + pending, i, 0
+    else:
+        return start  # everything fits
+    if not strict:
+        return keep
+    whole = used + sum(cost(i) for i in range(start, keep))
+    if whole <= window.tokens:
+        return start
+    raise InvalidRequest(
+        f"The input is about {whole:,} tokens, more than the model's context window of "
+        f"{window.tokens:,} tokens, and truncation is disabled: shorten it, or allow "
+        "older turns to be dropped.",
+        code=CONTEXT_LENGTH_EXCEEDED,
+    )
 
 
 def last_messages(messages: list[ChatMessage], count: int) -> list[ChatMessage]:
     """The newest ``count`` messages."""
-    return _whole_calls(messages[max(0, len(messages) - count) :])
+    return messages[_whole_calls_from(messages, max(0, len(messages) - count)) :]
 
 
 def fit_tokens(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
     """The newest messages whose estimated tokens add up to at most ``budget`` (the
     newest one always)."""
+    return messages[_tokens_start(messages, budget, _Estimates(messages).__getitem__) :]
+
+
+def _tokens_start(messages: Sequence[ChatMessage], budget: int, cost: Callable[[int], int]) -> int:
     used, start = 0, len(messages)
     while start > 0:
-        cost = estimate(messages[start - 1])
-        if used + cost > budget and start < len(messages):
+        spent = cost(start - 1)
+        if used + spent > budget and start < len(messages):
             break
-        used += cost
+        used += spent
         start -= 1
-    return _whole_calls(messages[start:])
+    return _whole_calls_from(messages, start)
 
 
 def estimate(message: ChatMessage) -> int:
@@ -180,9 +244,8 @@ def estimate(message: ChatMessage) -> int:
     return 4 + chars // CHARS_PER_TOKEN
 
 
-def _whole_calls(kept: list[ChatMessage]) -> list[ChatMessage]:
-    """``kept`` less any tool results at its start, whose calls were cut off."""
-    start = 0
-    while start < len(kept) and kept[start].role == Role.TOOL:
+def _whole_calls_from(messages: Sequence[ChatMessage], start: int) -> int:
+    """``start``, moved past any tool results there, whose calls were cut off."""
+    while start < len(messages) and messages[start].role == Role.TOOL:
         start += 1
-    return kept[start:]
+    return start

@@ -30,6 +30,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.early import EarlyStart, first_turn_request, items_request
 from parley.engine.handle import TurnHandle
+from parley.engine.history import HistoryCache, SharedHistory
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.engine.run_loop import StreamClock, Turn, TurnRunner, build_request
@@ -67,6 +68,11 @@ class Engine:
         self._assistants: dict[str, Assistant] = {}
         #: Live streaming and cancels across replicas, when Redis is configured.
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else None
+        #: Threads' histories, kept between turns (and shared through Redis, when set).
+        self.history = HistoryCache(
+            max_bytes=settings.context_cache_mb * 1024 * 1024,
+            shared=SharedHistory(settings.redis_url) if settings.redis_url else None,
+        )
         self.checkpointer = Checkpointer(
             db,
             lambda: list(self.turns.values()),
@@ -113,6 +119,8 @@ class Engine:
         if self.bus is not None and not self._bus_closed:
             self._bus_closed = True
             await self.bus.aclose()
+            if self.history.shared is not None:
+                await asyncio.to_thread(self.history.shared.close)
 
     # ------------------------------------------------------------ messages and runs
 
@@ -159,6 +167,7 @@ class Engine:
                 thread_id=thread_id,
                 messages=messages,
                 metadata=metadata,
+                history=self.history,
             )
         )
 
@@ -205,6 +214,7 @@ class Engine:
             user_id=user_id,
             run_id=run_id,
             lease=self.lease,
+            history=self.history,
             thread_id=thread_id,
             assistant_id=assistant_id,
         )
@@ -232,6 +242,7 @@ class Engine:
             images=images,
             thread_id=thread_id,
             lease=self.lease,
+            history=self.history,
             check_model=self.providers.check_model,
         )
         early = None
@@ -270,6 +281,7 @@ class Engine:
             messages=messages,
             config=config,
             lease=self.lease,
+            history=self.history,
             check_model=self.providers.check_model,
         )
         early = None

@@ -11,10 +11,11 @@ events are published: ``action_required`` (the model asked for tools), ``complet
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,9 @@ from parley.engine import states
 from parley.engine.budget import budget_left, call_parameters
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.context import Window, answer_room, truncate
+from parley.engine.context import Window, answer_room, fit_start
 from parley.engine.early import EarlyStart
+from parley.engine.history import Item, items_of
 from parley.engine.hub import Entry, RunChannel
 from parley.errors import InternalError, ParleyError, UpstreamError, UpstreamTimeout
 from parley.events import (
@@ -50,7 +52,7 @@ from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id, now
-from parley.store.records import Message, Run
+from parley.store.records import Run
 from parley.store.tables import TOOL_FIELD_LENGTH, without_nul
 from parley.types import Role, RunStatus, ToolCall, ToolSpec, Usage
 
@@ -126,7 +128,8 @@ class StreamClock:
 class Turn:
     run: Run
     message_id: str
-    context: list[Message]
+    #: The thread's messages before the turn's own (``engine.history``).
+    context: list[Item]
     channel: RunChannel
     #: Sequence number of the last event emitted.
     seq: int
@@ -247,7 +250,8 @@ def _finish_calls(turn: Turn) -> list[ToolCall]:
     acc = turn.acc
     if not acc.has_tool_calls:
         return []
-    calls = acc.finish_tool_calls(taken=(c["id"] for m in turn.context for c in m.tool_calls or ()))
+    taken = (c.id for i in turn.context for c in i.chat.tool_calls)
+    calls = acc.finish_tool_calls(taken=taken)
     rule = tool_rule(ModelOptions.of(turn.run.options).tool_choice)
     finished = []
     for call in calls:
@@ -290,7 +294,7 @@ def _provider_state(turn: Turn, provider: str) -> dict[str, Any] | None:
 
 def build_request(
     run: Run,
-    context: list[Message],
+    context: Sequence[Item],
     model_id: str,
     provider: str,
     *,
@@ -306,40 +310,23 @@ def build_request(
     left of the run's output token budget (``engine.budget``), the turn's earlier calls
     having used ``spent`` of it.
 
+    Only the messages sent are looked at, from the newest backwards (``context`` holds
+    what each message gives the model, worked out once: ``engine.history``).
+
     Raises ``InvalidRequest`` (``context_length_exceeded``) for an input the window cannot
     hold."""
-    messages: list[ChatMessage] = []
-    known: dict[int, int] = {}
-    for m in context:
-        calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
-        state = m.provider_state
-        if m.role == Role.ASSISTANT and not m.content and not calls and not state:
-            continue  # a turn that produced nothing (failed before its first token)
-        if m.usage and m.usage.get("input_tokens"):
-            u = m.usage
-            sent = u["input_tokens"] + u.get("output_tokens", 0) - u.get("reasoning_tokens", 0)
-            known[len(messages)] = sent
-        messages.append(
-            ChatMessage(
-                role=Role(m.role),
-                content=m.content,
-                reasoning=m.reasoning,
-                tool_calls=calls,
-                tool_call_id=m.tool_call_id,
-                images=[i["url"] for i in m.images or ()],
-                provider_state=state if state and state.get("provider") == provider else None,
-            )
-        )
     parameters = call_parameters(run.parameters, run.options, run.output_tokens + spent)
     truncation = (run.options or {}).get("truncation") or {}
-    dropped = 0
+    start = 0
     if truncation or window:
         fixed = (run.instructions or "") + (json.dumps(run.tools) if run.tools else "")
         limit = None
         if window:
             limit = Window(window, answer_room(window, parameters.get("max_tokens")))
-        fitted = truncate(messages, truncation, fixed, window=limit, known=known)
-        messages, dropped = fitted.messages, fitted.dropped
+        chats = _Chats(context)
+        known = _newest_count(context)
+        start = fit_start(chats, truncation, fixed, window=limit, known=known, costs=chats.cost)
+    messages = [_for_provider(i.chat, provider) for i in context[start:]]
     request = ModelRequest(
         model=model_id,
         messages=messages,
@@ -348,7 +335,46 @@ def build_request(
         parameters=parameters,
         options=ModelOptions.of(run.options),
     )
-    return request, dropped
+    return request, start
+
+
+class _Chats(Sequence[ChatMessage]):
+    """The ``ChatMessage`` of each item, as ``engine.context`` reads them."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [i.chat for i in self.items[index]]
+        return self.items[index].chat
+
+    def cost(self, index: int) -> int:
+        return self.items[index].cost
+
+
+#: How far back from the newest message a stored usage is looked for.
+_COUNT_SEARCH = 2000
+
+
+def _newest_count(items: Sequence[Item]) -> dict[int, int]:
+    """The index and count of the newest answer whose model call's usage was stored,
+    among the newest ``_COUNT_SEARCH`` messages."""
+    for index in range(len(items) - 1, max(-1, len(items) - 1 - _COUNT_SEARCH), -1):
+        counted = items[index].counted
+        if counted is not None:
+            return {index: counted}
+    return {}
+
+
+def _for_provider(chat: ChatMessage, provider: str) -> ChatMessage:
+    state = chat.provider_state
+    if state and state.get("provider") != provider:
+        return dataclasses.replace(chat, provider_state=None)
+    return chat
 
 
 class TurnRunner:
@@ -489,7 +515,7 @@ class TurnRunner:
         tool_calls = [c.model_dump() for c in calls]
         errors = turn.tool_errors(calls)
 
-        def write(conn: Connection) -> tuple[str, list[Message]] | None:
+        def write(conn: Connection) -> tuple[str, list[Item]] | None:
             if run_store.lock_run(conn, run_id=run.id, user_id=run.user_id).status != (
                 RunStatus.IN_PROGRESS
             ):
@@ -520,8 +546,13 @@ class TurnRunner:
             run_store.update_run(
                 conn, run_id=run.id, last_seq=entries[-1][0] if entries else turn.seq, **totals
             )
-            context = thread_store.thread_context(conn, thread_id=run.thread_id)
-            return placeholder.id, context[:-1]
+            # This round's answer and tool errors, read back: not kept (``HistoryCache``),
+            # as this transaction wrote them.
+            after = turn.context[-1].message.seq if turn.context else 0
+            rows = thread_store.messages_between(
+                conn, thread_id=run.thread_id, first=after + 1, last=placeholder.seq - 1
+            )
+            return placeholder.id, turn.context + items_of(rows)
 
         try:
             written = await self.db.write(write)

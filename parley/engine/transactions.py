@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.engine import states
+from parley.engine.history import HistoryCache, Item, items_of
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.errors import Conflict, InvalidRequest
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
@@ -45,7 +46,7 @@ class Claim:
 
     run: Run
     message_id: str
-    context: list[Message]
+    context: list[Item]
     #: The assistant as read by the claim (first turns only).
     assistant: Assistant | None = None
 
@@ -86,6 +87,7 @@ def claim_queued(
     lease: Lease,
     thread_id: str | None = None,
     assistant_id: str | None = None,
+    history: HistoryCache | None = None,
 ) -> Claim | None:
     """Claim the next turn of a ``queued`` run; None when the run just expired."""
     run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
@@ -115,7 +117,7 @@ def claim_queued(
     )
     if not claimed:
         raise Conflict("Another request started this turn first.", code="run_in_progress")
-    context = thread_store.thread_context(conn, thread_id=run.thread_id)
+    context = read_context(conn, history, thread_id=run.thread_id)
     seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=run.thread_id, count=1)
     placeholder = thread_store.new_message(
         thread_id=run.thread_id, seq=seq, role=Role.ASSISTANT, content="", run_id=run.id
@@ -134,6 +136,7 @@ def claim_first(
     lease: Lease,
     images: list[dict[str, Any]] | None = None,
     check_model: Callable[[str], Any],
+    history: HistoryCache | None = None,
 ) -> Claim:
     """Flow B turn 1: the user message, a new run already claimed, its assistant message."""
     assistant = assistant_store.get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
@@ -142,14 +145,14 @@ def claim_first(
         thread_id = thread_store.create_thread(
             conn, user_id=user_id, metadata={}, message_count=2
         ).id
-        context: list[Message] = []
+        context: list[Item] = []
         last_seq = 2
     else:
         thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
         ensure_idle(conn, thread_id=thread_id)
         # Reserved first (the thread's row lock): the context holds every earlier message.
         last_seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=2)
-        context = thread_store.thread_context(conn, thread_id=thread_id)
+        context = read_context(conn, history, thread_id=thread_id, before=last_seq - 1)
     run = run_store.create_run(
         conn,
         user_id=user_id,
@@ -169,7 +172,7 @@ def claim_first(
         thread_id=thread_id, seq=last_seq, role=Role.ASSISTANT, content="", run_id=run.id
     )
     thread_store.insert_messages(conn, user_id=user_id, rows=[question, placeholder])
-    context.append(question)
+    context.extend(items_of([question]))
     return Claim(run=run, message_id=placeholder.id, context=context, assistant=assistant)
 
 
@@ -182,6 +185,7 @@ def claim_items(
     config: RunConfig,
     lease: Lease,
     check_model: Callable[[str], Any],
+    history: HistoryCache | None = None,
 ) -> Claim:
     """A turn from items: ``messages`` stored at the end of the target thread, a new run
     already claimed, and its assistant message. Tool results among ``messages`` that answer
@@ -189,7 +193,9 @@ def claim_items(
     them must be answered); a tool result must answer a call of the thread or of
     ``messages``, once."""
     check_model(config.model)
-    thread, context = _open_thread(conn, user_id=user_id, target=target, messages=messages)
+    thread, context = _open_thread(
+        conn, user_id=user_id, target=target, messages=messages, history=history
+    )
     thread_id = thread.id
     caller_of = _check_tool_results(context, messages)
     last = thread_store.reserve_seqs(
@@ -219,7 +225,7 @@ def claim_items(
         thread_id=thread_id, seq=last, role=Role.ASSISTANT, content="", run_id=run.id
     )
     thread_store.insert_messages(conn, user_id=user_id, rows=[*rows, placeholder])
-    return Claim(run=run, message_id=placeholder.id, context=context + rows)
+    return Claim(run=run, message_id=placeholder.id, context=context + items_of(rows))
 
 
 def append_messages(
@@ -229,11 +235,14 @@ def append_messages(
     thread_id: str | None,
     messages: list[NewMessage],
     metadata: dict[str, Any] | None = None,
+    history: HistoryCache | None = None,
 ) -> tuple[Thread, list[Message]]:
     """Store ``messages`` at the end of a thread with no turn running (a new thread with
     ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
     target = ThreadTarget(thread_id=thread_id, metadata=metadata or {})
-    thread, context = _open_thread(conn, user_id=user_id, target=target, messages=messages)
+    thread, context = _open_thread(
+        conn, user_id=user_id, target=target, messages=messages, history=history
+    )
     caller_of = _check_tool_results(context, messages)
     if not messages:
         return thread, []
@@ -247,8 +256,13 @@ def append_messages(
 
 
 def _open_thread(
-    conn: Connection, *, user_id: str, target: ThreadTarget, messages: list[NewMessage]
-) -> tuple[Thread, list[Message]]:
+    conn: Connection,
+    *,
+    user_id: str,
+    target: ThreadTarget,
+    messages: list[NewMessage],
+    history: HistoryCache | None,
+) -> tuple[Thread, list[Item]]:
     """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
     thread holding copies of the target's messages up to ``fork_after``); or the target,
     whose ``action_required`` run the tool results among ``messages`` answer."""
@@ -257,19 +271,30 @@ def _open_thread(
     source = thread_store.get_thread(conn, user_id=user_id, thread_id=target.thread_id)
     if target.fork_after is not None:
         thread = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata)
-        context = thread_store.copy_messages(
+        copied = thread_store.copy_messages(
             conn,
             user_id=user_id,
             source_id=source.id,
             thread_id=thread.id,
             until_seq=target.fork_after,
         )
-        return thread, context
+        return thread, items_of(copied)
     _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
     # Locked after its active run, as every writer locks them: the context, and the checks
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
     thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id)
-    return source, thread_store.thread_context(conn, thread_id=source.id)
+    return source, read_context(conn, history, thread_id=source.id)
+
+
+def read_context(
+    conn: Connection, history: HistoryCache | None, *, thread_id: str, before: int | None = None
+) -> list[Item]:
+    """The thread's messages as its model calls see them (``engine.history``), those with a
+    sequence number below ``before`` when given; kept by ``history`` when given."""
+    if history is not None:
+        return history.read(conn, thread_id=thread_id, before=before)
+    rows = thread_store.thread_context(conn, thread_id=thread_id)
+    return items_of(m for m in rows if before is None or m.seq < before)
 
 
 def _message_rows(
@@ -331,13 +356,16 @@ def _answer_pending_calls(
     )
 
 
-def _check_tool_results(context: list[Message], messages: list[NewMessage]) -> dict[str, str]:
+def _check_tool_results(context: list[Item], messages: list[NewMessage]) -> dict[str, str]:
     """Refuse a tool result for a call that is in neither the thread nor ``messages``, or
     that is answered already; returns the run of each call of the thread (by call id)."""
     caller_of: dict[str, str] = {}
     known: set[str] = set()
     answered: set[str] = set()
-    for m in context:
+    if not any(new.tool_call_id is not None for new in messages):
+        return caller_of
+    for item in context:
+        m = item.message
         for call in m.tool_calls or ():
             known.add(call["id"])
             if m.run_id:

@@ -139,6 +139,9 @@ threads = Table(
     Column("metadata", Json, nullable=False),
     Column("message_count", Integer, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
+    #: Bumped by every change to a message already stored (an edit, a deletion), so that
+    #: a history kept from its messages (``engine.history``) is known to be out of date.
+    Column("context_version", Integer, nullable=False, server_default="0"),
     Index(None, "user_id", "created_at"),
 )
 

@@ -41,6 +41,19 @@ _RESERVE = (
     .values(message_count=threads.c.message_count + bindparam("b_count"))
     .returning(threads.c.message_count)
 )
+_STATE = select(threads.c.context_version, threads.c.message_count).where(
+    threads.c.id == bindparam("thread_id")
+)
+_BUMP_VERSION = (
+    update(threads)
+    .where(
+        threads.c.id
+        == select(messages.c.thread_id)
+        .where(messages.c.id == bindparam("b_message_id"))
+        .scalar_subquery()
+    )
+    .values(context_version=threads.c.context_version + 1)
+)
 _SAVE_TEXT = (
     update(messages)
     .where(messages.c.id == bindparam("b_message_id"))
@@ -171,12 +184,20 @@ def update_metadata(
 
 
 def delete_message(conn: Connection, *, message_id: str) -> None:
+    conn.execute(_BUMP_VERSION, {"b_message_id": message_id})
     conn.execute(delete(messages).where(messages.c.id == message_id))
 
 
 def update_message(conn: Connection, *, message_id: str, **values: Any) -> None:
     """Change some of a message's columns (``content``, ``reasoning``, ``tool_calls``, ...)."""
+    conn.execute(_BUMP_VERSION, {"b_message_id": message_id})
     conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+
+
+def thread_state(conn: Connection, *, thread_id: str) -> tuple[int, int]:
+    """The thread's ``context_version`` and the last sequence number it gave out."""
+    row = conn.execute(_STATE, {"thread_id": thread_id}).one()
+    return int(row[0]), int(row[1])
 
 
 def add_message(

@@ -15,6 +15,7 @@ from parley.engine.context import (
     token_costs,
     truncate,
 )
+from parley.engine.history import items_of
 from parley.engine.run_loop import build_request
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage
@@ -228,27 +229,27 @@ def stored_thread(count: int) -> list[Message]:
 
 def test_a_turns_request_is_fitted_to_the_window_with_room_for_the_answer() -> None:
     context = stored_thread(60)
-    whole, dropped = build_request(a_run(), context, "m", "p")
+    whole, dropped = build_request(a_run(), items_of(context), "m", "p")
     assert dropped == 0 and len(whole.messages) == 61  # no window: all but the empty one
-    fitted, dropped = build_request(a_run(), context, "m", "p", window=800)
+    fitted, dropped = build_request(a_run(), items_of(context), "m", "p", window=800)
     assert 0 < dropped < 61 and fitted.messages == whole.messages[dropped:]
     assert fitted.messages[0].role == Role.USER
     assert cost(fitted.messages, "Be brief.") <= 800 - answer_room(800)
     # A larger max_tokens leaves less room for the history.
     wants_more = a_run(parameters={"max_tokens": 390})
-    fewer, more_dropped = build_request(wants_more, context, "m", "p", window=800)
+    fewer, more_dropped = build_request(wants_more, items_of(context), "m", "p", window=800)
     assert more_dropped > dropped and fewer.parameters["max_tokens"] == 390
 
 
 def test_a_turns_request_counts_the_usage_stored_with_an_answer() -> None:
     context = stored_thread(60)
-    _, by_estimate = build_request(a_run(), context, "m", "p", window=800)
+    _, by_estimate = build_request(a_run(), items_of(context), "m", "p", window=800)
     # A late answer says its call read and wrote three times the estimate.
     answer = context[59]
     assert answer.role == Role.ASSISTANT
     counted = 3 * cost([ChatMessage(Role(m.role), m.content) for m in context[:60]])
     answer.usage = {"input_tokens": counted, "output_tokens": 20, "reasoning_tokens": 0}
-    _, by_usage = build_request(a_run(), context, "m", "p", window=800)
+    _, by_usage = build_request(a_run(), items_of(context), "m", "p", window=800)
     assert by_usage > by_estimate
 
 
@@ -258,10 +259,10 @@ def test_a_turns_request_fails_when_its_new_message_cannot_fit() -> None:
         new_message(thread_id="thread_1", seq=9, role=Role.USER, content="x" * 4000),
     ]
     with pytest.raises(InvalidRequest) as caught:
-        build_request(a_run(), context, "m", "p", window=800)
+        build_request(a_run(), items_of(context), "m", "p", window=800)
     assert caught.value.code == "context_length_exceeded"
     strict = a_run(options={"truncation": {"type": "disabled"}})
     with pytest.raises(InvalidRequest):
-        build_request(strict, stored_thread(60), "m", "p", window=800)
-    _, dropped = build_request(strict, stored_thread(60), "m", "p", window=100_000)
+        build_request(strict, items_of(stored_thread(60)), "m", "p", window=800)
+    _, dropped = build_request(strict, items_of(stored_thread(60)), "m", "p", window=100_000)
     assert dropped == 0

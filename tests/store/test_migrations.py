@@ -105,6 +105,9 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     # A run keeps how many messages its last model call left out (0009).
     columns = {name: nullable for name, _, nullable in snapshot["runs"]["columns"]}
     assert columns.get("dropped_messages") is True, columns
+    # A thread counts the changes to its stored messages (0010).
+    columns = {name: nullable for name, _, nullable in snapshot["threads"]["columns"]}
+    assert columns.get("context_version") is False, columns
 
 
 async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) -> None:

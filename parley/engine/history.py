@@ -1,0 +1,348 @@
+"""A thread's history as its model calls see it, kept between turns.
+
+A turn sends the model the thread's messages (``run_loop.build_request``). Reading them
+all from the database, and turning every row into a ``ChatMessage`` again, cost each turn
+time in proportion to the thread's length. ``HistoryCache`` keeps each thread's history
+as ``Item`` values (the stored message, what the model sees of it, its estimated tokens),
+so that a turn reads only the rows written since the thread's last turn: after a tool
+call and its results are saved (flow B), the next turn reads those few rows, and a turn
+on an unchanged thread reads none.
+
+Exact, as the database is the source of truth: a thread's ``message_count`` (the last
+sequence number it gave out) says which rows are new, and its ``context_version``, which
+every change to an existing message bumps (``threads.delete_message``,
+``threads.update_message``), says that the kept history is out of date and must be read
+again. Only rows committed by earlier transactions are kept (a claim reads before it
+writes), and only messages whose turn has ended: a claim reads with no turn running on
+the thread.
+
+With Redis configured (``PARLEY_REDIS_URL``), replicas share the rows they read: a
+replica that has not yet kept a thread's history reads it from Redis (``SharedHistory``)
+rather than from the database, and appends what it reads from the database there.
+
+The process keeps at most ``context_cache_mb`` megabytes of histories (estimated from
+their text), dropping the least recently used threads first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from parley.engine.context import estimate
+from parley.providers.base import ChatMessage
+from parley.store import threads as thread_store
+from parley.store.records import Message
+from parley.types import Role, ToolCall
+
+log = logging.getLogger(__name__)
+
+#: Bytes a kept message is taken to cost besides its text (the objects that hold it).
+_OVERHEAD = 600
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One stored message of a thread, with what is derived from it once."""
+
+    message: Message
+    #: What the model sees of it.
+    chat: ChatMessage
+    #: Its estimated tokens (``context.estimate``).
+    cost: int
+    #: The provider's count of everything its model call read and wrote, up to and
+    #: including this answer, when the call stored its usage (``context.token_costs``).
+    counted: int | None
+
+
+def item_of(m: Message) -> Item | None:
+    """The ``Item`` of a stored message; None for an answer that produced nothing (a turn
+    that failed before its first token), which no model call sends."""
+    calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
+    state = m.provider_state
+    if m.role == Role.ASSISTANT and not m.content and not calls and not state:
+        return None
+    chat = ChatMessage(
+        role=Role(m.role),
+        content=m.content,
+        reasoning=m.reasoning,
+        tool_calls=calls,
+        tool_call_id=m.tool_call_id,
+        images=[i["url"] for i in m.images or ()],
+        provider_state=state,
+    )
+    counted = None
+    usage = m.usage
+    if usage and usage.get("input_tokens"):
+        counted = (
+            usage["input_tokens"] + usage.get("output_tokens", 0) - usage.get("reasoning_tokens", 0)
+        )
+    return Item(message=m, chat=chat, cost=estimate(chat), counted=counted)
+
+
+def items_of(messages: Iterable[Message]) -> list[Item]:
+    """The items of ``messages``, less the answers no model call sends (``item_of``)."""
+    return [i for i in map(item_of, messages) if i is not None]
+
+
+@dataclass(slots=True)
+class _Kept:
+    """A thread's history as kept: ``items`` holds every message with a sequence number
+    up to ``last_seq`` at ``version``. ``items`` only grows; a reader takes its length."""
+
+    version: int
+    last_seq: int
+    items: list[Item]
+    size: int
+
+
+def _size(items: Iterable[Item]) -> int:
+    return sum(len(i.message.content) + len(i.message.reasoning or "") + _OVERHEAD for i in items)
+
+
+class HistoryCache:
+    """Threads' histories, kept in this process (and shared through Redis, when set).
+
+    ``read`` runs inside a transaction, on a database thread; the cache is shared by all
+    of them and guarded by one lock, held only to look up and to store."""
+
+    def __init__(self, *, max_bytes: int, shared: SharedHistory | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.shared = shared
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        #: Rows read from the database, and read from Redis, by all ``read`` calls (for
+        #: tests and the benchmark).
+        self.rows_read = 0
+        self.rows_shared = 0
+
+    def read(self, conn: Connection, *, thread_id: str, before: int | None = None) -> list[Item]:
+        """The thread's messages, in order, up to the newest one (``before``: only those
+        with a lower sequence number); read inside the caller's transaction, with no turn
+        running on the thread, and before the transaction writes any message of it."""
+        version, last = thread_store.thread_state(conn, thread_id=thread_id)
+        if before is not None:
+            last = min(last, before - 1)
+        with self._lock:
+            kept = self._kept.get(thread_id)
+            if kept is not None:
+                self._kept.move_to_end(thread_id)
+                count = len(kept.items)
+        if kept is not None and kept.version == version:
+            items = kept.items[:count]
+            if kept.last_seq >= last:  # a transaction begun before the last one that read
+                while items and items[-1].message.seq > last:
+                    items.pop()
+                return items
+            new = self._rows(conn, thread_id, kept.last_seq + 1, last)
+            self._store(thread_id, version, last, new, kept, count)
+            self._share(thread_id, version, kept.last_seq, last, new)
+            return items + new
+        items = self._from_shared(thread_id, version, last)
+        start = items[-1].message.seq + 1 if items else 1
+        if items and start > last + 1:  # Redis holds more than this transaction may see
+            items = [i for i in items if i.message.seq <= last]
+            start = last + 1
+        new = self._rows(conn, thread_id, start, last)
+        self._store(thread_id, version, last, items + new, None, 0)
+        self._share(thread_id, version, start - 1 if items else 0, last, new, fresh=not items)
+        return items + new
+
+    def forget(self, thread_id: str) -> None:
+        with self._lock:
+            kept = self._kept.pop(thread_id, None)
+            if kept is not None:
+                self._bytes -= kept.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+
+    def kept_messages(self, thread_id: str) -> int | None:
+        """How many messages of the thread are kept (None: none)."""
+        with self._lock:
+            kept = self._kept.get(thread_id)
+            return None if kept is None else len(kept.items)
+
+    def _rows(self, conn: Connection, thread_id: str, first: int, last: int) -> list[Item]:
+        if first > last:
+            return []
+        rows = thread_store.messages_between(conn, thread_id=thread_id, first=first, last=last)
+        self.rows_read += len(rows)
+        return items_of(rows)
+
+    def _store(
+        self,
+        thread_id: str,
+        version: int,
+        last: int,
+        new: list[Item],
+        kept: _Kept | None,
+        count: int,
+    ) -> None:
+        added = _size(new)
+        if added > self.max_bytes:
+            self.forget(thread_id)
+            return
+        with self._lock:
+            current = self._kept.get(thread_id)
+            if kept is not None and current is kept and len(kept.items) == count:
+                kept.items.extend(new)  # readers hold their own length: they see no change
+                replacement = _Kept(version, last, kept.items, kept.size + added)
+            elif kept is not None:  # another reader changed it meanwhile: start again
+                replacement = _Kept(version, last, kept.items[:count] + new, kept.size + added)
+            else:
+                replacement = _Kept(version, last, new, added)
+            if current is not None:
+                self._bytes -= current.size
+            self._kept[thread_id] = replacement
+            self._kept.move_to_end(thread_id)
+            self._bytes += replacement.size
+            while self._bytes > self.max_bytes and len(self._kept) > 1:
+                _, oldest = self._kept.popitem(last=False)
+                self._bytes -= oldest.size
+
+    def _from_shared(self, thread_id: str, version: int, last: int) -> list[Item]:
+        if self.shared is None:
+            return []
+        try:
+            rows = self.shared.read(thread_id, version, last)
+        except Exception:
+            log.warning("could not read a thread's history from Redis", exc_info=True)
+            return []
+        self.rows_shared += len(rows)
+        return items_of(rows)
+
+    def _share(
+        self,
+        thread_id: str,
+        version: int,
+        after: int,
+        last: int,
+        new: list[Item],
+        *,
+        fresh: bool = False,
+    ) -> None:
+        if self.shared is None or not new:
+            return
+        self.shared.append(thread_id, version, after, last, [i.message for i in new], fresh=fresh)
+
+
+#: Appends rows to a thread's shared history only when it ends where they begin, so two
+#: replicas appending at once cannot leave a gap or a row twice. KEYS: the list, its end;
+#: ARGV: the sequence number the list must end at ("0": may be new), the new end, the
+#: time to live, then the rows.
+_APPEND = """
+local ends = redis.call('GET', KEYS[2])
+if ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif ends ~= ARGV[1] then
+  return 0
+end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class SharedHistory:
+    """Threads' histories in Redis, for every replica: a list of stored rows per thread
+    and ``context_version``, and the sequence number the list ends at. Written in the
+    background, off the database thread; a history that is out of date or incomplete is
+    never used (``HistoryCache.read`` checks it against the thread)."""
+
+    def __init__(self, url: str, *, ttl_seconds: int = 24 * 3600, prefix: str = "parley") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.ttl = ttl_seconds
+        self.prefix = prefix
+        self._append = self.client.register_script(_APPEND)
+        self._queue: list[tuple[Any, ...]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="parley-history", daemon=True)
+        self._writer.start()
+
+    def _keys(self, thread_id: str, version: int) -> tuple[str, str]:
+        base = f"{self.prefix}:history:{thread_id}:{version}"
+        return base, base + ":end"
+
+    def read(self, thread_id: str, version: int, last: int) -> list[Message]:
+        """The rows kept for the thread at ``version``, up to ``last``; none when what is
+        kept does not start at the thread's first message."""
+        rows_key, end_key = self._keys(thread_id, version)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(end_key)
+        pipe.lrange(rows_key, 0, -1)
+        end, raw = pipe.execute()
+        if end is None or not raw:
+            return []
+        rows = [_message_from(orjson.loads(r)) for r in raw]
+        return [m for m in rows if m.seq <= last]
+
+    def append(
+        self,
+        thread_id: str,
+        version: int,
+        after: int,
+        last: int,
+        rows: list[Message],
+        *,
+        fresh: bool = False,
+    ) -> None:
+        """Queue ``rows`` (sequence numbers ``after`` + 1 up to ``last``) for the list."""
+        encoded = [orjson.dumps(_message_dict(m)) for m in rows]
+        with self._wake:
+            self._queue.append((thread_id, version, 0 if fresh else after, last, encoded))
+            self._wake.notify()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until what is queued is written (for tests)."""
+        with self._wake:
+            self._wake.wait_for(lambda: not self._queue, timeout)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        self._writer.join(timeout=5)
+        self.client.close()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._queue or self._closed)
+                if self._closed and not self._queue:
+                    return
+                batch = list(self._queue)
+            for thread_id, version, after, last, encoded in batch:
+                rows_key, end_key = self._keys(thread_id, version)
+                try:
+                    self._append(keys=[rows_key, end_key], args=[after, last, self.ttl, *encoded])
+                except Exception:
+                    log.warning("could not share a thread's history in Redis", exc_info=True)
+            with self._wake:
+                del self._queue[: len(batch)]
+                self._wake.notify_all()
+
+
+_FIELDS = tuple(Message.__dataclass_fields__)
+
+
+def _message_dict(m: Message) -> dict[str, Any]:
+    return {f: getattr(m, f) for f in _FIELDS}
+
+
+def _message_from(data: dict[str, Any]) -> Message:
+    return Message(**{f: data.get(f) for f in _FIELDS})  # type: ignore[arg-type]
