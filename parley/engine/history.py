@@ -190,9 +190,6 @@ class HistoryCache:
         count: int,
     ) -> None:
         added = _size(new)
-        if added > self.max_bytes:
-            self.forget(thread_id)
-            return
         with self._lock:
             current = self._kept.get(thread_id)
             if kept is not None and current is kept and len(kept.items) == count:
@@ -204,6 +201,9 @@ class HistoryCache:
                 replacement = _Kept(version, last, new, added)
             if current is not None:
                 self._bytes -= current.size
+                del self._kept[thread_id]
+            if replacement.size > self.max_bytes:  # too large to keep at all
+                return
             self._kept[thread_id] = replacement
             self._kept.move_to_end(thread_id)
             self._bytes += replacement.size

@@ -162,6 +162,9 @@ async def test_the_least_recently_used_threads_go_first(db: Database) -> None:
         await db.read(lambda c, t=thread_id: history.read(c, thread_id=t))  # type: ignore[misc]
     assert history.kept_messages(ids[0]) is None
     assert history.kept_messages(ids[1]) == 20 and history.kept_messages(ids[2]) == 20
+    small = HistoryCache(max_bytes=5 * 700)  # less than one thread: none is kept
+    assert len(await db.read(lambda c: small.read(c, thread_id=ids[0]))) == 20
+    assert small.kept_messages(ids[0]) is None
     nothing = HistoryCache(max_bytes=0)
     assert len(await db.read(lambda c: nothing.read(c, thread_id=ids[0]))) == 20
     assert nothing.kept_messages(ids[0]) is None
