@@ -1,11 +1,10 @@
 """The HTTP transport every provider adapter shares: one POST, answered by a response whose
 body is read as it comes.
 
-``HTTPTransport`` sends with ``upstream_http``, a lean HTTP/1.1 client made for exactly
-this call (less CPU, and less time to the first token, than a general client); when a proxy
-applies to the upstream, or a session is passed in, with aiohttp (per streamed answer a
-third or less of the CPU httpx cost; ``bench/adapter_cpu.py``). Either way the caller gets
-a ``Response``.
+``HTTPTransport`` sends with aiohttp, the one upstream HTTP client (per streamed answer a
+third or less of the CPU httpx costs, ``bench/adapter_cpu.py``; a hand-written HTTP/1.1
+client saved too little of a stream's CPU to keep a second one, ``bench/README.md``, "One
+upstream HTTP client"). The caller gets a ``Response``.
 
 ``transport_error`` and ``status_error`` turn a failed call into an ``UpstreamError`` with
 a message safe to show a user; what is particular to one API (where its error bodies keep
@@ -18,6 +17,7 @@ import asyncio
 import contextlib
 import email.utils
 import random
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager, suppress
@@ -32,16 +32,13 @@ from yarl import URL
 
 from parley.errors import UpstreamError, UpstreamTimeout
 from parley.events import ModelEvent
-from parley.providers import upstream_http
 from parley.providers.sse import LineTooLong
-from parley.providers.upstream_http import HTTPClientError, Target, UpstreamHTTP
 
 __all__ = [
     "DRAIN_TIMEOUT",
     "NO_RETRIES",
     "RETRY_STATUSES",
     "TRANSPORT_ERRORS",
-    "USE_LEAN_CLIENT",
     "HTTPProvider",
     "HTTPTransport",
     "Response",
@@ -67,16 +64,17 @@ _KEEPALIVE = 4.0
 #: Seconds to wait for the end of the body once the answer is complete (normally already
 #: there); what adapters pass to ``Response.drain``.
 DRAIN_TIMEOUT = 1.0
-#: Whether the lean client is used where it can be (False: aiohttp always; for tests).
-USE_LEAN_CLIENT = True
-#: What either HTTP client raises when the call fails.
-TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, HTTPClientError, TimeoutError)
+#: What the HTTP client raises when the call fails.
+TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, TimeoutError)
+#: Headers every call sends unless the adapter's own name them: streams are asked for
+#: uncompressed (a compressed body sent anyway is decoded).
+_DEFAULT_HEADERS = {"User-Agent": "parley", "Accept-Encoding": "identity"}
 #: How the user is told who failed, unless an adapter says otherwise.
 _LABEL = "upstream provider"
 
 
 class Response(Protocol):
-    """The response of ``HTTPTransport.post``, from either HTTP client, once its head is in.
+    """The response of ``HTTPTransport.post``, once its head is in.
 
     End it with ``release`` (read to its end: the connection may serve another request) or
     ``close`` (cut now: the upstream sees the disconnect and stops).
@@ -159,15 +157,13 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _worth_retrying(exc: BaseException) -> bool:
-    """A failure before the upstream answered anything: the request was not taken."""
-    if isinstance(exc, upstream_http.BodyTruncated | upstream_http.ReadTimeout):
+    """A failure before the upstream answered anything: the request was not taken (and
+    not a TLS failure, which another try would meet again)."""
+    if isinstance(exc, aiohttp.ClientSSLError):
         return False
     return isinstance(
         exc,
-        upstream_http.ConnectFailed
-        | upstream_http.ConnectTimeout
-        | upstream_http.ConnectionClosed
-        | aiohttp.ClientConnectorError
+        aiohttp.ClientConnectorError
         | aiohttp.ServerDisconnectedError
         | aiohttp.ConnectionTimeoutError,
     )
@@ -176,14 +172,17 @@ def _worth_retrying(exc: BaseException) -> bool:
 class HTTPTransport:
     """POSTs to one URL with fixed headers, over a keep-alive connection pool.
 
-    The HTTP client is opened on first use, inside the running event loop, and lives until
-    ``aclose``: the lean ``UpstreamHTTP``, or an aiohttp session when a proxy applies. A
-    ``session`` passed in is used as is (with these timeouts) and left open.
+    The aiohttp session (one connection pool) is opened on first use, inside the running
+    event loop, and lives until ``aclose``. A ``session`` passed in is used as is (with
+    these timeouts) and left open.
 
-    Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), read once when
-    the client is opened, as httpx does. aiohttp's own ``trust_env`` would read them again,
-    with ``.netrc``, in a worker thread on every request (nearly doubling an adapter's
-    CPU), and a ``.netrc`` entry for the host would clash with the ``Authorization`` header.
+    Proxies come from the environment (``HTTP_PROXY`` for ``http://`` upstreams,
+    ``HTTPS_PROXY`` for ``https://`` ones, tunnelled with ``CONNECT``; ``NO_PROXY``), read
+    once when the session is opened, as httpx does, and so does the TLS trust store
+    (``SSL_CERT_FILE``, ``SSL_CERT_DIR``). aiohttp's own ``trust_env`` would read the
+    proxies again, with ``.netrc``, in a worker thread on every request (nearly doubling
+    an adapter's CPU), and a ``.netrc`` entry for the host would clash with the
+    ``Authorization`` header.
     """
 
     def __init__(
@@ -199,7 +198,9 @@ class HTTPTransport:
     ) -> None:
         self.url = url
         self.retry = retry
-        self.headers = dict(headers)
+        named = {name.lower() for name in headers}
+        self.headers = {k: v for k, v in _DEFAULT_HEADERS.items() if k.lower() not in named}
+        self.headers.update(headers)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.provider_label = provider_label
@@ -214,41 +215,26 @@ class HTTPTransport:
         self._proxy: URL | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None
         self._opened = False
-        self._lean: UpstreamHTTP | None = None
-        self._target: Target | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP client this transport opened (a later call opens a new one)."""
+        """Close the session this transport opened (a later call opens a new one)."""
         self._opened = False
-        if self._lean is not None:
-            lean, self._lean = self._lean, None
-            await lean.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
     async def _open(self) -> None:
-        """Choose the HTTP client: the lean one, unless a proxy applies or a session was
-        given (or the URL is one it does not take: aiohttp then says what is wrong)."""
-        proxy, proxy_auth = await asyncio.to_thread(_env_proxy, self.url)
+        """Read the proxy and the TLS trust store (off the event loop: files may be read),
+        then open the session unless one was given."""
+        proxy, proxy_auth, tls = await asyncio.to_thread(_environment, self.url)
         if self._opened:  # opened by a concurrent first call meanwhile
             return
         self._opened = True
-        if USE_LEAN_CLIENT and self._session is None and proxy is None:
-            with suppress(ValueError):  # upstream_http.InvalidURL, or a bad header
-                self._target = Target(self.url, self.headers)
-                self._lean = UpstreamHTTP(
-                    connect_timeout=self.connect_timeout,
-                    read_timeout=self.read_timeout,
-                    keepalive=_KEEPALIVE,
-                    max_idle=_MAX_CONNECTIONS,
-                )
-                return
         self._proxy, self._proxy_auth = proxy, proxy_auth
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE
+                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE, ssl=tls or True
                 ),
                 timeout=self._timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -280,9 +266,6 @@ class HTTPTransport:
     async def _post_once(self, body: bytes) -> Response:
         if not self._opened:
             await self._open()
-        if self._lean is not None:
-            assert self._target is not None
-            return await self._lean.post(self._target, body)
         assert self._session is not None
         response = await self._session.post(
             self.url,
@@ -430,10 +413,10 @@ async def json_getter(
     message_from_body: Callable[[Any], str],
     provider_label: str = _LABEL,
 ) -> AsyncIterator[GetJSON]:
-    """GETs of JSON documents (model lists, page by page) on one short-lived session.
-    Every failure is an ``UpstreamError``, worded as for a model call: the answer's
-    status with the upstream's own message, an unreachable server, or a body that is not
-    JSON."""
+    """GETs of JSON documents (model lists, page by page) on one short-lived session,
+    through the proxy the environment names, as ``HTTPTransport``'s calls. Every failure is
+    an ``UpstreamError``, worded as for a model call: the answer's status with the
+    upstream's own message, an unreachable server, or a body that is not JSON."""
     timeout = aiohttp.ClientTimeout(
         total=None, connect=connect_timeout, sock_read=_LIST_READ_TIMEOUT
     )
@@ -442,8 +425,11 @@ async def json_getter(
         async def get(
             url: str, headers: Mapping[str, str], params: Mapping[str, str] | None = None
         ) -> Any:
+            proxy, proxy_auth = await asyncio.to_thread(_env_proxy, url)
             try:
-                async with http.get(url, headers=headers, params=params) as response:
+                async with http.get(
+                    url, headers=headers, params=params, proxy=proxy, proxy_auth=proxy_auth
+                ) as response:
                     if response.status >= 400:
                         raise await status_error(
                             _AiohttpResponse(response),
@@ -478,7 +464,7 @@ def transport_error(
     """The error to raise for an HTTP failure, before or after the response head.
 
     A timeout is an ``UpstreamTimeout`` that names the timeout, when it is given."""
-    connecting = isinstance(exc, aiohttp.ConnectionTimeoutError | upstream_http.ConnectTimeout)
+    connecting = isinstance(exc, aiohttp.ConnectionTimeoutError)
     if connecting and connect_timeout is not None:
         return UpstreamTimeout(
             f"Timed out after {connect_timeout:g} s connecting to the {provider_label}."
@@ -490,13 +476,10 @@ def transport_error(
         return error
     if isinstance(exc, LineTooLong):
         return malformed("a line too long to be part of a stream", provider_label=provider_label)
-    if isinstance(
-        exc, aiohttp.ClientResponseError | HttpProcessingError | upstream_http.ProtocolError
-    ):
+    if isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
         return malformed("an answer that is not valid HTTP", provider_label=provider_label)
-    if isinstance(exc, upstream_http.DecodeError) or (
-        isinstance(exc, aiohttp.ClientPayloadError)
-        and isinstance(exc.__cause__, ContentEncodingError)
+    if isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
+        exc.__cause__, ContentEncodingError
     ):
         return malformed("a body that could not be decoded", provider_label=provider_label)
     if started:
@@ -512,13 +495,11 @@ def transport_error(
 
 def _connect_error(exc: BaseException, label: str) -> UpstreamError | None:
     """The error for a failure to reach the upstream at all; ``None`` for another failure."""
-    if isinstance(exc, aiohttp.ClientSSLError) or (
-        isinstance(exc, upstream_http.ConnectFailed) and exc.tls
-    ):
+    if isinstance(exc, aiohttp.ClientSSLError):
         message = f"Could not connect securely to the {label} (TLS failed)."
     elif isinstance(exc, aiohttp.ClientHttpProxyError):
         message = f"The HTTP proxy refused to connect to the {label} (HTTP {exc.status})."
-    elif isinstance(exc, aiohttp.ClientConnectorError | upstream_http.ConnectFailed):
+    elif isinstance(exc, aiohttp.ClientConnectorError):
         message = f"Could not connect to the {label} (connection refused or unknown host)."
     elif isinstance(exc, aiohttp.NonHttpUrlClientError):
         message = f"The {label}'s base URL is not an http(s) URL."
@@ -540,8 +521,20 @@ def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
         return None, None
 
 
+def _environment(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None, ssl.SSLContext | None]:
+    """What a transport to ``url`` reads from the environment when it opens: the proxy,
+    and for an ``https`` URL the trust store (a context like aiohttp's default one, made
+    now rather than when aiohttp was imported)."""
+    proxy, proxy_auth = _env_proxy(url)
+    tls = None
+    if url[:6].lower() == "https:":
+        tls = ssl.create_default_context()
+        tls.set_alpn_protocols(("http/1.1",))
+    return proxy, proxy_auth, tls
+
+
 class _AiohttpResponse:
-    """An aiohttp response with the methods of ``upstream_http.Response`` (``Response``)."""
+    """An aiohttp response as a ``Response``."""
 
     __slots__ = ("_response", "content_type", "headers", "status")
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from parley.providers import transport as transport_module
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.testing.fake_upstream import FakeUpstream
 from tests.providers.helpers import CannedUpstream
@@ -40,8 +39,10 @@ async def canned() -> AsyncIterator[CannedUpstream]:
     await server.aclose()
 
 
-@pytest.fixture(params=["lean", "aiohttp"])
-def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each adapter test runs on both HTTP clients: the lean one and aiohttp."""
-    monkeypatch.setattr(transport_module, "USE_LEAN_CLIENT", request.param == "lean")
-    return str(request.param)
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy in the environment, whatever the machine has; the test sets its own."""
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+    return monkeypatch

@@ -1,10 +1,11 @@
 """Test helpers of the provider tests: a canned upstream for the answers the fake upstream
-does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a check
-that nothing was left unclosed, an answer as the engine hands it back, and the neutral tool
-choices the option tests ask for."""
+does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a
+tunnelling proxy, a check that nothing was left unclosed, an answer as the engine hands it
+back, and the neutral tool choices the option tests ask for."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import warnings
@@ -95,6 +96,54 @@ class CannedUpstream:
         if self.hold:
             await conn.wait_for_close()
         return False
+
+
+class TunnelProxy:
+    """An HTTP proxy on loopback that takes ``CONNECT host:port`` (how a client reaches an
+    ``https`` upstream through a proxy) and then relays bytes both ways; it answers 405 to
+    anything else. ``requests`` keeps each request line received; with ``refuse`` set, it
+    answers every request with that status instead."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.refuse: int | None = None
+        self._server = LoopbackServer(self._respond)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def aclose(self) -> None:
+        await self._server.aclose()
+
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        self.requests.append(request.head.partition("\r\n")[0])
+        if self.refuse is not None or request.method != "CONNECT":
+            await conn.send(self.refuse or 405, b"", keep=False)
+            return False
+        host, _, port = request.target.rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            await conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(_relay(conn.reader, writer), _relay(reader, conn.writer))
+        finally:
+            writer.close()
+        return False
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until the reading side ends, then end the writing side."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass  # either end went away: the tunnel is over
+    finally:
+        writer.close()
 
 
 def stored_answer(acc: AnswerAccumulator, provider: str) -> ChatMessage:

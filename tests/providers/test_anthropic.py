@@ -39,8 +39,6 @@ from parley.testing.fake_anthropic import (
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import stored_answer
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 WEATHER = ToolSpec(
     function=FunctionSpec(
         name="get_weather",

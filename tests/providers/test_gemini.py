@@ -32,8 +32,6 @@ from parley.testing.fake_gemini import FakeGemini, Script, gemini_error, usage_m
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import no_resource_warnings, stored_answer
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 KEY = "AIza-test-key"
 MODEL = "gemini-2.0-flash"
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings" / "gemini"

@@ -24,8 +24,6 @@ from parley.testing.fake_ollama import Answer, FakeOllama, chat_line, done_line,
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import no_resource_warnings
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 WEATHER = ToolSpec(
     function=FunctionSpec(
         name="get_weather",

@@ -25,8 +25,6 @@ from parley.testing.fake_upstream import (
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import CannedUpstream, http_answer, no_resource_warnings
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 TOOLS = [
     ToolSpec(
         function=FunctionSpec(
@@ -643,14 +641,6 @@ async def test_aclose_mid_stream_leaves_nothing_open(fake: FakeUpstream) -> None
 
 
 # ----------------------------------------------------------------------------- proxies
-
-
-@pytest.fixture
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for scheme in ("http", "https", "all", "no"):
-        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
-        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
-    return monkeypatch
 
 
 async def test_proxy_from_the_environment(

@@ -38,8 +38,6 @@ from parley.testing.fake_responses import (
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.providers.helpers import stored_answer
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 WEATHER = ToolSpec(
     function=FunctionSpec(
         name="get_weather",

@@ -53,8 +53,6 @@ from parley.providers.transport import NO_RETRIES
 from parley.types import Role
 from tests.providers.helpers import CannedUpstream, http_answer
 
-pytestmark = pytest.mark.usefixtures("transport")
-
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 CONTENT_TYPES = {
     ".sse": "text/event-stream",
