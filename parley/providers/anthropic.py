@@ -68,6 +68,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
+from parley.providers.windows import as_window
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -152,20 +153,26 @@ class AnthropicProvider(HTTPProvider):
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /v1/models``, every page), sorted."""
-        ids: list[str] = []
+        return sorted(await self.model_listing())
+
+    async def model_listing(self) -> dict[str, int | None]:
+        """Every model id the API lists (``GET /v1/models``, every page), with its
+        ``max_input_tokens``: the most a request's input may hold, taken as its window."""
+        listed: dict[str, int | None] = {}
         params = {"limit": "1000"}
         async with self._lister(_error_message) as get:
             for _ in range(_MAX_MODEL_PAGES):
                 body = await get(self._models_url, self._list_headers, params)
                 if not isinstance(body, dict):
                     break
-                data = body.get("data")
-                ids.extend(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
+                for m in body.get("data") or ():
+                    if isinstance(m, dict) and "id" in m:
+                        listed[str(m["id"])] = as_window(m.get("max_input_tokens"))
                 last_id = body.get("last_id")
                 if body.get("has_more") is not True or not isinstance(last_id, str):
                     break
                 params = {"limit": "1000", "after_id": last_id}
-        return sorted(set(ids))
+        return listed
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

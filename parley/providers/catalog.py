@@ -1,5 +1,6 @@
 """What ``GET /v1/models`` and ``parley models`` show: every provider, whether it can be used
-now (and if not, what to do), and the models of those whose API can list them."""
+now (and if not, what to do), and the models of those whose API can list them, each with
+its context window where it is known (``ProviderRegistry.context_window``)."""
 
 from __future__ import annotations
 
@@ -41,21 +42,26 @@ async def describe(registry: ProviderRegistry) -> dict[str, Any]:
                 "models_listed": ids is not None,
             }
         )
-        models += [model_object(f"{info.name}/{model}", info.name) for model in ids or ()]
+        for model in ids or ():
+            name = f"{info.name}/{model}"
+            models.append(model_object(name, info.name, registry.context_window(name)))
     return {"object": "list", "data": models, "providers": providers}
 
 
-def model_object(model: str, provider: str) -> dict[str, Any]:
+def model_object(model: str, provider: str, window: int | None = None) -> dict[str, Any]:
     """OpenAI's model object for ``model`` (its id as named) of ``provider``: ``owned_by``
     is the provider's name; ``created`` is 0, as no provider's list says when a model was
-    made."""
-    return {
+    made; Parley's ``context_window`` is the model's ``window`` in tokens, when known."""
+    found = {
         "id": model,
         "object": "model",
         "created": 0,
         "owned_by": provider,
         "provider": provider,
     }
+    if window is not None:
+        found["context_window"] = window
+    return found
 
 
 async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
@@ -71,13 +77,13 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
         raise _no_model(model, f"Its provider is not ready: {info.problem}.")
     provider, _ = registry.resolve(model)
     if getattr(provider, "serves_any_model", False):  # the demo model: any id is one
-        return model_object(model, name)
+        return model_object(model, name, registry.context_window(model))
     listed, _ = await _models_of(registry, name)
     # A provider that cannot say: the id is well formed and its provider ready.
     if listed is not None and model_id not in listed:
         which = "default provider" if registry.qualified(model) != model else "provider"
         raise _no_model(model, f"The {which} {name} does not list it.")
-    return model_object(model, name)
+    return model_object(model, name, registry.context_window(model))
 
 
 def _no_model(model: str, why: str) -> NotFound:

@@ -65,6 +65,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
+from parley.providers.windows import as_window
 from parley.types import FunctionSpec, ToolSpec
 
 __all__ = [
@@ -181,7 +182,13 @@ class GeminiProvider(HTTPProvider):
 
     async def list_models(self) -> list[str]:
         """The ids of the models that can generate content (``GET /models``), sorted."""
-        models: set[str] = set()
+        return sorted(await self.model_listing())
+
+    async def model_listing(self) -> dict[str, int | None]:
+        """The ids of the models that can generate content (``GET /models``, every page),
+        with their ``inputTokenLimit``: the most a request's input may hold, taken as the
+        window."""
+        models: dict[str, int | None] = {}
         async with self._lister(_error_message) as get:
             token = ""
             for _ in range(_MAX_PAGES):
@@ -190,7 +197,7 @@ class GeminiProvider(HTTPProvider):
                 token = _add_models(body, models)
                 if not token:
                     break
-        return sorted(models)
+        return models
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
@@ -619,8 +626,9 @@ def _usage_part(usage: Any) -> UsagePart:
 # ------------------------------------------------------------------------------ models
 
 
-def _add_models(body: Any, models: set[str]) -> str:
-    """Add the generating models of one ``GET /models`` page; return the next page token."""
+def _add_models(body: Any, models: dict[str, int | None]) -> str:
+    """Add the generating models of one ``GET /models`` page, with their input token
+    limits; return the next page token."""
     if not isinstance(body, dict):
         return ""
     for model in body.get("models") or ():
@@ -628,7 +636,8 @@ def _add_models(body: Any, models: set[str]) -> str:
             continue
         methods = model.get("supportedGenerationMethods") or ()
         if "generateContent" in methods or "streamGenerateContent" in methods:
-            models.add(model["name"].removeprefix("models/"))
+            name = model["name"].removeprefix("models/")
+            models[name] = as_window(model.get("inputTokenLimit"))
     token = body.get("nextPageToken")
     return token if isinstance(token, str) else ""
 

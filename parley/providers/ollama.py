@@ -8,6 +8,7 @@ once, its arguments as an object), and the last line, ``done: true``, → ``Fini
 ``UpstreamError``. Every failure is an ``UpstreamError`` (or ``UpstreamTimeout``) with a
 message safe to show a user. Of the request's options, Ollama takes a JSON ``format``, a
 ``think`` switch or level, and the tools a tool choice allows (``request_body``).
+``POST {base_url}/api/show`` tells a model's context window (``model_window``).
 
 HTTP goes through ``transport.HTTPTransport``, shared by every adapter; this module holds
 only what is particular to Ollama.
@@ -15,6 +16,7 @@ only what is particular to Ollama.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from contextlib import aclosing
@@ -36,8 +38,9 @@ from parley.providers.transport import (
     malformed,
     shorten_detail,
 )
+from parley.providers.windows import as_window
 
-__all__ = ["DEFAULT_BASE_URL", "OllamaProvider", "ndjson_lines", "request_body"]
+__all__ = ["DEFAULT_BASE_URL", "OllamaProvider", "ndjson_lines", "request_body", "show_window"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 #: How the user is told who failed.
@@ -81,6 +84,11 @@ _THINK_LEVELS = {
 }
 #: Request parameters that mean ``options.num_predict``.
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+#: Seconds to wait for each read of an ``/api/show`` answer.
+_SHOW_READ_TIMEOUT = 10.0
+#: The ``num_ctx`` line of an ``/api/show`` answer's ``parameters`` (one per line, the
+#: name, spaces, the value).
+_NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 
 class OllamaProvider(HTTPProvider):
@@ -116,6 +124,7 @@ class OllamaProvider(HTTPProvider):
         root = base_url.rstrip("/")
         self._stream_url = root + "/api/chat"
         self._tags_url = root + "/api/tags"
+        self._show_url = root + "/api/show"
 
     async def list_models(self) -> list[str]:
         """The names of the models the server has pulled (``GET /api/tags``), sorted."""
@@ -127,6 +136,31 @@ class OllamaProvider(HTTPProvider):
         return sorted(
             m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)
         )
+
+    async def model_window(self, model_id: str) -> int | None:
+        """The context window the server gives ``model_id`` (``POST /api/show``,
+        ``show_window``); None when it does not have the model or says nothing of it.
+        Raises ``UpstreamError`` when the server cannot be asked."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_read=_SHOW_READ_TIMEOUT
+        )
+        headers = {**self._list_headers, "Content-Type": "application/json"}
+        body = orjson.dumps({"model": model_id})
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
+                http.post(self._show_url, data=body, headers=headers) as response,
+            ):
+                if response.status == 404:
+                    return None
+                if response.status >= 400:
+                    raise UpstreamError(
+                        f"The {_LABEL} answered HTTP {response.status} to /api/show."
+                    )
+                shown = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            raise UpstreamError(f"The {_LABEL} could not be asked about {model_id}.") from None
+        return show_window(shown)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""
@@ -371,6 +405,29 @@ def _usage_part(data: dict[str, Any]) -> UsagePart:
     if not isinstance(prompt, int) or not isinstance(output, int):
         raise malformed("token counts that are not integers", provider_label=_LABEL)
     return UsagePart(input_tokens=prompt, output_tokens=output)
+
+
+# ------------------------------------------------------------------------------ windows
+
+
+def show_window(shown: Any) -> int | None:
+    """The context window in an ``/api/show`` answer: the model's ``num_ctx`` parameter
+    when it sets one (the context the server loads it with, and cuts prompts to), else
+    what the model itself takes (``model_info``'s ``<architecture>.context_length``; the
+    server may load it with less: its default, or ``OLLAMA_CONTEXT_LENGTH``)."""
+    if not isinstance(shown, dict):
+        return None
+    parameters = shown.get("parameters")
+    if isinstance(parameters, str) and (found := _NUM_CTX.search(parameters)):
+        return as_window(int(found[1]))
+    info = shown.get("model_info")
+    if not isinstance(info, dict):
+        return None
+    architecture = info.get("general.architecture")
+    if isinstance(architecture, str) and f"{architecture}.context_length" in info:
+        return as_window(info[f"{architecture}.context_length"])
+    lengths = [v for k, v in info.items() if isinstance(k, str) and k.endswith(".context_length")]
+    return as_window(lengths[0]) if len(lengths) == 1 else None
 
 
 # ------------------------------------------------------------------------------ errors

@@ -11,8 +11,7 @@ error part way through the stream, the HTTP status long sent) fails the turn; th
 ``usage`` it may carry as well (OpenRouter) is passed on first.
 
 This adapter is on the server's hot path. It talks HTTP through ``transport.HTTPTransport``
-(the lean ``upstream_http`` client, or aiohttp when a proxy applies or a session is passed
-in), which every adapter shares; this module holds only what is particular to Chat
+(aiohttp), which every adapter shares; this module holds only what is particular to Chat
 Completions.
 """
 
@@ -41,6 +40,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
+from parley.providers.windows import listed_window
 
 
 class OpenAIChatProvider(HTTPProvider):
@@ -82,10 +82,18 @@ class OpenAIChatProvider(HTTPProvider):
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint lists (``GET /models``), sorted."""
+        return sorted(await self.model_listing())
+
+    async def model_listing(self) -> dict[str, int | None]:
+        """Every model id the endpoint lists (``GET /models``), with the context window
+        its entry gives (vLLM, OpenRouter, llama.cpp and others give one: ``listed_window``;
+        OpenAI gives none)."""
         async with self._lister(_error_message) as get:
             body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
-        return sorted(str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m)
+        return {
+            str(m["id"]): listed_window(m) for m in data or () if isinstance(m, dict) and "id" in m
+        }
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

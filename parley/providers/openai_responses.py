@@ -63,6 +63,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
+from parley.providers.windows import listed_window
 from parley.types import ToolCall, ToolSpec
 
 __all__ = ["OpenAIResponsesProvider", "request_body", "wire_input"]
@@ -120,10 +121,18 @@ class OpenAIResponsesProvider(HTTPProvider):
 
     async def list_models(self) -> list[str]:
         """The model ids the API lists (``GET /models``), sorted."""
+        return sorted(await self.model_listing())
+
+    async def model_listing(self) -> dict[str, int | None]:
+        """Every model id the API lists (``GET /models``), with the context window its
+        entry gives, where a server speaking this API gives one (``listed_window``;
+        OpenAI gives none)."""
         async with self._lister(_error_message) as get:
             body = await get(self._models_url, self._list_headers, None)
         data = body.get("data") if isinstance(body, dict) else None
-        return sorted({str(m["id"]) for m in data or () if isinstance(m, dict) and "id" in m})
+        return {
+            str(m["id"]): listed_window(m) for m in data or () if isinstance(m, dict) and "id" in m
+        }
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

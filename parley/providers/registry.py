@@ -7,20 +7,27 @@ names them. Such a name is kept as given wherever it is stored, and resolved on 
 Adapters are built on first use from ``Settings.provider_configs()`` and kept (each holds
 its connection pool) until ``aclose``. Tests inject ready adapters with ``overrides`` (and may set the demo model's
 ``demo_delay`` between chunks, in seconds).
+
+A model's context window (``context_window``) is its provider's config for it, else what the
+provider's model list says, else the built-in table (``providers.windows``). An adapter
+whose API lists windows has ``model_listing()`` (every listed model id and its window, one
+call for all) or ``model_window(model_id)`` (one model a call); the registry reads them in
+the background (``LearnedWindows``), so that neither a slow nor a failing model list ever
+holds up or fails a turn.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from parley.config import ProviderConfig, Settings
 from parley.errors import InvalidRequest
 from parley.providers.base import Provider
 from parley.providers.demo import DemoProvider
-from parley.providers.windows import builtin_window
+from parley.providers.windows import LearnedWindows, Lookup, Source, builtin_window
 
 #: How to talk to each kind of API (besides the demo model): one adapter class a kind, as
 #: module and class name. An adapter (and its HTTP client) is imported when a provider of
@@ -41,6 +48,8 @@ _DEFAULT_URLS = {
 }
 #: Provider kinds this version can talk to.
 SUPPORTED_KINDS = frozenset({"demo", *_ADAPTERS})
+#: Seconds ``learn_window`` waits, at most, for a provider's model list read the first time.
+WINDOW_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +69,15 @@ class ProviderRegistry:
         *,
         overrides: Mapping[str, Provider] | None = None,
         demo_delay: float | None = None,
+        windows: LearnedWindows | None = None,
     ) -> None:
         self._settings = settings
         self._demo_delay = demo_delay
         self._configs: dict[str, ProviderConfig] = settings.provider_configs()
         self._overrides: dict[str, Provider] = dict(overrides or {})
         self._built: dict[str, Provider] = {}
+        #: The windows the providers' model lists told.
+        self._learned = windows or LearnedWindows()
 
     @property
     def names(self) -> list[str]:
@@ -151,8 +163,14 @@ class ProviderRegistry:
         return sorted(out, key=lambda p: p.name)
 
     async def models(self, name: str) -> list[str] | None:
-        """The model ids the provider lists (None: it cannot say)."""
+        """The model ids the provider lists (None: it cannot say). The windows the list
+        gives are kept (``context_window``)."""
         provider, _ = self.resolve(f"{name}/-")
+        listing = getattr(provider, "model_listing", None)
+        if listing is not None:
+            listed: Mapping[str, int | None] = await listing()
+            self._learned.put((name, ""), listed)
+            return sorted(listed)
         lister = getattr(provider, "list_models", None)
         if lister is None:
             return None
@@ -183,7 +201,10 @@ class ProviderRegistry:
 
     def context_window(self, model: str) -> int | None:
         """The tokens one call of ``model`` may read and write: its provider's config for
-        the model id, else the built-in table (``providers.windows``); None: unknown."""
+        the model id, else what the provider's model list says, else the built-in table
+        (``providers.windows``); None: unknown. Never waits: the first time a model of a
+        provider that lists windows is asked about, its list is read in the background,
+        and the table answers until it has been (``learn_window`` waits for it)."""
         provider_name, _, model_id = self.qualified(model).partition("/")
         config = self._configs.get(provider_name)
         if config is not None:
@@ -192,7 +213,37 @@ class ProviderRegistry:
                 return known.context_window
             if config.kind == "demo":
                 return None
+        found = self._window_source(provider_name, model_id)
+        if found is not None:
+            source, lookup = found
+            self._learned.learn(source, lookup)
+            if (listed := self._learned.window(source, model_id)) is not None:
+                return listed
         return builtin_window(model_id)
+
+    async def learn_window(self, model: str, *, within: float = WINDOW_WAIT) -> int | None:
+        """``context_window(model)``, once its provider's model list has been read: the
+        first time, this waits up to ``within`` seconds for it (after that, the table's
+        window, or none, while the list is read on in the background)."""
+        window = self.context_window(model)  # starts the lookup when it is due
+        provider_name, _, model_id = self.qualified(model).partition("/")
+        found = self._window_source(provider_name, model_id)
+        if found is None or self._learned.told(found[0]):
+            return window
+        await self._learned.settle(found[0], within)
+        return self.context_window(model)
+
+    def _window_source(self, provider_name: str, model_id: str) -> tuple[Source, Lookup] | None:
+        """Where the window of ``model_id`` is learned from, and how, when its provider's
+        adapter is in use and lists windows; else None (the table answers meanwhile)."""
+        provider = self._overrides.get(provider_name) or self._built.get(provider_name)
+        one = getattr(provider, "model_window", None)
+        if one is not None:
+            return (provider_name, model_id), functools.partial(_one_window, one, model_id)
+        listing = getattr(provider, "model_listing", None)
+        if listing is not None:
+            return (provider_name, ""), listing
+        return None
 
     def resolve(self, model: str) -> tuple[Provider, str]:
         """The adapter for ``model`` and the model id to send it."""
@@ -223,12 +274,20 @@ class ProviderRegistry:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP clients of the adapters this registry built."""
+        """Stop the model-list lookups under way; close the HTTP clients of the adapters
+        this registry built."""
+        await self._learned.aclose()
         built, self._built = self._built, {}
         for provider in built.values():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+async def _one_window(
+    model_window: Callable[[str], Awaitable[int | None]], model_id: str
+) -> dict[str, int | None]:
+    return {model_id: await model_window(model_id)}
 
 
 def _check_kind(name: str, config: ProviderConfig) -> None:

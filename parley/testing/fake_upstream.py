@@ -15,6 +15,15 @@ A message whose content is a list of content parts (``text``, ``image_url``) is 
 OpenAI checks it: a malformed part is a 400 ``invalid_request_error`` (the request is still
 recorded); image URLs are recorded, never fetched.
 
+The model lists of every provider kind, in each API's shape, for the context windows
+Parley reads from them: ``GET /v1/models`` (OpenAI's, with vLLM's ``max_model_len``; with
+an ``anthropic-version`` header, Anthropic's, with ``max_input_tokens``), ``GET
+/v1beta/models`` and ``GET /v1beta/models/{model}`` (Gemini's, with ``inputTokenLimit``),
+``GET /api/tags`` and ``POST /api/show`` (Ollama's: a model's ``num_ctx`` in its
+``parameters``). They list ``text``, ``reasoning`` and ``tools``, and each model of
+``FakeUpstreamServer.windows`` with its window; ``listing_fault`` makes every one of them
+fail (``"error"``: HTTP 500) or hang (``"hang"``).
+
 The request's ``model`` chooses the behaviour (``N`` chunks, ``MS`` milliseconds; defaults
 come from ``--chunks`` / ``--gap-ms``)::
 
@@ -83,6 +92,10 @@ _THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Modes whose answer becomes tool_results_text() after a tool result.
 _TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto"})
+#: The models every model list names (beside those of ``FakeUpstreamServer.windows``).
+_LISTED = ("text", "reasoning", "tools")
+#: What ``/api/show`` says every model takes (``model_info``), whatever its ``num_ctx``.
+_OLLAMA_TRAINED = 131_072
 
 
 # ------------------------------------------------------------------- expected content
@@ -384,6 +397,12 @@ class FakeUpstreamServer:
         self.active_streams = 0
         #: Requests seen per ``flaky:...`` model string.
         self.flaky_calls: dict[str, int] = {}
+        #: Context windows the model lists give, by model id (each is listed).
+        self.windows: dict[str, int] = {}
+        #: How every model list fails: ``"error"`` (HTTP 500), ``"hang"``, or not (None).
+        self.listing_fault: str | None = None
+        #: Model-list requests received (method and target), oldest first.
+        self.listings: list[str] = []
         self._server = LoopbackServer(self._respond, host=host, port=port)
 
     @property
@@ -402,10 +421,13 @@ class FakeUpstreamServer:
         return f"{self.url}/v1"
 
     def reset(self) -> None:
-        """Forget the requests received so far."""
+        """Forget the requests received so far, and the model lists' windows and fault."""
         self.requests.clear()
         self.request_headers.clear()
         self.flaky_calls.clear()
+        self.windows.clear()
+        self.listing_fault = None
+        self.listings.clear()
 
     async def listen(self) -> int:
         """Start accepting connections; answers the port."""
@@ -435,18 +457,57 @@ class FakeUpstreamServer:
                     conn, 400, _error_body(problem, "invalid_request_error"), keep
                 )
             return await self._chat(body, conn) and keep
-        if method == "GET" and path == "/models":
-            models = [
-                {"id": m, "object": "model", "owned_by": "fake"}
-                for m in ("text", "reasoning", "tools")
-            ]
-            return await _send_json(conn, 200, {"object": "list", "data": models}, keep)
+        if _is_model_list(method, request.path):
+            return await self._model_list(request, conn, keep)
         if method == "GET" and request.path == "/_requests":
             return await _send_json(conn, 200, self.requests, keep)
         if method == "POST" and request.path == "/_reset":
             self.reset()
             return await _send_json(conn, 200, {"ok": True}, keep)
         return await _send_json(conn, 404, _error_body(f"no route {method} {request.path}"), keep)
+
+    async def _model_list(self, request: Request, conn: Connection, keep: bool) -> bool:
+        """Answer one model-list request in its API's shape (``_is_model_list``)."""
+        self.listings.append(f"{request.method} {request.target}")
+        if self.listing_fault == "hang":
+            await conn.wait_for_close()
+            return False
+        if self.listing_fault is not None:
+            return await _send_json(conn, 500, _error_body("fake upstream model list error"), keep)
+        models = sorted({*_LISTED, *self.windows})
+        path = request.path
+        if path.startswith("/v1beta/models/"):  # Gemini: one model
+            name = path.removeprefix("/v1beta/models/")
+            if name not in models:
+                error = {
+                    "code": 404,
+                    "message": f"models/{name} is not found.",
+                    "status": "NOT_FOUND",
+                }
+                return await _send_json(conn, 404, {"error": error}, keep)
+            return await _send_json(conn, 200, _gemini_model(name, self.windows.get(name)), keep)
+        if path == "/v1beta/models":
+            listed = [_gemini_model(m, self.windows.get(m)) for m in models]
+            return await _send_json(conn, 200, {"models": listed}, keep)
+        if path == "/api/tags":
+            tags = [
+                {"name": m, "model": m, "size": 0, "details": {"family": "llama"}} for m in models
+            ]
+            return await _send_json(conn, 200, {"models": tags}, keep)
+        if path == "/api/show":
+            try:
+                asked = orjson.loads(request.body).get("model")
+            except (orjson.JSONDecodeError, AttributeError):
+                asked = None
+            if asked not in models:
+                return await _send_json(conn, 404, {"error": f"model '{asked}' not found"}, keep)
+            return await _send_json(conn, 200, _ollama_show(self.windows.get(asked)), keep)
+        if "anthropic-version" in request.headers:
+            page = [_anthropic_model(m, self.windows.get(m)) for m in models]
+            body = {"data": page, "has_more": False, "first_id": models[0], "last_id": models[-1]}
+            return await _send_json(conn, 200, body, keep)
+        listed = [_openai_model(m, self.windows.get(m)) for m in models]
+        return await _send_json(conn, 200, {"object": "list", "data": listed}, keep)
 
     async def _chat(self, body: dict[str, Any], conn: Connection) -> bool:
         model = str(body.get("model", ""))
@@ -550,6 +611,59 @@ def _completion(spec: Spec, body: dict[str, Any], model: str) -> dict[str, Any]:
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
         "usage": _usage(body, answer.deltas()),
+    }
+
+
+def _is_model_list(method: str, path: str) -> bool:
+    """Whether a request asks for a model list, of any API (the module's docstring)."""
+    if method == "POST":
+        return path == "/api/show"
+    lists = ("/v1/models", "/models", "/v1beta/models", "/api/tags")
+    return method == "GET" and (path in lists or path.startswith("/v1beta/models/"))
+
+
+def _openai_model(model: str, window: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": model, "object": "model", "created": 0, "owned_by": "fake"}
+    if window is not None:
+        entry["max_model_len"] = window  # as vLLM lists it
+    return entry
+
+
+def _anthropic_model(model: str, window: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": "2025-01-01T00:00:00Z",
+    }
+    if window is not None:
+        entry.update(max_input_tokens=window, max_tokens=min(window, 8192))
+    return entry
+
+
+def _gemini_model(model: str, window: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": model,
+        "supportedGenerationMethods": ["generateContent", "countTokens"],
+    }
+    if window is not None:
+        entry.update(inputTokenLimit=window, outputTokenLimit=min(window, 8192))
+    return entry
+
+
+def _ollama_show(window: int | None) -> dict[str, Any]:
+    """An ``/api/show`` answer: the model takes ``_OLLAMA_TRAINED`` tokens; ``window``, when
+    given, is its ``num_ctx``."""
+    parameters = 'stop "<|eot_id|>"'
+    if window is not None:
+        parameters = f"num_ctx {window:>30}\n{parameters}"
+    return {
+        "parameters": parameters,
+        "details": {"format": "gguf", "family": "llama"},
+        "model_info": {"general.architecture": "llama", "llama.context_length": _OLLAMA_TRAINED},
+        "capabilities": ["completion", "tools"],
     }
 
 

@@ -190,7 +190,8 @@ class Upstream:
 
     def requests(self, slot: int) -> list[dict[str, Any]]:
         """The bodies of the model calls the slot received, oldest first."""
-        return [r.body for r in self.fakes[slot].requests if r.method == "POST"]
+        calls = self.fakes[slot].requests  # less Ollama's model lookups (POST /api/show)
+        return [r.body for r in calls if r.method == "POST" and r.target != "/api/show"]
 
     def model_name(self, slot: int, model: str | None = None) -> str:
         return f"{self.label}{slot}/{model or self.model}"

@@ -6,10 +6,16 @@ cannot honour (``n`` above 1, ``logprobs``, audio) or one the chosen provider's 
 equivalent for (``seed`` on Anthropic, ``stop`` on the Responses API, a JSON format on
 Anthropic) is a 400 that names it: nothing is dropped in silence. Messages are read here,
 each fault named by its place (``messages[2].content[0].image_url.url``).
+
+Nor is a message dropped to fit the model's context window: a request whose messages and
+tools the estimate (``engine.context``) puts over the window, where it is known, is a 400
+``context_length_exceeded`` before any upstream call (``ChatCall.check_window``). The
+estimate is rough: a request it puts within the window goes to the upstream, which judges.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from typing import Any, Literal
@@ -17,6 +23,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field, ValidationError, field_validator
 
+from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, estimate
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
@@ -126,6 +133,25 @@ class ChatCall:
             state = states.get(token)
             if state is not None:
                 self.messages[index].provider_state = state
+
+    def check_window(self, window: int | None) -> None:
+        """Refuse, as OpenAI does, messages and tools estimated at more tokens than the
+        model's context ``window`` (None: unknown, nothing refused). Raises
+        ``InvalidRequest`` (``context_length_exceeded``, param ``messages``)."""
+        if window is None:
+            return
+        tools = json.dumps([t.model_dump(mode="json") for t in self.tools]) if self.tools else ""
+        need = sum(estimate(m) for m in self.messages) + len(tools) // CHARS_PER_TOKEN
+        if need <= window:
+            return
+        what = "messages and tools come" if self.tools else "messages come"
+        raise InvalidRequest(
+            f"This model's maximum context length is {window:,} tokens. However, your {what} "
+            f"to about {need:,} tokens (Parley's estimate, {CHARS_PER_TOKEN} characters a "
+            "token). Please reduce the length of the messages.",
+            code=CONTEXT_LENGTH_EXCEEDED,
+            param="messages",
+        )
 
     def request(self, model_id: str) -> ModelRequest:
         return ModelRequest(

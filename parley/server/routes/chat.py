@@ -50,6 +50,7 @@ async def create_chat_completion(
     kind = svc.providers.kind_of(body.model)
     refused, hands_back_state = svc.providers.traits(body.model)
     call = read_call(body, kind, refused)
+    call.check_window(svc.providers.context_window(body.model))
     if call.tokens:
         tokens = set(call.tokens.values())
         read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
