@@ -8,6 +8,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q parley
 	touch $(STAMP)
 
 # bun and zod, from tests/compliance/package-lock.json, for the Open Responses compliance
