@@ -15,6 +15,14 @@ first token at 1 client and the server's CPU per stream at 1 and at N (50) clien
 streams/s at 100 clients with no gap; idle RSS and CPU; spawn to healthy. Prints one table,
 each value with its ratio to the bare relay, and a markdown copy; writes JSON to
 ``bench/results/compare.json``. See ``bench/README.md``.
+
+``--transport-at NAME=REV`` adds a second ``parley serve`` of this tree on the same database,
+its upstream HTTP transport (``parley/providers/transport.py``, ``upstream_http.py``) taken
+from git revision ``REV``: two more sides, Parley chat (NAME) and Parley stored (NAME).
+
+``--sweep 1,10,50,100`` adds the server's CPU per stream of every side at these client
+counts (chunks ``--sweep-gap-ms`` 20 ms apart): one more table, and a ``sweep`` section in
+the JSON that ``bench/plots.py`` draws.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from compare_servers import (
     Program,
     ensure_litellm,
     litellm,
+    parley_at,
     relay,
     tree_cpu,
     tree_rss_mib,
@@ -91,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=LITELLM_VERSION,
         help=f"the litellm[proxy] to install into bench/.venvs/litellm (default {LITELLM_VERSION})",
     )
+    p.add_argument(
+        "--transport-at",
+        default="",
+        metavar="NAME=REV,...",
+        help="also Parley with the upstream HTTP transport of these git revisions, "
+        "e.g. lean=66f7d50 (the hand-written HTTP/1.1 client)",
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every phase (median shown)")
     p.add_argument("--chunks", type=int, default=22, help="content chunks per stream")
@@ -116,6 +132,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-waves", type=int, default=20, help="N-client phases: at most N x this")
     p.add_argument("--warmup", type=int, default=20, help="untimed streams per side and gap")
     p.add_argument("--startup-samples", type=int, default=1, help="timed restarts of each server")
+    p.add_argument(
+        "--sweep",
+        default="",
+        metavar="CLIENTS",
+        help="also server CPU per stream at these client counts, e.g. 1,10,50,100 "
+        "(at --sweep-gap-ms; JSON for bench/plots.py)",
+    )
+    p.add_argument("--sweep-gap-ms", type=float, default=20.0, help="chunk gap of --sweep")
     add_server_options(p, "compare.json")
     args = p.parse_args(argv)
     args.gaps = [float(g) for g in args.gaps.split(",") if g.strip()]
@@ -123,12 +147,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.compare) - set(OPTIONAL)
     if unknown:
         p.error(f"--compare: unknown {sorted(unknown)}; choose from {', '.join(OPTIONAL)}")
+    pairs = [item.strip().partition("=") for item in args.transport_at.split(",") if item.strip()]
+    if any(not name or not rev or "@" in name for name, _, rev in pairs):
+        p.error("--transport-at: give NAME=REV pairs, e.g. lean=66f7d50")
+    args.transport_at = {name: rev for name, _, rev in pairs}
+    for name in args.transport_at:
+        TITLES[f"parley@{name}"] = f"Parley ({name})"
+        TITLES[f"chat@{name}"] = f"Parley chat ({name})"
+        TITLES[f"stored@{name}"] = f"Parley stored ({name})"
     if args.quick:
         args.rounds, args.seconds_1, args.streams_1_max = 1, 0.5, 20
         args.clients, args.load_clients, args.seconds_n, args.max_waves = 20, 40, 0.5, 4
         args.warmup, args.startup_samples = 5, 0
     if args.output is None:
         args.output = BENCH / "results" / ("compare-quick.json" if args.quick else "compare.json")
+    args.sweep = _sweep_clients(p, args)
     return args
 
 
@@ -165,7 +198,8 @@ def _phases(args: argparse.Namespace) -> list[tuple[str, float, int]]:
     phases = []
     for gap in args.gaps:
         phases += [(f"{gap:g}ms/c1", gap, 1), (f"{gap:g}ms/cN", gap, args.clients)]
-    return [*phases, ("load", 0.0, args.load_clients)]
+    phases.append(("load", 0.0, args.load_clients))
+    return phases + [s for s in _sweep_phases(args).values() if s not in phases]
 
 
 class Compare(ServerBench[str]):
@@ -183,7 +217,13 @@ class Compare(ServerBench[str]):
         self.others = others
         self.sides = [s for s in SIDES if s not in OPTIONAL or s in others]
         self.pids = {"direct": upstream.pid, "chat": parley.pid, "stored": parley.pid}
-        self.pids |= {side: program.pid for side, program in others.items()}
+        self.pids |= {side: program.pid for side, program in others.items() if side in SIDES}
+        #: The Parleys of ``--transport-at``, by name (``others["parley@NAME"]``).
+        self.variants = {k[7:]: p for k, p in others.items() if k.startswith("parley@")}
+        for name, program in self.variants.items():
+            at = self.sides.index("stored") + 1
+            self.sides[at:at] = [f"chat@{name}", f"stored@{name}"]
+            self.pids[f"chat@{name}"] = self.pids[f"stored@{name}"] = program.pid
         #: Streams per round, by side and phase (from a short calibration).
         self.counts: dict[str, dict[str, int]] = {}
 
@@ -234,17 +274,19 @@ class Compare(ServerBench[str]):
     def _target(self, side: str, model: str, stored: bytes) -> Target:
         chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
         path, auth, classify = "/v1/chat/completions", f"Bearer {self.key}", chat_event
+        kind, _, variant = side.partition("@")
+        parley_port = self.variants[variant].port if variant else self.parley.port
         if side == "direct":
             port, auth = self.upstream.port, "Bearer sk-fake"
-        elif side == "chat":
-            port, chat["model"] = self.parley.port, f"fake/{model}"
-        elif side == "stored":
+        elif kind == "chat":
+            port, chat["model"] = parley_port, f"fake/{model}"
+        elif kind == "stored":
             body = stored
-            port, path, classify = self.parley.port, "/v1/process", parley_event
+            port, path, classify = parley_port, "/v1/process", parley_event
         else:
             port = self.others[side].port
             auth = f"Bearer {LITELLM_KEY}" if side == "litellm" else "Bearer none"
-        if side != "stored":
+        if kind != "stored":
             body = orjson.dumps(chat)
         return Target.post(side, port, path, body, classify, Authorization=auth)
 
@@ -315,11 +357,19 @@ def _start(program: Program, restarts: int) -> list[float]:
 
 @contextlib.contextmanager
 def others_running(
-    args: argparse.Namespace, cores: Cores, upstream: Upstream, workdir: Path, notes: list[str]
+    args: argparse.Namespace,
+    cores: Cores,
+    upstream: Upstream,
+    parley: Parley,
+    workdir: Path,
+    notes: list[str],
 ) -> Iterator[tuple[dict[str, Program], dict[str, list[float]]]]:
-    """The relay and LiteLLM (those in ``--compare``) started and timed; one that does not
-    start is left out with a note. Stops them at the end."""
+    """The relay and LiteLLM (those in ``--compare``) and the Parleys of ``--transport-at``
+    (``parley@NAME``) started and timed; one that does not start is left out with a note.
+    Stops them at the end."""
     made: dict[str, Program] = {}
+    for name, revision in args.transport_at.items():
+        made[f"parley@{name}"] = parley_at(name, revision, cores, parley.env, workdir)
     if "relay" in args.compare:
         made["relay"] = relay(cores, upstream.url, workdir)
     if "litellm" in args.compare:
@@ -348,7 +398,7 @@ def measure(
 ) -> dict[str, Any]:
     with serving(args, cores, workdir, db.url, args.startup_samples) as running:
         upstream, parley, key, startup = running
-        with others_running(args, cores, upstream, workdir, notes) as (others, spawn):
+        with others_running(args, cores, upstream, parley, workdir, notes) as (others, spawn):
             time.sleep(0.2 if args.quick else 1.0)  # let the servers settle: idle numbers next
             bench = Compare(args, upstream, parley, key, others)
             measured = run_loop(_run(bench))
@@ -356,13 +406,14 @@ def measure(
                 s for r in measured["rounds"] for p in r.values() for s in p if p[s]["failures"]
             }
             for side in failed:
-                if side in others:
-                    print(
-                        f"--- {TITLES[side]} log (tail) ---\n{others[side].log()}", file=sys.stderr
-                    )
+                program = others.get(side) or others.get(f"parley@{side.partition('@')[2]}")
+                if program is not None:
+                    print(f"--- {TITLES[side]} log (tail) ---\n{program.log()}", file=sys.stderr)
                 elif side != "direct":
                     print_server_log(parley)
     spawn["chat"] = spawn["stored"] = [startup["cold_s"], *startup["warm_s"]]
+    for name in bench.variants:
+        spawn[f"chat@{name}"] = spawn[f"stored@{name}"] = spawn.pop(f"parley@{name}")
     measured["spawn_s"] = spawn  # every side: the first start, then the restarts
     measured["sides"] = bench.sides
     return measured
@@ -510,6 +561,14 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
         f"idle and spawn rows. Load client CPU per stream at {args.load_clients} clients: "
         f"{min(client):.2f} to {max(client):.2f} ms."
     )
+    for name, revision in args.transport_at.items():
+        if f"chat@{name}" not in sides:
+            continue  # it did not start: a note below says so
+        text += (
+            f"\nParley chat ({name}) and Parley stored ({name}): a second `parley serve` of "
+            f"this tree on the same database, with parley/providers/transport.py and "
+            f"upstream_http.py of git revision {revision}."
+        )
     for note in measured["notes"]:
         text += f"\n{note}"
     return text
@@ -522,6 +581,57 @@ def _versions(sides: list[str], litellm_version: str) -> str:
     if "litellm" in sides:
         found.append(f"litellm[proxy] {litellm_version} (uvicorn, one worker, no database)")
     return ", ".join(found)
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def _sweep_clients(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[int]:
+    """The client counts of ``--sweep``, whose gap must be one of ``--gaps``."""
+    clients = sorted({int(n) for n in args.sweep.split(",") if n.strip()})
+    if clients and (clients[0] < 1 or args.sweep_gap_ms not in args.gaps):
+        p.error("--sweep: client counts of 1 or more, at a --sweep-gap-ms among --gaps")
+    return clients
+
+
+def _sweep_phases(args: argparse.Namespace) -> dict[int, tuple[str, float, int]]:
+    """By client count, the phase that measures it: the gap's own 1-client and N-client
+    phases where they are the same, one more phase for each other count."""
+    gap = args.sweep_gap_ms
+    named = {1: f"{gap:g}ms/c1", args.clients: f"{gap:g}ms/cN"}
+    return {n: (named.get(n, f"{gap:g}ms/c{n}"), gap, n) for n in args.sweep}
+
+
+def sweep_results(
+    args: argparse.Namespace, summary: dict[str, Any], sides: list[str]
+) -> dict[str, Any]:
+    """Each side's server CPU per stream and streams/s at every ``--sweep`` client count
+    (median rounds): what ``bench/plots.py`` draws."""
+    names = [name for name, _, _ in _sweep_phases(args).values()]
+    phases = summary["phases"]
+    return {
+        "gap_ms": args.sweep_gap_ms,
+        "chunks": args.chunks,
+        "clients": args.sweep,
+        "titles": {s: TITLES[s] for s in sides},
+        **{
+            key: {s: [phases[name][s][key] for name in names] for s in sides}
+            for key in ("cpu_ms_per_stream", "streams_per_s")
+        },
+    }
+
+
+def sweep_table(sweep: dict[str, Any]) -> str:
+    sides = list(sweep["cpu_ms_per_stream"])
+    rows = [
+        (f"{clients}", *(f"{sweep['cpu_ms_per_stream'][s][i]:.2f} ms" for s in sides))
+        for i, clients in enumerate(sweep["clients"])
+    ]
+    header = ("clients", *(sweep["titles"][s] for s in sides))
+    return (
+        f"Server CPU per stream against concurrent clients ({sweep['chunks']} chunks "
+        f"{sweep['gap_ms']:g} ms apart, median round):\n\n{markdown_table(rows, header)}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -543,10 +653,14 @@ def main(argv: list[str] | None = None) -> int:
     measured["summary"] = summary = summarise(measured)
     table = build_table(args, summary, measured["sides"])
     text = _notes(args, env, measured)
+    if args.sweep:  # server CPU per stream against clients, for bench/plots.py
+        measured["sweep"] = sweep_results(args, summary, measured["sides"])
     write_json(args.output, {"environment": env, **measured})
     print(f"{text_table(table.rows, table.header)}\n\n{text}\n")
     print(f"Markdown (for bench/README.md):\n\nCommand: `{env['command']}` ({env['date']})\n")
     print(f"{markdown_table(table.rows, table.header)}\n\n{text}\n")
+    if args.sweep:
+        print(sweep_table(measured["sweep"]))
     print(f"results: {args.output}")
     failed = {
         f"{phase} {side}": by_side[side]["problems"]

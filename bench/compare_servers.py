@@ -1,7 +1,8 @@
 """The other servers of the head-to-head (``bench/compare.py``): the bare relay
-(``bench/relay.py``) and LiteLLM's proxy, installed on first use into its own virtual
-environment (``bench/.venvs/litellm``, git-ignored), and what ``/proc`` says about a server
-with its child processes."""
+(``bench/relay.py``), LiteLLM's proxy, installed on first use into its own virtual
+environment (``bench/.venvs/litellm``, git-ignored), and Parley with the upstream HTTP
+transport of another git revision (``--transport-at``); and what ``/proc`` says about a
+server with its child processes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from procs import BENCH, Cores, cpu_clock, free_port, healthy, memory_mib, stop_process
+from procs import BENCH, ROOT, Cores, cpu_clock, free_port, healthy, memory_mib, stop_process
 
 #: The LiteLLM the bench installs. The issue measured 1.106; 1.106.3 and later need a
 #: ``certifi`` newer than the package index here has, so the newest that installs.
@@ -119,6 +120,42 @@ class Program:
 def relay(cores: Cores, upstream_url: str, workdir: Path) -> Program:
     command = [sys.executable, str(BENCH / "relay.py"), "--upstream", f"{upstream_url}/v1"]
     return Program("the bare relay", command, "/healthz", cores, workdir / "relay.log")
+
+
+#: The modules of Parley's upstream HTTP transport (under ``parley/providers/``), the ones
+#: ``parley_at`` takes from another revision (``upstream_http.py``: the hand-written client,
+#: up to 66f7d50).
+TRANSPORT_FILES = ("transport.py", "upstream_http.py")
+#: ``python -c`` this ``DIR serve ...``: ``parley`` with the modules of ``parley.providers``
+#: found in ``DIR`` first.
+_OVERLAID = (
+    "import sys, parley.providers as p; p.__path__.insert(0, sys.argv.pop(1)); "
+    "from parley.cli.main import main; sys.exit(main())"
+)
+
+
+def parley_at(
+    name: str, revision: str, cores: Cores, env: dict[str, str], workdir: Path
+) -> Program:
+    """``parley serve`` of this tree with the upstream HTTP transport (``TRANSPORT_FILES``)
+    of git ``revision`` instead; ``env`` as the bench's own Parley has it (the same
+    database and providers). Raises ``RuntimeError`` if the revision has no transport."""
+    overlay = workdir / f"transport-{name}"
+    overlay.mkdir()
+    for file in TRANSPORT_FILES:
+        shown = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{revision}:parley/providers/{file}"],
+            capture_output=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            (overlay / file).write_bytes(shown.stdout)
+    if not (overlay / "transport.py").exists():
+        raise RuntimeError(f"git revision {revision!r} has no parley/providers/transport.py")
+    command = [sys.executable, "-c", _OVERLAID, str(overlay), "serve"]
+    return Program(
+        f"Parley ({name})", command, "/healthz", cores, workdir / f"parley-{name}.log", env
+    )
 
 
 def litellm(cores: Cores, upstream_url: str, models: list[str], workdir: Path) -> Program:
