@@ -46,6 +46,16 @@ def _transport(url: str, *, read: float = 5, retry: RetryPolicy | None = None) -
     )
 
 
+@contextlib.asynccontextmanager
+async def _opened(url: str, **options: Any) -> AsyncIterator[HTTPTransport]:
+    """``_transport(url, **options)``, closed at the end of the block."""
+    http = _transport(url, **options)
+    try:
+        yield http
+    finally:
+        await http.aclose()
+
+
 def _message_in(body: Any) -> str:
     return str(body.get("why", "")) if isinstance(body, dict) else ""
 
@@ -91,15 +101,12 @@ async def raw_server(handler: Handler) -> AsyncIterator[str]:
 
 async def test_post_and_read(canned: CannedUpstream) -> None:
     canned.answer = http_answer(200, b'{"ok": true}', "application/json; charset=utf-8")
-    http = _transport(canned.base_url + "/anything?x=1")
-    try:
+    async with _opened(canned.base_url + "/anything?x=1") as http:
         response = await http.post(b'{"q": 1}')
         assert (response.status, response.content_type) == (200, "application/json")
         assert response.headers.get("content-type") == "application/json; charset=utf-8"
         assert await response.read() == b'{"ok": true}'
         response.release()
-    finally:
-        await http.aclose()
     request_line, *headers = canned.heads[-1].split("\r\n")
     assert request_line == "POST /v1/anything?x=1 HTTP/1.1"
     assert "X-Test: yes" in headers
@@ -120,15 +127,12 @@ def test_the_adapters_headers_win() -> None:
 
 async def test_chunked_body_is_dechunked(canned: CannedUpstream) -> None:
     canned.answer = CHUNKED
-    http = _transport(canned.base_url)
-    try:
+    async with _opened(canned.base_url) as http:
         response = await http.post(b"{}")
         assert response.headers["transfer-encoding"] == "chunked"
         assert b"".join([piece async for piece in response.chunks()]) == b"hello, world"
         await response.drain(0.5)
         response.release()
-    finally:
-        await http.aclose()
 
 
 async def test_body_until_close() -> None:
@@ -136,12 +140,8 @@ async def test_body_until_close() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
         await writer.drain()
 
-    async with raw_server(handler) as url:
-        http = _transport(url)
-        try:
-            assert await _post_and_read(http) == (200, b"all of it")
-        finally:
-            await http.aclose()
+    async with raw_server(handler) as url, _opened(url) as http:
+        assert await _post_and_read(http) == (200, b"all of it")
 
 
 async def test_informational_response_is_skipped() -> None:
@@ -151,12 +151,8 @@ async def test_informational_response_is_skipped() -> None:
         )
         await writer.drain()
 
-    async with raw_server(handler) as url:
-        http = _transport(url)
-        try:
-            assert await _post_and_read(http) == (201, b"ok")
-        finally:
-            await http.aclose()
+    async with raw_server(handler) as url, _opened(url) as http:
+        assert await _post_and_read(http) == (201, b"ok")
 
 
 # ------------------------------------------------------------------------- the pool
@@ -185,12 +181,9 @@ def test_keep_alive_under_uvloop(fake: FakeUpstream) -> None:
     uvloop = pytest.importorskip("uvloop")
 
     async def main() -> int:
-        http = _transport(fake.base_url + "/chat/completions")
-        try:
+        async with _opened(fake.base_url + "/chat/completions") as http:
             for _ in range(2):
                 assert b"[DONE]" in (await _post_and_read(http, STREAM))[1]
-        finally:
-            await http.aclose()
         return fake.connections
 
     before = fake.connections
@@ -200,12 +193,9 @@ def test_keep_alive_under_uvloop(fake: FakeUpstream) -> None:
 
 async def test_a_connection_the_server_closes_is_not_reused(canned: CannedUpstream) -> None:
     canned.answer = http_answer(200, b"x", headers={"connection": "close"})
-    http = _transport(canned.base_url)
-    try:
+    async with _opened(canned.base_url) as http:
         for _ in range(2):
             assert await _post_and_read(http) == (200, b"x")
-    finally:
-        await http.aclose()
     assert len(canned.heads) == 2
 
 
@@ -295,11 +285,8 @@ async def test_broken_answers(
     canned: CannedUpstream, answer: bytes, code: str, message: str
 ) -> None:
     canned.answer = answer
-    http = _transport(canned.base_url)
-    try:
+    async with _opened(canned.base_url) as http:
         error = await _failure(http)
-    finally:
-        await http.aclose()
     assert (error.code, error.message) == (code, message)
 
 
@@ -307,11 +294,8 @@ async def test_connection_refused() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    http = _transport(f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(retries=0))
-    try:
+    async with _opened(f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(retries=0)) as http:
         error = await _failure(http)
-    finally:
-        await http.aclose()
     assert error.code == "upstream_unreachable"
     assert error.message == (
         "Could not connect to the upstream provider (connection refused or unknown host)."
@@ -328,11 +312,8 @@ async def test_connection_refused() -> None:
     ],
 )
 async def test_urls_it_cannot_take(url: str, message: str) -> None:
-    http = _transport(url)
-    try:
+    async with _opened(url) as http:
         error = await _failure(http)
-    finally:
-        await http.aclose()
     assert (error.code, error.message) == ("upstream_unreachable", message)
 
 
@@ -341,11 +322,8 @@ async def test_read_timeout(canned: CannedUpstream, head_first: bool) -> None:
     """Nothing at all, or the head and then nothing: the read timeout, named."""
     canned.hold = True
     canned.answer = http_answer(200, b"", length=10) if head_first else b""
-    http = _transport(canned.base_url, read=0.2)
-    try:
+    async with _opened(canned.base_url, read=0.2) as http:
         error = await _failure(http)
-    finally:
-        await http.aclose()
     assert isinstance(error, UpstreamTimeout)
     assert error.message == "The upstream provider sent nothing for 0.2 s."
 
@@ -388,13 +366,10 @@ async def test_status_error_asks_the_adapter_for_the_message(
     canned: CannedUpstream, status: int, code: str, message: str
 ) -> None:
     canned.answer = http_answer(status, b'{"why": "no"}', "application/json")
-    http = _transport(canned.base_url)
-    try:
+    async with _opened(canned.base_url) as http:
         response = await http.post(b"{}")
         error = await status_error(response, _message_in)
         response.release()
-    finally:
-        await http.aclose()
     assert (error.code, str(error)) == (code, message)
 
 
@@ -419,13 +394,10 @@ async def test_status_error_without_a_message(
     canned: CannedUpstream, answer: bytes, message: str
 ) -> None:
     canned.answer = answer
-    http = _transport(canned.base_url)
-    try:
+    async with _opened(canned.base_url) as http:
         response = await http.post(b"{}")
         error = await status_error(response, _message_in)
         response.release()
-    finally:
-        await http.aclose()
     assert (error.code, str(error)) == ("upstream_http_error", message)
 
 
@@ -460,23 +432,15 @@ QUICK_RETRIES = RetryPolicy(retries=2, backoff=0.01, max_wait=1.0)
 )
 async def test_a_failed_try_before_the_answer_is_retried(first: bytes) -> None:
     upstream = Scripted(first, http_answer(200, b"done"))
-    async with upstream.server as server:
-        http = _transport(server.url + "/v1", retry=QUICK_RETRIES)
-        try:
-            assert await _post_and_read(http) == (200, b"done")
-        finally:
-            await http.aclose()
+    async with upstream.server as server, _opened(server.url + "/v1", retry=QUICK_RETRIES) as http:
+        assert await _post_and_read(http) == (200, b"done")
     assert upstream.requests == 2
 
 
 async def test_retries_end_with_the_last_answer() -> None:
     upstream = Scripted(*[http_answer(500, b'{"why": "down"}', "application/json")] * 3)
-    async with upstream.server as server:
-        http = _transport(server.url + "/v1", retry=QUICK_RETRIES)
-        try:
-            error = await _failure(http)
-        finally:
-            await http.aclose()
+    async with upstream.server as server, _opened(server.url + "/v1", retry=QUICK_RETRIES) as http:
+        error = await _failure(http)
     assert upstream.requests == 3
     assert error.message == "The upstream provider answered with an error (HTTP 500): down"
 
@@ -486,13 +450,9 @@ async def test_no_retry_once_the_body_streams_or_when_asked_to_wait_too_long() -
         http_answer(200, b"data: 1", length=100),
         http_answer(429, b"{}", "application/json", headers={"retry-after": "60"}),
     )
-    async with upstream.server as server:
-        http = _transport(server.url + "/v1", retry=QUICK_RETRIES)
-        try:
-            assert (await _failure(http)).code == "upstream_truncated"
-            assert (await _failure(http)).code == "upstream_rate_limited"
-        finally:
-            await http.aclose()
+    async with upstream.server as server, _opened(server.url + "/v1", retry=QUICK_RETRIES) as http:
+        assert (await _failure(http)).code == "upstream_truncated"
+        assert (await _failure(http)).code == "upstream_rate_limited"
     assert upstream.requests == 2
 
 
@@ -592,23 +552,15 @@ async def test_https_with_a_trusted_certificate(
     certificate: tuple[str, str], clean_proxy_env: pytest.MonkeyPatch
 ) -> None:
     clean_proxy_env.setenv("SSL_CERT_FILE", certificate[0])  # trusted like a system CA
-    async with tls_server(certificate) as url:
-        http = _transport(url)
-        try:
-            assert await _post_and_read(http) == (200, b"hello, world")
-        finally:
-            await http.aclose()
+    async with tls_server(certificate) as url, _opened(url) as http:
+        assert await _post_and_read(http) == (200, b"hello, world")
 
 
 async def test_https_with_an_untrusted_certificate_fails_as_tls(
     certificate: tuple[str, str], clean_proxy_env: pytest.MonkeyPatch
 ) -> None:
-    async with tls_server(certificate) as url:
-        http = _transport(url)
-        try:
-            error = await _failure(http)
-        finally:
-            await http.aclose()
+    async with tls_server(certificate) as url, _opened(url) as http:
+        error = await _failure(http)
     assert error.message == "Could not connect securely to the upstream provider (TLS failed)."
 
 
@@ -619,11 +571,8 @@ async def test_https_through_a_proxy_tunnel(
     clean_proxy_env.setenv("HTTPS_PROXY", tunnel.url)
     clean_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # for http:// only
     async with tls_server(certificate) as url:
-        http = _transport(url)
-        try:
+        async with _opened(url) as http:
             assert await _post_and_read(http) == (200, b"hello, world")
-        finally:
-            await http.aclose()
         port = url.split(":")[2].split("/")[0]
     assert tunnel.requests == [f"CONNECT localhost:{port} HTTP/1.1"]
 
@@ -633,12 +582,8 @@ async def test_a_proxy_that_refuses_the_tunnel(
 ) -> None:
     clean_proxy_env.setenv("HTTPS_PROXY", tunnel.url)
     tunnel.refuse = 403
-    async with tls_server(certificate) as url:
-        http = _transport(url)
-        try:
-            error = await _failure(http)
-        finally:
-            await http.aclose()
+    async with tls_server(certificate) as url, _opened(url) as http:
+        error = await _failure(http)
     assert error.code == "upstream_unreachable"
     assert error.message == (
         "The HTTP proxy refused to connect to the upstream provider (HTTP 403)."
@@ -651,10 +596,6 @@ async def test_no_proxy_skips_the_proxy(
     clean_proxy_env.setenv("SSL_CERT_FILE", certificate[0])
     clean_proxy_env.setenv("HTTPS_PROXY", tunnel.url)
     clean_proxy_env.setenv("NO_PROXY", "localhost")
-    async with tls_server(certificate) as url:
-        http = _transport(url)
-        try:
-            assert await _post_and_read(http) == (200, b"hello, world")
-        finally:
-            await http.aclose()
+    async with tls_server(certificate) as url, _opened(url) as http:
+        assert await _post_and_read(http) == (200, b"hello, world")
     assert tunnel.requests == []
