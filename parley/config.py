@@ -240,7 +240,8 @@ class Settings(BaseSettings):
 
     def provider_configs(self) -> dict[str, ProviderConfig]:
         """Every provider by name: the built-ins (configured or not), then the TOML file's
-        tables (which replace a built-in of the same name)."""
+        tables (which replace a built-in of the same name; one without ``kind`` adds to
+        the built-in instead)."""
         providers = {name: self._builtin_config(name, b) for name, b in BUILTIN_PROVIDERS.items()}
         providers.update(self.file_providers())
         return providers
@@ -296,6 +297,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"{self.config}: [providers] must be a table")
         out: dict[str, ProviderConfig] = {}
         for name, table in tables.items():
+            builtin = BUILTIN_PROVIDERS.get(name)
+            if builtin is not None and isinstance(table, dict) and "kind" not in table:
+                # Without a kind, a built-in's table adds to it (its models' windows, say).
+                base = self._builtin_config(name, builtin).model_dump(exclude_defaults=True)
+                table = {**base, **table}
             try:
                 out[name] = ProviderConfig.model_validate(table)
             except ValidationError as exc:

@@ -97,3 +97,25 @@ def test_the_default_provider_must_be_a_provider(tmp_path: Path) -> None:
     config.write_text('[providers.nosuch]\nkind = "openai-chat"\nbase_url = "http://x/v1"\n')
     assert "nosuch" in Settings(config=config, default_provider="nosuch").checked_provider_configs()
     assert Settings(default_provider="").checked_provider_configs()  # off: nothing to check
+
+
+def test_a_builtin_providers_table_without_kind_adds_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[providers.openai.models."gpt-4o"]\ncontext_window = 4000\n'
+        '[providers.demo.models."small"]\ncontext_window = 1500\n'
+        '[providers.ollama]\nkind = "openai-chat"\nbase_url = "http://x/v1"\n'
+    )
+    settings = Settings(config=config)
+    providers = settings.provider_configs()
+    openai = providers["openai"]
+    assert openai.kind == "openai-chat" and openai.base_url == "https://api.openai.com/v1"
+    assert settings.provider_api_key(openai) == "sk-test"
+    assert openai.models["gpt-4o"].context_window == 4000
+    assert providers["demo"].kind == "demo"
+    assert ProviderRegistry(settings).context_window("demo/small") == 1500
+    # With a kind, the table replaces the built-in.
+    assert providers["ollama"].kind == "openai-chat"
