@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,8 @@ def test_a_builtin_providers_table_without_kind_adds_to_it(
     assert settings.provider_api_key(openai) == "sk-test"
     assert openai.models["gpt-4o"].context_window == 4000
     assert providers["demo"].kind == "demo"
-    assert ProviderRegistry(settings).context_window("demo/small") == 1500
+    registry = ProviderRegistry(settings)
+    assert registry.context_window("demo/small") == 1500
+    assert "small" in asyncio.run(registry.models("demo"))  # listed, as the demo takes it
     # With a kind, the table replaces the built-in.
     assert providers["ollama"].kind == "openai-chat"

@@ -174,7 +174,12 @@ class ProviderRegistry:
         lister = getattr(provider, "list_models", None)
         if lister is None:
             return None
-        return list(await lister())
+        ids = list(await lister())
+        config = self._configs.get(name)
+        if config is not None and getattr(provider, "serves_any_model", False):
+            # The demo model takes any name: the ones the config describes are its models too.
+            ids += sorted(m for m in config.models if m not in ids)
+        return ids
 
     def traits(self, model: str) -> tuple[frozenset[str], bool]:
         """What ``model``'s API cannot be asked (``HTTPProvider.refused_options``), and
