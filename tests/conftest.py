@@ -1,14 +1,18 @@
-"""Suite-wide guards: no test reaches beyond this machine."""
+"""Suite-wide guards (no test reaches beyond this machine) and shared fixtures."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from parley.store.db import Database
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -45,6 +49,26 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+# ----------------------------------------------------------------- a database
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database: SQLite, or PostgreSQL when
+    ``PARLEY_TEST_DATABASE_URL`` is set."""
+    from parley.store.db import Database
+    from tests.harness import FreshDatabase
+
+    fresh = FreshDatabase(tmp_path)
+    database = Database(fresh.url)
+    try:
+        await database.migrate()
+        yield database
+    finally:
+        await database.dispose()
+        fresh.drop()
 
 
 # ----------------------------------------------------------------- the real server

@@ -68,6 +68,11 @@ def answer_room(window: int, max_tokens: Any = None) -> int:
     return min(room, window // 2)
 
 
+def always_sent(instructions: str | None, tools: list[dict[str, Any]]) -> str:
+    """The text of a call sent whatever is cut (``fixed``): its instructions and tools."""
+    return (instructions or "") + (json.dumps(tools) if tools else "")
+
+
 def truncate(
     messages: Sequence[ChatMessage],
     truncation: dict[str, Any],

@@ -9,9 +9,9 @@ Only a turn on a new thread qualifies, as its whole context is known before the 
   them must not follow a call already made.
 
 A call the model's context window could not take whole is not begun early (the turn cuts
-the context, or fails before any call). The claim gives the run and its context; the early call is kept only if the request the
-turn would have sent is the one already sent (``fits``), and nothing of it reaches a
-client before the claim has committed. A failed claim, or a request that changed (an
+the context, or fails before any call). The claim gives the run and its context; the
+early call is kept only if the request the turn would have sent is the one already sent
+(``fits``), and nothing of it reaches a client before the claim has committed. A failed claim, or a request that changed (an
 assistant edited meanwhile), discards it at once.
 """
 
@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator, Callable
 
 from parley.engine.budget import call_parameters
-from parley.engine.context import Window, answer_room, truncate
+from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.inputs import NewMessage, RunConfig
 from parley.errors import ParleyError
 from parley.events import ModelEvent
@@ -123,13 +122,13 @@ class EarlyStart:
 def _fits_whole(request: ModelRequest, window: int) -> bool:
     """Whether the turn would send ``request`` as it is to a model of ``window`` tokens
     (``engine.context``)."""
-    tools = json.dumps([t.model_dump(mode="json") for t in request.tools]) if request.tools else ""
+    tools = [t.model_dump(mode="json") for t in request.tools]
     limit = Window(window, answer_room(window, request.parameters.get("max_tokens")))
     try:
-        fitted = truncate(request.messages, {}, (request.instructions or "") + tools, window=limit)
+        fixed = always_sent(request.instructions, tools)
+        return fit_start(request.messages, {}, fixed, window=limit) == 0
     except ParleyError:
         return False
-    return fitted.dropped == 0
 
 
 async def _first(stream: AsyncGenerator[ModelEvent, None]) -> ModelEvent | None:

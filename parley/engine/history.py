@@ -148,24 +148,10 @@ class HistoryCache:
             return items + new
         items = self._from_shared(thread_id, version, last)
         start = items[-1].message.seq + 1 if items else 1
-        if items and start > last + 1:  # Redis holds more than this transaction may see
-            items = [i for i in items if i.message.seq <= last]
-            start = last + 1
         new = self._rows(conn, thread_id, start, last)
         self._store(thread_id, version, last, items + new, None, 0)
         self._share(thread_id, version, start - 1 if items else 0, last, new, fresh=not items)
         return items + new
-
-    def forget(self, thread_id: str) -> None:
-        with self._lock:
-            kept = self._kept.pop(thread_id, None)
-            if kept is not None:
-                self._bytes -= kept.size
-
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-            self._bytes = 0
 
     def kept_messages(self, thread_id: str) -> int | None:
         """How many messages of the thread are kept (None: none)."""
@@ -196,7 +182,8 @@ class HistoryCache:
                 kept.items.extend(new)  # readers hold their own length: they see no change
                 replacement = _Kept(version, last, kept.items, kept.size + added)
             elif kept is not None:  # another reader changed it meanwhile: start again
-                replacement = _Kept(version, last, kept.items[:count] + new, kept.size + added)
+                items = kept.items[:count] + new
+                replacement = _Kept(version, last, items, _size(items))
             else:
                 replacement = _Kept(version, last, new, added)
             if current is not None:
@@ -279,8 +266,8 @@ class SharedHistory:
         return base, base + ":end"
 
     def read(self, thread_id: str, version: int, last: int) -> list[Message]:
-        """The rows kept for the thread at ``version``, up to ``last``; none when what is
-        kept does not start at the thread's first message."""
+        """The rows kept for the thread at ``version``, up to ``last`` (a list always starts
+        at the thread's first message: it is begun only from a whole read, ``fresh``)."""
         rows_key, end_key = self._keys(thread_id, version)
         pipe = self.client.pipeline(transaction=True)
         pipe.get(end_key)
@@ -288,7 +275,7 @@ class SharedHistory:
         end, raw = pipe.execute()
         if end is None or not raw:
             return []
-        rows = [_message_from(orjson.loads(r)) for r in raw]
+        rows = [Message(**orjson.loads(r)) for r in raw]
         return [m for m in rows if m.seq <= last]
 
     def append(
@@ -302,7 +289,7 @@ class SharedHistory:
         fresh: bool = False,
     ) -> None:
         """Queue ``rows`` (sequence numbers ``after`` + 1 up to ``last``) for the list."""
-        encoded = [orjson.dumps(_message_dict(m)) for m in rows]
+        encoded = [orjson.dumps(m.values()) for m in rows]
         with self._wake:
             self._queue.append((thread_id, version, 0 if fresh else after, last, encoded))
             self._wake.notify()
@@ -335,14 +322,3 @@ class SharedHistory:
             with self._wake:
                 del self._queue[: len(batch)]
                 self._wake.notify_all()
-
-
-_FIELDS = tuple(Message.__dataclass_fields__)
-
-
-def _message_dict(m: Message) -> dict[str, Any]:
-    return {f: getattr(m, f) for f in _FIELDS}
-
-
-def _message_from(data: dict[str, Any]) -> Message:
-    return Message(**{f: data.get(f) for f in _FIELDS})  # type: ignore[arg-type]

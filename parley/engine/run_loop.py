@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from parley.engine import states
 from parley.engine.budget import budget_left, call_parameters
 from parley.engine.bus import RedisBus
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.context import Window, answer_room, fit_start
+from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.early import EarlyStart
 from parley.engine.history import Item, items_of
 from parley.engine.hub import Entry, RunChannel
@@ -319,7 +318,7 @@ def build_request(
     truncation = (run.options or {}).get("truncation") or {}
     start = 0
     if truncation or window:
-        fixed = (run.instructions or "") + (json.dumps(run.tools) if run.tools else "")
+        fixed = always_sent(run.instructions, run.tools)
         limit = None
         if window:
             limit = Window(window, answer_room(window, parameters.get("max_tokens")))
@@ -348,9 +347,7 @@ class _Chats(Sequence[ChatMessage]):
         return len(self.items)
 
     def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [i.chat for i in self.items[index]]
-        return self.items[index].chat
+        return self.items[index].chat  # one at a time: ``fit_start`` slices nothing
 
     def cost(self, index: int) -> int:
         return self.items[index].cost

@@ -286,15 +286,16 @@ def _open_thread(
     return source, read_context(conn, history, thread_id=source.id)
 
 
+#: The histories of callers that keep none (tests calling a transaction alone).
+_UNKEPT = HistoryCache(max_bytes=0)
+
+
 def read_context(
     conn: Connection, history: HistoryCache | None, *, thread_id: str, before: int | None = None
 ) -> list[Item]:
     """The thread's messages as its model calls see them (``engine.history``), those with a
     sequence number below ``before`` when given; kept by ``history`` when given."""
-    if history is not None:
-        return history.read(conn, thread_id=thread_id, before=before)
-    rows = thread_store.thread_context(conn, thread_id=thread_id)
-    return items_of(m for m in rows if before is None or m.seq < before)
+    return (history or _UNKEPT).read(conn, thread_id=thread_id, before=before)
 
 
 def _message_rows(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Connection
@@ -18,7 +16,7 @@ from parley.engine.history import HistoryCache, Item, SharedHistory, items_of
 from parley.store import threads, users
 from parley.store.db import Database
 from parley.types import Role
-from tests.harness import TEST_REDIS_URL, FreshDatabase, redis_reachable
+from tests.harness import TEST_REDIS_URL, redis_reachable
 
 
 def said(items: list[Item]) -> list[tuple[int, str, str]]:
@@ -39,18 +37,6 @@ async def a_thread(db: Database, count: int) -> tuple[str, str]:
         functools.partial(tx.append_messages, user_id=user.id, thread_id=None, messages=texts)
     )
     return user.id, thread.id
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    fresh = FreshDatabase(tmp_path)
-    database = Database(fresh.url)
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.dispose()
-        fresh.drop()
 
 
 async def test_an_unchanged_thread_is_read_once(db: Database) -> None:
