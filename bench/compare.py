@@ -45,7 +45,6 @@ import orjson
 from compare_servers import (
     LITELLM_KEY,
     LITELLM_VERSION,
-    Program,
     ensure_litellm,
     litellm,
     parley_at,
@@ -63,9 +62,17 @@ from loadclient import (
     open_connections,
     parley_event,
     problem_counts,
+    spread,
 )
-from procs import BENCH, BenchDatabase, Cores, Parley, Upstream
-from report import clients_text, markdown_table, percentile, text_table, write_json
+from procs import BENCH, BenchDatabase, Cores, Parley, Program, Upstream
+from report import (
+    clients_text,
+    markdown_table,
+    percentile,
+    report_stream_errors,
+    text_table,
+    write_json,
+)
 from run import (
     ServerBench,
     add_server_options,
@@ -79,12 +86,14 @@ from run import (
 #: Every side, in the table's order; the ones named by ``--compare`` are optional.
 SIDES = ("direct", "relay", "chat", "stored", "litellm")
 OPTIONAL = ("litellm", "relay")
+#: Each kind of side's name in the tables (LiteLLM's adds its version; ``title``).
 TITLES = {
     "direct": "direct (upstream)",
     "relay": "bare relay",
     "chat": "Parley chat",
     "stored": "Parley stored",
-    "litellm": f"LiteLLM {LITELLM_VERSION}",
+    "parley": "Parley",
+    "litellm": "LiteLLM",
 }
 
 
@@ -151,10 +160,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(not name or not rev or "@" in name for name, _, rev in pairs):
         p.error("--transport-at: give NAME=REV pairs, e.g. lean=66f7d50")
     args.transport_at = {name: rev for name, _, rev in pairs}
-    for name in args.transport_at:
-        TITLES[f"parley@{name}"] = f"Parley ({name})"
-        TITLES[f"chat@{name}"] = f"Parley chat ({name})"
-        TITLES[f"stored@{name}"] = f"Parley stored ({name})"
     if args.quick:
         args.rounds, args.seconds_1, args.streams_1_max = 1, 0.5, 20
         args.clients, args.load_clients, args.seconds_n, args.max_waves = 20, 40, 0.5, 4
@@ -163,6 +168,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.output = BENCH / "results" / ("compare-quick.json" if args.quick else "compare.json")
     args.sweep = _sweep_clients(p, args)
     return args
+
+
+def title(side: str, args: argparse.Namespace) -> str:
+    """A side's name in the tables: ``litellm`` is "LiteLLM" and ``--litellm-version``,
+    ``chat@lean`` (the Parley of ``--transport-at lean=REV``) "Parley chat (lean)"."""
+    kind, _, variant = side.partition("@")
+    name = f"LiteLLM {args.litellm_version}" if kind == "litellm" else TITLES[kind]
+    return f"{name} ({variant})" if variant else name
 
 
 def chat_event(event: bytes) -> int:
@@ -219,7 +232,9 @@ class Compare(ServerBench[str]):
         self.pids = {"direct": upstream.pid, "chat": parley.pid, "stored": parley.pid}
         self.pids |= {side: program.pid for side, program in others.items() if side in SIDES}
         #: The Parleys of ``--transport-at``, by name (``others["parley@NAME"]``).
-        self.variants = {k[7:]: p for k, p in others.items() if k.startswith("parley@")}
+        self.variants = {
+            k.removeprefix("parley@"): p for k, p in others.items() if k.startswith("parley@")
+        }
         for name, program in self.variants.items():
             at = self.sides.index("stored") + 1
             self.sides[at:at] = [f"chat@{name}", f"stored@{name}"]
@@ -257,7 +272,8 @@ class Compare(ServerBench[str]):
         args, target = self.args, self.targets[side][f"{gap:g}"]
         probe = 3 if clients == 1 else clients
         connections = await open_connections(target.port, clients)
-        load = await drive(connections, target, probe, stagger_s=self._stagger(gap, clients))
+        stagger = spread(args.chunks, gap, clients)
+        load = await drive(connections, target, probe, stagger_s=stagger)
         if load.failures:
             raise RuntimeError(f"calibration failed ({side}): {problem_counts(load.results)}")
         rate = probe / load.wall
@@ -267,28 +283,26 @@ class Compare(ServerBench[str]):
             low, high, seconds = 2 * clients, int(args.max_waves) * clients, float(args.seconds_n)
         return max(low, min(high, round(rate * seconds)))
 
-    def _stagger(self, gap: float, clients: int) -> float:
-        """Client ``k`` starts ``k`` times this late: the starts spread over one stream."""
-        return self.args.chunks * gap / 1000 / clients if clients > 1 else 0.0
-
     def _target(self, side: str, model: str, stored: bytes) -> Target:
-        chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
-        path, auth, classify = "/v1/chat/completions", f"Bearer {self.key}", chat_event
+        """A side's request: Parley stored's turn (``stored``) or a streamed chat completion
+        of ``model`` (``fake/model`` through Parley)."""
         kind, _, variant = side.partition("@")
         parley_port = self.variants[variant].port if variant else self.parley.port
+        auth = f"Bearer {self.key}"
+        if kind == "stored":
+            return Target.post(
+                side, parley_port, "/v1/process", stored, parley_event, Authorization=auth
+            )
         if side == "direct":
             port, auth = self.upstream.port, "Bearer sk-fake"
         elif kind == "chat":
-            port, chat["model"] = parley_port, f"fake/{model}"
-        elif kind == "stored":
-            body = stored
-            port, path, classify = parley_port, "/v1/process", parley_event
+            port, model = parley_port, f"fake/{model}"
         else:
             port = self.others[side].port
             auth = f"Bearer {LITELLM_KEY}" if side == "litellm" else "Bearer none"
-        if kind != "stored":
-            body = orjson.dumps(chat)
-        return Target.post(side, port, path, body, classify, Authorization=auth)
+        chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        path = "/v1/chat/completions"
+        return Target.post(side, port, path, orjson.dumps(chat), chat_event, Authorization=auth)
 
     async def phase(self, side: str, name: str, gap: float, clients: int) -> dict[str, Any]:
         """One side's streams at ``clients`` connections, their starts spread over one
@@ -296,7 +310,7 @@ class Compare(ServerBench[str]):
         target, pid = self.targets[side][f"{gap:g}"], self.pids[side]
         total = self.counts[side][name]
         connections = await open_connections(target.port, clients)
-        stagger = self._stagger(gap, clients)
+        stagger = spread(self.args.chunks, gap, clients)
         cpu0, own0 = tree_cpu(pid), time.process_time()
         load = await drive(connections, target, total, stagger_s=stagger)
         cpu, own = tree_cpu(pid) - cpu0, time.process_time() - own0
@@ -383,7 +397,7 @@ def others_running(
                 spawn[side] = _start(program, args.startup_samples)
             except RuntimeError as exc:
                 program.stop()
-                notes.append(f"{TITLES[side]} left out: it did not start ({exc})")
+                notes.append(f"{title(side, args)} left out: it did not start ({exc})")
                 print(notes[-1], file=sys.stderr)
                 continue
             running[side] = program
@@ -405,11 +419,18 @@ def measure(
             failed = {
                 s for r in measured["rounds"] for p in r.values() for s in p if p[s]["failures"]
             }
-            for side in failed:
-                program = others.get(side) or others.get(f"parley@{side.partition('@')[2]}")
+            # The log of every server behind a side with failed streams, once ("parley@": ours).
+            servers = {
+                side if side in others else f"parley@{side.partition('@')[2]}": side
+                for side in sorted(failed - {"direct"})
+            }
+            for server, side in servers.items():
+                program = others.get(server)
                 if program is not None:
-                    print(f"--- {TITLES[side]} log (tail) ---\n{program.log()}", file=sys.stderr)
-                elif side != "direct":
+                    print(
+                        f"--- {title(side, args)} log (tail) ---\n{program.log()}", file=sys.stderr
+                    )
+                else:
                     print_server_log(parley)
     spawn["chat"] = spawn["stored"] = [startup["cold_s"], *startup["warm_s"]]
     for name in bench.variants:
@@ -460,8 +481,9 @@ class _Table:
     """Rows of one value per side; every contender's cell also gives its ratio to the
     relay's value (when the relay ran)."""
 
-    def __init__(self, sides: list[str]) -> None:
+    def __init__(self, sides: list[str], titles: list[str]) -> None:
         self.sides = sides
+        self.header = ("metric", *titles)
         self.rows: list[tuple[str, ...]] = []
 
     def add(
@@ -480,10 +502,6 @@ class _Table:
             cells.append(cell)
         self.rows.append(tuple(cells))
 
-    @property
-    def header(self) -> tuple[str, ...]:
-        return ("metric", *(TITLES[s] for s in self.sides))
-
 
 def _ratio(value: float) -> str:
     """``0.04x``, ``0.7x``, ``48x``: two significant digits, about."""
@@ -493,7 +511,7 @@ def _ratio(value: float) -> str:
 
 
 def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[str]) -> _Table:
-    table, phases = _Table(sides), summary["phases"]
+    table, phases = _Table(sides, [title(s, args) for s in sides]), summary["phases"]
     n, load = args.clients, args.load_clients
     for gap in args.gaps:
         c1 = phases[f"{gap:g}ms/c1"]
@@ -522,8 +540,8 @@ def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[s
     table.add("RSS, idle", summary["idle_rss_mib"], "{:.1f} MiB")
     table.add("RSS, after the rounds", summary["rss_after_mib"], "{:.1f} MiB")
     table.add("CPU while idle, per second", summary["idle_cpu_ms_per_s"], "{:.2f} ms", ratio=False)
-    n = args.startup_samples
-    which = f"median of {n} restart{'s' * (n > 1)}" if n else "first start"
+    samples = args.startup_samples
+    which = f"median of {samples} restart{'s' * (samples > 1)}" if samples else "first start"
     spawn = {s: v for s, v in summary["spawn_s"].items() if s != "direct"}
     table.add(f"spawn → healthy ({which})", spawn, "{:.2f} s")
     failed = {s: sum(phase[s]["failures"] for phase in phases.values()) for s in sides}
@@ -534,7 +552,8 @@ def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[s
 def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, Any]) -> str:
     phases, sides = measured["summary"]["phases"], measured["sides"]
     counts = "; ".join(
-        f"{TITLES[s]} {', '.join(str(n) for n in measured['counts'][s].values())}" for s in sides
+        f"{title(s, args)} {', '.join(str(n) for n in measured['counts'][s].values())}"
+        for s in sides
     )
     phases_text = ", ".join(
         f"{clients_text(clients)} at {gap:g} ms" for _, gap, clients in _phases(args)
@@ -613,7 +632,7 @@ def sweep_results(
         "gap_ms": args.sweep_gap_ms,
         "chunks": args.chunks,
         "clients": args.sweep,
-        "titles": {s: TITLES[s] for s in sides},
+        "titles": {s: title(s, args) for s in sides},
         **{
             key: {s: [phases[name][s][key] for name in names] for s in sides}
             for key in ("cpu_ms_per_stream", "streams_per_s")
@@ -637,7 +656,6 @@ def sweep_table(sweep: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     notes: list[str] = []
-    TITLES["litellm"] = f"LiteLLM {args.litellm_version}"
     if "litellm" in args.compare:
         why = ensure_litellm(args.litellm_version)
         if why is not None:
@@ -662,23 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         print(sweep_table(measured["sweep"]))
     print(f"results: {args.output}")
-    failed = {
-        f"{phase} {side}": by_side[side]["problems"]
-        for phase, by_side in summary["phases"].items()
-        for side in measured["sides"]
-        if by_side[side]["problems"]
-    }
-    short = [
-        f"{phase} {side}"
-        for phase, by_side in summary["phases"].items()
-        for side in measured["sides"]
-        if by_side[side]["content_events_min"] < args.chunks
-    ]
-    if failed:
-        print(f"error: failed streams: {failed}", file=sys.stderr)
-    if short:
-        print(f"error: fewer than {args.chunks} text chunks in: {short}", file=sys.stderr)
-    return 1 if failed or short else 0
+    failed = report_stream_errors(summary["phases"], measured["sides"], args.chunks, "text chunks")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

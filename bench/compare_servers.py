@@ -11,11 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from procs import BENCH, ROOT, Cores, cpu_clock, free_port, healthy, memory_mib, stop_process
+from procs import BENCH, ROOT, Cores, Program, cpu_clock, memory_mib
 
 #: The LiteLLM the bench installs. The issue measured 1.106; 1.106.3 and later need a
 #: ``certifi`` newer than the package index here has, so the newest that installs.
@@ -61,60 +59,6 @@ def tree_rss_mib(pid: int) -> float:
 
 
 # ------------------------------------------------------------------------ processes
-
-
-@dataclass(slots=True)
-class Program:
-    """An HTTP server in a child process on the server's CPU, healthy when ``GET health``
-    answers 200; its output goes to ``log_path``."""
-
-    name: str
-    command: list[str]
-    health: str
-    cores: Cores
-    log_path: Path
-    env: dict[str, str] | None = None
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 120.0) -> float:
-        """Spawn on a free port; answers the seconds from spawn to the first 200."""
-        self.port = free_port()
-        command = [*self.cores.prefix(self.cores.server), *self.command, "--port", str(self.port)]
-        with self.log_path.open("ab") as log:
-            started = time.perf_counter()
-            self.proc = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.log_path.parent,
-            )
-        while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
-            if healthy(self.port, self.health):
-                return time.perf_counter() - started
-            time.sleep(0.005)
-        self.stop()
-        raise RuntimeError(
-            f"{self.name} did not answer {self.health} in {timeout} s:\n{self.log()}"
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def log(self) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 def relay(cores: Cores, upstream_url: str, workdir: Path) -> Program:

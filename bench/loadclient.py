@@ -280,6 +280,12 @@ async def stream_once(
         return connection, StreamResult(0, started, ended=perf_counter(), error=error)
 
 
+def spread(chunks: int, gap_ms: float, clients: int) -> float:
+    """``drive``'s ``stagger_s`` that spreads the starts of ``clients`` connections over one
+    stream (``chunks`` chunks ``gap_ms`` apart); 0 for one client."""
+    return chunks * gap_ms / 1000 / clients if clients > 1 else 0.0
+
+
 async def drive(
     connections: list[Connection],
     target: Target,

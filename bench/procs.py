@@ -1,5 +1,6 @@
-"""The benchmark's processes: the fake upstream, ``parley serve``, their databases, CPU pinning,
-and what ``/proc`` says about them (CPU time, resident memory)."""
+"""The benchmark's processes: the fake upstream, ``parley serve``, any other HTTP server
+(``Program``), their databases, CPU pinning, and what ``/proc`` says about them (CPU time,
+resident memory)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +51,19 @@ def steal_ticks() -> tuple[int, int]:
     return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
-def memory_mib(pid: int) -> dict[str, float]:
-    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of a process, in MiB."""
-    values: dict[str, float] = {}
+def proc_status(pid: int, *names: str) -> dict[str, int]:
+    """The first number of each of ``names`` in ``/proc/PID/status`` (sizes in kB)."""
+    values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024  # kB
+        if name in names:
+            values[name] = int(rest.split()[0])
     return values
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of a process, in MiB."""
+    return {name: kb / 1024 for name, kb in proc_status(pid, "VmRSS", "VmHWM").items()}
 
 
 def free_port() -> int:
@@ -145,18 +152,26 @@ class Upstream:
 
 
 class Parley:
-    """``parley serve`` in a child process, on the bench database and provider config."""
+    """``parley serve`` in a child process, on the bench database and provider config (the
+    provider ``fake`` on the upstream, then ``extra_config``)."""
 
     def __init__(
-        self, *, database_url: str, workdir: Path, upstream_url: str, cores: Cores
+        self,
+        *,
+        database_url: str,
+        workdir: Path,
+        upstream_url: str,
+        cores: Cores,
+        extra_config: str = "",
     ) -> None:
         self.workdir = workdir
         self.cores = cores
         config = workdir / "parley-bench.toml"
-        config.write_text(
+        fake = (
             f'[providers.fake]\nkind = "openai-chat"\nbase_url = "{upstream_url}/v1"\n'
             'api_key = "sk-fake"\n'
         )
+        config.write_text(f"{fake}\n{extra_config}" if extra_config else fake)
         self.env = {
             **os.environ,
             "PARLEY_DATABASE_URL": database_url,
@@ -209,13 +224,7 @@ class Parley:
         )
         log.close()
         self.pid = self.proc.pid
-        while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"parley serve exited:\n{self.log()}")
-            if healthy(self.port):
-                return time.perf_counter() - started
-            time.sleep(0.005)
-        raise RuntimeError(f"parley serve did not answer /healthz in {timeout} s:\n{self.log()}")
+        return wait_healthy(self.proc, self.port, "parley serve", self.log, started, timeout)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -233,6 +242,78 @@ class Parley:
         if script.exists():
             return [str(script)]
         return [sys.executable, "-m", "parley.cli.main"]
+
+
+@dataclass(slots=True)
+class Program:
+    """An HTTP server in a child process on the server's CPU, healthy when ``GET health``
+    answers 200; its output goes to ``log_path``. ``command`` gets ``--port PORT``."""
+
+    name: str
+    command: list[str]
+    health: str
+    cores: Cores
+    log_path: Path
+    env: dict[str, str] | None = None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Spawn on a free port; answers the seconds from spawn to the first 200."""
+        self.port = free_port()
+        command = [*self.cores.prefix(self.cores.server), *self.command, "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            started = time.perf_counter()
+            self.proc = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.log_path.parent,
+            )
+        try:
+            return wait_healthy(
+                self.proc, self.port, self.name, self.log, started, timeout, self.health
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def log(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    name: str,
+    log: Callable[[], str],
+    started: float,
+    timeout: float,
+    path: str = "/healthz",
+) -> float:
+    """Poll ``GET path`` every 5 ms until it answers 200: the seconds since ``started``.
+    Raises ``RuntimeError`` with the tail of ``log()`` when the process exits first or
+    ``timeout`` passes."""
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{log()}")
+        if healthy(port, path):
+            return time.perf_counter() - started
+        time.sleep(0.005)
+    raise RuntimeError(f"{name} did not answer {path} in {timeout} s:\n{log()}")
 
 
 def healthy(port: int, path: str = "/healthz") -> bool:

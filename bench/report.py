@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,25 @@ def report_text(
         f"Command: `{env['command']}` ({env['date']})\n\n{markdown_table(rows, header)}\n\n"
         f"{notes}\n"
     )
+
+
+def report_stream_errors(
+    phases: dict[str, dict[str, Any]], names: Sequence[str], chunks: int, unit: str
+) -> bool:
+    """Says on standard error which phase and side (of ``names``) had failed streams, and
+    which had a stream of fewer than ``chunks`` content events (``unit``: what they are
+    called); answers whether any had either. ``phases``: by phase, by side, a summary with
+    ``problems`` and ``content_events_min``."""
+    measured = [
+        (f"{phase} {name}", by_name[name]) for phase, by_name in phases.items() for name in names
+    ]
+    failed = {where: m["problems"] for where, m in measured if m["problems"]}
+    short = [where for where, m in measured if m["content_events_min"] < chunks]
+    if failed:
+        print(f"error: failed streams: {failed}", file=sys.stderr)
+    if short:
+        print(f"error: fewer than {chunks} {unit} in: {short}", file=sys.stderr)
+    return bool(failed or short)
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:

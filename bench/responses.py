@@ -39,10 +39,20 @@ from loadclient import (
     parley_event,
     problem_counts,
     responses_event,
+    spread,
     stream_once,
 )
 from procs import BENCH, BenchDatabase, Cores, cpu_clock
-from report import Row, clients_text, ms, percentile, report_text, verdict, write_json
+from report import (
+    Row,
+    clients_text,
+    ms,
+    percentile,
+    report_stream_errors,
+    report_text,
+    verdict,
+    write_json,
+)
 from run import (
     ServerBench,
     add_server_options,
@@ -236,7 +246,7 @@ class Bench(ServerBench[float]):
         spread over one stream's length; the server's CPU over the whole phase."""
         target, pid = self.targets[gap][face], self.parley.pid
         connections = await open_connections(target.port, clients)
-        stagger = self.args.chunks * gap / 1000 / clients
+        stagger = spread(self.args.chunks, gap, clients)
         cpu0, own0 = cpu_clock(pid), time.process_time()
         load = await drive(connections, target, total, stagger_s=stagger)
         cpu, own = cpu_clock(pid) - cpu0, time.process_time() - own0
@@ -250,7 +260,7 @@ class Bench(ServerBench[float]):
         ``phase``: both faces meet the same load. No CPU per face (they share the phase)."""
         targets = self.targets[gap]
         connections = await open_connections(targets["native"].port, clients)
-        stagger = self.args.chunks * gap / 1000 / clients
+        stagger = spread(self.args.chunks, gap, clients)
         own0 = time.process_time()
         loads = await drive_mixed(
             connections, [targets[f] for f in FACES], total, stagger_s=stagger
@@ -532,23 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = build_rows(args, summary)
     print(report_text(rows, _notes(args, env, summary), env, HEADER))
     print(f"results: {args.output}")
-    failed = {
-        f"{phase} {face}": by_face[face]["problems"]
-        for phase, by_face in summary.items()
-        for face in FACES
-        if by_face[face]["problems"]
-    }
-    short = [
-        f"{phase} {face}"
-        for phase, by_face in summary.items()
-        for face in FACES
-        if by_face[face]["content_events_min"] < args.chunks
-    ]
-    if failed:
-        print(f"error: failed streams: {failed}", file=sys.stderr)
-    if short:
-        print(f"error: fewer than {args.chunks} text deltas in: {short}", file=sys.stderr)
-    if failed or short:
+    if report_stream_errors(summary, FACES, args.chunks, "text deltas"):
         return 1
     missed = [r.metric for r in rows if r.verdict == "FAIL"]
     return 1 if args.strict and missed else 0

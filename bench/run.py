@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 import httpx
 import orjson
@@ -146,10 +146,10 @@ class ServerBench(Generic[K]):
             raise RuntimeError(f"warm-up failed ({target.name}): {problem_counts(load.results)}")
 
     async def upstream_call(self, method: str, path: str) -> Any:
-        async with httpx.AsyncClient(base_url=self.upstream.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.upstream.url, timeout=60) as http:
             answer = await http.request(method, path)
             answer.raise_for_status()
-            return answer.json()
+            return orjson.loads(answer.content)
 
 
 class Bench(ServerBench[str]):
@@ -264,11 +264,22 @@ class Bench(ServerBench[str]):
 
 
 def _start_processes(
-    args: argparse.Namespace, cores: Cores, workdir: Path, db_url: str, restarts: int
+    args: argparse.Namespace,
+    cores: Cores,
+    workdir: Path,
+    db_url: str,
+    restarts: int,
+    config: Callable[[str], str] | None,
 ) -> tuple[Upstream, Parley, str, dict[str, Any]]:
     """The fake upstream and the Parley server; answers them and the start-up timings."""
     upstream = Upstream(cores, args.chunks)
-    parley = Parley(database_url=db_url, workdir=workdir, upstream_url=upstream.url, cores=cores)
+    parley = Parley(
+        database_url=db_url,
+        workdir=workdir,
+        upstream_url=upstream.url,
+        cores=cores,
+        extra_config=config(upstream.url) if config else "",
+    )
     try:
         cold = parley.start()  # a blank database: migrations included
         key = parley.create_user("bench")
@@ -288,12 +299,21 @@ def _start_processes(
 
 @contextlib.contextmanager
 def serving(
-    args: argparse.Namespace, cores: Cores, workdir: Path, db_url: str, restarts: int = 0
+    args: argparse.Namespace,
+    cores: Cores,
+    workdir: Path,
+    db_url: str,
+    restarts: int = 0,
+    config: Callable[[str], str] | None = None,
 ) -> Iterator[tuple[Upstream, Parley, str, dict[str, Any]]]:
     """The fake upstream (``--chunks``) and the Parley server running, after ``restarts``
     timed restarts and under cProfile with ``--profile``: answers them, the API key and the
-    start-up timings. Prints the server's log if the block raises; stops both at the end."""
-    upstream, parley, key, startup = _start_processes(args, cores, workdir, db_url, restarts)
+    start-up timings. ``config(upstream_url)``, when given, is more TOML for the server's
+    config file (providers of a bench's own). Prints the server's log if the block raises;
+    stops both at the end."""
+    upstream, parley, key, startup = _start_processes(
+        args, cores, workdir, db_url, restarts, config
+    )
     try:
         yield upstream, parley, key, startup
     except BaseException:
@@ -329,15 +349,16 @@ async def _rounds(bench: Bench) -> list[dict[str, Any]]:
 
 
 async def timed_rounds(
-    count: int, one_round: Callable[[int], Awaitable[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """``one_round(number)`` ``count`` times, saying how long each took."""
+    count: int, one_round: Callable[[int], Awaitable[T]], file: TextIO | None = None
+) -> list[T]:
+    """``one_round(number)`` ``count`` times, saying how long each took (on ``file``,
+    standard output by default)."""
     rounds = []
     for number in range(count):
         started = time.perf_counter()
         rounds.append(await one_round(number))
         took = time.perf_counter() - started
-        print(f"round {number + 1}/{count} done in {took:.1f} s", flush=True)
+        print(f"round {number + 1}/{count} done in {took:.1f} s", file=file, flush=True)
     return rounds
 
 

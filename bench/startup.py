@@ -7,30 +7,28 @@ resident memory after that one health check.
 
 Each side serves a copy of the ``parley`` package from a temporary folder (``PYTHONPATH``):
 ``--base`` (default ``HEAD``) exported with ``git archive`` (``versions.export``), the
-working tree (or ``--tree DIR``'s package) copied as it is. Each copy has its own SQLite file, brought to its newest
-revision first by its own ``parley users create``: every start is a restart on an existing
-database. ``--bytecode source`` leaves the copies without ``.pyc`` files, so that our modules
-compile at every start, as they do from a checkout under ``PYTHONDONTWRITEBYTECODE``;
-``compiled`` byte-compiles them first (``compileall``, as ``make``'s install step does);
-``both`` (default) serves each version both ways. A restart: spawn, poll ``/healthz`` every
-5 ms, wait ``--settle`` seconds, read ``VmRSS`` and the threads from ``/proc``, stop. One
-untimed start of every side first, then the sides take turns, in an order that flips every
-round; the servers run on the first CPU, this process on the second. ``--floor`` adds a
-side with the libraries alone: a one-route FastAPI app on the same SQLite file under
-uvicorn, what no version of Parley can go below without dropping one. Prints the quartiles
-of each number per side and the differences; writes ``bench/results/startup.json``. See
-bench/README.md.
+working tree (or ``--tree DIR``'s package) copied as it is. Each copy has its own SQLite
+file, brought to its newest revision first by its own ``parley users create``: every start
+is a restart on an existing database. ``--bytecode source`` leaves the copies without
+``.pyc`` files, so that our modules compile at every start, as they do from a checkout under
+``PYTHONDONTWRITEBYTECODE``; ``compiled`` byte-compiles them first (``compileall``, as
+``make``'s install step does); ``both`` (default) serves each version both ways. A restart:
+spawn, poll ``/healthz`` every 5 ms, wait ``--settle`` seconds, read ``VmRSS`` and the
+threads from ``/proc``, stop. One untimed start of every side first, then the sides take
+turns, in an order that flips every round; the servers run on the first CPU, this process on
+the second. ``--floor`` adds a side with the libraries alone: a one-route FastAPI app on the
+same SQLite file under uvicorn, what no version of Parley can go below without dropping one.
+Prints the quartiles of each number per side and the differences; writes
+``bench/results/startup.json``. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,19 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs import BENCH, BenchDatabase, Cores, Parley, cpu_clock, free_port, healthy, stop_process
-from report import percentile
+from procs import BENCH, ROOT, BenchDatabase, Cores, Parley, Program, cpu_clock, proc_status
+from report import percentile, write_json
 from versions import export
 
-ROOT = BENCH.parent
 MODES = {"both": ("source", "compiled"), "source": ("source",), "compiled": ("compiled",)}
-#: The ``--floor`` program: the server's libraries, a database connection and one route.
+#: The ``--floor`` program (``DATABASE_URL --port PORT``): the server's libraries, a
+#: database connection and one route.
 FLOOR = """
 import sys
 import pydantic_settings, sqlalchemy, uvicorn
 from fastapi import FastAPI
 
-engine = sqlalchemy.create_engine(sys.argv[2])
+engine = sqlalchemy.create_engine(sys.argv[1])
 with engine.connect() as conn:
     conn.exec_driver_sql("SELECT 1")
 app = FastAPI()
@@ -61,7 +59,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-uvicorn.run(app, port=int(sys.argv[1]), log_level="warning", access_log=False)
+uvicorn.run(app, port=int(sys.argv[3]), log_level="warning", access_log=False)
 """
 
 
@@ -78,40 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Floor:
-    """``FLOOR`` in a child process on the server's CPU, as ``procs.Parley`` runs Parley."""
-
-    def __init__(self, *, database_url: str, cores: Cores) -> None:
-        self.database_url = database_url
-        self.cores = cores
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.pid = 0
-
-    def start(self, timeout: float = 60.0) -> float:
-        """Spawn it; answers the seconds from spawn to the first 200 on /healthz."""
-        port = free_port()
-        command = [sys.executable, "-c", FLOOR, str(port), self.database_url]
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [*self.cores.prefix(self.cores.server), *command],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.pid = self.proc.pid
-        while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the floor program exited")
-            if healthy(port):
-                return time.perf_counter() - started
-            time.sleep(0.005)
-        raise RuntimeError(f"the floor program did not answer /healthz in {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-
 @dataclass(slots=True)
 class Side:
     """One version of Parley, with or without bytecode (or the floor), and what its starts
@@ -119,7 +83,7 @@ class Side:
 
     version: str  # "base", "tree" or "floor"
     mode: str  # "source" or "compiled" ("libraries" for the floor)
-    server: Parley | Floor
+    server: Parley | Program
     spawn_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
@@ -133,16 +97,6 @@ class Side:
 def copy_tree(tree: Path, into: Path) -> None:
     """``tree``'s ``parley`` package, uncommitted changes and all, under ``into``."""
     shutil.copytree(tree / "parley", into / "parley", ignore=shutil.ignore_patterns("__pycache__"))
-
-
-def status(pid: int) -> dict[str, int]:
-    """``VmRSS``, ``RssAnon``, ``RssFile`` (kB) and ``Threads`` of a process."""
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "RssAnon", "RssFile", "Threads"):
-            values[name] = int(rest.split()[0])
-    return values
 
 
 def prepare(args: argparse.Namespace, work: Path, cores: Cores) -> list[Side]:
@@ -169,7 +123,9 @@ def prepare(args: argparse.Namespace, work: Path, cores: Cores) -> list[Side]:
             sides.append(Side(version, mode, server))
     if args.floor:
         db = BenchDatabase(work, None)
-        sides.append(Side("floor", "libraries", Floor(database_url=db.url, cores=cores)))
+        command = [sys.executable, "-c", FLOOR, db.url]
+        floor = Program("the floor program", command, "/healthz", cores, work / "floor.log")
+        sides.append(Side("floor", "libraries", floor))
     return sides
 
 
@@ -179,7 +135,7 @@ def measure(sides: list[Side], restarts: int, settle: float) -> None:
             spawn = side.server.start()
             cpu = cpu_clock(side.server.pid)
             time.sleep(settle)
-            now = status(side.server.pid)
+            now = proc_status(side.server.pid, "VmRSS", "Threads")
             side.server.stop()
             if number == 0:  # untimed: the files are in the page cache from now on
                 continue
@@ -212,10 +168,10 @@ def report(sides: list[Side], table: dict[str, dict[str, float]], args: argparse
     print(f"{'':28s} {quartiles}  {'p50':>6s}  {quartiles.replace('  p', '   p')}")
     for side in sides:
         row = table[side.name]
-        spawn = " ".join(f"{row[f'spawn_p{q}_s']:6.3f}" for q in (25, 50, 75))
-        rss = " ".join(f"{row[f'rss_p{q}_mib']:7.1f}" for q in (25, 50, 75))
+        spawns = " ".join(f"{row[f'spawn_p{q}_s']:6.3f}" for q in (25, 50, 75))
+        rsses = " ".join(f"{row[f'rss_p{q}_mib']:7.1f}" for q in (25, 50, 75))
         title = f"{names[side.version]}, {side.mode}"
-        print(f"{title:28s} {spawn}  {row['cpu_p50_s']:6.3f}  {rss}  {row['threads_p50']:7.0f}")
+        print(f"{title:28s} {spawns}  {row['cpu_p50_s']:6.3f}  {rsses}  {row['threads_p50']:7.0f}")
     pairs = [(f"base/{m}", f"tree/{m}", f"both {m}") for m in MODES[args.bytecode]]
     if args.bytecode == "both":
         pairs.append(("base/source", "tree/compiled", "base from source, tree compiled"))
@@ -242,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
                 side.server.stop()
     table = summary(sides)
     report(sides, table, args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
@@ -258,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "summary": table,
     }
-    args.output.write_text(json.dumps(results, indent=2))
+    write_json(args.output, results)
     return 0
 
 
