@@ -16,9 +16,7 @@ from parley.store.tables import users as users_table
 from parley.store.usage import KeyUsage, day_of, usage_rows
 from parley.types import Usage
 from tests.harness import FreshDatabase
-from tests.store.conftest import db, new_user
-
-__all__ = ["db"]  # the store tests' fixture: a fresh, migrated database
+from tests.store.conftest import new_user
 
 KEY = users.hash_key("sk-one")
 
