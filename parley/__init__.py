@@ -67,15 +67,25 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'parley' has no attribute {name!r}")
-    import importlib
+def _lazy_getattr(
+    namespace: dict[str, _typing.Any], exports: dict[str, str]
+) -> _typing.Callable[[str], _typing.Any]:
+    """The module ``__getattr__`` of a package whose ``exports`` (name: module) are imported
+    on first use, then kept in its ``namespace`` (its ``globals()``)."""
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> _typing.Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+        import importlib
+
+        value = namespace[name] = getattr(importlib.import_module(module), name)
+        return value
+
+    return __getattr__
+
+
+__getattr__ = _lazy_getattr(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:

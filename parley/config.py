@@ -299,8 +299,11 @@ class Settings(BaseSettings):
         for name, table in tables.items():
             builtin = BUILTIN_PROVIDERS.get(name)
             if builtin is not None and isinstance(table, dict) and "kind" not in table:
-                # Without a kind, a built-in's table adds to it (its models' windows, say).
+                # Without a kind, a built-in's table adds to it (its models' windows, say);
+                # a key it gives replaces the built-in's variable.
                 base = self._builtin_config(name, builtin).model_dump(exclude_defaults=True)
+                if "api_key" in table or "api_key_env" in table:
+                    base.pop("api_key_env", None)
                 table = {**base, **table}
             try:
                 out[name] = ProviderConfig.model_validate(table)

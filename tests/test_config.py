@@ -122,3 +122,15 @@ def test_a_builtin_providers_table_without_kind_adds_to_it(
     assert "small" in asyncio.run(registry.models("demo"))  # listed, as the demo takes it
     # With a kind, the table replaces the built-in.
     assert providers["ollama"].kind == "openai-chat"
+
+
+def test_a_key_in_a_builtin_providers_table_replaces_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    config = tmp_path / "p.toml"
+    config.write_text('[providers.openai]\napi_key = "sk-from-file"\n')
+    settings = Settings(config=config)
+    openai = settings.provider_configs()["openai"]
+    assert openai.kind == "openai-chat" and openai.base_url == "https://api.openai.com/v1"
+    assert settings.provider_api_key(openai) == "sk-from-file"

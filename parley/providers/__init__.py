@@ -6,8 +6,9 @@ say) does not load every adapter and its HTTP client with it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from parley import _lazy_getattr
 
 if TYPE_CHECKING:
     from parley.providers.accumulator import AnswerAccumulator
@@ -16,25 +17,18 @@ if TYPE_CHECKING:
     from parley.providers.openai_chat import OpenAIChatProvider
     from parley.providers.registry import ProviderRegistry
 
-_LAZY = {
-    "AnswerAccumulator": "parley.providers.accumulator",
-    "ChatMessage": "parley.providers.base",
-    "DemoProvider": "parley.providers.demo",
-    "ModelRequest": "parley.providers.base",
-    "OpenAIChatProvider": "parley.providers.openai_chat",
-    "Provider": "parley.providers.base",
-    "ProviderRegistry": "parley.providers.registry",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'parley.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "AnswerAccumulator": "parley.providers.accumulator",
+        "ChatMessage": "parley.providers.base",
+        "DemoProvider": "parley.providers.demo",
+        "ModelRequest": "parley.providers.base",
+        "OpenAIChatProvider": "parley.providers.openai_chat",
+        "Provider": "parley.providers.base",
+        "ProviderRegistry": "parley.providers.registry",
+    },
+)
 
 __all__ = [
     "AnswerAccumulator",

@@ -68,7 +68,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
-from parley.providers.windows import as_window
+from parley.providers.windows import as_window, listed_windows
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -165,9 +165,7 @@ class AnthropicProvider(HTTPProvider):
                 body = await get(self._models_url, self._list_headers, params)
                 if not isinstance(body, dict):
                     break
-                for m in body.get("data") or ():
-                    if isinstance(m, dict) and "id" in m:
-                        listed[str(m["id"])] = as_window(m.get("max_input_tokens"))
+                listed.update(listed_windows(body, _input_limit))
                 last_id = body.get("last_id")
                 if body.get("has_more") is not True or not isinstance(last_id, str):
                     break
@@ -646,6 +644,14 @@ def _message_events(raw: bytes) -> list[ModelEvent]:
     events.extend(state.usage_events(message.get("usage")))
     events.extend(state.state_events())
     return events
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def _input_limit(model: Mapping[str, Any]) -> int | None:
+    """A listed model's window (``model_listing``)."""
+    return as_window(model.get("max_input_tokens"))
 
 
 # ------------------------------------------------------------------------------ errors

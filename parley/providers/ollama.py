@@ -84,8 +84,6 @@ _THINK_LEVELS = {
 }
 #: Request parameters that mean ``options.num_predict``.
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-#: Seconds to wait for each read of an ``/api/show`` answer.
-_SHOW_READ_TIMEOUT = 10.0
 #: The ``num_ctx`` line of an ``/api/show`` answer's ``parameters`` (one per line, the
 #: name, spaces, the value).
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
@@ -141,25 +139,10 @@ class OllamaProvider(HTTPProvider):
         """The context window the server gives ``model_id`` (``POST /api/show``,
         ``show_window``); None when it does not have the model or says nothing of it.
         Raises ``UpstreamError`` when the server cannot be asked."""
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._connect_timeout, sock_read=_SHOW_READ_TIMEOUT
-        )
-        headers = {**self._list_headers, "Content-Type": "application/json"}
-        body = orjson.dumps({"model": model_id})
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
-                http.post(self._show_url, data=body, headers=headers) as response,
-            ):
-                if response.status == 404:
-                    return None
-                if response.status >= 400:
-                    raise UpstreamError(
-                        f"The {_LABEL} answered HTTP {response.status} to /api/show."
-                    )
-                shown = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise UpstreamError(f"The {_LABEL} could not be asked about {model_id}.") from None
+        async with self._lister(_error_message) as get:
+            shown = await get(
+                self._show_url, self._list_headers, post={"model": model_id}, none_if_missing=True
+            )
         return show_window(shown)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:

@@ -40,7 +40,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
-from parley.providers.windows import listed_window
+from parley.providers.windows import listed_windows
 
 
 class OpenAIChatProvider(HTTPProvider):
@@ -89,11 +89,7 @@ class OpenAIChatProvider(HTTPProvider):
         its entry gives (vLLM, OpenRouter, llama.cpp and others give one: ``listed_window``;
         OpenAI gives none)."""
         async with self._lister(_error_message) as get:
-            body = await get(self._models_url, self._list_headers, None)
-        data = body.get("data") if isinstance(body, dict) else None
-        return {
-            str(m["id"]): listed_window(m) for m in data or () if isinstance(m, dict) and "id" in m
-        }
+            return listed_windows(await get(self._models_url, self._list_headers, None))
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

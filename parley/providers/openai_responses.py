@@ -63,7 +63,7 @@ from parley.providers.transport import (
     shorten_detail,
 )
 from parley.providers.usage import detail, usage_part
-from parley.providers.windows import listed_window
+from parley.providers.windows import listed_windows
 from parley.types import ToolCall, ToolSpec
 
 __all__ = ["OpenAIResponsesProvider", "request_body", "wire_input"]
@@ -128,11 +128,7 @@ class OpenAIResponsesProvider(HTTPProvider):
         entry gives, where a server speaking this API gives one (``listed_window``;
         OpenAI gives none)."""
         async with self._lister(_error_message) as get:
-            body = await get(self._models_url, self._list_headers, None)
-        data = body.get("data") if isinstance(body, dict) else None
-        return {
-            str(m["id"]): listed_window(m) for m in data or () if isinstance(m, dict) and "id" in m
-        }
+            return listed_windows(await get(self._models_url, self._list_headers, None))
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

@@ -211,6 +211,22 @@ class ProviderRegistry:
         provider that lists windows is asked about, its list is read in the background,
         and the table answers until it has been (``learn_window`` waits for it)."""
         provider_name, _, model_id = self.qualified(model).partition("/")
+        return self._window(provider_name, model_id)
+
+    async def learn_window(self, model: str, *, within: float = WINDOW_WAIT) -> int | None:
+        """``context_window(model)``, once its provider's model list has been read: the
+        first time, this waits up to ``within`` seconds for it (after that, the table's
+        window, or none, while the list is read on in the background)."""
+        provider_name, _, model_id = self.qualified(model).partition("/")
+        window = self._window(provider_name, model_id)  # starts the lookup when it is due
+        found = self._window_source(provider_name, model_id)
+        if found is None or self._learned.told(found[0]):
+            return window
+        await self._learned.settle(found[0], within)
+        return self._window(provider_name, model_id)
+
+    def _window(self, provider_name: str, model_id: str) -> int | None:
+        """``context_window`` of ``provider_name/model_id``."""
         config = self._configs.get(provider_name)
         if config is not None:
             known = config.models.get(model_id)
@@ -225,18 +241,6 @@ class ProviderRegistry:
             if (listed := self._learned.window(source, model_id)) is not None:
                 return listed
         return builtin_window(model_id)
-
-    async def learn_window(self, model: str, *, within: float = WINDOW_WAIT) -> int | None:
-        """``context_window(model)``, once its provider's model list has been read: the
-        first time, this waits up to ``within`` seconds for it (after that, the table's
-        window, or none, while the list is read on in the background)."""
-        window = self.context_window(model)  # starts the lookup when it is due
-        provider_name, _, model_id = self.qualified(model).partition("/")
-        found = self._window_source(provider_name, model_id)
-        if found is None or self._learned.told(found[0]):
-            return window
-        await self._learned.settle(found[0], within)
-        return self.context_window(model)
 
     def _window_source(self, provider_name: str, model_id: str) -> tuple[Source, Lookup] | None:
         """Where the window of ``model_id`` is learned from, and how, when its provider's

@@ -2,8 +2,7 @@
 body is read as it comes.
 
 ``HTTPTransport`` sends with aiohttp, the one upstream HTTP client (per streamed answer a
-third or less of the CPU httpx costs, ``bench/adapter_cpu.py``; a hand-written HTTP/1.1
-client saved too little of a stream's CPU to keep a second one, ``bench/README.md``, "One
+third or less of the CPU httpx costs, ``bench/adapter_cpu.py``; ``bench/README.md``, "One
 upstream HTTP client"). The caller gets a ``Response``.
 
 ``transport_error`` and ``status_error`` turn a failed call into an ``UpstreamError`` with
@@ -400,8 +399,22 @@ async def status_error(
     return UpstreamError(message, code=code)
 
 
-#: GET one JSON document: ``get(url, headers, params)`` (see ``json_getter``).
-GetJSON = Callable[[str, Mapping[str, str], Mapping[str, str] | None], Awaitable[Any]]
+class GetJSON(Protocol):
+    """One JSON document of ``json_getter``: ``get(url, headers, params)`` GETs it; with
+    ``post``, that JSON body is POSTed instead (Ollama describes a model on request); with
+    ``none_if_missing``, an HTTP 404 answers None."""
+
+    def __call__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        *,
+        post: Any = None,
+        none_if_missing: bool = False,
+    ) -> Awaitable[Any]: ...
+
+
 #: Seconds to wait for each read of a model list.
 _LIST_READ_TIMEOUT = 10.0
 
@@ -413,23 +426,41 @@ async def json_getter(
     message_from_body: Callable[[Any], str],
     provider_label: str = _LABEL,
 ) -> AsyncIterator[GetJSON]:
-    """GETs of JSON documents (model lists, page by page) on one short-lived session,
-    through the proxy the environment names, as ``HTTPTransport``'s calls. Every failure is
-    an ``UpstreamError``, worded as for a model call: the answer's status with the
-    upstream's own message, an unreachable server, or a body that is not JSON."""
+    """Reads of JSON documents about models (lists, page by page, and descriptions;
+    ``GetJSON``) on one short-lived session, through the proxy the environment names, as
+    ``HTTPTransport``'s calls. Every failure is an ``UpstreamError``, worded as for a model
+    call: the answer's status with the upstream's own message, an unreachable server, or a
+    body that is not JSON."""
     timeout = aiohttp.ClientTimeout(
         total=None, connect=connect_timeout, sock_read=_LIST_READ_TIMEOUT
     )
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http:
 
         async def get(
-            url: str, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+            url: str,
+            headers: Mapping[str, str],
+            params: Mapping[str, str] | None = None,
+            *,
+            post: Any = None,
+            none_if_missing: bool = False,
         ) -> Any:
             proxy, proxy_auth = await asyncio.to_thread(_env_proxy, url)
+            body = None
+            if post is not None:
+                body = orjson.dumps(post)
+                headers = {**headers, "Content-Type": "application/json"}
             try:
-                async with http.get(
-                    url, headers=headers, params=params, proxy=proxy, proxy_auth=proxy_auth
+                async with http.request(
+                    "GET" if body is None else "POST",
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=body,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 ) as response:
+                    if response.status == 404 and none_if_missing:
+                        return None
                     if response.status >= 400:
                         raise await status_error(
                             _AiohttpResponse(response),
@@ -625,7 +656,8 @@ class HTTPProvider:
     def _lister(
         self, message_from_body: Callable[[Any], str]
     ) -> contextlib.AbstractAsyncContextManager[GetJSON]:
-        """GETs of the API's model list (``json_getter``), worded as this provider's."""
+        """Reads of what the API says of its models (``json_getter``), worded as this
+        provider's."""
         return json_getter(
             connect_timeout=self._connect_timeout,
             message_from_body=message_from_body,

@@ -76,23 +76,21 @@ BUILTIN_WINDOWS: dict[str, int] = {
 def builtin_window(model_id: str) -> int | None:
     """The window the table gives ``model_id``; None when it does not know the model."""
     model_id = model_id.lower()
-    found = _longest(model_id)
-    if found is None and "/" in model_id:
-        found = _longest(model_id.rsplit("/", 1)[1])
-    return None if found is None else BUILTIN_WINDOWS[found]
+    window = _prefix_window(model_id)
+    if window is None and "/" in model_id:
+        window = _prefix_window(model_id.rpartition("/")[2])
+    return window
 
 
-def _longest(model_id: str) -> str | None:
-    best = None
-    for prefix in BUILTIN_WINDOWS:
-        if not model_id.startswith(prefix):
-            continue
-        rest = model_id[len(prefix) : len(prefix) + 1]
-        if rest.isalnum():
-            continue  # "gpt-4" is not a prefix of "gpt-4o"
-        if best is None or len(prefix) > len(best):
-            best = prefix
-    return best
+def _prefix_window(model_id: str) -> int | None:
+    """The window of the longest prefix of ``model_id`` in the table that ends at a
+    boundary of the id ("gpt-4" is not a prefix of "gpt-4o")."""
+    if model_id in BUILTIN_WINDOWS:
+        return BUILTIN_WINDOWS[model_id]
+    for end in range(len(model_id) - 1, 0, -1):
+        if not model_id[end].isalnum() and model_id[:end] in BUILTIN_WINDOWS:
+            return BUILTIN_WINDOWS[model_id[:end]]
+    return None
 
 
 # ----------------------------------------------------------------- from model lists
@@ -111,6 +109,20 @@ def as_window(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
+
+
+def listed_windows(
+    page: Any, window_of: Callable[[Mapping[str, Any]], int | None] | None = None
+) -> dict[str, int | None]:
+    """The models one page of a model list names in its ``data`` (the entries that are
+    objects with an ``id``, as OpenAI's and Anthropic's lists hold them), each with the
+    window ``window_of`` reads from its entry (by default ``listed_window``: an
+    OpenAI-compatible list's)."""
+    entries = page.get("data") if isinstance(page, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    read = window_of or listed_window
+    return {str(m["id"]): read(m) for m in entries if isinstance(m, dict) and "id" in m}
 
 
 def listed_window(model: Mapping[str, Any]) -> int | None:

@@ -80,6 +80,7 @@ from typing import Any
 
 import orjson
 
+from parley.testing.fake_gemini import gemini_error
 from parley.testing.loopback import Connection, LoopbackServer, Request
 
 DEFAULT_CHUNKS = 22
@@ -474,40 +475,9 @@ class FakeUpstreamServer:
             return False
         if self.listing_fault is not None:
             return await _send_json(conn, 500, _error_body("fake upstream model list error"), keep)
-        models = sorted({*_LISTED, *self.windows})
-        path = request.path
-        if path.startswith("/v1beta/models/"):  # Gemini: one model
-            name = path.removeprefix("/v1beta/models/")
-            if name not in models:
-                error = {
-                    "code": 404,
-                    "message": f"models/{name} is not found.",
-                    "status": "NOT_FOUND",
-                }
-                return await _send_json(conn, 404, {"error": error}, keep)
-            return await _send_json(conn, 200, _gemini_model(name, self.windows.get(name)), keep)
-        if path == "/v1beta/models":
-            listed = [_gemini_model(m, self.windows.get(m)) for m in models]
-            return await _send_json(conn, 200, {"models": listed}, keep)
-        if path == "/api/tags":
-            tags = [
-                {"name": m, "model": m, "size": 0, "details": {"family": "llama"}} for m in models
-            ]
-            return await _send_json(conn, 200, {"models": tags}, keep)
-        if path == "/api/show":
-            try:
-                asked = orjson.loads(request.body).get("model")
-            except (orjson.JSONDecodeError, AttributeError):
-                asked = None
-            if asked not in models:
-                return await _send_json(conn, 404, {"error": f"model '{asked}' not found"}, keep)
-            return await _send_json(conn, 200, _ollama_show(self.windows.get(asked)), keep)
-        if "anthropic-version" in request.headers:
-            page = [_anthropic_model(m, self.windows.get(m)) for m in models]
-            body = {"data": page, "has_more": False, "first_id": models[0], "last_id": models[-1]}
-            return await _send_json(conn, 200, body, keep)
-        listed = [_openai_model(m, self.windows.get(m)) for m in models]
-        return await _send_json(conn, 200, {"object": "list", "data": listed}, keep)
+        windows = {m: self.windows.get(m) for m in sorted({*_LISTED, *self.windows})}
+        status, body = _listing_answer(request, windows)
+        return await _send_json(conn, status, body, keep)
 
     async def _chat(self, body: dict[str, Any], conn: Connection) -> bool:
         model = str(body.get("model", ""))
@@ -620,6 +590,34 @@ def _is_model_list(method: str, path: str) -> bool:
         return path == "/api/show"
     lists = ("/v1/models", "/models", "/v1beta/models", "/api/tags")
     return method == "GET" and (path in lists or path.startswith("/v1beta/models/"))
+
+
+def _listing_answer(request: Request, windows: dict[str, int | None]) -> tuple[int, Any]:
+    """The status and body that answer a model-list request (``_is_model_list``) in its
+    API's shape, for the models of ``windows`` (sorted) with their windows."""
+    path, models = request.path, list(windows)
+    if path.startswith("/v1beta/models/"):  # Gemini: one model
+        name = path.removeprefix("/v1beta/models/")
+        if name not in windows:
+            return 404, gemini_error(404, f"models/{name} is not found.", "NOT_FOUND")
+        return 200, _gemini_model(name, windows[name])
+    if path == "/v1beta/models":
+        return 200, {"models": [_gemini_model(m, w) for m, w in windows.items()]}
+    if path == "/api/tags":
+        tags = [{"name": m, "model": m, "size": 0, "details": {"family": "llama"}} for m in models]
+        return 200, {"models": tags}
+    if path == "/api/show":
+        try:
+            asked = request.json().get("model")
+        except (ValueError, AttributeError):
+            asked = None
+        if not isinstance(asked, str) or asked not in windows:
+            return 404, {"error": f"model '{asked}' not found"}
+        return 200, _ollama_show(windows[asked])
+    if "anthropic-version" in request.headers:
+        page = [_anthropic_model(m, w) for m, w in windows.items()]
+        return 200, {"data": page, "has_more": False, "first_id": models[0], "last_id": models[-1]}
+    return 200, {"object": "list", "data": [_openai_model(m, w) for m, w in windows.items()]}
 
 
 def _openai_model(model: str, window: int | None) -> dict[str, Any]:

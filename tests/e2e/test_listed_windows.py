@@ -30,25 +30,29 @@ WINDOW = 2000
 LISTING_ONLY = ("claude", "gem", "llama", "responses")
 
 
+def _upstream(
+    *, windows: dict[str, int] | None = None, fault: str | None = None
+) -> Iterator[FakeUpstream]:
+    """A fake upstream whose model lists give ``windows``, or fail with ``fault``."""
+    with FakeUpstream() as fake:
+        fake.windows.update(windows or {})
+        fake.listing_fault = fault
+        yield fake
+
+
 @pytest.fixture(scope="module")
 def lists() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        fake.windows["text:3"] = WINDOW
-        yield fake
+    yield from _upstream(windows={"text:3": WINDOW})
 
 
 @pytest.fixture(scope="module")
 def failing() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        fake.listing_fault = "error"
-        yield fake
+    yield from _upstream(fault="error")
 
 
 @pytest.fixture(scope="module")
 def stuck() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        fake.listing_fault = "hang"
-        yield fake
+    yield from _upstream(fault="hang")
 
 
 def _provider(name: str, kind: str, url: str) -> str:

@@ -33,10 +33,8 @@ async def provider(fake: FakeUpstream) -> AsyncIterator[OpenAIChatProvider]:
 
 @pytest.fixture
 async def canned() -> AsyncIterator[CannedUpstream]:
-    server = CannedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
+    async with CannedUpstream() as server:
+        yield server
 
 
 @pytest.fixture

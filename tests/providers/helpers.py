@@ -10,7 +10,7 @@ import contextlib
 import gc
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage
@@ -63,17 +63,11 @@ def http_answer(
     return f"HTTP/1.1 {status} Status\r\n{lines}\r\n".encode() + body
 
 
-class CannedUpstream:
-    """A loopback server that reads each request and writes ``answer``, byte for byte.
-
-    After writing it closes the connection, or with ``hold`` waits for the client to close
-    it. ``heads`` keeps the head (request line and headers) of every request received.
-    """
+class _OnLoopback:
+    """What the servers below share: a ``LoopbackServer`` of their own that answers with
+    their ``_respond``, listening within ``async with``."""
 
     def __init__(self) -> None:
-        self.answer = b""
-        self.hold = False
-        self.heads: list[str] = []
         self._server = LoopbackServer(self._respond)
 
     @property
@@ -81,14 +75,36 @@ class CannedUpstream:
         return self._server.port
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def url(self) -> str:
+        return self._server.url
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Self:
         await self._server.start()
+        return self
 
-    async def aclose(self) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._server.aclose()
+
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        raise NotImplementedError
+
+
+class CannedUpstream(_OnLoopback):
+    """A loopback server that reads each request and writes ``answer``, byte for byte.
+
+    After writing it closes the connection, or with ``hold`` waits for the client to close
+    it. ``heads`` keeps the head (request line and headers) of every request received.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = b""
+        self.hold = False
+        self.heads: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         self.heads.append(request.head)
@@ -98,26 +114,16 @@ class CannedUpstream:
         return False
 
 
-class TunnelProxy:
+class TunnelProxy(_OnLoopback):
     """An HTTP proxy on loopback that takes ``CONNECT host:port`` (how a client reaches an
     ``https`` upstream through a proxy) and then relays bytes both ways; it answers 405 to
     anything else. ``requests`` keeps each request line received; with ``refuse`` set, it
     answers every request with that status instead."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[str] = []
         self.refuse: int | None = None
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         self.requests.append(request.head.partition("\r\n")[0])

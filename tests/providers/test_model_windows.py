@@ -45,7 +45,8 @@ def config(fake: FakeUpstream, kind: str, *, name: str = "p", models: str = "") 
 
 @pytest.fixture
 async def registry_for(tmp_path: Path) -> AsyncIterator[Any]:
-    """``registry_for(toml, **settings)``: a registry of that config, closed afterwards."""
+    """``registry_for(toml, windows=None)``: a registry of that config (keeping what it
+    learns in ``windows``, when given), closed afterwards."""
     made: list[ProviderRegistry] = []
 
     def make(toml: str, windows: LearnedWindows | None = None) -> ProviderRegistry:

@@ -23,6 +23,7 @@ from parley.testing.fake_upstream import (
     tool_results_text,
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from tests.harness import free_port
 from tests.providers.helpers import CannedUpstream, http_answer, no_resource_warnings
 
 TOOLS = [
@@ -487,9 +488,7 @@ async def test_truncated_streams(provider: OpenAIChatProvider, model: str) -> No
 
 
 async def test_connection_refused() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     provider = OpenAIChatProvider(f"http://127.0.0.1:{port}/v1", connect_timeout=5)
     try:
         error = await failure(provider, request("text"))

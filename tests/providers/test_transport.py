@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from parley.providers.transport import (
 )
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.loopback import Connection, LoopbackServer, Request
+from tests.harness import free_port
 from tests.providers.helpers import CannedUpstream, TunnelProxy, http_answer, no_resource_warnings
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -36,20 +36,18 @@ CHUNKED = (
 STREAM = b'{"model": "text:3", "messages": [], "stream": true}'
 
 
-def _transport(url: str, *, read: float = 5, retry: RetryPolicy | None = None) -> HTTPTransport:
-    return HTTPTransport(
+@contextlib.asynccontextmanager
+async def _opened(
+    url: str, *, read: float = 5, retry: RetryPolicy | None = None
+) -> AsyncIterator[HTTPTransport]:
+    """A transport to ``url`` (read timeout ``read``), closed at the end of the block."""
+    http = HTTPTransport(
         url,
         {"Content-Type": "application/json", "X-Test": "yes"},
         connect_timeout=5,
         read_timeout=read,
         **({"retry": retry} if retry else {}),
     )
-
-
-@contextlib.asynccontextmanager
-async def _opened(url: str, **options: Any) -> AsyncIterator[HTTPTransport]:
-    """``_transport(url, **options)``, closed at the end of the block."""
-    http = _transport(url, **options)
     try:
         yield http
     finally:
@@ -94,6 +92,20 @@ async def raw_server(handler: Handler) -> AsyncIterator[str]:
 
     async with LoopbackServer(respond) as server:
         yield f"{server.url}/v1/chat/completions"
+
+
+def _held(answer: bytes) -> tuple[Handler, asyncio.Event]:
+    """A ``raw_server`` handler that writes ``answer``, then waits for the client to close
+    the connection; and the event it sets once the client has."""
+    closed = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        await writer.drain()
+        await reader.read()  # b"" once the client has closed its end
+        closed.set()
+
+    return handler, closed
 
 
 # ----------------------------------------------------------------------- request, body
@@ -159,9 +171,8 @@ async def test_informational_response_is_skipped() -> None:
 
 
 async def test_keep_alive_connections_are_reused(fake: FakeUpstream) -> None:
-    http = _transport(fake.base_url + "/chat/completions")
     before = fake.connections
-    try:
+    async with _opened(fake.base_url + "/chat/completions") as http:
         for _ in range(3):
             status, body = await _post_and_read(http, STREAM)
             assert status == 200 and b"[DONE]" in body
@@ -171,8 +182,6 @@ async def test_keep_alive_connections_are_reused(fake: FakeUpstream) -> None:
         response = await http.post(b'{"model": "text:40:20", "messages": [], "stream": true}')
         response.release()
         assert b"[DONE]" in (await _post_and_read(http, STREAM))[1]
-    finally:
-        await http.aclose()
     assert fake.connections - before == 2
 
 
@@ -200,33 +209,21 @@ async def test_a_connection_the_server_closes_is_not_reused(canned: CannedUpstre
 
 
 async def test_closing_early_closes_the_socket() -> None:
-    disconnected = asyncio.Event()
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nfirs\r\n")
-        await writer.drain()
-        await reader.read()  # b"" once the client has closed its end
-        disconnected.set()
-
+    handler, disconnected = _held(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nfirs\r\n"
+    )
     async with raw_server(handler) as url:
         with no_resource_warnings():
-            http = _transport(url)
-            response = await http.post(b"{}")
-            assert await anext(aiter(response.chunks())) == b"firs"
-            response.release()  # not at the end: closed, not pooled
-            await asyncio.wait_for(disconnected.wait(), timeout=2)
-            await http.aclose()
+            async with _opened(url) as http:
+                response = await http.post(b"{}")
+                assert await anext(aiter(response.chunks())) == b"firs"
+                response.release()  # not at the end: closed, not pooled
+                await asyncio.wait_for(disconnected.wait(), timeout=2)
             del http, response
 
 
 async def test_cancelling_a_read_closes_the_socket() -> None:
-    disconnected = asyncio.Event()
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
-        await writer.drain()
-        await reader.read()
-        disconnected.set()
+    handler, disconnected = _held(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
 
     async def consume(http: HTTPTransport) -> None:
         response = await http.post(b"{}")
@@ -235,15 +232,13 @@ async def test_cancelling_a_read_closes_the_socket() -> None:
         finally:
             response.close()
 
-    async with raw_server(handler) as url:
-        http = _transport(url)
+    async with raw_server(handler) as url, _opened(url) as http:
         task = asyncio.create_task(consume(http))
         await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.wait_for(disconnected.wait(), timeout=2)
-        await http.aclose()
 
 
 # --------------------------------------------------------------------- broken answers
@@ -291,10 +286,8 @@ async def test_broken_answers(
 
 
 async def test_connection_refused() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    async with _opened(f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(retries=0)) as http:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    async with _opened(url, retry=RetryPolicy(retries=0)) as http:
         error = await _failure(http)
     assert error.code == "upstream_unreachable"
     assert error.message == (
@@ -458,21 +451,17 @@ async def test_no_retry_once_the_body_streams_or_when_asked_to_wait_too_long() -
 
 async def test_a_refused_connection_is_retried() -> None:
     """Refused at first (the upstream is restarting), then listening."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     upstream = Scripted(http_answer(200, b"up"))
     server = LoopbackServer(upstream._respond, port=port)
-    http = _transport(
-        f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(retries=3, backoff=0.2, max_wait=1)
-    )
+    retry = RetryPolicy(retries=3, backoff=0.2, max_wait=1)
     try:
-        answer = asyncio.create_task(_post_and_read(http))
-        await asyncio.sleep(0.1)
-        await server.start()
-        assert await answer == (200, b"up")
+        async with _opened(f"http://127.0.0.1:{port}/v1", retry=retry) as http:
+            answer = asyncio.create_task(_post_and_read(http))
+            await asyncio.sleep(0.1)
+            await server.start()
+            assert await answer == (200, b"up")
     finally:
-        await http.aclose()
         await server.aclose()
 
 
@@ -542,10 +531,8 @@ async def tls_server(certificate: tuple[str, str]) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def tunnel() -> AsyncIterator[TunnelProxy]:
-    proxy = TunnelProxy()
-    await proxy.start()
-    yield proxy
-    await proxy.aclose()
+    async with TunnelProxy() as proxy:
+        yield proxy
 
 
 async def test_https_with_a_trusted_certificate(
