@@ -23,6 +23,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 
+from parley.store.tables import json_text, json_value
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: PostgreSQL advisory lock key taken while migrating, so replicas migrate one at a time.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
@@ -72,7 +74,7 @@ class Database:
         database = make_url(self.url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url, echo=echo, pool_size=1, max_overflow=0)
+        engine = create_engine(self.url, echo=echo, pool_size=1, max_overflow=0, **_JSON_CODEC)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -246,11 +248,17 @@ class Workers:
 _Job = tuple[Future[Any], Callable[[Any], Any], Any]
 
 
+# JSON columns: orjson both ways, U+0000 stored as U+FFFD (``parley.store.tables``).
+_JSON_CODEC = {"json_serializer": json_text, "json_deserializer": json_value}
+
+
 def _postgres_engine(url: str, echo: bool) -> Engine:
     from psycopg import Connection as PostgresConnection
     from psycopg import IsolationLevel
 
-    engine = create_engine(url, echo=echo, pool_size=_PG_POOL, max_overflow=0, pool_pre_ping=True)
+    engine = create_engine(
+        url, echo=echo, pool_size=_PG_POOL, max_overflow=0, pool_pre_ping=True, **_JSON_CODEC
+    )
 
     @event.listens_for(engine, "begin")
     def _postgres_begin(conn: Connection) -> None:

@@ -9,8 +9,10 @@ hot path, and a NUL in an id never gets this far (``server.limits``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -61,17 +63,42 @@ class Content(Name):
     impl = Text
 
 
+_ESCAPED_NUL = b"\\u0000"
+
+
+def json_text(value: Any) -> str:
+    """The JSON text a JSON column stores (the engines' ``json_serializer``): orjson's,
+    with U+0000 in strings as U+FFFD. A NUL in a string is always escaped in the text, so
+    only a value whose text holds that escape is walked; a value orjson cannot write
+    (an integer past 64 bits) falls back to the standard library's."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(without_nul(value), ensure_ascii=False)
+    if _ESCAPED_NUL in text:
+        text = orjson.dumps(without_nul(value), option=orjson.OPT_NON_STR_KEYS)
+    return text.decode()
+
+
+def json_value(text: str | bytes) -> Any:
+    """A JSON column's value from its text (the engines' ``json_deserializer``); text
+    orjson refuses (a NaN or a huge integer stored by an older version) is read by the
+    standard library."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class _Json(TypeDecorator[Any]):
-    """JSON (JSONB on PostgreSQL) whose strings store U+0000 as U+FFFD."""
+    """JSON (JSONB on PostgreSQL) whose strings store U+0000 as U+FFFD: the engines write
+    it with ``json_text``."""
 
     impl = JSON
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return without_nul(value)
 
 
 metadata = MetaData(

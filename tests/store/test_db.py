@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 from sqlalchemy.engine import Connection
 
 from parley.store import threads, users
@@ -40,3 +41,28 @@ async def test_a_read_sees_one_state_of_the_database(tmp_path: Path) -> None:
         await other.dispose()
         await db.dispose()
         fresh.drop()
+
+
+async def test_json_columns_keep_what_is_stored_and_clean_nul(db: Database) -> None:
+    """A JSON column reads back what was written (keys that are not strings as strings,
+    integers past 64 bits, non-ASCII text), with U+0000 in its strings as U+FFFD, and a
+    backslash followed by ``u0000`` (not a NUL) left as it is."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+    metadata = {
+        "nul\x00key": "a\x00b",
+        "escape": "\\u0000 is text",
+        "nested": [{"deep": "x\x00"}, 1.5, None, True],
+        "big": 2**70,
+        "text": "héllo ✓",
+        7: "seven",
+    }
+    made = await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata=metadata))
+    read = await db.read(lambda c: threads.get_thread(c, user_id=user.id, thread_id=made.id))
+    assert read.metadata == {
+        "nul\ufffdkey": "a\ufffdb",
+        "escape": "\\u0000 is text",
+        "nested": [{"deep": "x\ufffd"}, 1.5, None, True],
+        "big": 2**70,
+        "text": "héllo ✓",
+        "7": "seven",
+    }
