@@ -16,6 +16,7 @@ from parley.providers.registry import ProviderRegistry
 from parley.server.cors import Cors
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
+from parley.server.fastpaths import FastPaths
 from parley.server.limits import RequestGuard
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
@@ -31,7 +32,6 @@ from parley.server.routes import (
     turns,
     users,
 )
-from parley.server.routes.chat import ChatFastPath
 from parley.server.usage import UsageCounter
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
@@ -106,29 +106,34 @@ def create_app(
     for module in routers:
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
-    chat_path: ASGIApp = RequestGuard(ChatFastPath(app), max_bytes=settings.max_body_bytes)
+    app.fast_paths = fast = FastPaths(
+        app,
+        {
+            "/v1/chat/completions": chat.fast,
+            "/v1/process": turns.process_fast,
+            "/v1/completions": turns.completions_fast,
+            "/v1/responses": responses.create_fast,
+        },
+    )
+    app.fast_app = RequestGuard(fast, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
         app.add_middleware(Cors, origins=settings.cors_origins)
-        chat_path = Cors(chat_path, origins=settings.cors_origins)
-    app.chat_path = chat_path
+        app.fast_app = Cors(app.fast_app, origins=settings.cors_origins)
     return app
 
 
 class ParleyApp(FastAPI):
-    """The FastAPI app, but for ``POST /v1/chat/completions``: that path goes straight to
-    ``chat_path`` (``ChatFastPath`` behind the same request guard and CORS as the app's
-    other paths), a gateway whose every microsecond shows in the time to the first chunk."""
+    """The FastAPI app, but for the POSTs that start a stream (``fast_paths``): those go
+    straight to ``fast_app`` (the fast paths behind the same request guard and CORS as the
+    app's other paths), where every microsecond shows in the time to the first chunk."""
 
-    chat_path: ASGIApp | None = None
+    fast_paths: FastPaths | None = None
+    fast_app: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.chat_path is not None
-            and scope["type"] == "http"
-            and scope["path"] == ChatFastPath.PATH
-            and scope["method"] == "POST"
-        ):
-            await self.chat_path(scope, receive, send)
+        fast = self.fast_paths
+        if fast is not None and self.fast_app is not None and fast.serves(scope):
+            await self.fast_app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

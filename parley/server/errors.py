@@ -175,14 +175,29 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ParleyError)
-    async def _parley(request: Request, exc: ParleyError) -> JSONResponse:
-        return error_response(exc, openai=openai_path(request.url.path))
+def exception_response(exc: Exception, path: str) -> JSONResponse:
+    """The answer to ``exc`` raised while serving ``path``: a ``ParleyError``'s own, a body
+    that failed validation as ``validation_failed``, a unique-key race as 409 ``conflict``,
+    anything else logged and answered with a generic 500."""
+    openai = openai_path(path)
+    if isinstance(exc, ParleyError):
+        return error_response(exc, openai=openai)
+    if isinstance(exc, RequestValidationError):
+        return error_response(validation_failed(exc.errors()), openai=openai)
+    if isinstance(exc, IntegrityError):
+        log.info("integrity conflict: %s", exc.orig)
+        conflict = Conflict("The request conflicts with the current state; retry.", code="conflict")
+        return error_response(conflict, openai=openai)
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(InternalError("Internal server error."), openai=openai)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_failed(exc.errors()), openai=openai_path(request.url.path))
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def _exception(request: Request, exc: Exception) -> JSONResponse:
+        return exception_response(exc, request.url.path)
+
+    for kind in (ParleyError, RequestValidationError, IntegrityError, Exception):
+        app.add_exception_handler(kind, _exception)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -197,18 +212,3 @@ def install_error_handlers(app: FastAPI) -> None:
             body.update(param=None, code=None)
             headers[ERROR_TYPE_HEADER] = kind
         return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        log.info("integrity conflict: %s", exc.orig)
-        return error_response(
-            Conflict("The request conflicts with the current state; retry.", code="conflict"),
-            openai=openai_path(request.url.path),
-        )
-
-    @app.exception_handler(Exception)
-    async def _unknown(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(
-            InternalError("Internal server error."), openai=openai_path(request.url.path)
-        )

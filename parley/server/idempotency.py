@@ -248,3 +248,8 @@ async def idempotency(
 
 
 Idempotent = Annotated[Idempotency, Depends(idempotency)]
+
+
+async def request_idempotency(request: Request) -> Idempotency:
+    """``idempotency`` outside FastAPI's dependencies (``server.fastpaths``)."""
+    return await idempotency(request, request.headers.get(KEY_HEADER))

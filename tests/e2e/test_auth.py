@@ -52,6 +52,16 @@ def test_bad_credentials_answer_401_json(server: Any, headers: dict[str, str]) -
             assert_error(answer, 401)
 
 
+@pytest.mark.parametrize("path", ["/process", "/completions", "/chat/completions", "/responses"])
+def test_a_stream_starting_post_checks_the_key_before_the_body(server: Any, path: str) -> None:
+    """The POSTs that start a stream (answered before routing, ``server.fastpaths``) say
+    401 to a request without a valid key whatever its body."""
+    with _anonymous(server, {"Authorization": "Bearer not-a-real-key"}) as http:
+        for body in (b"not json", b"[]", b'{"assistant_id": 5}'):
+            answer = http.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert_error(answer, 401)
+
+
 def test_malformed_bearer_does_not_fall_back_to_x_api_key(server: Any, user_key: str) -> None:
     with _anonymous(server, {"Authorization": "Token abc", "X-API-Key": user_key}) as http:
         assert_error(http.get("/me"), 401)

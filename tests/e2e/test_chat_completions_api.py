@@ -306,7 +306,7 @@ def test_tokens_are_counted_per_key(http: httpx.Client, server: Any) -> None:
 
 
 def test_bodies_that_are_not_a_request(http: httpx.Client, upstream: Any) -> None:
-    """Answered before any route (``routes.chat.ChatFastPath``) as the route would."""
+    """Answered before any route (``server.fastpaths``) as the route would."""
     before = len(upstream.requests)
     headers = {"Content-Type": "application/json"}
     answer = http.post("/chat/completions", content=b'{"model": ', headers=headers)

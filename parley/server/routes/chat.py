@@ -10,17 +10,16 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
-from starlette.types import Receive, Scope, Send
 
-from parley.errors import InternalError, ParleyError
+from parley.errors import ParleyError
 from parley.events import ModelEvent
 from parley.server.chat.chunks import DONE_FRAME, Completion, error_frame
 from parley.server.chat.requests import ChatCompletionCreate, new_state_token, read_call
 from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc, authenticated
-from parley.server.errors import error_response, openai_error, validation_failed
+from parley.server.errors import openai_error
+from parley.server.fastpaths import parse_body
 from parley.server.openapi import errors
 from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS
@@ -194,38 +193,8 @@ class _Reply:
         )
 
 
-class ChatFastPath:
-    """``POST /v1/chat/completions`` answered as soon as the request reaches the app
-    (``app.ParleyApp``), before FastAPI's and Starlette's layers, routing and dependency
-    solving, which were a large part of the gateway's own time to the first chunk. The
-    same authentication, limits, validation, errors and work as the route above, which
-    stays for the OpenAPI document. ``app`` is the app whose services it uses."""
-
-    PATH = "/v1/chat/completions"
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response: Response
-        try:
-            svc: Services = self.app.state.services
-            caller = await authenticated(request, svc)
-            body = _body(await request.body())
-            response = await create_chat_completion(body, caller, svc)
-        except ParleyError as exc:
-            response = error_response(exc, openai=True)
-        except Exception:  # a boundary, as the app's own handler of the unexpected
-            log.exception("unhandled error")
-            response = error_response(InternalError("Internal server error."), openai=True)
-        await response(scope, receive, send)
-
-
-def _body(raw: bytes) -> ChatCompletionCreate:
-    """The request body, checked as the route's body parameter is (errors located in it)."""
-    try:
-        return ChatCompletionCreate.model_validate_json(raw or b"null")
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise validation_failed(errors) from None
+async def fast(request: Request, svc: Services) -> Response:
+    """The route above as a fast path (``server.fastpaths``)."""
+    caller = await authenticated(request, svc)
+    body = parse_body(ChatCompletionCreate, await request.body())
+    return await create_chat_completion(body, caller, svc)

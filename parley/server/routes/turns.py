@@ -6,13 +6,28 @@ from __future__ import annotations
 
 import functools
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import TurnHandle
 from parley.server.assistants.objects import RunPublic
-from parley.server.deps import AuthenticatedCaller, CurrentUser, Services, Svc
-from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
+from parley.server.deps import (
+    AuthenticatedCaller,
+    Caller,
+    CurrentUser,
+    Services,
+    Svc,
+    authenticated,
+)
+from parley.server.fastpaths import parse_body
+from parley.server.idempotency import (
+    Idempotency,
+    Idempotent,
+    Made,
+    Streamed,
+    answer,
+    request_idempotency,
+)
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
 from parley.server.routes.streams import one_turn, sse_response
@@ -80,6 +95,12 @@ async def _replay(
 async def completions(
     body: CompletionRequest, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
 ) -> Response:
+    return await completion_turn(body, caller, svc, idem)
+
+
+async def completion_turn(
+    body: CompletionRequest, caller: Caller, svc: Services, idem: Idempotency
+) -> Response:
     async def make() -> Made:
         async with svc.limits.run_slot(caller.key_hash) as slot:
             turn = await svc.engine.start_turn(
@@ -98,6 +119,12 @@ async def completions(
 @router.post("/process", responses=_TURN_ANSWERS, response_model=None)
 async def process(
     body: ProcessRequest, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    return await process_turn(body, caller, svc, idem)
+
+
+async def process_turn(
+    body: ProcessRequest, caller: Caller, svc: Services, idem: Idempotency
 ) -> Response:
     async def make() -> Made:
         async with svc.limits.run_slot(caller.key_hash) as slot:
@@ -132,3 +159,18 @@ async def submit_tool_output(body: ToolOutputSubmit, user: CurrentUser, svc: Svc
         user_id=user.id, run_id=run_id, outputs=[(call_id, body.output)]
     )
     return await run_public(svc, run)
+
+
+# The turn-starting routes as fast paths (``server.fastpaths``).
+
+
+async def process_fast(request: Request, svc: Services) -> Response:
+    caller = await authenticated(request, svc)
+    body = parse_body(ProcessRequest, await request.body())
+    return await process_turn(body, caller, svc, await request_idempotency(request))
+
+
+async def completions_fast(request: Request, svc: Services) -> Response:
+    caller = await authenticated(request, svc)
+    body = parse_body(CompletionRequest, await request.body())
+    return await completion_turn(body, caller, svc, await request_idempotency(request))
