@@ -3,6 +3,7 @@ same streams, through a server of an earlier commit and through one of the worki
 against the same fake upstream, with the direct baseline beside them.
 
     .venv/bin/python bench/versions.py [--base REV] [--face chat|native] [--streams 400]
+        [--clients 50 --cpu-gap-ms 20 --rounds 5]
 
 ``--base`` (default ``HEAD``) is exported with ``git archive`` into a temporary folder and
 served from there (``PYTHONPATH``); the other server runs the working tree. Both servers
@@ -10,7 +11,12 @@ are pinned to the first CPU and the load client and upstream to the second, as i
 ``bench/run.py``. The client sends ``--block`` sequential streams to one side, then to
 the next (base, working tree, direct; the order flips every block), so the two servers
 never serve at once and a drift of the machine reaches all three alike. It prints the
-median, quartiles and added time of each side, and the difference. See bench/README.md.
+median, quartiles and added time of each side, and the difference.
+
+With ``--clients N``, a second phase: the server's CPU per stream of each version with N
+clients at once (chunks ``--cpu-gap-ms`` apart, their starts spread over one stream),
+``--rounds`` rounds of ``--cpu-streams`` streams to each side in turn, the order flipping
+every round; it prints the median of each side and their ratio. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,8 +32,17 @@ from pathlib import Path
 
 import httpx
 import orjson
-from loadclient import Connection, Target, openai_event, parley_event
-from procs import BENCH, BenchDatabase, Cores, Parley, Upstream
+from loadclient import (
+    Connection,
+    Target,
+    drive,
+    open_connections,
+    openai_event,
+    parley_event,
+    problem_counts,
+    spread,
+)
+from procs import BENCH, BenchDatabase, Cores, Parley, Upstream, cpu_clock
 from report import percentile
 
 ROOT = BENCH.parent
@@ -41,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gap-ms", type=float, default=5.0, help="chunk gap")
     p.add_argument("--chunks", type=int, default=22)
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument("--clients", type=int, default=0, help="also CPU per stream at N clients")
+    p.add_argument("--cpu-gap-ms", type=float, default=20.0, help="chunk gap, CPU phase")
+    p.add_argument("--cpu-streams", type=int, default=500, help="streams per side and round")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the CPU phase")
     return p.parse_args(argv)
 
 
@@ -92,6 +112,38 @@ async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[
     return times
 
 
+async def measure_cpu(
+    targets: dict[str, Target], pids: dict[str, int], args: argparse.Namespace
+) -> dict[str, list[float]]:
+    """Each side's server CPU per stream (ms), one value a round, at ``--clients``."""
+    cpu: dict[str, list[float]] = {side: [] for side in targets}
+    stagger = spread(args.chunks, args.cpu_gap_ms, args.clients)
+    for number in range(args.rounds + 1):  # the first round warms up
+        for side in list(targets) if number % 2 else reversed(targets):
+            connections = await open_connections(targets[side].port, args.clients)
+            before = cpu_clock(pids[side])
+            load = await drive(connections, targets[side], args.cpu_streams, stagger_s=stagger)
+            used = cpu_clock(pids[side]) - before
+            if load.failures:
+                raise RuntimeError(f"{side}: {problem_counts(load.failures)}")
+            if number:
+                cpu[side].append(used / args.cpu_streams * 1000)
+    return cpu
+
+
+def report_cpu(cpu: dict[str, list[float]], args: argparse.Namespace) -> None:
+    print(
+        f"\nserver CPU per stream, ms ({args.clients} clients, {args.cpu_gap_ms:g} ms gap, "
+        f"median of {args.rounds} rounds of {args.cpu_streams} streams)"
+    )
+    for side, values in cpu.items():
+        print(
+            f"{side:24s} {statistics.median(values):7.3f}  ({', '.join(f'{v:.2f}' for v in values)})"
+        )
+    ratio = statistics.median(cpu["tree"]) / statistics.median(cpu["base"])
+    print(f"working tree / base: {ratio:.2f}x")
+
+
 def report(times: dict[str, list[float]], base: str) -> None:
     direct = percentile(times["direct"], 0.5)
     names = {"base": f"base ({base})", "tree": "working tree", "direct": "direct"}
@@ -130,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
                 servers[side] = server
                 server.start()
             targets: dict[str, Target] = {}
+            keys = {side: server.create_user("versions") for side, server in servers.items()}
             for side, server in servers.items():
-                key = server.create_user("versions")
-                targets[side] = asyncio.run(target(side, server, key, args, f"fake/{model_id}"))
+                targets[side] = asyncio.run(
+                    target(side, server, keys[side], args, f"fake/{model_id}")
+                )
             direct = {
                 "model": model_id,
                 "messages": [{"role": "user", "content": "hi"}],
@@ -148,11 +202,22 @@ def main(argv: list[str] | None = None) -> int:
                 Authorization="Bearer sk-fake",
             )
             times = asyncio.run(measure(targets, args))
+            cpu = None
+            if args.clients:
+                cpu_model = f"fake/text:{args.chunks}:{args.cpu_gap_ms:g}"
+                cpu_targets = {
+                    side: asyncio.run(target(side, server, keys[side], args, cpu_model))
+                    for side, server in servers.items()
+                }
+                pids = {side: server.pid for side, server in servers.items()}
+                cpu = asyncio.run(measure_cpu(cpu_targets, pids, args))
         finally:
             for server in servers.values():
                 server.stop()
             upstream.stop()
     report(times, args.base)
+    if cpu is not None:
+        report_cpu(cpu, args)
     return 0
 
 
