@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from sqlalchemy.engine import Connection
 
 from parley.store import threads, users
