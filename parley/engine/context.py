@@ -18,7 +18,7 @@ for the answer).
 
 Tokens are estimated as the text's characters over four, as no tokenizer is at hand; where
 an earlier answer stored its model call's usage, the provider's own count of everything up
-to it corrects the estimate of that part (``token_costs``).
+to it corrects the estimate of that part (``_scaled``).
 """
 
 from __future__ import annotations
@@ -50,14 +50,6 @@ class Window:
     reserve: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Fitted:
-    """What is sent of a thread, and how many of its messages were left out."""
-
-    messages: list[ChatMessage]
-    dropped: int = 0
-
-
 def answer_room(window: int, max_tokens: Any = None) -> int:
     """The tokens left for the answer in a window of ``window``: the request's
     ``max_tokens``, else a quarter of the window up to ``DEFAULT_ANSWER_ROOM``; at most
@@ -73,30 +65,6 @@ def always_sent(instructions: str | None, tools: list[dict[str, Any]]) -> str:
     return (instructions or "") + (json.dumps(tools) if tools else "")
 
 
-def truncate(
-    messages: Sequence[ChatMessage],
-    truncation: dict[str, Any],
-    fixed: str = "",
-    *,
-    window: Window | None = None,
-    known: dict[int, int] | None = None,
-    costs: Callable[[int], int] | None = None,
-) -> Fitted:
-    """``messages`` as the run's ``truncation`` option and the model's ``window`` cut them;
-    ``fixed`` is the text sent whatever is cut (instructions, tools), counted against
-    ``max_prompt_tokens`` and the window. ``known``: the provider's token count of
-    everything up to and including a message, by its index (``token_costs``; only the
-    newest is used). ``costs``: each message's estimate by index, when known already.
-
-    Looks at the messages from the newest backwards, only as far as it keeps them (and at
-    the count of the newest counted one), so its cost does not grow with a thread's length.
-
-    Raises ``InvalidRequest`` (code ``context_length_exceeded``) when what must be sent,
-    or with ``"type": "disabled"`` the whole thread, is larger than the window."""
-    start = fit_start(messages, truncation, fixed, window=window, known=known, costs=costs)
-    return Fitted(list(messages[start:]), start)
-
-
 def fit_start(
     messages: Sequence[ChatMessage],
     truncation: dict[str, Any],
@@ -106,7 +74,18 @@ def fit_start(
     known: dict[int, int] | None = None,
     costs: Callable[[int], int] | None = None,
 ) -> int:
-    """Where what ``truncate`` keeps of ``messages`` begins."""
+    """Where what is sent of ``messages`` begins (what comes before is dropped), as the
+    run's ``truncation`` option and the model's ``window`` cut them; ``fixed`` is the text
+    sent whatever is cut (instructions, tools), counted against ``max_prompt_tokens`` and
+    the window. ``known``: the provider's token count of everything up to and including a
+    message, by its index (only the newest is used, ``_scaled``). ``costs``: each
+    message's estimate by index, when known already.
+
+    Looks at the messages from the newest backwards, only as far as it keeps them (and at
+    the count of the newest counted one), so its cost does not grow with a thread's length.
+
+    Raises ``InvalidRequest`` (code ``context_length_exceeded``) when what must be sent,
+    or with ``"type": "disabled"`` the whole thread, is larger than the window."""
     total = len(messages)
     if costs is None:
         costs = _Estimates(messages).__getitem__
@@ -163,17 +142,6 @@ def _scaled(
     return math.ceil(fixed_cost * scale), cost
 
 
-def token_costs(
-    messages: list[ChatMessage], fixed: str, known: dict[int, int]
-) -> tuple[int, list[int]]:
-    """The tokens of ``fixed`` and of each message: the estimate, scaled up for the part
-    up to the newest message with a ``known`` count, when the provider counted that part
-    as more than the estimate (``_scaled``)."""
-    estimates = [estimate(m) for m in messages]
-    fixed_cost, cost = _scaled(estimates.__getitem__, len(fixed) // CHARS_PER_TOKEN, known)
-    return fixed_cost, [cost(i) for i in range(len(messages))]
-
-
 def _window_start(
     messages: Sequence[ChatMessage],
     start: int,
@@ -218,17 +186,6 @@ def _window_start(
         "older turns to be dropped.",
         code=CONTEXT_LENGTH_EXCEEDED,
     )
-
-
-def last_messages(messages: list[ChatMessage], count: int) -> list[ChatMessage]:
-    """The newest ``count`` messages."""
-    return messages[_whole_calls_from(messages, max(0, len(messages) - count)) :]
-
-
-def fit_tokens(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
-    """The newest messages whose estimated tokens add up to at most ``budget`` (the
-    newest one always)."""
-    return messages[_tokens_start(messages, budget, _Estimates(messages).__getitem__) :]
 
 
 def _tokens_start(messages: Sequence[ChatMessage], budget: int, cost: Callable[[int], int]) -> int:

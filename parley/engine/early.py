@@ -11,8 +11,8 @@ Only a turn on a new thread qualifies, as its whole context is known before the 
 A call the model's context window could not take whole is not begun early (the turn cuts
 the context, or fails before any call). The claim gives the run and its context; the
 early call is kept only if the request the turn would have sent is the one already sent
-(``fits``), and nothing of it reaches a client before the claim has committed. A failed claim, or a request that changed (an
-assistant edited meanwhile), discards it at once.
+(``fits``), and nothing of it reaches a client before the claim has committed. A failed
+claim, or a request that changed (an assistant edited meanwhile), discards it at once.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class Item:
     #: Its estimated tokens (``context.estimate``).
     cost: int
     #: The provider's count of everything its model call read and wrote, up to and
-    #: including this answer, when the call stored its usage (``context.token_costs``).
+    #: including this answer, when the call stored its usage (``context.fit_start``).
     counted: int | None
 
 

@@ -13,13 +13,15 @@ from parley import __version__
 from parley.config import Settings
 from parley.engine import Engine
 from parley.providers.registry import ProviderRegistry
+from parley.server.chat.requests import ChatCompletionCreate
 from parley.server.cors import Cors
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
-from parley.server.fastpaths import FastPaths
+from parley.server.fastpaths import FastPaths, FastRoute
 from parley.server.limits import RequestGuard
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
+from parley.server.responses.protocol import ResponseCreate
 from parley.server.routes import (
     assistants,
     chat,
@@ -32,6 +34,7 @@ from parley.server.routes import (
     turns,
     users,
 )
+from parley.server.schemas import CompletionRequest, ProcessRequest
 from parley.server.usage import UsageCounter
 from parley.server.watchdog import LoopWatchdog
 from parley.store.db import Database
@@ -109,10 +112,12 @@ def create_app(
     app.fast_paths = fast = FastPaths(
         app,
         {
-            "/v1/chat/completions": chat.fast,
-            "/v1/process": turns.process_fast,
-            "/v1/completions": turns.completions_fast,
-            "/v1/responses": responses.create_fast,
+            "/v1/chat/completions": FastRoute(
+                ChatCompletionCreate, chat.create_chat_completion, idempotent=False
+            ),
+            "/v1/process": FastRoute(ProcessRequest, turns.process_turn),
+            "/v1/completions": FastRoute(CompletionRequest, turns.completion_turn),
+            "/v1/responses": FastRoute(ResponseCreate, responses.create_once),
         },
     )
     app.fast_app = RequestGuard(fast, max_bytes=settings.max_body_bytes)

@@ -146,11 +146,16 @@ def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers or None)
 
 
+def invalid_json() -> ParleyError:
+    """The error of a request body that is not JSON."""
+    return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
+
+
 def validation_failed(errors: Sequence[Mapping[str, Any]]) -> ParleyError:
     """The error of pydantic's validation ``errors`` (a body that is not JSON is its own)."""
     for err in errors:
         if err.get("type") == "json_invalid":
-            return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
+            return invalid_json()
     details: list[dict[str, Any]] = [
         {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
         for err in errors

@@ -5,13 +5,14 @@ chunk and of its CPU per stream.
 
 A fast path has the same authentication, limits, validation, errors and work as its
 route, which stays the one the OpenAPI document describes: both call the same function
-(``routes.turns.process_turn``, ``routes.chat.create_chat_completion``). The app puts the
-same request guard and CORS in front of the fast paths as in front of its routes."""
+(``FastRoute.work``: ``routes.turns.process_turn``, ``routes.chat.create_chat_completion``,
+...). The app puts the same request guard and CORS in front of the fast paths as in front
+of its routes."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
@@ -20,36 +21,48 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from parley.server.deps import Services
-from parley.server.errors import exception_response, validation_failed
-
-log = logging.getLogger("parley.server")
+from parley.server.deps import Services, authenticated
+from parley.server.errors import exception_response, invalid_json, validation_failed
+from parley.server.idempotency import request_idempotency
 
 M = TypeVar("M", bound=BaseModel)
 
-#: A fast path's work: the request and the app's services in, the answer out; a
-#: ``ParleyError`` (or any other exception) is answered as the app's handlers would.
-Handler = Callable[[Request, Services], Awaitable[Response]]
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """A route as a fast path: its body's model, and its work, ``work(body, caller, svc)``
+    (with ``idempotent``, ``work(body, caller, svc, idem)``, ``idem`` the request's
+    ``Idempotency-Key``). A ``ParleyError`` (or any other exception) it raises is answered
+    as the app's handlers would."""
+
+    body: type[BaseModel]
+    work: Callable[..., Awaitable[Response]]
+    idempotent: bool = True
 
 
 class FastPaths:
-    """``POST`` to one of ``handlers``' paths, answered by its handler. ``app`` is the app
-    whose services they use."""
+    """``POST`` to one of ``routes``' paths, answered by its route. ``app`` is the app whose
+    services they use."""
 
-    def __init__(self, app: FastAPI, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, app: FastAPI, routes: Mapping[str, FastRoute]) -> None:
         self.app = app
-        self.handlers = dict(handlers)
+        self.routes = dict(routes)
 
     def serves(self, scope: Scope) -> bool:
         return (
-            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.handlers
+            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes[scope["path"]]
         request = Request(scope, receive)
         response: Response
         try:
-            response = await self.handlers[scope["path"]](request, self.app.state.services)
+            svc: Services = self.app.state.services
+            caller = await authenticated(request, svc)
+            body = parse_body(route.body, await request.body())
+            idem = (await request_idempotency(request),) if route.idempotent else ()
+            response = await route.work(body, caller, svc, *idem)
         except Exception as exc:  # noqa: BLE001 - a boundary, as the app's own handlers
             response = exception_response(exc, scope["path"])
         await response(scope, receive, send)
@@ -61,7 +74,7 @@ def parse_body(model: type[M], raw: bytes) -> M:
     try:
         data = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
-        raise validation_failed([{"type": "json_invalid"}]) from None
+        raise invalid_json() from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

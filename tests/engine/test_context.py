@@ -3,17 +3,18 @@ keep of a thread."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from parley.engine.context import (
     CHARS_PER_TOKEN,
     Window,
+    _scaled,
+    _tokens_start,
     answer_room,
     estimate,
-    fit_tokens,
-    last_messages,
-    token_costs,
-    truncate,
+    fit_start,
 )
 from parley.engine.history import items_of
 from parley.engine.run_loop import build_request
@@ -22,6 +23,45 @@ from parley.providers.base import ChatMessage
 from parley.store.records import Message, Run
 from parley.store.threads import new_message
 from parley.types import Role, ToolCall
+
+
+@dataclass
+class Kept:
+    """What ``fit_start`` keeps of a thread, and how many of its messages go."""
+
+    messages: list[ChatMessage]
+    dropped: int
+
+
+def truncate(
+    messages: list[ChatMessage],
+    truncation: dict[str, object],
+    fixed: str = "",
+    *,
+    window: Window | None = None,
+    known: dict[int, int] | None = None,
+) -> Kept:
+    start = fit_start(messages, truncation, fixed, window=window, known=known)
+    return Kept(messages[start:], start)
+
+
+def last_messages(messages: list[ChatMessage], count: int) -> list[ChatMessage]:
+    return truncate(messages, {"type": "last_messages", "last_messages": count}).messages
+
+
+def fit_tokens(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
+    """The newest messages within ``budget`` estimated tokens (``max_prompt_tokens``)."""
+    return messages[_tokens_start(messages, budget, lambda i: estimate(messages[i])) :]
+
+
+def token_costs(
+    messages: list[ChatMessage], fixed: str, known: dict[int, int]
+) -> tuple[int, list[int]]:
+    """The tokens ``fit_start`` counts for ``fixed`` and for each message."""
+    fixed_cost, cost = _scaled(
+        lambda i: estimate(messages[i]), len(fixed) // CHARS_PER_TOKEN, known
+    )
+    return fixed_cost, [cost(i) for i in range(len(messages))]
 
 
 def thread() -> list[ChatMessage]:

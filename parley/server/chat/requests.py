@@ -15,7 +15,6 @@ estimate is rough: a request it puts within the window goes to the upstream, whi
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from typing import Any, Literal
@@ -23,7 +22,12 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field, ValidationError, field_validator
 
-from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, estimate
+from parley.engine.context import (
+    CHARS_PER_TOKEN,
+    CONTEXT_LENGTH_EXCEEDED,
+    always_sent,
+    estimate,
+)
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
@@ -140,7 +144,7 @@ class ChatCall:
         ``InvalidRequest`` (``context_length_exceeded``, param ``messages``)."""
         if window is None:
             return
-        tools = json.dumps([t.model_dump(mode="json") for t in self.tools]) if self.tools else ""
+        tools = always_sent(None, [t.model_dump(mode="json") for t in self.tools])
         need = sum(estimate(m) for m in self.messages) + len(tools) // CHARS_PER_TOKEN
         if need <= window:
             return

@@ -10,16 +10,15 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from parley.errors import ParleyError
 from parley.events import ModelEvent
 from parley.server.chat.chunks import DONE_FRAME, Completion, error_frame
 from parley.server.chat.requests import ChatCompletionCreate, new_state_token, read_call
-from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc, authenticated
+from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc
 from parley.server.errors import openai_error
-from parley.server.fastpaths import parse_body
 from parley.server.openapi import errors
 from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS
@@ -191,10 +190,3 @@ class _Reply:
             face="chat.completions",
             used=self.answer.acc.usage,
         )
-
-
-async def fast(request: Request, svc: Services) -> Response:
-    """The route above as a fast path (``server.fastpaths``)."""
-    caller = await authenticated(request, svc)
-    body = parse_body(ChatCompletionCreate, await request.body())
-    return await create_chat_completion(body, caller, svc)

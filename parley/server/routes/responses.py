@@ -9,28 +9,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from parley.engine import Entry
 from parley.errors import Conflict, InvalidRequest
-from parley.server.deps import (
-    AuthenticatedCaller,
-    Caller,
-    CurrentUser,
-    Services,
-    Svc,
-    authenticated,
-)
-from parley.server.fastpaths import parse_body
-from parley.server.idempotency import (
-    KEY_HEADER,
-    Idempotency,
-    Idempotent,
-    Made,
-    Streamed,
-    request_idempotency,
-)
+from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors
 from parley.server.responses import compaction, websocket
 from parley.server.responses.items import message_items
@@ -71,17 +56,10 @@ _CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
 async def create_response(
     body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
 ) -> Response:
-    return await _create_once(body, caller, svc, idem)
+    return await create_once(body, caller, svc, idem)
 
 
-async def create_fast(request: Request, svc: Services) -> Response:
-    """The route above as a fast path (``server.fastpaths``)."""
-    caller = await authenticated(request, svc)
-    body = parse_body(ResponseCreate, await request.body())
-    return await _create_once(body, caller, svc, await request_idempotency(request))
-
-
-async def _create_once(
+async def create_once(
     body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency
 ) -> Response:
     make = functools.partial(_create, body, caller, svc, idem)

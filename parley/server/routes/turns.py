@@ -6,28 +6,13 @@ from __future__ import annotations
 
 import functools
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import TurnHandle
 from parley.server.assistants.objects import RunPublic
-from parley.server.deps import (
-    AuthenticatedCaller,
-    Caller,
-    CurrentUser,
-    Services,
-    Svc,
-    authenticated,
-)
-from parley.server.fastpaths import parse_body
-from parley.server.idempotency import (
-    Idempotency,
-    Idempotent,
-    Made,
-    Streamed,
-    answer,
-    request_idempotency,
-)
+from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
 from parley.server.openapi import errors, event_stream
 from parley.server.routes.runs import run_public
 from parley.server.routes.streams import one_turn, sse_response
@@ -159,18 +144,3 @@ async def submit_tool_output(body: ToolOutputSubmit, user: CurrentUser, svc: Svc
         user_id=user.id, run_id=run_id, outputs=[(call_id, body.output)]
     )
     return await run_public(svc, run)
-
-
-# The turn-starting routes as fast paths (``server.fastpaths``).
-
-
-async def process_fast(request: Request, svc: Services) -> Response:
-    caller = await authenticated(request, svc)
-    body = parse_body(ProcessRequest, await request.body())
-    return await process_turn(body, caller, svc, await request_idempotency(request))
-
-
-async def completions_fast(request: Request, svc: Services) -> Response:
-    caller = await authenticated(request, svc)
-    body = parse_body(CompletionRequest, await request.body())
-    return await completion_turn(body, caller, svc, await request_idempotency(request))
