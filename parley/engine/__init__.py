@@ -2,7 +2,12 @@
 ``TurnHandle`` it gives back are the interface every face uses (docs/architecture.md); the
 package's modules are its inside."""
 
-from parley.engine.context import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, estimate
+from parley.engine.context import (
+    CHARS_PER_TOKEN,
+    CONTEXT_LENGTH_EXCEEDED,
+    always_sent,
+    estimate,
+)
 from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
@@ -18,5 +23,6 @@ __all__ = [
     "ThreadTarget",
     "TurnHandle",
     "TurnOutcome",
+    "always_sent",
     "estimate",
 ]

@@ -22,12 +22,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field, ValidationError, field_validator
 
-from parley.engine.context import (
-    CHARS_PER_TOKEN,
-    CONTEXT_LENGTH_EXCEEDED,
-    always_sent,
-    estimate,
-)
+from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, always_sent, estimate
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
