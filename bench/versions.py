@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu-gap-ms", type=float, default=20.0, help="chunk gap, CPU phase")
     p.add_argument("--cpu-streams", type=int, default=500, help="streams per side and round")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the CPU phase")
+    p.add_argument(
+        "--database-url",
+        help="a PostgreSQL server: each side gets a fresh database there (default: SQLite files)",
+    )
     return p.parse_args(argv)
 
 
@@ -169,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         export(args.base, base_tree)
         upstream = Upstream(cores, args.chunks)
         servers: dict[str, Parley] = {}
+        databases: list[BenchDatabase] = []
         try:
             for side in ("base", "tree"):
                 folder = work / side
                 folder.mkdir(exist_ok=True)
-                db = BenchDatabase(folder, None)
+                db = BenchDatabase(folder, args.database_url)
+                databases.append(db)
                 server = Parley(
                     database_url=db.url, workdir=folder, upstream_url=upstream.url, cores=cores
                 )
@@ -215,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers.values():
                 server.stop()
             upstream.stop()
+            for db in databases:
+                db.drop()
     report(times, args.base)
     if cpu is not None:
         report_cpu(cpu, args)

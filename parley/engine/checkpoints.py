@@ -23,7 +23,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.hub import Entry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, now
+from parley.store.db import Database, now, send_ahead
 
 if TYPE_CHECKING:
     from parley.engine.run_loop import Turn
@@ -144,6 +144,7 @@ def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> s
     ids = [s.turn.run.id for s in snapshots]
     alive = set(run_store.in_progress_ids(conn, run_ids=ids))
     live = [s for s in snapshots if s.turn.run.id in alive]
+    send_ahead(conn)
     run_store.save_progress(
         conn, progress=[(s.turn.run.id, s.entries[-1][0]) for s in live], lease_until=lease_until
     )

@@ -50,7 +50,7 @@ from parley.providers.options import ToolRule, tool_rule
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, new_id, now
+from parley.store.db import Database, new_id, now, send_ahead
 from parley.store.records import Run
 from parley.store.tables import TOOL_FIELD_LENGTH, without_nul
 from parley.types import Role, RunStatus, ToolCall, ToolSpec, Usage
@@ -615,6 +615,15 @@ class TurnRunner:
         def write(conn: Connection) -> bool:
             if not states.move(conn, run.id, status, source=RunStatus.IN_PROGRESS, **values):
                 return False
+            if answers:  # tool errors for calls the client is not asked to run
+                thread_store.add_tool_messages(
+                    conn,
+                    user_id=run.user_id,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    results=answers,
+                )
+            send_ahead(conn)
             thread_store.save_message_text(
                 conn,
                 message_id=message_id,
@@ -627,14 +636,6 @@ class TurnRunner:
             )
             if actions:
                 run_store.create_actions(conn, run_id=run.id, calls=actions)
-            if answers:  # tool errors for calls the client is not asked to run
-                thread_store.add_tool_messages(
-                    conn,
-                    user_id=run.user_id,
-                    thread_id=run.thread_id,
-                    run_id=run.id,
-                    results=answers,
-                )
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 

@@ -18,7 +18,7 @@ from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import new_id, now
+from parley.store.db import new_id, now, send_ahead
 from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus
 
@@ -142,6 +142,7 @@ def claim_first(
     assistant = assistant_store.get_assistant(conn, user_id=user_id, assistant_id=assistant_id)
     check_model(assistant.model)
     if thread_id is None:
+        send_ahead(conn)
         thread_id = thread_store.create_thread(
             conn, user_id=user_id, metadata={}, message_count=2
         ).id
@@ -153,6 +154,7 @@ def claim_first(
         # Reserved first (the thread's row lock): the context holds every earlier message.
         last_seq = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=2)
         context = read_context(conn, history, thread_id=thread_id, before=last_seq - 1)
+        send_ahead(conn)
     run = run_store.create_run(
         conn,
         user_id=user_id,
@@ -205,6 +207,7 @@ def claim_items(
     request = None
     if config.request is not None:
         request = {**config.request, "input_seqs": [first, last - 1]}
+    send_ahead(conn)
     run = run_store.create_run(
         conn,
         user_id=user_id,

@@ -11,6 +11,7 @@ a pool of connections and as many threads (psycopg).
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import threading
 import time
@@ -18,12 +19,18 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from parley.store.tables import json_text, json_value
+
+if TYPE_CHECKING:
+    from psycopg import Connection as PostgresConnection
+
+log = logging.getLogger("parley.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: PostgreSQL advisory lock key taken while migrating, so replicas migrate one at a time.
@@ -117,8 +124,27 @@ class Database:
 
     def _run(self, fn: Callable[[Connection], T], read_only: bool) -> T:
         conn = self._connection(read_only)
-        with conn.begin():
-            return fn(conn)
+        transaction = conn.begin()
+        try:
+            result = fn(conn)
+            transaction.commit()
+            return result
+        except BaseException as exc:
+            # Statements sent ahead (``send_ahead``): the pipeline ends first, since a
+            # failed statement in it has aborted the transaction, and their errors are
+            # answered as the statements' own.
+            tail = conn.info.pop(_AHEAD, None)
+            if tail is not None:
+                tail.close()
+            transaction.rollback()  # also ends one whose commit failed
+            if tail is not None and isinstance(exc, IntegrityError):
+                for translate in tail.translators:
+                    if (error := translate(exc)) is not None:
+                        raise error from None
+            raise
+        finally:
+            if (tail := conn.info.pop(_AHEAD, None)) is not None:
+                tail.close()
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
         return self._run(fn, read_only=False)
@@ -169,6 +195,53 @@ class Database:
             conn.close()
         self._kept.clear()
         self.engine.dispose()
+
+
+_AHEAD = "parley_ahead"
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg on SQLite
+
+
+class _Ahead:
+    """A transaction's open psycopg pipeline (``send_ahead``), closed after its commit."""
+
+    __slots__ = ("driver", "pipeline", "translators")
+
+    def __init__(self, driver: PostgresConnection[Any]) -> None:
+        self.driver = driver
+        self.pipeline = driver.pipeline()
+        self.pipeline.__enter__()
+        self.translators: list[Callable[[IntegrityError], Exception | None]] = []
+
+    def close(self) -> None:
+        try:
+            self.pipeline.__exit__(None, None, None)
+        except Exception:  # a statement in it failed: the caller gets that error
+            log.debug("closing a pipeline after a failed transaction", exc_info=True)
+        # A commit that failed in the pipeline leaves the transaction aborted, not ended.
+        if self.driver.info.transaction_status != _IDLE:
+            self.driver.rollback()
+
+
+def send_ahead(conn: Connection) -> None:
+    """From here to its commit, send the transaction's statements without waiting for each
+    answer: on PostgreSQL they go in one pipeline with the COMMIT, one round trip instead
+    of one each (SQLite's statements cost no round trip: nothing changes there). What they
+    answer can't be read, so call it once every read, and every compare-and-set update
+    whose row count decides something, is done. Their errors come with the commit
+    (``translate_ahead``)."""
+    if conn.dialect.name == "postgresql" and _AHEAD not in conn.info:
+        driver = cast("PostgresConnection[Any]", conn.connection.driver_connection)
+        conn.info[_AHEAD] = _Ahead(driver)
+
+
+def translate_ahead(
+    conn: Connection, translate: Callable[[IntegrityError], Exception | None]
+) -> None:
+    """For a statement about to be sent ahead (``send_ahead``): ``translate`` turns a
+    unique-key violation, which then comes with the commit, into the statement's own error
+    (None: not its violation)."""
+    if (tail := conn.info.get(_AHEAD)) is not None:
+        tail.translators.append(translate)
 
 
 class Workers:
@@ -253,7 +326,6 @@ _JSON_CODEC = {"json_serializer": json_text, "json_deserializer": json_value}
 
 
 def _postgres_engine(url: str, echo: bool) -> Engine:
-    from psycopg import Connection as PostgresConnection
     from psycopg import IsolationLevel
 
     engine = create_engine(

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from parley.errors import Conflict, NotFound
-from parley.store.db import new_id, now
+from parley.store.db import new_id, now, translate_ahead
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
 from parley.store.tables import actions, run_events, runs
@@ -101,18 +101,27 @@ def create_run(
     values = run.values()
     if lease is not None:
         values["lease_owner"], values["lease_expires_at"] = lease
+    busy = functools.partial(thread_busy, thread_id=thread_id)
+    translate_ahead(conn, busy)
     try:
         conn.execute(_INSERT_RUN, values)
     except IntegrityError as exc:
-        # Lost a race for the thread (its one active run is enforced by a unique index).
-        if "uq_runs_active_thread" in str(exc.orig) or "runs.thread_id" in str(exc.orig):
-            raise Conflict(
-                f"Thread {thread_id} has an active run; wait for it, submit its tool outputs, "
-                "or cancel it.",
-                code="thread_busy",
-            ) from None
+        if (error := busy(exc)) is not None:
+            raise error from None
         raise
     return run
+
+
+def thread_busy(exc: IntegrityError, *, thread_id: str) -> Conflict | None:
+    """The error of a run inserted into a thread that has an active run already (a race
+    lost: the one active run of a thread is enforced by a unique index), else None."""
+    if "uq_runs_active_thread" not in str(exc.orig) and "runs.thread_id" not in str(exc.orig):
+        return None
+    return Conflict(
+        f"Thread {thread_id} has an active run; wait for it, submit its tool outputs, "
+        "or cancel it.",
+        code="thread_busy",
+    )
 
 
 def get_run(conn: Connection, *, run_id: str, user_id: str | None = None) -> Run:

@@ -61,6 +61,7 @@ class Content(Name):
     """``TEXT`` of content: U+0000 is stored as U+FFFD."""
 
     impl = Text
+    cache_ok = True  # not inherited: without it, no statement with such a column is cached
 
 
 _ESCAPED_NUL = b"\\u0000"

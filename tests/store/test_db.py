@@ -1,14 +1,20 @@
-"""``Database``: a read is one snapshot of the database, on SQLite and PostgreSQL."""
+"""``Database``: a read is one snapshot of the database, and statements sent ahead commit
+with their transaction or not at all, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy.engine import Connection
 
-from parley.store import threads, users
-from parley.store.db import Database
+from parley.errors import Conflict
+from parley.store import runs, threads, users
+from parley.store.db import Database, send_ahead
 from parley.store.pagination import ListQuery
+from parley.types import Role
 from tests.harness import FreshDatabase
 
 
@@ -65,3 +71,98 @@ async def test_json_columns_keep_what_is_stored_and_clean_nul(db: Database) -> N
         "text": "héllo ✓",
         "7": "seven",
     }
+
+
+def _thread_count(db: Database, user_id: str) -> Any:
+    def count(conn: Connection) -> int:
+        page, _ = threads.list_threads(
+            conn, user_id=user_id, page=ListQuery(limit=100, order="asc")
+        )
+        return len(page)
+
+    return db.read(count)
+
+
+async def test_statements_sent_ahead_are_committed_with_their_transaction(db: Database) -> None:
+    """``send_ahead`` (one PostgreSQL pipeline up to the commit; nothing on SQLite): what the
+    transaction wrote after it is there once it has committed, and the connection's next
+    transactions read and write as before."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+
+    def write(conn: Connection) -> str:
+        assert users.count_users(conn) == 1  # a read before: answered at once
+        send_ahead(conn)
+        thread = threads.create_thread(conn, user_id=user.id, metadata={"k": 1}, message_count=2)
+        rows = [
+            threads.new_message(thread_id=thread.id, seq=s, role=Role.USER, content=f"m{s}")
+            for s in (1, 2)
+        ]
+        threads.insert_messages(conn, user_id=user.id, rows=rows)
+        return thread.id
+
+    for _ in range(3):  # the same pooled connection, again and again
+        made = await db.write(write)
+        kept = await db.read(functools.partial(threads.thread_context, thread_id=made))
+        assert [m.content for m in kept] == ["m1", "m2"]
+    assert await _thread_count(db, user.id) == 3
+
+
+async def test_a_violation_sent_ahead_is_the_statement_own_error_and_loses_nothing(
+    db: Database,
+) -> None:
+    """A run inserted ahead into a busy thread fails at the commit, as ``thread_busy`` (the
+    error ``create_run`` raises itself); nothing of its transaction is kept, and the
+    connection goes on working. A Python error after statements sent ahead rolls them back."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+    thread = await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    args: dict[str, Any] = dict(
+        user_id=user.id,
+        thread_id=thread.id,
+        assistant_id=None,
+        model="demo/x",
+        instructions=None,
+        tools=[],
+        parameters={},
+    )
+    await db.write(lambda c: runs.create_run(c, **args))
+
+    def busy(conn: Connection) -> None:
+        send_ahead(conn)
+        threads.create_thread(conn, user_id=user.id, metadata={"lost": True})
+        runs.create_run(conn, **args)
+
+    for _ in range(2):
+        with pytest.raises(Conflict) as refused:
+            await db.write(busy)
+        assert refused.value.code == "thread_busy"
+        assert str(thread.id) in str(refused.value)
+        assert await _thread_count(db, user.id) == 1
+
+    def broken(conn: Connection) -> None:
+        send_ahead(conn)
+        threads.create_thread(conn, user_id=user.id, metadata={"lost": True})
+        raise RuntimeError("after the statements")
+
+    with pytest.raises(RuntimeError):
+        await db.write(broken)
+    assert await _thread_count(db, user.id) == 1
+    again = await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    assert again.id and await _thread_count(db, user.id) == 2
+
+
+def test_every_column_type_of_ours_lets_its_statements_be_cached() -> None:
+    """SQLAlchemy caches a statement's compiled form only if each of its types says it may
+    (``cache_ok`` on the class itself: it is not inherited); a type without it makes every
+    statement naming its columns compile again each time."""
+    from sqlalchemy.types import TypeDecorator
+
+    from parley.store import tables
+
+    ours = {
+        type(column.type)
+        for table in tables.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, TypeDecorator)
+    }
+    assert ours, "the tables use types of their own"
+    assert [t.__name__ for t in ours if t.__dict__.get("cache_ok") is not True] == []
