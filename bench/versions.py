@@ -3,7 +3,7 @@ same streams, through a server of an earlier commit and through one of the worki
 against the same fake upstream, with the direct baseline beside them.
 
     .venv/bin/python bench/versions.py [--base REV] [--face chat|native] [--streams 400]
-        [--clients 50 --cpu-gap-ms 20 --rounds 5]
+        [--clients 50 --cpu-gap-ms 20 --rounds 5] [--database-url postgresql://...]
 
 ``--base`` (default ``HEAD``) is exported with ``git archive`` into a temporary folder and
 served from there (``PYTHONPATH``); the other server runs the working tree. Both servers
@@ -16,7 +16,9 @@ median, quartiles and added time of each side, and the difference.
 With ``--clients N``, a second phase: the server's CPU per stream of each version with N
 clients at once (chunks ``--cpu-gap-ms`` apart, their starts spread over one stream),
 ``--rounds`` rounds of ``--cpu-streams`` streams to each side in turn, the order flipping
-every round; it prints the median of each side and their ratio. See bench/README.md.
+every round; it prints the median of each side and their ratio. With ``--database-url``
+both sides run on fresh PostgreSQL databases on that server (dropped afterwards), else on
+SQLite files. See bench/README.md.
 """
 
 from __future__ import annotations

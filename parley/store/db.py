@@ -128,23 +128,16 @@ class Database:
         try:
             result = fn(conn)
             transaction.commit()
-            return result
         except BaseException as exc:
-            # Statements sent ahead (``send_ahead``): the pipeline ends first, since a
-            # failed statement in it has aborted the transaction, and their errors are
-            # answered as the statements' own.
-            tail = conn.info.pop(_AHEAD, None)
-            if tail is not None:
-                tail.close()
+            # Statements sent ahead (``send_ahead``): their pipeline ends first, as a failed
+            # statement in it has aborted the transaction; their errors are the statements'.
+            ahead = _end_ahead(conn)
             transaction.rollback()  # also ends one whose commit failed
-            if tail is not None and isinstance(exc, IntegrityError):
-                for translate in tail.translators:
-                    if (error := translate(exc)) is not None:
-                        raise error from None
+            if ahead is not None and (error := ahead.translated(exc)) is not None:
+                raise error from None
             raise
-        finally:
-            if (tail := conn.info.pop(_AHEAD, None)) is not None:
-                tail.close()
+        _end_ahead(conn)
+        return result
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
         return self._run(fn, read_only=False)
@@ -202,7 +195,7 @@ _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg on SQL
 
 
 class _Ahead:
-    """A transaction's open psycopg pipeline (``send_ahead``), closed after its commit."""
+    """A transaction's open psycopg pipeline (``send_ahead``), ended after its commit."""
 
     __slots__ = ("driver", "pipeline", "translators")
 
@@ -212,7 +205,7 @@ class _Ahead:
         self.pipeline.__enter__()
         self.translators: list[Callable[[IntegrityError], Exception | None]] = []
 
-    def close(self) -> None:
+    def end(self) -> None:
         try:
             self.pipeline.__exit__(None, None, None)
         except Exception:  # a statement in it failed: the caller gets that error
@@ -220,6 +213,24 @@ class _Ahead:
         # A commit that failed in the pipeline leaves the transaction aborted, not ended.
         if self.driver.info.transaction_status != _IDLE:
             self.driver.rollback()
+
+    def translated(self, exc: BaseException) -> Exception | None:
+        """The error of the statement sent ahead that the unique-key violation ``exc`` is
+        about, if one says so."""
+        if not isinstance(exc, IntegrityError):
+            return None
+        for translate in self.translators:
+            if (error := translate(exc)) is not None:
+                return error
+        return None
+
+
+def _end_ahead(conn: Connection) -> _Ahead | None:
+    """End the pipeline of statements sent ahead in ``conn``'s transaction, if any."""
+    ahead: _Ahead | None = conn.info.pop(_AHEAD, None)
+    if ahead is not None:
+        ahead.end()
+    return ahead
 
 
 def send_ahead(conn: Connection) -> None:
@@ -240,8 +251,8 @@ def translate_ahead(
     """For a statement about to be sent ahead (``send_ahead``): ``translate`` turns a
     unique-key violation, which then comes with the commit, into the statement's own error
     (None: not its violation)."""
-    if (tail := conn.info.get(_AHEAD)) is not None:
-        tail.translators.append(translate)
+    if (ahead := conn.info.get(_AHEAD)) is not None:
+        ahead.translators.append(translate)
 
 
 class Workers:
