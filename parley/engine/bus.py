@@ -43,12 +43,20 @@ def _watch_key(run_id: str) -> str:
 
 
 class RedisBus:
+    """One replica's Redis: the commands go through the client's connection pool; every
+    subscription (the cancel channel, and the channel of each run this replica follows)
+    shares one pub/sub connection, which ``_listen`` reads and hands out. A connection per
+    follower would run the pool dry at its size (100) and end followers' streams."""
+
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
         self.redis: Any = aioredis.from_url(url)
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[Any]] = set()
+        #: The queues of the followers of each run channel this replica listens to.
+        self._feeds: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._pubsub: Any = None  # the shared pub/sub connection, while it is up
 
     async def start(self, on_cancel: Callable[[str], None]) -> None:
         """Check the connection and listen for cancels from other replicas."""
@@ -59,15 +67,27 @@ class RedisBus:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CANCEL_CHANNEL)
+                    self._pubsub = pubsub
+                    # After a reconnect, every run still followed here too.
+                    await pubsub.subscribe(CANCEL_CHANNEL, *self._feeds)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            on_cancel(message["data"].decode())
+                            self._deliver(message["channel"].decode(), message["data"], on_cancel)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("lost Redis (cancel signals); reconnecting", exc_info=True)
+                log.warning("lost Redis (cancels, followed runs); reconnecting", exc_info=True)
+                self._pubsub = None
                 await asyncio.sleep(1.0)
+            finally:
+                self._pubsub = None
+
+    def _deliver(self, channel: str, data: bytes, on_cancel: Callable[[str], None]) -> None:
+        if channel == CANCEL_CHANNEL:
+            on_cancel(data.decode())
+            return
+        for queue in self._feeds.get(channel, ()):
+            queue.put_nowait(data)
 
     async def aclose(self) -> None:
         if self._listener is not None:
@@ -103,35 +123,65 @@ class RedisBus:
 
     @contextlib.asynccontextmanager
     async def subscription(self, run_id: str) -> AsyncIterator[Subscription]:
-        """Live events of a run running elsewhere, watched for as long as this is open."""
-        pubsub = self.redis.pubsub()
+        """Live events of a run running elsewhere, watched for as long as this is open.
+
+        Redis failing here costs the follower only latency: it is subscribed again when
+        the shared connection comes back, and reads the run's log meanwhile."""
+        channel = _run_channel(run_id)
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        feeds = self._feeds.setdefault(channel, set())
+        first = not feeds
+        feeds.add(queue)
         try:
-            await pubsub.subscribe(_run_channel(run_id))
-            sub = Subscription(self.redis, pubsub, run_id)
+            if first:
+                await self._tell_pubsub("subscribe", channel)
+            sub = Subscription(self.redis, queue, run_id)
             await sub.renew()
             yield sub
         finally:
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-            await pubsub.aclose()
+            feeds.discard(queue)
+            if not feeds and self._feeds.get(channel) is feeds:
+                del self._feeds[channel]
+                await self._tell_pubsub("unsubscribe", channel)
+
+    async def _tell_pubsub(self, command: str, channel: str) -> None:
+        """(Un)subscribe the shared connection, if it is up (``_listen`` subscribes every
+        followed run when it connects). Only sends: ``_listen`` reads the answers."""
+        from redis.exceptions import RedisError
+
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        try:
+            await getattr(pubsub, command)(channel)
+        except (RedisError, OSError) as exc:  # the listener reconnects, and subscribes again
+            log.debug("could not %s %s: %s", command, channel, exc)
 
 
 class Subscription:
-    def __init__(self, redis: Any, pubsub: Any, run_id: str) -> None:
+    def __init__(self, redis: Any, queue: asyncio.Queue[bytes], run_id: str) -> None:
         self.redis = redis
-        self.pubsub = pubsub
+        self.queue = queue
         self.run_id = run_id
         self._renewed = 0.0
 
     async def renew(self) -> None:
-        await self.redis.set(_watch_key(self.run_id), b"1", ex=WATCH_SECONDS)
+        """Tell the replica running the turn that someone follows it (it then publishes)."""
+        from redis.exceptions import RedisError
+
         self._renewed = time.monotonic()
+        try:
+            await self.redis.set(_watch_key(self.run_id), b"1", ex=WATCH_SECONDS)
+        except (RedisError, OSError) as exc:  # without Redis the follower reads the log
+            log.debug("could not watch run %s: %s", self.run_id, exc)
 
     async def next(self, wait: float) -> list[Entry] | None:
         """The next published batch, or None after ``wait`` seconds of silence."""
         if time.monotonic() - self._renewed > WATCH_SECONDS / 3:
             await self.renew()
-        message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-        if message is None or message["type"] != "message":
+        try:
+            async with asyncio.timeout(wait):
+                data = await self.queue.get()
+        except TimeoutError:
             return None
-        return [(int(s), str(t), str(d)) for s, t, d in orjson.loads(message["data"])]
+        return [(int(s), str(t), str(d)) for s, t, d in orjson.loads(data)]

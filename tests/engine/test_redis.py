@@ -4,12 +4,16 @@ replica at once."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+import redis
 
 from parley import Client
 from parley.testing.fake_upstream import expected_text
@@ -101,3 +105,53 @@ def test_a_cancel_reaches_the_other_replica_at_once(
         stream.close()
     assert rest[-1].type == "done" and rest[-1].status == "cancelled"
     assert took < 0.8, took
+
+
+def test_many_followers_of_a_run_share_one_redis_connection(
+    pair: tuple[ParleyServer, ParleyServer],
+) -> None:
+    """More followers on one replica than its Redis connection pool holds (100): each used
+    to take a pub/sub connection of its own, and past the pool's size their streams broke.
+    They share one subscription now, and all of them get the whole turn."""
+    a, b = pair
+    key = a.new_user()
+    followers = 120
+    with Client(base_url=a.base_url, api_key=key) as on_a:
+        bot = on_a.assistants.create(name="r", model="fake/text:40:50")  # two seconds
+        stream = on_a.process(assistant_id=bot.id, content="go")
+        run_id = next(iter(stream)).run_id
+        subscribers: list[int] = []
+
+        async def follow(http: httpx.AsyncClient) -> str:
+            text = []
+            async with http.stream("GET", f"/v1/runs/{run_id}/events") as r:
+                assert r.status_code == 200
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        if event["type"] == "content.delta":
+                            text.append(event["text"])
+            return "".join(text)
+
+        async def count_subscribers() -> None:
+            await asyncio.sleep(1.0)  # every follower has subscribed by now
+            with redis.Redis.from_url(REDIS_URL) as r:
+                subscribers.append(r.pubsub_numsub(f"parley:run:{run_id}")[0][1])
+
+        async def all_followers() -> list[str]:
+            limits = httpx.Limits(max_connections=followers + 10)
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(
+                base_url=b.base_url, headers=headers, limits=limits, timeout=30
+            ) as http:
+                texts, _ = await asyncio.gather(
+                    asyncio.gather(*(follow(http) for _ in range(followers))),
+                    count_subscribers(),
+                )
+            return list(texts)
+
+        texts = asyncio.run(all_followers())
+        list(stream)
+        stream.close()
+    assert texts == [expected_text(40)] * followers
+    assert subscribers == [1]
