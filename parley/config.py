@@ -198,9 +198,12 @@ class Settings(BaseSettings):
     #: Seconds an authenticated API key is remembered (a revoke on another replica takes
     #: effect within this time; on the replica that revokes, at once). 0 disables it.
     auth_cache_seconds: float = 10.0
-    #: Seconds between writes of the tokens counted per API key for chat completions
-    #: (counted in memory meanwhile; written at shutdown too). 0: written after each call.
+    #: Seconds between writes of the tokens counted per API key, of every face (counted
+    #: in memory meanwhile; written at shutdown too). 0: written after each call.
     usage_flush_seconds: float = Field(default=1.0, ge=0.0)
+    #: Seconds a key's daily token budget and its tokens written by every replica are
+    #: remembered between reads (docs/usage.md); 0: read for every turn.
+    budget_cache_seconds: float = Field(default=5.0, ge=0.0)
     #: Megabytes of threads' histories kept in memory between turns, so that a turn reads
     #: only the messages written since the last (``engine.history``); 0: none kept.
     context_cache_mb: int = Field(default=64, ge=0)
@@ -216,8 +219,18 @@ class Settings(BaseSettings):
     #: Browser origins allowed to call the API (CORS); empty: CORS off. ``*``: any origin.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "warning"
+    #: ``text`` (a line per record, the request and run ids after the message) or ``json``
+    #: (one JSON object a line, the ids and an access line's fields as keys).
+    log_format: Literal["text", "json"] = "text"
+    #: Seconds a replica told to stop (SIGTERM) lets its running turns finish, taking no new
+    #: ones, before it ends those left ``incomplete``; 0: at once.
+    drain_seconds: float = Field(default=30.0, ge=0.0)
     #: Log where the event loop is stuck when it does not run for this long (0: off).
     loop_watchdog_seconds: float = 0.0
+    #: When set, ``/metrics`` (Prometheus) answers only ``Authorization: Bearer <token>``.
+    metrics_token: str | None = None
+    #: Serve ``/metrics`` on this port of ``host`` instead of the API's port (0: the API's).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     #: The provider of a model named without one: ``gpt-4o`` is ``openai/gpt-4o``, so code
     #: written for OpenAI keeps its model names. Empty: every model must name its provider.
@@ -226,6 +239,16 @@ class Settings(BaseSettings):
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
+
+    # OpenTelemetry's standard variables that turn traces on (``parley.tracing``); the SDK
+    # reads the rest of its own (``OTEL_SERVICE_NAME``, headers, sampler, ...).
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -237,6 +260,17 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [o.strip() for o in text.split(",") if o.strip()]
         return value
+
+    def trace_exporters(self) -> list[str]:
+        """The span exporters the OpenTelemetry variables ask for: ``OTEL_TRACES_EXPORTER``
+        (``otlp``, ``console``; ``none``: no traces), else ``otlp`` when an OTLP endpoint is
+        set; empty: no traces."""
+        if self.otel_traces_exporter is not None:
+            names = [n.strip().lower() for n in self.otel_traces_exporter.split(",")]
+            return [n for n in names if n and n != "none"]
+        if self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint:
+            return ["otlp"]
+        return []
 
     def provider_configs(self) -> dict[str, ProviderConfig]:
         """Every provider by name: the built-ins (configured or not), then the TOML file's
@@ -330,29 +364,6 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-class ClientSettings(BaseSettings):
-    """What the SDK reads from the environment when not given arguments."""
-
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
-
-    base_url: str = "http://127.0.0.1:8700"
-    api_key: str | None = None
-
-    @classmethod
-    def chosen_server(
-        cls, server: str | None, api_key: str | None
-    ) -> tuple[str | None, str | None]:
-        """The server of ``parley chat`` / ``ask`` / ``web``: ``--server`` (and ``--api-key``),
-        else ``PARLEY_BASE_URL`` (and ``PARLEY_API_KEY``, unless ``--api-key``) when that
-        variable is set. ``(None, None)``: start an embedded server."""
-        if server is not None:
-            return server, api_key
-        env = cls()
-        if "base_url" in env.model_fields_set:
-            return env.base_url, api_key if api_key is not None else env.api_key
-        return None, None
 
 
 class WebSettings(BaseSettings):

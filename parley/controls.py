@@ -11,17 +11,35 @@ Rich markup is the other way in: a ``[bold red]`` or ``[link=…]`` in a string 
 ``Console.print`` is interpreted. Show outside strings as ``rich.text.Text`` (or with
 ``markup=False``), never as a ``str`` that rich renders.
 
+The server's log lines say which request and which run wrote them (``parley.logcontext``),
+as text or as one JSON object a line (``--log-format json``).
+
 Standard library only: ``parley models`` and ``parley web`` import it without rich.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["CleanFormatter", "clean", "clean_data", "escape_controls_in_json", "log_to_stderr"]
+from parley.logcontext import ContextFilter
+
+__all__ = [
+    "CleanFormatter",
+    "ContextFormatter",
+    "JsonFormatter",
+    "LogFormat",
+    "clean",
+    "clean_data",
+    "escape_controls_in_json",
+    "log_to_stderr",
+]
+
+LogFormat = Literal["text", "json"]
 
 # Any C0 control but \t and \n, DEL, any C1 control: the fast test that a text needs work.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -79,9 +97,67 @@ class CleanFormatter(logging.Formatter):
         return clean(super().format(record))
 
 
-def log_to_stderr(level: int | str = logging.WARNING, fmt: str = "%(name)s: %(message)s") -> None:
+#: The attributes every ``LogRecord`` has: what is not among them came as ``extra``.
+_RECORD_ATTRIBUTES = frozenset(
+    [
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        "message",
+        "asctime",
+        "color_message",  # uvicorn's message again, with terminal colours
+    ]
+)
+#: Set by ``ContextFilter``; shown only when set.
+_IDS = ("request_id", "run_id")
+
+
+class ContextFormatter(CleanFormatter):
+    """``CleanFormatter``, with the request and run ids (``ContextFilter``) after the
+    message when the line has them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [f"{name}={value}" for name in _IDS if (value := getattr(record, name, None))]
+        return f"{line} {' '.join(ids)}" if ids else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
+    the ids that are set, the fields given as ``extra`` (an access line's ``method``,
+    ``path``, ``status``, ...), and ``exception`` (its traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, Any] = {
+            "time": f"{moment}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_ATTRIBUTES and value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        # ASCII escapes: no raw control character reaches a terminal that shows the log.
+        return json.dumps(line, default=str)
+
+
+def log_to_stderr(
+    level: int | str = logging.WARNING,
+    fmt: str = "%(name)s: %(message)s",
+    *,
+    log_format: LogFormat | None = None,
+) -> None:
     """Send log records of ``level`` and up to stderr through ``CleanFormatter``, unless
-    logging is set up already (``logging.basicConfig`` semantics)."""
+    logging is set up already (``logging.basicConfig`` semantics). With ``log_format`` (the
+    server's), lines carry the request and run ids: ``text`` after ``fmt``, ``json`` as
+    ``JsonFormatter``'s objects."""
     handler = logging.StreamHandler()
-    handler.setFormatter(CleanFormatter(fmt))
+    if log_format is None:
+        handler.setFormatter(CleanFormatter(fmt))
+    else:
+        handler.addFilter(ContextFilter())
+        handler.setFormatter(JsonFormatter() if log_format == "json" else ContextFormatter(fmt))
     logging.basicConfig(level=level, handlers=[handler])

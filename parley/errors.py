@@ -11,7 +11,7 @@
     ├── RateLimited                429   rate_limited          (retry_after: seconds)
     ├── UpstreamError              502   upstream_error        (the LLM provider failed)
     │   └── UpstreamTimeout        504   upstream_timeout
-    ├── ServiceUnavailable         503   service_unavailable
+    ├── ServiceUnavailable         503   service_unavailable   (retry_after: seconds)
     ├── InternalError              500   internal_error
     └── APIConnectionError          --   connection_error      (SDK: no answer from the server)
         └── APITimeoutError         --   timeout
@@ -141,8 +141,24 @@ class UpstreamTimeout(UpstreamError):
 
 
 class ServiceUnavailable(ParleyError):
+    """Not now (a server shutting down, say); ``retry_after`` is how many seconds to wait
+    (the ``Retry-After`` header), when known."""
+
     status_code = 503
     error_type = "service_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        status_code: int | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details, status_code=status_code, param=param)
+        self.retry_after = retry_after
 
 
 class InternalError(ParleyError):
@@ -199,7 +215,8 @@ def error_from_response(
     error_type: str | None = None,
 ) -> ParleyError:
     """Rebuild the typed error from an HTTP error answer (used by the SDK); ``retry_after``
-    is the answer's ``Retry-After`` header, kept on a ``RateLimited`` in seconds, and
+    is the answer's ``Retry-After`` header, kept on a ``RateLimited`` or
+    ``ServiceUnavailable`` in seconds, and
     ``error_type`` its ``X-Parley-Error-Type`` header, which names the class of an error
     in OpenAI's shape (else the body's ``type`` does, or the status)."""
     err = body.get("error") if isinstance(body, dict) else None
@@ -214,7 +231,7 @@ def error_from_response(
     else:
         cls = _BY_STATUS.get(status_code, ParleyError)
         error = cls(f"HTTP {status_code} from the server", status_code=status_code)
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | ServiceUnavailable):
         error.retry_after = retry_after_seconds(retry_after)
     return error
 

@@ -10,11 +10,14 @@ def test_all_is_sorted_and_complete() -> None:
     public = {name for name in dir(parley) if not name.startswith("_")} | {"__version__"}
     # Subpackages become attributes once imported; they are not exports.
     modules = {
+        "client_settings",
         "config",
         "controls",
         "embedded",
         "errors",
         "events",
+        "logcontext",
+        "metrics",
         "sdk",
         "types",
         "providers",
@@ -24,6 +27,7 @@ def test_all_is_sorted_and_complete() -> None:
         "cli",
         "testing",
         "terminal",
+        "tracing",
         "web",
     }
     assert public - modules == set(parley.__all__)

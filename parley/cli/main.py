@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parley import __version__
+from parley.cli import usage as usage_cli
+from parley.cli.extras import missing_extra
 
 if TYPE_CHECKING:
     from parley.config import Settings
@@ -67,6 +69,19 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="failed authentications per client address per window (default window 60 s)",
     )
+    running = p.add_argument_group("logs and shutdown")
+    running.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or one JSON object a line (env PARLEY_LOG_FORMAT)",
+    )
+    running.add_argument(
+        "--drain-seconds",
+        type=_seconds,
+        metavar="S",
+        help="on SIGTERM, let running turns finish this long, taking no new ones "
+        "(default 30; 0: stop at once; env PARLEY_DRAIN_SECONDS)",
+    )
 
 
 #: ``serve`` / ``run`` options that override the ``Settings`` field of the same name.
@@ -76,6 +91,8 @@ _LIMIT_OPTIONS = (
     "rate_limit_window_seconds",
     "rate_limit_concurrent_runs",
     "auth_failure_limit",
+    "log_format",
+    "drain_seconds",
 )
 
 
@@ -149,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--admin", action="store_true", help="make the user an admin")
     _add_db_options(create)
+
+    _add_db_options(usage_cli.add_parser(sub))
     return parser
 
 
@@ -270,6 +289,11 @@ def _web(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with missing_extra(args.command):  # an install without the command's extra: one line
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     if args.command == "web":
         return _web(args)
     if args.command in ("chat", "ask"):
@@ -311,6 +335,8 @@ def _server_command(args: argparse.Namespace) -> int:
             return run_local(settings, web_port=None if args.no_web else args.web_port)
         if args.command == "models":
             return asyncio.run(_print_models(settings))
+        if args.command == "usage":
+            return usage_cli.run(settings, args)
         if args.command == "users":
             return asyncio.run(_create_user(settings, args.name, args.admin))
     except ConfigError as exc:

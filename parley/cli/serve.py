@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 
 
 def _log_to_stderr(settings: Settings) -> None:
-    log_to_stderr(settings.log_level.upper(), "%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(
+        settings.log_level.upper(),
+        "%(levelname)s %(name)s: %(message)s",
+        log_format=settings.log_format,
+    )
 
 
 def serve(settings: Settings) -> int:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from parley.config import ClientSettings
+from parley.client_settings import ClientSettings
 from parley.controls import clean
 from parley.errors import ParleyError
 

@@ -12,6 +12,7 @@ from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.usage import UsageCounter, UsageSource
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -23,6 +24,8 @@ __all__ = [
     "ThreadTarget",
     "TurnHandle",
     "TurnOutcome",
+    "UsageCounter",
+    "UsageSource",
     "always_sent",
     "estimate",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Callable
 
 from parley.engine.budget import call_parameters
@@ -76,6 +77,8 @@ class EarlyStart:
     def __init__(self, request: ModelRequest, stream: AsyncGenerator[ModelEvent, None]) -> None:
         self.request = request
         self.stream = stream
+        #: When the call began (``time.perf_counter()``), for the metrics.
+        self.began = time.perf_counter()
         self.first: asyncio.Task[ModelEvent | None] = asyncio.create_task(_first(stream))
 
     @classmethod

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from parley import logcontext
 from parley.config import Settings
 from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
@@ -34,6 +35,7 @@ from parley.engine.history import HistoryCache, SharedHistory
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.engine.run_loop import StreamClock, Turn, TurnRunner, build_request
+from parley.engine.usage import UsageCounter, UsageSource
 from parley.errors import (
     Conflict,
     InvalidRequest,
@@ -41,7 +43,8 @@ from parley.errors import (
     ServiceUnavailable,
     UpstreamTimeout,
 )
-from parley.events import ModelEvent, ReasoningPart, TextPart, ToolCallPart
+from parley.events import ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
+from parley.metrics import Metrics
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
@@ -52,12 +55,26 @@ from parley.types import Role, RunStatus, Usage
 
 log = logging.getLogger("parley.engine")
 
+#: Seconds a client refused by a draining server is told to wait (``Retry-After``).
+DRAIN_RETRY_AFTER = 2.0
+
 
 class Engine:
-    def __init__(self, db: Database, providers: ProviderRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        providers: ProviderRegistry,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        usage: UsageCounter | None = None,
+    ) -> None:
         self.db = db
         self.providers = providers
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        #: Where each turn's tokens are counted when it ends (``engine.usage``).
+        self.usage = usage
         self.lease = tx.Lease.of(node_name(settings), settings.lease_seconds)
         #: Runs an earlier life of this node left ``in_progress`` (``tx.earlier_leases``),
         #: closed at ``_abandoned_check`` unless their lease moved meanwhile.
@@ -80,10 +97,13 @@ class Engine:
             lease_seconds=settings.lease_seconds,
             bus=self.bus,
         )
-        self.runner = TurnRunner(db, providers, settings, self.checkpointer)
+        self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
         self._background: list[asyncio.Task[None]] = []
         #: Set when the server shuts down: no new turn starts.
         self.closing = False
+        #: Set while the server drains (``server.serving``): running turns go on, no new
+        #: turn starts.
+        self.draining = False
         self._bus_closed = False
 
     # ------------------------------------------------------------------------ lifecycle
@@ -207,8 +227,10 @@ class Engine:
         run_id: str,
         thread_id: str | None = None,
         assistant_id: str | None = None,
+        source: UsageSource | None = None,
     ) -> TurnHandle:
-        """Start the next turn of a ``queued`` run (flow A ``completions``, flow B turn 2)."""
+        """Start the next turn of a ``queued`` run (flow A ``completions``, flow B turn 2);
+        its tokens count against ``source`` (here and in every ``start_*``)."""
         claim = functools.partial(
             tx.claim_queued,
             user_id=user_id,
@@ -219,7 +241,7 @@ class Engine:
             assistant_id=assistant_id,
         )
         # Shielded: once claimed in the database, the turn runs even if the caller goes.
-        turn = await asyncio.shield(self._claim_and_launch(claim))
+        turn = await asyncio.shield(self._claim_and_launch(claim, source=source))
         if turn is None:
             raise Conflict("The run expired waiting for tool outputs.", code="run_finished")
         return TurnHandle(self, turn)
@@ -232,6 +254,7 @@ class Engine:
         content: str,
         images: list[dict[str, Any]] | None = None,
         thread_id: str | None = None,
+        source: UsageSource | None = None,
     ) -> TurnHandle:
         """Flow B turn 1: store the user message, create the run and start it, atomically."""
         claim = functools.partial(
@@ -254,7 +277,7 @@ class Engine:
                 functools.partial(first_turn_request, known, content),
             )
         try:
-            turn = await asyncio.shield(self._claim_and_launch(claim, early))
+            turn = await asyncio.shield(self._claim_and_launch(claim, early, source))
         except BaseException:
             self._assistants.pop(assistant_id, None)
             raise
@@ -268,6 +291,7 @@ class Engine:
         target: ThreadTarget,
         messages: list[NewMessage],
         config: RunConfig,
+        source: UsageSource | None = None,
     ) -> TurnHandle:
         """A turn from items (the OpenAI faces): store ``messages`` at the end of the target
         thread (a new one, an existing one, or a branch of one), create the run from
@@ -289,7 +313,7 @@ class Engine:
             early = EarlyStart.begin(
                 self.providers, config.model, functools.partial(items_request, config, messages)
             )
-        turn = await asyncio.shield(self._claim_and_launch(claim, early))
+        turn = await asyncio.shield(self._claim_and_launch(claim, early, source))
         assert turn is not None
         return TurnHandle(self, turn)
 
@@ -305,11 +329,22 @@ class Engine:
         provider, model_id = self.providers.resolve(model)
         first, idle = self.providers.timeouts(model)
         stream = provider.stream(request_of(model_id))
+        call = self.metrics.upstream_call(self.providers.provider_of(model), model_id)
         if not (first or idle):
+            started = False
             try:
                 async for part in stream:
+                    if type(part) is UsagePart:
+                        call.counted(part)
+                    elif not started and isinstance(part, _ANSWERING):
+                        started = True
+                        call.first_token()
                     yield part
+            except BaseException as exc:
+                call.failed(exc)
+                raise
             finally:
+                call.finish()
                 await stream.aclose()
             return
         reader = [asyncio.current_task()]  # the task reading the events
@@ -322,12 +357,14 @@ class Engine:
 
         clock = StreamClock(stop, first, idle)
         time = asyncio.get_running_loop().time
-        answering = (TextPart, ReasoningPart, ToolCallPart)
         try:
             async for part in stream:
                 clock.last = time()
-                if not clock.started and isinstance(part, answering):
+                if not clock.started and isinstance(part, _ANSWERING):
                     clock.begin()
+                    call.first_token()
+                elif type(part) is UsagePart:
+                    call.counted(part)
                 yield part
                 reader[0] = asyncio.current_task()
                 clock.last = time()  # a reader slow to come back is not a quiet model
@@ -335,9 +372,14 @@ class Engine:
             if clock.error is None or reader[0] is None:
                 raise
             reader[0].uncancel()
+            call.failed(clock.error)
             raise clock.error from None
+        except BaseException as exc:
+            call.failed(exc)
+            raise
         finally:
             clock.stop()
+            call.finish()
             await stream.aclose()
 
     async def complete(
@@ -368,22 +410,34 @@ class Engine:
         )
         acc = AnswerAccumulator()
         stream = provider.stream(request)
+        call = self.metrics.upstream_call(self.providers.provider_of(model), model_id)
         try:
             async for part in stream:
                 acc.add(part)
+        except BaseException as exc:
+            call.failed(exc)
+            raise
         finally:
+            call.finish(acc.usage)
             await stream.aclose()
         return acc.text, acc.usage
 
     async def _claim_and_launch(
-        self, claim: Callable[[Connection], tx.Claim | None], early: EarlyStart | None = None
+        self,
+        claim: Callable[[Connection], tx.Claim | None],
+        early: EarlyStart | None = None,
+        source: UsageSource | None = None,
     ) -> Turn | None:
         """Claim a turn and start it. An early start is the turn's from here on, or, when
         the claim fails or the request changed, discarded here: shielded, this outlives a
         caller that went away meanwhile, and so does the early call the turn goes on with."""
         try:
-            if self.closing:
-                raise ServiceUnavailable("The server is shutting down; retry on another replica.")
+            if self.closing or self.draining:
+                raise ServiceUnavailable(
+                    "The server is shutting down; retry on another replica.",
+                    code="server_draining",
+                    retry_after=DRAIN_RETRY_AFTER,
+                )
             claimed = await self.db.write(claim)
         except BaseException:
             if early is not None:
@@ -422,12 +476,15 @@ class Engine:
             seq=run.last_seq,
             early=early,
             dropped=dropped,
+            source=source,
         )
         self.turns[run.id] = turn
         turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")
         return turn
 
     async def _drive(self, turn: Turn) -> None:
+        logcontext.run_id.set(turn.run.id)  # this task's context: every line of the turn
+        began = time.perf_counter()
         try:
             await self.runner.run(turn)
         except Exception:
@@ -435,6 +492,22 @@ class Engine:
         finally:
             self.turns.pop(turn.run.id, None)
             turn.channel.close()
+            self._count(turn)
+            ms = (time.perf_counter() - began) * 1000
+            log.info("turn of %s ended after %.0f ms", turn.run.model, ms)
+
+    def _count(self, turn: Turn) -> None:
+        """Count the ended turn's tokens (the ``usage`` event's) against its source."""
+        source = turn.source
+        if self.usage is None or source is None:
+            return
+        self.usage.count(
+            user_id=turn.run.user_id,
+            key_hash=source.key_hash,
+            model=turn.run.model,
+            face=source.face,
+            used=turn.usage(),
+        )
 
     # ----------------------------------------------------------------- tool outputs
 
@@ -486,6 +559,14 @@ class Engine:
         """The run's events after ``after``: the stored log, then live events while the run
         is in progress (here, or on another replica through the database). An empty batch
         means nothing happened for a keep-alive interval."""
+        self.metrics.follower(1)
+        try:
+            async for batch in self._follow(run_id, after=after):
+                yield batch
+        finally:
+            self.metrics.follower(-1)
+
+    async def _follow(self, run_id: str, *, after: int) -> AsyncIterator[list[Entry]]:
         idle = self.settings.keepalive_seconds
         turn = self.turns.get(run_id)
         if turn is not None:
@@ -617,6 +698,9 @@ def node_name(settings: Settings) -> str | None:
     fixed port: a server on a random one has no name). Hashed to a short fixed length."""
     name = settings.node_id or (f"{socket.gethostname()}:{settings.port}" if settings.port else "")
     return hashlib.sha256(name.encode()).hexdigest()[:16] if name else None
+
+
+_ANSWERING = (TextPart, ReasoningPart, ToolCallPart)
 
 
 def _poll(conn: Connection, *, run_id: str, after: int) -> tuple[str, list[Entry]]:

@@ -29,6 +29,7 @@ from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.early import EarlyStart
 from parley.engine.history import Item, items_of
 from parley.engine.hub import Entry, RunChannel
+from parley.engine.usage import UsageSource
 from parley.errors import InternalError, ParleyError, UpstreamError, UpstreamTimeout
 from parley.events import (
     ActionItem,
@@ -44,6 +45,7 @@ from parley.events import (
     ToolCallsEvent,
     UsageEvent,
 )
+from parley.metrics import Metrics
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.options import ToolRule, tool_rule
@@ -157,6 +159,8 @@ class Turn:
     #: Messages of the thread its last model call left out (``engine.context``); None
     #: before the turn's first call.
     dropped: int | None = None
+    #: Whom the turn's tokens count against (``engine.usage``); None: not counted.
+    source: UsageSource | None = None
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -381,14 +385,17 @@ class TurnRunner:
         providers: ProviderRegistry,
         settings: Settings,
         checkpointer: Checkpointer,
+        metrics: Metrics,
     ) -> None:
         self.db = db
         self.providers = providers
         self.settings = settings
         self.checkpointer = checkpointer
+        self.metrics = metrics
 
     async def run(self, turn: Turn) -> None:
         """The whole turn; every exit leaves the run settled, with one ``done``."""
+        self.metrics.turn_started(turn.run.id, turn.run.thread_id, turn.run.model)
         turn.emit(RunStatusEvent(run_id=turn.run.id, status=RunStatus.IN_PROGRESS))
         outcome: ParleyError | list[ToolCall] | None = None
         stopped = False
@@ -452,10 +459,12 @@ class TurnRunner:
     async def _stream(self, turn: Turn) -> None:
         """Relay the model's events; the only awaits here are the upstream's."""
         stream: AsyncGenerator[ModelEvent, None]
+        model = turn.run.model
         if turn.early is not None:
             stream = turn.early.parts()
+            model_id, began = turn.early.request.model, turn.early.began
         else:
-            model = turn.run.model
+            began = None
             provider, model_id = self.providers.resolve(model)
             request, turn.dropped = build_request(
                 turn.run,
@@ -466,6 +475,9 @@ class TurnRunner:
                 window=self.providers.context_window(model),
             )
             stream = provider.stream(request)
+        call = self.metrics.upstream_call(
+            self.providers.provider_of(model), model_id, started=began
+        )
         run_id, message_id = turn.run.id, turn.message_id
         acc, emit = turn.acc, turn.emit
         clock = turn.clock = StreamClock(turn.stop_model, *self.providers.timeouts(turn.run.model))
@@ -490,8 +502,13 @@ class TurnRunner:
                     continue  # usage or provider state: not the answer itself
                 if not clock.started:
                     clock.begin()
+                    call.first_token()
+        except BaseException as exc:
+            call.failed(clock.error or exc)
+            raise
         finally:
             clock.stop()
+            call.finish(acc.usage)
             await stream.aclose()
             if turn.early is not None:
                 early, turn.early = turn.early, None
@@ -651,6 +668,7 @@ class TurnRunner:
         if not written:
             raise TurnStopped
         turn.publish_closing(closing)
+        self.metrics.turn_ended(status)
 
     async def _complete(self, turn: Turn) -> None:
         """The model's answer ended: the run is ``completed``, or ``incomplete`` when the
@@ -757,6 +775,7 @@ class TurnRunner:
             return [(e.seq, e.type, e.data) for e in stored]
 
         turn.publish_closing(await self.db.write(write))
+        self.metrics.turn_ended(status)
 
     async def _fail_bare(self, turn: Turn) -> None:
         """The end of the turn could not be written (the database refused it): fail the
@@ -790,3 +809,4 @@ class TurnRunner:
         except Exception:
             log.exception("could not fail run %s; its lease will run out", run.id)
         turn.publish_closing(closing)
+        self.metrics.turn_ended(RunStatus.FAILED)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from parley.config import ProviderConfig, Settings
 from parley.errors import InvalidRequest
+from parley.metrics import Metrics
 from parley.providers.base import Provider
 from parley.providers.demo import DemoProvider
 from parley.providers.windows import LearnedWindows, Lookup, Source, builtin_window
@@ -78,6 +79,8 @@ class ProviderRegistry:
         self._built: dict[str, Provider] = {}
         #: The windows the providers' model lists told.
         self._learned = windows or LearnedWindows()
+        #: Where the adapters built from now on count their retries (the app's metrics).
+        self.metrics = Metrics()
 
     @property
     def names(self) -> list[str]:
@@ -259,10 +262,11 @@ class ProviderRegistry:
         provider_name, model_id = self.check_model(model)
         provider = self._overrides.get(provider_name) or self._built.get(provider_name)
         if provider is None:
-            provider = self._built[provider_name] = self._build(self._configs[provider_name])
+            config = self._configs[provider_name]
+            provider = self._built[provider_name] = self._build(provider_name, config)
         return provider, model_id
 
-    def _build(self, config: ProviderConfig) -> Provider:
+    def _build(self, provider_name: str, config: ProviderConfig) -> Provider:
         if config.kind == "demo":
             return DemoProvider() if self._demo_delay is None else DemoProvider(self._demo_delay)
         from parley.providers.transport import RetryPolicy
@@ -279,7 +283,11 @@ class ProviderRegistry:
             headers=config.headers,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            retry=RetryPolicy(retries=config.max_retries, backoff=config.retry_backoff),
+            retry=RetryPolicy(
+                retries=config.max_retries,
+                backoff=config.retry_backoff,
+                on_retry=functools.partial(self.metrics.retried, provider_name),
+            ),
         )
 
     async def aclose(self) -> None:

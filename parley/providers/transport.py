@@ -121,6 +121,8 @@ class RetryPolicy:
     backoff: float = 0.5
     #: The longest wait; a ``Retry-After`` asking for more is not waited for.
     max_wait: float = 20.0
+    #: Called before each new try (the app's metrics count them).
+    on_retry: Callable[[], None] | None = None
 
     def delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before try ``attempt + 1`` (None: do not retry)."""
@@ -260,6 +262,8 @@ class HTTPTransport:
                     return response
                 response.close()
             attempt += 1
+            if self.retry.on_retry is not None:
+                self.retry.on_retry()
             await asyncio.sleep(wait)
 
     async def _post_once(self, body: bytes) -> Response:

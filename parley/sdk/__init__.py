@@ -1,7 +1,7 @@
 """The Parley SDK: typed sync and async clients of a Parley server (``docs/sdk.md``).
 
 Imports only the vocabulary (``parley.events``, ``parley.types``, ``parley.errors``,
-``parley.config``), never the server, engine, store or providers.
+``parley.client_settings``), never the server, engine, store or providers.
 """
 
 from parley.sdk._async_resources import AsyncInferenceStream

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from parley.config import ClientSettings
+from parley.client_settings import ClientSettings
 from parley.errors import (
     ERROR_TYPE_HEADER,
     APIConnectionError,
@@ -57,7 +57,7 @@ class BaseClient:
         retry_backoff: float,
     ) -> None:
         if base_url is None or api_key is None:
-            settings = ClientSettings()
+            settings = ClientSettings.from_env()
             base_url = settings.base_url if base_url is None else base_url
             api_key = settings.api_key if api_key is None else api_key
         if max_retries < 0:

@@ -3,15 +3,30 @@ and starts the engine; shutdown settles running turns."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley import __version__
 from parley.config import Settings
-from parley.engine import Engine
+from parley.engine import Engine, UsageCounter
+from parley.errors import AuthenticationFailed
+from parley.metrics import (
+    UNAUTHORIZED_CODE,
+    UNAUTHORIZED_MESSAGE,
+    RequestMetrics,
+    RouteNames,
+    create_metrics,
+    scrape_allowed,
+    serve_metrics,
+)
 from parley.providers.registry import ProviderRegistry
 from parley.server.chat.requests import ChatCompletionCreate
 from parley.server.cors import Cors
@@ -19,8 +34,10 @@ from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
 from parley.server.fastpaths import FastPaths, FastRoute
 from parley.server.limits import RequestGuard
+from parley.server.logs import AccessLog
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
+from parley.server.readiness import Readiness
 from parley.server.responses.protocol import ResponseCreate
 from parley.server.routes import (
     assistants,
@@ -32,19 +49,37 @@ from parley.server.routes import (
     thread_runs,
     threads,
     turns,
+    usage,
     users,
 )
 from parley.server.schemas import CompletionRequest, ProcessRequest
-from parley.server.usage import UsageCounter
-from parley.server.watchdog import LoopWatchdog
+from parley.server.watchdog import LoopWatchdog, measure_loop_lag
 from parley.store.db import Database
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+log = logging.getLogger("parley.server")
 
 
 def create_app(
-    settings: Settings | None = None, *, providers: ProviderRegistry | None = None
+    settings: Settings | None = None,
+    *,
+    providers: ProviderRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
+    """The Parley app. Traces go to ``tracer_provider`` when given, else where the
+    OpenTelemetry variables say (``parley.tracing``); metrics: ``parley.metrics``."""
     settings = settings or Settings()
     registry = providers or ProviderRegistry(settings)
+    metrics = create_metrics()
+    traces = tracer_provider or _traces_wanted(settings)
+    if traces is not None:  # OpenTelemetry is imported only when traces are on
+        from parley.tracing import Traced, TraceRequests, tracer_of
+
+        tracer = tracer_of(traces)
+        metrics = Traced(metrics, tracer)
+    registry.metrics = metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,11 +89,18 @@ def create_app(
             watchdog.start()
         db = Database(settings.database_url)
         await db.migrate()
-        engine = Engine(db, registry, settings)
+        usage = UsageCounter(db, settings.usage_flush_seconds)
+        engine = Engine(db, registry, settings, metrics=metrics, usage=usage)
         await engine.start()
+        metrics.watch_pool(db.engine.pool)
+        lag = asyncio.create_task(measure_loop_lag(metrics.loop_lag)) if metrics.enabled else None
+        scrapes = None
+        if metrics.enabled and settings.metrics_port:
+            scrapes = await serve_metrics(
+                metrics, settings.host, settings.metrics_port, settings.metrics_token
+            )
         limits = Limits(settings)
         await limits.start()
-        usage = UsageCounter(db, settings.usage_flush_seconds)
         usage.start()
         app.state.services = Services(
             settings=settings,
@@ -72,6 +114,14 @@ def create_app(
         try:
             yield
         finally:
+            if scrapes is not None:
+                scrapes.close()
+            if traces is not None and tracer_provider is None:  # ours: send what is left
+                await asyncio.to_thread(traces.shutdown)
+            if lag is not None:
+                lag.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag
             await engine.stop()
             await usage.aclose()
             await limits.aclose()
@@ -93,6 +143,15 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    readiness = Readiness(settings)
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Whether to send this replica traffic (``server.readiness``)."""
+        services = request.app.state.services
+        status, body = await readiness.check(services.db, services.engine)
+        return JSONResponse(body, status_code=status)
+
     # Flat, turn endpoints first: routing walks this list on every request.
     routers = (
         turns,
@@ -104,10 +163,22 @@ def create_app(
         threads,
         assistants,
         users,
+        usage,
         models,
     )
     for module in routers:
         app.include_router(module.router, prefix="/v1")
+    if metrics.enabled and not settings.metrics_port:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def scrape(request: Request) -> Response:
+            """Prometheus metrics (``docs/metrics.md``); with ``metrics_token`` set, only
+            for its bearer."""
+            if not scrape_allowed(settings.metrics_token, request.headers.get("authorization")):
+                raise AuthenticationFailed(UNAUTHORIZED_MESSAGE, code=UNAUTHORIZED_CODE)
+            body, kind = metrics.exposition()
+            return Response(body, media_type=kind)
+
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     app.fast_paths = fast = FastPaths(
         app,
@@ -124,7 +195,28 @@ def create_app(
     if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
         app.add_middleware(Cors, origins=settings.cors_origins)
         app.fast_app = Cors(app.fast_app, origins=settings.cors_origins)
+    names = RouteNames("/v1", (r for m in routers for r in m.router.routes), fast.routes)
+    if metrics.enabled:  # around CORS: every answer is counted, CORS preflights too
+        app.add_middleware(RequestMetrics, metrics=metrics, routes=names)
+        app.fast_app = RequestMetrics(app.fast_app, metrics, routes=names)
+    if traces is not None:
+        app.add_middleware(TraceRequests, tracer=tracer, routes=names)
+        app.fast_app = TraceRequests(app.fast_app, tracer, routes=names)
+    app.fast_app = AccessLog(app.fast_app)  # outermost; the app's own: build_middleware_stack
     return app
+
+
+def _traces_wanted(settings: Settings) -> TracerProvider | None:
+    """The tracer provider the OpenTelemetry variables ask for (``parley.tracing``); None
+    when they ask for none, or OpenTelemetry is not installed (said in the log)."""
+    if not settings.trace_exporters():
+        return None
+    try:
+        from parley.tracing import tracer_provider
+    except ImportError:
+        log.warning("OTEL_* variables ask for traces, but OpenTelemetry is not installed")
+        return None
+    return tracer_provider(settings)
 
 
 class ParleyApp(FastAPI):
@@ -141,6 +233,11 @@ class ParleyApp(FastAPI):
             await self.fast_app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around Starlette's own outermost layer too, so that even its last-resort 500
+        # carries the request id and is logged.
+        return AccessLog(super().build_middleware_stack())
 
 
 __all__ = ["create_app"]

@@ -11,11 +11,11 @@ from fastapi import Depends, Query, Request
 from starlette.requests import HTTPConnection
 
 from parley.config import Settings
-from parley.engine import Engine
+from parley.engine import Engine, UsageCounter
 from parley.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from parley.providers.registry import ProviderRegistry
+from parley.server.logs import USER_ID_KEY
 from parley.server.ratelimit import Limits
-from parley.server.usage import UsageCounter
 from parley.store import users as user_store
 from parley.store.db import Database, now
 from parley.store.pagination import ListQuery, Order
@@ -105,6 +105,7 @@ async def authenticated(
     known = svc.keys.get(secret) if isinstance(secret, str) else None
     if known is not None:
         await svc.limits.check(address, known.key_hash)
+        request.scope[USER_ID_KEY] = known.user.id  # for the access log
         return known
     key_hash = user_store.hash_key(secret) if isinstance(secret, str) else None
     await svc.limits.check(address, key_hash)
@@ -117,6 +118,7 @@ async def authenticated(
         await svc.limits.failed(address)
         raise
     svc.keys.put(secret, caller)
+    request.scope[USER_ID_KEY] = caller.user.id
     return caller
 
 

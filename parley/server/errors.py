@@ -24,6 +24,7 @@ from parley.errors import (
     InvalidRequest,
     ParleyError,
     RateLimited,
+    ServiceUnavailable,
     ValidationFailed,
 )
 
@@ -134,10 +135,10 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
 
 def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
     """The JSON answer of ``exc`` (in OpenAI's shape with ``openai``, Parley's own type then
-    in ``X-Parley-Error-Type``); a 429 also says when to retry (``Retry-After``, whole
+    in ``X-Parley-Error-Type``); a 429 or 503 also says when to retry (``Retry-After``, whole
     seconds, at least 1)."""
     headers = {}
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if openai:
         status, body = openai_error(exc)

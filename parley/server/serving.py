@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import signal
 import socket
-from typing import Any, cast
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,14 +19,61 @@ from fastapi import FastAPI
 from parley.config import Settings
 from parley.server.app import create_app
 
+if TYPE_CHECKING:
+    from parley.engine import Engine
+
+log = logging.getLogger("parley.server")
+
 
 class AppServer(uvicorn.Server):
-    """Stops the engine first when shutting down: running turns end ``incomplete`` at once,
-    so their streams finish with ``done`` instead of holding the shutdown until its timeout."""
+    """Drains on SIGTERM, then stops the engine first when shutting down.
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    Draining (for up to ``drain_seconds``): new turns are refused (503 ``server_draining``,
+    ``/readyz`` says ``draining``) while running turns and their streams go on; the server
+    shuts down once none is left. Another SIGTERM, or a SIGINT, stops at once. Shutting
+    down, turns still running end ``incomplete`` at once, so their streams finish with
+    ``done`` instead of holding the shutdown until its timeout."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float = 0.0) -> None:
         super().__init__(config)
         self.parley_app = app
+        self.drain_seconds = drain_seconds
+        #: ``time.monotonic()`` by which the drain ends, once it began.
+        self.drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        engine = self._engine()
+        if (
+            sig != signal.SIGTERM
+            or self.drain_until is not None
+            or self.should_exit
+            or self.drain_seconds <= 0
+            or engine is None
+        ):
+            super().handle_exit(sig, frame)
+            return
+        # A signal handler: set flags only; ``on_tick`` watches the drain.
+        self._captured_signals.append(sig)  # re-raised after the shutdown, as uvicorn does
+        engine.draining = True
+        self.drain_until = time.monotonic() + self.drain_seconds
+        level = logging.WARNING if engine.turns else logging.INFO
+        log.log(
+            level,
+            "draining: no new turns, up to %gs for %d running",
+            self.drain_seconds,
+            len(engine.turns),
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_until is not None and not self.should_exit:
+            engine = self._engine()
+            if engine is None or not engine.turns or time.monotonic() >= self.drain_until:
+                self.should_exit = True
+        return await super().on_tick(counter)
+
+    def _engine(self) -> Engine | None:
+        services = getattr(self.parley_app.state, "services", None)
+        return None if services is None else services.engine
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # What loading made (modules, classes, the app: most of what the server will ever
@@ -34,9 +85,11 @@ class AppServer(uvicorn.Server):
         await super().serve(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        services = getattr(self.parley_app.state, "services", None)
-        if services is not None:
-            await services.engine.stop()
+        engine = self._engine()
+        if engine is not None:
+            if engine.turns and self.drain_until is not None:
+                log.warning("drain over: %d running turns end incomplete", len(engine.turns))
+            await engine.stop()
         await super().shutdown(sockets)
 
 
@@ -49,12 +102,14 @@ def build_server(settings: Settings) -> AppServer:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        # In JSON, uvicorn's own lines go through the root logger's handler too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        access_log=False,  # ours: ``server.logs``
         timeout_graceful_shutdown=10,
         lifespan="on",
         ws=cast("type[asyncio.Protocol]", _websocket_protocol),
     )
-    return AppServer(config, app)
+    return AppServer(config, app, settings.drain_seconds)
 
 
 def _websocket_protocol(**kwargs: Any) -> asyncio.Protocol:

@@ -1,100 +1,90 @@
-"""Tokens per API key, counted in memory and written together (``store.usage``).
+"""Daily token budgets of API keys (``api_keys.daily_token_budget``: input plus output
+tokens per UTC day, every face and replica together).
 
-Counting a call is a dictionary update on the event loop; every ``interval`` seconds the
-tallies gathered since are added to their rows in one transaction, in the database's
-bookkeeping line. A database write per call (an upsert and a commit on the database
-thread, in the same process) used to land on the next request's way to its first chunk.
+A key at or over its budget starts no new turn and no chat completion: 429
+``token_budget_exceeded``, ``Retry-After`` until the next UTC midnight. A turn already
+running goes on to its end, so a key may end a day a little over its budget.
 
-What a replica counted but has not written yet is written when the server stops; a
-replica that dies loses at most ``interval`` seconds of counts. A flush that fails keeps
-its tallies for the next one.
+What the key used today is what every replica wrote (``key_usage``) plus what this replica
+counted and has not written yet (``engine.usage``). The written part is read at most every
+``ttl`` seconds per key, not per request: another replica's tokens count here within
+``ttl`` plus its ``usage_flush_seconds``; this replica's own count at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
+from parley.engine import UsageCounter
+from parley.errors import RateLimited
 from parley.store import usage as usage_store
 from parley.store.db import Database, now
-from parley.store.usage import Tally, TallyKey, day_of
-from parley.types import Usage
-
-log = logging.getLogger("parley.server")
+from parley.store.usage import day_of
 
 
-class UsageCounter:
-    """``count`` each call; ``start`` the periodic writes; ``aclose`` writes the rest."""
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A key's budget as read at ``expires - ttl``, and its tokens of ``day`` then:
+    ``base`` plus what this replica counts of the key that day (``counted_today``)."""
 
-    def __init__(self, db: Database, interval: float) -> None:
+    day: str
+    key_id: str
+    budget: int | None
+    base: int
+    expires: float
+
+
+class KeyBudgets:
+    """``check`` a key before a turn starts."""
+
+    def __init__(self, db: Database, counter: UsageCounter, ttl: float) -> None:
         self.db = db
-        self.interval = interval
-        self._tallies: dict[TallyKey, Tally] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self.counter = counter
+        self.ttl = ttl
+        self._known: dict[str, _Known] = {}
 
-    def count(self, *, user_id: str, key_hash: str, model: str, face: str, used: Usage) -> None:
-        """One call made now, with its tokens."""
-        key = TallyKey(day_of(now()), user_id, key_hash, model, face)
-        tokens = (used.input_tokens, used.output_tokens, used.reasoning_tokens, used.cached_tokens)
-        self._add(key, Tally(1, *tokens))
-        if self.interval <= 0:
-            self._wake.set()
+    async def check(self, key_hash: str) -> None:
+        """Raise ``RateLimited`` when the key has used its budget of today (UTC).
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="parley-usage")
-
-    async def aclose(self) -> None:
-        """Stop the periodic writes and write what is left."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write the tallies gathered so far; on failure they wait for the next flush."""
-        tallies, self._tallies = self._tallies, {}
-        if not tallies:
+        Raises:
+            RateLimited: the key is at or over its budget.
+        """
+        at = now()
+        day = day_of(at)
+        known = self._known.get(key_hash)
+        if known is None or known.day != day or known.expires < time.monotonic():
+            known = await self._read(key_hash, day)
+        if known.budget is None:
             return
-        try:
-            await self.db.write(
-                functools.partial(usage_store.add_tallies, tallies=tallies), later=True
+        used = known.base + self.counter.counted_today(key_hash, day)
+        if used >= known.budget:
+            midnight = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1)
+            raise RateLimited(
+                f"API key {known.key_id} has used its daily budget of {known.budget:,} tokens "
+                f"({used:,} used today, UTC); it resets at 00:00 UTC.",
+                code="token_budget_exceeded",
+                retry_after=midnight.timestamp() - at,
             )
-        except IntegrityError:  # a user (and so its keys) deleted since: write the others
-            await self._one_by_one(tallies)
-        except Exception:  # a boundary: keep the counts for the next try
-            log.exception("could not write the token counts of chat completions")
-            self._merge(tallies)
 
-    async def _one_by_one(self, tallies: dict[TallyKey, Tally]) -> None:
-        for key, tally in tallies.items():
-            one = functools.partial(usage_store.add_tallies, tallies={key: tally})
-            try:
-                await self.db.write(one, later=True)
-            except IntegrityError:
-                log.info("token counts of a deleted user dropped")
-
-    def _merge(self, tallies: dict[TallyKey, Tally]) -> None:
-        for key, tally in tallies.items():
-            self._add(key, tally)
-
-    def _add(self, key: TallyKey, tally: Tally) -> None:
-        mine = self._tallies.get(key)
-        if mine is None:
-            self._tallies[key] = tally
-        else:
-            mine.add(tally)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval or None)
-            self._wake.clear()
-            await self.flush()
+    async def _read(self, key_hash: str, day: str) -> _Known:
+        # Taken before the read: what this replica writes meanwhile may count twice for
+        # ``ttl`` seconds (refusing early), never be missed.
+        counted = self.counter.counted_today(key_hash, day)
+        unwritten = self.counter.unwritten(key_hash, day)
+        read = functools.partial(usage_store.key_budget, key_hash=key_hash, day=day)
+        found = await self.db.read(read)
+        key_id, budget, written = found if found is not None else ("", None, 0)
+        known = _Known(
+            day=day,
+            key_id=key_id,
+            budget=budget,
+            base=written + unwritten - counted,
+            expires=time.monotonic() + self.ttl,
+        )
+        if len(self._known) >= 10_000:
+            self._known.clear()
+        self._known[key_hash] = known
+        return known

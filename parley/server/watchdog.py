@@ -2,7 +2,8 @@
 while (something blocked it) and logs where the loop thread was stuck.
 
 Off by default; ``PARLEY_LOOP_WATCHDOG_SECONDS`` turns it on (the test suite runs every
-server with it, and fails on its warning).
+server with it, and fails on its warning). ``measure_loop_lag`` is its everyday measure,
+for the metrics: how late the loop runs a timer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 log = logging.getLogger("parley.watchdog")
 
@@ -57,3 +59,14 @@ class LoopWatchdog:
             frame = sys._current_frames().get(self._loop_thread)
             where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
             log.warning("event loop blocked for %.2f s; the loop thread is at:\n%s", stalled, where)
+
+
+async def measure_loop_lag(report: Callable[[float], None], interval: float = 0.5) -> None:
+    """Sleep ``interval`` seconds, again and again until cancelled, and ``report`` how
+    much later than asked the loop woke up each time (the time it spent on other work:
+    what any timer, keep-alive or stream chunk waited beside it)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + interval
+        await asyncio.sleep(interval)
+        report(max(0.0, loop.time() - asked))

@@ -117,6 +117,7 @@ Json = _Json()
 TOOL_FIELD_LENGTH = 128
 
 ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
+UNPRUNED_RUN_SQL = "completed_at IS NOT NULL AND events_pruned_at IS NULL"
 
 users = Table(
     "users",
@@ -125,6 +126,8 @@ users = Table(
     Column("name", Name(200), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    #: When an admin disabled the user: none of its keys authenticates until enabled again.
+    Column("disabled_at", Float),
 )
 
 api_keys = Table(
@@ -137,6 +140,11 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
     Column("revoked_at", Float),
+    #: When the key stops authenticating by itself (none: never).
+    Column("expires_at", Float),
+    #: Input plus output tokens the key may use per UTC day, every face and replica
+    #: together (``server.usage``); none: no budget.
+    Column("daily_token_budget", BigInteger),
     Index(None, "user_id"),
 )
 
@@ -212,11 +220,20 @@ runs = Table(
     #: The thread's messages its last model call left out to fit the model's context
     #: window or the run's ``truncation`` (``engine.context``); None before its first call.
     Column("dropped_messages", Integer),
+    #: When the run's event log was pruned (``store.retention``); none: it is whole.
+    Column("events_pruned_at", Float),
     Index(None, "user_id", "created_at"),
     Index(None, "thread_id", "created_at"),
     Index(None, "assistant_id"),
     # Sweeps look only at the few in_progress and action_required runs.
     Index(None, "status"),
+    # Pruning finds the ended runs whose event logs are still there, oldest first.
+    Index(
+        "ix_runs_unpruned_completed_at",
+        "completed_at",
+        sqlite_where=text(UNPRUNED_RUN_SQL),
+        postgresql_where=text(UNPRUNED_RUN_SQL),
+    ),
     # At most one active run per thread, enforced by the database itself.
     Index(
         "uq_runs_active_thread",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from parley.config import ClientSettings
+from parley.client_settings import ClientSettings
 from parley.embedded import EmbeddedServer, EmbeddedServerError
 from parley.errors import NotFound, ParleyError
 from parley.sdk import AsyncClient

@@ -39,7 +39,12 @@ def restartable(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
         database_url=db.url,
         workdir=tmp_path_factory.mktemp("restart-server"),
         config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"},
+        # No drain: SIGTERM stops at once (``test_drain`` has the drain).
+        env={
+            "PARLEY_LEASE_SECONDS": "1",
+            "PARLEY_SWEEP_SECONDS": "0.2",
+            "PARLEY_DRAIN_SECONDS": "0",
+        },
     )
     try:
         yield srv.start()

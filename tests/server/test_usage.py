@@ -1,4 +1,4 @@
-"""Tokens per API key, counted in memory and written together (``server.usage``), on the
+"""Tokens per API key, counted in memory and written together (``engine.usage``), on the
 suite's database (SQLite, or PostgreSQL with ``PARLEY_TEST_DATABASE_URL``)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from parley.server.usage import UsageCounter
+from parley.engine import UsageCounter
 from parley.store import users
 from parley.store.db import Database, now
 from parley.store.tables import users as users_table
@@ -131,3 +131,22 @@ async def test_a_failed_write_keeps_the_counts_for_the_next(tmp_path: Path) -> N
         await back.dispose()
     finally:
         fresh.drop()
+
+
+async def test_what_a_key_counted_today_written_or_not(db: Database) -> None:
+    """For budgets: ``counted_today`` keeps every call of the day, ``unwritten`` only those
+    not in the database yet; both count input and output tokens only."""
+    user_id = await new_user(db)
+    other = users.hash_key("sk-two")
+    counter = UsageCounter(db, interval=3600)
+    today = day_of(now())
+    _count(counter, user_id, input_tokens=3, output_tokens=5, reasoning_tokens=2)
+    _count(counter, user_id, key=other, input_tokens=100)
+    assert (counter.counted_today(KEY, today), counter.unwritten(KEY, today)) == (8, 8)
+    await counter.flush()
+    assert (counter.counted_today(KEY, today), counter.unwritten(KEY, today)) == (8, 0)
+    _count(counter, user_id, model="demo/b", output_tokens=4, cached_tokens=1)
+    assert (counter.counted_today(KEY, today), counter.unwritten(KEY, today)) == (12, 4)
+    assert counter.counted_today(KEY, "2000-01-01") == 0
+    assert counter.counted_today(other, today) == 100
+    await counter.flush()

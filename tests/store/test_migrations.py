@@ -108,6 +108,13 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     # A thread counts the changes to its stored messages (0010).
     columns = {name: nullable for name, _, nullable in snapshot["threads"]["columns"]}
     assert columns.get("context_version") is False, columns
+    # Disabled users, expiring keys with budgets, pruned event logs (0011).
+    columns = {name: nullable for name, _, nullable in snapshot["users"]["columns"]}
+    assert columns.get("disabled_at") is True, columns
+    columns = {name: nullable for name, _, nullable in snapshot["api_keys"]["columns"]}
+    assert columns.get("expires_at") is True and columns.get("daily_token_budget") is True
+    columns = {name: nullable for name, _, nullable in snapshot["runs"]["columns"]}
+    assert columns.get("events_pruned_at") is True, columns
 
 
 async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) -> None:

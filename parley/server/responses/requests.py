@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle
+from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
 from parley.errors import InvalidRequest, NotFound
 from parley.server.deps import Services
 from parley.server.responses.conversations import conversation_not_found, item_of
@@ -69,6 +69,7 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
             target=planned.target,
             messages=planned.messages,
             config=planned.config,
+            source=UsageSource(key_hash, "responses"),
         )
         slot.hold_until(turn.when_done)
     return turn

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
-from parley.engine import ThreadTarget, TurnHandle
+from parley.engine import ThreadTarget, TurnHandle, UsageSource
 from parley.errors import NotFound
 from parley.server.assistants import reads
 from parley.server.assistants.objects import (
@@ -98,7 +98,11 @@ async def _start(
         messages = new_messages(body.additional_messages)
     async with svc.limits.run_slot(caller.key_hash) as slot:
         turn = await svc.engine.start_items_turn(
-            user_id=user_id, target=target, messages=messages, config=config
+            user_id=user_id,
+            target=target,
+            messages=messages,
+            config=config,
+            source=UsageSource(caller.key_hash, "assistants"),
         )
         slot.hold_until(turn.when_done)
     if not body.stream:
@@ -210,7 +214,9 @@ async def submit_tool_outputs(
         )
     answered = await svc.db.read(functools.partial(_answered_step, run_id=run_id))
     async with svc.limits.run_slot(caller.key_hash) as slot:
-        turn = await svc.engine.start_turn(user_id=user_id, run_id=run_id)
+        turn = await svc.engine.start_turn(
+            user_id=user_id, run_id=run_id, source=UsageSource(caller.key_hash, "assistants")
+        )
         slot.hold_until(turn.when_done)
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))

@@ -9,7 +9,7 @@ import functools
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
-from parley.engine import TurnHandle
+from parley.engine import TurnHandle, UsageSource
 from parley.server.assistants.objects import RunPublic
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
 from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
@@ -93,6 +93,7 @@ async def completion_turn(
                 run_id=body.run_id,
                 thread_id=body.thread_id,
                 assistant_id=body.assistant_id,
+                source=UsageSource(caller.key_hash, "runs"),
             )
             slot.hold_until(turn.when_done)
         return await _answer(turn, body.stream, idem)
@@ -114,7 +115,11 @@ async def process_turn(
     async def make() -> Made:
         async with svc.limits.run_slot(caller.key_hash) as slot:
             if body.run_id is not None:
-                turn = await svc.engine.start_turn(user_id=caller.user.id, run_id=body.run_id)
+                turn = await svc.engine.start_turn(
+                    user_id=caller.user.id,
+                    run_id=body.run_id,
+                    source=UsageSource(caller.key_hash, "runs"),
+                )
             else:
                 assert body.assistant_id is not None and body.content is not None
                 turn = await svc.engine.start_first_turn(
@@ -123,6 +128,7 @@ async def process_turn(
                     content=body.content,
                     images=[i.model_dump() for i in body.images],
                     thread_id=body.thread_id,
+                    source=UsageSource(caller.key_hash, "runs"),
                 )
             slot.hold_until(turn.when_done)
         return await _answer(turn, body.stream, idem)

@@ -1,0 +1,41 @@
+"""What the SDK reads from the environment when not given arguments: ``PARLEY_BASE_URL``
+and ``PARLEY_API_KEY``. Plain ``os.environ``, so that the SDK alone (``pip install
+parley-ai``) needs nothing but httpx and pydantic."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8700"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    #: Whether ``PARLEY_BASE_URL`` was set (``base_url`` then comes from it).
+    base_url_set: bool = False
+
+    @classmethod
+    def from_env(cls) -> ClientSettings:
+        base_url = os.environ.get("PARLEY_BASE_URL")
+        return cls(
+            base_url=base_url if base_url is not None else DEFAULT_BASE_URL,
+            api_key=os.environ.get("PARLEY_API_KEY"),
+            base_url_set=base_url is not None,
+        )
+
+    @classmethod
+    def chosen_server(
+        cls, server: str | None, api_key: str | None
+    ) -> tuple[str | None, str | None]:
+        """The server of ``parley chat`` / ``ask`` / ``web``: ``--server`` (and ``--api-key``),
+        else ``PARLEY_BASE_URL`` (and ``PARLEY_API_KEY``, unless ``--api-key``) when that
+        variable is set. ``(None, None)``: start an embedded server."""
+        if server is not None:
+            return server, api_key
+        env = cls.from_env()
+        if env.base_url_set:
+            return env.base_url, api_key if api_key is not None else env.api_key
+        return None, None

@@ -1,0 +1,114 @@
+"""Request ids and the access log: a pure ASGI middleware, outermost on every path of the
+app (the fast paths of the turn POSTs too), so every answer, errors and streams included,
+says which request it was.
+
+A request's ``X-Request-ID`` is kept when it is sane (1 to 128 printable ASCII characters),
+made up otherwise (16 hex digits); the answer carries it back, and ``logcontext.request_id``
+holds it while the request is handled, so every line logged meanwhile (turns started by it
+too) names it. One ``parley.access`` line at info level follows the end of each answer
+(for a stream, its last byte): method, path (never the query string: it may hold a key),
+status, milliseconds, body bytes, client address, and the user once authenticated. With
+the info level off, no record is made and no clock read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley import logcontext
+
+__all__ = ["REQUEST_ID_HEADER", "USER_ID_KEY", "AccessLog", "request_id_of"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: Where authentication (``deps.authenticated``) leaves the caller's user id in the scope.
+USER_ID_KEY = "parley.user_id"
+
+log = logging.getLogger("parley.access")
+
+_HEADER = REQUEST_ID_HEADER.lower().encode()
+_SANE = re.compile(rb"[\x20-\x7e]{1,128}")
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's request id when it sent a sane one, else a new one."""
+    for name, value in headers:
+        if name == _HEADER:
+            if _SANE.fullmatch(value) and value.strip():
+                return value.decode("ascii")
+            break
+    return os.urandom(8).hex()
+
+
+class AccessLog:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope["headers"])
+        header = (_HEADER, rid.encode("ascii"))
+        token = logcontext.request_id.set(rid)
+        try:
+            if log.isEnabledFor(logging.INFO):
+                await self._logged(scope, receive, send, header)
+                return
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), header]
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logcontext.request_id.reset(token)
+
+    async def _logged(
+        self, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]
+    ) -> None:
+        start = time.perf_counter()
+        status = 500  # what the client gets when the app fails before it answers
+        size = 0
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            ms = round((time.perf_counter() - start) * 1000, 1)
+            client = scope.get("client")
+            address = f"{client[0]}:{client[1]}" if client else "-"
+            method, path = scope["method"], scope["path"]
+            user = scope.get(USER_ID_KEY)
+            log.info(
+                "%s %s %d %.1fms %dB %s %s",
+                method,
+                path,
+                status,
+                ms,
+                size,
+                address,
+                user or "-",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": ms,
+                    "bytes": size,
+                    "client": address,
+                    "user_id": user,
+                },
+            )

@@ -1,0 +1,94 @@
+"""``GET /readyz``: whether this replica should get traffic (``/healthz`` only says that the
+process answers).
+
+Ready when the database answers, its schema is at the newest migration, and Redis (when
+configured) answers ``PING``, each within ``CHECK_SECONDS``; not while the server drains or
+shuts down. A schema once seen at head stays so (migrations only move forward), so later
+probes cost one ``SELECT 1`` (from the one-row version table). What failed is named, never why in the driver's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine import Engine
+from parley.store.db import Database
+
+__all__ = ["CHECK_SECONDS", "Readiness"]
+
+#: Seconds each check may take (probes commonly give up after one second).
+CHECK_SECONDS = 0.8
+
+
+class Readiness:
+    def __init__(self, settings: Settings) -> None:
+        self.redis_url = settings.redis_url
+        self._at_head = False
+
+    async def check(self, db: Database, engine: Engine) -> tuple[int, dict[str, Any]]:
+        """The status code and body of ``/readyz``."""
+        if engine.draining or engine.closing:
+            return 503, {"status": "draining"}
+        names = ["database"]
+        checks: list[Awaitable[str]] = [self._database(db)]
+        if self.redis_url:
+            names.append("redis")
+            checks.append(self._redis(self.redis_url))
+        results = dict(zip(names, await asyncio.gather(*checks), strict=True))
+        if results["database"] == "ok":
+            results["migrations"] = "ok" if self._at_head else "behind"
+        ready = all(result == "ok" for result in results.values())
+        return (200 if ready else 503), {
+            "status": "ready" if ready else "unready",
+            "checks": results,
+        }
+
+    async def _database(self, db: Database) -> str:
+        known = self._at_head
+
+        def probe(conn: Connection) -> bool:
+            if known:  # a row of a table, not a bare SELECT 1: SQLite reads its file then
+                conn.exec_driver_sql("SELECT 1 FROM alembic_version").scalar()
+                return True
+            return _schema_at_head(conn)
+
+        try:
+            self._at_head = await asyncio.wait_for(db.read(probe), CHECK_SECONDS) or known
+        except TimeoutError:
+            return "timeout"
+        except Exception:  # noqa: BLE001 - a boundary: any failure of the database is "not ready"
+            return "unreachable"
+        return "ok"
+
+    @staticmethod
+    async def _redis(url: str) -> str:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=CHECK_SECONDS, socket_timeout=CHECK_SECONDS
+        )
+        try:
+            await asyncio.wait_for(client.ping(), CHECK_SECONDS)
+        except TimeoutError:
+            return "timeout"
+        except (RedisError, OSError):
+            return "unreachable"
+        finally:
+            await client.aclose()
+        return "ok"
+
+
+def _schema_at_head(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    from parley.store.migrations import HEAD
+
+    if not inspect(conn).has_table("alembic_version"):
+        return False
+    return bool(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD)
