@@ -1,5 +1,5 @@
 """What the SDK reads from the environment when not given arguments: ``PARLEY_BASE_URL``
-and ``PARLEY_API_KEY``. Plain ``os.environ``, so that the SDK alone (``pip install
+and ``PARLEY_API_KEY`` (and ``parley web`` its ``PARLEY_WEB_MAX_EXCHANGES``). Plain ``os.environ``, so that the SDK alone (``pip install
 parley-ai``) needs nothing but httpx and pydantic."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ class ClientSettings:
     api_key: str | None = None
     #: Whether ``PARLEY_BASE_URL`` was set (``base_url`` then comes from it).
     base_url_set: bool = False
+    #: ``PARLEY_WEB_MAX_EXCHANGES`` as written (``cli.web.max_exchanges_of`` checks it).
+    web_max_exchanges: str | None = None
 
     @classmethod
     def from_env(cls) -> ClientSettings:
@@ -24,6 +26,7 @@ class ClientSettings:
             base_url=base_url if base_url is not None else DEFAULT_BASE_URL,
             api_key=os.environ.get("PARLEY_API_KEY"),
             base_url_set=base_url is not None,
+            web_max_exchanges=os.environ.get("PARLEY_WEB_MAX_EXCHANGES"),
         )
 
     @classmethod

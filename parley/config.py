@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     #: Seconds between sweeps for expired and orphaned runs (a read; a write only when
     #: there is something to close).
     sweep_seconds: float = Field(default=0.5, gt=0)
+    #: Hours a finished run's event log is kept (its messages and the run itself are kept
+    #: for good): older logs are pruned, so a stream replayed then gets only the run's end
+    #: (docs/runs.md). 0: keep every log.
+    event_retention_hours: float = Field(default=168.0, ge=0.0)
+    #: Seconds between the server's rounds of pruning (each a few short transactions).
+    event_prune_seconds: float = Field(default=300.0, gt=0.0)
     #: A name for this server that survives its restarts (default: its host name and
     #: port). A server started again under the same name closes the runs its earlier life
     #: left running as soon as it sees their lease is not renewed, without waiting for it

@@ -109,12 +109,9 @@ class PayloadTooLarge(ParleyError):
     error_type = "payload_too_large"
 
 
-class RateLimited(ParleyError):
-    """Over a limit of the server; ``retry_after`` is how many seconds to wait (the
+class _RetryLater(ParleyError):
+    """An error worth trying again later: ``retry_after`` is how many seconds to wait (the
     ``Retry-After`` header), when known."""
-
-    status_code = 429
-    error_type = "rate_limited"
 
     def __init__(
         self,
@@ -128,6 +125,13 @@ class RateLimited(ParleyError):
     ) -> None:
         super().__init__(message, code=code, details=details, status_code=status_code, param=param)
         self.retry_after = retry_after
+
+
+class RateLimited(_RetryLater):
+    """Over a limit of the server."""
+
+    status_code = 429
+    error_type = "rate_limited"
 
 
 class UpstreamError(ParleyError):
@@ -140,25 +144,11 @@ class UpstreamTimeout(UpstreamError):
     error_type = "upstream_timeout"
 
 
-class ServiceUnavailable(ParleyError):
-    """Not now (a server shutting down, say); ``retry_after`` is how many seconds to wait
-    (the ``Retry-After`` header), when known."""
+class ServiceUnavailable(_RetryLater):
+    """Not now (a server shutting down, say)."""
 
     status_code = 503
     error_type = "service_unavailable"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        code: str | None = None,
-        details: list[dict[str, Any]] | None = None,
-        status_code: int | None = None,
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message, code=code, details=details, status_code=status_code, param=param)
-        self.retry_after = retry_after
 
 
 class InternalError(ParleyError):
@@ -231,7 +221,7 @@ def error_from_response(
     else:
         cls = _BY_STATUS.get(status_code, ParleyError)
         error = cls(f"HTTP {status_code} from the server", status_code=status_code)
-    if isinstance(error, RateLimited | ServiceUnavailable):
+    if isinstance(error, _RetryLater):
         error.retry_after = retry_after_seconds(retry_after)
     return error
 

@@ -85,6 +85,8 @@ class ParleyServer:
             "PARLEY_LOG_LEVEL": "warning",
             # A loop blocked this long is logged with its stack: the suite fails on it.
             "PARLEY_LOOP_WATCHDOG_SECONDS": "1",
+            # A stop ends running turns at once (tests/e2e/test_drain.py sets its own drain).
+            "PARLEY_DRAIN_SECONDS": "0",
             **(env or {}),
         }
         for name in (

@@ -47,7 +47,7 @@ MODULES = {
         "prometheus_client",
     ),
     "chat": ("mcp", "httpx2", "rich", "prompt_toolkit"),
-    "web": ("flask",),
+    "web": ("flask", "cheroot"),
 }
 
 

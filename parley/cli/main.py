@@ -1,5 +1,5 @@
-"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users create``, ``chat``, ``ask``
-and ``web``.
+"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users``, ``keys``, ``usage``, ``db``,
+``chat``, ``ask`` and ``web``.
 
 Commands import what they need when they run, so ``parley --help`` stays fast.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parley import __version__
+from parley.cli import admin as admin_cli
+from parley.cli import db as db_cli
 from parley.cli import usage as usage_cli
 from parley.cli.extras import missing_extra
 
@@ -159,15 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="show every thread of the API key (from parley chat, the API, the Responses "
         "API), not only those each browser session started: for a page one person uses",
     )
+    web.add_argument(
+        "--max-exchanges",
+        type=int,
+        metavar="N",
+        help="answers streaming at once; one more gets a 503 'busy' at once "
+        "(env PARLEY_WEB_MAX_EXCHANGES, default 64)",
+    )
 
-    users = sub.add_parser("users", help="manage users")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
-    create = users_sub.add_parser("create", help="create a user; prints its API key last")
-    create.add_argument("name")
-    create.add_argument("--admin", action="store_true", help="make the user an admin")
-    _add_db_options(create)
+    admin_cli.add_parsers(sub, _add_db_options)  # users, keys
 
     _add_db_options(usage_cli.add_parser(sub))
+    db_cli.add_parser(sub, _add_db_options)
     return parser
 
 
@@ -280,6 +285,7 @@ def _web(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         model=args.model,
         all_threads=args.all_threads,
+        max_exchanges=args.max_exchanges,
     )
     try:
         return run_web(options)
@@ -317,7 +323,8 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _server_command(args: argparse.Namespace) -> int:
-    """``serve``, ``run``, ``models`` and ``users``: the commands that read ``Settings``."""
+    """``serve``, ``run``, ``models``, ``usage``, ``users`` and ``keys``: the commands that
+    read ``Settings``."""
     from parley.config import ConfigError
 
     try:
@@ -337,8 +344,10 @@ def _server_command(args: argparse.Namespace) -> int:
             return asyncio.run(_print_models(settings))
         if args.command == "usage":
             return usage_cli.run(settings, args)
-        if args.command == "users":
-            return asyncio.run(_create_user(settings, args.name, args.admin))
+        if args.command == "db":
+            return db_cli.run(settings, args)
+        if args.command in ("users", "keys"):
+            return admin_cli.run(settings, args)
     except ConfigError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
@@ -377,31 +386,6 @@ async def _print_models(settings: Settings) -> int:
         for model in catalog["data"]:
             if model["provider"] == provider["name"]:
                 print(clean(f"{'':<{width}}    {model['id']}"))
-    return 0
-
-
-async def _create_user(settings: Settings, name: str, admin: bool) -> int:
-    from sqlalchemy.engine import Connection
-
-    from parley.store import users as user_store
-    from parley.store.db import Database
-    from parley.store.local import private_database
-    from parley.store.records import User
-
-    private_database(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        await db.migrate()
-
-        def create(conn: Connection) -> tuple[User, str]:
-            user = user_store.create_user(conn, name=name, is_admin=admin)
-            return user, user_store.create_api_key(conn, user_id=user.id)[1]
-
-        user, secret = await db.write(create)
-    finally:
-        await db.dispose()
-    print(f"created user {user.name} ({user.id}){' as admin' if admin else ''}")
-    print(secret)
     return 0
 
 

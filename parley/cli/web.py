@@ -18,9 +18,20 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from parley.web.backend import Backend
+    from parley.web.limits import ExchangeSlots
     from parley.web.server import WebServer
 
-__all__ = ["WebBeside", "WebOptions", "run_web", "start_web_beside"]
+__all__ = [
+    "MAX_EXCHANGES_ENV",
+    "WebBeside",
+    "WebOptions",
+    "max_exchanges_of",
+    "run_web",
+    "start_web_beside",
+]
+
+#: The bound on exchanges streaming at once, when ``--max-exchanges`` is not given.
+MAX_EXCHANGES_ENV = "PARLEY_WEB_MAX_EXCHANGES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +42,39 @@ class WebOptions:
     api_key: str | None = None
     model: str | None = None
     all_threads: bool = False
+    #: None: ``PARLEY_WEB_MAX_EXCHANGES``, else ``DEFAULT_MAX_EXCHANGES``.
+    max_exchanges: int | None = None
+
+
+def max_exchanges_of(option: int | None) -> int:
+    """The bound on concurrent exchanges: ``option``, else ``PARLEY_WEB_MAX_EXCHANGES``, else
+    the default (64).
+
+    Raises:
+        ValueError: the chosen value is not a whole number of at least 1 (the message says
+            which setting).
+    """
+    from parley.web.limits import DEFAULT_MAX_EXCHANGES
+
+    if option is not None:
+        if option < 1:
+            raise ValueError(f"--max-exchanges must be at least 1, not {option}")
+        return option
+    raw = (ClientSettings.from_env().web_max_exchanges or "").strip()
+    if not raw:
+        return DEFAULT_MAX_EXCHANGES
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{MAX_EXCHANGES_ENV} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
 
 
 def run_web(options: WebOptions) -> int:
     """Serve the page until Ctrl+C (which propagates, after everything is closed)."""
+    try:
+        max_exchanges_of(options.max_exchanges)
+    except ValueError as exc:
+        print(f"parley web: {exc}", file=sys.stderr)
+        return 2
     base_url, api_key = ClientSettings.chosen_server(options.server, options.api_key)
     if base_url is not None:
         return _serve(options, base_url, api_key or "", base_url)
@@ -59,6 +99,7 @@ def run_web(options: WebOptions) -> int:
 def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
     from parley.web.app import close_app
     from parley.web.backend import EXTENSION
+    from parley.web.limits import SLOTS
 
     try:
         app, web = _listen(
@@ -68,6 +109,7 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
             api_key=api_key,
             model=options.model,
             all_threads=options.all_threads,
+            max_exchanges=max_exchanges_of(options.max_exchanges),
         )
     except ValueError:  # the SDK client refused the address
         print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
@@ -81,10 +123,12 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
         return 1
     try:
         backend: Backend = app.extensions[EXTENSION]
+        slots: ExchangeSlots = app.extensions[SLOTS]
         _warn_if_unusable(backend)
         print(
             f"\nParley web is running at {web.url}\n"
             f"Parley server: {clean(label)}   default model: {clean(backend.default_model)}\n"
+            f"At most {slots.limit} answers stream at once (--max-exchanges).\n"
             "Open the page in a browser; Ctrl+C here stops it.\n",
             flush=True,
         )
@@ -102,8 +146,10 @@ def _listen(
     api_key: str,
     model: str | None = None,
     all_threads: bool = False,
+    max_exchanges: int | None = None,
 ) -> tuple[Flask, WebServer]:
-    """The app, and a server bound to ``host:port`` for it (not serving yet).
+    """The app, and a server bound to ``host:port`` for it (not serving yet), with threads
+    for ``max_exchanges`` streaming answers and the page's other requests beside them.
 
     Raises:
         ValueError: ``base_url`` is no server address.
@@ -111,13 +157,19 @@ def _listen(
     """
     from parley.web import create_app
     from parley.web.app import close_app
-    from parley.web.server import WebServer
+    from parley.web.limits import DEFAULT_MAX_EXCHANGES
+    from parley.web.server import WebServer, threads_for
 
+    bound = max_exchanges or DEFAULT_MAX_EXCHANGES
     app = create_app(
-        base_url=base_url, api_key=api_key, default_model=model, all_threads=all_threads
+        base_url=base_url,
+        api_key=api_key,
+        default_model=model,
+        all_threads=all_threads,
+        max_exchanges=bound,
     )
     try:
-        return app, WebServer(app, host, port)
+        return app, WebServer(app, host, port, threads=threads_for(bound))
     except OSError:
         close_app(app)
         raise
@@ -152,9 +204,16 @@ class WebBeside:
 
 def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> WebBeside | str:
     """For ``parley run``: serve the page next to the server at ``server_url``. Answers the
-    running page, or why it could not start (a message to print)."""
+    running page, or why it could not start (a message to print). The bound on exchanges is
+    ``PARLEY_WEB_MAX_EXCHANGES`` or the default."""
     try:
-        return WebBeside(*_listen(host, port, base_url=server_url, api_key=api_key))
+        bound = max_exchanges_of(None)
+    except ValueError as exc:
+        return f"The web page could not start: {exc}."
+    try:
+        return WebBeside(
+            *_listen(host, port, base_url=server_url, api_key=api_key, max_exchanges=bound)
+        )
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return (

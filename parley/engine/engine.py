@@ -34,6 +34,7 @@ from parley.engine.handle import TurnHandle
 from parley.engine.history import HistoryCache, SharedHistory
 from parley.engine.hub import Entry, RunChannel
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.pruning import prune_round, pruned_ending
 from parley.engine.run_loop import StreamClock, Turn, TurnRunner, build_request
 from parley.engine.usage import UsageCounter, UsageSource
 from parley.errors import (
@@ -119,6 +120,8 @@ class Engine:
             asyncio.create_task(self._maintain()),
             asyncio.create_task(self.checkpointer.run()),
         ]
+        if self.settings.event_retention_hours > 0:
+            self._background.append(asyncio.create_task(self._prune_event_logs()))
 
     async def stop(self) -> None:
         """Stop background work; turns still running end ``incomplete``, text kept; no new
@@ -685,6 +688,21 @@ class Engine:
                 turn.stop_reason = "remote"
                 turn.task.cancel()
 
+    async def _prune_event_logs(self) -> None:
+        """Prune finished runs' old event logs now and then (``engine.pruning``): a task of
+        its own, so that a round never holds up lease renewals."""
+        while True:
+            await asyncio.sleep(self.settings.event_prune_seconds)
+            try:
+                pruned = await prune_round(
+                    self.db, retention_hours=self.settings.event_retention_hours
+                )
+            except Exception:  # a boundary: the next round tries again
+                log.exception("pruning event logs failed; retrying")
+                continue
+            if pruned.runs:
+                log.info("pruned the event logs of %d runs", pruned.runs)
+
     async def _sweep(self) -> None:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
         read first: the write (and its lock) only when there is something to close."""
@@ -705,6 +723,9 @@ _ANSWERING = (TextPart, ReasoningPart, ToolCallPart)
 
 def _poll(conn: Connection, *, run_id: str, after: int) -> tuple[str, list[Entry]]:
     # Status first: events written with a final status are then all visible.
-    status = run_store.get_run(conn, run_id=run_id).status
+    run = run_store.get_run(conn, run_id=run_id)
+    if run.events_pruned_at is not None:
+        return run.status, pruned_ending(run, after=after)
+    status = run.status
     stored = run_store.read_events(conn, run_id=run_id, after=after)
     return status, [(e.seq, e.type, e.data) for e in stored]

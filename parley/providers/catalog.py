@@ -1,28 +1,41 @@
 """What ``GET /v1/models`` and ``parley models`` show: every provider, whether it can be used
 now (and if not, what to do), and the models of those whose API can list them, each with
-its context window where it is known (``ProviderRegistry.context_window``)."""
+its context window where it is known (``ProviderRegistry.context_window``).
+
+A provider is ready when it is configured (its key set) and it answers: one whose server
+cannot be reached, does not answer in time or rejects the key is not ready, and says why.
+One that answers but cannot list its models (no such endpoint, say) stays ready."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from parley.errors import NotFound, ParleyError
+from parley.errors import NotFound, ParleyError, UpstreamError, UpstreamTimeout
 from parley.providers.registry import ProviderRegistry
 
 #: Seconds a provider gets to list its models.
 LIST_TIMEOUT = 5.0
+#: Codes of a listing's failure that mean the provider cannot be used now.
+_UNUSABLE = frozenset({"upstream_unreachable", "upstream_auth"})
 
 
-async def _models_of(registry: ProviderRegistry, name: str) -> tuple[list[str] | None, str | None]:
-    """The model ids provider ``name`` lists, or None and why it could not say."""
+async def _models_of(
+    registry: ProviderRegistry, name: str
+) -> tuple[list[str] | None, str | None, bool]:
+    """The model ids provider ``name`` lists, or None and why it could not say; and
+    whether it answered (False: unreachable, too slow, or it refused the key)."""
     try:
         async with asyncio.timeout(LIST_TIMEOUT):
-            return await registry.models(name), None
+            return await registry.models(name), None, True
     except TimeoutError:
-        return None, f"did not list its models within {LIST_TIMEOUT:g} s"
+        return None, f"did not list its models within {LIST_TIMEOUT:g} s", False
+    except UpstreamTimeout as exc:
+        return None, exc.message, False
+    except UpstreamError as exc:
+        return None, exc.message, exc.code not in _UNUSABLE
     except ParleyError as exc:
-        return None, exc.message
+        return None, exc.message, True
 
 
 async def describe(registry: ProviderRegistry) -> dict[str, Any]:
@@ -32,12 +45,12 @@ async def describe(registry: ProviderRegistry) -> dict[str, Any]:
     providers: list[dict[str, Any]] = []
     models: list[dict[str, Any]] = []
     for info in infos:
-        ids, error = by_name.get(info.name, (None, None))
+        ids, error, answered = by_name.get(info.name, (None, None, True))
         providers.append(
             {
                 "name": info.name,
                 "kind": info.kind,
-                "ready": info.ready,
+                "ready": info.ready and answered,
                 "problem": info.problem or error,
                 "models_listed": ids is not None,
             }
@@ -78,7 +91,7 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
     provider, _ = registry.resolve(model)
     if getattr(provider, "serves_any_model", False):  # the demo model: any id is one
         return model_object(model, name, registry.context_window(model))
-    listed, _ = await _models_of(registry, name)
+    listed, _, _ = await _models_of(registry, name)
     # A provider that cannot say: the id is well formed and its provider ready.
     if listed is not None and model_id not in listed:
         which = "default provider" if registry.qualified(model) != model else "provider"

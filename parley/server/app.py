@@ -53,6 +53,7 @@ from parley.server.routes import (
     users,
 )
 from parley.server.schemas import CompletionRequest, ProcessRequest
+from parley.server.usage import KeyBudgets
 from parley.server.watchdog import LoopWatchdog, measure_loop_lag
 from parley.store.db import Database
 
@@ -99,7 +100,8 @@ def create_app(
             scrapes = await serve_metrics(
                 metrics, settings.host, settings.metrics_port, settings.metrics_token
             )
-        limits = Limits(settings)
+        budgets = KeyBudgets(db, usage, settings.budget_cache_seconds)
+        limits = Limits(settings, budgets)
         await limits.start()
         usage.start()
         app.state.services = Services(

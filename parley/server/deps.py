@@ -59,7 +59,9 @@ class KeyCache:
     no database read to authenticate, and no hashing of the key either (SHA-256 through
     OpenSSL cost tens of microseconds of a chat completion's first chunk). Keyed by the
     key itself, so a key is held in memory as long as it is remembered. A revoke here
-    clears it at once; other replicas see a revoke within ``ttl``."""
+    clears it at once; other replicas (and ``parley keys revoke``, ``parley users
+    disable``) take effect within ``ttl``. A key's expiry is checked at every use, not only
+    when it is remembered."""
 
     def __init__(self, ttl: float, size: int = 10_000) -> None:
         self.ttl = ttl
@@ -85,10 +87,13 @@ class KeyCache:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated user, and the hash of the API key that authenticated it."""
+    """The authenticated user, the hash of the API key that authenticated it, and that
+    key's expiry and daily token budget (None: none)."""
 
     user: User
     key_hash: str
+    key_expires_at: float | None = None
+    key_budget: int | None = None
 
 
 async def authenticated(
@@ -103,6 +108,10 @@ async def authenticated(
     except AuthenticationFailed as exc:
         secret = exc
     known = svc.keys.get(secret) if isinstance(secret, str) else None
+    if known is not None and known.key_expires_at is not None and known.key_expires_at <= now():
+        await svc.limits.check(address, known.key_hash)
+        await svc.limits.failed(address)
+        raise user_store.expired_key(known.key_expires_at)
     if known is not None:
         await svc.limits.check(address, known.key_hash)
         request.scope[USER_ID_KEY] = known.user.id  # for the access log
@@ -113,7 +122,7 @@ async def authenticated(
         if isinstance(secret, AuthenticationFailed):
             raise secret
         assert key_hash is not None
-        caller = Caller(await _user_of(svc, key_hash), key_hash)
+        caller = await _caller_of(svc, key_hash)
     except AuthenticationFailed:
         await svc.limits.failed(address)
         raise
@@ -122,16 +131,24 @@ async def authenticated(
     return caller
 
 
-async def _user_of(svc: Services, key_hash: str) -> User:
-    """The key's user, with a database read. Only a known key may write, to refresh its
-    ``last_used_at`` when that is over a minute old."""
+async def _caller_of(svc: Services, key_hash: str) -> Caller:
+    """The key's user, with a database read. Only a key that authenticates may write, to
+    refresh its ``last_used_at`` when that is over a minute old.
+
+    Raises:
+        AuthenticationFailed: an unknown or revoked key, an expired one, or one of a
+            disabled user.
+    """
     owner = await svc.db.read(functools.partial(user_store.find_key, key_hash=key_hash))
     if owner is None:
         raise AuthenticationFailed("Invalid or revoked API key.", code="invalid_api_key")
     at = now()
+    refusal = owner.refusal(at)
+    if refusal is not None:
+        raise refusal
     if owner.stale(at):
         await svc.db.write(functools.partial(user_store.stamp_key, key_id=owner.key_id, at=at))
-    return owner.user
+    return Caller(owner.user, key_hash, owner.expires_at, owner.daily_token_budget)
 
 
 async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> User:

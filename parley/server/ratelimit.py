@@ -11,6 +11,10 @@ Three limits, each off at 0 (the default):
 * **turns in progress per key**: a turn takes a slot before it starts and gives it back when
   its task ends.
 
+Before a turn takes its slot, the key's daily token budget is checked too, when the app
+gives ``Limits`` its ``budgets`` (``server.usage.KeyBudgets``; per key, not a limit of
+this module's counters).
+
 Where the counters live: with ``PARLEY_REDIS_URL``, in Redis, shared by every replica; each
 request makes at most one round trip (one Lua script does the address and the key checks).
 A slot of a turn is a member of a sorted set scored by the end of its lease; the replica
@@ -345,14 +349,22 @@ class RedisCounters:
 # --------------------------------------------------------------------------- the facade
 
 
+class Budgets(Protocol):
+    """The daily token budgets of keys (``server.usage.KeyBudgets``)."""
+
+    async def check(self, key_hash: str) -> None:
+        """Raise ``RateLimited`` when the key has used its budget of today."""
+
+
 class Limits:
     """What requests and turns ask: ``check`` before authentication, ``failed`` after one
-    failed, and ``run_slot`` around starting a turn."""
+    failed, and ``run_slot`` around starting a turn (which checks ``budgets`` first)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, budgets: Budgets | None = None) -> None:
         self.policy = Policy.from_settings(settings)
         self._redis_url = settings.redis_url
         self.counters: Counters = LocalCounters(self.policy)
+        self.budgets = budgets
 
     async def start(self) -> None:
         """Use Redis when it is configured and a limit is on (needs the running loop)."""
@@ -389,6 +401,13 @@ class Limits:
         if self.policy.failures:
             await self.counters.failed(address)
 
+    async def check_budget(self, key: str) -> None:
+        """Raise ``RateLimited`` when ``key`` (hash of an API key) has used its daily token
+        budget (``run_slot`` does this too; for a request that must know before it
+        changes anything)."""
+        if self.budgets is not None:
+            await self.budgets.check(key)
+
     def run_slot(self, key: str) -> RunSlot:
         return RunSlot(self, key)
 
@@ -410,6 +429,9 @@ class RunSlot:
         self._held = False
 
     async def __aenter__(self) -> RunSlot:
+        budgets = self.limits.budgets
+        if budgets is not None:  # 429 when the key has used its tokens of the day
+            await budgets.check(self.key)
         limit = self.limits.policy.runs
         if not limit:
             return self

@@ -124,6 +124,10 @@ class UserCreate(_Body):
 
 class ApiKeyCreate(_Body):
     user_id: str | None = None
+    #: When the key stops authenticating (Unix seconds, in the future); none: never.
+    expires_at: int | None = Field(default=None, ge=0)
+    #: Input plus output tokens the key may use per UTC day; none: no budget. Admins only.
+    daily_token_budget: int | None = Field(default=None, ge=0, le=2**62)
 
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -412,6 +416,8 @@ class ApiKeyPublic(BaseModel):
     created_at: int
     last_used_at: int | None
     revoked: bool
+    expires_at: int | None = None
+    daily_token_budget: int | None = None
 
     @classmethod
     def of(cls, k: ApiKey) -> ApiKeyPublic:
@@ -422,6 +428,8 @@ class ApiKeyPublic(BaseModel):
             created_at=int(k.created_at),
             last_used_at=_ts(k.last_used_at),
             revoked=k.revoked_at is not None,
+            expires_at=_ts(k.expires_at),
+            daily_token_budget=k.daily_token_budget,
         )
 
 

@@ -25,6 +25,8 @@ class User(_Record):
     name: str
     is_admin: bool
     created_at: float
+    #: When an admin disabled the user (None: enabled); its keys do not authenticate.
+    disabled_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -35,6 +37,10 @@ class ApiKey(_Record):
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    #: When the key stops authenticating (None: never).
+    expires_at: float | None = None
+    #: Input plus output tokens the key may use per UTC day (None: no budget).
+    daily_token_budget: int | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +119,8 @@ class Run(_Record):
     request: dict[str, Any] | None = None
     #: The thread's messages its last model call left out (None before its first call).
     dropped_messages: int | None = None
+    #: When its event log was pruned (``store.retention``); None while it is whole.
+    events_pruned_at: float | None = None
 
     @property
     def usage(self) -> Usage:

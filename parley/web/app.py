@@ -20,6 +20,7 @@ from parley.sdk import Client
 from parley.sdk.tools import ToolRegistry
 from parley.web import routes
 from parley.web.backend import DEFAULT_MODEL, EXTENSION, Backend, Problem, problem_of
+from parley.web.limits import DEFAULT_MAX_EXCHANGES, SLOTS, ExchangeSlots
 from parley.web.security import (
     CONTENT_SECURITY_POLICY,
     csrf_problem,
@@ -54,6 +55,7 @@ def create_app(
     secret_key: str | None = None,
     client: Client | None = None,
     all_threads: bool = False,
+    max_exchanges: int = DEFAULT_MAX_EXCHANGES,
 ) -> Flask:
     """The web app for the Parley server at ``base_url``.
 
@@ -63,6 +65,7 @@ def create_app(
     is then the caller's to close). ``all_threads``: every browser session sees every thread
     of the API key (those of ``parley chat``, the native API and the Responses API too), for
     a page one person uses; by default each session sees only the threads it started.
+    ``max_exchanges``: answers streaming at once; one more is answered 503 ``busy`` at once.
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.
     sdk = client or Client(base_url=base_url, api_key=api_key)
@@ -82,6 +85,7 @@ def create_app(
         owns_client=client is None,
         all_threads=all_threads,
     )
+    app.extensions[SLOTS] = ExchangeSlots(max_exchanges)
     app.register_blueprint(routes.bp)
     app.before_request(_check_request)
     app.after_request(_security_headers)

@@ -14,6 +14,7 @@ from parley.errors import Conflict
 from parley.sdk.models import Message
 from parley.web.backend import EXTENSION, Backend, Problem, thread_public, title_of
 from parley.web.exchange import Ask, Exchange
+from parley.web.limits import SLOTS, ExchangeSlots, busy_response
 from parley.web.security import PAGE_POLICY, csrf_token, owner_tag
 
 __all__ = ["ProblemError", "bp"]
@@ -158,11 +159,18 @@ def process() -> Response:
     owner = owner_tag()
     thread = backend.owned_thread(thread_id, owner) if thread_id else None
     ask = Ask(content=content, model=model or backend.default_model, owner=owner, thread=thread)
-    return Response(
+    slots: ExchangeSlots = current_app.extensions[SLOTS]
+    slot = slots.take()
+    if slot is None:
+        return busy_response(slots.limit)
+    response = Response(
         Exchange(backend, ask).sse(),
         mimetype="text/event-stream",
         headers={"X-Accel-Buffering": "no"},  # Cache-Control: set for every stream
     )
+    # The server closes the response when the exchange is over or its browser has left.
+    response.call_on_close(slot.release)
+    return response
 
 
 @bp.post("/api/runs/<run_id>/cancel")

@@ -1,27 +1,38 @@
-"""Serving the web app: werkzeug's threaded server on a socket bound first.
+"""Serving the web app: cheroot's WSGI server, on a socket bound first.
 
-Binding the socket ourselves turns a busy port into a plain ``OSError`` (werkzeug's own bind
-prints and exits). ``WebServer`` serves in the calling thread (``serve_forever``) or in a
-daemon thread (``start_in_thread``); ``stop()`` ends either.
+Why cheroot (``docs/web.md``, measured by ``bench/web_server.py``): a bounded pool of worker
+threads (an idle keep-alive connection waits in a selector, not in a thread), every write
+of a streamed response flushed to the socket at once, a broken connection closes the
+response, and a public ``prepare`` / ``serve`` / ``stop`` that runs in-process.
+
+Binding the socket ourselves turns a busy port into a plain ``OSError``. ``WebServer``
+serves in the calling thread (``serve_forever``) or in a daemon thread
+(``start_in_thread``); ``stop()`` ends either. Its worker threads are daemons, as werkzeug's
+were: ``stop`` waits ``STOP_WAIT`` seconds for answers under way, then leaves them to end
+with the process.
 """
 
 from __future__ import annotations
 
 import socket
-import socketserver
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from cheroot.workers.threadpool import ThreadPool, WorkerThread
+from cheroot.wsgi import Server
 
-__all__ = ["WebServer", "url_host"]
+__all__ = ["SPARE_THREADS", "STOP_WAIT", "WebServer", "threads_for", "url_host"]
+
+#: Server threads beyond the bound on exchanges: the page, its scripts, the thread list and
+#: history still load while every exchange slot streams.
+SPARE_THREADS = 16
+#: Seconds ``stop`` waits for requests under way.
+STOP_WAIT = 2.0
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No line per request on the terminal (errors are still logged)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
+def threads_for(max_exchanges: int) -> int:
+    """Server threads for a bound of ``max_exchanges`` streaming at once."""
+    return max_exchanges + SPARE_THREADS
 
 
 def url_host(host: str) -> str:
@@ -29,25 +40,63 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class _DaemonPool(ThreadPool):
+    """cheroot's pool, with daemon workers: a stream under way does not keep the process."""
+
+    def _spawn_worker(self) -> WorkerThread:
+        worker = WorkerThread(self.server)  # type: ignore[no-untyped-call]
+        worker.name = f"parley-web-worker-{worker.name}"
+        worker.daemon = True
+        worker.start()
+        return worker
+
+
+class _Server(Server):  # type: ignore[misc]  # cheroot's stubs leave its base untyped
+    """cheroot's WSGI server on a socket bound before (``prepare`` listens on it)."""
+
+    def __init__(self, sock: socket.socket, app: Any, threads: int) -> None:
+        super().__init__(
+            sock.getsockname()[:2],
+            app,
+            numthreads=threads,
+            max=threads,
+            server_name="parley-web",
+            shutdown_timeout=int(STOP_WAIT),
+        )
+        self.requests = _DaemonPool(self, min=threads, max=threads)
+        self._bound = sock
+
+    def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+        self.socket = self._bound
+        self.bind_addr = self._bound.getsockname()[:2]
+        return self._bound
+
+
 class WebServer:
-    """A threaded WSGI server for ``app`` on ``host:port`` (0: a free port).
+    """The WSGI server for ``app`` on ``host:port`` (0: a free port), ``threads`` worker
+    threads (requests served at once; see ``threads_for``).
 
     Raises:
         OSError: the address cannot be bound (the port is taken, say).
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 5000) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 5000, *, threads: int = 80
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted ones inherit it
         try:
-            self._server: BaseWSGIServer = make_server(
-                host, port, app, threaded=True, request_handler=_QuietHandler, fd=sock.fileno()
-            )
-        finally:
-            sock.close()  # the server holds its own duplicate of the socket
+            self._server = _Server(sock, app, threads)
+            self._server.prepare()
+        except BaseException:
+            sock.close()
+            raise
         self.host = host
-        self.port = int(self._server.port)
+        self.port = int(sock.getsockname()[1])
+        self.threads = threads
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -55,11 +104,11 @@ class WebServer:
 
     def serve_forever(self) -> None:
         """Serve in this thread until ``stop()`` (from another thread) or an exception;
-        Ctrl+C raises ``KeyboardInterrupt`` here (werkzeug's own loop would swallow it)."""
+        Ctrl+C raises ``KeyboardInterrupt`` here, after the server has stopped."""
         try:
-            socketserver.BaseServer.serve_forever(self._server)
+            self._server.serve()
         finally:
-            self._server.server_close()
+            self.stop()
 
     def start_in_thread(self) -> WebServer:
         self._thread = threading.Thread(
@@ -69,10 +118,15 @@ class WebServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (requests under way finish in their own daemon threads)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        else:
-            self._server.server_close()
+        """Stop serving: close the socket, wait ``STOP_WAIT`` s for requests under way (the
+        rest end with the process). Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        # cheroot's stop joins a worker still streaming after its wait: do it aside.
+        stopper = threading.Thread(target=self._server.stop, name="parley-web-stop", daemon=True)
+        stopper.start()
+        stopper.join(STOP_WAIT + 1.0)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(STOP_WAIT + 1.0)

@@ -206,3 +206,19 @@ def test_web_refuses_a_server_url_it_cannot_use(url: str, tmp_path: Path) -> Non
     done = parley("web", "--server", url, env=_env(tmp_path))
     assert done.returncode == 2
     assert "use http(s)://host[:port]" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "said"),
+    [
+        (("--max-exchanges", "0"), {}, "--max-exchanges must be at least 1, not 0"),
+        ((), {"PARLEY_WEB_MAX_EXCHANGES": "lots"}, "PARLEY_WEB_MAX_EXCHANGES must be a whole"),
+        ((), {"PARLEY_WEB_MAX_EXCHANGES": "0"}, "PARLEY_WEB_MAX_EXCHANGES must be a whole"),
+    ],
+)
+def test_web_refuses_a_bound_on_exchanges_below_one(
+    args: tuple[str, ...], extra: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    done = parley("web", "--server", "http://127.0.0.1:9", *args, env=_env(tmp_path, **extra))
+    assert done.returncode == 2, done
+    assert said in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -38,7 +38,7 @@ from parley.config import Settings
 from parley.errors import PayloadTooLarge
 from parley.server.errors import openai_error, openai_path
 from parley.testing.fake_upstream import expected_text
-from tests.e2e.helpers import check_sse_response, get_run, joined, read_events
+from tests.e2e.helpers import check_sse_response, get_run, joined, read_events, wait_until
 from tests.e2e.sse import Event, stream_events
 from tests.harness import (
     TEST_REDIS_URL,
@@ -326,10 +326,16 @@ def test_a_stream_whose_replica_dies_is_resumed_through_nginx_on_the_other(
 
     # After the kill, nginx sent every request to the other replica: the one it first tried
     # on the dead one (round robin) was passed on when the connection was refused.
-    access = nginx.access_log.read_text().splitlines()
-    after = access[access.index(next(line for line in access if "POST /v1/process" in line)) + 1 :]
+    # nginx writes a request's line after it has sent the answer: wait for the last one.
+    def requests_after_the_kill() -> list[str]:
+        access = nginx.access_log.read_text().splitlines()
+        first = next(i for i, line in enumerate(access) if "POST /v1/process" in line)
+        after = access[first + 1 :]
+        return after if len(after) >= 5 else []
+
+    after = wait_until(requests_after_the_kill, 5, "nginx's access log of the requests")
     dead, alive = f"127.0.0.1:{serving.port}", f"127.0.0.1:{other.port}"
-    assert len(after) == 5, access
+    assert len(after) == 5, after
     assert sum(f"upstream={dead}, {alive} upstream_status=502, 200 " in line for line in after) == 1
     assert all(f"upstream={alive} " in line or f", {alive} " in line for line in after), after
     other.assert_clean_log()

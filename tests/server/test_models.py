@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from tests.harness import free_port
 
 
 def test_models_lists_providers_and_their_models(server: Any, user_key: str) -> None:
@@ -24,9 +27,10 @@ def test_models_lists_providers_and_their_models(server: Any, user_key: str) -> 
     ids = {m["id"] for m in body["data"]}
     assert "demo/parley" in ids
     assert any(i.startswith("fake/") for i in ids)
-    # A provider that cannot be reached says so; one without its key says what to set.
-    assert providers["dead"]["ready"] and not providers["dead"]["models_listed"]
-    assert providers["dead"]["problem"]
+    # A provider that cannot be reached is not ready, and says so; one without its key
+    # says what to set.
+    assert providers["dead"]["ready"] is False and not providers["dead"]["models_listed"]
+    assert "Could not connect" in providers["dead"]["problem"]
     assert providers["openai"]["ready"] is False
     assert providers["openai"]["problem"] == "set OPENAI_API_KEY"
 
@@ -49,6 +53,8 @@ def test_the_models_command(server: Any) -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert any(line.split()[:3] == ["fake", "openai-chat", "ready"] for line in lines)
+    dead = next(line for line in lines if line.split()[:2] == ["dead", "openai-chat"])
+    assert dead.split()[2:4] == ["not", "ready"] and "Could not connect" in dead, dead
     assert any("deepseek" in line and "set DEEPSEEK_API_KEY" in line for line in lines)
     assert any(line.strip().startswith("fake/") for line in lines)
 
@@ -94,3 +100,39 @@ def test_retrieve_a_model(server: Any, user_key: str) -> None:
             http.get("/models/demo/parley", headers={"Authorization": "Bearer x"}).status_code
             == 401
         )
+
+
+def test_an_unreachable_ollama_is_not_ready(tmp_path: Path) -> None:
+    """``parley models`` calls a provider ready only when it answers: an Ollama server on
+    a closed loopback port is "not ready", with why; one that answers (the fake upstream's
+    Ollama face is not needed: the demo answers in-process) is "ready"."""
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        f'[providers.local]\nkind = "ollama"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("OLLAMA_HOST", None)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parley.cli.main",
+            "models",
+            "--config",
+            str(config),
+            "--database-url",
+            f"sqlite:///{tmp_path}/x.db",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    local = next(line for line in lines if line.split()[:2] == ["local", "ollama"])
+    assert local.split()[2:4] == ["not", "ready"], local
+    assert "Could not connect to the Ollama server" in local, local
+    demo = next(line for line in lines if line.split()[:2] == ["demo", "demo"])
+    assert demo.split()[2] == "ready", demo

@@ -179,8 +179,9 @@ async def list_input_items(
 
 
 @router.post("/responses/compact", responses=errors(404), response_model=None)
-async def compact(body: CompactCreate, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    return await compaction.compact(svc.db, svc.engine, user_id=user.id, body=body)
+async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) -> dict[str, Any]:
+    await svc.limits.check_budget(caller.key_hash)  # a model call: within the key's budget
+    return await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)
 
 
 # ----------------------------------------------------------------------------- streams

@@ -207,6 +207,9 @@ async def submit_tool_outputs(
         functools.partial(_read_run, user_id=user_id, thread_id=thread_id, run_id=run_id)
     )
     outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    # A key over its daily token budget is refused before the outputs are stored: they
+    # could start the next turn, which it may not.
+    await svc.limits.check_budget(caller.key_hash)
     run = await svc.engine.submit_tool_outputs(user_id=user_id, run_id=run_id, outputs=outputs)
     if run.status != RunStatus.QUEUED:  # some calls still wait for their outputs
         return await svc.db.read(

@@ -47,19 +47,7 @@ class UsageLinePublic(BaseModel):
 
     @classmethod
     def of(cls, line: UsageLine) -> UsageLinePublic:
-        return cls(
-            day=line.day,
-            user_id=line.user_id,
-            api_key_id=line.api_key_id,
-            model=line.model,
-            face=line.face,
-            requests=line.requests,
-            input_tokens=line.input_tokens,
-            output_tokens=line.output_tokens,
-            reasoning_tokens=line.reasoning_tokens,
-            cached_tokens=line.cached_tokens,
-            total_tokens=line.total_tokens,
-        )
+        return cls.model_validate(line, from_attributes=True)  # total_tokens: its property
 
 
 class UsageReportPublic(BaseModel):

@@ -7,8 +7,8 @@ import functools
 from fastapi import APIRouter
 from sqlalchemy.engine import Connection
 
-from parley.errors import NotFound
-from parley.server.deps import AdminUser, CurrentUser, Svc
+from parley.errors import NotFound, PermissionDenied, ValidationFailed
+from parley.server.deps import AdminUser, AuthenticatedCaller, Caller, CurrentUser, Svc
 from parley.server.openapi import errors
 from parley.server.schemas import (
     ApiKeyCreate,
@@ -20,6 +20,7 @@ from parley.server.schemas import (
     UserPublic,
 )
 from parley.store import users as user_store
+from parley.store.db import now
 from parley.store.records import ApiKey, User
 
 router = APIRouter(tags=["users"])
@@ -43,18 +44,49 @@ async def create_user(body: UserCreate, _: AdminUser, svc: Svc) -> UserCreated:
     )
 
 
-@router.post("/api_keys", status_code=201, responses=errors(404))
-async def create_api_key(body: ApiKeyCreate, user: CurrentUser, svc: Svc) -> ApiKeyCreated:
+@router.post("/api_keys", status_code=201, responses=errors(403, 404))
+async def create_api_key(
+    body: ApiKeyCreate, caller: AuthenticatedCaller, svc: Svc
+) -> ApiKeyCreated:
+    """A new key for the caller (an admin: for any user). Only an admin may give it a
+    daily token budget, or make one with a key that has a budget; a key made with a key
+    that expires expires no later than it."""
+    user = caller.user
     owner = body.user_id or user.id
     if owner != user.id and not user.is_admin:
         raise NotFound(f"No user with id {owner}.", code="user_not_found")
+    expires_at = _expiry(body.expires_at, caller)
+    if not user.is_admin and (body.daily_token_budget is not None or caller.key_budget is not None):
+        raise PermissionDenied(
+            "Only an admin can set a key's daily token budget, or create keys for a user "
+            "whose key has one.",
+            code="admin_only",
+        )
 
     def create(conn: Connection) -> tuple[ApiKey, str]:
         user_store.get_user(conn, user_id=owner)
-        return user_store.create_api_key(conn, user_id=owner)
+        return user_store.create_api_key(
+            conn, user_id=owner, expires_at=expires_at, daily_token_budget=body.daily_token_budget
+        )
 
     key, secret = await svc.db.write(create)
     return ApiKeyCreated(**ApiKeyPublic.of(key).model_dump(), key=secret)
+
+
+def _expiry(asked: int | None, caller: Caller) -> float | None:
+    """The new key's expiry: as asked (in the future), and for a non-admin no later than
+    the caller's own key's."""
+    if asked is not None and asked <= now():
+        problem = "the expiry must be in the future"
+        raise ValidationFailed(
+            f"Invalid request: body.expires_at: {problem}.",
+            details=[{"loc": ["body", "expires_at"], "msg": problem, "type": "value_error"}],
+            param="expires_at",
+        )
+    limit = None if caller.user.is_admin else caller.key_expires_at
+    if limit is None:
+        return asked
+    return limit if asked is None else min(asked, limit)
 
 
 @router.get("/api_keys")
