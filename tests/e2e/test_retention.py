@@ -102,6 +102,9 @@ def test_a_pruned_response_streams_its_end(client: httpx.Client) -> None:
     kinds = [e["type"] for e in events]
     assert kinds == ["response.created", "response.in_progress", "response.completed"]
     assert events[-1]["response"]["status"] == "completed"
+    # The end carries the stored response whole, its output items too.
+    assert events[-1]["response"]["output"] == response["output"] != []
+    assert events[-1]["response"]["usage"] == response["usage"]
     kept = client.get(f"/responses/{response['id']}")
     assert kept.status_code == 200
     assert kept.json()["output"] == response["output"]

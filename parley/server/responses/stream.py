@@ -305,6 +305,13 @@ class ResponseEvents:
         events.append(self._event(_TERMINAL.get(status, "response.completed"), response=response))
         return events
 
+    def stored_end(self, response: dict[str, Any]) -> list[Event]:
+        """The terminal event of a response whose run's event log was pruned: the stored
+        ``response`` whole, its output items not streamed again."""
+        self.finished = True
+        kind = _TERMINAL.get(response["status"], "response.completed")
+        return [self._event(kind, response=response)]
+
     def final(self, status: str) -> dict[str, Any]:
         """The whole response object as the stream ends with ``status``."""
         response = {

@@ -198,7 +198,19 @@ def _resumed(
     numbers the protocol's events from there), those up to ``starting_after`` left out;
     followed live while the response runs."""
     events = ResponseEvents(head(stored.run, "in_progress"))
+    if stored.run.events_pruned_at is not None:
+        return _sse(_stored_frames(events, response_object(stored), starting_after))
     return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
+
+
+async def _stored_frames(
+    events: ResponseEvents, response: dict[str, Any], after: int
+) -> AsyncIterator[bytes]:
+    """A response whose run's event log was pruned: its start, then its stored end whole."""
+    for event in [*events.start(), *events.stored_end(response)]:
+        if event["sequence_number"] > after:
+            yield sse_frame(event)
+    yield DONE_FRAME
 
 
 async def _frames(
