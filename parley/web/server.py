@@ -26,6 +26,9 @@ __all__ = ["SPARE_THREADS", "STOP_WAIT", "WebServer", "threads_for", "url_host"]
 #: Server threads beyond the bound on exchanges: the page, its scripts, the thread list and
 #: history still load while every exchange slot streams.
 SPARE_THREADS = 16
+#: Connections the kernel holds for the server to accept (``listen``'s backlog), as
+#: werkzeug's.
+LISTEN_BACKLOG = 128
 #: Seconds ``stop`` waits for requests under way.
 STOP_WAIT = 2.0
 
@@ -62,6 +65,9 @@ class _Server(Server):  # type: ignore[misc]  # cheroot's stubs leave its base u
             max=threads,
             server_name="parley-web",
             shutdown_timeout=int(STOP_WAIT),
+            # cheroot listens with a backlog of 5: a burst of browsers connecting at once
+            # overflows it, and the kernel's SYN retries make some wait 1, 3 or 7 s.
+            request_queue_size=LISTEN_BACKLOG,
         )
         self.requests = _DaemonPool(self, min=threads, max=threads)
         self._bound = sock
