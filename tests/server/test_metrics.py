@@ -4,6 +4,7 @@ prometheus-client's own parser."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,26 @@ def test_open_streams_and_upstream_failures(server: ParleyServer, upstream: Any)
     assert value(after, "parley_db_pool_size") >= 1
     lag = "parley_event_loop_lag_seconds_count"  # one sample every half second
     wait_until(lambda: value(scrape(server.base_url), lag) >= 1, what="a loop lag sample")
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(
+    server: ParleyServer,
+) -> None:
+    text = httpx.get(
+        f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    ).text
+    # A family's own name too: a panel's description may name it.
+    suffixes = {"counter": ("_total", ""), "histogram": ("_bucket", "_count", "_sum", "")}
+    exported = {
+        name + suffix
+        for family in text_string_to_metric_families(text)
+        for suffix in suffixes.get(family.type, ("",))
+        for name in [family.name]
+    }
+    dashboard = (Path(__file__).parents[2] / "deploy" / "grafana" / "parley.json").read_text()
+    queried = set(re.findall(r"\b(parley_[a-z_]+)", dashboard))
+    assert len(queried) >= 10, queried
+    assert queried <= exported, sorted(queried - exported)
 
 
 def test_the_endpoint_needs_its_token(server: ParleyServer) -> None:
