@@ -50,8 +50,21 @@ class KeyUsage:
 
 
 def day_of(at: float) -> str:
-    """The UTC day of Unix time ``at``: ``YYYY-MM-DD``."""
-    return datetime.fromtimestamp(at, UTC).date().isoformat()
+    """The UTC day of Unix time ``at``: ``YYYY-MM-DD``. Every call and every budget check
+    asks for the day of now: the last day's text is kept with the seconds it spans."""
+    global _last_day
+    start, end, text = _last_day
+    if start <= at < end:
+        return text
+    midnight = (at // _DAY) * _DAY  # Unix time has no leap seconds: a day is 86,400 s
+    text = datetime.fromtimestamp(midnight, UTC).date().isoformat()
+    _last_day = (midnight, midnight + _DAY, text)
+    return text
+
+
+_DAY = 86_400.0
+#: ``day_of``'s last answer: the day's first second, the next day's, and its text.
+_last_day: tuple[float, float, str] = (0.0, 0.0, "")
 
 
 @dataclass(frozen=True, slots=True)

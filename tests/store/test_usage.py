@@ -133,3 +133,13 @@ async def test_deleting_a_user_deletes_its_usage(db: Database) -> None:
     count = await db.read(lambda c: c.execute(select(func.count()).select_from(key_usage)).scalar())
     assert count == 1
     assert len(await _rows(db, kept)) == 1
+
+
+def test_the_day_of_a_time_is_its_utc_day_at_every_edge() -> None:
+    midnight = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+    for at in (midnight - 1e-6, midnight, midnight + 86_399.999, midnight + 86_400, 0.0, -0.5):
+        assert usage.day_of(at) == datetime.fromtimestamp(at, UTC).date().isoformat(), at
+    # Asked again out of order: the day kept is never taken for another one.
+    assert usage.day_of(midnight + 10) == "2026-11-24"
+    assert usage.day_of(midnight - 10) == "2026-11-23"
+    assert usage.day_of(midnight + 86_400 * 400) == "2027-12-29"
