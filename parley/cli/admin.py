@@ -15,21 +15,20 @@ Only ``argparse`` is imported at the top: the parser is built on every ``parley`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
+
+from parley.cli.database import on_database
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from parley.config import Settings
     from parley.store.records import ApiKey, User
-
-T = TypeVar("T")
 
 #: Exit codes.
 NOT_FOUND = 1
@@ -112,7 +111,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     if command == "create":
         return _create_user(settings, args.name, args.admin)
     if command == "list":
-        summaries = _on_database(settings, user_store.list_users)
+        summaries = on_database(settings, user_store.list_users)
         if args.json:
             rows = [{**_user_json(s.user), "active_keys": s.active_keys} for s in summaries]
             print(json.dumps(rows, indent=2))
@@ -124,7 +123,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     def change(conn: Connection) -> User:
         return user_store.set_user_disabled(conn, user_id=args.user_id, disabled=disabled)
 
-    user = _on_database(settings, change)
+    user = on_database(settings, change)
     print(f"{'disabled' if disabled else 'enabled'} user {user.name} ({user.id})")
     return 0
 
@@ -136,7 +135,7 @@ def _create_user(settings: Settings, name: str, admin: bool) -> int:
         user = user_store.create_user(conn, name=name, is_admin=admin)
         return user, user_store.create_api_key(conn, user_id=user.id)[1]
 
-    user, secret = _on_database(settings, create)
+    user, secret = on_database(settings, create)
     print(f"created user {user.name} ({user.id}){' as admin' if admin else ''}")
     print(secret)  # the last line: scripts read the key from it
     return 0
@@ -182,7 +181,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             )
             return user, key, secret
 
-        user, key, secret = _on_database(settings, create)
+        user, key, secret = on_database(settings, create)
         terms = []
         if key.expires_at is not None:
             terms.append(f"expires {_when(key.expires_at)}")
@@ -199,7 +198,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
                 user_store.get_user(conn, user_id=args.user)
             return user_store.list_api_keys(conn, user_id=args.user)
 
-        keys = _on_database(settings, listed)
+        keys = on_database(settings, listed)
         at = now()
         if args.json:
             print(json.dumps([_key_json(k, at) for k in keys], indent=2))
@@ -210,7 +209,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     def revoke(conn: Connection) -> ApiKey:
         return user_store.revoke_api_key(conn, user_id=None, key_id=args.key_id)
 
-    key = _on_database(settings, revoke)
+    key = on_database(settings, revoke)
     print(f"revoked key {key.id} ({key.prefix}…) of user {key.user_id}")
     return 0
 
@@ -321,23 +320,3 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
-
-
-# -------------------------------------------------------------------------- database
-
-
-def _on_database(settings: Settings, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in one transaction on the database, migrated first."""
-    from parley.store.db import Database
-    from parley.store.local import private_database
-
-    async def go() -> T:
-        private_database(settings.database_url)
-        db = Database(settings.database_url)
-        try:
-            await db.migrate()
-            return await db.write(work)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())

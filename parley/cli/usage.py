@@ -7,7 +7,6 @@ Only ``argparse`` is imported at the top: the parser is built on every ``parley`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -79,7 +78,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("parley usage: --since is after --until", file=sys.stderr)
         return 2
     try:
-        lines, totals = asyncio.run(_report(settings, args))
+        lines, totals = _report(settings, args)
     except LookupError as exc:
         print(f"parley usage: {exc}", file=sys.stderr)
         return 2
@@ -96,14 +95,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _report(
-    settings: Settings, args: argparse.Namespace
-) -> tuple[list[UsageLine], UsageLine]:
+def _report(settings: Settings, args: argparse.Namespace) -> tuple[list[UsageLine], UsageLine]:
     from sqlalchemy.engine import Connection
 
+    from parley.cli.database import on_database
     from parley.store import usage as usage_store
-    from parley.store.db import Database
-    from parley.store.local import private_database
 
     def read(conn: Connection) -> tuple[list[UsageLine], UsageLine]:
         key_hash = None
@@ -117,13 +113,7 @@ async def _report(
         (totals,) = usage_store.usage_report(conn, where=where, group_by=())
         return lines, totals
 
-    private_database(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        await db.migrate()
-        return await db.read(read)
-    finally:
-        await db.dispose()
+    return on_database(settings, read, read_only=True)
 
 
 def _public(line: UsageLine) -> dict[str, Any]:

@@ -15,17 +15,11 @@ from typing import Any
 import httpx
 
 from tests.harness import free_port
+from tests.terminal.conftest import parley
 
 
 def _parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley.cli.main", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return parley(*args, env={**os.environ, **(env or {})}, timeout=60)
 
 
 def _mode(path: Path) -> int:

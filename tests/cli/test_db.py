@@ -24,17 +24,11 @@ from parley.store import users as user_store
 from parley.store.db import Database, now
 from parley.store.migrations import HEAD
 from tests.harness import FreshDatabase
+from tests.terminal.conftest import parley
 
 
 def _parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley.cli.main", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return parley(*args, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def _failed(out: subprocess.CompletedProcess[str], code: int) -> str:
