@@ -88,6 +88,13 @@ def response_turn(http: httpx.Client, model: str) -> tuple[int, int]:
     return used["input_tokens"], used["output_tokens"]
 
 
+def compaction(http: httpx.Client, model: str) -> tuple[int, int]:
+    answer = http.post("/responses/compact", json={"model": model, "input": "sum this up"})
+    assert answer.status_code == 200, answer.text
+    used = answer.json()["usage"]
+    return used["input_tokens"], used["output_tokens"]
+
+
 def chat_call(http: httpx.Client, model: str) -> tuple[int, int]:
     body = {"model": model, "messages": [{"role": "user", "content": "four words right here"}]}
     answer = http.post("/chat/completions", json=body)
@@ -152,6 +159,7 @@ def test_every_face_counts_what_its_answers_report(replicas: Replicas) -> None:
             ("fake/text:4", "responses"): [response_turn(http, "fake/text:4") for _ in range(3)],
             ("fake/text:5", "chat.completions"): [chat_call(http, "fake/text:5") for _ in range(2)],
             ("fake/text:6", "assistants"): [assistants_run(http, old_school) for _ in range(2)],
+            ("fake/text:7", "responses"): [compaction(http, "fake/text:7")],
         }
         expected = {group: added(calls) for group, calls in faces.items()}
         assert all(tokens[1] > 0 and tokens[2] > 0 for tokens in expected.values()), expected

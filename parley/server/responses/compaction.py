@@ -20,7 +20,7 @@ from parley.server.responses.resource import usage
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id
-from parley.types import Role
+from parley.types import Role, Usage
 
 INSTRUCTIONS = (
     "You compact conversations. Write a summary of the conversation below that lets it "
@@ -31,7 +31,8 @@ INSTRUCTIONS = (
 
 async def compact(
     db: Database, engine: Engine, *, user_id: str, body: CompactCreate
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Usage]:
+    """The compaction object, and the tokens its model call used."""
     messages = parse_input(body.input)
     if body.previous_response_id is not None:
         earlier = await db.read(
@@ -48,13 +49,14 @@ async def compact(
         INSTRUCTIONS if not body.instructions else f"{INSTRUCTIONS}\n\n{body.instructions}"
     )
     summary, used = await engine.complete(model=body.model, messages=ask, instructions=instructions)
-    return {
+    made = {
         "id": new_id("cmp"),
         "object": "response.compaction",
         "created_at": int(time.time()),
         "output": [compaction_item(new_id("cmp"), summary.strip())],
         "usage": usage(used),
     }
+    return made, used
 
 
 def _line(message: NewMessage) -> str:
