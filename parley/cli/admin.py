@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from parley.cli.database import on_database
+from parley.cli.durations import seconds_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 #: Exit codes.
 NOT_FOUND = 1
 BAD_INPUT = 2
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdw])")
 
 
 class BadInput(ValueError):
@@ -269,10 +266,9 @@ def parse_expiry(text: str, at: float) -> float:
     Raises:
         BadInput: ``text`` is none of these, or not after ``at``.
     """
-    value = text.strip().lower()
-    parts = _DURATION.findall(value)
-    if parts and "".join(n + u for n, u in parts) == value:
-        when = at + sum(int(n) * _UNITS[u] for n, u in parts)
+    seconds = seconds_of(text)
+    if seconds is not None:
+        when = at + seconds
     else:
         try:
             moment = datetime.fromisoformat(text.strip())

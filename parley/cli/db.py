@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parley.cli.durations import seconds_of
+
 if TYPE_CHECKING:
     from parley.config import Settings
     from parley.store.db import Database
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
 def add_parser(subparsers: Any, add_db_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -62,11 +60,11 @@ def add_parser(subparsers: Any, add_db_options: Callable[[argparse.ArgumentParse
 
 
 def duration(text: str) -> float:
-    """Seconds of ``90m``, ``24h``, ``7d``, ``2w``, ``30s``."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
+    """Seconds of ``90m``, ``24h``, ``7d``, ``2w``, ``30s`` (``cli.durations``)."""
+    seconds = seconds_of(text)
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an age such as 90m, 24h, 7d or 2w")
-    return float(match[1]) * _UNITS[match[2]]
+    return seconds
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

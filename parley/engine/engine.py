@@ -320,6 +320,19 @@ class Engine:
         assert turn is not None
         return TurnHandle(self, turn)
 
+    def check_open(self) -> None:
+        """Refuse a new turn or model call while the server drains or shuts down.
+
+        Raises:
+            ServiceUnavailable: 503 ``server_draining``, with a ``Retry-After``.
+        """
+        if self.closing or self.draining:
+            raise ServiceUnavailable(
+                "The server is shutting down; retry on another replica.",
+                code="server_draining",
+                retry_after=DRAIN_RETRY_AFTER,
+            )
+
     async def call_model(
         self, model: str, request_of: Callable[[str], ModelRequest]
     ) -> AsyncGenerator[ModelEvent, None]:
@@ -327,8 +340,7 @@ class Engine:
         sent to ``model``'s provider (``provider/model-id``). The provider's first-token and
         idle timeouts apply, as in a turn: a model that goes quiet ends the call with
         ``UpstreamTimeout``. Closing the generator stops the upstream call at once."""
-        if self.closing:
-            raise ServiceUnavailable("The server is shutting down; retry on another replica.")
+        self.check_open()
         provider, model_id = self.providers.resolve(model)
         first, idle = self.providers.timeouts(model)
         stream = provider.stream(request_of(model_id))
@@ -395,6 +407,7 @@ class Engine:
     ) -> tuple[str, Usage]:
         """One model call that stores nothing (no thread, no run): the answer's text and
         its tokens. For work beside a conversation, such as compaction."""
+        self.check_open()
         self.providers.check_model(model)
         provider, model_id = self.providers.resolve(model)
         request = ModelRequest(
@@ -435,12 +448,7 @@ class Engine:
         the claim fails or the request changed, discarded here: shielded, this outlives a
         caller that went away meanwhile, and so does the early call the turn goes on with."""
         try:
-            if self.closing or self.draining:
-                raise ServiceUnavailable(
-                    "The server is shutting down; retry on another replica.",
-                    code="server_draining",
-                    retry_after=DRAIN_RETRY_AFTER,
-                )
+            self.check_open()
             claimed = await self.db.write(claim)
         except BaseException:
             if early is not None:

@@ -63,6 +63,11 @@ def _sigterm_mid_turn(
         ready = httpx.get(f"{srv.base_url}/readyz", timeout=5)
         assert ready.status_code == 503, ready.text
         refused = http.post("/process", json=body)
+        # A model call that stores nothing is no less new: refused alike, in OpenAI's shape.
+        chat = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        called = http.post("/chat/completions", json=chat)
+        assert called.status_code == 503, called.text
+        assert called.json()["error"]["code"] == "server_draining", called.text
         seen.extend(events)
     return str(seen[0].data["run_id"]), seen, ready.json(), refused
 
