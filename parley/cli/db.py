@@ -107,12 +107,12 @@ async def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from alembic.util.exc import CommandError
 
     from parley.errors import ParleyError
-    from parley.store.backup import revision
+    from parley.store.db import schema_revision
     from parley.store.migrations import HEAD
 
     db = _open(settings)
     try:
-        before = await db.read(revision)
+        before = await db.read(schema_revision)
         try:
             await db.migrate()
         except CommandError:  # a revision this version does not know: a newer Parley's
@@ -120,7 +120,7 @@ async def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
                 f"the database is at revision {before}, which this version of Parley does "
                 f"not know (its newest is {HEAD}); upgrade Parley instead"
             ) from None
-        after = await db.read(revision)
+        after = await db.read(schema_revision)
     finally:
         await db.dispose()
     if before == after:
@@ -131,7 +131,8 @@ async def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _current(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.store.backup import revision, sqlite_path
+    from parley.store.backup import sqlite_path
+    from parley.store.db import schema_revision
     from parley.store.migrations import HEAD
 
     path = sqlite_path(settings.database_url)
@@ -140,7 +141,7 @@ async def _current(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     db = _open(settings)
     try:
-        current = await db.read(revision)
+        current = await db.read(schema_revision)
     finally:
         await db.dispose()
     if current == HEAD:
@@ -169,8 +170,7 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
 
     from parley.errors import InvalidRequest, ParleyError
     from parley.store import retention
-    from parley.store.backup import revision
-    from parley.store.db import now
+    from parley.store.db import now, schema_revision
     from parley.store.migrations import HEAD
 
     age = args.older_than
@@ -183,7 +183,7 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
     before = now() - age
     db = _open(settings)
     try:
-        if (current := await db.read(revision)) != HEAD:
+        if (current := await db.read(schema_revision)) != HEAD:
             raise ParleyError(
                 f"the database is at revision {current or '(empty)'}, not {HEAD}; "
                 "run parley db upgrade first"

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from parley.config import Settings
 from parley.engine import Engine
-from parley.store.db import Database
+from parley.store.db import Database, schema_revision
 
 __all__ = ["CHECK_SECONDS", "Readiness"]
 
@@ -85,10 +85,6 @@ class Readiness:
 
 
 def _schema_at_head(conn: Connection) -> bool:
-    from sqlalchemy import inspect
-
     from parley.store.migrations import HEAD
 
-    if not inspect(conn).has_table("alembic_version"):
-        return False
-    return bool(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD)
+    return schema_revision(conn) == HEAD

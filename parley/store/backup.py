@@ -19,21 +19,12 @@ import subprocess
 from contextlib import closing
 from pathlib import Path
 
-from sqlalchemy import inspect, make_url
-from sqlalchemy.engine import Connection
+from sqlalchemy import make_url
 
 from parley.errors import InvalidRequest, NotFound, ParleyError
 
 #: How to name a backup's file while it is being written.
 _PARTIAL = ".partial"
-
-
-def revision(conn: Connection) -> str | None:
-    """The database's schema revision (Alembic's), None for a database never migrated."""
-    if not inspect(conn).has_table("alembic_version"):
-        return None
-    value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    return None if value is None else str(value)
 
 
 def sqlite_path(database_url: str) -> Path | None:

@@ -168,15 +168,10 @@ class Database:
 
     @staticmethod
     def _at_head(conn: Connection) -> bool:
-        from sqlalchemy import inspect
-
         from parley.store.migrations import HEAD
 
         with conn.begin():
-            if not inspect(conn).has_table("alembic_version"):
-                return False
-            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        return version == HEAD
+            return schema_revision(conn) == HEAD
 
     async def dispose(self) -> None:
         # SQLite's one connection is closed in the thread that made it; psycopg's anywhere.
@@ -367,3 +362,13 @@ def alembic_config(connection: Connection | None = None) -> Any:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The database's schema revision (Alembic's), None for a database never migrated."""
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return None if value is None else str(value)
