@@ -5,6 +5,7 @@ Logging is the caller's to set up (``parley.controls.log_to_stderr``)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import signal
@@ -57,7 +58,10 @@ class AppServer(uvicorn.Server):
         engine.draining = True
         self.drain_until = time.monotonic() + self.drain_seconds
         level = logging.WARNING if engine.turns else logging.INFO
-        log.log(
+        # In a context of its own: the signal may land while a turn's code runs, whose
+        # request and run ids would otherwise be written on this line.
+        contextvars.Context().run(
+            log.log,
             level,
             "draining: no new turns, up to %gs for %d running",
             self.drain_seconds,
