@@ -320,7 +320,7 @@ class Engine:
         assert turn is not None
         return TurnHandle(self, turn)
 
-    def check_open(self) -> None:
+    def _check_open(self) -> None:
         """Refuse a new turn or model call while the server drains or shuts down.
 
         Raises:
@@ -340,7 +340,7 @@ class Engine:
         sent to ``model``'s provider (``provider/model-id``). The provider's first-token and
         idle timeouts apply, as in a turn: a model that goes quiet ends the call with
         ``UpstreamTimeout``. Closing the generator stops the upstream call at once."""
-        self.check_open()
+        self._check_open()
         provider, model_id = self.providers.resolve(model)
         first, idle = self.providers.timeouts(model)
         stream = provider.stream(request_of(model_id))
@@ -407,7 +407,7 @@ class Engine:
     ) -> tuple[str, Usage]:
         """One model call that stores nothing (no thread, no run): the answer's text and
         its tokens. For work beside a conversation, such as compaction."""
-        self.check_open()
+        self._check_open()
         self.providers.check_model(model)
         provider, model_id = self.providers.resolve(model)
         request = ModelRequest(
@@ -448,7 +448,7 @@ class Engine:
         the claim fails or the request changed, discarded here: shielded, this outlives a
         caller that went away meanwhile, and so does the early call the turn goes on with."""
         try:
-            self.check_open()
+            self._check_open()
             claimed = await self.db.write(claim)
         except BaseException:
             if early is not None:
