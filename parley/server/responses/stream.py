@@ -12,6 +12,12 @@ replay of the log (``GET /v1/responses/{id}?stream=true``) numbers every event a
 stream did, and ``starting_after`` resumes from any of them; the last event's response is
 the one ``GET`` answers, its ``completed_at`` the ``ended_at`` of the run's ``done``.
 
+A turn whose server died leaves a gap in its run's log: the events it sent after its last
+checkpoint are lost, and the sweep numbers the closing events far past them. The
+translation jumps its own numbers by as much (``skip``), so that the closing events come
+after any number the dead server may have given a client, and a client resuming from the
+last one it holds still gets the terminal event.
+
 Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names;
 OpenAI's API calls them ``response.reasoning_text.*``); reasoning a provider gave as a
 summary streams as a reasoning item's summary part (``response.reasoning_summary_part.*``,
@@ -37,6 +43,11 @@ from parley.server.responses.resource import STATUS, incomplete_reason, usage
 from parley.types import RunStatus, Usage
 
 Event = dict[str, Any]
+
+#: How many of the protocol's numbers one run event may take, at most: a text delta that
+#: closes one item and opens another takes six; a tool call manifest takes four per call,
+#: and a turn's calls stop long before this many times a checkpoint's worth of events.
+_PER_ENTRY = 8
 
 _TERMINAL = {
     "completed": "response.completed",
@@ -72,9 +83,10 @@ class _Open:
 
 class ResponseEvents:
     """The translator of one response's stream. ``head`` is the response object without
-    output (``resource.head``)."""
+    output (``resource.head``); the run's events it is given come after ``after`` (the
+    sequence number of the run's event before the response's first)."""
 
-    def __init__(self, head: dict[str, Any]) -> None:
+    def __init__(self, head: dict[str, Any], after: int = 0) -> None:
         self.head = head
         self.seq = -1
         self.output: list[dict[str, Any]] = []
@@ -88,6 +100,16 @@ class ResponseEvents:
         #: Why the run stopped short, when it did (the ``done`` event's ``reason``).
         self.reason: str | None = None
         self.finished = False
+        #: The sequence number of the run's last event translated.
+        self.last_entry = after
+
+    def skip(self, entry_seq: int) -> None:
+        """Before the run's event ``entry_seq``: past a gap in the log (a dead turn's lost
+        tail), jump the numbering. A run's event becomes at most a handful of the protocol's,
+        so as many numbers as the log skipped, times ``_PER_ENTRY``, cover what was lost."""
+        last, self.last_entry = self.last_entry, entry_seq
+        if entry_seq > last + 1:
+            self.seq += (entry_seq - last - 1) * _PER_ENTRY
 
     def _event(self, kind: str, **fields: Any) -> Event:
         self.seq += 1
@@ -107,6 +129,7 @@ class ResponseEvents:
         streamed, the bulk of a stream, is written straight to its bytes (the same bytes)."""
         frames: list[bytes] = []
         for entry in batch:
+            self.skip(entry[0])
             if entry[1] == "content.delta":
                 event = orjson.loads(entry[2])
                 current = self.open
@@ -126,12 +149,16 @@ class ResponseEvents:
                     continue
                 events = self._delta("message", event["message_id"], event["text"])
             else:
-                events = self.feed(entry)
+                events = self._translate(entry)
             frames += [sse_frame(e) for e in events if e["sequence_number"] > after]
         return b"".join(frames)
 
     def feed(self, entry: Entry) -> list[Event]:
         """The protocol's events for one of the run's events."""
+        self.skip(entry[0])
+        return self._translate(entry)
+
+    def _translate(self, entry: Entry) -> list[Event]:
         _, kind, data = entry
         if kind == "content.delta":
             event = orjson.loads(data)

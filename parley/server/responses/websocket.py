@@ -98,7 +98,7 @@ class Connection:
             return
         if not planned.store:
             self.scratch.add(turn.thread_id)
-        events = ResponseEvents(head(turn.run, "in_progress"))
+        events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1)
         for event in events.start():
             await self.send(event)
         async for batch in turn.events():

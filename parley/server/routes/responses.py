@@ -86,7 +86,7 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
     if body.stream:
         if not planned.store:  # a scratch thread: gone once the turn has ended
             turn.when_done(forget)
-        events = ResponseEvents(head(turn.run, "in_progress"))
+        events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1)
         return Streamed(_sse(_frames(events, turn.events())), turn.run_id, turn.first_seq - 1)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
@@ -205,7 +205,7 @@ def _resumed(
     """A response's stream again, from the run's events after ``after`` (the translation
     numbers the protocol's events from there), those up to ``starting_after`` left out;
     followed live while the response runs."""
-    events = ResponseEvents(head(stored.run, "in_progress"))
+    events = ResponseEvents(head(stored.run, "in_progress"), after)
     if stored.run.events_pruned_at is not None:
         return _sse(_stored_frames(events, response_object(stored), starting_after))
     return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
