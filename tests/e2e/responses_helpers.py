@@ -287,8 +287,9 @@ class Socket:
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
 
-    def send(self, message: dict[str, Any] | str) -> None:
-        self.connection.send(message if isinstance(message, str) else json.dumps(message))
+    def send(self, message: dict[str, Any] | str | bytes) -> None:
+        """A text message (a dict as its JSON), or a binary one (``bytes``)."""
+        self.connection.send(message if isinstance(message, str | bytes) else json.dumps(message))
 
     def receive(self, timeout: float = 10) -> dict[str, Any]:
         text = self.connection.recv(timeout=timeout)
@@ -298,7 +299,7 @@ class Socket:
         assert isinstance(event, dict), event
         return event
 
-    def turn(self, message: dict[str, Any] | str) -> list[dict[str, Any]]:
+    def turn(self, message: dict[str, Any] | str | bytes) -> list[dict[str, Any]]:
         """Send one message; its events up to a terminal one, or its one ``error``."""
         self.send(message)
         events = [self.receive()]
@@ -314,7 +315,7 @@ class Socket:
         check_sequence(events)
         return dict(events[-1]["response"])
 
-    def error(self, message: dict[str, Any] | str) -> dict[str, Any]:
+    def error(self, message: dict[str, Any] | str | bytes) -> dict[str, Any]:
         """A message that must be answered by one ``error`` event; answers it."""
         events = self.turn(message)
         assert [e["type"] for e in events] == ["error"], events

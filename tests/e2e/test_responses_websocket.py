@@ -5,6 +5,7 @@ connection that made them), and eviction of what a failed continuation named."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -91,6 +92,17 @@ def test_errors_leave_the_connection_usable(server: Any, user_key: str, http: ht
 
         response = socket.create(model="fake/text:3", input="still here")
         assert response["status"] == "completed" and output_text(response) == expected_text(3)
+
+
+def test_a_binary_frame_is_refused_and_the_connection_stays(server: Any, user_key: str) -> None:
+    log_start = len(server.log())
+    with websocket(server, user_key) as socket:
+        message = json.dumps(create_message(model="fake/text:2", input="x")).encode()
+        error = check_error(socket.error(message), 400, None, "unsupported_frame")
+        assert "text" in error["message"], error
+        response = socket.create(model="fake/text:2", input="after a binary frame")
+        assert output_text(response) == expected_text(2)
+    server.assert_clean_log(log_start)
 
 
 def test_a_message_over_the_limit_is_refused(

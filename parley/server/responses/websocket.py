@@ -6,7 +6,8 @@ messages, the same events as the HTTP stream, and the next message is read once 
 The connection holds the responses it made, so a ``store: false`` response can be
 continued with ``previous_response_id`` on the same connection (its scratch thread lives
 as long as the connection); a continuation that fails forgets the response it named.
-Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}``.
+Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}``; a
+binary frame is one (``unsupported_frame``), and the connection stays usable.
 A connection lasts at most ``MAX_SECONDS``.
 """
 
@@ -68,7 +69,7 @@ class Connection:
         while True:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    text = await self.socket.receive_text()
+                    message = await self.socket.receive()
             except TimeoutError:
                 await self.fail(
                     InvalidRequest(
@@ -79,6 +80,17 @@ class Connection:
                 )
                 await self.socket.close(code=1000)
                 return
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+            text = message.get("text")
+            if text is None:  # a binary frame
+                await self.fail(
+                    InvalidRequest(
+                        "Binary frames are not accepted: send each message as a JSON text frame.",
+                        code="unsupported_frame",
+                    )
+                )
+                continue
             await self.turn(text)
 
     async def turn(self, text: str) -> None:
