@@ -396,6 +396,29 @@ class Limits:
             retry_after=refusal.retry_after,
         )
 
+    async def check_message(self, address: str, key: str) -> None:
+        """Count one message of a WebSocket as a request of ``key`` (hash of its API key),
+        against the same limit as HTTP requests.
+
+        Raises:
+            RateLimited: ``rate_limit_exceeded``, the seconds to wait in its message.
+        """
+        if not self.policy.per_request:
+            return
+        refusal = await self.counters.check(address, key)
+        if refusal is None:
+            return
+        seconds = max(1, math.ceil(refusal.retry_after))
+        wait = f"retry in {seconds} second{'s' if seconds > 1 else ''}"
+        if refusal.limit == "auth_failures":
+            message = f"Too many failed authentications from this address; {wait}."
+        else:
+            message = (
+                f"Too many requests with this API key: at most {self.policy.requests} every "
+                f"{self.policy.window:g} seconds; {wait}."
+            )
+        raise RateLimited(message, code="rate_limit_exceeded", retry_after=refusal.retry_after)
+
     async def failed(self, address: str) -> None:
         """Count a failed authentication from ``address``."""
         if self.policy.failures:

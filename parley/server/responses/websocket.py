@@ -97,6 +97,9 @@ class Connection:
         """One ``response.create``: its events, or one error envelope."""
         previous: str | None = None
         try:
+            # Each message is a request of the key, counted as HTTP requests are.
+            address = self.socket.client.host if self.socket.client else "-"
+            await self.svc.limits.check_message(address, self.caller.key_hash)
             body = self.parse(text)
             previous = body.previous_response_id
             planned = await plan(
