@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import logcontext
 
-__all__ = ["REQUEST_ID_HEADER", "USER_ID_KEY", "AccessLog", "request_id_of"]
+__all__ = ["REQUEST_ID_HEADER", "USER_ID_KEY", "AccessLog", "Redact", "protect", "request_id_of"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Where authentication (``deps.authenticated``) leaves the caller's user id in the scope.
@@ -115,3 +115,64 @@ class AccessLog:
                     "user_id": user,
                 },
             )
+
+
+# --------------------------------------------------------------- what no line may hold
+
+#: The loggers uvicorn sets to the server's level itself; the others follow the root's.
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+#: A credential in a line: an ``Authorization`` value, an ``X-API-Key`` header, or a token
+#: of Parley's (``pk_``) or a provider's (``sk-``) shape.
+_CREDENTIAL = re.compile(
+    r"(?i)\b(?:(bearer|basic)\s+|(x-api-key|api[-_]key)([\"']?\s*[:=]\s*[\"']?))[^\s\"',;]+"
+    r"|\b(pk_|sk-)[A-Za-z0-9_-]{6,}"
+)
+
+
+def _hidden(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)} ***"
+    if match.group(2):
+        return f"{match.group(2)}{match.group(3)}***"
+    return f"{match.group(4)}***"
+
+
+def redact(text: str) -> str:
+    """``text`` with what looks like a credential in it replaced by ``***``."""
+    return _CREDENTIAL.sub(_hidden, text)
+
+
+class Redact(logging.Filter):
+    """A handler's filter: the record's message, credentials replaced (``redact``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format: the handler reports it as it would
+            return True
+        scrubbed = redact(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+            record.__dict__.pop("color_message", None)  # uvicorn's copy, with colours
+        return True
+
+
+def protect() -> None:
+    """Keep keys and content out of the log, at every level (see the module's docstring):
+    call once logging and uvicorn's loggers are set up (``serving.build_server`` does).
+
+    Below info, the root logger goes up to info and Parley's loggers (``parley.*``) keep
+    the level asked for; so do uvicorn's, which it sets itself. Every handler of the root
+    logger's and uvicorn's gets ``Redact``."""
+    root = logging.getLogger()
+    if root.level < logging.INFO:
+        logging.getLogger("parley").setLevel(max(root.level, 1))  # 0 would follow the root
+        root.setLevel(logging.INFO)
+    for name in _UVICORN:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
+    for logger in (root, *(logging.getLogger(name) for name in _UVICORN)):
+        for handler in logger.handlers:
+            if not any(isinstance(f, Redact) for f in handler.filters):
+                handler.addFilter(Redact())

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from parley.config import Settings
+from parley.server import logs
 from parley.server.app import create_app
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def build_server(settings: Settings) -> AppServer:
         lifespan="on",
         ws=cast("type[asyncio.Protocol]", _websocket_protocol),
     )
+    logs.protect()  # after uvicorn set its loggers up (``Config``)
     return AppServer(config, app, settings.drain_seconds)
 
 
