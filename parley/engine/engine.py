@@ -100,6 +100,11 @@ class Engine:
         )
         self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
         self._background: list[asyncio.Task[None]] = []
+        #: Scratch threads (``store.threads``) a face here holds: their holds are renewed
+        #: with the leases until the face lets go (``release_scratch``).
+        self.scratch_held: set[str] = set()
+        #: Deletions of scratch threads under way (kept from the garbage collector).
+        self._scratch_writes: set[asyncio.Task[None]] = set()
         #: Set when the server shuts down: no new turn starts.
         self.closing = False
         #: Set while the server drains (``server.serving``): running turns go on, no new
@@ -318,7 +323,33 @@ class Engine:
             )
         turn = await asyncio.shield(self._claim_and_launch(claim, early, source))
         assert turn is not None
-        return TurnHandle(self, turn)
+        handle = TurnHandle(self, turn)
+        if target.scratch:
+            thread_id = turn.run.thread_id
+            self.scratch_held.add(thread_id)
+            handle.when_done(functools.partial(self._scratch_write, tx.end_scratch, thread_id))
+        return handle
+
+    # ----------------------------------------------------------------- scratch threads
+
+    def release_scratch(self, thread_id: str) -> None:
+        """The face is done with a scratch thread it held (``ThreadTarget.scratch``): it
+        goes now, or once its turn ends; should this fail, the sweep deletes it once its
+        hold has run out. Synchronous, so that a face's ``finally`` can call it even when
+        cancelled."""
+        self.scratch_held.discard(thread_id)
+        self._scratch_write(tx.let_go_scratch, thread_id)
+
+    def _scratch_write(self, write: Callable[..., bool], thread_id: str) -> None:
+        task = asyncio.ensure_future(self._delete_scratch(write, thread_id))
+        self._scratch_writes.add(task)
+        task.add_done_callback(self._scratch_writes.discard)
+
+    async def _delete_scratch(self, write: Callable[..., bool], thread_id: str) -> None:
+        try:
+            await self.db.write(functools.partial(write, thread_id=thread_id))
+        except Exception:  # a boundary: the sweep deletes it once it is held no more
+            log.warning("a scratch thread is left to the sweep", exc_info=True)
 
     def _check_open(self) -> None:
         """Refuse a new turn or model call while the server drains or shuts down.
@@ -683,13 +714,15 @@ class Engine:
                 log.exception("run upkeep failed; retrying")
 
     async def _heartbeat(self) -> None:
-        """Renew the leases of the turns running here; stop those cancelled elsewhere."""
-        if not self.turns:
+        """Renew the leases of the turns running here and the holds of the scratch threads
+        held here; stop the turns cancelled elsewhere."""
+        if not self.turns and not self.scratch_held:
             return
         ids = list(self.turns)
-        alive = await self.db.write(
-            functools.partial(tx.heartbeat, lease=self.lease, run_ids=ids), later=True
+        beat = functools.partial(
+            tx.heartbeat, lease=self.lease, run_ids=ids, scratch=sorted(self.scratch_held)
         )
+        alive = await self.db.write(beat, later=True)
         for run_id in ids:
             turn = self.turns.get(run_id)
             if run_id not in alive and turn and turn.task and not turn.settling:

@@ -119,6 +119,8 @@ def _outcome(conn: Connection, *, run_id: str, message_id: str, usage: Usage) ->
     run = run_store.get_run(conn, run_id=run_id)
     message: Message | None = None
     with contextlib.suppress(NotFound):
-        message = thread_store.get_message(conn, user_id=run.user_id, message_id=message_id)
+        message = thread_store.get_message(
+            conn, user_id=run.user_id, message_id=message_id, scratch=True
+        )
     pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
     return TurnOutcome(run=run, message=message, actions=pending, usage=usage)

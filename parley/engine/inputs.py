@@ -35,11 +35,17 @@ class NewMessage:
 class ThreadTarget:
     """Where a turn's messages go: a new thread (``thread_id`` None, with ``metadata``); the
     end of an existing thread; or, with ``fork_after``, a new thread that starts as a copy
-    of ``thread_id``'s messages up to that sequence number (a branch from an earlier point)."""
+    of ``thread_id``'s messages up to that sequence number (a branch from an earlier point).
+    With ``scratch`` (a response that is not to be kept), the thread the messages go to is
+    a scratch one (``store.threads``), held for the face until it lets go
+    (``Engine.release_scratch``). With ``held``, ``thread_id`` may name a scratch thread:
+    one the face holds."""
 
     thread_id: str | None = None
     fork_after: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    scratch: bool = False
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -530,9 +530,8 @@ class TurnRunner:
         errors = turn.tool_errors(calls)
 
         def write(conn: Connection) -> tuple[str, list[Item]] | None:
-            if run_store.lock_run(conn, run_id=run.id, user_id=run.user_id).status != (
-                RunStatus.IN_PROGRESS
-            ):
+            locked = run_store.lock_run(conn, run_id=run.id, user_id=run.user_id, scratch=True)
+            if locked.status != RunStatus.IN_PROGRESS:
                 return None
             thread_store.save_message_text(
                 conn,

@@ -196,7 +196,7 @@ def claim_items(
     ``messages``, once."""
     check_model(config.model)
     thread, context = _open_thread(
-        conn, user_id=user_id, target=target, messages=messages, history=history
+        conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
     )
     thread_id = thread.id
     caller_of = _check_tool_results(context, messages)
@@ -265,15 +265,28 @@ def _open_thread(
     target: ThreadTarget,
     messages: list[NewMessage],
     history: HistoryCache | None,
+    lease: Lease | None = None,
 ) -> tuple[Thread, list[Item]]:
     """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
     thread holding copies of the target's messages up to ``fork_after``); or the target,
-    whose ``action_required`` run the tool results among ``messages`` answer."""
+    whose ``action_required`` run the tool results among ``messages`` answer. A new thread
+    of a ``scratch`` target is a scratch one, held for as long as ``lease``; the target's
+    thread may be a scratch one when it is ``held``."""
+    until = None
+    if target.scratch:
+        until = lease.until() if lease is not None else now()
     if target.thread_id is None:
-        return thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata), []
-    source = thread_store.get_thread(conn, user_id=user_id, thread_id=target.thread_id)
+        thread = thread_store.create_thread(
+            conn, user_id=user_id, metadata=target.metadata, scratch_until=until
+        )
+        return thread, []
+    source = thread_store.get_thread(
+        conn, user_id=user_id, thread_id=target.thread_id, scratch=target.held
+    )
     if target.fork_after is not None:
-        thread = thread_store.create_thread(conn, user_id=user_id, metadata=target.metadata)
+        thread = thread_store.create_thread(
+            conn, user_id=user_id, metadata=target.metadata, scratch_until=until
+        )
         copied = thread_store.copy_messages(
             conn,
             user_id=user_id,
@@ -285,7 +298,7 @@ def _open_thread(
     _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
     # Locked after its active run, as every writer locks them: the context, and the checks
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
-    thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id)
+    thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id, scratch=target.held)
     return source, read_context(conn, history, thread_id=source.id)
 
 
@@ -332,7 +345,8 @@ def _answer_pending_calls(
     active_id = run_store.active_run_id(conn, thread_id=thread_id)
     if active_id is None:
         return
-    run = run_store.lock_run(conn, run_id=active_id, user_id=user_id)
+    # The thread was found for this caller: its run is theirs to answer (scratch or not).
+    run = run_store.lock_run(conn, run_id=active_id, user_id=user_id, scratch=True)
     if expire_if_overdue(conn, run):
         return
     if run.status != RunStatus.ACTION_REQUIRED:
@@ -586,26 +600,48 @@ def expire_if_overdue(conn: Connection, run: Run) -> bool:
 
 
 def sweep_due(conn: Connection, *, running_here: set[str]) -> bool:
-    """Whether ``sweep`` has anything to close now."""
+    """Whether ``sweep`` has anything to close or delete now."""
     t = now()
-    if run_store.overdue_runs(conn, at=t):
+    if run_store.overdue_runs(conn, at=t) or thread_store.idle_scratch(conn, at=t):
         return True
     return any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
 
 
 def sweep(conn: Connection, *, running_here: set[str]) -> None:
-    """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``."""
+    """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``; delete
+    the scratch threads nobody holds any more whose turns have all ended."""
     t = now()
     for run in run_store.overdue_runs(conn, at=t):
         close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
     for run in run_store.orphaned_runs(conn, at=t):
         if run.id not in running_here:
             close_orphan(conn, run)
+    for thread_id in thread_store.idle_scratch(conn, at=t):
+        thread_store.delete_scratch(conn, thread_id=thread_id, at=t)
+
+
+def end_scratch(conn: Connection, *, thread_id: str) -> bool:
+    """A turn of a scratch thread ended: the thread goes unless it is still held (a
+    WebSocket may continue it) or another turn of it runs. True when it went."""
+    return thread_store.delete_scratch(conn, thread_id=thread_id, at=now())
+
+
+def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
+    """The face holding a scratch thread let go of it: it goes now, or when its turn ends."""
+    return thread_store.let_go_scratch(conn, thread_id=thread_id)
 
 
 def close_orphan(conn: Connection, run: Run) -> bool:
     """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
-    checkpointed text kept, closing events numbered past any the turn could have sent."""
+    checkpointed text kept, closing events numbered past any the turn could have sent. A
+    scratch thread's run goes with its thread: whoever held it died with that server."""
+    closed = _close_orphan(conn, run)
+    if closed:
+        thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
+    return closed
+
+
+def _close_orphan(conn: Connection, run: Run) -> bool:
     return close_idle_run(
         conn,
         run,
@@ -642,7 +678,14 @@ def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int
     return closed
 
 
-def heartbeat(conn: Connection, *, lease: Lease, run_ids: list[str]) -> set[str]:
-    """Renew this process's leases; returns the runs still ``in_progress``."""
-    run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=lease.until())
+def heartbeat(
+    conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str] | None = None
+) -> set[str]:
+    """Renew this process's leases, and its holds on the ``scratch`` threads its faces
+    hold; returns the runs still ``in_progress``."""
+    until = lease.until()
+    run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=until)
+    thread_store.hold_scratch(conn, thread_ids=scratch or [], until=until)
+    if not run_ids:
+        return set()
     return set(run_store.in_progress_ids(conn, run_ids=run_ids))

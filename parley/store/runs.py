@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -19,7 +19,7 @@ from parley.errors import Conflict, NotFound
 from parley.store.db import new_id, now, translate_ahead
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
-from parley.store.tables import actions, run_events, runs
+from parley.store.tables import actions, run_events, runs, threads
 
 # Statements of the hot path, built once (building one per call costs more than running it).
 #: The largest event sequence number a run's log can hold on every database (a 32-bit
@@ -29,9 +29,13 @@ MAX_SEQ = 2**31 - 1
 _INSERT_RUN = insert(runs)
 _INSERT_ACTIONS = insert(actions)
 _INSERT_EVENTS = insert(run_events)
+#: A run anyone may see: not one of a scratch thread (``tables.threads.scratch_until``).
+VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, threads.c.scratch_until.is_not(None))
 _GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
-_GET_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
-_LOCK_OWN_RUN = _GET_OWN_RUN.with_for_update()
+_GET_ANY_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
+_GET_OWN_RUN = _GET_ANY_OWN_RUN.where(VISIBLE)
+_LOCK_ANY_OWN_RUN = _GET_ANY_OWN_RUN.with_for_update(of=runs)
+_LOCK_OWN_RUN = _GET_OWN_RUN.with_for_update(of=runs)
 _SAVE_PROGRESS = (
     update(runs)
     .where(runs.c.id == bindparam("b_run_id"), runs.c.status == "in_progress")
@@ -124,20 +128,28 @@ def thread_busy(exc: IntegrityError, *, thread_id: str) -> Conflict | None:
     )
 
 
-def get_run(conn: Connection, *, run_id: str, user_id: str | None = None) -> Run:
-    """The run; with ``user_id``, only if it belongs to that user."""
+def get_run(
+    conn: Connection, *, run_id: str, user_id: str | None = None, scratch: bool = False
+) -> Run:
+    """The run; with ``user_id``, only if it belongs to that user and, unless ``scratch``,
+    to a thread anyone may see (not a scratch one)."""
     if user_id is None:
         row = conn.execute(_GET_RUN, {"run_id": run_id}).first()
     else:
-        row = conn.execute(_GET_OWN_RUN, {"run_id": run_id, "user_id": user_id}).first()
+        query = _GET_ANY_OWN_RUN if scratch else _GET_OWN_RUN
+        row = conn.execute(query, {"run_id": run_id, "user_id": user_id}).first()
     if row is None:
         raise _run_not_found(run_id)
     return Run.from_row(row)
 
 
-def lock_run(conn: Connection, *, run_id: str, user_id: str) -> Run:
-    """The run, locked for the rest of the transaction (SQLite's write lock already is)."""
-    query = _LOCK_OWN_RUN if conn.dialect.name == "postgresql" else _GET_OWN_RUN
+def lock_run(conn: Connection, *, run_id: str, user_id: str, scratch: bool = False) -> Run:
+    """The run, locked for the rest of the transaction (SQLite's write lock already is); a
+    run of a scratch thread only with ``scratch`` (the engine's own)."""
+    if conn.dialect.name == "postgresql":
+        query = _LOCK_ANY_OWN_RUN if scratch else _LOCK_OWN_RUN
+    else:
+        query = _GET_ANY_OWN_RUN if scratch else _GET_OWN_RUN
     row = conn.execute(query, {"run_id": run_id, "user_id": user_id}).first()
     if row is None:
         raise _run_not_found(run_id)
@@ -151,7 +163,7 @@ def list_runs(
     thread_id: str | None,
     page: ListQuery,
 ) -> tuple[list[Run], bool]:
-    where = runs.c.user_id == user_id
+    where = (runs.c.user_id == user_id) & VISIBLE
     if thread_id is not None:
         where = where & (runs.c.thread_id == thread_id)
     rows, more = fetch_page(
@@ -283,7 +295,7 @@ def get_action(conn: Connection, *, action_id: str, user_id: str) -> Action:
     query = (
         select(actions)
         .join(runs, runs.c.id == actions.c.run_id)
-        .where(actions.c.id == action_id, runs.c.user_id == user_id)
+        .where(actions.c.id == action_id, runs.c.user_id == user_id, VISIBLE)
     )
     row = (conn.execute(query)).first()
     if row is None:

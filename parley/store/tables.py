@@ -118,6 +118,7 @@ TOOL_FIELD_LENGTH = 128
 
 ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
 UNPRUNED_RUN_SQL = "completed_at IS NOT NULL AND events_pruned_at IS NULL"
+SCRATCH_THREAD_SQL = "scratch_until IS NOT NULL"
 
 users = Table(
     "users",
@@ -178,7 +179,19 @@ threads = Table(
     #: Bumped by every change to a message already stored (an edit, a deletion), so that
     #: a history kept from its messages (``engine.history``) is known to be out of date.
     Column("context_version", Integer, nullable=False, server_default="0"),
+    #: Set on the scratch thread of a ``store: false`` response: hidden from every read,
+    #: and deleted once it is held no more (the time its holder, a connection or request
+    #: of a live server, last renewed it for; 0 when let go) and no run of it is in
+    #: progress. NULL: a thread like any other.
+    Column("scratch_until", Float),
     Index(None, "user_id", "created_at"),
+    # The sweep looks only at the few scratch threads.
+    Index(
+        "ix_threads_scratch_until",
+        "scratch_until",
+        sqlite_where=text(SCRATCH_THREAD_SQL),
+        postgresql_where=text(SCRATCH_THREAD_SQL),
+    ),
 )
 
 runs = Table(

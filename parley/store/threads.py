@@ -3,7 +3,7 @@ from the thread row in the same statement that bumps it, so concurrent writers n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, cast, delete, exists, func, insert, or_, select, update
@@ -21,9 +21,13 @@ from parley.types import Role
 # Statements of the hot path, built once.
 _INSERT_THREAD = insert(threads)
 _INSERT_MESSAGES = insert(messages)
-_GET_THREAD = select(threads).where(
+#: A thread anyone may see: not the scratch thread of a ``store: false`` response.
+VISIBLE = threads.c.scratch_until.is_(None)
+_GET_ANY_THREAD = select(threads).where(
     threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
 )
+_GET_THREAD = _GET_ANY_THREAD.where(VISIBLE)
+_LOCK_ANY_THREAD = _GET_ANY_THREAD.with_for_update()
 _LOCK_THREAD = _GET_THREAD.with_for_update()
 _LOCK_THREAD_RUNS = (
     select(runs.c.status)
@@ -75,36 +79,48 @@ def _thread_not_found(thread_id: str) -> NotFound:
 
 
 def create_thread(
-    conn: Connection, *, user_id: str, metadata: dict[str, Any], message_count: int = 0
+    conn: Connection,
+    *,
+    user_id: str,
+    metadata: dict[str, Any],
+    message_count: int = 0,
+    scratch_until: float | None = None,
 ) -> Thread:
     """A new thread; ``message_count`` reserves that many sequence numbers for messages
-    the caller inserts in the same transaction."""
+    the caller inserts in the same transaction. With ``scratch_until``, a scratch thread
+    (``tables.threads``) held until then."""
     thread = Thread(id=new_id("thread"), user_id=user_id, metadata=metadata, created_at=now())
-    conn.execute(
-        _INSERT_THREAD,
-        {
-            "id": thread.id,
-            "user_id": user_id,
-            "metadata": metadata,
-            "message_count": message_count,
-            "created_at": thread.created_at,
-        },
-    )
+    values = {
+        "id": thread.id,
+        "user_id": user_id,
+        "metadata": metadata,
+        "message_count": message_count,
+        "created_at": thread.created_at,
+    }
+    if scratch_until is not None:
+        values["scratch_until"] = scratch_until
+    conn.execute(_INSERT_THREAD, values)
     return thread
 
 
-def get_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
-    row = conn.execute(_GET_THREAD, {"thread_id": thread_id, "user_id": user_id}).first()
+def get_thread(conn: Connection, *, user_id: str, thread_id: str, scratch: bool = False) -> Thread:
+    """The user's thread; a scratch thread only with ``scratch`` (the engine's own)."""
+    query = _GET_ANY_THREAD if scratch else _GET_THREAD
+    row = conn.execute(query, {"thread_id": thread_id, "user_id": user_id}).first()
     if row is None:
         raise _thread_not_found(thread_id)
     return Thread.from_row(row)
 
 
-def lock_thread(conn: Connection, *, user_id: str, thread_id: str) -> Thread:
+def lock_thread(conn: Connection, *, user_id: str, thread_id: str, scratch: bool = False) -> Thread:
     """The thread, locked for the rest of the transaction (SQLite's write lock already is):
     what the transaction reads of its messages next includes those of every writer of the
-    thread that committed before, and no other writer adds any until it ends."""
-    query = _LOCK_THREAD if conn.dialect.name == "postgresql" else _GET_THREAD
+    thread that committed before, and no other writer adds any until it ends. A scratch
+    thread only with ``scratch``."""
+    if conn.dialect.name == "postgresql":
+        query = _LOCK_ANY_THREAD if scratch else _LOCK_THREAD
+    else:
+        query = _GET_ANY_THREAD if scratch else _GET_THREAD
     row = conn.execute(query, {"thread_id": thread_id, "user_id": user_id}).first()
     if row is None:
         raise _thread_not_found(thread_id)
@@ -120,7 +136,7 @@ def list_threads(
 ) -> tuple[list[Thread], bool]:
     """A page of the user's threads; with ``metadata``, only those whose metadata holds
     each of its keys with that string value."""
-    where = threads.c.user_id == user_id
+    where = and_(threads.c.user_id == user_id, VISIBLE)
     if metadata:
         where = and_(where, _metadata_holds(conn, metadata))
     rows, more = fetch_page(
@@ -156,6 +172,7 @@ def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
     """Delete the thread with its messages and runs. Its runs are locked first (on
     PostgreSQL), as every writer locks a run before its thread: so no turn starts meanwhile,
     and the delete waits for one that is settling instead of deadlocking with it."""
+    get_thread(conn, user_id=user_id, thread_id=thread_id)
     statuses = conn.execute(_LOCK_THREAD_RUNS, {"thread_id": thread_id}).scalars().all()
     if "in_progress" in statuses:
         raise Conflict(
@@ -163,10 +180,68 @@ def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
             code="thread_busy",
         )
     result = conn.execute(
-        delete(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id)
+        delete(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id, VISIBLE)
     )
     if result.rowcount == 0:
         raise _thread_not_found(thread_id)
+
+
+# ------------------------------------------------------------------ scratch threads
+# A ``store: false`` response's thread (``tables.threads.scratch_until``): held while the
+# connection or request that made it may still continue or read it (its server renews the
+# hold), then deleted once no run of it is in progress: by the engine when the turn ends,
+# by its holder when it lets go, and by the sweep when a holder died.
+
+
+def hold_scratch(conn: Connection, *, thread_ids: Sequence[str], until: float) -> None:
+    """Renew the hold of scratch threads (the ones still there)."""
+    if thread_ids:
+        conn.execute(
+            update(threads)
+            .where(threads.c.id.in_(thread_ids), threads.c.scratch_until.is_not(None))
+            .values(scratch_until=until)
+        )
+
+
+def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
+    """Its holder is done with a scratch thread: deleted now if no run of it is in
+    progress, else once its turn ends. True when deleted."""
+    if _runs_in_progress(conn, thread_id):
+        conn.execute(
+            update(threads)
+            .where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
+            .values(scratch_until=0.0)
+        )
+        return False
+    query = delete(threads).where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
+    return bool(conn.execute(query).rowcount)
+
+
+def delete_scratch(conn: Connection, *, thread_id: str, at: float | None) -> bool:
+    """Delete a scratch thread (never another) with its messages and runs, if no run of it
+    is in progress and its hold ended before ``at`` (None: whatever its hold, as when its
+    holder died). True if deleted."""
+    if _runs_in_progress(conn, thread_id):
+        return False
+    query = delete(threads).where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
+    if at is not None:
+        query = query.where(threads.c.scratch_until < at)
+    return bool(conn.execute(query).rowcount)
+
+
+def _runs_in_progress(conn: Connection, thread_id: str) -> bool:
+    """Whether a run of the thread is in progress; its runs locked first (on PostgreSQL),
+    as every writer locks a run before its thread (``delete_thread``)."""
+    statuses = conn.execute(_LOCK_THREAD_RUNS, {"thread_id": thread_id}).scalars().all()
+    return "in_progress" in statuses
+
+
+def idle_scratch(conn: Connection, *, at: float) -> list[str]:
+    """The scratch threads held no more (before ``at``) with no run in progress: what
+    holders that died, or could not delete them, left."""
+    busy = exists().where(runs.c.thread_id == threads.c.id, runs.c.status == "in_progress")
+    query = select(threads.c.id).where(threads.c.scratch_until < at, ~busy)
+    return list(conn.execute(query).scalars().all())
 
 
 def update_metadata(
@@ -175,7 +250,7 @@ def update_metadata(
     """Replace the thread's metadata."""
     result = conn.execute(
         update(threads)
-        .where(threads.c.id == thread_id, threads.c.user_id == user_id)
+        .where(threads.c.id == thread_id, threads.c.user_id == user_id, VISIBLE)
         .values(metadata=metadata)
     )
     if result.rowcount == 0:
@@ -308,8 +383,13 @@ def add_tool_messages(
     insert_messages(conn, user_id=user_id, rows=rows)
 
 
-def get_message(conn: Connection, *, user_id: str, message_id: str) -> Message:
+def get_message(
+    conn: Connection, *, user_id: str, message_id: str, scratch: bool = False
+) -> Message:
+    """The user's message; one of a scratch thread only with ``scratch``."""
     query = select(messages).where(messages.c.id == message_id, messages.c.user_id == user_id)
+    if not scratch:
+        query = query.where(exists().where(threads.c.id == messages.c.thread_id, VISIBLE))
     row = (conn.execute(query)).first()
     if row is None:
         raise NotFound(f"No message with id {message_id}.", code="message_not_found")

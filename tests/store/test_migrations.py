@@ -115,6 +115,12 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     assert columns.get("expires_at") is True and columns.get("daily_token_budget") is True
     columns = {name: nullable for name, _, nullable in snapshot["runs"]["columns"]}
     assert columns.get("events_pruned_at") is True, columns
+    # Scratch threads of store: false responses, and the index their sweep reads (0012).
+    columns = {name: nullable for name, _, nullable in snapshot["threads"]["columns"]}
+    assert columns.get("scratch_until") is True, columns
+    assert ("ix_threads_scratch_until", ("scratch_until",), False) in snapshot["threads"][
+        "indexes"
+    ], snapshot["threads"]["indexes"]
 
 
 async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) -> None:

@@ -4,9 +4,7 @@ the WebSocket."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +24,6 @@ from parley.store.db import Database
 from parley.store.records import Run
 from parley.store.tables import messages as messages_table
 from parley.types import FunctionSpec, RunStatus
-
-log = logging.getLogger("parley.server")
 
 #: Request fields kept with the run and answered back as they were sent.
 _ECHOED = (
@@ -56,8 +52,10 @@ class Plan:
     target: ThreadTarget
     messages: list[NewMessage]
     config: RunConfig
-    #: False for a ``store: false`` response: its thread is a scratch one, let go of once
-    #: the response has ended (HTTP) or its connection has (WebSocket).
+    #: False for a ``store: false`` response: its thread is a scratch one
+    #: (``ThreadTarget.scratch``), which the face lets go of (``Engine.release_scratch``)
+    #: once it is done with it: once the response is read (HTTP) or its connection ends
+    #: (WebSocket).
     store: bool
 
 
@@ -73,27 +71,6 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
         )
         slot.hold_until(turn.when_done)
     return turn
-
-
-def forget_soon(db: Database, user_id: str, thread_id: str) -> None:
-    """Delete a scratch thread (a ``store: false`` response's) once its turn has ended."""
-    task = asyncio.ensure_future(forget(db, user_id, thread_id))
-    _FORGETTING.add(task)
-    task.add_done_callback(_FORGETTING.discard)
-
-
-_FORGETTING: set[asyncio.Future[None]] = set()
-
-
-async def forget(db: Database, user_id: str, thread_id: str) -> None:
-    try:
-        await db.write(
-            functools.partial(thread_store.delete_thread, user_id=user_id, thread_id=thread_id)
-        )
-    except NotFound:
-        pass
-    except Exception:  # a boundary: log it; the sweep of old scratch threads is not ours
-        log.exception("could not delete the scratch thread %s", thread_id)
 
 
 def previous_not_found(response_id: str) -> NotFound:
@@ -287,7 +264,7 @@ async def plan(
         )
     store = body.store is not False
     if body.conversation is None and body.previous_response_id is None:
-        target = ThreadTarget()  # a new thread: nothing to read first
+        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
     else:
         target = await db.read(
             functools.partial(_target, user_id=user_id, body=body, store=store, held=held or {})
@@ -311,10 +288,11 @@ def _target(
             raise conversation_not_found(conversation, "conversation") from None
         if store:
             return ThreadTarget(thread_id=conversation)
-        return ThreadTarget(thread_id=conversation, fork_after=_last_seq(conn, conversation))
+        last = _last_seq(conn, conversation)
+        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
     previous_id = body.previous_response_id
     if previous_id is None:
-        return ThreadTarget()
+        return ThreadTarget(scratch=not store)
     previous = held.get(previous_id)
     held_here = previous is not None
     if previous is None:
@@ -338,9 +316,10 @@ def _target(
     # stored response after a stored one, or a scratch one after a scratch one that this
     # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
     same_kind = store == previous_stored and (store or held_here)
-    if same_kind and end >= _last_seq(conn, previous.thread_id):
-        return ThreadTarget(thread_id=previous.thread_id)
-    return ThreadTarget(thread_id=previous.thread_id, fork_after=end)
+    source = previous.thread_id
+    if same_kind and end >= _last_seq(conn, source):
+        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
+    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
 
 
 def _last_seq(conn: Connection, thread_id: str) -> int:

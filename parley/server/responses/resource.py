@@ -119,10 +119,13 @@ class StoredResponse:
     calls: set[str]
 
 
-def read_response(conn: Connection, *, user_id: str, response_id: str) -> StoredResponse:
-    """A response of the user's, with what it wrote (404 for another user's)."""
+def read_response(
+    conn: Connection, *, user_id: str, response_id: str, scratch: bool = False
+) -> StoredResponse:
+    """A response of the user's, with what it wrote (404 for another user's, and for a
+    ``store: false`` one unless ``scratch``: its face's own read)."""
     try:
-        run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
+        run = run_store.get_run(conn, run_id=response_id, user_id=user_id, scratch=scratch)
     except NotFound:
         raise not_found(response_id) from None
     answers = thread_store.run_answers(conn, run_id=run.id)

@@ -27,7 +27,7 @@ from parley.errors import InvalidRequest, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
 from parley.server.errors import openai_error, validation_failed
 from parley.server.responses.protocol import WebSocketCreate
-from parley.server.responses.requests import forget, plan, start
+from parley.server.responses.requests import plan, start
 from parley.server.responses.resource import head
 from parley.server.responses.stream import ResponseEvents
 from parley.store.records import Run
@@ -55,7 +55,7 @@ class Connection:
         self.svc = svc
         self.caller = caller
         self.held: dict[str, Run] = {}
-        #: Threads of ``store: false`` responses, deleted when the connection ends.
+        #: Scratch threads of ``store: false`` responses, held until the connection ends.
         self.scratch: set[str] = set()
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -152,10 +152,11 @@ class Connection:
         while len(self.held) > MAX_HELD:
             self.held.pop(next(iter(self.held)))
 
-    async def close(self) -> None:
-        """Let go of the scratch threads of this connection's ``store: false`` responses."""
+    def close(self) -> None:
+        """Let go of the scratch threads of this connection's ``store: false`` responses:
+        each goes now, or once its turn ends (``Engine.release_scratch``)."""
         for thread_id in self.scratch:
-            await forget(self.svc.db, self.caller.user.id, thread_id)
+            self.svc.engine.release_scratch(thread_id)
 
 
 async def serve(socket: WebSocket) -> None:
@@ -174,4 +175,4 @@ async def serve(socket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        await asyncio.shield(connection.close())
+        connection.close()

@@ -20,7 +20,7 @@ from parley.server.openapi import errors
 from parley.server.responses import compaction, websocket
 from parley.server.responses.items import message_items
 from parley.server.responses.protocol import CompactCreate, ResponseCreate
-from parley.server.responses.requests import forget_soon, plan, start
+from parley.server.responses.requests import plan, start
 from parley.server.responses.resource import (
     STATUS,
     StoredResponse,
@@ -82,10 +82,9 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
                 param="store",
             )
     turn = await start(svc, user_id, planned, caller.key_hash)
-    forget = functools.partial(forget_soon, svc.db, user_id, turn.thread_id)
     if body.stream:
-        if not planned.store:  # a scratch thread: gone once the turn has ended
-            turn.when_done(forget)
+        if not planned.store:  # the stream reads nothing back: gone once the turn ends
+            svc.engine.release_scratch(turn.thread_id)
         events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1)
         return Streamed(_sse(_frames(events, turn.events())), turn.run_id, turn.first_seq - 1)
     if body.background:
@@ -93,12 +92,13 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
     try:
         await idem.started(turn.run_id)
         await turn.result()
-        stored = await svc.db.read(
-            functools.partial(read_response, user_id=user_id, response_id=turn.run_id)
+        read = functools.partial(
+            read_response, user_id=user_id, response_id=turn.run_id, scratch=not planned.store
         )
+        stored = await svc.db.read(read)
     finally:  # a scratch thread goes once its response is read (or its client has gone)
         if not planned.store:
-            turn.when_done(forget)
+            svc.engine.release_scratch(turn.thread_id)
     return JSONResponse(response_object(stored))
 
 
