@@ -13,9 +13,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
 from parley.errors import InvalidRequest
@@ -27,10 +30,45 @@ T = TypeVar("T")
 
 Metadata = dict[str, Any]
 
+#: The largest integer (and, negated, the smallest) a request may bring anywhere in its
+#: body: what a 64-bit column and the stores' JSON (orjson) hold. Past it, a number is
+#: refused at the edge, never stored (a stored one would come back as a float).
+MAX_INTEGER = 2**63 - 1
 
-def _storable(value: Any, depth: int = 0) -> None:
-    """Refuse text no database can store the same way: NUL characters (PostgreSQL has no
-    room for them) and unpaired UTF-16 surrogates (not Unicode at all)."""
+#: A count a request brings (of tokens, of messages): a JSON integer, never ``"10"``,
+#: ``10.0`` or ``true``, from 1 to ``MAX_INTEGER``.
+Count = Annotated[int, Strict(), Field(ge=1, le=MAX_INTEGER)]
+
+
+class _Sampling(BaseModel):
+    """The model parameters every provider knows, checked as Chat Completions checks them;
+    others pass as given (their integers bounded by ``_storable``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    temperature: Annotated[float, Strict(), Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Strict(), Field(ge=0, le=1)] | None = None
+    presence_penalty: Annotated[float, Strict(), Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Strict(), Field(ge=-2, le=2)] | None = None
+    max_tokens: Count | None = None
+    top_k: Count | None = None
+    seed: Annotated[int, Strict()] | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=16)
+
+
+def _sampling(value: dict[str, Any]) -> dict[str, Any]:
+    _Sampling.model_validate(value)  # its errors are located under the field: parameters.x
+    return value
+
+
+#: An assistant's or a native run's ``parameters``: ``_Sampling``'s checked, kept as given.
+Parameters = Annotated[dict[str, Any], AfterValidator(_sampling)]
+
+
+def _storable(value: Any, depth: int = 0, where: tuple[str | int, ...] = ()) -> None:
+    """Refuse what no database can store the same way: text with NUL characters
+    (PostgreSQL has no room for them) or unpaired UTF-16 surrogates (not Unicode at all),
+    and integers past ``MAX_INTEGER`` (refused where they are, ``where``: ``metadata.n``)."""
     if isinstance(value, str):
         if not value.isascii():
             try:
@@ -41,17 +79,33 @@ def _storable(value: Any, depth: int = 0) -> None:
                 ) from None
         if "\x00" in value:
             raise ValueError("text contains a NUL character (\\u0000), which cannot be stored")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise _out_of_range(value, where)
     elif isinstance(value, dict):
         if depth > 64:
             raise ValueError("JSON nested too deeply")
         for key, item in value.items():
             _storable(key, depth + 1)
-            _storable(item, depth + 1)
+            _storable(item, depth + 1, (*where, key))
     elif isinstance(value, list):
         if depth > 64:
             raise ValueError("JSON nested too deeply")
-        for item in value:
-            _storable(item, depth + 1)
+        for i, item in enumerate(value):
+            _storable(item, depth + 1, (*where, i))
+
+
+def _out_of_range(value: int, where: tuple[str | int, ...]) -> ValidationError:
+    """The validation error of an integer past ``MAX_INTEGER``, located at ``where`` (so
+    that the answer names the field, as the field's own check would)."""
+    error = PydanticCustomError(
+        "integer_out_of_range",
+        "integers may be at most {most} in size",
+        {"most": MAX_INTEGER},
+    )
+    return ValidationError.from_exception_data(
+        "body", [InitErrorDetails(type=error, loc=where, input=value)]
+    )
 
 
 class _Body(BaseModel):
@@ -176,14 +230,14 @@ class AssistantCreate(_AssistantFields):
     model: str = Field(min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
     name: str | None = Field(default=None, max_length=256, examples=["Helper"])
     #: Parley: other parameters its runs send the model (``max_tokens``, ...).
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
     metadata: Metadata = Field(default_factory=dict)
 
 
 class AssistantUpdate(_AssistantFields):
     name: str | None = Field(default=None, max_length=256)
     model: str | None = Field(default=None, min_length=3, max_length=256, examples=_MODEL_EXAMPLES)
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
     metadata: Metadata | None = None
 
 
@@ -314,7 +368,7 @@ class RunCreate(_Tools):
     assistant_id: str
     model: str | None = Field(default=None, min_length=3, max_length=256)
     instructions: str | None = Field(default=None, max_length=256_000)
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
 
 
 class ToolOutput(_Body):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from parley.events import ActionItem
+from parley.server.schemas import MAX_INTEGER
 from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus, ToolCall, Usage
 
@@ -34,6 +35,20 @@ RUN_STATUS = {status: status.value for status in RunStatus} | {
 
 def _ts(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _count(value: Any) -> int | None:
+    """A count stored with a run or an assistant, when it is one: what is not (a number
+    stored by an older version that no request may bring now) reads as none."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
+    return value if ok else None
+
+
+def _number(value: Any) -> float | None:
+    """A stored sampling parameter (``temperature``, ``top_p``), when it is a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if abs(value) <= MAX_INTEGER else None
 
 
 # ----------------------------------------------------------------------- model options
@@ -95,8 +110,8 @@ class AssistantPublic(BaseModel):
             tools=a.tools,
             tool_resources={},
             metadata=a.metadata,
-            temperature=a.parameters.get("temperature"),
-            top_p=a.parameters.get("top_p"),
+            temperature=_number(a.parameters.get("temperature")),
+            top_p=_number(a.parameters.get("top_p")),
             response_format=chat_response_format(a.options),
             reasoning_effort=(a.options or {}).get("reasoning_effort"),
             parameters=a.parameters,
@@ -135,11 +150,13 @@ def content_parts(m: Message) -> list[dict[str, Any]]:
     return parts
 
 
-#: Why the newest message of a run that ended early is incomplete, by the run's status.
+#: Why the newest message of a run that ended early is incomplete, by the run's status:
+#: OpenAI's reasons, and for a run ``incomplete`` the run's own (``interrupted``: its
+#: server stopped mid-answer; a token limit is ``max_tokens``).
 _CUT_SHORT = {
     RunStatus.CANCELLED: "run_cancelled",
     RunStatus.FAILED: "run_failed",
-    RunStatus.INCOMPLETE: "run_failed",
+    RunStatus.INCOMPLETE: "interrupted",
 }
 
 
@@ -294,8 +311,9 @@ class RunUsage(BaseModel):
 
 def truncation_strategy(options: dict[str, Any] | None) -> dict[str, Any]:
     truncation = (options or {}).get("truncation") or {}
-    if truncation.get("type") == "last_messages":
-        return {"type": "last_messages", "last_messages": truncation["last_messages"]}
+    count = _count(truncation.get("last_messages"))
+    if truncation.get("type") == "last_messages" and count is not None:
+        return {"type": "last_messages", "last_messages": count}
     return {"type": "auto", "last_messages": None}
 
 
@@ -367,10 +385,10 @@ class RunPublic(BaseModel):
             tools=r.tools,
             metadata=r.metadata or {},
             usage=RunUsage.of(r),
-            temperature=r.parameters.get("temperature"),
-            top_p=r.parameters.get("top_p"),
-            max_prompt_tokens=limits.get("max_prompt_tokens"),
-            max_completion_tokens=limits.get("max_completion_tokens"),
+            temperature=_number(r.parameters.get("temperature")),
+            top_p=_number(r.parameters.get("top_p")),
+            max_prompt_tokens=_count(limits.get("max_prompt_tokens")),
+            max_completion_tokens=_count(limits.get("max_completion_tokens")),
             truncation_strategy=truncation_strategy(options),
             response_format=chat_response_format(options),
             tool_choice=chat_tool_choice(options),
@@ -381,11 +399,12 @@ class RunPublic(BaseModel):
 
 # --------------------------------------------------------------------------- run steps
 
-#: A step's status once its run ended without finishing it.
+#: A step's status once its run ended without finishing it: the run's own (a run cut
+#: short, ``incomplete``, is not ``failed``, and neither are its steps).
 _STEP_ENDED = {
     RunStatus.CANCELLED: "cancelled",
     RunStatus.FAILED: "failed",
-    RunStatus.INCOMPLETE: "failed",
+    RunStatus.INCOMPLETE: "incomplete",
     RunStatus.EXPIRED: "expired",
 }
 

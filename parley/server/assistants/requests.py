@@ -12,6 +12,7 @@ from parley.engine import NewMessage, RunConfig
 from parley.errors import InvalidRequest
 from parley.server.chat.requests import neutral_response_format, neutral_tool_choice
 from parley.server.schemas import (
+    Count,
     MessageCreate,
     Metadata,
     ReasoningEffort,
@@ -30,7 +31,7 @@ FACE = "assistants"
 
 class TruncationStrategy(_Body):
     type: Literal["auto", "last_messages"]
-    last_messages: int | None = Field(default=None, ge=1)
+    last_messages: Count | None = None
 
     @model_validator(mode="after")
     def _count_given(self) -> TruncationStrategy:
@@ -49,8 +50,8 @@ class _RunFields(_Tools):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_prompt_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None

@@ -177,7 +177,10 @@ class TurnEvents:
 
 
 def _step_event(status: str) -> str:
-    return {"in_progress": "completed"}.get(status, status)
+    """The event that ends a step: OpenAI's stream has no ``thread.run.step.incomplete``,
+    so a step cut short (its object reads ``incomplete``) ends with ``completed``, which
+    clients take for "the step ended" as they take ``failed`` or ``cancelled``."""
+    return {"in_progress": "completed", "incomplete": "completed"}.get(status, status)
 
 
 def _turn_end(

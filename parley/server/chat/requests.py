@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, Strict, ValidationError, field_validator
 
 from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, always_sent, estimate
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
-from parley.server.schemas import MAX_IMAGES, Image, _Body
+from parley.server.schemas import MAX_IMAGES, Count, Image, _Body
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -50,12 +50,12 @@ class ChatCompletionCreate(_Body):
     parallel_tool_calls: bool | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Strict()] | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: dict[str, Any] | None = None
@@ -65,9 +65,9 @@ class ChatCompletionCreate(_Body):
     prompt_cache_key: str | None = Field(default=None, max_length=256)
     metadata: dict[str, Any] | None = None
     store: bool | None = None
-    n: int | None = Field(default=None, ge=1, le=128)
+    n: Annotated[int, Strict(), Field(ge=1, le=128)] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     logit_bias: dict[str, Any] | None = None
     modalities: list[str] | None = None
     service_tier: str | None = Field(default=None, max_length=32)

@@ -259,9 +259,34 @@ def _images(urls: list[str]) -> list[dict[str, Any]] | None:
     return [{"url": u} for u in urls] or None
 
 
+#: A reasoning item's lists of parts, and the one part type each holds (the spec's
+#: ``ReasoningItem``: ``summary`` required, ``content`` optional).
+_REASONING_PARTS = {"summary": "summary_text", "content": "reasoning_text"}
+
+
+def _check_reasoning(item: dict[str, Any], index: int) -> None:
+    """Refuse a reasoning item the specification does not allow: one without its
+    ``summary`` list, with parts of another type, or with an ``encrypted_content`` that
+    is not text."""
+    for where, part_type in _REASONING_PARTS.items():
+        parts = item.get(where)
+        if parts is None and where == "content":
+            continue
+        if not isinstance(parts, list):
+            need = "required" if parts is None else "expected"
+            raise _bad(index, where, f"{need}: a list of {part_type} parts.")
+        for j, part in enumerate(parts):
+            if not isinstance(part, dict) or part.get("type") != part_type:
+                raise _bad(index, f"{where}[{j}].type", f"expected a {part_type} part.")
+    encrypted = item.get("encrypted_content")
+    if encrypted is not None and not isinstance(encrypted, str):
+        raise _bad(index, "encrypted_content", "expected a string.")
+
+
 def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
     """``(kind, text)`` of a reasoning item: its raw reasoning when given (``reasoning``),
     else its summary (``summary``)."""
+    _check_reasoning(item, index)
     for where, kind in (("content", "reasoning"), ("summary", "summary")):
         parts = item.get(where)
         if parts:
