@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -14,6 +14,7 @@ from parley.config import Settings
 from parley.engine import Engine, UsageCounter
 from parley.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from parley.providers.registry import ProviderRegistry
+from parley.server.calls import Calls
 from parley.server.logs import USER_ID_KEY
 from parley.server.ratelimit import Limits
 from parley.store import users as user_store
@@ -31,6 +32,8 @@ class Services:
     keys: KeyCache
     limits: Limits
     usage: UsageCounter
+    #: Chat completions in progress, which the drain waits for (``server.serving``).
+    calls: Calls = field(default_factory=Calls)
 
 
 async def services(request: Request) -> Services:

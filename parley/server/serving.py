@@ -23,6 +23,7 @@ from parley.server.app import create_app
 
 if TYPE_CHECKING:
     from parley.engine import Engine
+    from parley.server.deps import Services
 
 log = logging.getLogger("parley.server")
 
@@ -30,11 +31,13 @@ log = logging.getLogger("parley.server")
 class AppServer(uvicorn.Server):
     """Drains on SIGTERM, then stops the engine first when shutting down.
 
-    Draining (for up to ``drain_seconds``): new turns are refused (503 ``server_draining``,
-    ``/readyz`` says ``draining``) while running turns and their streams go on; the server
-    shuts down once none is left. Another SIGTERM, or a SIGINT, stops at once. Shutting
-    down, turns still running end ``incomplete`` at once, so their streams finish with
-    ``done`` instead of holding the shutdown until its timeout."""
+    Draining (for up to ``drain_seconds``): new turns and chat completions are refused (503
+    ``server_draining``, ``/readyz`` says ``draining``) while running turns, chat
+    completions and their streams go on; the server shuts down once none is left. Another
+    SIGTERM, or a SIGINT, stops at once. Shutting down, turns still running end
+    ``incomplete`` at once, so their streams finish with ``done``, and chat completions end
+    with an error (``server_shutdown``: an error chunk and ``[DONE]``), instead of holding
+    the shutdown until its timeout."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float = 0.0) -> None:
         super().__init__(config)
@@ -58,7 +61,8 @@ class AppServer(uvicorn.Server):
         self._captured_signals.append(sig)  # re-raised after the shutdown, as uvicorn does
         engine.draining = True
         self.drain_until = time.monotonic() + self.drain_seconds
-        level = logging.WARNING if engine.turns else logging.INFO
+        running = len(engine.turns) + self._calls_running()
+        level = logging.WARNING if running else logging.INFO
         # In a context of its own: the signal may land while a turn's code runs, whose
         # request and run ids would otherwise be written on this line.
         contextvars.Context().run(
@@ -66,19 +70,31 @@ class AppServer(uvicorn.Server):
             level,
             "draining: no new turns, up to %gs for %d running",
             self.drain_seconds,
-            len(engine.turns),
+            running,
         )
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_until is not None and not self.should_exit:
             engine = self._engine()
-            if engine is None or not engine.turns or time.monotonic() >= self.drain_until:
+            if (
+                engine is None
+                or not (engine.turns or self._calls_running())
+                or time.monotonic() >= self.drain_until
+            ):
                 self.should_exit = True
         return await super().on_tick(counter)
 
+    def _services(self) -> Services | None:
+        return getattr(self.parley_app.state, "services", None)
+
     def _engine(self) -> Engine | None:
-        services = getattr(self.parley_app.state, "services", None)
+        services = self._services()
         return None if services is None else services.engine
+
+    def _calls_running(self) -> int:
+        """Chat completions in progress (``server.calls``)."""
+        services = self._services()
+        return 0 if services is None else len(services.calls)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # What loading made (modules, classes, the app: most of what the server will ever
@@ -91,9 +107,18 @@ class AppServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         engine = self._engine()
+        services = self._services()
         if engine is not None:
-            if engine.turns and self.drain_until is not None:
-                log.warning("drain over: %d running turns end incomplete", len(engine.turns))
+            calls = self._calls_running()
+            if (engine.turns or calls) and self.drain_until is not None:
+                log.warning(
+                    "drain over: %d running turns end incomplete, %d chat completions "
+                    "with an error",
+                    len(engine.turns),
+                    calls,
+                )
+            if services is not None:
+                services.calls.stop()
             await engine.stop()
         await super().shutdown(sockets)
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from parley.errors import ParleyError
 from parley.events import ModelEvent
+from parley.server.calls import Call
 from parley.server.chat.chunks import DONE_FRAME, Completion, error_frame
 from parley.server.chat.requests import ChatCompletionCreate, new_state_token, read_call
 from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc
@@ -55,16 +56,17 @@ async def create_chat_completion(
         call.with_states(await svc.db.read(read))
     async with svc.limits.run_slot(caller.key_hash) as slot:
         events = svc.engine.call_model(body.model, call.request)
+        progress = svc.calls.track()  # the drain waits for it, and ends it when over
         # The reply is made while the upstream works on the request: the wait for the
         # first event is the only idle time before the first chunk goes out.
-        ahead = _Ahead(functools.partial(_Reply, svc, caller, body, hands_back_state, events))
+        make = functools.partial(_Reply, svc, caller, body, hands_back_state, events, progress)
+        ahead = _Ahead(make)
         # The first event before any byte: a call refused upstream is an HTTP error.
         try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            first = None
+            first = await progress.next(events)
         except BaseException:
             ahead.cancel()
+            svc.calls.forget(progress)
             await events.aclose()
             raise
         reply = ahead.value()
@@ -108,7 +110,17 @@ class _Reply:
     with ``stream``) or the whole completion (``whole``). At the end, once, the key's
     slot is given back (``release``) and the tokens are counted."""
 
-    __slots__ = ("answer", "caller", "events", "first", "model", "release", "response", "svc")
+    __slots__ = (
+        "answer",
+        "caller",
+        "events",
+        "first",
+        "model",
+        "progress",
+        "release",
+        "response",
+        "svc",
+    )
 
     def __init__(
         self,
@@ -117,8 +129,10 @@ class _Reply:
         body: ChatCompletionCreate,
         hands_back_state: bool,
         events: AsyncGenerator[ModelEvent, None],
+        progress: Call,
     ) -> None:
         self.svc, self.caller, self.model, self.events = svc, caller, body.model, events
+        self.progress = progress
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         token = new_state_token() if hands_back_state else None
         self.answer = Completion(body.model, include_usage=include_usage, token=token)
@@ -134,13 +148,14 @@ class _Reply:
 
     async def frames(self) -> AsyncIterator[bytes]:
         """The stream's chunks; a failure after the first byte as an error object."""
-        answer, events = self.answer, self.events
+        answer, events, progress = self.answer, self.events, self.progress
+        progress.follow()
         try:
             opening = answer.start()
             if self.first is not None:
                 opening += answer.add(self.first)
             yield opening
-            async for event in events:
+            while (event := await progress.next(events)) is not None:
                 if frames := answer.add(event):
                     yield frames
             await self.keep_state()
@@ -154,11 +169,12 @@ class _Reply:
 
     async def whole(self) -> JSONResponse:
         """The whole completion, once the call has ended."""
-        answer, events = self.answer, self.events
+        answer, events, progress = self.answer, self.events, self.progress
+        progress.follow()
         try:
             if self.first is not None:
                 answer.add(self.first)
-            async for event in events:
+            while (event := await progress.next(events)) is not None:
                 answer.add(event)
             await self.keep_state()
         finally:
@@ -180,6 +196,7 @@ class _Reply:
             log.exception("could not keep the provider's state of a chat completion")
 
     def done(self) -> None:
+        self.svc.calls.forget(self.progress)
         while self.release:
             self.release.pop()()
         caller = self.caller
