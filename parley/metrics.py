@@ -7,9 +7,9 @@ the engine calls its hooks without asking which it has. The hooks are called per
 per model call and per turn, never per streamed chunk.
 
 Labels stay bounded: routes are templates (``/v1/threads/{thread_id}``, or ``other`` for a
-path no route serves), methods the HTTP ones, and a model label is one of the first
-``MODEL_LABELS`` distinct ``(provider, model)`` pairs seen; later ones count as ``other``.
-No user, key, thread or run id is ever a label. ``docs/metrics.md`` describes each metric.
+path no route serves), methods the HTTP ones, and a model label is a model the server
+knows (``KnownModel``: the provider registry's ``knows``), any other name a client sends
+counting as ``other``. No user, key, thread or run id is ever a label. ``docs/metrics.md`` describes each metric.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Distinct ``(provider, model)`` label pairs kept; the rest are counted as model ``other``.
-MODEL_LABELS = 100
-#: The route label of a request no route serves.
+#: Whether ``(provider, model_id)`` is a model the server knows, which may be a label of
+#: its own (``ProviderRegistry.knows``); any other is counted as model ``other``.
+KnownModel = Callable[[str, str], bool]
+#: The route label of a request no route serves, and the model label of an unknown model.
 OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -107,19 +108,23 @@ class Metrics:
         return b"", "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_metrics() -> Metrics:
-    """The app's metrics: Prometheus ones when ``prometheus-client`` is installed."""
+def create_metrics(known: KnownModel | None = None) -> Metrics:
+    """The app's metrics: Prometheus ones when ``prometheus-client`` is installed, whose
+    model labels are the models ``known`` knows."""
     try:
         import prometheus_client  # noqa: F401 - only whether it is there
     except ImportError:
         return Metrics()
-    return PrometheusMetrics()
+    return PrometheusMetrics(known)
 
 
 class PrometheusMetrics(Metrics):
     enabled = True
 
-    def __init__(self) -> None:
+    def __init__(self, known: KnownModel | None = None) -> None:
+        """``known``: which models may be labels (without it, none: every model is
+        ``other``)."""
+        self._known = known
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = registry = CollectorRegistry(auto_describe=True)
@@ -195,15 +200,16 @@ class PrometheusMetrics(Metrics):
         self.pool_size = Gauge(
             "parley_db_pool_size", "Connections the database pool holds.", registry=registry
         )
+        #: The pairs found known (the rule is asked once a pair).
         self._models: set[tuple[str, str]] = set()
 
     def model_labels(self, provider: str, model: str) -> tuple[str, str]:
-        """``(provider, model)``, or ``(provider, "other")`` once ``MODEL_LABELS`` other
-        pairs have been seen."""
+        """``(provider, model)`` for a model the server knows, else ``(provider,
+        "other")``: names clients make up add no series."""
         pair = (provider, model)
         if pair in self._models:
             return pair
-        if len(self._models) >= MODEL_LABELS:
+        if self._known is None or not self._known(provider, model):
             return provider, OTHER
         self._models.add(pair)
         return pair

@@ -37,6 +37,8 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Longest part of the user's message echoed back.
 _ECHO_LIMIT = 200
+#: The demo's own model ids: it takes any id, and lists (and names in metrics) these.
+MODELS = ("parley",)
 
 
 class DemoProvider:
@@ -49,8 +51,8 @@ class DemoProvider:
     serves_any_model = True
 
     async def list_models(self) -> list[str]:
-        """Any model id works; this one is the example."""
-        return ["parley"]
+        """Any model id works; these are the examples (``MODELS``)."""
+        return list(MODELS)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         plan = _plan(request)

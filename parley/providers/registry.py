@@ -27,8 +27,15 @@ from parley.config import ProviderConfig, Settings
 from parley.errors import InvalidRequest
 from parley.metrics import Metrics
 from parley.providers.base import Provider
+from parley.providers.demo import MODELS as DEMO_MODELS
 from parley.providers.demo import DemoProvider
-from parley.providers.windows import LearnedWindows, Lookup, Source, builtin_window
+from parley.providers.windows import (
+    BUILTIN_WINDOWS,
+    LearnedWindows,
+    Lookup,
+    Source,
+    builtin_window,
+)
 
 #: How to talk to each kind of API (besides the demo model): one adapter class a kind, as
 #: module and class name. An adapter (and its HTTP client) is imported when a provider of
@@ -81,6 +88,8 @@ class ProviderRegistry:
         self._learned = windows or LearnedWindows()
         #: Where the adapters built from now on count their retries (the app's metrics).
         self.metrics = Metrics()
+        #: The model ids each provider's model list named (``models``), for ``knows``.
+        self._listed: dict[str, frozenset[str]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -182,7 +191,28 @@ class ProviderRegistry:
         if config is not None and getattr(provider, "serves_any_model", False):
             # The demo model takes any name: the ones the config describes are its models too.
             ids += sorted(m for m in config.models if m not in ids)
+        self._listed[name] = frozenset(ids)
         return ids
+
+    def knows(self, provider_name: str, model_id: str) -> bool:
+        """Whether ``model_id`` is a model of ``provider_name`` this server knows: one its
+        config names, one its model list named (with the demo's own, ``demo.MODELS``), one
+        whose window that list or the built-in table gives by its exact name. Any other id
+        is one a client may have made up (the metrics count it as ``other``). Never waits,
+        never calls the provider."""
+        config = self._configs.get(provider_name)
+        if config is None and provider_name not in self._overrides:
+            return False
+        if config is not None and model_id in config.models:
+            return True
+        if config is not None and config.kind == "demo" and model_id in DEMO_MODELS:
+            return True
+        if model_id in self._listed.get(provider_name, ()):
+            return True
+        found = self._window_source(provider_name, model_id)
+        if found is not None and self._learned.window(found[0], model_id) is not None:
+            return True
+        return model_id.lower() in BUILTIN_WINDOWS
 
     def traits(self, model: str) -> tuple[frozenset[str], bool]:
         """What ``model``'s API cannot be asked (``HTTPProvider.refused_options``), and

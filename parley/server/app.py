@@ -73,7 +73,7 @@ def create_app(
     OpenTelemetry variables say (``parley.tracing``); metrics: ``parley.metrics``."""
     settings = settings or Settings()
     registry = providers or ProviderRegistry(settings)
-    metrics = create_metrics()
+    metrics = create_metrics(registry.knows)
     traces = tracer_provider or _traces_wanted(settings)
     if traces is not None:  # OpenTelemetry is imported only when traces are on
         from parley.tracing import Traced, TraceRequests, tracer_of
