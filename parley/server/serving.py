@@ -140,7 +140,21 @@ def build_server(settings: Settings) -> AppServer:
         ws=cast("type[asyncio.Protocol]", _websocket_protocol),
     )
     logs.protect()  # after uvicorn set its loggers up (``Config``)
+    _check_trusted_proxies(config.forwarded_allow_ips)
     return AppServer(config, app, settings.drain_seconds)
+
+
+def _check_trusted_proxies(trusted: list[str] | str) -> None:
+    """Warn when uvicorn takes ``X-Forwarded-For`` from any peer (``FORWARDED_ALLOW_IPS`` of
+    ``*``; uvicorn's default is loopback only): then a client that reaches the server, or a
+    proxy that appends to the client's header, chooses the address the limit on failed
+    authentications counts against (docs/deploy.md, "Client addresses")."""
+    hosts = trusted.split(",") if isinstance(trusted, str) else trusted
+    if "*" in (host.strip() for host in hosts):
+        log.warning(
+            "FORWARDED_ALLOW_IPS is *: any client can set its address with X-Forwarded-For; "
+            "set it to the proxy's address"
+        )
 
 
 def _websocket_protocol(**kwargs: Any) -> asyncio.Protocol:

@@ -8,6 +8,11 @@ through nginx with ``Last-Event-ID`` and gets, from the other replica, the rest 
 it is not continued elsewhere, it is closed ``incomplete`` (``interrupted``) once its lease
 runs out, and the client's text, the event log and the stored message agree.
 
+A client cannot choose the address the failed-authentication limit counts (nginx sends the
+replicas its own view of the client, whatever ``X-Forwarded-For`` the client wrote). A
+rolling restart loses nothing: a replica that was restarted takes traffic as soon as it is
+back, even when the other one dies moments later.
+
 Those tests (marked ``postgres``) need PostgreSQL, Redis and nginx (``.ci/run`` installs
 Debian's); without nginx they skip, and fail under ``CI=true``. The others check that the
 image's install and the docs' unit file match what is tested and shipped.
@@ -20,6 +25,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +62,8 @@ DEPLOY = REPO / "deploy"
 SLOW = "fake/text:60:30"
 #: A short lease, so that the dead replica's run is closed soon (the sweep runs every 0.5 s).
 LEASE_SECONDS = 2.0
+#: Failed authentications an address may make (per 60 s) before it is refused.
+AUTH_FAILURES = 5
 
 
 # ------------------------------------------------------------------- the Dockerfile
@@ -142,6 +150,17 @@ def nginx_binary() -> str:
     return found
 
 
+def compose_trusted_proxies() -> str:
+    """The replicas' ``FORWARDED_ALLOW_IPS`` in ``deploy/compose.yaml``, with nginx's address
+    there (its one ``ipv4_address``) replaced by the one the test's nginx connects from."""
+    compose = (DEPLOY / "compose.yaml").read_text()
+    (trusted,) = re.findall(r'^\s+FORWARDED_ALLOW_IPS: "([^"]*)"$', compose, re.M)
+    nginx_at = re.findall(r"^\s+ipv4_address: (\S+)$", compose, re.M)
+    assert len(nginx_at) <= 1, nginx_at
+    here = {address: "127.0.0.1" for address in nginx_at}
+    return ",".join(here.get(a.strip(), a.strip()) for a in trusted.split(","))
+
+
 class ImageReplica(ParleyServer):
     """A replica started as the image starts it: its ``CMD``, with ``PARLEY_PORT`` set."""
 
@@ -149,6 +168,10 @@ class ImageReplica(ParleyServer):
         created = self.cli("users", "create", "admin", "--admin")
         assert created.returncode == 0, created.stderr
         self.admin_key = created.stdout.strip().splitlines()[-1]
+        return self.launch()
+
+    def launch(self) -> ImageReplica:
+        """Start the process (again, after a stop: on the same port)."""
         program, *args = image_command()
         beside = Path(sys.executable).with_name(program)  # the venv's console script
         command = [str(beside) if beside.exists() else program, *args]
@@ -233,7 +256,14 @@ def site(upstream: Any, tmp_path: Path) -> Iterator[tuple[Nginx, list[ParleyServ
     binary = nginx_binary()
     db = FreshDatabase(tmp_path)
     config = provider_config(upstream.base_url, free_port())
-    env = {"PARLEY_REDIS_URL": TEST_REDIS_URL, "PARLEY_LEASE_SECONDS": str(LEASE_SECONDS)}
+    env = {
+        "PARLEY_REDIS_URL": TEST_REDIS_URL,
+        "PARLEY_LEASE_SECONDS": str(LEASE_SECONDS),
+        "PARLEY_AUTH_FAILURE_LIMIT": str(AUTH_FAILURES),
+        "PARLEY_AUTH_FAILURE_WINDOW_SECONDS": "60",
+        # As compose runs the replicas: forwarded headers trusted from nginx's address.
+        "FORWARDED_ALLOW_IPS": compose_trusted_proxies(),
+    }
     replicas: list[ParleyServer] = []
     nginx: Nginx | None = None
     try:
@@ -324,8 +354,9 @@ def test_a_stream_whose_replica_dies_is_resumed_through_nginx_on_the_other(
         assert turn[-1].event == "done" and turn[-1].data["status"] == "completed", turn[-2:]
         assert joined(turn, "content.delta") == expected_text(60)
 
-    # After the kill, nginx sent every request to the other replica: the one it first tried
-    # on the dead one (round robin) was passed on when the connection was refused.
+    # After the kill, nginx sent every request to the other replica: those it first tried
+    # on the dead one (round robin; a replica is never taken out of rotation) were passed on
+    # when the connection was refused.
     # nginx writes a request's line after it has sent the answer: wait for the last one.
     def requests_after_the_kill() -> list[str]:
         access = nginx.access_log.read_text().splitlines()
@@ -336,7 +367,7 @@ def test_a_stream_whose_replica_dies_is_resumed_through_nginx_on_the_other(
     after = wait_until(requests_after_the_kill, 5, "nginx's access log of the requests")
     dead, alive = f"127.0.0.1:{serving.port}", f"127.0.0.1:{other.port}"
     assert len(after) == 5, after
-    assert sum(f"upstream={dead}, {alive} upstream_status=502, 200 " in line for line in after) == 1
+    assert sum(f"upstream={dead}, {alive} upstream_status=502, 200 " in line for line in after) >= 1
     assert all(f"upstream={alive} " in line or f", {alive} " in line for line in after), after
     other.assert_clean_log()
 
@@ -370,3 +401,135 @@ def test_request_ids_and_large_bodies_pass_through_nginx(
         assert len(body) == 1024 * 1024
         assert http.post("/process", content=body).status_code == 422
     assert "rid=req-from-the-client " in nginx.access_log.read_text()
+
+
+def own_loopback_address() -> str:
+    """A loopback address of this test's own: Redis, where the failed-authentication counts
+    live, is shared with the other tests that run meanwhile."""
+    return f"127.{os.getpid() % 250 + 1}.{int(time.time()) % 250 + 1}.29"
+
+
+@pytest.mark.postgres
+def test_a_client_cannot_choose_the_address_its_failed_authentications_count_against(
+    site: tuple[Nginx, list[ParleyServer]],
+) -> None:
+    nginx, replicas = site
+    transport = httpx.HTTPTransport(local_address=own_loopback_address())
+    with httpx.Client(base_url=f"{nginx.base_url}/v1", transport=transport, timeout=30) as http:
+
+        def me(n: int, key: str = "pk_wrong") -> httpx.Response:
+            """``GET /me`` claiming to come from a new address each time, in every header a
+            proxy may be told a client's address by."""
+            claimed = f"198.51.100.{n % 250 + 1}"
+            headers = {
+                "Authorization": f"Bearer {key}",
+                "X-Forwarded-For": f"{claimed}, 203.0.113.{n % 250 + 1}",
+                "X-Real-IP": claimed,
+                "Forwarded": f"for={claimed}",
+            }
+            return http.get("/me", headers=headers)
+
+        statuses = [me(n).status_code for n in range(3 * AUTH_FAILURES)]
+        assert statuses == [401] * AUTH_FAILURES + [429] * (2 * AUTH_FAILURES), statuses
+        # Blocked: a right key, from yet another claimed address, is refused too.
+        key = replicas[0].new_user()
+        refused = me(99, key)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "too_many_auth_failures", refused.text
+    # Others are not blocked: the test's plain client (from 127.0.0.1) gets in.
+    with nginx.client(key) as http:
+        assert http.get("/me").status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_restarted_replica_takes_traffic_at_once_when_the_other_dies(
+    site: tuple[Nginx, list[ParleyServer]],
+) -> None:
+    """The rolling restart of docs/deploy.md: replica A is restarted (nginx finds it
+    refusing meanwhile), and replica B dies moments after A is back. Resumes and new turns
+    go to A at once: nginx does not keep a ready replica out of rotation."""
+    nginx, (a, b) = site
+    key = a.new_user()
+    with nginx.client(key) as http:
+        bot = http.post("/assistants", json={"name": "quick", "model": "fake/text:8"}).json()
+        body = {"assistant_id": bot["id"], "content": "go"}
+        with http.stream("POST", "/process", json=body) as response:
+            check_sse_response(response)
+            turn = list(stream_events(response))
+        assert turn[-1].event == "done", turn[-3:]
+        middle = turn[len(turn) // 2].id
+        assert middle is not None
+
+        a.stop()  # SIGTERM, as an orchestrator stops it; its port now refuses
+        # Round robin: of two requests, one is sent to A first, refused, and passed on.
+        for _ in range(2):
+            assert http.get("/assistants").status_code == 200
+        refused_at = time.monotonic()
+        a.launch()
+        wait_until(lambda: httpx.get(f"{a.base_url}/readyz").status_code == 200, 30, "A ready")
+        b.kill()
+
+        tail = read_events(
+            http, f"/runs/{turn[0].data['run_id']}/events", headers={"Last-Event-ID": str(middle)}
+        )
+        assert [e.id for e in tail] == [e.id for e in turn if e.id is not None and e.id > middle]
+        with http.stream("POST", "/process", json={**body, "content": "again"}) as response:
+            check_sse_response(response)
+            again = list(stream_events(response))
+        assert again[-1].event == "done" and again[-1].data["status"] == "completed", again[-2:]
+        for _ in range(4):
+            assert http.get("/assistants").status_code == 200
+        # All of it within the 10 s the old configuration kept a refusing replica out.
+        assert time.monotonic() - refused_at < 8, time.monotonic() - refused_at
+
+    access = nginx.access_log.read_text()
+    refused_a = f"upstream=127.0.0.1:{a.port}, 127.0.0.1:{b.port} upstream_status=502, 200 "
+    assert refused_a in access, access
+
+
+@pytest.mark.postgres
+def test_a_draining_replicas_503_sends_gets_to_the_other_and_never_resends_a_post(
+    site: tuple[Nginx, list[ParleyServer]],
+) -> None:
+    nginx, (a, b) = site
+    # A drains for a while: a long turn keeps it draining once it got SIGTERM.
+    a.stop()
+    a.env["PARLEY_DRAIN_SECONDS"] = "30"
+    a.launch()
+    key = a.new_user()
+    with a.client(key) as on_a, nginx.client(key) as http:
+        slow = on_a.post("/assistants", json={"name": "slow", "model": "fake/text:400:50"})
+        with on_a.stream(
+            "POST", "/process", json={"assistant_id": slow.json()["id"], "content": "go"}
+        ) as held:
+            check_sse_response(held)
+            next(stream_events(held))
+            assert a.proc is not None
+            a.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: httpx.get(f"{a.base_url}/readyz").status_code == 503, 10, "drain")
+
+            # A GET answered 503 by the draining replica goes on to the other one.
+            for _ in range(4):
+                ready = httpx.get(f"{nginx.base_url}/readyz", timeout=10)
+                assert ready.status_code == 200, ready.text
+            # A POST is never sent twice: the draining replica's refusal reaches the client,
+            # which sends it again (round robin: to the other replica).
+            bot = http.post("/assistants", json={"name": "quick", "model": "fake/text:3"}).json()
+            turn = {"assistant_id": bot["id"], "content": "hi"}
+            statuses: list[int] = []
+            for _ in range(4):
+                answer = http.post("/process", json={**turn, "stream": False})
+                if answer.status_code == 503:
+                    assert answer.json()["error"]["code"] == "server_draining", answer.text
+                statuses.append(answer.status_code)
+            assert set(statuses) == {200, 503}, statuses
+
+    def posts() -> list[str]:
+        lines = nginx.access_log.read_text().splitlines()
+        found = [line for line in lines if "POST /v1/process" in line]
+        return found if len(found) == 4 else []
+
+    refused = [line for line in wait_until(posts, 5, "the POSTs logged") if " 503 " in line]
+    assert refused and all(f"upstream=127.0.0.1:{a.port} " in line for line in refused), refused
+    access = nginx.access_log.read_text()
+    assert f"127.0.0.1:{a.port}, 127.0.0.1:{b.port} upstream_status=503, 200 " in access, access
