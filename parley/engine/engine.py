@@ -144,6 +144,11 @@ class Engine:
         tasks = [t.task for t in turns if t.task]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        # The connections holding scratch threads end with the server: let go of them.
+        for thread_id in sorted(self.scratch_held):
+            self.release_scratch(thread_id)
+        if self._scratch_writes:
+            await asyncio.wait(list(self._scratch_writes), timeout=5)
         if self.bus is not None and not self._bus_closed:
             self._bus_closed = True
             await self.bus.aclose()
@@ -337,6 +342,8 @@ class Engine:
         goes now, or once its turn ends; should this fail, the sweep deletes it once its
         hold has run out. Synchronous, so that a face's ``finally`` can call it even when
         cancelled."""
+        if self.closing and thread_id not in self.scratch_held:
+            return  # let go of when the engine stopped
         self.scratch_held.discard(thread_id)
         self._scratch_write(tx.let_go_scratch, thread_id)
 

@@ -275,3 +275,22 @@ def test_a_killed_server_leaves_nothing_after_its_restart(
         assert user.rows()["runs"] == [response_id], "the killed server deleted it"
         restartable.start()
         user.wait_gone(response_id, "the restarted server's sweep to remove the scratch thread")
+
+
+def test_a_stopped_server_lets_go_of_what_its_sockets_held(
+    restartable: ParleyServer, user: User
+) -> None:
+    """SIGTERM with a WebSocket open on a finished ``store: false`` response and another
+    mid-response: the server deletes both before it exits."""
+    log_start = len(restartable.log())
+    with websocket(restartable, user.key) as idle, websocket(restartable, user.key) as busy:
+        done = idle.create(model="fake/text:2", input="hi", store=False)
+        busy.send({"type": "response.create", "model": SLOW, "input": "hi", "store": False})
+        running = _first_deltas(busy)
+        assert {done["id"], running} <= set(user.rows()["runs"])
+        restartable.stop()
+    try:
+        assert user.left() and user.events_of(running) == 0, user.rows()
+        restartable.assert_clean_log(log_start)
+    finally:
+        restartable.start()
