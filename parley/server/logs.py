@@ -9,6 +9,15 @@ too) names it. One ``parley.access`` line at info level follows the end of each 
 (for a stream, its last byte): method, path (never the query string: it may hold a key),
 status, milliseconds, body bytes, client address, and the user once authenticated. With
 the info level off, no record is made and no clock read.
+
+No line holds an API key or a message's content, at any level (``protect``, which the server
+applies when it starts): at ``debug`` only Parley's own loggers say more than info, because
+the libraries' debug lines quote what they carry (uvicorn's and the ``websockets``
+library's, the headers of a WebSocket handshake, ``Authorization`` included, and every
+frame; SQLAlchemy's and aiosqlite's, the statements' parameters; the HTTP clients', their
+requests). And every line that reaches a handler of the server's is scrubbed of what looks
+like a credential (``Bearer …``, ``X-API-Key: …``, ``?key=…``, ``pk_…``, ``sk-…``), its
+traceback too, in case one gets through anyway.
 """
 
 from __future__ import annotations
@@ -121,20 +130,23 @@ class AccessLog:
 
 #: The loggers uvicorn sets to the server's level itself; the others follow the root's.
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-#: A credential in a line: an ``Authorization`` value, an ``X-API-Key`` header, or a token
-#: of Parley's (``pk_``) or a provider's (``sk-``) shape.
+#: A credential in a line: an ``Authorization`` value, an ``X-API-Key`` header, a key in a
+#: URL's query, or a token of Parley's (``pk_``) or a provider's (``sk-``) shape.
 _CREDENTIAL = re.compile(
     r"(?i)\b(?:(bearer|basic)\s+|(x-api-key|api[-_]key)([\"']?\s*[:=]\s*[\"']?))[^\s\"',;]+"
+    r"|([?&](?:key|api_key|access_token)=)[^&#\s\"']+"
     r"|\b(pk_|sk-)[A-Za-z0-9_-]{6,}"
 )
+_formatter = logging.Formatter()
 
 
 def _hidden(match: re.Match[str]) -> str:
-    if match.group(1):
-        return f"{match.group(1)} ***"
-    if match.group(2):
-        return f"{match.group(2)}{match.group(3)}***"
-    return f"{match.group(4)}***"
+    scheme, header, separator, query, token = match.groups()
+    if scheme:
+        return f"{scheme} ***"
+    if header:
+        return f"{header}{separator}***"
+    return f"{query or token}***"
 
 
 def redact(text: str) -> str:
@@ -143,7 +155,8 @@ def redact(text: str) -> str:
 
 
 class Redact(logging.Filter):
-    """A handler's filter: the record's message, credentials replaced (``redact``)."""
+    """A handler's filter: the record's message and its traceback, credentials replaced
+    (``redact``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -154,6 +167,11 @@ class Redact(logging.Filter):
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
             record.__dict__.pop("color_message", None)  # uvicorn's copy, with colours
+        if record.exc_info:  # formatted here, once, for every handler and formatter
+            record.exc_text = redact(_formatter.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 
@@ -161,9 +179,10 @@ def protect() -> None:
     """Keep keys and content out of the log, at every level (see the module's docstring):
     call once logging and uvicorn's loggers are set up (``serving.build_server`` does).
 
-    Below info, the root logger goes up to info and Parley's loggers (``parley.*``) keep
-    the level asked for; so do uvicorn's, which it sets itself. Every handler of the root
-    logger's and uvicorn's gets ``Redact``."""
+    Below info, the root logger (which the libraries' loggers follow) goes up to info while
+    Parley's loggers (``parley.*``) keep the level asked for; uvicorn's loggers, which
+    uvicorn sets to the server's level itself, go up to info too. Every handler of the root
+    logger's and of uvicorn's gets ``Redact``."""
     root = logging.getLogger()
     if root.level < logging.INFO:
         logging.getLogger("parley").setLevel(max(root.level, 1))  # 0 would follow the root

@@ -43,3 +43,22 @@ def test_a_handler_with_redact_writes_no_key() -> None:
         logger.removeHandler(handler)
     assert out.getvalue().splitlines()[0] == "header authorization: Bearer ***"
     assert KEY not in out.getvalue()
+
+
+def test_a_traceback_is_scrubbed_too() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(Redact())
+    logger = logging.getLogger("tests.redaction.traceback")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ValueError(f"refused https://example.invalid/v1?key=AIzaSecret0 with {KEY}")
+        except ValueError:
+            logger.exception("the call failed")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "Traceback" in text and "?key=*** with pk_***" in text, text
+    assert KEY not in text and "AIzaSecret0" not in text
