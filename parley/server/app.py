@@ -29,7 +29,7 @@ from parley.metrics import (
 )
 from parley.providers.registry import ProviderRegistry
 from parley.server.chat.requests import ChatCompletionCreate
-from parley.server.cors import Cors
+from parley.server.cors import Cors, RouteMethods
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
 from parley.server.fastpaths import FastPaths, FastRoute
@@ -198,6 +198,9 @@ def create_app(
         app.add_middleware(Cors, origins=settings.cors_origins)
         app.fast_app = Cors(app.fast_app, origins=settings.cors_origins)
     names = RouteNames("/v1", (r for m in routers for r in m.router.routes), fast.routes)
+    app.state.route_methods = RouteMethods.of(  # ``Allow``: errors._allowed_methods
+        [*(("/v1", r) for m in routers for r in m.router.routes), *(("", r) for r in app.routes)]
+    )
     if metrics.enabled:  # around CORS: every answer is counted, CORS preflights too
         app.add_middleware(RequestMetrics, metrics=metrics, routes=names)
         app.fast_app = RequestMetrics(app.fast_app, metrics, routes=names)

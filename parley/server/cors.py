@@ -11,9 +11,11 @@ browser then refuses it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from starlette.datastructures import MutableHeaders
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Methods of the API.
@@ -33,6 +35,43 @@ EXPOSE_HEADERS = (
 )
 #: Seconds a browser may keep a preflight's answer.
 MAX_AGE = "600"
+#: Methods in the order ``Allow`` names them.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+class RouteMethods:
+    """The methods of each route template, for ``Allow`` (an ``OPTIONS`` request, a
+    405): a path's template is the most literal one that matches it (fewest parameters:
+    ``/v1/threads/runs`` is not ``/v1/threads/{thread_id}``), and its methods are those of
+    every route of that template, never a sibling template's."""
+
+    def __init__(self, routes: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """``routes``: each route's template (``/v1/threads/{thread_id}``) and methods."""
+        methods: dict[str, set[str]] = {}
+        for template, served in routes:
+            methods.setdefault(template, set()).update(m.upper() for m in served)
+        by_literalness = sorted(methods, key=lambda template: template.count("{"))
+        self._templates: list[tuple[re.Pattern[str], frozenset[str]]] = [
+            (compile_path(template)[0], frozenset(methods[template])) for template in by_literalness
+        ]
+
+    @classmethod
+    def of(cls, routes: Iterable[tuple[str, object]]) -> RouteMethods:
+        """Of ``(prefix, route)`` pairs: each route's template is ``prefix`` and its path
+        (the routes of an included router know only their own part)."""
+        return cls(
+            (prefix + path, methods)
+            for prefix, route in routes
+            if (path := getattr(route, "path", None))
+            and (methods := getattr(route, "methods", None))
+        )
+
+    def __call__(self, path: str) -> list[str]:
+        """The methods of ``path``'s template (none: no route serves it)."""
+        for pattern, served in self._templates:
+            if pattern.match(path):
+                return [m for m in _METHODS if m in served]
+        return []
 
 
 class Cors:

@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from parley.errors import (
     ERROR_TYPE_HEADER,
@@ -166,19 +165,11 @@ def validation_failed(errors: Sequence[Mapping[str, Any]]) -> ParleyError:
     return ValidationFailed(f"Invalid request: {where}: {first['msg']}", details=details)
 
 
-_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves on the request's path. (Routing stops at the first
-    route whose path matches, and would name only that route's methods.)"""
-    routes = request.app.router.routes
-    allowed = [
-        method
-        for method in _METHODS
-        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
-    ]
-    return ", ".join(allowed)
+    """The methods of the request's path template (``cors.RouteMethods``, which the app
+    keeps in ``state.route_methods``)."""
+    methods = getattr(request.app.state, "route_methods", None)
+    return ", ".join(methods(request.url.path)) if methods is not None else ""
 
 
 def exception_response(exc: Exception, path: str) -> JSONResponse:

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from parley.config import Settings
-from parley.server import logs
+from parley.server import head_limits, logs
 from parley.server.app import create_app
 
 if TYPE_CHECKING:
@@ -138,6 +138,9 @@ def build_server(settings: Settings) -> AppServer:
         timeout_graceful_shutdown=10,
         lifespan="on",
         ws=cast("type[asyncio.Protocol]", _websocket_protocol),
+        # Heads (request line and headers) bounded: 431 past them (``server.head_limits``).
+        http=head_limits.http_protocol(),
+        h11_max_incomplete_event_size=head_limits.MAX_HEAD_BYTES,
     )
     logs.protect()  # after uvicorn set its loggers up (``Config``)
     _check_trusted_proxies(config.forwarded_allow_ips)

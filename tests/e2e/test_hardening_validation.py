@@ -5,6 +5,9 @@ numbers are out of range still reads (200) wherever it is listed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import socket
 from typing import Any
 
 import httpx
@@ -200,3 +203,81 @@ def test_a_reasoning_input_item_needs_its_summary(http: httpx.Client) -> None:
         items = [{"role": "user", "content": "hi"}, item, {"role": "assistant", "content": "ok"}]
         answer = http.post("/responses", json={"model": "demo/x", "input": items})
         assert answer.status_code == 200, (item, answer.text)
+
+
+# ------------------------------------------------------------------------------ headers
+
+
+def _raw_get(server: Any, headers: list[tuple[str, str]], path: str = "/healthz") -> bytes:
+    """A GET with ``headers`` over a socket of its own, and what the server answered
+    before it closed (empty when it reset the connection first)."""
+    host, port = "127.0.0.1", server.port
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    received = b""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server may stop reading, then reset
+            sock.sendall(request)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received
+
+
+def _status(answer: bytes) -> int | None:
+    first = answer.split(b"\r\n", 1)[0].split()
+    return int(first[1]) if len(first) > 1 else None
+
+
+def test_headers_are_bounded_in_size_and_number(server: Any) -> None:
+    # Just past the bounds: the whole head is read, and refused with a JSON 431.
+    cases = [
+        [("X-Big", "a" * 70_000)],
+        [(f"X-Many-{i}", "x") for i in range(300)],
+    ]
+    for headers in cases:
+        answer = _raw_get(server, headers)
+        assert _status(answer) == 431, answer[:300]
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"application/json" in head.lower(), head
+        error = json.loads(body)["error"]
+        assert error["code"] == "request_headers_too_large", error
+        assert error["message"], error
+    # Far past them (1 MB, 10,000 headers): refused, or cut off, never served.
+    for headers in ([("X-Big", "a" * 1_000_000)], [(f"X-H{i}", "x") for i in range(10_000)]):
+        assert _status(_raw_get(server, headers)) in (431, None)
+    # Within them: served.
+    fine = [("X-Big", "a" * 30_000)] + [(f"X-Many-{i}", "x") for i in range(90)]
+    assert _status(_raw_get(server, fine)) == 200
+    assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+
+
+# ------------------------------------------------------------------------------ OPTIONS
+
+
+def _allow(answer: httpx.Response) -> set[str]:
+    return {m.strip() for m in answer.headers.get("allow", "").split(",") if m.strip()}
+
+
+def test_options_allows_exactly_the_methods_of_the_path_template(
+    http: httpx.Client, server: Any
+) -> None:
+    """Every path of the OpenAPI document, its parameters filled in: ``OPTIONS`` answers
+    204 with ``Allow`` naming that template's methods, never a sibling template's (a
+    literal segment like ``/v1/threads/runs`` is not ``/v1/threads/{thread_id}``)."""
+    document = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    checked = 0
+    for template, operations in document["paths"].items():
+        methods = {m.upper() for m in operations if m in ("get", "post", "patch", "delete", "put")}
+        path = template
+        while "{" in path:
+            start, end = path.index("{"), path.index("}")
+            path = path[:start] + "x_1" + path[end + 1 :]
+        answer = http.options(path.removeprefix("/v1") if path.startswith("/v1/") else path)
+        if not path.startswith("/v1/"):
+            answer = httpx.options(f"{server.base_url}{path}", timeout=10)
+        assert answer.status_code == 204, (template, answer.status_code, answer.text)
+        assert _allow(answer) == methods | {"OPTIONS"}, (template, answer.headers.get("allow"))
+        checked += 1
+    assert checked > 40, checked
