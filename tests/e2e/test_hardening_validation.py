@@ -117,6 +117,9 @@ def test_a_run_whose_stored_numbers_are_out_of_range_still_reads(
     for path in reads:
         answer = http.get(path)
         assert answer.status_code == 200, (path, answer.status_code, answer.text)
+    # Not a response (404), nor a conversation's items to break either.
+    assert http.get(f"/responses/{run['id']}").status_code in (200, 404)
+    assert http.get(f"/conversations/{t['id']}/items").status_code == 200
     read = http.get(f"/threads/{t['id']}/runs/{run['id']}").json()
     assert read["max_completion_tokens"] is None and read["max_prompt_tokens"] is None, read
     assert read["truncation_strategy"] == {"type": "auto", "last_messages": None}, read
