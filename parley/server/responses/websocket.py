@@ -23,7 +23,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from parley.errors import InvalidRequest, ParleyError, PayloadTooLarge
+from parley.errors import InvalidRequest, NotFound, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
 from parley.server.errors import openai_error, validation_failed
 from parley.server.responses.protocol import WebSocketCreate
@@ -122,7 +122,10 @@ class Connection:
                     await self.send(event)
             if events.finished:
                 break
-        outcome = await turn.result()
+        try:
+            outcome = await turn.result()
+        except NotFound:  # a scratch thread let go of meanwhile (the server stopping)
+            return
         if outcome.run.status == RunStatus.FAILED and previous is not None:
             self.held.pop(previous, None)
         self.hold(outcome.run)
