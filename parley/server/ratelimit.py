@@ -11,9 +11,9 @@ Three limits, each off at 0 (the default):
 * **turns in progress per key**: a turn takes a slot before it starts and gives it back when
   its task ends.
 
-Before a turn takes its slot, the key's daily token budget is checked too, when the app
-gives ``Limits`` its ``budgets`` (``server.usage.KeyBudgets``; per key, not a limit of
-this module's counters).
+Before a turn takes its slot, it reserves tokens of the key's daily token budget too, when
+the app gives ``Limits`` its ``budgets`` (``server.usage.KeyBudgets``; per key, not a limit
+of this module's counters), and settles them with the slot when it ends.
 
 Where the counters live: with ``PARLEY_REDIS_URL``, in Redis, shared by every replica; each
 request makes at most one round trip (one Lua script does the address and the key checks).
@@ -33,7 +33,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -349,11 +349,25 @@ class RedisCounters:
 # --------------------------------------------------------------------------- the facade
 
 
+class Reserved(Protocol):
+    """Tokens a call holds of its key's budget (``server.usage.Reservation``)."""
+
+    def settle(self) -> None:
+        """The call has ended (and has been counted): let go of the tokens."""
+
+
 class Budgets(Protocol):
     """The daily token budgets of keys (``server.usage.KeyBudgets``)."""
 
+    async def start(self, redis_url: str | None, lease: float) -> None: ...
+
+    async def aclose(self) -> None: ...
+
     async def check(self, key_hash: str) -> None:
         """Raise ``RateLimited`` when the key has used its budget of today."""
+
+    async def reserve(self, key_hash: str, tokens: int | None) -> Reserved | None:
+        """Reserve the most a call may use (None: unknown), or raise ``RateLimited``."""
 
 
 class Limits:
@@ -371,9 +385,13 @@ class Limits:
         policy = self.policy
         if self._redis_url and (policy.per_request or policy.runs):
             self.counters = RedisCounters(self._redis_url, policy)
+        if self.budgets is not None:
+            await self.budgets.start(self._redis_url, policy.lease)
 
     async def aclose(self) -> None:
         await self.counters.aclose()
+        if self.budgets is not None:
+            await self.budgets.aclose()
 
     async def check(self, address: str, key: str | None) -> None:
         """Raise ``RateLimited`` when ``address`` is blocked or ``key`` (hash of an API key,
@@ -431,35 +449,56 @@ class Limits:
         if self.budgets is not None:
             await self.budgets.check(key)
 
-    def run_slot(self, key: str) -> RunSlot:
-        return RunSlot(self, key)
+    @contextlib.asynccontextmanager
+    async def reserve(self, key: str, tokens: int | None = None) -> AsyncIterator[None]:
+        """Hold ``tokens`` (None: unknown) of ``key``'s daily budget around a model call
+        that takes no turn's slot (a compaction); count the call inside.
+
+        Raises:
+            RateLimited: the key has used its budget, or calls in progress hold the rest.
+        """
+        reserved = None if self.budgets is None else await self.budgets.reserve(key, tokens)
+        try:
+            yield
+        finally:
+            if reserved is not None:
+                reserved.settle()
+
+    def run_slot(self, key: str, tokens: int | None = None) -> RunSlot:
+        """The slot of a turn or model call of ``key`` that may use ``tokens`` at most
+        (None: unknown), reserved of the key's daily budget."""
+        return RunSlot(self, key, tokens)
 
 
 class RunSlot:
-    """One turn's place among the key's turns in progress::
+    """One turn's place among the key's turns in progress, and the tokens it reserved of
+    the key's daily budget::
 
     async with slot:                          # 429 when the key has all it may have
         turn = await engine.start_turn(...)   # an error here gives the slot back
         slot.hold_until(turn.when_done)       # given back when the turn ends
     """
 
-    __slots__ = ("_held", "_id", "key", "limits")
+    __slots__ = ("_held", "_id", "_reserved", "key", "limits", "tokens")
 
-    def __init__(self, limits: Limits, key: str) -> None:
+    def __init__(self, limits: Limits, key: str, tokens: int | None = None) -> None:
         self.limits = limits
         self.key = key
+        self.tokens = tokens
         self._id: str | None = None
+        self._reserved: Reserved | None = None
         self._held = False
 
     async def __aenter__(self) -> RunSlot:
         budgets = self.limits.budgets
-        if budgets is not None:  # 429 when the key has used its tokens of the day
-            await budgets.check(self.key)
+        if budgets is not None:  # 429 when the key's tokens of the day are used or held
+            self._reserved = await budgets.reserve(self.key, self.tokens)
         limit = self.limits.policy.runs
         if not limit:
             return self
         self._id = await self.limits.counters.acquire(self.key)
         if self._id is None:
+            self._release(None, self._reserved)
             raise RateLimited(
                 f"This API key has {limit} turn{'s' if limit > 1 else ''} in progress, the "
                 "most it may have at once; retry when one ends.",
@@ -469,13 +508,20 @@ class RunSlot:
         return self
 
     def hold_until(self, when_done: Callable[[Callable[[], None]], None] | None) -> None:
-        """Keep the slot until the turn ends: ``when_done`` (a ``TurnHandle.when_done``)
-        is given the release. None gives the slot back at once."""
-        if self._id is None or when_done is None:
+        """Keep the slot and the tokens until the turn ends: ``when_done`` (a
+        ``TurnHandle.when_done``, called after the turn was counted) is given the release.
+        None gives them back at once."""
+        slot, reserved = self._id, self._reserved
+        if (slot is None and reserved is None) or when_done is None:
             return
         self._held = True
-        slot = self._id
-        when_done(lambda: self.limits.counters.release(self.key, slot))
+        when_done(lambda: self._release(slot, reserved))
+
+    def _release(self, slot: str | None, reserved: Reserved | None) -> None:
+        if slot is not None:
+            self.limits.counters.release(self.key, slot)
+        if reserved is not None:
+            reserved.settle()
 
     async def __aexit__(
         self,
@@ -483,5 +529,5 @@ class RunSlot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._id is not None and not self._held:
-            self.limits.counters.release(self.key, self._id)
+        if not self._held:
+            self._release(self._id, self._reserved)

@@ -152,6 +152,24 @@ class ChatCall:
             param="messages",
         )
 
+    def most_tokens(self, window: int | None) -> int | None:
+        """The most tokens the call may use, input and output, for the reservation of a
+        daily budget: its messages and tools at one token a byte of UTF-8 (a token of a
+        byte-level tokenizer is at least one byte; a message's framing is less than its
+        ``MESSAGE_OVERHEAD``), plus its output cap, at most the model's ``window`` (None:
+        unknown). Without a cap, or with images (whose tokens their bytes do not bound),
+        the window is the most; None when that is unknown too."""
+        cap = self.parameters.get("max_tokens")
+        if cap is None or any(m.images for m in self.messages):
+            return window
+        most = int(cap) + len(orjson.dumps([t.model_dump(mode="json") for t in self.tools]))
+        for m in self.messages:
+            most += MESSAGE_OVERHEAD + len(m.content.encode()) + len((m.reasoning or "").encode())
+            most += sum(len(c.name) + len(orjson.dumps(c.arguments)) for c in m.tool_calls)
+            if m.provider_state is not None:
+                most += len(orjson.dumps(m.provider_state))
+        return most if window is None else min(most, window)
+
     def request(self, model_id: str) -> ModelRequest:
         return ModelRequest(
             model=model_id,
@@ -161,6 +179,9 @@ class ChatCall:
             options=self.options,
         )
 
+
+#: Tokens a message's framing may cost beyond its text (role, separators, a tool call's id).
+MESSAGE_OVERHEAD = 16
 
 #: A tool call id that carries a state token: ``<the provider's id>~<token>``.
 _STATE_TOKEN = re.compile(r"(.+)~(p[0-9a-f]{16})")

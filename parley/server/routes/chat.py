@@ -49,12 +49,15 @@ async def create_chat_completion(
     kind = svc.providers.kind_of(body.model)
     refused, hands_back_state = svc.providers.traits(body.model)
     call = read_call(body, kind, refused)
-    call.check_window(svc.providers.context_window(body.model))
+    window = svc.providers.context_window(body.model)
+    call.check_window(window)
     if call.tokens:
         tokens = set(call.tokens.values())
         read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
         call.with_states(await svc.db.read(read))
-    async with svc.limits.run_slot(caller.key_hash) as slot:
+    # The most the call may use, reserved of the key's daily budget (when it has one).
+    most = call.most_tokens(window) if caller.key_budget is not None else None
+    async with svc.limits.run_slot(caller.key_hash, most) as slot:
         events = svc.engine.call_model(body.model, call.request)
         progress = svc.calls.track()  # the drain waits for it, and ends it when over
         # The reply is made while the upstream works on the request: the wait for the
@@ -197,8 +200,6 @@ class _Reply:
 
     def done(self) -> None:
         self.svc.calls.forget(self.progress)
-        while self.release:
-            self.release.pop()()
         caller = self.caller
         self.svc.usage.count(
             user_id=caller.user.id,
@@ -207,3 +208,6 @@ class _Reply:
             face="chat.completions",
             used=self.answer.acc.usage,
         )
+        # Counted first: the tokens the call reserved of the key's budget give way to them.
+        while self.release:
+            self.release.pop()()

@@ -180,15 +180,15 @@ async def list_input_items(
 
 @router.post("/responses/compact", responses=errors(404), response_model=None)
 async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) -> dict[str, Any]:
-    await svc.limits.check_budget(caller.key_hash)  # a model call: within the key's budget
-    made, used = await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)
-    svc.usage.count(
-        user_id=caller.user.id,
-        key_hash=caller.key_hash,
-        model=svc.providers.qualified(body.model),
-        face="responses",
-        used=used,
-    )
+    async with svc.limits.reserve(caller.key_hash):  # a model call: of the key's budget
+        made, used = await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)
+        svc.usage.count(
+            user_id=caller.user.id,
+            key_hash=caller.key_hash,
+            model=svc.providers.qualified(body.model),
+            face="responses",
+            used=used,
+        )
     return made
 
 
