@@ -84,7 +84,7 @@ class User:
         return not any(self.rows().values())
 
     def wait_gone(self, run_id: str, what: str) -> None:
-        wait_until(lambda: self.left() and self.events_of(run_id) == 0, 10, what)
+        wait_until(lambda: self.left() and self.events_of(run_id) == 0, 20, what)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -200,6 +200,19 @@ def test_a_failed_turn_leaves_nothing(restartable: ParleyServer, user: User, str
         wait_until(user.left, 10, "the scratch thread of a failed turn to go")
 
 
+def test_a_response_paused_for_tools_over_http_leaves_nothing(
+    restartable: ParleyServer, user: User
+) -> None:
+    """Over HTTP nothing can continue a ``store: false`` response: paused for tool outputs,
+    it goes at once."""
+    with guarded(restartable.client(user.key)) as http:
+        body = {"model": "fake/auto", "input": "weather?", "tools": [WEATHER_TOOL]}
+        answer = http.post("/responses", json={**body, "store": False})
+        assert answer.status_code == 200, answer.text
+        assert calls(answer.json()), answer.json()
+        wait_until(user.left, 10, "the scratch thread of a paused response to go")
+
+
 def test_a_socket_holds_its_paused_responses_until_it_closes(
     restartable: ParleyServer, user: User
 ) -> None:
@@ -271,7 +284,7 @@ def test_a_killed_server_leaves_nothing_after_its_restart(
                     response_id = _first_deltas(socket)
                 check_unreadable(http, user, response_id)
                 restartable.kill()
-        wait_until(lambda: upstream.active_streams == 0, 5, "the upstream connection to close")
+        wait_until(lambda: upstream.active_streams == 0, 10, "the upstream connection to close")
         assert user.rows()["runs"] == [response_id], "the killed server deleted it"
         restartable.start()
         user.wait_gone(response_id, "the restarted server's sweep to remove the scratch thread")
