@@ -86,12 +86,16 @@ def _budgeted_key(server: ParleyServer) -> str:
     return made.stdout.strip().splitlines()[-1]
 
 
-def _call(http: httpx.Client, model: str, most: int | None) -> int | None:
-    """One chat completion: its tokens, or None when the budget refused it."""
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hello"}]}
-    if most is not None:
-        body["max_tokens"] = most
-    answer = http.post("/chat/completions", json=body)
+def _call(http: httpx.Client, model: str, most: int | None, face: str = "chat") -> int | None:
+    """One chat completion (or response, with ``face`` "responses"): its tokens, or None
+    when the budget refused it."""
+    if face == "chat":
+        body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        if most is not None:
+            body["max_tokens"] = most
+        answer = http.post("/chat/completions", json=body)
+    else:
+        answer = http.post("/responses", json={"model": model, "input": "hi", "store": False})
     if answer.status_code == 429:
         error = assert_error(answer, 429, "token_budget_exceeded", type_="too_many_requests")
         assert 1 <= int(answer.headers["retry-after"]) <= 86_400, answer.headers
@@ -99,17 +103,22 @@ def _call(http: httpx.Client, model: str, most: int | None) -> int | None:
         return None
     assert answer.status_code == 200, answer.text
     usage = answer.json()["usage"]
-    return int(usage["prompt_tokens"]) + int(usage["completion_tokens"])
+    if face == "chat":
+        return int(usage["prompt_tokens"]) + int(usage["completion_tokens"])
+    return int(usage["input_tokens"]) + int(usage["output_tokens"])
 
 
-def _spend(clients: list[httpx.Client], model: str, most: int | None = None) -> list[Spent]:
+def _spend(
+    clients: list[httpx.Client], model: str, most: int | None = None, face: str = "chat"
+) -> list[Spent]:
     """Rounds of ``PARALLEL`` calls at once, spread over ``clients``, until one round has
     none let through (at most 40 rounds)."""
     rounds: list[Spent] = []
     with ThreadPoolExecutor(PARALLEL) as pool:
         for _ in range(40):
             futures = [
-                pool.submit(_call, clients[i % len(clients)], model, most) for i in range(PARALLEL)
+                pool.submit(_call, clients[i % len(clients)], model, most, face)
+                for i in range(PARALLEL)
             ]
             answers = [f.result() for f in futures]
             calls = [a for a in answers if a is not None]
@@ -132,6 +141,12 @@ def test_parallel_calls_spend_no_more_than_the_budget_and_one_call(one: ParleySe
     key = _budgeted_key(one)
     with guarded(one.client(key)) as http:
         _check_bound(_spend([http], "demo/parley"))
+
+
+def test_parallel_turns_spend_no_more_than_the_budget_and_one_turn(one: ParleyServer) -> None:
+    key = _budgeted_key(one)
+    with guarded(one.client(key)) as http:
+        _check_bound(_spend([http], "demo/parley", face="responses"))
 
 
 def test_calls_that_cap_their_tokens_still_run_side_by_side(one: ParleyServer) -> None:
