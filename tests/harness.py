@@ -189,8 +189,8 @@ def provider_config(upstream_base_url: str, dead_port: int) -> str:
     """Providers every server of the suite knows: the fake upstream, one that refuses
     connections, one whose reads time out quickly, one whose first-token and idle timeouts
     are short, one whose idle timeout is much shorter than its first-token one (none of them
-    retries), one that retries, and one whose model ``text:3`` has a small context window
-    (``SMALL_WINDOW``)."""
+    retries), one that retries, and one whose models ``text:3`` and ``text:3:500`` have a small context
+    window (``SMALL_WINDOW``)."""
     return f"""
 [providers.fake]
 kind = "openai-chat"
@@ -243,5 +243,8 @@ api_key = "sk-fake"
 max_retries = 0
 
 [providers.small.models."text:3"]
+context_window = {SMALL_WINDOW}
+
+[providers.small.models."text:3:500"]
 context_window = {SMALL_WINDOW}
 """

@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e.helpers import assert_error, guarded, wait_until
 from tests.harness import (
+    SMALL_WINDOW,
     TEST_REDIS_URL,
     FreshDatabase,
     ParleyServer,
@@ -76,12 +77,12 @@ def two(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[lis
     yield from _servers(upstream, tmp_path_factory, 2, {"PARLEY_REDIS_URL": TEST_REDIS_URL})
 
 
-def _budgeted_key(server: ParleyServer) -> str:
+def _budgeted_key(server: ParleyServer, budget: int = BUDGET) -> str:
     with server.client(server.admin_key) as admin:
         created = admin.post("/users", json={"name": "budgeted"})
     assert created.status_code == 201, created.text
     user_id = created.json()["user"]["id"]
-    made = server.cli("keys", "create", "--user", user_id, "--daily-tokens", str(BUDGET))
+    made = server.cli("keys", "create", "--user", user_id, "--daily-tokens", str(budget))
     assert made.returncode == 0, made.stderr
     return made.stdout.strip().splitlines()[-1]
 
@@ -156,6 +157,18 @@ def test_calls_that_cap_their_tokens_still_run_side_by_side(one: ParleyServer) -
     _check_bound(rounds)
     # A capped call reserves what it may use, not the rest of the budget: several run at once.
     assert len(rounds[0].calls) > 1, rounds
+
+
+def test_turns_of_a_model_with_a_known_window_reserve_that_window(one: ParleyServer) -> None:
+    """A response's turn reserves its model's context window, not the rest of the budget:
+    a budget of three windows runs three slow turns at once, and refuses the rest."""
+    key = _budgeted_key(one, budget=3 * SMALL_WINDOW)
+    with guarded(one.client(key)) as http, ThreadPoolExecutor(PARALLEL) as pool:
+        futures = [
+            pool.submit(_call, http, "small/text:3:500", None, "responses") for _ in range(PARALLEL)
+        ]
+        answers = [f.result() for f in futures]
+    assert sum(a is not None for a in answers) == 3, answers
 
 
 @pytest.mark.parametrize(("model", "most"), [("demo/parley", None), ("fake/text:3:200", 3)])

@@ -60,8 +60,11 @@ class Plan:
 
 
 async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> TurnHandle:
-    """Start the planned response's turn under the caller's rate-limit slot."""
-    async with svc.limits.run_slot(key_hash) as slot:
+    """Start the planned response's turn under the caller's rate-limit slot, which holds
+    the model's context window of a daily budget (a turn's one model call fits it; None,
+    the rest of the budget, when it is unknown)."""
+    window = svc.providers.context_window(planned.config.model)
+    async with svc.limits.run_slot(key_hash, window) as slot:
         turn = await svc.engine.start_items_turn(
             user_id=user_id,
             target=planned.target,

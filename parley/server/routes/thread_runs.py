@@ -96,7 +96,10 @@ async def _start(
     else:
         target = ThreadTarget(thread_id=thread_id)
         messages = new_messages(body.additional_messages)
-    async with svc.limits.run_slot(caller.key_hash) as slot:
+    # The turn's one model call fits the model's context window: the most it reserves of
+    # a daily budget (None, unknown: the rest of the budget).
+    window = svc.providers.context_window(config.model)
+    async with svc.limits.run_slot(caller.key_hash, window) as slot:
         turn = await svc.engine.start_items_turn(
             user_id=user_id,
             target=target,
