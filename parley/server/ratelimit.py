@@ -27,7 +27,6 @@ and a warning is logged, once per outage; Redis is tried again after a few secon
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -36,17 +35,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from parley.config import Settings
 from parley.errors import RateLimited
+from parley.server.leased_redis import LeasedScripts, ms
 
 log = logging.getLogger("parley.server")
 
-#: Seconds a failed Redis call keeps the limits open before Redis is tried again.
-_OUTAGE_SECONDS = 5.0
-#: Seconds a Redis call may take before the limits give way (fail open).
-_REDIS_TIMEOUT = 1.0
 #: ``Retry-After`` of a refused turn: when a turn ends is unknown.
 _RUN_RETRY_AFTER = 1.0
 _PREFIX = "parley:limit"
@@ -237,113 +233,61 @@ return 0
 """
 
 
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
-
-
-class RedisCounters:
+class RedisCounters(LeasedScripts):
     """The counts in Redis, shared by every replica using it."""
 
     def __init__(self, url: str, policy: Policy) -> None:
-        import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
-
-        self.policy = policy
-        self.redis: Any = aioredis.from_url(
-            url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+        super().__init__(
+            url,
+            lease=policy.lease,
+            renew=_RENEW,
+            down="rate limits are not enforced",
+            back="rate limits are enforced again",
         )
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self.policy = policy
         self._check = self.redis.register_script(_CHECK)
         self._fail = self.redis.register_script(_FAIL)
         self._acquire = self.redis.register_script(_ACQUIRE)
-        self._renew = self.redis.register_script(_RENEW)
-        self._check_args = (policy.failures, policy.requests, _ms(policy.window))
-        self._down_until = 0.0
-        #: Slots held by this process: slot id -> its key's set.
-        self._held: dict[str, str] = {}
-        self._releasing: set[asyncio.Task[Any]] = set()
-        self._renewer: asyncio.Task[None] | None = None
-        if policy.runs:
-            self._renewer = asyncio.create_task(self._renew_forever(), name="parley limits")
-
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """The script's answer, or None while Redis is failing (the limits give way)."""
-        if self._down_until and time.monotonic() < self._down_until:
-            return None
-        try:
-            answer = await script(keys=keys, args=args)
-        except self._errors as exc:
-            if not self._down_until:
-                log.warning("rate limits are not enforced: Redis does not answer (%s)", exc)
-            self._down_until = time.monotonic() + _OUTAGE_SECONDS
-            return None
-        if self._down_until:
-            self._down_until = 0.0
-            log.warning("rate limits are enforced again: Redis answers")
-        return answer
+        self._check_args = (policy.failures, policy.requests, ms(policy.window))
 
     async def check(self, address: str, key: str | None) -> Refusal | None:
         requests = f"{_PREFIX}:req:{key}" if key is not None else f"{_PREFIX}:req:-"
         args = list(self._check_args)
         if key is None:
             args[1] = 0
-        answer = await self._run(self._check, [f"{_PREFIX}:fail:{address}", requests], args)
+        answer = await self.run(self._check, [f"{_PREFIX}:fail:{address}", requests], args)
         if not answer or not answer[0]:
             return None
         left = max(0, int(answer[1])) / 1000
         return Refusal("auth_failures" if answer[0] == 1 else "requests", left)
 
     async def failed(self, address: str) -> None:
-        await self._run(
-            self._fail, [f"{_PREFIX}:fail:{address}"], [_ms(self.policy.failure_window)]
-        )
+        await self.run(self._fail, [f"{_PREFIX}:fail:{address}"], [ms(self.policy.failure_window)])
 
     async def acquire(self, key: str) -> str | None:
         slot = secrets.token_hex(8)
         runs = f"{_PREFIX}:runs:{key}"
-        args = [self.policy.runs, _ms(self.policy.lease), slot]
-        answer = await self._run(self._acquire, [runs], args)
+        args = [self.policy.runs, ms(self.policy.lease), slot]
+        answer = await self.run(self._acquire, [runs], args)
         if answer is None:
             return _UNCOUNTED  # Redis is failing: the turn goes ahead without a slot
         if not answer:
             return None
-        self._held[slot] = runs
+        self.hold(slot, runs, "parley limits")
         return slot
 
     def release(self, key: str, slot: str) -> None:
-        runs = self._held.pop(slot, None)
-        if runs is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._release(runs, slot))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        runs = self.let_go(slot)
+        if runs is not None:
+            self.later(self._release(runs, slot))
 
     async def _release(self, runs: str, slot: str) -> None:
-        if self._down_until and time.monotonic() < self._down_until:
+        if self.failing:
             return  # its lease ends it
         try:
             await self.redis.zrem(runs, slot)
         except self._errors as exc:
             log.warning("could not give a turn's slot back to Redis (its lease ends it): %s", exc)
-
-    async def _renew_forever(self) -> None:
-        lease = _ms(self.policy.lease)
-        while True:
-            await asyncio.sleep(self.policy.lease / 3)
-            if self._held:
-                held = list(self._held.items())
-                await self._run(
-                    self._renew, [runs for _, runs in held], [lease, *(s for s, _ in held)]
-                )
-
-    async def aclose(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-        if self._releasing:
-            await asyncio.wait(self._releasing, timeout=_REDIS_TIMEOUT * 2)
-        await self.redis.aclose()
 
 
 # --------------------------------------------------------------------------- the facade

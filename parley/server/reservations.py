@@ -20,21 +20,11 @@ meanwhile (``reserve`` answers None), and a warning is logged, once per outage.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import math
 import secrets
-import time
-from typing import Any
 
-log = logging.getLogger("parley.server")
+from parley.server.leased_redis import LeasedScripts, ms
 
 _PREFIX = "parley:budget"
-#: Seconds a Redis call may take before the reservation is taken locally.
-_REDIS_TIMEOUT = 1.0
-#: Seconds a failed Redis call keeps reservations local before Redis is tried again.
-_OUTAGE_SECONDS = 5.0
 #: How long a day's hash is kept (ms): past its day, with room for clocks that differ.
 _DAY_TTL_MS = 2 * 86_400 * 1000
 
@@ -95,53 +85,26 @@ return 0
 """
 
 
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
-
-
-class SharedReservations:
+class SharedReservations(LeasedScripts):
     """Reservations in Redis, shared by every replica using it."""
 
     def __init__(self, url: str, lease: float) -> None:
-        import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
-
-        self.redis: Any = aioredis.from_url(
-            url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+        super().__init__(
+            url,
+            lease=lease,
+            renew=_RENEW,
+            down="token budgets reserve per replica",
+            back="token budgets reserve through Redis again",
         )
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self._reserve = self.redis.register_script(_RESERVE)
         self._settle = self.redis.register_script(_SETTLE)
-        self._renew = self.redis.register_script(_RENEW)
-        self.lease = lease
         #: This replica's field of its counts.
         self.replica = f"s:{secrets.token_hex(8)}"
-        #: Reservations held by this process: field -> its lease set.
-        self._held: dict[str, str] = {}
-        self._down_until = 0.0
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._renewer: asyncio.Task[None] | None = None
 
     @staticmethod
     def _keys(key_hash: str, day: str) -> list[str]:
         name = f"{_PREFIX}:{key_hash}:{day}"
         return [name, f"{name}:leases"]
-
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """The script's answer, or None while Redis is failing."""
-        if self._down_until and time.monotonic() < self._down_until:
-            return None
-        try:
-            answer = await script(keys=keys, args=args)
-        except self._errors as exc:
-            if not self._down_until:
-                log.warning("token budgets reserve per replica: Redis does not answer (%s)", exc)
-            self._down_until = time.monotonic() + _OUTAGE_SECONDS
-            return None
-        if self._down_until:
-            self._down_until = 0.0
-            log.warning("token budgets reserve through Redis again")
-        return answer
 
     async def reserve(
         self,
@@ -159,41 +122,18 @@ class SharedReservations:
         when taken, else by the others). ``used`` is what this replica knows the key used,
         ``counted`` what it counted itself. None while Redis fails."""
         keys = self._keys(key_hash, day)
-        args = [self.replica, counted, used, budget, tokens, field, _ms(self.lease), _DAY_TTL_MS]
-        answer = await self._run(self._reserve, keys, args)
+        args = [self.replica, counted, used, budget, tokens, field, ms(self.lease), _DAY_TTL_MS]
+        answer = await self.run(self._reserve, keys, args)
         if answer is None:
             return None
         taken, used_now, amount = (int(x) for x in answer)
         if taken:
-            self._held[field] = keys[1]
-            if self._renewer is None:
-                self._renewer = asyncio.create_task(self._renew_forever(), name="parley budgets")
+            self.hold(field, keys[1], "parley budgets")
         return bool(taken), used_now, amount
 
     def settle(self, *, key_hash: str, day: str, field: str, counted: int) -> None:
         """Let go of the reservation ``field`` and bring this replica's count up to
         ``counted``, in a task of its own (its lease ends it if Redis fails)."""
-        self._held.pop(field, None)
+        self.let_go(field)
         keys = self._keys(key_hash, day)
-        task = asyncio.get_running_loop().create_task(
-            self._run(self._settle, keys, [self.replica, counted, field])
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            if self._held:
-                held = list(self._held.items())
-                keys = [leases for _, leases in held]
-                await self._run(self._renew, keys, [_ms(self.lease), *(f for f, _ in held)])
-
-    async def aclose(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=_REDIS_TIMEOUT * 2)
-        await self.redis.aclose()
+        self.later(self.run(self._settle, keys, [self.replica, counted, field]))
