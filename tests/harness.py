@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -183,6 +184,27 @@ class ParleyServer:
 
 #: The context window of ``small/text:3``, in tokens.
 SMALL_WINDOW = 2000
+
+
+def restartable_server(
+    upstream_base_url: str, tmp: Path, env: dict[str, str] | None = None
+) -> Iterator[ParleyServer]:
+    """A server of its own on a fresh database under ``tmp``, for tests that kill it and
+    start it again: a lease of 1 s and a sweep every 0.2 s, so that a dead turn is closed
+    soon after the restart (``env`` adds to that). Yields it started; stops it and drops
+    the database after."""
+    db = FreshDatabase(tmp)
+    srv = ParleyServer(
+        database_url=db.url,
+        workdir=tmp,
+        config=provider_config(upstream_base_url, free_port()),
+        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2", **(env or {})},
+    )
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+        db.drop()
 
 
 def provider_config(upstream_base_url: str, dead_port: int) -> str:

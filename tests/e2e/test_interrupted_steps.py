@@ -6,7 +6,6 @@ its message ``incomplete`` for the same reason, not ``run_failed``. A dedicated 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,23 +13,12 @@ import pytest
 from parley.testing.fake_upstream import expected_text
 from tests.e2e.helpers import guarded, wait_until
 from tests.e2e.test_assistants_api import assistant, thread
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import ParleyServer, restartable_server
 
 
 @pytest.fixture(scope="module")
 def restartable(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    db = FreshDatabase(Path(tmp_path_factory.mktemp("interrupted-db")))
-    srv = ParleyServer(
-        database_url=db.url,
-        workdir=tmp_path_factory.mktemp("interrupted-server"),
-        config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"},
-    )
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        db.drop()
+    yield from restartable_server(upstream.base_url, tmp_path_factory.mktemp("interrupted"))
 
 
 def test_the_step_and_message_of_an_interrupted_run_read_incomplete(

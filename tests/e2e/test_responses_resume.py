@@ -9,7 +9,6 @@ the client holds were never stored: the worst case of the dead server's unsaved 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,28 +18,14 @@ from parley.testing.fake_upstream import expected_text
 from tests.e2e.helpers import check_sse_response, guarded
 from tests.e2e.responses_helpers import TERMINAL, read_stream, sse_events, websocket
 from tests.e2e.sse import parse
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import ParleyServer, restartable_server
 
 
 @pytest.fixture(scope="module")
 def crashing(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    db = FreshDatabase(Path(tmp_path_factory.mktemp("resume-db")))
-    srv = ParleyServer(
-        database_url=db.url,
-        workdir=tmp_path_factory.mktemp("resume-server"),
-        config=provider_config(upstream.base_url, free_port()),
-        env={
-            "PARLEY_LEASE_SECONDS": "1",
-            "PARLEY_SWEEP_SECONDS": "0.2",
-            "PARLEY_DRAIN_SECONDS": "0",
-            "PARLEY_CHECKPOINT_SECONDS": "60",
-        },
+    yield from restartable_server(
+        upstream.base_url, tmp_path_factory.mktemp("resume"), {"PARLEY_CHECKPOINT_SECONDS": "60"}
     )
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        db.drop()
 
 
 def _read_until_deltas(lines: Iterator[str], count: int) -> list[dict[str, Any]]:

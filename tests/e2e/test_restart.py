@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,28 +28,12 @@ from tests.e2e.helpers import (
     wait_until,
 )
 from tests.e2e.sse import Event, stream_events
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import ParleyServer, restartable_server
 
 
 @pytest.fixture(scope="module")
 def restartable(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    db = FreshDatabase(Path(tmp_path_factory.mktemp("restart-db")))
-    srv = ParleyServer(
-        database_url=db.url,
-        workdir=tmp_path_factory.mktemp("restart-server"),
-        config=provider_config(upstream.base_url, free_port()),
-        # No drain: SIGTERM stops at once (``test_drain`` has the drain).
-        env={
-            "PARLEY_LEASE_SECONDS": "1",
-            "PARLEY_SWEEP_SECONDS": "0.2",
-            "PARLEY_DRAIN_SECONDS": "0",
-        },
-    )
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        db.drop()
+    yield from restartable_server(upstream.base_url, tmp_path_factory.mktemp("restart"))
 
 
 def _stalled_turn(http: httpx.Client, response: httpx.Response) -> tuple[str, list[Event], Any]:

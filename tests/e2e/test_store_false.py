@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from tests.e2e.responses_helpers import (
     weather_result,
     websocket,
 )
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import ParleyServer, restartable_server
 
 #: Twenty chunks 100 ms apart: a turn that outlives a client gone after its third delta.
 SLOW = "fake/text:20:100"
@@ -36,18 +35,7 @@ SLOW = "fake/text:20:100"
 
 @pytest.fixture(scope="module")
 def restartable(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    db = FreshDatabase(Path(tmp_path_factory.mktemp("store-false-db")))
-    srv = ParleyServer(
-        database_url=db.url,
-        workdir=tmp_path_factory.mktemp("store-false-server"),
-        config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"},
-    )
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        db.drop()
+    yield from restartable_server(upstream.base_url, tmp_path_factory.mktemp("store-false"))
 
 
 class User:
