@@ -207,6 +207,24 @@ def restartable_server(
         db.drop()
 
 
+def replicas(
+    upstream_base_url: str, tmp: Path, count: int, env: dict[str, str] | None = None
+) -> Iterator[list[ParleyServer]]:
+    """``count`` servers started on one fresh database under ``tmp``, with ``env``. Yields
+    them; then stops each, checks its log is clean, and drops the database."""
+    db = FreshDatabase(tmp)
+    config = provider_config(upstream_base_url, free_port())
+    servers = [
+        ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
+        for _ in range(count)
+    ]
+    yield servers
+    for srv in servers:
+        srv.stop()
+        srv.assert_clean_log()
+    db.drop()
+
+
 def provider_config(upstream_base_url: str, dead_port: int) -> str:
     """Providers every server of the suite knows: the fake upstream, one that refuses
     connections, one whose reads time out quickly, one whose first-token and idle timeouts

@@ -23,11 +23,9 @@ from tests.e2e.helpers import assert_error, guarded, wait_until
 from tests.harness import (
     SMALL_WINDOW,
     TEST_REDIS_URL,
-    FreshDatabase,
     ParleyServer,
-    free_port,
-    provider_config,
     redis_reachable,
+    replicas,
 )
 
 BUDGET = 100
@@ -51,17 +49,7 @@ def _servers(
     upstream: Any, tmp_path_factory: pytest.TempPathFactory, count: int, env: dict[str, str]
 ) -> Iterator[list[ParleyServer]]:
     tmp = tmp_path_factory.mktemp("budget_race")
-    db = FreshDatabase(tmp)
-    config = provider_config(upstream.base_url, free_port())
-    servers = [
-        ParleyServer(database_url=db.url, workdir=tmp, config=config, env={**ENV, **env}).start()
-        for _ in range(count)
-    ]
-    yield servers
-    for srv in servers:
-        srv.stop()
-        srv.assert_clean_log()
-    db.drop()
+    yield from replicas(upstream.base_url, tmp, count, {**ENV, **env})
 
 
 @pytest.fixture

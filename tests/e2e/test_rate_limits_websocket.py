@@ -15,11 +15,9 @@ from tests.e2e.helpers import assert_error, guarded
 from tests.e2e.responses_helpers import output_text, websocket
 from tests.harness import (
     TEST_REDIS_URL,
-    FreshDatabase,
     ParleyServer,
-    free_port,
-    provider_config,
     redis_reachable,
+    replicas,
 )
 
 REQUESTS = 5
@@ -35,17 +33,7 @@ def _servers(
     upstream: Any, tmp_path_factory: pytest.TempPathFactory, count: int, env: dict[str, str]
 ) -> Iterator[list[ParleyServer]]:
     tmp = tmp_path_factory.mktemp("ws_limits")
-    db = FreshDatabase(tmp)
-    config = provider_config(upstream.base_url, free_port())
-    servers = [
-        ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
-        for _ in range(count)
-    ]
-    yield servers
-    for srv in servers:
-        srv.stop()
-        srv.assert_clean_log()
-    db.drop()
+    yield from replicas(upstream.base_url, tmp, count, env)
 
 
 @pytest.fixture
