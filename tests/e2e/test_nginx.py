@@ -45,6 +45,7 @@ from parley.errors import PayloadTooLarge
 from parley.server.errors import openai_error, openai_path
 from parley.testing.fake_upstream import expected_text
 from tests.e2e.helpers import check_sse_response, get_run, joined, read_events, wait_until
+from tests.e2e.responses_helpers import read_stream
 from tests.e2e.sse import Event, stream_events
 from tests.harness import (
     TEST_REDIS_URL,
@@ -287,10 +288,10 @@ def site(upstream: Any, tmp_path: Path) -> Iterator[tuple[Nginx, list[ParleyServ
 # ------------------------------------------------------------------------ the tests
 
 
-def open_streams(replica: ParleyServer) -> float:
-    """The turn streams open on ``replica`` now, from its ``/metrics``."""
+def open_streams(replica: ParleyServer, route: str = "/v1/process") -> float:
+    """The streams of ``route`` open on ``replica`` now, from its ``/metrics``."""
     text = httpx.get(f"{replica.base_url}/metrics", timeout=5).text
-    found = re.search(r'^parley_open_streams\{route="/v1/process"\} (\S+)$', text, re.M)
+    found = re.search(rf'^parley_open_streams\{{route="{route}"\}} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -370,6 +371,41 @@ def test_a_stream_whose_replica_dies_is_resumed_through_nginx_on_the_other(
     assert sum(f"upstream={dead}, {alive} upstream_status=502, 200 " in line for line in after) >= 1
     assert all(f"upstream={alive} " in line or f", {alive} " in line for line in after), after
     other.assert_clean_log()
+
+
+@pytest.mark.postgres
+def test_a_response_whose_replica_dies_resumes_through_nginx_with_its_terminal_event(
+    site: tuple[Nginx, list[ParleyServer]],
+) -> None:
+    """The Responses face's resume: the client holds the numbers of the events the dead
+    replica sent, some of them never checkpointed; the other replica numbers the closing
+    events past all of them."""
+    nginx, replicas = site
+    key = replicas[0].new_user()
+    with nginx.client(key) as http:
+        body = {"model": SLOW, "input": "go", "stream": True, "background": True}
+        seen: list[dict[str, Any]] = []
+        with http.stream("POST", "/responses", json=body) as response:
+            check_sse_response(response)
+            events = stream_events(response)
+            while sum(e["type"] == "response.output_text.delta" for e in seen) < 10:
+                seen.append(next(events).data)
+            (serving,) = [r for r in replicas if open_streams(r, "/v1/responses") == 1]
+            serving.kill()
+            with pytest.raises(httpx.HTTPError):
+                seen.extend(e.data for e in events)
+        response_id = seen[0]["response"]["id"]
+        last = seen[-1]["sequence_number"]
+        assert [e["sequence_number"] for e in seen] == list(range(last + 1))
+
+        params = {"stream": "true", "starting_after": last}
+        tail = read_stream(http, "GET", f"/responses/{response_id}", params=params)
+        assert tail and tail[-1]["type"] == "response.incomplete", tail
+        assert all(e["sequence_number"] > last for e in tail), (last, tail)
+        assert tail[-1]["response"]["incomplete_details"] == {"reason": "interrupted"}
+        text = "".join(e["delta"] for e in seen if e["type"] == "response.output_text.delta")
+        (item,) = tail[-1]["response"]["output"]
+        assert text.startswith(item["content"][0]["text"]), (item, text)
 
 
 @pytest.mark.postgres
