@@ -209,7 +209,10 @@ def test_a_client_gone_mid_stream_ends_the_upstream_call(http: httpx.Client, ups
         with http.stream("POST", "/chat/completions", json=body) as answer:
             assert answer.status_code == 200
             seen = 0
-            for line in answer.iter_lines():
+            # Kept until the client leaves: a line iterator let go of (as a loop's, at its
+            # break) closes the response, and the server would see the client go at once.
+            lines = answer.iter_lines()
+            for line in lines:
                 if '"content":"' in line.replace(" ", "") and '"role"' not in line:
                     seen += 1
                 if seen == wanted:
