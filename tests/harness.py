@@ -218,11 +218,15 @@ def replicas(
         ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
         for _ in range(count)
     ]
-    yield servers
-    for srv in servers:
-        srv.stop()
-        srv.assert_clean_log()
-    db.drop()
+    try:
+        yield servers
+        for srv in servers:
+            srv.stop()
+            srv.assert_clean_log()
+    finally:
+        for srv in servers:
+            srv.stop()
+        db.drop()
 
 
 def provider_config(upstream_base_url: str, dead_port: int) -> str:

@@ -332,7 +332,7 @@ class Engine:
         if target.scratch:
             thread_id = turn.run.thread_id
             self.scratch_held.add(thread_id)
-            handle.when_done(functools.partial(self._scratch_write, tx.end_scratch, thread_id))
+            handle.when_done(functools.partial(self._scratch_ended, thread_id))
         return handle
 
     # ----------------------------------------------------------------- scratch threads
@@ -346,6 +346,12 @@ class Engine:
             return  # let go of when the engine stopped
         self.scratch_held.discard(thread_id)
         self._scratch_write(tx.let_go_scratch, thread_id)
+
+    def _scratch_ended(self, thread_id: str) -> None:
+        """A turn of a scratch thread ended: the thread goes unless a face here still holds
+        it (a WebSocket may continue it); one whose holder died is the sweep's."""
+        if thread_id not in self.scratch_held:
+            self._scratch_write(tx.end_scratch, thread_id)
 
     def _scratch_write(self, write: Callable[..., bool], thread_id: str) -> None:
         task = asyncio.ensure_future(self._delete_scratch(write, thread_id))

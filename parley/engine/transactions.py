@@ -635,14 +635,7 @@ def close_orphan(conn: Connection, run: Run) -> bool:
     """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
     checkpointed text kept, closing events numbered past any the turn could have sent. A
     scratch thread's run goes with its thread: whoever held it died with that server."""
-    closed = _close_orphan(conn, run)
-    if closed:
-        thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
-    return closed
-
-
-def _close_orphan(conn: Connection, run: Run) -> bool:
-    return close_idle_run(
+    closed = close_idle_run(
         conn,
         run,
         RunStatus.INCOMPLETE,
@@ -654,6 +647,9 @@ def _close_orphan(conn: Connection, run: Run) -> bool:
         error_code="interrupted",
         error_message=INTERRUPTED,
     )
+    if closed:
+        thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
+    return closed
 
 
 def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:
@@ -679,13 +675,13 @@ def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int
 
 
 def heartbeat(
-    conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str] | None = None
+    conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str]
 ) -> set[str]:
     """Renew this process's leases, and its holds on the ``scratch`` threads its faces
     hold; returns the runs still ``in_progress``."""
     until = lease.until()
     run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=until)
-    thread_store.hold_scratch(conn, thread_ids=scratch or [], until=until)
+    thread_store.hold_scratch(conn, thread_ids=scratch, until=until)
     if not run_ids:
         return set()
     return set(run_store.in_progress_ids(conn, run_ids=run_ids))

@@ -340,9 +340,7 @@ class Limits:
     async def check(self, address: str, key: str | None) -> None:
         """Raise ``RateLimited`` when ``address`` is blocked or ``key`` (hash of an API key,
         None when the request has none) is over its request limit; else count the request."""
-        if not self.policy.per_request:
-            return
-        refusal = await self.counters.check(address, key)
+        refusal = await self._refusal(address, key)
         if refusal is None:
             return
         if refusal.limit == "auth_failures":
@@ -352,8 +350,7 @@ class Limits:
                 retry_after=refusal.retry_after,
             )
         raise RateLimited(
-            f"Too many requests with this API key: at most {self.policy.requests} every "
-            f"{self.policy.window:g} seconds.",
+            f"{self._too_many_requests()}.",
             code="too_many_requests",
             retry_after=refusal.retry_after,
         )
@@ -365,9 +362,7 @@ class Limits:
         Raises:
             RateLimited: ``rate_limit_exceeded``, the seconds to wait in its message.
         """
-        if not self.policy.per_request:
-            return
-        refusal = await self.counters.check(address, key)
+        refusal = await self._refusal(address, key)
         if refusal is None:
             return
         seconds = max(1, math.ceil(refusal.retry_after))
@@ -375,11 +370,20 @@ class Limits:
         if refusal.limit == "auth_failures":
             message = f"Too many failed authentications from this address; {wait}."
         else:
-            message = (
-                f"Too many requests with this API key: at most {self.policy.requests} every "
-                f"{self.policy.window:g} seconds; {wait}."
-            )
+            message = f"{self._too_many_requests()}; {wait}."
         raise RateLimited(message, code="rate_limit_exceeded", retry_after=refusal.retry_after)
+
+    async def _refusal(self, address: str, key: str | None) -> Refusal | None:
+        """Count one request; why it is refused, if it is."""
+        if not self.policy.per_request:
+            return None
+        return await self.counters.check(address, key)
+
+    def _too_many_requests(self) -> str:
+        return (
+            f"Too many requests with this API key: at most {self.policy.requests} every "
+            f"{self.policy.window:g} seconds"
+        )
 
     async def failed(self, address: str) -> None:
         """Count a failed authentication from ``address``."""

@@ -22,7 +22,6 @@ from parley.server import head_limits, logs
 from parley.server.app import create_app
 
 if TYPE_CHECKING:
-    from parley.engine import Engine
     from parley.server.deps import Services
 
 log = logging.getLogger("parley.server")
@@ -47,21 +46,21 @@ class AppServer(uvicorn.Server):
         self.drain_until: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        engine = self._engine()
+        services = self._services()
         if (
             sig != signal.SIGTERM
             or self.drain_until is not None
             or self.should_exit
             or self.drain_seconds <= 0
-            or engine is None
+            or services is None
         ):
             super().handle_exit(sig, frame)
             return
         # A signal handler: set flags only; ``on_tick`` watches the drain.
         self._captured_signals.append(sig)  # re-raised after the shutdown, as uvicorn does
-        engine.draining = True
+        services.engine.draining = True
         self.drain_until = time.monotonic() + self.drain_seconds
-        running = len(engine.turns) + self._calls_running()
+        running = _running(services)
         level = logging.WARNING if running else logging.INFO
         # In a context of its own: the signal may land while a turn's code runs, whose
         # request and run ids would otherwise be written on this line.
@@ -75,26 +74,13 @@ class AppServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_until is not None and not self.should_exit:
-            engine = self._engine()
-            if (
-                engine is None
-                or not (engine.turns or self._calls_running())
-                or time.monotonic() >= self.drain_until
-            ):
+            services = self._services()
+            if services is None or not _running(services) or time.monotonic() >= self.drain_until:
                 self.should_exit = True
         return await super().on_tick(counter)
 
     def _services(self) -> Services | None:
         return getattr(self.parley_app.state, "services", None)
-
-    def _engine(self) -> Engine | None:
-        services = self._services()
-        return None if services is None else services.engine
-
-    def _calls_running(self) -> int:
-        """Chat completions in progress (``server.calls``)."""
-        services = self._services()
-        return 0 if services is None else len(services.calls)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # What loading made (modules, classes, the app: most of what the server will ever
@@ -106,10 +92,9 @@ class AppServer(uvicorn.Server):
         await super().serve(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        engine = self._engine()
         services = self._services()
-        if engine is not None:
-            calls = self._calls_running()
+        if services is not None:
+            engine, calls = services.engine, len(services.calls)
             if (engine.turns or calls) and self.drain_until is not None:
                 log.warning(
                     "drain over: %d running turns end incomplete, %d chat completions "
@@ -117,10 +102,14 @@ class AppServer(uvicorn.Server):
                     len(engine.turns),
                     calls,
                 )
-            if services is not None:
-                services.calls.stop()
+            services.calls.stop()
             await engine.stop()
         await super().shutdown(sockets)
+
+
+def _running(services: Services) -> int:
+    """Turns and chat completions (``server.calls``) in progress."""
+    return len(services.engine.turns) + len(services.calls)
 
 
 def build_server(settings: Settings) -> AppServer:

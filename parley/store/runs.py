@@ -20,6 +20,7 @@ from parley.store.db import new_id, now, translate_ahead
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
 from parley.store.tables import actions, run_events, runs, threads
+from parley.store.threads import SCRATCH
 
 # Statements of the hot path, built once (building one per call costs more than running it).
 #: The largest event sequence number a run's log can hold on every database (a 32-bit
@@ -30,7 +31,7 @@ _INSERT_RUN = insert(runs)
 _INSERT_ACTIONS = insert(actions)
 _INSERT_EVENTS = insert(run_events)
 #: A run anyone may see: not one of a scratch thread (``tables.threads.scratch_until``).
-VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, threads.c.scratch_until.is_not(None))
+VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, SCRATCH)
 _GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
 _GET_ANY_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
 _GET_OWN_RUN = _GET_ANY_OWN_RUN.where(VISIBLE)

@@ -21,7 +21,8 @@ from parley.types import Role
 # Statements of the hot path, built once.
 _INSERT_THREAD = insert(threads)
 _INSERT_MESSAGES = insert(messages)
-#: A thread anyone may see: not the scratch thread of a ``store: false`` response.
+#: The scratch thread of a ``store: false`` response, and a thread anyone may see.
+SCRATCH = threads.c.scratch_until.is_not(None)
 VISIBLE = threads.c.scratch_until.is_(None)
 _GET_ANY_THREAD = select(threads).where(
     threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
@@ -173,8 +174,7 @@ def delete_thread(conn: Connection, *, user_id: str, thread_id: str) -> None:
     PostgreSQL), as every writer locks a run before its thread: so no turn starts meanwhile,
     and the delete waits for one that is settling instead of deadlocking with it."""
     get_thread(conn, user_id=user_id, thread_id=thread_id)
-    statuses = conn.execute(_LOCK_THREAD_RUNS, {"thread_id": thread_id}).scalars().all()
-    if "in_progress" in statuses:
+    if _runs_in_progress(conn, thread_id):
         raise Conflict(
             "The thread has a run in progress; cancel it before deleting the thread.",
             code="thread_busy",
@@ -197,24 +197,19 @@ def hold_scratch(conn: Connection, *, thread_ids: Sequence[str], until: float) -
     """Renew the hold of scratch threads (the ones still there)."""
     if thread_ids:
         conn.execute(
-            update(threads)
-            .where(threads.c.id.in_(thread_ids), threads.c.scratch_until.is_not(None))
-            .values(scratch_until=until)
+            update(threads).where(threads.c.id.in_(thread_ids), SCRATCH).values(scratch_until=until)
         )
 
 
 def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
     """Its holder is done with a scratch thread: deleted now if no run of it is in
     progress, else once its turn ends. True when deleted."""
-    if _runs_in_progress(conn, thread_id):
-        conn.execute(
-            update(threads)
-            .where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
-            .values(scratch_until=0.0)
-        )
-        return False
-    query = delete(threads).where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
-    return bool(conn.execute(query).rowcount)
+    if delete_scratch(conn, thread_id=thread_id, at=None):
+        return True
+    conn.execute(
+        update(threads).where(threads.c.id == thread_id, SCRATCH).values(scratch_until=0.0)
+    )
+    return False
 
 
 def delete_scratch(conn: Connection, *, thread_id: str, at: float | None) -> bool:
@@ -223,7 +218,7 @@ def delete_scratch(conn: Connection, *, thread_id: str, at: float | None) -> boo
     holder died). True if deleted."""
     if _runs_in_progress(conn, thread_id):
         return False
-    query = delete(threads).where(threads.c.id == thread_id, threads.c.scratch_until.is_not(None))
+    query = delete(threads).where(threads.c.id == thread_id, SCRATCH)
     if at is not None:
         query = query.where(threads.c.scratch_until < at)
     return bool(conn.execute(query).rowcount)

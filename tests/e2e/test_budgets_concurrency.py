@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import assert_error, guarded, wait_until
+from tests.e2e.test_budgets import budgeted_key
 from tests.harness import (
     SMALL_WINDOW,
     TEST_REDIS_URL,
@@ -66,13 +67,7 @@ def two(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[lis
 
 
 def _budgeted_key(server: ParleyServer, budget: int = BUDGET) -> str:
-    with server.client(server.admin_key) as admin:
-        created = admin.post("/users", json={"name": "budgeted"})
-    assert created.status_code == 201, created.text
-    user_id = created.json()["user"]["id"]
-    made = server.cli("keys", "create", "--user", user_id, "--daily-tokens", str(budget))
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip().splitlines()[-1]
+    return budgeted_key(server, "budgeted", budget)[1]
 
 
 def _call(http: httpx.Client, model: str, most: int | None, face: str = "chat") -> int | None:

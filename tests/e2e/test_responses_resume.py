@@ -65,6 +65,7 @@ def _check_resumed(
     numbers = [e["sequence_number"] for e in whole]
     assert numbers == sorted(set(numbers)), numbers
     held = {e["sequence_number"]: e for e in seen}
+    assert held.keys() & set(numbers), (held, numbers)  # the loop below checks something
     for event in whole:
         if event["sequence_number"] in held:
             assert event == held[event["sequence_number"]], (event, held)

@@ -172,8 +172,8 @@ class _Reply:
 
     async def whole(self) -> JSONResponse:
         """The whole completion, once the call has ended."""
+        # Read in the route's own task, the one that tracked the call.
         answer, events, progress = self.answer, self.events, self.progress
-        progress.follow()
         try:
             if self.first is not None:
                 answer.add(self.first)

@@ -85,8 +85,9 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
     if body.stream:
         if not planned.store:  # the stream reads nothing back: gone once the turn ends
             svc.engine.release_scratch(turn.thread_id)
-        events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1)
-        return Streamed(_sse(_frames(events, turn.events())), turn.run_id, turn.first_seq - 1)
+        after = turn.first_seq - 1
+        events = ResponseEvents(head(turn.run, "in_progress"), after)
+        return Streamed(_sse(_frames(events, turn.events())), turn.run_id, after)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
     try:
