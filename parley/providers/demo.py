@@ -5,7 +5,11 @@
 * When the newest message is a user message naming one of the given tools (the exact name,
   as a whole word), it calls that tool. Arguments come from the tool's JSON Schema: each
   string property gets the text after the name (trimmed; up to the next named tool when
-  two are named; the whole message when nothing follows), each number or integer property
+  two are named; the whole message when nothing follows), or, when it has a ``pattern``,
+  the longest part of that text the pattern matches (a pattern's ``^`` and ``$`` are
+  dropped for the search; with no match a required property still gets the whole text
+  and an optional one is left out: "current_time and calculator 2+3" gives no time zone
+  and the expression ``2+3``), each number or integer property
   the first number in that text, each boolean ``false``; a property with an ``enum`` the
   first of its values the text names as a word (else its default, else its first value);
   other properties are left out, and so is a number property when the text has no number.
@@ -175,6 +179,8 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
     if not isinstance(properties, dict):
         return {}
     number = _NUMBER.search(text)
+    required = schema.get("required")
+    required = required if isinstance(required, list) else []
     arguments: dict[str, Any] = {}
     for name, prop in properties.items():
         kind = _schema_type(prop)
@@ -182,7 +188,11 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
         if isinstance(choices, list) and choices:
             arguments[name] = _choice(choices, prop.get("default"), text)
         elif kind == "string":
-            arguments[name] = text
+            part = _matching_part(prop.get("pattern"), text)
+            if part is not None:
+                arguments[name] = part
+            elif name in required or not isinstance(prop.get("pattern"), str):
+                arguments[name] = text
         elif kind == "integer" and number:
             arguments[name] = int(float(number.group()))
         elif kind == "number" and number:
@@ -191,6 +201,19 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
         elif kind == "boolean":
             arguments[name] = False
     return arguments
+
+
+def _matching_part(pattern: Any, text: str) -> str | None:
+    """The longest non-blank part of ``text`` that ``pattern`` (a JSON Schema ``pattern``,
+    its anchors dropped) matches; None without a usable pattern or a match."""
+    if not isinstance(pattern, str):
+        return None
+    try:
+        search = re.compile(pattern.removeprefix("^").removesuffix("$"))
+    except re.error:  # an ECMA-262 construct Python lacks: treat as no match
+        return None
+    parts = (match.group().strip() for match in search.finditer(text))
+    return max((part for part in parts if part), key=len, default=None)
 
 
 def _choice(choices: list[Any], default: Any, text: str) -> Any:

@@ -26,6 +26,12 @@ __all__ = ["calculator", "current_time", "default_tools"]
 
 # ------------------------------------------------------------------------- built-ins
 
+#: What a time zone argument looks like: ``UTC``, ``GMT`` or an IANA ``Area/Location`` name.
+#: Models read it as a hint; the demo model fills the argument only with text that matches.
+_ZONE_PATTERN = r"^(?:UTC|GMT|[A-Z][A-Za-z_]*(?:/[A-Za-z0-9_+-]+)+)$"
+#: The characters of the calculator's arithmetic (``evaluate`` still checks the expression).
+_EXPRESSION_PATTERN = r"^[-+*/%().0-9\s]+$"
+
 
 def current_time(timezone: str = "UTC") -> str:
     """The current date and time in an IANA time zone (``Europe/Paris``; ``UTC`` if none).
@@ -63,6 +69,7 @@ def default_tools() -> ToolRegistry:
                 "timezone": {
                     "type": "string",
                     "description": "IANA time zone name, for example Europe/Paris (default UTC)",
+                    "pattern": _ZONE_PATTERN,
                 }
             },
         },
@@ -74,7 +81,11 @@ def default_tools() -> ToolRegistry:
         parameters={
             "type": "object",
             "properties": {
-                "expression": {"type": "string", "description": "the arithmetic expression"}
+                "expression": {
+                    "type": "string",
+                    "description": "the arithmetic expression",
+                    "pattern": _EXPRESSION_PATTERN,
+                }
             },
             "required": ["expression"],
         },

@@ -303,3 +303,42 @@ async def test_parallel_calls_off_makes_only_the_first_call() -> None:
     assert len(await demo_calls(text, BOTH)) == 2
     calls = await demo_calls(text, BOTH, parallel_tool_calls=False)
     assert named(calls) == [("get_weather", {"city": "Oslo then", "metric": False})]
+
+
+def test_a_string_property_with_a_pattern_takes_only_the_part_that_matches() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "zone": {"type": "string", "pattern": "^[A-Z][a-z]+/[A-Za-z_]+$"},
+            "expression": {"type": "string", "pattern": r"^[-+*/().0-9\s]+$"},
+        },
+        "required": ["expression"],
+    }
+    assert fill_arguments(schema, "in Europe/Lisbon, what is (2 + 3) * 4?") == {
+        "zone": "Europe/Lisbon",
+        "expression": "(2 + 3) * 4",
+    }
+    # No match: the optional property is left out, the required one gets the whole text.
+    assert fill_arguments(schema, "and") == {"expression": "and"}
+    # A pattern Python cannot compile counts as no match.
+    broken = {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<"}}}
+    assert fill_arguments(broken, "text") == {}
+
+
+async def test_the_web_pages_tools_get_sensible_arguments_from_a_natural_message() -> None:
+    from parley.web.tools import default_tools
+
+    tools = [
+        ToolSpec(function=FunctionSpec(name=d["name"], parameters=d["parameters"]))
+        for d in default_tools().definitions()
+    ]
+    time_call, sum_call = await demo_calls("what is the current_time and calculator 2+3", tools)
+    assert (time_call.name, time_call.arguments) == ("current_time", {})
+    assert (sum_call.name, sum_call.arguments) == ("calculator", {"expression": "2+3"})
+    (call,) = await demo_calls("current_time in Europe/Lisbon please", tools)
+    assert call.arguments == {"timezone": "Europe/Lisbon"}
+    (call,) = await demo_calls("Use the calculator: what is (2 + 3) * 4?", tools)
+    assert call.arguments == {"expression": "(2 + 3) * 4"}
+    assert default_tools().execute("calculator", {"expression": "(2 + 3) * 4"}) == ("20", False)
+    output, is_error = default_tools().execute("current_time", {})
+    assert not is_error and "UTC" in output
