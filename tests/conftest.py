@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -49,6 +50,23 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """The tests that press Ctrl+C (a SIGINT to a child, or ``\\x03`` on its terminal) rely
+    on the child's default handling of it. A launch in the background (``nohup make test &``
+    from a script) starts the suite with SIGINT and SIGQUIT ignored, and a child inherits an
+    ignored signal across ``exec`` (Python then installs no KeyboardInterrupt handler). So the
+    suite sets its own: a handled signal is back at its default in every child it starts."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if before[signal.SIGQUIT] == signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    yield
+    for sig, handler in before.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 # ----------------------------------------------------------------- a database
