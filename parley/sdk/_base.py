@@ -131,19 +131,32 @@ class BaseClient:
                 status_code=response.status_code,
             ) from exc
 
-    @staticmethod
-    def _error(response: httpx.Response) -> ParleyError:
+    def _error(self, response: httpx.Response) -> ParleyError:
         """The typed error of a fully read error response."""
         try:
             body: Any = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
-        return error_from_response(
+        error = error_from_response(
             response.status_code,
             body,
             retry_after=response.headers.get("retry-after"),
             error_type=response.headers.get(ERROR_TYPE_HEADER),
         )
+        if error.code == "missing_api_key" and self.api_key is None:
+            # The server speaks of headers; the SDK's user set neither argument nor variable.
+            error = type(error)(
+                _NO_KEY, code=error.code, status_code=error.status_code, param=error.param
+            )
+        return error
+
+
+#: Why a client without a key was refused, and where keys come from.
+_NO_KEY = (
+    "No API key: pass api_key= to the client or set PARLEY_API_KEY. `parley run` (make run) "
+    "prints a key for the local server; `parley users create NAME` makes a user and prints "
+    "its key, and `parley keys create --user ID` another (docs/admin.md)."
+)
 
 
 def check_base_url(base_url: str) -> None:

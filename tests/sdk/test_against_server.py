@@ -297,3 +297,23 @@ def test_messages_pages_keep_the_order_and_the_tool_messages(client: Client, ord
     # before: the messages ahead of one, in the same order
     ahead = client.messages.list(thread_id=result.thread_id, before=every[3].id, order=order)
     assert [m.id for m in ahead.data] == [m.id for m in every[:3]]
+
+
+async def test_a_client_without_a_key_is_told_to_set_parley_api_key(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parley import AuthenticationFailed
+
+    monkeypatch.delenv("PARLEY_API_KEY", raising=False)
+    with Client(base_url=server.base_url) as sync, pytest.raises(AuthenticationFailed) as caught:
+        sync.assistants.list()
+    assert "PARLEY_API_KEY" in str(caught.value) and "parley users create" in str(caught.value)
+    assert caught.value.code == "missing_api_key" and caught.value.status_code == 401
+    async with AsyncClient(base_url=server.base_url) as client:
+        with pytest.raises(AuthenticationFailed, match="PARLEY_API_KEY"):
+            await client.threads.create()
+    # A key that is wrong is a different mistake, and keeps the server's words.
+    with Client(base_url=server.base_url, api_key="pk_wrong") as wrong:
+        with pytest.raises(AuthenticationFailed) as caught:
+            wrong.assistants.list()
+    assert "PARLEY_API_KEY" not in str(caught.value)
