@@ -313,7 +313,9 @@ async def test_a_client_without_a_key_is_told_to_set_parley_api_key(
         with pytest.raises(AuthenticationFailed, match="PARLEY_API_KEY"):
             await client.threads.create()
     # A key that is wrong is a different mistake, and keeps the server's words.
-    with Client(base_url=server.base_url, api_key="pk_wrong") as wrong:
-        with pytest.raises(AuthenticationFailed) as caught:
-            wrong.assistants.list()
+    with (
+        Client(base_url=server.base_url, api_key="pk_wrong") as wrong,
+        pytest.raises(AuthenticationFailed) as caught,
+    ):
+        wrong.assistants.list()
     assert "PARLEY_API_KEY" not in str(caught.value)
