@@ -72,10 +72,22 @@ def _non_empty(value: object, name: str) -> str:
 
 # ---------------------------------------------------------------------------- page
 
+#: The example prompts of an empty conversation: (what it shows, the message it sends).
+#: With the demo model: an answer with its reasoning, a ``current_time`` call, a
+#: ``calculator`` call (the demo calls a tool its message names, with the text after it).
+EXAMPLES = (
+    ("A streamed answer with its reasoning", "Tell me about Parley"),
+    ("A tool call", "What time is it? current_time Europe/Lisbon"),
+    ("The calculator", "Work it out with the calculator (2 + 3) * 4"),
+)
+
 
 @bp.get("/")
 def index() -> str:
-    return render_template("index.html", csrf_token=csrf_token(), page_policy=PAGE_POLICY)
+    examples = [{"what": what, "prompt": prompt} for what, prompt in EXAMPLES]
+    return render_template(
+        "index.html", csrf_token=csrf_token(), page_policy=PAGE_POLICY, examples=examples
+    )
 
 
 # ------------------------------------------------------------------------- lookups

@@ -5,7 +5,8 @@ Chromium (``PARLEY_CHROMIUM``, else ``/usr/bin/chromium``) or Playwright cannot 
 ``web_chat`` is a fresh browser context (its own cookies, so its own web session) on the page
 of the test's web app (``web`` of ``tests/web/conftest.py``), wrapped in ``ChatPage``;
 ``unreachable_web_chat`` the same on a web app whose Parley server is not there. A test
-fails when the page raised an uncaught exception or broke its Content-Security-Policy.
+fails when the page raised an uncaught exception or broke its Content-Security-Policy; the
+page's other console errors are kept in ``ChatPage.console_errors`` for a test to check.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class ChatPage:
     def __init__(self, page: Any, url: str) -> None:
         self.page = page
         self.url = url
+        #: The text of each console message of type "error" the page logged.
+        self.console_errors: list[str] = []
 
     def open(self, *, model: str | None = None, thread_id: str | None = None) -> ChatPage:
         """Load the page (``?model=`` picks a model; a thread id opens that thread) and wait
@@ -133,6 +136,19 @@ class ChatPage:
     def messages(self) -> Any:
         return self.by_id("message")
 
+    @property
+    def examples(self) -> Any:
+        """The example prompts of an empty conversation."""
+        return self.by_id("example")
+
+    def horizontal_overflow(self) -> int:
+        """How many CSS pixels the page is wider than the window (0: no sideways scroll)."""
+        return int(
+            self.page.evaluate(
+                "Math.max(0, document.documentElement.scrollWidth - window.innerWidth)"
+            )
+        )
+
     def role(self, role: str) -> Any:
         return self.page.locator(f'[data-testid="message"][data-role="{role}"]')
 
@@ -165,8 +181,12 @@ def open_chat(chromium: Any, url: str) -> Iterator[ChatPage]:
             failures.append(f"CSP: {msg.text}") if "Content Security Policy" in msg.text else None
         ),
     )
+    chat = ChatPage(page, url)
+    page.on(
+        "console", lambda msg: chat.console_errors.append(msg.text) if msg.type == "error" else None
+    )
     try:
-        yield ChatPage(page, url)
+        yield chat
     finally:
         context.close()
     assert not failures, failures

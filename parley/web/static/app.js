@@ -9,6 +9,12 @@
 // list it). `window.__parleyTimings` gets one entry per answer, in wall-clock milliseconds:
 // `firstEventAt` (its first `content` event parsed), `firstRenderedAt` (the frame that put
 // it in the DOM), `firstVisibleAt` (that frame painted).
+//
+// An empty conversation offers example prompts (buttons: a click sends one as if typed).
+// On a narrow window (a phone) the thread list is a drawer the header's ☰ button opens.
+// The status line says "Waiting for the model…" (`data-state="waiting"`, with a typing
+// indicator in the answer) from the start of each turn until its first reasoning, text or
+// tool call arrives, then "Streaming the answer…" (`data-state="streaming"`).
 
 import { h } from "./dom.js";
 import { frames, now, scroller } from "./frames.js";
@@ -33,7 +39,15 @@ const el = {
   send: document.querySelector('[data-testid="send"]'),
   stop: document.querySelector('[data-testid="stop"]'),
   status: document.querySelector('[data-testid="status"]'),
+  examples: [...document.querySelectorAll('[data-testid="example"]')],
+  sidebar: document.querySelector('[data-testid="sidebar"]'),
+  drawerToggle: document.querySelector('[data-testid="threads-toggle"]'),
+  scrim: document.querySelector('[data-testid="scrim"]'),
 };
+
+/** The width at which the thread list becomes a drawer (as in style.css). */
+const NARROW = window.matchMedia("(max-width: 700px)");
+const WAITING_TEXT = "Waiting for the model…";
 
 const state = {
   threads: [], // [{id, title, created_at}], newest first
@@ -101,8 +115,10 @@ async function api(method, path, body) {
   return response.json();
 }
 
-function setStatus(text) {
+/** The status line: its words, and `state` for the style (`waiting` shows a spinner). */
+function setStatus(text, state = "") {
   el.status.textContent = text || "";
+  el.status.dataset.state = state;
 }
 
 /** An error in the conversation (not tied to an answer). */
@@ -129,7 +145,10 @@ function renderThreads() {
       title: thread.title || "Untitled",
       text: thread.title || "Untitled",
     });
-    open.addEventListener("click", () => openThread(thread.id));
+    open.addEventListener("click", () => {
+      closeDrawer();
+      openThread(thread.id);
+    });
     const remove = h("button", {
       type: "button",
       class: "thread-delete",
@@ -196,7 +215,7 @@ async function openThread(id) {
     el.messages.append(...stream.pane);
     el.empty.hidden = true;
     stream.visible = true;
-    setStatus(stream.status);
+    setStatus(stream.status, stream.phase);
     scroller.toBottom();
     return;
   }
@@ -274,6 +293,7 @@ async function loadModels() {
 function setBusy(busy) {
   el.send.hidden = busy;
   el.send.disabled = busy;
+  for (const example of el.examples) example.disabled = busy;
   el.stop.hidden = !busy;
   el.stop.disabled = true; // enabled once the run exists
 }
@@ -305,8 +325,15 @@ const handlers = {
   },
   status(stream, data) {
     if (data.state === "done") return; // `done` says how it ended
-    stream.status = data.text || data.state || "";
-    if (stream.visible) setStatus(stream.status);
+    if (data.state === "streaming") {
+      // A turn starts: nothing moves until its first token, so say that it waits.
+      stream.streamingText = data.text || "Streaming the answer…";
+      stream.view.waiting(true);
+      showPhase(stream, "waiting", WAITING_TEXT);
+      return;
+    }
+    if (data.state === "tools") stream.view.waiting(false); // the tool cards show it
+    showPhase(stream, "", data.text || data.state || "");
   },
   run(stream, data) {
     stream.runId = data.run_id;
@@ -314,14 +341,19 @@ const handlers = {
     else el.stop.disabled = false;
   },
   "reasoning.delta"(stream, data) {
+    firstToken(stream);
     stream.view.reasoning(data.text || "");
   },
   "content.delta"(stream, data) {
+    firstToken(stream);
     stream.view.content(data.text || "");
     if (!stream.sawContent) {
       stream.sawContent = true;
       recordFirstContent(stream.view.last);
     }
+  },
+  tool_calls(stream) {
+    firstToken(stream);
   },
   "tool.start"(stream, data) {
     stream.view.toolCall({ id: data.tool_call_id, name: data.name, arguments: data.arguments });
@@ -333,6 +365,7 @@ const handlers = {
     stream.usage = data;
   },
   error(stream, data) {
+    stream.view.waiting(false);
     const message = data.message || "The answer failed.";
     stream.view.error(data.code ? `${message} (${data.code})` : message, data.code);
   },
@@ -340,6 +373,20 @@ const handlers = {
     stream.done = data;
   },
 };
+
+/** Where the stream is, on the status line if its conversation is on screen. */
+function showPhase(stream, phase, text) {
+  stream.phase = phase;
+  stream.status = text;
+  if (stream.visible) setStatus(text, phase);
+}
+
+/** The turn's first reasoning, text or tool call: it is streaming now. */
+function firstToken(stream) {
+  stream.view.waiting(false);
+  if (stream.phase !== "waiting") return; // "Stopping…" stays
+  showPhase(stream, "streaming", stream.streamingText);
+}
 
 function handle(stream, event) {
   const handler = Object.hasOwn(handlers, event.name) ? handlers[event.name] : undefined;
@@ -358,10 +405,12 @@ function yieldToBrowser() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-async function send() {
-  const content = el.composer.value;
+/** Send the composer's text, or `prompt` (an example) as if it had been typed there. */
+async function send(prompt) {
+  const typed = prompt === undefined;
+  const content = typed ? el.composer.value : prompt;
   if (!content.trim() || state.stream) return;
-  el.composer.value = "";
+  if (typed) el.composer.value = "";
   const stream = {
     threadId: state.threadId,
     visible: true, // its conversation is on screen (see openThread)
@@ -372,12 +421,15 @@ async function send() {
     usage: null,
     done: null,
     status: "Sending…",
+    phase: "",
+    streamingText: "",
     controller: new AbortController(),
   };
   state.stream = stream;
   setBusy(true);
   userMessage(content);
   stream.view = new AssistantView({ live: true });
+  stream.view.waiting(true);
   scroller.toBottom();
   setStatus("Sending…");
   try {
@@ -454,6 +506,7 @@ function finishStream(stream) {
   if (done && done.status === "cancelled") stream.view.note("stopped", "Stopped.");
   const { input_tokens: input = 0, output_tokens: output = 0 } = stream.usage || {};
   if (input || output) stream.view.note("usage", `${input} tokens in · ${output} out`);
+  stream.phase = "";
   if (stream.visible) {
     const words = { completed: "Done.", cancelled: "Stopped.", failed: "Failed." };
     setStatus(done ? words[done.status] || `Run ${done.status}.` : "");
@@ -485,9 +538,40 @@ async function stop() {
   if (!stream || stream.stopRequested) return;
   stream.stopRequested = true;
   el.stop.disabled = true;
-  setStatus("Stopping…");
+  showPhase(stream, "", "Stopping…");
   if (stream.runId) await requestCancel(stream);
   // Without a run id yet, `run` will cancel as soon as it arrives.
+}
+
+// --------------------------------------------------------------------------- drawer
+
+/** On a narrow window: the thread list over the conversation, until a choice is made. */
+function openDrawer() {
+  document.body.classList.add("drawer-open");
+  el.drawerToggle.setAttribute("aria-expanded", "true");
+  el.scrim.hidden = false;
+  const current = el.threads.querySelector(".current .thread-open");
+  (current || el.newThread).focus();
+}
+
+function closeDrawer({ refocus = false } = {}) {
+  if (!document.body.classList.contains("drawer-open")) return;
+  document.body.classList.remove("drawer-open");
+  el.drawerToggle.setAttribute("aria-expanded", "false");
+  el.scrim.hidden = true;
+  if (refocus) el.drawerToggle.focus();
+}
+
+function bindDrawer() {
+  el.drawerToggle.addEventListener("click", () => {
+    if (document.body.classList.contains("drawer-open")) closeDrawer({ refocus: true });
+    else openDrawer();
+  });
+  el.scrim.addEventListener("click", () => closeDrawer({ refocus: true }));
+  el.sidebar.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeDrawer({ refocus: true });
+  });
+  NARROW.addEventListener("change", () => closeDrawer());
 }
 
 // ---------------------------------------------------------------------------- start
@@ -506,7 +590,14 @@ function bind() {
     }
   });
   el.stop.addEventListener("click", () => stop());
-  el.newThread.addEventListener("click", () => openThread(null));
+  el.newThread.addEventListener("click", () => {
+    closeDrawer();
+    openThread(null);
+  });
+  for (const example of el.examples) {
+    example.addEventListener("click", () => send(example.dataset.prompt));
+  }
+  bindDrawer();
   el.model.addEventListener("change", () => localStorage.setItem(MODEL_KEY, el.model.value));
   scroller.attach(el.messages);
   window.addEventListener("hashchange", () => {

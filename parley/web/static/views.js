@@ -76,9 +76,15 @@ class ReasoningBlock {
   }
 }
 
-/** A tool call inline: its name, arguments, and (once it ran) its result with ✓ or ✗. */
+/**
+ * A tool call inline: its name, arguments, and (once it ran) its result, marked ✓; or, when
+ * the tool reported an error (it raised: the model got "Error: <message>" as its output),
+ * "<name> reported an error" and the message, in the card's amber style. That is the
+ * tool's answer, not a failure of the page or the run (those are red `.error` alerts).
+ */
 class ToolCard {
   constructor(parent, call) {
+    this.name = call.name || "";
     this.mark = h("span", { class: "tool-mark", "data-testid": "tool-status", text: "…" });
     this.result = h("pre", {
       class: "tool-result pending",
@@ -107,10 +113,23 @@ class ToolCard {
 
   finish(output, isError) {
     this.result.classList.remove("pending");
-    this.result.textContent = output ?? "";
-    this.node.classList.add(isError ? "failed" : "ok");
     this.node.dataset.status = isError ? "error" : "ok";
-    this.mark.textContent = isError ? "✗ failed" : "✓";
+    if (!isError) {
+      this.node.classList.add("ok");
+      this.mark.textContent = "✓";
+      this.result.textContent = output ?? "";
+      return;
+    }
+    this.node.classList.add("reported-error");
+    this.mark.textContent = "⚠ error";
+    const label = h("div", {
+      class: "tool-error-label",
+      "data-testid": "tool-error-label",
+      text: `${this.name || "The tool"} reported an error`,
+    });
+    this.result.before(label);
+    // The label says it is an error: the message without the "Error: " the model got.
+    this.result.textContent = (output ?? "").replace(/^Error:\s*/, "");
   }
 }
 
@@ -126,6 +145,25 @@ export class AssistantView {
     this.last = null; // the newest block: text or reasoning goes on in it
     this.blocks = [];
     this.cards = new Map();
+    this.typing = null; // the typing indicator while the answer waits for its first token
+  }
+
+  /** Show (at the end of the answer) or remove the typing indicator. */
+  waiting(on) {
+    if (!on) {
+      if (this.typing) this.typing.remove();
+      this.typing = null;
+      return;
+    }
+    if (!this.typing) {
+      const dots = [1, 2, 3].map(() => h("span", { class: "typing-dot" }));
+      this.typing = h(
+        "div",
+        { class: "typing", "data-testid": "typing", "aria-hidden": "true" },
+        ...dots,
+      );
+    }
+    this.node.append(this.typing);
   }
 
   reasoning(text) {
@@ -165,6 +203,7 @@ export class AssistantView {
   }
 
   error(message, code) {
+    this.waiting(false);
     const node = h("div", {
       class: "error",
       "data-testid": "error",
@@ -185,6 +224,7 @@ export class AssistantView {
    * becomes "done" once all of it is on screen (a burst may still be rendering).
    */
   finish() {
+    this.waiting(false);
     frames.flush();
     const markdown = this.blocks.filter((block) => block instanceof MarkdownBlock);
     let waiting = markdown.length + 1;
