@@ -19,7 +19,8 @@ from rich.console import Console
 
 from parley.controls import clean
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.output import JsonOutput, TerminalOutput, prompt_asker
+from parley.terminal.keys import quiet_input
+from parley.terminal.output import JsonOutput, TerminalOutput, key_asker
 from parley.terminal.session import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -50,7 +51,7 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
         err.print("parley ask: nothing to ask (give a prompt, or text on stdin)", style="red")
         return EXIT_USAGE
     interactive = not from_stdin and sys.stdin.isatty() and sys.stderr.isatty()
-    asker = prompt_asker(stderr=True) if interactive else None
+    asker = key_asker(out=sys.stderr) if interactive else None
     output: ChatOutput
     if json_lines:
         output = JsonOutput(sys.stdout, sys.stderr, asker=asker)
@@ -68,7 +69,8 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
             if not status.connected and status.state != "disabled":
                 err.print(f"✗ MCP {clean(status.summary)}", style="yellow", markup=False)
         processor = ConversationProcessor(session, output)
-        with on_sigint(processor.interrupt):
+        stdin = -1 if from_stdin else sys.stdin.fileno()
+        with on_sigint(processor.interrupt), quiet_input(stdin):
             result = await processor.process_conversation(text.strip())
         return exit_code(result)
     finally:

@@ -10,11 +10,12 @@
   own ``tool.start`` / ``tool.result`` lines. The data is kept as sent, but no control
   character is written raw: JSON escapes the C0 range, ``escape_controls_in_json`` the rest.
 
-``prompt_asker`` asks a yes/no/always question with prompt_toolkit.
+``key_asker`` asks a yes/no/always question and takes one key for the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -34,15 +35,19 @@ from parley.events import (
     ToolStartEvent,
 )
 from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
+from parley.terminal.keys import is_terminal, read_choice
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
 
-__all__ = ["Asker", "JsonOutput", "TerminalOutput", "parse_answer", "prompt_asker"]
+__all__ = ["ANSWER_KEYS", "Asker", "JsonOutput", "TerminalOutput", "key_asker", "parse_answer"]
 
-#: Asks one question, answers what the user typed ("" for no answer).
+#: Asks one question, answers what the user answered (a word or a line; ``parse_answer``
+#: reads it).
 Asker = Callable[[str], Awaitable[str]]
 
 _ARGUMENTS_SHOWN = 300
+#: The keys that answer a confirmation (their capitals too); Enter or Ctrl+D answers no.
+ANSWER_KEYS: dict[str, Answer] = {"y": "yes", "n": "no", "a": "always"}
 
 
 def parse_answer(text: str) -> Answer:
@@ -69,22 +74,36 @@ async def _ask(asker: Asker | None, name: str, arguments: Mapping[str, Any]) -> 
     return parse_answer(await asker(question(name, arguments)))
 
 
-def prompt_asker(*, stderr: bool = False) -> Asker:
-    """An ``Asker`` that reads the answer with prompt_toolkit (on stderr for ``parley ask``,
-    whose stdout is the answer). Ctrl+C or Ctrl+D answer no."""
+def key_asker(*, stdin: TextIO | None = None, out: TextIO | None = None) -> Asker:
+    """An ``Asker`` that takes one key from the terminal on ``stdin`` (default: sys.stdin):
+    ``y``, ``n`` or ``a`` (capitals too), Enter or Ctrl+D for no; other keys are ignored.
+    The question and the answer, as a word, go to ``out`` (default: sys.stdout; stderr for
+    ``parley ask``, whose stdout is the answer). Keys typed after the answer stay in the
+    terminal for the next prompt (``keys.read_choice``). Ctrl+C stays a signal: the
+    exchange's handler stops it, and the call is not run. Without a terminal on ``stdin``,
+    the answer is a line read from it."""
 
-    async def prompt(text: str) -> str:
-        from prompt_toolkit import PromptSession
-        from prompt_toolkit.output import create_output
+    async def ask(text: str) -> str:
+        source = stdin if stdin is not None else sys.stdin
+        sink = out if out is not None else sys.stdout
 
-        output = create_output(stdout=sys.stderr) if stderr else None
-        session: PromptSession[str] = PromptSession(output=output)
+        def show() -> None:
+            sink.write(text)
+            sink.flush()
+
+        answer: Answer = "no"
         try:
-            return await session.prompt_async(text, handle_sigint=False)
-        except (KeyboardInterrupt, EOFError):
-            return ""
+            if is_terminal(source.fileno()):
+                answer = await read_choice(source.fileno(), ANSWER_KEYS, "no", ready=show)
+            else:
+                show()
+                answer = parse_answer(await asyncio.to_thread(source.readline))
+        finally:  # cancelled (Ctrl+C) included: the call does not run
+            sink.write(answer + "\n")
+            sink.flush()
+        return answer
 
-    return prompt
+    return ask
 
 
 class TerminalOutput:

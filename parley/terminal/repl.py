@@ -8,7 +8,10 @@ Keys: Enter sends; Alt+Enter, or Esc then Enter, starts a new line (pasted text 
 lines); Up/Down walk the history, kept in ``chat-history`` in the user data directory
 (mode 0600, the directory 0700 when the chat makes it).
 Ctrl+C while an answer streams stops it (the partial answer is kept); at the prompt,
-Ctrl+C twice in a row, or Ctrl+D on an empty line, exits.
+Ctrl+C twice in a row, or Ctrl+D on an empty line, exits. While an exchange runs, the
+terminal does not echo what is typed (it would be drawn into the live answer); the text is
+kept and shows at the next prompt. A tool's confirmation question takes one key
+(``output.key_asker``).
 
 Without a terminal on stdin, each line of stdin is one message (or command).
 
@@ -38,7 +41,8 @@ from parley.controls import clean
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.output import TerminalOutput, prompt_asker
+from parley.terminal.keys import quiet_input
+from parley.terminal.output import TerminalOutput, key_asker
 from parley.terminal.rendering import render_answer
 from parley.terminal.session import (
     CONFIRM_MODES,
@@ -96,7 +100,7 @@ class ChatRepl:
         self.console = console or Console(highlight=False)
         self.session = Session(options)
         interactive = sys.stdin.isatty()
-        self.output = TerminalOutput(self.console, asker=prompt_asker() if interactive else None)
+        self.output = TerminalOutput(self.console, asker=key_asker() if interactive else None)
         self.processor = ConversationProcessor(self.session, self.output)
         self._setup: asyncio.Task[None] | None = None
         self._command: asyncio.Task[Any] | None = None
@@ -212,7 +216,8 @@ class ChatRepl:
 
     async def send(self, text: str) -> None:
         await self._ready()
-        await self.processor.process_conversation(text)
+        with quiet_input(sys.stdin.fileno()):  # typed keys kept, but not drawn over the answer
+            await self.processor.process_conversation(text)
 
     def _on_sigint(self) -> None:
         if self.processor.busy:

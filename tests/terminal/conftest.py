@@ -80,6 +80,12 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def chat_argv(server_url: str, api_key: str, *args: str) -> list[str]:
+    """The command line of ``parley chat ARGS`` on ``server_url`` as ``api_key``."""
+    argv = [sys.executable, "-m", "parley.cli.main", "chat"]
+    return [*argv, "--server", server_url, "--api-key", api_key, *args]
+
+
 @pytest.fixture
 def start_chat(server: Any, user_key: str, cli_env: dict[str, str]) -> Iterator[StartChat]:
     started: list[Terminal] = []
@@ -87,9 +93,8 @@ def start_chat(server: Any, user_key: str, cli_env: dict[str, str]) -> Iterator[
     def start(
         *args: str, server_url: str | None = None, api_key: str | None = None, cols: int = 120
     ) -> Terminal:
-        argv = [sys.executable, "-m", "parley.cli.main", "chat"]
-        argv += ["--server", server_url or server.base_url, "--api-key", api_key or user_key]
-        term = Terminal([*argv, *args], env=cli_env, cols=cols)
+        argv = chat_argv(server_url or server.base_url, api_key or user_key, *args)
+        term = Terminal(argv, env=cli_env, cols=cols)
         started.append(term)
         return term
 

@@ -1,8 +1,12 @@
-"""A pseudo-terminal driver for end-to-end tests of ``parley chat`` (stdlib only).
+"""Terminal drivers for end-to-end tests of ``parley chat``.
 
-``Terminal`` starts a command with a new pty as its controlling terminal (so a written
-``\\x03`` becomes SIGINT, as in a real terminal), drains its output in a thread, and waits
-for text with a deadline. ``screen`` is the output with escape sequences removed.
+``Terminal`` (stdlib only) starts a command with a new pty as its controlling terminal (so a
+written ``\\x03`` becomes SIGINT, as in a real terminal), drains its output in a thread, and
+waits for text with a deadline. ``screen`` is the output with escape sequences removed: every
+frame the live region drew is in it, so it tells what was written, not what stays visible.
+
+``Tmux`` runs a command in a detached tmux session on a private server: a real terminal
+emulator, whose ``capture`` is what the screen shows once redraws and erasures are done.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import secrets
+import shlex
 import signal
 import struct
 import subprocess
@@ -120,5 +126,74 @@ class Terminal:
 
 
 def _take_terminal() -> None:
-    """In the child, after ``setsid``: make stdin's pty the controlling terminal."""
+    """In the child, after ``setsid``: make stdin's pty the controlling terminal, and give
+    SIGINT its default action (a suite started with ``nohup … &`` ignores it, and a child
+    would inherit that: Ctrl+C would do nothing)."""
+    _default_sigint()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Tmux:
+    """``argv`` in a ``cols`` x ``rows`` tmux pane, on a tmux server of its own (``close``
+    ends it)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cols: int = 80,
+        rows: int = 24,
+    ) -> None:
+        server = f"parley-test-{os.getpid()}-{secrets.token_hex(4)}"
+        self._tmux = ["tmux", "-L", server, "-f", "/dev/null"]
+        # The size is the pane's: no COLUMNS/LINES from outside to override it.
+        env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES", "TMUX")}
+        command = shlex.join(argv)
+        size = ("-x", str(cols), "-y", str(rows))
+        self._run("new-session", "-d", *size, command, env=env)
+
+    def _run(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        done = subprocess.run(
+            [*self._tmux, *args],
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=20,
+            preexec_fn=_default_sigint,  # the server's panes inherit it
+        )
+        return done.stdout
+
+    def capture(self, *, history: bool = False, joined: bool = False) -> str:
+        """The pane's text as shown (with ``history``, the lines scrolled off it too; with
+        ``joined``, lines the terminal wrapped joined back)."""
+        flags = (["-S", "-"] if history else []) + (["-J"] if joined else [])
+        return self._run("capture-pane", "-p", *flags)
+
+    def send(self, text: str) -> None:
+        self._run("send-keys", "-l", text)
+
+    def key(self, name: str) -> None:
+        """Press a key by its tmux name (``Enter``, ``C-c``)."""
+        self._run("send-keys", name)
+
+    def expect(self, pattern: str, *, timeout: float = 20.0) -> re.Match[str]:
+        """Wait until the pane's text, history and wrapped lines joined, matches."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while True:
+            text = self.capture(history=True, joined=True)
+            match = regex.search(text)
+            if match is not None:
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} did not show within {timeout} s:\n{text}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        subprocess.run([*self._tmux, "kill-server"], capture_output=True, check=False, timeout=20)

@@ -1,11 +1,13 @@
 """``parley chat`` end to end in a pseudo-terminal: prompt, a two-line message whose tool call
 shows with its ✓ before the streamed answer, slash commands, Ctrl+C in the middle of a slow answer (the partial answer
-stays on screen and on the server, the run is cancelled), then Ctrl+D."""
+stays on screen and on the server, the run is cancelled), then Ctrl+D. In tmux, a real
+terminal emulator: after Ctrl+C the partial answer is on the screen once."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,8 @@ import pytest
 
 from parley.terminal.repl import PROMPT
 from parley.testing.fake_upstream import expected_text, tool_results_text
-from tests.terminal.conftest import McpConfig, StartChat, stored_messages
-from tests.terminal.pty_terminal import Terminal
+from tests.terminal.conftest import McpConfig, StartChat, chat_argv, stored_messages
+from tests.terminal.pty_terminal import Terminal, Tmux
 
 
 @pytest.fixture
@@ -75,3 +77,30 @@ def test_chat_in_a_terminal(chat: Terminal, server: Any, user_key: str, tmp_path
     # Ctrl+D on an empty line leaves
     chat.write("\x04")
     assert chat.wait(15) == 0
+
+
+def test_ctrl_c_leaves_the_partial_answer_on_the_screen_once(
+    server: Any, user_key: str, cli_env: dict[str, str]
+) -> None:
+    # 14 columns: the first two words, "Parley streams", fill a whole line. A "^C" echoed
+    # after them wrapped below the live region, which then erased the wrong line and left
+    # the partial answer on the screen twice. 1.5 s between words: time to press Ctrl+C
+    # while those two are all there is.
+    argv = chat_argv(server.base_url, user_key, "--model", "fake/text:22:1500")
+    term = Tmux(argv, env=cli_env, cols=14, rows=40)
+    try:
+        ready = term.expect(rf"\nassistant [\s\S]*\n{PROMPT}")  # start-up lines, then the prompt
+        term.send("tell me slowly")
+        term.key("Enter")
+        deadline = time.monotonic() + 20
+        while not term.capture().rstrip().endswith("\nParley streams"):
+            assert time.monotonic() < deadline, term.capture()
+            time.sleep(0.02)
+        term.key("C-c")
+        done = term.expect(rf"\ninterrupted —[^\n]*\n{PROMPT}")  # cut: "interrupted —…"
+        assert done.start() > ready.end()
+        shown = term.capture(history=True)
+        assert "every" not in shown, f"Ctrl+C came after the third word:\n{shown}"
+        assert shown.count("streams") == 1, shown
+    finally:
+        term.close()

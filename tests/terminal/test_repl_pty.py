@@ -1,6 +1,7 @@
 """``parley chat`` end to end in a pseudo-terminal, what ``test_chat_pty`` does not walk
-through: the confirmation question before a tool call (no, yes, always), Ctrl+C at the
-prompt, the thread commands, a chat that cannot start, and ``--no-stream``.
+through: the confirmation question before a tool call (one key: no, yes, always, Enter,
+Ctrl+C; what is typed after the key is the next message), Ctrl+C at the prompt, the thread
+commands, a chat that cannot start, and ``--no-stream``.
 
 What the model got back is read from the server (the thread's tool messages), not only from
 the screen."""
@@ -35,6 +36,9 @@ def question(name: str, arguments: dict[str, Any]) -> str:
 ECHO_0 = question("echo", {"text": "text 0"})
 ECHO_1 = question("echo", {"text": "text 1"})
 ADD_1 = question("add", {"a": 1.5, "b": 1.5})
+# What the demo model calls for "add 2 and 3": the first number of the message for each.
+ADD_2 = question("add", {"a": 2, "b": 2})
+INTERRUPTED = re.escape("interrupted — partial answer kept, run cancelled")
 
 
 def loose(text: str) -> str:
@@ -85,10 +89,10 @@ def test_no_declines_that_call_only_and_the_next_exchange_asks_again(
     # two calls of one turn: no to the first, yes to the second
     chat.write("use two tools\r")
     asked = chat.expect(ECHO_0, since=mark)
-    chat.write("n\r")
+    chat.write("n")
     chat.expect(f"✗ echo  {re.escape(DECLINED)}", since=asked.end())
     asked = chat.expect(ECHO_1, since=asked.end())
-    chat.write("y\r")
+    chat.write("y")
     chat.expect(r"✓ echo  text 1", since=asked.end())
     answer = tool_results_text([("echo", DECLINED_OUTPUT), ("echo", "text 1")])
     mark = answered(chat, finished(answer), since=asked.end())
@@ -96,9 +100,9 @@ def test_no_declines_that_call_only_and_the_next_exchange_asks_again(
     # the no was for that call only: the next exchange asks again, and yes runs both
     chat.write("once more\r")
     asked = chat.expect(ECHO_0, since=mark)
-    chat.write("y\r")
+    chat.write("y")
     asked = chat.expect(ECHO_1, since=asked.end())
-    chat.write("y\r")
+    chat.write("y")
     answer = tool_results_text([("echo", "text 0"), ("echo", "text 1")])
     answered(chat, finished(answer), since=asked.end())
 
@@ -119,9 +123,9 @@ def test_always_runs_that_tool_without_asking_for_the_rest_of_the_session(
     # calls echo then add: always for echo, no for add (always is for that tool only)
     chat.write("use both tools\r")
     asked = chat.expect(ECHO_0, since=mark)
-    chat.write("a\r")
+    chat.write("a")
     asked = chat.expect(ADD_1, since=asked.end())
-    chat.write("n\r")
+    chat.write("n")
     # echo's result waited below the question: shown once it is answered
     chat.expect(r"✓ echo  text 0", since=asked.end())
     chat.expect(f"✗ add  {re.escape(DECLINED)}", since=asked.end())
@@ -132,7 +136,7 @@ def test_always_runs_that_tool_without_asking_for_the_rest_of_the_session(
     start = mark
     chat.write("again\r")
     asked = chat.expect(ADD_1, since=mark)
-    chat.write("y\r")
+    chat.write("y")
     answer = tool_results_text([("echo", "text 0"), ("add", "3.0")])
     mark = answered(chat, finished(answer), since=asked.end())
     assert re.search(r"Run echo", chat.screen[start:]) is None
@@ -141,6 +145,81 @@ def test_always_runs_that_tool_without_asking_for_the_rest_of_the_session(
     assert tool_outputs(server, user_key) == [
         [('echo({"text": "text 0"})', "text 0"), ('add({"a": 1.5, "b": 1.5})', DECLINED_OUTPUT)],
         [('echo({"text": "text 0"})', "text 0"), ('add({"a": 1.5, "b": 1.5})', "3.0")],
+    ]
+
+
+def user_messages(server: Any, user_key: str) -> list[str]:
+    return [m.text for m in stored_messages(server, user_key) if m.role == "user"]
+
+
+def test_one_key_answers_and_what_is_typed_after_it_is_the_next_message(
+    start_chat: StartChat, mcp_config: McpConfig, server: Any, user_key: str
+) -> None:
+    # The demo model calls a tool its message names, and otherwise echoes the message.
+    config = mcp_config({"t": ("add", False)})
+    chat = start_chat("--model", "demo/parley", "--mcp-config", str(config))
+    mark = answered(chat, STARTED)
+
+    # y, no Enter: the tool runs; a message typed after a pause is sent whole
+    chat.write("add 2 and 3\r")
+    asked = chat.expect(ADD_2, since=mark)
+    chat.write("y")
+    chat.expect(r"for this tool: yes\n", since=asked.start())
+    chat.expect(r"✓ add  4", since=asked.end())
+    chat.write("echo second time\r")
+    mark = answered(chat, finished('Demo model: you said "echo second time".'), since=mark)
+
+    # typed at once after the key (Y means y): the rest is the next message too
+    chat.write("add 2 and 3\r")
+    asked = chat.expect(ADD_2, since=mark)
+    chat.write("Yecho third time\r")
+    chat.expect(r"for this tool: yes\n", since=asked.start())
+    mark = answered(chat, finished('Demo model: you said "echo third time".'), since=mark)
+
+    assert user_messages(server, user_key) == [
+        *("add 2 and 3", "echo second time"),
+        *("add 2 and 3", "echo third time"),
+    ]
+    assert [[output for _, output in calls] for calls in tool_outputs(server, user_key)] == [
+        ["4"],
+        [],
+        ["4"],
+        [],
+    ]
+
+
+def test_n_enter_and_ctrl_c_at_the_question_do_not_run_the_call(
+    start_chat: StartChat, mcp_config: McpConfig, server: Any, user_key: str
+) -> None:
+    config = mcp_config({"t": ("add", False)})
+    chat = start_chat("--model", "demo/parley", "--mcp-config", str(config))
+    mark = answered(chat, STARTED)
+
+    for key in ("n", "\r"):  # Enter alone: no, the safe default
+        chat.write("add 2 and 3\r")
+        asked = chat.expect(ADD_2, since=mark)
+        chat.write(key)
+        chat.expect(r"for this tool: no\n", since=asked.start())
+        chat.expect(f"✗ add  {re.escape(DECLINED)}", since=asked.end())
+        mark = answered(chat, TOKENS, since=asked.end())
+
+    # Ctrl+C: no, and the exchange stops as it does while an answer streams
+    chat.write("add 2 and 3\r")
+    asked = chat.expect(ADD_2, since=mark)
+    chat.write("\x03")
+    chat.expect(r"for this tool: no\n", since=asked.start())
+    mark = answered(chat, INTERRUPTED, since=asked.end())
+    with server.client(user_key) as http:
+        [run] = http.get("/runs", params={"order": "desc", "limit": 1}).json()["data"]
+    assert run["status"] == "cancelled"
+    chat.write("echo after that\r")
+    answered(chat, finished('Demo model: you said "echo after that".'), since=mark)
+
+    assert tool_outputs(server, user_key) == [
+        [('add({"a": 2, "b": 2})', DECLINED_OUTPUT)],
+        [('add({"a": 2, "b": 2})', DECLINED_OUTPUT)],
+        [],
+        [],
     ]
 
 
