@@ -19,10 +19,12 @@ import shlex
 import signal
 import struct
 import subprocess
+import tempfile
 import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 _ESCAPES = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
@@ -149,8 +151,9 @@ class Tmux:
         cols: int = 80,
         rows: int = 24,
     ) -> None:
-        server = f"parley-test-{os.getpid()}-{secrets.token_hex(4)}"
-        self._tmux = ["tmux", "-L", server, "-f", "/dev/null"]
+        # A short socket path of its own (a socket's path is limited to about 100 bytes).
+        self._socket = Path(tempfile.gettempdir()) / f"parley-tmux-{secrets.token_hex(6)}"
+        self._tmux = ["tmux", "-S", str(self._socket), "-f", "/dev/null"]
         # The size is the pane's: no COLUMNS/LINES from outside to override it.
         env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES", "TMUX")}
         command = shlex.join(argv)
@@ -197,3 +200,4 @@ class Tmux:
 
     def close(self) -> None:
         subprocess.run([*self._tmux, "kill-server"], capture_output=True, check=False, timeout=20)
+        self._socket.unlink(missing_ok=True)
