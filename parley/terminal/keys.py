@@ -4,8 +4,9 @@
 terminal is switched to non-canonical mode without echo, bytes are read one at a time,
 and it returns at the first key that means something. What the user types after that key
 stays in the terminal's input queue, for the next prompt. Keys typed *before* the question
-are dropped when it starts, so a word typed ahead cannot answer it. Ctrl+C stays a signal
-(``ISIG`` is kept): it stops the exchange as it does while an answer streams.
+cannot answer it: they are taken out of the queue first and kept (``TypedAhead``), and the
+chat's next prompt starts with them. Ctrl+C stays a signal (``ISIG`` is kept): it stops the
+exchange as it does while an answer streams.
 
 ``quiet_input`` turns the terminal's echo off while an answer is on screen: a key typed
 meanwhile, or the ``^C`` the terminal echoes for Ctrl+C, would otherwise be written into
@@ -20,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import select
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-__all__ = ["KeyParser", "is_terminal", "quiet_input", "read_choice"]
+__all__ = ["KeyParser", "TypedAhead", "is_terminal", "quiet_input", "read_choice"]
 
 T = TypeVar("T")
 
@@ -74,12 +77,40 @@ class KeyParser(Generic[T]):
         return None  # part of a non-ASCII character
 
 
+#: What typed text keeps of a terminal's bytes: escape sequences (arrow keys, ...) and
+#: control characters other than newlines and tabs go.
+_SEQUENCES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|.)?|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class TypedAhead:
+    """Text typed while an answer streamed, taken out of the terminal's queue before a
+    question reads its key, for the next prompt (``take``)."""
+
+    def __init__(self) -> None:
+        self._bytes = bytearray()
+
+    def keep(self, data: bytes) -> None:
+        self._bytes.extend(data)
+
+    def take(self) -> str:
+        """The text kept so far (Enter as a new line, none at the end), and forget it."""
+        text = self._bytes.decode("utf-8", "ignore").replace("\r\n", "\n").replace("\r", "\n")
+        self._bytes.clear()
+        return _SEQUENCES.sub("", text).strip("\n")
+
+
 async def read_choice(
-    fd: int, keys: Mapping[str, T], default: T, *, ready: Callable[[], None] | None = None
+    fd: int,
+    keys: Mapping[str, T],
+    default: T,
+    *,
+    ready: Callable[[], None] | None = None,
+    typed_ahead: TypedAhead | None = None,
 ) -> T:
     """Wait for one key on the terminal ``fd`` (see ``KeyParser``) and return its choice
     (``is_terminal(fd)`` must be true). ``ready`` is called once the terminal is set up,
-    before the first read: it shows the question, so any key typed after it is read."""
+    before the first read: it shows the question, so any key typed after it is read. What
+    was typed before goes to ``typed_ahead`` (dropped without one)."""
     import termios
 
     before = termios.tcgetattr(fd)
@@ -89,12 +120,28 @@ async def read_choice(
     mode[6][termios.VTIME] = 0
     termios.tcsetattr(fd, termios.TCSANOW, mode)
     try:
-        termios.tcflush(fd, termios.TCIFLUSH)  # typed before the question showed: no answer
+        pending = _pending(fd)  # typed before the question showed: no answer, but kept
+        if typed_ahead is not None:
+            typed_ahead.keep(pending)
         if ready is not None:
             ready()
         return await _first_choice(fd, KeyParser(keys, default), default)
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, before)
+
+
+def _pending(fd: int) -> bytes:
+    """What the terminal ``fd`` (in non-canonical mode) holds now, without waiting."""
+    data = bytearray()
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            break
+        if not chunk:
+            break
+        data.extend(chunk)
+    return bytes(data)
 
 
 async def _first_choice(fd: int, parser: KeyParser[T], default: T) -> T:

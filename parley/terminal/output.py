@@ -35,7 +35,7 @@ from parley.events import (
     ToolStartEvent,
 )
 from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
-from parley.terminal.keys import is_terminal, read_choice
+from parley.terminal.keys import TypedAhead, is_terminal, read_choice
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
 
@@ -74,12 +74,18 @@ async def _ask(asker: Asker | None, name: str, arguments: Mapping[str, Any]) -> 
     return parse_answer(await asker(question(name, arguments)))
 
 
-def key_asker(*, stdin: TextIO | None = None, out: TextIO | None = None) -> Asker:
+def key_asker(
+    *,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    typed_ahead: TypedAhead | None = None,
+) -> Asker:
     """An ``Asker`` that takes one key from the terminal on ``stdin`` (default: sys.stdin):
     ``y``, ``n`` or ``a`` (capitals too), Enter or Ctrl+D for no; other keys are ignored.
     The question and the answer, as a word, go to ``out`` (default: sys.stdout; stderr for
     ``parley ask``, whose stdout is the answer). Keys typed after the answer stay in the
-    terminal for the next prompt (``keys.read_choice``). Ctrl+C stays a signal: the
+    terminal for the next prompt (``keys.read_choice``), and keys typed before the question
+    go to ``typed_ahead``, for that prompt too. Ctrl+C stays a signal: the
     exchange's handler stops it, and the call is not run. Without a terminal on ``stdin``,
     the answer is a line read from it."""
 
@@ -94,7 +100,9 @@ def key_asker(*, stdin: TextIO | None = None, out: TextIO | None = None) -> Aske
         answer: Answer = "no"
         try:
             if is_terminal(source.fileno()):
-                answer = await read_choice(source.fileno(), ANSWER_KEYS, "no", ready=show)
+                answer = await read_choice(
+                    source.fileno(), ANSWER_KEYS, "no", ready=show, typed_ahead=typed_ahead
+                )
             else:
                 show()
                 answer = parse_answer(await asyncio.to_thread(source.readline))

@@ -41,7 +41,7 @@ from parley.controls import clean
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
 from parley.terminal.chat import ConversationProcessor, on_sigint
-from parley.terminal.keys import quiet_input
+from parley.terminal.keys import TypedAhead, quiet_input
 from parley.terminal.output import TerminalOutput, key_asker
 from parley.terminal.rendering import render_answer
 from parley.terminal.session import (
@@ -100,7 +100,10 @@ class ChatRepl:
         self.console = console or Console(highlight=False)
         self.session = Session(options)
         interactive = sys.stdin.isatty()
-        self.output = TerminalOutput(self.console, asker=key_asker() if interactive else None)
+        #: Typed while an answer streamed and a tool question came: the next prompt's start.
+        self.typed_ahead = TypedAhead()
+        asker = key_asker(typed_ahead=self.typed_ahead) if interactive else None
+        self.output = TerminalOutput(self.console, asker=asker)
         self.processor = ConversationProcessor(self.session, self.output)
         self._setup: asyncio.Task[None] | None = None
         self._command: asyncio.Task[Any] | None = None
@@ -178,7 +181,10 @@ class ChatRepl:
             try:
                 with patch_stdout(raw=True):
                     text = await prompt.prompt_async(
-                        f"{PROMPT} ", handle_sigint=False, pre_run=leave_if_failed
+                        f"{PROMPT} ",
+                        default=self.typed_ahead.take(),
+                        handle_sigint=False,
+                        pre_run=leave_if_failed,
                     )
             except KeyboardInterrupt:
                 if armed:

@@ -43,3 +43,32 @@ async def test_without_a_terminal_the_answer_is_one_line(piped: TextIO) -> None:
     assert await ask("Run x {}? ") == "always"
     assert out.getvalue() == "Run x {}? always\n"
     assert piped.readline() == "the next line\n"
+
+
+async def test_keys_typed_before_the_question_are_kept_for_the_next_prompt() -> None:
+    # A real pseudo-terminal in its usual (canonical, echoing) mode, as while an answer streams.
+    from parley.terminal.keys import TypedAhead, read_choice
+
+    leader, follower = os.openpty()
+    try:
+        os.write(leader, "hello wörld\r and more \x1b[A".encode())  # typed while streaming
+        typed = TypedAhead()
+
+        def show_question() -> None:
+            os.write(leader, b"ythe next line")  # the key, then what is typed after it
+
+        answer = await read_choice(
+            follower, ANSWER_KEYS, "no", ready=show_question, typed_ahead=typed
+        )
+        assert answer == "yes"
+        assert typed.take() == "hello wörld\n and more "  # the arrow key is no text
+        assert typed.take() == ""
+        # What came after the key is still the terminal's, for the prompt to read.
+        os.write(leader, b"\r")
+        after = b""
+        while not after.endswith(b"\n"):
+            after += os.read(follower, 100)
+        assert after == b"the next line\n"
+    finally:
+        os.close(leader)
+        os.close(follower)

@@ -188,6 +188,26 @@ def test_one_key_answers_and_what_is_typed_after_it_is_the_next_message(
     ]
 
 
+def test_text_typed_while_an_answer_streams_is_no_answer_and_starts_the_next_prompt(
+    start_chat: StartChat, mcp_config: McpConfig, server: Any, user_key: str
+) -> None:
+    # The model's call comes 2 s after the turn starts (three gaps of 0.7 s), so the text is
+    # typed before the question shows: it holds "a", which would answer "always".
+    config = mcp_config({"t": ("echo", False)})
+    chat = start_chat("--model", "fake/tools:1:700", "--mcp-config", str(config))
+    mark = answered(chat, STARTED)
+    chat.write("use a tool\r")
+    started = chat.expect("Thinking", since=mark)
+    chat.write("a message typed ahead")
+    asked = chat.expect(ECHO_0, since=started.end())
+    chat.write("n")
+    chat.expect(r"for this tool: no\n", since=asked.start())
+    answer = tool_results_text([("echo", DECLINED_OUTPUT)])
+    mark = answered(chat, finished(answer), since=asked.end())
+    chat.expect(re.escape("a message typed ahead"), since=mark)  # the next prompt's text
+    assert user_messages(server, user_key) == ["use a tool"]
+
+
 def test_n_enter_and_ctrl_c_at_the_question_do_not_run_the_call(
     start_chat: StartChat, mcp_config: McpConfig, server: Any, user_key: str
 ) -> None:
