@@ -42,8 +42,12 @@ $(OPENAI2): | $(STAMP)
 	$(PY) -m pip install -q --target $(VENV)/openai2 'openai==2.54.0'
 	touch $(OPENAI2)
 
+# make run PORT=8800 WEB_PORT=5050 HOST=0.0.0.0: on make's command line only (a PORT or HOST
+# of the environment is some other program's). Unset, parley run's options are not given, so
+# PARLEY_PORT, PARLEY_WEB_PORT and PARLEY_HOST apply, else 8700, 5000 and 127.0.0.1.
+given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
 run: $(STAMP)
-	$(VENV)/bin/parley run
+	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)
 
 test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """What the SDK reads from the environment when not given arguments: ``PARLEY_BASE_URL``
-and ``PARLEY_API_KEY`` (and ``parley web`` its ``PARLEY_WEB_MAX_EXCHANGES``). Plain ``os.environ``, so that the SDK alone (``pip install
-parley-ai``) needs nothing but httpx and pydantic."""
+and ``PARLEY_API_KEY`` (and ``parley web`` its ``PARLEY_WEB_MAX_EXCHANGES`` and
+``PARLEY_WEB_PORT``, which ``parley run``'s page reads too). Plain ``os.environ``, so that the
+SDK alone (``pip install parley-ai``) needs nothing but httpx and pydantic."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class ClientSettings:
     base_url_set: bool = False
     #: ``PARLEY_WEB_MAX_EXCHANGES`` as written (``cli.web.max_exchanges_of`` checks it).
     web_max_exchanges: str | None = None
+    #: ``PARLEY_WEB_PORT`` as written (``cli.web.web_port_of`` checks it).
+    web_port: str | None = None
 
     @classmethod
     def from_env(cls) -> ClientSettings:
@@ -27,6 +30,7 @@ class ClientSettings:
             api_key=os.environ.get("PARLEY_API_KEY"),
             base_url_set=base_url is not None,
             web_max_exchanges=os.environ.get("PARLEY_WEB_MAX_EXCHANGES"),
+            web_port=os.environ.get("PARLEY_WEB_PORT"),
         )
 
     @classmethod

@@ -37,8 +37,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _add_server_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default 8700)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; env PARLEY_HOST)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 8700; env PARLEY_PORT)")
     _add_db_options(p)
     limits = p.add_argument_group("limits and CORS (see docs/configuration.md)")
     limits.add_argument(
@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(run)
     run.add_argument(
-        "--web-port", type=int, default=5000, help="port of the web page (default 5000)"
+        "--web-port",
+        type=_port,
+        help="port of the web page (default 5000; env PARLEY_WEB_PORT)",
     )
     run.add_argument("--no-web", action="store_true", help="do not serve the web page")
 
@@ -151,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--server, an embedded server starts on a free loopback port.",
     )
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    web.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    web.add_argument(
+        "--port", type=_port, help="port to listen on (default 5000; env PARLEY_WEB_PORT)"
+    )
     web.add_argument("--server", metavar="URL", help="Parley server (env PARLEY_BASE_URL)")
     web.add_argument("--api-key", metavar="KEY", help="API key (env PARLEY_API_KEY)")
     web.add_argument("--model", help="default provider/model (default: demo/parley)")
@@ -216,6 +220,13 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     times.add_argument("--first-chunk-timeout", type=_seconds, default=60.0, metavar="S")
     times.add_argument("--idle-timeout", type=_seconds, default=45.0, metavar="S")
     times.add_argument("--turn-timeout", type=_seconds, default=300.0, metavar="S")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 0 to 65535")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -338,8 +349,13 @@ def _server_command(args: argparse.Namespace) -> int:
             return serve(settings)
         if args.command == "run":
             from parley.cli.serve import run_local
+            from parley.cli.web import web_port_of
 
-            return run_local(settings, web_port=None if args.no_web else args.web_port)
+            try:
+                web_port = None if args.no_web else web_port_of(args.web_port)
+            except ValueError as exc:  # PARLEY_WEB_PORT
+                raise ConfigError(str(exc)) from None
+            return run_local(settings, web_port=web_port)
         if args.command == "models":
             return asyncio.run(_print_models(settings))
         if args.command == "usage":

@@ -1,17 +1,31 @@
 """Running the server: ``parley serve``, and ``parley run`` (``make run``): the server, the
-web page next to it, and the banner with both URLs."""
+web page next to it, and the banner with both URLs.
+
+Both bind their ports before the slow part of the start (migrations, the app); a port that
+is taken is one message (``cli.ports``) and exit code 1. ``parley serve`` says in one log
+record (its log format's, at the default level and below) where it listens, on which
+database, with which providers, and where the API docs are, once it takes requests."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from parley.cli.ports import RUN, RUN_PAGE, SERVE, PortUnavailable, listen, try_port, url_of
 from parley.config import Settings
 from parley.controls import log_to_stderr
 from parley.server.serving import build_server
 
 if TYPE_CHECKING:
     from parley.cli.web import WebBeside
+    from parley.providers.registry import ProviderRegistry
+
+#: Where ``parley serve``'s start-up record goes.
+log = logging.getLogger("parley.serve")
 
 
 def _log_to_stderr(settings: Settings) -> None:
@@ -22,23 +36,124 @@ def _log_to_stderr(settings: Settings) -> None:
     )
 
 
+def redacted_url(url: str) -> str:
+    """A database URL as it may be shown: its password (and a ``password`` query
+    parameter) replaced with ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # not a URL: nothing to find a password in
+        return url
+    if parsed.password is None and "password" not in parsed.query:
+        return url
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+def provider_states(settings: Settings, registry: ProviderRegistry) -> dict[str, str]:
+    """The providers a turn may use, by name, as far as is known without asking them:
+    ``ready`` (the demo model), ``key set``, or ``not checked`` (one that needs no key, as
+    Ollama: whether it runs is not asked). ``parley models`` asks them."""
+    configs = settings.provider_configs()
+    states: dict[str, str] = {}
+    for info in registry.catalog():
+        if not info.ready:
+            continue
+        config = configs.get(info.name)
+        if config is None or config.kind == "demo":
+            states[info.name] = "ready"
+        elif settings.provider_api_key(config):
+            states[info.name] = "key set"
+        else:
+            states[info.name] = "not checked"
+    return states
+
+
+def _listen_url(settings: Settings, sockets: list[socket.socket]) -> str:
+    host = settings.host or "0.0.0.0"
+    return url_of(host, int(sockets[0].getsockname()[1]))
+
+
 def serve(settings: Settings) -> int:
+    from parley.providers.registry import ProviderRegistry
     from parley.store.local import private_database
 
-    private_database(settings.database_url)
-    _log_to_stderr(settings)
-    server = build_server(settings)
-    server.run()
+    try:
+        sockets = listen(settings.host, settings.port, SERVE)
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        private_database(settings.database_url)
+        _log_to_stderr(settings)
+        if logging.getLogger().getEffectiveLevel() <= logging.WARNING:
+            log.setLevel(logging.INFO)  # the start-up record, at the default level too
+        registry = ProviderRegistry(settings)
+        server = build_server(settings, providers=registry)
+        server.on_started = _start_up_record(settings, registry, _listen_url(settings, sockets))
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:  # closed already once served
+            sock.close()
     return 0 if server.started else 1
+
+
+def _start_up_record(
+    settings: Settings, registry: ProviderRegistry, url: str
+) -> Callable[[], None]:
+    """What logs the start-up record, all worked out now (nothing is read once it runs)."""
+    database = redacted_url(settings.database_url)
+    states = provider_states(settings, registry)
+    shown = [name if state == "ready" else f"{name} ({state})" for name, state in states.items()]
+    docs = f"{url}/docs"
+    fields = {"url": url, "database": database, "providers": states, "docs": docs}
+
+    def say() -> None:
+        log.info(
+            "Parley is listening on %s; database: %s; providers: %s; API docs: %s, guides in docs/",
+            url,
+            database,
+            ", ".join(shown) or "none",
+            docs,
+            extra=fields,
+        )
+
+    return say
 
 
 def run_local(settings: Settings, *, web_port: int | None = None) -> int:
     """Serve, then print the URL, a working API key and an SDK example; with ``web_port``,
-    serve the web page on it too (``make run``)."""
-    return asyncio.run(_run_local(settings, web_port))
+    serve the web page on it too (``make run``). Both ports are tried first: 1 when one is
+    taken."""
+    try:
+        if web_port is not None and web_port == settings.port != 0:
+            raise PortUnavailable(
+                f"parley run: the server and the web page cannot share port {web_port}: "
+                "give the page another (--web-port, make run WEB_PORT=, PARLEY_WEB_PORT)."
+            )
+        sockets = listen(settings.host, settings.port, RUN)
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        if web_port is not None:
+            try_port(settings.host, web_port, RUN_PAGE)
+        return asyncio.run(_run_local(settings, sockets, web_port))
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
-async def _run_local(settings: Settings, web_port: int | None = None) -> int:
+async def _run_local(
+    settings: Settings, sockets: list[socket.socket], web_port: int | None = None
+) -> int:
+    from parley.providers.registry import ProviderRegistry
     from parley.store.db import Database
     from parley.store.local import ensure_local_key, private_database
 
@@ -50,47 +165,64 @@ async def _run_local(settings: Settings, web_port: int | None = None) -> int:
         key = await ensure_local_key(db)
     finally:
         await db.dispose()
-    server = build_server(settings)
-    task = asyncio.create_task(server.serve())
+    registry = ProviderRegistry(settings)
+    providers = provider_states(settings, registry)
+    server = build_server(settings, providers=registry)
+    task = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.05)
     web: WebBeside | None = None
-    if server.started:
-        web_url: str | None = None
-        if web_port is not None:
-            started = await asyncio.to_thread(_start_web, settings, web_port, key)
-            if isinstance(started, str):
-                print(started, flush=True)
-            else:
-                web, web_url = started, started.url
-        print(
-            _banner(f"http://{settings.host}:{settings.port}", key, settings.database_url, web_url),
-            flush=True,
-        )
+    url = _listen_url(settings, sockets)
     try:
+        if server.started:
+            web_url: str | None = None
+            if web_port is not None:
+                # Taken since ``run_local`` tried it: PortUnavailable, and the server stops.
+                started = await asyncio.to_thread(_start_web, settings, url, web_port, key)
+                if isinstance(started, str):
+                    print(started, flush=True)
+                else:
+                    web, web_url = started, started.url
+            print(_banner(url, key, settings.database_url, web_url, providers), flush=True)
         await task
     finally:
+        if not task.done():
+            server.should_exit = True
+            await task
         if web is not None:
             web.stop()  # the server is down: nothing left on this loop to block
     return 0 if server.started else 1
 
 
-def _start_web(settings: Settings, port: int, key: str) -> WebBeside | str:
-    """The web page next to the server (or why it could not start)."""
+def _start_web(settings: Settings, url: str, port: int, key: str) -> WebBeside | str:
+    """The web page next to the server (or why it could not start).
+
+    Raises:
+        PortUnavailable: its port is taken.
+    """
     from parley.cli.web import start_web_beside
     from parley.web.server import url_host
 
     local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
     local = "::1" if local == "::" else local
-    server_url = f"http://{url_host(local)}:{settings.port}"
+    server_url = f"http://{url_host(local)}:{url.rpartition(':')[2]}"
     return start_web_beside(host=settings.host, port=port, server_url=server_url, api_key=key)
 
 
-def _banner(url: str, key: str, database_url: str, web_url: str | None = None) -> str:
+def _banner(
+    url: str,
+    key: str,
+    database_url: str,
+    web_url: str | None = None,
+    providers: dict[str, str] | None = None,
+) -> str:
     web = f"Web page: {web_url}   (chat in the browser)\n" if web_url else ""
+    shown = [f"{n} ({s})" if s != "ready" else n for n, s in (providers or {}).items()]
     return f"""
-Parley is running at {url}   (database: {database_url})
+Parley is running at {url}   (database: {redacted_url(database_url)})
 {web}API key: {key}
+Providers: {", ".join(shown) or "none"}   (parley models checks them)
+API docs: {url}/docs
 
 Try it from Python (Ctrl+C here stops the server):
 

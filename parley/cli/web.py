@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from parley.cli.ports import RUN_PAGE, WEB, PortUnavailable, try_port, unavailable
 from parley.client_settings import ClientSettings
 from parley.controls import clean
 from parley.errors import ParleyError
@@ -22,22 +23,29 @@ if TYPE_CHECKING:
     from parley.web.server import WebServer
 
 __all__ = [
+    "DEFAULT_WEB_PORT",
     "MAX_EXCHANGES_ENV",
+    "WEB_PORT_ENV",
     "WebBeside",
     "WebOptions",
     "max_exchanges_of",
     "run_web",
     "start_web_beside",
+    "web_port_of",
 ]
 
 #: The bound on exchanges streaming at once, when ``--max-exchanges`` is not given.
 MAX_EXCHANGES_ENV = "PARLEY_WEB_MAX_EXCHANGES"
+#: The page's port (``parley web`` and ``parley run``), when no option gives it.
+WEB_PORT_ENV = "PARLEY_WEB_PORT"
+DEFAULT_WEB_PORT = 5000
 
 
 @dataclass(frozen=True, slots=True)
 class WebOptions:
     host: str = "127.0.0.1"
-    port: int = 5000
+    #: None: ``PARLEY_WEB_PORT``, else ``DEFAULT_WEB_PORT``.
+    port: int | None = None
     server: str | None = None
     api_key: str | None = None
     model: str | None = None
@@ -68,16 +76,41 @@ def max_exchanges_of(option: int | None) -> int:
     return int(raw)
 
 
+def web_port_of(option: int | None) -> int:
+    """The page's port: ``option``, else ``PARLEY_WEB_PORT``, else 5000.
+
+    Raises:
+        ValueError: ``PARLEY_WEB_PORT`` is no port number.
+    """
+    if option is not None:
+        return option
+    raw = (ClientSettings.from_env().web_port or "").strip()
+    if not raw:
+        return DEFAULT_WEB_PORT
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ValueError(f"{WEB_PORT_ENV} must be a port number (0 to 65535), not {raw!r}")
+    return int(raw)
+
+
 def run_web(options: WebOptions) -> int:
-    """Serve the page until Ctrl+C (which propagates, after everything is closed)."""
+    """Serve the page until Ctrl+C (which propagates, after everything is closed). Exit
+    codes: 1 when the page's port is taken (or the embedded server did not start), 2 for
+    an option or variable to fix."""
     try:
         max_exchanges_of(options.max_exchanges)
+        port = web_port_of(options.port)
     except ValueError as exc:
         print(f"parley web: {exc}", file=sys.stderr)
         return 2
+    options = replace(options, port=port)
     base_url, api_key = ClientSettings.chosen_server(options.server, options.api_key)
     if base_url is not None:
         return _serve(options, base_url, api_key or "", base_url)
+    try:  # before the embedded server's start: a taken port is said at once
+        try_port(options.host, port, WEB)
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
     from parley.embedded import EmbeddedServer, EmbeddedServerError
 
@@ -101,10 +134,11 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
     from parley.web.backend import EXTENSION
     from parley.web.limits import SLOTS
 
+    port = web_port_of(options.port)
     try:
         app, web = _listen(
             options.host,
-            options.port,
+            port,
             base_url=base_url,
             api_key=api_key,
             model=options.model,
@@ -114,12 +148,8 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
     except ValueError:  # the SDK client refused the address
         print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(
-            f"parley web: cannot listen on {options.host}:{options.port}: "
-            f"{exc.strerror or exc} (try --port)",
-            file=sys.stderr,
-        )
+    except OSError as exc:  # taken since ``try_port``
+        print(unavailable(options.host, port, exc, WEB), file=sys.stderr)
         return 1
     try:
         backend: Backend = app.extensions[EXTENSION]
@@ -205,7 +235,11 @@ class WebBeside:
 def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> WebBeside | str:
     """For ``parley run``: serve the page next to the server at ``server_url``. Answers the
     running page, or why it could not start (a message to print). The bound on exchanges is
-    ``PARLEY_WEB_MAX_EXCHANGES`` or the default."""
+    ``PARLEY_WEB_MAX_EXCHANGES`` or the default.
+
+    Raises:
+        PortUnavailable: the port cannot be listened on (``parley run`` stops).
+    """
     try:
         bound = max_exchanges_of(None)
     except ValueError as exc:
@@ -215,8 +249,4 @@ def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> 
             *_listen(host, port, base_url=server_url, api_key=api_key, max_exchanges=bound)
         )
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return (
-            f"The web page could not start on {host}:{port} ({reason}); "
-            "use --web-port N, or --no-web."
-        )
+        raise PortUnavailable(unavailable(host, port, exc, RUN_PAGE)) from None

@@ -11,6 +11,7 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +23,7 @@ from parley.server import head_limits, logs
 from parley.server.app import create_app
 
 if TYPE_CHECKING:
+    from parley.providers.registry import ProviderRegistry
     from parley.server.deps import Services
 
 log = logging.getLogger("parley.server")
@@ -44,6 +46,9 @@ class AppServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         #: ``time.monotonic()`` by which the drain ends, once it began.
         self.drain_until: float | None = None
+        #: Called once the server listens and its app has started (``parley serve`` says
+        #: where it listens).
+        self.on_started: Callable[[], None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         services = self._services()
@@ -91,6 +96,11 @@ class AppServer(uvicorn.Server):
         gc.enable()
         await super().serve(sockets)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         services = self._services()
         if services is not None:
@@ -112,10 +122,12 @@ def _running(services: Services) -> int:
     return len(services.engine.turns) + len(services.calls)
 
 
-def build_server(settings: Settings) -> AppServer:
-    """The uvicorn server of the Parley app for ``settings`` (not started); its shutdown
-    stops the engine first, so running turns settle."""
-    app = create_app(settings)
+def build_server(settings: Settings, *, providers: ProviderRegistry | None = None) -> AppServer:
+    """The uvicorn server of the Parley app for ``settings`` (not started; its providers
+    ``providers`` when given); its shutdown stops the engine first, so running turns settle.
+    ``serve(sockets=...)`` serves on sockets bound before (``parley serve`` binds its own),
+    else it binds ``settings.host`` and ``port`` itself."""
+    app = create_app(settings, providers=providers)
     config = uvicorn.Config(
         app,
         host=settings.host,

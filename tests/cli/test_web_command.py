@@ -4,62 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import stat
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.cli.conftest import Command
 from tests.harness import free_port
 from tests.terminal.conftest import parley
 from tests.web.conftest import Browser, Events
-
-
-class Command:
-    """``python -m parley.cli.main ARGS`` with its output read line by line."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli.main", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            umask=0o022,  # private files are not private by accident of the umask
-        )
-        self.lines: list[str] = []
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line and self.proc.poll() is not None:
-                break
-            self.lines.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-        raise AssertionError(f"no {pattern!r} in:\n{''.join(self.lines)}")
-
-    def interrupt(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=30)
-        return self.proc.returncode, "".join(self.lines) + out
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-        elif self.proc.stdout:
-            self.proc.stdout.close()
 
 
 def _mode(path: Path) -> int:
@@ -86,14 +41,6 @@ def _chat(page_url: str, content: str) -> Events:
 
 def _tool_output(events: Events) -> str:
     return str(next(data["output"] for name, data in events if name == "tool.result"))
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def test_web_against_a_server(server: Any, user_key: str, tmp_path: Path) -> None:
@@ -151,14 +98,20 @@ def test_web_starts_an_embedded_server_and_stops_it(tmp_path: Path) -> None:
         httpx.get(f"{embedded}/healthz")
 
 
+@pytest.mark.parametrize("against", ["a server", "an embedded one"])
 def test_web_on_a_taken_port_says_so(
-    server: Any, user_key: str, taken_port: int, tmp_path: Path
+    against: str, server: Any, user_key: str, taken_port: int, tmp_path: Path
 ) -> None:
-    args = ["web", "--port", str(taken_port), "--server", server.base_url, "--api-key", user_key]
-    done = parley(*args, env=_env(tmp_path))
+    args = ["web", "--port", str(taken_port)]
+    if against == "a server":  # the port is found taken as the page binds it
+        args += ["--server", server.base_url, "--api-key", user_key]
+    # The option wins over the variable.
+    done = parley(*args, env=_env(tmp_path, PARLEY_WEB_PORT=str(free_port())))
     assert done.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{taken_port}" in done.stderr
+    assert f"port {taken_port} on 127.0.0.1 is taken by process {os.getpid()}" in done.stderr
+    assert "parley web --port " in done.stderr and "PARLEY_WEB_PORT=" in done.stderr
     assert "Traceback" not in done.stderr
+    assert "embedded" not in done.stderr  # said before any server starts
 
 
 def test_web_warns_when_the_server_cannot_be_reached(tmp_path: Path) -> None:
@@ -175,7 +128,8 @@ def test_web_warns_when_the_server_cannot_be_reached(tmp_path: Path) -> None:
 
 def test_run_serves_the_page_next_to_the_server(tmp_path: Path) -> None:
     port, web_port = free_port(), free_port()
-    cmd = Command("run", "--port", str(port), "--web-port", str(web_port), env=_env(tmp_path))
+    env = _env(tmp_path, PARLEY_WEB_PORT=str(web_port))  # the page's port, as make run's
+    cmd = Command("run", "--port", str(port), env=env)
     try:
         assert cmd.wait_for(r"Parley is running at (\S+)").group(1) == f"http://127.0.0.1:{port}"
         web_url = cmd.wait_for(r"Web page: (\S+)").group(1)
@@ -188,17 +142,26 @@ def test_run_serves_the_page_next_to_the_server(tmp_path: Path) -> None:
     assert code == 130 and "Traceback" not in out
 
 
-def test_run_keeps_serving_when_the_web_port_is_taken(tmp_path: Path, taken_port: int) -> None:
-    port = free_port()
-    cmd = Command("run", "--port", str(port), "--web-port", str(taken_port), env=_env(tmp_path))
-    try:
-        cmd.wait_for(rf"The web page could not start on 127.0.0.1:{taken_port} .*--no-web")
-        key = cmd.wait_for(r"API key: (\S+)").group(1)
-        me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-API-Key": key})
-        assert me.status_code == 200
-        assert not any("Web page:" in line for line in cmd.lines)
-    finally:
-        cmd.kill()
+@pytest.mark.parametrize("where", ["option", "variable"])
+def test_run_on_a_taken_web_port_says_so_before_it_starts(
+    where: str, tmp_path: Path, taken_port: int
+) -> None:
+    args = ["run", "--port", str(free_port())]
+    if where == "option":
+        args += ["--web-port", str(taken_port)]
+        env = _env(tmp_path, PARLEY_WEB_PORT=str(free_port()))
+    else:
+        env = _env(tmp_path, PARLEY_WEB_PORT=str(taken_port))
+    done = parley(*args, env=env)
+    assert done.returncode == 1, done
+    said = done.stderr
+    assert f"the web page's port {taken_port} on 127.0.0.1 is taken by process {os.getpid()}" in (
+        said
+    )
+    assert "parley run --web-port " in said and "make run WEB_PORT=" in said
+    assert "PARLEY_WEB_PORT=" in said and "--no-web" in said
+    assert "Traceback" not in said and "Parley is running" not in done.stdout
+    assert not (tmp_path / "parley" / "parley.db").exists()  # nothing started
 
 
 @pytest.mark.parametrize("url", ["localhost:8700", "ftp://host", "http://"])
@@ -214,9 +177,10 @@ def test_web_refuses_a_server_url_it_cannot_use(url: str, tmp_path: Path) -> Non
         (("--max-exchanges", "0"), {}, "--max-exchanges must be at least 1, not 0"),
         ((), {"PARLEY_WEB_MAX_EXCHANGES": "lots"}, "PARLEY_WEB_MAX_EXCHANGES must be a whole"),
         ((), {"PARLEY_WEB_MAX_EXCHANGES": "0"}, "PARLEY_WEB_MAX_EXCHANGES must be a whole"),
+        ((), {"PARLEY_WEB_PORT": "http"}, "PARLEY_WEB_PORT must be a port number"),
     ],
 )
-def test_web_refuses_a_bound_on_exchanges_below_one(
+def test_web_refuses_a_setting_it_cannot_use(
     args: tuple[str, ...], extra: dict[str, str], said: str, tmp_path: Path
 ) -> None:
     done = parley("web", "--server", "http://127.0.0.1:9", *args, env=_env(tmp_path, **extra))
