@@ -5,8 +5,9 @@ needs when it runs, from an extra (pyproject.toml). ``missing_extra`` looks for 
 the command's extras before it starts (``parley web`` would otherwise start an embedded server
 before it imports Flask, and that server would fail on its own), and catches a
 ``ModuleNotFoundError`` while it runs; either way it prints
-``parley serve needs the server extra (no module 'fastapi'): pip install 'parley-ai[server]'``
-and exits 1. A missing module of Parley's own is a broken install, not a missing extra: that
+``parley serve needs the server extra (no module 'fastapi'): install parley-ai[server] as
+you installed Parley (in a clone: pip install '.[server]'; README.md, Install)`` and exits 1
+(Parley is not on PyPI yet, so the line names no index). A missing module of Parley's own is a broken install, not a missing extra: that
 one keeps its traceback.
 """
 
@@ -60,9 +61,11 @@ def message(command: str, module: str) -> str:
     """The line that says which extra brings ``module``, missing for ``parley COMMAND``."""
     extras = extras_of(command)
     noun = "extra" if len(extras) == 1 else "extras"
+    wanted = ",".join(extras)
     return (
         f"parley {command} needs the {' and '.join(extras)} {noun} (no module {module!r}): "
-        f"pip install '{DISTRIBUTION}[{','.join(extras)}]'"
+        f"install {DISTRIBUTION}[{wanted}] as you installed Parley (in a clone: pip install "
+        f"'.[{wanted}]'; README.md, Install)"
     )
 
 

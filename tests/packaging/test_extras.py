@@ -31,9 +31,12 @@ def test_the_all_extra_holds_every_other_one() -> None:
 
 def test_the_message_names_the_module_and_the_pip_command() -> None:
     assert message("serve", "fastapi") == (
-        "parley serve needs the server extra (no module 'fastapi'): pip install 'parley-ai[server]'"
+        "parley serve needs the server extra (no module 'fastapi'): install "
+        "parley-ai[server] as you installed Parley (in a clone: pip install '.[server]'; "
+        "README.md, Install)"
     )
     assert message("run", "flask") == (
-        "parley run needs the server and web extras (no module 'flask'): "
-        "pip install 'parley-ai[server,web]'"
+        "parley run needs the server and web extras (no module 'flask'): install "
+        "parley-ai[server,web] as you installed Parley (in a clone: pip install "
+        "'.[server,web]'; README.md, Install)"
     )

@@ -148,7 +148,8 @@ def test_a_command_without_its_extra_says_which_to_install(
     assert out.stdout == ""
     assert re.fullmatch(
         rf"parley {command[0]} needs the \w+( and \w+)? extras? \(no module '[\w.]+'\): "
-        rf"pip install 'parley-ai\[{extras}\]'\n",
+        rf"install parley-ai\[{extras}\] as you installed Parley "
+        rf"\(in a clone: pip install '\.\[{extras}\]'; README\.md, Install\)\n",
         out.stderr,
     ), out.stderr
 
@@ -164,6 +165,7 @@ def test_a_missing_module_found_only_as_the_command_runs_gets_the_same_line(
     out = _run(base_install / "parley", "serve", env={"PYTHONPATH": str(tmp_path)}, timeout=30)
     assert out.returncode == 1
     assert out.stderr == (
-        "parley serve needs the server extra (no module '_absent_dependency'): "
-        "pip install 'parley-ai[server]'\n"
+        "parley serve needs the server extra (no module '_absent_dependency'): install "
+        "parley-ai[server] as you installed Parley (in a clone: pip install '.[server]'; "
+        "README.md, Install)\n"
     )
