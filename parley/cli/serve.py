@@ -233,9 +233,12 @@ Try it from Python (Ctrl+C here stops the server):
     result = client.respond(assistant_id=bot.id, content="Hello!")
     print(result.text)
 
-Or over HTTP:
+Or over HTTP, in a shell (an assistant, then a turn streamed as server-sent events):
 
-    curl -N {url}/v1/process -H "Authorization: Bearer {key}" \\
+    ASSISTANT=$(curl -s {url}/v1/assistants -H "Authorization: Bearer {key}" \\
+      -H "Content-Type: application/json" -d '{{"name": "Demo", "model": "demo/parley"}}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+    curl -sN {url}/v1/process -H "Authorization: Bearer {key}" \\
       -H "Content-Type: application/json" \\
-      -d '{{"assistant_id": "<id from above>", "content": "Hello!"}}'
+      -d "{{\\"assistant_id\\": \\"$ASSISTANT\\", \\"content\\": \\"Hello!\\"}}"
 """

@@ -85,12 +85,22 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if line.startswith("API key:"):
+            if "$ASSISTANT" in line and "content" in line:  # the banner's last line
                 break
         banner = "".join(lines)
         assert f"http://127.0.0.1:{port}" in banner
         assert "Web page" not in banner  # --no-web
-        key = banner.split("API key:")[1].strip()
+        key = banner.split("API key:")[1].split("\n")[0].strip()
+        # Both examples run as printed: the Python one, and the shell one.
+        python = _indented_block(banner, "Try it from Python")
+        done = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
+        assert done.returncode == 0 and 'you said "Hello!"' in done.stdout, done.stderr
+        shell = _indented_block(banner, "Or over HTTP")
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", shell], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"status":"completed"' in done.stdout and "Hello!" in done.stdout
         # The default database lives in the user data directory.
         assert (tmp_path / "parley" / "parley.db").exists()
         with httpx.Client(
@@ -109,6 +119,17 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
             proc.stdout.close()
     # A second start reuses the saved key.
     assert (tmp_path / "parley" / "local-api-key").read_text().strip() == key
+
+
+def _indented_block(text: str, after: str) -> str:
+    """The indented lines that follow the line starting with ``after``, dedented."""
+    lines = text.split(after, 1)[1].split("\n")[1:]
+    block: list[str] = []
+    for line in lines:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return "\n".join(block).strip() + "\n"
 
 
 def test_ctrl_c_stops_serve_cleanly(tmp_path: Path) -> None:
