@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from tests.cli.conftest import Command
 from tests.harness import free_port
 from tests.terminal.conftest import parley
 
@@ -70,24 +71,10 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_DATABASE_URL": ""}
     env.pop("PARLEY_DATABASE_URL")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "parley.cli.main", "run", "--port", str(port), "--no-web"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        umask=0o022,
-    )
+    command = Command("run", "--port", str(port), "--no-web", env=env)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "$ASSISTANT" in line and "content" in line:  # the banner's last line
-                break
-        banner = "".join(lines)
+        command.wait_for(r"\$ASSISTANT.*content", timeout=30)  # the banner's last line
+        banner = "".join(command.lines)
         assert f"http://127.0.0.1:{port}" in banner
         assert "Web page" not in banner  # --no-web
         key = banner.split("API key:")[1].split("\n")[0].strip()
@@ -113,10 +100,7 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         private = ("parley.db", "parley.db-wal", "parley.db-shm", "local-api-key")
         assert {name: _mode(data / name) for name in private} == dict.fromkeys(private, 0o600)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        if proc.stdout:
-            proc.stdout.close()
+        command.kill()
     # A second start reuses the saved key.
     assert (tmp_path / "parley" / "local-api-key").read_text().strip() == key
 
