@@ -190,7 +190,7 @@ def create_app(
             ),
             "/v1/process": FastRoute(ProcessRequest, turns.process_turn),
             "/v1/completions": FastRoute(CompletionRequest, turns.completion_turn),
-            "/v1/responses": FastRoute(ResponseCreate, responses.create_once),
+            "/v1/responses": FastRoute(ResponseCreate, responses.create_once, headers=True),
         },
     )
     app.fast_app = RequestGuard(fast, max_bytes=settings.max_body_bytes)

@@ -32,12 +32,14 @@ M = TypeVar("M", bound=BaseModel)
 class FastRoute:
     """A route as a fast path: its body's model, and its work, ``work(body, caller, svc)``
     (with ``idempotent``, ``work(body, caller, svc, idem)``, ``idem`` the request's
-    ``Idempotency-Key``). A ``ParleyError`` (or any other exception) it raises is answered
-    as the app's handlers would."""
+    ``Idempotency-Key``; with ``headers``, the request's headers too, as ``headers=``). A
+    ``ParleyError`` (or any other exception) it raises is answered as the app's handlers
+    would."""
 
     body: type[BaseModel]
     work: Callable[..., Awaitable[Response]]
     idempotent: bool = True
+    headers: bool = False
 
 
 class FastPaths:
@@ -62,7 +64,8 @@ class FastPaths:
             caller = await authenticated(request, svc)
             body = parse_body(route.body, await request.body())
             idem = (await request_idempotency(request),) if route.idempotent else ()
-            response = await route.work(body, caller, svc, *idem)
+            more = {"headers": request.headers} if route.headers else {}
+            response = await route.work(body, caller, svc, *idem, **more)
         except Exception as exc:  # noqa: BLE001 - a boundary, as the app's own handlers
             response = exception_response(exc, scope["path"])
         await response(scope, receive, send)

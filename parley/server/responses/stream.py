@@ -18,20 +18,25 @@ translation jumps its own numbers by as much (``skip``), so that the closing eve
 after any number the dead server may have given a client, and a client resuming from the
 last one it holds still gets the terminal event.
 
-Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names;
-OpenAI's API calls them ``response.reasoning_text.*``); reasoning a provider gave as a
-summary streams as a reasoning item's summary part (``response.reasoning_summary_part.*``,
-``response.reasoning_summary_text.*``).
+Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names) or
+as ``response.reasoning_text.delta`` / ``.done`` (OpenAI's), by the request's dialect
+(``event_dialect``): OpenAI's names for a request that asks for them with the
+``X-Parley-Event-Names`` header, or that comes from one of OpenAI's generated SDKs (they send
+``X-Stainless-*`` headers, and openai-node's stream helper throws on any name it does not
+know); the specification's otherwise. Reasoning a provider gave as a summary streams as a
+reasoning item's summary part (``response.reasoning_summary_part.*``,
+``response.reasoning_summary_text.*``), the same in both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 
 import orjson
 
 from parley.engine import Entry
+from parley.errors import InvalidRequest
 from parley.server.responses.items import (
     call_item,
     reasoning_id,
@@ -48,6 +53,41 @@ Event = dict[str, Any]
 #: closes one item and opens another takes six; a tool call manifest takes four per call,
 #: and a turn's calls stop long before this many times a checkpoint's worth of events.
 _PER_ENTRY = 8
+
+#: The request header that chooses the dialect of the stream's event names.
+DIALECT_HEADER = "X-Parley-Event-Names"
+Dialect = Literal["open-responses", "openai"]
+#: The names of the reasoning text's delta and done events, by dialect.
+_REASONING_EVENTS: dict[str, tuple[str, str]] = {
+    "open-responses": ("response.reasoning.delta", "response.reasoning.done"),
+    "openai": ("response.reasoning_text.delta", "response.reasoning_text.done"),
+}
+
+
+def event_dialect(headers: Iterable[tuple[str, str]]) -> Dialect:
+    """The dialect a request's headers ask for: ``X-Parley-Event-Names`` when sent, else
+    ``openai`` for OpenAI's generated SDKs (``X-Stainless-*`` headers), else
+    ``open-responses``.
+
+    Raises:
+        InvalidRequest: ``X-Parley-Event-Names`` is neither dialect.
+    """
+    stainless = False
+    for name, value in headers:
+        name = name.lower()
+        if name == DIALECT_HEADER.lower():
+            chosen = value.strip().lower()
+            if chosen == "openai":
+                return "openai"
+            if chosen == "open-responses":
+                return "open-responses"
+            raise InvalidRequest(
+                f"{DIALECT_HEADER} must be openai or open-responses, not {value[:64]!r}.",
+                code="invalid_header",
+            )
+        stainless = stainless or name.startswith("x-stainless-")
+    return "openai" if stainless else "open-responses"
+
 
 _TERMINAL = {
     "completed": "response.completed",
@@ -86,8 +126,12 @@ class ResponseEvents:
     output (``resource.head``); the run's events it is given come after ``after`` (the
     sequence number of the run's event before the response's first)."""
 
-    def __init__(self, head: dict[str, Any], after: int = 0) -> None:
+    def __init__(
+        self, head: dict[str, Any], after: int = 0, dialect: Dialect = "open-responses"
+    ) -> None:
         self.head = head
+        #: The names of the reasoning text's events (``event_dialect``).
+        self.reasoning_events = _REASONING_EVENTS[dialect]
         self.seq = -1
         self.output: list[dict[str, Any]] = []
         #: How many items of a family (``text``, ``thought``) each message has shown.
@@ -203,7 +247,8 @@ class ResponseEvents:
                 "response.reasoning_summary_text.delta", **where, summary_index=0, delta=text
             )
         else:
-            delta = self._event("response.reasoning.delta", **where, content_index=0, delta=text)
+            name = self.reasoning_events[0]
+            delta = self._event(name, **where, content_index=0, delta=text)
         events.append(delta)
         return events
 
@@ -271,7 +316,8 @@ class ResponseEvents:
                     "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
                 )
             else:
-                done = self._event("response.reasoning.done", **where, content_index=0, text=text)
+                name = self.reasoning_events[1]
+                done = self._event(name, **where, content_index=0, text=text)
             closing = [
                 done,
                 self._event("response.content_part.done", **where, content_index=0, part=part),

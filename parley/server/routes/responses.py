@@ -9,8 +9,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from parley.engine import Entry
 from parley.errors import Conflict, InvalidRequest
@@ -30,7 +31,13 @@ from parley.server.responses.resource import (
     read_response,
     response_object,
 )
-from parley.server.responses.stream import DONE_FRAME, ResponseEvents, sse_frame
+from parley.server.responses.stream import (
+    DONE_FRAME,
+    Dialect,
+    ResponseEvents,
+    event_dialect,
+    sse_frame,
+)
 from parley.server.routes.streams import SSEResponse
 from parley.server.sse import HEADERS, PING
 from parley.store import runs as run_store
@@ -54,20 +61,28 @@ _CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/responses", responses=_CREATE_ANSWERS, response_model=None)
 async def create_response(
-    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent, request: Request
 ) -> Response:
-    return await create_once(body, caller, svc, idem)
+    return await create_once(body, caller, svc, idem, headers=request.headers)
 
 
 async def create_once(
-    body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency
+    body: ResponseCreate,
+    caller: Caller,
+    svc: Services,
+    idem: Idempotency,
+    *,
+    headers: Headers | None = None,
 ) -> Response:
-    make = functools.partial(_create, body, caller, svc, idem)
-    replay = functools.partial(_replay, svc, caller.user.id)
+    dialect = event_dialect(headers.items() if headers is not None else ())
+    make = functools.partial(_create, body, caller, svc, idem, dialect)
+    replay = functools.partial(_replay, svc, caller.user.id, dialect=dialect)
     return await idem.once(svc.db, caller.user.id, make, replay)
 
 
-async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency) -> Made:
+async def _create(
+    body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency, dialect: Dialect
+) -> Made:
     user_id = caller.user.id
     planned = await plan(svc.db, user_id=user_id, body=body)
     kept = (
@@ -86,7 +101,7 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
         if not planned.store:  # the stream reads nothing back: gone once the turn ends
             svc.engine.release_scratch(turn.thread_id)
         after = turn.first_seq - 1
-        events = ResponseEvents(head(turn.run, "in_progress"), after)
+        events = ResponseEvents(head(turn.run, "in_progress"), after, dialect)
         return Streamed(_sse(_frames(events, turn.events())), turn.run_id, after)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
@@ -104,13 +119,20 @@ async def _create(body: ResponseCreate, caller: Caller, svc: Services, idem: Ide
 
 
 async def _replay(
-    svc: Services, user_id: str, run_id: str, after: int, headers: dict[str, str]
+    svc: Services,
+    user_id: str,
+    run_id: str,
+    after: int,
+    headers: dict[str, str],
+    *,
+    dialect: Dialect = "open-responses",
 ) -> SSEResponse:
-    """The stream of a response made before, from its first event (``after``: 0)."""
+    """The stream of a response made before, from its first event (``after``: 0), in the
+    dialect of the request that asks again."""
     stored = await svc.db.read(
         functools.partial(read_response, user_id=user_id, response_id=run_id)
     )
-    return _resumed(svc, stored, after=after)
+    return _resumed(svc, stored, after=after, dialect=dialect)
 
 
 @router.websocket("/responses")
@@ -123,6 +145,7 @@ async def retrieve_response(
     response_id: str,
     user: CurrentUser,
     svc: Svc,
+    request: Request,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> JSONResponse | SSEResponse:
@@ -131,7 +154,12 @@ async def retrieve_response(
     )
     if not stream:
         return JSONResponse(response_object(stored))
-    return _resumed(svc, stored, starting_after=-1 if starting_after is None else starting_after)
+    return _resumed(
+        svc,
+        stored,
+        starting_after=-1 if starting_after is None else starting_after,
+        dialect=event_dialect(request.headers.items()),
+    )
 
 
 @router.delete("/responses/{response_id}", responses=errors(409))
@@ -201,12 +229,17 @@ def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
 
 
 def _resumed(
-    svc: Services, stored: StoredResponse, *, after: int = 0, starting_after: int = -1
+    svc: Services,
+    stored: StoredResponse,
+    *,
+    after: int = 0,
+    starting_after: int = -1,
+    dialect: Dialect = "open-responses",
 ) -> SSEResponse:
     """A response's stream again, from the run's events after ``after`` (the translation
     numbers the protocol's events from there), those up to ``starting_after`` left out;
     followed live while the response runs."""
-    events = ResponseEvents(head(stored.run, "in_progress"), after)
+    events = ResponseEvents(head(stored.run, "in_progress"), after, dialect)
     if stored.run.events_pruned_at is not None:
         return _sse(_stored_frames(events, response_object(stored), starting_after))
     return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
