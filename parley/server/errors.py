@@ -89,6 +89,16 @@ _VALIDATION = {
 }
 
 
+#: What pydantic puts before the text of a validator's ``ValueError``; no message keeps it.
+_VALUE_ERROR = "Value error, "
+
+
+def error_text(text: str) -> str:
+    """An error message as the client reads it: pydantic's ``Value error, `` prefix left out,
+    wherever a reader copied a validation problem into it."""
+    return text.replace(_VALUE_ERROR, "")
+
+
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
 
 
@@ -128,7 +138,7 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
         if param is not None:
             text, code = _VALIDATION.get(str(first.get("type")), _INVALID)
             message = text.format(param=param, msg=first.get("msg", "invalid value"))
-    body = {"message": message, "type": kind, "param": param, "code": code}
+    body = {"message": error_text(message), "type": kind, "param": param, "code": code}
     return status or exc.status_code, {"error": body}
 
 
@@ -143,7 +153,9 @@ def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
         status, body = openai_error(exc)
         headers[ERROR_TYPE_HEADER] = exc.error_type
         return JSONResponse(body, status_code=status, headers=headers)
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers or None)
+    body = exc.to_dict()
+    body["error"]["message"] = error_text(exc.message)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
 
 def invalid_json() -> ParleyError:
@@ -157,7 +169,11 @@ def validation_failed(errors: Sequence[Mapping[str, Any]]) -> ParleyError:
         if err.get("type") == "json_invalid":
             return invalid_json()
     details: list[dict[str, Any]] = [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": error_text(str(err.get("msg", ""))),
+            "type": err.get("type"),
+        }
         for err in errors
     ]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}

@@ -152,11 +152,11 @@ def test_another_users_response_is_404_everywhere(http: httpx.Client, other: htt
     answer = http.post(
         "/responses", json={"model": TEXT, "input": "hi", "previous_response_id": theirs["id"]}
     )
-    refused(answer, 404, "previous_response_id", "previous_response_not_found")
+    refused(answer, 400, "previous_response_id", "previous_response_not_found")
     answer = http.post(
         "/responses/compact", json={"model": TEXT, "previous_response_id": theirs["id"]}
     )
-    refused(answer, 404, "previous_response_id", "previous_response_not_found")
+    refused(answer, 400, "previous_response_id", "previous_response_not_found")
     answer = http.post(
         "/responses",
         json={"model": "fake/echo", "input": [{"type": "item_reference", "id": their_item}]},
@@ -194,7 +194,7 @@ def test_store_false_keeps_nothing(http: httpx.Client, upstream: Any, streamed: 
     answer = http.post(
         "/responses", json={"model": TEXT, "input": "on", "previous_response_id": rid}
     )
-    openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
+    openai_error(answer, 400, "previous_response_id", "previous_response_not_found")
     assert thread_ids(http) == threads
 
 
@@ -407,7 +407,7 @@ def test_compact_needs_a_model_and_input(http: httpx.Client) -> None:
         "/responses/compact",
         json={"model": TEXT, "previous_response_id": "run_000000000000000000000000"},
     )
-    openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
+    openai_error(answer, 400, "previous_response_id", "previous_response_not_found")
 
 
 def test_a_compacted_window_carries_the_conversation_on(http: httpx.Client, upstream: Any) -> None:

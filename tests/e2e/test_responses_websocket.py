@@ -78,9 +78,8 @@ def test_errors_leave_the_connection_usable(server: Any, user_key: str, http: ht
             check_error(socket.error("{not json"), 400, None, "invalid_json")
             check_error(socket.error("[1, 2]"), 400, "type", "invalid_value")
             check_error(socket.error({"type": "response.cancel"}), 400, "type", "invalid_value")
-            for field, value in (("stream", True), ("background", False), ("stream_options", {})):
-                message = create_message(model="fake/text:2", input="x", **{field: value})
-                check_error(socket.error(message), 400, field, "invalid_value")
+            message = create_message(model="fake/text:2", input="x", background=True)
+            check_error(socket.error(message), 400, "background", "invalid_value")
             message = create_message(model="fake/text:2", input=5)
             check_error(socket.error(message), 400, "input", "invalid_value")
             message = create_message(model="fake/text:2", input="x", temperature="hot")
@@ -189,13 +188,13 @@ def test_store_false_continues_only_on_its_connection(
             "/responses",
             json={"model": "fake/echo", "input": "x", "previous_response_id": second["id"]},
         )
-        openai_error(answer, 404, "previous_response_id", "previous_response_not_found")
+        openai_error(answer, 400, "previous_response_id", "previous_response_not_found")
         with websocket(server, user_key) as elsewhere:
             message = create_message(
                 model="fake/echo", input="x", store=False, previous_response_id=second["id"]
             )
             check_error(
-                elsewhere.error(message), 404, "previous_response_id", "previous_response_not_found"
+                elsewhere.error(message), 400, "previous_response_id", "previous_response_not_found"
             )
         # A stored response may follow a scratch one: it starts a thread of its own.
         third = socket.create(
@@ -215,7 +214,7 @@ def test_an_unknown_previous_response_is_an_error(server: Any, user_key: str) ->
             model="fake/echo", input="x", previous_response_id="run_000000000000000000000000"
         )
         error = socket.error(message)
-        check_error(error, 404, "previous_response_id", "previous_response_not_found")
+        check_error(error, 400, "previous_response_id", "previous_response_not_found")
         assert "run_000000000000000000000000" in error["error"]["message"]
         assert socket.create(model="fake/text:2", input="fine")["status"] == "completed"
 
@@ -227,7 +226,7 @@ def test_another_users_response_is_not_found(
     with websocket(server, user_key) as socket:
         message = create_message(model="fake/echo", input="x", previous_response_id=theirs["id"])
         check_error(
-            socket.error(message), 404, "previous_response_id", "previous_response_not_found"
+            socket.error(message), 400, "previous_response_id", "previous_response_not_found"
         )
 
 
@@ -258,7 +257,7 @@ def test_a_failed_continuation_evicts_the_response_it_named(
             model="fake/echo", input="again", store=False, previous_response_id=first["id"]
         )
         check_error(
-            socket.error(message), 404, "previous_response_id", "previous_response_not_found"
+            socket.error(message), 400, "previous_response_id", "previous_response_not_found"
         )
         # The connection itself goes on.
         assert socket.create(model="fake/text:2", input="fresh", store=False)["store"] is False

@@ -312,7 +312,7 @@ def _tools(given: list[dict[str, Any]] | None) -> list[ToolSpec]:
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(p) for p in error.get("loc", ()))
-            problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            problem = str(error.get("msg", "invalid"))  # its prefix goes in ``error_text``
             raise _invalid(f"{where}.function.{field}", problem) from None
         if any(t.function.name == spec.name for t in tools):
             raise _invalid(f"{where}.function.name", f"the tool {spec.name} is given twice.")
@@ -453,9 +453,7 @@ def _content(
                 urls.append(Image(url=url).url)
             except ValidationError as exc:
                 problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
-                raise _invalid(
-                    f"{at}.image_url.url", problem.removeprefix("Value error, ")
-                ) from None
+                raise _invalid(f"{at}.image_url.url", problem) from None
         elif kind in ("image_url", "input_audio", "file"):
             raise _unsupported(f"{at}.type", f"{kind} content is not available here.")
         else:

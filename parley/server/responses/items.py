@@ -123,7 +123,6 @@ def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, 
                 images.append(Image(url=url).url)
             except ValidationError as exc:
                 problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
-                problem = problem.removeprefix("Value error, ")
                 raise _bad(index, f"{where}.image_url", problem) from None
         elif kind in ("input_file", "input_audio", "input_video"):
             raise _bad(index, f"{where}.type", f"{kind} content is not supported.")

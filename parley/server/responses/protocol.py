@@ -23,6 +23,11 @@ from parley.server.schemas import Count, _Body
 MAX_INSTRUCTIONS = 256_000
 MAX_ITEMS = 2_048
 MAX_METADATA_PAIRS = 16
+#: ``client_metadata``'s bounds: OpenAI's specification declares none, and a client's values
+#: run long (one of Codex's is some 750 characters), so they are generous.
+MAX_CLIENT_METADATA_PAIRS = 64
+MAX_CLIENT_METADATA_KEY = 64
+MAX_CLIENT_METADATA_VALUE = 4096
 
 
 def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -38,6 +43,27 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
             raise ValueError("metadata values are strings")
         if len(item) > 512:
             raise ValueError("a metadata value has at most 512 characters")
+    return value
+
+
+def _check_client_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A client's own tags of a request (Codex's ``client_metadata``): string pairs, taken
+    and not kept; bounded by ``MAX_CLIENT_METADATA_*``."""
+    if value is None:
+        return None
+    if len(value) > MAX_CLIENT_METADATA_PAIRS:
+        raise ValueError(f"client_metadata holds at most {MAX_CLIENT_METADATA_PAIRS} pairs")
+    for key, item in value.items():
+        if len(key) > MAX_CLIENT_METADATA_KEY:
+            raise ValueError(
+                f"a client_metadata key has at most {MAX_CLIENT_METADATA_KEY} characters"
+            )
+        if not isinstance(item, str):
+            raise ValueError("client_metadata values are strings")
+        if len(item) > MAX_CLIENT_METADATA_VALUE:
+            raise ValueError(
+                f"a client_metadata value has at most {MAX_CLIENT_METADATA_VALUE} characters"
+            )
     return value
 
 
@@ -103,6 +129,8 @@ class ResponseCreate(_Body):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     top_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     metadata: dict[str, Any] | None = None
+    #: A client's own tags (Codex sends them): checked, then ignored, never echoed.
+    client_metadata: dict[str, Any] | None = None
     user: str | None = Field(default=None, max_length=256)
     safety_identifier: str | None = Field(default=None, max_length=256)
     prompt_cache_key: str | None = Field(default=None, max_length=256)
@@ -121,6 +149,7 @@ class ResponseCreate(_Body):
     context_management: list[dict[str, Any]] | None = None
 
     _check_metadata = field_validator("metadata")(_check_metadata)
+    _check_client_metadata = field_validator("client_metadata")(_check_client_metadata)
 
     @field_validator("input")
     @classmethod
@@ -136,15 +165,18 @@ class ResponseCreate(_Body):
 
 
 class WebSocketCreate(ResponseCreate):
-    """A WebSocket message: ``{"type": "response.create", ...}`` without the HTTP-only
-    fields (``stream``, ``stream_options``, ``background``)."""
+    """A WebSocket message: ``{"type": "response.create", ...}``. ``stream`` and
+    ``stream_options`` are taken and ignored (the socket always streams); ``background`` is
+    refused when true. ``generate: false`` asks for a warm-up: an empty response, no model
+    call, that a next message continues (``websocket.Connection.warm_up``)."""
 
     type: Literal["response.create"]
+    generate: bool | None = None
 
-    @field_validator("stream", "stream_options", "background", mode="before")
+    @field_validator("background", mode="before")
     @classmethod
-    def _no_http_fields(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None:  # a field's own error, so that its param names it
+    def _no_background(cls, value: Any, info: ValidationInfo) -> Any:
+        if value:  # a field's own error, so that its param names it
             raise ValueError(f"{info.field_name} is not sent over a WebSocket")
         return value
 

@@ -6,6 +6,9 @@ messages, the same events as the HTTP stream, and the next message is read once 
 The connection holds the responses it made, so a ``store: false`` response can be
 continued with ``previous_response_id`` on the same connection (its scratch thread lives
 as long as the connection); a continuation that fails forgets the response it named.
+A ``generate: false`` message is a warm-up: an empty completed response, no model call, that
+the connection keeps; a response that continues it (``previous_response_id``) takes its
+input before its own, and what it continued (``Connection.unwarm``).
 Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}``; a
 binary frame is one (``unsupported_frame``), and the connection stays usable.
 A connection lasts at most ``MAX_SECONDS``.
@@ -27,9 +30,10 @@ from parley.errors import InvalidRequest, NotFound, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
 from parley.server.errors import openai_error, validation_failed
 from parley.server.responses.protocol import WebSocketCreate
-from parley.server.responses.requests import plan, start
+from parley.server.responses.requests import plan, run_config, start
 from parley.server.responses.resource import head
 from parley.server.responses.stream import ResponseEvents
+from parley.store.db import new_id, now
 from parley.store.records import Run
 from parley.types import RunStatus
 
@@ -55,6 +59,9 @@ class Connection:
         self.svc = svc
         self.caller = caller
         self.held: dict[str, Run] = {}
+        #: Warm-ups (``generate: false``) by their response id: each as a next message
+        #: continues it (its input whole, its ``previous_response_id`` its start's).
+        self.warm: dict[str, WebSocketCreate] = {}
         #: Scratch threads of ``store: false`` responses, held until the connection ends.
         self.scratch: set[str] = set()
 
@@ -102,13 +109,20 @@ class Connection:
             await self.svc.limits.check_message(address, self.caller.key_hash)
             body = self.parse(text)
             previous = body.previous_response_id
+            named, body = previous, self.unwarm(body)
+            if body.generate is False:
+                await self.warm_up(body, named)
+                return
             planned = await plan(
                 self.svc.db, user_id=self.caller.user.id, body=body, held=self.held
             )
+            if named != body.previous_response_id and planned.config.request is not None:
+                planned.config.request["previous_response_id"] = named  # echoed as sent
             turn = await start(self.svc, self.caller.user.id, planned, self.caller.key_hash)
         except ParleyError as exc:
             if previous is not None:
                 self.held.pop(previous, None)
+                self.warm.pop(previous, None)
             await self.fail(exc)
             return
         if not planned.store:
@@ -129,6 +143,69 @@ class Connection:
         if outcome.run.status == RunStatus.FAILED and previous is not None:
             self.held.pop(previous, None)
         self.hold(outcome.run)
+
+    def unwarm(self, body: WebSocketCreate) -> WebSocketCreate:
+        """``body`` with the warm-up it continues, if it does, folded in: the warm-up's
+        input before its own, and where the warm-up went on from."""
+        warm = self.warm.get(body.previous_response_id or "")
+        if warm is None:
+            return body
+        return body.model_copy(
+            update={
+                "input": _items(warm.input) + _items(body.input),
+                "previous_response_id": warm.previous_response_id,
+                "conversation": body.conversation or warm.conversation,
+            }
+        )
+
+    async def warm_up(self, body: WebSocketCreate, named: str | None) -> None:
+        """A ``generate: false`` message: its request checked as any other's, then an
+        empty completed response (``response.created``, ``response.in_progress``,
+        ``response.completed``) with no model call; the connection keeps the request for
+        the response that continues it."""
+        if body.model is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'model'.",
+                code="missing_required_parameter",
+                param="model",
+            )
+        self.svc.providers.check_model(body.model)
+        if body.input or body.previous_response_id is not None or body.conversation is not None:
+            await plan(self.svc.db, user_id=self.caller.user.id, body=body, held=self.held)
+        config = run_config(body, body.model)
+        request = {**(config.request or {}), "previous_response_id": named}
+        created = now()
+        run = Run(
+            id=new_id("run"),
+            user_id=self.caller.user.id,
+            thread_id="",
+            assistant_id=None,
+            model=body.model,
+            instructions=config.instructions,
+            tools=config.tools,
+            parameters=config.parameters,
+            status=RunStatus.COMPLETED,
+            input_tokens=0,
+            output_tokens=0,
+            reasoning_tokens=0,
+            cached_tokens=0,
+            error_code=None,
+            error_message=None,
+            last_seq=0,
+            created_at=created,
+            started_at=created,
+            completed_at=created,
+            expires_at=None,
+            metadata=config.metadata,
+            request=request,
+        )
+        events = ResponseEvents(head(run, "in_progress"))
+        events.ended_at = int(created)
+        for event in [*events.start(), *events.stored_end(events.final("completed"))]:
+            await self.send(event)
+        self.warm[run.id] = body
+        while len(self.warm) > MAX_HELD:
+            self.warm.pop(next(iter(self.warm)))
 
     def parse(self, text: str) -> WebSocketCreate:
         if len(text) > self.svc.settings.max_body_bytes:
@@ -160,6 +237,15 @@ class Connection:
         each goes now, or once its turn ends (``Engine.release_scratch``)."""
         for thread_id in self.scratch:
             self.svc.engine.release_scratch(thread_id)
+
+
+def _items(value: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A request's ``input`` as a list of items (a string is one user message)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    return list(value)
 
 
 async def serve(socket: WebSocket) -> None:
