@@ -183,14 +183,14 @@ def create_assistant(
     if tools is not None:
         body["tools"] = tools
     answer = http.post("/assistants", json=body)
-    assert answer.status_code == 201, answer.text
+    assert answer.status_code == 200, answer.text
     assert answer.json()["id"].startswith("asst_")
     return dict(answer.json())
 
 
 def create_thread(http: httpx.Client, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     answer = http.post("/threads", json={"metadata": metadata or {}})
-    assert answer.status_code == 201, answer.text
+    assert answer.status_code == 200, answer.text
     assert answer.json()["id"].startswith("thread_")
     return dict(answer.json())
 

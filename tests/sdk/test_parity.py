@@ -70,8 +70,8 @@ def dump(value: Any) -> Any:
 
 
 def script_flow_a(fake_server: FakeServer) -> None:
-    fake_server.on("POST", "/v1/assistants", ok(ASSISTANT, 201))
-    fake_server.on("POST", "/v1/threads", ok(THREAD, 201))
+    fake_server.on("POST", "/v1/assistants", ok(ASSISTANT))
+    fake_server.on("POST", "/v1/threads", ok(THREAD))
     fake_server.on("POST", "/v1/messages", ok(MESSAGE, 201))
     fake_server.on("POST", "/v1/runs", ok(run_body(), 201))
     fake_server.on("POST", "/v1/completions", sse(TURN_1), sse(TURN_2))

@@ -118,7 +118,7 @@ def test_a_known_workload_is_counted_exactly(server: ParleyServer) -> None:
     ok = {"method": "POST", "status": "200"}
     assert value(samples, requests, route="/v1/process", **ok) == TURNS  # a fast path
     assert value(samples, requests, route="/v1/chat/completions", **ok) == 1  # a fast path
-    assert value(samples, requests, route="/v1/assistants", method="POST", status="201") == 1
+    assert value(samples, requests, route="/v1/assistants", method="POST", status="200") == 1
     thread = {"route": "/v1/threads/{thread_id}", "method": "GET", "status": "200"}
     assert value(samples, requests, **thread) == 2
     assert value(samples, "parley_open_streams", route="/v1/process") == 0

@@ -161,6 +161,20 @@ def test_links_lead_from_a_resource_to_the_operations_taking_its_id(
     )
 
 
+def test_the_assistants_api_creations_answer_200_and_parleys_own_201(
+    document: dict[str, Any],
+) -> None:
+    """As OpenAI's document has it for the paths Parley shares with it."""
+    paths = document["paths"]
+    shared = ("/v1/assistants", "/v1/threads", "/v1/threads/{thread_id}/messages")
+    for path in (*shared, "/v1/threads/runs", "/v1/threads/{thread_id}/runs"):
+        success = [s for s in paths[path]["post"]["responses"] if s.startswith("2")]
+        assert success == ["200"], (path, success)
+    for path in ("/v1/messages", "/v1/runs", "/v1/users", "/v1/api_keys"):
+        success = [s for s in paths[path]["post"]["responses"] if s.startswith("2")]
+        assert success == ["201"], (path, success)
+
+
 def test_the_server_serves_the_document(server: Any) -> None:
     answer = httpx.get(f"{server.base_url}/openapi.json")
     assert answer.status_code == 200

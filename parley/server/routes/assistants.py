@@ -19,7 +19,7 @@ from parley.store import assistants as store
 router = APIRouter(tags=["assistants"])
 
 
-@router.post("/assistants", status_code=201, response_model=AssistantPublic)
+@router.post("/assistants", response_model=AssistantPublic)
 async def create_assistant(
     body: AssistantCreate, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
@@ -40,7 +40,7 @@ async def create_assistant(
                 metadata=body.metadata,
             )
         )
-        return answer(AssistantPublic.of(assistant), 201)
+        return answer(AssistantPublic.of(assistant))
 
     return await idem.once(svc.db, user.id, make)
 

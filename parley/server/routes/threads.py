@@ -39,7 +39,7 @@ from parley.types import ACTIVE_STATUSES, Role
 router = APIRouter(tags=["threads"])
 
 
-@router.post("/threads", status_code=201, response_model=ThreadPublic)
+@router.post("/threads", response_model=ThreadPublic)
 async def create_thread(
     user: CurrentUser, svc: Svc, idem: Idempotent, body: ThreadCreate | None = None
 ) -> Response:
@@ -51,7 +51,7 @@ async def create_thread(
             messages=new_messages(given.messages),
             metadata=given.metadata,
         )
-        return answer(ThreadPublic.of(thread), 201)
+        return answer(ThreadPublic.of(thread))
 
     return await idem.once(svc.db, user.id, make)
 
@@ -115,7 +115,7 @@ def messages_public(conn: Connection, items: list[Message]) -> list[MessagePubli
 
 
 async def _add_message(
-    svc: Svc, user_id: str, thread_id: str, body: MessageCreate, idem: Idempotency
+    svc: Svc, user_id: str, thread_id: str, body: MessageCreate, idem: Idempotency, status: int
 ) -> Response:
     async def make() -> Response:
         message = await svc.engine.add_message(
@@ -126,21 +126,20 @@ async def _add_message(
             role=Role(body.role),
             metadata=body.metadata,
         )
-        return answer(MessagePublic.of(message), 201)
+        return answer(MessagePublic.of(message), status)
 
     return await idem.once(svc.db, user_id, make)
 
 
 @router.post(
     "/threads/{thread_id}/messages",
-    status_code=201,
     response_model=MessagePublic,
     responses=errors(409),
 )
 async def create_message(
     thread_id: str, body: MessageCreate, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
-    return await _add_message(svc, user.id, thread_id, body, idem)
+    return await _add_message(svc, user.id, thread_id, body, idem, 200)
 
 
 @router.post("/messages", status_code=201, response_model=MessagePublic, responses=errors(404, 409))
@@ -148,7 +147,7 @@ async def create_message_flat(
     body: MessageCreateFlat, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
     """Parley (flow A): a message, its thread named in the body."""
-    return await _add_message(svc, user.id, body.thread_id, body, idem)
+    return await _add_message(svc, user.id, body.thread_id, body, idem, 201)
 
 
 @router.get("/threads/{thread_id}/messages", responses=errors(400))
