@@ -182,6 +182,14 @@ def _not_found(call: Callable[[], Any]) -> Any:
     return exc
 
 
+def _previous_not_found(call: Callable[[], Any]) -> Any:
+    """A ``previous_response_id`` of no response of the caller: a 400, as OpenAI answers."""
+    exc = _expect(openai.BadRequestError, call)
+    assert exc.status_code == 400 and exc.param == "previous_response_id", exc.body
+    assert exc.code == "previous_response_not_found", exc.body
+    return exc
+
+
 def _words(*texts: str) -> int:
     """Input tokens as the fake upstream counts them: the words of every message."""
     return sum(len(t.split()) for t in texts)
@@ -258,12 +266,11 @@ def stream_without_storing(client: openai.OpenAI, setup: Setup) -> None:
     assert final.store is False and final.status == "completed"
     assert final.output_text == _deltas(events) == setup.text
     _not_found(lambda: client.responses.retrieve(final.id))
-    chained = _not_found(
+    _previous_not_found(
         lambda: client.responses.create(
             model=setup.text_model, input="Again", previous_response_id=final.id
         ),
     )
-    assert chained.code == "previous_response_not_found", chained.body
 
 
 # ------------------------------------------------------------ 2 and 3. streaming
@@ -699,13 +706,11 @@ def other_users_ids_not_found(client: openai.OpenAI, setup: Setup) -> None:
     ):
         _not_found(call)
     # Chaining onto them, or adding to them, is refused as if they did not exist.
-    chained = _not_found(
+    _previous_not_found(
         lambda: client.responses.create(
             model=setup.text_model, input="Hi", previous_response_id=theirs
         ),
     )
-    assert chained.param == "previous_response_id", chained.body
-    assert chained.code == "previous_response_not_found", chained.body
     joined = _not_found(
         lambda: client.responses.create(
             model=setup.text_model, input="Hi", conversation=setup.other_conversation_id

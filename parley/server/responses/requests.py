@@ -76,8 +76,11 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
     return turn
 
 
-def previous_not_found(response_id: str) -> NotFound:
-    return NotFound(
+def previous_not_found(response_id: str) -> InvalidRequest:
+    """What a ``previous_response_id`` that names no response of the caller answers: a 400,
+    as OpenAI and the Open Responses specification answer it (another user's response, or
+    one kept with ``store: false``, answers the same)."""
+    return InvalidRequest(
         f"Previous response with id '{response_id}' not found.",
         code="previous_response_not_found",
         param="previous_response_id",
