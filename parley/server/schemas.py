@@ -331,10 +331,11 @@ class MessageCreate(_Body):
         return self
 
     def text(self) -> str:
-        """The message's text: its text parts, one after the other."""
+        """The message's text: its text parts, one after the other, with nothing between
+        them (as every face joins them)."""
         if isinstance(self.content, str):
             return self.content
-        return "\n\n".join(p.text for p in self.content if isinstance(p, TextPart))
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
     def image_urls(self) -> list[dict[str, Any]]:
         """Its images, as stored: ``[{"url": ...}]``."""
