@@ -338,9 +338,12 @@ def ws_url(server: Any) -> str:
 
 
 @contextmanager
-def websocket(server: Any, key: str | None, header: str = "Authorization") -> Iterator[Socket]:
-    """A WebSocket on ``/v1/responses`` with ``key`` (none: no credentials)."""
-    headers = {}
+def websocket(
+    server: Any, key: str | None, header: str = "Authorization", **more: str
+) -> Iterator[Socket]:
+    """A WebSocket on ``/v1/responses`` with ``key`` (none: no credentials), and ``more``
+    handshake headers (``X_Stainless_Lang="js"`` for ``X-Stainless-Lang``)."""
+    headers = {name.replace("_", "-"): value for name, value in more.items()}
     if key is not None:
         headers[header] = f"Bearer {key}" if header == "Authorization" else key
     with connect(ws_url(server), additional_headers=headers, open_timeout=10) as connection:

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.responses_helpers import read_stream, stream_create
+from tests.e2e.responses_helpers import read_stream, stream_create, websocket
 
 OPEN_RESPONSES = ("response.reasoning.delta", "response.reasoning.done")
 OPENAI = ("response.reasoning_text.delta", "response.reasoning_text.done")
@@ -95,3 +95,17 @@ def test_openais_python_sdk_gets_its_own_typed_events(server: Any, user_key: str
     assert "ResponseReasoningTextDoneEvent" in kinds
     [reasoning] = [item for item in final.output if item.type == "reasoning"]
     assert reasoning.content and reasoning.content[0].text
+
+
+@pytest.mark.parametrize(
+    ("headers", "names"),
+    [({}, OPEN_RESPONSES), ({"X_Stainless_Lang": "python"}, OPENAI)],
+)
+def test_a_websocket_streams_in_its_handshakes_dialect(
+    server: Any, user_key: str, headers: dict[str, str], names: tuple[str, str]
+) -> None:
+    with websocket(server, user_key, **headers) as socket:
+        for _ in range(2):  # every response of the connection
+            events = socket.turn({"type": "response.create", "model": "demo/parley", "input": "Hi"})
+            assert events[-1]["type"] == "response.completed"
+            assert reasoning_names(events) == set(names)

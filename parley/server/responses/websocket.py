@@ -32,7 +32,7 @@ from parley.server.errors import openai_error, validation_failed
 from parley.server.responses.protocol import WebSocketCreate
 from parley.server.responses.requests import plan, run_config, start
 from parley.server.responses.resource import head
-from parley.server.responses.stream import ResponseEvents
+from parley.server.responses.stream import Dialect, ResponseEvents, event_dialect
 from parley.store.db import new_id, now
 from parley.store.records import Run
 from parley.types import RunStatus
@@ -54,10 +54,14 @@ def error_event(exc: ParleyError) -> dict[str, Any]:
 class Connection:
     """One WebSocket's session: who it is, and the responses it holds."""
 
-    def __init__(self, socket: WebSocket, svc: Services, caller: Caller) -> None:
+    def __init__(
+        self, socket: WebSocket, svc: Services, caller: Caller, dialect: Dialect = "open-responses"
+    ) -> None:
         self.socket = socket
         self.svc = svc
         self.caller = caller
+        #: The names of its streams' reasoning events (``stream.event_dialect``).
+        self.dialect: Dialect = dialect
         self.held: dict[str, Run] = {}
         #: Warm-ups (``generate: false``) by their response id: each as a next message
         #: continues it (its input whole, its ``previous_response_id`` its start's).
@@ -127,7 +131,7 @@ class Connection:
             return
         if not planned.store:
             self.scratch.add(turn.thread_id)
-        events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1)
+        events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1, self.dialect)
         for event in events.start():
             await self.send(event)
         async for batch in turn.events():
@@ -253,12 +257,13 @@ async def serve(socket: WebSocket) -> None:
     await socket.accept()
     try:
         caller = await authenticated(socket, svc)
+        dialect = event_dialect(socket.headers.items())  # the handshake's, for every response
     except ParleyError as exc:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await socket.send_text(orjson.dumps(error_event(exc)).decode())
             await socket.close(code=1008)
         return
-    connection = Connection(socket, svc, caller)
+    connection = Connection(socket, svc, caller, dialect)
     try:
         await connection.serve()
     except WebSocketDisconnect:

@@ -207,7 +207,7 @@ async def list_input_items(
     return page(items, limit=limit, order=order, after=after, before=before)
 
 
-@router.post("/responses/compact", responses=errors(404), response_model=None)
+@router.post("/responses/compact", responses=errors(400), response_model=None)
 async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) -> dict[str, Any]:
     async with svc.limits.reserve(caller.key_hash):  # a model call: of the key's budget
         made, used = await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)
