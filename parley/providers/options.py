@@ -23,6 +23,8 @@ from parley.providers.base import ToolChoice
 from parley.types import ToolSpec
 
 __all__ = [
+    "PROMPT_CACHE_KINDS",
+    "PromptCacheRetention",
     "ToolRule",
     "add_unset",
     "json_schema_of",
@@ -31,6 +33,13 @@ __all__ = [
     "openai_tool_choice",
     "tool_rule",
 ]
+
+#: OpenAI's ``prompt_cache_retention``: how long a cached prompt prefix may be kept.
+PromptCacheRetention = Literal["in_memory", "24h"]
+
+#: The kinds of provider whose API takes ``prompt_cache_retention`` (as a parameter, under
+#: that name); the others are not sent it.
+PROMPT_CACHE_KINDS = frozenset({"openai-chat", "openai-responses"})
 
 ToolMode = Literal["auto", "none", "required"]
 _MODES: tuple[ToolMode, ...] = ("auto", "none", "required")

@@ -25,6 +25,7 @@ from pydantic import Field, Strict, ValidationError, field_validator
 from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, always_sent, estimate
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
+from parley.providers.options import PROMPT_CACHE_KINDS, PromptCacheRetention
 from parley.server.responses.protocol import MAX_ITEMS, _check_metadata
 from parley.server.schemas import MAX_IMAGES, Count, Image, _Body
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
@@ -63,6 +64,7 @@ class ChatCompletionCreate(_Body):
     user: str | None = Field(default=None, max_length=256)
     safety_identifier: str | None = Field(default=None, max_length=256)
     prompt_cache_key: str | None = Field(default=None, max_length=256)
+    prompt_cache_retention: PromptCacheRetention | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     n: Annotated[int, Strict(), Field(ge=1, le=128)] | None = None
@@ -221,6 +223,8 @@ def read_call(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) ->
     most = body.max_completion_tokens or body.max_tokens
     if most is not None:
         parameters["max_tokens"] = most
+    if body.prompt_cache_retention is not None and kind in PROMPT_CACHE_KINDS:
+        parameters["prompt_cache_retention"] = body.prompt_cache_retention
     return ChatCall(messages, tools, parameters, options, tokens)
 
 
