@@ -1,7 +1,8 @@
 """``POST /v1/responses/compact``: a conversation's window made short. The model summarises
-the input (or a previous response's whole context) in one call that stores nothing; the
-answer is the summary as one ``compaction`` item, which a later request takes as ``input``
-(``items.compaction_item``)."""
+the input (or a previous response's whole context) in one call that stores nothing. As
+OpenAI's, the answer's ``output`` is the window's user messages, in order and as sent, then
+the summary as one ``compaction`` item (``items.compaction_item``): the window a later
+request takes as its ``input``, with its new items after it."""
 
 from __future__ import annotations
 
@@ -53,10 +54,31 @@ async def compact(
         "id": new_id("cmp"),
         "object": "response.compaction",
         "created_at": int(time.time()),
-        "output": [compaction_item(new_id("cmp"), summary.strip())],
+        "output": [
+            *(_user_item(m) for m in messages if m.role == Role.USER),
+            compaction_item(new_id("cmp"), summary.strip()),
+        ],
         "usage": usage(used),
     }
     return made, used
+
+
+def _user_item(message: NewMessage) -> dict[str, Any]:
+    """A kept user message, as the ``message`` item a later request takes back as input."""
+    content: list[dict[str, Any]] = []
+    if message.content or not message.images:
+        content.append({"type": "input_text", "text": message.content})
+    content.extend(
+        {"type": "input_image", "image_url": i["url"], "detail": "auto"}
+        for i in message.images or ()
+    )
+    return {
+        "type": "message",
+        "id": new_id("msg"),
+        "status": "completed",
+        "role": "user",
+        "content": content,
+    }
 
 
 def _line(message: NewMessage) -> str:
@@ -83,6 +105,7 @@ def _context_of(conn: Connection, *, user_id: str, response_id: str) -> list[New
         NewMessage(
             role=Role(m.role),
             content=m.content,
+            images=m.images,
             tool_calls=m.tool_calls,
             tool_call_id=m.tool_call_id,
         )
