@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from parley.providers.options import PromptCacheRetention
 from parley.server.schemas import Count, _Body
 
 #: The longest instructions, and the most input items one request may carry.
@@ -134,7 +135,7 @@ class ResponseCreate(_Body):
     user: str | None = Field(default=None, max_length=256)
     safety_identifier: str | None = Field(default=None, max_length=256)
     prompt_cache_key: str | None = Field(default=None, max_length=256)
-    prompt_cache_retention: str | None = Field(default=None, max_length=32)
+    prompt_cache_retention: PromptCacheRetention | None = None  # as Chat Completions takes it
     service_tier: str | None = Field(default=None, max_length=32)
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None
