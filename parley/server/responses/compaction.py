@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import Engine, NewMessage
 from parley.errors import InvalidRequest, NotFound
-from parley.server.responses.items import compaction_item, parse_input
+from parley.server.responses.items import compaction_item, input_content, parse_input
 from parley.server.responses.protocol import CompactCreate
 from parley.server.responses.requests import previous_not_found
 from parley.server.responses.resource import usage
@@ -65,19 +65,12 @@ async def compact(
 
 def _user_item(message: NewMessage) -> dict[str, Any]:
     """A kept user message, as the ``message`` item a later request takes back as input."""
-    content: list[dict[str, Any]] = []
-    if message.content or not message.images:
-        content.append({"type": "input_text", "text": message.content})
-    content.extend(
-        {"type": "input_image", "image_url": i["url"], "detail": "auto"}
-        for i in message.images or ()
-    )
     return {
         "type": "message",
         "id": new_id("msg"),
         "status": "completed",
         "role": "user",
-        "content": content,
+        "content": input_content(message.content, message.images),
     }
 
 

@@ -294,6 +294,18 @@ def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
     return "reasoning", ""
 
 
+def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A user's (or system's) message as input content parts: its text (even empty, when it
+    has no images), then its images."""
+    content: list[dict[str, Any]] = []
+    if text or not images:
+        content.append({"type": "input_text", "text": text})
+    content.extend(
+        {"type": "input_image", "image_url": i["url"], "detail": "auto"} for i in images or ()
+    )
+    return content
+
+
 def compaction_item(item_id: str, summary: str) -> dict[str, Any]:
     """A compaction item that carries ``summary``: its ``encrypted_content`` is opaque to
     clients (base64 of a marked text), not encrypted: a client can only put its own words
@@ -335,19 +347,12 @@ def message_items(
         }
         return
     if role != Role.ASSISTANT:
-        content: list[dict[str, Any]] = []
-        if message.content or not message.images:
-            content.append({"type": "input_text", "text": message.content})
-        content.extend(
-            {"type": "input_image", "image_url": i["url"], "detail": "auto"}
-            for i in message.images or ()
-        )
         yield {
             "type": "message",
             "id": message.id,
             "status": "completed",
             "role": "system" if role == Role.SYSTEM else "user",
-            "content": content,
+            "content": input_content(message.content, message.images),
         }
         return
     for segment in segments(message):
