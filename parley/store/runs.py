@@ -59,8 +59,7 @@ def _run_not_found(run_id: str) -> NotFound:
     return NotFound(f"No run with id {run_id}.", code="run_not_found")
 
 
-def create_run(
-    conn: Connection,
+def new_run(
     *,
     user_id: str,
     thread_id: str,
@@ -70,15 +69,13 @@ def create_run(
     tools: list[dict[str, Any]],
     parameters: dict[str, Any],
     status: str = "queued",
-    lease: tuple[str, float] | None = None,
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     request: dict[str, Any] | None = None,
 ) -> Run:
-    """A new run; ``status="in_progress"`` with a ``(owner, expires_at)`` lease creates it
-    already claimed, for a turn that starts in the same transaction."""
+    """A new run's record, made now and not stored (``create_run`` stores one)."""
     t = now()
-    run = Run(
+    return Run(
         id=new_id("run"),
         user_id=user_id,
         thread_id=thread_id,
@@ -99,6 +96,39 @@ def create_run(
         started_at=t if status == "in_progress" else None,
         completed_at=None,
         expires_at=None,
+        metadata=metadata,
+        options=options,
+        request=request,
+    )
+
+
+def create_run(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    assistant_id: str | None,
+    model: str,
+    instructions: str | None,
+    tools: list[dict[str, Any]],
+    parameters: dict[str, Any],
+    status: str = "queued",
+    lease: tuple[str, float] | None = None,
+    metadata: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
+) -> Run:
+    """A new run; ``status="in_progress"`` with a ``(owner, expires_at)`` lease creates it
+    already claimed, for a turn that starts in the same transaction."""
+    run = new_run(
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        model=model,
+        instructions=instructions,
+        tools=tools,
+        parameters=parameters,
+        status=status,
         metadata=metadata,
         options=options,
         request=request,

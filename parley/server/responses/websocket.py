@@ -33,8 +33,8 @@ from parley.server.responses.protocol import WebSocketCreate
 from parley.server.responses.requests import plan, run_config, start
 from parley.server.responses.resource import head
 from parley.server.responses.stream import Dialect, ResponseEvents, event_dialect
-from parley.store.db import new_id, now
 from parley.store.records import Run
+from parley.store.runs import new_run
 from parley.types import RunStatus
 
 log = logging.getLogger("parley.server")
@@ -178,9 +178,7 @@ class Connection:
             await plan(self.svc.db, user_id=self.caller.user.id, body=body, held=self.held)
         config = run_config(body, body.model)
         request = {**(config.request or {}), "previous_response_id": named}
-        created = now()
-        run = Run(
-            id=new_id("run"),
+        run = new_run(
             user_id=self.caller.user.id,
             thread_id="",
             assistant_id=None,
@@ -189,22 +187,12 @@ class Connection:
             tools=config.tools,
             parameters=config.parameters,
             status=RunStatus.COMPLETED,
-            input_tokens=0,
-            output_tokens=0,
-            reasoning_tokens=0,
-            cached_tokens=0,
-            error_code=None,
-            error_message=None,
-            last_seq=0,
-            created_at=created,
-            started_at=created,
-            completed_at=created,
-            expires_at=None,
             metadata=config.metadata,
             request=request,
         )
+        run.completed_at = run.started_at = run.created_at  # answered at once, with nothing
         events = ResponseEvents(head(run, "in_progress"))
-        events.ended_at = int(created)
+        events.ended_at = int(run.created_at)
         for event in [*events.start(), *events.stored_end(events.final("completed"))]:
             await self.send(event)
         self.warm[run.id] = body
