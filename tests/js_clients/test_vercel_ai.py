@@ -11,35 +11,23 @@ the second step's text names it. ``make test`` installs the pinned packages
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
-from tests.compliance.test_openresponses import BUN
-from tests.unavailable import json_report, unavailable
-
-HERE = Path(__file__).parent
-SCRIPT = HERE / "vercel_ai.ts"
-PACKAGES = HERE / "node_modules" / "@ai-sdk" / "openai-compatible"
+from tests.js_clients.bun import script_report
 
 
 def test_the_vercel_ai_sdk_streams_text_and_runs_a_tool(server: Any, user_key: str) -> None:
-    hint = "`make test` installs them (npm ci --prefix tests/js_clients)"
-    if not BUN.exists():
-        npm = "" if shutil.which("npm") else " (and npm is not on PATH)"
-        unavailable(f"no bun at {BUN}{npm}; {hint}")
-    if not PACKAGES.exists():
-        unavailable(f"the Vercel AI SDK is not installed in {HERE / 'node_modules'}; {hint}")
-    env = {**os.environ, "DO_NOT_TRACK": "1", "BUN_RUNTIME_TRANSPILER_CACHE_PATH": "0"}
-    command = [str(BUN), "--no-install", "run", str(SCRIPT), f"{server.base_url}/v1", user_key]
-    report = json_report(
-        [*command, "fake/text:5", "fake/auto"],
-        what="the Vercel AI SDK client",
-        timeout=60,
-        cwd=HERE,
-        env=env,
+    base = f"{server.base_url}/v1"
+    what = "the Vercel AI SDK"
+    report = script_report(
+        "vercel_ai.ts",
+        "@ai-sdk/openai-compatible",
+        what,
+        base,
+        user_key,
+        "fake/text:5",
+        "fake/auto",
     )
     text = report["text"]
     assert "".join(text["deltas"]) == expected_text(5)
