@@ -115,11 +115,19 @@ def try_port(host: str, port: int, choice: PortChoice) -> None:
     Raises:
         PortUnavailable: it cannot.
     """
+    error = _bind_error(host, port)
+    if error is not None:
+        raise PortUnavailable(unavailable(host, port, error, choice))
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on now; None when it can."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         socket.create_server((host, port), family=family).close()
     except OSError as exc:
-        raise PortUnavailable(unavailable(host, port, exc, choice)) from None
+        return exc
+    return None
 
 
 def unavailable(host: str, port: int, exc: OSError, choice: PortChoice) -> str:
@@ -152,13 +160,9 @@ def _another(host: str, port: int, choice: PortChoice) -> str:
 
 def _free_nearby(host: str, port: int) -> int:
     """The first port after ``port`` free on ``host`` (else just the next one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for candidate in range(port + 1, min(port + _NEARBY, 65535) + 1):
-        try:
-            socket.create_server((host, candidate), family=family).close()
-        except OSError:
-            continue
-        return candidate
+        if _bind_error(host, candidate) is None:
+            return candidate
     return port + 1 if port < 65535 else 1024
 
 
