@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from report import markdown_table, text_table, write_json
 
 from parley.engine import Entry
-from parley.server.responses.resource import head
-from parley.server.responses.stream import ResponseEvents, sse_frame, translate
+from parley.server.faces.responses.resource import head
+from parley.server.faces.responses.stream import ResponseEvents, sse_frame, translate
 from parley.store.records import Run
 from parley.testing.fake_upstream import text_chunks
 

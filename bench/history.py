@@ -58,7 +58,7 @@ SETTINGS = {"unknown": "fake", "window": "windowed"}
 #: The targets issue 13 names: turn CPU of the largest thread over that of the thread of
 #: about a window's messages, with the window; server CPU per message sent upstream.
 TARGETS = {"window_cpu_ratio": 1.3, "cpu_us_per_message_sent": 5.0}
-#: Items a response's input may hold (``parley.server.responses.protocol.MAX_ITEMS``).
+#: Items a response's input may hold (``parley.server.faces.responses.protocol.MAX_ITEMS``).
 MAX_INPUT = 2048
 #: The model that answers while a thread is built: its answers are about 250 characters.
 BUILD_MODEL = "fake/text:40:0"

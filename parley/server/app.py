@@ -28,31 +28,25 @@ from parley.metrics import (
     serve_metrics,
 )
 from parley.providers.registry import ProviderRegistry
-from parley.server.chat.requests import ChatCompletionCreate
 from parley.server.cors import Cors, RouteMethods
 from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
+from parley.server.faces.assistants import assistants, threads
+from parley.server.faces.assistants import runs as thread_runs
+from parley.server.faces.chat import models
+from parley.server.faces.chat import routes as chat
+from parley.server.faces.chat.requests import ChatCompletionCreate
+from parley.server.faces.native import runs, turns, usage, users
+from parley.server.faces.native.schemas import CompletionRequest, ProcessRequest
+from parley.server.faces.responses import conversation_routes as conversations
+from parley.server.faces.responses import routes as responses
+from parley.server.faces.responses.protocol import ResponseCreate
 from parley.server.fastpaths import FastPaths, FastRoute
 from parley.server.limits import RequestGuard
 from parley.server.logs import AccessLog
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
 from parley.server.readiness import Readiness
-from parley.server.responses.protocol import ResponseCreate
-from parley.server.routes import (
-    assistants,
-    chat,
-    conversations,
-    models,
-    responses,
-    runs,
-    thread_runs,
-    threads,
-    turns,
-    usage,
-    users,
-)
-from parley.server.schemas import CompletionRequest, ProcessRequest
 from parley.server.usage import KeyBudgets
 from parley.server.watchdog import LoopWatchdog, measure_loop_lag
 from parley.store.db import Database

@@ -25,10 +25,11 @@ operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``compl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter
+from typing_extensions import TypedDict
 
 from parley.errors import (
     ERROR_TYPE_HEADER,
@@ -45,7 +46,6 @@ from parley.errors import (
 )
 from parley.server.errors import openai_path
 from parley.server.idempotency import KEY_HEADER, MAX_KEY_CHARS, REPLAYED_HEADER
-from parley.server.schemas import ErrorPublic, OpenAIErrorPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -147,6 +147,46 @@ _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "An API key."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
+
+
+class ErrorDetail(TypedDict):
+    """One field that failed validation."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(TypedDict):
+    """`type` is the kind of error (`not_found`, ...); `code` is a finer reason, given when
+    it differs from `type`; `details` names each field of a `validation_error`."""
+
+    type: str
+    message: str
+    code: NotRequired[str]
+    details: NotRequired[list[ErrorDetail]]
+
+
+class ErrorPublic(TypedDict):
+    """Every error answer."""
+
+    error: ErrorBody
+
+
+class OpenAIErrorBody(TypedDict):
+    """`type` is the Open Responses kind (`invalid_request`, `not_found`, `model_error`,
+    ...); `param` names the field at fault; `code` is a finer reason."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorPublic(TypedDict):
+    """Every error answer of the OpenAI faces (`/v1/responses`, `/v1/conversations`)."""
+
+    error: OpenAIErrorBody
 
 
 def errors(*statuses: int) -> Responses:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from parley.events import ContentDelta, encode_event, encode_frame, parse_event
-from parley.server.sse import PING
+from parley.server.faces.kit.sse import PING
 from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
 
 

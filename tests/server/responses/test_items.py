@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parley.server.responses.items import message_id_of, message_items, without_segment
+from parley.server.faces.responses.items import message_id_of, message_items, without_segment
 from parley.store.records import Message
 
 TOKEN = "0123456789abcdef01234567"

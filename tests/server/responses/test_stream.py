@@ -18,7 +18,7 @@ from parley.events import (
     ToolCallsEvent,
     UsageEvent,
 )
-from parley.server.responses.stream import ResponseEvents, sse_frame
+from parley.server.faces.responses.stream import ResponseEvents, sse_frame
 from parley.types import RunStatus
 
 RUN = "run_0123456789abcdef01234567"

@@ -1,0 +1,106 @@
+"""Assistants: create, list, retrieve, update and delete, in the Assistants API's shapes."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.faces.assistants.requests import assistant_options, sampling
+from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
+from parley.server.faces.kit.bodies import Deleted, ListPublic
+from parley.server.faces.kit.resources import AssistantPublic
+from parley.server.idempotency import Idempotent, answer
+from parley.server.openapi import errors
+from parley.store import assistants as store
+
+router = APIRouter(tags=["assistants"])
+
+
+@router.post("/assistants", response_model=AssistantPublic)
+async def create_assistant(
+    body: AssistantCreate, user: CurrentUser, svc: Svc, idem: Idempotent
+) -> Response:
+    async def make() -> Response:
+        svc.providers.check_model(body.model)
+        refused, _ = svc.providers.traits(body.model)
+        assistant = await svc.db.write(
+            functools.partial(
+                store.create_assistant,
+                user_id=user.id,
+                name=body.name or "",
+                description=body.description,
+                model=body.model,
+                instructions=body.instructions,
+                tools=[t.model_dump() for t in body.tools or ()],
+                parameters=sampling(body, body.parameters),
+                options=assistant_options(body, refused=refused) or None,
+                metadata=body.metadata,
+            )
+        )
+        return answer(AssistantPublic.of(assistant))
+
+    return await idem.once(svc.db, user.id, make)
+
+
+@router.get("/assistants", responses=errors(400))
+async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[AssistantPublic]:
+    items, more = await svc.db.read(
+        functools.partial(
+            store.list_assistants,
+            user_id=user.id,
+            page=q,
+        )
+    )
+    return ListPublic.of([AssistantPublic.of(a) for a in items], more)  # type: ignore[return-value]
+
+
+@router.get("/assistants/{assistant_id}")
+async def get_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> AssistantPublic:
+    return AssistantPublic.of(
+        await svc.db.read(
+            functools.partial(store.get_assistant, user_id=user.id, assistant_id=assistant_id)
+        )
+    )
+
+
+@router.post("/assistants/{assistant_id}")
+async def update_assistant(
+    assistant_id: str, body: AssistantUpdate, user: CurrentUser, svc: Svc
+) -> AssistantPublic:
+    given = body.model_fields_set
+    if "model" in given and body.model is not None:
+        svc.providers.check_model(body.model)
+
+    def update(conn: Any) -> Any:
+        current = store.get_assistant(conn, user_id=user.id, assistant_id=assistant_id)
+        fields: dict[str, Any] = {}
+        for name in ("name", "model", "instructions", "description", "metadata"):
+            if name in given and not (
+                name in ("model", "metadata") and getattr(body, name) is None
+            ):
+                fields[name] = getattr(body, name)
+        if "name" in fields:
+            fields["name"] = fields["name"] or ""
+        if body.tools is not None:
+            fields["tools"] = [t.model_dump() for t in body.tools]
+        base = current.parameters if body.parameters is None else body.parameters
+        fields["parameters"] = sampling(body, base)
+        refused, _ = svc.providers.traits(fields.get("model", current.model))
+        fields["options"] = assistant_options(body, current.options, refused) or None
+        return store.update_assistant(
+            conn, user_id=user.id, assistant_id=assistant_id, fields=fields
+        )
+
+    return AssistantPublic.of(await svc.db.write(update))
+
+
+@router.delete("/assistants/{assistant_id}")
+async def delete_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> Deleted:
+    await svc.db.write(
+        functools.partial(store.delete_assistant, user_id=user.id, assistant_id=assistant_id)
+    )
+    return Deleted(id=assistant_id, object="assistant.deleted")

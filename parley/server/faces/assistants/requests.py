@@ -1,0 +1,185 @@
+"""The Assistants API's run requests, and how they become a turn: the messages a run adds
+to its thread (``NewMessage``) and how its model is called (``RunConfig``), from the
+request's overrides over the assistant's own settings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from parley.engine import NewMessage, RunConfig
+from parley.errors import InvalidRequest
+from parley.server.faces.kit.bodies import (
+    Body,
+    Count,
+    MessageCreate,
+    Metadata,
+    ReasoningEffort,
+    ThreadCreate,
+    ToolOutput,
+    ToolResources,
+    Tools,
+)
+from parley.server.faces.kit.readers import neutral_response_format, neutral_tool_choice
+from parley.store.records import Assistant
+from parley.types import Role
+
+#: What the stored run keeps of the request, to answer it back (``RunPublic``).
+FACE = "assistants"
+
+
+class TruncationStrategy(Body):
+    type: Literal["auto", "last_messages"]
+    last_messages: Count | None = None
+
+    @model_validator(mode="after")
+    def _count_given(self) -> TruncationStrategy:
+        if self.type == "last_messages" and self.last_messages is None:
+            raise ValueError("last_messages needs a number of messages")
+        return self
+
+
+class _RunFields(Tools):
+    """What a run may set over its assistant's settings."""
+
+    assistant_id: str = Field(min_length=1, max_length=64)
+    model: str | None = Field(default=None, min_length=3, max_length=256)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    metadata: Metadata | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stream: bool | None = None
+    max_prompt_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: str | dict[str, Any] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    tool_resources: ToolResources = None
+
+
+class RunCreate(_RunFields):
+    """``POST /v1/threads/{thread_id}/runs``."""
+
+    additional_instructions: str | None = Field(default=None, max_length=256_000)
+    additional_messages: list[MessageCreate] | None = Field(default=None, max_length=32)
+
+
+class ThreadAndRunCreate(_RunFields):
+    """``POST /v1/threads/runs``: a new thread and its first run."""
+
+    thread: ThreadCreate | None = None
+
+
+class RunUpdate(Body):
+    metadata: Metadata | None = None
+
+
+class ToolOutputsStream(Body):
+    """``POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs``."""
+
+    tool_outputs: list[ToolOutput] = Field(min_length=1)
+    stream: bool | None = None
+
+
+def new_messages(messages: list[MessageCreate] | None) -> list[NewMessage]:
+    """The messages a request adds, as the engine takes them."""
+    return [
+        NewMessage(
+            role=Role(m.role),
+            content=m.text(),
+            images=m.image_urls() or None,
+            metadata=m.metadata or None,
+        )
+        for m in messages or ()
+    ]
+
+
+def assistant_options(
+    body: Any, base: dict[str, Any] | None = None, refused: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The model options of an assistant, or of a run over its assistant's (``base``):
+    ``response_format`` and ``reasoning_effort`` (and for a run, its tool choice and
+    whether calls may come in parallel)."""
+    options = dict(base or {})
+    fmt = body.response_format
+    if fmt is not None:
+        if fmt == "auto":
+            options.pop("response_format", None)
+        elif not isinstance(fmt, dict):
+            raise InvalidRequest(
+                "Invalid 'response_format': expected \"auto\" or an object with a type.",
+                code="invalid_value",
+                param="response_format",
+            )
+        else:
+            options["response_format"] = neutral_response_format(fmt)
+            if fmt.get("type") != "text" and "json" in refused:
+                raise InvalidRequest(
+                    "The model's provider has no JSON output mode.",
+                    code="unsupported_parameter",
+                    param="response_format",
+                )
+    if body.reasoning_effort is not None:
+        options["reasoning_effort"] = body.reasoning_effort
+    return options
+
+
+def sampling(body: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """Model parameters: ``base``, with the request's temperature and top_p."""
+    parameters = dict(base)
+    for name in ("temperature", "top_p"):
+        value = getattr(body, name)
+        if value is not None:
+            parameters[name] = value
+    return parameters
+
+
+def run_config(
+    body: RunCreate | ThreadAndRunCreate,
+    assistant: Assistant,
+    refused: frozenset[str] = frozenset(),
+) -> RunConfig:
+    """How the run calls its model: the assistant's settings, with what the request sets."""
+    instructions = assistant.instructions if body.instructions is None else body.instructions
+    extra = getattr(body, "additional_instructions", None)
+    if extra:
+        instructions = f"{instructions}\n\n{extra}" if instructions else extra
+    tools = assistant.tools if body.tools is None else [t.model_dump() for t in body.tools]
+    parameters = sampling(body, assistant.parameters)
+    options = assistant_options(body, assistant.options, refused)
+    if body.tool_choice is not None:
+        names = {t["function"]["name"] for t in tools}
+        options["tool_choice"] = neutral_tool_choice(body.tool_choice, names)
+    if body.parallel_tool_calls is not None:
+        options["parallel_tool_calls"] = body.parallel_tool_calls
+    truncation: dict[str, Any] = {}
+    strategy = body.truncation_strategy
+    if strategy is not None and strategy.type == "last_messages":
+        truncation.update(strategy.model_dump())
+    if body.max_prompt_tokens is not None:
+        truncation.update(
+            type=truncation.get("type", "auto"), max_prompt_tokens=body.max_prompt_tokens
+        )
+    if truncation:
+        options["truncation"] = truncation
+    if body.max_completion_tokens is not None:
+        # For the whole run: each model call gets what its earlier calls left of it.
+        options["output_budget"] = body.max_completion_tokens
+    request = {
+        "face": FACE,
+        "max_prompt_tokens": body.max_prompt_tokens,
+        "max_completion_tokens": body.max_completion_tokens,
+    }
+    return RunConfig(
+        model=body.model or assistant.model,
+        instructions=instructions,
+        tools=tools,
+        parameters=parameters,
+        options=options or None,
+        metadata=body.metadata or {},
+        request=request,
+        assistant_id=assistant.id,
+    )

@@ -1,0 +1,277 @@
+"""Runs of the Assistants API, under their thread: create (streamed or not), create with a
+new thread, list, retrieve, update, cancel, submit tool outputs (streamed or not), and run
+steps. A run created here starts its turn at once and runs on the server; after tool
+outputs, its next turn starts at once too. The runs are the native ones
+(``/v1/runs/{id}`` shows the same run)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Connection
+
+from parley.engine import ThreadTarget, TurnHandle, UsageSource
+from parley.errors import NotFound
+from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, DescList, Services, Svc
+from parley.server.faces.assistants.requests import (
+    RunCreate,
+    RunUpdate,
+    ThreadAndRunCreate,
+    ToolOutputsStream,
+    new_messages,
+    run_config,
+)
+from parley.server.faces.assistants.stream import TurnEvents, run_frames, turn_frames
+from parley.server.faces.kit import reads
+from parley.server.faces.kit.bodies import ListPublic
+from parley.server.faces.kit.pages import page
+from parley.server.faces.kit.resources import (
+    RunPublic,
+    RunStepPublic,
+    calls_step_id,
+    run_steps,
+    step_message_id,
+)
+from parley.server.faces.kit.sse import HEADERS
+from parley.server.faces.kit.streams import SSEResponse, one_turn
+from parley.server.idempotency import Idempotent, Made, Streamed
+from parley.server.openapi import errors
+from parley.store import assistants as assistant_store
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.records import Message, Run
+from parley.types import Role, RunStatus
+
+router = APIRouter(tags=["runs"])
+
+#: How soon a client polling a run (the ``openai`` SDK's ``*_and_poll`` helpers) asks again.
+POLL_AFTER_MS = "100"
+
+_CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The run as JSON (it goes on on the server), or with `stream` true "
+        "its events as server-sent events (`event: thread.run.created`, ...), ending with "
+        "`event: done` and `data: [DONE]`.",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(404, 409, 503),
+}
+
+
+def _run_answer(run: RunPublic) -> JSONResponse:
+    body = run.model_dump(mode="json")
+    return JSONResponse(body, headers={"openai-poll-after-ms": POLL_AFTER_MS})
+
+
+def _read_run(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> JSONResponse:
+    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
+    return _run_answer(reads.run_public(conn, run))
+
+
+def _stream(svc: Services, turn: TurnHandle, head: bytes, message: Message) -> SSEResponse:
+    events = TurnEvents(turn.run, message)
+    frames = turn_frames(svc.db, events, turn.events(), head)
+    return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+async def _start(
+    svc: Services, caller: Caller, body: RunCreate | ThreadAndRunCreate, thread_id: str | None
+) -> Made:
+    """Start the run's first turn; answer the run, or stream the turn."""
+    user_id = caller.user.id
+    assistant = await svc.db.read(
+        functools.partial(
+            assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
+        )
+    )
+    refused, _ = svc.providers.traits(body.model or assistant.model)
+    config = run_config(body, assistant, refused)
+    if isinstance(body, ThreadAndRunCreate):
+        thread = body.thread
+        target = ThreadTarget(metadata=thread.metadata if thread else {})
+        messages = new_messages(thread.messages if thread else None)
+    else:
+        target = ThreadTarget(thread_id=thread_id)
+        messages = new_messages(body.additional_messages)
+    # The turn's one model call fits the model's context window: the most it reserves of
+    # a daily budget (None, unknown: the rest of the budget).
+    window = svc.providers.context_window(config.model)
+    async with svc.limits.run_slot(caller.key_hash, window) as slot:
+        turn = await svc.engine.start_items_turn(
+            user_id=user_id,
+            target=target,
+            messages=messages,
+            config=config,
+            source=UsageSource(caller.key_hash, "assistants"),
+        )
+        slot.hold_until(turn.when_done)
+    if not body.stream:
+        return _run_answer(RunPublic.of(turn.run))
+    message = await svc.db.read(
+        functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
+    )
+    response = _stream(svc, turn, run_frames(turn.run, new=True), message)
+    return Streamed(response, turn.run_id, turn.first_seq - 1)
+
+
+async def _replay(
+    svc: Services, user_id: str, run_id: str, after: int, headers: dict[str, str]
+) -> Response:
+    """A run's first turn streamed again (a retry with the same ``Idempotency-Key``)."""
+    run, message = await svc.db.read(functools.partial(_first_turn, user_id=user_id, run_id=run_id))
+    events = TurnEvents(run, message)
+    batches = one_turn(svc.engine.follow(run_id, after=after))
+    frames = turn_frames(svc.db, events, batches, run_frames(run, new=True))
+    return SSEResponse(frames, media_type="text/event-stream", headers={**HEADERS, **headers})
+
+
+def _first_turn(conn: Connection, *, user_id: str, run_id: str) -> tuple[Run, Message]:
+    run = run_store.get_run(conn, run_id=run_id, user_id=user_id)
+    return run, thread_store.run_answers(conn, run_id=run_id)[0]
+
+
+@router.post("/threads/runs", responses=_CREATE_ANSWERS, response_model=RunPublic)
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    make = functools.partial(_start, svc, caller, body, None)
+    replay = functools.partial(_replay, svc, caller.user.id)
+    return await idem.once(svc.db, caller.user.id, make, replay)
+
+
+@router.post("/threads/{thread_id}/runs", responses=_CREATE_ANSWERS, response_model=RunPublic)
+async def create_run(
+    thread_id: str, body: RunCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    make = functools.partial(_start, svc, caller, body, thread_id)
+    replay = functools.partial(_replay, svc, caller.user.id)
+    return await idem.once(svc.db, caller.user.id, make, replay)
+
+
+@router.get("/threads/{thread_id}/runs", responses=errors(400))
+async def list_runs(
+    thread_id: str, user: CurrentUser, svc: Svc, q: DescList
+) -> ListPublic[RunPublic]:
+    items, more = await svc.db.read(
+        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+    )
+    return ListPublic.of(items, more)  # type: ignore[return-value]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunPublic)
+async def get_run(thread_id: str, run_id: str, user: CurrentUser, svc: Svc) -> Response:
+    return await svc.db.read(
+        functools.partial(_read_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    )
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}", response_model=RunPublic)
+async def update_run(
+    thread_id: str, run_id: str, body: RunUpdate, user: CurrentUser, svc: Svc
+) -> Response:
+    def update(conn: Connection) -> JSONResponse:
+        run = reads.of_thread(run_store.lock_run(conn, run_id=run_id, user_id=user.id), thread_id)
+        if body.metadata is not None:
+            run_store.update_run(conn, run_id=run.id, metadata=body.metadata)
+        return _read_run(conn, user_id=user.id, thread_id=thread_id, run_id=run_id)
+
+    return await svc.db.write(update)
+
+
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel", response_model=RunPublic, responses=errors(409)
+)
+async def cancel_run(thread_id: str, run_id: str, user: CurrentUser, svc: Svc) -> Response:
+    await svc.db.read(
+        functools.partial(_read_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    )
+    return _run_answer(RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id)))
+
+
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
+    responses=_CREATE_ANSWERS,
+    response_model=RunPublic,
+)
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: ToolOutputsStream,
+    caller: AuthenticatedCaller,
+    svc: Svc,
+) -> Response:
+    """Store the outputs of the pending calls; once none is pending, the run's next turn
+    starts at once (streamed with ``stream`` true)."""
+    user_id = caller.user.id
+    await svc.db.read(
+        functools.partial(_read_run, user_id=user_id, thread_id=thread_id, run_id=run_id)
+    )
+    outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    # A key over its daily token budget is refused before the outputs are stored: they
+    # could start the next turn, which it may not.
+    await svc.limits.check_budget(caller.key_hash)
+    run = await svc.engine.submit_tool_outputs(user_id=user_id, run_id=run_id, outputs=outputs)
+    if run.status != RunStatus.QUEUED:  # some calls still wait for their outputs
+        return await svc.db.read(
+            functools.partial(_read_run, user_id=user_id, thread_id=thread_id, run_id=run_id)
+        )
+    answered = await svc.db.read(functools.partial(_answered_step, run_id=run_id))
+    async with svc.limits.run_slot(caller.key_hash) as slot:
+        turn = await svc.engine.start_turn(
+            user_id=user_id, run_id=run_id, source=UsageSource(caller.key_hash, "assistants")
+        )
+        slot.hold_until(turn.when_done)
+    if not body.stream:
+        return _run_answer(RunPublic.of(turn.run))
+    message = await svc.db.read(
+        functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
+    )
+    return _stream(svc, turn, run_frames(turn.run, new=False, resumed=answered), message)
+
+
+def _answered_step(conn: Connection, *, run_id: str) -> list[RunStepPublic]:
+    """The step of the calls whose outputs were just given, as it now stands."""
+    run = run_store.get_run(conn, run_id=run_id)
+    answers = thread_store.run_answers(conn, run_id=run_id)
+    actions = run_store.list_actions(conn, run_id=run_id)
+    results = thread_store.run_tool_results(conn, run_id=run_id)
+    steps = run_steps(run, answers[-1:], actions, results)
+    return [s for s in steps if s.id == calls_step_id(answers[-1].id)] if answers else []
+
+
+# --------------------------------------------------------------------------- run steps
+
+
+def _steps(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> list[RunStepPublic]:
+    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
+    answers = [m for m in thread_store.run_answers(conn, run_id=run_id) if m.role == Role.ASSISTANT]
+    actions = run_store.list_actions(conn, run_id=run_id)
+    return run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps", responses=errors(400))
+async def list_steps(
+    thread_id: str, run_id: str, user: CurrentUser, svc: Svc, q: DescList
+) -> ListPublic[RunStepPublic]:
+    """The run's steps, newest first unless ``order=asc``."""
+    steps = await svc.db.read(
+        functools.partial(_steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    )
+    items = [s.model_dump(mode="json") for s in steps]
+    return page(items, limit=q.limit, order=q.order, after=q.after, before=q.before)  # type: ignore[return-value]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
+async def get_step(
+    thread_id: str, run_id: str, step_id: str, user: CurrentUser, svc: Svc
+) -> RunStepPublic:
+    steps = await svc.db.read(
+        functools.partial(_steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    )
+    found = next((s for s in steps if s.id == step_id), None)
+    if found is None or step_message_id(step_id) is None:
+        raise NotFound(f"No run step with id {step_id}.", code="run_step_not_found")
+    return found

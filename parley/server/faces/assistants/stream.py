@@ -1,0 +1,223 @@
+"""A run's events as the Assistants API streams them.
+
+One turn's run events (``content.delta``, ``tool_calls``, ``done``, ...) become OpenAI's
+``thread.*`` events, in OpenAI's order::
+
+    thread.run.created, thread.run.queued, thread.run.in_progress   (a new run)
+    thread.run.step.completed, thread.run.queued, thread.run.in_progress
+                                                       (after tool outputs: their step)
+    thread.run.step.created, thread.run.step.in_progress            (at the first text)
+    thread.message.created, thread.message.in_progress
+    thread.message.delta ...
+    thread.message.completed, thread.run.step.completed             (when the text ends)
+    thread.run.step.created, thread.run.step.in_progress            (the tool calls)
+    thread.run.step.delta ...                                       (one per call)
+    thread.run.requires_action | thread.run.completed | .failed | .cancelled
+        | .incomplete | .expired
+    done                                                            (data: [DONE])
+
+The step and message objects are the ones the list endpoints answer (``objects``), read
+once the turn has ended: a completed step has its ``usage``, a step in progress none.
+Reasoning is not streamed: the Assistants API has no event for it (the message keeps it,
+as ``reasoning``). ``error`` is sent only when the stream itself breaks off before the
+run's end.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from parley.engine import Entry
+from parley.server.faces.kit.resources import (
+    MessagePublic,
+    RunPublic,
+    RunStepPublic,
+    message_step_id,
+    run_step,
+    run_steps,
+)
+from parley.server.faces.kit.sse import PING
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database
+from parley.store.records import Action, Message, Run
+from parley.types import ActionStatus, RunStatus
+
+DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
+
+#: The closing event of a run, by the status its turn ended with.
+_CLOSING = {
+    RunStatus.ACTION_REQUIRED: "thread.run.requires_action",
+    RunStatus.COMPLETED: "thread.run.completed",
+    RunStatus.FAILED: "thread.run.failed",
+    RunStatus.CANCELLED: "thread.run.cancelled",
+    RunStatus.INCOMPLETE: "thread.run.incomplete",
+    RunStatus.EXPIRED: "thread.run.expired",
+}
+
+
+def frame(event: str, data: Any) -> bytes:
+    """One server-sent event: ``event: <name>`` and its JSON ``data``."""
+    if hasattr(data, "model_dump"):
+        data = data.model_dump(mode="json")
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def run_frames(run: Run, *, new: bool, resumed: Sequence[RunStepPublic] = ()) -> bytes:
+    """How a stream of a run starts: a new run is created and queued; a run given its
+    tool outputs first completes their step (``resumed``), then is queued again. Both
+    then go in progress."""
+    queued = RunPublic.of(run).model_copy(update={"status": "queued"})
+    running = RunPublic.of(run).model_copy(update={"status": "in_progress"})
+    head = [frame("thread.run.step.completed", step) for step in resumed]
+    if new:
+        head.append(frame("thread.run.created", queued))
+    head += [frame("thread.run.queued", queued), frame("thread.run.in_progress", running)]
+    return b"".join(head)
+
+
+class TurnEvents:
+    """One turn's run events as Assistants events. ``add`` takes the run events in order
+    and gives the frames they make; the turn's end (``done``) is answered by ``closing``
+    with the run, message and actions as stored."""
+
+    def __init__(self, run: Run, message: Message) -> None:
+        self.run = run
+        self.message = message
+        self.text = ""
+        self.writing = False
+        self.ended: RunStatus | None = None
+
+    def add(self, kind: str, data: str) -> bytes:
+        if kind == "content.delta":
+            return self._text(orjson.loads(data)["text"])
+        if kind == "tool_calls":
+            return self._calls(orjson.loads(data)["actions"])
+        if kind == "done":
+            self.ended = RunStatus(orjson.loads(data)["status"])
+        return b""
+
+    def _text(self, text: str) -> bytes:
+        head = b""
+        if not self.writing:
+            self.writing = True
+            step = run_step(self.run, self.message, "message_creation")
+            message = MessagePublic.of(self.message, (self.run, self.message.seq))
+            message = message.model_copy(update={"content": [], "status": "in_progress"})
+            head = b"".join(
+                (
+                    frame("thread.run.step.created", step),
+                    frame("thread.run.step.in_progress", step),
+                    frame("thread.message.created", message),
+                    frame("thread.message.in_progress", message),
+                )
+            )
+        self.text += text
+        delta = {
+            "id": self.message.id,
+            "object": "thread.message.delta",
+            "delta": {
+                "content": [
+                    {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
+                ]
+            },
+        }
+        return head + frame("thread.message.delta", delta)
+
+    def _calls(self, actions: list[dict[str, Any]]) -> bytes:
+        step = run_step(self.run, self.message, "tool_calls")
+        frames = [
+            frame("thread.run.step.created", step),
+            frame("thread.run.step.in_progress", step),
+        ]
+        for i, action in enumerate(actions):
+            call = {
+                "index": i,
+                "id": action["tool_call_id"],
+                "type": "function",
+                "function": {
+                    "name": action["name"],
+                    "arguments": orjson.dumps(action["arguments"]).decode(),
+                    "output": None,
+                },
+            }
+            delta = {
+                "id": step.id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+            }
+            frames.append(frame("thread.run.step.delta", delta))
+        return b"".join(frames)
+
+    def closing(self, run: Run, message: Message, actions: list[Action]) -> bytes:
+        """The frames that close the turn: the message and its step as they ended, then
+        the run's closing event."""
+        frames = []
+        if self.writing:
+            seq = max(message.seq, self.message.seq)
+            steps = {s.id: s for s in run_steps(run, [message], actions)}
+            final = MessagePublic.of(message, (run, seq))
+            name = "thread.message.completed"
+            if final.status == "incomplete":
+                name = "thread.message.incomplete"
+            frames.append(frame(name, final))
+            step = steps.get(message_step_id(message.id))
+            if step is not None:
+                frames.append(frame(f"thread.run.step.{_step_event(step.status)}", step))
+        status = RunStatus(run.status)
+        pending = [a for a in actions if a.status == ActionStatus.PENDING]
+        if status in _CLOSING:
+            frames.append(frame(_CLOSING[status], RunPublic.of(run, pending)))
+        return b"".join(frames)
+
+
+def _step_event(status: str) -> str:
+    """The event that ends a step: OpenAI's stream has no ``thread.run.step.incomplete``,
+    so a step cut short (its object reads ``incomplete``) ends with ``completed``, which
+    clients take for "the step ended" as they take ``failed`` or ``cancelled``."""
+    return {"in_progress": "completed", "incomplete": "completed"}.get(status, status)
+
+
+def _turn_end(
+    conn: Connection, *, run_id: str, message_id: str
+) -> tuple[Run, Message, list[Action]]:
+    run = run_store.get_run(conn, run_id=run_id)
+    message = thread_store.get_message(conn, user_id=run.user_id, message_id=message_id)
+    return run, message, run_store.list_actions(conn, run_id=run_id)
+
+
+async def turn_frames(
+    db: Database,
+    events: TurnEvents,
+    batches: AsyncIterator[list[Entry]],
+    head: bytes,
+) -> AsyncIterator[bytes]:
+    """``head``, then the turn's events as Assistants events, up to ``done``."""
+    yield head
+    async for batch in batches:
+        if not batch:
+            yield PING
+            continue
+        out = b"".join(events.add(kind, data) for _, kind, data in batch)
+        if events.ended is not None:
+            run, message, actions = await db.read(
+                functools.partial(_turn_end, run_id=events.run.id, message_id=events.message.id)
+            )
+            yield out + events.closing(run, message, actions) + DONE_FRAME
+            return
+        if out:
+            yield out
+    error = {
+        "error": {
+            "message": "The stream ended before the run did; retrieve the run to see how it ends.",
+            "type": "server_error",
+            "param": None,
+            "code": "stream_interrupted",
+        }
+    }
+    yield frame("error", error) + DONE_FRAME

@@ -1,0 +1,361 @@
+"""What the faces' request bodies share: the base of every body (unknown fields refused,
+every string storable), counts, sampling parameters, tools, images, messages, tool outputs,
+and the list and deletion answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from parley.errors import InvalidRequest
+from parley.types import ToolSpec, image_type
+
+T = TypeVar("T")
+
+
+Metadata = dict[str, Any]
+
+
+#: The largest integer (and, negated, the smallest) a request may bring anywhere in its
+#: body: what a 64-bit column and the stores' JSON (orjson) hold. Past it, a number is
+#: refused at the edge, never stored (a stored one would come back as a float).
+MAX_INTEGER = 2**63 - 1
+
+
+#: A count a request brings (of tokens, of messages): a JSON integer, never ``"10"``,
+#: ``10.0`` or ``true``, from 1 to ``MAX_INTEGER``.
+Count = Annotated[int, Strict(), Field(ge=1, le=MAX_INTEGER)]
+
+
+class _Sampling(BaseModel):
+    """The model parameters every provider knows, checked as Chat Completions checks them;
+    others pass as given (their integers bounded by ``_storable``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    temperature: Annotated[float, Strict(), Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Strict(), Field(ge=0, le=1)] | None = None
+    presence_penalty: Annotated[float, Strict(), Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Strict(), Field(ge=-2, le=2)] | None = None
+    max_tokens: Count | None = None
+    top_k: Count | None = None
+    seed: Annotated[int, Strict()] | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=16)
+
+
+def _sampling(value: dict[str, Any]) -> dict[str, Any]:
+    _Sampling.model_validate(value)  # its errors are located under the field: parameters.x
+    return value
+
+
+#: An assistant's or a native run's ``parameters``: ``_Sampling``'s checked, kept as given.
+Parameters = Annotated[dict[str, Any], AfterValidator(_sampling)]
+
+
+def _storable(value: Any, depth: int = 0, where: tuple[str | int, ...] = ()) -> None:
+    """Refuse what no database can store the same way: text with NUL characters
+    (PostgreSQL has no room for them) or unpaired UTF-16 surrogates (not Unicode at all),
+    and integers past ``MAX_INTEGER`` (refused where they are, ``where``: ``metadata.n``)."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "text contains an unpaired surrogate (not valid Unicode)"
+                ) from None
+        if "\x00" in value:
+            raise ValueError("text contains a NUL character (\\u0000), which cannot be stored")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise _out_of_range(value, where)
+    elif isinstance(value, dict):
+        if depth > 64:
+            raise ValueError("JSON nested too deeply")
+        for key, item in value.items():
+            _storable(key, depth + 1)
+            _storable(item, depth + 1, (*where, key))
+    elif isinstance(value, list):
+        if depth > 64:
+            raise ValueError("JSON nested too deeply")
+        for i, item in enumerate(value):
+            _storable(item, depth + 1, (*where, i))
+
+
+def _out_of_range(value: int, where: tuple[str | int, ...]) -> ValidationError:
+    """The validation error of an integer past ``MAX_INTEGER``, located at ``where`` (so
+    that the answer names the field, as the field's own check would)."""
+    error = PydanticCustomError(
+        "integer_out_of_range",
+        "integers may be at most {most} in size",
+        {"most": MAX_INTEGER},
+    )
+    return ValidationError.from_exception_data(
+        "body", [InitErrorDetails(type=error, loc=where, input=value)]
+    )
+
+
+class Body(BaseModel):
+    """A request body: unknown fields refused, every string storable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable_text(cls, data: Any) -> Any:
+        _storable(data)
+        return data
+
+
+#: Tools OpenAI's servers ran themselves; Parley hands every call to the client.
+_HOSTED_TOOLS = ("code_interpreter", "file_search", "retrieval", "web_search")
+
+
+def _function_tool(tool: Any, index: int) -> Any:
+    """A tool in the stored shape ``{"type": "function", "function": {...}}``: given so, or
+    flat (``{"name", "description", "parameters"}``). A hosted tool is refused by name;
+    ``strict`` is taken and not kept (no provider is asked for it)."""
+    if not isinstance(tool, dict):
+        return tool
+    kind = tool.get("type")
+    if kind in _HOSTED_TOOLS:
+        raise InvalidRequest(
+            f"{kind} tools are not supported: Parley runs no hosted tools. Give function "
+            "tools; the run stops at requires_action and your code runs them.",
+            code="unsupported_tool",
+            param=f"tools[{index}].type",
+        )
+    function = tool.get("function") if "function" in tool else tool if "name" in tool else None
+    if not isinstance(function, dict):
+        return tool
+    function = {k: v for k, v in function.items() if k != "strict"}
+    if function.get("description") is None:
+        function.pop("description", None)
+    return {"type": kind or "function", "function": function}
+
+
+class Tools(Body):
+    """Tools given OpenAI-shaped, or flat: ``{"name", "description", "parameters"}``."""
+
+    tools: list[ToolSpec] | None = None
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _openai_shape(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [_function_tool(t, i) for i, t in enumerate(value)]
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, value: list[ToolSpec] | None) -> list[ToolSpec] | None:
+        names = [t.function.name for t in value or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return value
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+def _no_files(field: str, value: Any) -> None:
+    """Refuse file resources (Parley has no files API); empty ones are taken."""
+    if isinstance(value, dict):
+        value = [v for v in value.values() if v]
+    if value:
+        raise InvalidRequest(
+            f"{field} are not supported: Parley has no files or vector stores; put the text "
+            "in a message, or give a function tool that reads it.",
+            code="unsupported_parameter",
+            param=field,
+        )
+
+
+def _without_files(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    _no_files("tool_resources", value)
+    return value
+
+
+#: An assistant's, thread's or run's ``tool_resources``: taken only when it names no file.
+ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_without_files)]
+
+
+_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
+
+
+MAX_IMAGES = 16
+
+
+def _image_url(url: str) -> str:
+    """An image's address, checked: ``data:image/png;base64,...`` (PNG, JPEG, GIF or
+    WebP) or an ``http(s)://`` address the provider fetches itself."""
+    if url[:8].lower().startswith(("http://", "https://")):
+        if len(url) > 8192:
+            raise ValueError("an image address may have at most 8192 characters")
+        if not urlsplit(url).hostname:
+            raise ValueError("the image address has no host")
+        return url
+    found = _DATA_URL.fullmatch(url)
+    if found is None:
+        raise ValueError(
+            "give an http(s) address or a data URL: data:image/png;base64,... "
+            "(png, jpeg, gif or webp)"
+        )
+    media_type, data = found.groups()
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the data URL's base64 data is not valid") from None
+    if image_type(decoded) != media_type:
+        raise ValueError(f"the data URL's data is not an image of type {media_type}")
+    return url
+
+
+ImageAddress = Annotated[str, Field(min_length=1), AfterValidator(_image_url)]
+
+
+class Image(Body):
+    """An image of a user message: ``data:image/png;base64,...`` (PNG, JPEG, GIF or WebP)
+    or an ``http(s)://`` address the provider fetches itself."""
+
+    url: ImageAddress
+
+
+class TextPart(Body):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(Body):
+    url: ImageAddress
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageURLPart(Body):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class MessageCreate(Body):
+    """A message, as the Assistants API takes it: text, or parts (``text`` and
+    ``image_url``); Parley also takes ``images`` beside a text."""
+
+    content: str | list[TextPart | ImageURLPart] = Field(examples=["Hello!"])
+    role: Literal["user", "assistant"] = "user"
+    images: list[Image] = Field(default_factory=list, max_length=MAX_IMAGES)
+    attachments: list[dict[str, Any]] | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _no_file_parts(cls, value: Any) -> Any:
+        for i, part in enumerate(value if isinstance(value, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "image_file":
+                raise InvalidRequest(
+                    "image_file parts are not supported: Parley has no files API; give the "
+                    "image as an image_url part (an https address or a data: URL).",
+                    code="unsupported_content",
+                    param=f"content[{i}].type",
+                )
+        return value
+
+    @field_validator("attachments")
+    @classmethod
+    def _no_attachments(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        _no_files("attachments", value)
+        return value
+
+    @model_validator(mode="after")
+    def _few_images(self) -> MessageCreate:
+        if len(self.image_urls()) > MAX_IMAGES:
+            raise ValueError(f"a message may hold at most {MAX_IMAGES} images")
+        return self
+
+    def text(self) -> str:
+        """The message's text: its text parts, one after the other, with nothing between
+        them (as every face joins them)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def image_urls(self) -> list[dict[str, Any]]:
+        """Its images, as stored: ``[{"url": ...}]``."""
+        parts = [] if isinstance(self.content, str) else self.content
+        urls = [p.image_url.url for p in parts if isinstance(p, ImageURLPart)]
+        urls += [i.url for i in self.images]
+        return [{"url": url} for url in urls]
+
+
+class ThreadCreate(Body):
+    messages: list[MessageCreate] = Field(default_factory=list, max_length=32)
+    metadata: Metadata = Field(default_factory=dict)
+    tool_resources: ToolResources = None
+
+
+class ToolOutput(Body):
+    tool_call_id: str = Field(min_length=1)
+    output: str
+
+
+def timestamp(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class ListPublic(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    @classmethod
+    def of(cls, items: list[Any], has_more: bool) -> ListPublic[Any]:
+        return cls(
+            data=items,
+            first_id=items[0].id if items else None,
+            last_id=items[-1].id if items else None,
+            has_more=has_more,
+        )
+
+
+class Deleted(BaseModel):
+    id: str
+    object: str
+    deleted: bool = True
+
+
+MAX_ITEMS = 2_048
+
+
+MAX_METADATA_PAIRS = 16
+
+
+def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """OpenAI's metadata: up to 16 string pairs, keys up to 64 characters, values up to 512."""
+    if value is None:
+        return None
+    if len(value) > MAX_METADATA_PAIRS:
+        raise ValueError(f"metadata holds at most {MAX_METADATA_PAIRS} pairs")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError("a metadata key has at most 64 characters")
+        if not isinstance(item, str):
+            raise ValueError("metadata values are strings")
+        if len(item) > 512:
+            raise ValueError("a metadata value has at most 512 characters")
+    return value

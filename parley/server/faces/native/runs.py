@@ -1,0 +1,136 @@
+"""Runs, their actions, event logs, tool outputs and cancellation."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.engine import Connection
+
+from parley.errors import InvalidRequest
+from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.faces.kit import reads
+from parley.server.faces.kit.bodies import ListPublic
+from parley.server.faces.kit.resources import RunPublic
+from parley.server.faces.kit.streams import sse_response
+from parley.server.faces.native.schemas import ActionPublic, RunCreate, ToolOutputsSubmit
+from parley.server.idempotency import Idempotent, answer
+from parley.server.openapi import errors, event_stream
+from parley.store import runs as store
+from parley.store.records import Action, Run
+from parley.types import ActionStatus, RunStatus
+
+router = APIRouter(tags=["runs"])
+
+
+async def run_public(svc: Svc, run: Run) -> RunPublic:
+    """The run as ``reads.run_public`` answers it (a read only for a run that waits for
+    tool outputs: no other has a ``required_action``)."""
+    if run.status != RunStatus.ACTION_REQUIRED:
+        return RunPublic.of(run)
+    return await svc.db.read(functools.partial(reads.run_public, run=run))
+
+
+@router.post("/runs", status_code=201, response_model=RunPublic, responses=errors(404, 409))
+async def create_run(body: RunCreate, user: CurrentUser, svc: Svc, idem: Idempotent) -> Response:
+    async def make() -> Response:
+        run = await svc.engine.create_run(
+            user_id=user.id,
+            thread_id=body.thread_id,
+            assistant_id=body.assistant_id,
+            model=body.model,
+            instructions=body.instructions,
+            tools=None if body.tools is None else [t.model_dump() for t in body.tools],
+            parameters=body.parameters,
+        )
+        return answer(RunPublic.of(run), 201)
+
+    return await idem.once(svc.db, user.id, make)
+
+
+@router.get("/runs", responses=errors(400, 404))
+async def list_runs(
+    user: CurrentUser,
+    svc: Svc,
+    q: DescList,
+    thread_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> ListPublic[RunPublic]:
+    items, more = await svc.db.read(
+        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+    )
+    return ListPublic.of(items, more)  # type: ignore[return-value]
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
+    run = await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    return await run_public(svc, run)
+
+
+@router.post("/runs/{run_id}/cancel", responses=errors(409))
+async def cancel_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
+    return RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id))
+
+
+@router.post("/runs/{run_id}/submit_tool_outputs", responses=errors(409))
+async def submit_tool_outputs(
+    run_id: str, body: ToolOutputsSubmit, user: CurrentUser, svc: Svc
+) -> RunPublic:
+    outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    run = await svc.engine.submit_tool_outputs(user_id=user.id, run_id=run_id, outputs=outputs)
+    return await run_public(svc, run)
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **event_stream("The run's events after the cursor, then live ones while it runs."),
+        **errors(400),
+    },
+)
+async def run_events(
+    run_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    after: Annotated[int | None, Query(ge=0, le=store.MAX_SEQ)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Replay the run's event log after a sequence number, then follow it live."""
+    cursor = after or 0
+    if last_event_id is not None:
+        cursor = max(cursor, _sequence_number(last_event_id))
+    await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    return sse_response(svc.engine.follow(run_id, after=cursor))
+
+
+def _sequence_number(value: str) -> int:
+    """A ``Last-Event-ID`` as a sequence number: ASCII digits, at most ``MAX_SEQ``."""
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise InvalidRequest(
+            "Last-Event-ID must be an event sequence number.", code="bad_last_event_id"
+        )
+    seq = int(value)
+    if seq > store.MAX_SEQ:
+        raise InvalidRequest(
+            f"Last-Event-ID must be at most {store.MAX_SEQ}.", code="bad_last_event_id"
+        )
+    return seq
+
+
+@router.get("/actions", responses=errors(404))
+async def list_actions(
+    user: CurrentUser,
+    svc: Svc,
+    run_id: Annotated[str, Query(max_length=64)],
+    status: ActionStatus | None = None,
+) -> ListPublic[ActionPublic]:
+    def read(conn: Connection) -> list[Action]:
+        store.get_run(conn, run_id=run_id, user_id=user.id)
+        return store.list_actions(conn, run_id=run_id, status=status)
+
+    items = await svc.db.read(read)
+    return ListPublic.of([ActionPublic.of(a) for a in items], False)  # type: ignore[return-value]

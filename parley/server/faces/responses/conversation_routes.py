@@ -1,0 +1,170 @@
+"""The Conversations API: a conversation is a thread, its items the thread's messages as
+the Responses API's items. A response made with ``conversation`` adds to it; the native API
+and ``parley chat --thread`` see the same thread."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from parley.errors import Conflict, InvalidRequest
+from parley.server.deps import CurrentUser, Svc
+from parley.server.faces.kit.pages import list_object, page
+from parley.server.faces.responses import conversations as store
+from parley.server.faces.responses.items import message_items, parse_input
+from parley.server.faces.responses.protocol import (
+    ConversationCreate,
+    ConversationUpdate,
+    ItemsCreate,
+)
+from parley.server.idempotency import Idempotent
+from parley.server.openapi import errors
+from parley.store import threads as thread_store
+
+router = APIRouter(tags=["conversations"])
+
+Include = Annotated[list[str] | None, Query()]
+
+
+@contextmanager
+def _named_items() -> Iterator[None]:
+    """A refused item named as this API's body names it: ``items[2]``, not ``input[2]``
+    (the item parser and the engine speak of a response's ``input``)."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        if exc.param is None or not exc.param.startswith("input"):
+            raise
+        param = "items" + exc.param.removeprefix("input")
+        message = exc.message.replace(f"'{exc.param}'", f"'{param}'")
+        raise type(exc)(message, code=exc.code, param=param, details=exc.details) from None
+
+
+@router.post("/conversations", responses=errors(400), response_model=dict[str, Any])
+async def create_conversation(
+    user: CurrentUser, svc: Svc, idem: Idempotent, body: ConversationCreate | None = None
+) -> Response:
+    async def make() -> Response:
+        given = body or ConversationCreate()
+        with _named_items():
+            thread, _ = await svc.engine.append_messages(
+                user_id=user.id,
+                thread_id=None,
+                messages=parse_input(given.items or []),
+                metadata=given.metadata or {},
+            )
+        return JSONResponse(store.conversation_object(thread))
+
+    return await idem.once(svc.db, user.id, make)
+
+
+@router.get("/conversations/{conversation_id}", responses=errors())
+async def retrieve_conversation(
+    conversation_id: str, user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    thread = await svc.db.read(
+        functools.partial(store.get_conversation, user_id=user.id, conversation_id=conversation_id)
+    )
+    return store.conversation_object(thread)
+
+
+@router.post("/conversations/{conversation_id}", responses=errors())
+async def update_conversation(
+    conversation_id: str, body: ConversationUpdate, user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    def update(conn: Any) -> Any:
+        thread = store.get_conversation(conn, user_id=user.id, conversation_id=conversation_id)
+        return thread_store.update_metadata(
+            conn, user_id=user.id, thread_id=thread.id, metadata=body.metadata or {}
+        )
+
+    return store.conversation_object(await svc.db.write(update))
+
+
+@router.delete("/conversations/{conversation_id}", responses=errors(409))
+async def delete_conversation(conversation_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    def delete(conn: Any) -> None:
+        thread = store.get_conversation(conn, user_id=user.id, conversation_id=conversation_id)
+        try:
+            thread_store.delete_thread(conn, user_id=user.id, thread_id=thread.id)
+        except Conflict:
+            raise Conflict(
+                "The conversation has a response in progress; cancel it first.",
+                code="conversation_busy",
+            ) from None
+
+    await svc.db.write(delete)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+
+@router.get("/conversations/{conversation_id}/items", responses=errors(400))
+async def list_items(
+    conversation_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    include: Include = None,
+) -> dict[str, Any]:
+    items = await svc.db.read(
+        functools.partial(store.all_items, user_id=user.id, conversation_id=conversation_id)
+    )
+    return page(items, limit=limit, order=order, after=after, before=None)
+
+
+@router.post(
+    "/conversations/{conversation_id}/items",
+    responses=errors(400, 409),
+    response_model=dict[str, Any],
+)
+async def create_items(
+    conversation_id: str,
+    body: ItemsCreate,
+    user: CurrentUser,
+    svc: Svc,
+    idem: Idempotent,
+    include: Include = None,
+) -> Response:
+    async def make() -> Response:
+        await svc.db.read(
+            functools.partial(
+                store.get_conversation, user_id=user.id, conversation_id=conversation_id
+            )
+        )
+        with _named_items():
+            _, rows = await svc.engine.append_messages(
+                user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
+            )
+        return JSONResponse(list_object([item for m in rows for item in message_items(m)]))
+
+    return await idem.once(svc.db, user.id, make)
+
+
+@router.get("/conversations/{conversation_id}/items/{item_id}", responses=errors())
+async def retrieve_item(
+    conversation_id: str, item_id: str, user: CurrentUser, svc: Svc, include: Include = None
+) -> dict[str, Any]:
+    _, item = await svc.db.read(
+        functools.partial(
+            store.find_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
+        )
+    )
+    return item
+
+
+@router.delete("/conversations/{conversation_id}/items/{item_id}", responses=errors(400, 409))
+async def delete_item(
+    conversation_id: str, item_id: str, user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    thread = await svc.db.write(
+        functools.partial(
+            store.delete_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
+        )
+    )
+    return store.conversation_object(thread)

@@ -1,0 +1,456 @@
+"""Items, both ways: the items of a request into the messages the engine stores
+(``parse_input``), and stored messages into items (``message_items``).
+
+A thread's messages and the protocol's items do not map one to one: an assistant message
+holds its reasoning, its text and its tool calls, which are three kinds of item. Item ids
+are derived from the message's id, so the same message always shows the same items:
+
+    message (user, system, assistant text)    msg_<t>          the message's own id
+    reasoning of message msg_<t>              rs_<t>
+    function call C of message msg_<t>        fc_<t>_<hash of C>
+    tool result (function_call_output)        fco_<t>          of tool message msg_<t>
+
+An assistant message whose reasoning and text alternate (reasoning, text, reasoning again)
+keeps their order in its ``layout``; its second text is item ``msg_<t>_2``, its second
+reasoning ``rs_<t>_2``, and so on, numbered by kind in the message, which is how the
+response's stream named them too (``stream.py``). Reasoning the provider gave as a
+summary is a reasoning item with ``summary`` parts instead of ``content``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import orjson
+from pydantic import ValidationError
+
+from parley.engine import NewMessage
+from parley.errors import InvalidRequest
+from parley.server.faces.kit.bodies import MAX_IMAGES, Image
+from parley.store.records import Message
+from parley.types import Role
+
+_ROLES = {
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+}
+#: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
+COMPACTION_PREFIX = "parley.compaction.v1:"
+
+
+def reasoning_id(message_id: str, ordinal: int = 1) -> str:
+    """The id of reasoning item ``ordinal`` (from 1) of a message."""
+    item_id = "rs_" + message_id.partition("_")[2]
+    return item_id if ordinal == 1 else f"{item_id}_{ordinal}"
+
+
+def text_id(message_id: str, ordinal: int = 1) -> str:
+    """The id of text item ``ordinal`` (from 1) of an assistant message."""
+    return message_id if ordinal == 1 else f"{message_id}_{ordinal}"
+
+
+def call_item_id(message_id: str, call_id: str) -> str:
+    """The item id of call ``call_id`` of message ``message_id``: the message's token, and a
+    digest of the call's id (any string a model chose), so the id leads to the message."""
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
+    return f"fc_{message_id.partition('_')[2]}_{digest}"
+
+
+def output_item_id(message_id: str) -> str:
+    return "fco_" + message_id.partition("_")[2]
+
+
+def message_id_of(item_id: str) -> str | None:
+    """The id of the message an item id belongs to (None when it names none)."""
+    prefix, _, token = item_id.partition("_")
+    if prefix == "fc":
+        token = token.rpartition("_")[0]
+    elif prefix in ("msg", "rs"):
+        token = token.partition("_")[0]  # msg_<t>_2: the message's second text item
+    if not token or prefix not in ("msg", "rs", "fco", "fc"):
+        return None
+    return "msg_" + token
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _bad(index: int | None, where: str, problem: str) -> InvalidRequest:
+    param = "input" if index is None else f"input[{index}]"
+    if where:
+        param += f".{where}"
+    return InvalidRequest(f"Invalid '{param}': {problem}", code="invalid_value", param=param)
+
+
+def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, list[str]]:
+    """The text and image URLs of a ``content`` value: a string, or a list of parts."""
+    if isinstance(parts, str):
+        return parts, []
+    if not isinstance(parts, list):
+        raise _bad(index, "content", "expected a string or a list of content parts.")
+    texts: list[str] = []
+    images: list[str] = []
+    for j, part in enumerate(parts):
+        where = f"content[{j}]"
+        if not isinstance(part, dict):
+            raise _bad(index, where, "expected a content part object.")
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _bad(index, f"{where}.text", "expected a string.")
+            texts.append(text)
+        elif kind == "refusal":
+            refusal = part.get("refusal")
+            if not isinstance(refusal, str):
+                raise _bad(index, f"{where}.refusal", "expected a string.")
+            texts.append(refusal)
+        elif kind == "input_image" and not output:
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                problem = (
+                    "file_id images are not supported; send image_url."
+                    if part.get("file_id")
+                    else "expected image_url, an http(s) or data: URL."
+                )
+                raise _bad(index, f"{where}.image_url", problem)
+            try:
+                images.append(Image(url=url).url)
+            except ValidationError as exc:
+                problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
+                raise _bad(index, f"{where}.image_url", problem) from None
+        elif kind in ("input_file", "input_audio", "input_video"):
+            raise _bad(index, f"{where}.type", f"{kind} content is not supported.")
+        else:
+            raise _bad(index, f"{where}.type", f"unknown content part type {kind!r}.")
+    if len(images) > MAX_IMAGES:
+        raise _bad(index, "content", f"a message holds at most {MAX_IMAGES} images.")
+    return "".join(texts), images
+
+
+def _arguments(value: Any, index: int) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise _bad(index, "arguments", "expected a JSON string.")
+    try:
+        parsed = orjson.loads(value) if value.strip() else {}
+    except orjson.JSONDecodeError:
+        raise _bad(index, "arguments", "not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise _bad(index, "arguments", "expected a JSON object.")
+    return parsed
+
+
+def _call_id(item: dict[str, Any], index: int) -> str:
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str) or not call_id or len(call_id) > 128:
+        raise _bad(index, "call_id", "expected a string of 1 to 128 characters.")
+    return call_id
+
+
+class _Assistant:
+    """An assistant message being assembled from consecutive items."""
+
+    __slots__ = ("calls", "phase", "reasoning", "text")
+
+    def __init__(self) -> None:
+        #: ``(kind, text)`` of each reasoning item: ``reasoning``, or ``summary`` for one
+        #: that carried only a summary.
+        self.reasoning: list[tuple[str, str]] = []
+        self.text: str | None = None
+        self.phase: str | None = None
+        self.calls: list[dict[str, Any]] = []
+
+    def message(self) -> NewMessage:
+        runs = [[kind, len(text)] for kind, text in self.reasoning if text]
+        if self.text:
+            runs.append(["text", len(self.text)])
+        return NewMessage(
+            role=Role.ASSISTANT,
+            content=self.text or "",
+            reasoning="".join(text for _, text in self.reasoning) or None,
+            tool_calls=self.calls or None,
+            phase=self.phase,
+            layout=stored_layout(runs),
+        )
+
+
+def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
+    """The messages of a request's ``input``: a string is one user message; a list of
+    items becomes messages in order, consecutive reasoning, assistant text and function
+    calls joining into one assistant message. ``item_reference`` items must have been
+    replaced by the items they name (``resolve_references``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [NewMessage(role=Role.USER, content=value)]
+    out: list[NewMessage] = []
+    current: _Assistant | None = None
+
+    def flush() -> None:
+        nonlocal current
+        if current is not None:
+            out.append(current.message())
+            current = None
+
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _bad(index, "", "expected an item object.")
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+            if role is None:
+                raise _bad(index, "role", "expected user, assistant, system or developer.")
+            text, images = text_of_parts(item.get("content"), index, output=role == Role.ASSISTANT)
+            if role != Role.ASSISTANT:
+                flush()
+                out.append(NewMessage(role=role, content=text, images=_images(images)))
+                continue
+            phase = item.get("phase")
+            if phase is not None and phase not in ("commentary", "final_answer"):
+                raise _bad(index, "phase", "expected commentary or final_answer.")
+            if current is None or current.text is not None or current.calls:
+                flush()
+                current = _Assistant()
+            current.text, current.phase = text, phase
+        elif kind == "reasoning":
+            if current is None or current.text is not None or current.calls:
+                flush()
+                current = _Assistant()
+            current.reasoning.append(_reasoning_text(item, index))
+        elif kind == "function_call":
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                raise _bad(index, "name", "expected the function's name.")
+            if current is None:
+                current = _Assistant()
+            current.calls.append(
+                {
+                    "id": _call_id(item, index),
+                    "name": name,
+                    "arguments": _arguments(item.get("arguments"), index),
+                }
+            )
+        elif kind == "function_call_output":
+            flush()
+            output, _ = text_of_parts(item.get("output"), index, output=False)
+            out.append(
+                NewMessage(role=Role.TOOL, content=output, tool_call_id=_call_id(item, index))
+            )
+        elif kind == "compaction":
+            flush()
+            out.append(NewMessage(role=Role.SYSTEM, content=_compaction_text(item, index)))
+        elif kind == "item_reference":
+            raise _bad(index, "id", "names no item of yours.")
+        else:
+            raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
+    flush()
+    return out
+
+
+def _images(urls: list[str]) -> list[dict[str, Any]] | None:
+    return [{"url": u} for u in urls] or None
+
+
+#: A reasoning item's lists of parts, and the one part type each holds (the spec's
+#: ``ReasoningItem``: ``summary`` required, ``content`` optional).
+_REASONING_PARTS = {"summary": "summary_text", "content": "reasoning_text"}
+
+
+def _check_reasoning(item: dict[str, Any], index: int) -> None:
+    """Refuse a reasoning item the specification does not allow: one without its
+    ``summary`` list, with parts of another type, or with an ``encrypted_content`` that
+    is not text."""
+    for where, part_type in _REASONING_PARTS.items():
+        parts = item.get(where)
+        if parts is None and where == "content":
+            continue
+        if not isinstance(parts, list):
+            need = "required" if parts is None else "expected"
+            raise _bad(index, where, f"{need}: a list of {part_type} parts.")
+        for j, part in enumerate(parts):
+            if not isinstance(part, dict) or part.get("type") != part_type:
+                raise _bad(index, f"{where}[{j}].type", f"expected a {part_type} part.")
+    encrypted = item.get("encrypted_content")
+    if encrypted is not None and not isinstance(encrypted, str):
+        raise _bad(index, "encrypted_content", "expected a string.")
+
+
+def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
+    """``(kind, text)`` of a reasoning item: its raw reasoning when given (``reasoning``),
+    else its summary (``summary``)."""
+    _check_reasoning(item, index)
+    for where, kind in (("content", "reasoning"), ("summary", "summary")):
+        parts = item.get(where)
+        if parts:
+            text, _ = text_of_parts(parts, index, output=True)
+            return kind, text
+    return "reasoning", ""
+
+
+def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A user's (or system's) message as input content parts: its text (even empty, when it
+    has no images), then its images."""
+    content: list[dict[str, Any]] = []
+    if text or not images:
+        content.append({"type": "input_text", "text": text})
+    content.extend(
+        {"type": "input_image", "image_url": i["url"], "detail": "auto"} for i in images or ()
+    )
+    return content
+
+
+def compaction_item(item_id: str, summary: str) -> dict[str, Any]:
+    """A compaction item that carries ``summary``: its ``encrypted_content`` is opaque to
+    clients (base64 of a marked text), not encrypted: a client can only put its own words
+    into its own context with it."""
+    blob = base64.b64encode((COMPACTION_PREFIX + summary).encode()).decode()
+    return {"type": "compaction", "id": item_id, "encrypted_content": blob}
+
+
+def _compaction_text(item: dict[str, Any], index: int) -> str:
+    blob = item.get("encrypted_content")
+    if not isinstance(blob, str):
+        raise _bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
+    try:
+        text = base64.b64decode(blob, validate=True).decode()
+    except ValueError:
+        text = ""
+    if not text.startswith(COMPACTION_PREFIX):
+        raise _bad(index, "encrypted_content", "not a compaction made by this server.")
+    return "Summary of the conversation so far:\n" + text[len(COMPACTION_PREFIX) :]
+
+
+# -------------------------------------------------------------------------- output
+
+
+def message_items(
+    message: Message, *, calls: set[str] | None = None, status: str = "completed"
+) -> Iterator[dict[str, Any]]:
+    """The items of a stored message, in order. For an assistant message, ``calls`` (when
+    given) are the call ids to show: the calls handed to the client, not those the server
+    answered itself."""
+    role = message.role
+    if role == Role.TOOL:
+        yield {
+            "type": "function_call_output",
+            "id": output_item_id(message.id),
+            "call_id": message.tool_call_id or "",
+            "output": message.content,
+            "status": "completed",
+        }
+        return
+    if role != Role.ASSISTANT:
+        yield {
+            "type": "message",
+            "id": message.id,
+            "status": "completed",
+            "role": "system" if role == Role.SYSTEM else "user",
+            "content": input_content(message.content, message.images),
+        }
+        return
+    for segment in segments(message):
+        if segment.kind == "text":
+            yield text_item(segment.item_id, segment.text, status, phase=message.phase)
+        else:
+            yield reasoning_item(
+                segment.item_id, segment.text, status, summary=segment.kind == "summary"
+            )
+    for call in message.tool_calls or ():
+        if calls is None or call["id"] in calls:
+            yield call_item(message.id, call["id"], call["name"], call["arguments"])
+
+
+class Segment(NamedTuple):
+    """A run of one kind of an assistant message's output: ``reasoning``, ``summary``
+    (reasoning as a summary) or ``text``; ``item_id`` is the item it shows as."""
+
+    kind: str
+    item_id: str
+    text: str
+
+
+def segments(message: Message) -> list[Segment]:
+    """An assistant message's reasoning and text, in the order the model gave them."""
+    reasoning, content = message.reasoning or "", message.content
+    layout = message.layout or [["reasoning", len(reasoning)], ["text", len(content)]]
+    starts = {"text": 0, "thought": 0}
+    ordinals = {"text": 0, "thought": 0}
+    found: list[Segment] = []
+    for kind, length in layout:
+        family = "text" if kind == "text" else "thought"
+        source = content if family == "text" else reasoning
+        start = starts[family]
+        text = source[start : start + length]
+        starts[family] = start + length
+        if not text:
+            continue
+        ordinals[family] += 1
+        n = ordinals[family]
+        item_id = text_id(message.id, n) if family == "text" else reasoning_id(message.id, n)
+        found.append(Segment(kind, item_id, text))
+    return found
+
+
+def without_segment(message: Message, item_id: str) -> tuple[str, str | None, Any]:
+    """The content, reasoning and layout of ``message`` without the segment shown as item
+    ``item_id``."""
+    kept = [s for s in segments(message) if s.item_id != item_id]
+    content = "".join(s.text for s in kept if s.kind == "text")
+    reasoning = "".join(s.text for s in kept if s.kind != "text")
+    return content, reasoning or None, stored_layout([[s.kind, len(s.text)] for s in kept])
+
+
+def stored_layout(runs: list[list[Any]]) -> list[list[Any]] | None:
+    """An assistant message's ``[kind, length]`` runs as ``messages.layout`` keeps them:
+    None when they are the plain order (its reasoning, then its text)."""
+    kinds = [kind for kind, _ in runs]
+    return None if kinds in ([], ["text"], ["reasoning"], ["reasoning", "text"]) else runs
+
+
+def reasoning_item(
+    item_id: str, text: str, status: str, *, summary: bool = False
+) -> dict[str, Any]:
+    """A reasoning item: the reasoning in ``content``, or, for a summary, in ``summary``."""
+    part = {"type": "summary_text" if summary else "reasoning_text", "text": text}
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "status": status,
+        "summary": [part] if summary else [],
+        "content": [] if summary else [part],
+    }
+
+
+def text_item(item_id: str, text: str, status: str, *, phase: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+    if phase:
+        item["phase"] = phase
+    return item
+
+
+def call_item(
+    message_id: str, call_id: str, name: str, arguments: dict[str, Any] | str
+) -> dict[str, Any]:
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return {
+        "type": "function_call",
+        "id": call_item_id(message_id, call_id),
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": "completed",
+    }

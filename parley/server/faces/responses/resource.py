@@ -1,0 +1,173 @@
+"""The response object: a run seen through the Responses API.
+
+A run's status maps onto a response's: a run that paused for tool calls
+(``action_required``, and ``expired`` after it) is a ``completed`` response whose output
+ends with ``function_call`` items, completed when it paused (``ended_at``). The fields a
+client sent come back as it sent them, from what the face kept of its request
+(``runs.request``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.errors import NotFound
+from parley.server.faces.responses.items import message_items
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.records import Message, Run
+from parley.types import RunStatus, Usage
+
+STATUS = {
+    RunStatus.QUEUED: "queued",
+    RunStatus.IN_PROGRESS: "in_progress",
+    RunStatus.ACTION_REQUIRED: "completed",
+    RunStatus.COMPLETED: "completed",
+    RunStatus.FAILED: "failed",
+    RunStatus.CANCELLED: "cancelled",
+    RunStatus.EXPIRED: "completed",
+    RunStatus.INCOMPLETE: "incomplete",
+}
+
+#: What a response says of a request field the client did not send.
+DEFAULTS: dict[str, Any] = {
+    "previous_response_id": None,
+    "tool_choice": "auto",
+    "truncation": "disabled",
+    "parallel_tool_calls": True,
+    "text": {"format": {"type": "text"}},
+    "top_p": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "top_logprobs": 0,
+    "temperature": 1.0,
+    "reasoning": {"effort": None, "summary": None},
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "store": True,
+    "background": False,
+    "service_tier": "default",
+    "safety_identifier": None,
+    "prompt_cache_key": None,
+    "user": None,
+    "conversation": None,
+}
+
+
+def not_found(response_id: str) -> NotFound:
+    return NotFound(
+        f"Response with id '{response_id}' not found.", code="not_found", param="response_id"
+    )
+
+
+def usage(counts: Usage) -> dict[str, Any]:
+    """A response's ``usage``: the cached tokens among the input, the reasoning tokens among
+    the output (Parley does not count the tokens written to a prompt cache: 0)."""
+    return {
+        "input_tokens": counts.input_tokens,
+        "input_tokens_details": {"cached_tokens": counts.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": counts.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": counts.reasoning_tokens},
+        "total_tokens": counts.input_tokens + counts.output_tokens,
+    }
+
+
+def flat_tools(run: Run) -> list[dict[str, Any]]:
+    """The run's tools in the Responses API's flat function shape."""
+    strict = (run.request or {}).get("strict_tools") or []
+    return [
+        {
+            "type": "function",
+            "name": t["function"]["name"],
+            "description": t["function"].get("description") or None,
+            "parameters": t["function"].get("parameters"),
+            "strict": t["function"]["name"] in strict,
+        }
+        for t in run.tools
+    ]
+
+
+def head(run: Run, status: str) -> dict[str, Any]:
+    """Every field of the response but its output, usage and outcome."""
+    kept = run.request or {}
+    fields = {key: kept.get(key, default) for key, default in DEFAULTS.items()}
+    return {
+        "id": run.id,
+        "object": "response",
+        "created_at": int(run.created_at),
+        "status": status,
+        "completed_at": None,
+        "incomplete_details": None,
+        "error": None,
+        "model": run.model,
+        "instructions": run.instructions,
+        "output": [],
+        "tools": flat_tools(run),
+        "usage": None,
+        "metadata": run.metadata or {},
+        **fields,
+    }
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    run: Run
+    answers: list[Message]
+    #: The call ids handed to the client (the run's actions).
+    calls: set[str]
+
+
+def read_response(
+    conn: Connection, *, user_id: str, response_id: str, scratch: bool = False
+) -> StoredResponse:
+    """A response of the user's, with what it wrote (404 for another user's, and for a
+    ``store: false`` one unless ``scratch``: its face's own read)."""
+    try:
+        run = run_store.get_run(conn, run_id=response_id, user_id=user_id, scratch=scratch)
+    except NotFound:
+        raise not_found(response_id) from None
+    answers = thread_store.run_answers(conn, run_id=run.id)
+    calls = {a.tool_call_id for a in run_store.list_actions(conn, run_id=run.id)}
+    return StoredResponse(run=run, answers=answers, calls=calls)
+
+
+def response_object(stored: StoredResponse) -> dict[str, Any]:
+    """The whole response object of a stored run."""
+    run = stored.run
+    status = STATUS[RunStatus(run.status)]
+    body = head(run, status)
+    ended_early = status in ("incomplete", "cancelled")  # as the stream's last event says
+    item_status = "incomplete" if ended_early else "completed"
+    if status == "in_progress":
+        item_status = "in_progress"
+    body["output"] = [
+        item
+        for message in stored.answers
+        for item in message_items(message, calls=stored.calls, status=item_status)
+    ]
+    if status not in ("queued", "in_progress"):
+        body["completed_at"] = ended_at(run)
+        body["usage"] = usage(run.usage)
+    if run.error_code and status == "failed":
+        body["error"] = {"code": run.error_code, "message": run.error_message or ""}
+    if ended_early:
+        body["incomplete_details"] = {"reason": incomplete_reason(run.error_code)}
+    return body
+
+
+def ended_at(run: Run) -> int | None:
+    """When a response's turn ended, as its stream's ``done`` says: when it paused for tool
+    calls (the run's ``paused_at``, kept when a next response completes the run with their
+    outputs, or when the wait expires), else when the run ended."""
+    ended = run.paused_at if run.paused_at is not None else run.completed_at
+    if ended is None and run.status == RunStatus.ACTION_REQUIRED:
+        ended = run.created_at  # paused before Parley kept the time
+    return None if ended is None else int(ended)
+
+
+def incomplete_reason(error_code: str | None) -> str:
+    """Why a response is incomplete: ``max_output_tokens`` when the model hit its limit,
+    else ``interrupted`` (the server running it stopped)."""
+    return "max_output_tokens" if error_code == "max_output_tokens" else "interrupted"

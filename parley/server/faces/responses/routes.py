@@ -1,0 +1,321 @@
+"""The Responses API (Open Responses): create a response (JSON, server-sent events, or in
+the background), retrieve it (or resume its event stream), delete, cancel, list its input
+items, and compact a conversation. A response is a run; see ``parley.server.faces.responses``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+
+from parley.engine import Entry
+from parley.errors import Conflict, InvalidRequest
+from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.faces.kit.pages import page
+from parley.server.faces.kit.sse import HEADERS, PING
+from parley.server.faces.kit.streams import SSEResponse
+from parley.server.faces.responses import compaction, websocket
+from parley.server.faces.responses.items import message_items
+from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
+from parley.server.faces.responses.requests import plan, start
+from parley.server.faces.responses.resource import (
+    STATUS,
+    StoredResponse,
+    head,
+    not_found,
+    read_response,
+    response_object,
+)
+from parley.server.faces.responses.stream import (
+    DONE_FRAME,
+    Dialect,
+    ResponseEvents,
+    event_dialect,
+    sse_frame,
+)
+from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
+from parley.server.openapi import errors
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.pagination import ListQuery
+from parley.types import Role, RunStatus
+
+log = logging.getLogger("parley.server")
+
+router = APIRouter(tags=["responses"])
+
+_CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The response as JSON, or with `stream` true its events as "
+        "server-sent events (`event: <type>`, `data: <event>`), ending with `data: [DONE]`.",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(404, 409, 503),
+}
+
+
+@router.post("/responses", responses=_CREATE_ANSWERS, response_model=None)
+async def create_response(
+    body: ResponseCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent, request: Request
+) -> Response:
+    return await create_once(body, caller, svc, idem, headers=request.headers)
+
+
+async def create_once(
+    body: ResponseCreate,
+    caller: Caller,
+    svc: Services,
+    idem: Idempotency,
+    *,
+    headers: Headers | None = None,
+) -> Response:
+    dialect = event_dialect(headers.items() if headers is not None else ())
+    make = functools.partial(_create, body, caller, svc, idem, dialect)
+    replay = functools.partial(_replay, svc, caller.user.id, dialect=dialect)
+    return await idem.once(svc.db, caller.user.id, make, replay)
+
+
+async def _create(
+    body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency, dialect: Dialect
+) -> Made:
+    user_id = caller.user.id
+    planned = await plan(svc.db, user_id=user_id, body=body)
+    kept = (
+        (body.background, "Background responses"),
+        (idem.key, f"Responses with an {KEY_HEADER}"),
+    )
+    for needs_store, what in kept:
+        if needs_store and not planned.store:  # what they answer later must be kept
+            raise InvalidRequest(
+                f"{what} must be stored: store cannot be false.",
+                code="invalid_value",
+                param="store",
+            )
+    turn = await start(svc, user_id, planned, caller.key_hash)
+    if body.stream:
+        if not planned.store:  # the stream reads nothing back: gone once the turn ends
+            svc.engine.release_scratch(turn.thread_id)
+        after = turn.first_seq - 1
+        events = ResponseEvents(head(turn.run, "in_progress"), after, dialect)
+        return Streamed(_sse(_frames(events, turn.events())), turn.run_id, after)
+    if body.background:
+        return JSONResponse(head(turn.run, "in_progress"))
+    try:
+        await idem.started(turn.run_id)
+        await turn.result()
+        read = functools.partial(
+            read_response, user_id=user_id, response_id=turn.run_id, scratch=not planned.store
+        )
+        stored = await svc.db.read(read)
+    finally:  # a scratch thread goes once its response is read (or its client has gone)
+        if not planned.store:
+            svc.engine.release_scratch(turn.thread_id)
+    return JSONResponse(response_object(stored))
+
+
+async def _replay(
+    svc: Services,
+    user_id: str,
+    run_id: str,
+    after: int,
+    headers: dict[str, str],
+    *,
+    dialect: Dialect = "open-responses",
+) -> SSEResponse:
+    """The stream of a response made before, from its first event (``after``: 0), in the
+    dialect of the request that asks again."""
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user_id, response_id=run_id)
+    )
+    return _resumed(svc, stored, after=after, dialect=dialect)
+
+
+@router.websocket("/responses")
+async def responses_socket(socket: WebSocket) -> None:
+    await websocket.serve(socket)
+
+
+@router.get("/responses/{response_id}", responses=errors(), response_model=None)
+async def retrieve_response(
+    response_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    request: Request,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1)] = None,
+) -> JSONResponse | SSEResponse:
+    stored = await svc.db.read(
+        functools.partial(_read_kept, user_id=user.id, response_id=response_id)
+    )
+    if not stream:
+        return JSONResponse(response_object(stored))
+    return _resumed(
+        svc,
+        stored,
+        starting_after=-1 if starting_after is None else starting_after,
+        dialect=event_dialect(request.headers.items()),
+    )
+
+
+@router.delete("/responses/{response_id}", responses=errors(409))
+async def delete_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    await svc.db.write(
+        functools.partial(_delete_response, user_id=user.id, response_id=response_id)
+    )
+    return {"id": response_id, "object": "response", "deleted": True}
+
+
+@router.post("/responses/{response_id}/cancel", responses=errors(400))
+async def cancel_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    stored = await svc.db.read(
+        functools.partial(read_response, user_id=user.id, response_id=response_id)
+    )
+    status = RunStatus(stored.run.status)
+    if status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        await svc.engine.cancel(user_id=user.id, run_id=stored.run.id)
+        stored = await svc.db.read(
+            functools.partial(read_response, user_id=user.id, response_id=response_id)
+        )
+    elif status != RunStatus.CANCELLED:
+        raise InvalidRequest(
+            f"Cannot cancel a response with status '{STATUS[status]}'.",
+            code="response_not_cancellable",
+            param="response_id",
+        )
+    return response_object(stored)
+
+
+@router.get("/responses/{response_id}/input_items", responses=errors(400))
+async def list_input_items(
+    response_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    before: Annotated[str | None, Query(max_length=128)] = None,
+    include: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    items = await svc.db.read(
+        functools.partial(_input_items, user_id=user.id, response_id=response_id)
+    )
+    return page(items, limit=limit, order=order, after=after, before=before)
+
+
+@router.post("/responses/compact", responses=errors(400), response_model=None)
+async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) -> dict[str, Any]:
+    async with svc.limits.reserve(caller.key_hash):  # a model call: of the key's budget
+        made, used = await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)
+        svc.usage.count(
+            user_id=caller.user.id,
+            key_hash=caller.key_hash,
+            model=svc.providers.qualified(body.model),
+            face="responses",
+            used=used,
+        )
+    return made
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
+    return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+def _resumed(
+    svc: Services,
+    stored: StoredResponse,
+    *,
+    after: int = 0,
+    starting_after: int = -1,
+    dialect: Dialect = "open-responses",
+) -> SSEResponse:
+    """A response's stream again, from the run's events after ``after`` (the translation
+    numbers the protocol's events from there), those up to ``starting_after`` left out;
+    followed live while the response runs."""
+    events = ResponseEvents(head(stored.run, "in_progress"), after, dialect)
+    if stored.run.events_pruned_at is not None:
+        return _sse(_stored_frames(events, response_object(stored), starting_after))
+    return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
+
+
+async def _stored_frames(
+    events: ResponseEvents, response: dict[str, Any], after: int
+) -> AsyncIterator[bytes]:
+    """A response whose run's event log was pruned: its start, then its stored end whole."""
+    for event in [*events.start(), *events.stored_end(response)]:
+        if event["sequence_number"] > after:
+            yield sse_frame(event)
+    yield DONE_FRAME
+
+
+async def _frames(
+    events: ResponseEvents, batches: AsyncIterator[list[Entry]], after: int = -1
+) -> AsyncIterator[bytes]:
+    """The response's events as SSE frames, from the run's events as ``batches`` brings
+    them (an empty batch: idle), those numbered ``after`` or below left out."""
+
+    if first := b"".join(sse_frame(e) for e in events.start() if e["sequence_number"] > after):
+        yield first
+    async for batch in batches:
+        if not batch:
+            yield PING
+            continue
+        if frames := events.frames(batch, after):
+            yield frames
+        if events.finished:
+            break
+    yield DONE_FRAME
+
+
+# ------------------------------------------------------------------------------ store
+
+
+def _delete_response(conn: Any, *, user_id: str, response_id: str) -> None:
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise Conflict(
+            "The response is in progress; cancel it before deleting it.",
+            code="response_in_progress",
+        )
+    others = [
+        r
+        for r in run_store.list_runs(
+            conn, user_id=user_id, thread_id=run.thread_id, page=ListQuery(limit=2, order="asc")
+        )[0]
+        if r.id != run.id
+    ]
+    if not others and (run.request or {}).get("conversation") is None:
+        thread_store.delete_thread(conn, user_id=user_id, thread_id=run.thread_id)
+    else:
+        run_store.delete_run(conn, run_id=run.id)
+
+
+def _read_kept(conn: Any, *, user_id: str, response_id: str) -> StoredResponse:
+    """A stored response (a ``store: false`` one is never read back over HTTP)."""
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    if (stored.run.request or {}).get("store") is False:
+        raise not_found(response_id)
+    return stored
+
+
+def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
+    stored = _read_kept(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    seqs = (run.request or {}).get("input_seqs")
+    if seqs:
+        first, last = seqs
+    else:
+        first, last = 1, (stored.answers[0].seq - 1 if stored.answers else 0)
+    messages = thread_store.messages_between(conn, thread_id=run.thread_id, first=first, last=last)
+    if not seqs:  # a native run: the messages since the thread's previous answer
+        since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
+        messages = messages[since:]
+    return [item for m in messages for item in message_items(m)]
