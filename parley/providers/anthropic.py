@@ -29,9 +29,11 @@ become ``image`` blocks before its text.
 The request's options: ``tool_choice`` (``_tool_choice``; sent with tools only),
 ``parallel_tool_calls`` false as its ``disable_parallel_tool_use``, and a reasoning effort
 as thinking (``_add_thinking``: a budget, or adaptive from Claude 4.6 on). A reasoning
-summary has no field (Claude's thinking comes summarised). A response format is not sent:
-the Messages API has no JSON mode, and its structured outputs (``output_config.format``)
-only some models take. Parameters of the same name win.
+summary has no field (Claude's thinking comes summarised). A JSON response format goes as a
+tool (``FORMAT_TOOL``) whose input schema is the format's, its call forced
+(``_add_format_tool``): the Messages API has no JSON mode, and its structured outputs
+(``output_config.format``) only some models take. That tool's input streams back as the
+answer's text, and its call ends the answer as a stop. Parameters of the same name win.
 
 HTTP goes through ``transport.HTTPTransport``, which every adapter shares; this module holds
 only what is particular to the Messages API.
@@ -58,7 +60,7 @@ from parley.events import (
 )
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
-from parley.providers.options import add_unset, tool_rule
+from parley.providers.options import add_unset, json_schema_of, tool_rule
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
     NO_RETRIES,
@@ -73,6 +75,7 @@ from parley.providers.windows import as_window, listed_windows
 __all__ = [
     "ANTHROPIC_VERSION",
     "DEFAULT_MAX_TOKENS",
+    "FORMAT_TOOL",
     "THINKING_BUDGETS",
     "AnthropicProvider",
     "request_body",
@@ -95,6 +98,9 @@ _ADAPTIVE_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": 
 _CLAUDE_VERSION = re.compile(r"claude-(?:(?:opus|sonnet|haiku)-)?(\d+)(?:-(\d{1,2}))?(?!\d)")
 #: From this version on, thinking is adaptive: fixed budgets are deprecated (4.6) or gone.
 _ADAPTIVE_SINCE = (4, 6)
+#: The tool a JSON output format goes as (the API has no JSON mode): its input schema is the
+#: format's schema, the call is forced, and its input is the answer's text.
+FORMAT_TOOL = "json_answer"
 #: How the user is told who failed.
 _LABEL = "Anthropic API"
 #: Pages of ``GET /v1/models`` read at most (1,000 models each).
@@ -121,7 +127,7 @@ class AnthropicProvider(HTTPProvider):
     (``anthropic-beta``, ...) and may replace the defaults.
     """
 
-    refused_options = frozenset({"seed", "presence_penalty", "frequency_penalty", "json"})
+    refused_options = frozenset({"seed", "presence_penalty", "frequency_penalty"})
     hands_back_state = True
 
     label = _LABEL
@@ -223,8 +229,34 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     if request.tools:
         body["tools"] = [_wire_tool(tool.function.model_dump()) for tool in request.tools]
         add_unset(body, {"tool_choice": _tool_choice(request.options)})
+    _add_format_tool(body, request.options)
     _add_thinking(body, request.model, request.options.reasoning_effort)
     return body
+
+
+def _add_format_tool(body: dict[str, Any], options: ModelOptions) -> None:
+    """A JSON output format as a tool (``FORMAT_TOOL``) whose input schema is the format's
+    (any object for ``json_object``), its call forced: alone, the tool itself; beside the
+    request's tools, some tool (``any``), unless the choice already forces one (kept) or
+    allows none (then the format's)."""
+    json, schema = json_schema_of(options.response_format)
+    if not json:
+        return
+    fmt = options.response_format or {}
+    tool = {
+        "name": FORMAT_TOOL,
+        "description": fmt.get("description") or "Give your answer as this tool's input.",
+        "input_schema": schema or {"type": "object"},
+    }
+    given = body.get("tools") or []
+    body["tools"] = [*given, tool]
+    given_choice = body.get("tool_choice")
+    choice = dict(given_choice) if isinstance(given_choice, dict) else {"type": "auto"}
+    if not given or choice.get("type") == "none":
+        choice.update(type="tool", name=FORMAT_TOOL)
+    elif choice.get("type") == "auto":
+        choice["type"] = "any"
+    body["tool_choice"] = choice
 
 
 def _tool_choice(options: ModelOptions) -> dict[str, Any] | None:
@@ -394,6 +426,7 @@ class _StreamState:
     (by block index, in stream order) and where each came, and whether the message ended."""
 
     __slots__ = (
+        "answers",
         "cached_tokens",
         "calls",
         "input_tokens",
@@ -415,6 +448,8 @@ class _StreamState:
         self.thinking: dict[int, _Thinking | dict[str, Any]] = {}
         #: The indexes of the client ``tool_use`` blocks: only their input is a call's.
         self.calls: set[int] = set()
+        #: The indexes of the ``FORMAT_TOOL`` blocks: their input is the answer's text.
+        self.answers: set[int] = set()
         #: Whether the answer has text yet (sent back as one text block, first).
         self.texted = False
         #: Block index of a kept thinking block -> how many of the blocks that go back
@@ -444,7 +479,7 @@ class _StreamState:
             events = self.usage_events(payload.get("usage"))
             reason = delta.get("stop_reason")
             if reason is not None:
-                events.insert(0, _finish_part(reason))
+                events.insert(0, self.finish(reason))
             return events
         if kind == "message_stop":
             self.stopped = True
@@ -478,6 +513,9 @@ class _StreamState:
             if type(block) is _Thinking:
                 block.pieces.append(value)
             return [ReasoningPart(value)]
+        if kind == "input_json_delta" and index in self.answers:
+            value = _delta_text(delta, "partial_json", kind)
+            return [TextPart(value)] if value else []
         if kind == "input_json_delta":
             if index not in self.calls:
                 return []  # the input of a tool the API runs itself
@@ -494,6 +532,12 @@ class _StreamState:
         events = _block_start_events(payload)
         block = payload["content_block"]  # an object: checked by _block_start_events
         kind = block.get("type")
+        if kind == "tool_use" and block.get("name") == FORMAT_TOOL:
+            self.answers.add(payload["index"])
+            self.texted = True
+            return [
+                TextPart(e.arguments) for e in events if isinstance(e, ToolCallPart) and e.arguments
+            ]
         if kind == "tool_use":
             self.calls.add(payload["index"])
         elif kind == "text" and block.get("text"):
@@ -502,6 +546,13 @@ class _StreamState:
             self.keep_thinking(payload["index"], block)
             self.places[payload["index"]] = int(self.texted) + len(self.calls)
         return events
+
+    def finish(self, reason: Any) -> FinishPart:
+        """The finish of a ``stop_reason``: a stop for the forced call of an answer in a
+        JSON format (``FORMAT_TOOL``), when the answer called no client tool."""
+        if reason == "tool_use" and self.answers and not self.calls:
+            return FinishPart("stop")
+        return _finish_part(reason)
 
     def keep_thinking(self, index: int, block: dict[str, Any]) -> None:
         """Keep a ``thinking`` / ``redacted_thinking`` block (from its start) to send back."""
@@ -640,7 +691,7 @@ def _message_events(raw: bytes) -> list[ModelEvent]:
     for index, block in enumerate(message["content"]):
         if isinstance(block, dict):
             events.extend(state.block_start({"index": index, "content_block": block}))
-    events.append(_finish_part(message.get("stop_reason") or "end_turn"))
+    events.append(state.finish(message.get("stop_reason") or "end_turn"))
     events.extend(state.usage_events(message.get("usage")))
     events.extend(state.state_events())
     return events

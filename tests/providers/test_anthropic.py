@@ -23,8 +23,8 @@ from parley.events import (
     UsagePart,
 )
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.anthropic import AnthropicProvider
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.anthropic import FORMAT_TOOL, AnthropicProvider
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.testing.fake_anthropic import (
     Answer,
     Block,
@@ -49,6 +49,8 @@ WEATHER = ToolSpec(
 TIME = ToolSpec(function=FunctionSpec(name="get_time"))
 #: A signature with the characters base64 adds (``+``, ``/``, ``=``): sent back byte for byte.
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGg+xBdjrkzLoky3dl1pk/iMOYds4fQ=="
+#: A JSON answer asked for (sent as a forced ``FORMAT_TOOL``).
+JSON_MODE = ModelOptions(response_format={"type": "json_object"})
 #: A 1x1 PNG.
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 
@@ -792,3 +794,51 @@ async def test_whole_message_when_the_server_ignores_stream(
         ToolCall(id="toolu_j", name="get_weather", arguments={"city": "Bern"})
     ]
     assert (acc.input_tokens, acc.output_tokens) == (4, 6)
+
+
+# ---------------------------------------------------------------------- output formats
+
+
+async def test_the_format_tools_input_is_the_answers_text(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    """The forced call of a JSON format streams as text, and ends the answer as a stop."""
+    block = tool_use("toolu_f", FORMAT_TOOL, '{"city": ', '"Oslo"}')
+    fake.answer(Answer(message_events([block], stop_reason="tool_use")))
+    events, acc = await collect(provider, request(options=JSON_MODE))
+    assert [e.text for e in events if isinstance(e, TextPart)] == ['{"city": ', '"Oslo"}']
+    assert not any(isinstance(e, ToolCallPart) for e in events)
+    assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ('{"city": "Oslo"}', "stop", False)
+
+
+async def test_a_client_call_beside_the_format_tool_stays_a_call(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    fake.answer(
+        Answer(
+            message_events(
+                [tool_use("toolu_w", "get_weather", '{"city": "Oslo"}')], stop_reason="tool_use"
+            )
+        )
+    )
+    req = request(tools=[WEATHER], options=JSON_MODE)
+    _, acc = await collect(provider, req)
+    assert (acc.text, acc.finish_reason) == ("", "tool_calls")
+    assert acc.finish_tool_calls() == [
+        ToolCall(id="toolu_w", name="get_weather", arguments={"city": "Oslo"})
+    ]
+
+
+async def test_a_whole_message_with_the_format_tool(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    message = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_f", "name": FORMAT_TOOL, "input": {"a": 1}}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 4, "output_tokens": 6},
+    }
+    fake.answer(Answer(body=message))
+    _, acc = await collect(provider, request(options=JSON_MODE))
+    assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ('{"a":1}', "stop", False)

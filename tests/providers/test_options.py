@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from parley.providers.anthropic import AnthropicProvider
+from parley.providers.anthropic import FORMAT_TOOL, AnthropicProvider
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, Provider
 from parley.providers.gemini import GeminiProvider
 from parley.providers.openai_chat import OpenAIChatProvider
@@ -507,9 +507,56 @@ async def test_anthropic_parameters_win(anthropic: Upstream) -> None:
     assert body["output_config"] == {"effort": "max"}
 
 
-async def test_anthropic_sends_no_response_format(anthropic: Upstream) -> None:
+async def test_anthropic_json_format_is_a_forced_tool(anthropic: Upstream) -> None:
+    """Alone, the format's tool is forced; its input schema is the format's (any object for
+    json_object); thinking is not asked for beside a forced call (the API refuses it)."""
+    req = request("claude-sonnet-4-5", tools=[], response_format=JSON_SCHEMA)
+    body = await anthropic.body(req)
+    format_tool = {"name": FORMAT_TOOL, "description": "A weather report", "input_schema": SCHEMA}
+    assert body["tools"] == [format_tool]
+    assert body["tool_choice"] == {"type": "tool", "name": FORMAT_TOOL}
+    req = request(
+        "claude-sonnet-4-5",
+        tools=[],
+        response_format={"type": "json_object"},
+        reasoning_effort="low",
+    )
+    body = await anthropic.body(req)
+    [tool] = body["tools"]
+    assert (tool["name"], tool["input_schema"]) == (FORMAT_TOOL, {"type": "object"})
+    assert body["tool_choice"] == {"type": "tool", "name": FORMAT_TOOL}
+    assert "thinking" not in body
+
+
+@pytest.mark.parametrize(
+    ("options", "wire"),
+    [
+        ({}, {"type": "any"}),
+        (
+            {"tool_choice": "auto", "parallel_tool_calls": False},
+            {"type": "any", "disable_parallel_tool_use": True},
+        ),
+        ({"tool_choice": "none"}, {"type": "tool", "name": FORMAT_TOOL}),
+        ({"tool_choice": ONE_FUNCTION}, {"type": "tool", "name": "get_time"}),
+        ({"tool_choice": "required"}, {"type": "any"}),
+    ],
+)
+async def test_anthropic_json_format_beside_tools(
+    anthropic: Upstream, options: dict[str, Any], wire: Any
+) -> None:
+    """Beside the request's tools, some call is forced: a tool's, or the answer's."""
+    body = await anthropic.body(
+        request("claude-sonnet-4-5", response_format=JSON_SCHEMA, **options)
+    )
+    assert [tool["name"] for tool in body["tools"]] == ["get_weather", "get_time", FORMAT_TOOL]
+    assert body["tool_choice"] == wire
+
+
+async def test_anthropic_text_format_sends_nothing(anthropic: Upstream) -> None:
     plain = await anthropic.body(request("claude-sonnet-4-5"))
-    req = request("claude-sonnet-4-5", response_format=JSON_SCHEMA, reasoning_summary="concise")
+    req = request(
+        "claude-sonnet-4-5", response_format={"type": "text"}, reasoning_summary="concise"
+    )
     assert await anthropic.body(req) == plain
     assert set(plain) == {"max_tokens", "model", "messages", "stream", "tools"}
 
