@@ -23,9 +23,10 @@ $(NODE_DEPS): tests/compliance/package.json tests/compliance/package-lock.json
 		echo "== npm ci --prefix tests/compliance failed (its test skips; fails under CI=true)"; \
 	fi
 
-# The Vercel AI SDK, from tests/js_clients/package-lock.json, for tests/js_clients (an
-# OpenAI-compatible client in TypeScript, run by the bun above). As for the runner: without
-# npm, or when npm ci fails, its test skips and says why; under CI=true it fails.
+# The Vercel AI SDK, OpenAI's Node SDK and the Codex CLI (its native binary for this
+# platform comes as an optional dependency), from tests/js_clients/package-lock.json, for
+# tests/js_clients (the SDKs run by the bun above, Codex by node). As for the runner: without
+# npm, or when npm ci fails, its tests skip and say why; under CI=true they fail.
 JS_CLIENTS := tests/js_clients/node_modules/.package-lock.json
 $(JS_CLIENTS): tests/js_clients/package.json tests/js_clients/package-lock.json
 	@if ! command -v npm >/dev/null 2>&1; then \
