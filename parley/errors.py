@@ -50,6 +50,7 @@ class ParleyError(Exception):
         details: list[dict[str, Any]] | None = None,
         status_code: int | None = None,
         param: str | None = None,
+        message_index: int | None = None,
     ) -> None:
         if len(message) > _MAX_MESSAGE:  # e.g. a 5,000-character id echoed back
             message = message[: _MAX_MESSAGE - 1] + "…"
@@ -60,6 +61,10 @@ class ParleyError(Exception):
         self.details = details
         #: The request field at fault, when one is (``input``, ``model``, ...).
         self.param = param
+        #: Below the faces, which speak of fields: the message at fault, as its index in
+        #: the list of messages the engine was given; each face names its own field for it
+        #: (``input[3]``, ``items[3]``). Never sent to a client as such (``to_dict``).
+        self.message_index = message_index
         if status_code is not None:
             self.status_code = status_code  # type: ignore[misc]
 
@@ -122,8 +127,16 @@ class _RetryLater(ParleyError):
         details: list[dict[str, Any]] | None = None,
         status_code: int | None = None,
         param: str | None = None,
+        message_index: int | None = None,
     ) -> None:
-        super().__init__(message, code=code, details=details, status_code=status_code, param=param)
+        super().__init__(
+            message,
+            code=code,
+            details=details,
+            status_code=status_code,
+            param=param,
+            message_index=message_index,
+        )
         self.retry_after = retry_after
 
 

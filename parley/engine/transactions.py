@@ -356,10 +356,9 @@ def _answer_pending_calls(
     pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
     for action in pending:
         if action.tool_call_id not in outputs:
-            raise InvalidRequest(
+            raise InvalidRequest(  # no message is at fault: one is missing
                 f"No tool output found for function call {action.tool_call_id}.",
                 code="tool_output_missing",
-                param="input",
             )
     for action in pending:
         run_store.complete_action(conn, action_id=action.id, output=outputs[action.tool_call_id])
@@ -376,7 +375,8 @@ def _answer_pending_calls(
 
 def _check_tool_results(context: list[Item], messages: list[NewMessage]) -> dict[str, str]:
     """Refuse a tool result for a call that is in neither the thread nor ``messages``, or
-    that is answered already; returns the run of each call of the thread (by call id)."""
+    that is answered already (the error's ``message_index`` is the result's index in
+    ``messages``); returns the run of each call of the thread (by call id)."""
     caller_of: dict[str, str] = {}
     known: set[str] = set()
     answered: set[str] = set()
@@ -390,7 +390,7 @@ def _check_tool_results(context: list[Item], messages: list[NewMessage]) -> dict
                 caller_of[call["id"]] = m.run_id
         if m.role == Role.TOOL and m.tool_call_id:
             answered.add(m.tool_call_id)
-    for new in messages:
+    for index, new in enumerate(messages):
         for call in new.tool_calls or ():
             known.add(call["id"])
         call_id = new.tool_call_id
@@ -400,13 +400,13 @@ def _check_tool_results(context: list[Item], messages: list[NewMessage]) -> dict
             raise InvalidRequest(
                 f"No tool call found for function call output with call_id {call_id}.",
                 code="tool_call_not_found",
-                param="input",
+                message_index=index,
             )
         if call_id in answered:
             raise InvalidRequest(
                 f"The function call {call_id} has an output already.",
                 code="duplicate_tool_output",
-                param="input",
+                message_index=index,
             )
         answered.add(call_id)
     return caller_of

@@ -151,3 +151,40 @@ async def test_deleting_a_thread_waits_for_a_writer_of_its_run(tmp_path: Path) -
         await other.dispose()
         await db.dispose()
         fresh.drop()
+
+
+async def test_a_refused_tool_result_is_named_by_its_index_among_the_messages(
+    db: Database,
+) -> None:
+    """The engine names the message at fault by its place in the list it was given, and no
+    request field: each face names its own (``input[2]``, ``items[2]``)."""
+    user = await db.write(users.create_user, name="u")
+    asked = [
+        NewMessage(role=Role.USER, content="look it up"),
+        NewMessage(role=Role.ASSISTANT, tool_calls=[CALL]),
+    ]
+    thread, _ = await db.write(tx.append_messages, user_id=user.id, thread_id=None, messages=asked)
+    stray = NewMessage(role=Role.TOOL, content="x", tool_call_id="call_nowhere")
+    with pytest.raises(InvalidRequest) as refused:
+        await db.write(
+            tx.append_messages,
+            user_id=user.id,
+            thread_id=thread.id,
+            messages=[NewMessage(role=Role.USER, content="and"), *answer("a"), stray],
+        )
+    assert (refused.value.code, refused.value.message_index) == ("tool_call_not_found", 2)
+    assert refused.value.param is None
+    assert "message_index" not in str(refused.value.to_dict())
+
+    with pytest.raises(InvalidRequest) as twice:
+        await db.write(
+            tx.append_messages,
+            user_id=user.id,
+            thread_id=thread.id,
+            messages=[*answer("a"), *answer("b")],
+        )
+    assert (twice.value.code, twice.value.message_index, twice.value.param) == (
+        "duplicate_tool_output",
+        1,
+        None,
+    )
