@@ -81,6 +81,15 @@ wire_api = "responses"
 """
 
 
+def check_installed() -> None:
+    """Skip (fail under CI) unless the package and node, which runs its launcher, are here."""
+    if shutil.which("node") is None:
+        unavailable("node is not on PATH; Codex's launcher needs it")
+    if not CODEX.exists():
+        hint = "`make test` installs it (npm ci --prefix tests/js_clients)"
+        unavailable(f"@openai/codex is not installed in {HERE / 'node_modules'}; {hint}")
+
+
 @dataclass
 class Run:
     """One ``codex exec --json``: its events (the JSON lines of its output) and its log."""
@@ -121,11 +130,7 @@ class Codex:
 
     @classmethod
     def at(cls, tmp: Path, base_url: str, key: str, model: str) -> Codex:
-        if shutil.which("node") is None:
-            unavailable("node is not on PATH; Codex's launcher needs it")
-        if not CODEX.exists():
-            hint = "`make test` installs it (npm ci --prefix tests/js_clients)"
-            unavailable(f"@openai/codex is not installed in {HERE / 'node_modules'}; {hint}")
+        check_installed()
         home, workdir = tmp / "codex-home", tmp / "work"
         home.mkdir()
         workdir.mkdir()
@@ -255,6 +260,7 @@ class Claude:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def claude(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Claude]:
+    check_installed()
     tmp = tmp_path_factory.mktemp("codex-claude")
     fakes = {t: await FakeAnthropic(api_key="sk-test").start() for t in TRANSPORTS}
     config = "".join(
