@@ -166,7 +166,6 @@ def _backup(settings: Settings, target: Path) -> int:
 
 
 async def _prune(settings: Settings, args: argparse.Namespace) -> int:
-    import functools
 
     from parley.errors import InvalidRequest, ParleyError
     from parley.store import retention
@@ -189,12 +188,11 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
                 "run parley db upgrade first"
             )
         if args.dry_run:
-            found = await db.read(functools.partial(retention.count_prunable, before=before))
+            found = await db.read(retention.count_prunable, before=before)
             print(f"would prune the event logs of {found.runs} runs ({found.events} events)")
             return 0
         total = retention.Pruned()
-        prune = functools.partial(retention.prune_event_logs, before=before)
-        while (pruned := await db.write(prune)).runs:
+        while (pruned := await db.write(retention.prune_event_logs, before=before)).runs:
             total += pruned
     finally:
         await db.dispose()

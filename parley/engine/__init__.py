@@ -12,6 +12,7 @@ from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.profile import ModelProfile
 from parley.engine.usage import UsageCounter, UsageSource
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "CONTEXT_LENGTH_EXCEEDED",
     "Engine",
     "Entry",
+    "ModelProfile",
     "NewMessage",
     "RunConfig",
     "ThreadTarget",

@@ -26,7 +26,7 @@ from parley.store import threads as thread_store
 from parley.store.db import Database, now, send_ahead
 
 if TYPE_CHECKING:
-    from parley.engine.run_loop import Turn
+    from parley.engine.turn import Turn
 
 log = logging.getLogger("parley.engine")
 
@@ -116,9 +116,7 @@ class Checkpointer:
     async def _write(self, snapshots: list[_Snapshot]) -> None:
         lease_until = now() + self.lease_seconds
         try:
-            alive = await self.db.write(
-                lambda conn: _save(conn, snapshots, lease_until), later=True
-            )
+            alive = await self.db.write_later(_save, snapshots, lease_until)
         except BaseException:
             for snap in snapshots:  # nothing was written: keep the events for the next try
                 snap.turn.unsaved = snap.entries + snap.turn.unsaved

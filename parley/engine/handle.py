@@ -11,7 +11,7 @@ a handle back. The handle is all it needs::
     turn.when_done(callback)                            # e.g. give back a rate-limit slot
     await turn.cancel()
 
-The engine's ``Turn`` (``run_loop``), mutable and shared with its task, stays inside
+The engine's ``Turn`` (``engine.turn``), mutable and shared with its task, stays inside
 ``parley.engine``.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,7 +34,7 @@ from parley.types import ActionStatus, Usage
 
 if TYPE_CHECKING:
     from parley.engine.engine import Engine
-    from parley.engine.run_loop import Turn
+    from parley.engine.turn import Turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ class TurnHandle:
             await asyncio.shield(asyncio.wait([turn.task]))
         usage = turn.usage()
         return await self._engine.db.read(
-            functools.partial(_outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage)
+            _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage
         )
 
     def when_done(self, callback: Callable[[], None]) -> None:

@@ -1,6 +1,6 @@
 """A thread's history as its model calls see it, kept between turns.
 
-A turn sends the model the thread's messages (``run_loop.build_request``). Reading them
+A turn sends the model the thread's messages (``streaming.build_request``). Reading them
 all from the database, and turning every row into a ``ChatMessage`` again, cost each turn
 time in proportion to the thread's length. ``HistoryCache`` keeps each thread's history
 as ``Item`` values (the stored message, what the model sees of it, its estimated tokens),

@@ -13,8 +13,6 @@ status, numbered up to the run's last sequence number as its closing events were
 
 from __future__ import annotations
 
-import functools
-
 from parley.engine.hub import Entry
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import retention
@@ -30,10 +28,11 @@ async def prune_round(db: Database, *, retention_hours: float) -> retention.Prun
     """Prune the logs of runs that ended more than ``retention_hours`` ago, a batch per
     transaction, until a batch finds fewer runs than it may take (or ``ROUND_BATCHES``)."""
     before = now() - retention_hours * 3600
-    prune = functools.partial(retention.prune_event_logs, before=before, limit=retention.BATCH)
     total = retention.Pruned()
     for _ in range(ROUND_BATCHES):
-        pruned = await db.write(prune, later=True)
+        pruned = await db.write_later(
+            retention.prune_event_logs, before=before, limit=retention.BATCH
+        )
         total += pruned
         if pruned.runs < retention.BATCH:
             break

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from dataclasses import dataclass
 
@@ -106,9 +105,7 @@ class UsageCounter:
             return
         self._writing = tallies
         try:
-            await self.db.write(
-                functools.partial(usage_store.add_tallies, tallies=tallies), later=True
-            )
+            await self.db.write_later(usage_store.add_tallies, tallies=tallies)
         except IntegrityError:  # a user (and so its keys) deleted since: write the others
             await self._one_by_one(tallies)
         except Exception:  # a boundary: keep the counts for the next try
@@ -119,9 +116,8 @@ class UsageCounter:
 
     async def _one_by_one(self, tallies: dict[TallyKey, Tally]) -> None:
         for key, tally in tallies.items():
-            one = functools.partial(usage_store.add_tallies, tallies={key: tally})
             try:
-                await self.db.write(one, later=True)
+                await self.db.write_later(usage_store.add_tallies, tallies={key: tally})
             except IntegrityError:
                 log.info("token counts of a deleted user dropped")
 

@@ -3,9 +3,12 @@
 Data functions (``parley.store.*``) are plain synchronous functions over a SQLAlchemy
 ``Connection``. The event loop never waits on the database: ``Database.write`` and
 ``Database.read`` run a whole transaction in one hop to a database thread and await the
-result. SQLite (the embedded default) gets one thread and one connection in WAL mode: one
-writer anyway, so contention becomes a short queue instead of lock errors. PostgreSQL gets
-a pool of connections and as many threads (psycopg).
+result. They take the function and its arguments, as ``asyncio.to_thread`` does
+(``db.read(runs.get_run, run_id=r)``: the connection comes first); ``write_later`` and
+``read_later`` do the same in the bookkeeping line (``Workers``). SQLite (the embedded
+default) gets one thread and one connection in WAL mode: one writer anyway, so contention
+becomes a short queue instead of lock errors. PostgreSQL gets a pool of connections and as
+many threads (psycopg).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from parley.errors import Conflict
 from parley.store.tables import json_text, json_value
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ _PG_POOL = 16
 
 T = TypeVar("T")
 A = TypeVar("A")
+P = ParamSpec("P")
 
 
 def new_id(prefix: str) -> str:
@@ -103,14 +108,34 @@ class Database:
 
         return engine
 
-    async def write(self, fn: Callable[[Connection], T], *, later: bool = False) -> T:
-        """Run ``fn`` in one read-write transaction on a database thread; with ``later``,
-        as bookkeeping that waits behind the work clients wait on (``Workers``)."""
-        return await asyncio.wrap_future(self._workers.submit(self._write, fn, later=later))
+    async def write(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """``fn(conn, *args, **kw)`` in one read-write transaction on a database thread."""
+        call = _Call(fn, args, kw, read_only=False)
+        return await asyncio.wrap_future(self._workers.submit(self._run, call))
 
-    async def read(self, fn: Callable[[Connection], T], *, later: bool = False) -> T:
-        """Run ``fn`` in one read-only transaction (a consistent snapshot)."""
-        return await asyncio.wrap_future(self._workers.submit(self._read, fn, later=later))
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """``fn(conn, *args, **kw)`` in one read-only transaction (a consistent snapshot)."""
+        call = _Call(fn, args, kw, read_only=True)
+        return await asyncio.wrap_future(self._workers.submit(self._run, call))
+
+    async def write_later(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """As ``write``, as bookkeeping that waits behind the work clients wait on
+        (``Workers``: the end of a turn, checkpoints, heartbeats, sweeps)."""
+        call = _Call(fn, args, kw, read_only=False)
+        return await asyncio.wrap_future(self._workers.submit(self._run, call, later=True))
+
+    async def read_later(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """As ``read``, in the bookkeeping line (``write_later``)."""
+        call = _Call(fn, args, kw, read_only=True)
+        return await asyncio.wrap_future(self._workers.submit(self._run, call, later=True))
 
     def _connection(self, read_only: bool) -> Connection:
         """This thread's own connection, kept open (no pool round trip per transaction);
@@ -122,11 +147,11 @@ class Database:
         # In place: the option is set for this transaction whichever way it was last time.
         return kept.execution_options(parley_read_only=read_only)
 
-    def _run(self, fn: Callable[[Connection], T], read_only: bool) -> T:
-        conn = self._connection(read_only)
+    def _run(self, call: _Call[T]) -> T:
+        conn = self._connection(call.read_only)
         transaction = conn.begin()
         try:
-            result = fn(conn)
+            result = call.fn(conn, *call.args, **call.kw)
             transaction.commit()
         except BaseException as exc:
             # Statements sent ahead (``send_ahead``): their pipeline ends first, as a failed
@@ -138,12 +163,6 @@ class Database:
             raise
         _end_ahead(conn)
         return result
-
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        return self._run(fn, read_only=False)
-
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        return self._run(fn, read_only=True)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, replica-safe)."""
@@ -183,6 +202,22 @@ class Database:
             conn.close()
         self._kept.clear()
         self.engine.dispose()
+
+
+class _Call(Generic[T]):
+    """One transaction's work: ``fn(conn, *args, **kw)``, read-only or not."""
+
+    __slots__ = ("args", "fn", "kw", "read_only")
+
+    def __init__(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        *,
+        read_only: bool,
+    ) -> None:
+        self.fn, self.args, self.kw, self.read_only = fn, args, kw, read_only
 
 
 _AHEAD = "parley_ahead"
@@ -372,3 +407,28 @@ def schema_revision(conn: Connection) -> str | None:
         return None
     value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     return None if value is None else str(value)
+
+
+def at_head(conn: Connection, *, seen: bool = False) -> bool:
+    """Whether the schema is at the newest migration. Once ``seen`` there (migrations only
+    move forward), a read of a row of the version table answers that the database does
+    (not a bare ``SELECT 1``: SQLite reads its file then)."""
+    if seen:
+        conn.exec_driver_sql("SELECT 1 FROM alembic_version").scalar()
+        return True
+    from parley.store.migrations import HEAD
+
+    return schema_revision(conn) == HEAD
+
+
+#: A transaction's errors that say it lost a race (a unique key taken meanwhile, a row it
+#: names deleted): answered 409 ``conflict``, a retry may succeed (``lost_race``).
+RACES: tuple[type[Exception], ...] = (IntegrityError,)
+
+
+def lost_race(exc: Exception) -> Conflict | None:
+    """``exc`` as the 409 its client is answered, when it is one of ``RACES``."""
+    if not isinstance(exc, RACES):
+        return None
+    log.info("integrity conflict: %s", getattr(exc, "orig", None))
+    return Conflict("The request conflicts with the current state; retry.", code="conflict")

@@ -7,7 +7,6 @@ What Parley keeps in that directory is its owner's only: the directory is made w
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, make_url
@@ -51,7 +50,7 @@ async def ensure_local_key(db: Database, path: Path | None = None) -> str:
     if path.exists():
         make_private(path)
         saved = path.read_text().strip()
-        owner = await db.write(functools.partial(user_store.authenticate, secret=saved))
+        owner = await db.write(user_store.authenticate, secret=saved)
         if saved and owner is not None:
             return saved
 

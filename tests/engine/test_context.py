@@ -17,7 +17,7 @@ from parley.engine.context import (
     fit_start,
 )
 from parley.engine.history import items_of
-from parley.engine.run_loop import build_request
+from parley.engine.streaming import build_request
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage
 from parley.store.records import Message, Run

@@ -3,7 +3,9 @@ with their transaction or not at all, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from parley.errors import Conflict
 from parley.store import runs, threads, users
 from parley.store.db import Database, send_ahead
 from parley.store.pagination import ListQuery
+from parley.store.records import User
 from parley.types import Role
 from tests.harness import FreshDatabase
 
@@ -166,3 +169,49 @@ def test_every_column_type_of_ours_lets_its_statements_be_cached() -> None:
     }
     assert ours, "the tables use types of their own"
     assert [t.__name__ for t in ours if t.__dict__.get("cache_ok") is not True] == []
+
+
+async def test_a_transaction_takes_its_function_and_the_arguments_to_call_it_with(
+    db: Database,
+) -> None:
+    """``db.write(fn, *args, **kw)`` calls ``fn(conn, *args, **kw)``; a function of the
+    connection alone (a ``functools.partial`` made beforehand) is taken as before."""
+    user = await db.write(users.create_user, name="u")
+    made = await db.write(threads.create_thread, user_id=user.id, metadata={"k": "v"})
+    read = await db.read(threads.get_thread, user_id=user.id, thread_id=made.id)
+    assert read.metadata == {"k": "v"}
+    bound = functools.partial(threads.get_thread, user_id=user.id, thread_id=made.id)
+    assert (await db.read(bound)).id == made.id
+    assert (await db.read_later(threads.get_thread, user_id=user.id, thread_id=made.id)).id
+    later = await db.write_later(users.create_user, name="w")
+    assert isinstance(later, User)
+    assert await db.read(users.count_users) == 2
+
+
+async def test_bookkeeping_waits_behind_the_work_clients_wait_on(tmp_path: Path) -> None:
+    """On SQLite's one database thread, a ``write`` queued after a ``write_later`` runs
+    first (``Workers``: the first line before the later one)."""
+    db = Database(f"sqlite:///{tmp_path / 'lines.db'}")
+    busy, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def hold(_: Connection) -> None:
+        busy.set()
+        release.wait(10)
+
+    def note(_: Connection, what: str) -> None:
+        done.append(what)
+
+    try:
+        await db.migrate()
+        held = asyncio.ensure_future(db.read(hold))
+        assert await asyncio.to_thread(busy.wait, 10)
+        later = asyncio.ensure_future(db.write_later(note, "later"))
+        first = asyncio.ensure_future(db.write(note, what="first"))
+        await asyncio.sleep(0.05)  # both queued behind the one held
+        release.set()
+        await asyncio.gather(held, later, first)
+        assert done == ["first", "later"]
+    finally:
+        release.set()
+        await db.dispose()

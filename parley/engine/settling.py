@@ -1,0 +1,378 @@
+"""How a turn ends, or goes on after tool calls it could not run: each in one transaction,
+written before its closing events are published.
+
+A turn ends one of five ways: ``action_required`` (the model asked for tools),
+``completed``, ``failed`` (typed error event), ``cancelled`` or ``incomplete`` (shutdown).
+Its text, its events not yet in the log and the run's token counts go with it. A turn
+whose end cannot be written fails bare (``Settler._fail_bare``): its followers get
+``error`` and ``done`` whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine import states
+from parley.engine.checkpoints import Checkpointer
+from parley.engine.history import Item, items_of
+from parley.engine.hub import Entry
+from parley.engine.turn import Turn, TurnStopped
+from parley.errors import ParleyError
+from parley.events import (
+    ActionItem,
+    DoneEvent,
+    ErrorEvent,
+    RunStatusEvent,
+    ToolCallsEvent,
+    UsageEvent,
+)
+from parley.metrics import Metrics
+from parley.providers.accumulator import AnswerAccumulator
+from parley.providers.registry import ProviderRegistry
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database, new_id, now, send_ahead
+from parley.types import Role, RunStatus, ToolCall
+
+log = logging.getLogger("parley.engine")
+
+
+class Settler:
+    """Writes the ends of turns (``finish``) and the rounds between their model calls
+    (``next_round``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        providers: ProviderRegistry,
+        settings: Settings,
+        checkpointer: Checkpointer,
+        metrics: Metrics,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.settings = settings
+        self.checkpointer = checkpointer
+        self.metrics = metrics
+
+    async def finish(
+        self,
+        turn: Turn,
+        outcome: ParleyError | list[ToolCall] | None,
+        stopped: bool,
+    ) -> None:
+        await self.checkpointer.drain(turn)
+        try:
+            if stopped:
+                raise TurnStopped
+            if isinstance(outcome, ParleyError):
+                await self._fail(turn, outcome)
+            elif outcome:
+                await self._pause_for_tools(turn, outcome)
+            else:
+                await self._complete(turn)
+        except TurnStopped:
+            await self._stop(turn)
+        except Exception:
+            log.exception("could not write the end of run %s", turn.run.id)
+            await self._fail_bare(turn)
+
+    async def next_round(self, turn: Turn, calls: list[ToolCall]) -> None:
+        """Answer tool calls whose arguments could not be read with tool errors and make
+        the turn call the model again, into a new assistant message; all in one
+        transaction. Not interrupted meanwhile: a cancel is seen under the run's lock."""
+        turn.settling = True
+        await self.checkpointer.drain(turn)
+        run, message_id = turn.run, turn.message_id
+        entries, turn.unsaved = turn.unsaved, []
+        text, reasoning, layout = turn.texts()
+        state = turn.provider_state(self.providers.provider_of(run.model))
+        totals = turn.run_totals()
+        usage = turn.call_usage()
+        tool_calls = [c.model_dump() for c in calls]
+        errors = turn.tool_errors(calls)
+
+        def write(conn: Connection) -> tuple[str, list[Item]] | None:
+            locked = run_store.lock_run(conn, run_id=run.id, user_id=run.user_id, scratch=True)
+            if locked.status != RunStatus.IN_PROGRESS:
+                return None
+            thread_store.save_message_text(
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                layout=layout,
+                tool_calls=tool_calls,
+                provider_state=state,
+                usage=usage,
+            )
+            thread_store.add_tool_messages(
+                conn, user_id=run.user_id, thread_id=run.thread_id, run_id=run.id, results=errors
+            )
+            placeholder = thread_store.add_message(
+                conn,
+                user_id=run.user_id,
+                thread_id=run.thread_id,
+                role=Role.ASSISTANT,
+                content="",
+                run_id=run.id,
+            )
+            if entries:
+                run_store.append_events(conn, run_id=run.id, events=entries)
+            run_store.update_run(
+                conn, run_id=run.id, last_seq=entries[-1][0] if entries else turn.seq, **totals
+            )
+            # This round's answer and tool errors, read back: not kept (``HistoryCache``),
+            # as this transaction wrote them.
+            after = turn.context[-1].message.seq if turn.context else 0
+            rows = thread_store.messages_between(
+                conn, thread_id=run.thread_id, first=after + 1, last=placeholder.seq - 1
+            )
+            return placeholder.id, turn.context + items_of(rows)
+
+        try:
+            written = await self.db.write(write)
+        except BaseException:
+            turn.unsaved = entries + turn.unsaved
+            raise
+        if written is None:  # cancelled meanwhile
+            turn.unsaved = entries + turn.unsaved
+            raise TurnStopped
+        turn.message_id, turn.context = written
+        turn.spent = turn.usage()
+        turn.acc = AnswerAccumulator()
+        turn.rounds += 1
+        turn.settling = False
+
+    def _closing(
+        self,
+        turn: Turn,
+        status: RunStatus,
+        *extra: Any,
+        ended_at: float | None,
+        reason: str | None = None,
+    ) -> list[Entry]:
+        """Record the closing events; they are published once the end is committed."""
+        run_id = turn.run.id
+        usage = UsageEvent(run_id=run_id, **turn.usage().model_dump())
+        events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
+        ended = None if ended_at is None else int(ended_at)
+        reason = (reason or "interrupted") if status == RunStatus.INCOMPLETE else None
+        events.append(DoneEvent(run_id=run_id, status=status, ended_at=ended, reason=reason))
+        return [turn.record(e) for e in events]
+
+    async def _settle(
+        self,
+        turn: Turn,
+        status: RunStatus,
+        *extra: Any,
+        tool_calls: list[dict[str, Any]] | None = None,
+        actions: list[tuple[str, str, str, dict[str, Any]]] | None = None,
+        answers: list[tuple[str, str]] | None = None,
+        **run_values: Any,
+    ) -> None:
+        """Write the end of the turn in one transaction, then publish its closing events.
+        The moment it ends is the run's ``completed_at``, or its ``paused_at`` when it waits
+        for tool outputs, and the ``done`` event's ``ended_at``."""
+        ended_at = now()
+        reason = run_values.get("error_code")
+        closing = self._closing(turn, status, *extra, ended_at=ended_at, reason=reason)
+        entries, turn.unsaved = turn.unsaved, []
+        run, message_id = turn.run, turn.message_id
+        text, reasoning, layout = turn.texts()
+        provider_state = turn.provider_state(self.providers.provider_of(run.model))
+        usage = turn.call_usage()
+        values = {
+            **turn.run_totals(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_seq": entries[-1][0],
+            "paused_at" if status == RunStatus.ACTION_REQUIRED else "completed_at": ended_at,
+            **run_values,
+        }
+
+        def write(conn: Connection) -> bool:
+            if not states.move(conn, run.id, status, source=RunStatus.IN_PROGRESS, **values):
+                return False
+            if answers:  # tool errors for calls the client is not asked to run
+                thread_store.add_tool_messages(
+                    conn,
+                    user_id=run.user_id,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    results=answers,
+                )
+            send_ahead(conn)
+            thread_store.save_message_text(
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                layout=layout,
+                tool_calls=tool_calls,
+                provider_state=provider_state,
+                usage=usage,
+            )
+            if actions:
+                run_store.create_actions(conn, run_id=run.id, calls=actions)
+            run_store.append_events(conn, run_id=run.id, events=entries)
+            return True
+
+        try:  # its client has the answer's text already: behind the turns about to start
+            written = await self.db.write_later(write)
+        except BaseException:
+            written = False
+            raise
+        finally:
+            if not written:  # not written, or stopped from elsewhere: take the closing back
+                turn.unsaved = entries[: len(entries) - len(closing)]
+                turn.seq -= len(closing)
+        if not written:
+            raise TurnStopped
+        turn.publish_closing(closing)
+        self.metrics.turn_ended(status)
+
+    async def _complete(self, turn: Turn) -> None:
+        """The model's answer ended: the run is ``completed``, or ``incomplete`` when the
+        model stopped at its output token limit (the text is kept) or the run's output
+        token budget was used up before the call (``engine.budget``)."""
+        if turn.out_of_budget:
+            await self._settle(
+                turn,
+                RunStatus.INCOMPLETE,
+                error_code="max_output_tokens",
+                error_message="The run used up its output token budget before this turn.",
+            )
+            return
+        if turn.acc.finish_reason == "length":
+            await self._settle(
+                turn,
+                RunStatus.INCOMPLETE,
+                error_code="max_output_tokens",
+                error_message="The answer stopped at its output token limit.",
+            )
+            return
+        await self._settle(turn, RunStatus.COMPLETED)
+
+    async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:
+        """Hand the calls to the client; calls whose arguments could not be read are
+        answered here with a tool error and are not in the manifest."""
+        run_id, invalid = turn.run.id, turn.acc.invalid
+        runnable = [c for c in calls if c.id not in invalid]
+        # Action ids are chosen here so the manifest and the rows agree.
+        action_ids = [new_id("act") for _ in runnable]
+        manifest = ToolCallsEvent(
+            run_id=run_id,
+            message_id=turn.message_id,
+            actions=[
+                ActionItem(action_id=aid, tool_call_id=c.id, name=c.name, arguments=c.arguments)
+                for aid, c in zip(action_ids, runnable, strict=True)
+            ],
+        )
+        await self._settle(
+            turn,
+            RunStatus.ACTION_REQUIRED,
+            manifest,
+            tool_calls=[c.model_dump() for c in calls],
+            actions=[
+                (aid, c.id, c.name, c.arguments)
+                for aid, c in zip(action_ids, runnable, strict=True)
+            ],
+            answers=turn.tool_errors(calls),
+            expires_at=now() + self.settings.action_expiry_seconds,
+        )
+
+    async def _fail(self, turn: Turn, exc: ParleyError) -> None:
+        error = ErrorEvent(run_id=turn.run.id, code=exc.code, message=exc.message)
+        calls = turn.unanswered
+        await self._settle(
+            turn,
+            RunStatus.FAILED,
+            error,
+            tool_calls=[c.model_dump() for c in calls] if calls else None,
+            answers=turn.tool_errors(calls),
+            error_code=exc.code,
+            error_message=exc.message,
+        )
+
+    async def _stop(self, turn: Turn) -> None:
+        """The turn was stopped: by a cancel (the run is already ``cancelled``), by shutdown
+        (the run becomes ``incomplete``), or from another replica. Keep the partial text."""
+        run = turn.run
+        if turn.stop_reason in (None, "shutdown"):
+            try:
+                await self._settle(turn, RunStatus.INCOMPLETE)
+                return
+            except TurnStopped:
+                pass
+        current = await self.db.read(run_store.get_run, run_id=run.id)
+        # A sweep that took this turn for dead wrote the run's closing events already,
+        # numbered past this turn's: keep the text and events, and pass those on.
+        swept = current.last_seq > turn.seq
+        status = RunStatus(current.status)
+        closing = [] if swept else self._closing(turn, status, ended_at=current.completed_at)
+        entries, turn.unsaved = turn.unsaved, []
+        message_id = turn.message_id
+        text, reasoning, layout = turn.texts()
+        values: dict[str, Any] = turn.run_totals()
+        usage = turn.call_usage()
+        if entries and not swept:
+            values["last_seq"] = entries[-1][0]
+
+        def write(conn: Connection) -> list[Entry]:
+            thread_store.save_message_text(
+                conn,
+                message_id=message_id,
+                content=text,
+                reasoning=reasoning,
+                layout=layout,
+                usage=usage,
+            )
+            if entries:
+                run_store.append_events(conn, run_id=run.id, events=entries)
+            run_store.update_run(conn, run_id=run.id, **values)
+            if not swept:
+                return closing
+            stored = run_store.read_events(conn, run_id=run.id, after=turn.seq)
+            return [(e.seq, e.type, e.data) for e in stored]
+
+        turn.publish_closing(await self.db.write(write))
+        self.metrics.turn_ended(status)
+
+    async def _fail_bare(self, turn: Turn) -> None:
+        """The end of the turn could not be written (the database refused it): fail the
+        run with its closing events and nothing else. Followers get ``error`` and ``done``
+        whatever happens; if even this cannot be written, the run stays ``in_progress``
+        until its lease runs out and a sweep closes it ``incomplete``."""
+        run = turn.run
+        error = ErrorEvent(
+            run_id=run.id,
+            code="internal_error",
+            message="The turn's answer could not be stored; the text so far is kept.",
+        )
+        ended_at = now()
+        closing = self._closing(turn, RunStatus.FAILED, error, ended_at=ended_at)
+        entries, turn.unsaved = turn.unsaved, []
+        values = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_seq": entries[-1][0],
+            "completed_at": ended_at,
+            "error_code": error.code,
+            "error_message": error.message,
+        }
+
+        def write(conn: Connection) -> None:
+            if states.move(conn, run.id, RunStatus.FAILED, source=RunStatus.IN_PROGRESS, **values):
+                run_store.append_events(conn, run_id=run.id, events=entries)
+
+        try:
+            await self.db.write(write)
+        except Exception:
+            log.exception("could not fail run %s; its lease will run out", run.id)
+        turn.publish_closing(closing)
+        self.metrics.turn_ended(RunStatus.FAILED)

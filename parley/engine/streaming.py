@@ -1,0 +1,230 @@
+"""The model call of a turn: the request it sends (``build_request``), the events it relays
+as they come (``stream_answer``), and the timeouts that stop a model gone quiet
+(``StreamClock``).
+
+The only awaits while an answer streams are the upstream's: every part goes into the
+turn's accumulator and, as an event, to the turn's live channel at once
+(``Turn.emit``). What the answer comes to is written by ``engine.settling``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
+
+from parley.engine.budget import call_parameters
+from parley.engine.context import Window, always_sent, answer_room, fit_start
+from parley.engine.history import Item
+from parley.engine.turn import Turn
+from parley.errors import UpstreamTimeout
+from parley.events import (
+    ContentDelta,
+    ModelEvent,
+    ReasoningDelta,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+)
+from parley.metrics import Metrics
+from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
+from parley.providers.registry import ProviderRegistry
+from parley.store.records import Run
+from parley.types import ToolSpec
+
+
+class StreamClock:
+    """First-token and idle timeouts of one model call, on a single loop timer.
+
+    The streaming loop only stamps ``last`` (and sets ``started`` at the first text,
+    reasoning or tool call); the timer, when it fires, moves itself to the deadline that
+    stamp implies, or calls ``stop`` with the error, which answers whether it stopped the
+    call (``error`` is then set)."""
+
+    __slots__ = ("_handle", "_loop", "error", "first", "idle", "last", "started", "stop_call")
+
+    def __init__(
+        self, stop_call: Callable[[UpstreamTimeout], bool], first: float, idle: float
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.stop_call, self.first, self.idle = stop_call, first, idle
+        self.last = self._loop.time()
+        self.started = False
+        self.error: UpstreamTimeout | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        if first or idle:
+            self._handle = self._loop.call_at(self.last + (first or idle), self._check)
+
+    def begin(self) -> None:
+        """The model started its answer (its first text, reasoning or tool call): from now
+        on the idle limit applies, so a timer set for the first-token deadline is moved."""
+        self.started = True
+        if self._handle is not None and self.idle:
+            self._handle.cancel()
+            self._handle = self._loop.call_at(self.last + self.idle, self._check)
+
+    def _check(self) -> None:
+        limit = self.idle if self.started else self.first
+        if not limit:
+            if not self.started:  # no first-token limit: the idle one starts at the start
+                self._handle = self._loop.call_at(self._loop.time() + self.idle, self._check)
+            else:
+                self._handle = None
+            return
+        deadline = self.last + limit
+        if self._loop.time() < deadline:
+            self._handle = self._loop.call_at(deadline, self._check)
+            return
+        if self.started:
+            what = f"sent nothing for {limit:g} s in the middle of its answer (idle_timeout)"
+        else:
+            what = f"did not start its answer within {limit:g} s (first_token_timeout)"
+        error = UpstreamTimeout(f"The model {what}.", code="upstream_timeout")
+        if self.stop_call(error):
+            self.error = error
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def build_request(
+    run: Run,
+    context: Sequence[Item],
+    model_id: str,
+    provider: str,
+    *,
+    spent: int = 0,
+    window: int | None = None,
+) -> tuple[ModelRequest, int]:
+    """The model's view of the thread, and how many of its messages it leaves out: every
+    stored message, in order, less what the run's ``truncation`` option and the model's
+    context ``window`` (tokens; None: unknown) cut (``engine.context``; the usage stored
+    with earlier answers corrects its estimate). What a provider stored with an answer
+    (``provider_state``) goes back only to that provider: ``provider``, the name the run's
+    model resolves to (``ProviderRegistry.provider_of``). ``max_tokens`` is at most what is
+    left of the run's output token budget (``engine.budget``), the turn's earlier calls
+    having used ``spent`` of it.
+
+    Only the messages sent are looked at, from the newest backwards (``context`` holds
+    what each message gives the model, worked out once: ``engine.history``).
+
+    Raises ``InvalidRequest`` (``context_length_exceeded``) for an input the window cannot
+    hold."""
+    parameters = call_parameters(run.parameters, run.options, run.output_tokens + spent)
+    truncation = (run.options or {}).get("truncation") or {}
+    start = 0
+    if truncation or window:
+        fixed = always_sent(run.instructions, run.tools)
+        limit = None
+        if window:
+            limit = Window(window, answer_room(window, parameters.get("max_tokens")))
+        chats = _Chats(context)
+        known = _newest_count(context)
+        start = fit_start(chats, truncation, fixed, window=limit, known=known, costs=chats.cost)
+    messages = [_for_provider(i.chat, provider) for i in context[start:]]
+    request = ModelRequest(
+        model=model_id,
+        messages=messages,
+        instructions=run.instructions,
+        tools=[ToolSpec.model_validate(t) for t in run.tools],
+        parameters=parameters,
+        options=ModelOptions.of(run.options),
+    )
+    return request, start
+
+
+class _Chats(Sequence[ChatMessage]):
+    """The ``ChatMessage`` of each item, as ``engine.context`` reads them."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index].chat  # one at a time: ``fit_start`` slices nothing
+
+    def cost(self, index: int) -> int:
+        return self.items[index].cost
+
+
+#: How far back from the newest message a stored usage is looked for.
+_COUNT_SEARCH = 2000
+
+
+def _newest_count(items: Sequence[Item]) -> dict[int, int]:
+    """The index and count of the newest answer whose model call's usage was stored,
+    among the newest ``_COUNT_SEARCH`` messages."""
+    for index in range(len(items) - 1, max(-1, len(items) - 1 - _COUNT_SEARCH), -1):
+        counted = items[index].counted
+        if counted is not None:
+            return {index: counted}
+    return {}
+
+
+def _for_provider(chat: ChatMessage, provider: str) -> ChatMessage:
+    state = chat.provider_state
+    if state and state.get("provider") != provider:
+        return dataclasses.replace(chat, provider_state=None)
+    return chat
+
+
+async def stream_answer(turn: Turn, providers: ProviderRegistry, metrics: Metrics) -> None:
+    """Call the turn's model (or go on with its early call) and relay its events."""
+    stream: AsyncGenerator[ModelEvent, None]
+    model = turn.run.model
+    if turn.early is not None:
+        stream = turn.early.parts()
+        model_id, began = turn.early.request.model, turn.early.began
+    else:
+        began = None
+        provider, model_id = providers.resolve(model)
+        request, turn.dropped = build_request(
+            turn.run,
+            turn.context,
+            model_id,
+            providers.provider_of(model),
+            spent=turn.spent.output_tokens,
+            window=providers.context_window(model),
+        )
+        stream = provider.stream(request)
+    call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)
+    run_id, message_id = turn.run.id, turn.message_id
+    acc, emit = turn.acc, turn.emit
+    clock = turn.clock = StreamClock(turn.stop_model, *providers.timeouts(turn.run.model))
+    time = asyncio.get_running_loop().time
+    try:
+        async for part in stream:
+            acc.add(part)
+            clock.last = time()
+            kind = type(part)
+            if kind is TextPart:
+                emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+            elif kind is ReasoningPart:
+                emit(
+                    ReasoningDelta(
+                        run_id=run_id,
+                        message_id=message_id,
+                        text=part.text,  # type: ignore[union-attr]
+                        summary=part.summary,  # type: ignore[union-attr]
+                    )
+                )
+            elif kind is not ToolCallPart:
+                continue  # usage or provider state: not the answer itself
+            if not clock.started:
+                clock.begin()
+                call.first_token()
+    except BaseException as exc:
+        call.failed(clock.error or exc)
+        raise
+    finally:
+        clock.stop()
+        call.finish(acc.usage)
+        await stream.aclose()
+        if turn.early is not None:
+            early, turn.early = turn.early, None
+            await early.discard()  # the first-part task and the upstream stream

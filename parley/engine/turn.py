@@ -1,0 +1,157 @@
+"""The mutable state of one turn in progress, shared by its task and the engine.
+
+A ``Turn`` never leaves ``parley.engine``: faces see a ``TurnHandle``. Its events get a
+per-run sequence number and go to the live channel at once (``emit``); they reach the
+database's event log at every checkpoint (``engine.checkpoints``) and when the turn ends
+(``engine.settling``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from parley.engine.budget import budget_left
+from parley.engine.bus import RedisBus
+from parley.engine.early import EarlyStart
+from parley.engine.history import Item
+from parley.engine.hub import Entry, RunChannel
+from parley.engine.usage import UsageSource
+from parley.errors import UpstreamTimeout
+from parley.providers.accumulator import AnswerAccumulator
+from parley.store.records import Run
+from parley.types import ToolCall, Usage
+
+if TYPE_CHECKING:
+    from parley.engine.streaming import StreamClock
+
+
+class TurnStopped(Exception):
+    """The run left ``in_progress`` under the turn (cancelled from elsewhere)."""
+
+
+@dataclass(eq=False)
+class Turn:
+    run: Run
+    message_id: str
+    #: The thread's messages before the turn's own (``engine.history``).
+    context: list[Item]
+    channel: RunChannel
+    #: Sequence number of the last event emitted.
+    seq: int
+    #: Events emitted but not yet in the database's log.
+    unsaved: list[Entry] = field(default_factory=list)
+    acc: AnswerAccumulator = field(default_factory=AnswerAccumulator)
+    #: Why the task is being cancelled: "cancel" (user), "shutdown", or "remote".
+    stop_reason: str | None = None
+    #: Set once the turn writes its end: from then on it is not interrupted.
+    settling: bool = False
+    task: asyncio.Task[None] | None = None
+    #: The upstream call, when it was started before the claim (``engine.early``).
+    early: EarlyStart | None = None
+    #: Set when a follower on another replica watches this run (``engine.bus``).
+    remote: RedisBus | None = None
+    #: The timeouts of the model call in progress.
+    clock: StreamClock | None = None
+    #: Calls the turn fails with, stored with their tool errors (``MAX_CALL_ROUNDS``).
+    unanswered: list[ToolCall] = field(default_factory=list)
+    #: Model calls made so far, and the tokens of those already finished.
+    rounds: int = 1
+    spent: Usage = field(default_factory=Usage)
+    #: Set when the run's output token budget was used up before the model call the turn
+    #: was about to make (``engine.budget``): the turn ends without it.
+    out_of_budget: bool = False
+    #: Messages of the thread its last model call left out (``engine.context``); None
+    #: before the turn's first call.
+    dropped: int | None = None
+    #: Whom the turn's tokens count against (``engine.usage``); None: not counted.
+    source: UsageSource | None = None
+    _remote_batch: list[Entry] = field(default_factory=list)
+
+    def record(self, event: Any) -> Entry:
+        """Number the event and queue it for the log, without publishing it."""
+        self.seq += 1
+        entry = (self.seq, event.type, event.model_dump_json())
+        self.unsaved.append(entry)
+        return entry
+
+    def stop_model(self, _: UpstreamTimeout) -> bool:
+        """Stop the turn for a model that went quiet (``StreamClock``), unless it is
+        writing its end."""
+        if self.settling or self.task is None:
+            return False
+        self.task.cancel()
+        return True
+
+    def texts(self) -> tuple[str, str | None, list[list[Any]] | None]:
+        """The answer and reasoning so far, and their order (``AnswerAccumulator.layout``)."""
+        acc = self.acc
+        return acc.text, acc.reasoning or None, acc.layout
+
+    def run_totals(self) -> dict[str, int]:
+        """The run's token counts with this turn's added, and the messages its last model
+        call left out (when it made one)."""
+        used, run = self.usage(), self.run
+        totals = {
+            "input_tokens": run.input_tokens + used.input_tokens,
+            "output_tokens": run.output_tokens + used.output_tokens,
+            "reasoning_tokens": run.reasoning_tokens + used.reasoning_tokens,
+            "cached_tokens": run.cached_tokens + used.cached_tokens,
+        }
+        if self.dropped is not None:
+            totals["dropped_messages"] = self.dropped
+        return totals
+
+    def tool_errors(self, calls: list[ToolCall]) -> list[tuple[str, str]]:
+        """``(call id, tool error)`` of the calls whose arguments could not be read."""
+        invalid = self.acc.invalid
+        return [(c.id, invalid[c.id]) for c in calls if c.id in invalid]
+
+    def usage(self) -> Usage:
+        """The tokens of this turn's model calls."""
+        return self.spent + self.acc.usage
+
+    def call_usage(self) -> dict[str, int] | None:
+        """The tokens of the model call that wrote the turn's current message, as stored
+        with it; None when the turn made no call for it."""
+        return None if self.out_of_budget else self.acc.usage.model_dump()
+
+    def budget_left(self) -> int | None:
+        """What the run's next model call may use of its output token budget (None: the
+        run has none): the budget less the run's earlier turns and this turn's calls."""
+        used = self.run.output_tokens + self.spent.output_tokens
+        return budget_left(self.run.options, used)
+
+    def emit(self, event: Any) -> None:
+        """Number, queue for the log, and publish to live followers at once."""
+        entry = self.record(event)
+        self.channel.publish(entry)
+        if self.remote is not None:
+            self._to_remote([entry])
+
+    def publish_closing(self, entries: list[Entry]) -> None:
+        """Publish the committed end of the turn, and close its channel."""
+        self.channel.publish_many(entries)
+        self.channel.close()
+        if self.remote is not None:
+            self._to_remote(entries)
+
+    def _to_remote(self, entries: list[Entry]) -> None:
+        # Entries of one loop iteration go out as one message.
+        if not self._remote_batch:
+            asyncio.get_running_loop().call_soon(self._flush_remote)
+        self._remote_batch.extend(entries)
+
+    def _flush_remote(self) -> None:
+        batch, self._remote_batch = self._remote_batch, []
+        if batch and self.remote is not None:
+            self.remote.publish(self.run.id, batch)
+
+    def provider_state(self, provider: str) -> dict[str, Any] | None:
+        """What the adapter asked to keep with the answer, marked with ``provider``, the
+        name of its provider."""
+        state = self.acc.state
+        if not state:
+            return None
+        return {**state, "provider": provider}

@@ -1,0 +1,139 @@
+"""The engine's background work, from ``Engine.start`` to ``Engine.stop``: keeping runs
+honest while no request asks.
+
+- Heartbeats renew the leases of the turns running here, and the holds of the scratch
+  threads held here; a turn whose run left ``in_progress`` elsewhere (cancelled on another
+  replica) is stopped.
+- Sweeps expire overdue ``action_required`` runs and close orphaned turns ``incomplete``.
+- Runs an earlier life of this node left ``in_progress`` are closed once their lease has
+  not moved for a while (``transactions.earlier_leases``).
+- Checkpoints (``engine.checkpoints``) and the pruning of old event logs
+  (``engine.pruning``) run in tasks of their own.
+
+All of it is bookkeeping: it waits behind the work clients wait on (``Workers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+
+from parley.config import Settings
+from parley.engine import transactions as tx
+from parley.engine.checkpoints import Checkpointer
+from parley.engine.pruning import prune_round
+from parley.engine.turn import Turn
+from parley.store.db import Database
+
+log = logging.getLogger("parley.engine")
+
+
+class Upkeep:
+    """The background tasks of one engine. ``turns`` (by run id) and ``scratch_held`` are
+    the engine's own, read as they change."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        lease: tx.Lease,
+        checkpointer: Checkpointer,
+        turns: Mapping[str, Turn],
+        scratch_held: set[str],
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.lease = lease
+        self.checkpointer = checkpointer
+        self.turns = turns
+        self.scratch_held = scratch_held
+        #: Runs an earlier life of this node left ``in_progress`` (``tx.earlier_leases``),
+        #: closed at ``_abandoned_check`` unless their lease moved meanwhile.
+        self._abandoned: dict[str, float | None] = {}
+        self._abandoned_check = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def beat(self) -> float:
+        """Seconds between lease renewals."""
+        return min(1.0, self.settings.lease_seconds / 3)
+
+    async def start(self) -> None:
+        """A first sweep, then the background tasks."""
+        await self.sweep()
+        self._abandoned = await self.db.read(tx.earlier_leases, lease=self.lease)
+        # Two heartbeats and a half: a live owner (started twice by mistake) renews by then.
+        self._abandoned_check = time.monotonic() + 2.5 * self.beat
+        self._tasks = [
+            asyncio.create_task(self._maintain()),
+            asyncio.create_task(self.checkpointer.run()),
+        ]
+        if self.settings.event_retention_hours > 0:
+            self._tasks.append(asyncio.create_task(self._prune_event_logs()))
+
+    async def stop(self) -> None:
+        """Stop the background tasks."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _maintain(self) -> None:
+        started = time.monotonic()
+        next_beat = started + self.beat
+        next_sweep = started + self.settings.sweep_seconds
+        while True:
+            await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
+            try:
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.beat
+                    await self.heartbeat()
+                if self._abandoned and time.monotonic() >= self._abandoned_check:
+                    leases, self._abandoned = self._abandoned, {}
+                    await self.db.write_later(tx.close_abandoned, leases=leases)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.settings.sweep_seconds
+                    await self.sweep()
+            except Exception:  # a boundary: the next round tries again
+                log.exception("run upkeep failed; retrying")
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of the turns running here and the holds of the scratch threads
+        held here; stop the turns cancelled elsewhere."""
+        if not self.turns and not self.scratch_held:
+            return
+        ids = list(self.turns)
+        alive = await self.db.write_later(
+            tx.heartbeat, lease=self.lease, run_ids=ids, scratch=sorted(self.scratch_held)
+        )
+        for run_id in ids:
+            turn = self.turns.get(run_id)
+            if run_id not in alive and turn and turn.task and not turn.settling:
+                turn.stop_reason = "remote"
+                turn.task.cancel()
+
+    async def _prune_event_logs(self) -> None:
+        """Prune finished runs' old event logs now and then (``engine.pruning``): a task of
+        its own, so that a round never holds up lease renewals."""
+        while True:
+            await asyncio.sleep(self.settings.event_prune_seconds)
+            try:
+                pruned = await prune_round(
+                    self.db, retention_hours=self.settings.event_retention_hours
+                )
+            except Exception:  # a boundary: the next round tries again
+                log.exception("pruning event logs failed; retrying")
+                continue
+            if pruned.runs:
+                log.info("pruned the event logs of %d runs", pruned.runs)
+
+    async def sweep(self) -> None:
+        """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
+        read first: the write (and its lock) only when there is something to close."""
+        here = set(self.turns)
+        if await self.db.read_later(tx.sweep_due, running_here=here):
+            await self.db.write_later(tx.sweep, running_here=here)
