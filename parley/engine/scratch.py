@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from parley.engine import transactions as tx
+from parley.engine import sweeps
 from parley.store.db import Database
 
 log = logging.getLogger("parley.engine")
@@ -30,13 +30,13 @@ class ScratchThreads:
     def release(self, thread_id: str) -> None:
         """The face is done with the thread: it goes now, or once its turn ends."""
         self.held.discard(thread_id)
-        self._write(tx.let_go_scratch, thread_id)
+        self._write(sweeps.let_go_scratch, thread_id)
 
     def turn_ended(self, thread_id: str) -> None:
         """A turn of a scratch thread ended: the thread goes unless a face here still holds
         it (a WebSocket may continue it); one whose holder died is the sweep's."""
         if thread_id not in self.held:
-            self._write(tx.end_scratch, thread_id)
+            self._write(sweeps.end_scratch, thread_id)
 
     async def release_all(self) -> None:
         """Let go of every thread held here, and wait a while for the deletions."""

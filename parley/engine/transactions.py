@@ -1,6 +1,7 @@
 """The engine's transactions. Each is a synchronous function that runs inside one database
 transaction on a database thread (``Database.write``), so a status change and everything
-that goes with it (messages, actions, closing events) commit together or not at all."""
+that goes with it (messages, actions, closing events) commit together or not at all. Those
+of the background work are in ``engine.sweeps``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 from parley.engine import states
 from parley.engine.history import HistoryCache, Item, items_of
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
-from parley.errors import Conflict, InvalidRequest
+from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
@@ -32,12 +33,6 @@ _WAITING = {
         "The run is waiting for tool outputs; submit them before the next turn.",
     ),
 }
-INTERRUPTED = "The server running this turn stopped; the text so far is kept."
-#: How far past a dead turn's last checkpoint its closing events are numbered. The turn
-#: sent its events live before they reached the log, so numbers just past the checkpoint
-#: may already have gone to clients: they are never used again. A turn sends one event per
-#: model chunk, nowhere near this many between two checkpoints.
-UNSAVED_SEQ_GAP = 1_000_000
 
 
 @dataclass(slots=True)
@@ -193,8 +188,10 @@ def claim_items(
     already claimed, and its assistant message. Tool results among ``messages`` that answer
     the pending calls of the thread's ``action_required`` run complete that run (all of
     them must be answered); a tool result must answer a call of the thread or of
-    ``messages``, once."""
+    ``messages``, once. A target ``after_run`` is resolved first (``continue_after``)."""
     check_model(config.model)
+    if target.after_run_id is not None:
+        target = continue_after(conn, user_id=user_id, target=target)
     thread, context = _open_thread(
         conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
     )
@@ -300,6 +297,55 @@ def _open_thread(
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
     thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id, scratch=target.held)
     return source, read_context(conn, history, thread_id=source.id)
+
+
+def continue_after(conn: Connection, *, user_id: str, target: ThreadTarget) -> ThreadTarget:
+    """Where a target ``after_run`` goes (``ThreadTarget.after_run``): the end of the run's
+    thread, or a branch of it up to the run's answer."""
+    run_id = target.after_run_id
+    assert run_id is not None
+    previous, kept = _previous_run(conn, user_id=user_id, run_id=run_id, held=target.held)
+    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise InvalidRequest(
+            f"The run {run_id} to continue after is still in progress.",
+            code="previous_run_in_progress",
+        )
+    end = thread_store.answer_end(conn, run_id=previous.id)
+    if end is None:
+        raise _previous_not_found(run_id)
+    # On in the same thread when it ends there and is kept the same way: a kept turn after
+    # a kept one, or a scratch one after one of a scratch thread the face holds. Anything
+    # else is a branch (a copy of the thread up to the run's answer).
+    same_kind = kept != target.scratch and (kept or target.held)
+    source = previous.thread_id
+    fork_after = None
+    if not same_kind or end < thread_store.last_seq(conn, thread_id=source):
+        fork_after = end
+    return ThreadTarget(
+        thread_id=source,
+        fork_after=fork_after,
+        metadata=target.metadata,
+        scratch=target.scratch,
+        held=target.held,
+    )
+
+
+def _previous_run(conn: Connection, *, user_id: str, run_id: str, held: bool) -> tuple[Run, bool]:
+    """The caller's run ``run_id``, and whether its thread is kept (not a scratch one: one
+    of those only when the face holds it)."""
+    try:
+        return run_store.get_run(conn, run_id=run_id, user_id=user_id), True
+    except NotFound:
+        if not held:
+            raise _previous_not_found(run_id) from None
+    try:
+        return run_store.get_run(conn, run_id=run_id, user_id=user_id, scratch=True), False
+    except NotFound:
+        raise _previous_not_found(run_id) from None
+
+
+def _previous_not_found(run_id: str) -> NotFound:
+    return NotFound(f"No run {run_id} to continue after.", code="previous_run_not_found")
 
 
 #: The histories of callers that keep none (tests calling a transaction alone).
@@ -597,91 +643,3 @@ def expire_if_overdue(conn: Connection, run: Run) -> bool:
     if run.expires_at >= now():
         return False
     return close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
-
-
-def sweep_due(conn: Connection, *, running_here: set[str]) -> bool:
-    """Whether ``sweep`` has anything to close or delete now."""
-    t = now()
-    if run_store.overdue_runs(conn, at=t) or thread_store.idle_scratch(conn, at=t):
-        return True
-    return any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
-
-
-def sweep(conn: Connection, *, running_here: set[str]) -> None:
-    """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``; delete
-    the scratch threads nobody holds any more whose turns have all ended."""
-    t = now()
-    for run in run_store.overdue_runs(conn, at=t):
-        close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
-    for run in run_store.orphaned_runs(conn, at=t):
-        if run.id not in running_here:
-            close_orphan(conn, run)
-    for thread_id in thread_store.idle_scratch(conn, at=t):
-        thread_store.delete_scratch(conn, thread_id=thread_id, at=t)
-
-
-def end_scratch(conn: Connection, *, thread_id: str) -> bool:
-    """A turn of a scratch thread ended: the thread goes unless it is still held (a
-    WebSocket may continue it) or another turn of it runs. True when it went."""
-    return thread_store.delete_scratch(conn, thread_id=thread_id, at=now())
-
-
-def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
-    """The face holding a scratch thread let go of it: it goes now, or when its turn ends."""
-    return thread_store.let_go_scratch(conn, thread_id=thread_id)
-
-
-def close_orphan(conn: Connection, run: Run) -> bool:
-    """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
-    checkpointed text kept, closing events numbered past any the turn could have sent. A
-    scratch thread's run goes with its thread: whoever held it died with that server."""
-    closed = close_idle_run(
-        conn,
-        run,
-        RunStatus.INCOMPLETE,
-        ActionStatus.CANCELLED,
-        error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
-        after=run.last_seq + UNSAVED_SEQ_GAP,
-        lease_owner=None,
-        lease_expires_at=None,
-        error_code="interrupted",
-        error_message=INTERRUPTED,
-    )
-    if closed:
-        thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
-    return closed
-
-
-def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:
-    """Runs ``in_progress`` under an earlier life of this node (same node name, another
-    process): their ids, with their lease expiry as now."""
-    if lease.node is None:
-        return {}
-    return {
-        run_id: expires
-        for run_id, (owner, expires) in run_store.in_progress_leases(conn).items()
-        if owner != lease.owner and lease_node(owner) == lease.node
-    }
-
-
-def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int:
-    """Close the runs of ``earlier_leases`` whose lease nobody renewed since: their turns
-    died with the earlier process. Returns how many were closed."""
-    closed = 0
-    for run_id, seen in leases.items():
-        if run_store.lock_lease(conn, run_id=run_id) == (RunStatus.IN_PROGRESS, seen):
-            closed += close_orphan(conn, run_store.get_run(conn, run_id=run_id))
-    return closed
-
-
-def heartbeat(
-    conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str]
-) -> set[str]:
-    """Renew this process's leases, and its holds on the ``scratch`` threads its faces
-    hold; returns the runs still ``in_progress``."""
-    until = lease.until()
-    run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=until)
-    thread_store.hold_scratch(conn, thread_ids=scratch, until=until)
-    if not run_ids:
-        return set()
-    return set(run_store.in_progress_ids(conn, run_ids=run_ids))

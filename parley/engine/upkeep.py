@@ -6,7 +6,7 @@ honest while no request asks.
   replica) is stopped.
 - Sweeps expire overdue ``action_required`` runs and close orphaned turns ``incomplete``.
 - Runs an earlier life of this node left ``in_progress`` are closed once their lease has
-  not moved for a while (``transactions.earlier_leases``).
+  not moved for a while (``sweeps.earlier_leases``).
 - Checkpoints (``engine.checkpoints``) and the pruning of old event logs
   (``engine.pruning``) run in tasks of their own.
 
@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 
 from parley.config import Settings
+from parley.engine import sweeps
 from parley.engine import transactions as tx
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.pruning import prune_round
@@ -50,7 +51,7 @@ class Upkeep:
         self.checkpointer = checkpointer
         self.turns = turns
         self.scratch_held = scratch_held
-        #: Runs an earlier life of this node left ``in_progress`` (``tx.earlier_leases``),
+        #: Runs an earlier life of this node left ``in_progress`` (``earlier_leases``),
         #: closed at ``_abandoned_check`` unless their lease moved meanwhile.
         self._abandoned: dict[str, float | None] = {}
         self._abandoned_check = 0.0
@@ -64,7 +65,7 @@ class Upkeep:
     async def start(self) -> None:
         """A first sweep, then the background tasks."""
         await self.sweep()
-        self._abandoned = await self.db.read(tx.earlier_leases, lease=self.lease)
+        self._abandoned = await self.db.read(sweeps.earlier_leases, lease=self.lease)
         # Two heartbeats and a half: a live owner (started twice by mistake) renews by then.
         self._abandoned_check = time.monotonic() + 2.5 * self.beat
         self._tasks = [
@@ -94,7 +95,7 @@ class Upkeep:
                     await self.heartbeat()
                 if self._abandoned and time.monotonic() >= self._abandoned_check:
                     leases, self._abandoned = self._abandoned, {}
-                    await self.db.write_later(tx.close_abandoned, leases=leases)
+                    await self.db.write_later(sweeps.close_abandoned, leases=leases)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.settings.sweep_seconds
                     await self.sweep()
@@ -108,7 +109,7 @@ class Upkeep:
             return
         ids = list(self.turns)
         alive = await self.db.write_later(
-            tx.heartbeat, lease=self.lease, run_ids=ids, scratch=sorted(self.scratch_held)
+            sweeps.heartbeat, lease=self.lease, run_ids=ids, scratch=sorted(self.scratch_held)
         )
         for run_id in ids:
             turn = self.turns.get(run_id)
@@ -135,5 +136,5 @@ class Upkeep:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
         read first: the write (and its lock) only when there is something to close."""
         here = set(self.turns)
-        if await self.db.read_later(tx.sweep_due, running_here=here):
-            await self.db.write_later(tx.sweep, running_here=here)
+        if await self.db.read_later(sweeps.sweep_due, running_here=here):
+            await self.db.write_later(sweeps.sweep, running_here=here)

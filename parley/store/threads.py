@@ -504,6 +504,20 @@ def messages_between(conn: Connection, *, thread_id: str, first: int, last: int)
     return [Message.from_row(r) for r in conn.execute(query).all()]
 
 
+def last_seq(conn: Connection, *, thread_id: str) -> int:
+    """The sequence number of the thread's last message (0: it has none)."""
+    query = select(func.max(messages.c.seq)).where(messages.c.thread_id == thread_id)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def answer_end(conn: Connection, *, run_id: str) -> int | None:
+    """The sequence number of the last message the run wrote (its answer's end); None when
+    it wrote none."""
+    query = select(func.max(messages.c.seq)).where(messages.c.run_id == run_id)
+    value = conn.execute(query).scalar()
+    return None if value is None else int(value)
+
+
 def thread_context(conn: Connection, *, thread_id: str) -> list[Message]:
     """Every message of the thread in order: what the model sees next."""
     rows = conn.execute(_CONTEXT, {"thread_id": thread_id}).all()

@@ -1,0 +1,111 @@
+"""The transactions of the engine's background work (``engine.upkeep``): lease renewals,
+sweeps of expired and orphaned runs, the runs an earlier life of this node left behind,
+and the deletion of scratch threads. Each runs inside one database transaction, as the
+turns' own do (``engine.transactions``)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from parley.engine.transactions import Lease, close_idle_run, lease_node
+from parley.events import ErrorEvent
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import now
+from parley.store.records import Run
+from parley.types import ActionStatus, RunStatus
+
+INTERRUPTED = "The server running this turn stopped; the text so far is kept."
+#: How far past a dead turn's last checkpoint its closing events are numbered. The turn
+#: sent its events live before they reached the log, so numbers just past the checkpoint
+#: may already have gone to clients: they are never used again. A turn sends one event per
+#: model chunk, nowhere near this many between two checkpoints.
+UNSAVED_SEQ_GAP = 1_000_000
+
+
+def sweep_due(conn: Connection, *, running_here: set[str]) -> bool:
+    """Whether ``sweep`` has anything to close or delete now."""
+    t = now()
+    if run_store.overdue_runs(conn, at=t) or thread_store.idle_scratch(conn, at=t):
+        return True
+    return any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
+
+
+def sweep(conn: Connection, *, running_here: set[str]) -> None:
+    """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``; delete
+    the scratch threads nobody holds any more whose turns have all ended."""
+    t = now()
+    for run in run_store.overdue_runs(conn, at=t):
+        close_idle_run(conn, run, RunStatus.EXPIRED, ActionStatus.EXPIRED)
+    for run in run_store.orphaned_runs(conn, at=t):
+        if run.id not in running_here:
+            close_orphan(conn, run)
+    for thread_id in thread_store.idle_scratch(conn, at=t):
+        thread_store.delete_scratch(conn, thread_id=thread_id, at=t)
+
+
+def end_scratch(conn: Connection, *, thread_id: str) -> bool:
+    """A turn of a scratch thread ended: the thread goes unless it is still held (a
+    WebSocket may continue it) or another turn of it runs. True when it went."""
+    return thread_store.delete_scratch(conn, thread_id=thread_id, at=now())
+
+
+def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
+    """The face holding a scratch thread let go of it: it goes now, or when its turn ends."""
+    return thread_store.let_go_scratch(conn, thread_id=thread_id)
+
+
+def close_orphan(conn: Connection, run: Run) -> bool:
+    """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
+    checkpointed text kept, closing events numbered past any the turn could have sent. A
+    scratch thread's run goes with its thread: whoever held it died with that server."""
+    closed = close_idle_run(
+        conn,
+        run,
+        RunStatus.INCOMPLETE,
+        ActionStatus.CANCELLED,
+        error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
+        after=run.last_seq + UNSAVED_SEQ_GAP,
+        lease_owner=None,
+        lease_expires_at=None,
+        error_code="interrupted",
+        error_message=INTERRUPTED,
+    )
+    if closed:
+        thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
+    return closed
+
+
+def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:
+    """Runs ``in_progress`` under an earlier life of this node (same node name, another
+    process): their ids, with their lease expiry as now."""
+    if lease.node is None:
+        return {}
+    return {
+        run_id: expires
+        for run_id, (owner, expires) in run_store.in_progress_leases(conn).items()
+        if owner != lease.owner and lease_node(owner) == lease.node
+    }
+
+
+def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int:
+    """Close the runs of ``earlier_leases`` whose lease nobody renewed since: their turns
+    died with the earlier process. Returns how many were closed."""
+    closed = 0
+    for run_id, seen in leases.items():
+        if run_store.lock_lease(conn, run_id=run_id) == (RunStatus.IN_PROGRESS, seen):
+            closed += close_orphan(conn, run_store.get_run(conn, run_id=run_id))
+    return closed
+
+
+def heartbeat(
+    conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str]
+) -> set[str]:
+    """Renew this process's leases, and its holds on the ``scratch`` threads its faces
+    hold; returns the runs still ``in_progress``."""
+    until = lease.until()
+    run_store.renew_leases(conn, owner=lease.owner, run_ids=run_ids, until=until)
+    thread_store.hold_scratch(conn, thread_ids=scratch, until=until)
+    if not run_ids:
+        return set()
+    return set(run_store.in_progress_ids(conn, run_ids=run_ids))
