@@ -3,7 +3,6 @@ holds, and a turn reads only the rows written since the last one."""
 
 from __future__ import annotations
 
-import functools
 import random
 import uuid
 
@@ -33,9 +32,7 @@ async def a_thread(db: Database, count: int) -> tuple[str, str]:
         NewMessage(role=Role.USER if i % 2 == 0 else Role.ASSISTANT, content=f"message {i}")
         for i in range(count)
     ]
-    thread, _ = await db.write(
-        functools.partial(tx.append_messages, user_id=user.id, thread_id=None, messages=texts)
-    )
+    thread, _ = await db.write(tx.append_messages, user_id=user.id, thread_id=None, messages=texts)
     return user.id, thread.id
 
 
@@ -54,23 +51,19 @@ async def test_an_unchanged_thread_is_read_once(db: Database) -> None:
     # A tool call, then its result (flow B): the next read takes those two rows only.
     call = {"id": "call_1", "name": "lookup", "arguments": {"q": "x"}}
     await db.write(
-        functools.partial(
-            tx.append_messages,
-            user_id=user_id,
-            thread_id=thread_id,
-            messages=[NewMessage(role=Role.ASSISTANT, tool_calls=[call])],
-            history=history,
-        )
+        tx.append_messages,
+        user_id=user_id,
+        thread_id=thread_id,
+        messages=[NewMessage(role=Role.ASSISTANT, tool_calls=[call])],
+        history=history,
     )
     assert history.rows_read == 40  # appending read nothing new
     await db.write(
-        functools.partial(
-            tx.append_messages,
-            user_id=user_id,
-            thread_id=thread_id,
-            messages=[NewMessage(role=Role.TOOL, content="found", tool_call_id="call_1")],
-            history=history,
-        )
+        tx.append_messages,
+        user_id=user_id,
+        thread_id=thread_id,
+        messages=[NewMessage(role=Role.TOOL, content="found", tool_call_id="call_1")],
+        history=history,
     )
     assert history.rows_read == 41  # the call, read to check the result against it
     after = await db.read(read)
@@ -109,13 +102,11 @@ async def test_kept_histories_always_match_the_database(db: Database) -> None:
         if action == "append":
             new = [NewMessage(role=Role.USER, content=f"new {step}.{i}") for i in range(2)]
             await db.write(
-                functools.partial(
-                    tx.append_messages,
-                    user_id=user_id,
-                    thread_id=thread_id,
-                    messages=new,
-                    history=history,
-                )
+                tx.append_messages,
+                user_id=user_id,
+                thread_id=thread_id,
+                messages=new,
+                history=history,
             )
         elif action in ("edit", "delete") and current:
             target = rng.choice(current).message.id
@@ -173,12 +164,10 @@ async def test_replicas_share_histories_through_redis(db: Database) -> None:
         # A message added since: the second replica reads it from the database and
         # shares it; the first, which kept its history, reads it too.
         await db.write(
-            functools.partial(
-                tx.append_messages,
-                user_id=user_id,
-                thread_id=thread_id,
-                messages=[NewMessage(role=Role.USER, content="one more")],
-            )
+            tx.append_messages,
+            user_id=user_id,
+            thread_id=thread_id,
+            messages=[NewMessage(role=Role.USER, content="one more")],
         )
         assert len(await db.read(lambda c: two.read(c, thread_id=thread_id))) == 31
         assert two.rows_read == 1

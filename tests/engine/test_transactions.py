@@ -4,7 +4,6 @@ database (the interleaving made certain with a second connection held open)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from pathlib import Path
 
@@ -53,7 +52,7 @@ async def test_an_items_turn_sees_the_output_another_request_is_storing(tmp_path
             NewMessage(role=Role.ASSISTANT, tool_calls=[CALL]),
         ]
         thread, _ = await db.write(
-            functools.partial(tx.append_messages, user_id=user.id, thread_id=None, messages=asked)
+            tx.append_messages, user_id=user.id, thread_id=None, messages=asked
         )
 
         def store_and_hold(conn: Connection) -> None:
@@ -65,15 +64,13 @@ async def test_an_items_turn_sees_the_output_another_request_is_storing(tmp_path
         assert await asyncio.to_thread(stored.wait, 10)
         claim = asyncio.ensure_future(
             db.write(
-                functools.partial(
-                    tx.claim_items,
-                    user_id=user.id,
-                    target=ThreadTarget(thread_id=thread.id),
-                    messages=answer("b"),
-                    config=RunConfig(model="demo/parley"),
-                    lease=tx.Lease.of(None, 5),
-                    check_model=lambda model: None,
-                )
+                tx.claim_items,
+                user_id=user.id,
+                target=ThreadTarget(thread_id=thread.id),
+                messages=answer("b"),
+                config=RunConfig(model="demo/parley"),
+                lease=tx.Lease.of(None, 5),
+                check_model=lambda model: None,
             )
         )
         for _ in range(500):
@@ -106,20 +103,18 @@ async def test_deleting_a_thread_waits_for_a_writer_of_its_run(tmp_path: Path) -
         user = await db.write(lambda c: users.create_user(c, name="u"))
         asked = [NewMessage(role=Role.USER, content="hello")]
         thread, _ = await db.write(
-            functools.partial(tx.append_messages, user_id=user.id, thread_id=None, messages=asked)
+            tx.append_messages, user_id=user.id, thread_id=None, messages=asked
         )
         run = await db.write(
-            functools.partial(
-                runs.create_run,
-                user_id=user.id,
-                thread_id=thread.id,
-                assistant_id=None,
-                model="demo/parley",
-                instructions=None,
-                tools=[],
-                parameters={},
-                status="completed",
-            )
+            runs.create_run,
+            user_id=user.id,
+            thread_id=thread.id,
+            assistant_id=None,
+            model="demo/parley",
+            instructions=None,
+            tools=[],
+            parameters={},
+            status="completed",
         )
 
         def run_then_thread(conn: Connection) -> None:
@@ -131,7 +126,7 @@ async def test_deleting_a_thread_waits_for_a_writer_of_its_run(tmp_path: Path) -
         writer = asyncio.ensure_future(other.write(run_then_thread))
         assert await asyncio.to_thread(locked.wait, 10)
         deleting = asyncio.ensure_future(
-            db.write(functools.partial(threads.delete_thread, user_id=user.id, thread_id=thread.id))
+            db.write(threads.delete_thread, user_id=user.id, thread_id=thread.id)
         )
         for _ in range(500):
             if await waits_on_a_lock(other):
@@ -143,9 +138,7 @@ async def test_deleting_a_thread_waits_for_a_writer_of_its_run(tmp_path: Path) -
         await writer
         await deleting
         with pytest.raises(NotFound):
-            await db.read(
-                functools.partial(threads.get_thread, user_id=user.id, thread_id=thread.id)
-            )
+            await db.read(threads.get_thread, user_id=user.id, thread_id=thread.id)
     finally:
         release.set()
         await other.dispose()

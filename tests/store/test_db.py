@@ -105,7 +105,7 @@ async def test_statements_sent_ahead_are_committed_with_their_transaction(db: Da
 
     for _ in range(3):  # the same pooled connection, again and again
         made = await db.write(write)
-        kept = await db.read(functools.partial(threads.thread_context, thread_id=made))
+        kept = await db.read(threads.thread_context, thread_id=made)
         assert [m.content for m in kept] == ["m1", "m2"]
     assert await _thread_count(db, user.id) == 3
 

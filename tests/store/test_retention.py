@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -82,10 +80,10 @@ async def test_prunes_only_old_finished_runs(db: Database) -> None:
     )
     before = now() - 7 * DAY
 
-    assert await db.read(functools.partial(retention.count_prunable, before=before)) == (
+    assert await db.read(retention.count_prunable, before=before) == (
         retention.Pruned(runs=5, events=5 * EVENTS)
     )
-    pruned = await db.write(functools.partial(retention.prune_event_logs, before=before))
+    pruned = await db.write(retention.prune_event_logs, before=before)
     assert pruned == retention.Pruned(runs=5, events=5 * EVENTS)
 
     counts = await db.read(_counts)
@@ -103,11 +101,9 @@ async def test_prunes_only_old_finished_runs(db: Database) -> None:
     )
     assert kept_messages == 9
 
-    again = await db.write(functools.partial(retention.prune_event_logs, before=before))
+    again = await db.write(retention.prune_event_logs, before=before)
     assert again == retention.Pruned()  # idempotent
-    assert await db.read(functools.partial(retention.count_prunable, before=before)) == (
-        retention.Pruned()
-    )
+    assert await db.read(retention.count_prunable, before=before) == (retention.Pruned())
 
 
 async def test_prunes_in_batches_oldest_first(db: Database) -> None:
@@ -115,11 +111,9 @@ async def test_prunes_in_batches_oldest_first(db: Database) -> None:
     t = now() - 10 * DAY
     ids = await _seeded(db, user, *[("completed", t + i, None) for i in range(5)])
     before = now() - DAY
-    prune = functools.partial(retention.prune_event_logs, before=before, limit=2)
-
     sizes = []
     for _ in range(4):
-        sizes.append((await db.write(prune)).runs)
+        sizes.append((await db.write(retention.prune_event_logs, before=before, limit=2)).runs)
         if len(sizes) == 1:  # the two that ended first went first
             left = await db.read(_counts)
             assert set(left) == set(ids[2:])
@@ -147,8 +141,8 @@ async def test_a_pruned_log_ends_with_the_runs_end(
             c, run_id=run_id, last_seq=12, error_code=error, error_message=error and "oops"
         )
     )
-    await db.write(functools.partial(retention.prune_event_logs, before=now()))
-    run = await db.read(functools.partial(run_store.get_run, run_id=run_id))
+    await db.write(retention.prune_event_logs, before=now())
+    run = await db.read(run_store.get_run, run_id=run_id)
 
     entries = pruned_ending(run, after=after)
 
