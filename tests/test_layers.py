@@ -95,3 +95,72 @@ def test_the_engine_is_reached_through_its_interface_only() -> None:
             if imported.startswith("parley.engine.")
         ]
     assert inside == []
+
+
+# ------------------------------------------------------------------- the server's faces
+
+SERVER = ROOT / "server"
+FACES = SERVER / "faces"
+#: The shared parts under every face: no face imports another, the kit imports none.
+KIT = "kit"
+
+
+def _face(module: str) -> str | None:
+    """The face (``native``, ``responses``, ..., or ``kit``) of a ``parley.server.faces.X``
+    module name; None for any other module."""
+    parts = module.split(".")
+    if parts[:3] != ["parley", "server", "faces"] or len(parts) < 4:
+        return None
+    return parts[3]
+
+
+def _server_modules() -> list[tuple[Path, str]]:
+    return [
+        (path, ".".join(("parley", *path.relative_to(ROOT).with_suffix("").parts)))
+        for path in sorted(SERVER.rglob("*.py"))
+    ]
+
+
+def face_crossings() -> list[str]:
+    """Imports from one face into another, from the kit into a face, and from the server's
+    shared services into a face (only the app, which puts the faces together, may)."""
+    problems = []
+    for path, module in _server_modules():
+        own = _face(module)
+        for line, imported in _imports(path):
+            other = _face(imported)
+            if other in (None, KIT, own):
+                continue
+            if own is None and module == "parley.server.app":
+                continue
+            where = "the kit" if own == KIT else f"face {own}" if own else "a shared service"
+            problems.append(f"{module}:{line}: {where} imports {imported}")
+    return problems
+
+
+def test_no_face_imports_another_and_the_kit_imports_none() -> None:
+    assert face_crossings() == []
+
+
+def test_the_face_check_sees_a_crossing() -> None:
+    assert _face("parley.server.faces.chat.routes") == "chat"
+    assert _face("parley.server.faces.kit.readers") == KIT
+    assert _face("parley.server.faces") is None
+    assert _face("parley.server.app") is None
+
+
+def test_every_face_has_its_folder() -> None:
+    folders = {p.name for p in FACES.iterdir() if (p / "__init__.py").exists()}
+    assert folders == {"native", "assistants", "responses", "chat", KIT}
+
+
+def test_only_reads_modules_touch_sqlalchemy_in_the_server() -> None:
+    """Queries live in each face's ``reads`` module (``kit/reads.py`` for shared ones): no
+    route takes a connection."""
+    touching = [
+        str(path.relative_to(ROOT))
+        for path, _ in _server_modules()
+        if path.stem != "reads"
+        and any(i == "sqlalchemy" or i.startswith("sqlalchemy.") for _, i in _imports(path))
+    ]
+    assert touching == []

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,6 +21,7 @@ from parley.errors import AuthenticationFailed
 from parley.metrics import (
     UNAUTHORIZED_CODE,
     UNAUTHORIZED_MESSAGE,
+    Metrics,
     RequestMetrics,
     RouteNames,
     create_metrics,
@@ -53,8 +54,26 @@ from parley.store.db import Database
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger("parley.server")
+
+
+#: The API faces' routers, flat turn endpoints first: routing walks this list on every
+#: request; the Assistants runs before threads (``/threads/runs`` is not a thread's id).
+FACES = (
+    turns,
+    responses,
+    chat,
+    conversations,
+    runs,
+    thread_runs,
+    threads,
+    assistants,
+    users,
+    usage,
+    models,
+)
 
 
 def create_app(
@@ -69,12 +88,49 @@ def create_app(
     registry = providers or ProviderRegistry(settings)
     metrics = create_metrics(registry.knows)
     traces = tracer_provider or _traces_wanted(settings)
+    tracer = None
     if traces is not None:  # OpenTelemetry is imported only when traces are on
-        from parley.tracing import Traced, TraceRequests, tracer_of
+        from parley.tracing import Traced, tracer_of
 
         tracer = tracer_of(traces)
         metrics = Traced(metrics, tracer)
     registry.metrics = metrics
+    app = ParleyApp(
+        title="Parley",
+        version=__version__,
+        summary="Self-hostable assistants platform: threads, runs, streaming and tool calls.",
+        lifespan=_lifespan(settings, registry, metrics, traces, ours=tracer_provider is None),
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    _health(app, settings, metrics)
+    for face in FACES:
+        app.include_router(face.router, prefix="/v1")
+    app.fast_paths = fast = FastPaths(app, _fast_routes())
+    face_routes = [r for face in FACES for r in face.router.routes]
+    app.state.route_methods = RouteMethods.of(  # ``Allow``: errors._allowed_methods
+        [*(("/v1", r) for r in face_routes), *(("", r) for r in app.routes)]
+    )
+    names = RouteNames("/v1", face_routes, fast.routes)
+    fast_app: ASGIApp = fast
+    for layer, options in _middleware(settings, metrics, tracer, names):
+        app.add_middleware(layer, **options)
+        fast_app = layer(fast_app, **options)
+    app.fast_app = AccessLog(fast_app)  # outermost; the app's own: build_middleware_stack
+    return app
+
+
+def _lifespan(
+    settings: Settings,
+    registry: ProviderRegistry,
+    metrics: Metrics,
+    traces: TracerProvider | None,
+    *,
+    ours: bool,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: the database (migrated), the engine, usage counting, limits,
+    metrics; shutdown settles running turns. With ``ours``, ``traces`` is the app's own, and
+    what is left of it is sent at the end."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,7 +168,7 @@ def create_app(
         finally:
             if scrapes is not None:
                 scrapes.close()
-            if traces is not None and tracer_provider is None:  # ours: send what is left
+            if traces is not None and ours:  # ours: send what is left
                 await asyncio.to_thread(traces.shutdown)
             if lag is not None:
                 lag.cancel()
@@ -126,14 +182,12 @@ def create_app(
             if watchdog is not None:
                 await watchdog.stop()
 
-    app = ParleyApp(
-        title="Parley",
-        version=__version__,
-        summary="Self-hostable assistants platform: threads, runs, streaming and tool calls.",
-        lifespan=lifespan,
-    )
-    install_error_handlers(app)
-    install_openapi(app)
+    return lifespan
+
+
+def _health(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """``/healthz``, ``/readyz``, and ``/metrics`` when metrics are on and have no port of
+    their own."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -148,22 +202,6 @@ def create_app(
         status, body = await readiness.check(services.db, services.engine)
         return JSONResponse(body, status_code=status)
 
-    # Flat, turn endpoints first: routing walks this list on every request.
-    routers = (
-        turns,
-        responses,
-        chat,
-        conversations,
-        runs,
-        thread_runs,  # before threads: /threads/runs is not a thread's id
-        threads,
-        assistants,
-        users,
-        usage,
-        models,
-    )
-    for module in routers:
-        app.include_router(module.router, prefix="/v1")
     if metrics.enabled and not settings.metrics_port:
 
         @app.get("/metrics", include_in_schema=False)
@@ -175,34 +213,38 @@ def create_app(
             body, kind = metrics.exposition()
             return Response(body, media_type=kind)
 
-    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
-    app.fast_paths = fast = FastPaths(
-        app,
-        {
-            "/v1/chat/completions": FastRoute(
-                ChatCompletionCreate, chat.create_chat_completion, idempotent=False
-            ),
-            "/v1/process": FastRoute(ProcessRequest, turns.process_turn),
-            "/v1/completions": FastRoute(CompletionRequest, turns.completion_turn),
-            "/v1/responses": FastRoute(ResponseCreate, responses.create_once, headers=True),
-        },
-    )
-    app.fast_app = RequestGuard(fast, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # outermost: every answer, 413 and 429 too, carries CORS
-        app.add_middleware(Cors, origins=settings.cors_origins)
-        app.fast_app = Cors(app.fast_app, origins=settings.cors_origins)
-    names = RouteNames("/v1", (r for m in routers for r in m.router.routes), fast.routes)
-    app.state.route_methods = RouteMethods.of(  # ``Allow``: errors._allowed_methods
-        [*(("/v1", r) for m in routers for r in m.router.routes), *(("", r) for r in app.routes)]
-    )
-    if metrics.enabled:  # around CORS: every answer is counted, CORS preflights too
-        app.add_middleware(RequestMetrics, metrics=metrics, routes=names)
-        app.fast_app = RequestMetrics(app.fast_app, metrics, routes=names)
-    if traces is not None:
-        app.add_middleware(TraceRequests, tracer=tracer, routes=names)
-        app.fast_app = TraceRequests(app.fast_app, tracer, routes=names)
-    app.fast_app = AccessLog(app.fast_app)  # outermost; the app's own: build_middleware_stack
-    return app
+
+def _fast_routes() -> dict[str, FastRoute]:
+    """The turn-starting POSTs answered before FastAPI's layers (``server.fastpaths``)."""
+    return {
+        "/v1/chat/completions": FastRoute(
+            ChatCompletionCreate, chat.create_chat_completion, idempotent=False
+        ),
+        "/v1/process": FastRoute(ProcessRequest, turns.process_turn),
+        "/v1/completions": FastRoute(CompletionRequest, turns.completion_turn),
+        "/v1/responses": FastRoute(ResponseCreate, responses.create_once, headers=True),
+    }
+
+
+def _middleware(
+    settings: Settings, metrics: Metrics, tracer: Tracer | None, names: RouteNames
+) -> list[tuple[Callable[..., ASGIApp], dict[str, Any]]]:
+    """The one middleware stack, innermost first, put around the app's routes and around
+    its fast paths alike: the request guard (body size), CORS (around it: every answer,
+    413 and 429 too, carries CORS), metrics (around CORS: every answer is counted,
+    preflights too), traces."""
+    layers: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = [
+        (RequestGuard, {"max_bytes": settings.max_body_bytes})
+    ]
+    if settings.cors_origins:
+        layers.append((Cors, {"origins": settings.cors_origins}))
+    if metrics.enabled:
+        layers.append((RequestMetrics, {"metrics": metrics, "routes": names}))
+    if tracer is not None:
+        from parley.tracing import TraceRequests
+
+        layers.append((TraceRequests, {"tracer": tracer, "routes": names}))
+    return layers
 
 
 def _traces_wanted(settings: Settings) -> TracerProvider | None:
