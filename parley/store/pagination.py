@@ -1,5 +1,5 @@
 """Cursor pagination shared by every list: ``limit``, ``after`` and ``before`` (ids) and
-``order``."""
+``order``; a cursor that names no item of the list is ``cursor_not_found`` on every list."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ class ListQuery:
     before: str | None = None
 
 
+def cursor_not_found(name: str, cursor: str) -> InvalidRequest:
+    """The 400 of a cursor (``name``: ``after`` or ``before``) that names no item of the
+    list, the same on every list of every face."""
+    return InvalidRequest(
+        f"Invalid '{name}': no item with id {cursor!r} in this list.",
+        code="invalid_value",
+        param=name,
+    )
+
+
 def fetch_page(
     conn: Connection,
     table: Table,
@@ -46,9 +56,7 @@ def fetch_page(
             continue
         cursor = (conn.execute(select(sort).where(where, ident == cursor_id))).scalar_one_or_none()
         if cursor is None:
-            raise InvalidRequest(
-                f"'{name}' names no item of this list: {cursor_id}", code="bad_cursor", param=name
-            )
+            raise cursor_not_found(name, cursor_id)
         if ascending == (name == "after"):
             query = query.where(or_(sort > cursor, and_(sort == cursor, ident > cursor_id)))
         else:

@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import add_message, create_assistant, create_run, create_thread, flat
+from tests.e2e.helpers import (
+    add_message,
+    assert_error,
+    create_assistant,
+    create_run,
+    create_thread,
+    flat,
+    openai_face,
+)
 
 
 def walk(http: httpx.Client, path: str, limit: int, **params: Any) -> list[list[str]]:
@@ -110,3 +118,34 @@ def test_empty_lists(http: httpx.Client) -> None:
             "last_id": None,
             "has_more": False,
         }
+
+
+def test_a_cursor_that_names_no_item_is_the_same_400_on_every_list(http: httpx.Client) -> None:
+    """Every list of every face (read from the store or cut from a list in hand) answers
+    a cursor of no item of its list with one error: 400, ``invalid_value``, the cursor's
+    name as ``param`` (on OpenAI's paths) and one wording."""
+    bot = create_assistant(http, "demo/x")
+    thread = create_thread(http)
+    run = create_run(http, thread["id"], bot["id"])
+    response = http.post("/responses", json={"model": "demo/x", "input": "hi"})
+    assert response.status_code == 200, response.text
+    conversation = http.post("/conversations", json={}).json()["id"]
+    lists = {
+        "/threads": ("after", "before"),
+        "/assistants": ("after", "before"),
+        "/runs": ("after", "before"),
+        f"/threads/{thread['id']}/messages": ("after", "before"),
+        f"/threads/{thread['id']}/runs": ("after", "before"),
+        f"/threads/{thread['id']}/runs/{run['id']}/steps": ("after", "before"),
+        f"/conversations/{conversation}/items": ("after",),
+        f"/responses/{response.json()['id']}/input_items": ("after", "before"),
+    }
+    for path, cursors in lists.items():
+        for name in cursors:
+            answer = http.get(path, params={name: "msg_nowhere"})
+            error = assert_error(answer, 400, "invalid_value")
+            assert (
+                error["message"] == f"Invalid '{name}': no item with id 'msg_nowhere' in this list."
+            )
+            if openai_face(answer):
+                assert error["param"] == name, (path, error)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
-from parley.server.faces.kit.bodies import Deleted, ListPublic
+from parley.server.faces.kit.bodies import Deleted
+from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import AssistantPublic
 from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors
 from parley.store import assistants as store
+from parley.store.records import Assistant
 
 router = APIRouter(tags=["assistants"])
 
@@ -28,18 +30,16 @@ async def create_assistant(
         svc.providers.check_model(body.model)
         refused, _ = svc.providers.traits(body.model)
         assistant = await svc.db.write(
-            functools.partial(
-                store.create_assistant,
-                user_id=user.id,
-                name=body.name or "",
-                description=body.description,
-                model=body.model,
-                instructions=body.instructions,
-                tools=[t.model_dump() for t in body.tools or ()],
-                parameters=sampling(body, body.parameters),
-                options=assistant_options(body, refused=refused) or None,
-                metadata=body.metadata,
-            )
+            store.create_assistant,
+            user_id=user.id,
+            name=body.name or "",
+            description=body.description,
+            model=body.model,
+            instructions=body.instructions,
+            tools=[t.model_dump() for t in body.tools or ()],
+            parameters=sampling(body, body.parameters),
+            options=assistant_options(body, refused=refused) or None,
+            metadata=body.metadata,
         )
         return answer(AssistantPublic.of(assistant))
 
@@ -47,23 +47,15 @@ async def create_assistant(
 
 
 @router.get("/assistants", responses=errors(400))
-async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> ListPublic[AssistantPublic]:
-    items, more = await svc.db.read(
-        functools.partial(
-            store.list_assistants,
-            user_id=user.id,
-            page=q,
-        )
-    )
-    return ListPublic.of([AssistantPublic.of(a) for a in items], more)  # type: ignore[return-value]
+async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> Page[AssistantPublic]:
+    items, more = await svc.db.read(store.list_assistants, user_id=user.id, page=q)
+    return Page.of([AssistantPublic.of(a) for a in items], more)
 
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> AssistantPublic:
     return AssistantPublic.of(
-        await svc.db.read(
-            functools.partial(store.get_assistant, user_id=user.id, assistant_id=assistant_id)
-        )
+        await svc.db.read(store.get_assistant, user_id=user.id, assistant_id=assistant_id)
     )
 
 
@@ -75,8 +67,8 @@ async def update_assistant(
     if "model" in given and body.model is not None:
         svc.providers.check_model(body.model)
 
-    def update(conn: Any) -> Any:
-        current = store.get_assistant(conn, user_id=user.id, assistant_id=assistant_id)
+    def change(current: Assistant) -> dict[str, Any]:
+        """The fields the update sets, of the assistant as it stands."""
         fields: dict[str, Any] = {}
         for name in ("name", "model", "instructions", "description", "metadata"):
             if name in given and not (
@@ -91,16 +83,15 @@ async def update_assistant(
         fields["parameters"] = sampling(body, base)
         refused, _ = svc.providers.traits(fields.get("model", current.model))
         fields["options"] = assistant_options(body, current.options, refused) or None
-        return store.update_assistant(
-            conn, user_id=user.id, assistant_id=assistant_id, fields=fields
-        )
+        return fields
 
-    return AssistantPublic.of(await svc.db.write(update))
+    updated = await svc.db.write(
+        reads.update_assistant, user_id=user.id, assistant_id=assistant_id, change=change
+    )
+    return AssistantPublic.of(updated)
 
 
 @router.delete("/assistants/{assistant_id}")
 async def delete_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> Deleted:
-    await svc.db.write(
-        functools.partial(store.delete_assistant, user_id=user.id, assistant_id=assistant_id)
-    )
+    await svc.db.write(store.delete_assistant, user_id=user.id, assistant_id=assistant_id)
     return Deleted(id=assistant_id, object="assistant.deleted")

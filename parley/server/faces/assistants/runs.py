@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.engine import Connection
 
 from parley.engine import ThreadTarget, TurnHandle, UsageSource
 from parley.errors import NotFound
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, DescList, Services, Svc
+from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import (
     RunCreate,
     RunUpdate,
@@ -25,25 +25,16 @@ from parley.server.faces.assistants.requests import (
     run_config,
 )
 from parley.server.faces.assistants.stream import TurnEvents, run_frames, turn_frames
-from parley.server.faces.kit import reads
-from parley.server.faces.kit.bodies import ListPublic
-from parley.server.faces.kit.pages import page
-from parley.server.faces.kit.resources import (
-    RunPublic,
-    RunStepPublic,
-    calls_step_id,
-    run_steps,
-    step_message_id,
-)
+from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.pages import Page, window
+from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
 from parley.server.faces.kit.sse import HEADERS
 from parley.server.faces.kit.streams import SSEResponse, one_turn
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors
 from parley.store import assistants as assistant_store
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
-from parley.store.records import Message, Run
-from parley.types import Role, RunStatus
+from parley.store.records import Message
+from parley.types import RunStatus
 
 router = APIRouter(tags=["runs"])
 
@@ -66,11 +57,6 @@ def _run_answer(run: RunPublic) -> JSONResponse:
     return JSONResponse(body, headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 
-def _read_run(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> JSONResponse:
-    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
-    return _run_answer(reads.run_public(conn, run))
-
-
 def _stream(svc: Services, turn: TurnHandle, head: bytes, message: Message) -> SSEResponse:
     events = TurnEvents(turn.run, message)
     frames = turn_frames(svc.db, events, turn.events(), head)
@@ -83,9 +69,7 @@ async def _start(
     """Start the run's first turn; answer the run, or stream the turn."""
     user_id = caller.user.id
     assistant = await svc.db.read(
-        functools.partial(
-            assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
-        )
+        assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
     )
     refused, _ = svc.providers.traits(body.model or assistant.model)
     config = run_config(body, assistant, refused)
@@ -110,9 +94,7 @@ async def _start(
         slot.hold_until(turn.when_done)
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
-    message = await svc.db.read(
-        functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
-    )
+    message = await svc.db.read(reads.turn_message, user_id=user_id, message_id=turn.message_id)
     response = _stream(svc, turn, run_frames(turn.run, new=True), message)
     return Streamed(response, turn.run_id, turn.first_seq - 1)
 
@@ -121,16 +103,11 @@ async def _replay(
     svc: Services, user_id: str, run_id: str, after: int, headers: dict[str, str]
 ) -> Response:
     """A run's first turn streamed again (a retry with the same ``Idempotency-Key``)."""
-    run, message = await svc.db.read(functools.partial(_first_turn, user_id=user_id, run_id=run_id))
+    run, message = await svc.db.read(reads.first_turn, user_id=user_id, run_id=run_id)
     events = TurnEvents(run, message)
     batches = one_turn(svc.engine.follow(run_id, after=after))
     frames = turn_frames(svc.db, events, batches, run_frames(run, new=True))
     return SSEResponse(frames, media_type="text/event-stream", headers={**HEADERS, **headers})
-
-
-def _first_turn(conn: Connection, *, user_id: str, run_id: str) -> tuple[Run, Message]:
-    run = run_store.get_run(conn, run_id=run_id, user_id=user_id)
-    return run, thread_store.run_answers(conn, run_id=run_id)[0]
 
 
 @router.post("/threads/runs", responses=_CREATE_ANSWERS, response_model=RunPublic)
@@ -152,42 +129,38 @@ async def create_run(
 
 
 @router.get("/threads/{thread_id}/runs", responses=errors(400))
-async def list_runs(
-    thread_id: str, user: CurrentUser, svc: Svc, q: DescList
-) -> ListPublic[RunPublic]:
+async def list_runs(thread_id: str, user: CurrentUser, svc: Svc, q: DescList) -> Page[RunPublic]:
     items, more = await svc.db.read(
-        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+        kit_reads.list_runs, user_id=user.id, thread_id=thread_id, page=q
     )
-    return ListPublic.of(items, more)  # type: ignore[return-value]
+    return Page.of(items, more)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunPublic)
 async def get_run(thread_id: str, run_id: str, user: CurrentUser, svc: Svc) -> Response:
-    return await svc.db.read(
-        functools.partial(_read_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
-    )
+    run = await svc.db.read(reads.thread_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    return _run_answer(run)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}", response_model=RunPublic)
 async def update_run(
     thread_id: str, run_id: str, body: RunUpdate, user: CurrentUser, svc: Svc
 ) -> Response:
-    def update(conn: Connection) -> JSONResponse:
-        run = reads.of_thread(run_store.lock_run(conn, run_id=run_id, user_id=user.id), thread_id)
-        if body.metadata is not None:
-            run_store.update_run(conn, run_id=run.id, metadata=body.metadata)
-        return _read_run(conn, user_id=user.id, thread_id=thread_id, run_id=run_id)
-
-    return await svc.db.write(update)
+    run = await svc.db.write(
+        reads.update_run,
+        user_id=user.id,
+        thread_id=thread_id,
+        run_id=run_id,
+        metadata=body.metadata,
+    )
+    return _run_answer(run)
 
 
 @router.post(
     "/threads/{thread_id}/runs/{run_id}/cancel", response_model=RunPublic, responses=errors(409)
 )
 async def cancel_run(thread_id: str, run_id: str, user: CurrentUser, svc: Svc) -> Response:
-    await svc.db.read(
-        functools.partial(_read_run, user_id=user.id, thread_id=thread_id, run_id=run_id)
-    )
+    await svc.db.read(reads.run_in_thread, user_id=user.id, thread_id=thread_id, run_id=run_id)
     return _run_answer(RunPublic.of(await svc.engine.cancel(user_id=user.id, run_id=run_id)))
 
 
@@ -206,19 +179,14 @@ async def submit_tool_outputs(
     """Store the outputs of the pending calls; once none is pending, the run's next turn
     starts at once (streamed with ``stream`` true)."""
     user_id = caller.user.id
-    await svc.db.read(
-        functools.partial(_read_run, user_id=user_id, thread_id=thread_id, run_id=run_id)
-    )
+    await svc.db.read(reads.run_in_thread, user_id=user_id, thread_id=thread_id, run_id=run_id)
     outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
     # A key over its daily token budget is refused before the outputs are stored: they
     # could start the next turn, which it may not.
     await svc.limits.check_budget(caller.key_hash)
     run = await svc.engine.submit_tool_outputs(user_id=user_id, run_id=run_id, outputs=outputs)
     if run.status != RunStatus.QUEUED:  # some calls still wait for their outputs
-        return await svc.db.read(
-            functools.partial(_read_run, user_id=user_id, thread_id=thread_id, run_id=run_id)
-        )
-    answered = await svc.db.read(functools.partial(_answered_step, run_id=run_id))
+        return _run_answer(await svc.db.read(kit_reads.run_public, run=run))
     async with svc.limits.run_slot(caller.key_hash) as slot:
         turn = await svc.engine.start_turn(
             user_id=user_id, run_id=run_id, source=UsageSource(caller.key_hash, "assistants")
@@ -226,51 +194,29 @@ async def submit_tool_outputs(
         slot.hold_until(turn.when_done)
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
-    message = await svc.db.read(
-        functools.partial(thread_store.get_message, user_id=user_id, message_id=turn.message_id)
+    answered, message = await svc.db.read(
+        reads.resumed_turn, queued=run, message_id=turn.message_id
     )
     return _stream(svc, turn, run_frames(turn.run, new=False, resumed=answered), message)
-
-
-def _answered_step(conn: Connection, *, run_id: str) -> list[RunStepPublic]:
-    """The step of the calls whose outputs were just given, as it now stands."""
-    run = run_store.get_run(conn, run_id=run_id)
-    answers = thread_store.run_answers(conn, run_id=run_id)
-    actions = run_store.list_actions(conn, run_id=run_id)
-    results = thread_store.run_tool_results(conn, run_id=run_id)
-    steps = run_steps(run, answers[-1:], actions, results)
-    return [s for s in steps if s.id == calls_step_id(answers[-1].id)] if answers else []
 
 
 # --------------------------------------------------------------------------- run steps
 
 
-def _steps(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> list[RunStepPublic]:
-    run = reads.of_thread(run_store.get_run(conn, run_id=run_id, user_id=user_id), thread_id)
-    answers = [m for m in thread_store.run_answers(conn, run_id=run_id) if m.role == Role.ASSISTANT]
-    actions = run_store.list_actions(conn, run_id=run_id)
-    return run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))
-
-
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", responses=errors(400))
 async def list_steps(
     thread_id: str, run_id: str, user: CurrentUser, svc: Svc, q: DescList
-) -> ListPublic[RunStepPublic]:
+) -> Page[RunStepPublic]:
     """The run's steps, newest first unless ``order=asc``."""
-    steps = await svc.db.read(
-        functools.partial(_steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
-    )
-    items = [s.model_dump(mode="json") for s in steps]
-    return page(items, limit=q.limit, order=q.order, after=q.after, before=q.before)  # type: ignore[return-value]
+    steps = await svc.db.read(reads.steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    return window(steps, q)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
 async def get_step(
     thread_id: str, run_id: str, step_id: str, user: CurrentUser, svc: Svc
 ) -> RunStepPublic:
-    steps = await svc.db.read(
-        functools.partial(_steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
-    )
+    steps = await svc.db.read(reads.steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
     found = next((s for s in steps if s.id == step_id), None)
     if found is None or step_message_id(step_id) is None:
         raise NotFound(f"No run step with id {step_id}.", code="run_step_not_found")

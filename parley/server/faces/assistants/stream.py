@@ -25,14 +25,13 @@ run's end.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from parley.engine import Entry
+from parley.server.faces.assistants import reads
 from parley.server.faces.kit.resources import (
     MessagePublic,
     RunPublic,
@@ -42,8 +41,6 @@ from parley.server.faces.kit.resources import (
     run_steps,
 )
 from parley.server.faces.kit.sse import PING
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.db import Database
 from parley.store.records import Action, Message, Run
 from parley.types import ActionStatus, RunStatus
@@ -183,14 +180,6 @@ def _step_event(status: str) -> str:
     return {"in_progress": "completed", "incomplete": "completed"}.get(status, status)
 
 
-def _turn_end(
-    conn: Connection, *, run_id: str, message_id: str
-) -> tuple[Run, Message, list[Action]]:
-    run = run_store.get_run(conn, run_id=run_id)
-    message = thread_store.get_message(conn, user_id=run.user_id, message_id=message_id)
-    return run, message, run_store.list_actions(conn, run_id=run_id)
-
-
 async def turn_frames(
     db: Database,
     events: TurnEvents,
@@ -206,7 +195,7 @@ async def turn_frames(
         out = b"".join(events.add(kind, data) for _, kind, data in batch)
         if events.ended is not None:
             run, message, actions = await db.read(
-                functools.partial(_turn_end, run_id=events.run.id, message_id=events.message.id)
+                reads.turn_end, run_id=events.run.id, message_id=events.message.id
             )
             yield out + events.closing(run, message, actions) + DONE_FRAME
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,9 +24,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from parley.errors import InvalidRequest
 from parley.types import ToolSpec, image_type
-
-T = TypeVar("T")
-
 
 Metadata = dict[str, Any]
 
@@ -314,23 +311,6 @@ class ToolOutput(Body):
 
 def timestamp(value: float | None) -> int | None:
     return None if value is None else int(value)
-
-
-class ListPublic(BaseModel, Generic[T]):
-    object: Literal["list"] = "list"
-    data: list[T]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
-
-    @classmethod
-    def of(cls, items: list[Any], has_more: bool) -> ListPublic[Any]:
-        return cls(
-            data=items,
-            first_id=items[0].id if items else None,
-            last_id=items[-1].id if items else None,
-            has_more=has_more,
-        )
 
 
 class Deleted(BaseModel):

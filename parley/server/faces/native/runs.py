@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, DescList, Svc
-from parley.server.faces.kit import reads
-from parley.server.faces.kit.bodies import ListPublic
+from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
 from parley.server.faces.kit.streams import sse_response
+from parley.server.faces.native import reads
 from parley.server.faces.native.schemas import ActionPublic, RunCreate, ToolOutputsSubmit
 from parley.server.idempotency import Idempotent, answer
 from parley.server.openapi import errors, event_stream
 from parley.store import runs as store
-from parley.store.records import Action, Run
+from parley.store.records import Run
 from parley.types import ActionStatus, RunStatus
 
 router = APIRouter(tags=["runs"])
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:
-    """The run as ``reads.run_public`` answers it (a read only for a run that waits for
+    """The run as ``kit.reads.run_public`` answers it (a read only for a run that waits for
     tool outputs: no other has a ``required_action``)."""
     if run.status != RunStatus.ACTION_REQUIRED:
         return RunPublic.of(run)
-    return await svc.db.read(functools.partial(reads.run_public, run=run))
+    return await svc.db.read(kit_reads.run_public, run=run)
 
 
 @router.post("/runs", status_code=201, response_model=RunPublic, responses=errors(404, 409))
@@ -56,16 +55,16 @@ async def list_runs(
     svc: Svc,
     q: DescList,
     thread_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> ListPublic[RunPublic]:
+) -> Page[RunPublic]:
     items, more = await svc.db.read(
-        functools.partial(reads.list_runs, user_id=user.id, thread_id=thread_id, page=q)
+        kit_reads.list_runs, user_id=user.id, thread_id=thread_id, page=q
     )
-    return ListPublic.of(items, more)  # type: ignore[return-value]
+    return Page.of(items, more)
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
-    run = await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    run = await svc.db.read(store.get_run, run_id=run_id, user_id=user.id)
     return await run_public(svc, run)
 
 
@@ -102,7 +101,7 @@ async def run_events(
     cursor = after or 0
     if last_event_id is not None:
         cursor = max(cursor, _sequence_number(last_event_id))
-    await svc.db.read(functools.partial(store.get_run, run_id=run_id, user_id=user.id))
+    await svc.db.read(store.get_run, run_id=run_id, user_id=user.id)
     return sse_response(svc.engine.follow(run_id, after=cursor))
 
 
@@ -127,10 +126,6 @@ async def list_actions(
     svc: Svc,
     run_id: Annotated[str, Query(max_length=64)],
     status: ActionStatus | None = None,
-) -> ListPublic[ActionPublic]:
-    def read(conn: Connection) -> list[Action]:
-        store.get_run(conn, run_id=run_id, user_id=user.id)
-        return store.list_actions(conn, run_id=run_id, status=status)
-
-    items = await svc.db.read(read)
-    return ListPublic.of([ActionPublic.of(a) for a in items], False)  # type: ignore[return-value]
+) -> Page[ActionPublic]:
+    items = await svc.db.read(reads.run_actions, user_id=user.id, run_id=run_id, status=status)
+    return Page.of([ActionPublic.of(a) for a in items])

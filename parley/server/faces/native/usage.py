@@ -9,18 +9,16 @@ user's key answers 404, as an unknown one does.
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
 
-from parley.errors import InvalidRequest, NotFound, PermissionDenied
+from parley.errors import InvalidRequest, PermissionDenied
 from parley.server.deps import CurrentUser, Svc
+from parley.server.faces.native import reads
 from parley.server.openapi import errors
 from parley.store import usage as usage_store
-from parley.store.records import User
 from parley.store.usage import UsageFilter, UsageLine
 
 router = APIRouter(tags=["usage"])
@@ -90,8 +88,8 @@ async def usage_report(
     if user_id is not None and user_id != user.id and not user.is_admin:
         raise PermissionDenied("Only an admin sees other users' usage.", code="admin_only")
     where = UsageFilter(since, until, user_id if user.is_admin else user.id, None, model)
-    report = functools.partial(
-        _report,
+    lines, totals = await svc.db.read(
+        reads.usage_report,
         caller=user,
         key_id=api_key_id,
         where=where,
@@ -99,7 +97,6 @@ async def usage_report(
         limit=limit,
         offset=offset,
     )
-    lines, totals = await svc.db.read(report)
     return UsageReportPublic(
         group_by=list(groups),
         data=[UsageLinePublic.of(line) for line in lines[:limit]],
@@ -115,26 +112,3 @@ def _day(value: str | None, name: str) -> str | None:
         return usage_store.parse_day(value)
     except ValueError as exc:
         raise InvalidRequest(f"Invalid {name}: {exc}.", code="invalid_date", param=name) from exc
-
-
-def _report(
-    conn: Connection,
-    *,
-    caller: User,
-    key_id: str | None,
-    where: UsageFilter,
-    groups: tuple[str, ...],
-    limit: int,
-    offset: int,
-) -> tuple[list[UsageLine], UsageLine]:
-    """A page of lines (one more than ``limit``, if there is one) and the totals."""
-    if key_id is not None:
-        key = usage_store.key_of(conn, key_id=key_id)
-        if key is None or (key[0] != caller.id and not caller.is_admin):
-            raise NotFound(f"No API key with id {key_id}.", code="api_key_not_found")
-        where = UsageFilter(where.since, where.until, where.user_id, key[1], where.model)
-    lines = usage_store.usage_report(
-        conn, where=where, group_by=groups, limit=limit + 1, offset=offset
-    )
-    (totals,) = usage_store.usage_report(conn, where=where, group_by=())
-    return lines, totals

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
 from fastapi import APIRouter
-from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound, PermissionDenied, ValidationFailed
 from parley.server.deps import AdminUser, AuthenticatedCaller, Caller, CurrentUser, Svc
-from parley.server.faces.kit.bodies import ListPublic
+from parley.server.faces.kit.pages import Page
+from parley.server.faces.native import reads
 from parley.server.faces.native.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -21,7 +19,6 @@ from parley.server.faces.native.schemas import (
 from parley.server.openapi import errors
 from parley.store import users as user_store
 from parley.store.db import now
-from parley.store.records import ApiKey, User
 
 router = APIRouter(tags=["users"])
 
@@ -33,11 +30,9 @@ async def me(user: CurrentUser) -> UserPublic:
 
 @router.post("/users", status_code=201, responses=errors(403))
 async def create_user(body: UserCreate, _: AdminUser, svc: Svc) -> UserCreated:
-    def create(conn: Connection) -> tuple[User, ApiKey, str]:
-        user = user_store.create_user(conn, name=body.name, is_admin=body.is_admin)
-        return user, *user_store.create_api_key(conn, user_id=user.id)
-
-    user, key, secret = await svc.db.write(create)
+    user, key, secret = await svc.db.write(
+        reads.create_user, name=body.name, is_admin=body.is_admin
+    )
     return UserCreated(
         user=UserPublic.of(user),
         api_key=ApiKeyCreated(**ApiKeyPublic.of(key).model_dump(), key=secret),
@@ -63,13 +58,12 @@ async def create_api_key(
             code="admin_only",
         )
 
-    def create(conn: Connection) -> tuple[ApiKey, str]:
-        user_store.get_user(conn, user_id=owner)
-        return user_store.create_api_key(
-            conn, user_id=owner, expires_at=expires_at, daily_token_budget=body.daily_token_budget
-        )
-
-    key, secret = await svc.db.write(create)
+    key, secret = await svc.db.write(
+        reads.create_api_key,
+        user_id=owner,
+        expires_at=expires_at,
+        daily_token_budget=body.daily_token_budget,
+    )
     return ApiKeyCreated(**ApiKeyPublic.of(key).model_dump(), key=secret)
 
 
@@ -90,15 +84,13 @@ def _expiry(asked: int | None, caller: Caller) -> float | None:
 
 
 @router.get("/api_keys")
-async def list_api_keys(user: CurrentUser, svc: Svc) -> ListPublic[ApiKeyPublic]:
-    keys = await svc.db.read(functools.partial(user_store.list_api_keys, user_id=user.id))
-    return ListPublic.of([ApiKeyPublic.of(k) for k in keys], False)  # type: ignore[return-value]
+async def list_api_keys(user: CurrentUser, svc: Svc) -> Page[ApiKeyPublic]:
+    keys = await svc.db.read(user_store.list_api_keys, user_id=user.id)
+    return Page.of([ApiKeyPublic.of(k) for k in keys])
 
 
 @router.delete("/api_keys/{key_id}")
 async def revoke_api_key(key_id: str, user: CurrentUser, svc: Svc) -> ApiKeyPublic:
-    key = await svc.db.write(
-        functools.partial(user_store.revoke_api_key, user_id=user.id, key_id=key_id)
-    )
+    key = await svc.db.write(user_store.revoke_api_key, user_id=user.id, key_id=key_id)
     svc.keys.clear()
     return ApiKeyPublic.of(key)

@@ -6,20 +6,15 @@ request takes as its ``input``, with its new items after it."""
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from parley.engine import Engine, NewMessage
-from parley.errors import InvalidRequest, NotFound
+from parley.errors import InvalidRequest
+from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import compaction_item, input_content, parse_input
 from parley.server.faces.responses.protocol import CompactCreate
-from parley.server.faces.responses.requests import previous_not_found
 from parley.server.faces.responses.resource import usage
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.db import Database, new_id
 from parley.types import Role, Usage
 
@@ -37,7 +32,7 @@ async def compact(
     messages = parse_input(body.input)
     if body.previous_response_id is not None:
         earlier = await db.read(
-            functools.partial(_context_of, user_id=user_id, response_id=body.previous_response_id)
+            reads.previous_context, user_id=user_id, response_id=body.previous_response_id
         )
         messages = earlier + messages
     if not messages:
@@ -85,23 +80,3 @@ def _line(message: NewMessage) -> str:
         return ""
     who = {"tool": f"tool result ({message.tool_call_id})"}.get(message.role, message.role)
     return f"{who}: {' '.join(parts)}"
-
-
-def _context_of(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
-    try:
-        run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
-    except NotFound:
-        raise previous_not_found(response_id) from None
-    if (run.request or {}).get("store") is False:
-        raise previous_not_found(response_id)
-    return [
-        NewMessage(
-            role=Role(m.role),
-            content=m.content,
-            images=m.images,
-            tool_calls=m.tool_calls,
-            tool_call_id=m.tool_call_id,
-        )
-        for m in thread_store.thread_context(conn, thread_id=run.thread_id)
-        if m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls
-    ]

@@ -4,7 +4,6 @@ and ``parley chat --thread`` see the same thread."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
@@ -12,10 +11,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from parley.errors import Conflict, InvalidRequest
+from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, Svc
-from parley.server.faces.kit.pages import list_object, page
-from parley.server.faces.responses import conversations as store
+from parley.server.faces.kit.pages import Page, window
+from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import message_items, parse_input
 from parley.server.faces.responses.protocol import (
     ConversationCreate,
@@ -24,7 +23,8 @@ from parley.server.faces.responses.protocol import (
 )
 from parley.server.idempotency import Idempotent
 from parley.server.openapi import errors
-from parley.store import threads as thread_store
+from parley.store.pagination import ListQuery
+from parley.store.records import Thread
 
 router = APIRouter(tags=["conversations"])
 
@@ -45,6 +45,15 @@ def _named_items() -> Iterator[None]:
         raise type(exc)(message, code=exc.code, param=param, details=exc.details) from None
 
 
+def conversation_object(thread: Thread) -> dict[str, Any]:
+    return {
+        "id": thread.id,
+        "object": "conversation",
+        "created_at": int(thread.created_at),
+        "metadata": thread.metadata,
+    }
+
+
 @router.post("/conversations", responses=errors(400), response_model=dict[str, Any])
 async def create_conversation(
     user: CurrentUser, svc: Svc, idem: Idempotent, body: ConversationCreate | None = None
@@ -58,7 +67,7 @@ async def create_conversation(
                 messages=parse_input(given.items or []),
                 metadata=given.metadata or {},
             )
-        return JSONResponse(store.conversation_object(thread))
+        return JSONResponse(conversation_object(thread))
 
     return await idem.once(svc.db, user.id, make)
 
@@ -68,37 +77,27 @@ async def retrieve_conversation(
     conversation_id: str, user: CurrentUser, svc: Svc
 ) -> dict[str, Any]:
     thread = await svc.db.read(
-        functools.partial(store.get_conversation, user_id=user.id, conversation_id=conversation_id)
+        reads.get_conversation, user_id=user.id, conversation_id=conversation_id
     )
-    return store.conversation_object(thread)
+    return conversation_object(thread)
 
 
 @router.post("/conversations/{conversation_id}", responses=errors())
 async def update_conversation(
     conversation_id: str, body: ConversationUpdate, user: CurrentUser, svc: Svc
 ) -> dict[str, Any]:
-    def update(conn: Any) -> Any:
-        thread = store.get_conversation(conn, user_id=user.id, conversation_id=conversation_id)
-        return thread_store.update_metadata(
-            conn, user_id=user.id, thread_id=thread.id, metadata=body.metadata or {}
-        )
-
-    return store.conversation_object(await svc.db.write(update))
+    thread = await svc.db.write(
+        reads.update_conversation,
+        user_id=user.id,
+        conversation_id=conversation_id,
+        metadata=body.metadata or {},
+    )
+    return conversation_object(thread)
 
 
 @router.delete("/conversations/{conversation_id}", responses=errors(409))
 async def delete_conversation(conversation_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    def delete(conn: Any) -> None:
-        thread = store.get_conversation(conn, user_id=user.id, conversation_id=conversation_id)
-        try:
-            thread_store.delete_thread(conn, user_id=user.id, thread_id=thread.id)
-        except Conflict:
-            raise Conflict(
-                "The conversation has a response in progress; cancel it first.",
-                code="conversation_busy",
-            ) from None
-
-    await svc.db.write(delete)
+    await svc.db.write(reads.delete_conversation, user_id=user.id, conversation_id=conversation_id)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
@@ -111,11 +110,9 @@ async def list_items(
     order: Literal["asc", "desc"] = "desc",
     after: Annotated[str | None, Query(max_length=128)] = None,
     include: Include = None,
-) -> dict[str, Any]:
-    items = await svc.db.read(
-        functools.partial(store.all_items, user_id=user.id, conversation_id=conversation_id)
-    )
-    return page(items, limit=limit, order=order, after=after, before=None)
+) -> Page[dict[str, Any]]:
+    items = await svc.db.read(reads.all_items, user_id=user.id, conversation_id=conversation_id)
+    return window(items, ListQuery(limit=limit, order=order, after=after))
 
 
 @router.post(
@@ -132,16 +129,13 @@ async def create_items(
     include: Include = None,
 ) -> Response:
     async def make() -> Response:
-        await svc.db.read(
-            functools.partial(
-                store.get_conversation, user_id=user.id, conversation_id=conversation_id
-            )
-        )
+        await svc.db.read(reads.get_conversation, user_id=user.id, conversation_id=conversation_id)
         with _named_items():
             _, rows = await svc.engine.append_messages(
                 user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
             )
-        return JSONResponse(list_object([item for m in rows for item in message_items(m)]))
+        added = Page.of([item for m in rows for item in message_items(m)])
+        return JSONResponse(added.model_dump(mode="json"))
 
     return await idem.once(svc.db, user.id, make)
 
@@ -151,9 +145,7 @@ async def retrieve_item(
     conversation_id: str, item_id: str, user: CurrentUser, svc: Svc, include: Include = None
 ) -> dict[str, Any]:
     _, item = await svc.db.read(
-        functools.partial(
-            store.find_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
-        )
+        reads.find_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
     )
     return item
 
@@ -163,8 +155,6 @@ async def delete_item(
     conversation_id: str, item_id: str, user: CurrentUser, svc: Svc
 ) -> dict[str, Any]:
     thread = await svc.db.write(
-        functools.partial(
-            store.delete_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
-        )
+        reads.delete_item, user_id=user.id, conversation_id=conversation_id, item_id=item_id
     )
-    return store.conversation_object(thread)
+    return conversation_object(thread)

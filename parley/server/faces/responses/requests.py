@@ -4,26 +4,20 @@ the WebSocket."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
-from parley.errors import InvalidRequest, NotFound
+from parley.errors import InvalidRequest
 from parley.server.deps import Services
-from parley.server.faces.responses.conversations import conversation_not_found, item_of
+from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import parse_input
 from parley.server.faces.responses.protocol import ResponseCreate
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.db import Database
 from parley.store.records import Run
-from parley.store.tables import messages as messages_table
-from parley.types import FunctionSpec, RunStatus
+from parley.types import FunctionSpec
 
 #: Request fields kept with the run and answered back as they were sent.
 _ECHOED = (
@@ -74,17 +68,6 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
         )
         slot.hold_until(turn.when_done)
     return turn
-
-
-def previous_not_found(response_id: str) -> InvalidRequest:
-    """What a ``previous_response_id`` that names no response of the caller answers: a 400,
-    as OpenAI and the Open Responses specification answer it (another user's response, or
-    one kept with ``store: false``, answers the same)."""
-    return InvalidRequest(
-        f"Previous response with id '{response_id}' not found.",
-        code="previous_response_not_found",
-        param="previous_response_id",
-    )
 
 
 def run_config(body: ResponseCreate, model: str) -> RunConfig:
@@ -260,7 +243,7 @@ async def plan(
         )
     items = body.input
     if isinstance(items, list) and any(i.get("type") == "item_reference" for i in items):
-        items = await db.read(functools.partial(_resolve_references, user_id=user_id, items=items))
+        items = await db.read(reads.resolve_references, user_id=user_id, items=items)
     messages = parse_input(items)
     if not messages and body.previous_response_id is None and body.conversation is None:
         raise InvalidRequest(
@@ -273,91 +256,11 @@ async def plan(
         target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
     else:
         target = await db.read(
-            functools.partial(_target, user_id=user_id, body=body, store=store, held=held or {})
+            reads.thread_target,
+            user_id=user_id,
+            conversation=body.conversation_id,
+            previous_id=body.previous_response_id,
+            store=store,
+            held=held or {},
         )
     return Plan(target=target, messages=messages, config=run_config(body, body.model), store=store)
-
-
-def _target(
-    conn: Connection,
-    *,
-    user_id: str,
-    body: ResponseCreate,
-    store: bool,
-    held: dict[str, Run],
-) -> ThreadTarget:
-    conversation = body.conversation_id
-    if conversation is not None:
-        try:
-            thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
-        except NotFound:
-            raise conversation_not_found(conversation, "conversation") from None
-        if store:
-            return ThreadTarget(thread_id=conversation)
-        last = _last_seq(conn, conversation)
-        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
-    previous_id = body.previous_response_id
-    if previous_id is None:
-        return ThreadTarget(scratch=not store)
-    previous = held.get(previous_id)
-    held_here = previous is not None
-    if previous is None:
-        try:
-            previous = run_store.get_run(conn, run_id=previous_id, user_id=user_id)
-        except NotFound:
-            raise previous_not_found(previous_id) from None
-        if (previous.request or {}).get("store") is False:
-            raise previous_not_found(previous_id)  # never stored: only its connection has it
-    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise InvalidRequest(
-            f"Previous response with id '{previous_id}' is still in progress.",
-            code="previous_response_in_progress",
-            param="previous_response_id",
-        )
-    end = _answer_end(conn, run_id=previous.id)
-    if end is None:
-        raise previous_not_found(previous_id)
-    previous_stored = (previous.request or {}).get("store") is not False
-    # The chain goes on in the same thread when it ends there and is kept the same way: a
-    # stored response after a stored one, or a scratch one after a scratch one that this
-    # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
-    same_kind = store == previous_stored and (store or held_here)
-    source = previous.thread_id
-    if same_kind and end >= _last_seq(conn, source):
-        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
-    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
-
-
-def _last_seq(conn: Connection, thread_id: str) -> int:
-    query = select(func.max(messages_table.c.seq)).where(messages_table.c.thread_id == thread_id)
-    return int(conn.execute(query).scalar() or 0)
-
-
-def _answer_end(conn: Connection, *, run_id: str) -> int | None:
-    """The sequence number of the last message a run wrote (its answer's end)."""
-    query = select(func.max(messages_table.c.seq)).where(messages_table.c.run_id == run_id)
-    value = conn.execute(query).scalar()
-    return None if value is None else int(value)
-
-
-def _resolve_references(
-    conn: Connection, *, user_id: str, items: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """``item_reference`` items replaced by the items they name (the user's own only)."""
-    resolved: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("type") != "item_reference":
-            resolved.append(item)
-            continue
-        item_id = item.get("id")
-        found = None
-        if isinstance(item_id, str):
-            found = item_of(conn, user_id=user_id, item_id=item_id)
-        if found is None:
-            raise InvalidRequest(
-                f"Invalid 'input[{index}].id': no item with id {item_id!r}.",
-                code="item_not_found",
-                param=f"input[{index}].id",
-            )
-        resolved.append(found[1])
-    return resolved

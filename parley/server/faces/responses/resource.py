@@ -11,12 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from parley.errors import NotFound
 from parley.server.faces.responses.items import message_items
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.records import Message, Run
 from parley.types import RunStatus, Usage
 
@@ -113,24 +109,12 @@ def head(run: Run, status: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class StoredResponse:
+    """A response as the store holds it (``reads.read_response``)."""
+
     run: Run
     answers: list[Message]
     #: The call ids handed to the client (the run's actions).
     calls: set[str]
-
-
-def read_response(
-    conn: Connection, *, user_id: str, response_id: str, scratch: bool = False
-) -> StoredResponse:
-    """A response of the user's, with what it wrote (404 for another user's, and for a
-    ``store: false`` one unless ``scratch``: its face's own read)."""
-    try:
-        run = run_store.get_run(conn, run_id=response_id, user_id=user_id, scratch=scratch)
-    except NotFound:
-        raise not_found(response_id) from None
-    answers = thread_store.run_answers(conn, run_id=run.id)
-    calls = {a.tool_call_id for a in run_store.list_actions(conn, run_id=run.id)}
-    return StoredResponse(run=run, answers=answers, calls=calls)
 
 
 def response_object(stored: StoredResponse) -> dict[str, Any]:

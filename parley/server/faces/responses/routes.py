@@ -14,21 +14,18 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from parley.engine import Entry
-from parley.errors import Conflict, InvalidRequest
+from parley.errors import InvalidRequest
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
-from parley.server.faces.kit.pages import page
+from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.sse import HEADERS, PING
 from parley.server.faces.kit.streams import SSEResponse
-from parley.server.faces.responses import compaction, websocket
-from parley.server.faces.responses.items import message_items
+from parley.server.faces.responses import compaction, reads, websocket
 from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
 from parley.server.faces.responses.requests import plan, start
 from parley.server.faces.responses.resource import (
     STATUS,
     StoredResponse,
     head,
-    not_found,
-    read_response,
     response_object,
 )
 from parley.server.faces.responses.stream import (
@@ -40,10 +37,8 @@ from parley.server.faces.responses.stream import (
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors
-from parley.store import runs as run_store
-from parley.store import threads as thread_store
 from parley.store.pagination import ListQuery
-from parley.types import Role, RunStatus
+from parley.types import RunStatus
 
 log = logging.getLogger("parley.server")
 
@@ -108,10 +103,12 @@ async def _create(
     try:
         await idem.started(turn.run_id)
         await turn.result()
-        read = functools.partial(
-            read_response, user_id=user_id, response_id=turn.run_id, scratch=not planned.store
+        stored = await svc.db.read(
+            reads.read_response,
+            user_id=user_id,
+            response_id=turn.run_id,
+            scratch=not planned.store,
         )
-        stored = await svc.db.read(read)
     finally:  # a scratch thread goes once its response is read (or its client has gone)
         if not planned.store:
             svc.engine.release_scratch(turn.thread_id)
@@ -129,9 +126,7 @@ async def _replay(
 ) -> SSEResponse:
     """The stream of a response made before, from its first event (``after``: 0), in the
     dialect of the request that asks again."""
-    stored = await svc.db.read(
-        functools.partial(read_response, user_id=user_id, response_id=run_id)
-    )
+    stored = await svc.db.read(reads.read_response, user_id=user_id, response_id=run_id)
     return _resumed(svc, stored, after=after, dialect=dialect)
 
 
@@ -149,9 +144,7 @@ async def retrieve_response(
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> JSONResponse | SSEResponse:
-    stored = await svc.db.read(
-        functools.partial(_read_kept, user_id=user.id, response_id=response_id)
-    )
+    stored = await svc.db.read(reads.kept_response, user_id=user.id, response_id=response_id)
     if not stream:
         return JSONResponse(response_object(stored))
     return _resumed(
@@ -164,23 +157,17 @@ async def retrieve_response(
 
 @router.delete("/responses/{response_id}", responses=errors(409))
 async def delete_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    await svc.db.write(
-        functools.partial(_delete_response, user_id=user.id, response_id=response_id)
-    )
+    await svc.db.write(reads.delete_response, user_id=user.id, response_id=response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 
 
 @router.post("/responses/{response_id}/cancel", responses=errors(400))
 async def cancel_response(response_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    stored = await svc.db.read(
-        functools.partial(read_response, user_id=user.id, response_id=response_id)
-    )
+    stored = await svc.db.read(reads.read_response, user_id=user.id, response_id=response_id)
     status = RunStatus(stored.run.status)
     if status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
         await svc.engine.cancel(user_id=user.id, run_id=stored.run.id)
-        stored = await svc.db.read(
-            functools.partial(read_response, user_id=user.id, response_id=response_id)
-        )
+        stored = await svc.db.read(reads.read_response, user_id=user.id, response_id=response_id)
     elif status != RunStatus.CANCELLED:
         raise InvalidRequest(
             f"Cannot cancel a response with status '{STATUS[status]}'.",
@@ -200,11 +187,9 @@ async def list_input_items(
     after: Annotated[str | None, Query(max_length=128)] = None,
     before: Annotated[str | None, Query(max_length=128)] = None,
     include: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
-    items = await svc.db.read(
-        functools.partial(_input_items, user_id=user.id, response_id=response_id)
-    )
-    return page(items, limit=limit, order=order, after=after, before=before)
+) -> Page[dict[str, Any]]:
+    items = await svc.db.read(reads.input_items, user_id=user.id, response_id=response_id)
+    return window(items, ListQuery(limit=limit, order=order, after=after, before=before))
 
 
 @router.post("/responses/compact", responses=errors(400), response_model=None)
@@ -272,50 +257,3 @@ async def _frames(
         if events.finished:
             break
     yield DONE_FRAME
-
-
-# ------------------------------------------------------------------------------ store
-
-
-def _delete_response(conn: Any, *, user_id: str, response_id: str) -> None:
-    stored = read_response(conn, user_id=user_id, response_id=response_id)
-    run = stored.run
-    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise Conflict(
-            "The response is in progress; cancel it before deleting it.",
-            code="response_in_progress",
-        )
-    others = [
-        r
-        for r in run_store.list_runs(
-            conn, user_id=user_id, thread_id=run.thread_id, page=ListQuery(limit=2, order="asc")
-        )[0]
-        if r.id != run.id
-    ]
-    if not others and (run.request or {}).get("conversation") is None:
-        thread_store.delete_thread(conn, user_id=user_id, thread_id=run.thread_id)
-    else:
-        run_store.delete_run(conn, run_id=run.id)
-
-
-def _read_kept(conn: Any, *, user_id: str, response_id: str) -> StoredResponse:
-    """A stored response (a ``store: false`` one is never read back over HTTP)."""
-    stored = read_response(conn, user_id=user_id, response_id=response_id)
-    if (stored.run.request or {}).get("store") is False:
-        raise not_found(response_id)
-    return stored
-
-
-def _input_items(conn: Any, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
-    stored = _read_kept(conn, user_id=user_id, response_id=response_id)
-    run = stored.run
-    seqs = (run.request or {}).get("input_seqs")
-    if seqs:
-        first, last = seqs
-    else:
-        first, last = 1, (stored.answers[0].seq - 1 if stored.answers else 0)
-    messages = thread_store.messages_between(conn, thread_id=run.thread_id, first=first, last=last)
-    if not seqs:  # a native run: the messages since the thread's previous answer
-        since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
-        messages = messages[since:]
-    return [item for m in messages for item in message_items(m)]

@@ -1,0 +1,343 @@
+"""The Responses face's queries: each runs in one transaction (``Database.read`` /
+``write``) and answers what its route needs.
+
+Conversations seen through the Conversations API: a conversation is a thread (the same
+id), its items are the thread's messages as items (``items.message_items``). A response is
+a run (``resource``); ``previous_response_id`` and ``conversation`` name where a new one
+goes on (``thread_target``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from parley.engine import NewMessage, ThreadTarget
+from parley.errors import Conflict, InvalidRequest, NotFound
+from parley.server.faces.responses.items import message_id_of, message_items, without_segment
+from parley.server.faces.responses.resource import StoredResponse, not_found
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.pagination import ListQuery
+from parley.store.records import Message, Run, Thread
+from parley.store.tables import messages as messages_table
+from parley.types import ACTIVE_STATUSES, Role, RunStatus
+
+
+def conversation_not_found(conversation_id: str, param: str = "conversation_id") -> NotFound:
+    """``param``: where the request named it (the path's ``conversation_id``, or a
+    response's ``conversation``)."""
+    return NotFound(
+        f"Conversation with id '{conversation_id}' not found.", code="not_found", param=param
+    )
+
+
+def item_not_found(item_id: str) -> NotFound:
+    return NotFound(f"Item with id '{item_id}' not found.", code="not_found", param="item_id")
+
+
+def previous_not_found(response_id: str) -> InvalidRequest:
+    """What a ``previous_response_id`` that names no response of the caller answers: a 400,
+    as OpenAI and the Open Responses specification answer it (another user's response, or
+    one kept with ``store: false``, answers the same)."""
+    return InvalidRequest(
+        f"Previous response with id '{response_id}' not found.",
+        code="previous_response_not_found",
+        param="previous_response_id",
+    )
+
+
+# ---------------------------------------------------------------------- conversations
+
+
+def get_conversation(conn: Connection, *, user_id: str, conversation_id: str) -> Thread:
+    try:
+        return thread_store.get_thread(conn, user_id=user_id, thread_id=conversation_id)
+    except NotFound:
+        raise conversation_not_found(conversation_id) from None
+
+
+def update_conversation(
+    conn: Connection, *, user_id: str, conversation_id: str, metadata: dict[str, Any]
+) -> Thread:
+    """The conversation, its metadata replaced."""
+    thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    return thread_store.update_metadata(
+        conn, user_id=user_id, thread_id=thread.id, metadata=metadata
+    )
+
+
+def delete_conversation(conn: Connection, *, user_id: str, conversation_id: str) -> None:
+    """Delete the conversation (409 while a response of it is in progress)."""
+    thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    try:
+        thread_store.delete_thread(conn, user_id=user_id, thread_id=thread.id)
+    except Conflict:
+        raise Conflict(
+            "The conversation has a response in progress; cancel it first.",
+            code="conversation_busy",
+        ) from None
+
+
+def all_items(conn: Connection, *, user_id: str, conversation_id: str) -> list[dict[str, Any]]:
+    """Every item of the conversation, oldest first."""
+    thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    return [
+        item
+        for message in thread_store.thread_context(conn, thread_id=thread.id)
+        for item in message_items(message)
+    ]
+
+
+def item_of(
+    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
+) -> tuple[Message, dict[str, Any]] | None:
+    """The user's message holding the item (in thread ``thread_id``, when given), and the
+    item; None when there is none."""
+    message_id = message_id_of(item_id)
+    if message_id is None:
+        return None
+    try:
+        message = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
+    except NotFound:
+        return None
+    if thread_id is not None and message.thread_id != thread_id:
+        return None
+    item = next((i for i in message_items(message) if i["id"] == item_id), None)
+    return None if item is None else (message, item)
+
+
+def find_item(
+    conn: Connection, *, user_id: str, conversation_id: str, item_id: str
+) -> tuple[Message, dict[str, Any]]:
+    """The message holding the item, and the item."""
+    thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    found = item_of(conn, user_id=user_id, item_id=item_id, thread_id=thread.id)
+    if found is None:
+        raise item_not_found(item_id)
+    return found
+
+
+def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id: str) -> Thread:
+    """Remove one item: a user or tool message goes; an assistant message loses its text,
+    reasoning or one call (and goes once it holds nothing). A function call whose output
+    is still in the conversation stays: delete the output first."""
+    message, item = find_item(
+        conn, user_id=user_id, conversation_id=conversation_id, item_id=item_id
+    )
+    if thread_store.thread_has_run_in(
+        conn, thread_id=message.thread_id, statuses={str(s) for s in ACTIVE_STATUSES}
+    ):
+        raise Conflict(
+            "The conversation has a response in progress or waiting for tool outputs.",
+            code="conversation_busy",
+        )
+    kind = item["type"]
+    if message.role != Role.ASSISTANT or kind == "function_call_output":
+        thread_store.delete_message(conn, message_id=message.id)
+        return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    content, reasoning, layout = message.content, message.reasoning, message.layout
+    calls = list(message.tool_calls or ())
+    if kind in ("message", "reasoning"):
+        content, reasoning, layout = without_segment(message, item_id)
+    else:
+        call_id = item["call_id"]
+        answered = any(
+            m.role == Role.TOOL and m.tool_call_id == call_id
+            for m in thread_store.thread_context(conn, thread_id=message.thread_id)
+        )
+        if answered:
+            raise InvalidRequest(
+                f"The function call {call_id} has an output in the conversation: "
+                "delete its function_call_output item first.",
+                code="item_has_output",
+                param="item_id",
+            )
+        calls = [c for c in calls if c["id"] != call_id]
+    if not content and not reasoning and not calls:
+        thread_store.delete_message(conn, message_id=message.id)
+    else:
+        thread_store.update_message(
+            conn,
+            message_id=message.id,
+            content=content,
+            reasoning=reasoning,
+            layout=layout,
+            tool_calls=calls or None,
+        )
+    return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+
+
+# -------------------------------------------------------------------------- responses
+
+
+def read_response(
+    conn: Connection, *, user_id: str, response_id: str, scratch: bool = False
+) -> StoredResponse:
+    """A response of the user's, with what it wrote (404 for another user's, and for a
+    ``store: false`` one unless ``scratch``: its face's own read)."""
+    try:
+        run = run_store.get_run(conn, run_id=response_id, user_id=user_id, scratch=scratch)
+    except NotFound:
+        raise not_found(response_id) from None
+    answers = thread_store.run_answers(conn, run_id=run.id)
+    calls = {a.tool_call_id for a in run_store.list_actions(conn, run_id=run.id)}
+    return StoredResponse(run=run, answers=answers, calls=calls)
+
+
+def kept_response(conn: Connection, *, user_id: str, response_id: str) -> StoredResponse:
+    """A stored response (a ``store: false`` one is never read back over HTTP)."""
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    if (stored.run.request or {}).get("store") is False:
+        raise not_found(response_id)
+    return stored
+
+
+def delete_response(conn: Connection, *, user_id: str, response_id: str) -> None:
+    """Delete a response that has ended: its thread too when nothing else is in it."""
+    stored = read_response(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise Conflict(
+            "The response is in progress; cancel it before deleting it.",
+            code="response_in_progress",
+        )
+    others = [
+        r
+        for r in run_store.list_runs(
+            conn, user_id=user_id, thread_id=run.thread_id, page=ListQuery(limit=2, order="asc")
+        )[0]
+        if r.id != run.id
+    ]
+    if not others and (run.request or {}).get("conversation") is None:
+        thread_store.delete_thread(conn, user_id=user_id, thread_id=run.thread_id)
+    else:
+        run_store.delete_run(conn, run_id=run.id)
+
+
+def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dict[str, Any]]:
+    """The items a stored response was given, oldest first."""
+    stored = kept_response(conn, user_id=user_id, response_id=response_id)
+    run = stored.run
+    seqs = (run.request or {}).get("input_seqs")
+    if seqs:
+        first, last = seqs
+    else:
+        first, last = 1, (stored.answers[0].seq - 1 if stored.answers else 0)
+    messages = thread_store.messages_between(conn, thread_id=run.thread_id, first=first, last=last)
+    if not seqs:  # a native run: the messages since the thread's previous answer
+        since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
+        messages = messages[since:]
+    return [item for m in messages for item in message_items(m)]
+
+
+def previous_context(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
+    """The whole context of a stored response, as messages a request could send again."""
+    try:
+        run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
+    except NotFound:
+        raise previous_not_found(response_id) from None
+    if (run.request or {}).get("store") is False:
+        raise previous_not_found(response_id)
+    return [
+        NewMessage(
+            role=Role(m.role),
+            content=m.content,
+            images=m.images,
+            tool_calls=m.tool_calls,
+            tool_call_id=m.tool_call_id,
+        )
+        for m in thread_store.thread_context(conn, thread_id=run.thread_id)
+        if m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls
+    ]
+
+
+# ------------------------------------------------------------------ a response's place
+
+
+def thread_target(
+    conn: Connection,
+    *,
+    user_id: str,
+    conversation: str | None,
+    previous_id: str | None,
+    store: bool,
+    held: dict[str, Run],
+) -> ThreadTarget:
+    """Where a new response goes: on in its ``conversation``, or after its previous
+    response (``previous_id``), in the same thread or a branch of it. ``held``: the
+    responses a WebSocket keeps for its connection (``store: false`` ones among them)."""
+    if conversation is not None:
+        try:
+            thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
+        except NotFound:
+            raise conversation_not_found(conversation, "conversation") from None
+        if store:
+            return ThreadTarget(thread_id=conversation)
+        last = _last_seq(conn, conversation)
+        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
+    if previous_id is None:
+        return ThreadTarget(scratch=not store)
+    previous = held.get(previous_id)
+    held_here = previous is not None
+    if previous is None:
+        try:
+            previous = run_store.get_run(conn, run_id=previous_id, user_id=user_id)
+        except NotFound:
+            raise previous_not_found(previous_id) from None
+        if (previous.request or {}).get("store") is False:
+            raise previous_not_found(previous_id)  # never stored: only its connection has it
+    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise InvalidRequest(
+            f"Previous response with id '{previous_id}' is still in progress.",
+            code="previous_response_in_progress",
+            param="previous_response_id",
+        )
+    end = _answer_end(conn, run_id=previous.id)
+    if end is None:
+        raise previous_not_found(previous_id)
+    previous_stored = (previous.request or {}).get("store") is not False
+    # The chain goes on in the same thread when it ends there and is kept the same way: a
+    # stored response after a stored one, or a scratch one after a scratch one that this
+    # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
+    same_kind = store == previous_stored and (store or held_here)
+    source = previous.thread_id
+    if same_kind and end >= _last_seq(conn, source):
+        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
+    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
+
+
+def _last_seq(conn: Connection, thread_id: str) -> int:
+    query = select(func.max(messages_table.c.seq)).where(messages_table.c.thread_id == thread_id)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _answer_end(conn: Connection, *, run_id: str) -> int | None:
+    """The sequence number of the last message a run wrote (its answer's end)."""
+    query = select(func.max(messages_table.c.seq)).where(messages_table.c.run_id == run_id)
+    value = conn.execute(query).scalar()
+    return None if value is None else int(value)
+
+
+def resolve_references(
+    conn: Connection, *, user_id: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``item_reference`` items replaced by the items they name (the user's own only)."""
+    resolved: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("type") != "item_reference":
+            resolved.append(item)
+            continue
+        item_id = item.get("id")
+        found = None
+        if isinstance(item_id, str):
+            found = item_of(conn, user_id=user_id, item_id=item_id)
+        if found is None:
+            raise InvalidRequest(
+                f"Invalid 'input[{index}].id': no item with id {item_id!r}.",
+                code="item_not_found",
+                param=f"input[{index}].id",
+            )
+        resolved.append(found[1])
+    return resolved
