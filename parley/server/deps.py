@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -142,7 +141,7 @@ async def _caller_of(svc: Services, key_hash: str) -> Caller:
         AuthenticationFailed: an unknown or revoked key, an expired one, or one of a
             disabled user.
     """
-    owner = await svc.db.read(functools.partial(user_store.find_key, key_hash=key_hash))
+    owner = await svc.db.read(user_store.find_key, key_hash=key_hash)
     if owner is None:
         raise AuthenticationFailed("Invalid or revoked API key.", code="invalid_api_key")
     at = now()
@@ -150,7 +149,7 @@ async def _caller_of(svc: Services, key_hash: str) -> Caller:
     if refusal is not None:
         raise refusal
     if owner.stale(at):
-        await svc.db.write(functools.partial(user_store.stamp_key, key_id=owner.key_id, at=at))
+        await svc.db.write(user_store.stamp_key, key_id=owner.key_id, at=at)
     return Caller(owner.user, key_hash, owner.expires_at, owner.daily_token_budget)
 
 

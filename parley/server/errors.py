@@ -13,12 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.errors import (
     ERROR_TYPE_HEADER,
-    Conflict,
     InternalError,
     InvalidRequest,
     ParleyError,
@@ -26,6 +24,7 @@ from parley.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from parley.store.db import RACES, lost_race
 
 log = logging.getLogger("parley.server")
 
@@ -197,9 +196,7 @@ def exception_response(exc: Exception, path: str) -> JSONResponse:
         return error_response(exc, openai=openai)
     if isinstance(exc, RequestValidationError):
         return error_response(validation_failed(exc.errors()), openai=openai)
-    if isinstance(exc, IntegrityError):
-        log.info("integrity conflict: %s", exc.orig)
-        conflict = Conflict("The request conflicts with the current state; retry.", code="conflict")
+    if (conflict := lost_race(exc)) is not None:
         return error_response(conflict, openai=openai)
     log.exception("unhandled error", exc_info=exc)
     return error_response(InternalError("Internal server error."), openai=openai)
@@ -209,7 +206,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _exception(request: Request, exc: Exception) -> JSONResponse:
         return exception_response(exc, request.url.path)
 
-    for kind in (ParleyError, RequestValidationError, IntegrityError, Exception):
+    for kind in (ParleyError, RequestValidationError, *RACES, Exception):
         app.add_exception_handler(kind, _exception)
 
     @app.exception_handler(StarletteHTTPException)

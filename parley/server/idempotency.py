@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -111,13 +110,11 @@ class Idempotency:
         if self.key is None or self._db is None:
             return
         await self._db.write(
-            functools.partial(
-                store.record_run,
-                user_id=self._user_id,
-                key=self.key,
-                claimed_at=self._claimed,
-                run_id=run_id,
-            )
+            store.record_run,
+            user_id=self._user_id,
+            key=self.key,
+            claimed_at=self._claimed,
+            run_id=run_id,
         )
 
     # ----------------------------------------------------------------------- internals
@@ -126,15 +123,13 @@ class Idempotency:
         assert self._db is not None and self.key is not None and self.request is not None
         self._claimed = at = now()
         return await self._db.write(
-            functools.partial(
-                store.claim,
-                user_id=self._user_id,
-                key=self.key,
-                request=self.request,
-                at=at,
-                expired_before=at - KEEP_SECONDS,
-                abandoned_before=at - ABANDONED_SECONDS,
-            )
+            store.claim,
+            user_id=self._user_id,
+            key=self.key,
+            request=self.request,
+            at=at,
+            expired_before=at - KEEP_SECONDS,
+            abandoned_before=at - ABANDONED_SECONDS,
         )
 
     async def _again(self, found: IdempotencyKey, replay: Replay | None) -> Response:
@@ -170,15 +165,13 @@ class Idempotency:
         assert self._db is not None and self.key is not None
         if isinstance(made, Streamed):
             await self._db.write(
-                functools.partial(
-                    store.record_stream,
-                    user_id=self._user_id,
-                    key=self.key,
-                    claimed_at=self._claimed,
-                    run_id=made.run_id,
-                    after=made.after,
-                    headers=made.headers,
-                )
+                store.record_stream,
+                user_id=self._user_id,
+                key=self.key,
+                claimed_at=self._claimed,
+                run_id=made.run_id,
+                after=made.after,
+                headers=made.headers,
             )
             return made.response
         assert not isinstance(made, StreamingResponse), "a stream is answered as Streamed"
@@ -186,23 +179,19 @@ class Idempotency:
             await self._let_go()
             return made
         await self._db.write(
-            functools.partial(
-                store.record_answer,
-                user_id=self._user_id,
-                key=self.key,
-                claimed_at=self._claimed,
-                status_code=made.status_code,
-                body=bytes(made.body).decode(),
-            )
+            store.record_answer,
+            user_id=self._user_id,
+            key=self.key,
+            claimed_at=self._claimed,
+            status_code=made.status_code,
+            body=bytes(made.body).decode(),
         )
         return made
 
     async def _let_go(self) -> None:
         assert self._db is not None and self.key is not None
         await self._db.write(
-            functools.partial(
-                store.forget, user_id=self._user_id, key=self.key, claimed_at=self._claimed
-            )
+            store.forget, user_id=self._user_id, key=self.key, claimed_at=self._claimed
         )
 
 

@@ -13,11 +13,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from parley.config import Settings
 from parley.engine import Engine
-from parley.store.db import Database, schema_revision
+from parley.store.db import Database, at_head
 
 __all__ = ["CHECK_SECONDS", "Readiness"]
 
@@ -50,15 +48,9 @@ class Readiness:
 
     async def _database(self, db: Database) -> str:
         known = self._at_head
-
-        def probe(conn: Connection) -> bool:
-            if known:  # a row of a table, not a bare SELECT 1: SQLite reads its file then
-                conn.exec_driver_sql("SELECT 1 FROM alembic_version").scalar()
-                return True
-            return _schema_at_head(conn)
-
         try:
-            self._at_head = await asyncio.wait_for(db.read(probe), CHECK_SECONDS) or known
+            probe = db.read(at_head, seen=known)
+            self._at_head = await asyncio.wait_for(probe, CHECK_SECONDS) or known
         except TimeoutError:
             return "timeout"
         except Exception:  # noqa: BLE001 - a boundary: any failure of the database is "not ready"
@@ -82,9 +74,3 @@ class Readiness:
         finally:
             await client.aclose()
         return "ok"
-
-
-def _schema_at_head(conn: Connection) -> bool:
-    from parley.store.migrations import HEAD
-
-    return schema_revision(conn) == HEAD

@@ -21,7 +21,6 @@ reservations, and each replica's count of the key's tokens, are shared at once
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -173,8 +172,7 @@ class KeyBudgets:
         # ``ttl`` seconds (refusing early), never be missed.
         counted = self.counter.counted_today(key_hash, day)
         unwritten = self.counter.unwritten(key_hash, day)
-        read = functools.partial(usage_store.key_budget, key_hash=key_hash, day=day)
-        found = await self.db.read(read)
+        found = await self.db.read(usage_store.key_budget, key_hash=key_hash, day=day)
         key_id, budget, written = found if found is not None else ("", None, 0)
         known = _Known(
             day=day,
