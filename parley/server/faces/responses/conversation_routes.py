@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from parley.errors import InvalidRequest
 from parley.server.deps import CurrentUser, Svc
+from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import message_items, parse_input
@@ -34,9 +35,11 @@ Include = Annotated[list[str] | None, Query()]
 @contextmanager
 def _named_items() -> Iterator[None]:
     """A refused item named as this API's body names it: ``items[2]``, not ``input[2]``
-    (the item parser and the engine speak of a response's ``input``)."""
+    (the item parser speaks of a response's ``input``), and the engine's word on the new
+    messages as ``items``."""
     try:
-        yield
+        with messages_from("items"):
+            yield
     except InvalidRequest as exc:
         if exc.param is None or not exc.param.startswith("input"):
             raise
