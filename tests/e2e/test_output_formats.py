@@ -33,7 +33,7 @@ from tests.e2e.test_responses_providers import Parley
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SLOTS = 4
+SLOTS = 6
 SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
@@ -154,3 +154,25 @@ async def test_responses_json_schema_on_gemini(parley: Parley) -> None:
     assert config["responseMimeType"] == "application/json"
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     assert schema is not None and schema["properties"].keys() == SCHEMA["properties"].keys()
+
+
+async def test_responses_fields_the_provider_has_no_equivalent_for_are_a_400(
+    parley: Parley,
+) -> None:
+    """The options check on Responses: a field passed on to an API that has no such option
+    is a 400 naming it, and nothing goes upstream; a hint OpenAI's APIs take
+    (``prompt_cache_retention``) is not sent to others."""
+    model, fake = anthropic_slot(parley)
+    for field, value in (("presence_penalty", 0.5), ("frequency_penalty", 0.1)):
+        answer = await parley.http.post(
+            "/responses", json={"model": model, "input": "Oslo?", field: value}
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["param"], error["code"]) == (field, "unsupported_parameter"), error
+    assert not [r for r in fake.requests if r.target.startswith("/v1/messages")]
+    fmt = {"type": "json_object"}
+    request = {"model": model, "input": "Oslo?", "text": {"format": fmt}}
+    answer = await parley.http.post("/responses", json={**request, "prompt_cache_retention": "24h"})
+    assert answer.status_code == 200, answer.text
+    assert "prompt_cache_retention" not in sent_to_anthropic(fake)

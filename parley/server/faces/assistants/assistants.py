@@ -27,8 +27,7 @@ async def create_assistant(
     body: AssistantCreate, user: CurrentUser, svc: Svc, idem: Idempotent
 ) -> Response:
     async def make() -> Response:
-        svc.providers.check_model(body.model)
-        refused, _ = svc.providers.traits(body.model)
+        profile = svc.engine.profile(body.model)  # an unknown model is a 400
         assistant = await svc.db.write(
             store.create_assistant,
             user_id=user.id,
@@ -38,7 +37,7 @@ async def create_assistant(
             instructions=body.instructions,
             tools=[t.model_dump() for t in body.tools or ()],
             parameters=sampling(body, body.parameters),
-            options=assistant_options(body, refused=refused) or None,
+            options=assistant_options(body, None, profile) or None,
             metadata=body.metadata,
         )
         return answer(AssistantPublic.of(assistant))
@@ -81,8 +80,8 @@ async def update_assistant(
             fields["tools"] = [t.model_dump() for t in body.tools]
         base = current.parameters if body.parameters is None else body.parameters
         fields["parameters"] = sampling(body, base)
-        refused, _ = svc.providers.traits(fields.get("model", current.model))
-        fields["options"] = assistant_options(body, current.options, refused) or None
+        profile = svc.engine.profile(fields.get("model", current.model))
+        fields["options"] = assistant_options(body, current.options, profile) or None
         return fields
 
     updated = await svc.db.write(

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from parley.engine import NewMessage, RunConfig
 from parley.errors import InvalidRequest
+from parley.server.faces.kit import options as face_options
 from parley.server.faces.kit.bodies import (
     Body,
     Count,
@@ -21,7 +22,13 @@ from parley.server.faces.kit.bodies import (
     ToolResources,
     Tools,
 )
-from parley.server.faces.kit.readers import neutral_response_format, neutral_tool_choice
+from parley.server.faces.kit.readers import (
+    ASSISTANTS,
+    read_output_format,
+    read_sampling,
+    read_tool_choice,
+    tool_names,
+)
 from parley.store.records import Assistant
 from parley.types import Role
 
@@ -98,49 +105,39 @@ def new_messages(messages: list[MessageCreate] | None) -> list[NewMessage]:
 
 
 def assistant_options(
-    body: Any, base: dict[str, Any] | None = None, refused: frozenset[str] = frozenset()
+    body: Any, base: dict[str, Any] | None, model: face_options.Capabilities | None
 ) -> dict[str, Any]:
-    """The model options of an assistant, or of a run over its assistant's (``base``):
+    """The model options of an assistant, or of a run over its assistant's (``base``), for
+    ``model`` (``kit.options``: a JSON format where its API has none is a 400):
     ``response_format`` and ``reasoning_effort`` (and for a run, its tool choice and
     whether calls may come in parallel)."""
+    face_options.check(face_options.ASSISTANTS, body, model)
     options = dict(base or {})
     fmt = body.response_format
-    if fmt is not None:
-        if fmt == "auto":
-            options.pop("response_format", None)
-        elif not isinstance(fmt, dict):
-            raise InvalidRequest(
-                "Invalid 'response_format': expected \"auto\" or an object with a type.",
-                code="invalid_value",
-                param="response_format",
-            )
-        else:
-            options["response_format"] = neutral_response_format(fmt)
-            if fmt.get("type") != "text" and "json" in refused:
-                raise InvalidRequest(
-                    "The model's provider has no JSON output mode.",
-                    code="unsupported_parameter",
-                    param="response_format",
-                )
+    if fmt == "auto":
+        options.pop("response_format", None)
+    elif isinstance(fmt, dict):
+        options["response_format"] = read_output_format(fmt, ASSISTANTS)
+    elif fmt is not None:
+        raise InvalidRequest(
+            "Invalid 'response_format': expected \"auto\" or an object with a type.",
+            code="invalid_value",
+            param="response_format",
+        )
     if body.reasoning_effort is not None:
         options["reasoning_effort"] = body.reasoning_effort
     return options
 
 
 def sampling(body: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """Model parameters: ``base``, with the request's temperature and top_p."""
-    parameters = dict(base)
-    for name in ("temperature", "top_p"):
-        value = getattr(body, name)
-        if value is not None:
-            parameters[name] = value
-    return parameters
+    """Model parameters: ``base``, with the request's sampling options (``kit.readers``)."""
+    return read_sampling(body, base)
 
 
 def run_config(
     body: RunCreate | ThreadAndRunCreate,
     assistant: Assistant,
-    refused: frozenset[str] = frozenset(),
+    model: face_options.Capabilities | None = None,
 ) -> RunConfig:
     """How the run calls its model: the assistant's settings, with what the request sets."""
     instructions = assistant.instructions if body.instructions is None else body.instructions
@@ -149,10 +146,10 @@ def run_config(
         instructions = f"{instructions}\n\n{extra}" if instructions else extra
     tools = assistant.tools if body.tools is None else [t.model_dump() for t in body.tools]
     parameters = sampling(body, assistant.parameters)
-    options = assistant_options(body, assistant.options, refused)
+    options = assistant_options(body, assistant.options, model)
     if body.tool_choice is not None:
-        names = {t["function"]["name"] for t in tools}
-        options["tool_choice"] = neutral_tool_choice(body.tool_choice, names)
+        choice = read_tool_choice(body.tool_choice, tool_names(tools), ASSISTANTS)
+        options["tool_choice"] = choice
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
     truncation: dict[str, Any] = {}

@@ -71,8 +71,8 @@ async def _start(
     assistant = await svc.db.read(
         assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
     )
-    refused, _ = svc.providers.traits(body.model or assistant.model)
-    config = run_config(body, assistant, refused)
+    profile = svc.engine.profile(body.model or assistant.model)  # the model, resolved once
+    config = run_config(body, assistant, profile)
     if isinstance(body, ThreadAndRunCreate):
         thread = body.thread
         target = ThreadTarget(metadata=thread.metadata if thread else {})

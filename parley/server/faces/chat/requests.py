@@ -3,8 +3,9 @@ the neutral ``ModelRequest``.
 
 Known fields are checked; an unknown one is refused, as OpenAI refuses it. A field Parley
 cannot honour (``n`` above 1, ``logprobs``, audio) or one the chosen provider's API has no
-equivalent for (``seed`` on Anthropic, ``stop`` on the Responses API, a JSON format on
-Anthropic) is a 400 that names it: nothing is dropped in silence. Messages are read here,
+equivalent for (``seed`` on Anthropic, ``stop`` on the Responses API) is a 400 that names it:
+nothing is dropped in silence (``kit.options``, whose ``CHAT`` table rules on every field).
+Tools, tool choice, output format, content parts and sampling go through ``kit.readers``. Messages are read here,
 each fault named by its place (``messages[2].content[0].image_url.url``).
 
 Nor is a message dropped to fit the model's context window: a request whose messages and
@@ -20,21 +21,27 @@ import secrets
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, Strict, ValidationError, field_validator
+from pydantic import Field, Strict, field_validator
 
 from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, always_sent, estimate
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.options import PROMPT_CACHE_KINDS, PromptCacheRetention
-from parley.server.faces.kit.bodies import MAX_IMAGES, MAX_ITEMS, Body, Count, Image, check_metadata
-from parley.server.faces.kit.readers import invalid as _invalid
-from parley.server.faces.kit.readers import neutral_response_format, neutral_tool_choice
-from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+from parley.server.faces.kit import options
+from parley.server.faces.kit.bodies import MAX_ITEMS, Body, Count, check_metadata
+from parley.server.faces.kit.readers import (
+    CHAT,
+    invalid,
+    read_output_format,
+    read_parts,
+    read_sampling,
+    read_tool_choice,
+    read_tools,
+    unsupported,
+)
+from parley.types import Role, ToolCall, ToolSpec
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-
-#: Sampling fields sent to the provider as parameters, under the same name.
-_SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 
 
 class StreamOptions(Body):
@@ -97,12 +104,6 @@ class ChatCompletionCreate(Body):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("stop holds at most 4 sequences")
         return value
-
-
-def _unsupported(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"'{param}' is not supported: {why}", code="unsupported_parameter", param=param
-    )
 
 
 # ------------------------------------------------------------------------------ request
@@ -196,11 +197,10 @@ def split_call_id(call_id: str) -> tuple[str, str | None]:
     return (found[1], found[2]) if found else (call_id, None)
 
 
-def read_call(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) -> ChatCall:
-    """What the request asks of the model, for a provider of ``kind`` (an API name for
-    errors) that ``refused`` the options its API has no equivalent for. Raises
-    ``InvalidRequest``."""
-    _refuse_unsupported(body, kind, refused)
+def read_call(body: ChatCompletionCreate, model: options.Capabilities) -> ChatCall:
+    """What the request asks of ``model`` (its API's kind, and the options that API has no
+    equivalent for: ``options.check``). Raises ``InvalidRequest``."""
+    options.check(options.CHAT, body, model)
     messages = [_message(m, i) for i, m in enumerate(body.messages)]
     tokens: dict[int, str] = {}
     for index, message in enumerate(messages):
@@ -211,88 +211,23 @@ def read_call(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) ->
         if message.tool_call_id is not None:
             message.tool_call_id = split_call_id(message.tool_call_id)[0]
     if not any(m.role != Role.SYSTEM for m in messages):
-        raise _invalid("messages", "give at least one user, assistant or tool message.")
-    tools = _tools(body.tools)
-    options = _options(body, {t.function.name for t in tools})
-    parameters: dict[str, Any] = {
-        name: value for name in _SAMPLING if (value := getattr(body, name)) is not None
-    }
-    most = body.max_completion_tokens or body.max_tokens
-    if most is not None:
-        parameters["max_tokens"] = most
-    if body.prompt_cache_retention is not None and kind in PROMPT_CACHE_KINDS:
+        raise invalid("messages", "give at least one user, assistant or tool message.")
+    tools, _ = read_tools(body.tools, CHAT)
+    parameters = read_sampling(body, most=body.max_completion_tokens or body.max_tokens)
+    if body.prompt_cache_retention is not None and model.kind in PROMPT_CACHE_KINDS:
         parameters["prompt_cache_retention"] = body.prompt_cache_retention
-    return ChatCall(messages, tools, parameters, options, tokens)
+    return ChatCall(messages, tools, parameters, _options(body, tools), tokens)
 
 
-def _refuse_unsupported(body: ChatCompletionCreate, kind: str, refused: frozenset[str]) -> None:
-    if body.n is not None and body.n > 1:
-        raise _unsupported("n", "Parley answers one choice per request; send n requests.")
-    if body.logprobs or body.top_logprobs:
-        param = "logprobs" if body.logprobs else "top_logprobs"
-        raise _unsupported(param, "Parley's gateway does not pass log probabilities on.")
-    if body.logit_bias:
-        raise _unsupported("logit_bias", "Parley's gateway does not pass logit biases on.")
-    if body.store:
-        raise _unsupported(
-            "store", "chat completions are not stored; use /v1/responses to keep answers."
-        )
-    if body.modalities is not None and body.modalities != ["text"]:
-        raise _unsupported("modalities", "only text answers are available.")
-    for name in ("audio", "prediction", "web_search_options"):
-        if getattr(body, name) is not None:
-            raise _unsupported(name, "not available through Parley.")
-    if body.functions is not None or body.function_call is not None:
-        param = "functions" if body.functions is not None else "function_call"
-        raise _unsupported(param, "use tools and tool_choice (functions are deprecated).")
-    for name in ("stop", "seed", "presence_penalty", "frequency_penalty"):
-        if name in refused and getattr(body, name) is not None:
-            raise _unsupported(name, f"the model's provider ({kind} API) has no such option.")
-    fmt = body.response_format
-    if fmt is not None and fmt.get("type") != "text" and "json" in refused:
-        raise _unsupported(
-            "response_format", f"the model's provider ({kind} API) has no JSON output mode."
-        )
-
-
-def _options(body: ChatCompletionCreate, names: set[str]) -> ModelOptions:
-    choice = None if body.tool_choice is None else neutral_tool_choice(body.tool_choice, names)
+def _options(body: ChatCompletionCreate, tools: list[ToolSpec]) -> ModelOptions:
+    choice = body.tool_choice
+    names = {t.function.name for t in tools}
     return ModelOptions(
-        tool_choice=choice,
+        tool_choice=None if choice is None else read_tool_choice(choice, names, CHAT),
         parallel_tool_calls=body.parallel_tool_calls,
-        response_format=neutral_response_format(body.response_format),
+        response_format=read_output_format(body.response_format, CHAT),
         reasoning_effort=body.reasoning_effort,
     )
-
-
-# ------------------------------------------------------------------------------- tools
-
-
-def _tools(given: list[dict[str, Any]] | None) -> list[ToolSpec]:
-    tools: list[ToolSpec] = []
-    for i, tool in enumerate(given or ()):
-        where = f"tools[{i}]"
-        kind = tool.get("type")
-        if kind != "function":
-            raise _invalid(f"{where}.type", f"only function tools are supported (got {kind!r}).")
-        function = tool.get("function")
-        if not isinstance(function, dict):
-            raise _invalid(f"{where}.function", "expected an object with the function's name.")
-        try:
-            spec = FunctionSpec(
-                name=function.get("name"),  # type: ignore[arg-type]
-                description=function.get("description") or "",
-                parameters=function.get("parameters") or {"type": "object", "properties": {}},
-            )
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            field = ".".join(str(p) for p in error.get("loc", ()))
-            problem = str(error.get("msg", "invalid"))  # its prefix goes in ``error_text``
-            raise _invalid(f"{where}.function.{field}", problem) from None
-        if any(t.function.name == spec.name for t in tools):
-            raise _invalid(f"{where}.function.name", f"the tool {spec.name} is given twice.")
-        tools.append(ToolSpec(function=spec))
-    return tools
 
 
 # ---------------------------------------------------------------------------- messages
@@ -309,26 +244,26 @@ _ROLES = {
 def _message(message: dict[str, Any], index: int) -> ChatMessage:
     where = f"messages[{index}]"
     if not isinstance(message, dict):
-        raise _invalid(where, "expected a message object.")
+        raise invalid(where, "expected a message object.")
     role = _ROLES.get(message.get("role"))  # type: ignore[arg-type]
     if role is None:
         if message.get("role") == "function":
-            raise _unsupported(f"{where}.role", "function messages are deprecated; use tool.")
-        raise _invalid(f"{where}.role", "expected system, developer, user, assistant or tool.")
+            raise unsupported(f"{where}.role", "function messages are deprecated; use tool.")
+        raise invalid(f"{where}.role", "expected system, developer, user, assistant or tool.")
     content = message.get("content")
     if role == Role.ASSISTANT:
-        text, _ = _content(content, where, images=False, optional=True)
+        text, _ = _content(content, where, images=False, assistant=True)
         reasoning = message.get("reasoning_content")
         if reasoning is not None and not isinstance(reasoning, str):
-            raise _invalid(f"{where}.reasoning_content", "expected a string.")
+            raise invalid(f"{where}.reasoning_content", "expected a string.")
         calls = [_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(_list(message, where))]
         if not text and not calls and not reasoning:
-            raise _invalid(f"{where}.content", "an assistant message needs content or tool_calls.")
+            raise invalid(f"{where}.content", "an assistant message needs content or tool_calls.")
         return ChatMessage(role=role, content=text, reasoning=reasoning or None, tool_calls=calls)
     if role == Role.TOOL:
         call_id = message.get("tool_call_id")
         if not isinstance(call_id, str) or not 1 <= len(call_id) <= 160:
-            raise _invalid(f"{where}.tool_call_id", "expected the id of the call it answers.")
+            raise invalid(f"{where}.tool_call_id", "expected the id of the call it answers.")
         text, _ = _content(content, where, images=False)
         return ChatMessage(role=role, content=text, tool_call_id=call_id)
     text, images = _content(content, where, images=role == Role.USER)
@@ -340,66 +275,35 @@ def _list(message: dict[str, Any], where: str) -> list[Any]:
     if calls is None:
         return []
     if not isinstance(calls, list):
-        raise _invalid(f"{where}.tool_calls", "expected a list of tool calls.")
+        raise invalid(f"{where}.tool_calls", "expected a list of tool calls.")
     return calls
 
 
 def _call(call: Any, where: str) -> ToolCall:
     if not isinstance(call, dict) or call.get("type", "function") != "function":
-        raise _invalid(where, "expected a function tool call.")
+        raise invalid(where, "expected a function tool call.")
     call_id, function = call.get("id"), call.get("function")
     if not isinstance(call_id, str) or not 1 <= len(call_id) <= 160:
-        raise _invalid(f"{where}.id", "expected a string of 1 to 160 characters.")
+        raise invalid(f"{where}.id", "expected a string of 1 to 160 characters.")
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise _invalid(f"{where}.function.name", "expected the function's name.")
+        raise invalid(f"{where}.function.name", "expected the function's name.")
     raw = function.get("arguments", "")
     if not isinstance(raw, str):
-        raise _invalid(f"{where}.function.arguments", "expected a JSON string.")
+        raise invalid(f"{where}.function.arguments", "expected a JSON string.")
     try:
         arguments = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError:
-        raise _invalid(f"{where}.function.arguments", "not valid JSON.") from None
+        raise invalid(f"{where}.function.arguments", "not valid JSON.") from None
     if not isinstance(arguments, dict):
-        raise _invalid(f"{where}.function.arguments", "expected a JSON object.")
+        raise invalid(f"{where}.function.arguments", "expected a JSON object.")
     return ToolCall(id=call_id, name=function["name"], arguments=arguments)
 
 
 def _content(
-    content: Any, where: str, *, images: bool, optional: bool = False
+    content: Any, where: str, *, images: bool, assistant: bool = False
 ) -> tuple[str, list[str]]:
-    """The text and image URLs of a message's ``content``: a string or a list of parts."""
-    if content is None and optional:
+    """The text and image URLs of a message's ``content``: a string or a list of parts
+    (an assistant's may be none, and holds refusals)."""
+    if content is None and assistant:
         return "", []
-    if isinstance(content, str):
-        return content, []
-    if not isinstance(content, list):
-        raise _invalid(f"{where}.content", "expected a string or a list of content parts.")
-    texts: list[str] = []
-    urls: list[str] = []
-    for j, part in enumerate(content):
-        at = f"{where}.content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _invalid(f"{at}.text", "expected a string.")
-            texts.append(text)
-        elif kind == "refusal" and optional:
-            texts.append(str(part.get("refusal") or ""))
-        elif kind == "image_url" and images:
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str):
-                raise _invalid(f"{at}.image_url.url", "expected an http(s) or data: URL.")
-            try:
-                urls.append(Image(url=url).url)
-            except ValidationError as exc:
-                problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
-                raise _invalid(f"{at}.image_url.url", problem) from None
-        elif kind in ("image_url", "input_audio", "file"):
-            raise _unsupported(f"{at}.type", f"{kind} content is not available here.")
-        else:
-            raise _invalid(f"{at}.type", f"unknown content part type {kind!r}.")
-    if len(urls) > MAX_IMAGES:
-        raise _invalid(f"{where}.content", f"a message holds at most {MAX_IMAGES} images.")
-    return "".join(texts), urls
+    return read_parts(content, f"{where}.content", CHAT, images=images, refusals=assistant)

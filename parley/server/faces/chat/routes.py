@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from parley.engine import ModelProfile
 from parley.errors import ParleyError
 from parley.events import ModelEvent
 from parley.server.calls import Call
@@ -46,10 +47,9 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 async def create_chat_completion(
     body: ChatCompletionCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> Response:
-    kind = svc.providers.kind_of(body.model)
-    refused, hands_back_state = svc.providers.traits(body.model)
-    call = read_call(body, kind, refused)
-    window = svc.providers.context_window(body.model)
+    profile = svc.engine.profile(body.model)  # the model, resolved once
+    call = read_call(body, profile)
+    window = profile.window
     call.check_window(window)
     if call.tokens:
         tokens = set(call.tokens.values())
@@ -62,7 +62,7 @@ async def create_chat_completion(
         progress = svc.calls.track()  # the drain waits for it, and ends it when over
         # The reply is made while the upstream works on the request: the wait for the
         # first event is the only idle time before the first chunk goes out.
-        make = functools.partial(_Reply, svc, caller, body, hands_back_state, events, progress)
+        make = functools.partial(_Reply, svc, caller, body, profile, events, progress)
         ahead = _Ahead(make)
         # The first event before any byte: a call refused upstream is an HTTP error.
         try:
@@ -120,6 +120,7 @@ class _Reply:
         "first",
         "model",
         "progress",
+        "qualified",
         "release",
         "response",
         "svc",
@@ -130,14 +131,15 @@ class _Reply:
         svc: Services,
         caller: Caller,
         body: ChatCompletionCreate,
-        hands_back_state: bool,
+        profile: ModelProfile,
         events: AsyncGenerator[ModelEvent, None],
         progress: Call,
     ) -> None:
         self.svc, self.caller, self.model, self.events = svc, caller, body.model, events
         self.progress = progress
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        token = new_state_token() if hands_back_state else None
+        token = new_state_token() if profile.hands_back_state else None
+        self.qualified = profile.qualified
         self.answer = Completion(body.model, include_usage=include_usage, token=token)
         #: The first event, read before the reply began (None: the call ended at once).
         self.first: ModelEvent | None = None
@@ -204,7 +206,7 @@ class _Reply:
         self.svc.usage.count(
             user_id=caller.user.id,
             key_hash=caller.key_hash,
-            model=self.svc.providers.qualified(self.model),  # gpt-4o counts as openai/gpt-4o
+            model=self.qualified,  # gpt-4o counts as openai/gpt-4o
             face="chat.completions",
             used=self.answer.acc.usage,
         )

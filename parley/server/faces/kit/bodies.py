@@ -4,11 +4,8 @@ and the list and deletion answers."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -23,7 +20,15 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from parley.errors import InvalidRequest
-from parley.types import ToolSpec, image_type
+from parley.server.faces.kit.readers import (
+    ASSISTANTS,
+    MAX_IMAGES,
+    check_image_url,
+    read_parts,
+    read_tools,
+    stored_tools,
+)
+from parley.types import ToolSpec
 
 Metadata = dict[str, Any]
 
@@ -119,33 +124,6 @@ class Body(BaseModel):
         return data
 
 
-#: Tools OpenAI's servers ran themselves; Parley hands every call to the client.
-_HOSTED_TOOLS = ("code_interpreter", "file_search", "retrieval", "web_search")
-
-
-def _function_tool(tool: Any, index: int) -> Any:
-    """A tool in the stored shape ``{"type": "function", "function": {...}}``: given so, or
-    flat (``{"name", "description", "parameters"}``). A hosted tool is refused by name;
-    ``strict`` is taken and not kept (no provider is asked for it)."""
-    if not isinstance(tool, dict):
-        return tool
-    kind = tool.get("type")
-    if kind in _HOSTED_TOOLS:
-        raise InvalidRequest(
-            f"{kind} tools are not supported: Parley runs no hosted tools. Give function "
-            "tools; the run stops at requires_action and your code runs them.",
-            code="unsupported_tool",
-            param=f"tools[{index}].type",
-        )
-    function = tool.get("function") if "function" in tool else tool if "name" in tool else None
-    if not isinstance(function, dict):
-        return tool
-    function = {k: v for k, v in function.items() if k != "strict"}
-    if function.get("description") is None:
-        function.pop("description", None)
-    return {"type": kind or "function", "function": function}
-
-
 class Tools(Body):
     """Tools given OpenAI-shaped, or flat: ``{"name", "description", "parameters"}``."""
 
@@ -154,17 +132,28 @@ class Tools(Body):
     @field_validator("tools", mode="before")
     @classmethod
     def _openai_shape(cls, value: Any) -> Any:
+        """Read by the faces' one reader of tools (hosted tools refused by name,
+        ``strict`` taken and not kept, names unique), kept in the stored shape."""
         if not isinstance(value, list):
             return value
-        return [_function_tool(t, i) for i, t in enumerate(value)]
+        try:
+            return stored_tools(read_tools(value, ASSISTANTS)[0])
+        except InvalidRequest as exc:
+            if exc.code != "invalid_value" or exc.param is None:
+                raise  # a hosted tool: refused by name, with its own code
+            raise _located(exc) from None
 
-    @field_validator("tools")
-    @classmethod
-    def _unique_names(cls, value: list[ToolSpec] | None) -> list[ToolSpec] | None:
-        names = [t.function.name for t in value or ()]
-        if len(set(names)) != len(names):
-            raise ValueError("tool names must be unique")
-        return value
+
+def _located(exc: InvalidRequest) -> ValidationError:
+    """A bad value a reader found inside a field (``tools[1].function.name``), as the
+    validation error of that place, as the field's own checks report theirs."""
+    where = re.findall(r"\w+", exc.param or "")[1:]  # the field itself is the validator's
+    problem = exc.message.partition(": ")[2] or exc.message
+    error = PydanticCustomError("invalid_value", "{problem}", {"problem": problem})
+    loc = tuple(int(part) if part.isdigit() else part for part in where)
+    return ValidationError.from_exception_data(
+        "body", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
 
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -192,38 +181,7 @@ def _without_files(value: dict[str, Any] | None) -> dict[str, Any] | None:
 ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_without_files)]
 
 
-_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
-
-
-MAX_IMAGES = 16
-
-
-def _image_url(url: str) -> str:
-    """An image's address, checked: ``data:image/png;base64,...`` (PNG, JPEG, GIF or
-    WebP) or an ``http(s)://`` address the provider fetches itself."""
-    if url[:8].lower().startswith(("http://", "https://")):
-        if len(url) > 8192:
-            raise ValueError("an image address may have at most 8192 characters")
-        if not urlsplit(url).hostname:
-            raise ValueError("the image address has no host")
-        return url
-    found = _DATA_URL.fullmatch(url)
-    if found is None:
-        raise ValueError(
-            "give an http(s) address or a data URL: data:image/png;base64,... "
-            "(png, jpeg, gif or webp)"
-        )
-    media_type, data = found.groups()
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("the data URL's base64 data is not valid") from None
-    if image_type(decoded) != media_type:
-        raise ValueError(f"the data URL's data is not an image of type {media_type}")
-    return url
-
-
-ImageAddress = Annotated[str, Field(min_length=1), AfterValidator(_image_url)]
+ImageAddress = Annotated[str, Field(min_length=1), AfterValidator(check_image_url)]
 
 
 class Image(Body):
@@ -260,15 +218,11 @@ class MessageCreate(Body):
 
     @field_validator("content", mode="before")
     @classmethod
-    def _no_file_parts(cls, value: Any) -> Any:
-        for i, part in enumerate(value if isinstance(value, list) else ()):
-            if isinstance(part, dict) and part.get("type") == "image_file":
-                raise InvalidRequest(
-                    "image_file parts are not supported: Parley has no files API; give the "
-                    "image as an image_url part (an https address or a data: URL).",
-                    code="unsupported_content",
-                    param=f"content[{i}].type",
-                )
+    def _parts(cls, value: Any) -> Any:
+        """Parts read by the faces' one reader of content parts (``image_file`` refused by
+        name: Parley has no files API)."""
+        if isinstance(value, list):
+            read_parts(value, "content", ASSISTANTS, images=True)
         return value
 
     @field_validator("attachments")

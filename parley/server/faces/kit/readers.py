@@ -1,11 +1,34 @@
-"""The OpenAI faces' readers of a request's tools, tool choice and output format, into the
-neutral shapes the engine and the providers take (``ToolSpec``, ``ModelOptions``)."""
+"""The faces' readers of what a request asks of the model: its tools, tool choice, output
+format, the content parts of its messages and its sampling options, into the neutral shapes
+the engine and the providers take (``ToolSpec``, ``ModelOptions``, parameters).
+
+One reader each, for every face. A face gives its own spelling (a ``Dialect``: nested as
+Chat Completions and Assistants write a function, ``{"function": {"name"}}``, or flat as the
+Responses API does, ``{"name"}``), so that each fault is named by the face's own field:
+``tools[0].function.name`` on Chat Completions, ``tools[0].name`` on Responses.
+
+Text parts of one message are joined with nothing between them, on every face.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from parley.errors import InvalidRequest
+from parley.types import FunctionSpec, ToolSpec, image_type
+
+#: The most images one message may hold.
+MAX_IMAGES = 16
+
+_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
 
 
 def invalid(param: str, problem: str, code: str = "invalid_value") -> InvalidRequest:
@@ -13,25 +36,175 @@ def invalid(param: str, problem: str, code: str = "invalid_value") -> InvalidReq
     return InvalidRequest(f"Invalid '{param}': {problem}", code=code, param=param)
 
 
-def neutral_response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The neutral (flat) format of a Chat Completions ``response_format``."""
+def unsupported(param: str, why: str, code: str = "unsupported_parameter") -> InvalidRequest:
+    """The 400 of a field Parley does not take, named (``param``), and why."""
+    return InvalidRequest(f"'{param}' is not supported: {why}", code=code, param=param)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How a face spells what these readers read.
+
+    - ``nested``: a function is ``{"type": "function", "function": {...}}`` (Chat
+      Completions, Assistants) rather than flat (Responses); ``either``: both are taken
+      (Assistants and the native API, which take OpenAI's shape or Parley's flat one).
+    - ``tool_code``: the error code of a tool that is not a function.
+    - ``text_parts``: the part types that hold text; ``image_part``: the one that holds an
+      image (its URL a string, or ``{"url"}``); ``refused_parts``: the types OpenAI knows
+      that Parley does not take, and ``part_code`` the code they are refused with.
+    """
+
+    nested: bool
+    tool_code: str = "invalid_value"
+    either: bool = False
+    text_parts: frozenset[str] = frozenset({"text"})
+    image_part: str = "image_url"
+    refused_parts: frozenset[str] = frozenset()
+    part_code: str = "unsupported_parameter"
+
+
+CHAT = Dialect(nested=True, refused_parts=frozenset({"input_audio", "file"}))
+RESPONSES = Dialect(
+    nested=False,
+    tool_code="unsupported_tool",
+    text_parts=frozenset({"input_text", "output_text", "text", "summary_text", "reasoning_text"}),
+    image_part="input_image",
+    refused_parts=frozenset({"input_file", "input_audio", "input_video"}),
+    part_code="invalid_value",
+)
+ASSISTANTS = Dialect(
+    nested=True,
+    either=True,
+    tool_code="unsupported_tool",
+    refused_parts=frozenset({"image_file"}),
+    part_code="unsupported_content",
+)
+
+#: Tools OpenAI's servers run themselves; Parley hands every call to the client.
+_HOSTED = "Parley runs no hosted tools: give function tools, which your code runs."
+
+
+# ------------------------------------------------------------------------------- tools
+
+
+def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec], list[str]]:
+    """Function tools, in the order given, and the names of those marked ``strict`` (taken,
+    not sent: no provider is asked for it). Names are unique. Raises ``InvalidRequest``."""
+    tools: list[ToolSpec] = []
+    strict: list[str] = []
+    for i, tool in enumerate(given or ()):
+        where = f"tools[{i}]"
+        kind = tool.get("type", "function") if isinstance(tool, dict) else None
+        if kind != "function" or not isinstance(tool, dict):
+            problem = f"only function tools are supported (got {kind!r}). {_HOSTED}"
+            raise invalid(f"{where}.type", problem, dialect.tool_code)
+        nested = "function" in tool if dialect.either else dialect.nested
+        function = tool.get("function") if nested else tool
+        prefix = f"{where}.function" if nested else where
+        if not isinstance(function, dict):
+            raise invalid(prefix, "expected an object with the function's name.")
+        spec = _function(function, prefix)
+        if any(t.function.name == spec.name for t in tools):
+            raise invalid(f"{prefix}.name", f"the tool {spec.name} is given twice.")
+        tools.append(ToolSpec(function=spec))
+        if function.get("strict"):
+            strict.append(spec.name)
+    return tools, strict
+
+
+def _function(function: Mapping[str, Any], prefix: str) -> FunctionSpec:
+    try:
+        return FunctionSpec(
+            name=function.get("name"),  # type: ignore[arg-type]
+            description=function.get("description") or "",
+            parameters=function.get("parameters") or {"type": "object", "properties": {}},
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error.get("loc", ()))
+        raise invalid(f"{prefix}.{field}", str(error.get("msg", "invalid"))) from None
+
+
+def stored_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Tools as a run or an assistant keeps them: ``{"type": "function", "function"}``."""
+    return [t.model_dump() for t in tools]
+
+
+def tool_names(tools: list[ToolSpec] | list[dict[str, Any]]) -> set[str]:
+    """The names of tools, read or stored."""
+    return {t.function.name if isinstance(t, ToolSpec) else t["function"]["name"] for t in tools}
+
+
+def read_tool_choice(
+    choice: str | dict[str, Any], names: set[str], dialect: Dialect
+) -> str | dict[str, Any]:
+    """The neutral ``ModelOptions.tool_choice`` of a ``tool_choice``: a mode, one function
+    that is given, or ``allowed_tools`` (a mode and functions that are given)."""
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise invalid("tool_choice", "expected auto, none, required or an object.")
+        return choice
+    kind = choice.get("type")
+    if kind == "function":
+        name, param = _named(choice, "tool_choice", dialect.nested)
+        if not isinstance(name, str) or name not in names:
+            raise invalid(param, f"no function tool named {name!r} is given.")
+        return {"type": "function", "name": name}
+    if kind == "allowed_tools":
+        where = "tool_choice.allowed_tools" if dialect.nested else "tool_choice"
+        allowed = choice.get("allowed_tools") if dialect.nested else choice
+        mode = allowed.get("mode", "auto") if isinstance(allowed, dict) else None
+        listed = allowed.get("tools") if isinstance(allowed, dict) else None
+        if mode not in ("auto", "required") or not isinstance(listed, list):
+            raise invalid(where, "allowed_tools takes mode (auto or required) and tools.")
+        picked = []
+        for j, tool in enumerate(listed):
+            name, _ = _named(tool, where, dialect.nested)
+            if not isinstance(name, str) or name not in names:
+                raise invalid(f"{where}.tools[{j}]", "each names a function tool that is given.")
+            picked.append({"type": "function", "name": name})
+        return {"type": "allowed_tools", "mode": mode, "tools": picked}
+    raise invalid("tool_choice.type", f"{kind!r} is not supported.")
+
+
+def _named(value: Any, where: str, nested: bool) -> tuple[Any, str]:
+    """The function name a choice gives (``{"function": {"name"}}`` or ``{"name"}``), and
+    where it is."""
+    if not isinstance(value, dict):
+        return None, where
+    if nested:
+        function = value.get("function")
+        return (function.get("name") if isinstance(function, dict) else None), (
+            f"{where}.function.name"
+        )
+    return value.get("name"), f"{where}.name"
+
+
+# ------------------------------------------------------------------------ output format
+
+
+def read_output_format(
+    fmt: Mapping[str, Any] | None, dialect: Dialect, where: str = "response_format"
+) -> dict[str, Any] | None:
+    """The neutral (flat) ``ModelOptions.response_format`` of an output format: Chat
+    Completions' and Assistants' ``response_format`` (a ``json_schema`` nested), or the
+    Responses API's ``text.format`` (flat), named ``where``."""
     if fmt is None:
         return None
     kind = fmt.get("type")
     if kind in ("text", "json_object"):
         return {"type": kind}
     if kind != "json_schema":
-        raise invalid(
-            "response_format.type", "expected text, json_object or json_schema.", "invalid_value"
-        )
-    spec = fmt.get("json_schema")
-    if not isinstance(spec, dict):
-        raise invalid("response_format.json_schema", "expected an object with name and schema.")
+        raise invalid(f"{where}.type", "expected text, json_object or json_schema.")
+    spec = fmt.get("json_schema") if dialect.nested else fmt
+    at = f"{where}.json_schema" if dialect.nested else where
+    if not isinstance(spec, Mapping):
+        raise invalid(at, "expected an object with name and schema.")
     name, schema = spec.get("name"), spec.get("schema", {})
     if not isinstance(name, str) or not 1 <= len(name) <= 64:
-        raise invalid("response_format.json_schema.name", "expected 1 to 64 characters.")
+        raise invalid(f"{at}.name", "expected 1 to 64 characters.")
     if not isinstance(schema, dict):
-        raise invalid("response_format.json_schema.schema", "expected a JSON Schema object.")
+        raise invalid(f"{at}.schema", "expected a JSON Schema object.")
     flat: dict[str, Any] = {"type": "json_schema", "name": name, "schema": schema}
     for key in ("strict", "description"):
         if spec.get(key) is not None:
@@ -39,34 +212,114 @@ def neutral_response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None
     return flat
 
 
-def neutral_tool_choice(choice: str | dict[str, Any], names: set[str]) -> str | dict[str, Any]:
-    """The neutral ``ModelOptions.tool_choice`` of a Chat Completions ``tool_choice``."""
-    if isinstance(choice, str):
-        if choice not in ("auto", "none", "required"):
-            raise invalid("tool_choice", "expected auto, none, required or an object.")
-        return choice
-    kind = choice.get("type")
-    if kind == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if name not in names:
-            raise invalid("tool_choice.function.name", f"no tool named {name!r} is given.")
-        return {"type": "function", "name": name}
-    if kind == "allowed_tools":
-        allowed = choice.get("allowed_tools")
-        mode = allowed.get("mode", "auto") if isinstance(allowed, dict) else None
-        listed = allowed.get("tools") if isinstance(allowed, dict) else None
-        if mode not in ("auto", "required") or not isinstance(listed, list):
-            raise invalid(
-                "tool_choice.allowed_tools", "expected mode (auto or required) and tools."
+def asks_for_json(fmt: Mapping[str, Any] | None) -> bool:
+    """Whether an output format asks for JSON (a schema, or JSON mode)."""
+    return fmt is not None and fmt.get("type") in ("json_object", "json_schema")
+
+
+# ------------------------------------------------------------------------ content parts
+
+
+def read_parts(
+    content: Any, where: str, dialect: Dialect, *, images: bool, refusals: bool = False
+) -> tuple[str, list[str]]:
+    """The text and image URLs of a message's ``content`` (named ``where``): a string, or a
+    list of parts. Text parts (and, with ``refusals``, refusal parts) are joined with
+    nothing between them; image parts are taken where ``images`` are."""
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise invalid(where, "expected a string or a list of content parts.")
+    texts: list[str] = []
+    urls: list[str] = []
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        if not isinstance(part, dict):
+            raise invalid(at, "expected a content part object.")
+        kind = part.get("type") if isinstance(part.get("type"), str) else None
+        if kind in dialect.text_parts or (kind == "refusal" and refusals):
+            field = "refusal" if kind == "refusal" else "text"
+            text = part.get(field)
+            if not isinstance(text, str):
+                raise invalid(f"{at}.{field}", "expected a string.")
+            texts.append(text)
+        elif kind == dialect.image_part and images:
+            urls.append(_image(part, at, dialect))
+        elif kind == dialect.image_part or kind in dialect.refused_parts:
+            raise unsupported(
+                f"{at}.type",
+                f"{kind} content is not available here; send text, or images as {dialect.image_part} parts.",
+                dialect.part_code,
             )
-        picked = []
-        for j, tool in enumerate(listed):
-            function = tool.get("function") if isinstance(tool, dict) else None
-            name = function.get("name") if isinstance(function, dict) else None
-            if name not in names:
-                param = f"tool_choice.allowed_tools.tools[{j}]"
-                raise invalid(param, "each names a function tool that is given.")
-            picked.append({"type": "function", "name": name})
-        return {"type": "allowed_tools", "mode": mode, "tools": picked}
-    raise invalid("tool_choice.type", f"{kind!r} is not supported.")
+        else:
+            raise invalid(f"{at}.type", f"unknown content part type {kind!r}.")
+    if len(urls) > MAX_IMAGES:
+        raise invalid(where, f"a message holds at most {MAX_IMAGES} images.")
+    return "".join(texts), urls
+
+
+def check_image_url(url: str) -> str:
+    """An image's address, checked: ``data:image/png;base64,...`` (PNG, JPEG, GIF or
+    WebP) or an ``http(s)://`` address the provider fetches itself. Raises ``ValueError``."""
+    if url[:8].lower().startswith(("http://", "https://")):
+        if len(url) > 8192:
+            raise ValueError("an image address may have at most 8192 characters")
+        if not urlsplit(url).hostname:
+            raise ValueError("the image address has no host")
+        return url
+    found = _DATA_URL.fullmatch(url)
+    if found is None:
+        raise ValueError(
+            "give an http(s) address or a data URL: data:image/png;base64,... "
+            "(png, jpeg, gif or webp)"
+        )
+    media_type, data = found.groups()
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the data URL's base64 data is not valid") from None
+    if image_type(decoded) != media_type:
+        raise ValueError(f"the data URL's data is not an image of type {media_type}")
+    return url
+
+
+def _image(part: dict[str, Any], at: str, dialect: Dialect) -> str:
+    """An image part's URL, checked (``check_image_url``)."""
+    image = part.get("image_url")
+    nested = isinstance(image, dict)
+    url = image.get("url") if isinstance(image, dict) else image
+    param = f"{at}.image_url.url" if nested or dialect.nested else f"{at}.image_url"
+    if not isinstance(url, str):
+        problem = "expected an http(s) or data: URL."
+        if part.get("file_id"):
+            problem = "file_id images are not supported; send image_url."
+        raise invalid(param, problem)
+    if not url:
+        raise invalid(param, "expected an http(s) or data: URL.")
+    try:
+        return check_image_url(url)
+    except ValueError as exc:
+        raise invalid(param, str(exc)) from None
+
+
+# ------------------------------------------------------------------------------ sampling
+
+#: The sampling options a face may take, sent to the provider as parameters by these
+#: names; the face's own name of the output cap is read apart (``read_sampling``).
+SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+
+
+def read_sampling(
+    body: Any, base: Mapping[str, Any] | None = None, *, most: int | None = None
+) -> dict[str, Any]:
+    """Model parameters: ``base`` (an assistant's), then the sampling options ``body`` sets
+    among ``SAMPLING`` (those it has), then ``most``, its cap on output tokens, as
+    ``max_tokens``."""
+    parameters = dict(base or {})
+    for name in SAMPLING:
+        value = getattr(body, name, None)
+        if value is not None:
+            parameters[name] = value
+    if most is not None:
+        parameters["max_tokens"] = most
+    return parameters

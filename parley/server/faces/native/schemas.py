@@ -12,7 +12,6 @@ from pydantic import (
 
 from parley.events import ActionItem
 from parley.server.faces.kit.bodies import (
-    MAX_IMAGES,
     Body,
     Image,
     Parameters,
@@ -20,6 +19,7 @@ from parley.server.faces.kit.bodies import (
     Tools,
     timestamp,
 )
+from parley.server.faces.kit.readers import MAX_IMAGES
 from parley.store.records import Action, ApiKey, User
 from parley.types import ActionStatus, RunStatus, Usage
 

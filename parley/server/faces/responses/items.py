@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import orjson
-from pydantic import ValidationError
 
 from parley.engine import NewMessage
 from parley.errors import InvalidRequest
-from parley.server.faces.kit.bodies import MAX_IMAGES, Image
+from parley.server.faces.kit.readers import RESPONSES, read_parts
 from parley.store.records import Message
 from parley.types import Role
 
@@ -88,49 +87,11 @@ def _bad(index: int | None, where: str, problem: str) -> InvalidRequest:
 
 
 def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, list[str]]:
-    """The text and image URLs of a ``content`` value: a string, or a list of parts."""
-    if isinstance(parts, str):
-        return parts, []
-    if not isinstance(parts, list):
-        raise _bad(index, "content", "expected a string or a list of content parts.")
-    texts: list[str] = []
-    images: list[str] = []
-    for j, part in enumerate(parts):
-        where = f"content[{j}]"
-        if not isinstance(part, dict):
-            raise _bad(index, where, "expected a content part object.")
-        kind = part.get("type")
-        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _bad(index, f"{where}.text", "expected a string.")
-            texts.append(text)
-        elif kind == "refusal":
-            refusal = part.get("refusal")
-            if not isinstance(refusal, str):
-                raise _bad(index, f"{where}.refusal", "expected a string.")
-            texts.append(refusal)
-        elif kind == "input_image" and not output:
-            url = part.get("image_url")
-            if not isinstance(url, str):
-                problem = (
-                    "file_id images are not supported; send image_url."
-                    if part.get("file_id")
-                    else "expected image_url, an http(s) or data: URL."
-                )
-                raise _bad(index, f"{where}.image_url", problem)
-            try:
-                images.append(Image(url=url).url)
-            except ValidationError as exc:
-                problem = str(exc.errors()[0].get("msg", "not a usable image URL"))
-                raise _bad(index, f"{where}.image_url", problem) from None
-        elif kind in ("input_file", "input_audio", "input_video"):
-            raise _bad(index, f"{where}.type", f"{kind} content is not supported.")
-        else:
-            raise _bad(index, f"{where}.type", f"unknown content part type {kind!r}.")
-    if len(images) > MAX_IMAGES:
-        raise _bad(index, "content", f"a message holds at most {MAX_IMAGES} images.")
-    return "".join(texts), images
+    """The text and image URLs of a ``content`` value (of item ``index``): a string, or a
+    list of parts, read by the faces' one reader (``kit.readers.read_parts``); an
+    ``output`` (an assistant's, a reasoning's) holds no images."""
+    where = "input.content" if index is None else f"input[{index}].content"
+    return read_parts(parts, where, RESPONSES, images=not output, refusals=True)
 
 
 def _arguments(value: Any, index: int) -> dict[str, Any]:
