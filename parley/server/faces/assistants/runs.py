@@ -82,8 +82,7 @@ async def _start(
         messages = new_messages(body.additional_messages)
     # The turn's one model call fits the model's context window: the most it reserves of
     # a daily budget (None, unknown: the rest of the budget).
-    window = svc.providers.context_window(config.model)
-    async with svc.limits.run_slot(caller.key_hash, window) as slot:
+    async with svc.limits.run_slot(caller.key_hash, profile.window) as slot:
         turn = await svc.engine.start_items_turn(
             user_id=user_id,
             target=target,
