@@ -1,93 +1,169 @@
-"""Turning engine event batches into an SSE response."""
+"""One stream layer under every face: a face's translator, a source, the pump, a sink.
+
+    source ──► pump ──► sink
+                │
+            translator (the face's)
+
+- The **source** gives items (an async iterator): batches of a run's engine entries
+  (``TurnHandle.events``, ``Engine.follow``; an empty batch when nothing happened for a
+  keep-alive interval), or the model events of one call (the chat gateway's
+  ``Engine.call_model``).
+- The face's **translator** (``Translator``) makes the frames: its opening ones, those of
+  each item, its closing ones, and its cut-off: what goes out when the stream ends early.
+- The **pump** owns what every stream does alike: a keep-alive ping on an empty batch, the
+  end of a turn (the first ``done`` entry, ``turn_end``), the end frame (``data: [DONE]``)
+  and the release of what the stream holds, however it ends.
+- The **sink** writes the frames: ``sse.SSEResponse`` as server-sent events, ``to_socket``
+  as WebSocket JSON messages. When the client goes, writing stops at once; the run goes on
+  in the engine.
+
+The frames are ``bytes`` for SSE, and lists of JSON events for the WebSocket. The pump adds
+no task and no await of its own per item: each item is one step of the source, one ``add``,
+one ``yield``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+import orjson
+from starlette.websockets import WebSocket
 
 from parley.engine import Entry
-from parley.events import encode_frame
-from parley.server.faces.kit.sse import HEADERS, PING
+from parley.errors import ParleyError
+from parley.server.faces.kit.sse import SSEResponse as SSEResponse  # (until chat moves)
+
+#: What one event of a WebSocket stream is: a JSON object.
+Message = dict[str, Any]
+#: What a stream's frames are: SSE bytes, or JSON messages for a WebSocket.
+Out = TypeVar("Out", bytes, list[Message])
+Out_co = TypeVar("Out_co", bytes, list[Message], covariant=True)
+Item = TypeVar("Item")
+Item_contra = TypeVar("Item_contra", contravariant=True)
 
 
-class SSEResponse(StreamingResponse):
-    """A streaming response that watches for the client going away with one plain task
-    (Starlette's own runs an anyio task group per response: a measurable share of the
-    time to the first event). When the client goes, the stream stops at once; the run
-    itself goes on in the engine.
+class Translator(Protocol[Item_contra, Out_co]):
+    """A face's stream translator: what it sends for a stream's items."""
 
-    With ``watch_after_first``, the watch begins once the first chunk is out, keeping its
-    task off the way to that chunk: for a body whose first chunk is ready (the chat
-    gateway's, made from an event already in hand), so that a client gone before it is
-    seen at once after it."""
+    def opening(self) -> Out_co:
+        """The frames that open the stream, before any item."""
+        ...
 
-    watch_after_first = False
+    def add(self, item: Item_contra) -> Out_co:
+        """The frames of one item: a non-empty batch of engine entries (the turn's end,
+        when it is in it, last), or one model event."""
+        ...
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = asyncio.current_task()
-        assert streaming is not None
-        gone = False
+    async def closing(self) -> Out_co:
+        """The frames after the end: the turn's ``done`` (for a stream of a turn), or the
+        source's end (for one that is not)."""
+        ...
 
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            streaming.cancel()
+    def cut_off(self, error: ParleyError | None) -> Out_co:
+        """The frames of a stream that ends early: the source ended before the turn's
+        ``done`` (``error`` None), or ``error`` broke it off (raise it again to break the
+        stream off without a word)."""
+        ...
 
-        watcher = None if self.watch_after_first else asyncio.ensure_future(watch())
+
+def turn_end(batch: list[Entry]) -> list[Entry] | None:
+    """``batch`` up to the turn's end, its first ``done`` included (None: the turn goes on
+    past it)."""
+    for i, entry in enumerate(batch):
+        if entry[1] == "done":
+            return batch if i + 1 == len(batch) else batch[: i + 1]
+    return None
+
+
+async def pump(
+    translator: Translator[Item, Out],
+    source: AsyncIterator[Item | None],
+    *,
+    ping: Out | None = None,
+    end: Out | None = None,
+    turn: bool = False,
+    release: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[Out]:
+    """A stream's frames, from ``source``'s items by ``translator``.
+
+    Args:
+        source: the items; an empty one is an idle interval, and a None ends them as the
+            iterator's own end does (``Call.next`` reads None at a model call's end).
+        ping: what an idle interval sends (None: nothing).
+        end: what ends the stream, after its closing frames or its cut-off.
+        turn: the items are batches of a run's engine entries, and the stream is one
+            turn's: it closes at the turn's first ``done`` (``turn_end``), and is cut off
+            when the source ends before one. Otherwise the source's end closes it.
+        release: awaited once the stream is over, however it ended (its client gone too).
+    """
+    add = translator.add
+    last: Out | None = None
+    error: ParleyError | None = None
+    try:
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if watcher is None:
-                    watcher = asyncio.ensure_future(watch())
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not gone:
-                raise
-            streaming.uncancel()
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-
-
-async def _frames(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[bytes]:
-    async for batch in batches:
-        if not batch:
-            yield PING
-        elif len(batch) == 1:
-            yield encode_frame(*batch[0])
+            if out := translator.opening():
+                yield out
+            async for item in source:
+                if not item:
+                    if item is None:  # the source's end
+                        break
+                    if ping is not None:  # nothing happened for a keep-alive interval
+                        yield ping
+                    continue
+                if turn:
+                    batch: Any = item
+                    # Only a batch of several entries, or one done, may hold the turn's end.
+                    if batch[0] is not batch[-1] or batch[0][1] == "done":
+                        final = turn_end(batch)
+                        if final is not None:
+                            last = add(final)  # type: ignore[arg-type]
+                            break
+                if out := add(item):
+                    yield out
+        except ParleyError as exc:
+            error = exc
+        if last is not None:
+            tail = last + await translator.closing()
+        elif error is not None or turn:
+            tail = translator.cut_off(error)
         else:
-            yield b"".join(encode_frame(*e) for e in batch)
+            tail = await translator.closing()
+        if end is not None:
+            tail = tail + end
+        if tail:
+            yield tail
+    finally:
+        if release is not None:
+            await release()
+
+
+async def no_items() -> AsyncIterator[None]:
+    """A source with nothing: the stream is its opening frames and its closing ones (a
+    response answered whole)."""
+    return
+    yield
+
+
+async def to_socket(socket: WebSocket, frames: AsyncIterator[list[Message]]) -> None:
+    """The WebSocket sink: each of a pump's events as one JSON text message. A client gone
+    ends the writing (its ``WebSocketDisconnect`` goes up to the connection); the run goes
+    on in the engine."""
+    async for messages in frames:
+        for message in messages:
+            await send_message(socket, message)
+
+
+async def send_message(socket: WebSocket, message: Message) -> None:
+    """One JSON event as a WebSocket text message (the socket's one framer)."""
+    await socket.send_text(orjson.dumps(message).decode())
 
 
 async def one_turn(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[list[Entry]]:
-    """The batches of a run's events up to the first ``done``: one turn of a run that may
-    have gone on to others."""
+    """(Until Assistants moves onto the pump.) The batches of a run's events up to the first
+    ``done``."""
     async for batch in batches:
-        ends = next((i for i, entry in enumerate(batch) if entry[1] == "done"), None)
-        if ends is None:
-            yield batch
-            continue
-        yield batch[: ends + 1]
-        return
-
-
-def sse_response(
-    batches: AsyncIterator[list[Entry]], headers: dict[str, str] | None = None
-) -> SSEResponse:
-    return SSEResponse(
-        _frames(batches),
-        media_type="text/event-stream",
-        headers={**HEADERS, **(headers or {})},
-    )
+        if (final := turn_end(batch)) is not None:
+            yield final
+            return
+        yield batch

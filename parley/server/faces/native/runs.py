@@ -1,18 +1,22 @@
-"""Runs, their actions, event logs, tool outputs and cancellation."""
+"""Runs, their actions, event logs, tool outputs and cancellation; and the native stream's
+translator (``EntryFrames``), for these runs' events and for turns."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 
-from parley.errors import InvalidRequest
+from parley.engine import Entry
+from parley.errors import InvalidRequest, ParleyError
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
-from parley.server.faces.kit.streams import sse_response
+from parley.server.faces.kit.sse import PING, SSEResponse, entry_frames, sse_response
+from parley.server.faces.kit.streams import pump
 from parley.server.faces.native import reads
 from parley.server.faces.native.schemas import ActionPublic, RunCreate, ToolOutputsSubmit
 from parley.server.idempotency import Idempotent, answer
@@ -22,6 +26,44 @@ from parley.store.records import Run
 from parley.types import ActionStatus, RunStatus
 
 router = APIRouter(tags=["runs"])
+
+
+class EntryFrames:
+    """The native stream's translator: a run's engine entries as they are, each one frame
+    numbered by its sequence number and named by its type (the vocabulary of
+    ``parley.events``). A stream cut off ends with no word: the run's own log ends a turn
+    with ``error`` and ``done``, and a client resumes with ``Last-Event-ID``."""
+
+    __slots__ = ()
+
+    def opening(self) -> bytes:
+        return b""
+
+    add = staticmethod(entry_frames)
+
+    async def closing(self) -> bytes:
+        return b""
+
+    def cut_off(self, error: ParleyError | None) -> bytes:
+        if error is not None:
+            raise error
+        return b""
+
+
+_ENTRY_FRAMES = EntryFrames()
+
+
+def event_stream_response(
+    source: AsyncIterator[list[Entry]],
+    headers: dict[str, str] | None = None,
+    *,
+    one_turn: bool = False,
+) -> SSEResponse:
+    """A run's events from ``source`` as server-sent events, as long as it gives them (a
+    turn's own, ``TurnHandle.events``, end with it); with ``one_turn``, up to the first
+    turn's ``done`` (a run's log, ``Engine.follow``, goes on to its later turns)."""
+    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn)
+    return sse_response(frames, headers)
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:
@@ -102,7 +144,7 @@ async def run_events(
     if last_event_id is not None:
         cursor = max(cursor, _sequence_number(last_event_id))
     await svc.db.read(store.get_run, run_id=run_id, user_id=user.id)
-    return sse_response(svc.engine.follow(run_id, after=cursor))
+    return event_stream_response(svc.engine.follow(run_id, after=cursor))
 
 
 def _sequence_number(value: str) -> int:

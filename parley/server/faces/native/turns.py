@@ -12,8 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from parley.engine import TurnHandle, UsageSource
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
 from parley.server.faces.kit.resources import RunPublic
-from parley.server.faces.kit.streams import one_turn, sse_response
-from parley.server.faces.native.runs import run_public
+from parley.server.faces.native.runs import event_stream_response, run_public
 from parley.server.faces.native.schemas import (
     CompletionRequest,
     ProcessRequest,
@@ -45,7 +44,7 @@ async def _answer(turn: TurnHandle, stream: bool, idem: Idempotency) -> Made:
             "X-Parley-Thread-Id": turn.thread_id,
             "X-Parley-Message-Id": turn.message_id,
         }
-        response = sse_response(turn.events(), headers)
+        response = event_stream_response(turn.events(), headers)
         return Streamed(response, turn.run_id, turn.first_seq - 1, headers)
     await idem.started(turn.run_id)
     outcome = await turn.result()
@@ -73,7 +72,7 @@ async def _replay(
     """The stream of a turn started before: the run's events after ``after``, up to the
     turn's ``done``."""
     await svc.db.read(functools.partial(run_store.get_run, run_id=run_id, user_id=user_id))
-    return sse_response(one_turn(svc.engine.follow(run_id, after=after)), headers)
+    return event_stream_response(svc.engine.follow(run_id, after=after), headers, one_turn=True)
 
 
 @router.post("/completions", responses=_TURN_ANSWERS, response_model=None)

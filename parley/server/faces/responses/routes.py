@@ -17,8 +17,8 @@ from parley.engine import Entry
 from parley.errors import InvalidRequest
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
 from parley.server.faces.kit.pages import Page, window
-from parley.server.faces.kit.sse import HEADERS, PING
-from parley.server.faces.kit.streams import SSEResponse
+from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
+from parley.server.faces.kit.streams import no_items, pump
 from parley.server.faces.responses import compaction, reads, websocket
 from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
 from parley.server.faces.responses.requests import plan, start
@@ -29,11 +29,10 @@ from parley.server.faces.responses.resource import (
     response_object,
 )
 from parley.server.faces.responses.stream import (
-    DONE_FRAME,
     Dialect,
     ResponseEvents,
+    ResponseFrames,
     event_dialect,
-    sse_frame,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors
@@ -97,7 +96,7 @@ async def _create(
             svc.engine.release_scratch(turn.thread_id)
         after = turn.first_seq - 1
         events = ResponseEvents(head(turn.run, "in_progress"), after, dialect)
-        return Streamed(_sse(_frames(events, turn.events())), turn.run_id, after)
+        return Streamed(_sse(ResponseFrames(events), turn.events()), turn.run_id, after)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
     try:
@@ -209,8 +208,12 @@ async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) ->
 # ----------------------------------------------------------------------------- streams
 
 
-def _sse(frames: AsyncIterator[bytes]) -> SSEResponse:
-    return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+def _sse(frames: ResponseFrames, source: AsyncIterator[list[Entry]] | None) -> SSEResponse:
+    """A response's stream of ``frames``: from ``source``'s run events up to the turn's
+    end, or, with no source, its opening and its stored end."""
+    if source is None:
+        return sse_response(pump(frames, no_items(), end=DONE))
+    return sse_response(pump(frames, source, ping=PING, end=DONE, turn=True))
 
 
 def _resumed(
@@ -225,35 +228,8 @@ def _resumed(
     numbers the protocol's events from there), those up to ``starting_after`` left out;
     followed live while the response runs."""
     events = ResponseEvents(head(stored.run, "in_progress"), after, dialect)
-    if stored.run.events_pruned_at is not None:
-        return _sse(_stored_frames(events, response_object(stored), starting_after))
-    return _sse(_frames(events, svc.engine.follow(stored.run.id, after=after), starting_after))
-
-
-async def _stored_frames(
-    events: ResponseEvents, response: dict[str, Any], after: int
-) -> AsyncIterator[bytes]:
-    """A response whose run's event log was pruned: its start, then its stored end whole."""
-    for event in [*events.start(), *events.stored_end(response)]:
-        if event["sequence_number"] > after:
-            yield sse_frame(event)
-    yield DONE_FRAME
-
-
-async def _frames(
-    events: ResponseEvents, batches: AsyncIterator[list[Entry]], after: int = -1
-) -> AsyncIterator[bytes]:
-    """The response's events as SSE frames, from the run's events as ``batches`` brings
-    them (an empty batch: idle), those numbered ``after`` or below left out."""
-
-    if first := b"".join(sse_frame(e) for e in events.start() if e["sequence_number"] > after):
-        yield first
-    async for batch in batches:
-        if not batch:
-            yield PING
-            continue
-        if frames := events.frames(batch, after):
-            yield frames
-        if events.finished:
-            break
-    yield DONE_FRAME
+    if stored.run.events_pruned_at is not None:  # its start, then its stored end whole
+        frames = ResponseFrames(events, after=starting_after, stored=response_object(stored))
+        return _sse(frames, None)
+    frames = ResponseFrames(events, after=starting_after)
+    return _sse(frames, svc.engine.follow(stored.run.id, after=after))

@@ -26,17 +26,22 @@ as ``response.reasoning_text.delta`` / ``.done`` (OpenAI's), by the request's di
 know); the specification's otherwise. Reasoning a provider gave as a summary streams as a
 reasoning item's summary part (``response.reasoning_summary_part.*``,
 ``response.reasoning_summary_text.*``), the same in both.
+
+``ResponseFrames`` (server-sent events) and ``ResponseMessages`` (the WebSocket's JSON
+messages) are its translators for the kit's pump (``kit.streams``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import orjson
 
 from parley.engine import Entry
-from parley.errors import InvalidRequest
+from parley.errors import InvalidRequest, ParleyError
+from parley.server.faces.kit import sse
 from parley.server.faces.responses.items import (
     call_item,
     reasoning_id,
@@ -173,7 +178,10 @@ class ResponseEvents:
         streamed, the bulk of a stream, is written straight to its bytes (the same bytes)."""
         frames: list[bytes] = []
         for entry in batch:
-            self.skip(entry[0])
+            if entry[0] == self.last_entry + 1:  # no gap: ``skip``'s work is this
+                self.last_entry += 1
+            else:
+                self.skip(entry[0])
             if entry[1] == "content.delta":
                 event = orjson.loads(entry[2])
                 current = self.open
@@ -186,16 +194,17 @@ class ResponseEvents:
                     current.texts.append(text)
                     self.seq += 1
                     if self.seq > after:
+                        where = current._where or current.where()
                         frames.append(
                             b"%b%d%b%b%b"
-                            % (_TEXT_DELTA, self.seq, current.where(), orjson.dumps(text), _TAIL)
+                            % (_TEXT_DELTA, self.seq, where, orjson.dumps(text), _TAIL)
                         )
                     continue
                 events = self._delta("message", event["message_id"], event["text"])
             else:
                 events = self._translate(entry)
             frames += [sse_frame(e) for e in events if e["sequence_number"] > after]
-        return b"".join(frames)
+        return frames[0] if len(frames) == 1 else b"".join(frames)
 
     def feed(self, entry: Entry) -> list[Event]:
         """The protocol's events for one of the run's events."""
@@ -424,15 +433,84 @@ def translate(head: dict[str, Any], entries: Iterator[Entry]) -> Iterator[Event]
 
 def sse_frame(event: Event) -> bytes:
     """One Responses event as a server-sent event (``event`` is its ``type``; no ``id``)."""
-    kind: str = event["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return sse.frame(orjson.dumps(event), event["type"])
 
-
-DONE_FRAME = b"data: [DONE]\n\n"
 
 #: A text delta's frame up to its ``sequence_number``, and after its ``delta``.
 _TEXT_DELTA = (
-    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-    b'"sequence_number":'
+    sse.head("response.output_text.delta")
+    + b'{"type":"response.output_text.delta","sequence_number":'
 )
-_TAIL = b',"logprobs":[]}\n\n'
+_TAIL = b',"logprobs":[]}' + sse.END
+
+
+class _Stream:
+    """One response's stream, its events numbered ``after`` or below left out. With
+    ``stored`` (a response answered whole: its run's log pruned, or a WebSocket warm-up),
+    the stream is its start and then that stored end, from no run events."""
+
+    __slots__ = ("after", "events", "stored")
+
+    def __init__(
+        self, events: ResponseEvents, *, after: int = -1, stored: dict[str, Any] | None = None
+    ) -> None:
+        self.events = events
+        self.after = after
+        self.stored = stored
+
+    def _opening(self) -> list[Event]:
+        return [e for e in self.events.start() if e["sequence_number"] > self.after]
+
+    def _closing(self) -> list[Event]:
+        if self.stored is None:
+            return []
+        ending = self.events.stored_end(self.stored)
+        return [e for e in ending if e["sequence_number"] > self.after]
+
+
+class ResponseFrames(_Stream):
+    """The translator of a response's stream as server-sent events (``sse_frame``; a text
+    delta written straight to its bytes, ``ResponseEvents.frames``). Cut off, it ends with
+    the end frame alone; a client resumes with ``starting_after``."""
+
+    __slots__ = ("add",)
+
+    def __init__(
+        self, events: ResponseEvents, *, after: int = -1, stored: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(events, after=after, stored=stored)
+        #: A batch's frames: ``ResponseEvents.frames`` itself, with no call between on a
+        #: live stream (one that leaves nothing out), the bulk of streams.
+        self.add = events.frames if after < 0 else functools.partial(events.frames, after=after)
+
+    def opening(self) -> bytes:
+        return b"".join([sse_frame(e) for e in self._opening()])
+
+    async def closing(self) -> bytes:
+        return b"".join([sse_frame(e) for e in self._closing()])
+
+    def cut_off(self, error: ParleyError | None) -> bytes:
+        if error is not None:
+            raise error
+        return b""
+
+
+class ResponseMessages(_Stream):
+    """The translator of a response's stream as a WebSocket's JSON messages."""
+
+    __slots__ = ()
+
+    def opening(self) -> list[Event]:
+        return self._opening()
+
+    def add(self, batch: list[Entry]) -> list[Event]:
+        feed = self.events.feed
+        return [e for entry in batch for e in feed(entry) if e["sequence_number"] > self.after]
+
+    async def closing(self) -> list[Event]:
+        return self._closing()
+
+    def cut_off(self, error: ParleyError | None) -> list[Event]:
+        if error is not None:
+            raise error
+        return []

@@ -29,10 +29,21 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from parley.errors import InvalidRequest, NotFound, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
 from parley.server.errors import openai_error, validation_failed
+from parley.server.faces.kit.streams import (
+    no_items,
+    pump,
+    send_message,
+    to_socket,
+)
 from parley.server.faces.responses.protocol import WebSocketCreate
 from parley.server.faces.responses.requests import plan, run_config, start
 from parley.server.faces.responses.resource import head
-from parley.server.faces.responses.stream import Dialect, ResponseEvents, event_dialect
+from parley.server.faces.responses.stream import (
+    Dialect,
+    ResponseEvents,
+    ResponseMessages,
+    event_dialect,
+)
 from parley.store.records import Run
 from parley.store.runs import new_run
 from parley.types import RunStatus
@@ -69,11 +80,8 @@ class Connection:
         #: Scratch threads of ``store: false`` responses, held until the connection ends.
         self.scratch: set[str] = set()
 
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.socket.send_text(orjson.dumps(event).decode())
-
     async def fail(self, exc: ParleyError) -> None:
-        await self.send(error_event(exc))
+        await send_message(self.socket, error_event(exc))
 
     async def serve(self) -> None:
         deadline = time.monotonic() + MAX_SECONDS
@@ -132,14 +140,8 @@ class Connection:
         if not planned.store:
             self.scratch.add(turn.thread_id)
         events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1, self.dialect)
-        for event in events.start():
-            await self.send(event)
-        async for batch in turn.events():
-            for entry in batch:
-                for event in events.feed(entry):
-                    await self.send(event)
-            if events.finished:
-                break
+        messages = ResponseMessages(events)
+        await to_socket(self.socket, pump(messages, turn.events(), turn=True))
         try:
             outcome = await turn.result()
         except NotFound:  # a scratch thread let go of meanwhile (the server stopping)
@@ -193,8 +195,8 @@ class Connection:
         run.completed_at = run.started_at = run.created_at  # answered at once, with nothing
         events = ResponseEvents(head(run, "in_progress"))
         events.ended_at = int(run.created_at)
-        for event in [*events.start(), *events.stored_end(events.final("completed"))]:
-            await self.send(event)
+        messages = ResponseMessages(events, stored=events.final("completed"))
+        await to_socket(self.socket, pump(messages, no_items()))
         self.warm[run.id] = body
         while len(self.warm) > MAX_HELD:
             self.warm.pop(next(iter(self.warm)))
@@ -248,7 +250,7 @@ async def serve(socket: WebSocket) -> None:
         dialect = event_dialect(socket.headers.items())  # the handshake's, for every response
     except ParleyError as exc:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await socket.send_text(orjson.dumps(error_event(exc)).decode())
+            await send_message(socket, error_event(exc))
             await socket.close(code=1008)
         return
     connection = Connection(socket, svc, caller, dialect)
