@@ -12,6 +12,7 @@ from parley.errors import InvalidRequest
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
+from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
     read_output_format,
@@ -80,13 +81,14 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
     profile = svc.engine.profile(planned.config.model)  # the model, resolved once
     for_model(planned, profile)
     async with svc.limits.run_slot(key_hash, profile.window) as slot:
-        turn = await svc.engine.start_items_turn(
-            user_id=user_id,
-            target=planned.target,
-            messages=planned.messages,
-            config=planned.config,
-            source=UsageSource(key_hash, "responses"),
-        )
+        with messages_from("input"):
+            turn = await svc.engine.start_items_turn(
+                user_id=user_id,
+                target=planned.target,
+                messages=planned.messages,
+                config=planned.config,
+                source=UsageSource(key_hash, "responses"),
+            )
         slot.hold_until(turn.when_done)
     return turn
 
