@@ -94,8 +94,10 @@ def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec
     strict: list[str] = []
     for i, tool in enumerate(given or ()):
         where = f"tools[{i}]"
-        kind = tool.get("type", "function") if isinstance(tool, dict) else None
-        if kind != "function" or not isinstance(tool, dict):
+        if not isinstance(tool, dict):
+            raise invalid(where, "expected a tool object.")
+        kind = tool.get("type", "function")
+        if kind != "function":
             problem = f"only function tools are supported (got {kind!r}). {_HOSTED}"
             raise invalid(f"{where}.type", problem, dialect.tool_code)
         nested = "function" in tool if dialect.either else dialect.nested
