@@ -102,6 +102,7 @@ _HOSTED = "Parley runs no hosted tools"
 _NO_FILES = "Parley has no files or vector stores"
 _OPENAI_HINT = "taken, not passed on: a hint for OpenAI's own servers"
 _CACHE = "passed on to OpenAI's APIs (openai-chat, openai-responses); others keep their own cache"
+_PARALLEL = "sent to OpenAI's APIs and Anthropic; Gemini and Ollama have no such setting"
 _JSON = "JSON schema or JSON mode, in the provider's own way (Anthropic: a forced tool)"
 
 #: Chat Completions: ``POST /v1/chat/completions`` (``ChatCompletionCreate``).
@@ -110,7 +111,7 @@ CHAT: dict[str, Rule] = {
     "messages": supported("text and image parts; text parts joined with nothing between"),
     "tools": supported("function tools"),
     "tool_choice": supported(),
-    "parallel_tool_calls": supported(),
+    "parallel_tool_calls": supported(_PARALLEL),
     "stream": supported(),
     "stream_options": supported("include_usage"),
     "max_tokens": supported(),
@@ -158,7 +159,7 @@ RESPONSES: dict[str, Rule] = {
     "instructions": supported(),
     "tools": supported("function tools"),
     "tool_choice": supported(),
-    "parallel_tool_calls": supported(),
+    "parallel_tool_calls": supported(_PARALLEL),
     "max_output_tokens": supported(),
     "temperature": supported(),
     "top_p": supported(),
@@ -203,7 +204,7 @@ ASSISTANTS: dict[str, Rule] = {
     "thread": supported(),
     "tools": supported("function tools"),
     "tool_choice": supported(),
-    "parallel_tool_calls": supported(),
+    "parallel_tool_calls": supported(_PARALLEL),
     "temperature": supported(),
     "top_p": supported(),
     "response_format": passed_on("json", _JSON, asks=_json),
