@@ -7,12 +7,13 @@ outputs, its next turn starts at once too. The runs are the native ones
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from parley.engine import ThreadTarget, TurnHandle, UsageSource
+from parley.engine import Entry, ThreadTarget, UsageSource
 from parley.errors import NotFound
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, DescList, Services, Svc
 from parley.server.faces.assistants import reads
@@ -24,16 +25,15 @@ from parley.server.faces.assistants.requests import (
     new_messages,
     run_config,
 )
-from parley.server.faces.assistants.stream import TurnEvents, run_frames, turn_frames
+from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
-from parley.server.faces.kit.sse import HEADERS
-from parley.server.faces.kit.streams import SSEResponse, one_turn
+from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
+from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors
 from parley.store import assistants as assistant_store
-from parley.store.records import Message
 from parley.types import RunStatus
 
 router = APIRouter(tags=["runs"])
@@ -57,10 +57,13 @@ def _run_answer(run: RunPublic) -> JSONResponse:
     return JSONResponse(body, headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 
-def _stream(svc: Services, turn: TurnHandle, head: bytes, message: Message) -> SSEResponse:
-    events = TurnEvents(turn.run, message)
-    frames = turn_frames(svc.db, events, turn.events(), head)
-    return SSEResponse(frames, media_type="text/event-stream", headers=HEADERS)
+def _stream(
+    events: TurnEvents, source: AsyncIterator[list[Entry]], headers: dict[str, str] | None = None
+) -> SSEResponse:
+    """A turn's stream: ``source``'s run events up to the turn's end, as ``events`` tells
+    them, then ``event: done``."""
+    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True)
+    return sse_response(frames, headers)
 
 
 async def _start(
@@ -94,7 +97,8 @@ async def _start(
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
     message = await svc.db.read(reads.turn_message, user_id=user_id, message_id=turn.message_id)
-    response = _stream(svc, turn, run_frames(turn.run, new=True), message)
+    events = TurnEvents(svc.db, turn.run, message, run_frames(turn.run, new=True))
+    response = _stream(events, turn.events())
     return Streamed(response, turn.run_id, turn.first_seq - 1)
 
 
@@ -103,10 +107,8 @@ async def _replay(
 ) -> Response:
     """A run's first turn streamed again (a retry with the same ``Idempotency-Key``)."""
     run, message = await svc.db.read(reads.first_turn, user_id=user_id, run_id=run_id)
-    events = TurnEvents(run, message)
-    batches = one_turn(svc.engine.follow(run_id, after=after))
-    frames = turn_frames(svc.db, events, batches, run_frames(run, new=True))
-    return SSEResponse(frames, media_type="text/event-stream", headers={**HEADERS, **headers})
+    events = TurnEvents(svc.db, run, message, run_frames(run, new=True))
+    return _stream(events, svc.engine.follow(run_id, after=after), headers)
 
 
 @router.post("/threads/runs", responses=_CREATE_ANSWERS, response_model=RunPublic)
@@ -196,7 +198,8 @@ async def submit_tool_outputs(
     answered, message = await svc.db.read(
         reads.resumed_turn, queued=run, message_id=turn.message_id
     )
-    return _stream(svc, turn, run_frames(turn.run, new=False, resumed=answered), message)
+    head = run_frames(turn.run, new=False, resumed=answered)
+    return _stream(TurnEvents(svc.db, turn.run, message, head), turn.events())
 
 
 # --------------------------------------------------------------------------- run steps

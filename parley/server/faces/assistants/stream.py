@@ -25,13 +25,15 @@ run's end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from parley.engine import Entry
+from parley.errors import ParleyError
 from parley.server.faces.assistants import reads
+from parley.server.faces.kit import sse
 from parley.server.faces.kit.resources import (
     MessagePublic,
     RunPublic,
@@ -40,12 +42,12 @@ from parley.server.faces.kit.resources import (
     run_step,
     run_steps,
 )
-from parley.server.faces.kit.sse import PING
 from parley.store.db import Database
 from parley.store.records import Action, Message, Run
 from parley.types import ActionStatus, RunStatus
 
-DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
+#: The end of the stream: ``event: done`` and ``data: [DONE]``.
+DONE_FRAME = sse.frame(b"[DONE]", "done")
 
 #: The closing event of a run, by the status its turn ended with.
 _CLOSING = {
@@ -62,7 +64,7 @@ def frame(event: str, data: Any) -> bytes:
     """One server-sent event: ``event: <name>`` and its JSON ``data``."""
     if hasattr(data, "model_dump"):
         data = data.model_dump(mode="json")
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return sse.frame(orjson.dumps(data), event)
 
 
 def run_frames(run: Run, *, new: bool, resumed: Sequence[RunStepPublic] = ()) -> bytes:
@@ -79,24 +81,31 @@ def run_frames(run: Run, *, new: bool, resumed: Sequence[RunStepPublic] = ()) ->
 
 
 class TurnEvents:
-    """One turn's run events as Assistants events. ``add`` takes the run events in order
-    and gives the frames they make; the turn's end (``done``) is answered by ``closing``
-    with the run, message and actions as stored."""
+    """One turn's run events as Assistants events: the translator of its stream for the
+    kit's pump (``kit.streams``). It opens with ``head`` (``run_frames``); ``add`` takes
+    the run events in order and gives the frames they make; the turn's end is answered by
+    ``closing`` with the run, message and actions as stored (read from ``db``); a stream
+    cut off before it ends with an ``error`` event."""
 
-    def __init__(self, run: Run, message: Message) -> None:
+    def __init__(self, db: Database, run: Run, message: Message, head: bytes) -> None:
+        self.db = db
         self.run = run
         self.message = message
+        self.head = head
         self.text = ""
         self.writing = False
-        self.ended: RunStatus | None = None
 
-    def add(self, kind: str, data: str) -> bytes:
+    def opening(self) -> bytes:
+        return self.head
+
+    def add(self, batch: list[Entry]) -> bytes:
+        return b"".join([self._entry(kind, data) for _, kind, data in batch])
+
+    def _entry(self, kind: str, data: str) -> bytes:
         if kind == "content.delta":
             return self._text(orjson.loads(data)["text"])
         if kind == "tool_calls":
             return self._calls(orjson.loads(data)["actions"])
-        if kind == "done":
-            self.ended = RunStatus(orjson.loads(data)["status"])
         return b""
 
     def _text(self, text: str) -> bytes:
@@ -151,9 +160,21 @@ class TurnEvents:
             frames.append(frame("thread.run.step.delta", delta))
         return b"".join(frames)
 
-    def closing(self, run: Run, message: Message, actions: list[Action]) -> bytes:
+    async def closing(self) -> bytes:
         """The frames that close the turn: the message and its step as they ended, then
         the run's closing event."""
+        run, message, actions = await self.db.read(
+            reads.turn_end, run_id=self.run.id, message_id=self.message.id
+        )
+        return self.ended(run, message, actions)
+
+    def cut_off(self, error: ParleyError | None) -> bytes:
+        if error is not None:
+            raise error
+        return frame("error", _INTERRUPTED)
+
+    def ended(self, run: Run, message: Message, actions: list[Action]) -> bytes:
+        """The closing frames of the turn, given the run, message and actions as stored."""
         frames = []
         if self.writing:
             seq = max(message.seq, self.message.seq)
@@ -180,33 +201,11 @@ def _step_event(status: str) -> str:
     return {"in_progress": "completed", "incomplete": "completed"}.get(status, status)
 
 
-async def turn_frames(
-    db: Database,
-    events: TurnEvents,
-    batches: AsyncIterator[list[Entry]],
-    head: bytes,
-) -> AsyncIterator[bytes]:
-    """``head``, then the turn's events as Assistants events, up to ``done``."""
-    yield head
-    async for batch in batches:
-        if not batch:
-            yield PING
-            continue
-        out = b"".join(events.add(kind, data) for _, kind, data in batch)
-        if events.ended is not None:
-            run, message, actions = await db.read(
-                reads.turn_end, run_id=events.run.id, message_id=events.message.id
-            )
-            yield out + events.closing(run, message, actions) + DONE_FRAME
-            return
-        if out:
-            yield out
-    error = {
-        "error": {
-            "message": "The stream ended before the run did; retrieve the run to see how it ends.",
-            "type": "server_error",
-            "param": None,
-            "code": "stream_interrupted",
-        }
+_INTERRUPTED = {
+    "error": {
+        "message": "The stream ended before the run did; retrieve the run to see how it ends.",
+        "type": "server_error",
+        "param": None,
+        "code": "stream_interrupted",
     }
-    yield frame("error", error) + DONE_FRAME
+}

@@ -35,8 +35,7 @@ from parley.events import (
     ToolCallPart,
 )
 from parley.providers.accumulator import AnswerAccumulator, PendingCall
-
-DONE_FRAME = b"data: [DONE]\n\n"
+from parley.server.faces.kit import sse
 
 #: Finish reasons as OpenAI names them; a provider's other reasons read as ``stop``.
 _FINISH = {
@@ -80,9 +79,15 @@ class Completion:
             "system_fingerprint": None,
         }
         #: A chunk's bytes before its delta, and after it up to the finish reason.
-        self._open = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self._open = sse.head() + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
         self._close = b',"logprobs":null,"finish_reason":'
-        self._end = b"}]" + (b',"usage":null' if include_usage else b"") + b"}\n\n"
+        self._end = b"}]" + (b',"usage":null' if include_usage else b"") + b"}" + sse.END
+        #: A chunk's bytes after its delta, when it has no finish reason.
+        self._tail = self._close + b"null" + self._end
+        #: A text or reasoning chunk's bytes before its JSON string, and after it.
+        self._text = self._open + b'{"content":'
+        self._reasoning = self._open + b'{"reasoning_content":'
+        self._text_tail = b"}" + self._tail
 
     # ------------------------------------------------------------------------ stream
 
@@ -95,10 +100,10 @@ class Completion:
         if type(event) is ToolCallPart:
             return self._call(event)
         self.acc.add(event)
-        if type(event) is TextPart and event.text:
-            return self._frame(b'{"content":' + orjson.dumps(event.text) + b"}")
+        if type(event) is TextPart and event.text:  # the bulk of a stream: bytes ready
+            return self._text + orjson.dumps(event.text) + self._text_tail
         if type(event) is ReasoningPart and event.text:
-            return self._frame(b'{"reasoning_content":' + orjson.dumps(event.text) + b"}")
+            return self._reasoning + orjson.dumps(event.text) + self._text_tail
         return b""
 
     def call_id(self, call: PendingCall) -> str:
@@ -132,11 +137,11 @@ class Completion:
                 "choices": [],
                 "usage": self.usage_object(),
             }
-            frames.append(b"data: " + orjson.dumps(head) + b"\n\n")
+            frames.append(sse.frame(orjson.dumps(head)))
         return b"".join(frames)
 
     def _frame(self, delta: bytes) -> bytes:
-        return self._open + delta + self._close + b"null" + self._end
+        return self._open + delta + self._tail
 
     # ------------------------------------------------------------------------- calls
 
@@ -233,4 +238,4 @@ class Completion:
 def error_frame(body: dict[str, Any]) -> bytes:
     """An error in the middle of a stream, as OpenAI's API sends one: ``{"error": {...}}``
     as a plain data line (then ``data: [DONE]``)."""
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+    return sse.frame(orjson.dumps(body))

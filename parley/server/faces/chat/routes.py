@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter
@@ -19,10 +19,10 @@ from parley.events import ModelEvent
 from parley.server.calls import Call
 from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc
 from parley.server.errors import openai_error
-from parley.server.faces.chat.chunks import DONE_FRAME, Completion, error_frame
+from parley.server.faces.chat.chunks import Completion, error_frame
 from parley.server.faces.chat.requests import ChatCompletionCreate, new_state_token, read_call
-from parley.server.faces.kit.sse import HEADERS
-from parley.server.faces.kit.streams import SSEResponse
+from parley.server.faces.kit.sse import DONE, SSEResponse, sse_response
+from parley.server.faces.kit.streams import pump
 from parley.server.openapi import errors
 from parley.store import call_states
 from parley.store.db import now
@@ -108,12 +108,34 @@ class _Ahead(Generic[T]):
 _UNSET: Any = object()
 
 
+class _Events:
+    """A call's model events, read through its ``progress`` (a shutdown ends them with
+    ``server_shutdown``); None after the last."""
+
+    __slots__ = ("events", "progress")
+
+    def __init__(self, progress: Call, events: AsyncIterator[ModelEvent]) -> None:
+        self.progress, self.events = progress, events
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    def __anext__(self) -> Awaitable[ModelEvent | None]:
+        return self.progress.next(self.events)
+
+
 class _Reply:
     """One call's answer on its way to the client: its chunks as they come (``response``,
     with ``stream``) or the whole completion (``whole``). At the end, once, the key's
-    slot is given back (``release``) and the tokens are counted."""
+    slot is given back (``release``) and the tokens are counted.
+
+    Streamed, it is the stream's translator for the kit's pump (``kit.streams``): its
+    source is the call's model events, read through the call's ``progress`` (so that a
+    shutdown ends it with an error chunk); a failure after the first byte is an error
+    object; ``data: [DONE]`` ends it."""
 
     __slots__ = (
+        "add",
         "answer",
         "caller",
         "events",
@@ -141,36 +163,40 @@ class _Reply:
         token = new_state_token() if profile.hands_back_state else None
         self.qualified = profile.qualified
         self.answer = Completion(body.model, include_usage=include_usage, token=token)
+        #: An event's chunks (the translator's ``add``).
+        self.add = self.answer.add
         #: The first event, read before the reply began (None: the call ended at once).
         self.first: ModelEvent | None = None
         self.release: list[Callable[[], None]] = []
         self.response: SSEResponse | None = None
         if body.stream:
-            self.response = SSEResponse(
-                self.frames(), media_type="text/event-stream", headers=HEADERS
-            )
-            self.response.watch_after_first = True
+            source = _Events(progress, events)
+            # (mypy joins the members of ModelEvent | None into object: it infers no Item.)
+            frames = pump(self, source, end=DONE, release=self.finish)  # type: ignore[misc]
+            self.response = sse_response(frames, watch_after_first=True)
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """The stream's chunks; a failure after the first byte as an error object."""
-        answer, events, progress = self.answer, self.events, self.progress
-        progress.follow()
-        try:
-            opening = answer.start()
-            if self.first is not None:
-                opening += answer.add(self.first)
-            yield opening
-            while (event := await progress.next(events)) is not None:
-                if frames := answer.add(event):
-                    yield frames
-            await self.keep_state()
-            yield answer.closing() + DONE_FRAME
-        except ParleyError as exc:
-            _, body = openai_error(exc)
-            yield error_frame(body) + DONE_FRAME
-        finally:
-            await events.aclose()
-            self.done()
+    def opening(self) -> bytes:
+        """The role chunk, and the first event's (read before the reply began)."""
+        self.progress.follow()  # read from the streaming task from now on
+        opening = self.answer.start()
+        if self.first is not None:
+            opening += self.answer.add(self.first)
+        return opening
+
+    async def closing(self) -> bytes:
+        await self.keep_state()
+        return self.answer.closing()
+
+    def cut_off(self, error: ParleyError | None) -> bytes:
+        if error is None:  # the call's events end the stream: never cut off
+            return b""
+        _, body = openai_error(error)
+        return error_frame(body)
+
+    async def finish(self) -> None:
+        """The stream is over, however it ended."""
+        await self.events.aclose()
+        self.done()
 
     async def whole(self) -> JSONResponse:
         """The whole completion, once the call has ended."""

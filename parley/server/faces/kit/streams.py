@@ -32,7 +32,6 @@ from starlette.websockets import WebSocket
 
 from parley.engine import Entry
 from parley.errors import ParleyError
-from parley.server.faces.kit.sse import SSEResponse as SSEResponse  # (until chat moves)
 
 #: What one event of a WebSocket stream is: a JSON object.
 Message = dict[str, Any]
@@ -157,13 +156,3 @@ async def to_socket(socket: WebSocket, frames: AsyncIterator[list[Message]]) -> 
 async def send_message(socket: WebSocket, message: Message) -> None:
     """One JSON event as a WebSocket text message (the socket's one framer)."""
     await socket.send_text(orjson.dumps(message).decode())
-
-
-async def one_turn(batches: AsyncIterator[list[Entry]]) -> AsyncIterator[list[Entry]]:
-    """(Until Assistants moves onto the pump.) The batches of a run's events up to the first
-    ``done``."""
-    async for batch in batches:
-        if (final := turn_end(batch)) is not None:
-            yield final
-            return
-        yield batch
