@@ -21,6 +21,9 @@
   ``parallel_tool_calls`` false it makes only the first call.
 * When the newest messages are tool results, it quotes each one verbatim.
 * Otherwise it echoes the user and says how to configure a real provider.
+* It honours an output format: in JSON mode its answer is ``{"answer": "..."}``; with a
+  JSON schema, an object filled from the user's message as a tool's arguments are, each
+  required property given a value of its type when the message has none.
 """
 
 from __future__ import annotations
@@ -81,8 +84,10 @@ class DemoProvider:
 
 def _plan(request: ModelRequest) -> _Plan:
     newest = request.messages[-1] if request.messages else None
+    fmt = request.options.response_format
     if newest is not None and str(newest.role) == "tool":
-        return _Plan.for_text(_tool_results_reply(request.messages))
+        reply = _tool_results_reply(request.messages)
+        return _Plan.for_text(json_answer(fmt, reply, reply))
     if newest is not None and str(newest.role) == "user":
         rule = tool_rule(request.options.tool_choice)
         tools = offered_tools(request.tools, rule)  # the ones the tool choice lets it call
@@ -97,7 +102,8 @@ def _plan(request: ModelRequest) -> _Plan:
             function = tools[0].function
             call = (function.name, fill_arguments(function.parameters, newest.content.strip()))
             return _Plan.for_tools([call], "A tool call is required. ")
-    return _Plan.for_text(_greeting(request.messages))
+    said = newest.content.strip() if newest is not None and str(newest.role) == "user" else ""
+    return _Plan.for_text(json_answer(fmt, _greeting(request.messages), said))
 
 
 class _Plan:
@@ -201,6 +207,31 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
         elif kind == "boolean":
             arguments[name] = False
     return arguments
+
+
+#: What a required property of a JSON answer gets when the text gives it nothing.
+_EMPTY: dict[str, Any] = {"integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
+
+
+def json_answer(fmt: dict[str, Any] | None, reply: str, text: str) -> str:
+    """The answer in the requested output format: ``reply`` itself for none or ``text``;
+    ``{"answer": reply}`` in JSON mode; for a JSON schema, an object filled from ``text``
+    as a tool's arguments are, every required property there with a value of its type."""
+    kind = fmt.get("type") if fmt else None
+    if kind == "json_object":
+        return json.dumps({"answer": reply})
+    if kind != "json_schema" or fmt is None:
+        return reply
+    schema = fmt.get("schema")
+    schema = schema if isinstance(schema, dict) else {}
+    answer = fill_arguments(schema, text)
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    for name in schema.get("required") or ():
+        if name not in answer:
+            kind = _schema_type(properties.get(name))
+            answer[name] = text if kind == "string" else _EMPTY.get(kind or "")
+    return json.dumps(answer)
 
 
 def _matching_part(pattern: Any, text: str) -> str | None:

@@ -140,6 +140,22 @@ async def test_an_assistant_run_json_schema_on_anthropic(parley: Parley) -> None
     check_forced_tool(sent_to_anthropic(fake))
 
 
+async def test_the_demo_model_answers_in_the_format_on_every_face(parley: Parley) -> None:
+    """The offline demo honours a format too: a client parsing its answer gets JSON."""
+    fmt = {"type": "json_schema", "name": "weather", "schema": SCHEMA}
+    request = {"model": "demo/parley", "input": "Oslo at 21", "text": {"format": fmt}}
+    answer = await parley.http.post("/responses", json=request)
+    assert answer.status_code == 200, answer.text
+    text = answer.json()["output"][-1]["content"][0]["text"]
+    assert json.loads(text) == {"city": "Oslo at 21", "degrees": 21}
+    chat = {"model": "demo/parley", "messages": [{"role": "user", "content": "hi"}]}
+    answer = await parley.http.post(
+        "/chat/completions", json={**chat, "response_format": {"type": "json_object"}}
+    )
+    assert answer.status_code == 200, answer.text
+    assert "hi" in json.loads(answer.json()["choices"][0]["message"]["content"])["answer"]
+
+
 async def test_responses_json_schema_on_gemini(parley: Parley) -> None:
     upstream = parley.upstreams["gemini"]
     slot = upstream.take()

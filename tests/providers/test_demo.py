@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -342,3 +343,46 @@ async def test_the_web_pages_tools_get_sensible_arguments_from_a_natural_message
     assert default_tools().execute("calculator", {"expression": "(2 + 3) * 4"}) == ("20", False)
     output, is_error = default_tools().execute("current_time", {})
     assert not is_error and "UTC" in output
+
+
+async def demo_text(text: str, **options: Any) -> str:
+    request = ModelRequest(model="demo", messages=[user(text)], options=ModelOptions(**options))
+    _, acc = await run(request)
+    assert acc.finish_reason == "stop"
+    return acc.text
+
+
+async def test_json_mode_answers_one_json_object() -> None:
+    answer = json.loads(await demo_text("hello there", response_format={"type": "json_object"}))
+    assert isinstance(answer, dict)
+    assert "hello there" in answer["answer"]
+
+
+async def test_a_json_schema_format_is_filled_from_the_message() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer"},
+            "unit": {"enum": ["c", "f"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "score": {"type": "number"},
+        },
+        "required": ["city", "days", "unit", "tags", "score"],
+        "additionalProperties": False,
+    }
+    fmt = {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}
+    answer = json.loads(await demo_text("Paris for 3 days in f", response_format=fmt))
+    # Every required property is there, of its type: a schema-checking client accepts it.
+    assert answer == {
+        "city": "Paris for 3 days in f",
+        "days": 3,
+        "unit": "f",
+        "tags": [],
+        "score": 3,
+    }
+
+
+async def test_a_text_format_is_a_plain_answer() -> None:
+    text = await demo_text("hi", response_format={"type": "text"})
+    assert text.startswith("Demo model:")
