@@ -7,6 +7,7 @@ import inspect
 import re
 from pathlib import Path
 
+import parley
 from parley.engine import Engine, TurnHandle
 from tests.test_layers import LAYERS
 
@@ -40,3 +41,32 @@ def test_the_engine_table_names_every_public_call() -> None:
 
 def test_the_handle_table_names_every_public_member() -> None:
     assert _table_names("| `TurnHandle` | |") - {"TurnHandle"} == _public(TurnHandle)
+
+
+def test_the_faces_picture_names_every_face_and_module() -> None:
+    """The picture of the server's faces shows each face's modules in its column, the
+    kit's in its row, and the shared services' in theirs: nothing more, nothing less."""
+    picture = DOC[DOC.index("## The server's faces") :].split("```")[1]
+    rows = picture.splitlines()
+    heads = rows[1].split()
+    assert heads == ["native", "assistants", "responses", "chat"]
+    cells: dict[str, set[str]] = {face: set() for face in heads}
+    band = ""
+    shown: dict[str, set[str]] = {"kit": set(), "server": set()}
+    for row in rows[2:]:
+        label, _, rest = row.partition("│")
+        band = label.strip() or band
+        if band == "faces":
+            for face, cell in zip(heads, rest.split("│"), strict=False):
+                cells[face] |= set(cell.split())
+        elif band in shown:
+            shown[band] |= set(rest.replace("│", " ").split())
+    server = Path(parley.__file__).parent / "server"
+    for face in heads:
+        assert cells[face] == _modules(server / "faces" / face), face
+    assert shown["kit"] == _modules(server / "faces" / "kit")
+    assert shown["server"] == _modules(server)
+
+
+def _modules(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}

@@ -3,8 +3,9 @@
 
 Conversations seen through the Conversations API: a conversation is a thread (the same
 id), its items are the thread's messages as items (``items.message_items``). A response is
-a run (``resource``); ``previous_response_id`` and ``conversation`` name where a new one
-goes on (``thread_target``)."""
+a run (``resource``); a new response goes on in its ``conversation``
+(``conversation_target``), or after its ``previous_response_id``, which the engine resolves
+in the turn's claim (``ThreadTarget.after_run``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from parley.server.faces.responses.resource import StoredResponse, not_found
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.pagination import ListQuery
-from parley.store.records import Message, Run, Thread
+from parley.store.records import Message, Thread
 from parley.store.tables import messages as messages_table
 from parley.types import ACTIVE_STATUSES, Role, RunStatus
 
@@ -256,68 +257,25 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
 # ------------------------------------------------------------------ a response's place
 
 
-def thread_target(
-    conn: Connection,
-    *,
-    user_id: str,
-    conversation: str | None,
-    previous_id: str | None,
-    store: bool,
-    held: dict[str, Run],
+def conversation_target(
+    conn: Connection, *, user_id: str, conversation: str, store: bool
 ) -> ThreadTarget:
-    """Where a new response goes: on in its ``conversation``, or after its previous
-    response (``previous_id``), in the same thread or a branch of it. ``held``: the
-    responses a WebSocket keeps for its connection (``store: false`` ones among them)."""
-    if conversation is not None:
-        try:
-            thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
-        except NotFound:
-            raise conversation_not_found(conversation, "conversation") from None
-        if store:
-            return ThreadTarget(thread_id=conversation)
-        last = _last_seq(conn, conversation)
-        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
-    if previous_id is None:
-        return ThreadTarget(scratch=not store)
-    previous = held.get(previous_id)
-    held_here = previous is not None
-    if previous is None:
-        try:
-            previous = run_store.get_run(conn, run_id=previous_id, user_id=user_id)
-        except NotFound:
-            raise previous_not_found(previous_id) from None
-        if (previous.request or {}).get("store") is False:
-            raise previous_not_found(previous_id)  # never stored: only its connection has it
-    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise InvalidRequest(
-            f"Previous response with id '{previous_id}' is still in progress.",
-            code="previous_response_in_progress",
-            param="previous_response_id",
-        )
-    end = _answer_end(conn, run_id=previous.id)
-    if end is None:
-        raise previous_not_found(previous_id)
-    previous_stored = (previous.request or {}).get("store") is not False
-    # The chain goes on in the same thread when it ends there and is kept the same way: a
-    # stored response after a stored one, or a scratch one after a scratch one that this
-    # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
-    same_kind = store == previous_stored and (store or held_here)
-    source = previous.thread_id
-    if same_kind and end >= _last_seq(conn, source):
-        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
-    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
+    """Where a new response of a ``conversation`` goes: on at its end; a ``store: false``
+    one into a scratch copy of it."""
+    try:
+        thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
+    except NotFound:
+        raise conversation_not_found(conversation, "conversation") from None
+    if store:
+        return ThreadTarget(thread_id=conversation)
+    return ThreadTarget(
+        thread_id=conversation, fork_after=_last_seq(conn, conversation), scratch=True
+    )
 
 
 def _last_seq(conn: Connection, thread_id: str) -> int:
     query = select(func.max(messages_table.c.seq)).where(messages_table.c.thread_id == thread_id)
     return int(conn.execute(query).scalar() or 0)
-
-
-def _answer_end(conn: Connection, *, run_id: str) -> int | None:
-    """The sequence number of the last message a run wrote (its answer's end)."""
-    query = select(func.max(messages_table.c.seq)).where(messages_table.c.run_id == run_id)
-    value = conn.execute(query).scalar()
-    return None if value is None else int(value)
 
 
 def resolve_references(

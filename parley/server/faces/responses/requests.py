@@ -4,11 +4,13 @@ the WebSocket."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
-from parley.errors import InvalidRequest
+from parley.errors import InvalidRequest, ParleyError
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
@@ -81,7 +83,7 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
     profile = svc.engine.profile(planned.config.model)  # the model, resolved once
     for_model(planned, profile)
     async with svc.limits.run_slot(key_hash, profile.window) as slot:
-        with messages_from("input"):
+        with messages_from("input"), _previous_named(planned.body.previous_response_id):
             turn = await svc.engine.start_items_turn(
                 user_id=user_id,
                 target=planned.target,
@@ -91,6 +93,26 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
             )
         slot.hold_until(turn.when_done)
     return turn
+
+
+@contextmanager
+def _previous_named(response_id: str | None) -> Iterator[None]:
+    """The engine's word on the run a response continues, as this face says it: a
+    ``previous_response_id`` it cannot continue is a 400 naming the field."""
+    try:
+        yield
+    except ParleyError as exc:
+        if response_id is None:
+            raise
+        if exc.code == "previous_run_not_found":
+            raise reads.previous_not_found(response_id) from None
+        if exc.code == "previous_run_in_progress":
+            raise InvalidRequest(
+                f"Previous response with id '{response_id}' is still in progress.",
+                code="previous_response_in_progress",
+                param="previous_response_id",
+            ) from None
+        raise
 
 
 def run_config(body: ResponseCreate, model: str) -> RunConfig:
@@ -188,16 +210,17 @@ async def plan(
             param="input",
         )
     store = body.store is not False
-    if body.conversation is None and body.previous_response_id is None:
-        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
-    else:
+    previous = body.previous_response_id
+    if body.conversation_id is not None:
         target = await db.read(
-            reads.thread_target,
+            reads.conversation_target,
             user_id=user_id,
             conversation=body.conversation_id,
-            previous_id=body.previous_response_id,
             store=store,
-            held=held or {},
         )
+    elif previous is not None:  # the engine finds where, in the turn's claim
+        target = ThreadTarget.after_run(previous, scratch=not store, held=previous in (held or {}))
+    else:
+        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
     config = run_config(body, body.model)
     return Plan(target=target, messages=messages, config=config, store=store, body=body)
