@@ -81,3 +81,23 @@ def test_compact_of_a_previous_response_keeps_its_user_messages(http: httpx.Clie
     )
     assert nxt.status_code == 200, nxt.text
     assert nxt.json()["status"] == "completed"
+
+
+def test_compact_of_an_earlier_response_leaves_out_what_came_after_it(
+    http: httpx.Client,
+) -> None:
+    """A response's context is what led to it: compacting the first of a chain leaves out
+    the turns that came after it in the same thread."""
+    first, second = marker(), marker()
+    one = create(http, model="fake/echo", input=f"alpha {first}")
+    create(http, model="fake/echo", input=f"bravo {second}", previous_response_id=one["id"])
+    answer = http.post(
+        "/responses/compact",
+        json={"model": "fake/text:1", "previous_response_id": one["id"]},
+    )
+    assert answer.status_code == 200, answer.text
+    *users, summary = answer.json()["output"]
+    assert [_kept(u) for u in users] == [
+        ("user", "message", [{"type": "input_text", "text": f"alpha {first}"}]),
+    ]
+    assert summary["type"] == "compaction"

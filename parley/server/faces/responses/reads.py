@@ -234,13 +234,16 @@ def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dic
 
 
 def previous_context(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
-    """The whole context of a stored response, as messages a request could send again."""
+    """The context of a stored response, as messages a request could send again: its
+    thread up to the response's answer (not the turns that came after it)."""
     try:
         run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
     except NotFound:
         raise previous_not_found(response_id) from None
     if (run.request or {}).get("store") is False:
         raise previous_not_found(response_id)
+    context = thread_store.thread_context(conn, thread_id=run.thread_id)
+    end = max((m.seq for m in context if m.run_id == run.id), default=None)
     return [
         NewMessage(
             role=Role(m.role),
@@ -249,8 +252,9 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
             tool_calls=m.tool_calls,
             tool_call_id=m.tool_call_id,
         )
-        for m in thread_store.thread_context(conn, thread_id=run.thread_id)
-        if m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls
+        for m in context
+        if (end is None or m.seq <= end)
+        and (m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls)
     ]
 
 
