@@ -6,6 +6,7 @@ items and request fields into these."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from parley.types import Role
@@ -96,5 +97,5 @@ class RunConfig:
     parameters: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    request: dict[str, Any] | None = None
+    request: Mapping[str, Any] | None = None
     assistant_id: str | None = None

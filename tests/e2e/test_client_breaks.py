@@ -120,3 +120,20 @@ def test_no_error_message_says_value_error(server: Any, user_key: str, http: htt
         texts.append(error["error"]["message"])
     for text in texts:
         assert "Value error" not in text and text, texts
+
+
+def test_a_warm_up_after_an_unknown_response_is_refused(server: Any, user_key: str) -> None:
+    """A warm-up starts no turn, yet it is checked as any request: a previous response
+    that is not the caller's is a 400 naming the field, as it would be with a turn."""
+    with websocket(server, user_key) as socket:
+        message = create_message(
+            model="fake/text:1", input="hi", generate=False, previous_response_id="resp_nope"
+        )
+        check_error(
+            socket.error(message), 400, "previous_response_id", "previous_response_not_found"
+        )
+        # The socket goes on: the same request with a turn answers alike.
+        message = create_message(model="fake/text:1", input="hi", previous_response_id="resp_nope")
+        check_error(
+            socket.error(message), 400, "previous_response_id", "previous_response_not_found"
+        )

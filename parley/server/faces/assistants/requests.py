@@ -29,6 +29,7 @@ from parley.server.faces.kit.readers import (
     read_tool_choice,
     tool_names,
 )
+from parley.server.faces.kit.resources import RunRecord
 from parley.store.records import Assistant
 from parley.types import Role
 
@@ -165,7 +166,7 @@ def run_config(
     if body.max_completion_tokens is not None:
         # For the whole run: each model call gets what its earlier calls left of it.
         options["output_budget"] = body.max_completion_tokens
-    request = {
+    request: RunRecord = {
         "face": FACE,
         "max_prompt_tokens": body.max_prompt_tokens,
         "max_completion_tokens": body.max_completion_tokens,

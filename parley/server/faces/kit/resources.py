@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
 from pydantic import BaseModel
 
@@ -26,6 +26,22 @@ from parley.events import ActionItem
 from parley.server.faces.kit.bodies import MAX_INTEGER, timestamp
 from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus, ToolCall, Usage
+
+
+class RunRecord(TypedDict, total=False):
+    """What an Assistants run keeps of its request (``RunConfig.request``): the face, and
+    the run's token limits, answered back on the run. The engine adds ``input_seqs``."""
+
+    face: str
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    input_seqs: list[int]
+
+
+def run_record(run: Run) -> RunRecord:
+    """The record an Assistants run keeps of its request (empty for another face's)."""
+    return cast(RunRecord, run.request or {})
+
 
 #: A run's status as OpenAI names it (``requires_action`` is Parley's ``action_required``).
 RUN_STATUS = {status: status.value for status in RunStatus} | {
@@ -360,7 +376,7 @@ class RunPublic(BaseModel):
             reason = "max_completion_tokens" if r.error_code == "max_output_tokens" else None
             incomplete = {"reason": reason or "interrupted"}
         ended = timestamp(r.completed_at)
-        limits = r.request or {}
+        limits = run_record(r)
         options = r.options or {}
         return cls(
             id=r.id,

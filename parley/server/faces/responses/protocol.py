@@ -6,7 +6,7 @@ as OpenAI refuses it. Items are checked loosely here (a list of objects) and str
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict, cast
 
 from pydantic import (
     ConfigDict,
@@ -19,6 +19,7 @@ from pydantic import (
 
 from parley.providers.options import PromptCacheRetention
 from parley.server.faces.kit.bodies import MAX_ITEMS, Body, Count, check_metadata
+from parley.store.records import Run
 
 #: The longest instructions, and the most input items one request may carry.
 MAX_INSTRUCTIONS = 256_000
@@ -189,3 +190,40 @@ class ConversationUpdate(Body):
 
 class ItemsCreate(Body):
     items: list[dict[str, Any]] = Field(min_length=1, max_length=20)
+
+
+class ResponseRecord(TypedDict, total=False):
+    """What a response's run keeps of its request (``RunConfig.request``, stored as
+    ``runs.request``), to answer it back as it was sent: the echoed fields as given, and
+    Parley's own notes. The engine adds ``input_seqs``: the sequence numbers of the first
+    and last messages the request added."""
+
+    api: Literal["responses"]
+    store: bool
+    background: bool
+    #: The names of the function tools given with ``strict: true``.
+    strict_tools: list[str]
+    tool_choice: Any
+    truncation: str
+    parallel_tool_calls: bool
+    top_p: float
+    presence_penalty: float
+    frequency_penalty: float
+    top_logprobs: int
+    temperature: float
+    max_output_tokens: int
+    max_tool_calls: int
+    service_tier: str
+    safety_identifier: str
+    prompt_cache_key: str
+    user: str
+    previous_response_id: str
+    text: dict[str, Any]
+    reasoning: dict[str, Any]
+    conversation: dict[str, str]
+    input_seqs: list[int]
+
+
+def record_of(run: Run) -> ResponseRecord:
+    """The record a response's run keeps of its request (empty for a run of another face)."""
+    return cast(ResponseRecord, run.request or {})

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from parley.engine import NewMessage, ThreadTarget
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.responses.items import message_id_of, message_items, without_segment
+from parley.server.faces.responses.protocol import record_of
 from parley.server.faces.responses.resource import StoredResponse, not_found
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -190,7 +191,7 @@ def read_response(
 def kept_response(conn: Connection, *, user_id: str, response_id: str) -> StoredResponse:
     """A stored response (a ``store: false`` one is never read back over HTTP)."""
     stored = read_response(conn, user_id=user_id, response_id=response_id)
-    if (stored.run.request or {}).get("store") is False:
+    if record_of(stored.run).get("store") is False:
         raise not_found(response_id)
     return stored
 
@@ -211,7 +212,7 @@ def delete_response(conn: Connection, *, user_id: str, response_id: str) -> None
         )[0]
         if r.id != run.id
     ]
-    if not others and (run.request or {}).get("conversation") is None:
+    if not others and record_of(run).get("conversation") is None:
         thread_store.delete_thread(conn, user_id=user_id, thread_id=run.thread_id)
     else:
         run_store.delete_run(conn, run_id=run.id)
@@ -221,7 +222,7 @@ def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dic
     """The items a stored response was given, oldest first."""
     stored = kept_response(conn, user_id=user_id, response_id=response_id)
     run = stored.run
-    seqs = (run.request or {}).get("input_seqs")
+    seqs = record_of(run).get("input_seqs")
     if seqs:
         first, last = seqs
     else:
@@ -233,6 +234,28 @@ def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dic
     return [item for m in messages for item in message_items(m)]
 
 
+def previous_in_progress(response_id: str) -> InvalidRequest:
+    """What a ``previous_response_id`` naming a response still running answers."""
+    return InvalidRequest(
+        f"Previous response with id '{response_id}' is still in progress.",
+        code="previous_response_in_progress",
+        param="previous_response_id",
+    )
+
+
+def check_previous(conn: Connection, *, user_id: str, response_id: str) -> None:
+    """Refuse a ``previous_response_id`` as the engine's claim would, for a request that
+    starts no turn (a WebSocket warm-up): none of the caller's, never stored, or running."""
+    try:
+        run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
+    except NotFound:
+        raise previous_not_found(response_id) from None
+    if record_of(run).get("store") is False:
+        raise previous_not_found(response_id)
+    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise previous_in_progress(response_id)
+
+
 def previous_context(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
     """The context of a stored response, as messages a request could send again: its
     thread up to the response's answer (not the turns that came after it)."""
@@ -240,7 +263,7 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
         run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
     except NotFound:
         raise previous_not_found(response_id) from None
-    if (run.request or {}).get("store") is False:
+    if record_of(run).get("store") is False:
         raise previous_not_found(response_id)
     context = thread_store.thread_context(conn, thread_id=run.thread_id)
     end = max((m.seq for m in context if m.run_id == run.id), default=None)

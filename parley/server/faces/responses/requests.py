@@ -26,7 +26,7 @@ from parley.server.faces.kit.readers import (
 )
 from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import parse_input
-from parley.server.faces.responses.protocol import ResponseCreate
+from parley.server.faces.responses.protocol import ResponseCreate, ResponseRecord
 from parley.store.db import Database
 from parley.store.records import Run
 
@@ -107,11 +107,7 @@ def _previous_named(response_id: str | None) -> Iterator[None]:
         if exc.code == "previous_run_not_found":
             raise reads.previous_not_found(response_id) from None
         if exc.code == "previous_run_in_progress":
-            raise InvalidRequest(
-                f"Previous response with id '{response_id}' is still in progress.",
-                code="previous_response_in_progress",
-                param="previous_response_id",
-            ) from None
+            raise reads.previous_in_progress(response_id) from None
         raise
 
 
@@ -149,9 +145,9 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
     )
 
 
-def _kept(body: ResponseCreate, strict: list[str]) -> dict[str, Any]:
+def _kept(body: ResponseCreate, strict: list[str]) -> ResponseRecord:
     """What the run keeps of the request, to answer it back as it was sent."""
-    request: dict[str, Any] = {
+    request: ResponseRecord = {
         "api": "responses",
         "store": body.store is not False,
         "background": bool(body.background),
@@ -160,7 +156,7 @@ def _kept(body: ResponseCreate, strict: list[str]) -> dict[str, Any]:
     for name in _ECHOED:
         value = getattr(body, name)
         if value is not None:
-            request[name] = value
+            request[name] = value  # type: ignore[literal-required]
     if body.text is not None:
         request["text"] = {
             "format": (

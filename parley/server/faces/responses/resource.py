@@ -13,6 +13,7 @@ from typing import Any
 
 from parley.errors import NotFound
 from parley.server.faces.responses.items import message_items
+from parley.server.faces.responses.protocol import record_of
 from parley.store.records import Message, Run
 from parley.types import RunStatus, Usage
 
@@ -72,7 +73,7 @@ def usage(counts: Usage) -> dict[str, Any]:
 
 def flat_tools(run: Run) -> list[dict[str, Any]]:
     """The run's tools in the Responses API's flat function shape."""
-    strict = (run.request or {}).get("strict_tools") or []
+    strict = record_of(run).get("strict_tools") or []
     return [
         {
             "type": "function",
@@ -87,7 +88,7 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
 
 def head(run: Run, status: str) -> dict[str, Any]:
     """Every field of the response but its output, usage and outcome."""
-    kept = run.request or {}
+    kept = record_of(run)
     fields = {key: kept.get(key, default) for key, default in DEFAULTS.items()}
     return {
         "id": run.id,

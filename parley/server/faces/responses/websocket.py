@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from parley.server.faces.kit.streams import (
     send_message,
     to_socket,
 )
+from parley.server.faces.responses import reads
 from parley.server.faces.responses.protocol import WebSocketCreate
 from parley.server.faces.responses.requests import plan, run_config, start
 from parley.server.faces.responses.resource import head
@@ -129,7 +131,8 @@ class Connection:
                 self.svc.db, user_id=self.caller.user.id, body=body, held=self.held
             )
             if named != body.previous_response_id and planned.config.request is not None:
-                planned.config.request["previous_response_id"] = named  # echoed as sent
+                echoed = {**planned.config.request, "previous_response_id": named}  # as sent
+                planned.config = replace(planned.config, request=echoed)
             turn = await start(self.svc, self.caller.user.id, planned, self.caller.key_hash)
         except ParleyError as exc:
             if previous is not None:
@@ -175,8 +178,13 @@ class Connection:
                 code="missing_required_parameter",
                 param="model",
             )
-        self.svc.providers.check_model(body.model)
-        if body.input or body.previous_response_id is not None or body.conversation is not None:
+        self.svc.engine.profile(body.model)  # a model that does not exist is refused
+        previous = body.previous_response_id
+        if previous is not None and previous not in self.held:
+            await self.svc.db.read(
+                reads.check_previous, user_id=self.caller.user.id, response_id=previous
+            )
+        if body.input or previous is not None or body.conversation is not None:
             await plan(self.svc.db, user_id=self.caller.user.id, body=body, held=self.held)
         config = run_config(body, body.model)
         request = {**(config.request or {}), "previous_response_id": named}
