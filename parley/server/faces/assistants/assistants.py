@@ -64,7 +64,7 @@ async def update_assistant(
 ) -> AssistantPublic:
     given = body.model_fields_set
     if "model" in given and body.model is not None:
-        svc.providers.check_model(body.model)
+        svc.engine.profile(body.model)  # a model that does not exist is refused
 
     def change(current: Assistant) -> dict[str, Any]:
         """The fields the update sets, of the assistant as it stands."""
