@@ -30,6 +30,9 @@ class NewMessage:
     layout: list[list[Any]] | None = None
     #: The client's own key-value pairs for the message.
     metadata: dict[str, Any] | None = None
+    #: What the provider keeps with an assistant message (``Message.provider_state``),
+    #: given back by a client that holds it (a stateless Responses client).
+    provider_state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

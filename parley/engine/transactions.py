@@ -377,6 +377,7 @@ def _message_rows(
             phase=m.phase,
             layout=m.layout,
             metadata=m.metadata,
+            provider_state=m.provider_state,
         )
         for i, m in enumerate(messages)
     ]

@@ -327,6 +327,7 @@ def new_message(
     phase: str | None = None,
     layout: list[list[Any]] | None = None,
     metadata: dict[str, Any] | None = None,
+    provider_state: dict[str, Any] | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -343,6 +344,7 @@ def new_message(
         phase=phase,
         layout=layout,
         metadata=metadata or None,
+        provider_state=provider_state,
     )
 
 

@@ -15,6 +15,16 @@ keeps their order in its ``layout``; its second text is item ``msg_<t>_2``, its 
 reasoning ``rs_<t>_2``, and so on, numbered by kind in the message, which is how the
 response's stream named them too (``stream.py``). Reasoning the provider gave as a
 summary is a reasoning item with ``summary`` parts instead of ``content``.
+
+What the provider keeps with an answer (``provider_state``: Anthropic's signed thinking,
+Gemini's thought signatures, the Responses API's encrypted reasoning) is shown only to a
+request whose ``include`` asks for ``reasoning.encrypted_content``: in the
+``encrypted_content`` of the answer's last reasoning item when nothing but calls follows
+it, else of a reasoning item of its own (``rs_<t>_<n>``, nothing to read) after the
+message's text, before its calls (``state_item``). Its envelope (``state_blob``) is opaque
+to clients but not encrypted: a client that changes it changes only what its own request
+sends its provider. A reasoning item that carries it back gives the state back to the
+assistant message it joins (``parse_input``).
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ _ROLES = {
 }
 #: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
 COMPACTION_PREFIX = "parley.compaction.v1:"
+#: The prefix of the ``encrypted_content`` of a reasoning item that carries an answer's
+#: provider state (``state_blob``).
+STATE_PREFIX = "parley.state.v1:"
 
 
 def reasoning_id(message_id: str, ordinal: int = 1) -> str:
@@ -118,7 +131,7 @@ def _call_id(item: dict[str, Any], index: int) -> str:
 class _Assistant:
     """An assistant message being assembled from consecutive items."""
 
-    __slots__ = ("calls", "phase", "reasoning", "text")
+    __slots__ = ("calls", "phase", "reasoning", "state", "text")
 
     def __init__(self) -> None:
         #: ``(kind, text)`` of each reasoning item: ``reasoning``, or ``summary`` for one
@@ -127,6 +140,8 @@ class _Assistant:
         self.text: str | None = None
         self.phase: str | None = None
         self.calls: list[dict[str, Any]] = []
+        #: The provider state its reasoning items carried back (``state_blob``).
+        self.state: dict[str, Any] | None = None
 
     def message(self) -> NewMessage:
         runs = [[kind, len(text)] for kind, text in self.reasoning if text]
@@ -139,6 +154,7 @@ class _Assistant:
             tool_calls=self.calls or None,
             phase=self.phase,
             layout=stored_layout(runs),
+            provider_state=self.state,
         )
 
 
@@ -181,10 +197,14 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
                 current = _Assistant()
             current.text, current.phase = text, phase
         elif kind == "reasoning":
-            if current is None or current.text is not None or current.calls:
+            thought = _reasoning_text(item, index)
+            state = _state_of(item, index)
+            if current is None or not _joins(current, thought[1], state):
                 flush()
                 current = _Assistant()
-            current.reasoning.append(_reasoning_text(item, index))
+            current.reasoning.append(thought)
+            if state is not None:
+                current.state = {**(current.state or {}), **state}
         elif kind == "function_call":
             name = item.get("name")
             if not isinstance(name, str) or not name:
@@ -213,6 +233,15 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
             raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
     flush()
     return out
+
+
+def _joins(current: _Assistant, text: str, state: dict[str, Any] | None) -> bool:
+    """Whether a reasoning item joins the assistant message being assembled: when nothing
+    else came yet, or when it carries only state (``state_item``: after the text,
+    before the calls) and the message has neither calls nor state yet."""
+    if current.text is None and not current.calls:
+        return True
+    return state is not None and not text and not current.calls and current.state is None
 
 
 def _images(urls: list[str]) -> list[dict[str, Any]] | None:
@@ -255,6 +284,29 @@ def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
     return "reasoning", ""
 
 
+def state_blob(state: dict[str, Any]) -> str:
+    """The ``encrypted_content`` that carries a provider's ``state``: ``STATE_PREFIX``, then
+    the state's JSON in base64url (no padding)."""
+    encoded = base64.urlsafe_b64encode(orjson.dumps(state)).rstrip(b"=").decode()
+    return STATE_PREFIX + encoded
+
+
+def _state_of(item: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The provider state a reasoning item carries back in ``encrypted_content``: None for
+    none, and for one not made here (OpenAI's own, passed through), which is ignored."""
+    blob = item.get("encrypted_content")
+    if not isinstance(blob, str) or not blob.startswith(STATE_PREFIX):
+        return None
+    encoded = blob[len(STATE_PREFIX) :]
+    try:
+        state = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
+        state = None
+    if not isinstance(state, dict) or not isinstance(state.get("provider"), str):
+        raise _bad(index, "encrypted_content", "not a reasoning state made by this server.")
+    return state
+
+
 def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A user's (or system's) message as input content parts: its text (even empty, when it
     has no images), then its images."""
@@ -292,11 +344,15 @@ def _compaction_text(item: dict[str, Any], index: int) -> str:
 
 
 def message_items(
-    message: Message, *, calls: set[str] | None = None, status: str = "completed"
+    message: Message,
+    *,
+    calls: set[str] | None = None,
+    status: str = "completed",
+    state: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The items of a stored message, in order. For an assistant message, ``calls`` (when
     given) are the call ids to show: the calls handed to the client, not those the server
-    answered itself."""
+    answered itself; with ``state``, its provider state (see the module's docstring)."""
     role = message.role
     if role == Role.TOOL:
         yield {
@@ -316,13 +372,21 @@ def message_items(
             "content": input_content(message.content, message.images),
         }
         return
-    for segment in segments(message):
+    found = segments(message)
+    blob = state_blob(message.provider_state) if state and message.provider_state else None
+    for n, segment in enumerate(found, 1):
         if segment.kind == "text":
             yield text_item(segment.item_id, segment.text, status, phase=message.phase)
-        else:
-            yield reasoning_item(
-                segment.item_id, segment.text, status, summary=segment.kind == "summary"
-            )
+            continue
+        item = reasoning_item(
+            segment.item_id, segment.text, status, summary=segment.kind == "summary"
+        )
+        if blob is not None and n == len(found):  # nothing but calls after it
+            item["encrypted_content"], blob = blob, None
+        yield item
+    if blob is not None:
+        thoughts = sum(1 for segment in found if segment.kind != "text")
+        yield state_item(reasoning_id(message.id, thoughts + 1), blob, status)
     for call in message.tool_calls or ():
         if calls is None or call["id"] in calls:
             yield call_item(message.id, call["id"], call["name"], call["arguments"])
@@ -386,6 +450,18 @@ def reasoning_item(
         "status": status,
         "summary": [part] if summary else [],
         "content": [] if summary else [part],
+    }
+
+
+def state_item(item_id: str, blob: str, status: str) -> dict[str, Any]:
+    """A reasoning item with nothing to read that carries an answer's state (``blob``)."""
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "status": status,
+        "summary": [],
+        "content": [],
+        "encrypted_content": blob,
     }
 
 

@@ -96,6 +96,16 @@ class StreamOptions(Body):
     include_obfuscation: bool | None = None
 
 
+#: The ``include`` value that asks for reasoning items' ``encrypted_content``: in Parley,
+#: the provider's state of an answer (``items.state_blob``).
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def wants_state(include: list[str] | None) -> bool:
+    """Whether a request's ``include`` asks for the answers' state."""
+    return ENCRYPTED_REASONING in (include or ())
+
+
 class ResponseCreate(Body):
     """``POST /v1/responses`` (and a WebSocket ``response.create``)."""
 

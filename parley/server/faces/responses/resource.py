@@ -118,8 +118,9 @@ class StoredResponse:
     calls: set[str]
 
 
-def response_object(stored: StoredResponse) -> dict[str, Any]:
-    """The whole response object of a stored run."""
+def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str, Any]:
+    """The whole response object of a stored run; with ``state`` (the request's ``include``
+    asks for ``reasoning.encrypted_content``), its answers' provider state (``items``)."""
     run = stored.run
     status = STATUS[RunStatus(run.status)]
     body = head(run, status)
@@ -130,7 +131,7 @@ def response_object(stored: StoredResponse) -> dict[str, Any]:
     body["output"] = [
         item
         for message in stored.answers
-        for item in message_items(message, calls=stored.calls, status=item_status)
+        for item in message_items(message, calls=stored.calls, status=item_status, state=state)
     ]
     if status not in ("queued", "in_progress"):
         body["completed_at"] = ended_at(run)

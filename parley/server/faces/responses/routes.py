@@ -20,7 +20,7 @@ from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump
 from parley.server.faces.responses import compaction, reads, websocket
-from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
+from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate, wants_state
 from parley.server.faces.responses.requests import plan, start
 from parley.server.faces.responses.resource import (
     STATUS,
@@ -111,7 +111,7 @@ async def _create(
     finally:  # a scratch thread goes once its response is read (or its client has gone)
         if not planned.store:
             svc.engine.release_scratch(turn.thread_id)
-    return JSONResponse(response_object(stored))
+    return JSONResponse(response_object(stored, state=wants_state(body.include)))
 
 
 async def _replay(
@@ -142,10 +142,11 @@ async def retrieve_response(
     request: Request,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=-1)] = None,
+    include: Annotated[list[str] | None, Query()] = None,
 ) -> JSONResponse | SSEResponse:
     stored = await svc.db.read(reads.kept_response, user_id=user.id, response_id=response_id)
     if not stream:
-        return JSONResponse(response_object(stored))
+        return JSONResponse(response_object(stored, state=wants_state(include)))
     return _resumed(
         svc,
         stored,
