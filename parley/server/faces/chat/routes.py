@@ -53,8 +53,8 @@ async def create_chat_completion(
     call.check_window(window)
     if call.tokens:
         tokens = set(call.tokens.values())
-        read = functools.partial(call_states.states_of, user_id=caller.user.id, tokens=tokens)
-        call.with_states(await svc.db.read(read))
+        states = await svc.db.read(call_states.states_of, user_id=caller.user.id, tokens=tokens)
+        call.with_states(states)
     # The most the call may use, reserved of the key's daily budget (when it has one).
     most = call.most_tokens(window) if caller.key_budget is not None else None
     async with svc.limits.run_slot(caller.key_hash, most) as slot:
@@ -218,11 +218,14 @@ class _Reply:
         state, token = self.answer.kept_state, self.answer.token
         if state is None or token is None:
             return
-        keep = functools.partial(
-            call_states.keep_state, user_id=self.caller.user.id, token=token, state=state, at=now()
-        )
         try:
-            await self.svc.db.write(keep)
+            await self.svc.db.write(
+                call_states.keep_state,
+                user_id=self.caller.user.id,
+                token=token,
+                state=state,
+                at=now(),
+            )
         except Exception:  # a boundary: the answer stands; its next call may be refused
             log.exception("could not keep the provider's state of a chat completion")
 

@@ -71,7 +71,7 @@ async def _replay(
 ) -> StreamingResponse:
     """The stream of a turn started before: the run's events after ``after``, up to the
     turn's ``done``."""
-    await svc.db.read(functools.partial(run_store.get_run, run_id=run_id, user_id=user_id))
+    await svc.db.read(run_store.get_run, run_id=run_id, user_id=user_id)
     return event_stream_response(svc.engine.follow(run_id, after=after), headers, one_turn=True)
 
 
@@ -140,9 +140,7 @@ async def process_turn(
 async def submit_tool_output(body: ToolOutputSubmit, user: CurrentUser, svc: Svc) -> RunPublic:
     run_id, call_id = body.run_id, body.tool_call_id
     if body.action_id is not None:
-        action = await svc.db.read(
-            functools.partial(run_store.get_action, action_id=body.action_id, user_id=user.id)
-        )
+        action = await svc.db.read(run_store.get_action, action_id=body.action_id, user_id=user.id)
         run_id, call_id = action.run_id, action.tool_call_id
     assert run_id is not None and call_id is not None
     run = await svc.engine.submit_tool_outputs(
