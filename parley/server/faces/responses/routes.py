@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket
@@ -32,6 +32,7 @@ from parley.server.faces.responses.stream import (
     Dialect,
     ResponseEvents,
     ResponseFrames,
+    StateReader,
     event_dialect,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
@@ -92,11 +93,19 @@ async def _create(
             )
     turn = await start(svc, user_id, planned, caller.key_hash)
     if body.stream:
-        if not planned.store:  # the stream reads nothing back: gone once the turn ends
-            svc.engine.release_scratch(turn.thread_id)
         after = turn.first_seq - 1
         events = ResponseEvents(head(turn.run, "in_progress"), after, dialect)
-        return Streamed(_sse(ResponseFrames(events), turn.events()), turn.run_id, after)
+        if not wants_state(body.include):
+            if not planned.store:  # the stream reads nothing back: gone once the turn ends
+                svc.engine.release_scratch(turn.thread_id)
+            return Streamed(_sse(ResponseFrames(events), turn.events()), turn.run_id, after)
+        # It reads the answers' states back at its end: a scratch thread is held till then.
+        states = _states_of(svc, user_id, turn.run_id, scratch=not planned.store)
+        frames = ResponseFrames(events, states=states)
+        release = None
+        if not planned.store:
+            release = functools.partial(_release, svc, turn.thread_id)
+        return Streamed(_sse(frames, turn.events(), release=release), turn.run_id, after)
     if body.background:
         return JSONResponse(head(turn.run, "in_progress"))
     try:
@@ -152,6 +161,7 @@ async def retrieve_response(
         stored,
         starting_after=-1 if starting_after is None else starting_after,
         dialect=event_dialect(request.headers.items()),
+        state=wants_state(include),
     )
 
 
@@ -209,12 +219,34 @@ async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) ->
 # ----------------------------------------------------------------------------- streams
 
 
-def _sse(frames: ResponseFrames, source: AsyncIterator[list[Entry]] | None) -> SSEResponse:
+def _sse(
+    frames: ResponseFrames,
+    source: AsyncIterator[list[Entry]] | None,
+    *,
+    release: Callable[[], Awaitable[None]] | None = None,
+) -> SSEResponse:
     """A response's stream of ``frames``: from ``source``'s run events up to the turn's
-    end, or, with no source, its opening and its stored end."""
+    end, or, with no source, its opening and its stored end; ``release`` awaited once it
+    is over."""
     if source is None:
         return sse_response(pump(frames, no_items(), end=DONE))
-    return sse_response(pump(frames, source, ping=PING, end=DONE, turn=True))
+    return sse_response(pump(frames, source, ping=PING, end=DONE, turn=True, release=release))
+
+
+def _states_of(svc: Services, user_id: str, run_id: str, *, scratch: bool = False) -> StateReader:
+    """What reads the provider state of a response's answers, by message id."""
+
+    async def states() -> dict[str, dict[str, Any]]:
+        stored = await svc.db.read(
+            reads.read_response, user_id=user_id, response_id=run_id, scratch=scratch
+        )
+        return {m.id: m.provider_state for m in stored.answers if m.provider_state}
+
+    return states
+
+
+async def _release(svc: Services, thread_id: str) -> None:
+    svc.engine.release_scratch(thread_id)
 
 
 def _resumed(
@@ -224,13 +256,16 @@ def _resumed(
     after: int = 0,
     starting_after: int = -1,
     dialect: Dialect = "open-responses",
+    state: bool = False,
 ) -> SSEResponse:
     """A response's stream again, from the run's events after ``after`` (the translation
     numbers the protocol's events from there), those up to ``starting_after`` left out;
-    followed live while the response runs."""
+    followed live while the response runs; with ``state``, its answers' provider state."""
     events = ResponseEvents(head(stored.run, "in_progress"), after, dialect)
     if stored.run.events_pruned_at is not None:  # its start, then its stored end whole
-        frames = ResponseFrames(events, after=starting_after, stored=response_object(stored))
+        whole = response_object(stored, state=state)
+        frames = ResponseFrames(events, after=starting_after, stored=whole)
         return _sse(frames, None)
-    frames = ResponseFrames(events, after=starting_after)
+    states = _states_of(svc, stored.run.user_id, stored.run.id) if state else None
+    frames = ResponseFrames(events, after=starting_after, states=states)
     return _sse(frames, svc.engine.follow(stored.run.id, after=after))

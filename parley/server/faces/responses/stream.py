@@ -34,7 +34,7 @@ messages) are its translators for the kit's pump (``kit.streams``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import orjson
@@ -46,6 +46,8 @@ from parley.server.faces.responses.items import (
     call_item,
     reasoning_id,
     reasoning_item,
+    state_blob,
+    state_item,
     text_id,
     text_item,
 )
@@ -151,6 +153,11 @@ class ResponseEvents:
         self.finished = False
         #: The sequence number of the run's last event translated.
         self.last_entry = after
+        #: The ``encrypted_content`` of each answer's provider state, by message id, for a
+        #: stream that shows it (``_Stream``'s ``states``), once its model calls ended.
+        self.states: dict[str, str] = {}
+        #: The messages whose state went out.
+        self.carried: set[str] = set()
 
     def skip(self, entry_seq: int) -> None:
         """Before the run's event ``entry_seq``: past a gap in the log (a dead turn's lost
@@ -243,7 +250,9 @@ class ResponseEvents:
             if not text:
                 return events  # nothing to show yet (and the stored layout has no such item)
             if current is not None:
-                events += self._close("completed")
+                events += self._close("completed", last=current.message_id != message_id)
+                if current.message_id != message_id:
+                    events += self._state(current.message_id, "completed")
             current = self._begin(kind, message_id, events)
         current.texts.append(text)
         where = {"item_id": current.item_id, "output_index": current.index}
@@ -301,13 +310,19 @@ class ResponseEvents:
         events.append(added)
         return self.open
 
-    def _close(self, status: str) -> list[Event]:
+    def _close(self, status: str, *, last: bool = True) -> list[Event]:
+        """The events that close the open item; ``last``: the last of its message (a
+        reasoning item carries the message's state then)."""
         current, self.open = self.open, None
         if current is None:
             return []
         text = "".join(current.texts)
         where = {"item_id": current.item_id, "output_index": current.index}
         done_item = output_item(current.kind, current.item_id, text, status)
+        blob = self.states.get(current.message_id)
+        if last and current.kind != "message" and blob and current.message_id not in self.carried:
+            done_item["encrypted_content"] = blob
+            self.carried.add(current.message_id)
         if current.kind == "summary":
             part = done_item["summary"][0]
             closing = [
@@ -337,9 +352,29 @@ class ResponseEvents:
         )
         return closing
 
+    def _state(self, message_id: str, status: str) -> list[Event]:
+        """A reasoning item of its own for a message's state, when it has one that no item
+        of it carried (``items.state_item``)."""
+        blob = self.states.get(message_id)
+        if not blob or message_id in self.carried:
+            return []
+        self.carried.add(message_id)
+        key = (message_id, "thought")
+        ordinal = self.ordinals[key] = self.ordinals.get(key, 0) + 1
+        item = state_item(reasoning_id(message_id, ordinal), blob, status)
+        index = len(self.output)
+        self.output.append(item)
+        added = {k: v for k, v in item.items() if k != "encrypted_content"}
+        added["status"] = "in_progress"
+        return [
+            self._event("response.output_item.added", output_index=index, item=added),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
     def _calls(self, manifest: dict[str, Any]) -> list[Event]:
         events = self._close("completed")
         message_id = manifest.get("message_id") or self._last_message_id()
+        events += self._state(message_id, "completed")
         for action in manifest["actions"]:
             item = call_item(
                 message_id, action["tool_call_id"], action["name"], action["arguments"]
@@ -382,6 +417,8 @@ class ResponseEvents:
         status = STATUS[run_status]
         item_status = "completed" if status in ("completed", "failed") else "incomplete"
         events = self._close(item_status)
+        for message_id in self.states:
+            events += self._state(message_id, item_status)
         self.finished = True
         response = self.final(status)
         events.append(self._event(_TERMINAL.get(status, "response.completed"), response=response))
@@ -444,19 +481,55 @@ _TEXT_DELTA = (
 _TAIL = b',"logprobs":[]}' + sse.END
 
 
+#: What reads the provider state of a response's answers, by message id (``_Stream``).
+StateReader = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+#: The run events that may end a model call: from them on, the state of its answer is
+#: known once the turn has ended.
+_CALL_ENDS = frozenset(("tool_calls", "done"))
+
+
 class _Stream:
     """One response's stream, its events numbered ``after`` or below left out. With
     ``stored`` (a response answered whole: its run's log pruned, or a WebSocket warm-up),
-    the stream is its start and then that stored end, from no run events."""
+    the stream is its start and then that stored end, from no run events.
 
-    __slots__ = ("after", "events", "stored")
+    With ``states`` (the request's ``include`` asks for ``reasoning.encrypted_content``),
+    the batches from the first that may end a model call on are held until the turn's end,
+    when ``states`` reads what the provider kept with each answer (stored as the turn ended),
+    so that the reasoning items closed then carry it (``ResponseEvents._close``)."""
+
+    __slots__ = ("after", "events", "held", "states", "stored")
 
     def __init__(
-        self, events: ResponseEvents, *, after: int = -1, stored: dict[str, Any] | None = None
+        self,
+        events: ResponseEvents,
+        *,
+        after: int = -1,
+        stored: dict[str, Any] | None = None,
+        states: StateReader | None = None,
     ) -> None:
         self.events = events
         self.after = after
         self.stored = stored
+        self.states = states
+        self.held: list[list[Entry]] | None = None
+
+    def _holds(self, batch: list[Entry]) -> bool:
+        """Whether ``batch`` waits for the turn's end (kept in ``held``)."""
+        if self.held is None:
+            if self.states is None or not any(entry[1] in _CALL_ENDS for entry in batch):
+                return False
+            self.held = []
+        self.held.append(batch)
+        return True
+
+    async def _read_states(self) -> list[list[Entry]]:
+        """The held batches, the answers' states read for them."""
+        held, self.held = self.held or [], None
+        if held and self.states is not None:
+            states = await self.states()
+            self.events.states = {m: state_blob(state) for m, state in states.items()}
+        return held
 
     def _opening(self) -> list[Event]:
         return [e for e in self.events.start() if e["sequence_number"] > self.after]
@@ -473,26 +546,37 @@ class ResponseFrames(_Stream):
     delta written straight to its bytes, ``ResponseEvents.frames``). Cut off, it ends with
     the end frame alone; a client resumes with ``starting_after``."""
 
-    __slots__ = ("add",)
+    __slots__ = ("_frames", "add")
 
     def __init__(
-        self, events: ResponseEvents, *, after: int = -1, stored: dict[str, Any] | None = None
+        self,
+        events: ResponseEvents,
+        *,
+        after: int = -1,
+        stored: dict[str, Any] | None = None,
+        states: StateReader | None = None,
     ) -> None:
-        super().__init__(events, after=after, stored=stored)
+        super().__init__(events, after=after, stored=stored, states=states)
         #: A batch's frames: ``ResponseEvents.frames`` itself, with no call between on a
         #: live stream (one that leaves nothing out), the bulk of streams.
-        self.add = events.frames if after < 0 else functools.partial(events.frames, after=after)
+        self._frames = events.frames if after < 0 else functools.partial(events.frames, after=after)
+        self.add = self._frames if states is None else self._add_held
+
+    def _add_held(self, batch: list[Entry]) -> bytes:
+        return b"" if self._holds(batch) else self._frames(batch)
 
     def opening(self) -> bytes:
         return b"".join([sse_frame(e) for e in self._opening()])
 
     async def closing(self) -> bytes:
-        return b"".join([sse_frame(e) for e in self._closing()])
+        held = [self._frames(batch) for batch in await self._read_states()]
+        return b"".join([*held, *(sse_frame(e) for e in self._closing())])
 
     def cut_off(self, error: ParleyError | None) -> bytes:
         if error is not None:
             raise error
-        return b""
+        held, self.held = self.held or [], None  # told without the states never read
+        return b"".join([self._frames(batch) for batch in held])
 
 
 class ResponseMessages(_Stream):
@@ -504,13 +588,18 @@ class ResponseMessages(_Stream):
         return self._opening()
 
     def add(self, batch: list[Entry]) -> list[Event]:
+        return [] if self._holds(batch) else self._messages(batch)
+
+    def _messages(self, batch: list[Entry]) -> list[Event]:
         feed = self.events.feed
         return [e for entry in batch for e in feed(entry) if e["sequence_number"] > self.after]
 
     async def closing(self) -> list[Event]:
-        return self._closing()
+        held = [e for batch in await self._read_states() for e in self._messages(batch)]
+        return held + self._closing()
 
     def cut_off(self, error: ParleyError | None) -> list[Event]:
         if error is not None:
             raise error
-        return []
+        held, self.held = self.held or [], None  # told without the states never read
+        return [e for batch in held for e in self._messages(batch)]
