@@ -17,8 +17,9 @@ refuses or what would leave this machine:
   request shows at once instead of being tried again.
 
 The model calls Codex's shell tool (``exec_command``): the demo model, and fake upstreams
-of two kinds (Anthropic; Gemini 3, which signs its calls; over HTTP that round trip is a
-known bug, a strict xfail: ``SIGNATURE_LOST``). A model name Codex has no metadata for
+of two kinds (Anthropic; Gemini 3, which signs its calls: over HTTP, where Codex sends
+``store: false`` and its whole history with ``include: ["reasoning.encrypted_content"]``,
+the signature goes back in a reasoning item's ``encrypted_content``). A model name Codex has no metadata for
 (``demo/...``, ``claude-http/...``) gets Codex's fallback metadata, without its freeform
 ``apply_patch`` tool and its ``tool_search`` (more tools Parley refuses); it says so in one
 notice of its output, the only error item a run may show. The shell runs in this container
@@ -256,11 +257,6 @@ def test_the_demo_model_runs_a_shell_command_through_codex(
 
 # ------------------------------------------------------------------ fake upstreams
 
-#: What is lost when Codex continues over HTTP: it sends ``store: false`` and the whole
-#: history each time, with ``include: ["reasoning.encrypted_content"]``, but Parley gives
-#: no ``encrypted_content``, so a provider's opaque state (Gemini's thought signature,
-#: Anthropic's thinking signature) does not go back; Gemini 3 then refuses the call's step.
-SIGNATURE_LOST = "Parley keeps no provider state in encrypted_content for store: false"
 #: Gemini's opaque signature of its first function call (base64).
 SIGNATURE = "c2lnbmVkIGJ5IGdlbWluaQ=="
 
@@ -371,10 +367,7 @@ def gemini_turn(parts: list[dict[str, Any]], **last: Any) -> list[dict[str, Any]
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     "transport",
-    [
-        pytest.param("http", marks=pytest.mark.xfail(strict=True, reason=SIGNATURE_LOST)),
-        "websocket",
-    ],
+    ["http", "websocket"],
 )
 async def test_a_shell_round_trip_through_parley_to_gemini_3(
     upstreams: Upstreams, tmp_path: Path, transport: str
