@@ -12,23 +12,17 @@ replay of the log (``GET /v1/responses/{id}?stream=true``) numbers every event a
 stream did, and ``starting_after`` resumes from any of them; the last event's response is
 the one ``GET`` answers, its ``completed_at`` the ``ended_at`` of the run's ``done``.
 
-A turn whose server died leaves a gap in its run's log: the events it sent after its last
-checkpoint are lost, and the sweep numbers the closing events far past them. The
-translation jumps its own numbers by as much (``skip``), so that the closing events come
-after any number the dead server may have given a client, and a client resuming from the
-last one it holds still gets the terminal event.
+A turn whose server died leaves a gap in its run's log (the events after its last
+checkpoint), and the sweep numbers the closing events far past it. The translation jumps
+its own numbers by as much (``skip``): the closing events come after any number the dead
+server may have given, and a client resuming from the last it holds still gets them.
 
-Reasoning streams as ``response.reasoning.delta`` / ``.done`` (the Open Responses names) or
-as ``response.reasoning_text.delta`` / ``.done`` (OpenAI's), by the request's dialect
-(``event_dialect``): OpenAI's names for a request that asks for them with the
-``X-Parley-Event-Names`` header, or that comes from one of OpenAI's generated SDKs (they send
-``X-Stainless-*`` headers, and openai-node's stream helper throws on any name it does not
-know); the specification's otherwise. Reasoning a provider gave as a summary streams as a
-reasoning item's summary part (``response.reasoning_summary_part.*``,
-``response.reasoning_summary_text.*``), the same in both.
+Reasoning streams under the Open Responses names (``response.reasoning.delta`` / ``.done``)
+or OpenAI's (``response.reasoning_text.*``), by the request's dialect (``event_dialect``);
+reasoning given as a summary, as a summary part (``response.reasoning_summary_*``) in both.
 
-``ResponseFrames`` (server-sent events) and ``ResponseMessages`` (the WebSocket's JSON
-messages) are its translators for the kit's pump (``kit.streams``).
+``ResponseFrames`` (server-sent events) and ``ResponseMessages`` (WebSocket messages) are
+its translators for the kit's pump (``kit.streams``).
 """
 
 from __future__ import annotations
@@ -73,8 +67,8 @@ _REASONING_EVENTS: dict[str, tuple[str, str]] = {
 
 def event_dialect(headers: Iterable[tuple[str, str]]) -> Dialect:
     """The dialect a request's headers ask for: ``X-Parley-Event-Names`` when sent, else
-    ``openai`` for OpenAI's generated SDKs (``X-Stainless-*`` headers), else
-    ``open-responses``.
+    ``openai`` for OpenAI's generated SDKs (``X-Stainless-*`` headers: openai-node's stream
+    helper throws on a name it does not know), else ``open-responses``.
 
     Raises:
         InvalidRequest: ``X-Parley-Event-Names`` is neither dialect.
