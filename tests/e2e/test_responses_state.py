@@ -31,6 +31,7 @@ from tests.e2e.responses_providers_helpers import (
     AnthropicUpstream,
     CallsTurn,
     GeminiUpstream,
+    Recorded,
     TextTurn,
     Upstream,
     serving,
@@ -233,3 +234,36 @@ async def test_the_envelope_is_base64url_json_of_the_state() -> None:
         "provider": "gemini0",
         "signatures": {"0": "EqQB+/=="},
     }
+
+
+async def test_after_text_the_state_has_a_reasoning_item_of_its_own(parley: Parley) -> None:
+    """A recorded Claude answer that thinks, then writes: its signed thinking goes in a
+    reasoning item after the text (the stream tells it once the answer has ended), the same
+    in the stream and in ``GET``; sent back with the next question, it joins the answer and
+    the thinking goes back signed."""
+    upstream = parley.upstreams["anthropic"]
+    slot = upstream.take()
+    first_model, second_model = upstream.script(
+        slot, Recorded("anthropic/pydantic_ai_thinking_signature_then_text.sse"), TextTurn()
+    )
+    body = request(first_model, question(), store=True)
+    events = await streamed(parley.http, body)
+    final = events[-1]["response"]
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message", "reasoning"]
+    thought, _, state = final["output"]
+    assert "encrypted_content" not in thought and state["encrypted_content"]
+    assert (state["summary"], state["content"]) == ([], [])
+    assert state["id"] == thought["id"] + "_2"
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert done == final["output"]
+    asked = await parley.http.get(f"/responses/{final['id']}", params={"include": INCLUDE})
+    assert asked.json() == final
+    again = {"type": "message", "role": "user", "content": "And at night?"}
+    kept = [{k: v for k, v in item.items() if k != "status"} for item in done]
+    await create(parley.http, request(second_model, [*question(), *kept, again]))
+    answer = upstream.requests(slot)[-1]["messages"][1]
+    assert answer["role"] == "assistant"
+    blocks = [block["type"] for block in answer["content"]]
+    assert blocks == ["thinking", "text"], answer
+    assert answer["content"][0]["signature"]
+    assert answer["content"][0]["thinking"] == thought["content"][0]["text"]
