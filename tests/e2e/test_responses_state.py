@@ -12,6 +12,7 @@ provider. Without the ``include``, the state is never shown.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from parley.server.faces.responses.items import state_blob
-from tests.e2e.responses_helpers import call_output, sse_events
+from tests.e2e.responses_helpers import call_output, sse_events, websocket
 from tests.e2e.responses_providers_helpers import (
     QUESTION,
     RESULTS,
@@ -36,6 +37,7 @@ from tests.e2e.responses_providers_helpers import (
     Upstream,
     serving,
 )
+from tests.harness import ParleyServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -47,6 +49,7 @@ SLOTS = 8
 
 @dataclass
 class Parley:
+    server: ParleyServer
     http: httpx.AsyncClient
     upstreams: dict[str, Upstream]
 
@@ -55,8 +58,8 @@ class Parley:
 async def parley(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Parley]:
     tmp = tmp_path_factory.mktemp("responses-state")
     upstreams = {kind: cls(tmp, SLOTS) for kind, cls in UPSTREAMS.items()}
-    async with serving(tmp, upstreams) as (_, http):
-        yield Parley(http, upstreams)
+    async with serving(tmp, upstreams) as (server, http):
+        yield Parley(server, http, upstreams)
 
 
 def request(model: str, input_: Any, **fields: Any) -> dict[str, Any]:
@@ -267,3 +270,27 @@ async def test_after_text_the_state_has_a_reasoning_item_of_its_own(parley: Parl
     assert blocks == ["thinking", "text"], answer
     assert answer["content"][0]["signature"]
     assert answer["content"][0]["thinking"] == thought["content"][0]["text"]
+
+
+async def test_over_a_websocket_too(parley: Parley) -> None:
+    """A WebSocket client that sends its whole history (no ``previous_response_id``) gets
+    the state in the reasoning item's ``output_item.done`` as well."""
+    upstream = parley.upstreams["gemini"]
+    slot, turn = upstream.take(), upstream.scenario()
+    first_model, second_model = upstream.script(slot, turn, TextTurn())
+    key = parley.http.headers["Authorization"].removeprefix("Bearer ")
+
+    def session() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with websocket(parley.server, key) as socket:
+            create = {"type": "response.create"}
+            first = socket.turn({**create, **request(first_model, question())})
+            done = [e["item"] for e in first if e["type"] == "response.output_item.done"]
+            second = socket.turn({**create, **request(second_model, history(done))})
+            return first, second
+
+    first, second = await asyncio.to_thread(session)
+    final = first[-1]["response"]
+    carried(final["output"])
+    assert [e["item"] for e in first if e["type"] == "response.output_item.done"] == final["output"]
+    assert second[-1]["type"] == "response.completed", second[-1]
+    upstream.check_context(upstream.requests(slot)[-1], turn)

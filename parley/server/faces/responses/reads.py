@@ -188,6 +188,15 @@ def read_response(
     return StoredResponse(run=run, answers=answers, calls=calls)
 
 
+def answer_states(
+    conn: Connection, *, user_id: str, response_id: str, scratch: bool = False
+) -> dict[str, dict[str, Any]]:
+    """What the provider kept with each answer of a response (``provider_state``), by
+    message id (``scratch`` as for ``read_response``)."""
+    stored = read_response(conn, user_id=user_id, response_id=response_id, scratch=scratch)
+    return {m.id: m.provider_state for m in stored.answers if m.provider_state}
+
+
 def kept_response(conn: Connection, *, user_id: str, response_id: str) -> StoredResponse:
     """A stored response (a ``store: false`` one is never read back over HTTP)."""
     stored = read_response(conn, user_id=user_id, response_id=response_id)

@@ -235,14 +235,9 @@ def _sse(
 
 def _states_of(svc: Services, user_id: str, run_id: str, *, scratch: bool = False) -> StateReader:
     """What reads the provider state of a response's answers, by message id."""
-
-    async def states() -> dict[str, dict[str, Any]]:
-        stored = await svc.db.read(
-            reads.read_response, user_id=user_id, response_id=run_id, scratch=scratch
-        )
-        return {m.id: m.provider_state for m in stored.answers if m.provider_state}
-
-    return states
+    return functools.partial(
+        svc.db.read, reads.answer_states, user_id=user_id, response_id=run_id, scratch=scratch
+    )
 
 
 async def _release(svc: Services, thread_id: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import replace
@@ -37,7 +38,7 @@ from parley.server.faces.kit.streams import (
     to_socket,
 )
 from parley.server.faces.responses import reads
-from parley.server.faces.responses.protocol import WebSocketCreate
+from parley.server.faces.responses.protocol import WebSocketCreate, wants_state
 from parley.server.faces.responses.requests import plan, run_config, start
 from parley.server.faces.responses.resource import head
 from parley.server.faces.responses.stream import (
@@ -143,7 +144,16 @@ class Connection:
         if not planned.store:
             self.scratch.add(turn.thread_id)
         events = ResponseEvents(head(turn.run, "in_progress"), turn.first_seq - 1, self.dialect)
-        messages = ResponseMessages(events)
+        states = None
+        if wants_state(body.include):  # the connection holds its scratch threads
+            states = functools.partial(
+                self.svc.db.read,
+                reads.answer_states,
+                user_id=self.caller.user.id,
+                response_id=turn.run_id,
+                scratch=True,
+            )
+        messages = ResponseMessages(events, states=states)
         await to_socket(self.socket, pump(messages, turn.events(), turn=True))
         try:
             outcome = await turn.result()
