@@ -209,9 +209,25 @@ def _image_block(url: str) -> dict[str, Any]:
 
 def _kept_thinking(state: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The thinking blocks this adapter stored with an answer (``thinking_blocks``, as
-    ``_StreamState.state_events`` wrote them)."""
-    blocks: list[dict[str, Any]] = state.get("thinking_blocks", []) if state else []
+    ``_StreamState.state_events`` wrote them). None at all when any is not of their shape:
+    the state may have come back from a client (a stateless Responses client carries it),
+    and a changed one must not fail the turn."""
+    blocks = state.get("thinking_blocks", []) if state else []
+    if not isinstance(blocks, list) or not all(_a_thinking_block(b) for b in blocks):
+        return []
     return blocks
+
+
+def _a_thinking_block(block: Any) -> bool:
+    if not isinstance(block, dict):
+        return False
+    if block.get("type") == "redacted_thinking":
+        return isinstance(block.get("data"), str)
+    return (
+        block.get("type") == "thinking"
+        and isinstance(block.get("thinking"), str)
+        and isinstance(block.get("signature"), str)
+    )
 
 
 def _thinking_places(state: dict[str, Any] | None, count: int) -> list[int]:

@@ -301,8 +301,8 @@ def _replayed_output(message: ChatMessage, model: str, stored: bool) -> list[dic
     when the kept items do not fit the message: then it goes as plain items."""
     state = message.provider_state or {}
     output = state.get("output") if state.get("model") == model else None
-    if not isinstance(output, list):
-        return None
+    if not isinstance(output, list) or not all(_an_output_entry(e) for e in output):
+        return None  # (a state a client carried back may be anything)
     texts = _split_text(message.content, [e["chars"] for e in output if e["type"] == "message"])
     if texts is None:
         return None
@@ -324,6 +324,13 @@ def _replayed_output(message: ChatMessage, model: str, stored: bool) -> list[dic
         else:
             return None
     return None if calls else items
+
+
+def _an_output_entry(entry: Any) -> bool:
+    """Whether ``entry`` is of the shape ``_Output.state`` keeps an output item in."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        return False
+    return entry["type"] != "message" or type(entry.get("chars")) is int
 
 
 def _split_text(text: str, lengths: list[int]) -> list[str] | None:

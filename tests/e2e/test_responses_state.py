@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -212,6 +213,23 @@ async def test_an_envelope_that_does_not_parse_is_refused(parley: Parley) -> Non
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == "input[1].encrypted_content"
     assert upstream.requests(slot) == []
+
+
+async def test_a_changed_state_does_not_fail_the_turn(parley: Parley) -> None:
+    """A well-formed envelope whose state a client changed goes without it: the turn
+    completes (it failed as an internal error)."""
+    upstream = parley.upstreams["anthropic"]
+    slot = upstream.take()
+    (model,) = upstream.script(slot, TextTurn())
+    state = json.dumps({"provider": "anthropic", "thinking_blocks": 5}).encode()
+    changed = "parley.state.v1:" + base64.urlsafe_b64encode(state).decode()
+    thought = {"type": "reasoning", "summary": [], "encrypted_content": changed}
+    call = {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"}
+    body = request(model, [*question(), thought, call, call_output("c1", "sunny")])
+    answer = await create(parley.http, body)
+    assert answer["status"] == "completed", answer
+    (sent,) = upstream.requests(slot)
+    assert [block["type"] for block in sent["messages"][1]["content"]] == ["tool_use"]
 
 
 async def test_an_encrypted_content_not_of_parley_is_ignored(parley: Parley) -> None:

@@ -669,6 +669,33 @@ async def test_request_without_provider_state_sends_no_thinking(
     ]
 
 
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"thinking_blocks": 5},
+        {"thinking_blocks": ["x", 3, None]},
+        {"thinking_blocks": [{"type": "text", "text": "not thinking"}]},
+        {"thinking_blocks": [{"type": "thinking", "thinking": 1, "signature": []}]},
+    ],
+    ids=["not-a-list", "not-objects", "not-thinking", "wrong-types"],
+)
+async def test_a_state_of_the_wrong_shape_sends_no_thinking(
+    provider: AnthropicProvider, fake: FakeAnthropic, state: dict[str, Any]
+) -> None:
+    """A state a client carried and changed (a stateless Responses client's
+    ``encrypted_content``) never fails the turn: what does not fit is left out."""
+    messages = [
+        ChatMessage(role=Role.USER, content="Hi"),
+        ChatMessage(role=Role.ASSISTANT, content="Hello.", provider_state=state),
+        ChatMessage(role=Role.USER, content="Bye"),
+    ]
+    await collect(provider, ModelRequest("claude-test", messages))
+    assert fake.requests[-1].body["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hello."}],
+    }
+
+
 # ------------------------------------------------------------------------------ images
 
 

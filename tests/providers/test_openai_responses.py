@@ -648,8 +648,14 @@ async def test_kept_items_go_back_to_the_same_model(
         ("o4-mini", kept_answer(output=[{"type": "function_call", "call_id": "call_9"}])),
         ("o4-mini", kept_answer(output=[{"type": "web_search_call", "id": "ws_1"}])),
         ("o4-mini", kept_answer(output="nonsense")),
+        # A client's edit of the state it carries (``encrypted_content`` of a stateless
+        # Responses client): entries of the wrong shape never fail the turn.
+        ("o4-mini", kept_answer(output=[5, "x"])),
+        ("o4-mini", kept_answer(output=[{"type": "message", "chars": "many"}])),
+        ("o4-mini", kept_answer(output=[{"kind": "reasoning"}])),
     ],
-    ids=["other-model", "not-encrypted-nor-stored", "other-calls", "unknown-item", "garbled"],
+    ids=["other-model", "not-encrypted-nor-stored", "other-calls", "unknown-item", "garbled",
+         "not-objects", "bad-lengths", "no-type"],
 )  # fmt: skip
 async def test_kept_items_that_do_not_fit_go_as_plain_items(
     provider: OpenAIResponsesProvider, fake: FakeResponses, model: str, answer: ChatMessage
