@@ -5,8 +5,8 @@ items and request fields into these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.types import Role
