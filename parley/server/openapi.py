@@ -210,6 +210,13 @@ def event_stream(description: str, result: type[BaseModel] | None = None) -> Res
     return {200: answer}
 
 
+def json_or_events(description: str) -> Responses:
+    """A 200 that answers JSON, or with ``stream`` true server-sent events (the OpenAI
+    faces' creations: their schemas come from the route)."""
+    content: dict[str, Any] = {"application/json": {}, "text/event-stream": {}}
+    return {200: {"description": description, "content": content}}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the completed document at ``app.openapi_url``."""
 

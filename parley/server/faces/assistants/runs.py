@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -32,7 +31,7 @@ from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_mes
 from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
-from parley.server.openapi import errors
+from parley.server.openapi import errors, json_or_events
 from parley.store import assistants as assistant_store
 from parley.types import RunStatus
 
@@ -41,13 +40,12 @@ router = APIRouter(tags=["runs"])
 #: How soon a client polling a run (the ``openai`` SDK's ``*_and_poll`` helpers) asks again.
 POLL_AFTER_MS = "100"
 
-_CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The run as JSON (it goes on on the server), or with `stream` true "
+_CREATE_ANSWERS = {
+    **json_or_events(
+        "The run as JSON (it goes on on the server), or with `stream` true "
         "its events as server-sent events (`event: thread.run.created`, ...), ending with "
-        "`event: done` and `data: [DONE]`.",
-        "content": {"application/json": {}, "text/event-stream": {}},
-    },
+        "`event: done` and `data: [DONE]`."
+    ),
     **errors(404, 409, 503),
 }
 

@@ -23,7 +23,7 @@ from parley.server.faces.chat.chunks import Completion, error_frame
 from parley.server.faces.chat.requests import ChatCompletionCreate, new_state_token, read_call
 from parley.server.faces.kit.sse import DONE, SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
-from parley.server.openapi import errors
+from parley.server.openapi import errors, json_or_events
 from parley.store import call_states
 from parley.store.db import now
 
@@ -33,12 +33,11 @@ router = APIRouter(tags=["chat"])
 
 T = TypeVar("T")
 
-_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The completion as JSON, or with `stream` true its chunks as "
-        "server-sent events (`data: <chunk>`), ending with `data: [DONE]`.",
-        "content": {"application/json": {}, "text/event-stream": {}},
-    },
+_ANSWERS = {
+    **json_or_events(
+        "The completion as JSON, or with `stream` true its chunks as "
+        "server-sent events (`data: <chunk>`), ending with `data: [DONE]`."
+    ),
     **errors(503),
 }
 

@@ -22,7 +22,7 @@ from parley.server.faces.responses.resource import StoredResponse, not_found
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.pagination import ListQuery
-from parley.store.records import Message, Thread
+from parley.store.records import Message, Run, Thread
 from parley.store.tables import messages as messages_table
 from parley.types import ACTIVE_STATUSES, Role, RunStatus
 
@@ -252,15 +252,22 @@ def previous_in_progress(response_id: str) -> InvalidRequest:
     )
 
 
-def check_previous(conn: Connection, *, user_id: str, response_id: str) -> None:
-    """Refuse a ``previous_response_id`` as the engine's claim would, for a request that
-    starts no turn (a WebSocket warm-up): none of the caller's, never stored, or running."""
+def _stored_previous(conn: Connection, *, user_id: str, response_id: str) -> Run:
+    """The caller's stored response ``response_id``, named as a ``previous_response_id``:
+    one never stored (only its connection had it) is not found either."""
     try:
         run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
     except NotFound:
         raise previous_not_found(response_id) from None
     if record_of(run).get("store") is False:
         raise previous_not_found(response_id)
+    return run
+
+
+def check_previous(conn: Connection, *, user_id: str, response_id: str) -> None:
+    """Refuse a ``previous_response_id`` as the engine's claim would, for a request that
+    starts no turn (a WebSocket warm-up): none of the caller's, never stored, or running."""
+    run = _stored_previous(conn, user_id=user_id, response_id=response_id)
     if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
         raise previous_in_progress(response_id)
 
@@ -268,12 +275,7 @@ def check_previous(conn: Connection, *, user_id: str, response_id: str) -> None:
 def previous_context(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
     """The context of a stored response, as messages a request could send again: its
     thread up to the response's answer (not the turns that came after it)."""
-    try:
-        run = run_store.get_run(conn, run_id=response_id, user_id=user_id)
-    except NotFound:
-        raise previous_not_found(response_id) from None
-    if record_of(run).get("store") is False:
-        raise previous_not_found(response_id)
+    run = _stored_previous(conn, user_id=user_id, response_id=response_id)
     context = thread_store.thread_context(conn, thread_id=run.thread_id)
     end = max((m.seq for m in context if m.run_id == run.id), default=None)
     return [

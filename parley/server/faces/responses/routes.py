@@ -36,7 +36,7 @@ from parley.server.faces.responses.stream import (
     event_dialect,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
-from parley.server.openapi import errors
+from parley.server.openapi import errors, json_or_events
 from parley.store.pagination import ListQuery
 from parley.types import RunStatus
 
@@ -44,12 +44,11 @@ log = logging.getLogger("parley.server")
 
 router = APIRouter(tags=["responses"])
 
-_CREATE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The response as JSON, or with `stream` true its events as "
-        "server-sent events (`event: <type>`, `data: <event>`), ending with `data: [DONE]`.",
-        "content": {"application/json": {}, "text/event-stream": {}},
-    },
+_CREATE_ANSWERS = {
+    **json_or_events(
+        "The response as JSON, or with `stream` true its events as "
+        "server-sent events (`event: <type>`, `data: <event>`), ending with `data: [DONE]`."
+    ),
     **errors(404, 409, 503),
 }
 
