@@ -43,6 +43,14 @@ $(OPENAI2): | $(STAMP)
 	$(PY) -m pip install -q --target $(VENV)/openai2 'openai==2.54.0'
 	touch $(OPENAI2)
 
+# The OpenAI Agents SDK beside the venv too: it pins websockets<17, and the venv's uvicorn
+# runs 17. For tests/openai_sdk/test_agents_sdk.py, whose subprocess puts this folder first
+# on PYTHONPATH.
+AGENTS := $(VENV)/agents/.installed
+$(AGENTS): | $(STAMP)
+	$(PY) -m pip install -q --target $(VENV)/agents 'openai-agents==0.24.0'
+	touch $(AGENTS)
+
 # make run PORT=8800 WEB_PORT=5050 HOST=0.0.0.0: on make's command line only (a PORT or HOST
 # of the environment is some other program's). Unset, parley run's options are not given, so
 # PARLEY_PORT, PARLEY_WEB_PORT and PARLEY_HOST apply, else 8700, 5000 and 127.0.0.1.
@@ -50,7 +58,7 @@ given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
 run: $(STAMP)
 	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)
 
-test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2)
+test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
