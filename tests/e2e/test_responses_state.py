@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -38,7 +37,7 @@ from tests.e2e.responses_providers_helpers import (
     Upstream,
     serving,
 )
-from tests.harness import ParleyServer
+from tests.e2e.test_responses_providers import Parley
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,13 +45,6 @@ INCLUDE = ["reasoning.encrypted_content"]
 UPSTREAMS: dict[str, type[Upstream]] = {"gemini": GeminiUpstream, "anthropic": AnthropicUpstream}
 #: Slots (fakes) of each kind: at least one per test that uses the kind.
 SLOTS = 8
-
-
-@dataclass
-class Parley:
-    server: ParleyServer
-    http: httpx.AsyncClient
-    upstreams: dict[str, Upstream]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
