@@ -3,9 +3,8 @@
 
 Conversations seen through the Conversations API: a conversation is a thread (the same
 id), its items are the thread's messages as items (``items.message_items``). A response is
-a run (``resource``); a new response goes on in its ``conversation``
-(``conversation_target``), or after its ``previous_response_id``, which the engine resolves
-in the turn's claim (``ThreadTarget.after_run``)."""
+a run (``resource``); ``previous_response_id`` and ``conversation`` name where a new one
+goes on (``thread_target``)."""
 
 from __future__ import annotations
 
@@ -295,20 +294,54 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
 # ------------------------------------------------------------------ a response's place
 
 
-def conversation_target(
-    conn: Connection, *, user_id: str, conversation: str, store: bool
+def thread_target(
+    conn: Connection,
+    *,
+    user_id: str,
+    conversation: str | None,
+    previous_id: str | None,
+    store: bool,
+    held: dict[str, Run],
 ) -> ThreadTarget:
-    """Where a new response of a ``conversation`` goes: on at its end; a ``store: false``
-    one into a scratch copy of it."""
-    try:
-        thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
-    except NotFound:
-        raise conversation_not_found(conversation, "conversation") from None
-    if store:
-        return ThreadTarget(thread_id=conversation)
-    return ThreadTarget(
-        thread_id=conversation, fork_after=_last_seq(conn, conversation), scratch=True
-    )
+    """Where a new response goes: on in its ``conversation`` (a ``store: false`` one into a
+    scratch copy of it), or after its previous response (``previous_id``), in the same
+    thread or a branch of it. ``held``: the responses a WebSocket keeps for its connection
+    (``store: false`` ones among them).
+
+    Read before the turn's claim, as the request is planned: of outputs to one call sent
+    at once, each is planned into the same thread, where the claim takes one and refuses
+    the others (``duplicate_tool_output``). Decided in the claim itself
+    (``ThreadTarget.after_run``), a claim that came second saw the first's answer and
+    branched, taking the output twice (seen on PostgreSQL)."""
+    if conversation is not None:
+        try:
+            thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
+        except NotFound:
+            raise conversation_not_found(conversation, "conversation") from None
+        if store:
+            return ThreadTarget(thread_id=conversation)
+        last = _last_seq(conn, conversation)
+        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
+    if previous_id is None:
+        return ThreadTarget(scratch=not store)
+    previous = held.get(previous_id)
+    held_here = previous is not None
+    if previous is None:
+        previous = _stored_previous(conn, user_id=user_id, response_id=previous_id)
+    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        raise previous_in_progress(previous_id)
+    end = thread_store.answer_end(conn, run_id=previous.id)
+    if end is None:
+        raise previous_not_found(previous_id)
+    previous_stored = record_of(previous).get("store") is not False
+    # The chain goes on in the same thread when it ends there and is kept the same way: a
+    # stored response after a stored one, or a scratch one after a scratch one that this
+    # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
+    same_kind = store == previous_stored and (store or held_here)
+    source = previous.thread_id
+    if same_kind and end >= _last_seq(conn, source):
+        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
+    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
 
 
 def _last_seq(conn: Connection, thread_id: str) -> int:

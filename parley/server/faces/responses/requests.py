@@ -206,17 +206,16 @@ async def plan(
             param="input",
         )
     store = body.store is not False
-    previous = body.previous_response_id
-    if body.conversation_id is not None:
+    if body.conversation is None and body.previous_response_id is None:
+        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
+    else:
         target = await db.read(
-            reads.conversation_target,
+            reads.thread_target,
             user_id=user_id,
             conversation=body.conversation_id,
+            previous_id=body.previous_response_id,
             store=store,
+            held=held or {},
         )
-    elif previous is not None:  # the engine finds where, in the turn's claim
-        target = ThreadTarget.after_run(previous, scratch=not store, held=previous in (held or {}))
-    else:
-        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
     config = run_config(body, body.model)
     return Plan(target=target, messages=messages, config=config, store=store, body=body)
