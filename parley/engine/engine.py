@@ -285,13 +285,12 @@ class Engine:
         source: UsageSource | None = None,
     ) -> TurnHandle:
         """A turn from items (the OpenAI faces): store ``messages`` at the end of the target
-        thread (a new one, an existing one, a branch of one, or the one a run's answer
-        goes on in: ``ThreadTarget.after_run``), create the run from
+        thread (a new one, an existing one, or a branch of one), create the run from
         ``config`` and start its turn, atomically. Tool results among the messages may
         answer the pending calls of the thread's ``action_required`` run, which then
         completes (``transactions.claim_items``)."""
         early = None
-        if target.new_thread:
+        if target.thread_id is None:
             early = EarlyStart.begin(
                 self.providers,
                 config.model,

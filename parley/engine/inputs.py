@@ -43,46 +43,13 @@ class ThreadTarget:
     With ``scratch`` (a response that is not to be kept), the thread the messages go to is
     a scratch one (``store.threads``), held for the face until it lets go
     (``Engine.release_scratch``). With ``held``, ``thread_id`` may name a scratch thread:
-    one the face holds.
-
-    ``after_run`` (``after_run_id``) names no thread: the turn's claim finds it, after a
-    run's answer (see ``after_run``)."""
+    one the face holds."""
 
     thread_id: str | None = None
     fork_after: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     scratch: bool = False
     held: bool = False
-    after_run_id: str | None = None
-
-    @classmethod
-    def after_run(
-        cls,
-        run_id: str,
-        *,
-        scratch: bool = False,
-        held: bool = False,
-        metadata: dict[str, Any] | None = None,
-    ) -> ThreadTarget:
-        """After the answer of the run ``run_id`` (the caller's, ended), resolved in the
-        turn's claim (``transactions.continue_after``): the messages go on at the end of
-        its thread when its answer ends that thread and they are kept as that thread is (a
-        kept turn after a kept one; a ``scratch`` one after one of a scratch thread the
-        face holds); else into a new thread copied from its thread up to its answer (a
-        branch, with ``metadata``). ``held``: the face holds the run's thread, which may
-        then be a scratch one; a run of a scratch thread the face does not hold is not
-        found.
-
-        The claim raises ``NotFound`` (``previous_run_not_found``) for a run the caller
-        cannot continue (none, another user's, one of a scratch thread not held, one that
-        wrote no message) and ``InvalidRequest`` (``previous_run_in_progress``) for one
-        not ended yet."""
-        return cls(after_run_id=run_id, scratch=scratch, held=held, metadata=metadata or {})
-
-    @property
-    def new_thread(self) -> bool:
-        """Whether the messages go to a new thread with nothing before them."""
-        return self.thread_id is None and self.after_run_id is None
 
 
 @dataclass(frozen=True, slots=True)

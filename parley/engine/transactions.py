@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from parley.engine import states
 from parley.engine.history import HistoryCache, Item, items_of
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
-from parley.errors import Conflict, InvalidRequest, NotFound
+from parley.errors import Conflict, InvalidRequest
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
@@ -188,10 +188,8 @@ def claim_items(
     already claimed, and its assistant message. Tool results among ``messages`` that answer
     the pending calls of the thread's ``action_required`` run complete that run (all of
     them must be answered); a tool result must answer a call of the thread or of
-    ``messages``, once. A target ``after_run`` is resolved first (``continue_after``)."""
+    ``messages``, once."""
     check_model(config.model)
-    if target.after_run_id is not None:
-        target = continue_after(conn, user_id=user_id, target=target)
     thread, context = _open_thread(
         conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
     )
@@ -297,55 +295,6 @@ def _open_thread(
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
     thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id, scratch=target.held)
     return source, read_context(conn, history, thread_id=source.id)
-
-
-def continue_after(conn: Connection, *, user_id: str, target: ThreadTarget) -> ThreadTarget:
-    """Where a target ``after_run`` goes (``ThreadTarget.after_run``): the end of the run's
-    thread, or a branch of it up to the run's answer."""
-    run_id = target.after_run_id
-    assert run_id is not None
-    previous, kept = _previous_run(conn, user_id=user_id, run_id=run_id, held=target.held)
-    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise InvalidRequest(
-            f"The run {run_id} to continue after is still in progress.",
-            code="previous_run_in_progress",
-        )
-    end = thread_store.answer_end(conn, run_id=previous.id)
-    if end is None:
-        raise _previous_not_found(run_id)
-    # On in the same thread when it ends there and is kept the same way: a kept turn after
-    # a kept one, or a scratch one after one of a scratch thread the face holds. Anything
-    # else is a branch (a copy of the thread up to the run's answer).
-    same_kind = kept != target.scratch and (kept or target.held)
-    source = previous.thread_id
-    fork_after = None
-    if not same_kind or end < thread_store.last_seq(conn, thread_id=source):
-        fork_after = end
-    return ThreadTarget(
-        thread_id=source,
-        fork_after=fork_after,
-        metadata=target.metadata,
-        scratch=target.scratch,
-        held=target.held,
-    )
-
-
-def _previous_run(conn: Connection, *, user_id: str, run_id: str, held: bool) -> tuple[Run, bool]:
-    """The caller's run ``run_id``, and whether its thread is kept (not a scratch one: one
-    of those only when the face holds it)."""
-    try:
-        return run_store.get_run(conn, run_id=run_id, user_id=user_id), True
-    except NotFound:
-        if not held:
-            raise _previous_not_found(run_id) from None
-    try:
-        return run_store.get_run(conn, run_id=run_id, user_id=user_id, scratch=True), False
-    except NotFound:
-        raise _previous_not_found(run_id) from None
-
-
-def _previous_not_found(run_id: str) -> NotFound:
-    return NotFound(f"No run {run_id} to continue after.", code="previous_run_not_found")
 
 
 #: The histories of callers that keep none (tests calling a transaction alone).

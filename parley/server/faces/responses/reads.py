@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, ThreadTarget
@@ -22,7 +21,6 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.pagination import ListQuery
 from parley.store.records import Message, Run, Thread
-from parley.store.tables import messages as messages_table
 from parley.types import ACTIVE_STATUSES, Role, RunStatus
 
 
@@ -310,9 +308,8 @@ def thread_target(
 
     Read before the turn's claim, as the request is planned: of outputs to one call sent
     at once, each is planned into the same thread, where the claim takes one and refuses
-    the others (``duplicate_tool_output``). Decided in the claim itself
-    (``ThreadTarget.after_run``), a claim that came second saw the first's answer and
-    branched, taking the output twice (seen on PostgreSQL)."""
+    the others (``duplicate_tool_output``). Decided in the claim itself, a claim that came
+    second would see the first's answer and branch, taking the output twice."""
     if conversation is not None:
         try:
             thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
@@ -320,7 +317,7 @@ def thread_target(
             raise conversation_not_found(conversation, "conversation") from None
         if store:
             return ThreadTarget(thread_id=conversation)
-        last = _last_seq(conn, conversation)
+        last = thread_store.last_seq(conn, thread_id=conversation)
         return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
     if previous_id is None:
         return ThreadTarget(scratch=not store)
@@ -339,14 +336,9 @@ def thread_target(
     # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
     same_kind = store == previous_stored and (store or held_here)
     source = previous.thread_id
-    if same_kind and end >= _last_seq(conn, source):
+    if same_kind and end >= thread_store.last_seq(conn, thread_id=source):
         return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
     return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
-
-
-def _last_seq(conn: Connection, thread_id: str) -> int:
-    query = select(func.max(messages_table.c.seq)).where(messages_table.c.thread_id == thread_id)
-    return int(conn.execute(query).scalar() or 0)
 
 
 def resolve_references(

@@ -4,13 +4,11 @@ the WebSocket."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
-from parley.errors import InvalidRequest, ParleyError
+from parley.errors import InvalidRequest
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
@@ -83,7 +81,7 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
     profile = svc.engine.profile(planned.config.model)  # the model, resolved once
     for_model(planned, profile)
     async with svc.limits.run_slot(key_hash, profile.window) as slot:
-        with messages_from("input"), _previous_named(planned.body.previous_response_id):
+        with messages_from("input"):
             turn = await svc.engine.start_items_turn(
                 user_id=user_id,
                 target=planned.target,
@@ -93,22 +91,6 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
             )
         slot.hold_until(turn.when_done)
     return turn
-
-
-@contextmanager
-def _previous_named(response_id: str | None) -> Iterator[None]:
-    """The engine's word on the run a response continues, as this face says it: a
-    ``previous_response_id`` it cannot continue is a 400 naming the field."""
-    try:
-        yield
-    except ParleyError as exc:
-        if response_id is None:
-            raise
-        if exc.code == "previous_run_not_found":
-            raise reads.previous_not_found(response_id) from None
-        if exc.code == "previous_run_in_progress":
-            raise reads.previous_in_progress(response_id) from None
-        raise
 
 
 def run_config(body: ResponseCreate, model: str) -> RunConfig:
