@@ -4,7 +4,7 @@ keeps runs honest in the background (lease heartbeats, orphaned and expired runs
 ``Engine``'s public methods are the one interface of every face (see docs/architecture.md):
 ``add_message``, ``create_run``, ``start_turn`` / ``start_first_turn`` (a ``TurnHandle``
 back: the turn's events, its outcome, its cancel), ``submit_tool_outputs``, ``cancel``,
-``follow`` and ``profile``. No module outside ``parley.engine`` touches a ``Turn``.
+``follow``, ``profile`` and ``place``. No module outside ``parley.engine`` touches a ``Turn``.
 
 The engine composes its parts: ``TurnRunner`` runs each turn (``engine.run_loop``),
 ``Follower`` reads runs' events (``engine.following``), ``Upkeep`` does the background work
@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from parley.config import Settings
+from parley.engine import placing
 from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
 from parley.engine.calls import call_model, complete
@@ -285,10 +286,13 @@ class Engine:
         source: UsageSource | None = None,
     ) -> TurnHandle:
         """A turn from items (the OpenAI faces): store ``messages`` at the end of the target
-        thread (a new one, an existing one, or a branch of one), create the run from
-        ``config`` and start its turn, atomically. Tool results among the messages may
-        answer the pending calls of the thread's ``action_required`` run, which then
-        completes (``transactions.claim_items``)."""
+        thread (a new one, an existing one, a branch of one, or after a run's answer:
+        ``ThreadTarget.after_run``), create the run from ``config`` and start its turn,
+        atomically. Tool results among the messages may answer the pending calls of the
+        thread's ``action_required`` run, which then completes (``transactions.claim_items``).
+        A target not ``placed`` is placed first (``place``)."""
+        if not target.placed:
+            target = await self.place(user_id=user_id, target=target)
         early = None
         if target.thread_id is None:
             early = EarlyStart.begin(
@@ -316,6 +320,14 @@ class Engine:
             self.scratch.held.add(thread_id)
             handle.when_done(lambda: self.scratch.turn_ended(thread_id))
         return handle
+
+    async def place(self, *, user_id: str, target: ThreadTarget) -> ThreadTarget:
+        """Where a turn at ``target`` would go, checked for the caller as its claim would
+        check it (``engine.placing``): a face that places its target as it plans the
+        request hears of a thread or run it cannot use before it starts anything."""
+        if target.thread_id is None and target.after_run_id is None:
+            return target
+        return await self.db.read(placing.place, user_id=user_id, target=target)
 
     # ----------------------------------------------------------------- scratch threads
 

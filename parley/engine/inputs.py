@@ -43,13 +43,52 @@ class ThreadTarget:
     With ``scratch`` (a response that is not to be kept), the thread the messages go to is
     a scratch one (``store.threads``), held for the face until it lets go
     (``Engine.release_scratch``). With ``held``, ``thread_id`` may name a scratch thread:
-    one the face holds."""
+    one the face holds. A ``scratch`` turn never writes into a thread the face does not
+    hold: named such a thread (and no ``fork_after``), it goes into a scratch copy of the
+    thread as it stands.
+
+    ``after_run`` (``after_run_id``) names a run instead of a thread: the turn goes on after
+    its answer, in its thread or in a branch of it (see ``after_run``). Such a target, and
+    a scratch copy, is placed (``Engine.place``) before the turn's claim."""
 
     thread_id: str | None = None
     fork_after: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     scratch: bool = False
     held: bool = False
+    after_run_id: str | None = None
+
+    @classmethod
+    def after_run(
+        cls,
+        run_id: str,
+        *,
+        scratch: bool = False,
+        held: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> ThreadTarget:
+        """After the answer of the run ``run_id`` (the caller's, ended): the messages go on
+        at the end of its thread when its answer ends that thread and they are kept as
+        that thread is (a kept turn after a kept one; a ``scratch`` one after one of a
+        scratch thread the face holds); else into a new thread copied from its thread up
+        to its answer (a branch, with ``metadata``). ``held``: the face holds the run's
+        thread, which may then be a scratch one; a run of a scratch thread the face does
+        not hold cannot be continued.
+
+        Placing it raises ``NotFound`` (``previous_run_not_found``) for a run the caller
+        cannot continue (none, another user's, one of a scratch thread not held, one that
+        wrote no message) and ``InvalidRequest`` (``previous_run_in_progress``) for one
+        not ended yet; neither names a request field."""
+        return cls(after_run_id=run_id, scratch=scratch, held=held, metadata=metadata or {})
+
+    @property
+    def placed(self) -> bool:
+        """Whether the target names where its messages go as it is (else ``Engine.place``
+        finds that out first)."""
+        if self.after_run_id is not None:
+            return False
+        copies = self.scratch and not self.held and self.fork_after is None
+        return self.thread_id is None or not copies
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 
 Conversations seen through the Conversations API: a conversation is a thread (the same
 id), its items are the thread's messages as items (``items.message_items``). A response is
-a run (``resource``); ``previous_response_id`` and ``conversation`` name where a new one
-goes on (``thread_target``)."""
+a run (``resource``). Where a new response goes (after its ``previous_response_id``, or on
+in its ``conversation``) the engine decides (``Engine.place``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from parley.engine import NewMessage, ThreadTarget
+from parley.engine import NewMessage
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.responses.items import message_id_of, message_items, without_segment
 from parley.server.faces.responses.protocol import record_of
@@ -261,14 +261,6 @@ def _stored_previous(conn: Connection, *, user_id: str, response_id: str) -> Run
     return run
 
 
-def check_previous(conn: Connection, *, user_id: str, response_id: str) -> None:
-    """Refuse a ``previous_response_id`` as the engine's claim would, for a request that
-    starts no turn (a WebSocket warm-up): none of the caller's, never stored, or running."""
-    run = _stored_previous(conn, user_id=user_id, response_id=response_id)
-    if run.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise previous_in_progress(response_id)
-
-
 def previous_context(conn: Connection, *, user_id: str, response_id: str) -> list[NewMessage]:
     """The context of a stored response, as messages a request could send again: its
     thread up to the response's answer (not the turns that came after it)."""
@@ -287,58 +279,6 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
         if (end is None or m.seq <= end)
         and (m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls)
     ]
-
-
-# ------------------------------------------------------------------ a response's place
-
-
-def thread_target(
-    conn: Connection,
-    *,
-    user_id: str,
-    conversation: str | None,
-    previous_id: str | None,
-    store: bool,
-    held: dict[str, Run],
-) -> ThreadTarget:
-    """Where a new response goes: on in its ``conversation`` (a ``store: false`` one into a
-    scratch copy of it), or after its previous response (``previous_id``), in the same
-    thread or a branch of it. ``held``: the responses a WebSocket keeps for its connection
-    (``store: false`` ones among them).
-
-    Read before the turn's claim, as the request is planned: of outputs to one call sent
-    at once, each is planned into the same thread, where the claim takes one and refuses
-    the others (``duplicate_tool_output``). Decided in the claim itself, a claim that came
-    second would see the first's answer and branch, taking the output twice."""
-    if conversation is not None:
-        try:
-            thread_store.get_thread(conn, user_id=user_id, thread_id=conversation)
-        except NotFound:
-            raise conversation_not_found(conversation, "conversation") from None
-        if store:
-            return ThreadTarget(thread_id=conversation)
-        last = thread_store.last_seq(conn, thread_id=conversation)
-        return ThreadTarget(thread_id=conversation, fork_after=last, scratch=True)
-    if previous_id is None:
-        return ThreadTarget(scratch=not store)
-    previous = held.get(previous_id)
-    held_here = previous is not None
-    if previous is None:
-        previous = _stored_previous(conn, user_id=user_id, response_id=previous_id)
-    if previous.status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-        raise previous_in_progress(previous_id)
-    end = thread_store.answer_end(conn, run_id=previous.id)
-    if end is None:
-        raise previous_not_found(previous_id)
-    previous_stored = record_of(previous).get("store") is not False
-    # The chain goes on in the same thread when it ends there and is kept the same way: a
-    # stored response after a stored one, or a scratch one after a scratch one that this
-    # WebSocket holds. Anything else is a branch (a copy of the context up to ``end``).
-    same_kind = store == previous_stored and (store or held_here)
-    source = previous.thread_id
-    if same_kind and end >= thread_store.last_seq(conn, thread_id=source):
-        return ThreadTarget(thread_id=source, scratch=not store, held=held_here)
-    return ThreadTarget(thread_id=source, fork_after=end, scratch=not store, held=held_here)
 
 
 def resolve_references(

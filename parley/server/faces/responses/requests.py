@@ -4,11 +4,13 @@ the WebSocket."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
-from parley.errors import InvalidRequest
+from parley.errors import InvalidRequest, ParleyError
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
@@ -25,7 +27,6 @@ from parley.server.faces.kit.readers import (
 from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import parse_input
 from parley.server.faces.responses.protocol import ResponseCreate, ResponseRecord
-from parley.store.db import Database
 from parley.store.records import Run
 
 #: Request fields kept with the run and answered back as they were sent.
@@ -91,6 +92,23 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
             )
         slot.hold_until(turn.when_done)
     return turn
+
+
+@contextmanager
+def _named(previous: str | None, conversation: str | None) -> Iterator[None]:
+    """The engine's word on where a response goes, in this face's words: a
+    ``previous_response_id`` it cannot continue is a 400 naming that field, and a
+    ``conversation`` that is none of the caller's a 404 naming it."""
+    try:
+        yield
+    except ParleyError as exc:
+        if previous is not None and exc.code == "previous_run_not_found":
+            raise reads.previous_not_found(previous) from None
+        if previous is not None and exc.code == "previous_run_in_progress":
+            raise reads.previous_in_progress(previous) from None
+        if conversation is not None and exc.code == "thread_not_found":
+            raise reads.conversation_not_found(conversation, "conversation") from None
+        raise
 
 
 def run_config(body: ResponseCreate, model: str) -> RunConfig:
@@ -159,14 +177,15 @@ def _kept(body: ResponseCreate, strict: list[str]) -> ResponseRecord:
 
 
 async def plan(
-    db: Database,
+    svc: Services,
     *,
     user_id: str,
     body: ResponseCreate,
     held: dict[str, Run] | None = None,
 ) -> Plan:
-    """Check the request against the store and decide where its turn runs. ``held``: the
-    responses a WebSocket keeps for its connection (``store: false`` ones among them)."""
+    """Check the request against the store and place its turn (``Engine.place``): on in its
+    conversation, or after its previous response. ``held``: the responses a WebSocket
+    keeps for its connection (``store: false`` ones among them)."""
     if body.model is None:
         raise InvalidRequest(
             "Missing required parameter: 'model'.", code="missing_required_parameter", param="model"
@@ -179,7 +198,7 @@ async def plan(
         )
     items = body.input
     if isinstance(items, list) and any(i.get("type") == "item_reference" for i in items):
-        items = await db.read(reads.resolve_references, user_id=user_id, items=items)
+        items = await svc.db.read(reads.resolve_references, user_id=user_id, items=items)
     messages = parse_input(items)
     if not messages and body.previous_response_id is None and body.conversation is None:
         raise InvalidRequest(
@@ -188,16 +207,12 @@ async def plan(
             param="input",
         )
     store = body.store is not False
-    if body.conversation is None and body.previous_response_id is None:
-        target = ThreadTarget(scratch=not store)  # a new thread: nothing to read first
-    else:
-        target = await db.read(
-            reads.thread_target,
-            user_id=user_id,
-            conversation=body.conversation_id,
-            previous_id=body.previous_response_id,
-            store=store,
-            held=held or {},
-        )
+    previous, conversation = body.previous_response_id, body.conversation_id
+    if previous is not None:
+        wanted = ThreadTarget.after_run(previous, scratch=not store, held=previous in (held or {}))
+    else:  # a store: false one goes into a scratch copy of its conversation
+        wanted = ThreadTarget(thread_id=conversation, scratch=not store)
+    with _named(previous, conversation):
+        target = await svc.engine.place(user_id=user_id, target=wanted)
     config = run_config(body, body.model)
     return Plan(target=target, messages=messages, config=config, store=store, body=body)

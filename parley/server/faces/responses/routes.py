@@ -78,7 +78,7 @@ async def _create(
     body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency, dialect: Dialect
 ) -> Made:
     user_id = caller.user.id
-    planned = await plan(svc.db, user_id=user_id, body=body)
+    planned = await plan(svc, user_id=user_id, body=body)
     kept = (
         (body.background, "Background responses"),
         (idem.key, f"Responses with an {KEY_HEADER}"),

@@ -128,9 +128,7 @@ class Connection:
             if body.generate is False:
                 await self.warm_up(body, named)
                 return
-            planned = await plan(
-                self.svc.db, user_id=self.caller.user.id, body=body, held=self.held
-            )
+            planned = await plan(self.svc, user_id=self.caller.user.id, body=body, held=self.held)
             if named != body.previous_response_id and planned.config.request is not None:
                 echoed = {**planned.config.request, "previous_response_id": named}  # as sent
                 planned.config = replace(planned.config, request=echoed)
@@ -189,13 +187,8 @@ class Connection:
                 param="model",
             )
         self.svc.engine.profile(body.model)  # a model that does not exist is refused
-        previous = body.previous_response_id
-        if previous is not None and previous not in self.held:
-            await self.svc.db.read(
-                reads.check_previous, user_id=self.caller.user.id, response_id=previous
-            )
-        if body.input or previous is not None or body.conversation is not None:
-            await plan(self.svc.db, user_id=self.caller.user.id, body=body, held=self.held)
+        if body.input or body.previous_response_id is not None or body.conversation is not None:
+            await plan(self.svc, user_id=self.caller.user.id, body=body, held=self.held)
         config = run_config(body, body.model)
         request = {**(config.request or {}), "previous_response_id": named}
         run = new_run(
