@@ -1,38 +1,32 @@
 """One MCP server's session: connecting, listing its tools, noticing it went away.
 
-Each server's session is entered and left by one task of its own (anyio's cancel scopes must
-be exited by the task that entered them), holding the transport and session in an
-``AsyncExitStack``, so one server can be closed or restarted alone. A server whose
-connection ends is marked down; the hub restarts it at the next call of one of its tools.
+The session itself comes from Parley's MCP layer (:func:`parley.mcp.client.open_session`:
+transport, handshake, listing, bounded calls). What this module adds is the terminal's
+long life of it: each server's session is held open by a task of its own across the many
+calls of a chat, so one server can be closed or restarted alone. A server whose connection
+ends is marked down; the hub restarts it at the next call of one of its tools.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import sys
 from typing import Literal, TextIO
 
-import anyio
-import httpx2
-from mcp import Client, MCPError, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
-
-from parley import __version__
+from parley.mcp.client import Bounds, ListedTool, ServerTarget, Session, open_session
 from parley.terminal.mcp_config import ServerSpec
 from parley.terminal.mcp_stderr import ServerStderr
 
-__all__ = ["ServerConnection", "ServerState", "explain"]
+__all__ = ["ServerConnection", "ServerState"]
 
 log = logging.getLogger("parley.terminal.mcp_tools")
 
 ServerState = Literal["connected", "failed", "down", "disabled"]
-_Session = tuple[Client, list[types.Tool]]
-_MAX_PAGES = 100
-#: Seconds for the HTTP transport: 30 to connect, write or wait for a connection, 300 to read
-#: (a server may hold a response stream open for long). The MCP SDK's own defaults.
-_HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+_Opened = tuple[Session, list[ListedTool]]
+#: Seconds a server may take to close before it is cancelled (a stdio process gets two to
+#: exit on its own, then is stopped).
+_CLOSE_TIMEOUT = 5.0
 
 
 class ServerConnection:
@@ -42,11 +36,18 @@ class ServerConnection:
         self.spec = spec
         self.state: ServerState = "disabled" if spec.disabled else "failed"
         self.error: str | None = None
-        self.tools: list[types.Tool] = []
-        self.client: Client | None = None
+        self.tools: list[ListedTool] = []
+        self.session: Session | None = None
         #: Counts connection attempts, so a stale failure cannot mark a newer session down.
         self.generation = 0
-        self._connect_timeout = connect_timeout
+        # The terminal shows what a tool gives in full, and offers every tool listed.
+        self._bounds = Bounds(
+            connect_timeout=connect_timeout,
+            list_timeout=connect_timeout,
+            max_output_chars=sys.maxsize,
+            max_tools=sys.maxsize,
+            close_timeout=_CLOSE_TIMEOUT,
+        )
         self.stderr = ServerStderr(stderr)
         self._owner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -57,25 +58,19 @@ class ServerConnection:
         await self.disconnect()
         self.generation += 1
         self._stop = asyncio.Event()
-        scope = anyio.CancelScope()
-        ready: asyncio.Future[_Session | str] = asyncio.get_running_loop().create_future()
-        self._owner = asyncio.create_task(
-            self._own(scope, ready), name=f"mcp-server:{self.spec.name}"
-        )
+        ready: asyncio.Future[_Opened | str] = asyncio.get_running_loop().create_future()
+        self._owner = asyncio.create_task(self._own(ready), name=f"mcp-server:{self.spec.name}")
         try:
-            session = await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
-        except TimeoutError:
-            session = f"no answer within {self._connect_timeout:g} s"
-            scope.cancel()  # the owner stops the server in the background
+            opened = await asyncio.shield(ready)
         except asyncio.CancelledError:
-            scope.cancel()
+            self._owner.cancel()  # the owner closes what it opened, in the background
             self.state, self.error = "failed", "the connection attempt was cancelled"
             raise
-        if isinstance(session, str):
+        if isinstance(opened, str):
             self.state = "down" if self.tools else "failed"
-            self.error = session
+            self.error = opened
         else:
-            self.client, self.tools = session
+            self.session, self.tools = opened
             self.state, self.error = "connected", None
 
     async def restart(self) -> bool:
@@ -85,6 +80,16 @@ class ServerConnection:
             if self.generation == seen:
                 await self.connect()
         return self.state == "connected"
+
+    def usable(self) -> Session | None:
+        """The session, while it is up; one whose connection ended on its own is marked down."""
+        session = self.session
+        if self.state != "connected" or session is None:
+            return None
+        if session.ended is not None:
+            self.lost(self.generation)
+            return None
+        return session
 
     def lost(self, generation: int, stderr_mark: int = 0) -> str:
         """Mark the session of ``generation`` down (its connection ended); the reason.
@@ -103,70 +108,45 @@ class ServerConnection:
         owner = self._owner
         if owner is None:
             return
-        await asyncio.wait([owner])  # never cancels the owner, so shutdown always completes
+        await asyncio.wait([owner])  # the session's own close is bounded in time
         self._owner = None
         if not owner.cancelled() and owner.exception() is not None:
             log.debug(
                 "MCP server %r: owner task failed", self.spec.name, exc_info=owner.exception()
             )
 
-    async def _own(self, scope: anyio.CancelScope, ready: asyncio.Future[_Session | str]) -> None:
+    async def _own(self, ready: asyncio.Future[_Opened | str]) -> None:
         generation = self.generation
         errlog = self.stderr.open()
         try:
-            with scope:
-                async with contextlib.AsyncExitStack() as stack:
-                    client = await stack.enter_async_context(await self._client(stack, errlog))
-                    ready.set_result((client, await _list_tools(client)))
-                    await self._stop.wait()
-        except Exception as exc:  # any failure is this server's status, not ours
-            if not ready.done():
-                ready.set_result(explain(exc) + self.stderr.tail())
-            else:
-                log.debug("MCP server %r closed with an error", self.spec.name, exc_info=True)
+            target = _target(self.spec)
+            opening = open_session(target, self._bounds, allow_stdio=True, errlog=errlog)
+            async with opening as session:
+                if isinstance(session, str):
+                    ready.set_result(session + self.stderr.tail())
+                    return
+                listing = await session.list_tools()
+                if listing.error is not None:
+                    ready.set_result(listing.error + self.stderr.tail())
+                    return
+                ready.set_result((session, listing.tools))
+                await self._stop.wait()
         finally:
             if not ready.done():
                 ready.set_result("the connection attempt was cancelled")
             if generation == self.generation:
-                if not self._stop.is_set():
-                    self.lost(generation)  # the transport ended on its own
-                self.client = None
+                self.session = None
             self.stderr.close(errlog)
 
-    async def _client(self, stack: contextlib.AsyncExitStack, errlog: TextIO) -> Client:
-        spec = self.spec
-        info = types.Implementation(name="parley", version=__version__)
-        if spec.transport == "stdio":
-            params = StdioServerParameters(
-                command=spec.command, args=list(spec.args), env=dict(spec.env) or None, cwd=spec.cwd
-            )
-            return Client(stdio_client(params, errlog=errlog), cache=None, client_info=info)
-        http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=_HTTP_TIMEOUT)
-        await stack.enter_async_context(http)
-        return Client(
-            streamable_http_client(spec.url, http_client=http), cache=None, client_info=info
+
+def _target(spec: ServerSpec) -> ServerTarget:
+    """Where the config entry ``spec`` says its server is."""
+    if spec.transport == "stdio":
+        return ServerTarget(
+            spec.name,
+            transport="stdio",
+            command=(spec.command, *spec.args),
+            env=dict(spec.env) or None,
+            cwd=spec.cwd,
         )
-
-
-async def _list_tools(client: Client) -> list[types.Tool]:
-    tools: list[types.Tool] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        tools.extend(page.tools)
-        if not page.next_cursor or page.next_cursor == cursor:
-            break
-        cursor = page.next_cursor
-    return tools
-
-
-def explain(exc: BaseException) -> str:
-    """A one-line reason for a failure, from the first real error in exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    if isinstance(exc, MCPError):
-        return exc.message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return ServerTarget(spec.name, url=spec.url, headers=spec.headers)

@@ -10,8 +10,8 @@ manifest to :meth:`ToolHub.run_calls`; each :class:`ToolOutcome` becomes one too
 
 The hub's helpers, one job each: ``mcp_naming`` (the names and schemas a model sees),
 ``mcp_connection`` (one server's session, restarted by the hub when it went down: once per
-call), ``mcp_stderr`` (where a server's stderr goes, quoted in errors) and ``mcp_results``
-(a call's result as text for the model).
+call) and ``mcp_stderr`` (where a server's stderr goes, quoted in errors). Sessions, calls
+and a result's text for the model come from Parley's MCP layer, :mod:`parley.mcp`.
 
 Importing this module imports the MCP SDK; the CLI imports it lazily.
 """
@@ -24,13 +24,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TextIO
 
-import anyio
-from mcp import MCPError, types
-
 from parley.terminal.mcp_config import ConfirmMode, ServerSpec
-from parley.terminal.mcp_connection import ServerConnection, ServerState, explain
+from parley.terminal.mcp_connection import ServerConnection, ServerState
 from parley.terminal.mcp_naming import exposed_names, parameters_schema
-from parley.terminal.mcp_results import result_text
 
 __all__ = [
     "DECLINED",
@@ -55,12 +51,6 @@ PendingCall = tuple[str, str, Mapping[str, Any]]
 Approve = Callable[[str, Mapping[str, Any]], Awaitable[bool | str]]
 """Asked before a call that needs confirmation: True runs it, False declines it
 (:data:`DECLINED`), a string declines it with that text as the reason."""
-_CONNECTION_LOST = (
-    anyio.ClosedResourceError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-    OSError,
-)
 
 
 # --------------------------------------------------------------------------- tools and outcomes
@@ -320,44 +310,29 @@ class ToolHub:
         timeout: float | None,  # noqa: ASYNC109 - see call()
     ) -> ToolOutcome:
         server = conn.spec.name
-        if conn.state != "connected" or conn.client is None:
+        if conn.usable() is None:
             if not await conn.restart():
                 text = f"MCP server {server!r} is down and could not be restarted: {conn.error}"
                 return ToolOutcome(text, is_error=True, kind="server_error")
             self._index_tools()
-        if conn.client is None or all(t.name != tool.original_name for t in conn.tools):
+        session = conn.usable()
+        if session is None or all(t.name != tool.original_name for t in conn.tools):
             text = f"MCP server {server!r} no longer offers the tool {tool.original_name!r}."
             return ToolOutcome(text, is_error=True, kind="unknown_tool")
-        client, generation, mark = conn.client, conn.generation, conn.stderr.mark()
+        generation, mark = conn.generation, conn.stderr.mark()
         limit = conn.spec.timeout or timeout or self._default_timeout
-        deadline = asyncio.timeout(limit)
-        try:
-            async with deadline:
-                result = await client.call_tool(tool.original_name, dict(arguments))
-        except TimeoutError as exc:
-            if not deadline.expired():  # the transport's own timeout, not the call's
-                return _lost(conn, generation, mark, exc)
-            text = f"The tool {tool.name!r} timed out after {limit:g} s and was cancelled."
-            return ToolOutcome(text, is_error=True, kind="timeout")
-        except MCPError as exc:
-            if exc.code == types.CONNECTION_CLOSED:
-                return _lost(conn, generation, mark, exc)
-            text = f"MCP server {server!r} failed to run {tool.name!r}: {exc.message}"
-            return ToolOutcome(text, is_error=True, kind="server_error")
-        except _CONNECTION_LOST as exc:
-            return _lost(conn, generation, mark, exc)
-        except Exception as exc:  # noqa: BLE001 - e.g. a malformed result: the model is told
-            text = f"MCP server {server!r} failed to run {tool.name!r}: {explain(exc)}"
-            return ToolOutcome(text, is_error=True, kind="server_error")
-        text = result_text(result)
-        kind: OutcomeKind = "tool_error" if result.is_error else "ok"
-        return ToolOutcome(text, result.is_error, kind, structured=result.structured_content)
-
-
-def _lost(conn: ServerConnection, generation: int, mark: int, exc: BaseException) -> ToolOutcome:
-    """The outcome of a call whose connection ended; the server is marked down."""
-    reason = conn.lost(generation, mark)
-    if not isinstance(exc, MCPError):
-        reason = f"{explain(exc)}; {reason}"
-    text = f"MCP server {conn.spec.name!r} stopped: {reason}. It restarts on the next call."
-    return ToolOutcome(text, is_error=True, kind="server_error")
+        result = await session.call(tool.original_name, arguments, timeout=limit)
+        match result.failure:
+            case None:
+                return ToolOutcome(result.output or "", False, "ok", structured=result.structured)
+            case "tool":
+                text = result.error or ""
+                return ToolOutcome(text, True, "tool_error", structured=result.structured)
+            case "timeout":
+                text = f"The tool {tool.name!r} timed out after {limit:g} s and was cancelled."
+                return ToolOutcome(text, is_error=True, kind="timeout")
+            case "lost":
+                reason = conn.lost(generation, mark)
+                text = f"MCP server {server!r} stopped: {reason}. It restarts on the next call."
+                return ToolOutcome(text, is_error=True, kind="server_error")
+        return ToolOutcome(f"MCP server {server!r}: {result.error}", True, "server_error")

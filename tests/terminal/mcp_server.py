@@ -1,14 +1,20 @@
 """A tiny MCP server for the terminal client's tests, built on the official SDK's low-level server.
 
-    python tests/terminal/mcp_server.py [--name X] [--tools echo,add] [--page-size N] [--http PORT]
+    python tests/terminal/mcp_server.py [--name X] [--tools echo,add] [--page-size N] [--many N]
+                                        [--http PORT [--sse]] [--hang connect|list] [--fail-list]
                                         [--hostile] [--exit CODE]
 
 Runs over stdio unless ``--http PORT`` is given, then over streamable HTTP on
-``http://127.0.0.1:PORT/mcp``. ``--tools`` picks which tools to offer (default: all but the odd
-ones), ``--page-size`` splits ``tools/list`` into pages so clients must follow the cursor.
+``http://127.0.0.1:PORT/mcp`` (with ``--sse``, the SSE transport on ``/sse``). ``--tools``
+picks which tools to offer (default: all but the odd ones), ``--many N`` adds N numbered
+tools, ``--page-size`` splits ``tools/list`` into pages so clients must follow the cursor.
+Faults: ``--hang connect`` never answers an HTTP request, ``--hang list`` never answers
+``tools/list``, ``--fail-list`` answers it with an error.
 ``--hostile`` writes ``HOSTILE`` (terminal escape sequences and rich markup) to stderr first,
 ``--exit CODE`` then exits at once; the ``HOSTILE_TOOL`` carries it in its name, description
 and result.
+
+:func:`http_app` builds the same server as an ASGI app, for tests that serve it themselves.
 """
 
 from __future__ import annotations
@@ -20,9 +26,15 @@ import sys
 from typing import Any
 
 import anyio
-from mcp import types
+from mcp import MCPError, types
 from mcp.server.lowlevel import Server
+from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 92).decode()  # 100 bytes, header only
 
@@ -65,6 +77,7 @@ TOOLS: dict[str, types.Tool] = {
 ODD_TOOLS: dict[str, types.Tool] = {
     "odd name/with.dots": types.Tool(name="odd name/with.dots", input_schema={"type": "object"}),
     "x" * 80: types.Tool(name="x" * 80, input_schema={"type": "object"}),
+    "big": _tool("big", "A text of the given length.", chars=_NUMBER),
     "hostile": types.Tool(
         name=HOSTILE_TOOL,
         description=HOSTILE,
@@ -131,6 +144,8 @@ async def _run_tool(name: str, args: dict[str, Any], request: Any) -> types.Call
                     link,
                 ]
             )
+        case "big":
+            return types.CallToolResult(content=_text("x" * int(args["chars"])))
         case "pid":
             return types.CallToolResult(content=_text(str(os.getpid())))
         case "header":
@@ -141,10 +156,26 @@ async def _run_tool(name: str, args: dict[str, Any], request: Any) -> types.Call
     return types.CallToolResult(content=_text(f"no tool {name}"), is_error=True)
 
 
-def build_server(name: str, tools: list[types.Tool], page_size: int) -> Server[Any]:
+def numbered_tools(count: int) -> list[types.Tool]:
+    """``count`` more tools, ``tool_0`` ... (for a server that offers too many)."""
+    return [_tool(f"tool_{n}", f"Numbered tool {n}.") for n in range(count)]
+
+
+def build_server(
+    name: str,
+    tools: list[types.Tool],
+    page_size: int,
+    *,
+    hang_list: bool = False,
+    fail_list: bool = False,
+) -> Server[Any]:
     async def list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        if hang_list:
+            await anyio.sleep_forever()
+        if fail_list:
+            raise MCPError(code=types.INTERNAL_ERROR, message="the tool index is corrupt")
         start = int(params.cursor) if params and params.cursor else 0
         end = start + page_size
         cursor = str(end) if end < len(tools) else None
@@ -154,6 +185,39 @@ def build_server(name: str, tools: list[types.Tool], page_size: int) -> Server[A
         return await _run_tool(params.name, params.arguments or {}, ctx.request)
 
     return Server(name, version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def http_app(server: Server[Any], *, sse: bool = False, hang: bool = False) -> ASGIApp:
+    """``server`` over streamable HTTP (``/mcp``) or SSE (``/sse``); with ``hang``, an app
+    that takes every request and never answers."""
+    app = _sse_app(server) if sse else server.streamable_http_app()
+    return _hanging(app) if hang else app
+
+
+def _sse_app(server: Server[Any]) -> Starlette:
+    transport = SseServerTransport("/messages/")
+
+    async def handle_sse(request: Request) -> Response:
+        streams = transport.connect_sse(request.scope, request.receive, request._send)
+        async with streams as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+        return Response()
+
+    return Starlette(
+        routes=[
+            Route("/sse", endpoint=handle_sse, methods=["GET"]),
+            Mount("/messages/", app=transport.handle_post_message),
+        ]
+    )
+
+
+def _hanging(app: ASGIApp) -> ASGIApp:
+    async def hang(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)  # lifespan
+        await anyio.sleep_forever()
+
+    return hang
 
 
 async def _serve_stdio(server: Server[Any]) -> None:
@@ -167,6 +231,10 @@ def main() -> None:
     parser.add_argument("--tools", default="")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--http", type=int, default=0, metavar="PORT")
+    parser.add_argument("--sse", action="store_true")
+    parser.add_argument("--many", type=int, default=0, metavar="N")
+    parser.add_argument("--hang", choices=["connect", "list"], default=None)
+    parser.add_argument("--fail-list", action="store_true")
     parser.add_argument("--hostile", action="store_true")
     parser.add_argument("--exit", type=int, default=None, metavar="CODE")
     opts = parser.parse_args()
@@ -178,11 +246,18 @@ def main() -> None:
 
     known = TOOLS | ODD_TOOLS
     tools = [known[n] for n in opts.tools.split(",")] if opts.tools else list(TOOLS.values())
-    server = build_server(opts.name, tools, opts.page_size)
+    tools += numbered_tools(opts.many)
+    server = build_server(
+        opts.name,
+        tools,
+        opts.page_size,
+        hang_list=opts.hang == "list",
+        fail_list=opts.fail_list,
+    )
     if opts.http:
         import uvicorn
 
-        app = server.streamable_http_app()
+        app = http_app(server, sse=opts.sse, hang=opts.hang == "connect")
         uvicorn.run(app, host="127.0.0.1", port=opts.http, log_level="warning")
     else:
         anyio.run(_serve_stdio, server)

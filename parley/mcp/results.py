@@ -2,6 +2,7 @@
 
 Text blocks and text resources as they are; binary resources of a textual type decoded;
 images, audio, links and other binary resources as a one-line description with their size.
+Text longer than a limit is cut, and the cut says how much went.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 
 from mcp import types
 
-__all__ = ["result_text"]
+__all__ = ["cut_text", "result_text"]
 
 
 def result_text(result: types.CallToolResult) -> str:
@@ -27,6 +28,15 @@ def result_text(result: types.CallToolResult) -> str:
         )
         parts.insert(0, compact)
     return "\n".join(parts)
+
+
+def cut_text(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` kept to its first ``limit`` characters, with a last line saying how many were
+    cut; and whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    cut = len(text) - limit
+    return f"{text[:limit]}\n[output cut: {cut} more characters]", True
 
 
 def _block_text(block: types.ContentBlock) -> str:

@@ -1,0 +1,404 @@
+"""One MCP server as a bounded session: connect, list its tools, call them.
+
+    async with open_session(ServerTarget("files", url="https://..."), Bounds()) as session:
+        if isinstance(session, str):
+            ...                                   # why it could not connect
+        listing = await session.list_tools()      # Listing: tools, or an error
+        result = await session.call("read", {"path": "a.txt"})   # CallResult: output, or an error
+
+Whatever a server does wrong comes back as a value, never as an exception: a connection that
+fails is a string, a listing or call that fails a ``Listing`` or ``CallResult`` with
+``error`` set. Every step is bounded (:class:`Bounds`): in time, in output size, in tools.
+
+The transport and the SDK's client run in a task of their own (the owner), not the caller's:
+anyio's cancel scopes must be left by the task that entered them, a transport that fails then
+tears down only its owner, never the caller's work, and closing can be bounded in time (an
+owner that does not finish is cancelled). Calls go straight from the caller to the SDK's
+client: no extra task, copy or wait per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
+
+import anyio
+import httpx2
+from mcp import Client, MCPError, StdioServerParameters, types
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from parley import __version__
+from parley.mcp.results import cut_text, result_text
+
+__all__ = [
+    "Bounds",
+    "CallResult",
+    "Failure",
+    "HttpClientFactory",
+    "ListedTool",
+    "Listing",
+    "ServerTarget",
+    "Session",
+    "explain",
+    "open_session",
+]
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["streamable_http", "sse", "stdio"]
+Failure = Literal["tool", "timeout", "lost", "protocol"]
+"""Why a call failed: the tool said so (``isError``), it ran out of time, the connection
+ended, or the server answered with a protocol error or something unreadable."""
+
+HttpClientFactory = Callable[[Mapping[str, str], httpx2.Timeout], httpx2.AsyncClient]
+"""Builds the HTTP client of an HTTP transport from its headers and timeout (for example one
+that checks each address it connects to)."""
+
+#: Pages of ``tools/list`` followed at most: a server whose cursor never ends cannot hang us.
+MAX_PAGES = 100
+#: Seconds an HTTP read may wait: a server may hold a response or event stream open for long.
+#: Calls and listings have their own, shorter, bounds.
+_READ_TIMEOUT = 300.0
+_CONNECTION_LOST = (
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTarget:
+    """Where and how to reach one MCP server. ``headers`` and ``env`` may hold secrets: they
+    are left out of the repr and never logged."""
+
+    label: str
+    url: str | None = None
+    transport: Transport = "streamable_http"
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: stdio only: the program and its arguments, its environment and working directory.
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = field(default=None, repr=False)
+    cwd: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """How far one session may go: seconds per step, characters of output, tools listed."""
+
+    #: Connecting and the protocol's handshake.
+    connect_timeout: float = 10.0
+    #: The whole listing, every page.
+    list_timeout: float = 30.0
+    call_timeout: float = 60.0
+    #: Longer output is cut to this many characters, and says how many it lost.
+    max_output_chars: int = 100_000
+    #: A server offering more tools: the first ``max_tools`` kept, ``Listing.cut`` set.
+    max_tools: int = 128
+    #: Closing: how long the transport may take to shut down before it is cancelled.
+    close_timeout: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ListedTool:
+    """One tool a server offers, in its own names and schema."""
+
+    name: str
+    description: str | None
+    input_schema: dict[str, Any]
+    annotations: dict[str, Any] | None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A server's tools, or why they could not be listed (then ``tools`` is empty); ``cut``:
+    the server offered more than were kept."""
+
+    tools: list[ListedTool]
+    error: str | None = None
+    cut: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What one call gave: ``output``, or ``error`` (the tool's own text when it reported an
+    error, else a plain reason) and ``failure``, why. ``cut``: the text was cut to size."""
+
+    output: str | None
+    error: str | None = None
+    cut: bool = False
+    failure: Failure | None = None
+    #: The result's ``structuredContent``, as the server sent it.
+    structured: Any = None
+
+
+class Session:
+    """One connected server. Opened and closed by one task (:func:`open_session`); calls may
+    overlap, from any task of the same event loop."""
+
+    def __init__(self, client: Client, owner: _Owner) -> None:
+        self._client = client
+        self._owner = owner
+        self._bounds = owner.bounds
+
+    @property
+    def ended(self) -> str | None:
+        """Why the connection ended on its own, once it has (None while it is up)."""
+        return self._owner.ended
+
+    async def list_tools(self) -> Listing:
+        """Every tool, page after page, within ``list_timeout``; never raises."""
+        if self.ended is not None:
+            return Listing([], error=self.ended)
+        limit = self._bounds.list_timeout
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                tools, cut = await self._pages()
+        except TimeoutError as exc:
+            if deadline.expired():
+                return Listing([], error=f"the server listed no tools within {limit:g} s")
+            return Listing([], error=f"the connection was lost: {explain(exc)}")
+        except MCPError as exc:
+            return Listing([], error=f"the server could not list its tools: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - a server's fault is a listing's error
+            return Listing([], error=f"the tools could not be listed: {explain(exc)}")
+        return Listing([_listed(tool) for tool in tools], cut=cut)
+
+    async def call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a timeout is an outcome, not an exception
+    ) -> CallResult:
+        """Call one tool within ``timeout`` (default ``call_timeout``); never raises.
+
+        A call that runs out of time is cancelled on the server; the session stays usable.
+        """
+        if self.ended is not None:
+            return _lost(self.ended)
+        limit = timeout or self._bounds.call_timeout
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                result = await self._client.call_tool(name, dict(arguments))
+        except TimeoutError as exc:
+            if not deadline.expired():  # the transport's own timeout, not the call's
+                return _lost(explain(exc))
+            text = f"the tool {name!r} did not answer within {limit:g} s and was cancelled"
+            return CallResult(None, text, failure="timeout")
+        except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:
+                return _lost(exc.message)
+            text = f"the server failed to run {name!r}: {exc.message}"
+            return CallResult(None, text, failure="protocol")
+        except _CONNECTION_LOST as exc:
+            return _lost(explain(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. a malformed result: the caller is told
+            text = f"the server failed to run {name!r}: {explain(exc)}"
+            return CallResult(None, text, failure="protocol")
+        text, cut = cut_text(result_text(result), self._bounds.max_output_chars)
+        structured = result.structured_content
+        if result.is_error:
+            error = text or f"the tool {name!r} failed without saying why"
+            return CallResult(None, error, cut, failure="tool", structured=structured)
+        return CallResult(text, None, cut, structured=structured)
+
+    async def _pages(self) -> tuple[list[types.Tool], bool]:
+        """The listing and whether it was cut (more tools than ``max_tools``, or more pages
+        than :data:`MAX_PAGES`)."""
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        most = self._bounds.max_tools
+        for _ in range(MAX_PAGES):
+            page = await self._client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            if len(tools) > most:
+                return tools[:most], True
+            if not page.next_cursor or page.next_cursor == cursor:
+                return tools, False
+            cursor = page.next_cursor
+        return tools, True
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    target: ServerTarget,
+    bounds: Bounds = Bounds(),  # frozen: one shared default is safe
+    *,
+    http_client_factory: HttpClientFactory | None = None,
+    allow_stdio: bool = False,
+    errlog: TextIO | None = None,
+) -> AsyncIterator[Session | str]:
+    """A session with ``target``, or a string saying why there is none.
+
+    Never raises for a server's fault. A stdio server is refused unless ``allow_stdio``;
+    ``errlog`` is where its stderr goes (default: ours). ``http_client_factory`` builds the
+    HTTP client (default: a plain one). Leaving closes the transport and the session, within
+    ``close_timeout``, even when the server died or hangs.
+    """
+    refused = _refusal(target, allow_stdio)
+    if refused is not None:
+        yield refused
+        return
+    owner = _Owner(target, bounds, http_client_factory, errlog)
+    try:
+        opened = await owner.start()
+        yield opened if isinstance(opened, str) else Session(opened, owner)
+    finally:
+        await owner.close()
+
+
+def _refusal(target: ServerTarget, allow_stdio: bool) -> str | None:
+    if target.transport == "stdio":
+        if not allow_stdio:
+            return "stdio MCP servers are not allowed here: give the server's URL"
+        return None if target.command else "no command to start the server"
+    return None if target.url else "no URL for the server"
+
+
+class _Owner:
+    """The task that holds one server's transport and SDK client, from connecting to closing."""
+
+    def __init__(
+        self,
+        target: ServerTarget,
+        bounds: Bounds,
+        http_client_factory: HttpClientFactory | None,
+        errlog: TextIO | None,
+    ) -> None:
+        self.target = target
+        self.bounds = bounds
+        self.ended: str | None = None
+        self._factory = http_client_factory
+        self._errlog = errlog
+        self._scope = anyio.CancelScope()
+        self._stop = asyncio.Event()
+        self._ready: asyncio.Future[Client | str] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Client | str:
+        """Connect within ``connect_timeout``: the SDK's client, or why not."""
+        label = self.target.label
+        self._task = asyncio.create_task(self._own(), name=f"mcp-server:{label}")
+        limit = self.bounds.connect_timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._ready), limit)
+        except TimeoutError:
+            self._scope.cancel()
+            return f"no answer within {limit:g} s"
+
+    async def close(self) -> None:
+        """Stop the owner: gently, then, past ``close_timeout``, by cancelling it."""
+        self._stop.set()
+        task = self._task
+        if task is None:
+            return
+        try:
+            done, _ = await asyncio.wait([task], timeout=self.bounds.close_timeout)
+            if not done:
+                self._scope.cancel()
+                done, _ = await asyncio.wait([task], timeout=self.bounds.close_timeout)
+        except asyncio.CancelledError:
+            self._scope.cancel()  # the owner ends in the background
+            raise
+        if not done:
+            log.warning("MCP server %r: the transport did not close", self.target.label)
+
+    async def _own(self) -> None:
+        try:
+            with self._scope:
+                async with contextlib.AsyncExitStack() as stack:
+                    client = await stack.enter_async_context(await self._client(stack))
+                    self._ready.set_result(client)
+                    await self._stop.wait()
+        except Exception as exc:  # boundary: the server's failure is its outcome
+            if not self._ready.done():
+                self._ready.set_result(explain(exc))
+            else:
+                log.debug("MCP server %r: connection failed", self.target.label, exc_info=True)
+                self.ended = f"the connection failed: {explain(exc)}"
+        finally:
+            if not self._ready.done():
+                self._ready.set_result("the connection attempt was cancelled")
+            if self.ended is None:
+                self.ended = "the connection was closed"
+
+    async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
+        target = self.target
+        info = types.Implementation(name="parley", version=__version__)
+        if target.transport == "stdio":
+            program, *args = target.command
+            env = dict(target.env) if target.env is not None else None
+            params = StdioServerParameters(command=program, args=args, env=env, cwd=target.cwd)
+            transport = stdio_client(params, errlog=self._errlog or sys.stderr)
+            return Client(transport, cache=None, client_info=info)
+        assert target.url is not None  # _refusal checked it
+        timeout = httpx2.Timeout(self.bounds.connect_timeout, read=_READ_TIMEOUT)
+        if target.transport == "sse":
+            sse = sse_client(
+                target.url,
+                headers=dict(target.headers),
+                timeout=self.bounds.connect_timeout,
+                sse_read_timeout=_READ_TIMEOUT,
+                httpx_client_factory=self._sse_factory,
+            )
+            return Client(sse, cache=None, client_info=info)
+        http = await stack.enter_async_context(self._http_client(target.headers, timeout))
+        transport = streamable_http_client(target.url, http_client=http)
+        return Client(transport, cache=None, client_info=info)
+
+    def _http_client(
+        self, headers: Mapping[str, str], timeout: httpx2.Timeout
+    ) -> httpx2.AsyncClient:
+        if self._factory is not None:
+            return self._factory(headers, timeout)
+        return httpx2.AsyncClient(headers=dict(headers), timeout=timeout)
+
+    def _sse_factory(
+        self,
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        """The SSE transport's way of asking for its HTTP client (it never passes ``auth``)."""
+        limit = timeout or httpx2.Timeout(self.bounds.connect_timeout, read=_READ_TIMEOUT)
+        return self._http_client(headers or {}, limit)
+
+
+def _listed(tool: types.Tool) -> ListedTool:
+    annotations = tool.annotations
+    return ListedTool(
+        name=tool.name,
+        description=tool.description,
+        input_schema=dict(tool.input_schema),
+        annotations=annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if annotations is not None
+        else None,
+        title=tool.title,
+    )
+
+
+def _lost(reason: str) -> CallResult:
+    return CallResult(None, f"the connection to the server was lost: {reason}", failure="lost")
+
+
+def explain(exc: BaseException) -> str:
+    """A one-line reason for a failure, from the first real error in exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, MCPError):
+        return exc.message
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
