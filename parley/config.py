@@ -4,23 +4,33 @@
 provider configuration: built-in providers read their usual variables (``OPENAI_API_KEY``,
 ``OPENAI_BASE_URL``, ...), named ones come from ``[providers.NAME]`` tables in the TOML file
 given by ``--config`` / ``PARLEY_CONFIG``.
+
+MCP servers the operator registers come from ``[mcp_servers.LABEL]`` tables of the same file
+(``MCPServerConfig``), read when ``Settings`` is made; the ``PARLEY_MCP_*`` variables bound
+the MCP tools a request may run (their addresses, timeouts and sizes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -164,6 +174,174 @@ class ProviderConfig(BaseModel):
         return self
 
 
+# ------------------------------------------------------------------------------ MCP
+
+MCPTransport = Literal["streamable_http", "sse", "stdio"]
+
+#: What a ``server_label`` may be: letters, digits, ``_`` and ``-``, 1 to 64 of them.
+SERVER_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: An HTTP header's name (a token of RFC 9110).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class MCPServerConfig(BaseModel):
+    """An MCP server the operator registers (``[mcp_servers.LABEL]``), which a request then
+    names by its label alone: where it is, which of its tools may be called, and by whom.
+
+    Header values and a stdio server's environment are secrets: they are kept as
+    ``SecretStr``, so no repr, log line or validation error shows them; ``header_values``
+    and ``env_values`` hand them to the connection. ``headers_env`` is read from the
+    environment when the config is validated, and a variable that is not set is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    #: ``streamable_http`` (the default) or ``sse`` reach ``url``; ``stdio`` starts
+    #: ``command`` on the server, with ``env`` (possible here only, never in a request).
+    transport: MCPTransport = "streamable_http"
+    url: str | None = None
+    command: tuple[str, ...] | None = None
+    env: dict[str, SecretStr] = Field(default_factory=dict)
+    #: Headers sent to an HTTP server: literal values, and header name -> the environment
+    #: variable that holds its value.
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+    #: The server's tools a request may call, by the server's names for them (None: all).
+    allowed_tools: tuple[str, ...] | None = None
+    #: ``always`` or ``never`` wins over what a request asks; None lets the request decide.
+    require_approval: Literal["always", "never"] | None = None
+    #: Who may use it: users by name or id, API keys by id (``key_...``, as ``parley keys
+    #: list`` shows them). A caller listed in either may; with neither given, every user may.
+    users: tuple[str, ...] | None = None
+    keys: tuple[str, ...] | None = None
+
+    _env_headers: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError('a list: the program and its arguments, as ["npx", "-y", "pkg"]')
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MCPServerConfig:
+        if self.transport == "stdio":
+            _check_stdio(self)
+        else:
+            _check_http(self)
+        for field, names in (("allowed_tools", self.allowed_tools), ("users", self.users)):
+            if names is not None and not all(n.strip() for n in names):
+                raise ValueError(f"{field}: names must not be empty")
+        if self.keys is not None and not all(k.strip() for k in self.keys):
+            raise ValueError("keys: key ids must not be empty")
+        self._env_headers = _headers_from_env(self.headers_env)
+        return self
+
+    def header_values(self) -> dict[str, str]:
+        """The headers to send, literal and from the environment, in plain text."""
+        merged = {**self.headers, **self._env_headers}
+        return {name: value.get_secret_value() for name, value in merged.items()}
+
+    def env_values(self) -> dict[str, str]:
+        """A stdio server's environment, in plain text."""
+        return {name: value.get_secret_value() for name, value in self.env.items()}
+
+    def allows(self, user_id: str, user_name: str | None, key_id: str | None) -> bool:
+        """Whether a caller (a user, by id and name, with the API key of this id) may use
+        this server: listed in ``users`` or ``keys``, or anyone when neither is given."""
+        if self.users is None and self.keys is None:
+            return True
+        if self.users is not None and (
+            user_id in self.users or (user_name is not None and user_name in self.users)
+        ):
+            return True
+        return self.keys is not None and key_id is not None and key_id in self.keys
+
+
+def _check_stdio(config: MCPServerConfig) -> None:
+    if not config.command or not config.command[0].strip():
+        raise ValueError("a stdio server needs a command: the program and its arguments")
+    for field in ("url", "headers", "headers_env"):
+        if getattr(config, field):
+            raise ValueError(f"{field} is for an HTTP server, not a stdio one")
+
+
+def _check_http(config: MCPServerConfig) -> None:
+    transport = config.transport
+    if not config.url:
+        raise ValueError(f'a {transport} server needs a url (or transport = "stdio")')
+    try:
+        parts = urlsplit(config.url)
+        _ = parts.port  # raises on a port that is not one
+    except ValueError:
+        raise ValueError("url is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("url must be an http:// or https:// URL with a host")
+    for field in ("command", "env"):
+        if getattr(config, field):
+            raise ValueError(f"{field} is for a stdio server, not a {transport} one")
+    named = {n.lower() for n in config.headers}
+    for field, names in (("headers", config.headers), ("headers_env", config.headers_env)):
+        for name in names:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{field}: {name!r} is not a valid header name")
+    for name, value in config.headers.items():
+        if any(c in value.get_secret_value() for c in "\r\n\0"):
+            raise ValueError(f"headers: the value of {name} has a line break or NUL")
+    for name in config.headers_env:
+        if name.lower() in named:
+            raise ValueError(f"headers_env: {name} is in headers too; give it in one of them")
+
+
+def _headers_from_env(variables: dict[str, str]) -> dict[str, SecretStr]:
+    """The values of the variables ``headers_env`` names, read now."""
+    found: dict[str, SecretStr] = {}
+    for name, variable in variables.items():
+        value = os.environ.get(variable)
+        if not value:
+            raise ValueError(
+                f"headers_env: {name} is read from the environment variable {variable}, "
+                "which is not set"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"headers_env: the variable {variable} has a line break or NUL")
+        found[name] = SecretStr(value)
+    return found
+
+
+def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """``value`` of the setting ``name`` (``PARLEY_NAME``) as a positive number of ``kind``;
+    a ``ConfigError`` saying so otherwise."""
+    try:
+        number = kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number <= 0:
+        what = "a whole number above 0" if kind is int else "a number of seconds above 0"
+        raise ConfigError(f"PARLEY_{name.upper()} must be {what}, not {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"PARLEY_{name.upper()} must be a whole number above 0, not {value!r}")
+    return number
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem of a validation, as ``where: what`` (never the input's value)."""
+    first = exc.errors(include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _check_label(label: str, *, where: str) -> None:
+    if not SERVER_LABEL.fullmatch(label):
+        raise ConfigError(
+            f"{where}: {label!r} is not a valid server label: use 1 to 64 letters, digits, "
+            "'_' or '-'"
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
 
@@ -242,6 +420,22 @@ class Settings(BaseSettings):
     #: written for OpenAI keeps its model names. Empty: every model must name its provider.
     default_provider: str = "openai"
 
+    #: MCP servers registered by label: the ``[mcp_servers.LABEL]`` tables of the config
+    #: file, read when the settings are made (given ones win over the file's of a label).
+    mcp_servers: Annotated[dict[str, MCPServerConfig], NoDecode] = Field(default_factory=dict)
+    #: Where an MCP server that a request names by URL may be besides public addresses:
+    #: host names, ``host:port``, IP addresses and CIDR networks
+    #: (``parley.mcp.addresses``); empty: public addresses only.
+    mcp_allow_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Seconds to connect to an MCP server, for one tool call, and to list its tools.
+    mcp_connect_timeout: float = 10.0
+    mcp_call_timeout: float = 60.0
+    mcp_list_timeout: float = 30.0
+    #: Characters of a tool call's output kept (the rest is cut), and tools taken from one
+    #: MCP server (of one that lists more, the first ones).
+    mcp_max_output: int = 100_000
+    mcp_max_tools: int = 128
+
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
@@ -266,6 +460,67 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [o.strip() for o in text.split(",") if o.strip()]
         return value
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _no_servers_from_env(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ConfigError(
+                "PARLEY_MCP_SERVERS is not read: register MCP servers as [mcp_servers.LABEL] "
+                "tables of the config file (PARLEY_CONFIG)"
+            )
+        return value
+
+    @field_validator("mcp_allow_urls", mode="before")
+    @classmethod
+    def _allow_list(cls, value: Any) -> Any:
+        """``PARLEY_MCP_ALLOW_URLS``: entries separated by commas (blank ones skipped). Each
+        is checked where it is used (``parley.mcp.servers.address_policy``)."""
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("mcp_connect_timeout", "mcp_call_timeout", "mcp_list_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any, info: ValidationInfo) -> Any:
+        return _positive(str(info.field_name), value, float)
+
+    @field_validator("mcp_max_output", "mcp_max_tools", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: ValidationInfo) -> Any:
+        return _positive(str(info.field_name), value, int)
+
+    @model_validator(mode="after")
+    def _registered_mcp_servers(self) -> Settings:
+        """The config file's ``[mcp_servers.LABEL]`` tables join the given servers; every
+        label is checked."""
+        given = self.mcp_servers
+        for label in given:
+            _check_label(label, where="mcp_servers")
+        if self.config is not None:
+            self.mcp_servers = {**self.file_mcp_servers(), **given}
+        return self
+
+    def file_mcp_servers(self) -> dict[str, MCPServerConfig]:
+        """The ``[mcp_servers.LABEL]`` tables of the config file. Raises ``ConfigError``
+        naming the table and field at fault (never a header's value)."""
+        if self.config is None:
+            return {}
+        tables = load_toml(self.config).get("mcp_servers", {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{self.config}: [mcp_servers] must be a table of tables")
+        out: dict[str, MCPServerConfig] = {}
+        for label, table in tables.items():
+            _check_label(label, where=f"{self.config}: [mcp_servers]")
+            if not isinstance(table, dict):
+                raise ConfigError(f"{self.config}: [mcp_servers.{label}] must be a table")
+            try:
+                out[label] = MCPServerConfig.model_validate(table)
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"{self.config}: [mcp_servers.{label}] {_first_error(exc)}"
+                ) from None
+        return out
 
     def trace_exporters(self) -> list[str]:
         """The span exporters the OpenTelemetry variables ask for: ``OTEL_TRACES_EXPORTER``
