@@ -51,8 +51,8 @@ def _threaded(app: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def serve() -> Iterator[Serve]:
-    """Starts test servers for the module: ``serve(sse=, hang=, many=, hang_list=,
-    fail_list=, tools=, page_size=)`` gives the endpoint URL of a new one."""
+    """Starts test servers for the module: ``serve(sse=, hang=, many=, page_size=,
+    hang_list=, fail_list=, legacy=)`` gives the endpoint URL of a new one."""
     with _servers() as start:
         yield start
 
@@ -69,10 +69,11 @@ def _servers() -> Iterator[Serve]:
         page_size: int = 1000,
         hang_list: bool = False,
         fail_list: bool = False,
+        legacy: bool = False,
     ) -> str:
         tools = [*TOOLS.values(), *numbered_tools(many)]
         server = build_server("test", tools, page_size, hang_list=hang_list, fail_list=fail_list)
-        running = _threaded(http_app(server, sse=sse, hang=hang))
+        running = _threaded(http_app(server, sse=sse, hang=hang, legacy=legacy))
         base = running.__enter__()
         stops.append(running)
         return f"{base}/sse" if sse else f"{base}/mcp"
@@ -90,11 +91,14 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def server_process() -> Iterator[ServerProcess]:
-    """The test server as a process of its own (a test may crash or stop it)."""
+@pytest.fixture(params=["modern", "legacy"])
+def server_process(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The test server as a process of its own (a test may crash or stop it), speaking the
+    newest protocol or only the ``initialize`` handshake (with an HTTP session)."""
     port = free_port()
     command = [sys.executable, str(SERVER), "--http", str(port)]
+    if request.param == "legacy":
+        command.append("--legacy")
     proc = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + 15

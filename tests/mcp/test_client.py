@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import httpx2
 
 from parley.mcp import Bounds, ServerTarget, Session, open_session
+from parley.mcp.client import MAX_PAGES
 from tests.harness import free_port
 from tests.mcp.conftest import ALL_TOOLS, SERVER, Serve, ServerProcess
 
@@ -155,6 +156,13 @@ async def test_more_tools_than_max_tools_are_cut(serve: Serve) -> None:
     async with open_session(target(url), Bounds(max_tools=ALL_TOOLS + 30)) as opened:
         whole = await connected(opened).list_tools()
     assert not whole.cut and len(whole.tools) == ALL_TOOLS + 30
+
+
+async def test_a_listing_of_endless_pages_stops_at_the_page_cap(serve: Serve) -> None:
+    url = serve(many=MAX_PAGES + 20, page_size=1)
+    async with open_session(target(url), Bounds(max_tools=1000)) as opened:
+        listing = await connected(opened).list_tools()
+    assert listing.cut and len(listing.tools) == MAX_PAGES
 
 
 async def test_a_call_that_hangs_times_out_and_the_session_goes_on(serve: Serve) -> None:

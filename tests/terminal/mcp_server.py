@@ -1,11 +1,13 @@
 """A tiny MCP server for the terminal client's tests, built on the official SDK's low-level server.
 
     python tests/terminal/mcp_server.py [--name X] [--tools echo,add] [--page-size N] [--many N]
-                                        [--http PORT [--sse]] [--hang connect|list] [--fail-list]
+                                        [--http PORT [--sse|--legacy]] [--hang connect|list]
+                                        [--fail-list]
                                         [--hostile] [--exit CODE]
 
 Runs over stdio unless ``--http PORT`` is given, then over streamable HTTP on
-``http://127.0.0.1:PORT/mcp`` (with ``--sse``, the SSE transport on ``/sse``). ``--tools``
+``http://127.0.0.1:PORT/mcp`` (with ``--sse``, the SSE transport on ``/sse``; with
+``--legacy``, as a server that knows only the ``initialize`` handshake). ``--tools``
 picks which tools to offer (default: all but the odd ones), ``--many N`` adds N numbered
 tools, ``--page-size`` splits ``tools/list`` into pages so clients must follow the cursor.
 Faults: ``--hang connect`` never answers an HTTP request, ``--hang list`` never answers
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import sys
 from typing import Any
@@ -32,9 +35,9 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 92).decode()  # 100 bytes, header only
 
@@ -187,11 +190,47 @@ def build_server(
     return Server(name, version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-def http_app(server: Server[Any], *, sse: bool = False, hang: bool = False) -> ASGIApp:
-    """``server`` over streamable HTTP (``/mcp``) or SSE (``/sse``); with ``hang``, an app
-    that takes every request and never answers."""
+def http_app(
+    server: Server[Any], *, sse: bool = False, hang: bool = False, legacy: bool = False
+) -> ASGIApp:
+    """``server`` over streamable HTTP (``/mcp``) or SSE (``/sse``). ``hang``: an app that
+    takes every request and never answers; ``legacy``: one that answers ``server/discover``
+    as a server older than that method does, so clients use the ``initialize`` handshake
+    (and an HTTP session, closed by a DELETE)."""
     app = _sse_app(server) if sse else server.streamable_http_app()
+    if legacy:
+        app = _without_discover(app)
     return _hanging(app) if hang else app
+
+
+def _without_discover(app: ASGIApp) -> ASGIApp:
+    async def legacy(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app(scope, receive, send)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body or b"{}")
+        if isinstance(request, dict) and request.get("method") == "server/discover":
+            error = {"code": -32601, "message": "Method not found"}
+            answer = {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+            response = JSONResponse(answer)
+            return await response(scope, receive, send)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(scope, replay, send)
+
+    return legacy
 
 
 def _sse_app(server: Server[Any]) -> Starlette:
@@ -232,6 +271,7 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--http", type=int, default=0, metavar="PORT")
     parser.add_argument("--sse", action="store_true")
+    parser.add_argument("--legacy", action="store_true")
     parser.add_argument("--many", type=int, default=0, metavar="N")
     parser.add_argument("--hang", choices=["connect", "list"], default=None)
     parser.add_argument("--fail-list", action="store_true")
@@ -257,7 +297,7 @@ def main() -> None:
     if opts.http:
         import uvicorn
 
-        app = http_app(server, sse=opts.sse, hang=opts.hang == "connect")
+        app = http_app(server, sse=opts.sse, hang=opts.hang == "connect", legacy=opts.legacy)
         uvicorn.run(app, host="127.0.0.1", port=opts.http, log_level="warning")
     else:
         anyio.run(_serve_stdio, server)
