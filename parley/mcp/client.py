@@ -23,9 +23,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 import anyio
 import httpx2
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Transport = Literal["streamable_http", "sse", "stdio"]
 Failure = Literal["tool", "timeout", "lost", "protocol"]
@@ -159,13 +160,11 @@ class Session:
         if self.ended is not None:
             return Listing([], error=self.ended)
         limit = self._bounds.list_timeout
-        deadline = asyncio.timeout(limit)
         try:
-            async with deadline:
-                tools, cut = await self._pages()
-        except TimeoutError as exc:
-            if deadline.expired():
-                return Listing([], error=f"the server listed no tools within {limit:g} s")
+            tools, cut = await _within(self._pages(), limit)
+        except _Expired:
+            return Listing([], error=f"the server listed no tools within {limit:g} s")
+        except TimeoutError as exc:  # the transport's own timeout
             return Listing([], error=f"the connection was lost: {explain(exc)}")
         except MCPError as exc:
             return Listing([], error=f"the server could not list its tools: {exc.message}")
@@ -187,15 +186,13 @@ class Session:
         if self.ended is not None:
             return _lost(self.ended)
         limit = timeout or self._bounds.call_timeout
-        deadline = asyncio.timeout(limit)
         try:
-            async with deadline:
-                result = await self._client.call_tool(name, dict(arguments))
-        except TimeoutError as exc:
-            if not deadline.expired():  # the transport's own timeout, not the call's
-                return _lost(explain(exc))
+            result = await _within(self._client.call_tool(name, dict(arguments)), limit)
+        except _Expired:
             text = f"the tool {name!r} did not answer within {limit:g} s and was cancelled"
             return CallResult(None, text, failure="timeout")
+        except TimeoutError as exc:  # the transport's own timeout, not the call's
+            return _lost(explain(exc))
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
                 return _lost(exc.message)
@@ -373,6 +370,47 @@ class _Owner:
         """The SSE transport's way of asking for its HTTP client (it never passes ``auth``)."""
         limit = timeout or httpx2.Timeout(self.bounds.connect_timeout, read=_READ_TIMEOUT)
         return self._http_client(headers or {}, limit)
+
+
+class _Expired(Exception):
+    """A request ran past its time."""
+
+
+#: Requests cancelled for their time and still ending; kept so they are not collected early.
+_ENDING: set[asyncio.Task[Any]] = set()
+
+
+async def _within(work: Coroutine[Any, Any, _T], limit: float) -> _T:
+    """What ``work`` gives, within ``limit`` seconds (else :class:`_Expired`).
+
+    ``work`` runs as a task of its own, so the wait ends on time: the SDK holds a cancelled
+    request for up to seconds to tell the server (a stuck transport blocks that), and the
+    caller does not wait on that; the task ends in the background.
+    """
+    task = asyncio.create_task(work)
+    try:
+        done, _ = await asyncio.wait([task], timeout=limit)
+    except asyncio.CancelledError:
+        _end_in_background(task)
+        raise
+    if not done:
+        _end_in_background(task)
+        raise _Expired
+    if task.cancelled():  # not by us: the session is closing
+        raise ConnectionAbortedError("the request was cancelled as the session closed")
+    return task.result()
+
+
+def _end_in_background(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    _ENDING.add(task)
+    task.add_done_callback(_ended)
+
+
+def _ended(task: asyncio.Task[Any]) -> None:
+    _ENDING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure of an abandoned request is nobody's
 
 
 def _listed(tool: types.Tool) -> ListedTool:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from parley.mcp import ServerTarget
 from tests.harness import free_port
 from tests.terminal.mcp_server import TOOLS, build_server, http_app, numbered_tools
 
@@ -87,18 +88,24 @@ def _servers() -> Iterator[Serve]:
 
 @dataclass(frozen=True)
 class ServerProcess:
-    url: str
+    target: ServerTarget
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture(params=["modern", "legacy"])
+@pytest.fixture(params=["modern", "legacy", "sse"])
 def server_process(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    """The test server as a process of its own (a test may crash or stop it), speaking the
-    newest protocol or only the ``initialize`` handshake (with an HTTP session)."""
+    """The test server as a process of its own (a test may crash or stop it), over streamable
+    HTTP speaking the newest protocol or only the ``initialize`` handshake (with an HTTP
+    session), or over SSE."""
     port = free_port()
     command = [sys.executable, str(SERVER), "--http", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    target = ServerTarget("test", url=url)
     if request.param == "legacy":
         command.append("--legacy")
+    elif request.param == "sse":
+        command.append("--sse")
+        target = ServerTarget("test", url=f"http://127.0.0.1:{port}/sse", transport="sse")
     proc = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + 15
@@ -110,7 +117,7 @@ def server_process(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.02)
-        yield ServerProcess(f"http://127.0.0.1:{port}/mcp", proc)
+        yield ServerProcess(target, proc)
     finally:
         proc.kill()  # stopped or not
         proc.wait(timeout=10)

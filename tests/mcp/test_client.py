@@ -198,7 +198,7 @@ async def test_a_tool_error_is_the_error_text(serve: Serve) -> None:
 
 async def test_a_server_that_dies_mid_call(server_process: ServerProcess) -> None:
     started = time.monotonic()
-    async with open_session(target(server_process.url), QUICK) as opened:
+    async with open_session(server_process.target, QUICK) as opened:
         session = connected(opened)
         assert (await session.call("echo", {"text": "up"})).output == "up"
         crashed = await session.call("crash", {})
@@ -214,7 +214,7 @@ async def test_a_server_that_hangs_mid_session(server_process: ServerProcess) ->
     """A server that stops answering (a stopped process): the call times out, and leaving
     the session, whose closing the server never answers, takes ``close_timeout``."""
     bounds = Bounds(connect_timeout=5, call_timeout=0.3, close_timeout=0.3)
-    async with open_session(target(server_process.url), bounds) as opened:
+    async with open_session(server_process.target, bounds) as opened:
         session = connected(opened)
         assert (await session.call("echo", {"text": "up"})).output == "up"
         server_process.process.send_signal(signal.SIGSTOP)
