@@ -9,8 +9,10 @@ import time
 from collections.abc import Mapping
 
 import httpx2
+import pytest
 
 from parley.mcp import Bounds, ServerTarget, Session, open_session
+from parley.mcp.addresses import AddressPolicy, guarded_client_factory
 from parley.mcp.client import MAX_PAGES
 from tests.harness import free_port
 from tests.mcp.conftest import ALL_TOOLS, SERVER, Serve, ServerProcess
@@ -229,3 +231,23 @@ async def test_a_server_that_hangs_mid_session(server_process: ServerProcess) ->
         assert time.monotonic() - started < 2.5
     finally:
         server_process.process.send_signal(signal.SIGCONT)
+
+
+# --------------------------------------------------------------------------- the address guard
+
+
+@pytest.mark.parametrize("transport", ["streamable_http", "sse"])
+async def test_the_address_guard_refuses_loopback_unless_allowed(
+    serve: Serve, transport: str
+) -> None:
+    url = serve(sse=transport == "sse")
+    server = target(url, transport=transport)
+    guarded = guarded_client_factory(AddressPolicy())
+    started = time.monotonic()
+    async with open_session(server, QUICK, http_client_factory=guarded) as refused:
+        assert isinstance(refused, str) and "loopback" in refused, refused
+    assert time.monotonic() - started < 2
+
+    allowed = guarded_client_factory(AddressPolicy(allow=("127.0.0.1",)))
+    async with open_session(server, QUICK, http_client_factory=allowed) as opened:
+        assert (await connected(opened).call("echo", {"text": "let in"})).output == "let in"
