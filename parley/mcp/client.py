@@ -295,11 +295,14 @@ class _Owner:
             return f"no answer within {limit:g} s"
 
     async def close(self) -> None:
-        """Stop the owner: gently, then, past ``close_timeout``, by cancelling it."""
+        """Stop the owner: gently, then, past ``close_timeout``, by cancelling it (at once
+        when it is still connecting)."""
         self._stop.set()
         task = self._task
         if task is None:
             return
+        if not self._ready.done():
+            self._scope.cancel()
         try:
             done, _ = await asyncio.wait([task], timeout=self.bounds.close_timeout)
             if not done:

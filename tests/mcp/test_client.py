@@ -3,6 +3,7 @@ tests/terminal/mcp_server.py over streamable HTTP and SSE, and as a stdio proces
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import time
@@ -251,3 +252,21 @@ async def test_the_address_guard_refuses_loopback_unless_allowed(
     allowed = guarded_client_factory(AddressPolicy(allow=("127.0.0.1",)))
     async with open_session(server, QUICK, http_client_factory=allowed) as opened:
         assert (await connected(opened).call("echo", {"text": "let in"})).output == "let in"
+
+
+async def test_cancelling_while_connecting_ends_at_once(serve: Serve) -> None:
+    url = serve(hang=True)
+    entered: list[object] = []
+
+    async def connect() -> None:
+        async with open_session(target(url), Bounds(connect_timeout=30, close_timeout=5)) as s:
+            entered.append(s)
+
+    attempt = asyncio.create_task(connect())
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert time.monotonic() - started < 1
+    assert entered == []
