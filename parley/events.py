@@ -56,6 +56,11 @@ class ActionItem(BaseModel):
     tool_call_id: str
     name: str
     arguments: dict[str, Any]
+    #: Set for a call of a tool the server runs itself once the client approves it (its
+    #: ``action_id`` is then the approval request's id): the tool, ``{"type": "mcp",
+    #: "server_label": ..., "name": ...}`` in the server's own names. None: the client's
+    #: own tool, which the client runs.
+    approval: dict[str, Any] | None = None
 
 
 class ToolCallsEvent(BaseModel):
@@ -64,6 +69,19 @@ class ToolCallsEvent(BaseModel):
     actions: list[ActionItem]
     #: The assistant message that holds the calls.
     message_id: str | None = None
+
+
+class HostedToolEvent(BaseModel):
+    """A tool the server runs itself (a hosted tool: ``engine.hosted``), as its item stands:
+    once when it starts (``phase`` ``started``) and once when it has ended (``done``). The
+    item has the shape of OpenAI's output item of the same ``type`` (``mcp_list_tools``,
+    ``mcp_call``, ``mcp_approval_request``), with ``status`` ``in_progress`` while it runs,
+    then ``completed`` or ``failed``."""
+
+    type: Literal["hosted_tool"] = "hosted_tool"
+    run_id: str
+    phase: Literal["started", "done"]
+    item: dict[str, Any]
 
 
 class UsageEvent(BaseModel):
@@ -109,6 +127,7 @@ Event = Annotated[
     | ContentDelta
     | ReasoningDelta
     | ToolCallsEvent
+    | HostedToolEvent
     | UsageEvent
     | ErrorEvent
     | DoneEvent,
@@ -120,6 +139,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "content.delta",
     "reasoning.delta",
     "tool_calls",
+    "hosted_tool",
     "usage",
     "error",
     "done",

@@ -88,6 +88,13 @@ class Metrics:
     def turn_ended(self, status: str) -> None:
         """The turn the current task runs left its run in ``status``."""
 
+    def hosted_call(
+        self, kind: str, server: str, operation: str, seconds: float, failed: bool
+    ) -> None:
+        """A hosted tool's step (``engine.hosted``) ended after ``seconds``: ``operation``
+        ``list`` or ``call`` of ``kind`` (``mcp``) on ``server``, a label the operator
+        registered or ``other`` (a server a request named by URL: never a label)."""
+
     def follower(self, change: int) -> None:
         """A follower of a run's events attached (1) or left (-1)."""
 
@@ -186,6 +193,14 @@ class PrometheusMetrics(Metrics):
             [*models, "direction"],
             registry=registry,
         )
+        self.hosted = Histogram(
+            "parley_hosted_tool_duration_seconds",
+            "Seconds a step of a tool the server runs took (an MCP server's listing or call), "
+            "by kind, server (a registered label, else other), operation and outcome.",
+            ["kind", "server", "operation", "outcome"],
+            buckets=_CALL_BUCKETS,
+            registry=registry,
+        )
         self.lag = Histogram(
             "parley_event_loop_lag_seconds",
             "How late the event loop ran a timer: time it spent on other work meanwhile.",
@@ -224,6 +239,12 @@ class PrometheusMetrics(Metrics):
 
     def turn_ended(self, status: str) -> None:
         self.turns.labels(status).inc()
+
+    def hosted_call(
+        self, kind: str, server: str, operation: str, seconds: float, failed: bool
+    ) -> None:
+        outcome = "error" if failed else "ok"
+        self.hosted.labels(kind, server, operation, outcome).observe(seconds)
 
     def follower(self, change: int) -> None:
         self.followers.inc(change)

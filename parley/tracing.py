@@ -126,6 +126,32 @@ class Traced(Metrics):
         span.set_attribute("parley.run.status", status)
         span.end()
 
+    def hosted_call(
+        self, kind: str, server: str, operation: str, seconds: float, failed: bool
+    ) -> None:
+        """A span after the fact, in the GenAI conventions' terms: ``execute_tool`` for a
+        call, and the MCP method (``tools/list`` or ``tools/call``)."""
+        self.inner.hosted_call(kind, server, operation, seconds, failed)
+        turn = _turn_span.get()
+        ended = time.time_ns()
+        name = "execute_tool" if operation == "call" else "mcp tools/list"
+        span = self.tracer.start_span(
+            f"{name} {server}",
+            context=trace.set_span_in_context(turn) if turn is not None else None,
+            kind=SpanKind.CLIENT,
+            start_time=ended - int(seconds * 1e9),
+            attributes={
+                "gen_ai.operation.name": "execute_tool" if operation == "call" else operation,
+                "gen_ai.tool.type": "extension",
+                "mcp.method.name": f"tools/{operation}",
+                "parley.hosted.kind": kind,
+                "parley.hosted.server": server,
+            },
+        )
+        if failed:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=ended)
+
     def retried(self, provider: str) -> None:
         self.inner.retried(provider)
 

@@ -131,7 +131,7 @@ def server(
         database_url=fresh_database.url,
         workdir=tmp_path_factory.mktemp("server"),
         config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_ACTION_EXPIRY_SECONDS": "600"},
+        env={"PARLEY_ACTION_EXPIRY_SECONDS": "600", "PARLEY_MCP_ALLOW_URLS": "127.0.0.1"},
     ).start()
     yield srv
     code = srv.stop()

@@ -3,7 +3,7 @@
     cli                                   the commands
     server, terminal, web, embedded       the faces (and the embedded server's launcher)
     sdk, engine                           the client, and the run engine
-    providers, store                      upstream adapters, the database
+    providers, store, mcp                 upstream adapters, the database, the MCP client
     events, types, config, errors,        the vocabulary, and the one filter of control
     controls                              characters
 
@@ -30,6 +30,7 @@ LAYERS = {
     "engine": 3,
     "providers": 2,
     "store": 2,
+    "mcp": 2,
     "events": 1,
     "types": 1,
     "config": 1,

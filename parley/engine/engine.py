@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import logging
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from parley.config import Settings
@@ -34,6 +34,7 @@ from parley.engine.early import EarlyStart, first_turn_request, items_request
 from parley.engine.following import Follower
 from parley.engine.handle import TurnHandle
 from parley.engine.history import HistoryCache, SharedHistory
+from parley.engine.hosted import hosted_entries
 from parley.engine.hub import Entry
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
 from parley.engine.launch import Launcher
@@ -222,6 +223,7 @@ class Engine:
         launch = self.launcher.launch(
             None,
             source,
+            None,
             tx.claim_queued,
             user_id=user_id,
             run_id=run_id,
@@ -249,7 +251,13 @@ class Engine:
         """Flow B turn 1: store the user message, create the run and start it, atomically."""
         early = None
         known = self.launcher.assistants.get(assistant_id)
-        if thread_id is None and not images and known is not None and known.user_id == user_id:
+        if (
+            thread_id is None
+            and not images
+            and known is not None
+            and known.user_id == user_id
+            and not hosted_entries(known.tools)  # their tools are listed in the turn first
+        ):
             early = EarlyStart.begin(
                 self.providers,
                 known.model,
@@ -258,6 +266,7 @@ class Engine:
         launch = self.launcher.launch(
             early,
             source,
+            None,
             tx.claim_first,
             user_id=user_id,
             assistant_id=assistant_id,
@@ -284,17 +293,20 @@ class Engine:
         messages: list[NewMessage],
         config: RunConfig,
         source: UsageSource | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
     ) -> TurnHandle:
         """A turn from items (the OpenAI faces): store ``messages`` at the end of the target
         thread (a new one, an existing one, a branch of one, or after a run's answer:
         ``ThreadTarget.after_run``), create the run from ``config`` and start its turn,
         atomically. Tool results among the messages may answer the pending calls of the
         thread's ``action_required`` run, which then completes (``transactions.claim_items``).
-        A target not ``placed`` is placed first (``place``)."""
+        A target not ``placed`` is placed first (``place``). ``secrets``: the headers of
+        the servers of the run's hosted tools, by server label, held by the turn only
+        (``engine.hosted``)."""
         if not target.placed:
             target = await self.place(user_id=user_id, target=target)
         early = None
-        if target.thread_id is None:
+        if target.thread_id is None and not hosted_entries(config.tools):
             early = EarlyStart.begin(
                 self.providers,
                 config.model,
@@ -303,6 +315,7 @@ class Engine:
         launch = self.launcher.launch(
             early,
             source,
+            secrets,
             tx.claim_items,
             user_id=user_id,
             target=target,

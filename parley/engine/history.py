@@ -64,7 +64,10 @@ class Item:
 
 def item_of(m: Message) -> Item | None:
     """The ``Item`` of a stored message; None for an answer that produced nothing (a turn
-    that failed before its first token), which no model call sends."""
+    that failed before its first token) and for a hosted tool's item that answers no call
+    (``messages.item``), which no model call sends."""
+    if m.item is not None and m.role != Role.TOOL:
+        return None  # a hosted tool's own item (a tool list, an approval): not for the model
     calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
     state = m.provider_state
     if m.role == Role.ASSISTANT and not m.content and not calls and not state:

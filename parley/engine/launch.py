@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Concatenate, ParamSpec
 
 from sqlalchemy.engine import Connection
@@ -60,12 +60,14 @@ class Launcher:
         self,
         early: EarlyStart | None,
         source: UsageSource | None,
+        secrets: Mapping[str, Mapping[str, str]] | None,
         claim: Callable[Concatenate[Connection, P], tx.Claim | None],
         /,
         *args: P.args,
         **kw: P.kwargs,
     ) -> Turn | None:
-        """Claim a turn (``claim(conn, *args, **kw)``, None: the run expired) and start it.
+        """Claim a turn (``claim(conn, *args, **kw)``, None: the run expired) and start it,
+        with the ``secrets`` of its hosted tools (``Turn.secrets``).
         An early start is the turn's from here on, or, when the claim fails or the request
         changed, discarded here: shielded, this outlives a caller that went away meanwhile,
         and so does the early call the turn goes on with."""
@@ -110,6 +112,7 @@ class Launcher:
             early=early,
             dropped=dropped,
             source=source,
+            secrets=secrets or {},
         )
         self.turns[run.id] = turn
         turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from parley.config import Settings
 from parley.engine.checkpoints import Checkpointer
+from parley.engine.hosted import HostedTools
 from parley.engine.settling import Settler
 from parley.engine.streaming import stream_answer
 from parley.engine.turn import Turn, TurnStopped
@@ -94,6 +95,7 @@ class TurnRunner:
         self.providers = providers
         self.metrics = metrics
         self.settler = Settler(db, providers, settings, checkpointer, metrics)
+        self.hosted = HostedTools(db, settings, metrics)
 
     async def run(self, turn: Turn) -> None:
         """The whole turn; every exit leaves the run settled, with one ``done``."""
@@ -102,12 +104,16 @@ class TurnRunner:
         outcome: ParleyError | list[ToolCall] | None = None
         stopped = False
         try:
+            await self._open_hosted(turn)
             while True:
                 if turn.budget_left() == 0:  # no call: the run ends incomplete
                     turn.out_of_budget, outcome = True, None
                     break
                 await stream_answer(turn, self.providers, self.metrics)
                 outcome = _finish_calls(turn)
+                if outcome and turn.box is not None and await self._run_hosted(turn, outcome):
+                    await self.settler.next_round(turn, outcome)
+                    continue
                 if not outcome or len(turn.acc.invalid) < len(outcome):
                     break
                 # No call can be run (unreadable, or not allowed): nothing for the client.
@@ -134,4 +140,42 @@ class TurnRunner:
             outcome = InternalError("The turn failed because of an internal error.")
         turn.settling = True
         # From here on the turn is not interrupted: it writes its end, whatever happens.
-        await asyncio.shield(self.settler.finish(turn, outcome, stopped))
+        try:
+            await asyncio.shield(self.settler.finish(turn, outcome, stopped))
+        finally:
+            if turn.box is not None:
+                await asyncio.shield(turn.box.aclose())
+
+    async def _open_hosted(self, turn: Turn) -> None:
+        """Make the run's hosted tools ready (``engine.hosted``); the tool lists made now
+        go ahead of the answer."""
+        turn.box = await self.hosted.open(turn)
+        if turn.box is not None and turn.box.listed:
+            await self.settler.store_listed(turn, turn.box.listed)
+
+    async def _run_hosted(self, turn: Turn, calls: list[ToolCall]) -> bool:
+        """Run the answer's hosted calls that need no approval, up to the run's
+        ``max_tool_calls``; True when that answers every call, so the model is called again.
+        Calls that need the client's approval, or its own tools, pause the run with the
+        results of those run kept (``Settler.finish``)."""
+        box = turn.box
+        assert box is not None
+        readable = [c for c in calls if c.id not in turn.acc.invalid]
+        hosted = [c for c in readable if box.owns(c.name)]
+        if not hosted:
+            return False
+        for call in hosted:
+            if box.needs_approval(call.name):
+                turn.approvals[call.id] = new_id("mcpr")
+        ready = [c for c in hosted if c.id not in turn.approvals]
+        left = box.calls_left()
+        if left is not None and len(ready) > left:
+            for call in ready[left:]:
+                turn.acc.invalid[call.id] = (
+                    f"Error: not run: this response may make {box.max_calls} calls of the "
+                    "server's tools, and has made them. Answer without it."
+                )
+            ready = ready[:left]
+        turn.ran = await box.run(ready)
+        answered = len(turn.ran) + len(turn.acc.invalid)
+        return answered == len(calls)

@@ -19,6 +19,7 @@ from parley.config import Settings
 from parley.engine import states
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.history import Item, items_of
+from parley.engine.hosted.toolbox import store_listed
 from parley.engine.hub import Entry
 from parley.engine.turn import Turn, TurnStopped
 from parley.errors import ParleyError
@@ -93,8 +94,8 @@ class Settler:
         state = turn.provider_state(self.providers.provider_of(run.model))
         totals = turn.run_totals()
         usage = turn.call_usage()
-        tool_calls = [c.model_dump() for c in calls]
-        errors = turn.tool_errors(calls)
+        tool_calls = turn.stored_calls(calls)
+        errors, items = turn.tool_errors(calls), turn.answer_items()
 
         def write(conn: Connection) -> tuple[str, list[Item]] | None:
             locked = run_store.lock_run(conn, run_id=run.id, user_id=run.user_id, scratch=True)
@@ -111,7 +112,12 @@ class Settler:
                 usage=usage,
             )
             thread_store.add_tool_messages(
-                conn, user_id=run.user_id, thread_id=run.thread_id, run_id=run.id, results=errors
+                conn,
+                user_id=run.user_id,
+                thread_id=run.thread_id,
+                run_id=run.id,
+                results=errors,
+                items=items,
             )
             placeholder = thread_store.add_message(
                 conn,
@@ -143,10 +149,28 @@ class Settler:
             turn.unsaved = entries + turn.unsaved
             raise TurnStopped
         turn.message_id, turn.context = written
+        turn.ran = []
         turn.spent = turn.usage()
         turn.acc = AnswerAccumulator()
         turn.rounds += 1
         turn.settling = False
+
+    async def store_listed(self, turn: Turn, items: list[dict[str, Any]]) -> None:
+        """Store the tool lists a turn made before its model call, ahead of its answer:
+        the answer goes on in a new message after them (``hosted.store_listed``)."""
+        run = turn.run
+
+        def write(conn: Connection) -> str:
+            return store_listed(
+                conn,
+                user_id=run.user_id,
+                thread_id=run.thread_id,
+                run_id=run.id,
+                message_id=turn.message_id,
+                items=items,
+            )
+
+        turn.message_id = await self.db.write(write)
 
     def _closing(
         self,
@@ -173,6 +197,7 @@ class Settler:
         tool_calls: list[dict[str, Any]] | None = None,
         actions: list[tuple[str, str, str, dict[str, Any]]] | None = None,
         answers: list[tuple[str, str]] | None = None,
+        approvals: frozenset[str] = frozenset(),
         **run_values: Any,
     ) -> None:
         """Write the end of the turn in one transaction, then publish its closing events.
@@ -186,6 +211,7 @@ class Settler:
         text, reasoning, layout = turn.texts()
         provider_state = turn.provider_state(self.providers.provider_of(run.model))
         usage = turn.call_usage()
+        items = turn.answer_items()
         values = {
             **turn.run_totals(),
             "lease_owner": None,
@@ -205,6 +231,7 @@ class Settler:
                     thread_id=run.thread_id,
                     run_id=run.id,
                     results=answers,
+                    items=items,
                 )
             send_ahead(conn)
             thread_store.save_message_text(
@@ -218,7 +245,7 @@ class Settler:
                 usage=usage,
             )
             if actions:
-                run_store.create_actions(conn, run_id=run.id, calls=actions)
+                run_store.create_actions(conn, run_id=run.id, calls=actions, approvals=approvals)
             run_store.append_events(conn, run_id=run.id, events=entries)
             return True
 
@@ -260,16 +287,26 @@ class Settler:
 
     async def _pause_for_tools(self, turn: Turn, calls: list[ToolCall]) -> None:
         """Hand the calls to the client; calls whose arguments could not be read are
-        answered here with a tool error and are not in the manifest."""
+        answered here with a tool error, and hosted calls the turn ran with their results:
+        neither is in the manifest."""
         run_id, invalid = turn.run.id, turn.acc.invalid
-        runnable = [c for c in calls if c.id not in invalid]
-        # Action ids are chosen here so the manifest and the rows agree.
-        action_ids = [new_id("act") for _ in runnable]
+        ran = {r.call_id for r in turn.ran}
+        runnable = [c for c in calls if c.id not in invalid and c.id not in ran]
+        # Action ids are chosen here so the manifest and the rows agree; a call that waits
+        # for an approval has its approval request's id.
+        asked, box = turn.approvals, turn.box
+        action_ids = [asked.get(c.id) or new_id("act") for c in runnable]
         manifest = ToolCallsEvent(
             run_id=run_id,
             message_id=turn.message_id,
             actions=[
-                ActionItem(action_id=aid, tool_call_id=c.id, name=c.name, arguments=c.arguments)
+                ActionItem(
+                    action_id=aid,
+                    tool_call_id=c.id,
+                    name=c.name,
+                    arguments=c.arguments,
+                    approval=box.hosted_of(c.name) if box and c.id in asked else None,
+                )
                 for aid, c in zip(action_ids, runnable, strict=True)
             ],
         )
@@ -277,12 +314,13 @@ class Settler:
             turn,
             RunStatus.ACTION_REQUIRED,
             manifest,
-            tool_calls=[c.model_dump() for c in calls],
+            tool_calls=turn.stored_calls(calls),
             actions=[
                 (aid, c.id, c.name, c.arguments)
                 for aid, c in zip(action_ids, runnable, strict=True)
             ],
             answers=turn.tool_errors(calls),
+            approvals=frozenset(asked.values()),
             expires_at=now() + self.settings.action_expiry_seconds,
         )
 
@@ -293,7 +331,7 @@ class Settler:
             turn,
             RunStatus.FAILED,
             error,
-            tool_calls=[c.model_dump() for c in calls] if calls else None,
+            tool_calls=turn.stored_calls(calls) if calls else None,
             answers=turn.tool_errors(calls),
             error_code=exc.code,
             error_message=exc.message,

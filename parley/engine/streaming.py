@@ -98,6 +98,7 @@ def build_request(
     *,
     spent: int = 0,
     window: int | None = None,
+    hosted: Sequence[ToolSpec] = (),
 ) -> tuple[ModelRequest, int]:
     """The model's view of the thread, and how many of its messages it leaves out: every
     stored message, in order, less what the run's ``truncation`` option and the model's
@@ -112,12 +113,20 @@ def build_request(
     what each message gives the model, worked out once: ``engine.history``).
 
     Raises ``InvalidRequest`` (``context_length_exceeded``) for an input the window cannot
-    hold."""
+    hold.
+
+    The model's tools are the run's functions and, as functions too, the ``hosted`` tools
+    the turn made ready (``engine.hosted``): the run's own entries of those kinds are not
+    sent."""
     parameters = call_parameters(run.parameters, run.options, run.output_tokens + spent)
+    tools = [
+        ToolSpec.model_validate(t) for t in run.tools if t.get("type", "function") == "function"
+    ]
+    tools += hosted
     truncation = (run.options or {}).get("truncation") or {}
     start = 0
     if truncation or window:
-        fixed = always_sent(run.instructions, run.tools)
+        fixed = always_sent(run.instructions, [t.model_dump() for t in tools])
         limit = None
         if window:
             limit = Window(window, answer_room(window, parameters.get("max_tokens")))
@@ -129,7 +138,7 @@ def build_request(
         model=model_id,
         messages=messages,
         instructions=run.instructions,
-        tools=[ToolSpec.model_validate(t) for t in run.tools],
+        tools=tools,
         parameters=parameters,
         options=ModelOptions.of(run.options),
     )
@@ -190,6 +199,7 @@ async def stream_answer(turn: Turn, providers: ProviderRegistry, metrics: Metric
             providers.provider_of(model),
             spent=turn.spent.output_tokens,
             window=providers.context_window(model),
+            hosted=turn.box.functions if turn.box is not None else (),
         )
         stream = provider.stream(request)
     call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)

@@ -9,6 +9,7 @@ database's event log at every checkpoint (``engine.checkpoints``) and when the t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from parley.store.records import Run
 from parley.types import ToolCall, Usage
 
 if TYPE_CHECKING:
+    from parley.engine.hosted.toolbox import Ran, Toolbox
     from parley.engine.streaming import StreamClock
 
 
@@ -67,6 +69,16 @@ class Turn:
     dropped: int | None = None
     #: Whom the turn's tokens count against (``engine.usage``); None: not counted.
     source: UsageSource | None = None
+    #: Headers a request brought for the servers of its hosted tools, by server label
+    #: (``engine.hosted``): held here only, never stored.
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The turn's hosted tools, once open; None: its run has none.
+    box: Toolbox | None = None
+    #: The hosted calls of the current answer that the turn ran, stored with it.
+    ran: list[Ran] = field(default_factory=list)
+    #: The hosted calls of the current answer that wait for the client's approval: the id
+    #: of each one's approval request, by call id.
+    approvals: dict[str, str] = field(default_factory=dict)
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -104,9 +116,23 @@ class Turn:
         return totals
 
     def tool_errors(self, calls: list[ToolCall]) -> list[tuple[str, str]]:
-        """``(call id, tool error)`` of the calls whose arguments could not be read."""
+        """``(call id, tool error)`` of the calls whose arguments could not be read, and
+        ``(call id, result)`` of the hosted calls the turn ran."""
         invalid = self.acc.invalid
-        return [(c.id, invalid[c.id]) for c in calls if c.id in invalid]
+        errors = [(c.id, invalid[c.id]) for c in calls if c.id in invalid]
+        return errors + [(r.call_id, r.content) for r in self.ran]
+
+    def answer_items(self) -> dict[str, dict[str, Any]]:
+        """The items of the hosted calls the turn ran, by call id."""
+        return {r.call_id: r.item for r in self.ran}
+
+    def stored_calls(self, calls: list[ToolCall]) -> list[dict[str, Any]]:
+        """The answer's calls as stored: a hosted one marked with its server and tool."""
+        if self.box is None:
+            return [c.model_dump() for c in calls]
+        ran = {r.call_id: r.item["id"] for r in self.ran}
+        box, asked = self.box, self.approvals
+        return [box.stored(c, ran.get(c.id), asked.get(c.id)) for c in calls]
 
     def usage(self) -> Usage:
         """The tokens of this turn's model calls."""

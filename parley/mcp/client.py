@@ -442,4 +442,8 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, MCPError):
         return exc.message
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if text:
+        return text  # said for people: no class names of ours or a library's
+    if isinstance(exc, TimeoutError):
+        return "it timed out"
+    return "the connection failed"

@@ -18,6 +18,7 @@ from parley import __version__
 from parley.config import Settings
 from parley.engine import Engine, UsageCounter
 from parley.errors import AuthenticationFailed
+from parley.mcp.servers import address_policy
 from parley.metrics import (
     UNAUTHORIZED_CODE,
     UNAUTHORIZED_MESSAGE,
@@ -162,6 +163,7 @@ def _lifespan(
             keys=KeyCache(settings.auth_cache_seconds),
             limits=limits,
             usage=usage,
+            mcp_addresses=address_policy(settings),
         )
         try:
             yield

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from parley.config import Settings
 from parley.engine import Engine, UsageCounter
 from parley.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
+from parley.mcp.addresses import AddressPolicy
 from parley.providers.registry import ProviderRegistry
 from parley.server.calls import Calls
 from parley.server.logs import USER_ID_KEY
@@ -33,6 +34,8 @@ class Services:
     usage: UsageCounter
     #: Chat completions in progress, which the drain waits for (``server.serving``).
     calls: Calls = field(default_factory=Calls)
+    #: Where an MCP ``server_url`` a request gives may point (``PARLEY_MCP_ALLOW_URLS``).
+    mcp_addresses: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 async def services(request: Request) -> Services:
@@ -96,6 +99,8 @@ class Caller:
     key_hash: str
     key_expires_at: float | None = None
     key_budget: int | None = None
+    #: The key's id (``key_...``): who may use an MCP server the operator registered.
+    key_id: str | None = None
 
 
 async def authenticated(
@@ -150,7 +155,7 @@ async def _caller_of(svc: Services, key_hash: str) -> Caller:
         raise refusal
     if owner.stale(at):
         await svc.db.write(user_store.stamp_key, key_id=owner.key_id, at=at)
-    return Caller(owner.user, key_hash, owner.expires_at, owner.daily_token_budget)
+    return Caller(owner.user, key_hash, owner.expires_at, owner.daily_token_budget, owner.key_id)
 
 
 async def current_user(request: Request, svc: Annotated[Services, Depends(services)]) -> User:

@@ -86,6 +86,8 @@ class Message(_Record):
     metadata: dict[str, Any] | None = None
     #: The tokens of the model call that wrote it (``tables.messages``), as ``Usage`` fields.
     usage: dict[str, int] | None = None
+    #: A hosted tool's item (``tables.messages``).
+    item: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +141,8 @@ class Action(_Record):
     status: str
     output: str | None
     created_at: float
+    #: None: a client's tool call; ``approval``: a hosted call awaiting approval.
+    kind: str | None = None
 
 
 @dataclass(slots=True)

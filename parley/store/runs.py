@@ -287,8 +287,10 @@ def create_actions(
     *,
     run_id: str,
     calls: Sequence[tuple[str, str, str, dict[str, Any]]],
+    approvals: frozenset[str] = frozenset(),
 ) -> list[Action]:
-    """One pending action per ``(action_id, tool_call_id, name, arguments)``."""
+    """One pending action per ``(action_id, tool_call_id, name, arguments)``; those whose
+    action id is among ``approvals`` wait for an approval (``kind`` ``approval``)."""
     t = now()
     rows = [
         Action(
@@ -301,6 +303,7 @@ def create_actions(
             status="pending",
             output=None,
             created_at=t,
+            kind="approval" if action_id in approvals else None,
         )
         for position, (action_id, call_id, name, arguments) in enumerate(calls)
     ]

@@ -290,6 +290,11 @@ messages = Table(
     #: written when the call ends. NULL for every other message, for one whose call has
     #: not ended, and for one no model call wrote (a run that ended before calling it).
     Column("usage", Json),
+    #: A hosted tool's item, as the run's output shows it (``engine.hosted``): an MCP
+    #: server's tool list (``mcp_list_tools``), a call the server ran (``mcp_call``, on the
+    #: ``tool`` message of its result), an approval given (``mcp_approval_response``). NULL
+    #: for every other message.
+    Column("item", Json),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),
 )
@@ -308,6 +313,9 @@ actions = Table(
     Column("output", Content),
     Column("created_at", Float, nullable=False),
     Column("completed_at", Float),
+    #: NULL: a call of a client's tool, answered with its output. ``approval``: a call of a
+    #: hosted tool the server runs once the client approves it (``engine.hosted``).
+    Column("kind", String(16)),
     UniqueConstraint("run_id", "tool_call_id"),
 )
 

@@ -283,6 +283,7 @@ def add_message(
     run_id: str | None = None,
     images: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
+    item: dict[str, Any] | None = None,
 ) -> Message:
     """Append a message to the thread (which must belong to the user)."""
     seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
@@ -297,6 +298,7 @@ def add_message(
         run_id=run_id,
         images=images,
         metadata=metadata,
+        item=item,
     )
     insert_messages(conn, user_id=user_id, rows=[msg])
     return msg
@@ -328,6 +330,7 @@ def new_message(
     layout: list[list[Any]] | None = None,
     metadata: dict[str, Any] | None = None,
     provider_state: dict[str, Any] | None = None,
+    item: dict[str, Any] | None = None,
 ) -> Message:
     return Message(
         id=new_id("msg"),
@@ -345,6 +348,7 @@ def new_message(
         layout=layout,
         metadata=metadata or None,
         provider_state=provider_state,
+        item=item,
     )
 
 
@@ -360,8 +364,10 @@ def add_tool_messages(
     thread_id: str,
     run_id: str,
     results: list[tuple[str, str]],
+    items: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Append one ``tool`` message per ``(tool_call_id, content)``, in order."""
+    """Append one ``tool`` message per ``(tool_call_id, content)``, in order; ``items``: the
+    hosted tool's item of a call the server ran, by its call id (``messages.item``)."""
     if not results:
         return
     last = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=len(results))
@@ -374,10 +380,29 @@ def add_tool_messages(
             content=content,
             tool_call_id=call_id,
             run_id=run_id,
+            item=(items or {}).get(call_id),
         )
         for i, (call_id, content) in enumerate(results)
     ]
     insert_messages(conn, user_id=user_id, rows=rows)
+
+
+def set_item(conn: Connection, *, message_id: str, item: dict[str, Any]) -> None:
+    """Give a message a hosted tool's item (an answer's placeholder that a tool listing
+    took the place of, before the model said anything)."""
+    conn.execute(update(messages).where(messages.c.id == message_id).values(item=item))
+
+
+def hosted_items(conn: Connection, *, thread_id: str, kind: str) -> list[dict[str, Any]]:
+    """The items of type ``kind`` that the thread's assistant messages hold (an MCP
+    server's tool lists), oldest first."""
+    query = (
+        select(messages.c.item)
+        .where(messages.c.thread_id == thread_id, messages.c.role == Role.ASSISTANT)
+        .order_by(messages.c.seq)
+    )
+    found = (row.item for row in conn.execute(query))
+    return [item for item in found if isinstance(item, dict) and item.get("type") == kind]
 
 
 def get_message(
@@ -485,6 +510,22 @@ def run_answers(conn: Connection, *, run_id: str) -> list[Message]:
         .order_by(messages.c.seq)
     )
     return [Message.from_row(r) for r in conn.execute(query).all()]
+
+
+def run_output(conn: Connection, *, run_id: str) -> list[Message]:
+    """The messages a run wrote that show as its output, in order: its assistant messages,
+    and the results of the hosted calls it ran (``messages.item``)."""
+    query = (
+        select(messages)
+        .where(
+            messages.c.run_id == run_id,
+            messages.c.role.in_((Role.ASSISTANT.value, Role.TOOL.value)),
+        )
+        .order_by(messages.c.seq)
+    )
+    found = (Message.from_row(r) for r in conn.execute(query).all())
+    # JSON columns keep a missing item as JSON null, not SQL NULL: told apart once read.
+    return [m for m in found if m.role == Role.ASSISTANT or m.item is not None]
 
 
 def run_tool_results(conn: Connection, *, run_id: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ manifest to :meth:`ToolHub.run_calls`; each :class:`ToolOutcome` becomes one too
     ToolHub.start(specs) ──> one session per server (stdio process or streamable HTTP)
     ToolHub.run_calls([(call_id, name, arguments), ...]) ──> [ToolOutcome, ...] in call order
 
-The hub's helpers, one job each: ``mcp_naming`` (the names and schemas a model sees),
+The hub's helpers, one job each: ``parley.mcp.naming`` (the names and schemas a model sees),
 ``mcp_connection`` (one server's session, restarted by the hub when it went down: once per
 call) and ``mcp_stderr`` (where a server's stderr goes, quoted in errors). Sessions, calls
 and a result's text for the model come from Parley's MCP layer, :mod:`parley.mcp`.
@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TextIO
 
+from parley.mcp.naming import exposed_names, parameters_schema
 from parley.terminal.mcp_config import ConfirmMode, ServerSpec
 from parley.terminal.mcp_connection import ServerConnection, ServerState
-from parley.terminal.mcp_naming import exposed_names, parameters_schema
 
 __all__ = [
     "DECLINED",

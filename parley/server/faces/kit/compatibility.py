@@ -49,7 +49,7 @@ def page() -> str:
             out += ["", "Response fields Parley does not fill:", ""]
             out += [f"- `{name}`: {what}." for name, what in unfilled.items()]
         out.append("")
-    out += ["## Tool types, on every face", "", "| type | rule | note |", "|---|---|---|"]
+    out += ["## Tool types", "", "| type | rule | note |", "|---|---|---|"]
     out += [_row(name, rule) for name, rule in TOOL_TYPES.items()]
     return "\n".join(out) + "\n"
 

@@ -98,7 +98,7 @@ def refused(note: str, asks: Callable[[Any], bool] = _given, when: str = "") -> 
 
 # ------------------------------------------------------------------------------ tables
 
-_HOSTED = "Parley runs no hosted tools"
+_HOSTED = "not yet among the tools Parley runs itself"
 _NO_FILES = "Parley has no files or vector stores"
 _OPENAI_HINT = "taken, not passed on: a hint for OpenAI's own servers"
 _CACHE = "passed on to OpenAI's APIs (openai-chat, openai-responses); others keep their own cache"
@@ -251,14 +251,18 @@ FACES: dict[str, dict[str, Rule]] = {
     "native": NATIVE,
 }
 
-#: Tool types, on every face: function tools are the client's to run; OpenAI's hosted tools
-#: are refused (400 naming ``tools[i].type``).
+#: Tool types: function tools are the client's to run; ``mcp`` the server runs (on the
+#: Responses API); OpenAI's other hosted tools are refused (400 naming ``tools[i].type``).
 TOOL_TYPES: dict[str, Rule] = {
     "function": supported("the client runs it: the answer (or run) hands the call back"),
+    "mcp": supported(
+        "Responses API only (refused elsewhere): the server lists and calls a remote MCP "
+        "server's tools in the turn, with approvals; see docs/mcp.md"
+    ),
     "file_search": refused(f"{_HOSTED}; {_NO_FILES}."),
     "code_interpreter": refused(f"{_HOSTED}."),
     "web_search": refused(f"{_HOSTED}."),
-    "any other type": refused(f"{_HOSTED}: mcp, computer use, image generation, custom, ..."),
+    "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
 }
 
 #: Response fields Parley answers but does not fill, by face.

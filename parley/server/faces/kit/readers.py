@@ -61,6 +61,9 @@ class Dialect:
     image_part: str = "image_url"
     refused_parts: frozenset[str] = frozenset()
     part_code: str = "unsupported_parameter"
+    #: Whether the face takes tools the server runs (``kit.hosted``), which ``read_tools``
+    #: then leaves to that reader.
+    hosted: bool = False
 
 
 CHAT = Dialect(nested=True, refused_parts=frozenset({"input_audio", "file"}))
@@ -71,6 +74,7 @@ RESPONSES = Dialect(
     image_part="input_image",
     refused_parts=frozenset({"input_file", "input_audio", "input_video"}),
     part_code="invalid_value",
+    hosted=True,
 )
 ASSISTANTS = Dialect(
     nested=True,
@@ -80,8 +84,9 @@ ASSISTANTS = Dialect(
     part_code="unsupported_content",
 )
 
-#: Tools OpenAI's servers run themselves; Parley hands every call to the client.
-_HOSTED = "Parley runs no hosted tools: give function tools, which your code runs."
+#: Tools the server runs itself (``kit.hosted``), on the faces that take them.
+HOSTED_KINDS = frozenset({"mcp"})
+_HOSTED = "give function tools, which your code runs"
 
 
 # ------------------------------------------------------------------------------- tools
@@ -89,7 +94,8 @@ _HOSTED = "Parley runs no hosted tools: give function tools, which your code run
 
 def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec], list[str]]:
     """Function tools, in the order given, and the names of those marked ``strict`` (taken,
-    not sent: no provider is asked for it). Names are unique. Raises ``InvalidRequest``."""
+    not sent: no provider is asked for it). Names are unique. The tools the server runs
+    are left to ``kit.hosted`` on a face that takes them. Raises ``InvalidRequest``."""
     tools: list[ToolSpec] = []
     strict: list[str] = []
     for i, tool in enumerate(given or ()):
@@ -97,8 +103,11 @@ def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec
         if not isinstance(tool, dict):
             raise invalid(where, "expected a tool object.")
         kind = tool.get("type", "function")
+        if dialect.hosted and isinstance(kind, str) and kind in HOSTED_KINDS:
+            continue
         if kind != "function":
-            problem = f"only function tools are supported (got {kind!r}). {_HOSTED}"
+            takes = "function and mcp tools" if dialect.hosted else "function tools"
+            problem = f"only {takes} are supported (got {kind!r}): {_HOSTED}."
             raise invalid(f"{where}.type", problem, dialect.tool_code)
         nested = "function" in tool if dialect.either else dialect.nested
         function = tool.get("function") if nested else tool

@@ -354,6 +354,9 @@ def message_items(
     given) are the call ids to show: the calls handed to the client, not those the server
     answered itself; with ``state``, its provider state (see the module's docstring)."""
     role = message.role
+    if message.item is not None:  # a hosted tool's item: a tool list, a call the server ran
+        yield hosted_item(message.item)
+        return
     if role == Role.TOOL:
         yield {
             "type": "function_call_output",
@@ -388,8 +391,35 @@ def message_items(
         thoughts = sum(1 for segment in found if segment.kind != "text")
         yield state_item(reasoning_id(message.id, thoughts + 1), blob, status)
     for call in message.tool_calls or ():
-        if calls is None or call["id"] in calls:
+        hosted = call.get("hosted")
+        if hosted is not None:  # the server ran it (its result shows it), or asks first
+            if hosted.get("approval_request_id"):
+                yield approval_request_item(hosted, call["arguments"])
+        elif calls is None or call["id"] in calls:
             yield call_item(message.id, call["id"], call["name"], call["arguments"])
+
+
+def hosted_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A hosted tool's stored item as the API shows it: a tool list has no status."""
+    if item.get("type") == "mcp_list_tools":
+        return {k: v for k, v in item.items() if k != "status"}
+    return dict(item)
+
+
+def approval_request_item(
+    hosted: dict[str, Any], arguments: dict[str, Any] | str
+) -> dict[str, Any]:
+    """The ``mcp_approval_request`` of a hosted call that waits for the client's approval
+    (its ``hosted`` mark: server, tool, and the request's id)."""
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return {
+        "type": "mcp_approval_request",
+        "id": hosted["approval_request_id"],
+        "server_label": hosted["server_label"],
+        "name": hosted["name"],
+        "arguments": arguments,
+    }
 
 
 class Segment(NamedTuple):

@@ -180,7 +180,7 @@ def read_response(
         run = run_store.get_run(conn, run_id=response_id, user_id=user_id, scratch=scratch)
     except NotFound:
         raise not_found(response_id) from None
-    answers = thread_store.run_answers(conn, run_id=run.id)
+    answers = thread_store.run_output(conn, run_id=run.id)
     calls = {a.tool_call_id for a in run_store.list_actions(conn, run_id=run.id)}
     return StoredResponse(run=run, answers=answers, calls=calls)
 

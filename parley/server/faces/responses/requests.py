@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
@@ -14,6 +14,7 @@ from parley.errors import InvalidRequest, ParleyError
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
+from parley.server.faces.kit.hosted import Who, read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
@@ -63,6 +64,8 @@ class Plan:
     store: bool
     #: The request, for what depends on the model's provider (``for_model``).
     body: ResponseCreate
+    #: The headers of the servers of its hosted tools, by label: the turn's, never kept.
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def for_model(planned: Plan, model: face_options.Capabilities) -> None:
@@ -89,6 +92,7 @@ async def start(svc: Services, user_id: str, planned: Plan, key_hash: str) -> Tu
                 messages=planned.messages,
                 config=planned.config,
                 source=UsageSource(key_hash, "responses"),
+                secrets=planned.secrets,
             )
         slot.hold_until(turn.when_done)
     return turn
@@ -121,6 +125,8 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
         options["tool_choice"] = choice
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
+    if body.max_tool_calls is not None:  # the calls of tools the server runs, per response
+        options["max_tool_calls"] = body.max_tool_calls
     # "auto" drops the oldest turns to fit the model's context window; "disabled" (the
     # default) fails a response that does not fit instead (``engine.context``).
     options["truncation"] = {"type": "auto" if body.truncation == "auto" else "disabled"}
@@ -182,6 +188,7 @@ async def plan(
     user_id: str,
     body: ResponseCreate,
     held: dict[str, Run] | None = None,
+    who: Who | None = None,
 ) -> Plan:
     """Check the request against the store and place its turn (``Engine.place``): on in its
     conversation, or after its previous response. ``held``: the responses a WebSocket
@@ -215,4 +222,16 @@ async def plan(
     with _named(previous, conversation):
         target = await svc.engine.place(user_id=user_id, target=wanted)
     config = run_config(body, body.model)
-    return Plan(target=target, messages=messages, config=config, store=store, body=body)
+    hosted = read_hosted(
+        body.tools, settings=svc.settings, policy=svc.mcp_addresses, who=who or Who(user_id)
+    )
+    if hosted.entries:
+        config = replace(config, tools=[*config.tools, *hosted.entries])
+    return Plan(
+        target=target,
+        messages=messages,
+        config=config,
+        store=store,
+        body=body,
+        secrets=hosted.secrets,
+    )

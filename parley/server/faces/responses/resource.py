@@ -71,8 +71,21 @@ def usage(counts: Usage) -> dict[str, Any]:
     }
 
 
+#: The fields of an ``mcp`` tool answered back, and their defaults (its ``headers`` and
+#: ``authorization`` are never kept, so never answered).
+_MCP_ECHO = {
+    "server_label": None,
+    "server_url": None,
+    "server_description": None,
+    "allowed_tools": None,
+    "require_approval": "always",
+    "headers": None,
+}
+
+
 def flat_tools(run: Run) -> list[dict[str, Any]]:
-    """The run's tools in the Responses API's flat function shape."""
+    """The run's tools as the request gave them: functions in the Responses API's flat
+    shape, hosted tools as kept."""
     strict = record_of(run).get("strict_tools") or []
     return [
         {
@@ -82,6 +95,8 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
             "parameters": t["function"].get("parameters"),
             "strict": t["function"]["name"] in strict,
         }
+        if t.get("type", "function") == "function"
+        else {"type": t["type"], **{k: t.get(k, d) for k, d in _MCP_ECHO.items()}}
         for t in run.tools
     ]
 

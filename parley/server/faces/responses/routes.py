@@ -16,10 +16,12 @@ from starlette.datastructures import Headers
 from parley.engine import Entry
 from parley.errors import InvalidRequest
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.faces.kit.hosted import who_of
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump
 from parley.server.faces.responses import compaction, reads, websocket
+from parley.server.faces.responses.dialect import Dialect, event_dialect
 from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate, wants_state
 from parley.server.faces.responses.requests import plan, start
 from parley.server.faces.responses.resource import (
@@ -29,11 +31,9 @@ from parley.server.faces.responses.resource import (
     response_object,
 )
 from parley.server.faces.responses.stream import (
-    Dialect,
     ResponseEvents,
     ResponseFrames,
     StateReader,
-    event_dialect,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events
@@ -78,7 +78,7 @@ async def _create(
     body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency, dialect: Dialect
 ) -> Made:
     user_id = caller.user.id
-    planned = await plan(svc, user_id=user_id, body=body)
+    planned = await plan(svc, user_id=user_id, body=body, who=who_of(caller))
     kept = (
         (body.background, "Background responses"),
         (idem.key, f"Responses with an {KEY_HEADER}"),

@@ -28,14 +28,16 @@ its translators for the kit's pump (``kit.streams``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import orjson
 
 from parley.engine import Entry
-from parley.errors import InvalidRequest, ParleyError
+from parley.errors import ParleyError
 from parley.server.faces.kit import sse
+from parley.server.faces.responses.dialect import REASONING_EVENTS, Dialect
+from parley.server.faces.responses.hosted import HostedItems
 from parley.server.faces.responses.items import (
     call_item,
     reasoning_id,
@@ -54,41 +56,6 @@ Event = dict[str, Any]
 #: closes one item and opens another takes six; a tool call manifest takes four per call,
 #: and a turn's calls stop long before this many times a checkpoint's worth of events.
 _PER_ENTRY = 8
-
-#: The request header that chooses the dialect of the stream's event names.
-DIALECT_HEADER = "X-Parley-Event-Names"
-Dialect = Literal["open-responses", "openai"]
-#: The names of the reasoning text's delta and done events, by dialect.
-_REASONING_EVENTS: dict[str, tuple[str, str]] = {
-    "open-responses": ("response.reasoning.delta", "response.reasoning.done"),
-    "openai": ("response.reasoning_text.delta", "response.reasoning_text.done"),
-}
-
-
-def event_dialect(headers: Iterable[tuple[str, str]]) -> Dialect:
-    """The dialect a request's headers ask for: ``X-Parley-Event-Names`` when sent, else
-    ``openai`` for OpenAI's generated SDKs (``X-Stainless-*`` headers: openai-node's stream
-    helper throws on a name it does not know), else ``open-responses``.
-
-    Raises:
-        InvalidRequest: ``X-Parley-Event-Names`` is neither dialect.
-    """
-    stainless = False
-    for name, value in headers:
-        name = name.lower()
-        if name == DIALECT_HEADER.lower():
-            chosen = value.strip().lower()
-            if chosen == "openai":
-                return "openai"
-            if chosen == "open-responses":
-                return "open-responses"
-            raise InvalidRequest(
-                f"{DIALECT_HEADER} must be openai or open-responses, not {value[:64]!r}.",
-                code="invalid_header",
-            )
-        stainless = stainless or name.startswith("x-stainless-")
-    return "openai" if stainless else "open-responses"
-
 
 _TERMINAL = {
     "completed": "response.completed",
@@ -132,9 +99,10 @@ class ResponseEvents:
     ) -> None:
         self.head = head
         #: The names of the reasoning text's events (``event_dialect``).
-        self.reasoning_events = _REASONING_EVENTS[dialect]
+        self.reasoning_events = REASONING_EVENTS[dialect]
         self.seq = -1
         self.output: list[dict[str, Any]] = []
+        self.hosted = HostedItems(self._event, self.output)
         #: How many items of a family (``text``, ``thought``) each message has shown.
         self.ordinals: dict[tuple[str, str], int] = {}
         self.open: _Open | None = None
@@ -223,6 +191,12 @@ class ResponseEvents:
             return self._delta(part, event["message_id"], event["text"])
         if kind == "tool_calls":
             return self._calls(orjson.loads(data))
+        if kind == "hosted_tool":
+            event, current = orjson.loads(data), self.open
+            events = self._close("completed")  # the answer so far, before the tool's items
+            if current is not None:
+                events += self._state(current.message_id, "completed")
+            return events + self.hosted.events(event["phase"], event["item"])
         if kind == "usage":
             self.usage = usage(Usage.model_validate_json(data))
         elif kind == "error":
@@ -370,6 +344,9 @@ class ResponseEvents:
         message_id = manifest.get("message_id") or self._last_message_id()
         events += self._state(message_id, "completed")
         for action in manifest["actions"]:
+            if action.get("approval"):  # the server runs it once approved
+                events += self.hosted.approval(action)
+                continue
             item = call_item(
                 message_id, action["tool_call_id"], action["name"], action["arguments"]
             )

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from parley.errors import InvalidRequest, NotFound, ParleyError, PayloadTooLarge
 from parley.server.deps import Caller, Services, authenticated
 from parley.server.errors import openai_error, validation_failed
+from parley.server.faces.kit.hosted import who_of
 from parley.server.faces.kit.streams import (
     no_items,
     pump,
@@ -38,15 +39,11 @@ from parley.server.faces.kit.streams import (
     to_socket,
 )
 from parley.server.faces.responses import reads
+from parley.server.faces.responses.dialect import Dialect, event_dialect
 from parley.server.faces.responses.protocol import WebSocketCreate, wants_state
 from parley.server.faces.responses.requests import plan, run_config, start
 from parley.server.faces.responses.resource import head
-from parley.server.faces.responses.stream import (
-    Dialect,
-    ResponseEvents,
-    ResponseMessages,
-    event_dialect,
-)
+from parley.server.faces.responses.stream import ResponseEvents, ResponseMessages
 from parley.store.records import Run
 from parley.store.runs import new_run
 from parley.types import RunStatus
@@ -128,7 +125,13 @@ class Connection:
             if body.generate is False:
                 await self.warm_up(body, named)
                 return
-            planned = await plan(self.svc, user_id=self.caller.user.id, body=body, held=self.held)
+            planned = await plan(
+                self.svc,
+                user_id=self.caller.user.id,
+                body=body,
+                held=self.held,
+                who=who_of(self.caller),
+            )
             if named != body.previous_response_id and planned.config.request is not None:
                 echoed = {**planned.config.request, "previous_response_id": named}  # as sent
                 planned.config = replace(planned.config, request=echoed)
@@ -188,7 +191,13 @@ class Connection:
             )
         self.svc.engine.profile(body.model)  # a model that does not exist is refused
         if body.input or body.previous_response_id is not None or body.conversation is not None:
-            await plan(self.svc, user_id=self.caller.user.id, body=body, held=self.held)
+            await plan(
+                self.svc,
+                user_id=self.caller.user.id,
+                body=body,
+                held=self.held,
+                who=who_of(self.caller),
+            )
         config = run_config(body, body.model)
         request = {**(config.request or {}), "previous_response_id": named}
         run = new_run(

@@ -1,0 +1,275 @@
+"""A turn's hosted tools, made ready (``HostedTools.open``) and run (``Toolbox.run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine.hosted import mcp
+from parley.events import HostedToolEvent
+from parley.mcp.client import CallResult, ListedTool, Listing
+from parley.mcp.naming import exposed_names
+from parley.metrics import Metrics
+from parley.store import threads as thread_store
+from parley.store.db import Database, new_id
+from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from parley.engine.turn import Turn
+
+
+#: Hosted calls one turn may make when its run sets no ``max_tool_calls``: a model that
+#: keeps calling tools ends its turn, rather than running for ever.
+MAX_CALLS = 64
+
+
+def hosted_entries(tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The entries of a run's ``tools`` the server runs (all but the client's functions)."""
+    return [t for t in tools if t.get("type", "function") != "function"]
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """One function the model sees, and the tool behind it."""
+
+    spec: ToolSpec
+    server: mcp.McpServer
+    tool: ListedTool
+    approval: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """A hosted call the turn ran: what the model is told, and its item."""
+
+    call_id: str
+    content: str
+    item: dict[str, Any]
+
+
+class HostedTools:
+    """The engine's registry of hosted tools: opens each turn's ``Toolbox``."""
+
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+        self.db = db
+        self.settings = settings
+        self.metrics = metrics
+        self.bounds = mcp.bounds_of(settings)
+        self._factory: Any = None
+
+    @property
+    def guarded(self) -> Any:
+        """The HTTP clients of servers a request names by URL: they reach only the
+        addresses the operator allows (``parley.mcp.addresses``)."""
+        if self._factory is None:
+            from parley.mcp.addresses import guarded_client_factory
+            from parley.mcp.servers import address_policy
+
+            self._factory = guarded_client_factory(address_policy(self.settings))
+        return self._factory
+
+    async def open(self, turn: Turn) -> Toolbox | None:
+        """The turn's hosted tools, listed (events and items of the listings made now), or
+        None when its run has none."""
+        entries = hosted_entries(turn.run.tools)
+        if not entries:
+            return None
+        most = (turn.run.options or {}).get("max_tool_calls")
+        box = Toolbox(self, turn, max_calls=most if isinstance(most, int) else MAX_CALLS)
+        await box.prepare(entries)
+        return box
+
+
+@dataclass(eq=False)
+class Toolbox:
+    """The hosted tools of one turn."""
+
+    hosted: HostedTools
+    turn: Turn
+    servers: list[mcp.McpServer] = field(default_factory=list)
+    offered: dict[str, Offered] = field(default_factory=dict)
+    #: The ``mcp_list_tools`` items listed by this turn, to store ahead of its answer.
+    listed: list[dict[str, Any]] = field(default_factory=list)
+    #: Hosted calls the turn may make (the run's ``max_tool_calls``, else ``MAX_CALLS``),
+    #: and has made.
+    max_calls: int = 0
+    made: int = 0
+
+    @property
+    def functions(self) -> list[ToolSpec]:
+        return [o.spec for o in self.offered.values()]
+
+    def owns(self, name: str) -> bool:
+        return name in self.offered
+
+    def needs_approval(self, name: str) -> bool:
+        return self.offered[name].approval
+
+    def stored(
+        self, call: ToolCall, item_id: str | None = None, approval_id: str | None = None
+    ) -> dict[str, Any]:
+        """A call as its answer stores it: a hosted one marked with its server and tool,
+        the id of its item once run, and the id of the approval it waits for."""
+        dumped = call.model_dump()
+        offered = self.offered.get(call.name)
+        if offered is not None:
+            dumped["hosted"] = {
+                "type": "mcp",
+                "server_label": offered.server.label,
+                "name": offered.tool.name,
+                "item_id": item_id,
+                "approval_request_id": approval_id,
+            }
+        return dumped
+
+    def hosted_of(self, name: str) -> dict[str, Any]:
+        """What an approval action says of the tool behind ``name``."""
+        offered = self.offered[name]
+        return {"type": "mcp", "server_label": offered.server.label, "name": offered.tool.name}
+
+    def calls_left(self) -> int | None:
+        """How many more hosted calls the turn may make."""
+        return max(0, self.max_calls - self.made)
+
+    async def prepare(self, entries: list[Mapping[str, Any]]) -> None:
+        turn, settings = self.turn, self.hosted.settings
+        known = await self.hosted.db.read(
+            thread_store.hosted_items, thread_id=turn.run.thread_id, kind="mcp_list_tools"
+        )
+        lists = {i["server_label"]: i for i in known if not i.get("error")}
+        tools: list[tuple[mcp.McpServer, ListedTool]] = []
+        for entry in entries:
+            if entry.get("type") != "mcp":
+                continue
+            label = str(entry["server_label"])
+            server = mcp.server_of(entry, settings, turn.secrets.get(label))
+            if isinstance(server, str):
+                self._listed(label, Listing([], error=server))
+                continue
+            self.servers.append(server)
+            kept = lists.get(label)
+            found = mcp.tools_of(kept) if kept is not None else (await self._list(server)).tools
+            tools += [(server, t) for t in found if server.offers(t)]
+        taken = {t["function"]["name"] for t in turn.run.tools if t.get("type") == "function"}
+        names = exposed_names([(s.label, t.name) for s, t in tools])
+        for (server, tool), name in zip(tools, names, strict=True):
+            if name in taken:
+                name = f"{server.label}__{name}"[:64]
+            spec = ToolSpec(
+                function=FunctionSpec(
+                    name=name,
+                    description=tool.description or "",
+                    parameters=tool.input_schema,
+                )
+            )
+            self.offered[name] = Offered(spec, server, tool, server.needs_approval(tool))
+
+    async def _list(self, server: mcp.McpServer) -> Listing:
+        item = mcp.listing_item(server.label, None)
+        self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="started", item=item))
+        began = time.perf_counter()
+        session = await mcp.connect(server, self.hosted.bounds, self.hosted.guarded)
+        listing = Listing([], error=session) if isinstance(session, str) else None
+        if listing is None:
+            assert not isinstance(session, str)
+            listing = await session.list_tools()
+            shown = [t for t in listing.tools if server.offers(t)]  # as OpenAI lists them
+            listing = Listing(shown, listing.error, listing.cut)
+        self._measure(server, "list", began, listing.error is not None)
+        self._listed(server.label, listing, item["id"])
+        return listing
+
+    def _listed(self, label: str, listing: Listing, item_id: str | None = None) -> None:
+        item = mcp.listing_item(label, listing, item_id)
+        if item_id is None:
+            started = {**item, "status": "in_progress", "tools": [], "error": None}
+            self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="started", item=started))
+        self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="done", item=item))
+        self.listed.append(item)
+
+    async def run(self, calls: list[ToolCall]) -> list[Ran]:
+        """Run the hosted ``calls`` of one answer at once; each one's events go out as it
+        starts and ends."""
+        self.made += len(calls)
+        return list(await asyncio.gather(*(self._run(call) for call in calls)))
+
+    async def _run(self, call: ToolCall, approval_request_id: str | None = None) -> Ran:
+        offered = self.offered[call.name]
+        server, tool = offered.server, offered.tool
+        item_id = new_id("mcp")
+        started = mcp.call_item(
+            server.label,
+            tool.name,
+            call.arguments,
+            item_id=item_id,
+            approval_request_id=approval_request_id,
+        )
+        run_id = self.turn.run.id
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="started", item=started))
+        began = time.perf_counter()
+        session = await mcp.connect(server, self.hosted.bounds, self.hosted.guarded)
+        if isinstance(session, str):
+            result = CallResult(None, session, failure="lost")
+        else:
+            result = await session.call(tool.name, call.arguments)
+        failed = result.error is not None
+        self._measure(server, "call", began, failed)
+        item = mcp.call_item(
+            server.label,
+            tool.name,
+            call.arguments,
+            item_id=item_id,
+            result=result,
+            approval_request_id=approval_request_id,
+        )
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
+        return Ran(call.id, mcp.told(result), item)
+
+    def _measure(self, server: mcp.McpServer, operation: str, began: float, failed: bool) -> None:
+        label = "other" if server.from_request else server.label  # no label a client makes up
+        self.hosted.metrics.hosted_call("mcp", label, operation, mcp.elapsed(began), failed)
+
+    async def aclose(self) -> None:
+        """Close the turn's connections."""
+        for server in self.servers:
+            await mcp.close(server)
+
+
+def store_listed(
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    run_id: str,
+    message_id: str,
+    items: list[dict[str, Any]],
+) -> str:
+    """Store a turn's tool listings ahead of its answer: the answer's placeholder (still
+    empty) takes the first, new messages the others, and a new placeholder follows them.
+    Returns the new placeholder's id."""
+    thread_store.set_item(conn, message_id=message_id, item=items[0])
+    for item in items[1:]:
+        thread_store.add_message(
+            conn,
+            user_id=user_id,
+            thread_id=thread_id,
+            role=Role.ASSISTANT,
+            content="",
+            run_id=run_id,
+            item=item,
+        )
+    placeholder = thread_store.add_message(
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        role=Role.ASSISTANT,
+        content="",
+        run_id=run_id,
+    )
+    return placeholder.id

@@ -1,0 +1,72 @@
+"""The Responses events of the tools the server runs (``engine.hosted``), from the run's
+``hosted_tool`` events and the approvals of its manifest.
+
+An MCP server's tool list: ``output_item.added``, ``mcp_list_tools.in_progress``, then
+``mcp_list_tools.completed`` (or ``.failed``) and ``output_item.done``. A call the server
+runs: ``output_item.added``, ``mcp_call_arguments.delta`` and ``.done``,
+``mcp_call.in_progress``, then ``mcp_call.completed`` (or ``.failed``) and
+``output_item.done``. A call waiting for the client's approval: its
+``mcp_approval_request`` item, added and done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from parley.server.faces.responses.items import approval_request_item, hosted_item
+
+Event = dict[str, Any]
+Make = Callable[..., Event]
+
+
+class HostedItems:
+    """The hosted items of one response's stream, by item id, in its ``output``."""
+
+    def __init__(self, make: Make, output: list[dict[str, Any]]) -> None:
+        self.make = make
+        self.output = output
+        self.index: dict[str, int] = {}
+
+    def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
+        """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
+        kind, item_id = item["type"], item["id"]
+        shown = hosted_item(item)
+        events: list[Event] = []
+        index = self.index.get(item_id)
+        if index is None:
+            index = self.index[item_id] = len(self.output)
+            self.output.append(shown)
+            added = {**shown, "status": "in_progress"} if kind == "mcp_call" else shown
+            if kind == "mcp_list_tools":
+                added = {**shown, "tools": []}
+            events.append(self.make("response.output_item.added", output_index=index, item=added))
+        where = {"item_id": item_id, "output_index": index}
+        if phase == "started":
+            if kind == "mcp_list_tools":
+                events.append(self.make("response.mcp_list_tools.in_progress", **where))
+            elif kind == "mcp_call":
+                arguments = item["arguments"]
+                events += [
+                    self.make("response.mcp_call_arguments.delta", **where, delta=arguments),
+                    self.make("response.mcp_call_arguments.done", **where, arguments=arguments),
+                    self.make("response.mcp_call.in_progress", **where),
+                ]
+            return events
+        self.output[index] = shown
+        outcome = "failed" if item.get("status") == "failed" else "completed"
+        if kind in ("mcp_list_tools", "mcp_call"):
+            events.append(self.make(f"response.{kind}.{outcome}", **where))
+        events.append(self.make("response.output_item.done", output_index=index, item=shown))
+        return events
+
+    def approval(self, action: dict[str, Any]) -> list[Event]:
+        """The ``mcp_approval_request`` of a manifest's approval action."""
+        hosted = {**action["approval"], "approval_request_id": action["action_id"]}
+        item = approval_request_item(hosted, action["arguments"])
+        index = len(self.output)
+        self.output.append(item)
+        return [
+            self.make("response.output_item.added", output_index=index, item=item),
+            self.make("response.output_item.done", output_index=index, item=item),
+        ]

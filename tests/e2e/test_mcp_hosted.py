@@ -1,0 +1,180 @@
+"""Remote MCP tools the server runs (``{"type": "mcp"}`` on ``/v1/responses``): against
+``parley serve`` (which allows MCP servers on 127.0.0.1), a real MCP server on loopback over
+streamable HTTP, and the fake upstream's ``auto`` model, which calls the first tool it is
+offered and answers with the results it is given."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.testing.fake_upstream import tool_results_text
+from tests.e2e.responses_helpers import create, get, openai_error, stream_create
+from tests.mcp.conftest import Serve, _servers
+
+AUTO = "fake/auto:2"
+
+
+@pytest.fixture(scope="module")
+def serve() -> Iterator[Serve]:
+    with _servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def mcp_url(serve: Serve) -> str:
+    return serve()
+
+
+def mcp_tool(url: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "mcp", "server_label": "tests", "server_url": url, **fields}
+
+
+def kinds(output: list[dict[str, Any]]) -> list[str]:
+    return [item["type"] for item in output]
+
+
+def upstream_requests(upstream: Any, since: int) -> list[dict[str, Any]]:
+    return list(upstream.requests[since:])
+
+
+def test_a_call_without_approval_runs_in_the_turn(
+    http: httpx.Client, upstream: Any, mcp_url: str
+) -> None:
+    before = len(upstream.requests)
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="never")
+    response = create(http, model=AUTO, input="say it", tools=[tool])
+    assert response["status"] == "completed", response
+    listed, call, message = response["output"]
+    assert listed["type"] == "mcp_list_tools" and listed["server_label"] == "tests"
+    assert [t["name"] for t in listed["tools"]] == ["echo"]
+    assert listed["tools"][0]["input_schema"]["properties"] == {"text": {"type": "string"}}
+    assert listed.get("error") is None and "status" not in listed
+    assert call["type"] == "mcp_call" and call["id"].startswith("mcp_")
+    assert (call["name"], call["server_label"], call["status"]) == ("echo", "tests", "completed")
+    assert json.loads(call["arguments"]) == {"text": "text 0"}
+    assert (call["output"], call["error"]) == ("text 0", None)
+    assert message["type"] == "message"
+    assert message["content"][0]["text"] == tool_results_text([("echo", "text 0")])
+    # The model saw the server's tool as a function, then its result.
+    first, second = upstream_requests(upstream, before)
+    assert [t["function"]["name"] for t in first["tools"]] == ["echo"]
+    assert second["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": first_call_id(second),
+        "content": "text 0",
+    }
+    # The stored response shows the same output; the tool is answered back, no secrets.
+    assert get(http, response["id"])["output"] == response["output"]
+    assert response["tools"] == [
+        {
+            "type": "mcp",
+            "server_label": "tests",
+            "server_url": mcp_url,
+            "server_description": None,
+            "allowed_tools": ["echo"],
+            "require_approval": "never",
+            "headers": None,
+        }
+    ]
+
+
+def first_call_id(request: dict[str, Any]) -> str:
+    calls = [m for m in request["messages"] if m.get("tool_calls")]
+    return str(calls[-1]["tool_calls"][0]["id"])
+
+
+def test_the_stream_shows_the_list_and_the_call(http: httpx.Client, mcp_url: str) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="never")
+    events = stream_create(http, model=AUTO, input="say it", tools=[tool])
+    names = [e["type"] for e in events]
+    start = names.index("response.mcp_list_tools.in_progress")
+    assert names[start - 1 : start + 3] == [
+        "response.output_item.added",
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.completed",
+        "response.output_item.done",
+    ]
+    at = names.index("response.mcp_call_arguments.delta")
+    assert names[at - 1 : at + 6] == [
+        "response.output_item.added",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.output_item.done",
+        "response.output_item.added",  # the answer's message
+    ]
+    added = events[at - 1]
+    assert added["item"]["type"] == "mcp_call" and added["item"]["status"] == "in_progress"
+    assert added["output_index"] == 1
+    done = events[at + 4]
+    assert done["item"]["output"] == "text 0" and done["item"]["status"] == "completed"
+    final = events[-1]["response"]
+    assert kinds(final["output"]) == ["mcp_list_tools", "mcp_call", "message"]
+
+
+def test_a_conversation_lists_a_server_once(
+    http: httpx.Client, upstream: Any, mcp_url: str
+) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="never")
+    first = create(http, model=AUTO, input="say it", tools=[tool])
+    again = create(http, model=AUTO, input="again", tools=[tool], previous_response_id=first["id"])
+    assert kinds(again["output"]) == ["mcp_call", "message"], again["output"]
+
+
+def test_a_tool_error_and_a_server_that_is_not_there(http: httpx.Client, serve: Serve) -> None:
+    url = serve()
+    failing = mcp_tool(url, allowed_tools=["fail"], require_approval="never")
+    response = create(http, model=AUTO, input="go", tools=[failing])
+    call = response["output"][1]
+    assert call["status"] == "failed" and call["output"] is None
+    assert call["error"] == {
+        "type": "mcp_tool_execution_error",
+        "content": [{"type": "text", "text": "message 0"}],
+    }
+    gone = mcp_tool("http://127.0.0.1:9/mcp", require_approval="never")
+    response = create(http, model=AUTO, input="go", tools=[gone])
+    assert response["status"] == "completed"
+    listed = response["output"][0]
+    assert listed["type"] == "mcp_list_tools" and listed["tools"] == []
+    assert "could not connect" in listed["error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://10.0.0.1/mcp", "private"),
+        ("http://169.254.169.254/latest", "metadata"),
+        ("http://[::1]/mcp", "loopback"),
+        ("ftp://example.com/mcp", "scheme"),
+    ],
+)
+def test_a_server_url_that_may_not_be_reached_is_a_400(
+    http: httpx.Client, url: str, why: str
+) -> None:
+    answer = http.post("/responses", json={"model": AUTO, "input": "x", "tools": [mcp_tool(url)]})
+    error = openai_error(answer, 400, "tools[0].server_url", "invalid_value")
+    assert why in error["message"], error
+
+
+def test_a_bad_mcp_tool_is_a_400_naming_its_field(http: httpx.Client, mcp_url: str) -> None:
+    cases = [
+        ({"server_label": "bad label"}, "tools[0].server_label"),
+        ({"require_approval": "sometimes"}, "tools[0].require_approval"),
+        ({"allowed_tools": "echo"}, "tools[0].allowed_tools"),
+        ({"headers": {"X": 1}}, "tools[0].headers"),
+        ({"connector_id": "connector_gmail"}, "tools[0].connector_id"),
+    ]
+    for fields, param in cases:
+        body = {"model": AUTO, "input": "x", "tools": [mcp_tool(mcp_url, **fields)]}
+        answer = http.post("/responses", json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == param, answer.text
+    unknown = {"model": AUTO, "input": "x", "tools": [{"type": "mcp", "server_label": "nope"}]}
+    answer = http.post("/responses", json=unknown)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "tools[0].server_url"
