@@ -11,13 +11,14 @@ from parley.engine.context import (
 from parley.engine.engine import Engine
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
-from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
 from parley.engine.usage import UsageCounter, UsageSource
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "CONTEXT_LENGTH_EXCEEDED",
+    "Approval",
     "Engine",
     "Entry",
     "ModelProfile",

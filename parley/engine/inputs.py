@@ -13,10 +13,20 @@ from parley.types import Role
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """A client's answer to the approval request ``request_id`` of a hosted call
+    (``engine.hosted.approvals``)."""
+
+    request_id: str
+    approve: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to store at the end of a thread before the turn: a user, system or
-    assistant message (with tool calls, ``[{"id", "name", "arguments"}]``), or a tool
-    result (``role`` tool with ``tool_call_id``)."""
+    assistant message (with tool calls, ``[{"id", "name", "arguments"}]``), a tool result
+    (``role`` tool with ``tool_call_id``), or an approval (``approval``, role user)."""
 
     role: Role
     content: str = ""
@@ -33,6 +43,9 @@ class NewMessage:
     #: What the provider keeps with an assistant message (``Message.provider_state``),
     #: given back by a client that holds it (a stateless Responses client).
     provider_state: dict[str, Any] | None = None
+    #: An answer to an approval request (a message of no text, kept as an
+    #: ``mcp_approval_response`` item and never shown to the model).
+    approval: Approval | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,6 +113,7 @@ class Launcher:
             dropped=dropped,
             source=source,
             secrets=secrets or {},
+            approved=claimed.approved,
         )
         self.turns[run.id] = turn
         turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")

@@ -16,6 +16,7 @@ from typing import Any
 from parley.config import Settings
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.hosted import HostedTools
+from parley.engine.hosted.toolbox import Ahead
 from parley.engine.settling import Settler
 from parley.engine.streaming import stream_answer
 from parley.engine.turn import Turn, TurnStopped
@@ -27,7 +28,7 @@ from parley.providers.options import ToolRule, tool_rule
 from parley.providers.registry import ProviderRegistry
 from parley.store.db import Database, new_id
 from parley.store.tables import TOOL_FIELD_LENGTH, without_nul
-from parley.types import RunStatus, ToolCall
+from parley.types import Role, RunStatus, ToolCall
 
 log = logging.getLogger("parley.engine")
 
@@ -147,11 +148,18 @@ class TurnRunner:
                 await asyncio.shield(turn.box.aclose())
 
     async def _open_hosted(self, turn: Turn) -> None:
-        """Make the run's hosted tools ready (``engine.hosted``); the tool lists made now
-        go ahead of the answer."""
-        turn.box = await self.hosted.open(turn)
-        if turn.box is not None and turn.box.listed:
-            await self.settler.store_listed(turn, turn.box.listed)
+        """Make the run's hosted tools ready (``engine.hosted``) and run the calls the
+        turn's messages approved; the tool lists and results made now go ahead of the
+        answer."""
+        box = turn.box = await self.hosted.open(turn)
+        if box is None:
+            return
+        rows = [Ahead(Role.ASSISTANT, item) for item in box.listed]
+        if turn.approved:
+            ran = await box.run_approved(turn.approved)
+            rows += [Ahead(Role.TOOL, r.item, r.content, r.call_id) for r in ran]
+        if rows:
+            await self.settler.store_ahead(turn, rows)
 
     async def _run_hosted(self, turn: Turn, calls: list[ToolCall]) -> bool:
         """Run the answer's hosted calls that need no approval, up to the run's

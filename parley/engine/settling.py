@@ -19,7 +19,7 @@ from parley.config import Settings
 from parley.engine import states
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.history import Item, items_of
-from parley.engine.hosted.toolbox import store_listed
+from parley.engine.hosted.toolbox import Ahead, store_ahead
 from parley.engine.hub import Entry
 from parley.engine.turn import Turn, TurnStopped
 from parley.errors import ParleyError
@@ -155,22 +155,29 @@ class Settler:
         turn.rounds += 1
         turn.settling = False
 
-    async def store_listed(self, turn: Turn, items: list[dict[str, Any]]) -> None:
-        """Store the tool lists a turn made before its model call, ahead of its answer:
-        the answer goes on in a new message after them (``hosted.store_listed``)."""
+    async def store_ahead(self, turn: Turn, rows: list[Ahead]) -> None:
+        """Store what a turn made before its model call (tool lists, approved calls run)
+        ahead of its answer, which goes on in a new message after them; the turn's context
+        takes the results of its calls (``hosted.store_ahead``)."""
         run = turn.run
 
-        def write(conn: Connection) -> str:
-            return store_listed(
+        def write(conn: Connection) -> tuple[str, list[Item]]:
+            placeholder = store_ahead(
                 conn,
                 user_id=run.user_id,
                 thread_id=run.thread_id,
                 run_id=run.id,
                 message_id=turn.message_id,
-                items=items,
+                rows=rows,
             )
+            after = turn.context[-1].message.seq if turn.context else 0
+            written = thread_store.messages_between(
+                conn, thread_id=run.thread_id, first=after + 1, last=2**31 - 1
+            )
+            return placeholder, items_of(m for m in written if m.id != placeholder)
 
-        turn.message_id = await self.db.write(write)
+        turn.message_id, added = await self.db.write(write)
+        turn.context = turn.context + added
 
     def _closing(
         self,

@@ -6,14 +6,17 @@ of the background work are in ``engine.sweeps``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from parley.engine import states
 from parley.engine.history import HistoryCache, Item, items_of
+from parley.engine.hosted import approvals
+from parley.engine.hosted.approvals import Answered, Approved
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.tool_results import check_tool_results
 from parley.errors import Conflict, InvalidRequest
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
@@ -44,6 +47,8 @@ class Claim:
     context: list[Item]
     #: The assistant as read by the claim (first turns only).
     assistant: Assistant | None = None
+    #: Hosted calls the turn's messages approved, for the turn to run first.
+    approved: list[Approved] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -190,11 +195,13 @@ def claim_items(
     them must be answered); a tool result must answer a call of the thread or of
     ``messages``, once."""
     check_model(config.model)
-    thread, context = _open_thread(
+    thread, context, answered = _open_thread(
         conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
     )
+    approvals.check_taken(messages, answered)
+    messages = [*messages, *answered.denied]
     thread_id = thread.id
-    caller_of = _check_tool_results(context, messages)
+    caller_of = check_tool_results(context, messages)
     last = thread_store.reserve_seqs(
         conn, user_id=user_id, thread_id=thread_id, count=len(messages) + 1
     )
@@ -223,7 +230,8 @@ def claim_items(
         thread_id=thread_id, seq=last, role=Role.ASSISTANT, content="", run_id=run.id
     )
     thread_store.insert_messages(conn, user_id=user_id, rows=[*rows, placeholder])
-    return Claim(run=run, message_id=placeholder.id, context=context + items_of(rows))
+    context = context + items_of(rows)
+    return Claim(run=run, message_id=placeholder.id, context=context, approved=answered.approved)
 
 
 def append_messages(
@@ -238,10 +246,17 @@ def append_messages(
     """Store ``messages`` at the end of a thread with no turn running (a new thread with
     ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
     target = ThreadTarget(thread_id=thread_id, metadata=metadata or {})
-    thread, context = _open_thread(
+    thread, context, answered = _open_thread(
         conn, user_id=user_id, target=target, messages=messages, history=history
     )
-    caller_of = _check_tool_results(context, messages)
+    if answered.approved:  # running them is a turn's work
+        raise InvalidRequest(
+            "Approvals are answered by a turn: send them with the next response.",
+            code="approval_needs_turn",
+        )
+    approvals.check_taken(messages, answered)
+    messages = [*messages, *answered.denied]
+    caller_of = check_tool_results(context, messages)
     if not messages:
         return thread, []
     last = thread_store.reserve_seqs(
@@ -261,10 +276,11 @@ def _open_thread(
     messages: list[NewMessage],
     history: HistoryCache | None,
     lease: Lease | None = None,
-) -> tuple[Thread, list[Item]]:
+) -> tuple[Thread, list[Item], Answered]:
     """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
     thread holding copies of the target's messages up to ``fork_after``); or the target,
-    whose ``action_required`` run the tool results among ``messages`` answer. A new thread
+    whose ``action_required`` run the tool results and approvals among ``messages``
+    answer (what they answered, last). A new thread
     of a ``scratch`` target is a scratch one, held for as long as ``lease``; the target's
     thread may be a scratch one when it is ``held``."""
     until = None
@@ -274,7 +290,7 @@ def _open_thread(
         thread = thread_store.create_thread(
             conn, user_id=user_id, metadata=target.metadata, scratch_until=until
         )
-        return thread, []
+        return thread, [], Answered()
     source = thread_store.get_thread(
         conn, user_id=user_id, thread_id=target.thread_id, scratch=target.held
     )
@@ -289,12 +305,12 @@ def _open_thread(
             thread_id=thread.id,
             until_seq=target.fork_after,
         )
-        return thread, items_of(copied)
-    _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
+        return thread, items_of(copied), Answered()
+    answered = _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
     # Locked after its active run, as every writer locks them: the context, and the checks
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
     thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id, scratch=target.held)
-    return source, read_context(conn, history, thread_id=source.id)
+    return source, read_context(conn, history, thread_id=source.id), answered
 
 
 #: The histories of callers that keep none (tests calling a transaction alone).
@@ -327,6 +343,7 @@ def _message_rows(
             layout=m.layout,
             metadata=m.metadata,
             provider_state=m.provider_state,
+            item=approvals.response_item(m.approval) if m.approval else None,
         )
         for i, m in enumerate(messages)
     ]
@@ -334,30 +351,33 @@ def _message_rows(
 
 def _answer_pending_calls(
     conn: Connection, *, user_id: str, thread_id: str, messages: list[NewMessage]
-) -> None:
-    """Close the thread's active run with the tool results among ``messages``: an
-    ``action_required`` run whose pending calls they all answer is ``completed``; any
-    other active run keeps the thread busy."""
+) -> Answered:
+    """Close the thread's active run with the tool results and approvals among
+    ``messages``: an ``action_required`` run whose pending calls they all answer is
+    ``completed``; any other active run keeps the thread busy. Answers what the
+    approvals answered (``hosted.approvals``)."""
     active_id = run_store.active_run_id(conn, thread_id=thread_id)
     if active_id is None:
-        return
+        return Answered()
     # The thread was found for this caller: its run is theirs to answer (scratch or not).
     run = run_store.lock_run(conn, run_id=active_id, user_id=user_id, scratch=True)
     if expire_if_overdue(conn, run):
-        return
+        return Answered()
     if run.status != RunStatus.ACTION_REQUIRED:
         ensure_idle(conn, thread_id=thread_id)
-        return
+        return Answered()
     outputs = {m.tool_call_id: m.content for m in messages if m.role == Role.TOOL}
     pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
+    answered, approved = approvals.answer(conn, run, pending, messages)
     for action in pending:
-        if action.tool_call_id not in outputs:
+        if action.kind != "approval" and action.tool_call_id not in outputs:
             raise InvalidRequest(  # no message is at fault: one is missing
                 f"No tool output found for function call {action.tool_call_id}.",
                 code="tool_output_missing",
             )
     for action in pending:
-        run_store.complete_action(conn, action_id=action.id, output=outputs[action.tool_call_id])
+        output = approved.get(action.id) or outputs[action.tool_call_id]
+        run_store.complete_action(conn, action_id=action.id, output=output)
     # completed now; its turn ended when it paused (``paused_at``, kept)
     states.move(
         conn,
@@ -367,45 +387,7 @@ def _answer_pending_calls(
         completed_at=now(),
         expires_at=None,
     )
-
-
-def _check_tool_results(context: list[Item], messages: list[NewMessage]) -> dict[str, str]:
-    """Refuse a tool result for a call that is in neither the thread nor ``messages``, or
-    that is answered already (the error's ``message_index`` is the result's index in
-    ``messages``); returns the run of each call of the thread (by call id)."""
-    caller_of: dict[str, str] = {}
-    known: set[str] = set()
-    answered: set[str] = set()
-    if not any(new.tool_call_id is not None for new in messages):
-        return caller_of
-    for item in context:
-        m = item.message
-        for call in m.tool_calls or ():
-            known.add(call["id"])
-            if m.run_id:
-                caller_of[call["id"]] = m.run_id
-        if m.role == Role.TOOL and m.tool_call_id:
-            answered.add(m.tool_call_id)
-    for index, new in enumerate(messages):
-        for call in new.tool_calls or ():
-            known.add(call["id"])
-        call_id = new.tool_call_id
-        if new.role != Role.TOOL or call_id is None:
-            continue
-        if call_id not in known:
-            raise InvalidRequest(
-                f"No tool call found for function call output with call_id {call_id}.",
-                code="tool_call_not_found",
-                message_index=index,
-            )
-        if call_id in answered:
-            raise InvalidRequest(
-                f"The function call {call_id} has an output already.",
-                code="duplicate_tool_output",
-                message_index=index,
-            )
-        answered.add(call_id)
-    return caller_of
+    return answered
 
 
 def add_message(

@@ -25,6 +25,7 @@ from parley.store.records import Run
 from parley.types import ToolCall, Usage
 
 if TYPE_CHECKING:
+    from parley.engine.hosted.approvals import Approved
     from parley.engine.hosted.toolbox import Ran, Toolbox
     from parley.engine.streaming import StreamClock
 
@@ -79,6 +80,8 @@ class Turn:
     #: The hosted calls of the current answer that wait for the client's approval: the id
     #: of each one's approval request, by call id.
     approvals: dict[str, str] = field(default_factory=dict)
+    #: Hosted calls the turn's messages approved: run before its first model call.
+    approved: list[Approved] = field(default_factory=list)
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:

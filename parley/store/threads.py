@@ -387,10 +387,19 @@ def add_tool_messages(
     insert_messages(conn, user_id=user_id, rows=rows)
 
 
-def set_item(conn: Connection, *, message_id: str, item: dict[str, Any]) -> None:
-    """Give a message a hosted tool's item (an answer's placeholder that a tool listing
-    took the place of, before the model said anything)."""
-    conn.execute(update(messages).where(messages.c.id == message_id).values(item=item))
+def fill_placeholder(
+    conn: Connection,
+    *,
+    message_id: str,
+    role: str,
+    content: str,
+    tool_call_id: str | None,
+    item: dict[str, Any],
+) -> None:
+    """Make an answer's placeholder, still empty, a hosted tool's message (a tool list, a
+    call's result) that its turn stores ahead of the answer."""
+    values = {"role": role, "content": content, "tool_call_id": tool_call_id, "item": item}
+    conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
 
 
 def hosted_items(conn: Connection, *, thread_id: str, kind: str) -> list[dict[str, Any]]:

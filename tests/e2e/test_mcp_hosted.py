@@ -178,3 +178,98 @@ def test_a_bad_mcp_tool_is_a_400_naming_its_field(http: httpx.Client, mcp_url: s
     unknown = {"model": AUTO, "input": "x", "tools": [{"type": "mcp", "server_label": "nope"}]}
     answer = http.post("/responses", json=unknown)
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "tools[0].server_url"
+
+
+# ----------------------------------------------------------------------------- approvals
+
+
+def test_a_call_that_needs_approval_waits_for_it_then_runs(
+    http: httpx.Client, upstream: Any, mcp_url: str
+) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"])  # approval: "always", by default
+    asked = create(http, model=AUTO, input="say it", tools=[tool])
+    assert asked["status"] == "completed"
+    assert kinds(asked["output"]) == ["mcp_list_tools", "mcp_approval_request"]
+    request = asked["output"][1]
+    assert request["id"].startswith("mcpr_") and request["server_label"] == "tests"
+    assert (request["name"], json.loads(request["arguments"])) == ("echo", {"text": "text 0"})
+    before = len(upstream.requests)
+    approval = {
+        "type": "mcp_approval_response",
+        "approval_request_id": request["id"],
+        "approve": True,
+    }
+    done = create(
+        http, model=AUTO, input=[approval], tools=[tool], previous_response_id=asked["id"]
+    )
+    assert kinds(done["output"]) == ["mcp_call", "message"], done["output"]
+    call = done["output"][0]
+    assert call["approval_request_id"] == request["id"]
+    assert (call["output"], call["status"]) == ("text 0", "completed")
+    assert done["output"][1]["content"][0]["text"] == tool_results_text([("echo", "text 0")])
+    (sent,) = upstream_requests(upstream, before)  # one model call: the tool ran first
+    assert sent["messages"][-1]["role"] == "tool" and sent["messages"][-1]["content"] == "text 0"
+    # The approval is answered: sending it again finds nothing waiting.
+    again = http.post(
+        "/responses",
+        json={
+            "model": AUTO,
+            "input": [approval],
+            "tools": [tool],
+            "previous_response_id": done["id"],
+        },
+    )
+    openai_error(again, 400, "input", "approval_request_not_found")
+
+
+def test_a_denied_call_is_not_run_and_the_model_is_told(
+    http: httpx.Client, upstream: Any, mcp_url: str
+) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="always")
+    asked = create(http, model=AUTO, input="say it", tools=[tool])
+    request = asked["output"][-1]
+    before = len(upstream.requests)
+    denial = {
+        "type": "mcp_approval_response",
+        "approval_request_id": request["id"],
+        "approve": False,
+        "reason": "not now",
+    }
+    done = create(http, model=AUTO, input=[denial], tools=[tool], previous_response_id=asked["id"])
+    assert kinds(done["output"]) == ["message"], done["output"]
+    (sent,) = upstream_requests(upstream, before)
+    told = sent["messages"][-1]
+    assert told["role"] == "tool" and "did not approve" in told["content"]
+    assert "not now" in told["content"]
+
+
+def test_an_approval_must_answer_the_waiting_request(http: httpx.Client, mcp_url: str) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"])
+    asked = create(http, model=AUTO, input="say it", tools=[tool])
+    body = {"model": AUTO, "tools": [tool], "previous_response_id": asked["id"]}
+    missing = http.post("/responses", json={**body, "input": "and?"})
+    openai_error(missing, 400, "input", "approval_response_missing")
+    wrong = {"type": "mcp_approval_response", "approval_request_id": "mcpr_nope", "approve": True}
+    answer = http.post("/responses", json={**body, "input": [wrong]})
+    assert answer.status_code == 400, answer.text
+    bad = {"type": "mcp_approval_response", "approval_request_id": "x", "approve": "yes"}
+    answer = http.post("/responses", json={**body, "input": [bad]})
+    openai_error(answer, 400, "input[0].approve", "invalid_value")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"never": {"tool_names": ["echo"]}},
+        {"always": {"tool_names": ["add"]}, "never": {"tool_names": ["echo"]}},
+    ],
+)
+def test_approval_filters_by_tool_name(http: httpx.Client, mcp_url: str, policy: Any) -> None:
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval=policy)
+    response = create(http, model=AUTO, input="say it", tools=[tool])
+    assert kinds(response["output"]) == ["mcp_list_tools", "mcp_call", "message"]
+    asked = mcp_tool(
+        mcp_url, allowed_tools=["echo"], require_approval={"always": {"tool_names": ["echo"]}}
+    )
+    response = create(http, model=AUTO, input="say it", tools=[asked])
+    assert kinds(response["output"]) == ["mcp_list_tools", "mcp_approval_request"]

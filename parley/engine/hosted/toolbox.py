@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from parley.config import Settings
 from parley.engine.hosted import mcp
+from parley.engine.hosted.approvals import Approved
 from parley.events import HostedToolEvent
 from parley.mcp.client import CallResult, ListedTool, Listing
 from parley.mcp.naming import exposed_names
@@ -42,6 +43,17 @@ class Offered:
     server: mcp.McpServer
     tool: ListedTool
     approval: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """A message a turn stores ahead of its answer: a tool list, or the result of a call
+    it ran once approved."""
+
+    role: Role
+    item: dict[str, Any]
+    content: str = ""
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +88,9 @@ class HostedTools:
 
     async def open(self, turn: Turn) -> Toolbox | None:
         """The turn's hosted tools, listed (events and items of the listings made now), or
-        None when its run has none."""
+        None when its run has none and its messages approved no call."""
         entries = hosted_entries(turn.run.tools)
-        if not entries:
+        if not entries and not turn.approved:
             return None
         most = (turn.run.options or {}).get("max_tool_calls")
         box = Toolbox(self, turn, max_calls=most if isinstance(most, int) else MAX_CALLS)
@@ -199,6 +211,40 @@ class Toolbox:
         self.made += len(calls)
         return list(await asyncio.gather(*(self._run(call) for call in calls)))
 
+    async def run_approved(self, approved: list[Approved]) -> list[Ran]:
+        """Run the calls the client approved (a call of a server this turn does not have is
+        answered with an error saying so)."""
+        by_tool = {(o.server.label, o.tool.name): name for name, o in self.offered.items()}
+        runs = []
+        for call in approved:
+            name = by_tool.get((call.server_label, call.tool))
+            if name is None:
+                runs.append(self._absent(call))
+                continue
+            self.made += 1
+            runs.append(
+                self._run(
+                    ToolCall(id=call.call_id, name=name, arguments=call.arguments), call.request_id
+                )
+            )
+        return list(await asyncio.gather(*runs))
+
+    async def _absent(self, call: Approved) -> Ran:
+        why = (
+            f"the MCP server {call.server_label!r} (or its tool {call.tool!r}) is not among "
+            "this response's tools: send the mcp tool again with the approval"
+        )
+        item = mcp.call_item(
+            call.server_label,
+            call.tool,
+            call.arguments,
+            item_id=new_id("mcp"),
+            result=CallResult(None, why, failure="protocol"),
+            approval_request_id=call.request_id,
+        )
+        self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="done", item=item))
+        return Ran(call.call_id, f"Error: {why}", item)
+
     async def _run(self, call: ToolCall, approval_request_id: str | None = None) -> Ran:
         offered = self.offered[call.name]
         server, tool = offered.server, offered.tool
@@ -241,35 +287,39 @@ class Toolbox:
             await mcp.close(server)
 
 
-def store_listed(
+def store_ahead(
     conn: Connection,
     *,
     user_id: str,
     thread_id: str,
     run_id: str,
     message_id: str,
-    items: list[dict[str, Any]],
+    rows: list[Ahead],
 ) -> str:
-    """Store a turn's tool listings ahead of its answer: the answer's placeholder (still
-    empty) takes the first, new messages the others, and a new placeholder follows them.
-    Returns the new placeholder's id."""
-    thread_store.set_item(conn, message_id=message_id, item=items[0])
-    for item in items[1:]:
+    """Store what a turn made before its model call ahead of its answer (its tool lists,
+    the calls it ran once approved): the answer's placeholder, still empty, takes the first
+    row, new messages the others, and a new placeholder follows them. Returns its id."""
+    first, *rest = rows
+    thread_store.fill_placeholder(
+        conn,
+        message_id=message_id,
+        role=first.role,
+        content=first.content,
+        tool_call_id=first.tool_call_id,
+        item=first.item,
+    )
+    for row in rest:
         thread_store.add_message(
             conn,
             user_id=user_id,
             thread_id=thread_id,
-            role=Role.ASSISTANT,
-            content="",
+            role=row.role,
+            content=row.content,
+            tool_call_id=row.tool_call_id,
             run_id=run_id,
-            item=item,
+            item=row.item,
         )
     placeholder = thread_store.add_message(
-        conn,
-        user_id=user_id,
-        thread_id=thread_id,
-        role=Role.ASSISTANT,
-        content="",
-        run_id=run_id,
+        conn, user_id=user_id, thread_id=thread_id, role=Role.ASSISTANT, content="", run_id=run_id
     )
     return placeholder.id

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from parley.errors import ParleyError
 
 #: Engine errors about the messages as a whole, with no one message at fault.
-ABOUT_THE_MESSAGES = frozenset({"tool_output_missing"})
+ABOUT_THE_MESSAGES = frozenset({"tool_output_missing", "approval_response_missing"})
 
 
 def about_messages(exc: ParleyError) -> bool:

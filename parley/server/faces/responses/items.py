@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from parley.engine import NewMessage
+from parley.engine import Approval, NewMessage
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_parts
 from parley.store.records import Message
@@ -227,12 +227,31 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
         elif kind == "compaction":
             flush()
             out.append(NewMessage(role=Role.SYSTEM, content=_compaction_text(item, index)))
+        elif kind == "mcp_approval_response":
+            flush()
+            out.append(NewMessage(role=Role.USER, approval=_approval(item, index)))
+        elif kind in ("mcp_list_tools", "mcp_approval_request"):
+            continue  # the server's own items, sent back: its thread keeps them already
         elif kind == "item_reference":
             raise _bad(index, "id", "names no item of yours.")
         else:
             raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
     flush()
     return out
+
+
+def _approval(item: dict[str, Any], index: int) -> Approval:
+    """An ``mcp_approval_response`` item's answer."""
+    request_id = item.get("approval_request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise _bad(index, "approval_request_id", "expected the approval request's id.")
+    approve = item.get("approve")
+    if not isinstance(approve, bool):
+        raise _bad(index, "approve", "expected true or false.")
+    reason = item.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise _bad(index, "reason", "expected a string.")
+    return Approval(request_id=request_id, approve=approve, reason=reason)
 
 
 def _joins(current: _Assistant, text: str, state: dict[str, Any] | None) -> bool:

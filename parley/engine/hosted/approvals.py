@@ -1,0 +1,143 @@
+"""Approvals of hosted calls: the client's answers to the calls a run waits on.
+
+A hosted call that needs approval pauses its run as ``action_required`` with an action of
+kind ``approval`` (its id is the approval request's id). The next turn's messages carry
+the answer (``NewMessage.approval``): stored as an ``mcp_approval_response`` item, it
+completes the action; an approved call is run by that turn before its model call
+(``Claim.approved``), a denied one is answered at once with a tool result that says so.
+The pause is the run's own, in the database: it survives a restart and is answered on
+any replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from parley.engine.inputs import Approval, NewMessage
+from parley.errors import InvalidRequest
+from parley.store import threads as thread_store
+from parley.store.db import new_id
+from parley.store.records import Action, Run
+from parley.types import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Approved:
+    """A hosted call the client approved, for the next turn to run."""
+
+    call_id: str
+    arguments: dict[str, Any]
+    server_label: str
+    tool: str
+    request_id: str
+
+
+@dataclass(slots=True)
+class Answered:
+    """What the messages of a turn answered of the run its thread waited on."""
+
+    approved: list[Approved] = field(default_factory=list)
+    #: Tool results saying a call was denied, to store with the turn's messages.
+    denied: list[NewMessage] = field(default_factory=list)
+    #: The approval requests answered.
+    taken: set[str] = field(default_factory=set)
+
+
+def approvals_of(messages: Sequence[NewMessage]) -> dict[str, tuple[int, Approval]]:
+    """The approvals among ``messages``, by request id, with their index."""
+    found: dict[str, tuple[int, Approval]] = {}
+    for index, m in enumerate(messages):
+        if m.approval is None:
+            continue
+        if m.approval.request_id in found:
+            raise InvalidRequest(
+                f"The approval request {m.approval.request_id} is answered twice.",
+                code="duplicate_approval_response",
+                message_index=index,
+            )
+        found[m.approval.request_id] = (index, m.approval)
+    return found
+
+
+def missing_approval(action: Action) -> InvalidRequest:
+    return InvalidRequest(  # no message is at fault: one is missing
+        f"No approval response found for approval request {action.id} (the call of {action.name}).",
+        code="approval_response_missing",
+    )
+
+
+def check_taken(messages: Sequence[NewMessage], answered: Answered) -> None:
+    """Refuse an approval that answers no request the thread's run waits on."""
+    for request_id, (index, _) in approvals_of(messages).items():
+        if request_id not in answered.taken:
+            raise InvalidRequest(
+                f"No call waits for the approval request {request_id}: it was answered "
+                "already, its run ended, or it is another conversation's.",
+                code="approval_request_not_found",
+                message_index=index,
+            )
+
+
+def answer(
+    conn: Connection, run: Run, pending: list[Action], messages: Sequence[NewMessage]
+) -> tuple[Answered, dict[str, str]]:
+    """The approvals among ``messages`` of the approval actions ``pending`` of ``run``:
+    what they answer, and the output each of those actions completes with."""
+    given = approvals_of(messages)
+    answered, outputs = Answered(), dict[str, str]()
+    asked = [a for a in pending if a.kind == "approval"]
+    if not asked:
+        return answered, outputs
+    marks = _hosted_marks(conn, run)
+    for action in asked:
+        if action.id not in given:
+            raise missing_approval(action)
+        _, approval = given[action.id]
+        answered.taken.add(action.id)
+        outputs[action.id] = "approved" if approval.approve else "denied"
+        mark = marks.get(action.tool_call_id, {})
+        if approval.approve:
+            answered.approved.append(
+                Approved(
+                    call_id=action.tool_call_id,
+                    arguments=action.arguments,
+                    server_label=str(mark.get("server_label", "")),
+                    tool=str(mark.get("name", action.name)),
+                    request_id=action.id,
+                )
+            )
+            continue
+        why = f" The reason given: {approval.reason}" if approval.reason else ""
+        answered.denied.append(
+            NewMessage(
+                role=Role.TOOL,
+                content=f"Not run: the user did not approve this call.{why}",
+                tool_call_id=action.tool_call_id,
+            )
+        )
+    return answered, outputs
+
+
+def _hosted_marks(conn: Connection, run: Run) -> dict[str, dict[str, Any]]:
+    """The hosted marks of the run's calls (``Toolbox.stored``), by call id."""
+    marks: dict[str, dict[str, Any]] = {}
+    for message in thread_store.run_answers(conn, run_id=run.id):
+        for call in message.tool_calls or ():
+            if call.get("hosted"):
+                marks[call["id"]] = call["hosted"]
+    return marks
+
+
+def response_item(approval: Approval) -> dict[str, Any]:
+    """The ``mcp_approval_response`` item an approval is stored as."""
+    return {
+        "type": "mcp_approval_response",
+        "id": new_id("mcpa"),
+        "approval_request_id": approval.request_id,
+        "approve": approval.approve,
+        "reason": approval.reason,
+    }
