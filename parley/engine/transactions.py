@@ -123,7 +123,8 @@ def claim_queued(
         thread_id=run.thread_id, seq=seq, role=Role.ASSISTANT, content="", run_id=run.id
     )
     thread_store.insert_messages(conn, user_id=user_id, rows=[placeholder])
-    return Claim(run=run, message_id=placeholder.id, context=context)
+    approved = approvals.waiting(conn, run, context)
+    return Claim(run=run, message_id=placeholder.id, context=context, approved=approved)
 
 
 def claim_first(
@@ -466,7 +467,9 @@ def store_outputs(
     conn: Connection, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
 ) -> Run | None:
     """Store ``(tool_call_id, output)`` pairs; the run is ``queued`` again once none is
-    pending. A stored output resubmitted unchanged is a no-op. None: the run just expired."""
+    pending. The output of a hosted call waiting for approval is ``approved`` or
+    ``denied`` (``hosted.approvals``). A stored output resubmitted unchanged is a no-op.
+    None: the run just expired."""
     run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
     if expire_if_overdue(conn, run):
         return None
@@ -486,6 +489,7 @@ def store_outputs(
             continue
         if action.status != ActionStatus.PENDING:
             raise Conflict(f"Tool call {call_id} is {action.status}.", code="action_closed")
+        approvals.check_output(action, output)
         fresh.append((action, output))
     if not fresh:
         return run  # every output was already stored: an idempotent repeat
@@ -500,7 +504,7 @@ def store_outputs(
         user_id=user_id,
         thread_id=run.thread_id,
         run_id=run.id,
-        results=[(action.tool_call_id, output) for action, output in fresh],
+        results=approvals.results(fresh),
     )
     pending = sum(1 for a in by_call.values() if a.status == ActionStatus.PENDING)
     if pending == len(fresh):

@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from parley.engine.history import Item
 from parley.engine.inputs import Approval, NewMessage
 from parley.errors import InvalidRequest
+from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import new_id
 from parley.store.records import Action, Run
@@ -98,24 +100,14 @@ def answer(
             raise missing_approval(action)
         _, approval = given[action.id]
         answered.taken.add(action.id)
-        outputs[action.id] = "approved" if approval.approve else "denied"
-        mark = marks.get(action.tool_call_id, {})
+        outputs[action.id] = APPROVED if approval.approve else DENIED
         if approval.approve:
-            answered.approved.append(
-                Approved(
-                    call_id=action.tool_call_id,
-                    arguments=action.arguments,
-                    server_label=str(mark.get("server_label", "")),
-                    tool=str(mark.get("name", action.name)),
-                    request_id=action.id,
-                )
-            )
+            answered.approved.append(_approved(action, marks))
             continue
-        why = f" The reason given: {approval.reason}" if approval.reason else ""
         answered.denied.append(
             NewMessage(
                 role=Role.TOOL,
-                content=f"Not run: the user did not approve this call.{why}",
+                content=denial(approval.reason),
                 tool_call_id=action.tool_call_id,
             )
         )
@@ -141,3 +133,59 @@ def response_item(approval: Approval) -> dict[str, Any]:
         "approve": approval.approve,
         "reason": approval.reason,
     }
+
+
+#: The outputs an approval action completes with.
+APPROVED, DENIED = "approved", "denied"
+
+
+def check_output(action: Action, output: str) -> None:
+    """Refuse an output for a hosted call that waits for approval, unless it is the
+    approval's answer (``approved`` or ``denied``)."""
+    if action.kind == "approval" and output not in (APPROVED, DENIED):
+        raise InvalidRequest(
+            f"The call {action.tool_call_id} is run by the server once approved: answer its "
+            "approval request (approve true or false), not with an output.",
+            code="approval_expected",
+        )
+
+
+def denial(reason: str | None = None) -> str:
+    """What the model is told of a call the client did not approve."""
+    why = f" The reason given: {reason}" if reason else ""
+    return f"Not run: the user did not approve this call.{why}"
+
+
+def results(answered: Sequence[tuple[Action, str]]) -> list[tuple[str, str]]:
+    """The tool results to store for outputs just given: a client tool's output; a denied
+    call's denial; nothing yet for an approved call, which the run's next turn runs."""
+    stored = []
+    for action, output in answered:
+        if action.kind != "approval":
+            stored.append((action.tool_call_id, output))
+        elif output == DENIED:
+            stored.append((action.tool_call_id, denial()))
+    return stored
+
+
+def waiting(conn: Connection, run: Run, context: Sequence[Item]) -> list[Approved]:
+    """The run's approved calls that no result answers yet: those its next turn runs."""
+    answered = {i.message.tool_call_id for i in context if i.message.role == Role.TOOL}
+    done = run_store.list_actions(conn, run_id=run.id, status="completed")
+    approved = [a for a in done if a.kind == "approval" and a.output == APPROVED]
+    approved = [a for a in approved if a.tool_call_id not in answered]
+    if not approved:
+        return []
+    marks = _hosted_marks(conn, run)
+    return [_approved(action, marks) for action in approved]
+
+
+def _approved(action: Action, marks: dict[str, dict[str, Any]]) -> Approved:
+    mark = marks.get(action.tool_call_id, {})
+    return Approved(
+        call_id=action.tool_call_id,
+        arguments=action.arguments,
+        server_label=str(mark.get("server_label", "")),
+        tool=str(mark.get("name", action.name)),
+        request_id=action.id,
+    )
