@@ -537,6 +537,17 @@ def run_output(conn: Connection, *, run_id: str) -> list[Message]:
     return [m for m in found if m.role == Role.ASSISTANT or m.item is not None]
 
 
+def call_marks(conn: Connection, *, run_id: str) -> dict[str, dict[str, Any]]:
+    """The hosted marks of a run's calls (a call of a tool the server runs: its server,
+    tool, and approval request), by call id."""
+    marks: dict[str, dict[str, Any]] = {}
+    for message in run_answers(conn, run_id=run_id):
+        for call in message.tool_calls or ():
+            if call.get("hosted"):
+                marks[call["id"]] = call["hosted"]
+    return marks
+
+
 def run_tool_results(conn: Connection, *, run_id: str) -> dict[str, str]:
     """The tool results stored for a run's calls (outputs, and the tool errors of calls it
     could not run), by call id."""

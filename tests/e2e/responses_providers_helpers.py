@@ -14,6 +14,7 @@ here in the documented wire format (``CallsTurn``: reasoning then two parallel c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -654,3 +655,98 @@ async def check_json(response: httpx.Response) -> None:
     if response.headers.get("content-type", "").startswith("application/json"):
         await response.aread()
         assert_no_leak(response.text)
+
+
+# ------------------------------------------------------------------- MCP servers
+
+
+@asynccontextmanager
+async def serving_with(
+    tmp: Path, upstreams: dict[str, Upstream], env: dict[str, str]
+) -> AsyncIterator[tuple[ParleyServer, httpx.AsyncClient]]:
+    """``serving``, the server started with ``env`` added (e.g. ``PARLEY_MCP_ALLOW_URLS``)."""
+    for upstream in upstreams.values():
+        await upstream.start()
+    db = FreshDatabase(tmp)
+    config = "".join(upstream.config() for upstream in upstreams.values())
+    server = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env)
+    try:
+        server.start()
+        async with httpx.AsyncClient(
+            base_url=f"{server.base_url}/v1",
+            headers={"Authorization": f"Bearer {server.new_user()}"},
+            timeout=30,
+            event_hooks={"response": [check_json]},
+        ) as http:
+            yield server, http
+    finally:
+        server.stop()
+        server.assert_clean_log()
+        db.drop()
+        for upstream in upstreams.values():
+            await upstream.aclose()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One JSON-RPC request an MCP server received: its method, params and HTTP headers."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+class RecordingMCP:
+    """The test MCP server (``tests/terminal/mcp_server.py``) behind a wrapper that keeps
+    every JSON-RPC request it receives (``received``), served on loopback in a thread by
+    :meth:`serve` (``tests.mcp.conftest``'s uvicorn runner)."""
+
+    def __init__(self, *, fail_list: bool = False) -> None:
+        from tests.terminal.mcp_server import ODD_TOOLS, TOOLS, build_server, http_app
+
+        tools = [*TOOLS.values(), ODD_TOOLS["big"]]
+        self.app = http_app(build_server("test", tools, 1000, fail_list=fail_list))
+        self.received: list[Received] = []
+
+    def calls(self, name: str | None = None) -> list[Received]:
+        """The ``tools/call`` requests received (of the tool ``name``, when given)."""
+        return [
+            r
+            for r in self.received
+            if r.method == "tools/call" and (name is None or r.params.get("name") == name)
+        ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        with contextlib.suppress(ValueError):
+            request = json.loads(body or b"{}")
+            for one in request if isinstance(request, list) else [request]:
+                if isinstance(one, dict) and "method" in one:
+                    params = one.get("params") or {}
+                    self.received.append(Received(one["method"], params, headers))
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return dict(await receive())
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        """Served on a loopback port; its ``/mcp`` endpoint's URL."""
+        from tests.mcp.conftest import _threaded
+
+        with _threaded(self) as base:
+            yield f"{base}/mcp"

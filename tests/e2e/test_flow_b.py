@@ -198,7 +198,8 @@ def test_process_without_stream_answers_turn_results(http: httpx.Client) -> None
     assert first["text"] == "" and first["reasoning"]
     (item,) = first["actions"]
     assert item["name"] == "get_weather" and item["arguments"] == {"city": "Oslo"}
-    assert set(item) == {"action_id", "tool_call_id", "name", "arguments"}
+    assert set(item) == {"action_id", "tool_call_id", "name", "arguments", "approval"}
+    assert item["approval"] is None  # the client's own tool
     assert first["usage"]["output_tokens"] > 0
     run = get_run(http, first["run_id"])
     assert run["thread_id"] == first["thread_id"] and run["status"] == "requires_action"

@@ -94,7 +94,7 @@ def answer(
     asked = [a for a in pending if a.kind == "approval"]
     if not asked:
         return answered, outputs
-    marks = _hosted_marks(conn, run)
+    marks = thread_store.call_marks(conn, run_id=run.id)
     for action in asked:
         if action.id not in given:
             raise missing_approval(action)
@@ -112,16 +112,6 @@ def answer(
             )
         )
     return answered, outputs
-
-
-def _hosted_marks(conn: Connection, run: Run) -> dict[str, dict[str, Any]]:
-    """The hosted marks of the run's calls (``Toolbox.stored``), by call id."""
-    marks: dict[str, dict[str, Any]] = {}
-    for message in thread_store.run_answers(conn, run_id=run.id):
-        for call in message.tool_calls or ():
-            if call.get("hosted"):
-                marks[call["id"]] = call["hosted"]
-    return marks
 
 
 def response_item(approval: Approval) -> dict[str, Any]:
@@ -176,7 +166,7 @@ def waiting(conn: Connection, run: Run, context: Sequence[Item]) -> list[Approve
     approved = [a for a in approved if a.tool_call_id not in answered]
     if not approved:
         return []
-    marks = _hosted_marks(conn, run)
+    marks = thread_store.call_marks(conn, run_id=run.id)
     return [_approved(action, marks) for action in approved]
 
 

@@ -12,6 +12,7 @@ from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
 from parley.server.faces.kit.bodies import Deleted
+from parley.server.faces.kit.hosted import kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import AssistantPublic
 from parley.server.idempotency import Idempotent, answer
@@ -35,7 +36,7 @@ async def create_assistant(
             description=body.description,
             model=body.model,
             instructions=body.instructions,
-            tools=[t.model_dump() for t in body.tools or ()],
+            tools=kept(body.tools or [], svc, user),
             parameters=sampling(body, body.parameters),
             options=assistant_options(body, None, profile) or None,
             metadata=body.metadata,
@@ -77,7 +78,7 @@ async def update_assistant(
         if "name" in fields:
             fields["name"] = fields["name"] or ""
         if body.tools is not None:
-            fields["tools"] = [t.model_dump() for t in body.tools]
+            fields["tools"] = kept(body.tools, svc, user)
         base = current.parameters if body.parameters is None else body.parameters
         fields["parameters"] = sampling(body, base)
         profile = svc.engine.profile(fields.get("model", current.model))

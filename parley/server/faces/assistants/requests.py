@@ -139,13 +139,16 @@ def run_config(
     body: RunCreate | ThreadAndRunCreate,
     assistant: Assistant,
     model: face_options.Capabilities | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> RunConfig:
-    """How the run calls its model: the assistant's settings, with what the request sets."""
+    """How the run calls its model: the assistant's settings, with what the request sets
+    (``tools``: the request's, as kept: ``kit.hosted.kept_tools``)."""
     instructions = assistant.instructions if body.instructions is None else body.instructions
     extra = getattr(body, "additional_instructions", None)
     if extra:
         instructions = f"{instructions}\n\n{extra}" if instructions else extra
-    tools = assistant.tools if body.tools is None else [t.model_dump() for t in body.tools]
+    if tools is None:
+        tools = assistant.tools if body.tools is None else [t.model_dump() for t in body.tools]
     parameters = sampling(body, assistant.parameters)
     options = assistant_options(body, assistant.options, model)
     if body.tool_choice is not None:

@@ -26,6 +26,7 @@ from parley.server.faces.assistants.requests import (
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.hosted import kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
 from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
@@ -73,7 +74,8 @@ async def _start(
         assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
     )
     profile = svc.engine.profile(body.model or assistant.model)  # the model, resolved once
-    config = run_config(body, assistant, profile)
+    given = None if body.tools is None else kept(body.tools, svc, caller.user, caller.key_id)
+    config = run_config(body, assistant, profile, tools=given)
     if isinstance(body, ThreadAndRunCreate):
         thread = body.thread
         target = ThreadTarget(metadata=thread.metadata if thread else {})
@@ -179,7 +181,7 @@ async def submit_tool_outputs(
     starts at once (streamed with ``stream`` true)."""
     user_id = caller.user.id
     await svc.db.read(reads.run_in_thread, user_id=user_id, thread_id=thread_id, run_id=run_id)
-    outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    outputs = [(o.tool_call_id, o.answer()) for o in body.tool_outputs]
     # A key over its daily token budget is refused before the outputs are stored: they
     # could start the next turn, which it may not.
     await svc.limits.check_budget(caller.key_hash)

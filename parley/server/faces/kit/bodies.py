@@ -22,6 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
+    HOSTED_KINDS,
     MAX_IMAGES,
     check_image_url,
     read_parts,
@@ -124,24 +125,39 @@ class Body(BaseModel):
         return data
 
 
-class Tools(Body):
-    """Tools given OpenAI-shaped, or flat: ``{"name", "description", "parameters"}``."""
+class HostedTool(BaseModel):
+    """A tool the server runs (``{"type": "mcp", ...}``), read in full by the route
+    (``kit.hosted.kept_tools``: who may use which server is the caller's)."""
 
-    tools: list[ToolSpec] | None = None
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["mcp"]
+
+
+class Tools(Body):
+    """Tools given OpenAI-shaped, or flat: ``{"name", "description", "parameters"}``; and
+    the tools the server runs (``mcp``)."""
+
+    tools: list[ToolSpec | HostedTool] | None = None
 
     @field_validator("tools", mode="before")
     @classmethod
     def _openai_shape(cls, value: Any) -> Any:
-        """Read by the faces' one reader of tools (hosted tools refused by name,
-        ``strict`` taken and not kept, names unique), kept in the stored shape."""
+        """Read by the faces' one reader of tools (other hosted tools refused by name,
+        ``strict`` taken and not kept, names unique), kept in the stored shape, in order."""
         if not isinstance(value, list):
             return value
         try:
-            return stored_tools(read_tools(value, ASSISTANTS)[0])
+            functions = iter(stored_tools(read_tools(value, ASSISTANTS)[0]))
         except InvalidRequest as exc:
             if exc.code != "invalid_value" or exc.param is None:
                 raise  # a hosted tool: refused by name, with its own code
             raise _located(exc) from None
+        return [t if _hosted(t) else next(functions) for t in value]
+
+
+def _hosted(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("type") in HOSTED_KINDS
 
 
 def _located(exc: InvalidRequest) -> ValidationError:
@@ -259,8 +275,24 @@ class ThreadCreate(Body):
 
 
 class ToolOutput(Body):
+    """A tool's output; or, for a call the server runs once approved (an action with an
+    ``approval``), the approval: ``approve`` true or false."""
+
     tool_call_id: str = Field(min_length=1)
-    output: str
+    output: str | None = None
+    approve: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ToolOutput:
+        if (self.output is None) == (self.approve is None):
+            raise ValueError("give output, or approve for a call that waits for approval")
+        return self
+
+    def answer(self) -> str:
+        """The output, or the approval's (``approved`` / ``denied``)."""
+        if self.output is not None:
+            return self.output
+        return "approved" if self.approve else "denied"
 
 
 def timestamp(value: float | None) -> int | None:

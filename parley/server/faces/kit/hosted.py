@@ -14,9 +14,11 @@ a server under that label (``[mcp_servers.LABEL]``) and lets the caller use it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from parley.config import SERVER_LABEL, Settings
 from parley.errors import ParleyError
@@ -24,7 +26,8 @@ from parley.mcp.addresses import AddressPolicy
 from parley.server.faces.kit.readers import invalid, unsupported
 
 if TYPE_CHECKING:
-    from parley.server.deps import Caller
+    from parley.server.deps import Caller, Services
+    from parley.store.records import User
 
 _MCP_FIELDS = frozenset(
     {
@@ -178,3 +181,32 @@ def _secrets(tool: Mapping[str, Any], where: str) -> dict[str, str]:
         if "\n" in value or "\r" in value or "\n" in name or ":" in name:
             raise invalid(f"{where}.headers", "a header name or value is not valid.")
     return secrets
+
+
+def kept_tools(
+    tools: Sequence[BaseModel], *, settings: Settings, policy: AddressPolicy, who: Who
+) -> list[dict[str, Any]]:
+    """The tools an assistant or a run keeps, in order: its functions, and its hosted tools
+    read (``read_hosted``). They are kept and run later, when the request is gone, so no
+    secret may come with them: a server that needs headers is one the operator registers
+    (``[mcp_servers.LABEL]``), whose secrets stay in the config."""
+    given = [t.model_dump() for t in tools]
+    hosted = read_hosted(given, settings=settings, policy=policy, who=who)
+    if hosted.secrets:
+        index = next(i for i, t in enumerate(given) if t.get("server_label") in hosted.secrets)
+        raise unsupported(
+            f"tools[{index}].headers",
+            "an assistant or a run keeps its tools, and Parley keeps no secret a request "
+            "brings: register the server with its headers ([mcp_servers.LABEL]) and name "
+            "it by server_label.",
+        )
+    entries = iter(hosted.entries)
+    return [next(entries) if t.get("type") == "mcp" else t for t in given]
+
+
+def kept(
+    tools: Sequence[BaseModel], svc: Services, user: User, key_id: str | None = None
+) -> list[dict[str, Any]]:
+    """``kept_tools`` for a route of the caller ``user`` (with the key ``key_id``)."""
+    who = Who(user.id, user.name, key_id)
+    return kept_tools(tools, settings=svc.settings, policy=svc.mcp_addresses, who=who)

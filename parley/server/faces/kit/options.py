@@ -232,13 +232,17 @@ NATIVE: dict[str, Rule] = {
     "run_id": supported(),
     "message_id": supported(),
     "instructions": supported(),
-    "tools": supported("function tools"),
+    "tools": supported("function tools, and mcp tools the server runs"),
     "parameters": supported("sent to the model as given"),
     "content": supported(),
     "images": supported(),
     "stream": supported(),
     "tool_outputs": supported(),
     "output": supported(),
+    "approve": supported(
+        "instead of output, for a call the server runs once approved (an action with an "
+        "approval): true runs it, false tells the model it was denied"
+    ),
     "action_id": supported(),
     "tool_call_id": supported(),
 }
@@ -251,13 +255,14 @@ FACES: dict[str, dict[str, Rule]] = {
     "native": NATIVE,
 }
 
-#: Tool types: function tools are the client's to run; ``mcp`` the server runs (on the
-#: Responses API); OpenAI's other hosted tools are refused (400 naming ``tools[i].type``).
+#: Tool types: function tools are the client's to run; ``mcp`` the server runs; OpenAI's
+#: other hosted tools are refused (400 naming ``tools[i].type``).
 TOOL_TYPES: dict[str, Rule] = {
     "function": supported("the client runs it: the answer (or run) hands the call back"),
     "mcp": supported(
-        "Responses API only (refused elsewhere): the server lists and calls a remote MCP "
-        "server's tools in the turn, with approvals; see docs/mcp.md"
+        "the server lists and calls a remote MCP server's tools in the turn, with approvals "
+        "(Responses, Assistants and Parley's own runs; refused on Chat Completions); an "
+        "assistant or a run keeps no headers: see docs/mcp.md"
     ),
     "file_search": refused(f"{_HOSTED}; {_NO_FILES}."),
     "code_interpreter": refused(f"{_HOSTED}."),

@@ -82,6 +82,7 @@ ASSISTANTS = Dialect(
     tool_code="unsupported_tool",
     refused_parts=frozenset({"image_file"}),
     part_code="unsupported_content",
+    hosted=True,
 )
 
 #: Tools the server runs itself (``kit.hosted``), on the faces that take them.
@@ -142,8 +143,12 @@ def stored_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
 
 
 def tool_names(tools: list[ToolSpec] | list[dict[str, Any]]) -> set[str]:
-    """The names of tools, read or stored."""
-    return {t.function.name if isinstance(t, ToolSpec) else t["function"]["name"] for t in tools}
+    """The names of function tools, read or stored (the server's own tools have none)."""
+    return {
+        t.function.name if isinstance(t, ToolSpec) else t["function"]["name"]
+        for t in tools
+        if isinstance(t, ToolSpec) or t.get("type", "function") == "function"
+    }
 
 
 def read_tool_choice(

@@ -22,10 +22,12 @@ InThread = TypeVar("InThread", Run, Message)
 
 def run_public(conn: Connection, run: Run) -> RunPublic:
     """The run; one waiting for tool outputs with the calls that wait (``required_action``)."""
-    pending = None
+    pending, marks = None, {}
     if run.status == RunStatus.ACTION_REQUIRED:
         pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
-    return RunPublic.of(run, pending)
+        if any(a.kind == "approval" for a in pending):
+            marks = thread_store.call_marks(conn, run_id=run.id)
+    return RunPublic.of(run, pending, marks)
 
 
 def list_runs(

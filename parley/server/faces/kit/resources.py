@@ -266,7 +266,10 @@ class RequiredAction(BaseModel):
     actions: list[ActionItem]
 
     @classmethod
-    def of(cls, pending: list[Action]) -> RequiredAction:
+    def of(cls, pending: list[Action], marks: dict[str, dict[str, Any]]) -> RequiredAction:
+        """The calls a run waits on: OpenAI's list holds the client's own; Parley's
+        ``actions`` also the calls the server runs once approved (with their tool, from
+        ``marks``: the hosted marks of the run's calls)."""
         return cls(
             submit_tool_outputs=SubmitToolOutputs(
                 tool_calls=[
@@ -275,15 +278,34 @@ class RequiredAction(BaseModel):
                         function=FunctionCall(name=a.name, arguments=_json(a.arguments)),
                     )
                     for a in pending
+                    if a.kind != "approval"
                 ]
             ),
-            actions=[
-                ActionItem(
-                    action_id=a.id, tool_call_id=a.tool_call_id, name=a.name, arguments=a.arguments
-                )
-                for a in pending
-            ],
+            actions=action_items(pending, marks),
         )
+
+
+def action_items(pending: list[Action], marks: dict[str, dict[str, Any]]) -> list[ActionItem]:
+    """Pending actions as the manifest names them (an approval with its tool)."""
+    return [
+        ActionItem(
+            action_id=a.id,
+            tool_call_id=a.tool_call_id,
+            name=a.name,
+            arguments=a.arguments,
+            approval=_approval(marks.get(a.tool_call_id)) if a.kind == "approval" else None,
+        )
+        for a in pending
+    ]
+
+
+def _approval(mark: dict[str, Any] | None) -> dict[str, Any]:
+    mark = mark or {}
+    return {
+        "type": mark.get("type", "mcp"),
+        "server_label": mark.get("server_label"),
+        "name": mark.get("name"),
+    }
 
 
 def _json(value: Any) -> str:
@@ -362,12 +384,17 @@ class RunPublic(BaseModel):
     dropped_messages: int | None = None
 
     @classmethod
-    def of(cls, r: Run, pending: list[Action] | None = None) -> RunPublic:
+    def of(
+        cls,
+        r: Run,
+        pending: list[Action] | None = None,
+        marks: dict[str, dict[str, Any]] | None = None,
+    ) -> RunPublic:
         """The run; ``pending``: its actions waiting for outputs (for ``required_action``)."""
         status = RunStatus(r.status)
         required = None
         if status == RunStatus.ACTION_REQUIRED and pending:
-            required = RequiredAction.of(pending)
+            required = RequiredAction.of(pending, marks or {})
         error = None
         if r.error_code and status == RunStatus.FAILED:
             error = RunError(code=r.error_code, message=r.error_message or "")

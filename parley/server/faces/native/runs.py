@@ -13,6 +13,7 @@ from parley.engine import Entry
 from parley.errors import InvalidRequest, ParleyError
 from parley.server.deps import CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.hosted import kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
 from parley.server.faces.kit.sse import PING, SSEResponse, entry_frames, sse_response
@@ -83,7 +84,7 @@ async def create_run(body: RunCreate, user: CurrentUser, svc: Svc, idem: Idempot
             assistant_id=body.assistant_id,
             model=body.model,
             instructions=body.instructions,
-            tools=None if body.tools is None else [t.model_dump() for t in body.tools],
+            tools=None if body.tools is None else kept(body.tools, svc, user),
             parameters=body.parameters,
         )
         return answer(RunPublic.of(run), 201)
@@ -119,7 +120,7 @@ async def cancel_run(run_id: str, user: CurrentUser, svc: Svc) -> RunPublic:
 async def submit_tool_outputs(
     run_id: str, body: ToolOutputsSubmit, user: CurrentUser, svc: Svc
 ) -> RunPublic:
-    outputs = [(o.tool_call_id, o.output) for o in body.tool_outputs]
+    outputs = [(o.tool_call_id, o.answer()) for o in body.tool_outputs]
     run = await svc.engine.submit_tool_outputs(user_id=user.id, run_id=run_id, outputs=outputs)
     return await run_public(svc, run)
 

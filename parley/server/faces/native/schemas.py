@@ -20,7 +20,7 @@ from parley.server.faces.kit.bodies import (
     timestamp,
 )
 from parley.server.faces.kit.readers import MAX_IMAGES
-from parley.store.records import Action, ApiKey, User
+from parley.store.records import Action, ApiKey, Message, User
 from parley.types import ActionStatus, RunStatus, Usage
 
 
@@ -50,9 +50,11 @@ class ToolOutputsSubmit(Body):
 
 
 class ToolOutputSubmit(Body):
-    """Flow B: one output, named by ``action_id`` or by ``run_id`` + ``tool_call_id``."""
+    """Flow B: one output, named by ``action_id`` or by ``run_id`` + ``tool_call_id``; or,
+    for a call the server runs once approved, ``approve`` true or false."""
 
-    output: str
+    output: str | None = None
+    approve: bool | None = None
     action_id: str | None = None
     run_id: str | None = None
     tool_call_id: str | None = None
@@ -61,7 +63,15 @@ class ToolOutputSubmit(Body):
     def _named(self) -> ToolOutputSubmit:
         if self.action_id is None and (self.run_id is None or self.tool_call_id is None):
             raise ValueError("give action_id, or run_id and tool_call_id")
+        if (self.output is None) == (self.approve is None):
+            raise ValueError("give output, or approve for a call that waits for approval")
         return self
+
+    def answer(self) -> str:
+        """The output, or the approval's (``approved`` / ``denied``)."""
+        if self.output is not None:
+            return self.output
+        return "approved" if self.approve else "denied"
 
 
 class CompletionRequest(Body):
@@ -166,11 +176,10 @@ class ActionPublic(BaseModel):
         )
 
 
-def action_items(actions: list[Action]) -> list[ActionItem]:
-    return [
-        ActionItem(action_id=a.id, tool_call_id=a.tool_call_id, name=a.name, arguments=a.arguments)
-        for a in actions
-    ]
+def marks_of(message: Message | None) -> dict[str, dict[str, Any]]:
+    """The hosted marks of an answer's calls, by call id (``kit.resources.action_items``)."""
+    calls = message.tool_calls or [] if message is not None else []
+    return {c["id"]: c["hosted"] for c in calls if c.get("hosted")}
 
 
 class RunError(BaseModel):

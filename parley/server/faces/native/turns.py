@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import TurnHandle, UsageSource
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
-from parley.server.faces.kit.resources import RunPublic
+from parley.server.faces.kit.resources import RunPublic, action_items
 from parley.server.faces.native.runs import event_stream_response, run_public
 from parley.server.faces.native.schemas import (
     CompletionRequest,
@@ -19,7 +19,7 @@ from parley.server.faces.native.schemas import (
     RunError,
     ToolOutputSubmit,
     TurnResultPublic,
-    action_items,
+    marks_of,
 )
 from parley.server.idempotency import Idempotency, Idempotent, Made, Streamed, answer
 from parley.server.openapi import errors, event_stream
@@ -59,7 +59,7 @@ async def _answer(turn: TurnHandle, stream: bool, idem: Idempotency) -> Made:
         status=RunStatus(run.status),
         text=message.content if message else "",
         reasoning=message.reasoning if message else None,
-        actions=action_items(outcome.actions),
+        actions=action_items(outcome.actions, marks_of(message)),
         usage=outcome.usage,
         error=error,
     )
@@ -144,6 +144,6 @@ async def submit_tool_output(body: ToolOutputSubmit, user: CurrentUser, svc: Svc
         run_id, call_id = action.run_id, action.tool_call_id
     assert run_id is not None and call_id is not None
     run = await svc.engine.submit_tool_outputs(
-        user_id=user.id, run_id=run_id, outputs=[(call_id, body.output)]
+        user_id=user.id, run_id=run_id, outputs=[(call_id, body.answer())]
     )
     return await run_public(svc, run)

@@ -1,0 +1,291 @@
+"""Hosted MCP tools on every provider kind: ``POST /v1/responses`` to a real ``parley
+serve`` whose models go to each kind's scripted fake over real sockets, with an ``mcp`` tool
+whose server (the test MCP server, on loopback) the server itself calls.
+
+The scripted model reasons, then calls the server's ``echo`` tool with ``{"text": "hi"}`` in
+its provider's own wire format; the server runs the call on the MCP server within the turn
+and calls the model again. That second model call must carry, in the provider's own format,
+the question, the reasoning where the provider needs it back, the call and its result
+(``hi``); the response's output is the server's tool list, the call and the answer. One kind
+goes through an approval as well: the approved call's result reaches the provider the same
+way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.e2e.responses_providers_helpers import (
+    ANSWER,
+    ENCRYPTED,
+    SIGNATURE,
+    THINKING,
+    AnthropicUpstream,
+    Call,
+    CallsTurn,
+    ChatUpstream,
+    DeepSeekUpstream,
+    DemoModel,
+    GeminiUpstream,
+    OllamaUpstream,
+    RecordingMCP,
+    ResponsesUpstream,
+    TextTurn,
+    Upstream,
+    serving_with,
+)
+from tests.harness import ParleyServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+UPSTREAMS: dict[str, type[Upstream]] = {
+    "openai-chat": ChatUpstream,
+    "openai-chat-reasoning-back": DeepSeekUpstream,
+    "openai-responses": ResponsesUpstream,
+    "anthropic": AnthropicUpstream,
+    "gemini": GeminiUpstream,
+    "ollama": OllamaUpstream,
+    "demo": DemoModel,
+}
+SLOTS = 3
+#: What the user asks (the demo model calls ``echo`` with ``hi`` for it).
+QUESTION = "echo hi"
+ARGUMENTS = {"text": "hi"}
+RESULT = "hi"
+
+
+@dataclass
+class Parley:
+    server: ParleyServer
+    http: httpx.AsyncClient
+    upstreams: dict[str, Upstream]
+    mcp: RecordingMCP
+    mcp_url: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def parley(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Parley]:
+    """One server for the module, every kind's fakes its providers, one MCP server."""
+    tmp = tmp_path_factory.mktemp("mcp-providers")
+    upstreams = {kind: cls(tmp, SLOTS) for kind, cls in UPSTREAMS.items()}
+    mcp = RecordingMCP()
+    with mcp.serve() as url:
+        env = {"PARLEY_MCP_ALLOW_URLS": "127.0.0.1"}
+        async with serving_with(tmp, upstreams, env) as (server, http):
+            yield Parley(server, http, upstreams, mcp, url)
+
+
+def mcp_tool(url: str, approval: str = "never") -> dict[str, Any]:
+    return {
+        "type": "mcp",
+        "server_label": "tests",
+        "server_url": url,
+        "allowed_tools": ["echo"],
+        "require_approval": approval,
+    }
+
+
+def echo_call(upstream: Upstream) -> Call:
+    """The scripted model's call of ``echo``, with the provider's call id."""
+    return Call(upstream.call_ids[0], "echo", ARGUMENTS)
+
+
+# ------------------------------------------------------- each provider's own format
+
+
+def offered_names(kind: str, body: dict[str, Any]) -> list[str]:
+    """The names of the functions a model call offers, read in the provider's format."""
+    tools = body.get("tools") or []
+    if kind in ("openai-chat", "openai-chat-reasoning-back", "ollama"):
+        return [t["function"]["name"] for t in tools]
+    if kind == "gemini":
+        return [d["name"] for t in tools for d in t.get("functionDeclarations", [])]
+    return [t["name"] for t in tools]
+
+
+def chat_context(body: dict[str, Any], call: Call, reasoning_back: bool) -> None:
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call.call_id,
+                "type": "function",
+                "function": {"name": "echo", "arguments": json.dumps(ARGUMENTS, separators=(",", ":"))},  # fmt: skip
+            }
+        ],
+    }
+    if reasoning_back:
+        assistant["reasoning_content"] = "".join(THINKING)
+    assert body["messages"] == [
+        {"role": "user", "content": QUESTION},
+        assistant,
+        {"role": "tool", "tool_call_id": call.call_id, "content": RESULT},
+    ]
+
+
+def responses_context(body: dict[str, Any], call: Call) -> None:
+    assert body["store"] is False
+    summary = [{"type": "summary_text", "text": "".join(THINKING)}]
+    assert body["input"] == [
+        {"role": "user", "content": QUESTION},
+        {"id": "rs_up1", "type": "reasoning", "summary": summary, "encrypted_content": ENCRYPTED},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": "echo",
+            "arguments": json.dumps(ARGUMENTS, separators=(",", ":")),
+            "id": "fc_up0",
+        },
+        {"type": "function_call_output", "call_id": call.call_id, "output": RESULT},
+    ]
+
+
+def anthropic_context(body: dict[str, Any], call: Call) -> None:
+    signed = {"type": "thinking", "thinking": "".join(THINKING), "signature": SIGNATURE}
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+        {
+            "role": "assistant",
+            "content": [
+                signed,
+                {"type": "tool_use", "id": call.call_id, "name": "echo", "input": ARGUMENTS},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.call_id, "content": RESULT}],
+        },
+    ]
+
+
+def gemini_context(body: dict[str, Any], call: Call) -> None:
+    question, answer, results = body["contents"]
+    assert question == {"role": "user", "parts": [{"text": QUESTION}]}
+    (part,) = answer["parts"]
+    assert answer["role"] == "model" and part["thoughtSignature"] == SIGNATURE
+    assert part["functionCall"]["name"] == "echo" and part["functionCall"]["args"] == ARGUMENTS
+    assert part["functionCall"].get("id", call.call_id) == call.call_id
+    (result,) = results["parts"]
+    assert results["role"] == "user"
+    assert result["functionResponse"]["name"] == "echo"
+    assert result["functionResponse"]["response"] == {"content": RESULT}
+    assert result["functionResponse"].get("id", call.call_id) == call.call_id
+
+
+def ollama_context(body: dict[str, Any], call: Call) -> None:
+    assert body["messages"] == [
+        {"role": "user", "content": QUESTION},
+        {
+            "role": "assistant",
+            "content": "",
+            "thinking": "".join(THINKING),
+            "tool_calls": [{"function": {"name": "echo", "arguments": ARGUMENTS}}],
+        },
+        {"role": "tool", "content": RESULT, "tool_name": "echo"},
+    ]
+
+
+#: Each kind's check of the model call after the MCP call: it carries the call and ``hi``.
+CONTEXT: dict[str, Callable[[dict[str, Any], Call], None]] = {
+    "openai-chat": lambda body, call: chat_context(body, call, reasoning_back=False),
+    "openai-chat-reasoning-back": lambda body, call: chat_context(body, call, reasoning_back=True),
+    "openai-responses": responses_context,
+    "anthropic": anthropic_context,
+    "gemini": gemini_context,
+    "ollama": ollama_context,
+}
+
+
+def check_output(output: list[dict[str, Any]]) -> dict[str, Any]:
+    """The list, the call that echoed ``hi`` and the answer; the call item."""
+    assert [item["type"] for item in output] == ["mcp_list_tools", "mcp_call", "message"], output
+    listed, call, _ = output
+    assert listed["server_label"] == "tests" and listed.get("error") is None, listed
+    assert [tool["name"] for tool in listed["tools"]] == ["echo"]
+    assert (call["name"], call["server_label"], call["status"]) == ("echo", "tests", "completed")
+    assert json.loads(call["arguments"]) == ARGUMENTS
+    assert (call["output"], call["error"]) == (RESULT, None), call
+    return dict(call)
+
+
+def answer_text(response: dict[str, Any]) -> str:
+    message = response["output"][-1]
+    assert message["type"] == "message", message
+    return "".join(part["text"] for part in message["content"])
+
+
+async def create(http: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    answer = await http.post("/responses", json=body)
+    assert answer.status_code == 200, answer.text
+    response = dict(answer.json())
+    assert response["status"] == "completed", response
+    return response
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("kind", list(UPSTREAMS))
+async def test_an_mcp_call_and_its_result_reach_the_provider(parley: Parley, kind: str) -> None:
+    upstream = parley.upstreams[kind]
+    slot, call = upstream.take(), echo_call(upstream)
+    first, _ = upstream.script(slot, CallsTurn((call,)), TextTurn())
+    before = len(parley.mcp.calls("echo"))
+    response = await create(
+        parley.http,
+        model=first,
+        input=QUESTION,
+        tools=[mcp_tool(parley.mcp_url)],
+        reasoning={"effort": "low", "summary": "auto"},
+    )
+    check_output(response["output"])
+    (ran,) = parley.mcp.calls("echo")[before:]
+    assert ran.params["arguments"] == ARGUMENTS
+    if isinstance(upstream, DemoModel):  # it quotes the result it was given
+        assert answer_text(response) == f'Demo model: the tool echo returned "{RESULT}".'
+        return
+    assert answer_text(response) == "".join(ANSWER)
+    asked, told = upstream.requests(slot)
+    assert offered_names(kind, asked) == ["echo"]
+    CONTEXT[kind](told, call)
+    stored = await parley.http.get(f"/responses/{response['id']}")
+    assert stored.json()["output"] == response["output"]
+
+
+async def test_an_approved_call_reaches_the_provider(parley: Parley) -> None:
+    """Anthropic: the call waits for approval; approved, it runs before the next model call,
+    which carries the call and its result as the Messages API wants them."""
+    upstream = parley.upstreams["anthropic"]
+    slot, call = upstream.take(), echo_call(upstream)
+    first, second = upstream.script(slot, CallsTurn((call,)), TextTurn())
+    tool = mcp_tool(parley.mcp_url, approval="always")
+    before = len(parley.mcp.calls("echo"))
+    asked = await create(parley.http, model=first, input=QUESTION, tools=[tool])
+    assert [item["type"] for item in asked["output"]] == ["mcp_list_tools", "mcp_approval_request"]
+    request = asked["output"][1]
+    assert (request["name"], json.loads(request["arguments"])) == ("echo", ARGUMENTS)
+    assert parley.mcp.calls("echo")[before:] == []  # nothing ran before the approval
+    approval = {
+        "type": "mcp_approval_response",
+        "approval_request_id": request["id"],
+        "approve": True,
+    }
+    done = await create(
+        parley.http, model=second, input=[approval], tools=[tool], previous_response_id=asked["id"]
+    )
+    assert [item["type"] for item in done["output"]] == ["mcp_call", "message"], done["output"]
+    ran = done["output"][0]
+    assert ran["approval_request_id"] == request["id"]
+    assert (ran["output"], ran["status"]) == (RESULT, "completed")
+    assert len(parley.mcp.calls("echo")[before:]) == 1
+    assert answer_text(done) == "".join(ANSWER)
+    _, told = upstream.requests(slot)
+    anthropic_context(told, call)
