@@ -135,7 +135,8 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
     Accepts ``{"type": "function", "function": {...}}`` dicts as they are, flat
     ``{"name", "description", "parameters"}`` dicts (wrapped), pydantic models of either
     shape (``parley.types.ToolSpec`` / ``FunctionSpec``), and Python functions or ``Tool``s
-    (their schema from the signature: ``parley.sdk.tools``).
+    (their schema from the signature: ``parley.sdk.tools``); an ``{"type": "mcp", ...}``
+    tool, which the server runs, as it is.
     """
     out: list[dict[str, Any]] = []
     for tool in tools:
@@ -145,7 +146,9 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
             spec = dict(tool)
         else:
             spec = (tool if isinstance(tool, Tool) else Tool.of(tool)).definition()
-        if "function" in spec:
+        if spec.get("type") == "mcp":  # a tool the server runs: as given
+            out.append(spec)
+        elif "function" in spec:
             out.append({"type": "function", **spec})
         elif "name" in spec:
             out.append({"type": "function", "function": spec})

@@ -163,14 +163,38 @@ ToolExecutor = (
 )
 
 
+#: ``approve(action)`` for a call the server runs once approved (``ActionItem.approval``):
+#: true to run it; may be a coroutine function with ``AsyncClient``.
+Approver = Callable[[ActionItem], Any]
+
+
 def tool_target(
-    tools: Mapping[str, Callable[..., Any]], action: ActionItem
+    tools: Mapping[str, Callable[..., Any]],
+    action: ActionItem,
+    approve: Approver | None = None,
 ) -> Callable[[], Any] | None:
-    """How ``respond()`` calls the tool of an action: ``tools[name](**arguments)``."""
+    """How ``respond()`` calls the tool of an action: ``tools[name](**arguments)``; for a
+    call the server runs once approved, ``approve(action)``, whose answer is the action's
+    output (``approved`` or ``denied``; with no ``approve``, denied)."""
+    if action.approval is not None:
+        return lambda: _approval(approve, action)
     fn = tools.get(action.name)
     if fn is None:
         return None
     return lambda: fn(**action.arguments)
+
+
+def _approval(approve: Approver | None, action: ActionItem) -> Any:
+    if approve is None:
+        return "denied"
+    answer = approve(action)
+    if inspect.isawaitable(answer):
+        return _awaited_approval(answer)
+    return "approved" if answer else "denied"
+
+
+async def _awaited_approval(answer: Any) -> str:
+    return "approved" if await answer else "denied"
 
 
 def executor_target(executor: Callable[..., Any], action: ActionItem) -> Callable[[], Any]:

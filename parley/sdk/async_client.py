@@ -177,6 +177,7 @@ class AsyncClient(BaseClient):
         thread_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
+        approve: _loops.Approver | None = None,
     ) -> RespondResult:
         """``Client.respond`` for asyncio: tools may be coroutine functions (awaited) or plain
         functions (called on the event loop: make slow ones ``async``); the calls of one turn
@@ -186,7 +187,7 @@ class AsyncClient(BaseClient):
             assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
         )
         return await self._run_plan(
-            plan, lambda action: _loops.tool_target(table, action), on_event
+            plan, lambda action: _loops.tool_target(table, action, approve), on_event
         )
 
     # ------------------------------------------------------------------- I/O

@@ -173,6 +173,7 @@ class Client(BaseClient):
         thread_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
+        approve: _loops.Approver | None = None,
     ) -> RespondResult:
         """Send ``content`` and run the whole tool loop with local Python callables.
 
@@ -182,7 +183,9 @@ class Client(BaseClient):
         ``tools[name](**arguments)`` runs for each call (one after the other here;
         ``AsyncClient`` runs them concurrently); a non-string result is sent as
         JSON, a missing tool or an exception as an ``"Error: ..."`` output. Outputs are
-        submitted together and the next turn starts, until the run ends. Raises
+        submitted together and the next turn starts, until the run ends. A call of a tool
+        the server runs once approved (an MCP tool: ``ActionItem.approval``) is answered by
+        ``approve(action)``: true runs it, false (or no ``approve``) denies it. Raises
         ``ToolLoopLimitExceeded`` (after cancelling the run) when the model still asks for
         tools after ``max_turns`` turns.
         """
@@ -190,7 +193,9 @@ class Client(BaseClient):
         plan = _loops.respond_plan(
             assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
         )
-        return self._run_plan(plan, lambda action: _loops.tool_target(table, action), on_event)
+        return self._run_plan(
+            plan, lambda action: _loops.tool_target(table, action, approve), on_event
+        )
 
     # ------------------------------------------------------------------- I/O
 

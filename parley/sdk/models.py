@@ -63,10 +63,12 @@ class FunctionDefinition(_Model):
 
 
 class ToolDefinition(_Model):
-    """A tool as the server stores it: ``{"type": "function", "function": {...}}``."""
+    """A tool as the server stores it: ``{"type": "function", "function": {...}}``; or a
+    tool the server runs, ``{"type": "mcp", "server_label": ..., ...}`` (its fields kept:
+    ``model_extra``), with no ``function``."""
 
     type: str = "function"
-    function: FunctionDefinition
+    function: FunctionDefinition | None = None
 
 
 class Assistant(_Model):

@@ -255,7 +255,7 @@ class Session:
                 assistant.metadata.get("client") == CLIENT_TAG
                 and assistant.model == model
                 and assistant.instructions == INSTRUCTIONS
-                and [_tool_key(t.function.model_dump()) for t in assistant.tools] == wanted
+                and [_tool_key((t.function or t).model_dump()) for t in assistant.tools] == wanted
             ):
                 return assistant
         return None

@@ -141,7 +141,7 @@ class Backend:
         for assistant in self.client.assistants.list(limit=100, order="desc").iter_all():
             if assistant.name != ASSISTANT_NAME or assistant.metadata.get("client") != CLIENT_TAG:
                 continue
-            current = [t.function.model_dump() for t in assistant.tools]
+            current = [(t.function or t).model_dump() for t in assistant.tools]
             if _tool_keys(current) != _tool_keys(tools) or assistant.instructions != INSTRUCTIONS:
                 assistant = self.client.assistants.update(
                     assistant.id, tools=tools, instructions=INSTRUCTIONS

@@ -85,3 +85,25 @@ def test_an_assistant_keeps_no_secret(http: httpx.Client, mcp_url: str) -> None:
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["param"] == "tools[0].headers" and "s3cret" not in answer.text
+
+
+def test_the_sdk_answers_an_approval_with_its_callback(
+    server: Any, user_key: str, mcp_url: str
+) -> None:
+    from parley.sdk import Client
+
+    asked: list[Any] = []
+
+    def approve(action: Any) -> bool:
+        asked.append(action)
+        return True
+
+    with Client(base_url=server.base_url, api_key=user_key) as client:
+        bot = client.assistants.create(model=AUTO, tools=[mcp_tool(mcp_url)])
+        result = client.respond(assistant_id=bot.id, content="say it", approve=approve)
+        assert result.text == tool_results_text([("echo", "text 0")])
+        (action,) = asked
+        assert action.approval == {"type": "mcp", "server_label": "tests", "name": "echo"}
+        # No callback: the call is denied, and the model told so.
+        denied = client.respond(assistant_id=bot.id, content="say it")
+        assert "did not approve" in denied.text
