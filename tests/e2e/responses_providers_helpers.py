@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -707,6 +707,8 @@ class RecordingMCP:
         tools = [*TOOLS.values(), ODD_TOOLS["big"]]
         self.app = http_app(build_server("test", tools, 1000, fail_list=fail_list))
         self.received: list[Received] = []
+        #: Run with each ``tools/call`` as it arrives, before the tool runs.
+        self.on_call: Callable[[Received], None] | None = None
 
     def calls(self, name: str | None = None) -> list[Received]:
         """The ``tools/call`` requests received (of the tool ``name``, when given)."""
@@ -730,8 +732,10 @@ class RecordingMCP:
             request = json.loads(body or b"{}")
             for one in request if isinstance(request, list) else [request]:
                 if isinstance(one, dict) and "method" in one:
-                    params = one.get("params") or {}
-                    self.received.append(Received(one["method"], params, headers))
+                    received = Received(one["method"], one.get("params") or {}, headers)
+                    self.received.append(received)
+                    if received.method == "tools/call" and self.on_call is not None:
+                        self.on_call(received)
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -750,3 +754,30 @@ class RecordingMCP:
 
         with _threaded(self) as base:
             yield f"{base}/mcp"
+
+
+def one_model_turns(
+    upstream: Upstream, slot: int, first: CallsTurn, then: TextTurn
+) -> tuple[str, Callable[[], None]]:
+    """A model name whose first call answers ``first``, and a function that makes its next
+    calls answer ``then``. A turn that runs a server-side tool calls the model again under
+    the same name: the kinds whose fakes answer by model name (Chat Completions' replayed
+    file, Gemini's script) get their next answer swapped in when the tool runs; the queued
+    kinds have both answers queued at once."""
+    if isinstance(upstream, ChatUpstream):
+        path = upstream.tmp / f"chat-turns-{next(upstream._files)}.sse"
+        path.write_bytes(chat_stream(first))
+
+        def rewrite() -> None:
+            path.write_bytes(chat_stream(then))
+
+        return upstream.model_name(slot, f"replay:{path}"), rewrite
+    if isinstance(upstream, GeminiUpstream):
+        model = f"{upstream.model}-{next(upstream._names)}"
+        scripts = upstream.fakes[slot].scripts
+        scripts[model] = upstream.answer(first)
+        return upstream.model_name(slot, model), lambda: scripts.update(
+            {model: upstream.answer(then)}
+        )
+    model, _ = upstream.script(slot, first, then)
+    return model, lambda: None

@@ -39,6 +39,7 @@ from tests.e2e.responses_providers_helpers import (
     ResponsesUpstream,
     TextTurn,
     Upstream,
+    one_model_turns,
     serving_with,
 )
 from tests.harness import ParleyServer
@@ -118,7 +119,10 @@ def chat_context(body: dict[str, Any], call: Call, reasoning_back: bool) -> None
             {
                 "id": call.call_id,
                 "type": "function",
-                "function": {"name": "echo", "arguments": json.dumps(ARGUMENTS, separators=(",", ":"))},  # fmt: skip
+                "function": {
+                    "name": "echo",
+                    "arguments": json.dumps(ARGUMENTS, separators=(",", ":")),
+                },
             }
         ],
     }
@@ -204,10 +208,14 @@ CONTEXT: dict[str, Callable[[dict[str, Any], Call], None]] = {
 }
 
 
-def check_output(output: list[dict[str, Any]]) -> dict[str, Any]:
-    """The list, the call that echoed ``hi`` and the answer; the call item."""
-    assert [item["type"] for item in output] == ["mcp_list_tools", "mcp_call", "message"], output
-    listed, call, _ = output
+def check_output(output: list[dict[str, Any]], reasoning: int = 1) -> dict[str, Any]:
+    """The list, the call that echoed ``hi`` and the answer (the scripted model's reasoning
+    before its call, ``reasoning`` items in all); the call item."""
+    shown = [item["type"] for item in output if item["type"] != "reasoning"]
+    assert shown == ["mcp_list_tools", "mcp_call", "message"], output
+    assert [item["type"] for item in output[1:3]] == ["reasoning", "mcp_call"], output
+    assert sum(item["type"] == "reasoning" for item in output) == reasoning, output
+    listed, _, call, *_ = output
     assert listed["server_label"] == "tests" and listed.get("error") is None, listed
     assert [tool["name"] for tool in listed["tools"]] == ["echo"]
     assert (call["name"], call["server_label"], call["status"]) == ("echo", "tests", "completed")
@@ -237,16 +245,20 @@ async def create(http: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 async def test_an_mcp_call_and_its_result_reach_the_provider(parley: Parley, kind: str) -> None:
     upstream = parley.upstreams[kind]
     slot, call = upstream.take(), echo_call(upstream)
-    first, _ = upstream.script(slot, CallsTurn((call,)), TextTurn())
+    model, then = one_model_turns(upstream, slot, CallsTurn((call,)), TextTurn())
     before = len(parley.mcp.calls("echo"))
-    response = await create(
-        parley.http,
-        model=first,
-        input=QUESTION,
-        tools=[mcp_tool(parley.mcp_url)],
-        reasoning={"effort": "low", "summary": "auto"},
-    )
-    check_output(response["output"])
+    parley.mcp.on_call = lambda _: then()
+    try:
+        response = await create(
+            parley.http,
+            model=model,
+            input=QUESTION,
+            tools=[mcp_tool(parley.mcp_url)],
+            reasoning={"effort": "low", "summary": "auto"},
+        )
+    finally:
+        parley.mcp.on_call = None
+    check_output(response["output"], reasoning=2 if isinstance(upstream, DemoModel) else 1)
     (ran,) = parley.mcp.calls("echo")[before:]
     assert ran.params["arguments"] == ARGUMENTS
     if isinstance(upstream, DemoModel):  # it quotes the result it was given
@@ -269,8 +281,9 @@ async def test_an_approved_call_reaches_the_provider(parley: Parley) -> None:
     tool = mcp_tool(parley.mcp_url, approval="always")
     before = len(parley.mcp.calls("echo"))
     asked = await create(parley.http, model=first, input=QUESTION, tools=[tool])
-    assert [item["type"] for item in asked["output"]] == ["mcp_list_tools", "mcp_approval_request"]
-    request = asked["output"][1]
+    kinds = [item["type"] for item in asked["output"]]
+    assert kinds == ["mcp_list_tools", "reasoning", "mcp_approval_request"], asked["output"]
+    request = asked["output"][2]
     assert (request["name"], json.loads(request["arguments"])) == ("echo", ARGUMENTS)
     assert parley.mcp.calls("echo")[before:] == []  # nothing ran before the approval
     approval = {
