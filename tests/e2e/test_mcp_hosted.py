@@ -273,3 +273,27 @@ def test_approval_filters_by_tool_name(http: httpx.Client, mcp_url: str, policy:
     )
     response = create(http, model=AUTO, input="say it", tools=[asked])
     assert kinds(response["output"]) == ["mcp_list_tools", "mcp_approval_request"]
+
+
+def test_a_function_call_beside_a_hosted_one_goes_to_the_client(
+    http: httpx.Client, mcp_url: str
+) -> None:
+    """The model calls the client's function and a server's tool at once: the server runs
+    its own, and the response hands the function call back; the stream and the stored
+    response show the items in the same order."""
+    from tests.e2e.responses_helpers import WEATHER_TOOL
+
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="never")
+    events = stream_create(http, model="fake/tools:2", input="both", tools=[WEATHER_TOOL, tool])
+    final = events[-1]["response"]
+    assert kinds(final["output"]) == ["mcp_list_tools", "mcp_call", "function_call"]
+    assert get(http, final["id"])["output"] == final["output"]
+    call = next(i for i in final["output"] if i["type"] == "function_call")
+    done = create(
+        http,
+        model=AUTO,
+        input=[{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}],
+        tools=[WEATHER_TOOL, tool],
+        previous_response_id=final["id"],
+    )
+    assert done["status"] == "completed" and kinds(done["output"])[-1] == "message"

@@ -15,7 +15,7 @@ from parley.errors import NotFound
 from parley.server.faces.responses.items import message_items
 from parley.server.faces.responses.protocol import record_of
 from parley.store.records import Message, Run
-from parley.types import RunStatus, Usage
+from parley.types import Role, RunStatus, Usage
 
 STATUS = {
     RunStatus.QUEUED: "queued",
@@ -143,11 +143,7 @@ def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str,
     item_status = "incomplete" if ended_early else "completed"
     if status == "in_progress":
         item_status = "in_progress"
-    body["output"] = [
-        item
-        for message in stored.answers
-        for item in message_items(message, calls=stored.calls, status=item_status, state=state)
-    ]
+    body["output"] = output_of(stored, item_status, state)
     if status not in ("queued", "in_progress"):
         body["completed_at"] = ended_at(run)
         body["usage"] = usage(run.usage)
@@ -156,6 +152,22 @@ def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str,
     if ended_early:
         body["incomplete_details"] = {"reason": incomplete_reason(run.error_code)}
     return body
+
+
+def output_of(stored: StoredResponse, status: str, state: bool) -> list[dict[str, Any]]:
+    """The response's output items, in the order its stream gave them: the calls of an
+    answer handed to the client come after the calls of it the server ran (whose results
+    are stored after the answer, and streamed before its manifest)."""
+    output: list[dict[str, Any]] = []
+    handed: list[dict[str, Any]] = []
+    for message in stored.answers:
+        ran = message.item is not None and message.role == Role.TOOL
+        if not ran:
+            output += handed
+            handed = []
+        for item in message_items(message, calls=stored.calls, status=status, state=state):
+            (handed if item["type"] == "function_call" else output).append(item)
+    return output + handed
 
 
 def ended_at(run: Run) -> int | None:
