@@ -27,6 +27,8 @@ class HostedItems:
         self.make = make
         self.output = output
         self.index: dict[str, int] = {}
+        #: The items started and not ended: their index.
+        self.open: dict[str, int] = {}
 
     def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
@@ -43,6 +45,7 @@ class HostedItems:
             events.append(self.make("response.output_item.added", output_index=index, item=added))
         where = {"item_id": item_id, "output_index": index}
         if phase == "started":
+            self.open[item_id] = index
             if kind == "mcp_list_tools":
                 events.append(self.make("response.mcp_list_tools.in_progress", **where))
             elif kind == "mcp_call":
@@ -54,10 +57,22 @@ class HostedItems:
                 ]
             return events
         self.output[index] = shown
+        self.open.pop(item_id, None)
         outcome = "failed" if item.get("status") == "failed" else "completed"
         if kind in ("mcp_list_tools", "mcp_call"):
             events.append(self.make(f"response.{kind}.{outcome}", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))
+        return events
+
+    def close(self) -> list[Event]:
+        """The items a response ended before they did (its turn stopped or died in the
+        middle of a call): each ends ``incomplete``."""
+        events = []
+        for index in self.open.values():
+            item = {**self.output[index], "status": "incomplete"}
+            self.output[index] = item
+            events.append(self.make("response.output_item.done", output_index=index, item=item))
+        self.open.clear()
         return events
 
     def approval(self, action: dict[str, Any]) -> list[Event]:

@@ -387,7 +387,7 @@ class ResponseEvents:
     def _finish(self, run_status: RunStatus) -> list[Event]:
         status = STATUS[run_status]
         item_status = "completed" if status in ("completed", "failed") else "incomplete"
-        events = self._close(item_status)
+        events = self._close(item_status) + self.hosted.close()
         for message_id in self.states:
             events += self._state(message_id, item_status)
         self.finished = True

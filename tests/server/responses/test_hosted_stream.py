@@ -1,0 +1,77 @@
+"""The Responses events of the tools the server runs (``responses.hosted``), from the run's
+``hosted_tool`` events: each item's lifecycle in order, at its own output index, and a call
+the turn never finished (it stopped, or its server died) ended ``incomplete``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley.events import DoneEvent, HostedToolEvent, RunStatusEvent
+from parley.server.faces.responses.stream import ResponseEvents
+from parley.types import RunStatus
+
+RUN = "run_0123456789abcdef01234567"
+HEAD: dict[str, Any] = {"id": RUN, "object": "response", "status": "in_progress", "output": []}
+LISTED = {"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "s", "tools": []}
+CALL = {
+    "type": "mcp_call",
+    "id": "mcp_1",
+    "server_label": "s",
+    "name": "echo",
+    "arguments": '{"text":"hi"}',
+    "output": None,
+    "error": None,
+    "approval_request_id": None,
+}
+
+
+def feed(*events: Any) -> list[dict[str, Any]]:
+    translator = ResponseEvents(HEAD)
+    out = translator.start()
+    for seq, event in enumerate(events, start=1):
+        out += translator.feed((seq, event.type, event.model_dump_json()))
+    return out
+
+
+def hosted(phase: str, item: dict[str, Any], status: str) -> HostedToolEvent:
+    return HostedToolEvent(run_id=RUN, phase=phase, item={**item, "status": status})  # type: ignore[arg-type]
+
+
+def test_a_list_and_a_call_each_have_their_lifecycle() -> None:
+    done_call = {**CALL, "output": "hi"}
+    out = feed(
+        RunStatusEvent(run_id=RUN, status=RunStatus.IN_PROGRESS),
+        hosted("started", LISTED, "in_progress"),
+        hosted("done", {**LISTED, "tools": [{"name": "echo"}]}, "completed"),
+        hosted("started", CALL, "in_progress"),
+        hosted("done", done_call, "completed"),
+        DoneEvent(run_id=RUN, status=RunStatus.COMPLETED, ended_at=1),
+    )
+    kinds = [(e["type"], e.get("output_index")) for e in out[2:]]
+    assert kinds == [
+        ("response.output_item.added", 0),
+        ("response.mcp_list_tools.in_progress", 0),
+        ("response.mcp_list_tools.completed", 0),
+        ("response.output_item.done", 0),
+        ("response.output_item.added", 1),
+        ("response.mcp_call_arguments.delta", 1),
+        ("response.mcp_call_arguments.done", 1),
+        ("response.mcp_call.in_progress", 1),
+        ("response.mcp_call.completed", 1),
+        ("response.output_item.done", 1),
+        ("response.completed", None),
+    ]
+    listed, call = out[-1]["response"]["output"]
+    assert "status" not in listed and listed["tools"] == [{"name": "echo"}]
+    assert call["output"] == "hi" and call["status"] == "completed"
+    assert [e["sequence_number"] for e in out] == list(range(len(out)))
+
+
+def test_a_call_the_turn_never_finished_ends_incomplete() -> None:
+    out = feed(
+        hosted("started", CALL, "in_progress"),
+        DoneEvent(run_id=RUN, status=RunStatus.INCOMPLETE, ended_at=1, reason="interrupted"),
+    )
+    assert [e["type"] for e in out[-2:]] == ["response.output_item.done", "response.incomplete"]
+    assert out[-2]["item"]["status"] == "incomplete"
+    assert out[-1]["response"]["output"][0]["status"] == "incomplete"
