@@ -12,14 +12,18 @@
   and the expression ``2+3``), each number or integer property
   the first number in that text, each boolean ``false``; a property with an ``enum`` the
   first of its values the text names as a word (else its default, else its first value);
-  other properties are left out, and so is a number property when the text has no number.
+  other properties are left out, and so is a number property when the text has no number
+  (unless its schema gives a numeric ``default``: then it gets that, so "roll_dice please"
+  rolls the server's default dice).
   Two names give two parallel calls, streamed in interleaved fragments.
 * It follows the request's tool choice (``ModelOptions``): with ``none`` it calls no tool;
   with one function, or a list of ``allowed_tools``, it calls only those tools; when a
   call is ``required`` (one function is) and the message names none of the tools it may
   call, it calls the first of them, its arguments filled from the whole message. With
   ``parallel_tool_calls`` false it makes only the first call.
-* When the newest messages are tool results, it quotes each one verbatim.
+* When the newest messages are tool results, it quotes each one verbatim (a hosted MCP
+  tool's result as well: with an MCP server's tools offered, "use roll_dice" calls it and
+  the answer quotes what it returned).
 * Otherwise it echoes the user and says how to configure a real provider.
 * It honours an output format: in JSON mode its answer is ``{"answer": "..."}``; with a
   JSON schema, an object filled from the user's message as a tool's arguments are, each
@@ -204,6 +208,8 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
         elif kind == "number" and number:
             value = float(number.group())
             arguments[name] = int(value) if value.is_integer() else value
+        elif kind in ("integer", "number") and _is_number(prop.get("default")):
+            arguments[name] = prop["default"]
         elif kind == "boolean":
             arguments[name] = False
     return arguments
@@ -255,6 +261,10 @@ def _choice(choices: list[Any], default: Any, text: str) -> Any:
     if named:
         return named[0]
     return default if default in choices else choices[0]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _schema_type(prop: Any) -> str | None:

@@ -386,3 +386,32 @@ async def test_a_json_schema_format_is_filled_from_the_message() -> None:
 async def test_a_text_format_is_a_plain_answer() -> None:
     text = await demo_text("hi", response_format={"type": "text"})
     assert text.startswith("Demo model:")
+
+
+def test_a_number_property_the_text_leaves_out_takes_its_default() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "sides": {"type": "integer", "default": 6},
+            "count": {"type": "number", "default": 2},
+            "limit": {"type": "integer"},
+            "odd": {"type": "integer", "default": "six"},  # not a number: left out
+        },
+    }
+    assert fill_arguments(schema, "please") == {"sides": 6, "count": 2}
+    assert fill_arguments(schema, "twenty 20") == {"sides": 20, "count": 20, "limit": 20, "odd": 20}
+
+
+async def test_it_calls_the_example_mcp_servers_tool_the_message_names() -> None:
+    from parley.mcp.example import TOOLS as EXAMPLE
+
+    tools = [
+        ToolSpec(function=FunctionSpec(name=t.name, parameters=dict(t.input_schema)))
+        for t in EXAMPLE
+    ]
+    (dice,) = await demo_calls("roll_dice please", tools)
+    assert (dice.name, dice.arguments) == ("roll_dice", {"sides": 6, "count": 2})
+    (count,) = await demo_calls("use word_count on: the quick brown fox", tools)
+    assert count.arguments == {"text": "on: the quick brown fox"}
+    (clock,) = await demo_calls("what does the clock say?", tools)
+    assert (clock.name, clock.arguments) == ("clock", {})
