@@ -46,6 +46,10 @@ class NewMessage:
     #: An answer to an approval request (a message of no text, kept as an
     #: ``mcp_approval_response`` item and never shown to the model).
     approval: Approval | None = None
+    #: A hosted tool's item given back by a client that holds its history (a tool list on
+    #: an assistant message; a call's on the ``tool`` message of its result): kept as
+    #: ``messages.item``.
+    item: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,6 +199,7 @@ def claim_items(
     thread, context, answered = _open_thread(
         conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
     )
+    approvals.given_back(messages, answered)
     approvals.check_taken(messages, answered)
     messages = [*messages, *answered.denied]
     thread_id = thread.id
@@ -344,7 +345,7 @@ def _message_rows(
             layout=m.layout,
             metadata=m.metadata,
             provider_state=m.provider_state,
-            item=approvals.response_item(m.approval) if m.approval else None,
+            item=approvals.response_item(m.approval) if m.approval else m.item,
         )
         for i, m in enumerate(messages)
     ]

@@ -297,3 +297,41 @@ def test_a_function_call_beside_a_hosted_one_goes_to_the_client(
         previous_response_id=final["id"],
     )
     assert done["status"] == "completed" and kinds(done["output"])[-1] == "message"
+
+
+def test_a_client_that_sends_its_whole_history(
+    http: httpx.Client, upstream: Any, mcp_url: str
+) -> None:
+    """No previous_response_id: the client gives back the server's items (as the Agents SDK
+    does). An approval request it approves is run; a call and a tool list given back are
+    the model's context, and the server is not asked for its tools again."""
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"])
+    first = create(http, model=AUTO, input="say it", tools=[tool], store=False)
+    listed, request = first["output"]
+    assert request["type"] == "mcp_approval_request"
+    history = [{"role": "user", "content": "say it"}, listed, request]
+    approval = {
+        "type": "mcp_approval_response",
+        "approval_request_id": request["id"],
+        "approve": True,
+    }
+    before = len(upstream.requests)
+    second = create(http, model=AUTO, input=[*history, approval], tools=[tool], store=False)
+    assert kinds(second["output"]) == ["mcp_call", "message"], second["output"]
+    call, message = second["output"]
+    assert call["output"] == "text 0" and call["approval_request_id"] == request["id"]
+    (sent,) = upstream_requests(upstream, before)
+    assert sent["messages"][-1]["role"] == "tool" and sent["messages"][-1]["content"] == "text 0"
+    # The whole history again, and a new question: the call and its result are context.
+    before = len(upstream.requests)
+    third = create(
+        http,
+        model=AUTO,
+        input=[*history, approval, call, message, {"role": "user", "content": "and again"}],
+        tools=[{**tool, "require_approval": "never"}],
+        store=False,
+    )
+    assert kinds(third["output"]) == ["mcp_call", "message"], third["output"]
+    sent = upstream_requests(upstream, before)[0]
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"], roles

@@ -52,14 +52,6 @@ AGENTS_RUNS = ("never", "never_streamed", "always_chained", "always_chained_stre
 #: An ``mcp_call`` as the Agents SDK's run items show it.
 ECHO_CALL = {"name": "echo", "output": ECHO_OUTPUT, "status": "completed"}
 MCP_LISTED = "response.mcp_list_tools.completed"
-REPLAY_BUG = (
-    "Parley answers an approval only through the response that asked (previous_response_id "
-    "or conversation); the Agents SDK by default sends no previous_response_id but the whole "
-    "history again (message, mcp_list_tools, mcp_approval_request, mcp_approval_response), "
-    "whose sent-back server items responses/items.py skips, so the approval finds no waiting "
-    "call in the new thread: 400 approval_request_not_found (engine/hosted/approvals.py "
-    "check_taken)"
-)
 
 #: Validation (not the SDK's lenient construction): a missing field or an unknown type fails.
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -221,7 +213,6 @@ def test_an_approval_round_trip(client: openai.OpenAI, mcp_url: str, streamed: b
     assert done.previous_response_id == asked.id
 
 
-@pytest.mark.xfail(strict=True, reason=REPLAY_BUG)
 def test_an_approval_sent_with_the_history_again(client: openai.OpenAI, mcp_url: str) -> None:
     """The stateless form: no ``previous_response_id``, but the conversation so far (the
     user's message, the response's output items) and the approval after it."""
@@ -344,7 +335,6 @@ def test_agents_hosted_mcp_asks_the_callback(
     assert outcome["final_output"] == ANSWER
 
 
-@pytest.mark.xfail(strict=True, reason=REPLAY_BUG)
 @pytest.mark.parametrize("transport", AGENTS_TRANSPORTS)
 def test_agents_hosted_mcp_approval_by_default(
     agents_report: dict[str, Any], transport: str

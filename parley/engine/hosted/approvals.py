@@ -72,6 +72,45 @@ def missing_approval(action: Action) -> InvalidRequest:
     )
 
 
+def given_back(messages: Sequence[NewMessage], answered: Answered) -> None:
+    """The approvals of calls the messages themselves hold (a client that sends its whole
+    history: the call as its approval request, then the approval): into ``answered``,
+    as ``answer`` puts those of a waiting run."""
+    given = approvals_of(messages)
+    if not given:
+        return
+    asked = {
+        call["hosted"]["approval_request_id"]: call
+        for m in messages
+        for call in m.tool_calls or ()
+        if (call.get("hosted") or {}).get("approval_request_id")
+    }
+    ran = {m.tool_call_id for m in messages if m.role == Role.TOOL}
+    for request_id, (_, approval) in given.items():
+        call = asked.get(request_id)
+        if call is None or request_id in answered.taken:
+            continue
+        answered.taken.add(request_id)
+        if call["id"] in ran:
+            continue  # the call it approved ran already: its result is given back too
+        mark = call["hosted"]
+        if not approval.approve:
+            denied = NewMessage(
+                role=Role.TOOL, content=denial(approval.reason), tool_call_id=call["id"]
+            )
+            answered.denied.append(denied)
+            continue
+        answered.approved.append(
+            Approved(
+                call_id=call["id"],
+                arguments=call.get("arguments") or {},
+                server_label=str(mark.get("server_label", "")),
+                tool=str(mark.get("name", call["name"])),
+                request_id=request_id,
+            )
+        )
+
+
 def check_taken(messages: Sequence[NewMessage], answered: Answered) -> None:
     """Refuse an approval that answers no request the thread's run waits on."""
     for request_id, (index, _) in approvals_of(messages).items():

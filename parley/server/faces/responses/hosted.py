@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parley.server.faces.responses.items import approval_request_item, hosted_item
+from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 
 Event = dict[str, Any]
 Make = Callable[..., Event]

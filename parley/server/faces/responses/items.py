@@ -39,6 +39,7 @@ import orjson
 from parley.engine import Approval, NewMessage
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_parts
+from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 from parley.store.records import Message
 from parley.types import Role
 
@@ -176,6 +177,14 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
             out.append(current.message())
             current = None
 
+    # A client that sends its whole history gives back the server's MCP items: an
+    # approval request stands for its call once an approval answers it, unless the call
+    # that ran once approved is given too.
+    dicts = [i for i in value if isinstance(i, dict)]
+    responded = {
+        i.get("approval_request_id") for i in dicts if i.get("type") == "mcp_approval_response"
+    }
+    settled = {i.get("approval_request_id") for i in dicts if i.get("type") == "mcp_call"}
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise _bad(index, "", "expected an item object.")
@@ -230,14 +239,79 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
         elif kind == "mcp_approval_response":
             flush()
             out.append(NewMessage(role=Role.USER, approval=_approval(item, index)))
-        elif kind in ("mcp_list_tools", "mcp_approval_request"):
-            continue  # the server's own items, sent back: its thread keeps them already
+        elif kind == "mcp_list_tools":
+            flush()
+            out.append(NewMessage(role=Role.ASSISTANT, item=_hosted_given(item, index)))
+        elif kind == "mcp_approval_request":
+            request_id = item.get("id")
+            if request_id in settled or request_id not in responded:
+                continue  # its call is given as an mcp_call, or nothing answers it
+            if current is None:
+                current = _Assistant()
+            current.calls.append(_hosted_call(item, index, request_id=request_id))
+        elif kind == "mcp_call":
+            if current is None:
+                current = _Assistant()
+            call = _hosted_call(item, index, request_id=item.get("approval_request_id"))
+            current.calls.append(call)
+            flush()
+            given = _hosted_given(item, index)
+            told = given.get("output") or f"Error: {_error_text(given.get('error'))}"
+            out.append(
+                NewMessage(role=Role.TOOL, content=told, tool_call_id=call["id"], item=given)
+            )
         elif kind == "item_reference":
             raise _bad(index, "id", "names no item of yours.")
         else:
             raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
     flush()
     return out
+
+
+def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """A server's MCP item given back (``mcp_list_tools``, ``mcp_call``), checked enough
+    to keep: its label and, for a call, its tool's name."""
+    label = item.get("server_label")
+    if not isinstance(label, str) or not label:
+        raise _bad(index, "server_label", "expected the server's label.")
+    if item.get("type") == "mcp_call" and not isinstance(item.get("name"), str):
+        raise _bad(index, "name", "expected the tool's name.")
+    kept = {k: v for k, v in item.items() if k != "status"}
+    if item.get("type") == "mcp_call":
+        kept["status"] = item.get("status") or "completed"
+    return kept
+
+
+def _hosted_call(item: dict[str, Any], index: int, *, request_id: Any) -> dict[str, Any]:
+    """The model's call behind a given-back ``mcp_call`` or ``mcp_approval_request``."""
+    label, name = item.get("server_label"), item.get("name")
+    if not isinstance(label, str) or not isinstance(name, str) or not name:
+        raise _bad(index, "name", "expected the server's label and the tool's name.")
+    call_id = item.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise _bad(index, "id", "expected the item's id.")
+    return {
+        "id": call_id,
+        "name": name,
+        "arguments": _arguments(item.get("arguments"), index),
+        "hosted": {
+            "type": "mcp",
+            "server_label": label,
+            "name": name,
+            "item_id": call_id if item.get("type") == "mcp_call" else None,
+            "approval_request_id": request_id if isinstance(request_id, str) else None,
+        },
+    }
+
+
+def _error_text(error: Any) -> str:
+    """An ``mcp_call``'s error as text (a string, or OpenAI's error object)."""
+    if isinstance(error, dict):
+        if error.get("message"):
+            return str(error["message"])
+        parts = error.get("content") or []
+        return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)) or "failed"
+    return str(error or "failed")
 
 
 def _approval(item: dict[str, Any], index: int) -> Approval:
@@ -416,29 +490,6 @@ def message_items(
                 yield approval_request_item(hosted, call["arguments"])
         elif calls is None or call["id"] in calls:
             yield call_item(message.id, call["id"], call["name"], call["arguments"])
-
-
-def hosted_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A hosted tool's stored item as the API shows it: a tool list has no status."""
-    if item.get("type") == "mcp_list_tools":
-        return {k: v for k, v in item.items() if k != "status"}
-    return dict(item)
-
-
-def approval_request_item(
-    hosted: dict[str, Any], arguments: dict[str, Any] | str
-) -> dict[str, Any]:
-    """The ``mcp_approval_request`` of a hosted call that waits for the client's approval
-    (its ``hosted`` mark: server, tool, and the request's id)."""
-    if not isinstance(arguments, str):
-        arguments = orjson.dumps(arguments).decode()
-    return {
-        "type": "mcp_approval_request",
-        "id": hosted["approval_request_id"],
-        "server_label": hosted["server_label"],
-        "name": hosted["name"],
-        "arguments": arguments,
-    }
 
 
 class Segment(NamedTuple):
