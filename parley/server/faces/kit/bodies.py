@@ -274,16 +274,15 @@ class ThreadCreate(Body):
     tool_resources: ToolResources = None
 
 
-class ToolOutput(Body):
+class ToolAnswer(Body):
     """A tool's output; or, for a call the server runs once approved (an action with an
     ``approval``), the approval: ``approve`` true or false."""
 
-    tool_call_id: str = Field(min_length=1)
     output: str | None = None
     approve: bool | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> ToolOutput:
+    def _one(self) -> ToolAnswer:
         if (self.output is None) == (self.approve is None):
             raise ValueError("give output, or approve for a call that waits for approval")
         return self
@@ -293,6 +292,12 @@ class ToolOutput(Body):
         if self.output is not None:
             return self.output
         return "approved" if self.approve else "denied"
+
+
+class ToolOutput(ToolAnswer):
+    """The answer to one call, named by its id."""
+
+    tool_call_id: str = Field(min_length=1)
 
 
 def timestamp(value: float | None) -> int | None:

@@ -15,6 +15,7 @@ from parley.server.faces.kit.bodies import (
     Body,
     Image,
     Parameters,
+    ToolAnswer,
     ToolOutput,
     Tools,
     timestamp,
@@ -49,12 +50,10 @@ class ToolOutputsSubmit(Body):
     tool_outputs: list[ToolOutput] = Field(min_length=1)
 
 
-class ToolOutputSubmit(Body):
+class ToolOutputSubmit(ToolAnswer):
     """Flow B: one output, named by ``action_id`` or by ``run_id`` + ``tool_call_id``; or,
     for a call the server runs once approved, ``approve`` true or false."""
 
-    output: str | None = None
-    approve: bool | None = None
     action_id: str | None = None
     run_id: str | None = None
     tool_call_id: str | None = None
@@ -63,15 +62,7 @@ class ToolOutputSubmit(Body):
     def _named(self) -> ToolOutputSubmit:
         if self.action_id is None and (self.run_id is None or self.tool_call_id is None):
             raise ValueError("give action_id, or run_id and tool_call_id")
-        if (self.output is None) == (self.approve is None):
-            raise ValueError("give output, or approve for a call that waits for approval")
         return self
-
-    def answer(self) -> str:
-        """The output, or the approval's (``approved`` / ``denied``)."""
-        if self.output is not None:
-            return self.output
-        return "approved" if self.approve else "denied"
 
 
 class CompletionRequest(Body):
