@@ -5,8 +5,9 @@ headers of every request it gets.
 
 One run uses both secrets, random each time: a streamed response in a conversation whose
 model calls ``echo`` (no approval), then a response that asks for approval and the approval
-that runs the call (the secrets sent again, as the server keeps none). The MCP server got
-both with every request; neither is anywhere in the database (SQLite's files and a dump of
+that runs the call (the secrets sent again, as the server keeps none, and with an
+idempotency key), a background response that calls it, and requests refused with the
+secrets in them. The MCP server got both with every request; neither is anywhere in the database (SQLite's files and a dump of
 its rows, or a dump of every PostgreSQL table's rows), in Redis when the server uses one,
 in the server's log, or in any answer the API gave (created responses, the stream, GETs,
 replays, input items, the conversation's items).
@@ -14,9 +15,11 @@ replays, input items, the conversation's items).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ from tests.e2e.responses_providers_helpers import (
     AnthropicUpstream,
     Call,
     CallsTurn,
+    Received,
     RecordingMCP,
     TextTurn,
     check_json,
@@ -53,7 +57,12 @@ class Run:
     mcp: RecordingMCP
     server: ParleyServer
     db: FreshDatabase
+    url: str = ""
+    key: str = ""
+    upstream: AnthropicUpstream | None = None
     answers: list[str] = field(default_factory=list)
+    #: What the MCP server received during the run.
+    received: list[Received] = field(default_factory=list)
     conversation: str = ""
     responses: list[dict[str, Any]] = field(default_factory=list)
 
@@ -94,7 +103,7 @@ def mcp_tool(url: str, secret: str, token: str, approval: str) -> dict[str, Any]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     tmp = tmp_path_factory.mktemp("mcp-secrets")
-    upstream = AnthropicUpstream(tmp, 2)
+    upstream = AnthropicUpstream(tmp, 4)
     await upstream.start()
     mcp = RecordingMCP()
     db = FreshDatabase(tmp)
@@ -104,14 +113,15 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     try:
         with mcp.serve() as url:
             server.start()
-            done = Run(secret, token, mcp, server, db)
+            done = Run(secret, token, mcp, server, db, url, server.new_user(), upstream)
             async with httpx.AsyncClient(
                 base_url=f"{server.base_url}/v1",
-                headers={"Authorization": f"Bearer {server.new_user()}"},
+                headers={"Authorization": f"Bearer {done.key}"},
                 timeout=20,
                 event_hooks={"response": [check_json]},
             ) as http:
                 await use_the_secrets(Recorder(http, done.answers), upstream, url, done)
+            done.received = list(mcp.received)
             yield done
         server.stop()
         server.assert_clean_log()
@@ -153,16 +163,54 @@ async def use_the_secrets(http: Recorder, upstream: AnthropicUpstream, url: str,
             "tools": [always],
             "previous_response_id": first["id"],
         },
+        headers={"Idempotency-Key": f"approval-{secrets.token_hex(4)}"},
     )
     assert [i["type"] for i in second["output"]] == ["mcp_call", "message"], second["output"]
     assert second["output"][0]["output"] == "hi"
+    background = await run_in_background(http, upstream, url, run)
+    await refused_requests(http, url, run)
     final = sse_events(streamed.text)[-1]["response"]
-    for response_id in (final["id"], first["id"], second["id"]):
+    for response_id in (final["id"], first["id"], second["id"], background):
         run.responses.append(await http.json("GET", f"/responses/{response_id}"))
         await http.request("GET", f"/responses/{response_id}/input_items")
         await http.request("GET", f"/responses/{response_id}", params={"stream": "true"})
     await http.request("GET", f"/conversations/{run.conversation}/items")
     await http.request("GET", f"/conversations/{run.conversation}")
+
+
+async def run_in_background(http: Recorder, upstream: AnthropicUpstream, url: str, run: Run) -> str:
+    """A background response that calls the tool, polled to its end; its id."""
+    slot = upstream.take()
+    call = Call(upstream.call_ids[0], "echo", {"text": "hi"})
+    model, _ = upstream.script(slot, CallsTurn((call,)), TextTurn())
+    never = mcp_tool(url, run.secret, run.token, "never")
+    body = {"model": model, "input": QUESTION, "tools": [never], "background": True}
+    response = await http.json("POST", "/responses", json=body)
+    deadline = time.monotonic() + 15
+    while response["status"] in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, response
+        await asyncio.sleep(0.05)
+        response = await http.json("GET", f"/responses/{response['id']}")
+    assert response["status"] == "completed", response
+    kinds = [i["type"] for i in response["output"] if i["type"] != "reasoning"]
+    assert kinds == ["mcp_list_tools", "mcp_call", "message"], response["output"]
+    assert response["output"][-2]["output"] == "hi", response["output"]
+    return str(response["id"])
+
+
+async def refused_requests(http: Recorder, url: str, run: Run) -> None:
+    """Requests refused with the secrets in them: their errors do not say them."""
+    tool = mcp_tool(url, run.secret, run.token, "never")
+    bad = [
+        {"model": "claude0/claude-test-1", "input": QUESTION, "tools": [tool], "temperature": "hot"},
+        {"model": "nope/nothing", "input": QUESTION, "tools": [tool]},
+        {"model": "claude0/claude-test-1", "input": QUESTION, "tools": [{**tool, "server_url": "http://10.0.0.1/mcp"}]},
+        {"model": "claude0/claude-test-1", "input": QUESTION, "tools": [{**tool, "headers": {"X-Secret": run.secret + "\n"}}]},
+    ]  # fmt: skip
+    for body in bad:
+        answer = await http.http.post("/responses", json=body)
+        run.answers.append(answer.text)
+        assert answer.status_code in (400, 404), answer.text
 
 
 # ------------------------------------------------------------------- where to look
@@ -235,11 +283,11 @@ def redis_text() -> str:
 
 
 async def test_the_mcp_server_got_both_secrets_with_every_request(run: Run) -> None:
-    received = run.mcp.received
+    received = run.received
     methods = [r.method for r in received]
-    # Two listings (the conversation's, the other response's) and two calls; the MCP
-    # client may list again before a call of a new session (the SDK's own check).
-    assert methods.count("tools/call") == 2 and methods.count("tools/list") >= 2, methods
+    # Three calls (in the conversation, after the approval, in the background), each
+    # session listing first (the SDK's client may list again before a call).
+    assert methods.count("tools/call") == 3 and methods.count("tools/list") >= 3, methods
     for request in received:
         assert request.headers.get("x-secret") == run.secret, request
         assert request.headers.get("authorization") == f"Bearer {run.token}", request
@@ -277,3 +325,46 @@ async def test_the_log_holds_no_secret(run: Run) -> None:
     assert log  # at debug, the server says things
     for secret in run.both:
         assert secret not in log
+
+
+async def test_an_approval_without_the_secrets_sends_none(run: Run) -> None:
+    """The secrets are not kept for the approval: an approval sent without them (the tool
+    given again without headers) reaches the server without them."""
+    assert run.upstream is not None
+    slot = run.upstream.take()
+    call = Call(run.upstream.call_ids[0], "echo", {"text": "hi"})
+    model, _ = run.upstream.script(slot, CallsTurn((call,)), TextTurn())
+    always = mcp_tool(run.url, run.secret, run.token, "always")
+    async with httpx.AsyncClient(
+        base_url=f"{run.server.base_url}/v1",
+        headers={"Authorization": f"Bearer {run.key}"},
+        timeout=20,
+        event_hooks={"response": [check_json]},
+    ) as http:
+        body = {"model": model, "input": QUESTION, "tools": [always]}
+        asked = (await http.post("/responses", json=body)).json()
+        request = asked["output"][-1]
+        assert request["type"] == "mcp_approval_request", asked["output"]
+        bare = {k: v for k, v in always.items() if k not in ("headers", "authorization")}
+        approval = {
+            "type": "mcp_approval_response",
+            "approval_request_id": request["id"],
+            "approve": True,
+        }
+        before = len(run.mcp.received)
+        answer = await http.post(
+            "/responses",
+            json={
+                "model": model,
+                "input": [approval],
+                "tools": [bare],
+                "previous_response_id": asked["id"],
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    (sent,) = run.mcp.calls()[len(run.mcp.calls()) - 1 :]
+    assert sent in run.mcp.received[before:]
+    assert "x-secret" not in sent.headers and "authorization" not in sent.headers, sent
+    done = answer.json()
+    assert [i["type"] for i in done["output"]] == ["mcp_call", "message"], done["output"]
+    assert done["output"][0]["output"] == "hi"
