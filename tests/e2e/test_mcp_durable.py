@@ -372,3 +372,38 @@ async def test_a_server_that_dies_mid_call(setup: Setup, parley: ParleyServer, m
     assert call["error"]["message"], call
     _, told_model = setup.upstream.requests(slot)
     assert told(told_model).startswith("Error: "), told(told_model)
+
+
+async def test_a_kill_during_a_call_leaves_a_response_that_ended(
+    setup: Setup, parley: ParleyServer
+) -> None:
+    """The server dies while a call runs (a background response): once started again, the
+    response ends (its lease runs out) and shows no call still running."""
+    slot, model = scripted(setup, "slow", {"seconds": 0.9})
+    key = parley.new_user()
+    before = len(setup.mcp.calls("slow"))
+    async with client(parley, key) as http:
+        tool = mcp_tool(setup.mcp_url, ["slow"])
+        body = {"model": model, "input": QUESTION, "tools": [tool], "background": True}
+        answer = await http.post("/responses", json=body)
+        assert answer.status_code == 200, answer.text
+        response_id = answer.json()["id"]
+        deadline = time.monotonic() + BOUND
+        while len(setup.mcp.calls("slow")) == before:
+            assert time.monotonic() < deadline, "the call never reached the MCP server"
+            await asyncio.sleep(0.01)
+    parley.kill()
+    parley.start()
+    async with client(parley, key) as http:
+        deadline = time.monotonic() + BOUND
+        while True:
+            response = (await http.get(f"/responses/{response_id}")).json()
+            if response["status"] not in ("queued", "in_progress"):
+                break
+            assert time.monotonic() < deadline, response
+            await asyncio.sleep(0.1)
+    assert response["status"] == "incomplete", response
+    assert response["incomplete_details"] == {"reason": "interrupted"}, response
+    running = [i for i in response["output"] if i.get("status") == "in_progress"]
+    assert running == [], response["output"]
+    assert len(setup.upstream.requests(slot)) == 1  # the turn was not run again
