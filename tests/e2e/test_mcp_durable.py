@@ -222,28 +222,18 @@ async def test_an_approval_after_a_kill_and_a_restart(setup: Setup, parley: Parl
     assert told(told_model) == "hi"
 
 
-@pytest.mark.skipif(
-    not (postgres_url() and os.environ.get("PARLEY_TEST_REDIS_URL")),
-    reason="two replicas need PARLEY_TEST_DATABASE_URL and PARLEY_TEST_REDIS_URL",
-)
-async def test_an_approval_answered_on_the_other_replica(setup: Setup) -> None:
+@pytest.fixture(scope="module")
+def replicas(setup: Setup) -> Iterator[tuple[ParleyServer, ParleyServer]]:
+    """Two servers on one PostgreSQL database, streaming across through Redis."""
+    if not (postgres_url() and os.environ.get("PARLEY_TEST_REDIS_URL")):
+        pytest.skip("two replicas need PARLEY_TEST_DATABASE_URL and PARLEY_TEST_REDIS_URL")
     db = FreshDatabase(setup.tmp)
     a = new_server(setup, db.url)
     b = new_server(setup, db.url)
     try:
         a.start()
         b.start()
-        key = a.new_user()
-        slot, model = scripted(setup, "echo", {"text": "hi"})
-        async with client(a, key) as http:
-            asked, request = await ask_approval(http, setup, model)
-        async with client(b, key) as http:
-            done = await approve(http, setup, model, asked, request["id"])
-        async with client(a, key) as http:  # replica A sees the answer too
-            stored = await http.get(f"/responses/{done['id']}")
-            assert stored.json()["output"] == done["output"]
-        _, told_model = setup.upstream.requests(slot)
-        assert told(told_model) == "hi"
+        yield a, b
         for server in (a, b):
             server.stop()
             server.assert_clean_log()
@@ -251,6 +241,29 @@ async def test_an_approval_answered_on_the_other_replica(setup: Setup) -> None:
         a.stop()
         b.stop()
         db.drop()
+
+
+async def test_an_approval_answered_on_the_other_replica(
+    setup: Setup, replicas: tuple[ParleyServer, ParleyServer]
+) -> None:
+    a, b = replicas
+    key = a.new_user()
+    slot, model = scripted(setup, "echo", {"text": "hi"})
+    async with client(a, key) as http:
+        asked, request = await ask_approval(http, setup, model)
+    async with client(b, key) as http:
+        done = await approve(http, setup, model, asked, request["id"])
+    async with client(a, key) as http:  # replica A sees the answer too
+        stored = await http.get(f"/responses/{done['id']}")
+        assert stored.json()["output"] == done["output"]
+    _, told_model = setup.upstream.requests(slot)
+    assert told(told_model) == "hi"
+
+
+async def test_one_approval_sent_to_both_replicas_at_once_runs_the_call_once(
+    setup: Setup, replicas: tuple[ParleyServer, ParleyServer]
+) -> None:
+    await approve_twice_at_once(*replicas, setup)
 
 
 # --------------------------------------------------------------------------- faults
@@ -407,3 +420,36 @@ async def test_a_kill_during_a_call_leaves_a_response_that_ended(
     running = [i for i in response["output"] if i.get("status") == "in_progress"]
     assert running == [], response["output"]
     assert len(setup.upstream.requests(slot)) == 1  # the turn was not run again
+
+
+async def approve_twice_at_once(
+    first: ParleyServer, second: ParleyServer, setup: Setup
+) -> list[httpx.Response]:
+    """One approval sent twice at the same time (to ``first`` and ``second``); the answers.
+    The call ran once."""
+    key = first.new_user()
+    _, model = scripted(setup, "echo", {"text": "hi"})
+    async with client(first, key) as http:
+        asked, request = await ask_approval(http, setup, model)
+    before = len(setup.mcp.calls("echo"))
+    tool = mcp_tool(setup.mcp_url, ["echo"], approval="always")
+    body = {
+        "model": model,
+        "input": [approval(request["id"])],
+        "tools": [tool],
+        "previous_response_id": asked["id"],
+    }
+    async with client(first, key) as a, client(second, key) as b:
+        answers = await asyncio.gather(
+            a.post("/responses", json=body), b.post("/responses", json=body)
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses[0] == 200 and statuses[1] in (400, 409), [a.text for a in answers]
+    assert len(setup.mcp.calls("echo")) - before == 1
+    return list(answers)
+
+
+async def test_one_approval_sent_twice_at_once_runs_the_call_once(
+    setup: Setup, parley: ParleyServer
+) -> None:
+    await approve_twice_at_once(parley, parley, setup)
