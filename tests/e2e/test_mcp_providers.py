@@ -22,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.e2e.responses_helpers import WEATHER_TOOL
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
     ENCRYPTED,
@@ -111,19 +112,25 @@ def offered_names(kind: str, body: dict[str, Any]) -> list[str]:
     return [t["name"] for t in tools]
 
 
-def chat_context(body: dict[str, Any], call: Call, reasoning_back: bool) -> None:
+#: Calls and what each returned, in the model's order.
+Pairs = list[tuple[Call, str]]
+
+
+def _compact(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, separators=(",", ":"))
+
+
+def chat_context(body: dict[str, Any], pairs: Pairs, reasoning_back: bool) -> None:
     assistant: dict[str, Any] = {
         "role": "assistant",
         "content": None,
         "tool_calls": [
             {
-                "id": call.call_id,
+                "id": c.call_id,
                 "type": "function",
-                "function": {
-                    "name": "echo",
-                    "arguments": json.dumps(ARGUMENTS, separators=(",", ":")),
-                },
+                "function": {"name": c.name, "arguments": _compact(c.arguments)},
             }
+            for c, _ in pairs
         ],
     }
     if reasoning_back:
@@ -131,28 +138,36 @@ def chat_context(body: dict[str, Any], call: Call, reasoning_back: bool) -> None
     assert body["messages"] == [
         {"role": "user", "content": QUESTION},
         assistant,
-        {"role": "tool", "tool_call_id": call.call_id, "content": RESULT},
+        *({"role": "tool", "tool_call_id": c.call_id, "content": out} for c, out in pairs),
     ]
 
 
-def responses_context(body: dict[str, Any], call: Call) -> None:
+def responses_context(body: dict[str, Any], pairs: Pairs) -> None:
     assert body["store"] is False
     summary = [{"type": "summary_text", "text": "".join(THINKING)}]
     assert body["input"] == [
         {"role": "user", "content": QUESTION},
         {"id": "rs_up1", "type": "reasoning", "summary": summary, "encrypted_content": ENCRYPTED},
-        {
-            "type": "function_call",
-            "call_id": call.call_id,
-            "name": "echo",
-            "arguments": json.dumps(ARGUMENTS, separators=(",", ":")),
-            "id": "fc_up0",
-        },
-        {"type": "function_call_output", "call_id": call.call_id, "output": RESULT},
+        *(
+            {
+                "type": "function_call",
+                "call_id": c.call_id,
+                "name": c.name,
+                "arguments": _compact(c.arguments),
+                "id": f"fc_up{n}",
+            }
+            for n, (c, _) in enumerate(pairs)
+        ),
+        *(
+            {"type": "function_call_output", "call_id": c.call_id, "output": out}
+            for c, out in pairs
+        ),
     ]
 
 
-def anthropic_context(body: dict[str, Any], call: Call) -> None:
+def anthropic_context(body: dict[str, Any], pairs: Pairs) -> None:
+    """One assistant message with the signed thinking and every call, then one user
+    message with every result (the API refuses results split over messages)."""
     signed = {"type": "thinking", "thinking": "".join(THINKING), "signature": SIGNATURE}
     assert body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
@@ -160,47 +175,62 @@ def anthropic_context(body: dict[str, Any], call: Call) -> None:
             "role": "assistant",
             "content": [
                 signed,
-                {"type": "tool_use", "id": call.call_id, "name": "echo", "input": ARGUMENTS},
+                *(
+                    {"type": "tool_use", "id": c.call_id, "name": c.name, "input": c.arguments}
+                    for c, _ in pairs
+                ),
             ],
         },
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": call.call_id, "content": RESULT}],
+            "content": [
+                {"type": "tool_result", "tool_use_id": c.call_id, "content": out}
+                for c, out in pairs
+            ],
         },
     ]
 
 
-def gemini_context(body: dict[str, Any], call: Call) -> None:
+def gemini_context(body: dict[str, Any], pairs: Pairs) -> None:
     question, answer, results = body["contents"]
     assert question == {"role": "user", "parts": [{"text": QUESTION}]}
-    (part,) = answer["parts"]
-    assert answer["role"] == "model" and part["thoughtSignature"] == SIGNATURE
-    assert part["functionCall"]["name"] == "echo" and part["functionCall"]["args"] == ARGUMENTS
-    assert part["functionCall"].get("id", call.call_id) == call.call_id
-    (result,) = results["parts"]
-    assert results["role"] == "user"
-    assert result["functionResponse"]["name"] == "echo"
-    assert result["functionResponse"]["response"] == {"content": RESULT}
-    assert result["functionResponse"].get("id", call.call_id) == call.call_id
+    assert answer["role"] == "model" and results["role"] == "user"
+    assert [p.get("thoughtSignature") for p in answer["parts"]] == [SIGNATURE] + [None] * (
+        len(pairs) - 1
+    )
+    for part, (call, _) in zip(answer["parts"], pairs, strict=True):
+        assert (part["functionCall"]["name"], part["functionCall"]["args"]) == (
+            call.name,
+            call.arguments,
+        )
+        assert part["functionCall"].get("id", call.call_id) == call.call_id
+    for part, (call, out) in zip(results["parts"], pairs, strict=True):
+        response = part["functionResponse"]
+        assert (response["name"], response["response"]) == (call.name, {"content": out})
+        assert response.get("id", call.call_id) == call.call_id
 
 
-def ollama_context(body: dict[str, Any], call: Call) -> None:
+def ollama_context(body: dict[str, Any], pairs: Pairs) -> None:
     assert body["messages"] == [
         {"role": "user", "content": QUESTION},
         {
             "role": "assistant",
             "content": "",
             "thinking": "".join(THINKING),
-            "tool_calls": [{"function": {"name": "echo", "arguments": ARGUMENTS}}],
+            "tool_calls": [
+                {"function": {"name": c.name, "arguments": c.arguments}} for c, _ in pairs
+            ],
         },
-        {"role": "tool", "content": RESULT, "tool_name": "echo"},
+        *({"role": "tool", "content": out, "tool_name": c.name} for c, out in pairs),
     ]
 
 
 #: Each kind's check of the model call after the MCP call: it carries the call and ``hi``.
-CONTEXT: dict[str, Callable[[dict[str, Any], Call], None]] = {
-    "openai-chat": lambda body, call: chat_context(body, call, reasoning_back=False),
-    "openai-chat-reasoning-back": lambda body, call: chat_context(body, call, reasoning_back=True),
+CONTEXT: dict[str, Callable[[dict[str, Any], Pairs], None]] = {
+    "openai-chat": lambda body, pairs: chat_context(body, pairs, reasoning_back=False),
+    "openai-chat-reasoning-back": lambda body, pairs: chat_context(
+        body, pairs, reasoning_back=True
+    ),
     "openai-responses": responses_context,
     "anthropic": anthropic_context,
     "gemini": gemini_context,
@@ -267,7 +297,7 @@ async def test_an_mcp_call_and_its_result_reach_the_provider(parley: Parley, kin
     assert answer_text(response) == "".join(ANSWER)
     asked, told = upstream.requests(slot)
     assert offered_names(kind, asked) == ["echo"]
-    CONTEXT[kind](told, call)
+    CONTEXT[kind](told, [(call, RESULT)])
     stored = await parley.http.get(f"/responses/{response['id']}")
     assert stored.json()["output"] == response["output"]
 
@@ -301,4 +331,35 @@ async def test_an_approved_call_reaches_the_provider(parley: Parley) -> None:
     assert len(parley.mcp.calls("echo")[before:]) == 1
     assert answer_text(done) == "".join(ANSWER)
     _, told = upstream.requests(slot)
-    anthropic_context(told, call)
+    anthropic_context(told, [(call, RESULT)])
+
+
+@pytest.mark.parametrize("kind", [kind for kind in UPSTREAMS if kind != "demo"])
+async def test_an_mcp_call_beside_a_client_function_call(parley: Parley, kind: str) -> None:
+    """The model calls the MCP tool and a client function at once: the server runs the MCP
+    call, the response ends with the function call for the client; with its output, the next
+    model call carries both calls and both results as the provider wants them (one
+    assistant turn, then the results, in the model's order)."""
+    upstream = parley.upstreams[kind]
+    slot = upstream.take()
+    echo = echo_call(upstream)
+    weather = Call(upstream.call_ids[1], "get_weather", {"city": "Oslo"})
+    first, second = upstream.script(slot, CallsTurn((echo, weather)), TextTurn())
+    tools = [mcp_tool(parley.mcp_url), WEATHER_TOOL]
+    before = len(parley.mcp.calls("echo"))
+    asked = await create(parley.http, model=first, input=QUESTION, tools=tools)
+    kinds = [item["type"] for item in asked["output"] if item["type"] != "reasoning"]
+    assert kinds == ["mcp_list_tools", "mcp_call", "function_call"], asked["output"]
+    ran, wanted = asked["output"][-2:]
+    assert (ran["name"], ran["output"], ran["status"]) == ("echo", RESULT, "completed"), ran
+    assert (wanted["name"], json.loads(wanted["arguments"])) == ("get_weather", {"city": "Oslo"})
+    assert len(parley.mcp.calls("echo")) - before == 1
+    output = {"type": "function_call_output", "call_id": wanted["call_id"], "output": "sunny"}
+    done = await create(
+        parley.http, model=second, input=[output], tools=tools, previous_response_id=asked["id"]
+    )
+    assert [item["type"] for item in done["output"]] == ["message"], done["output"]
+    assert answer_text(done) == "".join(ANSWER)
+    assert len(parley.mcp.calls("echo")) - before == 1  # not run again
+    _, told = upstream.requests(slot)
+    CONTEXT[kind](told, [(echo, RESULT), (weather, "sunny")])
