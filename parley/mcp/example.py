@@ -125,8 +125,9 @@ class Example:
         text = args.get("text")
         if not isinstance(text, str):
             return _text("text must be a string", error=True)
-        words, lines = len(text.split()), len(text.splitlines()) or (1 if text else 0)
-        return _text(f"{words} words, {lines} lines, {len(text)} characters")
+        lines = len(text.splitlines()) or (1 if text else 0)
+        counts = [(len(text.split()), "word"), (lines, "line"), (len(text), "character")]
+        return _text(", ".join(f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in counts))
 
     def add_note(self, args: dict[str, Any]) -> types.CallToolResult:
         text = args.get("text")

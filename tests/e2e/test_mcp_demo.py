@@ -6,11 +6,13 @@ the demo call it; its answer quotes the result. This is the first try docs/mcp.m
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,7 +109,7 @@ def test_read_only_tools_run_and_the_rest_ask(http: httpx.Client, example_url: s
     tool = example(example_url, require_approval={"never": {"read_only": True}})
     counted = create(http, model=DEMO, input="word_count one two three", tools=[tool])
     assert kinds(counted)[-2:] == ["mcp_call", "message"]
-    assert items(counted)[-2]["output"] == "3 words, 1 lines, 13 characters"
+    assert items(counted)[-2]["output"] == "3 words, 1 line, 13 characters"
     asked = create(
         http,
         model=DEMO,
@@ -162,3 +164,59 @@ def test_the_stream_shows_the_list_the_call_and_the_answer(
     call = items(final)[1]
     assert call["name"] == "clock" and call["output"].endswith("Z")
     assert output_text(final) == quoted("clock", call["output"])
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "mcp.md"
+
+
+def guide_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", GUIDE.read_text(), re.S)
+
+
+def as_here(block: str, server: Any, example_url: str) -> str:
+    """A block of docs/mcp.md pointed at the test's Parley and example server."""
+    block = block.replace("http://127.0.0.1:8765/mcp", example_url)
+    return block.replace("http://127.0.0.1:8700", server.base_url)
+
+
+def test_the_guides_python_examples_run(
+    server: Any,
+    user_key: str,
+    example_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", user_key)
+    monkeypatch.setenv("PARLEY_API_KEY", user_key)
+    blocks = guide_blocks("python")
+    assert len(blocks) == 2, "docs/mcp.md: the openai example and the SDK example"
+    for block in blocks:
+        namespace: dict[str, Any] = {}
+        try:
+            exec(compile(as_here(block, server, example_url), str(GUIDE), "exec"), namespace)
+        finally:
+            if "client" in namespace:
+                namespace["client"].close()
+    printed = capsys.readouterr().out.splitlines()
+    dice = r"rolled 2d6: [1-6], [1-6] \(total \d+\)"
+    assert printed[0] == 'asks to run roll_dice {"sides":6,"count":2}'
+    assert re.fullmatch(rf"ran roll_dice -> {dice}", printed[1]), printed
+    assert re.fullmatch(rf'Demo model: the tool roll_dice returned "{dice}"\.', printed[2])
+    assert printed[3] == "approve? {'type': 'mcp', 'server_label': 'example', 'name': 'roll_dice'}"
+    assert re.fullmatch(rf'Demo model: the tool roll_dice returned "{dice}"\.', printed[4])
+
+
+def test_the_guides_first_request_runs(server: Any, user_key: str, example_url: str) -> None:
+    (first,) = [b for b in guide_blocks("sh") if "curl" in b]
+    script = as_here(first, server, example_url).replace("pk_...", user_key)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert [words[0] for words in lines] == [
+        "mcp_list_tools",
+        "reasoning",
+        "mcp_call",
+        "reasoning",
+        "message",
+    ], done.stdout
+    assert lines[2][:3] == ["mcp_call", "roll_dice", "rolled"]

@@ -86,6 +86,8 @@ async def test_clock_word_count_and_unknown_tools(session: Session) -> None:
     assert (await session.call("word_count", {"text": ""})).output == (
         "0 words, 0 lines, 0 characters"
     )
+    one = await session.call("word_count", {"text": "a"})
+    assert one.output == "1 word, 1 line, 1 character"
     missing = await session.call("teleport", {})
     assert (missing.error, missing.failure) == ("no tool named 'teleport'", "tool")
 
