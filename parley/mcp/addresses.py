@@ -60,6 +60,7 @@ import httpcore2
 import httpx2
 
 from parley.errors import InvalidRequest
+from parley.mcp.tls import ssl_context
 
 __all__ = [
     "AddressPolicy",
@@ -422,7 +423,7 @@ def guarded_client_factory(policy: AddressPolicy) -> GuardedClientFactory:
             headers=dict(headers or {}),
             timeout=timeout or _DEFAULT_TIMEOUT,
             auth=auth,
-            transport=_GuardedTransport(policy, httpx2.create_ssl_context()),
+            transport=_GuardedTransport(policy, ssl_context()),
             trust_env=False,
         )
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO, TypeVar
 
@@ -36,6 +36,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from parley import __version__
 from parley.mcp.results import cut_text, result_text
+from parley.mcp.tls import ssl_context
 
 __all__ = [
     "Bounds",
@@ -154,6 +155,16 @@ class Session:
     def ended(self) -> str | None:
         """Why the connection ended on its own, once it has (None while it is up)."""
         return self._owner.ended
+
+    def knows(self, names: Iterable[str]) -> None:
+        """Tell the session about tools listed earlier (a conversation's kept list): after
+        a call of a tool it has not listed itself, the SDK lists the server's tools again
+        to check the result against an output schema. Those tools are taken to have
+        none."""
+        schemas = getattr(self._client.session, "_tool_output_schemas", None)
+        if isinstance(schemas, dict):
+            for name in names:
+                schemas.setdefault(name, None)
 
     async def list_tools(self) -> Listing:
         """Every tool, page after page, within ``list_timeout``; never raises."""
@@ -362,7 +373,7 @@ class _Owner:
     ) -> httpx2.AsyncClient:
         if self._factory is not None:
             return self._factory(headers, timeout)
-        return httpx2.AsyncClient(headers=dict(headers), timeout=timeout)
+        return httpx2.AsyncClient(headers=dict(headers), timeout=timeout, verify=ssl_context())
 
     def _sse_factory(
         self,

@@ -55,12 +55,6 @@ def test_every_response_is_measured_on_both_sides(run: tuple[Any, dict[str, Any]
     assert "| measure | hosted MCP | client function tool |" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the MCP SDK's call_tool lists the tools after a call on a session that has not "
-    "listed them (to validate output schemas), so a response that reuses the conversation's "
-    "listing still sends tools/list",
-)
 def test_a_listed_tool_set_costs_no_request_later(run: tuple[Any, dict[str, Any]]) -> None:
     done, results = run
     assert results["failures"] == []

@@ -83,6 +83,8 @@ class McpServer:
     from_request: bool
     session: Session | None = None
     failed: str | None = None
+    #: The tools of a list the conversation kept (not listed in this session).
+    known: tuple[str, ...] = ()
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     def offers(self, tool: ListedTool) -> bool:
@@ -249,6 +251,7 @@ async def connect(server: McpServer, bounds: Bounds, factory: Any) -> Session | 
     if isinstance(opened, str):
         server.failed = f"could not connect to the MCP server {server.label!r}: {opened}"
         return server.failed
+    opened.knows(server.known)
     server.session = opened
     return opened
 

@@ -166,7 +166,11 @@ class Toolbox:
                 continue
             self.servers.append(server)
             kept = lists.get(label)
-            found = mcp.tools_of(kept) if kept is not None else (await self._list(server)).tools
+            if kept is not None:
+                found = mcp.tools_of(kept)
+                server.known = tuple(t.name for t in found)
+            else:
+                found = (await self._list(server)).tools
             tools += [(server, t) for t in found if server.offers(t)]
         taken = {t["function"]["name"] for t in turn.run.tools if t.get("type") == "function"}
         names = exposed_names([(s.label, t.name) for s, t in tools])
