@@ -6,9 +6,10 @@ The scripted model reasons, then calls the server's ``echo`` tool with ``{"text"
 its provider's own wire format; the server runs the call on the MCP server within the turn
 and calls the model again. That second model call must carry, in the provider's own format,
 the question, the reasoning where the provider needs it back, the call and its result
-(``hi``); the response's output is the server's tool list, the call and the answer. One kind
-goes through an approval as well: the approved call's result reaches the provider the same
-way.
+(``hi``); the response's output is the server's tool list, the call and the answer (with
+the model's reasoning). Each kind goes through an approval as well (the approved call's
+result reaches the provider the same way), and through a turn that calls the MCP tool beside
+a client function (both results go back together, once the client sent its own).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ UPSTREAMS: dict[str, type[Upstream]] = {
     "ollama": OllamaUpstream,
     "demo": DemoModel,
 }
-SLOTS = 3
+SLOTS = 4
 #: What the user asks (the demo model calls ``echo`` with ``hi`` for it).
 QUESTION = "echo hi"
 ARGUMENTS = {"text": "hi"}
@@ -302,10 +303,11 @@ async def test_an_mcp_call_and_its_result_reach_the_provider(parley: Parley, kin
     assert stored.json()["output"] == response["output"]
 
 
-async def test_an_approved_call_reaches_the_provider(parley: Parley) -> None:
-    """Anthropic: the call waits for approval; approved, it runs before the next model call,
-    which carries the call and its result as the Messages API wants them."""
-    upstream = parley.upstreams["anthropic"]
+@pytest.mark.parametrize("kind", [kind for kind in UPSTREAMS if kind != "demo"])
+async def test_an_approved_call_reaches_the_provider(parley: Parley, kind: str) -> None:
+    """The call waits for approval; approved, it runs before the next model call, which
+    carries the call and its result as the provider wants them."""
+    upstream = parley.upstreams[kind]
     slot, call = upstream.take(), echo_call(upstream)
     first, second = upstream.script(slot, CallsTurn((call,)), TextTurn())
     tool = mcp_tool(parley.mcp_url, approval="always")
@@ -331,7 +333,7 @@ async def test_an_approved_call_reaches_the_provider(parley: Parley) -> None:
     assert len(parley.mcp.calls("echo")[before:]) == 1
     assert answer_text(done) == "".join(ANSWER)
     _, told = upstream.requests(slot)
-    anthropic_context(told, [(call, RESULT)])
+    CONTEXT[kind](told, [(call, RESULT)])
 
 
 @pytest.mark.parametrize("kind", [kind for kind in UPSTREAMS if kind != "demo"])
