@@ -453,3 +453,22 @@ async def test_one_approval_sent_twice_at_once_runs_the_call_once(
     setup: Setup, parley: ParleyServer
 ) -> None:
     await approve_twice_at_once(parley, parley, setup)
+
+
+async def test_a_tool_error_over_the_limit_is_cut_too(setup: Setup, parley: ParleyServer) -> None:
+    """A tool's error text longer than ``PARLEY_MCP_MAX_OUTPUT`` is cut the same way, in its
+    failed item and in what the model is told."""
+    slot, model = scripted(setup, "fail", {"message": "e" * 3000})
+    async with client(parley, parley.new_user()) as http:
+        tool = mcp_tool(setup.mcp_url, ["fail"])
+        response = await create(http, model=model, input=QUESTION, tools=[tool])
+    assert kinds(response) == ["mcp_list_tools", "mcp_call", "message"], response["output"]
+    call = response["output"][2]
+    cut = "e" * MAX_OUTPUT + f"\n[output cut: {3000 - MAX_OUTPUT} more characters]"
+    assert (call["status"], call["output"]) == ("failed", None), call
+    assert call["error"] == {
+        "type": "mcp_tool_execution_error",
+        "content": [{"type": "text", "text": cut}],
+    }
+    _, told_model = setup.upstream.requests(slot)
+    assert told(told_model) == f"Error: {cut}"
