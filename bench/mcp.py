@@ -302,7 +302,9 @@ class Runner:
             "server_url": self.mcp_url,
             "allowed_tools": ["echo"],
             "require_approval": "never",
-            "headers": {TAG_HEADER: tag},
+            # One tag per conversation: the same headers each turn, so the server keeps
+            # the session open between them (``engine.hosted.sessions``).
+            "headers": {TAG_HEADER: conversation_of(tag)},
         }
         body: dict[str, Any] = {"model": MODEL, "input": tag, "tools": [tool]}
         if previous:
@@ -387,7 +389,8 @@ def parley_times(
             runner.failures.append(f"{done.tag}: upstream requests {calls!r}")
             continue
         start, end = model_call[0].ended, answered[0].arrived
-        inside = [s for s in posts.get(done.tag, []) if s.ended > start and s.started < end]
+        mine = posts.get(conversation_of(done.tag), [])
+        inside = [s for s in mine if s.ended > start and s.started < end]
         server = _within(inside, start, end)
         own = (end - start - server - done.think) * 1000
         times.setdefault(done.side, []).append((done, own, server * 1000))
@@ -401,12 +404,19 @@ def parley_times(
 
 
 def listings(spans: list[Span], prefix: str) -> dict[str, int]:
-    """``tools/list`` requests on first responses of conversations and on the next ones."""
-    counts = {"first": 0, "next": 0}
+    """``tools/list`` requests on first responses of conversations and on the next ones:
+    a conversation's first response lists once; every other listing is a next one's."""
+    per: dict[str, int] = {}
     for span in spans:
         if span.rpc == "tools/list" and span.tag.startswith(prefix):
-            counts["first" if span.tag.endswith("-0") else "next"] += 1
-    return counts
+            per[span.tag] = per.get(span.tag, 0) + 1
+    first = sum(min(n, 1) for n in per.values())
+    return {"first": first, "next": sum(per.values()) - first}
+
+
+def conversation_of(tag: str) -> str:
+    """The conversation of a response's tag (``NAME-SIDE-TURN``): the MCP requests' tag."""
+    return tag.rpartition("-")[0]
 
 
 async def floor(url: str, app: TimedApp, calls: int) -> dict[str, list[float]]:

@@ -93,7 +93,7 @@ class Engine:
             lease_seconds=settings.lease_seconds,
             bus=self.bus,
         )
-        runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
+        runner = self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
         self.launcher = Launcher(db, providers, runner, self.turns, self._check_open, usage)
         #: Scratch threads (``store.threads``) a face here holds, until it lets go
         #: (``release_scratch``).
@@ -131,6 +131,7 @@ class Engine:
             await asyncio.wait(tasks, timeout=10)
         # The connections holding scratch threads end with the server: let go of them.
         await self.scratch.release_all()
+        await self.runner.hosted.aclose()
         if self.bus is not None and not self._bus_closed:
             self._bus_closed = True
             await self.bus.aclose()

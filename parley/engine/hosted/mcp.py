@@ -14,14 +14,14 @@ connection is made only when a call needs it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from parley.config import Settings
+from parley.engine.hosted.sessions import Sessions
 from parley.mcp.client import (
     Bounds,
     CallResult,
@@ -29,7 +29,6 @@ from parley.mcp.client import (
     Listing,
     ServerTarget,
     Session,
-    open_session,
 )
 from parley.mcp.naming import parameters_schema
 from parley.store.db import new_id
@@ -85,7 +84,6 @@ class McpServer:
     failed: str | None = None
     #: The tools of a list the conversation kept (not listed in this session).
     known: tuple[str, ...] = ()
-    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     def offers(self, tool: ListedTool) -> bool:
         return self.allowed is None or self.allowed.matches(tool)
@@ -234,19 +232,20 @@ def told(result: CallResult) -> str:
     return f"Error: {result.error}"
 
 
-async def connect(server: McpServer, bounds: Bounds, factory: Any) -> Session | str:
-    """The server's session, opened once per turn (a failure is kept: not retried)."""
+async def connect(
+    server: McpServer, sessions: Sessions, user_id: str, factory: Any
+) -> Session | str:
+    """The server's session for this turn, from the process's open sessions (a failure is
+    kept for the turn: not retried)."""
     if server.session is not None:
         return server.session
     if server.failed is not None:
         return server.failed
-    opened = await server._stack.enter_async_context(
-        open_session(
-            server.target,
-            bounds,
-            http_client_factory=factory if server.from_request else None,
-            allow_stdio=not server.from_request,
-        )
+    opened = await sessions.get(
+        user_id,
+        server.target,
+        factory=factory if server.from_request else None,
+        allow_stdio=not server.from_request,
     )
     if isinstance(opened, str):
         server.failed = f"could not connect to the MCP server {server.label!r}: {opened}"
@@ -254,11 +253,6 @@ async def connect(server: McpServer, bounds: Bounds, factory: Any) -> Session | 
     opened.knows(server.known)
     server.session = opened
     return opened
-
-
-async def close(server: McpServer) -> None:
-    server.session = None
-    await server._stack.aclose()
 
 
 def elapsed(since: float) -> float:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from parley.config import Settings
 from parley.engine.hosted import mcp
 from parley.engine.hosted.approvals import Approved
+from parley.engine.hosted.sessions import Sessions
 from parley.events import HostedToolEvent
 from parley.mcp.client import CallResult, ListedTool, Listing
 from parley.mcp.naming import exposed_names
@@ -73,6 +74,7 @@ class HostedTools:
         self.settings = settings
         self.metrics = metrics
         self.bounds = mcp.bounds_of(settings)
+        self.sessions = Sessions(self.bounds)
         self._factory: Any = None
 
     @property
@@ -85,6 +87,10 @@ class HostedTools:
 
             self._factory = guarded_client_factory(address_policy(self.settings))
         return self._factory
+
+    async def aclose(self) -> None:
+        """Close the open MCP sessions (the engine stops)."""
+        await self.sessions.aclose()
 
     async def open(self, turn: Turn) -> Toolbox | None:
         """The turn's hosted tools, listed (events and items of the listings made now), or
@@ -190,7 +196,9 @@ class Toolbox:
         item = mcp.listing_item(server.label, None)
         self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="started", item=item))
         began = time.perf_counter()
-        session = await mcp.connect(server, self.hosted.bounds, self.hosted.guarded)
+        session = await mcp.connect(
+            server, self.hosted.sessions, self.turn.run.user_id, self.hosted.guarded
+        )
         listing = Listing([], error=session) if isinstance(session, str) else None
         if listing is None:
             assert not isinstance(session, str)
@@ -263,7 +271,9 @@ class Toolbox:
         run_id = self.turn.run.id
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="started", item=started))
         began = time.perf_counter()
-        session = await mcp.connect(server, self.hosted.bounds, self.hosted.guarded)
+        session = await mcp.connect(
+            server, self.hosted.sessions, self.turn.run.user_id, self.hosted.guarded
+        )
         if isinstance(session, str):
             result = CallResult(None, session, failure="lost")
         else:
@@ -286,9 +296,10 @@ class Toolbox:
         self.hosted.metrics.hosted_call("mcp", label, operation, mcp.elapsed(began), failed)
 
     async def aclose(self) -> None:
-        """Close the turn's connections."""
+        """The turn is done with its sessions (they stay open for the next one:
+        ``hosted.sessions``)."""
         for server in self.servers:
-            await mcp.close(server)
+            server.session = None
 
 
 def store_ahead(
