@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz lint format typecheck dist bench clean
+.PHONY: run mcp-example test fuzz lint format typecheck dist bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +57,10 @@ $(AGENTS): | $(STAMP)
 given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
 run: $(STAMP)
 	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)
+
+# A small MCP server for trying the server's hosted MCP tools (docs/mcp.md).
+mcp-example: $(STAMP)
+	$(PY) -m parley.mcp.example$(call given,MCP_PORT, --port)
 
 test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
