@@ -31,7 +31,7 @@ from parley.metrics import Metrics
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store.records import Run
-from parley.types import ToolSpec
+from parley.types import Role, ToolSpec
 
 
 class StreamClock:
@@ -133,7 +133,7 @@ def build_request(
         chats = _Chats(context)
         known = _newest_count(context)
         start = fit_start(chats, truncation, fixed, window=limit, known=known, costs=chats.cost)
-    messages = [_for_provider(i.chat, provider) for i in context[start:]]
+    messages = in_call_order([_for_provider(i.chat, provider) for i in context[start:]])
     request = ModelRequest(
         model=model_id,
         messages=messages,
@@ -143,6 +143,32 @@ def build_request(
         options=ModelOptions.of(run.options),
     )
     return request, start
+
+
+def in_call_order(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The tool results that follow an answer's calls, in the order of its calls: some
+    providers match a result to its call by position or name, not id. They are stored in
+    the order they came (a client's output can come before the result of a call the
+    server ran once approved); a result of no call of that answer keeps its place."""
+    out: list[ChatMessage] = []
+    i = 0
+    while i < len(messages):
+        message = messages[i]
+        out.append(message)
+        i += 1
+        if message.role != Role.ASSISTANT or not message.tool_calls:
+            continue
+        j = i
+        while j < len(messages) and messages[j].role == Role.TOOL:
+            j += 1
+        order = {call.id: n for n, call in enumerate(message.tool_calls)}
+        results = messages[i:j]
+        if len(results) > 1:
+            last = len(order)
+            results = sorted(results, key=lambda m: order.get(m.tool_call_id or "", last))
+        out += results
+        i = j
+    return out
 
 
 class _Chats(Sequence[ChatMessage]):

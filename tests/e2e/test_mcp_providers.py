@@ -441,12 +441,6 @@ async def test_an_approval_beside_a_client_function_call(parley: Parley, kind: s
     assert sorted(results_of(kind, told)) == sorted(expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an approved call's result goes back after the client's function output, not in "
-    "the model's call order (it is stored when the approved call runs, after the turn's "
-    "messages); a turn without approval keeps the model's order",
-)
 @pytest.mark.parametrize("kind", BESIDE)
 async def test_an_approval_beside_a_client_function_keeps_the_call_order(
     parley: Parley, kind: str
