@@ -238,3 +238,20 @@ def test_metrics_on_a_port_of_their_own(
         samples = scrape(own)
         health = {"route": "/healthz", "method": "GET", "status": "200"}
         assert value(samples, "parley_http_request_duration_seconds_count", **health) >= 1
+
+
+def test_hosted_tool_steps_by_kind_server_operation_and_outcome() -> None:
+    from parley.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    metrics.hosted_call("mcp", "files", "list", 0.02, False)
+    metrics.hosted_call("mcp", "other", "call", 0.5, True)
+    text = metrics.exposition()[0].decode()
+    assert (
+        'parley_hosted_tool_duration_seconds_count{kind="mcp",operation="list",outcome="ok",'
+        'server="files"} 1.0' in text
+    )
+    assert (
+        'parley_hosted_tool_duration_seconds_count{kind="mcp",operation="call",outcome="error",'
+        'server="other"} 1.0' in text
+    )

@@ -48,7 +48,9 @@ def traced(upstream: Any, tmp_path: Path) -> Iterator[tuple[httpx.Client, InMemo
     key = asyncio.run(_api_key(fresh.url))
     config = tmp_path / "parley.toml"
     config.write_text(provider_config(upstream.base_url, free_port()))
-    settings = Settings(database_url=fresh.url, config=config, port=free_port())
+    settings = Settings(
+        database_url=fresh.url, config=config, port=free_port(), mcp_allow_urls=["127.0.0.1"]
+    )
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -158,3 +160,33 @@ def test_a_chat_completion_call_is_a_child_of_its_request(
     assert _parent(call) == _id(request)
     assert call.attributes is not None
     assert call.attributes["gen_ai.usage.output_tokens"] == 2
+
+
+def test_an_mcp_listing_and_call_are_tool_spans_of_their_turn(
+    traced: tuple[httpx.Client, InMemorySpanExporter],
+) -> None:
+    from tests.mcp.conftest import _servers
+
+    http, exporter = traced
+    with _servers() as start:
+        tool = {
+            "type": "mcp",
+            "server_label": "tests",
+            "server_url": start(),
+            "allowed_tools": ["echo"],
+            "require_approval": "never",
+        }
+        bot = create_assistant(http, "fake/auto:2", tools=[tool])
+        exporter.clear()
+        events = _turn(http, bot["id"])
+    assert events[-1].data["status"] == "completed"
+    spans = list(exporter.get_finished_spans())
+    turn = _one(spans, "parley.turn")
+    listed = _one(spans, "mcp tools/list other")
+    called = _one(spans, "execute_tool other")
+    assert _parent(listed) == _id(turn) and _parent(called) == _id(turn)
+    assert (called.attributes or {})["gen_ai.operation.name"] == "execute_tool"
+    assert (called.attributes or {})["mcp.method.name"] == "tools/call"
+    assert (listed.attributes or {})["mcp.method.name"] == "tools/list"
+    assert called.start_time is not None and called.end_time is not None
+    assert called.end_time > called.start_time
