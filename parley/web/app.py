@@ -10,7 +10,9 @@ through that client. ``close_app(app)`` closes a client the app made.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
@@ -56,6 +58,7 @@ def create_app(
     client: Client | None = None,
     all_threads: bool = False,
     max_exchanges: int = DEFAULT_MAX_EXCHANGES,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
 ) -> Flask:
     """The web app for the Parley server at ``base_url``.
 
@@ -66,6 +69,9 @@ def create_app(
     of the API key (those of ``parley chat``, the native API and the Responses API too), for
     a page one person uses; by default each session sees only the threads it started.
     ``max_exchanges``: answers streaming at once; one more is answered 503 ``busy`` at once.
+    ``hosted_mcp``: ``mcp`` tools the Parley server runs for the page's assistant
+    (``parley.web.hosted.hosted_mcp_tool`` makes one from a ``--hosted-mcp`` SPEC); the page
+    shows their calls, and asks the user before those that need approval.
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.
     sdk = client or Client(base_url=base_url, api_key=api_key)
@@ -84,6 +90,7 @@ def create_app(
         default_model or DEFAULT_MODEL,
         owns_client=client is None,
         all_threads=all_threads,
+        hosted=hosted_mcp,
     )
     app.extensions[SLOTS] = ExchangeSlots(max_exchanges)
     app.register_blueprint(routes.bp)

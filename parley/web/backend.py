@@ -26,9 +26,11 @@ from parley.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
+from parley.events import ActionItem
 from parley.sdk import Client
 from parley.sdk.models import Assistant, Run, Thread
 from parley.sdk.tools import ToolRegistry
+from parley.types import RunStatus
 from parley.web.security import same_tag
 
 __all__ = ["ASSISTANT_NAME", "DEFAULT_MODEL", "EXTENSION", "Backend", "Problem", "problem_of"]
@@ -108,12 +110,15 @@ class Backend:
         *,
         owns_client: bool,
         all_threads: bool = False,
+        hosted: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.client = client
         self.owns_client = owns_client
         #: Every session sees every thread of the API key (``create_app(all_threads=True)``).
         self.all_threads = all_threads
         self.tools = tools
+        #: The ``mcp`` tools the server runs for the assistant (``parley.web.hosted``).
+        self.hosted = [dict(tool) for tool in hosted]
         self.default_model = default_model
         self._lock = threading.Lock()
         self._assistant_id: str | None = None
@@ -137,11 +142,11 @@ class Backend:
             self._assistant_id = None
 
     def _find_or_create_assistant(self) -> Assistant:
-        tools = self.tools.definitions()
+        tools: list[dict[str, Any]] = [*self.tools.definitions(), *self.hosted]
         for assistant in self.client.assistants.list(limit=100, order="desc").iter_all():
             if assistant.name != ASSISTANT_NAME or assistant.metadata.get("client") != CLIENT_TAG:
                 continue
-            current = [(t.function or t).model_dump() for t in assistant.tools]
+            current = [(t.function or t).model_dump(exclude_none=True) for t in assistant.tools]
             if _tool_keys(current) != _tool_keys(tools) or assistant.instructions != INSTRUCTIONS:
                 assistant = self.client.assistants.update(
                     assistant.id, tools=tools, instructions=INSTRUCTIONS
@@ -189,10 +194,33 @@ class Backend:
         pages = self.client.threads.list(limit=100, order="desc", metadata={OWNER_KEY: owner})
         return [t for t in pages.iter_all() if same_tag(t.metadata.get(OWNER_KEY), owner)]
 
+    def pending_approvals(self, thread_id: str) -> tuple[Run, list[ActionItem]] | None:
+        """The thread's newest run when it waits for calls to be approved, and those calls
+        (what a reload shows as approval cards); None when nothing waits."""
+        newest = self.client.runs.list(thread_id=thread_id, limit=1, order="desc").data
+        if not newest or newest[0].status != RunStatus.ACTION_REQUIRED:
+            return None
+        run = newest[0]
+        waiting = run.required_action.actions if run.required_action else []
+        approvals = [action for action in waiting if action.approval is not None]
+        return (run, approvals) if approvals else None
+
+
+#: The fields of an ``mcp`` tool that tell whether the assistant's is the one configured.
+_MCP_KEYS = ("server_label", "server_url", "allowed_tools", "require_approval")
+
 
 def _tool_keys(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """What tells two tool lists apart: a function's name, description and parameters; an
+    ``mcp`` tool's server, filter and approval."""
     return [
         (
+            "mcp",
+            str(spec.get("server_label", "")),
+            json.dumps({k: spec.get(k) for k in _MCP_KEYS}, sort_keys=True),
+        )
+        if spec.get("type") == "mcp"
+        else (
             str(spec.get("name", "")),
             str(spec.get("description") or ""),
             json.dumps(spec.get("parameters") or {}, sort_keys=True),

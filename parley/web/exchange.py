@@ -7,6 +7,13 @@
         → the next turn's events → ...
     → usage → status done → done
 
+The Parley server runs the calls of its MCP servers itself: their ``hosted_tool`` events pass
+through as they come. A call that waits for the user's approval ends the turn with its
+action: the exchange runs the app's own tools of that turn, sends ``approval`` for each call
+that waits, and ends (``done`` with ``action_required``). ``ApprovalExchange`` is the answer
+to one: it approves or denies the call, then goes on as above (the approved call runs first,
+on the server, then the answer streams).
+
 Every exchange ends with ``done``; a failure on the way becomes an ``error`` event first
 (``Exchange.events`` is the stream's boundary, the one place that turns any exception into
 an event). If the browser goes away mid-stream, the exchange goes on without it (its tools
@@ -25,6 +32,7 @@ from parley.events import (
     ActionItem,
     ContentDelta,
     ErrorEvent,
+    HostedToolEvent,
     ReasoningDelta,
     ToolCallsEvent,
     ToolResultEvent,
@@ -37,9 +45,9 @@ from parley.sdk.models import Run, Thread
 from parley.sdk.tools import ToolRegistry
 from parley.types import TERMINAL_STATUSES, RunStatus, Usage
 from parley.web.backend import Backend, Problem, problem_of, title_of
-from parley.web.events import ExchangeDone, RunStarted, StatusNote, ThreadOpened
+from parley.web.events import ApprovalAsked, ExchangeDone, RunStarted, StatusNote, ThreadOpened
 
-__all__ = ["MAX_TOOL_ROUNDS", "Ask", "Exchange", "WebEvent"]
+__all__ = ["MAX_TOOL_ROUNDS", "ApprovalExchange", "Ask", "Exchange", "WebEvent"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ WebEvent = (
     ContentDelta
     | ReasoningDelta
     | ToolCallsEvent
+    | HostedToolEvent
     | ErrorEvent
     | ToolStartEvent
     | ToolResultEvent
@@ -61,6 +70,7 @@ WebEvent = (
     | ThreadOpened
     | RunStarted
     | StatusNote
+    | ApprovalAsked
     | ExchangeDone
 )
 
@@ -68,10 +78,11 @@ _DONE_TEXT = {
     RunStatus.COMPLETED: "Done.",
     RunStatus.CANCELLED: "Stopped.",
     RunStatus.FAILED: "The run failed.",
+    RunStatus.ACTION_REQUIRED: "Waiting for your approval.",
 }
 #: The events of a turn's stream the browser gets as they are (status and usage are
 #: gathered by the turn's ``TurnAccumulator`` instead, ``done`` ends the whole exchange).
-_PASSED_ON = (ContentDelta, ReasoningDelta, ToolCallsEvent, ErrorEvent)
+_PASSED_ON = (ContentDelta, ReasoningDelta, ToolCallsEvent, HostedToolEvent, ErrorEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +168,20 @@ class Exchange:
         assistant_id = run.assistant_id or self.backend.assistant_id()  # made by create_run
         self.run_id, self.status = run.id, run.status
         yield RunStarted(run_id=run.id)
+        yield from self._rounds(assistant_id, message.id)
+
+    def _rounds(self, assistant_id: str, message_id: str | None) -> Iterator[WebEvent]:
+        """The run's turns, and the app's tools between them, until it ends or waits for
+        the user's approval."""
+        assert self.run_id is not None
         rounds = 0
         while True:
             yield StatusNote(state="streaming", text="Streaming the answer…")
-            yield from self._turn(assistant_id, message.id)
+            yield from self._turn(assistant_id, message_id)
             if self.status != RunStatus.ACTION_REQUIRED:
+                return
+            if any(call.approval is not None for call in self._calls):
+                yield from self._ask_approval()
                 return
             if rounds == MAX_TOOL_ROUNDS:
                 yield self._give_up()
@@ -203,7 +223,7 @@ class Exchange:
             self.backend.forget_assistant()
             return create()
 
-    def _turn(self, assistant_id: str, message_id: str) -> Iterator[WebEvent]:
+    def _turn(self, assistant_id: str, message_id: str | None) -> Iterator[WebEvent]:
         assert self.run_id is not None
         sync_stream = self.client.synchronous_inference_stream
         sync_stream.setup(
@@ -246,6 +266,27 @@ class Exchange:
         self._calls = []
         return handled, executor.results
 
+    def _ask_approval(self) -> Iterator[WebEvent]:
+        """The turn asked for calls that wait for approval: run the app's own tools of the
+        turn (each output sent by its action), then ask for the others."""
+        assert self.run_id is not None
+        calls, self._calls = self._calls, []
+        own = [call for call in calls if call.approval is None]
+        if own:
+            names = ", ".join(dict.fromkeys(call.name for call in own))
+            yield StatusNote(state="tools", text=f"Running {names}…")
+        for call in own:
+            yield ToolStartEvent(
+                tool_call_id=call.tool_call_id, name=call.name, arguments=call.arguments
+            )
+            output, is_error = self.backend.tools.execute(call.name, call.arguments)
+            self.client.submit_tool_output(action_id=call.action_id, output=output)
+            yield ToolResultEvent(
+                tool_call_id=call.tool_call_id, name=call.name, output=output, is_error=is_error
+            )
+        yield from approvals_asked(self.run_id, calls)
+        yield StatusNote(state="approval", text="Waiting for your approval…")
+
     def _has_ended(self) -> bool:
         """Whether the run has ended (stopped, say); its status is kept."""
         assert self.run_id is not None
@@ -284,3 +325,58 @@ class Exchange:
             return self.client.runs.cancel(self.run_id).status
         except Conflict:  # it ended on its own meanwhile
             return None
+
+
+def approvals_asked(run_id: str, calls: list[ActionItem]) -> Iterator[ApprovalAsked]:
+    """``approval`` events for the calls among ``calls`` that wait for approval."""
+    for call in calls:
+        if call.approval is not None:
+            yield ApprovalAsked(
+                run_id=run_id,
+                action_id=call.action_id,
+                tool_call_id=call.tool_call_id,
+                server_label=str(call.approval.get("server_label", "")),
+                name=str(call.approval.get("name") or call.name),
+                arguments=call.arguments,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The user's answer to a call that waits for approval (``run``: its run, checked to be
+    the session's and to wait for ``action_id``)."""
+
+    run: Run
+    action_id: str
+    approve: bool
+
+
+class ApprovalExchange(Exchange):
+    """The events of answering one approval: the answer sent, then the run goes on as in
+    ``Exchange`` (the approved call runs on the server first, its ``hosted_tool`` events
+    streamed); when other calls of the run still wait, they are asked for again."""
+
+    def __init__(self, backend: Backend, answer: Answer, owner: str) -> None:
+        super().__init__(backend, Ask(content="", model="", owner=owner))
+        self.answer = answer
+        self.thread_id = answer.run.thread_id
+        self.run_id = answer.run.id
+        self.status = answer.run.status
+
+    def _exchange(self) -> Iterator[WebEvent]:
+        answer = self.answer
+        verb = "Approving" if answer.approve else "Denying"
+        yield StatusNote(state="tools", text=f"{verb} the call…")
+        yield RunStarted(run_id=answer.run.id)
+        run = self.client.submit_tool_output(
+            action_id=answer.action_id, output="approved" if answer.approve else "denied"
+        )
+        self.status = run.status
+        if run.status == RunStatus.ACTION_REQUIRED:  # other calls still wait
+            waiting = run.required_action.actions if run.required_action else []
+            yield from approvals_asked(run.id, waiting)
+            yield StatusNote(state="approval", text="Waiting for your approval…")
+            return
+        yield StatusNote(state="tools_done", text="Your answer was sent to the run.")
+        assistant_id = run.assistant_id or self.backend.assistant_id()
+        yield from self._rounds(assistant_id, None)

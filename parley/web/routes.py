@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from parley.errors import Conflict
 from parley.sdk.models import Message
 from parley.web.backend import EXTENSION, Backend, Problem, thread_public, title_of
-from parley.web.exchange import Ask, Exchange
+from parley.web.exchange import Answer, ApprovalExchange, Ask, Exchange, approvals_asked
 from parley.web.limits import SLOTS, ExchangeSlots, busy_response
 from parley.web.security import PAGE_POLICY, csrf_token, owner_tag
 
@@ -140,7 +140,15 @@ def thread_messages(thread_id: str) -> dict[str, Any]:
     backend = _backend()
     backend.owned_thread(thread_id, owner_tag())
     page = backend.client.messages.list(thread_id=thread_id, limit=100, order="asc")
-    return {"data": [_message_public(m) for m in page.iter_all()]}
+    out: dict[str, Any] = {"data": [_message_public(m) for m in page.iter_all()]}
+    waiting = backend.pending_approvals(thread_id)
+    if waiting is not None:  # a reload while calls wait: the page shows them again
+        run, actions = waiting
+        out["pending"] = {
+            "run_id": run.id,
+            "approvals": [a.model_dump() for a in approvals_asked(run.id, actions)],
+        }
+    return out
 
 
 def _message_public(message: Message) -> dict[str, Any]:
@@ -171,12 +179,36 @@ def process() -> Response:
     owner = owner_tag()
     thread = backend.owned_thread(thread_id, owner) if thread_id else None
     ask = Ask(content=content, model=model or backend.default_model, owner=owner, thread=thread)
+    return _stream(Exchange(backend, ask))
+
+
+@bp.post("/api/runs/<run_id>/approval")
+def answer_approval(run_id: str) -> Response:
+    """Approve or deny a call that waits (``{"action_id", "approve": true|false}``), then
+    stream the rest of the answer as ``/api/messages/process`` does."""
+    body = _body()
+    action_id = _text(body, "action_id")
+    approve = body.get("approve")
+    if action_id is None or not isinstance(approve, bool):
+        raise _invalid("action_id (a string) and approve (true or false) are required.")
+    backend = _backend()
+    owner = owner_tag()
+    run = backend.owned_run(run_id, owner)
+    waiting = run.required_action.actions if run.required_action else []
+    if not any(a.action_id == action_id and a.approval is not None for a in waiting):
+        raise ProblemError(Problem(409, "not_waiting", "This call no longer waits for an answer."))
+    return _stream(ApprovalExchange(backend, Answer(run, action_id, approve), owner))
+
+
+def _stream(exchange: Exchange) -> Response:
+    """The exchange as an event stream, in one of the app's exchange slots (503 ``busy``
+    when none is free)."""
     slots: ExchangeSlots = current_app.extensions[SLOTS]
     slot = slots.take()
     if slot is None:
         return busy_response(slots.limit)
     response = Response(
-        Exchange(backend, ask).sse(),
+        exchange.sse(),
         mimetype="text/event-stream",
         headers={"X-Accel-Buffering": "no"},  # Cache-Control: set for every stream
     )

@@ -15,6 +15,12 @@
 // The status line says "Waiting for the model…" (`data-state="waiting"`, with a typing
 // indicator in the answer) from the start of each turn until its first reasoning, text or
 // tool call arrives, then "Streaming the answer…" (`data-state="streaming"`).
+//
+// The calls of the MCP servers the Parley server runs show as cards as they run
+// (`hosted_tool` events). A call that waits for the user's approval (`approval` event; the
+// exchange then ends, its run `action_required`) shows a card with Approve and Deny: a click
+// posts the answer to `/api/runs/<run>/approval`, whose stream goes on in the same message.
+// A reload while a call waits shows its card again (`pending` in the thread's messages).
 
 import { h } from "./dom.js";
 import { frames, now, scroller } from "./frames.js";
@@ -225,8 +231,11 @@ async function openThread(id) {
     return;
   }
   let messages;
+  let pending;
   try {
-    messages = (await api("GET", `/api/threads/${encodeURIComponent(id)}/messages`)).data || [];
+    const answer = await api("GET", `/api/threads/${encodeURIComponent(id)}/messages`);
+    messages = answer.data || [];
+    pending = answer.pending;
   } catch (error) {
     if (token !== state.loadToken) return;
     if (error.type === "not_found") {
@@ -238,7 +247,14 @@ async function openThread(id) {
     return;
   }
   if (token !== state.loadToken) return; // another thread was opened meanwhile
-  renderHistory(messages);
+  const last = renderHistory(messages);
+  if (pending && Array.isArray(pending.approvals) && pending.approvals.length) {
+    const view = last || new AssistantView({ live: false });
+    for (const data of pending.approvals) {
+      view.approval(data, (approve) => answerApproval(view, data, approve));
+    }
+    setStatus("Waiting for your approval.");
+  }
   scroller.toBottom();
 }
 
@@ -361,6 +377,15 @@ const handlers = {
   "tool.result"(stream, data) {
     stream.view.toolResult({ ...data, id: data.tool_call_id });
   },
+  hosted_tool(stream, data) {
+    firstToken(stream);
+    stream.view.hostedTool(data);
+  },
+  approval(stream, data) {
+    stream.view.waiting(false);
+    const view = stream.view;
+    view.approval(data, (approve) => answerApproval(view, data, approve));
+  },
   usage(stream, data) {
     stream.usage = data;
   },
@@ -405,13 +430,9 @@ function yieldToBrowser() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** Send the composer's text, or `prompt` (an example) as if it had been typed there. */
-async function send(prompt) {
-  const typed = prompt === undefined;
-  const content = typed ? el.composer.value : prompt;
-  if (!content.trim() || state.stream) return;
-  if (typed) el.composer.value = "";
-  const stream = {
+/** A new exchange's state; `view` is where its answer goes. */
+function newStream() {
+  return {
     threadId: state.threadId,
     visible: true, // its conversation is on screen (see openThread)
     pane: [],
@@ -425,6 +446,15 @@ async function send(prompt) {
     streamingText: "",
     controller: new AbortController(),
   };
+}
+
+/** Send the composer's text, or `prompt` (an example) as if it had been typed there. */
+async function send(prompt) {
+  const typed = prompt === undefined;
+  const content = typed ? el.composer.value : prompt;
+  if (!content.trim() || state.stream) return;
+  if (typed) el.composer.value = "";
+  const stream = newStream();
   state.stream = stream;
   setBusy(true);
   userMessage(content);
@@ -432,20 +462,45 @@ async function send(prompt) {
   stream.view.waiting(true);
   scroller.toBottom();
   setStatus("Sending…");
+  const body = { content };
+  if (stream.threadId) body.thread_id = stream.threadId;
+  if (el.model.value) body.model = el.model.value;
   try {
-    await runStream(stream, content);
+    await runStream(stream, "/api/messages/process", body, () => giveBack(content));
   } finally {
     finishStream(stream);
   }
 }
 
-async function runStream(stream, content) {
-  const body = { content };
-  if (stream.threadId) body.thread_id = stream.threadId;
-  if (el.model.value) body.model = el.model.value;
+/** The user approved or denied a call that waits: the answer goes on in `view`. */
+async function answerApproval(view, data, approve) {
+  if (state.stream) {
+    view.error("Another answer is still streaming: wait for it, then reload.", "busy");
+    return;
+  }
+  const stream = newStream();
+  stream.view = view;
+  stream.runId = data.run_id;
+  state.stream = stream;
+  setBusy(true);
+  el.stop.disabled = false;
+  view.resume();
+  view.waiting(true);
+  setStatus(approve ? "Approving…" : "Denying…");
+  const path = `/api/runs/${encodeURIComponent(data.run_id)}/approval`;
+  try {
+    await runStream(stream, path, { action_id: data.action_id, approve }, () => {});
+  } finally {
+    finishStream(stream);
+  }
+}
+
+/** POST `body` to `path` and show the event stream it answers; `refused()` when it was
+ * not accepted. */
+async function runStream(stream, path, body, refused) {
   let response;
   try {
-    response = await fetch("/api/messages/process", {
+    response = await fetch(path, {
       method: "POST",
       headers: {
         "Content-Type": "application/json",
@@ -458,13 +513,13 @@ async function runStream(stream, content) {
     });
   } catch {
     stream.view.error(networkError().message, "network");
-    giveBack(content);
+    refused();
     return;
   }
   if (!response.ok) {
     const error = await httpError(response);
     stream.view.error(error.message, error.type);
-    giveBack(content);
+    refused();
     return;
   }
   try {
@@ -508,7 +563,12 @@ function finishStream(stream) {
   if (input || output) stream.view.note("usage", `${input} tokens in · ${output} out`);
   stream.phase = "";
   if (stream.visible) {
-    const words = { completed: "Done.", cancelled: "Stopped.", failed: "Failed." };
+    const words = {
+      completed: "Done.",
+      cancelled: "Stopped.",
+      failed: "Failed.",
+      action_required: "Waiting for your approval.",
+    };
     setStatus(done ? words[done.status] || `Run ${done.status}.` : "");
     if (scroller.stick) scroller.toBottom();
   }

@@ -1,7 +1,9 @@
 // The messages of a conversation on the page: the user's, and the assistant's side of an
-// exchange (reasoning, Markdown text, tool calls with their results) from the live stream or
-// from the history. Model and tool text only ever reaches the DOM as sanitised Markdown or
-// as textContent.
+// exchange (reasoning, Markdown text, tool calls with their results, the calls of the MCP
+// servers the Parley server runs, and the calls that wait for the user's approval) from the
+// live stream or from the history. Model and tool text only ever reaches the DOM as
+// sanitised Markdown or as textContent (an MCP server's output and arguments included: they
+// are untrusted).
 
 import { h } from "./dom.js";
 import { frames } from "./frames.js";
@@ -134,6 +136,134 @@ class ToolCard {
 }
 
 /**
+ * The text of an MCP call's or list's error: a string; or an object with a `message`, or
+ * with the tool's own `content` (its text parts, as a tool error that the server reported).
+ */
+function errorText(error) {
+  if (typeof error === "string") return error;
+  if (error && typeof error.message === "string") return error.message;
+  if (error && Array.isArray(error.content)) {
+    const texts = error.content.filter((part) => part && typeof part.text === "string");
+    if (texts.length) return texts.map((part) => part.text).join("\n");
+  }
+  return error ? JSON.stringify(error) : "";
+}
+
+/**
+ * A call of an MCP server the Parley server runs: "server · tool", its arguments, then its
+ * output (✓) or its error (amber, as a client tool's). While the call waits for the user's
+ * approval (`ask`), the card holds Approve and Deny; the answer goes to `onAnswer(approve)`
+ * and the card then shows the call as it runs.
+ */
+class HostedCard {
+  constructor(parent, { server, name, arguments: args }) {
+    this.name = name || "tool";
+    this.mark = h("span", { class: "tool-mark", "data-testid": "tool-status", text: "…" });
+    this.result = h("pre", {
+      class: "tool-result pending",
+      "data-testid": "tool-result",
+      text: "running…",
+    });
+    this.node = h(
+      "div",
+      {
+        class: "tool-call hosted",
+        "data-testid": "hosted-call",
+        "data-server": server || "",
+        "data-tool-name": name || "",
+      },
+      h(
+        "div",
+        { class: "tool-call-head" },
+        h("span", { class: "tool-server", "data-testid": "tool-server", text: server || "" }),
+        h("span", { class: "tool-name", text: this.name }),
+        this.mark,
+      ),
+      h("pre", {
+        class: "tool-arguments",
+        "data-testid": "tool-arguments",
+        text: prettyArguments(args),
+      }),
+      this.result,
+    );
+    parent.append(this.node);
+  }
+
+  /** Wait for the user: the question and its two buttons in place of the result. */
+  ask(onAnswer) {
+    this.node.dataset.status = "waiting";
+    this.node.classList.add("waiting");
+    this.mark.textContent = "needs approval";
+    const approve = h("button", {
+      type: "button",
+      class: "approve",
+      "data-testid": "approve",
+      text: "Approve",
+    });
+    const deny = h("button", { type: "button", class: "deny", "data-testid": "deny", text: "Deny" });
+    this.question = h(
+      "div",
+      { class: "approval", "data-testid": "approval" },
+      h("span", {
+        class: "approval-text",
+        text: "The server wants to run this tool. Run it?",
+      }),
+      approve,
+      deny,
+    );
+    this.result.replaceWith(this.question);
+    const answer = (yes) => {
+      approve.disabled = true;
+      deny.disabled = true;
+      this.answered(yes);
+      onAnswer(yes);
+    };
+    approve.addEventListener("click", () => answer(true));
+    deny.addEventListener("click", () => answer(false));
+  }
+
+  /** The user answered: the card shows the call running, or denied. */
+  answered(approved) {
+    this.node.classList.remove("waiting");
+    if (this.question) this.question.replaceWith(this.result);
+    this.question = null;
+    if (approved) {
+      this.node.dataset.status = "approved";
+      this.mark.textContent = "approved";
+      return;
+    }
+    this.node.dataset.status = "denied";
+    this.node.classList.add("denied");
+    this.mark.textContent = "denied";
+    this.result.classList.remove("pending");
+    this.result.textContent = "Not run: you denied this call.";
+  }
+
+  /** The call ended: `item` is its `mcp_call` item (output, or error). */
+  finish(item) {
+    this.result.classList.remove("pending");
+    if (!item.error && item.status !== "failed") {
+      this.node.dataset.status = "ok";
+      this.node.classList.add("ok");
+      this.mark.textContent = "✓";
+      this.result.textContent = item.output ?? "";
+      return;
+    }
+    this.node.dataset.status = "error";
+    this.node.classList.add("reported-error");
+    this.mark.textContent = "⚠ error";
+    this.result.before(
+      h("div", {
+        class: "tool-error-label",
+        "data-testid": "tool-error-label",
+        text: `${this.name} reported an error`,
+      }),
+    );
+    this.result.textContent = errorText(item.error) || "The call failed.";
+  }
+}
+
+/**
  * The assistant's side of one exchange: reasoning, text and tool calls in the order they
  * came, over one or more turns (a tool round trip starts the next turn).
  */
@@ -145,6 +275,7 @@ export class AssistantView {
     this.last = null; // the newest block: text or reasoning goes on in it
     this.blocks = [];
     this.cards = new Map();
+    this.hosted = new Map(); // MCP calls by item id, and by approval request id
     this.typing = null; // the typing indicator while the answer waits for its first token
   }
 
@@ -202,6 +333,61 @@ export class AssistantView {
     this.last = null;
   }
 
+  /** A `hosted_tool` event: a tool list (one line once listed) or an MCP call. */
+  hostedTool({ phase, item }) {
+    if (!item || typeof item !== "object") return;
+    if (item.type === "mcp_list_tools") {
+      if (phase !== "done") return;
+      const server = item.server_label || "the server";
+      const count = Array.isArray(item.tools) ? item.tools.length : 0;
+      const failed = item.error || item.status === "failed";
+      const text = failed
+        ? `Could not list the tools of ${server}: ${errorText(item.error) || "it failed"}`
+        : `Listed ${count} tool${count === 1 ? "" : "s"} of ${server}`;
+      const node = h("div", { class: "hosted-list", "data-testid": "hosted-list", text });
+      node.dataset.server = item.server_label || "";
+      if (failed) node.classList.add("failed");
+      this.node.append(node);
+      this.last = null;
+      return;
+    }
+    if (item.type !== "mcp_call") return; // approval requests come as `approval` events
+    let card = this.hosted.get(item.id) || this.hosted.get(item.approval_request_id);
+    if (card === undefined) {
+      card = new HostedCard(this.node, {
+        server: item.server_label,
+        name: item.name,
+        arguments: item.arguments,
+      });
+    }
+    if (item.id) this.hosted.set(item.id, card);
+    if (phase === "done") card.finish(item);
+    this.last = null;
+  }
+
+  /** A call that waits for approval (`approval` event): a card with Approve and Deny; a
+   * call already asked for keeps its card. */
+  approval(data, onAnswer) {
+    if (this.hosted.has(data.action_id)) return;
+    const stale = data.tool_call_id ? this.cards.get(data.tool_call_id) : undefined;
+    if (stale) stale.node.remove(); // the history's card of the same call
+    const card = new HostedCard(this.node, {
+      server: data.server_label,
+      name: data.name,
+      arguments: data.arguments,
+    });
+    card.ask(onAnswer);
+    this.hosted.set(data.action_id, card);
+    this.last = null;
+  }
+
+  /** The answer goes on in this message (after an approval): it streams again. */
+  resume() {
+    this.live = true;
+    this.node.dataset.state = "streaming";
+    this.last = null;
+  }
+
   error(message, code) {
     this.waiting(false);
     const node = h("div", {
@@ -241,6 +427,7 @@ export class AssistantView {
 /** A thread's messages from the server, as the live stream showed them. */
 export function renderHistory(messages) {
   let view = null;
+  let answer = null;
   for (const m of messages) {
     if (m.role === "user") {
       userMessage(m.content || "");
@@ -248,7 +435,7 @@ export function renderHistory(messages) {
       continue;
     }
     if (m.role !== "assistant" && m.role !== "tool") continue;
-    if (view === null) view = new AssistantView({ live: false });
+    if (view === null) view = answer = new AssistantView({ live: false });
     if (m.role === "tool") {
       // The history keeps a tool's output only: a failure is the text the app sent for it.
       const output = m.content || "";
@@ -259,4 +446,5 @@ export function renderHistory(messages) {
     if (m.content) view.content(m.content);
     for (const call of m.tool_calls || []) view.toolCall(call);
   }
+  return answer;
 }

@@ -1,0 +1,208 @@
+"""Hosted MCP on the page's routes: the server's MCP calls stream as ``hosted_tool`` events,
+a call that waits for approval ends the exchange with ``approval``, and
+``POST /api/runs/<run_id>/approval`` answers it and streams the rest. Real HTTP against the
+suite's Parley server, a real MCP server on loopback, and the fake upstream's ``auto`` model
+(it calls the first tool offered: ``echo`` with ``{"text": "text 0"}``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from parley.testing.fake_upstream import tool_results_text
+from parley.web import ToolRegistry, create_app
+from parley.web.hosted import hosted_mcp_tool
+from tests.mcp.conftest import _servers
+from tests.web.conftest import SECRET, Browser, Events, read_events, serve
+
+AUTO = "fake/auto:2"
+ANSWER = tool_results_text([("echo", "text 0")])
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    with _servers() as start:
+        yield start()
+
+
+def mcp_tool(url: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "mcp",
+        "server_label": "tests",
+        "server_url": url,
+        "allowed_tools": ["echo"],
+        "require_approval": "always",
+        **fields,
+    }
+
+
+def _page(server: Any, key: str, *tools: dict[str, Any]) -> Iterator[Browser]:
+    """The page with no tools of its own (``fake/auto`` calls the first tool offered)."""
+    app = create_app(
+        base_url=server.base_url,
+        api_key=key,
+        secret_key=SECRET,
+        tools=ToolRegistry(),
+        hosted_mcp=list(tools),
+    )
+    for web in serve(app):
+        browser = Browser(web.url)
+        browser.open_page()
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def asking(server: Any, user_key: str, mcp_url: str) -> Iterator[Browser]:
+    """A page whose assistant has the test MCP server, asking before each call."""
+    yield from _page(server, user_key, mcp_tool(mcp_url))
+
+
+def _of(events: Events, name: str) -> list[dict[str, Any]]:
+    return [data for n, data in events if n == name]
+
+
+def _text(events: Events) -> str:
+    return "".join(data["text"] for data in _of(events, "content.delta"))
+
+
+def _answer(browser: Browser, run_id: str, action_id: str, approve: bool) -> Events:
+    body = {"action_id": action_id, "approve": approve}
+    with browser.http.stream(
+        "POST", f"/api/runs/{run_id}/approval", json=body, headers=browser.headers()
+    ) as response:
+        assert response.status_code == 200, response.read()
+        return list(read_events(response))
+
+
+def _hosted(events: Events) -> list[tuple[str, str, str]]:
+    return [
+        (e["phase"], e["item"]["type"], e["item"].get("status", ""))
+        for e in _of(events, "hosted_tool")
+    ]
+
+
+def test_a_call_waits_for_approval_then_runs_in_place(asking: Browser) -> None:
+    first = asking.process("say it", model=AUTO)
+    (approval,) = _of(first, "approval")
+    run_id = approval["run_id"]
+    assert approval["server_label"] == "tests" and approval["name"] == "echo"
+    assert approval["arguments"] == {"text": "text 0"}
+    assert approval["action_id"].startswith("mcpr_")
+    assert ("done", "mcp_list_tools", "completed") in _hosted(first)
+    assert _of(first, "done")[-1]["status"] == "action_required"
+    assert [s["state"] for s in _of(first, "status")][-2:] == ["approval", "done"]
+
+    # A reload while it waits: the thread's messages say which calls wait.
+    thread_id = _of(first, "thread")[0]["thread_id"]
+    pending = asking.get(f"/api/threads/{thread_id}/messages").json()["pending"]
+    assert pending == {"run_id": run_id, "approvals": [approval]}
+
+    second = _answer(asking, run_id, approval["action_id"], True)
+    calls = [e["item"] for e in _of(second, "hosted_tool") if e["item"]["type"] == "mcp_call"]
+    assert [c["status"] for c in calls] == ["in_progress", "completed"]
+    assert calls[-1]["output"] == "text 0" and calls[-1]["server_label"] == "tests"
+    assert _text(second) == ANSWER
+    assert _of(second, "done")[-1]["status"] == "completed"
+    assert "pending" not in asking.get(f"/api/threads/{thread_id}/messages").json()
+    # Answered once: not again.
+    again = asking.post(
+        f"/api/runs/{run_id}/approval", {"action_id": approval["action_id"], "approve": True}
+    )
+    assert again.status_code == 409 and again.json()["error"]["type"] == "not_waiting"
+
+
+def test_a_denied_call_is_not_run(asking: Browser) -> None:
+    first = asking.process("say it", model=AUTO)
+    (approval,) = _of(first, "approval")
+    second = _answer(asking, approval["run_id"], approval["action_id"], False)
+    assert not [e for e in _of(second, "hosted_tool") if e["item"]["type"] == "mcp_call"]
+    assert "did not approve" in _text(second)
+    assert _of(second, "done")[-1]["status"] == "completed"
+
+
+def test_a_call_that_needs_no_approval_streams_as_it_runs(
+    server: Any, user_key: str, mcp_url: str
+) -> None:
+    for browser in _page(server, user_key, mcp_tool(mcp_url, require_approval="never")):
+        events = browser.process("say it", model=AUTO)
+        assert not _of(events, "approval")
+        assert _hosted(events) == [
+            ("started", "mcp_list_tools", "in_progress"),
+            ("done", "mcp_list_tools", "completed"),
+            ("started", "mcp_call", "in_progress"),
+            ("done", "mcp_call", "completed"),
+        ]
+        assert _text(events) == ANSWER
+
+
+def test_only_the_sessions_runs_are_answered(asking: Browser) -> None:
+    first = asking.process("say it", model=AUTO)
+    (approval,) = _of(first, "approval")
+    body = {"action_id": approval["action_id"], "approve": True}
+    # Another browser session of the same page: its owner tag differs.
+    other = Browser(asking.url)
+    other.open_page()
+    try:
+        answer = other.post(f"/api/runs/{approval['run_id']}/approval", body)
+        assert answer.status_code == 404, answer.text
+    finally:
+        other.close()
+    for bad in ({"action_id": approval["action_id"]}, {"approve": True}, {**body, "approve": 1}):
+        refused = asking.post(f"/api/runs/{approval['run_id']}/approval", bad)
+        assert refused.status_code == 422, refused.text
+    wrong = asking.post(f"/api/runs/{approval['run_id']}/approval", {**body, "action_id": "x"})
+    assert wrong.status_code == 409
+
+
+def test_the_assistant_gets_the_servers_tools(asking: Browser, sdk: Any, mcp_url: str) -> None:
+    asking.process("say it", model=AUTO)
+    (bot,) = [a for a in sdk.assistants.list(limit=100).iter_all() if a.name == "Parley web"]
+    hosted = [t.model_dump() for t in bot.tools if t.type == "mcp"]
+    assert [(t["server_label"], t["server_url"]) for t in hosted] == [("tests", mcp_url)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "tool"),
+    [
+        (
+            "https://mcp.example.com/mcp",
+            {
+                "type": "mcp",
+                "server_label": "mcp_example_com",
+                "server_url": "https://mcp.example.com/mcp",
+                "require_approval": "always",
+            },
+        ),
+        (
+            "docs=http://127.0.0.1:9/mcp?approval=never&tools=echo,add&key=1",
+            {
+                "type": "mcp",
+                "server_label": "docs",
+                "server_url": "http://127.0.0.1:9/mcp?key=1",
+                "require_approval": "never",
+                "allowed_tools": ["echo", "add"],
+            },
+        ),
+        ("deepwiki", {"type": "mcp", "server_label": "deepwiki", "require_approval": "always"}),
+        (
+            "deepwiki?approval=never",
+            {"type": "mcp", "server_label": "deepwiki", "require_approval": "never"},
+        ),
+    ],
+)
+def test_a_spec_gives_the_tool(spec: str, tool: dict[str, Any]) -> None:
+    assert hosted_mcp_tool(spec) == tool
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "ftp://x/mcp", "a b", "x?approval=maybe", "label=notaurl", "x?other=1", "a=https://"],
+)
+def test_a_bad_spec_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="--hosted-mcp"):
+        hosted_mcp_tool(spec)
