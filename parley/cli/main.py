@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the web page (default 5000; env PARLEY_WEB_PORT)",
     )
     run.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    run.add_argument(
+        "--hosted-mcp",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
+        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
+        "tools; ?approval=never runs its calls without asking (by default the page asks "
+        "before each call, with Approve / Deny). A URL on a private address needs "
+        "PARLEY_MCP_ALLOW_URLS on the server",
+    )
 
     models = sub.add_parser("models", help="list providers, whether each is ready, and models")
     _add_db_options(models)
@@ -171,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="answers streaming at once; one more gets a 503 'busy' at once "
         "(env PARLEY_WEB_MAX_EXCHANGES, default 64)",
+    )
+    web.add_argument(
+        "--hosted-mcp",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
+        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
+        "tools; ?approval=never runs its calls without asking (by default the page asks "
+        "before each call, with Approve / Deny). A URL on a private address needs "
+        "PARLEY_MCP_ALLOW_URLS on the server",
     )
 
     admin_cli.add_parsers(sub, _add_db_options)  # users, keys
@@ -297,6 +319,7 @@ def _web(args: argparse.Namespace) -> int:
         model=args.model,
         all_threads=args.all_threads,
         max_exchanges=args.max_exchanges,
+        hosted_mcp=tuple(args.hosted_mcp),
     )
     try:
         return run_web(options)
@@ -349,13 +372,14 @@ def _server_command(args: argparse.Namespace) -> int:
             return serve(settings)
         if args.command == "run":
             from parley.cli.serve import run_local
-            from parley.cli.web import web_port_of
+            from parley.cli.web import hosted_tools_of, web_port_of
 
             try:
                 web_port = None if args.no_web else web_port_of(args.web_port)
-            except ValueError as exc:  # PARLEY_WEB_PORT
+                hosted = hosted_tools_of(args.hosted_mcp)
+            except ValueError as exc:  # PARLEY_WEB_PORT, a --hosted-mcp SPEC
                 raise ConfigError(str(exc)) from None
-            return run_local(settings, web_port=web_port)
+            return run_local(settings, web_port=web_port, hosted_mcp=hosted)
         if args.command == "models":
             return asyncio.run(_print_models(settings))
         if args.command == "usage":

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from parley.cli.ports import RUN, RUN_PAGE, SERVE, PortUnavailable, listen, try_port, url_of
 from parley.config import Settings
@@ -124,10 +124,15 @@ def _start_up_record(
     return say
 
 
-def run_local(settings: Settings, *, web_port: int | None = None) -> int:
+def run_local(
+    settings: Settings,
+    *,
+    web_port: int | None = None,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
+) -> int:
     """Serve, then print the URL, a working API key and an SDK example; with ``web_port``,
-    serve the web page on it too (``make run``). Both ports are tried first: 1 when one is
-    taken."""
+    serve the web page on it too (``make run``), its assistant with the ``hosted_mcp``
+    tools. Both ports are tried first: 1 when one is taken."""
     try:
         if web_port is not None and web_port == settings.port != 0:
             raise PortUnavailable(
@@ -141,7 +146,7 @@ def run_local(settings: Settings, *, web_port: int | None = None) -> int:
     try:
         if web_port is not None:
             try_port(settings.host, web_port, RUN_PAGE)
-        return asyncio.run(_run_local(settings, sockets, web_port))
+        return asyncio.run(_run_local(settings, sockets, web_port, hosted_mcp))
     except PortUnavailable as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -151,7 +156,10 @@ def run_local(settings: Settings, *, web_port: int | None = None) -> int:
 
 
 async def _run_local(
-    settings: Settings, sockets: list[socket.socket], web_port: int | None = None
+    settings: Settings,
+    sockets: list[socket.socket],
+    web_port: int | None = None,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     from parley.providers.registry import ProviderRegistry
     from parley.store.db import Database
@@ -178,7 +186,9 @@ async def _run_local(
             web_url: str | None = None
             if web_port is not None:
                 # Taken since ``run_local`` tried it: PortUnavailable, and the server stops.
-                started = await asyncio.to_thread(_start_web, settings, url, web_port, key)
+                started = await asyncio.to_thread(
+                    _start_web, settings, url, web_port, key, hosted_mcp
+                )
                 if isinstance(started, str):
                     print(started, flush=True)
                 else:
@@ -194,7 +204,13 @@ async def _run_local(
     return 0 if server.started else 1
 
 
-def _start_web(settings: Settings, url: str, port: int, key: str) -> WebBeside | str:
+def _start_web(
+    settings: Settings,
+    url: str,
+    port: int,
+    key: str,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
+) -> WebBeside | str:
     """The web page next to the server (or why it could not start).
 
     Raises:
@@ -206,7 +222,9 @@ def _start_web(settings: Settings, url: str, port: int, key: str) -> WebBeside |
     local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
     local = "::1" if local == "::" else local
     server_url = f"http://{url_host(local)}:{url.rpartition(':')[2]}"
-    return start_web_beside(host=settings.host, port=port, server_url=server_url, api_key=key)
+    return start_web_beside(
+        host=settings.host, port=port, server_url=server_url, api_key=key, hosted_mcp=hosted_mcp
+    )
 
 
 def _banner(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parley.cli.ports import RUN_PAGE, WEB, PortUnavailable, try_port, unavailable
 from parley.client_settings import ClientSettings
@@ -28,6 +29,7 @@ __all__ = [
     "WEB_PORT_ENV",
     "WebBeside",
     "WebOptions",
+    "hosted_tools_of",
     "max_exchanges_of",
     "run_web",
     "start_web_beside",
@@ -52,6 +54,22 @@ class WebOptions:
     all_threads: bool = False
     #: None: ``PARLEY_WEB_MAX_EXCHANGES``, else ``DEFAULT_MAX_EXCHANGES``.
     max_exchanges: int | None = None
+    #: ``--hosted-mcp`` SPECs (``parley.web.hosted``).
+    hosted_mcp: tuple[str, ...] = ()
+
+
+def hosted_tools_of(specs: Iterable[str]) -> list[dict[str, Any]]:
+    """The page assistant's ``mcp`` tools for ``--hosted-mcp`` SPECs (none: no import).
+
+    Raises:
+        ValueError: a SPEC is not one (the message names it).
+    """
+    specs = list(specs)
+    if not specs:
+        return []
+    from parley.web.hosted import hosted_mcp_tool
+
+    return [hosted_mcp_tool(spec) for spec in specs]
 
 
 def max_exchanges_of(option: int | None) -> int:
@@ -99,6 +117,7 @@ def run_web(options: WebOptions) -> int:
     try:
         max_exchanges_of(options.max_exchanges)
         port = web_port_of(options.port)
+        hosted_tools_of(options.hosted_mcp)
     except ValueError as exc:
         print(f"parley web: {exc}", file=sys.stderr)
         return 2
@@ -144,6 +163,7 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
             model=options.model,
             all_threads=options.all_threads,
             max_exchanges=max_exchanges_of(options.max_exchanges),
+            hosted_mcp=hosted_tools_of(options.hosted_mcp),
         )
     except ValueError:  # the SDK client refused the address
         print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
@@ -177,6 +197,7 @@ def _listen(
     model: str | None = None,
     all_threads: bool = False,
     max_exchanges: int | None = None,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Flask, WebServer]:
     """The app, and a server bound to ``host:port`` for it (not serving yet), with threads
     for ``max_exchanges`` streaming answers and the page's other requests beside them.
@@ -197,6 +218,7 @@ def _listen(
         default_model=model,
         all_threads=all_threads,
         max_exchanges=bound,
+        hosted_mcp=hosted_mcp,
     )
     try:
         return app, WebServer(app, host, port, threads=threads_for(bound))
@@ -232,8 +254,16 @@ class WebBeside:
         close_app(self.app)
 
 
-def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> WebBeside | str:
-    """For ``parley run``: serve the page next to the server at ``server_url``. Answers the
+def start_web_beside(
+    *,
+    host: str,
+    port: int,
+    server_url: str,
+    api_key: str,
+    hosted_mcp: Sequence[Mapping[str, Any]] = (),
+) -> WebBeside | str:
+    """For ``parley run``: serve the page next to the server at ``server_url`` (its
+    assistant with the ``hosted_mcp`` tools, ``--hosted-mcp``). Answers the
     running page, or why it could not start (a message to print). The bound on exchanges is
     ``PARLEY_WEB_MAX_EXCHANGES`` or the default.
 
@@ -246,7 +276,14 @@ def start_web_beside(*, host: str, port: int, server_url: str, api_key: str) -> 
         return f"The web page could not start: {exc}."
     try:
         return WebBeside(
-            *_listen(host, port, base_url=server_url, api_key=api_key, max_exchanges=bound)
+            *_listen(
+                host,
+                port,
+                base_url=server_url,
+                api_key=api_key,
+                max_exchanges=bound,
+                hosted_mcp=hosted_mcp,
+            )
         )
     except OSError as exc:
         raise PortUnavailable(unavailable(host, port, exc, RUN_PAGE)) from None

@@ -1,15 +1,16 @@
 """MCP servers the Parley server runs for the page's assistant (``--hosted-mcp SPEC``).
 
     hosted_mcp_tool("https://mcp.example.com/mcp")
-      → {"type": "mcp", "server_label": "mcp_example_com", "server_url": ...,
+      → {"type": "mcp", "server_label": "mcp-example-com", "server_url": ...,
          "require_approval": "always"}
-    hosted_mcp_tool("docs=https://mcp.example.com/mcp?approval=never&tools=search,fetch")
+    hosted_mcp_tool("docs=https://mcp.example.com/mcp?approval=never#search,fetch")
     hosted_mcp_tool("docs")            # a server the operator registered as [mcp_servers.docs]
 
-A SPEC is ``[LABEL=]URL`` or a registered ``LABEL``, with optional ``?approval=never`` (the
-server's calls run without asking; the default asks before each call) and
-``?tools=a,b`` (only those tools). Those two keys are the page's own and are taken out of
-the URL; any other query stays in it.
+A SPEC is ``[LABEL=]URL`` or a registered ``LABEL`` (as ``parley chat --hosted-mcp``),
+labelled after the URL's host when no label is given. ``#tool,tool`` at its end offers only
+those tools (a URL's fragment is never sent to a server). ``?approval=never`` runs the
+server's calls without asking (the default asks before each call); that key is the page's
+own and is taken out of the URL, any other query stays in it.
 """
 
 from __future__ import annotations
@@ -32,21 +33,23 @@ def hosted_mcp_tool(spec: str) -> dict[str, Any]:
         ValueError: the SPEC is no URL nor label, or an option is unknown (the message says
             which).
     """
-    text = spec.strip()
+    text, hash_mark, tools = spec.strip().partition("#")
     label, _, rest = text.partition("=") if _names_label(text) else ("", "", text)
     head, _, query = rest.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True))
     approval = options.pop("approval", "always")
     if approval not in _APPROVALS:
         raise ValueError(f"--hosted-mcp {spec!r}: approval must be always or never")
-    allowed = [t for t in options.pop("tools", "").split(",") if t.strip()]
+    allowed = [t.strip() for t in tools.split(",") if t.strip()]
+    if hash_mark and not allowed:
+        raise ValueError(f"--hosted-mcp {spec!r}: no tool named after '#'")
     tool: dict[str, Any] = {"type": "mcp", "require_approval": approval}
     if "://" in head:
         parts = urlsplit(head + (f"?{urlencode(options)}" if options else ""))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--hosted-mcp {spec!r}: use an http(s) URL or a server label")
         tool["server_url"] = urlunsplit(parts)
-        label = label or _NOT_LABEL.sub("_", parts.hostname).strip("_")[:64]
+        label = label or _NOT_LABEL.sub("-", parts.hostname).strip("-")[:64]
     else:
         if label or options:
             raise ValueError(f"--hosted-mcp {spec!r}: use LABEL=URL, URL or a server label")
@@ -57,7 +60,7 @@ def hosted_mcp_tool(spec: str) -> dict[str, Any]:
         )
     tool["server_label"] = label
     if allowed:
-        tool["allowed_tools"] = [t.strip() for t in allowed]
+        tool["allowed_tools"] = allowed
     return tool
 
 

@@ -6,7 +6,9 @@ suite's Parley server, a real MCP server on loopback, and the fake upstream's ``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,10 @@ import pytest
 from parley.testing.fake_upstream import tool_results_text
 from parley.web import ToolRegistry, create_app
 from parley.web.hosted import hosted_mcp_tool
+from tests.cli.conftest import Command
+from tests.harness import free_port
 from tests.mcp.conftest import _servers
+from tests.terminal.conftest import parley
 from tests.web.conftest import SECRET, Browser, Events, read_events, serve
 
 AUTO = "fake/auto:2"
@@ -173,13 +178,13 @@ def test_the_assistant_gets_the_servers_tools(asking: Browser, sdk: Any, mcp_url
             "https://mcp.example.com/mcp",
             {
                 "type": "mcp",
-                "server_label": "mcp_example_com",
+                "server_label": "mcp-example-com",
                 "server_url": "https://mcp.example.com/mcp",
                 "require_approval": "always",
             },
         ),
         (
-            "docs=http://127.0.0.1:9/mcp?approval=never&tools=echo,add&key=1",
+            "docs=http://127.0.0.1:9/mcp?approval=never&key=1#echo, add",
             {
                 "type": "mcp",
                 "server_label": "docs",
@@ -189,6 +194,16 @@ def test_the_assistant_gets_the_servers_tools(asking: Browser, sdk: Any, mcp_url
             },
         ),
         ("deepwiki", {"type": "mcp", "server_label": "deepwiki", "require_approval": "always"}),
+        (
+            "http://127.0.0.1:9/mcp#echo",
+            {
+                "type": "mcp",
+                "server_label": "127-0-0-1",
+                "server_url": "http://127.0.0.1:9/mcp",
+                "require_approval": "always",
+                "allowed_tools": ["echo"],
+            },
+        ),
         (
             "deepwiki?approval=never",
             {"type": "mcp", "server_label": "deepwiki", "require_approval": "never"},
@@ -201,8 +216,70 @@ def test_a_spec_gives_the_tool(spec: str, tool: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "ftp://x/mcp", "a b", "x?approval=maybe", "label=notaurl", "x?other=1", "a=https://"],
+    [
+        "",
+        "ftp://x/mcp",
+        "a b",
+        "x?approval=maybe",
+        "label=notaurl",
+        "x?other=1",
+        "a=https://",
+        "https://x/mcp#",
+    ],
 )
 def test_a_bad_spec_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="--hosted-mcp"):
         hosted_mcp_tool(spec)
+
+
+# ------------------------------------------------------------------------ the commands
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    for name in ("PARLEY_BASE_URL", "PARLEY_API_KEY", "PARLEY_DATABASE_URL", "OPENAI_API_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def test_parley_web_gives_the_assistant_its_hosted_servers(
+    server: Any, user_key: str, mcp_url: str, sdk: Any, tmp_path: Path
+) -> None:
+    args = ["web", "--port", str(free_port()), "--server", server.base_url]
+    args += ["--api-key", user_key, "--hosted-mcp", f"tests={mcp_url}#echo"]
+    cmd = Command(*args, "--hosted-mcp", f"{mcp_url}?approval=never", env=_env(tmp_path))
+    try:
+        url = cmd.wait_for(r"Parley web is running at (\S+)").group(1)
+        browser = Browser(url)
+        try:
+            browser.open_page()
+            assert browser.process("hello")[-1][1]["status"] == "completed"
+        finally:
+            browser.close()
+    finally:
+        cmd.kill()
+    (bot,) = [a for a in sdk.assistants.list(limit=100).iter_all() if a.name == "Parley web"]
+    hosted = [t.model_dump(exclude_none=True) for t in bot.tools if t.type == "mcp"]
+    assert [(t["server_label"], t["server_url"], t["require_approval"]) for t in hosted] == [
+        ("tests", mcp_url, "always"),
+        ("127-0-0-1", mcp_url, "never"),
+    ]
+    assert hosted[0]["allowed_tools"] == ["echo"] and "allowed_tools" not in hosted[1]
+
+
+def test_an_unknown_server_label_is_said_on_the_page(server: Any, user_key: str) -> None:
+    for browser in _page(server, user_key, {"type": "mcp", "server_label": "nowhere"}):
+        events = browser.process("hello")
+        (error,) = _of(events, "error")
+        assert "nowhere" in error["message"], error
+        assert _of(events, "done")[-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("command", ["web", "run"])
+def test_a_bad_spec_stops_the_command_at_once(command: str, tmp_path: Path) -> None:
+    args = ["--server", "http://127.0.0.1:9"] if command == "web" else ["--port", "0"]
+    done = parley(command, *args, "--hosted-mcp", "x?approval=maybe", env=_env(tmp_path))
+    assert done.returncode == 2, done
+    assert "--hosted-mcp 'x?approval=maybe': approval must be always or never" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "parley" / "parley.db").exists()  # nothing started
