@@ -227,6 +227,15 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
         help="use only this server of the config (repeatable)",
     )
     tools.add_argument(
+        "--hosted-mcp",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an MCP server the Parley server runs for the assistant (repeatable): URL, "
+        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
+        "tools. Each call asks for approval first (--confirm never approves them all)",
+    )
+    tools.add_argument(
         "--confirm",
         choices=("ask", "always", "never"),
         default="ask",
@@ -283,6 +292,7 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
         thread_id=args.thread,
         mcp_config=args.mcp_config,
         mcp_servers=tuple(args.mcp_server),
+        hosted_mcp=tuple(args.hosted_mcp),
         confirm=args.confirm,
         max_parallel_tools=args.max_parallel_tools,
         tool_timeout=args.tool_timeout,

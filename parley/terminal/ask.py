@@ -8,7 +8,8 @@ Exit codes: 0 when the run completed, 1 when it failed, timed out or could not s
 2 for a usage error (no prompt, bad MCP config), 130 after Ctrl+C.
 
 Confirmation needs a terminal: when stdin or stderr is not one, a call that needs it is
-declined, and the model is told why (``chat.NO_TERMINAL``).
+declined, and the model is told why (``chat.NO_TERMINAL``); a hosted MCP call that waits for
+approval is denied, and stderr says so (``--confirm never`` approves it).
 """
 
 from __future__ import annotations

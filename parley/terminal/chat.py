@@ -10,6 +10,8 @@ It follows the seed design (``terminal-chat-streaming``) box by box::
       │                          watchdog:   first chunk / idle / whole-turn timeouts
       │              no:  _handle_regular_completion()   (process(stream=False))
       ├─ tool calls? ToolProcessor.process_tool_calls(manifest)
+      │                 hosted MCP calls waiting for approval: asked, answered through the
+      │                   SDK's approve callback ("approved" / "denied")
       │                 ToolHub.run_calls(): concurrent (limit), confirmation, ✓/✗ per call
       │              -> submit_tool_outputs(all outputs, as text) -> next turn (process(run_id))
       └─ finished:   output.finished(result)   (final rendering, usage, elapsed)
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -49,8 +52,10 @@ from parley.events import (
     UsageEvent,
 )
 from parley.sdk import AsyncClient
+from parley.sdk._loops import tool_target
 from parley.sdk.models import TurnResult
 from parley.sdk.stream import AsyncStream
+from parley.terminal.hosted import approval_question
 from parley.terminal.session import ChatOptions, Session
 from parley.terminal.turns import ChatOutput, ExchangeResult, ToolRecord, TurnState
 
@@ -73,6 +78,10 @@ MAX_TURNS = 16
 NO_TERMINAL = (
     "Not run: this tool needs the user's confirmation and no terminal is attached to ask "
     "(use --confirm never, or allow the tool in the MCP config)."
+)
+NO_TERMINAL_HOSTED = (
+    "Not run: {name} on {server} needs the user's approval and no terminal is attached to "
+    "ask (use --confirm never to approve such calls)."
 )
 _ACTIVE = frozenset({"queued", "in_progress", "action_required"})
 
@@ -212,8 +221,55 @@ class ToolProcessor:
         self._output = output
         #: Tools the user answered "always" for, this session.
         self.allowed: set[str] = set()
+        #: Hosted MCP tools (server label, tool) the user answered "always" for.
+        self.allowed_hosted: set[tuple[str, str]] = set()
 
     async def process_tool_calls(self, actions: Sequence[ActionItem]) -> list[ToolRecord]:
+        """One record per call, in manifest order: the calls the server runs once approved
+        (hosted MCP) are asked about first, one after the other; the others run here."""
+        records = {a.tool_call_id: await self._approval(a) for a in actions if a.approval}
+        local = [a for a in actions if not a.approval]
+        if local:
+            for record in await self._run_local(local):
+                records[record.tool_call_id] = record
+        return [records[a.tool_call_id] for a in actions]
+
+    async def _approval(self, action: ActionItem) -> ToolRecord:
+        """Ask whether the server may run ``action`` (a hosted MCP call); the answer goes
+        through the SDK's approval callback and becomes the action's output."""
+        approval = action.approval or {}
+        name = str(approval.get("name") or action.name)
+        key = (str(approval.get("server_label") or ""), name)
+
+        async def approve(_action: ActionItem) -> bool:
+            if key in self.allowed_hosted or self._session.options.confirm == "never":
+                return True
+            if not self._output.can_confirm:
+                self._output.notice(NO_TERMINAL_HOSTED.format(name=name, server=key[0]))
+                return False
+            answer = await self._output.ask(approval_question(action))
+            if answer == "always":
+                self.allowed_hosted.add(key)
+            return answer != "no"
+
+        target = tool_target({}, action, approve)
+        assert target is not None, "an action with an approval always has a target"
+        answer = target()
+        output = str(await answer if inspect.isawaitable(answer) else answer)
+        denied = output != "approved"
+        record = ToolRecord(
+            tool_call_id=action.tool_call_id,
+            name=name,
+            arguments=action.arguments,
+            output=output,
+            is_error=denied,
+            text="not approved" if denied else "approved",
+            kind=output,
+        )
+        self._output.tool_finished(action, record)
+        return record
+
+    async def _run_local(self, actions: Sequence[ActionItem]) -> list[ToolRecord]:
         self._output.tool_calls(actions)
         hub = self._session.hub
         by_id = {action.tool_call_id: action for action in actions}

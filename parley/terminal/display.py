@@ -93,6 +93,19 @@ def _arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
     return _shorten(shown, limit)
 
 
+def _json_arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
+    """A hosted call's arguments (a JSON text, as the server sends them) as one line of
+    JSON, cleaned and cut to ``limit``."""
+    value: Any = arguments
+    if isinstance(arguments, str):
+        try:
+            value = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return _shorten(arguments, limit)
+    shown = json.dumps(clean_data(value), ensure_ascii=False, separators=(", ", ": "), default=str)
+    return _shorten(shown, limit)
+
+
 def _compact(value: Any) -> str:
     """``value`` as compact JSON, its strings cleaned first (JSON would only escape them)."""
     return json.dumps(clean_data(value), ensure_ascii=False, separators=(",", ":"), default=str)
@@ -233,6 +246,31 @@ class StreamView:
             ("▸ ", "cyan"), (clean(name), "bold"), "(", (_arguments(arguments, limit), "dim"), ")"
         )
         self._print_line(line)
+
+    def hosted_call(
+        self, server: str, name: str, arguments: Mapping[str, Any] | str | None = None
+    ) -> None:
+        """Close the text so far and show ``⚙ server · name {args…}``: a call the server
+        runs itself (hosted MCP); its result shows as a tool's."""
+        self._commit()
+        with self._lock:
+            self._pending_tools.append(name)
+        limit = max(16, self.console.width - len(server) - len(name) - 6)
+        shown = _json_arguments(arguments, limit)
+        line = Text.assemble(
+            ("⚙ ", "cyan"),
+            (clean(server), "dim"),
+            " · ",
+            (clean(name), "bold"),
+            " ",
+            (shown, "dim"),
+        )
+        self._print_line(line)
+
+    def hosted_note(self, text: str) -> None:
+        """A dim side line about a hosted tool (``listed 3 tools of tests``)."""
+        self._commit()
+        self._print_line(Text(_shorten(text, max(16, self.console.width - 2)), style="dim"))
 
     def tool_result(self, name: str, ok: bool, text: str = "") -> None:
         """Show ``✓ name  preview`` (or a red ``✗`` line for an error)."""

@@ -5,7 +5,9 @@
   a pipe), each tool call as ``▸ name(args)`` then ``✓``/``✗`` with a preview of its
   result, and at the end the final rendering, elapsed time and token usage. The view is
   ``suspended()`` while a confirmation question waits (its live region would draw over it);
-  tool results that come in meanwhile are shown once it is answered.
+  tool results that come in meanwhile are shown once it is answered. The calls the server
+  runs itself (hosted MCP, ``hosted_tool`` events) show as ``⚙ server · name {args}`` then
+  the same ``✓``/``✗`` line, a listing as ``listed 3 tools of server``.
 * ``JsonOutput``: ``parley ask --json``: every event as one JSON line, plus the client's
   own ``tool.start`` / ``tool.result`` lines. The data is kept as sent, but no control
   character is written raw: JSON escapes the C0 range, ``escape_controls_in_json`` the rest.
@@ -30,6 +32,7 @@ from parley.events import (
     ActionItem,
     ContentDelta,
     Event,
+    HostedToolEvent,
     ReasoningDelta,
     ToolResultEvent,
     ToolStartEvent,
@@ -67,11 +70,11 @@ def question(name: str, arguments: Mapping[str, Any]) -> str:
     return f"Run {clean(name)} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
 
 
-async def _ask(asker: Asker | None, name: str, arguments: Mapping[str, Any]) -> Answer:
-    """The user's answer to whether to run ``name`` (no, without an ``asker``)."""
+async def _ask(asker: Asker | None, text: str) -> Answer:
+    """The user's answer to the question ``text`` (no, without an ``asker``)."""
     if asker is None:
         return "no"
-    return parse_answer(await asker(question(name, arguments)))
+    return parse_answer(await asker(text))
 
 
 def key_asker(
@@ -114,6 +117,23 @@ def key_asker(
     return ask
 
 
+def _text(value: Any) -> str:
+    """A hosted call's output or error as text (an error may be an object)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        message = value.get("message")
+        if isinstance(message, str):
+            return message
+        content = value.get("content")
+        if isinstance(content, list):
+            texts = [str(c.get("text", "")) for c in content if isinstance(c, Mapping)]
+            return "\n".join(t for t in texts if t)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 class TerminalOutput:
     """Shows an exchange on a console through ``StreamView`` segments.
 
@@ -142,6 +162,7 @@ class TerminalOutput:
         self._status = "Thinking…"
         self._asking = False
         self._held: list[tuple[ActionItem, ToolRecord]] = []
+        self._held_hosted: list[HostedToolEvent] = []
         self._notices: list[tuple[str, bool]] = []
 
     @property
@@ -183,6 +204,36 @@ class TerminalOutput:
             self._ensure_view().add_text(event.text)
         elif isinstance(event, ReasoningDelta):
             self._ensure_view().add_reasoning(event.text)
+        elif isinstance(event, HostedToolEvent):
+            self._hosted(event)
+
+    def _hosted(self, event: HostedToolEvent) -> None:
+        """A tool the server runs (hosted MCP): its call when it starts, its result or
+        error when it ends; a listing once done. Held while a question waits."""
+        if self._asking:
+            self._held_hosted.append(event)
+            return
+        item, view = event.item, self._ensure_view()
+        server = str(item.get("server_label") or "")
+        if item.get("type") == "mcp_list_tools" and event.phase == "done":
+            if item.get("error"):
+                view.tool_result(f"{server} tools", False, str(item["error"]))
+            else:
+                count = len(item.get("tools") or [])
+                view.hosted_note(f"listed {count} tool{'' if count == 1 else 's'} of {server}")
+        elif item.get("type") == "mcp_call" and event.phase == "started":
+            view.hosted_call(server, str(item.get("name") or ""), item.get("arguments"))
+            self._status = "Running tools…"
+            view.set_status(self._status)
+        elif item.get("type") == "mcp_call":
+            name = str(item.get("name") or "")
+            error = item.get("error")
+            if error:
+                view.tool_result(name, False, _text(error))
+            else:
+                view.tool_result(name, True, _text(item.get("output")))
+            self._status = "Thinking…"
+            view.set_status(self._status)
 
     def tool_calls(self, actions: Sequence[ActionItem]) -> None:
         view = self._ensure_view()
@@ -198,18 +249,26 @@ class TerminalOutput:
         if self._asking:  # not while a question waits on the screen
             self._held.append((action, record))
             return
-        self._ensure_view().tool_result(action.name, not record.is_error, record.text)
+        if record.kind == "approved":
+            return  # the server runs it: its line comes with the next turn's events
+        self._ensure_view().tool_result(record.name, not record.is_error, record.text)
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
+        return await self.ask(question(name, arguments))
+
+    async def ask(self, text: str) -> Answer:
         self._asking = True
         try:
             with self._view.suspended() if self._view else contextlib.nullcontext():
-                answer = await _ask(self._asker, name, arguments)
+                answer = await _ask(self._asker, text)
         finally:
             self._asking = False
         held, self._held = self._held, []
         for action, record in held:
             self.tool_finished(action, record)
+        held_hosted, self._held_hosted = self._held_hosted, []
+        for event in held_hosted:
+            self._hosted(event)
         return answer
 
     def notice(self, text: str, *, error: bool = False) -> None:
@@ -290,7 +349,10 @@ class JsonOutput:
         self._line(finished.model_dump_json())
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer:
-        return await _ask(self._asker, name, arguments)
+        return await _ask(self._asker, question(name, arguments))
+
+    async def ask(self, text: str) -> Answer:
+        return await _ask(self._asker, text)
 
     def notice(self, text: str, *, error: bool = False) -> None:
         self._err.write(clean(text) + "\n")

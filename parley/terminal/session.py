@@ -6,6 +6,7 @@ and a thread. Shared by ``parley chat`` and ``parley ask``.
            ├─ the server: --server / PARLEY_BASE_URL, else an EmbeddedServer child    ┐ at the
            ├─ the tools:  the MCP config's servers, started by a ToolHub              ┘ same time
            └─ the assistant: --assistant ID, else ours for --model with the MCP tools
+              (and an ``mcp`` tool per --hosted-mcp server, which the Parley server runs)
 
 The assistant made for a model is reused from one session to the next when the model and
 the tools are the same (it is marked ``{"client": "parley chat"}`` in its metadata), so a
@@ -32,7 +33,8 @@ from parley.client_settings import ClientSettings
 from parley.embedded import EmbeddedServer, EmbeddedServerError
 from parley.errors import NotFound, ParleyError
 from parley.sdk import AsyncClient
-from parley.sdk.models import Assistant, Thread
+from parley.sdk.models import Assistant, Thread, ToolDefinition
+from parley.terminal.hosted import HostedSpecError, hosted_key, hosted_tool
 from parley.terminal.mcp_config import (
     ConfirmMode,
     MCPConfigError,
@@ -94,6 +96,9 @@ class ChatOptions:
     thread_id: str | None = None
     mcp_config: Path | None = None
     mcp_servers: tuple[str, ...] = ()
+    #: ``--hosted-mcp`` SPECs: MCP servers the Parley server runs for the assistant
+    #: (``parley.terminal.hosted``).
+    hosted_mcp: tuple[str, ...] = ()
     confirm: ConfirmMode = "ask"
     max_parallel_tools: int = 4
     tool_timeout: float = 120.0
@@ -115,6 +120,8 @@ class Session:
         self.hub: ToolHub | None = None
         self.assistant: Assistant | None = None
         self.thread_id: str | None = options.thread_id
+        #: The assistant's ``mcp`` tools, from ``--hosted-mcp``.
+        self.hosted_tools: list[dict[str, Any]] = []
         self._client: AsyncClient | None = None
 
     @property
@@ -149,6 +156,10 @@ class Session:
         Raises:
             SessionError: something the user must fix; ``ParleyError`` from the server.
         """
+        try:
+            self.hosted_tools = [hosted_tool(spec) for spec in self.options.hosted_mcp]
+        except HostedSpecError as exc:
+            raise SessionError(str(exc)) from None
         connecting = asyncio.create_task(self._connect())
         try:
             await self._start_hub()
@@ -219,7 +230,9 @@ class Session:
         return [] if self.hub is None else list(self.hub.status.values())
 
     def tool_specs(self) -> list[dict[str, Any]]:
-        return [] if self.hub is None else self.hub.tool_specs()
+        """The assistant's tools: the MCP hub's functions, then the hosted MCP servers."""
+        local = [] if self.hub is None else self.hub.tool_specs()
+        return [*local, *self.hosted_tools]
 
     async def use_model(self, model: str | None, *, assistant_id: str | None = None) -> Assistant:
         """Switch to ``assistant_id`` as it is, or to our assistant for ``model`` (the current
@@ -255,7 +268,7 @@ class Session:
                 assistant.metadata.get("client") == CLIENT_TAG
                 and assistant.model == model
                 and assistant.instructions == INSTRUCTIONS
-                and [_tool_key((t.function or t).model_dump()) for t in assistant.tools] == wanted
+                and [_stored_key(t) for t in assistant.tools] == wanted
             ):
                 return assistant
         return None
@@ -280,7 +293,15 @@ class Session:
         return thread
 
 
+def _stored_key(tool: ToolDefinition) -> tuple[str, str, str]:
+    if tool.type == "mcp":
+        return hosted_key(tool.model_dump())
+    return _tool_key((tool.function or tool).model_dump())
+
+
 def _tool_key(spec: Mapping[str, Any]) -> tuple[str, str, str]:
+    if spec.get("type") == "mcp":
+        return hosted_key(spec)
     return (
         str(spec.get("name", "")),
         str(spec.get("description") or ""),

@@ -29,7 +29,9 @@ StopReason = Literal["interrupted", "timeout"]
 #: A confirmation's answer: run it, do not, run it and do not ask again for this tool.
 Answer = Literal["yes", "no", "always"]
 #: Events that count as the model's chunks for the first-chunk and idle timeouts.
-CHUNK_EVENTS = frozenset({"content.delta", "reasoning.delta", "tool_calls", "error", "done"})
+CHUNK_EVENTS = frozenset(
+    {"content.delta", "reasoning.delta", "tool_calls", "hosted_tool", "error", "done"}
+)
 
 
 # ------------------------------------------------------------------------ results
@@ -132,7 +134,8 @@ class ChatOutput(Protocol):
     Methods are called from the event loop, in this order: ``begin``; per model turn
     ``turn_started`` then ``event`` for each event; per tool round ``tool_calls``, then
     ``tool_started`` / ``tool_finished`` per call (concurrently: any order), ``confirm`` for
-    calls that need it; ``notice`` for side remarks; ``finished`` once.
+    calls that need it, ``ask`` for a call the server runs once approved (hosted MCP);
+    ``notice`` for side remarks; ``finished`` once.
     """
 
     @property
@@ -153,6 +156,10 @@ class ChatOutput(Protocol):
     def tool_finished(self, action: ActionItem, record: ToolRecord) -> None: ...
 
     async def confirm(self, name: str, arguments: Mapping[str, Any]) -> Answer: ...
+
+    async def ask(self, text: str) -> Answer:
+        """The user's answer to the yes/no question ``text`` (no when nobody can answer)."""
+        ...
 
     def notice(self, text: str, *, error: bool = False) -> None: ...
 
