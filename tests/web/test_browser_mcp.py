@@ -108,6 +108,10 @@ def _wait_for_approval(chat: ChatPage) -> Any:
 
 def test_approve_runs_the_call_and_the_answer_goes_on_in_place(mcp_chat: ChatPage) -> None:
     card = _wait_for_approval(mcp_chat)
+    mcp_chat.send("something else")  # the run waits for the answer: not sent
+    expect(mcp_chat.status).to_have_text("Approve or deny the waiting call first.")
+    expect(mcp_chat.composer).to_have_value("something else")
+    expect(mcp_chat.role("user")).to_have_count(1)
     card.get_by_test_id("approve").click()
     mcp_chat.wait_done()
     expect(mcp_chat.role("assistant")).to_have_count(1)  # the same message goes on

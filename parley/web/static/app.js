@@ -453,6 +453,11 @@ async function send(prompt) {
   const typed = prompt === undefined;
   const content = typed ? el.composer.value : prompt;
   if (!content.trim() || state.stream) return;
+  if (el.messages.querySelector('[data-testid="hosted-call"][data-status="waiting"]')) {
+    // The run waits for that answer: the thread takes no new message until then.
+    setStatus("Approve or deny the waiting call first.", "approval");
+    return;
+  }
   if (typed) el.composer.value = "";
   const stream = newStream();
   state.stream = stream;
