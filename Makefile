@@ -56,7 +56,7 @@ $(AGENTS): | $(STAMP)
 # PARLEY_PORT, PARLEY_WEB_PORT and PARLEY_HOST apply, else 8700, 5000 and 127.0.0.1.
 given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
 run: $(STAMP)
-	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)
+	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)$(call given,HOSTED_MCP, --hosted-mcp)
 
 # A small MCP server for trying the server's hosted MCP tools (docs/mcp.md).
 mcp-example: $(STAMP)
