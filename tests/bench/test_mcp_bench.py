@@ -1,4 +1,4 @@
-"""``bench/mcp.py`` at a tiny scale, against a real ``parley serve``, the fake upstream and a
+"""``bench/hosted_mcp.py`` at a tiny scale, against a real ``parley serve``, the fake upstream and a
 real MCP server on loopback: every response of both sides is measured and checked, the table
 has its rows, and a conversation whose first response listed the tools lists them no more."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "mcp.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "hosted_mcp.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """What hosted MCP costs Parley itself: the time around one MCP call, less the MCP server's.
 
-    .venv/bin/python bench/mcp.py [--conversations 50] [--turns 4] [--clients 4] [--strict]
+    .venv/bin/python bench/hosted_mcp.py [--conversations 50] [--turns 4] [--clients 4] [--strict]
 
 A real ``parley serve`` (SQLite, ``PARLEY_MCP_ALLOW_URLS=127.0.0.1``) pinned to one CPU; in
 this process, on the other CPU: the fake upstream (model ``fake/auto:1``: it calls the first
@@ -25,7 +25,7 @@ Per response, with timestamps taken in this process (one monotonic clock):
 
 The two Parley sides alternate response by response, sequentially (1 client), then with
 ``--clients`` at once. Prints a table (p50/p90 and ratios), writes JSON to
-``bench/results/mcp.json``; a failed response, or a ``tools/list`` on a response that
+``bench/results/hosted_mcp.json``; a failed response, or a ``tools/list`` on a response that
 follows a listing, exits 1; a missed 3 ms target exits 1 only with ``--strict``.
 """
 
@@ -36,10 +36,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-# This file's name is the MCP SDK's: with its folder first on the path, ``import mcp`` would
-# find it. Its neighbours (procs, report) stay importable from the end of the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-sys.path += [str(BENCH), str(ROOT)]
+sys.path += [str(ROOT)]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -81,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="conversations per side, not counted")
     p.add_argument("--no-pin", action="store_true", help="do not pin to CPUs")
     p.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
-    p.add_argument("--output", type=Path, default=BENCH / "results" / "mcp.json")
+    p.add_argument("--output", type=Path, default=BENCH / "results" / "hosted_mcp.json")
     p.add_argument("--profile", type=Path, help="run the server under cProfile, written here")
     return p.parse_args(argv)
 
@@ -649,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = [("s", 1)] + ([("c", args.clients)] if args.clients > 1 else [])
     summary = summarise(runner, upstream, app, phases, floor_ms)
     table = rows(summary)
-    command = "bench/mcp.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "bench/hosted_mcp.py " + " ".join(sys.argv[1:] if argv is None else argv)
     notes = (
         f"{cores.describe()} (MCP server and client share it with the fake upstream); "
         f"load average before: {load:.2f}; {args.conversations} conversations of "
