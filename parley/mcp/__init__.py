@@ -15,34 +15,25 @@ from typing import TYPE_CHECKING
 from parley import _lazy_getattr
 
 if TYPE_CHECKING:
-    from parley.mcp.client import (
+    from parley.mcp.client import Session, open_session
+    from parley.mcp.results import result_text
+    from parley.mcp.shapes import (
         Bounds,
         CallResult,
         HttpClientFactory,
         ListedTool,
         Listing,
         ServerTarget,
-        Session,
-        open_session,
     )
-    from parley.mcp.results import result_text
 
 __getattr__ = _lazy_getattr(
     globals(),
     {
         **dict.fromkeys(
-            (
-                "Bounds",
-                "CallResult",
-                "HttpClientFactory",
-                "ListedTool",
-                "Listing",
-                "ServerTarget",
-                "Session",
-                "open_session",
-            ),
-            "parley.mcp.client",
+            ("Bounds", "CallResult", "HttpClientFactory", "ListedTool", "Listing", "ServerTarget"),
+            "parley.mcp.shapes",
         ),
+        **dict.fromkeys(("Session", "open_session"), "parley.mcp.client"),
         "result_text": "parley.mcp.results",
     },
 )

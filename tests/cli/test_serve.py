@@ -13,11 +13,19 @@ from tests.harness import FreshDatabase, ParleyServer, free_port
 
 #: Packages of the other commands (the terminal client, the web page and their libraries):
 #: never in the server's process.
-CLIENT_ONLY = ("parley.terminal", "parley.web", "mcp", "rich", "prompt_toolkit", "flask")
+CLIENT_ONLY = ("parley.terminal", "parley.web", "rich", "prompt_toolkit", "flask")
 #: Loaded only when needed: Alembic when the database is behind the newest revision, the
 #: upstream adapters' HTTP client when a provider other than the demo model is first used,
-#: the WebSocket library at the first WebSocket upgrade.
-ON_DEMAND = ("alembic", "aiohttp", "websockets", "uvicorn.protocols.websockets")
+#: the WebSocket library at the first WebSocket upgrade, the MCP SDK when a turn first
+#: reaches an MCP server (hosted MCP tools).
+ON_DEMAND = (
+    "alembic",
+    "aiohttp",
+    "websockets",
+    "uvicorn.protocols.websockets",
+    "mcp",
+    "parley.mcp.client",
+)
 
 
 def _imported(log: str) -> set[str]:

@@ -18,20 +18,16 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parley.config import Settings
 from parley.engine.hosted.sessions import Sessions
-from parley.mcp.client import (
-    Bounds,
-    CallResult,
-    ListedTool,
-    Listing,
-    ServerTarget,
-    Session,
-)
 from parley.mcp.naming import parameters_schema
+from parley.mcp.shapes import Bounds, CallResult, ListedTool, Listing, ServerTarget
 from parley.store.db import new_id
+
+if TYPE_CHECKING:
+    from parley.mcp.client import Session
 
 #: MCP's JSON-RPC codes for an error the call itself did not report (``mcp_protocol_error``).
 _TIMEOUT_CODE = -32001

@@ -14,9 +14,12 @@ import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parley.mcp.client import Bounds, ServerTarget, Session, open_session
+from parley.mcp.shapes import Bounds, ServerTarget
+
+if TYPE_CHECKING:
+    from parley.mcp.client import Session
 
 #: Seconds a session may stay unused before it is closed.
 IDLE = 60.0
@@ -64,6 +67,8 @@ class Sessions:
             if kept is not None:
                 await self._close(key)
             await self._sweep()
+            from parley.mcp.client import open_session  # the MCP SDK, once a turn needs it
+
             stack = contextlib.AsyncExitStack()
             opened = await stack.enter_async_context(
                 open_session(

@@ -15,8 +15,8 @@ from parley.engine.hosted import mcp
 from parley.engine.hosted.approvals import Approved
 from parley.engine.hosted.sessions import Sessions
 from parley.events import HostedToolEvent
-from parley.mcp.client import CallResult, ListedTool, Listing
 from parley.mcp.naming import exposed_names
+from parley.mcp.shapes import CallResult, ListedTool, Listing
 from parley.metrics import Metrics
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id
