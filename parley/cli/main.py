@@ -103,6 +103,21 @@ def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML config file (env PARLEY_CONFIG)")
 
 
+def _add_page_hosted_mcp(parser: argparse.ArgumentParser) -> None:
+    """``--hosted-mcp`` of ``parley web`` and ``parley run``: MCP servers for the page."""
+    parser.add_argument(
+        "--hosted-mcp",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
+        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
+        "tools; ?approval=never runs its calls without asking (by default the page asks "
+        "before each call, with Approve / Deny). A URL on a private address needs "
+        "PARLEY_MCP_ALLOW_URLS on the server",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley", description="Self-hostable assistants platform."
@@ -123,17 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the web page (default 5000; env PARLEY_WEB_PORT)",
     )
     run.add_argument("--no-web", action="store_true", help="do not serve the web page")
-    run.add_argument(
-        "--hosted-mcp",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
-        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
-        "tools; ?approval=never runs its calls without asking (by default the page asks "
-        "before each call, with Approve / Deny). A URL on a private address needs "
-        "PARLEY_MCP_ALLOW_URLS on the server",
-    )
+    _add_page_hosted_mcp(run)
 
     models = sub.add_parser("models", help="list providers, whether each is ready, and models")
     _add_db_options(models)
@@ -183,17 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answers streaming at once; one more gets a 503 'busy' at once "
         "(env PARLEY_WEB_MAX_EXCHANGES, default 64)",
     )
-    web.add_argument(
-        "--hosted-mcp",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
-        "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
-        "tools; ?approval=never runs its calls without asking (by default the page asks "
-        "before each call, with Approve / Deny). A URL on a private address needs "
-        "PARLEY_MCP_ALLOW_URLS on the server",
-    )
+    _add_page_hosted_mcp(web)
 
     admin_cli.add_parsers(sub, _add_db_options)  # users, keys
 
