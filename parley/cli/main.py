@@ -113,8 +113,8 @@ def _add_page_hosted_mcp(parser: argparse.ArgumentParser) -> None:
         help="an MCP server the Parley server runs for the page's assistant (repeatable): URL, "
         "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
         "tools; ?approval=never runs its calls without asking (by default the page asks "
-        "before each call, with Approve / Deny). A URL on a private address needs "
-        "PARLEY_MCP_ALLOW_URLS on the server",
+        "before each call, with Approve / Deny). See docs/mcp.md. A URL on a private "
+        "address needs PARLEY_MCP_ALLOW_URLS on the server",
     )
 
 
@@ -228,7 +228,8 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="an MCP server the Parley server runs for the assistant (repeatable): URL, "
         "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
-        "tools. Each call asks for approval first (--confirm never approves them all)",
+        "tools; ?approval=never runs its calls without asking (by default each call asks "
+        "for approval first; --confirm never approves them all). See docs/mcp.md",
     )
     tools.add_argument(
         "--confirm",

@@ -54,7 +54,7 @@ class WebOptions:
     all_threads: bool = False
     #: None: ``PARLEY_WEB_MAX_EXCHANGES``, else ``DEFAULT_MAX_EXCHANGES``.
     max_exchanges: int | None = None
-    #: ``--hosted-mcp`` SPECs (``parley.web.hosted``).
+    #: ``--hosted-mcp`` SPECs (``parley.mcp.spec``).
     hosted_mcp: tuple[str, ...] = ()
 
 
@@ -67,7 +67,7 @@ def hosted_tools_of(specs: Iterable[str]) -> list[dict[str, Any]]:
     specs = list(specs)
     if not specs:
         return []
-    from parley.web.hosted import hosted_mcp_tool
+    from parley.mcp.spec import hosted_mcp_tool
 
     return [hosted_mcp_tool(spec) for spec in specs]
 

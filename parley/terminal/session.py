@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any, get_args
 from parley.client_settings import ClientSettings
 from parley.embedded import EmbeddedServer, EmbeddedServerError
 from parley.errors import NotFound, ParleyError
+from parley.mcp.spec import HostedSpecError, hosted_mcp_tool
 from parley.sdk import AsyncClient
 from parley.sdk.models import Assistant, Thread, ToolDefinition
-from parley.terminal.hosted import HostedSpecError, hosted_key, hosted_tool
+from parley.terminal.hosted import hosted_key
 from parley.terminal.mcp_config import (
     ConfirmMode,
     MCPConfigError,
@@ -97,7 +98,7 @@ class ChatOptions:
     mcp_config: Path | None = None
     mcp_servers: tuple[str, ...] = ()
     #: ``--hosted-mcp`` SPECs: MCP servers the Parley server runs for the assistant
-    #: (``parley.terminal.hosted``).
+    #: (``parley.mcp.spec``).
     hosted_mcp: tuple[str, ...] = ()
     confirm: ConfirmMode = "ask"
     max_parallel_tools: int = 4
@@ -157,7 +158,7 @@ class Session:
             SessionError: something the user must fix; ``ParleyError`` from the server.
         """
         try:
-            self.hosted_tools = [hosted_tool(spec) for spec in self.options.hosted_mcp]
+            self.hosted_tools = [hosted_mcp_tool(spec) for spec in self.options.hosted_mcp]
         except HostedSpecError as exc:
             raise SessionError(str(exc)) from None
         connecting = asyncio.create_task(self._connect())

@@ -70,7 +70,7 @@ def create_app(
     a page one person uses; by default each session sees only the threads it started.
     ``max_exchanges``: answers streaming at once; one more is answered 503 ``busy`` at once.
     ``hosted_mcp``: ``mcp`` tools the Parley server runs for the page's assistant
-    (``parley.web.hosted.hosted_mcp_tool`` makes one from a ``--hosted-mcp`` SPEC); the page
+    (``parley.mcp.spec.hosted_mcp_tool`` makes one from a ``--hosted-mcp`` SPEC); the page
     shows their calls, and asks the user before those that need approval.
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.

@@ -117,7 +117,7 @@ class Backend:
         #: Every session sees every thread of the API key (``create_app(all_threads=True)``).
         self.all_threads = all_threads
         self.tools = tools
-        #: The ``mcp`` tools the server runs for the assistant (``parley.web.hosted``).
+        #: The ``mcp`` tools the server runs for the assistant (``parley.mcp.spec``).
         self.hosted = [dict(tool) for tool in hosted]
         self.default_model = default_model
         self._lock = threading.Lock()

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from parley.terminal.chat import ConversationProcessor
-from parley.terminal.hosted import HostedSpecError, approval_question, hosted_tool
+from parley.terminal.hosted import approval_question
 from parley.terminal.output import TerminalOutput
 from parley.terminal.repl import PROMPT
 from parley.terminal.session import ChatOptions, Session, SessionError
@@ -84,42 +84,6 @@ class Shown:
 # ------------------------------------------------------------------------ SPEC
 
 
-def test_a_spec_names_a_url_a_labelled_url_or_a_registered_label() -> None:
-    assert hosted_tool("https://mcp.example.com/mcp") == {
-        "type": "mcp",
-        "server_label": "mcp-example-com",
-        "server_url": "https://mcp.example.com/mcp",
-        "require_approval": "always",
-    }
-    assert hosted_tool("docs=http://127.0.0.1:9/mcp?a=b#echo, add") == {
-        "type": "mcp",
-        "server_label": "docs",
-        "server_url": "http://127.0.0.1:9/mcp?a=b",
-        "allowed_tools": ["echo", "add"],
-        "require_approval": "always",
-    }
-    assert hosted_tool("deepwiki") == {
-        "type": "mcp",
-        "server_label": "deepwiki",
-        "require_approval": "always",
-    }
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ("", "give a URL"),
-        ("bad label", "not a server label"),
-        ("x=ftp://host/", "is not an http"),
-        ("http:///mcp", "has no host"),
-        ("tests#", "no tool named"),
-    ],
-)
-def test_a_bad_spec_says_why(spec: str, message: str) -> None:
-    with pytest.raises(HostedSpecError, match=message):
-        hosted_tool(spec)
-
-
 async def test_a_bad_spec_stops_the_session_before_it_connects(open_session: Open) -> None:
     with pytest.raises(SessionError, match="not a server label"):
         await open_session(hosted_mcp=("no good",))
@@ -131,10 +95,9 @@ async def test_a_bad_spec_stops_the_session_before_it_connects(open_session: Ope
 async def test_calls_that_need_no_approval_show_as_they_happen(
     open_session: Open, mcp_url: str
 ) -> None:
-    session = await open_session()
-    tool = {**hosted_tool(f"tests={mcp_url}#echo"), "require_approval": "never"}
-    session.hosted_tools = [tool]
-    await session.use_model(AUTO)
+    session = await open_session(hosted_mcp=(f"tests={mcp_url}?approval=never#echo",))
+    assert session.assistant is not None
+    assert session.assistant.tools[0].model_dump()["require_approval"] == "never"
     shown = Shown()
     result = await ConversationProcessor(session, shown.output).process_conversation("say it")
 
@@ -277,8 +240,17 @@ def test_parley_ask_shows_the_calls_and_approves_with_confirm_never(
     assert "needs the user's approval and no terminal" in denied.stderr
     assert "did not approve" in denied.stdout
 
+    never = f"tests={mcp_url}?approval=never#echo"
+    ran = parley("ask", *args, "--hosted-mcp", never, "go", env=cli_env)  # no --confirm never
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.endswith(tool_results_text([("echo", "text 0")]) + "\n")
+    assert "✓ echo  text 0" in ran.stderr and "approval" not in ran.stderr
+
     bad = parley("ask", *args, "--hosted-mcp", "a b", "go", env=cli_env)
     assert bad.returncode == 2 and "not a server label" in bad.stderr
+    bad = parley("ask", *args, "--hosted-mcp", f"{mcp_url}?approval=maybe", "go", env=cli_env)
+    assert bad.returncode == 2, bad.stderr
+    assert "approval must be always or never" in " ".join(bad.stderr.split())  # wrapped
 
 
 # ------------------------------------------------------------------ parley chat, in a pty

@@ -15,7 +15,6 @@ import pytest
 
 from parley.testing.fake_upstream import tool_results_text
 from parley.web import ToolRegistry, create_app
-from parley.web.hosted import hosted_mcp_tool
 from tests.cli.conftest import Command
 from tests.harness import free_port
 from tests.mcp.conftest import _servers
@@ -169,67 +168,6 @@ def test_the_assistant_gets_the_servers_tools(asking: Browser, sdk: Any, mcp_url
     (bot,) = [a for a in sdk.assistants.list(limit=100).iter_all() if a.name == "Parley web"]
     hosted = [t.model_dump() for t in bot.tools if t.type == "mcp"]
     assert [(t["server_label"], t["server_url"]) for t in hosted] == [("tests", mcp_url)]
-
-
-@pytest.mark.parametrize(
-    ("spec", "tool"),
-    [
-        (
-            "https://mcp.example.com/mcp",
-            {
-                "type": "mcp",
-                "server_label": "mcp-example-com",
-                "server_url": "https://mcp.example.com/mcp",
-                "require_approval": "always",
-            },
-        ),
-        (
-            "docs=http://127.0.0.1:9/mcp?approval=never&key=1#echo, add",
-            {
-                "type": "mcp",
-                "server_label": "docs",
-                "server_url": "http://127.0.0.1:9/mcp?key=1",
-                "require_approval": "never",
-                "allowed_tools": ["echo", "add"],
-            },
-        ),
-        ("deepwiki", {"type": "mcp", "server_label": "deepwiki", "require_approval": "always"}),
-        (
-            "http://127.0.0.1:9/mcp#echo",
-            {
-                "type": "mcp",
-                "server_label": "127-0-0-1",
-                "server_url": "http://127.0.0.1:9/mcp",
-                "require_approval": "always",
-                "allowed_tools": ["echo"],
-            },
-        ),
-        (
-            "deepwiki?approval=never",
-            {"type": "mcp", "server_label": "deepwiki", "require_approval": "never"},
-        ),
-    ],
-)
-def test_a_spec_gives_the_tool(spec: str, tool: dict[str, Any]) -> None:
-    assert hosted_mcp_tool(spec) == tool
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        "",
-        "ftp://x/mcp",
-        "a b",
-        "x?approval=maybe",
-        "label=notaurl",
-        "x?other=1",
-        "a=https://",
-        "https://x/mcp#",
-    ],
-)
-def test_a_bad_spec_is_refused(spec: str) -> None:
-    with pytest.raises(ValueError, match="--hosted-mcp"):
-        hosted_mcp_tool(spec)
 
 
 # ------------------------------------------------------------------------ the commands
