@@ -241,10 +241,12 @@ def test_parley_ask_shows_the_calls_and_approves_with_confirm_never(
     assert "did not approve" in denied.stdout
 
     never = f"tests={mcp_url}?approval=never#echo"
-    ran = parley("ask", *args, "--hosted-mcp", never, "go", env=cli_env)  # no --confirm never
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.endswith(tool_results_text([("echo", "text 0")]) + "\n")
-    assert "✓ echo  text 0" in ran.stderr and "approval" not in ran.stderr
+    for stream in ((), ("--no-stream",)):  # no --confirm never: nothing to approve
+        ran = parley("ask", *args, *stream, "--hosted-mcp", never, "go", env=cli_env)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.endswith(tool_results_text([("echo", "text 0")]) + "\n")
+        assert '⚙ tests · echo {"text": "text 0"}' in ran.stderr, stream
+        assert "✓ echo  text 0" in ran.stderr and "approval" not in ran.stderr
 
     bad = parley("ask", *args, "--hosted-mcp", "a b", "go", env=cli_env)
     assert bad.returncode == 2 and "not a server label" in bad.stderr
@@ -295,3 +297,37 @@ async def test_without_streaming_the_approval_is_asked_all_the_same(
     assert result.ok, result
     assert len(shown.questions) == 1
     assert result.text.endswith(tool_results_text([("echo", "text 0")]))
+    # The list with the first turn, the approved call with the second; each shown once.
+    assert shown.lines[:3] == [
+        "listed 1 tool of tests",
+        '⚙ tests · echo {"text": "text 0"}',
+        "✓ echo  text 0",
+    ]
+    assert sum(line.startswith(("listed", "⚙", "✓")) for line in shown.lines) == 3
+
+
+async def test_without_streaming_the_calls_show_before_the_answer(
+    open_session: Open, mcp_url: str
+) -> None:
+    """``--no-stream``: the turn comes whole, and the calls the server ran in it show first,
+    in order, as they would have streamed."""
+    spec = f"tests={mcp_url}?approval=never#echo"
+    session = await open_session(hosted_mcp=(spec,), stream=False)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    output = TerminalOutput(console, err_console=console, plain=True)  # one screen, in order
+    processor = ConversationProcessor(session, output)
+    for _ in range(2):  # a second exchange shows its own calls only
+        mark = len(console.file.getvalue())  # type: ignore[attr-defined]
+        result = await processor.process_conversation("say it")
+        assert result.ok and result.turns == 1, result
+        text = console.file.getvalue()[mark:]  # type: ignore[attr-defined]
+        lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+        answer = tool_results_text([("echo", "text 0")])
+        assert lines[:4] == [
+            "listed 1 tool of tests",
+            '⚙ tests · echo {"text": "text 0"}',
+            "✓ echo  text 0",
+            answer,
+        ]
+        assert text.count("⚙") == 1
+        session.new_thread()
