@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from parley.config import Settings
 from parley.engine.hosted.sessions import Sessions
 from parley.mcp.naming import parameters_schema
+from parley.mcp.servers import Who, refusal
 from parley.mcp.shapes import Bounds, CallResult, ListedTool, Listing, ServerTarget
 from parley.store.db import new_id
 
@@ -94,10 +95,11 @@ class McpServer:
 
 
 def server_of(
-    entry: Mapping[str, Any], settings: Settings, secrets: Mapping[str, str] | None
+    entry: Mapping[str, Any], settings: Settings, secrets: Mapping[str, str] | None, who: Who
 ) -> McpServer | str:
     """The server of one stored ``mcp`` entry, with the request's ``secrets`` (its headers);
-    or why it cannot be used (a registered label the config no longer has)."""
+    or why it cannot be used: a registered label the config no longer has, or one the
+    turn's caller ``who`` may not use."""
     label = str(entry["server_label"])
     url = entry.get("server_url")
     approval: str | dict[str, ToolFilter | None]
@@ -115,6 +117,9 @@ def server_of(
     config = settings.mcp_servers.get(label)
     if config is None:
         return f"no MCP server is registered as {label!r}"
+    refused = refusal(config, label, who)
+    if refused is not None:
+        return refused
     target = ServerTarget(
         label=label,
         url=config.url,

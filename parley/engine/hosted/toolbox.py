@@ -16,9 +16,11 @@ from parley.engine.hosted.approvals import Approved
 from parley.engine.hosted.sessions import Sessions
 from parley.events import HostedToolEvent
 from parley.mcp.naming import exposed_names
+from parley.mcp.servers import Who
 from parley.mcp.shapes import CallResult, ListedTool, Listing
 from parley.metrics import Metrics
 from parley.store import threads as thread_store
+from parley.store import users as user_store
 from parley.store.db import Database, new_id
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 
@@ -118,6 +120,8 @@ class Toolbox:
     #: and has made.
     max_calls: int = 0
     made: int = 0
+    #: Why the servers of some labels cannot be used by this turn (not listed, not called).
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @property
     def functions(self) -> list[ToolSpec]:
@@ -161,13 +165,15 @@ class Toolbox:
             thread_store.hosted_items, thread_id=turn.run.thread_id, kind="mcp_list_tools"
         )
         lists = {i["server_label"]: i for i in known if not i.get("error")}
+        who = await self._caller(entries)
         tools: list[tuple[mcp.McpServer, ListedTool]] = []
         for entry in entries:
             if entry.get("type") != "mcp":
                 continue
             label = str(entry["server_label"])
-            server = mcp.server_of(entry, settings, turn.secrets.get(label))
+            server = mcp.server_of(entry, settings, turn.secrets.get(label), who)
             if isinstance(server, str):
+                self.unusable[label] = server
                 self._listed(label, Listing([], error=server))
                 continue
             self.servers.append(server)
@@ -191,6 +197,24 @@ class Toolbox:
                 )
             )
             self.offered[name] = Offered(spec, server, tool, server.needs_approval(tool))
+
+    async def _caller(self, entries: list[Mapping[str, Any]]) -> Who:
+        """Who the turn is for, as the servers the operator registered for some users or
+        keys name callers: the run's user, with the key of the request that started the
+        turn (none when it was revoked since). Read only when such a server is among
+        ``entries``: an approval given, or an assistant made, with a key that may use it
+        does not let another key use it."""
+        run, source = self.turn.run, self.turn.source
+        registered = self.hosted.settings.mcp_servers
+        configs = [
+            registered.get(str(e["server_label"]))
+            for e in entries
+            if e.get("type") == "mcp" and "server_url" not in e
+        ]
+        if all(c is None or (c.users is None and c.keys is None) for c in configs):
+            return Who(run.user_id)  # every server here lets anyone use it
+        key_hash = None if source is None else source.key_hash
+        return await self.hosted.db.read(caller_of, user_id=run.user_id, key_hash=key_hash)
 
     async def _list(self, server: mcp.McpServer) -> Listing:
         item = mcp.listing_item(server.label, None)
@@ -242,7 +266,7 @@ class Toolbox:
         return list(await asyncio.gather(*runs))
 
     async def _absent(self, call: Approved) -> Ran:
-        why = (
+        why = self.unusable.get(call.server_label) or (
             f"the MCP server {call.server_label!r} (or its tool {call.tool!r}) is not among "
             "this response's tools: send the mcp tool again with the approval"
         )
@@ -300,6 +324,15 @@ class Toolbox:
         ``hosted.sessions``)."""
         for server in self.servers:
             server.session = None
+
+
+def caller_of(conn: Connection, *, user_id: str, key_hash: str | None) -> Who:
+    """The user ``user_id`` as a registered server's access lists name it, with the API
+    key of ``key_hash`` while it is one of theirs and not revoked."""
+    owner = None if key_hash is None else user_store.find_key(conn, key_hash=key_hash)
+    if owner is not None and owner.user.id == user_id:
+        return Who(user_id, owner.user.name, owner.key_id)
+    return Who(user_id, user_store.get_user(conn, user_id=user_id).name)
 
 
 def store_ahead(

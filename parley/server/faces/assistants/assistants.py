@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
@@ -25,8 +25,10 @@ router = APIRouter(tags=["assistants"])
 
 @router.post("/assistants", response_model=AssistantPublic)
 async def create_assistant(
-    body: AssistantCreate, user: CurrentUser, svc: Svc, idem: Idempotent
+    body: AssistantCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
 ) -> Response:
+    user = caller.user
+
     async def make() -> Response:
         profile = svc.engine.profile(body.model)  # an unknown model is a 400
         assistant = await svc.db.write(
@@ -36,7 +38,7 @@ async def create_assistant(
             description=body.description,
             model=body.model,
             instructions=body.instructions,
-            tools=kept(body.tools or [], svc, user),
+            tools=kept(body.tools or [], svc, user, caller.key_id),
             parameters=sampling(body, body.parameters),
             options=assistant_options(body, None, profile) or None,
             metadata=body.metadata,
@@ -61,8 +63,9 @@ async def get_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> Assis
 
 @router.post("/assistants/{assistant_id}")
 async def update_assistant(
-    assistant_id: str, body: AssistantUpdate, user: CurrentUser, svc: Svc
+    assistant_id: str, body: AssistantUpdate, caller: AuthenticatedCaller, svc: Svc
 ) -> AssistantPublic:
+    user = caller.user
     given = body.model_fields_set
     if "model" in given and body.model is not None:
         svc.engine.profile(body.model)  # a model that does not exist is refused
@@ -78,7 +81,7 @@ async def update_assistant(
         if "name" in fields:
             fields["name"] = fields["name"] or ""
         if body.tools is not None:
-            fields["tools"] = kept(body.tools, svc, user)
+            fields["tools"] = kept(body.tools, svc, user, caller.key_id)
         base = current.parameters if body.parameters is None else body.parameters
         fields["parameters"] = sampling(body, base)
         profile = svc.engine.profile(fields.get("model", current.model))

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from parley.config import SERVER_LABEL, Settings
 from parley.errors import ParleyError
 from parley.mcp.addresses import AddressPolicy
+from parley.mcp.servers import Who, refusal
 from parley.server.faces.kit.readers import invalid, unsupported
 
 if TYPE_CHECKING:
@@ -47,15 +48,6 @@ _REFUSED = {
     "tunnel_id": "OpenAI's MCP tunnels are OpenAI's own; give a server_url",
     "allowed_callers": "every MCP tool is called by the model",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Who:
-    """The caller, as a registered server's ``users`` and ``keys`` name it."""
-
-    user_id: str
-    user_name: str | None = None
-    key_id: str | None = None
 
 
 def who_of(caller: Caller) -> Who:
@@ -112,10 +104,9 @@ def _mcp(
                 f"give the server's URL: no MCP server is registered as {label!r}.",
                 "missing_required_parameter",
             )
-        if not config.allows(who.user_id, who.user_name, who.key_id):
-            raise invalid(
-                f"{where}.server_label", f"this key may not use the MCP server {label!r}."
-            )
+        refused = refusal(config, label, who)
+        if refused is not None:
+            raise invalid(f"{where}.server_label", f"{refused}.")
     elif not isinstance(url, str):
         raise invalid(f"{where}.server_url", "expected a URL.")
     else:

@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from parley.engine import Entry
 from parley.errors import InvalidRequest, ParleyError
-from parley.server.deps import CurrentUser, DescList, Svc
+from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
 from parley.server.faces.kit.hosted import kept
 from parley.server.faces.kit.pages import Page
@@ -76,7 +76,11 @@ async def run_public(svc: Svc, run: Run) -> RunPublic:
 
 
 @router.post("/runs", status_code=201, response_model=RunPublic, responses=errors(404, 409))
-async def create_run(body: RunCreate, user: CurrentUser, svc: Svc, idem: Idempotent) -> Response:
+async def create_run(
+    body: RunCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
+) -> Response:
+    user = caller.user
+
     async def make() -> Response:
         run = await svc.engine.create_run(
             user_id=user.id,
@@ -84,7 +88,7 @@ async def create_run(body: RunCreate, user: CurrentUser, svc: Svc, idem: Idempot
             assistant_id=body.assistant_id,
             model=body.model,
             instructions=body.instructions,
-            tools=None if body.tools is None else kept(body.tools, svc, user),
+            tools=None if body.tools is None else kept(body.tools, svc, user, caller.key_id),
             parameters=body.parameters,
         )
         return answer(RunPublic.of(run), 201)

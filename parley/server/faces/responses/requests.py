@@ -11,10 +11,11 @@ from typing import Any
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
 from parley.errors import InvalidRequest, ParleyError
+from parley.mcp.servers import Who
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
-from parley.server.faces.kit.hosted import Who, read_hosted
+from parley.server.faces.kit.hosted import read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
