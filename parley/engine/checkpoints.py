@@ -80,7 +80,9 @@ class Checkpointer:
         snapshots = [
             _Snapshot(t, t.unsaved, *t.texts())
             for t in self.turns()
-            if t.unsaved and not t.settling
+            # A turn whose last round is being written saves nothing until it is
+            # (``Settler.next_round``): its events go to the log in order.
+            if t.unsaved and not t.settling and t.behind is None
         ]
         if not snapshots:
             return

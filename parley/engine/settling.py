@@ -10,6 +10,7 @@ whose end cannot be written fails bare (``Settler._fail_bare``): its followers g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -21,8 +22,8 @@ from parley.engine.checkpoints import Checkpointer
 from parley.engine.history import Item, items_of
 from parley.engine.hosted.toolbox import Ahead, store_ahead
 from parley.engine.hub import Entry
-from parley.engine.turn import Turn, TurnStopped
-from parley.errors import ParleyError
+from parley.engine.turn import Behind, Turn, TurnStopped
+from parley.errors import InternalError, ParleyError
 from parley.events import (
     ActionItem,
     DoneEvent,
@@ -68,6 +69,13 @@ class Settler:
     ) -> None:
         await self.checkpointer.drain(turn)
         try:
+            try:
+                await self.caught_up(turn)
+            except TurnStopped:
+                stopped = True
+            except Exception:
+                log.exception("could not write a round of run %s", turn.run.id)
+                outcome = InternalError("The turn failed because of an internal error.")
             if stopped:
                 raise TurnStopped
             if isinstance(outcome, ParleyError):
@@ -83,10 +91,17 @@ class Settler:
             await self._fail_bare(turn)
 
     async def next_round(self, turn: Turn, calls: list[ToolCall]) -> None:
-        """Answer tool calls whose arguments could not be read with tool errors and make
-        the turn call the model again, into a new assistant message; all in one
-        transaction. Not interrupted meanwhile: a cancel is seen under the run's lock."""
+        """Answer tool calls whose arguments could not be read with tool errors, keep the
+        results of the hosted calls the turn ran, and make the turn call the model again,
+        into a new assistant message.
+
+        The round is written in one transaction that goes on behind the next model call
+        (``Behind``): the model needs only what the round holds, which the turn has, and a
+        round lost with its process is run again like any turn that died. The turn waits
+        for the write before anything else it writes (``caught_up``), and a write that
+        finds the run no longer ``in_progress`` stops the turn as a checkpoint would."""
         turn.settling = True
+        await self.caught_up(turn)
         await self.checkpointer.drain(turn)
         run, message_id = turn.run, turn.message_id
         entries, turn.unsaved = turn.unsaved, []
@@ -96,8 +111,25 @@ class Settler:
         usage = turn.call_usage()
         tool_calls = turn.stored_calls(calls)
         errors, items = turn.tool_errors(calls), turn.answer_items()
+        after = turn.context[-1].message.seq if turn.context else 0
+        placeholder = new_id("msg")
+        answer = thread_store.new_message(
+            thread_id=run.thread_id,
+            seq=after + 1,
+            role=Role.ASSISTANT,
+            content=text,
+            reasoning=reasoning,
+            tool_calls=tool_calls,
+            run_id=run.id,
+            layout=layout,
+            provider_state=state,
+        )
+        answer.id, answer.usage = message_id, usage
+        results = thread_store.tool_messages(
+            thread_id=run.thread_id, run_id=run.id, first=after + 2, results=errors, items=items
+        )
 
-        def write(conn: Connection) -> tuple[str, list[Item]] | None:
+        def write(conn: Connection) -> list[Item] | None:
             locked = run_store.lock_run(conn, run_id=run.id, user_id=run.user_id, scratch=True)
             if locked.status != RunStatus.IN_PROGRESS:
                 return None
@@ -111,21 +143,22 @@ class Settler:
                 provider_state=state,
                 usage=usage,
             )
-            thread_store.add_tool_messages(
-                conn,
-                user_id=run.user_id,
-                thread_id=run.thread_id,
-                run_id=run.id,
-                results=errors,
-                items=items,
+            last = thread_store.reserve_seqs(
+                conn, user_id=run.user_id, thread_id=run.thread_id, count=len(results) + 1
             )
-            placeholder = thread_store.add_message(
+            first = last - len(results)
+            for n, message in enumerate(results):
+                message.seq = first + n
+            thread_store.insert_messages(conn, user_id=run.user_id, rows=results)
+            thread_store.add_message(
                 conn,
                 user_id=run.user_id,
                 thread_id=run.thread_id,
                 role=Role.ASSISTANT,
                 content="",
                 run_id=run.id,
+                message_id=placeholder,
+                seq=last,
             )
             if entries:
                 run_store.append_events(conn, run_id=run.id, events=entries)
@@ -134,26 +167,75 @@ class Settler:
             )
             # This round's answer and tool errors, read back: not kept (``HistoryCache``),
             # as this transaction wrote them.
-            after = turn.context[-1].message.seq if turn.context else 0
             rows = thread_store.messages_between(
-                conn, thread_id=run.thread_id, first=after + 1, last=placeholder.seq - 1
+                conn, thread_id=run.thread_id, first=after + 1, last=last - 1
             )
-            return placeholder.id, turn.context + items_of(rows)
+            return items_of(rows)
 
-        try:
-            written = await self.db.write(write)
-        except BaseException:
-            turn.unsaved = entries + turn.unsaved
-            raise
-        if written is None:  # cancelled meanwhile
-            turn.unsaved = entries + turn.unsaved
-            raise TurnStopped
-        turn.message_id, turn.context = written
+        behind = Behind(
+            asyncio.ensure_future(self.db.write(write)),
+            entries,
+            len(turn.context),
+            message_id,
+            turn.acc,
+            turn.ran,
+            turn.spent,
+        )
+        behind.write.add_done_callback(lambda _: self._landed(turn, behind))
+        turn.behind = behind
+        turn.context = turn.context + items_of([answer, *results])
+        turn.message_id = placeholder
         turn.ran = []
         turn.spent = turn.usage()
         turn.acc = AnswerAccumulator()
         turn.rounds += 1
         turn.settling = False
+
+    def _landed(self, turn: Turn, behind: Behind) -> None:
+        """A round's write ended: the turn's context takes the messages as stored; a write
+        that found the run no longer ``in_progress`` stops the turn (``caught_up`` puts
+        the round back)."""
+        write = behind.write
+        if behind.landed is not None:
+            return
+        if write.cancelled() or write.exception() is not None:
+            behind.landed = False  # the turn finds out in ``caught_up``
+            return
+        written = write.result()
+        behind.landed = written is not None
+        if written is not None:
+            turn.context = turn.context[: behind.base] + written
+            if turn.behind is behind:
+                turn.behind = None
+        elif turn.task is not None and not turn.settling and turn.stop_reason is None:
+            turn.stop_reason = "remote"
+            turn.task.cancel()
+
+    async def caught_up(self, turn: Turn) -> None:
+        """Wait for the last round's write (``next_round``), if it goes on still.
+
+        Raises:
+            TurnStopped: it found the run no longer ``in_progress``; the turn is as it was
+                before that round, its answer to be written again by its end.
+            Exception: the write failed (the database's error); the turn is put back too.
+        """
+        behind = turn.behind
+        if behind is None:
+            return
+        await asyncio.wait([behind.write])
+        self._landed(turn, behind)
+        turn.behind = None
+        if behind.landed:
+            return
+        turn.unsaved = behind.entries + turn.unsaved
+        turn.context = turn.context[: behind.base]
+        turn.message_id, turn.acc, turn.ran = behind.message_id, behind.acc, behind.ran
+        turn.spent = behind.spent
+        turn.rounds -= 1
+        write = behind.write
+        if not write.cancelled() and write.exception() is not None:
+            raise write.exception()  # type: ignore[misc]
+        raise TurnStopped
 
     async def store_ahead(self, turn: Turn, rows: list[Ahead]) -> None:
         """Store what a turn made before its model call (tool lists, approved calls run)

@@ -34,6 +34,25 @@ class TurnStopped(Exception):
     """The run left ``in_progress`` under the turn (cancelled from elsewhere)."""
 
 
+@dataclass(slots=True)
+class Behind:
+    """A round of the turn (an answer whose calls the server ran, and their results) being
+    written while the turn's next model call goes on (``Settler.next_round``): the write,
+    the round's events, and what the turn was before the round, put back if nothing was
+    written."""
+
+    write: asyncio.Future[list[Item] | None]
+    entries: list[Entry]
+    #: The turn's context before the round's messages.
+    base: int
+    message_id: str
+    acc: AnswerAccumulator
+    ran: list[Ran]
+    spent: Usage
+    #: Set once the write ended: True when it wrote the round.
+    landed: bool | None = None
+
+
 @dataclass(eq=False)
 class Turn:
     run: Run
@@ -82,6 +101,8 @@ class Turn:
     approvals: dict[str, str] = field(default_factory=dict)
     #: Hosted calls the turn's messages approved: run before its first model call.
     approved: list[Approved] = field(default_factory=list)
+    #: The last round's write, while it goes on behind the next model call.
+    behind: Behind | None = None
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:

@@ -284,10 +284,16 @@ def add_message(
     images: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
     item: dict[str, Any] | None = None,
+    message_id: str | None = None,
+    seq: int | None = None,
 ) -> Message:
-    """Append a message to the thread (which must belong to the user)."""
-    seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
+    """Append a message to the thread (which must belong to the user): under the id given,
+    or a new one, and the sequence number given, taken already (``reserve_seqs``), or the
+    thread's next."""
+    if seq is None:
+        seq = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=1)
     msg = new_message(
+        id=message_id,
         thread_id=thread_id,
         seq=seq,
         role=role,
@@ -317,6 +323,7 @@ def reserve_seqs(conn: Connection, *, user_id: str, thread_id: str, count: int) 
 
 def new_message(
     *,
+    id: str | None = None,
     thread_id: str,
     seq: int,
     role: str,
@@ -333,7 +340,7 @@ def new_message(
     item: dict[str, Any] | None = None,
 ) -> Message:
     return Message(
-        id=new_id("msg"),
+        id=id or new_id("msg"),
         thread_id=thread_id,
         seq=seq,
         role=role,
@@ -371,8 +378,27 @@ def add_tool_messages(
     if not results:
         return
     last = reserve_seqs(conn, user_id=user_id, thread_id=thread_id, count=len(results))
-    first = last - len(results) + 1
-    rows = [
+    rows = tool_messages(
+        thread_id=thread_id,
+        run_id=run_id,
+        first=last - len(results) + 1,
+        results=results,
+        items=items,
+    )
+    insert_messages(conn, user_id=user_id, rows=rows)
+
+
+def tool_messages(
+    *,
+    thread_id: str,
+    run_id: str,
+    first: int,
+    results: list[tuple[str, str]],
+    items: Mapping[str, dict[str, Any]] | None = None,
+) -> list[Message]:
+    """One ``tool`` message per ``(tool_call_id, content)``, numbered from ``first``, not yet
+    stored (``add_tool_messages``)."""
+    return [
         new_message(
             thread_id=thread_id,
             seq=first + i,
@@ -384,7 +410,6 @@ def add_tool_messages(
         )
         for i, (call_id, content) in enumerate(results)
     ]
-    insert_messages(conn, user_id=user_id, rows=rows)
 
 
 def fill_placeholder(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,15 @@ def key_of(user_id: str, target: ServerTarget) -> Key:
     return (user_id, target.label, target.url, target.transport, target.command, digest)
 
 
+async def _client() -> Any:
+    """``parley.mcp.client``, with the MCP SDK, loaded once a turn first needs it: on a
+    thread, since loading takes most of a second that the loop goes on serving meanwhile."""
+    module = sys.modules.get("parley.mcp.client")
+    if module is None:
+        module = await asyncio.to_thread(importlib.import_module, "parley.mcp.client")
+    return module
+
+
 class Sessions:
     """The open sessions of this process."""
 
@@ -67,11 +78,10 @@ class Sessions:
             if kept is not None:
                 await self._close(key)
             await self._sweep()
-            from parley.mcp.client import open_session  # the MCP SDK, once a turn needs it
-
+            client = await _client()
             stack = contextlib.AsyncExitStack()
-            opened = await stack.enter_async_context(
-                open_session(
+            opened: Session | str = await stack.enter_async_context(
+                client.open_session(
                     target, self.bounds, http_client_factory=factory, allow_stdio=allow_stdio
                 )
             )
