@@ -5,15 +5,19 @@ turns' own do (``engine.transactions``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy.engine import Connection
 
+from parley.engine.hosted.mcp import cut_short
 from parley.engine.transactions import Lease, close_idle_run, lease_node
-from parley.events import ErrorEvent
+from parley.events import ErrorEvent, HostedToolEvent
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import now
 from parley.store.records import Run
-from parley.types import ActionStatus, RunStatus
+from parley.types import ActionStatus, Role, RunStatus
 
 INTERRUPTED = "The server running this turn stopped; the text so far is kept."
 #: How far past a dead turn's last checkpoint its closing events are numbered. The turn
@@ -58,13 +62,16 @@ def let_go_scratch(conn: Connection, *, thread_id: str) -> bool:
 def close_orphan(conn: Connection, run: Run) -> bool:
     """End an ``in_progress`` run whose turn died with its server: ``incomplete``, the
     checkpointed text kept, closing events numbered past any the turn could have sent. A
-    scratch thread's run goes with its thread: whoever held it died with that server."""
+    hosted call the turn had started and not ended is stored ``incomplete`` (``running``).
+    A scratch thread's run goes with its thread: whoever held it died with that server."""
+    calls = running(conn, run)
     closed = close_idle_run(
         conn,
         run,
         RunStatus.INCOMPLETE,
         ActionStatus.CANCELLED,
         error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
+        ahead=[HostedToolEvent(run_id=run.id, phase="done", item=item) for item in calls],
         after=run.last_seq + UNSAVED_SEQ_GAP,
         lease_owner=None,
         lease_expires_at=None,
@@ -72,8 +79,33 @@ def close_orphan(conn: Connection, run: Run) -> bool:
         error_message=INTERRUPTED,
     )
     if closed:
+        for item in calls:
+            thread_store.add_message(
+                conn,
+                user_id=run.user_id,
+                thread_id=run.thread_id,
+                role=Role.ASSISTANT,
+                content="",
+                run_id=run.id,
+                item=item,
+            )
         thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
     return closed
+
+
+def running(conn: Connection, run: Run) -> list[dict[str, Any]]:
+    """The MCP calls a dead turn had started and not ended, as their items cut short: the
+    start of each is in the run's log (a checkpoint saved it), its end is not (the end is
+    logged with the round that stores the call's result)."""
+    started: dict[str, dict[str, Any]] = {}
+    for event in run_store.read_events(conn, run_id=run.id, after=0, kind="hosted_tool"):
+        data = orjson.loads(event.data)
+        item = data.get("item") or {}
+        if data.get("phase") == "started":
+            started[str(item.get("id"))] = item
+        else:
+            started.pop(str(item.get("id")), None)
+    return [cut_short(item) for item in started.values() if item.get("type") == "mcp_call"]
 
 
 def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:

@@ -5,7 +5,7 @@ of the background work are in ``engine.sweeps``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -542,12 +542,14 @@ def close_idle_run(
     *,
     error: ErrorEvent | None = None,
     after: int | None = None,
+    ahead: Sequence[Any] = (),
     **values: Any,
 ) -> bool:
-    """End a run that no turn is running, with its closing events in the log, numbered
-    after ``after`` (the run's last logged event when None)."""
+    """End a run that no turn is running, with its closing events in the log (``ahead``
+    of them: events that go before its error), numbered after ``after`` (the run's last
+    logged event when None)."""
     ended_at = now()
-    events: list[Any] = [error] if error else []
+    events: list[Any] = [*ahead, *([error] if error else [])]
     events += [
         RunStatusEvent(run_id=run.id, status=status),
         DoneEvent(

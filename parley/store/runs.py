@@ -367,13 +367,22 @@ def append_events(conn: Connection, *, run_id: str, events: Sequence[tuple[int, 
 
 
 def read_events(
-    conn: Connection, *, run_id: str, after: int, before: int | None = None
+    conn: Connection,
+    *,
+    run_id: str,
+    after: int,
+    before: int | None = None,
+    kind: str | None = None,
 ) -> list[StoredEvent]:
+    """The run's logged events after ``after`` (and before ``before``; of type ``kind``
+    only, when given), in order."""
     query = select(run_events.c.seq, run_events.c.type, run_events.c.data).where(
         run_events.c.run_id == run_id, run_events.c.seq > after
     )
     if before is not None:
         query = query.where(run_events.c.seq < before)
+    if kind is not None:
+        query = query.where(run_events.c.type == kind)
     query = query.order_by(run_events.c.seq)
     return [StoredEvent.from_row(r) for r in (conn.execute(query)).all()]
 

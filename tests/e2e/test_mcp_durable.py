@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import sqlalchemy
 
 from tests.e2e.responses_helpers import sse_events
 from tests.e2e.responses_providers_helpers import (
@@ -391,8 +392,9 @@ async def test_a_kill_during_a_call_leaves_a_response_that_ended(
     setup: Setup, parley: ParleyServer
 ) -> None:
     """The server dies while a call runs (a background response): once started again, the
-    response ends (its lease runs out) and shows no call still running."""
-    slot, model = scripted(setup, "slow", {"seconds": 0.9})
+    response ends (its lease runs out) and shows the call cut short (``incomplete``, its
+    error saying why), none still running."""
+    slot, model = scripted(setup, "slow", {"seconds": 3})
     key = parley.new_user()
     before = len(setup.mcp.calls("slow"))
     async with client(parley, key) as http:
@@ -405,6 +407,9 @@ async def test_a_kill_during_a_call_leaves_a_response_that_ended(
         while len(setup.mcp.calls("slow")) == before:
             assert time.monotonic() < deadline, "the call never reached the MCP server"
             await asyncio.sleep(0.01)
+        while not logged_start(parley, response_id):  # a checkpoint saves it
+            assert time.monotonic() < deadline, "the call's start never reached the log"
+            await asyncio.sleep(0.05)
     parley.kill()
     parley.start()
     async with client(parley, key) as http:
@@ -419,7 +424,25 @@ async def test_a_kill_during_a_call_leaves_a_response_that_ended(
     assert response["incomplete_details"] == {"reason": "interrupted"}, response
     running = [i for i in response["output"] if i.get("status") == "in_progress"]
     assert running == [], response["output"]
+    calls = [i for i in response["output"] if i["type"] == "mcp_call"]
+    assert [(c["name"], c["status"]) for c in calls] == [("slow", "incomplete")], calls
+    assert json.loads(calls[0]["arguments"]) == {"seconds": 3}
+    assert "stopped during the call" in calls[0]["error"]["message"], calls[0]
     assert len(setup.upstream.requests(slot)) == 1  # the turn was not run again
+
+
+def logged_start(parley: ParleyServer, run_id: str) -> bool:
+    """Whether the run's log holds the start of an MCP call (read from the database)."""
+    engine = sqlalchemy.create_engine(parley.database_url)
+    try:
+        with engine.connect() as conn:
+            query = sqlalchemy.text(
+                "SELECT count(*) FROM run_events WHERE run_id = :run AND type = 'hosted_tool' "
+                "AND data LIKE '%\"mcp_call\"%'"
+            )
+            return bool(conn.execute(query, {"run": run_id}).scalar())
+    finally:
+        engine.dispose()
 
 
 async def approve_twice_at_once(

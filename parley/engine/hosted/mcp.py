@@ -226,6 +226,20 @@ def call_item(
     return item
 
 
+#: What an ``mcp_call`` cut short by its server's death says (``cut_short``).
+CUT_SHORT = (
+    "The Parley server running this response stopped during the call; whether the tool "
+    "ran is not known."
+)
+
+
+def cut_short(item: dict[str, Any]) -> dict[str, Any]:
+    """The ``mcp_call`` item of a call still running when the turn died with its server:
+    ``incomplete``, its error saying so."""
+    error = {"type": "mcp_protocol_error", "code": _LOST_CODE, "message": CUT_SHORT}
+    return {**item, "status": "incomplete", "error": error}
+
+
 def told(result: CallResult) -> str:
     """What the model is told of a call's result."""
     if result.error is None:

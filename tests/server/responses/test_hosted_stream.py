@@ -75,3 +75,18 @@ def test_a_call_the_turn_never_finished_ends_incomplete() -> None:
     assert [e["type"] for e in out[-2:]] == ["response.output_item.done", "response.incomplete"]
     assert out[-2]["item"]["status"] == "incomplete"
     assert out[-1]["response"]["output"][0]["status"] == "incomplete"
+
+
+def test_a_call_cut_short_by_a_dead_server_is_neither_completed_nor_failed() -> None:
+    """The sweep that closes a dead turn ends its running call ``incomplete``
+    (``engine.sweeps``): a follower sees the item end so, with no completed event."""
+    error = {"type": "mcp_protocol_error", "code": -32000, "message": "stopped"}
+    out = feed(
+        hosted("started", CALL, "in_progress"),
+        hosted("done", {**CALL, "error": error}, "incomplete"),
+        DoneEvent(run_id=RUN, status=RunStatus.INCOMPLETE, ended_at=1, reason="interrupted"),
+    )
+    kinds = [e["type"] for e in out if "mcp_call." in e["type"] or "item.done" in e["type"]]
+    assert kinds == ["response.mcp_call.in_progress", "response.output_item.done"]
+    assert out[-1]["response"]["output"][0]["status"] == "incomplete"
+    assert out[-1]["response"]["output"][0]["error"] == error

@@ -58,8 +58,10 @@ class HostedItems:
             return events
         self.output[index] = shown
         self.open.pop(item_id, None)
-        outcome = "failed" if item.get("status") == "failed" else "completed"
-        if kind in ("mcp_list_tools", "mcp_call"):
+        status = item.get("status")
+        # A call cut short (its server died: ``engine.sweeps``) neither completed nor failed.
+        if kind in ("mcp_list_tools", "mcp_call") and status != "incomplete":
+            outcome = "failed" if status == "failed" else "completed"
             events.append(self.make(f"response.{kind}.{outcome}", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))
         return events
