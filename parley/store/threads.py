@@ -432,7 +432,12 @@ def hosted_items(conn: Connection, *, thread_id: str, kind: str) -> list[dict[st
     server's tool lists), oldest first."""
     query = (
         select(messages.c.item)
-        .where(messages.c.thread_id == thread_id, messages.c.role == Role.ASSISTANT)
+        .where(
+            messages.c.thread_id == thread_id,
+            messages.c.role == Role.ASSISTANT,
+            # Looked at by the database: the thread's answers are not read to find them.
+            messages.c.item["type"].as_string() == kind,
+        )
         .order_by(messages.c.seq)
     )
     found = (row.item for row in conn.execute(query))
