@@ -42,6 +42,9 @@ from parley.types import Role, RunStatus, ToolCall
 
 log = logging.getLogger("parley.engine")
 
+#: Seconds a round's write waits for the turn's next model call to be sent (``next_round``).
+BEHIND_BY = 0.004
+
 
 class Settler:
     """Writes the ends of turns (``finish``) and the rounds between their model calls
@@ -172,8 +175,14 @@ class Settler:
             )
             return items_of(rows)
 
+        async def behind_the_call() -> list[Item] | None:
+            # The next model call's request goes out first: the write's own Python work,
+            # on its database thread, would hold the interpreter while it does.
+            await asyncio.sleep(BEHIND_BY)
+            return await self.db.write(write)
+
         behind = Behind(
-            asyncio.ensure_future(self.db.write(write)),
+            asyncio.ensure_future(behind_the_call()),
             entries,
             len(turn.context),
             message_id,

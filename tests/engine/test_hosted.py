@@ -5,6 +5,7 @@ and run by the next turn. A real MCP server on loopback; a scripted provider."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,14 @@ from typing import Any
 import pytest
 
 from parley.config import Settings
-from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget
+from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, settling, states
 from parley.errors import InvalidRequest
 from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart
 from parley.providers.base import ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import threads, users
 from parley.store.db import Database
-from parley.types import Role
+from parley.types import Role, RunStatus
 from tests.harness import FreshDatabase
 from tests.mcp.conftest import _servers
 
@@ -168,3 +169,63 @@ async def test_a_denial_through_submit_tool_outputs(engine: Engine, mcp_url: str
     assert done.message is not None
     assert done.message.content.startswith("the tool said: Not run: the user did not approve")
     assert [i["type"] for i in await items(engine, handle.thread_id)] == ["mcp_list_tools"]
+
+
+async def test_a_round_written_behind_the_next_call_lands_before_the_turn_ends(
+    engine: Engine, mcp_url: str
+) -> None:
+    """The round (the answer that called, the call's result) is written while the next
+    model call goes on (``Settler.next_round``): the turn's end waits for it, and the
+    thread holds the round before the final answer."""
+    user = (await engine.db.write(users.create_user, name="u")).id
+    config = RunConfig(model="calls/x", tools=[mcp(mcp_url)])
+    handle = await engine.start_items_turn(
+        user_id=user,
+        target=ThreadTarget(),
+        messages=[NewMessage(role=Role.USER, content="go")],
+        config=config,
+    )
+    outcome = await handle.result()
+    assert outcome.run.status == "completed"
+    context = await engine.db.read(threads.thread_context, thread_id=handle.thread_id)
+    shown = [(m.role, [c["name"] for c in m.tool_calls or ()], m.content) for m in context]
+    assert shown[-3:] == [
+        ("assistant", ["echo"], ""),
+        ("tool", [], "hi"),
+        ("assistant", [], "the tool said: hi"),
+    ]
+    assert [m.seq for m in context] == sorted(m.seq for m in context)
+    # The second model call saw the round as it was then stored.
+    second = caller(engine).seen[-1]
+    assert [m.role for m in second.messages[-2:]] == ["assistant", "tool"]
+
+
+async def test_a_round_whose_write_finds_the_run_cancelled_stops_the_turn(
+    engine: Engine, mcp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is cancelled elsewhere after the server ran the call and before the round
+    was written: the write finds it and stops the turn, which ends with the run as the
+    cancel left it and the round not stored (no result, no next answer)."""
+    monkeypatch.setattr(settling, "BEHIND_BY", 0.3)
+    user = (await engine.db.write(users.create_user, name="u")).id
+    config = RunConfig(model="calls/x", tools=[mcp(mcp_url)])
+    handle = await engine.start_items_turn(
+        user_id=user,
+        target=ThreadTarget(),
+        messages=[NewMessage(role=Role.USER, content="go")],
+        config=config,
+    )
+    seen = caller(engine).seen
+    async with asyncio.timeout(10):  # the second model call: the round is written behind it
+        while len(seen) < 2:  # noqa: ASYNC110 (the scripted provider keeps a list)
+            await asyncio.sleep(0.005)
+
+    def cancel(conn: Any) -> bool:
+        return states.move(conn, handle.run_id, RunStatus.CANCELLED, source=RunStatus.IN_PROGRESS)
+
+    assert await engine.db.write(cancel)
+    outcome = await asyncio.wait_for(handle.result(), 10)
+    assert outcome.run.status == "cancelled", outcome.run
+    context = await engine.db.read(threads.thread_context, thread_id=handle.thread_id)
+    assert [m for m in context if m.role == Role.TOOL] == []
+    assert not [m for m in context if m.content == "the tool said: hi"]
