@@ -7,7 +7,8 @@ a handle back. The handle is all it needs::
     turn.run_id, turn.thread_id, turn.message_id       # ids, for headers and bodies
     async for batch in turn.events():                   # (seq, type, json) entries, live
         ...
-    outcome = await turn.result()                       # run, message, pending actions, usage
+    outcome = await turn.result()                       # run, message, pending actions, usage,
+                                                        # the items of the tools the server ran
     turn.when_done(callback)                            # e.g. give back a rate-limit slot
     await turn.cancel()
 
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from parley.engine.hub import Entry
@@ -40,12 +43,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class TurnOutcome:
     """How a turn ended: the run as stored, the turn's answer message, the actions left
-    pending (when it asked for tools), and the tokens of every model call of the turn."""
+    pending (when it asked for tools), the tokens of every model call of the turn, and the
+    items of the tools the server ran in it (``hosted_items``)."""
 
     run: Run
     message: Message | None
     actions: list[Action]
     usage: Usage
+    items: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TurnHandle:
@@ -96,9 +101,10 @@ class TurnHandle:
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
         usage = turn.usage()
-        return await self._engine.db.read(
+        outcome = await self._engine.db.read(
             _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage
         )
+        return dataclasses.replace(outcome, items=hosted_items(turn.channel.entries))
 
     def when_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the turn has ended (at once if it has)."""
@@ -112,6 +118,18 @@ class TurnHandle:
         """Cancel the run; the model call stops at once, the text so far is kept."""
         run = self._turn.run
         return await self._engine.cancel(user_id=run.user_id, run_id=run.id)
+
+
+def hosted_items(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The items of the tools the server ran (an MCP server's tool list, a call), each as it
+    ended, in order: from a turn's ``hosted_tool`` events."""
+    items = []
+    for _, kind, data in entries:
+        if kind == "hosted_tool":
+            event = orjson.loads(data)
+            if event.get("phase") == "done":
+                items.append(event["item"])
+    return items
 
 
 def _outcome(conn: Connection, *, run_id: str, message_id: str, usage: Usage) -> TurnOutcome:

@@ -23,6 +23,7 @@ from parley.events import (
     DoneEvent,
     ErrorEvent,
     Event,
+    HostedToolEvent,
     ReasoningDelta,
     RunStatusEvent,
     ToolCallsEvent,
@@ -236,6 +237,7 @@ class TurnAccumulator:
         self.actions: list[ActionItem] = []
         self.usage = Usage()
         self.error: RunError | None = None
+        self.items: list[dict[str, Any]] = []
 
     def add(self, event: Event) -> None:
         self.run_id = self.run_id or event.run_id
@@ -250,6 +252,8 @@ class TurnAccumulator:
             self.error = RunError(code=event.code, message=event.message)
         elif isinstance(event, RunStatusEvent | DoneEvent):
             self.status = event.status
+        elif isinstance(event, HostedToolEvent) and event.phase == "done":
+            self.items.append(event.item)
 
     def result(self) -> TurnResult:
         if self.run_id is None or self.status is None:
@@ -265,6 +269,7 @@ class TurnAccumulator:
             actions=self.actions,
             usage=self.usage,
             error=self.error,
+            items=self.items,
         )
 
 
@@ -309,13 +314,14 @@ class _Totals:
         last = self.turns[-1]
         reasoning = _join(turn.reasoning or "" for turn in self.turns)
         return RespondResult(
-            **last.model_dump(exclude={"text", "reasoning", "usage", "thread_id"}),
+            **last.model_dump(exclude={"text", "reasoning", "usage", "thread_id", "items"}),
             thread_id=last.thread_id or thread_id,
             text=_join(turn.text for turn in self.turns),
             reasoning=reasoning or None,
             usage=sum((turn.usage for turn in self.turns), Usage()),
             turns=len(self.turns),
             tool_results=self.tool_results,
+            items=[item for turn in self.turns for item in turn.items],
         )
 
 

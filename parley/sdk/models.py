@@ -155,7 +155,8 @@ class Message(_Model):
     its text, then its images; ``text`` and ``images`` read them back.
 
     Parley's fields beside OpenAI's: ``seq`` (its place in the thread), ``reasoning``,
-    ``tool_calls`` (of an assistant message), ``tool_call_id`` (of a ``tool`` message).
+    ``tool_calls`` (of an assistant message), ``tool_call_id`` (of a ``tool`` message),
+    ``item`` (the item of a tool the server ran: an MCP server's tool list, a call).
     """
 
     id: str
@@ -177,6 +178,7 @@ class Message(_Model):
     reasoning: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
+    item: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -310,6 +312,9 @@ class TurnResult(_Model):
     actions: list[ActionItem] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     error: RunError | None = None
+    #: The items of the tools the server ran in the turn (hosted MCP: a server's tool list,
+    #: a call with its output or error), in order, each as it ended.
+    items: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ToolResult(_Model):
@@ -325,7 +330,8 @@ class RespondResult(TurnResult):
     """What ``respond()`` returns: the whole tool loop folded into one result.
 
     ``text`` and ``reasoning`` join the turns' texts (a blank line between non-empty ones),
-    ``usage`` is summed over the turns, ``status`` is the last turn's.
+    ``usage`` is summed over the turns, ``items`` holds every turn's, ``status`` is the last
+    turn's.
     """
 
     turns: int = 0

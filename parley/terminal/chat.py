@@ -9,7 +9,7 @@ It follows the seed design (``terminal-chat-streaming``) box by box::
       │                          reader task: for each event -> state + output.event()
       │                          watchdog:   first chunk / idle / whole-turn timeouts
       │              no:  _handle_regular_completion()   (process(stream=False))
-      │                     then the turn's hosted calls from the run's event log
+      │                     the turn's hosted calls first (its result's items)
       ├─ tool calls? ToolProcessor.process_tool_calls(manifest)
       │                 hosted MCP calls waiting for approval: asked, answered through the
       │                   SDK's approve callback ("approved" / "denied")
@@ -375,8 +375,6 @@ class ConversationProcessor:
         self.tools = ToolProcessor(session, output)
         self._steps = _Steps()
         self.busy = False
-        #: ``--no-stream``: how far each run's event log was read (``_ran_on_server``).
-        self._log_read: dict[str, str | None] = {}
 
     @property
     def options(self) -> ChatOptions:
@@ -389,7 +387,6 @@ class ConversationProcessor:
     async def process_conversation(self, text: str) -> ExchangeResult:
         """Send ``text`` and run the exchange to its end; errors are in the result."""
         self._steps = _Steps()
-        self._log_read = {}
         self.busy = True
         try:
             return await self._exchange(text)
@@ -464,43 +461,22 @@ class ConversationProcessor:
 
     async def _handle_regular_completion(self, opener: _TurnRequest) -> TurnState:
         """The whole turn in one answer (``--no-stream``), shown as the same events: first
-        the calls the server ran in it (hosted MCP), then the answer."""
+        the calls the server ran in it (hosted MCP: the result's ``items``), then the
+        answer."""
         state = TurnState()
         limit = self.options.turn_timeout or None
-        turn: TurnResult | None = None
-        ran: list[HostedToolEvent] = []
         try:
             async with asyncio.timeout(limit):
                 turn = await self._steps.run(opener.whole())
-                ran = await self._steps.run(self._ran_on_server(turn.run_id))
         except TimeoutError:
             state.timed_out = f"timed out: the turn took over {limit:g} s"
+            return state
         except _Interrupted:
             state.interrupted = True
-        if turn is None:
             return state
-        for event in [*ran, *_turn_events(turn)]:
+        for event in [*_ran_on_server(turn), *_turn_events(turn)]:
             _take(event, state, self.output)
         return state
-
-    async def _ran_on_server(self, run_id: str) -> list[HostedToolEvent]:
-        """The ``hosted_tool`` events of the turn that just ended, in order: a whole turn's
-        answer holds its text and actions only, so they are read back from the run's event
-        log, from the end of the run's previous turn up to this one's ``done``. Nothing is
-        read for an assistant with no tool the server runs."""
-        assistant = self.session.assistant
-        if assistant is None or all(tool.type == "function" for tool in assistant.tools):
-            return []
-        ran: list[HostedToolEvent] = []
-        stream = await self.session.client.runs.events(run_id, after=self._log_read.get(run_id))
-        async with stream:
-            async for event in stream:
-                if isinstance(event, HostedToolEvent):
-                    ran.append(event)
-                elif isinstance(event, DoneEvent):
-                    break
-            self._log_read[run_id] = stream.last_event_id
-        return ran
 
     async def _cancel_run(self, result: ExchangeResult) -> None:
         """Cancel the exchange's run on the server (it keeps the partial text)."""
@@ -538,6 +514,17 @@ def _take(event: Event, state: TurnState, output: ChatOutput) -> None:
     """One event of a turn, streamed or not: into the turn's state, then onto the output."""
     state.add(event)
     output.event(event)
+
+
+def _ran_on_server(turn: TurnResult) -> list[HostedToolEvent]:
+    """The ``hosted_tool`` events a stream of ``turn`` would have carried: a call's start
+    (its arguments) and end, a tool list's end."""
+    events = []
+    for item in turn.items:
+        if item.get("type") == "mcp_call":
+            events.append(HostedToolEvent(run_id=turn.run_id, phase="started", item=item))
+        events.append(HostedToolEvent(run_id=turn.run_id, phase="done", item=item))
+    return events
 
 
 def _turn_events(turn: TurnResult) -> list[Event]:

@@ -192,7 +192,7 @@ def test_process_without_stream_answers_turn_results(http: httpx.Client) -> None
     first = answer.json()
     assert set(first) == {
         *("run_id", "thread_id", "message_id", "status", "text", "reasoning"),
-        *("actions", "usage", "error"),
+        *("actions", "usage", "error", "items"),
     }
     assert first["status"] == "action_required" and first["error"] is None
     assert first["text"] == "" and first["reasoning"]

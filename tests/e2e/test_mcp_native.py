@@ -104,6 +104,32 @@ def test_the_sdk_answers_an_approval_with_its_callback(
         assert result.text == tool_results_text([("echo", "text 0")])
         (action,) = asked
         assert action.approval == {"type": "mcp", "server_label": "tests", "name": "echo"}
+        # The call ran in the second turn: the items of every turn, in order.
+        assert [i["type"] for i in result.items] == ["mcp_list_tools", "mcp_call"]
+        assert result.items[-1]["approval_request_id"] == action.action_id
         # No callback: the call is denied, and the model told so.
         denied = client.respond(assistant_id=bot.id, content="say it")
         assert "did not approve" in denied.text
+
+
+def test_a_whole_turn_and_its_messages_hold_the_items(http: httpx.Client, mcp_url: str) -> None:
+    """``"stream": false``: the turn's result carries the items of the tools the server ran
+    (``items``), and the thread's messages (all of them) the item each holds (``item``)."""
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url, require_approval="never")])
+    answer = http.post(
+        "/process", json={"assistant_id": bot["id"], "content": "say it", "stream": False}
+    )
+    assert answer.status_code == 200, answer.text
+    turn = answer.json()
+    assert turn["status"] == "completed", turn
+    assert [(i["type"], i["status"]) for i in turn["items"]] == [
+        ("mcp_list_tools", "completed"),
+        ("mcp_call", "completed"),
+    ]
+    assert turn["items"][1]["output"] == "text 0"
+    listed = http.get(
+        f"/threads/{turn['thread_id']}/messages", params={"order": "asc", "all_messages": True}
+    )
+    assert listed.status_code == 200, listed.text
+    held = [m["item"] for m in listed.json()["data"] if m.get("item")]
+    assert [i["id"] for i in held] == [i["id"] for i in turn["items"]]

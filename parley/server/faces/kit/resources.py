@@ -203,11 +203,13 @@ class MessagePublic(BaseModel):
     attachments: list[dict[str, Any]]
     metadata: dict[str, Any]
     #: Parley: the message's place in its thread, the model's reasoning, the tool calls
-    #: an assistant message holds, and the call a tool message answers.
+    #: an assistant message holds, the call a tool message answers, and the item of a tool
+    #: the server ran that it holds (hosted MCP: a server's tool list, a call's result).
     seq: int
     reasoning: str | None
     tool_calls: list[ToolCall]
     tool_call_id: str | None
+    item: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, m: Message, run: tuple[Run, int] | None = None) -> MessagePublic:
@@ -236,6 +238,7 @@ class MessagePublic(BaseModel):
             reasoning=m.reasoning,
             tool_calls=[ToolCall.model_validate(c) for c in m.tool_calls or ()],
             tool_call_id=m.tool_call_id,
+            item=m.item,
         )
 
 

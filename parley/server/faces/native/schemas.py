@@ -188,3 +188,6 @@ class TurnResultPublic(BaseModel):
     actions: list[ActionItem]
     usage: Usage
     error: RunError | None
+    #: The items of the tools the server ran in the turn (hosted MCP: a server's tool list,
+    #: a call with its output or error), in order, each as it ended (``hosted_tool``).
+    items: list[dict[str, Any]] = Field(default_factory=list)

@@ -62,6 +62,7 @@ async def _answer(turn: TurnHandle, stream: bool, idem: Idempotency) -> Made:
         actions=action_items(outcome.actions, marks_of(message)),
         usage=outcome.usage,
         error=error,
+        items=outcome.items,
     )
     return answer(result)
 
