@@ -83,6 +83,14 @@ def caller(engine: Engine) -> Caller:
     return found
 
 
+async def go(engine: Engine, user: str, config: RunConfig) -> Any:
+    """A new thread's first turn: the user says "go"."""
+    said = [NewMessage(role=Role.USER, content="go")]
+    return await engine.start_items_turn(
+        user_id=user, target=ThreadTarget(), messages=said, config=config
+    )
+
+
 async def items(engine: Engine, thread_id: str) -> list[dict[str, Any]]:
     context = await engine.db.read(threads.thread_context, thread_id=thread_id)
     return [m.item for m in context if m.item is not None]
@@ -124,12 +132,7 @@ async def _drain(handle: Any) -> AsyncIterator[list[str]]:
 async def test_an_approval_through_submit_tool_outputs(engine: Engine, mcp_url: str) -> None:
     user = (await engine.db.write(users.create_user, name="u")).id
     config = RunConfig(model="calls/x", tools=[mcp(mcp_url, "always")])
-    handle = await engine.start_items_turn(
-        user_id=user,
-        target=ThreadTarget(),
-        messages=[NewMessage(role=Role.USER, content="go")],
-        config=config,
-    )
+    handle = await go(engine, user, config)
     paused = await handle.result()
     assert paused.run.status == "action_required"
     (action,) = paused.actions
@@ -154,12 +157,7 @@ async def test_an_approval_through_submit_tool_outputs(engine: Engine, mcp_url: 
 async def test_a_denial_through_submit_tool_outputs(engine: Engine, mcp_url: str) -> None:
     user = (await engine.db.write(users.create_user, name="u")).id
     config = RunConfig(model="calls/x", tools=[mcp(mcp_url, "always")])
-    handle = await engine.start_items_turn(
-        user_id=user,
-        target=ThreadTarget(),
-        messages=[NewMessage(role=Role.USER, content="go")],
-        config=config,
-    )
+    handle = await go(engine, user, config)
     paused = await handle.result()
     (action,) = paused.actions
     await engine.submit_tool_outputs(
@@ -179,12 +177,7 @@ async def test_a_round_written_behind_the_next_call_lands_before_the_turn_ends(
     thread holds the round before the final answer."""
     user = (await engine.db.write(users.create_user, name="u")).id
     config = RunConfig(model="calls/x", tools=[mcp(mcp_url)])
-    handle = await engine.start_items_turn(
-        user_id=user,
-        target=ThreadTarget(),
-        messages=[NewMessage(role=Role.USER, content="go")],
-        config=config,
-    )
+    handle = await go(engine, user, config)
     outcome = await handle.result()
     assert outcome.run.status == "completed"
     context = await engine.db.read(threads.thread_context, thread_id=handle.thread_id)
@@ -209,12 +202,7 @@ async def test_a_round_whose_write_finds_the_run_cancelled_stops_the_turn(
     monkeypatch.setattr(settling, "BEHIND_BY", 0.3)
     user = (await engine.db.write(users.create_user, name="u")).id
     config = RunConfig(model="calls/x", tools=[mcp(mcp_url)])
-    handle = await engine.start_items_turn(
-        user_id=user,
-        target=ThreadTarget(),
-        messages=[NewMessage(role=Role.USER, content="go")],
-        config=config,
-    )
+    handle = await go(engine, user, config)
     seen = caller(engine).seen
     async with asyncio.timeout(10):  # the second model call: the round is written behind it
         while len(seen) < 2:  # noqa: ASYNC110 (the scripted provider keeps a list)
