@@ -436,6 +436,18 @@ class Settings(BaseSettings):
     mcp_max_output: int = 100_000
     mcp_max_tools: int = 128
 
+    #: Where uploaded files' bytes live (``parley.files``): ``local`` (a directory,
+    #: ``files_dir``), ``database`` (the database's ``file_data`` table, which every replica
+    #: reaches), or ``auto``: local on SQLite, the database on PostgreSQL. Also the config
+    #: file's ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``).
+    files_storage: Literal["auto", "local", "database"] = "auto"
+    #: The directory of local file storage (default: ``files`` in the data directory).
+    files_dir: Path | None = None
+    #: The largest file, in bytes (an upload's declared size too); larger ones get 413.
+    files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    #: Bytes of files one user may keep in all (0: no quota); over it an upload gets 400.
+    files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
@@ -500,6 +512,40 @@ class Settings(BaseSettings):
         if self.config is not None:
             self.mcp_servers = {**self.file_mcp_servers(), **given}
         return self
+
+    @model_validator(mode="after")
+    def _files_table(self) -> Settings:
+        """The config file's ``[files]`` table sets the files settings no variable or
+        argument gave."""
+        if self.config is None:
+            return self
+        table = load_toml(self.config).get("files", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.config}: [files] must be a table")
+        given = {f"files_{k}": v for k, v in table.items()}
+        unknown = sorted(k for k in given if k not in _FILES_KEYS)
+        if unknown:
+            raise ConfigError(f"{self.config}: [files] has no key {unknown[0][6:]!r}")
+        wanted = {k: v for k, v in given.items() if k not in self.model_fields_set}
+        if wanted:
+            try:
+                checked = _FilesTable.model_validate(wanted)
+            except ValidationError as exc:
+                raise ConfigError(f"{self.config}: [files] {_first_error(exc)}") from None
+            for name in wanted:
+                setattr(self, name, getattr(checked, name))
+        return self
+
+    def files_storage_kind(self) -> Literal["local", "database"]:
+        """Where file bytes live: ``files_storage``, with ``auto`` resolved by the
+        database (local on SQLite, the database on PostgreSQL)."""
+        if self.files_storage != "auto":
+            return self.files_storage
+        return "local" if self.database_url.startswith("sqlite") else "database"
+
+    def files_directory(self) -> Path:
+        """The directory of local file storage."""
+        return self.files_dir if self.files_dir is not None else data_dir() / "files"
 
     def file_mcp_servers(self) -> dict[str, MCPServerConfig]:
         """The ``[mcp_servers.LABEL]`` tables of the config file. Raises ``ConfigError``
@@ -625,6 +671,20 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+class _FilesTable(BaseModel):
+    """The ``[files]`` table of the config file, checked as the settings are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files_storage: Literal["auto", "local", "database"] = "auto"
+    files_dir: Path | None = None
+    files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+
+
+_FILES_KEYS = frozenset(_FilesTable.model_fields)
 
 
 class WebSettings(BaseSettings):

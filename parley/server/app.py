@@ -38,6 +38,9 @@ from parley.server.faces.assistants import runs as thread_runs
 from parley.server.faces.chat import models
 from parley.server.faces.chat import routes as chat
 from parley.server.faces.chat.requests import ChatCompletionCreate
+from parley.server.faces.files import routes as files
+from parley.server.faces.files import uploads
+from parley.server.faces.files.forms import body_limits
 from parley.server.faces.native import runs, turns, usage, users
 from parley.server.faces.native.schemas import CompletionRequest, ProcessRequest
 from parley.server.faces.responses import conversation_routes as conversations
@@ -74,6 +77,8 @@ FACES = (
     users,
     usage,
     models,
+    files,
+    uploads,
 )
 
 
@@ -236,7 +241,7 @@ def _middleware(
     413 and 429 too, carries CORS), metrics (around CORS: every answer is counted,
     preflights too), traces."""
     layers: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = [
-        (RequestGuard, {"max_bytes": settings.max_body_bytes})
+        (RequestGuard, {"max_bytes": settings.max_body_bytes, "large": body_limits(settings)})
     ]
     if settings.cors_origins:
         layers.append((Cors, {"origins": settings.cors_origins}))

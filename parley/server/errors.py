@@ -45,6 +45,8 @@ OPENAI_PATHS = (
     "/v1/models",
     "/v1/assistants",
     "/v1/threads",
+    "/v1/files",
+    "/v1/uploads",
 )
 _BELOW_OPENAI_PATHS = tuple(f"{path}/" for path in OPENAI_PATHS)
 

@@ -6,6 +6,8 @@ compare or store. On the OpenAI faces' paths the refusal takes OpenAI's shape an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,9 +26,15 @@ class RequestGuard:
     without one (chunked) is read here, up to the limit, and handed on whole: that is at
     most ``max_bytes`` held in memory, and a body over the limit never reaches the app."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, large: Callable[[str], int | None] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: The larger limit of a path that takes a file (``faces.files.body_limit``): its
+        #: body is not read here but counted as the route reads it, which fails with 413
+        #: once past the limit.
+        self.large = large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,15 +47,20 @@ class RequestGuard:
             nul = ValidationFailed("Invalid request: the query has a NUL character (%00).")
             await _refuse(scope, send, nul)
             return
+        large = self.large(scope["path"]) if self.large is not None else None
+        limit = self.max_bytes if large is None else large
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._too_large(scope, send)
+                if not value.isdigit() or int(value) > limit:
+                    await self._too_large(scope, send, limit)
                     return
                 await self.app(scope, receive, send)
                 return
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             await self.app(scope, receive, send)
+            return
+        if large is not None:
+            await self.app(scope, _counted(receive, large), send)
             return
         body = await self._read_chunked(receive)
         if body is None:
@@ -72,8 +85,9 @@ class RequestGuard:
                 break
         return b"".join(parts)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+    async def _too_large(self, scope: Scope, send: Send, limit: int | None = None) -> None:
+        limit = self.max_bytes if limit is None else limit
+        error = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         await _refuse(scope, send, error)
 
 
@@ -88,6 +102,22 @@ async def _refuse(scope: Scope, send: Send, error: ParleyError) -> None:
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive``, raising ``PayloadTooLarge`` once the body passes ``limit`` bytes."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        return message
+
+    return counted
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

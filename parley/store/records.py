@@ -150,3 +150,48 @@ class StoredEvent(_Record):
     seq: int
     type: str
     data: str
+
+
+@dataclass(slots=True)
+class StoredFile(_Record):
+    """A file uploaded through ``/v1/files`` or completed from an upload."""
+
+    id: str
+    user_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: float
+    expires_at: float | None
+    sha256: str
+    mime_type: str | None
+    #: Where its bytes live: ``local`` or ``database``, under ``storage_key``.
+    storage: str
+    storage_key: str
+
+
+@dataclass(slots=True)
+class Upload(_Record):
+    """A file uploaded in parts (``/v1/uploads``)."""
+
+    id: str
+    user_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    status: str
+    created_at: float
+    expires_at: float
+    file_expires_after: int | None
+    file_id: str | None
+
+
+@dataclass(slots=True)
+class UploadPart(_Record):
+    id: str
+    upload_id: str
+    created_at: float
+    bytes: int
+    storage: str
+    storage_key: str

@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -387,4 +388,96 @@ call_states = Table(
     Column("state", Json, nullable=False),
     Column("created_at", Float, nullable=False),
     Index(None, "created_at"),
+)
+
+EXPIRING_FILE_SQL = "expires_at IS NOT NULL"
+PENDING_UPLOAD_SQL = "status = 'pending'"
+
+#: Uploaded files (``/v1/files``): their names and sizes; their bytes live where
+#: ``storage`` says, under ``storage_key`` (``parley.files.storage``).
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    #: The name the client gave, without its directory parts (never used as a path).
+    Column("filename", Name(255), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    #: When the file is deleted by itself (its ``expires_after``); none: kept until deleted.
+    Column("expires_at", Float),
+    #: The SHA-256 of its bytes, in hex.
+    Column("sha256", String(64), nullable=False),
+    #: The media type the client gave with it, if any.
+    Column("mime_type", Name(255)),
+    #: ``local`` (a file in a directory) or ``database`` (rows of ``file_data``).
+    Column("storage", String(16), nullable=False),
+    Column("storage_key", String(64), nullable=False),
+    Index(None, "user_id", "created_at"),
+    Index(None, "user_id", "purpose", "created_at"),
+    # The sweep of bytes no row names looks keys up.
+    Index(None, "storage_key"),
+    # The expiry sweep looks only at the files that expire.
+    Index(
+        "ix_files_expiring",
+        "expires_at",
+        sqlite_where=text(EXPIRING_FILE_SQL),
+        postgresql_where=text(EXPIRING_FILE_SQL),
+    ),
+)
+
+#: Bytes kept in the database (``storage`` ``database``), in pieces of at most 1 MiB so
+#: that no one value is huge: the bytes under a key are its rows in ``seq`` order.
+file_data = Table(
+    "file_data",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    #: When the piece was written: pieces no file or part names are swept once old.
+    Column("created_at", Float, nullable=False),
+)
+
+#: Uploads in parts (``/v1/uploads``): a file declared by name and size, whose parts come
+#: one request each; completing it makes the file.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("filename", Name(255), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    #: The size declared when it was created; the parts must add up to it.
+    Column("bytes", BigInteger, nullable=False),
+    Column("mime_type", Name(255), nullable=False),
+    #: ``pending``, ``completed``, ``cancelled`` or ``expired``.
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    #: Seconds after its creation the completed file expires (its ``expires_after``).
+    Column("file_expires_after", Integer),
+    #: The file its completion made.
+    Column("file_id", String(40), ForeignKey("files.id", ondelete="SET NULL")),
+    Index(None, "user_id", "created_at"),
+    # The expiry sweep looks only at pending uploads.
+    Index(
+        "ix_uploads_pending_expires_at",
+        "expires_at",
+        sqlite_where=text(PENDING_UPLOAD_SQL),
+        postgresql_where=text(PENDING_UPLOAD_SQL),
+    ),
+)
+
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("upload_id", String(40), ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("storage", String(16), nullable=False),
+    Column("storage_key", String(64), nullable=False),
+    Index(None, "upload_id"),
+    Index(None, "storage_key"),
 )

@@ -23,6 +23,8 @@ OPENAI_PATHS = (
     "/v1/models",
     "/v1/assistants",
     "/v1/threads",
+    "/v1/files",
+    "/v1/uploads",
 )
 #: The operations that take an ``Idempotency-Key``.
 IDEMPOTENT = {

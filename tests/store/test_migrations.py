@@ -27,6 +27,10 @@ EXPECTED_TABLES = {
     "idempotency_keys",
     "key_usage",
     "call_states",
+    "files",
+    "file_data",
+    "uploads",
+    "upload_parts",
 }
 
 
