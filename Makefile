@@ -62,8 +62,13 @@ run: $(STAMP)
 mcp-example: $(STAMP)
 	$(PY) -m parley.mcp.example$(call given,MCP_PORT, --port)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them
+# (--dist loadfile: a module's servers start once). Much of it waits on sockets and child
+# processes, so two workers take about two thirds of one process's time on two cores.
+# TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb).
+TEST_WORKERS ?= 2
 test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
 FUZZ_EXAMPLES ?= 1000

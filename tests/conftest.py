@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import socket
 import time
@@ -14,6 +15,12 @@ import pytest
 
 if TYPE_CHECKING:
     from parley.store.db import Database
+
+# The children the suite starts (``parley chat`` in a pty, ``parley ask``...) size their
+# output by their own terminal. A COLUMNS or LINES of the suite's environment would override
+# that: pytest-xdist sets 80x24 in its workers, and a shell may export them.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

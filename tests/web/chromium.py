@@ -1,6 +1,6 @@
 """A real Chromium (headless, through Playwright's sync API) on the web app's page.
 
-``chromium`` is one browser for the session; it skips, with the reason, when there is no
+``chromium`` is one browser for the module; it skips, with the reason, when there is no
 Chromium (``PARLEY_CHROMIUM``, else ``/usr/bin/chromium``) or Playwright cannot start it.
 ``web_chat`` is a fresh browser context (its own cookies, so its own web session) on the page
 of the test's web app (``web`` of ``tests/web/conftest.py``), wrapped in ``ChatPage``;
@@ -57,9 +57,12 @@ def _launch() -> tuple[Any, Any]:
     return playwright, browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for the module. Not one for the session: while Playwright's
+    sync API runs, its event loop is the running loop of the main thread, so an async test
+    after it in the same process (pytest-xdist gives a worker files in any order) could not
+    start its own loop. Stopping Playwright at the module's end lets go of it."""
     playwright, browser = _launch()
     try:
         yield browser
