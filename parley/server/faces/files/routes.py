@@ -8,6 +8,7 @@ answers 404 on every route.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -162,8 +163,13 @@ async def file_content(
     file_id: str, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> StreamingResponse:
     found = await svc.db.read(store.get_file, user_id=user.id, file_id=file_id)
+    chunks = storages.of(found.storage).read(found.storage_key)
+    try:  # the first chunk before the answer starts: a file deleted meanwhile is a 404
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        raise store.file_not_found(file_id) from None
     return StreamingResponse(
-        storages.of(found.storage).read(found.storage_key),
+        _then(first, chunks),
         media_type=found.mime_type or "application/octet-stream",
         headers={
             "content-length": str(found.bytes),
@@ -171,3 +177,9 @@ async def file_content(
             "x-content-type-options": "nosniff",
         },
     )
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
