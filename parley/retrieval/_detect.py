@@ -4,7 +4,8 @@ The name and the claimed content type only choose between the kinds of *text* (M
 JSON, CSV, source code, HTML, plain); whether a file is text, a PDF, a DOCX or something
 else is read from its bytes:
 
-- ``%PDF-`` in the first 1 KiB: a PDF (readers accept a little junk before the header);
+- ``%PDF-`` at the start: a PDF; also further in the first 1 KiB (readers accept a little
+  junk before the header) when the file ends with ``%%EOF``;
 - a zip archive (``PK\\x03\\x04``): looked into by the parser (a DOCX holds
   ``word/document.xml``; any other zip is named and refused);
 - a known binary signature (images, archives, executables, legacy Office, ...): refused,
@@ -143,7 +144,7 @@ def suffix(filename: str) -> str:
 def sniff(data: bytes, filename: str, content_type: str | None) -> Sniffed:
     """The kind of ``data``, told from its bytes, then its name and claimed type."""
     head = data[:1024]
-    if b"%PDF-" in head:
+    if head.startswith(b"%PDF-") or (b"%PDF-" in head and data[-1024:].rstrip().endswith(b"%%EOF")):
         return Sniffed("pdf")
     if head.startswith(b"PK\x03\x04"):
         return Sniffed("zip")

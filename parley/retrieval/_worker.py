@@ -133,6 +133,7 @@ def _parsed(kind: str, data: bytes, limits: Limits) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     memory = int(argv[0]) * MB
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump a core
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's
     import docx  # noqa: F401 - imported once, before the first job
     import pypdf  # noqa: F401
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
         answer, must_exit = _answer_job(json.loads(header_bytes), data)
         answer["exiting"] = must_exit
         del data
-        payload = json.dumps(answer).encode()
+        payload = json.dumps(answer, ensure_ascii=False).encode()
         stdout.write(_ANSWER.pack(len(payload)) + payload)
         stdout.flush()
         if must_exit:

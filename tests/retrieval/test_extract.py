@@ -141,6 +141,13 @@ async def test_a_file_is_read_as_what_its_bytes_are(extractor: Extractor) -> Non
     assert (await timed(extractor, html, "page.txt")).text == "hi"
 
 
+async def test_text_that_mentions_a_pdf_header_is_text(extractor: Extractor) -> None:
+    note = b"A PDF file starts with %PDF-1.7 and ends with %%EOF somewhere.\n" * 3
+    assert (await timed(extractor, note, "note.txt")).kind == "text"
+    junk_first = b"junk before the header\n" + documents.pdf(["Late header."])
+    assert (await timed(extractor, junk_first, "late.pdf")).text == "Late header."
+
+
 async def test_a_name_with_dot_dots_is_only_a_name(extractor: Extractor) -> None:
     extracted = await timed(extractor, b"root:x:0:0", "../../../etc/passwd")
     assert (extracted.kind, extracted.text) == ("text", "root:x:0:0")
@@ -249,6 +256,8 @@ async def test_a_pdf_that_parses_forever_is_stopped_and_the_loop_stays_free(
             await asyncio.sleep(0.05)
             ticks += 1
 
+    await still_works(tight)
+    workers = tight.workers_started
     ticking = asyncio.create_task(ticker())
     started = time.monotonic()
     try:
@@ -261,6 +270,7 @@ async def test_a_pdf_that_parses_forever_is_stopped_and_the_loop_stays_free(
     assert 2 <= took < 10
     assert ticks >= took / 0.05 / 4  # the event loop went on while the worker parsed
     await still_works(tight)
+    assert tight.workers_started == workers + 1  # the late worker was killed and replaced
 
 
 async def test_ten_thousand_pages(extractor: Extractor) -> None:
