@@ -204,11 +204,17 @@ def decode_text(data: bytes) -> tuple[str, str]:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text, encoding = _decode_invalid(data)
+    return clean(text), encoding
+
+
+def clean(text: str) -> str:
+    """``text`` with its line ends made ``\n`` and its control characters (but tab and
+    form feed) dropped."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if _CONTROLS_RE.search(text):
         text = _CONTROLS_RE.sub("", text)
-    return text, encoding
+    return text
 
 
 def _decode_invalid(data: bytes) -> tuple[str, str]:

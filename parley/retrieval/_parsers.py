@@ -22,7 +22,7 @@ from parley.retrieval._base import (
     Limits,
     UnsupportedFile,
 )
-from parley.retrieval._detect import Kind, NotText, decode_text
+from parley.retrieval._detect import Kind, NotText, clean, decode_text
 
 _PAGE_JOIN = "\n\n"
 _DOCX_MAIN = "word/document.xml"
@@ -43,7 +43,7 @@ def parse(kind: Kind | str, data: bytes, limits: Limits) -> Extracted:
     if kind in ("zip", "docx"):
         return _docx(data, limits)
     if kind != "html" and len(data) > 4 * limits.max_text_chars + 4:
-        raise _too_long(limits)  # no encoding we read packs a character in fewer bytes
+        raise _too_long(limits)  # no encoding we read spends more than 4 bytes on a character
     text, encoding = _decoded(data)
     if kind == "html":
         text = html_text(text)
@@ -95,7 +95,7 @@ def _pdf(data: bytes, limits: Limits) -> Extracted:
         size = 0
         for page in reader.pages:
             starts.append(size)
-            text = (page.extract_text() or "").strip()
+            text = clean(page.extract_text() or "").strip()
             parts.append(text)
             size += len(text) + len(_PAGE_JOIN)
             if size > limits.max_text_chars:
