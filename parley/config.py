@@ -439,7 +439,8 @@ class Settings(BaseSettings):
     #: Where uploaded files' bytes live (``parley.files``): ``local`` (a directory,
     #: ``files_dir``), ``database`` (the database's ``file_data`` table, which every replica
     #: reaches), or ``auto``: local on SQLite, the database on PostgreSQL. Also the config
-    #: file's ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``).
+    #: file's ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``,
+    #: ``sweep_seconds``).
     files_storage: Literal["auto", "local", "database"] = "auto"
     #: The directory of local file storage (default: ``files`` in the data directory).
     files_dir: Path | None = None
@@ -447,6 +448,8 @@ class Settings(BaseSettings):
     files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     #: Bytes of files one user may keep in all (0: no quota); over it an upload gets 400.
     files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+    #: Seconds between the server's sweeps of expired files and uploads (``parley.files``).
+    files_sweep_seconds: float = Field(default=300.0, gt=0)
 
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -682,6 +685,7 @@ class _FilesTable(BaseModel):
     files_dir: Path | None = None
     files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+    files_sweep_seconds: float = Field(default=300.0, gt=0)
 
 
 _FILES_KEYS = frozenset(_FilesTable.model_fields)

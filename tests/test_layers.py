@@ -3,7 +3,8 @@
     cli                                   the commands
     server, terminal, web, embedded       the faces (and the embedded server's launcher)
     sdk, engine                           the client, and the run engine
-    providers, store, mcp                 upstream adapters, the database, the MCP client
+    providers, store, mcp, files,         upstream adapters, the database, the MCP client,
+    retrieval                             file bytes, and text out of files
     events, types, config, errors,        the vocabulary, and the one filter of control
     controls                              characters
 
@@ -31,6 +32,8 @@ LAYERS = {
     "providers": 2,
     "store": 2,
     "mcp": 2,
+    "files": 2,
+    "retrieval": 2,
     "events": 1,
     "types": 1,
     "config": 1,

@@ -42,10 +42,11 @@ def add_parser(subparsers: Any, add_db_options: Callable[[argparse.ArgumentParse
     backup.add_argument("file", type=Path, metavar="FILE", help="the backup to write (new)")
     prune = commands.add_parser(
         "prune",
-        help="delete the event logs of runs that ended long ago",
+        help="delete the event logs of runs that ended long ago, and expired files",
         description="Delete the event logs of finished runs that ended before the retention "
         "period; their messages and the runs are kept. The server does the same on its own "
-        "(PARLEY_EVENT_RETENTION_HOURS).",
+        "(PARLEY_EVENT_RETENTION_HOURS). Also delete files and uploads past their expiry "
+        "(expires_after), as the server does every PARLEY_FILES_SWEEP_SECONDS.",
     )
     prune.add_argument(
         "--older-than",
@@ -168,6 +169,8 @@ def _backup(settings: Settings, target: Path) -> int:
 async def _prune(settings: Settings, args: argparse.Namespace) -> int:
 
     from parley.errors import InvalidRequest, ParleyError
+    from parley.files.storage import Storages
+    from parley.files.sweep import sweep_files
     from parley.store import retention
     from parley.store.db import now, schema_revision
     from parley.store.migrations import HEAD
@@ -194,9 +197,14 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
         total = retention.Pruned()
         while (pruned := await db.write(retention.prune_event_logs, before=before)).runs:
             total += pruned
+        swept = await sweep_files(db, Storages(settings, db))
     finally:
         await db.dispose()
     print(f"pruned the event logs of {total.runs} runs ({total.events} events)")
+    print(
+        f"deleted {swept.files} expired files, {swept.uploads_parts} parts of expired "
+        f"uploads and {swept.orphans} leftover pieces"
+    )
     return 0
 
 

@@ -27,6 +27,8 @@ from parley.engine import transactions as tx
 from parley.engine.checkpoints import Checkpointer
 from parley.engine.pruning import prune_round
 from parley.engine.turn import Turn
+from parley.files.storage import Storages
+from parley.files.sweep import sweep_files
 from parley.store.db import Database
 
 log = logging.getLogger("parley.engine")
@@ -74,6 +76,7 @@ class Upkeep:
         ]
         if self.settings.event_retention_hours > 0:
             self._tasks.append(asyncio.create_task(self._prune_event_logs()))
+        self._tasks.append(asyncio.create_task(self._sweep_files()))
 
     async def stop(self) -> None:
         """Stop the background tasks."""
@@ -131,6 +134,25 @@ class Upkeep:
                 continue
             if pruned.runs:
                 log.info("pruned the event logs of %d runs", pruned.runs)
+
+    async def _sweep_files(self) -> None:
+        """Delete expired files and uploads, and bytes a failed write left, now and then
+        (``parley.files.sweep``): a task of its own, as the pruning of event logs."""
+        storages = Storages(self.settings, self.db)
+        while True:
+            await asyncio.sleep(self.settings.files_sweep_seconds)
+            try:
+                swept = await sweep_files(self.db, storages)
+            except Exception:  # a boundary: the next round tries again
+                log.exception("sweeping expired files failed; retrying")
+                continue
+            if swept.files or swept.uploads_parts or swept.orphans:
+                log.info(
+                    "swept %d expired files, %d parts of expired uploads, %d leftover pieces",
+                    swept.files,
+                    swept.uploads_parts,
+                    swept.orphans,
+                )
 
     async def sweep(self) -> None:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A

@@ -4,6 +4,7 @@ removed with their bytes, and bytes no row names swept once old."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from parley.files.sweep import ORPHAN_SECONDS, sweep_files
 from parley.store import files as store
 from parley.store.db import Database, now
 from parley.store.pagination import ListQuery
-from parley.store.tables import file_data
+from parley.store.tables import file_data, files
 from tests.store.conftest import new_user
 
 
@@ -117,3 +118,45 @@ async def test_the_sweep_removes_expired_files_and_uploads(db: Database, tmp_pat
     local = storages.default.kind == "local"
     assert await _pieces(db) == (0 if local else 1)
     assert len(_local_files(tmp_path)) == (1 if local else 0)
+
+
+async def test_the_server_sweeps_expired_files_on_its_own(db: Database, tmp_path: Path) -> None:
+    """The engine's upkeep runs the sweep every ``files_sweep_seconds``: a file past its
+    expiry goes, rows and bytes, with no command run."""
+    from parley.engine import Engine
+    from parley.providers.registry import ProviderRegistry
+
+    settings = Settings(database_url=db.url, files_dir=tmp_path / "files", files_sweep_seconds=0.05)
+    storages = Storages(settings, db)
+    user = await new_user(db)
+    stored = await storages.default.put(_chunks(b"soon gone"))
+
+    def expired(conn: Connection) -> str:
+        made = store.create_file(
+            conn,
+            user_id=user,
+            filename="f",
+            purpose="assistants",
+            size=9,
+            sha256=stored.sha256,
+            mime_type=None,
+            stored=store.StoredBytes(stored.kind, stored.key),
+            expires_after=3600,
+            quota=0,
+        )
+        conn.execute(files.update().where(files.c.id == made.id).values(expires_at=now() - 1))
+        return made.id
+
+    await db.write(expired)
+    registry = ProviderRegistry(settings)
+    engine = Engine(db, registry, settings)
+    await engine.start()
+    try:
+        async with asyncio.timeout(10):
+            while await _pieces(db) or _local_files(tmp_path):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await engine.stop()
+        await registry.aclose()
+    left, _ = await db.read(store.list_files, user_id=user, page=ListQuery(10, "asc"))
+    assert left == []
