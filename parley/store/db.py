@@ -86,7 +86,9 @@ class Database:
         database = make_url(self.url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url, echo=echo, pool_size=1, max_overflow=0, **_JSON_CODEC)
+        engine = create_engine(
+            self.url, echo=echo, pool_size=1, max_overflow=0, **_sqlite_driver(), **_JSON_CODEC
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -99,6 +101,7 @@ class Database:
                 "busy_timeout=10000",
             ):
                 dbapi_conn.execute(f"PRAGMA {pragma}")
+            _load_sqlite_vec(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
@@ -364,6 +367,48 @@ _Job = tuple[Future[Any], Callable[[Any], Any], Any]
 
 # JSON columns: orjson both ways, U+0000 stored as U+FFFD (``parley.store.tables``).
 _JSON_CODEC = {"json_serializer": json_text, "json_deserializer": json_value}
+
+
+def _sqlite_driver() -> dict[str, Any]:
+    """The SQLite driver: the standard library's, unless it was built without loadable
+    extensions (as some Python builds are) and ``pysqlite3`` (its own SQLite, extensions
+    allowed) is installed: then that one, so that ``sqlite-vec`` can load."""
+    import sqlite3
+
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return {}
+    try:
+        from pysqlite3 import dbapi2
+    except ImportError:
+        return {}
+    return {"module": dbapi2}
+
+
+_vec_warned = False
+
+
+def _load_sqlite_vec(dbapi_conn: Any) -> None:
+    """Load ``sqlite-vec`` (vector search, ``parley.retrieval.index``) into a new
+    connection; without it search is lexical only, said once per process."""
+    global _vec_warned
+    reason = None
+    try:
+        import sqlite_vec
+    except ImportError:
+        reason = "the sqlite-vec package is not installed"
+    else:
+        if not hasattr(dbapi_conn, "enable_load_extension"):
+            reason = "this Python's sqlite3 cannot load extensions (install pysqlite3-binary)"
+        else:
+            try:
+                dbapi_conn.enable_load_extension(True)
+                sqlite_vec.load(dbapi_conn)
+                dbapi_conn.enable_load_extension(False)
+            except Exception as exc:  # noqa: BLE001 - any failure means no vectors
+                reason = f"sqlite-vec did not load: {exc}"
+    if reason is not None and not _vec_warned:
+        _vec_warned = True
+        log.warning("vector search is off on SQLite, search is lexical only: %s", reason)
 
 
 def _postgres_engine(url: str, echo: bool) -> Engine:

@@ -481,3 +481,52 @@ upload_parts = Table(
     Index(None, "upload_id"),
     Index(None, "storage_key"),
 )
+
+#: The chunks of the files in vector stores, the rows that search finds
+#: (``parley.retrieval.index``). The words and vectors indexes live beside this table,
+#: outside this metadata (``SEARCH_INDEX_TABLES``, ``search_index_object``): on SQLite an
+#: FTS5 table (migration 0015) and a sqlite-vec table per vector dimension; on PostgreSQL a
+#: generated ``tsv`` column with its GIN index, and an ``embedding`` column (pgvector) with
+#: an HNSW index per dimension.
+chunks = Table(
+    "chunks",
+    metadata,
+    # An integer key: SQLite's rowid, which the FTS5 and sqlite-vec rows are keyed on.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("vector_store_id", String(40), nullable=False),
+    Column("file_id", String(40), ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    #: The chunk's place in its file, from 0.
+    Column("seq", Integer, nullable=False),
+    Column("text", Content, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    #: Where the chunk's text lies in the file's extracted text, in characters.
+    Column("char_start", Integer, nullable=False),
+    Column("char_end", Integer, nullable=False),
+    #: The file's attributes in the store (what search filters look at), on each chunk.
+    Column("attributes", Json, nullable=False),
+    #: The length of the chunk's embedding; none: it has none.
+    Column("embedding_dim", Integer),
+    Column("created_at", Float, nullable=False),
+    Index(None, "vector_store_id", "file_id", "seq"),
+    Index(None, "file_id"),
+    Index(None, "user_id"),
+)
+
+#: Tables and columns of the search index that this metadata leaves out (see ``chunks``).
+SEARCH_INDEX_TABLES = ("chunks_fts", "chunks_vec_")
+SEARCH_INDEX_COLUMNS = ("tsv", "embedding")
+
+
+def search_index_object(name: str | None, type_: str, parent: str | None = None) -> bool:
+    """Whether a reflected object is part of the search index (not compared to this
+    metadata): Alembic's ``include_name`` says the opposite."""
+    if name is None:
+        return False
+    if type_ == "table":
+        return name.startswith(SEARCH_INDEX_TABLES)
+    if type_ == "column":
+        return parent == "chunks" and name in SEARCH_INDEX_COLUMNS
+    if type_ == "index":
+        return name.startswith(("ix_chunks_tsv", "ix_chunks_embedding"))
+    return False
