@@ -28,6 +28,9 @@
 * It honours an output format: in JSON mode its answer is ``{"answer": "..."}``; with a
   JSON schema, an object filled from the user's message as a tool's arguments are, each
   required property given a value of its type when the message has none.
+* It embeds (``embed``, any model id; ``demo/embed`` by convention) with
+  ``embeddings.hashing_embedding``: words and character trigrams hashed into 256 numbers,
+  lexical only.
 """
 
 from __future__ import annotations
@@ -39,8 +42,17 @@ import secrets
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from parley.errors import InvalidRequest
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.embeddings import (
+    DEFAULT_DEMO_DIMENSIONS,
+    MAX_DEMO_DIMENSIONS,
+    MAX_INPUTS,
+    EmbedRequest,
+    EmbedResult,
+    hashing_embedding,
+)
 from parley.providers.options import offered_tools, tool_rule
 from parley.types import ToolSpec
 
@@ -64,6 +76,27 @@ class DemoProvider:
     async def list_models(self) -> list[str]:
         """Any model id works; these are the examples (``MODELS``)."""
         return list(MODELS)
+
+    #: Embeddings: any model id (``demo/embed`` in the docs), any number of inputs in one
+    #: go, token ids too.
+    embed_batch = MAX_INPUTS
+    takes_token_ids = True
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """``hashing_embedding`` of each input (256 numbers unless ``dimensions`` asks for
+        another length, up to 4096): lexical, not semantic. A word or a token id is a token."""
+        dimensions = request.dimensions or DEFAULT_DEMO_DIMENSIONS
+        if dimensions > MAX_DEMO_DIMENSIONS:
+            raise InvalidRequest(
+                f"The demo embedding has at most {MAX_DEMO_DIMENSIONS} dimensions.",
+                param="dimensions",
+            )
+        vectors = [hashing_embedding(item, dimensions) for item in request.inputs]
+        tokens = sum(
+            max(1, len(item.split())) if isinstance(item, str) else len(item)
+            for item in request.inputs
+        )
+        return EmbedResult(vectors=vectors, input_tokens=tokens, model=request.model)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         plan = _plan(request)

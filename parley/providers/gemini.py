@@ -56,6 +56,8 @@ from parley.events import (
 )
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.embedding_wire import GEMINI_BATCH, gemini_body, gemini_result
+from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.options import ToolRule, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
@@ -198,6 +200,19 @@ class GeminiProvider(HTTPProvider):
                 if not token:
                     break
         return models
+
+    #: Embeddings (``embedding_wire``): inputs per call (the API's batch limit); text only.
+    embed_batch = GEMINI_BATCH
+    takes_token_ids = False
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """The vectors of ``request.inputs`` (``POST {base_url}/models/{model}:
+        batchEmbedContents``); the API gives no token count: it is estimated."""
+        name = request.model.removeprefix("models/")
+        url = f"{self._base_url}/models/{quote(name, safe='')}:batchEmbedContents"
+        body = gemini_body(request, f"models/{name}")
+        answer = await self._post_json(url, body, _error_message, what="an embeddings answer")
+        return gemini_result(answer, request, self.label)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

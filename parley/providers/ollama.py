@@ -29,6 +29,8 @@ from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.embedding_wire import OLLAMA_BATCH, ollama_body, ollama_result
+from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.options import add_unset, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import MAX_LINE, LineTooLong
 from parley.providers.transport import (
@@ -123,6 +125,7 @@ class OllamaProvider(HTTPProvider):
         self._stream_url = root + "/api/chat"
         self._tags_url = root + "/api/tags"
         self._show_url = root + "/api/show"
+        self._embed_url = root + "/api/embed"
 
     async def list_models(self) -> list[str]:
         """The names of the models the server has pulled (``GET /api/tags``), sorted."""
@@ -144,6 +147,17 @@ class OllamaProvider(HTTPProvider):
                 self._show_url, self._list_headers, post={"model": model_id}, none_if_missing=True
             )
         return show_window(shown)
+
+    #: Embeddings (``embedding_wire``): inputs per call; text only.
+    embed_batch = OLLAMA_BATCH
+    takes_token_ids = False
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """The vectors of ``request.inputs`` (``POST {base_url}/api/embed``)."""
+        answer = await self._post_json(
+            self._embed_url, ollama_body(request), _error_message, what="an embeddings answer"
+        )
+        return ollama_result(answer, request, self.label)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

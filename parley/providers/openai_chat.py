@@ -29,6 +29,8 @@ from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.embedding_wire import OPENAI_BATCH, openai_body, openai_result
+from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.think_tags import ThinkTagSplitter
@@ -79,6 +81,7 @@ class OpenAIChatProvider(HTTPProvider):
         root = base_url.rstrip("/")
         self._stream_url = root + "/chat/completions"
         self._models_url = root + "/models"
+        self._embeddings_url = root + "/embeddings"
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint lists (``GET /models``), sorted."""
@@ -90,6 +93,17 @@ class OpenAIChatProvider(HTTPProvider):
         OpenAI gives none)."""
         async with self._lister(_error_message) as get:
             return listed_windows(await get(self._models_url, self._list_headers, None))
+
+    #: Embeddings (``embedding_wire``): inputs per call, and token ids are passed through.
+    embed_batch = OPENAI_BATCH
+    takes_token_ids = True
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """The vectors of ``request.inputs`` (``POST {base_url}/embeddings``)."""
+        answer = await self._post_json(
+            self._embeddings_url, openai_body(request), _error_message, what="an embeddings answer"
+        )
+        return openai_result(answer, request, self.label)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Call the model and yield its events; closing the iterator closes the response."""

@@ -29,6 +29,7 @@ from parley.metrics import Metrics
 from parley.providers.base import Provider
 from parley.providers.demo import MODELS as DEMO_MODELS
 from parley.providers.demo import DemoProvider
+from parley.providers.embeddings import Embedder, embedder_of
 from parley.providers.windows import (
     BUILTIN_WINDOWS,
     LearnedWindows,
@@ -295,6 +296,13 @@ class ProviderRegistry:
             config = self._configs[provider_name]
             provider = self._built[provider_name] = self._build(provider_name, config)
         return provider, model_id
+
+    def embedder(self, model: str) -> tuple[Embedder, str]:
+        """The adapter that embeds with ``model`` and the model id to send it. Raises as
+        ``check_model`` does, and ``InvalidRequest`` (``embeddings_unsupported``) when the
+        provider's API has no embeddings (Anthropic)."""
+        provider, model_id = self.resolve(model)
+        return embedder_of(provider, self.provider_of(model)), model_id
 
     def _build(self, provider_name: str, config: ProviderConfig) -> Provider:
         if config.kind == "demo":

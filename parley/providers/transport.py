@@ -641,6 +641,8 @@ class HTTPProvider:
         self._session = session
         self._retry = retry
         self._transports: dict[str, HTTPTransport] = {}
+        #: Transports of the calls answered by one JSON document (``_post_json``).
+        self._json_transports: dict[str, HTTPTransport] = {}
 
     def _transport(self, url: str) -> HTTPTransport:
         """The transport to ``url``, made on first use."""
@@ -668,8 +670,55 @@ class HTTPProvider:
             provider_label=self.label,
         )
 
+    async def _post_json(
+        self, url: str, payload: Any, message_from_body: Callable[[Any], str], *, what: str
+    ) -> Any:
+        """POST ``payload`` as JSON and answer the JSON document the upstream sends back
+        (embeddings: not streamed). Tried again as the retry policy says (the call changes
+        nothing upstream); every failure is an ``UpstreamError``: the answer's status with
+        the upstream's own message, an unreachable server, or a body that is not JSON
+        (``what`` names what was expected)."""
+        http = self._json_transports.get(url)
+        if http is None:
+            http = self._json_transports[url] = HTTPTransport(
+                url,
+                {**self._wire_headers, "Accept": "application/json"},
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                session=self._session,
+                provider_label=self.label,
+                retry=self._retry,
+            )
+        try:
+            response = await http.post(orjson.dumps(payload))
+        except TRANSPORT_ERRORS as exc:
+            raise http.error(exc, started=False) from exc
+        reusable = False
+        try:
+            if response.status >= 300:
+                error = await status_error(response, message_from_body, provider_label=self.label)
+                reusable = True
+                raise error
+            raw = await response.read()
+            reusable = True
+        except TRANSPORT_ERRORS as exc:
+            raise http.error(exc, started=True) from exc
+        finally:
+            if reusable:
+                response.release()
+            else:
+                response.close()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"The {self.label} sent {what} that is not JSON.", code="upstream_malformed"
+            ) from None
+
     async def aclose(self) -> None:
         """Close the HTTP clients this provider opened (a later call opens new ones)."""
         transports, self._transports = list(self._transports.values()), {}
+        transports += self._json_transports.values()
+        self._json_transports = {}
         for http in transports:
             await http.aclose()

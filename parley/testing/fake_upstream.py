@@ -11,6 +11,10 @@ which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections.
 
 Endpoints: ``POST /v1/chat/completions`` (also without ``/v1``), ``GET /v1/models``,
 ``GET /_requests`` (the chat request bodies received, as a JSON list), ``POST /_reset``.
+Embeddings in OpenAI's, Gemini's and Ollama's formats (``POST /v1/embeddings``,
+``POST /v1beta/models/{model}:batchEmbedContents`` and ``:embedContent``, ``POST
+/api/embed``): deterministic lexical vectors, see ``fake_embeddings``; the requests are kept
+in ``embedding_requests``.
 A message whose content is a list of content parts (``text``, ``image_url``) is checked like
 OpenAI checks it: a malformed part is a 400 ``invalid_request_error`` (the request is still
 recorded); image URLs are recorded, never fetched.
@@ -80,6 +84,7 @@ from typing import Any
 
 import orjson
 
+from parley.testing.fake_embeddings import embeddings_answer, embeddings_kind
 from parley.testing.fake_gemini import gemini_error
 from parley.testing.loopback import Connection, LoopbackServer, Request
 
@@ -404,6 +409,8 @@ class FakeUpstreamServer:
         self.listing_fault: str | None = None
         #: Model-list requests received (method and target), oldest first.
         self.listings: list[str] = []
+        #: Embedding requests received (path and JSON body), oldest first.
+        self.embedding_requests: list[tuple[str, Any]] = []
         self._server = LoopbackServer(self._respond, host=host, port=port)
 
     @property
@@ -429,6 +436,7 @@ class FakeUpstreamServer:
         self.windows.clear()
         self.listing_fault = None
         self.listings.clear()
+        self.embedding_requests.clear()
 
     async def listen(self) -> int:
         """Start accepting connections; answers the port."""
@@ -460,6 +468,14 @@ class FakeUpstreamServer:
             return await self._chat(body, conn) and keep
         if _is_model_list(method, request.path):
             return await self._model_list(request, conn, keep)
+        if (kind := embeddings_kind(method, request.path)) is not None:
+            try:
+                payload = orjson.loads(request.body)
+            except orjson.JSONDecodeError:
+                payload = None
+            self.embedding_requests.append((request.path, payload))
+            status, answer = embeddings_answer(kind, request.path, payload)
+            return await _send_json(conn, status, answer, keep)
         if method == "GET" and request.path == "/_requests":
             return await _send_json(conn, 200, self.requests, keep)
         if method == "POST" and request.path == "/_reset":
