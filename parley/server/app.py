@@ -35,7 +35,7 @@ from parley.server.deps import KeyCache, Services
 from parley.server.errors import install_error_handlers
 from parley.server.faces.assistants import assistants, threads
 from parley.server.faces.assistants import runs as thread_runs
-from parley.server.faces.chat import models
+from parley.server.faces.chat import embeddings, models
 from parley.server.faces.chat import routes as chat
 from parley.server.faces.chat.requests import ChatCompletionCreate
 from parley.server.faces.files import routes as files
@@ -69,6 +69,7 @@ FACES = (
     turns,
     responses,
     chat,
+    embeddings,
     conversations,
     runs,
     thread_runs,

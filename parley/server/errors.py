@@ -42,6 +42,7 @@ OPENAI_PATHS = (
     "/v1/responses",
     "/v1/conversations",
     "/v1/chat/completions",
+    "/v1/embeddings",
     "/v1/models",
     "/v1/assistants",
     "/v1/threads",
