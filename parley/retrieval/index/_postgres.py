@@ -1,0 +1,124 @@
+"""The index on PostgreSQL: the generated ``tsv`` column (``english`` configuration) with
+its GIN index for words, and pgvector's ``embedding`` column for vectors, with one partial
+HNSW index (cosine) per vector length, made when vectors of that length first come: the
+column takes vectors of any length, and an index needs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import UserDefinedType
+
+from parley.store.tables import chunks
+
+#: pgvector indexes vectors of at most this many dimensions; longer ones are searched
+#: by a scan.
+MAX_INDEXED = 2000
+
+
+class _Vector(UserDefinedType[Any]):
+    """pgvector's ``vector(n)``."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def get_col_spec(self, **_: Any) -> str:
+        return f"vector({self.dim})"
+
+
+def vectors_available(conn: Connection) -> bool:
+    known = conn.info.get("parley_vectors")
+    if known is None:
+        found = conn.exec_driver_sql(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_name = 'chunks' AND column_name = 'embedding'"
+            " AND table_schema = current_schema()"
+        ).scalar()
+        known = conn.info["parley_vectors"] = found is not None
+    return bool(known)
+
+
+def ensure_dimension(conn: Connection, dim: int) -> None:
+    if dim > MAX_INDEXED:
+        return
+    conn.exec_driver_sql(
+        f"CREATE INDEX IF NOT EXISTS ix_chunks_embedding_{int(dim)} ON chunks"
+        f" USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops)"
+        f" WHERE embedding_dim = {int(dim)}"
+    )
+
+
+def _vector(values: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def store_embeddings(
+    conn: Connection, ids: Sequence[int], store_id: str, embeddings: Sequence[Sequence[float]]
+) -> None:
+    ensure_dimension(conn, len(embeddings[0]))
+    conn.execute(
+        text("UPDATE chunks SET embedding = CAST(:embedding AS vector) WHERE id = :id"),
+        [{"id": i, "embedding": _vector(e)} for i, e in zip(ids, embeddings, strict=True)],
+    )
+
+
+def lexical(
+    conn: Connection, queries: Sequence[str], where: ColumnElement[bool], limit: int
+) -> list[tuple[int, float]]:
+    """The best ``limit`` chunks by ``ts_rank``: any of the queries' words (their
+    ``plainto_tsquery``, whose ANDs become ORs), stemmed, without stop words."""
+    words = func.plainto_tsquery(literal_column("'english'"), literal(" ".join(queries)))
+    anyword = cast(func.replace(cast(words, Text), "&", "|"), TSQUERY)
+    tsquery = select(anyword.label("q")).subquery("tsquery")
+    tsv = literal_column("chunks.tsv", TSVECTOR)
+    rank = func.ts_rank(tsv, tsquery.c.q)
+    statement = (
+        select(chunks.c.id, rank)
+        .select_from(chunks.join(tsquery, literal(True)))
+        .where(tsv.op("@@")(tsquery.c.q), where)
+        .order_by(rank.desc())
+        .limit(limit)
+    )
+    return [(row[0], float(row[1])) for row in conn.execute(statement)]
+
+
+def nearest(
+    conn: Connection,
+    embedding: Sequence[float],
+    store_ids: Sequence[str],
+    where: ColumnElement[bool],
+    limit: int,
+) -> list[tuple[int, float]]:
+    """The ``limit`` chunks nearest ``embedding`` among those ``where`` allows (it names
+    the stores), with their cosine similarity, by the HNSW index of their length."""
+    dim = len(embedding)
+    vector = _Vector(dim)
+    query = cast(bindparam("query_vector", _vector(embedding), type_=Text), vector)
+    distance = cast(literal_column("chunks.embedding"), vector).op("<=>")(query)
+    # HNSW finds ef_search candidates, then the other conditions keep some of them.
+    conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 4 * limit))}")
+    statement = (
+        select(chunks.c.id, distance)
+        .where(chunks.c.embedding_dim == dim, where)
+        .order_by(distance)
+        .limit(limit)
+    )
+    del store_ids  # in ``where``
+    return [(row[0], 1.0 - float(row[1])) for row in conn.execute(statement)]
