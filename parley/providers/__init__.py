@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from parley.providers.accumulator import AnswerAccumulator
     from parley.providers.base import ChatMessage, ModelRequest, Provider
     from parley.providers.demo import DemoProvider
+    from parley.providers.embeddings import Embedder, EmbedRequest, EmbedResult
     from parley.providers.openai_chat import OpenAIChatProvider
     from parley.providers.registry import ProviderRegistry
 
@@ -23,6 +24,9 @@ __getattr__ = _lazy_getattr(
         "AnswerAccumulator": "parley.providers.accumulator",
         "ChatMessage": "parley.providers.base",
         "DemoProvider": "parley.providers.demo",
+        "EmbedRequest": "parley.providers.embeddings",
+        "EmbedResult": "parley.providers.embeddings",
+        "Embedder": "parley.providers.embeddings",
         "ModelRequest": "parley.providers.base",
         "OpenAIChatProvider": "parley.providers.openai_chat",
         "Provider": "parley.providers.base",
@@ -34,6 +38,9 @@ __all__ = [
     "AnswerAccumulator",
     "ChatMessage",
     "DemoProvider",
+    "EmbedRequest",
+    "EmbedResult",
+    "Embedder",
     "ModelRequest",
     "OpenAIChatProvider",
     "Provider",

@@ -25,9 +25,11 @@ sockets see vectors whose nearness means something.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -193,35 +195,47 @@ def estimate_tokens(inputs: Sequence[EmbedInput]) -> int:
 _TERM = re.compile(r"\w+", re.UNICODE)
 
 
-def _features(item: EmbedInput) -> list[tuple[str, float]]:
-    """The weighted features of one input: each word (lower-cased), and the character
-    trigrams of each word padded with spaces at half weight (so "embedding" and
-    "embeddings" share most of theirs); each token id of a list of token ids."""
-    if not isinstance(item, str):
-        return [(f"t{token}", 1.0) for token in item]
-    out: list[tuple[str, float]] = []
-    for word in _TERM.findall(item.lower()):
-        out.append(("w" + word, 1.0))
-        padded = f" {word} "
-        out.extend(("c" + padded[i : i + 3], 0.5) for i in range(len(padded) - 2))
-    return out
+@functools.lru_cache(maxsize=1 << 16)
+def _feature_buckets(feature: str, dimensions: int) -> tuple[int, float]:
+    """The bucket of one feature and its sign (BLAKE2b: the same on every machine)."""
+    digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return (value >> 1) % dimensions, 1.0 if value & 1 else -1.0
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_buckets(word: str, dimensions: int) -> tuple[tuple[int, float], ...]:
+    """What one word adds: itself at weight 1, and its character trigrams (the word padded
+    with a space each side) at half weight, so that "embedding" and "embeddings" share most
+    of theirs. Kept per word: a text's words repeat."""
+    padded = f" {word} "
+    features = [("w" + word, 1.0)]
+    features += [("c" + padded[i : i + 3], 0.5) for i in range(len(padded) - 2)]
+    out = []
+    for feature, weight in features:
+        index, sign = _feature_buckets(feature, dimensions)
+        out.append((index, sign * weight))
+    return tuple(out)
 
 
 def hashing_embedding(item: EmbedInput, dimensions: int = DEFAULT_DEMO_DIMENSIONS) -> list[float]:
-    """A lexical embedding of ``item``, offline and deterministic: its words and character
-    trigrams (``_features``), each hashed (BLAKE2b) to one of ``dimensions`` buckets with a
-    sign, the counts damped (square root) and the vector scaled to length 1 (an input with
-    no word gives a zero vector).
+    """A lexical embedding of ``item``, offline and deterministic: its words (lower-cased)
+    and their character trigrams (``_word_buckets``), or its token ids, each hashed to one
+    of ``dimensions`` buckets with a sign; the sums damped (square root) and the vector
+    scaled to length 1 (an input with no word gives a zero vector).
 
     Texts that share words or word pieces come out close; it knows nothing of meaning
     (synonyms, paraphrases and other languages are far apart), so it is a stand-in for a
     real embedding model, not a replacement."""
     buckets = [0.0] * dimensions
-    for feature, weight in _features(item):
-        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-        value = int.from_bytes(digest, "little")
-        sign = 1.0 if value & 1 else -1.0
-        buckets[(value >> 1) % dimensions] += sign * weight
+    if isinstance(item, str):
+        for word, count in Counter(_TERM.findall(item.lower())).items():
+            for index, value in _word_buckets(word, dimensions):
+                buckets[index] += value * count
+    else:
+        for token, count in Counter(item).items():
+            index, sign = _feature_buckets(f"t{token}", dimensions)
+            buckets[index] += sign * count
     damped = [math.copysign(math.sqrt(abs(v)), v) for v in buckets]
     norm = math.sqrt(sum(v * v for v in damped))
     if norm == 0.0:
