@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_DEMO_DIMENSIONS",
     "MAX_DEMO_DIMENSIONS",
     "MAX_INPUTS",
+    "EmbedInput",
     "EmbedRequest",
     "EmbedResult",
     "Embedder",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from parley.config import ProviderConfig, Settings
@@ -29,7 +29,14 @@ from parley.metrics import Metrics
 from parley.providers.base import Provider
 from parley.providers.demo import MODELS as DEMO_MODELS
 from parley.providers.demo import DemoProvider
-from parley.providers.embeddings import Embedder, embedder_of
+from parley.providers.embeddings import (
+    Embedder,
+    EmbedInput,
+    EmbedRequest,
+    EmbedResult,
+    embed,
+    embedder_of,
+)
 from parley.providers.windows import (
     BUILTIN_WINDOWS,
     LearnedWindows,
@@ -303,6 +310,18 @@ class ProviderRegistry:
         provider's API has no embeddings (Anthropic)."""
         provider, model_id = self.resolve(model)
         return embedder_of(provider, self.provider_of(model)), model_id
+
+    async def embed(
+        self, model: str, inputs: Sequence[EmbedInput], *, dimensions: int | None = None
+    ) -> EmbedResult:
+        """The vectors of ``inputs`` (texts, or token ids where the provider takes them)
+        from the embedding model ``model`` (``provider/model-id``), in order, in as many
+        upstream calls as the provider's batch size needs. Raises ``InvalidRequest`` (as
+        ``embedder``, and for inputs ``embeddings.check_inputs`` refuses) or
+        ``UpstreamError``."""
+        embedder, model_id = self.embedder(model)
+        request = EmbedRequest(model=model_id, inputs=inputs, dimensions=dimensions)
+        return await embed(embedder, request)
 
     def _build(self, provider_name: str, config: ProviderConfig) -> Provider:
         if config.kind == "demo":

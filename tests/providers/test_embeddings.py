@@ -8,6 +8,7 @@ import base64
 import math
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -255,6 +256,42 @@ def test_registry_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidRequest) as unknown:
         registry.embedder("nowhere/model")
     assert unknown.value.code == "unknown_model"
+
+
+async def test_registry_embeds_with_configured_providers(
+    fake: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call vector stores make: a model name and texts, through the config's providers."""
+    monkeypatch.delenv("PARLEY_CONFIG", raising=False)
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        f"""
+[providers.local]
+kind = "openai-chat"
+base_url = "{fake.base_url}"
+api_key = "sk"
+
+[providers.gem]
+kind = "gemini"
+base_url = "{fake.url}/v1beta"
+api_key = "g"
+"""
+    )
+    registry = ProviderRegistry(Settings(config=config))
+    try:
+        local = await registry.embed("local/e5", ["red apples", "green pears"], dimensions=8)
+        gem = await registry.embed("gem/gemini-embedding-001", ["red apples"])
+        demo = await registry.embed("demo/embed", ["red apples"])
+    finally:
+        await registry.aclose()
+    assert _close(local.vectors[1], fake_embedding("green pears", 8))
+    assert local.input_tokens == 4 and not local.estimated
+    assert _close(gem.vectors[0], fake_embedding("red apples")) and gem.estimated
+    assert demo.vectors[0] == hashing_embedding("red apples")
+    assert [path for path, _ in fake.embedding_requests] == [
+        "/v1/embeddings",
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+    ]
 
 
 # ---------------------------------------------------------------------------- the checks

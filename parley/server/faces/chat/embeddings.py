@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import Field, Strict, StrictStr
+from pydantic import BaseModel, Field, Strict, StrictStr
 
 from parley.providers.embeddings import EmbedInput, EmbedRequest, check_inputs, embed
 from parley.providers.embeddings import estimate_tokens as estimate
@@ -61,7 +61,36 @@ def _base64(vector: list[float]) -> str:
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-@router.post("/embeddings", responses=errors(503))
+class EmbeddingPublic(BaseModel):
+    """One vector (OpenAI's ``Embedding``): numbers, or with ``encoding_format`` ``base64``
+    their little-endian float32 bytes in base64."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingListPublic(BaseModel):
+    """OpenAI's ``CreateEmbeddingResponse``."""
+
+    object: Literal["list"] = "list"
+    data: list[EmbeddingPublic]
+    model: str
+    usage: EmbeddingUsage
+
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": EmbeddingListPublic, "description": "The vectors, in the order of the inputs."},
+    **errors(503),
+}
+
+
+@router.post("/embeddings", responses=_ANSWERS, response_model=None)
 async def create_embedding(
     body: EmbeddingCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> Response:
