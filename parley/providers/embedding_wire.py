@@ -2,7 +2,7 @@
 adapters' ``embed`` methods post the body and read the answer with them.
 
 - OpenAI and every OpenAI-compatible API: ``POST {base_url}/embeddings`` with ``{"model",
-  "input": [...], "encoding_format": "float", "dimensions"?, "user"?}``, answered by
+  "input": [...], "dimensions"?, "user"?}`` (floats, the default), answered by
   ``{"data": [{"index", "embedding"}], "model", "usage": {"prompt_tokens",
   "total_tokens"}}``. An ``embedding`` given as base64 (little-endian float32, what OpenAI
   sends for ``encoding_format: base64``) is read as well.
@@ -80,11 +80,9 @@ def _count(value: Any) -> int | None:
 
 
 def openai_body(request: EmbedRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": request.model,
-        "input": list(request.inputs),
-        "encoding_format": "float",
-    }
+    # No ``encoding_format``: floats are every API's default, and not every compatible API
+    # knows the field.
+    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
     if request.dimensions is not None:
         body["dimensions"] = request.dimensions
     if request.user is not None:

@@ -72,7 +72,7 @@ async def test_openai_texts(provider: OpenAIChatProvider, fake: FakeUpstream) ->
     assert result.model == "text-embedding-3-small"
     path, body = fake.embedding_requests[0]
     assert path == "/v1/embeddings"
-    assert body == {"model": "text-embedding-3-small", "input": texts, "encoding_format": "float"}
+    assert body == {"model": "text-embedding-3-small", "input": texts}
 
 
 async def test_openai_dimensions_user_and_token_ids(
