@@ -150,3 +150,15 @@ def server(
 def user_key(server: Any) -> str:
     """A fresh user of the session server: tests never see each other's data."""
     return str(server.new_user())
+
+
+# ----------------------------------------------------------------- the order of the files
+
+#: Files whose tests take long as one piece (the Schemathesis pass of test_fuzz.py takes a
+#: minute and more): they run first. Under pytest-xdist (``make test``) a worker that started
+#: one of them last would run on alone while the others had nothing left.
+SLOW_FILES_FIRST = ("tests/server/test_fuzz.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FILES_FIRST))
