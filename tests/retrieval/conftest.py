@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,15 +26,17 @@ KINDS = ["sqlite", "pgvector", "postgres"]
 
 
 @pytest.fixture(scope="session")
-def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pgvector_server() -> Iterator[str]:
     """The URL of a PostgreSQL with pgvector (``pgserver``), for the session. Skipped when
-    the wheel cannot start one, except in CI, where that fails."""
+    the wheel cannot start one, except in CI, where that fails. Its data is not under
+    pytest's base directory, which another pytest run may prune while this one runs."""
+    data = Path(tempfile.mkdtemp(prefix="parley-pgvector-"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its notes on XDG_RUNTIME_DIR
             import pgserver
 
-            server = pgserver.get_server(tmp_path_factory.mktemp("pgserver"), cleanup_mode="stop")
+            server = pgserver.get_server(data, cleanup_mode="stop")
     except Exception as exc:
         if os.environ.get("CI") == "true":
             raise
@@ -43,6 +47,7 @@ def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _admin(url: str, sql: str) -> None:

@@ -57,7 +57,7 @@ def ensure_dimension(conn: Connection, dim: int) -> None:
     table = _table(dim)
     conn.exec_driver_sql(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
-        f"vector_store_id text partition key, embedding bit[{dim}], +exact blob)"
+        f"vector_store_id text partition key, embedding bit[{_padded(dim)}], +exact blob)"
     )
     conn.exec_driver_sql(
         f"CREATE TRIGGER IF NOT EXISTS {table}_delete AFTER DELETE ON chunks"
@@ -70,6 +70,19 @@ def _floats(vector: Sequence[float]) -> bytes:
     return struct.pack(f"{len(vector)}f", *vector)
 
 
+def _padded(dim: int) -> int:
+    return -(-dim // 8) * 8
+
+
+def _bits(vector: Sequence[float]) -> bytes:
+    """The vector's signs (1: above 0), eight to a byte, padded with 0s to a whole byte."""
+    out = bytearray(_padded(len(vector)) // 8)
+    for i, value in enumerate(vector):
+        if value > 0:
+            out[i >> 3] |= 1 << (i & 7)
+    return bytes(out)
+
+
 def store_embeddings(
     conn: Connection, ids: Sequence[int], store_id: str, embeddings: Sequence[Sequence[float]]
 ) -> None:
@@ -77,8 +90,8 @@ def store_embeddings(
     ensure_dimension(conn, dim)
     conn.exec_driver_sql(
         f"INSERT INTO {_table(dim)}(rowid, vector_store_id, embedding, exact)"
-        " VALUES (?, ?, vec_quantize_binary(?), ?)",
-        [(i, store_id, f := _floats(e), f) for i, e in zip(ids, embeddings, strict=True)],
+        " VALUES (?, ?, vec_bit(?), ?)",
+        [(i, store_id, _bits(e), _floats(e)) for i, e in zip(ids, embeddings, strict=True)],
     )
 
 
@@ -133,10 +146,10 @@ def nearest(
     for store_id in store_ids:
         rows = conn.exec_driver_sql(
             f"WITH candidates AS (SELECT rowid, exact FROM {_table(dim)}"
-            " WHERE embedding MATCH vec_quantize_binary(?) AND k = ? AND vector_store_id = ?)"
+            " WHERE embedding MATCH vec_bit(?) AND k = ? AND vector_store_id = ?)"
             " SELECT rowid, vec_distance_cosine(exact, ?) AS distance FROM candidates"
             " ORDER BY distance LIMIT ?",
-            (query, k, store_id, query, k),
+            (_bits(embedding), k, store_id, query, k),
         )
         found += [(int(r[0]), 1.0 - float(r[1])) for r in rows]
     if not found:
