@@ -62,6 +62,7 @@ RRF_K = 60
 MAX_RESULTS = 50
 #: How many candidates each list brings to the fusion, at the least.
 MIN_CANDIDATES = 50
+MIN_VECTOR_CANDIDATES = 20
 Ranker = Literal["auto", "default-2024-11-15", "none"]
 RANKERS: tuple[Ranker, ...] = ("auto", "default-2024-11-15", "none")
 AttributeValue = str | int | float | bool
@@ -289,12 +290,13 @@ def search(
     where = _where(conn, user_id, stores, filters)
     dialect = _dialect(conn)
     pool = max(MIN_CANDIDATES, 2 * max_num_results)
+    vector_pool = max(MIN_VECTOR_CANDIDATES, 2 * max_num_results)
 
     vector_lists: list[list[tuple[int, float]]] = []
     if query_embeddings and options.embedding_weight > 0:
         if vectors_available(conn):
             for embedding in query_embeddings:
-                vector_lists.append(dialect.nearest(conn, embedding, stores, where, pool))
+                vector_lists.append(dialect.nearest(conn, embedding, stores, where, vector_pool))
         else:
             _warn_no_vectors()
     use_text = options.text_weight > 0 or not vector_lists

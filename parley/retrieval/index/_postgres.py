@@ -6,6 +6,7 @@ column takes vectors of any length, and an index needs one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,10 +22,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import UserDefinedType
 
 from parley.store.tables import chunks
+
+log = logging.getLogger("parley.retrieval")
 
 #: pgvector indexes vectors of at most this many dimensions; longer ones are searched
 #: by a scan.
@@ -56,13 +60,25 @@ def vectors_available(conn: Connection) -> bool:
 
 
 def ensure_dimension(conn: Connection, dim: int) -> None:
-    if dim > MAX_INDEXED:
+    """The HNSW index of vectors of ``dim`` floats, made if missing. Looked up first: a
+    CREATE INDEX, even one that finds the index there, waits for every transaction writing
+    chunks. Two first ingestions of a length may race to make it: the loser's attempt is
+    undone alone, in its savepoint."""
+    name = f"ix_chunks_embedding_{int(dim)}"
+    if dim > MAX_INDEXED or conn.exec_driver_sql(f"SELECT to_regclass('{name}')").scalar():
         return
-    conn.exec_driver_sql(
-        f"CREATE INDEX IF NOT EXISTS ix_chunks_embedding_{int(dim)} ON chunks"
-        f" USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops)"
-        f" WHERE embedding_dim = {int(dim)}"
-    )
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON chunks"
+            f" USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops)"
+            f" WHERE embedding_dim = {int(dim)}"
+        )
+    except DBAPIError:
+        savepoint.rollback()
+        log.info("the index %s was made meanwhile", name, exc_info=True)
+    else:
+        savepoint.commit()
 
 
 def _vector(values: Sequence[float]) -> str:

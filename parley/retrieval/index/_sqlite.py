@@ -15,12 +15,14 @@ import struct
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, Float, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from parley.store.tables import chunks
 
-#: How many scan candidates a vector query ranks again exactly, per result it wants.
-OVERSAMPLE = 8
+#: How many scan candidates a vector query ranks again exactly, per result it wants
+#: (sqlite-vec's scan costs about in proportion to its k).
+OVERSAMPLE = 4
 _MAX_K = 4096  # sqlite-vec's largest k
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words left out of a query: they are in most chunks, and ORing them in costs a scan of
@@ -41,10 +43,13 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 def vectors_available(conn: Connection) -> bool:
     known = conn.info.get("parley_vectors")
     if known is None:
-        found = conn.exec_driver_sql(
-            "SELECT 1 FROM pragma_module_list WHERE name = 'vec0'"
-        ).scalar()
-        known = conn.info["parley_vectors"] = found is not None
+        try:
+            conn.exec_driver_sql("SELECT vec_version()")
+        except DBAPIError:  # no such function: sqlite-vec is not loaded
+            known = False
+        else:
+            known = True
+        conn.info["parley_vectors"] = known
     return bool(known)
 
 
@@ -113,12 +118,23 @@ def lexical(
     expression = match_expression(queries)
     if expression is None:
         return []
-    bm25: ColumnElement[float] = literal_column("bm25(chunks_fts)", Float)
+    # The matches first, materialised: joined plainly, SQLite may walk the chunks and
+    # run the full-text query once for each.
+    hits = (
+        select(
+            literal_column("rowid").label("chunk_id"),
+            literal_column("bm25(chunks_fts)", Float).label("bm25"),
+        )
+        .select_from(text("chunks_fts"))
+        .where(text("chunks_fts MATCH :match").bindparams(match=expression))
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
     statement = (
-        select(chunks.c.id, bm25)
-        .select_from(chunks.join(text("chunks_fts"), text("chunks_fts.rowid = chunks.id")))
-        .where(text("chunks_fts MATCH :match").bindparams(match=expression), where)
-        .order_by(bm25)
+        select(chunks.c.id, hits.c.bm25)
+        .select_from(hits.join(chunks, chunks.c.id == hits.c.chunk_id))
+        .where(where)
+        .order_by(hits.c.bm25)
         .limit(limit)
     )
     return [(row[0], -float(row[1])) for row in conn.execute(statement)]
@@ -141,7 +157,7 @@ def nearest(
     if exists is None:
         return []
     query = _floats(embedding)
-    k = min(_MAX_K, max(200, OVERSAMPLE * limit))
+    k = min(_MAX_K, OVERSAMPLE * limit)
     found: list[tuple[int, float]] = []
     for store_id in store_ids:
         rows = conn.exec_driver_sql(

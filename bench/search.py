@@ -1,0 +1,266 @@
+"""Search latency at scale: p50 and p95 of ``parley.retrieval.index.search`` over
+100,000 chunks, on SQLite (FTS5, sqlite-vec) and on PostgreSQL with pgvector (the
+``pgserver`` wheel's own server).
+
+    .venv/bin/python bench/search.py [--chunks 100000] [--dim 384] [--queries 200]
+                                     [--databases sqlite,pgvector]
+
+Generates ``--chunks`` chunks of about 100 tokens (75 words drawn, Zipf-like, from a
+vocabulary of 20,000 made-up words) in files of 100 chunks, all in one store of one user,
+with random ``--dim``-dimensional vectors (0: none), then times ``--queries`` searches of 3
+to 6 words (and a random query vector) through ``Database.read``, as the server does:
+lexical, vectors only, and hybrid; 10 results each.
+
+Prints a table, writes JSON to ``bench/results/search.json``. Targets: p50 ≤ 20 ms and p95
+≤ 60 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path += [str(ROOT)]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import bisect  # noqa: E402
+import itertools  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from typing import Any  # noqa: E402
+
+from report import markdown_table, percentile, text_table, write_json  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from parley.retrieval import Chunk, index  # noqa: E402
+from parley.store import users  # noqa: E402
+from parley.store.db import Database, new_id, now  # noqa: E402
+from parley.store.tables import files  # noqa: E402
+
+TARGET_P50, TARGET_P95 = 20.0, 60.0
+WORDS_PER_CHUNK = 75
+CHUNKS_PER_FILE = 100
+VOCABULARY = 20_000
+HEADER = ("database", "mode", "chunks", "load s", "p50 ms", "p95 ms", "target")
+MODES = ("lexical", "vector", "hybrid")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--chunks", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=384, help="vector length; 0: no vectors")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--databases", default="sqlite,pgvector")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--output", type=Path, default=BENCH / "results" / "search.json")
+    return p.parse_args(argv)
+
+
+class Words:
+    """Made-up words with Zipf-like frequencies (rank r drawn in proportion to 1/r)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+        seen: set[str] = set()
+        while len(seen) < VOCABULARY:
+            seen.add("".join(rng.choices(syllables, k=rng.randint(2, 4))))
+        self.words = sorted(seen)
+        rng.shuffle(self.words)
+        weights = list(itertools.accumulate(1.0 / r for r in range(1, VOCABULARY + 1)))
+        self._cumulative = weights
+        self._rng = rng
+
+    def draw(self, count: int) -> list[str]:
+        top = self._cumulative[-1]
+        return [
+            self.words[bisect.bisect(self._cumulative, self._rng.random() * top)]
+            for _ in range(count)
+        ]
+
+
+def _vector(rng: random.Random, dim: int) -> list[float]:
+    values = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+async def load(db: Database, args: argparse.Namespace, rng: random.Random) -> tuple[str, Words]:
+    words = Words(rng)
+    user = (await db.write(users.create_user, name="bench")).id
+    for first in range(0, args.chunks, CHUNKS_PER_FILE):
+        count = min(CHUNKS_PER_FILE, args.chunks - first)
+        file_id = new_id("file")
+        pieces, offset = [], 0
+        for i in range(count):
+            text = " ".join(words.draw(WORDS_PER_CHUNK)).capitalize() + "."
+            pieces.append(Chunk(i, text, offset, offset + len(text), 100))
+            offset += len(text) + 1
+        vectors = [_vector(rng, args.dim) for _ in pieces] if args.dim else None
+        await db.write(_add, user_id=user, file_id=file_id, pieces=pieces, vectors=vectors)
+    return user, words
+
+
+def _add(conn: Any, *, user_id: str, file_id: str, pieces: list[Chunk], vectors: Any) -> None:
+    conn.execute(
+        insert(files).values(
+            id=file_id,
+            user_id=user_id,
+            filename=f"{file_id}.txt",
+            purpose="assistants",
+            bytes=1,
+            created_at=now(),
+            sha256="0" * 64,
+            mime_type="text/plain",
+            storage="database",
+            storage_key=secrets.token_hex(16),
+        )
+    )
+    index.add_chunks(
+        conn,
+        user_id=user_id,
+        vector_store_id="vs_bench",
+        file_id=file_id,
+        chunks=pieces,
+        embeddings=vectors,
+        attributes={"part": file_id[-1]},
+    )
+
+
+async def measure(
+    db: Database, user: str, words: Words, args: argparse.Namespace, rng: random.Random
+) -> dict[str, dict[str, float]]:
+    # Query words from the middle of the vocabulary, as questions' content words are.
+    queries = [
+        " ".join(words.words[rng.randint(20, 5000)] for _ in range(rng.randint(3, 6)))
+        for _ in range(args.queries)
+    ]
+    vectors = [_vector(rng, args.dim) for _ in queries] if args.dim else []
+    modes = MODES if args.dim else ("lexical",)
+    results: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        options = {
+            "lexical": None,
+            "vector": {"hybrid_search": {"embedding_weight": 1, "text_weight": 0}},
+            "hybrid": None,
+        }[mode]
+        timings, found = [], 0
+        for n, query in enumerate(queries):
+            embedding = [vectors[n]] if mode != "lexical" else None
+            start = time.perf_counter()
+            hits = await db.read(
+                index.search,
+                user_id=user,
+                vector_store_ids=["vs_bench"],
+                query=query,
+                query_embeddings=embedding,
+                ranking_options=options,
+            )
+            timings.append((time.perf_counter() - start) * 1000)
+            found += len(hits)
+        results[mode] = {
+            "p50_ms": round(percentile(timings, 0.50), 2),
+            "p95_ms": round(percentile(timings, 0.95), 2),
+            "mean_results": round(found / len(queries), 1),
+        }
+    return results
+
+
+class Pgvector:
+    """A PostgreSQL with pgvector from the ``pgserver`` wheel, in a scratch directory."""
+
+    def __enter__(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            self.data = Path(tempfile.mkdtemp(prefix="parley-bench-pg-"))
+            self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+        return str(self.server.get_uri())
+
+    def __exit__(self, *_: object) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.server.cleanup()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+async def bench_one(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    db = Database(url)
+    try:
+        await db.migrate()
+        start = time.perf_counter()
+        user, words = await load(db, args, rng)
+        loaded = time.perf_counter() - start
+        if kind != "sqlite":
+            await db.write(lambda c: c.exec_driver_sql("ANALYZE chunks"))
+        results = await measure(db, user, words, args, rng)
+    finally:
+        await db.dispose()
+    return {"load_s": round(loaded, 1), "modes": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    measured: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="parley-bench-search-") as tmp:
+        for kind in kinds:
+            if kind == "sqlite":
+                measured[kind] = asyncio.run(bench_one(kind, f"sqlite:///{tmp}/bench.db", args))
+            elif kind == "pgvector":
+                with Pgvector() as url:
+                    measured[kind] = asyncio.run(bench_one(kind, url, args))
+            else:
+                raise SystemExit(f"unknown database {kind!r}: sqlite or pgvector")
+    rows = []
+    missed = []
+    for kind, m in measured.items():
+        for mode, r in m["modes"].items():
+            ok = r["p50_ms"] <= TARGET_P50 and r["p95_ms"] <= TARGET_P95
+            if not ok:
+                missed.append(f"{kind} {mode}")
+            rows.append(
+                (
+                    kind,
+                    mode,
+                    f"{args.chunks:,}",
+                    f"{m['load_s']:.0f}",
+                    f"{r['p50_ms']:.1f}",
+                    f"{r['p95_ms']:.1f}",
+                    "met" if ok else "missed",
+                )
+            )
+    command = "bench/search.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    notes = (
+        f"{args.chunks:,} chunks of ~100 tokens in one store, vectors of {args.dim} "
+        f"dimensions (random), {args.queries} queries of 3 to 6 words per mode, 10 results; "
+        f"through Database.read. Targets: p50 ≤ {TARGET_P50:.0f} ms, p95 ≤ {TARGET_P95:.0f} ms."
+    )
+    print(text_table(rows, HEADER))
+    print(f"\n{notes}\n\nCommand: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
+    print(markdown_table(rows, HEADER))
+    write_json(
+        args.output,
+        {
+            "command": command,
+            "notes": notes,
+            "targets_ms": {"p50": TARGET_P50, "p95": TARGET_P95},
+            "results": measured,
+        },
+    )
+    if missed:
+        print(f"\nmissed the targets: {', '.join(missed)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
