@@ -81,7 +81,9 @@ async def _files_page(
 FilesPage = Annotated[ListQuery, Depends(_files_page)]
 
 
-@router.post("/files", response_model=FilePublic, openapi_extra=_CREATE_BODY)
+@router.post(
+    "/files", response_model=FilePublic, openapi_extra=_CREATE_BODY, responses=errors(400, 413)
+)
 async def create_file(
     request: Request, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> FilePublic:

@@ -27,6 +27,7 @@ from parley.server.faces.files.schemas import (
     UploadPartPublic,
     UploadPublic,
 )
+from parley.server.openapi import errors
 from parley.store import files as store
 from parley.store.records import UploadPart
 
@@ -48,7 +49,7 @@ _PART_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/uploads")
+@router.post("/uploads", responses=errors(400))
 async def create_upload(body: UploadCreate, user: CurrentUser, svc: Svc) -> UploadPublic:
     settings = svc.settings
     if body.bytes > settings.files_max_bytes:
@@ -69,7 +70,7 @@ async def create_upload(body: UploadCreate, user: CurrentUser, svc: Svc) -> Uplo
     return UploadPublic.of(made)
 
 
-@router.post("/uploads/{upload_id}/parts", openapi_extra=_PART_BODY)
+@router.post("/uploads/{upload_id}/parts", openapi_extra=_PART_BODY, responses=errors(400, 413))
 async def add_upload_part(
     upload_id: str, request: Request, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> UploadPartPublic:
@@ -104,7 +105,7 @@ async def add_upload_part(
     return UploadPartPublic.of(part)
 
 
-@router.post("/uploads/{upload_id}/complete")
+@router.post("/uploads/{upload_id}/complete", responses=errors(400))
 async def complete_upload(
     upload_id: str, body: UploadComplete, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> UploadPublic:
@@ -135,7 +136,7 @@ async def complete_upload(
     return UploadPublic.of(done, made)
 
 
-@router.post("/uploads/{upload_id}/cancel")
+@router.post("/uploads/{upload_id}/cancel", responses=errors(400))
 async def cancel_upload(
     upload_id: str, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> UploadPublic:
