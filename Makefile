@@ -65,8 +65,11 @@ mcp-example: $(STAMP)
 # The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them
 # (--dist loadfile: a module's servers start once). Much of it waits on sockets and child
 # processes: on two cores, two workers ran the SQLite pass in 9.5 min against 12.8 in one.
-# TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb).
-TEST_WORKERS ?= 2
+# TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb). On
+# PostgreSQL (PARLEY_TEST_DATABASE_URL) that is the default: every server a test starts opens
+# a pool of connections, and two workers' servers at once went past PostgreSQL's default
+# max_connections (100: "too many clients").
+TEST_WORKERS ?= $(if $(PARLEY_TEST_DATABASE_URL),0,2)
 test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
