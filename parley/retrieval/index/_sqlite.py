@@ -14,7 +14,8 @@ import re
 import struct
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Float, literal_column, select, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,6 +25,7 @@ from parley.store.tables import chunks
 #: (sqlite-vec's scan costs about in proportion to its k).
 OVERSAMPLE = 4
 _MAX_K = 4096  # sqlite-vec's largest k
+_NAMED = sqlite.dialect(paramstyle="named")
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words left out of a query: they are in most chunks, and ORing them in costs a scan of
 #: nearly every row for no help to the ranking (PostgreSQL's ``english`` drops them too).
@@ -118,25 +120,16 @@ def lexical(
     expression = match_expression(queries)
     if expression is None:
         return []
-    # The matches first, materialised: joined plainly, SQLite may walk the chunks and
-    # run the full-text query once for each.
-    hits = (
-        select(
-            literal_column("rowid").label("chunk_id"),
-            literal_column("bm25(chunks_fts)", Float).label("bm25"),
-        )
-        .select_from(text("chunks_fts"))
-        .where(text("chunks_fts MATCH :match").bindparams(match=expression))
-        .cte("hits")
-        .prefix_with("MATERIALIZED")
-    )
-    statement = (
-        select(chunks.c.id, hits.c.bm25)
-        .select_from(hits.join(chunks, chunks.c.id == hits.c.chunk_id))
-        .where(where)
-        .order_by(hits.c.bm25)
-        .limit(limit)
-    )
+    # The matches first, then their chunks by rowid (CROSS JOIN keeps that order): else
+    # SQLite may walk the user's chunks by ``ix_chunks_user_id`` and look each up in the
+    # matches, or run the full-text query once for each.
+    condition = where.compile(dialect=_NAMED, compile_kwargs={"render_postcompile": True})
+    statement = text(
+        "SELECT chunks.id, hits.bm25 FROM (SELECT rowid AS chunk_id,"
+        " bm25(chunks_fts) AS bm25 FROM chunks_fts WHERE chunks_fts MATCH :fts_match) AS hits"
+        f" CROSS JOIN chunks ON chunks.id = hits.chunk_id WHERE {condition}"
+        " ORDER BY hits.bm25 LIMIT :fts_limit"
+    ).bindparams(fts_match=expression, fts_limit=limit, **condition.params)
     return [(row[0], -float(row[1])) for row in conn.execute(statement)]
 
 
