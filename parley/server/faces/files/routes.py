@@ -32,30 +32,32 @@ from parley.store.pagination import ListQuery, Order
 
 router = APIRouter(tags=["files"])
 
-#: The multipart body of ``POST /v1/files`` in the OpenAPI document.
-_CREATE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "purpose"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "enum": list(PURPOSES)},
-                        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
-                        "expires_after[seconds]": {
-                            "type": "integer",
-                            "minimum": MIN_EXPIRY,
-                            "maximum": MAX_EXPIRY,
-                        },
-                    },
-                }
-            }
-        },
+
+def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route whose body is a multipart form with these fields."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
     }
-}
+
+
+#: The multipart body of ``POST /v1/files`` in the OpenAPI document.
+_CREATE_BODY = multipart_body(
+    ["file", "purpose"],
+    {
+        "file": {"type": "string", "format": "binary"},
+        "purpose": {"type": "string", "enum": list(PURPOSES)},
+        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
+        "expires_after[seconds]": {
+            "type": "integer",
+            "minimum": MIN_EXPIRY,
+            "maximum": MAX_EXPIRY,
+        },
+    },
+)
 
 
 def file_storages(request: Request, svc: Svc) -> Storages:

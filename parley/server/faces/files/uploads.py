@@ -11,7 +11,6 @@ completed within the hour ends ``expired`` (``parley.files.sweep``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -19,7 +18,7 @@ from parley.errors import InvalidRequest
 from parley.files.storage import Storages
 from parley.server.deps import CurrentUser, Svc
 from parley.server.faces.files import forms
-from parley.server.faces.files.routes import FileStorages
+from parley.server.faces.files.routes import FileStorages, multipart_body
 from parley.server.faces.files.schemas import (
     BATCH_EXPIRY,
     UploadComplete,
@@ -33,20 +32,7 @@ from parley.store.records import UploadPart
 
 router = APIRouter(tags=["uploads"])
 
-_PART_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {"data": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+_PART_BODY = multipart_body(["data"], {"data": {"type": "string", "format": "binary"}})
 
 
 @router.post("/uploads", responses=errors(400))
