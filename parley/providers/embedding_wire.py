@@ -76,15 +76,34 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def _model_input_body(request: EmbedRequest) -> dict[str, Any]:
+    """The body OpenAI's and Ollama's embedding calls share: model, inputs, dimensions."""
+    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+    if request.dimensions is not None:
+        body["dimensions"] = request.dimensions
+    return body
+
+
+def _result(
+    vectors: list[list[float]], tokens: int | None, request: EmbedRequest, model: Any
+) -> EmbedResult:
+    """The result of an answer: its token count when it gave one, else an estimate
+    (``estimate_tokens``); the model it names, "" when it names none."""
+    return EmbedResult(
+        vectors=vectors,
+        input_tokens=tokens if tokens is not None else estimate_tokens(request.inputs),
+        estimated=tokens is None,
+        model=model if isinstance(model, str) else "",
+    )
+
+
 # ------------------------------------------------------------------------------- OpenAI
 
 
 def openai_body(request: EmbedRequest) -> dict[str, Any]:
     # No ``encoding_format``: floats are every API's default, and not every compatible API
     # knows the field.
-    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
-    if request.dimensions is not None:
-        body["dimensions"] = request.dimensions
+    body = _model_input_body(request)
     if request.user is not None:
         body["user"] = request.user
     return body
@@ -112,13 +131,7 @@ def openai_result(answer: Any, request: EmbedRequest, label: str) -> EmbedResult
         tokens = _count(usage.get("prompt_tokens"))
         if tokens is None:
             tokens = _count(usage.get("total_tokens"))
-    model = answer.get("model")
-    return EmbedResult(
-        vectors=vectors,
-        input_tokens=tokens if tokens is not None else estimate_tokens(request.inputs),
-        estimated=tokens is None,
-        model=model if isinstance(model, str) else "",
-    )
+    return _result(vectors, tokens, request, answer.get("model"))
 
 
 # ------------------------------------------------------------------------------- Gemini
@@ -148,21 +161,14 @@ def gemini_result(answer: Any, request: EmbedRequest, label: str) -> EmbedResult
         vectors.append(_vector(item.get("values"), label))
     usage = answer.get("usageMetadata")
     tokens = _count(usage.get("promptTokenCount")) if isinstance(usage, dict) else None
-    return EmbedResult(
-        vectors=vectors,
-        input_tokens=tokens if tokens is not None else estimate_tokens(request.inputs),
-        estimated=tokens is None,
-    )
+    return _result(vectors, tokens, request, None)
 
 
 # ------------------------------------------------------------------------------- Ollama
 
 
 def ollama_body(request: EmbedRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
-    if request.dimensions is not None:
-        body["dimensions"] = request.dimensions
-    return body
+    return _model_input_body(request)
 
 
 def ollama_result(answer: Any, request: EmbedRequest, label: str) -> EmbedResult:
@@ -171,10 +177,6 @@ def ollama_result(answer: Any, request: EmbedRequest, label: str) -> EmbedResult
     if not isinstance(embeddings, list):
         raise _bad(label, "an answer without an 'embeddings' list")
     tokens = _count(answer.get("prompt_eval_count"))
-    model = answer.get("model")
-    return EmbedResult(
-        vectors=[_vector(item, label) for item in embeddings],
-        input_tokens=tokens if tokens is not None else estimate_tokens(request.inputs),
-        estimated=tokens is None,
-        model=model if isinstance(model, str) else "",
+    return _result(
+        [_vector(item, label) for item in embeddings], tokens, request, answer.get("model")
     )
