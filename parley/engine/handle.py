@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -50,7 +49,7 @@ class TurnOutcome:
     message: Message | None
     actions: list[Action]
     usage: Usage
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]]
 
 
 class TurnHandle:
@@ -101,10 +100,10 @@ class TurnHandle:
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
         usage = turn.usage()
-        outcome = await self._engine.db.read(
-            _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage
+        items = hosted_items(turn.channel.entries)
+        return await self._engine.db.read(
+            _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage, items=items
         )
-        return dataclasses.replace(outcome, items=hosted_items(turn.channel.entries))
 
     def when_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the turn has ended (at once if it has)."""
@@ -132,7 +131,9 @@ def hosted_items(entries: list[Entry]) -> list[dict[str, Any]]:
     return items
 
 
-def _outcome(conn: Connection, *, run_id: str, message_id: str, usage: Usage) -> TurnOutcome:
+def _outcome(
+    conn: Connection, *, run_id: str, message_id: str, usage: Usage, items: list[dict[str, Any]]
+) -> TurnOutcome:
     run = run_store.get_run(conn, run_id=run_id)
     message: Message | None = None
     with contextlib.suppress(NotFound):
@@ -140,4 +141,4 @@ def _outcome(conn: Connection, *, run_id: str, message_id: str, usage: Usage) ->
             conn, user_id=run.user_id, message_id=message_id, scratch=True
         )
     pending = run_store.list_actions(conn, run_id=run.id, status=ActionStatus.PENDING)
-    return TurnOutcome(run=run, message=message, actions=pending, usage=usage)
+    return TurnOutcome(run=run, message=message, actions=pending, usage=usage, items=items)

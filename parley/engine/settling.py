@@ -117,6 +117,7 @@ class Settler:
         after = turn.context[-1].message.seq if turn.context else 0
         placeholder = new_id("msg")
         answer = thread_store.new_message(
+            id=message_id,
             thread_id=run.thread_id,
             seq=after + 1,
             role=Role.ASSISTANT,
@@ -127,7 +128,7 @@ class Settler:
             layout=layout,
             provider_state=state,
         )
-        answer.id, answer.usage = message_id, usage
+        answer.usage = usage
         results = thread_store.tool_messages(
             thread_id=run.thread_id, run_id=run.id, first=after + 2, results=errors, items=items
         )
