@@ -195,3 +195,41 @@ class UploadPart(_Record):
     bytes: int
     storage: str
     storage_key: str
+
+
+@dataclass(slots=True)
+class VectorStore(_Record):
+    """A vector store (``/v1/vector_stores``): a named set of files search finds."""
+
+    id: str
+    user_id: str
+    name: str | None
+    metadata: dict[str, Any]
+    created_at: float
+    last_active_at: float
+    expires_after_days: int | None
+    expires_at: float | None
+    #: The embedding model (``provider/model``) of its chunks; none: words only.
+    embedding_model: str | None
+    #: The thread whose attachments made it (Assistants v2), if one did.
+    thread_id: str | None
+
+
+@dataclass(slots=True)
+class VectorStoreFile(_Record):
+    """A file in a vector store, and where its indexing stands."""
+
+    vector_store_id: str
+    file_id: str
+    user_id: str
+    created_at: float
+    #: ``in_progress``, ``completed``, ``failed`` or ``cancelled``.
+    status: str
+    last_error: dict[str, Any] | None
+    attributes: dict[str, Any]
+    chunking_strategy: dict[str, Any]
+    usage_bytes: int
+    batch_id: str | None
+    lease_owner: str | None
+    lease_until: float | None
+    attempts: int

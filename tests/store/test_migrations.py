@@ -32,6 +32,9 @@ EXPECTED_TABLES = {
     "uploads",
     "upload_parts",
     "chunks",
+    "vector_stores",
+    "vector_store_files",
+    "vector_store_file_batches",
 }
 
 
