@@ -213,6 +213,8 @@ class VectorStore(_Record):
     embedding_model: str | None
     #: The thread whose attachments made it (Assistants v2), if one did.
     thread_id: str | None
+    #: What the store is for (``description`` at its creation).
+    description: str | None = None
 
 
 @dataclass(slots=True)

@@ -531,6 +531,7 @@ def search_index_object(name: str | None, type_: str, parent: str | None = None)
         return name.startswith(("ix_chunks_tsv", "ix_chunks_embedding"))
     return False
 
+
 #: Vector stores (``/v1/vector_stores``): named sets of files whose chunks search finds
 #: (``chunks.vector_store_id``). Their status, ``file_counts`` and ``usage_bytes`` are read
 #: from ``vector_store_files``.
@@ -540,6 +541,8 @@ vector_stores = Table(
     Column("id", String(40), primary_key=True),
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", Name(256)),
+    #: What the store is for, as its creator wrote it (``description``).
+    Column("description", Name(512)),
     Column("metadata", Json, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("last_active_at", Float, nullable=False),

@@ -47,6 +47,7 @@ def create_vector_store(
     expires_after_days: int | None = None,
     embedding_model: str | None = None,
     thread_id: str | None = None,
+    description: str | None = None,
 ) -> VectorStore:
     at = now()
     row = VectorStore(
@@ -60,6 +61,7 @@ def create_vector_store(
         expires_at=None if expires_after_days is None else at + expires_after_days * DAY,
         embedding_model=embedding_model,
         thread_id=thread_id,
+        description=description,
     )
     conn.execute(insert(vector_stores).values(**row.values()))
     return row

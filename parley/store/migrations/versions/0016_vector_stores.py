@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("user_id", sa.String(40), nullable=False),
         sa.Column("name", sa.String(256), nullable=True),
+        sa.Column("description", sa.String(512), nullable=True),
         sa.Column("metadata", _json(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("last_active_at", sa.Float(), nullable=False),
