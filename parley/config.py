@@ -420,6 +420,13 @@ class Settings(BaseSettings):
     #: written for OpenAI keeps its model names. Empty: every model must name its provider.
     default_provider: str = "openai"
 
+    #: The embedding model (``provider/model``) of the vector stores made from now on:
+    #: their chunks and search queries are embedded with it, and search ranks by words and
+    #: vectors together. Unset or empty: stores are searched by their words only. A store
+    #: keeps the model it was made with. Also ``embedding_model`` in the config file's
+    #: ``[retrieval]`` table.
+    embedding_model: str | None = Field(default=None, max_length=200)
+
     #: MCP servers registered by label: the ``[mcp_servers.LABEL]`` tables of the config
     #: file, read when the settings are made (given ones win over the file's of a label).
     mcp_servers: Annotated[dict[str, MCPServerConfig], NoDecode] = Field(default_factory=dict)
@@ -514,6 +521,38 @@ class Settings(BaseSettings):
             _check_label(label, where="mcp_servers")
         if self.config is not None:
             self.mcp_servers = {**self.file_mcp_servers(), **given}
+        return self
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _model_name(cls, value: Any) -> Any:
+        """Empty (or only spaces) is none; a name is ``provider/model`` or ``model``."""
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value is not None and (value.startswith("/") or value.endswith("/")):
+                raise ConfigError(
+                    f"PARLEY_EMBEDDING_MODEL: {value!r} is not a model name: use "
+                    "provider/model, as openai/text-embedding-3-small"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _retrieval_table(self) -> Settings:
+        """The config file's ``[retrieval]`` table sets ``embedding_model`` when no
+        variable or argument gave it."""
+        if self.config is None:
+            return self
+        table = load_toml(self.config).get("retrieval", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.config}: [retrieval] must be a table")
+        unknown = sorted(set(table) - {"embedding_model"})
+        if unknown:
+            raise ConfigError(f"{self.config}: [retrieval] has no key {unknown[0]!r}")
+        if "embedding_model" in table and "embedding_model" not in self.model_fields_set:
+            value = table["embedding_model"]
+            if not isinstance(value, str):
+                raise ConfigError(f"{self.config}: [retrieval] embedding_model must be a string")
+            self.embedding_model = self._model_name(value)
         return self
 
     @model_validator(mode="after")
