@@ -19,6 +19,8 @@ from parley.sdk.models import (
     Assistant,
     ContentPart,
     Deleted,
+    FileCounts,
+    FileObject,
     FunctionCall,
     FunctionDefinition,
     Image,
@@ -43,6 +45,9 @@ from parley.sdk.models import (
     Usage,
     User,
     UserCreated,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileError,
 )
 from parley.sdk.stream import AsyncStream, ServerSentEvent, SSEDecoder, Stream
 from parley.sdk.tools import Tool, ToolRegistry, schema_of
@@ -59,6 +64,8 @@ __all__ = [
     "Client",
     "ContentPart",
     "Deleted",
+    "FileCounts",
+    "FileObject",
     "FunctionCall",
     "FunctionDefinition",
     "Image",
@@ -91,6 +98,9 @@ __all__ = [
     "Usage",
     "User",
     "UserCreated",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStoreFileError",
     "image_data_url",
     "normalize_tools",
     "schema_of",

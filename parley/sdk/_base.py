@@ -88,6 +88,8 @@ class BaseClient:
             self.base_url + call.path,
             params=call.params or None,
             json=call.json,
+            data=call.form,
+            files=call.files,
             headers=self._headers(call, stream=stream),
         )
 

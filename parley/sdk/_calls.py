@@ -48,6 +48,10 @@ class Call(Generic[T]):
     json: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    #: A ``multipart/form-data`` body instead of JSON: its fields and its files
+    #: (``{name: (filename, content, media type)}``).
+    form: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -129,6 +133,10 @@ def _list_params(limit: int | None, after: str | None, order: Order | None) -> d
     return _compact(limit=limit, after=after, order=order)
 
 
+#: The kinds of tools the server runs itself, sent as they are given.
+HOSTED_TYPES = frozenset({"mcp", "file_search"})
+
+
 def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
     """Tools in the OpenAI shape the API takes.
 
@@ -136,7 +144,8 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
     ``{"name", "description", "parameters"}`` dicts (wrapped), pydantic models of either
     shape (``parley.types.ToolSpec`` / ``FunctionSpec``), and Python functions or ``Tool``s
     (their schema from the signature: ``parley.sdk.tools``); an ``{"type": "mcp", ...}``
-    tool, which the server runs, as it is.
+    tool or a ``{"type": "file_search", "vector_store_ids": [...]}`` tool, which the server
+    runs, as it is.
     """
     out: list[dict[str, Any]] = []
     for tool in tools:
@@ -146,7 +155,7 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
             spec = dict(tool)
         else:
             spec = (tool if isinstance(tool, Tool) else Tool.of(tool)).definition()
-        if spec.get("type") == "mcp":  # a tool the server runs: as given
+        if spec.get("type") in HOSTED_TYPES:  # a tool the server runs: as given
             out.append(spec)
         elif "function" in spec:
             out.append({"type": "function", **spec})

@@ -28,6 +28,7 @@ from parley.sdk._async_resources import (
     Threads,
     Users,
 )
+from parley.sdk._async_store_resources import Files, VectorStores
 from parley.sdk._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF,
@@ -76,6 +77,8 @@ class AsyncClient(BaseClient):
         self.users = Users(self)
         self.models = Models(self)
         self.api_keys = ApiKeys(self)
+        self.files = Files(self)
+        self.vector_stores = VectorStores(self)
 
     @property
     def inference_stream(self) -> AsyncInferenceStream:

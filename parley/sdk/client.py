@@ -36,6 +36,7 @@ from parley.sdk._resources import (
     Threads,
     Users,
 )
+from parley.sdk._store_resources import Files, VectorStores
 from parley.sdk.models import Page, RespondResult, Run, TurnResult
 from parley.sdk.stream import Stream
 from parley.sdk.tools import ToolFunctions, functions_of
@@ -76,6 +77,8 @@ class Client(BaseClient):
         self.users = Users(self)
         self.models = Models(self)
         self.api_keys = ApiKeys(self)
+        self.files = Files(self)
+        self.vector_stores = VectorStores(self)
 
     @property
     def synchronous_inference_stream(self) -> InferenceStream:

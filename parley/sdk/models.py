@@ -23,6 +23,8 @@ __all__ = [
     "Assistant",
     "ContentPart",
     "Deleted",
+    "FileCounts",
+    "FileObject",
     "FunctionCall",
     "FunctionDefinition",
     "Image",
@@ -47,6 +49,9 @@ __all__ = [
     "Usage",
     "User",
     "UserCreated",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStoreFileError",
 ]
 
 T = TypeVar("T")
@@ -376,6 +381,77 @@ class Deleted(_Model):
     id: str
     object: str
     deleted: bool
+
+
+# ------------------------------------------------------------------- files and stores
+
+
+class FileObject(_Model):
+    """A file, in OpenAI's Files API shape (``docs/files.md``)."""
+
+    id: str
+    object: str = "file"
+    bytes: int = 0
+    created_at: int = 0
+    expires_at: int | None = None
+    filename: str = ""
+    purpose: str = ""
+    status: str = "processed"
+
+
+class FileCounts(_Model):
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    total: int = 0
+
+
+class VectorStore(_Model):
+    """A vector store (OpenAI's ``VectorStoreObject``): the files ``file_search`` searches.
+    ``status`` is ``in_progress`` while some of its files are being indexed, then
+    ``completed`` (or ``expired``)."""
+
+    id: str
+    object: str = "vector_store"
+    created_at: int = 0
+    name: str | None = None
+    usage_bytes: int = 0
+    file_counts: FileCounts = Field(default_factory=FileCounts)
+    status: str = "completed"
+    expires_after: dict[str, Any] | None = None
+    expires_at: int | None = None
+    last_active_at: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class VectorStoreFileError(_Model):
+    """Why a file could not be indexed: ``code`` (``server_error``, ``unsupported_file``,
+    ``invalid_file``) and a ``message`` safe to show a user."""
+
+    code: str
+    message: str
+
+
+class VectorStoreFile(_Model):
+    """A file attached to a vector store (OpenAI's ``VectorStoreFileObject``); its ``id``
+    is the file's. ``status``: ``in_progress`` while it is indexed, then ``completed``
+    (searchable), ``failed`` (``last_error`` says why) or ``cancelled``."""
+
+    id: str
+    object: str = "vector_store.file"
+    usage_bytes: int = 0
+    created_at: int = 0
+    vector_store_id: str
+    status: str
+    last_error: VectorStoreFileError | None = None
+    chunking_strategy: dict[str, Any] | None = None
+    attributes: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether indexing has ended (``completed``, ``failed`` or ``cancelled``)."""
+        return self.status != "in_progress"
 
 
 class Page(BaseModel, Generic[T]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
@@ -49,7 +50,13 @@ class FakeServer:
         return self
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
+        headers = dict(request.headers)
+        content_type = headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            body: Any = form_fields(request.content, content_type)
+            headers["content-type"] = "multipart/form-data"  # the boundary is random
+        else:
+            body = json.loads(request.content) if request.content else None
         path = request.url.raw_path.split(b"?")[0].decode()  # still percent-encoded
         self.requests.append(
             Seen(
@@ -57,7 +64,7 @@ class FakeServer:
                 path=path,
                 params=dict(request.url.params),
                 body=body,
-                headers=dict(request.headers),
+                headers=headers,
             )
         )
         queue = self._routes.get((request.method, path))
@@ -72,6 +79,27 @@ class FakeServer:
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
+
+
+def form_fields(content: bytes, content_type: str) -> dict[str, Any]:
+    """A ``multipart/form-data`` body's fields: text as it is, a file as
+    ``{"filename", "content_type", "content"}``."""
+    boundary = content_type.partition("boundary=")[2].encode()
+    fields: dict[str, Any] = {}
+    for part in content.split(b"--" + boundary)[1:-1]:
+        head, _, value = part[2:-2].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        disposition = dict(re.findall(r'(\w+)="([^"]*)"', lines[0]))
+        if "filename" in disposition:
+            media = lines[1].partition(": ")[2] if len(lines) > 1 else ""
+            fields[disposition["name"]] = {
+                "filename": disposition["filename"],
+                "content_type": media,
+                "content": value.decode(),
+            }
+        else:
+            fields[disposition["name"]] = value.decode()
+    return fields
 
 
 # ------------------------------------------------------------------------------- answers

@@ -183,11 +183,57 @@ async def resume(client: Any) -> Any:
     return [await collect(stream), stream.last_event_id]
 
 
+FILE = {"id": "file-1", "object": "file", "bytes": 5, "created_at": 1, "filename": "notes.txt",
+        "purpose": "assistants", "status": "processed"}  # fmt: skip
+STORE = {"id": "vs_1", "object": "vector_store", "created_at": 1, "name": "notes",
+         "usage_bytes": 0, "status": "completed", "last_active_at": 1, "metadata": {},
+         "file_counts": {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0,
+                         "total": 0}}  # fmt: skip
+
+
+def store_file(status: str, last_error: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"id": "file-1", "object": "vector_store.file", "usage_bytes": 0, "created_at": 1,
+            "vector_store_id": "vs_1", "status": status, "last_error": last_error}  # fmt: skip
+
+
+def script_files(fake_server: FakeServer) -> None:
+    fake_server.on("POST", "/v1/vector_stores", ok(STORE))
+    fake_server.on("POST", "/v1/files", ok(FILE))
+    fake_server.on("POST", "/v1/vector_stores/vs_1/files", ok(store_file("in_progress")))
+    fake_server.on(
+        "GET",
+        "/v1/vector_stores/vs_1/files/file-1",
+        ok(store_file("in_progress")),
+        ok(store_file("failed", {"code": "unsupported_file", "message": "Not text."})),
+    )
+    fake_server.on("GET", "/v1/files/file-1", ok(FILE))
+    fake_server.on("DELETE", "/v1/files/file-1", ok({"id": "file-1", "object": "file",
+                                                     "deleted": True}))  # fmt: skip
+
+
+async def files(client: Any) -> Any:
+    """Upload into a new store and wait for the indexing, which fails on the second look."""
+    store = await call(client.vector_stores.create(name="notes", metadata={"chat": "1"}))
+    indexed = await call(
+        client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id,
+            file=b"hello",
+            filename="notes.txt",
+            timeout=5.0,
+            interval=0.001,
+        )
+    )
+    again = await call(client.files.retrieve(indexed.id))
+    deleted = await call(client.files.delete(indexed.id))
+    return [store, indexed, again, deleted]
+
+
 SCENARIOS: dict[str, tuple[Callable[[FakeServer], None], Scenario]] = {
     "flow A": (script_flow_a, flow_a),
     "flow B respond": (script_flow_b, flow_b),
     "errors": (script_errors, errors),
     "stream resume": (script_resume, resume),
+    "files and vector stores": (script_files, files),
 }
 
 
@@ -224,4 +270,20 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
         == ["AuthenticationFailed", "Conflict", "APIConnectionError", "ValidationFailed"]
     ),
     "stream resume": lambda r: r[1] == "11" and len(r[0]) == len(TURN_2),
+    "files and vector stores": lambda r: (
+        r[1]["status"] == "failed"
+        and r[1]["last_error"]["code"] == "unsupported_file"
+        and r[3]["deleted"] is True
+    ),
 }
+
+
+async def test_a_file_goes_as_the_form_openai_takes() -> None:
+    _, requests = await run_scenario("sync", "files and vector stores")
+    upload = next(r for r in requests if r.route == "POST /v1/files")
+    assert upload.body == {
+        "purpose": "assistants",
+        "file": {"filename": "notes.txt", "content_type": "text/plain", "content": "hello"},
+    }
+    looks = [r for r in requests if r.route == "GET /v1/vector_stores/vs_1/files/file-1"]
+    assert len(looks) == 2  # polled until the indexing ended
