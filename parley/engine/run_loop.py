@@ -96,7 +96,7 @@ class TurnRunner:
         self.providers = providers
         self.metrics = metrics
         self.settler = Settler(db, providers, settings, checkpointer, metrics)
-        self.hosted = HostedTools(db, settings, metrics)
+        self.hosted = HostedTools(db, settings, metrics, providers)
 
     async def run(self, turn: Turn) -> None:
         """The whole turn; every exit leaves the run settled, with one ``done``."""
@@ -181,7 +181,7 @@ class TurnRunner:
             for call in ready[left:]:
                 turn.acc.invalid[call.id] = (
                     f"Error: not run: this response may make {box.max_calls} calls of the "
-                    "server's tools, and has made them. Answer without it."
+                    "tools the server runs, and has made them. Answer without it."
                 )
             ready = ready[:left]
         turn.ran = await box.run(ready)

@@ -12,7 +12,8 @@
   and the expression ``2+3``), each number or integer property
   the first number in that text, each boolean ``false``; a property with an ``enum`` the
   first of its values the text names as a word (else its default, else its first value);
-  other properties are left out, and so is a number property when the text has no number
+  an array of strings the text as its one item (``file_search``'s queries); other
+  properties are left out, and so is a number property when the text has no number
   (unless its schema gives a numeric ``default``: then it gets that, so "roll_dice please"
   rolls the server's default dice).
   Two names give two parallel calls, streamed in interleaved fragments.
@@ -245,6 +246,8 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
             arguments[name] = prop["default"]
         elif kind == "boolean":
             arguments[name] = False
+        elif kind == "array" and _schema_type(prop.get("items")) == "string":
+            arguments[name] = [text]  # file_search's queries: the text, as one query
     return arguments
 
 

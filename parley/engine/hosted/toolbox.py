@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings
-from parley.engine.hosted import mcp
+from parley.engine.hosted import file_search, mcp
 from parley.engine.hosted.approvals import Approved
 from parley.engine.hosted.sessions import Sessions
 from parley.events import HostedToolEvent
@@ -19,6 +19,7 @@ from parley.mcp.naming import exposed_names
 from parley.mcp.servers import Who
 from parley.mcp.shapes import CallResult, ListedTool, Listing
 from parley.metrics import Metrics
+from parley.providers.registry import ProviderRegistry
 from parley.store import threads as thread_store
 from parley.store import users as user_store
 from parley.store.db import Database, new_id
@@ -71,10 +72,18 @@ class Ran:
 class HostedTools:
     """The engine's registry of hosted tools: opens each turn's ``Toolbox``."""
 
-    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        metrics: Metrics,
+        providers: ProviderRegistry | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.metrics = metrics
+        #: Embeds the queries of a file search in a store with an embedding model.
+        self.providers = providers
         self.bounds = mcp.bounds_of(settings)
         self.sessions = Sessions(self.bounds)
         self._factory: Any = None
@@ -122,16 +131,20 @@ class Toolbox:
     made: int = 0
     #: Why the servers of some labels cannot be used by this turn (not listed, not called).
     unusable: dict[str, str] = field(default_factory=dict)
+    #: The file search the model may call, by the name it sees (``hosted.file_search``).
+    searches: dict[str, file_search.FileSearch] = field(default_factory=dict)
 
     @property
     def functions(self) -> list[ToolSpec]:
-        return [o.spec for o in self.offered.values()]
+        specs = [o.spec for o in self.offered.values()]
+        return specs + [s.spec(name) for name, s in self.searches.items()]
 
     def owns(self, name: str) -> bool:
-        return name in self.offered
+        return name in self.offered or name in self.searches
 
     def needs_approval(self, name: str) -> bool:
-        return self.offered[name].approval
+        offered = self.offered.get(name)
+        return offered is not None and offered.approval
 
     def stored(
         self, call: ToolCall, item_id: str | None = None, approval_id: str | None = None
@@ -139,6 +152,9 @@ class Toolbox:
         """A call as its answer stores it: a hosted one marked with its server and tool,
         the id of its item once run, and the id of the approval it waits for."""
         dumped = call.model_dump()
+        if call.name in self.searches:
+            dumped["hosted"] = {"type": "file_search", "item_id": item_id}
+            return dumped
         offered = self.offered.get(call.name)
         if offered is not None:
             dumped["hosted"] = {
@@ -185,6 +201,11 @@ class Toolbox:
                 found = (await self._list(server)).tools
             tools += [(server, t) for t in found if server.offers(t)]
         taken = {t["function"]["name"] for t in turn.run.tools if t.get("type") == "function"}
+        for entry in entries:
+            if entry.get("type") == "file_search" and not self.searches:
+                name = file_search.NAME if file_search.NAME not in taken else file_search.OTHER_NAME
+                self.searches[name] = file_search.FileSearch.of(entry)
+        taken |= set(self.searches)
         names = exposed_names([(s.label, t.name) for s, t in tools])
         for (server, tool), name in zip(tools, names, strict=True):
             if name in taken:
@@ -282,6 +303,9 @@ class Toolbox:
         return Ran(call.call_id, f"Error: {why}", item)
 
     async def _run(self, call: ToolCall, approval_request_id: str | None = None) -> Ran:
+        search = self.searches.get(call.name)
+        if search is not None:
+            return await self._search(call, search)
         offered = self.offered[call.name]
         server, tool = offered.server, offered.tool
         item_id = new_id("mcp")
@@ -314,6 +338,26 @@ class Toolbox:
         )
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, mcp.told(result), item)
+
+    async def _search(self, call: ToolCall, search: file_search.FileSearch) -> Ran:
+        queries = file_search.queries_of(call.arguments)
+        item_id, show = file_search.new_item_id(), search.show_results
+        run_id = self.turn.run.id
+        started = file_search.call_item(queries, item_id=item_id, show=show)
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="started", item=started))
+        found = await file_search.search(
+            search,
+            queries,
+            db=self.hosted.db,
+            providers=self.hosted.providers,
+            user_id=self.turn.run.user_id,
+        )
+        self.hosted.metrics.hosted_call(
+            "file_search", "file_search", "search", found.took, found.error is not None
+        )
+        item = file_search.call_item(queries, item_id=item_id, found=found, show=show)
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
+        return Ran(call.id, file_search.told(item), item)
 
     def _measure(self, server: mcp.McpServer, operation: str, began: float, failed: bool) -> None:
         label = "other" if server.from_request else server.label  # no label a client makes up

@@ -126,12 +126,13 @@ class Body(BaseModel):
 
 
 class HostedTool(BaseModel):
-    """A tool the server runs (``{"type": "mcp", ...}``), read in full by the route
-    (``kit.hosted.kept_tools``: who may use which server is the caller's)."""
+    """A tool the server runs (``{"type": "mcp", ...}``, ``{"type": "file_search", ...}``),
+    read in full by the route (``kit.hosted.kept_tools``: who may use which server is the
+    caller's, which stores too)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["mcp"]
+    type: Literal["mcp", "file_search"]
 
 
 class Tools(Body):

@@ -1,5 +1,11 @@
-"""The reader of the tools the server runs itself (hosted tools): the ``mcp`` tool today,
-on every face that takes it (``Dialect.hosted``).
+"""The reader of the tools the server runs itself (hosted tools): the ``mcp`` and
+``file_search`` tools, on every face that takes them (``Dialect.hosted``).
+
+A ``file_search`` tool names the caller's vector stores (``vector_store_ids``, 1 to
+``MAX_STORES``), and may give ``max_num_results`` (1 to 50), ``filters`` and
+``ranking_options``, each checked here (400 naming the field); whether each store is the
+caller's is checked against the database by ``check_stores`` (404
+``vector_store_not_found`` naming the first that is not).
 
 A request's ``mcp`` tool becomes a stored entry, which the run keeps and the engine runs
 (``engine.hosted``), and secrets, which it does not keep: the ``headers`` and
@@ -21,14 +27,25 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from parley.config import SERVER_LABEL, Settings
-from parley.errors import ParleyError
+from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
+from parley.retrieval import index
 from parley.server.faces.kit.readers import invalid, unsupported
+from parley.store import vector_stores
+from parley.store.db import Database
 
 if TYPE_CHECKING:
     from parley.server.deps import Caller, Services
     from parley.store.records import User
+
+#: The stores one ``file_search`` tool may name.
+MAX_STORES = 16
+#: The ``include`` value that shows a search's results in its ``file_search_call`` item.
+INCLUDE_RESULTS = "file_search_call.results"
+_FILE_SEARCH_FIELDS = frozenset(
+    {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}
+)
 
 _MCP_FIELDS = frozenset(
     {
@@ -65,15 +82,28 @@ class Hosted:
 
 
 def read_hosted(
-    given: list[Any] | None, *, settings: Settings, policy: AddressPolicy, who: Who
+    given: list[Any] | None,
+    *,
+    settings: Settings,
+    policy: AddressPolicy,
+    who: Who,
+    include: Sequence[str] | None = None,
 ) -> Hosted:
-    """The hosted tools among ``given`` (the request's ``tools``), checked."""
+    """The hosted tools among ``given`` (the request's ``tools``), checked; ``include``:
+    the request's, which may ask to show a file search's results."""
     hosted = Hosted()
     for i, tool in enumerate(given or ()):
-        if isinstance(tool, dict) and tool.get("type") == "mcp":
+        if isinstance(tool, dict) and tool.get("type") == "file_search":
+            if any(e["type"] == "file_search" for e in hosted.entries):
+                raise invalid(f"tools[{i}].type", "give at most one file_search tool.")
+            entry = file_search_entry(tool, f"tools[{i}]")
+            if INCLUDE_RESULTS in (include or ()):
+                entry["include_results"] = True
+            hosted.entries.append(entry)
+        elif isinstance(tool, dict) and tool.get("type") == "mcp":
             entry, secrets = _mcp(tool, f"tools[{i}]", settings, policy, who)
             label = entry["server_label"]
-            if any(e["server_label"] == label for e in hosted.entries):
+            if any(e.get("server_label") == label for e in hosted.entries):
                 raise invalid(f"tools[{i}].server_label", f"the server {label} is given twice.")
             hosted.entries.append(entry)
             if secrets:
@@ -127,6 +157,79 @@ def _mcp(
     if approval is not None:
         entry["require_approval"] = _approval(approval, f"{where}.require_approval")
     return entry, _secrets(tool, where)
+
+
+def file_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The stored entry of a ``file_search`` tool (OpenAI's ``FileSearchTool``), checked."""
+    for key in tool:
+        if key not in _FILE_SEARCH_FIELDS:
+            raise invalid(
+                f"{where}.{key}", "unknown field of a file_search tool.", "unknown_parameter"
+            )
+    ids = tool.get("vector_store_ids")
+    if ids is None:
+        raise invalid(
+            f"{where}.vector_store_ids",
+            "give the ids of the vector stores to search.",
+            "missing_required_parameter",
+        )
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids)
+    ):
+        raise invalid(f"{where}.vector_store_ids", "expected a non-empty list of vector store ids.")
+    if len(ids) > MAX_STORES:
+        raise invalid(f"{where}.vector_store_ids", f"give at most {MAX_STORES} vector stores.")
+    entry: dict[str, Any] = {"type": "file_search", "vector_store_ids": list(dict.fromkeys(ids))}
+    return {**entry, **search_options(tool, where)}
+
+
+def search_options(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A file search's ``max_num_results``, ``filters`` and ``ranking_options``, checked
+    (those given)."""
+    options: dict[str, Any] = {}
+    most = tool.get("max_num_results")
+    if most is not None:
+        if (
+            isinstance(most, bool)
+            or not isinstance(most, int)
+            or not 1 <= most <= index.MAX_RESULTS
+        ):
+            raise invalid(
+                f"{where}.max_num_results", f"expected an integer from 1 to {index.MAX_RESULTS}."
+            )
+        options["max_num_results"] = most
+    filters = tool.get("filters")
+    if filters is not None:
+        index.parse_filter(filters, f"{where}.filters")
+        options["filters"] = filters
+    ranking = tool.get("ranking_options")
+    if ranking is not None:
+        index.parse_ranking_options(ranking, f"{where}.ranking_options")
+        options["ranking_options"] = ranking
+    return options
+
+
+async def check_stores(db: Database, *, user_id: str, tools: Sequence[Mapping[str, Any]]) -> None:
+    """Each ``file_search`` entry among ``tools`` names stores of the user's that are not
+    expired (each made active now); else the 404 ``vector_store_not_found`` naming the
+    first that is not, its ``param`` the tool's field."""
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or tool.get("type") != "file_search":
+            continue
+        if not tool.get("vector_store_ids"):
+            continue
+        try:
+            await db.write(
+                vector_stores.usable_stores,
+                user_id=user_id,
+                vector_store_ids=tool["vector_store_ids"],
+            )
+        except NotFound as exc:
+            raise NotFound(
+                exc.message, code=exc.code, param=f"tools[{i}].vector_store_ids"
+            ) from None
 
 
 def _filter(given: Any, where: str) -> list[str] | dict[str, Any]:
@@ -192,7 +295,7 @@ def kept_tools(
             "it by server_label.",
         )
     entries = iter(hosted.entries)
-    return [next(entries) if t.get("type") == "mcp" else t for t in given]
+    return [next(entries) if t.get("type") in ("mcp", "file_search") else t for t in given]
 
 
 def kept(

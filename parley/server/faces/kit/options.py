@@ -264,7 +264,11 @@ TOOL_TYPES: dict[str, Rule] = {
         "(Responses, Assistants and Parley's own runs; refused on Chat Completions); an "
         "assistant or a run keeps no headers: see docs/mcp.md"
     ),
-    "file_search": refused(f"{_HOSTED}; {_NO_FILES}."),
+    "file_search": supported(
+        "the server searches the caller's vector stores in the turn and cites the files its "
+        "answer names (Responses, Assistants and Parley's own runs; refused on Chat "
+        "Completions): see docs/retrieval.md"
+    ),
     "code_interpreter": refused(f"{_HOSTED}."),
     "web_search": refused(f"{_HOSTED}."),
     "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
@@ -280,12 +284,12 @@ UNFILLED: dict[str, dict[str, str]] = {
     },
     "responses": {
         "output[].content[].logprobs": "always empty",
-        "output[].content[].annotations": "always empty",
+        "output[].content[].annotations": "file citations only (after a file_search)",
         "service_tier": "always default",
         "top_logprobs, max_tool_calls, user, ...": "answered back as sent",
     },
     "assistants": {
-        "message content[].text.annotations": "always empty",
+        "message content[].text.annotations": "file citations only (after a file_search)",
         "message attachments": "always empty",
     },
     "native": {},

@@ -86,7 +86,7 @@ ASSISTANTS = Dialect(
 )
 
 #: Tools the server runs itself (``kit.hosted``), on the faces that take them.
-HOSTED_KINDS = frozenset({"mcp"})
+HOSTED_KINDS = frozenset({"mcp", "file_search"})
 _HOSTED = "give function tools, which your code runs"
 
 
@@ -107,7 +107,7 @@ def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec
         if dialect.hosted and isinstance(kind, str) and kind in HOSTED_KINDS:
             continue
         if kind != "function":
-            takes = "function and mcp tools" if dialect.hosted else "function tools"
+            takes = "function, mcp and file_search tools" if dialect.hosted else "function tools"
             problem = f"only {takes} are supported (got {kind!r}): {_HOSTED}."
             raise invalid(f"{where}.type", problem, dialect.tool_code)
         nested = "function" in tool if dialect.either else dialect.nested

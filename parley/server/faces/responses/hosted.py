@@ -6,7 +6,10 @@ An MCP server's tool list: ``output_item.added``, ``mcp_list_tools.in_progress``
 runs: ``output_item.added``, ``mcp_call_arguments.delta`` and ``.done``,
 ``mcp_call.in_progress``, then ``mcp_call.completed`` (or ``.failed``) and
 ``output_item.done``. A call waiting for the client's approval: its
-``mcp_approval_request`` item, added and done.
+``mcp_approval_request`` item, added and done. A file search: ``output_item.added``,
+``file_search_call.in_progress`` and ``.searching``, then ``file_search_call.completed``
+(unless it failed) and ``output_item.done``; the files it found are kept (``files``) for
+the citations of the text that follows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from parley.engine.hosted.file_search import cited_files
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 
 Event = dict[str, Any]
@@ -29,6 +33,8 @@ class HostedItems:
         self.index: dict[str, int] = {}
         #: The items started and not ended: their index.
         self.open: dict[str, int] = {}
+        #: The files the response's searches found: id by name.
+        self.files: dict[str, str] = {}
 
     def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
@@ -42,6 +48,8 @@ class HostedItems:
             added = {**shown, "status": "in_progress"} if kind == "mcp_call" else shown
             if kind == "mcp_list_tools":
                 added = {**shown, "tools": []}
+            elif kind == "file_search_call":
+                added = {**shown, "status": "in_progress", "results": None}
             events.append(self.make("response.output_item.added", output_index=index, item=added))
         where = {"item_id": item_id, "output_index": index}
         if phase == "started":
@@ -55,6 +63,11 @@ class HostedItems:
                     self.make("response.mcp_call_arguments.done", **where, arguments=arguments),
                     self.make("response.mcp_call.in_progress", **where),
                 ]
+            elif kind == "file_search_call":
+                events += [
+                    self.make("response.file_search_call.in_progress", **where),
+                    self.make("response.file_search_call.searching", **where),
+                ]
             return events
         self.output[index] = shown
         self.open.pop(item_id, None)
@@ -63,6 +76,10 @@ class HostedItems:
         if kind in ("mcp_list_tools", "mcp_call") and status != "incomplete":
             outcome = "failed" if status == "failed" else "completed"
             events.append(self.make(f"response.{kind}.{outcome}", **where))
+        elif kind == "file_search_call":
+            self.files.update(cited_files([item]))
+            if status == "completed":
+                events.append(self.make("response.file_search_call.completed", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))
         return events
 

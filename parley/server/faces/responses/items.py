@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from parley.engine import Approval, NewMessage
+from parley.engine.hosted import file_search
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_parts
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
@@ -260,6 +261,27 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
             out.append(
                 NewMessage(role=Role.TOOL, content=told, tool_call_id=call["id"], item=given)
             )
+        elif kind == "file_search_call":
+            if current is None:
+                current = _Assistant()
+            given = _search_given(item, index)
+            current.calls.append(
+                {
+                    "id": given["id"],
+                    "name": file_search.NAME,
+                    "arguments": {"queries": given["queries"]},
+                    "hosted": {"type": "file_search", "item_id": given["id"]},
+                }
+            )
+            flush()
+            out.append(
+                NewMessage(
+                    role=Role.TOOL,
+                    content=file_search.told(given),
+                    tool_call_id=given["id"],
+                    item=given,
+                )
+            )
         elif kind == "item_reference":
             raise _bad(index, "id", "names no item of yours.")
         else:
@@ -280,6 +302,33 @@ def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     if item.get("type") == "mcp_call":
         kept["status"] = item.get("status") or "completed"
     return kept
+
+
+def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """A ``file_search_call`` given back, checked enough to keep: its id, queries, and
+    results when it has them."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _bad(index, "id", "expected the item's id.")
+    queries = item.get("queries") or []
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise _bad(index, "queries", "expected a list of strings.")
+    results = item.get("results")
+    if results is not None and not (
+        isinstance(results, list) and all(isinstance(r, dict) for r in results)
+    ):
+        raise _bad(index, "results", "expected a list of results, or null.")
+    status = item.get("status") or "completed"
+    if status not in ("in_progress", "searching", "completed", "incomplete", "failed"):
+        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    return {
+        "type": "file_search_call",
+        "id": item_id,
+        "queries": queries,
+        "status": status,
+        "results": results,
+        "show_results": results is not None,
+    }
 
 
 def _hosted_call(item: dict[str, Any], index: int, *, request_id: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from parley.mcp.servers import Who
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
-from parley.server.faces.kit.hosted import read_hosted
+from parley.server.faces.kit.hosted import check_stores, read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
@@ -224,8 +224,13 @@ async def plan(
         target = await svc.engine.place(user_id=user_id, target=wanted)
     config = run_config(body, body.model)
     hosted = read_hosted(
-        body.tools, settings=svc.settings, policy=svc.mcp_addresses, who=who or Who(user_id)
+        body.tools,
+        settings=svc.settings,
+        policy=svc.mcp_addresses,
+        who=who or Who(user_id),
+        include=body.include,
     )
+    await check_stores(svc.db, user_id=user_id, tools=body.tools or [])
     if hosted.entries:
         config = replace(config, tools=[*config.tools, *hosted.entries])
     return Plan(

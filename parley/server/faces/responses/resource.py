@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from parley.engine.hosted.file_search import DEFAULT_RESULTS, cited_files
 from parley.errors import NotFound
+from parley.server.faces.responses.hosted_items import with_citations
 from parley.server.faces.responses.items import message_items
 from parley.server.faces.responses.protocol import record_of
 from parley.store.records import Message, Run
@@ -96,9 +98,27 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
             "strict": t["function"]["name"] in strict,
         }
         if t.get("type", "function") == "function"
-        else {"type": t["type"], **{k: t.get(k, d) for k, d in _MCP_ECHO.items()}}
+        else _hosted_echo(t)
         for t in run.tools
     ]
+
+
+def _hosted_echo(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool["type"] == "file_search":
+        return file_search_echo(tool)
+    return {"type": tool["type"], **{k: tool.get(k, d) for k, d in _MCP_ECHO.items()}}
+
+
+def file_search_echo(tool: dict[str, Any]) -> dict[str, Any]:
+    """A ``file_search`` tool as a response answers it back (OpenAI's defaults filled)."""
+    ranking = {"ranker": "auto", "score_threshold": 0.0, **(tool.get("ranking_options") or {})}
+    return {
+        "type": "file_search",
+        "vector_store_ids": tool.get("vector_store_ids") or [],
+        "max_num_results": tool.get("max_num_results", DEFAULT_RESULTS),
+        "filters": tool.get("filters"),
+        "ranking_options": ranking,
+    }
 
 
 def head(run: Run, status: str) -> dict[str, Any]:
@@ -160,12 +180,16 @@ def output_of(stored: StoredResponse, status: str, state: bool) -> list[dict[str
     are stored after the answer, and streamed before its manifest)."""
     output: list[dict[str, Any]] = []
     handed: list[dict[str, Any]] = []
+    files: dict[str, str] = {}  # the files the response's searches found so far
     for message in stored.answers:
         ran = message.item is not None and message.role == Role.TOOL
         if not ran:
             output += handed
             handed = []
+        if message.item is not None:
+            files.update(cited_files([message.item]))
         for item in message_items(message, calls=stored.calls, status=status, state=state):
+            item = with_citations(item, files)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
 

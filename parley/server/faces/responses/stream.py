@@ -38,6 +38,7 @@ from parley.errors import ParleyError
 from parley.server.faces.kit import sse
 from parley.server.faces.responses.dialect import REASONING_EVENTS, Dialect
 from parley.server.faces.responses.hosted import HostedItems
+from parley.server.faces.responses.hosted_items import with_citations
 from parley.server.faces.responses.items import (
     call_item,
     reasoning_id,
@@ -302,6 +303,10 @@ class ResponseEvents:
                 ),
             ]
         else:
+            closing = []
+            if current.kind == "message" and self.hosted.files:
+                done_item = with_citations(done_item, self.hosted.files)
+                closing = self._annotations(done_item, where)
             part = done_item["content"][0]
             if current.kind == "message":
                 done = self._event(
@@ -310,7 +315,7 @@ class ResponseEvents:
             else:
                 name = self.reasoning_events[1]
                 done = self._event(name, **where, content_index=0, text=text)
-            closing = [
+            closing += [
                 done,
                 self._event("response.content_part.done", **where, content_index=0, part=part),
             ]
@@ -319,6 +324,19 @@ class ResponseEvents:
             self._event("response.output_item.done", output_index=current.index, item=done_item)
         )
         return closing
+
+    def _annotations(self, item: dict[str, Any], where: dict[str, Any]) -> list[Event]:
+        """``output_text.annotation.added`` for each citation of a message's text."""
+        return [
+            self._event(
+                "response.output_text.annotation.added",
+                **where,
+                content_index=0,
+                annotation_index=n,
+                annotation=annotation,
+            )
+            for n, annotation in enumerate(item["content"][0]["annotations"])
+        ]
 
     def _state(self, message_id: str, status: str) -> list[Event]:
         """A reasoning item of its own for a message's state, when it has one that no item

@@ -1,0 +1,278 @@
+"""File search as a hosted tool: a run's ``{"type": "file_search", ...}`` tool entry.
+
+The entry names the user's vector stores (``vector_store_ids``), and may bound the results
+(``max_num_results``, 1 to 50), filter them by the files' attributes (``filters``) and
+rank them (``ranking_options``), all checked when the request came (``kit.hosted``). The
+model sees one function, ``file_search``, taking ``{"queries": [string]}``. When it calls
+it, the turn searches the stores (``parley.retrieval.index.search``; a store with an
+``embedding_model`` is searched by its words and by the queries' vectors, one without by
+its words), stores a ``file_search_call`` item, and hands the results to the model as
+numbered passages, each naming its file, with the request to cite a passage by its file's
+name in brackets (``told``). The answer's citations are found afterwards, where a result's
+file name appears in its text (``citations``): a rule that needs nothing of the model but
+naming the file, so it holds on every provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import NotFound, ParleyError
+from parley.providers.registry import ProviderRegistry
+from parley.retrieval import index
+from parley.retrieval.index import RankingOptions, SearchResult
+from parley.store import vector_stores as store_of
+from parley.store.db import Database, new_id
+from parley.store.records import VectorStore
+from parley.types import FunctionSpec, ToolSpec
+
+#: The function the model sees (another name when a client function has it).
+NAME = "file_search"
+OTHER_NAME = "parley_file_search"
+#: The results of a search when the entry gives no ``max_num_results`` (OpenAI's default).
+DEFAULT_RESULTS = 10
+#: How long one search may take, embedding its queries included.
+SEARCH_TIMEOUT = 20.0
+#: The most queries one call searches for, and the most characters of one passage the
+#: model is told (the item keeps the whole chunk).
+MAX_QUERIES = 8
+MAX_PASSAGE = 4000
+
+DESCRIPTION = (
+    "Search the user's files for passages relevant to a question. Give one or more search "
+    "queries. Each result names the file it comes from; when your answer uses a result, "
+    "cite it by its file's name in square brackets, like [report.pdf]."
+)
+PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "queries": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The search queries: short questions or keywords.",
+        }
+    },
+    "required": ["queries"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FileSearch:
+    """One ``file_search`` entry of a run, ready to search."""
+
+    vector_store_ids: tuple[str, ...]
+    max_num_results: int
+    filters: Mapping[str, Any] | None
+    ranking: RankingOptions
+    #: Whether the faces show the results in the call's item (the request's ``include``).
+    show_results: bool
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> FileSearch:
+        """The search of a stored entry (checked when it was made)."""
+        most = entry.get("max_num_results")
+        return cls(
+            vector_store_ids=tuple(entry.get("vector_store_ids") or ()),
+            max_num_results=most if isinstance(most, int) else DEFAULT_RESULTS,
+            filters=entry.get("filters"),
+            ranking=index.parse_ranking_options(entry.get("ranking_options")),
+            show_results=bool(entry.get("include_results")),
+        )
+
+    def spec(self, name: str) -> ToolSpec:
+        return ToolSpec(
+            function=FunctionSpec(name=name, description=DESCRIPTION, parameters=PARAMETERS)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a search found, or why it failed."""
+
+    results: list[SearchResult]
+    error: str | None = None
+    #: Seconds the search took (embedding the queries, and the database's search).
+    took: float = 0.0
+
+
+def queries_of(arguments: Mapping[str, Any]) -> list[str]:
+    """The queries of a call: ``queries`` (a list, or one string), or ``query``."""
+    given = arguments.get("queries", arguments.get("query"))
+    if isinstance(given, str):
+        given = [given]
+    if not isinstance(given, list):
+        return []
+    queries = [q.strip() for q in given if isinstance(q, str) and q.strip()]
+    return queries[:MAX_QUERIES]
+
+
+async def search(
+    tool: FileSearch,
+    queries: Sequence[str],
+    *,
+    db: Database,
+    providers: ProviderRegistry | None,
+    user_id: str,
+) -> Found:
+    """Search the tool's stores for ``queries``, within ``SEARCH_TIMEOUT`` seconds."""
+    began = time.perf_counter()
+    if not queries:
+        return Found([], 'no query was given: call file_search with {"queries": [...]}')
+    try:
+        async with asyncio.timeout(SEARCH_TIMEOUT):
+            results = await _search(tool, queries, db=db, providers=providers, user_id=user_id)
+    except TimeoutError:
+        return Found([], f"the search took longer than {SEARCH_TIMEOUT:g} s", _since(began))
+    except NotFound as exc:
+        return Found([], f"{exc.message} (it was deleted or expired)", _since(began))
+    except ParleyError as exc:  # an embedding call that failed, a bad filter
+        return Found([], exc.message, _since(began))
+    return Found(results, None, _since(began))
+
+
+async def _search(
+    tool: FileSearch,
+    queries: Sequence[str],
+    *,
+    db: Database,
+    providers: ProviderRegistry | None,
+    user_id: str,
+) -> list[SearchResult]:
+    stores: list[VectorStore] = await db.write(
+        store_of.usable_stores, user_id=user_id, vector_store_ids=tool.vector_store_ids
+    )
+    by_model: dict[str | None, list[str]] = {}
+    for store in stores:
+        by_model.setdefault(store.embedding_model, []).append(store.id)
+    found: list[SearchResult] = []
+    for model, ids in by_model.items():
+        vectors = None
+        if model is not None and providers is not None and tool.ranking.embedding_weight > 0:
+            vectors = (await providers.embed(model, list(queries))).vectors
+        found += await db.read(
+            index.search,
+            user_id=user_id,
+            vector_store_ids=ids,
+            query=list(queries),
+            query_embeddings=vectors,
+            filters=tool.filters,
+            max_num_results=tool.max_num_results,
+            ranking_options=tool.ranking,
+        )
+    if len(by_model) > 1:
+        found.sort(key=lambda r: r.score, reverse=True)
+    return found[: tool.max_num_results]
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began
+
+
+# --------------------------------------------------------------------------- items
+
+
+def call_item(
+    queries: Sequence[str], *, item_id: str, found: Found | None = None, show: bool = False
+) -> dict[str, Any]:
+    """The ``file_search_call`` item of a search: in progress (nothing ``found`` yet), or
+    ended. It keeps the results whatever ``show`` says: ``show_results`` tells the faces
+    whether the request asked to see them."""
+    item: dict[str, Any] = {
+        "type": "file_search_call",
+        "id": item_id,
+        "queries": list(queries),
+        "status": "in_progress",
+        "results": None,
+        "show_results": show,
+    }
+    if found is None:
+        return item
+    item["status"] = "failed" if found.error else "completed"
+    item["results"] = [
+        {
+            "file_id": r.file_id,
+            "filename": r.filename,
+            "score": round(r.score, 6),
+            "attributes": r.attributes,
+            "text": r.text,
+        }
+        for r in found.results
+    ]
+    if found.error:
+        item["error"] = found.error
+    return item
+
+
+def new_item_id() -> str:
+    return new_id("fs")
+
+
+def told(item: Mapping[str, Any]) -> str:
+    """What the model is told of a search (its ``file_search_call`` item): its passages,
+    numbered, each naming its file, and how to cite them."""
+    if item.get("status") == "failed":
+        return f"Error: the file search failed: {item.get('error') or 'unknown error'}."
+    asked = "; ".join(f'"{q}"' for q in item.get("queries") or ())
+    results = [r for r in item.get("results") or () if isinstance(r, Mapping)]
+    if not results:
+        return f"File search for {asked}: no passage of the user's files matched."
+    count = "1 passage" if len(results) == 1 else f"{len(results)} passages, best first"
+    lines = [f"File search for {asked}: {count}."]
+    for n, result in enumerate(results, 1):
+        text = str(result.get("text") or "")
+        text = text if len(text) <= MAX_PASSAGE else text[:MAX_PASSAGE] + "…"
+        score = result.get("score")
+        scored = f" (score {score:.2f})" if isinstance(score, int | float) else ""
+        lines.append(f"\n[{n}] From the file {result.get('filename')}{scored}:\n{text}")
+    lines.append(
+        "\nCite each passage you use by its file's name in square brackets, like "
+        f"[{results[0].get('filename')}]."
+    )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ citations
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A place in an answer's text that names a file a search found: ``text[start:end]``
+    is the mention (the file's name, with its brackets when it has them)."""
+
+    file_id: str
+    filename: str
+    start: int
+    end: int
+
+
+def cited_files(items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The files the ``file_search_call`` items among ``items`` found: id by file name."""
+    files: dict[str, str] = {}
+    for item in items:
+        if item.get("type") != "file_search_call":
+            continue
+        for result in item.get("results") or ():
+            name, file_id = result.get("filename"), result.get("file_id")
+            if isinstance(name, str) and name and isinstance(file_id, str):
+                files.setdefault(name, file_id)
+    return files
+
+
+def citations(text: str, files: Mapping[str, str]) -> list[Citation]:
+    """Every place ``text`` names one of ``files`` (id by name), as a whole word, in order;
+    a longer name wins where two overlap."""
+    if not files or not text:
+        return []
+    names = sorted(files, key=len, reverse=True)
+    pattern = "|".join(re.escape(n) for n in names)
+    found = []
+    for match in re.finditer(rf"\[(?:{pattern})\]|(?<![\w.-])(?:{pattern})(?![\w-])", text):
+        mention = match.group()
+        name = mention[1:-1] if mention.startswith("[") and mention[1:-1] in files else mention
+        found.append(Citation(files[name], name, match.start(), match.end()))
+    return found
