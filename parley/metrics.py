@@ -34,6 +34,15 @@ _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 _CALL_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_INGEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.25, 0.5, 1, 2.5)
+#: The outcomes of indexing a file: ``lost`` is a file cancelled, attached again or deleted
+#: while it was indexed (nothing was written).
+INGEST_OUTCOMES = frozenset({"completed", "failed", "lost"})
+#: Who searched (``search_duration``): the vector store search route, or the file_search tool.
+SEARCH_SOURCES = frozenset({"api", "file_search"})
+#: How a search ranked: by words, by vectors, or both fused.
+SEARCH_MODES = frozenset({"words", "vectors", "hybrid"})
 
 
 class Counts(Protocol):
@@ -100,6 +109,18 @@ class Metrics:
 
     def loop_lag(self, seconds: float) -> None:
         """The event loop ran a timer ``seconds`` late."""
+
+    def ingestion_queue(self, waiting: int) -> None:
+        """Vector store files ``in_progress`` now, in the whole database (the ingestion
+        worker reads it each round)."""
+
+    def file_indexed(self, outcome: str, seconds: float | None) -> None:
+        """The ingestion worker ended a file ``completed``, ``failed`` or ``lost`` after
+        ``seconds`` of work (None: it ended without work, ``failed`` after its attempts)."""
+
+    def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
+        """A search of vector stores took ``seconds``: ``source`` ``api`` (the search
+        route) or ``file_search`` (the tool), ``mode`` ``words``, ``vectors`` or ``hybrid``."""
 
     def watch_pool(self, pool: Any) -> None:
         """Report ``pool`` (a SQLAlchemy pool) at every scrape."""
@@ -207,6 +228,35 @@ class PrometheusMetrics(Metrics):
             buckets=_LAG_BUCKETS,
             registry=registry,
         )
+        self.ingest_queue = Gauge(
+            "parley_ingestion_queue",
+            "Vector store files waiting to be indexed or being indexed (in_progress), in the "
+            "whole database, as this replica last read it.",
+            registry=registry,
+        )
+        self.files_indexed = Counter(
+            "parley_files_indexed",
+            "Vector store files the ingestion worker ended, by outcome (completed, failed, or "
+            "lost: cancelled, attached again or deleted while it worked).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.ingest_seconds = Histogram(
+            "parley_ingestion_duration_seconds",
+            "Seconds from a file's claim to its end (read, extracted, chunked, embedded, "
+            "stored), by outcome.",
+            ["outcome"],
+            buckets=_INGEST_BUCKETS,
+            registry=registry,
+        )
+        self.searches = Histogram(
+            "parley_search_duration_seconds",
+            "Seconds a search of vector stores took, by source (api, file_search) and mode "
+            "(words, vectors, hybrid).",
+            ["source", "mode"],
+            buckets=_SEARCH_BUCKETS,
+            registry=registry,
+        )
         self.pool_checked_out = Gauge(
             "parley_db_pool_checked_out",
             "Database connections checked out of the pool (each database thread keeps one).",
@@ -251,6 +301,20 @@ class PrometheusMetrics(Metrics):
 
     def loop_lag(self, seconds: float) -> None:
         self.lag.observe(seconds)
+
+    def ingestion_queue(self, waiting: int) -> None:
+        self.ingest_queue.set(waiting)
+
+    def file_indexed(self, outcome: str, seconds: float | None) -> None:
+        outcome = outcome if outcome in INGEST_OUTCOMES else OTHER
+        self.files_indexed.labels(outcome).inc()
+        if seconds is not None:
+            self.ingest_seconds.labels(outcome).observe(seconds)
+
+    def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
+        source = source if source in SEARCH_SOURCES else OTHER
+        mode = mode if mode in SEARCH_MODES else OTHER
+        self.searches.labels(source, mode).observe(seconds)
 
     def watch_pool(self, pool: Any) -> None:
         checked_out: Callable[[], int] | None = getattr(pool, "checkedout", None)

@@ -164,6 +164,15 @@ class Traced(Metrics):
     def watch_pool(self, pool: Any) -> None:
         self.inner.watch_pool(pool)
 
+    def ingestion_queue(self, waiting: int) -> None:
+        self.inner.ingestion_queue(waiting)
+
+    def file_indexed(self, outcome: str, seconds: float | None) -> None:
+        self.inner.file_indexed(outcome, seconds)
+
+    def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
+        self.inner.search_duration(seconds, source=source, mode=mode)
+
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.inner.request(route, method, status, seconds)
 

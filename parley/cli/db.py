@@ -205,6 +205,7 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
         f"deleted {swept.files} expired files, {swept.uploads_parts} parts of expired "
         f"uploads and {swept.orphans} leftover pieces"
     )
+    print(f"deleted the chunks of {swept.stores} expired vector stores")
     return 0
 
 

@@ -100,7 +100,14 @@ class Engine:
         self.scratch = ScratchThreads(db)
         self.follower = Follower(db, settings, self.metrics, self.turns, self.bus)
         self.upkeep = Upkeep(
-            db, settings, self.lease, self.checkpointer, self.turns, self.scratch.held
+            db,
+            settings,
+            self.lease,
+            self.checkpointer,
+            self.turns,
+            self.scratch.held,
+            providers=providers,
+            metrics=self.metrics,
         )
         #: Set when the server shuts down: no new turn starts.
         self.closing = False

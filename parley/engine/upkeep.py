@@ -9,6 +9,7 @@ honest while no request asks.
   not moved for a while (``sweeps.earlier_leases``).
 - Checkpoints (``engine.checkpoints``) and the pruning of old event logs
   (``engine.pruning``) run in tasks of their own.
+- The ingestion worker (``retrieval.ingest``) indexes the files attached to vector stores.
 
 All of it is bookkeeping: it waits behind the work clients wait on (``Workers``).
 """
@@ -29,6 +30,9 @@ from parley.engine.pruning import prune_round
 from parley.engine.turn import Turn
 from parley.files.storage import Storages
 from parley.files.sweep import sweep_files
+from parley.metrics import Metrics
+from parley.providers.registry import ProviderRegistry
+from parley.retrieval.ingest import Ingestion
 from parley.store.db import Database
 
 log = logging.getLogger("parley.engine")
@@ -46,6 +50,9 @@ class Upkeep:
         checkpointer: Checkpointer,
         turns: Mapping[str, Turn],
         scratch_held: set[str],
+        *,
+        providers: ProviderRegistry,
+        metrics: Metrics,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -58,6 +65,15 @@ class Upkeep:
         self._abandoned: dict[str, float | None] = {}
         self._abandoned_check = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        #: Indexes vector store files; ``ingestion.wake()`` when one was just attached.
+        self.ingestion = Ingestion(
+            db,
+            settings,
+            providers,
+            metrics,
+            owner=lease.owner,
+            lease_seconds=settings.lease_seconds,
+        )
 
     @property
     def beat(self) -> float:
@@ -77,9 +93,11 @@ class Upkeep:
         if self.settings.event_retention_hours > 0:
             self._tasks.append(asyncio.create_task(self._prune_event_logs()))
         self._tasks.append(asyncio.create_task(self._sweep_files()))
+        await self.ingestion.start()
 
     async def stop(self) -> None:
         """Stop the background tasks."""
+        await self.ingestion.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,8 +154,9 @@ class Upkeep:
                 log.info("pruned the event logs of %d runs", pruned.runs)
 
     async def _sweep_files(self) -> None:
-        """Delete expired files and uploads, and bytes a failed write left, now and then
-        (``parley.files.sweep``): a task of its own, as the pruning of event logs."""
+        """Delete expired files and uploads, bytes a failed write left, and the chunks of
+        expired vector stores, now and then (``parley.files.sweep``): a task of its own, as
+        the pruning of event logs."""
         storages = Storages(self.settings, self.db)
         while True:
             await asyncio.sleep(self.settings.files_sweep_seconds)
@@ -146,12 +165,14 @@ class Upkeep:
             except Exception:  # a boundary: the next round tries again
                 log.exception("sweeping expired files failed; retrying")
                 continue
-            if swept.files or swept.uploads_parts or swept.orphans:
+            if swept.files or swept.uploads_parts or swept.orphans or swept.stores:
                 log.info(
-                    "swept %d expired files, %d parts of expired uploads, %d leftover pieces",
+                    "swept %d expired files, %d parts of expired uploads, %d leftover pieces,"
+                    " the chunks of %d expired vector stores",
                     swept.files,
                     swept.uploads_parts,
                     swept.orphans,
+                    swept.stores,
                 )
 
     async def sweep(self) -> None:

@@ -1,6 +1,8 @@
 """The sweep of files and uploads: files past their ``expires_at`` are deleted (rows and
-bytes), pending uploads past theirs end ``expired`` (their parts' bytes deleted), and bytes
-no row names (a write a crash cut off) are deleted once a day old.
+bytes, and their chunks in every vector store), pending uploads past theirs end ``expired``
+(their parts' bytes deleted), bytes no row names (a write a crash cut off) are deleted once
+a day old, and vector stores past their ``expires_at`` lose their chunks (the store and its
+files' rows stay, the store shown ``expired``).
 
 ``sweep_files(db, storages)`` does one whole round, in short transactions; a server (its
 upkeep) or ``parley db prune`` calls it. Reads never show an expired file meanwhile
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 from parley.files.storage import Storages
 from parley.store import files as store
 from parley.store.db import Database, now
+from parley.store.ingestion import delete_expired_chunks
 
 #: Seconds before bytes no row names are taken for the leftovers of a failed write (a
 #: write still going is younger).
@@ -30,13 +33,15 @@ class Swept:
     files: int = 0
     uploads_parts: int = 0
     orphans: int = 0
+    #: Expired vector stores whose chunks were deleted.
+    stores: int = 0
 
 
 async def sweep_files(db: Database, storages: Storages, *, at: float | None = None) -> Swept:
-    """Delete expired files, expire pending uploads past their time, and delete bytes left
-    by failed writes."""
+    """Delete expired files, expire pending uploads past their time, delete bytes left
+    by failed writes, and the chunks of expired vector stores."""
     at = now() if at is None else at
-    files = parts = orphans = 0
+    files = parts = orphans = stores = 0
     while found := await db.write_later(store.take_expired_files, at=at):
         await storages.delete(found)
         files += len(found)
@@ -46,7 +51,11 @@ async def sweep_files(db: Database, storages: Storages, *, at: float | None = No
     while count := await db.write_later(_delete_orphans, before=at - ORPHAN_SECONDS):
         orphans += count
     orphans += await asyncio.to_thread(storages.local.sweep_partial, older_than=ORPHAN_SECONDS)
-    return Swept(files, parts, orphans)
+    if storages.s3 is not None:
+        orphans += await storages.s3.sweep_orphans(db, before=at - ORPHAN_SECONDS)
+    while count := await db.write_later(delete_expired_chunks, at=at):
+        stores += count
+    return Swept(files, parts, orphans, stores)
 
 
 def _delete_orphans(conn: Connection, *, before: float) -> int:

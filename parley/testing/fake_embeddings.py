@@ -14,7 +14,8 @@ vectors that mean something, over real sockets.
   ``prompt_eval_count``: words of the texts.
 
 A vector has 256 numbers unless the request asks for another length. The model ``error``
-(or ``error:STATUS``) answers HTTP STATUS (default 500) with the API's own error body.
+(or ``error:STATUS``) answers HTTP STATUS (default 500) with the API's own error body; the
+model ``slow:MS`` answers as any other after MS milliseconds (``embedding_delay``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from urllib.parse import unquote
 from parley.providers.embeddings import DEFAULT_DEMO_DIMENSIONS, hashing_embedding
 from parley.testing.fake_gemini import gemini_error
 
-__all__ = ["EMBEDDING_DIMENSIONS", "embeddings_answer", "embeddings_kind", "fake_embedding"]
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "embedding_delay",
+    "embeddings_answer",
+    "embeddings_kind",
+    "fake_embedding",
+]
 
 #: The vectors' length when a request does not ask for one.
 EMBEDDING_DIMENSIONS = DEFAULT_DEMO_DIMENSIONS
@@ -62,6 +69,16 @@ def embeddings_answer(kind: str, path: str, body: Any) -> tuple[int, Any]:
     if kind == "gemini":
         return _gemini(path, body)
     return _ollama(body)
+
+
+def embedding_delay(body: Any) -> float:
+    """Seconds to wait before answering: MS/1000 for the model ``slow:MS`` (OpenAI's and
+    Ollama's bodies name their model), else 0."""
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model.startswith("slow:"):
+        return 0.0
+    ms = model.removeprefix("slow:")
+    return int(ms) / 1000 if ms.isdigit() else 0.0
 
 
 def _error_status(model: Any) -> int | None:

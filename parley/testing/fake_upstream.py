@@ -84,7 +84,7 @@ from typing import Any
 
 import orjson
 
-from parley.testing.fake_embeddings import embeddings_answer, embeddings_kind
+from parley.testing.fake_embeddings import embedding_delay, embeddings_answer, embeddings_kind
 from parley.testing.fake_gemini import gemini_error
 from parley.testing.loopback import Connection, LoopbackServer, Request
 
@@ -474,6 +474,8 @@ class FakeUpstreamServer:
             except orjson.JSONDecodeError:
                 payload = None
             self.embedding_requests.append((request.path, payload))
+            if delay := embedding_delay(payload):
+                await asyncio.sleep(delay)
             status, answer = embeddings_answer(kind, request.path, payload)
             return await _send_json(conn, status, answer, keep)
         if method == "GET" and request.path == "/_requests":
