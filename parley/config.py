@@ -445,10 +445,11 @@ class Settings(BaseSettings):
 
     #: Where uploaded files' bytes live (``parley.files``): ``local`` (a directory,
     #: ``files_dir``), ``database`` (the database's ``file_data`` table, which every replica
-    #: reaches), or ``auto``: local on SQLite, the database on PostgreSQL. Also the config
-    #: file's ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``,
-    #: ``sweep_seconds``).
-    files_storage: Literal["auto", "local", "database"] = "auto"
+    #: reaches), ``s3`` (an S3-compatible bucket, ``files_s3_*``; the ``s3`` extra), or
+    #: ``auto``: local on SQLite, the database on PostgreSQL. Also the config file's
+    #: ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``,
+    #: ``sweep_seconds``, ``s3_bucket``, ...).
+    files_storage: Literal["auto", "local", "database", "s3"] = "auto"
     #: The directory of local file storage (default: ``files`` in the data directory).
     files_dir: Path | None = None
     #: The largest file, in bytes (an upload's declared size too); larger ones get 413.
@@ -457,6 +458,15 @@ class Settings(BaseSettings):
     files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
     #: Seconds between the server's sweeps of expired files and uploads (``parley.files``).
     files_sweep_seconds: float = Field(default=300.0, gt=0)
+    #: ``s3`` storage (``parley.files.s3``): the bucket (required), a prefix its keys go
+    #: under, the endpoint of an S3-compatible server (MinIO, Ceph, R2, ...; unset: AWS),
+    #: the region, and path-style addressing (``endpoint/bucket/key``, as most servers
+    #: other than AWS want). Credentials come from AWS's usual variables and files.
+    files_s3_bucket: str | None = None
+    files_s3_prefix: str = ""
+    files_s3_endpoint_url: str | None = None
+    files_s3_region: str | None = None
+    files_s3_path_style: bool = False
 
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -578,7 +588,22 @@ class Settings(BaseSettings):
                 setattr(self, name, getattr(checked, name))
         return self
 
-    def files_storage_kind(self) -> Literal["local", "database"]:
+    @model_validator(mode="after")
+    def _s3_storage(self) -> Settings:
+        """``s3`` storage needs a bucket; an endpoint must be an HTTP(S) URL."""
+        if self.files_storage == "s3" and not self.files_s3_bucket:
+            raise ConfigError(
+                "PARLEY_FILES_STORAGE is s3: set PARLEY_FILES_S3_BUCKET (or s3_bucket in "
+                "the config file's [files] table) to the bucket the bytes go to"
+            )
+        endpoint = self.files_s3_endpoint_url
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PARLEY_FILES_S3_ENDPOINT_URL must be an http:// or https:// URL, not {endpoint!r}"
+            )
+        return self
+
+    def files_storage_kind(self) -> Literal["local", "database", "s3"]:
         """Where file bytes live: ``files_storage``, with ``auto`` resolved by the
         database (local on SQLite, the database on PostgreSQL)."""
         if self.files_storage != "auto":
@@ -720,11 +745,16 @@ class _FilesTable(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    files_storage: Literal["auto", "local", "database"] = "auto"
+    files_storage: Literal["auto", "local", "database", "s3"] = "auto"
     files_dir: Path | None = None
     files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
     files_sweep_seconds: float = Field(default=300.0, gt=0)
+    files_s3_bucket: str | None = None
+    files_s3_prefix: str = ""
+    files_s3_endpoint_url: str | None = None
+    files_s3_region: str | None = None
+    files_s3_path_style: bool = False
 
 
 _FILES_KEYS = frozenset(_FilesTable.model_fields)

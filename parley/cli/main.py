@@ -372,6 +372,10 @@ def _server_command(args: argparse.Namespace) -> int:
         settings.checked_provider_configs()  # fail early on a broken configuration
         if args.command in ("serve", "run") and settings.redis_url:
             _check_redis(settings.redis_url)
+        if args.command in ("serve", "run") and settings.files_storage_kind() == "s3":
+            from parley.files.s3 import check_bucket
+
+            check_bucket(settings)  # boto3 installed, the bucket answers
         if args.command == "serve":
             from parley.cli.serve import serve
 

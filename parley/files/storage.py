@@ -1,6 +1,6 @@
 """Where file bytes live. One small interface, ``Storage``: ``put`` takes bytes as they
 come (an async iterator of chunks) and answers where they are (a key), their size and
-digests; ``read`` gives them back as chunks; ``delete`` forgets keys. Two kinds:
+digests; ``read`` gives them back as chunks; ``delete`` forgets keys. Three kinds:
 
 - ``LocalStorage``: one file per key in a directory (mode 0700, files 0600). Written to
   ``tmp/`` first and moved into place once whole, so a write cut off leaves no file under
@@ -8,9 +8,10 @@ digests; ``read`` gives them back as chunks; ``delete`` forgets keys. Two kinds:
 - ``DatabaseStorage``: pieces of at most ``PIECE`` bytes in the ``file_data`` table, which
   every replica reaches: the default on PostgreSQL. Pieces a write cut off are named by no
   row and swept once old (``parley.store.files.orphan_keys``).
+- ``S3Storage`` (``parley.files.s3``, the ``s3`` extra): one object per key in an
+  S3-compatible bucket, which every replica reaches.
 
-A key is random (never a file's name), so no name a client gives becomes a path. Another
-kind (an S3-compatible store) implements the same three methods.
+A key is random (never a file's name), so no name a client gives becomes a path.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings, private_dir
+from parley.errors import InternalError
 from parley.store import files as store
 from parley.store.db import Database
+
+if TYPE_CHECKING:
+    from parley.files.s3 import S3Storage
 
 #: Bytes per piece in the database, and per read of a stored file.
 PIECE = 1024 * 1024
@@ -50,7 +55,7 @@ class Stored:
 class Storage(Protocol):
     """Where file bytes live."""
 
-    #: ``local`` or ``database`` (``files.storage`` of the rows it keeps).
+    #: ``local``, ``database`` or ``s3`` (``files.storage`` of the rows it keeps).
     kind: str
 
     async def put(self, chunks: AsyncIterable[bytes]) -> Stored:
@@ -71,7 +76,7 @@ def new_key() -> str:
     return secrets.token_hex(16)
 
 
-class _Digests:
+class Digests:
     """The SHA-256 and MD5 of bytes as they pass, and their count."""
 
     def __init__(self) -> None:
@@ -109,7 +114,7 @@ class LocalStorage:
         tmp = await asyncio.to_thread(self._tmp)
         partial = tmp / key
         fd = await asyncio.to_thread(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        digests = _Digests()
+        digests = Digests()
         try:
             async for chunk in chunks:
                 if chunk:
@@ -159,7 +164,7 @@ class LocalStorage:
         return count
 
 
-def _write(fd: int, data: bytes, digests: _Digests) -> None:
+def _write(fd: int, data: bytes, digests: Digests) -> None:
     digests.update(data)
     view = memoryview(data)
     while view:
@@ -184,7 +189,7 @@ class DatabaseStorage:
 
     async def put(self, chunks: AsyncIterable[bytes]) -> Stored:
         key = new_key()
-        digests = _Digests()
+        digests = Digests()
         buffer = bytearray()
         seq = 0
         try:
@@ -217,29 +222,44 @@ class DatabaseStorage:
             await self.db.write(store.delete_pieces, keys=list(keys))
 
 
-def _put(conn: Connection, *, key: str, seq: int, data: bytes, d: _Digests) -> None:
+def _put(conn: Connection, *, key: str, seq: int, data: bytes, d: Digests) -> None:
     # On the database thread: the digests of a megabyte are not worked out on the loop.
     d.update(data)
     store.put_piece(conn, key=key, seq=seq, data=data)
 
 
 class Storages:
-    """The storage new bytes go to (``settings.files_storage_kind()``), and both kinds for
-    reading and deleting, as rows written under another setting name theirs."""
+    """The storage new bytes go to (``settings.files_storage_kind()``), and every kind for
+    reading and deleting, as rows written under another setting name theirs (``s3`` while
+    a bucket is set)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.local = LocalStorage(settings.files_directory())
         self.database = DatabaseStorage(db)
-        self.default: Storage = (
-            self.local if settings.files_storage_kind() == "local" else self.database
-        )
+        #: The ``s3`` storage when a bucket is set (boto3 is imported on its first call).
+        self.s3: S3Storage | None = None
+        if settings.files_s3_bucket:
+            from parley.files.s3 import S3Storage
+
+            self.s3 = S3Storage.of(settings)
+        self.default: Storage = self.of(settings.files_storage_kind())
 
     def of(self, kind: str) -> Storage:
-        return self.local if kind == "local" else self.database
+        if kind == "local":
+            return self.local
+        if kind == "s3":
+            if self.s3 is None:
+                raise InternalError(
+                    "This file's bytes are in an S3 bucket, and no bucket is set "
+                    "(PARLEY_FILES_S3_BUCKET).",
+                    code="file_store_unavailable",
+                )
+            return self.s3
+        return self.database
 
     async def delete(self, found: Sequence[store.StoredBytes]) -> None:
         """Forget bytes wherever each is."""
-        for kind in ("local", "database"):
+        for kind in ("local", "database", "s3"):
             keys = [f.key for f in found if f.storage == kind]
             if keys:
                 await self.of(kind).delete(keys)

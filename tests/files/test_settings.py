@@ -38,7 +38,9 @@ def test_the_files_table_sets_what_no_variable_gave(
 @pytest.mark.parametrize(
     ("table", "said"),
     [
-        ('[files]\nstorage = "s3"\n', "files_storage"),
+        ('[files]\nstorage = "ftp"\n', "files_storage"),
+        ('[files]\nstorage = "s3"\n', "PARLEY_FILES_S3_BUCKET"),
+        ('[files]\ns3_bucket = "b"\ns3_endpoint_url = "minio:9000"\n', "http://"),
         ("[files]\nmax_bytes = 0\n", "files_max_bytes"),
         ("[files]\ncolour = 1\n", "'colour'"),
         ('files = "x"\n', "must be a table"),
