@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from parley.errors import ParleyError
 from parley.sdk import Client
 from parley.sdk.tools import ToolRegistry
 from parley.web import routes
+from parley.web.attachments import DEFAULT_MAX_UPLOAD_BYTES
 from parley.web.backend import DEFAULT_MODEL, EXTENSION, Backend, Problem, problem_of
 from parley.web.limits import DEFAULT_MAX_EXCHANGES, SLOTS, ExchangeSlots
 from parley.web.security import (
@@ -59,6 +60,7 @@ def create_app(
     all_threads: bool = False,
     max_exchanges: int = DEFAULT_MAX_EXCHANGES,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> Flask:
     """The web app for the Parley server at ``base_url``.
 
@@ -72,6 +74,8 @@ def create_app(
     ``hosted_mcp``: ``mcp`` tools the Parley server runs for the page's assistant
     (``parley.mcp.spec.hosted_mcp_tool`` makes one from a ``--hosted-mcp`` SPEC); the page
     shows their calls, and asks the user before those that need approval.
+    ``max_upload_bytes``: the largest file a conversation takes (``POST /api/files``; 413
+    beyond).
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.
     sdk = client or Client(base_url=base_url, api_key=api_key)
@@ -91,6 +95,7 @@ def create_app(
         owns_client=client is None,
         all_threads=all_threads,
         hosted=hosted_mcp,
+        max_upload_bytes=max_upload_bytes,
     )
     app.extensions[SLOTS] = ExchangeSlots(max_exchanges)
     app.register_blueprint(routes.bp)
@@ -148,6 +153,11 @@ def _http_error(exc: HTTPException) -> Response:
     if status >= 500:
         return _json_error(Problem(status, "internal_error", "The web app failed."))
     message = exc.description or exc.name
+    if status == 413 and request.path == "/api/files":
+        backend: Backend = current_app.extensions[EXTENSION]
+        return _json_error(
+            Problem(413, "file_too_large", routes.too_large(backend.max_upload_bytes))
+        )
     if status == 413:
         message = f"The request body is larger than {MAX_BODY_BYTES // 2**20} MiB."
     return _json_error(Problem(status, _HTTP_TYPES.get(status, "invalid_request"), message))

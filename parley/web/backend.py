@@ -31,6 +31,7 @@ from parley.sdk import Client
 from parley.sdk.models import Assistant, Run, Thread
 from parley.sdk.tools import ToolRegistry
 from parley.types import RunStatus
+from parley.web.attachments import DEFAULT_MAX_UPLOAD_BYTES, Attachments, file_search_tool
 from parley.web.security import same_tag
 
 __all__ = ["ASSISTANT_NAME", "DEFAULT_MODEL", "EXTENSION", "Backend", "Problem", "problem_of"]
@@ -111,8 +112,12 @@ class Backend:
         owns_client: bool,
         all_threads: bool = False,
         hosted: Sequence[Mapping[str, Any]] = (),
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
         self.client = client
+        #: The conversations' files, and the largest one the page takes.
+        self.attachments = Attachments(client)
+        self.max_upload_bytes = max_upload_bytes
         self.owns_client = owns_client
         #: Every session sees every thread of the API key (``create_app(all_threads=True)``).
         self.all_threads = all_threads
@@ -159,6 +164,14 @@ class Backend:
             tools=tools,
             metadata={"client": CLIENT_TAG},
         )
+
+    def run_tools(self, thread: Thread | None) -> list[dict[str, Any]] | None:
+        """The tools of a run of ``thread``: the assistant's, and ``file_search`` over the
+        conversation's files once it has some; None (the assistant's as they are) before."""
+        search = file_search_tool(thread)
+        if search is None:
+            return None
+        return [*self.tools.definitions(), *self.hosted, search]
 
     # ------------------------------------------------------------------- threads
 

@@ -5,7 +5,8 @@ One exchange streams to the browser the run events of each turn as they came
 MCP servers the Parley server runs, ``error``), the client tool events
 of the tools this app runs (``tool.start``, ``tool.result``), the exchange's ``usage``
 (``UsageEvent``, every turn added up), and these: where the exchange is, the calls that wait
-for the user's approval, and how it ended.
+for the user's approval, the answer's citations of the conversation's files, and how it
+ended.
 Each is framed by ``parley.events.encode_event``.
 """
 
@@ -54,6 +55,16 @@ class ApprovalAsked(BaseModel):
     server_label: str
     name: str
     arguments: dict[str, Any]
+
+
+class CitationsFound(BaseModel):
+    """The passages of the conversation's files the answer cites (its text's
+    ``file_citation`` annotations, each ``{"file_id", "filename", "index"}``), sent once the
+    run's turns are over when a ``file_search`` call ran in them."""
+
+    type: Literal["citations"] = "citations"
+    run_id: str
+    citations: list[dict[str, Any]]
 
 
 class ExchangeDone(BaseModel):

@@ -44,8 +44,16 @@ from parley.sdk import TurnAccumulator
 from parley.sdk.models import Run, Thread
 from parley.sdk.tools import ToolRegistry
 from parley.types import TERMINAL_STATUSES, RunStatus, Usage
+from parley.web.attachments import citations_of
 from parley.web.backend import Backend, Problem, problem_of, title_of
-from parley.web.events import ApprovalAsked, ExchangeDone, RunStarted, StatusNote, ThreadOpened
+from parley.web.events import (
+    ApprovalAsked,
+    CitationsFound,
+    ExchangeDone,
+    RunStarted,
+    StatusNote,
+    ThreadOpened,
+)
 
 __all__ = ["MAX_TOOL_ROUNDS", "ApprovalExchange", "Ask", "Exchange", "WebEvent"]
 
@@ -71,6 +79,7 @@ WebEvent = (
     | RunStarted
     | StatusNote
     | ApprovalAsked
+    | CitationsFound
     | ExchangeDone
 )
 
@@ -126,6 +135,8 @@ class Exchange:
         self.status: RunStatus | None = None
         self.usage = Usage()
         self._calls: list[ActionItem] = []
+        #: Whether a ``file_search`` call ran: the answer may cite the files.
+        self._searched = False
 
     def sse(self) -> Iterator[bytes]:
         """The exchange as server-sent events; finished unwatched if the browser leaves."""
@@ -142,6 +153,7 @@ class Exchange:
     def events(self) -> Iterator[WebEvent]:
         try:
             yield from self._exchange()
+            yield from self._citations()
         except ParleyError as exc:
             yield from self._failed(problem_of(exc, self.backend.base_url))
         except Exception:  # the stream's boundary: every failure becomes an event (logged)
@@ -215,6 +227,7 @@ class Exchange:
                 assistant_id=self.backend.assistant_id(),
                 thread_id=self.thread_id,
                 model=self.ask.model,
+                tools=self.backend.run_tools(self.ask.thread),
             )
 
         try:
@@ -236,6 +249,8 @@ class Exchange:
         try:
             for event in sync_stream.stream_chunks():
                 turn.add(event)
+                if isinstance(event, HostedToolEvent):
+                    self._searched |= event.item.get("type") == "file_search_call"
                 if isinstance(event, _PASSED_ON):
                     yield event
             self.status = turn.status or self.status
@@ -286,6 +301,15 @@ class Exchange:
             )
         yield from approvals_asked(self.run_id, calls)
         yield StatusNote(state="approval", text="Waiting for your approval…")
+
+    def _citations(self) -> Iterator[WebEvent]:
+        """The answer's citations of the files a ``file_search`` call found, if any."""
+        if not self._searched or self.run_id is None or self.thread_id is None:
+            return
+        page = self.client.messages.list(thread_id=self.thread_id, run_id=self.run_id)
+        found = [c for m in page.data if m.role == "assistant" for c in citations_of(m)]
+        if found:
+            yield CitationsFound(run_id=self.run_id, citations=found)
 
     def _has_ended(self) -> bool:
         """Whether the run has ended (stopped, say); its status is kept."""

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from parley.errors import Conflict
 from parley.sdk.models import Message
+from parley.web.attachments import citations_of
 from parley.web.backend import EXTENSION, Backend, Problem, thread_public, title_of
 from parley.web.exchange import Answer, ApprovalExchange, Ask, Exchange, approvals_asked
 from parley.web.limits import SLOTS, ExchangeSlots, busy_response
@@ -86,7 +87,11 @@ EXAMPLES = (
 def index() -> str:
     examples = [{"what": what, "prompt": prompt} for what, prompt in EXAMPLES]
     return render_template(
-        "index.html", csrf_token=csrf_token(), page_policy=PAGE_POLICY, examples=examples
+        "index.html",
+        csrf_token=csrf_token(),
+        page_policy=PAGE_POLICY,
+        examples=examples,
+        max_upload_bytes=_backend().max_upload_bytes,
     )
 
 
@@ -163,7 +168,54 @@ def _message_public(message: Message) -> dict[str, Any]:
         out["tool_call_id"] = message.tool_call_id
     if message.run_id:
         out["run_id"] = message.run_id
+    if message.item is not None and message.item.get("type") == "file_search_call":
+        out["item"] = message.item
+    citations = citations_of(message)
+    if citations:
+        out["citations"] = citations
     return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+@bp.post("/api/files")
+def attach_file() -> tuple[dict[str, Any], int]:
+    """Attach a file to a conversation (``multipart/form-data``: ``file``, and
+    ``thread_id`` unless a new conversation starts with it): ``{"thread", "file"}``."""
+    backend = _backend()
+    request.max_content_length = backend.max_upload_bytes + _FORM_OVERHEAD
+    sent = request.files.get("file")
+    if sent is None or not sent.filename:
+        raise _invalid("file (a multipart/form-data file field) is required.")
+    content = sent.read(backend.max_upload_bytes + 1)
+    if len(content) > backend.max_upload_bytes:
+        raise ProblemError(Problem(413, "file_too_large", too_large(backend.max_upload_bytes)))
+    if not content:
+        raise _invalid("The file is empty.")
+    thread_id = _text(dict(request.form), "thread_id")
+    owner = owner_tag()
+    if thread_id:
+        thread = backend.owned_thread(thread_id, owner)
+    else:
+        thread = backend.create_thread(owner, title_of(sent.filename))
+    attached = backend.attachments.attach(thread, filename=sent.filename, content=content)
+    return {"thread": thread_public(thread), "file": attached}, 201
+
+
+@bp.get("/api/threads/<thread_id>/files")
+def thread_files(thread_id: str) -> dict[str, Any]:
+    backend = _backend()
+    thread = backend.owned_thread(thread_id, owner_tag())
+    return {"data": backend.attachments.files_of(thread)}
+
+
+#: Room for the multipart framing and the ``thread_id`` field around the file itself.
+_FORM_OVERHEAD = 64 * 1024
+
+
+def too_large(limit: int) -> str:
+    return f"The file is larger than {limit / 2**20:g} MiB, the most this page takes."
 
 
 # ---------------------------------------------------------------------------- runs

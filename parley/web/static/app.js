@@ -21,6 +21,13 @@
 // exchange then ends, its run `action_required`) shows a card with Approve and Deny: a click
 // posts the answer to `/api/runs/<run>/approval`, whose stream goes on in the same message.
 // A reload while a call waits shows its card again (`pending` in the thread's messages).
+//
+// Files: the 📎 button (a file chooser) or a drop anywhere on the page attaches files to the
+// conversation (a new one starts with its first file). Each shows as a chip above the
+// composer whose status goes from "indexing" to "ready" (or "failed", with the reason); the
+// page asks for the conversation's files again while one is indexing. The answers then
+// search them: a search shows as a card (its queries, each passage with its file), and the
+// answer's citations (`citations` event) link to the passage they cite.
 
 import { h } from "./dom.js";
 import { frames, now, scroller } from "./frames.js";
@@ -28,6 +35,9 @@ import { pane, AssistantView, renderHistory, userMessage } from "./views.js";
 import { readEvents } from "./sse.js";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const MAX_UPLOAD = Number(document.querySelector('meta[name="max-upload-bytes"]').content);
+/** How often the page looks at files that are still being indexed, in milliseconds. */
+const INDEX_POLL_MS = 700;
 const MODEL_KEY = "parley.model";
 
 /** Timings of each stream's first content, for the bench: wall-clock milliseconds. */
@@ -49,6 +59,10 @@ const el = {
   sidebar: document.querySelector('[data-testid="sidebar"]'),
   drawerToggle: document.querySelector('[data-testid="threads-toggle"]'),
   scrim: document.querySelector('[data-testid="scrim"]'),
+  attachments: document.querySelector('[data-testid="attachments"]'),
+  attach: document.querySelector('[data-testid="attach"]'),
+  attachInput: document.querySelector('[data-testid="attach-input"]'),
+  dropHint: document.querySelector('[data-testid="drop-hint"]'),
 };
 
 /** The width at which the thread list becomes a drawer (as in style.css). */
@@ -60,6 +74,8 @@ const state = {
   threadId: null, // the thread on screen (null: a new conversation)
   stream: null, // the running exchange, see send()
   loadToken: 0, // the newest openThread() call: older answers are dropped
+  files: [], // the chips of the conversation on screen: {key, id, filename, status, error}
+  filesTimer: null, // the next look at files still indexing
 };
 
 /** A failure to show on the page: `type` as the server named it, `message` for people. */
@@ -226,10 +242,12 @@ async function openThread(id) {
     return;
   }
   setStatus("");
+  showFiles([]);
   if (id === null) {
     el.composer.focus();
     return;
   }
+  refreshFiles(id);
   let messages;
   let pending;
   try {
@@ -385,6 +403,9 @@ const handlers = {
     stream.view.waiting(false);
     const view = stream.view;
     view.approval(data, (approve) => answerApproval(view, data, approve));
+  },
+  citations(stream, data) {
+    stream.view.citations(data.citations);
   },
   usage(stream, data) {
     stream.usage = data;
@@ -608,6 +629,145 @@ async function stop() {
   // Without a run id yet, `run` will cancel as soon as it arrives.
 }
 
+// ---------------------------------------------------------------------------- files
+
+const FILE_WORDS = { uploading: "uploading…", indexing: "indexing…", ready: "ready" };
+let chipKeys = 0;
+
+function renderFiles() {
+  const chips = state.files.map((file) => {
+    const status = h("span", {
+      class: "file-status",
+      "data-testid": "file-status",
+      text: FILE_WORDS[file.status] || `failed: ${file.error || "unknown reason"}`,
+    });
+    const chip = h(
+      "span",
+      { class: "file-chip", "data-testid": "file-chip", "data-status": file.status },
+      h("span", { class: "file-name", "data-testid": "file-name", text: file.filename }),
+      status,
+    );
+    chip.title = file.error ? `${file.filename}: ${file.error}` : file.filename;
+    if (file.id) chip.dataset.fileId = file.id;
+    return chip;
+  });
+  el.attachments.replaceChildren(...chips);
+  el.attachments.hidden = chips.length === 0;
+}
+
+/** The chips of the conversation on screen; a look later if some are still indexing. */
+function showFiles(files) {
+  state.files = files;
+  renderFiles();
+  clearTimeout(state.filesTimer);
+  state.filesTimer = null;
+  if (state.threadId && files.some((file) => file.status === "indexing")) {
+    const id = state.threadId;
+    state.filesTimer = setTimeout(() => refreshFiles(id), INDEX_POLL_MS);
+  }
+}
+
+/** The conversation's files from the server (chips still uploading are kept). */
+async function refreshFiles(id) {
+  let files;
+  try {
+    files = (await api("GET", `/api/threads/${encodeURIComponent(id)}/files`)).data || [];
+  } catch {
+    if (state.threadId === id) {
+      state.filesTimer = setTimeout(() => refreshFiles(id), INDEX_POLL_MS * 4);
+    }
+    return; // the next look (or the next message) tells more
+  }
+  if (state.threadId !== id) return;
+  const uploading = state.files.filter((file) => file.status === "uploading");
+  showFiles([...files.map((file) => ({ ...file, key: file.id })), ...uploading]);
+}
+
+/** A failed chip for a file that never reached the server. */
+function refuseFile(chip, reason) {
+  chip.status = "failed";
+  chip.error = reason;
+  renderFiles();
+}
+
+/** Upload `files` into the conversation on screen, one after the other (the first one of a
+ * new conversation starts it). */
+async function attachFiles(files) {
+  for (const file of files) {
+    const chip = { key: `local-${++chipKeys}`, id: null, filename: file.name, status: "uploading" };
+    state.files.push(chip);
+    renderFiles();
+    if (file.size > MAX_UPLOAD) {
+      const mib = (MAX_UPLOAD / 2 ** 20).toFixed(0);
+      refuseFile(chip, `larger than ${mib} MiB, the most this page takes`);
+      continue;
+    }
+    await uploadFile(file, chip);
+  }
+}
+
+async function uploadFile(file, chip) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (state.threadId) form.append("thread_id", state.threadId);
+  let response;
+  try {
+    response = await fetch("/api/files", {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRF-Token": CSRF },
+      body: form,
+      credentials: "same-origin",
+    });
+  } catch {
+    refuseFile(chip, networkError().message);
+    return;
+  }
+  if (!response.ok) {
+    refuseFile(chip, (await httpError(response)).message);
+    return;
+  }
+  const answer = await response.json();
+  const thread = answer.thread;
+  if (thread && thread.id !== state.threadId) {
+    // The file started a new conversation: it is the one on screen now.
+    if (!threadById(thread.id)) state.threads.unshift(thread);
+    setCurrentThread(thread.id);
+  }
+  Object.assign(chip, answer.file, { key: answer.file.id });
+  showFiles(state.files);
+}
+
+function bindFiles() {
+  el.attach.addEventListener("click", () => el.attachInput.click());
+  el.attachInput.addEventListener("change", () => {
+    const files = [...el.attachInput.files];
+    el.attachInput.value = "";
+    attachFiles(files);
+  });
+  let depth = 0; // dragenter/dragleave pairs over the page's elements
+  const carriesFiles = (event) => event.dataTransfer && event.dataTransfer.types.includes("Files");
+  document.addEventListener("dragenter", (event) => {
+    if (!carriesFiles(event)) return;
+    depth += 1;
+    el.dropHint.hidden = false;
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (!carriesFiles(event)) return;
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) el.dropHint.hidden = true;
+  });
+  document.addEventListener("dragover", (event) => {
+    if (carriesFiles(event)) event.preventDefault(); // allows the drop
+  });
+  document.addEventListener("drop", (event) => {
+    depth = 0;
+    el.dropHint.hidden = true;
+    if (!carriesFiles(event)) return;
+    event.preventDefault(); // the browser would open the file instead
+    attachFiles([...event.dataTransfer.files]);
+  });
+}
+
 // --------------------------------------------------------------------------- drawer
 
 /** On a narrow window: the thread list over the conversation, until a choice is made. */
@@ -663,6 +823,7 @@ function bind() {
     example.addEventListener("click", () => send(example.dataset.prompt));
   }
   bindDrawer();
+  bindFiles();
   el.model.addEventListener("change", () => localStorage.setItem(MODEL_KEY, el.model.value));
   scroller.attach(el.messages);
   window.addEventListener("hashchange", () => {

@@ -263,6 +263,88 @@ class HostedCard {
   }
 }
 
+/** The most characters of a passage a card shows (the whole passage is its title). */
+const PASSAGE_SHOWN = 600;
+
+/**
+ * A search of the conversation's files (a `file_search_call` item): its queries, then each
+ * result: the file's name and the passage found. Each result has an id, so that a citation
+ * of the answer can link to it.
+ */
+class FileSearchCard {
+  constructor(parent, item) {
+    this.id = item.id || "";
+    this.mark = h("span", { class: "tool-mark", "data-testid": "tool-status", text: "searching…" });
+    this.queries = h("p", { class: "search-queries", "data-testid": "search-queries" });
+    this.results = h("ol", { class: "search-results", "data-testid": "search-results" });
+    this.node = h(
+      "div",
+      {
+        class: "tool-call hosted file-search",
+        "data-testid": "file-search-call",
+        "data-item-id": this.id,
+      },
+      h(
+        "div",
+        { class: "tool-call-head" },
+        h("span", { class: "tool-name", text: "file_search" }),
+        this.mark,
+      ),
+      this.queries,
+      this.results,
+    );
+    this.showQueries(item.queries);
+    parent.append(this.node);
+  }
+
+  showQueries(queries) {
+    const list = Array.isArray(queries) ? queries.filter((q) => typeof q === "string") : [];
+    this.queries.textContent = list.length ? `Searched for: ${list.join(" · ")}` : "Searching…";
+  }
+
+  /** The search ended: its results (or its error). */
+  finish(item) {
+    this.showQueries(item.queries);
+    const failed = item.status === "failed" || item.error;
+    const results = Array.isArray(item.results) ? item.results : null;
+    this.node.dataset.status = failed ? "error" : "ok";
+    if (failed) {
+      this.node.classList.add("reported-error");
+      this.mark.textContent = "⚠ error";
+      this.results.replaceChildren(
+        h("li", { class: "search-result", text: errorText(item.error) || "The search failed." }),
+      );
+      return;
+    }
+    this.node.classList.add("ok");
+    if (results === null) {
+      this.mark.textContent = "✓";
+      return;
+    }
+    this.mark.textContent = `✓ ${results.length} passage${results.length === 1 ? "" : "s"}`;
+    const rows = results.map((result, n) => {
+      const text = typeof result.text === "string" ? result.text : "";
+      const shown = text.length > PASSAGE_SHOWN ? `${text.slice(0, PASSAGE_SHOWN)}…` : text;
+      const score = typeof result.score === "number" ? result.score.toFixed(2) : "";
+      const row = h(
+        "li",
+        {
+          class: "search-result",
+          "data-testid": "search-result",
+          "data-file-id": result.file_id || "",
+          id: `result-${this.id}-${n}`,
+        },
+        h("span", { class: "search-file", "data-testid": "search-file", text: result.filename || "" }),
+        h("span", { class: "search-score", text: score }),
+        h("p", { class: "search-passage", "data-testid": "search-passage", text: shown }),
+      );
+      if (shown !== text) row.title = text;
+      return row;
+    });
+    this.results.replaceChildren(...rows);
+  }
+}
+
 /**
  * The assistant's side of one exchange: reasoning, text and tool calls in the order they
  * came, over one or more turns (a tool round trip starts the next turn).
@@ -351,6 +433,14 @@ export class AssistantView {
       this.last = null;
       return;
     }
+    if (item.type === "file_search_call") {
+      let search = this.hosted.get(item.id);
+      if (search === undefined) search = new FileSearchCard(this.node, item);
+      if (item.id) this.hosted.set(item.id, search);
+      if (phase === "done") search.finish(item);
+      this.last = null;
+      return;
+    }
     if (item.type !== "mcp_call") return; // approval requests come as `approval` events
     let card = this.hosted.get(item.id) || this.hosted.get(item.approval_request_id);
     if (card === undefined) {
@@ -378,6 +468,43 @@ export class AssistantView {
     });
     card.ask(onAnswer);
     this.hosted.set(data.action_id, card);
+    this.last = null;
+  }
+
+  /** The answer's citations of the conversation's files: "Sources", each a link to the
+   * passage of that file in this answer's search card (the first one found). */
+  citations(list) {
+    if (!Array.isArray(list) || !list.length) return;
+    const links = [];
+    const seen = new Set();
+    for (const citation of list) {
+      if (!citation || typeof citation.file_id !== "string" || seen.has(citation.file_id)) continue;
+      seen.add(citation.file_id);
+      const selector = `[data-testid="search-result"][data-file-id="${CSS.escape(citation.file_id)}"]`;
+      const target = this.node.querySelector(selector);
+      const name = citation.filename || (target && target.querySelector(".search-file").textContent);
+      const link = h("a", {
+        "data-testid": "citation",
+        "data-file-id": citation.file_id,
+        text: `[${links.length + 1}] ${name || citation.file_id}`,
+      });
+      if (target) {
+        link.href = `#${target.id}`;
+        link.addEventListener("click", (event) => {
+          event.preventDefault(); // the address keeps the conversation, not the passage
+          for (const lit of this.node.querySelectorAll(".search-result.highlight")) {
+            lit.classList.remove("highlight");
+          }
+          target.classList.add("highlight");
+          target.scrollIntoView({ block: "nearest" });
+        });
+      }
+      links.push(link);
+    }
+    if (!links.length) return;
+    this.node.append(
+      h("div", { class: "citations", "data-testid": "citations" }, h("span", { text: "Sources:" }), ...links),
+    );
     this.last = null;
   }
 
@@ -436,6 +563,10 @@ export function renderHistory(messages) {
     }
     if (m.role !== "assistant" && m.role !== "tool") continue;
     if (view === null) view = answer = new AssistantView({ live: false });
+    if (m.item && m.item.type === "file_search_call") {
+      view.hostedTool({ phase: "done", item: m.item }); // a search the server ran
+      continue;
+    }
     if (m.role === "tool") {
       // The history keeps a tool's output only: a failure is the text the app sent for it.
       const output = m.content || "";
@@ -445,6 +576,7 @@ export function renderHistory(messages) {
     if (m.reasoning) view.reasoning(m.reasoning);
     if (m.content) view.content(m.content);
     for (const call of m.tool_calls || []) view.toolCall(call);
+    if (m.citations) view.citations(m.citations);
   }
   return answer;
 }
