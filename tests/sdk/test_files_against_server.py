@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from parley import Client, NotFound
+from parley import AsyncClient, Client, NotFound
 
 
 @pytest.fixture
@@ -36,3 +36,19 @@ def test_a_path_is_uploaded_under_its_name_and_only_its_owner_sees_it(
     assert client.files.delete(made.id).deleted is True
     with pytest.raises(NotFound):
         client.files.retrieve(made.id)
+
+
+async def test_upload_and_poll_waits_until_the_file_is_indexed(server: Any, user_key: str) -> None:
+    async with AsyncClient(base_url=server.base_url, api_key=user_key) as client:
+        store = await client.vector_stores.create(name="notes")
+        indexed = await client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id,
+            file=b"The launch is on Tuesday, at the harbour.",
+            filename="launch.txt",
+            timeout=30.0,
+            interval=0.05,
+        )
+        assert (indexed.status, indexed.last_error) == ("completed", None)
+        again = await client.vector_stores.files.retrieve(indexed.id, vector_store_id=store.id)
+        assert again.status == "completed"
+        assert (await client.vector_stores.retrieve(store.id)).file_counts.completed == 1
