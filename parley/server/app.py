@@ -46,6 +46,7 @@ from parley.server.faces.native.schemas import CompletionRequest, ProcessRequest
 from parley.server.faces.responses import conversation_routes as conversations
 from parley.server.faces.responses import routes as responses
 from parley.server.faces.responses.protocol import ResponseCreate
+from parley.server.faces.vector_stores import routes as vector_stores
 from parley.server.fastpaths import FastPaths, FastRoute
 from parley.server.limits import RequestGuard
 from parley.server.logs import AccessLog
@@ -80,6 +81,7 @@ FACES = (
     models,
     files,
     uploads,
+    vector_stores,
 )
 
 

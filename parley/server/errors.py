@@ -48,6 +48,7 @@ OPENAI_PATHS = (
     "/v1/threads",
     "/v1/files",
     "/v1/uploads",
+    "/v1/vector_stores",
 )
 _BELOW_OPENAI_PATHS = tuple(f"{path}/" for path in OPENAI_PATHS)
 

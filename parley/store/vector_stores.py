@@ -3,21 +3,36 @@
 A store belongs to one user: another user's store, or one past its ``expires_at``, is not
 usable (``usable_stores``). The chunks search finds live in ``chunks``, written and read by
 ``parley.retrieval.index``.
+
+The routes of ``/v1/vector_stores`` (``parley.server.faces.vector_stores``) read and change
+stores, their files and file batches here. A store's and a batch's ``file_counts`` and
+``usage_bytes`` are counted from their files (``tallies``), never kept. Taking a file out of
+a store, cancelling it or deleting the store deletes its chunks in the same transaction.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from parley.errors import NotFound
+from parley.errors import InvalidRequest, NotFound
+from parley.retrieval import index
 from parley.store.db import now
-from parley.store.records import VectorStore, VectorStoreFile
-from parley.store.tables import vector_store_files, vector_stores
+from parley.store.files import file_not_found
+from parley.store.pagination import ListQuery, cursor_not_found, fetch_page
+from parley.store.records import VectorStore, VectorStoreFile, _Record
+from parley.store.tables import (
+    chunks,
+    files,
+    vector_store_file_batches,
+    vector_store_files,
+    vector_stores,
+)
 
 DAY = 86_400.0
 #: The ``chunking_strategy`` of a file attached with none, or with ``auto``: OpenAI's.
@@ -160,3 +175,399 @@ def attach_file(
             values.pop(k)
         conn.execute(update(vector_store_files).where(key).values(**values))
     return row
+
+
+# ----------------------------------------------------------------------------- the routes'
+
+#: The statuses of a store's files, in the order of OpenAI's ``file_counts``.
+FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+#: Keep a field as it is (``update_vector_store``).
+KEEP: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a store's (or a batch's) files come to: how many of each status, and the bytes
+    their chunks take."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILE_STATUSES, 0))
+    usage_bytes: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FileToAdd:
+    """A file to put in a store, with its attributes and chunking strategy (as OpenAI
+    shows it: ``AUTO_CHUNKING`` for ``auto``)."""
+
+    file_id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    chunking_strategy: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class FileBatch(_Record):
+    """A file batch (``/v1/vector_stores/{id}/file_batches``)."""
+
+    id: str
+    vector_store_id: str
+    user_id: str
+    created_at: float
+    #: ``in_progress`` or ``cancelled``; its files' statuses say the rest.
+    status: str
+
+
+def file_batch_id() -> str:
+    return "vsfb_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+
+
+def expired(store: VectorStore, at: float | None = None) -> bool:
+    at = now() if at is None else at
+    return store.expires_at is not None and store.expires_at <= at
+
+
+def store_expired(store_id: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Vector store {store_id} has expired: its chunks are gone. Make a new one.",
+        code="vector_store_expired",
+        param="vector_store_id",
+    )
+
+
+def active_store(conn: Connection, *, user_id: str, vector_store_id: str) -> VectorStore:
+    """The user's store, made active now (a search uses it); a 400 once it has expired."""
+    store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    at = now()
+    if expired(store, at):
+        raise store_expired(store.id)
+    touch(conn, store=store, at=at)
+    return store
+
+
+def store_file_not_found(vector_store_id: str, file_id: str) -> NotFound:
+    return NotFound(
+        f"No file found with id {file_id!r} in vector store {vector_store_id!r}.",
+        code="vector_store_file_not_found",
+        param="file_id",
+    )
+
+
+def batch_not_found(batch_id: str) -> NotFound:
+    return NotFound(
+        f"No such vector store file batch: {batch_id}.",
+        code="vector_store_file_batch_not_found",
+        param="batch_id",
+    )
+
+
+def tallies(
+    conn: Connection, *, vector_store_ids: Sequence[str] = (), batch_ids: Sequence[str] = ()
+) -> dict[str, Tally]:
+    """The files of each store (or of each batch), counted by status, with their bytes."""
+    column = vector_store_files.c.batch_id if batch_ids else vector_store_files.c.vector_store_id
+    keys = list(batch_ids or vector_store_ids)
+    found = {key: Tally() for key in keys}
+    if not keys:
+        return found
+    rows = conn.execute(
+        select(
+            column.label("key"),
+            vector_store_files.c.status,
+            func.count().label("n"),
+            func.coalesce(func.sum(vector_store_files.c.usage_bytes), 0).label("bytes"),
+        )
+        .where(column.in_(keys))
+        .group_by(column, vector_store_files.c.status)
+    )
+    usage: dict[str, int] = {}
+    for row in rows:
+        tally = found[row.key]
+        tally.counts[row.status] = tally.counts.get(row.status, 0) + int(row.n)
+        usage[row.key] = usage.get(row.key, 0) + int(row.bytes)
+    return {key: Tally(t.counts, usage.get(key, 0)) for key, t in found.items()}
+
+
+def list_vector_stores(
+    conn: Connection, *, user_id: str, page: ListQuery
+) -> tuple[list[VectorStore], bool]:
+    rows, more = fetch_page(
+        conn,
+        vector_stores,
+        where=vector_stores.c.user_id == user_id,
+        sort_column="created_at",
+        page=page,
+    )
+    return [VectorStore.from_row(r) for r in rows], more
+
+
+def update_vector_store(
+    conn: Connection,
+    *,
+    user_id: str,
+    vector_store_id: str,
+    name: str | None = KEEP,
+    metadata: Mapping[str, Any] | None = KEEP,
+    expires_after_days: int | None = KEEP,
+) -> VectorStore:
+    """Change what is given (``KEEP``: unchanged); a new ``expires_after_days`` counts
+    from the store's ``last_active_at``, and none makes it never expire."""
+    store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    values: dict[str, Any] = {}
+    if name is not KEEP:
+        values["name"] = store.name = name
+    if metadata is not KEEP:
+        values["metadata"] = store.metadata = dict(metadata or {})
+    if expires_after_days is not KEEP:
+        store.expires_after_days = expires_after_days
+        store.expires_at = (
+            None if expires_after_days is None else store.last_active_at + expires_after_days * DAY
+        )
+        values.update(expires_after_days=expires_after_days, expires_at=store.expires_at)
+    if values:
+        conn.execute(update(vector_stores).where(vector_stores.c.id == store.id).values(**values))
+    return store
+
+
+def delete_vector_store(conn: Connection, *, user_id: str, vector_store_id: str) -> None:
+    """Delete the store, its files' places in it, its batches and its chunks (the files
+    themselves stay)."""
+    store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    index.delete_store_chunks(conn, vector_store_id=store.id)
+    for table in (vector_store_files, vector_store_file_batches):
+        conn.execute(delete(table).where(table.c.vector_store_id == store.id))
+    conn.execute(delete(vector_stores).where(vector_stores.c.id == store.id))
+
+
+def add_files(
+    conn: Connection,
+    *,
+    user_id: str,
+    vector_store_id: str,
+    files: Sequence[FileToAdd],
+    batch: bool = False,
+) -> tuple[list[VectorStoreFile], FileBatch | None]:
+    """Put the user's files in the store, each ``in_progress`` until a worker has indexed
+    it (with ``batch``, as one new file batch). ``NotFound`` for the store, or naming the
+    first file that is not the user's; a 400 for a store that has expired. Nothing is
+    written unless every file is found."""
+    store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    at = now()
+    if expired(store, at):
+        raise store_expired(store.id)
+    _check_files(conn, user_id, [f.file_id for f in files], at)
+    made = None
+    if batch:
+        made = FileBatch(
+            id=file_batch_id(),
+            vector_store_id=store.id,
+            user_id=user_id,
+            created_at=at,
+            status="in_progress",
+        )
+        conn.execute(insert(vector_store_file_batches).values(**made.values()))
+    attached = [
+        attach_file(
+            conn,
+            user_id=user_id,
+            vector_store_id=store.id,
+            file_id=f.file_id,
+            attributes=f.attributes,
+            chunking_strategy=f.chunking_strategy,
+            batch_id=None if made is None else made.id,
+        )
+        for f in files
+    ]
+    touch(conn, store=store, at=at)
+    return attached, made
+
+
+def _check_files(conn: Connection, user_id: str, file_ids: Sequence[str], at: float) -> None:
+    wanted = list(dict.fromkeys(file_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        found.update(
+            conn.execute(
+                select(files.c.id).where(
+                    files.c.id.in_(part),
+                    files.c.user_id == user_id,
+                    or_(files.c.expires_at.is_(None), files.c.expires_at > at),
+                )
+            ).scalars()
+        )
+    for file_id in wanted:
+        if file_id not in found:
+            raise file_not_found(file_id)
+
+
+def get_store_file(
+    conn: Connection, *, user_id: str, vector_store_id: str, file_id: str
+) -> VectorStoreFile:
+    """A file in the user's store; ``NotFound`` for the store, then for the file."""
+    get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    row = conn.execute(
+        select(vector_store_files).where(
+            vector_store_files.c.vector_store_id == vector_store_id,
+            vector_store_files.c.file_id == file_id,
+        )
+    ).first()
+    if row is None:
+        raise store_file_not_found(vector_store_id, file_id)
+    return VectorStoreFile.from_row(row)
+
+
+def list_store_files(
+    conn: Connection,
+    *,
+    user_id: str,
+    vector_store_id: str,
+    page: ListQuery,
+    status: str | None = None,
+    batch_id: str | None = None,
+) -> tuple[list[VectorStoreFile], bool]:
+    """A page of the store's files (of one batch, with one status), by ``created_at``;
+    the cursors are file ids."""
+    get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    table = vector_store_files
+    where = table.c.vector_store_id == vector_store_id
+    if batch_id is not None:
+        get_file_batch(conn, user_id=user_id, vector_store_id=vector_store_id, batch_id=batch_id)
+        where = where & (table.c.batch_id == batch_id)
+    if status is not None:
+        where = where & (table.c.status == status)
+    sort, ident = table.c.created_at, table.c.file_id
+    query = select(table).where(where)
+    ascending = page.order == "asc"
+    for name, cursor_id in (("after", page.after), ("before", page.before)):
+        if cursor_id is None:
+            continue
+        cursor = conn.execute(select(sort).where(where, ident == cursor_id)).scalar_one_or_none()
+        if cursor is None:
+            raise cursor_not_found(name, cursor_id)
+        if ascending == (name == "after"):
+            query = query.where(or_(sort > cursor, and_(sort == cursor, ident > cursor_id)))
+        else:
+            query = query.where(or_(sort < cursor, and_(sort == cursor, ident < cursor_id)))
+    if ascending == (page.before is None):
+        query = query.order_by(sort.asc(), ident.asc())
+    else:
+        query = query.order_by(sort.desc(), ident.desc())
+    rows = list(conn.execute(query.limit(page.limit + 1)))
+    found = rows[: page.limit]
+    if page.before is not None:
+        found.reverse()
+    return [VectorStoreFile.from_row(r) for r in found], len(rows) > page.limit
+
+
+def update_file_attributes(
+    conn: Connection,
+    *,
+    user_id: str,
+    vector_store_id: str,
+    file_id: str,
+    attributes: Mapping[str, Any],
+) -> VectorStoreFile:
+    """Give a file in the store new attributes, on its row and on its chunks (what search
+    filters look at)."""
+    found = get_store_file(conn, user_id=user_id, vector_store_id=vector_store_id, file_id=file_id)
+    found.attributes = dict(attributes)
+    conn.execute(
+        update(vector_store_files)
+        .where(
+            vector_store_files.c.vector_store_id == vector_store_id,
+            vector_store_files.c.file_id == file_id,
+        )
+        .values(attributes=found.attributes)
+    )
+    index.set_file_attributes(
+        conn, vector_store_id=vector_store_id, file_id=file_id, attributes=found.attributes
+    )
+    return found
+
+
+def remove_file(conn: Connection, *, user_id: str, vector_store_id: str, file_id: str) -> None:
+    """Take a file out of the store, with its chunks there; the file itself stays."""
+    get_store_file(conn, user_id=user_id, vector_store_id=vector_store_id, file_id=file_id)
+    conn.execute(
+        delete(vector_store_files).where(
+            vector_store_files.c.vector_store_id == vector_store_id,
+            vector_store_files.c.file_id == file_id,
+        )
+    )
+    index.delete_file_chunks(conn, file_id=file_id, vector_store_id=vector_store_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A chunk of a file's text in a store, where it lies in that text."""
+
+    text: str
+    start: int
+    end: int
+
+
+def file_pieces(
+    conn: Connection, *, user_id: str, vector_store_id: str, file_id: str
+) -> list[Piece]:
+    """The chunks of a file in the store, in order."""
+    get_store_file(conn, user_id=user_id, vector_store_id=vector_store_id, file_id=file_id)
+    rows = conn.execute(
+        select(chunks.c.text, chunks.c.char_start, chunks.c.char_end)
+        .where(
+            chunks.c.vector_store_id == vector_store_id,
+            chunks.c.file_id == file_id,
+            chunks.c.user_id == user_id,
+        )
+        .order_by(chunks.c.seq)
+    )
+    return [Piece(r.text, r.char_start, r.char_end) for r in rows]
+
+
+def get_file_batch(
+    conn: Connection, *, user_id: str, vector_store_id: str, batch_id: str
+) -> FileBatch:
+    get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    row = conn.execute(
+        select(vector_store_file_batches).where(
+            vector_store_file_batches.c.id == batch_id,
+            vector_store_file_batches.c.vector_store_id == vector_store_id,
+            vector_store_file_batches.c.user_id == user_id,
+        )
+    ).first()
+    if row is None:
+        raise batch_not_found(batch_id)
+    return FileBatch.from_row(row)
+
+
+def cancel_file_batch(
+    conn: Connection, *, user_id: str, vector_store_id: str, batch_id: str
+) -> FileBatch:
+    """Cancel the batch: its files still ``in_progress`` become ``cancelled`` (and have no
+    chunks in the store); those already indexed stay as they are."""
+    batch = get_file_batch(
+        conn, user_id=user_id, vector_store_id=vector_store_id, batch_id=batch_id
+    )
+    waiting = (
+        (vector_store_files.c.vector_store_id == vector_store_id)
+        & (vector_store_files.c.batch_id == batch_id)
+        & (vector_store_files.c.status == "in_progress")
+    )
+    cancelled = list(conn.execute(select(vector_store_files.c.file_id).where(waiting)).scalars())
+    if cancelled:
+        conn.execute(
+            update(vector_store_files)
+            .where(waiting)
+            .values(status="cancelled", lease_owner=None, lease_until=None)
+        )
+    for file_id in cancelled:
+        index.delete_file_chunks(conn, file_id=file_id, vector_store_id=vector_store_id)
+    conn.execute(
+        update(vector_store_file_batches)
+        .where(vector_store_file_batches.c.id == batch.id)
+        .values(status="cancelled")
+    )
+    batch.status = "cancelled"
+    return batch
