@@ -125,3 +125,20 @@ def image_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+# A user message keeps what it was given besides its text in one list (the ``images`` of a
+# stored message), in order: an image is ``{"url": URL}`` (with the ``file_id`` it was
+# read from, when it was given as a file); a file is ``{"type": "file", "filename": NAME,
+# "file_id": ID}`` (one of the user's files) or ``{"type": "file", "filename": NAME,
+# "file_data": DATA_URL}`` (given inline).
+
+
+def image_urls(attachments: list[dict[str, Any]] | None) -> list[str]:
+    """The URLs of a message's images, of what it keeps besides its text."""
+    return [a["url"] for a in attachments or () if "url" in a]
+
+
+def file_entries(attachments: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A message's files, of what it keeps besides its text."""
+    return [a for a in attachments or () if a.get("type") == "file"]

@@ -9,6 +9,7 @@ from parley.engine.context import (
     estimate,
 )
 from parley.engine.engine import Engine
+from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
@@ -21,6 +22,7 @@ __all__ = [
     "Approval",
     "Engine",
     "Entry",
+    "FileInputs",
     "ModelProfile",
     "NewMessage",
     "RunConfig",

@@ -15,7 +15,7 @@ from parley.metrics import Metrics
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
-from parley.types import Usage
+from parley.types import Usage, image_urls
 
 _ANSWERING = (TextPart, ReasoningPart, ToolCallPart)
 
@@ -110,7 +110,7 @@ async def complete(
             ChatMessage(
                 role=m.role,
                 content=m.content,
-                images=[i["url"] for i in m.images or ()],
+                images=image_urls(m.images),
             )
             for m in messages
         ],

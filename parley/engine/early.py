@@ -5,7 +5,7 @@ Only a turn on a new thread qualifies, as its whole context is known before the 
 - a native first turn: the new user message and the assistant's configuration, as last
   read by a claim of this process (``first_turn_request``);
 - a turn from items (the OpenAI faces) on a new thread, whose messages are plain text
-  and images, no tool calls or results (``items_request``): a claim that could refuse
+  and images (no files), no tool calls or results (``items_request``): a claim that could refuse
   them must not follow a call already made.
 
 A call the model's context window could not take whole is not begun early (the turn cuts
@@ -30,7 +30,7 @@ from parley.events import ModelEvent
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store.records import Assistant
-from parley.types import Role, ToolSpec
+from parley.types import Role, ToolSpec, file_entries, image_urls
 
 
 def first_turn_request(assistant: Assistant, content: str, model_id: str) -> ModelRequest:
@@ -55,12 +55,14 @@ def items_request(
             return None
         if m.role == Role.ASSISTANT and not m.content:
             return None  # the turn leaves such a message out; not worth following here
+        if file_entries(m.images):
+            return None  # its files are read for the call once the turn is claimed
         chat.append(
             ChatMessage(
                 role=Role(m.role),
                 content=m.content,
                 reasoning=m.reasoning,
-                images=[i["url"] for i in m.images or ()],
+                images=image_urls(m.images),
             )
         )
     return ModelRequest(

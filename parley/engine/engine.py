@@ -94,6 +94,8 @@ class Engine:
             bus=self.bus,
         )
         runner = self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
+        #: Reads files given with messages (``engine.file_inputs``), for turns and faces.
+        self.files = runner.files
         self.launcher = Launcher(db, providers, runner, self.turns, self._check_open, usage)
         #: Scratch threads (``store.threads``) a face here holds, until it lets go
         #: (``release_scratch``).
@@ -139,6 +141,7 @@ class Engine:
         # The connections holding scratch threads end with the server: let go of them.
         await self.scratch.release_all()
         await self.runner.hosted.aclose()
+        await self.files.aclose()
         if self.bus is not None and not self._bus_closed:
             self._bus_closed = True
             await self.bus.aclose()

@@ -26,6 +26,7 @@ their text), dropping the least recently used threads first.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections import OrderedDict
@@ -37,10 +38,10 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from parley.engine.context import estimate
-from parley.providers.base import ChatMessage
+from parley.providers.base import ChatMessage, FileInput
 from parley.store import threads as thread_store
 from parley.store.records import Message
-from parley.types import Role, ToolCall
+from parley.types import Role, ToolCall, file_entries, image_urls
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def item_of(m: Message) -> Item | None:
         reasoning=m.reasoning,
         tool_calls=calls,
         tool_call_id=m.tool_call_id,
-        images=[i["url"] for i in m.images or ()],
+        images=image_urls(m.images),
+        files=[file_input(f) for f in file_entries(m.images)],
         provider_state=state,
     )
     counted = None
@@ -88,6 +90,19 @@ def item_of(m: Message) -> Item | None:
             usage["input_tokens"] + usage.get("output_tokens", 0) - usage.get("reasoning_tokens", 0)
         )
     return Item(message=m, chat=chat, cost=estimate(chat), counted=counted)
+
+
+def file_input(entry: dict[str, Any]) -> FileInput:
+    """What the model call is given of a stored file (``types.file_entries``), still to
+    be read (``engine.file_inputs``): the user's file by its id, or the bytes given inline
+    (a data URL, checked when the message was created)."""
+    filename = entry.get("filename") or "file"
+    inline = entry.get("file_data")
+    if not isinstance(inline, str):
+        return FileInput(filename=filename, file_id=entry.get("file_id"))
+    head, _, data = inline.partition(",")
+    media_type = head.removeprefix("data:").removesuffix(";base64") or None
+    return FileInput(filename=filename, data=base64.b64decode(data), media_type=media_type)
 
 
 def items_of(messages: Iterable[Message]) -> list[Item]:

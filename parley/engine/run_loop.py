@@ -15,6 +15,7 @@ from typing import Any
 
 from parley.config import Settings
 from parley.engine.checkpoints import Checkpointer
+from parley.engine.file_inputs import FileInputs
 from parley.engine.hosted import HostedTools
 from parley.engine.hosted.toolbox import Ahead
 from parley.engine.settling import Settler
@@ -97,6 +98,8 @@ class TurnRunner:
         self.metrics = metrics
         self.settler = Settler(db, providers, settings, checkpointer, metrics)
         self.hosted = HostedTools(db, settings, metrics, providers)
+        #: Reads the files of the turns' messages for their model calls.
+        self.files = FileInputs(db, settings, providers)
 
     async def run(self, turn: Turn) -> None:
         """The whole turn; every exit leaves the run settled, with one ``done``."""
@@ -110,7 +113,7 @@ class TurnRunner:
                 if turn.budget_left() == 0:  # no call: the run ends incomplete
                     turn.out_of_budget, outcome = True, None
                     break
-                await stream_answer(turn, self.providers, self.metrics)
+                await stream_answer(turn, self.providers, self.metrics, self.files)
                 outcome = _finish_calls(turn)
                 if outcome and turn.box is not None and await self._run_hosted(turn, outcome):
                     await self.settler.next_round(turn, outcome)

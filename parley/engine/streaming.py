@@ -16,6 +16,7 @@ from typing import Any
 
 from parley.engine.budget import call_parameters
 from parley.engine.context import Window, always_sent, answer_room, fit_start
+from parley.engine.file_inputs import FileInputs
 from parley.engine.history import Item
 from parley.engine.turn import Turn
 from parley.errors import UpstreamTimeout
@@ -208,8 +209,11 @@ def _for_provider(chat: ChatMessage, provider: str) -> ChatMessage:
     return chat
 
 
-async def stream_answer(turn: Turn, providers: ProviderRegistry, metrics: Metrics) -> None:
-    """Call the turn's model (or go on with its early call) and relay its events."""
+async def stream_answer(
+    turn: Turn, providers: ProviderRegistry, metrics: Metrics, files: FileInputs | None = None
+) -> None:
+    """Call the turn's model (or go on with its early call) and relay its events. The
+    files of its messages are read for the call by ``files``."""
     stream: AsyncGenerator[ModelEvent, None]
     model = turn.run.model
     if turn.early is not None:
@@ -227,6 +231,8 @@ async def stream_answer(turn: Turn, providers: ProviderRegistry, metrics: Metric
             window=providers.context_window(model),
             hosted=turn.box.functions if turn.box is not None else (),
         )
+        if files is not None:
+            request = await files.resolve(request, user_id=turn.run.user_id, model=model)
         stream = provider.stream(request)
     call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)
     run_id, message_id = turn.run.id, turn.message_id

@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.base import (
+    ChatMessage,
+    FileInput,
+    ModelOptions,
+    ModelRequest,
+    split_data_url,
+)
+from parley.providers.file_parts import base64_data, body_text, native
 from parley.providers.options import add_unset, json_schema_of, tool_rule
 
 __all__ = ["DEFAULT_MAX_TOKENS", "FORMAT_TOOL", "THINKING_BUDGETS", "request_body", "wire_messages"]
@@ -156,7 +163,7 @@ def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     Tool results are ``tool_result`` blocks of a user message; consecutive messages of one
     role (several tool results, a tool result then the user's next words) become one
     message. Empty messages are left out: the API refuses empty text blocks. A user
-    message's images come before its text; an assistant message's kept thinking blocks
+    message's images come before its text, and its files (``document`` blocks) too; an assistant message's kept thinking blocks
     (``provider_state["thinking_blocks"]``) where they came among its text and ``tool_use``
     blocks (``_with_thinking``).
     """
@@ -185,6 +192,8 @@ def _content_blocks(message: ChatMessage, role: str) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if role == "user" and message.images:
         blocks.extend(_image_block(url) for url in message.images)
+    if role == "user":
+        blocks.extend(_document_block(file) for file in message.files)
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     if role == "assistant":
@@ -205,6 +214,15 @@ def _image_block(url: str) -> dict[str, Any]:
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = data_url
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _document_block(file: FileInput) -> dict[str, Any]:
+    """A file as a ``document`` block: a PDF's bytes (base64), else its text."""
+    if native(file):
+        source = {"type": "base64", "media_type": file.media_type, "data": base64_data(file)}
+    else:
+        source = {"type": "text", "media_type": "text/plain", "data": body_text(file)}
+    return {"type": "document", "source": source, "title": file.filename}
 
 
 def _kept_thinking(state: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -16,6 +16,24 @@ from parley.types import Role, ToolCall, ToolSpec
 
 
 @dataclass(slots=True)
+class FileInput:
+    """A file given with a user message.
+
+    As a thread keeps it: the user's ``file_id``, or the bytes given inline (``data``),
+    and its ``filename``. Before the model call (``engine.file_inputs``) its ``data`` and
+    ``media_type`` are read and, for a provider that reads it as text
+    (``file_parts.reads_natively`` says no), its ``text``; ``missing`` says why a file
+    could not be read then (deleted since): the model is told so instead."""
+
+    filename: str
+    file_id: str | None = None
+    data: bytes | None = None
+    media_type: str | None = None
+    text: str | None = None
+    missing: str | None = None
+
+
+@dataclass(slots=True)
 class ChatMessage:
     role: Role
     content: str = ""
@@ -24,6 +42,8 @@ class ChatMessage:
     tool_call_id: str | None = None
     #: Image URLs of a user message: ``data:image/...;base64,...`` or ``http(s)://``.
     images: list[str] = field(default_factory=list)
+    #: Files given with a user message (``FileInput``), after its images.
+    files: list[FileInput] = field(default_factory=list)
     #: What this provider stored with the answer for the next turn (``StatePart``); only
     #: handed back to the provider that wrote it.
     provider_state: dict[str, Any] | None = None

@@ -25,7 +25,8 @@
 * When the newest messages are tool results, it quotes each one verbatim (a hosted MCP
   tool's result as well: with an MCP server's tools offered, "use roll_dice" calls it and
   the answer quotes what it returned).
-* Otherwise it echoes the user and says how to configure a real provider.
+* Otherwise it echoes the user and says how to configure a real provider; a file given
+  with the message it names, with its first words (it reads files as text).
 * It honours an output format: in JSON mode its answer is ``{"answer": "..."}``; with a
   JSON schema, an object filled from the user's message as a tool's arguments are, each
   required property given a value of its type when the message has none.
@@ -45,7 +46,7 @@ from typing import Any
 
 from parley.errors import InvalidRequest
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.base import ChatMessage, FileInput, ModelRequest
 from parley.providers.embeddings import (
     DEFAULT_DEMO_DIMENSIONS,
     MAX_DEMO_DIMENSIONS,
@@ -61,6 +62,8 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Longest part of the user's message echoed back.
 _ECHO_LIMIT = 200
+#: Longest part of a file's text quoted back.
+_FILE_START = 60
 #: The demo's own model ids: it takes any id, and lists (and names in metrics) these.
 MODELS = ("parley",)
 
@@ -331,11 +334,11 @@ def _tool_results_reply(messages: list[ChatMessage]) -> str:
 
 
 def _greeting(messages: list[ChatMessage]) -> str:
-    said = next((m.content for m in reversed(messages) if str(m.role) == "user"), "")
-    said = " ".join(said.split())
-    if len(said) > _ECHO_LIMIT:
-        said = said[: _ECHO_LIMIT - 1] + "…"
+    user = next((m for m in reversed(messages) if str(m.role) == "user"), None)
+    said = _clipped(user.content if user is not None else "", _ECHO_LIMIT)
     opening = f'Demo model: you said "{said}".' if said else "Demo model: hello!"
+    for file in user.files if user is not None else ():
+        opening += " " + _file_seen(file)
     return (
         f"{opening} I am Parley's offline demo model, so this answer is canned. "
         "Configure a real provider (for example set OPENAI_API_KEY, or add a "
@@ -343,8 +346,25 @@ def _greeting(messages: list[ChatMessage]) -> str:
     )
 
 
+def _clipped(text: str, limit: int) -> str:
+    """``text`` with its runs of white space made one space, cut at ``limit`` characters."""
+    text = " ".join(text.split())
+    return text[: limit - 1] + "…" if len(text) > limit else text
+
+
+def _file_seen(file: FileInput) -> str:
+    """What the demo says of a file it was given: its name and its first words."""
+    if file.missing is not None:
+        return f"I could not read the file {file.filename}: {file.missing}."
+    start = _clipped(file.text or "", _FILE_START)
+    if not start:
+        return f"I see the file {file.filename}, which has no text."
+    return f'I see the file {file.filename}, which begins: "{start}".'
+
+
 def _input_words(request: ModelRequest) -> int:
     words = len(request.instructions.split()) if request.instructions else 0
     for message in request.messages:
         words += len(message.content.split())
+        words += sum(len((f.text or "").split()) for f in message.files)
     return words

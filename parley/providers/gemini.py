@@ -28,7 +28,8 @@ The request's options (``ModelOptions``): a tool choice becomes ``toolConfig``'s
 no switch.
 
 A user message's images go before its text: a ``data:`` URL as ``inlineData``, an
-``http(s)`` URL as ``fileData`` (with a ``mimeType`` when the file name says it).
+``http(s)`` URL as ``fileData`` (with a ``mimeType`` when the file name says it); so do its
+files, as ``inlineData`` (``file_parts``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,16 @@ from parley.events import (
     UsagePart,
 )
 from parley.providers import transport
-from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
+from parley.providers.base import (
+    ChatMessage,
+    FileInput,
+    ModelOptions,
+    ModelRequest,
+    split_data_url,
+)
 from parley.providers.embedding_wire import GEMINI_BATCH, gemini_body, gemini_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
+from parley.providers.file_parts import base64_data, native, text_base64
 from parley.providers.options import ToolRule, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
@@ -264,6 +272,7 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
             wire_role, parts = "user", [_function_response(message, names)]
         else:
             wire_role, parts = "user", [_image_part(url) for url in message.images]
+            parts += [_file_part(file) for file in message.files]
             if message.content:
                 parts.append({"text": message.content})
         if not parts:
@@ -389,6 +398,13 @@ def _text_parts(content: str, signed: Any) -> list[dict[str, Any]]:
     if at < len(content):
         parts.append({"text": content[at:]})
     return parts
+
+
+def _file_part(file: FileInput) -> dict[str, Any]:
+    """A user message's file as inline data: a PDF's bytes, else its text (``text/plain``)."""
+    if native(file):
+        return {"inlineData": {"mimeType": file.media_type, "data": base64_data(file)}}
+    return {"inlineData": {"mimeType": "text/plain", "data": text_base64(file)}}
 
 
 def _image_part(url: str) -> dict[str, Any]:

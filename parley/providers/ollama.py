@@ -31,6 +31,7 @@ from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
 from parley.providers.embedding_wire import OLLAMA_BATCH, ollama_body, ollama_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
+from parley.providers.file_parts import with_file_texts
 from parley.providers.options import add_unset, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import MAX_LINE, LineTooLong
 from parley.providers.transport import (
@@ -253,7 +254,7 @@ def _options(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _wire_message(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
     role = str(message.role)
-    wire: dict[str, Any] = {"role": role, "content": message.content}
+    wire: dict[str, Any] = {"role": role, "content": with_file_texts(message)}
     if role == "tool":
         name = names.get(message.tool_call_id or "")
         if name:

@@ -31,6 +31,7 @@ from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.embedding_wire import OPENAI_BATCH, openai_body, openai_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
+from parley.providers.file_parts import as_text, data_url, native, with_file_texts
 from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.think_tags import ThinkTagSplitter
@@ -206,9 +207,9 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
             "content": message.content,
         }
     if role != "assistant":
-        if message.images:
+        if message.images or any(native(f) for f in message.files):
             return {"role": role, "content": _content_parts(message)}
-        return {"role": role, "content": message.content}
+        return {"role": role, "content": with_file_texts(message)}
     if not message.tool_calls:
         return {"role": "assistant", "content": message.content}
     return {
@@ -226,12 +227,21 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
 
 
 def _content_parts(message: ChatMessage) -> list[dict[str, Any]]:
-    """The content of a message with images, as content parts: its text (when it has any),
-    then one ``image_url`` part per image. Data URLs and http(s) URLs both go as ``url``."""
+    """The content of a message with images or files, as content parts: its text (when it
+    has any), then one ``image_url`` part per image (data URLs and http(s) URLs both go as
+    ``url``), then one part per file: a ``file`` part (``file_data``, ``filename``) where
+    it goes as bytes, else a text part (``file_parts``)."""
     parts: list[dict[str, Any]] = []
     if message.content:
         parts.append({"type": "text", "text": message.content})
     parts.extend({"type": "image_url", "image_url": {"url": url}} for url in message.images)
+    for file in message.files:
+        if native(file):
+            parts.append(
+                {"type": "file", "file": {"filename": file.filename, "file_data": data_url(file)}}
+            )
+        else:
+            parts.append({"type": "text", "text": as_text(file)})
     return parts
 
 

@@ -22,7 +22,8 @@ model, sends them back in that order (reasoning items, its text as output ``mess
 items, its ``function_call`` items with their ids), as the API requires for the reasoning
 behind function calls; when they no longer fit the message (another model, changed calls,
 a reasoning item that is neither encrypted nor stored), the message goes as plain items.
-A user message's ``images`` become ``input_image`` parts after its ``input_text``.
+A user message's ``images`` become ``input_image`` parts after its ``input_text``, and its
+files ``input_file`` parts (``file_parts``).
 
 The request's options become ``tool_choice``, ``parallel_tool_calls``, ``text.format`` and
 ``reasoning`` (``effort``, ``summary``); the parameters' own keys win, inside ``text`` and
@@ -55,6 +56,7 @@ from parley.providers import transport
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.embedding_wire import OPENAI_BATCH, openai_body, openai_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
+from parley.providers.file_parts import as_text, data_url, native
 from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.transport import (
@@ -284,8 +286,9 @@ def _input_content(message: ChatMessage) -> str | list[dict[str, Any]]:
     """The content of a message: its text, or with images, an ``input_text`` part (when
     it has text) then an ``input_image`` part per image (a data URL or an http(s) URL, both
     as ``image_url``; ``detail`` is the API's default, spelt out for servers that require
-    it)."""
-    if not message.images:
+    it), then an ``input_file`` part per file (``filename`` and ``file_data``, a data URL:
+    the API cannot see Parley's file ids)."""
+    if not message.images and not message.files:
         return message.content
     parts: list[dict[str, Any]] = []
     if message.content:
@@ -293,6 +296,13 @@ def _input_content(message: ChatMessage) -> str | list[dict[str, Any]]:
     parts.extend(
         {"type": "input_image", "image_url": url, "detail": "auto"} for url in message.images
     )
+    for file in message.files:
+        if native(file):
+            parts.append(
+                {"type": "input_file", "filename": file.filename, "file_data": data_url(file)}
+            )
+        else:
+            parts.append({"type": "input_text", "text": as_text(file)})
     return parts
 
 

@@ -37,6 +37,7 @@ from parley.providers.embeddings import (
     embed,
     embedder_of,
 )
+from parley.providers.file_parts import reads_natively
 from parley.providers.windows import (
     BUILTIN_WINDOWS,
     LearnedWindows,
@@ -237,6 +238,16 @@ class ProviderRegistry:
         if name in self._overrides:
             return "test"
         return self._configs[name].kind
+
+    def reads_file(self, model: str, media_type: str) -> bool:
+        """Whether ``model``'s provider gets a file of ``media_type`` as its own file input
+        (its bytes), rather than as its text (``file_parts.reads_natively``). Raises as
+        ``check_model`` does."""
+        name, _ = self.check_model(model)
+        config = self._configs.get(name)
+        if name in self._overrides or config is None:
+            return False
+        return reads_natively(config.kind, media_type, base_url=config.base_url)
 
     def timeouts(self, model: str) -> tuple[float, float]:
         """The first-token and idle timeouts of ``model``'s provider (0: none)."""

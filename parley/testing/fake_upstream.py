@@ -15,9 +15,9 @@ Embeddings in OpenAI's, Gemini's and Ollama's formats (``POST /v1/embeddings``,
 ``POST /v1beta/models/{model}:batchEmbedContents`` and ``:embedContent``, ``POST
 /api/embed``): deterministic lexical vectors, see ``fake_embeddings``; the requests are kept
 in ``embedding_requests``.
-A message whose content is a list of content parts (``text``, ``image_url``) is checked like
-OpenAI checks it: a malformed part is a 400 ``invalid_request_error`` (the request is still
-recorded); image URLs are recorded, never fetched.
+A message whose content is a list of content parts (``text``, ``image_url``, ``file``) is
+checked like OpenAI checks it: a malformed part is a 400 ``invalid_request_error`` (the
+request is still recorded); image URLs are recorded, never fetched.
 
 The model lists of every provider kind, in each API's shape, for the context windows
 Parley reads from them: ``GET /v1/models`` (OpenAI's, with vLLM's ``max_model_len``; with
@@ -707,8 +707,12 @@ def content_parts_problem(body: dict[str, Any]) -> str | None:
                 url = image.get("url") if isinstance(image, dict) else None
                 if not isinstance(url, str) or not url.startswith(("data:image/", "http")):
                     return f"{where}.image_url.url: expected an http(s) or data:image URL"
+            elif kind == "file":
+                file = part.get("file")
+                if not isinstance(file, dict) or not (file.get("file_data") or file.get("file_id")):
+                    return f"{where}.file: expected file_data or file_id"
             else:
-                return f"{where}.type: expected 'text' or 'image_url', got {kind!r}"
+                return f"{where}.type: expected 'text', 'image_url' or 'file', got {kind!r}"
     return None
 
 

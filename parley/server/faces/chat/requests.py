@@ -23,15 +23,24 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import Field, Strict, field_validator
 
-from parley.engine import CHARS_PER_TOKEN, CONTEXT_LENGTH_EXCEEDED, always_sent, estimate
+from parley.engine import (
+    CHARS_PER_TOKEN,
+    CONTEXT_LENGTH_EXCEEDED,
+    FileInputs,
+    always_sent,
+    estimate,
+)
 from parley.errors import InvalidRequest
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.options import PROMPT_CACHE_KINDS, PromptCacheRetention
 from parley.server.faces.kit import options
 from parley.server.faces.kit.bodies import MAX_ITEMS, Body, Count, check_metadata
+from parley.server.faces.kit.file_inputs import image_url, read_file
 from parley.server.faces.kit.readers import (
     CHAT,
+    FileRef,
     invalid,
+    read_content,
     read_output_format,
     read_parts,
     read_sampling,
@@ -114,7 +123,7 @@ class ChatCall:
     ``Engine.call_model``. ``tokens``: the state tokens its tool calls' ids carried (by the
     index of their message), whose states ``with_states`` puts back on those messages."""
 
-    __slots__ = ("messages", "options", "parameters", "tokens", "tools")
+    __slots__ = ("files", "messages", "options", "parameters", "tokens", "tools")
 
     def __init__(
         self,
@@ -123,9 +132,24 @@ class ChatCall:
         parameters: dict[str, Any],
         options: ModelOptions,
         tokens: dict[int, str],
+        files: dict[int, list[FileRef]] | None = None,
     ) -> None:
         self.messages, self.tools = messages, tools
         self.parameters, self.options, self.tokens = parameters, options, tokens
+        #: The files (and images by ``file_id``) of each message, by its index, to read.
+        self.files = files or {}
+
+    async def read_files(self, files: FileInputs, *, user_id: str, model: str) -> None:
+        """Read the messages' files for ``model`` (``kit.file_inputs``): images by
+        ``file_id`` join the message's images, files its ``files``. Raises ``NotFound``
+        (not one of the user's files) and ``InvalidRequest``, the field named."""
+        for index, refs in self.files.items():
+            message = self.messages[index]
+            for ref in refs:
+                if ref.image:
+                    message.images.append(await image_url(files, ref, user_id=user_id))
+                else:
+                    message.files.append(await read_file(files, ref, user_id=user_id, model=model))
 
     def with_states(self, states: dict[str, dict[str, Any]]) -> None:
         for index, token in self.tokens.items():
@@ -157,10 +181,10 @@ class ChatCall:
         daily budget: its messages and tools at one token a byte of UTF-8 (a token of a
         byte-level tokenizer is at least one byte; a message's framing is less than its
         ``MESSAGE_OVERHEAD``), plus its output cap, at most the model's ``window`` (None:
-        unknown). Without a cap, or with images (whose tokens their bytes do not bound),
-        the window is the most; None when that is unknown too."""
+        unknown). Without a cap, or with images or files (whose tokens their bytes do not
+        bound), the window is the most; None when that is unknown too."""
         cap = self.parameters.get("max_tokens")
-        if cap is None or any(m.images for m in self.messages):
+        if cap is None or any(m.images or m.files for m in self.messages):
             return window
         most = int(cap) + len(orjson.dumps([t.model_dump(mode="json") for t in self.tools]))
         for m in self.messages:
@@ -201,7 +225,13 @@ def read_call(body: ChatCompletionCreate, model: options.Capabilities) -> ChatCa
     """What the request asks of ``model`` (its API's kind, and the options that API has no
     equivalent for: ``options.check``). Raises ``InvalidRequest``."""
     options.check(options.CHAT, body, model)
-    messages = [_message(m, i) for i, m in enumerate(body.messages)]
+    messages: list[ChatMessage] = []
+    files: dict[int, list[FileRef]] = {}
+    for i, given in enumerate(body.messages):
+        message, refs = _message(given, i)
+        messages.append(message)
+        if refs:
+            files[i] = refs
     tokens: dict[int, str] = {}
     for index, message in enumerate(messages):
         for call in message.tool_calls:
@@ -216,7 +246,7 @@ def read_call(body: ChatCompletionCreate, model: options.Capabilities) -> ChatCa
     parameters = read_sampling(body, most=body.max_completion_tokens or body.max_tokens)
     if body.prompt_cache_retention is not None and model.kind in PROMPT_CACHE_KINDS:
         parameters["prompt_cache_retention"] = body.prompt_cache_retention
-    return ChatCall(messages, tools, parameters, _options(body, tools), tokens)
+    return ChatCall(messages, tools, parameters, _options(body, tools), tokens, files)
 
 
 def _options(body: ChatCompletionCreate, tools: list[ToolSpec]) -> ModelOptions:
@@ -241,7 +271,8 @@ _ROLES = {
 }
 
 
-def _message(message: dict[str, Any], index: int) -> ChatMessage:
+def _message(message: dict[str, Any], index: int) -> tuple[ChatMessage, list[FileRef]]:
+    """A message, and the files a user message gives (still to be read)."""
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise invalid(where, "expected a message object.")
@@ -259,15 +290,17 @@ def _message(message: dict[str, Any], index: int) -> ChatMessage:
         calls = [_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(_list(message, where))]
         if not text and not calls and not reasoning:
             raise invalid(f"{where}.content", "an assistant message needs content or tool_calls.")
-        return ChatMessage(role=role, content=text, reasoning=reasoning or None, tool_calls=calls)
+        answer = ChatMessage(role=role, content=text, reasoning=reasoning or None, tool_calls=calls)
+        return answer, []
     if role == Role.TOOL:
         call_id = message.get("tool_call_id")
         if not isinstance(call_id, str) or not 1 <= len(call_id) <= 160:
             raise invalid(f"{where}.tool_call_id", "expected the id of the call it answers.")
         text, _ = _content(content, where, images=False)
-        return ChatMessage(role=role, content=text, tool_call_id=call_id)
-    text, images = _content(content, where, images=role == Role.USER)
-    return ChatMessage(role=role, content=text, images=images)
+        return ChatMessage(role=role, content=text, tool_call_id=call_id), []
+    user = role == Role.USER
+    read = read_content(content, f"{where}.content", CHAT, images=user, files=user)
+    return ChatMessage(role=role, content=read.text, images=read.images), read.files
 
 
 def _list(message: dict[str, Any], where: str) -> list[Any]:

@@ -48,6 +48,7 @@ async def create_chat_completion(
 ) -> Response:
     profile = svc.engine.profile(body.model)  # the model, resolved once
     call = read_call(body, profile)
+    await call.read_files(svc.engine.files, user_id=caller.user.id, model=body.model)
     window = profile.window
     call.check_window(window)
     if call.tokens:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import mimetypes
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +24,16 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from parley.errors import InvalidRequest
+from parley.providers.file_parts import MAX_FILE_BYTES
 from parley.types import FunctionSpec, ToolSpec, image_type
 
 #: The most images one message may hold.
 MAX_IMAGES = 16
+#: The most files one message may hold.
+MAX_FILES = 10
+
+_FILE_ID = re.compile(r"file-[A-Za-z0-9_-]{1,64}")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*", re.IGNORECASE)
 
 _DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,(.*)", re.DOTALL)
 
@@ -50,8 +57,9 @@ class Dialect:
       (Assistants and the native API, which take OpenAI's shape or Parley's flat one).
     - ``tool_code``: the error code of a tool that is not a function.
     - ``text_parts``: the part types that hold text; ``image_part``: the one that holds an
-      image (its URL a string, or ``{"url"}``); ``refused_parts``: the types OpenAI knows
-      that Parley does not take, and ``part_code`` the code they are refused with.
+      image (its URL a string, or ``{"url"}``); ``file_part``: the one that holds a file
+      (``read_content``); ``refused_parts``: the types OpenAI knows that Parley does not
+      take, and ``part_code`` the code they are refused with.
     """
 
     nested: bool
@@ -59,6 +67,9 @@ class Dialect:
     either: bool = False
     text_parts: frozenset[str] = frozenset({"text"})
     image_part: str = "image_url"
+    #: Its file part: ``file`` (``{"file": {"file_id" | "file_data", "filename"}}``) or
+    #: ``input_file`` (those fields flat); None: it has none.
+    file_part: str | None = None
     refused_parts: frozenset[str] = frozenset()
     part_code: str = "unsupported_parameter"
     #: Whether the face takes tools the server runs (``kit.hosted``), which ``read_tools``
@@ -66,13 +77,14 @@ class Dialect:
     hosted: bool = False
 
 
-CHAT = Dialect(nested=True, refused_parts=frozenset({"input_audio", "file"}))
+CHAT = Dialect(nested=True, file_part="file", refused_parts=frozenset({"input_audio"}))
 RESPONSES = Dialect(
     nested=False,
     tool_code="unsupported_tool",
     text_parts=frozenset({"input_text", "output_text", "text", "summary_text", "reasoning_text"}),
     image_part="input_image",
-    refused_parts=frozenset({"input_file", "input_audio", "input_video"}),
+    file_part="input_file",
+    refused_parts=frozenset({"input_audio", "input_video"}),
     part_code="invalid_value",
     hosted=True,
 )
@@ -236,18 +248,57 @@ def asks_for_json(fmt: Mapping[str, Any] | None) -> bool:
 # ------------------------------------------------------------------------ content parts
 
 
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file part of a message, as read (``read_content``): the user's ``file_id``, or the
+    bytes given inline as a ``data_url``; its ``filename`` (None: the stored file's); where
+    the request gives it (``param``); ``image``: an image part that names a file."""
+
+    param: str
+    filename: str | None = None
+    file_id: str | None = None
+    data_url: str | None = None
+    image: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a message's content holds: its text, its image URLs and its files."""
+
+    text: str
+    images: list[str]
+    files: list[FileRef]
+
+
 def read_parts(
     content: Any, where: str, dialect: Dialect, *, images: bool, refusals: bool = False
 ) -> tuple[str, list[str]]:
-    """The text and image URLs of a message's ``content`` (named ``where``): a string, or a
-    list of parts. Text parts (and, with ``refusals``, refusal parts) are joined with
-    nothing between them; image parts are taken where ``images`` are."""
+    """The text and image URLs of a message's ``content`` (``read_content``), which holds
+    no files."""
+    parts = read_content(content, where, dialect, images=images, refusals=refusals)
+    return parts.text, parts.images
+
+
+def read_content(
+    content: Any,
+    where: str,
+    dialect: Dialect,
+    *,
+    images: bool,
+    refusals: bool = False,
+    files: bool = False,
+) -> Parts:
+    """The text, image URLs and files of a message's ``content`` (named ``where``): a
+    string, or a list of parts. Text parts (and, with ``refusals``, refusal parts) are
+    joined with nothing between them; image parts are taken where ``images`` are, file
+    parts (and images by ``file_id``) where ``files`` are."""
     if isinstance(content, str):
-        return content, []
+        return Parts(content, [], [])
     if not isinstance(content, list):
         raise invalid(where, "expected a string or a list of content parts.")
     texts: list[str] = []
     urls: list[str] = []
+    refs: list[FileRef] = []
     for j, part in enumerate(content):
         at = f"{where}[{j}]"
         if not isinstance(part, dict):
@@ -259,8 +310,18 @@ def read_parts(
             if not isinstance(text, str):
                 raise invalid(f"{at}.{field}", "expected a string.")
             texts.append(text)
+        elif kind == dialect.image_part and images and files and part.get("file_id") is not None:
+            refs.append(_image_file(part, at))
         elif kind == dialect.image_part and images:
             urls.append(_image(part, at, dialect))
+        elif kind is not None and kind == dialect.file_part and files:
+            refs.append(_file(part, at, dialect))
+        elif kind is not None and kind == dialect.file_part:
+            raise unsupported(
+                f"{at}.type",
+                f"{kind} content is not available here: this message cannot hold files.",
+                dialect.part_code,
+            )
         elif kind == dialect.image_part or kind in dialect.refused_parts:
             raise unsupported(
                 f"{at}.type",
@@ -269,9 +330,84 @@ def read_parts(
             )
         else:
             raise invalid(f"{at}.type", f"unknown content part type {kind!r}.")
-    if len(urls) > MAX_IMAGES:
+    if len(urls) + sum(r.image for r in refs) > MAX_IMAGES:
         raise invalid(where, f"a message holds at most {MAX_IMAGES} images.")
-    return "".join(texts), urls
+    if sum(not r.image for r in refs) > MAX_FILES:
+        raise invalid(where, f"a message holds at most {MAX_FILES} files.")
+    return Parts("".join(texts), urls, refs)
+
+
+def _file_id(value: Any, param: str) -> str:
+    if not isinstance(value, str) or not _FILE_ID.fullmatch(value):
+        raise invalid(param, "expected the id of a file (file-...).")
+    return value
+
+
+def _image_file(part: dict[str, Any], at: str) -> FileRef:
+    """An image part that names one of the user's files (``input_image`` with ``file_id``)."""
+    if part.get("image_url") is not None:
+        raise invalid(f"{at}.file_id", "give image_url or file_id, not both.")
+    param = f"{at}.file_id"
+    return FileRef(param=param, file_id=_file_id(part["file_id"], param), image=True)
+
+
+def _file(part: dict[str, Any], at: str, dialect: Dialect) -> FileRef:
+    """A file part: ``file_id`` (one of the user's files) or ``file_data`` (a data URL or
+    base64, with ``filename``). ``file_url`` is refused: the server fetches no address a
+    request gives."""
+    nested = dialect.file_part == "file"
+    fields = part.get("file") if nested else part
+    base = f"{at}.file" if nested else at
+    if not isinstance(fields, dict):
+        raise invalid(base, "expected an object with file_id, or file_data and filename.")
+    filename = fields.get("filename")
+    if filename is not None and (not isinstance(filename, str) or not 0 < len(filename) <= 255):
+        raise invalid(f"{base}.filename", "expected a file name of 1 to 255 characters.")
+    given = [k for k in ("file_id", "file_data", "file_url") if fields.get(k) is not None]
+    if len(given) != 1:
+        raise invalid(base, "give one of file_id or file_data (with filename).")
+    if given == ["file_url"]:
+        raise unsupported(
+            f"{base}.file_url",
+            "files are not fetched from addresses; upload the file (POST /v1/files) and give "
+            "its file_id, or give its bytes as file_data.",
+            "invalid_value",
+        )
+    if given == ["file_id"]:
+        file_id = _file_id(fields["file_id"], f"{base}.file_id")
+        return FileRef(param=f"{base}.file_id", filename=filename, file_id=file_id)
+    if filename is None:
+        raise invalid(f"{base}.filename", "required with file_data.")
+    return FileRef(
+        param=f"{base}.file_data",
+        filename=filename,
+        data_url=_file_data(fields["file_data"], filename, f"{base}.file_data"),
+    )
+
+
+def _file_data(value: Any, filename: str, param: str) -> str:
+    """``file_data`` as a data URL: one given (``data:TYPE;base64,...``), or base64 bytes,
+    typed by the file's name."""
+    if not isinstance(value, str) or not value:
+        raise invalid(param, "expected the file's bytes: a data URL or base64.")
+    if value.startswith("data:"):
+        head, comma, data = value.partition(",")
+        media_type = head[len("data:") :].removesuffix(";base64")
+        if not comma or not head.endswith(";base64") or not _MEDIA_TYPE.fullmatch(media_type):
+            raise invalid(param, "expected a data URL: data:<media type>;base64,<data>.")
+    else:
+        data = value
+        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if len(data) > (MAX_FILE_BYTES + 2) // 3 * 4:
+        most = MAX_FILE_BYTES // 2**20
+        raise invalid(param, f"a file given inline may have at most {most} MiB.")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(param, "the file's base64 data is not valid.") from None
+    if not decoded:
+        raise invalid(param, "the file is empty.")
+    return f"data:{media_type};base64,{data}"
 
 
 def check_image_url(url: str) -> str:

@@ -158,7 +158,9 @@ def content_parts(m: Message) -> list[dict[str, Any]]:
     has_text = m.content or (m.role == Role.USER and not m.images)
     parts = [text_part(m.content)] if has_text else []
     for image in m.images or ():
-        parts.append({"type": "image_url", "image_url": {"url": image["url"], "detail": "auto"}})
+        if "url" in image:  # a file given through another face is not a content part here
+            url = image["url"]
+            parts.append({"type": "image_url", "image_url": {"url": url, "detail": "auto"}})
     return parts
 
 

@@ -39,7 +39,7 @@ import orjson
 from parley.engine import Approval, NewMessage
 from parley.engine.hosted import file_search
 from parley.errors import InvalidRequest
-from parley.server.faces.kit.readers import RESPONSES, read_parts
+from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 from parley.store.records import Message
 from parley.types import Role
@@ -109,6 +109,17 @@ def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, 
     return read_parts(parts, where, RESPONSES, images=not output, refusals=True)
 
 
+def _user_parts(parts: Any, index: int, *, files: bool) -> tuple[str, list[dict[str, Any]] | None]:
+    """The text of a user's (or system's) ``content``, and what it keeps besides: its
+    images and, where ``files`` are taken, its files, still to be read (``{"pending":
+    FileRef}``: ``kit.file_inputs.settle``)."""
+    read = read_content(
+        parts, f"input[{index}].content", RESPONSES, images=True, refusals=True, files=files
+    )
+    kept = [{"url": u} for u in read.images] + [{"pending": ref} for ref in read.files]
+    return read.text, kept or None
+
+
 def _arguments(value: Any, index: int) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
@@ -160,11 +171,14 @@ class _Assistant:
         )
 
 
-def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
+def parse_input(
+    value: str | list[dict[str, Any]] | None, *, files: bool = False
+) -> list[NewMessage]:
     """The messages of a request's ``input``: a string is one user message; a list of
     items becomes messages in order, consecutive reasoning, assistant text and function
     calls joining into one assistant message. ``item_reference`` items must have been
-    replaced by the items they name (``resolve_references``)."""
+    replaced by the items they name (``resolve_references``). With ``files``, a message
+    may hold files, still to be read (``_user_parts``)."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -194,11 +208,12 @@ def parse_input(value: str | list[dict[str, Any]] | None) -> list[NewMessage]:
             role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
             if role is None:
                 raise _bad(index, "role", "expected user, assistant, system or developer.")
-            text, images = text_of_parts(item.get("content"), index, output=role == Role.ASSISTANT)
             if role != Role.ASSISTANT:
+                text, kept = _user_parts(item.get("content"), index, files=files)
                 flush()
-                out.append(NewMessage(role=role, content=text, images=_images(images)))
+                out.append(NewMessage(role=role, content=text, images=kept))
                 continue
+            text, _ = text_of_parts(item.get("content"), index, output=True)
             phase = item.get("phase")
             if phase is not None and phase not in ("commentary", "final_answer"):
                 raise _bad(index, "phase", "expected commentary or final_answer.")
@@ -386,10 +401,6 @@ def _joins(current: _Assistant, text: str, state: dict[str, Any] | None) -> bool
     return state is not None and not text and not current.calls and current.state is None
 
 
-def _images(urls: list[str]) -> list[dict[str, Any]] | None:
-    return [{"url": u} for u in urls] or None
-
-
 #: A reasoning item's lists of parts, and the one part type each holds (the spec's
 #: ``ReasoningItem``: ``summary`` required, ``content`` optional).
 _REASONING_PARTS = {"summary": "summary_text", "content": "reasoning_text"}
@@ -451,13 +462,20 @@ def _state_of(item: dict[str, Any], index: int) -> dict[str, Any] | None:
 
 def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A user's (or system's) message as input content parts: its text (even empty, when it
-    has no images), then its images."""
+    has no images or files), then its images (``input_image``: by ``file_id`` when given
+    so) and files (``input_file``: ``file_id`` or ``file_data``, and ``filename``)."""
     content: list[dict[str, Any]] = []
     if text or not images:
         content.append({"type": "input_text", "text": text})
-    content.extend(
-        {"type": "input_image", "image_url": i["url"], "detail": "auto"} for i in images or ()
-    )
+    for kept in images or ():
+        if kept.get("type") == "file":
+            fields = ("file_id", "filename", "file_data")
+            content.append({"type": "input_file", **{k: kept[k] for k in fields if k in kept}})
+        elif "file_id" in kept:
+            part = {"type": "input_image", "file_id": kept["file_id"], "image_url": None}
+            content.append({**part, "detail": "auto"})
+        else:
+            content.append({"type": "input_image", "image_url": kept["url"], "detail": "auto"})
     return content
 
 

@@ -15,6 +15,7 @@ from parley.mcp.servers import Who
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
+from parley.server.faces.kit.file_inputs import settle
 from parley.server.faces.kit.hosted import check_stores, read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
@@ -207,7 +208,8 @@ async def plan(
     items = body.input
     if isinstance(items, list) and any(i.get("type") == "item_reference" for i in items):
         items = await svc.db.read(reads.resolve_references, user_id=user_id, items=items)
-    messages = parse_input(items)
+    messages = parse_input(items, files=True)
+    messages = await settle(svc.engine.files, messages, user_id=user_id, model=body.model)
     if not messages and body.previous_response_id is None and body.conversation is None:
         raise InvalidRequest(
             "Missing required parameter: 'input'.",
