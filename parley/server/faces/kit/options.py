@@ -108,7 +108,10 @@ _JSON = "JSON schema or JSON mode, in the provider's own way (Anthropic: a force
 #: Chat Completions: ``POST /v1/chat/completions`` (``ChatCompletionCreate``).
 CHAT: dict[str, Rule] = {
     "model": supported(),
-    "messages": supported("text and image parts; text parts joined with nothing between"),
+    "messages": supported(
+        "text, image and file parts ([files.md](files.md#files-as-inputs)); "
+        "text parts joined with nothing between"
+    ),
     "tools": supported("function tools"),
     "tool_choice": supported(),
     "parallel_tool_calls": supported(_PARALLEL),
@@ -153,7 +156,8 @@ CHAT: dict[str, Rule] = {
 RESPONSES: dict[str, Rule] = {
     "model": supported(),
     "input": supported(
-        "messages (text and image parts), function calls and their outputs, reasoning, "
+        "messages (text, image and file parts: [files.md](files.md#files-as-inputs)), "
+        "function calls and their outputs, reasoning, "
         "compaction and item references"
     ),
     "instructions": supported(),
