@@ -122,7 +122,15 @@ class _Kept:
 
 
 def _size(items: Iterable[Item]) -> int:
-    return sum(len(i.message.content) + len(i.message.reasoning or "") + _OVERHEAD for i in items)
+    return sum(
+        len(i.message.content) + len(i.message.reasoning or "") + _given(i.message) + _OVERHEAD
+        for i in items
+    )
+
+
+def _given(m: Message) -> int:
+    """The characters of the images and files a message keeps inline (data URLs)."""
+    return sum(len(a.get("url") or a.get("file_data") or "") for a in m.images or ())
 
 
 class HistoryCache:

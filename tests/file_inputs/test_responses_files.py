@@ -36,6 +36,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 NOTES = b"Quarterly numbers are up twelve percent, led by the northern stores.\n"
 REPORT = pdf(["The harbour report: forty ships came in during March."])
 QUESTION = "Summarise these."
+#: A real 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 @dataclass
@@ -166,6 +170,30 @@ async def test_each_kind_of_provider_gets_the_files_its_way(parley: Parley) -> N
         "The harbour report: forty ships came in during March."
         f"\n\nContents of file notes.txt:\n{notes_text}"
     )
+
+
+async def test_an_image_given_by_file_id(parley: Parley) -> None:
+    sdk, upstream = parley.sdk, parley.upstreams["responses"]
+    image = await sdk.files.create(file=("dot.png", PNG), purpose="vision")
+    (model,) = upstream.script(0, TextTurn())
+    part = {"type": "input_image", "file_id": image.id, "detail": "auto"}
+    answer = await sdk.responses.create(model=model, input=asking(part))
+    assert answer.status == "completed"
+    url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert upstream.requests(0)[-1]["input"][0]["content"][1] == {
+        "type": "input_image",
+        "image_url": url,
+        "detail": "auto",
+    }
+    (message,) = [i async for i in sdk.responses.input_items.list(answer.id)]
+    shown = message.content[1].model_dump(exclude_none=True)  # type: ignore[union-attr]
+    assert shown == {"type": "input_image", "file_id": image.id, "detail": "auto"}
+
+    notes = await sdk.files.create(file=("notes.txt", NOTES), purpose="user_data")
+    with pytest.raises(openai.BadRequestError) as refused:
+        part = {"type": "input_image", "file_id": notes.id, "detail": "auto"}
+        await sdk.responses.create(model=model, input=asking(part))
+    assert refused.value.body["param"] == "input[0].content[1].file_id"  # type: ignore[index]
 
 
 async def test_files_that_cannot_be_given(parley: Parley) -> None:
