@@ -181,13 +181,13 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
     [
         (
             "/assistants",
-            {"model": "demo/x", "tools": [{"type": "file_search"}]},
+            {"model": "demo/x", "tools": [{"type": "code_interpreter"}]},
             "tools[0].type",
         ),
         (
             "/assistants",
-            {"model": "demo/x", "tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}},
-            "tool_resources",
+            {"model": "demo/x", "tool_resources": {"code_interpreter": {"file_ids": ["f"]}}},
+            "tool_resources.code_interpreter",
         ),
         ("/assistants", {"model": "demo/x", "response_format": "yaml"}, "response_format"),
         (
@@ -204,8 +204,16 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
         ),
         (
             "/threads",
-            {"messages": [{"role": "user", "content": "Hi", "attachments": [{"file_id": "f"}]}]},
-            "attachments",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "Hi",
+                        "attachments": [{"file_id": "f", "tools": [{"type": "code_interpreter"}]}],
+                    }
+                ]
+            },
+            "attachments[0].tools[0].type",
         ),
     ],
 )

@@ -8,11 +8,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
-from parley.server.faces.assistants import reads
+from parley.server.faces.assistants import files, reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
 from parley.server.faces.kit.bodies import Deleted
-from parley.server.faces.kit.hosted import kept
+from parley.server.faces.kit.hosted import check_stores, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import AssistantPublic
 from parley.server.idempotency import Idempotent, answer
@@ -23,6 +23,14 @@ from parley.store.records import Assistant
 router = APIRouter(tags=["assistants"])
 
 
+def _public(assistant: Assistant) -> AssistantPublic:
+    """The assistant as the API answers it, with its ``tool_resources`` (its options keep
+    them: ``files``)."""
+    shown = AssistantPublic.of(assistant)
+    resources = (assistant.options or {}).get("tool_resources")
+    return shown.model_copy(update={"tool_resources": resources}) if resources else shown
+
+
 @router.post("/assistants", response_model=AssistantPublic)
 async def create_assistant(
     body: AssistantCreate, caller: AuthenticatedCaller, svc: Svc, idem: Idempotent
@@ -31,6 +39,16 @@ async def create_assistant(
 
     async def make() -> Response:
         profile = svc.engine.profile(body.model)  # an unknown model is a 400
+        tools = kept(body.tools or [], svc, user, caller.key_id, assistants=True)
+        await check_stores(svc.db, user_id=user.id, tools=tools)
+        options = assistant_options(body, None, profile)
+        if body.tool_resources:
+            options["tool_resources"] = await svc.db.write(
+                files.kept_resources,
+                user_id=user.id,
+                resources=body.tool_resources,
+                embedding_model=svc.settings.embedding_model,
+            )
         assistant = await svc.db.write(
             store.create_assistant,
             user_id=user.id,
@@ -38,12 +56,12 @@ async def create_assistant(
             description=body.description,
             model=body.model,
             instructions=body.instructions,
-            tools=kept(body.tools or [], svc, user, caller.key_id),
+            tools=tools,
             parameters=sampling(body, body.parameters),
-            options=assistant_options(body, None, profile) or None,
+            options=options or None,
             metadata=body.metadata,
         )
-        return answer(AssistantPublic.of(assistant))
+        return answer(_public(assistant))
 
     return await idem.once(svc.db, user.id, make)
 
@@ -51,12 +69,12 @@ async def create_assistant(
 @router.get("/assistants", responses=errors(400))
 async def list_assistants(user: CurrentUser, svc: Svc, q: DescList) -> Page[AssistantPublic]:
     items, more = await svc.db.read(store.list_assistants, user_id=user.id, page=q)
-    return Page.of([AssistantPublic.of(a) for a in items], more)
+    return Page.of([_public(a) for a in items], more)
 
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(assistant_id: str, user: CurrentUser, svc: Svc) -> AssistantPublic:
-    return AssistantPublic.of(
+    return _public(
         await svc.db.read(store.get_assistant, user_id=user.id, assistant_id=assistant_id)
     )
 
@@ -70,6 +88,19 @@ async def update_assistant(
     if "model" in given and body.model is not None:
         svc.engine.profile(body.model)  # a model that does not exist is refused
 
+    tools = (
+        None if body.tools is None else kept(body.tools, svc, user, caller.key_id, assistants=True)
+    )
+    await check_stores(svc.db, user_id=user.id, tools=tools or [])
+    resources = None
+    if body.tool_resources is not None:
+        resources = await svc.db.write(
+            files.kept_resources,
+            user_id=user.id,
+            resources=body.tool_resources,
+            embedding_model=svc.settings.embedding_model,
+        )
+
     def change(current: Assistant) -> dict[str, Any]:
         """The fields the update sets, of the assistant as it stands."""
         fields: dict[str, Any] = {}
@@ -80,18 +111,21 @@ async def update_assistant(
                 fields[name] = getattr(body, name)
         if "name" in fields:
             fields["name"] = fields["name"] or ""
-        if body.tools is not None:
-            fields["tools"] = kept(body.tools, svc, user, caller.key_id)
+        if tools is not None:
+            fields["tools"] = tools
         base = current.parameters if body.parameters is None else body.parameters
         fields["parameters"] = sampling(body, base)
         profile = svc.engine.profile(fields.get("model", current.model))
-        fields["options"] = assistant_options(body, current.options, profile) or None
+        options = assistant_options(body, current.options, profile)
+        if resources is not None:
+            options["tool_resources"] = resources
+        fields["options"] = options or None
         return fields
 
     updated = await svc.db.write(
         reads.update_assistant, user_id=user.id, assistant_id=assistant_id, change=change
     )
-    return AssistantPublic.of(updated)
+    return _public(updated)
 
 
 @router.delete("/assistants/{assistant_id}")

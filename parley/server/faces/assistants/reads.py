@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict, InvalidRequest
+from parley.server.faces.assistants import files
 from parley.server.faces.kit.reads import of_thread, run_public
 from parley.server.faces.kit.resources import (
     MessagePublic,
@@ -61,7 +62,15 @@ def update_thread(
 def messages_public(conn: Connection, items: list[Message]) -> list[MessagePublic]:
     """Messages as the API answers them: each with what the run that wrote it says of it."""
     runs = thread_store.runs_of_messages(conn, run_ids={m.run_id for m in items if m.run_id})
-    return [MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None) for m in items]
+    answered = [m.run_id for m in items if m.run_id and m.role == Role.ASSISTANT and m.content]
+    found = files.run_files(conn, run_ids=list(set(answered)))
+    return [
+        files.cited(
+            MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None),
+            found.get(m.run_id or "", {}),
+        )
+        for m in items
+    ]
 
 
 def list_messages(
@@ -197,12 +206,19 @@ def resumed_turn(
     return answered, message
 
 
-def steps(conn: Connection, *, user_id: str, thread_id: str, run_id: str) -> list[RunStepPublic]:
-    """A run's steps, oldest first."""
+def steps(
+    conn: Connection, *, user_id: str, thread_id: str, run_id: str, contents: bool = False
+) -> list[RunStepPublic]:
+    """A run's steps, oldest first; a file search's with its results (their text with
+    ``contents``)."""
     run = run_in_thread(conn, user_id=user_id, thread_id=thread_id, run_id=run_id)
     answers = [m for m in thread_store.run_answers(conn, run_id=run_id) if m.role == Role.ASSISTANT]
     actions = run_store.list_actions(conn, run_id=run_id)
-    return run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))
+    found = run_steps(run, answers, actions, thread_store.run_tool_results(conn, run_id=run_id))
+    searches = files.search_items(conn, run_id=run_id)
+    if not searches:
+        return found
+    return [files.with_searches(step, searches, run.tools, contents) for step in found]
 
 
 def turn_end(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from parley.engine import Entry, ThreadTarget, UsageSource
+from parley.engine import Entry, RunConfig, ThreadTarget, UsageSource
 from parley.errors import NotFound
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, DescList, Services, Svc
-from parley.server.faces.assistants import reads
+from parley.server.faces.assistants import files, reads
 from parley.server.faces.assistants.requests import (
     RunCreate,
     RunUpdate,
@@ -26,7 +28,7 @@ from parley.server.faces.assistants.requests import (
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
-from parley.server.faces.kit.hosted import kept
+from parley.server.faces.kit.hosted import check_stores, kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
 from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
@@ -34,6 +36,7 @@ from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events
 from parley.store import assistants as assistant_store
+from parley.store.records import Assistant
 from parley.types import RunStatus
 
 router = APIRouter(tags=["runs"])
@@ -74,7 +77,10 @@ async def _start(
         assistant_store.get_assistant, user_id=user_id, assistant_id=body.assistant_id
     )
     profile = svc.engine.profile(body.model or assistant.model)  # the model, resolved once
-    given = None if body.tools is None else kept(body.tools, svc, caller.user, caller.key_id)
+    given = None
+    if body.tools is not None:
+        given = kept(body.tools, svc, caller.user, caller.key_id, assistants=True)
+        await check_stores(svc.db, user_id=user_id, tools=given)
     config = run_config(body, assistant, profile, tools=given)
     if isinstance(body, ThreadAndRunCreate):
         thread = body.thread
@@ -83,6 +89,7 @@ async def _start(
     else:
         target = ThreadTarget(thread_id=thread_id)
         messages = new_messages(body.additional_messages)
+    config, made = await _with_stores(svc, user_id, body, assistant, config, thread_id)
     # The turn's one model call fits the model's context window: the most it reserves of
     # a daily budget (None, unknown: the rest of the budget).
     async with svc.limits.run_slot(caller.key_hash, profile.window) as slot:
@@ -94,12 +101,75 @@ async def _start(
             source=UsageSource(caller.key_hash, "assistants"),
         )
         slot.hold_until(turn.when_done)
+    if made:  # the stores a new thread's resources and attachments made are the thread's
+        await svc.db.write(
+            files.give_thread, user_id=user_id, thread_id=turn.run.thread_id, store_ids=made
+        )
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
     message = await svc.db.read(reads.turn_message, user_id=user_id, message_id=turn.message_id)
     events = TurnEvents(svc.db, turn.run, message, run_frames(turn.run, new=True))
     response = _stream(events, turn.events())
     return Streamed(response, turn.run_id, turn.first_seq - 1)
+
+
+async def _with_stores(
+    svc: Services,
+    user_id: str,
+    body: RunCreate | ThreadAndRunCreate,
+    assistant: Assistant,
+    config: RunConfig,
+    thread_id: str | None,
+) -> tuple[RunConfig, list[str]]:
+    """The run's config, its ``file_search`` tool given the stores to search (``files``):
+    the assistant's, the thread's, and those the request's resources name or make; the
+    files of the messages it adds put in the thread's store. Also the stores made for a
+    thread that does not exist yet (``thread_and_run``), to give it once made."""
+    extra: list[str] = []
+    made: list[str] = []
+    embedding = svc.settings.embedding_model
+    resources = body.tool_resources
+    added = body.additional_messages if isinstance(body, RunCreate) else None
+    if isinstance(body, ThreadAndRunCreate) and body.thread is not None:
+        resources = body.thread.tool_resources or resources
+        added = body.thread.messages
+    if resources:
+        kept_ = await svc.db.write(
+            files.kept_resources,
+            user_id=user_id,
+            resources=resources,
+            embedding_model=embedding,
+            thread_id=thread_id,
+        )
+        extra += files.resource_ids(kept_)
+    attachments = [a for m in added or () for a in m.attachments or ()]
+    if attachments and thread_id is not None:
+        await svc.db.write(
+            files.attach,
+            user_id=user_id,
+            thread_id=thread_id,
+            attachments=attachments,
+            embedding_model=embedding,
+        )
+    elif attachments:
+        store = await svc.db.write(
+            files.attach_new, user_id=user_id, attachments=attachments, embedding_model=embedding
+        )
+        if store is not None:
+            extra.append(store)
+            made.append(store)
+    if thread_id is None:
+        made += extra
+    tools = await svc.db.write(
+        files.run_tools,
+        user_id=user_id,
+        tools=config.tools,
+        assistant_resources=(assistant.options or {}).get("tool_resources"),
+        thread_id=thread_id,
+        extra=extra,
+    )
+    options = {k: v for k, v in (config.options or {}).items() if k != "tool_resources"}
+    return replace(config, tools=tools, options=options or None), list(dict.fromkeys(made))
 
 
 async def _replay(
@@ -205,20 +275,53 @@ async def submit_tool_outputs(
 # --------------------------------------------------------------------------- run steps
 
 
+#: ``include[]``: the text of a file search's results, in its step's details.
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+IncludePlain = Annotated[list[str] | None, Query(alias="include", include_in_schema=False)]
+
+
+def _contents(*given: list[str] | None) -> bool:
+    return any(files.RESULTS_CONTENT in (g or ()) for g in given)
+
+
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", responses=errors(400))
 async def list_steps(
-    thread_id: str, run_id: str, user: CurrentUser, svc: Svc, q: DescList
+    thread_id: str,
+    run_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    q: DescList,
+    include: Include = None,
+    include_plain: IncludePlain = None,
 ) -> Page[RunStepPublic]:
     """The run's steps, newest first unless ``order=asc``."""
-    steps = await svc.db.read(reads.steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    steps = await svc.db.read(
+        reads.steps,
+        user_id=user.id,
+        thread_id=thread_id,
+        run_id=run_id,
+        contents=_contents(include, include_plain),
+    )
     return window(steps, q)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
 async def get_step(
-    thread_id: str, run_id: str, step_id: str, user: CurrentUser, svc: Svc
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    user: CurrentUser,
+    svc: Svc,
+    include: Include = None,
+    include_plain: IncludePlain = None,
 ) -> RunStepPublic:
-    steps = await svc.db.read(reads.steps, user_id=user.id, thread_id=thread_id, run_id=run_id)
+    steps = await svc.db.read(
+        reads.steps,
+        user_id=user.id,
+        thread_id=thread_id,
+        run_id=run_id,
+        contents=_contents(include, include_plain),
+    )
     found = next((s for s in steps if s.id == step_id), None)
     if found is None or step_message_id(step_id) is None:
         raise NotFound(f"No run step with id {step_id}.", code="run_step_not_found")

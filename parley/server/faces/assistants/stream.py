@@ -25,14 +25,14 @@ run's end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from parley.engine import Entry
 from parley.errors import ParleyError
-from parley.server.faces.assistants import reads
+from parley.server.faces.assistants import files, reads
 from parley.server.faces.kit import sse
 from parley.server.faces.kit.resources import (
     MessagePublic,
@@ -166,20 +166,28 @@ class TurnEvents:
         run, message, actions = await self.db.read(
             reads.turn_end, run_id=self.run.id, message_id=self.message.id
         )
-        return self.ended(run, message, actions)
+        found = await self.db.read(files.run_files, run_ids=[run.id]) if message.content else {}
+        return self.ended(run, message, actions, found.get(run.id))
 
     def cut_off(self, error: ParleyError | None) -> bytes:
         if error is not None:
             raise error
         return frame("error", _INTERRUPTED)
 
-    def ended(self, run: Run, message: Message, actions: list[Action]) -> bytes:
-        """The closing frames of the turn, given the run, message and actions as stored."""
+    def ended(
+        self,
+        run: Run,
+        message: Message,
+        actions: list[Action],
+        found: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The closing frames of the turn, given the run, message and actions as stored
+        (and the files its searches ``found``, which the message may cite)."""
         frames = []
         if self.writing:
             seq = max(message.seq, self.message.seq)
             steps = {s.id: s for s in run_steps(run, [message], actions)}
-            final = MessagePublic.of(message, (run, seq))
+            final = files.cited(MessagePublic.of(message, (run, seq)), found or {})
             name = "thread.message.completed"
             if final.status == "incomplete":
                 name = "thread.message.incomplete"

@@ -15,7 +15,7 @@ from parley.server.deps import (
     MetadataFilter,
     Svc,
 )
-from parley.server.faces.assistants import reads
+from parley.server.faces.assistants import files, reads
 from parley.server.faces.assistants.requests import new_messages
 from parley.server.faces.assistants.schemas import MessageCreateFlat, MessageUpdate, ThreadUpdate
 from parley.server.faces.kit.bodies import Deleted, MessageCreate, ThreadCreate
@@ -35,13 +35,29 @@ async def create_thread(
 ) -> Response:
     async def make() -> Response:
         given = body or ThreadCreate()
+        attachments = [a for m in given.messages for a in m.attachments or ()]
+        # Checked first: a store or a file that is not the caller's makes nothing.
+        await svc.db.write(
+            files.check_given,
+            user_id=user.id,
+            resources=given.tool_resources,
+            attachments=attachments,
+        )
         thread, _ = await svc.engine.append_messages(
             user_id=user.id,
             thread_id=None,
             messages=new_messages(given.messages),
             metadata=given.metadata,
         )
-        return answer(ThreadPublic.of(thread))
+        resources = await svc.db.write(
+            files.thread_resources,
+            user_id=user.id,
+            thread_id=thread.id,
+            resources=given.tool_resources,
+            attachments=attachments,
+            embedding_model=svc.settings.embedding_model,
+        )
+        return answer(ThreadPublic.of(thread).model_copy(update={"tool_resources": resources}))
 
     return await idem.once(svc.db, user.id, make)
 
@@ -62,17 +78,34 @@ async def list_threads(
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPublic:
     thread = await svc.db.read(store.get_thread, user_id=user.id, thread_id=thread_id)
-    return ThreadPublic.of(thread)
+    return await _with_resources(svc, user.id, ThreadPublic.of(thread))
+
+
+async def _with_resources(svc: Svc, user_id: str, thread: ThreadPublic) -> ThreadPublic:
+    """The thread, with its own store as its ``tool_resources``."""
+    ids = await svc.db.read(files.thread_stores, user_id=user_id, thread_id=thread.id)
+    resources = {"file_search": {"vector_store_ids": ids}} if ids else {}
+    return thread.model_copy(update={"tool_resources": resources})
 
 
 @router.post("/threads/{thread_id}")
 async def update_thread(
     thread_id: str, body: ThreadUpdate, user: CurrentUser, svc: Svc
 ) -> ThreadPublic:
+    if body.tool_resources:
+        await svc.db.write(files.check_given, user_id=user.id, resources=body.tool_resources)
     thread = await svc.db.write(
         reads.update_thread, user_id=user.id, thread_id=thread_id, metadata=body.metadata
     )
-    return ThreadPublic.of(thread)
+    if body.tool_resources:
+        await svc.db.write(
+            files.thread_resources,
+            user_id=user.id,
+            thread_id=thread.id,
+            resources=body.tool_resources,
+            embedding_model=svc.settings.embedding_model,
+        )
+    return await _with_resources(svc, user.id, ThreadPublic.of(thread))
 
 
 @router.delete("/threads/{thread_id}", responses=errors(409))
@@ -88,6 +121,14 @@ async def _add_message(
     svc: Svc, user_id: str, thread_id: str, body: MessageCreate, idem: Idempotency, status: int
 ) -> Response:
     async def make() -> Response:
+        if body.attachments:  # into the thread's store (the thread and files the user's)
+            await svc.db.write(
+                files.attach,
+                user_id=user_id,
+                thread_id=thread_id,
+                attachments=body.attachments,
+                embedding_model=svc.settings.embedding_model,
+            )
         message = await svc.engine.add_message(
             user_id=user_id,
             thread_id=thread_id,

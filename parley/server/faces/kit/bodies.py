@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from parley.errors import InvalidRequest
+from parley.server.faces.kit.hosted import read_attachments, read_tool_resources
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
     HOSTED_KINDS,
@@ -176,26 +177,13 @@ def _located(exc: InvalidRequest) -> ValidationError:
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
-def _no_files(field: str, value: Any) -> None:
-    """Refuse file resources (Parley has no files API); empty ones are taken."""
-    if isinstance(value, dict):
-        value = [v for v in value.values() if v]
-    if value:
-        raise InvalidRequest(
-            f"{field} are not supported: Parley has no files or vector stores; put the text "
-            "in a message, or give a function tool that reads it.",
-            code="unsupported_parameter",
-            param=field,
-        )
+def _resources(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    return read_tool_resources(value)
 
 
-def _without_files(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    _no_files("tool_resources", value)
-    return value
-
-
-#: An assistant's, thread's or run's ``tool_resources``: taken only when it names no file.
-ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_without_files)]
+#: An assistant's, thread's or run's ``tool_resources``: ``file_search`` stores, checked
+#: (``kit.hosted.read_tool_resources``).
+ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_resources)]
 
 
 ImageAddress = Annotated[str, Field(min_length=1), AfterValidator(check_image_url)]
@@ -245,8 +233,7 @@ class MessageCreate(Body):
     @field_validator("attachments")
     @classmethod
     def _no_attachments(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        _no_files("attachments", value)
-        return value
+        return read_attachments(value)  # files for file_search (``kit.hosted``)
 
     @model_validator(mode="after")
     def _few_images(self) -> MessageCreate:

@@ -88,15 +88,17 @@ def read_hosted(
     policy: AddressPolicy,
     who: Who,
     include: Sequence[str] | None = None,
+    assistants: bool = False,
 ) -> Hosted:
     """The hosted tools among ``given`` (the request's ``tools``), checked; ``include``:
-    the request's, which may ask to show a file search's results."""
+    the request's, which may ask to show a file search's results; ``assistants``: a
+    ``file_search`` tool may come in the Assistants API's shape."""
     hosted = Hosted()
     for i, tool in enumerate(given or ()):
         if isinstance(tool, dict) and tool.get("type") == "file_search":
             if any(e["type"] == "file_search" for e in hosted.entries):
                 raise invalid(f"tools[{i}].type", "give at most one file_search tool.")
-            entry = file_search_entry(tool, f"tools[{i}]")
+            entry = file_search_entry(tool, f"tools[{i}]", assistants=assistants)
             if INCLUDE_RESULTS in (include or ()):
                 entry["include_results"] = True
             hosted.entries.append(entry)
@@ -159,14 +161,31 @@ def _mcp(
     return entry, _secrets(tool, where)
 
 
-def file_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The stored entry of a ``file_search`` tool (OpenAI's ``FileSearchTool``), checked."""
+def file_search_entry(
+    tool: Mapping[str, Any], where: str, *, assistants: bool = False
+) -> dict[str, Any]:
+    """The stored entry of a ``file_search`` tool (OpenAI's ``FileSearchTool``), checked.
+    With ``assistants``, the Assistants API's shape is taken as well: the options under
+    ``file_search``, and the stores optional (its assistant's and thread's
+    ``tool_resources`` give them)."""
+    fields = _FILE_SEARCH_FIELDS | {"file_search"} if assistants else _FILE_SEARCH_FIELDS
     for key in tool:
-        if key not in _FILE_SEARCH_FIELDS:
+        if key not in fields:
             raise invalid(
                 f"{where}.{key}", "unknown field of a file_search tool.", "unknown_parameter"
             )
     ids = tool.get("vector_store_ids")
+    if assistants:
+        nested = tool.get("file_search") or {}
+        if not isinstance(nested, dict) or set(nested) - {"max_num_results", "ranking_options"}:
+            raise invalid(
+                f"{where}.file_search", "expected an object of max_num_results, ranking_options."
+            )
+        given: dict[str, Any] = {"type": "file_search", "vector_store_ids": []}
+        if ids is not None:
+            given = file_search_entry({"type": "file_search", "vector_store_ids": ids}, where)
+        options = {**search_options(tool, where), **search_options(nested, f"{where}.file_search")}
+        return {**given, **options}
     if ids is None:
         raise invalid(
             f"{where}.vector_store_ids",
@@ -181,7 +200,7 @@ def file_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise invalid(f"{where}.vector_store_ids", "expected a non-empty list of vector store ids.")
     if len(ids) > MAX_STORES:
         raise invalid(f"{where}.vector_store_ids", f"give at most {MAX_STORES} vector stores.")
-    entry: dict[str, Any] = {"type": "file_search", "vector_store_ids": list(dict.fromkeys(ids))}
+    entry = {"type": "file_search", "vector_store_ids": list(dict.fromkeys(ids))}
     return {**entry, **search_options(tool, where)}
 
 
@@ -278,14 +297,19 @@ def _secrets(tool: Mapping[str, Any], where: str) -> dict[str, str]:
 
 
 def kept_tools(
-    tools: Sequence[BaseModel], *, settings: Settings, policy: AddressPolicy, who: Who
+    tools: Sequence[BaseModel],
+    *,
+    settings: Settings,
+    policy: AddressPolicy,
+    who: Who,
+    assistants: bool = False,
 ) -> list[dict[str, Any]]:
     """The tools an assistant or a run keeps, in order: its functions, and its hosted tools
     read (``read_hosted``). They are kept and run later, when the request is gone, so no
     secret may come with them: a server that needs headers is one the operator registers
     (``[mcp_servers.LABEL]``), whose secrets stay in the config."""
     given = [t.model_dump() for t in tools]
-    hosted = read_hosted(given, settings=settings, policy=policy, who=who)
+    hosted = read_hosted(given, settings=settings, policy=policy, who=who, assistants=assistants)
     if hosted.secrets:
         index = next(i for i, t in enumerate(given) if t.get("server_label") in hosted.secrets)
         raise unsupported(
@@ -299,8 +323,100 @@ def kept_tools(
 
 
 def kept(
-    tools: Sequence[BaseModel], svc: Services, user: User, key_id: str | None = None
+    tools: Sequence[BaseModel],
+    svc: Services,
+    user: User,
+    key_id: str | None = None,
+    *,
+    assistants: bool = False,
 ) -> list[dict[str, Any]]:
     """``kept_tools`` for a route of the caller ``user`` (with the key ``key_id``)."""
     who = Who(user.id, user.name, key_id)
-    return kept_tools(tools, settings=svc.settings, policy=svc.mcp_addresses, who=who)
+    return kept_tools(
+        tools, settings=svc.settings, policy=svc.mcp_addresses, who=who, assistants=assistants
+    )
+
+
+# ----------------------------------------------------------- the Assistants API's files
+
+
+def read_tool_resources(value: Any, param: str = "tool_resources") -> dict[str, Any] | None:
+    """An assistant's or thread's ``tool_resources``, checked: ``file_search`` with
+    ``vector_store_ids`` (at most one) or ``vector_stores`` to make (at most one:
+    ``file_ids``, ``chunking_strategy``, ``metadata``); ``code_interpreter`` only without
+    files (Parley has no code interpreter)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"file_search", "code_interpreter"}:
+        raise invalid(param, "expected an object of file_search and code_interpreter.")
+    code = value.get("code_interpreter")
+    if code and (not isinstance(code, dict) or code.get("file_ids")):
+        raise unsupported(
+            f"{param}.code_interpreter", "Parley has no code interpreter to give files to."
+        )
+    search = value.get("file_search")
+    if search is None:
+        return {}
+    where = f"{param}.file_search"
+    if not isinstance(search, dict) or set(search) - {"vector_store_ids", "vector_stores"}:
+        raise invalid(where, "expected an object of vector_store_ids or vector_stores.")
+    ids = search.get("vector_store_ids") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise invalid(f"{where}.vector_store_ids", "expected a list of vector store ids.")
+    stores = search.get("vector_stores") or []
+    if not isinstance(stores, list):
+        raise invalid(f"{where}.vector_stores", "expected a list of vector stores to make.")
+    if len(ids) + len(stores) > 1:
+        raise invalid(where, "give at most one vector store (vector_store_ids or vector_stores).")
+    made = []
+    for n, store in enumerate(stores):
+        at = f"{where}.vector_stores[{n}]"
+        if not isinstance(store, dict) or set(store) - {
+            "file_ids",
+            "chunking_strategy",
+            "metadata",
+        }:
+            raise invalid(at, "expected an object of file_ids, chunking_strategy, metadata.")
+        files = store.get("file_ids") or []
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise invalid(f"{at}.file_ids", "expected a list of file ids.")
+        if len(files) > MAX_ATTACHED:
+            raise invalid(f"{at}.file_ids", f"give at most {MAX_ATTACHED} files.")
+        for key in ("chunking_strategy", "metadata"):
+            if store.get(key) is not None and not isinstance(store[key], dict):
+                raise invalid(f"{at}.{key}", "expected an object.")
+        made.append({k: v for k, v in store.items() if v is not None})
+    return {"file_search": {"vector_store_ids": list(ids), "vector_stores": made}}
+
+
+#: The most files one message's attachments, or one store made in passing, may hold.
+MAX_ATTACHED = 100
+
+
+def read_attachments(value: Any, param: str = "attachments") -> list[dict[str, Any]] | None:
+    """A message's ``attachments``, checked: ``[{file_id, tools: [{type: file_search}]}]``
+    (a ``code_interpreter`` tool is refused: Parley has none)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise invalid(param, "expected a list of attachments.")
+    if len(value) > MAX_ATTACHED:
+        raise invalid(param, f"give at most {MAX_ATTACHED} attachments.")
+    kept = []
+    for n, attachment in enumerate(value):
+        at = f"{param}[{n}]"
+        if not isinstance(attachment, dict) or set(attachment) - {"file_id", "tools"}:
+            raise invalid(at, "expected an object of file_id and tools.")
+        file_id = attachment.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise invalid(f"{at}.file_id", "expected a file id.", "missing_required_parameter")
+        tools = attachment.get("tools") or []
+        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+            raise invalid(f"{at}.tools", "expected a list of tools.")
+        for k, tool in enumerate(tools):
+            if tool.get("type") == "code_interpreter":
+                raise unsupported(f"{at}.tools[{k}].type", "Parley has no code interpreter.")
+            if tool.get("type") != "file_search":
+                raise invalid(f"{at}.tools[{k}].type", "expected file_search.")
+        kept.append({"file_id": file_id, "tools": [{"type": "file_search"}] if tools else []})
+    return kept

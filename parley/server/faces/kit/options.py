@@ -52,11 +52,6 @@ def _not_text_only(value: Any) -> bool:
     return bool(value != ["text"])
 
 
-def _names_files(value: Any) -> bool:
-    """Whether ``tool_resources`` name a file (empty lists of them are taken)."""
-    return isinstance(value, Mapping) and any(value.values())
-
-
 def _json(value: Any) -> bool:
     """Whether an output format asks for JSON: Chat's or Assistants' ``response_format``,
     or the Responses API's ``text`` (its ``format``)."""
@@ -99,7 +94,6 @@ def refused(note: str, asks: Callable[[Any], bool] = _given, when: str = "") -> 
 # ------------------------------------------------------------------------------ tables
 
 _HOSTED = "not yet among the tools Parley runs itself"
-_NO_FILES = "Parley has no files or vector stores"
 _OPENAI_HINT = "taken, not passed on: a hint for OpenAI's own servers"
 _CACHE = "passed on to OpenAI's APIs (openai-chat, openai-responses); others keep their own cache"
 _PARALLEL = "sent to OpenAI's APIs and Anthropic; Gemini and Ollama have no such setting"
@@ -188,7 +182,10 @@ RESPONSES: dict[str, Rule] = {
     "service_tier": hint(_OPENAI_HINT),
     "client_metadata": hint("checked, then ignored (Codex sends it)"),
     "max_tool_calls": hint("answered back; not enforced"),
-    "include": hint("taken; reasoning comes back as text, encrypted content is not made"),
+    "include": hint(
+        "taken; reasoning comes back as text, encrypted content is not made; "
+        "file_search_call.results shows a file search's results"
+    ),
     "context_management": hint("taken, not used"),
     "top_logprobs": refused(
         "Parley's gateway does not pass log probabilities on.", _true, "above 0"
@@ -224,8 +221,13 @@ ASSISTANTS: dict[str, Rule] = {
     "images": supported("Parley's own: images beside a message's text"),
     "messages": supported(),
     "tool_outputs": supported(),
-    "tool_resources": refused(f"{_NO_FILES}.", _names_files, "naming files"),
-    "attachments": refused(f"{_NO_FILES}.", _true, "not empty"),
+    "tool_resources": supported(
+        "file_search's vector store (one per assistant, one per thread; vector_stores "
+        "makes it); code_interpreter's files are refused"
+    ),
+    "attachments": supported(
+        "files for file_search, put in the thread's vector store; code_interpreter refused"
+    ),
 }
 
 #: Parley's own API (``/v1/runs``, ``/v1/process``, ...).
@@ -236,7 +238,7 @@ NATIVE: dict[str, Rule] = {
     "run_id": supported(),
     "message_id": supported(),
     "instructions": supported(),
-    "tools": supported("function tools, and mcp tools the server runs"),
+    "tools": supported("function tools, and mcp and file_search tools the server runs"),
     "parameters": supported("sent to the model as given"),
     "content": supported(),
     "images": supported(),
