@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from parley.config import Settings
 from parley.errors import InvalidRequest, ParleyError
@@ -43,6 +45,9 @@ log = logging.getLogger("parley.retrieval")
 CONCURRENCY = 2
 #: Seconds between two looks for files to claim (an attach in this process wakes it at once).
 POLL_SECONDS = 0.5
+#: Chunks, and their tokens, sent in one embedding call at most.
+EMBED_BATCH = 256
+EMBED_BATCH_TOKENS = 100_000
 #: Bytes a vector of an embedding takes per number (float32).
 _FLOAT = 4
 
@@ -201,12 +206,8 @@ class Ingestion:
             message = f"The file's text could not be read ({exc.reason}): {exc.message}."
             raise _Failure("invalid_file", message) from None
         del data
-        strategy = parse_chunking_strategy(claim.chunking_strategy)
-        pieces = await asyncio.to_thread(
-            chunk, extracted.text, max_tokens=strategy.max_tokens, overlap=strategy.overlap
-        )
+        pieces, usage = await asyncio.to_thread(_cut, extracted.text, claim.chunking_strategy)
         embeddings = await self._embed(claim, pieces)
-        usage = sum(len(p.text.encode()) for p in pieces)
         if embeddings:
             usage += sum(_FLOAT * len(v) for v in embeddings)
         done = await self.db.write(
@@ -238,8 +239,11 @@ class Ingestion:
         model = claim.embedding_model
         if not model or not pieces:
             return None
+        vectors: list[list[float]] = []
         try:
-            result = await self.providers.embed(model, [p.text for p in pieces])
+            for batch in _batches(pieces):
+                result = await self.providers.embed(model, [p.text for p in batch])
+                vectors += result.vectors
         except InvalidRequest as exc:
             raise _Failure(
                 "server_error",
@@ -249,4 +253,26 @@ class Ingestion:
             raise _Failure(
                 "server_error", f"The embedding model {model} failed: {exc.message}"
             ) from None
-        return result.vectors
+        return vectors
+
+
+def _cut(text: str, strategy: dict[str, Any]) -> tuple[list[Chunk], int]:
+    """The text's chunks by the file's strategy, and the bytes their text takes."""
+    parsed = parse_chunking_strategy(strategy)
+    pieces = chunk(text, max_tokens=parsed.max_tokens, overlap=parsed.overlap)
+    return pieces, sum(len(p.text.encode()) for p in pieces)
+
+
+def _batches(pieces: list[Chunk]) -> Iterator[list[Chunk]]:
+    """The chunks in groups of at most ``EMBED_BATCH`` chunks and ``EMBED_BATCH_TOKENS``
+    tokens: one embedding call each (OpenAI takes 300,000 tokens a request at most)."""
+    batch: list[Chunk] = []
+    tokens = 0
+    for piece in pieces:
+        if batch and (len(batch) >= EMBED_BATCH or tokens + piece.tokens > EMBED_BATCH_TOKENS):
+            yield batch
+            batch, tokens = [], 0
+        batch.append(piece)
+        tokens += piece.tokens
+    if batch:
+        yield batch

@@ -15,7 +15,10 @@ from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
 from parley.retrieval import index
-from parley.store.tables import users, vector_stores
+from parley.store import vector_stores
+from parley.store.ingestion import MAX_ATTEMPTS
+from parley.store.tables import users, vector_store_files
+from parley.store.tables import vector_stores as store_rows
 from tests.ingestion.conftest import Served, upload, wait_until
 from tests.retrieval import documents
 
@@ -153,6 +156,32 @@ def test_files_that_cannot_be_indexed_fail_with_a_reason(
     assert httpx.get(f"{served.server.base_url}/healthz").status_code == 200
 
 
+def test_a_file_interrupted_too_often_fails(served: Served, http: httpx.Client, key: str) -> None:
+    """Claimed ``MAX_ATTEMPTS`` times already, its last lease run out (three workers died
+    on it): ``failed``, not claimed again."""
+    tables = served.tables
+    user = tables.user_id(served.server, key)
+    file_id = upload(http, "martins.txt", b"House martins build mud nests.")
+    store = tables.new_store(user, "fake/slow:2500")
+    served.upstream.embedding_requests.clear()
+
+    def attach_as_left(conn: Connection) -> None:  # in one transaction: no worker sees it before
+        vector_stores.attach_file(conn, user_id=user, vector_store_id=store, file_id=file_id)
+        conn.execute(
+            vector_store_files.update()
+            .where(vector_store_files.c.file_id == file_id)
+            .values(attempts=MAX_ATTEMPTS, lease_owner="dead@node", lease_until=1.0)
+        )
+
+    tables.write(attach_as_left)
+    row = tables.wait_done(store, file_id)
+    assert row.status == "failed" and row.last_error is not None
+    assert row.last_error["code"] == "server_error"
+    assert "interrupted 3 times" in row.last_error["message"]
+    assert tables.chunk_count(vector_store_id=store) == 0
+    assert served.upstream.embedding_requests == []
+
+
 def test_a_cancelled_file_is_not_brought_back(served: Served, http: httpx.Client, key: str) -> None:
     """Cancelled while its embeddings are on the way: the worker loses its claim, and
     writes neither chunks nor a status."""
@@ -230,9 +259,7 @@ def test_a_deleted_user_and_an_expired_store_lose_their_chunks(
     assert tables.wait_done(store, file_id).status == "completed"
 
     def expire(conn: Connection) -> None:
-        conn.execute(
-            vector_stores.update().where(vector_stores.c.id == store).values(expires_at=1.0)
-        )
+        conn.execute(store_rows.update().where(store_rows.c.id == store).values(expires_at=1.0))
 
     tables.write(expire)
     pruned = served.server.cli("db", "prune", "--older-than", "1d")
