@@ -313,7 +313,8 @@ def update_vector_store(
     expires_after_days: int | None = KEEP,
 ) -> VectorStore:
     """Change what is given (``KEEP``: unchanged); a new ``expires_after_days`` counts
-    from the store's ``last_active_at``, and none makes it never expire."""
+    from the store's ``last_active_at``, and none makes it never expire. An expired store
+    keeps its expiry (a 400)."""
     store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
     values: dict[str, Any] = {}
     if name is not KEEP:
@@ -321,6 +322,8 @@ def update_vector_store(
     if metadata is not KEEP:
         values["metadata"] = store.metadata = dict(metadata or {})
     if expires_after_days is not KEEP:
+        if expired(store):  # its chunks are gone (or going): it cannot come back
+            raise store_expired(store.id)
         store.expires_after_days = expires_after_days
         store.expires_at = (
             None if expires_after_days is None else store.last_active_at + expires_after_days * DAY

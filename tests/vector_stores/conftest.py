@@ -11,15 +11,23 @@ from typing import Any, TypeVar
 
 import openai
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
 from parley.store.db import normalise_url
-from parley.store.tables import chunks
+from parley.store.tables import chunks, vector_stores
 from tests.harness import ParleyServer
 
 T = TypeVar("T")
 #: Seconds a file may take to be indexed before a test fails.
 INDEXING_DEADLINE = 30.0
+#: How often the SDK's helpers ask whether the files are indexed.
+POLL = {"poll_interval_ms": 100}
+OWLS = (
+    b"Owls hunt at night. Their soft feathers make their flight silent, and their ears "
+    b"find a mouse under the snow.\n"
+)
+BEES = b"Bees dance to tell the hive where the flowers are. The waggle dance points the way.\n"
+TIDES = b"Tides rise and fall twice a day, pulled by the moon and, less, by the sun.\n"
 
 
 class VectorServer:
@@ -42,6 +50,19 @@ class VectorServer:
                 for name, value in where.items():
                     query = query.where(chunks.c[name] == value)
                 return int(conn.execute(query).scalar_one())
+        finally:
+            engine.dispose()
+
+    def expire(self, vector_store_id: str) -> None:
+        """Make the store's expiry a second ago, as days without use would."""
+        engine = create_engine(normalise_url(self.server.database_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(vector_stores)
+                    .where(vector_stores.c.id == vector_store_id)
+                    .values(expires_at=time.time() - 1)
+                )
         finally:
             engine.dispose()
 

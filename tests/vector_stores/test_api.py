@@ -16,15 +16,16 @@ from parley.config import ConfigError, Settings
 from parley.retrieval import index
 from parley.store.db import Database
 from tests.harness import FreshDatabase
-from tests.vector_stores.conftest import VectorServer, sdk_of, serve, until
-
-OWLS = (
-    b"Owls hunt at night. Their soft feathers make their flight silent, and their ears "
-    b"find a mouse under the snow.\n"
+from tests.vector_stores.conftest import (
+    BEES,
+    OWLS,
+    POLL,
+    TIDES,
+    VectorServer,
+    sdk_of,
+    serve,
+    until,
 )
-BEES = b"Bees dance to tell the hive where the flowers are. The waggle dance points the way.\n"
-TIDES = b"Tides rise and fall twice a day, pulled by the moon and, less, by the sun.\n"
-POLL = {"poll_interval_ms": 100}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,24 @@ def test_a_store_is_made_with_files_used_changed_and_deleted(
         sdk.vector_stores.retrieve(made.id)
     assert vs_server.chunk_count(vector_store_id=made.id) == 0  # its chunks went with it
     assert sdk.files.retrieve(owls).id == owls  # the files stay
+
+
+def test_an_expired_store_is_shown_expired_and_refuses_use(
+    sdk: Any, vs_server: VectorServer
+) -> None:
+    store = sdk.vector_stores.create(expires_after={"anchor": "last_active_at", "days": 1}).id
+    vs_server.expire(store)
+    assert sdk.vector_stores.retrieve(store).status == "expired"
+    file_id = upload(sdk, "owls.txt", OWLS)
+    for call in (
+        lambda: sdk.vector_stores.search(store, query="owls"),
+        lambda: sdk.vector_stores.files.create(vector_store_id=store, file_id=file_id),
+        lambda: sdk.vector_stores.update(store, expires_after=None),  # it cannot come back
+    ):
+        error = _error(call)
+        assert error.status_code == 400 and error.body["code"] == "vector_store_expired"
+    renamed = sdk.vector_stores.update(store, name="old")
+    assert (renamed.name, renamed.status) == ("old", "expired")
 
 
 def test_lists_page_by_cursor(sdk: Any) -> None:

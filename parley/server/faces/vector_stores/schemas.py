@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     Field,
     StrictBool,
     StrictFloat,
@@ -41,10 +42,25 @@ MAX_BATCH_FILES = 2000
 MAX_ATTRIBUTES = 16
 
 AttributeValue = Annotated[StrictStr, Field(max_length=512)] | StrictBool | StrictInt | StrictFloat
+
+
+def _attribute_values(value: Any) -> Any:
+    """A value of another type is refused by name, with what the values may be."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(item, str | int | float | bool):
+                raise ValueError(
+                    f"the value of {key!r} is not a string (up to 512 characters), a number "
+                    "or a boolean"
+                )
+    return value
+
+
 #: A file's attributes in a store (OpenAI's ``VectorStoreFileAttributes``).
 Attributes = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=64)], AttributeValue],
     Field(max_length=MAX_ATTRIBUTES),
+    BeforeValidator(_attribute_values),
 ]
 
 
@@ -68,9 +84,12 @@ class StaticValues(Body):
     @model_validator(mode="after")
     def _half_at_most(self) -> StaticValues:
         if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
-            raise ValueError(
+            raise InvalidRequest(
                 "'chunk_overlap_tokens' must not exceed half of 'max_chunk_size_tokens' "
-                f"({self.max_chunk_size_tokens // 2})"
+                f"({self.max_chunk_size_tokens // 2} for {self.max_chunk_size_tokens}), got "
+                f"{self.chunk_overlap_tokens}.",
+                code="invalid_value",
+                param="chunking_strategy.static.chunk_overlap_tokens",
             )
         return self
 
