@@ -163,25 +163,19 @@ class S3Storage:
         try:
             async for chunk in chunks:
                 buffer += chunk
-                while len(buffer) >= PART:
+                while len(buffer) > PART:  # a part goes once more bytes follow it
                     if upload_id is None:
                         upload_id = await self._call(self._begin, name)
                     data = bytes(buffer[:PART])
                     del buffer[:PART]
-                    part = await self._call(
-                        self._part, name, upload_id, len(parts) + 1, data, digests
+                    parts.append(
+                        await self._call(self._part, name, upload_id, parts, data, digests)
                     )
-                    parts.append(part)
-            if upload_id is None:
+            if upload_id is None:  # all of it fits in one part: one request
                 await self._call(self._whole, name, bytes(buffer), digests)
             else:
-                if buffer:
-                    data = bytes(buffer)
-                    buffer.clear()
-                    part = await self._call(
-                        self._part, name, upload_id, len(parts) + 1, data, digests
-                    )
-                    parts.append(part)
+                data = bytes(buffer)
+                parts.append(await self._call(self._part, name, upload_id, parts, data, digests))
                 await self._call(self._complete, name, upload_id, parts)
         except BaseException:
             if upload_id is not None:
@@ -215,9 +209,11 @@ class S3Storage:
         return str(made["UploadId"])
 
     def _part(
-        self, name: str, upload_id: str, number: int, data: bytes, digests: Digests
+        self, name: str, upload_id: str, before: list[Any], data: bytes, digests: Digests
     ) -> dict[str, Any]:
+        """Send the part after ``before``; its number and ETag, for the completion."""
         digests.update(data)
+        number = len(before) + 1
         sent = self.client().upload_part(
             Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=data
         )
