@@ -207,6 +207,14 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     conn.add_argument(
         "--no-stream", action="store_true", help="wait for each whole turn instead of streaming"
     )
+    conn.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="attach a file the answers can search (repeatable; see docs/terminal.md)",
+    )
     tools = p.add_argument_group("MCP tools")
     tools.add_argument(
         "--mcp-config",
@@ -289,6 +297,7 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
         mcp_config=args.mcp_config,
         mcp_servers=tuple(args.mcp_server),
         hosted_mcp=tuple(args.hosted_mcp),
+        files=tuple(args.file),
         confirm=args.confirm,
         max_parallel_tools=args.max_parallel_tools,
         tool_timeout=args.tool_timeout,

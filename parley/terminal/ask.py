@@ -19,6 +19,7 @@ import sys
 from rich.console import Console
 
 from parley.controls import clean
+from parley.terminal.attach import attach_file
 from parley.terminal.chat import ConversationProcessor, on_sigint
 from parley.terminal.keys import quiet_input
 from parley.terminal.output import JsonOutput, TerminalOutput, key_asker
@@ -59,10 +60,16 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
     else:
         output = TerminalOutput(Console(highlight=False), err_console=err, asker=asker)
 
+    def say(text: str, *, error: bool = False) -> None:
+        line = f"✗ {clean(text)}" if error else clean(text)
+        err.print(line, style="red" if error else "dim", markup=False, highlight=False)
+
     session = Session(options)
     try:
         try:
             await session.open()
+            for path in options.files:
+                await attach_file(session, path, say)
         except SETUP_ERRORS as exc:
             err.print(f"parley ask: {clean(str(exc))}", style="red", markup=False)
             return setup_exit_code(exc)

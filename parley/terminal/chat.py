@@ -518,10 +518,10 @@ def _take(event: Event, state: TurnState, output: ChatOutput) -> None:
 
 def _ran_on_server(turn: TurnResult) -> list[HostedToolEvent]:
     """The ``hosted_tool`` events a stream of ``turn`` would have carried: a call's start
-    (its arguments) and end, a tool list's end."""
+    (its arguments, a search's queries) and end, a tool list's end."""
     events = []
     for item in turn.items:
-        if item.get("type") == "mcp_call":
+        if item.get("type") in ("mcp_call", "file_search_call"):
             events.append(HostedToolEvent(run_id=turn.run_id, phase="started", item=item))
         events.append(HostedToolEvent(run_id=turn.run_id, phase="done", item=item))
     return events

@@ -45,7 +45,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -266,6 +266,30 @@ class StreamView:
             (shown, "dim"),
         )
         self._print_line(line)
+
+    def hosted_search(self, queries: Sequence[str]) -> None:
+        """Close the text so far and show ``⚙ file_search "query" · "query"``: a search of
+        the session's files, which the server runs; its result shows as a tool's, then
+        ``search_results``."""
+        self._commit()
+        with self._lock:
+            self._pending_tools.append("file_search")
+        shown = " · ".join(f'"{q}"' for q in queries) or "…"
+        limit = max(16, self.console.width - 16)
+        line = Text.assemble(
+            ("⚙ ", "cyan"), ("file_search", "bold"), " ", (_shorten(clean(shown), limit), "dim")
+        )
+        self._print_line(line)
+
+    def search_results(self, results: Sequence[tuple[str, str]]) -> None:
+        """One indented line per passage found: its file, then its first line."""
+        for filename, passage in results:
+            name = clean(filename)
+            limit = max(16, self.console.width - len(name) - 6)
+            first = next((line for line in passage.splitlines() if line.strip()), "")
+            self._print_line(
+                Text.assemble("    ", (name, "bold"), "  ", (_shorten(clean(first), limit), "dim"))
+            )
 
     def hosted_note(self, text: str) -> None:
         """A dim side line about a hosted tool (``listed 3 tools of tests``)."""

@@ -221,6 +221,8 @@ class TerminalOutput:
             else:
                 count = len(item.get("tools") or [])
                 view.hosted_note(f"listed {count} tool{'' if count == 1 else 's'} of {server}")
+        elif item.get("type") == "file_search_call":
+            self._file_search(view, item, done=event.phase == "done")
         elif item.get("type") == "mcp_call" and event.phase == "started":
             view.hosted_call(server, str(item.get("name") or ""), item.get("arguments"))
             self._status = "Running tools…"
@@ -234,6 +236,30 @@ class TerminalOutput:
                 view.tool_result(name, True, _text(item.get("output")))
             self._status = "Thinking…"
             view.set_status(self._status)
+
+    def _file_search(self, view: StreamView, item: Mapping[str, Any], *, done: bool) -> None:
+        """A search of the session's files: its queries when it starts; when it ends, how
+        many passages it found and each one's file and first line (or its error)."""
+        if not done:
+            queries = item.get("queries")
+            view.hosted_search([str(q) for q in queries] if isinstance(queries, list) else [])
+            self._status = "Searching the files…"
+            view.set_status(self._status)
+            return
+        if item.get("status") == "failed" or item.get("error"):
+            view.tool_result("file_search", False, _text(item.get("error")) or "the search failed")
+        else:
+            results = [r for r in item.get("results") or [] if isinstance(r, Mapping)]
+            count = len(results)
+            view.tool_result("file_search", True, f"{count} passage{'' if count == 1 else 's'}")
+            view.search_results(
+                [
+                    (str(r.get("filename") or r.get("file_id") or ""), str(r.get("text") or ""))
+                    for r in results
+                ]
+            )
+        self._status = "Thinking…"
+        view.set_status(self._status)
 
     def tool_calls(self, actions: Sequence[ActionItem]) -> None:
         view = self._ensure_view()

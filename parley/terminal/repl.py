@@ -40,6 +40,7 @@ from parley.config import data_dir, make_private
 from parley.controls import clean
 from parley.errors import APIConnectionError, ParleyError
 from parley.sdk.models import Message
+from parley.terminal.attach import attach_file
 from parley.terminal.chat import ConversationProcessor, on_sigint
 from parley.terminal.keys import TypedAhead, quiet_input
 from parley.terminal.output import TerminalOutput, key_asker
@@ -72,6 +73,7 @@ COMMANDS: dict[str, str] = {
     "/new": "start a new conversation",
     "/resume ID": "continue thread ID",
     "/history": "the messages of this conversation",
+    "/attach PATH": "attach a file: the answers can search it",
     "/clear": "clear the screen",
     "/export md|json FILE": "save this conversation to FILE",
     "/confirm [ask|always|never]": "show or set when tools ask before running",
@@ -117,6 +119,7 @@ class ChatRepl:
             "/new": self._new,
             "/resume": self._resume,
             "/history": self._history,
+            "/attach": self._attach,
             "/clear": self._clear,
             "/export": self._export,
             "/confirm": self._confirm,
@@ -245,6 +248,12 @@ class ChatRepl:
             self._print_error(f"could not start: {text}")
             raise
         self.console.print(self._startup_lines())
+        try:
+            for path in self.session.options.files:
+                await attach_file(self.session, path, self._attach_line)
+        except SETUP_ERRORS as exc:
+            self._print_error(f"could not start: --file: {exc}")
+            raise
 
     def _startup_lines(self) -> Text:
         session = self.session
@@ -398,6 +407,18 @@ class ChatRepl:
             self.console.print("nothing yet", style="dim")
         for message in messages:
             self._show_message(message)
+
+    async def _attach(self, args: list[str]) -> None:
+        if len(args) != 1:
+            self._print_error("usage: /attach PATH")
+            return
+        await attach_file(self.session, Path(args[0]), self._attach_line)
+
+    def _attach_line(self, text: str, *, error: bool = False) -> None:
+        if error:
+            self._print_error(text)
+        else:
+            self._say(text)
 
     async def _clear(self, args: list[str]) -> None:
         self.console.clear()

@@ -100,6 +100,8 @@ class ChatOptions:
     #: ``--hosted-mcp`` SPECs: MCP servers the Parley server runs for the assistant
     #: (``parley.mcp.spec``).
     hosted_mcp: tuple[str, ...] = ()
+    #: ``--file`` PATHs: attached before the first message, searched with ``file_search``.
+    files: tuple[Path, ...] = ()
     confirm: ConfirmMode = "ask"
     max_parallel_tools: int = 4
     tool_timeout: float = 120.0
@@ -123,6 +125,8 @@ class Session:
         self.thread_id: str | None = options.thread_id
         #: The assistant's ``mcp`` tools, from ``--hosted-mcp``.
         self.hosted_tools: list[dict[str, Any]] = []
+        #: The session's vector store, made with its first attached file (``attach``).
+        self.vector_store_id: str | None = None
         self._client: AsyncClient | None = None
 
     @property
@@ -231,9 +235,25 @@ class Session:
         return [] if self.hub is None else list(self.hub.status.values())
 
     def tool_specs(self) -> list[dict[str, Any]]:
-        """The assistant's tools: the MCP hub's functions, then the hosted MCP servers."""
+        """The assistant's tools: the MCP hub's functions, then the hosted MCP servers, then
+        ``file_search`` over the session's files once it has some."""
         local = [] if self.hub is None else self.hub.tool_specs()
-        return [*local, *self.hosted_tools]
+        search = []
+        if self.vector_store_id is not None:
+            search = [{"type": "file_search", "vector_store_ids": [self.vector_store_id]}]
+        return [*local, *self.hosted_tools, *search]
+
+    async def file_store(self) -> str:
+        """The session's vector store: made with its first file, and the assistant switched
+        to one that searches it (unless ``--assistant`` chose the assistant)."""
+        if self.vector_store_id is None:
+            store = await self.client.vector_stores.create(
+                name="parley chat", metadata={"client": CLIENT_TAG}
+            )
+            self.vector_store_id = store.id
+            if not self.options.assistant_id:
+                await self.use_model(None)
+        return self.vector_store_id
 
     async def use_model(self, model: str | None, *, assistant_id: str | None = None) -> Assistant:
         """Switch to ``assistant_id`` as it is, or to our assistant for ``model`` (the current
@@ -295,14 +315,16 @@ class Session:
 
 
 def _stored_key(tool: ToolDefinition) -> tuple[str, str, str]:
-    if tool.type == "mcp":
-        return hosted_key(tool.model_dump())
+    if tool.type in ("mcp", "file_search"):
+        return _tool_key(tool.model_dump())
     return _tool_key((tool.function or tool).model_dump())
 
 
 def _tool_key(spec: Mapping[str, Any]) -> tuple[str, str, str]:
     if spec.get("type") == "mcp":
         return hosted_key(spec)
+    if spec.get("type") == "file_search":
+        return ("file_search", "", json.dumps(spec.get("vector_store_ids") or []))
     return (
         str(spec.get("name", "")),
         str(spec.get("description") or ""),
