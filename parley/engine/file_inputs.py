@@ -160,10 +160,21 @@ def too_large(filename: str, size: int) -> InvalidRequest:
 
 
 def _media_type(data: bytes, declared: str | None, filename: str) -> str:
-    """A PDF by its bytes, else the type the file was given with, else its name's."""
+    """A PDF by its bytes, else the type the file was given with, else its name's, else
+    ``text/plain`` for bytes that read as UTF-8 text."""
     if data.startswith(b"%PDF-"):
         return PDF
-    if declared and declared != "application/octet-stream":
+    if declared and declared != _UNKNOWN:
         return declared
     guessed, _ = mimetypes.guess_type(filename)
-    return guessed or "application/octet-stream"
+    if guessed:
+        return guessed
+    try:
+        data[:4096].decode()
+    except UnicodeDecodeError as cut:
+        if cut.start < 4090:  # not merely a character cut at the end of the sample
+            return _UNKNOWN
+    return "text/plain" if b"\0" not in data[:4096] else _UNKNOWN
+
+
+_UNKNOWN = "application/octet-stream"
