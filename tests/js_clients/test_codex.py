@@ -169,8 +169,14 @@ class Codex:
             if not k.startswith(("OPENAI_", "CODEX_")) and not k.lower().endswith("_proxy")
         }
         closed = f"http://127.0.0.1:{free_port()}"
+        # A home of its own: the commands Codex runs are login shells (bash -lc), which
+        # would otherwise run the machine user's dotfiles (a pyenv rehash there, racing
+        # with another run's, writes to the command's output).
+        home = self.home.parent / "home"
+        home.mkdir(exist_ok=True)
         return {
             **env,
+            "HOME": str(home),
             "CODEX_HOME": str(self.home),
             KEY_VARIABLE: self.key,
             "RUST_LOG": SOCKET_LOG,
