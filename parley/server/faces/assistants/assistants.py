@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
-from parley.server.faces.assistants import files, reads
+from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
 from parley.server.faces.kit.bodies import Deleted
@@ -44,7 +44,7 @@ async def create_assistant(
         options = assistant_options(body, None, profile)
         if body.tool_resources:
             options["tool_resources"] = await svc.db.write(
-                files.kept_resources,
+                reads.kept_resources,
                 user_id=user.id,
                 resources=body.tool_resources,
                 embedding_model=svc.settings.embedding_model,
@@ -95,7 +95,7 @@ async def update_assistant(
     resources = None
     if body.tool_resources is not None:
         resources = await svc.db.write(
-            files.kept_resources,
+            reads.kept_resources,
             user_id=user.id,
             resources=body.tool_resources,
             embedding_model=svc.settings.embedding_model,

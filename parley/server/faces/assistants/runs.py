@@ -103,7 +103,7 @@ async def _start(
         slot.hold_until(turn.when_done)
     if made:  # the stores a new thread's resources and attachments made are the thread's
         await svc.db.write(
-            files.give_thread, user_id=user_id, thread_id=turn.run.thread_id, store_ids=made
+            reads.give_thread, user_id=user_id, thread_id=turn.run.thread_id, store_ids=made
         )
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
@@ -135,7 +135,7 @@ async def _with_stores(
         added = body.thread.messages
     if resources:
         kept_ = await svc.db.write(
-            files.kept_resources,
+            reads.kept_resources,
             user_id=user_id,
             resources=resources,
             embedding_model=embedding,
@@ -145,7 +145,7 @@ async def _with_stores(
     attachments = [a for m in added or () for a in m.attachments or ()]
     if attachments and thread_id is not None:
         await svc.db.write(
-            files.attach,
+            reads.attach,
             user_id=user_id,
             thread_id=thread_id,
             attachments=attachments,
@@ -153,7 +153,7 @@ async def _with_stores(
         )
     elif attachments:
         store = await svc.db.write(
-            files.attach_new, user_id=user_id, attachments=attachments, embedding_model=embedding
+            reads.attach_new, user_id=user_id, attachments=attachments, embedding_model=embedding
         )
         if store is not None:
             extra.append(store)
@@ -161,7 +161,7 @@ async def _with_stores(
     if thread_id is None:
         made += extra
     tools = await svc.db.write(
-        files.run_tools,
+        reads.run_tools,
         user_id=user_id,
         tools=config.tools,
         assistant_resources=(assistant.options or {}).get("tool_resources"),

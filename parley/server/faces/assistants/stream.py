@@ -166,7 +166,7 @@ class TurnEvents:
         run, message, actions = await self.db.read(
             reads.turn_end, run_id=self.run.id, message_id=self.message.id
         )
-        found = await self.db.read(files.run_files, run_ids=[run.id]) if message.content else {}
+        found = await self.db.read(reads.run_files, run_ids=[run.id]) if message.content else {}
         return self.ended(run, message, actions, found.get(run.id))
 
     def cut_off(self, error: ParleyError | None) -> bytes:

@@ -15,7 +15,7 @@ from parley.server.deps import (
     MetadataFilter,
     Svc,
 )
-from parley.server.faces.assistants import files, reads
+from parley.server.faces.assistants import reads
 from parley.server.faces.assistants.requests import new_messages
 from parley.server.faces.assistants.schemas import MessageCreateFlat, MessageUpdate, ThreadUpdate
 from parley.server.faces.kit.bodies import Deleted, MessageCreate, ThreadCreate
@@ -38,7 +38,7 @@ async def create_thread(
         attachments = [a for m in given.messages for a in m.attachments or ()]
         # Checked first: a store or a file that is not the caller's makes nothing.
         await svc.db.write(
-            files.check_given,
+            reads.check_given,
             user_id=user.id,
             resources=given.tool_resources,
             attachments=attachments,
@@ -50,7 +50,7 @@ async def create_thread(
             metadata=given.metadata,
         )
         resources = await svc.db.write(
-            files.thread_resources,
+            reads.thread_resources,
             user_id=user.id,
             thread_id=thread.id,
             resources=given.tool_resources,
@@ -83,7 +83,7 @@ async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPubli
 
 async def _with_resources(svc: Svc, user_id: str, thread: ThreadPublic) -> ThreadPublic:
     """The thread, with its own store as its ``tool_resources``."""
-    ids = await svc.db.read(files.thread_stores, user_id=user_id, thread_id=thread.id)
+    ids = await svc.db.read(reads.thread_stores, user_id=user_id, thread_id=thread.id)
     resources = {"file_search": {"vector_store_ids": ids}} if ids else {}
     return thread.model_copy(update={"tool_resources": resources})
 
@@ -93,13 +93,13 @@ async def update_thread(
     thread_id: str, body: ThreadUpdate, user: CurrentUser, svc: Svc
 ) -> ThreadPublic:
     if body.tool_resources:
-        await svc.db.write(files.check_given, user_id=user.id, resources=body.tool_resources)
+        await svc.db.write(reads.check_given, user_id=user.id, resources=body.tool_resources)
     thread = await svc.db.write(
         reads.update_thread, user_id=user.id, thread_id=thread_id, metadata=body.metadata
     )
     if body.tool_resources:
         await svc.db.write(
-            files.thread_resources,
+            reads.thread_resources,
             user_id=user.id,
             thread_id=thread.id,
             resources=body.tool_resources,
@@ -123,7 +123,7 @@ async def _add_message(
     async def make() -> Response:
         if body.attachments:  # into the thread's store (the thread and files the user's)
             await svc.db.write(
-                files.attach,
+                reads.attach,
                 user_id=user_id,
                 thread_id=thread_id,
                 attachments=body.attachments,

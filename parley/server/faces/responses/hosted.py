@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parley.engine.hosted.file_search import cited_files
+from parley.engine import file_search
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 
 Event = dict[str, Any]
@@ -77,7 +77,7 @@ class HostedItems:
             outcome = "failed" if status == "failed" else "completed"
             events.append(self.make(f"response.{kind}.{outcome}", **where))
         elif kind == "file_search_call":
-            self.files.update(cited_files([item]))
+            self.files.update(file_search.cited_files([item]))
             if status == "completed":
                 events.append(self.make("response.file_search_call.completed", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from parley.engine.hosted.file_search import citations
+from parley.engine import file_search
 
 #: What a ``file_search_call`` item keeps that the API does not show.
 _SEARCH_ONLY = ("show_results", "error")
@@ -37,7 +37,7 @@ def citations_of(text: str, files: Mapping[str, str]) -> list[dict[str, Any]]:
     mention."""
     return [
         {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end}
-        for c in citations(text, files)
+        for c in file_search.citations(text, files)
     ]
 
 

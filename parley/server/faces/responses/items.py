@@ -36,8 +36,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from parley.engine import Approval, NewMessage
-from parley.engine.hosted import file_search
+from parley.engine import Approval, NewMessage, file_search
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item

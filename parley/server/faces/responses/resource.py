@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine.hosted.file_search import DEFAULT_RESULTS, cited_files
+from parley.engine import file_search
 from parley.errors import NotFound
 from parley.server.faces.responses.hosted_items import with_citations
 from parley.server.faces.responses.items import message_items
@@ -115,7 +115,7 @@ def file_search_echo(tool: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "file_search",
         "vector_store_ids": tool.get("vector_store_ids") or [],
-        "max_num_results": tool.get("max_num_results", DEFAULT_RESULTS),
+        "max_num_results": tool.get("max_num_results", file_search.DEFAULT_RESULTS),
         "filters": tool.get("filters"),
         "ranking_options": ranking,
     }
@@ -187,7 +187,7 @@ def output_of(stored: StoredResponse, status: str, state: bool) -> list[dict[str
             output += handed
             handed = []
         if message.item is not None:
-            files.update(cited_files([message.item]))
+            files.update(file_search.cited_files([message.item]))
         for item in message_items(message, calls=stored.calls, status=status, state=state):
             item = with_citations(item, files)
             (handed if item["type"] == "function_call" else output).append(item)
