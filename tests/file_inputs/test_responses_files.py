@@ -110,6 +110,16 @@ async def test_the_demo_model_reads_an_uploaded_file(parley: Parley) -> None:
         "content": f"{QUESTION}\n\nContents of file notes.txt:\n{NOTES.decode().strip()}",
     }
 
+    # A file deleted since: the model is told so, and the turn goes on.
+    await sdk.files.delete(notes.id)
+    (model,) = upstream.script(0, TextTurn())
+    fourth = await sdk.responses.create(model=model, input="Still?", previous_response_id=third.id)
+    assert fourth.status == "completed"
+    sent = upstream.requests(0)[-1]["messages"]
+    assert sent[0]["content"] == (
+        f"{QUESTION}\n\n[The file notes.txt is not available: No such File object: {notes.id}]"
+    )
+
 
 async def test_each_kind_of_provider_gets_the_files_its_way(parley: Parley) -> None:
     sdk, ups = parley.sdk, parley.upstreams
