@@ -16,6 +16,7 @@ the model so instead of failing the turn.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -106,7 +107,8 @@ class FileInputs:
         it was stored with."""
         if file.file_id is None:
             data = file.data or b""
-            return data, file.media_type, hashlib.sha256(data).hexdigest(), file.filename
+            digest = await asyncio.to_thread(_sha256, data) if len(data) > 2**20 else _sha256(data)
+            return data, file.media_type, digest, file.filename
         found = await self.db.read(file_store.get_file, user_id=user_id, file_id=file.file_id)
         if found.bytes > MAX_FILE_BYTES:
             raise too_large(file.filename or found.filename, found.bytes)
@@ -148,6 +150,10 @@ class FileInputs:
     async def aclose(self) -> None:
         if self._extractor is not None:
             await self._extractor.close()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def too_large(filename: str, size: int) -> InvalidRequest:
