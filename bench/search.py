@@ -28,6 +28,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import bisect  # noqa: E402
 import itertools  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import secrets  # noqa: E402
@@ -41,6 +42,7 @@ from report import markdown_table, percentile, text_table, write_json  # noqa: E
 from sqlalchemy import insert  # noqa: E402
 
 from parley.retrieval import Chunk, index  # noqa: E402
+from parley.retrieval.index import _postgres  # noqa: E402
 from parley.store import users  # noqa: E402
 from parley.store.db import Database, new_id, now  # noqa: E402
 from parley.store.tables import files  # noqa: E402
@@ -49,6 +51,9 @@ TARGET_P50, TARGET_P95 = 20.0, 60.0
 WORDS_PER_CHUNK = 75
 CHUNKS_PER_FILE = 100
 VOCABULARY = 20_000
+#: Files added in one transaction while loading.
+FILES_PER_WRITE = 20
+STORE = "vs_bench"
 HEADER = ("database", "mode", "chunks", "load s", "p50 ms", "p95 ms", "target")
 MODES = ("lexical", "vector", "hybrid")
 
@@ -92,46 +97,89 @@ def _vector(rng: random.Random, dim: int) -> list[float]:
     return [v / norm for v in values]
 
 
-async def load(db: Database, args: argparse.Namespace, rng: random.Random) -> tuple[str, Words]:
+async def load(
+    db: Database, args: argparse.Namespace, rng: random.Random, *, bulk: bool
+) -> tuple[str, Words]:
+    """The chunks, ``FILES_PER_WRITE`` files to a transaction: through ``index.add_chunks``
+    (as ingestion adds them), or, ``bulk`` on PostgreSQL, by COPY, with the vectors' HNSW
+    index made once at the end (as after a restore), which is many times faster."""
     words = Words(rng)
     user = (await db.write(users.create_user, name="bench")).id
+    batch: list[tuple[str, list[Chunk], list[list[float]] | None]] = []
     for first in range(0, args.chunks, CHUNKS_PER_FILE):
         count = min(CHUNKS_PER_FILE, args.chunks - first)
-        file_id = new_id("file")
         pieces, offset = [], 0
         for i in range(count):
             text = " ".join(words.draw(WORDS_PER_CHUNK)).capitalize() + "."
             pieces.append(Chunk(i, text, offset, offset + len(text), 100))
             offset += len(text) + 1
         vectors = [_vector(rng, args.dim) for _ in pieces] if args.dim else None
-        await db.write(_add, user_id=user, file_id=file_id, pieces=pieces, vectors=vectors)
+        batch.append((new_id("file"), pieces, vectors))
+        if len(batch) == FILES_PER_WRITE or first + count >= args.chunks:
+            await db.write(_copy if bulk else _add, user_id=user, batch=batch)
+            batch = []
+    if bulk and args.dim:
+        await db.write(_index_vectors, dim=args.dim)
     return user, words
 
 
-def _add(conn: Any, *, user_id: str, file_id: str, pieces: list[Chunk], vectors: Any) -> None:
+def _add_files(conn: Any, user_id: str, file_ids: list[str]) -> None:
     conn.execute(
-        insert(files).values(
-            id=file_id,
+        insert(files),
+        [
+            {
+                "id": file_id,
+                "user_id": user_id,
+                "filename": f"{file_id}.txt",
+                "purpose": "assistants",
+                "bytes": 1,
+                "created_at": now(),
+                "sha256": "0" * 64,
+                "mime_type": "text/plain",
+                "storage": "database",
+                "storage_key": secrets.token_hex(16),
+            }
+            for file_id in file_ids
+        ],
+    )
+
+
+def _add(conn: Any, *, user_id: str, batch: list[Any]) -> None:
+    _add_files(conn, user_id, [file_id for file_id, _, _ in batch])
+    for file_id, pieces, vectors in batch:
+        index.add_chunks(
+            conn,
             user_id=user_id,
-            filename=f"{file_id}.txt",
-            purpose="assistants",
-            bytes=1,
-            created_at=now(),
-            sha256="0" * 64,
-            mime_type="text/plain",
-            storage="database",
-            storage_key=secrets.token_hex(16),
+            vector_store_id=STORE,
+            file_id=file_id,
+            chunks=pieces,
+            embeddings=vectors,
+            attributes={"part": file_id[-1]},
         )
-    )
-    index.add_chunks(
-        conn,
-        user_id=user_id,
-        vector_store_id="vs_bench",
-        file_id=file_id,
-        chunks=pieces,
-        embeddings=vectors,
-        attributes={"part": file_id[-1]},
-    )
+
+
+_COPY = (
+    "COPY chunks (user_id, vector_store_id, file_id, seq, text, tokens, char_start,"
+    " char_end, attributes, embedding_dim, created_at, embedding) FROM STDIN"
+)
+
+
+def _copy(conn: Any, *, user_id: str, batch: list[Any]) -> None:
+    _add_files(conn, user_id, [file_id for file_id, _, _ in batch])
+    created = now()
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for file_id, pieces, vectors in batch:
+            attributes = json.dumps({"part": file_id[-1]})
+            for n, c in enumerate(pieces):
+                vector = "[" + ",".join(map(repr, vectors[n])) + "]" if vectors else None
+                dim = len(vectors[n]) if vectors else None
+                where = (c.index, c.text, c.tokens, c.start, c.end)
+                copy.write_row((user_id, STORE, file_id, *where, attributes, dim, created, vector))
+
+
+def _index_vectors(conn: Any, *, dim: int) -> None:
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
+    _postgres.ensure_dimension(conn, dim)
 
 
 async def measure(
@@ -158,7 +206,7 @@ async def measure(
             hits = await db.read(
                 index.search,
                 user_id=user,
-                vector_store_ids=["vs_bench"],
+                vector_store_ids=[STORE],
                 query=query,
                 query_embeddings=embedding,
                 ranking_options=options,
@@ -192,16 +240,23 @@ class Pgvector:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
+def _vacuum(db: Database) -> None:
+    """VACUUM ANALYZE, as autovacuum does soon after a load: the statistics, and the words'
+    GIN index's pending entries merged into it (a search reads them all until then)."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE chunks")
+
+
 async def bench_one(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     db = Database(url)
     try:
         await db.migrate()
         start = time.perf_counter()
-        user, words = await load(db, args, rng)
-        loaded = time.perf_counter() - start
+        user, words = await load(db, args, rng, bulk=kind != "sqlite")
         if kind != "sqlite":
-            await db.write(lambda c: c.exec_driver_sql("ANALYZE chunks"))
+            await asyncio.to_thread(_vacuum, db)
+        loaded = time.perf_counter() - start
         results = await measure(db, user, words, args, rng)
     finally:
         await db.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, delete, text
 
-from parley.retrieval import chunk, index
+from parley.retrieval import Chunk, chunk, index
 from parley.store.db import Database
 from parley.store.tables import files
 from tests.retrieval.conftest import make_file, make_user
@@ -202,6 +202,67 @@ async def test_without_pgvector_search_is_lexical(
         results = await find(db, corpus, question, query_embeddings=[embed(question)])
         assert results[0].filename == "tides.txt"
         assert results[0].score == 1.0
+    finally:
+        await db.dispose()
+        scratch.drop()
+
+
+def _lines(text: str, count: int) -> list[Chunk]:
+    return [Chunk(i, text, i * 100, i * 100 + len(text), 4) for i in range(count)]
+
+
+async def test_a_users_word_matches_are_found_behind_anothers_better_ones(
+    index_db: Database,
+) -> None:
+    """The word search checks the best matches of the whole index first: when another
+    user's chunks fill them (in a store of the same id), it looks at every match."""
+    other = await make_user(index_db, "other")
+    crowd = await make_file(index_db, other, "crowd.txt")
+    await index_db.write(
+        index.add_chunks,
+        user_id=other,
+        vector_store_id="vs_docs",
+        file_id=crowd,
+        chunks=_lines("owls owls owls", 5 * index._sqlite.LEXICAL_SHORTLIST * 50),
+    )
+    corpus = await load(index_db, embeddings=False)
+    results = await find(index_db, corpus, "owls")
+    assert [r.filename for r in results] == ["owls.txt"]
+
+
+@pytest.mark.parametrize("kind", ["pgvector", "postgres"])
+async def test_postgres_ranks_the_rarer_words_chunks_when_a_word_is_common(
+    kind: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """A word the statistics put in more than ``COMMON_CHUNKS`` chunks: the chunks holding
+    the query's rarer words are ranked, when there are enough of them; else all."""
+    from tests.retrieval.conftest import open_database
+
+    db, scratch = await open_database(kind, tmp_path, request)
+    try:
+        user = await make_user(db)
+        file_id = await make_file(db, user, "sea.txt")
+        common = index._postgres.COMMON_CHUNKS + 50
+        pieces = [
+            *_lines("tide tide tide tide", common),
+            *[Chunk(common + i, "a moon", 0, 6, 2) for i in range(60)],
+            *[Chunk(common + 60 + i, "one zebra", 0, 9, 2) for i in range(3)],
+        ]
+        await db.write(
+            index.add_chunks, user_id=user, vector_store_id="vs_sea", file_id=file_id, chunks=pieces
+        )
+        await db.write(lambda c: c.exec_driver_sql("ANALYZE chunks"))
+
+        async def texts(query: str) -> set[str]:
+            found = await db.read(
+                index.search, user_id=user, vector_store_ids=["vs_sea"], query=query
+            )
+            assert len(found) == 10
+            return {r.text for r in found}
+
+        # By ts_rank alone, four tides would beat one moon (it has no word frequencies).
+        assert await texts("tide moon") == {"a moon"}
+        assert "tide tide tide tide" in await texts("tide zebra")
     finally:
         await db.dispose()
         scratch.drop()

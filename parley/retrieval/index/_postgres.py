@@ -7,6 +7,7 @@ column takes vectors of any length, and an index needs one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,24 +96,74 @@ def store_embeddings(
     )
 
 
+#: A word the statistics put in more chunks than this is common: the word search ranks
+#: the chunks holding the query's other words, when they are enough, and no others.
+COMMON_CHUNKS = 1000
+#: How long a connection keeps the words' statistics before it reads them again, in seconds.
+STATISTICS_TTL = 300.0
+
+
 def lexical(
     conn: Connection, queries: Sequence[str], where: ColumnElement[bool], limit: int
 ) -> list[tuple[int, float]]:
-    """The best ``limit`` chunks by ``ts_rank``: any of the queries' words (their
-    ``plainto_tsquery``, whose ANDs become ORs), stemmed, without stop words."""
-    words = func.plainto_tsquery(literal_column("'english'"), literal(" ".join(queries)))
-    anyword = cast(func.replace(cast(words, Text), "&", "|"), TSQUERY)
-    tsquery = select(anyword.label("q")).subquery("tsquery")
+    """The best ``limit`` chunks by ``ts_rank`` for any of the queries' words (their
+    lexemes: stemmed, without stop words). When the table's statistics name some of the
+    words common (in more than ``COMMON_CHUNKS`` chunks), only the chunks holding one of
+    the rarer words are ranked, unless they are fewer than ``limit``: a common word's
+    chunks cost a row each to rank and would rank alike anyway."""
+    lexemes = conn.execute(_LEXEMES, {"words": " ".join(queries)}).scalar() or []
+    if not lexemes:
+        return []
+    anyword = _tsquery(lexemes)
+    common = _common_words(conn)
+    rare = [w for w in lexemes if w not in common]
+    if rare and len(rare) < len(lexemes):
+        found = _ranked(conn, anyword, _tsquery(rare), where, limit)
+        if len(found) >= limit:
+            return found
+    return _ranked(conn, anyword, anyword, where, limit)
+
+
+_LEXEMES = text("SELECT tsvector_to_array(to_tsvector('english', :words))")
+
+
+def _tsquery(lexemes: Sequence[str]) -> str:
+    """Lexemes ORed, as tsquery text (each quoted: taken as it is, not parsed again)."""
+    return " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in lexemes)
+
+
+def _ranked(
+    conn: Connection, ranked: str, matched: str, where: ColumnElement[bool], limit: int
+) -> list[tuple[int, float]]:
     tsv = literal_column("chunks.tsv", TSVECTOR)
-    rank = func.ts_rank(tsv, tsquery.c.q)
+    rank = func.ts_rank(tsv, cast(literal(ranked), TSQUERY))
     statement = (
         select(chunks.c.id, rank)
-        .select_from(chunks.join(tsquery, literal(True)))
-        .where(tsv.op("@@")(tsquery.c.q), where)
+        .where(tsv.op("@@")(cast(literal(matched), TSQUERY)), where)
         .order_by(rank.desc())
         .limit(limit)
     )
     return [(row[0], float(row[1])) for row in conn.execute(statement)]
+
+
+_STATISTICS = text(
+    "SELECT s.word, s.share * greatest(c.reltuples, 0) FROM pg_class c,"
+    " pg_stats p, unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs)"
+    " AS s(word, share) WHERE c.oid = 'chunks'::regclass AND p.schemaname = current_schema()"
+    " AND p.tablename = 'chunks' AND p.attname = 'tsv' AND s.word IS NOT NULL"
+)
+
+
+def _common_words(conn: Connection) -> frozenset[str]:
+    """The words in more than ``COMMON_CHUNKS`` chunks by the statistics ANALYZE keeps of
+    ``tsv`` (its most common lexemes and their shares of the rows), read again after
+    ``STATISTICS_TTL`` seconds; none before the first ANALYZE."""
+    kept = conn.info.get("parley_common_words")
+    if kept is not None and kept[0] > time.monotonic():
+        return kept[1]  # type: ignore[no-any-return]
+    common = frozenset(w for w, rows in conn.execute(_STATISTICS) if rows > COMMON_CHUNKS)
+    conn.info["parley_common_words"] = (time.monotonic() + STATISTICS_TTL, common)
+    return common
 
 
 def nearest(

@@ -24,6 +24,9 @@ from parley.store.tables import chunks
 #: How many scan candidates a vector query ranks again exactly, per result it wants
 #: (sqlite-vec's scan costs about in proportion to its k).
 OVERSAMPLE = 4
+#: How many of the best word matches, per result wanted, are checked against the search's
+#: conditions before all of them are.
+LEXICAL_SHORTLIST = 4
 _MAX_K = 4096  # sqlite-vec's largest k
 _NAMED = sqlite.dialect(paramstyle="named")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -116,17 +119,39 @@ def match_expression(queries: Sequence[str]) -> str | None:
 def lexical(
     conn: Connection, queries: Sequence[str], where: ColumnElement[bool], limit: int
 ) -> list[tuple[int, float]]:
-    """The best ``limit`` chunks by BM25, with their BM25 (higher is better)."""
+    """The best ``limit`` chunks by BM25, with their BM25 (higher is better). The best
+    ``LEXICAL_SHORTLIST`` times ``limit`` matches of the whole index are checked against
+    ``where`` first; only when too few of them pass are all the matches checked. Either
+    way the result is the same (BM25 does not depend on ``where``), the first far cheaper
+    for a query with a common word: each match checked is a row looked up."""
     expression = match_expression(queries)
     if expression is None:
         return []
+    found = _lexical(conn, expression, where, limit, LEXICAL_SHORTLIST * limit)
+    if len(found) < limit:
+        found = _lexical(conn, expression, where, limit, None)
+    return found
+
+
+def _lexical(
+    conn: Connection,
+    expression: str,
+    where: ColumnElement[bool],
+    limit: int,
+    shortlist: int | None,
+) -> list[tuple[int, float]]:
     # The matches first, then their chunks by rowid (CROSS JOIN keeps that order): else
     # SQLite may walk the user's chunks by ``ix_chunks_user_id`` and look each up in the
     # matches, or run the full-text query once for each.
     condition = where.compile(dialect=_NAMED, compile_kwargs={"render_postcompile": True})
+    matches = (
+        "SELECT rowid AS chunk_id, bm25(chunks_fts) AS bm25 FROM chunks_fts"
+        " WHERE chunks_fts MATCH :fts_match"
+    )
+    if shortlist is not None:
+        matches += f" ORDER BY bm25(chunks_fts) LIMIT {int(shortlist)}"
     statement = text(
-        "SELECT chunks.id, hits.bm25 FROM (SELECT rowid AS chunk_id,"
-        " bm25(chunks_fts) AS bm25 FROM chunks_fts WHERE chunks_fts MATCH :fts_match) AS hits"
+        f"SELECT chunks.id, hits.bm25 FROM ({matches}) AS hits"
         f" CROSS JOIN chunks ON chunks.id = hits.chunk_id WHERE {condition}"
         " ORDER BY hits.bm25 LIMIT :fts_limit"
     ).bindparams(fts_match=expression, fts_limit=limit, **condition.params)
