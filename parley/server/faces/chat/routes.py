@@ -38,7 +38,7 @@ _ANSWERS = {
         "The completion as JSON, or with `stream` true its chunks as "
         "server-sent events (`data: <chunk>`), ending with `data: [DONE]`."
     ),
-    **errors(503),
+    **errors(404, 503),
 }
 
 
