@@ -210,14 +210,13 @@ class Ingestion:
         embeddings = await self._embed(claim, pieces)
         if embeddings:
             usage += sum(_FLOAT * len(v) for v in embeddings)
-        done = await self.db.write(
+        return await self.db.write(
             store.complete_file,
             claim=claim,
             pieces=pieces,
             embeddings=embeddings,
             usage_bytes=usage,
         )
-        return "completed" if done else "lost"
 
     async def _bytes(self, claim: store.Claim) -> bytes:
         most = self.extractor.limits.max_bytes

@@ -215,17 +215,29 @@ def complete_file(
     pieces: Sequence[Chunk],
     embeddings: Sequence[Sequence[float]] | None,
     usage_bytes: int,
-) -> bool:
+) -> str:
     """The file is indexed: its old chunks in the store make way for ``pieces`` (with the
-    file's attributes), and it is ``completed``. Only while ``claim`` holds and the store
-    has not expired: False, and nothing written, otherwise."""
+    file's attributes), and it is ``completed``. Only while ``claim`` holds: ``lost``, and
+    nothing written, otherwise; ``failed`` when the store expired meanwhile."""
+    if conn.dialect.name == "postgresql":
+        # Locked first, as their deletions lock them first: a file or store deleted now
+        # waits for this transaction (and then takes its chunks), or this one for it.
+        for table, key in ((files, claim.file_id), (vector_stores, claim.vector_store_id)):
+            conn.execute(
+                select(table.c.id).where(table.c.id == key).with_for_update(key_share=True)
+            )
     done = conn.execute(
         update(_rows)
         .where(_held(claim), _store_live(claim.vector_store_id, now()))
         .values(status="completed", usage_bytes=usage_bytes, lease_owner=None, lease_until=None)
     )
     if not done.rowcount:
-        return False
+        expired = "The vector store expired before the file was indexed."
+        return (
+            "failed"
+            if fail_file(conn, claim=claim, code="server_error", message=expired)
+            else "lost"
+        )
     index.delete_file_chunks(conn, file_id=claim.file_id, vector_store_id=claim.vector_store_id)
     index.add_chunks(
         conn,
@@ -236,7 +248,7 @@ def complete_file(
         embeddings=embeddings,
         attributes=claim.attributes,
     )
-    return True
+    return "completed"
 
 
 def _store_live(vector_store_id: str, at: float) -> ColumnElement[bool]:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from parley.retrieval import index
 from parley.store import vector_stores
 from parley.store.ingestion import MAX_ATTEMPTS
-from parley.store.tables import users, vector_store_files
+from parley.store.tables import files, users, vector_store_files
 from parley.store.tables import vector_stores as store_rows
 from tests.ingestion.conftest import Served, upload, wait_until
 from tests.retrieval import documents
@@ -258,14 +258,46 @@ def test_a_deleted_user_and_an_expired_store_lose_their_chunks(
     tables.attach(user, store, file_id)
     assert tables.wait_done(store, file_id).status == "completed"
 
+    # and a file that expires, in a store that does not
+    with served.server.client(key) as mine:
+        leaving = upload(mine, "crows.txt", b"Carrion crows cache walnuts.\n" * 20)
+    kept_store = tables.new_store(user)
+    tables.attach(user, kept_store, leaving)
+    assert tables.wait_done(kept_store, leaving).status == "completed"
+
     def expire(conn: Connection) -> None:
         conn.execute(store_rows.update().where(store_rows.c.id == store).values(expires_at=1.0))
+        conn.execute(files.update().where(files.c.id == leaving).values(expires_at=1.0))
 
     tables.write(expire)
     pruned = served.server.cli("db", "prune", "--older-than", "1d")
     assert pruned.returncode == 0, pruned.stderr
+    assert "deleted 1 expired files" in pruned.stdout
     assert "deleted the chunks of 1 expired vector stores" in pruned.stdout
     assert tables.chunk_count(vector_store_id=store) == 0
+    assert tables.chunk_count(file_id=leaving) == 0
     assert _words_index_hits(served, "jays") == 0
+    assert _words_index_hits(served, "walnuts") == 0
     row = tables.row(store, file_id)
     assert row is not None and row.status == "completed"  # the rows stay
+
+
+def test_a_store_that_expires_while_a_file_is_indexed_gets_no_chunks(
+    served: Served, http: httpx.Client, key: str
+) -> None:
+    tables = served.tables
+    user = tables.user_id(served.server, key)
+    store = tables.new_store(user, "fake/slow:1500")
+    file_id = upload(http, "larks.txt", b"Skylarks sing high over the field.")
+    served.upstream.embedding_requests.clear()
+    tables.attach(user, store, file_id)
+    wait_until(lambda: bool(served.upstream.embedding_requests), what="the embedding call")
+
+    def expire(conn: Connection) -> None:
+        conn.execute(store_rows.update().where(store_rows.c.id == store).values(expires_at=1.0))
+
+    tables.write(expire)
+    row = tables.wait_done(store, file_id)
+    assert row.status == "failed" and row.last_error is not None
+    assert "expired" in row.last_error["message"]
+    assert tables.chunk_count(vector_store_id=store) == 0
