@@ -5,11 +5,12 @@ file and remembered in the thread's metadata (``vector_store_id``). Each file is
 (``POST /v1/files``), attached to the store, and indexed there in the background; the page
 shows it as a chip whose ``status`` goes from ``indexing`` to ``ready`` or ``failed`` (with
 the server's reason). The conversation's runs then offer ``file_search`` over the store
-(``file_search_tool``).
+(``file_search_tool``). Deleting the conversation deletes its files and its store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -107,6 +108,21 @@ class Attachments:
         except NotFound:  # the store was deleted behind the page's back
             return []
         return [chip(f, self._name_of(f)) for f in page.iter_all()]
+
+    def forget(self, thread: Thread) -> None:
+        """Delete the (deleted) thread's files and store: nothing is left of them."""
+        store = store_id(thread)
+        if store is None:
+            return
+        try:
+            attached = list(self.client.vector_stores.files.list(store, limit=100).iter_all())
+        except NotFound:
+            return  # deleted already
+        for each in attached:
+            with contextlib.suppress(NotFound):
+                self.client.files.delete(each.id)
+        with contextlib.suppress(NotFound):
+            self.client.vector_stores.delete(store)
 
     def _name_of(self, attached: VectorStoreFile) -> str:
         name = (attached.attributes or {}).get("filename")

@@ -135,8 +135,9 @@ def create_thread() -> tuple[dict[str, Any], int]:
 @bp.delete("/api/threads/<thread_id>")
 def delete_thread(thread_id: str) -> dict[str, Any]:
     backend = _backend()
-    backend.owned_thread(thread_id, owner_tag())
+    thread = backend.owned_thread(thread_id, owner_tag())
     backend.client.threads.delete(thread_id)
+    backend.attachments.forget(thread)
     return {"id": thread_id, "deleted": True}
 
 

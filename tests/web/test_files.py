@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from parley.errors import NotFound
 from parley.sdk import Client
 from parley.sdk.models import Message
 from parley.web import create_app
@@ -74,6 +75,22 @@ def test_a_file_starts_a_conversation_whose_runs_search_it(
     # Another browser session sees none of it, exactly as an unknown thread.
     assert other_browser.get(f"/api/threads/{thread['id']}/files").status_code == 404
     assert attach(other_browser, "x.txt", b"x", thread_id=thread["id"]).status_code == 404
+
+    # Deleting the conversation deletes its files and its store.
+    assert browser.delete(f"/api/threads/{thread['id']}").status_code == 200
+    with pytest.raises(NotFound):
+        sdk.vector_stores.retrieve(store)
+    for gone in (chip["id"], second.json()["file"]["id"]):
+        with pytest.raises(NotFound):
+            sdk.files.retrieve(gone)
+
+
+def test_a_file_without_text_fails_with_the_reason(browser: Browser) -> None:
+    made = attach(browser, "blob.bin", bytes(range(256)) * 8)
+    assert made.status_code == 201, made.text
+    [chip] = wait_ready(browser, made.json()["thread"]["id"])
+    assert chip["status"] == "failed"
+    assert chip["error"] and not chip["error"].startswith("Indexing ended"), chip  # the server's
 
 
 @pytest.fixture
