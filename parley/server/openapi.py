@@ -141,6 +141,8 @@ _IDS = {
     "MessagePublic": "message_id",
     "RunPublic": "run_id",
     "ApiKeyCreated": "key_id",
+    "VectorStorePublic": "vector_store_id",
+    "FileBatchPublic": "batch_id",
 }
 
 _SECURITY_SCHEMES = {

@@ -48,7 +48,7 @@ SEARCH_FACE = "vector_stores.search"
 # ----------------------------------------------------------------------------- stores
 
 
-@router.post("/vector_stores", response_model=VectorStorePublic, responses=errors(400))
+@router.post("/vector_stores", response_model=VectorStorePublic, responses=errors(400, 404))
 async def create_vector_store(
     body: VectorStoreCreate, user: CurrentUser, svc: Svc
 ) -> VectorStorePublic:
