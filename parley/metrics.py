@@ -37,7 +37,7 @@ _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _INGEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.25, 0.5, 1, 2.5)
 #: The outcomes of indexing a file: ``lost`` is a file cancelled, attached again or deleted
-#: while it was indexed (nothing was written).
+#: while it was indexed, or given back when the server stopped (nothing was written).
 INGEST_OUTCOMES = frozenset({"completed", "failed", "lost"})
 #: Who searched (``search_duration``): the vector store search route, or the file_search tool.
 SEARCH_SOURCES = frozenset({"api", "file_search"})
@@ -237,7 +237,8 @@ class PrometheusMetrics(Metrics):
         self.files_indexed = Counter(
             "parley_files_indexed",
             "Vector store files the ingestion worker ended, by outcome (completed, failed, or "
-            "lost: cancelled, attached again or deleted while it worked).",
+            "lost: cancelled, attached again or deleted while it worked, or given back when "
+            "the server stopped).",
             ["outcome"],
             registry=registry,
         )
