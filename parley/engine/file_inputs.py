@@ -71,6 +71,17 @@ class FileInputs:
             )
         return dataclasses.replace(file, data=data, media_type=media_type, text=text)
 
+    async def check(self, file: FileInput, *, user_id: str) -> FileInput:
+        """``file``, named, when it is given inline or is one of the user's files and not
+        too large for a model call (its bytes are not read: for a message kept with no
+        model chosen yet). Raises ``NotFound`` and ``InvalidRequest``."""
+        if file.file_id is None:
+            return file
+        found = await self.db.read(file_store.get_file, user_id=user_id, file_id=file.file_id)
+        if found.bytes > MAX_FILE_BYTES:
+            raise too_large(file.filename or found.filename, found.bytes)
+        return dataclasses.replace(file, filename=file.filename or found.filename)
+
     async def image(self, *, file_id: str, user_id: str) -> str:
         """One of the user's files that is an image, as a data URL (PNG, JPEG, GIF or
         WebP). Raises ``NotFound``, and ``InvalidRequest`` for a file that is no image."""

@@ -206,6 +206,24 @@ async def test_an_image_given_by_file_id(parley: Parley) -> None:
     assert refused.value.body["param"] == "input[0].content[1].file_id"  # type: ignore[index]
 
 
+async def test_a_conversation_keeps_a_file_for_its_responses(parley: Parley) -> None:
+    sdk, upstream = parley.sdk, parley.upstreams["ollama"]
+    notes = await sdk.files.create(file=("notes.txt", NOTES), purpose="user_data")
+    conversation = await sdk.conversations.create(items=asking(by_id(notes.id)))  # type: ignore[arg-type]
+    items = await sdk.conversations.items.list(conversation.id)
+    shown = [p.model_dump(exclude_none=True) for p in items.data[0].content]  # type: ignore[union-attr]
+    assert shown[1] == {"type": "input_file", "file_id": notes.id, "filename": "notes.txt"}
+    (model,) = upstream.script(0, TextTurn())
+    answer = await sdk.responses.create(model=model, input="Go.", conversation=conversation.id)
+    assert answer.status == "completed"
+    assert upstream.requests(0)[-1]["messages"][0]["content"].endswith(
+        f"Contents of file notes.txt:\n{NOTES.decode().strip()}"
+    )
+    with pytest.raises(openai.NotFoundError) as found:
+        await sdk.conversations.items.create(conversation.id, items=asking(by_id("file-nope")))  # type: ignore[arg-type]
+    assert found.value.body["param"] == "items[0].content[1].file_id"  # type: ignore[index]
+
+
 async def test_files_that_cannot_be_given(parley: Parley) -> None:
     sdk, server = parley.sdk, parley.server
     other = openai.AsyncOpenAI(

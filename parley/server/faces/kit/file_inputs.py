@@ -31,9 +31,14 @@ def _named(ref: FileRef) -> Iterator[None]:
         raise
 
 
-async def read_file(files: FileInputs, ref: FileRef, *, user_id: str, model: str) -> FileInput:
-    """The file ``ref`` gives, read for ``model`` (``FileInputs.read``)."""
+async def read_file(
+    files: FileInputs, ref: FileRef, *, user_id: str, model: str | None
+) -> FileInput:
+    """The file ``ref`` gives, read for ``model`` (``FileInputs.read``); with no model,
+    only checked (``FileInputs.check``)."""
     with _named(ref):
+        if model is None:
+            return await files.check(file_input(ref), user_id=user_id)
         return await files.read(file_input(ref), user_id=user_id, model=model)
 
 
@@ -55,10 +60,10 @@ def file_input(ref: FileRef) -> FileInput:
 
 
 async def stored_entries(
-    files: FileInputs, refs: list[FileRef], *, user_id: str, model: str
+    files: FileInputs, refs: list[FileRef], *, user_id: str, model: str | None
 ) -> list[dict[str, Any]]:
     """What a message keeps of ``refs`` (``types.file_entries``, images as data URLs),
-    each read for ``model`` first."""
+    each read for ``model`` first (None: checked only, ``read_file``)."""
     entries: list[dict[str, Any]] = []
     for ref in refs:
         if ref.image:
@@ -76,14 +81,16 @@ async def stored_entries(
 
 
 async def settle(
-    files: FileInputs, messages: list[NewMessage], *, user_id: str, model: str
+    files: FileInputs, messages: list[NewMessage], *, user_id: str, model: str | None
 ) -> list[NewMessage]:
     """``messages`` with the files they hold still to be read (``{"pending": FileRef}``,
-    as ``responses.items.parse_input`` leaves them) read for ``model`` and kept as
+    as ``responses.items.parse_input`` leaves them) read for ``model`` (None: a
+    conversation's items, kept before any model is chosen: checked only) and kept as
     ``stored_entries``. Raises as ``read_file`` does, the field named."""
     if not any("pending" in kept for m in messages for kept in m.images or ()):
         return messages
-    files.providers.check_model(model)  # a bad model is the model's fault, not the file's
+    if model is not None:  # a bad model is the model's fault, not the file's
+        files.providers.check_model(model)
     settled: list[NewMessage] = []
     for message in messages:
         given = message.images or []

@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from parley.errors import InvalidRequest
-from parley.server.deps import CurrentUser, Svc
+from parley.engine import NewMessage
+from parley.errors import InvalidRequest, NotFound
+from parley.server.deps import CurrentUser, Services, Svc
+from parley.server.faces.kit.file_inputs import settle
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.responses import reads
@@ -40,12 +42,20 @@ def _named_items() -> Iterator[None]:
     try:
         with messages_from("items"):
             yield
-    except InvalidRequest as exc:
+    except (InvalidRequest, NotFound) as exc:
         if exc.param is None or not exc.param.startswith("input"):
             raise
         param = "items" + exc.param.removeprefix("input")
         message = exc.message.replace(f"'{exc.param}'", f"'{param}'")
         raise type(exc)(message, code=exc.code, param=param, details=exc.details) from None
+
+
+async def _with_files(svc: Services, user_id: str, items: list[dict[str, Any]]) -> list[NewMessage]:
+    """The messages of ``items``, their files checked (``kit.file_inputs.settle``: no model
+    is chosen yet; each model call reads them)."""
+    return await settle(
+        svc.engine.files, parse_input(items, files=True), user_id=user_id, model=None
+    )
 
 
 def conversation_object(thread: Thread) -> dict[str, Any]:
@@ -57,18 +67,16 @@ def conversation_object(thread: Thread) -> dict[str, Any]:
     }
 
 
-@router.post("/conversations", responses=errors(400), response_model=dict[str, Any])
+@router.post("/conversations", responses=errors(400, 404), response_model=dict[str, Any])
 async def create_conversation(
     user: CurrentUser, svc: Svc, idem: Idempotent, body: ConversationCreate | None = None
 ) -> Response:
     async def make() -> Response:
         given = body or ConversationCreate()
         with _named_items():
+            messages = await _with_files(svc, user.id, given.items or [])
             thread, _ = await svc.engine.append_messages(
-                user_id=user.id,
-                thread_id=None,
-                messages=parse_input(given.items or []),
-                metadata=given.metadata or {},
+                user_id=user.id, thread_id=None, messages=messages, metadata=given.metadata or {}
             )
         return JSONResponse(conversation_object(thread))
 
@@ -134,8 +142,9 @@ async def create_items(
     async def make() -> Response:
         await svc.db.read(reads.get_conversation, user_id=user.id, conversation_id=conversation_id)
         with _named_items():
+            messages = await _with_files(svc, user.id, body.items)
             _, rows = await svc.engine.append_messages(
-                user_id=user.id, thread_id=conversation_id, messages=parse_input(body.items)
+                user_id=user.id, thread_id=conversation_id, messages=messages
             )
         added = Page.of([item for m in rows for item in message_items(m)])
         return JSONResponse(added.model_dump(mode="json"))
