@@ -124,7 +124,7 @@ def test_files_that_cannot_be_indexed_fail_with_a_reason(
     cases = {
         # an image that says it is text
         "photo.txt": (b"\x89PNG\r\n\x1a\n" + bytes(200), "unsupported_file", "PNG"),
-        "blob.md": (bytes(range(256)) * 8, "unsupported_file", ""),
+        "blob.md": (bytes(range(256)) * 8, "unsupported_file", "binary data"),
         # a PDF bomb: a small stream that inflates to 300 MiB
         "bomb.pdf": (documents.pdf_inflating_to(300 << 20), "invalid_file", "too_large"),
         "blank.txt": (b"   \n\n  ", "invalid_file", "empty"),
