@@ -21,7 +21,9 @@ SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
 PLACEHOLDER_ID = re.compile(r'"(asst|run|thread)_\.\.\."')
 
 
-@pytest.mark.parametrize("doc", ["docs/sdk.md", "docs/openai.md", "README.md"])
+@pytest.mark.parametrize(
+    "doc", ["docs/sdk.md", "docs/openai.md", "docs/vector-stores.md", "README.md"]
+)
 def test_python_examples_run(
     doc: str, server: Any, user_key: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
