@@ -112,6 +112,19 @@ async def test_an_attachment_is_searched_and_cited(served: Served) -> None:
     shown = [c for s in plain.data if s.type == "tool_calls" for c in s.step_details.tool_calls]  # type: ignore[union-attr]
     assert shown[0].file_search.results[0].content is None  # type: ignore[union-attr,index]
 
+    # The same thread again, streamed: the message completed cites the file.
+    await sdk.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="file_search owls at night"
+    )
+    stream = await sdk.beta.threads.runs.create(
+        thread_id=thread.id, assistant_id=assistant.id, stream=True
+    )
+    events = [event async for event in stream]
+    completed = [e.data for e in events if e.event == "thread.message.completed"]
+    assert events[-1].event == "thread.run.completed", [e.event for e in events]
+    said = completed[-1].content[0].text  # type: ignore[union-attr]
+    assert OWLS in said.value and said.annotations, said
+
     messages = await sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)
     (answer,) = messages.data
     text = answer.content[0].text  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ run's end.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -103,10 +104,20 @@ class TurnEvents:
 
     def _entry(self, kind: str, data: str) -> bytes:
         if kind == "content.delta":
-            return self._text(orjson.loads(data)["text"])
+            event = orjson.loads(data)
+            self._follow(event.get("message_id"))
+            return self._text(event["text"])
         if kind == "tool_calls":
             return self._calls(orjson.loads(data)["actions"])
         return b""
+
+    def _follow(self, message_id: str | None) -> None:
+        """The answer's text goes to a message after the one the turn began with when the
+        server ran tools first (a file search): the stream's message is that one."""
+        if message_id and message_id != self.message.id and not self.writing:
+            self.message = replace(
+                self.message, id=message_id, content="", tool_calls=None, item=None
+            )
 
     def _text(self, text: str) -> bytes:
         head = b""
