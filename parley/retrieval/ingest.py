@@ -192,7 +192,11 @@ class Ingestion:
         self.metrics.file_indexed(outcome, time.perf_counter() - started)
 
     async def _fail(self, claim: store.Claim, code: str, message: str) -> str:
-        failed = await self.db.write(store.fail_file, claim=claim, code=code, message=message)
+        try:
+            failed = await self.db.write(store.fail_file, claim=claim, code=code, message=message)
+        except Exception:  # a boundary: the lease runs out, and the file is tried again
+            log.exception("marking file %s failed did not work", claim.file_id)
+            return "lost"
         return "failed" if failed else "lost"
 
     async def _index(self, claim: store.Claim) -> str:
