@@ -224,7 +224,9 @@ def test_a_file_is_uploaded_searched_changed_and_taken_out(
         sdk.vector_stores.files.retrieve(other.id, vector_store_id=store)
 
 
-def test_search_takes_queries_limits_thresholds_and_vectors(sdk: Any, hybrid: bool) -> None:
+def test_search_takes_queries_limits_thresholds_and_vectors(
+    sdk: Any, hybrid: bool, vs_server: VectorServer
+) -> None:
     store = sdk.vector_stores.create(name="search").id
     batch = sdk.vector_stores.file_batches.upload_and_poll(
         store,
@@ -254,6 +256,15 @@ def test_search_takes_queries_limits_thresholds_and_vectors(sdk: Any, hybrid: bo
         extra_body={"ranking_options": {"hybrid_search": {"embedding_weight": 0}}},
     )
     assert names(words_only) == []
+
+    def searches() -> int | None:  # the query embeddings count for the key
+        with vs_server.server.client(sdk.api_key) as http:
+            lines = http.get("/usage", params={"group_by": "face,model"}).json()["data"]
+        found = [line for line in lines if line["face"] == "vector_stores.search"]
+        return found[0]["requests"] if found and found[0]["requests"] >= 4 else None
+
+    if hybrid:
+        assert until(searches, "the searches counted") >= 4
 
 
 def test_batches_take_per_file_settings_list_and_cancel(sdk: Any) -> None:
