@@ -23,7 +23,7 @@ from parley.server.faces.assistants.requests import (
     RunUpdate,
     ThreadAndRunCreate,
     ToolOutputsStream,
-    new_messages,
+    added_messages,
     run_config,
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
@@ -85,10 +85,11 @@ async def _start(
     if isinstance(body, ThreadAndRunCreate):
         thread = body.thread
         target = ThreadTarget(metadata=thread.metadata if thread else {})
-        messages = new_messages(thread.messages if thread else None)
+        adding = thread.messages if thread else None
     else:
         target = ThreadTarget(thread_id=thread_id)
-        messages = new_messages(body.additional_messages)
+        adding = body.additional_messages
+    messages = await added_messages(svc.engine.files, adding, user_id=user_id)
     config, made = await _with_stores(svc, user_id, body, assistant, config, thread_id)
     # The turn's one model call fits the model's context window: the most it reserves of
     # a daily budget (None, unknown: the rest of the budget).
@@ -160,14 +161,16 @@ async def _with_stores(
             made.append(store)
     if thread_id is None:
         made += extra
-    tools = await svc.db.write(
-        reads.run_tools,
-        user_id=user_id,
-        tools=config.tools,
-        assistant_resources=(assistant.options or {}).get("tool_resources"),
-        thread_id=thread_id,
-        extra=extra,
-    )
+    tools = config.tools
+    if any(t.get("type") == "file_search" for t in tools):
+        tools = await svc.db.write(
+            reads.run_tools,
+            user_id=user_id,
+            tools=tools,
+            assistant_resources=(assistant.options or {}).get("tool_resources"),
+            thread_id=thread_id,
+            extra=extra,
+        )
     options = {k: v for k, v in (config.options or {}).items() if k != "tool_resources"}
     return replace(config, tools=tools, options=options or None), list(dict.fromkeys(made))
 
