@@ -200,7 +200,7 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
                     }
                 ]
             },
-            "content[0].type",
+            "content[0].image_file.file_id",  # not a file's id
         ),
         (
             "/threads",

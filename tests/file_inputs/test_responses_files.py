@@ -224,6 +224,40 @@ async def test_a_conversation_keeps_a_file_for_its_responses(parley: Parley) -> 
     assert found.value.body["param"] == "items[0].content[1].file_id"  # type: ignore[index]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's word on Assistants
+async def test_an_assistants_message_takes_an_image_file(parley: Parley) -> None:
+    sdk, upstream = parley.sdk, parley.upstreams["chat"]
+    image = await sdk.files.create(file=("dot.png", PNG), purpose="vision")
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_file", "image_file": {"file_id": image.id}},
+    ]
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": content}])  # type: ignore[list-item]
+    (message,) = (await sdk.beta.threads.messages.list(thread.id)).data
+    assert message.content[1].model_dump() == {
+        "type": "image_file",
+        "image_file": {"file_id": image.id, "detail": "auto"},
+    }
+    (model,) = upstream.script(0, TextTurn())
+    assistant = await sdk.beta.assistants.create(model=model)
+    run = await sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed"
+    url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert upstream.requests(0)[-1]["messages"][-1]["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    with pytest.raises(openai.NotFoundError) as found:
+        await sdk.beta.threads.messages.create(
+            thread.id,
+            role="user",
+            content=[{"type": "image_file", "image_file": {"file_id": "file-nope"}}],
+        )
+    assert found.value.body["param"] == "content[0].image_file.file_id"  # type: ignore[index]
+
+
 async def test_files_that_cannot_be_given(parley: Parley) -> None:
     sdk, server = parley.sdk, parley.server
     other = openai.AsyncOpenAI(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from parley.engine import NewMessage, RunConfig
+from parley.engine import FileInputs, NewMessage, RunConfig
 from parley.errors import InvalidRequest
 from parley.server.faces.kit import options as face_options
 from parley.server.faces.kit.bodies import (
@@ -22,6 +22,7 @@ from parley.server.faces.kit.bodies import (
     ToolResources,
     Tools,
 )
+from parley.server.faces.kit.file_inputs import settle
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
     read_output_format,
@@ -92,8 +93,18 @@ class ToolOutputsStream(Body):
     stream: bool | None = None
 
 
+async def added_messages(
+    files: FileInputs, messages: list[MessageCreate] | None, *, user_id: str
+) -> list[NewMessage]:
+    """``new_messages``, their images by file read (``kit.file_inputs.settle``). Raises
+    ``NotFound`` for a file that is not the user's, ``InvalidRequest`` for one that is no
+    image."""
+    return await settle(files, new_messages(messages), user_id=user_id, model=None)
+
+
 def new_messages(messages: list[MessageCreate] | None) -> list[NewMessage]:
-    """The messages a request adds, as the engine takes them."""
+    """The messages a request adds, as the engine takes them (images by file still to be
+    read: ``added_messages``)."""
     return [
         NewMessage(
             role=Role(m.role),

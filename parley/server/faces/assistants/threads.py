@@ -16,7 +16,7 @@ from parley.server.deps import (
     Svc,
 )
 from parley.server.faces.assistants import reads
-from parley.server.faces.assistants.requests import new_messages
+from parley.server.faces.assistants.requests import added_messages
 from parley.server.faces.assistants.schemas import MessageCreateFlat, MessageUpdate, ThreadUpdate
 from parley.server.faces.kit.bodies import Deleted, MessageCreate, ThreadCreate
 from parley.server.faces.kit.pages import Page
@@ -43,10 +43,11 @@ async def create_thread(
             resources=given.tool_resources,
             attachments=attachments,
         )
+        messages = await added_messages(svc.engine.files, given.messages, user_id=user.id)
         thread, _ = await svc.engine.append_messages(
             user_id=user.id,
             thread_id=None,
-            messages=new_messages(given.messages),
+            messages=messages,
             metadata=given.metadata,
         )
         resources = await svc.db.write(
@@ -129,11 +130,12 @@ async def _add_message(
                 attachments=body.attachments,
                 embedding_model=svc.settings.embedding_model,
             )
+        (added,) = await added_messages(svc.engine.files, [body], user_id=user_id)
         message = await svc.engine.add_message(
             user_id=user_id,
             thread_id=thread_id,
             content=body.text(),
-            images=body.image_urls(),
+            images=added.images or [],
             role=Role(body.role),
             metadata=body.metadata,
         )

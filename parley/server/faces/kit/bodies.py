@@ -25,8 +25,9 @@ from parley.server.faces.kit.readers import (
     ASSISTANTS,
     HOSTED_KINDS,
     MAX_IMAGES,
+    FileRef,
     check_image_url,
-    read_parts,
+    read_content,
     read_tools,
     stored_tools,
 )
@@ -211,11 +212,24 @@ class ImageURLPart(Body):
     image_url: ImageURL
 
 
-class MessageCreate(Body):
-    """A message, as the Assistants API takes it: text, or parts (``text`` and
-    ``image_url``); Parley also takes ``images`` beside a text."""
+class ImageFile(Body):
+    file_id: str
+    detail: Literal["auto", "low", "high"] | None = None
 
-    content: str | list[TextPart | ImageURLPart] = Field(examples=["Hello!"])
+
+class ImageFilePart(Body):
+    """An image by one of the user's files (read into the message when it is added:
+    ``kit.file_inputs.settle``)."""
+
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+class MessageCreate(Body):
+    """A message, as the Assistants API takes it: text, or parts (``text``, ``image_url``
+    and ``image_file``); Parley also takes ``images`` beside a text."""
+
+    content: str | list[TextPart | ImageURLPart | ImageFilePart] = Field(examples=["Hello!"])
     role: Literal["user", "assistant"] = "user"
     images: list[Image] = Field(default_factory=list, max_length=MAX_IMAGES)
     attachments: list[dict[str, Any]] | None = None
@@ -224,10 +238,9 @@ class MessageCreate(Body):
     @field_validator("content", mode="before")
     @classmethod
     def _parts(cls, value: Any) -> Any:
-        """Parts read by the faces' one reader of content parts (``image_file`` refused by
-        name: Parley has no files API)."""
+        """Parts read by the faces' one reader of content parts."""
         if isinstance(value, list):
-            read_parts(value, "content", ASSISTANTS, images=True)
+            read_content(value, "content", ASSISTANTS, images=True, files=True)
         return value
 
     @field_validator("attachments")
@@ -249,11 +262,19 @@ class MessageCreate(Body):
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
     def image_urls(self) -> list[dict[str, Any]]:
-        """Its images, as stored: ``[{"url": ...}]``."""
+        """Its images, as stored: ``[{"url": ...}]``; an image by file still to be read
+        (``{"pending": FileRef}``: ``kit.file_inputs.settle``)."""
         parts = [] if isinstance(self.content, str) else self.content
         urls = [p.image_url.url for p in parts if isinstance(p, ImageURLPart)]
         urls += [i.url for i in self.images]
-        return [{"url": url} for url in urls]
+        files = [
+            FileRef(
+                param=f"content[{j}].image_file.file_id", file_id=p.image_file.file_id, image=True
+            )
+            for j, p in enumerate(parts)
+            if isinstance(p, ImageFilePart)
+        ]
+        return [{"url": url} for url in urls] + [{"pending": ref} for ref in files]
 
 
 class ThreadCreate(Body):

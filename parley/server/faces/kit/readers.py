@@ -70,6 +70,8 @@ class Dialect:
     #: Its file part: ``file`` (``{"file": {"file_id" | "file_data", "filename"}}``) or
     #: ``input_file`` (those fields flat); None: it has none.
     file_part: str | None = None
+    #: Its part of an image by file: ``image_file`` (``{"image_file": {"file_id"}}``).
+    image_file_part: str | None = None
     refused_parts: frozenset[str] = frozenset()
     part_code: str = "unsupported_parameter"
     #: Whether the face takes tools the server runs (``kit.hosted``), which ``read_tools``
@@ -92,6 +94,7 @@ ASSISTANTS = Dialect(
     nested=True,
     either=True,
     tool_code="unsupported_tool",
+    image_file_part="image_file",
     refused_parts=frozenset({"image_file"}),
     part_code="unsupported_content",
     hosted=True,
@@ -316,6 +319,8 @@ def read_content(
             urls.append(_image(part, at, dialect))
         elif kind is not None and kind == dialect.file_part and files:
             refs.append(_file(part, at, dialect))
+        elif kind is not None and kind == dialect.image_file_part and images and files:
+            refs.append(_image_file_part(part, at))
         elif kind is not None and kind == dialect.file_part:
             raise unsupported(
                 f"{at}.type",
@@ -349,6 +354,15 @@ def _image_file(part: dict[str, Any], at: str) -> FileRef:
         raise invalid(f"{at}.file_id", "give image_url or file_id, not both.")
     param = f"{at}.file_id"
     return FileRef(param=param, file_id=_file_id(part["file_id"], param), image=True)
+
+
+def _image_file_part(part: dict[str, Any], at: str) -> FileRef:
+    """An Assistants ``image_file`` part: ``{"image_file": {"file_id", "detail"}}``."""
+    image = part.get("image_file")
+    if not isinstance(image, dict):
+        raise invalid(f"{at}.image_file", "expected an object with file_id.")
+    param = f"{at}.image_file.file_id"
+    return FileRef(param=param, file_id=_file_id(image.get("file_id"), param), image=True)
 
 
 def _file(part: dict[str, Any], at: str, dialect: Dialect) -> FileRef:

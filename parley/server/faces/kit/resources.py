@@ -158,7 +158,10 @@ def content_parts(m: Message) -> list[dict[str, Any]]:
     has_text = m.content or (m.role == Role.USER and not m.images)
     parts = [text_part(m.content)] if has_text else []
     for image in m.images or ():
-        if "url" in image:  # a file given through another face is not a content part here
+        if "file_id" in image and "url" in image:
+            file = {"file_id": image["file_id"], "detail": "auto"}
+            parts.append({"type": "image_file", "image_file": file})
+        elif "url" in image:  # a file given through another face is not a content part here
             url = image["url"]
             parts.append({"type": "image_url", "image_url": {"url": url, "detail": "auto"}})
     return parts
