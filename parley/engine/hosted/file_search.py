@@ -38,9 +38,10 @@ OTHER_NAME = "parley_file_search"
 DEFAULT_RESULTS = 10
 #: How long one search may take, embedding its queries included.
 SEARCH_TIMEOUT = 20.0
-#: The most queries one call searches for, and the most characters of one passage the
-#: model is told (the item keeps the whole chunk).
+#: The most queries one call searches for (each cut to ``MAX_QUERY`` characters), and the
+#: most characters of one passage the model is told (the item keeps the whole chunk).
 MAX_QUERIES = 8
+MAX_QUERY = 1000
 MAX_PASSAGE = 4000
 
 DESCRIPTION = (
@@ -107,7 +108,7 @@ def queries_of(arguments: Mapping[str, Any]) -> list[str]:
         given = [given]
     if not isinstance(given, list):
         return []
-    queries = [q.strip() for q in given if isinstance(q, str) and q.strip()]
+    queries = [q.strip()[:MAX_QUERY] for q in given if isinstance(q, str) and q.strip()]
     return queries[:MAX_QUERIES]
 
 

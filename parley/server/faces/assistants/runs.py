@@ -161,14 +161,16 @@ async def _with_stores(
             made.append(store)
     if thread_id is None:
         made += extra
-    tools = await svc.db.write(
-        reads.run_tools,
-        user_id=user_id,
-        tools=config.tools,
-        assistant_resources=(assistant.options or {}).get("tool_resources"),
-        thread_id=thread_id,
-        extra=extra,
-    )
+    tools = config.tools
+    if any(t.get("type") == "file_search" for t in tools):
+        tools = await svc.db.write(
+            reads.run_tools,
+            user_id=user_id,
+            tools=tools,
+            assistant_resources=(assistant.options or {}).get("tool_resources"),
+            thread_id=thread_id,
+            extra=extra,
+        )
     options = {k: v for k, v in (config.options or {}).items() if k != "tool_resources"}
     return replace(config, tools=tools, options=options or None), list(dict.fromkeys(made))
 
