@@ -1,6 +1,6 @@
-"""Fixtures of the ingestion tests: a ``parley serve`` of their own (a lease of 1 s, so that a
-dead worker's file is taken again soon), and its database seen from the test (``Tables``),
-where files are attached to stores as the vector store routes attach them."""
+"""Fixtures of the ingestion tests: a ``parley serve`` of their own, and its database seen
+from the test (``Tables``), where files are attached to stores as the vector store routes
+attach them."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from tests.harness import FreshDatabase, ParleyServer, free_port, provider_confi
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: What the servers of these tests add to the harness's environment.
-ENV = {"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"}
+#: What the servers of the tests that kill them add to the harness's environment: a lease
+#: of 2 s, so that a dead worker's file is taken again soon.
+SHORT_LEASE = {"PARLEY_LEASE_SECONDS": "2", "PARLEY_SWEEP_SECONDS": "0.2"}
 
 
 class Tables:
@@ -136,8 +137,9 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "")
 class Served:
     """A server, its database seen from the test, and where each started."""
 
-    def __init__(self, upstream: Any, tmp: Path) -> None:
+    def __init__(self, upstream: Any, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.upstream = upstream
+        self.env = env or {}
         self.database = FreshDatabase(tmp)
         self.config = provider_config(upstream.base_url, free_port())
         self.tmp = tmp
@@ -148,7 +150,7 @@ class Served:
     def another(self) -> ParleyServer:
         """A further replica on the same database (not started)."""
         srv = ParleyServer(
-            database_url=self.database.url, workdir=self.tmp, config=self.config, env=ENV
+            database_url=self.database.url, workdir=self.tmp, config=self.config, env=self.env
         )
         self.servers.append(srv)
         return srv

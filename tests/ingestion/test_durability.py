@@ -14,7 +14,7 @@ import pytest
 
 from parley.retrieval import index
 from tests.harness import postgres_url
-from tests.ingestion.conftest import Served, upload, wait_until
+from tests.ingestion.conftest import SHORT_LEASE, Served, upload, wait_until
 
 #: An embedding model of the fake upstream that answers after 2.5 s: long enough to kill
 #: the server while it waits, short enough for the restart's attempt.
@@ -24,7 +24,7 @@ SLOW = "fake/slow:2500"
 @pytest.fixture
 def fresh(upstream: Any, tmp_path: Path) -> Iterator[Served]:
     """A database and a first server of the test's own, not started."""
-    found = Served(upstream, tmp_path)
+    found = Served(upstream, tmp_path, SHORT_LEASE)
     try:
         yield found
     finally:
@@ -76,7 +76,9 @@ def test_a_file_whose_server_was_killed_is_completed_after_the_restart(fresh: Se
 
     srv.start()
     done = fresh.tables.wait_done(store, file_id)
-    assert (done.status, done.attempts, done.last_error) == ("completed", 2, None)
+    # claimed again after the kill (a third time only if a renewal ran late on a busy machine)
+    assert (done.status, done.last_error) == ("completed", None)
+    assert done.attempts >= 2
     assert fresh.tables.chunk_count(vector_store_id=store) > 0
     _searchable(fresh, user, store, file_id)
     srv.stop()
@@ -102,7 +104,7 @@ def test_another_replica_takes_over_a_file_whose_server_was_killed(fresh: Served
     replicas[holder].kill()
     survivor = replicas[1 - holder]
     done = fresh.tables.wait_done(store, file_id)
-    assert (done.status, done.attempts) == ("completed", 2)
+    assert done.status == "completed" and done.attempts >= 2
     _searchable(fresh, user, store, file_id)
     survivor.stop()
     survivor.assert_clean_log()
