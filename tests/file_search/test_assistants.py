@@ -33,8 +33,12 @@ CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
 class Served:
-    def __init__(self, http: httpx.AsyncClient, sdk: openai.AsyncOpenAI, db: Database) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, sdk: openai.AsyncOpenAI, db: Database, other: str
+    ) -> None:
         self.http, self.sdk, self.db = http, sdk, db
+        #: Another user's API key.
+        self.other = other
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -45,7 +49,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         sdk = openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
         db = Database(server.database_url)
         try:
-            yield Served(http, sdk, db)
+            yield Served(http, sdk, db, server.new_user("other"))
         finally:
             await sdk.close()
             await db.dispose()
@@ -192,3 +196,51 @@ async def stream_events(http: httpx.AsyncClient, body: dict[str, Any]) -> list[t
             elif line.startswith("data: "):
                 events.append((name, json.loads(line.removeprefix("data: "))))
     return events
+
+
+async def test_tool_resources_make_or_name_a_store_of_the_callers_own(served: Served) -> None:
+    sdk = served.sdk
+    made = await sdk.files.create(file=("notes.txt", b"Herons fish at dawn."), purpose="assistants")
+    assistant = await sdk.beta.assistants.create(
+        model="demo/parley",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [made.id]}]}},
+    )
+    assert assistant.tool_resources and assistant.tool_resources.file_search
+    (store_id,) = assistant.tool_resources.file_search.vector_store_ids or []
+    again = await sdk.beta.assistants.retrieve(assistant.id)
+    assert again.tool_resources == assistant.tool_resources
+    thread = await sdk.beta.threads.create(
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}}
+    )
+    assert thread.tool_resources.file_search.vector_store_ids == [store_id]  # type: ignore[union-attr]
+
+    # Another user names the store: 404, as for a store that does not exist.
+    theirs = {"Authorization": f"Bearer {served.other}"}
+    for store in (store_id, "vs_nothing"):
+        missing = await served.http.post(
+            "/assistants",
+            headers=theirs,
+            json={
+                "model": "demo/parley",
+                "tool_resources": {"file_search": {"vector_store_ids": [store]}},
+            },
+        )
+        assert missing.status_code == 404, missing.text
+        assert missing.json()["error"]["code"] == "vector_store_not_found"
+    unknown_file = await served.http.post(
+        "/threads",
+        json={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Hi",
+                    "attachments": [
+                        {"file_id": "file-nothing", "tools": [{"type": "file_search"}]}
+                    ],
+                }
+            ]
+        },
+    )
+    assert unknown_file.status_code == 404, unknown_file.text
+    assert unknown_file.json()["error"]["code"] == "file_not_found"
