@@ -72,10 +72,14 @@ def citations_of(message: Message) -> list[dict[str, Any]]:
             if not isinstance(file_id, str):
                 continue
             index = note.get("index", note.get("start_index"))
+            mention = note.get("text")  # the Assistants shape: the file's name as cited
+            named = note.get("filename") or (
+                mention.strip("[]") if isinstance(mention, str) else ""
+            )
             out.append(
                 {
                     "file_id": file_id,
-                    "filename": str(note.get("filename") or ""),
+                    "filename": str(named),
                     "index": index if isinstance(index, int) else None,
                 }
             )

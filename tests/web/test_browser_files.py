@@ -1,8 +1,8 @@
 """Files on the chat page in a real headless Chromium: attached by the 📎 button (the file
 chooser) and by a drop, shown as chips that become ready once indexed; a question then
 searches them (the demo model calls ``file_search`` when the message names it), the search
-shows as a card (queries, each passage with its file). A reload shows the files and the
-card again.
+shows as a card (queries, each passage with its file) and the answer's citation links to
+the passage. A reload shows the files, the card and the citation again.
 
 Skipped, with the reason, when no Chromium can be started (see ``tests/web/chromium.py``).
 """
@@ -60,9 +60,15 @@ def test_attach_by_button_and_by_drop_then_ask_and_see_the_search(web_chat: Chat
     first = card.get_by_test_id("search-result").first
     expect(first.get_by_test_id("search-file")).to_have_text("heron.txt")
     expect(first.get_by_test_id("search-passage")).to_contain_text("Heron rocket")
-    assert chat.current_thread() == thread_id
+    citation = chat.answer.get_by_test_id("citation")
+    expect(citation).to_have_count(1)  # one link per file cited
+    expect(citation).to_have_text("[1] heron.txt")
+    citation.click()
+    expect(first).to_have_class("search-result highlight")
+    assert chat.current_thread() == thread_id  # the link does not change the address
 
     chat.reload()
     expect(chips).to_have_count(2)
     expect(chat.answer.get_by_test_id("file-search-call")).to_have_count(1)
     expect(chat.answer.get_by_test_id("search-file").first).to_have_text("heron.txt")
+    expect(chat.answer.get_by_test_id("citation")).to_have_text("[1] heron.txt")

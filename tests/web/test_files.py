@@ -70,7 +70,8 @@ def test_a_file_starts_a_conversation_whose_runs_search_it(
     stored = sdk.messages.list(thread_id=thread["id"], run_id=run.id).data
     expected = [c for m in stored if m.role == "assistant" for c in citations_of(m)]
     cited = [d["citations"] for e, d in events if e == "citations"]
-    assert cited == ([expected] if expected else [])
+    assert cited == [expected]
+    assert {c["filename"] for c in expected} == {"heron.txt"}  # the demo's answer names it
 
     # Another browser session sees none of it, exactly as an unknown thread.
     assert other_browser.get(f"/api/threads/{thread['id']}/files").status_code == 404
@@ -136,5 +137,5 @@ def test_citations_are_read_in_both_of_openais_shapes() -> None:
     )
     assert citations_of(message) == [
         {"file_id": "file-1", "filename": "a.txt", "index": 4},
-        {"file_id": "file-2", "filename": "", "index": 7},
+        {"file_id": "file-2", "filename": "a.txt", "index": 7},
     ]
