@@ -288,6 +288,8 @@ def kept_resources(
     search = (resources or {}).get("file_search")
     if not search:
         return {}
+    if thread_id is not None:  # the user's (``NotFound`` else)
+        thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
     ids = list(search.get("vector_store_ids") or [])
     stores.usable_stores(conn, user_id=user_id, vector_store_ids=ids)
     for spec in search.get("vector_stores") or ():
