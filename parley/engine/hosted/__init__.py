@@ -1,9 +1,10 @@
 """Tools the server runs itself (hosted tools), inside a turn, on every provider.
 
-A run's ``tools`` may hold, beside the client's functions, entries of a hosted kind (``mcp``
-today). At the turn's start ``HostedTools.open`` makes them ready as a ``Toolbox``: an MCP
-server's tools are listed (or taken from the list the thread already holds), and the model
-sees each as a function in its provider's own terms (``Toolbox.functions``). When the model
+A run's ``tools`` may hold, beside the client's functions, entries of a hosted kind:
+``mcp`` (``hosted.mcp``) and ``file_search`` (``hosted.file_search``). At the turn's start
+``HostedTools.open`` makes them ready as a ``Toolbox``: an MCP server's tools are listed (or
+taken from the list the thread already holds), a file search becomes one function, and the
+model sees each as a function in its provider's own terms (``Toolbox.functions``). When the model
 calls one, the turn runs it (``Toolbox.run``), stores the call and its result as items of
 the run's output (``messages.item``), tells the live followers (``HostedToolEvent``), hands
 the result to the model and goes on (``engine.run_loop``). A call that needs the client's
