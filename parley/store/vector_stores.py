@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest, NotFound
@@ -164,16 +165,15 @@ def attach_file(
         lease_until=None,
         attempts=0,
     )
-    key = (vector_store_files.c.vector_store_id == vector_store_id) & (
-        vector_store_files.c.file_id == file_id
+    # One statement, insert or update: two requests attaching the same file at once on
+    # PostgreSQL both succeed (the later one wins) instead of one failing on the key.
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = upsert(vector_store_files).values(**row.values())
+    kept = ("vector_store_id", "file_id", "user_id")
+    changed = {k: statement.excluded[k] for k in row.values() if k not in kept}
+    conn.execute(
+        statement.on_conflict_do_update(index_elements=["vector_store_id", "file_id"], set_=changed)
     )
-    if conn.execute(select(vector_store_files.c.file_id).where(key)).first() is None:
-        conn.execute(insert(vector_store_files).values(**row.values()))
-    else:
-        values = row.values()
-        for k in ("vector_store_id", "file_id", "user_id"):
-            values.pop(k)
-        conn.execute(update(vector_store_files).where(key).values(**values))
     return row
 
 

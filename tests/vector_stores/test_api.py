@@ -223,6 +223,14 @@ def test_a_file_is_uploaded_searched_changed_and_taken_out(
     with pytest.raises(openai.NotFoundError):
         sdk.vector_stores.files.retrieve(other.id, vector_store_id=store)
 
+    chunks = vs_server.chunk_count(vector_store_id=store, file_id=made.id)
+    again = sdk.vector_stores.files.create_and_poll(
+        made.id, vector_store_id=store, attributes={"year": 2030}, **POLL
+    )  # attached again: indexed anew, with auto chunking (larger chunks, so fewer)
+    assert (again.status, again.attributes) == ("completed", {"year": 2030})
+    assert 0 < vs_server.chunk_count(vector_store_id=store, file_id=made.id) < chunks
+    assert [f.id for f in sdk.vector_stores.files.list(store)] == [made.id]
+
 
 def test_search_takes_queries_limits_thresholds_and_vectors(
     sdk: Any, hybrid: bool, vs_server: VectorServer
