@@ -99,6 +99,8 @@ class Found:
     error: str | None = None
     #: Seconds the search took (embedding the queries, and the database's search).
     took: float = 0.0
+    #: ``words``, ``vectors`` or ``hybrid``: how it searched (``parley.metrics``).
+    mode: str = "words"
 
 
 def queries_of(arguments: Mapping[str, Any]) -> list[str]:
@@ -126,14 +128,16 @@ async def search(
         return Found([], 'no query was given: call file_search with {"queries": [...]}')
     try:
         async with asyncio.timeout(SEARCH_TIMEOUT):
-            results = await _search(tool, queries, db=db, providers=providers, user_id=user_id)
+            results, mode = await _search(
+                tool, queries, db=db, providers=providers, user_id=user_id
+            )
     except TimeoutError:
         return Found([], f"the search took longer than {SEARCH_TIMEOUT:g} s", _since(began))
     except NotFound as exc:
         return Found([], f"{exc.message} (it was deleted or expired)", _since(began))
     except ParleyError as exc:  # an embedding call that failed, a bad filter
         return Found([], exc.message, _since(began))
-    return Found(results, None, _since(began))
+    return Found(results, None, _since(began), mode)
 
 
 async def _search(
@@ -143,7 +147,7 @@ async def _search(
     db: Database,
     providers: ProviderRegistry | None,
     user_id: str,
-) -> list[SearchResult]:
+) -> tuple[list[SearchResult], str]:
     stores: list[VectorStore] = await db.write(
         store_of.usable_stores, user_id=user_id, vector_store_ids=tool.vector_store_ids
     )
@@ -151,10 +155,12 @@ async def _search(
     for store in stores:
         by_model.setdefault(store.embedding_model, []).append(store.id)
     found: list[SearchResult] = []
+    mode = "words"
     for model, ids in by_model.items():
         vectors = None
         if model is not None and providers is not None and tool.ranking.embedding_weight > 0:
             vectors = (await providers.embed(model, list(queries))).vectors
+            mode = "hybrid" if tool.ranking.text_weight > 0 else "vectors"
         found += await db.read(
             index.search,
             user_id=user_id,
@@ -167,7 +173,7 @@ async def _search(
         )
     if len(by_model) > 1:
         found.sort(key=lambda r: r.score, reverse=True)
-    return found[: tool.max_num_results]
+    return found[: tool.max_num_results], mode
 
 
 def _since(began: float) -> float:

@@ -352,9 +352,12 @@ class Toolbox:
             providers=self.hosted.providers,
             user_id=self.turn.run.user_id,
         )
-        self.hosted.metrics.hosted_call(
+        metrics = self.hosted.metrics
+        metrics.hosted_call(
             "file_search", "file_search", "search", found.took, found.error is not None
         )
+        if found.error is None:
+            metrics.search_duration(found.took, source="file_search", mode=found.mode)
         item = file_search.call_item(queries, item_id=item_id, found=found, show=show)
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, file_search.told(item), item)
