@@ -39,7 +39,7 @@ import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 
 from report import markdown_table, percentile, text_table, write_json  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, make_url  # noqa: E402
 
 from parley.retrieval import Chunk, index  # noqa: E402
 from parley.retrieval.index import _postgres  # noqa: E402
@@ -54,6 +54,7 @@ VOCABULARY = 20_000
 #: Files added in one transaction while loading.
 FILES_PER_WRITE = 20
 STORE = "vs_bench"
+SHARED_BUFFERS = "1GB"
 HEADER = ("database", "mode", "chunks", "load s", "p50 ms", "p95 ms", "target")
 MODES = ("lexical", "vector", "hybrid")
 
@@ -222,15 +223,21 @@ async def measure(
 
 
 class Pgvector:
-    """A PostgreSQL with pgvector from the ``pgserver`` wheel, in a scratch directory."""
+    """A PostgreSQL with pgvector from the ``pgserver`` wheel, in a scratch directory, with
+    ``shared_buffers`` of ``SHARED_BUFFERS``."""
 
     def __enter__(self) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
+            from pgserver._commands import pg_ctl
 
             self.data = Path(tempfile.mkdtemp(prefix="parley-bench-pg-"))
             self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+            # As a server is set up: the wheel's 128 MB hold less than the vectors' index.
+            self.server.psql(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+            restart = ["-w", "restart", "-m", "fast"]
+            pg_ctl(restart, pgdata=self.data, user=self.server.system_user, timeout=60)
         return str(self.server.get_uri())
 
     def __exit__(self, *_: object) -> None:
@@ -243,8 +250,11 @@ class Pgvector:
 def _vacuum(db: Database) -> None:
     """VACUUM ANALYZE, as autovacuum does soon after a load: the statistics, and the words'
     GIN index's pending entries merged into it (a search reads them all until then)."""
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE chunks")
+    import psycopg
+
+    url = make_url(db.url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE chunks")
 
 
 async def bench_one(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 of that length first come, with a trigger that drops a chunk's vector with its row.
 
 A ``vec0`` table is partitioned by store and holds each vector twice: its signs as bits,
-which the nearest-neighbour scan reads (48 bytes for 384 dimensions, so 100,000 chunks
-scan in a few milliseconds), and the float32 vector, by which the scan's candidates are
-ranked again by exact cosine distance.
+which the nearest-neighbour scan reads (48 bytes for 384 dimensions), and the float32
+vector, by which the scan's candidates are ranked again by exact cosine distance. The
+scan reads every vector of the store; its cost grows with its k (``OVERSAMPLE``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from parley.store.tables import chunks
 
-#: How many scan candidates a vector query ranks again exactly, per result it wants
-#: (sqlite-vec's scan costs about in proportion to its k).
-OVERSAMPLE = 4
+#: How many scan candidates a vector query ranks again exactly, per candidate it wants
+#: (they are twice the results asked for: four per result). sqlite-vec's scan costs about
+#: in proportion to its k: it picks each block's nearest k in k passes over the block.
+OVERSAMPLE = 2
 #: How many of the best word matches, per result wanted, are checked against the search's
 #: conditions before all of them are.
 LEXICAL_SHORTLIST = 4
