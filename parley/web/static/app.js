@@ -22,7 +22,7 @@
 // posts the answer to `/api/runs/<run>/approval`, whose stream goes on in the same message.
 // A reload while a call waits shows its card again (`pending` in the thread's messages).
 //
-// Files: the 📎 button (a file chooser) or a drop anywhere on the page attaches files to the
+// Files: the Attach button (a file chooser) or a drop anywhere on the page attaches files to the
 // conversation (a new one starts with its first file). Each shows as a chip above the
 // composer whose status goes from "indexing" to "ready" (or "failed", with the reason); the
 // page asks for the conversation's files again while one is indexing. The answers then
