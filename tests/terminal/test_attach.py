@@ -6,10 +6,15 @@ first line."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from parley.events import HostedToolEvent
+from parley.terminal.output import TerminalOutput
 from parley.terminal.repl import PROMPT
 from tests.terminal.conftest import STARTED, StartChat, parley
 
@@ -58,3 +63,28 @@ def test_ask_with_a_file(
     missing = parley("ask", *connect, "--file", str(tmp_path / "nope.txt"), "hi", env=cli_env)
     assert missing.returncode == 2
     assert "no file at" in missing.stderr
+
+
+def test_a_search_that_failed_and_hostile_passages_show_as_text() -> None:
+    """The block as a pure consumer of events: a failed search is a red line with its
+    error; a passage's escape sequences never reach the terminal."""
+    out = io.StringIO()
+    output = TerminalOutput(
+        Console(file=out, width=80, color_system=None), err_console=Console(file=out), plain=True
+    )
+    item: dict[str, Any] = {"type": "file_search_call", "id": "fs_1", "queries": ["q"]}
+    output.begin()
+    output.event(HostedToolEvent(run_id="run_1", phase="started", item=item))
+    hostile = {"file_id": "file-1", "filename": "a\x1b]0;pwned\x07.txt", "text": "\x1b[2Jhi"}
+    output.event(HostedToolEvent(run_id="run_1", phase="done", item={**item, "results": [hostile]}))
+    output.event(
+        HostedToolEvent(
+            run_id="run_1",
+            phase="done",
+            item={**item, "status": "failed", "error": "the store is gone", "results": None},
+        )
+    )
+    shown = out.getvalue()
+    assert "\x1b" not in shown
+    assert re.search(r'⚙ file_search "q"\n✓ file_search  1 passage\n    a\.txt  hi\n', shown)
+    assert "✗ file_search  the store is gone" in shown
