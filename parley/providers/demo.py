@@ -12,8 +12,8 @@
   and the expression ``2+3``), each number or integer property
   the first number in that text, each boolean ``false``; a property with an ``enum`` the
   first of its values the text names as a word (else its default, else its first value);
-  an array of strings the text as its one item (``file_search``'s queries); other
-  properties are left out, and so is a number property when the text has no number
+  in a tool call, an array of strings the text as its one item (``file_search``'s queries);
+  other properties are left out, and so is a number property when the text has no number
   (unless its schema gives a numeric ``default``: then it gets that, so "roll_dice please"
   rolls the server's default dice).
   Two names give two parallel calls, streamed in interleaved fragments.
@@ -141,7 +141,8 @@ def _plan(request: ModelRequest) -> _Plan:
             # A call is required and the message names none: the first tool it may call,
             # with the whole message as the text of its arguments.
             function = tools[0].function
-            call = (function.name, fill_arguments(function.parameters, newest.content.strip()))
+            text = newest.content.strip()
+            call = (function.name, fill_arguments(function.parameters, text, lists=True))
             return _Plan.for_tools([call], "A tool call is required. ")
     said = newest.content.strip() if newest is not None and str(newest.role) == "user" else ""
     return _Plan.for_text(json_answer(fmt, _greeting(request.messages), said))
@@ -210,7 +211,9 @@ def find_tool_calls(message: str, tools: list[ToolSpec]) -> list[tuple[str, dict
     for position, (_start, end, tool) in enumerate(found):
         stop = found[position + 1][0] if position + 1 < len(found) else len(message)
         text = message[end:stop].strip() or message.strip()
-        calls.append((tool.function.name, fill_arguments(tool.function.parameters, text)))
+        calls.append(
+            (tool.function.name, fill_arguments(tool.function.parameters, text, lists=True))
+        )
     return calls
 
 
@@ -220,8 +223,9 @@ def _name_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w.-]){re.escape(name)}(?![\w-])(?!\.\w)")
 
 
-def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
-    """Arguments for a tool's JSON Schema, filled from ``text`` (see the module docstring)."""
+def fill_arguments(schema: dict[str, Any], text: str, *, lists: bool = False) -> dict[str, Any]:
+    """Arguments for a tool's JSON Schema, filled from ``text`` (see the module docstring);
+    ``lists``: an array of strings gets ``text`` as its one item (a tool call's)."""
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return {}
@@ -249,7 +253,7 @@ def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
             arguments[name] = prop["default"]
         elif kind == "boolean":
             arguments[name] = False
-        elif kind == "array" and _schema_type(prop.get("items")) == "string":
+        elif lists and kind == "array" and _schema_type(prop.get("items")) == "string":
             arguments[name] = [text]  # file_search's queries: the text, as one query
     return arguments
 
