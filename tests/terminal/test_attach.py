@@ -54,7 +54,9 @@ def test_ask_with_a_file(
     heron = tmp_path / "heron.txt"
     heron.write_text(HERON)
     connect = ("--server", server.base_url, "--api-key", user_key)
-    done = parley("ask", *connect, "--file", str(heron), "file_search Heron launch", env=cli_env)
+    # --no-stream: the search shows from the turn's items, before the answer.
+    asked = ("--no-stream", "--file", str(heron), "file_search Heron launch")
+    done = parley("ask", *connect, *asked, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert re.search(r"✓ heron\.txt ready", done.stderr), done.stderr
     assert re.search(r"✓ file_search\s+\d+ passages?\s+heron\.txt\s+The launch", done.stderr)
