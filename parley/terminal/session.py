@@ -65,6 +65,8 @@ INSTRUCTIONS = (
     "they help."
 )
 _TITLE_CHARS = 80
+#: A session's store expires a week after it was last searched or given a file.
+STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
 
 
 class SessionError(Exception):
@@ -248,7 +250,7 @@ class Session:
         to one that searches it (unless ``--assistant`` chose the assistant)."""
         if self.vector_store_id is None:
             store = await self.client.vector_stores.create(
-                name="parley chat", metadata={"client": CLIENT_TAG}
+                name="parley chat", metadata={"client": CLIENT_TAG}, expires_after=STORE_EXPIRY
             )
             self.vector_store_id = store.id
             if not self.options.assistant_id:
