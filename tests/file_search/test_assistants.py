@@ -85,7 +85,8 @@ async def test_an_attachment_is_searched_and_cited(served: Served) -> None:
         model="demo/parley",
         tools=[{"type": "file_search", "file_search": {"max_num_results": 5}}],
     )
-    assert [t.type for t in assistant.tools] == ["file_search"]
+    (tool,) = assistant.tools
+    assert tool.type == "file_search" and tool.file_search.max_num_results == 5  # type: ignore[union-attr]
     thread = await sdk.beta.threads.create(
         messages=[
             {

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
-from parley.server.faces.assistants import reads
+from parley.server.faces.assistants import files, reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
 from parley.server.faces.kit.bodies import Deleted
@@ -25,10 +25,13 @@ router = APIRouter(tags=["assistants"])
 
 def _public(assistant: Assistant) -> AssistantPublic:
     """The assistant as the API answers it, with its ``tool_resources`` (its options keep
-    them: ``files``)."""
+    them: ``files``) and its ``file_search`` tool in the Assistants API's shape."""
     shown = AssistantPublic.of(assistant)
+    update: dict[str, Any] = {"tools": [files.tool_shown(t) for t in shown.tools]}
     resources = (assistant.options or {}).get("tool_resources")
-    return shown.model_copy(update={"tool_resources": resources}) if resources else shown
+    if resources:
+        update["tool_resources"] = resources
+    return shown.model_copy(update=update)
 
 
 @router.post("/assistants", response_model=AssistantPublic)

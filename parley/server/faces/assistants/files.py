@@ -29,6 +29,19 @@ def resource_ids(resources: Mapping[str, Any] | None) -> list[str]:
     return list(search.get("vector_store_ids") or [])
 
 
+def tool_shown(tool: dict[str, Any]) -> dict[str, Any]:
+    """A kept tool as an assistant shows it: a ``file_search`` entry in the Assistants API's
+    shape (its options under ``file_search``; the stores it names, when it names some, in
+    Parley's ``vector_store_ids`` beside them)."""
+    if tool.get("type") != "file_search":
+        return tool
+    options = {k: tool[k] for k in ("max_num_results", "ranking_options") if k in tool}
+    shown: dict[str, Any] = {"type": "file_search", "file_search": options}
+    if tool.get("vector_store_ids"):
+        shown["vector_store_ids"] = tool["vector_store_ids"]
+    return shown
+
+
 # ------------------------------------------------------------------ steps and citations
 
 
