@@ -338,6 +338,13 @@ def delete_vector_store(conn: Connection, *, user_id: str, vector_store_id: str)
     """Delete the store, its files' places in it, its batches and its chunks (the files
     themselves stay)."""
     store = get_vector_store(conn, user_id=user_id, vector_store_id=vector_store_id)
+    if conn.dialect.name == "postgresql":
+        # Hold the store's row first: a worker finishing one of its files at this moment
+        # (it takes a key-share lock on the row before writing chunks) waits, then finds
+        # the store gone, so no chunk outlives it.
+        conn.execute(
+            select(vector_stores.c.id).where(vector_stores.c.id == store.id).with_for_update()
+        )
     index.delete_store_chunks(conn, vector_store_id=store.id)
     for table in (vector_store_files, vector_store_file_batches):
         conn.execute(delete(table).where(table.c.vector_store_id == store.id))

@@ -10,6 +10,7 @@ Another user's store, file or batch answers 404 on every route.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -53,7 +54,7 @@ async def create_vector_store(
     body: VectorStoreCreate, user: CurrentUser, svc: Svc
 ) -> VectorStorePublic:
     strategy = stored_strategy(body.chunking_strategy)
-    return await svc.db.write(
+    made = await svc.db.write(
         reads.create_store,
         user_id=user.id,
         files=[store.FileToAdd(i, {}, strategy) for i in dict.fromkeys(body.file_ids or ())],
@@ -63,6 +64,15 @@ async def create_vector_store(
         metadata=body.metadata,
         embedding_model=svc.settings.embedding_model,
     )
+    if body.file_ids:
+        _added(svc)
+    return made
+
+
+def _added(svc: Svc) -> None:
+    """Files were just put in a store: this replica's ingestion worker looks at once
+    (the others find them at their next look)."""
+    svc.engine.upkeep.ingestion.wake()
 
 
 @router.get("/vector_stores", responses=errors(400))
@@ -111,6 +121,7 @@ async def create_vector_store_file(
     attached, _ = await svc.db.write(
         store.add_files, user_id=user.id, vector_store_id=vector_store_id, files=[body.to_add()]
     )
+    _added(svc)
     return VectorStoreFilePublic.of(attached[0])
 
 
@@ -183,9 +194,11 @@ async def vector_store_file_content(
 async def create_file_batch(
     vector_store_id: str, body: BatchCreate, user: CurrentUser, svc: Svc
 ) -> FileBatchPublic:
-    return await svc.db.write(
+    batch = await svc.db.write(
         reads.create_batch, user_id=user.id, vector_store_id=vector_store_id, files=body.to_add()
     )
+    _added(svc)
+    return batch
 
 
 @router.get("/vector_stores/{vector_store_id}/file_batches/{batch_id}")
@@ -243,6 +256,7 @@ async def search_vector_store(
     filters, ranking = body.parsed()  # a bad filter is a 400 before anything is done
     queries = body.queries()
     vs = await svc.db.write(store.active_store, user_id=user.id, vector_store_id=vector_store_id)
+    began = time.perf_counter()
     vectors = None
     model = vs.embedding_model
     if model is not None and ranking.embedding_weight > 0 and await _vectors(request, svc):
@@ -265,6 +279,8 @@ async def search_vector_store(
         max_num_results=body.max_num_results,
         ranking_options=ranking,
     )
+    mode = "words" if vectors is None else "vectors" if ranking.text_weight == 0 else "hybrid"
+    svc.engine.metrics.search_duration(time.perf_counter() - began, source="api", mode=mode)
     return SearchResultsPage(search_query=queries, data=[SearchResultItem.of(f) for f in found])
 
 
