@@ -70,6 +70,9 @@ class Library:
     other_store_id: str
     other_http: httpx.AsyncClient
     upstreams: dict[str, Any]
+    #: The test MCP server (``RecordingMCP``) and its URL.
+    mcp: Any
+    mcp_url: str
 
 
 def file_search_tool(store_id: str, **more: Any) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """The ``file_search`` tool on ``POST /v1/responses``, driven by the official ``openai``
 SDK: the demo model calls it for a message naming it, the server searches the user's
 store within the turn, and the answer quotes the passage and cites its file; the same
-over the fake upstream of several provider kinds (the scripted model calls
+over the fake upstream of every provider kind (the scripted model calls
 ``file_search`` in its provider's wire format, and the next model call carries the
-passage, naming its file). Other users' stores answer 404 and their chunks are never found.
+passage, naming its file; on Chat Completions and Gemini beside an MCP call, whose hook
+swaps in the model's next answer). Other users' stores answer 404 and their chunks are
+never found.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,14 +29,18 @@ from tests.e2e.responses_providers_helpers import (
     AnthropicUpstream,
     Call,
     CallsTurn,
+    ChatUpstream,
     DemoModel,
+    GeminiUpstream,
     OllamaUpstream,
+    RecordingMCP,
     ResponsesUpstream,
     TextTurn,
     Upstream,
+    one_model_turns,
     serving_with,
 )
-from tests.e2e.test_mcp_providers import offered_names, results_of
+from tests.e2e.test_mcp_providers import mcp_tool, offered_names, results_of
 from tests.file_search.helpers import (
     OWLS,
     OWLS_FILE,
@@ -47,12 +55,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 #: The kinds whose fakes queue a turn's answers (the second model call, after the search,
 #: takes the next one).
-UPSTREAMS: dict[str, type[Upstream]] = {
+QUEUED: dict[str, type[Upstream]] = {
     "openai-responses": ResponsesUpstream,
     "anthropic": AnthropicUpstream,
     "ollama": OllamaUpstream,
-    "demo": DemoModel,
 }
+#: The kinds whose fakes answer by model name: their next answer is swapped in while the
+#: turn runs an MCP call beside the search (the test MCP server's hook).
+BY_NAME: dict[str, type[Upstream]] = {"openai-chat": ChatUpstream, "gemini": GeminiUpstream}
+UPSTREAMS: dict[str, type[Upstream]] = {**QUEUED, **BY_NAME, "demo": DemoModel}
 INCLUDE = ["file_search_call.results"]
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
@@ -61,7 +72,18 @@ STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 async def library(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Library]:
     tmp = tmp_path_factory.mktemp("file-search")
     upstreams = {kind: cls(tmp, 4) for kind, cls in UPSTREAMS.items()}
-    async with serving_with(tmp, upstreams, {}) as (server, http):
+    mcp = RecordingMCP()
+    with mcp.serve() as mcp_url:
+        async with _serving(tmp, upstreams, mcp, mcp_url) as library:
+            yield library
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    tmp: Path, upstreams: dict[str, Upstream], mcp: RecordingMCP, mcp_url: str
+) -> AsyncIterator[Library]:
+    env = {"PARLEY_MCP_ALLOW_URLS": "127.0.0.1"}
+    async with serving_with(tmp, upstreams, env) as (server, http):
         db = Database(server.database_url)
         other_key = server.new_user("other")
         other = httpx.AsyncClient(
@@ -76,7 +98,9 @@ async def library(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lib
             theirs = await user_id_of(db, other_key)
             store_id, file_id = await indexed_store(db, http, mine, OWLS_FILE, OWLS)
             other_store, _ = await indexed_store(db, other, theirs, "secret.txt", THEIRS)
-            yield Library(http, sdk, db, store_id, file_id, other_store, other, upstreams)
+            yield Library(
+                http, sdk, db, store_id, file_id, other_store, other, upstreams, mcp, mcp_url
+            )
         finally:
             await sdk.close()
             await other.aclose()
@@ -180,7 +204,41 @@ async def test_a_resent_search_item_is_taken(library: Library) -> None:
     assert again.status == "completed"
 
 
-@pytest.mark.parametrize("kind", [k for k in UPSTREAMS if k != "demo"])
+@pytest.mark.parametrize("kind", list(BY_NAME))
+async def test_a_search_beside_an_mcp_call_reaches_the_provider(
+    library: Library, kind: str
+) -> None:
+    """The model searches and calls an MCP tool at once; both results go back to it."""
+    upstream = library.upstreams[kind]
+    slot = upstream.take()
+    search = Call(upstream.call_ids[0], "file_search", {"queries": ["how do owls hunt?"]})
+    echo = Call(upstream.call_ids[1], "echo", {"text": "hi"})
+    model, then = one_model_turns(upstream, slot, CallsTurn((search, echo)), TextTurn())
+    library.mcp.on_call = lambda _: then()
+    try:
+        answer = await library.http.post(
+            "/responses",
+            json={
+                "model": model,
+                "input": "How do owls hunt?",
+                "tools": [file_search_tool(library.store_id), mcp_tool(library.mcp_url)],
+            },
+        )
+    finally:
+        library.mcp.on_call = None
+    assert answer.status_code == 200, answer.text
+    output = answer.json()["output"]
+    kinds = [i["type"] for i in output if i["type"] not in ("reasoning", "mcp_list_tools")]
+    assert sorted(kinds[:2]) == ["file_search_call", "mcp_call"] and kinds[2:] == ["message"]
+    asked, told = upstream.requests(slot)
+    assert sorted(offered_names(kind, asked)) == ["echo", "file_search"]
+    results = dict(results_of(kind, told))  # Gemini's results name their function
+    passages = results[search.name if kind == "gemini" else search.call_id]
+    assert f"From the file {OWLS_FILE}" in passages and OWLS in passages
+    assert results[echo.name if kind == "gemini" else echo.call_id] == "hi"
+
+
+@pytest.mark.parametrize("kind", list(QUEUED))
 async def test_the_search_reaches_each_provider(library: Library, kind: str) -> None:
     upstream = library.upstreams[kind]
     slot = upstream.take()
