@@ -25,8 +25,18 @@ PLACEHOLDER_ID = re.compile(r'"(asst|run|thread)_\.\.\."')
     "doc", ["docs/sdk.md", "docs/openai.md", "docs/vector-stores.md", "README.md"]
 )
 def test_python_examples_run(
-    doc: str, server: Any, user_key: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    doc: str,
+    server: Any,
+    user_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    tmp_path: Path,
 ) -> None:
+    # The files the examples upload, in the folder they run in.
+    (tmp_path / "handbook.md").write_text(
+        "# Holidays\n\nEvery employee has twenty-five days of paid holidays a year.\n"
+    )
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PARLEY_BASE_URL", server.base_url)
     monkeypatch.setenv("PARLEY_API_KEY", user_key)
     blocks = [

@@ -26,6 +26,7 @@ OPENAI_PATHS = (
     "/v1/threads",
     "/v1/files",
     "/v1/uploads",
+    "/v1/vector_stores",
 )
 #: The operations that take an ``Idempotency-Key``.
 IDEMPOTENT = {
