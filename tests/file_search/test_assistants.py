@@ -129,6 +129,25 @@ async def test_an_attachment_is_searched_and_cited(served: Served) -> None:
     assert events[-1].event == "thread.run.completed", [e.event for e in events]
     said = completed[-1].content[0].text  # type: ignore[union-attr]
     assert OWLS in said.value and said.annotations, said
+    searched = [
+        c
+        for e in events
+        if e.event == "thread.run.step.delta"
+        for c in e.data.delta.step_details.tool_calls or ()  # type: ignore[union-attr]
+    ]
+    assert [c.type for c in searched] == ["file_search"]
+    step_id = next(
+        e.data.id
+        for e in events
+        if e.event == "thread.run.step.created" and e.data.type == "tool_calls"  # type: ignore[union-attr]
+    )
+    names = [e.event for e in events if getattr(e.data, "id", None) == step_id]
+    assert names == [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.delta",
+        "thread.run.step.completed",
+    ], names
 
     messages = await sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)
     (answer,) = messages.data

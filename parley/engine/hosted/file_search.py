@@ -184,11 +184,17 @@ def _since(began: float) -> float:
 
 
 def call_item(
-    queries: Sequence[str], *, item_id: str, found: Found | None = None, show: bool = False
+    queries: Sequence[str],
+    *,
+    item_id: str,
+    found: Found | None = None,
+    show: bool = False,
+    call_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``file_search_call`` item of a search: in progress (nothing ``found`` yet), or
     ended. It keeps the results whatever ``show`` says: ``show_results`` tells the faces
-    whether the request asked to see them."""
+    whether the request asked to see them; ``call_id`` is the model's call (the
+    Assistants API names a run step's call by it)."""
     item: dict[str, Any] = {
         "type": "file_search_call",
         "id": item_id,
@@ -196,6 +202,7 @@ def call_item(
         "status": "in_progress",
         "results": None,
         "show_results": show,
+        "call_id": call_id,
     }
     if found is None:
         return item

@@ -343,7 +343,7 @@ class Toolbox:
         queries = file_search.queries_of(call.arguments)
         item_id, show = file_search.new_item_id(), search.show_results
         run_id = self.turn.run.id
-        started = file_search.call_item(queries, item_id=item_id, show=show)
+        started = file_search.call_item(queries, item_id=item_id, show=show, call_id=call.id)
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="started", item=started))
         found = await file_search.search(
             search,
@@ -358,7 +358,9 @@ class Toolbox:
         )
         if found.error is None:
             metrics.search_duration(found.took, source="file_search", mode=found.mode)
-        item = file_search.call_item(queries, item_id=item_id, found=found, show=show)
+        item = file_search.call_item(
+            queries, item_id=item_id, found=found, show=show, call_id=call.id
+        )
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, file_search.told(item), item)
 

@@ -64,6 +64,19 @@ def with_searches(
     calls = step.step_details.get("tool_calls")
     if not calls or not any(c.get("id") in searches for c in calls):
         return step
+    shown = []
+    for call in calls:
+        item = searches.get(call.get("id", ""))
+        shown.append(call if item is None else search_call(call["id"], item, tools, contents))
+    details = {**step.step_details, "tool_calls": shown}
+    return step.model_copy(update={"step_details": details})
+
+
+def search_call(
+    call_id: str, item: Mapping[str, Any], tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    """A search (its ``file_search_call`` item) as a run step's ``file_search`` call: the
+    run's ranking options, and the results (their text with ``contents``)."""
     entry = next((t for t in tools if t.get("type") == "file_search"), {})
     ranking = entry.get("ranking_options") or {}
     ranker = ranking.get("ranker", "auto")
@@ -71,22 +84,14 @@ def with_searches(
         "ranker": ranker if ranker in _STEP_RANKERS else "auto",
         "score_threshold": float(ranking.get("score_threshold", 0.0)),
     }
-    shown = []
-    for call in calls:
-        item = searches.get(call.get("id", ""))
-        if item is None:
-            shown.append(call)
-            continue
-        results = []
-        for r in item.get("results") or ():
-            result = {"file_id": r["file_id"], "file_name": r["filename"], "score": r["score"]}
-            if contents:
-                result["content"] = [{"type": "text", "text": r["text"]}]
-            results.append(result)
-        search = {"ranking_options": options, "results": results}
-        shown.append({"id": call["id"], "type": "file_search", "file_search": search})
-    details = {**step.step_details, "tool_calls": shown}
-    return step.model_copy(update={"step_details": details})
+    results = []
+    for r in item.get("results") or ():
+        result = {"file_id": r["file_id"], "file_name": r["filename"], "score": r["score"]}
+        if contents:
+            result["content"] = [{"type": "text", "text": r["text"]}]
+        results.append(result)
+    search = {"ranking_options": options, "results": results}
+    return {"id": call_id, "type": "file_search", "file_search": search}
 
 
 def cited(message: MessagePublic, files_found: Mapping[str, str]) -> MessagePublic:

@@ -25,6 +25,7 @@ run's end.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -95,6 +96,8 @@ class TurnEvents:
         self.head = head
         self.text = ""
         self.writing = False
+        #: The step of the searches the server ran for the current message, while open.
+        self.searches: RunStepPublic | None = None
 
     def opening(self) -> bytes:
         return self.head
@@ -105,19 +108,61 @@ class TurnEvents:
     def _entry(self, kind: str, data: str) -> bytes:
         if kind == "content.delta":
             event = orjson.loads(data)
-            self._follow(event.get("message_id"))
-            return self._text(event["text"])
+            ended = self._follow(event.get("message_id"))
+            return ended + self._text(event["text"])
         if kind == "tool_calls":
-            return self._calls(orjson.loads(data)["actions"])
+            return self._end_searches() + self._calls(orjson.loads(data)["actions"])
+        if kind == "hosted_tool":
+            event = orjson.loads(data)
+            item = event["item"]
+            if event["phase"] == "done" and item.get("type") == "file_search_call":
+                return self._search(item)
         return b""
 
-    def _follow(self, message_id: str | None) -> None:
+    def _search(self, item: dict[str, Any]) -> bytes:
+        """A search the server ran: the ``tool_calls`` step of the message that asked for
+        it (created with its first search), and a delta with the search."""
+        head = b""
+        if self.searches is None:
+            self.searches = run_step(self.run, self.message, "tool_calls")
+            head = frame("thread.run.step.created", self.searches) + frame(
+                "thread.run.step.in_progress", self.searches
+            )
+        call = files.search_call(item.get("call_id") or item["id"], item, self.run.tools, False)
+        calls = [*self.searches.step_details["tool_calls"], call]
+        self.searches = self.searches.model_copy(
+            update={"step_details": {"type": "tool_calls", "tool_calls": calls}}
+        )
+        delta = {
+            "id": self.searches.id,
+            "object": "thread.run.step.delta",
+            "delta": {
+                "step_details": {
+                    "type": "tool_calls",
+                    "tool_calls": [{"index": len(calls) - 1, **call}],
+                }
+            },
+        }
+        return head + frame("thread.run.step.delta", delta)
+
+    def _end_searches(self) -> bytes:
+        """The searches' step completes once the model goes on."""
+        step, self.searches = self.searches, None
+        if step is None:
+            return b""
+        done = step.model_copy(update={"status": "completed", "completed_at": int(time.time())})
+        return frame("thread.run.step.completed", done)
+
+    def _follow(self, message_id: str | None) -> bytes:
         """The answer's text goes to a message after the one the turn began with when the
-        server ran tools first (a file search): the stream's message is that one."""
+        server ran tools first (a file search): the stream's message is that one, and the
+        step of those tools completes."""
         if message_id and message_id != self.message.id and not self.writing:
             self.message = replace(
                 self.message, id=message_id, content="", tool_calls=None, item=None
             )
+            return self._end_searches()
+        return b""
 
     def _text(self, text: str) -> bytes:
         head = b""
@@ -194,7 +239,7 @@ class TurnEvents:
     ) -> bytes:
         """The closing frames of the turn, given the run, message and actions as stored
         (and the files its searches ``found``, which the message may cite)."""
-        frames = []
+        frames = [self._end_searches()]
         if self.writing:
             seq = max(message.seq, self.message.seq)
             steps = {s.id: s for s in run_steps(run, [message], actions)}

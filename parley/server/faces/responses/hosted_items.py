@@ -14,7 +14,7 @@ import orjson
 from parley.engine import file_search
 
 #: What a ``file_search_call`` item keeps that the API does not show.
-_SEARCH_ONLY = ("show_results", "error")
+_SEARCH_ONLY = ("show_results", "error", "call_id")
 
 
 def hosted_item(item: dict[str, Any]) -> dict[str, Any]:
