@@ -34,7 +34,7 @@ from parley.types import FunctionSpec, ToolSpec
 #: The function the model sees (another name when a client function has it).
 NAME = "file_search"
 OTHER_NAME = "parley_file_search"
-#: The results of a search when the entry gives no ``max_num_results`` (OpenAI's default).
+#: The results of a search when the entry gives no ``max_num_results`` (``index.search``'s).
 DEFAULT_RESULTS = 10
 #: How long one search may take, embedding its queries included.
 SEARCH_TIMEOUT = 20.0
