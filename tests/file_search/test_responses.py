@@ -302,3 +302,25 @@ async def test_bad_tools_are_refused_by_field(library: Library) -> None:
     found = next(i for i in own.json()["output"] if i["type"] == "file_search_call")
     assert [r["file_id"] for r in found["results"]] == [library.file_id]
     assert json.dumps(own.json()).count("secret notebook") == 0
+
+
+async def test_tool_choice_names_the_search_and_a_later_read_can_include_results(
+    library: Library,
+) -> None:
+    # The message names no tool: the choice alone makes the demo model search.
+    response = await library.sdk.responses.create(
+        model="demo/parley",
+        input="how do owls hunt?",
+        tools=[file_search_tool(library.store_id)],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+    )
+    call = next(i for i in response.output if i.type == "file_search_call")
+    assert call.results is None  # not asked for
+    read = await library.sdk.responses.retrieve(response.id, include=INCLUDE)  # type: ignore[arg-type]
+    found = next(i for i in read.output if i.type == "file_search_call")
+    assert found.results and found.results[0].filename == OWLS_FILE
+    with pytest.raises(openai.BadRequestError) as refused:
+        await library.sdk.responses.create(
+            model="demo/parley", input="hi", tool_choice={"type": "file_search"}
+        )
+    assert refused.value.body["param"] == "tool_choice"  # type: ignore[index]

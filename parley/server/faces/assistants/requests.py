@@ -25,6 +25,7 @@ from parley.server.faces.kit.bodies import (
 from parley.server.faces.kit.file_inputs import settle
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
+    hosted_kinds,
     read_output_format,
     read_sampling,
     read_tool_choice,
@@ -163,7 +164,9 @@ def run_config(
     parameters = sampling(body, assistant.parameters)
     options = assistant_options(body, assistant.options, model)
     if body.tool_choice is not None:
-        choice = read_tool_choice(body.tool_choice, tool_names(tools), ASSISTANTS)
+        choice = read_tool_choice(
+            body.tool_choice, tool_names(tools), ASSISTANTS, hosted_kinds(tools)
+        )
         options["tool_choice"] = choice
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls

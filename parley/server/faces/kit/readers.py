@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from parley.engine import file_search
 from parley.errors import InvalidRequest
 from parley.providers.file_parts import MAX_FILE_BYTES
 from parley.types import FunctionSpec, ToolSpec, image_type
@@ -166,16 +167,36 @@ def tool_names(tools: list[ToolSpec] | list[dict[str, Any]]) -> set[str]:
     }
 
 
+def hosted_kinds(tools: list[ToolSpec] | list[dict[str, Any]]) -> set[str]:
+    """The kinds of the server's own tools among ``tools``, as given or kept (``mcp``,
+    ``file_search``)."""
+    return {
+        str(t["type"])
+        for t in tools
+        if isinstance(t, dict) and t.get("type", "function") != "function"
+    }
+
+
 def read_tool_choice(
-    choice: str | dict[str, Any], names: set[str], dialect: Dialect
+    choice: str | dict[str, Any],
+    names: set[str],
+    dialect: Dialect,
+    hosted: set[str] | frozenset[str] = frozenset(),
 ) -> str | dict[str, Any]:
     """The neutral ``ModelOptions.tool_choice`` of a ``tool_choice``: a mode, one function
-    that is given, or ``allowed_tools`` (a mode and functions that are given)."""
+    that is given, ``allowed_tools`` (a mode and functions that are given), or the
+    ``file_search`` tool when it is among the ``hosted`` kinds given (the function the
+    model sees for it)."""
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
             raise invalid("tool_choice", "expected auto, none, required or an object.")
         return choice
     kind = choice.get("type")
+    if kind == "file_search":
+        if kind not in hosted:
+            raise invalid("tool_choice", "no file_search tool is given.")
+        name = file_search.NAME if file_search.NAME not in names else file_search.OTHER_NAME
+        return {"type": "function", "name": name}
     if kind == "function":
         name, param = _named(choice, "tool_choice", dialect.nested)
         if not isinstance(name, str) or name not in names:

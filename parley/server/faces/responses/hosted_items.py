@@ -17,15 +17,16 @@ from parley.engine import file_search
 _SEARCH_ONLY = ("show_results", "error", "call_id")
 
 
-def hosted_item(item: dict[str, Any]) -> dict[str, Any]:
+def hosted_item(item: dict[str, Any], *, results: bool = False) -> dict[str, Any]:
     """A hosted tool's stored item as the API shows it: a tool list has no status; a file
-    search shows its results only when asked to."""
+    search shows its results only when asked to (by the request that made it, or with
+    ``results``: a later read's ``include``)."""
     kind = item.get("type")
     if kind == "mcp_list_tools":
         return {k: v for k, v in item.items() if k != "status"}
     if kind == "file_search_call":
         shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
-        if not item.get("show_results"):
+        if not (results or item.get("show_results")):
             shown["results"] = None
         return shown
     return dict(item)

@@ -508,13 +508,15 @@ def message_items(
     calls: set[str] | None = None,
     status: str = "completed",
     state: bool = False,
+    search_results: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The items of a stored message, in order. For an assistant message, ``calls`` (when
     given) are the call ids to show: the calls handed to the client, not those the server
-    answered itself; with ``state``, its provider state (see the module's docstring)."""
+    answered itself; with ``state``, its provider state (see the module's docstring); with
+    ``search_results``, a file search's results whatever its own request asked."""
     role = message.role
     if message.item is not None:  # a hosted tool's item: a tool list, a call the server ran
-        yield hosted_item(message.item)
+        yield hosted_item(message.item, results=search_results)
         return
     if role == Role.TOOL:
         yield {

@@ -20,6 +20,7 @@ from parley.server.faces.kit.hosted import check_stores, read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
+    hosted_kinds,
     read_output_format,
     read_sampling,
     read_tool_choice,
@@ -123,7 +124,9 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
     parameters = read_sampling(body, most=body.max_output_tokens)
     options: dict[str, Any] = {}
     if body.tool_choice is not None:
-        choice = read_tool_choice(body.tool_choice, tool_names(tools), RESPONSES)
+        choice = read_tool_choice(
+            body.tool_choice, tool_names(tools), RESPONSES, hosted_kinds(body.tools or [])
+        )
         options["tool_choice"] = choice
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls

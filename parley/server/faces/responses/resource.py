@@ -153,9 +153,13 @@ class StoredResponse:
     calls: set[str]
 
 
-def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str, Any]:
+def response_object(
+    stored: StoredResponse, *, state: bool = False, search_results: bool = False
+) -> dict[str, Any]:
     """The whole response object of a stored run; with ``state`` (the request's ``include``
-    asks for ``reasoning.encrypted_content``), its answers' provider state (``items``)."""
+    asks for ``reasoning.encrypted_content``), its answers' provider state (``items``);
+    with ``search_results`` (it asks for ``file_search_call.results``), its file searches'
+    results."""
     run = stored.run
     status = STATUS[RunStatus(run.status)]
     body = head(run, status)
@@ -163,7 +167,7 @@ def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str,
     item_status = "incomplete" if ended_early else "completed"
     if status == "in_progress":
         item_status = "in_progress"
-    body["output"] = output_of(stored, item_status, state)
+    body["output"] = output_of(stored, item_status, state, search_results)
     if status not in ("queued", "in_progress"):
         body["completed_at"] = ended_at(run)
         body["usage"] = usage(run.usage)
@@ -174,7 +178,9 @@ def response_object(stored: StoredResponse, *, state: bool = False) -> dict[str,
     return body
 
 
-def output_of(stored: StoredResponse, status: str, state: bool) -> list[dict[str, Any]]:
+def output_of(
+    stored: StoredResponse, status: str, state: bool, search_results: bool = False
+) -> list[dict[str, Any]]:
     """The response's output items, in the order its stream gave them: the calls of an
     answer handed to the client come after the calls of it the server ran (whose results
     are stored after the answer, and streamed before its manifest)."""
@@ -188,7 +194,10 @@ def output_of(stored: StoredResponse, status: str, state: bool) -> list[dict[str
             handed = []
         if message.item is not None:
             files.update(file_search.cited_files([message.item]))
-        for item in message_items(message, calls=stored.calls, status=status, state=state):
+        shown = message_items(
+            message, calls=stored.calls, status=status, state=state, search_results=search_results
+        )
+        for item in shown:
             item = with_citations(item, files)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
