@@ -110,6 +110,7 @@ class Engine:
             self.scratch.held,
             providers=providers,
             metrics=self.metrics,
+            usage=usage,
         )
         #: Set when the server shuts down: no new turn starts.
         self.closing = False

@@ -32,7 +32,7 @@ from parley.files.storage import Storages
 from parley.files.sweep import sweep_files
 from parley.metrics import Metrics
 from parley.providers.registry import ProviderRegistry
-from parley.retrieval.ingest import Ingestion
+from parley.retrieval.ingest import CountsUsage, Ingestion
 from parley.store.db import Database
 
 log = logging.getLogger("parley.engine")
@@ -53,6 +53,7 @@ class Upkeep:
         *,
         providers: ProviderRegistry,
         metrics: Metrics,
+        usage: CountsUsage | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -73,6 +74,7 @@ class Upkeep:
             metrics,
             owner=lease.owner,
             lease_seconds=settings.lease_seconds,
+            usage=usage,
         )
 
     @property

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from parley.config import Settings
 from parley.errors import InvalidRequest, ParleyError
@@ -38,6 +38,7 @@ from parley.retrieval.chunking import Chunk, chunk, parse_chunking_strategy
 from parley.retrieval.extract import Extractor
 from parley.store import ingestion as store
 from parley.store.db import Database, now
+from parley.types import Usage
 
 log = logging.getLogger("parley.retrieval")
 
@@ -50,6 +51,17 @@ EMBED_BATCH = 256
 EMBED_BATCH_TOKENS = 100_000
 #: Bytes a vector of an embedding takes per number (float32).
 _FLOAT = 4
+
+
+#: The usage face of the tokens a file's embedding takes (``docs/usage.md``).
+INGEST_FACE = "vector_stores.ingest"
+
+
+class CountsUsage(Protocol):
+    """Where tokens are counted per API key (the engine's ``UsageCounter``)."""
+
+    def count(self, *, user_id: str, key_hash: str, model: str, face: str, used: Usage) -> None:
+        """One call made now, with its tokens."""
 
 
 class _Failure(Exception):
@@ -77,9 +89,12 @@ class Ingestion:
         concurrency: int = CONCURRENCY,
         poll_seconds: float = POLL_SECONDS,
         limits: Limits | None = None,
+        usage: CountsUsage | None = None,
     ) -> None:
         self.db = db
         self.providers = providers
+        #: Counts each file's embedding tokens for the key that attached it.
+        self.usage = usage
         self.metrics = metrics
         self.owner = owner
         self.lease_seconds = lease_seconds
@@ -243,10 +258,12 @@ class Ingestion:
         if not model or not pieces:
             return None
         vectors: list[list[float]] = []
+        tokens = 0
         try:
             for batch in _batches(pieces):
                 result = await self.providers.embed(model, [p.text for p in batch])
                 vectors += result.vectors
+                tokens += result.input_tokens
         except InvalidRequest as exc:
             raise _Failure(
                 "server_error",
@@ -256,6 +273,14 @@ class Ingestion:
             raise _Failure(
                 "server_error", f"The embedding model {model} failed: {exc.message}"
             ) from None
+        if self.usage is not None and claim.key_hash is not None:
+            self.usage.count(
+                user_id=claim.user_id,
+                key_hash=claim.key_hash,
+                model=self.providers.qualified(model),
+                face=INGEST_FACE,
+                used=Usage(input_tokens=tokens),
+            )
         return vectors
 
 

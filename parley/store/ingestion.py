@@ -58,6 +58,8 @@ class Claim:
     attributes: dict[str, Any] = field(default_factory=dict)
     chunking_strategy: dict[str, Any] = field(default_factory=dict)
     embedding_model: str | None = None
+    #: The API key (its SHA-256) that attached the file: its usage counts the embedding.
+    key_hash: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -152,6 +154,7 @@ def _claim_of(
             _rows.c.user_id,
             _rows.c.attributes,
             _rows.c.chunking_strategy,
+            _rows.c.key_hash,
             files.c.filename,
             files.c.mime_type,
             files.c.bytes,
@@ -182,6 +185,7 @@ def _claim_of(
         attributes=dict(row.attributes or {}),
         chunking_strategy=dict(row.chunking_strategy or {}),
         embedding_model=row.embedding_model,
+        key_hash=row.key_hash,
     )
 
 

@@ -235,3 +235,5 @@ class VectorStoreFile(_Record):
     lease_owner: str | None
     lease_until: float | None
     attempts: int
+    #: The API key (its SHA-256) that attached it, whose usage counts its embedding.
+    key_hash: str | None = None

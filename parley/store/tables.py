@@ -597,6 +597,8 @@ vector_store_files = Table(
     Column("lease_until", Float),
     #: Claims made so far: a file whose worker died twice ends ``failed``.
     Column("attempts", Integer, nullable=False),
+    #: The SHA-256 of the API key that attached it: its embedding tokens count there.
+    Column("key_hash", String(64)),
     Index(None, "vector_store_id", "created_at"),
     Index(None, "file_id"),
     Index(None, "batch_id"),

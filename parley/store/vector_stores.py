@@ -146,10 +146,12 @@ def attach_file(
     attributes: Mapping[str, Any] | None = None,
     chunking_strategy: Mapping[str, Any] | None = None,
     batch_id: str | None = None,
+    key_hash: str | None = None,
 ) -> VectorStoreFile:
     """Put the user's file (checked by the caller) in the store, ``in_progress``: a worker
     of any replica claims it and indexes it. A file already in the store is attached again
-    (its chunks are made anew)."""
+    (its chunks are made anew). ``key_hash``: the API key whose usage counts the tokens
+    its embedding takes."""
     row = VectorStoreFile(
         vector_store_id=vector_store_id,
         file_id=file_id,
@@ -164,6 +166,7 @@ def attach_file(
         lease_owner=None,
         lease_until=None,
         attempts=0,
+        key_hash=key_hash,
     )
     # One statement, insert or update: two requests attaching the same file at once on
     # PostgreSQL both succeed (the later one wins) instead of one failing on the key.
@@ -358,6 +361,7 @@ def add_files(
     vector_store_id: str,
     files: Sequence[FileToAdd],
     batch: bool = False,
+    key_hash: str | None = None,
 ) -> tuple[list[VectorStoreFile], FileBatch | None]:
     """Put the user's files in the store, each ``in_progress`` until a worker has indexed
     it (with ``batch``, as one new file batch). ``NotFound`` for the store, or naming the
@@ -387,6 +391,7 @@ def add_files(
             attributes=f.attributes,
             chunking_strategy=f.chunking_strategy,
             batch_id=None if made is None else made.id,
+            key_hash=key_hash,
         )
         for f in files
     ]

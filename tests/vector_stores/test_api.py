@@ -274,6 +274,16 @@ def test_search_takes_queries_limits_thresholds_and_vectors(
     if hybrid:
         assert until(searches, "the searches counted") >= 4
 
+    def ingested() -> dict[str, Any] | None:  # and so do the chunks' embeddings
+        with vs_server.server.client(sdk.api_key) as http:
+            lines = http.get("/usage", params={"group_by": "face,model"}).json()["data"]
+        found = [line for line in lines if line["face"] == "vector_stores.ingest"]
+        return found[0] if found and found[0]["input_tokens"] > 0 else None
+
+    if hybrid:
+        line = until(ingested, "the embedding of the files counted")
+        assert line["model"] == "demo/embed" and line["requests"] >= 1
+
 
 def test_batches_take_per_file_settings_list_and_cancel(sdk: Any) -> None:
     store = sdk.vector_stores.create(name="batches").id

@@ -34,6 +34,7 @@ def create_store(
     metadata: Mapping[str, Any] | None,
     expires_after_days: int | None,
     embedding_model: str | None,
+    key_hash: str | None = None,
 ) -> VectorStorePublic:
     """A new store, with its files (all the user's, or nothing is made)."""
     made = store.create_vector_store(
@@ -46,7 +47,9 @@ def create_store(
         embedding_model=embedding_model,
     )
     if files:
-        store.add_files(conn, user_id=user_id, vector_store_id=made.id, files=files)
+        store.add_files(
+            conn, user_id=user_id, vector_store_id=made.id, files=files, key_hash=key_hash
+        )
     return public(conn, made)
 
 
@@ -72,10 +75,20 @@ def update_store(
 
 
 def create_batch(
-    conn: Connection, *, user_id: str, vector_store_id: str, files: Sequence[store.FileToAdd]
+    conn: Connection,
+    *,
+    user_id: str,
+    vector_store_id: str,
+    files: Sequence[store.FileToAdd],
+    key_hash: str | None = None,
 ) -> FileBatchPublic:
     _, batch = store.add_files(
-        conn, user_id=user_id, vector_store_id=vector_store_id, files=files, batch=True
+        conn,
+        user_id=user_id,
+        vector_store_id=vector_store_id,
+        files=files,
+        batch=True,
+        key_hash=key_hash,
     )
     assert batch is not None
     return batch_public(conn, batch)

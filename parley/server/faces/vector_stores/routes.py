@@ -51,12 +51,14 @@ SEARCH_FACE = "vector_stores.search"
 
 @router.post("/vector_stores", response_model=VectorStorePublic, responses=errors(400, 404))
 async def create_vector_store(
-    body: VectorStoreCreate, user: CurrentUser, svc: Svc
+    body: VectorStoreCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> VectorStorePublic:
     strategy = stored_strategy(body.chunking_strategy)
+    user = caller.user
     made = await svc.db.write(
         reads.create_store,
         user_id=user.id,
+        key_hash=caller.key_hash,
         files=[store.FileToAdd(i, {}, strategy) for i in dict.fromkeys(body.file_ids or ())],
         expires_after_days=None if body.expires_after is None else body.expires_after.days,
         name=body.name,
@@ -116,10 +118,14 @@ async def delete_vector_store(vector_store_id: str, user: CurrentUser, svc: Svc)
 
 @router.post("/vector_stores/{vector_store_id}/files", responses=errors(400))
 async def create_vector_store_file(
-    vector_store_id: str, body: FileCreate, user: CurrentUser, svc: Svc
+    vector_store_id: str, body: FileCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> VectorStoreFilePublic:
     attached, _ = await svc.db.write(
-        store.add_files, user_id=user.id, vector_store_id=vector_store_id, files=[body.to_add()]
+        store.add_files,
+        user_id=caller.user.id,
+        vector_store_id=vector_store_id,
+        files=[body.to_add()],
+        key_hash=caller.key_hash,
     )
     _added(svc)
     return VectorStoreFilePublic.of(attached[0])
@@ -192,10 +198,14 @@ async def vector_store_file_content(
 
 @router.post("/vector_stores/{vector_store_id}/file_batches", responses=errors(400))
 async def create_file_batch(
-    vector_store_id: str, body: BatchCreate, user: CurrentUser, svc: Svc
+    vector_store_id: str, body: BatchCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> FileBatchPublic:
     batch = await svc.db.write(
-        reads.create_batch, user_id=user.id, vector_store_id=vector_store_id, files=body.to_add()
+        reads.create_batch,
+        user_id=caller.user.id,
+        vector_store_id=vector_store_id,
+        files=body.to_add(),
+        key_hash=caller.key_hash,
     )
     _added(svc)
     return batch

@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(64), nullable=True),
         sa.Column("lease_until", sa.Float(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=True),
         sa.ForeignKeyConstraint(
             ["vector_store_id"],
             ["vector_stores.id"],
