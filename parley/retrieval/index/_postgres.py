@@ -109,8 +109,9 @@ def lexical(
     """The best ``limit`` chunks by ``ts_rank`` for any of the queries' words (their
     lexemes: stemmed, without stop words). When the table's statistics name some of the
     words common (in more than ``COMMON_CHUNKS`` chunks), only the chunks holding one of
-    the rarer words are ranked, unless they are fewer than ``limit``: a common word's
-    chunks cost a row each to rank and would rank alike anyway."""
+    the rarer words are ranked (by all the words), unless they are fewer than ``limit``:
+    each chunk ranked is a row read, and ``ts_rank`` does not weigh a common word down, so
+    its chunks would cost the most and crowd out the rarer words' by repeating it."""
     lexemes = conn.execute(_LEXEMES, {"words": " ".join(queries)}).scalar() or []
     if not lexemes:
         return []
