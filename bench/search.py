@@ -245,8 +245,13 @@ class Pgvector:
         return str(self.server.get_uri())
 
     def __exit__(self, *_: object) -> None:
+        from pgserver._commands import pg_ctl
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # Stopped here: the wheel's cleanup knows only the server before the restart.
+            stop = ["-w", "stop", "-m", "fast"]
+            pg_ctl(stop, pgdata=self.data, user=self.server.system_user, timeout=60)
             self.server.cleanup()
         shutil.rmtree(self.data, ignore_errors=True)
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Text,
     bindparam,
     cast,
@@ -99,7 +101,7 @@ def store_embeddings(
 #: A word the statistics put in more chunks than this is common: the word search ranks
 #: the chunks holding the query's other words, when they are enough, and no others.
 COMMON_CHUNKS = 1000
-#: How long a connection keeps the words' statistics before it reads them again, in seconds.
+#: How long the words' statistics are kept before they are read again, in seconds.
 STATISTICS_TTL = 300.0
 
 
@@ -155,15 +157,22 @@ _STATISTICS = text(
 )
 
 
+#: Per engine (one database): when its common words are to be read again, and them.
+_common: weakref.WeakKeyDictionary[Engine, tuple[float, frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _common_words(conn: Connection) -> frozenset[str]:
     """The words in more than ``COMMON_CHUNKS`` chunks by the statistics ANALYZE keeps of
-    ``tsv`` (its most common lexemes and their shares of the rows), read again after
-    ``STATISTICS_TTL`` seconds; none before the first ANALYZE."""
-    kept = conn.info.get("parley_common_words")
+    ``tsv`` (its most common lexemes and their shares of the rows), shared by the engine's
+    connections and read again after ``STATISTICS_TTL`` seconds; none before the first
+    ANALYZE. Two threads may both read them when they are due: either answer does."""
+    kept = _common.get(conn.engine)
     if kept is not None and kept[0] > time.monotonic():
-        return kept[1]  # type: ignore[no-any-return]
+        return kept[1]
     common = frozenset(w for w, rows in conn.execute(_STATISTICS) if rows > COMMON_CHUNKS)
-    conn.info["parley_common_words"] = (time.monotonic() + STATISTICS_TTL, common)
+    _common[conn.engine] = (time.monotonic() + STATISTICS_TTL, common)
     return common
 
 
