@@ -29,22 +29,19 @@ sys.path += [str(ROOT), str(BENCH)]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import secrets  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from known_answers import DOCUMENTS, QUESTIONS  # noqa: E402
 from report import markdown_table, text_table, write_json  # noqa: E402
-from search import Pgvector  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from search import Pgvector, add_files  # noqa: E402
 
 from parley.config import Settings  # noqa: E402
 from parley.providers.registry import ProviderRegistry  # noqa: E402
 from parley.retrieval import chunk, index  # noqa: E402
 from parley.store import users  # noqa: E402
-from parley.store.db import Database, new_id, now  # noqa: E402
-from parley.store.tables import files  # noqa: E402
+from parley.store.db import Database, new_id  # noqa: E402
 
 MODES = ("lexical", "vector", "hybrid")
 HEADER = ("database", "mode", "questions", "recall@1", "recall@5", "MRR")
@@ -84,25 +81,11 @@ def _add(
     *,
     user_id: str,
     filename: str,
-    text: str,
     pieces: list[Any],
     vectors: list[list[float]],
 ) -> None:
     file_id = new_id("file")
-    conn.execute(
-        insert(files).values(
-            id=file_id,
-            user_id=user_id,
-            filename=filename,
-            purpose="assistants",
-            bytes=len(text.encode()),
-            created_at=now(),
-            sha256="0" * 64,
-            mime_type="text/markdown",
-            storage="database",
-            storage_key=secrets.token_hex(16),
-        )
-    )
+    add_files(conn, user_id, {file_id: filename})
     index.add_chunks(
         conn,
         user_id=user_id,
@@ -120,9 +103,7 @@ async def load(db: Database, embeddings: Embeddings, *, tokens: int, overlap: in
     for filename, text in DOCUMENTS.items():
         pieces = chunk(text, max_tokens=tokens, overlap=overlap)
         vectors = await embeddings([p.text for p in pieces])
-        await db.write(
-            _add, user_id=user, filename=filename, text=text, pieces=pieces, vectors=vectors
-        )
+        await db.write(_add, user_id=user, filename=filename, pieces=pieces, vectors=vectors)
     return user
 
 

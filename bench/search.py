@@ -128,14 +128,15 @@ async def load(
     return user, words
 
 
-def _add_files(conn: Any, user_id: str, file_ids: list[str]) -> None:
+def add_files(conn: Any, user_id: str, names: dict[str, str]) -> None:
+    """Rows for files whose bytes the bench never reads: ``names`` by file id."""
     conn.execute(
         insert(files),
         [
             {
                 "id": file_id,
                 "user_id": user_id,
-                "filename": f"{file_id}.txt",
+                "filename": filename,
                 "purpose": "assistants",
                 "bytes": 1,
                 "created_at": now(),
@@ -144,13 +145,13 @@ def _add_files(conn: Any, user_id: str, file_ids: list[str]) -> None:
                 "storage": "database",
                 "storage_key": secrets.token_hex(16),
             }
-            for file_id in file_ids
+            for file_id, filename in names.items()
         ],
     )
 
 
 def _add(conn: Any, *, user_id: str, batch: list[Any]) -> None:
-    _add_files(conn, user_id, [file_id for file_id, _, _ in batch])
+    add_files(conn, user_id, {file_id: f"{file_id}.txt" for file_id, _, _ in batch})
     for file_id, pieces, vectors in batch:
         index.add_chunks(
             conn,
@@ -170,7 +171,7 @@ _COPY = (
 
 
 def _copy(conn: Any, *, user_id: str, batch: list[Any]) -> None:
-    _add_files(conn, user_id, [file_id for file_id, _, _ in batch])
+    add_files(conn, user_id, {file_id: f"{file_id}.txt" for file_id, _, _ in batch})
     created = now()
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
         for file_id, pieces, vectors in batch:

@@ -38,9 +38,13 @@ from parley.server.faces.vector_stores.schemas import (
 )
 from parley.server.openapi import errors
 from parley.store import vector_stores as store
+from parley.store.pagination import ListQuery
 from parley.types import Usage
 
 router = APIRouter(tags=["vector stores"])
+
+#: The ``filter`` of a list of a store's files.
+StatusFilter = Annotated[Status | None, Query(description="Only the files of this status.")]
 
 #: The usage face of the query embeddings of searches.
 SEARCH_FACE = "vector_stores.search"
@@ -137,14 +141,27 @@ async def list_vector_store_files(
     user: CurrentUser,
     svc: Svc,
     q: DescList,
-    filter: Annotated[Status | None, Query(description="Only the files of this status.")] = None,
+    filter: StatusFilter = None,
 ) -> Page[VectorStoreFilePublic]:
+    return await _files_page(svc, user.id, vector_store_id, q, filter)
+
+
+async def _files_page(
+    svc: Svc,
+    user_id: str,
+    vector_store_id: str,
+    page: ListQuery,
+    status: Status | None,
+    batch_id: str | None = None,
+) -> Page[VectorStoreFilePublic]:
+    """A page of the store's files (of one batch, with ``batch_id``)."""
     found, more = await svc.db.read(
         store.list_store_files,
-        user_id=user.id,
+        user_id=user_id,
         vector_store_id=vector_store_id,
-        page=q,
-        status=filter,
+        page=page,
+        status=status,
+        batch_id=batch_id,
     )
     return Page.of([VectorStoreFilePublic.of(f) for f in found], more)
 
@@ -236,17 +253,9 @@ async def list_file_batch_files(
     user: CurrentUser,
     svc: Svc,
     q: DescList,
-    filter: Annotated[Status | None, Query(description="Only the files of this status.")] = None,
+    filter: StatusFilter = None,
 ) -> Page[VectorStoreFilePublic]:
-    found, more = await svc.db.read(
-        store.list_store_files,
-        user_id=user.id,
-        vector_store_id=vector_store_id,
-        page=q,
-        status=filter,
-        batch_id=batch_id,
-    )
-    return Page.of([VectorStoreFilePublic.of(f) for f in found], more)
+    return await _files_page(svc, user.id, vector_store_id, q, filter, batch_id)
 
 
 # ----------------------------------------------------------------------------- search
