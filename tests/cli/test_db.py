@@ -133,6 +133,7 @@ def test_prune_dry_run_then_prune(fresh: FreshDatabase) -> None:
     assert pruned.stdout.splitlines() == [
         "pruned the event logs of 2 runs (6 events)",
         "deleted 0 expired files, 0 parts of expired uploads and 0 leftover pieces",
+        "deleted the chunks of 0 expired vector stores",
     ]
     assert _parley("db", "prune", "--older-than", "2d", *url).stdout.startswith(
         "pruned the event logs of 0 runs"

@@ -123,7 +123,10 @@ def test_wrong_types_on_the_assistants_paths_are_400_naming_the_field(
         (
             "/messages",
             {"thread_id": "thread_x", "content": {"text": "hi"}},
-            [["body", "content", "str"], ["body", "content", "list[union[TextPart,ImageURLPart]]"]],
+            [
+                ["body", "content", "str"],
+                ["body", "content", "list[union[TextPart,ImageURLPart,ImageFilePart]]"],
+            ],
         ),
         (
             "/messages",
