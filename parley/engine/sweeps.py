@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from parley.engine.hosted.mcp import cut_short
+from parley.engine.hosted import file_search, mcp
 from parley.engine.transactions import Lease, close_idle_run, lease_node
 from parley.events import ErrorEvent, HostedToolEvent
 from parley.store import runs as run_store
@@ -93,10 +93,15 @@ def close_orphan(conn: Connection, run: Run) -> bool:
     return closed
 
 
+#: How the item of each kind of hosted call a dead turn had started is cut short.
+_CUT_SHORT = {"mcp_call": mcp.cut_short, "file_search_call": file_search.cut_short}
+
+
 def running(conn: Connection, run: Run) -> list[dict[str, Any]]:
-    """The MCP calls a dead turn had started and not ended, as their items cut short: the
-    start of each is in the run's log (a checkpoint saved it), its end is not (the end is
-    logged with the round that stores the call's result)."""
+    """The hosted calls (MCP calls, file searches) a dead turn had started and not ended,
+    as their items cut short: the start of each is in the run's log (a checkpoint saved
+    it), its end is not (the end is logged with the round that stores the call's
+    result)."""
     started: dict[str, dict[str, Any]] = {}
     for event in run_store.read_events(conn, run_id=run.id, after=0, kind="hosted_tool"):
         data = orjson.loads(event.data)
@@ -105,7 +110,11 @@ def running(conn: Connection, run: Run) -> list[dict[str, Any]]:
             started[str(item.get("id"))] = item
         else:
             started.pop(str(item.get("id")), None)
-    return [cut_short(item) for item in started.values() if item.get("type") == "mcp_call"]
+    return [
+        _CUT_SHORT[kind](item)
+        for item in started.values()
+        if (kind := str(item.get("type"))) in _CUT_SHORT
+    ]
 
 
 def earlier_leases(conn: Connection, *, lease: Lease) -> dict[str, float | None]:

@@ -1,6 +1,6 @@
 """Ingestion survives the death of the server indexing a file: killed with ``kill -9`` in
 the middle of a file, a restart (or, on PostgreSQL, another replica of the same database)
-claims it again and completes it."""
+claims it again and completes it. And a file search cut short by a kill shows as such."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from parley.retrieval import index
 from tests.harness import postgres_url
@@ -108,3 +109,56 @@ def test_another_replica_takes_over_a_file_whose_server_was_killed(fresh: Served
     _searchable(fresh, user, store, file_id)
     survivor.stop()
     survivor.assert_clean_log()
+
+
+def test_a_search_cut_short_by_a_kill_shows_as_incomplete(fresh: Served) -> None:
+    """The server dies while a file_search runs (its query's embedding is slow): once
+    started again, the response ends ``incomplete`` and shows the search cut short, its
+    status ``incomplete``, never still ``in_progress``."""
+    srv = fresh.server.start()
+    key = srv.new_user("asker")
+    user = fresh.tables.user_id(srv, key)
+    store = fresh.tables.new_store(user, SLOW)
+    fresh.upstream.embedding_requests.clear()
+    body = {
+        "model": "demo/parley",
+        "input": "file_search where do swallows gather?",
+        "tools": [{"type": "file_search", "vector_store_ids": [store]}],
+        "background": True,
+    }
+    with srv.client(key) as http:
+        answer = http.post("/responses", json=body)
+        assert answer.status_code == 200, answer.text
+        response_id = answer.json()["id"]
+    wait_until(lambda: bool(fresh.upstream.embedding_requests), what="the query's embedding")
+    wait_until(lambda: _search_logged(fresh, response_id), what="the search's start logged")
+    srv.kill()
+    srv.start()
+
+    def ended() -> bool:
+        with srv.client(key) as http:
+            found = http.get(f"/responses/{response_id}").json()
+        ended.response = found  # type: ignore[attr-defined]
+        return found["status"] not in ("queued", "in_progress")
+
+    wait_until(ended, what="the response's end")
+    response = ended.response  # type: ignore[attr-defined]
+    assert response["status"] == "incomplete", response
+    searches = [i for i in response["output"] if i["type"] == "file_search_call"]
+    assert [(s["status"], s["results"]) for s in searches] == [("incomplete", None)], searches
+    assert not [i for i in response["output"] if i.get("status") == "in_progress"]
+    srv.stop()
+    srv.assert_clean_log()
+
+
+def _search_logged(fresh: Served, run_id: str) -> bool:
+    """Whether the run's log holds the start of a file search (a checkpoint saves it)."""
+
+    def count(conn: Any) -> int:
+        query = text(
+            "SELECT count(*) FROM run_events WHERE run_id = :run AND type = 'hosted_tool' "
+            "AND data LIKE '%file_search_call%'"
+        )
+        return int(conn.execute(query, {"run": run_id}).scalar_one())
+
+    return fresh.tables.read(count) > 0

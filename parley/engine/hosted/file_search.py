@@ -222,6 +222,16 @@ def call_item(
     return item
 
 
+#: What a search cut short by its server's death says (``cut_short``).
+CUT_SHORT = "The Parley server running this response stopped during the search."
+
+
+def cut_short(item: dict[str, Any]) -> dict[str, Any]:
+    """The ``file_search_call`` item of a search still running when the turn died with
+    its server: ``incomplete``, no results, its error saying so."""
+    return {**item, "status": "incomplete", "results": None, "error": CUT_SHORT}
+
+
 def new_item_id() -> str:
     return new_id("fs")
 
