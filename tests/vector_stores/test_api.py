@@ -405,6 +405,8 @@ def test_bad_input_is_a_clear_400_and_unknown_ids_404(sdk: Any) -> None:
             lambda: sdk.vector_stores.search(store, query="owls", max_num_results=51),
         ),
         ("query", lambda: sdk.vector_stores.search(store, query=" ")),
+        ("query", lambda: sdk.vector_stores.search(store, query=[])),
+        ("query", lambda: sdk.vector_stores.search(store, query=["owls"] * 33)),
         (
             "ranking_options",
             lambda: sdk.vector_stores.search(
@@ -413,6 +415,18 @@ def test_bad_input_is_a_clear_400_and_unknown_ids_404(sdk: Any) -> None:
         ),
         ("after", lambda: sdk.vector_stores.list(after="vs_nothing")),
     ]
+    # A field inside the static strategy is named as the client wrote it.
+    small = _error(
+        lambda: sdk.vector_stores.files.create(
+            vector_store_id=store,
+            file_id=file_id,
+            chunking_strategy={
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0},
+            },
+        )
+    )
+    assert small.body["param"] == "chunking_strategy.static.max_chunk_size_tokens", small.body
     for field, call in bad_bodies:
         error = _error(call)
         assert error.status_code == 400, (field, error.body)

@@ -40,6 +40,8 @@ FileId = Annotated[str, Field(min_length=1, max_length=64)]
 MAX_STORE_FILES = 500
 MAX_BATCH_FILES = 2000
 MAX_ATTRIBUTES = 16
+#: The most queries one search takes.
+MAX_QUERIES = 32
 
 AttributeValue = Annotated[StrictStr, Field(max_length=512)] | StrictBool | StrictInt | StrictFloat
 
@@ -80,6 +82,29 @@ class AutoChunking(Body):
 class StaticValues(Body):
     max_chunk_size_tokens: Annotated[StrictInt, Field(ge=MIN_MAX_TOKENS, le=MAX_MAX_TOKENS)]
     chunk_overlap_tokens: Annotated[StrictInt, Field(ge=0)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integers(cls, value: Any) -> Any:
+        """Each number checked here, so that the error names its field as the client wrote
+        it (a discriminated union would put its tag in the path: ``static.static.``)."""
+        if not isinstance(value, Mapping):
+            return value
+        bounds = {
+            "max_chunk_size_tokens": (MIN_MAX_TOKENS, MAX_MAX_TOKENS),
+            "chunk_overlap_tokens": (0, MAX_MAX_TOKENS),
+        }
+        for name, (least, most) in bounds.items():
+            given = value.get(name)
+            if name not in value:
+                continue
+            if isinstance(given, bool) or not isinstance(given, int) or not least <= given <= most:
+                raise InvalidRequest(
+                    f"'{name}' must be an integer from {least} to {most}, got {given!r}.",
+                    code="invalid_value",
+                    param=f"chunking_strategy.static.{name}",
+                )
+        return value
 
     @model_validator(mode="after")
     def _half_at_most(self) -> StaticValues:
@@ -198,7 +223,7 @@ class BatchCreate(Body):
 class SearchRequest(Body):
     """``POST /v1/vector_stores/{id}/search`` (OpenAI's ``VectorStoreSearchRequest``)."""
 
-    query: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=32)]
+    query: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_QUERIES)]
     rewrite_query: StrictBool = False
     max_num_results: Annotated[StrictInt, Field(ge=1, le=index.MAX_RESULTS)] = 10
     #: OpenAI's ``ComparisonFilter`` or ``CompoundFilter``, on the files' attributes.
@@ -206,6 +231,25 @@ class SearchRequest(Body):
     #: ``ranker``, ``score_threshold`` (0 to 1) and ``hybrid_search``
     #: (``embedding_weight``, ``text_weight``).
     ranking_options: dict[str, Any] | None = None
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        """A query that is neither a string nor a list of 1 to ``MAX_QUERIES`` strings is
+        refused saying so (not with the first member type's complaint)."""
+        if isinstance(value, str):
+            return value
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= MAX_QUERIES
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise InvalidRequest(
+                f"'query' must be a string or a list of 1 to {MAX_QUERIES} strings.",
+                code="invalid_value",
+                param="query",
+            )
+        return value
 
     @field_validator("query")
     @classmethod
