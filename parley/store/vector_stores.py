@@ -28,6 +28,7 @@ from parley.store.files import file_not_found
 from parley.store.pagination import ListQuery, cursor_not_found, fetch_page
 from parley.store.records import VectorStore, VectorStoreFile, _Record
 from parley.store.tables import (
+    assistants,
     chunks,
     files,
     vector_store_file_batches,
@@ -586,3 +587,29 @@ def cancel_file_batch(
     )
     batch.status = "cancelled"
     return batch
+
+
+def run_stores(
+    conn: Connection, *, user_id: str, assistant_id: str | None, thread_id: str
+) -> list[str]:
+    """The stores a run's ``file_search`` searches beside those its entry names, whatever
+    face made the run: its assistant's (``tool_resources`` kept in the assistant's
+    options) and its thread's own (made or named by a thread's ``tool_resources`` or its
+    messages' attachments), the user's and not expired, oldest first."""
+    ids: list[str] = []
+    if assistant_id is not None:
+        options = conn.execute(
+            select(assistants.c.options).where(
+                assistants.c.id == assistant_id, assistants.c.user_id == user_id
+            )
+        ).scalar()
+        search = ((options or {}).get("tool_resources") or {}).get("file_search") or {}
+        ids += [str(i) for i in search.get("vector_store_ids") or ()]
+    at = now()
+    live = or_(vector_stores.c.expires_at.is_(None), vector_stores.c.expires_at > at)
+    mine = (vector_stores.c.user_id == user_id) & live
+    named = (vector_stores.c.thread_id == thread_id) | vector_stores.c.id.in_(ids)
+    rows = conn.execute(
+        select(vector_stores.c.id).where(mine & named).order_by(vector_stores.c.created_at)
+    )
+    return [str(r) for r in rows.scalars()]

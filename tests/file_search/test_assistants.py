@@ -204,6 +204,32 @@ async def test_parleys_own_runs_search_and_show_it(served: Served) -> None:
     assert other.status_code == 404 and other.json()["error"]["code"] == "vector_store_not_found"
 
 
+async def test_an_assistants_api_assistant_run_by_parleys_own_api_searches_its_stores(
+    served: Served,
+) -> None:
+    """An assistant made through the Assistants API keeps its store in ``tool_resources``;
+    a run of it through ``/v1/runs`` (its tool naming no store) searches that store."""
+    sdk = served.sdk
+    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
+    store = await sdk.vector_stores.create(file_ids=[made.id])
+    await indexed(served.db, store.id)
+    assistant = await sdk.beta.assistants.create(
+        model="demo/parley",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = (await served.http.post("/threads", json={})).json()
+    said = {"thread_id": thread["id"], "content": "file_search how do owls hunt?"}
+    assert (await served.http.post("/messages", json=said)).status_code == 201
+    run = await served.http.post(
+        "/runs", json={"thread_id": thread["id"], "assistant_id": assistant.id}
+    )
+    assert run.status_code == 201, run.text
+    events = await stream_events(served.http, {"run_id": run.json()["id"]})
+    done = [d["item"] for e, d in events if e == "hosted_tool" and d["phase"] == "done"]
+    assert [r["file_id"] for r in done[0]["results"]] == [made.id], done
+
+
 async def stream_events(http: httpx.AsyncClient, body: dict[str, Any]) -> list[tuple[str, Any]]:
     """The ``(event, data)`` of a turn streamed by ``POST /v1/completions``."""
     events: list[tuple[str, Any]] = []

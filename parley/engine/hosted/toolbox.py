@@ -22,6 +22,7 @@ from parley.metrics import Metrics
 from parley.providers.registry import ProviderRegistry
 from parley.store import threads as thread_store
 from parley.store import users as user_store
+from parley.store import vector_stores
 from parley.store.db import Database, new_id
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 
@@ -204,7 +205,7 @@ class Toolbox:
         for entry in entries:
             if entry.get("type") == "file_search" and not self.searches:
                 name = file_search.NAME if file_search.NAME not in taken else file_search.OTHER_NAME
-                self.searches[name] = file_search.FileSearch.of(entry)
+                self.searches[name] = file_search.FileSearch.of(await self._with_stores(entry))
         taken |= set(self.searches)
         names = exposed_names([(s.label, t.name) for s, t in tools])
         for (server, tool), name in zip(tools, names, strict=True):
@@ -218,6 +219,23 @@ class Toolbox:
                 )
             )
             self.offered[name] = Offered(spec, server, tool, server.needs_approval(tool))
+
+    async def _with_stores(self, entry: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A ``file_search`` entry that names no store (an assistant made through the
+        Assistants API, run by another face) searches the stores of the run's assistant
+        and thread (``vector_stores.run_stores``), as a run of the Assistants API does: a
+        thread is one thread whatever face runs it. An entry that names stores searches
+        those alone."""
+        if entry.get("vector_store_ids"):
+            return entry
+        run = self.turn.run
+        found = await self.hosted.db.read(
+            vector_stores.run_stores,
+            user_id=run.user_id,
+            assistant_id=run.assistant_id,
+            thread_id=run.thread_id,
+        )
+        return {**entry, "vector_store_ids": found}
 
     async def _caller(self, entries: list[Mapping[str, Any]]) -> Who:
         """Who the turn is for, as the servers the operator registered for some users or
