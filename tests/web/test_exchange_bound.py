@@ -94,7 +94,9 @@ def test_over_the_bound_an_exchange_is_answered_busy_at_once(bounded: WebApp) ->
                 }
                 for _ in rest_of_first:  # the first exchange ends
                     pass
-                _until(lambda: _slots(bounded).in_use == 1)
+                # The first's slot is free (the second may have ended as well by now: on a
+                # slow machine both end within one poll, and "exactly 1" is never seen).
+                _until(lambda: _slots(bounded).in_use <= 1)
 
                 events = browsers[2].process("three", model="fake/text:3:0")
                 assert events[-1][0] == "done" and events[-1][1]["status"] == "completed"
