@@ -589,13 +589,23 @@ def cancel_file_batch(
     return batch
 
 
+def thread_stores(conn: Connection, *, user_id: str, thread_id: str) -> list[str]:
+    """The ids of the thread's own stores (oldest first): made or named by a thread's
+    ``tool_resources`` or its messages' attachments."""
+    rows = conn.execute(
+        select(vector_stores.c.id)
+        .where(vector_stores.c.thread_id == thread_id, vector_stores.c.user_id == user_id)
+        .order_by(vector_stores.c.created_at)
+    )
+    return [str(r) for r in rows.scalars()]
+
+
 def run_stores(
     conn: Connection, *, user_id: str, assistant_id: str | None, thread_id: str
 ) -> list[str]:
-    """The stores a run's ``file_search`` searches beside those its entry names, whatever
+    """The stores a run's ``file_search`` searches when its entry names none, whatever
     face made the run: its assistant's (``tool_resources`` kept in the assistant's
-    options) and its thread's own (made or named by a thread's ``tool_resources`` or its
-    messages' attachments), the user's and not expired, oldest first."""
+    options) and its thread's own (``thread_stores``), those not expired."""
     ids: list[str] = []
     if assistant_id is not None:
         options = conn.execute(
@@ -605,11 +615,17 @@ def run_stores(
         ).scalar()
         search = ((options or {}).get("tool_resources") or {}).get("file_search") or {}
         ids += [str(i) for i in search.get("vector_store_ids") or ()]
+    ids += thread_stores(conn, user_id=user_id, thread_id=thread_id)
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
     at = now()
-    live = or_(vector_stores.c.expires_at.is_(None), vector_stores.c.expires_at > at)
-    mine = (vector_stores.c.user_id == user_id) & live
-    named = (vector_stores.c.thread_id == thread_id) | vector_stores.c.id.in_(ids)
-    rows = conn.execute(
-        select(vector_stores.c.id).where(mine & named).order_by(vector_stores.c.created_at)
+    live = conn.execute(
+        select(vector_stores.c.id).where(
+            vector_stores.c.id.in_(wanted),
+            vector_stores.c.user_id == user_id,
+            or_(vector_stores.c.expires_at.is_(None), vector_stores.c.expires_at > at),
+        )
     )
-    return [str(r) for r in rows.scalars()]
+    kept = set(live.scalars())
+    return [i for i in wanted if i in kept]

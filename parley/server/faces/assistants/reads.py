@@ -356,18 +356,8 @@ def thread_resources(
         attachments=attachments,
         embedding_model=embedding_model,
     )
-    ids = thread_stores(conn, user_id=user_id, thread_id=thread_id)
+    ids = stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
     return {"file_search": {"vector_store_ids": ids}} if ids else {}
-
-
-def thread_stores(conn: Connection, *, user_id: str, thread_id: str) -> list[str]:
-    """The ids of the thread's own stores (oldest first)."""
-    rows = conn.execute(
-        select(vector_stores.c.id)
-        .where(vector_stores.c.thread_id == thread_id, vector_stores.c.user_id == user_id)
-        .order_by(vector_stores.c.created_at)
-    )
-    return [str(r) for r in rows.scalars()]
 
 
 def attach(
@@ -384,7 +374,7 @@ def attach(
     if not file_ids:
         return
     thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
-    found = thread_stores(conn, user_id=user_id, thread_id=thread_id)
+    found = stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
     if found:
         store_id = found[0]
     else:
@@ -439,7 +429,7 @@ def run_tools(
         return tools
     ids = files.resource_ids(assistant_resources) + list(extra)
     if thread_id is not None:
-        ids += thread_stores(conn, user_id=user_id, thread_id=thread_id)
+        ids += stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
     out = []
     for tool in tools:
         if tool.get("type") == "file_search":
