@@ -468,6 +468,40 @@ class Settings(BaseSettings):
     files_s3_region: str | None = None
     files_s3_path_style: bool = False
 
+    #: The ``code_interpreter`` tool (``parley.sandbox``, docs/code-interpreter.md): on
+    #: unless switched off here. Where no sandbox can run (no bubblewrap, no user
+    #: namespaces) the tool is refused with 400 whatever this says. Also the config file's
+    #: ``[code_interpreter]`` table (``enabled``, ``python``, ``dir``, ``memory_limit``, ...).
+    code_interpreter_enabled: bool = True
+    #: The Python that runs inside each sandbox: an environment of its own with the
+    #: scientific stack (``parley sandbox setup`` makes one). Unset: ``sandbox`` in the data
+    #: directory, else ``sandbox`` beside the server's own environment, else the server's
+    #: own interpreter (no numpy, pandas or matplotlib then).
+    code_interpreter_python: Path | None = None
+    #: Where the containers' ``/mnt/data`` directories live on this replica (default:
+    #: ``containers`` in the data directory). A cache: a container's files are kept in the
+    #: file storage every replica reaches.
+    code_interpreter_dir: Path | None = None
+    #: A container's memory limit when its request gives none (OpenAI's sizes).
+    code_interpreter_memory_limit: Literal["1g", "4g", "16g", "64g"] = "1g"
+    #: Minutes a container may stay idle before it expires, when its request gives none.
+    code_interpreter_idle_minutes: int = Field(default=20, ge=1, le=20160)
+    #: Seconds one call may run (wall clock) before it is interrupted.
+    code_interpreter_call_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds of CPU one container's Python may use before it is killed and started again.
+    code_interpreter_cpu_seconds: int = Field(default=600, ge=1)
+    #: Processes (threads included) one container may run at once, files it may hold open,
+    #: and the largest file it may write, in bytes.
+    code_interpreter_max_processes: int = Field(default=64, ge=8)
+    code_interpreter_max_open_files: int = Field(default=256, ge=32)
+    code_interpreter_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    #: Bytes one container's ``/mnt/data`` may hold in all.
+    code_interpreter_disk_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
+    #: Bytes of one call's output (printed text and errors) kept; the rest is cut.
+    code_interpreter_max_output: int = Field(default=64 * 1024, ge=1024)
+    #: Containers one user may have alive at once (0: no cap); past it, a new one gets 400.
+    code_interpreter_max_containers: int = Field(default=20, ge=0)
+
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
@@ -602,6 +636,38 @@ class Settings(BaseSettings):
                 f"PARLEY_FILES_S3_ENDPOINT_URL must be an http:// or https:// URL, not {endpoint!r}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _code_interpreter_table(self) -> Settings:
+        """The config file's ``[code_interpreter]`` table sets the code interpreter's
+        settings no variable or argument gave."""
+        if self.config is None:
+            return self
+        table = load_toml(self.config).get("code_interpreter", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.config}: [code_interpreter] must be a table")
+        given = {f"code_interpreter_{k}": v for k, v in table.items()}
+        unknown = sorted(k for k in given if k not in _CODE_INTERPRETER_KEYS)
+        if unknown:
+            name = unknown[0].removeprefix("code_interpreter_")
+            raise ConfigError(f"{self.config}: [code_interpreter] has no key {name!r}")
+        wanted = {k: v for k, v in given.items() if k not in self.model_fields_set}
+        if wanted:
+            try:
+                checked = _CodeInterpreterTable.model_validate(wanted)
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"{self.config}: [code_interpreter] {_first_error(exc)}"
+                ) from None
+            for name in wanted:
+                setattr(self, name, getattr(checked, name))
+        return self
+
+    def containers_directory(self) -> Path:
+        """Where this replica keeps its containers' ``/mnt/data`` directories."""
+        if self.code_interpreter_dir is not None:
+            return self.code_interpreter_dir
+        return data_dir() / "containers"
 
     def files_storage_kind(self) -> Literal["local", "database", "s3"]:
         """Where file bytes live: ``files_storage``, with ``auto`` resolved by the
@@ -758,6 +824,29 @@ class _FilesTable(BaseModel):
 
 
 _FILES_KEYS = frozenset(_FilesTable.model_fields)
+
+
+class _CodeInterpreterTable(BaseModel):
+    """The ``[code_interpreter]`` table of the config file, checked as the settings are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code_interpreter_enabled: bool = True
+    code_interpreter_python: Path | None = None
+    code_interpreter_dir: Path | None = None
+    code_interpreter_memory_limit: Literal["1g", "4g", "16g", "64g"] = "1g"
+    code_interpreter_idle_minutes: int = Field(default=20, ge=1, le=20160)
+    code_interpreter_call_timeout: float = Field(default=60.0, gt=0)
+    code_interpreter_cpu_seconds: int = Field(default=600, ge=1)
+    code_interpreter_max_processes: int = Field(default=64, ge=8)
+    code_interpreter_max_open_files: int = Field(default=256, ge=32)
+    code_interpreter_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    code_interpreter_disk_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
+    code_interpreter_max_output: int = Field(default=64 * 1024, ge=1024)
+    code_interpreter_max_containers: int = Field(default=20, ge=0)
+
+
+_CODE_INTERPRETER_KEYS = frozenset(_CodeInterpreterTable.model_fields)
 
 
 class WebSettings(BaseSettings):
