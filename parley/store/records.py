@@ -237,3 +237,47 @@ class VectorStoreFile(_Record):
     attempts: int
     #: The API key (its SHA-256) that attached it, whose usage counts its embedding.
     key_hash: str | None = None
+
+
+@dataclass(slots=True)
+class Container(_Record):
+    """A container (``/v1/containers``): where the ``code_interpreter`` tool runs Python."""
+
+    id: str
+    user_id: str
+    name: str
+    #: ``running`` or ``expired``.
+    status: str
+    memory_limit: str
+    expires_after_minutes: int
+    created_at: float
+    last_active_at: float
+    #: ``api`` or ``auto`` (made by a ``code_interpreter`` tool for a thread).
+    origin: str
+    thread_id: str | None
+    #: The server node that runs its Python now, if one does.
+    home: str | None
+    #: The API key (its SHA-256) that made it.
+    key_hash: str | None
+
+    @property
+    def expires_at(self) -> float:
+        return self.last_active_at + self.expires_after_minutes * 60
+
+
+@dataclass(slots=True)
+class ContainerFile(_Record):
+    """A file in a container, at ``path`` (``/mnt/data/...``)."""
+
+    id: str
+    container_id: str
+    user_id: str
+    path: str
+    #: ``user`` or ``assistant``.
+    source: str
+    bytes: int
+    storage: str
+    storage_key: str
+    sha256: str
+    created_at: float
+    updated_at: float

@@ -628,3 +628,67 @@ vector_store_file_batches = Table(
     Column("status", String(16), nullable=False),
     Index(None, "vector_store_id", "created_at"),
 )
+
+#: Containers (``/v1/containers``): where the ``code_interpreter`` tool runs a user's Python
+#: (``parley.sandbox``), with the files it sees under ``/mnt/data``. A container expires
+#: ``expires_after_minutes`` after its ``last_active_at`` (its files' rows and bytes go; the
+#: row stays, ``expired``); a deleted one is removed.
+containers = Table(
+    "containers",
+    metadata,
+    #: ``cntr_`` and 48 hex digits, as OpenAI's.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Name(256), nullable=False),
+    #: ``running`` or ``expired``.
+    Column("status", String(16), nullable=False),
+    #: ``1g``, ``4g``, ``16g`` or ``64g``.
+    Column("memory_limit", String(8), nullable=False),
+    #: Minutes after ``last_active_at`` it expires (OpenAI's ``expires_after``).
+    Column("expires_after_minutes", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_active_at", Float, nullable=False),
+    #: ``api`` (made through ``/v1/containers``) or ``auto`` (made by a ``code_interpreter``
+    #: tool whose ``container`` is ``{"type": "auto"}``).
+    Column("origin", String(8), nullable=False),
+    #: The thread an ``auto`` container serves.
+    Column("thread_id", String(40)),
+    #: The server node that runs its Python now, if one does.
+    Column("home", String(200)),
+    #: The SHA-256 of the API key that made it, whose usage counts it.
+    Column("key_hash", String(64)),
+    Index(None, "user_id", "created_at"),
+    # The expiry sweep reads the running containers by their last use.
+    Index(None, "status", "last_active_at"),
+    Index(None, "thread_id"),
+)
+
+#: The files of a container, at their paths under ``/mnt/data`` (one per path); their bytes
+#: are where ``storage`` says, under ``storage_key`` (``parley.files.storage``).
+container_files = Table(
+    "container_files",
+    metadata,
+    #: ``cfile_`` and 48 hex digits.
+    Column("id", String(64), primary_key=True),
+    Column(
+        "container_id",
+        String(64),
+        ForeignKey("containers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    #: Absolute: ``/mnt/data/...``.
+    Column("path", Name(1024), nullable=False),
+    #: ``user`` (uploaded or copied from a file) or ``assistant`` (written by the model's code).
+    Column("source", String(16), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("storage", String(16), nullable=False),
+    Column("storage_key", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("container_id", "path"),
+    Index(None, "container_id", "created_at"),
+    # The sweep of bytes no row names looks keys up.
+    Index(None, "storage_key"),
+)
