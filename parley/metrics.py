@@ -43,6 +43,10 @@ INGEST_OUTCOMES = frozenset({"completed", "failed", "lost"})
 SEARCH_SOURCES = frozenset({"api", "file_search"})
 #: How a search ranked: by words, by vectors, or both fused.
 SEARCH_MODES = frozenset({"words", "vectors", "hybrid"})
+#: How a code interpreter call ended (``sandbox_call``): ran to its end, raised, ran past its
+#: time, was killed at a limit (memory, CPU, disk, processes), or its sandbox died.
+SANDBOX_OUTCOMES = frozenset({"ok", "error", "timeout", "limit", "crashed"})
+_SANDBOX_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Counts(Protocol):
@@ -103,6 +107,16 @@ class Metrics:
         """A hosted tool's step (``engine.hosted``) ended after ``seconds``: ``operation``
         ``list`` or ``call`` of ``kind`` (``mcp``) on ``server``, a label the operator
         registered or ``other`` (a server a request named by URL: never a label)."""
+
+    def sandbox_call(self, outcome: str, seconds: float) -> None:
+        """A code interpreter call ended ``outcome`` (``SANDBOX_OUTCOMES``) after ``seconds``
+        in its sandbox."""
+
+    def containers_alive(self, count: int) -> None:
+        """Containers whose Python runs on this replica now."""
+
+    def container_made(self) -> None:
+        """A container was made (through ``/v1/containers``, or by a tool for a thread)."""
 
     def follower(self, change: int) -> None:
         """A follower of a run's events attached (1) or left (-1)."""
@@ -222,6 +236,24 @@ class PrometheusMetrics(Metrics):
             buckets=_CALL_BUCKETS,
             registry=registry,
         )
+        self.sandbox_calls = Histogram(
+            "parley_sandbox_call_duration_seconds",
+            "Seconds a code interpreter call ran in its sandbox, by outcome (ok, error, "
+            "timeout, limit: killed at a memory, CPU, disk or process limit, crashed).",
+            ["outcome"],
+            buckets=_SANDBOX_BUCKETS,
+            registry=registry,
+        )
+        self.sandboxes = Gauge(
+            "parley_containers_alive",
+            "Containers whose sandboxed Python runs on this replica now.",
+            registry=registry,
+        )
+        self.containers_made = Counter(
+            "parley_containers_created",
+            "Containers made, through /v1/containers or by a code_interpreter tool.",
+            registry=registry,
+        )
         self.lag = Histogram(
             "parley_event_loop_lag_seconds",
             "How late the event loop ran a timer: time it spent on other work meanwhile.",
@@ -296,6 +328,17 @@ class PrometheusMetrics(Metrics):
     ) -> None:
         outcome = "error" if failed else "ok"
         self.hosted.labels(kind, server, operation, outcome).observe(seconds)
+
+    def sandbox_call(self, outcome: str, seconds: float) -> None:
+        self.sandbox_calls.labels(outcome if outcome in SANDBOX_OUTCOMES else "crashed").observe(
+            seconds
+        )
+
+    def containers_alive(self, count: int) -> None:
+        self.sandboxes.set(count)
+
+    def container_made(self) -> None:
+        self.containers_made.inc()
 
     def follower(self, change: int) -> None:
         self.followers.inc(change)
