@@ -1,0 +1,122 @@
+"""Whether a sandbox can run on this machine, and which Python runs inside one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parley.config import Settings
+
+_answers: dict[str, str | None] = {}
+
+#: The least sandbox: every namespace new, the system read-only, nothing else.
+_PROBE = (
+    "--unshare-all",
+    "--die-with-parent",
+    "--new-session",
+    "--ro-bind",
+    "/usr",
+    "/usr",
+    "--symlink",
+    "usr/lib",
+    "/lib",
+    "--symlink",
+    "usr/lib64",
+    "/lib64",
+    "--symlink",
+    "usr/bin",
+    "/bin",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--uid",
+    "1000",
+    "--gid",
+    "1000",
+    "/usr/bin/true",
+)
+
+
+def unavailable(bwrap: str | None = None) -> str | None:
+    """Why no sandbox can run on this machine (no bwrap on PATH, user namespaces refused,
+    ...), as one plain sentence for a 400 error and for ``parley serve``'s start-up line;
+    None when it can. Runs ``bwrap --unshare-all ... true`` once and caches the answer (per
+    process)."""
+    key = bwrap or ""
+    if key not in _answers:
+        _answers[key] = _probe(bwrap)
+    return _answers[key]
+
+
+def _probe(bwrap: str | None) -> str | None:
+    found = bwrap or shutil.which("bwrap")
+    if found is None:
+        return "bubblewrap (bwrap) is not installed on the server, so no sandbox can run"
+    try:
+        done = subprocess.run(
+            [found, *_PROBE],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap ({found}) could not be run: {exc}"
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = f": {said[-1].removeprefix('bwrap: ')}" if said else ""
+        return f"bubblewrap cannot make a sandbox on this server (user namespaces refused?){why}"
+    return None
+
+
+def bwrap_path() -> str:
+    """The ``bwrap`` to run (the one on PATH); FileNotFoundError when there is none."""
+    found = shutil.which("bwrap")
+    if found is None:
+        raise FileNotFoundError("bubblewrap (bwrap) is not installed")
+    return found
+
+
+def sandbox_python(settings: Settings) -> Path:
+    """The Python run inside sandboxes: settings.code_interpreter_python, else
+    data_dir()/"sandbox"/bin/python if it exists, else Path(sys.prefix)/"sandbox"/bin/python
+    if it exists, else the server's own interpreter (sys.executable)."""
+    from parley.config import data_dir
+
+    if settings.code_interpreter_python is not None:
+        return settings.code_interpreter_python
+    for home in (data_dir(), Path(sys.prefix)):
+        candidate = home / "sandbox" / "bin" / "python"
+        if candidate.exists():
+            return candidate
+    return Path(sys.executable)
+
+
+def python_roots(python: Path) -> list[Path]:
+    """The folders a sandbox must see, read-only, for ``python`` to run: its environment
+    (a venv's folder, found by its ``pyvenv.cfg``) and the base interpreter's prefix (from
+    ``pyvenv.cfg``'s ``home``, or the interpreter's own), outside ``/usr``."""
+    roots: list[Path] = []
+    executable = python.absolute()
+    env = executable.parent.parent
+    cfg = env / "pyvenv.cfg"
+    base = executable.resolve()
+    if cfg.is_file():
+        roots.append(env)
+        for line in cfg.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home" and value.strip():
+                base = (Path(value.strip()) / "python3").resolve()
+    roots.append(base.parent.parent)  # .../bin/python3.11 -> the prefix
+    wanted: list[Path] = []
+    for root in roots:
+        if root == Path("/usr") or root.is_relative_to("/usr") or root == Path("/"):
+            continue
+        if not any(root.is_relative_to(kept) for kept in wanted):
+            wanted = [kept for kept in wanted if not kept.is_relative_to(root)] + [root]
+    return wanted

@@ -1,0 +1,612 @@
+"""One sandboxed Python per container ("kernel"), kept alive between calls like a notebook's.
+
+``Kernel.start`` runs ``kernel.py`` with the sandbox's Python inside bubblewrap: every
+namespace new (no network: its loopback is its own, empty), the system and the interpreter
+read-only, the container's directory read-write at ``/mnt/data``, a small private ``/tmp``,
+a clean environment, and limits the kernel sets on itself before any code of the user runs.
+``Kernel.run`` sends it a cell and waits for the answer, watching the call's wall clock, the
+directory's size and (where nothing else bounds them) the sandbox's processes.
+
+Everything that comes out of the sandbox is untrusted: replies are length-framed JSON read
+with a hard size cap on a pipe of their own, checked field by field; anything else and the
+sandbox is killed ("crashed"). The kernel's own stdout is /dev/null and its stderr a pipe
+the host drains, keeping only a short tail (for the reason of a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import re
+import signal
+import struct
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from parley.sandbox import files
+from parley.sandbox.cgroups import PidsGroup
+from parley.sandbox.limits import Limits, size_text
+from parley.sandbox.probe import bwrap_path, python_roots
+
+Ended = Literal["ok", "error", "timeout", "limit", "crashed"]
+
+#: Figures a call may return, and the largest PNG kept.
+IMAGES = 8
+IMAGE_BYTES = 8 << 20
+#: Seconds a kernel has to start, and to stop after the SIGINT of a call past its time.
+START_TIMEOUT = 20.0
+INTERRUPT_GRACE = 2.0
+#: How often the host looks at the directory's size during a call.
+WATCH_EVERY = 0.05
+#: The sandbox's private /tmp.
+TMP_BYTES = 64 << 20
+#: Bytes of the kernel's stderr kept (its last words, when it dies).
+STDERR_TAIL = 4096
+
+_KERNEL = Path(__file__).with_name("kernel.py")
+_INSIDE = "/.parley/kernel.py"
+_LABEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+_PNG = b"\x89PNG\r\n\x1a\n"
+_ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
+_ETC = ("/etc/ld.so.cache", "/etc/localtime")
+
+
+class SandboxError(Exception):
+    """A sandbox could not be started (bubblewrap refused, the Python would not run)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    #: stdout and stderr as printed, in order, cut at output_bytes with a note.
+    logs: str
+    #: None when the code ran to its end; else what went wrong, plainly.
+    error: str | None
+    #: PNGs of the matplotlib figures the code left open (each then closed).
+    images: list[bytes]
+    ended: Ended
+    #: The kernel process died or was killed: the variables are lost.
+    restarted: bool
+    #: Seconds.
+    took: float
+
+
+def command(
+    *, bwrap: str, python: Path, directory: Path, limits: Limits, fds: tuple[int, int]
+) -> list[str]:
+    """The bwrap command line of a kernel reading requests on ``fds[0]`` and answering on
+    ``fds[1]``."""
+    args = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind", "/usr", "/usr",
+        "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64",
+        "--symlink", "usr/bin", "/bin",
+    ]  # fmt: skip
+    for root in python_roots(python):
+        args += ["--ro-bind", str(root), str(root)]
+    for name in _ETC:
+        if os.path.exists(name):
+            args += ["--ro-bind", name, name]
+    bin_dir = str(python.absolute().parent)
+    environment = {
+        "HOME": "/mnt/data",
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/.cache",  # fontconfig's cache, else in /mnt/data/.cache
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    args += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+        "--bind", str(directory), "/mnt/data",
+        "--ro-bind", str(_KERNEL), _INSIDE,
+        "--remount-ro", "/",
+        "--chdir", "/mnt/data",
+        "--clearenv",
+    ]  # fmt: skip
+    for key, value in environment.items():
+        args += ["--setenv", key, value]
+    inside = {
+        "memory_bytes": limits.memory_bytes,
+        "cpu_seconds": limits.cpu_seconds,
+        "processes": limits.processes,
+        "open_files": limits.open_files,
+        "file_bytes": limits.file_bytes,
+        "output_bytes": limits.output_bytes,
+    }
+    args += ["--uid", "1000", "--gid", "1000", str(python.absolute()), "-s", _INSIDE]
+    return [*args, str(fds[0]), str(fds[1]), json.dumps(inside)]
+
+
+class _Malformed(Exception):
+    """The sandbox sent something that is not a reply."""
+
+
+class Kernel:
+    """A container's sandboxed Python. Start it with ``Kernel.start``."""
+
+    def __init__(self, *, directory: Path, limits: Limits, python: Path, label: str) -> None:
+        if not _LABEL.fullmatch(label):
+            raise ValueError("a kernel's label is letters, digits, '_', '.' and '-'")
+        self.directory = directory
+        self.limits = limits
+        self.python = python
+        self.label = label
+        self._lock = asyncio.Lock()
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.WriteTransport | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self._tail = b""
+        self._inner: int | None = None
+        self._group: PidsGroup | None = None
+        self._death_told = True
+        self._killed = False
+        self._pid_file = directory.parent / ".pids" / f"{label}.pid"
+
+    @classmethod
+    async def start(cls, *, directory: Path, limits: Limits, python: Path, label: str) -> Kernel:
+        """Start the sandboxed kernel with ``directory`` (a host directory, created if
+        missing, mode 0700) bound read-write at /mnt/data. ``label`` (the container id) is
+        written into a pid file so orphans can be found after a crash. SandboxError when
+        it cannot start."""
+        kernel = cls(directory=directory, limits=limits, python=python, label=label)
+        await kernel._spawn()
+        return kernel
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        """The host pid of the sandbox's outer bwrap (its process group's leader)."""
+        return self._process.pid if self._process is not None else None
+
+    def memory_bytes(self) -> int:
+        """RSS of the sandbox's processes (from /proc), in bytes."""
+        if not self.alive or self.pid is None:
+            return 0
+        return sum(_rss(pid) for pid in [self.pid, *_descendants(self.pid)])
+
+    def processes(self) -> list[int]:
+        """Host pids of the sandbox's processes (bwrap's included)."""
+        if not self.alive or self.pid is None:
+            return []
+        return [self.pid, *_descendants(self.pid)]
+
+    async def close(self) -> None:
+        """Kill the whole sandbox (its process group), wait, remove the pid file."""
+        async with self._lock:
+            await self._kill()
+            with contextlib.suppress(FileNotFoundError):
+                self._pid_file.unlink()
+
+    async def run(self, code: str) -> Outcome:
+        """Run ``code`` in the kernel's namespace (as a notebook cell: the value of a final
+        bare expression is printed as repr). One call at a time. If the kernel died since
+        the last call, start it again first (restarted=True). Never raises for anything the
+        code does."""
+        async with self._lock:
+            started = time.monotonic()
+            restarted = False
+            if not self.alive:
+                await self._kill()
+                restarted = not self._death_told
+                try:
+                    await self._spawn()
+                except SandboxError as exc:
+                    return Outcome("", str(exc), [], "crashed", True, time.monotonic() - started)
+            outcome = await self._call(code)
+            if outcome.restarted:
+                self._death_told = True
+            return replace(
+                outcome,
+                restarted=outcome.restarted or restarted,
+                took=time.monotonic() - started,
+            )
+
+    # ------------------------------------------------------------------ starting
+
+    async def _spawn(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+        try:
+            bwrap = bwrap_path()
+        except FileNotFoundError as exc:
+            raise SandboxError(str(exc)) from None
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        loop = asyncio.get_running_loop()
+        try:
+            args = command(
+                bwrap=bwrap,
+                python=self.python,
+                directory=self.directory,
+                limits=self.limits,
+                fds=(request_r, reply_w),
+            )
+            # From the event loop's thread: bwrap's --die-with-parent follows the thread
+            # that made the process.
+            self._process = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(request_r, reply_w),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (request_r, request_w, reply_r, reply_w):
+                os.close(fd)
+            raise
+        os.close(request_r)
+        os.close(reply_w)
+        self._killed = False
+        self._tail = b""
+        self._reader = asyncio.StreamReader(limit=1 << 16)
+        protocol = asyncio.StreamReaderProtocol(self._reader)
+        await loop.connect_read_pipe(lambda: protocol, os.fdopen(reply_r, "rb", buffering=0))
+        transport, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0)
+        )
+        self._writer = transport
+        assert self._process.stderr is not None
+        self._drain = asyncio.ensure_future(self._drain_stderr(self._process.stderr))
+        try:
+            ready = await asyncio.wait_for(self._receive(1024), START_TIMEOUT)
+            if ready != {"ready": True}:
+                raise _Malformed("not ready")
+        except (TimeoutError, _Malformed, asyncio.IncompleteReadError, ValueError):
+            await self._kill()
+            said = self._tail.decode("utf-8", "replace").strip()
+            why = f": {said.splitlines()[-1]}" if said else ""
+            raise SandboxError(f"the sandbox's Python did not start{why}") from None
+        tree = _descendants(self._process.pid)
+        self._inner = next((p for p in tree if _comm(p) != "bwrap"), None)
+        self._group = PidsGroup.make(self.limits.processes + 2)
+        if self._group is not None and not self._group.add([self._process.pid, *tree]):
+            self._group.remove()
+            self._group = None
+        self._death_told = False
+        self._write_pid_file()
+
+    def _write_pid_file(self) -> None:
+        assert self._process is not None
+        self._pid_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        record = {
+            "pid": self._process.pid,
+            "label": self.label,
+            "directory": str(self.directory),
+            "owner": os.getpid(),
+            "owner_started": _started(os.getpid()),
+        }
+        temporary = self._pid_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(self._pid_file)
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(1 << 16):
+            self._tail = (self._tail + chunk)[-STDERR_TAIL:]
+
+    # ------------------------------------------------------------------ a call
+
+    async def _call(self, code: str) -> Outcome:
+        limits = self.limits
+        over = await asyncio.to_thread(self._over_limits)
+        if over is not None:
+            return Outcome("", over, [], "limit", False, 0.0)
+        assert self._writer is not None
+        body = json.dumps({"code": code}).encode("utf-8", "surrogatepass")
+        self._writer.write(struct.pack(">I", len(body)) + body)
+        cap = limits.output_bytes * 2 + limits.output_bytes + IMAGES * (IMAGE_BYTES * 4 // 3 + 8)
+        reply = asyncio.ensure_future(self._receive(cap + (1 << 20)))
+        watch = asyncio.ensure_future(self._watch())
+        interrupted = False
+        try:
+            done, _ = await asyncio.wait(
+                {reply, watch}, timeout=limits.call_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                interrupted = self._interrupt()
+                done, _ = await asyncio.wait(
+                    {reply, watch}, timeout=INTERRUPT_GRACE, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    await self._kill()
+                    return self._lost("timeout", self._late(), subject=False)
+            if watch in done and reply not in done:
+                await self._kill()
+                return self._lost("limit", watch.result(), subject=False)
+        finally:
+            watch.cancel()
+            if not reply.done():
+                reply.cancel()
+            elif not reply.cancelled():
+                reply.exception()  # retrieved: it is read below, or the sandbox is gone
+        try:
+            return self._outcome(reply.result(), interrupted)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return await self._died()
+        except (_Malformed, ValueError):
+            await self._kill()
+            return self._lost("crashed", "the sandbox sent a malformed reply", subject=False)
+
+    def _interrupt(self) -> bool:
+        if self._inner is None:
+            return False
+        with contextlib.suppress(OSError):
+            os.kill(self._inner, signal.SIGINT)
+            return True
+        return False
+
+    def _late(self) -> str:
+        return (
+            f"the call ran past its {self.limits.call_timeout:g} s limit and did not stop "
+            "when interrupted"
+        )
+
+    def _outcome(self, reply: Any, interrupted: bool) -> Outcome:
+        """The kernel's reply, checked field by field."""
+        if not isinstance(reply, dict):
+            raise _Malformed("not an object")
+        logs, cut, error = reply.get("logs"), reply.get("cut"), reply.get("error")
+        kind, encoded = reply.get("kind"), reply.get("images")
+        if not isinstance(logs, str) or not isinstance(cut, int) or cut < 0:
+            raise _Malformed("logs")
+        if error is not None and not isinstance(error, str):
+            raise _Malformed("error")
+        if kind not in _ENDED or not isinstance(encoded, list) or len(encoded) > IMAGES:
+            raise _Malformed("kind or images")
+        images: list[bytes] = []
+        for item in encoded:
+            if not isinstance(item, str):
+                raise _Malformed("image")
+            try:
+                data = base64.b64decode(item, validate=True)
+            except binascii.Error:
+                raise _Malformed("image") from None
+            if len(data) > IMAGE_BYTES or not data.startswith(_PNG):
+                raise _Malformed("image")
+            images.append(data)
+        logs = _cut(logs, self.limits.output_bytes, cut)
+        if error is not None:
+            error = _clean(error)[: self.limits.output_bytes * 2]
+        ended: Ended = _ENDED[kind]  # type: ignore[assignment]
+        if kind == "ok":
+            error = None
+        elif kind == "interrupted":
+            if interrupted:
+                error = (
+                    f"the call ran past its {self.limits.call_timeout:g} s limit and was "
+                    "interrupted"
+                )
+            else:
+                ended = "error"  # the code raised KeyboardInterrupt itself
+        elif kind == "memory":
+            size = size_text(self.limits.memory_bytes)
+            error = f"{error}\n\nThe code used more than the container's {size} of memory."
+        elif error is None:
+            raise _Malformed("an error without its text")
+        return Outcome(logs, error, images, ended, False, 0.0)
+
+    async def _died(self) -> Outcome:
+        """The kernel ended during the call: why, as far as the host can tell."""
+        process = self._process
+        assert process is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 5)
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._drain), 1)
+        status = process.returncode
+        said = self._tail.decode("utf-8", "replace")
+        await self._kill()
+        if status == 128 + signal.SIGXCPU:
+            cpu = self.limits.cpu_seconds
+            return self._lost("limit", f"the container's Python used more than its {cpu} s of CPU")
+        if "MemoryError" in said or "Cannot allocate memory" in said:
+            size = size_text(self.limits.memory_bytes)
+            return self._lost("limit", f"the container's Python used more than its {size} memory")
+        if status is not None and status > 128:
+            how = f"was killed by signal {status - 128}"
+        else:
+            how = f"exited with status {status}"
+        return self._lost("crashed", f"the container's Python stopped ({how})")
+
+    def _lost(self, ended: Ended, why: str, *, subject: bool = True) -> Outcome:
+        """The sandbox is gone: ``why`` is said of the container's Python (``subject``) or
+        of the call."""
+        if subject:
+            error = f"{why} and was restarted: its variables are lost"
+        else:
+            error = f"{why}: the container's Python was restarted and its variables are lost"
+        return Outcome("", error, [], ended, True, 0.0)
+
+    def _over_limits(self) -> str | None:
+        """Why the sandbox must stop now (its disk, its processes), or None."""
+        limits = self.limits
+        size, count = files.tally(self.directory, most=limits.disk_files + 1)
+        if size > limits.disk_bytes:
+            return f"the files in /mnt/data passed the container's {size_text(limits.disk_bytes)}"
+        if count > limits.disk_files:
+            return f"/mnt/data holds more than {limits.disk_files:,} files"
+        counted = self._group is None and self.pid is not None
+        if counted and len(_descendants(self.pid or 0)) > limits.processes + 2:
+            return f"the code started more than {limits.processes} processes"
+        return None
+
+    async def _watch(self) -> str:
+        """Returns (why) when the sandbox passes a limit the host enforces."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            over = await asyncio.to_thread(self._over_limits)
+            if over is not None:
+                return over
+
+    async def _receive(self, most: int) -> Any:
+        """One framed message, at most ``most`` bytes of JSON."""
+        assert self._reader is not None
+        head = await self._reader.readexactly(4)
+        (size,) = struct.unpack(">I", head)
+        if size > most:
+            raise _Malformed("too large")
+        body = await self._reader.readexactly(size)
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Malformed("not JSON") from None
+
+    async def _kill(self) -> None:
+        """Kill the sandbox, if it runs, and wait for it."""
+        process = self._process
+        if process is None:
+            return
+        self._killed = True
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        for pid in [self._inner] if self._inner else []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if self._group is not None:
+            await asyncio.to_thread(self._group.remove)
+            self._group = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._drain, 2)
+            self._drain = None
+        self._reader = None
+        self._inner = None
+
+
+def _cut(logs: str, most: int, cut: int) -> str:
+    data = _clean(logs).encode("utf-8")
+    if len(data) > most:
+        cut += len(data) - most
+        logs = data[:most].decode("utf-8", "ignore")
+    else:
+        logs = data.decode("utf-8")
+    if cut:
+        logs += f"\n[output cut: {cut:,} more bytes not shown]"
+    return logs
+
+
+def _clean(text: str) -> str:
+    """Text with any lone surrogate replaced: safe to encode as UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# ---------------------------------------------------------------------- /proc
+
+
+def _descendants(pid: int) -> list[int]:
+    """The host pids under ``pid``, breadth first (from /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    queue = [pid]
+    while queue and len(found) < 100_000:
+        parent = queue.pop(0)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    children = [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            queue += children
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot), to tell it from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            after = f.read().rpartition(b")")[2].split()
+        return int(after[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [p.decode("utf-8", "surrogateescape") for p in f.read().split(b"\0")]
+    except OSError:
+        return []
+
+
+def sweep_orphans(root: Path) -> int:
+    """Kill the sandboxes a dead server left behind (pid files under ``root/.pids``,
+    checked against /proc/<pid>/cmdline so a reused pid is never killed), remove their pid
+    files; return how many were killed. A pid file whose server still runs is left alone.
+    Called at start-up."""
+    from parley.sandbox import cgroups
+
+    killed = 0
+    for pid_file in sorted((root / ".pids").glob("*.pid")):
+        try:
+            record = json.loads(pid_file.read_text())
+            pid, directory = int(record["pid"]), str(record["directory"])
+            owner, owner_started = int(record["owner"]), record.get("owner_started")
+        except (OSError, ValueError, KeyError, TypeError):
+            with contextlib.suppress(OSError):
+                pid_file.unlink()
+            continue
+        if owner != os.getpid() and _started(owner) == owner_started is not None:
+            continue  # its server still runs
+        if owner == os.getpid() and _started(owner) == owner_started:
+            continue  # this process's own kernel
+        args = _cmdline(pid)
+        if args and os.path.basename(args[0]) == "bwrap" and directory in args:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            killed += 1
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
+    cgroups.sweep()
+    return killed
