@@ -1,8 +1,9 @@
 """The sweep of files and uploads: files past their ``expires_at`` are deleted (rows and
 bytes, and their chunks in every vector store), pending uploads past theirs end ``expired``
 (their parts' bytes deleted), bytes no row names (a write a crash cut off) are deleted once
-a day old, and vector stores past their ``expires_at`` lose their chunks (the store and its
-files' rows stay, the store shown ``expired``).
+a day old, vector stores past their ``expires_at`` lose their chunks (the store and its
+files' rows stay, the store shown ``expired``), and containers unused for their
+``expires_after`` end ``expired``, their files deleted (``parley.files.containers_sweep``).
 
 ``sweep_files(db, storages)`` does one whole round, in short transactions; a server (its
 upkeep) or ``parley db prune`` calls it. Reads never show an expired file meanwhile
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from parley.files.containers_sweep import sweep_containers
 from parley.files.storage import Storages
 from parley.store import files as store
 from parley.store.db import Database, now
@@ -35,11 +37,14 @@ class Swept:
     orphans: int = 0
     #: Expired vector stores whose chunks were deleted.
     stores: int = 0
+    #: Containers that expired (their files deleted).
+    containers: int = 0
 
 
 async def sweep_files(db: Database, storages: Storages, *, at: float | None = None) -> Swept:
     """Delete expired files, expire pending uploads past their time, delete bytes left
-    by failed writes, and the chunks of expired vector stores."""
+    by failed writes, the chunks of expired vector stores, and expire the containers past
+    their time."""
     at = now() if at is None else at
     files = parts = orphans = stores = 0
     while found := await db.write_later(store.take_expired_files, at=at):
@@ -55,7 +60,8 @@ async def sweep_files(db: Database, storages: Storages, *, at: float | None = No
         orphans += await storages.s3.sweep_orphans(db, before=at - ORPHAN_SECONDS)
     while count := await db.write_later(delete_expired_chunks, at=at):
         stores += count
-    return Swept(files, parts, orphans, stores)
+    containers = await sweep_containers(db, storages, at=at)
+    return Swept(files, parts, orphans, stores, containers)
 
 
 def _delete_orphans(conn: Connection, *, before: float) -> int:

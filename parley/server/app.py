@@ -38,6 +38,7 @@ from parley.server.faces.assistants import runs as thread_runs
 from parley.server.faces.chat import embeddings, models
 from parley.server.faces.chat import routes as chat
 from parley.server.faces.chat.requests import ChatCompletionCreate
+from parley.server.faces.containers import routes as containers
 from parley.server.faces.files import routes as files
 from parley.server.faces.files import uploads
 from parley.server.faces.files.forms import body_limits
@@ -82,6 +83,7 @@ FACES = (
     files,
     uploads,
     vector_stores,
+    containers,
 )
 
 

@@ -49,6 +49,7 @@ OPENAI_PATHS = (
     "/v1/files",
     "/v1/uploads",
     "/v1/vector_stores",
+    "/v1/containers",
 )
 _BELOW_OPENAI_PATHS = tuple(f"{path}/" for path in OPENAI_PATHS)
 
