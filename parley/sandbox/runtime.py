@@ -151,6 +151,7 @@ class Kernel:
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.WriteTransport | None = None
+        self._read_transport: asyncio.ReadTransport | None = None
         self._drain: asyncio.Task[None] | None = None
         self._tail = b""
         self._inner: int | None = None
@@ -171,7 +172,8 @@ class Kernel:
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.returncode is None
+        process = self._process
+        return process is not None and process.returncode is None and _running(process.pid)
 
     @property
     def pid(self) -> int | None:
@@ -261,7 +263,9 @@ class Kernel:
         self._tail = b""
         self._reader = asyncio.StreamReader(limit=1 << 16)
         protocol = asyncio.StreamReaderProtocol(self._reader)
-        await loop.connect_read_pipe(lambda: protocol, os.fdopen(reply_r, "rb", buffering=0))
+        self._read_transport, _ = await loop.connect_read_pipe(
+            lambda: protocol, os.fdopen(reply_r, "rb", buffering=0)
+        )
         transport, _ = await loop.connect_write_pipe(
             asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0)
         )
@@ -496,6 +500,9 @@ class Kernel:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._drain, 2)
             self._drain = None
+        if self._read_transport is not None:
+            self._read_transport.close()
+            self._read_transport = None
         self._reader = None
         self._inner = None
 
@@ -539,6 +546,15 @@ def _descendants(pid: int) -> list[int]:
             found += children
             queue += children
     return found
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is no zombie (its exit may not be reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _rss(pid: int) -> int:
@@ -595,10 +611,8 @@ def sweep_orphans(root: Path) -> int:
             with contextlib.suppress(OSError):
                 pid_file.unlink()
             continue
-        if owner != os.getpid() and _started(owner) == owner_started is not None:
-            continue  # its server still runs
-        if owner == os.getpid() and _started(owner) == owner_started:
-            continue  # this process's own kernel
+        if owner_started is not None and _started(owner) == owner_started:
+            continue  # its server (maybe this one) still runs
         args = _cmdline(pid)
         if args and os.path.basename(args[0]) == "bwrap" and directory in args:
             with contextlib.suppress(OSError):
