@@ -16,6 +16,7 @@ import httpx
 
 from parley.events import ActionItem, Event
 from parley.sdk import _calls, _loops
+from parley.sdk._async_container_resources import Containers
 from parley.sdk._async_resources import (
     Actions,
     ApiKeys,
@@ -79,6 +80,7 @@ class AsyncClient(BaseClient):
         self.api_keys = ApiKeys(self)
         self.files = Files(self)
         self.vector_stores = VectorStores(self)
+        self.containers = Containers(self)
 
     @property
     def inference_stream(self) -> AsyncInferenceStream:

@@ -24,6 +24,7 @@ from parley.sdk._base import (
     TimeoutTypes,
 )
 from parley.sdk._calls import Call
+from parley.sdk._container_resources import Containers
 from parley.sdk._resources import (
     Actions,
     ApiKeys,
@@ -79,6 +80,7 @@ class Client(BaseClient):
         self.api_keys = ApiKeys(self)
         self.files = Files(self)
         self.vector_stores = VectorStores(self)
+        self.containers = Containers(self)
 
     @property
     def synchronous_inference_stream(self) -> InferenceStream:

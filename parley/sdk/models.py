@@ -21,6 +21,8 @@ __all__ = [
     "ApiKey",
     "ApiKeyCreated",
     "Assistant",
+    "Container",
+    "ContainerFile",
     "ContentPart",
     "Deleted",
     "FileCounts",
@@ -508,3 +510,35 @@ class Page(BaseModel, Generic[T]):
             if not page.has_next_page():
                 return
             page = await page.anext_page()
+
+
+# ------------------------------------------------------------------------ containers
+
+
+class Container(_Model):
+    """A container of the code interpreter (OpenAI's ``ContainerResource``,
+    ``docs/containers.md``): ``running``, or ``expired`` once unused for
+    ``expires_after["minutes"]`` (its files are then gone)."""
+
+    id: str
+    object: str = "container"
+    created_at: int = 0
+    status: str = "running"
+    expires_after: dict[str, Any] | None = None
+    last_active_at: int | None = None
+    memory_limit: str | None = None
+    name: str = ""
+    network_policy: dict[str, Any] | None = None
+
+
+class ContainerFile(_Model):
+    """A file in a container, at ``path`` (``/mnt/data/...``); ``source`` is ``user``
+    (uploaded or copied in) or ``assistant`` (written by the model's code)."""
+
+    id: str
+    object: str = "container.file"
+    created_at: int = 0
+    bytes: int = 0
+    container_id: str
+    path: str
+    source: str = "user"
