@@ -483,11 +483,7 @@ class Kernel:
             return
         self._killed = True
         if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-        for pid in [self._inner] if self._inner else []:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            _kill_tree(process.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 10)
         if self._group is not None:
@@ -546,6 +542,18 @@ def _descendants(pid: int) -> list[int]:
             found += children
             queue += children
     return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a sandbox: its bwrap's process group, and every process under it (killing
+    the sandbox's init, bwrap's child, ends all of its pid namespace, whatever sessions or
+    groups the code made)."""
+    tree = _descendants(pid)
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    for each in [pid, *tree]:
+        with contextlib.suppress(OSError):
+            os.kill(each, signal.SIGKILL)
 
 
 def _running(pid: int) -> bool:
@@ -615,10 +623,7 @@ def sweep_orphans(root: Path) -> int:
             continue  # its server (maybe this one) still runs
         args = _cmdline(pid)
         if args and os.path.basename(args[0]) == "bwrap" and directory in args:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            _kill_tree(pid)
             killed += 1
         with contextlib.suppress(OSError):
             pid_file.unlink()
