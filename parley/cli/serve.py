@@ -110,6 +110,7 @@ def _start_up_record(
     shown = [name if state == "ready" else f"{name} ({state})" for name, state in states.items()]
     docs = f"{url}/docs"
     fields = {"url": url, "database": database, "providers": states, "docs": docs}
+    sandbox = code_interpreter_note(settings)
 
     def say() -> None:
         log.info(
@@ -120,8 +121,27 @@ def _start_up_record(
             docs,
             extra=fields,
         )
+        if sandbox is not None:
+            log.warning("%s", sandbox, extra={"code_interpreter": "unavailable"})
 
     return say
+
+
+def code_interpreter_note(settings: Settings) -> str | None:
+    """What the start-up says of the code interpreter when this server cannot run it (None
+    when it can, or when the operator switched it off): requests with the tool get 400,
+    everything else works."""
+    if not settings.code_interpreter_enabled:
+        return None
+    from parley.sandbox.probe import unavailable
+
+    why = unavailable()
+    if why is None:
+        return None
+    return (
+        f"The code_interpreter tool is unavailable on this server: {why}. Requests with it "
+        "get 400; everything else works (docs/code-interpreter.md)."
+    )
 
 
 def run_local(

@@ -11,7 +11,7 @@ from parley.engine.context import (
 from parley.engine.engine import Engine
 from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
-from parley.engine.hosted import file_search
+from parley.engine.hosted import code_interpreter, file_search
 from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
@@ -33,6 +33,7 @@ __all__ = [
     "UsageCounter",
     "UsageSource",
     "always_sent",
+    "code_interpreter",
     "estimate",
     "file_search",
 ]

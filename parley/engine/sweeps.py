@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from parley.engine.hosted import file_search, mcp
+from parley.engine.hosted import code_interpreter, file_search, mcp
 from parley.engine.transactions import Lease, close_idle_run, lease_node
 from parley.events import ErrorEvent, HostedToolEvent
 from parley.store import runs as run_store
@@ -94,7 +94,11 @@ def close_orphan(conn: Connection, run: Run) -> bool:
 
 
 #: How the item of each kind of hosted call a dead turn had started is cut short.
-_CUT_SHORT = {"mcp_call": mcp.cut_short, "file_search_call": file_search.cut_short}
+_CUT_SHORT = {
+    "mcp_call": mcp.cut_short,
+    "file_search_call": file_search.cut_short,
+    "code_interpreter_call": code_interpreter.cut_short,
+}
 
 
 def running(conn: Connection, run: Run) -> list[dict[str, Any]]:

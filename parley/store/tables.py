@@ -185,6 +185,10 @@ threads = Table(
     #: of a live server, last renewed it for; 0 when let go) and no run of it is in
     #: progress. NULL: a thread like any other.
     Column("scratch_until", Float),
+    #: The files the thread gives the code interpreter: its
+    #: ``tool_resources.code_interpreter.file_ids`` and the files its messages attach for it
+    #: (the Assistants API's); each run's auto container starts with them. NULL: none.
+    Column("code_file_ids", Json),
     Index(None, "user_id", "created_at"),
     # The sweep looks only at the few scratch threads.
     Index(

@@ -181,13 +181,13 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
     [
         (
             "/assistants",
-            {"model": "demo/x", "tools": [{"type": "code_interpreter"}]},
+            {"model": "demo/x", "tools": [{"type": "web_search"}]},
             "tools[0].type",
         ),
         (
             "/assistants",
-            {"model": "demo/x", "tool_resources": {"code_interpreter": {"file_ids": ["f"]}}},
-            "tool_resources.code_interpreter",
+            {"model": "demo/x", "tool_resources": {"code_interpreter": {"file_ids": "f"}}},
+            "tool_resources.code_interpreter.file_ids",
         ),
         ("/assistants", {"model": "demo/x", "response_format": "yaml"}, "response_format"),
         (
@@ -209,7 +209,7 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
                     {
                         "role": "user",
                         "content": "Hi",
-                        "attachments": [{"file_id": "f", "tools": [{"type": "code_interpreter"}]}],
+                        "attachments": [{"file_id": "f", "tools": [{"type": "web_search"}]}],
                     }
                 ]
             },
@@ -246,7 +246,7 @@ def test_bad_runs_are_refused_and_change_nothing(http: httpx.Client) -> None:
         ),
         ({"assistant_id": bot["id"], "temperature": 3}, 400, "temperature", "invalid_value"),
         (
-            {"assistant_id": bot["id"], "tools": [{"type": "code_interpreter"}]},
+            {"assistant_id": bot["id"], "tools": [{"type": "web_search"}]},
             400,
             "tools[0].type",
             "unsupported_tool",

@@ -122,10 +122,11 @@ def assistants_crud(client: openai.OpenAI, setup: Any) -> None:
     exc = _error(
         openai.BadRequestError,
         lambda: client.beta.assistants.create(
-            model=setup.text_model, tools=[{"type": "code_interpreter"}]
+            model=setup.text_model,
+            tools=[{"type": "web_search"}],  # type: ignore[list-item]
         ),
     )
-    assert "code_interpreter" in exc.message, exc.body
+    assert "web_search" in exc.message, exc.body
     deleted = client.beta.assistants.delete(second.id)
     assert deleted.deleted and deleted.id == second.id
     _error(openai.NotFoundError, lambda: client.beta.assistants.retrieve(second.id))

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings
-from parley.engine.hosted import file_search, mcp
+from parley.engine.hosted import code_interpreter, file_search, mcp
 from parley.engine.hosted.approvals import Approved
+from parley.engine.hosted.containers import Containers
 from parley.engine.hosted.sessions import Sessions
+from parley.errors import ParleyError
 from parley.events import HostedToolEvent
 from parley.mcp.naming import exposed_names
 from parley.mcp.servers import Who
@@ -87,6 +89,8 @@ class HostedTools:
         self.providers = providers
         self.bounds = mcp.bounds_of(settings)
         self.sessions = Sessions(self.bounds)
+        #: The containers whose sandboxes run the code interpreter's calls here.
+        self.containers = Containers(db, settings, metrics)
         self._factory: Any = None
 
     @property
@@ -101,8 +105,9 @@ class HostedTools:
         return self._factory
 
     async def aclose(self) -> None:
-        """Close the open MCP sessions (the engine stops)."""
+        """Close the open MCP sessions and the containers' sandboxes (the engine stops)."""
         await self.sessions.aclose()
+        await self.containers.aclose()
 
     async def open(self, turn: Turn) -> Toolbox | None:
         """The turn's hosted tools, listed (events and items of the listings made now), or
@@ -134,14 +139,18 @@ class Toolbox:
     unusable: dict[str, str] = field(default_factory=dict)
     #: The file search the model may call, by the name it sees (``hosted.file_search``).
     searches: dict[str, file_search.FileSearch] = field(default_factory=dict)
+    #: The code interpreter the model may call, by the name it sees
+    #: (``hosted.code_interpreter``).
+    interpreters: dict[str, code_interpreter.Interpreter] = field(default_factory=dict)
 
     @property
     def functions(self) -> list[ToolSpec]:
         specs = [o.spec for o in self.offered.values()]
-        return specs + [s.spec(name) for name, s in self.searches.items()]
+        specs += [s.spec(name) for name, s in self.searches.items()]
+        return specs + [i.spec(name) for name, i in self.interpreters.items()]
 
     def owns(self, name: str) -> bool:
-        return name in self.offered or name in self.searches
+        return name in self.offered or name in self.searches or name in self.interpreters
 
     def needs_approval(self, name: str) -> bool:
         offered = self.offered.get(name)
@@ -155,6 +164,9 @@ class Toolbox:
         dumped = call.model_dump()
         if call.name in self.searches:
             dumped["hosted"] = {"type": "file_search", "item_id": item_id}
+            return dumped
+        if call.name in self.interpreters:
+            dumped["hosted"] = {"type": "code_interpreter", "item_id": item_id}
             return dumped
         offered = self.offered.get(call.name)
         if offered is not None:
@@ -207,6 +219,13 @@ class Toolbox:
                 name = file_search.NAME if file_search.NAME not in taken else file_search.OTHER_NAME
                 self.searches[name] = file_search.FileSearch.of(await self._with_stores(entry))
         taken |= set(self.searches)
+        for entry in entries:
+            if entry.get("type") == "code_interpreter" and not self.interpreters:
+                name = code_interpreter.NAME
+                if name in taken:
+                    name = code_interpreter.OTHER_NAME
+                self.interpreters[name] = code_interpreter.Interpreter.of(entry)
+        taken |= set(self.interpreters)
         names = exposed_names([(s.label, t.name) for s, t in tools])
         for (server, tool), name in zip(tools, names, strict=True):
             if name in taken:
@@ -324,6 +343,9 @@ class Toolbox:
         search = self.searches.get(call.name)
         if search is not None:
             return await self._search(call, search)
+        interpreter = self.interpreters.get(call.name)
+        if interpreter is not None:
+            return await self._interpret(call, interpreter)
         offered = self.offered[call.name]
         server, tool = offered.server, offered.tool
         item_id = new_id("mcp")
@@ -381,6 +403,51 @@ class Toolbox:
         )
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, file_search.told(item), item)
+
+    async def _interpret(self, call: ToolCall, interpreter: code_interpreter.Interpreter) -> Ran:
+        """Run a call's code in its container: the entry's, or the thread's own."""
+        code = code_interpreter.code_of(call.arguments)
+        containers, run = self.hosted.containers, self.turn.run
+        why = containers.unavailable()
+        if why is None and not code.strip():
+            why = 'no code was given: call the tool with {"code": "..."}'
+        elif why is None and len(code) > code_interpreter.MAX_CODE:
+            why = f"the code is longer than {code_interpreter.MAX_CODE} characters"
+        container = None
+        if why is None:
+            source = self.turn.source
+            try:
+                container = await containers.container_for(
+                    interpreter,
+                    user_id=run.user_id,
+                    thread_id=run.thread_id,
+                    key_hash=None if source is None else source.key_hash,
+                )
+            except ParleyError as exc:
+                why = exc.message
+        container_id = container.id if container is not None else interpreter.container_id
+        item_id, show = code_interpreter.new_item_id(), interpreter.show_outputs
+        started = code_interpreter.call_item(
+            code, item_id=item_id, container_id=container_id, call_id=call.id, show=show
+        )
+        self.turn.emit(HostedToolEvent(run_id=run.id, phase="started", item=started))
+        if container is None:
+            result = code_interpreter.Result("", [], [], error=why, ended="refused")
+        else:
+            result = await containers.run(container, code, image_files=interpreter.image_files)
+        self.hosted.metrics.hosted_call(
+            "code_interpreter", "python", "call", result.took, result.ended != "ok"
+        )
+        item = code_interpreter.call_item(
+            code,
+            item_id=item_id,
+            container_id=container_id,
+            call_id=call.id,
+            result=result,
+            show=show,
+        )
+        self.turn.emit(HostedToolEvent(run_id=run.id, phase="done", item=item))
+        return Ran(call.id, code_interpreter.told(item), item)
 
     def _measure(self, server: mcp.McpServer, operation: str, began: float, failed: bool) -> None:
         label = "other" if server.from_request else server.label  # no label a client makes up

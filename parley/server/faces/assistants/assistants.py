@@ -12,7 +12,7 @@ from parley.server.faces.assistants import files, reads
 from parley.server.faces.assistants.requests import assistant_options, sampling
 from parley.server.faces.assistants.schemas import AssistantCreate, AssistantUpdate
 from parley.server.faces.kit.bodies import Deleted
-from parley.server.faces.kit.hosted import check_stores, kept
+from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import AssistantPublic
 from parley.server.idempotency import Idempotent, answer
@@ -43,7 +43,7 @@ async def create_assistant(
     async def make() -> Response:
         profile = svc.engine.profile(body.model)  # an unknown model is a 400
         tools = kept(body.tools or [], svc, user, caller.key_id, assistants=True)
-        await check_stores(svc.db, user_id=user.id, tools=tools)
+        await check_owned(svc.db, user_id=user.id, tools=tools)
         options = assistant_options(body, None, profile)
         if body.tool_resources:
             options["tool_resources"] = await svc.db.write(
@@ -94,7 +94,7 @@ async def update_assistant(
     tools = (
         None if body.tools is None else kept(body.tools, svc, user, caller.key_id, assistants=True)
     )
-    await check_stores(svc.db, user_id=user.id, tools=tools or [])
+    await check_owned(svc.db, user_id=user.id, tools=tools or [])
     resources = None
     if body.tool_resources is not None:
         resources = await svc.db.write(

@@ -12,6 +12,10 @@ functions are in ``reads``).
   ``file_search`` entry of the run's tools gets their ids when the run is made.
 - A run step shows a search as a ``file_search`` call (``with_searches``), and an answer's
   text cites the files its run's searches found (``cited``).
+- A run's code interpreter calls show as ``code_interpreter`` calls (``code_call``): the
+  code as ``input``, its logs, and its figures as ``image`` outputs naming files of purpose
+  ``assistants_output``; the message that follows shows those figures as ``image_file``
+  parts before its text.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def tool_shown(tool: dict[str, Any]) -> dict[str, Any]:
     """A kept tool as an assistant shows it: a ``file_search`` entry in the Assistants API's
     shape (its options under ``file_search``; the stores it names, when it names some, in
     Parley's ``vector_store_ids`` beside them)."""
+    if tool.get("type") == "code_interpreter":
+        return {"type": "code_interpreter"}
     if tool.get("type") != "file_search":
         return tool
     options = {k: tool[k] for k in ("max_num_results", "ranking_options") if k in tool}
@@ -67,7 +73,12 @@ def with_searches(
     shown = []
     for call in calls:
         item = searches.get(call.get("id", ""))
-        shown.append(call if item is None else search_call(call["id"], item, tools, contents))
+        if item is None:
+            shown.append(call)
+        elif item.get("type") == "code_interpreter_call":
+            shown.append(code_call(call["id"], item))
+        else:
+            shown.append(search_call(call["id"], item, tools, contents))
     details = {**step.step_details, "tool_calls": shown}
     return step.model_copy(update={"step_details": details})
 
@@ -92,6 +103,41 @@ def search_call(
         results.append(result)
     search = {"ranking_options": options, "results": results}
     return {"id": call_id, "type": "file_search", "file_search": search}
+
+
+def code_call(call_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """A code interpreter call (its ``code_interpreter_call`` item) as a run step's
+    ``code_interpreter`` call: its code, then its logs and figures."""
+    outputs: list[dict[str, Any]] = []
+    for output in item.get("outputs") or ():
+        if output.get("type") == "logs":
+            outputs.append({"type": "logs", "logs": output.get("logs") or ""})
+        elif output.get("type") == "image" and output.get("image_file_id"):
+            outputs.append({"type": "image", "image": {"file_id": output["image_file_id"]}})
+    if item.get("status") == "failed" and item.get("error") and not outputs:
+        outputs.append({"type": "logs", "logs": str(item["error"])})
+    details = {"input": item.get("code") or "", "outputs": outputs}
+    return {"id": call_id, "type": "code_interpreter", "code_interpreter": details}
+
+
+def figures(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The files (purpose ``assistants_output``) of the figures ``items``' code drew."""
+    return [
+        str(o["image_file_id"])
+        for item in items
+        if item.get("type") == "code_interpreter_call"
+        for o in item.get("outputs") or ()
+        if o.get("type") == "image" and o.get("image_file_id")
+    ]
+
+
+def with_figures(message: MessagePublic, file_ids: Sequence[str]) -> MessagePublic:
+    """An assistant message with the figures its run's code drew (``figures``) as
+    ``image_file`` parts before its text."""
+    if not file_ids or message.role != "assistant":
+        return message
+    parts = [{"type": "image_file", "image_file": {"file_id": f}} for f in file_ids]
+    return message.model_copy(update={"content": [*parts, *message.content]})
 
 
 def cited(message: MessagePublic, files_found: Mapping[str, str]) -> MessagePublic:

@@ -21,6 +21,7 @@ from parley.server.faces.kit.resources import (
     run_steps,
 )
 from parley.store import assistants as assistant_store
+from parley.store import code_files
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store import vector_stores as stores
@@ -70,13 +71,39 @@ def messages_public(conn: Connection, items: list[Message]) -> list[MessagePubli
     runs = thread_store.runs_of_messages(conn, run_ids={m.run_id for m in items if m.run_id})
     answered = [m.run_id for m in items if m.run_id and m.role == Role.ASSISTANT and m.content]
     found = run_files(conn, run_ids=list(set(answered)))
+    drawn = message_figures(conn, run_ids=list(set(answered)))
     return [
-        files.cited(
-            MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None),
-            found.get(m.run_id or "", {}),
+        files.with_figures(
+            files.cited(
+                MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None),
+                found.get(m.run_id or "", {}),
+            ),
+            drawn.get(m.id, []),
         )
         for m in items
     ]
+
+
+def message_figures(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The figures the code of each run drew (files of purpose ``assistants_output``), by
+    the id of the assistant message that follows them: the first with text after the call."""
+    if not run_ids:
+        return {}
+    query = (
+        select(
+            messages.c.id, messages.c.run_id, messages.c.role, messages.c.content, messages.c.item
+        )
+        .where(messages.c.run_id.in_(list(run_ids)))
+        .order_by(messages.c.seq)
+    )
+    waiting: dict[str, list[str]] = {}
+    shown: dict[str, list[str]] = {}
+    for row in conn.execute(query):
+        if isinstance(row.item, dict) and row.item.get("type") == "code_interpreter_call":
+            waiting.setdefault(row.run_id, []).extend(files.figures([row.item]))
+        elif row.role == Role.ASSISTANT.value and row.content and waiting.get(row.run_id):
+            shown[row.id] = waiting.pop(row.run_id)
+    return shown
 
 
 def list_messages(
@@ -284,12 +311,21 @@ def kept_resources(
 ) -> dict[str, Any]:
     """``tool_resources`` as kept: the store it names (the user's: ``NotFound`` else), or
     the store it makes (its files the user's), each made active now; a thread's store gets
-    the thread (``thread_id``)."""
-    search = (resources or {}).get("file_search")
-    if not search:
-        return {}
+    the thread (``thread_id``). Its ``code_interpreter`` files (the user's) are kept as
+    given: an assistant's in the result, a thread's in the thread (``store.code_files``)."""
     if thread_id is not None:  # the user's (``NotFound`` else)
         thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+    code = (resources or {}).get("code_interpreter")
+    code_kept: dict[str, Any] = {}
+    if code is not None:
+        file_ids = list(code.get("file_ids") or [])
+        check_files(conn, user_id=user_id, file_ids=file_ids)
+        if thread_id is not None:
+            code_files.set_code_files(conn, user_id=user_id, thread_id=thread_id, file_ids=file_ids)
+        code_kept = {"code_interpreter": {"file_ids": file_ids}}
+    search = (resources or {}).get("file_search")
+    if not search:
+        return code_kept
     ids = list(search.get("vector_store_ids") or [])
     stores.usable_stores(conn, user_id=user_id, vector_store_ids=ids)
     for spec in search.get("vector_stores") or ():
@@ -310,7 +346,7 @@ def kept_resources(
         ids.append(store.id)
     if thread_id is not None:
         give_thread(conn, user_id=user_id, thread_id=thread_id, store_ids=ids)
-    return {"file_search": {"vector_store_ids": ids}}
+    return {"file_search": {"vector_store_ids": ids}, **code_kept}
 
 
 def check_given(
@@ -327,6 +363,7 @@ def check_given(
     if ids:
         stores.usable_stores(conn, user_id=user_id, vector_store_ids=ids)
     file_ids = [f for spec in search.get("vector_stores") or () for f in spec.get("file_ids") or ()]
+    file_ids += ((resources or {}).get("code_interpreter") or {}).get("file_ids") or []
     file_ids += [a["file_id"] for a in attachments if a.get("tools")]
     check_files(conn, user_id=user_id, file_ids=file_ids)
 
@@ -356,8 +393,18 @@ def thread_resources(
         attachments=attachments,
         embedding_model=embedding_model,
     )
+    return thread_tool_resources(conn, user_id=user_id, thread_id=thread_id)
+
+
+def thread_tool_resources(conn: Connection, *, user_id: str, thread_id: str) -> dict[str, Any]:
+    """A thread's ``tool_resources`` as the API shows them: its own store, and its code
+    interpreter files."""
     ids = stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
-    return {"file_search": {"vector_store_ids": ids}} if ids else {}
+    resources: dict[str, Any] = {"file_search": {"vector_store_ids": ids}} if ids else {}
+    code = code_files.thread_code_files(conn, user_id=user_id, thread_id=thread_id)
+    if code:
+        resources["code_interpreter"] = {"file_ids": code}
+    return resources
 
 
 def attach(
@@ -369,8 +416,14 @@ def attach(
     embedding_model: str | None,
 ) -> None:
     """Put the files a message's ``attachments`` give ``file_search`` into the thread's
-    store, made with the first of them (the thread the user's: ``NotFound`` else)."""
-    file_ids = [a["file_id"] for a in attachments or () if a.get("tools")]
+    store, made with the first of them, and those they give ``code_interpreter`` among the
+    thread's code interpreter files (the thread the user's: ``NotFound`` else)."""
+    code = for_tool(attachments, "code_interpreter")
+    if code:
+        thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
+        check_files(conn, user_id=user_id, file_ids=code)
+        code_files.add_code_files(conn, user_id=user_id, thread_id=thread_id, file_ids=code)
+    file_ids = for_tool(attachments, "file_search")
     if not file_ids:
         return
     thread_store.get_thread(conn, user_id=user_id, thread_id=thread_id)
@@ -393,13 +446,22 @@ def attach_new(
 ) -> str | None:
     """A new store holding the files a new thread's attachments give ``file_search`` (the
     thread gets it once made: ``give_thread``); None when they give none."""
-    file_ids = [a["file_id"] for a in attachments or () if a.get("tools")]
+    file_ids = for_tool(attachments, "file_search")
     if not file_ids:
         return None
     check_files(conn, user_id=user_id, file_ids=file_ids)
     store = stores.create_vector_store(conn, user_id=user_id, embedding_model=embedding_model)
     _fill(conn, user_id=user_id, store_id=store.id, file_ids=file_ids)
     return store.id
+
+
+def for_tool(attachments: Sequence[Mapping[str, Any]] | None, kind: str) -> list[str]:
+    """The files ``attachments`` give the tool ``kind``."""
+    return [
+        a["file_id"]
+        for a in attachments or ()
+        if any(t.get("type") == kind for t in a.get("tools") or ())
+    ]
 
 
 def give_thread(
@@ -440,6 +502,37 @@ def run_tools(
     return out
 
 
+def code_tools(
+    conn: Connection,
+    *,
+    user_id: str,
+    tools: list[dict[str, Any]],
+    assistant_resources: Mapping[str, Any] | None,
+    thread_id: str | None,
+    extra: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """A run's tools, its ``code_interpreter`` entry (one naming no container) given the
+    files the thread's container starts with: its assistant's (``assistant_resources``), its
+    thread's, and ``extra``; its figures kept as files too (``image_files``: the Assistants
+    API names them by file id)."""
+    code = (assistant_resources or {}).get("code_interpreter") or {}
+    ids = list(code.get("file_ids") or [])
+    if thread_id is not None:
+        ids += code_files.thread_code_files(conn, user_id=user_id, thread_id=thread_id)
+    ids = list(dict.fromkeys([*ids, *extra]))
+    out = []
+    for tool in tools:
+        if tool.get("type") == "code_interpreter":
+            container = tool.get("container")
+            if not isinstance(container, str):
+                auto = dict(container or {"type": "auto"})
+                auto["file_ids"] = list(dict.fromkeys([*(auto.get("file_ids") or ()), *ids]))
+                tool = {**tool, "container": auto}
+            tool = {**tool, "image_files": True}
+        out.append(tool)
+    return out
+
+
 def _usable(conn: Connection, user_id: str, store_id: str) -> bool:
     try:
         stores.usable_stores(conn, user_id=user_id, vector_store_ids=[store_id])
@@ -449,14 +542,16 @@ def _usable(conn: Connection, user_id: str, store_id: str) -> bool:
 
 
 def search_items(conn: Connection, *, run_id: str) -> dict[str, dict[str, Any]]:
-    """The ``file_search_call`` items of a run's searches, by call id."""
+    """The items of the calls a run's server ran that its steps show in their own shape
+    (``file_search_call``, ``code_interpreter_call``), by call id."""
     query = select(messages.c.tool_call_id, messages.c.item).where(
         messages.c.run_id == run_id, messages.c.role == Role.TOOL.value
     )
     return {
         row.tool_call_id: row.item
         for row in conn.execute(query)
-        if isinstance(row.item, dict) and row.item.get("type") == "file_search_call"
+        if isinstance(row.item, dict)
+        and row.item.get("type") in ("file_search_call", "code_interpreter_call")
     }
 
 

@@ -28,7 +28,7 @@ from parley.server.faces.assistants.requests import (
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
-from parley.server.faces.kit.hosted import check_stores, kept
+from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
 from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
@@ -36,6 +36,7 @@ from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events
 from parley.store import assistants as assistant_store
+from parley.store import code_files
 from parley.store.records import Assistant
 from parley.types import RunStatus
 
@@ -80,7 +81,7 @@ async def _start(
     given = None
     if body.tools is not None:
         given = kept(body.tools, svc, caller.user, caller.key_id, assistants=True)
-        await check_stores(svc.db, user_id=user_id, tools=given)
+        await check_owned(svc.db, user_id=user_id, tools=given)
     config = run_config(body, assistant, profile, tools=given)
     if isinstance(body, ThreadAndRunCreate):
         thread = body.thread
@@ -90,7 +91,7 @@ async def _start(
         target = ThreadTarget(thread_id=thread_id)
         adding = body.additional_messages
     messages = await added_messages(svc.engine.files, adding, user_id=user_id)
-    config, made = await _with_stores(svc, user_id, body, assistant, config, thread_id)
+    config, made, code_new = await _with_stores(svc, user_id, body, assistant, config, thread_id)
     # The turn's one model call fits the model's context window: the most it reserves of
     # a daily budget (None, unknown: the rest of the budget).
     async with svc.limits.run_slot(caller.key_hash, profile.window) as slot:
@@ -105,6 +106,13 @@ async def _start(
     if made:  # the stores a new thread's resources and attachments made are the thread's
         await svc.db.write(
             reads.give_thread, user_id=user_id, thread_id=turn.run.thread_id, store_ids=made
+        )
+    if code_new:  # and so are the files they give the code interpreter
+        await svc.db.write(
+            code_files.add_code_files,
+            user_id=user_id,
+            thread_id=turn.run.thread_id,
+            file_ids=code_new,
         )
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
@@ -121,12 +129,15 @@ async def _with_stores(
     assistant: Assistant,
     config: RunConfig,
     thread_id: str | None,
-) -> tuple[RunConfig, list[str]]:
+) -> tuple[RunConfig, list[str], list[str]]:
     """The run's config, its ``file_search`` tool given the stores to search (``files``):
     the assistant's, the thread's, and those the request's resources name or make; the
-    files of the messages it adds put in the thread's store. Also the stores made for a
-    thread that does not exist yet (``thread_and_run``), to give it once made."""
+    files of the messages it adds put in the thread's store; its ``code_interpreter`` tool
+    given the files its container starts with (``reads.code_tools``). Also the stores made
+    for a thread that does not exist yet (``thread_and_run``), and the files given to its
+    code interpreter, to give it once made."""
     extra: list[str] = []
+    code_new: list[str] = []
     made: list[str] = []
     embedding = svc.settings.embedding_model
     resources = body.tool_resources
@@ -143,6 +154,8 @@ async def _with_stores(
             thread_id=thread_id,
         )
         extra += files.resource_ids(kept_)
+        if thread_id is None:
+            code_new += (kept_.get("code_interpreter") or {}).get("file_ids") or []
     attachments = [a for m in added or () for a in m.attachments or ()]
     if attachments and thread_id is not None:
         await svc.db.write(
@@ -153,6 +166,7 @@ async def _with_stores(
             embedding_model=embedding,
         )
     elif attachments:
+        code_new += reads.for_tool(attachments, "code_interpreter")
         store = await svc.db.write(
             reads.attach_new, user_id=user_id, attachments=attachments, embedding_model=embedding
         )
@@ -171,8 +185,18 @@ async def _with_stores(
             thread_id=thread_id,
             extra=extra,
         )
+    if any(t.get("type") == "code_interpreter" for t in tools):
+        tools = await svc.db.read(
+            reads.code_tools,
+            user_id=user_id,
+            tools=tools,
+            assistant_resources=(assistant.options or {}).get("tool_resources"),
+            thread_id=thread_id,
+            extra=code_new,
+        )
     options = {k: v for k, v in (config.options or {}).items() if k != "tool_resources"}
-    return replace(config, tools=tools, options=options or None), list(dict.fromkeys(made))
+    made = list(dict.fromkeys(made))
+    return replace(config, tools=tools, options=options or None), made, code_new
 
 
 async def _replay(

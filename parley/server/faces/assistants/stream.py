@@ -115,20 +115,27 @@ class TurnEvents:
         if kind == "hosted_tool":
             event = orjson.loads(data)
             item = event["item"]
-            if event["phase"] == "done" and item.get("type") == "file_search_call":
+            if event["phase"] == "done" and item.get("type") in (
+                "file_search_call",
+                "code_interpreter_call",
+            ):
                 return self._search(item)
         return b""
 
     def _search(self, item: dict[str, Any]) -> bytes:
-        """A search the server ran: the ``tool_calls`` step of the message that asked for
-        it (created with its first search), and a delta with the search."""
+        """A search or code call the server ran: the ``tool_calls`` step of the message
+        that asked for it (created with its first such call), and a delta with the call."""
         head = b""
         if self.searches is None:
             self.searches = run_step(self.run, self.message, "tool_calls")
             head = frame("thread.run.step.created", self.searches) + frame(
                 "thread.run.step.in_progress", self.searches
             )
-        call = files.search_call(item.get("call_id") or item["id"], item, self.run.tools, False)
+        call_id = item.get("call_id") or item["id"]
+        if item.get("type") == "code_interpreter_call":
+            call = files.code_call(call_id, item)
+        else:
+            call = files.search_call(call_id, item, self.run.tools, False)
         calls = [*self.searches.step_details["tool_calls"], call]
         self.searches = self.searches.model_copy(
             update={"step_details": {"type": "tool_calls", "tool_calls": calls}}
@@ -223,7 +230,10 @@ class TurnEvents:
             reads.turn_end, run_id=self.run.id, message_id=self.message.id
         )
         found = await self.db.read(reads.run_files, run_ids=[run.id]) if message.content else {}
-        return self.ended(run, message, actions, found.get(run.id))
+        drawn = (
+            await self.db.read(reads.message_figures, run_ids=[run.id]) if message.content else {}
+        )
+        return self.ended(run, message, actions, found.get(run.id), drawn.get(message.id, []))
 
     def cut_off(self, error: ParleyError | None) -> bytes:
         if error is not None:
@@ -236,6 +246,7 @@ class TurnEvents:
         message: Message,
         actions: list[Action],
         found: Mapping[str, str] | None = None,
+        figures: Sequence[str] = (),
     ) -> bytes:
         """The closing frames of the turn, given the run, message and actions as stored
         (and the files its searches ``found``, which the message may cite)."""
@@ -244,6 +255,7 @@ class TurnEvents:
             seq = max(message.seq, self.message.seq)
             steps = {s.id: s for s in run_steps(run, [message], actions)}
             final = files.cited(MessagePublic.of(message, (run, seq)), found or {})
+            final = files.with_figures(final, figures)
             name = "thread.message.completed"
             if final.status == "incomplete":
                 name = "thread.message.incomplete"

@@ -24,7 +24,6 @@ from parley.server.faces.kit.resources import MessagePublic, ThreadPublic
 from parley.server.idempotency import Idempotency, Idempotent, answer
 from parley.server.openapi import errors
 from parley.store import threads as store
-from parley.store import vector_stores as stores
 from parley.types import Role
 
 router = APIRouter(tags=["threads"])
@@ -84,9 +83,9 @@ async def get_thread(thread_id: str, user: CurrentUser, svc: Svc) -> ThreadPubli
 
 
 async def _with_resources(svc: Svc, user_id: str, thread: ThreadPublic) -> ThreadPublic:
-    """The thread, with its own store as its ``tool_resources``."""
-    ids = await svc.db.read(stores.thread_stores, user_id=user_id, thread_id=thread.id)
-    resources = {"file_search": {"vector_store_ids": ids}} if ids else {}
+    """The thread, with its own store and its code interpreter files as its
+    ``tool_resources``."""
+    resources = await svc.db.read(reads.thread_tool_resources, user_id=user_id, thread_id=thread.id)
     return thread.model_copy(update={"tool_resources": resources})
 
 

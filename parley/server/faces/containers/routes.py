@@ -110,6 +110,7 @@ async def create_container(
     except BaseException:
         await storages.default.delete([s.key for s in copied])
         raise
+    svc.engine.metrics.container_made()
     svc.usage.count(
         user_id=user.id,
         key_hash=caller.key_hash,

@@ -128,13 +128,14 @@ class Body(BaseModel):
 
 
 class HostedTool(BaseModel):
-    """A tool the server runs (``{"type": "mcp", ...}``, ``{"type": "file_search", ...}``),
+    """A tool the server runs (``{"type": "mcp", ...}``, ``{"type": "file_search", ...}``,
+    ``{"type": "code_interpreter", ...}``),
     read in full by the route (``kit.hosted.kept_tools``: who may use which server is the
     caller's, which stores too)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["mcp", "file_search"]
+    type: Literal["mcp", "file_search", "code_interpreter"]
 
 
 class Tools(Body):

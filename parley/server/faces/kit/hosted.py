@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 MAX_STORES = 16
 #: The ``include`` value that shows a search's results in its ``file_search_call`` item.
 INCLUDE_RESULTS = "file_search_call.results"
+#: The ``include`` value that shows a code interpreter call's outputs in its item.
+INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
+#: The files one ``code_interpreter`` tool's auto container may start with (OpenAI's).
+MAX_CONTAINER_FILES = 50
+#: Memory limits a container may ask for (OpenAI's).
+MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 _FILE_SEARCH_FIELDS = frozenset(
     {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}
 )
@@ -95,7 +101,16 @@ def read_hosted(
     ``file_search`` tool may come in the Assistants API's shape."""
     hosted = Hosted()
     for i, tool in enumerate(given or ()):
-        if isinstance(tool, dict) and tool.get("type") == "file_search":
+        if isinstance(tool, dict) and tool.get("type") == "code_interpreter":
+            if any(e["type"] == "code_interpreter" for e in hosted.entries):
+                raise invalid(f"tools[{i}].type", "give at most one code_interpreter tool.")
+            entry = code_interpreter_entry(
+                tool, f"tools[{i}]", settings=settings, assistants=assistants
+            )
+            if INCLUDE_OUTPUTS in (include or ()):
+                entry["include_outputs"] = True
+            hosted.entries.append(entry)
+        elif isinstance(tool, dict) and tool.get("type") == "file_search":
             if any(e["type"] == "file_search" for e in hosted.entries):
                 raise invalid(f"tools[{i}].type", "give at most one file_search tool.")
             entry = file_search_entry(tool, f"tools[{i}]", assistants=assistants)
@@ -159,6 +174,117 @@ def _mcp(
     if approval is not None:
         entry["require_approval"] = _approval(approval, f"{where}.require_approval")
     return entry, _secrets(tool, where)
+
+
+def code_interpreter_entry(
+    tool: Mapping[str, Any], where: str, *, settings: Settings, assistants: bool = False
+) -> dict[str, Any]:
+    """The stored entry of a ``code_interpreter`` tool (OpenAI's ``CodeInterpreterTool``),
+    checked: ``container`` is a container's id, or ``{"type": "auto", "file_ids",
+    "memory_limit"}`` (the thread's own container, made when it has none). The Assistants
+    API's tool has no ``container`` (its files come from ``tool_resources``). A server that
+    cannot run the tool refuses it here, saying why (``parley.sandbox.probe``)."""
+    why = code_interpreter_unavailable(settings)
+    if why is not None:
+        raise unsupported(f"{where}.type", f"this server cannot run it: {why}.")
+    known = {"type", "container"} if not assistants else {"type", "container", "file_ids"}
+    for key in tool:
+        if key not in known:
+            raise invalid(
+                f"{where}.{key}", "unknown field of a code_interpreter tool.", "unknown_parameter"
+            )
+    container = tool.get("container")
+    if container is None:
+        if not assistants:
+            raise invalid(
+                f"{where}.container",
+                'give a container id, or {"type": "auto"} for one made for the conversation.',
+                "missing_required_parameter",
+            )
+        container = {"type": "auto"}
+    if isinstance(container, str):
+        if not 0 < len(container) <= 128:
+            raise invalid(f"{where}.container", "expected a container id.")
+        return {"type": "code_interpreter", "container": container}
+    if not isinstance(container, dict) or container.get("type", "auto") != "auto":
+        raise invalid(f"{where}.container", 'expected a container id or {"type": "auto"}.')
+    for key in container:
+        if key == "network_policy":
+            policy = container[key]
+            if not isinstance(policy, dict) or policy.get("type") != "disabled":
+                raise unsupported(
+                    f"{where}.container.network_policy",
+                    'a container has no network: only {"type": "disabled"} is taken.',
+                )
+        elif key not in ("type", "file_ids", "memory_limit"):
+            raise invalid(
+                f"{where}.container.{key}",
+                "unknown field of an auto container.",
+                "unknown_parameter",
+            )
+    auto: dict[str, Any] = {"type": "auto"}
+    files = container.get("file_ids")
+    if files is not None:
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise invalid(f"{where}.container.file_ids", "expected a list of file ids.")
+        if len(files) > MAX_CONTAINER_FILES:
+            raise invalid(
+                f"{where}.container.file_ids", f"give at most {MAX_CONTAINER_FILES} files."
+            )
+        auto["file_ids"] = list(dict.fromkeys(files))
+    memory = container.get("memory_limit")
+    if memory is not None:
+        if memory not in MEMORY_LIMITS:
+            raise invalid(
+                f"{where}.container.memory_limit", f"expected one of {', '.join(MEMORY_LIMITS)}."
+            )
+        auto["memory_limit"] = memory
+    return {"type": "code_interpreter", "container": auto}
+
+
+def code_interpreter_unavailable(settings: Settings) -> str | None:
+    """Why this server cannot run the code interpreter (None: it can)."""
+    if not settings.code_interpreter_enabled:
+        return "the server's operator switched the code interpreter off"
+    from parley.sandbox.probe import unavailable
+
+    return unavailable()
+
+
+async def check_containers(
+    db: Database, *, user_id: str, tools: Sequence[Mapping[str, Any]]
+) -> None:
+    """Each ``code_interpreter`` entry among ``tools`` names a container of the user's that
+    has not expired, and files of the user's: else 404 (``container_not_found``,
+    ``file_not_found``) or 400 naming the tool's field."""
+    from parley.store import containers as container_store
+    from parley.store import files as file_store
+
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or tool.get("type") != "code_interpreter":
+            continue
+        container = tool.get("container")
+        if isinstance(container, str):
+            try:
+                found = await db.read(
+                    container_store.get_container, user_id=user_id, container_id=container
+                )
+            except NotFound as exc:
+                raise NotFound(exc.message, code=exc.code, param=f"tools[{i}].container") from None
+            if found.status != "running":
+                raise invalid(
+                    f"tools[{i}].container",
+                    f"the container {container} has expired: make a new one.",
+                    "container_expired",
+                )
+            continue
+        for file_id in (container or {}).get("file_ids") or ():
+            try:
+                await db.read(file_store.get_file, user_id=user_id, file_id=file_id)
+            except NotFound as exc:
+                raise NotFound(
+                    exc.message, code=exc.code, param=f"tools[{i}].container.file_ids"
+                ) from None
 
 
 def file_search_entry(
@@ -228,6 +354,13 @@ def search_options(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
         index.parse_ranking_options(ranking, f"{where}.ranking_options")
         options["ranking_options"] = ranking
     return options
+
+
+async def check_owned(db: Database, *, user_id: str, tools: Sequence[Mapping[str, Any]]) -> None:
+    """What the hosted entries among ``tools`` name is the user's: ``check_stores`` and
+    ``check_containers``."""
+    await check_stores(db, user_id=user_id, tools=tools)
+    await check_containers(db, user_id=user_id, tools=tools)
 
 
 async def check_stores(db: Database, *, user_id: str, tools: Sequence[Mapping[str, Any]]) -> None:
@@ -319,7 +452,8 @@ def kept_tools(
             "it by server_label.",
         )
     entries = iter(hosted.entries)
-    return [next(entries) if t.get("type") in ("mcp", "file_search") else t for t in given]
+    kinds = ("mcp", "file_search", "code_interpreter")
+    return [next(entries) if t.get("type") in kinds else t for t in given]
 
 
 def kept(
@@ -343,20 +477,27 @@ def kept(
 def read_tool_resources(value: Any, param: str = "tool_resources") -> dict[str, Any] | None:
     """An assistant's or thread's ``tool_resources``, checked: ``file_search`` with
     ``vector_store_ids`` (at most one) or ``vector_stores`` to make (at most one:
-    ``file_ids``, ``chunking_strategy``, ``metadata``); ``code_interpreter`` only without
-    files (Parley has no code interpreter)."""
+    ``file_ids``, ``chunking_strategy``, ``metadata``); ``code_interpreter`` with
+    ``file_ids`` (at most ``MAX_CODE_FILES``), the files its container starts with."""
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) - {"file_search", "code_interpreter"}:
         raise invalid(param, "expected an object of file_search and code_interpreter.")
     code = value.get("code_interpreter")
-    if code and (not isinstance(code, dict) or code.get("file_ids")):
-        raise unsupported(
-            f"{param}.code_interpreter", "Parley has no code interpreter to give files to."
-        )
+    code_files: dict[str, Any] = {}
+    if code is not None:
+        where = f"{param}.code_interpreter"
+        if not isinstance(code, dict) or set(code) - {"file_ids"}:
+            raise invalid(where, "expected an object of file_ids.")
+        ids = code.get("file_ids") or []
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            raise invalid(f"{where}.file_ids", "expected a list of file ids.")
+        if len(ids) > MAX_CODE_FILES:
+            raise invalid(f"{where}.file_ids", f"give at most {MAX_CODE_FILES} files.")
+        code_files = {"code_interpreter": {"file_ids": list(dict.fromkeys(ids))}}
     search = value.get("file_search")
     if search is None:
-        return {}
+        return code_files
     where = f"{param}.file_search"
     if not isinstance(search, dict) or set(search) - {"vector_store_ids", "vector_stores"}:
         raise invalid(where, "expected an object of vector_store_ids or vector_stores.")
@@ -386,16 +527,19 @@ def read_tool_resources(value: Any, param: str = "tool_resources") -> dict[str, 
             if store.get(key) is not None and not isinstance(store[key], dict):
                 raise invalid(f"{at}.{key}", "expected an object.")
         made.append({k: v for k, v in store.items() if v is not None})
-    return {"file_search": {"vector_store_ids": list(ids), "vector_stores": made}}
+    return {"file_search": {"vector_store_ids": list(ids), "vector_stores": made}, **code_files}
 
 
 #: The most files one message's attachments, or one store made in passing, may hold.
 MAX_ATTACHED = 100
+#: The most files an assistant's or thread's ``code_interpreter`` resources may give.
+MAX_CODE_FILES = 20
 
 
 def read_attachments(value: Any, param: str = "attachments") -> list[dict[str, Any]] | None:
-    """A message's ``attachments``, checked: ``[{file_id, tools: [{type: file_search}]}]``
-    (a ``code_interpreter`` tool is refused: Parley has none)."""
+    """A message's ``attachments``, checked: ``[{file_id, tools: [{type: file_search} |
+    {type: code_interpreter}]}]``: the file goes into the thread's vector store, its
+    container, or both."""
     if value is None:
         return None
     if not isinstance(value, list):
@@ -413,10 +557,11 @@ def read_attachments(value: Any, param: str = "attachments") -> list[dict[str, A
         tools = attachment.get("tools") or []
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
             raise invalid(f"{at}.tools", "expected a list of tools.")
+        kinds = []
         for k, tool in enumerate(tools):
-            if tool.get("type") == "code_interpreter":
-                raise unsupported(f"{at}.tools[{k}].type", "Parley has no code interpreter.")
-            if tool.get("type") != "file_search":
-                raise invalid(f"{at}.tools[{k}].type", "expected file_search.")
-        kept.append({"file_id": file_id, "tools": [{"type": "file_search"}] if tools else []})
+            if tool.get("type") not in ("file_search", "code_interpreter"):
+                raise invalid(f"{at}.tools[{k}].type", "expected file_search or code_interpreter.")
+            if tool["type"] not in kinds:
+                kinds.append(tool["type"])
+        kept.append({"file_id": file_id, "tools": [{"type": kind} for kind in kinds]})
     return kept

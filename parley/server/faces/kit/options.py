@@ -184,7 +184,8 @@ RESPONSES: dict[str, Rule] = {
     "max_tool_calls": hint("answered back; not enforced"),
     "include": hint(
         "taken; reasoning comes back as text, encrypted content is not made; "
-        "file_search_call.results shows a file search's results"
+        "file_search_call.results shows a file search's results, "
+        "code_interpreter_call.outputs a code call's logs and images"
     ),
     "context_management": hint("taken, not used"),
     "top_logprobs": refused(
@@ -223,10 +224,11 @@ ASSISTANTS: dict[str, Rule] = {
     "tool_outputs": supported(),
     "tool_resources": supported(
         "file_search's vector store (one per assistant, one per thread; vector_stores "
-        "makes it); code_interpreter's files are refused"
+        "makes it); code_interpreter's file_ids, put in the thread's container"
     ),
     "attachments": supported(
-        "files for file_search, put in the thread's vector store; code_interpreter refused"
+        "files for file_search, put in the thread's vector store, and for code_interpreter, "
+        "put in the thread's container"
     ),
 }
 
@@ -238,7 +240,9 @@ NATIVE: dict[str, Rule] = {
     "run_id": supported(),
     "message_id": supported(),
     "instructions": supported(),
-    "tools": supported("function tools, and mcp and file_search tools the server runs"),
+    "tools": supported(
+        "function tools, and mcp, file_search and code_interpreter tools the server runs"
+    ),
     "parameters": supported("sent to the model as given"),
     "content": supported(),
     "images": supported(),
@@ -275,7 +279,12 @@ TOOL_TYPES: dict[str, Rule] = {
         "answer names (Responses, Assistants and Parley's own runs; refused on Chat "
         "Completions): see docs/retrieval.md"
     ),
-    "code_interpreter": refused(f"{_HOSTED}."),
+    "code_interpreter": supported(
+        "the server runs the model's Python in a sandboxed container (bubblewrap) in the "
+        "turn: the container the tool names, or the conversation's own (auto); logs, "
+        "figures and the files the code writes come back (Responses, Assistants and "
+        "Parley's own runs; refused on Chat Completions): see docs/code-interpreter.md"
+    ),
     "web_search": refused(f"{_HOSTED}."),
     "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
 }
@@ -290,12 +299,18 @@ UNFILLED: dict[str, dict[str, str]] = {
     },
     "responses": {
         "output[].content[].logprobs": "always empty",
-        "output[].content[].annotations": "file citations only (after a file_search)",
+        "output[].content[].annotations": (
+            "file citations (after a file_search) and container file citations (after a "
+            "code_interpreter call) only"
+        ),
         "service_tier": "always default",
         "top_logprobs, max_tool_calls, user, ...": "answered back as sent",
     },
     "assistants": {
-        "message content[].text.annotations": "file citations only (after a file_search)",
+        "message content[].text.annotations": (
+            "file citations (after a file_search) and file paths (files a code_interpreter "
+            "call wrote) only"
+        ),
         "message attachments": "always empty",
     },
     "native": {},

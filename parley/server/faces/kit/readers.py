@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from parley.engine import file_search
+from parley.engine import code_interpreter, file_search
 from parley.errors import InvalidRequest
 from parley.providers.file_parts import MAX_FILE_BYTES
 from parley.types import FunctionSpec, ToolSpec, image_type
@@ -102,7 +102,7 @@ ASSISTANTS = Dialect(
 )
 
 #: Tools the server runs itself (``kit.hosted``), on the faces that take them.
-HOSTED_KINDS = frozenset({"mcp", "file_search"})
+HOSTED_KINDS = frozenset({"mcp", "file_search", "code_interpreter"})
 _HOSTED = "give function tools, which your code runs"
 
 
@@ -123,7 +123,11 @@ def read_tools(given: list[Any] | None, dialect: Dialect) -> tuple[list[ToolSpec
         if dialect.hosted and isinstance(kind, str) and kind in HOSTED_KINDS:
             continue
         if kind != "function":
-            takes = "function, mcp and file_search tools" if dialect.hosted else "function tools"
+            takes = (
+                "function, mcp, file_search and code_interpreter tools"
+                if dialect.hosted
+                else "function tools"
+            )
             problem = f"only {takes} are supported (got {kind!r}): {_HOSTED}."
             raise invalid(f"{where}.type", problem, dialect.tool_code)
         nested = "function" in tool if dialect.either else dialect.nested
@@ -197,6 +201,14 @@ def read_tool_choice(
             raise invalid("tool_choice", "no file_search tool is given.")
         name = file_search.NAME if file_search.NAME not in names else file_search.OTHER_NAME
         return {"type": "function", "name": name}
+    if kind == "code_interpreter":
+        if kind not in hosted:
+            raise invalid("tool_choice", "no code_interpreter tool is given.")
+        python = code_interpreter.NAME
+        return {
+            "type": "function",
+            "name": python if python not in names else code_interpreter.OTHER_NAME,
+        }
     if kind == "function":
         name, param = _named(choice, "tool_choice", dialect.nested)
         if not isinstance(name, str) or name not in names:

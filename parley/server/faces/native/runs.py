@@ -13,7 +13,7 @@ from parley.engine import Entry
 from parley.errors import InvalidRequest, ParleyError
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
-from parley.server.faces.kit.hosted import check_stores, kept
+from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
 from parley.server.faces.kit.sse import PING, SSEResponse, entry_frames, sse_response
@@ -83,7 +83,7 @@ async def create_run(
 
     async def make() -> Response:
         tools = None if body.tools is None else kept(body.tools, svc, user, caller.key_id)
-        await check_stores(svc.db, user_id=user.id, tools=tools or [])  # file_search's
+        await check_owned(svc.db, user_id=user.id, tools=tools or [])  # file_search's
         run = await svc.engine.create_run(
             user_id=user.id,
             thread_id=body.thread_id,

@@ -9,7 +9,11 @@ runs: ``output_item.added``, ``mcp_call_arguments.delta`` and ``.done``,
 ``mcp_approval_request`` item, added and done. A file search: ``output_item.added``,
 ``file_search_call.in_progress`` and ``.searching``, then ``file_search_call.completed``
 (unless it failed) and ``output_item.done``; the files it found are kept (``files``) for
-the citations of the text that follows.
+the citations of the text that follows. A code interpreter call: ``output_item.added``,
+``code_interpreter_call.in_progress``, ``code_interpreter_call_code.delta`` and ``.done``,
+``code_interpreter_call.interpreting``, then ``code_interpreter_call.completed`` and
+``output_item.done``; the files its code wrote are kept (``written``) for the
+``container_file_citation`` annotations of the text that follows.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parley.engine import file_search
+from parley.engine import code_interpreter, file_search
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 
 Event = dict[str, Any]
@@ -35,6 +39,8 @@ class HostedItems:
         self.open: dict[str, int] = {}
         #: The files the response's searches found: id by name.
         self.files: dict[str, str] = {}
+        #: The files the response's code wrote: container and file id by path and name.
+        self.written: dict[str, tuple[str, str]] = {}
 
     def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
@@ -50,6 +56,8 @@ class HostedItems:
                 added = {**shown, "tools": []}
             elif kind == "file_search_call":
                 added = {**shown, "status": "in_progress", "results": None}
+            elif kind == "code_interpreter_call":
+                added = {**shown, "status": "in_progress", "code": "", "outputs": None}
             events.append(self.make("response.output_item.added", output_index=index, item=added))
         where = {"item_id": item_id, "output_index": index}
         if phase == "started":
@@ -68,6 +76,14 @@ class HostedItems:
                     self.make("response.file_search_call.in_progress", **where),
                     self.make("response.file_search_call.searching", **where),
                 ]
+            elif kind == "code_interpreter_call":
+                code = item.get("code") or ""
+                events += [
+                    self.make("response.code_interpreter_call.in_progress", **where),
+                    self.make("response.code_interpreter_call_code.delta", **where, delta=code),
+                    self.make("response.code_interpreter_call_code.done", **where, code=code),
+                    self.make("response.code_interpreter_call.interpreting", **where),
+                ]
             return events
         self.output[index] = shown
         self.open.pop(item_id, None)
@@ -80,6 +96,10 @@ class HostedItems:
             self.files.update(file_search.cited_files([item]))
             if status == "completed":
                 events.append(self.make("response.file_search_call.completed", **where))
+        elif kind == "code_interpreter_call":
+            self.written.update(code_interpreter.written_files([item]))
+            if status == "completed":
+                events.append(self.make("response.code_interpreter_call.completed", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))
         return events
 

@@ -1,53 +1,95 @@
 """The server's hosted items as the Responses API shows them, from what a run stores: a
 tool list (``mcp_list_tools``), a call the server ran (``mcp_call``), a call that waits for
 the client's approval (``mcp_approval_request``), a file search (``file_search_call``,
-its ``results`` null unless the request's ``include`` asked for them); and the
-``file_citation`` annotations of an answer's text (``citations_of``)."""
+its ``results`` null unless the request's ``include`` asked for them), a code interpreter
+call (``code_interpreter_call``, its ``outputs`` null unless asked for likewise); and the
+``file_citation`` and ``container_file_citation`` annotations of an answer's text
+(``citations_of``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
 
-from parley.engine import file_search
+from parley.engine import code_interpreter, file_search
 
 #: What a ``file_search_call`` item keeps that the API does not show.
 _SEARCH_ONLY = ("show_results", "error", "call_id")
+#: What a ``code_interpreter_call`` item keeps that the API does not show.
+_CODE_ONLY = ("show_outputs", "error", "call_id", "files", "restarted")
+#: The ``include`` values that show a file search's results, a code call's outputs.
+INCLUDE_RESULTS = "file_search_call.results"
+INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
 
 
-def hosted_item(item: dict[str, Any], *, results: bool = False) -> dict[str, Any]:
+def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[str, Any]:
     """A hosted tool's stored item as the API shows it: a tool list has no status; a file
-    search shows its results only when asked to (by the request that made it, or with
-    ``results``: a later read's ``include``)."""
+    search shows its results, a code interpreter call its outputs, only when asked to (by
+    the request that made it, or by a later read's ``include``). A code call's image output
+    is its ``url`` (a ``data:`` URL of the PNG), as OpenAI's shape has it."""
     kind = item.get("type")
     if kind == "mcp_list_tools":
         return {k: v for k, v in item.items() if k != "status"}
     if kind == "file_search_call":
         shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
-        if not (results or item.get("show_results")):
+        if not (INCLUDE_RESULTS in include or item.get("show_results")):
             shown["results"] = None
+        return shown
+    if kind == "code_interpreter_call":
+        shown = {k: v for k, v in item.items() if k not in _CODE_ONLY}
+        if not (INCLUDE_OUTPUTS in include or item.get("show_outputs")):
+            shown["outputs"] = None
+        elif shown.get("outputs") is not None:
+            shown["outputs"] = [
+                {"type": "image", "url": o["url"]} if o.get("type") == "image" else o
+                for o in shown["outputs"]
+            ]
         return shown
     return dict(item)
 
 
-def citations_of(text: str, files: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The ``file_citation`` annotations of an answer's ``text``: one where it names a file
+def citations_of(
+    text: str,
+    files: Mapping[str, str],
+    written: Mapping[str, tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The annotations of an answer's ``text``: a ``file_citation`` where it names a file
     the response's searches found (``files``: id by name), its ``index`` just after the
-    mention."""
-    return [
-        {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end}
+    mention; a ``container_file_citation`` where it names a file its code wrote
+    (``written``: container and file id by path and by name), spanning the mention."""
+    found: list[tuple[int, dict[str, Any]]] = [
+        (
+            c.end,
+            {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end},
+        )
         for c in file_search.citations(text, files)
     ]
+    for w in code_interpreter.citations(text, written or {}):
+        cited = {
+            "type": "container_file_citation",
+            "container_id": w.container_id,
+            "file_id": w.file_id,
+            "filename": w.filename,
+            "start_index": w.start,
+            "end_index": w.end,
+        }
+        found.append((w.start, cited))
+    found.sort(key=lambda pair: pair[0])
+    return [annotation for _, annotation in found]
 
 
-def with_citations(item: dict[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
+def with_citations(
+    item: dict[str, Any],
+    files: Mapping[str, str],
+    written: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
     """A ``message`` output item, its text annotated with ``citations_of``."""
-    if not files or item.get("type") != "message":
+    if not (files or written) or item.get("type") != "message":
         return item
     content = [
-        {**part, "annotations": citations_of(part["text"], files)}
+        {**part, "annotations": citations_of(part["text"], files, written)}
         if part.get("type") == "output_text"
         else part
         for part in item.get("content") or ()

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, NamedTuple
 
 import orjson
 
-from parley.engine import Approval, NewMessage, file_search
+from parley.engine import Approval, NewMessage, code_interpreter, file_search
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
@@ -296,6 +296,27 @@ def parse_input(
                     item=given,
                 )
             )
+        elif kind == "code_interpreter_call":
+            if current is None:
+                current = _Assistant()
+            given = _code_given(item, index)
+            current.calls.append(
+                {
+                    "id": given["id"],
+                    "name": code_interpreter.NAME,
+                    "arguments": {"code": given["code"]},
+                    "hosted": {"type": "code_interpreter", "item_id": given["id"]},
+                }
+            )
+            flush()
+            out.append(
+                NewMessage(
+                    role=Role.TOOL,
+                    content=code_interpreter.told(given),
+                    tool_call_id=given["id"],
+                    item=given,
+                )
+            )
         elif kind == "item_reference":
             raise _bad(index, "id", "names no item of yours.")
         else:
@@ -342,6 +363,40 @@ def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         "status": status,
         "results": results,
         "show_results": results is not None,
+    }
+
+
+def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """A ``code_interpreter_call`` given back, checked enough to keep: its id, code,
+    container, and outputs when it has them (an image's ``url`` kept as given)."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _bad(index, "id", "expected the item's id.")
+    code = item.get("code") or ""
+    if not isinstance(code, str):
+        raise _bad(index, "code", "expected the code, a string.")
+    container = item.get("container_id")
+    if container is not None and not isinstance(container, str):
+        raise _bad(index, "container_id", "expected a container id.")
+    outputs = item.get("outputs")
+    if outputs is not None and not (
+        isinstance(outputs, list)
+        and all(isinstance(o, dict) and o.get("type") in ("logs", "image") for o in outputs)
+    ):
+        raise _bad(index, "outputs", "expected a list of logs and image outputs, or null.")
+    status = item.get("status") or "completed"
+    if status not in ("in_progress", "interpreting", "completed", "incomplete", "failed"):
+        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    return {
+        "type": "code_interpreter_call",
+        "id": item_id,
+        "status": status,
+        "code": code,
+        "container_id": container,
+        "outputs": outputs,
+        "show_outputs": outputs is not None,
+        "call_id": None,
+        "files": [],
     }
 
 
@@ -508,15 +563,16 @@ def message_items(
     calls: set[str] | None = None,
     status: str = "completed",
     state: bool = False,
-    search_results: bool = False,
+    include: Collection[str] = (),
 ) -> Iterator[dict[str, Any]]:
     """The items of a stored message, in order. For an assistant message, ``calls`` (when
     given) are the call ids to show: the calls handed to the client, not those the server
     answered itself; with ``state``, its provider state (see the module's docstring); with
-    ``search_results``, a file search's results whatever its own request asked."""
+    ``include`` (a later read's), a file search's results and a code interpreter call's
+    outputs whatever its own request asked, when it names them."""
     role = message.role
     if message.item is not None:  # a hosted tool's item: a tool list, a call the server ran
-        yield hosted_item(message.item, results=search_results)
+        yield hosted_item(message.item, include=include)
         return
     if role == Role.TOOL:
         yield {

@@ -16,7 +16,7 @@ from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.server.deps import Services
 from parley.server.faces.kit import options as face_options
 from parley.server.faces.kit.file_inputs import settle
-from parley.server.faces.kit.hosted import check_stores, read_hosted
+from parley.server.faces.kit.hosted import check_owned, read_hosted
 from parley.server.faces.kit.naming import messages_from
 from parley.server.faces.kit.readers import (
     RESPONSES,
@@ -235,7 +235,7 @@ async def plan(
         who=who or Who(user_id),
         include=body.include,
     )
-    await check_stores(svc.db, user_id=user_id, tools=body.tools or [])
+    await check_owned(svc.db, user_id=user_id, tools=body.tools or [])
     if hosted.entries:
         config = replace(config, tools=[*config.tools, *hosted.entries])
     return Plan(

@@ -8,10 +8,11 @@ client sent come back as it sent them, from what the face kept of its request
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine import file_search
+from parley.engine import code_interpreter, file_search
 from parley.errors import NotFound
 from parley.server.faces.responses.hosted_items import with_citations
 from parley.server.faces.responses.items import message_items
@@ -106,6 +107,8 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
 def _hosted_echo(tool: dict[str, Any]) -> dict[str, Any]:
     if tool["type"] == "file_search":
         return file_search_echo(tool)
+    if tool["type"] == "code_interpreter":
+        return {"type": "code_interpreter", "container": tool.get("container")}
     return {"type": tool["type"], **{k: tool.get(k, d) for k, d in _MCP_ECHO.items()}}
 
 
@@ -154,12 +157,12 @@ class StoredResponse:
 
 
 def response_object(
-    stored: StoredResponse, *, state: bool = False, search_results: bool = False
+    stored: StoredResponse, *, state: bool = False, include: Collection[str] = ()
 ) -> dict[str, Any]:
     """The whole response object of a stored run; with ``state`` (the request's ``include``
     asks for ``reasoning.encrypted_content``), its answers' provider state (``items``);
-    with ``search_results`` (it asks for ``file_search_call.results``), its file searches'
-    results."""
+    with ``include`` (the read's), a file search's results and a code interpreter call's
+    outputs when it names them (``hosted_items.hosted_item``)."""
     run = stored.run
     status = STATUS[RunStatus(run.status)]
     body = head(run, status)
@@ -167,7 +170,7 @@ def response_object(
     item_status = "incomplete" if ended_early else "completed"
     if status == "in_progress":
         item_status = "in_progress"
-    body["output"] = output_of(stored, item_status, state, search_results)
+    body["output"] = output_of(stored, item_status, state, include)
     if status not in ("queued", "in_progress"):
         body["completed_at"] = ended_at(run)
         body["usage"] = usage(run.usage)
@@ -179,7 +182,7 @@ def response_object(
 
 
 def output_of(
-    stored: StoredResponse, status: str, state: bool, search_results: bool = False
+    stored: StoredResponse, status: str, state: bool, include: Collection[str] = ()
 ) -> list[dict[str, Any]]:
     """The response's output items, in the order its stream gave them: the calls of an
     answer handed to the client come after the calls of it the server ran (whose results
@@ -187,6 +190,7 @@ def output_of(
     output: list[dict[str, Any]] = []
     handed: list[dict[str, Any]] = []
     files: dict[str, str] = {}  # the files the response's searches found so far
+    written: dict[str, tuple[str, str]] = {}  # the files its code wrote so far
     for message in stored.answers:
         ran = message.item is not None and message.role == Role.TOOL
         if not ran:
@@ -194,11 +198,12 @@ def output_of(
             handed = []
         if message.item is not None:
             files.update(file_search.cited_files([message.item]))
+            written.update(code_interpreter.written_files([message.item]))
         shown = message_items(
-            message, calls=stored.calls, status=status, state=state, search_results=search_results
+            message, calls=stored.calls, status=status, state=state, include=include
         )
         for item in shown:
-            item = with_citations(item, files)
+            item = with_citations(item, files, written)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
 

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from parley.engine import Entry
 from parley.errors import InvalidRequest
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
-from parley.server.faces.kit.hosted import INCLUDE_RESULTS, who_of
+from parley.server.faces.kit.hosted import who_of
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump
@@ -159,10 +159,7 @@ async def retrieve_response(
     include = [*(include or ()), *(include_listed or ())]
     stored = await svc.db.read(reads.kept_response, user_id=user.id, response_id=response_id)
     if not stream:
-        results = INCLUDE_RESULTS in include
-        return JSONResponse(
-            response_object(stored, state=wants_state(include), search_results=results)
-        )
+        return JSONResponse(response_object(stored, state=wants_state(include), include=include))
     return _resumed(
         svc,
         stored,

@@ -304,8 +304,8 @@ class ResponseEvents:
             ]
         else:
             closing = []
-            if current.kind == "message" and self.hosted.files:
-                done_item = with_citations(done_item, self.hosted.files)
+            if current.kind == "message" and (self.hosted.files or self.hosted.written):
+                done_item = with_citations(done_item, self.hosted.files, self.hosted.written)
                 closing = self._annotations(done_item, where)
             part = done_item["content"][0]
             if current.kind == "message":

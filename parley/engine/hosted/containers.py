@@ -1,0 +1,471 @@
+"""The containers this replica runs code in: the bridge between the containers the database
+keeps (``store.containers``: their rows and their files, whose bytes are in the file storage
+every replica reaches) and the sandboxes that run their Python here (``parley.sandbox``).
+
+A container's Python lives on one replica at a time, its *home* (``containers.home``). A
+call reaching a replica that is not the container's home starts the container again there:
+its files are written from the file storage into a fresh ``/mnt/data``, a new Python starts,
+and the replica becomes the home; the old home, at its next call, sees it is no longer the
+home and starts again likewise. The files carry over; the variables of the Python that ran
+elsewhere do not (the call says so: ``Result.restarted``).
+
+Before each call the container's files are brought up to date with the database (a file added
+or deleted through ``/v1/containers/{id}/files`` since), and after it the files the code
+wrote or changed are stored (source ``assistant``) and those it deleted are forgotten.
+Kernels idle past their container's expiry, or whose container expired or was deleted, are
+closed by ``reap``; at start, sandboxes a dead server left running are killed
+(``sandbox.runtime.sweep_orphans``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from parley.config import Settings
+from parley.engine.hosted.code_interpreter import Interpreter, Result, Written
+from parley.errors import InvalidRequest, NotFound, ParleyError
+from parley.files.storage import Storages
+from parley.metrics import Metrics
+from parley.store import containers as store
+from parley.store import tables
+from parley.store.db import Database, new_id, now
+from parley.store.files import StoredBytes
+
+if TYPE_CHECKING:
+    from parley.sandbox.files import Entry
+    from parley.sandbox.runtime import Kernel
+    from parley.store.records import Container
+
+log = logging.getLogger("parley.engine.containers")
+
+#: Seconds between rounds of ``reap``.
+REAP_SECONDS = 30.0
+#: Files one call may leave in the store at most (the first ones, by path).
+MOST_FILES = 100
+#: Files one container keeps at most (past that, new ones are not stored).
+MOST_KEPT = 1000
+
+DATA = "/mnt/data/"
+
+
+@dataclass(eq=False)
+class _Live:
+    """A container's Python on this replica."""
+
+    kernel: Kernel
+    directory: Path
+    #: The storage key of each file as last written or read here, by path under /mnt/data.
+    synced: dict[str, str] = field(default_factory=dict)
+    used: float = field(default_factory=time.monotonic)
+    idle_limit: float = 20 * 60.0
+
+
+class Containers:
+    """This replica's containers' sandboxes."""
+
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+        self.db = db
+        self.settings = settings
+        self.metrics = metrics
+        self.storages = Storages(settings, db)
+        #: This process, as the ``home`` of the containers it runs (a restarted server is
+        #: another home: its kernels are gone).
+        self.node = new_id("node")
+        self.root = settings.containers_directory()
+        self.live: dict[str, _Live] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._swept = False
+
+    # ------------------------------------------------------------------ availability
+
+    def unavailable(self) -> str | None:
+        """Why this server cannot run the code interpreter (None: it can)."""
+        if not self.settings.code_interpreter_enabled:
+            return "the server's operator switched the code interpreter off"
+        from parley.sandbox.probe import unavailable
+
+        return unavailable()
+
+    # ---------------------------------------------------------------------- resolve
+
+    async def container_for(
+        self,
+        interpreter: Interpreter,
+        *,
+        user_id: str,
+        thread_id: str,
+        key_hash: str | None,
+    ) -> Container:
+        """The container a call runs in: the one the entry names (404 when it is not the
+        user's; 400 when it expired), else the thread's auto container while it runs, else a
+        new one holding the entry's files."""
+        if interpreter.container_id is not None:
+            found = await self.db.read(
+                store.get_container, user_id=user_id, container_id=interpreter.container_id
+            )
+            if found.status != "running":
+                raise InvalidRequest(
+                    f"The container {found.id} has expired: make a new one.",
+                    code="container_expired",
+                )
+            return found
+        kept = await self.db.read(store.thread_container, user_id=user_id, thread_id=thread_id)
+        if kept is not None:
+            return kept
+        made = await self.db.write(
+            store.create_container,
+            user_id=user_id,
+            name=f"auto {thread_id}",
+            memory_limit=interpreter.memory_limit or self.settings.code_interpreter_memory_limit,
+            expires_after_minutes=self.settings.code_interpreter_idle_minutes,
+            origin="auto",
+            thread_id=thread_id,
+            key_hash=key_hash,
+            most=self.settings.code_interpreter_max_containers,
+        )
+        self.metrics.container_made()
+        if interpreter.file_ids:
+            from parley.store import files as file_store
+
+            for file_id in interpreter.file_ids:
+                try:
+                    found_file = await self.db.read(
+                        file_store.get_file, user_id=user_id, file_id=file_id
+                    )
+                except NotFound:
+                    continue  # deleted since the request was checked
+                stored = await self.storages.default.put(
+                    self.storages.of(found_file.storage).read(found_file.storage_key)
+                )
+                path = _file_path(found_file.filename, found_file.id)
+                await self.db.write(
+                    store.add_container_file,
+                    user_id=user_id,
+                    container_id=made.id,
+                    path=path,
+                    source="user",
+                    stored=stored,
+                )
+        return made
+
+    # -------------------------------------------------------------------------- run
+
+    async def run(self, container: Container, code: str, *, image_files: bool = False) -> Result:
+        """Run ``code`` in ``container``'s Python on this replica (started here when it is
+        not), its files synced before and stored after; with ``image_files``, each figure
+        kept among the user's files too (purpose ``assistants_output``)."""
+        lock = self._locks.setdefault(container.id, asyncio.Lock())
+        async with lock:
+            result = await self._run(container, code)
+        if image_files and result.images:
+            result = replace(
+                result, images=[await self._as_file(container, i) for i in result.images]
+            )
+        return result
+
+    async def _as_file(
+        self, container: Container, image: tuple[Written, bytes]
+    ) -> tuple[Written, bytes]:
+        """A figure kept among the user's files as well (over their quota: not kept)."""
+        from parley.store import files as file_store
+
+        written, png = image
+        stored = await self.storages.default.put(_once(png))
+        try:
+            made = await self.db.write(
+                file_store.create_file,
+                user_id=container.user_id,
+                filename=written.filename,
+                purpose="assistants_output",
+                size=stored.size,
+                sha256=stored.sha256,
+                mime_type="image/png",
+                stored=StoredBytes(stored.kind, stored.key),
+                expires_after=None,
+                quota=self.settings.files_user_quota_bytes,
+            )
+        except ParleyError:
+            await self.storages.default.delete([stored.key])
+            return image
+        return replace(written, image_file_id=made.id), png
+
+    async def _run(self, container: Container, code: str) -> Result:
+        from parley.sandbox import files as sandbox_files
+
+        self._start_reaper()
+        previous = await self.db.write(store.claim_home, container_id=container.id, node=self.node)
+        live = self.live.get(container.id)
+        restarted = False
+        if live is not None and previous != self.node:
+            await self._close(container.id)  # another replica ran it since: start afresh
+            live = None
+        if live is None:
+            restarted = previous is not None
+            live = await self._start(container)
+        else:
+            await self._sync(container, live)
+        before = await asyncio.to_thread(sandbox_files.scan, live.directory)
+        outcome = await live.kernel.run(code)
+        live.used = time.monotonic()
+        self.metrics.sandbox_call(outcome.ended, outcome.took)
+        after = await asyncio.to_thread(sandbox_files.scan, live.directory)
+        written = await self._store_changes(container, live, before, after)
+        images = await self._store_images(container, live, outcome.images)
+        return Result(
+            logs=outcome.logs,
+            images=images,
+            files=written,
+            error=outcome.error,
+            restarted=restarted or outcome.restarted,
+            took=outcome.took,
+            ended=outcome.ended,
+        )
+
+    async def _start(self, container: Container) -> _Live:
+        from parley.sandbox.limits import Limits
+        from parley.sandbox.probe import sandbox_python
+        from parley.sandbox.runtime import Kernel, sweep_orphans
+
+        if not self._swept:
+            self._swept = True
+            killed = await asyncio.to_thread(sweep_orphans, self.root)
+            if killed:
+                log.warning("killed %d sandboxes a stopped server left running", killed)
+        directory = self.root / container.id
+        await asyncio.to_thread(_empty, directory)
+        live_files = await self.db.read(store.all_container_files, container_id=container.id)
+        synced = {}
+        for found in live_files:
+            await self._fetch(found.storage, found.storage_key, directory, found.path)
+            synced[found.path] = found.storage_key
+        limits = Limits.of(self.settings, container.memory_limit)
+        kernel = await Kernel.start(
+            directory=directory,
+            limits=limits,
+            python=sandbox_python(self.settings),
+            label=container.id,
+        )
+        live = _Live(kernel, directory, synced, idle_limit=container.expires_after_minutes * 60.0)
+        self.live[container.id] = live
+        self.metrics.containers_alive(len(self.live))
+        return live
+
+    async def _sync(self, container: Container, live: _Live) -> None:
+        """Bring ``live``'s files up to date with the database's."""
+        from parley.sandbox import files as sandbox_files
+
+        kept = await self.db.read(store.all_container_files, container_id=container.id)
+        paths = {f.path for f in kept}
+        for path in [p for p in live.synced if p not in paths]:
+            await asyncio.to_thread(sandbox_files.remove, live.directory, _relative(path))
+            del live.synced[path]
+        for found in kept:
+            if live.synced.get(found.path) != found.storage_key:
+                await self._fetch(found.storage, found.storage_key, live.directory, found.path)
+                live.synced[found.path] = found.storage_key
+
+    async def _fetch(self, kind: str, key: str, directory: Path, path: str) -> None:
+        from parley.sandbox import files as sandbox_files
+
+        data = b"".join([c async for c in self.storages.of(kind).read(key)])
+        await asyncio.to_thread(sandbox_files.write, directory, _relative(path), data)
+
+    async def _store_changes(
+        self,
+        container: Container,
+        live: _Live,
+        before: dict[str, Entry],
+        after: dict[str, Entry],
+    ) -> list[Written]:
+        """Store the files the call wrote or changed; forget those it deleted."""
+        from parley.sandbox import files as sandbox_files
+
+        gone = [p for p in before if p not in after]
+        for rel in gone:
+            path = DATA + rel
+            found = await self.db.read(
+                store.container_file_at, container_id=container.id, path=path
+            )
+            if found is not None:
+                gone_bytes = await self.db.write(
+                    store.delete_container_file,
+                    user_id=container.user_id,
+                    container_id=container.id,
+                    file_id=found.id,
+                )
+                await self._forget([gone_bytes])
+            live.synced.pop(path, None)
+        changed = sorted(p for p, e in after.items() if before.get(p) != e)[:MOST_FILES]
+        written = []
+        most = self.settings.code_interpreter_max_file_bytes
+        for rel in changed:
+            path = DATA + rel
+            try:
+                data = await asyncio.to_thread(sandbox_files.read, live.directory, rel, most=most)
+            except (OSError, ValueError):
+                continue  # gone, replaced by a link, or past the limit since the scan
+            row = await self._keep(container, path, data)
+            if row is None:
+                break
+            live.synced[path] = row[1]
+            written.append(Written(row[0], path, len(data)))
+        return written
+
+    async def _store_images(
+        self, container: Container, live: _Live, images: Iterable[bytes]
+    ) -> list[tuple[Written, bytes]]:
+        """Keep each figure as a file of the container (and in its ``/mnt/data``)."""
+        from parley.sandbox import files as sandbox_files
+
+        kept = []
+        for png in images:
+            rel = f"figure-{secrets.token_hex(6)}.png"
+            path = DATA + rel
+            with contextlib.suppress(OSError, ValueError):
+                await asyncio.to_thread(sandbox_files.write, live.directory, rel, png)
+            row = await self._keep(container, path, png)
+            if row is None:
+                break
+            live.synced[path] = row[1]
+            kept.append((Written(row[0], path, len(png)), png))
+        return kept
+
+    async def _keep(self, container: Container, path: str, data: bytes) -> tuple[str, str] | None:
+        """Store ``data`` as the container's file at ``path``: (its id, its key)."""
+        stored = await self.storages.default.put(_once(data))
+        try:
+            row, old = await self.db.write(
+                store.add_container_file,
+                user_id=container.user_id,
+                container_id=container.id,
+                path=path,
+                source="assistant",
+                stored=stored,
+                disk_bytes=self.settings.code_interpreter_disk_bytes,
+            )
+        except ParleyError:
+            await self.storages.default.delete([stored.key])
+            return None
+        if old is not None:
+            await self._forget([old])
+        return row.id, stored.key
+
+    async def _forget(self, found: list[StoredBytes]) -> None:
+        try:
+            await self.storages.delete(found)
+        except Exception:
+            log.warning("could not delete a container file's old bytes", exc_info=True)
+
+    # ------------------------------------------------------------------------ upkeep
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while self.live:
+            await asyncio.sleep(REAP_SECONDS)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("closing idle containers failed; retrying")
+
+    async def reap(self) -> int:
+        """Close the kernels idle past their container's expiry, and those whose container
+        expired, was deleted, or moved to another replica. Returns how many closed."""
+        now = time.monotonic()
+        ids = list(self.live)
+        states = await self.db.read(container_states, container_ids=ids)
+        closed = 0
+        for cid in ids:
+            live = self.live.get(cid)
+            if live is None or self._locks.get(cid, asyncio.Lock()).locked():
+                continue
+            state = states.get(cid)
+            idle = now - live.used > live.idle_limit
+            if idle or state is None or state[0] != "running" or state[1] != self.node:
+                await self._close(cid, remove=state is None or state[0] != "running")
+                closed += 1
+        return closed
+
+    async def _close(self, container_id: str, *, remove: bool = False) -> None:
+        live = self.live.pop(container_id, None)
+        if live is None:
+            return
+        await live.kernel.close()
+        if remove:
+            await asyncio.to_thread(shutil.rmtree, live.directory, True)
+        self.metrics.containers_alive(len(self.live))
+
+    async def forget(self, container_id: str) -> None:
+        """Close ``container_id``'s kernel here, and remove its directory (it was deleted)."""
+        await self._close(container_id, remove=True)
+
+    async def aclose(self) -> None:
+        """Close every kernel (the engine stops)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for cid in list(self.live):
+            await self._close(cid)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _empty(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+
+
+def _relative(path: str) -> str:
+    return path.removeprefix(DATA)
+
+
+def _file_path(filename: str | None, file_id: str) -> str:
+    """Where a file given to a container goes: ``/mnt/data/`` and its base name (its id
+    when the name is not one a container can keep)."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        return store.file_path(base)
+    except ParleyError:
+        return store.file_path(file_id)
+
+
+def container_states(
+    conn: Connection, *, container_ids: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """The status and home of each of ``container_ids`` still in the database (an expired
+    one's status is ``expired`` as soon as it is due)."""
+    if not container_ids:
+        return {}
+    at = now()
+    rows = conn.execute(
+        select(
+            tables.containers.c.id,
+            tables.containers.c.status,
+            tables.containers.c.home,
+            tables.containers.c.last_active_at,
+            tables.containers.c.expires_after_minutes,
+        ).where(tables.containers.c.id.in_(container_ids))
+    )
+    states = {}
+    for row in rows:
+        due = row.last_active_at + row.expires_after_minutes * 60 <= at
+        states[row.id] = ("expired" if due else row.status, row.home)
+    return states
