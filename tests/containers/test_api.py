@@ -339,3 +339,19 @@ def test_the_openapi_document_has_the_routes(containers_server: ContainersServer
     body = paths["/v1/containers/{container_id}/files"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "multipart/form-data"}
     assert "get" in paths["/v1/containers/{container_id}/files/{file_id}/content"]
+
+
+def _made(containers_server: ContainersServer) -> float:
+    text = httpx.get(f"{containers_server.server.base_url}/metrics").text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("parley_containers_created_total")]
+    return float(line.split()[-1])
+
+
+def test_each_container_made_is_counted_in_the_metrics(
+    sdk: Any, containers_server: ContainersServer
+) -> None:
+    before = _made(containers_server)
+    sdk.containers.create(name="counted")
+    with pytest.raises(openai.BadRequestError):
+        sdk.containers.create(name="refused", skills=[{"type": "skill_reference", "skill_id": "s"}])
+    assert _made(containers_server) == before + 1
