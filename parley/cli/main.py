@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from parley import __version__
 from parley.cli import admin as admin_cli
 from parley.cli import db as db_cli
+from parley.cli import sandbox as sandbox_cli
 from parley.cli import usage as usage_cli
 from parley.cli.extras import missing_extra
 
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_db_options(usage_cli.add_parser(sub))
     db_cli.add_parser(sub, _add_db_options)
+    sandbox_cli.add_parser(sub, _add_db_options)
     return parser
 
 
@@ -405,6 +407,8 @@ def _server_command(args: argparse.Namespace) -> int:
             return usage_cli.run(settings, args)
         if args.command == "db":
             return db_cli.run(settings, args)
+        if args.command == "sandbox":
+            return sandbox_cli.run(settings, args)
         if args.command in ("users", "keys"):
             return admin_cli.run(settings, args)
     except ConfigError as exc:
