@@ -51,11 +51,23 @@ $(AGENTS): | $(STAMP)
 	$(PY) -m pip install -q --target $(VENV)/agents 'openai-agents==0.24.0'
 	touch $(AGENTS)
 
+# The code interpreter's sandbox environment (numpy, pandas, matplotlib: parley sandbox
+# setup) at $(VENV)/sandbox, where parley.sandbox.probe.sandbox_python finds it beside the
+# venv. When pip cannot make it (offline), the tool runs without those libraries: the tests
+# that need them skip and say why; under CI=true they fail.
+SANDBOX_ENV := $(VENV)/sandbox/.installed
+$(SANDBOX_ENV): parley/sandbox/setup.py | $(STAMP)
+	@if $(VENV)/bin/parley sandbox setup --dir $(VENV)/sandbox >/dev/null; then \
+		touch $(SANDBOX_ENV); \
+	else \
+		echo "== parley sandbox setup --dir $(VENV)/sandbox failed (numpy tests skip; fail under CI=true)"; \
+	fi
+
 # make run PORT=8800 WEB_PORT=5050 HOST=0.0.0.0: on make's command line only (a PORT or HOST
 # of the environment is some other program's). Unset, parley run's options are not given, so
 # PARLEY_PORT, PARLEY_WEB_PORT and PARLEY_HOST apply, else 8700, 5000 and 127.0.0.1.
 given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
-run: $(STAMP)
+run: $(STAMP) $(SANDBOX_ENV)
 	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)$(call given,HOSTED_MCP, --hosted-mcp)
 
 # A small MCP server for trying the server's hosted MCP tools (docs/mcp.md).
@@ -70,7 +82,7 @@ mcp-example: $(STAMP)
 # a pool of connections, and two workers' servers at once went past PostgreSQL's default
 # max_connections (100: "too many clients").
 TEST_WORKERS ?= $(if $(PARLEY_TEST_DATABASE_URL),0,2)
-test: $(STAMP) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
+test: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
@@ -98,7 +110,7 @@ dist: $(STAMP)
 	$(PY) -m build --no-isolation --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
 
-bench: $(STAMP)
+bench: $(STAMP) $(SANDBOX_ENV)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
