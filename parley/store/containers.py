@@ -390,8 +390,11 @@ def add_container_file(
 def list_container_files(
     conn: Connection, *, user_id: str, container_id: str, page: ListQuery
 ) -> tuple[list[ContainerFile], bool]:
-    """A page of the container's files, by ``created_at``; the container is used now."""
+    """A page of the container's files, by ``created_at``; the container is used now. An
+    expired container has none (the sweep deletes their rows later)."""
     found = get_container(conn, user_id=user_id, container_id=container_id)
+    if found.status != "running":
+        return [], False
     rows, more = fetch_page(
         conn,
         container_files,
@@ -406,9 +409,11 @@ def list_container_files(
 def get_container_file(
     conn: Connection, *, user_id: str, container_id: str, file_id: str
 ) -> ContainerFile:
-    """A file of the user's container; ``NotFound`` for the container, then for the file.
-    The container is used now."""
+    """A file of the user's container; ``NotFound`` for the container, then for the file
+    (every file of an expired container). The container is used now."""
     found = get_container(conn, user_id=user_id, container_id=container_id)
+    if found.status != "running":
+        raise container_file_not_found(found.id, file_id)
     row = conn.execute(
         select(container_files).where(
             container_files.c.id == file_id, container_files.c.container_id == found.id

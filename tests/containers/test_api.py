@@ -258,15 +258,18 @@ def test_an_expired_container_loses_its_files_and_says_so(
     kept = sdk.containers.create(
         name="kept", expires_after={"anchor": "last_active_at", "minutes": 1}
     )
-    sdk.containers.files.create(box.id, file=("data.csv", CSV))
+    early = sdk.containers.files.create(box.id, file=("data.csv", CSV))
     sdk.containers.files.create(kept.id, file=("data.csv", CSV))
     keys = containers_server.keys_of(box.id)
     assert keys and containers_server.has_bytes(*keys[0])
 
     containers_server.idle(box.id, 61)
     containers_server.idle(kept.id, 30)  # not yet
-    # Read as expired at once, before any sweep; it takes no more files.
+    # Read as expired at once, before any sweep: no files, and it takes no more.
     assert sdk.containers.retrieve(box.id).status == "expired"
+    assert sdk.containers.files.list(box.id).data == []
+    with pytest.raises(openai.NotFoundError):
+        sdk.containers.files.content.retrieve(early.id, container_id=box.id)
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.containers.files.create(box.id, file=("more.txt", b"more"))
     assert caught.value.code == "container_expired"
