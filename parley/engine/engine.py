@@ -125,6 +125,7 @@ class Engine:
         if self.bus is not None:
             await self.bus.start(self._cancelled_elsewhere)
         await self.upkeep.start()
+        await self.runner.hosted.containers.start()
 
     async def stop(self) -> None:
         """Stop background work; turns still running end ``incomplete``, text kept; no new

@@ -89,6 +89,22 @@ class Containers:
         self._reaper: asyncio.Task[None] | None = None
         self._swept = False
 
+    async def start(self) -> None:
+        """Kill the sandboxes an earlier life of this server left running (its pid files
+        under the containers' directory), before any container starts here."""
+        if self._swept:
+            return
+        self._swept = True
+        from parley.sandbox.runtime import sweep_orphans
+
+        try:
+            killed = await asyncio.to_thread(sweep_orphans, self.root)
+        except OSError:
+            log.warning("could not look for sandboxes left running", exc_info=True)
+            return
+        if killed:
+            log.warning("killed %d sandboxes a stopped server left running", killed)
+
     # ------------------------------------------------------------------ availability
 
     def unavailable(self) -> str | None:
@@ -237,13 +253,9 @@ class Containers:
     async def _start(self, container: Container) -> _Live:
         from parley.sandbox.limits import Limits
         from parley.sandbox.probe import sandbox_python
-        from parley.sandbox.runtime import Kernel, sweep_orphans
+        from parley.sandbox.runtime import Kernel
 
-        if not self._swept:
-            self._swept = True
-            killed = await asyncio.to_thread(sweep_orphans, self.root)
-            if killed:
-                log.warning("killed %d sandboxes a stopped server left running", killed)
+        await self.start()
         directory = self.root / container.id
         await asyncio.to_thread(_empty, directory)
         live_files = await self.db.read(store.all_container_files, container_id=container.id)
