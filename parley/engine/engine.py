@@ -94,6 +94,7 @@ class Engine:
             bus=self.bus,
         )
         runner = self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)
+        runner.hosted.containers.usage = usage
         #: Reads files given with messages (``engine.file_inputs``), for turns and faces.
         self.files = runner.files
         self.launcher = Launcher(db, providers, runner, self.turns, self._check_open, usage)

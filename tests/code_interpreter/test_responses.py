@@ -8,6 +8,7 @@ the call's logs, and the server goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
 import time
@@ -337,3 +338,25 @@ async def test_the_call_reaches_each_provider(served: Served, kind: str) -> None
     assert offered_names(kind, asked) == ["python"]
     ((_, result),) = results_of(kind, told)
     assert result.strip() == "42"
+
+
+async def test_an_auto_container_counts_in_the_key_s_usage(served: Served) -> None:
+    key = served.server.new_user("counted")
+    async with httpx.AsyncClient(
+        base_url=f"{served.server.base_url}/v1",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as http:
+        tool = {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}}
+        made = await http.post(
+            "/responses", json={"model": "demo/parley", "input": "python 1", "tools": [tool]}
+        )
+        assert made.status_code == 200, made.text
+        deadline = time.monotonic() + 15
+        while True:
+            report = (await http.get("/usage", params={"group_by": "face,model"})).json()
+            lines = [line for line in report["data"] if line["face"] == "containers"]
+            if lines or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    assert [(line["model"], line["requests"]) for line in lines] == [("container/4g", 1)]

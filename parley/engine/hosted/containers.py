@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from parley.config import Settings
 from parley.engine.hosted.code_interpreter import Interpreter, Result, Written
+from parley.engine.usage import UsageCounter
 from parley.errors import InvalidRequest, NotFound, ParleyError
 from parley.files.storage import Storages
 from parley.metrics import Metrics
@@ -42,6 +43,7 @@ from parley.store import containers as store
 from parley.store import tables
 from parley.store.db import Database, new_id, now
 from parley.store.files import StoredBytes
+from parley.types import Usage
 
 if TYPE_CHECKING:
     from parley.sandbox.files import Entry
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.engine.containers")
 
+#: The usage face of the containers made (docs/usage.md), the same as the containers API's.
+USAGE_FACE = "containers"
 #: Seconds between rounds of ``reap``.
 REAP_SECONDS = 30.0
 #: Files one call may leave in the store at most (the first ones, by path).
@@ -88,6 +92,9 @@ class Containers:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._swept = False
+        #: Counts the containers a tool makes against the API key of the turn's request
+        #: (the engine's, set by it), as ``POST /v1/containers`` counts its own.
+        self.usage: UsageCounter | None = None
 
     async def start(self) -> None:
         """Kill the sandboxes an earlier life of this server left running (its pid files
@@ -153,6 +160,14 @@ class Containers:
             most=self.settings.code_interpreter_max_containers,
         )
         self.metrics.container_made()
+        if self.usage is not None and key_hash is not None:
+            self.usage.count(
+                user_id=user_id,
+                key_hash=key_hash,
+                model=f"container/{made.memory_limit}",
+                face=USAGE_FACE,
+                used=Usage(),
+            )
         if interpreter.file_ids:
             from parley.store import files as file_store
 
