@@ -131,18 +131,7 @@ def create_container(
     ``most`` running already (0: no cap)."""
     at = db.now() if now is None else now
     _lock(conn, users, user_id)  # two made at once are counted one after the other
-    if most > 0:
-        running = conn.execute(
-            select(func.count())
-            .select_from(containers)
-            .where(containers.c.user_id == user_id, containers.c.status == "running", ~_due(at))
-        ).scalar_one()
-        if running >= most:
-            raise InvalidRequest(
-                f"You have {running} running containers, the most this server allows per "
-                f"user ({most}): delete one, or wait for one to expire.",
-                code="too_many_containers",
-            )
+    check_room(conn, user_id=user_id, most=most, now=at)
     row = Container(
         id=container_id(),
         user_id=user_id,
@@ -159,6 +148,25 @@ def create_container(
     )
     conn.execute(insert(containers).values(**row.values()))
     return row
+
+
+def check_room(conn: Connection, *, user_id: str, most: int, now: float | None = None) -> None:
+    """Raise the 400 ``too_many_containers`` when the user has ``most`` running containers
+    (0: no cap)."""
+    if most <= 0:
+        return
+    at = db.now() if now is None else now
+    running = conn.execute(
+        select(func.count())
+        .select_from(containers)
+        .where(containers.c.user_id == user_id, containers.c.status == "running", ~_due(at))
+    ).scalar_one()
+    if running >= most:
+        raise InvalidRequest(
+            f"You have {running} running containers, the most this server allows per "
+            f"user ({most}): delete one, or wait for one to expire.",
+            code="too_many_containers",
+        )
 
 
 def get_container(conn: Connection, *, user_id: str, container_id: str) -> Container:

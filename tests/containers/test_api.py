@@ -245,6 +245,10 @@ def test_a_user_has_at_most_the_configured_running_containers(sdk: Any) -> None:
         sdk.containers.create(name="one too many")
     assert caught.value.code == "too_many_containers"
     assert str(MOST) in caught.value.message
+    uploaded = sdk.files.create(file=("big.csv", CSV), purpose="assistants")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.containers.create(name="with a file", file_ids=[uploaded.id])
+    assert caught.value.code == "too_many_containers"
     sdk.containers.delete(made[0].id)
     sdk.containers.create(name="room again")
 

@@ -14,9 +14,14 @@ from parley.store import files as file_store
 from parley.store.records import StoredFile
 
 
-def files_to_copy(conn: Connection, *, user_id: str, file_ids: Sequence[str]) -> list[StoredFile]:
+def files_to_copy(
+    conn: Connection, *, user_id: str, file_ids: Sequence[str], most: int
+) -> list[StoredFile]:
     """The user's files of ``file_ids`` (``NotFound`` naming the first that is not), each
-    once; a 400 when two have the same name (they would land at the same path)."""
+    once; a 400 when two have the same name (they would land at the same path). With
+    files to copy, a user who may make no more containers is refused first."""
+    if file_ids:
+        store.check_room(conn, user_id=user_id, most=most)
     found = [file_store.get_file(conn, user_id=user_id, file_id=i) for i in dict.fromkeys(file_ids)]
     seen: dict[str, str] = {}
     for f in found:

@@ -88,7 +88,12 @@ async def create_container(
 ) -> ContainerPublic:
     settings = svc.settings
     user = caller.user
-    sources = await svc.db.read(reads.files_to_copy, user_id=user.id, file_ids=body.file_ids or ())
+    sources = await svc.db.read(
+        reads.files_to_copy,
+        user_id=user.id,
+        file_ids=body.file_ids or (),
+        most=settings.code_interpreter_max_containers,
+    )
     paths = [store.file_path(f.filename) for f in sources]
     copied = await _copies(storages, sources)
     try:
