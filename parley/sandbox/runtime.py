@@ -318,9 +318,28 @@ class Kernel:
         assert self._writer is not None
         body = json.dumps({"code": code}).encode("utf-8", "surrogatepass")
         self._writer.write(struct.pack(">I", len(body)) + body)
-        cap = limits.output_bytes * 2 + limits.output_bytes + IMAGES * (IMAGE_BYTES * 4 // 3 + 8)
-        reply = asyncio.ensure_future(self._receive(cap + (1 << 20)))
+        # Logs and error text, each at most output_bytes, JSON-escaped (up to 6 bytes for
+        # one), the images in base64, and room for the rest.
+        cap = 12 * limits.output_bytes + IMAGES * (IMAGE_BYTES * 4 // 3 + 8) + (1 << 20)
+        reply = asyncio.ensure_future(self._receive(cap))
         watch = asyncio.ensure_future(self._watch())
+        try:
+            return await self._await_reply(reply, watch)
+        except asyncio.CancelledError:
+            # The caller gave up: the kernel's reply would answer the next call instead.
+            # Killed now; the next call starts it again and says so.
+            if self.pid is not None:
+                _kill_tree(self.pid)
+            raise
+        finally:
+            watch.cancel()
+            if not reply.done():
+                reply.cancel()
+            elif not reply.cancelled():
+                reply.exception()  # retrieved: it was read, or the sandbox is gone
+
+    async def _await_reply(self, reply: asyncio.Future[Any], watch: asyncio.Future[str]) -> Outcome:
+        limits = self.limits
         interrupted = False
         try:
             done, _ = await asyncio.wait(
@@ -339,10 +358,6 @@ class Kernel:
                 return self._lost("limit", watch.result(), subject=False)
         finally:
             watch.cancel()
-            if not reply.done():
-                reply.cancel()
-            elif not reply.cancelled():
-                reply.exception()  # retrieved: it is read below, or the sandbox is gone
         try:
             return self._outcome(reply.result(), interrupted)
         except (asyncio.IncompleteReadError, ConnectionError):

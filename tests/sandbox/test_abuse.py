@@ -43,13 +43,14 @@ async def test_a_fork_bomb_is_bounded(kernel: Kernel, neighbour: Kernel) -> None
 async def test_a_memory_bomb_ends_at_the_memory_limit(kernel: Kernel, neighbour: Kernel) -> None:
     await kernel.run("kept = 'still here'")
     block = await kernel.run("b = bytearray(2 << 30)")
-    assert block.ended == "limit" and block.restarted is False
+    assert block.ended == "limit" and block.restarted is False, block
     assert block.error is not None and "MemoryError" in block.error
     assert "more than the container's 512 MiB of memory" in block.error
     growing = await kernel.run("a = []\nwhile True:\n    a.append(' ' * (1 << 20))")
     assert growing.ended in ("limit", "crashed"), growing
     if not growing.restarted:
-        assert (await kernel.run("del a\nkept")).logs == "'still here'\n"
+        after = await kernel.run("del a\nkept")
+        assert after.logs == "'still here'\n", after
     assert kernel.memory_bytes() < SMALL.memory_bytes
 
 

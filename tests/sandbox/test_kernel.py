@@ -167,3 +167,19 @@ async def test_close_leaves_no_process_and_no_pid_file(bwrap: None, containers: 
     assert not (containers / ".pids" / "cntr_closed.pid").exists()
     assert kernel.alive is False and kernel.memory_bytes() == 0
     assert (containers / "cntr_closed").stat().st_mode & 0o777 == 0o700
+
+
+async def test_a_call_given_up_by_its_caller_does_not_answer_the_next(kernel: Kernel) -> None:
+    import asyncio
+    import contextlib
+
+    await kernel.run("kept = 1")
+    pids = kernel.processes()
+    slow = asyncio.ensure_future(kernel.run("import time\ntime.sleep(1)\nprint('late')"))
+    await asyncio.sleep(0.3)
+    slow.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await slow
+    assert_gone(pids)
+    after = await kernel.run("print('next')")
+    assert (after.ended, after.logs, after.restarted) == ("ok", "next\n", True)
