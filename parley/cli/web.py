@@ -56,6 +56,8 @@ class WebOptions:
     max_exchanges: int | None = None
     #: ``--hosted-mcp`` SPECs (``parley.mcp.spec``).
     hosted_mcp: tuple[str, ...] = ()
+    #: The runs offer the code interpreter (``--no-code-interpreter``: they do not).
+    code_interpreter: bool = True
 
 
 def hosted_tools_of(specs: Iterable[str]) -> list[dict[str, Any]]:
@@ -164,6 +166,7 @@ def _serve(options: WebOptions, base_url: str, api_key: str, label: str) -> int:
             all_threads=options.all_threads,
             max_exchanges=max_exchanges_of(options.max_exchanges),
             hosted_mcp=hosted_tools_of(options.hosted_mcp),
+            code_interpreter=options.code_interpreter,
         )
     except ValueError:  # the SDK client refused the address
         print(f"parley web: server URL {base_url!r}: use http(s)://host[:port]", file=sys.stderr)
@@ -198,6 +201,7 @@ def _listen(
     all_threads: bool = False,
     max_exchanges: int | None = None,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
+    code_interpreter: bool = True,
 ) -> tuple[Flask, WebServer]:
     """The app, and a server bound to ``host:port`` for it (not serving yet), with threads
     for ``max_exchanges`` streaming answers and the page's other requests beside them.
@@ -219,6 +223,7 @@ def _listen(
         all_threads=all_threads,
         max_exchanges=bound,
         hosted_mcp=hosted_mcp,
+        code_interpreter=code_interpreter,
     )
     try:
         return app, WebServer(app, host, port, threads=threads_for(bound))
@@ -261,9 +266,11 @@ def start_web_beside(
     server_url: str,
     api_key: str,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
+    code_interpreter: bool = True,
 ) -> WebBeside | str:
     """For ``parley run``: serve the page next to the server at ``server_url`` (its
-    assistant with the ``hosted_mcp`` tools, ``--hosted-mcp``). Answers the
+    assistant with the ``hosted_mcp`` tools, ``--hosted-mcp``; its runs offering the code
+    interpreter unless ``code_interpreter`` is false). Answers the
     running page, or why it could not start (a message to print). The bound on exchanges is
     ``PARLEY_WEB_MAX_EXCHANGES`` or the default.
 
@@ -283,6 +290,7 @@ def start_web_beside(
                 api_key=api_key,
                 max_exchanges=bound,
                 hosted_mcp=hosted_mcp,
+                code_interpreter=code_interpreter,
             )
         )
     except OSError as exc:

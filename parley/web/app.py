@@ -61,6 +61,7 @@ def create_app(
     max_exchanges: int = DEFAULT_MAX_EXCHANGES,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    code_interpreter: bool = False,
 ) -> Flask:
     """The web app for the Parley server at ``base_url``.
 
@@ -75,7 +76,10 @@ def create_app(
     (``parley.mcp.spec.hosted_mcp_tool`` makes one from a ``--hosted-mcp`` SPEC); the page
     shows their calls, and asks the user before those that need approval.
     ``max_upload_bytes``: the largest file a conversation takes (``POST /api/files``; 413
-    beyond).
+    beyond). ``code_interpreter``: the runs offer the ``code_interpreter`` tool (the
+    conversation's own container on the Parley server); the page shows each call's code,
+    logs, figures and files, and goes on without the tool (saying so once) when the server
+    cannot run it.
     """
     # First: a bad URL raises ValueError before anything (the secret file) is written.
     sdk = client or Client(base_url=base_url, api_key=api_key)
@@ -96,6 +100,7 @@ def create_app(
         all_threads=all_threads,
         hosted=hosted_mcp,
         max_upload_bytes=max_upload_bytes,
+        code_interpreter=code_interpreter,
     )
     app.extensions[SLOTS] = ExchangeSlots(max_exchanges)
     app.register_blueprint(routes.bp)

@@ -34,7 +34,15 @@ from parley.types import RunStatus
 from parley.web.attachments import DEFAULT_MAX_UPLOAD_BYTES, Attachments, file_search_tool
 from parley.web.security import same_tag
 
-__all__ = ["ASSISTANT_NAME", "DEFAULT_MODEL", "EXTENSION", "Backend", "Problem", "problem_of"]
+__all__ = [
+    "ASSISTANT_NAME",
+    "CODE_INTERPRETER_TOOL",
+    "DEFAULT_MODEL",
+    "EXTENSION",
+    "Backend",
+    "Problem",
+    "problem_of",
+]
 
 #: Where the app keeps its ``Backend``: ``app.extensions[EXTENSION]``.
 EXTENSION = "parley_web"
@@ -44,6 +52,9 @@ CLIENT_TAG = "parley web"
 OWNER_KEY = "web_session"
 DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 60
+#: The tool of the conversation's runs that runs the model's Python on the Parley server, in
+#: the conversation's own container (made at its first call).
+CODE_INTERPRETER_TOOL: dict[str, Any] = {"type": "code_interpreter", "container": {"type": "auto"}}
 INSTRUCTIONS = (
     "You are a helpful assistant in a browser chat. Answer in Markdown. Use the tools when "
     "they help: current_time for dates and times, calculator for arithmetic."
@@ -113,6 +124,7 @@ class Backend:
         all_threads: bool = False,
         hosted: Sequence[Mapping[str, Any]] = (),
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        code_interpreter: bool = False,
     ) -> None:
         self.client = client
         #: The conversations' files, and the largest one the page takes.
@@ -125,6 +137,10 @@ class Backend:
         #: The ``mcp`` tools the server runs for the assistant (``parley.mcp.spec``).
         self.hosted = [dict(tool) for tool in hosted]
         self.default_model = default_model
+        #: The runs offer ``CODE_INTERPRETER_TOOL`` (until the server refuses it: then
+        #: ``code_refused`` says why and the page goes on without it).
+        self.code_interpreter = code_interpreter
+        self.code_refused: str | None = None
         self._lock = threading.Lock()
         self._assistant_id: str | None = None
 
@@ -166,12 +182,34 @@ class Backend:
         )
 
     def run_tools(self, thread: Thread | None) -> list[dict[str, Any]] | None:
-        """The tools of a run of ``thread``: the assistant's, and ``file_search`` over the
-        conversation's files once it has some; None (the assistant's as they are) before."""
+        """The tools of a run of ``thread``: the assistant's, ``file_search`` over the
+        conversation's files once it has some, and the code interpreter when offered;
+        None (the assistant's as they are) when neither is."""
         search = file_search_tool(thread)
-        if search is None:
+        code = [dict(CODE_INTERPRETER_TOOL)] if self.code_interpreter else []
+        if search is None and not code:
             return None
-        return [*self.tools.definitions(), *self.hosted, search]
+        return [*self.tools.definitions(), *self.hosted, *([search] if search else []), *code]
+
+    def code_interpreter_refused(
+        self, exc: ParleyError, tools: Sequence[Mapping[str, Any]] | None
+    ) -> bool:
+        """Whether ``exc`` is the server refusing the code interpreter among ``tools`` (a
+        400 ``unsupported_parameter`` naming its ``tools[i].type``: this server cannot run
+        it). If so, the runs no longer offer it, and ``code_refused`` says why."""
+        if not (isinstance(exc, InvalidRequest) and exc.code == "unsupported_parameter"):
+            return False
+        named = [
+            f"tools[{i}].type"
+            for i, tool in enumerate(tools or ())
+            if tool.get("type") == "code_interpreter"
+        ]
+        if exc.param not in named:
+            return False
+        with self._lock:
+            self.code_interpreter = False
+            self.code_refused = exc.message
+        return True
 
     # ------------------------------------------------------------------- threads
 
@@ -206,6 +244,34 @@ class Backend:
             return list(self.client.threads.list(limit=100, order="desc").iter_all())
         pages = self.client.threads.list(limit=100, order="desc", metadata={OWNER_KEY: owner})
         return [t for t in pages.iter_all() if same_tag(t.metadata.get(OWNER_KEY), owner)]
+
+    def code_file(
+        self, thread_id: str, owner: str, *, container_id: str, file_id: str
+    ) -> tuple[str, bytes]:
+        """The name and bytes of a file that a code interpreter call of this owner's thread
+        wrote (the file of ``container_id`` the call's item lists).
+
+        Raises:
+            NotFound: the thread is not this owner's, none of its calls wrote that file, or
+                the server no longer has it (its container expired).
+        """
+        self.owned_thread(thread_id, owner)
+        page = self.client.messages.list(thread_id=thread_id, limit=100, order="asc")
+        for message in page.iter_all():
+            item = message.item
+            if item is None or item.get("type") != "code_interpreter_call":
+                continue
+            if item.get("container_id") != container_id:
+                continue
+            for written in item.get("files") or ():
+                if isinstance(written, Mapping) and written.get("file_id") == file_id:
+                    path = str(written.get("path") or file_id)
+                    name = str(written.get("filename") or path.rsplit("/", 1)[-1])
+                    content = self.client.containers.files.content(
+                        file_id, container_id=container_id
+                    )
+                    return name, content
+        raise NotFound(f"No file found with id {file_id!r} in this conversation.")
 
     def pending_approvals(self, thread_id: str) -> tuple[Run, list[ActionItem]] | None:
         """The thread's newest run when it waits for calls to be approved, and those calls

@@ -5,8 +5,8 @@ One exchange streams to the browser the run events of each turn as they came
 MCP servers the Parley server runs, ``error``), the client tool events
 of the tools this app runs (``tool.start``, ``tool.result``), the exchange's ``usage``
 (``UsageEvent``, every turn added up), and these: where the exchange is, the calls that wait
-for the user's approval, the answer's citations of the conversation's files, and how it
-ended.
+for the user's approval, the answer's citations of the conversation's files, a notice of
+something the page stopped offering, and how it ended.
 Each is framed by ``parley.events.encode_event``.
 """
 
@@ -65,6 +65,15 @@ class CitationsFound(BaseModel):
     type: Literal["citations"] = "citations"
     run_id: str
     citations: list[dict[str, Any]]
+
+
+class NoticeGiven(BaseModel):
+    """Something the page says once, beside the answer: ``code_interpreter_off`` when the
+    server refused the code interpreter (the page then goes on without it)."""
+
+    type: Literal["notice"] = "notice"
+    code: str
+    text: str
 
 
 class ExchangeDone(BaseModel):

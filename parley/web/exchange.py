@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from parley.errors import Conflict, NotFound, ParleyError
+from parley.errors import Conflict, InvalidRequest, NotFound, ParleyError
 from parley.events import (
     ActionItem,
     ContentDelta,
@@ -50,6 +50,7 @@ from parley.web.events import (
     ApprovalAsked,
     CitationsFound,
     ExchangeDone,
+    NoticeGiven,
     RunStarted,
     StatusNote,
     ThreadOpened,
@@ -80,6 +81,7 @@ WebEvent = (
     | StatusNote
     | ApprovalAsked
     | CitationsFound
+    | NoticeGiven
     | ExchangeDone
 )
 
@@ -137,6 +139,8 @@ class Exchange:
         self._calls: list[ActionItem] = []
         #: Whether a ``file_search`` call ran: the answer may cite the files.
         self._searched = False
+        #: Why the server refused the code interpreter, when it did in this exchange.
+        self._code_refused: str | None = None
 
     def sse(self) -> Iterator[bytes]:
         """The exchange as server-sent events; finished unwatched if the browser leaves."""
@@ -177,6 +181,8 @@ class Exchange:
         )
         yield StatusNote(state="run", text=f"Starting the run with {self.ask.model}…")
         run = self._create_run()
+        if self._code_refused is not None:
+            yield NoticeGiven(code="code_interpreter_off", text=code_off_text(self._code_refused))
         assistant_id = run.assistant_id or self.backend.assistant_id()  # made by create_run
         self.run_id, self.status = run.id, run.status
         yield RunStarted(run_id=run.id)
@@ -221,20 +227,33 @@ class Exchange:
         return ThreadOpened(thread_id=thread.id, title=title if isinstance(title, str) else "")
 
     def _create_run(self) -> Run:
-        def create() -> Run:
-            assert self.thread_id is not None
+        try:
+            return self._create_run_once()
+        except NotFound:  # our assistant was deleted meanwhile: make it again, once
+            self.backend.forget_assistant()
+            return self._create_run_once()
+
+    def _create_run_once(self) -> Run:
+        """The run; made again without the code interpreter when the server refuses it."""
+        assert self.thread_id is not None
+        tools = self.backend.run_tools(self.ask.thread)
+        try:
             return self.client.runs.create_run(
                 assistant_id=self.backend.assistant_id(),
                 thread_id=self.thread_id,
                 model=self.ask.model,
-                tools=self.backend.run_tools(self.ask.thread),
+                tools=tools,
             )
-
-        try:
-            return create()
-        except NotFound:  # our assistant was deleted meanwhile: make it again, once
-            self.backend.forget_assistant()
-            return create()
+        except InvalidRequest as exc:
+            if not self.backend.code_interpreter_refused(exc, tools):
+                raise
+            self._code_refused = exc.message
+        return self.client.runs.create_run(
+            assistant_id=self.backend.assistant_id(),
+            thread_id=self.thread_id,
+            model=self.ask.model,
+            tools=self.backend.run_tools(self.ask.thread),
+        )
 
     def _turn(self, assistant_id: str, message_id: str | None) -> Iterator[WebEvent]:
         assert self.run_id is not None
@@ -349,6 +368,14 @@ class Exchange:
             return self.client.runs.cancel(self.run_id).status
         except Conflict:  # it ended on its own meanwhile
             return None
+
+
+def code_off_text(why: str) -> str:
+    """What the page says once when the server refused the code interpreter."""
+    return (
+        "The code interpreter is off: the Parley server cannot run code "
+        f"({why.rstrip('.')}). The page goes on without it."
+    )
 
 
 def approvals_asked(run_id: str, calls: list[ActionItem]) -> Iterator[ApprovalAsked]:

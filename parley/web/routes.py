@@ -6,9 +6,10 @@ error handler, which maps them with ``problem_of``.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, send_file
 
 from parley.errors import Conflict
 from parley.sdk.models import Message
@@ -157,6 +158,10 @@ def thread_messages(thread_id: str) -> dict[str, Any]:
     return out
 
 
+#: The items of the calls the server ran that a reload shows again.
+_SHOWN_ITEMS = ("file_search_call", "code_interpreter_call")
+
+
 def _message_public(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"id": message.id, "role": message.role, "content": message.text}
     if message.reasoning:
@@ -169,7 +174,7 @@ def _message_public(message: Message) -> dict[str, Any]:
         out["tool_call_id"] = message.tool_call_id
     if message.run_id:
         out["run_id"] = message.run_id
-    if message.item is not None and message.item.get("type") == "file_search_call":
+    if message.item is not None and message.item.get("type") in _SHOWN_ITEMS:
         out["item"] = message.item
     citations = citations_of(message)
     if citations:
@@ -209,6 +214,24 @@ def thread_files(thread_id: str) -> dict[str, Any]:
     backend = _backend()
     thread = backend.owned_thread(thread_id, owner_tag())
     return {"data": backend.attachments.files_of(thread)}
+
+
+@bp.get("/api/threads/<thread_id>/code-files/<container_id>/<file_id>")
+def code_file(thread_id: str, container_id: str, file_id: str) -> Response:
+    """A file a code interpreter call of the session's conversation wrote, as a download
+    (fetched from the Parley server's container; 404 for another session's)."""
+    name, content = _backend().code_file(
+        thread_id, owner_tag(), container_id=container_id, file_id=file_id
+    )
+    response = send_file(
+        io.BytesIO(content),
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=name,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 #: Room for the multipart framing and the ``thread_id`` field around the file itself.

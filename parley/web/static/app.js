@@ -28,6 +28,11 @@
 // page asks for the conversation's files again while one is indexing. The answers then
 // search them: a search shows as a card (its queries, each passage with its file), and the
 // answer's citations (`citations` event) link to the passage they cite.
+//
+// The code interpreter: each call the Parley server runs shows as a card (`hosted_tool`
+// events with a `code_interpreter_call` item): its code and "Running…", then its output,
+// figures and the files it wrote (links to `/api/threads/<id>/code-files/...`). When the
+// server cannot run it, one `notice` says so and the page goes on without it.
 
 import { h } from "./dom.js";
 import { frames, now, scroller } from "./frames.js";
@@ -265,7 +270,7 @@ async function openThread(id) {
     return;
   }
   if (token !== state.loadToken) return; // another thread was opened meanwhile
-  const last = renderHistory(messages);
+  const last = renderHistory(messages, id);
   if (pending && Array.isArray(pending.approvals) && pending.approvals.length) {
     const view = last || new AssistantView({ live: false });
     for (const data of pending.approvals) {
@@ -397,7 +402,11 @@ const handlers = {
   },
   hosted_tool(stream, data) {
     firstToken(stream);
+    stream.view.threadId = stream.threadId;
     stream.view.hostedTool(data);
+  },
+  notice(stream, data) {
+    stream.view.note("notice", data.text || "");
   },
   approval(stream, data) {
     stream.view.waiting(false);
