@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from parley.config import ConfigError, Settings
 from parley.errors import ServiceUnavailable
 from parley.files.storage import PIECE, Digests, Stored, new_key
-from parley.store.tables import files, upload_parts
+from parley.store.tables import container_files, files, upload_parts
 
 if TYPE_CHECKING:
     from parley.store.db import Database
@@ -346,9 +346,10 @@ def _stamp(when: datetime) -> float:
 
 
 def _named_keys(conn: Connection, *, keys: list[str]) -> set[str]:
-    """Which of ``keys`` (of ``s3`` storage) a file or an upload's part names."""
+    """Which of ``keys`` (of ``s3`` storage) a file, an upload's part or a container's file
+    names."""
     named: set[str] = set()
-    for table in (files, upload_parts):
+    for table in (files, upload_parts, container_files):
         query = select(table.c.storage_key).where(
             table.c.storage == "s3", table.c.storage_key.in_(keys)
         )

@@ -41,7 +41,7 @@ from parley.server.faces.chat.requests import ChatCompletionCreate
 from parley.server.faces.containers import routes as containers
 from parley.server.faces.files import routes as files
 from parley.server.faces.files import uploads
-from parley.server.faces.files.forms import body_limits
+from parley.server.faces.kit.forms import body_limits
 from parley.server.faces.native import runs, turns, usage, users
 from parley.server.faces.native.schemas import CompletionRequest, ProcessRequest
 from parley.server.faces.responses import conversation_routes as conversations

@@ -18,7 +18,7 @@ from parley.errors import InvalidRequest, NotFound
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import StoredFile, Upload, UploadPart
-from parley.store.tables import file_data, files, upload_parts, uploads, users
+from parley.store.tables import container_files, file_data, files, upload_parts, uploads, users
 
 #: Seconds an upload stays open for parts (OpenAI's hour).
 UPLOAD_SECONDS = 3600
@@ -438,10 +438,13 @@ def delete_pieces(conn: Connection, *, keys: list[str]) -> int:
 
 
 def orphan_keys(conn: Connection, *, before: float, limit: int = SWEEP_BATCH) -> list[str]:
-    """Keys of bytes in the database written before ``before`` that no file or part names
-    (a write cut off by a crash, or one whose row was never made)."""
+    """Keys of bytes in the database written before ``before`` that no file, part or
+    container file names (a write cut off by a crash, or one whose row was never made)."""
     named_by_file = select(files.c.id).where(files.c.storage_key == file_data.c.key)
     named_by_part = select(upload_parts.c.id).where(upload_parts.c.storage_key == file_data.c.key)
+    named_by_container = select(container_files.c.id).where(
+        container_files.c.storage_key == file_data.c.key
+    )
     query = (
         select(file_data.c.key)
         .where(
@@ -449,6 +452,7 @@ def orphan_keys(conn: Connection, *, before: float, limit: int = SWEEP_BATCH) ->
             file_data.c.created_at < before,
             ~named_by_file.exists(),
             ~named_by_part.exists(),
+            ~named_by_container.exists(),
         )
         .limit(limit)
     )

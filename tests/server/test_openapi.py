@@ -27,6 +27,7 @@ OPENAI_PATHS = (
     "/v1/files",
     "/v1/uploads",
     "/v1/vector_stores",
+    "/v1/containers",
 )
 #: The operations that take an ``Idempotency-Key``.
 IDEMPOTENT = {

@@ -35,6 +35,8 @@ EXPECTED_TABLES = {
     "vector_stores",
     "vector_store_files",
     "vector_store_file_batches",
+    "containers",
+    "container_files",
 }
 
 

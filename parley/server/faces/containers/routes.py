@@ -33,9 +33,9 @@ from parley.server.faces.containers.schemas import (
     ContainerFilePublic,
     ContainerPublic,
 )
-from parley.server.faces.files import forms
-from parley.server.faces.files.routes import FileStorages, multipart_body
+from parley.server.faces.kit import forms
 from parley.server.faces.kit.bodies import Deleted
+from parley.server.faces.kit.forms import FileStorages, multipart_body
 from parley.server.faces.kit.pages import Page
 from parley.server.openapi import errors
 from parley.store import containers as store

@@ -9,12 +9,11 @@ answers 404 on every route.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from parley.files.storage import Storages
 from parley.server.deps import CurrentUser, Svc
 from parley.server.faces.files import forms
 from parley.server.faces.files.schemas import (
@@ -25,23 +24,13 @@ from parley.server.faces.files.schemas import (
     FileDeleted,
     FilePublic,
 )
+from parley.server.faces.kit.forms import FileStorages, multipart_body
 from parley.server.faces.kit.pages import Page
 from parley.server.openapi import errors
 from parley.store import files as store
 from parley.store.pagination import ListQuery, Order
 
 router = APIRouter(tags=["files"])
-
-
-def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    """The ``openapi_extra`` of a route whose body is a multipart form with these fields."""
-    schema = {"type": "object", "required": required, "properties": properties}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": schema}},
-        }
-    }
 
 
 #: The multipart body of ``POST /v1/files`` in the OpenAPI document.
@@ -58,18 +47,6 @@ _CREATE_BODY = multipart_body(
         },
     },
 )
-
-
-def file_storages(request: Request, svc: Svc) -> Storages:
-    """The app's file storages, made on first use."""
-    state = request.app.state
-    found: Storages | None = getattr(state, "file_storages", None)
-    if found is None:
-        found = state.file_storages = Storages(svc.settings, svc.db)
-    return found
-
-
-FileStorages = Annotated[Storages, Depends(file_storages)]
 
 
 async def _files_page(

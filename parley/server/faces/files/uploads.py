@@ -18,7 +18,6 @@ from parley.errors import InvalidRequest
 from parley.files.storage import Storages
 from parley.server.deps import CurrentUser, Svc
 from parley.server.faces.files import forms
-from parley.server.faces.files.routes import FileStorages, multipart_body
 from parley.server.faces.files.schemas import (
     BATCH_EXPIRY,
     UploadComplete,
@@ -26,6 +25,7 @@ from parley.server.faces.files.schemas import (
     UploadPartPublic,
     UploadPublic,
 )
+from parley.server.faces.kit.forms import FileStorages, multipart_body
 from parley.server.openapi import errors
 from parley.store import files as store
 from parley.store.records import UploadPart
