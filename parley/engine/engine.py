@@ -409,6 +409,11 @@ class Engine:
             parameters=parameters,
         )
 
+    async def container_deleted(self, container_id: str) -> None:
+        """A container was deleted: its sandbox here is closed and its directory removed at
+        once (other replicas close theirs within their next round of reaping)."""
+        await self.runner.hosted.containers.forget(container_id)
+
     def profile(self, model: str) -> ModelProfile:
         """What ``model`` can do, from its provider: its API's kind, its qualified name,
         its context window, what its API cannot be asked. Raises ``InvalidRequest`` for a

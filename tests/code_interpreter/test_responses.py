@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, update
 import parley
 from parley.store.db import normalise_url
 from parley.store.tables import containers
-from tests.code_interpreter.conftest import LIMITS, needs_sandbox, needs_stack
+from tests.code_interpreter.conftest import LIMITS, needs_sandbox, needs_stack, sandboxes_of
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
     AnthropicUpstream,
@@ -360,3 +360,14 @@ async def test_an_auto_container_counts_in_the_key_s_usage(served: Served) -> No
                 break
             await asyncio.sleep(0.2)
     assert [(line["model"], line["requests"]) for line in lines] == [("container/4g", 1)]
+
+
+async def test_a_deleted_container_s_sandbox_is_closed_at_once(served: Served) -> None:
+    made = await served.sdk.containers.create(name="short-lived")
+    tool = {"type": "code_interpreter", "container": made.id}
+    await served.sdk.responses.create(model="demo/parley", input="python x = 1", tools=[tool])
+    assert sandboxes_of(made.id), "the container's sandbox is not running"
+    await served.sdk.containers.delete(made.id)
+    assert sandboxes_of(made.id) == []
+    with pytest.raises(openai.NotFoundError):
+        await served.sdk.responses.create(model="demo/parley", input="python x", tools=[tool])

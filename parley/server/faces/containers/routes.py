@@ -167,6 +167,7 @@ async def delete_container(
     container_id: str, user: CurrentUser, svc: Svc, storages: FileStorages
 ) -> Deleted:
     gone = await svc.db.write(store.delete_container, user_id=user.id, container_id=container_id)
+    await svc.engine.container_deleted(container_id)
     await storages.delete(gone)
     return Deleted(id=container_id, object="container.deleted")
 
