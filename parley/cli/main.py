@@ -190,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(env PARLEY_WEB_MAX_EXCHANGES, default 64)",
     )
     _add_page_hosted_mcp(web)
+    web.add_argument(
+        "--code-interpreter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="offer the code interpreter: the model's Python runs in a sandbox on the Parley "
+        "server, and the page shows its code, output, figures and files (default: on; the "
+        "page goes on without it when the server cannot run it)",
+    )
 
     admin_cli.add_parsers(sub, _add_db_options)  # users, keys
 
@@ -240,6 +248,12 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
         "LABEL=URL, or the LABEL of one registered on the server; #tool,tool limits its "
         "tools; ?approval=never runs its calls without asking (by default each call asks "
         "for approval first; --confirm never approves them all). See docs/mcp.md",
+    )
+    tools.add_argument(
+        "--code-interpreter",
+        action="store_true",
+        help="let the model run Python on the Parley server (a sandbox per conversation); "
+        "its code, output, figures and files show as it runs (/code toggles it in a chat)",
     )
     tools.add_argument(
         "--confirm",
@@ -300,6 +314,7 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
         mcp_servers=tuple(args.mcp_server),
         hosted_mcp=tuple(args.hosted_mcp),
         files=tuple(args.file),
+        code_interpreter=args.code_interpreter,
         confirm=args.confirm,
         max_parallel_tools=args.max_parallel_tools,
         tool_timeout=args.tool_timeout,
@@ -337,6 +352,7 @@ def _web(args: argparse.Namespace) -> int:
         all_threads=args.all_threads,
         max_exchanges=args.max_exchanges,
         hosted_mcp=tuple(args.hosted_mcp),
+        code_interpreter=args.code_interpreter,
     )
     try:
         return run_web(options)

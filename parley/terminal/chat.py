@@ -521,7 +521,7 @@ def _ran_on_server(turn: TurnResult) -> list[HostedToolEvent]:
     (its arguments, a search's queries) and end, a tool list's end."""
     events = []
     for item in turn.items:
-        if item.get("type") in ("mcp_call", "file_search_call"):
+        if item.get("type") in ("mcp_call", "file_search_call", "code_interpreter_call"):
             events.append(HostedToolEvent(run_id=turn.run_id, phase="started", item=item))
         events.append(HostedToolEvent(run_id=turn.run_id, phase="done", item=item))
     return events

@@ -52,7 +52,9 @@ from typing import Any, Protocol
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.padding import Padding
 from rich.spinner import Spinner
+from rich.syntax import Syntax
 from rich.text import Text
 
 from parley.controls import clean, clean_data
@@ -62,6 +64,8 @@ from parley.terminal.tail import AnswerTail, LastLines
 __all__ = ["StreamView", "TokenCounts", "clean", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
+#: Lines of a code interpreter call's logs shown; the rest is counted, not printed.
+LOG_LINES_SHOWN = 40
 INTERRUPTED = "interrupted — partial answer kept"
 
 # --------------------------------------------------------------------- live pieces
@@ -114,6 +118,18 @@ def _compact(value: Any) -> str:
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(clean(text).split())
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _indented(parts: Sequence[Text]) -> Text:
+    """The lines of ``parts``, one under the other, each indented by four spaces."""
+    block = Text()
+    lines = [line for part in parts for line in part.split("\n")]
+    for n, line in enumerate(lines):
+        block.append("    ")
+        block.append_text(line)
+        if n < len(lines) - 1:
+            block.append("\n")
+    return block
 
 
 # ---------------------------------------------------------------------- StreamView
@@ -290,6 +306,52 @@ class StreamView:
             self._print_line(
                 Text.assemble("    ", (name, "bold"), "  ", (_shorten(clean(first), limit), "dim"))
             )
+
+    def code_call(self, code: str) -> None:
+        """Close the text so far and show ``⚙ python · code interpreter``, then the code as
+        a block (highlighted as Python in a terminal): code the server runs for the model;
+        its result shows with ``code_result``."""
+        self._commit()
+        with self._lock:
+            self._pending_tools.append("python")
+        self._print_line(
+            Text.assemble(("⚙ ", "cyan"), ("python", "bold"), " · ", ("code interpreter", "dim"))
+        )
+        source = clean(code).rstrip("\n") or " "
+        if self.plain:  # no colours to give: the lines as they are, indented
+            self._print_block(_indented([Text(source)]))
+            return
+        syntax = Syntax(
+            source, "python", theme=CODE_THEME, word_wrap=True, background_color="default"
+        )
+        self._print_block(Padding(syntax, (0, 0, 0, 4), expand=False))
+
+    def code_result(
+        self,
+        *,
+        ok: bool,
+        summary: str,
+        logs: str = "",
+        figures: Sequence[str] = (),
+        files: Sequence[str] = (),
+        error: str = "",
+    ) -> None:
+        """A code call's end: ``✓ python  summary`` (or a red ``✗``), then, indented, its
+        logs (the first ``LOG_LINES_SHOWN`` lines), a ``[figure: PATH]`` line per figure,
+        the files it wrote, and its error in red."""
+        self.tool_result("python", ok, summary)
+        lines = clean(logs).rstrip("\n").split("\n") if logs.strip() else []
+        shown = Text("\n".join(lines[:LOG_LINES_SHOWN]))
+        if len(lines) > LOG_LINES_SHOWN:
+            shown.append(f"\n… {len(lines) - LOG_LINES_SHOWN} more lines", style="dim")
+        parts = [shown] if lines else []
+        parts += [Text(f"[figure: {clean(path)}]", style="cyan") for path in figures]
+        if files:
+            parts.append(Text("files written: " + ", ".join(clean(f) for f in files), style="dim"))
+        if error.strip():
+            parts.append(Text(clean(error).rstrip("\n"), style="red"))
+        if parts:
+            self._print_block(_indented(parts))
 
     def hosted_note(self, text: str) -> None:
         """A dim side line about a hosted tool (``listed 3 tools of tests``)."""
@@ -479,6 +541,21 @@ class StreamView:
             if self._live is not None:
                 self._live.refresh()  # redrawn below the line: show the current state
             self.console.print(line, no_wrap=True, overflow="ellipsis")
+
+    def _print_block(self, block: RenderableType) -> None:
+        """Print a block of several lines above the region (in plain mode, on stderr)."""
+        if self.plain:
+            if not self._err_at_line_start:
+                self._err_write(Text(""))
+            if self._err is None:
+                self._err = Console(stderr=True)
+            self._err.print(block, soft_wrap=True, highlight=False)
+            self._err_at_line_start = True
+            return
+        with self._lock:
+            if self._live is not None:
+                self._live.refresh()
+            self.console.print(block, highlight=False)
 
     # ------------------------------------------------------------ plain mode
 

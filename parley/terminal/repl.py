@@ -74,6 +74,7 @@ COMMANDS: dict[str, str] = {
     "/resume ID": "continue thread ID",
     "/history": "the messages of this conversation",
     "/attach PATH": "attach a file: the answers can search it",
+    "/code [on|off]": "show, or turn on or off, the code interpreter (Python on the server)",
     "/clear": "clear the screen",
     "/export md|json FILE": "save this conversation to FILE",
     "/confirm [ask|always|never]": "show or set when tools ask before running",
@@ -120,6 +121,7 @@ class ChatRepl:
             "/resume": self._resume,
             "/history": self._history,
             "/attach": self._attach,
+            "/code": self._code,
             "/clear": self._clear,
             "/export": self._export,
             "/confirm": self._confirm,
@@ -419,6 +421,26 @@ class ChatRepl:
             self._print_error(text)
         else:
             self._say(text)
+
+    async def _code(self, args: list[str]) -> None:
+        """``/code on|off``: the assistant with or without the code interpreter."""
+        options = self.session.options
+        if args:
+            if args[0] not in ("on", "off"):
+                self._print_error("usage: /code on|off")
+                return
+            wanted = args[0] == "on"
+            if options.assistant_id:
+                self._print_error("--assistant chose the assistant: its tools stay as they are")
+                return
+            if wanted != options.code_interpreter:
+                options.code_interpreter = wanted
+                try:
+                    await self.session.use_model(None)
+                except (ParleyError, SessionError):
+                    options.code_interpreter = not wanted
+                    raise
+        self._say(f"code interpreter: {'on' if options.code_interpreter else 'off'}")
 
     async def _clear(self, args: list[str]) -> None:
         self.console.clear()

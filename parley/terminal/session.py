@@ -6,7 +6,8 @@ and a thread. Shared by ``parley chat`` and ``parley ask``.
            ├─ the server: --server / PARLEY_BASE_URL, else an EmbeddedServer child    ┐ at the
            ├─ the tools:  the MCP config's servers, started by a ToolHub              ┘ same time
            └─ the assistant: --assistant ID, else ours for --model with the MCP tools
-              (and an ``mcp`` tool per --hosted-mcp server, which the Parley server runs)
+              (and an ``mcp`` tool per --hosted-mcp server, and the code interpreter with
+              --code-interpreter, which the Parley server runs)
 
 The assistant made for a model is reused from one session to the next when the model and
 the tools are the same (it is marked ``{"client": "parley chat"}`` in its metadata), so a
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from parley.terminal.mcp_tools import ServerStatus, ToolHub
 
 __all__ = [
+    "CODE_INTERPRETER_TOOL",
     "DEFAULT_MODEL",
     "EXIT_FAILED",
     "EXIT_USAGE",
@@ -65,6 +67,9 @@ INSTRUCTIONS = (
     "they help."
 )
 _TITLE_CHARS = 80
+#: The assistant's code interpreter (``--code-interpreter``, ``/code``): the model's Python
+#: runs on the Parley server, in the thread's own container (made at its first call).
+CODE_INTERPRETER_TOOL: dict[str, Any] = {"type": "code_interpreter", "container": {"type": "auto"}}
 #: A session's store expires a week after it was last searched or given a file.
 STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
 
@@ -104,6 +109,8 @@ class ChatOptions:
     hosted_mcp: tuple[str, ...] = ()
     #: ``--file`` PATHs: attached before the first message, searched with ``file_search``.
     files: tuple[Path, ...] = ()
+    #: ``--code-interpreter`` (``/code`` in a chat): the assistant has the code interpreter.
+    code_interpreter: bool = False
     confirm: ConfirmMode = "ask"
     max_parallel_tools: int = 4
     tool_timeout: float = 120.0
@@ -238,12 +245,14 @@ class Session:
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """The assistant's tools: the MCP hub's functions, then the hosted MCP servers, then
-        ``file_search`` over the session's files once it has some."""
+        ``file_search`` over the session's files once it has some, then the code
+        interpreter when it is on."""
         local = [] if self.hub is None else self.hub.tool_specs()
         search = []
         if self.vector_store_id is not None:
             search = [{"type": "file_search", "vector_store_ids": [self.vector_store_id]}]
-        return [*local, *self.hosted_tools, *search]
+        code = [dict(CODE_INTERPRETER_TOOL)] if self.options.code_interpreter else []
+        return [*local, *self.hosted_tools, *search, *code]
 
     async def file_store(self) -> str:
         """The session's vector store: made with its first file, and the assistant switched
@@ -317,7 +326,7 @@ class Session:
 
 
 def _stored_key(tool: ToolDefinition) -> tuple[str, str, str]:
-    if tool.type in ("mcp", "file_search"):
+    if tool.type in ("mcp", "file_search", "code_interpreter"):
         return _tool_key(tool.model_dump())
     return _tool_key((tool.function or tool).model_dump())
 
@@ -327,6 +336,8 @@ def _tool_key(spec: Mapping[str, Any]) -> tuple[str, str, str]:
         return hosted_key(spec)
     if spec.get("type") == "file_search":
         return ("file_search", "", json.dumps(spec.get("vector_store_ids") or []))
+    if spec.get("type") == "code_interpreter":
+        return ("code_interpreter", "", "")
     return (
         str(spec.get("name", "")),
         str(spec.get("description") or ""),
