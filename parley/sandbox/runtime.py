@@ -57,6 +57,9 @@ _ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "lim
 _ETC = ("/etc/ld.so.cache", "/etc/localtime")
 
 
+_CLOSED = "the container's Python was stopped: the container was closed"
+
+
 class SandboxError(Exception):
     """A sandbox could not be started (bubblewrap refused, the Python would not run)."""
 
@@ -158,6 +161,7 @@ class Kernel:
         self._group: PidsGroup | None = None
         self._death_told = True
         self._killed = False
+        self._closed = False
         self._pid_file = directory.parent / ".pids" / f"{label}.pid"
 
     @classmethod
@@ -193,7 +197,12 @@ class Kernel:
         return [self.pid, *_descendants(self.pid)]
 
     async def close(self) -> None:
-        """Kill the whole sandbox (its process group), wait, remove the pid file."""
+        """Kill the whole sandbox (its process group), wait, remove the pid file. A call
+        running meanwhile ends at once ("crashed", saying the container was closed); a
+        closed kernel runs nothing more."""
+        self._closed = True
+        if self.alive and self.pid is not None:
+            _kill_tree(self.pid)  # now, not after the call that may be running
         async with self._lock:
             await self._kill()
             with contextlib.suppress(FileNotFoundError):
@@ -207,6 +216,8 @@ class Kernel:
         async with self._lock:
             started = time.monotonic()
             restarted = False
+            if self._closed:
+                return Outcome("", _CLOSED, [], "crashed", True, 0.0)
             if not self.alive:
                 await self._kill()
                 restarted = not self._death_told
@@ -226,12 +237,12 @@ class Kernel:
     # ------------------------------------------------------------------ starting
 
     async def _spawn(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
         try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.directory, 0o700)
             bwrap = bwrap_path()
-        except FileNotFoundError as exc:
-            raise SandboxError(str(exc)) from None
+        except OSError as exc:
+            raise SandboxError(f"the sandbox cannot start: {exc}") from None
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         loop = asyncio.get_running_loop()
@@ -283,7 +294,7 @@ class Kernel:
             raise SandboxError(f"the sandbox's Python did not start{why}") from None
         tree = _descendants(self._process.pid)
         self._inner = next((p for p in tree if _comm(p) != "bwrap"), None)
-        self._group = PidsGroup.make(self.limits.processes + 2)
+        self._group = PidsGroup.make(self.limits.processes + 1)  # bwrap's own too
         if self._group is not None and not self._group.add([self._process.pid, *tree]):
             self._group.remove()
             self._group = None
@@ -358,6 +369,10 @@ class Kernel:
                 return self._lost("limit", watch.result(), subject=False)
         finally:
             watch.cancel()
+        over = await asyncio.to_thread(self._over_limits)  # what the call left behind
+        if over is not None:
+            await self._kill()
+            return self._lost("limit", over, subject=False)
         try:
             return self._outcome(reply.result(), interrupted)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -436,6 +451,8 @@ class Kernel:
         status = process.returncode
         said = self._tail.decode("utf-8", "replace")
         await self._kill()
+        if self._closed:
+            return Outcome("", _CLOSED, [], "crashed", True, 0.0)
         if status == 128 + signal.SIGXCPU:
             cpu = self.limits.cpu_seconds
             return self._lost("limit", f"the container's Python used more than its {cpu} s of CPU")
@@ -465,9 +482,10 @@ class Kernel:
             return f"the files in /mnt/data passed the container's {size_text(limits.disk_bytes)}"
         if count > limits.disk_files:
             return f"/mnt/data holds more than {limits.disk_files:,} files"
-        counted = self._group is None and self.pid is not None
-        if counted and len(_descendants(self.pid or 0)) > limits.processes + 2:
-            return f"the code started more than {limits.processes} processes"
+        # The kernel's processes (bwrap's init in the sandbox included) at their bound: a
+        # fork bomb, which would hold every slot for as long as it runs.
+        if self.pid is not None and len(_descendants(self.pid)) >= limits.processes:
+            return f"the code reached the container's limit of {limits.processes} processes"
         return None
 
     async def _watch(self) -> str:

@@ -183,3 +183,37 @@ async def test_a_call_given_up_by_its_caller_does_not_answer_the_next(kernel: Ke
     assert_gone(pids)
     after = await kernel.run("print('next')")
     assert (after.ended, after.logs, after.restarted) == ("ok", "next\n", True)
+
+
+async def test_close_ends_a_running_call_at_once(bwrap: None, containers: Path) -> None:
+    import asyncio
+
+    kernel = await started(containers, "cntr_busy")
+    pids = kernel.processes()
+    busy = asyncio.ensure_future(kernel.run("import time\ntime.sleep(30)"))
+    await asyncio.sleep(0.3)
+    await asyncio.wait_for(kernel.close(), 5)
+    outcome = await asyncio.wait_for(busy, 5)
+    assert (outcome.ended, outcome.restarted) == ("crashed", True)
+    assert outcome.error == "the container's Python was stopped: the container was closed"
+    assert_gone(pids)
+    after = await kernel.run("1")
+    assert after.ended == "crashed" and kernel.alive is False
+
+
+async def test_a_python_that_cannot_run_is_a_sandbox_error(bwrap: None, containers: Path) -> None:
+    import pytest
+
+    from parley.sandbox.runtime import SandboxError
+
+    with pytest.raises(SandboxError, match="did not start"):
+        await Kernel.start(
+            directory=containers / "cntr_bad",
+            limits=SMALL,
+            python=Path("/nonexistent/bin/python"),
+            label="cntr_bad",
+        )
+    with pytest.raises(ValueError):
+        await Kernel.start(
+            directory=containers / "x", limits=SMALL, python=Path("/x"), label="../x"
+        )
