@@ -26,6 +26,8 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
 
 SLOW_PRINT = "python import time; time.sleep(1.5); print(6*7)"
+#: 100 lines of output, then an exception.
+LONG_THEN_RAISE = "python print('\\n'.join(f'row {i}' for i in range(100))); 1/0"
 PLOT = (
     "python import matplotlib.pyplot as plt; plt.plot([1, 3, 2]); "
     "open('out.csv', 'w').write('a,b\\n1,2\\n'); print('<b>plotted</b>')"
@@ -100,3 +102,19 @@ def test_code_runs_shows_its_output_figure_and_file(
     expect(cards.nth(1).get_by_test_id("code-file-link")).to_have_attribute("href", href)
     # The history's record of the model's call is the card: no second "python" card.
     expect(chat.by_id("tool-call")).to_have_count(0)
+
+    chat.send(LONG_THEN_RAISE)
+    chat.wait_done()
+    failed = chat.answer.get_by_test_id("code-call")
+    expect(failed).to_have_attribute("data-status", "error")
+    expect(failed.get_by_test_id("tool-status")).to_have_text("⚠ error")
+    error = failed.get_by_test_id("code-error")
+    expect(error).to_contain_text("ZeroDivisionError: division by zero")
+    logs = failed.get_by_test_id("code-logs")
+    expect(logs).to_contain_text("row 29")
+    expect(logs).not_to_contain_text("row 30")
+    expect(logs).not_to_contain_text("ZeroDivisionError")  # shown once, apart
+    expect(failed.get_by_test_id("code-logs-more")).to_have_text("Show all 100 lines")
+    failed.get_by_test_id("code-logs-more").click()
+    expect(failed.get_by_test_id("code-logs-more")).to_have_count(0)
+    expect(logs).to_contain_text("row 99")

@@ -457,7 +457,7 @@ class CodeCard {
   }
 
   logsNode(logs) {
-    const lines = logs.split("\n");
+    const lines = logs.replace(/\n$/, "").split("\n");
     const long = lines.length > LOG_LINES_SHOWN || logs.length > LOG_CHARS_SHOWN;
     if (!long) return h("pre", { class: "code-logs", "data-testid": "code-logs", text: logs });
     const head = lines.slice(0, LOG_LINES_SHOWN).join("\n").slice(0, LOG_CHARS_SHOWN);
