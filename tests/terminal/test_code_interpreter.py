@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from parley.events import HostedToolEvent
 from parley.terminal.display import StreamView
 from parley.terminal.output import TerminalOutput, code_shown
 from parley.terminal.repl import PROMPT
+from tests.harness import ParleyServer
 from tests.terminal.conftest import STARTED, StartChat, parley
 
 PLOT = (
@@ -91,6 +95,39 @@ def test_chat_runs_code_and_code_toggles_it(start_chat: StartChat) -> None:
     chat.expect("code interpreter: on", since=mark)
     chat.write("\x04")
     assert chat.wait(15) == 0
+
+
+@pytest.fixture(scope="module")
+def no_code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    """A server whose operator switched the code interpreter off: it refuses the tool."""
+    tmp: Path = tmp_path_factory.mktemp("no-code")
+    srv = ParleyServer(
+        database_url=f"sqlite:///{tmp / 'parley.db'}",
+        workdir=tmp,
+        env={"PARLEY_CODE_INTERPRETER_ENABLED": "false"},
+    ).start()
+    yield srv
+    srv.stop()
+    srv.assert_clean_log()
+
+
+def test_a_server_that_cannot_run_code_says_why(
+    no_code_server: ParleyServer, cli_env: dict[str, str]
+) -> None:
+    key = no_code_server.new_user()
+    args = ("--server", no_code_server.base_url, "--api-key", key)
+    done = parley("ask", *args, "--code-interpreter", "python print(1)", env=cli_env)
+    assert done.returncode == 1
+    assert "switched the code interpreter off" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    # In a chat, /code on says why and stays off; the chat goes on.
+    done = parley("chat", *args, env=cli_env, input="/code on\n/code\npython print(1)\n")
+    assert done.returncode == 0, done.stderr
+    assert "switched the code interpreter off" in done.stdout
+    assert "code interpreter: off" in done.stdout
+    assert "⚙ python" not in done.stderr + done.stdout
+    assert 'you said "python print(1)"' in done.stdout
 
 
 # ---------------------------------------------------------------- the display alone
