@@ -266,7 +266,7 @@ class Backend:
             for written in item.get("files") or ():
                 if isinstance(written, Mapping) and written.get("file_id") == file_id:
                     path = str(written.get("path") or file_id)
-                    name = str(written.get("filename") or path.rsplit("/", 1)[-1])
+                    name = _download_name(str(written.get("filename") or path.rsplit("/", 1)[-1]))
                     content = self.client.containers.files.content(
                         file_id, container_id=container_id
                     )
@@ -283,6 +283,12 @@ class Backend:
         waiting = run.required_action.actions if run.required_action else []
         approvals = [action for action in waiting if action.approval is not None]
         return (run, approvals) if approvals else None
+
+
+def _download_name(name: str) -> str:
+    """A file name the model's code chose, fit for a ``Content-Disposition`` header: no
+    control characters (a line break would end the header), never empty."""
+    return "".join(c if c.isprintable() else "_" for c in name).strip() or "file"
 
 
 #: The fields of an ``mcp`` tool that tell whether the assistant's is the one configured.

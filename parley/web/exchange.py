@@ -7,8 +7,9 @@
         → the next turn's events → ...
     → usage → status done → done
 
-The Parley server runs the calls of its MCP servers itself: their ``hosted_tool`` events pass
-through as they come. A call that waits for the user's approval ends the turn with its
+The Parley server runs the calls of its MCP servers, its file searches and the code
+interpreter itself: their ``hosted_tool`` events pass through as they come. When the server
+refuses the code interpreter, the run is made again without it and a ``notice`` says so. A call that waits for the user's approval ends the turn with its
 action: the exchange runs the app's own tools of that turn, sends ``approval`` for each call
 that waits, and ends (``done`` with ``action_required``). ``ApprovalExchange`` is the answer
 to one: it approves or denies the call, then goes on as above (the approved call runs first,
