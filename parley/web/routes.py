@@ -84,9 +84,18 @@ EXAMPLES = (
 )
 
 
+#: The example of a page that offers the code interpreter (the demo model runs the code after
+#: "python").
+CODE_EXAMPLE = (
+    "Python on the server",
+    "python import matplotlib.pyplot as plt; plt.plot([1, 3, 2]); print(6 * 7)",
+)
+
+
 @bp.get("/")
 def index() -> str:
-    examples = [{"what": what, "prompt": prompt} for what, prompt in EXAMPLES]
+    shown = [*EXAMPLES, CODE_EXAMPLE] if _backend().code_interpreter else EXAMPLES
+    examples = [{"what": what, "prompt": prompt} for what, prompt in shown]
     return render_template(
         "index.html",
         csrf_token=csrf_token(),

@@ -9,6 +9,7 @@ Skipped, with the reason, when no Chromium can be started (see ``tests/web/chrom
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,8 @@ def test_code_runs_shows_its_output_figure_and_file(
     code_chat: ChatPage, other_chat: ChatPage
 ) -> None:
     chat = code_chat.open()
+    expect(chat.examples).to_have_count(4)  # one runs Python
+    expect(chat.examples.last).to_have_attribute("data-prompt", re.compile(r"^python "))
     chat.send(SLOW_PRINT)
     card = chat.answer.get_by_test_id("code-call")
     expect(card.get_by_test_id("code-source")).to_have_text(
