@@ -5,6 +5,8 @@ container, inside a bubblewrap sandbox, keeping its variables between calls like
 - ``probe``: whether a sandbox can run on this machine, and which Python runs inside.
 - ``runtime``: ``Kernel`` (start, run a cell, close) and ``Outcome``; ``sweep_orphans``.
 - ``files``: the host's side of a container's ``/mnt/data``, never following a symlink.
+- ``cgroups``: a pids cgroup per sandbox when the server runs as root (root is exempt from
+  the RLIMIT_NPROC the kernel sets on itself).
 - ``kernel``: the stdlib-only script the sandbox's Python runs (not imported by the server).
 - ``setup``: ``parley sandbox setup``, the sandbox's own environment with numpy, pandas and
   matplotlib.

@@ -323,9 +323,12 @@ class Kernel:
 
     async def _call(self, code: str) -> Outcome:
         limits = self.limits
-        over = await asyncio.to_thread(self._over_limits)
+        # Processes left running since the last call (the files are measured during the
+        # call and as it ends: a scan of a large /mnt/data is the slow part of a call).
+        over = self._over_limits(disk=False)
         if over is not None:
-            return Outcome("", over, [], "limit", False, 0.0)
+            await self._kill()
+            return self._lost("limit", over, subject=False)
         assert self._writer is not None
         body = json.dumps({"code": code}).encode("utf-8", "surrogatepass")
         self._writer.write(struct.pack(">I", len(body)) + body)
@@ -474,14 +477,16 @@ class Kernel:
             error = f"{why}: the container's Python was restarted and its variables are lost"
         return Outcome("", error, [], ended, True, 0.0)
 
-    def _over_limits(self) -> str | None:
+    def _over_limits(self, *, disk: bool = True) -> str | None:
         """Why the sandbox must stop now (its disk, its processes), or None."""
         limits = self.limits
-        size, count = files.tally(self.directory, most=limits.disk_files + 1)
-        if size > limits.disk_bytes:
-            return f"the files in /mnt/data passed the container's {size_text(limits.disk_bytes)}"
-        if count > limits.disk_files:
-            return f"/mnt/data holds more than {limits.disk_files:,} files"
+        if disk:
+            size, count = files.tally(self.directory, most=limits.disk_files + 1)
+            if size > limits.disk_bytes:
+                room = size_text(limits.disk_bytes)
+                return f"the files in /mnt/data passed the container's {room}"
+            if count > limits.disk_files:
+                return f"/mnt/data holds more than {limits.disk_files:,} files"
         # The kernel's processes (bwrap's init in the sandbox included) at their bound: a
         # fork bomb, which would hold every slot for as long as it runs.
         if self.pid is not None and len(_descendants(self.pid)) >= limits.processes:
@@ -490,11 +495,15 @@ class Kernel:
 
     async def _watch(self) -> str:
         """Returns (why) when the sandbox passes a limit the host enforces."""
+        pause = WATCH_EVERY
         while True:
-            await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(pause)
+            began = time.monotonic()
             over = await asyncio.to_thread(self._over_limits)
             if over is not None:
                 return over
+            # A large /mnt/data takes long to scan: at most a fifth of the time scanning.
+            pause = max(WATCH_EVERY, 4 * (time.monotonic() - began))
 
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
