@@ -34,6 +34,7 @@ LAYERS = {
     "mcp": 2,
     "files": 2,
     "retrieval": 2,
+    "sandbox": 2,
     "events": 1,
     "types": 1,
     "config": 1,

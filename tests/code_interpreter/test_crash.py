@@ -141,3 +141,38 @@ def test_switched_off_by_the_operator(tmp_path: Path) -> None:
     finally:
         srv.stop()
         db.drop()
+
+
+def test_a_sandbox_that_cannot_start_fails_the_call_not_the_turn(tmp_path: Path) -> None:
+    needs_sandbox()
+    db = FreshDatabase(tmp_path)
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    srv = ParleyServer(
+        database_url=db.url,
+        workdir=tmp_path,
+        env={**LIMITS, "PARLEY_CODE_INTERPRETER_PYTHON": str(broken)},
+    )
+    try:
+        srv.start()
+        with srv.client(srv.new_user("broken")) as http:
+            answer = http.post(
+                "/responses",
+                json={
+                    "model": "demo/parley",
+                    "input": "python print(1)",
+                    "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
+                    "include": ["code_interpreter_call.outputs"],
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            response = answer.json()
+            assert response["status"] == "completed"
+            (call,) = [i for i in response["output"] if i["type"] == "code_interpreter_call"]
+            assert call["status"] == "failed"
+            assert "could not start" in call["outputs"][0]["logs"]
+        assert "Traceback" not in srv.log()
+    finally:
+        srv.stop()
+        db.drop()

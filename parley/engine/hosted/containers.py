@@ -245,7 +245,14 @@ class Containers:
             live = None
         if live is None:
             restarted = previous is not None
-            live = await self._start(container)
+            from parley.sandbox.runtime import SandboxError
+
+            try:
+                live = await self._start(container)
+            except SandboxError as exc:
+                log.warning("a container's sandbox could not start: %s", exc)
+                why = f"the container's sandbox could not start on the server: {exc}"
+                return Result("", [], [], error=why, ended="refused")
         else:
             await self._sync(container, live)
         before = await asyncio.to_thread(sandbox_files.scan, live.directory)
