@@ -371,3 +371,24 @@ async def test_a_deleted_container_s_sandbox_is_closed_at_once(served: Served) -
     assert sandboxes_of(made.id) == []
     with pytest.raises(openai.NotFoundError):
         await served.sdk.responses.create(model="demo/parley", input="python x", tools=[tool])
+
+
+async def test_a_resent_code_item_is_taken(served: Served) -> None:
+    """A client that keeps its own history sends the call back: it is accepted, and the
+    model's next call sees its output again (the demo quotes the last tool result)."""
+    first = await served.sdk.responses.create(
+        model="demo/parley",
+        input="python print('seen again')",
+        tools=[AUTO],
+        include=INCLUDE,
+        store=False,
+    )
+    history: list[Any] = [{"role": "user", "content": "python print('seen again')"}]
+    history += [i.model_dump(exclude_none=True) for i in first.output if i.type != "reasoning"]
+    again = await served.sdk.responses.create(model="demo/parley", input=history)
+    assert again.status == "completed"
+    assert "seen again" in again.output_text
+    bad = [*history[:1], {"type": "code_interpreter_call", "id": "ci_1", "code": 5}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        await served.sdk.responses.create(model="demo/parley", input=bad)
+    assert refused.value.body["param"] == "input[1].code"  # type: ignore[index]

@@ -275,47 +275,14 @@ def parse_input(
             out.append(
                 NewMessage(role=Role.TOOL, content=told, tool_call_id=call["id"], item=given)
             )
-        elif kind == "file_search_call":
+        elif kind in ("file_search_call", "code_interpreter_call"):
             if current is None:
                 current = _Assistant()
-            given = _search_given(item, index)
-            current.calls.append(
-                {
-                    "id": given["id"],
-                    "name": file_search.NAME,
-                    "arguments": {"queries": given["queries"]},
-                    "hosted": {"type": "file_search", "item_id": given["id"]},
-                }
-            )
+            call, told, given = _ran_given(item, index)
+            current.calls.append(call)
             flush()
             out.append(
-                NewMessage(
-                    role=Role.TOOL,
-                    content=file_search.told(given),
-                    tool_call_id=given["id"],
-                    item=given,
-                )
-            )
-        elif kind == "code_interpreter_call":
-            if current is None:
-                current = _Assistant()
-            given = _code_given(item, index)
-            current.calls.append(
-                {
-                    "id": given["id"],
-                    "name": code_interpreter.NAME,
-                    "arguments": {"code": given["code"]},
-                    "hosted": {"type": "code_interpreter", "item_id": given["id"]},
-                }
-            )
-            flush()
-            out.append(
-                NewMessage(
-                    role=Role.TOOL,
-                    content=code_interpreter.told(given),
-                    tool_call_id=given["id"],
-                    item=given,
-                )
+                NewMessage(role=Role.TOOL, content=told, tool_call_id=given["id"], item=given)
             )
         elif kind == "item_reference":
             raise _bad(index, "id", "names no item of yours.")
@@ -364,6 +331,27 @@ def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         "results": results,
         "show_results": results is not None,
     }
+
+
+def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A search or code call the server ran, given back: the model's call behind it, what
+    the model was told of it, and its item as kept."""
+    if item["type"] == "file_search_call":
+        given = _search_given(item, index)
+        name, arguments = file_search.NAME, {"queries": given["queries"]}
+        told = file_search.told(given)
+    else:
+        given = _code_given(item, index)
+        name, arguments = code_interpreter.NAME, {"code": given["code"]}
+        told = code_interpreter.told(given)
+    kind = item["type"].removesuffix("_call")
+    call = {
+        "id": given["id"],
+        "name": name,
+        "arguments": arguments,
+        "hosted": {"type": kind, "item_id": given["id"]},
+    }
+    return call, told, given
 
 
 def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:
