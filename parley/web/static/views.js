@@ -1,7 +1,7 @@
 // The messages of a conversation on the page: the user's, and the assistant's side of an
 // exchange (reasoning, Markdown text, tool calls with their results, the calls of the MCP
-// servers the Parley server runs, and the calls that wait for the user's approval) from the
-// live stream or from the history. Model and tool text only ever reaches the DOM as
+// servers the Parley server runs, its file searches and code interpreter calls, and the calls
+// that wait for the user's approval) from the live stream or from the history. Model and tool text only ever reaches the DOM as
 // sanitised Markdown or as textContent (an MCP server's output and arguments included: they
 // are untrusted).
 
