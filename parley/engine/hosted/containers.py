@@ -12,8 +12,8 @@ elsewhere do not (the call says so: ``Result.restarted``).
 Before each call the container's files are brought up to date with the database (a file added
 or deleted through ``/v1/containers/{id}/files`` since), and after it the files the code
 wrote or changed are stored (source ``assistant``) and those it deleted are forgotten.
-Kernels idle past their container's expiry, or whose container expired or was deleted, are
-closed by ``reap``; at start, sandboxes a dead server left running are killed
+Kernels whose container expired (its time without use, through a call or its files, ran
+out), was deleted, or moved to another replica are closed by ``reap``; at start, sandboxes a dead server left running are killed
 (``sandbox.runtime.sweep_orphans``).
 """
 
@@ -24,7 +24,6 @@ import contextlib
 import logging
 import secrets
 import shutil
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,8 +71,6 @@ class _Live:
     directory: Path
     #: The storage key of each file as last written or read here, by path under /mnt/data.
     synced: dict[str, str] = field(default_factory=dict)
-    used: float = field(default_factory=time.monotonic)
-    idle_limit: float = 20 * 60.0
 
 
 class Containers:
@@ -257,7 +254,6 @@ class Containers:
             await self._sync(container, live)
         before = await asyncio.to_thread(sandbox_files.scan, live.directory)
         outcome = await live.kernel.run(code)
-        live.used = time.monotonic()
         self.metrics.sandbox_call(outcome.ended, outcome.took)
         after = await asyncio.to_thread(sandbox_files.scan, live.directory)
         written = await self._store_changes(container, live, before, after)
@@ -292,7 +288,7 @@ class Containers:
             python=sandbox_python(self.settings),
             label=container.id,
         )
-        live = _Live(kernel, directory, synced, idle_limit=container.expires_after_minutes * 60.0)
+        live = _Live(kernel, directory, synced)
         self.live[container.id] = live
         self.metrics.containers_alive(len(self.live))
         return live
@@ -415,22 +411,20 @@ class Containers:
             try:
                 await self.reap()
             except Exception:
-                log.exception("closing idle containers failed; retrying")
+                log.exception("closing expired containers' sandboxes failed; retrying")
 
     async def reap(self) -> int:
-        """Close the kernels idle past their container's expiry, and those whose container
-        expired, was deleted, or moved to another replica. Returns how many closed."""
-        now = time.monotonic()
+        """Close the kernels whose container expired, was deleted, or moved to another
+        replica (the database says; a container kept in use through its files keeps its
+        kernel). Returns how many closed."""
         ids = list(self.live)
         states = await self.db.read(container_states, container_ids=ids)
         closed = 0
         for cid in ids:
-            live = self.live.get(cid)
-            if live is None or self._locks.get(cid, asyncio.Lock()).locked():
+            if cid not in self.live or self._locks.get(cid, asyncio.Lock()).locked():
                 continue
             state = states.get(cid)
-            idle = now - live.used > live.idle_limit
-            if idle or state is None or state[0] != "running" or state[1] != self.node:
+            if state is None or state[0] != "running" or state[1] != self.node:
                 await self._close(cid, remove=state is None or state[0] != "running")
                 closed += 1
         return closed
