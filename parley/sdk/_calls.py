@@ -134,7 +134,7 @@ def _list_params(limit: int | None, after: str | None, order: Order | None) -> d
 
 
 #: The kinds of tools the server runs itself, sent as they are given.
-HOSTED_TYPES = frozenset({"mcp", "file_search"})
+HOSTED_TYPES = frozenset({"mcp", "file_search", "code_interpreter"})
 
 
 def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
@@ -144,8 +144,9 @@ def normalize_tools(tools: Iterable[ToolInput]) -> list[dict[str, Any]]:
     ``{"name", "description", "parameters"}`` dicts (wrapped), pydantic models of either
     shape (``parley.types.ToolSpec`` / ``FunctionSpec``), and Python functions or ``Tool``s
     (their schema from the signature: ``parley.sdk.tools``); an ``{"type": "mcp", ...}``
-    tool or a ``{"type": "file_search", "vector_store_ids": [...]}`` tool, which the server
-    runs, as it is.
+    tool, a ``{"type": "file_search", "vector_store_ids": [...]}`` tool or a
+    ``{"type": "code_interpreter", "container": ...}`` tool, which the server runs, as it
+    is.
     """
     out: list[dict[str, Any]] = []
     for tool in tools:
