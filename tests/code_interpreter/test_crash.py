@@ -176,3 +176,42 @@ def test_a_sandbox_that_cannot_start_fails_the_call_not_the_turn(tmp_path: Path)
     finally:
         srv.stop()
         db.drop()
+
+
+def test_a_cancel_stops_the_code_and_the_container_goes_on(
+    server: ParleyServer, tmp_path: Path
+) -> None:
+    key = server.new_user("cancel")
+    with server.client(key) as http:
+        container = http.post("/containers", json={"name": "cancelled"}).json()["id"]
+        tool = {"type": "code_interpreter", "container": container}
+        first = {"model": "demo/parley", "input": "python x = 1", "tools": [tool]}
+        assert http.post("/responses", json=first).status_code == 200
+        code = "python import time\nopen('started', 'w').close()\ntime.sleep(60)"
+        long = {**first, "input": code, "background": True}
+        response_id = http.post("/responses", json=long).json()["id"]
+        started = tmp_path / "containers" / container / "started"
+        deadline = time.monotonic() + 20
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the call is under way
+        assert started.exists()
+        began = time.monotonic()
+        assert http.post(f"/responses/{response_id}/cancel").status_code == 200
+        while time.monotonic() - began < 20:
+            status = http.get(f"/responses/{response_id}").json()
+            if status["status"] not in ("queued", "in_progress"):
+                break
+            time.sleep(0.05)
+        assert status["status"] == "cancelled", status
+        assert time.monotonic() - began < 10  # the code did not run its minute out
+        after = http.post(
+            "/responses",
+            json={
+                **first,
+                "input": "python print('x' in globals())",
+                "include": ["code_interpreter_call.outputs"],
+            },
+        ).json()
+        (call,) = [i for i in after["output"] if i["type"] == "code_interpreter_call"]
+        assert call["outputs"] == [{"type": "logs", "logs": "False\n"}]
+    assert "Traceback" not in server.log()
