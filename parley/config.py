@@ -346,6 +346,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
 
     database_url: str = Field(default_factory=default_database_url)
+    #: Connections a server keeps to PostgreSQL (each of its database threads holds one);
+    #: SQLite has one. Replicas times this must stay under the database's
+    #: ``max_connections``.
+    database_pool_size: int = Field(default=16, ge=2, le=512)
     host: str = "127.0.0.1"
     port: int = 8700
     config: Path | None = None

@@ -88,6 +88,9 @@ class ParleyServer:
             "PARLEY_LOOP_WATCHDOG_SECONDS": "1",
             # A stop ends running turns at once (tests/e2e/test_drain.py sets its own drain).
             "PARLEY_DRAIN_SECONDS": "0",
+            # Room for the servers of two test processes at once under PostgreSQL's 100
+            # connections (SQLite has one).
+            "PARLEY_DATABASE_POOL_SIZE": "6",
             **(env or {}),
         }
         for name in (

@@ -187,7 +187,7 @@ async def _run_local(
 
     private_database(settings.database_url)
     _log_to_stderr(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         await db.migrate()
         key = await ensure_local_key(db)

@@ -149,7 +149,7 @@ def _lifespan(
         if settings.loop_watchdog_seconds > 0:
             watchdog = LoopWatchdog(settings.loop_watchdog_seconds)
             watchdog.start()
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
         usage = UsageCounter(db, settings.usage_flush_seconds)
         engine = Engine(db, registry, settings, metrics=metrics, usage=usage)

@@ -68,11 +68,13 @@ def normalise_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int | None = None) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
+        #: Connections (and database threads) on PostgreSQL; SQLite has one.
+        self.pool_size = pool_size or _PG_POOL
         self.engine: Engine = self._create_engine(echo)
-        workers = 1 if self.is_sqlite else _PG_POOL
+        workers = 1 if self.is_sqlite else self.pool_size
         self._workers = Workers(workers, "parley-db")
         self._kept: dict[int, Connection] = {}
 
@@ -82,7 +84,7 @@ class Database:
 
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
-            return _postgres_engine(self.url, echo)
+            return _postgres_engine(self.url, echo, self.pool_size)
         database = make_url(self.url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -411,11 +413,11 @@ def _load_sqlite_vec(dbapi_conn: Any) -> None:
         log.warning("vector search is off on SQLite, search is lexical only: %s", reason)
 
 
-def _postgres_engine(url: str, echo: bool) -> Engine:
+def _postgres_engine(url: str, echo: bool, pool_size: int) -> Engine:
     from psycopg import IsolationLevel
 
     engine = create_engine(
-        url, echo=echo, pool_size=_PG_POOL, max_overflow=0, pool_pre_ping=True, **_JSON_CODEC
+        url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **_JSON_CODEC
     )
 
     @event.listens_for(engine, "begin")
