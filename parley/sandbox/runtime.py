@@ -93,6 +93,11 @@ def command(
         "--symlink", "usr/lib", "/lib",
         "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin",
+        # Before the Python's binds: one under /tmp (a project checked out there) is bound
+        # into the new /tmp, not hidden by it.
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
     ]  # fmt: skip
     for root in python_roots(python):
         args += ["--ro-bind", str(root), str(root)]
@@ -113,9 +118,6 @@ def command(
         "PYTHONUNBUFFERED": "1",
     }
     args += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
         "--bind", str(directory), "/mnt/data",
         "--ro-bind", str(_KERNEL), _INSIDE,
         "--remount-ro", "/",
