@@ -107,12 +107,18 @@ def test_an_uploaded_csv_is_analysed_with_pandas(client: openai.OpenAI) -> None:
     assert kinds == ["image_file", "text"], answer.content
     assert answer.content[0].image_file.file_id == figure.id  # type: ignore[union-attr]
     # A second run of the thread uses the same container: the variables are still there.
-    client.beta.threads.messages.create(thread.id, role="user", content="python print(len(sales))")
+    notes = upload(client, "notes.txt", "attached later")
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="python print(len(sales), open('/mnt/data/notes.txt').read())",
+        attachments=[{"file_id": notes, "tools": [{"type": "code_interpreter"}]}],
+    )
     again = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=bot.id)
     again = finished(client, thread.id, again.id)
     steps = client.beta.threads.runs.steps.list(again.id, thread_id=thread.id).data
     (call,) = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]  # type: ignore[union-attr]
-    assert [o.logs for o in call.code_interpreter.outputs] == ["3\n"]  # type: ignore[union-attr]
+    assert [o.logs for o in call.code_interpreter.outputs] == ["3 attached later\n"]  # type: ignore[union-attr]
 
 
 def test_a_streamed_run_shows_the_call_as_a_step(client: openai.OpenAI) -> None:

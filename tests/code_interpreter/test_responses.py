@@ -392,3 +392,17 @@ async def test_a_resent_code_item_is_taken(served: Served) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         await served.sdk.responses.create(model="demo/parley", input=bad)
     assert refused.value.body["param"] == "input[1].code"  # type: ignore[index]
+
+
+async def test_two_calls_of_one_answer_share_the_conversation_s_container(served: Served) -> None:
+    upstream = served.upstreams["openai-responses"]
+    slot = upstream.take()
+    first, second = upstream.call_ids
+    calls = (Call(first, "python", {"code": "a = 1"}), Call(second, "python", {"code": "b = 2"}))
+    model, _ = upstream.script(slot, CallsTurn(calls), TextTurn())
+    answer = await served.http.post(
+        "/responses", json={"model": model, "input": "Set two variables.", "tools": [AUTO]}
+    )
+    assert answer.status_code == 200, answer.text
+    ran = [i for i in answer.json()["output"] if i["type"] == "code_interpreter_call"]
+    assert len(ran) == 2 and ran[0]["container_id"] == ran[1]["container_id"]

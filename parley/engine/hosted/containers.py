@@ -87,6 +87,7 @@ class Containers:
         self.root = settings.containers_directory()
         self.live: dict[str, _Live] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._thread_locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._swept = False
         #: Counts the containers a tool makes against the API key of the turn's request
@@ -142,8 +143,19 @@ class Containers:
                     code="container_expired",
                 )
             return found
+        # Two calls of one answer find or make one container between them.
+        if len(self._thread_locks) > 1024:
+            self._thread_locks = {k: v for k, v in self._thread_locks.items() if v.locked()}
+        async with self._thread_locks.setdefault(thread_id, asyncio.Lock()):
+            return await self._thread_container(interpreter, user_id, thread_id, key_hash)
+
+    async def _thread_container(
+        self, interpreter: Interpreter, user_id: str, thread_id: str, key_hash: str | None
+    ) -> Container:
         kept = await self.db.read(store.thread_container, user_id=user_id, thread_id=thread_id)
         if kept is not None:
+            if interpreter.file_ids:  # files given since it was made (a message's attachments)
+                await self._copy_in(kept, interpreter.file_ids)
             return kept
         made = await self.db.write(
             store.create_container,
@@ -165,29 +177,45 @@ class Containers:
                 face=USAGE_FACE,
                 used=Usage(),
             )
-        if interpreter.file_ids:
-            from parley.store import files as file_store
+        await self._copy_in(made, interpreter.file_ids)
+        return made
 
-            for file_id in interpreter.file_ids:
-                try:
-                    found_file = await self.db.read(
-                        file_store.get_file, user_id=user_id, file_id=file_id
-                    )
-                except NotFound:
-                    continue  # deleted since the request was checked
-                stored = await self.storages.default.put(
-                    self.storages.of(found_file.storage).read(found_file.storage_key)
+    async def _copy_in(self, container: Container, file_ids: Iterable[str]) -> None:
+        """Copy the user's files ``file_ids`` into ``container`` at ``/mnt/data/<name>``,
+        those not there yet (a file deleted since the request was checked is passed over;
+        past the container's disk, the rest are)."""
+        from parley.store import files as file_store
+
+        there = {
+            f.path for f in await self.db.read(store.all_container_files, container_id=container.id)
+        }
+        for file_id in file_ids:
+            try:
+                found = await self.db.read(
+                    file_store.get_file, user_id=container.user_id, file_id=file_id
                 )
-                path = _file_path(found_file.filename, found_file.id)
+            except NotFound:
+                continue
+            path = _file_path(found.filename, found.id)
+            if path in there:
+                continue
+            stored = await self.storages.default.put(
+                self.storages.of(found.storage).read(found.storage_key)
+            )
+            try:
                 await self.db.write(
                     store.add_container_file,
-                    user_id=user_id,
-                    container_id=made.id,
+                    user_id=container.user_id,
+                    container_id=container.id,
                     path=path,
                     source="user",
                     stored=stored,
+                    disk_bytes=self.settings.code_interpreter_disk_bytes,
                 )
-        return made
+            except ParleyError:
+                await self.storages.default.delete([stored.key])
+                break
+            there.add(path)
 
     # -------------------------------------------------------------------------- run
 
@@ -431,6 +459,9 @@ class Containers:
 
     async def _close(self, container_id: str, *, remove: bool = False) -> None:
         live = self.live.pop(container_id, None)
+        lock = self._locks.get(container_id)
+        if lock is not None and not lock.locked():
+            del self._locks[container_id]
         if live is None:
             return
         await live.kernel.close()
