@@ -356,8 +356,9 @@ class Settings(BaseSettings):
     #: Redis URL for cross-replica live streaming and shared rate-limit counters (optional).
     redis_url: str | None = None
 
-    #: Largest accepted request body, in bytes.
-    max_body_bytes: int = 1024 * 1024
+    #: Largest accepted request body, in bytes (decompressed, for a compressed one): room
+    #: for a long coding session, which clients such as Codex send whole with each request.
+    max_body_bytes: int = 16 * 1024 * 1024
     #: Seconds an ``action_required`` run waits for tool outputs before it becomes ``expired``.
     action_expiry_seconds: float = 600.0
     #: Seconds between SSE keep-alive comments.

@@ -114,6 +114,11 @@ class PayloadTooLarge(ParleyError):
     error_type = "payload_too_large"
 
 
+class UnsupportedMediaType(ParleyError):
+    status_code = 415
+    error_type = "unsupported_media_type"
+
+
 class _RetryLater(ParleyError):
     """An error worth trying again later: ``retry_after`` is how many seconds to wait (the
     ``Retry-After`` header), when known."""

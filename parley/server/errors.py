@@ -63,6 +63,7 @@ _OPENAI_TYPES: dict[str, tuple[int | None, str]] = {
     "not_found": (None, "not_found"),
     "conflict": (None, "invalid_request"),
     "payload_too_large": (None, "invalid_request"),
+    "unsupported_media_type": (None, "invalid_request"),
     "rate_limited": (None, "too_many_requests"),
     "upstream_error": (500, "model_error"),
     "upstream_timeout": (500, "model_error"),

@@ -433,8 +433,8 @@ def test_request_ids_and_large_bodies_pass_through_nginx(
             expected = openai_error(error)[1] if openai_path(f"/v1{path}") else error.to_dict()
             assert refused.json() == expected, path
         # a body of exactly the limit reaches the replica
-        body = b'{"content": "' + b"x" * (1024 * 1024 - 15) + b'"}'
-        assert len(body) == 1024 * 1024
+        body = b'{"content": "' + b"x" * (limit - 15) + b'"}'
+        assert len(body) == limit
         assert http.post("/process", content=body).status_code == 422
     assert "rid=req-from-the-client " in nginx.access_log.read_text()
 
