@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from parley import __version__
 from parley.cli import admin as admin_cli
 from parley.cli import db as db_cli
+from parley.cli import importing as import_cli
 from parley.cli import sandbox as sandbox_cli
 from parley.cli import usage as usage_cli
 from parley.cli.extras import missing_extra
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_parsers(sub, _add_db_options)  # users, keys
 
     _add_db_options(usage_cli.add_parser(sub))
+    _add_db_options(import_cli.add_parser(sub))
     db_cli.add_parser(sub, _add_db_options)
     sandbox_cli.add_parser(sub, _add_db_options)
     return parser
@@ -421,6 +423,8 @@ def _server_command(args: argparse.Namespace) -> int:
             return asyncio.run(_print_models(settings))
         if args.command == "usage":
             return usage_cli.run(settings, args)
+        if args.command == "import":
+            return import_cli.run(settings, args)
         if args.command == "db":
             return db_cli.run(settings, args)
         if args.command == "sandbox":
