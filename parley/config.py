@@ -507,6 +507,20 @@ class Settings(BaseSettings):
     #: Containers one user may have alive at once (0: no cap); past it, a new one gets 400.
     code_interpreter_max_containers: int = Field(default=20, ge=0)
 
+    # Webhooks (docs/webhooks.md): run-end events POSTed to the users' endpoints.
+    #: Seconds one delivery attempt may take (connect, send, answer) before it fails.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Hours a delivery is retried after its event (or its replay); then it ends ``failed``.
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    #: Seconds before the first retry; each later one waits twice as long (at most an
+    #: hour), with a random fifth more or less.
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    #: Seconds between a replica's looks for deliveries that are due.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Where endpoints may point besides public addresses, as ``PARLEY_MCP_ALLOW_URLS``
+    #: says it (``parley.mcp.addresses``): entries separated by commas.
+    webhook_allow_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     ollama_host: str | None = Field(default=None, validation_alias="OLLAMA_HOST")
@@ -540,6 +554,15 @@ class Settings(BaseSettings):
                 "PARLEY_MCP_SERVERS is not read: register MCP servers as [mcp_servers.LABEL] "
                 "tables of the config file (PARLEY_CONFIG)"
             )
+        return value
+
+    @field_validator("webhook_allow_urls", mode="before")
+    @classmethod
+    def _webhook_allow_list(cls, value: Any) -> Any:
+        """``PARLEY_WEBHOOK_ALLOW_URLS``: entries separated by commas (blank ones skipped),
+        checked where they are used (``parley.webhooks.delivery.webhook_policy``)."""
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
         return value
 
     @field_validator("mcp_allow_urls", mode="before")

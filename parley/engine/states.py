@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.store import runs as run_store
+from parley.store import webhooks
 from parley.types import RunStatus
 
 S = RunStatus
@@ -42,13 +43,19 @@ def move(
     **values: Any,
 ) -> bool:
     """Move the run to ``target`` if it is still in ``source`` (or any state that may move
-    there); True when it moved. Asking for a move the table forbids is a programming error."""
+    there); True when it moved. A move that ends the run (or pauses it for tool outputs)
+    writes its webhook deliveries too (``store.webhooks.enqueue``). Asking for a move the
+    table forbids is a programming error."""
     if source is not None:
         if not can_move(source, target):
             raise ValueError(f"run may not move from {source} to {target}")
         expected = [source.value]
     else:
         expected = [s.value for s in sources_of(target)]
-    return run_store.set_status(
+    moved = run_store.set_status(
         conn, run_id=run_id, expected=expected, status=target.value, **values
     )
+    if moved and target in webhooks.ENDING:
+        # In the same transaction: the run's end and its webhook events commit together.
+        webhooks.enqueue(conn, run_id=run_id, status=target)
+    return moved

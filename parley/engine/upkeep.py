@@ -10,6 +10,7 @@ honest while no request asks.
 - Checkpoints (``engine.checkpoints``) and the pruning of old event logs
   (``engine.pruning``) run in tasks of their own.
 - The ingestion worker (``retrieval.ingest``) indexes the files attached to vector stores.
+- The webhook worker (``webhooks.delivery``) sends the run-end events of the outbox.
 
 All of it is bookkeeping: it waits behind the work clients wait on (``Workers``).
 """
@@ -34,6 +35,7 @@ from parley.metrics import Metrics
 from parley.providers.registry import ProviderRegistry
 from parley.retrieval.ingest import CountsUsage, Ingestion
 from parley.store.db import Database
+from parley.webhooks.delivery import Deliveries
 
 log = logging.getLogger("parley.engine")
 
@@ -76,6 +78,8 @@ class Upkeep:
             lease_seconds=settings.lease_seconds,
             usage=usage,
         )
+        #: Sends the webhook events the ends of runs wrote to the outbox.
+        self.webhooks = Deliveries(db, settings, owner=lease.owner)
 
     @property
     def beat(self) -> float:
@@ -96,9 +100,11 @@ class Upkeep:
             self._tasks.append(asyncio.create_task(self._prune_event_logs()))
         self._tasks.append(asyncio.create_task(self._sweep_files()))
         await self.ingestion.start()
+        await self.webhooks.start()
 
     async def stop(self) -> None:
         """Stop the background tasks."""
+        await self.webhooks.stop()
         await self.ingestion.stop()
         for task in self._tasks:
             task.cancel()

@@ -48,6 +48,7 @@ from parley.server.faces.responses import conversation_routes as conversations
 from parley.server.faces.responses import routes as responses
 from parley.server.faces.responses.protocol import ResponseCreate
 from parley.server.faces.vector_stores import routes as vector_stores
+from parley.server.faces.webhooks import routes as webhooks
 from parley.server.fastpaths import FastPaths, FastRoute
 from parley.server.limits import RequestGuard
 from parley.server.logs import AccessLog
@@ -84,6 +85,7 @@ FACES = (
     uploads,
     vector_stores,
     containers,
+    webhooks,
 )
 
 

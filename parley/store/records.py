@@ -281,3 +281,51 @@ class ContainerFile(_Record):
     sha256: str
     created_at: float
     updated_at: float
+
+
+@dataclass(slots=True)
+class WebhookEndpoint(_Record):
+    """Where a user's run-end events are POSTed (``/v1/webhooks``)."""
+
+    id: str
+    user_id: str
+    url: str
+    events: list[str]
+    description: str | None
+    #: ``whsec_...``: shown when it is made and when it is rotated, never listed.
+    secret: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class WebhookAttempt(_Record):
+    """One attempt of a delivery: the HTTP status it got, or the error, and its time."""
+
+    delivery_id: str
+    number: int
+    at: float
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class WebhookDelivery(_Record):
+    """One event for one endpoint, from the outbox (``store.webhooks``)."""
+
+    id: str
+    endpoint_id: str
+    user_id: str
+    event_id: str
+    event_type: str
+    payload: str
+    #: ``pending``, ``delivered`` or ``failed``.
+    status: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    lease_owner: str | None
+    retry_until: float | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: float | None

@@ -1,0 +1,207 @@
+"""The delivery worker: it sends the outbox's webhook events (``store.webhooks``).
+
+Every replica runs one (``Deliveries``, started and stopped with the engine's upkeep). Each
+round it looks whether any delivery is due (a read), claims a few (each claim lasts the
+attempt's timeout and a margin), and sends each in a task of its own:
+
+    POST <endpoint url>   content-type: application/json
+    webhook-id: <event id>   webhook-timestamp: <unix seconds, at this attempt>
+    webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">
+
+as the Standard Webhooks scheme that OpenAI uses says, keyed by the endpoint's secret (the
+bytes of the base64 after ``whsec_``), so ``openai.OpenAI(webhook_secret=...).webhooks
+.unwrap(body, headers)`` verifies it. Redirects are not followed, and every connection goes
+only where the address policy allows (``webhook_policy``; checked after DNS).
+
+A 2xx answer delivers it. Anything else (another status, a timeout, a refused address, a
+connection error) schedules a retry after ``webhook_backoff_seconds``, doubled at each
+attempt (an hour at most), a random fifth more or less; past ``webhook_retry_hours`` after
+the event (or its replay) it ends ``failed``. A worker that dies mid-attempt loses its
+claim when the claim runs out: the delivery is sent again (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import time
+
+import httpx2
+
+from parley import __version__
+from parley.config import ConfigError, Settings
+from parley.mcp.addresses import AddressPolicy, AddressRefused, guarded_client_factory
+from parley.store import webhooks as store
+from parley.store.db import Database, now
+
+log = logging.getLogger("parley.webhooks")
+
+#: Deliveries one replica sends at once.
+CONCURRENCY = 8
+#: Seconds a claim outlasts the attempt's own timeout.
+CLAIM_MARGIN = 5.0
+#: The longest wait between two retries.
+MAX_BACKOFF = 3600.0
+
+
+def webhook_policy(settings: Settings) -> AddressPolicy:
+    """Where endpoints may point: public addresses, and what ``PARLEY_WEBHOOK_ALLOW_URLS``
+    adds. Raises ``ConfigError`` naming a bad entry."""
+    try:
+        return AddressPolicy.parse(settings.webhook_allow_urls)
+    except ValueError as exc:
+        raise ConfigError(f"PARLEY_WEBHOOK_ALLOW_URLS: {exc}") from None
+
+
+async def check_url(policy: AddressPolicy, url: str) -> None:
+    """``AddressRefused`` when ``url`` may not be reached: its form (scheme, credentials, a
+    literal address), then the addresses its host resolves to now."""
+    policy.check_url(url)
+    parsed = httpx2.URL(url)
+    await policy.resolve(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+
+
+def signature(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` header: ``v1,`` and the base64 of the HMAC-SHA256 of
+    ``{id}.{timestamp}.{body}``, keyed by the secret's bytes (the base64 after ``whsec_``)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{webhook_id}.{timestamp}.{body}".encode()
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signed_headers(secret: str, webhook_id: str, body: str, *, at: int) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "user-agent": f"Parley-Webhooks/{__version__}",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(at),
+        "webhook-signature": signature(secret, webhook_id, at, body),
+    }
+
+
+def backoff(settings: Settings, attempt: int) -> float:
+    """Seconds before the retry after attempt number ``attempt`` (1 for the first)."""
+    delay = min(settings.webhook_backoff_seconds * 2.0 ** min(attempt - 1, 30), MAX_BACKOFF)
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Deliveries:
+    """The delivery worker of one replica; ``owner`` names it in its claims."""
+
+    def __init__(
+        self, db: Database, settings: Settings, *, owner: str, concurrency: int = CONCURRENCY
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+        self.concurrency = concurrency
+        self.policy = webhook_policy(settings)
+        self.working: set[asyncio.Task[None]] = set()
+        self._client: httpx2.AsyncClient | None = None
+        self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def claim_seconds(self) -> float:
+        return self.settings.webhook_timeout_seconds + CLAIM_MARGIN
+
+    async def start(self) -> None:
+        timeout = httpx2.Timeout(self.settings.webhook_timeout_seconds)
+        self._client = guarded_client_factory(self.policy)(timeout=timeout)
+        self._loop = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop; attempts under way are cut short, their claims left to run out."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        for task in list(self.working):
+            task.cancel()
+        for task in list(self.working):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except Exception:  # a boundary: the next round tries again
+                log.exception("webhook delivery round failed; retrying")
+            await asyncio.sleep(self.settings.webhook_poll_seconds)
+
+    async def round(self) -> int:
+        """Claim the due deliveries there is room for and start sending them."""
+        room = self.concurrency - len(self.working)
+        if room <= 0 or not await self.db.read_later(store.any_due):
+            return 0
+        claims = await self.db.write_later(
+            store.claim, owner=self.owner, lease_seconds=self.claim_seconds, limit=room
+        )
+        for claim in claims:
+            task = asyncio.create_task(self._attempt(claim))
+            self.working.add(task)
+            task.add_done_callback(self.working.discard)
+        return len(claims)
+
+    async def _attempt(self, claim: store.Claim) -> None:
+        started = time.perf_counter()
+        status_code, error = await self._send(claim)
+        duration_ms = (time.perf_counter() - started) * 1000
+        retry_at: float | None = None
+        if status_code is None or not 200 <= status_code < 300:
+            deadline = claim.retry_until or (
+                claim.created_at + self.settings.webhook_retry_hours * 3600
+            )
+            at = now() + backoff(self.settings, claim.attempt)
+            retry_at = at if at <= deadline else None
+        try:
+            status = await self.db.write_later(
+                store.finish_attempt,
+                claim=claim,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+                retry_at=retry_at,
+            )
+        except Exception:  # a boundary: the claim runs out and the delivery is sent again
+            log.exception("recording webhook delivery %s failed", claim.delivery_id)
+            return
+        log.info(
+            "webhook %s %s attempt %d: %s in %.0f ms -> %s",
+            claim.event_type,
+            claim.delivery_id,
+            claim.attempt,
+            status_code if status_code is not None else error,
+            duration_ms,
+            status or "claim lost",
+        )
+
+    async def _send(self, claim: store.Claim) -> tuple[int | None, str | None]:
+        """The answer's status code, or why there was none."""
+        assert self._client is not None
+        headers = signed_headers(claim.secret, claim.event_id, claim.payload, at=int(time.time()))
+        try:
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                response = await self._client.post(
+                    claim.url, content=claim.payload.encode(), headers=headers
+                )
+                await response.aclose()
+        except AddressRefused as exc:
+            return None, f"address refused: {exc.message}"
+        except TimeoutError:
+            return None, f"no answer within {self.settings.webhook_timeout_seconds:g} s"
+        except httpx2.TimeoutException:
+            return None, f"no answer within {self.settings.webhook_timeout_seconds:g} s"
+        except httpx2.HTTPError as exc:
+            return None, f"connection failed: {type(exc).__name__}"
+        return response.status_code, None
