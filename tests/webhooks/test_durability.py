@@ -1,0 +1,68 @@
+"""Deliveries survive a server killed mid-attempt, and two replicas on one database send
+each event once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import ParleyServer, replicas, restartable_server
+from tests.webhooks.conftest import WEBHOOK_ENV
+from tests.webhooks.receiver import Receiver
+from tests.webhooks.test_webhooks import deliveries, make_endpoint, wait_until
+
+
+@pytest.fixture
+def restartable(upstream: Any, tmp_path: Path) -> Iterator[ParleyServer]:
+    yield from restartable_server(upstream.base_url, tmp_path, env=WEBHOOK_ENV)
+
+
+def test_a_delivery_cut_by_kill_9_is_sent_after_the_restart(
+    restartable: ParleyServer, receiver: Receiver
+) -> None:
+    srv = restartable
+    key = srv.new_user()
+    receiver.hang("/slow")
+    with srv.client(key) as http:
+        endpoint = make_endpoint(http, receiver.url("/slow"), ["response.completed"])
+        made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
+        assert made.status_code == 200, made.text
+    assert receiver.hanging.wait(20), "the first attempt never came"
+    srv.kill()
+    srv.start()
+    got = receiver.wait_for("/slow", 2, timeout=30)
+    assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
+    with srv.client(key) as http:
+        wait_until(lambda: deliveries(http, endpoint["id"])[0]["status"] == "delivered")
+        (delivery,) = deliveries(http, endpoint["id"])
+    # The killed attempt counted, but left no outcome: its claim ran out and was taken again.
+    assert delivery["attempts"] == 2
+    assert [(a["number"], a["status_code"]) for a in delivery["attempt_log"]] == [(2, 204)]
+    receiver.release()
+
+
+def test_two_replicas_deliver_each_event_once(
+    upstream: Any, tmp_path: Path, receiver: Receiver
+) -> None:
+    for servers in replicas(upstream.base_url, tmp_path, 2, env=WEBHOOK_ENV):
+        key = servers[0].new_user()
+        with servers[0].client(key) as http:
+            make_endpoint(http, receiver.url("/both"), ["response.completed"])
+        ids = []
+        for n in range(12):
+            with servers[n % 2].client(key) as http:
+                made = http.post(
+                    "/responses", json={"model": "demo/x", "input": f"n{n}", "background": True}
+                )
+                assert made.status_code == 200, made.text
+                ids.append(made.json()["id"])
+        got = receiver.wait_for("/both", 12, timeout=40)
+        time.sleep(1.5)
+        got = receiver.at("/both")
+        counts = Counter(r.headers["webhook-id"] for r in got)
+        assert len(counts) == 12 and set(counts.values()) == {1}, counts
