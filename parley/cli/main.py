@@ -20,6 +20,7 @@ from parley.cli import db as db_cli
 from parley.cli import importing as import_cli
 from parley.cli import sandbox as sandbox_cli
 from parley.cli import usage as usage_cli
+from parley.cli import webhooks as webhooks_cli
 from parley.cli.extras import missing_extra
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_options(import_cli.add_parser(sub))
     db_cli.add_parser(sub, _add_db_options)
     sandbox_cli.add_parser(sub, _add_db_options)
+    webhooks_cli.add_parser(sub, _add_db_options)
     return parser
 
 
@@ -429,6 +431,8 @@ def _server_command(args: argparse.Namespace) -> int:
             return db_cli.run(settings, args)
         if args.command == "sandbox":
             return sandbox_cli.run(settings, args)
+        if args.command == "webhooks":
+            return webhooks_cli.run(settings, args)
         if args.command in ("users", "keys"):
             return admin_cli.run(settings, args)
     except ConfigError as exc:
