@@ -9,8 +9,10 @@ PostgreSQL), sends them, and writes each attempt's outcome (``finish_attempt``) 
 its claim still holds. A claim lasts until ``next_attempt_at``: a worker that died leaves
 the delivery due again once its claim runs out, so every event is delivered at least once.
 
-The events (``EVENTS``): a run made by the Responses API gives ``response.completed``,
-``response.failed``, ``response.cancelled`` or ``response.incomplete``, as OpenAI sends them.
+The events (``EVENTS``): a run made by the Responses API with ``background: true`` gives
+``response.completed``, ``response.failed``, ``response.cancelled`` or
+``response.incomplete``, as OpenAI sends them (a response that was not in the background
+gives none, as at OpenAI).
 Any other run (Assistants, Parley's own ``/v1/runs``) gives ``thread.run.<status>`` for
 ``completed``, ``failed``, ``cancelled``, ``incomplete`` and ``expired``, and
 ``thread.run.requires_action`` at each pause for tool outputs.
@@ -62,7 +64,14 @@ ENDING = frozenset(RUN_EVENTS)
 _E = webhook_endpoints
 _D = webhook_deliveries
 _SUBSCRIBED = (
-    select(_E.c.id, _E.c.events, runs.c.thread_id, runs.c.request, runs.c.paused_at)
+    select(
+        _E.c.id,
+        _E.c.events,
+        runs.c.user_id,
+        runs.c.thread_id,
+        runs.c.request,
+        runs.c.paused_at,
+    )
     .join(runs, runs.c.user_id == _E.c.user_id)
     .where(runs.c.id == bindparam("run_id"))
 )
@@ -135,9 +144,12 @@ def rotate_secret(conn: Connection, *, user_id: str, endpoint_id: str) -> Webhoo
 
 
 def event_type(request: dict[str, Any] | None, status: RunStatus, *, paused: bool) -> str | None:
-    """The event a run's move to ``status`` gives, if any. A response that paused for tool
-    calls ended there (``response.completed``): its later end gives nothing more."""
+    """The event a run's move to ``status`` gives, if any. As OpenAI's, a response gives
+    events only when it ran in the background; one that paused for tool calls ended there
+    (``response.completed``): its later end gives nothing more."""
     if request is not None and request.get("api") == "responses":
+        if not request.get("background"):
+            return None
         return (
             None if paused and status != RunStatus.ACTION_REQUIRED else RESPONSE_EVENTS.get(status)
         )
@@ -166,14 +178,13 @@ def enqueue(conn: Connection, *, run_id: str, status: RunStatus) -> int:
     payload = orjson.dumps(
         {"id": event_id, "type": name, "created_at": int(at), "object": "event", "data": data}
     ).decode()
-    user_id = conn.execute(select(runs.c.user_id).where(runs.c.id == run_id)).scalar_one()
     conn.execute(
         _INSERT_DELIVERIES,
         [
             {
                 "id": new_id("whd"),
                 "endpoint_id": endpoint_id,
-                "user_id": user_id,
+                "user_id": first.user_id,
                 "event_id": event_id,
                 "event_type": name,
                 "payload": payload,

@@ -61,6 +61,9 @@ def test_a_background_response_is_delivered_and_verified_by_the_openai_sdk(
     with hooks_server.client(key) as http:
         endpoint = make_endpoint(http, receiver.url("/done"), RESPONSE_EVENTS)
         quiet = make_endpoint(http, receiver.url("/quiet"), ["response.failed"])
+        # As at OpenAI, only a response run in the background gives events.
+        foreground = http.post("/responses", json={"model": "demo/x", "input": "hi"})
+        assert foreground.json()["status"] == "completed", foreground.text
         response_id = background_response(http)
         (got,) = receiver.wait_for("/done", 1)
         event = openai.OpenAI(api_key="unused", webhook_secret=endpoint["secret"]).webhooks.unwrap(
@@ -204,3 +207,46 @@ def test_bad_input_is_refused(hooks_server: ParleyServer, receiver: Receiver) ->
     with hooks_server.client(key) as http:
         assert http.delete(f"/webhooks/{endpoint['id']}").status_code == 200
         assert http.get(f"/webhooks/{endpoint['id']}").status_code == 404
+
+
+def test_a_response_that_calls_a_tool_is_completed_once(
+    hooks_server: ParleyServer, receiver: Receiver
+) -> None:
+    key = hooks_server.new_user()
+    tool = {
+        "type": "function",
+        "name": "lookup",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    with hooks_server.client(key) as http:
+        make_endpoint(http, receiver.url("/tools"), RESPONSE_EVENTS)
+        made = http.post(
+            "/responses",
+            json={"model": "demo/x", "input": "lookup cats", "tools": [tool], "background": True},
+        )
+        first = made.json()["id"]
+        (got,) = receiver.wait_for("/tools", 1)
+        assert json.loads(got.body)["data"] == {"id": first}
+        call = next(
+            item
+            for item in http.get(f"/responses/{first}").json()["output"]
+            if item["type"] == "function_call"
+        )
+        following = http.post(
+            "/responses",
+            json={
+                "model": "demo/x",
+                "previous_response_id": first,
+                "input": [
+                    {"type": "function_call_output", "call_id": call["call_id"], "output": "ok"}
+                ],
+                "tools": [tool],
+                "background": True,
+            },
+        )
+        assert following.status_code == 200, following.text
+        got = receiver.wait_for("/tools", 2)
+        time.sleep(0.5)
+        got = receiver.at("/tools")
+        assert [json.loads(r.body)["data"]["id"] for r in got] == [first, following.json()["id"]]
+        assert {json.loads(r.body)["type"] for r in got} == {"response.completed"}
