@@ -254,6 +254,23 @@ def test_an_imported_thread_goes_on_as_a_conversation(
     assert following.status == "completed", following.error
 
 
+def test_an_imported_run_is_a_previous_response(
+    target_sdk: openai.OpenAI, filled: dict[str, Any], imported: str
+) -> None:
+    """An imported run, ended, is a response a new one may follow: it starts a branch of
+    the thread from that run's answer."""
+    client = target_sdk
+    first = client.beta.threads.runs.list(thread_id=imported, order="asc").data[0]
+    kept = client.responses.retrieve(first.id)
+    assert kept.status == "completed"
+    assert kept.output_text == _text(filled["messages"][1])
+    assert [i.type for i in kept.output if i.type != "reasoning"] == ["function_call", "message"]
+    branch = client.responses.create(
+        model="demo/parley", previous_response_id=first.id, input="And in Lyon?"
+    )
+    assert branch.status == "completed", branch.error
+
+
 def test_a_refused_key_or_a_missing_thread_is_an_error(
     target: ParleyServer, source: ParleyServer, imported: str
 ) -> None:

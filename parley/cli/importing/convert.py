@@ -176,6 +176,9 @@ class ThreadPlan:
     messages: list[Message]
     #: Each run's source assistant id, mapped (written only when that assistant is there).
     run_assistants: dict[str, str]
+    #: The ``actions`` rows of the runs' function calls, answered: what a run's steps and
+    #: its response's output show them from.
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -221,11 +224,13 @@ def plan_thread(
     before: dict[int, list[_Entry]] = {}
     after: dict[int, list[_Entry]] = {}
     loose: list[_Entry] = []
+    actions: list[dict[str, Any]] = []
     for source_run in runs:
         run_id = str(source_run["id"])
         placed = _step_calls(
             steps.get(run_id, []), thread_id, kept_runs.get(run_id), ids, report, at
         )
+        actions += _actions(placed, kept_runs.get(run_id), ids)
         # Where each calls step goes: before the message of the run's next message
         # step, else after that of its last one, else by time.
         made = [
@@ -258,7 +263,39 @@ def plan_thread(
         runs=list(kept_runs.values()),
         messages=[e.message for e in ordered],
         run_assistants=run_assistants,
+        actions=actions,
     )
+
+
+def _actions(
+    placed: list[tuple[int, list[_Entry]]], run: Run | None, ids: Ids
+) -> list[dict[str, Any]]:
+    """The ``actions`` rows of a kept run's answered function calls (one per call id)."""
+    if run is None:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for _, entries in placed:
+        asked, *answers = (e.message for e in entries)
+        outputs = {m.tool_call_id: m for m in answers}
+        for position, call in enumerate(asked.tool_calls or ()):
+            answer = outputs[call["id"]]
+            rows.setdefault(
+                call["id"],
+                {
+                    "id": ids.of("act", "action", run.id, call["id"]),
+                    "run_id": run.id,
+                    "tool_call_id": call["id"],
+                    "position": position,
+                    "name": call["name"],
+                    "arguments": call["arguments"],
+                    "status": "completed",
+                    "output": answer.content,
+                    "created_at": asked.created_at,
+                    "completed_at": answer.created_at,
+                    "kind": None,
+                },
+            )
+    return list(rows.values())
 
 
 def _created_message(step: dict[str, Any]) -> str | None:

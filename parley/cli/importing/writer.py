@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from parley.cli.importing.convert import ThreadPlan
 from parley.store import threads as thread_store
 from parley.store.records import Message
-from parley.store.tables import assistants, messages, runs, threads, users
+from parley.store.tables import actions, assistants, messages, runs, threads, users
 
 
 class Written(NamedTuple):
@@ -96,6 +96,10 @@ def write_thread(conn: Connection, *, user_id: str, plan: ThreadPlan) -> Written
         new_runs.append(values)
     if new_runs:
         conn.execute(insert(runs), new_runs)
+        added_runs = {r["id"] for r in new_runs}
+        new_actions = [a for a in plan.actions if a["run_id"] in added_runs]
+        if new_actions:
+            conn.execute(insert(actions), new_actions)
     thread_store.lock_thread(conn, user_id=user_id, thread_id=plan.id)
     present = set(
         conn.execute(select(messages.c.id).where(messages.c.thread_id == plan.id)).scalars()
