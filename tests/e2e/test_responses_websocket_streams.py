@@ -247,6 +247,31 @@ def test_store_false_and_warm_ups_continue_across_streams(
         assert deltas(after) == f"warm {three}"
 
 
+def test_a_continuation_waits_for_the_response_another_stream_answers(
+    server: Any, user_key: str
+) -> None:
+    """Sent while the response it continues still streams on another stream, a
+    continuation starts once that one has ended (and the connection holds it)."""
+    with websocket(server, user_key) as socket:
+        socket.send(on("a", model=PACED, input="first", store=False))
+        created = socket.receive()
+        assert created["type"] == "response.created" and created["stream_id"] == "a", created
+        first_id = created["response"]["id"]
+        socket.send(
+            on("b", model="fake/echo", input="next", store=False, previous_response_id=first_id)
+        )
+        events = [created, *read_until(socket, {"a": 1, "b": 1})]
+
+    order = [(e["stream_id"], e["type"]) for e in events]
+    assert order.index(("a", "response.completed")) < order.index(("b", "response.created"))
+    streams = per_stream(events)
+    check_sequence(streams["a"])
+    check_sequence(streams["b"])
+    assert streams["b"][-1]["type"] == "response.completed", streams["b"][-1]
+    assert streams["b"][-1]["response"]["previous_response_id"] == first_id
+    assert deltas(streams["b"]) == "next"
+
+
 def test_a_connection_closed_mid_stream_leaves_its_responses_to_end(
     server: Any, user_key: str, http: httpx.Client
 ) -> None:

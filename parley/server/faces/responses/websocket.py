@@ -5,7 +5,8 @@ A connection authenticates like HTTP (``Authorization: Bearer``), then takes
 same events as the HTTP stream. A message without ``stream_id`` is answered whole before
 the next message is read. A message with one (``[A-Za-z0-9_.-]{1,256}``) goes to that
 stream: a stream answers its messages one at a time in order, streams run side by side,
-and each event of a stream's responses (its errors too) carries its ``stream_id``. A
+and each event of a stream's responses (its errors too) carries its ``stream_id``; a
+response that continues one another stream is still answering starts once that one ends. A
 connection runs at most ``MAX_STREAMS`` streams, each with at most ``MAX_WAITING``
 messages waiting; past either, the message is refused (``websocket_stream_limit_reached``).
 Every frame goes out through one writer (``Connection.send``), one at a time, so a slow
@@ -18,8 +19,9 @@ as long as the connection); a continuation that fails forgets the response it na
 A ``generate: false`` message is a warm-up: an empty completed response, no model call, that
 the connection keeps; a response that continues it (``previous_response_id``) takes its
 input before its own, and what it continued (``Connection.unwarm``).
-Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}``; a
-binary frame is one (``unsupported_frame``), and the connection stays usable.
+Failures are ``{"type": "error", "status", "error": {"code", "message", "param"}}`` (with
+the ``stream_id`` of a stream's message); a binary frame is one (``unsupported_frame``), and
+the connection stays usable.
 A connection lasts at most ``MAX_SECONDS``.
 """
 
@@ -107,6 +109,9 @@ class Connection:
         self.warm: dict[str, WebSocketCreate] = {}
         #: Scratch threads of ``store: false`` responses, held until the connection ends.
         self.scratch: set[str] = set()
+        #: Responses started and not yet held, by id: a continuation of one waits for it
+        #: (another stream may be answering it).
+        self.ending: dict[str, asyncio.Event] = {}
         #: The streams with a message answered or waiting, by ``stream_id``.
         self.streams: dict[str, Stream] = {}
         #: Held by whoever writes a frame: one at a time, whole.
@@ -242,6 +247,8 @@ class Connection:
                 raise data
             body = self.validate(data)
             previous = body.previous_response_id
+            if previous in self.ending:  # made on another stream, and not yet held
+                await self.ending[previous].wait()
             named, body = previous, self.unwarm(body)
             if body.generate is False:
                 await self.warm_up(body, named, stream_id)
@@ -265,6 +272,7 @@ class Connection:
             return
         if not planned.store:
             self.scratch.add(turn.thread_id)
+        ended = self.ending[turn.run_id] = asyncio.Event()
         if stream is not None:
             stream.streaming = True
         try:
@@ -272,6 +280,8 @@ class Connection:
         finally:
             if stream is not None:
                 stream.streaming = False
+            del self.ending[turn.run_id]
+            ended.set()
 
     async def follow(
         self, turn: TurnHandle, body: WebSocketCreate, previous: str | None, stream_id: str | None
@@ -351,10 +361,10 @@ class Connection:
         events = ResponseEvents(head(run, "in_progress"))
         events.ended_at = int(run.created_at)
         messages = ResponseMessages(events, stored=events.final("completed"))
-        await self.relay(pump(messages, no_items()), stream_id)
-        self.warm[run.id] = body
+        self.warm[run.id] = body  # before its events: a next message may continue it at once
         while len(self.warm) > MAX_HELD:
             self.warm.pop(next(iter(self.warm)))
+        await self.relay(pump(messages, no_items()), stream_id)
 
     def decode(self, text: str) -> dict[str, Any]:
         """A message's JSON object."""
