@@ -39,6 +39,8 @@ _SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.25, 0.5,
 #: The outcomes of indexing a file: ``lost`` is a file cancelled, attached again or deleted
 #: while it was indexed, or given back when the server stopped (nothing was written).
 INGEST_OUTCOMES = frozenset({"completed", "failed", "lost"})
+#: What a webhook delivery attempt came to (``webhook_attempt``).
+WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "failed", "lost"})
 #: Who searched (``search_duration``): the vector store search route, or the file_search tool.
 SEARCH_SOURCES = frozenset({"api", "file_search"})
 #: How a search ranked: by words, by vectors, or both fused.
@@ -131,6 +133,11 @@ class Metrics:
     def file_indexed(self, outcome: str, seconds: float | None) -> None:
         """The ingestion worker ended a file ``completed``, ``failed`` or ``lost`` after
         ``seconds`` of work (None: it ended without work, ``failed`` after its attempts)."""
+
+    def webhook_attempt(self, outcome: str) -> None:
+        """The webhook worker made an attempt: ``delivered``, ``retry`` (it failed and is
+        retried), ``failed`` (it failed and was the last), or ``lost`` (its claim went
+        meanwhile: replayed or deleted)."""
 
     def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
         """A search of vector stores took ``seconds``: ``source`` ``api`` (the search
@@ -266,6 +273,14 @@ class PrometheusMetrics(Metrics):
             "whole database, as this replica last read it.",
             registry=registry,
         )
+        self.webhook_attempts = Counter(
+            "parley_webhook_attempts",
+            "Webhook delivery attempts this replica made, by outcome (delivered; retry: it "
+            "failed and is retried; failed: it failed and was the last; lost: the delivery was "
+            "replayed or deleted meanwhile).",
+            ["outcome"],
+            registry=registry,
+        )
         self.files_indexed = Counter(
             "parley_files_indexed",
             "Vector store files the ingestion worker ended, by outcome (completed, failed, or "
@@ -354,6 +369,9 @@ class PrometheusMetrics(Metrics):
         self.files_indexed.labels(outcome).inc()
         if seconds is not None:
             self.ingest_seconds.labels(outcome).observe(seconds)
+
+    def webhook_attempt(self, outcome: str) -> None:
+        self.webhook_attempts.labels(outcome if outcome in WEBHOOK_OUTCOMES else OTHER).inc()
 
     def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
         source = source if source in SEARCH_SOURCES else OTHER

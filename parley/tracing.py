@@ -170,6 +170,9 @@ class Traced(Metrics):
     def file_indexed(self, outcome: str, seconds: float | None) -> None:
         self.inner.file_indexed(outcome, seconds)
 
+    def webhook_attempt(self, outcome: str) -> None:
+        self.inner.webhook_attempt(outcome)
+
     def search_duration(self, seconds: float, *, source: str = "api", mode: str = "hybrid") -> None:
         self.inner.search_duration(seconds, source=source, mode=mode)
 

@@ -79,7 +79,7 @@ class Upkeep:
             usage=usage,
         )
         #: Sends the webhook events the ends of runs wrote to the outbox.
-        self.webhooks = Deliveries(db, settings, owner=lease.owner)
+        self.webhooks = Deliveries(db, settings, metrics, owner=lease.owner)
 
     @property
     def beat(self) -> float:

@@ -36,6 +36,7 @@ import httpx2
 from parley import __version__
 from parley.config import ConfigError, Settings
 from parley.mcp.addresses import AddressPolicy, AddressRefused, guarded_client_factory
+from parley.metrics import Metrics
 from parley.store import webhooks as store
 from parley.store.db import Database, now
 
@@ -95,10 +96,17 @@ class Deliveries:
     """The delivery worker of one replica; ``owner`` names it in its claims."""
 
     def __init__(
-        self, db: Database, settings: Settings, *, owner: str, concurrency: int = CONCURRENCY
+        self,
+        db: Database,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        owner: str,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.metrics = metrics
         self.owner = owner
         self.concurrency = concurrency
         self.policy = webhook_policy(settings)
@@ -176,6 +184,9 @@ class Deliveries:
         except Exception:  # a boundary: the claim runs out and the delivery is sent again
             log.exception("recording webhook delivery %s failed", claim.delivery_id)
             return
+        self.metrics.webhook_attempt(
+            "lost" if status is None else "retry" if status == "pending" else status
+        )
         log.info(
             "webhook %s %s attempt %d: %s in %.0f ms -> %s",
             claim.event_type,

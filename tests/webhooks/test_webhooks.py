@@ -4,6 +4,7 @@ verifier."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -134,6 +135,14 @@ def test_a_receiver_failing_three_times_gets_it_at_the_fourth_attempt(
         hooks = openai.OpenAI(api_key="unused", webhook_secret=endpoint["secret"]).webhooks
         for r in got:
             hooks.verify_signature(r.body, r.headers)
+    scraped = httpx.get(f"{hooks_server.base_url}/metrics").text
+    counts = {
+        outcome: float(value)
+        for outcome, value in re.findall(
+            r'^parley_webhook_attempts_total\{outcome="(\w+)"\} (\S+)$', scraped, re.M
+        )
+    }
+    assert counts.get("retry", 0) >= 3 and counts.get("delivered", 0) >= 1, counts
 
 
 def test_replay_sends_a_delivery_again(hooks_server: ParleyServer, receiver: Receiver) -> None:
