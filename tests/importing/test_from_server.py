@@ -285,4 +285,4 @@ def test_a_refused_key_or_a_missing_thread_is_an_error(
     nowhere = target.cli("import", "--from-url", "http://127.0.0.1:9", "--api-key", "k")
     assert nowhere.returncode == 1 and "parley import: GET" in nowhere.stderr
     no_key = target.cli("import", "--from-url", source.base_url)
-    assert no_key.returncode == 1 and "--api-key" in no_key.stderr
+    assert no_key.returncode == 2 and "--from-url needs --api-key" in no_key.stderr

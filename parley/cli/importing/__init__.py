@@ -78,6 +78,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     from parley.cli.importing.sources import ImportFailure
 
+    if args.from_url is not None and not args.api_key:
+        _error("--from-url needs --api-key")
+        return BAD_INPUT
     try:
         return asyncio.run(_import(settings, args))
     except ImportFailure as exc:
@@ -108,8 +111,6 @@ def _source(args: argparse.Namespace) -> Source:
             origin=args.origin,
             max_bytes=int(args.max_file_mb * 1024 * 1024),
         )
-    if not args.api_key:
-        raise ImportFailure("--from-url needs --api-key")
     return UrlSource(args.from_url, args.api_key, thread_ids=given, origin=args.origin)
 
 
