@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -259,3 +260,21 @@ def test_a_response_that_calls_a_tool_is_completed_once(
         got = receiver.at("/tools")
         assert [json.loads(r.body)["data"]["id"] for r in got] == [first, following.json()["id"]]
         assert {json.loads(r.body)["type"] for r in got} == {"response.completed"}
+
+
+def test_the_docs_verifier_example_verifies_a_delivery(
+    hooks_server: ParleyServer, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    key = hooks_server.new_user()
+    with hooks_server.client(key) as http:
+        endpoint = make_endpoint(http, receiver.url("/docs"), ["response.completed"])
+        response_id = background_response(http)
+    (got,) = receiver.wait_for("/docs", 1)
+    names: dict[str, Any] = {}
+    exec(example.replace('"whsec_..."', repr(endpoint["secret"])), names)
+    names["handle"](got.body, got.headers)
+    assert capsys.readouterr().out == f"done: {response_id}\n"
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        names["handle"](got.body.replace(b"}}", b"} }"), got.headers)
