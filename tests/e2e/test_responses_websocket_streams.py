@@ -8,6 +8,7 @@ end as over HTTP. A message without ``stream_id`` is answered as it always was
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from tests.e2e.responses_helpers import (
     websocket,
 )
 from tests.e2e.test_responses_websocket import check_error, create_message
+from tests.harness import ParleyServer, replicas
 
 #: A model that streams six chunks 60 ms apart: two at once overlap.
 PACED = "fake/text:6:60"
@@ -296,3 +298,38 @@ def test_a_connection_closed_mid_stream_leaves_its_responses_to_end(
         )
     assert len(thread_ids(http) - threads) == 3
     server.assert_clean_log(log_start)
+
+
+@pytest.fixture
+def limited(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    """A server whose keys make at most 5 requests every 30 seconds."""
+    env = {
+        "PARLEY_RATE_LIMIT_REQUESTS": "5",
+        "PARLEY_RATE_LIMIT_WINDOW_SECONDS": "30",
+        "PARLEY_REDIS_URL": "",
+    }
+    for servers in replicas(upstream.base_url, tmp_path_factory.mktemp("ws_streams"), 1, env):
+        yield servers[0]
+
+
+def test_a_rate_limited_message_names_its_stream(limited: ParleyServer) -> None:
+    made = limited.cli("users", "create", "u")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    names = [f"r{i}" for i in range(6)]
+    with websocket(limited, key) as socket:  # the handshake is the key's first request
+        for name in names:
+            socket.send(on(name, model="fake/text:2", input=name, store=False))
+        events = read_until(socket, dict.fromkeys(names, 1))
+
+    streams = per_stream(events)
+    ends = {name: streams[name][-1] for name in names}
+    refused = [name for name, end in ends.items() if end["type"] == "error"]
+    assert len(refused) == 2, ends
+    for name in refused:
+        (error,) = streams[name]
+        assert error["stream_id"] == name and error["status"] == 429, error
+        assert error["error"]["code"] == "rate_limit_exceeded", error
+    for name in set(names) - set(refused):
+        check_sequence(streams[name])
+        assert deltas(streams[name]) == expected_text(2)

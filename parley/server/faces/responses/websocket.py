@@ -249,6 +249,8 @@ class Connection:
             previous = body.previous_response_id
             if previous in self.ending:  # made on another stream, and not yet held
                 await self.ending[previous].wait()
+                if self.closing:  # the connection ended meanwhile: this one never starts
+                    return
             named, body = previous, self.unwarm(body)
             if body.generate is False:
                 await self.warm_up(body, named, stream_id)
