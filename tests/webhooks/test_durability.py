@@ -3,6 +3,7 @@ each event once."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from tests.harness import ParleyServer, replicas, restartable_server
 from tests.webhooks.conftest import WEBHOOK_ENV
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.test_webhooks import deliveries, make_endpoint, wait_until
+from tests.webhooks.test_webhooks import RESPONSE_EVENTS, deliveries, make_endpoint, wait_until
 
 
 @pytest.fixture
@@ -66,3 +67,26 @@ def test_two_replicas_deliver_each_event_once(
         got = receiver.at("/both")
         counts = Counter(r.headers["webhook-id"] for r in got)
         assert len(counts) == 12 and set(counts.values()) == {1}, counts
+
+
+def test_a_turn_killed_with_its_server_is_delivered_incomplete_after_the_restart(
+    restartable: ParleyServer, receiver: Receiver
+) -> None:
+    srv = restartable
+    key = srv.new_user()
+    with srv.client(key) as http:
+        make_endpoint(http, receiver.url("/swept"), RESPONSE_EVENTS)
+        made = http.post(
+            "/responses", json={"model": "fake/stall:3", "input": "hi", "background": True}
+        )
+        assert made.status_code == 200, made.text
+        response_id = made.json()["id"]
+        wait_until(lambda: http.get(f"/responses/{response_id}").json()["status"] == "in_progress")
+    srv.kill()
+    srv.start()
+    (got,) = receiver.wait_for("/swept", 1, timeout=30)
+    payload = json.loads(got.body)
+    assert payload["type"] == "response.incomplete"
+    assert payload["data"] == {"id": response_id}
+    with srv.client(key) as http:
+        assert http.get(f"/responses/{response_id}").json()["status"] == "incomplete"

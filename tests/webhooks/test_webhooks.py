@@ -278,3 +278,43 @@ def test_the_docs_verifier_example_verifies_a_delivery(
     assert capsys.readouterr().out == f"done: {response_id}\n"
     with pytest.raises(openai.InvalidWebhookSignatureError):
         names["handle"](got.body.replace(b"}}", b"} }"), got.headers)
+
+
+def test_a_run_that_waits_for_tool_outputs_and_is_cancelled(
+    hooks_server: ParleyServer, receiver: Receiver
+) -> None:
+    key = hooks_server.new_user()
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        },
+    }
+    every = [
+        "thread.run.requires_action",
+        "thread.run.completed",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.incomplete",
+        "thread.run.expired",
+    ]
+    with hooks_server.client(key) as http:
+        make_endpoint(http, receiver.url("/paused"), every)
+        assistant = http.post("/assistants", json={"model": "demo/x", "tools": [tool]}).json()
+        run = http.post(
+            "/threads/runs",
+            json={
+                "assistant_id": assistant["id"],
+                "thread": {"messages": [{"role": "user", "content": "lookup cats"}]},
+            },
+        ).json()
+        (paused,) = receiver.wait_for("/paused", 1)
+        assert json.loads(paused.body)["type"] == "thread.run.requires_action"
+        cancelled = http.post(f"/threads/{run['thread_id']}/runs/{run['id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        got = receiver.wait_for("/paused", 2)
+    payloads = [json.loads(r.body) for r in got]
+    assert [p["type"] for p in payloads] == ["thread.run.requires_action", "thread.run.cancelled"]
+    assert all(p["data"] == {"id": run["id"], "thread_id": run["thread_id"]} for p in payloads)
+    assert payloads[0]["id"] != payloads[1]["id"]
