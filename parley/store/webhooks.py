@@ -365,3 +365,14 @@ def finish_attempt(
         )
     )
     return status
+
+
+def release_claims(conn: Connection, *, claims: Sequence[Claim]) -> None:
+    """Give back claims whose attempts were cut short (the server stopping): each delivery
+    is due again at once, the attempt not counted."""
+    for held in claims:
+        conn.execute(
+            update(_D)
+            .where(_D.c.id == held.delivery_id, _D.c.lease_owner == held.owner)
+            .values(lease_owner=None, next_attempt_at=now(), attempts=_D.c.attempts - 1)
+        )

@@ -110,7 +110,8 @@ class Deliveries:
         self.owner = owner
         self.concurrency = concurrency
         self.policy = webhook_policy(settings)
-        self.working: set[asyncio.Task[None]] = set()
+        #: The attempts under way here, with their claims.
+        self.working: dict[asyncio.Task[None], store.Claim] = {}
         self._client: httpx2.AsyncClient | None = None
         self._loop: asyncio.Task[None] | None = None
 
@@ -124,17 +125,24 @@ class Deliveries:
         self._loop = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop; attempts under way are cut short, their claims left to run out."""
+        """Stop; attempts under way are cut short and their claims given back (another
+        replica, or this one started again, sends them at once)."""
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
-        for task in list(self.working):
+        working = dict(self.working)
+        for task in working:
             task.cancel()
-        for task in list(self.working):
+        for task in working:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if working:
+            try:
+                await self.db.write(store.release_claims, claims=list(working.values()))
+            except Exception:  # a boundary: the claims run out by themselves
+                log.exception("giving back the claims of webhook deliveries failed")
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -157,9 +165,12 @@ class Deliveries:
         )
         for claim in claims:
             task = asyncio.create_task(self._attempt(claim))
-            self.working.add(task)
-            task.add_done_callback(self.working.discard)
+            self.working[task] = claim
+            task.add_done_callback(self._done)
         return len(claims)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.working.pop(task, None)
 
     async def _attempt(self, claim: store.Claim) -> None:
         started = time.perf_counter()

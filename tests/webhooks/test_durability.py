@@ -90,3 +90,26 @@ def test_a_turn_killed_with_its_server_is_delivered_incomplete_after_the_restart
     assert payload["data"] == {"id": response_id}
     with srv.client(key) as http:
         assert http.get(f"/responses/{response_id}").json()["status"] == "incomplete"
+
+
+def test_a_server_stopped_mid_attempt_gives_its_claim_back(
+    restartable: ParleyServer, receiver: Receiver
+) -> None:
+    srv = restartable
+    key = srv.new_user()
+    receiver.hang("/stopped")
+    with srv.client(key) as http:
+        endpoint = make_endpoint(http, receiver.url("/stopped"), ["response.completed"])
+        made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
+        assert made.status_code == 200, made.text
+    assert receiver.hanging.wait(20), "the first attempt never came"
+    srv.stop()
+    srv.start()
+    receiver.wait_for("/stopped", 2, timeout=30)
+    with srv.client(key) as http:
+        wait_until(lambda: deliveries(http, endpoint["id"])[0]["status"] == "delivered")
+        (delivery,) = deliveries(http, endpoint["id"])
+    # Given back, the cut attempt does not count: the next one is number 1 again.
+    assert delivery["attempts"] == 1
+    assert [(a["number"], a["status_code"]) for a in delivery["attempt_log"]] == [(1, 204)]
+    srv.assert_clean_log()
