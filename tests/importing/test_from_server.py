@@ -210,11 +210,14 @@ def test_new_source_messages_are_added_after_the_others(
     target_sdk: openai.OpenAI,
     filled: dict[str, Any],
     imported: str,
+    tmp_path: Path,
 ) -> None:
     source_sdk.beta.threads.messages.create(
         thread_id=filled["thread"].id, role="user", content="One more thing"
     )
-    again = _import(target, source, "--thread", filled["thread"].id)
+    ids = tmp_path / "threads.txt"
+    ids.write_text(f"# the threads to bring\n{filled['thread'].id}  # weather\n\n")
+    again = _import(target, source, "--threads-file", str(ids))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 messages and 0 runs added" in again.stdout
     got = target_sdk.beta.threads.messages.list(thread_id=imported).data
