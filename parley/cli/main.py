@@ -1,5 +1,5 @@
-"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users``, ``keys``, ``usage``, ``db``,
-``chat``, ``ask`` and ``web``.
+"""The ``parley`` command: ``serve``, ``run``, ``models``, ``users``, ``keys``, ``usage``,
+``import``, ``db``, ``chat``, ``ask`` and ``web``.
 
 Commands import what they need when they run, so ``parley --help`` stays fast.
 """

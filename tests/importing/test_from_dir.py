@@ -188,7 +188,13 @@ def _export(root: Path) -> Path:
     a = root / "threads" / "thread_A"
     _write(
         a / "thread.json",
-        {"id": "thread_A", "object": "thread", "created_at": 999, "metadata": {"k": "v"}},
+        {
+            "id": "thread_A",
+            "object": "thread",
+            "created_at": 999,
+            "metadata": {"k": "v"},
+            "tool_resources": {"code_interpreter": {"file_ids": ["file_9"]}},
+        },
     )
     _write(a / "messages.json", _page(MESSAGES[::-1]))
     _write(a / "runs.json", _page(RUNS))
@@ -235,6 +241,7 @@ def test_a_folder_comes_in_order_with_what_is_left_out_reported(
         "message content: image_file part",
         "1 x message attachments",
         "tool call of type 'code_interpreter'",
+        "thread: tool_resources",
     ):
         assert reason in out, out
     thread_a = _imported(out, "thread_A")

@@ -84,6 +84,15 @@ def spread(stamps: list[float]) -> list[float]:
     return spread_out
 
 
+def _names_files(resources: Any) -> bool:
+    """Whether ``tool_resources`` name any file or vector store."""
+    return any(
+        _dict(entry).get(key)
+        for entry in _dict(resources).values()
+        for key in ("file_ids", "vector_store_ids")
+    )
+
+
 def _metadata(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
@@ -143,7 +152,7 @@ def assistant_values(source: dict[str, Any], ids: Ids, report: Report, at: float
         for name in ("temperature", "top_p")
         if isinstance(source.get(name), int | float)
     }
-    if source.get("tool_resources"):
+    if _names_files(source.get("tool_resources")):
         report.skip("assistant: tool_resources (files and vector stores do not come)")
     return {
         "id": ids.of("asst", "assistant", str(source["id"])),
@@ -202,6 +211,8 @@ def plan_thread(
     """The thread's plan: ``messages`` oldest first, ``steps`` by source run id."""
     source_id = str(thread["id"])
     thread_id = ids.of("thread", "thread", source_id)
+    if _names_files(thread.get("tool_resources")):
+        report.skip("thread: tool_resources (files and vector stores do not come)")
     kept_runs: dict[str, Run] = {}
     runs_last = 0.0
     run_assistants: dict[str, str] = {}
@@ -327,7 +338,7 @@ def _run(source: dict[str, Any], thread_id: str, ids: Ids, report: Report, at: f
         None,
     )
     return Run(
-        id=ids.of("run", "run", str(source["id"])),
+        id=ids.of("run", "run", thread_id, str(source["id"])),
         user_id=ids.user_id,
         thread_id=thread_id,
         assistant_id=None,
@@ -396,7 +407,7 @@ def _message(
     run = runs.get(str(source.get("run_id")))
     created = _stamp(source.get("created_at"), at)
     message = Message(
-        id=ids.of("msg", "message", str(source["id"])),
+        id=ids.of("msg", "message", thread_id, str(source["id"])),
         thread_id=thread_id,
         seq=0,
         role=Role(role).value,
@@ -456,7 +467,7 @@ def _step_calls(
         done = _stamp(step.get("completed_at"), created)
         run_id = run.id if run is not None else None
         asked = Message(
-            id=ids.of("msg", "step", step_id),
+            id=ids.of("msg", "step", thread_id, step_id),
             thread_id=thread_id,
             seq=0,
             role=Role.ASSISTANT.value,
@@ -470,7 +481,7 @@ def _step_calls(
         entries = [_Entry(asked, created)]
         for call_id, output in outputs:
             answered = Message(
-                id=ids.of("msg", "output", step_id, call_id),
+                id=ids.of("msg", "output", thread_id, step_id, call_id),
                 thread_id=thread_id,
                 seq=0,
                 role=Role.TOOL.value,
