@@ -235,3 +235,14 @@ def test_arguments_that_are_not_an_object_are_kept_whole() -> None:
     ]
     assert json.dumps(plan.actions[0]["arguments"]) == '{"input": "not json"}'
     assert sum(report.skipped.values()) == 1
+
+
+def test_the_steps_order_wins_over_times() -> None:
+    """Calls a run made after its message go after it, even when the times (whole seconds,
+    or a clock that disagrees) say otherwise; the thread's first message as well."""
+    messages = [_msg("a0", "assistant", 100, run="r"), _msg("q1", "user", 100)]
+    steps = {"r": [_made("s1", 100, "a0"), _calls("s2", 50, ("c1", "out"))]}
+    plan = plan_thread(
+        {"id": "t"}, messages, [_run("r", 100)], steps, ids=Ids("u", "o"), report=Report(), at=1.0
+    )
+    assert _order(plan) == ["a0", "calls:c1", "output:c1", "q1"]

@@ -213,18 +213,7 @@ def plan_thread(
     thread_id = ids.of("thread", "thread", source_id)
     if _names_files(thread.get("tool_resources")):
         report.skip("thread: tool_resources (files and vector stores do not come)")
-    kept_runs: dict[str, Run] = {}
-    runs_last = 0.0
-    run_assistants: dict[str, str] = {}
-    for source_run in runs:
-        run = _run(source_run, thread_id, ids, report, at)
-        if run is not None:
-            if kept_runs:
-                [_, run.created_at] = spread([runs_last, run.created_at])
-            runs_last = run.created_at
-            kept_runs[str(source_run["id"])] = run
-            if isinstance(source_run.get("assistant_id"), str):
-                run_assistants[run.id] = ids.of("asst", "assistant", source_run["assistant_id"])
+    kept_runs, run_assistants = _kept_runs(runs, thread_id, ids, report, at)
     backbone: list[_Entry] = []
     by_source: dict[str, int] = {}
     for source in messages:
@@ -238,24 +227,21 @@ def plan_thread(
     actions: list[dict[str, Any]] = []
     for source_run in runs:
         run_id = str(source_run["id"])
-        placed = _step_calls(
-            steps.get(run_id, []), thread_id, kept_runs.get(run_id), ids, report, at
-        )
+        run_steps = steps.get(run_id, [])
+        placed = _step_calls(run_steps, thread_id, kept_runs.get(run_id), ids, report, at)
         actions += _actions(placed, kept_runs.get(run_id), ids)
-        # Where each calls step goes: before the message of the run's next message
-        # step, else after that of its last one, else by time.
+        # Each calls step goes before the message of the run's next message step, else
+        # after that of its last one, else by time.
         made = [
-            (n, _created_message(step))
-            for n, step in enumerate(steps.get(run_id, []))
-            if _created_message(step) in by_source
+            (n, m) for n, step in enumerate(run_steps) if (m := _made(step, by_source)) is not None
         ]
         for n, entries in placed:
             following = next((m for k, m in made if k > n), None)
             preceding = next((m for k, m in reversed(made) if k < n), None)
             if following is not None:
-                before.setdefault(by_source[following], []).extend(entries)
+                before.setdefault(following, []).extend(entries)
             elif preceding is not None:
-                after.setdefault(by_source[preceding], []).extend(entries)
+                after.setdefault(preceding, []).extend(entries)
             else:
                 loose.extend(entries)
     ordered: list[_Entry] = []
@@ -309,13 +295,33 @@ def _actions(
     return list(rows.values())
 
 
-def _created_message(step: dict[str, Any]) -> str | None:
-    details = step.get("step_details")
-    if not isinstance(details, dict) or details.get("type") != "message_creation":
+def _kept_runs(
+    runs: list[dict[str, Any]], thread_id: str, ids: Ids, report: Report, at: float
+) -> tuple[dict[str, Run], dict[str, str]]:
+    """The ended runs, by source id, their times told apart within a second; and each
+    one's assistant, by Parley run id."""
+    kept: dict[str, Run] = {}
+    assistants: dict[str, str] = {}
+    for source in runs:
+        run = _run(source, thread_id, ids, report, at)
+        if run is None:
+            continue
+        if kept:
+            run.created_at = spread([list(kept.values())[-1].created_at, run.created_at])[1]
+        kept[str(source["id"])] = run
+        if isinstance(source.get("assistant_id"), str):
+            assistants[run.id] = ids.of("asst", "assistant", source["assistant_id"])
+    return kept, assistants
+
+
+def _made(step: dict[str, Any], by_source: dict[str, int]) -> int | None:
+    """The place among the thread's messages of the message a ``message_creation`` step
+    made (None for another step, or a message not brought)."""
+    details = _dict(step.get("step_details"))
+    if details.get("type") != "message_creation":
         return None
-    creation = details.get("message_creation")
-    found = creation.get("message_id") if isinstance(creation, dict) else None
-    return found if isinstance(found, str) else None
+    found = _dict(details.get("message_creation")).get("message_id")
+    return by_source.get(found) if isinstance(found, str) else None
 
 
 def _run(source: dict[str, Any], thread_id: str, ids: Ids, report: Report, at: float) -> Run | None:
