@@ -91,6 +91,8 @@ class ParleyServer:
             # Room for the servers of two test processes at once under PostgreSQL's 100
             # connections (SQLite has one).
             "PARLEY_DATABASE_POOL_SIZE": "6",
+            # Bodies past the limit stay small in the tests (the default is 16 MiB).
+            "PARLEY_MAX_BODY_BYTES": str(1024 * 1024),
             **(env or {}),
         }
         for name in (

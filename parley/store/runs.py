@@ -159,6 +159,14 @@ def thread_busy(exc: IntegrityError, *, thread_id: str) -> Conflict | None:
     )
 
 
+def run_requests(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, Any]:
+    """The face's record of the request (``runs.request``) of each of ``run_ids``."""
+    if not run_ids:
+        return {}
+    rows = conn.execute(select(runs.c.id, runs.c.request).where(runs.c.id.in_(list(run_ids))))
+    return {row.id: row.request for row in rows}
+
+
 def get_run(
     conn: Connection, *, run_id: str, user_id: str | None = None, scratch: bool = False
 ) -> Run:

@@ -264,6 +264,9 @@ def site(upstream: Any, tmp_path: Path) -> Iterator[tuple[Nginx, list[ParleyServ
         "PARLEY_AUTH_FAILURE_WINDOW_SECONDS": "60",
         # As compose runs the replicas: forwarded headers trusted from nginx's address.
         "FORWARDED_ALLOW_IPS": compose_trusted_proxies(),
+        # The default body limit, which the config's client_max_body_size matches (the
+        # other tests' servers keep a smaller one).
+        "PARLEY_MAX_BODY_BYTES": str(Settings.model_fields["max_body_bytes"].default),
     }
     replicas: list[ParleyServer] = []
     nginx: Nginx | None = None

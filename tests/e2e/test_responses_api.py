@@ -82,7 +82,7 @@ TEXT = "fake/text:3"
             "invalid_value",
         ),
         (
-            {"model": TEXT, "input": "hi", "tools": [{"type": "web_search"}]},
+            {"model": TEXT, "input": "hi", "tools": [{"type": "computer_use_preview"}]},
             "tools[0].type",
             "unsupported_tool",
         ),

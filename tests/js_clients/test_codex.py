@@ -3,14 +3,11 @@
 HTTP (SSE) and over the Responses WebSocket (the provider's ``supports_websockets``, where
 Codex first sends a ``generate: false`` warm-up).
 
-Each run has a ``CODEX_HOME`` of its own whose ``config.toml`` switches off what Parley
-refuses or what would leave this machine:
+Each run has a ``CODEX_HOME`` of its own whose ``config.toml`` keeps Codex's default tool
+set (its ``web_search`` tool, which Parley takes and does not offer, and its sub-agents'
+``namespace`` tool, whose functions the model sees) and switches off only what would leave
+this machine:
 
-* ``web_search = "disabled"``: else Codex offers a ``web_search`` tool (400
-  ``unsupported_tool``);
-* ``agents.enabled = false``: else it offers its sub-agents as a ``namespace`` tool (400
-  ``unsupported_tool``; ``features.multi_agent = false`` does it too, with a deprecation
-  notice);
 * ``features.plugins = false`` and ``analytics.enabled = false``: else it looks up
   api.github.com and chatgpt.com (plugins) and ab.chatgpt.com (analytics) at start;
 * the provider's ``request_max_retries`` and ``stream_max_retries`` are 0: a failed
@@ -69,10 +66,6 @@ def codex_config(base_url: str, model: str) -> str:
     return f"""\
 model = "{model}"
 model_provider = "parley"
-web_search = "disabled"
-
-[agents]
-enabled = false
 
 [features]
 plugins = false
@@ -403,3 +396,40 @@ async def test_a_shell_round_trip_through_parley_to_gemini_3(
     assert [p["thoughtSignature"] for p in step["parts"] if "functionCall" in p] == [SIGNATURE]
     (result,) = results["parts"]
     assert f"Output:\n{word} 42\n" in result["functionResponse"]["response"]["content"], result
+
+
+# ------------------------------------------------------- a model Codex has metadata for
+
+
+@pytest.fixture(scope="module")
+def named_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Parley whose models without a provider are the demo's: Codex's own model names
+    (``gpt-5.5``, which Codex has metadata for) reach the demo model."""
+    check_installed()
+    tmp = tmp_path_factory.mktemp("codex-named")
+    db = FreshDatabase(tmp)
+    server = ParleyServer(database_url=db.url, workdir=tmp, env={"PARLEY_DEFAULT_PROVIDER": "demo"})
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        db.drop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_codex_s_full_tool_set_and_its_freeform_apply_patch(
+    named_server: ParleyServer, tmp_path: Path, transport: str
+) -> None:
+    """With a model it knows, Codex offers its whole default tool set: the freeform
+    ``apply_patch`` (a custom tool with a grammar), ``tool_search`` run by the client,
+    ``web_search`` and its functions. The demo calls ``apply_patch`` with the patch that
+    follows its name; Codex applies it (the file is made) and the answer quotes its output."""
+    codex = Codex.at(tmp_path, named_server.base_url, named_server.new_user(), "gpt-5.5")
+    patch = "*** Begin Patch\n*** Add File: hello.txt\n+hello from a patch\n*** End Patch"
+    run = codex.run(f"apply_patch {patch}", transport)
+    assert [e["type"] for e in run.events][-1] == "turn.completed", run
+    assert not [e for e in run.events if e["type"] == "error"], run
+    assert (codex.workdir / "hello.txt").read_text() == "hello from a patch\n"
+    (change,) = run.items("file_change")
+    assert change["status"] == "completed", change
+    assert run.answer.startswith('Demo model: the tool apply_patch returned "'), run.answer

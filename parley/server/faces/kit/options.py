@@ -285,7 +285,24 @@ TOOL_TYPES: dict[str, Rule] = {
         "figures and the files the code writes come back (Responses, Assistants and "
         "Parley's own runs; refused on Chat Completions): see docs/code-interpreter.md"
     ),
-    "web_search": refused(f"{_HOSTED}."),
+    "custom": supported(
+        "Responses only: a freeform tool (apply_patch) is a function of one string, input "
+        "(its grammar in the description); its calls come back as custom_tool_call items"
+    ),
+    "namespace": supported(
+        "Responses only: each tool of the namespace is a function <namespace>__<name>; its "
+        "calls come back with namespace and name"
+    ),
+    "tool_search": supported(
+        "Responses only: executed by the client, a function whose calls come back as "
+        "tool_search_call items and whose tool_search_output is the model's result; every "
+        "tool is offered from the start (defer_loading is taken), so a server-executed "
+        "search is not offered"
+    ),
+    "web_search": hint(
+        "Responses only: taken and answered back, not offered to the model (no search "
+        "backend); refused elsewhere"
+    ),
     "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
 }
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -39,6 +39,7 @@ import orjson
 from parley.engine import Approval, NewMessage, code_interpreter, file_search
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
+from parley.server.faces.responses import client_tools
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 from parley.store.records import Message
 from parley.types import Role
@@ -67,11 +68,12 @@ def text_id(message_id: str, ordinal: int = 1) -> str:
     return message_id if ordinal == 1 else f"{message_id}_{ordinal}"
 
 
-def call_item_id(message_id: str, call_id: str) -> str:
+def call_item_id(message_id: str, call_id: str, prefix: str = "fc") -> str:
     """The item id of call ``call_id`` of message ``message_id``: the message's token, and a
-    digest of the call's id (any string a model chose), so the id leads to the message."""
+    digest of the call's id (any string a model chose), so the id leads to the message
+    (``fc_`` a function call, ``ctc_`` a custom tool's, ``tsc_`` a tool search's)."""
     digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
-    return f"fc_{message_id.partition('_')[2]}_{digest}"
+    return f"{prefix}_{message_id.partition('_')[2]}_{digest}"
 
 
 def output_item_id(message_id: str) -> str:
@@ -81,11 +83,11 @@ def output_item_id(message_id: str) -> str:
 def message_id_of(item_id: str) -> str | None:
     """The id of the message an item id belongs to (None when it names none)."""
     prefix, _, token = item_id.partition("_")
-    if prefix == "fc":
+    if prefix in ("fc", "ctc", "tsc"):
         token = token.rpartition("_")[0]
     elif prefix in ("msg", "rs"):
         token = token.partition("_")[0]  # msg_<t>_2: the message's second text item
-    if not token or prefix not in ("msg", "rs", "fco", "fc"):
+    if not token or prefix not in ("msg", "rs", "fco", "fc", "ctc", "tsc"):
         return None
     return "msg_" + token
 
@@ -229,24 +231,24 @@ def parse_input(
             current.reasoning.append(thought)
             if state is not None:
                 current.state = {**(current.state or {}), **state}
-        elif kind == "function_call":
-            name = item.get("name")
-            if not isinstance(name, str) or not name:
-                raise _bad(index, "name", "expected the function's name.")
+        elif kind in ("function_call", "custom_tool_call", "tool_search_call"):
             if current is None:
                 current = _Assistant()
-            current.calls.append(
-                {
-                    "id": _call_id(item, index),
-                    "name": name,
-                    "arguments": _arguments(item.get("arguments"), index),
-                }
-            )
-        elif kind == "function_call_output":
+            current.calls.append(_client_call(item, index))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             flush()
             output, _ = text_of_parts(item.get("output"), index, output=False)
             out.append(
                 NewMessage(role=Role.TOOL, content=output, tool_call_id=_call_id(item, index))
+            )
+        elif kind == "tool_search_output":
+            flush()
+            out.append(
+                NewMessage(
+                    role=Role.TOOL,
+                    content=_found_tools(item, index),
+                    tool_call_id=_call_id(item, index),
+                )
             )
         elif kind == "compaction":
             flush()
@@ -331,6 +333,57 @@ def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         "results": results,
         "show_results": results is not None,
     }
+
+
+def _client_call(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """The model's call behind a ``function_call`` (of a namespace's function, too), a
+    ``custom_tool_call`` (its ``input`` the one argument) or a client's
+    ``tool_search_call`` given back (``client_tools``)."""
+    kind = item["type"]
+    if kind == "tool_search_call":
+        searched = item.get("arguments")
+        if searched is not None and not isinstance(searched, dict):
+            raise _bad(index, "arguments", "expected an object.")
+        return {"id": _call_id(item, index), "name": "tool_search", "arguments": searched or {}}
+    name, namespace = item.get("name"), item.get("namespace")
+    if not isinstance(name, str) or not name:
+        raise _bad(index, "name", "expected the tool's name.")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise _bad(index, "namespace", "expected the namespace's name.")
+    if kind == "custom_tool_call":
+        given = item.get("input")
+        if not isinstance(given, str):
+            raise _bad(index, "input", "expected the custom tool's input, a string.")
+        arguments: dict[str, Any] = {"input": given}
+    else:
+        arguments = _arguments(item.get("arguments"), index)
+    return {
+        "id": _call_id(item, index),
+        "name": client_tools.flat_name(name, namespace),
+        "arguments": arguments,
+    }
+
+
+def _found_tools(item: dict[str, Any], index: int) -> str:
+    """What a client's tool search found, as the model is told it: each tool's name (its
+    namespace's) and description."""
+    tools = item.get("tools")
+    if not isinstance(tools, list):
+        raise _bad(index, "tools", "expected the tools the search found.")
+    lines = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "namespace":
+            for member in tool.get("tools") or ():
+                if isinstance(member, dict):
+                    name = client_tools.flat_name(str(member.get("name")), str(tool.get("name")))
+                    lines.append(f"- {name}: {member.get('description') or ''}".rstrip())
+            continue
+        lines.append(f"- {tool.get('name')}: {tool.get('description') or ''}".rstrip())
+    if not lines:
+        return "The tool search found no tool."
+    return "The tool search found these tools, which you may call now:\n" + "\n".join(lines)
 
 
 def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -552,6 +605,7 @@ def message_items(
     status: str = "completed",
     state: bool = False,
     include: Collection[str] = (),
+    kinds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The items of a stored message, in order. For an assistant message, ``calls`` (when
     given) are the call ids to show: the calls handed to the client, not those the server
@@ -601,7 +655,7 @@ def message_items(
             if hosted.get("approval_request_id"):
                 yield approval_request_item(hosted, call["arguments"])
         elif calls is None or call["id"] in calls:
-            yield call_item(message.id, call["id"], call["name"], call["arguments"])
+            yield call_item(message.id, call["id"], call["name"], call["arguments"], kinds)
 
 
 class Segment(NamedTuple):
@@ -691,15 +745,17 @@ def text_item(item_id: str, text: str, status: str, *, phase: str | None = None)
 
 
 def call_item(
-    message_id: str, call_id: str, name: str, arguments: dict[str, Any] | str
+    message_id: str,
+    call_id: str,
+    name: str,
+    arguments: dict[str, Any] | str,
+    kinds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A call handed to the client: a ``function_call``, or the item of the kind of tool its
+    function stands for (``client_tools.handed_item``)."""
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments).decode()
-    return {
-        "type": "function_call",
-        "id": call_item_id(message_id, call_id),
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-        "status": "completed",
-    }
+    kind = (kinds or {}).get(name, {}).get("type")
+    prefix = {"custom": "ctc", "tool_search": "tsc"}.get(str(kind), "fc")
+    item_id = call_item_id(message_id, call_id, prefix)
+    return client_tools.handed_item(item_id, call_id, name, arguments, kinds)

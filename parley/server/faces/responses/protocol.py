@@ -213,6 +213,10 @@ class ResponseRecord(TypedDict, total=False):
     background: bool
     #: The names of the function tools given with ``strict: true``.
     strict_tools: list[str]
+    #: What the functions made of custom, namespace and tool search tools stand for, by
+    #: name (``client_tools``), and the tools as given when some were not functions.
+    tool_kinds: dict[str, dict[str, Any]]
+    tools_given: list[dict[str, Any]]
     tool_choice: Any
     truncation: str
     parallel_tool_calls: bool

@@ -82,11 +82,28 @@ def delete_conversation(conn: Connection, *, user_id: str, conversation_id: str)
 def all_items(conn: Connection, *, user_id: str, conversation_id: str) -> list[dict[str, Any]]:
     """Every item of the conversation, oldest first."""
     thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+    messages = thread_store.thread_context(conn, thread_id=thread.id)
+    kinds = tool_kinds(conn, messages)
     return [
         item
-        for message in thread_store.thread_context(conn, thread_id=thread.id)
-        for item in message_items(message)
+        for message in messages
+        for item in message_items(message, kinds=kinds.get(message.run_id or ""))
     ]
+
+
+def tool_kinds(conn: Connection, messages: list[Message]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the functions of the runs that wrote ``messages`` stand for (custom,
+    namespace and tool search tools, ``client_tools``), by run id; runs with none are left
+    out."""
+    run_ids = {m.run_id for m in messages if m.run_id and m.tool_calls}
+    if not run_ids:
+        return {}
+    found = run_store.run_requests(conn, run_ids=sorted(run_ids))
+    return {
+        run_id: request["tool_kinds"]
+        for run_id, request in found.items()
+        if isinstance(request, dict) and request.get("tool_kinds")
+    }
 
 
 def item_of(
@@ -103,7 +120,8 @@ def item_of(
         return None
     if thread_id is not None and message.thread_id != thread_id:
         return None
-    item = next((i for i in message_items(message) if i["id"] == item_id), None)
+    kinds = tool_kinds(conn, [message]).get(message.run_id or "")
+    item = next((i for i in message_items(message, kinds=kinds) if i["id"] == item_id), None)
     return None if item is None else (message, item)
 
 
@@ -237,7 +255,8 @@ def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dic
     if not seqs:  # a native run: the messages since the thread's previous answer
         since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
         messages = messages[since:]
-    return [item for m in messages for item in message_items(m)]
+    kinds = record_of(run).get("tool_kinds")
+    return [item for m in messages for item in message_items(m, kinds=kinds)]
 
 
 def previous_in_progress(response_id: str) -> InvalidRequest:

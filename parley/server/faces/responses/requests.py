@@ -28,7 +28,7 @@ from parley.server.faces.kit.readers import (
     stored_tools,
     tool_names,
 )
-from parley.server.faces.responses import reads
+from parley.server.faces.responses import client_tools, reads
 from parley.server.faces.responses.items import parse_input
 from parley.server.faces.responses.protocol import ResponseCreate, ResponseRecord
 from parley.store.records import Run
@@ -120,12 +120,19 @@ def _named(previous: str | None, conversation: str | None) -> Iterator[None]:
 
 def run_config(body: ResponseCreate, model: str) -> RunConfig:
     """The run's model, tools, parameters and options, and what is kept to echo back."""
-    tools, strict = read_tools(body.tools, RESPONSES)
+    plain, kinds = client_tools.read(body.tools)
+    tools, strict = read_tools(plain, RESPONSES)
     parameters = read_sampling(body, most=body.max_output_tokens)
     options: dict[str, Any] = {}
     if body.tool_choice is not None:
+        given_choice = body.tool_choice
+        if isinstance(given_choice, dict) and given_choice.get("type") == "custom":
+            name = client_tools.flat_name(
+                str(given_choice.get("name")), given_choice.get("namespace")
+            )
+            given_choice = {"type": "function", "name": name}
         choice = read_tool_choice(
-            body.tool_choice, tool_names(tools), RESPONSES, hosted_kinds(body.tools or [])
+            given_choice, tool_names(tools), RESPONSES, hosted_kinds(body.tools or [])
         )
         options["tool_choice"] = choice
     if body.parallel_tool_calls is not None:
@@ -152,11 +159,16 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
         parameters=parameters,
         options=options or None,
         metadata=body.metadata,
-        request=_kept(body, strict),
+        request=_kept(body, strict, kinds, plain),
     )
 
 
-def _kept(body: ResponseCreate, strict: list[str]) -> ResponseRecord:
+def _kept(
+    body: ResponseCreate,
+    strict: list[str],
+    kinds: dict[str, dict[str, Any]],
+    plain: list[Any] | None,
+) -> ResponseRecord:
     """What the run keeps of the request, to answer it back as it was sent."""
     request: ResponseRecord = {
         "api": "responses",
@@ -164,6 +176,13 @@ def _kept(body: ResponseCreate, strict: list[str]) -> ResponseRecord:
         "background": bool(body.background),
         "strict_tools": strict,
     }
+    if kinds or plain is not body.tools:  # answered back as given (no secret among them)
+        request["tool_kinds"] = kinds
+        request["tools_given"] = [
+            t
+            for t in body.tools or ()
+            if isinstance(t, dict) and t.get("type") in client_tools.KINDS
+        ]
     for name in _ECHOED:
         value = getattr(body, name)
         if value is not None:

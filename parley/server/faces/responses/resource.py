@@ -88,8 +88,17 @@ _MCP_ECHO = {
 
 def flat_tools(run: Run) -> list[dict[str, Any]]:
     """The run's tools as the request gave them: functions in the Responses API's flat
-    shape, hosted tools as kept."""
-    strict = record_of(run).get("strict_tools") or []
+    shape, hosted tools as kept; the custom, namespace, tool search and web search tools as
+    they were given (``client_tools``)."""
+    record = record_of(run)
+    strict = record.get("strict_tools") or []
+    made = record.get("tool_kinds") or {}
+    given = record.get("tools_given") or []
+    kept = [
+        t
+        for t in run.tools
+        if t.get("type", "function") != "function" or t["function"]["name"] not in made
+    ]
     return [
         {
             "type": "function",
@@ -100,8 +109,8 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
         }
         if t.get("type", "function") == "function"
         else _hosted_echo(t)
-        for t in run.tools
-    ]
+        for t in kept
+    ] + list(given)
 
 
 def _hosted_echo(tool: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +209,12 @@ def output_of(
             files.update(file_search.cited_files([message.item]))
             written.update(code_interpreter.written_files([message.item]))
         shown = message_items(
-            message, calls=stored.calls, status=status, state=state, include=include
+            message,
+            calls=stored.calls,
+            status=status,
+            state=state,
+            include=include,
+            kinds=record_of(stored.run).get("tool_kinds"),
         )
         for item in shown:
             item = with_citations(item, files, written)

@@ -36,6 +36,7 @@ import orjson
 from parley.engine import Entry
 from parley.errors import ParleyError
 from parley.server.faces.kit import sse
+from parley.server.faces.responses import client_tools
 from parley.server.faces.responses.dialect import REASONING_EVENTS, Dialect
 from parley.server.faces.responses.hosted import HostedItems
 from parley.server.faces.responses.hosted_items import with_citations
@@ -104,6 +105,9 @@ class ResponseEvents:
         self.seq = -1
         self.output: list[dict[str, Any]] = []
         self.hosted = HostedItems(self._event, self.output)
+        #: What the functions made of the request's custom, namespace and tool search tools
+        #: stand for (``client_tools``): their calls show as their own item types.
+        self.kinds = client_tools.read(head.get("tools"))[1]
         #: How many items of a family (``text``, ``thought``) each message has shown.
         self.ordinals: dict[tuple[str, str], int] = {}
         self.open: _Open | None = None
@@ -366,10 +370,17 @@ class ResponseEvents:
                 events += self.hosted.approval(action)
                 continue
             item = call_item(
-                message_id, action["tool_call_id"], action["name"], action["arguments"]
+                message_id,
+                action["tool_call_id"],
+                action["name"],
+                action["arguments"],
+                self.kinds,
             )
             index = len(self.output)
             self.output.append(item)
+            if item["type"] != "function_call":
+                events += self._handed(item, index)
+                continue
             arguments = item["arguments"]
             events += [
                 self._event(
@@ -393,6 +404,29 @@ class ResponseEvents:
                 self._event("response.output_item.done", output_index=index, item=item),
             ]
         return events
+
+    def _handed(self, item: dict[str, Any], index: int) -> list[Event]:
+        """The events of a custom tool's call (its input streamed as one delta) or a tool
+        search's call, handed to the client."""
+        if item["type"] == "custom_tool_call":
+            where = {"item_id": item["id"], "output_index": index}
+            text = item["input"]
+            return [
+                self._event(
+                    "response.output_item.added", output_index=index, item={**item, "input": ""}
+                ),
+                self._event("response.custom_tool_call_input.delta", **where, delta=text),
+                self._event("response.custom_tool_call_input.done", **where, input=text),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]
+        return [
+            self._event(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress"},
+            ),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
 
     def _last_message_id(self) -> str:
         for item in reversed(self.output):
