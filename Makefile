@@ -113,6 +113,15 @@ dist: $(STAMP)
 bench: $(STAMP) $(SANDBOX_ENV)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# docs/conformance.md: Parley's OpenAPI document against OpenAI's, and the live results of
+# the Open Responses runner and the protocol test suites (a few minutes; it prints as it
+# goes), with what `make test` installs for those suites. tests/docs/test_conformance.py
+# fails when its static comparison is stale;
+# CONFORMANCE_ARGS=--static-only writes that part again and keeps the live results.
+.PHONY: conformance
+conformance: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(OPENAI2) $(AGENTS)
+	$(PY) bench/conformance.py $(CONFORMANCE_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	rm -rf tests/compliance/node_modules tests/js_clients/node_modules
