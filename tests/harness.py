@@ -93,6 +93,8 @@ class ParleyServer:
             "PARLEY_DATABASE_POOL_SIZE": "6",
             # Bodies past the limit stay small in the tests (the default is 16 MiB).
             "PARLEY_MAX_BODY_BYTES": str(1024 * 1024),
+            # The containers' directories of its own (not the machine user's data directory).
+            "PARLEY_CODE_INTERPRETER_DIR": str(workdir / f"containers-{self.port}"),
             **(env or {}),
         }
         for name in (
