@@ -58,7 +58,7 @@ def test_endpoints_made_by_the_cli_are_delivered_to(
         data: list[dict[str, object]] = json.loads(shown.stdout)
         return data
 
-    wait_until(lambda: delivered()[0]["status"] == "delivered")
+    wait_until(lambda: [d["status"] for d in delivered()] == ["delivered"])
     delivery_id = str(delivered()[0]["id"])
     replayed = srv.cli("webhooks", "replay", webhook_id, delivery_id, "--user", user_id)
     assert replayed.returncode == 0, replayed.stderr

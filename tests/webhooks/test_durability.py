@@ -39,7 +39,7 @@ def test_a_delivery_cut_by_kill_9_is_sent_after_the_restart(
     got = receiver.wait_for("/slow", 2, timeout=30)
     assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
     with srv.client(key) as http:
-        wait_until(lambda: deliveries(http, endpoint["id"])[0]["status"] == "delivered")
+        wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["delivered"])
         (delivery,) = deliveries(http, endpoint["id"])
     # The killed attempt counted, but left no outcome: its claim ran out and was taken again.
     assert delivery["attempts"] == 2
@@ -107,9 +107,42 @@ def test_a_server_stopped_mid_attempt_gives_its_claim_back(
     srv.start()
     receiver.wait_for("/stopped", 2, timeout=30)
     with srv.client(key) as http:
-        wait_until(lambda: deliveries(http, endpoint["id"])[0]["status"] == "delivered")
+        wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["delivered"])
         (delivery,) = deliveries(http, endpoint["id"])
     # Given back, the cut attempt does not count: the next one is number 1 again.
     assert delivery["attempts"] == 1
     assert [(a["number"], a["status_code"]) for a in delivery["attempt_log"]] == [(1, 204)]
     srv.assert_clean_log()
+
+
+@pytest.fixture
+def impatient(upstream: Any, tmp_path: Path) -> Iterator[ParleyServer]:
+    """Retries for a second and a half only."""
+    env = {**WEBHOOK_ENV, "PARLEY_WEBHOOK_RETRY_HOURS": str(1.5 / 3600)}
+    yield from restartable_server(upstream.base_url, tmp_path, env=env)
+
+
+def test_a_delivery_that_keeps_failing_ends_failed_and_a_replay_sends_it(
+    impatient: ParleyServer, receiver: Receiver
+) -> None:
+    srv = impatient
+    key = srv.new_user()
+    receiver.fail("/down", 1000)
+    with srv.client(key) as http:
+        endpoint = make_endpoint(http, receiver.url("/down"), ["response.completed"])
+        made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
+        assert made.status_code == 200, made.text
+        wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["failed"])
+        (failed,) = deliveries(http, endpoint["id"])
+        tried = len(receiver.at("/down"))
+        assert failed["attempts"] == tried >= 2
+        assert failed["last_status_code"] == 500 and failed["next_attempt_at"] is None
+        time.sleep(0.5)
+        assert len(receiver.at("/down")) == tried  # no more attempts
+        receiver.fail("/down", 0)
+        replayed = http.post(f"/webhooks/{endpoint['id']}/deliveries/{failed['id']}/replay")
+        assert replayed.status_code == 200, replayed.text
+        wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["delivered"])
+        (delivery,) = deliveries(http, endpoint["id"])
+        assert delivery["attempts"] == tried + 1
+        assert delivery["attempt_log"][-1]["status_code"] == 204
