@@ -376,3 +376,24 @@ def release_claims(conn: Connection, *, claims: Sequence[Claim]) -> None:
             .where(_D.c.id == held.delivery_id, _D.c.lease_owner == held.owner)
             .values(lease_owner=None, next_attempt_at=now(), attempts=_D.c.attempts - 1)
         )
+
+
+#: Finished deliveries one pruning transaction deletes at most.
+PRUNE_BATCH = 500
+
+
+def prune(conn: Connection, *, before: float) -> int:
+    """Delete up to ``PRUNE_BATCH`` deliveries made before ``before`` that have ended
+    (``delivered`` or ``failed``), with their attempts. Returns how many went."""
+    ids = [
+        row.id
+        for row in conn.execute(
+            select(_D.c.id)
+            .where(_D.c.status.in_(("delivered", "failed")), _D.c.created_at < before)
+            .limit(PRUNE_BATCH)
+        )
+    ]
+    if ids:
+        conn.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids)))
+        conn.execute(delete(_D).where(_D.c.id.in_(ids)))
+    return len(ids)

@@ -17,7 +17,8 @@ A 2xx answer delivers it. Anything else (another status, a timeout, a refused ad
 connection error) schedules a retry after ``webhook_backoff_seconds``, doubled at each
 attempt (an hour at most), a random fifth more or less; past ``webhook_retry_hours`` after
 the event (or its replay) it ends ``failed``. A worker that dies mid-attempt loses its
-claim when the claim runs out: the delivery is sent again (at least once).
+claim when the claim runs out: the delivery is sent again (at least once). Ended deliveries
+are kept as long as the runs' event logs (``event_retention_hours``), then deleted.
 """
 
 from __future__ import annotations
@@ -148,12 +149,29 @@ class Deliveries:
             self._client = None
 
     async def _run(self) -> None:
+        next_prune = time.monotonic() + self.settings.event_prune_seconds
         while True:
             try:
                 await self.round()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.settings.event_prune_seconds
+                    await self.prune()
             except Exception:  # a boundary: the next round tries again
                 log.exception("webhook delivery round failed; retrying")
             await asyncio.sleep(self.settings.webhook_poll_seconds)
+
+    async def prune(self) -> int:
+        """Delete the ended deliveries older than the runs' event logs are kept
+        (``event_retention_hours``; 0 keeps them all). Returns how many went."""
+        hours = self.settings.event_retention_hours
+        if hours <= 0:
+            return 0
+        pruned = 0
+        while True:
+            went = await self.db.write_later(store.prune, before=now() - hours * 3600)
+            pruned += went
+            if went < store.PRUNE_BATCH:
+                return pruned
 
     async def round(self) -> int:
         """Claim the due deliveries there is room for and start sending them."""
