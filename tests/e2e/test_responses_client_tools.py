@@ -188,3 +188,42 @@ def test_bad_tools_are_refused_by_field(client: openai.OpenAI) -> None:
         with pytest.raises(openai.BadRequestError) as refused:
             client.responses.create(model="demo/parley", input="hi", tools=[tool])  # type: ignore[list-item]
         assert refused.value.body["param"] == param, (tool, refused.value.body)  # type: ignore[index]
+
+
+def test_a_compaction_trigger_compacts_the_window(client: openai.OpenAI) -> None:
+    """Codex's remote compaction: the input ends with ``compaction_trigger``; the response
+    is the window compacted into a ``compaction`` item, which a later request takes as its
+    input."""
+    window: list[Any] = [
+        {"role": "user", "content": "My name is Ada and I keep owls."},
+        {"role": "assistant", "content": "Noted."},
+    ]
+    compacted = client.responses.create(
+        model="demo/parley",
+        input=[*window, {"type": "compaction_trigger"}],  # type: ignore[list-item]
+        store=False,
+    )
+    assert compacted.status == "completed"
+    kinds = [item.type for item in compacted.output]
+    assert kinds == ["compaction"], kinds
+    events = list(
+        client.responses.create(
+            model="demo/parley",
+            input=[*window, {"type": "compaction_trigger"}],  # type: ignore[list-item]
+            store=False,
+            stream=True,
+        )
+    )
+    names = [e.type for e in events]
+    assert names[0] == "response.created" and names[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    later = [*(i.model_dump(exclude_none=True) for i in compacted.output)]
+    later.append({"role": "user", "content": "What is my name?"})
+    answer = client.responses.create(model="demo/parley", input=later, store=False)
+    assert answer.status == "completed"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model="demo/parley",
+            input=[{"type": "compaction_trigger"}, *window, {"type": "compaction_trigger"}],  # type: ignore[list-item]
+        )
+    assert refused.value.body["param"] == "input"  # type: ignore[index]

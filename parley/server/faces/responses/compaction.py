@@ -13,7 +13,7 @@ from parley.engine import Engine, NewMessage
 from parley.errors import InvalidRequest
 from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import compaction_item, input_content, parse_input
-from parley.server.faces.responses.protocol import CompactCreate
+from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
 from parley.server.faces.responses.resource import usage
 from parley.store.db import Database, new_id
 from parley.types import Role, Usage
@@ -56,6 +56,85 @@ async def compact(
         "usage": usage(used),
     }
     return made, used
+
+
+def triggers(body: ResponseCreate) -> bool:
+    """Whether a response's input ends with a ``compaction_trigger`` item (Codex sends one
+    when it compacts its session remotely): the response is then that compaction."""
+    given = body.input
+    return (
+        isinstance(given, list)
+        and bool(given)
+        and isinstance(given[-1], dict)
+        and given[-1].get("type") == "compaction_trigger"
+    )
+
+
+async def triggered(
+    db: Database, engine: Engine, *, user_id: str, body: ResponseCreate
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The response of a ``compaction_trigger``: the window before the trigger (and a
+    ``previous_response_id``'s context) compacted as ``POST /v1/responses/compact`` does,
+    its output the ``compaction`` item (the summary holds the user messages too; an output
+    has no user message in OpenAI's shape), completed at once;
+    and its events (created, in progress, each item added and done, completed). Nothing is
+    stored: the client keeps the window (``store: false`` is what such clients send)."""
+    assert isinstance(body.input, list)
+    before = body.input[:-1]
+    if any(isinstance(i, dict) and i.get("type") == "compaction_trigger" for i in before):
+        raise InvalidRequest(
+            "A compaction_trigger item must be the last input item.",
+            code="invalid_value",
+            param="input",
+        )
+    if body.model is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'model'.", code="missing_required_parameter", param="model"
+        )
+    made, _ = await compact(
+        db,
+        engine,
+        user_id=user_id,
+        body=CompactCreate(
+            model=body.model,
+            input=before,
+            instructions=body.instructions,
+            previous_response_id=body.previous_response_id,
+        ),
+    )
+    at = int(time.time())
+    response: dict[str, Any] = {
+        "id": new_id("resp"),
+        "object": "response",
+        "created_at": at,
+        "status": "in_progress",
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.instructions,
+        "model": body.model,
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": body.previous_response_id,
+        "store": False,
+        "tools": [],
+        "tool_choice": "auto",
+        "usage": None,
+        "metadata": body.metadata or {},
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": dict(response)},
+        {"type": "response.in_progress", "response": dict(response)},
+    ]
+    output = [i for i in made["output"] if i.get("type") == "compaction"]
+    for index, item in enumerate(output):
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    response.update(status="completed", completed_at=at, output=output, usage=made["usage"])
+    events.append({"type": "response.completed", "response": response})
+    for seq, event in enumerate(events):
+        event["sequence_number"] = seq
+    return response, events
 
 
 def _user_item(message: NewMessage) -> dict[str, Any]:

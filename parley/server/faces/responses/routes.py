@@ -34,6 +34,7 @@ from parley.server.faces.responses.stream import (
     ResponseEvents,
     ResponseFrames,
     StateReader,
+    sse_frame,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events
@@ -78,6 +79,13 @@ async def _create(
     body: ResponseCreate, caller: Caller, svc: Services, idem: Idempotency, dialect: Dialect
 ) -> Made:
     user_id = caller.user.id
+    if compaction.triggers(body):  # the response is a compaction of the window
+        response, compacted = await compaction.triggered(
+            svc.db, svc.engine, user_id=user_id, body=body
+        )
+        if not body.stream:
+            return JSONResponse(response)
+        return sse_response(_listed(compacted))
     planned = await plan(svc, user_id=user_id, body=body, who=who_of(caller))
     kept = (
         (body.background, "Background responses"),
@@ -221,6 +229,13 @@ async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) ->
 
 
 # ----------------------------------------------------------------------------- streams
+
+
+async def _listed(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """A stream of events made in advance."""
+    for event in events:
+        yield sse_frame(event)
+    yield DONE
 
 
 def _sse(
