@@ -35,6 +35,7 @@ LAYERS = {
     "files": 2,
     "retrieval": 2,
     "sandbox": 2,
+    "webhooks": 2,
     "events": 1,
     "types": 1,
     "config": 1,
@@ -164,6 +165,7 @@ def test_every_face_has_its_folder() -> None:
         "files",
         "vector_stores",
         "containers",
+        "webhooks",
         KIT,
     }
 

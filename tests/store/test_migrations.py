@@ -37,6 +37,9 @@ EXPECTED_TABLES = {
     "vector_store_file_batches",
     "containers",
     "container_files",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 
