@@ -78,10 +78,10 @@ mcp-example: $(STAMP)
 # (--dist loadfile: a module's servers start once). Much of it waits on sockets and child
 # processes: on two cores, two workers ran the SQLite pass in 9.5 min against 12.8 in one.
 # TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb). On
-# PostgreSQL (PARLEY_TEST_DATABASE_URL) that is the default: every server a test starts opens
-# a pool of connections, and two workers' servers at once went past PostgreSQL's default
-# max_connections (100: "too many clients").
-TEST_WORKERS ?= $(if $(PARLEY_TEST_DATABASE_URL),0,2)
+# PostgreSQL (PARLEY_TEST_DATABASE_URL) too: the tests' servers keep 6 connections each
+# (PARLEY_DATABASE_POOL_SIZE in tests/harness.py), so two workers' servers stay under
+# PostgreSQL's default max_connections (100).
+TEST_WORKERS ?= 2
 test: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
