@@ -31,6 +31,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -834,46 +835,22 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-class _FilesTable(BaseModel):
-    """The ``[files]`` table of the config file, checked as the settings are."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    files_storage: Literal["auto", "local", "database", "s3"] = "auto"
-    files_dir: Path | None = None
-    files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
-    files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
-    files_sweep_seconds: float = Field(default=300.0, gt=0)
-    files_s3_bucket: str | None = None
-    files_s3_prefix: str = ""
-    files_s3_endpoint_url: str | None = None
-    files_s3_region: str | None = None
-    files_s3_path_style: bool = False
+def _table_model(name: str, prefix: str) -> type[BaseModel]:
+    """The model of a config file's table: the settings whose names start with ``prefix``,
+    with their types, defaults and bounds, and no other key."""
+    fields: dict[str, Any] = {
+        key: (info.annotation, info)
+        for key, info in Settings.model_fields.items()
+        if key.startswith(prefix)
+    }
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
+#: The ``[files]`` and ``[code_interpreter]`` tables of the config file, checked as the
+#: settings are.
+_FilesTable = _table_model("_FilesTable", "files_")
 _FILES_KEYS = frozenset(_FilesTable.model_fields)
-
-
-class _CodeInterpreterTable(BaseModel):
-    """The ``[code_interpreter]`` table of the config file, checked as the settings are."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    code_interpreter_enabled: bool = True
-    code_interpreter_python: Path | None = None
-    code_interpreter_dir: Path | None = None
-    code_interpreter_memory_limit: Literal["1g", "4g", "16g", "64g"] = "1g"
-    code_interpreter_idle_minutes: int = Field(default=20, ge=1, le=20160)
-    code_interpreter_call_timeout: float = Field(default=60.0, gt=0)
-    code_interpreter_cpu_seconds: int = Field(default=600, ge=1)
-    code_interpreter_max_processes: int = Field(default=64, ge=8)
-    code_interpreter_max_open_files: int = Field(default=256, ge=32)
-    code_interpreter_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
-    code_interpreter_disk_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
-    code_interpreter_max_output: int = Field(default=64 * 1024, ge=1024)
-    code_interpreter_max_containers: int = Field(default=20, ge=0)
-
-
+_CodeInterpreterTable = _table_model("_CodeInterpreterTable", "code_interpreter_")
 _CODE_INTERPRETER_KEYS = frozenset(_CodeInterpreterTable.model_fields)
 
 
