@@ -46,6 +46,7 @@ MODULES = {
         "orjson",
         "redis",
         "prometheus_client",
+        "zstandard",
     ),
     "chat": ("mcp", "httpx2", "rich", "prompt_toolkit"),
     "web": ("flask", "cheroot"),
