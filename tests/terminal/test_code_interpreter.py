@@ -92,7 +92,8 @@ def test_chat_runs_code_and_code_toggles_it(start_chat: StartChat) -> None:
 
     mark = chat.mark()
     chat.write("/code on\r")
-    chat.expect("code interpreter: on", since=mark)
+    said = chat.expect("code interpreter: on", since=mark)
+    chat.expect(PROMPT, since=said.end())  # Ctrl-D once the prompt is back
     chat.write("\x04")
     assert chat.wait(15) == 0
 
