@@ -74,6 +74,14 @@ def _probe(bwrap: str | None) -> str | None:
     return None
 
 
+def code_interpreter_unavailable(settings: Settings) -> str | None:
+    """Why this server cannot run the code interpreter (None: it can): the operator
+    switched it off, or no sandbox can run here (``unavailable``)."""
+    if not settings.code_interpreter_enabled:
+        return "the server's operator switched the code interpreter off"
+    return unavailable()
+
+
 def bwrap_path() -> str:
     """The ``bwrap`` to run (the one on PATH); FileNotFoundError when there is none."""
     found = shutil.which("bwrap")

@@ -114,11 +114,9 @@ class Containers:
 
     def unavailable(self) -> str | None:
         """Why this server cannot run the code interpreter (None: it can)."""
-        if not self.settings.code_interpreter_enabled:
-            return "the server's operator switched the code interpreter off"
-        from parley.sandbox.probe import unavailable
+        from parley.sandbox.probe import code_interpreter_unavailable
 
-        return unavailable()
+        return code_interpreter_unavailable(self.settings)
 
     # ---------------------------------------------------------------------- resolve
 

@@ -244,11 +244,9 @@ def code_interpreter_entry(
 
 def code_interpreter_unavailable(settings: Settings) -> str | None:
     """Why this server cannot run the code interpreter (None: it can)."""
-    if not settings.code_interpreter_enabled:
-        return "the server's operator switched the code interpreter off"
-    from parley.sandbox.probe import unavailable
+    from parley.sandbox.probe import code_interpreter_unavailable as why_not
 
-    return unavailable()
+    return why_not(settings)
 
 
 async def check_containers(

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from parley.server.faces.kit.readers import invalid
 
 #: How a namespace's tool is named for the model: ``<namespace>__<name>``.
@@ -194,29 +196,22 @@ def handed_item(
         return item
     if kind.get("namespace"):
         item["namespace"], item["name"] = kind["namespace"], kind["name"]
+    if kind["type"] not in ("custom", "tool_search"):
+        return item
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        parsed = {}
     if kind["type"] == "custom":
-        import orjson
-
-        try:
-            parsed = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            parsed = {}
         text = parsed.get("input") if isinstance(parsed, dict) else None
         item.pop("arguments")
         item.update(type="custom_tool_call", input=text if isinstance(text, str) else arguments)
-    elif kind["type"] == "tool_search":
-        import orjson
-
-        try:
-            parsed = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            parsed = {}
-        item = {
-            "type": "tool_search_call",
-            "id": item_id,
-            "call_id": call_id,
-            "execution": "client",
-            "arguments": parsed if isinstance(parsed, dict) else {},
-            "status": "completed",
-        }
-    return item
+        return item
+    return {
+        "type": "tool_search_call",
+        "id": item_id,
+        "call_id": call_id,
+        "execution": "client",
+        "arguments": parsed if isinstance(parsed, dict) else {},
+        "status": "completed",
+    }
