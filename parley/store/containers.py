@@ -234,6 +234,18 @@ def claim_home(conn: Connection, *, container_id: str, node: str) -> str | None:
     return before
 
 
+def container_states(
+    conn: Connection, *, container_ids: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """The status (``expired`` once due, as ``_read`` says) and home of each of
+    ``container_ids`` still in the database."""
+    if not container_ids:
+        return {}
+    at = db.now()
+    rows = conn.execute(select(containers).where(containers.c.id.in_(container_ids)))
+    return {found.id: (found.status, found.home) for found in (_read(r, at) for r in rows)}
+
+
 def thread_container(conn: Connection, *, user_id: str, thread_id: str) -> Container | None:
     """The newest running ``auto`` container that serves the thread, if any."""
     at = db.now()

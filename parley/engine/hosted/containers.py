@@ -29,9 +29,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from parley.config import Settings
 from parley.engine.hosted.code_interpreter import Interpreter, Result, Written
 from parley.engine.usage import UsageCounter
@@ -39,8 +36,7 @@ from parley.errors import InvalidRequest, NotFound, ParleyError
 from parley.files.storage import Storages
 from parley.metrics import Metrics
 from parley.store import containers as store
-from parley.store import tables
-from parley.store.db import Database, new_id, now
+from parley.store.db import Database, new_id
 from parley.store.files import StoredBytes
 from parley.types import Usage
 
@@ -444,7 +440,7 @@ class Containers:
         replica (the database says; a container kept in use through its files keeps its
         kernel). Returns how many closed."""
         ids = list(self.live)
-        states = await self.db.read(container_states, container_ids=ids)
+        states = await self.db.read(store.container_states, container_ids=ids)
         closed = 0
         for cid in ids:
             if cid not in self.live or self._locks.get(cid, asyncio.Lock()).locked():
@@ -502,27 +498,3 @@ def _file_path(filename: str | None, file_id: str) -> str:
         return store.file_path(base)
     except ParleyError:
         return store.file_path(file_id)
-
-
-def container_states(
-    conn: Connection, *, container_ids: list[str]
-) -> dict[str, tuple[str, str | None]]:
-    """The status and home of each of ``container_ids`` still in the database (an expired
-    one's status is ``expired`` as soon as it is due)."""
-    if not container_ids:
-        return {}
-    at = now()
-    rows = conn.execute(
-        select(
-            tables.containers.c.id,
-            tables.containers.c.status,
-            tables.containers.c.home,
-            tables.containers.c.last_active_at,
-            tables.containers.c.expires_after_minutes,
-        ).where(tables.containers.c.id.in_(container_ids))
-    )
-    states = {}
-    for row in rows:
-        due = row.last_active_at + row.expires_after_minutes * 60 <= at
-        states[row.id] = ("expired" if due else row.status, row.home)
-    return states
