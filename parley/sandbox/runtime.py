@@ -44,6 +44,8 @@ START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 2.0
 #: How often the host looks at the directory's size during a call.
 WATCH_EVERY = 0.05
+#: The longest pause between two looks at a running call's limits, whatever a scan costs.
+WATCH_MOST = 0.15
 #: The sandbox's private /tmp.
 TMP_BYTES = 64 << 20
 #: Bytes of the kernel's stderr kept (its last words, when it dies).
@@ -504,8 +506,10 @@ class Kernel:
             over = await asyncio.to_thread(self._over_limits)
             if over is not None:
                 return over
-            # A large /mnt/data takes long to scan: at most a fifth of the time scanning.
-            pause = max(WATCH_EVERY, 4 * (time.monotonic() - began))
+            # A large /mnt/data takes long to scan: at most a fifth of the time scanning,
+            # but never more than WATCH_MOST between looks, so a fast writer on a slow
+            # (busy) machine cannot pass the disk limit by hundreds of megabytes.
+            pause = min(WATCH_MOST, max(WATCH_EVERY, 4 * (time.monotonic() - began)))
 
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
