@@ -2,6 +2,7 @@
 ``TurnHandle`` it gives back are the interface every face uses (docs/architecture.md); the
 package's modules are its inside."""
 
+from parley.engine import compaction
 from parley.engine.context import (
     CHARS_PER_TOKEN,
     CONTEXT_LENGTH_EXCEEDED,
@@ -34,6 +35,7 @@ __all__ = [
     "UsageSource",
     "always_sent",
     "code_interpreter",
+    "compaction",
     "estimate",
     "file_search",
 ]

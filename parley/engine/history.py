@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from parley.engine import compaction
 from parley.engine.context import estimate
 from parley.providers.base import ChatMessage, FileInput
 from parley.store import threads as thread_store
@@ -61,12 +62,20 @@ class Item:
     #: The provider's count of everything its model call read and wrote, up to and
     #: including this answer, when the call stored its usage (``context.fit_start``).
     counted: int | None
+    #: For a compaction marker (``engine.compaction``), the sequence number of the last
+    #: message its summary stands for; None for any other message.
+    compacts: int | None = None
 
 
 def item_of(m: Message) -> Item | None:
     """The ``Item`` of a stored message; None for an answer that produced nothing (a turn
     that failed before its first token) and for a hosted tool's item that answers no call
-    (``messages.item``), which no model call sends."""
+    (``messages.item``), which no model call sends. A compaction marker's is its summary."""
+    covers = compaction.marker_covers(m.item)
+    if covers is not None:
+        assert m.item is not None
+        chat = compaction.summary_chat(m.item)
+        return Item(message=m, chat=chat, cost=estimate(chat), counted=None, compacts=covers)
     if m.item is not None and m.role != Role.TOOL:
         return None  # a hosted tool's own item (a tool list, an approval): not for the model
     calls = [ToolCall.model_validate(c) for c in m.tool_calls or ()]
@@ -110,6 +119,40 @@ def items_of(messages: Iterable[Message]) -> list[Item]:
     return [i for i in map(item_of, messages) if i is not None]
 
 
+def view(items: list[Item], mark: int | None = None) -> list[Item]:
+    """What a model call sees of a thread's ``items`` (in order): from its newest
+    compaction marker (at index ``mark``, else looked for), the marker's summary, then the
+    messages after those it covers (``engine.compaction``); all of them when it has none.
+    The marker, whose sequence number follows the messages of its turn, goes first: in a
+    view only the first item can be out of order (``last_seq``)."""
+    if mark is None:
+        mark = newest_mark(items)
+    if mark < 0:
+        return items
+    marker = items[mark]
+    covers = marker.compacts
+    assert covers is not None
+    start = mark
+    while start > 0 and items[start - 1].message.seq > covers:
+        start -= 1
+    return [marker, *items[start:mark], *items[mark + 1 :]]
+
+
+def newest_mark(items: list[Item]) -> int:
+    """The index of the newest compaction marker among ``items``; -1 when there is none."""
+    for index in range(len(items) - 1, -1, -1):
+        if items[index].compacts is not None:
+            return index
+    return -1
+
+
+def last_seq(items: list[Item]) -> int:
+    """The highest sequence number among a view's ``items`` (0: none)."""
+    if not items:
+        return 0
+    return max(items[0].message.seq, items[-1].message.seq)
+
+
 @dataclass(slots=True)
 class _Kept:
     """A thread's history as kept: ``items`` holds every message with a sequence number
@@ -119,6 +162,9 @@ class _Kept:
     last_seq: int
     items: list[Item]
     size: int
+    #: The index of the newest compaction marker in ``items`` (-1: none), as far as the
+    #: length they had when this was made.
+    mark: int = -1
 
 
 def _size(items: Iterable[Item]) -> int:
@@ -151,9 +197,10 @@ class HistoryCache:
         self.rows_shared = 0
 
     def read(self, conn: Connection, *, thread_id: str, before: int | None = None) -> list[Item]:
-        """The thread's messages, in order, up to the newest one (``before``: only those
-        with a lower sequence number); read inside the caller's transaction, with no turn
-        running on the thread, and before the transaction writes any message of it."""
+        """The thread's messages as its model calls see them (``view``: from its newest
+        compaction), in order, up to the newest one (``before``: only those with a lower
+        sequence number); read inside the caller's transaction, with no turn running on
+        the thread, and before the transaction writes any message of it."""
         version, last = thread_store.thread_state(conn, thread_id=thread_id)
         if before is not None:
             last = min(last, before - 1)
@@ -161,23 +208,24 @@ class HistoryCache:
             kept = self._kept.get(thread_id)
             if kept is not None:
                 self._kept.move_to_end(thread_id)
-                count = len(kept.items)
+                count, mark = len(kept.items), kept.mark
         if kept is not None and kept.version == version:
             items = kept.items[:count]
             if kept.last_seq >= last:  # a transaction begun before the last one that read
                 while items and items[-1].message.seq > last:
                     items.pop()
-                return items
+                return view(items, mark if mark < len(items) else None)
             new = self._rows(conn, thread_id, kept.last_seq + 1, last)
             self._store(thread_id, version, last, new, kept, count)
             self._share(thread_id, version, kept.last_seq, last, new)
-            return items + new
+            newer = newest_mark(new)
+            return view(items + new, count + newer if newer >= 0 else mark)
         items = self._from_shared(thread_id, version, last)
         start = items[-1].message.seq + 1 if items else 1
         new = self._rows(conn, thread_id, start, last)
         self._store(thread_id, version, last, items + new, None, 0)
         self._share(thread_id, version, start - 1 if items else 0, last, new, fresh=not items)
-        return items + new
+        return view(items + new)
 
     def kept_messages(self, thread_id: str) -> int | None:
         """How many messages of the thread are kept (None: none)."""
@@ -204,14 +252,16 @@ class HistoryCache:
         added = _size(new)
         with self._lock:
             current = self._kept.get(thread_id)
+            newer = newest_mark(new)
             if kept is not None and current is kept and len(kept.items) == count:
                 kept.items.extend(new)  # readers hold their own length: they see no change
-                replacement = _Kept(version, last, kept.items, kept.size + added)
+                mark = count + newer if newer >= 0 else kept.mark
+                replacement = _Kept(version, last, kept.items, kept.size + added, mark)
             elif kept is not None:  # another reader changed it meanwhile: start again
                 items = kept.items[:count] + new
-                replacement = _Kept(version, last, items, _size(items))
+                replacement = _Kept(version, last, items, _size(items), newest_mark(items))
             else:
-                replacement = _Kept(version, last, new, added)
+                replacement = _Kept(version, last, new, added, newer)
             if current is not None:
                 self._bytes -= current.size
                 del self._kept[thread_id]

@@ -14,15 +14,19 @@ import logging
 from typing import Any
 
 from parley.config import Settings
+from parley.engine import compaction
+from parley.engine.calls import complete
 from parley.engine.checkpoints import Checkpointer
+from parley.engine.context import CHARS_PER_TOKEN, always_sent
 from parley.engine.file_inputs import FileInputs
+from parley.engine.history import view
 from parley.engine.hosted import HostedTools
 from parley.engine.hosted.toolbox import Ahead
 from parley.engine.settling import Settler
 from parley.engine.streaming import stream_answer
 from parley.engine.turn import Turn, TurnStopped
 from parley.errors import InternalError, ParleyError, UpstreamError
-from parley.events import RunStatusEvent
+from parley.events import HostedToolEvent, RunStatusEvent
 from parley.metrics import Metrics
 from parley.providers.base import ModelOptions
 from parley.providers.options import ToolRule, tool_rule
@@ -113,6 +117,7 @@ class TurnRunner:
                 if turn.budget_left() == 0:  # no call: the run ends incomplete
                     turn.out_of_budget, outcome = True, None
                     break
+                await self._compact(turn)
                 await stream_answer(turn, self.providers, self.metrics, self.files)
                 outcome = _finish_calls(turn)
                 if outcome and turn.box is not None and await self._run_hosted(turn, outcome):
@@ -149,6 +154,48 @@ class TurnRunner:
         finally:
             if turn.box is not None:
                 await asyncio.shield(turn.box.aclose())
+
+    async def _compact(self, turn: Turn) -> None:
+        """Compact the turn's context before its model call when the run asks for it and
+        the call's input is over its threshold (``engine.compaction``): the summary is
+        stored as a marker ahead of the answer, shown as a ``compaction`` item, and the
+        context starts from it. A summary call that fails leaves the context whole, and
+        the turn does not try again."""
+        run = turn.run
+        limit = compaction.threshold(run.options, self.providers.context_window(run.model))
+        if limit is None or turn.compaction_failed:
+            return
+        hosted = [t.model_dump() for t in turn.box.functions] if turn.box is not None else []
+        fixed = len(always_sent(run.instructions, [*run.tools, *hosted])) // CHARS_PER_TOKEN
+        if compaction.due(turn.context, fixed, limit) is None:
+            return
+        await self.settler.caught_up(turn)  # the last round's messages, as stored
+        cut = compaction.due(turn.context, fixed, limit)
+        if cut is None:
+            return
+        covered = turn.context[:cut]
+        text = compaction.transcript(i.chat for i in covered)
+        try:
+            summary, used = await complete(
+                self.providers,
+                self.metrics,
+                model=run.model,
+                messages=compaction.ask(text, self.providers.context_window(run.model)),
+                instructions=compaction.INSTRUCTIONS,
+            )
+        except ParleyError as exc:
+            log.warning("could not compact the context of run %s: %s", run.id, exc)
+            turn.compaction_failed = True
+            return
+        turn.spent = turn.spent + used
+        covers = max(i.message.seq for i in covered)
+        item = compaction.item(new_id("cmp"), summary.strip(), covers)
+        if turn.early is not None:  # begun with the whole context: not the call to make
+            early, turn.early = turn.early, None
+            await early.discard()
+        await self.settler.store_ahead(turn, [Ahead(Role.ASSISTANT, item)])
+        turn.context = view(turn.context)
+        turn.emit(HostedToolEvent(run_id=run.id, phase="done", item=item))
 
     async def _open_hosted(self, turn: Turn) -> None:
         """Make the run's hosted tools ready (``engine.hosted``) and run the calls the

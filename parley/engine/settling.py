@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from parley.config import Settings
 from parley.engine import states
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.history import Item, items_of
+from parley.engine.history import Item, items_of, last_seq
 from parley.engine.hosted.toolbox import Ahead, store_ahead
 from parley.engine.hub import Entry
 from parley.engine.turn import Behind, Turn, TurnStopped
@@ -114,7 +114,7 @@ class Settler:
         usage = turn.call_usage()
         tool_calls = turn.stored_calls(calls)
         errors, items = turn.tool_errors(calls), turn.answer_items()
-        after = turn.context[-1].message.seq if turn.context else 0
+        after = last_seq(turn.context)
         placeholder = new_id("msg")
         answer = thread_store.new_message(
             id=message_id,
@@ -262,7 +262,7 @@ class Settler:
                 message_id=turn.message_id,
                 rows=rows,
             )
-            after = turn.context[-1].message.seq if turn.context else 0
+            after = last_seq(turn.context)
             written = thread_store.messages_between(
                 conn, thread_id=run.thread_id, first=after + 1, last=2**31 - 1
             )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.engine import states
-from parley.engine.history import HistoryCache, Item, items_of
+from parley.engine.history import HistoryCache, Item, items_of, view
 from parley.engine.hosted import approvals
 from parley.engine.hosted.approvals import Answered, Approved
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
@@ -307,7 +307,7 @@ def _open_thread(
             thread_id=thread.id,
             until_seq=target.fork_after,
         )
-        return thread, items_of(copied), Answered()
+        return thread, view(items_of(copied)), Answered()
     answered = _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
     # Locked after its active run, as every writer locks them: the context, and the checks
     # of tool results made on it, see whatever a concurrent writer of the thread committed.

@@ -101,6 +101,8 @@ class Turn:
     approvals: dict[str, str] = field(default_factory=dict)
     #: Hosted calls the turn's messages approved: run before its first model call.
     approved: list[Approved] = field(default_factory=list)
+    #: Set when a summary call to compact the turn's context failed: not tried again.
+    compaction_failed: bool = False
     #: The last round's write, while it goes on behind the next model call.
     behind: Behind | None = None
     _remote_batch: list[Entry] = field(default_factory=list)

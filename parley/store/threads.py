@@ -537,6 +537,15 @@ def copy_messages(
         )
         for i, row in enumerate(rows)
     ]
+    # A compaction marker names the last message it covers by its sequence number: the
+    # copy's is that message's copy's (``engine.compaction``).
+    moved = {row.seq: first + i for i, row in enumerate(rows)}
+    for copy in copies:
+        marker = copy.item
+        covers = marker.get("covers") if marker is not None else None
+        if marker is not None and isinstance(covers, int):
+            below = [seq for seq in moved if seq <= covers]
+            copy.item = {**marker, "covers": moved[max(below)] if below else first - 1}
     insert_messages(conn, user_id=user_id, rows=copies)
     return copies
 

@@ -406,3 +406,29 @@ async def test_two_calls_of_one_answer_share_the_conversation_s_container(served
     assert answer.status_code == 200, answer.text
     ran = [i for i in answer.json()["output"] if i["type"] == "code_interpreter_call"]
     assert len(ran) == 2 and ran[0]["container_id"] == ran[1]["container_id"]
+
+
+async def test_a_long_tool_round_is_compacted_in_the_middle_of_a_response(
+    served: Served,
+) -> None:
+    """``context_management``: a call's output alone passes the threshold, so before the
+    model's next call the server summarises the request and keeps the newest round only;
+    the compaction shows between the call and the answer."""
+    answer = await served.http.post(
+        "/responses",
+        json={
+            "model": "demo/parley",
+            "input": "python print('y' * 8000)",
+            "tools": [AUTO],
+            "context_management": [{"type": "compaction", "compact_threshold": 1000}],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    response = answer.json()
+    kinds = [i["type"] for i in response["output"] if i["type"] != "reasoning"]
+    assert kinds == ["code_interpreter_call", "compaction", "message"], kinds
+    assert "yyyy" in "".join(
+        p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"]
+    )
+    again = await served.http.get(f"/responses/{response['id']}")
+    assert again.json()["output"] == response["output"]

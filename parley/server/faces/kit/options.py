@@ -181,13 +181,15 @@ RESPONSES: dict[str, Rule] = {
     "safety_identifier": hint(_OPENAI_HINT),
     "service_tier": hint(_OPENAI_HINT),
     "client_metadata": hint("checked, then ignored (Codex sends it)"),
-    "max_tool_calls": hint("answered back; not enforced"),
+    "max_tool_calls": supported("counts the calls of the tools the server runs"),
     "include": hint(
         "taken; reasoning comes back as text, encrypted content is not made; "
         "file_search_call.results shows a file search's results, "
         "code_interpreter_call.outputs a code call's logs and images"
     ),
-    "context_management": hint("taken, not used"),
+    "context_management": supported(
+        "compaction with compact_threshold; null: at 80% of the model's context window"
+    ),
     "top_logprobs": refused(
         "Parley's gateway does not pass log probabilities on.", _true, "above 0"
     ),

@@ -1,28 +1,23 @@
 """``POST /v1/responses/compact``: a conversation's window made short. The model summarises
 the input (or a previous response's whole context) in one call that stores nothing. As
 OpenAI's, the answer's ``output`` is the window's user messages, in order and as sent, then
-the summary as one ``compaction`` item (``items.compaction_item``): the window a later
-request takes as its ``input``, with its new items after it."""
+the summary as one ``compaction`` item (``engine.compaction``): the window a later
+request takes as its ``input``, with its new items after it. A request's
+``context_management`` asks the engine to compact on its own (``context_options``)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from parley.engine import Engine, NewMessage
+from parley.engine import Engine, NewMessage, compaction
 from parley.errors import InvalidRequest
 from parley.server.faces.responses import reads
-from parley.server.faces.responses.items import compaction_item, input_content, parse_input
+from parley.server.faces.responses.items import input_content, parse_input
 from parley.server.faces.responses.protocol import CompactCreate, ResponseCreate
 from parley.server.faces.responses.resource import usage
 from parley.store.db import Database, new_id
 from parley.types import Role, Usage
-
-INSTRUCTIONS = (
-    "You compact conversations. Write a summary of the conversation below that lets it "
-    "go on without it: every fact, decision, name, number, open question and the user's "
-    "latest request, in as few words as keep them. Write only the summary."
-)
 
 
 async def compact(
@@ -41,9 +36,9 @@ async def compact(
         )
     transcript = "\n\n".join(_line(m) for m in messages if _line(m))
     ask = [NewMessage(role=Role.USER, content=transcript)]
-    instructions = (
-        INSTRUCTIONS if not body.instructions else f"{INSTRUCTIONS}\n\n{body.instructions}"
-    )
+    instructions = compaction.INSTRUCTIONS
+    if body.instructions:
+        instructions = f"{instructions}\n\n{body.instructions}"
     summary, used = await engine.complete(model=body.model, messages=ask, instructions=instructions)
     made = {
         "id": new_id("cmp"),
@@ -51,7 +46,7 @@ async def compact(
         "created_at": int(time.time()),
         "output": [
             *(_user_item(m) for m in messages if m.role == Role.USER),
-            compaction_item(new_id("cmp"), summary.strip()),
+            compaction.item(new_id("cmp"), summary.strip()),
         ],
         "usage": usage(used),
     }
@@ -150,12 +145,49 @@ def _user_item(message: NewMessage) -> dict[str, Any]:
 
 def _line(message: NewMessage) -> str:
     """One message of the transcript the model summarises."""
-    parts = []
-    if message.content:
-        parts.append(message.content)
-    for call in message.tool_calls or ():
-        parts.append(f"[called {call['name']} with {call['arguments']}]")
-    if not parts:
-        return ""
-    who = {"tool": f"tool result ({message.tool_call_id})"}.get(message.role, message.role)
-    return f"{who}: {' '.join(parts)}"
+    calls = ((c["name"], c["arguments"]) for c in message.tool_calls or ())
+    return compaction.line(message.role, message.content, calls, message.tool_call_id)
+
+
+def context_options(given: list[Any] | None) -> dict[str, Any] | None:
+    """The run option of a request's ``context_management``: ``{"threshold": T}`` (None:
+    at ``engine.compaction.DEFAULT_SHARE`` of the model's context window) for its one
+    ``compaction`` entry; None when it has none. Raises ``InvalidRequest`` for an entry
+    of another type, a second one, or a threshold that is not a whole number of at
+    least ``LEAST_THRESHOLD`` tokens."""
+    if given is None:
+        return None
+    found: dict[str, Any] | None = None
+    for index, entry in enumerate(given):
+        where = f"context_management[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidRequest(
+                f"Invalid type for '{where}': expected an object.",
+                code="invalid_type",
+                param=where,
+            )
+        if entry.get("type") != compaction.KIND:
+            raise InvalidRequest(
+                f"Invalid value for '{where}.type': expected 'compaction'.",
+                code="invalid_value",
+                param=f"{where}.type",
+            )
+        if found is not None:
+            raise InvalidRequest(
+                "context_management may hold one 'compaction' entry.",
+                code="invalid_value",
+                param=where,
+            )
+        limit = entry.get("compact_threshold")
+        least = compaction.LEAST_THRESHOLD
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < least
+        ):
+            raise InvalidRequest(
+                f"Invalid value for '{where}.compact_threshold': expected a whole number of "
+                f"tokens, at least {least}, or null.",
+                code="invalid_value",
+                param=f"{where}.compact_threshold",
+            )
+        found = {"threshold": limit}
+    return found

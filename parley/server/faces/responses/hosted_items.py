@@ -32,6 +32,8 @@ def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[
     kind = item.get("type")
     if kind == "mcp_list_tools":
         return {k: v for k, v in item.items() if k != "status"}
+    if kind == "compaction":  # a marker's: what it covers is the server's own
+        return {k: v for k, v in item.items() if k != "covers"}
     if kind == "file_search_call":
         shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
         if not (INCLUDE_RESULTS in include or item.get("show_results")):

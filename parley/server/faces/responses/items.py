@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from parley.engine import Approval, NewMessage, code_interpreter, file_search
+from parley.engine import Approval, NewMessage, code_interpreter, compaction, file_search
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
 from parley.server.faces.responses import client_tools
@@ -50,8 +50,6 @@ _ROLES = {
     "system": Role.SYSTEM,
     "developer": Role.SYSTEM,
 }
-#: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
-COMPACTION_PREFIX = "parley.compaction.v1:"
 #: The prefix of the ``encrypted_content`` of a reasoning item that carries an answer's
 #: provider state (``state_blob``).
 STATE_PREFIX = "parley.state.v1:"
@@ -574,25 +572,13 @@ def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[s
     return content
 
 
-def compaction_item(item_id: str, summary: str) -> dict[str, Any]:
-    """A compaction item that carries ``summary``: its ``encrypted_content`` is opaque to
-    clients (base64 of a marked text), not encrypted: a client can only put its own words
-    into its own context with it."""
-    blob = base64.b64encode((COMPACTION_PREFIX + summary).encode()).decode()
-    return {"type": "compaction", "id": item_id, "encrypted_content": blob}
-
-
 def _compaction_text(item: dict[str, Any], index: int) -> str:
-    blob = item.get("encrypted_content")
-    if not isinstance(blob, str):
+    if not isinstance(item.get("encrypted_content"), str):
         raise _bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
-    try:
-        text = base64.b64decode(blob, validate=True).decode()
-    except ValueError:
-        text = ""
-    if not text.startswith(COMPACTION_PREFIX):
+    summary = compaction.decode(item["encrypted_content"])
+    if summary is None:
         raise _bad(index, "encrypted_content", "not a compaction made by this server.")
-    return "Summary of the conversation so far:\n" + text[len(COMPACTION_PREFIX) :]
+    return compaction.HEAD + summary
 
 
 # -------------------------------------------------------------------------- output

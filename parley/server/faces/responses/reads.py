@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from parley.engine import NewMessage
+from parley.engine import NewMessage, compaction
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.responses.items import message_id_of, message_items, without_segment
 from parley.server.faces.responses.protocol import record_of
@@ -286,7 +286,17 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
     run = _stored_previous(conn, user_id=user_id, response_id=response_id)
     context = thread_store.thread_context(conn, thread_id=run.thread_id)
     end = max((m.seq for m in context if m.run_id == run.id), default=None)
-    return [
+    if end is not None:
+        context = [m for m in context if m.seq <= end]
+    summary: list[NewMessage] = []
+    for m in reversed(context):  # from the newest compaction, its summary (``history.view``)
+        covers = compaction.marker_covers(m.item)
+        if covers is not None and m.item is not None:
+            chat = compaction.summary_chat(m.item)
+            summary = [NewMessage(role=chat.role, content=chat.content)]
+            context = [c for c in context if c.seq > covers and c is not m]
+            break
+    return summary + [
         NewMessage(
             role=Role(m.role),
             content=m.content,
@@ -295,8 +305,8 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
             tool_call_id=m.tool_call_id,
         )
         for m in context
-        if (end is None or m.seq <= end)
-        and (m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls)
+        if m.item is None or m.role == Role.TOOL
+        if m.run_id != run.id or m.role != Role.ASSISTANT or m.content or m.tool_calls
     ]
 
 

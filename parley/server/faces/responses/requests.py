@@ -28,7 +28,7 @@ from parley.server.faces.kit.readers import (
     stored_tools,
     tool_names,
 )
-from parley.server.faces.responses import client_tools, reads
+from parley.server.faces.responses import client_tools, compaction, reads
 from parley.server.faces.responses.items import parse_input
 from parley.server.faces.responses.protocol import ResponseCreate, ResponseRecord
 from parley.store.records import Run
@@ -142,6 +142,10 @@ def run_config(body: ResponseCreate, model: str) -> RunConfig:
     # "auto" drops the oldest turns to fit the model's context window; "disabled" (the
     # default) fails a response that does not fit instead (``engine.context``).
     options["truncation"] = {"type": "auto" if body.truncation == "auto" else "disabled"}
+    # The server compacts the context on its own past a threshold (``engine.compaction``).
+    compacting = compaction.context_options(body.context_management)
+    if compacting is not None:
+        options["compaction"] = compacting
     fmt = body.text.format if body.text is not None else None
     if fmt is not None:
         given = fmt.model_dump(by_alias=True, exclude_none=True)
