@@ -433,6 +433,14 @@ class Settings(BaseSettings):
     #: ``[retrieval]`` table.
     embedding_model: str | None = Field(default=None, max_length=200)
 
+    #: The search service the ``web_search`` tool runs through: the base URL of a SearXNG
+    #: instance whose JSON API is on (``parley.retrieval.websearch``). Unset: ``web_search``
+    #: is taken and not offered to the model. Also ``url`` in the config file's
+    #: ``[web_search]`` table.
+    web_search_url: str | None = Field(default=None, max_length=2000)
+    #: Seconds one search may take. Also ``timeout`` in ``[web_search]``.
+    web_search_timeout: float = Field(default=10.0, gt=0, le=120)
+
     #: MCP servers registered by label: the ``[mcp_servers.LABEL]`` tables of the config
     #: file, read when the settings are made (given ones win over the file's of a label).
     mcp_servers: Annotated[dict[str, MCPServerConfig], NoDecode] = Field(default_factory=dict)
@@ -626,6 +634,45 @@ class Settings(BaseSettings):
             if not isinstance(value, str):
                 raise ConfigError(f"{self.config}: [retrieval] embedding_model must be a string")
             self.embedding_model = self._model_name(value)
+        return self
+
+    @field_validator("web_search_url", mode="before")
+    @classmethod
+    def _search_url(cls, value: Any) -> Any:
+        """Empty is none; a URL is ``http://`` or ``https://``."""
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"PARLEY_WEB_SEARCH_URL must be an http:// or https:// URL, not {value!r}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _web_search_table(self) -> Settings:
+        """The config file's ``[web_search]`` table (``url``, ``timeout``) sets what no
+        variable or argument gave."""
+        if self.config is None:
+            return self
+        table = load_toml(self.config).get("web_search", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.config}: [web_search] must be a table")
+        unknown = sorted(set(table) - {"url", "timeout"})
+        if unknown:
+            raise ConfigError(f"{self.config}: [web_search] has no key {unknown[0]!r}")
+        if "url" in table and "web_search_url" not in self.model_fields_set:
+            if not isinstance(table["url"], str):
+                raise ConfigError(f"{self.config}: [web_search] url must be a string")
+            self.web_search_url = self._search_url(table["url"])
+        if "timeout" in table and "web_search_timeout" not in self.model_fields_set:
+            timeout = table["timeout"]
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not 0 < timeout <= 120
+            ):
+                raise ConfigError(f"{self.config}: [web_search] timeout must be seconds, up to 120")
+            self.web_search_timeout = float(timeout)
         return self
 
     @model_validator(mode="after")

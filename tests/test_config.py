@@ -134,3 +134,30 @@ def test_a_key_in_a_builtin_providers_table_replaces_its_variable(
     openai = settings.provider_configs()["openai"]
     assert openai.kind == "openai-chat" and openai.base_url == "https://api.openai.com/v1"
     assert settings.provider_api_key(openai) == "sk-from-file"
+
+
+def test_the_web_search_table_and_its_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PARLEY_WEB_SEARCH_URL", raising=False)
+    config = tmp_path / "parley.toml"
+    config.write_text('[web_search]\nurl = "http://search.local:8888/"\ntimeout = 4\n')
+    settings = Settings(config=config)
+    assert (settings.web_search_url, settings.web_search_timeout) == (
+        "http://search.local:8888/",
+        4.0,
+    )
+    monkeypatch.setenv("PARLEY_WEB_SEARCH_URL", "https://other.local")
+    assert Settings(config=config).web_search_url == "https://other.local"  # a variable wins
+    monkeypatch.setenv("PARLEY_WEB_SEARCH_URL", "  ")
+    assert Settings().web_search_url is None  # empty: none
+    for text, says in (
+        ('[web_search]\nurl = "search.local"\n', "http:// or https://"),
+        ("[web_search]\ntimeout = 0\n", "timeout"),
+        ("[web_search]\nengine = 1\n", "no key 'engine'"),
+    ):
+        monkeypatch.delenv("PARLEY_WEB_SEARCH_URL")
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=says):
+            Settings(config=config)
+        monkeypatch.setenv("PARLEY_WEB_SEARCH_URL", "")

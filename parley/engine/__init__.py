@@ -12,7 +12,7 @@ from parley.engine.context import (
 from parley.engine.engine import Engine
 from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
-from parley.engine.hosted import code_interpreter, file_search
+from parley.engine.hosted import code_interpreter, file_search, web_search
 from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
@@ -38,4 +38,5 @@ __all__ = [
     "compaction",
     "estimate",
     "file_search",
+    "web_search",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from parley.engine.hosted import code_interpreter, file_search, mcp
+from parley.engine.hosted import code_interpreter, file_search, mcp, web_search
 from parley.engine.transactions import Lease, close_idle_run, lease_node
 from parley.events import ErrorEvent, HostedToolEvent
 from parley.store import runs as run_store
@@ -98,6 +98,7 @@ _CUT_SHORT = {
     "mcp_call": mcp.cut_short,
     "file_search_call": file_search.cut_short,
     "code_interpreter_call": code_interpreter.cut_short,
+    "web_search_call": web_search.cut_short,
 }
 
 

@@ -1,7 +1,8 @@
 """Tools the server runs itself (hosted tools), inside a turn, on every provider.
 
 A run's ``tools`` may hold, beside the client's functions, entries of a hosted kind:
-``mcp`` (``hosted.mcp``) and ``file_search`` (``hosted.file_search``). At the turn's start
+``mcp`` (``hosted.mcp``), ``file_search`` (``hosted.file_search``), ``code_interpreter``
+(``hosted.code_interpreter``) and ``web_search`` (``hosted.web_search``). At the turn's start
 ``HostedTools.open`` makes them ready as a ``Toolbox``: an MCP server's tools are listed (or
 taken from the list the thread already holds), a file search becomes one function, and the
 model sees each as a function in its provider's own terms (``Toolbox.functions``). When the model

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings
-from parley.engine.hosted import code_interpreter, file_search, mcp
+from parley.engine.hosted import code_interpreter, file_search, mcp, web_search
 from parley.engine.hosted.approvals import Approved
 from parley.engine.hosted.containers import Containers
 from parley.engine.hosted.sessions import Sessions
@@ -22,6 +22,7 @@ from parley.mcp.servers import Who
 from parley.mcp.shapes import CallResult, ListedTool, Listing
 from parley.metrics import Metrics
 from parley.providers.registry import ProviderRegistry
+from parley.retrieval.websearch import backend_of
 from parley.store import threads as thread_store
 from parley.store import users as user_store
 from parley.store import vector_stores
@@ -91,6 +92,8 @@ class HostedTools:
         self.sessions = Sessions(self.bounds)
         #: The containers whose sandboxes run the code interpreter's calls here.
         self.containers = Containers(db, settings, metrics)
+        #: The search service of the web searches (none configured: None).
+        self.web = backend_of(settings.web_search_url, settings.web_search_timeout)
         self._factory: Any = None
 
     @property
@@ -108,6 +111,8 @@ class HostedTools:
         """Close the open MCP sessions and the containers' sandboxes (the engine stops)."""
         await self.sessions.aclose()
         await self.containers.aclose()
+        if self.web is not None:
+            await self.web.aclose()
 
     async def open(self, turn: Turn) -> Toolbox | None:
         """The turn's hosted tools, listed (events and items of the listings made now), or
@@ -142,15 +147,23 @@ class Toolbox:
     #: The code interpreter the model may call, by the name it sees
     #: (``hosted.code_interpreter``).
     interpreters: dict[str, code_interpreter.Interpreter] = field(default_factory=dict)
+    #: The web search the model may call, by the name it sees (``hosted.web_search``).
+    webs: dict[str, web_search.WebSearch] = field(default_factory=dict)
 
     @property
     def functions(self) -> list[ToolSpec]:
         specs = [o.spec for o in self.offered.values()]
         specs += [s.spec(name) for name, s in self.searches.items()]
+        specs += [w.spec(name) for name, w in self.webs.items()]
         return specs + [i.spec(name) for name, i in self.interpreters.items()]
 
     def owns(self, name: str) -> bool:
-        return name in self.offered or name in self.searches or name in self.interpreters
+        return (
+            name in self.offered
+            or name in self.searches
+            or name in self.interpreters
+            or name in self.webs
+        )
 
     def needs_approval(self, name: str) -> bool:
         offered = self.offered.get(name)
@@ -167,6 +180,9 @@ class Toolbox:
             return dumped
         if call.name in self.interpreters:
             dumped["hosted"] = {"type": "code_interpreter", "item_id": item_id}
+            return dumped
+        if call.name in self.webs:
+            dumped["hosted"] = {"type": "web_search", "item_id": item_id}
             return dumped
         offered = self.offered.get(call.name)
         if offered is not None:
@@ -226,6 +242,11 @@ class Toolbox:
                     name = code_interpreter.OTHER_NAME
                 self.interpreters[name] = code_interpreter.Interpreter.of(entry)
         taken |= set(self.interpreters)
+        for entry in entries:
+            if entry.get("type") == "web_search" and not self.webs:
+                name = web_search.NAME if web_search.NAME not in taken else web_search.OTHER_NAME
+                self.webs[name] = web_search.WebSearch.of(entry)
+        taken |= set(self.webs)
         names = exposed_names([(s.label, t.name) for s, t in tools])
         for (server, tool), name in zip(tools, names, strict=True):
             if name in taken:
@@ -346,6 +367,9 @@ class Toolbox:
         interpreter = self.interpreters.get(call.name)
         if interpreter is not None:
             return await self._interpret(call, interpreter)
+        web = self.webs.get(call.name)
+        if web is not None:
+            return await self._search_web(call, web)
         offered = self.offered[call.name]
         server, tool = offered.server, offered.tool
         item_id = new_id("mcp")
@@ -403,6 +427,20 @@ class Toolbox:
         )
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, file_search.told(item), item)
+
+    async def _search_web(self, call: ToolCall, web: web_search.WebSearch) -> Ran:
+        query = web_search.query_of(call.arguments)
+        item_id, show = web_search.new_item_id(), web.show_sources
+        run_id = self.turn.run.id
+        started = web_search.call_item(query, item_id=item_id, show=show, call_id=call.id)
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="started", item=started))
+        found = await web_search.search(self.hosted.web, web, query)
+        self.hosted.metrics.hosted_call(
+            "web_search", "web_search", "search", found.took, found.error is not None
+        )
+        item = web_search.call_item(query, item_id=item_id, found=found, show=show, call_id=call.id)
+        self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
+        return Ran(call.id, web_search.told(item), item)
 
     async def _interpret(self, call: ToolCall, interpreter: code_interpreter.Interpreter) -> Ran:
         """Run a call's code in its container: the entry's, or the thread's own."""

@@ -1,5 +1,7 @@
-"""The reader of the tools the server runs itself (hosted tools): the ``mcp`` and
-``file_search`` tools, on every face that takes them (``Dialect.hosted``).
+"""The reader of the tools the server runs itself (hosted tools): the ``mcp``,
+``file_search`` and ``code_interpreter`` tools, on every face that takes them
+(``Dialect.hosted``), and, on the Responses API, ``web_search`` when the operator
+configured a search service (``web_search_entry``).
 
 A ``file_search`` tool names the caller's vector stores (``vector_store_ids``, 1 to
 ``MAX_STORES``), and may give ``max_num_results`` (1 to 50), ``filters`` and
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from parley.config import SERVER_LABEL, Settings
+from parley.engine import web_search
 from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
@@ -45,6 +48,8 @@ MAX_STORES = 16
 INCLUDE_RESULTS = "file_search_call.results"
 #: The ``include`` value that shows a code interpreter call's outputs in its item.
 INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
+#: The ``include`` value that shows a web search's pages as its action's ``sources``.
+INCLUDE_SOURCES = "web_search_call.action.sources"
 #: The files one ``code_interpreter`` tool's auto container may start with (OpenAI's).
 MAX_CONTAINER_FILES = 50
 #: Memory limits a container may ask for (OpenAI's).
@@ -117,6 +122,17 @@ def read_hosted(
             if INCLUDE_RESULTS in (include or ()):
                 entry["include_results"] = True
             hosted.entries.append(entry)
+        elif isinstance(tool, dict) and tool.get("type") in web_search.KINDS:
+            # Run only on the Responses API, and only with a search service; else the
+            # tool is taken and not offered (``responses.client_tools``).
+            if assistants or not settings.web_search_url:
+                continue
+            if any(e["type"] == "web_search" for e in hosted.entries):
+                raise invalid(f"tools[{i}].type", "give at most one web_search tool.")
+            entry = web_search_entry(tool, f"tools[{i}]")
+            if INCLUDE_SOURCES in (include or ()):
+                entry["include_sources"] = True
+            hosted.entries.append(entry)
         elif isinstance(tool, dict) and tool.get("type") == "mcp":
             entry, secrets = _mcp(tool, f"tools[{i}]", settings, policy, who)
             label = entry["server_label"]
@@ -126,6 +142,40 @@ def read_hosted(
             if secrets:
                 hosted.secrets[label] = secrets
     return hosted
+
+
+def web_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The stored entry of a ``web_search`` tool: its allowed domains (lower case, without
+    a scheme or path) and its ``search_context_size``, each checked (400 naming the
+    field). ``user_location`` and ``external_web_access`` are taken: the search service
+    the operator configured decides where and how it searches."""
+    entry: dict[str, Any] = {"type": "web_search"}
+    filters = tool.get("filters")
+    if filters is not None:
+        if not isinstance(filters, dict):
+            raise invalid(f"{where}.filters", "expected an object.")
+        domains = filters.get("allowed_domains")
+        if domains is not None:
+            if not isinstance(domains, list) or not all(
+                isinstance(d, str) and d.strip() for d in domains
+            ):
+                raise invalid(f"{where}.filters.allowed_domains", "expected a list of domains.")
+            if len(domains) > 100:
+                raise invalid(f"{where}.filters.allowed_domains", "give at most 100 domains.")
+            entry["allowed_domains"] = [_domain(d) for d in domains]
+    size = tool.get("search_context_size")
+    if size is not None:
+        if size not in ("low", "medium", "high"):
+            raise invalid(f"{where}.search_context_size", "expected low, medium or high.")
+        entry["search_context_size"] = size
+    return entry
+
+
+def _domain(given: str) -> str:
+    """A domain as given (``https://Example.com/docs``), as its host (``example.com``)."""
+    host = given.strip().lower()
+    host = host.split("://", 1)[-1]
+    return host.split("/", 1)[0].removeprefix("www.")
 
 
 def _mcp(

@@ -301,9 +301,10 @@ TOOL_TYPES: dict[str, Rule] = {
         "tool is offered from the start (defer_loading is taken), so a server-executed "
         "search is not offered"
     ),
-    "web_search": hint(
-        "Responses only: taken and answered back, not offered to the model (no search "
-        "backend); refused elsewhere"
+    "web_search": supported(
+        "Responses only: run through the search service the operator configures "
+        "(PARLEY_WEB_SEARCH_URL); without one, taken and answered back, not offered to the "
+        "model; refused elsewhere"
     ),
     "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
 }

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from parley.engine import code_interpreter, file_search
+from parley.engine import code_interpreter, file_search, web_search
 from parley.errors import InvalidRequest
 from parley.providers.file_parts import MAX_FILE_BYTES
 from parley.types import FunctionSpec, ToolSpec, image_type
@@ -209,6 +209,11 @@ def read_tool_choice(
             "type": "function",
             "name": python if python not in names else code_interpreter.OTHER_NAME,
         }
+    if kind in web_search.KINDS:
+        if kind not in hosted:
+            raise invalid("tool_choice", f"no {kind} tool is given.")
+        name = web_search.NAME if web_search.NAME not in names else web_search.OTHER_NAME
+        return {"type": "function", "name": name}
     if kind == "function":
         name, param = _named(choice, "tool_choice", dialect.nested)
         if not isinstance(name, str) or name not in names:

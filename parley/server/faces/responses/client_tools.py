@@ -13,8 +13,10 @@ coding agents (Codex) send them, made plain functions for every provider:
   ``tool_search_output`` items come back as the search's result. A tool marked
   ``defer_loading`` is offered from the start (nothing is deferred), so a server-executed
   ``tool_search`` has nothing to find and is not offered.
-- ``web_search``: no search runs on this server; the tool is taken (answered back in the
-  response's ``tools``) and not offered to the model.
+- ``web_search``: answered back in the response's ``tools`` as given. With a search
+  service configured (``PARLEY_WEB_SEARCH_URL``) the server runs it (``kit.hosted``,
+  ``engine.hosted.web_search``); without one it is taken and not offered to the model,
+  so that clients that always send it (Codex) work unchanged.
 
 ``read`` makes the request's tools plain, keeping what each function stands for
 (``kinds``: the function's name to its kind, kept in the run's record), so that the faces
@@ -28,13 +30,14 @@ from typing import Any
 
 import orjson
 
+from parley.engine import web_search
 from parley.server.faces.kit.readers import invalid
 
 #: How a namespace's tool is named for the model: ``<namespace>__<name>``.
 SEPARATOR = "__"
 #: The kinds taken here, and those of them that are not offered to the model.
-KINDS = frozenset({"custom", "namespace", "tool_search", "web_search", "web_search_preview"})
-NOT_OFFERED = frozenset({"web_search", "web_search_preview"})
+KINDS = frozenset({"custom", "namespace", "tool_search"}) | web_search.KINDS
+NOT_OFFERED = web_search.KINDS
 #: The parameters of a custom tool's function.
 _INPUT = {
     "type": "object",

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parley.engine import code_interpreter, file_search
+from parley.engine import code_interpreter, file_search, web_search
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 
 Event = dict[str, Any]
@@ -41,6 +41,8 @@ class HostedItems:
         self.files: dict[str, str] = {}
         #: The files the response's code wrote: container and file id by path and name.
         self.written: dict[str, tuple[str, str]] = {}
+        #: The pages the response's web searches found: title by URL.
+        self.pages: dict[str, str] = {}
 
     def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
@@ -58,6 +60,8 @@ class HostedItems:
                 added = {**shown, "status": "in_progress", "results": None}
             elif kind == "code_interpreter_call":
                 added = {**shown, "status": "in_progress", "code": "", "outputs": None}
+            elif kind == "web_search_call":
+                added = {**shown, "status": "in_progress"}
             events.append(self.make("response.output_item.added", output_index=index, item=added))
         where = {"item_id": item_id, "output_index": index}
         if phase == "started":
@@ -84,6 +88,11 @@ class HostedItems:
                     self.make("response.code_interpreter_call_code.done", **where, code=code),
                     self.make("response.code_interpreter_call.interpreting", **where),
                 ]
+            elif kind == "web_search_call":
+                events += [
+                    self.make("response.web_search_call.in_progress", **where),
+                    self.make("response.web_search_call.searching", **where),
+                ]
             return events
         self.output[index] = shown
         self.open.pop(item_id, None)
@@ -100,6 +109,10 @@ class HostedItems:
             self.written.update(code_interpreter.written_files([item]))
             if status == "completed":
                 events.append(self.make("response.code_interpreter_call.completed", **where))
+        elif kind == "web_search_call":
+            self.pages.update(web_search.cited_pages([item]))
+            if status == "completed":
+                events.append(self.make("response.web_search_call.completed", **where))
         events.append(self.make("response.output_item.done", output_index=index, item=shown))
         return events
 

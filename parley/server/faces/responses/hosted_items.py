@@ -13,13 +13,17 @@ from typing import Any
 
 import orjson
 
-from parley.engine import code_interpreter, file_search
+from parley.engine import code_interpreter, file_search, web_search
+from parley.server.faces.kit.hosted import INCLUDE_SOURCES
 
 #: What a ``file_search_call`` item keeps that the API does not show.
 _SEARCH_ONLY = ("show_results", "error", "call_id")
 #: What a ``code_interpreter_call`` item keeps that the API does not show.
 _CODE_ONLY = ("show_outputs", "error", "call_id", "files", "restarted")
-#: The ``include`` values that show a file search's results, a code call's outputs.
+#: What a ``web_search_call`` item keeps that the API does not show.
+_WEB_ONLY = ("show_sources", "error", "call_id", "pages")
+#: The ``include`` values that show a file search's results, a code call's outputs, a web
+#: search's sources.
 INCLUDE_RESULTS = "file_search_call.results"
 INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
 
@@ -32,6 +36,11 @@ def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[
     kind = item.get("type")
     if kind == "mcp_list_tools":
         return {k: v for k, v in item.items() if k != "status"}
+    if kind == "web_search_call":
+        shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
+        if not (INCLUDE_SOURCES in include or item.get("show_sources")):
+            shown["action"] = {k: v for k, v in item["action"].items() if k != "sources"}
+        return shown
     if kind == "compaction":  # a marker's: what it covers is the server's own
         return {k: v for k, v in item.items() if k != "covers"}
     if kind == "file_search_call":
@@ -56,11 +65,14 @@ def citations_of(
     text: str,
     files: Mapping[str, str],
     written: Mapping[str, tuple[str, str]] | None = None,
+    pages: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The annotations of an answer's ``text``: a ``file_citation`` where it names a file
     the response's searches found (``files``: id by name), its ``index`` just after the
     mention; a ``container_file_citation`` where it names a file its code wrote
-    (``written``: container and file id by path and by name), spanning the mention."""
+    (``written``: container and file id by path and by name), and a ``url_citation``
+    where it names a page its web searches found (``pages``: title by URL), spanning the
+    mention."""
     found: list[tuple[int, dict[str, Any]]] = [
         (
             c.end,
@@ -78,6 +90,15 @@ def citations_of(
             "end_index": w.end,
         }
         found.append((w.start, cited))
+    for p in web_search.citations(text, pages or {}):
+        page = {
+            "type": "url_citation",
+            "url": p.url,
+            "title": p.title,
+            "start_index": p.start,
+            "end_index": p.end,
+        }
+        found.append((p.start, page))
     found.sort(key=lambda pair: pair[0])
     return [annotation for _, annotation in found]
 
@@ -86,12 +107,13 @@ def with_citations(
     item: dict[str, Any],
     files: Mapping[str, str],
     written: Mapping[str, tuple[str, str]] | None = None,
+    pages: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ``message`` output item, its text annotated with ``citations_of``."""
-    if not (files or written) or item.get("type") != "message":
+    if not (files or written or pages) or item.get("type") != "message":
         return item
     content = [
-        {**part, "annotations": citations_of(part["text"], files, written)}
+        {**part, "annotations": citations_of(part["text"], files, written, pages)}
         if part.get("type") == "output_text"
         else part
         for part in item.get("content") or ()

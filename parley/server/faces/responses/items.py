@@ -36,7 +36,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from parley.engine import Approval, NewMessage, code_interpreter, compaction, file_search
+from parley.engine import (
+    Approval,
+    NewMessage,
+    code_interpreter,
+    compaction,
+    file_search,
+    web_search,
+)
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
 from parley.server.faces.responses import client_tools
@@ -275,7 +282,7 @@ def parse_input(
             out.append(
                 NewMessage(role=Role.TOOL, content=told, tool_call_id=call["id"], item=given)
             )
-        elif kind in ("file_search_call", "code_interpreter_call"):
+        elif kind in ("file_search_call", "code_interpreter_call", "web_search_call"):
             if current is None:
                 current = _Assistant()
             call, told, given = _ran_given(item, index)
@@ -391,6 +398,10 @@ def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, d
         given = _search_given(item, index)
         name, arguments = file_search.NAME, {"queries": given["queries"]}
         told = file_search.told(given)
+    elif item["type"] == "web_search_call":
+        given = _web_given(item, index)
+        name, arguments = web_search.NAME, {"query": given["action"].get("query") or ""}
+        told = web_search.told(given)
     else:
         given = _code_given(item, index)
         name, arguments = code_interpreter.NAME, {"code": given["code"]}
@@ -403,6 +414,37 @@ def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, d
         "hosted": {"type": kind, "item_id": given["id"]},
     }
     return call, told, given
+
+
+def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """A ``web_search_call`` given back, checked enough to keep: its id, status and
+    action (a search's query, a page opened or looked into: as given), its sources the
+    pages the model is told of again (by their URL alone: a client keeps no more)."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _bad(index, "id", "expected the item's id.")
+    action = item.get("action")
+    if not isinstance(action, dict) or not isinstance(action.get("type"), str):
+        raise _bad(index, "action", "expected the search's action, an object with a type.")
+    query = action.get("query") if isinstance(action.get("query"), str) else action.get("url")
+    sources = action.get("sources")
+    if sources is not None and not (
+        isinstance(sources, list)
+        and all(isinstance(s, dict) and isinstance(s.get("url"), str) for s in sources)
+    ):
+        raise _bad(index, "action.sources", "expected a list of {type: url, url}.")
+    status = item.get("status") or "completed"
+    if status not in ("in_progress", "searching", "completed", "incomplete", "failed"):
+        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    return {
+        "type": "web_search_call",
+        "id": item_id,
+        "status": status,
+        "action": {**action, "query": query if isinstance(query, str) else ""},
+        "show_sources": sources is not None,
+        "call_id": None,
+        "pages": [{"url": s["url"], "title": "", "snippet": ""} for s in sources or ()],
+    }
 
 
 def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:

@@ -9,7 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from parley.engine import NewMessage, RunConfig, ThreadTarget, TurnHandle, UsageSource
+from parley.engine import (
+    NewMessage,
+    RunConfig,
+    ThreadTarget,
+    TurnHandle,
+    UsageSource,
+    web_search,
+)
 from parley.errors import InvalidRequest, ParleyError
 from parley.mcp.servers import Who
 from parley.providers.options import PROMPT_CACHE_KINDS
@@ -230,6 +237,15 @@ async def plan(
             "Give previous_response_id or conversation, not both.",
             code="invalid_value",
             param="conversation",
+        )
+    choice = body.tool_choice
+    forced = isinstance(choice, dict) and choice.get("type") in web_search.KINDS
+    if forced and not svc.settings.web_search_url:  # taken, not offered: none to force
+        raise InvalidRequest(
+            "web_search cannot be required here: this server has no web search service "
+            "(its operator sets PARLEY_WEB_SEARCH_URL).",
+            code="invalid_value",
+            param="tool_choice",
         )
     items = body.input
     if isinstance(items, list) and any(i.get("type") == "item_reference" for i in items):

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine import code_interpreter, file_search
+from parley.engine import code_interpreter, file_search, web_search
 from parley.errors import NotFound
 from parley.server.faces.responses.hosted_items import with_citations
 from parley.server.faces.responses.items import message_items
@@ -97,7 +97,8 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
     kept = [
         t
         for t in run.tools
-        if t.get("type", "function") != "function" or t["function"]["name"] not in made
+        if (t.get("type", "function") != "function" or t["function"]["name"] not in made)
+        and t.get("type") != "web_search"  # answered back as given, with the client's tools
     ]
     return [
         {
@@ -200,6 +201,7 @@ def output_of(
     handed: list[dict[str, Any]] = []
     files: dict[str, str] = {}  # the files the response's searches found so far
     written: dict[str, tuple[str, str]] = {}  # the files its code wrote so far
+    pages: dict[str, str] = {}  # the pages its web searches found so far
     for message in stored.answers:
         ran = message.item is not None and message.role == Role.TOOL
         if not ran:
@@ -208,6 +210,7 @@ def output_of(
         if message.item is not None:
             files.update(file_search.cited_files([message.item]))
             written.update(code_interpreter.written_files([message.item]))
+            pages.update(web_search.cited_pages([message.item]))
         shown = message_items(
             message,
             calls=stored.calls,
@@ -217,7 +220,7 @@ def output_of(
             kinds=record_of(stored.run).get("tool_kinds"),
         )
         for item in shown:
-            item = with_citations(item, files, written)
+            item = with_citations(item, files, written, pages)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
 

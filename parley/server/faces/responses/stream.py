@@ -308,8 +308,9 @@ class ResponseEvents:
             ]
         else:
             closing = []
-            if current.kind == "message" and (self.hosted.files or self.hosted.written):
-                done_item = with_citations(done_item, self.hosted.files, self.hosted.written)
+            hosted = self.hosted
+            if current.kind == "message" and (hosted.files or hosted.written or hosted.pages):
+                done_item = with_citations(done_item, hosted.files, hosted.written, hosted.pages)
                 closing = self._annotations(done_item, where)
             part = done_item["content"][0]
             if current.kind == "message":
