@@ -35,10 +35,8 @@ def _summary(item: dict[str, Any]) -> str:
     return text[len(prefix) :]
 
 
-def test_a_long_conversation_is_compacted_past_the_threshold(
-    http: httpx.Client, upstream: Any
-) -> None:
-    first, second, third = marker(), marker(), marker()
+def _compacted(http: httpx.Client, first: str, second: str) -> dict[str, Any]:
+    """A long first response, then a second past the threshold: compacted."""
     one = create(http, model="fake/echo", input=f"{first} {LONG}")
     assert [i["type"] for i in one["output"]] == ["message"]  # no threshold: never compacted
     two = create(
@@ -48,8 +46,15 @@ def test_a_long_conversation_is_compacted_past_the_threshold(
         previous_response_id=one["id"],
         context_management=COMPACT,
     )
-    kinds = [i["type"] for i in two["output"]]
-    assert kinds == ["compaction", "message"], two["output"]
+    assert [i["type"] for i in two["output"]] == ["compaction", "message"], two["output"]
+    return two
+
+
+def test_a_long_conversation_is_compacted_past_the_threshold(
+    http: httpx.Client, upstream: Any
+) -> None:
+    first, second, third = marker(), marker(), marker()
+    two = _compacted(http, first, second)
     assert output_text(two) == f"now {second}"
     summary = _summary(two["output"][0])
     # The echo model's summary is the transcript it was given: the first turn, not the new.
@@ -117,14 +122,7 @@ def test_an_earlier_response_after_the_compaction_forks_from_the_summary(
     http: httpx.Client, upstream: Any
 ) -> None:
     first, second, later, fork = marker(), marker(), marker(), marker()
-    one = create(http, model="fake/echo", input=f"{first} {LONG}")
-    two = create(
-        http,
-        model="fake/echo",
-        input=f"now {second}",
-        previous_response_id=one["id"],
-        context_management=COMPACT,
-    )
+    two = _compacted(http, first, second)
     create(http, model="fake/echo", input=f"later {later}", previous_response_id=two["id"])
     # Back to the second response (not the thread's last): a fork of what it saw.
     create(http, model="fake/echo", input=f"fork {fork}", previous_response_id=two["id"])
@@ -215,14 +213,7 @@ def test_a_compact_of_a_compacted_response_starts_from_its_summary(
     http: httpx.Client, upstream: Any
 ) -> None:
     first, second = marker(), marker()
-    one = create(http, model="fake/echo", input=f"{first} {LONG}")
-    two = create(
-        http,
-        model="fake/echo",
-        input=f"now {second}",
-        previous_response_id=one["id"],
-        context_management=COMPACT,
-    )
+    two = _compacted(http, first, second)
     answer = http.post(
         "/responses/compact", json={"model": "fake/echo", "previous_response_id": two["id"]}
     )

@@ -313,6 +313,15 @@ def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     return kept
 
 
+def _ran_status(item: dict[str, Any], index: int, working: str) -> str:
+    """The status of a search or code call given back: ``completed`` when it has none;
+    while it ran, ``in_progress`` or ``working`` (``searching``, ``interpreting``)."""
+    status = item.get("status") or "completed"
+    if status not in ("in_progress", working, "completed", "incomplete", "failed"):
+        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    return str(status)
+
+
 def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     """A ``file_search_call`` given back, checked enough to keep: its id, queries, and
     results when it has them."""
@@ -327,9 +336,7 @@ def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         isinstance(results, list) and all(isinstance(r, dict) for r in results)
     ):
         raise _bad(index, "results", "expected a list of results, or null.")
-    status = item.get("status") or "completed"
-    if status not in ("in_progress", "searching", "completed", "incomplete", "failed"):
-        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    status = _ran_status(item, index, "searching")
     return {
         "type": "file_search_call",
         "id": item_id,
@@ -433,9 +440,7 @@ def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         and all(isinstance(s, dict) and isinstance(s.get("url"), str) for s in sources)
     ):
         raise _bad(index, "action.sources", "expected a list of {type: url, url}.")
-    status = item.get("status") or "completed"
-    if status not in ("in_progress", "searching", "completed", "incomplete", "failed"):
-        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    status = _ran_status(item, index, "searching")
     return {
         "type": "web_search_call",
         "id": item_id,
@@ -465,9 +470,7 @@ def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:
         and all(isinstance(o, dict) and o.get("type") in ("logs", "image") for o in outputs)
     ):
         raise _bad(index, "outputs", "expected a list of logs and image outputs, or null.")
-    status = item.get("status") or "completed"
-    if status not in ("in_progress", "interpreting", "completed", "incomplete", "failed"):
-        raise _bad(index, "status", "expected completed, incomplete or failed.")
+    status = _ran_status(item, index, "interpreting")
     return {
         "type": "code_interpreter_call",
         "id": item_id,
