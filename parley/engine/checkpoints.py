@@ -151,12 +151,5 @@ def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> s
     thread_store.save_texts(
         conn, rows=[(s.turn.message_id, s.text, s.reasoning, s.layout) for s in live]
     )
-    run_store.append_many_events(
-        conn,
-        rows=[
-            {"run_id": s.turn.run.id, "seq": seq, "type": kind, "data": data}
-            for s in live
-            for seq, kind, data in s.entries
-        ],
-    )
+    run_store.append_many_events(conn, batches=[(s.turn.run.id, s.entries) for s in live])
     return alive

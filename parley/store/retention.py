@@ -53,6 +53,11 @@ class Pruned:
         return Pruned(self.runs + other.runs, self.events + other.events)
 
 
+#: The events of the log rows selected: a row holds those from ``first_seq`` to ``seq``
+#: (numbered without gaps), or one (a row written before batches).
+_EVENTS = func.sum(run_events.c.seq - func.coalesce(run_events.c.first_seq, run_events.c.seq) + 1)
+
+
 def _prunable(before: float) -> ColumnElement[bool]:
     # The first two conditions are the partial index's own, so that it is used.
     return (
@@ -72,13 +77,14 @@ def prune_event_logs(conn: Connection, *, before: float, limit: int = BATCH) -> 
     ids = list(conn.execute(query).scalars())
     if not ids:
         return Pruned()
-    events = conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids))).rowcount
+    events = conn.execute(select(_EVENTS).where(run_events.c.run_id.in_(ids))).scalar_one()
+    conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
     marked = conn.execute(
         update(runs)
         .where(runs.c.id.in_(ids), runs.c.events_pruned_at.is_(None))
         .values(events_pruned_at=now())
     ).rowcount
-    return Pruned(runs=marked, events=events)
+    return Pruned(runs=marked, events=int(events or 0))
 
 
 def count_prunable(conn: Connection, *, before: float) -> Pruned:
@@ -86,8 +92,8 @@ def count_prunable(conn: Connection, *, before: float) -> Pruned:
     where = _prunable(before)
     run_count = conn.execute(select(func.count()).select_from(runs).where(where)).scalar_one()
     event_count = conn.execute(
-        select(func.count())
+        select(_EVENTS)
         .select_from(run_events.join(runs, runs.c.id == run_events.c.run_id))
         .where(where)
     ).scalar_one()
-    return Pruned(runs=run_count, events=event_count)
+    return Pruned(runs=run_count, events=int(event_count or 0))

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -364,14 +364,43 @@ def close_pending_actions(conn: Connection, *, run_id: str, status: str) -> None
 # ---------------------------------------------------------------------------- event log
 
 
-def append_events(conn: Connection, *, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
-    """Store ``(seq, type, json)`` events. The caller advances ``runs.last_seq`` in the
-    same transaction (it already updates the run)."""
-    if not events:
-        return
-    conn.execute(
-        _INSERT_EVENTS, [{"run_id": run_id, "seq": s, "type": t, "data": d} for s, t, d in events]
-    )
+#: The ``type`` of an event-log row that holds several events (``pack``).
+BATCH = "batch"
+
+Event = tuple[int, str, str]
+
+
+def pack(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
+    """The one event-log row of ``events`` (``(seq, type, json)``, in order): each event
+    as ``<seq> <type> <length>`` and a newline, then its JSON (``length`` characters)."""
+    data = "".join(f"{s} {t} {len(d)}\n{d}" for s, t, d in events)
+    return {
+        "run_id": run_id,
+        "seq": events[-1][0],
+        "first_seq": events[0][0],
+        "type": BATCH,
+        "data": data,
+    }
+
+
+def unpack(data: str) -> list[StoredEvent]:
+    """The events of a batch row's ``data`` (``pack``)."""
+    events = []
+    at, end = 0, len(data)
+    while at < end:
+        line = data.index("\n", at)
+        seq, kind, length = data[at:line].split(" ")
+        start = line + 1
+        at = start + int(length)
+        events.append(StoredEvent(seq=int(seq), type=kind, data=data[start:at]))
+    return events
+
+
+def append_events(conn: Connection, *, run_id: str, events: Sequence[Event]) -> None:
+    """Store ``(seq, type, json)`` events, in order, as one row of the log. The caller
+    advances ``runs.last_seq`` in the same transaction (it already updates the run)."""
+    if events:
+        conn.execute(_INSERT_EVENTS, [pack(run_id, events)])
 
 
 def read_events(
@@ -383,16 +412,28 @@ def read_events(
     kind: str | None = None,
 ) -> list[StoredEvent]:
     """The run's logged events after ``after`` (and before ``before``; of type ``kind``
-    only, when given), in order."""
-    query = select(run_events.c.seq, run_events.c.type, run_events.c.data).where(
-        run_events.c.run_id == run_id, run_events.c.seq > after
+    only, when given), in order: the rows that hold any, each unpacked."""
+    log = run_events.c
+    query = select(log.seq, log.type, log.data, log.first_seq).where(
+        log.run_id == run_id, log.seq > after
     )
     if before is not None:
-        query = query.where(run_events.c.seq < before)
+        query = query.where(func.coalesce(log.first_seq, log.seq) < before)
     if kind is not None:
-        query = query.where(run_events.c.type == kind)
-    query = query.order_by(run_events.c.seq)
-    return [StoredEvent.from_row(r) for r in (conn.execute(query)).all()]
+        query = query.where(or_(log.type == kind, log.type == BATCH))
+    found: list[StoredEvent] = []
+    for row in conn.execute(query.order_by(log.seq)):
+        if row.first_seq is None:  # a row of one event (written before batches)
+            found.append(StoredEvent(seq=row.seq, type=row.type, data=row.data))
+            continue
+        found += [
+            e
+            for e in unpack(row.data)
+            if e.seq > after
+            and (before is None or e.seq < before)
+            and (kind is None or e.type == kind)
+        ]
+    return found
 
 
 def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
@@ -412,7 +453,8 @@ def save_progress(
         )
 
 
-def append_many_events(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> None:
-    """Store ``{"run_id", "seq", "type", "data"}`` rows of any runs."""
+def append_many_events(conn: Connection, *, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
+    """Store the events of several runs, ``(run_id, events)``: a row each."""
+    rows = [pack(run_id, events) for run_id, events in batches if events]
     if rows:
-        conn.execute(_INSERT_EVENTS, list(rows))
+        conn.execute(_INSERT_EVENTS, rows)

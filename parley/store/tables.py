@@ -324,14 +324,19 @@ actions = Table(
     UniqueConstraint("run_id", "tool_call_id"),
 )
 
+#: A run's event log. A row holds the events a write logged together (a checkpoint's, the
+#: turn's end): ``seq`` is the last one's number, ``first_seq`` the first's, ``type``
+#: ``batch``, and ``data`` the events packed (``runs.pack``). A row written before batches
+#: holds one event: ``first_seq`` NULL, its own ``type``, and its JSON as ``data``.
 run_events = Table(
     "run_events",
     metadata,
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("type", String(32), nullable=False),
-    # The event's JSON text exactly as sent on the wire, so a replay re-encodes nothing.
+    # The events' JSON text exactly as sent on the wire, so a replay re-encodes nothing.
     Column("data", Text, nullable=False),
+    Column("first_seq", Integer),
 )
 
 #: What a creating request sent with an ``Idempotency-Key`` made, so that its retries get

@@ -156,8 +156,8 @@ def _search_logged(fresh: Served, run_id: str) -> bool:
 
     def count(conn: Any) -> int:
         query = text(
-            "SELECT count(*) FROM run_events WHERE run_id = :run AND type = 'hosted_tool' "
-            "AND data LIKE '%file_search_call%'"
+            "SELECT count(*) FROM run_events WHERE run_id = :run "
+            "AND data LIKE '%hosted_tool%file_search_call%'"
         )
         return int(conn.execute(query, {"run": run_id}).scalar_one())
 

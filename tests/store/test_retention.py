@@ -49,8 +49,11 @@ def _seed(
 
 def _counts(conn: Connection) -> dict[str, int]:
     """Events per run."""
-    query = select(run_events.c.run_id, func.count()).group_by(run_events.c.run_id)
-    return {run_id: count for run_id, count in conn.execute(query).all()}
+    query = select(run_events.c.run_id).distinct()
+    return {
+        run_id: len(run_store.read_events(conn, run_id=run_id, after=0))
+        for run_id in conn.execute(query).scalars()
+    }
 
 
 async def _seeded(
