@@ -12,10 +12,12 @@ whose message the model reads as the call's error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
+
+if TYPE_CHECKING:
+    import httpx
 
 #: The most bytes of an answer read; the most results taken from one.
 MAX_BODY = 4 * 1024 * 1024
@@ -45,15 +47,19 @@ class Searxng:
     """A SearXNG instance (or a service that answers as one), at ``url``."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        import httpx  # only a server with a search service needs it (and what it imports)
+
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._client = httpx.AsyncClient(
+        self._client: httpx.AsyncClient = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "parley-web-search"},
             follow_redirects=False,
         )
 
     async def search(self, query: str) -> list[Page]:
+        import httpx
+
         try:
             async with self._client.stream(
                 "GET", f"{self.url}/search", params={"q": query, "format": "json"}
