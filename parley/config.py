@@ -524,8 +524,10 @@ class Settings(BaseSettings):
     #: Seconds before the first retry; each later one waits twice as long (at most an
     #: hour), with a random fifth more or less.
     webhook_backoff_seconds: float = Field(default=5.0, gt=0)
-    #: Seconds between a replica's looks for deliveries that are due.
-    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    #: The longest wait between a replica's looks for due deliveries. Those its own runs
+    #: write are sent as soon as they commit, and retries when they fall due: this bounds
+    #: how late a delivery written by another replica that died is sent.
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
     #: Where endpoints may point besides public addresses, as ``PARLEY_MCP_ALLOW_URLS``
     #: says it (``parley.mcp.addresses``): entries separated by commas.
     webhook_allow_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)

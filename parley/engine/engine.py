@@ -132,7 +132,8 @@ class Engine:
         """Stop background work; turns still running end ``incomplete``, text kept; no new
         turn starts (503). Safe to call more than once."""
         self.closing = True
-        await self.upkeep.stop()
+        # The turns first: their streams end at once, whatever stopping the background
+        # work takes (an extraction process, a webhook attempt, a busy database).
         turns = list(self.turns.values())
         for turn in turns:
             turn.stop_reason = "shutdown"
@@ -141,6 +142,7 @@ class Engine:
         tasks = [t.task for t in turns if t.task]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        await self.upkeep.stop()
         # The connections holding scratch threads end with the server: let go of them.
         await self.scratch.release_all()
         await self.runner.hosted.aclose()

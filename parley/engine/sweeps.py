@@ -27,12 +27,19 @@ INTERRUPTED = "The server running this turn stopped; the text so far is kept."
 UNSAVED_SEQ_GAP = 1_000_000
 
 
-def sweep_due(conn: Connection, *, running_here: set[str]) -> bool:
-    """Whether ``sweep`` has anything to close or delete now."""
+def sweep_due(conn: Connection, *, running_here: set[str]) -> tuple[bool, float | None]:
+    """Whether ``sweep`` has anything to close or delete now, and when something next
+    falls due (None: nothing is waiting to). One read, unless a lease has run out (then
+    the runs whose lease did are read, as those running here are not orphans)."""
     t = now()
-    if run_store.overdue_runs(conn, at=t) or thread_store.idle_scratch(conn, at=t):
-        return True
-    return any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
+    lease, expiry, hold = run_store.falling_due(conn)
+    due = (expiry is not None and expiry < t) or (
+        hold is not None and hold < t and bool(thread_store.idle_scratch(conn, at=t))
+    )
+    if not due and lease is not None and lease < t:
+        due = any(run.id not in running_here for run in run_store.orphaned_runs(conn, at=t))
+    later = [v for v in (lease, expiry, hold) if v is not None and v >= t]
+    return due, min(later) if later else None
 
 
 def sweep(conn: Connection, *, running_here: set[str]) -> None:

@@ -126,9 +126,9 @@ class Upkeep:
                     leases, self._abandoned = self._abandoned, {}
                     await self.db.write_later(sweeps.close_abandoned, leases=leases)
                 if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + self.settings.sweep_seconds
-                    await self.sweep()
+                    next_sweep = time.monotonic() + await self.sweep()
             except Exception:  # a boundary: the next round tries again
+                next_sweep = time.monotonic() + self.settings.sweep_seconds
                 log.exception("run upkeep failed; retrying")
 
     async def heartbeat(self) -> None:
@@ -183,9 +183,21 @@ class Upkeep:
                     swept.stores,
                 )
 
-    async def sweep(self) -> None:
+    async def sweep(self) -> float:
         """Expire overdue ``action_required`` runs; mark orphaned turns ``incomplete``. A
-        read first: the write (and its lock) only when there is something to close."""
+        read first: the write (and its lock) only when there is something to close.
+        Returns the seconds until the next sweep: until the next lease, expiry or hold
+        falls due, at least ``sweep_seconds`` later (clocks of replicas differ that much)
+        and at most a lease's length (a run started meanwhile, and dead at once, falls due
+        no sooner). So an idle server sweeps every few seconds, and a dead server's run is
+        still closed within ``lease_seconds + sweep_seconds``."""
         here = set(self.turns)
-        if await self.db.read_later(sweeps.sweep_due, running_here=here):
+        due, upcoming = await self.db.read_later(sweeps.sweep_due, running_here=here)
+        if due:
             await self.db.write_later(sweeps.sweep, running_here=here)
+            return self.settings.sweep_seconds
+        settings = self.settings
+        wait = settings.lease_seconds
+        if upcoming is not None:
+            wait = min(wait, upcoming - time.time())
+        return max(settings.sweep_seconds, wait + settings.sweep_seconds / 2)

@@ -46,6 +46,10 @@ log = logging.getLogger("parley.retrieval")
 CONCURRENCY = 2
 #: Seconds between two looks for files to claim (an attach in this process wakes it at once).
 POLL_SECONDS = 0.5
+#: While no file waits anywhere, the looks grow apart, up to this (a file attached on
+#: another replica is indexed there, woken; a replica that dies leaves its claims to run
+#: out, which takes a lease anyway).
+IDLE_POLL_SECONDS = 4.0
 #: Chunks, and their tokens, sent in one embedding call at most.
 EMBED_BATCH = 256
 EMBED_BATCH_TOKENS = 100_000
@@ -142,15 +146,20 @@ class Ingestion:
 
     async def _run(self) -> None:
         next_renewal = time.monotonic() + self.beat
+        poll = self.poll_seconds
         while True:
             try:
                 if time.monotonic() >= next_renewal:
                     next_renewal = time.monotonic() + self.beat
                     await self._renew()
-                await self._claim()
+                waiting = await self._claim()
             except Exception:  # a boundary: the next round tries again
                 log.exception("file ingestion upkeep failed; retrying")
-            wait = max(0.0, min(self.poll_seconds, next_renewal - time.monotonic()))
+                waiting = 1
+            # Nothing waits: look again less and less often (a wake looks at once).
+            idle = not waiting and not self.working
+            poll = min(poll * 2, IDLE_POLL_SECONDS) if idle else self.poll_seconds
+            wait = poll if idle else max(0.0, min(poll, next_renewal - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
@@ -168,12 +177,13 @@ class Ingestion:
             if claim.key not in held and entry is not None and entry[0] is claim:
                 entry[1].cancel()
 
-    async def _claim(self) -> None:
+    async def _claim(self) -> int:
+        """Claim the files there is room for; returns how many wait in all."""
         queue = await self.db.read_later(store.queue)
         self.metrics.ingestion_queue(queue.waiting)
         free = self.concurrency - len(self.working)
         if free <= 0 or not queue.claimable:
-            return
+            return queue.waiting
         claims, gave_up = await self.db.write_later(
             store.claim_files, owner=self.owner, until=now() + self.lease_seconds, limit=free
         )
@@ -184,6 +194,7 @@ class Ingestion:
                 self.working[claim.key][1].cancel()  # claim is lost anyway
             task = asyncio.create_task(self._ingest(claim))
             self.working[claim.key] = (claim, task)
+        return queue.waiting
 
     async def _ingest(self, claim: store.Claim) -> None:
         started = time.perf_counter()

@@ -77,6 +77,18 @@ class Database:
         workers = 1 if self.is_sqlite else self.pool_size
         self._workers = Workers(workers, "parley-db")
         self._kept: dict[int, Connection] = {}
+        #: Who is told when a transaction that ``notify``-ed a topic commits, by topic.
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+
+    def listen(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on a database thread: it must be quick and thread-safe) each
+        time a transaction that called ``notify(conn, topic)`` has committed."""
+        self._listeners.setdefault(topic, []).append(listener)
+
+    def unlisten(self, topic: str, listener: Callable[[], None]) -> None:
+        listeners = self._listeners.get(topic, [])
+        if listener in listeners:
+            listeners.remove(listener)
 
     @property
     def is_sqlite(self) -> bool:
@@ -159,6 +171,7 @@ class Database:
             result = call.fn(conn, *call.args, **call.kw)
             transaction.commit()
         except BaseException as exc:
+            conn.info.pop(_TOPICS, None)
             # Statements sent ahead (``send_ahead``): their pipeline ends first, as a failed
             # statement in it has aborted the transaction; their errors are the statements'.
             ahead = _end_ahead(conn)
@@ -167,6 +180,9 @@ class Database:
                 raise error from None
             raise
         _end_ahead(conn)
+        for topic in conn.info.pop(_TOPICS, ()):
+            for listener in self._listeners.get(topic, ()):
+                listener()
         return result
 
     async def migrate(self) -> None:
@@ -266,6 +282,16 @@ def _end_ahead(conn: Connection) -> _Ahead | None:
     if ahead is not None:
         ahead.end()
     return ahead
+
+
+#: The key of the topics a transaction will tell of once it commits (``notify``).
+_TOPICS = "parley_notify"
+
+
+def notify(conn: Connection, topic: str) -> None:
+    """Have the listeners of ``topic`` (``Database.listen``) told once this transaction
+    commits; nothing is told of one that rolls back."""
+    conn.info.setdefault(_TOPICS, set()).add(topic)
 
 
 def send_ahead(conn: Connection) -> None:

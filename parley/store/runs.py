@@ -279,6 +279,23 @@ def orphaned_runs(conn: Connection, *, at: float) -> list[Run]:
     return [Run.from_row(r) for r in (conn.execute(query)).all()]
 
 
+def falling_due(conn: Connection) -> tuple[float | None, float | None, float | None]:
+    """When the sweep's work next falls due, in one read: the earliest lease of a run in
+    progress, the earliest expiry of a run waiting for tool outputs, the earliest hold of
+    a scratch thread (each None when there is none)."""
+    row = conn.execute(_FALLING_DUE).one()
+    return row[0], row[1], row[2]
+
+
+_FALLING_DUE = select(
+    select(func.min(runs.c.lease_expires_at))
+    .where(runs.c.status == "in_progress")
+    .scalar_subquery(),
+    select(func.min(runs.c.expires_at)).where(runs.c.status == "action_required").scalar_subquery(),
+    select(func.min(threads.c.scratch_until)).scalar_subquery(),
+)
+
+
 def overdue_runs(conn: Connection, *, at: float, thread_id: str | None = None) -> list[Run]:
     """``action_required`` runs whose wait for tool outputs has run out."""
     query = select(runs).where(runs.c.status == "action_required", runs.c.expires_at < at)

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
-from parley.store.db import new_id, now
+from parley.store.db import new_id, notify, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from parley.store.tables import runs, webhook_attempts, webhook_deliveries, webhook_endpoints
@@ -62,6 +62,9 @@ EVENTS: tuple[str, ...] = tuple(dict.fromkeys([*RESPONSE_EVENTS.values(), *RUN_E
 ENDING = frozenset(RUN_EVENTS)
 
 _E = webhook_endpoints
+#: What a transaction that writes deliveries tells of once it commits (``Database.listen``).
+TOPIC = "webhooks"
+
 _D = webhook_deliveries
 _SUBSCRIBED = (
     select(
@@ -201,6 +204,7 @@ def enqueue(conn: Connection, *, run_id: str, status: RunStatus) -> int:
             for endpoint_id in wanted
         ],
     )
+    notify(conn, TOPIC)  # this replica's sender sends them once they commit
     return len(wanted)
 
 
@@ -239,6 +243,7 @@ def replay(
     )
     if not done.rowcount:
         raise NotFound(f"No webhook delivery with id {delivery_id}.", code="delivery_not_found")
+    notify(conn, TOPIC)
     return WebhookDelivery.from_row(conn.execute(select(_D).where(where)).one())
 
 
@@ -266,6 +271,13 @@ def any_due(conn: Connection) -> bool:
     """Whether any pending delivery is due now (one read on the index of the outbox)."""
     query = select(_D.c.id).where(_D.c.status == "pending", _D.c.next_attempt_at <= now())
     return conn.execute(query.limit(1)).first() is not None
+
+
+def next_due(conn: Connection) -> float | None:
+    """When the first pending delivery is due (now or later); None when none is pending."""
+    query = select(func.min(_D.c.next_attempt_at)).where(_D.c.status == "pending")
+    found = conn.execute(query).scalar_one()
+    return float(found) if found is not None else None
 
 
 def claim(conn: Connection, *, owner: str, lease_seconds: float, limit: int) -> list[Claim]:

@@ -31,6 +31,7 @@ import hmac
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import httpx2
 
@@ -115,6 +116,10 @@ class Deliveries:
         self.working: dict[asyncio.Task[None], store.Claim] = {}
         self._client: httpx2.AsyncClient | None = None
         self._loop: asyncio.Task[None] | None = None
+        #: Set to look for due deliveries now: deliveries were written here, or an attempt
+        #: ended (and made room).
+        self._wake = asyncio.Event()
+        self._listener: Callable[[], None] | None = None
 
     @property
     def claim_seconds(self) -> float:
@@ -123,11 +128,21 @@ class Deliveries:
     async def start(self) -> None:
         timeout = httpx2.Timeout(self.settings.webhook_timeout_seconds)
         self._client = guarded_client_factory(self.policy)(timeout=timeout)
+        loop = asyncio.get_running_loop()
+
+        def written() -> None:  # on a database thread: deliveries were written here
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self._listener = written
+        self.db.listen(store.TOPIC, written)
         self._loop = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         """Stop; attempts under way are cut short and their claims given back (another
         replica, or this one started again, sends them at once)."""
+        if self._listener is not None:
+            self.db.unlisten(store.TOPIC, self._listener)
+            self._listener = None
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,16 +164,24 @@ class Deliveries:
             self._client = None
 
     async def _run(self) -> None:
+        """Look for due deliveries when woken (written here, or an attempt ended), when the
+        next one falls due, and at least every ``webhook_poll_seconds`` (for those written
+        on other replicas)."""
         next_prune = time.monotonic() + self.settings.event_prune_seconds
         while True:
+            self._wake.clear()
+            wait = self.settings.webhook_poll_seconds
             try:
-                await self.round()
+                upcoming = await self.round()
+                if upcoming is not None:
+                    wait = min(wait, upcoming)
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + self.settings.event_prune_seconds
                     await self.prune()
             except Exception:  # a boundary: the next round tries again
                 log.exception("webhook delivery round failed; retrying")
-            await asyncio.sleep(self.settings.webhook_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.0))
 
     async def prune(self) -> int:
         """Delete the ended deliveries older than the runs' event logs are kept
@@ -173,11 +196,18 @@ class Deliveries:
             if went < store.PRUNE_BATCH:
                 return pruned
 
-    async def round(self) -> int:
-        """Claim the due deliveries there is room for and start sending them."""
+    async def round(self) -> float | None:
+        """Claim the due deliveries there is room for and start sending them. Returns the
+        seconds until the next pending one falls due (0: more may be due now), or None
+        when none is pending (or there is no room: an attempt that ends wakes the loop)."""
         room = self.concurrency - len(self.working)
-        if room <= 0 or not await self.db.read_later(store.any_due):
-            return 0
+        if room <= 0:
+            return None
+        upcoming = await self.db.read_later(store.next_due)
+        if upcoming is None:
+            return None
+        if upcoming > now():
+            return upcoming - now()
         claims = await self.db.write_later(
             store.claim, owner=self.owner, lease_seconds=self.claim_seconds, limit=room
         )
@@ -185,10 +215,11 @@ class Deliveries:
             task = asyncio.create_task(self._attempt(claim))
             self.working[task] = claim
             task.add_done_callback(self._done)
-        return len(claims)
+        return 0.0 if len(claims) == room else None
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.working.pop(task, None)
+        self._wake.set()  # room for another, and its retry may be due soon
 
     async def _attempt(self, claim: store.Claim) -> None:
         started = time.perf_counter()

@@ -437,8 +437,8 @@ def logged_start(parley: ParleyServer, run_id: str) -> bool:
     try:
         with engine.connect() as conn:
             query = sqlalchemy.text(
-                "SELECT count(*) FROM run_events WHERE run_id = :run AND type = 'hosted_tool' "
-                "AND data LIKE '%\"mcp_call\"%'"
+                "SELECT count(*) FROM run_events WHERE run_id = :run "
+                "AND data LIKE '%hosted_tool%\"mcp_call\"%'"
             )
             return bool(conn.execute(query, {"run": run_id}).scalar())
     finally:

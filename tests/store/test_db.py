@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, send_ahead
+from parley.store.db import Database, notify, send_ahead
 from parley.store.pagination import ListQuery
 from parley.store.records import User
 from parley.types import Role
@@ -215,3 +215,25 @@ async def test_bookkeeping_waits_behind_the_work_clients_wait_on(tmp_path: Path)
     finally:
         release.set()
         await db.dispose()
+
+
+async def test_listeners_hear_of_a_topic_once_its_transaction_commits(db: Database) -> None:
+    heard: list[str] = []
+    db.listen("topic", lambda: heard.append("one"))
+    db.listen("topic", lambda: heard.append("two"))
+    db.listen("other", lambda: heard.append("other"))
+
+    def told(conn: Connection, fail: bool) -> None:
+        notify(conn, "topic")
+        notify(conn, "topic")  # told once all the same
+        assert heard == []  # not before the commit
+        if fail:
+            raise Conflict("rolled back", code="test")
+
+    with pytest.raises(Conflict):
+        await db.write(told, True)
+    assert heard == []  # nothing of a transaction that rolled back
+    await db.write(lambda conn: None)
+    assert heard == []  # nor of one that named no topic
+    await db.write(told, False)
+    assert heard == ["one", "two"]

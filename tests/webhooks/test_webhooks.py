@@ -318,3 +318,37 @@ def test_a_run_that_waits_for_tool_outputs_and_is_cancelled(
     assert [p["type"] for p in payloads] == ["thread.run.requires_action", "thread.run.cancelled"]
     assert all(p["data"] == {"id": run["id"], "thread_id": run["thread_id"]} for p in payloads)
     assert payloads[0]["id"] != payloads[1]["id"]
+
+
+def test_a_server_sends_what_it_writes_without_waiting_for_its_look(
+    upstream: Any, tmp_path: Path, receiver: Receiver
+) -> None:
+    """With an hour between its looks for due deliveries, a server still sends the events
+    its runs write (woken by their commit), an API replay, and a retry when it falls due."""
+    from tests.harness import FreshDatabase, free_port, provider_config
+    from tests.webhooks.conftest import WEBHOOK_ENV
+
+    db = FreshDatabase(tmp_path)
+    srv = ParleyServer(
+        database_url=db.url,
+        workdir=tmp_path,
+        config=provider_config(upstream.base_url, free_port()),
+        env={**WEBHOOK_ENV, "PARLEY_WEBHOOK_POLL_SECONDS": "3600"},
+    )
+    try:
+        srv.start()
+        with srv.client(srv.new_user()) as http:
+            endpoint = make_endpoint(http, receiver.url("/flaky"), RESPONSE_EVENTS)
+            receiver.fail("/flaky", times=1)  # the first attempt fails: a retry follows
+            background_response(http)
+            receiver.wait_for("/flaky", 2)
+            wait_until(lambda: deliveries(http, endpoint["id"])[0]["status"] == "delivered")
+            (delivery,) = deliveries(http, endpoint["id"])
+            replayed = http.post(f"/webhooks/{endpoint['id']}/deliveries/{delivery['id']}/replay")
+            assert replayed.status_code == 200, replayed.text
+            receiver.wait_for("/flaky", 3)
+        srv.stop()
+        srv.assert_clean_log()
+    finally:
+        srv.stop()
+        db.drop()
