@@ -57,6 +57,11 @@ class Checkpointer:
         self.lease_seconds = lease_seconds
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_ids: set[str] = set()
+        #: Set when a turn starts here: with none running, the loop sleeps until then.
+        self._started = asyncio.Event()
+
+    def turn_started(self) -> None:
+        self._started.set()
 
     async def run(self) -> None:
         # With Redis, watchers are looked for at least four times a second, whatever the
@@ -64,6 +69,11 @@ class Checkpointer:
         tick = min(self.interval, 0.25) if self.bus is not None else self.interval
         next_save = time.monotonic() + self.interval
         while True:
+            if not self.turns() and self._inflight is None:  # nothing to save: sleep
+                self._started.clear()
+                if not self.turns():
+                    await self._started.wait()
+                next_save = time.monotonic() + self.interval
             await asyncio.sleep(tick)
             if self.bus is not None:
                 await self._start_publishing()

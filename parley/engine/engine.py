@@ -97,7 +97,15 @@ class Engine:
         runner.hosted.containers.usage = usage
         #: Reads files given with messages (``engine.file_inputs``), for turns and faces.
         self.files = runner.files
-        self.launcher = Launcher(db, providers, runner, self.turns, self._check_open, usage)
+        self.launcher = Launcher(
+            db,
+            providers,
+            runner,
+            self.turns,
+            self._check_open,
+            usage,
+            started=self._turn_started,
+        )
         #: Scratch threads (``store.threads``) a face here holds, until it lets go
         #: (``release_scratch``).
         self.scratch = ScratchThreads(db)
@@ -127,6 +135,12 @@ class Engine:
             await self.bus.start(self._cancelled_elsewhere)
         await self.upkeep.start()
         await self.runner.hosted.containers.start()
+
+    def _turn_started(self) -> None:
+        """A turn started here: the checkpoints and the heartbeat, asleep while none ran,
+        go on."""
+        self.checkpointer.turn_started()
+        self.upkeep.turn_started()
 
     async def stop(self) -> None:
         """Stop background work; turns still running end ``incomplete``, text kept; no new

@@ -46,6 +46,7 @@ class Launcher:
         turns: dict[str, Turn],
         check_open: Callable[[], None],
         usage: UsageCounter | None,
+        started: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.providers = providers
@@ -53,6 +54,8 @@ class Launcher:
         self.turns = turns
         self.check_open = check_open
         self.usage = usage
+        #: Told each time a turn starts here (the checkpointer wakes for it).
+        self.started = started
         #: Assistants as last read by a claim here, for early starts (``engine.early``).
         self.assistants: dict[str, Assistant] = {}
 
@@ -116,6 +119,7 @@ class Launcher:
             approved=claimed.approved,
         )
         self.turns[run.id] = turn
+        self.started()
         turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")
         return turn
 

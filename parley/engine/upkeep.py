@@ -68,6 +68,8 @@ class Upkeep:
         self._abandoned: dict[str, float | None] = {}
         self._abandoned_check = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        #: Set when a turn starts here: with nothing to renew, the heartbeat sleeps till then.
+        self._started = asyncio.Event()
         #: Indexes vector store files; ``ingestion.wake()`` when one was just attached.
         self.ingestion = Ingestion(
             db,
@@ -80,6 +82,9 @@ class Upkeep:
         )
         #: Sends the webhook events the ends of runs wrote to the outbox.
         self.webhooks = Deliveries(db, settings, metrics, owner=lease.owner)
+
+    def turn_started(self) -> None:
+        self._started.set()
 
     @property
     def beat(self) -> float:
@@ -117,7 +122,15 @@ class Upkeep:
         next_beat = started + self.beat
         next_sweep = started + self.settings.sweep_seconds
         while True:
-            await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
+            if self.turns or self.scratch_held or self._abandoned:
+                await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
+            else:  # nothing to renew: sleep till the next sweep, or a turn starting here
+                self._started.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._started.wait(), max(0.0, next_sweep - time.monotonic())
+                    )
+                next_beat = min(next_beat, time.monotonic() + self.beat)
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.beat
