@@ -326,8 +326,9 @@ actions = Table(
 
 #: A run's event log. A row holds the events a write logged together (a checkpoint's, the
 #: turn's end): ``seq`` is the last one's number, ``first_seq`` the first's, ``type``
-#: ``batch``, and ``data`` the events packed (``runs.pack``). A row written before batches
-#: holds one event: ``first_seq`` NULL, its own ``type``, and its JSON as ``data``.
+#: ``batch``, ``data`` empty and ``packed`` the events packed and compressed
+#: (``runs.pack``). A row written before batches holds one event: ``first_seq`` NULL, its
+#: own ``type``, and its JSON as ``data``.
 run_events = Table(
     "run_events",
     metadata,
@@ -337,6 +338,7 @@ run_events = Table(
     # The events' JSON text exactly as sent on the wire, so a replay re-encodes nothing.
     Column("data", Text, nullable=False),
     Column("first_seq", Integer),
+    Column("packed", LargeBinary),
 )
 
 #: What a creating request sent with an ``Idempotency-Key`` made, so that its retries get

@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy
 
+from parley.store import runs as run_store
 from tests.e2e.responses_helpers import sse_events
 from tests.e2e.responses_providers_helpers import (
     ANSWER,
@@ -436,11 +437,8 @@ def logged_start(parley: ParleyServer, run_id: str) -> bool:
     engine = sqlalchemy.create_engine(parley.database_url)
     try:
         with engine.connect() as conn:
-            query = sqlalchemy.text(
-                "SELECT count(*) FROM run_events WHERE run_id = :run "
-                "AND data LIKE '%hosted_tool%\"mcp_call\"%'"
-            )
-            return bool(conn.execute(query, {"run": run_id}).scalar())
+            logged = run_store.read_events(conn, run_id=run_id, after=0, kind="hosted_tool")
+            return any('"mcp_call"' in e.data for e in logged)
     finally:
         engine.dispose()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from parley.retrieval import index
+from parley.store import runs as run_store
 from tests.harness import postgres_url
 from tests.ingestion.conftest import SHORT_LEASE, Served, upload, wait_until
 
@@ -155,10 +155,7 @@ def _search_logged(fresh: Served, run_id: str) -> bool:
     """Whether the run's log holds the start of a file search (a checkpoint saves it)."""
 
     def count(conn: Any) -> int:
-        query = text(
-            "SELECT count(*) FROM run_events WHERE run_id = :run "
-            "AND data LIKE '%hosted_tool%file_search_call%'"
-        )
-        return int(conn.execute(query, {"run": run_id}).scalar_one())
+        logged = run_store.read_events(conn, run_id=run_id, after=0, kind="hosted_tool")
+        return sum("file_search_call" in e.data for e in logged)
 
     return fresh.tables.read(count) > 0

@@ -91,4 +91,4 @@ def test_pack_and_unpack_are_inverse() -> None:
     events = [_event(seq) for seq in range(7, 12)] + [(12, "done", "")]
     row = run_store.pack("run_x", events)
     assert (row["first_seq"], row["seq"], row["type"]) == (7, 12, run_store.BATCH)
-    assert [(e.seq, e.type, e.data) for e in run_store.unpack(row["data"])] == events
+    assert [(e.seq, e.type, e.data) for e in run_store.unpack(row["packed"])] == events
