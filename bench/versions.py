@@ -16,7 +16,10 @@ median, quartiles and added time of each side, and the difference.
 With ``--clients N``, a second phase: the server's CPU per stream of each version with N
 clients at once (chunks ``--cpu-gap-ms`` apart, their starts spread over one stream),
 ``--rounds`` rounds of ``--cpu-streams`` streams to each side in turn, the order flipping
-every round; it prints the median of each side and their ratio. With ``--database-url``
+every round; it prints the median of each side and their ratio. With ``--idle S``, first
+each version's CPU while idle: both servers started and left alone, their CPU clocks read
+over ``S`` seconds, three times, after the first streams warmed them up (milliseconds of
+CPU per second, median). With ``--database-url``
 both sides run on fresh PostgreSQL databases on that server (dropped afterwards), else on
 SQLite files. See bench/README.md.
 """
@@ -30,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -63,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu-gap-ms", type=float, default=20.0, help="chunk gap, CPU phase")
     p.add_argument("--cpu-streams", type=int, default=500, help="streams per side and round")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the CPU phase")
+    p.add_argument("--idle", type=float, default=0.0, help="also CPU while idle, over S s")
     p.add_argument(
         "--database-url",
         help="a PostgreSQL server: each side gets a fresh database there (default: SQLite files)",
@@ -150,6 +155,23 @@ def report_cpu(cpu: dict[str, list[float]], args: argparse.Namespace) -> None:
     print(f"working tree / base: {ratio:.2f}x")
 
 
+def measure_idle(pids: dict[str, int], seconds: float) -> dict[str, list[float]]:
+    """Each server's CPU while nobody uses it, ms per second: three windows of
+    ``seconds``, both servers read over the same windows, after a settling pause."""
+    if seconds <= 0:
+        return {}
+    time.sleep(min(seconds, 5.0))  # what the last streams left (their ends, a sweep)
+    found: dict[str, list[float]] = {side: [] for side in pids}
+    for _ in range(3):
+        before = {side: cpu_clock(pid) for side, pid in pids.items()}
+        began = time.monotonic()
+        time.sleep(seconds)
+        took = time.monotonic() - began
+        for side, pid in pids.items():
+            found[side].append((cpu_clock(pid) - before[side]) * 1000 / took)
+    return found
+
+
 def report(times: dict[str, list[float]], base: str) -> None:
     direct = percentile(times["direct"], 0.5)
     names = {"base": f"base ({base})", "tree": "working tree", "direct": "direct"}
@@ -210,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 Authorization="Bearer sk-fake",
             )
             times = asyncio.run(measure(targets, args))
+            idle = measure_idle({s: p.pid for s, p in servers.items()}, args.idle)
             cpu = None
             if args.clients:
                 cpu_model = f"fake/text:{args.chunks}:{args.cpu_gap_ms:g}"
@@ -226,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             for db in databases:
                 db.drop()
     report(times, args.base)
+    if idle:
+        print(f"CPU while idle, ms per second (median of 3 windows of {args.idle:g} s)")
+        for side, values in idle.items():
+            print(f"{side:24s} {statistics.median(values):7.2f}")
     if cpu is not None:
         report_cpu(cpu, args)
     return 0
