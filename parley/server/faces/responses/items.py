@@ -313,6 +313,14 @@ def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     return kept
 
 
+def _item_id(item: dict[str, Any], index: int) -> str:
+    """The id of an item given back, which it must have."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _bad(index, "id", "expected the item's id.")
+    return item_id
+
+
 def _ran_status(item: dict[str, Any], index: int, working: str) -> str:
     """The status of a search or code call given back: ``completed`` when it has none;
     while it ran, ``in_progress`` or ``working`` (``searching``, ``interpreting``)."""
@@ -325,9 +333,7 @@ def _ran_status(item: dict[str, Any], index: int, working: str) -> str:
 def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     """A ``file_search_call`` given back, checked enough to keep: its id, queries, and
     results when it has them."""
-    item_id = item.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise _bad(index, "id", "expected the item's id.")
+    item_id = _item_id(item, index)
     queries = item.get("queries") or []
     if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
         raise _bad(index, "queries", "expected a list of strings.")
@@ -427,9 +433,7 @@ def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     """A ``web_search_call`` given back, checked enough to keep: its id, status and
     action (a search's query, a page opened or looked into: as given), its sources the
     pages the model is told of again (by their URL alone: a client keeps no more)."""
-    item_id = item.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise _bad(index, "id", "expected the item's id.")
+    item_id = _item_id(item, index)
     action = item.get("action")
     if not isinstance(action, dict) or not isinstance(action.get("type"), str):
         raise _bad(index, "action", "expected the search's action, an object with a type.")
@@ -455,9 +459,7 @@ def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:
 def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     """A ``code_interpreter_call`` given back, checked enough to keep: its id, code,
     container, and outputs when it has them (an image's ``url`` kept as given)."""
-    item_id = item.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise _bad(index, "id", "expected the item's id.")
+    item_id = _item_id(item, index)
     code = item.get("code") or ""
     if not isinstance(code, str):
         raise _bad(index, "code", "expected the code, a string.")
