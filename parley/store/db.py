@@ -182,7 +182,10 @@ class Database:
         _end_ahead(conn)
         for topic in conn.info.pop(_TOPICS, ()):
             for listener in self._listeners.get(topic, ()):
-                listener()
+                try:
+                    listener()
+                except Exception:  # committed all the same: a listener's fault is its own
+                    log.exception("a listener of %r failed", topic)
         return result
 
     async def migrate(self) -> None:

@@ -237,3 +237,10 @@ async def test_listeners_hear_of_a_topic_once_its_transaction_commits(db: Databa
     assert heard == []  # nor of one that named no topic
     await db.write(told, False)
     assert heard == ["one", "two"]
+
+    def broken() -> None:
+        raise RuntimeError("its loop is closed")
+
+    db.listen("topic", broken)
+    await db.write(told, False)  # committed, and said so, whatever a listener does
+    assert heard == ["one", "two", "one", "two"]
