@@ -162,8 +162,11 @@ class TurnRunner:
         context starts from it. A summary call that fails leaves the context whole, and
         the turn does not try again."""
         run = turn.run
-        limit = compaction.threshold(run.options, self.providers.context_window(run.model))
-        if limit is None or turn.compaction_failed:
+        if not (run.options or {}).get("compaction") or turn.compaction_failed:
+            return  # most runs: nothing to look up
+        window = self.providers.context_window(run.model)
+        limit = compaction.threshold(run.options, window)
+        if limit is None:
             return
         hosted = [t.model_dump() for t in turn.box.functions] if turn.box is not None else []
         fixed = len(always_sent(run.instructions, [*run.tools, *hosted])) // CHARS_PER_TOKEN
@@ -180,7 +183,7 @@ class TurnRunner:
                 self.providers,
                 self.metrics,
                 model=run.model,
-                messages=compaction.ask(text, self.providers.context_window(run.model)),
+                messages=compaction.ask(text, window),
                 instructions=compaction.INSTRUCTIONS,
             )
         except ParleyError as exc:

@@ -268,9 +268,9 @@ class Claim:
 
 
 def any_due(conn: Connection) -> bool:
-    """Whether any pending delivery is due now (one read on the index of the outbox)."""
-    query = select(_D.c.id).where(_D.c.status == "pending", _D.c.next_attempt_at <= now())
-    return conn.execute(query.limit(1)).first() is not None
+    """Whether any pending delivery is due now."""
+    due = next_due(conn)
+    return due is not None and due <= now()
 
 
 def next_due(conn: Connection) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from parley.engine import code_interpreter, file_search, web_search
-from parley.server.faces.kit.hosted import INCLUDE_SOURCES
+from parley.server.faces.kit.hosted import INCLUDE_OUTPUTS, INCLUDE_RESULTS, INCLUDE_SOURCES
 
 #: What a ``file_search_call`` item keeps that the API does not show.
 _SEARCH_ONLY = ("show_results", "error", "call_id")
@@ -22,10 +22,6 @@ _SEARCH_ONLY = ("show_results", "error", "call_id")
 _CODE_ONLY = ("show_outputs", "error", "call_id", "files", "restarted")
 #: What a ``web_search_call`` item keeps that the API does not show.
 _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
-#: The ``include`` values that show a file search's results, a code call's outputs, a web
-#: search's sources.
-INCLUDE_RESULTS = "file_search_call.results"
-INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
 
 
 def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[str, Any]:
