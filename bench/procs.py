@@ -203,16 +203,22 @@ class Parley:
             raise RuntimeError(f"parley users create failed:\n{done.stderr}")
         return done.stdout.strip().splitlines()[-1]
 
-    def start(self, timeout: float = 60.0, profile: Path | None = None) -> float:
+    def start(
+        self, timeout: float = 60.0, profile: Path | None = None, switched: bool = False
+    ) -> float:
         """Spawn the server; answers the seconds from spawn to the first 200 on /healthz.
 
-        With ``profile``, the server runs under cProfile, which writes there when it stops.
+        With ``profile``, the server runs under cProfile, which writes there when it stops;
+        with ``switched`` too, under ``bench/profiled.py`` instead: the thread CPU clock of
+        the event loop, started by ``SIGUSR1`` and written by ``SIGUSR2``.
         """
         self.port = free_port()
         log = (self.workdir / f"server-{self.port}.log").open("ab")
         parley = self._parley()
-        self.profiling = profile is not None
-        if profile is not None:
+        self.profiling = profile is not None and not switched
+        if profile is not None and switched:
+            parley = [sys.executable, str(BENCH / "profiled.py"), str(profile)]
+        elif profile is not None:
             parley = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "parley.cli.main"]
         command = [*parley, "serve", "--port", str(self.port)]
         started = time.perf_counter()

@@ -126,6 +126,7 @@ class Checkpointer:
                 self.bus.publish(turn.run.id, list(turn.channel.entries))
 
     async def _write(self, snapshots: list[_Snapshot]) -> None:
+        stamp = time.monotonic()
         lease_until = now() + self.lease_seconds
         try:
             alive = await self.db.write_later(_save, snapshots, lease_until)
@@ -136,6 +137,7 @@ class Checkpointer:
         for snap in snapshots:
             turn = snap.turn
             if turn.run.id in alive:
+                turn.renewed = stamp  # the lease too: the heartbeat need not renew it
                 continue
             turn.unsaved = snap.entries + turn.unsaved
             if turn.task is not None and not turn.settling:
@@ -152,12 +154,16 @@ class Checkpointer:
 
 def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> set[str]:
     ids = [s.turn.run.id for s in snapshots]
-    alive = set(run_store.in_progress_ids(conn, run_ids=ids))
+    # The progress moves only for runs still in progress: when it moved for all (almost
+    # always), all are alive, with no read to ask which.
+    moved = run_store.save_progress(
+        conn,
+        progress=[(s.turn.run.id, s.entries[-1][0]) for s in snapshots],
+        lease_until=lease_until,
+    )
+    alive = set(ids) if moved == len(ids) else set(run_store.in_progress_ids(conn, run_ids=ids))
     live = [s for s in snapshots if s.turn.run.id in alive]
     send_ahead(conn)
-    run_store.save_progress(
-        conn, progress=[(s.turn.run.id, s.entries[-1][0]) for s in live], lease_until=lease_until
-    )
     thread_store.save_texts(
         conn, rows=[(s.turn.message_id, s.text, s.reasoning, s.layout) for s in live]
     )

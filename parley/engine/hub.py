@@ -22,7 +22,7 @@ class RunChannel:
         self.first_seq = first_seq
         self.entries: list[Entry] = []
         self.closed = False
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[bool]] = []
 
     def publish(self, entry: Entry) -> None:
         self.entries.append(entry)
@@ -41,24 +41,61 @@ class RunChannel:
         waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(False)
 
     async def follow(self, after: int, *, idle_timeout: float) -> AsyncIterator[list[Entry]]:
         """Batches of entries with seq > ``after`` until the channel closes; an empty batch
-        after ``idle_timeout`` seconds without news (a cue for a keep-alive)."""
+        after ``idle_timeout`` seconds without news (a cue for a keep-alive).
+
+        Each wait is one future, woken by ``publish``; the keep-alive has one timer for
+        the whole follow (``_Quiet``), not one per wait."""
         index = max(0, after + 1 - self.first_seq)
         loop = asyncio.get_running_loop()
-        while True:
-            if index < len(self.entries):
-                batch = self.entries[index:]
-                index += len(batch)
-                yield batch
-                continue
-            if self.closed:
-                return
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(fut)
-            try:
-                await asyncio.wait_for(fut, idle_timeout)
-            except TimeoutError:
-                yield []
+        quiet = _Quiet(loop, idle_timeout)
+        try:
+            while True:
+                if index < len(self.entries):
+                    batch = self.entries[index:]
+                    index += len(batch)
+                    quiet.last = loop.time()
+                    yield batch
+                    continue
+                if self.closed:
+                    return
+                fut: asyncio.Future[bool] = loop.create_future()
+                self._waiters.append(fut)  # type: ignore[arg-type]
+                quiet.waiting = fut
+                if await fut:  # woken by the timer: nothing for an interval
+                    quiet.last = loop.time()
+                    yield []
+        finally:
+            quiet.stop()
+
+
+class _Quiet:
+    """The keep-alive timer of one follower: it wakes the follower's wait with True once
+    an interval passed since ``last`` (the last batch, set by the follower). The timer
+    only looks at ``last`` when it fires, so the streaming path never touches it."""
+
+    __slots__ = ("_handle", "_interval", "_loop", "last", "waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop, self._interval = loop, interval
+        self.last = loop.time()
+        self.waiting: asyncio.Future[bool] | None = None
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self.last + interval, self._fire)
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self.last + self._interval
+        if now >= due:
+            waiting = self.waiting
+            if waiting is not None and not waiting.done():
+                waiting.set_result(True)
+            due = now + self._interval  # the follower sets ``last`` when it pings
+        self._handle = self._loop.call_at(due, self._fire)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
+import orjson
+
 from parley.engine.budget import call_parameters
 from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.file_inputs import FileInputs
@@ -236,7 +238,11 @@ async def stream_answer(
         stream = provider.stream(request)
     call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)
     run_id, message_id = turn.run.id, turn.message_id
-    acc, emit = turn.acc, turn.emit
+    acc, emit, emit_json = turn.acc, turn.emit, turn.emit_json
+    # A text delta's JSON, as ``ContentDelta(...).model_dump_json()`` writes it: the fixed
+    # part once, then each text (the bulk of every answer).
+    ids = f'{orjson.dumps(run_id).decode()},"message_id":{orjson.dumps(message_id).decode()}'
+    delta = f'{{"type":"content.delta","run_id":{ids},"text":'
     clock = turn.clock = StreamClock(turn.stop_model, *providers.timeouts(turn.run.model))
     time = asyncio.get_running_loop().time
     try:
@@ -245,7 +251,12 @@ async def stream_answer(
             clock.last = time()
             kind = type(part)
             if kind is TextPart:
-                emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+                try:
+                    text = orjson.dumps(part.text).decode()  # type: ignore[union-attr]
+                except TypeError:  # a lone surrogate: the model's way, which replaces it
+                    emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+                else:
+                    emit_json("content.delta", delta + text + "}")
             elif kind is ReasoningPart:
                 emit(
                     ReasoningDelta(

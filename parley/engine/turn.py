@@ -9,6 +9,7 @@ database's event log at every checkpoint (``engine.checkpoints``) and when the t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,9 @@ class Turn:
     compaction_failed: bool = False
     #: The last round's write, while it goes on behind the next model call.
     behind: Behind | None = None
+    #: When the run's lease was last renewed (``time.monotonic``; the claim sets it first):
+    #: a checkpoint renews it too, and the heartbeat leaves it alone for a beat then.
+    renewed: float = field(default_factory=time.monotonic)
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def record(self, event: Any) -> Entry:
@@ -178,6 +182,16 @@ class Turn:
     def emit(self, event: Any) -> None:
         """Number, queue for the log, and publish to live followers at once."""
         entry = self.record(event)
+        self.channel.publish(entry)
+        if self.remote is not None:
+            self._to_remote([entry])
+
+    def emit_json(self, kind: str, data: str) -> None:
+        """``emit`` of an event already written as JSON (``data``, of type ``kind``): the
+        text deltas of an answer, made without a model each (``engine.streaming``)."""
+        self.seq += 1
+        entry = (self.seq, kind, data)
+        self.unsaved.append(entry)
         self.channel.publish(entry)
         if self.remote is not None:
             self._to_remote([entry])

@@ -146,16 +146,23 @@ class Upkeep:
 
     async def heartbeat(self) -> None:
         """Renew the leases of the turns running here and the holds of the scratch threads
-        held here; stop the turns cancelled elsewhere."""
-        if not self.turns and not self.scratch_held:
+        held here; stop the turns cancelled elsewhere. A turn whose lease a checkpoint
+        renewed within the last beat is left out (the checkpoint also found it still
+        running): a turn that streams is renewed by its checkpoints alone."""
+        stamp = time.monotonic()
+        ids = [r for r, t in self.turns.items() if stamp - t.renewed >= self.beat]
+        if not ids and not self.scratch_held:
             return
-        ids = list(self.turns)
         alive = await self.db.write_later(
             sweeps.heartbeat, lease=self.lease, run_ids=ids, scratch=sorted(self.scratch_held)
         )
         for run_id in ids:
             turn = self.turns.get(run_id)
-            if run_id not in alive and turn and turn.task and not turn.settling:
+            if turn is None:
+                continue
+            if run_id in alive:
+                turn.renewed = max(turn.renewed, stamp)
+            elif turn.task and not turn.settling:
                 turn.stop_reason = "remote"
                 turn.task.cancel()
 

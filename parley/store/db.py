@@ -120,8 +120,12 @@ class Database:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             # Writers take the lock up front, so no lock upgrade can fail half-way.
+            # Straight to the driver: every transaction begins here, and the statement layer
+            # would cost more than the BEGIN.
             read_only = conn.get_execution_options().get("parley_read_only")
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "BEGIN" if read_only else "BEGIN IMMEDIATE"
+            )
 
         return engine
 

@@ -245,14 +245,21 @@ def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:
     conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
 
+_RENEW_LEASES = (
+    update(runs)
+    .where(
+        runs.c.id.in_(bindparam("b_run_ids", expanding=True)),
+        runs.c.lease_owner == bindparam("b_owner"),
+        runs.c.status == "in_progress",
+    )
+    .values(lease_expires_at=bindparam("b_until"))
+)
+
+
 def renew_leases(conn: Connection, *, owner: str, run_ids: Sequence[str], until: float) -> None:
     if run_ids:
         conn.execute(
-            update(runs)
-            .where(
-                runs.c.id.in_(run_ids), runs.c.lease_owner == owner, runs.c.status == "in_progress"
-            )
-            .values(lease_expires_at=until)
+            _RENEW_LEASES, {"b_run_ids": list(run_ids), "b_owner": owner, "b_until": until}
         )
 
 
@@ -458,21 +465,28 @@ def read_events(
     return found
 
 
+_IN_PROGRESS_IDS = select(runs.c.id).where(
+    runs.c.id.in_(bindparam("b_run_ids", expanding=True)), runs.c.status == "in_progress"
+)
+
+
 def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
-    query = select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.status == "in_progress")
-    return list((conn.execute(query)).scalars().all())
+    return list(conn.execute(_IN_PROGRESS_IDS, {"b_run_ids": list(run_ids)}).scalars())
 
 
 def save_progress(
     conn: Connection, *, progress: Sequence[tuple[str, int]], lease_until: float
-) -> None:
+) -> int:
     """Advance ``last_seq`` and the lease of several running turns at once:
-    ``(run_id, last_seq)`` pairs."""
-    if progress:
-        conn.execute(
-            _SAVE_PROGRESS,
-            [{"b_run_id": r, "b_last_seq": q, "b_lease": lease_until} for r, q in progress],
-        )
+    ``(run_id, last_seq)`` pairs; only runs still ``in_progress`` move. Answers how many
+    did: all of them, unless some were cancelled or taken elsewhere."""
+    if not progress:
+        return 0
+    done = conn.execute(
+        _SAVE_PROGRESS,
+        [{"b_run_id": r, "b_last_seq": q, "b_lease": lease_until} for r, q in progress],
+    )
+    return int(done.rowcount)
 
 
 def append_many_events(conn: Connection, *, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:

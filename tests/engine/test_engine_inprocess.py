@@ -12,7 +12,7 @@ import pytest
 
 from parley.config import Settings
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnHandle
-from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
+from parley.events import ContentDelta, FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
 from parley.providers.registry import ProviderRegistry
 from parley.store import assistants, threads, users
@@ -105,6 +105,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
         settings,
         overrides={
             "script": Scripted("a\x00b", " end"),
+            "odd": Scripted('"quoted"\n', "\\ \u2028 é 😀 \x7f\x01", ""),
             "round": OneToolRound(),
             "unreadable": UnreadableThenAnswer(),
             "stall": Stalling(),
@@ -145,6 +146,28 @@ async def test_model_text_with_nul_is_stored_with_a_replacement_character(engine
     assert result.run.status == "completed"
     assert result.message is not None
     assert result.message.content == "a\ufffdb end"
+
+
+async def test_text_deltas_are_the_json_of_their_event_model(engine: Engine) -> None:
+    # The deltas are written without a model each: byte for byte what the model writes.
+    user, bot = await _assistant(engine, "odd/x")
+    turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
+    deltas = [
+        data
+        async for batch in turn.events()
+        for _, kind, data in batch
+        if kind == "content.delta"
+    ]
+    assert len(deltas) == 3
+    texts = []
+    for data in deltas:
+        event = ContentDelta.model_validate_json(data)
+        assert data == event.model_dump_json()
+        assert (event.run_id, event.message_id) == (turn.run_id, turn.message_id)
+        texts.append(event.text)
+    assert texts == ['"quoted"\n', "\\ \u2028 é 😀 \x7f\x01", ""]
+    stored = await engine.follow(turn.run_id, after=0).__anext__()
+    assert [d for _, k, d in stored if k == "content.delta"] == deltas
 
 
 async def _entries(batches: AsyncIterator[list[tuple[int, str, str]]]) -> list[tuple[int, str]]:
