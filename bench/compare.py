@@ -20,6 +20,12 @@ each value with its ratio to the bare relay, and a markdown copy; writes JSON to
 its upstream HTTP transport (``parley/providers/transport.py``, ``upstream_http.py``) taken
 from git revision ``REV``: two more sides, Parley chat (NAME) and Parley stored (NAME).
 
+``--postgres URL`` adds a second ``parley serve`` of this tree on a fresh database on that
+PostgreSQL server (dropped afterwards): one more side, Parley stored (PostgreSQL), and a
+column of its ratio to Parley stored on SQLite. The ``stored ÷ chat`` column gives, for
+every row both have, Parley stored against Parley chat on the same server: what storing a
+turn costs.
+
 ``--sweep 1,10,50,100`` adds the server's CPU per stream of every side at these client
 counts (chunks ``--sweep-gap-ms`` 20 ms apart): one more table, and a ``sweep`` section in
 the JSON that ``bench/plots.py`` draws.
@@ -45,9 +51,11 @@ import orjson
 from compare_servers import (
     LITELLM_KEY,
     LITELLM_VERSION,
+    create_user,
     ensure_litellm,
     litellm,
     parley_at,
+    parley_on,
     relay,
     tree_cpu,
     tree_rss_mib,
@@ -93,6 +101,7 @@ TITLES = {
     "chat": "Parley chat",
     "stored": "Parley stored",
     "parley": "Parley",
+    "stored@pg": "Parley stored (PostgreSQL)",
     "litellm": "LiteLLM",
 }
 
@@ -115,6 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=REV,...",
         help="also Parley with the upstream HTTP transport of these git revisions, "
         "e.g. lean=66f7d50 (the hand-written HTTP/1.1 client)",
+    )
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also Parley stored on a fresh database on this PostgreSQL server",
     )
     p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every phase (median shown)")
@@ -173,6 +187,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def title(side: str, args: argparse.Namespace) -> str:
     """A side's name in the tables: ``litellm`` is "LiteLLM" and ``--litellm-version``,
     ``chat@lean`` (the Parley of ``--transport-at lean=REV``) "Parley chat (lean)"."""
+    if side in TITLES:
+        return TITLES[side]
     kind, _, variant = side.partition("@")
     name = f"LiteLLM {args.litellm_version}" if kind == "litellm" else TITLES[kind]
     return f"{name} ({variant})" if variant else name
@@ -235,8 +251,15 @@ class Compare(ServerBench[str]):
         self.variants = {
             k.removeprefix("parley@"): p for k, p in others.items() if k.startswith("parley@")
         }
+        #: The API key of each Parley server, by variant ("": the bench's own).
+        self.keys = {name: key for name in ["", *self.variants]}
         for name, program in self.variants.items():
             at = self.sides.index("stored") + 1
+            if name == "pg":  # the same code on PostgreSQL: only the stored turn differs
+                self.sides[at:at] = ["stored@pg"]
+                self.pids["stored@pg"] = program.pid
+                self.keys["pg"] = program.key
+                continue
             self.sides[at:at] = [f"chat@{name}", f"stored@{name}"]
             self.pids[f"chat@{name}"] = self.pids[f"stored@{name}"] = program.pid
         #: Streams per round, by side and phase (from a short calibration).
@@ -246,17 +269,24 @@ class Compare(ServerBench[str]):
         """Every side's requests; a warm-up; how many sequential streams fit the time."""
         for side in self.sides:
             self.targets[side] = {}
-        async with httpx.AsyncClient(base_url=self.parley.base_url, timeout=30) as http:
-            http.headers["Authorization"] = f"Bearer {self.key}"
-            for gap in _all_gaps(self.args):
-                model = _model(self.args, gap)
-                made = await http.post(
-                    "/v1/assistants", json={"name": f"bench-{gap:g}", "model": f"fake/{model}"}
-                )
-                made.raise_for_status()
-                stored = orjson.dumps({"assistant_id": made.json()["id"], "content": "hi"})
-                for side in self.sides:
-                    self.targets[side][f"{gap:g}"] = self._target(side, model, stored)
+        servers = {"": self.parley.base_url}
+        servers |= {name: f"http://127.0.0.1:{p.port}" for name, p in self.variants.items()}
+        for gap in _all_gaps(self.args):
+            model = _model(self.args, gap)
+            stored: dict[str, bytes] = {}  # each server's own assistant
+            for name, url in servers.items():
+                async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                    http.headers["Authorization"] = f"Bearer {self.keys[name]}"
+                    made = await http.post(
+                        "/v1/assistants",
+                        json={"name": f"bench-{gap:g}", "model": f"fake/{model}"},
+                    )
+                    made.raise_for_status()
+                body = {"assistant_id": made.json()["id"], "content": "hi"}
+                stored[name] = orjson.dumps(body)
+            for side in self.sides:
+                variant = side.partition("@")[2]
+                self.targets[side][f"{gap:g}"] = self._target(side, model, stored[variant])
         for side in self.sides:
             for gap in _all_gaps(self.args):
                 await self.warm(self.targets[side][f"{gap:g}"])
@@ -288,7 +318,7 @@ class Compare(ServerBench[str]):
         of ``model`` (``fake/model`` through Parley)."""
         kind, _, variant = side.partition("@")
         parley_port = self.variants[variant].port if variant else self.parley.port
-        auth = f"Bearer {self.key}"
+        auth = f"Bearer {self.keys[variant]}"
         if kind == "stored":
             return Target.post(
                 side, parley_port, "/v1/process", stored, parley_event, Authorization=auth
@@ -384,6 +414,10 @@ def others_running(
     made: dict[str, Program] = {}
     for name, revision in args.transport_at.items():
         made[f"parley@{name}"] = parley_at(name, revision, cores, parley.env, workdir)
+    pg: BenchDatabase | None = None
+    if args.postgres:
+        pg = BenchDatabase(workdir, args.postgres)
+        made["parley@pg"] = parley_on(pg.url, cores, parley.env, workdir)
     if "relay" in args.compare:
         made["relay"] = relay(cores, upstream.url, workdir)
     if "litellm" in args.compare:
@@ -400,11 +434,15 @@ def others_running(
                 notes.append(f"{title(side, args)} left out: it did not start ({exc})")
                 print(notes[-1], file=sys.stderr)
                 continue
+            if side == "parley@pg":  # its own database: its own user
+                program.key = create_user(program.env or {})
             running[side] = program
         yield running, spawn
     finally:
         for program in made.values():
             program.stop()
+        if pg is not None:
+            pg.drop()
 
 
 def measure(
@@ -434,7 +472,10 @@ def measure(
                     print_server_log(parley)
     spawn["chat"] = spawn["stored"] = [startup["cold_s"], *startup["warm_s"]]
     for name in bench.variants:
-        spawn[f"chat@{name}"] = spawn[f"stored@{name}"] = spawn.pop(f"parley@{name}")
+        times = spawn.pop(f"parley@{name}")
+        spawn[f"stored@{name}"] = times
+        if name != "pg":
+            spawn[f"chat@{name}"] = times
     measured["spawn_s"] = spawn  # every side: the first start, then the restarts
     measured["sides"] = bench.sides
     return measured
@@ -479,16 +520,29 @@ def summarise(measured: dict[str, Any]) -> dict[str, Any]:
 
 class _Table:
     """Rows of one value per side; every contender's cell also gives its ratio to the
-    relay's value (when the relay ran)."""
+    relay's value (when the relay ran). Two more columns compare sides of Parley: stored
+    against chat (what storing a turn costs), and stored on PostgreSQL against stored on
+    SQLite (with ``--postgres``): a ratio, or for a time a difference."""
 
     def __init__(self, sides: list[str], titles: list[str]) -> None:
         self.sides = sides
-        self.header = ("metric", *titles)
+        #: (column title, side, the side it is set against)
+        self.pairs = [("stored ÷ chat", "stored", "chat")]
+        if "stored@pg" in sides:
+            self.pairs.append(("PostgreSQL ÷ SQLite", "stored@pg", "stored"))
+        self.header = ("metric", *titles, *(t for t, _, _ in self.pairs))
         self.rows: list[tuple[str, ...]] = []
 
     def add(
-        self, metric: str, values: dict[str, float | None], fmt: str, ratio: bool = True
+        self,
+        metric: str,
+        values: dict[str, float | None],
+        fmt: str,
+        ratio: bool = True,
+        versus: str | None = "ratio",
     ) -> None:
+        """A row; ``versus``: how the pair columns set sides against each other ("ratio",
+        "difference" in ms, or None: not at all)."""
         base = values.get("relay") if "relay" in self.sides else None
         cells = [metric]
         for side in self.sides:
@@ -500,6 +554,14 @@ class _Table:
             if ratio and base and side not in ("direct", "relay"):
                 cell += f" ({_ratio(value / base)})"
             cells.append(cell)
+        for _, side, other in self.pairs:
+            a, b = values.get(side), values.get(other)
+            if versus is None or a is None or b is None or (versus == "ratio" and not b):
+                cells.append("—")
+            elif versus == "ratio":
+                cells.append(f"{a / b:.2f}x")
+            else:
+                cells.append(f"{a - b:+.2f} ms")
         self.rows.append(tuple(cells))
 
 
@@ -517,7 +579,12 @@ def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[s
         c1 = phases[f"{gap:g}ms/c1"]
         floor = c1["direct"]["first_token_p50_ms"]
         added = {s: c1[s]["first_token_p50_ms"] - floor for s in sides if s != "direct"}
-        table.add(f"added time to first token, p50 (1 client, {gap:g} ms gap)", added, "+{:.2f} ms")
+        table.add(
+            f"added time to first token, p50 (1 client, {gap:g} ms gap)",
+            added,
+            "+{:.2f} ms",
+            versus="difference",
+        )
         table.rows[-1] = (table.rows[-1][0], f"{floor:.2f} ms", *table.rows[-1][2:])
     for gap in args.gaps:
         for label, clients in (("c1", 1), ("cN", n)):
@@ -536,16 +603,22 @@ def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[s
         "{:.2f} ms",
     )
     busy = {s: phase[s]["server_busy"] * 100 for s in sides}
-    table.add(f"server core busy ({who})", busy, "{:.0f}%", ratio=False)
-    table.add("RSS, idle", summary["idle_rss_mib"], "{:.1f} MiB")
-    table.add("RSS, after the rounds", summary["rss_after_mib"], "{:.1f} MiB")
-    table.add("CPU while idle, per second", summary["idle_cpu_ms_per_s"], "{:.2f} ms", ratio=False)
+    table.add(f"server core busy ({who})", busy, "{:.0f}%", ratio=False, versus=None)
+    table.add("RSS, idle", summary["idle_rss_mib"], "{:.1f} MiB", versus=None)
+    table.add("RSS, after the rounds", summary["rss_after_mib"], "{:.1f} MiB", versus=None)
+    table.add(
+        "CPU while idle, per second",
+        summary["idle_cpu_ms_per_s"],
+        "{:.2f} ms",
+        ratio=False,
+        versus=None,
+    )
     samples = args.startup_samples
     which = f"median of {samples} restart{'s' * (samples > 1)}" if samples else "first start"
     spawn = {s: v for s, v in summary["spawn_s"].items() if s != "direct"}
-    table.add(f"spawn → healthy ({which})", spawn, "{:.2f} s")
+    table.add(f"spawn → healthy ({which})", spawn, "{:.2f} s", versus=None)
     failed = {s: sum(phase[s]["failures"] for phase in phases.values()) for s in sides}
-    table.add("failed streams", failed, "{:.0f}", ratio=False)
+    table.add("failed streams", failed, "{:.0f}", ratio=False, versus=None)
     return table
 
 
@@ -576,7 +649,7 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
         f"core busy: the server's CPU seconds ÷ the phase's wall seconds; well under 100% "
         f"means something else (the load client's core, other work on the machine) held the "
         f"streams/s down. Parley chat and Parley stored are one `parley serve` "
-        f"(SQLite; the stored turn writes the run before its `done`), so they share the RSS, "
+        f"({env['database']}; the stored turn writes the run before its `done`), so they share the RSS, "
         f"idle and spawn rows. Load client CPU per stream at {args.load_clients} clients: "
         f"{min(client):.2f} to {max(client):.2f} ms."
     )
@@ -587,6 +660,12 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
             f"\nParley chat ({name}) and Parley stored ({name}): a second `parley serve` of "
             f"this tree on the same database, with parley/providers/transport.py and "
             f"upstream_http.py of git revision {revision}."
+        )
+    if "stored@pg" in sides:
+        text += (
+            "\nParley stored (PostgreSQL): a second `parley serve` of this tree on a fresh "
+            "database on the `--postgres` server (loopback; its backends are not pinned and "
+            "their CPU is not counted, as they would run on a database host of their own)."
         )
     for note in measured["notes"]:
         text += f"\n{note}"

@@ -263,6 +263,8 @@ class Program:
     env: dict[str, str] | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    #: An API key of its own, for a server with a database of its own.
+    key: str = ""
 
     @property
     def pid(self) -> int:

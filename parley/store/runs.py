@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from parley.errors import Conflict, NotFound
+from parley.store import driver
 from parley.store.db import new_id, now, translate_ahead
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
@@ -28,9 +29,7 @@ from parley.store.threads import SCRATCH
 #: column). A cursor above it is past every event there will ever be.
 MAX_SEQ = 2**31 - 1
 
-_INSERT_RUN = insert(runs)
 _INSERT_ACTIONS = insert(actions)
-_INSERT_EVENTS = insert(run_events)
 #: A run anyone may see: not one of a scratch thread (``tables.threads.scratch_until``).
 VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, SCRATCH)
 _GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
@@ -38,22 +37,9 @@ _GET_ANY_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
 _GET_OWN_RUN = _GET_ANY_OWN_RUN.where(VISIBLE)
 _LOCK_ANY_OWN_RUN = _GET_ANY_OWN_RUN.with_for_update(of=runs)
 _LOCK_OWN_RUN = _GET_OWN_RUN.with_for_update(of=runs)
-_SAVE_PROGRESS = (
-    update(runs)
-    .where(runs.c.id == bindparam("b_run_id"), runs.c.status == "in_progress")
-    .values(last_seq=bindparam("b_last_seq"), lease_expires_at=bindparam("b_lease"))
+_SAVE_PROGRESS = driver.update(
+    runs, ("last_seq", "lease_expires_at"), "id = ? AND status = 'in_progress'"
 )
-
-
-@functools.lru_cache(maxsize=64)
-def _move_statement(columns: tuple[str, ...], expected: int) -> Any:
-    """``UPDATE runs SET status, <columns> WHERE id AND status IN (<expected> values)``."""
-    allowed: list[Any] = [bindparam(f"_expected{i}") for i in range(expected)]
-    return (
-        update(runs)
-        .where(runs.c.id == bindparam("_run_id"), runs.c.status.in_(allowed))
-        .values(status=bindparam("_status"), **{c: bindparam(f"_v_{c}") for c in columns})
-    )
 
 
 def _run_not_found(run_id: str) -> NotFound:
@@ -140,7 +126,7 @@ def create_run(
     busy = functools.partial(thread_busy, thread_id=thread_id)
     translate_ahead(conn, busy)
     try:
-        conn.execute(_INSERT_RUN, values)
+        driver.insert_rows(conn, runs, [values])
     except IntegrityError as exc:
         if (error := busy(exc)) is not None:
             raise error from None
@@ -234,11 +220,10 @@ def set_status(
 ) -> bool:
     """Move the run to ``status`` if it is in one of ``expected``; True when it moved."""
     allowed = tuple(expected)
-    params: dict[str, Any] = {f"_expected{i}": status_ for i, status_ in enumerate(allowed)}
-    params.update({f"_v_{column}": value for column, value in values.items()})
-    params.update(_run_id=run_id, _status=status)
-    result = conn.execute(_move_statement(tuple(sorted(values)), len(allowed)), params)
-    return bool(result.rowcount)
+    columns = tuple(sorted(values))
+    where = f"id = ? AND status IN ({', '.join('?' * len(allowed))})"
+    statement = driver.update(runs, ("status", *columns), where)
+    return bool(statement.run(conn, [status, *(values[c] for c in columns), run_id, *allowed]))
 
 
 def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:
@@ -429,7 +414,7 @@ def append_events(conn: Connection, *, run_id: str, events: Sequence[Event]) -> 
     """Store ``(seq, type, json)`` events, in order, as one row of the log. The caller
     advances ``runs.last_seq`` in the same transaction (it already updates the run)."""
     if events:
-        conn.execute(_INSERT_EVENTS, [pack(run_id, events)])
+        driver.insert_rows(conn, run_events, [pack(run_id, events)])
 
 
 def read_events(
@@ -482,15 +467,9 @@ def save_progress(
     did: all of them, unless some were cancelled or taken elsewhere."""
     if not progress:
         return 0
-    done = conn.execute(
-        _SAVE_PROGRESS,
-        [{"b_run_id": r, "b_last_seq": q, "b_lease": lease_until} for r, q in progress],
-    )
-    return int(done.rowcount)
+    return _SAVE_PROGRESS.run_many(conn, [(q, lease_until, r) for r, q in progress])
 
 
 def append_many_events(conn: Connection, *, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
     """Store the events of several runs, ``(run_id, events)``: a row each."""
-    rows = [pack(run_id, events) for run_id, events in batches if events]
-    if rows:
-        conn.execute(_INSERT_EVENTS, rows)
+    driver.insert_rows(conn, run_events, [pack(r, events) for r, events in batches if events])

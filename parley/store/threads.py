@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, cast, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, cast, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import Conflict, NotFound
+from parley.store import driver
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Message, Run, Thread
@@ -19,8 +20,6 @@ from parley.store.tables import messages, runs, threads, without_nul
 from parley.types import Role
 
 # Statements of the hot path, built once.
-_INSERT_THREAD = insert(threads)
-_INSERT_MESSAGES = insert(messages)
 #: The scratch thread of a ``store: false`` response, and a thread anyone may see.
 SCRATCH = threads.c.scratch_until.is_not(None)
 VISIBLE = threads.c.scratch_until.is_(None)
@@ -59,20 +58,9 @@ _BUMP_VERSION = (
     )
     .values(context_version=threads.c.context_version + 1)
 )
-_SAVE_TEXT = (
-    update(messages)
-    .where(messages.c.id == bindparam("b_message_id"))
-    .values(
-        content=bindparam("b_content"),
-        reasoning=bindparam("b_reasoning"),
-        layout=bindparam("b_layout"),
-    )
-)
-_SAVE_END = _SAVE_TEXT.values(
-    tool_calls=bindparam("b_tool_calls"),
-    provider_state=bindparam("b_provider_state"),
-    usage=bindparam("b_usage"),
-)
+_TEXT = ("content", "reasoning", "layout")
+_SAVE_TEXT = driver.update(messages, _TEXT, "id = ?")
+_SAVE_END = driver.update(messages, (*_TEXT, "tool_calls", "provider_state", "usage"), "id = ?")
 
 
 def _thread_not_found(thread_id: str) -> NotFound:
@@ -100,7 +88,7 @@ def create_thread(
     }
     if scratch_until is not None:
         values["scratch_until"] = scratch_until
-    conn.execute(_INSERT_THREAD, values)
+    driver.insert_rows(conn, threads, [values])
     return thread
 
 
@@ -361,7 +349,7 @@ def new_message(
 
 def insert_messages(conn: Connection, *, user_id: str, rows: list[Message]) -> None:
     """Store messages whose sequence numbers were reserved (``reserve_seqs``)."""
-    conn.execute(_INSERT_MESSAGES, [{"user_id": user_id, **m.values()} for m in rows])
+    driver.insert_rows(conn, messages, [{"user_id": user_id, **m.values()} for m in rows])
 
 
 def add_tool_messages(
@@ -639,17 +627,11 @@ def save_message_text(
 ) -> None:
     """Save a message's text (and the order of its parts); with ``tool_calls``,
     ``provider_state`` or ``usage`` (the end of its model call), those three."""
-    params = {
-        "b_message_id": message_id,
-        "b_content": content,
-        "b_reasoning": reasoning,
-        "b_layout": layout,
-    }
     if tool_calls is None and provider_state is None and usage is None:
-        conn.execute(_SAVE_TEXT, params)
+        _SAVE_TEXT.run(conn, (content, reasoning, layout, message_id))
     else:
-        end = {"b_tool_calls": tool_calls, "b_provider_state": provider_state, "b_usage": usage}
-        conn.execute(_SAVE_END, {**params, **end})
+        values = (content, reasoning, layout, tool_calls, provider_state, usage, message_id)
+        _SAVE_END.run(conn, values)
 
 
 def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -> bool:
@@ -663,10 +645,4 @@ def save_texts(
     """Save the streamed text of several messages at once: ``(message_id, content,
     reasoning, layout)`` rows."""
     if rows:
-        conn.execute(
-            _SAVE_TEXT,
-            [
-                {"b_message_id": m, "b_content": c, "b_reasoning": r, "b_layout": lay}
-                for m, c, r, lay in rows
-            ],
-        )
+        _SAVE_TEXT.run_many(conn, [(c, r, lay, m) for m, c, r, lay in rows])

@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
+from parley.store import driver
 from parley.store.db import new_id, notify, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -79,6 +80,10 @@ _SUBSCRIBED = (
     .where(runs.c.id == bindparam("run_id"))
 )
 _INSERT_DELIVERIES = insert(_D)
+_ANY_ENDPOINT = driver.Statement(
+    "SELECT 1 FROM webhook_endpoints JOIN runs ON runs.user_id = webhook_endpoints.user_id "
+    "WHERE runs.id = ? LIMIT 1"
+)
 
 
 def new_secret() -> str:
@@ -164,6 +169,8 @@ def enqueue(conn: Connection, *, run_id: str, status: RunStatus) -> int:
     for each of its user's endpoints subscribed to the event it gives. Returns how many.
     One indexed read when the user has no endpoint."""
     if status not in ENDING:
+        return 0
+    if not _ANY_ENDPOINT.exists(conn, (run_id,)):  # almost always: one cheap read
         return 0
     found = conn.execute(_SUBSCRIBED, {"run_id": run_id}).all()
     if not found:

@@ -1,0 +1,156 @@
+"""The hot path's writes, straight to the database driver.
+
+Every streamed turn writes the same few statements: its claim's inserts, a checkpoint's
+progress, text and event-log row every ``checkpoint_seconds``, and its end. Through
+SQLAlchemy's statement layer each costs tens of microseconds of Python (its execution
+context, parameter processing and events; ten times that right after an idle wait, when
+the caches are cold), against one or two for the driver itself. These statements are
+written here once per table and column set, in the driver's own SQL, and run on the
+cursor of the transaction's own connection: the same transaction, and on PostgreSQL the
+same pipeline (``db.send_ahead``).
+
+The values are stored exactly as SQLAlchemy stores them (``tables``): a JSON column's as
+``json_text`` (a None as JSON ``null``), a ``Name`` or ``Content`` column's with U+0000 as
+U+FFFD, a missing column's scalar default. Only writes go this way: reads keep the
+statement layer, which turns rows into values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from parley.store.tables import NUL, REPLACEMENT, Name, _Json, json_text
+
+Convert = Callable[[Any], Any]
+
+
+def _no_nul(value: str | None) -> str | None:
+    return value.replace(NUL, REPLACEMENT) if value and NUL in value else value
+
+
+def converter(table: Table, column: str) -> Convert | None:
+    """How a value of ``table.column`` is written, when the driver would not write it as
+    the statement layer does."""
+    kind = table.c[column].type
+    if isinstance(kind, _Json):
+        return json_text
+    if isinstance(kind, Name):
+        return _no_nul
+    return None
+
+
+class Statement:
+    """One statement in the driver's SQL: written with ``?`` for a value and ``?j`` for a
+    JSON value (JSONB on PostgreSQL), and ``converters`` for its values in order."""
+
+    __slots__ = ("converters", "postgresql", "sqlite")
+
+    def __init__(self, sql: str, converters: Sequence[Convert | None] = ()) -> None:
+        self.sqlite = sql.replace("?j", "?")
+        self.postgresql = sql.replace("?j", "%s::jsonb").replace("?", "%s")
+        self.converters = tuple(converters)
+
+    def _row(self, values: Sequence[Any]) -> Sequence[Any]:
+        if not self.converters:
+            return values
+        return [v if c is None else c(v) for c, v in zip(self.converters, values, strict=True)]
+
+    def run(self, conn: Connection, values: Sequence[Any]) -> int:
+        """Run once; answers the rows it changed (not readable once statements are sent
+        ahead: ``db.send_ahead``)."""
+        cursor, sql = _cursor(conn, self)
+        try:
+            cursor.execute(sql, self._row(values))
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, sql, exc) from exc
+        return int(cursor.rowcount)
+
+    def run_many(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
+        """Run for each of ``rows``; answers the rows changed in all."""
+        cursor, sql = _cursor(conn, self)
+        try:
+            cursor.executemany(sql, [self._row(r) for r in rows])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, sql, exc) from exc
+        return int(cursor.rowcount)
+
+    def exists(self, conn: Connection, values: Sequence[Any]) -> bool:
+        """Run a query; answers whether it found a row."""
+        cursor, sql = _cursor(conn, self)
+        try:
+            cursor.execute(sql, self._row(values))
+            return cursor.fetchone() is not None
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, sql, exc) from exc
+
+
+def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if conn.dialect.name == "postgresql":
+        return driver.cursor(), statement.postgresql
+    return driver.cursor(), statement.sqlite
+
+
+def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:
+    """The driver's error as the statement layer raises it (``sqlalchemy.exc``: an
+    ``IntegrityError``, an ``OperationalError``...); a connection the error shows lost is
+    invalidated as the statement layer invalidates it, so the next transaction opens a
+    new one."""
+    dialect = conn.dialect
+    gone = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if gone:
+        conn.invalidate(exc)
+    error = dialect.loaded_dbapi.Error
+    return DBAPIError.instance(sql, None, exc, error, connection_invalidated=gone, dialect=dialect)
+
+
+@functools.lru_cache(maxsize=64)
+def insert(table: Table, columns: tuple[str, ...]) -> tuple[Statement, tuple[Any, ...]]:
+    """``INSERT INTO table (columns, and those with a scalar default)``: the statement,
+    and the default values to append to each row's ``columns`` values. A column left out
+    with a default that is not a scalar is a programming error."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in columns or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise ValueError(f"{table.name}.{column.name} has a default the driver can't give")
+        defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
+    names = [*columns, *defaults]
+    marks = ", ".join(_mark(table, n) for n in names)
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+    return Statement(sql, [converter(table, n) for n in names]), tuple(defaults.values())
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (column values by name, the same columns in each)."""
+    if not rows:
+        return
+    statement, defaults = insert(table, tuple(rows[0]))
+    values = [(*r.values(), *defaults) for r in rows]
+    if len(values) == 1:
+        statement.run(conn, values[0])
+    else:
+        statement.run_many(conn, values)
+
+
+@functools.lru_cache(maxsize=128)
+def update(table: Table, columns: tuple[str, ...], where: str) -> Statement:
+    """``UPDATE table SET columns WHERE where`` (``where`` in the driver's SQL, its values
+    after the columns' and unconverted)."""
+    sets = ", ".join(f"{n} = {_mark(table, n)}" for n in columns)
+    return Statement(
+        f"UPDATE {table.name} SET {sets} WHERE {where}",
+        [converter(table, n) for n in columns] + [None] * where.count("?"),
+    )
+
+
+def _mark(table: Table, column: str) -> str:
+    return "?j" if isinstance(table.c[column].type, _Json) else "?"

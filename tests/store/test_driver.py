@@ -1,0 +1,203 @@
+"""The hot path's writes on the driver (``store.driver``) store exactly what the statement
+layer stores, and fail as it fails: the same values read back (JSON, a None in a JSON
+column, U+0000, defaults), the same errors (``sqlalchemy.exc``), and a transaction whose
+driver statement failed rolls back whole."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from parley.errors import Conflict
+from parley.store import driver
+from parley.store import runs as run_store
+from parley.store import threads as thread_store
+from parley.store.db import Database, new_id
+from parley.store.tables import messages, runs
+from tests.store.conftest import new_user
+
+ODD = {"a": [1, 2.5, None, True], "nul": "x\x00y", "é": "😀"}
+
+
+def _thread(conn: Connection, user_id: str) -> str:
+    return thread_store.create_thread(conn, user_id=user_id, metadata={"k": "v"}).id
+
+
+def _message(conn: Connection, user_id: str, thread_id: str, seq: int) -> str:
+    row = thread_store.new_message(thread_id=thread_id, seq=seq, role="assistant", content="")
+    thread_store.insert_messages(conn, user_id=user_id, rows=[row])
+    return row.id
+
+
+def _raw(conn: Connection, table: str, row_id: str) -> dict[str, object]:
+    """The row as stored: every column's text where it is JSON (no decoding)."""
+    found = conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": row_id}).one()
+    return dict(found._mapping)
+
+
+async def test_message_writes_store_what_the_statement_layer_stores(db: Database) -> None:
+    user_id = await new_user(db)
+
+    def write(conn: Connection) -> tuple[dict[str, object], dict[str, object]]:
+        thread_id = _thread(conn, user_id)
+        ours, theirs = _message(conn, user_id, thread_id, 1), _message(conn, user_id, thread_id, 2)
+        for layout, reasoning in (([["text", 0, 3]], "why\x00"), (None, None)):
+            thread_store.save_message_text(
+                conn,
+                message_id=ours,
+                content="a\x00b",
+                reasoning=reasoning,
+                layout=layout,
+                tool_calls=[{"id": "c1", "arguments": '{"x": 1}'}],
+                provider_state=ODD,
+                usage=None,
+            )
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == theirs)
+                .values(
+                    content="a\x00b",
+                    reasoning=reasoning,
+                    layout=layout,
+                    tool_calls=[{"id": "c1", "arguments": '{"x": 1}'}],
+                    provider_state=ODD,
+                    usage=None,
+                )
+            )
+        return _raw(conn, "messages", ours), _raw(conn, "messages", theirs)
+
+    ours, theirs = await db.write(write)
+    for column in ("content", "reasoning", "layout", "tool_calls", "provider_state", "usage"):
+        assert ours[column] == theirs[column], column
+    assert ours["content"] == "a\ufffdb"
+    assert ours["usage"] in ("null", None)  # JSON null, as the statement layer writes it
+
+
+async def test_run_inserts_and_moves_store_what_the_statement_layer_stores(db: Database) -> None:
+    user_id = await new_user(db)
+
+    def write(conn: Connection) -> tuple[dict[str, object], dict[str, object]]:
+        thread_id = _thread(conn, user_id)
+        run = run_store.create_run(
+            conn,
+            user_id=user_id,
+            thread_id=thread_id,
+            assistant_id=None,
+            model="demo/x\x00",
+            instructions="be\x00 brief",
+            tools=[{"type": "function", "name": "f"}],
+            parameters=ODD,
+            status="in_progress",
+            lease=("owner", 12.5),
+        )
+        other = {**run.values(), "id": new_id("run"), "status": "completed"}
+        for column in ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens"):
+            other.pop(column)  # their defaults, as the driver fills them in
+        other.pop("last_seq")
+        other["lease_owner"], other["lease_expires_at"] = "owner", 12.5
+        conn.execute(insert(runs), other)
+        moved = run_store.set_status(
+            conn,
+            run_id=run.id,
+            expected=["in_progress"],
+            status="completed",
+            completed_at=99.0,
+            error_message="bad\x00",
+            metadata=None,
+            lease_owner=None,
+        )
+        assert moved
+        assert not run_store.set_status(
+            conn, run_id=run.id, expected=["in_progress", "queued"], status="cancelled"
+        )
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == other["id"])
+            .values(completed_at=99.0, error_message="bad\x00", metadata=None, lease_owner=None)
+        )
+        return _raw(conn, "runs", run.id), _raw(conn, "runs", other["id"])
+
+    ours, theirs = await db.write(write)
+    assert ours["status"] == theirs["status"] == "completed"
+    assert ours.pop("id") != theirs.pop("id")
+    assert ours == theirs
+
+
+async def test_a_checkpoint_moves_only_runs_in_progress(db: Database) -> None:
+    user_id = await new_user(db)
+
+    def write(conn: Connection) -> tuple[int, list[tuple[str, int, float]]]:
+        ids = []
+        for status in ("in_progress", "in_progress", "cancelled"):
+            run = run_store.create_run(
+                conn,
+                user_id=user_id,
+                thread_id=_thread(conn, user_id),
+                assistant_id=None,
+                model="demo/x",
+                instructions=None,
+                tools=[],
+                parameters={},
+                status=status,
+            )
+            ids.append(run.id)
+        moved = run_store.save_progress(conn, progress=[(r, 7) for r in ids], lease_until=50.0)
+        rows = conn.execute(
+            select(runs.c.id, runs.c.last_seq, runs.c.lease_expires_at).where(runs.c.id.in_(ids))
+        ).all()
+        order = {r: i for i, r in enumerate(ids)}
+        return moved, sorted((tuple(r) for r in rows), key=lambda r: order[r[0]])
+
+    moved, rows = await db.write(write)
+    assert moved == 2
+    assert [(seq, lease) for _, seq, lease in rows] == [(7, 50.0), (7, 50.0), (0, None)]
+
+
+async def test_a_driver_statement_fails_as_the_statement_layer_does(db: Database) -> None:
+    user_id = await new_user(db)
+    thread_id = await db.write(lambda c: _thread(c, user_id))
+
+    def twice(conn: Connection) -> None:
+        for _ in range(2):  # the second: a thread's one active run, refused by the index
+            run_store.create_run(
+                conn,
+                user_id=user_id,
+                thread_id=thread_id,
+                assistant_id=None,
+                model="demo/x",
+                instructions=None,
+                tools=[],
+                parameters={},
+                status="in_progress",
+            )
+
+    with pytest.raises(Conflict):
+        await db.write(twice)
+
+    def duplicate(conn: Connection) -> None:
+        message_id = _message(conn, user_id, thread_id, 1)
+        row = thread_store.new_message(thread_id=thread_id, seq=2, role="user", content="x")
+        driver.insert_rows(conn, messages, [{"user_id": user_id, **row.values(), "id": message_id}])
+
+    with pytest.raises(IntegrityError):
+        await db.write(duplicate)
+    # Both transactions rolled back whole; the connection still works.
+    count = await db.read(
+        lambda c: (
+            c.execute(text("SELECT count(*) FROM runs")).scalar_one()
+            + c.execute(text("SELECT count(*) FROM messages")).scalar_one()
+        )
+    )
+    assert count == 0
+
+
+def test_a_column_with_a_default_the_driver_cannot_give_is_refused() -> None:
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    table = Table(
+        "t", MetaData(), Column("id", String, primary_key=True), Column("n", Integer, default=len)
+    )
+    with pytest.raises(ValueError, match=r"t\.n"):
+        driver.insert(table, ("id",))
