@@ -495,6 +495,9 @@ class RequestMetrics:
                         self.metrics.stream(self.route(scope), 1)
             await send(message)
 
+        # It only awaits ``send`` for a body: a stream's tap may drive it at once
+        # (``kit.sse``).
+        sending.inner_send = send  # type: ignore[attr-defined]
         try:
             await self.app(scope, receive, sending)
         finally:

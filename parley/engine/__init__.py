@@ -13,7 +13,7 @@ from parley.engine.engine import Engine
 from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hosted import code_interpreter, file_search, web_search
-from parley.engine.hub import Entry
+from parley.engine.hub import Entry, Tap
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
 from parley.engine.usage import UsageCounter, UsageSource
@@ -28,6 +28,7 @@ __all__ = [
     "ModelProfile",
     "NewMessage",
     "RunConfig",
+    "Tap",
     "ThreadTarget",
     "TurnHandle",
     "TurnOutcome",

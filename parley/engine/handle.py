@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from parley.engine.hub import Entry
+from parley.engine.hub import Entry, Followed
 from parley.errors import NotFound
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -92,7 +92,7 @@ class TurnHandle:
         start = channel.first_seq - 1 if after is None else after
         if start + 1 < channel.first_seq:  # earlier turns' events: the log first
             return self._engine.follow(self.run_id, after=start)
-        return channel.follow(start, idle_timeout=self._engine.settings.keepalive_seconds)
+        return Followed(channel, start, self._engine.settings.keepalive_seconds)
 
     async def result(self) -> TurnOutcome:
         """Wait for the turn to end (without tying it to the caller) and read its outcome."""

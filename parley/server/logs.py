@@ -77,6 +77,7 @@ class AccessLog:
                     message["headers"] = [*message.get("headers", ()), header]
                 await send(message)
 
+            send_with_id.inner_send = send  # type: ignore[attr-defined]  # (kit.sse)
             await self.app(scope, receive, send_with_id)
         finally:
             logcontext.request_id.reset(token)
@@ -97,6 +98,7 @@ class AccessLog:
                 size += len(message.get("body", b""))
             await send(message)
 
+        send_counted.inner_send = send  # type: ignore[attr-defined]  # (kit.sse)
         try:
             await self.app(scope, receive, send_counted)
         finally:

@@ -104,7 +104,7 @@ def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:
     invalidated as the statement layer invalidates it, so the next transaction opens a
     new one."""
     dialect = conn.dialect
-    gone = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    gone = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)  # type: ignore[arg-type]
     if gone:
         conn.invalidate(exc)
     error = dialect.loaded_dbapi.Error

@@ -153,10 +153,7 @@ async def test_text_deltas_are_the_json_of_their_event_model(engine: Engine) -> 
     user, bot = await _assistant(engine, "odd/x")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
     deltas = [
-        data
-        async for batch in turn.events()
-        for _, kind, data in batch
-        if kind == "content.delta"
+        data async for batch in turn.events() for _, kind, data in batch if kind == "content.delta"
     ]
     assert len(deltas) == 3
     texts = []

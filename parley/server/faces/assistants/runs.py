@@ -65,8 +65,9 @@ def _stream(
 ) -> SSEResponse:
     """A turn's stream: ``source``'s run events up to the turn's end, as ``events`` tells
     them, then ``event: done``."""
-    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True)
-    return sse_response(frames, headers)
+    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
+    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True, tap=tap)
+    return sse_response(frames, headers, tap=tap)
 
 
 async def _start(

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from parley.engine import Entry
+from parley.engine import Entry, Tap
 
 PING = b": ping\n\n"
 #: The end of the OpenAI-style streams (Chat Completions, Responses): ``data: [DONE]``.
@@ -68,6 +69,9 @@ class SSEResponse(StreamingResponse):
     seen at once after it."""
 
     watch_after_first = False
+    #: The tap of the stream's source (``engine.hub.Tap``): while the response runs, its
+    #: sink is this response's socket, when the server's ``send`` can be driven at once.
+    tap: Tap | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
@@ -82,6 +86,7 @@ class SSEResponse(StreamingResponse):
             streaming.cancel()
 
         watcher = None if self.watch_after_first else asyncio.ensure_future(watch())
+        tap = self.tap if _sends_at_once(send) else None
         try:
             await send(
                 {
@@ -90,6 +95,8 @@ class SSEResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
+            if tap is not None:
+                tap.sink = _SocketSink(send)
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if watcher is None:
@@ -104,8 +111,56 @@ class SSEResponse(StreamingResponse):
             if aclose is not None:
                 await aclose()
         finally:
+            if tap is not None:
+                tap.sink = None
             if watcher is not None:
                 watcher.cancel()
+
+
+#: An empty piece of a streamed body: what ``_SocketSink.ready`` sends to ask.
+_PROBE = {"type": "http.response.body", "body": b"", "more_body": True}
+
+
+def _sends_at_once(send: Send) -> bool:
+    """Whether ``send`` is uvicorn's own, whose body sends wait only before writing
+    anything (while its client reads, a send is done in its first step), or a middleware's
+    whose send awaits nothing but it and says so with ``inner_send`` (``metrics``,
+    ``server.logs``)."""
+    while (inner := getattr(send, "inner_send", None)) is not None:
+        send = inner
+    owner = getattr(send, "__self__", None)
+    return type(owner).__module__.startswith("uvicorn.protocols.http.")
+
+
+class _SocketSink:
+    """A stream's socket for its tap: uvicorn's ``send``, stepped once rather than awaited.
+    ``ready`` sends an empty piece: a step that would wait (the client has not read what
+    was sent) is stopped before it wrote anything, and the tap leaves the batch to the
+    follower's own path. ``write`` then writes in the same step of the loop, so it can't
+    wait."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    def ready(self) -> bool:
+        return _step(self._send(_PROBE))
+
+    def write(self, data: bytes) -> None:
+        if not _step(self._send({"type": "http.response.body", "body": data, "more_body": True})):
+            raise RuntimeError("a send that was ready waited")
+
+
+def _step(send: Any) -> bool:
+    """Run the coroutine ``send`` if it finishes at once: True. One that would wait is
+    closed where it waits (nothing written): False."""
+    try:
+        send.send(None)
+    except StopIteration:
+        return True
+    send.close()
+    return False
 
 
 def sse_response(
@@ -113,10 +168,13 @@ def sse_response(
     headers: dict[str, str] | None = None,
     *,
     watch_after_first: bool = False,
+    tap: Tap | None = None,
 ) -> SSEResponse:
-    """An event stream of ``frames`` (a pump's), with the stream headers and ``headers``."""
+    """An event stream of ``frames`` (a pump's), with the stream headers and ``headers``;
+    ``tap``: the pump's (``kit.streams.pump``)."""
     response = SSEResponse(
         frames, media_type="text/event-stream", headers={**HEADERS, **(headers or {})}
     )
     response.watch_after_first = watch_after_first
+    response.tap = tap
     return response

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from starlette.websockets import WebSocket
 
-from parley.engine import Entry
+from parley.engine import Entry, Tap
 from parley.errors import ParleyError
 
 #: What one event of a WebSocket stream is: a JSON object.
@@ -83,6 +83,7 @@ async def pump(
     end: Out | None = None,
     turn: bool = False,
     release: Callable[[], Awaitable[None]] | None = None,
+    tap: Tap | None = None,
 ) -> AsyncIterator[Out]:
     """A stream's frames, from ``source``'s items by ``translator``.
 
@@ -95,8 +96,13 @@ async def pump(
             turn's: it closes at the turn's first ``done`` (``turn_end``), and is cut off
             when the source ends before one. Otherwise the source's end closes it.
         release: awaited once the stream is over, however it ended (its client gone too).
+        tap: the source's tap (``engine.hub``), for an SSE stream: given the translator's
+            frames, it writes the entries that come one at a time while the source waits,
+            straight from the turn to the sink (``sse.SSEResponse`` sets its other half).
     """
     add = translator.add
+    if tap is not None:
+        tap.frames = add  # type: ignore[assignment]
     last: Out | None = None
     error: ParleyError | None = None
     try:
@@ -133,6 +139,8 @@ async def pump(
         if tail:
             yield tail
     finally:
+        if tap is not None:
+            tap.frames = None
         if release is not None:
             await release()
 

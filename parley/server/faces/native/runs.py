@@ -63,8 +63,9 @@ def event_stream_response(
     """A run's events from ``source`` as server-sent events, as long as it gives them (a
     turn's own, ``TurnHandle.events``, end with it); with ``one_turn``, up to the first
     turn's ``done`` (a run's log, ``Engine.follow``, goes on to its later turns)."""
-    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn)
-    return sse_response(frames, headers)
+    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
+    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn, tap=tap)
+    return sse_response(frames, headers, tap=tap)
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:

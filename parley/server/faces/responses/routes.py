@@ -249,7 +249,9 @@ def _sse(
     is over."""
     if source is None:
         return sse_response(pump(frames, no_items(), end=DONE))
-    return sse_response(pump(frames, source, ping=PING, end=DONE, turn=True, release=release))
+    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
+    body = pump(frames, source, ping=PING, end=DONE, turn=True, release=release, tap=tap)
+    return sse_response(body, tap=tap)
 
 
 def _states_of(svc: Services, user_id: str, run_id: str, *, scratch: bool = False) -> StateReader:

@@ -1,0 +1,117 @@
+"""A follower's tap (``engine.hub.Tap``): while the follower waits, the turn's events go
+straight to its sink, in order and once each; a turn's end, a sink that is not ready or
+that fails, and the channel's close go back to the follower, which reads on from there."""
+
+from __future__ import annotations
+
+import asyncio
+
+from parley.engine.hub import Entry, Followed, RunChannel
+
+
+class Socket:
+    """A sink that takes bytes at once while ``open``, and fails when told to."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.open = True
+        self.broken = False
+
+    def ready(self) -> bool:
+        return self.open
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            raise OSError("gone")
+        self.written.append(data)
+
+
+def _entry(seq: int, kind: str = "content.delta") -> Entry:
+    return (seq, kind, f'{{"n":{seq}}}')
+
+
+def _frames(batch: list[Entry]) -> bytes:
+    return b"".join(b"%d;" % seq for seq, _, _ in batch)
+
+
+async def _start(
+    channel: RunChannel,
+) -> tuple[Followed, Socket, list[list[Entry]], asyncio.Task[None]]:
+    followed = Followed(channel, 0, idle_timeout=30)
+    socket = Socket()
+    followed.tap.frames, followed.tap.sink = _frames, socket
+    read: list[list[Entry]] = []
+
+    async def reader() -> None:
+        async for batch in followed:
+            read.append(batch)
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0)  # the follower waits now
+    return followed, socket, read, task
+
+
+async def test_the_tap_writes_while_the_follower_waits_and_the_end_goes_to_it() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    for seq in range(1, 6):
+        channel.publish(_entry(seq))
+    assert socket.written == [b"1;", b"2;", b"3;", b"4;", b"5;"]
+    channel.publish_many([_entry(6, "run.status"), _entry(7, "done")])
+    channel.close()
+    await task
+    assert read == [[_entry(6, "run.status"), _entry(7, "done")]]  # nothing twice
+
+
+async def test_a_done_published_alone_wakes_the_follower() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    channel.publish(_entry(1))
+    channel.publish(_entry(2, "done"))
+    await asyncio.sleep(0.01)
+    channel.close()
+    await task
+    assert socket.written == [b"1;"]
+    assert read == [[_entry(2, "done")]]
+
+
+async def test_a_sink_not_ready_leaves_the_entry_to_the_follower_then_taps_again() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    channel.publish(_entry(1))
+    socket.open = False
+    channel.publish(_entry(2))
+    channel.publish(_entry(3))  # the follower has not run yet: both are its own
+    await asyncio.sleep(0.01)
+    socket.open = True
+    channel.publish(_entry(4))  # the follower waits again, tapped
+    socket.broken = True
+    channel.publish(_entry(5))  # a failing sink: the follower's too
+    await asyncio.sleep(0.01)
+    channel.close()
+    await task
+    assert socket.written == [b"1;", b"4;"]
+    assert read == [[_entry(2), _entry(3)], [_entry(5)]]
+
+
+async def test_one_tap_writes_at_a_time_and_other_followers_read_everything() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, first, first_read, first_task = await _start(channel)
+    _, second, second_read, second_task = await _start(channel)
+    plain = asyncio.create_task(_all(channel))
+    await asyncio.sleep(0)
+    for seq in range(1, 4):
+        channel.publish(_entry(seq))
+        await asyncio.sleep(0)
+    channel.close()
+    await asyncio.gather(first_task, second_task)
+    by_tap = [first.written, second.written]
+    by_reading = [[e[0] for b in first_read for e in b], [e[0] for b in second_read for e in b]]
+    for written, read in zip(by_tap, by_reading, strict=True):
+        # Each follower gets every entry once: some through its tap, the rest read.
+        assert sorted([int(w[:-1]) for w in written] + read) == [1, 2, 3]
+    assert [e[0] for b in await plain for e in b] == [1, 2, 3]
+
+
+async def _all(channel: RunChannel) -> list[list[Entry]]:
+    return [batch async for batch in channel.follow(0, idle_timeout=30)]
