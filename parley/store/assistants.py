@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
+from parley.store import driver
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Assistant
 from parley.store.tables import assistants
-
-_GET_ASSISTANT = select(assistants).where(
-    assistants.c.id == bindparam("id"), assistants.c.user_id == bindparam("user_id")
-)
 
 
 def create_assistant(
@@ -50,10 +47,11 @@ def create_assistant(
 
 
 def get_assistant(conn: Connection, *, user_id: str, assistant_id: str) -> Assistant:
-    row = conn.execute(_GET_ASSISTANT, {"id": assistant_id, "user_id": user_id}).first()
+    # Every native first turn reads it in its claim: the driver's read (``store.driver``).
+    row = driver.first_row(conn, assistants, "id = ? AND user_id = ?", (assistant_id, user_id))
     if row is None:
         raise NotFound(f"No assistant with id {assistant_id}.", code="assistant_not_found")
-    return Assistant.from_row(row)
+    return Assistant.of(row)
 
 
 def list_assistants(

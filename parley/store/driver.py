@@ -12,20 +12,21 @@ same pipeline (``db.send_ahead``).
 The values are stored exactly as SQLAlchemy stores them (``tables``): a JSON column's as
 ``json_text`` (a None as JSON ``null``), a ``Name`` or ``Content`` column's with U+0000 as
 U+FFFD, a missing column's scalar default. Only writes go this way: reads keep the
-statement layer, which turns rows into values.
+statement layer, which turns rows into values, but for the one read of a claim
+(``first_row``), whose columns are few and plain.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from parley.store.tables import NUL, REPLACEMENT, Name, _Json, json_text
+from parley.store.tables import NUL, REPLACEMENT, Name, _Json, json_text, json_value
 
 Convert = Callable[[Any], Any]
 
@@ -82,10 +83,14 @@ class Statement:
 
     def exists(self, conn: Connection, values: Sequence[Any]) -> bool:
         """Run a query; answers whether it found a row."""
+        return self.first(conn, values) is not None
+
+    def first(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any] | None:
+        """Run a query; answers its first row as the driver gives it, or None."""
         cursor, sql = _cursor(conn, self)
         try:
             cursor.execute(sql, self._row(values))
-            return cursor.fetchone() is not None
+            return cast("Sequence[Any] | None", cursor.fetchone())
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _translated(conn, sql, exc) from exc
 
@@ -150,6 +155,47 @@ def update(table: Table, columns: tuple[str, ...], where: str) -> Statement:
         f"UPDATE {table.name} SET {sets} WHERE {where}",
         [converter(table, n) for n in columns] + [None] * where.count("?"),
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _select(
+    table: Table, where: str
+) -> tuple[Statement, tuple[str, ...], tuple[Convert | None, ...]]:
+    """``SELECT`` every column of ``table`` ``WHERE where``, and how SQLite's value of each
+    is read (PostgreSQL's driver gives JSONB and booleans as values already)."""
+    names = tuple(c.name for c in table.columns)
+    readers: list[Convert | None] = []
+    for column in table.columns:
+        if isinstance(column.type, _Json):
+            readers.append(_json_read)
+        elif isinstance(column.type, Boolean):
+            readers.append(_bool_read)
+        else:
+            readers.append(None)
+    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
+    return Statement(sql), names, tuple(readers)
+
+
+def first_row(
+    conn: Connection, table: Table, where: str, values: Sequence[Any]
+) -> dict[str, Any] | None:
+    """The first row of ``table`` ``WHERE where`` (the driver's SQL), every column's value
+    by name as the statement layer reads it; None when there is none."""
+    statement, names, readers = _select(table, where)
+    row = statement.first(conn, values)
+    if row is None:
+        return None
+    if conn.dialect.name == "postgresql":
+        return dict(zip(names, row, strict=True))
+    return {n: v if r is None else r(v) for n, r, v in zip(names, readers, row, strict=True)}
+
+
+def _json_read(value: Any) -> Any:
+    return None if value is None else json_value(value)
+
+
+def _bool_read(value: Any) -> Any:
+    return None if value is None else bool(value)
 
 
 def _mark(table: Table, column: str) -> str:

@@ -11,8 +11,12 @@ from parley.types import Usage
 class _Record:
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        m = row._mapping
-        return cls(**{f.name: m[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+        return cls.of(row._mapping)
+
+    @classmethod
+    def of(cls, values: Any) -> Self:
+        """The record of a row's values by column name (those of its fields)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
     def values(self) -> dict[str, Any]:
         """Column values, for an insert."""

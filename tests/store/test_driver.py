@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from parley.errors import Conflict
+from parley.errors import Conflict, NotFound
 from parley.store import driver
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -201,3 +201,37 @@ def test_a_column_with_a_default_the_driver_cannot_give_is_refused() -> None:
     )
     with pytest.raises(ValueError, match=r"t\.n"):
         driver.insert(table, ("id",))
+
+
+async def test_the_claims_read_gives_what_the_statement_layer_reads(db: Database) -> None:
+    from parley.store import assistants as assistant_store
+    from parley.store.records import Assistant
+    from parley.store.tables import assistants
+
+    user_id = await new_user(db)
+
+    def read(conn: Connection) -> tuple[Assistant, Assistant, Assistant]:
+        made = assistant_store.create_assistant(
+            conn,
+            user_id=user_id,
+            name="n\x00",
+            model="demo/x",
+            instructions=None,
+            tools=[{"type": "function", "function": {"name": "f", "parameters": ODD}}],
+            parameters={"temperature": 0.5, "big": 2**40, "flag": False},
+            metadata={},
+            options=None,
+        )
+        ours = assistant_store.get_assistant(conn, user_id=user_id, assistant_id=made.id)
+        row = conn.execute(select(assistants).where(assistants.c.id == made.id)).one()
+        return made, ours, Assistant.from_row(row)
+
+    made, ours, theirs = await db.write(read)
+    assert ours == theirs
+    assert ours.name == "n\ufffd" and ours.options is None
+    assert ours.tools[0]["function"]["parameters"]["nul"] == "x\ufffdy"
+    assert ours.parameters == made.parameters
+    with pytest.raises(NotFound):
+        await db.read(
+            lambda c: assistant_store.get_assistant(c, user_id="usr_other", assistant_id=made.id)
+        )
