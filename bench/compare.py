@@ -51,7 +51,6 @@ import orjson
 from compare_servers import (
     LITELLM_KEY,
     LITELLM_VERSION,
-    create_user,
     ensure_litellm,
     litellm,
     parley_at,
@@ -72,7 +71,7 @@ from loadclient import (
     problem_counts,
     spread,
 )
-from procs import BENCH, BenchDatabase, Cores, Parley, Program, Upstream
+from procs import BENCH, BenchDatabase, Cores, Parley, Program, Upstream, create_user
 from report import (
     clients_text,
     markdown_table,
@@ -435,7 +434,8 @@ def others_running(
                 print(notes[-1], file=sys.stderr)
                 continue
             if side == "parley@pg":  # its own database: its own user
-                program.key = create_user(program.env or {})
+                parley_cli = [sys.executable, "-m", "parley.cli.main"]
+                program.key = create_user(parley_cli, program.env or {})
             running[side] = program
         yield running, spawn
     finally:

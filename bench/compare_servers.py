@@ -112,21 +112,6 @@ def parley_on(database_url: str, cores: Cores, env: dict[str, str], workdir: Pat
     )
 
 
-def create_user(env: dict[str, str]) -> str:
-    """``parley users create bench --admin`` with ``env`` (its database): the API key."""
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.cli.main", "users", "create", "bench", "--admin"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"parley users create failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 def litellm(cores: Cores, upstream_url: str, models: list[str], workdir: Path) -> Program:
     """LiteLLM's proxy with each of ``models`` routed to the fake upstream under the same
     name (``openai/<model>``), a master key and no database."""

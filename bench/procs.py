@@ -191,17 +191,7 @@ class Parley:
 
     def create_user(self, name: str) -> str:
         """``parley users create NAME --admin``; answers the API key."""
-        done = subprocess.run(
-            [*self._parley(), "users", "create", name, "--admin"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"parley users create failed:\n{done.stderr}")
-        return done.stdout.strip().splitlines()[-1]
+        return create_user(self._parley(), self.env, name)
 
     def start(
         self, timeout: float = 60.0, profile: Path | None = None, switched: bool = False
@@ -248,6 +238,22 @@ class Parley:
         if script.exists():
             return [str(script)]
         return [sys.executable, "-m", "parley.cli.main"]
+
+
+def create_user(parley: list[str], env: dict[str, str], name: str = "bench") -> str:
+    """``parley users create NAME --admin`` (``parley``: the command) on the database of
+    ``env``; answers the API key."""
+    done = subprocess.run(
+        [*parley, "users", "create", name, "--admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"parley users create failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 @dataclass(slots=True)

@@ -5,6 +5,8 @@ driver statement failed rolls back whole."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -23,6 +25,21 @@ ODD = {"a": [1, 2.5, None, True], "nul": "x\x00y", "é": "😀"}
 
 def _thread(conn: Connection, user_id: str) -> str:
     return thread_store.create_thread(conn, user_id=user_id, metadata={"k": "v"}).id
+
+
+def _new_run(conn: Connection, user_id: str, thread_id: str, status: str) -> str:
+    run = run_store.create_run(
+        conn,
+        user_id=user_id,
+        thread_id=thread_id,
+        assistant_id=None,
+        model="demo/x",
+        instructions=None,
+        tools=[],
+        parameters={},
+        status=status,
+    )
+    return run.id
 
 
 def _message(conn: Connection, user_id: str, thread_id: str, seq: int) -> str:
@@ -44,28 +61,16 @@ async def test_message_writes_store_what_the_statement_layer_stores(db: Database
         thread_id = _thread(conn, user_id)
         ours, theirs = _message(conn, user_id, thread_id, 1), _message(conn, user_id, thread_id, 2)
         for layout, reasoning in (([["text", 0, 3]], "why\x00"), (None, None)):
-            thread_store.save_message_text(
-                conn,
-                message_id=ours,
-                content="a\x00b",
-                reasoning=reasoning,
-                layout=layout,
-                tool_calls=[{"id": "c1", "arguments": '{"x": 1}'}],
-                provider_state=ODD,
-                usage=None,
-            )
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == theirs)
-                .values(
-                    content="a\x00b",
-                    reasoning=reasoning,
-                    layout=layout,
-                    tool_calls=[{"id": "c1", "arguments": '{"x": 1}'}],
-                    provider_state=ODD,
-                    usage=None,
-                )
-            )
+            values: dict[str, Any] = {
+                "content": "a\x00b",
+                "reasoning": reasoning,
+                "layout": layout,
+                "tool_calls": [{"id": "c1", "arguments": '{"x": 1}'}],
+                "provider_state": ODD,
+                "usage": None,
+            }
+            thread_store.save_message_text(conn, message_id=ours, **values)
+            conn.execute(update(messages).where(messages.c.id == theirs).values(**values))
         return _raw(conn, "messages", ours), _raw(conn, "messages", theirs)
 
     ours, theirs = await db.write(write)
@@ -129,20 +134,8 @@ async def test_a_checkpoint_moves_only_runs_in_progress(db: Database) -> None:
     user_id = await new_user(db)
 
     def write(conn: Connection) -> tuple[int, list[tuple[str, int, float]]]:
-        ids = []
-        for status in ("in_progress", "in_progress", "cancelled"):
-            run = run_store.create_run(
-                conn,
-                user_id=user_id,
-                thread_id=_thread(conn, user_id),
-                assistant_id=None,
-                model="demo/x",
-                instructions=None,
-                tools=[],
-                parameters={},
-                status=status,
-            )
-            ids.append(run.id)
+        statuses = ("in_progress", "in_progress", "cancelled")
+        ids = [_new_run(conn, user_id, _thread(conn, user_id), s) for s in statuses]
         moved = run_store.save_progress(conn, progress=[(r, 7) for r in ids], lease_until=50.0)
         rows = conn.execute(
             select(runs.c.id, runs.c.last_seq, runs.c.lease_expires_at).where(runs.c.id.in_(ids))
@@ -161,17 +154,7 @@ async def test_a_driver_statement_fails_as_the_statement_layer_does(db: Database
 
     def twice(conn: Connection) -> None:
         for _ in range(2):  # the second: a thread's one active run, refused by the index
-            run_store.create_run(
-                conn,
-                user_id=user_id,
-                thread_id=thread_id,
-                assistant_id=None,
-                model="demo/x",
-                instructions=None,
-                tools=[],
-                parameters={},
-                status="in_progress",
-            )
+            _new_run(conn, user_id, thread_id, "in_progress")
 
     with pytest.raises(Conflict):
         await db.write(twice)
