@@ -295,6 +295,18 @@ def _end_ahead(conn: Connection) -> _Ahead | None:
 _TOPICS = "parley_notify"
 
 
+#: PostgreSQL's errors of a transaction that lost a race it can win when run again: a
+#: deadlock (the database aborted this one to free the other) and a serialization failure.
+_RETRYABLE = frozenset({"40P01", "40001"})
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` (from ``Database.write``) aborted a transaction only to break a
+    deadlock or a serialization conflict: nothing was written, and the same transaction
+    run again can succeed."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE
+
+
 def notify(conn: Connection, topic: str) -> None:
     """Have the listeners of ``topic`` (``Database.listen``) told once this transaction
     commits; nothing is told of one that rolls back."""
