@@ -242,7 +242,8 @@ class Ingestion:
         embeddings = await self._embed(claim, pieces)
         if embeddings:
             usage += sum(_FLOAT * len(v) for v in embeddings)
-        for attempt in range(1, _WRITE_TRIES + 1):
+        attempt = 1
+        while True:
             try:
                 return await self.db.write(
                     store.complete_file,
@@ -257,7 +258,7 @@ class Ingestion:
                 if attempt == _WRITE_TRIES or not retryable(exc):
                     raise
                 log.info("indexing file %s met a deadlock; writing it again", claim.file_id)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     async def _bytes(self, claim: store.Claim) -> bytes:
         most = self.extractor.limits.max_bytes

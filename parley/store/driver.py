@@ -26,13 +26,9 @@ from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from parley.store.tables import NUL, REPLACEMENT, Name, _Json, json_text, json_value
+from parley.store.tables import Name, _Json, json_text, json_value, without_nul
 
 Convert = Callable[[Any], Any]
-
-
-def _no_nul(value: str | None) -> str | None:
-    return value.replace(NUL, REPLACEMENT) if value and NUL in value else value
 
 
 def converter(table: Table, column: str) -> Convert | None:
@@ -42,7 +38,7 @@ def converter(table: Table, column: str) -> Convert | None:
     if isinstance(kind, _Json):
         return json_text
     if isinstance(kind, Name):
-        return _no_nul
+        return without_nul
     return None
 
 
@@ -65,21 +61,11 @@ class Statement:
     def run(self, conn: Connection, values: Sequence[Any]) -> int:
         """Run once; answers the rows it changed (not readable once statements are sent
         ahead: ``db.send_ahead``)."""
-        cursor, sql = _cursor(conn, self)
-        try:
-            cursor.execute(sql, self._row(values))
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _translated(conn, sql, exc) from exc
-        return int(cursor.rowcount)
+        return int(self._execute(conn, "execute", self._row(values)).rowcount)
 
     def run_many(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
         """Run for each of ``rows``; answers the rows changed in all."""
-        cursor, sql = _cursor(conn, self)
-        try:
-            cursor.executemany(sql, [self._row(r) for r in rows])
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _translated(conn, sql, exc) from exc
-        return int(cursor.rowcount)
+        return int(self._execute(conn, "executemany", [self._row(r) for r in rows]).rowcount)
 
     def exists(self, conn: Connection, values: Sequence[Any]) -> bool:
         """Run a query; answers whether it found a row."""
@@ -87,12 +73,18 @@ class Statement:
 
     def first(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any] | None:
         """Run a query; answers its first row as the driver gives it, or None."""
+        cursor = self._execute(conn, "execute", self._row(values))
+        return cast("Sequence[Any] | None", cursor.fetchone())
+
+    def _execute(self, conn: Connection, how: str, params: Any) -> Any:
+        """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
+        statement layer's (``_translated``)."""
         cursor, sql = _cursor(conn, self)
         try:
-            cursor.execute(sql, self._row(values))
-            return cast("Sequence[Any] | None", cursor.fetchone())
+            getattr(cursor, how)(sql, params)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _translated(conn, sql, exc) from exc
+        return cursor
 
 
 def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
