@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also a phase where each stream of the first chunk count has a follower on the "
         "other replica (GET /v1/runs/{id}/events): the Redis fan-out",
+    )
+    p.add_argument(
+        "--wal-by-table",
+        action="store_true",
+        help="after each chunk count's rounds, its last round's WAL per stream by table and "
+        "index, and how much of it is full-page images (PostgreSQL's pg_walinspect "
+        "extension, created in the --database-url database)",
     )
     return p.parse_args(argv)
 
@@ -96,6 +104,7 @@ class Counters:
         published = sum(
             v["calls"] for k, v in commands.items() if k.split("|")[0] in ("cmdstat_publish",)
         )
+        self.lsn = str(self.pg.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
         return {
             "replica CPU ms": sum(tree_cpu(pid) for pid in replicas) * 1000,
             "PostgreSQL CPU ms": cpu_of("postgres") * 1000,
@@ -112,6 +121,26 @@ class Counters:
             "Redis bytes in": stats["total_net_input_bytes"],
             "Redis bytes out": stats["total_net_output_bytes"],
         }
+
+    def wal_by_relation(self, start: str, end: str, pg_url: str) -> dict[str, tuple[float, float]]:
+        """The WAL from ``start`` to ``end`` by the relation its records change: ``name ->
+        (bytes, of them full-page images)``. Records that change no relation (commits) are
+        ``(other)``."""
+        self.pg.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        rows = self.pg.execute(
+            "SELECT record_length, fpi_length, block_ref FROM pg_get_wal_records_info(%s, %s)",
+            (start, end),
+        ).fetchall()
+        with psycopg.connect(pg_url, dbname=self.database, autocommit=True) as conn:
+            names = dict(conn.execute("SELECT pg_relation_filenode(oid), relname FROM pg_class"))
+        sizes: dict[str, list[float]] = {}
+        for length, fpi, refs in rows:
+            node = re.search(r"rel \d+/\d+/(\d+)", refs or "")
+            name = names.get(int(node.group(1)), "(catalog)") if node else "(other)"
+            entry = sizes.setdefault(name, [0.0, 0.0])
+            entry[0] += length
+            entry[1] += fpi
+        return {k: (v[0], v[1]) for k, v in sizes.items()}
 
     def close(self) -> None:
         self.pg.close()
@@ -236,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds = []
                 for _ in range(args.rounds):
                     before = counters.read([r.pid for r in replicas])
+                    before_lsn = counters.lsn
                     wall = asyncio.run(phase(replicas, key, bot, args, chunks))
                     after = counters.read([r.pid for r in replicas])
                     streams = 2 * args.streams
@@ -243,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                     per["streams/s"] = streams / wall
                     rounds.append(per)
                 table[chunks] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+                if args.wal_by_table:
+                    wal = counters.wal_by_relation(before_lsn, counters.lsn, args.database_url)
+                    _print_wal(wal, 2 * args.streams, chunks)
             _print(table, args)
             if args.followers:
                 chunks = chunk_counts[0]
@@ -302,6 +335,16 @@ def _print(table: dict[int, dict[str, float]], args: argparse.Namespace) -> None
         elif len(counts) == 2:
             cells += ["", ""]
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def _print_wal(wal: dict[str, tuple[float, float]], streams: int, chunks: int) -> None:
+    total = sum(b for b, _ in wal.values())
+    print(f"\nWAL per stream by relation, {chunks} chunks (the last round's {streams} streams):")
+    print("| relation | bytes | of it, full-page images | share |\n|---|---:|---:|---:|")
+    for name, (size, fpi) in sorted(wal.items(), key=lambda kv: -kv[1][0]):
+        share = size / total if total else 0.0
+        print(f"| {name} | {size / streams:,.0f} | {fpi / streams:,.0f} | {share:.0%} |")
+    print(f"| all | {total / streams:,.0f} | {sum(f for _, f in wal.values()) / streams:,.0f} | |")
 
 
 def _fmt(value: float) -> str:

@@ -1,5 +1,11 @@
-"""Checkpoints: the streamed text and new events of every running turn, saved together in
-one transaction every ``checkpoint_seconds``, off the streaming path.
+"""Checkpoints: the new events of every running turn, saved together in one transaction
+every ``checkpoint_seconds``, off the streaming path, with the message's text so far now
+and then (``TEXT_SECONDS``).
+
+The log holds every delta, so the text is as durable as the events: a sweep that closes a
+dead turn rebuilds its message from the log (``sweeps.restore_answer``). Saving the text
+only now and then spares the database the largest write of a long answer, which would
+otherwise rewrite the whole text so far four times a second.
 
 One transaction for all turns keeps the database work per tick constant however many
 turns stream at once. A turn that ends first drains any save in flight that includes it, so
@@ -31,13 +37,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.engine")
 
 
+#: How often a running turn's message row gets its text so far: a second after the turn
+#: starts, then twice as long after each save, up to ``TEXT_MAX_SECONDS``. Each save
+#: rewrites the whole text, so a long answer's saves would cost the square of its length
+#: at a fixed pace; this way they cost a few times its length. Another replica that reads
+#: the message while the turn streams sees it at most ``TEXT_MAX_SECONDS`` behind.
+TEXT_SECONDS = 1.0
+TEXT_MAX_SECONDS = 4.0
+
+
 @dataclass(slots=True)
 class _Snapshot:
     turn: Turn
     entries: list[Entry]
-    text: str
-    reasoning: str | None
-    layout: list[list[Any]] | None
+    #: The turn's last event: the last in the log once this lands.
+    seq: int
+    #: The message's text, reasoning and layout; None when not due (``TEXT_SECONDS``).
+    texts: tuple[str, str | None, list[list[Any]] | None] | None
 
 
 class Checkpointer:
@@ -87,12 +103,20 @@ class Checkpointer:
 
     async def save(self) -> None:
         """Save every running turn that has unsaved events (one transaction)."""
+        at = time.monotonic()
         snapshots = [
-            _Snapshot(t, t.unsaved, *t.texts())
+            _Snapshot(
+                t,
+                t.unsaved,
+                t.unsaved[-1][0] if t.unsaved else t.seq,
+                t.texts() if text_due else None,
+            )
             for t in self.turns()
             # A turn whose last round is being written saves nothing until it is
             # (``Settler.next_round``): its events go to the log in order.
-            if t.unsaved and not t.settling and t.behind is None
+            if not t.settling
+            and t.behind is None
+            and ((text_due := t.text_saved + t.text_gap <= at and t.seq > t.text_seq) or t.unsaved)
         ]
         if not snapshots:
             return
@@ -138,6 +162,9 @@ class Checkpointer:
             turn = snap.turn
             if turn.run.id in alive:
                 turn.renewed = stamp  # the lease too: the heartbeat need not renew it
+                if snap.texts is not None:
+                    turn.text_saved, turn.text_seq = stamp, snap.seq
+                    turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
                 continue
             turn.unsaved = snap.entries + turn.unsaved
             if turn.task is not None and not turn.settling:
@@ -158,14 +185,14 @@ def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> s
     # always), all are alive, with no read to ask which.
     moved = run_store.save_progress(
         conn,
-        progress=[(s.turn.run.id, s.entries[-1][0]) for s in snapshots],
+        progress=[(s.turn.run.id, s.seq) for s in snapshots],
         lease_until=lease_until,
     )
     alive = set(ids) if moved == len(ids) else set(run_store.in_progress_ids(conn, run_ids=ids))
     live = [s for s in snapshots if s.turn.run.id in alive]
     send_ahead(conn)
     thread_store.save_texts(
-        conn, rows=[(s.turn.message_id, s.text, s.reasoning, s.layout) for s in live]
+        conn, rows=[(s.turn.message_id, *s.texts) for s in live if s.texts is not None]
     )
     run_store.append_many_events(conn, batches=[(s.turn.run.id, s.entries) for s in live])
     return alive

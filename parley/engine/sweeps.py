@@ -12,11 +12,13 @@ from sqlalchemy.engine import Connection
 
 from parley.engine.hosted import code_interpreter, file_search, mcp, web_search
 from parley.engine.transactions import Lease, close_idle_run, lease_node
-from parley.events import ErrorEvent, HostedToolEvent
+from parley.events import ErrorEvent, HostedToolEvent, ReasoningPart, TextPart
+from parley.providers.accumulator import AnswerAccumulator
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import now
 from parley.store.records import Run
+from parley.store.tables import without_nul
 from parley.types import ActionStatus, Role, RunStatus
 
 INTERRUPTED = "The server running this turn stopped; the text so far is kept."
@@ -86,6 +88,7 @@ def close_orphan(conn: Connection, run: Run) -> bool:
         error_message=INTERRUPTED,
     )
     if closed:
+        restore_answer(conn, run)
         for item in calls:
             thread_store.add_message(
                 conn,
@@ -99,6 +102,40 @@ def close_orphan(conn: Connection, run: Run) -> bool:
         thread_store.delete_scratch(conn, thread_id=run.thread_id, at=None)
     return closed
 
+
+def restore_answer(conn: Connection, run: Run) -> None:
+    """Give the message a dead turn was streaming all the text its run's log holds.
+
+    A checkpoint logs every delta but saves the message's text only now and then
+    (``checkpoints.TEXT_SECONDS``): the log has the rest. The text is rebuilt from the
+    deltas of the last message the log streamed into, and stored when what is stored is
+    the start of it (an earlier turn's message, complete, is left as it is)."""
+    message_id: str | None = None
+    acc = AnswerAccumulator()
+    for event in run_store.read_events(conn, run_id=run.id, after=0):
+        if event.type not in _DELTAS:
+            continue
+        data = orjson.loads(event.data)
+        if data["message_id"] != message_id:
+            message_id, acc = data["message_id"], AnswerAccumulator()
+        if event.type == "content.delta":
+            acc.add(TextPart(data["text"]))
+        else:
+            acc.add(ReasoningPart(data["text"], bool(data.get("summary"))))
+    if message_id is None:
+        return
+    stored = thread_store.stored_texts(conn, message_id=message_id)
+    text, reasoning = without_nul(acc.text), without_nul(acc.reasoning) or None
+    if stored is None or stored == (text, reasoning):
+        return
+    content, thought = stored
+    if text.startswith(content) and (reasoning or "").startswith(thought or ""):
+        thread_store.save_message_text(
+            conn, message_id=message_id, content=text, reasoning=reasoning, layout=acc.layout
+        )
+
+
+_DELTAS = frozenset(("content.delta", "reasoning.delta"))
 
 #: How the item of each kind of hosted call a dead turn had started is cut short.
 _CUT_SHORT = {

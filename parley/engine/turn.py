@@ -109,7 +109,19 @@ class Turn:
     #: When the run's lease was last renewed (``time.monotonic``; the claim sets it first):
     #: a checkpoint renews it too, and the heartbeat leaves it alone for a beat then.
     renewed: float = field(default_factory=time.monotonic)
+    #: When a checkpoint last saved the message's text (``time.monotonic``; from the claim,
+    #: which stores the message); it does so next once ``text_gap`` has passed
+    #: (``checkpoints.TEXT_SECONDS``).
+    text_saved: float = field(default_factory=time.monotonic)
+    text_gap: float = 1.0
+    #: The sequence number of the turn's last event when its text was last saved: a turn
+    #: with events since has text to save, even once nothing new streams.
+    text_seq: int = -1
     _remote_batch: list[Entry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.text_seq < 0:  # the claim stored the message as it is now
+            self.text_seq = self.seq
 
     def record(self, event: Any) -> Entry:
         """Number the event and queue it for the log, without publishing it."""

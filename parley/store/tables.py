@@ -117,6 +117,12 @@ Json = _Json()
 #: The longest tool name and tool-call id stored.
 TOOL_FIELD_LENGTH = 128
 
+#: How full PostgreSQL packs the pages of the tables a running turn updates at every
+#: checkpoint (``runs``: its progress and lease; ``messages``: the text so far). The room
+#: left lets an update put the row's new version on its own page, with no new index
+#: entries (a heap-only tuple); at 100, most updates move the row and write an entry in
+#: every index of the table.
+UPDATED_FILLFACTOR = 70
 ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'action_required')"
 UNPRUNED_RUN_SQL = "completed_at IS NOT NULL AND events_pruned_at IS NULL"
 SCRATCH_THREAD_SQL = "scratch_until IS NOT NULL"
@@ -243,8 +249,14 @@ runs = Table(
     Index(None, "user_id", "created_at"),
     Index(None, "thread_id", "created_at"),
     Index(None, "assistant_id"),
-    # Sweeps look only at the few in_progress and action_required runs.
-    Index(None, "status"),
+    # Sweeps and claims look only at the few queued, in_progress and action_required runs:
+    # partial, so that a run that ends leaves it (no entry written for the ended state).
+    Index(
+        "ix_runs_active_status",
+        "status",
+        sqlite_where=text(ACTIVE_RUN_SQL),
+        postgresql_where=text(ACTIVE_RUN_SQL),
+    ),
     # Pruning finds the ended runs whose event logs are still there, oldest first.
     Index(
         "ix_runs_unpruned_completed_at",
@@ -260,6 +272,7 @@ runs = Table(
         sqlite_where=text(ACTIVE_RUN_SQL),
         postgresql_where=text(ACTIVE_RUN_SQL),
     ),
+    postgresql_with={"fillfactor": UPDATED_FILLFACTOR},
 )
 
 messages = Table(
@@ -302,6 +315,7 @@ messages = Table(
     Column("item", Json),
     UniqueConstraint("thread_id", "seq"),
     Index(None, "run_id"),
+    postgresql_with={"fillfactor": UPDATED_FILLFACTOR},
 )
 
 actions = Table(

@@ -634,6 +634,14 @@ def save_message_text(
         _SAVE_END.run(conn, values)
 
 
+def stored_texts(conn: Connection, *, message_id: str) -> tuple[str, str | None] | None:
+    """A message's text and reasoning as stored; None: no such message."""
+    row = conn.execute(
+        select(messages.c.content, messages.c.reasoning).where(messages.c.id == message_id)
+    ).first()
+    return None if row is None else (row.content, row.reasoning)
+
+
 def thread_has_run_in(conn: Connection, *, thread_id: str, statuses: set[str]) -> bool:
     query = select(exists().where(runs.c.thread_id == thread_id, runs.c.status.in_(statuses)))
     return bool((conn.execute(query)).scalar())
