@@ -132,7 +132,8 @@ class Counters:
             (start, end),
         ).fetchall()
         with psycopg.connect(pg_url, dbname=self.database, autocommit=True) as conn:
-            names = dict(conn.execute("SELECT pg_relation_filenode(oid), relname FROM pg_class"))
+            query = "SELECT pg_relation_filenode(oid), relname FROM pg_class"
+            names: dict[int, str] = {int(n): str(r) for n, r in conn.execute(query) if n}
         sizes: dict[str, list[float]] = {}
         for length, fpi, refs in rows:
             node = re.search(r"rel \d+/\d+/(\d+)", refs or "")
