@@ -29,7 +29,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.hub import Entry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, now, send_ahead
+from parley.store.db import Database, send_ahead
 
 if TYPE_CHECKING:
     from parley.engine.turn import Turn
@@ -63,14 +63,12 @@ class Checkpointer:
         turns: Callable[[], list[Turn]],
         *,
         interval: float,
-        lease_seconds: float,
         bus: RedisBus | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
         self.turns = turns
         self.interval = interval
-        self.lease_seconds = lease_seconds
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_ids: set[str] = set()
         #: Set when a turn starts here: with none running, the loop sleeps until then.
@@ -151,9 +149,8 @@ class Checkpointer:
 
     async def _write(self, snapshots: list[_Snapshot]) -> None:
         stamp = time.monotonic()
-        lease_until = now() + self.lease_seconds
         try:
-            alive = await self.db.write_later(_save, snapshots, lease_until)
+            alive = await self.db.write_later(_save, snapshots)
         except BaseException:
             for snap in snapshots:  # nothing was written: keep the events for the next try
                 snap.turn.unsaved = snap.entries + snap.turn.unsaved
@@ -161,7 +158,6 @@ class Checkpointer:
         for snap in snapshots:
             turn = snap.turn
             if turn.run.id in alive:
-                turn.renewed = stamp  # the lease too: the heartbeat need not renew it
                 if snap.texts is not None:
                     turn.text_saved, turn.text_seq = stamp, snap.seq
                     turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
@@ -179,16 +175,11 @@ class Checkpointer:
                 await asyncio.shield(inflight)
 
 
-def _save(conn: Connection, snapshots: list[_Snapshot], lease_until: float) -> set[str]:
-    ids = [s.turn.run.id for s in snapshots]
-    # The progress moves only for runs still in progress: when it moved for all (almost
-    # always), all are alive, with no read to ask which.
-    moved = run_store.save_progress(
-        conn,
-        progress=[(s.turn.run.id, s.seq) for s in snapshots],
-        lease_until=lease_until,
-    )
-    alive = set(ids) if moved == len(ids) else set(run_store.in_progress_ids(conn, run_ids=ids))
+def _save(conn: Connection, snapshots: list[_Snapshot]) -> set[str]:
+    # A read, not a write: the run's row is not touched. Its lease is the heartbeat's
+    # (once a second), and the sequence number a sweep closes a dead turn after is the
+    # log's own (``sweeps.close_orphan``).
+    alive = set(run_store.in_progress_ids(conn, run_ids=[s.turn.run.id for s in snapshots]))
     live = [s for s in snapshots if s.turn.run.id in alive]
     send_ahead(conn)
     thread_store.save_texts(

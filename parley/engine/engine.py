@@ -90,7 +90,6 @@ class Engine:
             db,
             lambda: list(self.turns.values()),
             interval=settings.checkpoint_seconds,
-            lease_seconds=settings.lease_seconds,
             bus=self.bus,
         )
         runner = self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)

@@ -81,7 +81,7 @@ def close_orphan(conn: Connection, run: Run) -> bool:
         ActionStatus.CANCELLED,
         error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
         ahead=[HostedToolEvent(run_id=run.id, phase="done", item=item) for item in calls],
-        after=run.last_seq + UNSAVED_SEQ_GAP,
+        after=max(run.last_seq, run_store.last_logged_seq(conn, run_id=run.id)) + UNSAVED_SEQ_GAP,
         lease_owner=None,
         lease_expires_at=None,
         error_code="interrupted",

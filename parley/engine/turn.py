@@ -107,7 +107,7 @@ class Turn:
     #: The last round's write, while it goes on behind the next model call.
     behind: Behind | None = None
     #: When the run's lease was last renewed (``time.monotonic``; the claim sets it first):
-    #: a checkpoint renews it too, and the heartbeat leaves it alone for a beat then.
+    #: the heartbeat renews it once a beat.
     renewed: float = field(default_factory=time.monotonic)
     #: When a checkpoint last saved the message's text (``time.monotonic``; from the claim,
     #: which stores the message); it does so next once ``text_gap`` has passed

@@ -146,9 +146,8 @@ class Upkeep:
 
     async def heartbeat(self) -> None:
         """Renew the leases of the turns running here and the holds of the scratch threads
-        held here; stop the turns cancelled elsewhere. A turn whose lease a checkpoint
-        renewed within the last beat is left out (the checkpoint also found it still
-        running): a turn that streams is renewed by its checkpoints alone."""
+        held here; stop the turns cancelled elsewhere. One write for all of them, once a
+        beat: checkpoints, four times a second, leave the runs' rows alone."""
         stamp = time.monotonic()
         ids = [r for r, t in self.turns.items() if stamp - t.renewed >= self.beat]
         if not ids and not self.scratch_held:

@@ -37,9 +37,6 @@ _GET_ANY_OWN_RUN = _GET_RUN.where(runs.c.user_id == bindparam("user_id"))
 _GET_OWN_RUN = _GET_ANY_OWN_RUN.where(VISIBLE)
 _LOCK_ANY_OWN_RUN = _GET_ANY_OWN_RUN.with_for_update(of=runs)
 _LOCK_OWN_RUN = _GET_OWN_RUN.with_for_update(of=runs)
-_SAVE_PROGRESS = driver.update(
-    runs, ("last_seq", "lease_expires_at"), "id = ? AND status = 'in_progress'"
-)
 
 
 def _run_not_found(run_id: str) -> NotFound:
@@ -384,21 +381,36 @@ def pack(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
     """The one event-log row of ``events`` (``(seq, type, json)``, in order): each event
     as ``<seq> <type> <length>`` and a newline, then its JSON (``length`` characters), the
     whole compressed (zlib, fastest level: the events of one run repeat its ids, so a
-    checkpoint's shrink about tenfold, and the write-ahead log with them)."""
+    checkpoint's shrink about tenfold, and the write-ahead log with them), starting from
+    ``_dictionary``: a checkpoint's few events then need not spell out their first one."""
     text = "".join(f"{s} {t} {len(d)}\n{d}" for s, t, d in events)
+    compressor = zlib.compressobj(1, zdict=_dictionary(run_id))
     return {
         "run_id": run_id,
         "seq": events[-1][0],
         "first_seq": events[0][0],
         "type": BATCH,
         "data": "",
-        "packed": zlib.compress(text.encode(), 1),
+        "packed": compressor.compress(text.encode()) + compressor.flush(),
     }
 
 
-def unpack(packed: bytes) -> list[StoredEvent]:
-    """The events of a batch row (its ``packed``: ``pack``)."""
-    data = zlib.decompress(packed).decode()
+def _dictionary(run_id: str) -> bytes:
+    """What a run's log rows are likely to hold, for zlib to refer back to: its events'
+    common starts, the most common last (nearest, cheapest to refer to)."""
+    kinds = ("done", "usage", "tool_calls", "run.status", "reasoning.delta", "content.delta")
+    starts = [f'1 {kind} 100\n{{"type":"{kind}","run_id":"{run_id}",' for kind in kinds]
+    return ("".join(starts) + '"message_id":"msg_","text":"').encode()
+
+
+def unpack(packed: bytes, run_id: str) -> list[StoredEvent]:
+    """The events of a batch row of the run (its ``packed``: ``pack``); a row packed
+    without the dictionary (FDICT clear in the zlib header) reads too."""
+    if packed[1] & 0x20:
+        decompressor = zlib.decompressobj(zdict=_dictionary(run_id))
+        data = (decompressor.decompress(packed) + decompressor.flush()).decode()
+    else:
+        data = zlib.decompress(packed).decode()
     events = []
     at, end = 0, len(data)
     while at < end:
@@ -442,7 +454,7 @@ def read_events(
             continue
         found += [
             e
-            for e in unpack(row.packed)
+            for e in unpack(row.packed, run_id)
             if e.seq > after
             and (before is None or e.seq < before)
             and (kind is None or e.type == kind)
@@ -455,19 +467,15 @@ _IN_PROGRESS_IDS = select(runs.c.id).where(
 )
 
 
+def last_logged_seq(conn: Connection, *, run_id: str) -> int:
+    """The sequence number of the last event in the run's log (0: none). A running turn's
+    checkpoints log its events without moving ``runs.last_seq``."""
+    query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
+    return int(conn.execute(query).scalar() or 0)
+
+
 def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
     return list(conn.execute(_IN_PROGRESS_IDS, {"b_run_ids": list(run_ids)}).scalars())
-
-
-def save_progress(
-    conn: Connection, *, progress: Sequence[tuple[str, int]], lease_until: float
-) -> int:
-    """Advance ``last_seq`` and the lease of several running turns at once:
-    ``(run_id, last_seq)`` pairs; only runs still ``in_progress`` move. Answers how many
-    did: all of them, unless some were cancelled or taken elsewhere."""
-    if not progress:
-        return 0
-    return _SAVE_PROGRESS.run_many(conn, [(q, lease_until, r) for r, q in progress])
 
 
 def append_many_events(conn: Connection, *, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:

@@ -118,7 +118,7 @@ Json = _Json()
 TOOL_FIELD_LENGTH = 128
 
 #: How full PostgreSQL packs the pages of the tables a running turn updates at every
-#: checkpoint (``runs``: its progress and lease; ``messages``: the text so far). The room
+#: heartbeat or checkpoint (``runs``: its lease; ``messages``: the text so far). The room
 #: left lets an update put the row's new version on its own page, with no new index
 #: entries (a heap-only tuple); at 100, most updates move the row and write an entry in
 #: every index of the table.

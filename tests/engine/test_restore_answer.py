@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from parley.engine import sweeps
+from parley.engine.sweeps import UNSAVED_SEQ_GAP
 from parley.events import ContentDelta, ReasoningDelta, RunStatusEvent
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -48,11 +49,11 @@ def _turn(conn: Connection, user_id: str, stored: str) -> tuple[str, str, str]:
 
 
 def _log(conn: Connection, run_id: str, events: list[Any], first: int = 1) -> int:
+    """Log events as a checkpoint does: the run's ``last_seq`` stays where the claim left
+    it."""
     entries = [(first + i, e.type, e.model_dump_json()) for i, e in enumerate(events)]
     run_store.append_events(conn, run_id=run_id, events=entries)
-    last = entries[-1][0]
-    conn.execute(update(runs).where(runs.c.id == run_id).values(last_seq=last))
-    return last
+    return entries[-1][0]
 
 
 def _message(conn: Connection, message_id: str) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def _message(conn: Connection, message_id: str) -> dict[str, Any]:
 async def test_the_text_past_the_last_saved_comes_back_from_the_log(db: Database) -> None:
     user_id = await new_user(db)
 
-    def write(conn: Connection) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    def write(conn: Connection) -> tuple[dict[str, Any], dict[str, Any], list[tuple[int, str]]]:
         run_id, earlier, current = _turn(conn, user_id, stored="Hel")
         r = run_id
         last = _log(
@@ -88,17 +89,20 @@ async def test_the_text_past_the_last_saved_comes_back_from_the_log(db: Database
             first=last + 1,
         )
         assert sweeps.close_orphan(conn, run_store.get_run(conn, run_id=r))
-        types = [e.type for e in run_store.read_events(conn, run_id=r, after=0)]
-        return _message(conn, current), _message(conn, earlier), types
+        logged = [(e.seq, e.type) for e in run_store.read_events(conn, run_id=r, after=0)]
+        return _message(conn, current), _message(conn, earlier), logged
 
-    current, earlier, types = await db.write(write)
+    current, earlier, logged = await db.write(write)
     assert current["content"] == "Hello, \ufffdworld"
     assert current["reasoning"] == "think more"
     layout = current["layout"]
     layout = orjson.loads(layout) if isinstance(layout, str | bytes) else layout
     assert layout == [["summary", 5], ["text", 8], ["reasoning", 5], ["text", 5]]
     assert earlier["content"] == "done before"  # an earlier answer is as it was
-    assert types[-3:] == ["error", "run.status", "done"]
+    # the closing events are numbered past the last logged one, not the run's stale
+    # ``last_seq``, with the gap for events the dead turn may have sent past the log
+    assert [t for _, t in logged[-3:]] == ["error", "run.status", "done"]
+    assert [s for s, _ in logged[-3:]] == [7 + UNSAVED_SEQ_GAP + i for i in (1, 2, 3)]
 
 
 async def test_a_saved_text_that_is_not_the_logs_start_is_left_alone(db: Database) -> None:

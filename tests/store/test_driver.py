@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -130,22 +131,32 @@ async def test_run_inserts_and_moves_store_what_the_statement_layer_stores(db: D
     assert ours == theirs
 
 
-async def test_a_checkpoint_moves_only_runs_in_progress(db: Database) -> None:
+async def test_several_messages_take_their_texts_in_one_statement(db: Database) -> None:
     user_id = await new_user(db)
 
-    def write(conn: Connection) -> tuple[int, list[tuple[str, int, float]]]:
-        statuses = ("in_progress", "in_progress", "cancelled")
-        ids = [_new_run(conn, user_id, _thread(conn, user_id), s) for s in statuses]
-        moved = run_store.save_progress(conn, progress=[(r, 7) for r in ids], lease_until=50.0)
+    def write(conn: Connection) -> list[tuple[str, str | None, str | None]]:
+        thread_id = _thread(conn, user_id)
+        ids = [_message(conn, user_id, thread_id, seq) for seq in (1, 2, 3)]
+        thread_store.save_texts(
+            conn,
+            rows=[
+                (ids[0], "one\x00", None, None),
+                (ids[1], "two", "why", [["reasoning", 3], ["text", 3]]),
+            ],
+        )
         rows = conn.execute(
-            select(runs.c.id, runs.c.last_seq, runs.c.lease_expires_at).where(runs.c.id.in_(ids))
+            select(messages.c.id, messages.c.content, messages.c.reasoning, messages.c.layout)
         ).all()
-        order = {r: i for i, r in enumerate(ids)}
-        return moved, sorted((tuple(r) for r in rows), key=lambda r: order[r[0]])
+        found = {r.id: (r.content, r.reasoning, r.layout) for r in rows}
+        return [found[m] for m in ids]
 
-    moved, rows = await db.write(write)
-    assert moved == 2
-    assert [(seq, lease) for _, seq, lease in rows] == [(7, 50.0), (7, 50.0), (0, None)]
+    rows = await db.write(write)
+    assert [(c, r) for c, r, _ in rows] == [("one\ufffd", None), ("two", "why"), ("", None)]
+    layout = rows[1][2]
+    assert (orjson.loads(layout) if isinstance(layout, str) else layout) == [
+        ["reasoning", 3],
+        ["text", 3],
+    ]
 
 
 async def test_a_driver_statement_fails_as_the_statement_layer_does(db: Database) -> None:

@@ -4,10 +4,13 @@ logged, in order; rows of one event (written before batches) read as before."""
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
+from parley.events import ContentDelta
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database
@@ -89,6 +92,34 @@ async def test_any_window_of_the_log_reads_back_exactly(db: Database) -> None:
 
 def test_pack_and_unpack_are_inverse() -> None:
     events = [_event(seq) for seq in range(7, 12)] + [(12, "done", "")]
-    row = run_store.pack("run_x", events)
-    assert (row["first_seq"], row["seq"], row["type"]) == (7, 12, run_store.BATCH)
-    assert [(e.seq, e.type, e.data) for e in run_store.unpack(row["packed"])] == events
+    for run_id in ("run_x", 'run_%s{}"\\é'):  # an imported run's id may hold anything
+        row = run_store.pack(run_id, events)
+        assert (row["first_seq"], row["seq"], row["type"]) == (7, 12, run_store.BATCH)
+        assert [(e.seq, e.type, e.data) for e in run_store.unpack(row["packed"], run_id)] == events
+
+
+def test_rows_packed_without_the_dictionary_still_read() -> None:
+    """Rows written before the dictionary: plain zlib, read by the same ``unpack``."""
+    events = [_event(seq) for seq in range(1, 6)]
+    text = "".join(f"{s} {t} {len(d)}\n{d}" for s, t, d in events)
+    old = zlib.compress(text.encode(), 1)
+    assert [(e.seq, e.type, e.data) for e in run_store.unpack(old, "run_x")] == events
+
+
+WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog"]
+
+
+def test_the_dictionary_makes_a_checkpoints_row_smaller() -> None:
+    run_id, message_id = "run_0123456789abcdef01234567", "msg_76543210fedcba9876543210"
+    events = [
+        (
+            seq,
+            "content.delta",
+            ContentDelta(run_id=run_id, message_id=message_id, text=w).model_dump_json(),
+        )
+        for seq, w in enumerate(WORDS, 1)
+    ]
+    text = "".join(f"{s} {t} {len(d)}\n{d}" for s, t, d in events)
+    assert len(run_store.pack(run_id, events)["packed"]) < 0.85 * len(
+        zlib.compress(text.encode(), 1)
+    )
