@@ -108,6 +108,49 @@ def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:
     return DBAPIError.instance(sql, None, exc, error, connection_invalidated=gone, dialect=dialect)
 
 
+class ForEach:
+    """A statement about a list of values: written with one ``IN ??`` after its other
+    values' ``?``. On PostgreSQL it is ``= ANY(%s)`` of the list as an array, one
+    statement for any length; on SQLite, ``IN (?, ?, ...)`` of the list's length (a
+    statement per length, kept), run over slices of at most ``SLICE`` values."""
+
+    SLICE = 500
+
+    __slots__ = ("_sql",)
+
+    def __init__(self, sql: str) -> None:
+        self._sql = sql
+
+    def run(self, conn: Connection, values: Sequence[Any], each: Sequence[Any]) -> int:
+        """Run for ``each`` (after the other ``values``); answers the rows it changed."""
+        return sum(int(cursor.rowcount) for cursor in self._cursors(conn, values, each))
+
+    def rows(self, conn: Connection, values: Sequence[Any], each: Sequence[Any]) -> list[Any]:
+        """Run a query for ``each``; answers its rows as the driver gives them."""
+        return [row for cursor in self._cursors(conn, values, each) for row in cursor.fetchall()]
+
+    def _cursors(self, conn: Connection, values: Sequence[Any], each: Sequence[Any]) -> list[Any]:
+        if not each:
+            return []
+        if conn.dialect.name == "postgresql":
+            return [_any_of(self._sql)._execute(conn, "execute", [*values, list(each)])]
+        return [
+            _in_list(self._sql, len(part))._execute(conn, "execute", [*values, *part])
+            for start in range(0, len(each), self.SLICE)
+            if (part := each[start : start + self.SLICE])
+        ]
+
+
+@functools.lru_cache(maxsize=32)
+def _any_of(sql: str) -> Statement:
+    return Statement(sql.replace("IN ??", "= ANY(?)"))
+
+
+@functools.lru_cache(maxsize=256)
+def _in_list(sql: str, count: int) -> Statement:
+    return Statement(sql.replace("IN ??", f"IN ({', '.join('?' * count)})"))
+
+
 @functools.lru_cache(maxsize=64)
 def insert(table: Table, columns: tuple[str, ...]) -> tuple[Statement, tuple[Any, ...]]:
     """``INSERT INTO table (columns, and those with a scalar default)``: the statement,

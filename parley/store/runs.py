@@ -227,22 +227,15 @@ def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:
     conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
 
-_RENEW_LEASES = (
-    update(runs)
-    .where(
-        runs.c.id.in_(bindparam("b_run_ids", expanding=True)),
-        runs.c.lease_owner == bindparam("b_owner"),
-        runs.c.status == "in_progress",
-    )
-    .values(lease_expires_at=bindparam("b_until"))
+_RENEW_LEASES = driver.ForEach(
+    "UPDATE runs SET lease_expires_at = ?"
+    " WHERE lease_owner = ? AND status = 'in_progress' AND id IN ??"
 )
 
 
 def renew_leases(conn: Connection, *, owner: str, run_ids: Sequence[str], until: float) -> None:
     if run_ids:
-        conn.execute(
-            _RENEW_LEASES, {"b_run_ids": list(run_ids), "b_owner": owner, "b_until": until}
-        )
+        _RENEW_LEASES.run(conn, (until, owner), run_ids)
 
 
 def in_progress_leases(conn: Connection) -> dict[str, tuple[str | None, float | None]]:
@@ -462,9 +455,7 @@ def read_events(
     return found
 
 
-_IN_PROGRESS_IDS = select(runs.c.id).where(
-    runs.c.id.in_(bindparam("b_run_ids", expanding=True)), runs.c.status == "in_progress"
-)
+_IN_PROGRESS_IDS = driver.ForEach("SELECT id FROM runs WHERE status = 'in_progress' AND id IN ??")
 
 
 def last_logged_seq(conn: Connection, *, run_id: str) -> int:
@@ -475,7 +466,7 @@ def last_logged_seq(conn: Connection, *, run_id: str) -> int:
 
 
 def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
-    return list(conn.execute(_IN_PROGRESS_IDS, {"b_run_ids": list(run_ids)}).scalars())
+    return [row[0] for row in _IN_PROGRESS_IDS.rows(conn, (), run_ids)]
 
 
 def append_many_events(conn: Connection, *, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:

@@ -229,3 +229,38 @@ async def test_the_claims_read_gives_what_the_statement_layer_reads(db: Database
         await db.read(
             lambda c: assistant_store.get_assistant(c, user_id="usr_other", assistant_id=made.id)
         )
+
+
+async def test_a_statement_for_a_list_takes_any_length(db: Database) -> None:
+    """``ForEach``: the same answer for an empty list, a short one, and one longer than a
+    SQLite slice; a renewal moves only this owner's runs still in progress."""
+    user_id = await new_user(db)
+
+    def write(conn: Connection) -> tuple[list[int], int, list[tuple[str, Any, Any]]]:
+        statuses = ("in_progress", "in_progress", "cancelled")
+        ids = [_new_run(conn, user_id, _thread(conn, user_id), s) for s in statuses]
+        conn.execute(update(runs).where(runs.c.id.in_(ids)).values(lease_owner="me"))
+        conn.execute(update(runs).where(runs.c.id == ids[1]).values(lease_owner="other"))
+        unknown = [f"run_{i}" for i in range(driver.ForEach.SLICE + 7)]
+        found = [
+            len(run_store.in_progress_ids(conn, run_ids=given))
+            for given in ([], ids, [*unknown, *ids, *unknown])
+        ]
+        renewed = driver.ForEach(
+            "UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ?"
+            " AND status = 'in_progress' AND id IN ??"
+        ).run(conn, (77.0, "me"), [*unknown, *ids])
+        rows = conn.execute(
+            select(runs.c.id, runs.c.lease_owner, runs.c.lease_expires_at).where(runs.c.id.in_(ids))
+        ).all()
+        order = {r: i for i, r in enumerate(ids)}
+        return found, renewed, sorted((tuple(r) for r in rows), key=lambda r: order[r[0]])
+
+    found, renewed, rows = await db.write(write)
+    assert found == [0, 2, 2]
+    assert renewed == 1
+    assert [(owner, lease) for _, owner, lease in rows] == [
+        ("me", 77.0),
+        ("other", None),
+        ("me", None),
+    ]
