@@ -29,7 +29,7 @@ from parley.engine.bus import RedisBus
 from parley.engine.hub import Entry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, send_ahead
+from parley.store.db import Database, group_commit, send_ahead
 
 if TYPE_CHECKING:
     from parley.engine.turn import Turn
@@ -175,6 +175,7 @@ class Checkpointer:
                 await asyncio.shield(inflight)
 
 
+@group_commit
 def _save(conn: Connection, snapshots: list[_Snapshot]) -> set[str]:
     # A read, not a write: the run's row is not touched. Its lease is the heartbeat's
     # (once a second), and the sequence number a sweep closes a dead turn after is the

@@ -37,7 +37,7 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, new_id, now, send_ahead
+from parley.store.db import Database, group_commit, new_id, now, send_ahead
 from parley.types import Role, RunStatus, ToolCall
 
 log = logging.getLogger("parley.engine")
@@ -133,6 +133,7 @@ class Settler:
             thread_id=run.thread_id, run_id=run.id, first=after + 2, results=errors, items=items
         )
 
+        @group_commit
         def write(conn: Connection) -> list[Item] | None:
             locked = run_store.lock_run(conn, run_id=run.id, user_id=run.user_id, scratch=True)
             if locked.status != RunStatus.IN_PROGRESS:
@@ -320,6 +321,7 @@ class Settler:
             **run_values,
         }
 
+        @group_commit
         def write(conn: Connection) -> bool:
             if not states.move(conn, run.id, status, source=RunStatus.IN_PROGRESS, **values):
                 return False

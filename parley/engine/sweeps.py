@@ -16,7 +16,7 @@ from parley.events import ErrorEvent, HostedToolEvent, ReasoningPart, TextPart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import now
+from parley.store.db import group_commit, now
 from parley.store.records import Run
 from parley.store.tables import without_nul
 from parley.types import ActionStatus, Role, RunStatus
@@ -188,6 +188,7 @@ def close_abandoned(conn: Connection, *, leases: dict[str, float | None]) -> int
     return closed
 
 
+@group_commit
 def heartbeat(
     conn: Connection, *, lease: Lease, run_ids: list[str], scratch: list[str]
 ) -> set[str]:

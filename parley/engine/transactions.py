@@ -22,7 +22,7 @@ from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import new_id, now, send_ahead
+from parley.store.db import group_commit, new_id, now, send_ahead
 from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus
 
@@ -79,6 +79,7 @@ def lease_node(owner: str | None) -> str | None:
     return owner.rpartition("~")[0]
 
 
+@group_commit
 def claim_queued(
     conn: Connection,
     *,
@@ -127,6 +128,7 @@ def claim_queued(
     return Claim(run=run, message_id=placeholder.id, context=context, approved=approved)
 
 
+@group_commit
 def claim_first(
     conn: Connection,
     *,
@@ -179,6 +181,7 @@ def claim_first(
     return Claim(run=run, message_id=placeholder.id, context=context, assistant=assistant)
 
 
+@group_commit
 def claim_items(
     conn: Connection,
     *,

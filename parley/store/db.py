@@ -79,6 +79,9 @@ class Database:
         self._kept: dict[int, Connection] = {}
         #: Who is told when a transaction that ``notify``-ed a topic commits, by topic.
         self._listeners: dict[str, list[Callable[[], None]]] = {}
+        #: How ``group_commit`` writes run together: one bound method, so that a queue
+        #: sees their jobs as of one group (None: each alone, as on PostgreSQL).
+        self._grouped = self._run_group if self.is_sqlite else None
 
     def listen(self, topic: str, listener: Callable[[], None]) -> None:
         """Call ``listener`` (on a database thread: it must be quick and thread-safe) each
@@ -132,9 +135,11 @@ class Database:
     async def write(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
     ) -> T:
-        """``fn(conn, *args, **kw)`` in one read-write transaction on a database thread."""
+        """``fn(conn, *args, **kw)`` in one read-write transaction on a database thread
+        (shared with the writes queued beside it, when ``fn`` is ``group_commit``)."""
         call = _Call(fn, args, kw, read_only=False)
-        return await asyncio.wrap_future(self._workers.submit(self._run, call))
+        job = self._workers.submit(self._run, call, group=self._group_of(fn))
+        return await asyncio.wrap_future(job)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
@@ -149,7 +154,13 @@ class Database:
         """As ``write``, as bookkeeping that waits behind the work clients wait on
         (``Workers``: the end of a turn, checkpoints, heartbeats, sweeps)."""
         call = _Call(fn, args, kw, read_only=False)
-        return await asyncio.wrap_future(self._workers.submit(self._run, call, later=True))
+        job = self._workers.submit(self._run, call, later=True, group=self._group_of(fn))
+        return await asyncio.wrap_future(job)
+
+    def _group_of(self, fn: Callable[..., Any]) -> Callable[[list[_Call[Any]]], list[Any]] | None:
+        """How a write of ``fn`` runs with the writes queued beside it: on SQLite, whose one
+        thread queues them, a ``group_commit`` write shares their transaction."""
+        return self._grouped if getattr(fn, _GROUPED, False) else None
 
     async def read_later(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
@@ -185,12 +196,50 @@ class Database:
             raise
         _end_ahead(conn)
         for topic in conn.info.pop(_TOPICS, ()):
-            for listener in self._listeners.get(topic, ()):
-                try:
-                    listener()
-                except Exception:  # committed all the same: a listener's fault is its own
-                    log.exception("a listener of %r failed", topic)
+            self._tell(topic)
         return result
+
+    def _run_group(self, calls: list[_Call[Any]]) -> list[Any]:
+        """Several writes in one transaction and one commit (group commit), each in a
+        savepoint of its own: one that fails is rolled back alone and gets its error, the
+        others are kept. Answers each one's result, or its exception; all of them get the
+        error of a commit that fails. Listeners hear of the topics of those kept."""
+        conn = self._connection(read_only=False)
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        results: list[Any] = []
+        topics: set[str] = set()
+        transaction = conn.begin()
+        try:
+            for call in calls:
+                driver.execute("SAVEPOINT parley_write")
+                try:
+                    result = call.fn(conn, *call.args, **call.kw)
+                except Exception as exc:  # noqa: BLE001 - that write's, given back to it
+                    driver.execute("ROLLBACK TO parley_write")
+                    results.append(_Failed(exc))
+                else:
+                    results.append(result)
+                    topics |= conn.info.get(_TOPICS, set())
+                driver.execute("RELEASE parley_write")
+                conn.info.pop(_TOPICS, None)
+            transaction.commit()
+        except BaseException as exc:
+            conn.info.pop(_TOPICS, None)
+            transaction.rollback()
+            if not isinstance(exc, Exception):
+                raise
+            return [_Failed(exc)] * len(calls)
+        for topic in topics:
+            self._tell(topic)
+        return results
+
+    def _tell(self, topic: str) -> None:
+        for listener in self._listeners.get(topic, ()):
+            try:
+                listener()
+            except Exception:  # committed all the same: a listener's fault is its own
+                log.exception("a listener of %r failed", topic)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, replica-safe)."""
@@ -246,6 +295,29 @@ class _Call(Generic[T]):
         read_only: bool,
     ) -> None:
         self.fn, self.args, self.kw, self.read_only = fn, args, kw, read_only
+
+
+class _Failed:
+    """A write of a group that raised (``Database._run_group``): its error, for its caller."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+#: The attribute that marks a write function ``group_commit``.
+_GROUPED = "parley_group_commit"
+
+
+def group_commit(fn: Callable[P, T]) -> Callable[P, T]:
+    """Mark a write function that may share its transaction with the writes queued beside
+    it (``Database._run_group``): on SQLite, under load, several claims, ends or
+    checkpoints then cost one commit. Only for functions that keep no state of their own
+    on the connection and whose failure is their own: each runs in a savepoint, rolled
+    back alone when it raises."""
+    setattr(fn, _GROUPED, True)
+    return fn
 
 
 _AHEAD = "parley_ahead"
@@ -364,9 +436,22 @@ class Workers:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[[A], T], arg: A, *, later: bool = False) -> Future[T]:
-        """``fn(arg)`` on a database thread, in the ``later`` line or the ``first``."""
-        job: _Job = (Future(), fn, arg)
+    #: The most jobs of one group run together.
+    GROUP = 32
+
+    def submit(
+        self,
+        fn: Callable[[A], T],
+        arg: A,
+        *,
+        later: bool = False,
+        group: Callable[[list[A]], list[Any]] | None = None,
+    ) -> Future[T]:
+        """``fn(arg)`` on a database thread, in the ``later`` line or the ``first``. With
+        ``group``, jobs of the same group queued one after another in a line run together
+        as ``group([arg, ...])``, which answers each one's result (``_Failed``: its
+        error)."""
+        job: _Job = (Future(), fn, arg, group)
         with self._ready:
             if self._closed:
                 raise RuntimeError("the database threads have stopped")
@@ -382,7 +467,7 @@ class Workers:
         for thread in self._threads:
             thread.join()
 
-    def _next(self) -> _Job | None:
+    def _next(self) -> list[_Job] | None:
         first, later = self._lines
         with self._ready:
             while not first and not later:
@@ -391,25 +476,48 @@ class Workers:
                 self._ready.wait()
             if first and (not later or self._run < self.FIRST_RUN):
                 self._run += 1 if later else 0  # a run counts while later work waits
-                return first.popleft()
-            self._run = 0
-            return later.popleft()
+                line = first
+            else:
+                self._run = 0
+                line = later
+            jobs = [line.popleft()]
+            group = jobs[0][3]
+            while group is not None and line and line[0][3] is group and len(jobs) < self.GROUP:
+                jobs.append(line.popleft())
+            return jobs
 
     def _work(self) -> None:
-        while (job := self._next()) is not None:
-            future, fn, arg = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(arg)
-            except BaseException as exc:  # noqa: BLE001 - the caller's to handle
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-            del job, future, fn, arg
+        while (jobs := self._next()) is not None:
+            jobs = [job for job in jobs if job[0].set_running_or_notify_cancel()]
+            if len(jobs) == 1:
+                future, fn, arg, _ = jobs[0]
+                try:
+                    result = fn(arg)
+                except BaseException as exc:  # noqa: BLE001 - the caller's to handle
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                del future, fn, arg
+            elif jobs:
+                group = jobs[0][3]
+                assert group is not None
+                try:
+                    results = group([arg for _, _, arg, _ in jobs])
+                except BaseException as exc:  # noqa: BLE001 - the callers' to handle
+                    for future, *_ in jobs:
+                        future.set_exception(exc)
+                    del jobs
+                    continue
+                for (future, *_), result in zip(jobs, results, strict=True):
+                    if isinstance(result, _Failed):
+                        future.set_exception(result.error)
+                    else:
+                        future.set_result(result)
+                del results
+            del jobs
 
 
-_Job = tuple[Future[Any], Callable[[Any], Any], Any]
+_Job = tuple[Future[Any], Callable[[Any], Any], Any, Callable[[list[Any]], list[Any]] | None]
 
 
 # JSON columns: orjson both ways, U+0000 stored as U+FFFD (``parley.store.tables``).

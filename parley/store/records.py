@@ -16,11 +16,22 @@ class _Record:
     @classmethod
     def of(cls, values: Any) -> Self:
         """The record of a row's values by column name (those of its fields)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+        return cls(**{name: values[name] for name in _names(cls)})
 
     def values(self) -> dict[str, Any]:
         """Column values, for an insert."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in _names(type(self))}
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The names of a record's fields (``dataclasses.fields`` looks them up every time)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(slots=True)

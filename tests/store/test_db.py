@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, notify, send_ahead
+from parley.store.db import Database, group_commit, notify, send_ahead
 from parley.store.pagination import ListQuery
 from parley.store.records import User
 from parley.types import Role
@@ -246,3 +246,71 @@ async def test_listeners_hear_of_a_topic_once_its_transaction_commits(db: Databa
     await db.write(told, False)  # committed, and said so, whatever a listener does
     assert heard == ["one", "two", "one", "two"]
     assert before == [0, 0, 2]
+
+
+@group_commit
+def _grouped_insert(conn: Connection, name: str, fail: bool = False) -> object:
+    """A user named ``name``, told of on "users", failing afterwards with ``fail``: the
+    transaction it ran in (held, so that no later one can take its place in memory)."""
+    users.create_user(conn, name=name)
+    notify(conn, f"user:{name}")
+    if fail:
+        raise Conflict("this one fails", code="test")
+    return conn.get_transaction()
+
+
+def _user_names(conn: Connection) -> list[str]:
+    return sorted(u.user.name for u in users.list_users(conn))
+
+
+async def test_grouped_writes_queued_together_share_one_commit(tmp_path: Path) -> None:
+    """``group_commit`` writes queued one after another on SQLite's thread run in one
+    transaction, each in a savepoint: one that fails is rolled back alone and gets its
+    own error, the others are kept and their topics told once committed."""
+    db = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    busy, release = threading.Event(), threading.Event()
+    heard: list[str] = []
+
+    def hold(_: Connection) -> None:
+        busy.set()
+        release.wait(10)
+
+    try:
+        await db.migrate()
+        for name in ("a", "b", "c", "d"):
+            db.listen(f"user:{name}", functools.partial(heard.append, name))
+        held = asyncio.ensure_future(db.read(hold))
+        assert await asyncio.to_thread(busy.wait, 10)
+        writes = [
+            asyncio.ensure_future(db.write(_grouped_insert, name, fail=name == "b"))
+            for name in ("a", "b", "c")
+        ]
+        alone = asyncio.ensure_future(db.write(lambda c: c.get_transaction()))
+        await asyncio.sleep(0.05)  # all queued behind the one held
+        release.set()
+        await held
+        results = await asyncio.gather(*writes, alone, return_exceptions=True)
+        a, b, c, other = results
+        assert isinstance(b, Conflict)
+        assert a is c and c is not other  # a and c shared one; the plain write had its own
+        assert await db.read(_user_names) == ["a", "c"]
+        assert sorted(heard) == ["a", "c"]
+        # One alone is a transaction of its own as before.
+        assert await db.write(_grouped_insert, "d") not in (a, other)
+        assert await db.read(_user_names) == ["a", "c", "d"]
+    finally:
+        release.set()
+        await db.dispose()
+
+
+async def test_grouped_writes_on_postgresql_run_alone(db: Database) -> None:
+    """PostgreSQL's threads run writes side by side: a ``group_commit`` write is a
+    transaction of its own there (and anywhere it is not queued beside another)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's case: PARLEY_TEST_DATABASE_URL")
+    results = await asyncio.gather(
+        *(db.write(_grouped_insert, n, fail=n == "y") for n in ("x", "y", "z")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], Conflict)
+    assert await db.read(_user_names) == ["x", "z"]
