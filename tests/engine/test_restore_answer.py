@@ -17,24 +17,14 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, now
 from parley.store.tables import messages, runs
-from tests.store.conftest import new_user
+from tests.store.conftest import new_run, new_user
 
 
 def _turn(conn: Connection, user_id: str, stored: str) -> tuple[str, str, str]:
     """An in_progress run whose lease ran out, with an earlier complete answer and the
     answer it was streaming when its server died (``stored``: its text as saved)."""
     thread_id = thread_store.create_thread(conn, user_id=user_id, metadata={}).id
-    run = run_store.create_run(
-        conn,
-        user_id=user_id,
-        thread_id=thread_id,
-        assistant_id=None,
-        model="demo/x",
-        instructions=None,
-        tools=[],
-        parameters={},
-        status="in_progress",
-    )
+    run = new_run(conn, user_id, thread_id)
     earlier = thread_store.new_message(
         thread_id=thread_id, seq=1, role="assistant", content="done before", run_id=run.id
     )

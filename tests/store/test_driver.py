@@ -19,7 +19,7 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, new_id
 from parley.store.tables import messages, runs
-from tests.store.conftest import new_user
+from tests.store.conftest import new_run, new_user
 
 ODD = {"a": [1, 2.5, None, True], "nul": "x\x00y", "é": "😀"}
 
@@ -29,18 +29,7 @@ def _thread(conn: Connection, user_id: str) -> str:
 
 
 def _new_run(conn: Connection, user_id: str, thread_id: str, status: str) -> str:
-    run = run_store.create_run(
-        conn,
-        user_id=user_id,
-        thread_id=thread_id,
-        assistant_id=None,
-        model="demo/x",
-        instructions=None,
-        tools=[],
-        parameters={},
-        status=status,
-    )
-    return run.id
+    return new_run(conn, user_id, thread_id, status).id
 
 
 def _message(conn: Connection, user_id: str, thread_id: str, seq: int) -> str:

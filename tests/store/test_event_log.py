@@ -15,23 +15,12 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database
 from parley.store.tables import run_events
-from tests.store.conftest import new_user
+from tests.store.conftest import new_run, new_user
 
 
 def _run(conn: Connection, user_id: str) -> str:
     thread = thread_store.create_thread(conn, user_id=user_id, metadata={})
-    run = run_store.create_run(
-        conn,
-        user_id=user_id,
-        thread_id=thread.id,
-        assistant_id=None,
-        model="demo/x",
-        instructions=None,
-        tools=[],
-        parameters={},
-        status="in_progress",
-    )
-    return run.id
+    return new_run(conn, user_id, thread.id).id
 
 
 def _event(seq: int) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, now
 from parley.store.tables import messages, run_events, runs
-from tests.store.conftest import new_user
+from tests.store.conftest import new_run, new_user
 
 DAY = 86400.0
 EVENTS = 5
@@ -30,17 +30,7 @@ def _seed(
     thread = thread_store.create_thread(conn, user_id=user_id, metadata={}, message_count=1)
     message = thread_store.new_message(thread_id=thread.id, seq=1, role="user", content="hi")
     thread_store.insert_messages(conn, user_id=user_id, rows=[message])
-    run = run_store.create_run(
-        conn,
-        user_id=user_id,
-        thread_id=thread.id,
-        assistant_id=None,
-        model="demo/x",
-        instructions=None,
-        tools=[],
-        parameters={},
-        status=status,
-    )
+    run = new_run(conn, user_id, thread.id, status)
     logged = [(seq, "content.delta", '{"text": "x"}') for seq in range(1, EVENTS + 1)]
     run_store.append_events(conn, run_id=run.id, events=logged)
     run_store.update_run(conn, run_id=run.id, completed_at=ended, paused_at=paused, last_seq=EVENTS)
