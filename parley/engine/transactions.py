@@ -199,8 +199,11 @@ def claim_items(
     them must be answered); a tool result must answer a call of the thread or of
     ``messages``, once."""
     check_model(config.model)
+    # One moment for the run the tool results complete and the run they start: the first
+    # did not end after the second began.
+    t = now()
     thread, context, answered = _open_thread(
-        conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease
+        conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease, at=t
     )
     approvals.given_back(messages, answered)
     approvals.check_taken(messages, answered)
@@ -229,6 +232,7 @@ def claim_items(
         metadata=config.metadata,
         options=config.options,
         request=request,
+        created_at=t,
     )
     rows = _message_rows(thread_id, first, messages, caller_of)
     placeholder = thread_store.new_message(
@@ -281,6 +285,7 @@ def _open_thread(
     messages: list[NewMessage],
     history: HistoryCache | None,
     lease: Lease | None = None,
+    at: float | None = None,
 ) -> tuple[Thread, list[Item], Answered]:
     """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
     thread holding copies of the target's messages up to ``fork_after``); or the target,
@@ -311,7 +316,9 @@ def _open_thread(
             until_seq=target.fork_after,
         )
         return thread, view(items_of(copied)), Answered()
-    answered = _answer_pending_calls(conn, user_id=user_id, thread_id=source.id, messages=messages)
+    answered = _answer_pending_calls(
+        conn, user_id=user_id, thread_id=source.id, messages=messages, at=at
+    )
     # Locked after its active run, as every writer locks them: the context, and the checks
     # of tool results made on it, see whatever a concurrent writer of the thread committed.
     thread_store.lock_thread(conn, user_id=user_id, thread_id=source.id, scratch=target.held)
@@ -355,7 +362,12 @@ def _message_rows(
 
 
 def _answer_pending_calls(
-    conn: Connection, *, user_id: str, thread_id: str, messages: list[NewMessage]
+    conn: Connection,
+    *,
+    user_id: str,
+    thread_id: str,
+    messages: list[NewMessage],
+    at: float | None = None,
 ) -> Answered:
     """Close the thread's active run with the tool results and approvals among
     ``messages``: an ``action_required`` run whose pending calls they all answer is
@@ -389,7 +401,7 @@ def _answer_pending_calls(
         run.id,
         RunStatus.COMPLETED,
         source=RunStatus.ACTION_REQUIRED,
-        completed_at=now(),
+        completed_at=now() if at is None else at,
         expires_at=None,
     )
     return answered

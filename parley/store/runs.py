@@ -56,9 +56,11 @@ def new_run(
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     request: dict[str, Any] | None = None,
+    created_at: float | None = None,
 ) -> Run:
-    """A new run's record, made now and not stored (``create_run`` stores one)."""
-    t = now()
+    """A new run's record, made now (or at ``created_at``) and not stored (``create_run``
+    stores one)."""
+    t = now() if created_at is None else created_at
     return Run(
         id=new_id("run"),
         user_id=user_id,
@@ -101,6 +103,7 @@ def create_run(
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     request: dict[str, Any] | None = None,
+    created_at: float | None = None,
 ) -> Run:
     """A new run; ``status="in_progress"`` with a ``(owner, expires_at)`` lease creates it
     already claimed, for a turn that starts in the same transaction."""
@@ -116,6 +119,7 @@ def create_run(
         metadata=metadata,
         options=options,
         request=request,
+        created_at=created_at,
     )
     values = run.values()
     if lease is not None:
