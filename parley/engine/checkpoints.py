@@ -1,6 +1,6 @@
 """Checkpoints: the new events of every running turn, saved together in one transaction
 every ``checkpoint_seconds``, off the streaming path, with the message's text so far now
-and then (``TEXT_SECONDS``).
+and then (``TEXT_MAX_SECONDS``).
 
 The log holds every delta, so the text is as durable as the events: a sweep that closes a
 dead turn rebuilds its message from the log (``sweeps.restore_answer``). Saving the text
@@ -42,7 +42,6 @@ log = logging.getLogger("parley.engine")
 #: rewrites the whole text, so a long answer's saves would cost the square of its length
 #: at a fixed pace; this way they cost a few times its length. A read of the message while
 #: the turn streams sees its text at most ``TEXT_MAX_SECONDS`` behind.
-TEXT_SECONDS = 1.0
 TEXT_MAX_SECONDS = 4.0
 
 
@@ -52,7 +51,7 @@ class _Snapshot:
     entries: list[Entry]
     #: The turn's last event: the last in the log once this lands.
     seq: int
-    #: The message's text, reasoning and layout; None when not due (``TEXT_SECONDS``).
+    #: The message's text, reasoning and layout; None when not due (``TEXT_MAX_SECONDS``).
     texts: tuple[str, str | None, list[list[Any]] | None] | None
 
 
@@ -100,15 +99,10 @@ class Checkpointer:
                 log.warning("checkpoint failed; retrying", exc_info=True)
 
     async def save(self) -> None:
-        """Save every running turn that has unsaved events (one transaction)."""
+        """Save every running turn that has unsaved events, or text due (one transaction)."""
         at = time.monotonic()
         snapshots = [
-            _Snapshot(
-                t,
-                t.unsaved,
-                t.unsaved[-1][0] if t.unsaved else t.seq,
-                t.texts() if text_due else None,
-            )
+            _Snapshot(t, t.unsaved, t.seq, t.texts() if text_due else None)
             for t in self.turns()
             # A turn whose last round is being written saves nothing until it is
             # (``Settler.next_round``): its events go to the log in order.

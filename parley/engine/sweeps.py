@@ -17,7 +17,7 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import group_commit, now
-from parley.store.records import Run
+from parley.store.records import Run, StoredEvent
 from parley.store.tables import without_nul
 from parley.types import ActionStatus, Role, RunStatus
 
@@ -73,7 +73,9 @@ def close_orphan(conn: Connection, run: Run) -> bool:
     checkpointed text kept, closing events numbered past any the turn could have sent. A
     hosted call the turn had started and not ended is stored ``incomplete`` (``running``).
     A scratch thread's run goes with its thread: whoever held it died with that server."""
-    calls = running(conn, run)
+    # The whole log, read once: the hosted calls it started, its last event, its text.
+    logged = run_store.read_events(conn, run_id=run.id, after=0)
+    calls = running(logged)
     closed = close_idle_run(
         conn,
         run,
@@ -81,14 +83,14 @@ def close_orphan(conn: Connection, run: Run) -> bool:
         ActionStatus.CANCELLED,
         error=ErrorEvent(run_id=run.id, code="interrupted", message=INTERRUPTED),
         ahead=[HostedToolEvent(run_id=run.id, phase="done", item=item) for item in calls],
-        after=max(run.last_seq, run_store.last_logged_seq(conn, run_id=run.id)) + UNSAVED_SEQ_GAP,
+        after=max(run.last_seq, logged[-1].seq if logged else 0) + UNSAVED_SEQ_GAP,
         lease_owner=None,
         lease_expires_at=None,
         error_code="interrupted",
         error_message=INTERRUPTED,
     )
     if closed:
-        restore_answer(conn, run)
+        restore_answer(conn, logged)
         for item in calls:
             thread_store.add_message(
                 conn,
@@ -103,16 +105,16 @@ def close_orphan(conn: Connection, run: Run) -> bool:
     return closed
 
 
-def restore_answer(conn: Connection, run: Run) -> None:
+def restore_answer(conn: Connection, logged: list[StoredEvent]) -> None:
     """Give the message a dead turn was streaming all the text its run's log holds.
 
     A checkpoint logs every delta but saves the message's text only now and then
-    (``checkpoints.TEXT_SECONDS``): the log has the rest. The text is rebuilt from the
+    (``turn.TEXT_SECONDS``): the log has the rest. The text is rebuilt from the
     deltas of the last message the log streamed into, and stored when what is stored is
     the start of it (an earlier turn's message, complete, is left as it is)."""
     message_id: str | None = None
     acc = AnswerAccumulator()
-    for event in run_store.read_events(conn, run_id=run.id, after=0):
+    for event in logged:
         if event.type not in _DELTAS:
             continue
         data = orjson.loads(event.data)
@@ -146,13 +148,15 @@ _CUT_SHORT = {
 }
 
 
-def running(conn: Connection, run: Run) -> list[dict[str, Any]]:
+def running(logged: list[StoredEvent]) -> list[dict[str, Any]]:
     """The hosted calls (MCP calls, file searches) a dead turn had started and not ended,
-    as their items cut short: the start of each is in the run's log (a checkpoint saved
-    it), its end is not (the end is logged with the round that stores the call's
-    result)."""
+    as their items cut short: the start of each is in the run's log (``logged``: a
+    checkpoint saved it), its end is not (the end is logged with the round that stores
+    the call's result)."""
     started: dict[str, dict[str, Any]] = {}
-    for event in run_store.read_events(conn, run_id=run.id, after=0, kind="hosted_tool"):
+    for event in logged:
+        if event.type != "hosted_tool":
+            continue
         data = orjson.loads(event.data)
         item = data.get("item") or {}
         if data.get("phase") == "started":

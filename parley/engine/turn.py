@@ -25,6 +25,10 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.store.records import Run
 from parley.types import ToolCall, Usage
 
+#: Seconds from a turn's claim to the first save of its text by a checkpoint
+#: (``checkpoints.TEXT_MAX_SECONDS`` says how the saves space out after it).
+TEXT_SECONDS = 1.0
+
 if TYPE_CHECKING:
     from parley.engine.hosted.approvals import Approved
     from parley.engine.hosted.toolbox import Ran, Toolbox
@@ -111,17 +115,17 @@ class Turn:
     renewed: float = field(default_factory=time.monotonic)
     #: When a checkpoint last saved the message's text (``time.monotonic``; from the claim,
     #: which stores the message); it does so next once ``text_gap`` has passed
-    #: (``checkpoints.TEXT_SECONDS``).
+    #: (``turn.TEXT_SECONDS``).
     text_saved: float = field(default_factory=time.monotonic)
-    text_gap: float = 1.0
-    #: The sequence number of the turn's last event when its text was last saved: a turn
-    #: with events since has text to save, even once nothing new streams.
-    text_seq: int = -1
+    text_gap: float = TEXT_SECONDS
+    #: The sequence number of the turn's last event when its text was last saved (at
+    #: first the claim's): a turn with events since has text to save, even once nothing
+    #: new streams.
+    text_seq: int = field(init=False)
     _remote_batch: list[Entry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.text_seq < 0:  # the claim stored the message as it is now
-            self.text_seq = self.seq
+        self.text_seq = self.seq
 
     def record(self, event: Any) -> Entry:
         """Number the event and queue it for the log, without publishing it."""

@@ -462,13 +462,6 @@ def read_events(
 _IN_PROGRESS_IDS = driver.ForEach("SELECT id FROM runs WHERE status = 'in_progress' AND id IN ??")
 
 
-def last_logged_seq(conn: Connection, *, run_id: str) -> int:
-    """The sequence number of the last event in the run's log (0: none). A running turn's
-    checkpoints log its events without moving ``runs.last_seq``."""
-    query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
-    return int(conn.execute(query).scalar() or 0)
-
-
 def in_progress_ids(conn: Connection, *, run_ids: Sequence[str]) -> list[str]:
     return [row[0] for row in _IN_PROGRESS_IDS.rows(conn, (), run_ids)]
 

@@ -4,8 +4,10 @@ with their transaction or not at all, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -188,32 +190,43 @@ async def test_a_transaction_takes_its_function_and_the_arguments_to_call_it_wit
     assert await db.read(users.count_users) == 2
 
 
-async def test_bookkeeping_waits_behind_the_work_clients_wait_on(tmp_path: Path) -> None:
-    """On SQLite's one database thread, a ``write`` queued after a ``write_later`` runs
-    first (``Workers``: the first line before the later one)."""
-    db = Database(f"sqlite:///{tmp_path / 'lines.db'}")
+@contextlib.asynccontextmanager
+async def _held(db: Database) -> AsyncIterator[None]:
+    """SQLite's one database thread held by a read until the block has queued its work
+    (and a moment more); the work runs once the block ends."""
     busy, release = threading.Event(), threading.Event()
-    done: list[str] = []
 
     def hold(_: Connection) -> None:
         busy.set()
         release.wait(10)
+
+    held = asyncio.ensure_future(db.read(hold))
+    try:
+        assert await asyncio.to_thread(busy.wait, 10)
+        yield
+        await asyncio.sleep(0.05)  # all queued behind the one held
+    finally:
+        release.set()
+        await held
+
+
+async def test_bookkeeping_waits_behind_the_work_clients_wait_on(tmp_path: Path) -> None:
+    """On SQLite's one database thread, a ``write`` queued after a ``write_later`` runs
+    first (``Workers``: the first line before the later one)."""
+    db = Database(f"sqlite:///{tmp_path / 'lines.db'}")
+    done: list[str] = []
 
     def note(_: Connection, what: str) -> None:
         done.append(what)
 
     try:
         await db.migrate()
-        held = asyncio.ensure_future(db.read(hold))
-        assert await asyncio.to_thread(busy.wait, 10)
-        later = asyncio.ensure_future(db.write_later(note, "later"))
-        first = asyncio.ensure_future(db.write(note, what="first"))
-        await asyncio.sleep(0.05)  # both queued behind the one held
-        release.set()
-        await asyncio.gather(held, later, first)
+        async with _held(db):
+            later = asyncio.ensure_future(db.write_later(note, "later"))
+            first = asyncio.ensure_future(db.write(note, what="first"))
+        await asyncio.gather(later, first)
         assert done == ["first", "later"]
     finally:
-        release.set()
         await db.dispose()
 
 
@@ -268,27 +281,17 @@ async def test_grouped_writes_queued_together_share_one_commit(tmp_path: Path) -
     transaction, each in a savepoint: one that fails is rolled back alone and gets its
     own error, the others are kept and their topics told once committed."""
     db = Database(f"sqlite:///{tmp_path / 'group.db'}")
-    busy, release = threading.Event(), threading.Event()
     heard: list[str] = []
-
-    def hold(_: Connection) -> None:
-        busy.set()
-        release.wait(10)
-
     try:
         await db.migrate()
         for name in ("a", "b", "c", "d"):
             db.listen(f"user:{name}", functools.partial(heard.append, name))
-        held = asyncio.ensure_future(db.read(hold))
-        assert await asyncio.to_thread(busy.wait, 10)
-        writes = [
-            asyncio.ensure_future(db.write(_grouped_insert, name, fail=name == "b"))
-            for name in ("a", "b", "c")
-        ]
-        alone = asyncio.ensure_future(db.write(lambda c: c.get_transaction()))
-        await asyncio.sleep(0.05)  # all queued behind the one held
-        release.set()
-        await held
+        async with _held(db):
+            writes = [
+                asyncio.ensure_future(db.write(_grouped_insert, name, fail=name == "b"))
+                for name in ("a", "b", "c")
+            ]
+            alone = asyncio.ensure_future(db.write(lambda c: c.get_transaction()))
         results = await asyncio.gather(*writes, alone, return_exceptions=True)
         a, b, c, other = results
         assert isinstance(b, Conflict)
@@ -299,7 +302,6 @@ async def test_grouped_writes_queued_together_share_one_commit(tmp_path: Path) -
         assert await db.write(_grouped_insert, "d") not in (a, other)
         assert await db.read(_user_names) == ["a", "c", "d"]
     finally:
-        release.set()
         await db.dispose()
 
 
