@@ -133,10 +133,13 @@ def test_many_followers_of_a_run_share_one_redis_connection(
                             text.append(event["text"])
             return "".join(text)
 
-        async def count_subscribers() -> None:
-            await asyncio.sleep(1.0)  # every follower has subscribed by now
+        async def count_subscribers(done: asyncio.Future[list[str]]) -> None:
+            # Count the run channel's subscribers until the followers are done: the most
+            # seen at once is what matters, whenever a loaded machine lets them subscribe.
             with redis.Redis.from_url(REDIS_URL) as r:
-                subscribers.append(r.pubsub_numsub(f"parley:run:{run_id}")[0][1])
+                while not done.done():
+                    subscribers.append(r.pubsub_numsub(f"parley:run:{run_id}")[0][1])
+                    await asyncio.sleep(0.05)
 
         async def all_followers() -> list[str]:
             limits = httpx.Limits(max_connections=followers + 10)
@@ -144,14 +147,12 @@ def test_many_followers_of_a_run_share_one_redis_connection(
             async with httpx.AsyncClient(
                 base_url=b.base_url, headers=headers, limits=limits, timeout=30
             ) as http:
-                texts, _ = await asyncio.gather(
-                    asyncio.gather(*(follow(http) for _ in range(followers))),
-                    count_subscribers(),
-                )
-            return list(texts)
+                texts = asyncio.gather(*(follow(http) for _ in range(followers)))
+                await count_subscribers(texts)
+                return list(await texts)
 
         texts = asyncio.run(all_followers())
         list(stream)
         stream.close()
     assert texts == [expected_text(40)] * followers
-    assert subscribers == [1]
+    assert max(subscribers) == 1
