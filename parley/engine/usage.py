@@ -56,6 +56,8 @@ class UsageCounter:
         self._today: tuple[str, dict[str, int]] = ("", {})
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        #: Set when a call is counted: with nothing to write, the writer sleeps till then.
+        self._counted = asyncio.Event()
         self._stopping = False
 
     def count(self, *, user_id: str, key_hash: str, model: str, face: str, used: Usage) -> None:
@@ -64,6 +66,7 @@ class UsageCounter:
         key = TallyKey(day, user_id, key_hash, model, face)
         tokens = (used.input_tokens, used.output_tokens, used.reasoning_tokens, used.cached_tokens)
         self._add(key, Tally(1, *tokens))
+        self._counted.set()
         if self._today[0] != day:
             self._today = (day, {})
         spent = self._today[1]
@@ -93,6 +96,7 @@ class UsageCounter:
         """Stop the periodic writes and write what is left."""
         self._stopping = True
         self._wake.set()
+        self._counted.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -133,7 +137,13 @@ class UsageCounter:
             mine.add(tally)
 
     async def _run(self) -> None:
+        """Write the tallies ``interval`` seconds after the first call counted since the
+        last write (at once when ``interval`` is 0); with nothing counted, sleep: an idle
+        server does not wake for this."""
         while not self._stopping:
+            if not self._tallies:
+                self._counted.clear()
+                await self._counted.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval or None)
             self._wake.clear()

@@ -61,7 +61,7 @@ class LoopWatchdog:
             log.warning("event loop blocked for %.2f s; the loop thread is at:\n%s", stalled, where)
 
 
-async def measure_loop_lag(report: Callable[[float], None], interval: float = 0.5) -> None:
+async def measure_loop_lag(report: Callable[[float], None], interval: float = 1.0) -> None:
     """Sleep ``interval`` seconds, again and again until cancelled, and ``report`` how
     much later than asked the loop woke up each time (the time it spent on other work:
     what any timer, keep-alive or stream chunk waited beside it)."""

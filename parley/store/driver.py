@@ -11,9 +11,11 @@ same pipeline (``db.send_ahead``).
 
 The values are stored exactly as SQLAlchemy stores them (``tables``): a JSON column's as
 ``json_text`` (a None as JSON ``null``), a ``Name`` or ``Content`` column's with U+0000 as
-U+FFFD, a missing column's scalar default. Only writes go this way: reads keep the
+U+FFFD, a missing column's scalar default. Mostly writes go this way: reads keep the
 statement layer, which turns rows into values, but for the one read of a claim
-(``first_row``), whose columns are few and plain.
+(``first_row``), a checkpoint's (which of its runs are in progress) and the few that an
+idle server makes every few seconds (when the sweep, the file indexer and the webhook
+sender next have work), whose answers are plain numbers.
 """
 
 from __future__ import annotations

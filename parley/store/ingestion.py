@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from parley.retrieval import index
 from parley.retrieval.chunking import Chunk
+from parley.store import driver
 from parley.store.db import now
 from parley.store.tables import chunks, files, vector_store_files, vector_stores
 
@@ -94,11 +95,15 @@ def _held(claim: Claim) -> ColumnElement[bool]:
 def queue(conn: Connection) -> Queue:
     """How many files wait ``in_progress``, and how many of them a worker may claim now
     (one query on the partial index of ``in_progress`` files)."""
-    free = or_(_rows.c.lease_until.is_(None), _rows.c.lease_until < now())
-    row = conn.execute(
-        select(func.count(), func.count().filter(free)).where(_rows.c.status == "in_progress")
-    ).one()
-    return Queue(int(row[0]), int(row[1]))
+    row = _QUEUE.first(conn, (now(),))
+    assert row is not None  # an aggregate's one row
+    return Queue(int(row[0]), int(row[1] or 0))
+
+
+_QUEUE = driver.Statement(
+    "SELECT count(*), sum(CASE WHEN lease_until IS NULL OR lease_until < ? THEN 1 ELSE 0 END)"
+    " FROM vector_store_files WHERE status = 'in_progress'"
+)
 
 
 def claim_files(

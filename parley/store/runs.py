@@ -270,16 +270,15 @@ def falling_due(conn: Connection) -> tuple[float | None, float | None, float | N
     """When the sweep's work next falls due, in one read: the earliest lease of a run in
     progress, the earliest expiry of a run waiting for tool outputs, the earliest hold of
     a scratch thread (each None when there is none)."""
-    row = conn.execute(_FALLING_DUE).one()
+    row = _FALLING_DUE.first(conn, ())
+    assert row is not None  # an aggregate's one row
     return row[0], row[1], row[2]
 
 
-_FALLING_DUE = select(
-    select(func.min(runs.c.lease_expires_at))
-    .where(runs.c.status == "in_progress")
-    .scalar_subquery(),
-    select(func.min(runs.c.expires_at)).where(runs.c.status == "action_required").scalar_subquery(),
-    select(func.min(threads.c.scratch_until)).scalar_subquery(),
+_FALLING_DUE = driver.Statement(
+    "SELECT (SELECT min(lease_expires_at) FROM runs WHERE status = 'in_progress'),"
+    " (SELECT min(expires_at) FROM runs WHERE status = 'action_required'),"
+    " (SELECT min(scratch_until) FROM threads)"
 )
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
@@ -282,9 +282,13 @@ def any_due(conn: Connection) -> bool:
 
 def next_due(conn: Connection) -> float | None:
     """When the first pending delivery is due (now or later); None when none is pending."""
-    query = select(func.min(_D.c.next_attempt_at)).where(_D.c.status == "pending")
-    found = conn.execute(query).scalar_one()
-    return float(found) if found is not None else None
+    row = _NEXT_DUE.first(conn, ())
+    return None if row is None or row[0] is None else float(row[0])
+
+
+_NEXT_DUE = driver.Statement(
+    "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
+)
 
 
 def claim(conn: Connection, *, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
