@@ -125,7 +125,7 @@ class Database:
             # Writers take the lock up front, so no lock upgrade can fail half-way.
             # Straight to the driver: every transaction begins here, and the statement layer
             # would cost more than the BEGIN.
-            read_only = conn.get_execution_options().get("parley_read_only")
+            read_only = conn.info.get(_READ_ONLY)
             conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
                 "BEGIN" if read_only else "BEGIN IMMEDIATE"
             )
@@ -171,13 +171,15 @@ class Database:
 
     def _connection(self, read_only: bool) -> Connection:
         """This thread's own connection, kept open (no pool round trip per transaction);
-        the read-only one shares it, with the option that makes SQLite begin without the
-        write lock."""
+        the read-only one shares it, marked so that its transaction begins read-only
+        (``_READ_ONLY``: SQLite's then takes no write lock)."""
         kept = self._kept.get(threading.get_ident())
         if kept is None or kept.closed or kept.invalidated:
             kept = self._kept[threading.get_ident()] = self.engine.connect()
-        # In place: the option is set for this transaction whichever way it was last time.
-        return kept.execution_options(parley_read_only=read_only)
+        # A plain key of the connection's info, set for this transaction whichever way it
+        # was last time (an execution option costs events and a new options map each time).
+        kept.info[_READ_ONLY] = read_only
+        return kept
 
     def _run(self, call: _Call[T]) -> T:
         conn = self._connection(call.read_only)
@@ -319,6 +321,9 @@ def group_commit(fn: Callable[P, T]) -> Callable[P, T]:
     setattr(fn, _GROUPED, True)
     return fn
 
+
+#: The key of a connection's info that says its next transaction only reads.
+_READ_ONLY = "parley_read_only"
 
 _AHEAD = "parley_ahead"
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg on SQLite
@@ -581,7 +586,7 @@ def _postgres_engine(url: str, echo: bool, pool_size: int) -> Engine:
         # states). Writes stay READ COMMITTED, ordered by their row locks and compare-and-set
         # updates. Both settings only change the BEGIN that psycopg sends with the first
         # statement: no round trip.
-        read_only = bool(conn.get_execution_options().get("parley_read_only"))
+        read_only = bool(conn.info.get(_READ_ONLY))
         dbapi = cast("PostgresConnection[Any]", conn.connection.dbapi_connection)
         if bool(dbapi.read_only) != read_only:
             dbapi.isolation_level = IsolationLevel.REPEATABLE_READ if read_only else None
