@@ -21,7 +21,7 @@ sender next have work), whose answers are plain numbers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Boolean, Table
@@ -76,7 +76,12 @@ class Statement:
     def first(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any] | None:
         """Run a query; answers its first row as the driver gives it, or None."""
         cursor = self._execute(conn, "execute", self._row(values))
-        return cast("Sequence[Any] | None", cursor.fetchone())
+        row = cursor.fetchone()
+        if row is not None and conn.dialect.name == "sqlite":
+            # Read to its end, so that SQLite's statement is done and holds no snapshot
+            # while the kept cursor waits for the next one (``_cursor``).
+            cursor.fetchall()
+        return cast("Sequence[Any] | None", row)
 
     def _execute(self, conn: Connection, how: str, params: Any) -> Any:
         """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
@@ -89,12 +94,23 @@ class Statement:
         return cursor
 
 
+#: The key of a connection's info that keeps the driver's cursor its statements run on.
+_CURSOR = "parley_cursor"
+
+
 def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
+    """The cursor of ``conn``'s driver connection, one kept for all its statements (a new
+    psycopg cursor builds its own adapters each time), and the statement's SQL for it. A
+    statement's rows and row count are read before the next one runs on the cursor."""
     driver = conn.connection.driver_connection
     assert driver is not None
+    info = conn.info
+    kept = info.get(_CURSOR)
+    if kept is None or kept[0] is not driver:
+        kept = info[_CURSOR] = (driver, driver.cursor())
     if conn.dialect.name == "postgresql":
-        return driver.cursor(), statement.postgresql
-    return driver.cursor(), statement.sqlite
+        return kept[1], statement.postgresql
+    return kept[1], statement.sqlite
 
 
 def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:
@@ -131,16 +147,19 @@ class ForEach:
         """Run a query for ``each``; answers its rows as the driver gives them."""
         return [row for cursor in self._cursors(conn, values, each) for row in cursor.fetchall()]
 
-    def _cursors(self, conn: Connection, values: Sequence[Any], each: Sequence[Any]) -> list[Any]:
+    def _cursors(
+        self, conn: Connection, values: Sequence[Any], each: Sequence[Any]
+    ) -> Iterator[Any]:
+        """The cursor after each statement, the next one run once the caller has read it
+        (the statements share one cursor: ``_cursor``)."""
         if not each:
-            return []
+            return
         if conn.dialect.name == "postgresql":
-            return [_any_of(self._sql)._execute(conn, "execute", [*values, list(each)])]
-        return [
-            _in_list(self._sql, len(part))._execute(conn, "execute", [*values, *part])
-            for start in range(0, len(each), self.SLICE)
-            if (part := each[start : start + self.SLICE])
-        ]
+            yield _any_of(self._sql)._execute(conn, "execute", [*values, list(each)])
+            return
+        for start in range(0, len(each), self.SLICE):
+            part = each[start : start + self.SLICE]
+            yield _in_list(self._sql, len(part))._execute(conn, "execute", [*values, *part])
 
 
 @functools.lru_cache(maxsize=32)
