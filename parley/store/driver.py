@@ -76,12 +76,7 @@ class Statement:
     def first(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any] | None:
         """Run a query; answers its first row as the driver gives it, or None."""
         cursor = self._execute(conn, "execute", self._row(values))
-        row = cursor.fetchone()
-        if row is not None and conn.dialect.name == "sqlite":
-            # Read to its end, so that SQLite's statement is done and holds no snapshot
-            # while the kept cursor waits for the next one (``_cursor``).
-            cursor.fetchall()
-        return cast("Sequence[Any] | None", row)
+        return cast("Sequence[Any] | None", cursor.fetchone())
 
     def _execute(self, conn: Connection, how: str, params: Any) -> Any:
         """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
@@ -101,7 +96,9 @@ _CURSOR = "parley_cursor"
 def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
     """The cursor of ``conn``'s driver connection, one kept for all its statements (a new
     psycopg cursor builds its own adapters each time), and the statement's SQL for it. A
-    statement's rows and row count are read before the next one runs on the cursor."""
+    statement's rows and row count are read before the next one runs on the cursor. (A
+    SQLite cursor steps past each row it returns: a read of its one row is done, and holds
+    no snapshot while the cursor waits.)"""
     driver = conn.connection.driver_connection
     assert driver is not None
     info = conn.info
