@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.engine")
 
 
-#: How often a running turn's message row gets its text so far: a second after the turn
-#: starts, then twice as long after each save, up to ``TEXT_MAX_SECONDS``. Each save
+#: How often a running turn's message row gets its text so far: ``turn.TEXT_SECONDS``
+#: after the turn starts, then twice as long after each save, up to ``TEXT_MAX_SECONDS``. Each save
 #: rewrites the whole text, so a long answer's saves would cost the square of its length
 #: at a fixed pace; this way they cost a few times its length. A read of the message while
 #: the turn streams sees its text at most ``TEXT_MAX_SECONDS`` behind.

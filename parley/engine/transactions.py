@@ -256,7 +256,7 @@ def append_messages(
     ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
     target = ThreadTarget(thread_id=thread_id, metadata=metadata or {})
     thread, context, answered = _open_thread(
-        conn, user_id=user_id, target=target, messages=messages, history=history
+        conn, user_id=user_id, target=target, messages=messages, history=history, at=now()
     )
     if answered.approved:  # running them is a turn's work
         raise InvalidRequest(
@@ -284,8 +284,8 @@ def _open_thread(
     target: ThreadTarget,
     messages: list[NewMessage],
     history: HistoryCache | None,
+    at: float,
     lease: Lease | None = None,
-    at: float | None = None,
 ) -> tuple[Thread, list[Item], Answered]:
     """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
     thread holding copies of the target's messages up to ``fork_after``); or the target,
@@ -367,7 +367,7 @@ def _answer_pending_calls(
     user_id: str,
     thread_id: str,
     messages: list[NewMessage],
-    at: float | None = None,
+    at: float,
 ) -> Answered:
     """Close the thread's active run with the tool results and approvals among
     ``messages``: an ``action_required`` run whose pending calls they all answer is
@@ -401,7 +401,7 @@ def _answer_pending_calls(
         run.id,
         RunStatus.COMPLETED,
         source=RunStatus.ACTION_REQUIRED,
-        completed_at=now() if at is None else at,
+        completed_at=at,
         expires_at=None,
     )
     return answered

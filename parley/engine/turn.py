@@ -25,14 +25,14 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.store.records import Run
 from parley.types import ToolCall, Usage
 
-#: Seconds from a turn's claim to the first save of its text by a checkpoint
-#: (``checkpoints.TEXT_MAX_SECONDS`` says how the saves space out after it).
-TEXT_SECONDS = 1.0
-
 if TYPE_CHECKING:
     from parley.engine.hosted.approvals import Approved
     from parley.engine.hosted.toolbox import Ran, Toolbox
     from parley.engine.streaming import StreamClock
+
+#: Seconds from a turn's claim to the first save of its text by a checkpoint
+#: (``checkpoints.TEXT_MAX_SECONDS`` says how the saves space out after it).
+TEXT_SECONDS = 1.0
 
 
 class TurnStopped(Exception):

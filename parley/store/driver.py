@@ -78,6 +78,12 @@ class Statement:
         cursor = self._execute(conn, "execute", self._row(values))
         return cast("Sequence[Any] | None", cursor.fetchone())
 
+    def one(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any]:
+        """Run a query that always answers one row (an aggregate's); answers that row."""
+        row = self.first(conn, values)
+        assert row is not None, "an aggregate answers one row"
+        return row
+
     def _execute(self, conn: Connection, how: str, params: Any) -> Any:
         """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
         statement layer's (``_translated``)."""
@@ -98,16 +104,16 @@ def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
     psycopg cursor builds its own adapters each time), and the statement's SQL for it. A
     statement's rows and row count are read before the next one runs on the cursor. (A
     SQLite cursor steps past each row it returns: a read of its one row is done, and holds
-    no snapshot while the cursor waits.)"""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    info = conn.info
-    kept = info.get(_CURSOR)
-    if kept is None or kept[0] is not driver:
-        kept = info[_CURSOR] = (driver, driver.cursor())
+    no snapshot while the cursor waits.) The connection's info goes with its driver
+    connection: a new one, after a lost one, starts without a cursor."""
+    cursor = conn.info.get(_CURSOR)
+    if cursor is None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = conn.info[_CURSOR] = driver.cursor()
     if conn.dialect.name == "postgresql":
-        return kept[1], statement.postgresql
-    return kept[1], statement.sqlite
+        return cursor, statement.postgresql
+    return cursor, statement.sqlite
 
 
 def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:

@@ -95,13 +95,12 @@ def _held(claim: Claim) -> ColumnElement[bool]:
 def queue(conn: Connection) -> Queue:
     """How many files wait ``in_progress``, and how many of them a worker may claim now
     (one query on the partial index of ``in_progress`` files)."""
-    row = _QUEUE.first(conn, (now(),))
-    assert row is not None  # an aggregate's one row
-    return Queue(int(row[0]), int(row[1] or 0))
+    waiting, free = _QUEUE.one(conn, (now(),))
+    return Queue(int(waiting), int(free))
 
 
 _QUEUE = driver.Statement(
-    "SELECT count(*), sum(CASE WHEN lease_until IS NULL OR lease_until < ? THEN 1 ELSE 0 END)"
+    "SELECT count(*), count(CASE WHEN lease_until IS NULL OR lease_until < ? THEN 1 END)"
     " FROM vector_store_files WHERE status = 'in_progress'"
 )
 

@@ -270,9 +270,8 @@ def falling_due(conn: Connection) -> tuple[float | None, float | None, float | N
     """When the sweep's work next falls due, in one read: the earliest lease of a run in
     progress, the earliest expiry of a run waiting for tool outputs, the earliest hold of
     a scratch thread (each None when there is none)."""
-    row = _FALLING_DUE.first(conn, ())
-    assert row is not None  # an aggregate's one row
-    return row[0], row[1], row[2]
+    lease, expiry, hold = _FALLING_DUE.one(conn, ())
+    return lease, expiry, hold
 
 
 _FALLING_DUE = driver.Statement(

@@ -282,8 +282,8 @@ def any_due(conn: Connection) -> bool:
 
 def next_due(conn: Connection) -> float | None:
     """When the first pending delivery is due (now or later); None when none is pending."""
-    row = _NEXT_DUE.first(conn, ())
-    return None if row is None or row[0] is None else float(row[0])
+    found = _NEXT_DUE.one(conn, ())[0]
+    return None if found is None else float(found)
 
 
 _NEXT_DUE = driver.Statement(
