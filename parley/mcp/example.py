@@ -2,7 +2,8 @@
 
     python -m parley.mcp.example [--port 8765] [--host 127.0.0.1] [--seed N]
 
-It serves streamable HTTP on ``http://HOST:PORT/mcp`` and says so in one line. Its tools:
+It serves streamable HTTP on ``http://HOST:PORT/mcp`` and says so in one line once it
+listens (``--port 0`` takes any free port, and the line names it). Its tools:
 
 * ``clock``: the current UTC time (read-only).
 * ``roll_dice``: ``count`` dice (default 2) of ``sides`` sides (default 6); read-only, as
@@ -186,13 +187,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="repeatable dice rolls")
     opts = parser.parse_args(argv)
 
+    import socket
+
     import uvicorn
 
     server = build_server(Example(rng=random.Random(opts.seed)))
     app = server.streamable_http_app(host=opts.host)
+    # Bind before saying where: a port in use fails here, plainly, and never prints an address
+    # some other program answers on; port 0 then names the port the system chose.
+    family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((opts.host, opts.port))
+    except OSError as exc:
+        listener.close()
+        parser.exit(1, f"cannot listen on {opts.host}:{opts.port}: {exc.strerror}\n")
+    listener.listen(128)
+    port = listener.getsockname()[1]
     host = f"[{opts.host}]" if ":" in opts.host else opts.host
-    print(f"Example MCP server on http://{host}:{opts.port}/mcp (Ctrl-C stops it)", flush=True)
-    uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")
+    print(f"Example MCP server on http://{host}:{port}/mcp (Ctrl-C stops it)", flush=True)
+    config = uvicorn.Config(app, log_level="warning")
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 if __name__ == "__main__":

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import httpx
 import pytest
 
 from tests.e2e.responses_helpers import create, output_text, stream_create
-from tests.harness import free_port
 
 DEMO = "demo/parley"
 EXAMPLE_TOOLS = ["clock", "roll_dice", "word_count", "add_note", "list_notes"]
@@ -28,23 +25,20 @@ EXAMPLE_TOOLS = ["clock", "roll_dice", "word_count", "add_note", "list_notes"]
 @pytest.fixture(scope="module")
 def example_url() -> Iterator[str]:
     """The example MCP server as its own process, as a user starts it."""
-    port = free_port()
-    command = [sys.executable, "-m", "parley.mcp.example", "--port", str(port), "--seed", "4"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "parley.mcp.example", "--port", "0", "--seed", "4"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}/mcp"
+        # It prints its address once it listens, on the port it was given by the system.
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        said = re.search(r"(http://\S+/mcp)", line)
+        assert said is not None, line
+        yield said.group(1)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def example(url: str, **fields: Any) -> dict[str, Any]:

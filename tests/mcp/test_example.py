@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,6 @@ import pytest
 
 from parley.mcp import Bounds, ServerTarget, Session, open_session
 from parley.mcp.example import Example, build_server
-from tests.harness import free_port
 from tests.mcp.conftest import _threaded
 
 NOON = datetime.datetime(2026, 1, 2, 12, 0, 0, 123456, tzinfo=datetime.UTC)
@@ -103,14 +104,18 @@ async def test_notes_are_kept_while_it_runs(session: Session, example: Example) 
 
 
 def test_it_runs_as_a_program_and_says_where() -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "parley.mcp.example", "--port", str(port), "--seed", "1"]
+    """``--port 0`` takes a free port; the one line it prints names the port it listens on."""
+    command = [sys.executable, "-m", "parley.mcp.example", "--port", "0", "--seed", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        url = f"http://127.0.0.1:{port}/mcp"
-        assert line == f"Example MCP server on {url} (Ctrl-C stops it)\n"
+        said = re.fullmatch(
+            r"Example MCP server on (http://127\.0\.0\.1:(\d+)/mcp) \(Ctrl-C stops it\)\n", line
+        )
+        assert said is not None, line
+        url = said.group(1)
+        assert int(said.group(2)) > 0
         seeded = random.Random(1).randint(1, 6)
         assert asyncio.run(_first_roll(url)) == f"rolled 1d6: {seeded} (total {seeded})"
     finally:
@@ -118,6 +123,19 @@ def test_it_runs_as_a_program_and_says_where() -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_port_in_use_is_a_plain_error() -> None:
+    """A busy port stops it with exit status 1 and a message, before it claims an address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "parley.mcp.example", "--port", str(port)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"cannot listen on 127.0.0.1:{port}: "), done.stderr
 
 
 async def _first_roll(url: str) -> str | None:
