@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -21,7 +21,14 @@ from parley.store import driver
 from parley.store.db import new_id, now, translate_ahead
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
-from parley.store.tables import actions, run_events, runs, threads
+from parley.store.tables import (
+    ACTIVE_RUN_SQL,
+    SCRATCH_THREAD_SQL,
+    actions,
+    run_events,
+    runs,
+    threads,
+)
 from parley.store.threads import SCRATCH
 
 # Statements of the hot path, built once (building one per call costs more than running it).
@@ -30,6 +37,11 @@ from parley.store.threads import SCRATCH
 MAX_SEQ = 2**31 - 1
 
 _INSERT_ACTIONS = insert(actions)
+#: The condition of the indexes of active runs, word for word: SQLite uses a partial index
+#: only for a statement whose WHERE holds the index's own condition (it does not see that
+#: ``status = ?`` implies it), so the sweeps' reads of active runs carry it, and read the
+#: few active runs instead of scanning every run ever made.
+ACTIVE = text(ACTIVE_RUN_SQL)
 #: A run anyone may see: not one of a scratch thread (``tables.threads.scratch_until``).
 VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, SCRATCH)
 _GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
@@ -246,7 +258,7 @@ def in_progress_leases(conn: Connection) -> dict[str, tuple[str | None, float | 
     """The lease (owner, expiry) of every run with a turn in progress (few: the status is
     indexed)."""
     query = select(runs.c.id, runs.c.lease_owner, runs.c.lease_expires_at).where(
-        runs.c.status == "in_progress"
+        ACTIVE, runs.c.status == "in_progress"
     )
     return {r.id: (r.lease_owner, r.lease_expires_at) for r in conn.execute(query).all()}
 
@@ -262,7 +274,7 @@ def lock_lease(conn: Connection, *, run_id: str) -> tuple[str, float | None] | N
 
 def orphaned_runs(conn: Connection, *, at: float) -> list[Run]:
     """Runs still ``in_progress`` whose owner stopped renewing its lease."""
-    query = select(runs).where(runs.c.status == "in_progress", runs.c.lease_expires_at < at)
+    query = select(runs).where(ACTIVE, runs.c.status == "in_progress", runs.c.lease_expires_at < at)
     return [Run.from_row(r) for r in (conn.execute(query)).all()]
 
 
@@ -275,15 +287,16 @@ def falling_due(conn: Connection) -> tuple[float | None, float | None, float | N
 
 
 _FALLING_DUE = driver.Statement(
-    "SELECT (SELECT min(lease_expires_at) FROM runs WHERE status = 'in_progress'),"
-    " (SELECT min(expires_at) FROM runs WHERE status = 'action_required'),"
-    " (SELECT min(scratch_until) FROM threads)"
+    f"SELECT (SELECT min(lease_expires_at) FROM runs WHERE {ACTIVE_RUN_SQL}"
+    " AND status = 'in_progress'),"
+    f" (SELECT min(expires_at) FROM runs WHERE {ACTIVE_RUN_SQL} AND status = 'action_required'),"
+    f" (SELECT min(scratch_until) FROM threads WHERE {SCRATCH_THREAD_SQL})"
 )
 
 
 def overdue_runs(conn: Connection, *, at: float, thread_id: str | None = None) -> list[Run]:
     """``action_required`` runs whose wait for tool outputs has run out."""
-    query = select(runs).where(runs.c.status == "action_required", runs.c.expires_at < at)
+    query = select(runs).where(ACTIVE, runs.c.status == "action_required", runs.c.expires_at < at)
     if thread_id is not None:
         query = query.where(runs.c.thread_id == thread_id)
     return [Run.from_row(r) for r in (conn.execute(query)).all()]
