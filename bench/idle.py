@@ -10,7 +10,9 @@ An idle server still sweeps: it asks when the next lease, wait for tool outputs 
 scratch thread falls due, which files wait for indexing, which webhooks are due. Those
 reads should look at the few active rows only, whatever the history; this measures that
 they do. Each thread's CPU comes from ``/proc/PID/task/TID/schedstat`` (the kernel's
-nanosecond run time) over ``--seconds``, after ``--settle`` seconds of start-up.
+nanosecond run time) over ``--seconds``, after ``--settle`` seconds of start-up. On
+PostgreSQL a read's work is the database server's, not Parley's: the rows it read per second
+(``pg_stat_database``: rows returned by scans plus rows fetched by index) show it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from procs import BenchDatabase, Cores, Parley
 
@@ -99,19 +102,41 @@ def thread_ns(pid: int) -> dict[int, int]:
     return found
 
 
-def idle_cost(server: Parley, settle: float, seconds: float) -> tuple[float, float]:
-    """The event loop's and the other threads' CPU, in ms per second of idle."""
+def rows_read(database: BenchDatabase, server_url: str | None) -> int:
+    """The rows PostgreSQL's scans of the database returned and its index reads fetched so
+    far (0 on SQLite)."""
+    if server_url is None or database.pg_name is None:
+        return 0
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s",
+            (database.pg_name,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def idle_cost(
+    server: Parley, database: BenchDatabase, server_url: str | None, settle: float, seconds: float
+) -> tuple[float, float, float]:
+    """The event loop's and the other threads' CPU, in ms per second of idle, and the rows
+    PostgreSQL read per second."""
     server.start()
     try:
         time.sleep(settle)
-        before = thread_ns(server.pid)
+        before, read_before = thread_ns(server.pid), rows_read(database, server_url)
         time.sleep(seconds)
+        # The statistics collector reports a backend's counts when its transaction ends
+        # (within a second): wait for the last ones.
         after = thread_ns(server.pid)
+        time.sleep(1.0 if server_url else 0.0)
+        read_after = rows_read(database, server_url)
     finally:
         server.stop()
     spent = {tid: after[tid] - before.get(tid, 0) for tid in after}
     loop = spent.pop(server.pid, 0)
-    return loop / 1e6 / seconds, sum(spent.values()) / 1e6 / seconds
+    rows = (read_after - read_before) / seconds
+    return loop / 1e6 / seconds, sum(spent.values()) / 1e6 / seconds, rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     cores = Cores.pick(True)
     kind = "PostgreSQL" if args.database_url else "SQLite"
     print(f"idle `parley serve` on {kind}, {args.seconds:g} s window; {cores.describe()}")
-    print("| database | event loop, ms/s | other threads, ms/s | all, ms/s |")
-    print("|---|---:|---:|---:|")
+    print("| database | event loop, ms/s | other threads, ms/s | all, ms/s | rows read/s |")
+    print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="parley-idle-") as tmp:
         for label, count in (("fresh", 0), (f"{args.runs:,} ended runs", args.runs)):
             workdir = Path(tmp) / str(count)
@@ -136,10 +161,13 @@ def main(argv: list[str] | None = None) -> None:
                 server.create_user("bench")
                 if count:
                     seed(database.url, count)
-                loop, others = idle_cost(server, args.settle, args.seconds)
+                loop, others, rows = idle_cost(
+                    server, database, args.database_url, args.settle, args.seconds
+                )
             finally:
                 database.drop()
-                print(f"| {label} | {loop:.2f} | {others:.2f} | {loop + others:.2f} |")
+                read = f"{rows:,.0f}" if args.database_url else "—"
+                print(f"| {label} | {loop:.2f} | {others:.2f} | {loop + others:.2f} | {read} |")
                 sys.stdout.flush()
 
 

@@ -202,15 +202,25 @@ def claim_items(
     # One moment for the run the tool results complete and the run they start: the first
     # did not end after the second began.
     t = now()
+    # A new thread is made with the sequence numbers of the messages and the answer taken
+    # (it answers no pending calls, so nothing joins them): one statement fewer.
+    taken = len(messages) + 1 if target.thread_id is None else 0
     thread, context, answered = _open_thread(
-        conn, user_id=user_id, target=target, messages=messages, history=history, lease=lease, at=t
+        conn,
+        user_id=user_id,
+        target=target,
+        messages=messages,
+        history=history,
+        lease=lease,
+        at=t,
+        reserve=taken,
     )
     approvals.given_back(messages, answered)
     approvals.check_taken(messages, answered)
     messages = [*messages, *answered.denied]
     thread_id = thread.id
     caller_of = check_tool_results(context, messages)
-    last = thread_store.reserve_seqs(
+    last = taken or thread_store.reserve_seqs(
         conn, user_id=user_id, thread_id=thread_id, count=len(messages) + 1
     )
     first = last - len(messages)
@@ -255,8 +265,15 @@ def append_messages(
     """Store ``messages`` at the end of a thread with no turn running (a new thread with
     ``metadata`` when ``thread_id`` is None), checked as ``claim_items`` checks them."""
     target = ThreadTarget(thread_id=thread_id, metadata=metadata or {})
+    taken = len(messages) if thread_id is None else 0  # as claim_items takes them
     thread, context, answered = _open_thread(
-        conn, user_id=user_id, target=target, messages=messages, history=history, at=now()
+        conn,
+        user_id=user_id,
+        target=target,
+        messages=messages,
+        history=history,
+        at=now(),
+        reserve=taken,
     )
     if answered.approved:  # running them is a turn's work
         raise InvalidRequest(
@@ -268,7 +285,7 @@ def append_messages(
     caller_of = check_tool_results(context, messages)
     if not messages:
         return thread, []
-    last = thread_store.reserve_seqs(
+    last = taken or thread_store.reserve_seqs(
         conn, user_id=user_id, thread_id=thread.id, count=len(messages)
     )
     first = last - len(messages) + 1
@@ -286,11 +303,12 @@ def _open_thread(
     history: HistoryCache | None,
     at: float,
     lease: Lease | None = None,
+    reserve: int = 0,
 ) -> tuple[Thread, list[Item], Answered]:
-    """The thread ``messages`` go to, and its messages so far: a new thread; a branch (a new
-    thread holding copies of the target's messages up to ``fork_after``); or the target,
-    whose ``action_required`` run the tool results and approvals among ``messages``
-    answer (what they answered, last). A new thread
+    """The thread ``messages`` go to, and its messages so far: a new thread (with ``reserve``
+    sequence numbers taken); a branch (a new thread holding copies of the target's messages
+    up to ``fork_after``); or the target, whose ``action_required`` run the tool results and
+    approvals among ``messages`` answer (what they answered, last). A new thread
     of a ``scratch`` target is a scratch one, held for as long as ``lease``; the target's
     thread may be a scratch one when it is ``held``."""
     until = None
@@ -298,7 +316,11 @@ def _open_thread(
         until = lease.until() if lease is not None else now()
     if target.thread_id is None:
         thread = thread_store.create_thread(
-            conn, user_id=user_id, metadata=target.metadata, scratch_until=until
+            conn,
+            user_id=user_id,
+            metadata=target.metadata,
+            message_count=reserve,
+            scratch_until=until,
         )
         return thread, [], Answered()
     source = thread_store.get_thread(

@@ -37,10 +37,11 @@ from parley.store.threads import SCRATCH
 MAX_SEQ = 2**31 - 1
 
 _INSERT_ACTIONS = insert(actions)
-#: The condition of the indexes of active runs, word for word: SQLite uses a partial index
-#: only for a statement whose WHERE holds the index's own condition (it does not see that
-#: ``status = ?`` implies it), so the sweeps' reads of active runs carry it, and read the
-#: few active runs instead of scanning every run ever made.
+#: The condition of the index of active runs (``uq_runs_active_thread``), word for word:
+#: SQLite uses a partial index only for a statement whose WHERE holds the index's own
+#: condition (it does not see that ``status = ?`` implies it), nor does PostgreSQL in a
+#: generic plan, so the reads of active runs carry it, and read the few active runs
+#: instead of every run ever made.
 ACTIVE = text(ACTIVE_RUN_SQL)
 #: A run anyone may see: not one of a scratch thread (``tables.threads.scratch_until``).
 VISIBLE = ~exists().where(threads.c.id == runs.c.thread_id, SCRATCH)
@@ -216,10 +217,7 @@ def list_runs(
 
 
 def active_run_id(conn: Connection, *, thread_id: str) -> str | None:
-    query = select(runs.c.id).where(
-        runs.c.thread_id == thread_id,
-        runs.c.status.in_(("queued", "in_progress", "action_required")),
-    )
+    query = select(runs.c.id).where(runs.c.thread_id == thread_id, ACTIVE)
     return (conn.execute(query)).scalar_one_or_none()
 
 
@@ -255,8 +253,8 @@ def renew_leases(conn: Connection, *, owner: str, run_ids: Sequence[str], until:
 
 
 def in_progress_leases(conn: Connection) -> dict[str, tuple[str | None, float | None]]:
-    """The lease (owner, expiry) of every run with a turn in progress (few: the status is
-    indexed)."""
+    """The lease (owner, expiry) of every run with a turn in progress (few: the active runs
+    are indexed)."""
     query = select(runs.c.id, runs.c.lease_owner, runs.c.lease_expires_at).where(
         ACTIVE, runs.c.status == "in_progress"
     )

@@ -248,14 +248,12 @@ runs = Table(
     Column("events_pruned_at", Float),
     Index(None, "user_id", "created_at"),
     Index(None, "thread_id", "created_at"),
-    Index(None, "assistant_id"),
-    # Sweeps and claims look only at the few queued, in_progress and action_required runs:
-    # partial, so that a run that ends leaves it (no entry written for the ended state).
+    # Most runs have no assistant (every Responses and chat turn): they write no entry.
     Index(
-        "ix_runs_active_status",
-        "status",
-        sqlite_where=text(ACTIVE_RUN_SQL),
-        postgresql_where=text(ACTIVE_RUN_SQL),
+        "ix_runs_assistant_id",
+        "assistant_id",
+        sqlite_where=text("assistant_id IS NOT NULL"),
+        postgresql_where=text("assistant_id IS NOT NULL"),
     ),
     # Pruning finds the ended runs whose event logs are still there, oldest first.
     Index(
@@ -264,7 +262,10 @@ runs = Table(
         sqlite_where=text(UNPRUNED_RUN_SQL),
         postgresql_where=text(UNPRUNED_RUN_SQL),
     ),
-    # At most one active run per thread, enforced by the database itself.
+    # At most one active run per thread, enforced by the database itself. Partial, so that
+    # a run that ends leaves it; the sweeps find the few queued, in_progress and
+    # action_required runs through it too (their reads carry its condition word for word,
+    # ``store.runs.ACTIVE``, which SQLite needs to use it).
     Index(
         "uq_runs_active_thread",
         "thread_id",
@@ -314,7 +315,13 @@ messages = Table(
     #: for every other message.
     Column("item", Json),
     UniqueConstraint("thread_id", "seq"),
-    Index(None, "run_id"),
+    # The messages a run wrote; the user's own (no run) write no entry.
+    Index(
+        "ix_messages_run_id",
+        "run_id",
+        sqlite_where=text("run_id IS NOT NULL"),
+        postgresql_where=text("run_id IS NOT NULL"),
+    ),
     postgresql_with={"fillfactor": UPDATED_FILLFACTOR},
 )
 

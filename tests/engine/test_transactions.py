@@ -8,13 +8,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget
 from parley.engine import transactions as tx
 from parley.errors import InvalidRequest, NotFound
-from parley.store import runs, threads, users
+from parley.store import runs, tables, threads, users
 from parley.store.db import Database
+from parley.store.tables import messages
 from parley.types import Role
 from tests.harness import FreshDatabase
 
@@ -181,3 +183,48 @@ async def test_a_refused_tool_result_is_named_by_its_index_among_the_messages(
         1,
         None,
     )
+
+
+async def test_a_turn_on_a_new_thread_takes_its_numbers_with_the_thread(db: Database) -> None:
+    """A claim that makes its thread takes the messages' and the answer's sequence numbers
+    with it (no second statement); the next turn of the thread numbers on from there."""
+    user = await db.write(users.create_user, name="u")
+
+    def turn(conn: Connection, thread_id: str | None, *texts: str) -> tx.Claim:
+        claimed = tx.claim_items(
+            conn,
+            user_id=user.id,
+            target=ThreadTarget(thread_id=thread_id),
+            messages=[NewMessage(role=Role.USER, content=t) for t in texts],
+            config=RunConfig(model="demo/parley"),
+            lease=tx.Lease.of(None, 5),
+            check_model=lambda model: None,
+        )
+        runs.set_status(conn, run_id=claimed.run.id, expected=["in_progress"], status="completed")
+        return claimed
+
+    first = await db.write(lambda c: turn(c, None, "one", "two"))
+    thread_id = first.run.thread_id
+    second = await db.write(lambda c: turn(c, thread_id, "three"))
+
+    def numbered(conn: Connection) -> tuple[list[tuple[int, str, str]], int]:
+        rows = conn.execute(
+            select(messages.c.seq, messages.c.role, messages.c.id)
+            .where(messages.c.thread_id == thread_id)
+            .order_by(messages.c.seq)
+        )
+        count = conn.execute(
+            select(tables.threads.c.message_count).where(tables.threads.c.id == thread_id)
+        ).scalar_one()
+        return [tuple(r) for r in rows], count
+
+    found, count = await db.read(numbered)
+    assert [(seq, role) for seq, role, _ in found] == [
+        (1, "user"),
+        (2, "user"),
+        (3, "assistant"),
+        (4, "user"),
+        (5, "assistant"),
+    ]
+    assert (found[2][2], found[4][2]) == (first.message_id, second.message_id)
+    assert count == 5
