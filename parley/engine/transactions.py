@@ -205,6 +205,8 @@ def claim_items(
     # A new thread is made with the sequence numbers of the messages and the answer taken
     # (it answers no pending calls, so nothing joins them): one statement fewer.
     taken = len(messages) + 1 if target.thread_id is None else 0
+    if taken:  # nothing to read: every statement goes ahead, one round trip with the commit
+        send_ahead(conn)
     thread, context, answered = _open_thread(
         conn,
         user_id=user_id,

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, RunConfig, ThreadTarget
@@ -228,3 +228,41 @@ async def test_a_turn_on_a_new_thread_takes_its_numbers_with_the_thread(db: Data
     ]
     assert (found[2][2], found[4][2]) == (first.message_id, second.message_id)
     assert count == 5
+
+
+async def test_a_refused_turn_on_a_new_thread_leaves_no_thread(db: Database) -> None:
+    """The statements of a turn that makes its thread go ahead of their answers (one round
+    trip on PostgreSQL): a turn refused after its thread was sent leaves nothing stored."""
+    user = await db.write(users.create_user, name="u")
+    stray = NewMessage(role=Role.TOOL, content="x", tool_call_id="call_nowhere")
+    with pytest.raises(InvalidRequest) as refused:
+        await db.write(
+            tx.claim_items,
+            user_id=user.id,
+            target=ThreadTarget(thread_id=None),
+            messages=[NewMessage(role=Role.USER, content="hi"), stray],
+            config=RunConfig(model="demo/parley"),
+            lease=tx.Lease.of(None, 5),
+            check_model=lambda model: None,
+        )
+    assert refused.value.code == "tool_call_not_found"
+
+    def stored(conn: Connection) -> list[int]:
+        return [
+            conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (tables.threads, tables.runs, messages)
+        ]
+
+    assert await db.read(stored) == [0, 0, 0]
+    # The connection is whole: the next turn goes through.
+    turn = await db.write(
+        tx.claim_items,
+        user_id=user.id,
+        target=ThreadTarget(thread_id=None),
+        messages=[NewMessage(role=Role.USER, content="hi")],
+        config=RunConfig(model="demo/parley"),
+        lease=tx.Lease.of(None, 5),
+        check_model=lambda model: None,
+    )
+    assert await db.read(stored) == [1, 1, 2]
+    assert turn.run.status == "in_progress"
