@@ -11,14 +11,22 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest, NotFound
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import StoredFile, Upload, UploadPart
-from parley.store.tables import container_files, file_data, files, upload_parts, uploads, users
+from parley.store.tables import (
+    FIRST_PIECE_SQL,
+    container_files,
+    file_data,
+    files,
+    upload_parts,
+    uploads,
+    users,
+)
 
 #: Seconds an upload stays open for parts (OpenAI's hour).
 UPLOAD_SECONDS = 3600
@@ -448,7 +456,7 @@ def orphan_keys(conn: Connection, *, before: float, limit: int = SWEEP_BATCH) ->
     query = (
         select(file_data.c.key)
         .where(
-            file_data.c.seq == 0,
+            text(FIRST_PIECE_SQL),  # the condition of the index of first pieces, word for word
             file_data.c.created_at < before,
             ~named_by_file.exists(),
             ~named_by_part.exists(),

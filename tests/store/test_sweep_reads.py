@@ -1,6 +1,6 @@
-"""The sweeps' reads look at the few active runs and scratch threads, not at every run and
-thread ever stored: on a database of many ended runs they read little more than on an
-empty one.
+"""The sweeps' reads look at the few active runs and scratch threads (and the first piece
+of each key's bytes), not at every run, thread and piece ever stored: on a database of many
+they read little more than on an empty one.
 
 SQLite uses a partial index only for a statement whose WHERE holds the index's own
 condition, so each read is measured in SQLite's own unit of work: the virtual machine
@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 
+from parley.store import files as file_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
 from parley.store.db import Database, now
+from parley.store.tables import file_data
 from tests.store.conftest import new_run, new_user
 
 ENDED = 2000
@@ -81,3 +83,27 @@ async def test_the_sweeps_read_the_active_runs_alone(db: Database) -> None:
     assert scan >= ENDED // 100, scan
     for name in few:
         assert many[name] <= few[name] + 2, (name, few[name], many[name], scan)
+
+
+async def test_the_sweep_of_unnamed_bytes_reads_first_pieces_alone(db: Database) -> None:
+    """The sweep of bytes no file names looks at each key's first piece, through the index
+    of first pieces by age: a file of many pieces costs it what a file of one does."""
+    if not db.is_sqlite:
+        pytest.skip("counts SQLite's steps; PostgreSQL plans the literal condition by itself")
+    old = now() - 2 * 86400
+
+    def pieces(conn: Connection, key: str, count: int) -> None:
+        conn.execute(
+            insert(file_data),
+            [{"key": key, "seq": s, "data": b"x" * 64, "created_at": old} for s in range(count)],
+        )
+
+    def sweep(conn: Connection) -> Any:
+        return file_store.orphan_keys(conn, before=now())
+
+    await db.write(lambda c: pieces(c, "a" * 32, 1))
+    few = await db.read(lambda c: _steps(c, sweep))
+    await db.write(lambda c: pieces(c, "b" * 32, ENDED))
+    many = await db.read(lambda c: _steps(c, sweep))
+    assert sorted(await db.read(sweep)) == ["a" * 32, "b" * 32]  # both unnamed, both found
+    assert many <= few + 2, (few, many)
