@@ -18,7 +18,6 @@ PostgreSQL a read's work is the database server's, not Parley's: the rows it rea
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -28,8 +27,12 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 from procs import BenchDatabase, Cores, Parley
+from turn_profile import thread_times
 
 from parley.store.tables import runs, threads, users
+
+#: The roles ``turn_profile.thread_times`` sums each thread's run time by.
+LOOP, OTHERS = "event loop", "database (the other threads)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,19 +92,6 @@ def seed(url: str, count: int) -> None:
     engine.dispose()
 
 
-def thread_ns(pid: int) -> dict[int, int]:
-    """Each live thread's run time so far, in nanoseconds."""
-    found = {}
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            found[int(task)] = int(
-                Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0]
-            )
-        except (FileNotFoundError, ValueError):
-            continue
-    return found
-
-
 def rows_read(database: BenchDatabase, server_url: str | None) -> int:
     """The rows PostgreSQL's scans of the database returned and its index reads fetched so
     far (0 on SQLite)."""
@@ -124,19 +114,18 @@ def idle_cost(
     server.start()
     try:
         time.sleep(settle)
-        before, read_before = thread_ns(server.pid), rows_read(database, server_url)
+        before, read_before = thread_times(server.pid), rows_read(database, server_url)
         time.sleep(seconds)
         # The statistics collector reports a backend's counts when its transaction ends
         # (within a second): wait for the last ones.
-        after = thread_ns(server.pid)
+        after = thread_times(server.pid)
         time.sleep(1.0 if server_url else 0.0)
         read_after = rows_read(database, server_url)
     finally:
         server.stop()
-    spent = {tid: after[tid] - before.get(tid, 0) for tid in after}
-    loop = spent.pop(server.pid, 0)
+    loop, others = (after[role] - before[role] for role in (LOOP, OTHERS))
     rows = (read_after - read_before) / seconds
-    return loop / 1e6 / seconds, sum(spent.values()) / 1e6 / seconds, rows
+    return loop * 1e3 / seconds, others * 1e3 / seconds, rows
 
 
 def main(argv: list[str] | None = None) -> None:
