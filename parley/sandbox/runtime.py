@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import struct
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +43,10 @@ IMAGE_BYTES = 8 << 20
 #: Seconds a kernel has to start, and to stop after the SIGINT of a call past its time.
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 2.0
-#: How often the host looks at the directory's size during a call.
+#: How often the host looks at the directory's size during a call; and how soon it looks
+#: again when the files grow fast toward their limit (and first, as the call starts).
 WATCH_EVERY = 0.05
+WATCH_SOONEST = 0.005
 #: The longest pause between two looks at a running call's limits, whatever a scan costs.
 WATCH_MOST = 0.15
 #: The sandbox's private /tmp.
@@ -483,33 +486,68 @@ class Kernel:
 
     def _over_limits(self, *, disk: bool = True) -> str | None:
         """Why the sandbox must stop now (its disk, its processes), or None."""
+        return self._look(disk=disk)[0]
+
+    def _look(self, *, disk: bool = True) -> tuple[str | None, int]:
+        """Why the sandbox must stop now, or None; and the bytes in its /mnt/data (0 when
+        ``disk`` is false)."""
         limits = self.limits
+        size = 0
         if disk:
             size, count = files.tally(self.directory, most=limits.disk_files + 1)
             if size > limits.disk_bytes:
                 room = size_text(limits.disk_bytes)
-                return f"the files in /mnt/data passed the container's {room}"
+                return f"the files in /mnt/data passed the container's {room}", size
             if count > limits.disk_files:
-                return f"/mnt/data holds more than {limits.disk_files:,} files"
+                return f"/mnt/data holds more than {limits.disk_files:,} files", size
         # The kernel's processes (bwrap's init in the sandbox included) at their bound: a
         # fork bomb, which would hold every slot for as long as it runs.
         if self.pid is not None and len(_descendants(self.pid)) >= limits.processes:
-            return f"the code reached the container's limit of {limits.processes} processes"
-        return None
+            return f"the code reached the container's limit of {limits.processes} processes", size
+        return None, size
 
     async def _watch(self) -> str:
-        """Returns (why) when the sandbox passes a limit the host enforces."""
-        pause = WATCH_EVERY
-        while True:
-            await asyncio.sleep(pause)
-            began = time.monotonic()
-            over = await asyncio.to_thread(self._over_limits)
-            if over is not None:
-                return over
-            # A large /mnt/data takes long to scan: at most a fifth of the time scanning,
-            # but never more than WATCH_MOST between looks, so a fast writer on a slow
-            # (busy) machine cannot pass the disk limit by hundreds of megabytes.
-            pause = min(WATCH_MOST, max(WATCH_EVERY, 4 * (time.monotonic() - began)))
+        """Returns (why) when the sandbox passes a limit the host enforces.
+
+        The looks run on a thread of their own, which kills the sandbox the moment it finds
+        it over: a busy event loop, or a queue of other jobs, would let a fast writer pass
+        the disk limit by hundreds of megabytes before the kill."""
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[str] = loop.create_future()
+        stop = threading.Event()
+
+        def settle(why: str) -> None:
+            if not found.done():
+                found.set_result(why)
+
+        def look() -> None:
+            room = self.limits.disk_bytes
+            then, (_, before) = time.monotonic(), self._look()
+            pause = WATCH_SOONEST
+            while not stop.wait(pause):
+                began = time.monotonic()
+                over, size = self._look()
+                if over is not None:
+                    if self.pid is not None and not stop.is_set():
+                        _kill_tree(self.pid)
+                    loop.call_soon_threadsafe(settle, over)
+                    return
+                # Look again before the files could reach the limit at the pace they grow
+                # (half the time it would take), so a fast writer is caught near it; but
+                # spend at most a fifth of the time scanning a large /mnt/data, and never
+                # wait more than WATCH_MOST.
+                pause = WATCH_EVERY
+                if size > before:
+                    left = (room - size) / ((size - before) / max(began - then, 1e-6))
+                    pause = max(WATCH_SOONEST, min(WATCH_EVERY, left / 2))
+                pause = min(WATCH_MOST, max(pause, 4 * (time.monotonic() - began)))
+                then, before = began, size
+
+        threading.Thread(target=look, name="parley-sandbox-watch", daemon=True).start()
+        try:
+            return await found
+        finally:
+            stop.set()
 
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
