@@ -4,7 +4,8 @@
 
 Two profiles, each counting the CPU time of its threads, not the wall time (waits cost
 nothing in them): the main thread (the server's event loop) to ``OUT``, and the jobs of the
-database threads (``parley.store.db.Workers``) to ``OUT.db``. ``SIGUSR1`` starts fresh
+database threads (``parley.store.db.Workers``: a job run alone, and a group's call that
+runs the jobs queued together) to ``OUT.db``. ``SIGUSR1`` starts fresh
 profiles, ``SIGUSR2`` stops them and writes both (read them with ``pstats``). Used by
 ``bench/turn_profile.py``, which leaves the warm-up out this way.
 """
@@ -57,7 +58,7 @@ def main() -> None:
 
     submit = db.Workers.submit
 
-    def profiled_submit(self: db.Workers, fn: Callable[[Any], Any], arg: Any, **kw: Any) -> Any:
+    def profiled(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def job(value: Any) -> Any:
             if not on.is_set():
                 return fn(value)
@@ -74,7 +75,26 @@ def main() -> None:
             finally:
                 profile.disable()
 
-        return submit(self, job, arg, **kw)
+        return job
+
+    # Jobs of a group run together as one call of the group's function, found by identity:
+    # one wrapper for each.
+    groups: dict[Callable[[Any], Any], Callable[[Any], Any]] = {}
+
+    def profiled_submit(
+        self: db.Workers,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        *,
+        group: Callable[[Any], Any] | None = None,
+        **kw: Any,
+    ) -> Any:
+        if group is not None:
+            wrapped = groups.get(group)
+            if wrapped is None:
+                wrapped = groups[group] = profiled(group)
+            kw["group"] = wrapped
+        return submit(self, profiled(fn), arg, **kw)
 
     db.Workers.submit = profiled_submit  # type: ignore[method-assign]
     signal.signal(signal.SIGUSR1, start)
