@@ -13,7 +13,10 @@ spacing aside), and with what the request made::
                          the stream's first, followed live while it runs), with the header
                          ``Idempotent-Replayed: true``
       ... while the first has recorded nothing yet
-                         409 ``idempotency_key_in_use``
+                         waits up to ``SETTLE_SECONDS`` for it to record something (or to
+                         fail: then this request is new), then as above, or 409
+                         ``idempotency_key_in_use`` (also at once while a ``stream: false``
+                         turn the first started runs)
     another method, path or body
                          422 ``idempotency_key_reused``
 
@@ -50,6 +53,10 @@ MAX_KEY_CHARS = 255
 KEEP_SECONDS = 24 * 3600.0
 #: How long a claim that has recorded nothing and started no run holds its key.
 ABANDONED_SECONDS = 60.0
+#: How long a retry waits for the request before it to record something (its answer, its
+#: stream or its run) before it is told the key is in use; and its first pause.
+SETTLE_SECONDS = 1.0
+SETTLE_FIRST_PAUSE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,10 @@ class Idempotency:
         self._db, self._user_id = db, user_id
         found = await self._claim()
         if found is not None:
+            found = await self._settled(found)
+            if found is None:  # the first request failed and let the key go: this one is new
+                found = await self._claim()
+        if found is not None:
             return await self._again(found, replay)
         try:
             return await self._record(await make())
@@ -131,6 +142,24 @@ class Idempotency:
             expired_before=at - KEEP_SECONDS,
             abandoned_before=at - ABANDONED_SECONDS,
         )
+
+    async def _settled(self, found: IdempotencyKey) -> IdempotencyKey | None:
+        """The key as the request that claimed it leaves it within ``SETTLE_SECONDS``, while
+        it has recorded nothing and started no run: a stream records its run a moment after
+        the run is stored, and a short request answers in milliseconds. None when it let the
+        key go (it failed)."""
+        assert self._db is not None and self.key is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_SECONDS
+        pause = SETTLE_FIRST_PAUSE
+        while found.pending and found.run_id is None and loop.time() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.1)
+            again = await self._db.read(store.find, user_id=self._user_id, key=self.key)
+            if again is None:
+                return None
+            found = again
+        return found
 
     async def _again(self, found: IdempotencyKey, replay: Replay | None) -> Response:
         """The answer to a request whose key was claimed before."""
