@@ -18,6 +18,7 @@ router) is looked up by its last part as well.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -73,8 +74,10 @@ BUILTIN_WINDOWS: dict[str, int] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def builtin_window(model_id: str) -> int | None:
-    """The window the table gives ``model_id``; None when it does not know the model."""
+    """The window the table gives ``model_id``; None when it does not know the model
+    (remembered: every turn asks, the table does not change)."""
     model_id = model_id.lower()
     window = _prefix_window(model_id)
     if window is None and "/" in model_id:
