@@ -54,9 +54,10 @@ KEEP_SECONDS = 24 * 3600.0
 #: How long a claim that has recorded nothing and started no run holds its key.
 ABANDONED_SECONDS = 60.0
 #: How long a retry waits for the request before it to record something (its answer, its
-#: stream or its run) before it is told the key is in use; and its first pause.
+#: stream or its run) before it is told the key is in use; and its pauses between looks.
 SETTLE_SECONDS = 1.0
 SETTLE_FIRST_PAUSE = 0.01
+SETTLE_LONGEST_PAUSE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +153,9 @@ class Idempotency:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_SECONDS
         pause = SETTLE_FIRST_PAUSE
-        while found.pending and found.run_id is None and loop.time() < deadline:
+        while found.silent and loop.time() < deadline:
             await asyncio.sleep(pause)
-            pause = min(2 * pause, 0.1)
+            pause = min(2 * pause, SETTLE_LONGEST_PAUSE)
             again = await self._db.read(store.find, user_id=self._user_id, key=self.key)
             if again is None:
                 return None

@@ -56,9 +56,14 @@ class IdempotencyKey:
         """The request that claimed the key has recorded nothing yet."""
         return self.status_code is None and self.stream_after is None
 
+    @property
+    def silent(self) -> bool:
+        """The request that claimed the key has recorded nothing and started no run."""
+        return self.pending and self.run_id is None
+
     def abandoned(self, before: float) -> bool:
         """A claim made before ``before`` that has recorded nothing and started no run."""
-        return self.pending and self.run_id is None and self.created_at < before
+        return self.silent and self.created_at < before
 
 
 def find(conn: Connection, *, user_id: str, key: str) -> IdempotencyKey | None:

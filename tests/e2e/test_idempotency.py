@@ -179,22 +179,15 @@ def test_a_stream_retried_while_it_runs_follows_it_live(
         with server.client(user_key) as client:
             seen["first"] = _stream(client, body, key)[1]
 
-    def retried() -> tuple[bool, list[JSONEvent]]:
-        """The retry, read to its end. Sent the moment the run shows, it may come between
-        the run's write and the key's record of the stream (a write of its own, just
-        after): it waits for that record instead of being told the key is in use."""
-        with http.stream("POST", "/responses", json=body, headers=keyed(key)) as answer:
-            check_sse_response(answer)
-            events = sse_events(answer.read().decode())
-        check_sequence(events)
-        return replayed(answer), events
-
     reader = threading.Thread(target=first_request)
     reader.start()
     try:
         [run] = wait_until(lambda: list_all(http, "/runs"), 10, "the first request's run")
         assert run["status"] == "in_progress"
-        was_replayed, again = retried()
+        # Sent the moment the run shows, the retry may come between the run's write and
+        # the key's record of the stream (a write of its own, just after): it waits for
+        # that record instead of being told the key is in use.
+        was_replayed, again = _stream(http, body, key)
     finally:
         reader.join(30)
     assert was_replayed

@@ -66,7 +66,10 @@ async def test_a_retry_gets_the_stream_recorded_a_moment_after(db: Database) -> 
     user_id = await new_user(db)
     gate = asyncio.Event()
 
+    made: list[str] = []
+
     async def stream() -> Made:
+        made.append("first")
         await gate.wait()
         return Streamed(StreamingResponse(iter([b"data: 1\n\n"])), "run_1", 4, {"X-A": "b"})
 
@@ -80,7 +83,7 @@ async def test_a_retry_gets_the_stream_recorded_a_moment_after(db: Database) -> 
         raise AssertionError("the retry made its own")
 
     first = asyncio.create_task(keyed().once(db, user_id, stream, replay))
-    await asyncio.sleep(0.05)
+    await started(made)
     retry = asyncio.create_task(keyed().once(db, user_id, never, replay))
     await asyncio.sleep(0.05)
     gate.set()
@@ -131,14 +134,13 @@ async def test_a_retry_of_a_turn_that_started_its_run_is_told_at_once(db: Databa
     idem = keyed()
 
     async def turn() -> Made:
-        made.append("first")
         await idem.started("run_1")
+        made.append("first")  # its run recorded
         await gate.wait()
         return JSONResponse({"id": "run_1"})
 
     first = asyncio.create_task(idem.once(db, user_id, turn))
     await started(made)
-    await asyncio.sleep(0.05)  # its run recorded
     began = time.monotonic()
     with pytest.raises(Conflict) as busy:
         await keyed().once(db, user_id, answering(gate, made, "retry"))
