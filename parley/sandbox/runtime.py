@@ -343,7 +343,7 @@ class Kernel:
         # one), the images in base64, and room for the rest.
         cap = 12 * limits.output_bytes + IMAGES * (IMAGE_BYTES * 4 // 3 + 8) + (1 << 20)
         reply = asyncio.ensure_future(self._receive(cap))
-        watch = asyncio.ensure_future(self._watch())
+        watch = _Watch(self)
         try:
             return await self._await_reply(reply, watch)
         except asyncio.CancelledError:
@@ -353,33 +353,30 @@ class Kernel:
                 _kill_tree(self.pid)
             raise
         finally:
-            watch.cancel()
+            watch.end()
             if not reply.done():
                 reply.cancel()
             elif not reply.cancelled():
                 reply.exception()  # retrieved: it was read, or the sandbox is gone
 
-    async def _await_reply(self, reply: asyncio.Future[Any], watch: asyncio.Future[str]) -> Outcome:
+    async def _await_reply(self, reply: asyncio.Future[Any], watch: _Watch) -> Outcome:
         limits = self.limits
         interrupted = False
-        try:
+        found = watch.found
+        done, _ = await asyncio.wait(
+            {reply, found}, timeout=limits.call_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            interrupted = self._interrupt()
             done, _ = await asyncio.wait(
-                {reply, watch}, timeout=limits.call_timeout, return_when=asyncio.FIRST_COMPLETED
+                {reply, found}, timeout=INTERRUPT_GRACE, return_when=asyncio.FIRST_COMPLETED
             )
             if not done:
-                interrupted = self._interrupt()
-                done, _ = await asyncio.wait(
-                    {reply, watch}, timeout=INTERRUPT_GRACE, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    await self._kill()
-                    return self._lost("timeout", self._late(), subject=False)
-            if watch in done and reply not in done:
                 await self._kill()
-                return self._lost("limit", watch.result(), subject=False)
-        finally:
-            watch.cancel()
-        over = await asyncio.to_thread(self._over_limits)  # what the call left behind
+                return self._lost("timeout", self._late(), subject=False)
+        # The watch's verdict first: when it killed the sandbox, a reply that came in the
+        # meantime is not the call's outcome. Then what the call left behind.
+        over = watch.end() or await asyncio.to_thread(self._over_limits)
         if over is not None:
             await self._kill()
             return self._lost("limit", over, subject=False)
@@ -506,49 +503,6 @@ class Kernel:
             return f"the code reached the container's limit of {limits.processes} processes", size
         return None, size
 
-    async def _watch(self) -> str:
-        """Returns (why) when the sandbox passes a limit the host enforces.
-
-        The looks run on a thread of their own, which kills the sandbox the moment it finds
-        it over: a busy event loop, or a queue of other jobs, would let a fast writer pass
-        the disk limit by hundreds of megabytes before the kill."""
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[str] = loop.create_future()
-        stop = threading.Event()
-
-        def settle(why: str) -> None:
-            if not found.done():
-                found.set_result(why)
-
-        def look() -> None:
-            room = self.limits.disk_bytes
-            then, (_, before) = time.monotonic(), self._look()
-            pause = WATCH_SOONEST
-            while not stop.wait(pause):
-                began = time.monotonic()
-                over, size = self._look()
-                if over is not None:
-                    if self.pid is not None and not stop.is_set():
-                        _kill_tree(self.pid)
-                    loop.call_soon_threadsafe(settle, over)
-                    return
-                # Look again before the files could reach the limit at the pace they grow
-                # (half the time it would take), so a fast writer is caught near it; but
-                # spend at most a fifth of the time scanning a large /mnt/data, and never
-                # wait more than WATCH_MOST.
-                pause = WATCH_EVERY
-                if size > before:
-                    left = (room - size) / ((size - before) / max(began - then, 1e-6))
-                    pause = max(WATCH_SOONEST, min(WATCH_EVERY, left / 2))
-                pause = min(WATCH_MOST, max(pause, 4 * (time.monotonic() - began)))
-                then, before = began, size
-
-        threading.Thread(target=look, name="parley-sandbox-watch", daemon=True).start()
-        try:
-            return await found
-        finally:
-            stop.set()
-
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
         assert self._reader is not None
@@ -628,6 +582,62 @@ def _descendants(pid: int) -> list[int]:
             found += children
             queue += children
     return found
+
+
+class _Watch:
+    """The host's looks at a running call's limits (``Kernel._look``), on a thread of their
+    own, which kills the sandbox the moment it finds it over: on the event loop, a busy
+    loop or a queue of other jobs would let a fast writer pass the disk limit by hundreds
+    of megabytes before the kill. ``found`` resolves with why; ``end`` stops the looks."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._loop = asyncio.get_running_loop()
+        self.found: asyncio.Future[str] = self._loop.create_future()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # a kill and ``end`` one after the other
+        self._why: str | None = None
+        threading.Thread(target=self._run, name="parley-sandbox-watch", daemon=True).start()
+
+    def end(self) -> str | None:
+        """Stop looking; answers why the watch killed the sandbox (None: it did not), for
+        good: no kill comes after this."""
+        with self._lock:
+            self._stop.set()
+            return self._why
+
+    def _run(self) -> None:
+        kernel = self._kernel
+        room = kernel.limits.disk_bytes
+        then, (_, before) = time.monotonic(), kernel._look()
+        pause = WATCH_SOONEST
+        while not self._stop.wait(pause):
+            began = time.monotonic()
+            over, size = kernel._look()
+            if over is not None:
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self._why = over
+                    if kernel.pid is not None:
+                        _kill_tree(kernel.pid)
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self._loop.call_soon_threadsafe(self._settle, over)
+                return
+            # Look again before the files could reach the limit at the pace they grow
+            # (half the time it would take), so a fast writer is caught near it; but spend
+            # at most a fifth of the time scanning a large /mnt/data, and never wait more
+            # than WATCH_MOST.
+            pause = WATCH_EVERY
+            if size > before:
+                left = (room - size) / ((size - before) / max(began - then, 1e-6))
+                pause = max(WATCH_SOONEST, min(WATCH_EVERY, left / 2))
+            pause = min(WATCH_MOST, max(pause, 4 * (time.monotonic() - began)))
+            then, before = began, size
+
+    def _settle(self, why: str) -> None:
+        if not self.found.done():
+            self.found.set_result(why)
 
 
 def _kill_tree(pid: int) -> None:
