@@ -27,12 +27,8 @@ log = logging.getLogger("parley.engine")
 class Sink(Protocol):
     """Where a tap writes: a stream's socket, when it can take bytes at once."""
 
-    def ready(self) -> bool:
-        """Whether ``write`` can write now without waiting."""
-        ...
-
-    def write(self, data: bytes) -> None:
-        """Write at once (only after ``ready`` said so, in the same step of the loop)."""
+    def write(self, data: bytes) -> bool:
+        """Write ``data`` at once; False, with nothing written, when that would wait."""
         ...
 
 
@@ -51,11 +47,10 @@ class Tap:
     def write(self, batch: list[Entry]) -> bool:
         """Write ``batch`` now; False (nothing done) when it can't be."""
         frames, sink = self.frames, self.sink
-        if frames is None or sink is None or not sink.ready():
+        if frames is None or sink is None:
             return False
-        if data := frames(batch):
-            sink.write(data)
-        return True
+        data = frames(batch)
+        return not data or sink.write(data)
 
 
 class _Direct:

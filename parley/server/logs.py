@@ -94,9 +94,10 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
             await send(message)
+            # Counted once sent: a stream's tap drops a send that would wait (``kit.sse``).
+            if message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
 
         send_counted.inner_send = send  # type: ignore[attr-defined]  # (kit.sse)
         try:

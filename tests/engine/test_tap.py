@@ -17,13 +17,12 @@ class Socket:
         self.open = True
         self.broken = False
 
-    def ready(self) -> bool:
-        return self.open
-
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
         if self.broken:
             raise OSError("gone")
-        self.written.append(data)
+        if self.open:
+            self.written.append(data)
+        return self.open
 
 
 def _entry(seq: int, kind: str = "content.delta") -> Entry:

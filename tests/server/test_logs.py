@@ -126,6 +126,20 @@ def test_a_turn_logs_its_run_id_and_its_stream_is_logged_when_it_ends(
     assert key not in log and "sk-fake" not in log and "hello there" not in log
 
 
+def test_a_streams_access_line_counts_each_byte_it_sent_once(server: ParleyServer) -> None:
+    """A stream's events go to the socket through its tap, not its own task: the access
+    line still counts every byte of the body, and none twice."""
+    key = server.new_user()
+    with server.client(key) as http:
+        bot = create_assistant(http, "fake/text:12:20")
+        http.headers["X-Request-ID"] = "bytes-1"
+        body = {"assistant_id": bot["id"], "content": "count the bytes"}
+        with http.stream("POST", "/process", json=body) as answer:
+            sent = b"".join(answer.iter_raw())
+    assert sent.count(b"event: content.delta") == 12
+    assert _access(server, "bytes-1")["bytes"] == len(sent)
+
+
 def test_the_text_format_names_the_request(upstream: Any, tmp_path: Path) -> None:
     db = FreshDatabase(tmp_path)
     srv = ParleyServer(

@@ -117,10 +117,6 @@ class SSEResponse(StreamingResponse):
                 watcher.cancel()
 
 
-#: An empty piece of a streamed body: what ``_SocketSink.ready`` sends to ask.
-_PROBE = {"type": "http.response.body", "body": b"", "more_body": True}
-
-
 def _sends_at_once(send: Send) -> bool:
     """Whether ``send`` is uvicorn's own, whose body sends wait only before writing
     anything (while its client reads, a send is done in its first step), or a middleware's
@@ -133,23 +129,17 @@ def _sends_at_once(send: Send) -> bool:
 
 
 class _SocketSink:
-    """A stream's socket for its tap: uvicorn's ``send``, stepped once rather than awaited.
-    ``ready`` sends an empty piece: a step that would wait (the client has not read what
-    was sent) is stopped before it wrote anything, and the tap leaves the batch to the
-    follower's own path. ``write`` then writes in the same step of the loop, so it can't
-    wait."""
+    """A stream's socket for its tap: the response's ``send``, stepped once rather than
+    awaited. A step that would wait (the client has not read what was sent) stops before
+    the server wrote anything, and the tap leaves the batch to the follower's own path."""
 
     __slots__ = ("_send",)
 
     def __init__(self, send: Send) -> None:
         self._send = send
 
-    def ready(self) -> bool:
-        return _step(self._send(_PROBE))
-
-    def write(self, data: bytes) -> None:
-        if not _step(self._send({"type": "http.response.body", "body": data, "more_body": True})):
-            raise RuntimeError("a send that was ready waited")
+    def write(self, data: bytes) -> bool:
+        return _step(self._send({"type": "http.response.body", "body": data, "more_body": True}))
 
 
 def _step(send: Any) -> bool:
