@@ -49,6 +49,10 @@ WATCH_EVERY = 0.05
 WATCH_SOONEST = 0.005
 #: The longest pause between two looks at a running call's limits, whatever a scan costs.
 WATCH_MOST = 0.15
+#: How long a running call's processes stay at their bound before the watch stops the
+#: sandbox: a fork bomb holds every slot for as long as it runs, while code that meets
+#: the bound for a moment (and handles the fork that failed) goes on.
+WATCH_HELD = 0.2
 #: The sandbox's private /tmp.
 TMP_BYTES = 64 << 20
 #: Bytes of the kernel's stderr kept (its last words, when it dies).
@@ -485,9 +489,9 @@ class Kernel:
         """Why the sandbox must stop now (its disk, its processes), or None."""
         return self._look(disk=disk)[0]
 
-    def _look(self, *, disk: bool = True) -> tuple[str | None, int]:
+    def _look(self, *, disk: bool = True, processes: bool = True) -> tuple[str | None, int]:
         """Why the sandbox must stop now, or None; and the bytes in its /mnt/data (0 when
-        ``disk`` is false)."""
+        ``disk`` is false). The processes' bound only with ``processes``."""
         limits = self.limits
         size = 0
         if disk:
@@ -497,11 +501,16 @@ class Kernel:
                 return f"the files in /mnt/data passed the container's {room}", size
             if count > limits.disk_files:
                 return f"/mnt/data holds more than {limits.disk_files:,} files", size
-        # The kernel's processes (bwrap's init in the sandbox included) at their bound: a
-        # fork bomb, which would hold every slot for as long as it runs.
-        if self.pid is not None and len(_descendants(self.pid)) >= limits.processes:
-            return f"the code reached the container's limit of {limits.processes} processes", size
-        return None, size
+        return self._crowded() if processes else None, size
+
+    def _crowded(self) -> str | None:
+        """Why the sandbox must stop, when the kernel's processes (bwrap's init in the
+        sandbox included) are at their bound: a fork bomb, or children left holding every
+        slot."""
+        bound = self.limits.processes
+        if self.pid is not None and len(_descendants(self.pid)) >= bound:
+            return f"the code reached the container's limit of {bound} processes"
+        return None
 
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
@@ -609,11 +618,22 @@ class _Watch:
     def _run(self) -> None:
         kernel = self._kernel
         room = kernel.limits.disk_bytes
-        then, (_, before) = time.monotonic(), kernel._look()
+        then, (_, before) = time.monotonic(), kernel._look(processes=False)
         pause = WATCH_SOONEST
+        crowded_since: float | None = None  # when the processes were first seen at their bound
         while not self._stop.wait(pause):
             began = time.monotonic()
-            over, size = kernel._look()
+            over, size = kernel._look(processes=False)
+            crowded = None if over is not None else kernel._crowded()
+            held = 0.0
+            if crowded is None:
+                crowded_since = None
+            else:  # stopped once the processes have held their bound for WATCH_HELD
+                if crowded_since is None:
+                    crowded_since = began
+                held = began - crowded_since
+                if held >= WATCH_HELD:
+                    over = crowded
             if over is not None:
                 with self._lock:
                     if self._stop.is_set():
@@ -633,6 +653,8 @@ class _Watch:
                 left = (room - size) / ((size - before) / max(began - then, 1e-6))
                 pause = max(WATCH_SOONEST, min(WATCH_EVERY, left / 2))
             pause = min(WATCH_MOST, max(pause, 4 * (time.monotonic() - began)))
+            if crowded is not None:
+                pause = min(pause, max(WATCH_SOONEST, WATCH_HELD - held))
             then, before = began, size
 
     def _settle(self, why: str) -> None:

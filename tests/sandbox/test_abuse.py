@@ -47,6 +47,26 @@ async def test_a_fork_bomb_is_bounded_and_the_kernel_restarts(
     assert (few.ended, few.logs, few.restarted) == ("ok", "0\n", False)
 
 
+async def test_code_that_meets_the_process_bound_for_a_moment_goes_on(
+    kernel: Kernel, neighbour: Kernel
+) -> None:
+    """Children up to the bound, a fork that fails, then the children let go: a fork bomb
+    holds every slot, this does not, and its call ends with its answer."""
+    pids = kernel.processes()
+    code = (
+        "import os, time\nr, w = os.pipe()\nkids = []\ntry:\n    while True:\n"
+        "        pid = os.fork()\n        if pid == 0:\n            os.close(w)\n"
+        "            os.read(r, 1)\n            os._exit(0)\n        kids.append(pid)\n"
+        "except OSError:\n    pass\ntime.sleep(0.08)\nos.close(w)\n"
+        "for pid in kids:\n    os.waitpid(pid, 0)\nlen(kids)"
+    )
+    for _ in range(3):
+        met = await kernel.run(code)
+        # 32 a sandbox: bwrap's init, the kernel and its 30 children.
+        assert (met.ended, met.logs, met.restarted) == ("ok", "30\n", False), met
+    assert kernel.processes() == pids
+
+
 async def test_a_memory_bomb_ends_at_the_memory_limit(kernel: Kernel, neighbour: Kernel) -> None:
     await kernel.run("kept = 'still here'")
     block = await kernel.run("b = bytearray(2 << 30)")
