@@ -9,8 +9,9 @@ table and index.
 The claims run one after another on the server's own database thread (``store.db``'s
 workers), the thread CPU clock read around each batch; the median of five batches is
 reported, after a warm-up. The WAL's pages: the frames of ``--pages-of`` claims written
-after a checkpoint emptied the WAL, named by ``sqlite3``'s ``dbstat`` table (the command
-line shell's; the driver Parley uses is built without it).
+after a checkpoint emptied the WAL, named by the ``dbstat`` table of Python's own
+``sqlite3`` (the driver Parley uses is built without it), as ``bench/retention.py`` reads
+it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import shutil
+import sqlite3
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,22 +50,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "claims.db"
-        if args.page_size:
-            _sqlite3(path, f"PRAGMA page_size={args.page_size}; CREATE TABLE x(a); DROP TABLE x;")
+        if args.page_size:  # set before the first table; kept by every table after it
+            with sqlite3.connect(path) as conn:
+                conn.executescript(
+                    f"PRAGMA page_size={args.page_size}; CREATE TABLE x(a); DROP TABLE x;"
+                )
         per_claim, pages = asyncio.run(_measure(path, args.claims, args.pages_of))
     batches = ", ".join(f"{t * 1e6:.0f}" for t in per_claim)
     print(f"claim_first, thread CPU per claim: median {statistics.median(per_claim) * 1e6:.0f} µs")
     print(f"  batches of {args.claims // 5}: {batches} µs")
-    if pages is not None:
-        frames, by_name = pages
-        print(f"WAL pages per claim: {frames:.1f}")
-        for name, count in by_name.most_common():
-            print(f"  {name}: {count / args.pages_of:.2f}")
+    frames, by_name = pages
+    print(f"WAL pages per claim: {frames:.1f}")
+    for name, count in by_name.most_common():
+        print(f"  {name}: {count / args.pages_of:.2f}")
 
 
 async def _measure(
     path: Path, claims: int, pages_of: int
-) -> tuple[list[float], tuple[float, collections.Counter[str]] | None]:
+) -> tuple[list[float], tuple[float, collections.Counter[str]]]:
     db = Database(f"sqlite:///{path}")
     try:
         await db.migrate()
@@ -101,7 +103,7 @@ async def _measure(
                 db._run(_Call(claim, (), {}, read_only=False))
             return (time.thread_time() - started) / count
 
-        def work(_: None) -> tuple[list[float], tuple[float, collections.Counter[str]] | None]:
+        def work(_: None) -> tuple[list[float], tuple[float, collections.Counter[str]]]:
             batch(300)  # warm-up: caches, the B-trees' first levels
             per_claim = [batch(claims // 5) for _ in range(5)]
             return per_claim, _wal_pages(db, path, lambda: batch(pages_of), pages_of)
@@ -113,11 +115,9 @@ async def _measure(
 
 def _wal_pages(
     db: Database, path: Path, run: Any, count: int
-) -> tuple[float, collections.Counter[str]] | None:
+) -> tuple[float, collections.Counter[str]]:
     """The WAL frames ``run()`` writes after a checkpoint emptied the WAL, per claim, and
-    the tables and indexes they belong to (None without the ``sqlite3`` shell)."""
-    if shutil.which("sqlite3") is None:
-        return None
+    the tables and indexes they belong to."""
     driver = db._connection(False).connection.dbapi_connection
     assert driver is not None
     driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -128,17 +128,9 @@ def _wal_pages(
         struct.unpack(">I", wal[at : at + 4])[0]
         for at in range(_WAL_HEADER, len(wal) - _FRAME_HEADER + 1, _FRAME_HEADER + page_size)
     ]
-    names: dict[int, str] = {}
-    for line in _sqlite3(path, "SELECT name, pageno FROM dbstat", read_only=True).splitlines():
-        name, _, pageno = line.rpartition("|")
-        names[int(pageno)] = name
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        names = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
     return len(pages) / count, collections.Counter(names.get(p, "?") for p in pages)
-
-
-def _sqlite3(path: Path, sql: str, *, read_only: bool = False) -> str:
-    target = f"file:{path}?mode=ro" if read_only else str(path)
-    done = subprocess.run(["sqlite3", target, sql], capture_output=True, text=True, check=True)
-    return done.stdout
 
 
 if __name__ == "__main__":

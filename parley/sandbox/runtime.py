@@ -487,21 +487,18 @@ class Kernel:
 
     def _over_limits(self, *, disk: bool = True) -> str | None:
         """Why the sandbox must stop now (its disk, its processes), or None."""
-        return self._look(disk=disk)[0]
+        return (self._look()[0] if disk else None) or self._crowded()
 
-    def _look(self, *, disk: bool = True, processes: bool = True) -> tuple[str | None, int]:
-        """Why the sandbox must stop now, or None; and the bytes in its /mnt/data (0 when
-        ``disk`` is false). The processes' bound only with ``processes``."""
+    def _look(self) -> tuple[str | None, int]:
+        """Why the files in /mnt/data must stop the sandbox now, or None; and their bytes."""
         limits = self.limits
-        size = 0
-        if disk:
-            size, count = files.tally(self.directory, most=limits.disk_files + 1)
-            if size > limits.disk_bytes:
-                room = size_text(limits.disk_bytes)
-                return f"the files in /mnt/data passed the container's {room}", size
-            if count > limits.disk_files:
-                return f"/mnt/data holds more than {limits.disk_files:,} files", size
-        return self._crowded() if processes else None, size
+        size, count = files.tally(self.directory, most=limits.disk_files + 1)
+        if size > limits.disk_bytes:
+            room = size_text(limits.disk_bytes)
+            return f"the files in /mnt/data passed the container's {room}", size
+        if count > limits.disk_files:
+            return f"/mnt/data holds more than {limits.disk_files:,} files", size
+        return None, size
 
     def _crowded(self) -> str | None:
         """Why the sandbox must stop, when the kernel's processes (bwrap's init in the
@@ -594,10 +591,11 @@ def _descendants(pid: int) -> list[int]:
 
 
 class _Watch:
-    """The host's looks at a running call's limits (``Kernel._look``), on a thread of their
-    own, which kills the sandbox the moment it finds it over: on the event loop, a busy
-    loop or a queue of other jobs would let a fast writer pass the disk limit by hundreds
-    of megabytes before the kill. ``found`` resolves with why; ``end`` stops the looks."""
+    """The host's looks at a running call's limits (``Kernel._look``, ``Kernel._crowded``),
+    on a thread of their own, which kills the sandbox the moment it finds it over: on the
+    event loop, a busy loop or a queue of other jobs would let a fast writer pass the disk
+    limit by hundreds of megabytes before the kill. ``found`` resolves with why; ``end``
+    stops the looks."""
 
     def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
@@ -618,22 +616,21 @@ class _Watch:
     def _run(self) -> None:
         kernel = self._kernel
         room = kernel.limits.disk_bytes
-        then, (_, before) = time.monotonic(), kernel._look(processes=False)
+        then, (_, before) = time.monotonic(), kernel._look()
         pause = WATCH_SOONEST
         crowded_since: float | None = None  # when the processes were first seen at their bound
         while not self._stop.wait(pause):
             began = time.monotonic()
-            over, size = kernel._look(processes=False)
+            over, size = kernel._look()
+            # The processes at their bound stop it once they have held it for WATCH_HELD.
             crowded = None if over is not None else kernel._crowded()
-            held = 0.0
             if crowded is None:
                 crowded_since = None
-            else:  # stopped once the processes have held their bound for WATCH_HELD
-                if crowded_since is None:
-                    crowded_since = began
-                held = began - crowded_since
-                if held >= WATCH_HELD:
-                    over = crowded
+            elif crowded_since is None:
+                crowded_since = began
+            held = 0.0 if crowded_since is None else began - crowded_since
+            if crowded is not None and held >= WATCH_HELD:
+                over = crowded
             if over is not None:
                 with self._lock:
                     if self._stop.is_set():
