@@ -364,8 +364,8 @@ class Settings(BaseSettings):
     action_expiry_seconds: float = 600.0
     #: Seconds between SSE keep-alive comments.
     keepalive_seconds: float = 15.0
-    #: Seconds between checkpoints of streaming text to the database.
-    checkpoint_seconds: float = 0.25
+    #: Most seconds a streamed event waits for a checkpoint to save it to the database.
+    checkpoint_seconds: float = Field(default=0.25, gt=0)
     #: Seconds a replica's claim on a running turn lasts without a heartbeat (renewed every
     #: second): a run whose server died is closed ``incomplete`` within this plus
     #: ``sweep_seconds``. Shorter closes dead runs sooner; a replica whose database writes

@@ -1,6 +1,10 @@
 """Checkpoints: the new events of every running turn, saved together in one transaction
-every ``checkpoint_seconds``, off the streaming path, with the message's text so far now
-and then (``TEXT_MAX_SECONDS``).
+off the streaming path, with the message's text so far now and then (``TEXT_MAX_SECONDS``).
+A checkpoint comes when the oldest event not yet in the log is ``checkpoint_seconds`` old,
+and saves every turn's: each event is in the log within that time of being sent, and a
+turn that ends sooner (its end writes its events) costs no checkpoint at all. Under load
+the turns' saves still go together, about once an interval, as each checkpoint leaves
+every turn with nothing older than itself.
 
 The log holds every delta, so the text is as durable as the events: a sweep that closes a
 dead turn rebuilds its message from the log (``sweeps.restore_answer``). Saving the text
@@ -44,6 +48,10 @@ log = logging.getLogger("parley.engine")
 #: the turn streams sees its text at most ``TEXT_MAX_SECONDS`` behind.
 TEXT_MAX_SECONDS = 4.0
 
+#: How early a checkpoint may come: the event loop's timers can fire a little before
+#: their time, and a checkpoint that waits for the next one would come a tick late.
+_EARLY = 0.002
+
 
 @dataclass(slots=True)
 class _Snapshot:
@@ -53,6 +61,8 @@ class _Snapshot:
     seq: int
     #: The message's text, reasoning and layout; None when not due (``TEXT_MAX_SECONDS``).
     texts: tuple[str, str | None, list[list[Any]] | None] | None
+    #: When the oldest of ``entries`` was sent (``Turn.unsaved_since``).
+    since: float
 
 
 class Checkpointer:
@@ -70,6 +80,8 @@ class Checkpointer:
         self.interval = interval
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_ids: set[str] = set()
+        #: When the last checkpoint began (``time.monotonic``).
+        self._saved_at = 0.0
         #: Set when a turn starts here: with none running, the loop sleeps until then.
         self._started = asyncio.Event()
 
@@ -80,29 +92,46 @@ class Checkpointer:
         # With Redis, watchers are looked for at least four times a second, whatever the
         # checkpoint interval, so a follower elsewhere goes live quickly.
         tick = min(self.interval, 0.25) if self.bus is not None else self.interval
-        next_save = time.monotonic() + self.interval
         while True:
             if not self.turns() and self._inflight is None:  # nothing to save: sleep
                 self._started.clear()
                 if not self.turns():
                     await self._started.wait()
-                next_save = time.monotonic() + self.interval
-            await asyncio.sleep(tick)
-            if self.bus is not None:
-                await self._start_publishing()
-            if time.monotonic() < next_save:
-                continue
-            next_save = time.monotonic() + self.interval
+            at = time.monotonic()
+            # Not sooner than a tenth of an interval after the last: events the last one
+            # could not save (it failed, or their turn was stopped) wait that long.
+            due = max(self.due(at), self._saved_at + self.interval / 10)
+            if due - at > _EARLY:
+                await asyncio.sleep(min(due - at, tick))
+                if self.bus is not None:
+                    await self._start_publishing()
+                continue  # what is due is looked at again: turns came and went meanwhile
             try:
                 await self.save()
             except Exception:
                 log.warning("checkpoint failed; retrying", exc_info=True)
+                await asyncio.sleep(self.interval)
+
+    def due(self, at: float) -> float:
+        """When the next checkpoint is due: the time the oldest event not yet in the log
+        of a turn a checkpoint saves turns ``checkpoint_seconds`` old, or a turn's text is
+        due; with none, ``checkpoint_seconds`` from ``at`` (a turn that sends its first
+        event meanwhile is due later than that)."""
+        due = at + self.interval
+        for t in self.turns():
+            if t.settling or t.behind is not None:
+                continue
+            if t.unsaved:
+                due = min(due, t.unsaved_since + self.interval)
+            if t.seq > t.text_seq:
+                due = min(due, t.text_saved + t.text_gap)
+        return due
 
     async def save(self) -> None:
         """Save every running turn that has unsaved events, or text due (one transaction)."""
-        at = time.monotonic()
+        at = time.monotonic() + _EARLY
         snapshots = [
-            _Snapshot(t, t.unsaved, t.seq, t.texts() if text_due else None)
+            _Snapshot(t, t.unsaved, t.seq, t.texts() if text_due else None, t.unsaved_since)
             for t in self.turns()
             # A turn whose last round is being written saves nothing until it is
             # (``Settler.next_round``): its events go to the log in order.
@@ -112,6 +141,7 @@ class Checkpointer:
         ]
         if not snapshots:
             return
+        self._saved_at = at
         for snap in snapshots:
             snap.turn.unsaved = []
         self._inflight_ids = {s.turn.run.id for s in snapshots}
@@ -148,6 +178,7 @@ class Checkpointer:
         except BaseException:
             for snap in snapshots:  # nothing was written: keep the events for the next try
                 snap.turn.unsaved = snap.entries + snap.turn.unsaved
+                snap.turn.unsaved_since = snap.since
             raise
         for snap in snapshots:
             turn = snap.turn
@@ -157,6 +188,7 @@ class Checkpointer:
                     turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
                 continue
             turn.unsaved = snap.entries + turn.unsaved
+            turn.unsaved_since = snap.since
             if turn.task is not None and not turn.settling:
                 turn.stop_reason = "remote"
                 turn.task.cancel()

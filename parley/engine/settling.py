@@ -239,6 +239,7 @@ class Settler:
         if behind.landed:
             return
         turn.unsaved = behind.entries + turn.unsaved
+        turn.unsaved_since = 0.0  # older than any: the next checkpoint saves them
         turn.context = turn.context[: behind.base]
         turn.message_id, turn.acc, turn.ran = behind.message_id, behind.acc, behind.ran
         turn.spent = behind.spent
@@ -358,6 +359,7 @@ class Settler:
         finally:
             if not written:  # not written, or stopped from elsewhere: take the closing back
                 turn.unsaved = entries[: len(entries) - len(closing)]
+                turn.unsaved_since = 0.0
                 turn.seq -= len(closing)
         if not written:
             raise TurnStopped

@@ -69,6 +69,9 @@ class Turn:
     seq: int
     #: Events emitted but not yet in the database's log.
     unsaved: list[Entry] = field(default_factory=list)
+    #: When the oldest of ``unsaved`` was emitted (``time.monotonic``), or earlier: a
+    #: checkpoint saves it within ``checkpoint_seconds`` of that (``engine.checkpoints``).
+    unsaved_since: float = 0.0
     acc: AnswerAccumulator = field(default_factory=AnswerAccumulator)
     #: Why the task is being cancelled: "cancel" (user), "shutdown", or "remote".
     stop_reason: str | None = None
@@ -131,6 +134,8 @@ class Turn:
         """Number the event and queue it for the log, without publishing it."""
         self.seq += 1
         entry = (self.seq, event.type, event.model_dump_json())
+        if not self.unsaved:
+            self.unsaved_since = time.monotonic()
         self.unsaved.append(entry)
         return entry
 
@@ -207,6 +212,8 @@ class Turn:
         text deltas of an answer, made without a model each (``engine.streaming``)."""
         self.seq += 1
         entry = (self.seq, kind, data)
+        if not self.unsaved:
+            self.unsaved_since = time.monotonic()
         self.unsaved.append(entry)
         self.channel.publish(entry)
         if self.remote is not None:
