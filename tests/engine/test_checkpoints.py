@@ -15,15 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from parley.config import Settings
 from parley.engine import Engine
 from parley.events import FinishPart, ModelEvent, TextPart
 from parley.providers.base import ModelRequest
-from parley.providers.registry import ProviderRegistry
-from parley.store import assistants, users
-from parley.store.db import Database
 from parley.store.tables import run_events
-from tests.harness import FreshDatabase
+from tests.engine.inprocess import running_engine, user_and_assistant
 
 INTERVAL = 0.3
 
@@ -43,35 +39,8 @@ class Paced:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    fresh = FreshDatabase(tmp_path)
-    settings = Settings(database_url=fresh.url, checkpoint_seconds=INTERVAL)
-    db = Database(settings.database_url)
-    await db.migrate()
-    registry = ProviderRegistry(settings, overrides={"paced": Paced()})
-    eng = Engine(db, registry, settings)
-    await eng.start()
-    yield eng
-    await eng.stop()
-    await registry.aclose()
-    await db.dispose()
-    fresh.drop()
-
-
-async def _assistant(engine: Engine, model: str) -> tuple[Any, Any]:
-    user = await engine.db.write(lambda c: users.create_user(c, name="u"))
-    bot = await engine.db.write(
-        lambda c: assistants.create_assistant(
-            c,
-            user_id=user.id,
-            name="b",
-            model=model,
-            instructions=None,
-            tools=[],
-            parameters={},
-            metadata={},
-        )
-    )
-    return user, bot
+    async with running_engine(tmp_path, {"paced": Paced()}, checkpoint_seconds=INTERVAL) as eng:
+        yield eng
 
 
 def _log(conn: Any, run_id: str) -> tuple[int, int]:
@@ -87,7 +56,7 @@ def _log(conn: Any, run_id: str) -> tuple[int, int]:
 async def test_turns_shorter_than_the_interval_write_their_log_once(engine: Engine) -> None:
     # Back to back, as one client's turns come: each lasts about two thirds of an
     # interval, so checkpoints at a fixed pace would land inside most of them.
-    user, bot = await _assistant(engine, "paced/11:0.02")
+    user, bot = await user_and_assistant(engine, "paced/11:0.02")
     runs = []
     for _ in range(4):
         turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
@@ -103,7 +72,7 @@ async def test_turns_shorter_than_the_interval_write_their_log_once(engine: Engi
 
 
 async def test_each_event_is_in_the_log_within_the_interval(engine: Engine) -> None:
-    user, bot = await _assistant(engine, "paced/40:0.03")
+    user, bot = await user_and_assistant(engine, "paced/40:0.03")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
     sent: list[tuple[int, float]] = []  # each event's number and when the client had it
     logged: list[tuple[float, int]] = []  # when the log was read, and its last number

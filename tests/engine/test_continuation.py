@@ -12,16 +12,13 @@ from typing import Any
 
 import pytest
 
-from parley.config import Settings
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnOutcome
 from parley.errors import InvalidRequest, NotFound
 from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart
 from parley.providers.base import ModelRequest
-from parley.providers.registry import ProviderRegistry
 from parley.store import threads, users
-from parley.store.db import Database
 from parley.types import Role
-from tests.harness import FreshDatabase
+from tests.engine.inprocess import running_engine
 
 
 class Echo:
@@ -55,18 +52,8 @@ TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type"
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    fresh = FreshDatabase(tmp_path)
-    settings = Settings(database_url=fresh.url)
-    db = Database(settings.database_url)
-    await db.migrate()
-    registry = ProviderRegistry(settings, overrides={"echo": Echo(), "calls": Calls()})
-    eng = Engine(db, registry, settings)
-    await eng.start()
-    yield eng
-    await eng.stop()
-    await registry.aclose()
-    await db.dispose()
-    fresh.drop()
+    async with running_engine(tmp_path, {"echo": Echo(), "calls": Calls()}) as eng:
+        yield eng
 
 
 def said(text: str) -> list[NewMessage]:

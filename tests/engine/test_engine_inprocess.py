@@ -6,19 +6,15 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from parley.config import Settings
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnHandle
 from parley.events import ContentDelta, FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
-from parley.providers.registry import ProviderRegistry
-from parley.store import assistants, threads, users
-from parley.store.db import Database
+from parley.store import threads, users
 from parley.types import Role, Usage
-from tests.harness import FreshDatabase
+from tests.engine.inprocess import running_engine, user_and_assistant
 
 
 class Scripted:
@@ -96,51 +92,22 @@ LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"typ
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    fresh = FreshDatabase(tmp_path)
-    settings = Settings(database_url=fresh.url)
-    db = Database(settings.database_url)
-    await db.migrate()
     watched = Watched()
-    registry = ProviderRegistry(
-        settings,
-        overrides={
-            "script": Scripted("a\x00b", " end"),
-            "odd": Scripted('"quoted"\n', "\\ \u2028 é 😀 \x7f\x01", ""),
-            "round": OneToolRound(),
-            "unreadable": UnreadableThenAnswer(),
-            "stall": Stalling(),
-            "watched": watched,
-        },
-    )
-    eng = Engine(db, registry, settings)
-    watched.engine = eng
-    await eng.start()
-    yield eng
-    await eng.stop()
-    await registry.aclose()
-    await db.dispose()
-    fresh.drop()
-
-
-async def _assistant(engine: Engine, model: str) -> Any:
-    user = await engine.db.write(lambda c: users.create_user(c, name="u"))
-    bot = await engine.db.write(
-        lambda c: assistants.create_assistant(
-            c,
-            user_id=user.id,
-            name="b",
-            model=model,
-            instructions=None,
-            tools=[],
-            parameters={},
-            metadata={},
-        )
-    )
-    return user, bot
+    providers = {
+        "script": Scripted("a\x00b", " end"),
+        "odd": Scripted('"quoted"\n', "\\ \u2028 é 😀 \x7f\x01", ""),
+        "round": OneToolRound(),
+        "unreadable": UnreadableThenAnswer(),
+        "stall": Stalling(),
+        "watched": watched,
+    }
+    async with running_engine(tmp_path, providers) as eng:
+        watched.engine = eng
+        yield eng
 
 
 async def test_model_text_with_nul_is_stored_with_a_replacement_character(engine: Engine) -> None:
-    user, bot = await _assistant(engine, "script/x")
+    user, bot = await user_and_assistant(engine, "script/x")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
     result = await turn.result()
     assert result.run.status == "completed"
@@ -150,7 +117,7 @@ async def test_model_text_with_nul_is_stored_with_a_replacement_character(engine
 
 async def test_text_deltas_are_the_json_of_their_event_model(engine: Engine) -> None:
     # The deltas are written without a model each: byte for byte what the model writes.
-    user, bot = await _assistant(engine, "odd/x")
+    user, bot = await user_and_assistant(engine, "odd/x")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
     deltas = [
         data async for batch in turn.events() for _, kind, data in batch if kind == "content.delta"
@@ -172,7 +139,7 @@ async def _entries(batches: AsyncIterator[list[tuple[int, str, str]]]) -> list[t
 
 
 async def test_a_face_runs_a_tool_round_through_the_engine_interface(engine: Engine) -> None:
-    user, bot = await _assistant(engine, "round/x")
+    user, bot = await user_and_assistant(engine, "round/x")
     thread = await engine.db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
     question = await engine.add_message(user_id=user.id, thread_id=thread.id, content="what?")
     assert question.role == "user" and question.content == "what?"
@@ -211,7 +178,7 @@ async def test_a_face_runs_a_tool_round_through_the_engine_interface(engine: Eng
 
 
 async def test_a_turn_counts_the_tokens_of_every_model_call(engine: Engine) -> None:
-    user, bot = await _assistant(engine, "unreadable/x")
+    user, bot = await user_and_assistant(engine, "unreadable/x")
     thread = await engine.db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
     await engine.add_message(user_id=user.id, thread_id=thread.id, content="what?")
     run = await engine.create_run(
@@ -228,7 +195,7 @@ async def test_a_turn_counts_the_tokens_of_every_model_call(engine: Engine) -> N
 
 
 async def test_a_turn_cancelled_through_its_handle_keeps_its_text(engine: Engine) -> None:
-    user, bot = await _assistant(engine, "stall/x")
+    user, bot = await user_and_assistant(engine, "stall/x")
     turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
     ended: list[bool] = []
     turn.when_done(lambda: ended.append(True))
@@ -259,7 +226,7 @@ async def _one_call(engine: Engine, turn: TurnHandle) -> tuple[ModelRequest, boo
 async def test_a_first_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
     engine: Engine,
 ) -> None:
-    user, bot = await _assistant(engine, "watched/x")
+    user, bot = await user_and_assistant(engine, "watched/x")
     # The first claim of an assistant reads it; later ones can start at once.
     first = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="one")
     _, registered = await _one_call(engine, first)

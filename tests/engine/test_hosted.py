@@ -12,16 +12,13 @@ from typing import Any
 
 import pytest
 
-from parley.config import Settings
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, settling, states
 from parley.errors import InvalidRequest
 from parley.events import FinishPart, ModelEvent, TextPart, ToolCallPart
 from parley.providers.base import ModelRequest
-from parley.providers.registry import ProviderRegistry
 from parley.store import threads, users
-from parley.store.db import Database
 from parley.types import Role, RunStatus
-from tests.harness import FreshDatabase
+from tests.engine.inprocess import running_engine
 from tests.mcp.conftest import _servers
 
 
@@ -53,18 +50,8 @@ def mcp_url() -> Iterator[str]:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    fresh = FreshDatabase(tmp_path)
-    settings = Settings(database_url=fresh.url, mcp_allow_urls=["127.0.0.1"])
-    db = Database(settings.database_url)
-    await db.migrate()
-    registry = ProviderRegistry(settings, overrides={"calls": Caller()})
-    eng = Engine(db, registry, settings)
-    await eng.start()
-    yield eng
-    await eng.stop()
-    await registry.aclose()
-    await db.dispose()
-    fresh.drop()
+    async with running_engine(tmp_path, {"calls": Caller()}, mcp_allow_urls=["127.0.0.1"]) as eng:
+        yield eng
 
 
 def mcp(url: str, approval: Any = "never") -> dict[str, Any]:

@@ -10,14 +10,11 @@ from typing import Any
 
 import pytest
 
-from parley.config import Settings
 from parley.engine import Engine
 from parley.events import FinishPart, ModelEvent, StatePart, TextPart, ToolCallPart
 from parley.providers.base import ModelRequest
-from parley.providers.registry import ProviderRegistry
 from parley.store import assistants, threads, users
-from parley.store.db import Database
-from tests.harness import FreshDatabase
+from tests.engine.inprocess import running_engine
 
 LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
@@ -45,18 +42,8 @@ class Keeper:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    fresh = FreshDatabase(tmp_path)
-    settings = Settings(database_url=fresh.url, default_provider="keeper")
-    db = Database(settings.database_url)
-    await db.migrate()
-    registry = ProviderRegistry(settings, overrides={"keeper": Keeper()})
-    eng = Engine(db, registry, settings)
-    await eng.start()
-    yield eng
-    await eng.stop()
-    await registry.aclose()
-    await db.dispose()
-    fresh.drop()
+    async with running_engine(tmp_path, {"keeper": Keeper()}, default_provider="keeper") as eng:
+        yield eng
 
 
 def keeper_of(engine: Engine) -> Keeper:
