@@ -120,9 +120,10 @@ async def test_poll_returns_false_when_the_run_finishes(
 
 async def test_poll_returns_false_after_timeout(client: Any, fake_server: FakeServer) -> None:
     fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("in_progress")))
+    # Room for a loaded machine: a GET that took the whole of a 30 ms limit left one poll.
     result = await call(
         client.runs.poll_and_execute_action(
-            run_id=RUN, tool_executor=get_time, timeout=0.03, interval=0.005
+            run_id=RUN, tool_executor=get_time, timeout=0.3, interval=0.01
         )
     )
     assert result is False
