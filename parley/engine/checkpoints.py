@@ -119,7 +119,7 @@ class Checkpointer:
         event meanwhile is due later than that)."""
         due = at + self.interval
         for t in self.turns():
-            if t.settling or t.behind is not None:
+            if not _saves(t):
                 continue
             if t.unsaved:
                 due = min(due, t.unsaved_since + self.interval)
@@ -133,10 +133,7 @@ class Checkpointer:
         snapshots = [
             _Snapshot(t, t.unsaved, t.seq, t.texts() if text_due else None, t.unsaved_since)
             for t in self.turns()
-            # A turn whose last round is being written saves nothing until it is
-            # (``Settler.next_round``): its events go to the log in order.
-            if not t.settling
-            and t.behind is None
+            if _saves(t)
             and ((text_due := t.text_saved + t.text_gap <= at and t.seq > t.text_seq) or t.unsaved)
         ]
         if not snapshots:
@@ -177,8 +174,7 @@ class Checkpointer:
             alive = await self.db.write_later(_save, snapshots)
         except BaseException:
             for snap in snapshots:  # nothing was written: keep the events for the next try
-                snap.turn.unsaved = snap.entries + snap.turn.unsaved
-                snap.turn.unsaved_since = snap.since
+                snap.turn.put_back(snap.entries, snap.since)
             raise
         for snap in snapshots:
             turn = snap.turn
@@ -187,8 +183,7 @@ class Checkpointer:
                     turn.text_saved, turn.text_seq = stamp, snap.seq
                     turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
                 continue
-            turn.unsaved = snap.entries + turn.unsaved
-            turn.unsaved_since = snap.since
+            turn.put_back(snap.entries, snap.since)
             if turn.task is not None and not turn.settling:
                 turn.stop_reason = "remote"
                 turn.task.cancel()
@@ -199,6 +194,13 @@ class Checkpointer:
         if inflight is not None and turn.run.id in self._inflight_ids:
             with contextlib.suppress(Exception):
                 await asyncio.shield(inflight)
+
+
+def _saves(turn: Turn) -> bool:
+    """Whether a checkpoint saves ``turn``: not while it writes its end, nor while its
+    last round is being written (``Settler.next_round``): its events go to the log in
+    order."""
+    return not turn.settling and turn.behind is None
 
 
 @group_commit

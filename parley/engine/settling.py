@@ -238,8 +238,7 @@ class Settler:
         turn.behind = None
         if behind.landed:
             return
-        turn.unsaved = behind.entries + turn.unsaved
-        turn.unsaved_since = 0.0  # older than any: the next checkpoint saves them
+        turn.put_back(behind.entries)
         turn.context = turn.context[: behind.base]
         turn.message_id, turn.acc, turn.ran = behind.message_id, behind.acc, behind.ran
         turn.spent = behind.spent

@@ -134,10 +134,20 @@ class Turn:
         """Number the event and queue it for the log, without publishing it."""
         self.seq += 1
         entry = (self.seq, event.type, event.model_dump_json())
+        self._keep(entry)
+        return entry
+
+    def _keep(self, entry: Entry) -> None:
+        """Queue ``entry`` for the log, noting when the queue stopped being empty."""
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
         self.unsaved.append(entry)
-        return entry
+
+    def put_back(self, entries: list[Entry], since: float = 0.0) -> None:
+        """Queue again, before the newer ones, events a write took and did not log;
+        ``since``: when the oldest was sent (0: long ago, the next checkpoint saves them)."""
+        self.unsaved = entries + self.unsaved
+        self.unsaved_since = since
 
     def stop_model(self, _: UpstreamTimeout) -> bool:
         """Stop the turn for a model that went quiet (``StreamClock``), unless it is
@@ -212,9 +222,7 @@ class Turn:
         text deltas of an answer, made without a model each (``engine.streaming``)."""
         self.seq += 1
         entry = (self.seq, kind, data)
-        if not self.unsaved:
-            self.unsaved_since = time.monotonic()
-        self.unsaved.append(entry)
+        self._keep(entry)
         self.channel.publish(entry)
         if self.remote is not None:
             self._to_remote([entry])
