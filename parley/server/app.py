@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -151,6 +152,10 @@ def _lifespan(
         if settings.loop_watchdog_seconds > 0:
             watchdog = LoopWatchdog(settings.loop_watchdog_seconds)
             watchdog.start()
+        # Starlette hands sync work (an upload's spooled file) to anyio, which imports its
+        # backend on first use, on the loop: a cold import there held one request's loop for
+        # a second on a loaded machine. Import it now, off the loop.
+        await asyncio.to_thread(importlib.import_module, "anyio._backends._asyncio")
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
         usage = UsageCounter(db, settings.usage_flush_seconds)

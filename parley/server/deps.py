@@ -202,8 +202,9 @@ METADATA_FILTER_PARAMETER = {
 }
 
 
-def metadata_filter(request: Request) -> dict[str, str]:
+async def metadata_filter(request: Request) -> dict[str, str]:
     """The ``metadata[key]=value`` pairs of the query (see ``METADATA_FILTER_PARAMETER``).
+    Async, so that FastAPI calls it on the loop rather than through a worker thread.
 
     Raises:
         ValidationFailed: a malformed, repeated, too long or too many pairs.

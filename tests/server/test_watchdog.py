@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -32,3 +34,27 @@ async def test_a_loop_that_keeps_running_is_not_reported(caplog: pytest.LogCaptu
             await asyncio.sleep(0.05)
     await dog.stop()
     assert not [r for r in caplog.records if "event loop blocked" in r.getMessage()]
+
+
+def test_the_server_imports_anyios_backend_before_its_first_request(tmp_path) -> None:
+    """Starlette's first sync hand-off imports anyio's backend on the loop; a cold import held
+    a loaded machine's loop for a second. Start-up imports it off the loop first (a fresh
+    interpreter, since this one has it already)."""
+    script = f"""
+import asyncio, sys
+from parley.config import Settings
+from parley.server.app import create_app
+
+app = create_app(Settings(database_url="sqlite:///{tmp_path}/p.db"))
+before = "anyio._backends._asyncio" in sys.modules
+
+async def main():
+    async with app.router.lifespan_context(app):
+        print(before, "anyio._backends._asyncio" in sys.modules)
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
