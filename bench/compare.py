@@ -12,7 +12,8 @@ upstream itself (direct), the relay, Parley's chat gateway (``POST /v1/chat/comp
 Parley's stored turn (``POST /v1/process``) and LiteLLM (``POST /v1/chat/completions``).
 Per chunk gap (0 and 20 ms), each side in turn, the order rotating every round: time to
 first token at 1 client and the server's CPU per stream at 1 and at N (50) clients; then
-streams/s at 100 clients with no gap; idle RSS and CPU; spawn to healthy. Prints one table,
+streams/s at 100 clients with no gap; idle RSS (before the rounds) and CPU (after them, once
+the servers settled); spawn to healthy. Prints one table,
 each value with its ratio to the bare relay, and a markdown copy; writes JSON to
 ``bench/results/compare.json``. See ``bench/README.md``.
 
@@ -367,23 +368,39 @@ class Compare(ServerBench[str]):
             measured[name] = {side: await self.phase(side, name, gap, clients) for side in order}
         return measured
 
-    async def idle(self, seconds: float) -> dict[str, dict[str, float]]:
-        """Each server's resident memory, and its CPU over ``seconds`` of doing nothing."""
-        rss = {side: tree_rss_mib(pid) for side, pid in self.pids.items()}
+    def rss(self) -> dict[str, float]:
+        """Each server's resident memory, in MiB."""
+        return {side: tree_rss_mib(pid) for side, pid in self.pids.items()}
+
+    async def idle_cpu(self, settle: float, seconds: float) -> dict[str, float]:
+        """Each server's CPU per second over ``seconds`` of doing nothing, read once
+        ``settle`` seconds of quiet have let the work of the last streams (their runs'
+        ends, checkpoints) and of start-up finish."""
+        await asyncio.sleep(settle)
         cpu0 = {side: tree_cpu(pid) for side, pid in self.pids.items()}
         await asyncio.sleep(seconds)
-        cpu = {
+        return {
             side: (tree_cpu(pid) - cpu0[side]) * 1000 / seconds for side, pid in self.pids.items()
         }
-        return {"rss_mib": rss, "cpu_ms_per_s": cpu}
+
+
+def _idle_window(args: argparse.Namespace) -> tuple[float, float]:
+    """Seconds of quiet before the idle CPU is read, and seconds it is read over."""
+    return (1.0, 1.0) if args.quick else (3.0, 5.0)
 
 
 async def _run(bench: Compare) -> dict[str, Any]:
-    idle = await bench.idle(0.5 if bench.args.quick else 2.0)
+    rss = bench.rss()
     await bench.prepare()
     rounds = await timed_rounds(bench.args.rounds, bench.one_round)
-    after = {side: tree_rss_mib(pid) for side, pid in bench.pids.items()}
-    return {"rounds": rounds, "idle": idle, "rss_after_mib": after, "counts": bench.counts}
+    after = bench.rss()
+    cpu = await bench.idle_cpu(*_idle_window(bench.args))
+    return {
+        "rounds": rounds,
+        "idle": {"rss_mib": rss, "cpu_ms_per_s": cpu},
+        "rss_after_mib": after,
+        "counts": bench.counts,
+    }
 
 
 # ------------------------------------------------------------------------ processes
@@ -451,7 +468,7 @@ def measure(
     with serving(args, cores, workdir, db.url, args.startup_samples) as running:
         upstream, parley, key, startup = running
         with others_running(args, cores, upstream, parley, workdir, notes) as (others, spawn):
-            time.sleep(0.2 if args.quick else 1.0)  # let the servers settle: idle numbers next
+            time.sleep(0.2 if args.quick else 1.0)  # let the servers settle: idle memory next
             bench = Compare(args, upstream, parley, key, others)
             measured = run_loop(_run(bench))
             failed = {
@@ -503,6 +520,9 @@ def summarise(measured: dict[str, Any]) -> dict[str, Any]:
                 "first_token_p95_ms": percentile(firsts, 0.95) if firsts else None,
                 "cpu_ms_per_stream": statistics.median(m["cpu_ms_per_stream"] for m in runs),
                 "streams_per_s": statistics.median(m["streams_per_s"] for m in runs),
+                # Each round's own, for ratios taken round by round (``_Table.add``).
+                "cpu_rounds": [m["cpu_ms_per_stream"] for m in runs],
+                "streams_per_s_rounds": [m["streams_per_s"] for m in runs],
                 "server_busy": statistics.median(m["server_busy"] for m in runs),
                 "client_cpu_ms_per_stream": statistics.median(
                     m["client_cpu_ms_per_stream"] for m in runs
@@ -522,7 +542,10 @@ class _Table:
     """Rows of one value per side; every contender's cell also gives its ratio to the
     relay's value (when the relay ran). Two more columns compare sides of Parley: stored
     against chat (what storing a turn costs), and stored on PostgreSQL against stored on
-    SQLite (with ``--postgres``): a ratio, or for a time a difference."""
+    SQLite (with ``--postgres``): a ratio, or for a time a difference. A ratio of a row
+    measured every round is the median of the rounds' own ratios: the two sides of one
+    round ran minutes apart at most, so the machine's drift from round to round (the same
+    side's CPU moves by a third between runs here) cancels out of it."""
 
     def __init__(self, sides: list[str], titles: list[str]) -> None:
         self.sides = sides
@@ -540,9 +563,11 @@ class _Table:
         fmt: str,
         ratio: bool = True,
         versus: str | None = "ratio",
+        rounds: dict[str, list[float]] | None = None,
     ) -> None:
         """A row; ``versus``: how the pair columns set sides against each other ("ratio",
-        "difference" in ms, or None: not at all)."""
+        "difference" in ms, or None: not at all); ``rounds``: each side's value in each
+        round, for ratios taken round by round."""
         base = values.get("relay") if "relay" in self.sides else None
         cells = [metric]
         for side in self.sides:
@@ -558,6 +583,9 @@ class _Table:
             a, b = values.get(side), values.get(other)
             if versus is None or a is None or b is None or (versus == "ratio" and not b):
                 cells.append("—")
+            elif versus == "ratio" and rounds and side in rounds and other in rounds:
+                paired = [x / y for x, y in zip(rounds[side], rounds[other], strict=True) if y]
+                cells.append(f"{statistics.median(paired):.2f}x" if paired else "—")
             elif versus == "ratio":
                 cells.append(f"{a / b:.2f}x")
             else:
@@ -591,16 +619,21 @@ def build_table(args: argparse.Namespace, summary: dict[str, Any], sides: list[s
             phase = phases[f"{gap:g}ms/{label}"]
             cpu = {s: phase[s]["cpu_ms_per_stream"] for s in sides}
             who = f"{clients_text(clients)}, {gap:g} ms gap"
-            table.add(f"server CPU per stream ({who})", cpu, "{:.2f} ms")
+            per_round = {s: phase[s]["cpu_rounds"] for s in sides}
+            table.add(f"server CPU per stream ({who})", cpu, "{:.2f} ms", rounds=per_round)
     phase = phases["load"]
     who = f"{clients_text(load)}, 0 ms gap"
     table.add(
-        f"streams/s on one core ({who})", {s: phase[s]["streams_per_s"] for s in sides}, "{:.0f}"
+        f"streams/s on one core ({who})",
+        {s: phase[s]["streams_per_s"] for s in sides},
+        "{:.0f}",
+        rounds={s: phase[s]["streams_per_s_rounds"] for s in sides},
     )
     table.add(
         f"server CPU per stream ({who})",
         {s: phase[s]["cpu_ms_per_stream"] for s in sides},
         "{:.2f} ms",
+        rounds={s: phase[s]["cpu_rounds"] for s in sides},
     )
     busy = {s: phase[s]["server_busy"] * 100 for s in sides}
     table.add(f"server core busy ({who})", busy, "{:.0f}%", ratio=False, versus=None)
@@ -633,6 +666,7 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
     )
     client = [phases["load"][s]["client_cpu_ms_per_stream"] for s in sides]
     ratios = " In brackets: the ratio to the bare relay." if "relay" in sides else ""
+    idle_quiet, idle_read = _idle_window(args)
     text = (
         f"{env['cpu']}; Python {env['python']}; {env['database']}; {env['pinning']}; "
         f"load average before: {env['load_average_before']:.2f}, after: "
@@ -645,7 +679,10 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
         f"length. First token: from writing the request to reading the first chunk with text "
         f"(a content.delta event for Parley stored), p50 over all rounds; added: less the "
         f"direct p50. Server CPU: user + system of the server process and its children over "
-        f"the phase ÷ streams, median round (direct: the fake upstream's).{ratios} Server "
+        f"the phase ÷ streams, median round (direct: the fake upstream's).{ratios} The pair "
+        f"columns of a CPU or streams/s row: the median of the rounds' own ratios (both "
+        f"sides measured in the same round). CPU while idle: over {idle_read:g} s, after the "
+        f"rounds and {idle_quiet:g} s of quiet. Server "
         f"core busy: the server's CPU seconds ÷ the phase's wall seconds; well under 100% "
         f"means something else (the load client's core, other work on the machine) held the "
         f"streams/s down. Parley chat and Parley stored are one `parley serve` "
