@@ -13,9 +13,9 @@ Parley's stored turn (``POST /v1/process``) and LiteLLM (``POST /v1/chat/complet
 Per chunk gap (0 and 20 ms), each side in turn, the order rotating every round: time to
 first token at 1 client and the server's CPU per stream at 1 and at N (50) clients; then
 streams/s at 100 clients with no gap; idle RSS (before the rounds) and CPU (after them, once
-the servers settled); spawn to healthy. Prints one table,
-each value with its ratio to the bare relay, and a markdown copy; writes JSON to
-``bench/results/compare.json``. See ``bench/README.md``.
+the servers settled); spawn to healthy. Prints one table, each value with its ratio to the
+bare relay, and a markdown copy; writes JSON to ``bench/results/compare.json``. See
+``bench/README.md``.
 
 ``--transport-at NAME=REV`` adds a second ``parley serve`` of this tree on the same database,
 its upstream HTTP transport (``parley/providers/transport.py``, ``upstream_http.py``) taken
@@ -583,7 +583,7 @@ class _Table:
             a, b = values.get(side), values.get(other)
             if versus is None or a is None or b is None or (versus == "ratio" and not b):
                 cells.append("—")
-            elif versus == "ratio" and rounds and side in rounds and other in rounds:
+            elif versus == "ratio" and rounds is not None:
                 paired = [x / y for x, y in zip(rounds[side], rounds[other], strict=True) if y]
                 cells.append(f"{statistics.median(paired):.2f}x" if paired else "—")
             elif versus == "ratio":

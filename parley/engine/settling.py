@@ -357,8 +357,7 @@ class Settler:
             raise
         finally:
             if not written:  # not written, or stopped from elsewhere: take the closing back
-                turn.unsaved = entries[: len(entries) - len(closing)]
-                turn.unsaved_since = 0.0
+                turn.put_back(entries[: len(entries) - len(closing)])
                 turn.seq -= len(closing)
         if not written:
             raise TurnStopped
