@@ -8,6 +8,7 @@ SQLite file.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -41,7 +42,31 @@ def redis_reachable(url: str = TEST_REDIS_URL) -> bool:
         return False
 
 
+#: The ports a test server may listen on: below the kernel's range for the local ports of
+#: outgoing connections, so that no client socket of another test process takes a port
+#: between its choice and the server's bind (a port from ``bind(0)`` comes from that range).
+_PORTS = range(20000, 32000)
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
+    """A loopback port nothing listens on now, outside the ephemeral range when it can be."""
+    ephemeral = _ephemeral_ports()
+    ports = [p for p in random.sample(_PORTS, 64) if p not in ephemeral]
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -121,16 +146,27 @@ class ParleyServer:
         created = self.cli("users", "create", "admin", "--admin")
         assert created.returncode == 0, created.stderr
         self.admin_key = created.stdout.strip().splitlines()[-1]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.wait_healthy()
-        return self
+        for attempt in range(3):
+            since = len(self.log())
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            try:
+                self.wait_healthy()
+                return self
+            except RuntimeError:
+                # Another process took the port between its choice and the bind: a new one.
+                if attempt == 2 or " is taken by " not in self.log()[since:]:
+                    raise
+                self.proc = None
+                self.port = free_port()
+                self.base_url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
