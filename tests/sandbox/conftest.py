@@ -119,6 +119,13 @@ def assert_gone(pids: list[int], within: float = 5.0) -> None:
     assert not left, f"still running: {[(p, _cmd(p)) for p in left]}"
 
 
+def wait_down_to(kernel: Kernel, count: int, within: float = 5.0) -> None:
+    """Wait (up to ``within`` seconds) until the sandbox runs ``count`` processes at most."""
+    deadline = time.monotonic() + within
+    while len(kernel.processes()) > count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _cmd(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
