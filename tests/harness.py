@@ -96,7 +96,6 @@ class ParleyServer:
         env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
@@ -146,27 +145,33 @@ class ParleyServer:
         created = self.cli("users", "create", "admin", "--admin")
         assert created.returncode == 0, created.stderr
         self.admin_key = created.stdout.strip().splitlines()[-1]
-        for attempt in range(3):
+        tries = 3
+        while True:
             since = len(self.log())
-            log = self.log_path.open("ab")
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            log.close()
+            self._spawn()
             try:
                 self.wait_healthy()
                 return self
             except RuntimeError:
                 # Another process took the port between its choice and the bind: a new one.
-                if attempt == 2 or " is taken by " not in self.log()[since:]:
+                tries -= 1
+                if not tries or " is taken by " not in self.log()[since:]:
                     raise
-                self.proc = None
                 self.port = free_port()
-                self.base_url = f"http://127.0.0.1:{self.port}"
-        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
