@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -78,7 +79,8 @@ class Checkpointer:
         self.bus = bus
         self.turns = turns
         self.interval = interval
-        self._inflight: asyncio.Task[None] | None = None
+        #: The save being written, until what it comes to is applied (``_landed``).
+        self._inflight: asyncio.Future[set[str]] | None = None
         self._inflight_ids: set[str] = set()
         #: When the last checkpoint began (``time.monotonic``).
         self._saved_at = 0.0
@@ -141,17 +143,40 @@ class Checkpointer:
         self._saved_at = at
         for snap in snapshots:
             snap.turn.unsaved = []
+        # The write's own future, and what it comes to applied by a callback of it (no
+        # task of its own): a cancelled loop (shutdown) stops waiting for it, not it, and
+        # drain() keeps seeing it until it has landed.
+        job = self.db.write_later_job(_save, snapshots)
+        landed = asyncio.wrap_future(job)
+        landed.add_done_callback(functools.partial(self._landed, snapshots, time.monotonic()))
+        self._inflight = landed
         self._inflight_ids = {s.turn.run.id for s in snapshots}
-        self._inflight = task = asyncio.create_task(self._write(snapshots))
-        task.add_done_callback(self._landed)
-        # Shielded: a cancelled loop (shutdown) still lets the save finish, and drain()
-        # keeps seeing it until it has.
-        await asyncio.shield(task)
+        await asyncio.shield(landed)
 
-    def _landed(self, task: asyncio.Task[None]) -> None:
-        if self._inflight is task:
+    def _landed(
+        self, snapshots: list[_Snapshot], stamp: float, landed: asyncio.Future[set[str]]
+    ) -> None:
+        """A save ended: mark what it wrote, queue again what it did not, and stop the
+        turns whose runs it found no longer ``in_progress``."""
+        if self._inflight is landed:
             self._inflight = None
             self._inflight_ids = set()
+        if landed.cancelled() or landed.exception() is not None:
+            for snap in snapshots:  # nothing was written: keep the events for the next try
+                snap.turn.put_back(snap.entries, snap.since)
+            return
+        alive = landed.result()
+        for snap in snapshots:
+            turn = snap.turn
+            if turn.run.id in alive:
+                if snap.texts is not None:
+                    turn.text_saved, turn.text_seq = stamp, snap.seq
+                    turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
+                continue
+            turn.put_back(snap.entries, snap.since)
+            if turn.task is not None and not turn.settling:
+                turn.stop_reason = "remote"
+                turn.task.cancel()
 
     async def _start_publishing(self) -> None:
         """Turns that someone follows from another replica publish from now on, starting
@@ -167,26 +192,6 @@ class Checkpointer:
             if turn.run.id in watched:
                 turn.remote = self.bus
                 self.bus.publish(turn.run.id, list(turn.channel.entries))
-
-    async def _write(self, snapshots: list[_Snapshot]) -> None:
-        stamp = time.monotonic()
-        try:
-            alive = await self.db.write_later(_save, snapshots)
-        except BaseException:
-            for snap in snapshots:  # nothing was written: keep the events for the next try
-                snap.turn.put_back(snap.entries, snap.since)
-            raise
-        for snap in snapshots:
-            turn = snap.turn
-            if turn.run.id in alive:
-                if snap.texts is not None:
-                    turn.text_saved, turn.text_seq = stamp, snap.seq
-                    turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
-                continue
-            turn.put_back(snap.entries, snap.since)
-            if turn.task is not None and not turn.settling:
-                turn.stop_reason = "remote"
-                turn.task.cancel()
 
     async def drain(self, turn: Turn) -> None:
         """Wait for a save in flight that includes ``turn`` (call once it is settling)."""

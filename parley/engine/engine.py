@@ -249,7 +249,7 @@ class Engine:
     ) -> TurnHandle:
         """Start the next turn of a ``queued`` run (flow A ``completions``, flow B turn 2);
         its tokens count against ``source`` (here and in every ``start_*``)."""
-        launch = self.launcher.launch(
+        turn = await self.launcher.launch(
             None,
             source,
             None,
@@ -261,8 +261,6 @@ class Engine:
             thread_id=thread_id,
             assistant_id=assistant_id,
         )
-        # Shielded: once claimed in the database, the turn runs even if the caller goes.
-        turn = await asyncio.shield(launch)
         if turn is None:
             raise Conflict("The run expired waiting for tool outputs.", code="run_finished")
         return TurnHandle(self, turn)
@@ -292,22 +290,21 @@ class Engine:
                 known.model,
                 lambda model_id: first_turn_request(known, content, model_id),
             )
-        launch = self.launcher.launch(
-            early,
-            source,
-            None,
-            tx.claim_first,
-            user_id=user_id,
-            assistant_id=assistant_id,
-            content=content,
-            images=images,
-            thread_id=thread_id,
-            lease=self.lease,
-            history=self.history,
-            check_model=self.providers.check_model,
-        )
         try:
-            turn = await asyncio.shield(launch)
+            turn = await self.launcher.launch(
+                early,
+                source,
+                None,
+                tx.claim_first,
+                user_id=user_id,
+                assistant_id=assistant_id,
+                content=content,
+                images=images,
+                thread_id=thread_id,
+                lease=self.lease,
+                history=self.history,
+                check_model=self.providers.check_model,
+            )
         except BaseException:
             self.launcher.assistants.pop(assistant_id, None)
             raise
@@ -341,7 +338,7 @@ class Engine:
                 config.model,
                 lambda model_id: items_request(config, messages, model_id),
             )
-        launch = self.launcher.launch(
+        turn = await self.launcher.launch(
             early,
             source,
             secrets,
@@ -354,7 +351,6 @@ class Engine:
             history=self.history,
             check_model=self.providers.check_model,
         )
-        turn = await asyncio.shield(launch)
         assert turn is not None
         handle = TurnHandle(self, turn)
         if target.scratch:

@@ -8,9 +8,11 @@ to the end of their task; when a turn ends, its tokens are counted against its s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Concatenate, ParamSpec
 
 from sqlalchemy.engine import Connection
@@ -58,6 +60,8 @@ class Launcher:
         self.started = started
         #: Assistants as last read by a claim here, for early starts (``engine.early``).
         self.assistants: dict[str, Assistant] = {}
+        #: Early starts being discarded after their callers went (``_let_go``).
+        self._letting_go: set[asyncio.Task[None]] = set()
 
     async def launch(
         self,
@@ -72,11 +76,29 @@ class Launcher:
         """Claim a turn (``claim(conn, *args, **kw)``, None: the run expired) and start it,
         with the ``secrets`` of its hosted tools (``Turn.secrets``).
         An early start is the turn's from here on, or, when the claim fails or the request
-        changed, discarded here: shielded, this outlives a caller that went away meanwhile,
-        and so does the early call the turn goes on with."""
+        changed, discarded. Once a database thread writes the claim, the turn starts
+        whatever becomes of the caller: one cancelled meanwhile leaves the claim to its end
+        and the turn to start then (``_claimed_late``), with no task of its own in the
+        usual case."""
         try:
             self.check_open()
-            claimed = await self.db.write(claim, *args, **kw)
+            job = self.db.write_job(claim, *args, **kw)
+        except BaseException:
+            if early is not None:
+                await early.discard()
+            raise
+        try:
+            claimed = await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            # ``wrap_future`` has cancelled the job if it was still queued: nothing written.
+            if not job.cancelled():
+                loop = asyncio.get_running_loop()
+                job.add_done_callback(
+                    lambda done: _on_loop(loop, self._claimed_late, done, early, source, secrets)
+                )
+            elif early is not None:
+                self._let_go(early)
+            raise
         except BaseException:
             if early is not None:
                 await early.discard()
@@ -85,12 +107,39 @@ class Launcher:
             if early is not None:
                 await early.discard()
             return None
+        return self._start(claimed, early, source, secrets)
+
+    def _claimed_late(
+        self,
+        job: Future[tx.Claim | None],
+        early: EarlyStart | None,
+        source: UsageSource | None,
+        secrets: Mapping[str, Mapping[str, str]] | None,
+    ) -> None:
+        """The end of a claim whose caller went while it was written: its turn starts all
+        the same, or its early start is let go."""
+        claimed = None if job.exception() is not None else job.result()
+        if claimed is not None:
+            self._start(claimed, early, source, secrets)
+        elif early is not None:
+            self._let_go(early)
+
+    def _start(
+        self,
+        claimed: tx.Claim,
+        early: EarlyStart | None,
+        source: UsageSource | None,
+        secrets: Mapping[str, Mapping[str, str]] | None,
+    ) -> Turn:
+        """Start the claimed turn's task, with the early start when it made the call the
+        turn would (else the task lets it go first)."""
         if claimed.assistant is not None:
             if len(self.assistants) > 10_000:
                 self.assistants.clear()
             self.assistants[claimed.assistant.id] = claimed.assistant
         run = claimed.run
         dropped = None
+        misfit = None
         if early is not None:
             _, model_id = self.providers.resolve(run.model)
             try:
@@ -104,8 +153,8 @@ class Launcher:
             except ParleyError:  # too long for the model: the turn fails with it, uncalled
                 request = None
             if request is None or not early.fits(request):
-                await early.discard()  # an assistant changed since: call afresh, or fail
-                early, dropped = None, None
+                # An assistant changed since: call afresh, or fail.
+                misfit, early, dropped = early, None, None
         turn = Turn(
             run=run,
             message_id=claimed.message_id,
@@ -120,13 +169,21 @@ class Launcher:
         )
         self.turns[run.id] = turn
         self.started()
-        turn.task = asyncio.create_task(self._drive(turn), name=f"turn {run.id}")
+        turn.task = asyncio.create_task(self._drive(turn, misfit), name=f"turn {run.id}")
         return turn
 
-    async def _drive(self, turn: Turn) -> None:
+    def _let_go(self, early: EarlyStart) -> None:
+        """Discard an early start no turn takes, in a task of its own (its caller went)."""
+        task = asyncio.get_running_loop().create_task(early.discard())
+        self._letting_go.add(task)
+        task.add_done_callback(self._letting_go.discard)
+
+    async def _drive(self, turn: Turn, misfit: EarlyStart | None = None) -> None:
         logcontext.run_id.set(turn.run.id)  # this task's context: every line of the turn
         began = time.perf_counter()
         try:
+            if misfit is not None:
+                await misfit.discard()
             await self.runner.run(turn)
         except Exception:
             log.exception("turn of run %s could not be settled", turn.run.id)
@@ -149,3 +206,9 @@ class Launcher:
             face=source.face,
             used=turn.usage(),
         )
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
+    """Call ``fn(*args)`` on ``loop`` from any thread; nothing once the loop has closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)

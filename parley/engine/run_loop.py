@@ -147,10 +147,12 @@ class TurnRunner:
         except Exception:
             log.exception("turn of run %s failed", turn.run.id)
             outcome = InternalError("The turn failed because of an internal error.")
-        turn.settling = True
         # From here on the turn is not interrupted: it writes its end, whatever happens.
+        # Whoever stops turns (a cancel, a stop from elsewhere, a model gone quiet, the
+        # server's shutdown) leaves a settling one alone, so the end runs in this task.
+        turn.settling = True
         try:
-            await asyncio.shield(self.settler.finish(turn, outcome, stopped))
+            await self.settler.finish(turn, outcome, stopped)
         finally:
             if turn.box is not None:
                 await asyncio.shield(turn.box.aclose())

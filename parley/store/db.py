@@ -142,9 +142,15 @@ class Database:
     ) -> T:
         """``fn(conn, *args, **kw)`` in one read-write transaction on a database thread
         (shared with the writes queued beside it, when ``fn`` is ``group_commit``)."""
+        return await asyncio.wrap_future(self.write_job(fn, *args, **kw))
+
+    def write_job(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> Future[T]:
+        """``write``'s job, queued: for a caller that must learn how a write it stopped
+        waiting for ended (``asyncio.wrap_future`` cancels it only while it waits to run)."""
         call = _Call(fn, args, kw, read_only=False)
-        job = self._workers.submit(self._run, call, group=self._group_of(fn))
-        return await asyncio.wrap_future(job)
+        return self._workers.submit(self._run, call, group=self._group_of(fn))
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
@@ -158,9 +164,14 @@ class Database:
     ) -> T:
         """As ``write``, as bookkeeping that waits behind the work clients wait on
         (``Workers``: the end of a turn, checkpoints, heartbeats, sweeps)."""
+        return await asyncio.wrap_future(self.write_later_job(fn, *args, **kw))
+
+    def write_later_job(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> Future[T]:
+        """``write_later``'s job, queued (as ``write_job``)."""
         call = _Call(fn, args, kw, read_only=False)
-        job = self._workers.submit(self._run, call, later=True, group=self._group_of(fn))
-        return await asyncio.wrap_future(job)
+        return self._workers.submit(self._run, call, later=True, group=self._group_of(fn))
 
     def _group_of(self, fn: Callable[..., Any]) -> Callable[[list[_Call[Any]]], list[Any]] | None:
         """How a write of ``fn`` runs with the writes queued beside it: on SQLite, whose one

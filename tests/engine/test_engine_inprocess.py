@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnHandle
+from parley.engine import transactions as tx
 from parley.events import ContentDelta, FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
-from parley.store import threads, users
+from parley.store import tables, threads, users
 from parley.types import Role, Usage
 from tests.engine.inprocess import running_engine, user_and_assistant
 
@@ -76,6 +81,8 @@ class Watched:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.calls: list[tuple[ModelRequest, bool]] = []
+        #: Calls whose stream was closed, read to its end or not.
+        self.closed = 0
 
     def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         assert self.engine is not None
@@ -83,8 +90,11 @@ class Watched:
         return self._answer()
 
     async def _answer(self) -> AsyncGenerator[ModelEvent, None]:
-        yield TextPart("ok")
-        yield FinishPart("stop")
+        try:
+            yield TextPart("ok")
+            yield FinishPart("stop")
+        finally:
+            self.closed += 1
 
 
 LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
@@ -285,3 +295,118 @@ async def test_an_items_turn_on_a_new_thread_calls_the_model_while_it_is_claimed
     )
     _, registered = await _one_call(engine, turn)
     assert registered
+
+
+def _watched(engine: Engine) -> Watched:
+    watched = engine.providers.resolve("watched/x")[0]
+    assert isinstance(watched, Watched)
+    return watched
+
+
+async def _known_assistant(engine: Engine) -> tuple[str, str]:
+    """A user and an assistant of theirs on ``watched/x`` that a claim has read, so that
+    its next first turn calls the model early (``engine.early``)."""
+    user, bot = await user_and_assistant(engine, "watched/x")
+    await _one_call(
+        engine, await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="one")
+    )
+    return user.id, bot.id
+
+
+async def _thread_count(engine: Engine, user_id: str) -> int:
+    def count(conn: Connection) -> int:
+        query = select(func.count()).select_from(tables.threads)
+        return int(conn.execute(query.where(tables.threads.c.user_id == user_id)).scalar_one())
+
+    return await engine.db.read(count)
+
+
+async def _answers(engine: Engine, user_id: str) -> list[tuple[str, str]]:
+    """The status and answer of each of the user's runs, oldest first."""
+    runs, messages = tables.runs, tables.messages
+
+    def read(conn: Connection) -> list[tuple[str, str]]:
+        query = (
+            select(runs.c.status, messages.c.content)
+            .join(messages, messages.c.run_id == runs.c.id)
+            .where(runs.c.user_id == user_id, messages.c.role == "assistant")
+            .order_by(runs.c.id)
+        )
+        return [(status, str(content)) for status, content in conn.execute(query)]
+
+    return await engine.db.read(read)
+
+
+async def test_a_caller_gone_while_its_claim_is_written_leaves_the_turn_to_run(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id, bot_id = await _known_assistant(engine)
+    began, go_on = threading.Event(), threading.Event()
+    claim_first = tx.claim_first
+
+    def slow_claim(conn: Connection, **kw: Any) -> Any:
+        began.set()
+        go_on.wait(10)
+        return claim_first(conn, **kw)
+
+    monkeypatch.setattr(tx, "claim_first", slow_claim)
+    caller = asyncio.create_task(
+        engine.start_first_turn(user_id=user_id, assistant_id=bot_id, content="two")
+    )
+    assert await asyncio.to_thread(began.wait, 10)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    go_on.set()
+    for _ in range(1000):  # the claim ends, and its turn runs without its caller
+        answers = await _answers(engine, user_id)
+        if len(answers) == 2 and answers[1][0] == "completed":
+            break
+        await asyncio.sleep(0.01)
+    assert answers == [("completed", "ok"), ("completed", "ok")]
+    assert not engine.turns
+    watched = _watched(engine)
+    (call,) = watched.calls  # the call begun early is the turn's: made once
+    assert [m.content for m in call[0].messages] == ["two"] and not call[1]
+
+
+async def test_a_caller_gone_while_its_claim_waits_to_be_written_leaves_nothing(
+    engine: Engine,
+) -> None:
+    user_id, bot_id = await _known_assistant(engine)
+    watched = _watched(engine)
+    watched.calls.clear()
+    closed = watched.closed
+    before = await _thread_count(engine, user_id)
+    # Every database thread busy: the claim waits in line.
+    held, go_on = threading.Semaphore(0), threading.Event()
+
+    def hold(_: Connection) -> None:
+        held.release()
+        go_on.wait(10)
+
+    holders = [
+        asyncio.create_task(engine.db.write(hold))
+        for _ in range(engine.db.pool_size if not engine.db.is_sqlite else 1)
+    ]
+    for _ in holders:
+        assert await asyncio.to_thread(held.acquire, True, 10)
+    caller = asyncio.create_task(
+        engine.start_first_turn(user_id=user_id, assistant_id=bot_id, content="two")
+    )
+    for _ in range(500):  # the early call begins
+        if watched.calls:
+            break
+        await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    go_on.set()
+    await asyncio.gather(*holders)
+    for _ in range(500):  # the early call is let go
+        if watched.closed > closed:
+            break
+        await asyncio.sleep(0.01)
+    assert watched.closed == closed + 1 and len(watched.calls) == 1
+    assert not engine.turns
+    assert await _thread_count(engine, user_id) == before  # nothing was written
