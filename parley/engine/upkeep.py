@@ -23,6 +23,8 @@ import logging
 import time
 from collections.abc import Mapping
 
+from sqlalchemy.engine import Connection
+
 from parley.config import Settings
 from parley.engine import sweeps
 from parley.engine import transactions as tx
@@ -34,6 +36,8 @@ from parley.files.sweep import sweep_files
 from parley.metrics import Metrics
 from parley.providers.registry import ProviderRegistry
 from parley.retrieval.ingest import CountsUsage, Ingestion
+from parley.store import ingestion as ingestion_store
+from parley.store import webhooks as webhook_store
 from parley.store.db import Database
 from parley.webhooks.delivery import Deliveries
 
@@ -211,7 +215,11 @@ class Upkeep:
         no sooner). So an idle server sweeps every few seconds, and a dead server's run is
         still closed within ``lease_seconds + sweep_seconds``."""
         here = set(self.turns)
-        due, upcoming = await self.db.read_later(sweeps.sweep_due, running_here=here)
+        due, upcoming, queue, deliveries = await self.db.read_later(_look, running_here=here)
+        # The same read looked for files to index and deliveries to send: an idle
+        # replica's own looks for them wait (``Ingestion.looked``, ``Deliveries.looked``).
+        self.ingestion.looked(queue)
+        self.webhooks.looked(deliveries)
         if due:
             await self.db.write_later(sweeps.sweep, running_here=here)
             return self.settings.sweep_seconds
@@ -220,3 +228,12 @@ class Upkeep:
         if upcoming is not None:
             wait = min(wait, upcoming - time.time())
         return max(settings.sweep_seconds, wait + settings.sweep_seconds / 2)
+
+
+def _look(
+    conn: Connection, *, running_here: set[str]
+) -> tuple[bool, float | None, ingestion_store.Queue, float | None]:
+    """The replica's look at what falls due, one read: the sweep's (``sweeps.sweep_due``),
+    the files waiting to be indexed, and when the next webhook delivery is due."""
+    due, upcoming = sweeps.sweep_due(conn, running_here=running_here)
+    return due, upcoming, ingestion_store.queue(conn), webhook_store.next_due(conn)

@@ -37,7 +37,7 @@ from parley.retrieval._base import MB, ExtractionFailed, Limits, UnsupportedFile
 from parley.retrieval.chunking import Chunk, chunk, parse_chunking_strategy
 from parley.retrieval.extract import Extractor
 from parley.store import ingestion as store
-from parley.store.db import Database, now, retryable
+from parley.store.db import Database, now, retryable, until_woken
 from parley.types import Usage
 
 log = logging.getLogger("parley.retrieval")
@@ -50,8 +50,9 @@ CONCURRENCY = 2
 POLL_SECONDS = 0.5
 #: While no file waits anywhere, the looks grow apart, up to this (a file attached on
 #: another replica is indexed there, woken; a replica that dies leaves its claims to run
-#: out, which takes a lease anyway).
-IDLE_POLL_SECONDS = 4.0
+#: out, which takes a lease anyway). The upkeep's looks, every lease or so, read the queue
+#: too (``Ingestion.looked``): an idle replica's own looks then do not come at all.
+IDLE_POLL_SECONDS = 5.0
 #: Chunks, and their tokens, sent in one embedding call at most.
 EMBED_BATCH = 256
 EMBED_BATCH_TOKENS = 100_000
@@ -112,6 +113,9 @@ class Ingestion:
         self.working: dict[tuple[str, str], tuple[store.Claim, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        #: When the loop next looks at the queue unless woken (``time.monotonic``); an
+        #: idle one's is pushed back by the upkeep's looks (``looked``).
+        self._look_by = 0.0
 
     @property
     def beat(self) -> float:
@@ -121,6 +125,16 @@ class Ingestion:
     def wake(self) -> None:
         """Look for files now (a file was just attached here)."""
         self._wake.set()
+
+    def looked(self, queue: store.Queue) -> None:
+        """The queue as the upkeep's look read it (``Upkeep.sweep``: one read for every
+        idle look of the replica). A file to claim wakes the loop; with none waiting and
+        none indexed here, the loop's own next look is a full idle interval away."""
+        self.metrics.ingestion_queue(queue.waiting)
+        if queue.claimable:
+            self._wake.set()
+        elif not queue.waiting and not self.working:
+            self._look_by = max(self._look_by, time.monotonic() + IDLE_POLL_SECONDS)
 
     async def start(self) -> None:
         self._loop = asyncio.create_task(self._run())
@@ -162,8 +176,8 @@ class Ingestion:
             idle = not waiting and not self.working
             poll = min(poll * 2, IDLE_POLL_SECONDS) if idle else self.poll_seconds
             wait = poll if idle else max(0.0, min(poll, next_renewal - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._look_by = time.monotonic() + wait
+            await until_woken(self._wake, lambda: self._look_by)
             self._wake.clear()
 
     async def _renew(self) -> None:

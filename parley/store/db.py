@@ -14,6 +14,7 @@ many threads (psycopg).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
@@ -53,6 +54,15 @@ def new_id(prefix: str) -> str:
     of a page anywhere: a commit of one turn writes a fifth fewer pages to SQLite's WAL,
     and the rows of the turns that commit together share pages."""
     return f"{prefix}_{time.time_ns() // 1_000_000:011x}{secrets.randbits(52):013x}"
+
+
+async def until_woken(wake: asyncio.Event, deadline: Callable[[], float]) -> None:
+    """The wait of a loop that looks at the database now and then: until ``wake`` is set,
+    or the ``time.monotonic`` time ``deadline()`` answers has come (it may move later
+    meanwhile, when a look made elsewhere stands for this one)."""
+    while not wake.is_set() and (left := deadline() - time.monotonic()) > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=left)
 
 
 def now() -> float:

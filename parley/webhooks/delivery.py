@@ -40,7 +40,7 @@ from parley.config import ConfigError, Settings
 from parley.mcp.addresses import AddressPolicy, AddressRefused, guarded_client_factory
 from parley.metrics import Metrics
 from parley.store import webhooks as store
-from parley.store.db import Database, now
+from parley.store.db import Database, now, until_woken
 
 log = logging.getLogger("parley.webhooks")
 
@@ -120,6 +120,9 @@ class Deliveries:
         #: ended (and made room).
         self._wake = asyncio.Event()
         self._listener: Callable[[], None] | None = None
+        #: When the loop next looks for due deliveries unless woken (``time.monotonic``);
+        #: the upkeep's looks may push it back (``looked``).
+        self._look_by = 0.0
 
     @property
     def claim_seconds(self) -> float:
@@ -180,8 +183,20 @@ class Deliveries:
                     await self.prune()
             except Exception:  # a boundary: the next round tries again
                 log.exception("webhook delivery round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.0))
+            self._look_by = time.monotonic() + wait
+            await until_woken(self._wake, lambda: self._look_by)
+
+    def looked(self, upcoming: float | None) -> None:
+        """When the first pending delivery falls due (``store.next_due``), as the upkeep's
+        look read it (``Upkeep.sweep``: one read for every idle look of the replica). One
+        due before the loop's next look wakes it; with none pending and none sent here,
+        the loop's own next look is ``webhook_poll_seconds`` away."""
+        if upcoming is not None:
+            if time.monotonic() + (upcoming - now()) < self._look_by:
+                self._wake.set()
+        elif not self.working:
+            poll = self.settings.webhook_poll_seconds
+            self._look_by = max(self._look_by, time.monotonic() + poll)
 
     async def prune(self) -> int:
         """Delete the ended deliveries older than the runs' event logs are kept
