@@ -108,14 +108,6 @@ class EarlyStart:
         """Whether ``request``, what the claimed turn sends, is the call already made."""
         return request == self.request
 
-    async def parts(self) -> AsyncGenerator[ModelEvent, None]:
-        first = await self.first
-        if first is None:
-            return
-        yield first
-        async for part in self.stream:
-            yield part
-
     async def discard(self) -> None:
         self.first.cancel()
         with contextlib.suppress(BaseException):

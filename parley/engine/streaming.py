@@ -219,7 +219,8 @@ async def stream_answer(
     stream: AsyncGenerator[ModelEvent, None]
     model = turn.run.model
     if turn.early is not None:
-        stream = turn.early.parts()
+        # The call's own stream, its first part read ahead (``EarlyStart.first``).
+        stream = turn.early.stream
         model_id, began = turn.early.request.model, turn.early.began
     else:
         began = None
@@ -245,32 +246,41 @@ async def stream_answer(
     delta = f'{{"type":"content.delta","run_id":{ids},"text":'
     clock = turn.clock = StreamClock(turn.stop_model, *providers.timeouts(turn.run.model))
     time = asyncio.get_running_loop().time
-    try:
-        async for part in stream:
-            acc.add(part)
-            clock.last = time()
-            kind = type(part)
-            if kind is TextPart:
-                try:
-                    text = orjson.dumps(part.text).decode()  # type: ignore[union-attr]
-                except TypeError:  # a lone surrogate: the model's way, which replaces it
-                    emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
-                else:
-                    emit_json("content.delta", delta + text + "}")
-            elif kind is ReasoningPart:
-                emit(
-                    ReasoningDelta(
-                        run_id=run_id,
-                        message_id=message_id,
-                        text=part.text,  # type: ignore[union-attr]
-                        summary=part.summary,  # type: ignore[union-attr]
-                    )
+
+    def relay(part: ModelEvent) -> None:
+        acc.add(part)
+        clock.last = time()
+        kind = type(part)
+        if kind is TextPart:
+            try:
+                text = orjson.dumps(part.text).decode()  # type: ignore[union-attr]
+            except TypeError:  # a lone surrogate: the model's way, which replaces it
+                emit(ContentDelta(run_id=run_id, message_id=message_id, text=part.text))  # type: ignore[union-attr]
+            else:
+                emit_json("content.delta", delta + text + "}")
+        elif kind is ReasoningPart:
+            emit(
+                ReasoningDelta(
+                    run_id=run_id,
+                    message_id=message_id,
+                    text=part.text,  # type: ignore[union-attr]
+                    summary=part.summary,  # type: ignore[union-attr]
                 )
-            elif kind is not ToolCallPart:
-                continue  # usage or provider state: not the answer itself
-            if not clock.started:
-                clock.begin()
-                call.first_token()
+            )
+        elif kind is not ToolCallPart:
+            return  # usage or provider state: not the answer itself
+        if not clock.started:
+            clock.begin()
+            call.first_token()
+
+    try:
+        if turn.early is not None:
+            first = await turn.early.first
+            if first is None:  # the call ended before its first part
+                return
+            relay(first)
+        async for part in stream:
+            relay(part)
     except BaseException as exc:
         call.failed(clock.error or exc)
         raise
