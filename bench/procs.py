@@ -194,20 +194,25 @@ class Parley:
         return create_user(self._parley(), self.env, name)
 
     def start(
-        self, timeout: float = 60.0, profile: Path | None = None, switched: bool = False
+        self,
+        timeout: float = 60.0,
+        profile: Path | None = None,
+        switched: bool = False,
+        wrapper: str = "profiled.py",
     ) -> float:
         """Spawn the server; answers the seconds from spawn to the first 200 on /healthz.
 
         With ``profile``, the server runs under cProfile, which writes there when it stops;
-        with ``switched`` too, under ``bench/profiled.py`` instead: the thread CPU clock of
-        the event loop, started by ``SIGUSR1`` and written by ``SIGUSR2``.
+        with ``switched`` too, under ``bench/profiled.py`` instead (or another ``wrapper``
+        of ``bench/`` that takes the same arguments, such as ``counted.py``): the thread
+        CPU clock of the event loop, started by ``SIGUSR1`` and written by ``SIGUSR2``.
         """
         self.port = free_port()
         log = (self.workdir / f"server-{self.port}.log").open("ab")
         parley = self._parley()
         self.profiling = profile is not None and not switched
         if profile is not None and switched:
-            parley = [sys.executable, str(BENCH / "profiled.py"), str(profile)]
+            parley = [sys.executable, str(BENCH / wrapper), str(profile)]
         elif profile is not None:
             parley = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "parley.cli.main"]
         command = [*parley, "serve", "--port", str(self.port)]
