@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import signal
 import sys
 import threading
 from collections.abc import Coroutine
@@ -23,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 import orjson
+from profiled import run_switched
 
 
 def main() -> None:
@@ -72,12 +72,7 @@ def main() -> None:
         await startup(self, *a, **kw)
 
     uvicorn.server.Server.startup = counted_startup  # type: ignore[method-assign]
-    signal.signal(signal.SIGUSR1, start)
-    signal.signal(signal.SIGUSR2, stop)
-    sys.argv = ["parley", *args]
-    from parley.cli.main import main as parley
-
-    sys.exit(parley())
+    run_switched(start, stop, args)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,16 @@ def main() -> None:
         return submit(self, profiled(fn), arg, **kw)
 
     db.Workers.submit = profiled_submit  # type: ignore[method-assign]
+    run_switched(start, stop, args)
+
+
+def run_switched(
+    start: Callable[[int, FrameType | None], None],
+    stop: Callable[[int, FrameType | None], None],
+    args: list[str],
+) -> None:
+    """Run ``parley *args`` in this process, ``start`` called on ``SIGUSR1`` and ``stop``
+    on ``SIGUSR2``."""
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
     sys.argv = ["parley", *args]

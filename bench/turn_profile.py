@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pstats
 import shutil
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +270,40 @@ async def _measure(profiler: Profiler, clients: list[int]) -> dict[int, dict[str
     return results
 
 
+@contextlib.contextmanager
+def switched_server(
+    cores: Cores,
+    chunks: int,
+    database_url: str | None,
+    out_name: str,
+    wrapper: str = "profiled.py",
+) -> Iterator[tuple[Parley, str, Path]]:
+    """A fake upstream of ``chunks``-chunk answers and ``parley serve`` on a fresh database
+    (SQLite, or one on the PostgreSQL server of ``database_url``), under ``wrapper``
+    (switched by signals: ``Parley.start``); yields the server, a user's API key, and the
+    file the wrapper writes. Everything is stopped and dropped after."""
+    with tempfile.TemporaryDirectory(prefix="parley-profile-") as tmp:
+        workdir = Path(tmp)
+        db = BenchDatabase(workdir, database_url)
+        try:
+            upstream = Upstream(cores, chunks)
+            parley = Parley(
+                database_url=db.url, workdir=workdir, upstream_url=upstream.url, cores=cores
+            )
+            out = workdir / out_name
+            try:
+                parley.start()
+                key = parley.create_user("bench")
+                parley.stop()
+                parley.start(profile=out, switched=True, wrapper=wrapper)
+                yield parley, key, out
+            finally:
+                parley.stop()
+                upstream.stop()
+        finally:
+            db.drop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", default="1,50", help="client counts, comma-separated")
@@ -292,27 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = Cores.pick(not args.no_pin)
     cores.pin_self()
     clients = [int(c) for c in args.clients.split(",")]
-    with tempfile.TemporaryDirectory(prefix="parley-profile-") as tmp:
-        workdir = Path(tmp)
-        db = BenchDatabase(workdir, args.database_url)
-        try:
-            upstream = Upstream(cores, args.chunks)
-            parley = Parley(
-                database_url=db.url, workdir=workdir, upstream_url=upstream.url, cores=cores
-            )
-            out = workdir / "loop.prof"
-            try:
-                parley.start()
-                key = parley.create_user("bench")
-                parley.stop()
-                parley.start(profile=out, switched=True)
-                time.sleep(0.5)
-                results = run_loop(_measure(Profiler(args, parley, key, out), clients))
-            finally:
-                parley.stop()
-                upstream.stop()
-        finally:
-            db.drop()
+    with switched_server(cores, args.chunks, args.database_url, "loop.prof") as (parley, key, out):
+        time.sleep(0.5)
+        results = run_loop(_measure(Profiler(args, parley, key, out), clients))
     print(
         f"# Per chunk: {args.chunks} chunks {args.gap_ms:g} ms apart; "
         f"{'SQLite' if not args.database_url else 'PostgreSQL'}; {cores.describe()}"

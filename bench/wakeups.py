@@ -19,15 +19,14 @@ import asyncio
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-from procs import BenchDatabase, Cores, Parley, Upstream
+from procs import Cores, Parley
 from run import run_loop
-from turn_profile import Profiler, thread_times
+from turn_profile import Profiler, switched_server, thread_times
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,25 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cores = Cores.pick(not args.no_pin)
     cores.pin_self()
-    with tempfile.TemporaryDirectory(prefix="parley-wakeups-") as tmp:
-        workdir = Path(tmp)
-        db = BenchDatabase(workdir, None)
-        upstream = Upstream(cores, args.chunks)
-        parley = Parley(
-            database_url=db.url, workdir=workdir, upstream_url=upstream.url, cores=cores
-        )
-        out = workdir / "counts.json"
-        try:
-            parley.start()
-            key = parley.create_user("bench")
-            parley.stop()
-            parley.start(profile=out, switched=True, wrapper="counted.py")
-            time.sleep(args.settle)
-            report = run_loop(measure(args, parley, key, out))
-        finally:
-            parley.stop()
-            upstream.stop()
-            db.drop()
+    with switched_server(cores, args.chunks, None, "counts.json", "counted.py") as server:
+        parley, key, out = server
+        time.sleep(args.settle)
+        report = run_loop(measure(args, parley, key, out))
     print(f"# Tasks and database jobs; SQLite; {cores.describe()}")
     print(report)
     return 0
