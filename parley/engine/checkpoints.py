@@ -116,8 +116,8 @@ class Checkpointer:
 
     def due(self, at: float) -> float:
         """When the next checkpoint is due: the time the oldest event not yet in the log
-        of a turn a checkpoint saves turns ``checkpoint_seconds`` old, or a turn's text is
-        due; with none, ``checkpoint_seconds`` from ``at`` (a turn that sends its first
+        of a turn a checkpoint saves turns ``checkpoint_seconds`` old, or an interval after
+        a turn's text is due; with none, ``checkpoint_seconds`` from ``at`` (a turn that sends its first
         event meanwhile is due later than that)."""
         due = at + self.interval
         for t in self.turns():
@@ -126,7 +126,11 @@ class Checkpointer:
             if t.unsaved:
                 due = min(due, t.unsaved_since + self.interval)
             if t.seq > t.text_seq:
-                due = min(due, t.text_saved + t.text_gap)
+                # A text due rides on the next checkpoint the events bring (each save takes
+                # every text due by then); alone it brings one an interval later, for a turn
+                # whose model went quiet. Else each turn's text would bring a checkpoint of
+                # its own, several an interval when many turns stream.
+                due = min(due, t.text_saved + t.text_gap + self.interval)
         return due
 
     async def save(self) -> None:

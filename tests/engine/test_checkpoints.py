@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from parley.engine import Engine
 from parley.events import FinishPart, ModelEvent, TextPart
 from parley.providers.base import ModelRequest
-from parley.store.tables import run_events
+from parley.store.tables import messages, run_events
 from tests.engine.inprocess import running_engine, user_and_assistant
 
 INTERVAL = 0.3
@@ -103,3 +103,32 @@ async def test_each_event_is_in_the_log_within_the_interval(engine: Engine) -> N
     rows, _ = await engine.db.read(_log, turn.run_id)
     # About one checkpoint an interval, and the end's write: not one a chunk.
     assert 3 <= rows <= (ended - sent[0][1]) / INTERVAL + 2
+
+
+async def test_many_turns_streaming_at_once_share_a_checkpoint_an_interval(engine: Engine) -> None:
+    # Each turn's text falls due for a save of its own now and then (a second in, then
+    # after longer and longer gaps): those saves ride on the checkpoints the events bring,
+    # not one each.
+    user, bot = await user_and_assistant(engine, "paced/80:0.03")
+    spans: list[list[float]] = []
+    turns = []
+    for _ in range(8):
+        span = [time.monotonic()]
+        turn = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
+        turn.when_done(lambda span=span: span.append(time.monotonic()))
+        turns.append(turn)
+        spans.append(span)
+        await asyncio.sleep(0.13)
+    for turn in turns:
+        await turn.result()
+    for turn, (start, end) in zip(turns, spans, strict=True):
+        rows, _ = await engine.db.read(_log, turn.run_id)
+        # One an interval while it streams (each 2.4 s or more), and its end's write: with
+        # a checkpoint for each turn's text due besides, 13 or 14.
+        assert rows <= (end - start) / INTERVAL + 2, f"{rows} log rows in {end - start:.2f} s"
+        message = await engine.db.read(
+            lambda c, t=turn: c.execute(
+                select(messages.c.content).where(messages.c.id == t.message_id)
+            ).scalar_one()
+        )
+        assert message.startswith("w0 w1") and message.rstrip().endswith("w79")
