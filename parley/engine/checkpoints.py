@@ -117,8 +117,8 @@ class Checkpointer:
     def due(self, at: float) -> float:
         """When the next checkpoint is due: the time the oldest event not yet in the log
         of a turn a checkpoint saves turns ``checkpoint_seconds`` old, or an interval after
-        a turn's text is due; with none, ``checkpoint_seconds`` from ``at`` (a turn that sends its first
-        event meanwhile is due later than that)."""
+        a turn's text is due; with none, ``checkpoint_seconds`` from ``at`` (a turn that
+        sends its first event meanwhile is due later than that)."""
         due = at + self.interval
         for t in self.turns():
             if not _saves(t):

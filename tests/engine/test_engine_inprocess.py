@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -226,8 +227,7 @@ async def _one_call(engine: Engine, turn: TurnHandle) -> tuple[ModelRequest, boo
     """The one model call of ``turn``, with whether it began before the turn was claimed."""
     outcome = await turn.result()
     assert outcome.message is not None and outcome.message.content == "ok"
-    watched = engine.providers.resolve("watched/x")[0]
-    assert isinstance(watched, Watched)
+    watched = _watched(engine)
     (call,) = watched.calls  # an early call kept, not made again
     watched.calls.clear()
     return call
@@ -303,6 +303,16 @@ def _watched(engine: Engine) -> Watched:
     return watched
 
 
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    """Wait until ``check()`` answers True, ``seconds`` at most (then go on: the test's own
+    assertions say what did not happen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _known_assistant(engine: Engine) -> tuple[str, str]:
     """A user and an assistant of theirs on ``watched/x`` that a claim has read, so that
     its next first turn calls the model early (``engine.early``)."""
@@ -358,12 +368,13 @@ async def test_a_caller_gone_while_its_claim_is_written_leaves_the_turn_to_run(
     with pytest.raises(asyncio.CancelledError):
         await caller
     go_on.set()
-    for _ in range(1000):  # the claim ends, and its turn runs without its caller
+
+    async def answered() -> bool:  # the claim ends, and its turn runs without its caller
         answers = await _answers(engine, user_id)
-        if len(answers) == 2 and answers[1][0] == "completed":
-            break
-        await asyncio.sleep(0.01)
-    assert answers == [("completed", "ok"), ("completed", "ok")]
+        return len(answers) == 2 and answers[1][0] == "completed"
+
+    await _eventually(answered)
+    assert await _answers(engine, user_id) == [("completed", "ok"), ("completed", "ok")]
     assert not engine.turns
     watched = _watched(engine)
     (call,) = watched.calls  # the call begun early is the turn's: made once
@@ -394,19 +405,21 @@ async def test_a_caller_gone_while_its_claim_waits_to_be_written_leaves_nothing(
     caller = asyncio.create_task(
         engine.start_first_turn(user_id=user_id, assistant_id=bot_id, content="two")
     )
-    for _ in range(500):  # the early call begins
-        if watched.calls:
-            break
-        await asyncio.sleep(0.01)
+
+    async def called() -> bool:  # the early call begins
+        return bool(watched.calls)
+
+    await _eventually(called, 5)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
     go_on.set()
     await asyncio.gather(*holders)
-    for _ in range(500):  # the early call is let go
-        if watched.closed > closed:
-            break
-        await asyncio.sleep(0.01)
+
+    async def let_go() -> bool:  # the early call is let go
+        return watched.closed > closed
+
+    await _eventually(let_go, 5)
     assert watched.closed == closed + 1 and len(watched.calls) == 1
     assert not engine.turns
     assert await _thread_count(engine, user_id) == before  # nothing was written
