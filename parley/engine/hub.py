@@ -6,8 +6,9 @@ append plus waking the waiters, so it is cheap on the hot path.
 
 One follower at a time may also take the turn's events straight from the turn, with no
 wake-up of its own task per event: its ``Tap``, once the stream's pump and sink have set
-it (``kit.streams.pump``, ``kit.sse.SSEResponse``), writes each event to the client's
-socket as the turn publishes it, while the follower waits. The turn's end, a client that
+it (``kit.streams.pump``, ``kit.sse.SSEResponse``), writes the events the turn publishes to
+the client's socket while the follower waits: those of one round of the event loop
+together, at the round's end. The turn's end, a client that
 cannot take more at once, or anything unusual wakes the follower, which goes on as any
 other: nothing is written twice or out of order.
 """
@@ -54,12 +55,14 @@ class Tap:
 
 
 class _Direct:
-    """A follower waiting while its tap writes: how far it has read, and its wait."""
+    """A follower waiting while its tap writes: how far it has read, its wait, and the
+    entries of this round of the event loop, which the tap writes at the round's end."""
 
-    __slots__ = ("index", "quiet", "tap", "waiting")
+    __slots__ = ("held", "index", "quiet", "tap", "waiting")
 
     def __init__(self, index: int, tap: Tap, waiting: asyncio.Future[bool], quiet: _Quiet):
         self.index, self.tap, self.waiting, self.quiet = index, tap, waiting, quiet
+        self.held: list[Entry] = []
 
 
 class RunChannel:
@@ -93,13 +96,29 @@ class RunChannel:
         self._wake()
 
     def _tap(self, entry: Entry) -> None:
-        """Hand ``entry`` to the waiting follower's tap; a turn's end, a sink not ready or
-        a failure wakes the follower instead, which reads on from where the tap stopped."""
+        """Hand ``entry`` to the waiting follower's tap, which writes the entries of one
+        round of the event loop together once the round is done (``_write_held``): a
+        model that sends several parts at once costs one write to the client's socket, not
+        one each. A turn's end wakes the follower instead."""
         direct = self._direct
         assert direct is not None
+        if entry[1] == "done":
+            self._untap()
+            return
+        if not direct.held:
+            direct.waiting.get_loop().call_soon(self._write_held, direct)
+        direct.held.append(entry)
+
+    def _write_held(self, direct: _Direct) -> None:
+        """Write what the tap of ``direct`` holds; a sink not ready or a failure wakes the
+        follower instead, which reads on from where the tap stopped. Nothing, when the
+        follower has been woken meanwhile: it reads them itself."""
+        if self._direct is not direct:
+            return
+        batch, direct.held = direct.held, []
         try:
-            if entry[1] != "done" and direct.tap.write([entry]):
-                direct.index += 1
+            if direct.tap.write(batch):
+                direct.index += len(batch)
                 direct.quiet.last = direct.waiting.get_loop().time()
                 return
         except Exception:  # the follower's own path meets it again, where it belongs

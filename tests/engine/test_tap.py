@@ -1,5 +1,6 @@
 """A follower's tap (``engine.hub.Tap``): while the follower waits, the turn's events go
-straight to its sink, in order and once each; a turn's end, a sink that is not ready or
+straight to its sink, those of one round of the event loop in one write, in order and once
+each; a turn's end, a sink that is not ready or
 that fails, and the channel's close go back to the follower, which reads on from there."""
 
 from __future__ import annotations
@@ -53,19 +54,47 @@ async def _start(
 async def test_the_tap_writes_while_the_follower_waits_and_the_end_goes_to_it() -> None:
     channel = RunChannel("run_1", first_seq=1)
     _, socket, read, task = await _start(channel)
-    for seq in range(1, 6):
-        channel.publish(_entry(seq))
-    assert socket.written == [b"1;", b"2;", b"3;", b"4;", b"5;"]
-    channel.publish_many([_entry(6, "run.status"), _entry(7, "done")])
+    channel.publish(_entry(1))
+    assert socket.written == []  # written once the loop's round is done
+    await asyncio.sleep(0)
+    channel.publish(_entry(2))
+    await asyncio.sleep(0)
+    assert socket.written == [b"1;", b"2;"]
+    channel.publish_many([_entry(3, "run.status"), _entry(4, "done")])
     channel.close()
     await task
-    assert read == [[_entry(6, "run.status"), _entry(7, "done")]]  # nothing twice
+    assert read == [[_entry(3, "run.status"), _entry(4, "done")]]  # nothing twice
+
+
+async def test_the_entries_of_one_round_go_out_in_one_write() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    for seq in range(1, 6):  # a model's parts that came in one read
+        channel.publish(_entry(seq))
+    await asyncio.sleep(0)
+    assert socket.written == [b"1;2;3;4;5;"]
+    channel.close()
+    await task
+    assert read == []
+
+
+async def test_entries_held_when_the_turn_ends_in_the_same_round_go_to_the_follower() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    channel.publish(_entry(1))
+    channel.publish(_entry(2))
+    channel.publish_many([_entry(3, "run.status"), _entry(4, "done")])
+    channel.close()
+    await task
+    assert socket.written == []
+    assert read == [[_entry(1), _entry(2), _entry(3, "run.status"), _entry(4, "done")]]
 
 
 async def test_a_done_published_alone_wakes_the_follower() -> None:
     channel = RunChannel("run_1", first_seq=1)
     _, socket, read, task = await _start(channel)
     channel.publish(_entry(1))
+    await asyncio.sleep(0)
     channel.publish(_entry(2, "done"))
     await asyncio.sleep(0.01)
     channel.close()
@@ -74,16 +103,18 @@ async def test_a_done_published_alone_wakes_the_follower() -> None:
     assert read == [[_entry(2, "done")]]
 
 
-async def test_a_sink_not_ready_leaves_the_entry_to_the_follower_then_taps_again() -> None:
+async def test_a_sink_not_ready_leaves_the_entries_to_the_follower_then_taps_again() -> None:
     channel = RunChannel("run_1", first_seq=1)
     _, socket, read, task = await _start(channel)
     channel.publish(_entry(1))
+    await asyncio.sleep(0)
     socket.open = False
     channel.publish(_entry(2))
-    channel.publish(_entry(3))  # the follower has not run yet: both are its own
+    channel.publish(_entry(3))  # the sink takes neither: both are the follower's
     await asyncio.sleep(0.01)
     socket.open = True
     channel.publish(_entry(4))  # the follower waits again, tapped
+    await asyncio.sleep(0)
     socket.broken = True
     channel.publish(_entry(5))  # a failing sink: the follower's too
     await asyncio.sleep(0.01)
