@@ -7,8 +7,8 @@ append plus waking the waiters, so it is cheap on the hot path.
 One follower at a time may also take the turn's events straight from the turn, with no
 wake-up of its own task per event: its ``Tap``, once the stream's pump and sink have set
 it (``kit.streams.pump``, ``kit.sse.SSEResponse``), writes the events the turn publishes to
-the client's socket while the follower waits: those of one round of the event loop
-together, at the round's end. The turn's end, a client that
+the client's socket while the follower waits (the first of a round of the event loop at
+once, the others of the round together at its end). The turn's end, a client that
 cannot take more at once, or anything unusual wakes the follower, which goes on as any
 other: nothing is written twice or out of order.
 """
@@ -56,12 +56,14 @@ class Tap:
 
 class _Direct:
     """A follower waiting while its tap writes: how far it has read, its wait, and the
-    entries of this round of the event loop, which the tap writes at the round's end."""
+    round of the event loop its tap is in (``RunChannel._tap``)."""
 
-    __slots__ = ("held", "index", "quiet", "tap", "waiting")
+    __slots__ = ("held", "in_round", "index", "quiet", "tap", "waiting")
 
     def __init__(self, index: int, tap: Tap, waiting: asyncio.Future[bool], quiet: _Quiet):
         self.index, self.tap, self.waiting, self.quiet = index, tap, waiting, quiet
+        #: Whether the tap wrote in this round; the entries that came after, held.
+        self.in_round = False
         self.held: list[Entry] = []
 
 
@@ -96,26 +98,34 @@ class RunChannel:
         self._wake()
 
     def _tap(self, entry: Entry) -> None:
-        """Hand ``entry`` to the waiting follower's tap, which writes the entries of one
-        round of the event loop together once the round is done (``_write_held``): a
-        model that sends several parts at once costs one write to the client's socket, not
-        one each. A turn's end wakes the follower instead."""
+        """Hand ``entry`` to the waiting follower's tap. The first entry of a round of the
+        event loop is written at once; those after it in the same round are held and
+        written together once the round is done (``_round_done``): a model's parts that
+        came in one read cost two writes to the client's socket, not one each. A turn's
+        end wakes the follower instead."""
         direct = self._direct
         assert direct is not None
         if entry[1] == "done":
             self._untap()
             return
-        if not direct.held:
-            direct.waiting.get_loop().call_soon(self._write_held, direct)
-        direct.held.append(entry)
-
-    def _write_held(self, direct: _Direct) -> None:
-        """Write what the tap of ``direct`` holds; a sink not ready or a failure wakes the
-        follower instead, which reads on from where the tap stopped. Nothing, when the
-        follower has been woken meanwhile: it reads them itself."""
-        if self._direct is not direct:
+        if direct.in_round:
+            direct.held.append(entry)
             return
-        batch, direct.held = direct.held, []
+        direct.in_round = True
+        direct.waiting.get_loop().call_soon(self._round_done, direct)
+        self._write(direct, [entry])
+
+    def _round_done(self, direct: _Direct) -> None:
+        """The round ``direct``'s tap wrote in is done: write what it held since. Nothing,
+        when the follower has been woken meanwhile: it reads those itself."""
+        direct.in_round = False
+        if self._direct is direct and direct.held:
+            batch, direct.held = direct.held, []
+            self._write(direct, batch)
+
+    def _write(self, direct: _Direct, batch: list[Entry]) -> None:
+        """Write ``batch`` through the tap of ``direct``; a sink not ready or a failure
+        wakes the follower instead, which reads on from where the tap stopped."""
         try:
             if direct.tap.write(batch):
                 direct.index += len(batch)

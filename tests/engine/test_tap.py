@@ -1,6 +1,6 @@
 """A follower's tap (``engine.hub.Tap``): while the follower waits, the turn's events go
-straight to its sink, those of one round of the event loop in one write, in order and once
-each; a turn's end, a sink that is not ready or
+straight to its sink (the first of a round of the event loop at once, the others of the
+round in one write at its end), in order and once each; a turn's end, a sink that is not ready or
 that fails, and the channel's close go back to the follower, which reads on from there."""
 
 from __future__ import annotations
@@ -55,10 +55,9 @@ async def test_the_tap_writes_while_the_follower_waits_and_the_end_goes_to_it() 
     channel = RunChannel("run_1", first_seq=1)
     _, socket, read, task = await _start(channel)
     channel.publish(_entry(1))
-    assert socket.written == []  # written once the loop's round is done
+    assert socket.written == [b"1;"]  # at once
     await asyncio.sleep(0)
     channel.publish(_entry(2))
-    await asyncio.sleep(0)
     assert socket.written == [b"1;", b"2;"]
     channel.publish_many([_entry(3, "run.status"), _entry(4, "done")])
     channel.close()
@@ -66,13 +65,16 @@ async def test_the_tap_writes_while_the_follower_waits_and_the_end_goes_to_it() 
     assert read == [[_entry(3, "run.status"), _entry(4, "done")]]  # nothing twice
 
 
-async def test_the_entries_of_one_round_go_out_in_one_write() -> None:
+async def test_the_entries_after_the_first_of_a_round_go_out_in_one_write() -> None:
     channel = RunChannel("run_1", first_seq=1)
     _, socket, read, task = await _start(channel)
     for seq in range(1, 6):  # a model's parts that came in one read
         channel.publish(_entry(seq))
+    assert socket.written == [b"1;"]  # the first at once, the rest at the round's end
     await asyncio.sleep(0)
-    assert socket.written == [b"1;2;3;4;5;"]
+    assert socket.written == [b"1;", b"2;3;4;5;"]
+    channel.publish(_entry(6))  # a new round
+    assert socket.written == [b"1;", b"2;3;4;5;", b"6;"]
     channel.close()
     await task
     assert read == []
@@ -83,11 +85,12 @@ async def test_entries_held_when_the_turn_ends_in_the_same_round_go_to_the_follo
     _, socket, read, task = await _start(channel)
     channel.publish(_entry(1))
     channel.publish(_entry(2))
-    channel.publish_many([_entry(3, "run.status"), _entry(4, "done")])
+    channel.publish(_entry(3))
+    channel.publish_many([_entry(4, "run.status"), _entry(5, "done")])
     channel.close()
     await task
-    assert socket.written == []
-    assert read == [[_entry(1), _entry(2), _entry(3, "run.status"), _entry(4, "done")]]
+    assert socket.written == [b"1;"]
+    assert read == [[_entry(2), _entry(3), _entry(4, "run.status"), _entry(5, "done")]]
 
 
 async def test_a_done_published_alone_wakes_the_follower() -> None:
@@ -109,8 +112,8 @@ async def test_a_sink_not_ready_leaves_the_entries_to_the_follower_then_taps_aga
     channel.publish(_entry(1))
     await asyncio.sleep(0)
     socket.open = False
-    channel.publish(_entry(2))
-    channel.publish(_entry(3))  # the sink takes neither: both are the follower's
+    channel.publish(_entry(2))  # the sink does not take it: the follower's, as all after
+    channel.publish(_entry(3))
     await asyncio.sleep(0.01)
     socket.open = True
     channel.publish(_entry(4))  # the follower waits again, tapped
@@ -122,6 +125,20 @@ async def test_a_sink_not_ready_leaves_the_entries_to_the_follower_then_taps_aga
     await task
     assert socket.written == [b"1;", b"4;"]
     assert read == [[_entry(2), _entry(3)], [_entry(5)]]
+
+
+async def test_entries_held_for_a_sink_no_longer_ready_go_to_the_follower() -> None:
+    channel = RunChannel("run_1", first_seq=1)
+    _, socket, read, task = await _start(channel)
+    channel.publish(_entry(1))
+    channel.publish(_entry(2))
+    socket.open = False  # full by the round's end
+    channel.publish(_entry(3))
+    await asyncio.sleep(0.01)
+    channel.close()
+    await task
+    assert socket.written == [b"1;"]
+    assert read == [[_entry(2), _entry(3)]]
 
 
 async def test_one_tap_writes_at_a_time_and_other_followers_read_everything() -> None:
