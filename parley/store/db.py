@@ -449,6 +449,10 @@ class Workers:
     load the time to the first token is mostly that queue), and the ends still get a fifth
     of the thread at least. Within a line, jobs run in the order they came.
 
+    The thread woken for a job is the one that went idle last: under a light load the same
+    few threads run every job, on warm caches, instead of each of the pool's threads in
+    turn (as a condition variable wakes them).
+
     The threads are daemons, as ``Database.dispose`` stops them: a process that exits
     without it does not wait for queued work, and a transaction cut off is rolled back.
     """
@@ -457,7 +461,10 @@ class Workers:
 
     def __init__(self, count: int, name: str) -> None:
         self._lines: tuple[deque[_Job], deque[_Job]] = (deque(), deque())
-        self._ready = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        #: How to wake each thread waiting for work (a lock it waits to acquire), the one
+        #: that began to wait last at the end.
+        self._idle: list[threading.Lock] = []
         self._run = 0
         self._closed = False
         self._threads = [
@@ -483,28 +490,30 @@ class Workers:
         as ``group([arg, ...])``, which answers each one's result (``_Failed``: its
         error)."""
         job: _Job = (Future(), fn, arg, group)
-        with self._ready:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the database threads have stopped")
             self._lines[later].append(job)
-            self._ready.notify()
+            if self._idle:
+                self._idle.pop().release()
         return job[0]
 
     def shutdown(self) -> None:
         """Stop the threads once the work already queued is done."""
-        with self._ready:
+        with self._lock:
             self._closed = True
-            self._ready.notify_all()
+            while self._idle:
+                self._idle.pop().release()
         for thread in self._threads:
             thread.join()
 
     def _next(self) -> list[_Job] | None:
         first, later = self._lines
-        with self._ready:
+        with self._lock:
             while not first and not later:
                 if self._closed:
                     return None
-                self._ready.wait()
+                self._wait()
             if first and (not later or self._run < self.FIRST_RUN):
                 self._run += 1 if later else 0  # a run counts while later work waits
                 line = first
@@ -516,6 +525,18 @@ class Workers:
             while group is not None and line and line[0][3] is group and len(jobs) < self.GROUP:
                 jobs.append(line.popleft())
             return jobs
+
+    def _wait(self) -> None:
+        """Wait (holding ``_lock``, released meanwhile) until ``submit`` or ``shutdown``
+        wakes this thread; a thread woken may find the work taken by another already."""
+        wake = threading.Lock()
+        wake.acquire()
+        self._idle.append(wake)
+        self._lock.release()
+        try:
+            wake.acquire()
+        finally:
+            self._lock.acquire()
 
     def _work(self) -> None:
         while (jobs := self._next()) is not None:

@@ -5,6 +5,7 @@ line."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -79,4 +80,40 @@ def test_a_cancelled_job_is_skipped() -> None:
     release.set()
     kept.result(10)
     assert done == [2]
+    workers.shutdown()
+
+
+def _all_idle(workers: Workers, count: int) -> None:
+    """Wait until ``count`` threads wait for work (a job's thread sets its result first)."""
+    deadline = time.monotonic() + 10
+    while len(workers._idle) < count:
+        assert time.monotonic() < deadline, "the threads did not go idle"
+        time.sleep(0.001)
+
+
+def test_the_thread_idle_last_runs_the_next_job() -> None:
+    workers = Workers(4, "test-db")
+    _all_idle(workers, 4)
+    ran_on = []
+    for _ in range(20):  # one job at a time, as under a light load
+        ran_on.append(workers.submit(lambda _: threading.get_ident(), None).result(10))
+        _all_idle(workers, 4)
+    assert len(set(ran_on)) == 1  # not each of the four in turn
+    workers.shutdown()
+
+
+def test_jobs_from_many_threads_at_once_all_run() -> None:
+    workers = Workers(3, "test-db")
+    results: list[list[int]] = [[] for _ in range(4)]
+
+    def submitter(index: int) -> None:
+        futures = [workers.submit(lambda n: n * 2, n) for n in range(500)]
+        results[index] = [f.result(10) for f in futures]
+
+    threads = [threading.Thread(target=submitter, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [[n * 2 for n in range(500)]] * 4
     workers.shutdown()
