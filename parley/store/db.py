@@ -9,12 +9,20 @@ result. They take the function and its arguments, as ``asyncio.to_thread`` does
 default) gets one thread and one connection in WAL mode: one writer anyway, so contention
 becomes a short queue instead of lock errors. PostgreSQL gets a pool of connections and as
 many threads (psycopg).
+
+One exception on SQLite: the writes of a turn's path (``group_commit``: a claim, an end, a
+checkpoint, a heartbeat) made while the database thread has nothing to do run on the event
+loop itself, those of one round of the loop together at its end, on a second connection
+that never waits for SQLite's lock (``Database._inline``). A thread hand-off costs more than
+such a write, and SQLite writes to its WAL without waiting for the disk; a lock held
+elsewhere sends them to the thread as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import threading
@@ -27,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.errors import Conflict
 from parley.store.tables import json_text, json_value
@@ -88,10 +96,22 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         #: Connections (and database threads) on PostgreSQL; SQLite has one.
         self.pool_size = pool_size or _PG_POOL
+        database = make_url(self.url).database
+        #: Whether ``group_commit`` writes may run on the event loop (``_inline``): SQLite
+        #: in a file (each connection to an in-memory one has a database of its own).
+        self._inline_ok = self.is_sqlite and bool(database) and database != ":memory:"
         self.engine: Engine = self._create_engine(echo)
         workers = 1 if self.is_sqlite else self.pool_size
         self._workers = Workers(workers, "parley-db")
         self._kept: dict[int, Connection] = {}
+        #: The event loop's own connection (``_inline``), and the thread it belongs to.
+        self._loop_conn: Connection | None = None
+        self._loop_thread: int | None = None
+        #: The writes of the loop's current round, run together at its end.
+        self._round: list[tuple[_Call[Any], Future[Any], bool]] = []
+        #: Transactions committed on the loop since the WAL was last checkpointed.
+        self._unchecked = 0
+        self._checkpointing = False
         #: Who is told when a transaction that ``notify``-ed a topic commits, by topic.
         self._listeners: dict[str, list[Callable[[], None]]] = {}
         #: How ``group_commit`` writes run together: one bound method, so that a queue
@@ -99,8 +119,9 @@ class Database:
         self._grouped = self._run_group if self.is_sqlite else None
 
     def listen(self, topic: str, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (on a database thread: it must be quick and thread-safe) each
-        time a transaction that called ``notify(conn, topic)`` has committed."""
+        """Call ``listener`` (on a database thread, or on the event loop for a write it
+        ran: it must be quick and thread-safe) each time a transaction that called
+        ``notify(conn, topic)`` has committed."""
         self._listeners.setdefault(topic, []).append(listener)
 
     def unlisten(self, topic: str, listener: Callable[[], None]) -> None:
@@ -118,8 +139,14 @@ class Database:
         database = make_url(self.url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        pool_size = 2 if self._inline_ok else 1  # the thread's and the event loop's
         engine = create_engine(
-            self.url, echo=echo, pool_size=1, max_overflow=0, **_sqlite_driver(), **_JSON_CODEC
+            self.url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=0,
+            **_sqlite_driver(),
+            **_JSON_CODEC,
         )
 
         @event.listens_for(engine, "connect")
@@ -160,7 +187,12 @@ class Database:
         """``write``'s job, queued: for a caller that must learn how a write it stopped
         waiting for ended (``asyncio.wrap_future`` cancels it only while it waits to run)."""
         call = _Call(fn, args, kw, read_only=False)
-        return self._workers.submit(self._run, call, group=self._group_of(fn))
+        group = self._group_of(fn)
+        if group is not None and self._inline_ok and self._workers.quiet():
+            inline = self._inline(call, later=False)
+            if inline is not None:
+                return inline
+        return self._workers.submit(self._run, call, group=group)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
@@ -181,7 +213,91 @@ class Database:
     ) -> Future[T]:
         """``write_later``'s job, queued (as ``write_job``)."""
         call = _Call(fn, args, kw, read_only=False)
-        return self._workers.submit(self._run, call, later=True, group=self._group_of(fn))
+        group = self._group_of(fn)
+        if group is not None and self._inline_ok and self._workers.quiet():
+            inline = self._inline(call, later=True)
+            if inline is not None:
+                return inline
+        return self._workers.submit(self._run, call, later=True, group=group)
+
+    def _inline(self, call: _Call[T], *, later: bool) -> Future[T] | None:
+        """Queue ``call`` for the end of the event loop's round (``_run_round``); None
+        off the loop, or on a thread other than the loop's that wrote first."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        thread = threading.get_ident()
+        if self._loop_thread is None:
+            self._loop_thread = thread
+        elif self._loop_thread != thread:
+            return None
+        future: Future[T] = Future()
+        if not self._round:
+            loop.call_soon(self._run_round)
+        self._round.append((call, future, later))
+        return future
+
+    def _run_round(self) -> None:
+        """Run the writes of the round that just ended on the loop's connection, in one
+        transaction (each in a savepoint when there are several, as ``_run_group``). If
+        SQLite's lock is held elsewhere (the database thread writing, another process),
+        they go to the thread, which waits for it."""
+        jobs = [j for j in self._round if j[1].set_running_or_notify_cancel()]
+        self._round = []
+        if not jobs:
+            return
+        conn = self._loop_connection()
+        calls = [call for call, _, _ in jobs]
+        try:
+            if len(calls) == 1:
+                results = [self._run(calls[0], conn)]
+            else:
+                results = self._run_group(calls, conn)
+        except Exception as exc:  # noqa: BLE001 - the callers' to handle
+            if _locked(exc):  # at BEGIN: nothing ran, so the thread runs them, waiting
+                for call, future, later in jobs:
+                    job = self._workers.submit(self._run, call, later=later)
+                    job.add_done_callback(functools.partial(_relay, future))
+                return
+            for _, future, _ in jobs:  # one write's own error, or a group's BEGIN failed
+                future.set_exception(exc)
+            return
+        for (_, future, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, _Failed):
+                future.set_exception(result.error)
+            else:
+                future.set_result(result)
+        self._unchecked += 1
+        if self._unchecked >= _CHECKPOINT_EVERY and not self._checkpointing:
+            self._checkpointing, self._unchecked = True, 0
+            self._workers.submit(self._checkpoint_wal, None, later=True)
+
+    def _loop_connection(self) -> Connection:
+        """The event loop's connection: it never waits for SQLite's lock (the thread's
+        waits instead), and leaves the WAL's checkpoints to the thread (``_run_round``
+        asks for one every ``_CHECKPOINT_EVERY`` of its transactions), as one would stall
+        the loop."""
+        conn = self._loop_conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._loop_conn = self.engine.connect()
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            driver.execute("PRAGMA wal_autocheckpoint=0")
+        conn.info[_READ_ONLY] = False
+        return conn
+
+    def _checkpoint_wal(self, _: None) -> None:
+        """Copy what the WAL holds into the database file as far as readers allow, on the
+        database thread (``PRAGMA wal_checkpoint(PASSIVE)``: it takes no lock writers
+        wait for)."""
+        try:
+            driver = self._connection(read_only=False).connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self._checkpointing = False
 
     def _group_of(self, fn: Callable[..., Any]) -> Callable[[list[_Call[Any]]], list[Any]] | None:
         """How a write of ``fn`` runs with the writes queued beside it: on SQLite, whose one
@@ -207,8 +323,8 @@ class Database:
         kept.info[_READ_ONLY] = read_only
         return kept
 
-    def _run(self, call: _Call[T]) -> T:
-        conn = self._connection(call.read_only)
+    def _run(self, call: _Call[T], conn: Connection | None = None) -> T:
+        conn = conn or self._connection(call.read_only)
         transaction = conn.begin()
         try:
             result = call.fn(conn, *call.args, **call.kw)
@@ -227,12 +343,12 @@ class Database:
             self._tell(topic)
         return result
 
-    def _run_group(self, calls: list[_Call[Any]]) -> list[Any]:
+    def _run_group(self, calls: list[_Call[Any]], conn: Connection | None = None) -> list[Any]:
         """Several writes in one transaction and one commit (group commit), each in a
         savepoint of its own: one that fails is rolled back alone and gets its error, the
         others are kept. Answers each one's result, or its exception; all of them get the
         error of a commit that fails. Listeners hear of the topics of those kept."""
-        conn = self._connection(read_only=False)
+        conn = conn or self._connection(read_only=False)
         driver = conn.connection.dbapi_connection
         assert driver is not None
         results: list[Any] = []
@@ -298,6 +414,12 @@ class Database:
             return schema_revision(conn) == HEAD
 
     async def dispose(self) -> None:
+        if self._round:  # the writes of this round first
+            self._run_round()
+        self._inline_ok = False
+        if self._loop_conn is not None:  # the event loop's, on its thread
+            self._loop_conn.close()
+            self._loop_conn = None
         # SQLite's one connection is closed in the thread that made it; psycopg's anywhere.
         await asyncio.wrap_future(self._workers.submit(Database._close_kept, self))
         self._workers.shutdown()
@@ -307,6 +429,26 @@ class Database:
             conn.close()
         self._kept.clear()
         self.engine.dispose()
+
+
+#: Transactions of the event loop's connection between two checkpoints of the WAL it asks
+#: the database thread for: a claim writes about 15 pages, so about SQLite's own 1,000.
+_CHECKPOINT_EVERY = 64
+
+
+def _locked(exc: Exception) -> bool:
+    """Whether SQLite refused a transaction because its lock is held elsewhere (the
+    driver's error, as the BEGIN raises it, or the statement layer's around it)."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(error, "sqlite_errorname", None) in ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _relay(future: Future[Any], job: Future[Any]) -> None:
+    """Give ``future`` what ``job`` (the same write, run on the thread instead) came to."""
+    if (error := job.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(job.result())
 
 
 class _Call(Generic[T]):
@@ -497,6 +639,10 @@ class Workers:
             if self._idle:
                 self._idle.pop().release()
         return job[0]
+
+    def quiet(self) -> bool:
+        """Whether every thread waits for work (read without the lock: a hint)."""
+        return not self._lines[0] and not self._lines[1] and len(self._idle) == len(self._threads)
 
     def shutdown(self) -> None:
         """Stop the threads once the work already queued is done."""

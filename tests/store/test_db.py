@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -330,3 +332,111 @@ def test_ids_made_one_after_another_sort_one_after_another() -> None:
     assert all(re.fullmatch(r"msg_[0-9a-f]{24}", i) for i in made)
     assert made == sorted(made)
     assert len({new_id("run") for _ in range(10_000)}) == 10_000
+
+
+async def _quiet(db: Database) -> None:
+    """Wait until the database thread waits for work (it answers a job before it does)."""
+    deadline = time.monotonic() + 10
+    while not db._workers.quiet():
+        assert time.monotonic() < deadline, "the database thread stayed busy"
+        await asyncio.sleep(0.001)
+
+
+@group_commit
+def _where(conn: Connection, name: str, fail: bool = False) -> tuple[int, object]:
+    """``_grouped_insert``, answering the thread it ran on as well."""
+    return threading.get_ident(), _grouped_insert(conn, name, fail)
+
+
+async def test_grouped_writes_of_a_quiet_thread_run_on_the_loop_a_round_together(
+    tmp_path: Path,
+) -> None:
+    """With SQLite's thread idle, the ``group_commit`` writes of one round of the event loop
+    run at its end on the loop's own connection, in one transaction (each in a savepoint, as
+    on the thread); a write that is not ``group_commit`` still goes to the thread."""
+    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
+    heard: list[str] = []
+    loop_thread = threading.get_ident()
+    try:
+        await db.migrate()
+        for name in ("a", "b", "c", "d"):
+            db.listen(f"user:{name}", functools.partial(heard.append, name))
+        await _quiet(db)
+        a, b, c = await asyncio.gather(
+            *(db.write(_where, name, fail=name == "b") for name in ("a", "b", "c")),
+            return_exceptions=True,
+        )
+        assert isinstance(b, Conflict)
+        assert isinstance(a, tuple) and isinstance(c, tuple)
+        assert a[0] == c[0] == loop_thread
+        assert a[1] is c[1]  # one transaction
+        assert sorted(heard) == ["a", "c"]  # told on the loop, once committed
+        await _quiet(db)
+        thread, transaction = await db.write_later(_where, "d")
+        assert thread == loop_thread and transaction is not a[1]
+        assert await db.write(lambda c: threading.get_ident()) != loop_thread
+        assert await db.read(_user_names) == ["a", "c", "d"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_lock_held_elsewhere_sends_the_loop_writes_to_the_thread(tmp_path: Path) -> None:
+    """A ``group_commit`` write meant for the loop while another process holds SQLite's
+    write lock does not stall the loop: the database thread runs it once the lock is free."""
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite:///{path}")
+    loop_thread = threading.get_ident()
+    try:
+        await db.migrate()
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
+            "sys.stdin.readline(); c.execute('COMMIT')\n",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        assert await holder.stdout.readline() == b"held\n"
+        await _quiet(db)
+        write = asyncio.ensure_future(db.write(_where, "waits"))
+        began = time.monotonic()
+        ticks = 0
+        while time.monotonic() - began < 0.3:  # the loop goes on meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks >= 10
+        assert not write.done()
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        assert await holder.wait() == 0
+        thread, _ = await asyncio.wait_for(write, 10)
+        assert thread != loop_thread
+        await _quiet(db)
+        assert (await db.write(_where, "after"))[0] == loop_thread  # the loop's again
+        assert await db.read(_user_names) == ["after", "waits"]
+    finally:
+        await db.dispose()
+
+
+async def test_the_loop_writes_have_the_thread_checkpoint_the_wal(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints the WAL itself (that would stall the loop):
+    the thread does, every so many of its transactions, so the WAL stays small."""
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+
+    @group_commit
+    def big(conn: Connection, n: int) -> None:
+        conn.exec_driver_sql("INSERT INTO blobs (n, data) VALUES (?, ?)", (n, "x" * 8000))
+
+    try:
+        await db.write(lambda c: c.exec_driver_sql("CREATE TABLE blobs (n INTEGER, data TEXT)"))
+        for n in range(600):  # about 1,800 pages: 7 MB of WAL, were it never checkpointed
+            await db.write(big, n)
+        await asyncio.sleep(0.2)  # the last checkpoint asked for
+        assert await asyncio.to_thread(os.path.getsize, f"{path}-wal") < 3_000_000
+        assert await db.read(lambda c: c.exec_driver_sql("SELECT count(*) FROM blobs").scalar())
+    finally:
+        await db.dispose()
