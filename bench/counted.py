@@ -56,6 +56,18 @@ def main() -> None:
 
     db.Workers.submit = counted_submit  # type: ignore[method-assign]
 
+    inline = db.Database._inline
+
+    def counted_inline(self: db.Database, call: Any, *, later: bool) -> Any:
+        future = inline(self, call, later=later)
+        if future is not None and on.is_set():  # a write the event loop runs itself
+            job = call.fn.__qualname__ + (" later" if later else "") + " on the loop"
+            with lock:
+                jobs[job] += 1
+        return future
+
+    db.Database._inline = counted_inline  # type: ignore[method-assign]
+
     import uvicorn.server
 
     startup = uvicorn.server.Server.startup
