@@ -433,9 +433,11 @@ async def test_the_loop_writes_have_the_thread_checkpoint_the_wal(tmp_path: Path
 
     try:
         await db.write(lambda c: c.exec_driver_sql("CREATE TABLE blobs (n INTEGER, data TEXT)"))
-        for n in range(600):  # about 1,800 pages: 7 MB of WAL, were it never checkpointed
+        for n in range(600):  # about 1,800 pages: 10 MB of WAL, were it never checkpointed
+            await _quiet(db)
             await db.write(big, n)
-        await asyncio.sleep(0.2)  # the last checkpoint asked for
+            if n % 50 == 49:  # the thread's bookkeeping line, a checkpoint asked for first
+                await db.read_later(lambda c: None)
         assert await asyncio.to_thread(os.path.getsize, f"{path}-wal") < 3_000_000
         assert await db.read(lambda c: c.exec_driver_sql("SELECT count(*) FROM blobs").scalar())
     finally:
