@@ -93,13 +93,16 @@ def normalise_url(url: str) -> str:
 class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int | None = None) -> None:
         self.url = normalise_url(url)
-        self.dialect = make_url(self.url).get_backend_name()
-        #: Connections (and database threads) on PostgreSQL; SQLite has one.
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        #: Connections (and database threads) on PostgreSQL; SQLite has one thread, and a
+        #: connection for it and one for the event loop (``_inline``).
         self.pool_size = pool_size or _PG_POOL
-        database = make_url(self.url).database
+        #: SQLite's file (None: PostgreSQL, or SQLite in memory).
+        self._file = parsed.database if self.is_sqlite and parsed.database != ":memory:" else None
         #: Whether ``group_commit`` writes may run on the event loop (``_inline``): SQLite
         #: in a file (each connection to an in-memory one has a database of its own).
-        self._inline_ok = self.is_sqlite and bool(database) and database != ":memory:"
+        self._inline_ok = bool(self._file)
         self.engine: Engine = self._create_engine(echo)
         workers = 1 if self.is_sqlite else self.pool_size
         self._workers = Workers(workers, "parley-db")
@@ -136,9 +139,8 @@ class Database:
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
             return _postgres_engine(self.url, echo, self.pool_size)
-        database = make_url(self.url).database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if self._file:
+            Path(self._file).expanduser().parent.mkdir(parents=True, exist_ok=True)
         pool_size = 2 if self._inline_ok else 1  # the thread's and the event loop's
         engine = create_engine(
             self.url,
@@ -186,13 +188,7 @@ class Database:
     ) -> Future[T]:
         """``write``'s job, queued: for a caller that must learn how a write it stopped
         waiting for ended (``asyncio.wrap_future`` cancels it only while it waits to run)."""
-        call = _Call(fn, args, kw, read_only=False)
-        group = self._group_of(fn)
-        if group is not None and self._inline_ok and self._workers.quiet():
-            inline = self._inline(call, later=False)
-            if inline is not None:
-                return inline
-        return self._workers.submit(self._run, call, group=group)
+        return self._submit_write(_Call(fn, args, kw, read_only=False), later=False)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
@@ -212,13 +208,17 @@ class Database:
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
     ) -> Future[T]:
         """``write_later``'s job, queued (as ``write_job``)."""
-        call = _Call(fn, args, kw, read_only=False)
-        group = self._group_of(fn)
+        return self._submit_write(_Call(fn, args, kw, read_only=False), later=True)
+
+    def _submit_write(self, call: _Call[T], *, later: bool) -> Future[T]:
+        """A write's job: on the event loop when it may run there (``_inline``), else in
+        the thread's ``later`` or first line."""
+        group = self._group_of(call.fn)
         if group is not None and self._inline_ok and self._workers.quiet():
-            inline = self._inline(call, later=True)
+            inline = self._inline(call, later=later)
             if inline is not None:
                 return inline
-        return self._workers.submit(self._run, call, later=True, group=group)
+        return self._workers.submit(self._run, call, later=later, group=group)
 
     def _inline(self, call: _Call[T], *, later: bool) -> Future[T] | None:
         """Queue ``call`` for the end of the event loop's round (``_run_round``); None
@@ -264,10 +264,7 @@ class Database:
                 future.set_exception(exc)
             return
         for (_, future, _), result in zip(jobs, results, strict=True):
-            if isinstance(result, _Failed):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result)
+            _answer(future, result)
         self._unchecked += 1
         if self._unchecked >= _CHECKPOINT_EVERY and not self._checkpointing:
             self._checkpointing, self._unchecked = True, 0
@@ -324,7 +321,8 @@ class Database:
         return kept
 
     def _run(self, call: _Call[T], conn: Connection | None = None) -> T:
-        conn = conn or self._connection(call.read_only)
+        if conn is None:
+            conn = self._connection(call.read_only)
         transaction = conn.begin()
         try:
             result = call.fn(conn, *call.args, **call.kw)
@@ -348,7 +346,8 @@ class Database:
         savepoint of its own: one that fails is rolled back alone and gets its error, the
         others are kept. Answers each one's result, or its exception; all of them get the
         error of a commit that fails. Listeners hear of the topics of those kept."""
-        conn = conn or self._connection(read_only=False)
+        if conn is None:
+            conn = self._connection(read_only=False)
         driver = conn.connection.dbapi_connection
         assert driver is not None
         results: list[Any] = []
@@ -441,6 +440,14 @@ def _locked(exc: Exception) -> bool:
     driver's error, as the BEGIN raises it, or the statement layer's around it)."""
     error = exc.orig if isinstance(exc, DBAPIError) else exc
     return getattr(error, "sqlite_errorname", None) in ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _answer(future: Future[Any], result: Any) -> None:
+    """Give ``future`` the result of its write in a group (``_Failed``: its error)."""
+    if isinstance(result, _Failed):
+        future.set_exception(result.error)
+    else:
+        future.set_result(result)
 
 
 def _relay(future: Future[Any], job: Future[Any]) -> None:
@@ -707,10 +714,7 @@ class Workers:
                     del jobs
                     continue
                 for (future, *_), result in zip(jobs, results, strict=True):
-                    if isinstance(result, _Failed):
-                        future.set_exception(result.error)
-                    else:
-                        future.set_result(result)
+                    _answer(future, result)
                 del results
             del jobs
 

@@ -83,21 +83,21 @@ def test_a_cancelled_job_is_skipped() -> None:
     workers.shutdown()
 
 
-def _all_idle(workers: Workers, count: int) -> None:
-    """Wait until ``count`` threads wait for work (a job's thread sets its result first)."""
+def _all_idle(workers: Workers) -> None:
+    """Wait until every thread waits for work (a job's thread sets its result first)."""
     deadline = time.monotonic() + 10
-    while len(workers._idle) < count:
+    while not workers.quiet():
         assert time.monotonic() < deadline, "the threads did not go idle"
         time.sleep(0.001)
 
 
 def test_the_thread_idle_last_runs_the_next_job() -> None:
     workers = Workers(4, "test-db")
-    _all_idle(workers, 4)
+    _all_idle(workers)
     ran_on = []
     for _ in range(20):  # one job at a time, as under a light load
         ran_on.append(workers.submit(lambda _: threading.get_ident(), None).result(10))
-        _all_idle(workers, 4)
+        _all_idle(workers)
     assert len(set(ran_on)) == 1  # not each of the four in turn
     workers.shutdown()
 
