@@ -174,6 +174,9 @@ class Profiler:
     async def phase(self, face: str, clients: int) -> dict[str, Any]:
         total = self.args.streams * max(1, clients // 10) if clients > 1 else self.args.streams
         target, pid = self.targets[face], self.parley.pid
+        # A wave of each face first, untimed: the first phase after start-up otherwise
+        # pays for the server's warming (its caches, the allocator's first arenas).
+        await self._drive(target, clients, 2 * clients)
         before = thread_times(pid)
         await self._drive(target, clients, total)
         after = thread_times(pid)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import Concatenate, ParamSpec
 
 from sqlalchemy.engine import Connection
@@ -27,7 +26,7 @@ from parley.engine.turn import Turn
 from parley.engine.usage import UsageCounter, UsageSource
 from parley.errors import ParleyError
 from parley.providers.registry import ProviderRegistry
-from parley.store.db import Database
+from parley.store.db import Database, Job
 from parley.store.records import Assistant
 
 log = logging.getLogger("parley.engine")
@@ -111,7 +110,7 @@ class Launcher:
 
     def _claimed_late(
         self,
-        job: Future[tx.Claim | None],
+        job: Job[tx.Claim | None],
         early: EarlyStart | None,
         source: UsageSource | None,
         secrets: Mapping[str, Mapping[str, str]] | None,

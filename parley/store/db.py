@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
 import threading
@@ -31,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
@@ -111,7 +110,7 @@ class Database:
         self._loop_conn: Connection | None = None
         self._loop_thread: int | None = None
         #: The writes of the loop's current round, run together at its end.
-        self._round: list[tuple[_Call[Any], Future[Any], bool]] = []
+        self._round: list[tuple[_Call[Any], LoopWrite[Any], bool]] = []
         #: Transactions committed on the loop since the WAL was last checkpointed.
         self._unchecked = 0
         self._checkpointing = False
@@ -185,9 +184,10 @@ class Database:
 
     def write_job(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
-    ) -> Future[T]:
+    ) -> Job[T]:
         """``write``'s job, queued: for a caller that must learn how a write it stopped
-        waiting for ended (``asyncio.wrap_future`` cancels it only while it waits to run)."""
+        waiting for ended (``asyncio.wrap_future`` cancels it only while it waits to run:
+        ``job.cancelled()`` then says that nothing was written)."""
         return self._submit_write(_Call(fn, args, kw, read_only=False), later=False)
 
     async def read(
@@ -206,11 +206,11 @@ class Database:
 
     def write_later_job(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
-    ) -> Future[T]:
+    ) -> Job[T]:
         """``write_later``'s job, queued (as ``write_job``)."""
         return self._submit_write(_Call(fn, args, kw, read_only=False), later=True)
 
-    def _submit_write(self, call: _Call[T], *, later: bool) -> Future[T]:
+    def _submit_write(self, call: _Call[T], *, later: bool) -> Job[T]:
         """A write's job: on the event loop when it may run there (``_inline``), else in
         the thread's ``later`` or first line."""
         group = self._group_of(call.fn)
@@ -220,9 +220,11 @@ class Database:
                 return inline
         return self._workers.submit(self._run, call, later=later, group=group)
 
-    def _inline(self, call: _Call[T], *, later: bool) -> Future[T] | None:
+    def _inline(self, call: _Call[T], *, later: bool) -> LoopWrite[T] | None:
         """Queue ``call`` for the end of the event loop's round (``_run_round``); None
-        off the loop, or on a thread other than the loop's that wrote first."""
+        off the loop, or on a thread other than the loop's that wrote first. Its future is
+        the loop's own (``LoopWrite``): what it comes to reaches its caller without a
+        thread's future and the wake-up of the loop that one's answer costs."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -232,7 +234,7 @@ class Database:
             self._loop_thread = thread
         elif self._loop_thread != thread:
             return None
-        future: Future[T] = Future()
+        future: LoopWrite[T] = LoopWrite(loop=loop)
         if not self._round:
             loop.call_soon(self._run_round)
         self._round.append((call, future, later))
@@ -243,7 +245,7 @@ class Database:
         transaction (each in a savepoint when there are several, as ``_run_group``). If
         SQLite's lock is held elsewhere (the database thread writing, another process),
         they go to the thread, which waits for it."""
-        jobs = [j for j in self._round if j[1].set_running_or_notify_cancel()]
+        jobs = [j for j in self._round if not j[1].cancelled()]
         self._round = []
         if not jobs:
             return
@@ -257,8 +259,7 @@ class Database:
         except Exception as exc:  # noqa: BLE001 - the callers' to handle
             if _locked(exc):  # at BEGIN: nothing ran, so the thread runs them, waiting
                 for call, future, later in jobs:
-                    job = self._workers.submit(self._run, call, later=later)
-                    job.add_done_callback(functools.partial(_relay, future))
+                    future.relay(self._workers.submit(self._run, call, later=later))
                 return
             for _, future, _ in jobs:  # one write's own error, or a group's BEGIN failed
                 future.set_exception(exc)
@@ -442,7 +443,7 @@ def _locked(exc: Exception) -> bool:
     return getattr(error, "sqlite_errorname", None) in ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
-def _answer(future: Future[Any], result: Any) -> None:
+def _answer(future: Future[Any] | asyncio.Future[Any], result: Any) -> None:
     """Give ``future`` the result of its write in a group (``_Failed``: its error)."""
     if isinstance(result, _Failed):
         future.set_exception(result.error)
@@ -450,12 +451,46 @@ def _answer(future: Future[Any], result: Any) -> None:
         future.set_result(result)
 
 
-def _relay(future: Future[Any], job: Future[Any]) -> None:
-    """Give ``future`` what ``job`` (the same write, run on the thread instead) came to."""
-    if (error := job.exception()) is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(job.result())
+class LoopWrite(asyncio.Future[T]):
+    """The future of a write queued for the end of the event loop's round
+    (``Database._inline``), answered on the loop. It is cancelled, as a thread's queued
+    job is, only while nothing of the write has run: when SQLite's lock sends the write
+    to the database thread (``relay``), only while the thread has not started it, and a
+    ``cancel`` after that is refused (the task that asked is cancelled once the write
+    ends, as ``asyncio.wrap_future`` leaves it for a thread's job)."""
+
+    _job: Future[T] | None = None
+
+    def relay(self, job: Future[T]) -> None:
+        """The same write, run by the database thread instead: its end answers this."""
+        self._job = job
+        loop = self.get_loop()
+        job.add_done_callback(lambda done: _on_loop(loop, self._relayed, done))
+
+    def _relayed(self, job: Future[T]) -> None:
+        if self.done():
+            return
+        if job.cancelled():
+            super().cancel()
+        elif (error := job.exception()) is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(job.result())
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if self._job is not None and not self._job.cancel():
+            return False
+        return super().cancel(msg)
+
+
+#: What a write's caller waits for: a database thread's job, or a write on the loop's own.
+Job: TypeAlias = "Future[T] | LoopWrite[T]"
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Call ``fn(*args)`` on ``loop`` from any thread; nothing once the loop has closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
 
 
 class _Call(Generic[T]):

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, group_commit, new_id, notify, send_ahead
+from parley.store.db import Database, Job, group_commit, new_id, notify, send_ahead
 from parley.store.pagination import ListQuery
 from parley.store.records import User
 from parley.types import Role
@@ -417,6 +417,69 @@ async def test_a_lock_held_elsewhere_sends_the_loop_writes_to_the_thread(tmp_pat
         await _quiet(db)
         assert (await db.write(_where, "after"))[0] == loop_thread  # the loop's again
         assert await db.read(_user_names) == ["after", "waits"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_loop_write_is_cancelled_only_while_nothing_of_it_has_run(
+    tmp_path: Path,
+) -> None:
+    """A caller that stops waiting for a write queued for the loop's round cancels it:
+    nothing is written and its job says so. Once the database thread runs it instead (the
+    lock is held elsewhere), a cancel is refused: the write lands, its job has its result,
+    and the caller is cancelled when it ends (as with any thread's job)."""
+    path = tmp_path / "cancel.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        await db.migrate()
+        await _quiet(db)
+        jobs: list[Job[tuple[int, object]]] = []
+
+        async def write(name: str) -> tuple[int, object]:
+            jobs.append(db.write_job(_where, name))
+            return await asyncio.wrap_future(jobs[-1])
+
+        waiting = asyncio.ensure_future(write("dropped"))
+        await asyncio.sleep(0)  # the writer waits; the round it wrote in has not ended
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert jobs[0].cancelled()
+        assert await db.read(_user_names) == []
+
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
+            "sys.stdin.readline(); c.execute('COMMIT')\n",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        assert await holder.stdout.readline() == b"held\n"
+        await _quiet(db)
+        waiting = asyncio.ensure_future(write("kept"))
+        await asyncio.sleep(0)
+        job = jobs[-1]
+        deadline = time.monotonic() + 10
+        while db._workers.quiet():  # the round ended, the thread took it and waits
+            assert time.monotonic() < deadline, "the write never reached the thread"
+            await asyncio.sleep(0.005)
+        assert not job.cancel()
+        waiting.cancel()
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        assert await holder.wait() == 0
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 10)
+        assert not job.cancelled()
+        thread, _ = job.result()
+        assert thread != threading.get_ident()
+        assert await db.read(_user_names) == ["kept"]
     finally:
         await db.dispose()
 
