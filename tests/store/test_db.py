@@ -380,6 +380,32 @@ async def test_grouped_writes_of_a_quiet_thread_run_on_the_loop_a_round_together
         await db.dispose()
 
 
+async def _hold_the_lock(path: Path) -> asyncio.subprocess.Process:
+    """Another process that holds the SQLite file's write lock until a line comes on its
+    stdin, and then commits."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
+        "sys.stdin.readline(); c.execute('COMMIT')\n",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    assert await holder.stdout.readline() == b"held\n"
+    return holder
+
+
+async def _let_go(holder: asyncio.subprocess.Process) -> int:
+    """Have ``_hold_the_lock``'s process commit; its exit status."""
+    assert holder.stdin is not None
+    holder.stdin.write(b"go\n")
+    await holder.stdin.drain()
+    return await holder.wait()
+
+
 async def test_a_lock_held_elsewhere_sends_the_loop_writes_to_the_thread(tmp_path: Path) -> None:
     """A ``group_commit`` write meant for the loop while another process holds SQLite's
     write lock does not stall the loop: the database thread runs it once the lock is free."""
@@ -388,18 +414,7 @@ async def test_a_lock_held_elsewhere_sends_the_loop_writes_to_the_thread(tmp_pat
     loop_thread = threading.get_ident()
     try:
         await db.migrate()
-        holder = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
-            "sys.stdin.readline(); c.execute('COMMIT')\n",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert holder.stdin is not None and holder.stdout is not None
-        assert await holder.stdout.readline() == b"held\n"
+        holder = await _hold_the_lock(path)
         await _quiet(db)
         write = asyncio.ensure_future(db.write(_where, "waits"))
         began = time.monotonic()
@@ -409,9 +424,7 @@ async def test_a_lock_held_elsewhere_sends_the_loop_writes_to_the_thread(tmp_pat
             ticks += 1
         assert ticks >= 10
         assert not write.done()
-        holder.stdin.write(b"go\n")
-        await holder.stdin.drain()
-        assert await holder.wait() == 0
+        assert await _let_go(holder) == 0
         thread, _ = await asyncio.wait_for(write, 10)
         assert thread != loop_thread
         await _quiet(db)
@@ -447,18 +460,7 @@ async def test_a_loop_write_is_cancelled_only_while_nothing_of_it_has_run(
         assert jobs[0].cancelled()
         assert await db.read(_user_names) == []
 
-        holder = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import sqlite3, sys\n"
-            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
-            "sys.stdin.readline(); c.execute('COMMIT')\n",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert holder.stdin is not None and holder.stdout is not None
-        assert await holder.stdout.readline() == b"held\n"
+        holder = await _hold_the_lock(path)
         await _quiet(db)
         waiting = asyncio.ensure_future(write("kept"))
         await asyncio.sleep(0)
@@ -471,9 +473,7 @@ async def test_a_loop_write_is_cancelled_only_while_nothing_of_it_has_run(
         waiting.cancel()
         await asyncio.sleep(0.05)
         assert not waiting.done()
-        holder.stdin.write(b"go\n")
-        await holder.stdin.drain()
-        assert await holder.wait() == 0
+        assert await _let_go(holder) == 0
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, 10)
         assert not job.cancelled()
