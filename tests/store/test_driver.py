@@ -253,3 +253,39 @@ async def test_a_statement_for_a_list_takes_any_length(db: Database) -> None:
         ("other", None),
         ("me", None),
     ]
+
+
+async def test_rows_inserted_together_are_all_stored_or_none(db: Database) -> None:
+    """Rows inserted together (``driver.insert_rows``) are all stored, as the statement
+    layer stores them; a row that breaks a constraint fails the insert with the statement
+    layer's error, and none of its rows stays."""
+    user_id = await new_user(db)
+
+    def write(conn: Connection, count: int, clash: bool) -> list[str]:
+        thread_id = _thread(conn, user_id)
+        rows = [
+            thread_store.new_message(thread_id=thread_id, seq=n, role="user", content=f"m{n}\x00")
+            for n in range(1, count + 1)
+        ]
+        if clash:  # two messages at one place of the thread
+            rows[-1] = thread_store.new_message(thread_id=thread_id, seq=1, role="user", content="")
+        thread_store.insert_messages(conn, user_id=user_id, rows=rows)
+        return [r.id for r in rows]
+
+    ids = await db.write(write, 37, False)
+    stored = await db.read(
+        lambda conn: [
+            tuple(r)
+            for r in conn.execute(
+                select(messages.c.id, messages.c.seq, messages.c.content)
+                .where(messages.c.id.in_(ids))
+                .order_by(messages.c.seq)
+            )
+        ]
+    )
+    assert stored == [(ids[n - 1], n, f"m{n}\ufffd") for n in range(1, 38)]
+    before = await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM messages")).one())
+    with pytest.raises((IntegrityError, Conflict)):
+        await db.write(write, 5, True)
+    after = await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM messages")).one())
+    assert after == before
