@@ -37,12 +37,10 @@ from parley.retrieval._base import MB, ExtractionFailed, Limits, UnsupportedFile
 from parley.retrieval.chunking import Chunk, chunk, parse_chunking_strategy
 from parley.retrieval.extract import Extractor
 from parley.store import ingestion as store
-from parley.store.db import Database, now, retryable, until_woken
+from parley.store.db import Database, now, until_woken
 from parley.types import Usage
 
 log = logging.getLogger("parley.retrieval")
-#: Tries of a file's indexed write that a deadlock aborted (``db.retryable``).
-_WRITE_TRIES = 3
 
 #: Files one replica indexes at once.
 CONCURRENCY = 2
@@ -256,23 +254,15 @@ class Ingestion:
         embeddings = await self._embed(claim, pieces)
         if embeddings:
             usage += sum(_FLOAT * len(v) for v in embeddings)
-        attempt = 1
-        while True:
-            try:
-                return await self.db.write(
-                    store.complete_file,
-                    claim=claim,
-                    pieces=pieces,
-                    embeddings=embeddings,
-                    usage_bytes=usage,
-                )
-            except Exception as exc:
-                # PostgreSQL breaks a deadlock with another writer of the store's rows (a
-                # lease renewal, a detach) by aborting one side: this write, run again.
-                if attempt == _WRITE_TRIES or not retryable(exc):
-                    raise
-                log.info("indexing file %s met a deadlock; writing it again", claim.file_id)
-                attempt += 1
+        # PostgreSQL breaks a deadlock with another writer of the store's rows (a lease
+        # renewal, a detach, a batch) by aborting one side: this write, run again.
+        return await self.db.write_retried(
+            store.complete_file,
+            claim=claim,
+            pieces=pieces,
+            embeddings=embeddings,
+            usage_bytes=usage,
+        )
 
     async def _bytes(self, claim: store.Claim) -> bytes:
         most = self.extractor.limits.max_bytes

@@ -182,6 +182,27 @@ class Database:
         (shared with the writes queued beside it, when ``fn`` is ``group_commit``)."""
         return await asyncio.wrap_future(self.write_job(fn, *args, **kw))
 
+    async def write_retried(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """As ``write``, run again (up to ``WRITE_TRIES`` in all) when PostgreSQL aborted it
+        to break a deadlock or a serialization conflict (``retryable``): nothing of it was
+        written, and ``fn`` must be a plain function of the database and its arguments. For
+        the writes that meet the background workers on the same rows (a vector store's
+        files, which its indexer writes at the same moment)."""
+        attempt = 1
+        while True:
+            try:
+                return await self.write(fn, *args, **kw)
+            except Exception as exc:
+                if attempt == WRITE_TRIES or not retryable(exc):
+                    raise
+                log.info(
+                    "a write met a deadlock or a conflict; writing it again (%s)",
+                    exc.__class__.__name__,
+                )
+                attempt += 1
+
     def write_job(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kw: P.kwargs
     ) -> Job[T]:
@@ -581,6 +602,10 @@ def _end_ahead(conn: Connection) -> _Ahead | None:
 #: The key of the topics a transaction will tell of once it commits (``notify``).
 _TOPICS = "parley_notify"
 
+
+#: How many times ``Database.write_retried`` runs a write that PostgreSQL aborted to break a
+#: deadlock or a serialization conflict.
+WRITE_TRIES = 3
 
 #: PostgreSQL's errors of a transaction that lost a race it can win when run again: a
 #: deadlock (the database aborted this one to free the other) and a serialization failure.

@@ -1,16 +1,19 @@
 """A deadlock PostgreSQL breaks by aborting one transaction is known for what it is
-(``db.retryable``): the aborted side can run again (file indexing does, ``retrieval.ingest``)."""
+(``db.retryable``): the aborted side can run again (``Database.write_retried``: file indexing,
+the vector stores' writes)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from parley.store.db import retryable
+from parley.store.db import Database, retryable
 from tests.harness import FreshDatabase, postgres_url
 
 
@@ -48,3 +51,43 @@ def test_a_deadlock_is_retryable_and_other_errors_are_not(tmp_path: Path) -> Non
     finally:
         engine.dispose()
         fresh.drop()
+
+
+@pytest.mark.skipif(postgres_url() is None, reason="needs PostgreSQL: PARLEY_TEST_DATABASE_URL")
+async def test_a_write_aborted_by_a_deadlock_is_written_again(tmp_path: Path) -> None:
+    """Two writes that lock two rows in opposite orders deadlock; PostgreSQL aborts one, and
+    ``Database.write_retried`` runs it again, so both land (``Database.write`` gives the
+    aborted one its error)."""
+    fresh = FreshDatabase(tmp_path)
+    db = Database(fresh.url)
+    try:
+        await db.write(lambda c: c.execute(text("CREATE TABLE t (id int PRIMARY KEY, n int)")))
+        await db.write(lambda c: c.execute(text("INSERT INTO t VALUES (1, 0), (2, 0)")))
+        for write, landed in ((db.write, 1), (db.write_retried, 2)):
+            both = threading.Barrier(2)
+            runs: list[int] = []
+            before = await db.read(lambda c: c.execute(text("SELECT sum(n) FROM t")).scalar())
+            ended = await asyncio.gather(
+                write(_lock, 1, 2, runs=runs, both=both),
+                write(_lock, 2, 1, runs=runs, both=both),
+                return_exceptions=True,
+            )
+            assert sum(1 for e in ended if e is None) == landed, ended
+            assert len(runs) == 2 + (landed - 1)
+            after = await db.read(lambda c: c.execute(text("SELECT sum(n) FROM t")).scalar())
+            assert after - before == 2 * landed
+    finally:
+        await db.dispose()
+        fresh.drop()
+
+
+def _lock(
+    conn: Connection, first: int, second: int, *, runs: list[int], both: threading.Barrier
+) -> None:
+    """Lock row ``first``, then ``second``; the first two tries wait for each other between
+    the two, a try again goes straight through."""
+    runs.append(first)
+    conn.execute(text("UPDATE t SET n = n + 1 WHERE id = :i"), {"i": first})
+    if len(runs) <= 2:
+        both.wait(timeout=10)
+    conn.execute(text("UPDATE t SET n = n + 1 WHERE id = :i"), {"i": second})

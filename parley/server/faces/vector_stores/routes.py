@@ -59,7 +59,7 @@ async def create_vector_store(
 ) -> VectorStorePublic:
     strategy = stored_strategy(body.chunking_strategy)
     user = caller.user
-    made = await svc.db.write(
+    made = await svc.db.write_retried(
         reads.create_store,
         user_id=user.id,
         key_hash=caller.key_hash,
@@ -106,14 +106,16 @@ async def update_vector_store(
     if "expires_after" in given:
         expiry = body.expires_after
         changes["expires_after_days"] = None if expiry is None else expiry.days
-    return await svc.db.write(
+    return await svc.db.write_retried(
         reads.update_store, user_id=user.id, vector_store_id=vector_store_id, changes=changes
     )
 
 
 @router.delete("/vector_stores/{vector_store_id}")
 async def delete_vector_store(vector_store_id: str, user: CurrentUser, svc: Svc) -> Deleted:
-    await svc.db.write(store.delete_vector_store, user_id=user.id, vector_store_id=vector_store_id)
+    await svc.db.write_retried(
+        store.delete_vector_store, user_id=user.id, vector_store_id=vector_store_id
+    )
     return Deleted(id=vector_store_id, object="vector_store.deleted")
 
 
@@ -124,7 +126,7 @@ async def delete_vector_store(vector_store_id: str, user: CurrentUser, svc: Svc)
 async def create_vector_store_file(
     vector_store_id: str, body: FileCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> VectorStoreFilePublic:
-    attached, _ = await svc.db.write(
+    attached, _ = await svc.db.write_retried(
         store.add_files,
         user_id=caller.user.id,
         vector_store_id=vector_store_id,
@@ -180,7 +182,7 @@ async def retrieve_vector_store_file(
 async def update_vector_store_file(
     vector_store_id: str, file_id: str, body: FileUpdate, user: CurrentUser, svc: Svc
 ) -> VectorStoreFilePublic:
-    found = await svc.db.write(
+    found = await svc.db.write_retried(
         store.update_file_attributes,
         user_id=user.id,
         vector_store_id=vector_store_id,
@@ -194,7 +196,7 @@ async def update_vector_store_file(
 async def delete_vector_store_file(
     vector_store_id: str, file_id: str, user: CurrentUser, svc: Svc
 ) -> Deleted:
-    await svc.db.write(
+    await svc.db.write_retried(
         store.remove_file, user_id=user.id, vector_store_id=vector_store_id, file_id=file_id
     )
     return Deleted(id=file_id, object="vector_store.file.deleted")
@@ -217,7 +219,7 @@ async def vector_store_file_content(
 async def create_file_batch(
     vector_store_id: str, body: BatchCreate, caller: AuthenticatedCaller, svc: Svc
 ) -> FileBatchPublic:
-    batch = await svc.db.write(
+    batch = await svc.db.write_retried(
         reads.create_batch,
         user_id=caller.user.id,
         vector_store_id=vector_store_id,
@@ -241,7 +243,7 @@ async def retrieve_file_batch(
 async def cancel_file_batch(
     vector_store_id: str, batch_id: str, user: CurrentUser, svc: Svc
 ) -> FileBatchPublic:
-    return await svc.db.write(
+    return await svc.db.write_retried(
         reads.cancel_batch, user_id=user.id, vector_store_id=vector_store_id, batch_id=batch_id
     )
 
@@ -274,7 +276,9 @@ async def search_vector_store(
     user = caller.user
     filters, ranking = body.parsed()  # a bad filter is a 400 before anything is done
     queries = body.queries()
-    vs = await svc.db.write(store.active_store, user_id=user.id, vector_store_id=vector_store_id)
+    vs = await svc.db.write_retried(
+        store.active_store, user_id=user.id, vector_store_id=vector_store_id
+    )
     began = time.perf_counter()
     vectors = None
     model = vs.embedding_model
