@@ -8,7 +8,6 @@ to the end of their task; when a turn ends, its tokens are counted against its s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ from parley.engine.turn import Turn
 from parley.engine.usage import UsageCounter, UsageSource
 from parley.errors import ParleyError
 from parley.providers.registry import ProviderRegistry
-from parley.store.db import Database, Job
+from parley.store.db import Database, Job, on_loop
 from parley.store.records import Assistant
 
 log = logging.getLogger("parley.engine")
@@ -93,7 +92,7 @@ class Launcher:
             if not job.cancelled():
                 loop = asyncio.get_running_loop()
                 job.add_done_callback(
-                    lambda done: _on_loop(loop, self._claimed_late, done, early, source, secrets)
+                    lambda done: on_loop(loop, self._claimed_late, done, early, source, secrets)
                 )
             elif early is not None:
                 self._let_go(early)
@@ -205,9 +204,3 @@ class Launcher:
             face=source.face,
             used=turn.usage(),
         )
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
-    """Call ``fn(*args)`` on ``loop`` from any thread; nothing once the loop has closed."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(fn, *args)

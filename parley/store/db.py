@@ -486,7 +486,7 @@ class LoopWrite(asyncio.Future[T]):
         """The same write, run by the database thread instead: its end answers this."""
         self._job = job
         loop = self.get_loop()
-        job.add_done_callback(lambda done: _on_loop(loop, self._relayed, done))
+        job.add_done_callback(lambda done: on_loop(loop, self._relayed, done))
 
     def _relayed(self, job: Future[T]) -> None:
         if self.done():
@@ -508,7 +508,7 @@ class LoopWrite(asyncio.Future[T]):
 Job: TypeAlias = "Future[T] | LoopWrite[T]"
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
     """Call ``fn(*args)`` on ``loop`` from any thread; nothing once the loop has closed."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(fn, *args)
