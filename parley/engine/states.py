@@ -52,10 +52,14 @@ def move(
         expected = [source.value]
     else:
         expected = [s.value for s in sources_of(target)]
-    moved = run_store.set_status(
+    if target not in webhooks.ENDING:
+        return run_store.set_status(
+            conn, run_id=run_id, expected=expected, status=target.value, **values
+        )
+    moved, endpoints = run_store.end_status(
         conn, run_id=run_id, expected=expected, status=target.value, **values
     )
-    if moved and target in webhooks.ENDING:
+    if moved and endpoints:
         # In the same transaction: the run's end and its webhook events commit together.
         webhooks.enqueue(conn, run_id=run_id, status=target)
     return moved

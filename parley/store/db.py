@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.errors import Conflict
+from parley.store import driver
 from parley.store.tables import json_text, json_value
 
 if TYPE_CHECKING:
@@ -348,11 +349,12 @@ class Database:
         transaction = conn.begin()
         try:
             result = call.fn(conn, *call.args, **call.kw)
+            driver.send_all(conn, commit=True)
             transaction.commit()
         except BaseException as exc:
             conn.info.pop(_TOPICS, None)
-            # Statements sent ahead (``send_ahead``): their pipeline ends first, as a failed
-            # statement in it has aborted the transaction; their errors are the statements'.
+            # Statements sent ahead (``send_ahead``) and not run are dropped; the errors of
+            # those that ran are the statements' own.
             ahead = _end_ahead(conn)
             transaction.rollback()  # also ends one whose commit failed
             if ahead is not None and (error := ahead.translated(exc)) is not None:
@@ -556,46 +558,12 @@ def group_commit(fn: Callable[P, T]) -> Callable[P, T]:
 #: The key of a connection's info that says its next transaction only reads.
 _READ_ONLY = "parley_read_only"
 
-_AHEAD = "parley_ahead"
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg on SQLite
+_AHEAD = driver.AHEAD
 
 
-class _Ahead:
-    """A transaction's open psycopg pipeline (``send_ahead``), ended after its commit."""
-
-    __slots__ = ("driver", "pipeline", "translators")
-
-    def __init__(self, driver: PostgresConnection[Any]) -> None:
-        self.driver = driver
-        self.pipeline = driver.pipeline()
-        self.pipeline.__enter__()
-        self.translators: list[Callable[[IntegrityError], Exception | None]] = []
-
-    def end(self) -> None:
-        try:
-            self.pipeline.__exit__(None, None, None)
-        except Exception:  # a statement in it failed: the caller gets that error
-            log.debug("closing a pipeline after a failed transaction", exc_info=True)
-        # A commit that failed in the pipeline leaves the transaction aborted, not ended.
-        if self.driver.info.transaction_status != _IDLE:
-            self.driver.rollback()
-
-    def translated(self, exc: BaseException) -> Exception | None:
-        """The error of the statement sent ahead that the unique-key violation ``exc`` is
-        about, if one says so."""
-        if not isinstance(exc, IntegrityError):
-            return None
-        for translate in self.translators:
-            if (error := translate(exc)) is not None:
-                return error
-        return None
-
-
-def _end_ahead(conn: Connection) -> _Ahead | None:
-    """End the pipeline of statements sent ahead in ``conn``'s transaction, if any."""
-    ahead: _Ahead | None = conn.info.pop(_AHEAD, None)
-    if ahead is not None:
-        ahead.end()
+def _end_ahead(conn: Connection) -> driver.Ahead | None:
+    """Forget the writes ``conn``'s transaction sent ahead (run, or rolled back with it)."""
+    ahead: driver.Ahead | None = conn.info.pop(_AHEAD, None)
     return ahead
 
 
@@ -626,15 +594,15 @@ def notify(conn: Connection, topic: str) -> None:
 
 
 def send_ahead(conn: Connection) -> None:
-    """From here to its commit, send the transaction's statements without waiting for each
-    answer: on PostgreSQL they go in one pipeline with the COMMIT, one round trip instead
-    of one each (SQLite's statements cost no round trip: nothing changes there). What they
-    answer can't be read, so call it once every read, and every compare-and-set update
-    whose row count decides something, is done. Their errors come with the commit
+    """From here to its commit, send the transaction's writes without waiting for each
+    answer: on PostgreSQL the driver's (``parley.store.driver``) go with the COMMIT as one
+    query, one round trip instead of one each (SQLite's statements cost no round trip:
+    nothing changes there). What they answer can't be read, so call it once every read,
+    and every compare-and-set update whose row count decides something, is done (a
+    statement run after it sends those kept first). Their errors come with the commit
     (``translate_ahead``)."""
     if conn.dialect.name == "postgresql" and _AHEAD not in conn.info:
-        driver = cast("PostgresConnection[Any]", conn.connection.driver_connection)
-        conn.info[_AHEAD] = _Ahead(driver)
+        conn.info[_AHEAD] = driver.Ahead()
 
 
 def translate_ahead(
@@ -834,6 +802,11 @@ def _postgres_engine(url: str, echo: bool, pool_size: int) -> Engine:
     engine = create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **_JSON_CODEC
     )
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _after_those_ahead(conn: Connection, *_: Any) -> None:
+        # A statement of the statement layer runs after the writes sent ahead before it.
+        driver.send_all(conn)
 
     @event.listens_for(engine, "begin")
     def _postgres_begin(conn: Connection) -> None:

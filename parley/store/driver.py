@@ -7,7 +7,11 @@ context, parameter processing and events; ten times that right after an idle wai
 the caches are cold), against one or two for the driver itself. These statements are
 written here once per table and column set, in the driver's own SQL, and run on the
 cursor of the transaction's own connection: the same transaction, and on PostgreSQL the
-same pipeline (``db.send_ahead``).
+same transaction. On PostgreSQL a write sent ahead (``db.send_ahead``) is not run at once:
+it is bound to its values as SQL text by psycopg (``ClientCursor.mogrify``, the driver's own
+quoting) and kept, and the transaction's kept writes go with its COMMIT as one query
+(``send_all``): one round trip, and one pass through the driver's machinery for all of them
+instead of one each.
 
 The values are stored exactly as SQLAlchemy stores them (``tables``): a JSON column's as
 ``json_text`` (a None as JSON ``null``), a ``Name`` or ``Content`` column's with U+0000 as
@@ -26,7 +30,7 @@ from typing import Any, cast
 
 from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.store.tables import Name, _Json, json_text, json_value, without_nul
 
@@ -61,12 +65,19 @@ class Statement:
         return [v if c is None else c(v) for c, v in zip(self.converters, values, strict=True)]
 
     def run(self, conn: Connection, values: Sequence[Any]) -> int:
-        """Run once; answers the rows it changed (not readable once statements are sent
-        ahead: ``db.send_ahead``)."""
+        """Run once; answers the rows it changed (-1 once statements are sent ahead,
+        ``db.send_ahead``: it has not run yet)."""
+        if (ahead := conn.info.get(AHEAD)) is not None:
+            ahead.keep(conn, self.postgresql, self._row(values))
+            return -1
         return int(self._execute(conn, "execute", self._row(values)).rowcount)
 
     def run_many(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """Run for each of ``rows``; answers the rows changed in all."""
+        """Run for each of ``rows``; answers the rows changed in all (-1 sent ahead)."""
+        if (ahead := conn.info.get(AHEAD)) is not None:
+            for row in rows:
+                ahead.keep(conn, self.postgresql, self._row(row))
+            return -1
         return int(self._execute(conn, "executemany", [self._row(r) for r in rows]).rowcount)
 
     def exists(self, conn: Connection, values: Sequence[Any]) -> bool:
@@ -78,6 +89,13 @@ class Statement:
         cursor = self._execute(conn, "execute", self._row(values))
         return cast("Sequence[Any] | None", cursor.fetchone())
 
+    def rows(self, conn: Connection, values: Sequence[Any]) -> list[Sequence[Any]]:
+        """Run a statement that answers rows (an ``UPDATE ... RETURNING``); answers them
+        all, as the driver gives them (read to the end: the statement is done)."""
+        return cast(
+            "list[Sequence[Any]]", self._execute(conn, "execute", self._row(values)).fetchall()
+        )
+
     def one(self, conn: Connection, values: Sequence[Any]) -> Sequence[Any]:
         """Run a query that always answers one row (an aggregate's); answers that row."""
         row = self.first(conn, values)
@@ -88,6 +106,7 @@ class Statement:
         """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
         statement layer's (``_translated``)."""
         cursor, sql = _cursor(conn, self)
+        send_all(conn)  # a read sees the writes sent ahead of it
         try:
             getattr(cursor, how)(sql, params)
         except conn.dialect.loaded_dbapi.Error as exc:
@@ -106,14 +125,81 @@ def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
     SQLite cursor steps past each row it returns: a read of its one row is done, and holds
     no snapshot while the cursor waits.) The connection's info goes with its driver
     connection: a new one, after a lost one, starts without a cursor."""
+    cursor = _kept_cursor(conn)
+    if conn.dialect.name == "postgresql":
+        return cursor, statement.postgresql
+    return cursor, statement.sqlite
+
+
+def _kept_cursor(conn: Connection) -> Any:
     cursor = conn.info.get(_CURSOR)
     if cursor is None:
         driver = conn.connection.driver_connection
         assert driver is not None
         cursor = conn.info[_CURSOR] = driver.cursor()
-    if conn.dialect.name == "postgresql":
-        return cursor, statement.postgresql
-    return cursor, statement.sqlite
+    return cursor
+
+
+#: The key of a connection's info that holds its transaction's writes sent ahead.
+AHEAD = "parley_ahead"
+#: The key of a connection's info that keeps the psycopg cursor that binds values as text.
+_BINDER = "parley_binder"
+
+
+class Ahead:
+    """A PostgreSQL transaction's writes sent ahead of their answers (``db.send_ahead``):
+    each as SQL text with its values bound, run together by ``send_all``; and how a
+    unique-key violation among them is told as its statement's own error
+    (``db.translate_ahead``)."""
+
+    __slots__ = ("texts", "translators")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.translators: list[Callable[[IntegrityError], Exception | None]] = []
+
+    def keep(self, conn: Connection, sql: str, values: Sequence[Any]) -> None:
+        binder = conn.info.get(_BINDER)
+        if binder is None:
+            from psycopg import ClientCursor
+
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            binder = conn.info[_BINDER] = ClientCursor(driver)
+        try:
+            self.texts.append(binder.mogrify(sql, values))
+        except conn.dialect.loaded_dbapi.Error as exc:  # a value PostgreSQL can't hold
+            raise _translated(conn, sql, exc) from exc
+
+    def translated(self, exc: BaseException) -> Exception | None:
+        """The error of the statement sent ahead that the unique-key violation ``exc`` is
+        about, if one says so."""
+        if not isinstance(exc, IntegrityError):
+            return None
+        for translate in self.translators:
+            if (error := translate(exc)) is not None:
+                return error
+        return None
+
+
+def send_all(conn: Connection, *, commit: bool = False) -> None:
+    """Run the writes ``conn``'s transaction sent ahead so far, as one query: before any
+    other statement of it, and with its COMMIT (``commit``: the transaction then ends
+    here, and psycopg's own commit finds nothing to do). Their error, the first that
+    PostgreSQL met, is raised as the statement layer's; the transaction is then aborted."""
+    ahead: Ahead | None = conn.info.get(AHEAD)
+    if ahead is None or not ahead.texts:
+        return
+    texts, ahead.texts = ahead.texts, []
+    if commit:
+        texts.append("COMMIT")
+    sql = ";\n".join(texts)
+    try:
+        # No values and not prepared: psycopg sends it as a simple query, which may hold
+        # several statements.
+        _kept_cursor(conn).execute(sql, prepare=False)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _translated(conn, sql, exc) from exc
 
 
 def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:
@@ -206,12 +292,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 @functools.lru_cache(maxsize=128)
-def update(table: Table, columns: tuple[str, ...], where: str) -> Statement:
+def update(table: Table, columns: tuple[str, ...], where: str, returning: str = "") -> Statement:
     """``UPDATE table SET columns WHERE where`` (``where`` in the driver's SQL, its values
-    after the columns' and unconverted)."""
+    after the columns' and unconverted), ``RETURNING returning`` when given."""
     sets = ", ".join(f"{n} = {_mark(table, n)}" for n in columns)
+    tail = f" RETURNING {returning}" if returning else ""
     return Statement(
-        f"UPDATE {table.name} SET {sets} WHERE {where}",
+        f"UPDATE {table.name} SET {sets} WHERE {where}{tail}",
         [converter(table, n) for n in columns] + [None] * where.count("?"),
     )
 

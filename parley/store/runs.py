@@ -237,6 +237,31 @@ def set_status(
     return bool(statement.run(conn, [status, *(values[c] for c in columns), run_id, *allowed]))
 
 
+#: What an ending move answers besides moving: whether the run's user has a webhook
+#: endpoint (``webhooks.enqueue`` then looks for the subscribed ones).
+_ANY_ENDPOINT = (
+    "(SELECT 1 FROM webhook_endpoints WHERE webhook_endpoints.user_id = runs.user_id LIMIT 1)"
+)
+
+
+def end_status(
+    conn: Connection,
+    *,
+    run_id: str,
+    expected: Iterable[str],
+    status: str,
+    **values: Any,
+) -> tuple[bool, bool]:
+    """As ``set_status``, for a move that ends the run (or pauses it): whether it moved,
+    and whether the run's user has a webhook endpoint, read by the same statement."""
+    allowed = tuple(expected)
+    columns = tuple(sorted(values))
+    where = f"id = ? AND status IN ({', '.join('?' * len(allowed))})"
+    statement = driver.update(runs, ("status", *columns), where, _ANY_ENDPOINT)
+    rows = statement.rows(conn, [status, *(values[c] for c in columns), run_id, *allowed])
+    return bool(rows), bool(rows and rows[0][0] is not None)
+
+
 def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:
     conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
@@ -157,6 +159,124 @@ async def test_a_violation_sent_ahead_is_the_statement_own_error_and_loses_nothi
     assert await _thread_count(db, user.id) == 1
     again = await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
     assert again.id and await _thread_count(db, user.id) == 2
+
+
+#: Text that quoting must not change: quotes, backslashes, placeholders of every driver,
+#: a statement's end, a comment, a line break, and characters beyond ASCII.
+_AWKWARD = (
+    "it's \\' \\\\x00 %s %(x)s $1 ? ;-- DROP TABLE runs; /* */\n\t\u00e9\u4e2d\U0001f600 E'\\'"
+)
+
+
+async def test_values_sent_ahead_are_stored_exactly(db: Database) -> None:
+    """On PostgreSQL the writes sent ahead go as SQL text with their values quoted in it
+    (one query with the commit): awkward text in a text column and in JSON, a U+0000 (a
+    message's text stores it as U+FFFD, as every write does), a float's every digit and
+    the log's compressed bytes read back as they were given."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+    created_at = 1795832773.5806453
+    events = [(1, "content.delta", orjson.dumps({"text": _AWKWARD}).decode())]
+
+    def write(conn: Connection) -> tuple[str, str]:
+        send_ahead(conn)
+        thread = threads.create_thread(conn, user_id=user.id, metadata={"k": _AWKWARD})
+        row = threads.new_message(
+            thread_id=thread.id,
+            seq=1,
+            role=Role.ASSISTANT,
+            content=_AWKWARD + "\x00",
+            tool_calls=[{"id": "call_1", "arguments": _AWKWARD}],
+        )
+        row.created_at = created_at
+        threads.insert_messages(conn, user_id=user.id, rows=[row])
+        run = runs.create_run(
+            conn,
+            user_id=user.id,
+            thread_id=thread.id,
+            assistant_id=None,
+            model="demo/x",
+            instructions=_AWKWARD,
+            tools=[],
+            parameters={},
+        )
+        runs.append_events(conn, run_id=run.id, events=events)
+        return thread.id, run.id
+
+    thread_id, run_id = await db.write(write)
+
+    def read(conn: Connection) -> tuple[Any, ...]:
+        thread = threads.get_thread(conn, user_id=user.id, thread_id=thread_id)
+        (message,) = threads.thread_context(conn, thread_id=thread_id)
+        run = runs.get_run(conn, run_id=run_id)
+        logged = runs.read_events(conn, run_id=run_id, after=0)
+        return thread.metadata, message, run.instructions, logged
+
+    metadata, message, instructions, logged = await db.read(read)
+    assert metadata == {"k": _AWKWARD}
+    assert message.content == _AWKWARD + "\ufffd"
+    assert message.tool_calls == [{"id": "call_1", "arguments": _AWKWARD}]
+    assert message.created_at == created_at
+    assert instructions == _AWKWARD
+    assert [(e.seq, e.type, e.data) for e in logged] == events
+
+
+async def test_a_statement_after_writes_sent_ahead_sees_them(db: Database) -> None:
+    """A read run after writes sent ahead, by the statement layer or the driver, finds what
+    they wrote: on PostgreSQL they are run first. The transaction still commits once."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+
+    def write(conn: Connection) -> tuple[int, list[str]]:
+        send_ahead(conn)
+        thread = threads.create_thread(conn, user_id=user.id, metadata={})
+        run = runs.create_run(
+            conn,
+            user_id=user.id,
+            thread_id=thread.id,
+            assistant_id=None,
+            model="demo/x",
+            instructions=None,
+            tools=[],
+            parameters={},
+        )
+        seen = threads.get_thread(conn, user_id=user.id, thread_id=thread.id)  # the layer's
+        assert seen.id == thread.id
+        alive = runs.in_progress_ids(conn, run_ids=[run.id])  # the driver's
+        threads.create_thread(conn, user_id=user.id, metadata={"after": True})
+        return users.count_users(conn), alive
+
+    assert await db.write(write) == (1, [])  # the run is queued, not in progress
+    assert await _thread_count(db, user.id) == 2
+
+
+async def test_a_value_no_column_can_hold_fails_its_write_alone(db: Database) -> None:
+    """A text PostgreSQL cannot store (a U+0000 in a column that does not clean it) fails
+    the write with the driver's error as the statement layer gives it; nothing of it is
+    kept and the connection goes on."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+
+    def write(conn: Connection) -> None:
+        send_ahead(conn)
+        thread = threads.create_thread(conn, user_id=user.id, metadata={})
+        runs.create_run(
+            conn,
+            user_id=user.id,
+            thread_id=thread.id,
+            assistant_id=None,
+            model="demo/x",
+            instructions=None,
+            tools=[],
+            parameters={},
+            lease=("boot\x00", 1.0),
+        )
+
+    if db.is_sqlite:  # SQLite's text holds it: nothing to refuse
+        await db.write(write)
+        return
+    with pytest.raises(DBAPIError, match="NUL"):
+        await db.write(write)
+    assert await _thread_count(db, user.id) == 0
+    await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    assert await _thread_count(db, user.id) == 1
 
 
 def test_every_column_type_of_ours_lets_its_statements_be_cached() -> None:
