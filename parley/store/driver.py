@@ -103,10 +103,14 @@ class Statement:
         return row
 
     def _execute(self, conn: Connection, how: str, params: Any) -> Any:
-        """The cursor after ``cursor.<how>(sql, params)``; the driver's error raised as the
-        statement layer's (``_translated``)."""
-        cursor, sql = _cursor(conn, self)
-        send_all(conn)  # a read sees the writes sent ahead of it
+        """The cursor after ``cursor.<how>(sql, params)``, run after the writes sent ahead
+        before it (a read sees them); the driver's error raised as the statement layer's
+        (``_translated``)."""
+        info = conn.info
+        if info.get(AHEAD) is not None:
+            send_all(conn)
+        cursor = info.get(_CURSOR) or _kept_cursor(conn)
+        sql = self.postgresql if conn.dialect.name == "postgresql" else self.sqlite
         try:
             getattr(cursor, how)(sql, params)
         except conn.dialect.loaded_dbapi.Error as exc:
@@ -118,20 +122,13 @@ class Statement:
 _CURSOR = "parley_cursor"
 
 
-def _cursor(conn: Connection, statement: Statement) -> tuple[Any, str]:
-    """The cursor of ``conn``'s driver connection, one kept for all its statements (a new
-    psycopg cursor builds its own adapters each time), and the statement's SQL for it. A
-    statement's rows and row count are read before the next one runs on the cursor. (A
-    SQLite cursor steps past each row it returns: a read of its one row is done, and holds
-    no snapshot while the cursor waits.) The connection's info goes with its driver
-    connection: a new one, after a lost one, starts without a cursor."""
-    cursor = _kept_cursor(conn)
-    if conn.dialect.name == "postgresql":
-        return cursor, statement.postgresql
-    return cursor, statement.sqlite
-
-
 def _kept_cursor(conn: Connection) -> Any:
+    """The cursor of ``conn``'s driver connection, one kept for all its statements (a new
+    psycopg cursor builds its own adapters each time). A statement's rows and row count
+    are read before the next one runs on the cursor. (A SQLite cursor steps past each row
+    it returns: a read of its one row is done, and holds no snapshot while the cursor
+    waits.) The connection's info goes with its driver connection: a new one, after a
+    lost one, starts without a cursor."""
     cursor = conn.info.get(_CURSOR)
     if cursor is None:
         driver = conn.connection.driver_connection
