@@ -73,6 +73,8 @@ def json_text(value: Any) -> str:
     with U+0000 in strings as U+FFFD. A NUL in a string is always escaped in the text, so
     only a value whose text holds that escape is walked; a value orjson cannot write
     (an integer past 64 bits) falls back to the standard library's."""
+    if value is None:  # most of a new message's JSON columns
+        return "null"
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
