@@ -196,7 +196,14 @@ def send_all(conn: Connection, *, commit: bool = False) -> None:
         # several statements.
         _kept_cursor(conn).execute(sql, prepare=False)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _translated(conn, sql, exc) from exc
+        # The statements hold their values (a message's whole text, the log's bytes): the
+        # error, which logs repeat, names their start only.
+        shown = sql if len(sql) <= _SHOWN else f"{sql[:_SHOWN]}... ({len(texts)} statements)"
+        raise _translated(conn, shown, exc) from exc
+
+
+#: How much of a query of writes sent ahead its error shows.
+_SHOWN = 1000
 
 
 def _translated(conn: Connection, sql: str, exc: Exception) -> BaseException:

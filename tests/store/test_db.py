@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
@@ -276,6 +276,30 @@ async def test_a_value_no_column_can_hold_fails_its_write_alone(db: Database) ->
         await db.write(write)
     assert await _thread_count(db, user.id) == 0
     await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    assert await _thread_count(db, user.id) == 1
+
+
+async def test_a_failed_write_sent_ahead_names_its_statements_not_all_their_values(
+    db: Database,
+) -> None:
+    """A violation among writes sent ahead fails the transaction whole; its error, which a
+    log repeats, shows the start of the statements, not a megabyte of a message's text."""
+    user = await db.write(lambda c: users.create_user(c, name="u"))
+    thread = await db.write(lambda c: threads.create_thread(c, user_id=user.id, metadata={}))
+    big = "x" * 1_000_000
+
+    def write(conn: Connection) -> None:
+        send_ahead(conn)
+        threads.create_thread(conn, user_id=user.id, metadata={})
+        rows = [
+            threads.new_message(thread_id=thread.id, seq=1, role=Role.USER, content=big)
+            for _ in range(2)  # the same place in the thread twice
+        ]
+        threads.insert_messages(conn, user_id=user.id, rows=rows)
+
+    with pytest.raises(IntegrityError) as failed:
+        await db.write(write)
+    assert len(str(failed.value)) < 5000
     assert await _thread_count(db, user.id) == 1
 
 
