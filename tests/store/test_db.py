@@ -168,6 +168,14 @@ _AWKWARD = (
 )
 
 
+def _queued_run(conn: Connection, user_id: str, thread_id: str, **given: Any) -> Any:
+    """A run of the demo model on ``thread_id``, ``given`` as ``runs.create_run`` takes it."""
+    values: dict[str, Any] = dict(
+        assistant_id=None, model="demo/x", instructions=None, tools=[], parameters={}
+    )
+    return runs.create_run(conn, user_id=user_id, thread_id=thread_id, **(values | given))
+
+
 async def test_values_sent_ahead_are_stored_exactly(db: Database) -> None:
     """On PostgreSQL the writes sent ahead go as SQL text with their values quoted in it
     (one query with the commit): awkward text in a text column and in JSON, a U+0000 (a
@@ -189,16 +197,7 @@ async def test_values_sent_ahead_are_stored_exactly(db: Database) -> None:
         )
         row.created_at = created_at
         threads.insert_messages(conn, user_id=user.id, rows=[row])
-        run = runs.create_run(
-            conn,
-            user_id=user.id,
-            thread_id=thread.id,
-            assistant_id=None,
-            model="demo/x",
-            instructions=_AWKWARD,
-            tools=[],
-            parameters={},
-        )
+        run = _queued_run(conn, user.id, thread.id, instructions=_AWKWARD)
         runs.append_events(conn, run_id=run.id, events=events)
         return thread.id, run.id
 
@@ -228,16 +227,7 @@ async def test_a_statement_after_writes_sent_ahead_sees_them(db: Database) -> No
     def write(conn: Connection) -> tuple[int, list[str]]:
         send_ahead(conn)
         thread = threads.create_thread(conn, user_id=user.id, metadata={})
-        run = runs.create_run(
-            conn,
-            user_id=user.id,
-            thread_id=thread.id,
-            assistant_id=None,
-            model="demo/x",
-            instructions=None,
-            tools=[],
-            parameters={},
-        )
+        run = _queued_run(conn, user.id, thread.id)
         seen = threads.get_thread(conn, user_id=user.id, thread_id=thread.id)  # the layer's
         assert seen.id == thread.id
         alive = runs.in_progress_ids(conn, run_ids=[run.id])  # the driver's
@@ -257,17 +247,7 @@ async def test_a_value_no_column_can_hold_fails_its_write_alone(db: Database) ->
     def write(conn: Connection) -> None:
         send_ahead(conn)
         thread = threads.create_thread(conn, user_id=user.id, metadata={})
-        runs.create_run(
-            conn,
-            user_id=user.id,
-            thread_id=thread.id,
-            assistant_id=None,
-            model="demo/x",
-            instructions=None,
-            tools=[],
-            parameters={},
-            lease=("boot\x00", 1.0),
-        )
+        _queued_run(conn, user.id, thread.id, lease=("boot\x00", 1.0))
 
     if db.is_sqlite:  # SQLite's text holds it: nothing to refuse
         await db.write(write)
