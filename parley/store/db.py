@@ -190,7 +190,10 @@ class Database:
         to break a deadlock or a serialization conflict (``retryable``): nothing of it was
         written, and ``fn`` must be a plain function of the database and its arguments. For
         the writes that meet the background workers on the same rows (a vector store's
-        files, which its indexer writes at the same moment)."""
+        files, which its indexer writes at the same moment). It waits a moment first,
+        longer each time and never the same for two writers: the transaction it lost to
+        gets its rows before the write takes them again (run at once, it could take one
+        of them first and meet the same deadlock)."""
         attempt = 1
         while True:
             try:
@@ -202,6 +205,7 @@ class Database:
                     "a write met a deadlock or a conflict; writing it again (%s)",
                     exc.__class__.__name__,
                 )
+                await asyncio.sleep(attempt * _RETRY_PAUSE * (1 + secrets.randbelow(1000) / 1000))
                 attempt += 1
 
     def write_job(
@@ -574,6 +578,8 @@ _TOPICS = "parley_notify"
 #: How many times ``Database.write_retried`` runs a write that PostgreSQL aborted to break a
 #: deadlock or a serialization conflict.
 WRITE_TRIES = 3
+#: The least pause before a write is run again (``Database.write_retried``), in seconds.
+_RETRY_PAUSE = 0.02
 
 #: PostgreSQL's errors of a transaction that lost a race it can win when run again: a
 #: deadlock (the database aborted this one to free the other) and a serialization failure.

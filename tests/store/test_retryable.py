@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from parley.store.db import Database, retryable
+from parley.store.db import WRITE_TRIES, Database, retryable
 from tests.harness import FreshDatabase, postgres_url
 
 
@@ -73,7 +73,10 @@ async def test_a_write_aborted_by_a_deadlock_is_written_again(tmp_path: Path) ->
                 return_exceptions=True,
             )
             assert sum(1 for e in ended if e is None) == landed, ended
-            assert len(runs) == 2 + (landed - 1)
+            if landed == 1:
+                assert len(runs) == 2  # a plain write is not run again
+            else:  # the aborted one again (and once more, if a machine's load deadlocked it)
+                assert 3 <= len(runs) <= 2 + (WRITE_TRIES - 1)
             after = await db.read(lambda c: c.execute(text("SELECT sum(n) FROM t")).scalar())
             assert after - before == 2 * landed
     finally:
