@@ -359,12 +359,12 @@ class Database:
             conn.info.pop(_TOPICS, None)
             # Statements sent ahead (``send_ahead``) and not run are dropped; the errors of
             # those that ran are the statements' own.
-            ahead = _end_ahead(conn)
+            ahead: driver.Ahead | None = conn.info.pop(driver.AHEAD, None)
             transaction.rollback()  # also ends one whose commit failed
             if ahead is not None and (error := ahead.translated(exc)) is not None:
                 raise error from None
             raise
-        _end_ahead(conn)
+        conn.info.pop(driver.AHEAD, None)  # run with the commit
         for topic in conn.info.pop(_TOPICS, ()):
             self._tell(topic)
         return result
@@ -562,15 +562,6 @@ def group_commit(fn: Callable[P, T]) -> Callable[P, T]:
 #: The key of a connection's info that says its next transaction only reads.
 _READ_ONLY = "parley_read_only"
 
-_AHEAD = driver.AHEAD
-
-
-def _end_ahead(conn: Connection) -> driver.Ahead | None:
-    """Forget the writes ``conn``'s transaction sent ahead (run, or rolled back with it)."""
-    ahead: driver.Ahead | None = conn.info.pop(_AHEAD, None)
-    return ahead
-
-
 #: The key of the topics a transaction will tell of once it commits (``notify``).
 _TOPICS = "parley_notify"
 
@@ -607,8 +598,8 @@ def send_ahead(conn: Connection) -> None:
     and every compare-and-set update whose row count decides something, is done (a
     statement run after it sends those kept first). Their errors come with the commit
     (``translate_ahead``)."""
-    if conn.dialect.name == "postgresql" and _AHEAD not in conn.info:
-        conn.info[_AHEAD] = driver.Ahead()
+    if conn.dialect.name == "postgresql" and driver.AHEAD not in conn.info:
+        conn.info[driver.AHEAD] = driver.Ahead()
 
 
 def translate_ahead(
@@ -617,7 +608,7 @@ def translate_ahead(
     """For a statement about to be sent ahead (``send_ahead``): ``translate`` turns a
     unique-key violation, which then comes with the commit, into the statement's own error
     (None: not its violation)."""
-    if (ahead := conn.info.get(_AHEAD)) is not None:
+    if (ahead := conn.info.get(driver.AHEAD)) is not None:
         ahead.translators.append(translate)
 
 

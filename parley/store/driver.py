@@ -107,8 +107,8 @@ class Statement:
         before it (a read sees them); the driver's error raised as the statement layer's
         (``_translated``)."""
         info = conn.info
-        if info.get(AHEAD) is not None:
-            send_all(conn)
+        if (ahead := info.get(AHEAD)) is not None and ahead.texts:
+            _send(conn, ahead)
         cursor = info.get(_CURSOR) or _kept_cursor(conn)
         sql = self.postgresql if conn.dialect.name == "postgresql" else self.sqlite
         try:
@@ -185,8 +185,11 @@ def send_all(conn: Connection, *, commit: bool = False) -> None:
     here, and psycopg's own commit finds nothing to do). Their error, the first that
     PostgreSQL met, is raised as the statement layer's; the transaction is then aborted."""
     ahead: Ahead | None = conn.info.get(AHEAD)
-    if ahead is None or not ahead.texts:
-        return
+    if ahead is not None and ahead.texts:
+        _send(conn, ahead, commit=commit)
+
+
+def _send(conn: Connection, ahead: Ahead, *, commit: bool = False) -> None:
     texts, ahead.texts = ahead.texts, []
     if commit:
         texts.append("COMMIT")

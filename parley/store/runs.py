@@ -230,11 +230,8 @@ def set_status(
     **values: Any,
 ) -> bool:
     """Move the run to ``status`` if it is in one of ``expected``; True when it moved."""
-    allowed = tuple(expected)
-    columns = tuple(sorted(values))
-    where = f"id = ? AND status IN ({', '.join('?' * len(allowed))})"
-    statement = driver.update(runs, ("status", *columns), where)
-    return bool(statement.run(conn, [status, *(values[c] for c in columns), run_id, *allowed]))
+    statement, params = _move(run_id, expected, status, values)
+    return bool(statement.run(conn, params))
 
 
 #: What an ending move answers besides moving: whether the run's user has a webhook
@@ -254,12 +251,25 @@ def end_status(
 ) -> tuple[bool, bool]:
     """As ``set_status``, for a move that ends the run (or pauses it): whether it moved,
     and whether the run's user has a webhook endpoint, read by the same statement."""
+    statement, params = _move(run_id, expected, status, values, returning=_ANY_ENDPOINT)
+    rows = statement.rows(conn, params)
+    return bool(rows), bool(rows and rows[0][0] is not None)
+
+
+def _move(
+    run_id: str,
+    expected: Iterable[str],
+    status: str,
+    values: dict[str, Any],
+    *,
+    returning: str = "",
+) -> tuple[driver.Statement, list[Any]]:
+    """The compare-and-set update of a move and its values."""
     allowed = tuple(expected)
     columns = tuple(sorted(values))
     where = f"id = ? AND status IN ({', '.join('?' * len(allowed))})"
-    statement = driver.update(runs, ("status", *columns), where, _ANY_ENDPOINT)
-    rows = statement.rows(conn, [status, *(values[c] for c in columns), run_id, *allowed])
-    return bool(rows), bool(rows and rows[0][0] is not None)
+    statement = driver.update(runs, ("status", *columns), where, returning)
+    return statement, [status, *(values[c] for c in columns), run_id, *allowed]
 
 
 def update_run(conn: Connection, *, run_id: str, **values: Any) -> None:

@@ -165,8 +165,6 @@ def enqueue(conn: Connection, *, run_id: str, status: RunStatus) -> int:
     for each of its user's endpoints subscribed to the event it gives. Returns how many.
     The move itself says whether the user has any endpoint (``runs.end_status``): almost
     never, and then this is not called."""
-    if status not in ENDING:
-        return 0
     found = conn.execute(_SUBSCRIBED, {"run_id": run_id}).all()
     if not found:
         return 0
