@@ -25,10 +25,13 @@ operations that take its id (a run's ``id`` to ``/v1/runs/{run_id}``, to ``compl
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, NotRequired
 
 from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from typing_extensions import TypedDict
 
 from parley.errors import (
@@ -220,7 +223,9 @@ def json_or_events(description: str) -> Responses:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve the completed document at ``app.openapi_url``."""
+    """Serve the completed document at ``app.openapi_url``, built and rendered once, on a
+    thread: building it walks every route's models (over half a second of CPU), which
+    on the event loop would hold every stream of the server that long."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -228,6 +233,30 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    rendered: list[bytes] = []
+    building = asyncio.Lock()
+
+    async def serve(request: Request) -> Response:
+        if not rendered:
+            async with building:  # one build for the requests that come meanwhile
+                if not rendered:
+                    rendered.append(await asyncio.to_thread(lambda: _render(openapi())))
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        if root_path and app.root_path_in_servers:  # as FastAPI's own route
+            schema = openapi()
+            if root_path not in {s.get("url") for s in schema.get("servers", [])}:
+                servers = [{"url": root_path}, *schema.get("servers", [])]
+                return JSONResponse({**schema, "servers": servers})
+        return Response(rendered[0], media_type="application/json")
+
+    url = app.openapi_url
+    if url:
+        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != url]
+        app.add_route(url, serve, include_in_schema=False)
+
+
+def _render(schema: dict[str, Any]) -> bytes:
+    return bytes(JSONResponse(schema).body)
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ class LoopWatchdog:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self._beat = time.monotonic()
+        #: The loop thread's CPU time at ``_beat`` (``time.thread_time()`` there).
+        self._beat_cpu = 0.0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -32,6 +34,7 @@ class LoopWatchdog:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
         self._heart = asyncio.create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._watch, name="parley-watchdog", daemon=True)
         self._thread.start()
@@ -46,19 +49,48 @@ class LoopWatchdog:
     async def _heartbeat(self) -> None:
         interval = self.threshold / 4
         while True:
-            self._beat = time.monotonic()
+            self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
             await asyncio.sleep(interval)
 
     def _watch(self) -> None:
+        """Look at the loop's heartbeat every quarter of the threshold. Time the whole
+        process was not running does not count: when this thread itself woke up late and
+        the loop thread spent next to nothing of that time on a CPU, the machine (or a
+        SIGSTOP) held both, and the loop is watched again from then on. A loop that holds
+        the interpreter (a long call in C) keeps this thread from waking too, but spends
+        the time on a CPU: it is reported."""
+        interval = self.threshold / 4
+        loop_cpu = _cpu_clock(self._loop_thread)
         reported = 0.0
-        while not self._stop.wait(self.threshold / 4):
-            stalled = time.monotonic() - self._beat
-            if stalled < self.threshold or self._beat == reported:
+        woke = running_since = time.monotonic()
+        while not self._stop.wait(interval):
+            previous, woke = woke, time.monotonic()
+            beat, beat_cpu = self._beat, self._beat_cpu
+            busy = time.clock_gettime(loop_cpu) - beat_cpu if loop_cpu is not None else None
+            late = woke - previous - interval
+            if late > self.threshold / 2 and busy is not None and busy < late / 2:
+                running_since = woke
+                log.info("the process was not scheduled for %.2f s", late)
                 continue
-            reported = self._beat
+            stalled = woke - max(beat, running_since)
+            if stalled < self.threshold or beat == reported:
+                continue
+            reported = beat
             frame = sys._current_frames().get(self._loop_thread)
             where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
-            log.warning("event loop blocked for %.2f s; the loop thread is at:\n%s", stalled, where)
+            spent = f" ({busy:.2f} s of it on a CPU)" if busy is not None else ""
+            log.warning(
+                "event loop blocked for %.2f s%s; the loop thread is at:\n%s", stalled, spent, where
+            )
+
+
+def _cpu_clock(thread: int) -> int | None:
+    """The clock of ``thread``'s CPU time (``threading.get_ident()`` is its pthread id),
+    or None where the platform has none."""
+    try:
+        return time.pthread_getcpuclockid(thread)
+    except (AttributeError, OSError):
+        return None
 
 
 async def measure_loop_lag(report: Callable[[float], None], interval: float = 1.0) -> None:
