@@ -75,7 +75,8 @@ mcp-example: $(STAMP)
 	$(PY) -m parley.mcp.example$(call given,MCP_PORT, --port)
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them
-# (--dist loadfile: a module's servers start once). Much of it waits on sockets and child
+# (--dist loadfile: a module's servers start once), in the order tests/conftest.py gives the
+# files (--no-loadscope-reorder: the longest first). Much of it waits on sockets and child
 # processes: on two cores, two workers ran the SQLite pass in 9.5 min against 12.8 in one.
 # TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb). On
 # PostgreSQL (PARLEY_TEST_DATABASE_URL) too: the tests' servers keep 6 connections each
@@ -83,7 +84,7 @@ mcp-example: $(STAMP)
 # PostgreSQL's default max_connections (100).
 TEST_WORKERS ?= 2
 test: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
 FUZZ_EXAMPLES ?= 1000

@@ -154,11 +154,19 @@ def user_key(server: Any) -> str:
 
 # ----------------------------------------------------------------- the order of the files
 
-#: Files whose tests take long as one piece (the Schemathesis pass of test_fuzz.py takes a
-#: minute and more): they run first. Under pytest-xdist (``make test``) a worker that started
-#: one of them last would run on alone while the others had nothing left.
+#: Files whose tests take long as one piece (the Schemathesis pass of test_fuzz.py takes
+#: minutes): they run first. Under pytest-xdist (``make test``, each file whole in one
+#: worker) a worker that started one of them last would run on alone while the others had
+#: nothing left.
 SLOW_FILES_FIRST = ("tests/server/test_fuzz.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FILES_FIRST))
+    """The slow files first, then the files with the most tests (the order pytest-xdist
+    would give them itself, but for the slow ones: its own reorder is off in ``make
+    test``, as it put a file of one long test last)."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.partition("::")[0], []).append(item)
+    order = sorted(files, key=lambda f: (f not in SLOW_FILES_FIRST, -len(files[f])))
+    items[:] = [item for f in order for item in files[f]]
