@@ -233,30 +233,30 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    rendered: list[bytes] = []
+    rendered: bytes | None = None
     building = asyncio.Lock()
 
+    def render() -> bytes:
+        return bytes(JSONResponse(openapi()).body)
+
     async def serve(request: Request) -> Response:
-        if not rendered:
+        nonlocal rendered
+        if rendered is None:
             async with building:  # one build for the requests that come meanwhile
-                if not rendered:
-                    rendered.append(await asyncio.to_thread(lambda: _render(openapi())))
+                if rendered is None:
+                    rendered = await asyncio.to_thread(render)
         root_path = request.scope.get("root_path", "").rstrip("/")
         if root_path and app.root_path_in_servers:  # as FastAPI's own route
             schema = openapi()
             if root_path not in {s.get("url") for s in schema.get("servers", [])}:
                 servers = [{"url": root_path}, *schema.get("servers", [])]
                 return JSONResponse({**schema, "servers": servers})
-        return Response(rendered[0], media_type="application/json")
+        return Response(rendered, media_type="application/json")
 
     url = app.openapi_url
     if url:
         app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != url]
         app.add_route(url, serve, include_in_schema=False)
-
-
-def _render(schema: dict[str, Any]) -> bytes:
-    return bytes(JSONResponse(schema).body)
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:

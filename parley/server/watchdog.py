@@ -22,8 +22,9 @@ log = logging.getLogger("parley.watchdog")
 class LoopWatchdog:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
+        #: When the loop last beat (``time.monotonic()``), and its thread's CPU time then
+        #: (``time.thread_time()`` there): ``_mark``.
         self._beat = time.monotonic()
-        #: The loop thread's CPU time at ``_beat`` (``time.thread_time()`` there).
         self._beat_cpu = 0.0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -34,7 +35,7 @@ class LoopWatchdog:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
+        self._mark()
         self._heart = asyncio.create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._watch, name="parley-watchdog", daemon=True)
         self._thread.start()
@@ -49,8 +50,12 @@ class LoopWatchdog:
     async def _heartbeat(self) -> None:
         interval = self.threshold / 4
         while True:
-            self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
+            self._mark()
             await asyncio.sleep(interval)
+
+    def _mark(self) -> None:
+        """A beat of the loop, on the loop's thread."""
+        self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
 
     def _watch(self) -> None:
         """Look at the loop's heartbeat every quarter of the threshold. Time the whole
