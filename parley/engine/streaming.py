@@ -88,9 +88,16 @@ class StreamClock:
             self.error = error
 
     def stop(self) -> None:
+        """Stop the timer, and let go of ``stop_call``: it holds the turn, which holds this
+        clock, and a cycle would leave the turn and all it holds to the garbage collector."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        self.stop_call = _stopped
+
+
+def _stopped(_: UpstreamTimeout) -> bool:
+    return False
 
 
 def build_request(

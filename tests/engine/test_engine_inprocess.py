@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,42 @@ async def test_text_deltas_are_the_json_of_their_event_model(engine: Engine) -> 
     assert texts == ['"quoted"\n', "\\ \u2028 é 😀 \x7f\x01", ""]
     stored = await engine.follow(turn.run_id, after=0).__anext__()
     assert [d for _, k, d in stored if k == "content.delta"] == deltas
+
+
+@pytest.mark.parametrize("model", ["script/x", "round/x", "stall/x"])
+async def test_a_turn_that_ended_is_freed_without_the_garbage_collector(
+    engine: Engine, model: str
+) -> None:
+    # A turn and all it holds (its run, context, events, model call) go as soon as its
+    # task ends: nothing of it is left in a reference cycle for the collector's passes,
+    # which cost a server under load far more than the objects themselves.
+    user, bot = await user_and_assistant(engine, model)
+    gc.collect()
+    gc.disable()
+    try:
+        handle = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="hi")
+        run_id = handle.run_id
+        turn = weakref.ref(engine.turns[run_id])
+        if model == "stall/x":
+            await _eventually(lambda: _has_text(engine, run_id))
+            await handle.cancel()
+        await handle.result()
+        del handle
+        await _eventually(lambda: _ended(engine, run_id))
+        for _ in range(3):  # the task's own end
+            await asyncio.sleep(0)
+        assert turn() is None
+    finally:
+        gc.enable()
+
+
+async def _has_text(engine: Engine, run_id: str) -> bool:
+    turn = engine.turns.get(run_id)
+    return turn is not None and bool(turn.acc.text)
+
+
+async def _ended(engine: Engine, run_id: str) -> bool:
+    return run_id not in engine.turns
 
 
 async def _entries(batches: AsyncIterator[list[tuple[int, str, str]]]) -> list[tuple[int, str]]:

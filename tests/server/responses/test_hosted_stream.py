@@ -4,6 +4,8 @@ the turn never finished (it stopped, or its server died) ended ``incomplete``.""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 from parley.events import DoneEvent, HostedToolEvent, RunStatusEvent
@@ -90,3 +92,26 @@ def test_a_call_cut_short_by_a_dead_server_is_neither_completed_nor_failed() -> 
     assert kinds == ["response.mcp_call.in_progress", "response.output_item.done"]
     assert out[-1]["response"]["output"][0]["status"] == "incomplete"
     assert out[-1]["response"]["output"][0]["error"] == error
+
+
+def test_a_stream_is_freed_without_the_garbage_collector() -> None:
+    # The translator and its hosted items hold no cycle: a stream's translator, and the
+    # output it built, go when its stream does (each cycle costs the collector's passes).
+    translator = ResponseEvents(HEAD)
+    translator.start()
+    for seq, event in enumerate(
+        [
+            hosted("started", CALL, "in_progress"),
+            hosted("done", {**CALL, "output": "hi"}, "completed"),
+            DoneEvent(run_id=RUN, status=RunStatus.COMPLETED, ended_at=1),
+        ],
+        start=1,
+    ):
+        translator.feed((seq, event.type, event.model_dump_json()))
+    gone = weakref.ref(translator)
+    gc.disable()
+    try:
+        del translator
+        assert gone() is None
+    finally:
+        gc.enable()

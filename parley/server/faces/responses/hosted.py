@@ -29,10 +29,11 @@ Make = Callable[..., Event]
 
 
 class HostedItems:
-    """The hosted items of one response's stream, by item id, in its ``output``."""
+    """The hosted items of one response's stream, by item id, in its ``output``. Their
+    events are made by the stream's ``make`` (its numbering), given to each call: held
+    here, it would tie the stream and this in a reference cycle."""
 
-    def __init__(self, make: Make, output: list[dict[str, Any]]) -> None:
-        self.make = make
+    def __init__(self, output: list[dict[str, Any]]) -> None:
         self.output = output
         self.index: dict[str, int] = {}
         #: The items started and not ended: their index.
@@ -44,7 +45,7 @@ class HostedItems:
         #: The pages the response's web searches found: title by URL.
         self.pages: dict[str, str] = {}
 
-    def events(self, phase: str, item: dict[str, Any]) -> list[Event]:
+    def events(self, make: Make, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
         kind, item_id = item["type"], item["id"]
         shown = hosted_item(item)
@@ -62,36 +63,36 @@ class HostedItems:
                 added = {**shown, "status": "in_progress", "code": "", "outputs": None}
             elif kind == "web_search_call":
                 added = {**shown, "status": "in_progress"}
-            events.append(self.make("response.output_item.added", output_index=index, item=added))
+            events.append(make("response.output_item.added", output_index=index, item=added))
         where = {"item_id": item_id, "output_index": index}
         if phase == "started":
             self.open[item_id] = index
             if kind == "mcp_list_tools":
-                events.append(self.make("response.mcp_list_tools.in_progress", **where))
+                events.append(make("response.mcp_list_tools.in_progress", **where))
             elif kind == "mcp_call":
                 arguments = item["arguments"]
                 events += [
-                    self.make("response.mcp_call_arguments.delta", **where, delta=arguments),
-                    self.make("response.mcp_call_arguments.done", **where, arguments=arguments),
-                    self.make("response.mcp_call.in_progress", **where),
+                    make("response.mcp_call_arguments.delta", **where, delta=arguments),
+                    make("response.mcp_call_arguments.done", **where, arguments=arguments),
+                    make("response.mcp_call.in_progress", **where),
                 ]
             elif kind == "file_search_call":
                 events += [
-                    self.make("response.file_search_call.in_progress", **where),
-                    self.make("response.file_search_call.searching", **where),
+                    make("response.file_search_call.in_progress", **where),
+                    make("response.file_search_call.searching", **where),
                 ]
             elif kind == "code_interpreter_call":
                 code = item.get("code") or ""
                 events += [
-                    self.make("response.code_interpreter_call.in_progress", **where),
-                    self.make("response.code_interpreter_call_code.delta", **where, delta=code),
-                    self.make("response.code_interpreter_call_code.done", **where, code=code),
-                    self.make("response.code_interpreter_call.interpreting", **where),
+                    make("response.code_interpreter_call.in_progress", **where),
+                    make("response.code_interpreter_call_code.delta", **where, delta=code),
+                    make("response.code_interpreter_call_code.done", **where, code=code),
+                    make("response.code_interpreter_call.interpreting", **where),
                 ]
             elif kind == "web_search_call":
                 events += [
-                    self.make("response.web_search_call.in_progress", **where),
-                    self.make("response.web_search_call.searching", **where),
+                    make("response.web_search_call.in_progress", **where),
+                    make("response.web_search_call.searching", **where),
                 ]
             return events
         self.output[index] = shown
@@ -100,40 +101,40 @@ class HostedItems:
         # A call cut short (its server died: ``engine.sweeps``) neither completed nor failed.
         if kind in ("mcp_list_tools", "mcp_call") and status != "incomplete":
             outcome = "failed" if status == "failed" else "completed"
-            events.append(self.make(f"response.{kind}.{outcome}", **where))
+            events.append(make(f"response.{kind}.{outcome}", **where))
         elif kind == "file_search_call":
             self.files.update(file_search.cited_files([item]))
             if status == "completed":
-                events.append(self.make("response.file_search_call.completed", **where))
+                events.append(make("response.file_search_call.completed", **where))
         elif kind == "code_interpreter_call":
             self.written.update(code_interpreter.written_files([item]))
             if status == "completed":
-                events.append(self.make("response.code_interpreter_call.completed", **where))
+                events.append(make("response.code_interpreter_call.completed", **where))
         elif kind == "web_search_call":
             self.pages.update(web_search.cited_pages([item]))
             if status == "completed":
-                events.append(self.make("response.web_search_call.completed", **where))
-        events.append(self.make("response.output_item.done", output_index=index, item=shown))
+                events.append(make("response.web_search_call.completed", **where))
+        events.append(make("response.output_item.done", output_index=index, item=shown))
         return events
 
-    def close(self) -> list[Event]:
+    def close(self, make: Make) -> list[Event]:
         """The items a response ended before they did (its turn stopped or died in the
         middle of a call): each ends ``incomplete``."""
         events = []
         for index in self.open.values():
             item = {**self.output[index], "status": "incomplete"}
             self.output[index] = item
-            events.append(self.make("response.output_item.done", output_index=index, item=item))
+            events.append(make("response.output_item.done", output_index=index, item=item))
         self.open.clear()
         return events
 
-    def approval(self, action: dict[str, Any]) -> list[Event]:
+    def approval(self, make: Make, action: dict[str, Any]) -> list[Event]:
         """The ``mcp_approval_request`` of a manifest's approval action."""
         hosted = {**action["approval"], "approval_request_id": action["action_id"]}
         item = approval_request_item(hosted, action["arguments"])
         index = len(self.output)
         self.output.append(item)
         return [
-            self.make("response.output_item.added", output_index=index, item=item),
-            self.make("response.output_item.done", output_index=index, item=item),
+            make("response.output_item.added", output_index=index, item=item),
+            make("response.output_item.done", output_index=index, item=item),
         ]

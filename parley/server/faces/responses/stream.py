@@ -104,7 +104,7 @@ class ResponseEvents:
         self.reasoning_events = REASONING_EVENTS[dialect]
         self.seq = -1
         self.output: list[dict[str, Any]] = []
-        self.hosted = HostedItems(self._event, self.output)
+        self.hosted = HostedItems(self.output)
         #: What the functions made of the request's custom, namespace and tool search tools
         #: stand for (``client_tools``): their calls show as their own item types.
         self.kinds = client_tools.read(head.get("tools"))[1]
@@ -201,7 +201,7 @@ class ResponseEvents:
             events = self._close("completed")  # the answer so far, before the tool's items
             if current is not None:
                 events += self._state(current.message_id, "completed")
-            return events + self.hosted.events(event["phase"], event["item"])
+            return events + self.hosted.events(self._event, event["phase"], event["item"])
         if kind == "usage":
             self.usage = usage(Usage.model_validate_json(data))
         elif kind == "error":
@@ -368,7 +368,7 @@ class ResponseEvents:
         events += self._state(message_id, "completed")
         for action in manifest["actions"]:
             if action.get("approval"):  # the server runs it once approved
-                events += self.hosted.approval(action)
+                events += self.hosted.approval(self._event, action)
                 continue
             item = call_item(
                 message_id,
@@ -440,7 +440,7 @@ class ResponseEvents:
     def _finish(self, run_status: RunStatus) -> list[Event]:
         status = STATUS[run_status]
         item_status = "completed" if status in ("completed", "failed") else "incomplete"
-        events = self._close(item_status) + self.hosted.close()
+        events = self._close(item_status) + self.hosted.close(self._event)
         for message_id in self.states:
             events += self._state(message_id, item_status)
         self.finished = True
