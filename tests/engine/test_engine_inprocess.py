@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
+import sqlite3
 import threading
 import time
 import weakref
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.engine import Connection
 
 from parley.engine import Engine, NewMessage, RunConfig, ThreadTarget, TurnHandle
@@ -21,6 +23,7 @@ from parley.engine import transactions as tx
 from parley.events import ContentDelta, FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
 from parley.store import tables, threads, users
+from parley.store.db import _sqlite_driver
 from parley.types import Role, Usage
 from tests.engine.inprocess import running_engine, user_and_assistant
 
@@ -79,13 +82,16 @@ class Stalling:
 class Watched:
     """A provider that answers "ok" and notes, for each call, its request and whether the
     engine had registered the call's turn yet (it has not when the call began early,
-    during the claim)."""
+    during the claim); and, on SQLite, the runs stored when the call first ran (where a
+    real provider writes its request)."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.calls: list[tuple[ModelRequest, bool]] = []
         #: Calls whose stream was closed, read to its end or not.
         self.closed = 0
+        #: The runs in the database as each call first ran (SQLite only).
+        self.runs_when_sent: list[int] = []
 
     def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         assert self.engine is not None
@@ -93,6 +99,15 @@ class Watched:
         return self._answer()
 
     async def _answer(self) -> AsyncGenerator[ModelEvent, None]:
+        assert self.engine is not None
+        # A request that takes a round of the event loop to go out, as aiohttp's does (its
+        # pooled connection taken first), then is written.
+        await asyncio.sleep(0)
+        url = make_url(self.engine.db.url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            driver = _sqlite_driver().get("module", sqlite3)  # the server's own SQLite
+            with contextlib.closing(driver.connect(url.database)) as db:
+                self.runs_when_sent.append(db.execute("SELECT count(*) FROM runs").fetchone()[0])
         try:
             yield TextPart("ok")
             yield FinishPart("stop")
@@ -282,6 +297,11 @@ async def test_a_first_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
     second = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="two")
     request, registered = await _one_call(engine, second)
     assert not registered and [m.content for m in request.messages] == ["two"]
+    # The call went out before the claim was written (on SQLite the claim runs on the
+    # event loop, which it would hold before the request is out): only the first turn's
+    # run was stored then.
+    sent = _watched(engine).runs_when_sent
+    assert sent in ([], [1, 1]), sent
 
 
 async def test_an_items_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
