@@ -189,6 +189,10 @@ async def test_a_turn_that_ended_is_freed_without_the_garbage_collector(
         gc.enable()
 
 
+async def _writes_idle(engine: Engine) -> bool:
+    return engine.db._workers.quiet()
+
+
 async def _has_text(engine: Engine, run_id: str) -> bool:
     turn = engine.turns.get(run_id)
     return turn is not None and bool(turn.acc.text)
@@ -294,6 +298,10 @@ async def test_a_first_turn_on_a_new_thread_calls_the_model_while_it_is_claimed(
     first = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="one")
     _, registered = await _one_call(engine, first)
     assert registered
+    # The database thread done with the first turn's bookkeeping (its end, its tokens'
+    # count): the claim is written on the event loop, where the order is the launcher's.
+    # (A claim the busy thread writes goes on beside the loop, and may land first.)
+    await _eventually(lambda: _writes_idle(engine))
     second = await engine.start_first_turn(user_id=user.id, assistant_id=bot.id, content="two")
     request, registered = await _one_call(engine, second)
     assert not registered and [m.content for m in request.messages] == ["two"]
