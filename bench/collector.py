@@ -15,18 +15,15 @@ each round.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import signal
 import statistics
 import sys
 import time
 from typing import Any
 
-import orjson
 from procs import Cores, cpu_seconds
 from run import run_loop
 from turn_profile import Profiler, switched_server
+from wakeups import Counter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,21 +39,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measure(args: argparse.Namespace, profiler: Profiler) -> list[dict[str, Any]]:
     await profiler.prepare()
-    pid = profiler.parley.pid
+    parley = profiler.parley
+    window = Counter(parley, profiler.out).window
     for face in ("chat", "stored"):
         await profiler._drive(profiler.targets[face], args.clients, args.clients * 4)
+
+    async def drive(row: dict[str, Any]) -> None:
+        """``row["face"]``'s streams, with the server's CPU seconds over them."""
+        cpu = cpu_seconds(parley.pid)
+        await profiler._drive(profiler.targets[row["face"]], args.clients, args.streams)
+        row["cpu"] = cpu_seconds(parley.pid) - cpu
+
     rounds = []
     for _ in range(args.rounds):
         for face in ("chat", "stored"):
-            os.kill(pid, signal.SIGUSR1)
-            await asyncio.sleep(0.5)
-            cpu = cpu_seconds(pid)
-            await profiler._drive(profiler.targets[face], args.clients, args.streams)
-            cpu = cpu_seconds(pid) - cpu
-            os.kill(pid, signal.SIGUSR2)
-            await asyncio.sleep(1.0)
-            found = orjson.loads(profiler.out.read_bytes())
-            rounds.append({"face": face, "cpu": cpu, **found})
+            row: dict[str, Any] = {"face": face}
+            found, _ = await window(drive(row))
+            rounds.append({**row, **found})
     return rounds
 
 

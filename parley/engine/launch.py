@@ -79,7 +79,6 @@ class Launcher:
         and the turn to start then (``_claimed_late``), with no task of its own in the
         usual case."""
         try:
-            self.check_open()
             if early is not None:
                 # One round of the event loop first: the early call's task takes its first
                 # step and writes its request. The claim may run on the loop itself
@@ -87,7 +86,7 @@ class Launcher:
                 # out: the model would start only once the claim is written, its time not
                 # hidden behind the model's at all.
                 await asyncio.sleep(0)
-                self.check_open()
+            self.check_open()
             job = self.db.write_job(claim, *args, **kw)
         except BaseException:
             if early is not None:
