@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, Job, group_commit, new_id, notify, send_ahead
+from parley.store.db import Database, Job, LoopWrite, group_commit, new_id, notify, send_ahead
 from parley.store.pagination import ListQuery
 from parley.store.records import User
 from parley.types import Role
@@ -589,8 +589,11 @@ async def test_a_loop_write_is_cancelled_only_while_nothing_of_it_has_run(
         waiting = asyncio.ensure_future(write("kept"))
         await asyncio.sleep(0)
         job = jobs[-1]
+        assert isinstance(job, LoopWrite)
         deadline = time.monotonic() + 10
-        while db._workers.quiet():  # the round ended, the thread took it and waits
+        # The round ended and the lock sent the write to the thread, which started it and
+        # waits for the lock (queued there, not yet started, it could still be cancelled).
+        while job._job is None or not job._job.running():
             assert time.monotonic() < deadline, "the write never reached the thread"
             await asyncio.sleep(0.005)
         assert not job.cancel()
