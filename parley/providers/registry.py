@@ -23,7 +23,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from parley.config import ProviderConfig, Settings
+from parley.config import BUILTIN_PROVIDERS, ProviderConfig, Settings
 from parley.errors import InvalidRequest
 from parley.metrics import Metrics
 from parley.providers.base import Provider
@@ -333,6 +333,28 @@ class ProviderRegistry:
         embedder, model_id = self.embedder(model)
         request = EmbedRequest(model=model_id, inputs=inputs, dimensions=dimensions)
         return await embed(embedder, request)
+
+    def warm(self) -> list[str]:
+        """Import the adapters of the providers this server is set up to call (those with
+        an API key, and those of the config file) and the HTTP client under them; the
+        modules imported. For a thread of its own as the server starts: otherwise the
+        first model call imports them on the event loop, and aiohttp reads the system's
+        certificates as it loads (tenths of a second of CPU, a second of a loaded
+        machine's loop, while every other request waits). The demo needs none; a built-in
+        provider without a key (Ollama's) is left to its first call."""
+        modules = sorted(
+            {
+                _ADAPTERS[config.kind][0]
+                for name, config in self._configs.items()
+                if config.kind in _ADAPTERS
+                and (name not in BUILTIN_PROVIDERS or self._settings.provider_api_key(config))
+            }
+        )
+        if modules:
+            modules.insert(0, "parley.providers.transport")
+        for module in modules:
+            importlib.import_module(module)
+        return modules
 
     def _build(self, provider_name: str, config: ProviderConfig) -> Provider:
         if config.kind == "demo":

@@ -134,6 +134,17 @@ def create_app(
     return app
 
 
+def _warmed(warming: asyncio.Future[list[str]]) -> None:
+    """Log what ``ProviderRegistry.warm`` imported; an adapter that fails to import says
+    so again, in its own words, at its first call."""
+    if warming.cancelled():
+        return
+    if (error := warming.exception()) is not None:
+        log.warning("the provider adapters could not be imported ahead: %s", error)
+    elif modules := warming.result():
+        log.debug("imported ahead of the first model call: %s", ", ".join(modules))
+
+
 def _lifespan(
     settings: Settings,
     registry: ProviderRegistry,
@@ -156,6 +167,10 @@ def _lifespan(
         # backend on first use, on the loop: a cold import there held one request's loop for
         # a second on a loaded machine. Import it now, off the loop.
         await asyncio.to_thread(importlib.import_module, "anyio._backends._asyncio")
+        # The adapters of the providers it will call, likewise, while it starts serving:
+        # a request that needs one meanwhile waits only for what is left of the import.
+        warming = asyncio.ensure_future(asyncio.to_thread(registry.warm))
+        warming.add_done_callback(_warmed)
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
         usage = UsageCounter(db, settings.usage_flush_seconds)

@@ -282,3 +282,30 @@ def test_a_kind_without_an_adapter_is_refused_in_the_config_file(tmp_path: Path)
     with pytest.raises(ConfigError) as refused:
         settings_with(tmp_path, '[providers.p]\nkind = "telepathy"\n').provider_configs()
     assert "providers.p" in str(refused.value) and "kind" in str(refused.value)
+
+
+def test_warm_imports_the_adapters_of_the_providers_set_up_to_be_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``warm`` (run on a thread as the server starts) imports the adapters of the
+    providers with a key or a table of the config file, and the HTTP client under them;
+    not the demo's, nor those of the built-in providers without a key."""
+    from parley.config import BUILTIN_PROVIDERS
+
+    for builtin in BUILTIN_PROVIDERS.values():
+        for var in builtin.key_vars:
+            monkeypatch.delenv(var, raising=False)
+    assert ProviderRegistry(Settings()).warm() == []
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert ProviderRegistry(Settings()).warm() == [
+        "parley.providers.transport",
+        "parley.providers.anthropic",
+    ]
+
+    keyless = '[providers.local]\nkind = "openai-responses"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    assert ProviderRegistry(settings_with(tmp_path, keyless)).warm() == [
+        "parley.providers.transport",
+        "parley.providers.anthropic",
+        "parley.providers.openai_responses",
+    ]
