@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from parley.config import ConfigError, Settings
+from parley.config import BUILTIN_PROVIDERS, ConfigError, Settings
 from parley.errors import InvalidRequest
 from parley.events import ModelEvent, TextPart
 from parley.providers.accumulator import AnswerAccumulator
@@ -290,8 +290,6 @@ def test_warm_imports_the_adapters_of_the_providers_set_up_to_be_called(
     """``warm`` (run on a thread as the server starts) imports the adapters of the
     providers with a key or a table of the config file, and the HTTP client under them;
     not the demo's, nor those of the built-in providers without a key."""
-    from parley.config import BUILTIN_PROVIDERS
-
     for builtin in BUILTIN_PROVIDERS.values():
         for var in builtin.key_vars:
             monkeypatch.delenv(var, raising=False)
