@@ -81,7 +81,11 @@ mcp-example: $(STAMP)
 # TEST_WORKERS=0 runs it all in pytest's own process (e.g. to debug with -x --pdb). On
 # PostgreSQL (PARLEY_TEST_DATABASE_URL) too: the tests' servers keep 6 connections each
 # (PARLEY_DATABASE_POOL_SIZE in tests/harness.py), so two workers' servers stay under
-# PostgreSQL's default max_connections (100).
+# PostgreSQL's default max_connections (100). The suite's servers (tests/harness.py) are
+# forks of a process that has loaded `parley serve` once (tests/forkserver.py): a fresh
+# interpreter spends about a second of CPU loading it, and a pass starts hundreds of them.
+# PARLEY_TEST_FORK=0 spawns each afresh; so does a server whose environment sets what an
+# interpreter reads as it starts (PYTHONPATH...).
 TEST_WORKERS ?= 2
 test: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)

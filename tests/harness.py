@@ -7,12 +7,17 @@ SQLite file.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import select
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +89,111 @@ class FreshDatabase(ScratchDatabase):
         super().__init__(tmp, postgres_url(), prefix="parley_test")
 
 
+# ----------------------------------------------------------------- forked servers
+
+#: ``PARLEY_TEST_FORK=0`` spawns every server afresh instead (``python -m parley.cli.main``).
+FORK_ENV = "PARLEY_TEST_FORK"
+
+
+def forkable(env: dict[str, str]) -> bool:
+    """Whether a server with this environment may be forked from ``tests/forkserver.py``:
+    not when it sets anything the interpreter reads as it starts (``PYTHONPATH``, a
+    ``sitecustomize``, ``-X importtime``...), which only a fresh one would honour."""
+    if os.environ.get(FORK_ENV, "1") == "0":
+        return False
+    names = {n for n in (*env, *os.environ) if n.startswith(("PYTHON", "LD_", "MALLOC_"))}
+    return all(env.get(n) == os.environ.get(n) for n in names)
+
+
+class Forked:
+    """A server forked by the fork server, with what the suite uses of ``subprocess.Popen``:
+    its exit status comes on the connection that asked for it."""
+
+    def __init__(self, conn: socket.socket, argv: list[str]) -> None:
+        self._conn = conn
+        self._lines = conn.makefile("rb")
+        self.args = argv
+        self.pid = int(json.loads(self._lines.readline())["pid"])
+        self.returncode: int | None = None
+
+    def _ended(self, timeout: float | None) -> bool:
+        if self.returncode is None:
+            if not select.select([self._conn], [], [], timeout)[0]:
+                return False
+            line = self._lines.readline()
+            # No line: the fork server itself was killed, and its children with it.
+            self.returncode = int(json.loads(line)["returncode"]) if line else -signal.SIGKILL
+            self._lines.close()
+            self._conn.close()
+        return True
+
+    def poll(self) -> int | None:
+        self._ended(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """``tests/forkserver.py``, started at this process's first server; it ends with it."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="parley-fork-")) / "socket"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.forkserver", str(self.path)],
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline()
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the fork server did not start: {ready!r}")
+
+    def fork(self, argv: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> Forked:
+        """``argv`` is ``python -m parley.cli.main ARGS...``: the child runs ``ARGS``, its
+        output appended to the files ``stdout`` and ``stderr`` (they may be one)."""
+        assert argv[1:3] == ["-m", "parley.cli.main"], argv
+        request = {
+            "args": argv[3:],
+            "env": env,
+            "cwd": os.getcwd(),
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(self.path))
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        return Forked(conn, argv)
+
+
+_fork_server: ForkServer | None = None
+_fork_server_lock = threading.Lock()
+
+
+def fork_server() -> ForkServer:
+    global _fork_server
+    with _fork_server_lock:
+        if _fork_server is None or _fork_server.proc.poll() is not None:
+            _fork_server = ForkServer()
+        return _fork_server
+
+
 class ParleyServer:
     """``python -m parley.cli.main serve`` in a child process."""
 
@@ -128,7 +238,7 @@ class ParleyServer:
             "PARLEY_TEST_DATABASE_URL",
         ):
             self.env.pop(name, None)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | Forked | None = None
         self.admin_key = ""
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -142,9 +252,7 @@ class ParleyServer:
         )
 
     def start(self) -> ParleyServer:
-        created = self.cli("users", "create", "admin", "--admin")
-        assert created.returncode == 0, created.stderr
-        self.admin_key = created.stdout.strip().splitlines()[-1]
+        self.admin_key = self._new_admin()
         tries = 3
         while True:
             since = len(self.log())
@@ -159,14 +267,31 @@ class ParleyServer:
                     raise
                 self.port = free_port()
 
+    def _new_admin(self) -> str:
+        """``parley users create admin --admin`` (the database migrated first); its key."""
+        args = ("users", "create", "admin", "--admin")
+        if forkable(self.env):
+            out, err = (
+                self.workdir / f"admin-{self.port}.out",
+                self.workdir / f"admin-{self.port}.err",
+            )
+            out.write_bytes(b"")
+            err.write_bytes(b"")
+            argv = [sys.executable, "-m", "parley.cli.main", *args]
+            code = fork_server().fork(argv, self.env, out, err).wait(timeout=60)
+            created = subprocess.CompletedProcess(argv, code, out.read_text(), err.read_text())
+        else:
+            created = self.cli(*args)
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip().splitlines()[-1]
+
     def _spawn(self) -> None:
+        argv = [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)]
+        if forkable(self.env):
+            self.proc = fork_server().fork(argv, self.env, self.log_path, self.log_path)
+            return
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     @property

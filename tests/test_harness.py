@@ -1,11 +1,16 @@
-"""The test harness's servers find a port of their own when another process is quicker."""
+"""The test harness's servers: a port of their own when another process is quicker, and
+forks of the fork server (``tests/forkserver.py``) that behave as spawned ones do."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from pathlib import Path
 
-from tests.harness import FreshDatabase, ParleyServer, _ephemeral_ports, free_port
+import pytest
+
+from tests.harness import Forked, FreshDatabase, ParleyServer, _ephemeral_ports, free_port
 
 
 def test_a_free_port_is_outside_the_range_outgoing_connections_take_local_ports_from() -> None:
@@ -35,3 +40,36 @@ def test_a_server_whose_port_is_taken_before_it_starts_listens_on_another(
         finally:
             srv.stop()
             db.drop()
+
+
+@pytest.mark.skipif(os.environ.get("PARLEY_TEST_FORK") == "0", reason="PARLEY_TEST_FORK=0")
+def test_a_forked_server_stops_and_dies_as_a_spawned_one_does(tmp_path: Path) -> None:
+    """Its exit status comes as ``subprocess.Popen`` gives it (uvicorn ends by raising the
+    SIGTERM it handled, so -15 after a clean shutdown; -9 after a kill); its environment
+    and its log are its own."""
+    db = FreshDatabase(tmp_path)
+    srv = ParleyServer(database_url=db.url, workdir=tmp_path, env={"PARLEY_LOG_LEVEL": "info"})
+    try:
+        srv.start()
+        assert isinstance(srv.proc, Forked)
+        assert srv.proc.poll() is None
+        pid = srv.proc.pid
+        assert f"Parley is listening on {srv.base_url}" in srv.log()  # info: its own setting
+        assert srv.stop() == -signal.SIGTERM
+        assert srv.log().rstrip().endswith(f"Finished server process [{pid}]")
+        srv.start()
+        assert isinstance(srv.proc, Forked)
+        pid = srv.proc.pid
+        assert srv.stop(signal.SIGKILL) == -signal.SIGKILL
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped, not left a zombie
+        # A server whose interpreter must read its environment as it starts is spawned.
+        srv.env["PYTHONDONTWRITEBYTECODE"] = (
+            "1" if os.environ.get("PYTHONDONTWRITEBYTECODE") != "1" else ""
+        )
+        srv.start()
+        assert not isinstance(srv.proc, Forked)
+        assert srv.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        srv.stop()
+        db.drop()

@@ -166,9 +166,7 @@ class ImageReplica(ParleyServer):
     """A replica started as the image starts it: its ``CMD``, with ``PARLEY_PORT`` set."""
 
     def start(self) -> ImageReplica:
-        created = self.cli("users", "create", "admin", "--admin")
-        assert created.returncode == 0, created.stderr
-        self.admin_key = created.stdout.strip().splitlines()[-1]
+        self.admin_key = self._new_admin()
         return self.launch()
 
     def launch(self) -> ImageReplica:
