@@ -62,6 +62,10 @@ def main(path: str) -> int:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))  # the harness made it for this socket alone
 
 
 def _reap(children: dict[int, socket.socket]) -> None:
