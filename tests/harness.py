@@ -95,6 +95,11 @@ class FreshDatabase(ScratchDatabase):
 FORK_ENV = "PARLEY_TEST_FORK"
 
 
+def parley_command(*args: str) -> list[str]:
+    """``python -m parley.cli.main ARGS...``, with the suite's interpreter."""
+    return [sys.executable, "-m", "parley.cli.main", *args]
+
+
 def forkable(env: dict[str, str]) -> bool:
     """Whether a server with this environment may be forked from ``tests/forkserver.py``:
     not when it sets anything the interpreter reads as it starts (``PYTHONPATH``, a
@@ -118,6 +123,8 @@ class Forked:
 
     def _ended(self, timeout: float | None) -> bool:
         if self.returncode is None:
+            # The fork server closes the connection after the exit status: the socket is
+            # readable then, even when the pid's read took that line into its buffer.
             if not select.select([self._conn], [], [], timeout)[0]:
                 return False
             line = self._lines.readline()
@@ -165,12 +172,11 @@ class ForkServer:
         if ready.strip() != b"ready":
             raise RuntimeError(f"the fork server did not start: {ready!r}")
 
-    def fork(self, argv: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> Forked:
-        """``argv`` is ``python -m parley.cli.main ARGS...``: the child runs ``ARGS``, its
-        output appended to the files ``stdout`` and ``stderr`` (they may be one)."""
-        assert argv[1:3] == ["-m", "parley.cli.main"], argv
+    def fork(self, args: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> Forked:
+        """``parley ARGS...`` in a fork, its output appended to the files ``stdout`` and
+        ``stderr`` (they may be one)."""
         request = {
-            "args": argv[3:],
+            "args": args,
             "env": env,
             "cwd": os.getcwd(),
             "stdout": str(stdout),
@@ -179,7 +185,16 @@ class ForkServer:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(str(self.path))
         conn.sendall(json.dumps(request).encode() + b"\n")
-        return Forked(conn, argv)
+        return Forked(conn, parley_command(*args))
+
+    def run(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """``parley ARGS...`` in a fork, to its end: as ``subprocess.run`` gives it."""
+        with tempfile.TemporaryDirectory(prefix="parley-run-") as tmp:
+            out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
+            code = self.fork(args, env, out, err).wait(timeout=60)
+            return subprocess.CompletedProcess(
+                parley_command(*args), code, out.read_text(), err.read_text()
+            )
 
 
 _fork_server: ForkServer | None = None
@@ -243,7 +258,7 @@ class ParleyServer:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "parley.cli.main", *args],
+            parley_command(*args),
             env=self.env,
             capture_output=True,
             text=True,
@@ -269,29 +284,20 @@ class ParleyServer:
 
     def _new_admin(self) -> str:
         """``parley users create admin --admin`` (the database migrated first); its key."""
-        args = ("users", "create", "admin", "--admin")
-        if forkable(self.env):
-            out, err = (
-                self.workdir / f"admin-{self.port}.out",
-                self.workdir / f"admin-{self.port}.err",
-            )
-            out.write_bytes(b"")
-            err.write_bytes(b"")
-            argv = [sys.executable, "-m", "parley.cli.main", *args]
-            code = fork_server().fork(argv, self.env, out, err).wait(timeout=60)
-            created = subprocess.CompletedProcess(argv, code, out.read_text(), err.read_text())
-        else:
-            created = self.cli(*args)
+        args = ["users", "create", "admin", "--admin"]
+        created = fork_server().run(args, self.env) if forkable(self.env) else self.cli(*args)
         assert created.returncode == 0, created.stderr
         return created.stdout.strip().splitlines()[-1]
 
     def _spawn(self) -> None:
-        argv = [sys.executable, "-m", "parley.cli.main", "serve", "--port", str(self.port)]
+        args = ["serve", "--port", str(self.port)]
         if forkable(self.env):
-            self.proc = fork_server().fork(argv, self.env, self.log_path, self.log_path)
+            self.proc = fork_server().fork(args, self.env, self.log_path, self.log_path)
             return
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            parley_command(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
 
     @property
