@@ -5,19 +5,22 @@ driver statement failed rolls back whole."""
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from parley.errors import Conflict, NotFound
 from parley.store import driver
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, new_id
+from parley.store.db import Database, new_id, send_ahead
 from parley.store.tables import messages, runs
 from tests.store.conftest import new_run, new_user
 
@@ -289,3 +292,95 @@ async def test_rows_inserted_together_are_all_stored_or_none(db: Database) -> No
         await db.write(write, 5, True)
     after = await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM messages")).one())
     assert after == before
+
+
+class _Tone(StrEnum):
+    LOUD = "lo'ud"
+
+
+#: Values as a turn's writes send them ahead, and the edges of their literals.
+LITERALS: list[Any] = [
+    "plain",
+    "it's ''quoted''",
+    "a\\b \\x41 \\'",
+    "-- /* */ $$ $1 %s %% ;",
+    "é 😀 \n\t\r",
+    "",
+    0,
+    7,
+    -7,
+    2**70,
+    -(2**70),
+    1.5,
+    -2.25,
+    -0.0,
+    1e300,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    b"",
+    b"\x00\xff'\\",
+    _Tone.LOUD,
+]
+
+_CASTS = {str: "text", int: "numeric", float: "float8", bool: "boolean", bytes: "bytea"}
+
+
+async def test_values_sent_ahead_as_text_read_back_as_they_were(db: Database) -> None:
+    """On PostgreSQL a write sent ahead is bound as SQL text (``driver.bound``): every kind
+    of value the writes hold reads back as it was, and one minus sign after another makes
+    no comment."""
+    if db.dialect != "postgresql":
+        pytest.skip("values are bound as text on PostgreSQL only")
+
+    def read(conn: Connection) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        casts = [_CASTS.get(type(v), "text") for v in LITERALS]
+        sql = "SELECT " + ", ".join(f"%s::{c}" for c in casts)
+        minus = "SELECT 1 -%s, 1 -%s::float8"  # "1 --7" would be 1 and a comment
+        found = []
+        for statement, values in ((sql, LITERALS), (minus, [-7, -2.5])):
+            bound = driver.bound(conn, statement, values)
+            assert bound is not None
+            found.append(conn.connection.driver_connection.execute(bound).fetchone())  # type: ignore[union-attr]
+        return tuple(found[0]), tuple(found[1])
+
+    got, minus = await db.read(read)
+    assert minus == (8, 3.5)
+    for want, value in zip(LITERALS, got, strict=True):
+        if isinstance(want, float) and math.isnan(want):
+            assert math.isnan(value)
+        elif isinstance(want, float):
+            assert value == want and math.copysign(1, value) == math.copysign(1, want)
+        elif isinstance(want, int) and not isinstance(want, bool):
+            assert value == want and int(value) == want
+        else:
+            assert value == want, want
+
+
+async def test_values_not_bound_as_text_go_to_psycopg(db: Database) -> None:
+    """A value the quick binding does not write (U+0000, a kind it does not know), and a
+    statement with psycopg's own escapes, are left to psycopg's binding: its refusal of
+    U+0000 is the statement layer's error, as for any write."""
+    if db.dialect != "postgresql":
+        pytest.skip("values are bound as text on PostgreSQL only")
+    user_id = await new_user(db)
+
+    def check(conn: Connection) -> None:
+        assert driver.bound(conn, "SELECT %s", ["a\x00b"]) is None
+        assert driver.bound(conn, "SELECT %s", [datetime.now(UTC)]) is None
+        assert driver.bound(conn, "SELECT '%%', %s", [1]) is None
+        assert driver.bound(conn, "SELECT %s, %s", [1]) is None
+        assert driver.bound(conn, "SELECT %s", [1]) == "SELECT 1"
+
+    await db.read(check)
+
+    def write(conn: Connection) -> None:
+        send_ahead(conn)
+        statement = driver.Statement("UPDATE users SET name = ? WHERE id = ?")
+        statement.run(conn, ["a\x00b", user_id])
+
+    with pytest.raises(DataError):
+        await db.write(write)
