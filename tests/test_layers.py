@@ -5,8 +5,8 @@
     sdk, engine                           the client, and the run engine
     providers, store, mcp, files,         upstream adapters, the database, the MCP client,
     retrieval                             file bytes, and text out of files
-    events, types, config, errors,        the vocabulary, and the one filter of control
-    controls                              characters
+    events, types, config, errors,        the vocabulary, the one filter of control
+    controls, wake                        characters, and the timed wait of the loops
 
 Imports inside functions count too (deferred imports are still dependencies). The package
 ``__init__`` (lazy public names) and ``parley.testing`` (fakes for tests and benchmarks) stand
@@ -41,6 +41,7 @@ LAYERS = {
     "config": 1,
     "errors": 1,
     "controls": 1,
+    "wake": 1,
 }
 
 

@@ -39,6 +39,7 @@ from parley.retrieval.ingest import CountsUsage, Ingestion
 from parley.store import ingestion as ingestion_store
 from parley.store import webhooks as webhook_store
 from parley.store.db import Database
+from parley.wake import Wake
 from parley.webhooks.delivery import Deliveries
 
 log = logging.getLogger("parley.engine")
@@ -73,7 +74,7 @@ class Upkeep:
         self._abandoned_check = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         #: Set when a turn starts here: with nothing to renew, the heartbeat sleeps till then.
-        self._started = asyncio.Event()
+        self._started = Wake()
         #: Indexes vector store files; ``ingestion.wake()`` when one was just attached.
         self.ingestion = Ingestion(
             db,
@@ -130,10 +131,7 @@ class Upkeep:
                 await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
             else:  # nothing to renew: sleep till the next sweep, or a turn starting here
                 self._started.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._started.wait(), max(0.0, next_sweep - time.monotonic())
-                    )
+                await self._started.wait(max(0.0, next_sweep - time.monotonic()))
                 next_beat = min(next_beat, time.monotonic() + self.beat)
             try:
                 if time.monotonic() >= next_beat:

@@ -18,7 +18,6 @@ its tallies for the next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from parley.store import usage as usage_store
 from parley.store.db import Database, now
 from parley.store.usage import Tally, TallyKey, day_of
 from parley.types import Usage
+from parley.wake import Wake
 
 log = logging.getLogger("parley.engine")
 
@@ -55,7 +55,7 @@ class UsageCounter:
         #: not (for budgets: ``server.budgets``).
         self._today: tuple[str, dict[str, int]] = ("", {})
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         #: Set when a call is counted: with nothing to write, the writer sleeps till then.
         self._counted = asyncio.Event()
         self._stopping = False
@@ -144,7 +144,6 @@ class UsageCounter:
             if not self._tallies:
                 self._counted.clear()
                 await self._counted.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval or None)
+            await self._wake.wait(self.interval or None)
             self._wake.clear()
             await self.flush()

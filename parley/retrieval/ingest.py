@@ -39,6 +39,7 @@ from parley.retrieval.extract import Extractor
 from parley.store import ingestion as store
 from parley.store.db import Database, now, until_woken
 from parley.types import Usage
+from parley.wake import Wake
 
 log = logging.getLogger("parley.retrieval")
 
@@ -109,7 +110,7 @@ class Ingestion:
         self.extractor = Extractor(limits, workers=concurrency)
         #: The files being indexed here, by (store, file): their claim and task.
         self.working: dict[tuple[str, str], tuple[store.Claim, asyncio.Task[None]]] = {}
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._loop: asyncio.Task[None] | None = None
         #: When the loop next looks at the queue unless woken (``time.monotonic``); an
         #: idle one's is pushed back by the upkeep's looks (``looked``).

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from parley.config import Settings
 from parley.server import head_limits, logs
 from parley.server.app import create_app
+from parley.wake import Wake
 
 if TYPE_CHECKING:
     from parley.providers.registry import ProviderRegistry
@@ -53,45 +54,29 @@ class AppServer(uvicorn.Server):
         #: Called once the server listens and its app has started (``parley serve`` says
         #: where it listens).
         self.on_started: Callable[[], None] | None = None
-        #: The wait of ``main_loop`` for its next tick, and whether a signal came since
-        #: the last (``handle_exit``: the next tick is then at once).
-        self._waiting: asyncio.Future[None] | None = None
-        self._signalled = False
+        #: Wakes ``main_loop`` before its next tick (a signal came).
+        self._tick = Wake()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def main_loop(self) -> None:
         """uvicorn's loop, ticking once a second instead of ten times (the ``Date`` header
         and the drain's watch), and at once when a signal comes (``handle_exit``); ten
         times a second while draining, to stop as soon as nothing runs. An idle server
-        wakes this much less, and each wait is one timer and one future (a ``wait_for``
-        makes a task and, when its time is up, cancels it: four rounds of the event loop
-        a second, each on cold caches)."""
-        loop = self._loop = asyncio.get_running_loop()
+        wakes this much less."""
+        self._loop = asyncio.get_running_loop()
         counter = 0
         should_exit = await self.on_tick(counter)
         while not should_exit:
             draining = self.drain_until is not None
-            if not self._signalled:
-                waiting = self._waiting = loop.create_future()
-                timer = loop.call_later(TICK if draining else IDLE_TICK, _done, waiting)
-                try:
-                    await waiting
-                finally:
-                    timer.cancel()
-                    self._waiting = None
-            self._signalled = False
+            await self._tick.wait(TICK if draining else IDLE_TICK)
+            self._tick.clear()
             # uvicorn renews the Date header on the ticks that are a multiple of ten.
             counter = (counter + (1 if draining else 10 - counter % 10)) % 864000
             should_exit = await self.on_tick(counter)
 
     def _wake_tick(self) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._signal)
-
-    def _signal(self) -> None:
-        self._signalled = True
-        if self._waiting is not None:
-            _done(self._waiting)
+            self._loop.call_soon_threadsafe(self._tick.set)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._wake_tick()
@@ -159,11 +144,6 @@ class AppServer(uvicorn.Server):
             services.calls.stop()
             await engine.stop()
         await super().shutdown(sockets)
-
-
-def _done(waiting: asyncio.Future[None]) -> None:
-    if not waiting.done():
-        waiting.set_result(None)
 
 
 def _running(services: Services) -> int:

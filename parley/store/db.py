@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from parley.errors import Conflict
 from parley.store import driver
 from parley.store.tables import json_text, json_value
+from parley.wake import Wake
 
 if TYPE_CHECKING:
     from psycopg import Connection as PostgresConnection
@@ -64,13 +65,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1_000_000:011x}{secrets.randbits(52):013x}"
 
 
-async def until_woken(wake: asyncio.Event, deadline: Callable[[], float]) -> None:
+async def until_woken(wake: Wake, deadline: Callable[[], float]) -> None:
     """The wait of a loop that looks at the database now and then: until ``wake`` is set,
     or the ``time.monotonic`` time ``deadline()`` answers has come (it may move later
     meanwhile, when a look made elsewhere stands for this one)."""
     while not wake.is_set() and (left := deadline() - time.monotonic()) > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=left)
+        await wake.wait(left)
 
 
 def now() -> float:

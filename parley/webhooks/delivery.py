@@ -41,6 +41,7 @@ from parley.mcp.addresses import AddressPolicy, AddressRefused, guarded_client_f
 from parley.metrics import Metrics
 from parley.store import webhooks as store
 from parley.store.db import Database, now, until_woken
+from parley.wake import Wake
 
 log = logging.getLogger("parley.webhooks")
 
@@ -118,7 +119,7 @@ class Deliveries:
         self._loop: asyncio.Task[None] | None = None
         #: Set to look for due deliveries now: deliveries were written here, or an attempt
         #: ended (and made room).
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._listener: Callable[[], None] | None = None
         #: When the loop next looks for due deliveries unless woken (``time.monotonic``);
         #: the upkeep's looks may push it back (``looked``).
