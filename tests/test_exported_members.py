@@ -33,6 +33,7 @@ def test_all_is_sorted_and_complete() -> None:
         "testing",
         "terminal",
         "tracing",
+        "wake",
         "web",
     }
     assert public - modules == set(parley.__all__)
