@@ -213,14 +213,10 @@ def bound(conn: Connection, sql: str, values: Sequence[Any]) -> str | None:
             out.append("NULL")
         elif kind is bool:
             out.append("true" if value else "false")
-        elif kind is int:
-            out.append(f" {value}" if value < 0 else str(value))  # no "--" with a minus before
-        elif kind is float:
-            if value != value or value in (_INF, -_INF):
-                out.append(f"'{value!r}'::float8".replace("inf", "Infinity").replace("nan", "NaN"))
-            else:
-                text = repr(value)
-                out.append(f" {text}" if text[0] == "-" else text)  # -0.0 too
+        elif kind is int or kind is float:
+            text = repr(value)
+            text = _FLOAT_WORDS.get(text, text)
+            out.append(f" {text}" if text[0] == "-" else text)  # no "--" after a minus; -0.0
         elif kind is bytes:
             out.append(f"'\\x{value.hex()}'")
         else:
@@ -229,21 +225,24 @@ def bound(conn: Connection, sql: str, values: Sequence[Any]) -> str | None:
     return "".join(out)
 
 
-_INF = float("inf")
+#: The floats with no numeric literal, as PostgreSQL spells them (and psycopg writes them).
+_FLOAT_WORDS = {
+    "inf": "'Infinity'::float8",
+    "-inf": "'-Infinity'::float8",
+    "nan": "'NaN'::float8",
+}
 _PIECES: dict[str, list[str] | None] = {}
 
 
 def _pieces(sql: str) -> list[str] | None:
     """``sql`` cut at its ``%s``; None when it holds another ``%`` (psycopg's escapes)."""
-    try:
-        return _PIECES[sql]
-    except KeyError:
-        parts: list[str] | None = sql.split("%s")
-        if any("%" in p for p in parts):  # type: ignore[union-attr]
-            parts = None
-        if len(_PIECES) < 1024:
-            _PIECES[sql] = parts
-        return parts
+    if sql not in _PIECES:
+        pieces = sql.split("%s")
+        parts = None if any("%" in p for p in pieces) else pieces
+        if len(_PIECES) >= 1024:  # statements are few; a caller making them anew is not
+            return parts
+        _PIECES[sql] = parts
+    return _PIECES[sql]
 
 
 def _standard_strings(conn: Connection) -> bool:
