@@ -63,7 +63,9 @@ class LoopWatchdog:
         the loop thread spent next to nothing of that time on a CPU, the machine (or a
         SIGSTOP) held both, and the loop is watched again from then on. A loop that holds
         the interpreter (a long call in C) keeps this thread from waking too, but spends
-        the time on a CPU: it is reported."""
+        the time on a CPU: it is reported, also on a machine so loaded that the loop thread
+        had less than half of the time (a threshold's worth of its CPU time without a beat
+        is a block however long the wall took)."""
         interval = self.threshold / 4
         loop_cpu = _cpu_clock(self._loop_thread)
         reported = 0.0
@@ -73,7 +75,12 @@ class LoopWatchdog:
             beat, beat_cpu = self._beat, self._beat_cpu
             busy = time.clock_gettime(loop_cpu) - beat_cpu if loop_cpu is not None else None
             late = woke - previous - interval
-            if late > self.threshold / 2 and busy is not None and busy < late / 2:
+            if (
+                late > self.threshold / 2
+                and busy is not None
+                and busy < late / 2
+                and busy < self.threshold
+            ):
                 running_since = woke
                 log.info("the process was not scheduled for %.2f s", late)
                 continue

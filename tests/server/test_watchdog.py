@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -47,6 +48,54 @@ async def test_a_loop_held_by_a_long_call_in_c_is_reported(
     reports = [r.getMessage() for r in caplog.records if "event loop blocked" in r.getMessage()]
     spent = [float(m[1]) for r in reports if (m := re.search(r"\(([\d.]+) s of it on a CPU", r))]
     assert len([s for s in spent if s >= 0.4]) == 1, reports
+
+
+def test_a_long_call_in_c_on_a_crowded_cpu_is_reported() -> None:
+    """The loop thread shares its CPU with two busy processes: a C call that takes 0.6 s of
+    its CPU takes about three times that of the wall, and the watchdog's thread, held by
+    the interpreter meanwhile, wakes to find the loop had a third of the time. That is
+    still the loop's block (a threshold's worth of its own CPU without a beat), not a
+    process the machine did not run."""
+    script = """
+import asyncio, logging, os, sys, time
+from parley.server.watchdog import LoopWatchdog
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+
+async def main():
+    started = time.thread_time()
+    sum(range(2_000_000))
+    per_item = (time.thread_time() - started) / 2_000_000
+    dog = LoopWatchdog(threshold=0.2)
+    dog.start()
+    await asyncio.sleep(0.1)
+    print("blocking", flush=True)
+    sum(range(int(0.6 / per_item)))
+    await asyncio.sleep(0.1)
+    await dog.stop()
+
+asyncio.run(main())
+"""
+    cpu = min(os.sched_getaffinity(0))
+    pin = [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}}); "]
+    hogs = [subprocess.Popen([*pin[:2], pin[2] + "\nwhile True: pass"]) for _ in range(2)]
+    try:
+        done = subprocess.run(
+            [*pin[:2], pin[2] + f"exec({script!r})"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    _, _, after = done.stdout.partition("blocking")
+    spent = re.findall(r"event loop blocked for ([\d.]+) s \(([\d.]+) s of it on a CPU", after)
+    assert len(spent) == 1, done.stdout + done.stderr
+    blocked, busy = map(float, spent[0])
+    assert busy >= 0.3 and blocked > 1.5 * busy, spent  # the wall's time was stretched
 
 
 def test_a_stopped_process_is_not_a_blocked_loop(tmp_path) -> None:
