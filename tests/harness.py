@@ -7,6 +7,7 @@ SQLite file.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -171,6 +172,21 @@ class ForkServer:
         ready = self.proc.stdout.readline()
         if ready.strip() != b"ready":
             raise RuntimeError(f"the fork server did not start: {ready!r}")
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """End the fork server (its standard input closed) and wait for it: it kills the
+        servers still running, and removes its socket. Left to the interpreter's exit, its
+        ``Popen`` would be collected while it still ran, with a warning."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
 
     def fork(self, args: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> Forked:
         """``parley ARGS...`` in a fork, its output appended to the files ``stdout`` and

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,25 @@ def test_a_forked_server_stops_and_dies_as_a_spawned_one_does(tmp_path: Path) ->
     finally:
         srv.stop()
         db.drop()
+
+
+def test_the_fork_server_ends_with_the_process_that_started_it() -> None:
+    """At the exit of the process that started it, the fork server is ended and waited
+    for, its socket's folder gone, with no warning of a child still running."""
+    script = (
+        "import sys; from tests.harness import fork_server; s = fork_server(); "
+        "print(s.proc.pid, s.path.parent, flush=True)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pid, folder = done.stdout.split()
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    assert not Path(folder).exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
