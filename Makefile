@@ -78,13 +78,14 @@ mcp-example: $(STAMP)
 # (--dist loadfile: a module's servers start once), in the order tests/conftest.py gives the
 # files (--no-loadscope-reorder: the longest first). Much of it waits on sockets, timers and
 # child processes: two workers kept two cores about half busy (CPU 511 s in 537 s of wall),
-# and on those two cores four workers ran the SQLite pass in 6.6 min against 8.9 with two,
+# and on those two cores four workers ran the SQLite pass in 6.7 min against 8.9 with two,
 # and the PostgreSQL pass in 8.4 min. TEST_WORKERS=0 runs it all in pytest's own process
 # (e.g. to debug with -x --pdb). On PostgreSQL (PARLEY_TEST_DATABASE_URL) the tests'
 # servers keep 6 connections each (PARLEY_DATABASE_POOL_SIZE in tests/harness.py): four
-# workers held at most 41 at once, under PostgreSQL's default max_connections (100). The suite's servers (tests/harness.py) are
-# forks of a process that has loaded `parley serve` once (tests/forkserver.py): a fresh
-# interpreter spends about a second of CPU loading it, and a pass starts hundreds of them.
+# workers held at most 41 at once, under PostgreSQL's default max_connections (100).
+# The suite's servers (tests/harness.py) are forks of a process that has loaded
+# `parley serve` once (tests/forkserver.py): a fresh interpreter spends about a second of
+# CPU loading it, and a pass starts hundreds of them.
 # PARLEY_TEST_FORK=0 spawns each afresh; so does a server whose environment sets what an
 # interpreter reads as it starts (PYTHONPATH...).
 TEST_WORKERS ?= 4

@@ -78,8 +78,7 @@ class LoopWatchdog:
             if (
                 late > self.threshold / 2
                 and busy is not None
-                and busy < late / 2
-                and busy < self.threshold
+                and busy < min(late / 2, self.threshold)
             ):
                 running_since = woke
                 log.info("the process was not scheduled for %.2f s", late)

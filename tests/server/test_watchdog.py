@@ -57,7 +57,7 @@ def test_a_long_call_in_c_on_a_crowded_cpu_is_reported() -> None:
     still the loop's block (a threshold's worth of its own CPU without a beat), not a
     process the machine did not run."""
     script = """
-import asyncio, logging, os, sys, time
+import asyncio, logging, sys, time
 from parley.server.watchdog import LoopWatchdog
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
@@ -77,11 +77,14 @@ async def main():
 asyncio.run(main())
 """
     cpu = min(os.sched_getaffinity(0))
-    pin = [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}}); "]
-    hogs = [subprocess.Popen([*pin[:2], pin[2] + "\nwhile True: pass"]) for _ in range(2)]
+
+    def pinned(code: str) -> list[str]:  # Python running ``code`` on that one CPU
+        return [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n{code}"]
+
+    hogs = [subprocess.Popen(pinned("while True: pass")) for _ in range(2)]
     try:
         done = subprocess.run(
-            [*pin[:2], pin[2] + f"exec({script!r})"],
+            pinned(script),
             capture_output=True,
             text=True,
             timeout=60,
