@@ -53,21 +53,45 @@ def unavailable(bwrap: str | None = None) -> str | None:
     return _answers[key]
 
 
+def denies_userns(bwrap: str) -> bool:
+    """Whether this bwrap can deny the sandbox's code user namespaces of its own
+    (``--disable-userns``: bubblewrap 0.8 and newer, on a kernel that allows it). Tried
+    once per process."""
+    if bwrap not in _denies:
+        try:
+            tried = _run(bwrap, ["--unshare-user", "--disable-userns", *_PROBE])
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # not kept: bwrap itself failed, which the sandbox's start says
+        _denies[bwrap] = tried is None
+    return _denies[bwrap]
+
+
+_denies: dict[str, bool] = {}
+
+
+def _run(bwrap: str, args: list[str]) -> subprocess.CompletedProcess[bytes] | None:
+    """``bwrap args``'s failure (None when it ran to a 0 exit); OSError and TimeoutExpired
+    raised."""
+    done = subprocess.run(
+        [bwrap, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=20,
+        check=False,
+        env={},
+    )
+    return None if done.returncode == 0 else done
+
+
 def _probe(bwrap: str | None) -> str | None:
     found = bwrap or shutil.which("bwrap")
     if found is None:
         return "bubblewrap (bwrap) is not installed on the server, so no sandbox can run"
     try:
-        done = subprocess.run(
-            [found, *_PROBE],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=20,
-            check=False,
-        )
+        done = _run(found, list(_PROBE))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap ({found}) could not be run: {exc}"
-    if done.returncode != 0:
+    if done is not None:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         why = f": {said[-1].removeprefix('bwrap: ')}" if said else ""
         return f"bubblewrap cannot make a sandbox on this server (user namespaces refused?){why}"

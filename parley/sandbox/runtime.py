@@ -19,6 +19,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import fcntl
+import functools
 import json
 import os
 import re
@@ -33,7 +35,7 @@ from typing import Any, Literal
 from parley.sandbox import files
 from parley.sandbox.cgroups import PidsGroup
 from parley.sandbox.limits import Limits, size_text
-from parley.sandbox.probe import bwrap_path, python_roots
+from parley.sandbox.probe import bwrap_path, denies_userns, python_roots
 
 Ended = Literal["ok", "error", "timeout", "limit", "crashed"]
 
@@ -53,8 +55,10 @@ WATCH_MOST = 0.15
 #: sandbox: a fork bomb holds every slot for as long as it runs, while code that meets
 #: the bound for a moment (and handles the fork that failed) goes on.
 WATCH_HELD = 0.2
-#: The sandbox's private /tmp.
+#: The sandbox's private /tmp, and its /dev/shm (shared memory: multiprocessing's
+#: semaphores and arrays). Both are memory, counted in the container's memory bound.
 TMP_BYTES = 64 << 20
+SHM_BYTES = 64 << 20
 #: Bytes of the kernel's stderr kept (its last words, when it dies).
 STDERR_TAIL = 4096
 
@@ -64,6 +68,10 @@ _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _PNG = b"\x89PNG\r\n\x1a\n"
 _ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
 _ETC = ("/etc/ld.so.cache", "/etc/localtime")
+#: What a pipe holds before a write blocks (Linux's default), and fcntl's request to make
+#: it hold more.
+_PIPE_ROOM = 1 << 16
+_F_SETPIPE_SZ = 1031
 
 
 _CLOSED = "the container's Python was stopped: the container was closed"
@@ -89,13 +97,24 @@ class Outcome:
 
 
 def command(
-    *, bwrap: str, python: Path, directory: Path, limits: Limits, fds: tuple[int, int]
+    *,
+    bwrap: str,
+    python: Path,
+    directory: Path,
+    limits: Limits,
+    fds: tuple[int, int],
+    kernel_fd: int,
+    disable_userns: bool = True,
 ) -> list[str]:
     """The bwrap command line of a kernel reading requests on ``fds[0]`` and answering on
-    ``fds[1]``."""
+    ``fds[1]``, its script read from ``kernel_fd`` (a pipe holding kernel.py: no host path
+    of the server's is bound for it). ``disable_userns``: the code may make no user
+    namespace of its own (bubblewrap 0.8 and newer)."""
     args = [
         bwrap,
         "--unshare-all",
+        "--unshare-user",
+        *(["--disable-userns"] if disable_userns else []),
         "--die-with-parent",
         "--new-session",
         "--ro-bind", "/usr", "/usr",
@@ -106,6 +125,9 @@ def command(
         # into the new /tmp, not hidden by it.
         "--proc", "/proc",
         "--dev", "/dev",
+        # bwrap's /dev/shm is a folder of /dev's tmpfs, which has no size: a bounded one.
+        "--size", str(SHM_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm",
+        "--remount-ro", "/dev",  # its tmpfs is the sandbox user's: nothing to fill there
         "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
     ]  # fmt: skip
     for root in python_roots(python):
@@ -128,7 +150,7 @@ def command(
     }
     args += [
         "--bind", str(directory), "/mnt/data",
-        "--ro-bind", str(_KERNEL), _INSIDE,
+        "--perms", "0444", "--ro-bind-data", str(kernel_fd), _INSIDE,
         "--remount-ro", "/",
         "--chdir", "/mnt/data",
         "--clearenv",
@@ -143,8 +165,49 @@ def command(
         "file_bytes": limits.file_bytes,
         "output_bytes": limits.output_bytes,
     }
-    args += ["--uid", "1000", "--gid", "1000", str(python.absolute()), "-s", _INSIDE]
+    args += ["--uid", "1000", "--gid", "1000", "--", str(python.absolute()), "-s", _INSIDE]
     return [*args, str(fds[0]), str(fds[1]), json.dumps(inside)]
+
+
+def launch(args: list[str]) -> tuple[list[str], int]:
+    """``args`` (a bwrap command line: options, ``--``, the command) as ``[bwrap, "--args",
+    FD, "--", command...]`` and FD, a pipe that holds the options: bwrap's process inside
+    the sandbox (its init, pid 1) keeps the command line it was started with, which the
+    code can read in /proc/1/cmdline, and the options name the host's folders. The caller
+    passes FD to bwrap and closes it after. Run it with an empty environment
+    (``SPAWN_ENVIRONMENT``): /proc/1/environ is the one it was started with, whatever
+    --clearenv does."""
+    end = args.index("--")
+    options = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in args[1:end])
+    fd = holding(options)
+    return [args[0], "--args", str(fd), *args[end:]], fd
+
+
+#: The environment bwrap is started with: none of the server's.
+SPAWN_ENVIRONMENT: dict[str, str] = {}
+
+
+def holding(data: bytes) -> int:
+    """The read end of a new pipe that holds ``data`` and then its end (the write end is
+    closed): for bwrap's --args and --ro-bind-data, read as the sandbox is made."""
+    read, write = os.pipe()
+    try:
+        if len(data) > _PIPE_ROOM:
+            fcntl.fcntl(write, _F_SETPIPE_SZ, len(data))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write, view) :]
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return read
+
+
+@functools.cache
+def _kernel_script() -> bytes:
+    return _KERNEL.read_bytes()
 
 
 class _Malformed(Exception):
@@ -256,31 +319,39 @@ class Kernel:
             raise SandboxError(f"the sandbox cannot start: {exc}") from None
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
+        given: list[int] = []  # the pipes bwrap reads as it makes the sandbox
         loop = asyncio.get_running_loop()
         try:
+            given.append(holding(_kernel_script()))
+            denies = await asyncio.to_thread(denies_userns, bwrap)  # tried once a process
             args = command(
                 bwrap=bwrap,
                 python=self.python,
                 directory=self.directory,
                 limits=self.limits,
                 fds=(request_r, reply_w),
+                kernel_fd=given[0],
+                disable_userns=denies,
             )
+            argv, args_fd = launch(args)
+            given.append(args_fd)
             # From the event loop's thread: bwrap's --die-with-parent follows the thread
             # that made the process.
             self._process = await asyncio.create_subprocess_exec(
-                *args,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=(request_r, reply_w),
+                pass_fds=(request_r, reply_w, *given),
                 start_new_session=True,
+                env=SPAWN_ENVIRONMENT,
             )
         except BaseException:
-            for fd in (request_r, request_w, reply_r, reply_w):
+            for fd in (request_r, request_w, reply_r, reply_w, *given):
                 os.close(fd)
             raise
-        os.close(request_r)
-        os.close(reply_w)
+        for fd in (request_r, reply_w, *given):
+            os.close(fd)
         self._killed = False
         self._tail = b""
         self._reader = asyncio.StreamReader(limit=1 << 16)
@@ -319,6 +390,7 @@ class Kernel:
             "pid": self._process.pid,
             "label": self.label,
             "directory": str(self.directory),
+            "started": _started(self._process.pid),
             "owner": os.getpid(),
             "owner_started": _started(os.getpid()),
         }
@@ -709,17 +781,9 @@ def _started(pid: int) -> int | None:
         return None
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [p.decode("utf-8", "surrogateescape") for p in f.read().split(b"\0")]
-    except OSError:
-        return []
-
-
 def sweep_orphans(root: Path) -> int:
     """Kill the sandboxes a dead server left behind (pid files under ``root/.pids``,
-    checked against /proc/<pid>/cmdline so a reused pid is never killed), remove their pid
+    checked against the process's start time and name so a reused pid is never killed), remove their pid
     files; return how many were killed. A pid file whose server still runs is left alone.
     Called at start-up."""
     from parley.sandbox import cgroups
@@ -728,7 +792,7 @@ def sweep_orphans(root: Path) -> int:
     for pid_file in sorted((root / ".pids").glob("*.pid")):
         try:
             record = json.loads(pid_file.read_text())
-            pid, directory = int(record["pid"]), str(record["directory"])
+            pid = int(record["pid"])
             owner, owner_started = int(record["owner"]), record.get("owner_started")
         except (OSError, ValueError, KeyError, TypeError):
             with contextlib.suppress(OSError):
@@ -736,8 +800,10 @@ def sweep_orphans(root: Path) -> int:
             continue
         if owner_started is not None and _started(owner) == owner_started:
             continue  # its server (maybe this one) still runs
-        args = _cmdline(pid)
-        if args and os.path.basename(args[0]) == "bwrap" and directory in args:
+        # Its bwrap still, not a process that reuses the pid: the same start time.
+        started = record.get("started")
+        same = started is not None and _started(pid) == started and _comm(pid) == "bwrap"
+        if same and _running(pid):
             _kill_tree(pid)
             killed += 1
         with contextlib.suppress(OSError):

@@ -56,16 +56,22 @@ def sandbox() -> None:
 
 
 def sandboxes_of(container_id: str) -> list[int]:
-    """The pids of processes running for ``container_id`` (their command line names it)."""
+    """The pids of processes running in ``container_id``'s sandbox: those whose mount table
+    binds the container's folder at /mnt/data (bwrap takes its options on a pipe, so no
+    command line names it)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                line = fh.read()
+            with open(f"/proc/{entry}/mountinfo", "rb") as fh:
+                table = fh.read().decode("utf-8", "replace")
         except OSError:
             continue
-        if container_id.encode() in line:
-            found.append(int(entry))
+        for line in table.splitlines():
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == "/mnt/data":
+                if fields[3].endswith("/" + container_id):
+                    found.append(int(entry))
+                break
     return found

@@ -11,8 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from parley.sandbox import runtime
 from parley.sandbox.probe import bwrap_path
-from parley.sandbox.runtime import command, sweep_orphans
+from parley.sandbox.runtime import command, holding, launch, sweep_orphans
 from tests.sandbox.conftest import SMALL, alive, assert_gone, sandbox_python
 
 _OWNER = textwrap.dedent(
@@ -72,27 +73,35 @@ def test_sweep_kills_a_sandbox_whose_server_is_gone_and_spares_a_reused_pid(
     directory.mkdir(mode=0o700)
     request_r, request_w = os.pipe()
     reply_r, reply_w = os.pipe()
+    kernel_fd = holding(Path(runtime.__file__).with_name("kernel.py").read_bytes())
     args = command(
         bwrap=bwrap_path(),
         python=sandbox_python(),
         directory=directory,
         limits=SMALL,
         fds=(request_r, reply_w),
+        kernel_fd=kernel_fd,
     )
     args.remove("--die-with-parent")  # on purpose: this one outlives its "server"
+    argv, args_fd = launch(args)
     orphan = subprocess.Popen(
-        args, pass_fds=(request_r, reply_w), start_new_session=True, stderr=subprocess.DEVNULL
+        argv,
+        pass_fds=(request_r, reply_w, kernel_fd, args_fd),
+        start_new_session=True,
+        stderr=subprocess.DEVNULL,
+        env={},
     )
     gone_server = subprocess.Popen([sys.executable, "-c", "pass"])
     gone_server.wait()
-    os.close(request_r)
-    os.close(reply_w)
+    for fd in (request_r, reply_w, kernel_fd, args_fd):
+        os.close(fd)
     try:
         assert os.read(reply_r, 64).endswith(b'{"ready": true}')
         pids = [orphan.pid, *_children(orphan.pid)]
         pid_files = containers / ".pids"
         pid_files.mkdir()
         record = {"pid": orphan.pid, "label": "cntr_orphan", "directory": str(directory),
+                  "started": _started(orphan.pid),
                   "owner": gone_server.pid, "owner_started": 1}  # fmt: skip
         (pid_files / "cntr_orphan.pid").write_text(json.dumps(record))
         # A pid file naming this very test process (alive, not a sandbox) is not touched:
@@ -103,6 +112,7 @@ def test_sweep_kills_a_sandbox_whose_server_is_gone_and_spares_a_reused_pid(
         # One whose pid is some other program's now: removed, never killed.
         reused = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         stale = {"pid": reused.pid, "label": "cntr_reused", "directory": str(directory),
+                 "started": _started(orphan.pid),  # a bwrap's that had this pid before
                  "owner": gone_server.pid, "owner_started": 1}  # fmt: skip
         (pid_files / "cntr_reused.pid").write_text(json.dumps(stale))
         try:
