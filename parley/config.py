@@ -515,6 +515,10 @@ class Settings(BaseSettings):
     code_interpreter_max_output: int = Field(default=64 * 1024, ge=1024)
     #: Containers one user may have alive at once (0: no cap); past it, a new one gets 400.
     code_interpreter_max_containers: int = Field(default=20, ge=0)
+    #: What bounds a container's memory and processes as a whole: ``auto``, a cgroup of
+    #: its own where the host delegates one (else the host's watch of its processes);
+    #: ``require``, a cgroup or no code interpreter at all; ``off``, the watch alone.
+    code_interpreter_cgroup: Literal["auto", "require", "off"] = "auto"
 
     # Webhooks (docs/webhooks.md): run-end events POSTed to the users' endpoints.
     #: Seconds one delivery attempt may take (connect, send, answer) before it fails.

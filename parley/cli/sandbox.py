@@ -82,6 +82,8 @@ def _check(settings: Settings) -> int:
         print(clean(f"{'sandbox:':<12}cannot run here: {answer.problem}"))
     else:
         print(f"{'sandbox:':<12}bubblewrap works here")
+    if answer.bound is not None:
+        print(clean(f"{'bounds:':<12}memory and processes bounded by {answer.bound}"))
     print(clean(f"{'python:':<12}{answer.python}"))
     for name, version in answer.libraries.items():
         print(clean(f"{name + ':':<12}{version or 'does not import in a sandbox'}"))

@@ -111,6 +111,7 @@ def _start_up_record(
     docs = f"{url}/docs"
     fields = {"url": url, "database": database, "providers": states, "docs": docs}
     sandbox = code_interpreter_note(settings)
+    bound = code_interpreter_bound(settings) if sandbox is None else None
 
     def say() -> None:
         log.info(
@@ -123,6 +124,8 @@ def _start_up_record(
         )
         if sandbox is not None:
             log.warning("%s", sandbox, extra={"code_interpreter": "unavailable"})
+        elif bound is not None:
+            log.info("%s", bound, extra={"code_interpreter": "available"})
 
     return say
 
@@ -133,15 +136,25 @@ def code_interpreter_note(settings: Settings) -> str | None:
     everything else works."""
     if not settings.code_interpreter_enabled:
         return None
-    from parley.sandbox.probe import unavailable
+    from parley.sandbox.probe import code_interpreter_unavailable
 
-    why = unavailable()
+    why = code_interpreter_unavailable(settings)
     if why is None:
         return None
     return (
         f"The code_interpreter tool is unavailable on this server: {why}. Requests with it "
         "get 400; everything else works (docs/code-interpreter.md)."
     )
+
+
+def code_interpreter_bound(settings: Settings) -> str | None:
+    """What the start-up says bounds each code interpreter container's memory, when the
+    tool runs here (None when it does not)."""
+    from parley.sandbox.probe import code_interpreter_unavailable, memory_bound
+
+    if code_interpreter_unavailable(settings) is not None:
+        return None
+    return f"The code interpreter's containers are bounded by {memory_bound(settings)}."
 
 
 def run_local(

@@ -7,10 +7,14 @@ as a notebook cell.
 First it lowers its own limits (address space, CPU, processes, open files, file size, core
 dumps) before any code of the user runs: RLIMIT_NPROC is set here, inside the sandbox's user
 namespace, so that it counts this sandbox's processes alone. Then it answers ``{"ready":
-true}`` and loops: a request is ``{"code": str}``; the reply is ``{"logs", "cut", "error",
-"kind", "images"}`` with ``kind`` one of ``ok``, ``error``, ``interrupted`` (the host's
-SIGINT at the call's time limit) and ``memory`` (a MemoryError). Frames are a 4-byte
-big-endian length and that many bytes of JSON. The host trusts none of it.
+true}`` and loops: a request is ``{"code": str, "call": str}``; the reply is ``{"call",
+"logs", "cut", "error", "kind", "images"}`` with ``kind`` one of ``ok``, ``error``,
+``interrupted`` (the host's SIGINT at the call's time limit) and ``memory`` (a
+MemoryError), and ``call`` the request's. Frames are a 4-byte big-endian length and that
+many bytes of JSON. The host trusts none of it: the code shares this process and its
+pipes, and may write frames of its own; the host takes as a call's reply only a frame that
+names that call, so a forged frame can at most shape the reply of the call that wrote it
+(as its printed output does), never another's.
 """
 
 import ast
@@ -49,7 +53,9 @@ def main() -> None:
         request = _receive(request_fd)
         if request is None:
             return
-        _send(reply_fd, kernel.run(request.get("code", "")))
+        reply = kernel.run(request.get("code", ""))
+        reply["call"] = request.get("call")  # which call this answers (see the docstring)
+        _send(reply_fd, reply)
 
 
 def _limit(limits: dict[str, int]) -> None:

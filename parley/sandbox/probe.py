@@ -103,7 +103,30 @@ def code_interpreter_unavailable(settings: Settings) -> str | None:
     switched it off, or no sandbox can run here (``unavailable``)."""
     if not settings.code_interpreter_enabled:
         return "the server's operator switched the code interpreter off"
-    return unavailable()
+    why = unavailable()
+    if why is None and settings.code_interpreter_cgroup == "require":
+        from parley.sandbox import cgroups
+
+        found, said = cgroups.support()
+        if found is None:
+            return f"the server requires a cgroup for each sandbox and can make none: {said}"
+    return why
+
+
+def memory_bound(settings: Settings) -> str:
+    """What bounds a container's memory and processes as a whole on this server, as a
+    sentence for ``parley serve``'s start-up and ``parley sandbox check``."""
+    from parley.sandbox import cgroups
+
+    if settings.code_interpreter_cgroup == "off":
+        return (
+            "the host's watch of their processes during each call "
+            "(PARLEY_CODE_INTERPRETER_CGROUP=off)"
+        )
+    found, said = cgroups.support()
+    if found is not None:
+        return f"a cgroup each, {said}"
+    return f"the host's watch of their processes during each call (no cgroup: {said})"
 
 
 def bwrap_path() -> str:

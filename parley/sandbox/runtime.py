@@ -1,16 +1,20 @@
 """One sandboxed Python per container ("kernel"), kept alive between calls like a notebook's.
 
-``Kernel.start`` runs ``kernel.py`` with the sandbox's Python inside bubblewrap: every
-namespace new (no network: its loopback is its own, empty), the system and the interpreter
-read-only, the container's directory read-write at ``/mnt/data``, a small private ``/tmp``,
-a clean environment, and limits the kernel sets on itself before any code of the user runs.
-``Kernel.run`` sends it a cell and waits for the answer, watching the call's wall clock, the
-directory's size and (where nothing else bounds them) the sandbox's processes.
+``Kernel.start`` runs ``kernel.py`` with the sandbox's Python inside bubblewrap
+(``parley.sandbox.command``: every namespace new, nothing of the server's environment,
+only /mnt/data and small tmpfs writable), in a cgroup of its own where the host delegates
+one (``parley.sandbox.cgroups``: its memory and processes bounded as a whole), with the
+limits the kernel sets on itself before any code of the user runs. ``Kernel.run`` sends it
+a cell and waits for the answer, while a watch (``parley.sandbox.watch``) looks at the
+call's wall clock, the directory's size, the sandbox's processes and, without a cgroup,
+their memory. Between calls the code's processes are stopped (SIGSTOP): nothing the code
+left running goes on unwatched.
 
 Everything that comes out of the sandbox is untrusted: replies are length-framed JSON read
-with a hard size cap on a pipe of their own, checked field by field; anything else and the
-sandbox is killed ("crashed"). The kernel's own stdout is /dev/null and its stderr a pipe
-the host drains, keeping only a short tail (for the reason of a crash).
+with a hard size cap on a pipe of their own, checked field by field, and taken only when
+they name the call they answer; anything else and the sandbox is killed ("crashed"). The
+kernel's own stdout is /dev/null and its stderr a pipe the host drains, keeping only a
+short tail (for the reason of a crash).
 """
 
 from __future__ import annotations
@@ -19,23 +23,33 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import fcntl
-import functools
 import json
+import logging
 import os
 import re
+import secrets
 import signal
 import struct
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from parley.sandbox import files
-from parley.sandbox.cgroups import PidsGroup
+from parley.sandbox import cgroups, files, procs
+from parley.sandbox.command import (
+    SHM_BYTES,
+    SPAWN_ENVIRONMENT,
+    TMP_BYTES,
+    command,
+    holding,
+    kernel_script,
+    launch,
+)
 from parley.sandbox.limits import Limits, size_text
-from parley.sandbox.probe import bwrap_path, denies_userns, python_roots
+from parley.sandbox.probe import bwrap_path, denies_userns
+from parley.sandbox.watch import Bound, Breach, Watch
+
+log = logging.getLogger("parley.sandbox")
 
 Ended = Literal["ok", "error", "timeout", "limit", "crashed"]
 
@@ -45,34 +59,16 @@ IMAGE_BYTES = 8 << 20
 #: Seconds a kernel has to start, and to stop after the SIGINT of a call past its time.
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 2.0
-#: How often the host looks at the directory's size during a call; and how soon it looks
-#: again when the files grow fast toward their limit (and first, as the call starts).
-WATCH_EVERY = 0.05
-WATCH_SOONEST = 0.005
-#: The longest pause between two looks at a running call's limits, whatever a scan costs.
-WATCH_MOST = 0.15
-#: How long a running call's processes stay at their bound before the watch stops the
-#: sandbox: a fork bomb holds every slot for as long as it runs, while code that meets
-#: the bound for a moment (and handles the fork that failed) goes on.
-WATCH_HELD = 0.2
-#: The sandbox's private /tmp, and its /dev/shm (shared memory: multiprocessing's
-#: semaphores and arrays). Both are memory, counted in the container's memory bound.
-TMP_BYTES = 64 << 20
-SHM_BYTES = 64 << 20
+#: Seconds the code's processes have to stop after a call before the sandbox is killed.
+PAUSE_WITHIN = 1.0
 #: Bytes of the kernel's stderr kept (its last words, when it dies).
 STDERR_TAIL = 4096
 
-_KERNEL = Path(__file__).with_name("kernel.py")
-_INSIDE = "/.parley/kernel.py"
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _PNG = b"\x89PNG\r\n\x1a\n"
 _ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
-_ETC = ("/etc/ld.so.cache", "/etc/localtime")
-#: What a pipe holds before a write blocks (Linux's default), and fcntl's request to make
-#: it hold more.
-_PIPE_ROOM = 1 << 16
-_F_SETPIPE_SZ = 1031
-
+#: States of a process that runs no code: stopped, traced, a zombie, gone.
+_STILL = {"T", "t", "Z", "X", None}
 
 _CLOSED = "the container's Python was stopped: the container was closed"
 
@@ -94,120 +90,8 @@ class Outcome:
     restarted: bool
     #: Seconds.
     took: float
-
-
-def command(
-    *,
-    bwrap: str,
-    python: Path,
-    directory: Path,
-    limits: Limits,
-    fds: tuple[int, int],
-    kernel_fd: int,
-    disable_userns: bool = True,
-) -> list[str]:
-    """The bwrap command line of a kernel reading requests on ``fds[0]`` and answering on
-    ``fds[1]``, its script read from ``kernel_fd`` (a pipe holding kernel.py: no host path
-    of the server's is bound for it). ``disable_userns``: the code may make no user
-    namespace of its own (bubblewrap 0.8 and newer)."""
-    args = [
-        bwrap,
-        "--unshare-all",
-        "--unshare-user",
-        *(["--disable-userns"] if disable_userns else []),
-        "--die-with-parent",
-        "--new-session",
-        "--ro-bind", "/usr", "/usr",
-        "--symlink", "usr/lib", "/lib",
-        "--symlink", "usr/lib64", "/lib64",
-        "--symlink", "usr/bin", "/bin",
-        # Before the Python's binds: one under /tmp (a project checked out there) is bound
-        # into the new /tmp, not hidden by it.
-        "--proc", "/proc",
-        "--dev", "/dev",
-        # bwrap's /dev/shm is a folder of /dev's tmpfs, which has no size: a bounded one.
-        "--size", str(SHM_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm",
-        "--remount-ro", "/dev",  # its tmpfs is the sandbox user's: nothing to fill there
-        "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-    ]  # fmt: skip
-    for root in python_roots(python):
-        args += ["--ro-bind", str(root), str(root)]
-    for name in _ETC:
-        if os.path.exists(name):
-            args += ["--ro-bind", name, name]
-    bin_dir = str(python.absolute().parent)
-    environment = {
-        "HOME": "/mnt/data",
-        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp",
-        "XDG_CACHE_HOME": "/tmp/.cache",  # fontconfig's cache, else in /mnt/data/.cache
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    args += [
-        "--bind", str(directory), "/mnt/data",
-        "--perms", "0444", "--ro-bind-data", str(kernel_fd), _INSIDE,
-        "--remount-ro", "/",
-        "--chdir", "/mnt/data",
-        "--clearenv",
-    ]  # fmt: skip
-    for key, value in environment.items():
-        args += ["--setenv", key, value]
-    inside = {
-        "memory_bytes": limits.memory_bytes,
-        "cpu_seconds": limits.cpu_seconds,
-        "processes": limits.processes,
-        "open_files": limits.open_files,
-        "file_bytes": limits.file_bytes,
-        "output_bytes": limits.output_bytes,
-    }
-    args += ["--uid", "1000", "--gid", "1000", "--", str(python.absolute()), "-s", _INSIDE]
-    return [*args, str(fds[0]), str(fds[1]), json.dumps(inside)]
-
-
-def launch(args: list[str]) -> tuple[list[str], int]:
-    """``args`` (a bwrap command line: options, ``--``, the command) as ``[bwrap, "--args",
-    FD, "--", command...]`` and FD, a pipe that holds the options: bwrap's process inside
-    the sandbox (its init, pid 1) keeps the command line it was started with, which the
-    code can read in /proc/1/cmdline, and the options name the host's folders. The caller
-    passes FD to bwrap and closes it after. Run it with an empty environment
-    (``SPAWN_ENVIRONMENT``): /proc/1/environ is the one it was started with, whatever
-    --clearenv does."""
-    end = args.index("--")
-    options = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in args[1:end])
-    fd = holding(options)
-    return [args[0], "--args", str(fd), *args[end:]], fd
-
-
-#: The environment bwrap is started with: none of the server's.
-SPAWN_ENVIRONMENT: dict[str, str] = {}
-
-
-def holding(data: bytes) -> int:
-    """The read end of a new pipe that holds ``data`` and then its end (the write end is
-    closed): for bwrap's --args and --ro-bind-data, read as the sandbox is made."""
-    read, write = os.pipe()
-    try:
-        if len(data) > _PIPE_ROOM:
-            fcntl.fcntl(write, _F_SETPIPE_SZ, len(data))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write, view) :]
-    except BaseException:
-        os.close(read)
-        raise
-    finally:
-        os.close(write)
-    return read
-
-
-@functools.cache
-def _kernel_script() -> bytes:
-    return _KERNEL.read_bytes()
+    #: The bound the call met (its error names it), when it met one.
+    bound: Bound | None = None
 
 
 class _Malformed(Exception):
@@ -217,13 +101,18 @@ class _Malformed(Exception):
 class Kernel:
     """A container's sandboxed Python. Start it with ``Kernel.start``."""
 
-    def __init__(self, *, directory: Path, limits: Limits, python: Path, label: str) -> None:
+    def __init__(
+        self, *, directory: Path, limits: Limits, python: Path, label: str, cgroup: bool = True
+    ) -> None:
         if not _LABEL.fullmatch(label):
             raise ValueError("a kernel's label is letters, digits, '_', '.' and '-'")
         self.directory = directory
         self.limits = limits
         self.python = python
         self.label = label
+        #: Whether to bound the sandbox with a cgroup where one can be made (else the
+        #: watch sums its processes' memory).
+        self.cgroup = cgroup
         self._lock = asyncio.Lock()
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -231,44 +120,52 @@ class Kernel:
         self._read_transport: asyncio.ReadTransport | None = None
         self._drain: asyncio.Task[None] | None = None
         self._tail = b""
+        #: bwrap's init inside the sandbox (pid 1 there), and the kernel's Python.
+        self._init: int | None = None
         self._inner: int | None = None
-        self._group: PidsGroup | None = None
+        self._group: cgroups.Group | None = None
+        self._oom_kills = 0
         self._death_told = True
         self._killed = False
         self._closed = False
         self._pid_file = directory.parent / ".pids" / f"{label}.pid"
 
     @classmethod
-    async def start(cls, *, directory: Path, limits: Limits, python: Path, label: str) -> Kernel:
+    async def start(
+        cls, *, directory: Path, limits: Limits, python: Path, label: str, cgroup: bool = True
+    ) -> Kernel:
         """Start the sandboxed kernel with ``directory`` (a host directory, created if
         missing, mode 0700) bound read-write at /mnt/data. ``label`` (the container id) is
-        written into a pid file so orphans can be found after a crash. SandboxError when
-        it cannot start."""
-        kernel = cls(directory=directory, limits=limits, python=python, label=label)
+        written into a pid file so orphans can be found after a crash. ``cgroup``: bound it
+        with a cgroup where this server can make one. SandboxError when it cannot start."""
+        kernel = cls(directory=directory, limits=limits, python=python, label=label, cgroup=cgroup)
         await kernel._spawn()
         return kernel
 
     @property
     def alive(self) -> bool:
         process = self._process
-        return process is not None and process.returncode is None and _running(process.pid)
+        return process is not None and process.returncode is None and procs.running(process.pid)
 
     @property
     def pid(self) -> int | None:
         """The host pid of the sandbox's outer bwrap (its process group's leader)."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def bounded_by(self) -> Literal["cgroup", "watch"]:
+        """What bounds the sandbox's memory as a whole: its cgroup, or the watch."""
+        return "cgroup" if self._group is not None else "watch"
+
     def memory_bytes(self) -> int:
         """RSS of the sandbox's processes (from /proc), in bytes."""
-        if not self.alive or self.pid is None:
-            return 0
-        return sum(_rss(pid) for pid in [self.pid, *_descendants(self.pid)])
+        return sum(procs.rss(pid) for pid in self.processes())
 
     def processes(self) -> list[int]:
         """Host pids of the sandbox's processes (bwrap's included)."""
         if not self.alive or self.pid is None:
             return []
-        return [self.pid, *_descendants(self.pid)]
+        return [self.pid, *procs.descendants(self.pid)]
 
     async def close(self) -> None:
         """Kill the whole sandbox (its process group), wait, remove the pid file. A call
@@ -276,7 +173,7 @@ class Kernel:
         closed kernel runs nothing more."""
         self._closed = True
         if self.alive and self.pid is not None:
-            _kill_tree(self.pid)  # now, not after the call that may be running
+            procs.kill_tree(self.pid)  # now, not after the call that may be running
         async with self._lock:
             await self._kill()
             with contextlib.suppress(FileNotFoundError):
@@ -317,13 +214,14 @@ class Kernel:
             bwrap = bwrap_path()
         except OSError as exc:
             raise SandboxError(f"the sandbox cannot start: {exc}") from None
+        denies = await asyncio.to_thread(denies_userns, bwrap)  # tried once a process
+        bounds = (await asyncio.to_thread(cgroups.support))[0] if self.cgroup else None
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         given: list[int] = []  # the pipes bwrap reads as it makes the sandbox
         loop = asyncio.get_running_loop()
         try:
-            given.append(holding(_kernel_script()))
-            denies = await asyncio.to_thread(denies_userns, bwrap)  # tried once a process
+            given.append(holding(kernel_script()))
             args = command(
                 bwrap=bwrap,
                 python=self.python,
@@ -374,14 +272,29 @@ class Kernel:
             said = self._tail.decode("utf-8", "replace").strip()
             why = f": {said.splitlines()[-1]}" if said else ""
             raise SandboxError(f"the sandbox's Python did not start{why}") from None
-        tree = _descendants(self._process.pid)
-        self._inner = next((p for p in tree if _comm(p) != "bwrap"), None)
-        self._group = PidsGroup.make(self.limits.processes + 1)  # bwrap's own too
-        if self._group is not None and not self._group.add([self._process.pid, *tree]):
-            self._group.remove()
-            self._group = None
+        # No code of the user's has run yet: the tree is bwrap's, its init's and the kernel's.
+        tree = procs.descendants(self._process.pid)
+        self._init = tree[0] if tree else None
+        self._inner = next((p for p in tree if procs.comm(p) != "bwrap"), None)
+        if bounds is not None:
+            await asyncio.to_thread(self._enter_group, bounds, [self._process.pid, *tree])
         self._death_told = False
         self._write_pid_file()
+
+    def _enter_group(self, bounds: cgroups.Support, pids: list[int]) -> None:
+        """Move the sandbox into a cgroup of its own (else the watch bounds its memory)."""
+        made = cgroups.Group.make(
+            bounds,
+            memory_bytes=self.limits.memory_bytes,
+            processes=self.limits.processes + 1,  # bwrap's own too
+        )
+        if isinstance(made, str) or not made.add(pids):
+            if not isinstance(made, str):
+                made.remove()
+            log.warning("a sandbox runs without its cgroup (%s): the watch bounds it", made)
+            return
+        self._group = made
+        self._oom_kills = made.oom_kills()
 
     def _write_pid_file(self) -> None:
         assert self._process is not None
@@ -390,9 +303,9 @@ class Kernel:
             "pid": self._process.pid,
             "label": self.label,
             "directory": str(self.directory),
-            "started": _started(self._process.pid),
+            "started": procs.started(self._process.pid),
             "owner": os.getpid(),
-            "owner_started": _started(os.getpid()),
+            "owner_started": procs.started(os.getpid()),
         }
         temporary = self._pid_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(record))
@@ -406,27 +319,29 @@ class Kernel:
 
     async def _call(self, code: str) -> Outcome:
         limits = self.limits
-        # Processes left running since the last call (the files are measured during the
-        # call and as it ends: a scan of a large /mnt/data is the slow part of a call).
-        over = self._over_limits(disk=False)
-        if over is not None:
+        self._resume()
+        # Processes left at their bound since the last call (the files are measured
+        # during the call and as it ends: a scan of a large /mnt/data is the slow part).
+        breach = self.look_at_processes()
+        if breach is not None:
             await self._kill()
-            return self._lost("limit", over, subject=False)
+            return self._lost("limit", breach, subject=False)
         assert self._writer is not None
-        body = json.dumps({"code": code}).encode("utf-8", "surrogatepass")
+        token = secrets.token_hex(8)
+        body = json.dumps({"code": code, "call": token}).encode("utf-8", "surrogatepass")
         self._writer.write(struct.pack(">I", len(body)) + body)
         # Logs and error text, each at most output_bytes, JSON-escaped (up to 6 bytes for
         # one), the images in base64, and room for the rest.
         cap = 12 * limits.output_bytes + IMAGES * (IMAGE_BYTES * 4 // 3 + 8) + (1 << 20)
-        reply = asyncio.ensure_future(self._receive(cap))
-        watch = _Watch(self)
+        reply = asyncio.ensure_future(self._reply(token, cap))
+        watch = Watch(self)
         try:
             return await self._await_reply(reply, watch)
         except asyncio.CancelledError:
             # The caller gave up: the kernel's reply would answer the next call instead.
             # Killed now; the next call starts it again and says so.
             if self.pid is not None:
-                _kill_tree(self.pid)
+                procs.kill_tree(self.pid)
             raise
         finally:
             watch.end()
@@ -435,7 +350,7 @@ class Kernel:
             elif not reply.cancelled():
                 reply.exception()  # retrieved: it was read, or the sandbox is gone
 
-    async def _await_reply(self, reply: asyncio.Future[Any], watch: _Watch) -> Outcome:
+    async def _await_reply(self, reply: asyncio.Future[Any], watch: Watch) -> Outcome:
         limits = self.limits
         interrupted = False
         found = watch.found
@@ -449,13 +364,14 @@ class Kernel:
             )
             if not done:
                 await self._kill()
-                return self._lost("timeout", self._late(), subject=False)
+                return self._lost("timeout", Breach("time", self._late()), subject=False)
         # The watch's verdict first: when it killed the sandbox, a reply that came in the
-        # meantime is not the call's outcome. Then what the call left behind.
-        over = watch.end() or await asyncio.to_thread(self._over_limits)
-        if over is not None:
+        # meantime is not the call's outcome. Then what the call left behind, and the
+        # code's processes stopped until the next call.
+        breach = watch.end() or await asyncio.to_thread(self._after_call)
+        if breach is not None:
             await self._kill()
-            return self._lost("limit", over, subject=False)
+            return self._lost("limit", breach, subject=False)
         try:
             return self._outcome(reply.result(), interrupted)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -463,6 +379,15 @@ class Kernel:
         except (_Malformed, ValueError):
             await self._kill()
             return self._lost("crashed", "the sandbox sent a malformed reply", subject=False)
+
+    def _after_call(self) -> Breach | None:
+        """A last look at the bounds as the call ends, then the code's processes paused;
+        a breach (a failure to look is one) when the sandbox must stop instead."""
+        try:
+            breach = self.look_at_files()[0] or self.look_at_memory() or self.look_at_processes()
+        except OSError as exc:
+            return Breach("watch", f"the server could not check the container's bounds ({exc})")
+        return breach or self._pause()
 
     def _interrupt(self) -> bool:
         if self._inner is None:
@@ -520,7 +445,12 @@ class Kernel:
             error = f"{error}\n\nThe code used more than the container's {size} of memory."
         elif error is None:
             raise _Malformed("an error without its text")
-        return Outcome(logs, error, images, ended, False, 0.0)
+        bound: Bound | None = None
+        if kind == "memory":
+            bound = "memory"
+        elif ended == "timeout":
+            bound = "time"
+        return Outcome(logs, error, images, ended, False, 0.0, bound)
 
     async def _died(self) -> Outcome:
         """The kernel ended during the call: why, as far as the host can tell."""
@@ -533,53 +463,141 @@ class Kernel:
                 await asyncio.wait_for(asyncio.shield(self._drain), 1)
         status = process.returncode
         said = self._tail.decode("utf-8", "replace")
+        killed_for_memory = self._oom_breach()
         await self._kill()
         if self._closed:
             return Outcome("", _CLOSED, [], "crashed", True, 0.0)
         if status == 128 + signal.SIGXCPU:
             cpu = self.limits.cpu_seconds
-            return self._lost("limit", f"the container's Python used more than its {cpu} s of CPU")
+            why = f"the container's Python used more than its {cpu} s of CPU"
+            return self._lost("limit", Breach("cpu", why))
+        if killed_for_memory is not None:
+            return self._lost("limit", killed_for_memory, subject=False)
         if "MemoryError" in said or "Cannot allocate memory" in said:
             size = size_text(self.limits.memory_bytes)
-            return self._lost("limit", f"the container's Python used more than its {size} memory")
+            why = f"the container's Python used more than its {size} memory"
+            return self._lost("limit", Breach("memory", why))
         if status is not None and status > 128:
             how = f"was killed by signal {status - 128}"
         else:
             how = f"exited with status {status}"
         return self._lost("crashed", f"the container's Python stopped ({how})")
 
-    def _lost(self, ended: Ended, why: str, *, subject: bool = True) -> Outcome:
+    def _lost(self, ended: Ended, why: str | Breach, *, subject: bool = True) -> Outcome:
         """The sandbox is gone: ``why`` is said of the container's Python (``subject``) or
-        of the call."""
+        of the call; a breach names the bound the call met."""
+        bound = why.bound if isinstance(why, Breach) else None
+        text = why.why if isinstance(why, Breach) else why
         if subject:
-            error = f"{why} and was restarted: its variables are lost"
+            error = f"{text} and was restarted: its variables are lost"
         else:
-            error = f"{why}: the container's Python was restarted and its variables are lost"
-        return Outcome("", error, [], ended, True, 0.0)
+            error = f"{text}: the container's Python was restarted and its variables are lost"
+        return Outcome("", error, [], ended, True, 0.0, bound if bound != "watch" else None)
 
-    def _over_limits(self, *, disk: bool = True) -> str | None:
-        """Why the sandbox must stop now (its disk, its processes), or None."""
-        return (self._look()[0] if disk else None) or self._crowded()
+    # ------------------------------------------------------------------ the watch's looks
 
-    def _look(self) -> tuple[str | None, int]:
-        """Why the files in /mnt/data must stop the sandbox now, or None; and their bytes."""
+    @property
+    def disk_room(self) -> int:
+        return self.limits.disk_bytes
+
+    def look_at_files(self) -> tuple[Breach | None, int]:
+        """A breach of /mnt/data's bounds, or None; and the bytes its files hold. Raises
+        OSError when the files cannot be walked (the watch then stops the sandbox)."""
         limits = self.limits
         size, count = files.tally(self.directory, most=limits.disk_files + 1)
         if size > limits.disk_bytes:
             room = size_text(limits.disk_bytes)
-            return f"the files in /mnt/data passed the container's {room}", size
+            return Breach("disk", f"the files in /mnt/data passed the container's {room}"), size
         if count > limits.disk_files:
-            return f"/mnt/data holds more than {limits.disk_files:,} files", size
+            return Breach("files", f"/mnt/data holds more than {limits.disk_files:,} files"), size
         return None, size
 
-    def _crowded(self) -> str | None:
-        """Why the sandbox must stop, when the kernel's processes (bwrap's init in the
-        sandbox included) are at their bound: a fork bomb, or children left holding every
-        slot."""
+    def look_at_processes(self) -> Breach | None:
+        """A breach when the kernel's processes (bwrap's init in the sandbox included) are
+        at their bound: a fork bomb, or children left holding every slot."""
         bound = self.limits.processes
-        if self.pid is not None and len(_descendants(self.pid)) >= bound:
-            return f"the code reached the container's limit of {bound} processes"
+        if self.pid is not None and len(procs.descendants(self.pid)) >= bound:
+            return Breach(
+                "processes", f"the code reached the container's limit of {bound} processes"
+            )
         return None
+
+    def look_at_memory(self) -> Breach | None:
+        """A breach of the container's memory bound: with a cgroup, the OOM killer acted in
+        it; without, the sandbox's processes and its tmpfs hold more than the bound (each
+        page shared between processes counted once)."""
+        if self._group is not None:
+            return self._oom_breach()
+        if self.pid is None:
+            return None
+        most = self.limits.memory_bytes
+        pids = [self.pid, *procs.descendants(self.pid)]
+        held = self._tmpfs_bytes()
+        if held + sum(procs.rss(p) for p in pids) <= most:
+            return None
+        if held + sum(procs.pss(p) for p in pids) <= most:
+            return None  # pages the processes share, counted once
+        return Breach("memory", self._memory_why())
+
+    def _oom_breach(self) -> Breach | None:
+        if self._group is None or self._group.oom_kills() <= self._oom_kills:
+            return None
+        return Breach("memory", self._memory_why())
+
+    def _memory_why(self) -> str:
+        size = size_text(self.limits.memory_bytes)
+        return f"the container's processes used more than its {size} of memory"
+
+    def _tmpfs_bytes(self) -> int:
+        """Bytes held in the sandbox's /tmp and /dev/shm (memory, not disk); both counted
+        full when the host cannot look."""
+        held = 0
+        for path, size in (("tmp", TMP_BYTES), ("dev/shm", SHM_BYTES)):
+            try:
+                usage = os.statvfs(f"/proc/{self._inner}/root/{path}")
+                held += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+            except OSError:
+                held += size
+        return held
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            procs.kill_tree(self.pid)
+
+    # ------------------------------------------------------------------ between calls
+
+    def _pause(self) -> Breach | None:
+        """Stop (SIGSTOP) every process of the code's, the kernel's included, until the
+        next call: a thread or a child the code left running would otherwise write files,
+        fork and allocate while nothing watches it. A breach when they do not all stop
+        within PAUSE_WITHIN (a process forking as fast as it is stopped)."""
+        if self._init is None:
+            return None
+        deadline = time.monotonic() + PAUSE_WITHIN
+        while True:
+            moving = [p for p in procs.descendants(self._init) if procs.state(p) not in _STILL]
+            if not moving:
+                return None
+            if time.monotonic() > deadline:
+                return Breach("processes", "the code's processes did not stop after the call")
+            procs.signal_all(moving, signal.SIGSTOP)
+            time.sleep(0.0002)
+
+    def _resume(self) -> None:
+        """Let the code's processes run again (SIGCONT), as a call starts."""
+        if self._init is not None:
+            procs.signal_all(procs.descendants(self._init), signal.SIGCONT)
+
+    # ------------------------------------------------------------------ the pipes
+
+    async def _reply(self, token: str, most: int) -> Any:
+        """The reply that names the call ``token``: frames naming another call (one the
+        code wrote, or a reply left over from a call whose code wrote one of its own
+        first) are read and dropped."""
+        while True:
+            message = await self._receive(most)
+            if isinstance(message, dict) and message.get("call") == token:
+                return message
 
     async def _receive(self, most: int) -> Any:
         """One framed message, at most ``most`` bytes of JSON."""
@@ -601,7 +619,7 @@ class Kernel:
             return
         self._killed = True
         if process.returncode is None:
-            _kill_tree(process.pid)
+            procs.kill_tree(process.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 10)
         if self._group is not None:
@@ -619,6 +637,7 @@ class Kernel:
             self._read_transport = None
         self._reader = None
         self._inner = None
+        self._init = None
 
 
 def _cut(logs: str, most: int, cut: int) -> str:
@@ -638,156 +657,12 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-# ---------------------------------------------------------------------- /proc
-
-
-def _descendants(pid: int) -> list[int]:
-    """The host pids under ``pid``, breadth first (from /proc/PID/task/TID/children)."""
-    found: list[int] = []
-    queue = [pid]
-    while queue and len(found) < 100_000:
-        parent = queue.pop(0)
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children") as f:
-                    children = [int(x) for x in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            found += children
-            queue += children
-    return found
-
-
-class _Watch:
-    """The host's looks at a running call's limits (``Kernel._look``, ``Kernel._crowded``),
-    on a thread of their own, which kills the sandbox the moment it finds it over: on the
-    event loop, a busy loop or a queue of other jobs would let a fast writer pass the disk
-    limit by hundreds of megabytes before the kill. ``found`` resolves with why; ``end``
-    stops the looks."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self._kernel = kernel
-        self._loop = asyncio.get_running_loop()
-        self.found: asyncio.Future[str] = self._loop.create_future()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # a kill and ``end`` one after the other
-        self._why: str | None = None
-        threading.Thread(target=self._run, name="parley-sandbox-watch", daemon=True).start()
-
-    def end(self) -> str | None:
-        """Stop looking; answers why the watch killed the sandbox (None: it did not), for
-        good: no kill comes after this."""
-        with self._lock:
-            self._stop.set()
-            return self._why
-
-    def _run(self) -> None:
-        kernel = self._kernel
-        room = kernel.limits.disk_bytes
-        then, (_, before) = time.monotonic(), kernel._look()
-        pause = WATCH_SOONEST
-        crowded_since: float | None = None  # when the processes were first seen at their bound
-        while not self._stop.wait(pause):
-            began = time.monotonic()
-            over, size = kernel._look()
-            # The processes at their bound stop it once they have held it for WATCH_HELD.
-            crowded = None if over is not None else kernel._crowded()
-            if crowded is None:
-                crowded_since = None
-            elif crowded_since is None:
-                crowded_since = began
-            held = 0.0 if crowded_since is None else began - crowded_since
-            if crowded is not None and held >= WATCH_HELD:
-                over = crowded
-            if over is not None:
-                with self._lock:
-                    if self._stop.is_set():
-                        return
-                    self._why = over
-                    if kernel.pid is not None:
-                        _kill_tree(kernel.pid)
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    self._loop.call_soon_threadsafe(self._settle, over)
-                return
-            # Look again before the files could reach the limit at the pace they grow
-            # (half the time it would take), so a fast writer is caught near it; but spend
-            # at most a fifth of the time scanning a large /mnt/data, and never wait more
-            # than WATCH_MOST.
-            pause = WATCH_EVERY
-            if size > before:
-                left = (room - size) / ((size - before) / max(began - then, 1e-6))
-                pause = max(WATCH_SOONEST, min(WATCH_EVERY, left / 2))
-            pause = min(WATCH_MOST, max(pause, 4 * (time.monotonic() - began)))
-            if crowded is not None:
-                pause = min(pause, max(WATCH_SOONEST, WATCH_HELD - held))
-            then, before = began, size
-
-    def _settle(self, why: str) -> None:
-        if not self.found.done():
-            self.found.set_result(why)
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a sandbox: its bwrap's process group, and every process under it (killing
-    the sandbox's init, bwrap's child, ends all of its pid namespace, whatever sessions or
-    groups the code made)."""
-    tree = _descendants(pid)
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
-    for each in [pid, *tree]:
-        with contextlib.suppress(OSError):
-            os.kill(each, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """The process exists and is no zombie (its exit may not be reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _started(pid: int) -> int | None:
-    """A process's start time (clock ticks since boot), to tell it from a reused pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            after = f.read().rpartition(b")")[2].split()
-        return int(after[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def sweep_orphans(root: Path) -> int:
     """Kill the sandboxes a dead server left behind (pid files under ``root/.pids``,
-    checked against the process's start time and name so a reused pid is never killed), remove their pid
-    files; return how many were killed. A pid file whose server still runs is left alone.
-    Called at start-up."""
-    from parley.sandbox import cgroups
-
+    checked against the process's start time and name so a reused pid is never killed),
+    remove their pid files and the cgroups of servers that are gone; return how many
+    sandboxes were killed. A pid file whose server still runs is left alone. Called at
+    start-up."""
     killed = 0
     for pid_file in sorted((root / ".pids").glob("*.pid")):
         try:
@@ -798,13 +673,13 @@ def sweep_orphans(root: Path) -> int:
             with contextlib.suppress(OSError):
                 pid_file.unlink()
             continue
-        if owner_started is not None and _started(owner) == owner_started:
+        if owner_started is not None and procs.started(owner) == owner_started:
             continue  # its server (maybe this one) still runs
         # Its bwrap still, not a process that reuses the pid: the same start time.
         started = record.get("started")
-        same = started is not None and _started(pid) == started and _comm(pid) == "bwrap"
-        if same and _running(pid):
-            _kill_tree(pid)
+        same = started is not None and procs.started(pid) == started
+        if same and procs.comm(pid) == "bwrap" and procs.running(pid):
+            procs.kill_tree(pid)
             killed += 1
         with contextlib.suppress(OSError):
             pid_file.unlink()

@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,9 @@ class Check:
     libraries: dict[str, str | None]
     #: What went wrong running the sandbox, when something did.
     error: str | None = None
+    #: What bounds each container's memory and processes as a whole (a cgroup, or the
+    #: host's watch), when a sandbox can run.
+    bound: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,14 +73,15 @@ class Check:
 
 def check(settings: Settings) -> Check:
     """Whether a sandbox runs here, with which Python, and which libraries import in it."""
-    from parley.sandbox.probe import sandbox_python, unavailable
+    from parley.sandbox.probe import code_interpreter_unavailable, memory_bound, sandbox_python
 
     python = sandbox_python(settings)
-    problem = unavailable()
+    problem = code_interpreter_unavailable(settings)
     missing: dict[str, str | None] = dict.fromkeys(LIBRARIES)
     if problem is not None:
         return Check(problem, python, missing)
-    return asyncio.run(_check_inside(settings, python))
+    found = asyncio.run(_check_inside(settings, python))
+    return replace(found, bound=memory_bound(settings))
 
 
 async def _check_inside(settings: Settings, python: Path) -> Check:
@@ -101,6 +105,7 @@ async def _check_inside(settings: Settings, python: Path) -> Check:
                 limits=Limits.of(settings),
                 python=python,
                 label="check",
+                cgroup=settings.code_interpreter_cgroup != "off",
             )
         except SandboxError as exc:
             return Check(None, python, missing, str(exc))

@@ -74,9 +74,9 @@ def containers(tmp_path: Path) -> Path:
     return root
 
 
-async def started(root: Path, label: str, limits: Limits = SMALL) -> Kernel:
+async def started(root: Path, label: str, limits: Limits = SMALL, *, cgroup: bool = True) -> Kernel:
     return await Kernel.start(
-        directory=root / label, limits=limits, python=sandbox_python(), label=label
+        directory=root / label, limits=limits, python=sandbox_python(), label=label, cgroup=cgroup
     )
 
 

@@ -4,14 +4,21 @@ not only what the code says of itself."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from parley.sandbox.runtime import SHM_BYTES, Kernel
-from tests.sandbox.conftest import started
+from parley.sandbox import cgroups
+from parley.sandbox.command import SHM_BYTES
+from parley.sandbox.runtime import Kernel
+from tests.sandbox.conftest import SMALL, started
+from tests.unavailable import unavailable
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-test-4ee8c1d9",
@@ -142,3 +149,184 @@ async def test_dev_shm_is_bounded(kernel: Kernel) -> None:
     usage = os.statvfs(f"/proc/{inner}/root/dev/shm")
     assert (usage.f_blocks - usage.f_bfree) * usage.f_frsize <= SHM_BYTES
     assert usage.f_blocks * usage.f_frsize == SHM_BYTES
+
+
+class _Sampler:
+    """The most memory the sandbox held, as the host sees it: the sum of its processes'
+    RSS (from /proc) and its tmpfs' pages, sampled every 5 ms on a thread."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.most = 0
+        #: The same with each process's proportional share (PSS) for RSS: a page a fork
+        #: shares with its parent counted once, not in each.
+        self.most_shared_once = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            pids = self.kernel.processes()
+            tmpfs = 0
+            if pids:
+                for path in ("tmp", "dev/shm"):
+                    with contextlib.suppress(OSError):
+                        usage = os.statvfs(f"/proc/{pids[-1]}/root/{path}")
+                        tmpfs += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+            self.most = max(self.most, tmpfs + sum(_kib(p, "status", "VmRSS:") for p in pids))
+            shared_once = tmpfs + sum(_kib(p, "smaps_rollup", "Pss:") for p in pids)
+            self.most_shared_once = max(self.most_shared_once, shared_once)
+
+
+def _kib(pid: int, name: str, key: str) -> int:
+    for line in _host_read(pid, name).decode().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+#: Four children of 200 MiB each: under every process's own limit (RLIMIT_AS), over the
+#: container's 512 MiB together.
+CHILDREN = (
+    "import os, time\n"
+    "kids = []\n"
+    "for _ in range(4):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        held = b'\\x01' * (200 << 20)\n"
+    "        time.sleep(8)\n"
+    "        os._exit(0)\n"
+    "    kids.append(pid)\n"
+    "for pid in kids:\n"
+    "    os.waitpid(pid, 0)\n"
+)
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "watch"])
+async def test_forked_children_share_the_containers_memory_bound(
+    bwrap: None, containers: Path, cgroup: bool
+) -> None:
+    limits = replace(SMALL, memory_bytes=512 << 20, call_timeout=20)
+    kernel = await started(containers, "cntr_children", limits, cgroup=cgroup)
+    try:
+        if cgroup and kernel.bounded_by != "cgroup":
+            unavailable(f"no cgroup can be made here: {cgroups.support()[1]}")
+        assert kernel.bounded_by == ("cgroup" if cgroup else "watch")
+        with _Sampler(kernel) as sampler:
+            outcome = await kernel.run(CHILDREN)
+        assert (outcome.ended, outcome.bound, outcome.restarted) == ("limit", "memory", True)
+        assert outcome.error is not None
+        assert "used more than its 512 MiB of memory" in outcome.error
+        # From the host: the sum never went far past the bound (the watch looks every
+        # 5-50 ms; the cgroup's OOM killer acts at the bound itself). RSS counts the pages
+        # each child shares with the kernel (its interpreter) once per child: 4 x 16 MiB.
+        slack = (32 if cgroup else 160) << 20
+        assert sampler.most_shared_once <= limits.memory_bytes + slack, sampler.most_shared_once
+        assert sampler.most <= limits.memory_bytes + slack + (64 << 20), sampler.most
+        assert sampler.most > limits.memory_bytes * 3 // 4  # the attack did run
+        after = await kernel.run("print('fine')")
+        assert (after.ended, after.logs) == ("ok", "fine\n")
+    finally:
+        await kernel.close()
+
+
+async def test_tmpfs_pages_count_in_the_memory_bound(bwrap: None, containers: Path) -> None:
+    """What /tmp and /dev/shm hold is memory: 120 MiB there and 200 MiB in the kernel pass
+    a 256 MiB bound, with a cgroup or without."""
+    limits = replace(SMALL, memory_bytes=256 << 20, file_bytes=64 << 20, call_timeout=20)
+    for cgroup in (True, False):
+        kernel = await started(containers, f"cntr_tmpfs_{cgroup}", limits, cgroup=cgroup)
+        try:
+            outcome = await kernel.run(
+                "import time\n"
+                "for name in ('/tmp/a', '/dev/shm/b'):\n"
+                "    with open(name, 'wb') as f:\n"
+                "        f.write(b'x' * (60 << 20))\n"
+                "held = b'\\x01' * (200 << 20)\n"
+                "time.sleep(3)\n"
+            )
+            assert (outcome.ended, outcome.bound) == ("limit", "memory"), (cgroup, outcome)
+        finally:
+            await kernel.close()
+
+
+async def test_nothing_the_code_left_running_goes_on_between_calls(kernel: Kernel) -> None:
+    """A thread and a child that write a file every few milliseconds run during calls only:
+    between calls every process of the code's is stopped (seen from the host)."""
+    started_writers = await kernel.run(
+        "import os, threading, time\n"
+        "def write(name):\n"
+        "    while True:\n"
+        "        with open(name, 'a') as f:\n"
+        "            f.write('x')\n"
+        "        time.sleep(0.005)\n"
+        "threading.Thread(target=write, args=('thread.txt',), daemon=True).start()\n"
+        "if os.fork() == 0:\n"
+        "    write('child.txt')\n"
+        "time.sleep(0.2)\n"
+    )
+    assert started_writers.ended == "ok", started_writers
+    sizes = [_sizes(kernel.directory)]
+    await asyncio.sleep(0.5)
+    sizes.append(_sizes(kernel.directory))
+    assert sizes[0] == sizes[1] and all(sizes[0].values()), sizes
+    code_pids = kernel.processes()[2:]  # not bwrap's two
+    assert code_pids and all(_state(p) == "T" for p in code_pids)
+    # The next call lets them run again.
+    again = await kernel.run("import time\ntime.sleep(0.2)")
+    assert again.ended == "ok"
+    grown = _sizes(kernel.directory)
+    assert all(grown[name] > sizes[1][name] for name in grown), (sizes, grown)
+
+
+def _sizes(directory: Path) -> dict[str, int]:
+    return {name: (directory / name).stat().st_size for name in ("thread.txt", "child.txt")}
+
+
+def _state(pid: int) -> str:
+    return _host_read(pid, "stat").rpartition(b")")[2].split()[0].decode()
+
+
+FORGE = (
+    "import json, os, struct, sys\n"
+    "def frame(message):\n"
+    "    body = json.dumps(message).encode()\n"
+    "    return struct.pack('>I', len(body)) + body\n"
+    "args = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n"
+    "reply_fd = int(args[args.index(b'/.parley/kernel.py') + 2])\n"
+    "call = CALL\n"
+    "forged = {'call': call, 'logs': 'forged\\n', 'cut': 0, 'error': None, 'kind': 'ok',\n"
+    "          'images': []}\n"
+    "os.write(reply_fd, frame(forged))\n"
+    "print('real')\n"
+)
+
+
+async def test_a_forged_reply_answers_no_other_call(kernel: Kernel) -> None:
+    """The code shares the kernel's process and its reply pipe, so it can write frames. A
+    frame that names another call is dropped; one that names its own call (read from the
+    kernel's frames) shapes only that call's reply, as its printed output would: the
+    kernel's real reply is dropped in its turn, and the next call gets its own."""
+    wrong = await kernel.run(FORGE.replace("CALL", "'0123456789abcdef'"))
+    assert (wrong.ended, wrong.logs) == ("ok", "real\n")
+    own = await kernel.run(
+        FORGE.replace(
+            "CALL",
+            "next(f.f_locals['request']['call'] for f in iter_frames() if 'request' in f.f_locals)",
+        ).replace(
+            "call = ",
+            "def iter_frames():\n    f = sys._getframe()\n    while f:\n        yield f\n"
+            "        f = f.f_back\ncall = ",
+        )
+    )
+    assert (own.ended, own.logs) == ("ok", "forged\n")
+    after = await kernel.run("print('next')")
+    assert (after.ended, after.logs, after.restarted) == ("ok", "next\n", False)

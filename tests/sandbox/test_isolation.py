@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from parley.config import data_dir
+from parley.sandbox.command import TMP_BYTES
 from parley.sandbox.probe import python_roots
-from parley.sandbox.runtime import TMP_BYTES, Kernel
+from parley.sandbox.runtime import Kernel
 from tests.sandbox.conftest import sandbox_python
 
 

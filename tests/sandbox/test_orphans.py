@@ -11,9 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from parley.sandbox import runtime
+from parley.sandbox.command import command, holding, kernel_script, launch
 from parley.sandbox.probe import bwrap_path
-from parley.sandbox.runtime import command, holding, launch, sweep_orphans
+from parley.sandbox.runtime import sweep_orphans
 from tests.sandbox.conftest import SMALL, alive, assert_gone, sandbox_python
 
 _OWNER = textwrap.dedent(
@@ -73,7 +73,7 @@ def test_sweep_kills_a_sandbox_whose_server_is_gone_and_spares_a_reused_pid(
     directory.mkdir(mode=0o700)
     request_r, request_w = os.pipe()
     reply_r, reply_w = os.pipe()
-    kernel_fd = holding(Path(runtime.__file__).with_name("kernel.py").read_bytes())
+    kernel_fd = holding(kernel_script())
     args = command(
         bwrap=bwrap_path(),
         python=sandbox_python(),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from parley.config import Settings
+from parley.sandbox import cgroups
 from parley.sandbox.limits import MEMORY_LIMITS, Limits
 from parley.sandbox.probe import python_roots, sandbox_python, unavailable
 
@@ -85,8 +86,28 @@ def test_parley_sandbox_check_says_what_runs_here(scientific: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "sandbox:    bubblewrap works here"
-    assert lines[1] == f"python:     {scientific}"
-    assert [line.split(":")[0] for line in lines[2:]] == ["numpy", "pandas", "matplotlib"]
+    found, said = cgroups.support()
+    if found is not None:
+        assert lines[1] == f"bounds:     memory and processes bounded by a cgroup each, {said}"
+    else:
+        assert lines[1].startswith("bounds:     memory and processes bounded by the host's watch")
+    assert lines[2] == f"python:     {scientific}"
+    assert [line.split(":")[0] for line in lines[3:]] == ["numpy", "pandas", "matplotlib"]
+
+
+def test_parley_sandbox_check_says_when_the_watch_bounds_memory(bwrap: None) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "parley.cli.main", "sandbox", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PARLEY_CODE_INTERPRETER_CGROUP": "off"},
+        check=False,
+    )
+    assert done.stdout.splitlines()[1] == (
+        "bounds:     memory and processes bounded by the host's watch of their processes "
+        "during each call (PARLEY_CODE_INTERPRETER_CGROUP=off)"
+    )
 
 
 def test_parley_sandbox_check_fails_without_the_libraries(bwrap: None) -> None:
