@@ -150,11 +150,22 @@ def code_interpreter_note(settings: Settings) -> str | None:
 def code_interpreter_bound(settings: Settings) -> str | None:
     """What the start-up says bounds each code interpreter container's memory, when the
     tool runs here (None when it does not)."""
-    from parley.sandbox.probe import code_interpreter_unavailable, memory_bound
+    from parley.sandbox.probe import (
+        bwrap_path,
+        code_interpreter_unavailable,
+        denies_userns,
+        memory_bound,
+    )
 
     if code_interpreter_unavailable(settings) is not None:
         return None
-    return f"The code interpreter's containers are bounded by {memory_bound(settings)}."
+    said = f"The code interpreter's containers are bounded by {memory_bound(settings)}."
+    if not denies_userns(bwrap_path()):
+        said += (
+            " Their code may make user namespaces of its own: bubblewrap 0.8 or newer "
+            "denies them (docs/code-interpreter.md)."
+        )
+    return said
 
 
 def run_local(
