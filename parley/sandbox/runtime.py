@@ -69,6 +69,8 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 _ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
 #: States of a process that runs no code: stopped, traced, a zombie, gone.
 _STILL = {"T", "t", "Z", "X", None}
+#: Looks at once for the code's processes to stop, before a pause sleeps between looks.
+_SPINS = 20
 
 _CLOSED = "the container's Python was stopped: the container was closed"
 
@@ -581,7 +583,15 @@ class Kernel:
             if time.monotonic() > deadline:
                 return Breach("processes", "the code's processes did not stop after the call")
             procs.signal_all(moving, signal.SIGSTOP)
-            time.sleep(0.0002)
+            # The signal lands as soon as each process is scheduled: look again at once a
+            # few times (a kernel blocked on its pipe stops within microseconds), then
+            # sleep between looks.
+            for _ in range(_SPINS):
+                os.sched_yield()
+                if all(procs.state(p) in _STILL for p in moving):
+                    break
+            else:
+                time.sleep(0.0002)
 
     def _resume(self) -> None:
         """Let the code's processes run again (SIGCONT), as a call starts."""
