@@ -31,6 +31,7 @@ import secrets
 import signal
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +70,8 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 _ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
 #: States of a process that runs no code: stopped, traced, a zombie, gone.
 _STILL = {"T", "t", "Z", "X", None}
+#: Walks of /mnt/data a look tries before it fails closed (a folder moved as it passed).
+_WALKS = 3
 #: Looks at once for the code's processes to stop, before a pause sleeps between looks.
 _SPINS = 20
 
@@ -502,11 +505,12 @@ class Kernel:
     def disk_room(self) -> int:
         return self.limits.disk_bytes
 
-    def look_at_files(self) -> tuple[Breach | None, int]:
+    def look_at_files(self, every: Callable[[], bool] | None = None) -> tuple[Breach | None, int]:
         """A breach of /mnt/data's bounds, or None; and the bytes its files hold. Raises
-        OSError when the files cannot be walked (the watch then stops the sandbox)."""
+        OSError when the files cannot be walked (the watch then stops the sandbox), and
+        files.Interrupted when ``every`` (called on the way) answers True."""
         limits = self.limits
-        size, count = files.tally(self.directory, most=limits.disk_files + 1)
+        size, count = _tally(self.directory, most=limits.disk_files + 1, every=every)
         if size > limits.disk_bytes:
             room = size_text(limits.disk_bytes)
             return Breach("disk", f"the files in /mnt/data passed the container's {room}"), size
@@ -565,6 +569,19 @@ class Kernel:
     def stop(self) -> None:
         if self.pid is not None:
             procs.kill_tree(self.pid)
+
+    def fs_used(self) -> int | None:
+        try:
+            usage = os.statvfs(self.directory)
+        except OSError:
+            return None
+        return (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+
+    def pause_code(self) -> Breach | None:
+        return self._pause()
+
+    def resume_code(self) -> None:
+        self._resume()
 
     # ------------------------------------------------------------------ between calls
 
@@ -665,6 +682,18 @@ def _cut(logs: str, most: int, cut: int) -> str:
 def _clean(text: str) -> str:
     """Text with any lone surrogate replaced: safe to encode as UTF-8."""
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _tally(directory: Path, *, most: int, every: Callable[[], bool] | None) -> tuple[int, int]:
+    """``files.tally``, tried again when a folder moved under the walk (code that moves a
+    folder as the walk passes it): hostile code that keeps moving them still fails it,
+    and the watch stops the sandbox (fail closed)."""
+    for _ in range(_WALKS - 1):
+        try:
+            return files.tally(directory, most=most, every=every)
+        except files.WalkError:
+            continue
+    return files.tally(directory, most=most, every=every)
 
 
 def sweep_orphans(root: Path) -> int:

@@ -14,8 +14,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from parley.sandbox.files import Interrupted
 
 log = logging.getLogger("parley.sandbox")
 
@@ -51,14 +54,25 @@ class Watched(Protocol):
     def disk_room(self) -> int:
         """Bytes /mnt/data may hold."""
 
-    def look_at_files(self) -> tuple[Breach | None, int]:
-        """A breach of the files' bounds, or None; and the bytes they hold."""
+    def look_at_files(self, every: Callable[[], bool] | None = None) -> tuple[Breach | None, int]:
+        """A breach of the files' bounds, or None; and the bytes they hold. ``every`` is
+        called on the way; when it answers True the look raises files.Interrupted."""
 
     def look_at_processes(self) -> Breach | None:
         """The processes at their bound (a breach once held for HELD), or None."""
 
     def look_at_memory(self) -> Breach | None:
         """A breach of the memory bound, or None."""
+
+    def fs_used(self) -> int | None:
+        """Bytes used on the whole file system that holds /mnt/data (statvfs: cheap, and
+        it grows with every write there, whoever writes); None when it cannot be read."""
+
+    def pause_code(self) -> Breach | None:
+        """Stop the code's processes (a breach when they will not stop)."""
+
+    def resume_code(self) -> None:
+        """Let the code's processes run again."""
 
     def stop(self) -> None:
         """Kill the sandbox at once (from any thread)."""
@@ -95,12 +109,17 @@ class Watch:
     def _looks(self) -> None:
         watched = self._watched
         room = watched.disk_room
+        mark = watched.fs_used()
         then, (_, before) = time.monotonic(), watched.look_at_files()
         pause = SOONEST
         crowded_since: float | None = None  # when the processes were first seen at their bound
-        while not self._stop.wait(pause):
+        while (urgent := self._wait(pause, mark, room - before)) is not None:
             began = time.monotonic()
-            breach, size = watched.look_at_files()
+            mark = watched.fs_used()
+            if urgent:
+                breach, size = self._look_stopped()
+            else:
+                breach, size = self._look_watching(mark, room - before)
             breach = breach or watched.look_at_memory()
             # The processes at their bound stop it once they have held it for HELD.
             crowded = None if breach is not None else watched.look_at_processes()
@@ -126,6 +145,50 @@ class Watch:
             if crowded is not None:
                 pause = min(pause, max(SOONEST, HELD - held))
             then, before = began, size
+
+    def _wait(self, pause: float, mark: int | None, left: int) -> bool | None:
+        """Wait ``pause`` seconds for the next look; True when it must come at once (the
+        file system grew by all the room the files had left at the last look: a walk of
+        many folders takes long enough for a fast writer to pass the bound between two
+        looks), None when the watch ended."""
+        watched = self._watched
+        deadline = time.monotonic() + pause
+        while (wait := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(SOONEST, wait)):
+                return None
+            used = watched.fs_used() if mark is not None else None
+            if used is not None and mark is not None and used - mark >= left:
+                return True
+        return None if self._stop.is_set() else False
+
+    def _look_watching(self, mark: int | None, left: int) -> tuple[Breach | None, int]:
+        """The files' look while the code runs; but should the file system grow by all the
+        room the files had left while the walk goes on (a long walk of many folders, a
+        fast writer), the code's processes are stopped at once and the walk starts again."""
+        watched = self._watched
+
+        def grown() -> bool:
+            used = watched.fs_used() if mark is not None else None
+            return used is not None and mark is not None and used - mark >= left
+
+        try:
+            return watched.look_at_files(grown)
+        except Interrupted:
+            return self._look_stopped()
+
+    def _look_stopped(self) -> tuple[Breach | None, int]:
+        """The files' look with the code's processes stopped, so that nothing is written
+        while they are counted: the count is then the truth, however long the walk."""
+        watched = self._watched
+        breach = watched.pause_code()
+        if breach is not None:
+            return breach, 0
+        breach, size = watched.look_at_files()  # raises: the sandbox is stopped (fail closed)
+        if breach is None:
+            with self._lock:
+                if not self._stop.is_set():  # else the call ended: its processes stay stopped
+                    watched.resume_code()
+        return breach, size
 
     def _kill(self, breach: Breach) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ The routes of ``/v1/containers`` (``parley.server.faces.containers``) and the en
 
 from __future__ import annotations
 
+import math
 import posixpath
 import secrets
 from collections.abc import Sequence
@@ -152,21 +153,36 @@ def create_container(
 
 def check_room(conn: Connection, *, user_id: str, most: int, now: float | None = None) -> None:
     """Raise the 400 ``too_many_containers`` when the user has ``most`` running containers
-    (0: no cap)."""
+    (0: no cap), naming the setting and how soon one of them expires."""
     if most <= 0:
         return
     at = db.now() if now is None else now
-    running = conn.execute(
-        select(func.count())
+    running, soonest = conn.execute(
+        select(
+            func.count(),
+            func.min(containers.c.last_active_at + containers.c.expires_after_minutes * 60),
+        )
         .select_from(containers)
         .where(containers.c.user_id == user_id, containers.c.status == "running", ~_due(at))
-    ).scalar_one()
+    ).one()
     if running >= most:
+        left = max(float(soonest) - at, 0.0) if soonest is not None else 0.0
         raise InvalidRequest(
-            f"You have {running} running containers, the most this server allows per "
-            f"user ({most}): delete one, or wait for one to expire.",
+            f"You have {running} running container{'' if running == 1 else 's'}, the most this "
+            f"server allows per user ({most}: PARLEY_CODE_INTERPRETER_MAX_CONTAINERS, or "
+            "max_containers in the config file's [code_interpreter] table). Delete one, or "
+            f"wait for one to expire: the soonest frees in {_time_left(left)}.",
             code="too_many_containers",
         )
+
+
+def _time_left(seconds: float) -> str:
+    """``under a minute``, ``1 minute``, ``12 minutes``: a wait as people say it, the
+    minutes rounded up."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def get_container(conn: Connection, *, user_id: str, container_id: str) -> Container:
@@ -307,16 +323,9 @@ def _drop_files(conn: Connection, found_id: str) -> list[StoredBytes]:
 
 
 def check_path(path: str) -> str:
-    """``path`` if it is a file's place in a container: absolute, under ``MOUNT``, already
-    in its simplest form (no ``..``, ``.``, ``//`` or trailing ``/``), without NUL or other
-    control characters; else a 400."""
-    simple = posixpath.normpath(path) if path.startswith("/") else ""
-    if (
-        simple != path
-        or not path.startswith(MOUNT + "/")
-        or len(path) > MAX_PATH
-        or any(ord(c) < 32 or c == "\x7f" for c in path)
-    ):
+    """``path`` if it is a file's place in a container (``path_problem`` finds nothing
+    wrong with it); else a 400."""
+    if path_problem(path) is not None:
         raise InvalidRequest(
             f"Invalid container file path {path[:200]!r}: a path under {MOUNT}/ is needed, "
             "without '..', control characters or a trailing '/'.",
@@ -324,6 +333,26 @@ def check_path(path: str) -> str:
             param="path",
         )
     return path
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a file's place in a container, said plainly; None when it
+    can: absolute, under ``MOUNT``, already in its simplest form (no ``..``, ``.``, ``//``
+    or trailing ``/``), valid UTF-8 (a name listed from a folder may hold bytes that are
+    not: they come as lone surrogates), without NUL or other control characters, at most
+    ``MAX_PATH`` characters."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        return "a control character in its name"
+    if len(path) > MAX_PATH:
+        return f"its path is longer than {MAX_PATH} characters"
+    simple = posixpath.normpath(path) if path.startswith("/") else ""
+    if simple != path or not path.startswith(MOUNT + "/"):
+        return f"not a plain path under {MOUNT}/"
+    return None
 
 
 def file_path(name: str) -> str:

@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from parley.sandbox import cgroups
+from parley.sandbox import cgroups, files
 from parley.sandbox.command import SHM_BYTES
 from parley.sandbox.runtime import Kernel
 from tests.sandbox.conftest import SMALL, started
@@ -330,3 +331,55 @@ async def test_a_forged_reply_answers_no_other_call(kernel: Kernel) -> None:
     assert (own.ended, own.logs) == ("ok", "forged\n")
     after = await kernel.run("print('next')")
     assert (after.ended, after.logs, after.restarted) == ("ok", "next\n", False)
+
+
+async def test_thousands_of_folders_do_not_switch_the_disk_watch_off(
+    bwrap: None, containers: Path
+) -> None:
+    """5,000 folders, then a writer past the disk bound, with the server's open-file limit
+    a little above what it holds: the watch walks /mnt/data with a bounded number of
+    descriptors, so it stops the writer at the bound (it died of EMFILE before)."""
+    limits = replace(SMALL, disk_files=20_000, call_timeout=20)
+    kernel = await started(containers, "cntr_folders", limits)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 48, hard))
+    try:
+        outcome = await kernel.run(
+            "import os\n"
+            "for i in range(5000):\n"
+            "    os.makedirs(f'd{i % 50}/e{i}')\n"
+            "n = 0\n"
+            "while True:\n"
+            "    with open(f'fill{n}', 'wb') as f:\n"
+            "        f.write(b'x' * (1 << 20))\n"
+            "    n += 1\n"
+        )
+        assert (outcome.ended, outcome.bound) == ("limit", "disk"), outcome
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await kernel.close()
+    # From the host: the files stopped near the bound.
+    used = files.usage(kernel.directory)
+    assert SMALL.disk_bytes < used < SMALL.disk_bytes + (64 << 20), used  # a loaded CI too
+    assert len(os.listdir("/proc/self/fd")) <= held + 2
+
+
+async def test_a_watch_that_cannot_look_stops_the_call(bwrap: None, containers: Path) -> None:
+    """Folders moved between parents without end make every walk of /mnt/data fail: the
+    watch stops the call (fail closed) instead of letting it run unmeasured."""
+    kernel = await started(containers, "cntr_mover", replace(SMALL, call_timeout=10))
+    try:
+        outcome = await kernel.run(
+            "import os\n"
+            "os.makedirs('a/x/y/z')\nos.makedirs('b')\n"
+            "for i in range(200):\n    os.makedirs(f'a/x/y/z/{i}')\n"
+            "while True:\n"
+            "    os.rename('a/x', 'b/x')\n"
+            "    os.rename('b/x', 'a/x')\n"
+        )
+    finally:
+        await kernel.close()
+    assert outcome.ended in ("limit", "timeout"), outcome
+    if outcome.ended == "limit":
+        assert outcome.error is not None and "could not check" in outcome.error, outcome

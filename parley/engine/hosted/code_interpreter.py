@@ -30,6 +30,12 @@ OTHER_NAME = "parley_python"
 MAX_TOLD = 20_000
 #: The most code one call may run, in characters.
 MAX_CODE = 256 * 1024
+#: Files not kept that a call's item lists (and the model is told of), and the paths of
+#: what was removed from ``/mnt/data`` after a call past its bounds.
+MOST_LISTED = 20
+MOST_REMOVED_LISTED = 10
+#: Characters of a path shown (escaped) before it is cut.
+MOST_SHOWN = 200
 
 DESCRIPTION = (
     "Run Python 3 code in a stateful sandbox, like a Jupyter notebook cell: variables, "
@@ -110,6 +116,34 @@ class Written:
         return self.path.rsplit("/", 1)[-1]
 
 
+def shown(path: str) -> str:
+    """A path as it may be shown to a client or a model and stored: each character that
+    does not print (a control character, a lone surrogate standing for a byte that was not
+    UTF-8, an invisible format mark) written as its Python escape, e.g. ``\\x1b``; cut
+    after ``MOST_SHOWN`` characters."""
+    cut = path[:MOST_SHOWN]
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cut)
+    return text + ("..." if len(path) > len(cut) else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file a call left in ``/mnt/data`` that is not kept among the container's files:
+    its path (``shown``) and why, said plainly."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What was removed from ``/mnt/data`` after the call passed its bounds (its bytes or
+    its entries): how many entries, and the first paths (``shown``)."""
+
+    count: int
+    paths: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """What a call did: its logs, its images (PNG bytes, each kept as a file too), the files
@@ -125,6 +159,10 @@ class Result:
     took: float = 0.0
     #: ``ok``, ``error``, ``timeout``, ``limit``, ``crashed``, or ``refused`` (no call made).
     ended: str = "ok"
+    #: Files the call wrote that were not kept, and why.
+    skipped: tuple[Skipped, ...] = ()
+    #: What was removed from ``/mnt/data`` to bring it back within its bounds, if anything.
+    removed: Removed | None = None
 
 
 # --------------------------------------------------------------------------- items
@@ -178,6 +216,14 @@ def call_item(
         item["error"] = result.error
     if result.restarted:
         item["restarted"] = True
+    if result.skipped:
+        listed = result.skipped[:MOST_LISTED]
+        item["skipped"] = [{"path": s.path, "reason": s.reason} for s in listed]
+        if len(result.skipped) > len(listed):
+            item["skipped_total"] = len(result.skipped)
+    if result.removed is not None:
+        paths = list(result.removed.paths[:MOST_REMOVED_LISTED])
+        item["removed"] = {"count": result.removed.count, "paths": paths}
     return item
 
 
@@ -194,7 +240,8 @@ def cut_short(item: dict[str, Any]) -> dict[str, Any]:
 def told(item: Mapping[str, Any]) -> str:
     """What the model is told of a call (its ``code_interpreter_call`` item)."""
     if item.get("status") == "failed":
-        return f"Error: the code was not run: {item.get('error') or 'unknown error'}."
+        why = str(item.get("error") or "unknown error").rstrip(".")
+        return f"Error: the code was not run: {why}."
     parts: list[str] = []
     logs = "".join(
         str(o.get("logs") or "") for o in item.get("outputs") or () if o.get("type") == "logs"
@@ -212,9 +259,31 @@ def told(item: Mapping[str, Any]) -> str:
     if files:
         listed = ", ".join(str(f.get("path")) for f in files)
         parts.append(f"[files written: {listed}]")
+    skipped = [s for s in item.get("skipped") or () if isinstance(s, Mapping)]
+    if skipped:
+        listed = ", ".join(f"'{s.get('path')}' ({s.get('reason')})" for s in skipped)
+        more = int(item.get("skipped_total") or 0) - len(skipped)
+        parts.append(f"[files not kept: {listed}{f' and {more:,} more' if more > 0 else ''}]")
+    removed = item.get("removed")
+    if isinstance(removed, Mapping):
+        parts.append(told_removed(removed))
     if item.get("restarted"):
         parts.append("[the Python process was restarted: earlier variables are gone]")
     return "\n".join(parts)
+
+
+def told_removed(removed: Mapping[str, Any]) -> str:
+    """What the model is told of the entries removed from ``/mnt/data`` after its call
+    passed the container's bounds (an item's ``removed``)."""
+    count = int(removed.get("count") or 0)
+    paths = [str(p) for p in removed.get("paths") or ()]
+    listed = ", ".join(f"'{p}'" for p in paths)
+    entries = f"{count:,} entr{'y' if count == 1 else 'ies'}"
+    return (
+        f"[/mnt/data passed the container's bounds: {entries} not kept among its files "
+        f"{'was' if count == 1 else 'were'} removed to bring it back within them"
+        f"{' (among them ' + listed + ')' if listed else ''}]"
+    )
 
 
 # ------------------------------------------------------------------------ citations

@@ -22,18 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from parley.config import Settings
-from parley.engine.hosted.code_interpreter import Interpreter, Result, Written
+from parley.config import Settings, private_dir
+from parley.engine.hosted.code_interpreter import (
+    Interpreter,
+    Removed,
+    Result,
+    Skipped,
+    Written,
+    shown,
+)
 from parley.engine.usage import UsageCounter
 from parley.errors import InvalidRequest, NotFound, ParleyError
-from parley.files.storage import Storages
+from parley.files.storage import Storages, Stored
 from parley.metrics import Metrics
 from parley.store import containers as store
 from parley.store.db import Database, new_id
@@ -42,7 +51,7 @@ from parley.types import Usage
 
 if TYPE_CHECKING:
     from parley.sandbox.files import Entry
-    from parley.sandbox.runtime import Kernel
+    from parley.sandbox.runtime import Kernel, Outcome
     from parley.store.records import Container
 
 log = logging.getLogger("parley.engine.containers")
@@ -55,6 +64,14 @@ REAP_SECONDS = 30.0
 MOST_FILES = 100
 #: Files one container keeps at most (past that, new ones are not stored).
 MOST_KEPT = 1000
+#: Bytes read from ``/mnt/data`` at a time while a file is stored.
+CHUNK = 1 << 20
+#: The folder under the containers' directory where files from the storage are written
+#: whole before they are moved into a ``/mnt/data`` (out of every sandbox's reach); and
+#: how old a file left there (by a server that died while writing it) is before a server
+#: starting removes it.
+INCOMING = ".incoming"
+INCOMING_STALE = 3600.0
 
 DATA = "/mnt/data/"
 
@@ -105,6 +122,7 @@ class Containers:
             return
         if killed:
             log.warning("killed %d sandboxes a stopped server left running", killed)
+        await asyncio.to_thread(_clear_stale, self.root / INCOMING, INCOMING_STALE)
 
     # ------------------------------------------------------------------ availability
 
@@ -253,7 +271,6 @@ class Containers:
         return replace(written, image_file_id=made.id), png
 
     async def _run(self, container: Container, code: str) -> Result:
-        from parley.sandbox import files as sandbox_files
 
         self._start_reaper()
         previous = await self.db.write(store.claim_home, container_id=container.id, node=self.node)
@@ -274,12 +291,19 @@ class Containers:
                 return Result("", [], [], error=why, ended="refused")
         else:
             await self._sync(container, live)
-        before = await asyncio.to_thread(sandbox_files.scan, live.directory)
+        before = await asyncio.to_thread(_scan, live.directory)
         outcome = await live.kernel.run(code)
         self.metrics.sandbox_call(outcome.ended, outcome.took)
-        after = await asyncio.to_thread(sandbox_files.scan, live.directory)
-        written = await self._store_changes(container, live, before, after)
-        images = await self._store_images(container, live, outcome.images)
+        after = await asyncio.to_thread(_scan, live.directory)
+        full = await self._past_bounds(container, live, outcome)
+        written: list[Written] = []
+        skipped = [Skipped(DATA, "the folder could not be listed")]
+        if after is not None:  # else nothing is known of what the call did to its files
+            written, skipped = await self._store_changes(
+                container, live, before or {}, after, full=full
+            )
+        images, not_kept = await self._store_images(container, live, outcome.images)
+        removed = await self._prune(live) if full else None
         return Result(
             logs=outcome.logs,
             images=images,
@@ -288,7 +312,43 @@ class Containers:
             restarted=restarted or outcome.restarted,
             took=outcome.took,
             ended=outcome.ended,
+            skipped=(*skipped, *not_kept),
+            removed=removed,
         )
+
+    async def _past_bounds(self, container: Container, live: _Live, outcome: Outcome) -> bool:
+        """Whether the call was stopped because ``/mnt/data`` passed its bytes or its
+        entries: left so, every later call would be stopped at once. A stop whose bound is
+        not said, or that came of the server failing to look (``watch``), is answered by
+        measuring (a failure to measure counts as over)."""
+        bound = outcome.bound
+        if bound in ("disk", "files"):
+            return True
+        if outcome.ended != "limit" or bound not in (None, "watch"):
+            return False
+        from parley.sandbox import files as sandbox_files
+        from parley.sandbox.limits import Limits
+
+        limits = Limits.of(self.settings, container.memory_limit)
+        try:
+            size, count = await asyncio.to_thread(
+                sandbox_files.tally, live.directory, most=limits.disk_files + 1
+            )
+        except OSError:
+            return True  # it cannot be measured: taken as over
+        return size > limits.disk_bytes or count > limits.disk_files
+
+    async def _prune(self, live: _Live) -> Removed:
+        """Remove from ``live``'s ``/mnt/data`` everything not stored (the files not in
+        ``live.synced``, and the folders that then hold none), so the container is back
+        within its bounds and its next call can run."""
+        from parley.sandbox import files as sandbox_files
+
+        keep = {_relative(p) for p in live.synced}
+        count, paths = await asyncio.to_thread(sandbox_files.prune, live.directory, keep)
+        if count:
+            log.info("removed %d entries past a container's bounds from its /mnt/data", count)
+        return Removed(count, tuple(shown(DATA + p) for p in paths))
 
     async def _start(self, container: Container) -> _Live:
         from parley.sandbox.limits import Limits
@@ -309,6 +369,7 @@ class Containers:
             limits=limits,
             python=sandbox_python(self.settings),
             label=container.id,
+            cgroup=self.settings.code_interpreter_cgroup != "off",
         )
         live = _Live(kernel, directory, synced)
         self.live[container.id] = live
@@ -330,10 +391,25 @@ class Containers:
                 live.synced[found.path] = found.storage_key
 
     async def _fetch(self, kind: str, key: str, directory: Path, path: str) -> None:
+        """Write the stored bytes ``key`` as ``path`` under ``directory``, a chunk at a
+        time: into a file of the server's own (``INCOMING``, out of the sandbox's reach),
+        then moved into place without following a link (``sandbox.files.place``)."""
         from parley.sandbox import files as sandbox_files
 
-        data = b"".join([c async for c in self.storages.of(kind).read(key)])
-        await asyncio.to_thread(sandbox_files.write, directory, _relative(path), data)
+        incoming = await asyncio.to_thread(private_dir, self.root / INCOMING)
+        partial = incoming / secrets.token_hex(16)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = await asyncio.to_thread(os.open, partial, flags, 0o600)
+        try:
+            try:
+                async for chunk in self.storages.of(kind).read(key):
+                    await asyncio.to_thread(_write_all, fd, chunk)
+            finally:
+                os.close(fd)
+            await asyncio.to_thread(sandbox_files.place, directory, _relative(path), partial)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
 
     async def _store_changes(
         self,
@@ -341,16 +417,52 @@ class Containers:
         live: _Live,
         before: dict[str, Entry],
         after: dict[str, Entry],
-    ) -> list[Written]:
-        """Store the files the call wrote or changed; forget those it deleted."""
-        from parley.sandbox import files as sandbox_files
-
-        gone = [p for p in before if p not in after]
-        for rel in gone:
+        *,
+        full: bool = False,
+    ) -> tuple[list[Written], list[Skipped]]:
+        """Store the files the call wrote or changed; forget those it deleted. Returns the
+        files stored, and those not kept and why (a name no container can keep, past the
+        call's count or a file's size, past the container's disk...): one file that cannot
+        be kept never keeps the others from being stored. With ``full`` (the call passed
+        the container's bounds), a changed file not stored is no longer taken as synced:
+        it is removed (``_prune``), and its stored copy, if any, comes back at the next
+        call."""
+        await self._forget_deleted(container, live, before, after)
+        changed = sorted(p for p, e in after.items() if before.get(p) != e)
+        written: list[Written] = []
+        skipped: list[Skipped] = []
+        stop: str | None = None  # why no more can be stored (the container is gone)
+        for rel in changed:
             path = DATA + rel
-            found = await self.db.read(
-                store.container_file_at, container_id=container.id, path=path
-            )
+            why = stop or store.path_problem(path)
+            if why is None and len(written) >= MOST_FILES:
+                why = f"past the {MOST_FILES} files one call may store"
+            if why is None:
+                kept = await self._store_file(container, live, rel)
+                if isinstance(kept, Written):
+                    written.append(kept)
+                    continue
+                if isinstance(kept, _Refused) and kept.final:
+                    stop = kept.reason
+                why = kept.reason if kept is not None else None
+            if full:
+                live.synced.pop(path, None)
+            if why is not None:
+                skipped.append(Skipped(shown(path), why))
+        return written, skipped
+
+    async def _forget_deleted(
+        self, container: Container, live: _Live, before: dict[str, Entry], after: dict[str, Entry]
+    ) -> None:
+        """Forget the container's files the call deleted (one whose path no container can
+        keep was never stored: the database is not asked about it)."""
+        for rel in [p for p in before if p not in after]:
+            path = DATA + rel
+            found = None
+            if store.path_problem(path) is None:
+                found = await self.db.read(
+                    store.container_file_at, container_id=container.id, path=path
+                )
             if found is not None:
                 gone_bytes = await self.db.write(
                     store.delete_container_file,
@@ -360,44 +472,68 @@ class Containers:
                 )
                 await self._forget([gone_bytes])
             live.synced.pop(path, None)
-        changed = sorted(p for p, e in after.items() if before.get(p) != e)[:MOST_FILES]
-        written = []
+
+    async def _store_file(
+        self, container: Container, live: _Live, rel: str
+    ) -> Written | _Refused | None:
+        """Store the file ``rel`` of ``live``'s ``/mnt/data``, read a chunk at a time
+        (never whole in memory): the file stored, why it is not (``_Refused``), or None
+        when it is gone since the scan."""
+        from parley.sandbox import files as sandbox_files
+        from parley.sandbox.limits import size_text
+
         most = self.settings.code_interpreter_max_file_bytes
-        for rel in changed:
-            path = DATA + rel
-            try:
-                data = await asyncio.to_thread(sandbox_files.read, live.directory, rel, most=most)
-            except (OSError, ValueError):
-                continue  # gone, replaced by a link, or past the limit since the scan
-            row = await self._keep(container, path, data)
-            if row is None:
-                break
-            live.synced[path] = row[1]
-            written.append(Written(row[0], path, len(data)))
-        return written
+        path = DATA + rel
+        reader = _read_chunks(live.directory, rel, most)
+        try:
+            async with contextlib.aclosing(reader):
+                row_id, stored = await self._keep(container, path, reader)
+        except FileNotFoundError:
+            return None
+        except sandbox_files.TooLarge:
+            return _Refused(f"larger than the {size_text(most)} one file may have")
+        except ValueError:
+            return _Refused("it was no longer a regular file when it was read")
+        except OSError as exc:
+            return _Refused(f"the server could not read it ({os.strerror(exc.errno or 0)})")
+        except ParleyError as exc:
+            return _refused(exc, self.settings.code_interpreter_disk_bytes)
+        live.synced[path] = stored.key
+        return Written(row_id, path, stored.size)
 
     async def _store_images(
         self, container: Container, live: _Live, images: Iterable[bytes]
-    ) -> list[tuple[Written, bytes]]:
-        """Keep each figure as a file of the container (and in its ``/mnt/data``)."""
+    ) -> tuple[list[tuple[Written, bytes]], list[Skipped]]:
+        """Keep each figure as a file of the container (and in its ``/mnt/data``); those
+        that cannot be kept (past the container's disk) are said so."""
         from parley.sandbox import files as sandbox_files
 
         kept = []
+        skipped: list[Skipped] = []
         for png in images:
             rel = f"figure-{secrets.token_hex(6)}.png"
             path = DATA + rel
             with contextlib.suppress(OSError, ValueError):
                 await asyncio.to_thread(sandbox_files.write, live.directory, rel, png)
-            row = await self._keep(container, path, png)
-            if row is None:
-                break
-            live.synced[path] = row[1]
-            kept.append((Written(row[0], path, len(png)), png))
-        return kept
+            try:
+                row_id, stored = await self._keep(container, path, _once(png))
+            except ParleyError as exc:
+                refused = _refused(exc, self.settings.code_interpreter_disk_bytes)
+                skipped.append(Skipped(shown(path), refused.reason))
+                if refused.final:
+                    break
+                continue
+            live.synced[path] = stored.key
+            kept.append((Written(row_id, path, len(png)), png))
+        return kept, skipped
 
-    async def _keep(self, container: Container, path: str, data: bytes) -> tuple[str, str] | None:
-        """Store ``data`` as the container's file at ``path``: (its id, its key)."""
-        stored = await self.storages.default.put(_once(data))
+    async def _keep(
+        self, container: Container, path: str, chunks: AsyncIterable[bytes]
+    ) -> tuple[str, Stored]:
+        """Store ``chunks`` as the container's file at ``path``: its id, and its bytes'
+        place. Raises what reading the chunks raised, or the database's refusal
+        (``ParleyError``: the container is full, or gone); nothing is kept then."""
+        stored = await self.storages.default.put(chunks)
         try:
             row, old = await self.db.write(
                 store.add_container_file,
@@ -410,10 +546,10 @@ class Containers:
             )
         except ParleyError:
             await self.storages.default.delete([stored.key])
-            return None
+            raise
         if old is not None:
             await self._forget([old])
-        return row.id, stored.key
+        return row.id, stored
 
     async def _forget(self, found: list[StoredBytes]) -> None:
         try:
@@ -475,6 +611,75 @@ class Containers:
                 await self._reaper
         for cid in list(self.live):
             await self._close(cid)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """Why a file was not stored; ``final`` when no later file can be either (the
+    container expired or was deleted meanwhile)."""
+
+    reason: str
+    final: bool = False
+
+
+def _refused(exc: ParleyError, disk_bytes: int) -> _Refused:
+    """Why the database refused a file, said plainly."""
+    if exc.code == "container_full":
+        from parley.sandbox.limits import size_text
+
+        return _Refused(f"past the container's disk of {size_text(disk_bytes)}")
+    return _Refused(f"the container could not take it: {exc.message}", final=True)
+
+
+async def _read_chunks(directory: Path, rel: str, most: int) -> AsyncGenerator[bytes, None]:
+    """The bytes of ``rel`` under ``directory`` as ``sandbox.files.chunks`` reads them,
+    each chunk read on a worker thread: at most a chunk or two in memory at a time."""
+    from parley.sandbox import files as sandbox_files
+
+    source = sandbox_files.chunks(directory, rel, most=most, size=CHUNK)  # closed below
+    try:
+        while (chunk := await asyncio.to_thread(next, source, None)) is not None:
+            yield chunk
+    finally:
+        with contextlib.suppress(ValueError):  # still reading on a thread (cancelled)
+            source.close()
+
+
+def _scan(directory: Path) -> dict[str, Entry] | None:
+    """``sandbox.files.scan``, tried again when a folder moved under the walk; None when
+    no listing can be made (the code keeps moving folders, or locked one). Before a call,
+    every file listed after it is then taken as changed; after it, nothing is stored or
+    forgotten."""
+    from parley.sandbox import files as sandbox_files
+
+    for _ in range(3):
+        try:
+            return sandbox_files.scan(directory)
+        except OSError:
+            continue
+    log.warning("a container's /mnt/data could not be listed")
+    return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _clear_stale(folder: Path, older_than: float) -> None:
+    """Remove the files of ``folder`` older than ``older_than`` seconds (those a server
+    that died while writing them left)."""
+    cutoff = time.time() - older_than
+    try:
+        with os.scandir(folder) as listed:
+            entries = list(listed)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -19,7 +19,16 @@ from parley.server.faces.kit.hosted import INCLUDE_OUTPUTS, INCLUDE_RESULTS, INC
 #: What a ``file_search_call`` item keeps that the API does not show.
 _SEARCH_ONLY = ("show_results", "error", "call_id")
 #: What a ``code_interpreter_call`` item keeps that the API does not show.
-_CODE_ONLY = ("show_outputs", "error", "call_id", "files", "restarted")
+_CODE_ONLY = (
+    "show_outputs",
+    "error",
+    "call_id",
+    "files",
+    "restarted",
+    "skipped",
+    "skipped_total",
+    "removed",
+)
 #: What a ``web_search_call`` item keeps that the API does not show.
 _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
 
