@@ -150,6 +150,7 @@ def code_interpreter_note(settings: Settings) -> str | None:
 def code_interpreter_bound(settings: Settings) -> str | None:
     """What the start-up says bounds each code interpreter container's memory, when the
     tool runs here (None when it does not)."""
+    from parley.sandbox import seccomp
     from parley.sandbox.probe import (
         bwrap_path,
         code_interpreter_unavailable,
@@ -160,6 +161,11 @@ def code_interpreter_bound(settings: Settings) -> str | None:
     if code_interpreter_unavailable(settings) is not None:
         return None
     said = f"The code interpreter's containers are bounded by {memory_bound(settings)}."
+    if seccomp.program() is None:
+        said += (
+            " No system call is filtered in them: Parley has no seccomp filter for this "
+            "machine's architecture (x86-64 and AArch64 only)."
+        )
     if not denies_userns(bwrap_path()):
         said += (
             " Their code may make user namespaces of its own: bubblewrap 0.8 or newer "

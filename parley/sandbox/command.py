@@ -50,11 +50,13 @@ def command(
     fds: tuple[int, int],
     kernel_fd: int,
     disable_userns: bool = True,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The bwrap command line of a kernel reading requests on ``fds[0]`` and answering on
     ``fds[1]``, its script read from ``kernel_fd`` (a pipe holding kernel.py: no host path
     of the server's is bound for it). ``disable_userns``: the code may make no user
-    namespace of its own (bubblewrap 0.8 and newer)."""
+    namespace of its own (bubblewrap 0.8 and newer). ``seccomp_fd``: a pipe holding the
+    seccomp filter of the system calls the code may not make (``parley.sandbox.seccomp``)."""
     args = [
         bwrap,
         "--unshare-all",
@@ -110,6 +112,8 @@ def command(
         "file_bytes": limits.file_bytes,
         "output_bytes": limits.output_bytes,
     }
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     args += ["--uid", "1000", "--gid", "1000", "--", str(python.absolute()), "-s", _INSIDE]
     return [*args, str(fds[0]), str(fds[1]), json.dumps(inside)]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from parley.sandbox import cgroups, files, procs
+from parley.sandbox import cgroups, files, procs, seccomp
 from parley.sandbox.command import (
     SHM_BYTES,
     SPAWN_ENVIRONMENT,
@@ -227,6 +227,8 @@ class Kernel:
         loop = asyncio.get_running_loop()
         try:
             given.append(holding(kernel_script()))
+            if (filter_ := seccomp.program()) is not None:
+                given.append(holding(filter_))
             args = command(
                 bwrap=bwrap,
                 python=self.python,
@@ -235,6 +237,7 @@ class Kernel:
                 fds=(request_r, reply_w),
                 kernel_fd=given[0],
                 disable_userns=denies,
+                seccomp_fd=given[1] if len(given) > 1 else None,
             )
             argv, args_fd = launch(args)
             given.append(args_fd)
