@@ -105,3 +105,31 @@ async def test_forked_children_meet_the_containers_memory_and_the_next_call_work
     assert "still here" in after, after
     health = await served.sdk._client.get(f"{served.server.base_url}/healthz")
     assert health.status_code == 200
+
+
+async def test_parleys_own_item_names_the_bound_a_call_met(served: Served) -> None:
+    """On Parley's own API the call's item says which bound stopped it (``limit``), beside
+    its error; the Responses shape, OpenAI's, has no such field."""
+    http = served.sdk._client
+    base = f"{served.server.base_url}/v1"
+    headers = {"Authorization": f"Bearer {served.sdk.api_key}"}
+    made = await http.post(
+        f"{base}/assistants", json={"model": "demo/parley", "tools": [AUTO]}, headers=headers
+    )
+    assert made.status_code == 200, made.text
+    fill = (
+        "n = 0\nwhile True:\n    with open(f'f{n}', 'wb') as f:\n"
+        "        f.write(b'x' * (4 << 20))\n    n += 1\n"
+    )
+    answer = await http.post(
+        f"{base}/process",
+        json={"assistant_id": made.json()["id"], "content": f"python {fill}", "stream": False},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.text
+    (item,) = [i for i in answer.json()["items"] if i["type"] == "code_interpreter_call"]
+    assert item["limit"] == "disk", item
+    assert "passed the container's 32 MiB" in item["error"]
+    response, _ = await served.run(fill)
+    (call,) = [i for i in response.output if i.type == "code_interpreter_call"]
+    assert "limit" not in call.model_dump()

@@ -163,6 +163,9 @@ class Result:
     skipped: tuple[Skipped, ...] = ()
     #: What was removed from ``/mnt/data`` to bring it back within its bounds, if anything.
     removed: Removed | None = None
+    #: The bound the call met (``memory``, ``processes``, ``disk``, ``files``, ``cpu``,
+    #: ``time``), when it met one: its error names it too.
+    limit: str | None = None
 
 
 # --------------------------------------------------------------------------- items
@@ -214,6 +217,8 @@ def call_item(
     ]
     if result.error:
         item["error"] = result.error
+    if result.limit is not None:
+        item["limit"] = result.limit
     if result.restarted:
         item["restarted"] = True
     if result.skipped:

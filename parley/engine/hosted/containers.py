@@ -314,6 +314,7 @@ class Containers:
             ended=outcome.ended,
             skipped=(*skipped, *not_kept),
             removed=removed,
+            limit=outcome.bound,
         )
 
     async def _past_bounds(self, container: Container, live: _Live, outcome: Outcome) -> bool:

@@ -28,6 +28,7 @@ _CODE_ONLY = (
     "skipped",
     "skipped_total",
     "removed",
+    "limit",
 )
 #: What a ``web_search_call`` item keeps that the API does not show.
 _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
