@@ -107,7 +107,14 @@ class Kernel:
     """A container's sandboxed Python. Start it with ``Kernel.start``."""
 
     def __init__(
-        self, *, directory: Path, limits: Limits, python: Path, label: str, cgroup: bool = True
+        self,
+        *,
+        directory: Path,
+        limits: Limits,
+        python: Path,
+        label: str,
+        cgroup: bool = True,
+        require_cgroup: bool = False,
     ) -> None:
         if not _LABEL.fullmatch(label):
             raise ValueError("a kernel's label is letters, digits, '_', '.' and '-'")
@@ -118,6 +125,8 @@ class Kernel:
         #: Whether to bound the sandbox with a cgroup where one can be made (else the
         #: watch sums its processes' memory).
         self.cgroup = cgroup
+        #: Whether a sandbox without its cgroup may not run at all (SandboxError).
+        self.require_cgroup = require_cgroup
         self._lock = asyncio.Lock()
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -137,13 +146,28 @@ class Kernel:
 
     @classmethod
     async def start(
-        cls, *, directory: Path, limits: Limits, python: Path, label: str, cgroup: bool = True
+        cls,
+        *,
+        directory: Path,
+        limits: Limits,
+        python: Path,
+        label: str,
+        cgroup: bool = True,
+        require_cgroup: bool = False,
     ) -> Kernel:
         """Start the sandboxed kernel with ``directory`` (a host directory, created if
         missing, mode 0700) bound read-write at /mnt/data. ``label`` (the container id) is
         written into a pid file so orphans can be found after a crash. ``cgroup``: bound it
-        with a cgroup where this server can make one. SandboxError when it cannot start."""
-        kernel = cls(directory=directory, limits=limits, python=python, label=label, cgroup=cgroup)
+        with a cgroup where this server can make one (``require_cgroup``: or not at all).
+        SandboxError when it cannot start."""
+        kernel = cls(
+            directory=directory,
+            limits=limits,
+            python=python,
+            label=label,
+            cgroup=cgroup,
+            require_cgroup=require_cgroup,
+        )
         await kernel._spawn()
         return kernel
 
@@ -220,7 +244,9 @@ class Kernel:
         except OSError as exc:
             raise SandboxError(f"the sandbox cannot start: {exc}") from None
         denies = await asyncio.to_thread(denies_userns, bwrap)  # tried once a process
-        bounds = (await asyncio.to_thread(cgroups.support))[0] if self.cgroup else None
+        bounds, why = await asyncio.to_thread(cgroups.support) if self.cgroup else (None, "")
+        if bounds is None and self.require_cgroup:
+            raise SandboxError(f"the sandbox needs a cgroup and none can be made: {why}")
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         given: list[int] = []  # the pipes bwrap reads as it makes the sandbox
@@ -285,24 +311,30 @@ class Kernel:
         self._init = tree[0] if tree else None
         self._inner = next((p for p in tree if procs.comm(p) != "bwrap"), None)
         if bounds is not None:
-            await asyncio.to_thread(self._enter_group, bounds, [self._process.pid, *tree])
+            failed = await asyncio.to_thread(self._enter_group, bounds, [self._process.pid, *tree])
+            if failed is not None and self.require_cgroup:
+                await self._kill()
+                raise SandboxError(f"the sandbox's cgroup could not be made: {failed}")
+            if failed is not None:
+                log.warning("a sandbox runs without its cgroup (%s): the watch bounds it", failed)
         self._death_told = False
         self._write_pid_file()
 
-    def _enter_group(self, bounds: cgroups.Support, pids: list[int]) -> None:
-        """Move the sandbox into a cgroup of its own (else the watch bounds its memory)."""
+    def _enter_group(self, bounds: cgroups.Support, pids: list[int]) -> str | None:
+        """Move the sandbox into a cgroup of its own; why not, when it could not be."""
         made = cgroups.Group.make(
             bounds,
             memory_bytes=self.limits.memory_bytes,
             processes=self.limits.processes + 1,  # bwrap's own too
         )
-        if isinstance(made, str) or not made.add(pids):
-            if not isinstance(made, str):
-                made.remove()
-            log.warning("a sandbox runs without its cgroup (%s): the watch bounds it", made)
-            return
+        if isinstance(made, str):
+            return made
+        if not made.add(pids):
+            made.remove()
+            return "the sandbox's processes could not be moved into it"
         self._group = made
         self._oom_kills = made.oom_kills()
+        return None
 
     def _write_pid_file(self) -> None:
         assert self._process is not None

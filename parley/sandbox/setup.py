@@ -106,6 +106,7 @@ async def _check_inside(settings: Settings, python: Path) -> Check:
                 python=python,
                 label="check",
                 cgroup=settings.code_interpreter_cgroup != "off",
+                require_cgroup=settings.code_interpreter_cgroup == "require",
             )
         except SandboxError as exc:
             return Check(None, python, missing, str(exc))

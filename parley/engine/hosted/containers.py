@@ -371,6 +371,7 @@ class Containers:
             python=sandbox_python(self.settings),
             label=container.id,
             cgroup=self.settings.code_interpreter_cgroup != "off",
+            require_cgroup=self.settings.code_interpreter_cgroup == "require",
         )
         live = _Live(kernel, directory, synced)
         self.live[container.id] = live
