@@ -127,31 +127,10 @@ def tally(
 
 
 def read(directory: Path, path: str, *, most: int) -> bytes:
-    """The bytes of the regular file ``path`` under directory: O_NOFOLLOW on every
-    component; ValueError past ``most`` bytes or for a non-regular file (or a symlink on
-    the way); FileNotFoundError when there is none."""
-    *parents, name = safe_path(path).split("/")
-    with _opened(directory, parents) as parent:
-        try:
-            fd = os.open(name, _FILE, dir_fd=parent)
-        except OSError as exc:
-            raise _plain(exc, path) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        if st.st_size > most:
-            raise ValueError(f"{path} is larger than {most} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, min(1 << 20, most + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > most:
-                raise ValueError(f"{path} is larger than {most} bytes")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    """The bytes of the regular file ``path`` under directory, whole (``chunks`` joined):
+    O_NOFOLLOW on every component; ValueError past ``most`` bytes or for a non-regular
+    file (or a symlink on the way); FileNotFoundError when there is none."""
+    return b"".join(chunks(directory, path, most=most))
 
 
 def write(directory: Path, path: str, data: bytes) -> None:
@@ -160,13 +139,7 @@ def write(directory: Path, path: str, data: bytes) -> None:
     refuses to go through a symlink or to replace anything but a regular file."""
     *parents, name = safe_path(path).split("/")
     with _opened(directory, parents, create=True) as parent:
-        try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            pass
-        else:
-            if not stat.S_ISREG(st.st_mode):
-                raise ValueError(f"{path} exists and is not a regular file")
+        _check_replaceable(parent, name, path)
         temporary = f".parley-{secrets.token_hex(8)}"
         fd = os.open(
             temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=parent
@@ -498,14 +471,19 @@ def place(directory: Path, path: str, source: Path) -> None:
     the old or the new), never through a symlink nor over anything but a regular file."""
     *parents, name = safe_path(path).split("/")
     with _opened(directory, parents, create=True) as parent:
-        try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            pass
-        else:
-            if not stat.S_ISREG(st.st_mode):
-                raise ValueError(f"{path!r} exists and is not a regular file")
+        _check_replaceable(parent, name, path)
         os.replace(source, name, dst_dir_fd=parent)
+
+
+def _check_replaceable(parent: int, name: str, path: str) -> None:
+    """ValueError unless ``name`` in the folder ``parent`` is absent or a regular file (a
+    rename over it then replaces a file, never a folder, a link or a device)."""
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path!r} exists and is not a regular file")
 
 
 def prune(directory: Path, keep: set[str], *, shown: int = 10) -> tuple[int, list[str]]:
