@@ -71,6 +71,12 @@ def command(
         # Before the Python's binds: one under /tmp (a project checked out there) is bound
         # into the new /tmp, not hidden by it.
         "--proc", "/proc",
+        # The kernel's global settings. bwrap covers /proc/sys only when its folder looks
+        # writable, but its files are checked by uid alone: a server run as root maps the
+        # sandbox's user to root's uid, and core_pattern would run a program of the code's
+        # as root on the host. Read-only whatever the uid.
+        "--ro-bind", "/proc/sys", "/proc/sys",
+        "--ro-bind-try", "/proc/pressure", "/proc/pressure",  # triggers, not the code's
         "--dev", "/dev",
         # bwrap's /dev/shm is a folder of /dev's tmpfs, which has no size: a bounded one.
         "--size", str(SHM_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm",
