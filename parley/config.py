@@ -519,6 +519,10 @@ class Settings(BaseSettings):
     #: its own where the host delegates one (else the host's watch of its processes);
     #: ``require``, a cgroup or no code interpreter at all; ``off``, the watch alone.
     code_interpreter_cgroup: Literal["auto", "require", "off"] = "auto"
+    #: The host uid (and gid) a server run as root runs its sandboxes as, so that their
+    #: code is no root on the host whatever reaches it. Unset: ``nobody``'s (65534). 0
+    #: keeps root's (not advised). A server run as another user runs them as itself.
+    code_interpreter_uid: int | None = Field(default=None, ge=0, le=2**32 - 2)
 
     # Webhooks (docs/webhooks.md): run-end events POSTed to the users' endpoints.
     #: Seconds one delivery attempt may take (connect, send, answer) before it fails.

@@ -84,6 +84,9 @@ def _check(settings: Settings) -> int:
         print(f"{'sandbox:':<12}bubblewrap works here")
     if answer.bound is not None:
         print(clean(f"{'bounds:':<12}memory and processes bounded by {answer.bound}"))
+        from parley.sandbox.probe import sandbox_user
+
+        print(clean(f"{'runs as:':<12}{sandbox_user(settings)[1]}, on the host"))
     print(clean(f"{'python:':<12}{answer.python}"))
     for name, version in answer.libraries.items():
         print(clean(f"{name + ':':<12}{version or 'does not import in a sandbox'}"))

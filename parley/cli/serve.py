@@ -156,11 +156,15 @@ def code_interpreter_bound(settings: Settings) -> str | None:
         code_interpreter_unavailable,
         denies_userns,
         memory_bound,
+        sandbox_user,
     )
 
     if code_interpreter_unavailable(settings) is not None:
         return None
-    said = f"The code interpreter's containers are bounded by {memory_bound(settings)}."
+    said = (
+        f"The code interpreter's containers are bounded by {memory_bound(settings)}; "
+        f"their code runs on the host as {sandbox_user(settings)[1]}."
+    )
     if seccomp.program() is None:
         said += (
             " No system call is filtered in them: Parley has no seccomp filter for this "

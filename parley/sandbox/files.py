@@ -145,6 +145,7 @@ def write(directory: Path, path: str, data: bytes) -> None:
             temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=parent
         )
         try:
+            os.fchown(fd, *_owner(parent))
             with os.fdopen(fd, "wb", closefd=True) as out:
                 out.write(data)
             os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
@@ -229,13 +230,16 @@ def _rmdir_if_there(fd: int, name: str) -> None:
 @contextlib.contextmanager
 def _opened(directory: Path, parts: list[str], *, create: bool = False) -> Iterator[int]:
     """A descriptor of directory/parts..., each component opened without following a
-    symlink; ``create`` makes missing folders (mode 0700)."""
+    symlink; ``create`` makes missing folders (mode 0700, owned as ``directory`` is: the
+    sandbox's user, when the server runs its sandboxes as another)."""
     fd = os.open(directory, _DIR)
     try:
+        owner = _owner(fd) if create else None
         for part in parts:
-            if create:
+            if owner is not None:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o700, dir_fd=fd)
+                    os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
             try:
                 child = os.open(part, _DIR, dir_fd=fd)
             except OSError as exc:
@@ -245,6 +249,13 @@ def _opened(directory: Path, parts: list[str], *, create: bool = False) -> Itera
         yield fd
     finally:
         os.close(fd)
+
+
+def _owner(fd: int) -> tuple[int, int]:
+    """The owner and group of the open folder ``fd``: what the server gives the files and
+    folders it makes under a container's /mnt/data, so that its sandbox may use them."""
+    st = os.fstat(fd)
+    return st.st_uid, st.st_gid
 
 
 def _plain(exc: OSError, path: str) -> Exception:
@@ -472,6 +483,7 @@ def place(directory: Path, path: str, source: Path) -> None:
     *parents, name = safe_path(path).split("/")
     with _opened(directory, parents, create=True) as parent:
         _check_replaceable(parent, name, path)
+        os.chown(source, *_owner(parent))
         os.replace(source, name, dst_dir_fd=parent)
 
 

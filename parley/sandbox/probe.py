@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -51,6 +53,65 @@ def unavailable(bwrap: str | None = None) -> str | None:
     if key not in _answers:
         _answers[key] = _probe(bwrap)
     return _answers[key]
+
+
+def sandbox_user(settings: Settings) -> tuple[int | None, str]:
+    """The host uid a sandbox runs as, and why, for ``parley serve``'s start-up: a server
+    run as root runs them as ``code_interpreter_uid`` (``nobody``'s by default) where
+    bubblewrap works as that user, else as root, saying why; any other server as itself
+    (None)."""
+    if os.geteuid() != 0:
+        return None, "the server's own user"
+    uid = settings.code_interpreter_uid
+    if uid is None:
+        try:
+            uid = pwd.getpwnam("nobody").pw_uid
+        except KeyError:
+            uid = 65534
+    if uid == 0:
+        return None, "root (PARLEY_CODE_INTERPRETER_UID=0)"
+    bwrap = shutil.which("bwrap")
+    # What a sandbox binds by path: the Python's folders, and the containers' folder.
+    folders = [*python_roots(sandbox_python(settings)), settings.containers_directory()]
+    why = _runs_as(bwrap, uid, tuple(folders)) if bwrap is not None else "no bwrap"
+    if why is not None:
+        return None, f"root, since uid {uid} cannot run a sandbox here ({why})"
+    return uid, f"uid {uid}"
+
+
+_users: dict[tuple[str, int, tuple[Path, ...]], str | None] = {}
+
+
+def _runs_as(bwrap: str, uid: int, folders: tuple[Path, ...]) -> str | None:
+    """Why bwrap cannot make a sandbox as ``uid`` that binds ``folders`` (None: it can);
+    tried once a process. The containers' folder (the last) is made if missing, and made
+    passable (mode 0711: its sandboxes' own folders may be reached by name, not listed)."""
+    key = (bwrap, uid, folders)
+    if key not in _users:
+        binds: list[str] = []
+        try:
+            folders[-1].mkdir(parents=True, exist_ok=True, mode=0o711)
+            folders[-1].chmod(folders[-1].stat().st_mode | 0o011)
+            for folder in folders:
+                binds += ["--ro-bind", str(folder), str(folder)]
+            done = subprocess.run(
+                [bwrap, *binds, *_PROBE],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=20,
+                check=False,
+                env={},
+                user=uid,
+                group=uid,
+                extra_groups=[],
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            _users[key] = str(exc)
+        else:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            why = said[-1].removeprefix("bwrap: ") if said else "refused"
+            _users[key] = None if done.returncode == 0 else why
+    return _users[key]
 
 
 def denies_userns(bwrap: str) -> bool:

@@ -115,6 +115,7 @@ class Kernel:
         label: str,
         cgroup: bool = True,
         require_cgroup: bool = False,
+        user: int | None = None,
     ) -> None:
         if not _LABEL.fullmatch(label):
             raise ValueError("a kernel's label is letters, digits, '_', '.' and '-'")
@@ -127,6 +128,9 @@ class Kernel:
         self.cgroup = cgroup
         #: Whether a sandbox without its cgroup may not run at all (SandboxError).
         self.require_cgroup = require_cgroup
+        #: The host uid (and gid) the sandbox runs as (a server run as root: see
+        #: ``probe.sandbox_user``); None: the server's own.
+        self.user = user
         self._lock = asyncio.Lock()
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -154,12 +158,14 @@ class Kernel:
         label: str,
         cgroup: bool = True,
         require_cgroup: bool = False,
+        user: int | None = None,
     ) -> Kernel:
         """Start the sandboxed kernel with ``directory`` (a host directory, created if
         missing, mode 0700) bound read-write at /mnt/data. ``label`` (the container id) is
         written into a pid file so orphans can be found after a crash. ``cgroup``: bound it
         with a cgroup where this server can make one (``require_cgroup``: or not at all).
-        SandboxError when it cannot start."""
+        ``user``: the host uid it runs as (the server's own by default). SandboxError when
+        it cannot start."""
         kernel = cls(
             directory=directory,
             limits=limits,
@@ -167,6 +173,7 @@ class Kernel:
             label=label,
             cgroup=cgroup,
             require_cgroup=require_cgroup,
+            user=user,
         )
         await kernel._spawn()
         return kernel
@@ -240,6 +247,8 @@ class Kernel:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.directory, 0o700)
+            if self.user is not None:
+                os.chown(self.directory, self.user, self.user)
             bwrap = bwrap_path()
         except OSError as exc:
             raise SandboxError(f"the sandbox cannot start: {exc}") from None
@@ -253,8 +262,10 @@ class Kernel:
         loop = asyncio.get_running_loop()
         try:
             given.append(holding(kernel_script()))
+            seccomp_fd = None
             if (filter_ := seccomp.program()) is not None:
-                given.append(holding(filter_))
+                seccomp_fd = holding(filter_)
+                given.append(seccomp_fd)
             args = command(
                 bwrap=bwrap,
                 python=self.python,
@@ -263,7 +274,7 @@ class Kernel:
                 fds=(request_r, reply_w),
                 kernel_fd=given[0],
                 disable_userns=denies,
-                seccomp_fd=given[1] if len(given) > 1 else None,
+                seccomp_fd=seccomp_fd,
             )
             argv, args_fd = launch(args)
             given.append(args_fd)
@@ -277,6 +288,7 @@ class Kernel:
                 pass_fds=(request_r, reply_w, *given),
                 start_new_session=True,
                 env=SPAWN_ENVIRONMENT,
+                **_as_user(self.user),
             )
         except BaseException:
             for fd in (request_r, request_w, reply_r, reply_w, *given):
@@ -717,6 +729,13 @@ def _cut(logs: str, most: int, cut: int) -> str:
 def _clean(text: str) -> str:
     """Text with any lone surrogate replaced: safe to encode as UTF-8."""
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _as_user(user: int | None) -> dict[str, Any]:
+    """The subprocess options that start bwrap as ``user`` (its group too, no other)."""
+    if user is None:
+        return {}
+    return {"user": user, "group": user, "extra_groups": []}
 
 
 def _tally(directory: Path, *, most: int, every: Callable[[], bool] | None) -> tuple[int, int]:

@@ -86,6 +86,7 @@ def check(settings: Settings) -> Check:
 
 async def _check_inside(settings: Settings, python: Path) -> Check:
     from parley.sandbox.limits import Limits
+    from parley.sandbox.probe import sandbox_user
     from parley.sandbox.runtime import Kernel, SandboxError
 
     missing: dict[str, str | None] = dict.fromkeys(LIBRARIES)
@@ -107,6 +108,7 @@ async def _check_inside(settings: Settings, python: Path) -> Check:
                 label="check",
                 cgroup=settings.code_interpreter_cgroup != "off",
                 require_cgroup=settings.code_interpreter_cgroup == "require",
+                user=sandbox_user(settings)[0],
             )
         except SandboxError as exc:
             return Check(None, python, missing, str(exc))

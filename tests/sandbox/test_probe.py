@@ -91,8 +91,9 @@ def test_parley_sandbox_check_says_what_runs_here(scientific: Path) -> None:
         assert lines[1] == f"bounds:     memory and processes bounded by a cgroup each, {said}"
     else:
         assert lines[1].startswith("bounds:     memory and processes bounded by the host's watch")
-    assert lines[2] == f"python:     {scientific}"
-    assert [line.split(":")[0] for line in lines[3:]] == ["numpy", "pandas", "matplotlib"]
+    assert lines[2].startswith("runs as:    ") and lines[2].endswith(", on the host")
+    assert lines[3] == f"python:     {scientific}"
+    assert [line.split(":")[0] for line in lines[4:]] == ["numpy", "pandas", "matplotlib"]
 
 
 def test_parley_sandbox_check_says_when_the_watch_bounds_memory(bwrap: None) -> None:

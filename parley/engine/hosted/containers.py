@@ -132,6 +132,13 @@ class Containers:
 
         return code_interpreter_unavailable(self.settings)
 
+    def sandbox_user(self) -> int | None:
+        """The host uid this server's sandboxes run as (None: the server's own); worked out
+        once (``sandbox.probe.sandbox_user``)."""
+        from parley.sandbox.probe import sandbox_user
+
+        return sandbox_user(self.settings)[0]
+
     # ---------------------------------------------------------------------- resolve
 
     async def container_for(
@@ -357,8 +364,9 @@ class Containers:
         from parley.sandbox.runtime import Kernel
 
         await self.start()
+        user = await asyncio.to_thread(self.sandbox_user)
         directory = self.root / container.id
-        await asyncio.to_thread(_empty, directory)
+        await asyncio.to_thread(_empty, directory, user)
         live_files = await self.db.read(store.all_container_files, container_id=container.id)
         synced = {}
         for found in live_files:
@@ -372,6 +380,7 @@ class Containers:
             label=container.id,
             cgroup=self.settings.code_interpreter_cgroup != "off",
             require_cgroup=self.settings.code_interpreter_cgroup == "require",
+            user=user,
         )
         live = _Live(kernel, directory, synced)
         self.live[container.id] = live
@@ -688,9 +697,13 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-def _empty(directory: Path) -> None:
+def _empty(directory: Path, user: int | None) -> None:
+    """A new, empty ``directory``, owned by the sandbox's ``user`` when it has one of its
+    own (what the server writes in it then takes that owner: ``sandbox.files``)."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if user is not None:
+        os.chown(directory, user, user)
 
 
 def _relative(path: str) -> str:
