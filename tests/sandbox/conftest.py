@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,18 @@ def in_ci() -> bool:
 def read_text(path: str | Path) -> str:
     """A small file of /proc or of the host, read at once."""
     return Path(path).read_text()
+
+
+#: Room for the JSON reports the attacks print, and time for the slower ones (a walk of
+#: the whole sandbox's tree).
+ROOMY = replace(SMALL, output_bytes=256 << 10, call_timeout=20.0)
+
+
+@pytest.fixture
+async def roomy(bwrap: None, containers: Path) -> AsyncIterator[Kernel]:
+    """A kernel with room for long reports, closed (all its processes gone) after."""
+    k = await started(containers, "cntr_attacked", ROOMY)
+    pids = k.processes()
+    yield k
+    await k.close()
+    assert_gone(pids)
