@@ -49,7 +49,9 @@ class Served:
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     needs_sandbox()
     tmp = tmp_path_factory.mktemp("hostile")
-    async with serving_with(tmp, {}, {**LIMITS, **SECRETS}) as (server, http):
+    # Time for the memory attack's gigabyte on a loaded machine.
+    env = {**LIMITS, **SECRETS, "PARLEY_CODE_INTERPRETER_CALL_TIMEOUT": "30"}
+    async with serving_with(tmp, {}, env) as (server, http):
         key = http.headers["Authorization"].removeprefix("Bearer ")
         sdk = openai.AsyncOpenAI(
             base_url=f"{server.base_url}/v1", api_key=key, max_retries=0, timeout=60
@@ -133,3 +135,19 @@ async def test_parleys_own_item_names_the_bound_a_call_met(served: Served) -> No
     response, _ = await served.run(fill)
     (call,) = [i for i in response.output if i.type == "code_interpreter_call"]
     assert "limit" not in call.model_dump()
+
+
+async def test_the_start_up_says_what_bounds_a_container_and_as_whom_its_code_runs(
+    served: Served,
+) -> None:
+    from parley.config import Settings
+    from parley.sandbox import cgroups
+    from parley.sandbox.probe import memory_bound
+
+    found, said = cgroups.support()
+    line = next(
+        (x for x in served.server.log().splitlines() if "containers are bounded by" in x), ""
+    )
+    assert memory_bound(Settings()) in line, line
+    assert (f"a cgroup each, {said}" if found is not None else "the host's watch") in line
+    assert "; their code runs on the host as " in line
