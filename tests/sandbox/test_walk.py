@@ -122,7 +122,7 @@ def test_a_wide_tree_is_walked_under_a_low_descriptor_limit(wide: Path) -> None:
             walked = files._walk(wide, 10 * WIDE)
             next(walked)
             walked.close()  # let go half way
-    assert open_descriptors() == before
+    assert open_descriptors() <= before  # none left open (others of the worker may close)
 
 
 def test_a_deep_chain_is_walked_under_a_low_descriptor_limit(deep: Path) -> None:
@@ -136,7 +136,7 @@ def test_a_deep_chain_is_walked_under_a_low_descriptor_limit(deep: Path) -> None
             assert set(files.scan(deep)) == named
             assert len(named) == NAMEABLE // EVERY + 1
             assert files.tally(deep, most=11) == (1, 11)
-    assert open_descriptors() == before
+    assert open_descriptors() <= before  # none left open (others of the worker may close)
 
 
 def test_three_spare_descriptors_are_enough_for_any_walk(wide: Path, deep: Path) -> None:
@@ -145,7 +145,7 @@ def test_three_spare_descriptors_are_enough_for_any_walk(wide: Path, deep: Path)
     with few_descriptors(3):
         assert files.tally(wide) == (2 * WIDE_FILES, WIDE + WIDE_FILES)
         assert files.tally(deep) == (len(DEEP_FILES), DEEP + len(DEEP_FILES))
-    assert open_descriptors() == before
+    assert open_descriptors() <= before  # none left open (others of the worker may close)
 
 
 def test_remove_takes_away_a_deep_chain_and_a_wide_tree_with_three_spare_descriptors(
@@ -164,7 +164,7 @@ def test_remove_takes_away_a_deep_chain_and_a_wide_tree_with_three_spare_descrip
     finally:
         if (tmp_path / "deep").exists():  # pytest's clean-up would not get through it
             files.remove(tmp_path, "deep")
-    assert open_descriptors() == before
+    assert open_descriptors() <= before  # none left open (others of the worker may close)
     assert os.listdir(tmp_path) == []
 
 
