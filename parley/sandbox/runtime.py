@@ -20,8 +20,6 @@ short tail (for the reason of a crash).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -32,7 +30,7 @@ import signal
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,15 +46,11 @@ from parley.sandbox.command import (
 )
 from parley.sandbox.limits import Limits, size_text
 from parley.sandbox.probe import bwrap_path, denies_userns
-from parley.sandbox.watch import Bound, Breach, Watch
+from parley.sandbox.replies import IMAGE_BYTES, IMAGES, Ended, Malformed, Outcome, outcome_of
+from parley.sandbox.watch import Breach, Watch
 
 log = logging.getLogger("parley.sandbox")
 
-Ended = Literal["ok", "error", "timeout", "limit", "crashed"]
-
-#: Figures a call may return, and the largest PNG kept.
-IMAGES = 8
-IMAGE_BYTES = 8 << 20
 #: Seconds a kernel has to start, and to stop after the SIGINT of a call past its time.
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 2.0
@@ -66,8 +60,6 @@ PAUSE_WITHIN = 1.0
 STDERR_TAIL = 4096
 
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-_PNG = b"\x89PNG\r\n\x1a\n"
-_ENDED = {"ok": "ok", "error": "error", "interrupted": "timeout", "memory": "limit"}
 #: States of a process that runs no code: stopped, traced, a zombie, gone.
 _STILL = {"T", "t", "Z", "X", None}
 #: Walks of /mnt/data a look tries before it fails closed (a folder moved as it passed).
@@ -80,27 +72,6 @@ _CLOSED = "the container's Python was stopped: the container was closed"
 
 class SandboxError(Exception):
     """A sandbox could not be started (bubblewrap refused, the Python would not run)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    #: stdout and stderr as printed, in order, cut at output_bytes with a note.
-    logs: str
-    #: None when the code ran to its end; else what went wrong, plainly.
-    error: str | None
-    #: PNGs of the matplotlib figures the code left open (each then closed).
-    images: list[bytes]
-    ended: Ended
-    #: The kernel process died or was killed: the variables are lost.
-    restarted: bool
-    #: Seconds.
-    took: float
-    #: The bound the call met (its error names it), when it met one.
-    bound: Bound | None = None
-
-
-class _Malformed(Exception):
-    """The sandbox sent something that is not a reply."""
 
 
 class Kernel:
@@ -312,8 +283,8 @@ class Kernel:
         try:
             ready = await asyncio.wait_for(self._receive(1024), START_TIMEOUT)
             if ready != {"ready": True}:
-                raise _Malformed("not ready")
-        except (TimeoutError, _Malformed, asyncio.IncompleteReadError, ValueError):
+                raise Malformed("not ready")
+        except (TimeoutError, Malformed, asyncio.IncompleteReadError, ValueError):
             await self._kill()
             said = self._tail.decode("utf-8", "replace").strip()
             why = f": {said.splitlines()[-1]}" if said else ""
@@ -425,10 +396,10 @@ class Kernel:
             await self._kill()
             return self._lost("limit", breach, subject=False)
         try:
-            return self._outcome(reply.result(), interrupted)
+            return outcome_of(reply.result(), self.limits, interrupted=interrupted)
         except (asyncio.IncompleteReadError, ConnectionError):
             return await self._died()
-        except (_Malformed, ValueError):
+        except (Malformed, ValueError):
             await self._kill()
             return self._lost("crashed", "the sandbox sent a malformed reply", subject=False)
 
@@ -454,55 +425,6 @@ class Kernel:
             f"the call ran past its {self.limits.call_timeout:g} s limit and did not stop "
             "when interrupted"
         )
-
-    def _outcome(self, reply: Any, interrupted: bool) -> Outcome:
-        """The kernel's reply, checked field by field."""
-        if not isinstance(reply, dict):
-            raise _Malformed("not an object")
-        logs, cut, error = reply.get("logs"), reply.get("cut"), reply.get("error")
-        kind, encoded = reply.get("kind"), reply.get("images")
-        if not isinstance(logs, str) or not isinstance(cut, int) or cut < 0:
-            raise _Malformed("logs")
-        if error is not None and not isinstance(error, str):
-            raise _Malformed("error")
-        if kind not in _ENDED or not isinstance(encoded, list) or len(encoded) > IMAGES:
-            raise _Malformed("kind or images")
-        images: list[bytes] = []
-        for item in encoded:
-            if not isinstance(item, str):
-                raise _Malformed("image")
-            try:
-                data = base64.b64decode(item, validate=True)
-            except binascii.Error:
-                raise _Malformed("image") from None
-            if len(data) > IMAGE_BYTES or not data.startswith(_PNG):
-                raise _Malformed("image")
-            images.append(data)
-        logs = _cut(logs, self.limits.output_bytes, cut)
-        if error is not None:
-            error = _clean(error)[: self.limits.output_bytes * 2]
-        ended: Ended = _ENDED[kind]  # type: ignore[assignment]
-        if kind == "ok":
-            error = None
-        elif kind == "interrupted":
-            if interrupted:
-                error = (
-                    f"the call ran past its {self.limits.call_timeout:g} s limit and was "
-                    "interrupted"
-                )
-            else:
-                ended = "error"  # the code raised KeyboardInterrupt itself
-        elif kind == "memory":
-            size = size_text(self.limits.memory_bytes)
-            error = f"{error}\n\nThe code used more than the container's {size} of memory."
-        elif error is None:
-            raise _Malformed("an error without its text")
-        bound: Bound | None = None
-        if kind == "memory":
-            bound = "memory"
-        elif ended == "timeout":
-            bound = "time"
-        return Outcome(logs, error, images, ended, False, 0.0, bound)
 
     async def _died(self) -> Outcome:
         """The kernel ended during the call: why, as far as the host can tell."""
@@ -679,12 +601,12 @@ class Kernel:
         head = await self._reader.readexactly(4)
         (size,) = struct.unpack(">I", head)
         if size > most:
-            raise _Malformed("too large")
+            raise Malformed("too large")
         body = await self._reader.readexactly(size)
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Malformed("not JSON") from None
+            raise Malformed("not JSON") from None
 
     async def _kill(self) -> None:
         """Kill the sandbox, if it runs, and wait for it."""
@@ -712,23 +634,6 @@ class Kernel:
         self._reader = None
         self._inner = None
         self._init = None
-
-
-def _cut(logs: str, most: int, cut: int) -> str:
-    data = _clean(logs).encode("utf-8")
-    if len(data) > most:
-        cut += len(data) - most
-        logs = data[:most].decode("utf-8", "ignore")
-    else:
-        logs = data.decode("utf-8")
-    if cut:
-        logs += f"\n[output cut: {cut:,} more bytes not shown]"
-    return logs
-
-
-def _clean(text: str) -> str:
-    """Text with any lone surrogate replaced: safe to encode as UTF-8."""
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _as_user(user: int | None) -> dict[str, Any]:

@@ -51,7 +51,8 @@ from parley.types import Usage
 
 if TYPE_CHECKING:
     from parley.sandbox.files import Entry
-    from parley.sandbox.runtime import Kernel, Outcome
+    from parley.sandbox.replies import Outcome
+    from parley.sandbox.runtime import Kernel
     from parley.store.records import Container
 
 log = logging.getLogger("parley.engine.containers")
