@@ -122,6 +122,29 @@ def test_bad_fields_are_400(http: httpx.Client, fields: dict[str, str], param: s
     assert http.get("/files").json()["data"] == []
 
 
+@pytest.mark.parametrize("mime_type", ["0", "text/plain\r\nX-Evil: 1", "", "text", "a/b/c"])
+def test_an_upload_whose_mime_type_is_no_media_type_is_400(
+    http: httpx.Client, mime_type: str
+) -> None:
+    """A mime_type that is no media type was kept and served as the file's Content-Type:
+    "0" as it was, and a CR LF made every later GET of the content drop the connection."""
+    declared = {"bytes": 1, "filename": "a.txt", "mime_type": mime_type, "purpose": "assistants"}
+    error = _error(http.post("/uploads", json=declared), 400)
+    assert (error["param"], error["code"]) == ("mime_type", "invalid_mime_type")
+    kept = {**declared, "mime_type": "text/csv; charset=utf-8"}
+    upload = http.post("/uploads", json=kept)
+    assert upload.status_code == 200, upload.text
+    part = http.post(f"/uploads/{upload.json()['id']}/parts", files={"data": ("d", b"x")})
+    done = http.post(
+        f"/uploads/{upload.json()['id']}/complete", json={"part_ids": [part.json()["id"]]}
+    )
+    assert done.status_code == 200, done.text
+    content = http.get(f"/files/{done.json()['file']['id']}/content")
+    assert (content.status_code, content.content) == (200, b"x")
+    assert content.headers["content-type"].startswith("text/csv")
+    http.delete(f"/files/{done.json()['file']['id']}")
+
+
 def test_wrong_bodies_are_400(http: httpx.Client) -> None:
     not_multipart = http.post("/files", data={"purpose": "assistants"})
     assert _error(not_multipart, 400)["code"] == "invalid_content_type"

@@ -151,7 +151,9 @@ async def file_content(
         raise store.file_not_found(file_id) from None
     return StreamingResponse(
         _then(first, chunks),
-        media_type=found.mime_type or "application/octet-stream",
+        # What an earlier version stored unchecked (an upload's mime_type) is served only
+        # when it is a media type: a CR LF in a header would end every answer.
+        media_type=forms.media_type(found.mime_type) or "application/octet-stream",
         headers={
             "content-length": str(found.bytes),
             "content-disposition": forms.content_disposition(found.filename),

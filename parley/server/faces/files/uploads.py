@@ -40,6 +40,14 @@ async def create_upload(body: UploadCreate, user: CurrentUser, svc: Svc) -> Uplo
     settings = svc.settings
     if body.bytes > settings.files_max_bytes:
         raise forms.too_large(body.bytes, settings.files_max_bytes)
+    mime_type = forms.media_type(body.mime_type)
+    if mime_type is None:
+        raise InvalidRequest(
+            f"mime_type {body.mime_type[:100]!r} is not a media type: give one such as "
+            "'text/plain' or 'application/pdf'.",
+            code="invalid_mime_type",
+            param="mime_type",
+        )
     expiry = body.expires_after.seconds if body.expires_after is not None else None
     if expiry is None and body.purpose == "batch":
         expiry = BATCH_EXPIRY
@@ -49,7 +57,7 @@ async def create_upload(body: UploadCreate, user: CurrentUser, svc: Svc) -> Uplo
         filename=forms.stored_filename(body.filename, "filename"),
         purpose=body.purpose,
         size=body.bytes,
-        mime_type=body.mime_type,
+        mime_type=mime_type,
         file_expires_after=expiry,
         quota=settings.files_user_quota_bytes,
     )
