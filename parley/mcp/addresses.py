@@ -270,16 +270,20 @@ class AddressPolicy:
 
     allow: tuple[str, ...] = ()
     resolver: Resolver = field(default=system_resolver, repr=False, compare=False)
+    #: The setting that widens the policy (``PARLEY_MCP_ALLOW_URLS``), named in a refusal
+    #: of an address so that whoever meets it knows what the operator could set.
+    setting: str | None = None
     _rules: tuple[_Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_rules", tuple(_parse_rule(entry) for entry in self.allow))
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> AddressPolicy:
+    def parse(cls, entries: Iterable[str], *, setting: str | None = None) -> AddressPolicy:
         """A policy from allowlist entries as an operator writes them (blank ones skipped);
-        ``ValueError`` naming the first bad entry."""
-        return cls(allow=tuple(entry.strip() for entry in entries if entry.strip()))
+        ``ValueError`` naming the first bad entry. ``setting``: where they came from."""
+        kept = tuple(entry.strip() for entry in entries if entry.strip())
+        return cls(allow=kept, setting=setting)
 
     def check_url(self, url: str) -> None:
         """What can be checked without DNS: scheme, credentials, a literal address in the
@@ -327,6 +331,8 @@ class AddressPolicy:
         why = _refusal(address)
         if why is not None:
             said = f"{host} resolves to {address}, {why}" if resolved else f"{host} is {why}"
+            if self.setting is not None:
+                said += f" (the server's operator may allow it with {self.setting})"
             raise AddressRefused(said, host=host)
 
 

@@ -53,6 +53,6 @@ def address_policy(settings: Settings) -> AddressPolicy:
     from parley.mcp.addresses import AddressPolicy
 
     try:
-        return AddressPolicy.parse(settings.mcp_allow_urls)
+        return AddressPolicy.parse(settings.mcp_allow_urls, setting="PARLEY_MCP_ALLOW_URLS")
     except ValueError as exc:
         raise ConfigError(f"PARLEY_MCP_ALLOW_URLS: {exc}") from None

@@ -57,7 +57,7 @@ def webhook_policy(settings: Settings) -> AddressPolicy:
     """Where endpoints may point: public addresses, and what ``PARLEY_WEBHOOK_ALLOW_URLS``
     adds. Raises ``ConfigError`` naming a bad entry."""
     try:
-        return AddressPolicy.parse(settings.webhook_allow_urls)
+        return AddressPolicy.parse(settings.webhook_allow_urls, setting="PARLEY_WEBHOOK_ALLOW_URLS")
     except ValueError as exc:
         raise ConfigError(f"PARLEY_WEBHOOK_ALLOW_URLS: {exc}") from None
 

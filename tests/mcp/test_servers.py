@@ -340,3 +340,22 @@ def test_the_docs_example_is_a_valid_config(
     settings = Settings(config=_config(tmp_path, example[1]))
     transports = {c.transport for c in settings.mcp_servers.values()}
     assert transports == {"streamable_http", "sse", "stdio"}
+
+
+def test_a_refused_address_names_the_setting_that_would_allow_it() -> None:
+    """The refusal a user meets (a hosted MCP server on loopback, a webhook on a private
+    address) names the variable the server's operator would set, not only the reason."""
+    from parley.webhooks.delivery import webhook_policy
+
+    with pytest.raises(AddressRefused) as refused:
+        address_policy(Settings()).check_url("http://127.0.0.1:8765/mcp")
+    assert str(refused.value) == (
+        "127.0.0.1 is a loopback address (the server's operator may allow it with "
+        "PARLEY_MCP_ALLOW_URLS)"
+    )
+    with pytest.raises(AddressRefused) as refused:
+        webhook_policy(Settings()).check_url("http://10.1.2.3/hook")
+    assert str(refused.value).endswith(
+        "(the server's operator may allow it with PARLEY_WEBHOOK_ALLOW_URLS)"
+    )
+    address_policy(Settings(mcp_allow_urls=["127.0.0.1"])).check_url("http://127.0.0.1:8765/")
