@@ -37,12 +37,13 @@ class ClientSettings:
     def chosen_server(
         cls, server: str | None, api_key: str | None
     ) -> tuple[str | None, str | None]:
-        """The server of ``parley chat`` / ``ask`` / ``web``: ``--server`` (and ``--api-key``),
-        else ``PARLEY_BASE_URL`` (and ``PARLEY_API_KEY``, unless ``--api-key``) when that
-        variable is set. ``(None, None)``: start an embedded server."""
-        if server is not None:
-            return server, api_key
+        """The server of ``parley chat`` / ``ask`` / ``web``: ``--server``, else
+        ``PARLEY_BASE_URL`` when that variable is set; with either, the key of
+        ``--api-key``, else ``PARLEY_API_KEY`` (the two are the same option, as ``--help``
+        says). ``(None, None)``: start an embedded server."""
         env = cls.from_env()
+        if server is not None:
+            return server, api_key if api_key is not None else env.api_key
         if env.base_url_set:
             return env.base_url, api_key if api_key is not None else env.api_key
         return None, None

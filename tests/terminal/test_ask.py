@@ -33,6 +33,17 @@ def test_stdout_is_only_the_answer(server: Any, user_key: str, cli_env: dict[str
     assert "tokens" in done.stderr  # the footer: elapsed time and usage
 
 
+def test_server_given_on_the_command_line_takes_the_exported_key(
+    server: Any, user_key: str, cli_env: dict[str, str]
+) -> None:
+    """``--server URL`` with ``PARLEY_API_KEY`` exported: the variable is ``--api-key``'s
+    (it was ignored, and the user was told to set it)."""
+    env = {**cli_env, "PARLEY_API_KEY": user_key}
+    env.pop("PARLEY_BASE_URL", None)
+    done = parley("ask", "--server", server.base_url, "--model", "fake/echo", "hi", env=env)
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done.stderr
+
+
 def test_prompt_from_stdin(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
     done = parley(
         "ask", *connection(server, user_key), "--model", "fake/echo", env=cli_env, input="a b c\n"
