@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parley.cli.ports import RUN, RUN_PAGE, SERVE, PortUnavailable, listen, try_port, url_of
@@ -281,6 +282,22 @@ def _start_web(
     )
 
 
+def parley_command() -> str:
+    """How a user in this directory runs this install's ``parley``: ``parley`` when the one
+    on PATH is it, else its path (``.venv/bin/parley`` from a clone after ``make run``,
+    whose venv is not on PATH)."""
+    import shutil
+
+    mine = Path(sys.prefix) / "bin" / "parley"
+    found = shutil.which("parley")
+    if found is not None and Path(found).resolve() == mine.resolve():
+        return "parley"
+    try:
+        return str(mine.relative_to(Path.cwd()))
+    except ValueError:
+        return str(mine)
+
+
 def _banner(
     url: str,
     key: str,
@@ -290,11 +307,16 @@ def _banner(
 ) -> str:
     web = f"Web page: {web_url}   (chat in the browser)\n" if web_url else ""
     shown = [f"{n} ({s})" if s != "ready" else n for n, s in (providers or {}).items()]
+    parley = parley_command()
     return f"""
 Parley is running at {url}   (database: {redacted_url(database_url)})
 {web}API key: {key}
-Providers: {", ".join(shown) or "none"}   (parley models checks them)
+Providers: {", ".join(shown) or "none"}   ({parley} models checks them)
 API docs: {url}/docs
+
+In another terminal (the parley command of this install is {parley}):
+
+    PARLEY_API_KEY={key} {parley} ask --server {url} "Hello!"
 
 Try it from Python (Ctrl+C here stops the server):
 

@@ -88,6 +88,11 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert '"status":"completed"' in done.stdout and "Hello!" in done.stdout
+        # And the terminal's, with the parley of this install (the venv's: not on PATH).
+        terminal = _indented_block(banner, "In another terminal")
+        assert "parley ask --server" in terminal
+        done = subprocess.run(["bash", "-c", terminal], capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and 'you said "Hello!"' in done.stdout, done.stderr
         # The default database lives in the user data directory.
         assert (tmp_path / "parley" / "parley.db").exists()
         with httpx.Client(
