@@ -46,9 +46,15 @@ async def services(request: Request) -> Services:
 def _key_from(request: HTTPConnection) -> str:
     auth = request.headers.get("authorization")
     if auth:
-        scheme, _, token = auth.partition(" ")
+        scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
+        if scheme.lower() == "bearer":  # e.g. curl -H "Authorization: Bearer $KEY", unset
+            raise AuthenticationFailed(
+                "The Authorization header is 'Bearer' with no key after it: is the variable "
+                "that should hold the key set?",
+                code="missing_api_key",
+            )
         raise AuthenticationFailed("Use 'Authorization: Bearer <key>'.", code="bad_auth_header")
     key = request.headers.get("x-api-key")
     if not key:

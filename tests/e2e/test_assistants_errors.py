@@ -156,6 +156,17 @@ def test_refusals_before_any_route(server: Any, http: httpx.Client) -> None:
     t = thread(http)
     anonymous = httpx.get(f"{server.base_url}/v1/threads/{t['id']}")
     assert_error(anonymous, 401, "missing_api_key")
+    # curl -H "Authorization: Bearer $KEY" with $KEY unset sends the scheme alone: told so,
+    # not told to use the header it used.
+    unset = httpx.get(
+        f"{server.base_url}/v1/threads/{t['id']}", headers={"Authorization": "Bearer"}
+    )
+    assert_error(unset, 401, "missing_api_key")
+    assert "no key after it" in unset.json()["error"]["message"]
+    basic = httpx.get(
+        f"{server.base_url}/v1/threads/{t['id']}", headers={"Authorization": "Basic x"}
+    )
+    assert_error(basic, 401, "bad_auth_header")
     wrong = httpx.get(f"{server.base_url}/v1/assistants", headers={"X-API-Key": "pk_nope"})
     assert_error(wrong, 401, "invalid_api_key")
     big = http.post(f"/threads/{t['id']}/messages", json={"content": "x" * (MIB + 16)})
