@@ -5,6 +5,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run mcp-example test fuzz lint format typecheck dist bench clean
 
 $(STAMP): pyproject.toml
+	@echo "== installing Parley and what it needs into $(VENV) (pip: a minute or two the first time)"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all,test]'
@@ -57,6 +58,7 @@ $(AGENTS): | $(STAMP)
 # that need them skip and say why; under CI=true they fail.
 SANDBOX_ENV := $(VENV)/sandbox/.installed
 $(SANDBOX_ENV): parley/sandbox/setup.py | $(STAMP)
+	@echo "== making the code interpreter's Python at $(VENV)/sandbox (numpy, pandas, matplotlib: about half a minute)"
 	@if $(VENV)/bin/parley sandbox setup --dir $(VENV)/sandbox >/dev/null; then \
 		touch $(SANDBOX_ENV); \
 	else \
