@@ -342,7 +342,7 @@ class Kernel:
 
     async def _call(self, code: str) -> Outcome:
         limits = self.limits
-        self._resume()
+        self.resume_code()
         # Processes left at their bound since the last call (the files are measured
         # during the call and as it ends: a scan of a large /mnt/data is the slow part).
         breach = self.look_at_processes()
@@ -410,7 +410,7 @@ class Kernel:
             breach = self.look_at_files()[0] or self.look_at_memory() or self.look_at_processes()
         except OSError as exc:
             return Breach("watch", f"the server could not check the container's bounds ({exc})")
-        return breach or self._pause()
+        return breach or self.pause_code()
 
     def _interrupt(self) -> bool:
         if self._inner is None:
@@ -546,15 +546,9 @@ class Kernel:
             return None
         return (usage.f_blocks - usage.f_bfree) * usage.f_frsize
 
-    def pause_code(self) -> Breach | None:
-        return self._pause()
-
-    def resume_code(self) -> None:
-        self._resume()
-
     # ------------------------------------------------------------------ between calls
 
-    def _pause(self) -> Breach | None:
+    def pause_code(self) -> Breach | None:
         """Stop (SIGSTOP) every process of the code's, the kernel's included, until the
         next call: a thread or a child the code left running would otherwise write files,
         fork and allocate while nothing watches it. A breach when they do not all stop
@@ -579,7 +573,7 @@ class Kernel:
             else:
                 time.sleep(0.0002)
 
-    def _resume(self) -> None:
+    def resume_code(self) -> None:
         """Let the code's processes run again (SIGCONT), as a call starts."""
         if self._init is not None:
             procs.signal_all(procs.descendants(self._init), signal.SIGCONT)

@@ -368,23 +368,32 @@ async def test_thousands_of_folders_do_not_switch_the_disk_watch_off(
 
 
 async def test_a_watch_that_cannot_look_stops_the_call(bwrap: None, containers: Path) -> None:
-    """Folders moved between parents without end make every walk of /mnt/data fail: the
-    watch stops the call (fail closed) instead of letting it run unmeasured."""
-    kernel = await started(containers, "cntr_mover", replace(SMALL, call_timeout=10))
+    """The server out of descriptors: the watch cannot walk /mnt/data, and stops the call
+    (fail closed) instead of letting it run unmeasured (before, its thread died and the
+    call ran to its end)."""
+    kernel = await started(containers, "cntr_blind", replace(SMALL, call_timeout=10))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
-        outcome = await kernel.run(
-            "import os\n"
-            "os.makedirs('a/x/y/z')\nos.makedirs('b')\n"
-            "for i in range(200):\n    os.makedirs(f'a/x/y/z/{i}')\n"
-            "while True:\n"
-            "    os.rename('a/x', 'b/x')\n"
-            "    os.rename('b/x', 'a/x')\n"
+        call = asyncio.ensure_future(
+            kernel.run("import time\ntime.sleep(3)\nprint('ran unwatched')")
         )
+        await asyncio.sleep(0.5)  # the call runs, watched
+        # The limit bounds a new descriptor's number: at the lowest free one, no file
+        # opens, and the watch's next look (within 0.15 s) cannot walk /mnt/data.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_lowest_free_descriptor(), hard))
+        try:
+            await asyncio.sleep(0.6)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        outcome = await call
+        assert (outcome.ended, outcome.restarted) == ("limit", True), outcome
+        assert outcome.error is not None
+        assert outcome.error.startswith("the server could not check the container's bounds")
+        assert "ran unwatched" not in outcome.logs
+        after = await kernel.run("print('watched again')")
+        assert (after.ended, after.logs) == ("ok", "watched again\n")
     finally:
         await kernel.close()
-    assert outcome.ended in ("limit", "timeout"), outcome
-    if outcome.ended == "limit":
-        assert outcome.error is not None and "could not check" in outcome.error, outcome
 
 
 #: Calls the seccomp filter refuses, by x86-64 and AArch64 number, with arguments that
@@ -457,3 +466,10 @@ def _run_filter(program: bytes, arch: int, nr: int) -> int:
         elif code == 0x06:
             return k
         pc += 1
+
+
+def _lowest_free_descriptor() -> int:
+    """The number the next opened file would get (the kernel gives the lowest free one)."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    return fd

@@ -104,6 +104,7 @@ class Containers:
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._swept = False
+        self._user: tuple[int | None] | None = None  # sandbox_user, once worked out
         #: Counts the containers a tool makes against the API key of the turn's request
         #: (the engine's, set by it), as ``POST /v1/containers`` counts its own.
         self.usage: UsageCounter | None = None
@@ -136,9 +137,11 @@ class Containers:
     def sandbox_user(self) -> int | None:
         """The host uid this server's sandboxes run as (None: the server's own); worked out
         once (``sandbox.probe.sandbox_user``)."""
-        from parley.sandbox.probe import sandbox_user
+        if self._user is None:
+            from parley.sandbox.probe import sandbox_user
 
-        return sandbox_user(self.settings)[0]
+            self._user = (sandbox_user(self.settings)[0],)
+        return self._user[0]
 
     # ---------------------------------------------------------------------- resolve
 
