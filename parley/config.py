@@ -432,6 +432,11 @@ class Settings(BaseSettings):
     #: keeps the model it was made with. Also ``embedding_model`` in the config file's
     #: ``[retrieval]`` table.
     embedding_model: str | None = Field(default=None, max_length=200)
+    #: Seconds a run's turn waits, before its first model call, for the files of its
+    #: thread's vector stores to be indexed (``engine.hosted.file_search.wait_for_files``):
+    #: a file attached just before the run is searched, as on OpenAI. Past it the turn goes
+    #: on, and its searches name the files not indexed yet. 0: no wait.
+    file_search_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     #: The search service the ``web_search`` tool runs through: the base URL of a SearXNG
     #: instance whose JSON API is on (``parley.retrieval.websearch``). Unset: ``web_search``

@@ -629,3 +629,45 @@ def run_stores(
     )
     kept = set(live.scalars())
     return [i for i in wanted if i in kept]
+
+
+@dataclass(frozen=True, slots=True)
+class UnindexedFile:
+    """A file of a store that search cannot find: not indexed yet (``in_progress``) or
+    never to be (``failed``, its ``last_error`` saying why)."""
+
+    vector_store_id: str
+    file_id: str
+    filename: str
+    status: str
+    last_error: dict[str, Any] | None
+
+
+def unindexed_files(
+    conn: Connection, *, user_id: str, vector_store_ids: Sequence[str]
+) -> list[UnindexedFile]:
+    """The files of the user's stores ``vector_store_ids`` that are ``in_progress`` or
+    ``failed``, oldest first (a run waits for the first kind and names both:
+    ``engine.hosted.file_search.wait_for_files``)."""
+    if not vector_store_ids:
+        return []
+    rows = conn.execute(
+        select(
+            vector_store_files.c.vector_store_id,
+            vector_store_files.c.file_id,
+            vector_store_files.c.status,
+            vector_store_files.c.last_error,
+            files.c.filename,
+        )
+        .join(files, files.c.id == vector_store_files.c.file_id)
+        .where(
+            vector_store_files.c.vector_store_id.in_(list(vector_store_ids)),
+            vector_store_files.c.user_id == user_id,
+            vector_store_files.c.status.in_(("in_progress", "failed")),
+        )
+        .order_by(vector_store_files.c.created_at, vector_store_files.c.file_id)
+    )
+    return [
+        UnindexedFile(r.vector_store_id, r.file_id, r.filename, r.status, r.last_error)
+        for r in rows
+    ]

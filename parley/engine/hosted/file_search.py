@@ -11,6 +11,12 @@ numbered passages, each naming its file, with the request to cite a passage by i
 name in brackets (``told``). The answer's citations are found afterwards, where a result's
 file name appears in its text (``citations``): a rule that needs nothing of the model but
 naming the file, so it holds on every provider.
+
+A search of a run's thread's stores (an entry's ``thread_vector_store_ids``: the files a
+thread's messages attached) waits first, before the turn's first model call, until none of
+their files is being indexed, up to ``file_search_wait_seconds`` (``ready``): a run started
+right after an attachment searches it. The files search cannot find then (still being
+indexed past the wait, or failed) are named in the call's item and told to the model.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from parley.errors import NotFound, ParleyError
@@ -29,6 +35,7 @@ from parley.retrieval.index import RankingOptions, SearchResult
 from parley.store import vector_stores as store_of
 from parley.store.db import Database, new_id
 from parley.store.records import VectorStore
+from parley.store.vector_stores import UnindexedFile
 from parley.types import FunctionSpec, ToolSpec
 
 #: The function the model sees (another name when a client function has it).
@@ -43,6 +50,13 @@ SEARCH_TIMEOUT = 20.0
 MAX_QUERIES = 8
 MAX_QUERY = 1000
 MAX_PASSAGE = 4000
+#: The key of a stored entry that names the stores among its ``vector_store_ids`` that are
+#: the run's thread's own: a turn waits for their files to be indexed (``ready``).
+THREAD_STORES = "thread_vector_store_ids"
+#: Seconds between two looks at the files a turn waits for: soon at first (a small file
+#: is indexed within a second), then further apart, up to ``WAIT_POLL_MOST``.
+WAIT_POLL_FIRST = 0.1
+WAIT_POLL_MOST = 1.0
 
 DESCRIPTION = (
     "Search the user's files for passages relevant to a question. Give one or more search "
@@ -72,6 +86,10 @@ class FileSearch:
     ranking: RankingOptions
     #: Whether the faces show the results in the call's item (the request's ``include``).
     show_results: bool
+    #: The stores among ``vector_store_ids`` that are the run's thread's (``THREAD_STORES``).
+    thread_stores: tuple[str, ...] = ()
+    #: The files of those stores search could not find when the turn began (``ready``).
+    unindexed: tuple[UnindexedFile, ...] = ()
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> FileSearch:
@@ -83,6 +101,7 @@ class FileSearch:
             filters=entry.get("filters"),
             ranking=index.parse_ranking_options(entry.get("ranking_options")),
             show_results=bool(entry.get("include_results")),
+            thread_stores=tuple(entry.get(THREAD_STORES) or ()),
         )
 
     def spec(self, name: str) -> ToolSpec:
@@ -101,6 +120,44 @@ class Found:
     took: float = 0.0
     #: ``words``, ``vectors`` or ``hybrid``: how it searched (``parley.metrics``).
     mode: str = "words"
+
+
+# ------------------------------------------------------------------ waiting for files
+
+
+async def ready(tool: FileSearch, *, db: Database, user_id: str, within: float) -> FileSearch:
+    """The search once the files of its thread's stores are indexed (``wait_for_files``),
+    knowing those search cannot find. OpenAI's runs wait so for their thread's stores, not
+    for their assistant's: a thread's files are those its user just attached."""
+    if not tool.thread_stores:
+        return tool
+    found = await wait_for_files(
+        db, user_id=user_id, vector_store_ids=tool.thread_stores, within=within
+    )
+    return replace(tool, unindexed=tuple(found))
+
+
+async def wait_for_files(
+    db: Database, *, user_id: str, vector_store_ids: Sequence[str], within: float
+) -> list[UnindexedFile]:
+    """The files of the stores that search cannot find, once none of them is
+    ``in_progress`` any more or ``within`` seconds have passed. Polled: the worker indexing
+    a file may be on any replica, and the files' rows are where every replica writes. The
+    caller's task may be cancelled meanwhile (the run is): nothing is held."""
+    deadline = time.monotonic() + within
+    gap = WAIT_POLL_FIRST
+    while True:
+        found = await db.read(
+            store_of.unindexed_files, user_id=user_id, vector_store_ids=vector_store_ids
+        )
+        left = deadline - time.monotonic()
+        if left <= 0 or not any(f.status == "in_progress" for f in found):
+            return found
+        await asyncio.sleep(min(gap, left))
+        gap = min(gap * 2, WAIT_POLL_MOST)
+
+
+# ------------------------------------------------------------------------ searching
 
 
 def queries_of(arguments: Mapping[str, Any]) -> list[str]:
@@ -190,11 +247,13 @@ def call_item(
     found: Found | None = None,
     show: bool = False,
     call_id: str | None = None,
+    unindexed: Sequence[UnindexedFile] = (),
 ) -> dict[str, Any]:
     """The ``file_search_call`` item of a search: in progress (nothing ``found`` yet), or
     ended. It keeps the results whatever ``show`` says: ``show_results`` tells the faces
     whether the request asked to see them; ``call_id`` is the model's call (the
-    Assistants API names a run step's call by it)."""
+    Assistants API names a run step's call by it). An ended one names the files of the
+    thread's stores the search could not find (``unindexed``), when there are some."""
     item: dict[str, Any] = {
         "type": "file_search_call",
         "id": item_id,
@@ -219,7 +278,26 @@ def call_item(
     ]
     if found.error:
         item["error"] = found.error
+    if unindexed:
+        item["unindexed"] = unindexed_entries(unindexed)
     return item
+
+
+def unindexed_entries(files: Sequence[UnindexedFile]) -> list[dict[str, Any]]:
+    """The files search could not find, as an item names them: each file once, with its
+    status (``in_progress`` or ``failed``) and its ``last_error``."""
+    entries: dict[str, dict[str, Any]] = {}
+    for f in files:
+        entries.setdefault(
+            f.file_id,
+            {
+                "file_id": f.file_id,
+                "filename": f.filename,
+                "status": f.status,
+                "error": f.last_error,
+            },
+        )
+    return list(entries.values())
 
 
 #: What a search cut short by its server's death says (``cut_short``).
@@ -240,11 +318,14 @@ def told(item: Mapping[str, Any]) -> str:
     """What the model is told of a search (its ``file_search_call`` item): its passages,
     numbered, each naming its file, and how to cite them."""
     if item.get("status") == "failed":
-        return f"Error: the file search failed: {item.get('error') or 'unknown error'}."
+        error = f"Error: the file search failed: {item.get('error') or 'unknown error'}."
+        return error + _not_searched(item)
     asked = "; ".join(f'"{q}"' for q in item.get("queries") or ())
     results = [r for r in item.get("results") or () if isinstance(r, Mapping)]
     if not results:
-        return f"File search for {asked}: no passage of the user's files matched."
+        return f"File search for {asked}: no passage of the user's files matched." + (
+            _not_searched(item)
+        )
     count = "1 passage" if len(results) == 1 else f"{len(results)} passages, best first"
     lines = [f"File search for {asked}: {count}."]
     for n, result in enumerate(results, 1):
@@ -257,6 +338,26 @@ def told(item: Mapping[str, Any]) -> str:
         "\nCite each passage you use by its file's name in square brackets, like "
         f"[{results[0].get('filename')}]."
     )
+    return "\n".join(lines) + _not_searched(item)
+
+
+def _not_searched(item: Mapping[str, Any]) -> str:
+    """What the model is told of the files a search could not find (``unindexed``): which,
+    and why, so that its answer does not pass over them in silence."""
+    files = [f for f in item.get("unindexed") or () if isinstance(f, Mapping)]
+    if not files:
+        return ""
+    lines = ["\n\nFiles not searched:"]
+    for f in files:
+        if f.get("status") == "in_progress":
+            lines.append(f"- {f.get('filename')}: it was still being indexed.")
+            continue
+        error = f.get("error")
+        why = "unknown error"
+        if isinstance(error, Mapping):
+            why = error.get("message") or error.get("code") or why
+        lines.append(f"- {f.get('filename')}: it could not be indexed: {why}")
+    lines.append("Tell the user that these files were not searched.")
     return "\n".join(lines)
 
 

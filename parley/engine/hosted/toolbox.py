@@ -233,7 +233,13 @@ class Toolbox:
         for entry in entries:
             if entry.get("type") == "file_search" and not self.searches:
                 name = file_search.NAME if file_search.NAME not in taken else file_search.OTHER_NAME
-                self.searches[name] = file_search.FileSearch.of(await self._with_stores(entry))
+                search = file_search.FileSearch.of(await self._with_stores(entry))
+                self.searches[name] = await file_search.ready(
+                    search,
+                    db=self.hosted.db,
+                    user_id=turn.run.user_id,
+                    within=settings.file_search_wait_seconds,
+                )
         taken |= set(self.searches)
         for entry in entries:
             if entry.get("type") == "code_interpreter" and not self.interpreters:
@@ -265,17 +271,18 @@ class Toolbox:
         Assistants API, run by another face) searches the stores of the run's assistant
         and thread (``vector_stores.run_stores``), as a run of the Assistants API does: a
         thread is one thread whatever face runs it. An entry that names stores searches
-        those alone."""
+        those alone. The thread's among them are its ``THREAD_STORES``: the turn waits for
+        their files (``file_search.ready``)."""
         if entry.get("vector_store_ids"):
             return entry
         run = self.turn.run
-        found = await self.hosted.db.read(
-            vector_stores.run_stores,
+        found, own = await self.hosted.db.read(
+            stores_of_run,
             user_id=run.user_id,
             assistant_id=run.assistant_id,
             thread_id=run.thread_id,
         )
-        return {**entry, "vector_store_ids": found}
+        return {**entry, "vector_store_ids": found, file_search.THREAD_STORES: own}
 
     async def _caller(self, entries: list[Mapping[str, Any]]) -> Who:
         """Who the turn is for, as the servers the operator registered for some users or
@@ -423,7 +430,12 @@ class Toolbox:
         if found.error is None:
             metrics.search_duration(found.took, source="file_search", mode=found.mode)
         item = file_search.call_item(
-            queries, item_id=item_id, found=found, show=show, call_id=call.id
+            queries,
+            item_id=item_id,
+            found=found,
+            show=show,
+            call_id=call.id,
+            unindexed=search.unindexed,
         )
         self.turn.emit(HostedToolEvent(run_id=run_id, phase="done", item=item))
         return Ran(call.id, file_search.told(item), item)
@@ -505,6 +517,18 @@ def caller_of(conn: Connection, *, user_id: str, key_hash: str | None) -> Who:
     if owner is not None and owner.user.id == user_id:
         return Who(user_id, owner.user.name, owner.key_id)
     return Who(user_id, user_store.get_user(conn, user_id=user_id).name)
+
+
+def stores_of_run(
+    conn: Connection, *, user_id: str, assistant_id: str | None, thread_id: str
+) -> tuple[list[str], list[str]]:
+    """The stores a run's ``file_search`` entry that names none searches
+    (``vector_stores.run_stores``), and those of them that are its thread's own."""
+    found = vector_stores.run_stores(
+        conn, user_id=user_id, assistant_id=assistant_id, thread_id=thread_id
+    )
+    own = set(vector_stores.thread_stores(conn, user_id=user_id, thread_id=thread_id))
+    return found, [s for s in found if s in own]
 
 
 def store_ahead(

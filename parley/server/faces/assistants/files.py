@@ -11,7 +11,9 @@ functions are in ``reads``).
 - A run searches the stores of its assistant and of its thread (``reads.run_tools``): the
   ``file_search`` entry of the run's tools gets their ids when the run is made.
 - A run step shows a search as a ``file_search`` call (``with_searches``), and an answer's
-  text cites the files its run's searches found (``cited``).
+  text cites the files its run's searches found (``cited``). A run waits for the files of
+  its thread's stores to be indexed before it searches (``engine.hosted.file_search``);
+  the files it could not search are in its step's ``unindexed_files``.
 - A run's code interpreter calls show as ``code_interpreter`` calls (``code_call``): the
   code as ``input``, its logs, and its figures as ``image`` outputs naming files of purpose
   ``assistants_output``; the message that follows shows those figures as ``image_file``
@@ -101,8 +103,26 @@ def search_call(
         if contents:
             result["content"] = [{"type": "text", "text": r["text"]}]
         results.append(result)
-    search = {"ranking_options": options, "results": results}
+    search: dict[str, Any] = {"ranking_options": options, "results": results}
+    unindexed = unindexed_files(item)
+    if unindexed:
+        search["unindexed_files"] = unindexed
     return {"id": call_id, "type": "file_search", "file_search": search}
+
+
+def unindexed_files(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Parley's own in a step's ``file_search``: the files of the thread's stores the
+    search could not find (still being indexed when the run's wait ended, or failed), as
+    a vector store file names its status and ``last_error``."""
+    return [
+        {
+            "file_id": f["file_id"],
+            "file_name": f["filename"],
+            "status": f["status"],
+            "last_error": f.get("error"),
+        }
+        for f in item.get("unindexed") or ()
+    ]
 
 
 def code_call(call_id: str, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -486,18 +486,25 @@ def run_tools(
 ) -> list[dict[str, Any]]:
     """A run's tools, its ``file_search`` entry given the stores to search: its own, its
     assistant's (``assistant_resources``), its thread's, and ``extra``; the stores that
-    are no longer usable (deleted, expired) are left out."""
+    are no longer usable (deleted, expired) are left out. The thread's stores among them
+    (its own, and ``extra``: those the request gave the thread, or made for a new thread,
+    which gets them only once its run has started) are named apart
+    (``file_search.THREAD_STORES``): the run waits for their files to be indexed."""
     if not any(t.get("type") == "file_search" for t in tools):
         return tools
-    ids = files.resource_ids(assistant_resources) + list(extra)
+    own = list(extra)
     if thread_id is not None:
-        ids += stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
+        own += stores.thread_stores(conn, user_id=user_id, thread_id=thread_id)
+    ids = files.resource_ids(assistant_resources) + own
     out = []
     for tool in tools:
         if tool.get("type") == "file_search":
             wanted = list(dict.fromkeys([*tool.get("vector_store_ids", ()), *ids]))
             usable = [s for s in wanted if _usable(conn, user_id, s)]
             tool = {**tool, "vector_store_ids": usable}
+            thread_stores = [s for s in usable if s in own]
+            if thread_stores:
+                tool[file_search.THREAD_STORES] = thread_stores
         out.append(tool)
     return out
 
