@@ -292,6 +292,44 @@ def parley_command() -> str:
     found = shutil.which("parley")
     if found is not None and Path(found).resolve() == mine.resolve():
         return "parley"
+    return _this_install("parley")
+
+
+#: The example MCP server (``parley.mcp.example``) at its default address, as a
+#: ``--hosted-mcp`` SPEC.
+_EXAMPLE_MCP = "example=http://127.0.0.1:8765/mcp"
+
+
+def _hosted_mcp_example(parley: str, url: str, web_url: str | None) -> str:
+    """The two commands that give the page's assistant the example MCP server, as a user
+    here types them: ``make mcp-example`` and ``make run HOSTED_MCP=...`` in a clone (its
+    Makefile in this directory), else this install's Python and ``parley run``. The ports
+    of this start are carried over when they are not the defaults."""
+    from parley.cli.web import DEFAULT_WEB_PORT
+
+    port = _unless(url.rpartition(":")[2], Settings.model_fields["port"].default)
+    web_port = _unless(web_url.rpartition(":")[2], DEFAULT_WEB_PORT) if web_url else None
+    allow = "PARLEY_MCP_ALLOW_URLS=127.0.0.1"
+    makefile = Path("Makefile")
+    if makefile.is_file() and "\nmcp-example:" in makefile.read_text(errors="replace"):
+        ports = (f" PORT={port}" if port else "") + (f" WEB_PORT={web_port}" if web_port else "")
+        return f"make mcp-example &\n{allow} make run{ports} HOSTED_MCP={_EXAMPLE_MCP}"
+    ports = (f" --port {port}" if port else "") + (f" --web-port {web_port}" if web_port else "")
+    return (
+        f"{_this_install('python')} -m parley.mcp.example &\n"
+        f"{allow} {parley} run{ports} --hosted-mcp {_EXAMPLE_MCP}"
+    )
+
+
+def _unless(port: str, default: int) -> str | None:
+    """``port``, or None when it is ``default``."""
+    return None if port == str(default) else port
+
+
+def _this_install(command: str) -> str:
+    """This install's ``command`` (``python``, ``parley``): its path, relative to the
+    current directory when it is below it."""
+    mine = Path(sys.prefix) / "bin" / command
     try:
         return str(mine.relative_to(Path.cwd()))
     except ValueError:
@@ -308,6 +346,7 @@ def _banner(
     web = f"Web page: {web_url}   (chat in the browser)\n" if web_url else ""
     shown = [f"{n} ({s})" if s != "ready" else n for n, s in (providers or {}).items()]
     parley = parley_command()
+    mcp = "\n".join(f"    {line}" for line in _hosted_mcp_example(parley, url, web_url).split("\n"))
     return f"""
 Parley is running at {url}   (database: {redacted_url(database_url)})
 {web}API key: {key}
@@ -324,7 +363,7 @@ Try it from Python (Ctrl+C here stops the server):
 
     client = Client(base_url="{url}", api_key="{key}")
     bot = client.assistants.create(name="Demo", model="demo/parley")
-    result = client.respond(assistant_id=bot.id, content="Hello!")
+    result = client.respond(assistant_id=bot.id, content="Hello!")  # a failed run raises RunFailed
     print(result.text)
 
 Or over HTTP, in a shell (an assistant, then a turn streamed as server-sent events):
@@ -335,4 +374,11 @@ Or over HTTP, in a shell (an assistant, then a turn streamed as server-sent even
     curl -sN {url}/v1/process -H "Authorization: Bearer {key}" \\
       -H "Content-Type: application/json" \\
       -d "{{\\"assistant_id\\": \\"$ASSISTANT\\", \\"content\\": \\"Hello!\\"}}"
+
+Tools the server runs (hosted MCP): with the example MCP server (dice, clock, notes), the
+page's assistant gets its tools; Ctrl+C here, then (docs/mcp.md):
+
+{mcp}
+
+and ask the page to "roll_dice please".
 """

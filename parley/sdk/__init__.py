@@ -6,7 +6,7 @@ Imports only the vocabulary (``parley.events``, ``parley.types``, ``parley.error
 
 from parley.sdk._async_resources import AsyncInferenceStream
 from parley.sdk._calls import normalize_tools
-from parley.sdk._loops import ToolLoopLimitExceeded, TurnAccumulator
+from parley.sdk._loops import RunFailed, ToolLoopLimitExceeded, TurnAccumulator
 from parley.sdk._resources import InferenceStream
 from parley.sdk.async_client import AsyncClient
 from parley.sdk.client import Client
@@ -79,6 +79,7 @@ __all__ = [
     "RespondResult",
     "Run",
     "RunError",
+    "RunFailed",
     "RunUsage",
     "SSEDecoder",
     "ServerSentEvent",

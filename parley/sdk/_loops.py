@@ -42,6 +42,7 @@ from parley.sdk.models import (
 from parley.types import TERMINAL_STATUSES, RunStatus, Usage
 
 R = TypeVar("R")
+TR = TypeVar("TR", bound=TurnResult)
 
 
 class ToolLoopLimitExceeded(ParleyError):
@@ -58,6 +59,43 @@ class ToolLoopLimitExceeded(ParleyError):
         super().__init__(message)
         self.run_id = run_id
         self.result = result
+
+
+class RunFailed(ParleyError):
+    """A run the SDK waited on ended ``failed``: ``respond()``, or a turn stream's
+    ``final_result()``, unless called with ``raise_on_failure=False``.
+
+    ``code`` and ``message`` are the run's error (``upstream_auth``, and the provider's
+    words, safe to show), ``run_id`` its id and ``result`` what the call gathered (a
+    ``RespondResult`` from ``respond()``, a ``TurnResult`` from a stream), text included.
+    Only ``failed`` raises: ``incomplete`` (cut short, as by a token limit) and
+    ``cancelled`` runs carry their text and are answered as results.
+    """
+
+    #: Shown in tracebacks as ``parley.RunFailed``, the name to catch it by.
+    __module__ = "parley"
+
+    status_code = 0
+    error_type = "run_failed"
+
+    def __init__(self, result: TurnResult) -> None:
+        error = result.error
+        super().__init__(
+            error.message if error is not None else "The run failed without saying why.",
+            code=error.code if error is not None else None,
+        )
+        self.run_id = result.run_id
+        self.result = result
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} failed: {self.code}: {self.message}"
+
+
+def raise_if_failed(result: TR) -> TR:
+    """``result`` itself, unless its run ended ``failed``: then ``RunFailed``."""
+    if result.status == RunStatus.FAILED:
+        raise RunFailed(result)
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +373,12 @@ def respond_plan(
     content: str,
     thread_id: str | None,
     max_turns: int,
+    raise_on_failure: bool = True,
 ) -> Plan[RespondResult]:
     """Flow B end to end: stream turns with ``process``, run the tools each turn asks for,
-    submit their outputs, and continue with ``process(run_id=...)`` until the run ends."""
+    submit their outputs, and continue with ``process(run_id=...)`` until the run ends.
+    A run that ends ``failed`` raises ``RunFailed`` (with the whole result) unless
+    ``raise_on_failure`` is false: a script that prints the text must not print nothing."""
     if max_turns < 1:
         raise ValueError("max_turns must be at least 1")
     totals = _Totals()
@@ -366,7 +407,8 @@ def respond_plan(
     if thread_id is None:
         run: Run = yield Fetch(_calls.runs_retrieve(totals.turns[-1].run_id))
         thread_id = run.thread_id
-    return totals.result(thread_id)
+    result = totals.result(thread_id)
+    return raise_if_failed(result) if raise_on_failure else result
 
 
 def _give_up(run_id: str, max_turns: int, totals: _Totals, thread_id: str | None) -> Plan[None]:

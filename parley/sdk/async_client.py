@@ -183,13 +183,19 @@ class AsyncClient(BaseClient):
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
         approve: _loops.Approver | None = None,
+        raise_on_failure: bool = True,
     ) -> RespondResult:
         """``Client.respond`` for asyncio: tools may be coroutine functions (awaited) or plain
         functions (called on the event loop: make slow ones ``async``); the calls of one turn
-        run concurrently. ``on_event`` may be a coroutine function too."""
+        run concurrently. ``on_event`` may be a coroutine function too. A run that ends
+        ``failed`` raises ``RunFailed``, unless ``raise_on_failure=False``."""
         table = functions_of(tools or {})
         plan = _loops.respond_plan(
-            assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
+            assistant_id=assistant_id,
+            content=content,
+            thread_id=thread_id,
+            max_turns=max_turns,
+            raise_on_failure=raise_on_failure,
         )
         return await self._run_plan(
             plan, lambda action: _loops.tool_target(table, action, approve), on_event
@@ -292,15 +298,13 @@ class AsyncClient(BaseClient):
     async def _stream_turn(
         self, call: Call[Any], on_event: Callable[[Event], Any] | None
     ) -> TurnResult:
-        turn = _loops.TurnAccumulator()
         async with await self._stream(call, until_done=True) as stream:
             async for event in stream:
                 if on_event is not None:
                     handled = on_event(event)
                     if inspect.isawaitable(handled):
                         await handled
-                turn.add(event)
-        return turn.result()
+            return await stream.final_result(raise_on_failure=False)  # respond() decides
 
 
 async def _run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str:

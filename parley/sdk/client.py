@@ -179,6 +179,7 @@ class Client(BaseClient):
         on_event: Callable[[Event], Any] | None = None,
         max_turns: int = 8,
         approve: _loops.Approver | None = None,
+        raise_on_failure: bool = True,
     ) -> RespondResult:
         """Send ``content`` and run the whole tool loop with local Python callables.
 
@@ -192,11 +193,18 @@ class Client(BaseClient):
         the server runs once approved (an MCP tool: ``ActionItem.approval``) is answered by
         ``approve(action)``: true runs it, false (or no ``approve``) denies it. Raises
         ``ToolLoopLimitExceeded`` (after cancelling the run) when the model still asks for
-        tools after ``max_turns`` turns.
+        tools after ``max_turns`` turns, and ``RunFailed`` (with the run's error code and
+        message, and the result) when the run ends ``failed``; with
+        ``raise_on_failure=False`` such a result is returned instead. ``incomplete`` and
+        ``cancelled`` runs are returned, with the text they have.
         """
         table = functions_of(tools or {})
         plan = _loops.respond_plan(
-            assistant_id=assistant_id, content=content, thread_id=thread_id, max_turns=max_turns
+            assistant_id=assistant_id,
+            content=content,
+            thread_id=thread_id,
+            max_turns=max_turns,
+            raise_on_failure=raise_on_failure,
         )
         return self._run_plan(
             plan, lambda action: _loops.tool_target(table, action, approve), on_event
@@ -274,10 +282,8 @@ class Client(BaseClient):
         return _loops.drive(plan, perform)
 
     def _stream_turn(self, call: Call[Any], on_event: Callable[[Event], Any] | None) -> TurnResult:
-        turn = _loops.TurnAccumulator()
         with self._stream(call, until_done=True) as stream:
             for event in stream:
                 if on_event is not None:
                     on_event(event)
-                turn.add(event)
-        return turn.result()
+            return stream.final_result(raise_on_failure=False)  # respond() decides

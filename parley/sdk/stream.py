@@ -15,6 +15,10 @@ anywhere across chunks, and joins multi-line ``data``.
 * a **log** stream (``runs.events``) yields every event, through each turn's ``done``,
   until the server ends the response; drops are resumed the same way.
 
+A turn stream folds the events it yields into a ``TurnAccumulator``: ``final_result()``
+reads the rest and answers the turn as a ``TurnResult``, and raises ``RunFailed`` when the
+turn ended ``failed`` (iterating never raises for that: the ``error`` event tells it).
+
 Resuming gives up (``APIConnectionError`` / ``APITimeoutError``) after a few attempts in a
 row that bring no new event. Events of a type this SDK does not know are skipped.
 """
@@ -46,6 +50,8 @@ from parley.events import EVENT_TYPES, DoneEvent, Event, event_from_dict
 from parley.sdk import _calls
 from parley.sdk._base import MAX_STREAM_RESUMES
 from parley.sdk._calls import Call
+from parley.sdk._loops import TurnAccumulator, raise_if_failed
+from parley.sdk.models import TurnResult
 
 __all__ = ["AsyncStream", "SSEDecoder", "ServerSentEvent", "Stream"]
 
@@ -223,6 +229,7 @@ class _StreamBase:
         self._tracker = _Tracker(until_done=until_done, run_id=run_id, after=after)
         self._response = response
         self._delay = delay
+        self._turn = TurnAccumulator()
 
     @property
     def last_event_id(self) -> str | None:
@@ -233,6 +240,24 @@ class _StreamBase:
     def run_id(self) -> str | None:
         """The run this stream belongs to, once known."""
         return self._tracker.run_id
+
+    def _taken(self, event: Event) -> Event:
+        """An event on its way to the caller, folded into the turn first (a log stream,
+        which may follow a run for hours, keeps nothing)."""
+        if self._tracker.until_done:
+            self._turn.add(event)
+        return event
+
+    def _only_turns(self) -> None:
+        if not self._tracker.until_done:
+            raise TypeError(
+                "final_result() is for a turn stream (process, completions, stream_chunks): "
+                "a log stream (runs.events) holds no one turn"
+            )
+
+    def _result(self, raise_on_failure: bool) -> TurnResult:
+        result = self._turn.result()
+        return raise_if_failed(result) if raise_on_failure else result
 
 
 class Stream(_StreamBase):
@@ -259,7 +284,21 @@ class Stream(_StreamBase):
         return self
 
     def __next__(self) -> Event:
-        return next(self._events)
+        return self._taken(next(self._events))
+
+    def final_result(self, *, raise_on_failure: bool = True) -> TurnResult:
+        """The turn as a ``TurnResult``: reads what is left of the stream (the events not
+        taken yet are folded in, not shown), closes it, and answers the events folded.
+
+        Raises:
+            RunFailed: the turn ended ``failed`` (unless ``raise_on_failure`` is false).
+            TypeError: this is a log stream (``runs.events``), not one turn.
+        """
+        self._only_turns()
+        with self:
+            for _ in self:
+                pass
+        return self._result(raise_on_failure)
 
     def __enter__(self) -> Stream:
         return self
@@ -336,7 +375,16 @@ class AsyncStream(_StreamBase):
         return self
 
     async def __anext__(self) -> Event:
-        return await anext(self._events)
+        return self._taken(await anext(self._events))
+
+    async def final_result(self, *, raise_on_failure: bool = True) -> TurnResult:
+        """``Stream.final_result`` for asyncio (sends the request first when it was not
+        sent yet)."""
+        self._only_turns()
+        async with self:
+            async for _ in self:
+                pass
+        return self._result(raise_on_failure)
 
     async def __aenter__(self) -> AsyncStream:
         return self

@@ -183,6 +183,8 @@ class StreamView:
         self._spinner = Spinner("dots", style="cyan")
         self._out_at_line_start = True  # plain mode: where stdout's cursor is
         self._err_at_line_start = True
+        #: Whether a tool, search or code line was shown (the answer's text is counted apart).
+        self._lines_shown = False
 
     # ------------------------------------------------------------------ state
 
@@ -208,6 +210,11 @@ class StreamView:
     @property
     def elapsed(self) -> float:
         return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    @property
+    def _has_output(self) -> bool:
+        """Whether the turn showed anything: text, reasoning, or a tool's line."""
+        return self._lines_shown or bool(self.text or self.reasoning)
 
     # -------------------------------------------------------------- streaming
 
@@ -450,11 +457,14 @@ class StreamView:
                     live.stop()
 
     def _footer(self, usage: TokenCounts | None, elapsed: float, note: str | None) -> None:
+        """``note · 2.5s · 1,200 in / 34 out tokens``, each part when there is one. The
+        time is of an answer: a turn that showed nothing (a provider's error, before the
+        first token) gets none, so its error is the first thing said."""
         line = Text()
         if note:
             line.append(clean(note), style="yellow")
         bits = []
-        if elapsed > 0:
+        if elapsed > 0 and self._has_output:
             bits.append(f"{elapsed:.1f}s")
         if usage is not None:
             bits.append(f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens")
@@ -532,6 +542,7 @@ class StreamView:
         return shown
 
     def _print_line(self, line: Text) -> None:
+        self._lines_shown = True
         if self.plain:
             if not self._err_at_line_start:
                 self._err_write(Text(""))
@@ -544,6 +555,7 @@ class StreamView:
 
     def _print_block(self, block: RenderableType) -> None:
         """Print a block of several lines above the region (in plain mode, on stderr)."""
+        self._lines_shown = True
         if self.plain:
             if not self._err_at_line_start:
                 self._err_write(Text(""))

@@ -3,8 +3,10 @@ the terminal's own MCP servers (``mcp_tools``): what the client shows and asks a
 
 A ``--hosted-mcp SPEC`` becomes the assistant's ``mcp`` tool through ``parley.mcp.spec`` (the
 grammar shared with ``parley web``). A call of a server whose approval rule is ``always``
-(the default) waits for the user's answer (``approval_question``); with ``?approval=never``
-the server runs the calls at once and they only show as they happen.
+(the default) waits for the user's answer (``approval_question``: the question of the
+client's own tools, with the server named); "always" approves that tool of that server for
+the rest of the session. With ``?approval=never`` the server runs the calls at once and
+they only show as they happen.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from parley.controls import clean
 from parley.events import ActionItem
+from parley.terminal.output import question
 
 __all__ = ["approval_question", "hosted_key"]
-
-_ARGUMENTS_SHOWN = 300
 
 
 def hosted_key(tool: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -29,13 +29,9 @@ def hosted_key(tool: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def approval_question(action: ActionItem) -> str:
-    """``Run echo on tests with {"text": "hi"}? [y/N] `` for a call that waits for the user's
-    approval; names and arguments as cleaned text (they come from the model and the MCP
-    server)."""
+    """``Run echo on tests with {"text": "hi"}? [y]es / [n]o / [a]lways for this tool: ``
+    for a call that waits for the user's approval (``output.question``)."""
     approval = action.approval or {}
     name = str(approval.get("name") or action.name)
     server = str(approval.get("server_label") or "?")
-    shown = json.dumps(action.arguments, ensure_ascii=False, separators=(", ", ": "), default=str)
-    if len(shown) > _ARGUMENTS_SHOWN:
-        shown = shown[: _ARGUMENTS_SHOWN - 1] + "…"
-    return f"Run {clean(name)} on {clean(server)} with {clean(shown)}? [y/N] "
+    return question(name, action.arguments, server=server)

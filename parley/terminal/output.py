@@ -75,11 +75,17 @@ def parse_answer(text: str) -> Answer:
     return "no"
 
 
-def question(name: str, arguments: Mapping[str, Any]) -> str:
+def question(name: str, arguments: Mapping[str, Any], *, server: str | None = None) -> str:
+    """The one confirmation question, answered with one key (``ANSWER_KEYS``), for the
+    client's own tools and for a call the Parley server runs on an MCP ``server`` once
+    approved (hosted MCP): ``Run echo {"text": "hi"}? [y]es / [n]o / [a]lways for this
+    tool: ``, or ``Run echo on tests with {"text": "hi"}? ...``. Names and arguments come
+    from the model and the MCP servers: they are shown cleaned, the arguments cut."""
     shown = json.dumps(dict(arguments), ensure_ascii=False, separators=(", ", ": "), default=str)
     if len(shown) > _ARGUMENTS_SHOWN:
         shown = shown[: _ARGUMENTS_SHOWN - 1] + "…"
-    return f"Run {clean(name)} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
+    where = "" if server is None else f" on {clean(server)} with"
+    return f"Run {clean(name)}{where} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
 
 
 async def _ask(asker: Asker | None, text: str) -> Answer:

@@ -69,11 +69,17 @@ def test_an_unknown_default_provider_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_DATABASE_URL": ""}
-    env.pop("PARLEY_DATABASE_URL")
+    # A provider nothing answers: the Python example's failed run must say so.
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        f'[providers.dead]\nkind = "openai-chat"\nbase_url = "http://127.0.0.1:{free_port()}/v1"'
+        '\napi_key = "sk-dead"\nmax_retries = 0\n'
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PARLEY_CONFIG": str(config)}
+    env.pop("PARLEY_DATABASE_URL", None)
     command = Command("run", "--port", str(port), "--no-web", env=env)
     try:
-        command.wait_for(r"\$ASSISTANT.*content", timeout=30)  # the banner's last line
+        command.wait_for(r"roll_dice please", timeout=30)  # the banner's last line
         banner = "".join(command.lines)
         assert f"http://127.0.0.1:{port}" in banner
         assert "Web page" not in banner  # --no-web
@@ -82,6 +88,12 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         python = _indented_block(banner, "Try it from Python")
         done = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
         assert done.returncode == 0 and 'you said "Hello!"' in done.stdout, done.stderr
+        # With a model whose provider fails, it says why (not an empty line and exit 0).
+        failing = python.replace('"demo/parley"', '"dead/model"')
+        done = subprocess.run([sys.executable, "-c", failing], capture_output=True, text=True)
+        assert done.returncode == 1 and done.stdout.strip() == "", done.stdout
+        last = done.stderr.strip().splitlines()[-1]
+        assert re.fullmatch(r"\S*RunFailed: run run_\w+ failed: upstream_unreachable: .+", last)
         shell = _indented_block(banner, "Or over HTTP")
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", shell], capture_output=True, text=True
@@ -93,6 +105,13 @@ def test_run_prints_url_key_and_example_that_work(tmp_path: Path) -> None:
         assert "parley ask --server" in terminal
         done = subprocess.run(["bash", "-c", terminal], capture_output=True, text=True, env=env)
         assert done.returncode == 0 and 'you said "Hello!"' in done.stdout, done.stderr
+        # And the example MCP server, from this clone, on this start's port.
+        mcp = _indented_block(banner, "page's assistant gets its tools")
+        assert mcp.splitlines() == [
+            "make mcp-example &",
+            f"PARLEY_MCP_ALLOW_URLS=127.0.0.1 make run PORT={port} "
+            "HOSTED_MCP=example=http://127.0.0.1:8765/mcp",
+        ]
         # The default database lives in the user data directory.
         assert (tmp_path / "parley" / "parley.db").exists()
         with httpx.Client(

@@ -15,6 +15,7 @@ from parley import (
     Conflict,
     InvalidRequest,
     NotFound,
+    RunFailed,
     RunStatus,
     ValidationFailed,
 )
@@ -217,6 +218,40 @@ def test_respond_runs_the_whole_tool_loop(client: Client) -> None:
     assert result.text == tool_results_text(
         [("get_weather", "warm"), ("get_time", '{"time": "noon"}')]
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "code"),
+    [("fake/error:401", "upstream_auth"), ("dead/any", "upstream_unreachable")],
+)
+def test_a_failed_run_raises_with_the_providers_error(
+    server: Any, user_key: str, model: str, code: str
+) -> None:
+    """A provider refusing the key, or not there at all: ``respond()`` raises, from both
+    clients, with the run's error; a stream's final result too."""
+    with Client(base_url=server.base_url, api_key=user_key) as client:
+        bot = client.assistants.create(name="F", model=model)
+        with pytest.raises(RunFailed) as raised:
+            client.respond(assistant_id=bot.id, content="hi")
+        with (
+            client.process(assistant_id=bot.id, content="hi") as stream,
+            pytest.raises(RunFailed) as streamed,
+        ):
+            stream.final_result()
+    failure = raised.value
+    assert failure.code == streamed.value.code == code
+    assert failure.result.status == "failed" and failure.result.error is not None
+    assert failure.message == failure.result.error.message and failure.message
+    assert str(failure) == f"run {failure.run_id} failed: {code}: {failure.message}"
+
+    async def respond_async() -> RunFailed:
+        async with AsyncClient(base_url=server.base_url, api_key=user_key) as aclient:
+            with pytest.raises(RunFailed) as araised:
+                await aclient.respond(assistant_id=bot.id, content="hi")
+        return araised.value
+
+    again = asyncio.run(respond_async())
+    assert (again.code, again.message) == (code, failure.message)
 
 
 async def test_async_client_streams_the_same_turn(server: Any, user_key: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from parley.errors import ParleyError
+from parley.sdk import RunFailed
 from tests.sdk.fake import (
     RUN,
     FakeServer,
@@ -169,6 +170,39 @@ async def errors(client: Any) -> Any:
     return caught
 
 
+FAILED = turn(
+    1,
+    status("in_progress"),
+    text("Half"),
+    {"type": "error", "run_id": RUN, "code": "upstream_auth", "message": "Key refused."},
+    status("failed"),
+    done("failed"),
+)
+
+
+def script_failed_run(fake_server: FakeServer) -> None:
+    fake_server.on("POST", "/v1/process", sse(FAILED), sse(FAILED), sse(FAILED))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("failed")))
+
+
+async def failed_run(client: Any) -> Any:
+    """A run that ends ``failed``: ``respond()`` raises, or answers when asked not to; a
+    stream's final result raises the same way."""
+    with pytest.raises(RunFailed) as raised:
+        await call(client.respond(assistant_id="asst_1", content="hi"))
+    answered = await call(
+        client.respond(assistant_id="asst_1", content="hi", raise_on_failure=False)
+    )
+    stream = await call(client.process(assistant_id="asst_1", content="hi"))
+    with pytest.raises(RunFailed) as streamed:
+        await call(stream.final_result())
+    return [
+        (str(raised.value), raised.value.code, raised.value.result),
+        answered,
+        (str(streamed.value), streamed.value.result),
+    ]
+
+
 def script_resume(fake_server: FakeServer) -> None:
     fake_server.on(
         "POST",
@@ -234,6 +268,7 @@ SCENARIOS: dict[str, tuple[Callable[[FakeServer], None], Scenario]] = {
     "errors": (script_errors, errors),
     "stream resume": (script_resume, resume),
     "files and vector stores": (script_files, files),
+    "failed run": (script_failed_run, failed_run),
 }
 
 
@@ -270,6 +305,13 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
         == ["AuthenticationFailed", "Conflict", "APIConnectionError", "ValidationFailed"]
     ),
     "stream resume": lambda r: r[1] == "11" and len(r[0]) == len(TURN_2),
+    "failed run": lambda r: (
+        r[0][0] == f"run {RUN} failed: upstream_auth: Key refused."
+        and r[0][2]["text"] == "Half"
+        and r[0][2]["thread_id"] == "thread_1"
+        and r[1]["status"] == "failed"
+        and r[2][1]["error"] == {"code": "upstream_auth", "message": "Key refused."}
+    ),
     "files and vector stores": lambda r: (
         r[1]["status"] == "failed"
         and r[1]["last_error"]["code"] == "unsupported_file"

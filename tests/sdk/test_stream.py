@@ -9,6 +9,7 @@ import pytest
 
 from parley.errors import APIConnectionError, APITimeoutError, NotFound, ServiceUnavailable
 from parley.events import ContentDelta, DoneEvent, ToolCallsEvent
+from parley.sdk import RunFailed
 from tests.sdk.fake import (
     RUN,
     Chunks,
@@ -209,6 +210,56 @@ async def test_inference_stream_helper(client: Any, fake_server: FakeServer) -> 
         "message_id": "msg_1",
         "stream": True,
     }
+
+
+async def test_final_result_folds_the_whole_turn(client: Any, fake_server: FakeServer) -> None:
+    """The events taken before it and those left unread, resumed after a drop too."""
+    fake_server.on("POST", "/v1/process", sse(TURN_1[:4], fail=httpx.ReadError("reset")))
+    fake_server.on("GET", EVENTS_PATH, sse(TURN_1[4:], expect_last_event_id="4"))
+    stream = await call(client.process(run_id=RUN))
+    assert (await next_event(stream)).type == "run.status"
+
+    result = await call(stream.final_result())
+
+    assert (result.run_id, result.status, result.text) == (RUN, "action_required", "Hello")
+    assert result.reasoning == "hmm" and result.actions[0].name == "get_time"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (5, 7)
+    assert await next_event(stream) is None  # read to its end, and closed
+    assert await call(stream.final_result()) == result  # asked again: the same
+
+
+async def test_final_result_raises_for_a_failed_turn(client: Any, fake_server: FakeServer) -> None:
+    failed = turn(
+        1,
+        status("in_progress"),
+        text("Hal"),
+        {"type": "error", "run_id": RUN, "code": "upstream_auth", "message": "Key refused."},
+        status("failed"),
+        done("failed"),
+    )
+    fake_server.on("POST", "/v1/completions", sse(failed), sse(failed))
+
+    stream = await call(client.completions.create(run_id=RUN))
+    events = [event async for event in _iterate(stream)]  # iterating does not raise
+    assert events[-1].type == "done"
+    with pytest.raises(RunFailed, match=f"^run {RUN} failed: upstream_auth: Key refused.$") as got:
+        await call(stream.final_result())
+    assert (got.value.code, got.value.result.text) == ("upstream_auth", "Hal")
+
+    stream = await call(client.completions.create(run_id=RUN))
+    answered = await call(stream.final_result(raise_on_failure=False))
+    assert answered.status == "failed" and answered.error is not None
+    assert answered.error.message == "Key refused."
+
+
+async def test_a_log_stream_has_no_final_result(client: Any, fake_server: FakeServer) -> None:
+    fake_server.on("GET", EVENTS_PATH, sse(TURN_1 + TURN_2))
+    stream = await call(client.runs.events(RUN))
+    try:
+        with pytest.raises(TypeError, match="turn stream"):
+            await call(stream.final_result())
+    finally:
+        await close(stream)
 
 
 async def test_inference_stream_needs_setup(client: Any) -> None:

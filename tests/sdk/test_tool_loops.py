@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from parley.sdk import RespondResult, ToolLoopLimitExceeded
+from parley.sdk import RespondResult, RunFailed, ToolLoopLimitExceeded
 from parley.types import RunStatus, Usage
 from tests.sdk.fake import (
     RUN,
@@ -232,17 +232,45 @@ async def test_respond_on_a_known_thread_needs_no_lookup(
     assert fake_server.requests[0].body["thread_id"] == "thread_9"
 
 
-async def test_respond_reports_a_failed_turn(client: Any, fake_server: FakeServer) -> None:
-    failed = [
-        (1, status("in_progress")),
-        (2, {"type": "error", "run_id": RUN, "code": "upstream_error", "message": "Model down."}),
-        (3, status("failed")),
-        (4, done("failed")),
+FAILED_TURN = [
+    (1, status("in_progress")),
+    (2, text("Half an ans")),
+    (3, {"type": "error", "run_id": RUN, "code": "upstream_auth", "message": "Key refused."}),
+    (4, status("failed")),
+    (5, done("failed")),
+]
+
+
+async def test_respond_raises_for_a_failed_run_only(client: Any, fake_server: FakeServer) -> None:
+    """A script that prints ``result.text`` must not print an empty line and exit 0; an
+    ``incomplete`` (token limit) or ``cancelled`` run carries text, and is answered."""
+    cut_short = [
+        sse(turn(1, status("in_progress"), text("Half"), status(end), done(end)))
+        for end in ("incomplete", "cancelled")
     ]
-    fake_server.on("POST", "/v1/process", sse(failed))
-    result = await call(client.respond(assistant_id="asst_1", content="hi", thread_id="t"))
+    fake_server.on("POST", "/v1/process", sse(FAILED_TURN), *cut_short)
+    with pytest.raises(RunFailed) as caught:
+        await call(client.respond(assistant_id="asst_1", content="hi", thread_id="t"))
+    failure = caught.value
+    assert (failure.code, failure.message, failure.run_id) == ("upstream_auth", "Key refused.", RUN)
+    assert str(failure) == f"run {RUN} failed: upstream_auth: Key refused."
+    assert isinstance(failure.result, RespondResult)
+    assert (failure.result.status, failure.result.text) == (RunStatus.FAILED, "Half an ans")
+    assert (failure.result.thread_id, failure.result.turns) == ("t", 1)
+    for end in ("incomplete", "cancelled"):
+        result = await call(client.respond(assistant_id="asst_1", content="hi", thread_id="t"))
+        assert (result.status, result.text) == (end, "Half")
+
+
+async def test_respond_reports_a_failed_run_when_asked_not_to_raise(
+    client: Any, fake_server: FakeServer
+) -> None:
+    fake_server.on("POST", "/v1/process", sse(FAILED_TURN))
+    result = await call(
+        client.respond(assistant_id="asst_1", content="hi", thread_id="t", raise_on_failure=False)
+    )
     assert result.status is RunStatus.FAILED
-    assert result.error is not None and result.error.message == "Model down."
+    assert result.error is not None and result.error.message == "Key refused."
 
 
 @pytest.mark.parametrize(

@@ -98,15 +98,30 @@ def test_json_lines_carry_the_usage_details(
     assert usage["cached_tokens"] == usage["input_tokens"] - 1 > 0
 
 
-def test_a_failed_run_exits_non_zero(server: Any, user_key: str, cli_env: dict[str, str]) -> None:
-    done = parley("ask", *connection(server, user_key), "--model", "dead/x", "hi", env=cli_env)
+@pytest.mark.parametrize(
+    ("model", "code"), [("dead/x", "upstream_unreachable"), ("fake/error:401", "upstream_auth")]
+)
+def test_a_failed_run_exits_non_zero(
+    server: Any, user_key: str, cli_env: dict[str, str], model: str, code: str
+) -> None:
+    done = parley("ask", *connection(server, user_key), "--model", model, "hi", env=cli_env)
     assert done.returncode == 1
     assert done.stdout.strip() == ""
-    assert "✗" in done.stderr and "Traceback" not in done.stderr
+    # The run's error, whole, and nothing before it (no timing line of an answer never given).
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("✗ ") and line.endswith(f" ({code})"), line
+    assert run_error(server, user_key)["message"] in line
 
     done = parley("ask", "--server", server.base_url, "--api-key", "pk_wrong", "hi", env=cli_env)
     assert done.returncode == 1
     assert "parley ask:" in done.stderr and "Traceback" not in done.stderr
+
+
+def run_error(server: Any, key: str) -> dict[str, Any]:
+    """The error of the user's newest run, as the server keeps it."""
+    error = runs(server, key)[0]["last_error"]
+    assert isinstance(error, dict), error
+    return error
 
 
 def test_a_tool_needing_confirmation_is_declined_without_a_terminal(

@@ -482,6 +482,26 @@ def test_plain_mode_writes_text_through_as_it_arrives() -> None:
     assert not view.is_live
 
 
+def test_a_turn_that_showed_nothing_gets_no_time() -> None:
+    """A provider's error before the first token: no ``1.5s`` line above the error, which
+    the caller prints next; a note (an interrupt) is still said."""
+    out, err = io.StringIO(), io.StringIO()
+    view = StreamView(Console(file=out), err_console=Console(file=err))
+    view.start()
+    view.finish(elapsed=1.5)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+
+    view = StreamView(Console(file=out), err_console=Console(file=err))
+    view.start()
+    view.interrupt()
+    assert err.getvalue() == "interrupted — partial answer kept\n"
+
+    view = StreamView(Console(file=out), err_console=Console(file=err))
+    view.tool_call("lookup", {"q": 1})  # a tool's line is output too
+    view.finish(elapsed=1.5)
+    assert err.getvalue().endswith("▸ lookup(q=1)\n1.5s\n")
+
+
 def test_a_whole_answer_in_one_delta() -> None:
     """What ``--no-stream`` hands the view: the whole answer as one delta."""
     console, out = terminal()

@@ -25,6 +25,8 @@ from tests.terminal.conftest import StartChat, parley
 from tests.terminal.mcp_server import HOSTILE, HOSTILE_SHOWN, ODD_TOOLS, build_server, http_app
 
 AUTO = "fake/auto:2"
+#: The answers of every confirmation question, the client's own tools' as hosted ones'.
+CHOICES = "[y]es / [n]o / [a]lways for this tool"
 Open = Callable[..., Any]
 
 
@@ -120,7 +122,7 @@ async def test_an_approved_call_runs_and_the_answer_streams(
     result = await ConversationProcessor(session, shown.output).process_conversation("say it")
 
     assert result.ok, result
-    assert shown.questions == ['Run echo on tests with {"text": "text 0"}? [y/N] ']
+    assert shown.questions == [f'Run echo on tests with {{"text": "text 0"}}? {CHOICES}: ']
     assert result.text.endswith(tool_results_text([("echo", "text 0")]))
     assert result.turns == 2
     assert [(r.name, r.output) for r in result.tool_results] == [("echo", "approved")]
@@ -211,7 +213,7 @@ def test_the_question_cuts_long_arguments() -> None:
     )
     question = approval_question(action)
     assert question.startswith('Run echo on tests with {"text": "xxx')
-    assert len(question) < 350 and "…" in question
+    assert len(question) < 400 and "…" in question
 
 
 # ------------------------------------------------------------------------ parley ask
@@ -264,7 +266,7 @@ def test_parley_chat_asks_in_the_terminal(start_chat: StartChat, mcp_url: str) -
     mark = chat.mark()
     chat.write("say it\r")
     question = chat.expect(
-        re.escape('Run echo on tests with {"text": "text 0"}? [y/N]'), since=mark
+        re.escape(f'Run echo on tests with {{"text": "text 0"}}? {CHOICES}:'), since=mark
     )
     chat.write("y")
     chat.expect(r"yes", since=question.end())
@@ -279,14 +281,37 @@ def test_parley_chat_asks_in_the_terminal(start_chat: StartChat, mcp_url: str) -
     chat.expect(PROMPT, since=mark)
     mark = chat.mark()
     chat.write("say it again\r")
-    question = chat.expect(r"\? \[y/N\]", since=mark)
+    question = chat.expect(re.escape(f"? {CHOICES}:"), since=mark)
     chat.write("\r")  # Enter: no
     chat.expect(r"no", since=question.end())
     chat.expect(r"✗ echo  not approved", since=question.end())
     denied = chat.expect(r"did not approve", since=question.end())
+    chat.expect(PROMPT, since=denied.end())
+
+    # a: this tool of this server runs without a question for the rest of the session.
+    mark = chat.mark()
+    chat.write("/new\r")
+    chat.expect(PROMPT, since=mark)
+    mark = chat.mark()
+    chat.write("say it always\r")
+    question = chat.expect(re.escape(f"? {CHOICES}:"), since=mark)
+    chat.write("a")
+    chat.expect(r"always", since=question.end())
+    chat.expect(r"✓ echo  text 0", since=question.end())
+    done = chat.expect(r"in / \d+ out tokens", since=question.end())
+    chat.expect(PROMPT, since=done.end())
+    mark = chat.mark()
+    chat.write("/new\r")
+    chat.expect(PROMPT, since=mark)
+    mark = chat.mark()
+    chat.write("say it unasked\r")
+    chat.expect(re.escape('⚙ tests · echo {"text": "text 0"}'), since=mark)
+    chat.expect(r"✓ echo  text 0", since=mark)
+    done = chat.expect(r"in / \d+ out tokens", since=mark)
+    assert CHOICES not in chat.screen[mark:]
     # Ctrl-D once the prompt is back: typed while the turn still ends, it may be dropped as
     # the prompt takes the terminal again, and the chat would wait for more.
-    chat.expect(PROMPT, since=denied.end())
+    chat.expect(PROMPT, since=done.end())
     chat.write("\x04")
     assert chat.wait(15) == 0
 
