@@ -4,7 +4,9 @@ SDK with real sandboxes: an assistant with the tool and a CSV among its
 (the demo model runs the code its message gives) in which pandas reads both. The run's
 steps show a ``code_interpreter`` call (its input, its logs, its figure as an image file),
 the answer shows the figure as an ``image_file`` part, and the figure's bytes are a file of
-the user's."""
+the user's. Streamed, the call's code comes in pieces and its outputs after it, the figure
+as the answer's first part and its text as the second, so the SDK's handlers fire as with
+OpenAI."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 
 from tests.code_interpreter.conftest import LIMITS, needs_sandbox, needs_stack
 from tests.harness import FreshDatabase, ParleyServer
+from tests.openai_sdk.assistants import Recorder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -133,12 +136,73 @@ def test_a_streamed_run_shows_the_call_as_a_step(client: openai.OpenAI) -> None:
         for e in events
         if e.event == "thread.run.step.delta" and e.data.delta.step_details.type == "tool_calls"  # type: ignore[union-attr]
     ]
-    (call,) = deltas
-    assert call.type == "code_interpreter"
-    assert call.code_interpreter.input == "6 * 7"  # type: ignore[union-attr]
-    assert call.code_interpreter.outputs[0].logs == "42\n"  # type: ignore[union-attr]
+    # Named with its input empty, then the input in pieces, then the outputs.
+    first, *pieces, ran = deltas
+    assert first.type == "code_interpreter" and first.id is not None
+    assert (first.code_interpreter.input, first.code_interpreter.outputs) == ("", [])  # type: ignore[union-attr]
+    assert "".join(p.code_interpreter.input for p in pieces) == "6 * 7"  # type: ignore[union-attr,misc]
+    assert all(p.id is None and p.code_interpreter.outputs is None for p in pieces)  # type: ignore[union-attr]
+    assert ran.code_interpreter.input is None  # type: ignore[union-attr]
+    assert ran.code_interpreter.outputs[0].logs == "42\n"  # type: ignore[union-attr]
     completed = [e.data for e in events if e.event == "thread.message.completed"]
     assert "42" in completed[-1].content[0].text.value  # type: ignore[union-attr]
+
+
+#: Code the demo model runs: a line of logs, and a figure.
+FIGURE = "python import matplotlib.pyplot as plt\nprint('drawn')\nlines = plt.plot([1, 4, 9])"
+
+
+def test_a_streamed_run_fires_the_handlers_of_the_call_and_of_the_text_after_its_figure(
+    client: openai.OpenAI,
+) -> None:
+    """What OpenAI's quickstart prints: the code as it is written (``on_tool_call_delta``),
+    its logs and figure, then the answer, whose text (after the figure, at index 1) ends
+    with ``on_text_done``."""
+    bot = client.beta.assistants.create(model="demo/parley", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": FIGURE}])
+    handler = Recorder()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=bot.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+    assert handler.get_final_run().status == "completed"
+    code = FIGURE.removeprefix("python ")
+    [(call_id, kind, opened)] = handler.named("tool_call_created")
+    assert (kind, opened) == ("code_interpreter", ("", []))
+    deltas = handler.named("tool_call_delta")
+    inputs = [given[2][0] for _, given in deltas[:-1]]
+    assert len(inputs) > 1 and "".join(inputs) == code, deltas
+    assert all(index == 0 and given[:2] == (None, kind) for index, given in deltas)
+    _, (_, _, (no_input, outputs)) = deltas[-1]
+    assert no_input is None
+    figure = outputs[1]["image"]["file_id"]
+    assert outputs == [
+        {"index": 0, "type": "logs", "logs": "drawn\n"},
+        {"index": 1, "type": "image", "image": {"file_id": figure}},
+    ]
+    # Done with the whole call (the SDK says so again at each step's and the run's end).
+    for done in handler.named("tool_call_done"):
+        assert done[:2] == (call_id, kind) and done[2][0] == code, done
+        assert [o["type"] for o in done[2][1]] == ["logs", "image"]
+
+    message = [(n, given) for n, given in handler.calls if not n.startswith("tool_call")]
+    names = [name for name, _ in message]
+    assert names == [
+        "message_created",
+        "text_created",
+        "text_delta",
+        "image_file_done",
+        *["text_delta"] * (len(names) - 6),
+        "text_done",
+        "message_done",
+    ], names
+    [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
+    image, text = answer.content
+    assert image.image_file.file_id == figure  # type: ignore[union-attr]
+    assert handler.named("image_file_done") == [figure]
+    assert "".join(handler.named("text_delta")) == text.text.value  # type: ignore[union-attr]
+    assert handler.named("text_done") == [text.text.value]  # type: ignore[union-attr]
+    assert handler.named("message_done") == [(answer.id, ["image_file", "text"])]
 
 
 def test_bad_resources_are_refused(client: openai.OpenAI) -> None:

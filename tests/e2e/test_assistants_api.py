@@ -144,11 +144,22 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
     pairs = events_of(
         http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"], "stream": True})
     )
-    [delta] = [d for name, d in pairs if name == "thread.run.step.delta"]
-    [call] = delta["delta"]["step_details"]["tool_calls"]
-    assert call["index"] == 0 and call["type"] == "function"
-    assert call["function"]["name"] == "get_weather" and call["function"]["output"] is None
-    assert json.loads(call["function"]["arguments"]) == tool_arguments(CHAT_WEATHER, 0)
+    # As OpenAI streams a call: named first (its arguments still empty), then the
+    # arguments in pieces, each delta with the call's index and type only.
+    step_deltas = [d for name, d in pairs if name == "thread.run.step.delta"]
+    delta = step_deltas[0]
+    assert {d["id"] for d in step_deltas} == {delta["id"]} and "id" not in delta["delta"]
+    [call, *more] = [c for d in step_deltas for c in d["delta"]["step_details"]["tool_calls"]]
+    assert call == {
+        "index": 0,
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "", "output": None},
+    }
+    assert len(more) > 1 and all(p.keys() == {"index", "type", "function"} for p in more)
+    assert {(p["index"], p["type"]) for p in more} == {(0, "function")}
+    arguments = "".join(p["function"]["arguments"] for p in more)
+    assert json.loads(arguments) == tool_arguments(CHAT_WEATHER, 0)
     name, run = pairs[-2]
     assert name == "thread.run.requires_action" and run["status"] == "requires_action"
     [required] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
@@ -174,6 +185,103 @@ def test_the_stream_of_a_tool_call_and_its_outputs(http: httpx.Client) -> None:
     assert names[-2] == "thread.run.completed"
     completed = dict(resumed)["thread.message.completed"]
     assert completed["content"][0]["text"]["value"] == tool_results_text([("get_weather", "warm")])
+
+
+def steps_one_at_a_time(pairs: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The steps a stream creates, in order, checked as OpenAI's SDKs take them (Node's
+    ``AssistantStream`` refuses any other order): a step is created once and ends before
+    the next one is created, a message likewise, and each delta is of the open one."""
+    step = message = None
+    created: list[dict[str, Any]] = []
+    for name, data in pairs:
+        if name == "thread.run.step.created":
+            assert step is None, f"{data['id']} created while {step} is open"
+            assert data["id"] not in [s["id"] for s in created]
+            step = data["id"]
+            created.append(data)
+        elif name == "thread.run.step.delta":
+            assert data["id"] == step, (data["id"], step)
+        elif name.startswith("thread.run.step.") and name != "thread.run.step.in_progress":
+            if data["id"] == step:  # (after tool outputs: a step of an earlier stream ends)
+                step = None
+        elif name == "thread.message.created":
+            assert message is None, f"{data['id']} created while {message} is open"
+            message = data["id"]
+        elif name == "thread.message.delta":
+            assert data["id"] == message, (data["id"], message)
+        elif name in ("thread.message.completed", "thread.message.incomplete"):
+            assert data["id"] == message, (data["id"], message)
+            message = None
+    assert step is None or pairs[-2][0] == "thread.run.requires_action", step
+    assert message is None, message
+    return created
+
+
+def test_text_before_a_function_call_ends_before_the_calls_step(http: httpx.Client) -> None:
+    bot = assistant(http, "fake/preface:3", tools=[CHAT_WEATHER])
+    t = thread(http, "Paris?")
+    pairs = events_of(
+        http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"], "stream": True})
+    )
+    steps = steps_one_at_a_time(pairs)
+    assert [s["type"] for s in steps] == ["message_creation", "tool_calls"]
+    names = [name for name, _ in pairs]
+    start = names.index("thread.run.step.created")
+    assert names[start:] == [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        *["thread.message.delta"] * 3,
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        *["thread.run.step.delta"] * (len(names) - start - 13),
+        "thread.run.requires_action",
+        "done",
+    ], names
+    data = dict(pairs)
+    assert data["thread.message.completed"]["content"][0]["text"]["value"] == expected_text(3)
+    written = data["thread.run.step.completed"]
+    assert written["id"] == steps[0]["id"] and written["usage"] is not None
+    run = data["thread.run.requires_action"]
+    listed = http.get(f"/threads/{t['id']}/runs/{run['id']}/steps?order=asc").json()["data"]
+    assert [s["id"] for s in listed] == [s["id"] for s in steps]
+
+
+def test_text_before_a_call_the_server_runs_and_the_answer_after_it(http: httpx.Client) -> None:
+    """The model writes, calls the code interpreter, and answers after its result: the
+    first message and its step end before the call's step starts, which ends before the
+    answer's starts, as the run's steps list them."""
+    bot = assistant(http, "fake/preface:3", tools=[{"type": "code_interpreter"}])
+    t = thread(http, "Run it")
+    pairs = events_of(
+        http.post(f"/threads/{t['id']}/runs", json={"assistant_id": bot["id"], "stream": True})
+    )
+    steps = steps_one_at_a_time(pairs)
+    assert [s["type"] for s in steps] == ["message_creation", "tool_calls", "message_creation"]
+    assert pairs[-2][0] == "thread.run.completed", [name for name, _ in pairs]
+    run_id = pairs[-2][1]["id"]
+    completed = [d for name, d in pairs if name == "thread.message.completed"]
+    assert [m["content"][0]["text"]["value"] for m in completed[:1]] == [expected_text(3)]
+    assert completed[1]["content"][0]["text"]["value"].startswith("Fake upstream got tool results")
+    assert [m["id"] for m in completed] == [
+        s["step_details"]["message_creation"]["message_id"] for s in steps[::2]
+    ]
+    calls = [
+        c
+        for name, d in pairs
+        if name == "thread.run.step.delta"
+        for c in d["delta"]["step_details"]["tool_calls"]
+    ]
+    assert calls[0]["type"] == "code_interpreter" and calls[0]["code_interpreter"]["input"] == ""
+    assert "".join(c["code_interpreter"].get("input", "") for c in calls) == "code 0"
+    assert calls[-1]["code_interpreter"]["outputs"], calls[-1]  # what running it said
+    listed = http.get(f"/threads/{t['id']}/runs/{run_id}/steps?order=asc").json()["data"]
+    assert [s["id"] for s in listed] == [s["id"] for s in steps]
+    [call] = listed[1]["step_details"]["tool_calls"]
+    assert call["id"] == calls[0]["id"] and call["code_interpreter"]["input"] == "code 0"
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from parley.store.db import Database
 from parley.store.tables import vector_store_files
 from tests.e2e.responses_providers_helpers import serving_with
 from tests.file_search.helpers import OWLS, OWLS_FILE, file_search_tool
+from tests.openai_sdk.assistants import Recorder
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -157,6 +158,61 @@ async def test_an_attachment_is_searched_and_cited(served: Served) -> None:
     for cited in text.annotations:
         assert cited.type == "file_citation" and cited.file_citation.file_id == made.id  # type: ignore[union-attr]
         assert text.value[cited.start_index : cited.end_index] in (OWLS_FILE, f"[{OWLS_FILE}]")
+
+
+async def test_a_streamed_search_fires_the_handlers_as_openais_does(served: Served) -> None:
+    """Through ``AssistantEventHandler``: the search is one call, created and done with
+    ``file_search: {}`` and no delta (OpenAI's stream gives it one delta, its results in
+    the completed step), then the answer's text created, in deltas, and done, citing the
+    file."""
+    sdk = served.sdk
+    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
+    store = await sdk.vector_stores.create(file_ids=[made.id])
+    await indexed(served.db, store.id)
+    assistant = await sdk.beta.assistants.create(
+        model="demo/parley",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = await sdk.beta.threads.create(
+        messages=[{"role": "user", "content": "file_search how do owls hunt?"}]
+    )
+
+    def streamed() -> Recorder:
+        handler = Recorder()
+        with (
+            openai.OpenAI(base_url=str(sdk.base_url), api_key=sdk.api_key, max_retries=0) as c,
+            c.beta.threads.runs.stream(
+                thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+            ) as stream,
+        ):
+            stream.until_done()
+        return handler
+
+    handler = await asyncio.to_thread(streamed)
+    assert handler.get_final_run().status == "completed"
+    [(call_id, kind, given)] = handler.named("tool_call_created")
+    assert (kind, given) == ("file_search", {"ranking_options": None, "results": None})
+    assert handler.named("tool_call_delta") == []
+    # Done as it was created (the SDK says so again at each step's and the run's end).
+    dones = handler.named("tool_call_done")
+    assert dones and all(done == (call_id, kind, given) for done in dones), dones
+    steps = handler.get_final_run_steps()
+    [searched] = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]  # type: ignore[union-attr]
+    assert searched.id == call_id
+    message = [(n, given) for n, given in handler.calls if not n.startswith("tool_call")]
+    names = [name for name, _ in message]
+    assert names == [
+        "message_created",
+        "text_created",
+        *["text_delta"] * (len(names) - 4),
+        "text_done",
+        "message_done",
+    ], names
+    [text] = handler.named("text_done")
+    assert OWLS in text and "".join(handler.named("text_delta")) == text
+    [answer] = handler.get_final_messages()
+    assert answer.content[0].text.annotations  # type: ignore[union-attr]
 
 
 async def test_parleys_own_runs_search_and_show_it(served: Served) -> None:

@@ -80,6 +80,61 @@ def _tokens(usage: Any) -> tuple[int, int, int]:
     return usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
 
 
+class Recorder(openai.AssistantEventHandler):
+    """An ``AssistantEventHandler`` that records each call of its content handlers, in
+    order, as ``(handler, what it was given)``: a tool call's id, type and text (a
+    function's ``(name, arguments)``, the code interpreter's ``(input, outputs)``, a file
+    search's ``file_search``), a text's value, an image's file id, a message's id and its
+    parts' types. OpenAI's quickstart prints from these same handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_tool_call_created(self, tool_call: Any) -> None:
+        self.calls.append(("tool_call_created", _call(tool_call)))
+
+    def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+        self.calls.append(("tool_call_delta", (delta.index, _call(delta))))
+
+    def on_tool_call_done(self, tool_call: Any) -> None:
+        self.calls.append(("tool_call_done", _call(tool_call)))
+
+    def on_message_created(self, message: Any) -> None:
+        self.calls.append(("message_created", (message.id, [p.type for p in message.content])))
+
+    def on_text_created(self, text: Any) -> None:
+        self.calls.append(("text_created", text.value))
+
+    def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+        self.calls.append(("text_delta", delta.value))
+
+    def on_text_done(self, text: Any) -> None:
+        self.calls.append(("text_done", text.value))
+
+    def on_image_file_done(self, image_file: Any) -> None:
+        self.calls.append(("image_file_done", image_file.file_id))
+
+    def on_message_done(self, message: Any) -> None:
+        self.calls.append(("message_done", (message.id, [p.type for p in message.content])))
+
+    def named(self, *handlers: str) -> list[Any]:
+        """What the handlers of these names were given, in order."""
+        return [given for name, given in self.calls if name in handlers]
+
+
+def _call(call: Any) -> tuple[Any, ...]:
+    """A tool call (or a call's delta) as ``Recorder`` keeps it."""
+    if call.type == "function":
+        return (call.id, "function", (call.function.name, call.function.arguments))
+    if call.type == "code_interpreter":
+        code = call.code_interpreter
+        outputs = [o.model_dump(exclude_none=True) for o in code.outputs or ()]
+        return (call.id, "code_interpreter", (code.input, outputs))
+    search = call.file_search  # a dict in a delta, the SDK's object in a snapshot
+    return (call.id, call.type, search if isinstance(search, dict) else search.model_dump())
+
+
 # ------------------------------------------------------------------------- scenarios
 
 
@@ -336,7 +391,7 @@ def run_streamed_with_handler(client: openai.OpenAI, setup: Any) -> None:
         "thread.run.in_progress",
         "thread.run.step.created",
         "thread.run.step.in_progress",
-        "thread.run.step.delta",
+        *["thread.run.step.delta"] * (len(first) - 6),  # the call, then its arguments
         "thread.run.requires_action",
     ], first
     second = seen[len(first) :]
@@ -358,6 +413,61 @@ def run_streamed_with_handler(client: openai.OpenAI, setup: Any) -> None:
     ], second
     [answer, _] = client.beta.threads.messages.list(thread_id=thread.id).data
     assert _text(answer) == "".join(text)
+
+
+@_quiet
+def run_streamed_handlers(client: openai.OpenAI, setup: Any) -> None:
+    """Every content handler of an ``AssistantEventHandler`` fires as with OpenAI: a
+    function call created with its name, its arguments in pieces (``on_tool_call_delta``),
+    done with the whole of them; then the answer after its output, text created, in
+    deltas and done, and the message done."""
+    assistant = _assistant(client, setup.tool_model, tools=[WEATHER])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Paris?"}])
+    asked = Recorder()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=asked
+    ) as stream:
+        stream.until_done()
+    run = asked.get_final_run()
+    assert run.status == "requires_action" and run.required_action is not None
+    [required] = run.required_action.submit_tool_outputs.tool_calls
+    arguments = json.dumps(setup.tool_arguments, separators=(",", ":"))
+    created, *deltas, done = asked.calls
+    assert created == ("tool_call_created", (required.id, "function", ("get_weather", "")))
+    assert done == ("tool_call_done", (required.id, "function", ("get_weather", arguments)))
+    assert len(deltas) > 1, asked.calls  # the arguments in pieces, as the model wrote them
+    for name, (index, (call_id, kind, (call_name, _))) in deltas:
+        assert (name, index, call_id, kind, call_name) == (
+            "tool_call_delta",
+            0,
+            None,
+            "function",
+            None,
+        )
+    assert "".join(piece for _, (_, (_, _, (_, piece))) in deltas) == arguments
+
+    answered = Recorder()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": required.id, "output": OUTPUT}],
+        event_handler=answered,
+    ) as stream:
+        stream.until_done()
+    answer = setup.answer_to("get_weather", OUTPUT)
+    names = [name for name, _ in answered.calls]
+    assert names == [
+        "message_created",
+        "text_created",
+        *["text_delta"] * (len(names) - 4),
+        "text_done",
+        "message_done",
+    ], names
+    [(message_id, parts)] = answered.named("message_created")
+    assert parts == [] and answered.named("message_done") == [(message_id, ["text"])]
+    assert answer.startswith(answered.named("text_created")[0])
+    assert "".join(answered.named("text_delta")) == answer
+    assert answered.named("text_done") == [answer]
 
 
 @_quiet
@@ -514,6 +624,7 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI, Any], None]] = {
         run_tools_polled,
         run_token_budget,
         run_streamed_with_handler,
+        run_streamed_handlers,
         run_streamed_text,
         run_cancelled,
         runs_listed_and_updated,

@@ -156,8 +156,13 @@ def with_figures(message: MessagePublic, file_ids: Sequence[str]) -> MessagePubl
     ``image_file`` parts before its text."""
     if not file_ids or message.role != "assistant":
         return message
-    parts = [{"type": "image_file", "image_file": {"file_id": f}} for f in file_ids]
+    parts = [figure_part(f) for f in file_ids]
     return message.model_copy(update={"content": [*parts, *message.content]})
+
+
+def figure_part(file_id: str) -> dict[str, Any]:
+    """A figure as a message's ``image_file`` content part."""
+    return {"type": "image_file", "image_file": {"file_id": file_id}}
 
 
 def cited(message: MessagePublic, files_found: Mapping[str, str]) -> MessagePublic:

@@ -1,23 +1,36 @@
 """A run's events as the Assistants API streams them.
 
-One turn's run events (``content.delta``, ``tool_calls``, ``done``, ...) become OpenAI's
-``thread.*`` events, in OpenAI's order::
+One turn's run events (``content.delta``, ``tool_calls``, ``hosted_tool``, ``done``, ...)
+become OpenAI's ``thread.*`` events, in OpenAI's order::
 
     thread.run.created, thread.run.queued, thread.run.in_progress   (a new run)
     thread.run.step.completed, thread.run.queued, thread.run.in_progress
                                                        (after tool outputs: their step)
     thread.run.step.created, thread.run.step.in_progress            (at the first text)
     thread.message.created, thread.message.in_progress
-    thread.message.delta ...
+    thread.message.delta ...                  (its figures, then its text, in pieces)
     thread.message.completed, thread.run.step.completed             (when the text ends)
     thread.run.step.created, thread.run.step.in_progress            (the tool calls)
-    thread.run.step.delta ...                                       (one per call)
+    thread.run.step.delta ...                 (each call: named, then its text in pieces)
+    thread.run.step.completed                 (calls the server ran, once the model goes on)
+    ... (the answer the model writes after them: a step and a message as above)
     thread.run.requires_action | thread.run.completed | .failed | .cancelled
         | .incomplete | .expired
     done                                                            (data: [DONE])
 
+One step is open at a time, and one message, as OpenAI's stream has them (Node's
+``AssistantStream`` refuses a step created while another is open): the text of a message
+ends before the calls that follow it start, and the calls the server ran (a file search,
+the code interpreter) end once the model goes on. The calls' deltas are ``deltas``': the
+code interpreter's ``input`` as the call starts, its ``outputs`` once it has run; the
+calls the client runs (functions) are sent when the turn ends with them, after the message
+they follow, which is read then as stored. A message's parts stream at the index they have
+in the finished message: the figures the run's code drew before it, then its text.
+
 The step and message objects are the ones the list endpoints answer (``objects``), read
-once the turn has ended: a completed step has its ``usage``, a step in progress none.
+once the turn has ended: a completed step has its ``usage``, a step in progress none. A
+message whose turn goes on past it (the model then called a tool the server runs) ends as
+it was streamed, and its step without ``usage`` (the list endpoints give it).
 Reasoning is not streamed: the Assistants API has no event for it (the message keeps it,
 as ``reasoning``). ``error`` is sent only when the stream itself breaks off before the
 run's end.
@@ -32,9 +45,9 @@ from typing import Any
 
 import orjson
 
-from parley.engine import Entry
+from parley.engine import Entry, file_search
 from parley.errors import ParleyError
-from parley.server.faces.assistants import files, reads
+from parley.server.faces.assistants import deltas, files, reads
 from parley.server.faces.kit import sse
 from parley.server.faces.kit.resources import (
     MessagePublic,
@@ -43,10 +56,11 @@ from parley.server.faces.kit.resources import (
     message_step_id,
     run_step,
     run_steps,
+    tool_call_detail,
 )
 from parley.store.db import Database
 from parley.store.records import Action, Message, Run
-from parley.types import ActionStatus, RunStatus
+from parley.types import ActionStatus, RunStatus, ToolCall
 
 #: The end of the stream: ``event: done`` and ``data: [DONE]``.
 DONE_FRAME = sse.frame(b"[DONE]", "done")
@@ -92,12 +106,24 @@ class TurnEvents:
     def __init__(self, db: Database, run: Run, message: Message, head: bytes) -> None:
         self.db = db
         self.run = run
+        #: The message the model writes now (the turn's, then each one after tools).
         self.message = message
         self.head = head
+        #: The message's text so far, while it is open (``writing``).
         self.text = ""
         self.writing = False
-        #: The step of the searches the server ran for the current message, while open.
-        self.searches: RunStepPublic | None = None
+        #: The figures shown as the open message's first parts (file ids).
+        self.shown: list[str] = []
+        #: The figures the turn's code drew that no message has shown yet.
+        self.figures: list[str] = []
+        #: The files the turn's searches found (id by name), which a text may cite.
+        self.found: dict[str, str] = {}
+        #: The step of the tool calls of the current message, while open, and the index of
+        #: each of its calls, by call id.
+        self.calls: RunStepPublic | None = None
+        self.indices: dict[str, int] = {}
+        #: The calls the turn ends with (its manifest's actions): sent by ``closing``.
+        self.pending: list[dict[str, Any]] | None = None
 
     def opening(self) -> bytes:
         return self.head
@@ -108,124 +134,152 @@ class TurnEvents:
     def _entry(self, kind: str, data: str) -> bytes:
         if kind == "content.delta":
             event = orjson.loads(data)
-            ended = self._follow(event.get("message_id"))
-            return ended + self._text(event["text"])
+            return self._follow(event.get("message_id")) + self._text(event["text"])
+        if kind == "reasoning.delta":  # not shown, but it says a new model call began
+            return self._follow(orjson.loads(data).get("message_id"))
         if kind == "tool_calls":
-            return self._end_searches() + self._calls(orjson.loads(data)["actions"])
+            event = orjson.loads(data)
+            self.pending = event["actions"]
+            return self._follow(event.get("message_id"))
         if kind == "hosted_tool":
             event = orjson.loads(data)
             item = event["item"]
-            if event["phase"] == "done" and item.get("type") in (
-                "file_search_call",
-                "code_interpreter_call",
-            ):
-                return self._search(item)
+            if item.get("type") in ("file_search_call", "code_interpreter_call"):
+                return self._hosted(event["phase"], item)
         return b""
 
-    def _search(self, item: dict[str, Any]) -> bytes:
-        """A search or code call the server ran: the ``tool_calls`` step of the message
-        that asked for it (created with its first such call), and a delta with the call."""
-        head = b""
-        if self.searches is None:
-            self.searches = run_step(self.run, self.message, "tool_calls")
-            head = frame("thread.run.step.created", self.searches) + frame(
-                "thread.run.step.in_progress", self.searches
-            )
+    # ------------------------------------------------------------------ the messages
+
+    def _follow(self, message_id: str | None) -> bytes:
+        """The model answers into a new message after the server ran its calls (a file
+        search, the code interpreter), or answered calls it could not run: the first event
+        of that message (its reasoning, its text or the calls it ends with) makes it the
+        stream's message, and what was open of the one before ends."""
+        if not message_id or message_id == self.message.id:
+            return b""
+        ended = self._end_message() + self._end_calls()
+        self.message = replace(self.message, id=message_id, content="", tool_calls=None, item=None)
+        return ended
+
+    def _text(self, text: str) -> bytes:
+        head = b"" if self.writing else self._open_message()
+        self.text += text
+        part = {"type": "text", "text": {"value": text, "annotations": []}}
+        delta = deltas.message_delta(self.message.id, len(self.shown), part)
+        return head + frame("thread.message.delta", delta)
+
+    def _open_message(self) -> bytes:
+        """The message's step and the message, at its first text; the figures drawn
+        since the last message shown are its first parts, each its own delta."""
+        head = [self._end_calls()]
+        self.writing = True
+        step = run_step(self.run, self.message, "message_creation")
+        message = MessagePublic.of(self.message, (self.run, self.message.seq))
+        message = message.model_copy(update={"content": [], "status": "in_progress"})
+        head += [
+            frame("thread.run.step.created", step),
+            frame("thread.run.step.in_progress", step),
+            frame("thread.message.created", message),
+            frame("thread.message.in_progress", message),
+        ]
+        self.shown, self.figures = self.figures, []
+        for i, file_id in enumerate(self.shown):
+            delta = deltas.message_delta(self.message.id, i, files.figure_part(file_id))
+            head.append(frame("thread.message.delta", delta))
+        return b"".join(head)
+
+    def _end_message(self) -> bytes:
+        """The open message ends before the turn does (the model goes on to call a tool
+        the server runs): the message as it was streamed, and its step (its usage is
+        stored with the message later: the list endpoints give it)."""
+        if not self.writing:
+            return b""
+        now = int(time.time())
+        written = replace(self.message, content=self.text)
+        # Not the run's newest message: a later one follows it, so it reads completed.
+        final = MessagePublic.of(written, (self.run, written.seq + 1))
+        final = files.with_figures(files.cited(final, self.found), self.shown)
+        final = final.model_copy(update={"completed_at": now})
+        step = run_step(self.run, self.message, "message_creation", state="completed", ended_at=now)
+        self.writing, self.text, self.shown = False, "", []
+        return frame("thread.message.completed", final) + frame("thread.run.step.completed", step)
+
+    # ---------------------------------------------------------------- the tool calls
+
+    def _open_calls(self) -> bytes:
+        """The ``tool_calls`` step of the current message, created with its first call
+        (the message's text, if any, ends first)."""
+        if self.calls is not None:
+            return b""
+        head = self._end_message()
+        self.calls = run_step(self.run, self.message, "tool_calls")
+        self.indices = {}
+        return (
+            head
+            + frame("thread.run.step.created", self.calls)
+            + frame("thread.run.step.in_progress", self.calls)
+        )
+
+    def _call(self, call: dict[str, Any]) -> bytes:
+        """A call in the open step: its deltas as it starts (once), its place in the
+        step's details as it now stands."""
+        assert self.calls is not None
+        out = b""
+        index = self.indices.get(call["id"])
+        if index is None:
+            index = self.indices[call["id"]] = len(self.indices)
+            for delta in deltas.call_deltas(index, call):
+                out += frame("thread.run.step.delta", deltas.step_delta(self.calls.id, delta))
+        calls = list(self.calls.step_details["tool_calls"])
+        calls[index : index + 1] = [call]
+        details = {"type": "tool_calls", "tool_calls": calls}
+        self.calls = self.calls.model_copy(update={"step_details": details})
+        return out
+
+    def _hosted(self, phase: str, item: dict[str, Any]) -> bytes:
+        """A search or code call the server runs, in the ``tool_calls`` step of the
+        message that asked for it: named with its input as it starts, its outputs once it
+        has run (a call first seen ended, as a turn that died ends its calls, is both)."""
         call_id = item.get("call_id") or item["id"]
-        if item.get("type") == "code_interpreter_call":
+        if item["type"] == "code_interpreter_call":
             call = files.code_call(call_id, item)
         else:
             call = files.search_call(call_id, item, self.run.tools, False)
-        calls = [*self.searches.step_details["tool_calls"], call]
-        self.searches = self.searches.model_copy(
-            update={"step_details": {"type": "tool_calls", "tool_calls": calls}}
-        )
-        delta = {
-            "id": self.searches.id,
-            "object": "thread.run.step.delta",
-            "delta": {
-                "step_details": {
-                    "type": "tool_calls",
-                    "tool_calls": [{"index": len(calls) - 1, **call}],
-                }
-            },
-        }
-        return head + frame("thread.run.step.delta", delta)
+        out = self._open_calls() + self._call(call)
+        if phase != "done":
+            return out
+        assert self.calls is not None
+        self.figures += files.figures([item])
+        self.found.update(file_search.cited_files([item]))
+        outputs = deltas.outputs_delta(self.indices[call_id], call)
+        if outputs is not None:
+            out += frame("thread.run.step.delta", deltas.step_delta(self.calls.id, outputs))
+        return out
 
-    def _end_searches(self) -> bytes:
-        """The searches' step completes once the model goes on."""
-        step, self.searches = self.searches, None
+    def _end_calls(self) -> bytes:
+        """The calls' step completes once the model goes on."""
+        step, self.calls = self.calls, None
         if step is None:
             return b""
         done = step.model_copy(update={"status": "completed", "completed_at": int(time.time())})
         return frame("thread.run.step.completed", done)
 
-    def _follow(self, message_id: str | None) -> bytes:
-        """The answer's text goes to a message after the one the turn began with when the
-        server ran tools first (a file search): the stream's message is that one, and the
-        step of those tools completes."""
-        if message_id and message_id != self.message.id and not self.writing:
-            self.message = replace(
-                self.message, id=message_id, content="", tool_calls=None, item=None
+    def _client_calls(self, actions: list[dict[str, Any]]) -> bytes:
+        """The calls the turn ends with, for the client: in the step of the message's
+        calls (with those the server ran, if any), each named, then its arguments."""
+        out = self._open_calls()
+        for action in actions:
+            call = ToolCall(
+                id=action["tool_call_id"], name=action["name"], arguments=action["arguments"]
             )
-            return self._end_searches()
-        return b""
+            out += self._call(tool_call_detail(call, None))
+        return out
 
-    def _text(self, text: str) -> bytes:
-        head = b""
-        if not self.writing:
-            self.writing = True
-            step = run_step(self.run, self.message, "message_creation")
-            message = MessagePublic.of(self.message, (self.run, self.message.seq))
-            message = message.model_copy(update={"content": [], "status": "in_progress"})
-            head = b"".join(
-                (
-                    frame("thread.run.step.created", step),
-                    frame("thread.run.step.in_progress", step),
-                    frame("thread.message.created", message),
-                    frame("thread.message.in_progress", message),
-                )
-            )
-        self.text += text
-        delta = {
-            "id": self.message.id,
-            "object": "thread.message.delta",
-            "delta": {
-                "content": [
-                    {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
-                ]
-            },
-        }
-        return head + frame("thread.message.delta", delta)
-
-    def _calls(self, actions: list[dict[str, Any]]) -> bytes:
-        step = run_step(self.run, self.message, "tool_calls")
-        frames = [
-            frame("thread.run.step.created", step),
-            frame("thread.run.step.in_progress", step),
-        ]
-        for i, action in enumerate(actions):
-            call = {
-                "index": i,
-                "id": action["tool_call_id"],
-                "type": "function",
-                "function": {
-                    "name": action["name"],
-                    "arguments": orjson.dumps(action["arguments"]).decode(),
-                    "output": None,
-                },
-            }
-            delta = {
-                "id": step.id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
-            }
-            frames.append(frame("thread.run.step.delta", delta))
-        return b"".join(frames)
+    # ------------------------------------------------------------------ the turn's end
 
     async def closing(self) -> bytes:
-        """The frames that close the turn: the message and its step as they ended, then
-        the run's closing event."""
+        """The frames that close the turn: the message and its step as they ended, the
+        calls it ends with, then the run's closing event."""
         run, message, actions = await self.db.read(
             reads.turn_end, run_id=self.run.id, message_id=self.message.id
         )
@@ -249,9 +303,11 @@ class TurnEvents:
         figures: Sequence[str] = (),
     ) -> bytes:
         """The closing frames of the turn, given the run, message and actions as stored
-        (and the files its searches ``found``, which the message may cite)."""
-        frames = [self._end_searches()]
+        (and the files its searches ``found``, which the message may cite, and the
+        ``figures`` it shows)."""
+        frames = []
         if self.writing:
+            self.writing = False
             seq = max(message.seq, self.message.seq)
             steps = {s.id: s for s in run_steps(run, [message], actions)}
             final = files.cited(MessagePublic.of(message, (run, seq)), found or {})
@@ -263,6 +319,10 @@ class TurnEvents:
             step = steps.get(message_step_id(message.id))
             if step is not None:
                 frames.append(frame(f"thread.run.step.{_step_event(step.status)}", step))
+        if self.pending is not None:
+            frames.append(self._client_calls(self.pending))  # the step waits for outputs
+        else:
+            frames.append(self._end_calls())
         status = RunStatus(run.status)
         pending = [a for a in actions if a.status == ActionStatus.PENDING]
         if status in _CLOSING:
