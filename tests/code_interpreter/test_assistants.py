@@ -205,6 +205,48 @@ def test_a_streamed_run_fires_the_handlers_of_the_call_and_of_the_text_after_its
     assert handler.named("message_done") == [(answer.id, ["image_file", "text"])]
 
 
+def test_a_figure_drawn_before_a_function_call_streams_first_in_the_answer_after_it(
+    client: openai.OpenAI,
+) -> None:
+    """The code draws a figure, the model calls a function of the client's in the same
+    step, and the answer comes in the stream of the tool outputs: that stream shows the
+    figure first (index 0) and the text at index 1, as the finished message has them."""
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    bot = client.beta.assistants.create(
+        model="demo/parley",
+        tools=[{"type": "code_interpreter"}, weather],  # type: ignore[list-item]
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"{FIGURE}\nget_weather Paris"}]
+    )
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=bot.id) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "requires_action", run
+    calls = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
+    assert [c.function.name for c in calls] == ["get_weather"]
+    handler = Recorder()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": calls[0].id, "output": "22 C"}],
+        event_handler=handler,
+    ) as stream:
+        stream.until_done()
+    assert handler.get_final_run().status == "completed"
+    [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
+    image, text = answer.content
+    assert handler.named("image_file_done") == [image.image_file.file_id]  # type: ignore[union-attr]
+    assert handler.named("text_done") == [text.text.value]  # type: ignore[union-attr]
+    assert handler.named("message_done") == [(answer.id, ["image_file", "text"])]
+
+
 def test_bad_resources_are_refused(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.beta.assistants.create(

@@ -87,8 +87,23 @@ def messages_public(conn: Connection, items: list[Message]) -> list[MessagePubli
 def message_figures(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, list[str]]:
     """The figures the code of each run drew (files of purpose ``assistants_output``), by
     the id of the assistant message that follows them: the first with text after the call."""
+    return _figures(conn, run_ids)[0]
+
+
+def figures_for(conn: Connection, *, run_id: str, message_id: str) -> list[str]:
+    """The figures a run's message shows first: those it has, or, while it has no text
+    yet, those its run's code drew that no message has shown (a turn after tool outputs
+    shows the figures drawn before the calls it waited for)."""
+    shown, waiting = _figures(conn, [run_id])
+    return shown.get(message_id) or waiting.get(run_id, [])
+
+
+def _figures(
+    conn: Connection, run_ids: Sequence[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The figures of ``message_figures``, and by run those no message shows yet."""
     if not run_ids:
-        return {}
+        return {}, {}
     query = (
         select(
             messages.c.id, messages.c.run_id, messages.c.role, messages.c.content, messages.c.item
@@ -103,7 +118,7 @@ def message_figures(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, li
             waiting.setdefault(row.run_id, []).extend(files.figures([row.item]))
         elif row.role == Role.ASSISTANT.value and row.content and waiting.get(row.run_id):
             shown[row.id] = waiting.pop(row.run_id)
-    return shown
+    return shown, waiting
 
 
 def list_messages(

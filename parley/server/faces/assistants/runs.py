@@ -297,7 +297,8 @@ async def submit_tool_outputs(
         reads.resumed_turn, queued=run, message_id=turn.message_id
     )
     head = run_frames(turn.run, new=False, resumed=answered)
-    return _stream(TurnEvents(svc.db, turn.run, message, head), turn.events())
+    figures = await svc.db.read(reads.figures_for, run_id=run_id, message_id=message.id)
+    return _stream(TurnEvents(svc.db, turn.run, message, head, figures), turn.events())
 
 
 # --------------------------------------------------------------------------- run steps

@@ -103,7 +103,9 @@ class TurnEvents:
     ``closing`` with the run, message and actions as stored (read from ``db``); a stream
     cut off before it ends with an ``error`` event."""
 
-    def __init__(self, db: Database, run: Run, message: Message, head: bytes) -> None:
+    def __init__(
+        self, db: Database, run: Run, message: Message, head: bytes, figures: Sequence[str] = ()
+    ) -> None:
         self.db = db
         self.run = run
         #: The message the model writes now (the turn's, then each one after tools).
@@ -114,8 +116,9 @@ class TurnEvents:
         self.writing = False
         #: The figures shown as the open message's first parts (file ids).
         self.shown: list[str] = []
-        #: The figures the turn's code drew that no message has shown yet.
-        self.figures: list[str] = []
+        #: The figures the run's code drew that no message has shown yet (``figures``:
+        #: those drawn before the tool outputs a turn follows).
+        self.figures: list[str] = list(figures)
         #: The files the turn's searches found (id by name), which a text may cite.
         self.found: dict[str, str] = {}
         #: The step of the tool calls of the current message, while open, and the index of
