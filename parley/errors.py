@@ -9,7 +9,7 @@
     ├── Conflict                   409   conflict
     ├── PayloadTooLarge            413   payload_too_large
     ├── RateLimited                429   rate_limited          (retry_after: seconds)
-    ├── UpstreamError              502   upstream_error        (the LLM provider failed)
+    ├── UpstreamError              502   upstream_error        (the LLM provider failed; below)
     │   └── UpstreamTimeout        504   upstream_timeout
     ├── ServiceUnavailable         503   service_unavailable   (retry_after: seconds)
     ├── InternalError              500   internal_error
@@ -17,6 +17,12 @@
         └── APITimeoutError         --   timeout
 
 Every message is written to be shown to a user: never a traceback, never internal text.
+
+An upstream failure's status follows its ``code``, by one table every face answers with
+(``UPSTREAM_FAILURES``): credentials refused or no such model upstream 502, unreachable 502,
+timed out 504, rate limited upstream 429 (with ``Retry-After``), the request refused upstream
+as invalid or too long 400; never a 500. Its message names the provider and the URL Parley
+tried, with the provider's own words when it gave any.
 
 On its own paths the server answers an error as ``{"error": {"type", "message", "code"?,
 "param"?, "details"?}}`` with the status above. On the paths of OpenAI's protocols it
@@ -28,6 +34,7 @@ either answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -120,8 +127,8 @@ class UnsupportedMediaType(ParleyError):
 
 
 class _RetryLater(ParleyError):
-    """An error worth trying again later: ``retry_after`` is how many seconds to wait (the
-    ``Retry-After`` header), when known."""
+    """An error that may say when to try again: ``retry_after`` is how many seconds to
+    wait (the ``Retry-After`` header), when known."""
 
     def __init__(
         self,
@@ -152,9 +159,87 @@ class RateLimited(_RetryLater):
     error_type = "rate_limited"
 
 
-class UpstreamError(ParleyError):
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    """How every face answers one kind of upstream failure (a row of
+    ``UPSTREAM_FAILURES``)."""
+
+    #: The HTTP status of the answer, when the failure comes before it has begun (after,
+    #: it is the error of a stream, or of a failed run or response).
+    status: int
+    #: Whether the same request may succeed when sent again (``X-Should-Retry``): not with
+    #: a refused key, an unknown model or a request the provider refused as invalid.
+    retryable: bool
+    #: Seconds of ``Retry-After`` when the provider said none (None: no header).
+    retry_after: float | None = None
+
+
+_BAD_GATEWAY = UpstreamFailure(502, retryable=True)
+
+#: An upstream failure's ``code`` -> how it is answered; an unknown code as
+#: ``upstream_error``. docs/api.md ("Upstream failures") lists them.
+UPSTREAM_FAILURES: dict[str, UpstreamFailure] = {
+    "upstream_auth": UpstreamFailure(502, retryable=False),
+    "upstream_not_found": UpstreamFailure(502, retryable=False),
+    "upstream_invalid_request": UpstreamFailure(400, retryable=False),
+    "upstream_blocked": UpstreamFailure(400, retryable=False),
+    "unsupported_image": UpstreamFailure(400, retryable=False),
+    "upstream_rate_limited": UpstreamFailure(429, retryable=True, retry_after=1.0),
+    "upstream_unreachable": _BAD_GATEWAY,
+    "upstream_timeout": UpstreamFailure(504, retryable=True),
+    "upstream_http_error": _BAD_GATEWAY,
+    "upstream_stream_error": _BAD_GATEWAY,
+    "upstream_truncated": _BAD_GATEWAY,
+    "upstream_malformed": _BAD_GATEWAY,
+    "upstream_empty": _BAD_GATEWAY,
+    "malformed_tool_call": _BAD_GATEWAY,
+    "upstream_error": _BAD_GATEWAY,
+}
+
+
+class UpstreamError(_RetryLater):
+    """The model's provider failed. The status, whether to retry and the ``Retry-After``
+    default follow the ``code`` (``UPSTREAM_FAILURES``)."""
+
     status_code = 502
     error_type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        status_code: int | None = None,
+        param: str | None = None,
+        message_index: int | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            retry_after=retry_after,
+            code=code,
+            details=details,
+            status_code=status_code,
+            param=param,
+            message_index=message_index,
+        )
+        failure = self.failure
+        if status_code is None:
+            self.status_code = failure.status  # type: ignore[misc]
+        if retry_after is None:
+            self.retry_after = failure.retry_after
+
+    @property
+    def failure(self) -> UpstreamFailure:
+        """How this failure is answered (its row of ``UPSTREAM_FAILURES``)."""
+        found = UPSTREAM_FAILURES.get(self.code)
+        return found if found is not None else UPSTREAM_FAILURES[self.error_type]
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending the same request again may succeed."""
+        return self.failure.retryable
 
 
 class UpstreamTimeout(UpstreamError):

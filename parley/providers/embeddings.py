@@ -39,6 +39,7 @@ from parley.errors import InvalidRequest, UpstreamError
 __all__ = [
     "DEFAULT_DEMO_DIMENSIONS",
     "MAX_DEMO_DIMENSIONS",
+    "MAX_DIMENSIONS",
     "MAX_INPUTS",
     "EmbedInput",
     "EmbedRequest",
@@ -57,6 +58,10 @@ MAX_INPUTS = 2048
 DEFAULT_DEMO_DIMENSIONS = 256
 #: The longest demo embedding a request may ask for.
 MAX_DEMO_DIMENSIONS = 4096
+#: The longest embedding any request may ask for (``dimensions``): twice the longest
+#: model's (OpenAI's text-embedding-3-large has 3072 dimensions, the largest common ones
+#: 4096), and a bound on the answer's size (a vector of 8192 numbers per input).
+MAX_DIMENSIONS = 8192
 
 #: One input: a text, or a list of token ids (OpenAI-family providers only).
 EmbedInput = str | list[int]
@@ -144,6 +149,11 @@ def check_inputs(request: EmbedRequest, embedder: Embedder) -> None:
             )
     if request.dimensions is not None and request.dimensions < 1:
         raise InvalidRequest("'dimensions' must be at least 1.", param="dimensions")
+    if request.dimensions is not None and request.dimensions > MAX_DIMENSIONS:
+        raise InvalidRequest(
+            f"'dimensions' is {request.dimensions}; at most {MAX_DIMENSIONS} may be asked for.",
+            param="dimensions",
+        )
 
 
 async def embed(embedder: Embedder, request: EmbedRequest) -> EmbedResult:

@@ -2,7 +2,8 @@
 
 ``POST {base_url}/chat/completions`` with ``stream: true``; the SSE chunks become model
 events: ``delta.content`` → ``TextPart``, ``delta.reasoning_content`` / ``delta.reasoning``
-→ ``ReasoningPart``, ``delta.tool_calls[]`` → ``ToolCallPart``, ``usage`` → ``UsagePart``,
+(or, without either, the text of OpenRouter's ``delta.reasoning_details``) →
+``ReasoningPart``, ``delta.tool_calls[]`` → ``ToolCallPart``, ``usage`` → ``UsagePart``,
 ``finish_reason`` → ``FinishPart``. The request's options (``ModelOptions``) become
 ``tool_choice``, ``parallel_tool_calls``, ``response_format`` and ``reasoning_effort``,
 unless its parameters set them already. Every failure is an ``UpstreamError`` (or
@@ -312,6 +313,8 @@ def _choice_events(choice: dict[str, Any], delta: Any, events: list[ModelEvent])
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             events.append(ReasoningPart(reasoning))
+        elif details := delta.get("reasoning_details"):  # beside a string, the same again
+            _reasoning_details(details, events)
         content = delta.get("content")
         if content:
             if isinstance(content, str):
@@ -330,6 +333,28 @@ def _choice_events(choice: dict[str, Any], delta: Any, events: list[ModelEvent])
         if not isinstance(finish, str):
             raise malformed("a chunk whose finish_reason is not text")
         events.append(FinishPart(finish))
+
+
+#: OpenRouter's ``reasoning_details`` types that carry text to show: the field holding it,
+#: and whether it is a summary of the reasoning rather than the reasoning.
+_REASONING_DETAILS = {"reasoning.text": ("text", False), "reasoning.summary": ("summary", True)}
+
+
+def _reasoning_details(details: Any, events: list[ModelEvent]) -> None:
+    """Reasoning sent only as OpenRouter's ``reasoning_details``, a list of typed objects:
+    ``reasoning.text`` is the reasoning, ``reasoning.summary`` a summary of it. Signatures
+    and ``reasoning.encrypted`` data are opaque: never shown, never read; objects of other
+    types, or of another shape, carry nothing to show."""
+    if not isinstance(details, list):
+        return
+    for item in details:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind not in _REASONING_DETAILS:
+            continue
+        field, summary = _REASONING_DETAILS[kind]
+        text = item.get(field)
+        if isinstance(text, str) and text:
+            events.append(ReasoningPart(text, summary=summary))
 
 
 def _content_chunks(chunks: list[Any], events: list[ModelEvent]) -> None:

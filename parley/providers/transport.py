@@ -6,8 +6,11 @@ third or less of the CPU httpx costs, ``bench/adapter_cpu.py``; ``bench/README.m
 upstream HTTP client"). The caller gets a ``Response``.
 
 ``transport_error`` and ``status_error`` turn a failed call into an ``UpstreamError`` with
-a message safe to show a user; what is particular to one API (where its error bodies keep
-their message) is passed in by the adapter.
+a message safe to show a user, which names the provider and the URL it was called at
+(``shown_url``: never a query string or credentials) and passes on the provider's own
+message; what is particular to one API (where its error bodies keep their message) is
+passed in by the adapter. Its ``code`` sets the status every face answers
+(``parley.errors.UPSTREAM_FAILURES``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -30,7 +34,7 @@ from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from yarl import URL
 
 from parley.errors import UpstreamError, UpstreamTimeout
-from parley.events import ModelEvent
+from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart
 from parley.providers.sse import LineTooLong
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "malformed",
     "retry_after",
     "shorten_detail",
+    "shown_url",
     "status_error",
     "transport_error",
     "truncated",
@@ -205,6 +210,8 @@ class HTTPTransport:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.provider_label = provider_label
+        #: Who failed, as the errors of this transport say it: the provider and its URL.
+        self.where = f"{provider_label} at {shown_url(url)}"
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=connect_timeout,
@@ -292,7 +299,8 @@ class HTTPTransport:
         """One upstream call, from the request to the connection handed back.
 
         ``read`` turns a successful response into events and returns only once the answer
-        is complete (else it raises, e.g. ``truncated``). An error answer becomes
+        is complete (else it raises, e.g. ``truncated``). An answer that ends with no text,
+        reasoning, tool call or finish reason is ``empty``. An error answer becomes
         ``status_error`` (``refine`` may add to it, given the status). The connection goes
         back to the pool after a whole answer or an error answer, and is cut on anything
         else, closing this iterator early included: the upstream sees the disconnect."""
@@ -300,18 +308,20 @@ class HTTPTransport:
             response = await self.post(body)
         except TRANSPORT_ERRORS as exc:
             raise self.error(exc, started=False) from exc
-        reusable = False
+        reusable = answered = False
         try:
             if response.status >= 300:
-                error = await status_error(
-                    response, message_from_body, provider_label=self.provider_label
-                )
+                error = await status_error(response, message_from_body, provider_label=self.where)
                 reusable = True
                 raise refine(error, response.status) if refine else error
             async with aclosing(read(response)) as events:
                 async for event in events:
+                    if not answered and type(event) in _ANSWERING:
+                        answered = True
                     yield event
             reusable = True
+            if not answered:
+                raise empty(self.where)
         except (*TRANSPORT_ERRORS, LineTooLong) as exc:
             raise self.error(exc, started=True) from exc
         finally:
@@ -327,13 +337,36 @@ class HTTPTransport:
         return transport_error(
             exc,
             started=started,
-            provider_label=self.provider_label,
+            provider_label=self.where,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
         )
 
 
 # ------------------------------------------------------------------------------ errors
+
+#: The events that are part of an answer (what a stream that ends without any lacks).
+_ANSWERING = frozenset({TextPart, ReasoningPart, ToolCallPart, FinishPart})
+
+
+def shown_url(url: str) -> str:
+    """``url`` as an error message may show it: scheme, host, port and path, without
+    credentials, query string (a key may be in it) or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unreadable URL is shown as far as it goes
+        return url.partition("?")[0].partition("#")[0].rpartition("@")[2]
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+
+
+def empty(provider_label: str = _LABEL) -> UpstreamError:
+    """The error for an answer that ended with nothing in it: no text, reasoning, tool
+    call or finish reason (a model that answers nothing still says why it stopped)."""
+    return UpstreamError(
+        f"The {provider_label} ended its answer without any text, tool call or finish reason.",
+        code="upstream_empty",
+    )
 
 
 def truncated(provider_label: str = _LABEL) -> UpstreamError:
@@ -358,9 +391,10 @@ def shorten_detail(message: str) -> str:
     return message if len(message) <= _MAX_DETAIL else message[: _MAX_DETAIL - 1] + "…"
 
 
-#: Error bodies that mean a bad API key although the status is 400 (Gemini says
-#: ``"reason": "API_KEY_INVALID"`` with HTTP 400).
-_BAD_KEY_MARKERS = (b"API_KEY_INVALID",)
+#: Error bodies of an HTTP 400 that mean another failure, and the status that says it:
+#: a bad API key (Gemini says ``"reason": "API_KEY_INVALID"``), an unknown model (OpenAI's
+#: Responses API says ``"code": "model_not_found"``).
+_MARKED_400 = ((b"API_KEY_INVALID", 401), (b'"model_not_found"', 404))
 
 
 async def status_error(
@@ -372,7 +406,10 @@ async def status_error(
     """The error for a response with a status of 300 or more, its body read (in part).
 
     ``message_from_body`` finds the upstream's own message in the JSON error body (``""``
-    if there is none); the body is not passed on when it is not JSON."""
+    if there is none); the body is not passed on when it is not JSON. The status sets the
+    code (``_STATUS_FAILURES``: ``upstream_auth``, ``upstream_not_found``,
+    ``upstream_invalid_request``, ``upstream_rate_limited`` with the upstream's
+    ``Retry-After``, a timeout, else ``upstream_http_error``)."""
     raw = b""
     try:
         async for piece in response.chunks():
@@ -387,20 +424,34 @@ async def status_error(
     except orjson.JSONDecodeError:
         detail = ""
     status = response.status
-    bad_key = status == 400 and any(marker in raw for marker in _BAD_KEY_MARKERS)
     if status < 400:
         return UpstreamError(
             f"The {provider_label} answered with a redirect (HTTP {status}); check its base URL.",
             code="upstream_http_error",
         )
-    if status in (401, 403) or bad_key:
-        code, what = "upstream_auth", "rejected the credentials"
-    elif status == 429:
-        code, what = "upstream_rate_limited", "is rate limiting requests"
-    else:
-        code, what = "upstream_http_error", "answered with an error"
+    meant = status
+    if status == 400:
+        meant = next((said for marker, said in _MARKED_400 if marker in raw), status)
+    code, what = _STATUS_FAILURES.get(meant, _OTHER_STATUS)
     message = f"The {provider_label} {what} (HTTP {status})" + (f": {detail}" if detail else ".")
-    return UpstreamError(message, code=code)
+    if code == "upstream_timeout":
+        return UpstreamTimeout(message, code=code)
+    return UpstreamError(message, code=code, retry_after=retry_after(response.headers))
+
+
+#: An upstream's error status -> the failure's code, and what the message says it did.
+_STATUS_FAILURES = {
+    400: ("upstream_invalid_request", "refused the request"),
+    401: ("upstream_auth", "rejected the credentials"),
+    403: ("upstream_auth", "rejected the credentials"),
+    404: ("upstream_not_found", "has no such model or endpoint"),
+    408: ("upstream_timeout", "timed out"),
+    413: ("upstream_invalid_request", "refused the request as too large"),
+    422: ("upstream_invalid_request", "refused the request"),
+    429: ("upstream_rate_limited", "is rate limiting requests"),
+    504: ("upstream_timeout", "timed out"),
+}
+_OTHER_STATUS = ("upstream_http_error", "answered with an error")
 
 
 class GetJSON(Protocol):
@@ -449,6 +500,7 @@ async def json_getter(
             none_if_missing: bool = False,
         ) -> Any:
             proxy, proxy_auth = await asyncio.to_thread(_env_proxy, url)
+            where = f"{provider_label} at {shown_url(url)}"
             body = None
             if post is not None:
                 body = orjson.dumps(post)
@@ -467,23 +519,19 @@ async def json_getter(
                         return None
                     if response.status >= 400:
                         raise await status_error(
-                            _AiohttpResponse(response),
-                            message_from_body,
-                            provider_label=provider_label,
+                            _AiohttpResponse(response), message_from_body, provider_label=where
                         )
                     return await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise transport_error(
                     exc,
                     started=False,
-                    provider_label=provider_label,
+                    provider_label=where,
                     connect_timeout=connect_timeout,
                     read_timeout=_LIST_READ_TIMEOUT,
                 ) from None
             except ValueError:
-                raise malformed(
-                    "a model list that is not JSON", provider_label=provider_label
-                ) from None
+                raise malformed("a model list that is not JSON", provider_label=where) from None
 
         yield get
 
@@ -537,9 +585,9 @@ def _connect_error(exc: BaseException, label: str) -> UpstreamError | None:
     elif isinstance(exc, aiohttp.ClientConnectorError):
         message = f"Could not connect to the {label} (connection refused or unknown host)."
     elif isinstance(exc, aiohttp.NonHttpUrlClientError):
-        message = f"The {label}'s base URL is not an http(s) URL."
+        message = f"The base URL of the {label} is not an http(s) URL."
     elif isinstance(exc, aiohttp.InvalidURL):
-        message = f"The {label}'s base URL is not a valid URL."
+        message = f"The base URL of the {label} is not a valid URL."
     else:
         return None
     return UpstreamError(message, code="upstream_unreachable")
@@ -696,7 +744,7 @@ class HTTPProvider:
         reusable = False
         try:
             if response.status >= 300:
-                error = await status_error(response, message_from_body, provider_label=self.label)
+                error = await status_error(response, message_from_body, provider_label=http.where)
                 reusable = True
                 raise error
             raw = await response.read()
@@ -712,7 +760,7 @@ class HTTPProvider:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(
-                f"The {self.label} sent {what} that is not JSON.", code="upstream_malformed"
+                f"The {http.where} sent {what} that is not JSON.", code="upstream_malformed"
             ) from None
 
     async def aclose(self) -> None:

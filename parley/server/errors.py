@@ -22,6 +22,7 @@ from parley.errors import (
     ParleyError,
     RateLimited,
     ServiceUnavailable,
+    UpstreamError,
     ValidationFailed,
 )
 from parley.store.db import RACES, lost_race
@@ -65,11 +66,20 @@ _OPENAI_TYPES: dict[str, tuple[int | None, str]] = {
     "payload_too_large": (None, "invalid_request"),
     "unsupported_media_type": (None, "invalid_request"),
     "rate_limited": (None, "too_many_requests"),
-    "upstream_error": (500, "model_error"),
-    "upstream_timeout": (500, "model_error"),
+    "upstream_error": (None, "model_error"),
+    "upstream_timeout": (None, "model_error"),
     "service_unavailable": (None, "server_error"),
     "internal_error": (None, "server_error"),
 }
+
+
+#: The OpenAI type of an upstream failure answered with a client's status (the provider
+#: refused the request as invalid, or is rate limiting it); any other is ``model_error``.
+_UPSTREAM_OPENAI_TYPES = {400: "invalid_request", 429: "too_many_requests"}
+
+#: The header that tells a client whether to send the same request again (the openai and
+#: anthropic SDKs obey it before their own rules): on every upstream failure.
+SHOULD_RETRY_HEADER = "X-Should-Retry"
 
 
 def openai_path(path: str) -> bool:
@@ -129,7 +139,10 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
     if exc.code in _KEPT_STATUS:
         status = exc.status_code
     param, message = exc.param, exc.message
-    code = exc.code if exc.code != exc.error_type else None
+    upstream = isinstance(exc, UpstreamError)  # its code is its row of the table, always
+    code = exc.code if exc.code != exc.error_type or upstream else None
+    if upstream:
+        kind = _UPSTREAM_OPENAI_TYPES.get(exc.status_code, kind)
     if code is None and exc.error_type == "validation_error":
         code = "invalid_value"
     if param is None and exc.code in _CODE_PARAMS:
@@ -150,10 +163,13 @@ def openai_error(exc: ParleyError) -> tuple[int, dict[str, Any]]:
 def error_response(exc: ParleyError, *, openai: bool = False) -> JSONResponse:
     """The JSON answer of ``exc`` (in OpenAI's shape with ``openai``, Parley's own type then
     in ``X-Parley-Error-Type``); a 429 or 503 also says when to retry (``Retry-After``, whole
-    seconds, at least 1)."""
+    seconds, at least 1), and an upstream failure whether to (``X-Should-Retry``)."""
     headers = {}
-    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after is not None:
+    retry_later = RateLimited | ServiceUnavailable | UpstreamError
+    if isinstance(exc, retry_later) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, UpstreamError):
+        headers[SHOULD_RETRY_HEADER] = "true" if exc.retryable else "false"
     if openai:
         status, body = openai_error(exc)
         headers[ERROR_TYPE_HEADER] = exc.error_type

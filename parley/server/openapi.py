@@ -12,6 +12,10 @@ from an operation's shape are added here, the same way for every route:
                               idempotency_key_reused; its 2xx answers may carry
                               Idempotent-Replayed (``parley.server.idempotency``)
 
+A route that answers only once its model's provider has (``upstream_errors()``) names the
+statuses of the upstream failures (``parley.errors.UPSTREAM_FAILURES``: 400, 429, 502, 504),
+each with ``X-Should-Retry``.
+
 Every error answer has the one shape of ``parley.errors`` (``ErrorPublic``), but on the
 OpenAI faces' paths (``parley.server.errors.OPENAI_PATHS``: Responses, Conversations, Chat
 Completions, models, Assistants v2), whose errors take OpenAI's shape (``OpenAIErrorPublic``,
@@ -45,9 +49,11 @@ from parley.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
     ValidationFailed,
 )
-from parley.server.errors import openai_path
+from parley.server.errors import SHOULD_RETRY_HEADER, openai_path
 from parley.server.idempotency import KEY_HEADER, MAX_KEY_CHARS, REPLAYED_HEADER
 
 Responses = dict[int | str, dict[str, Any]]
@@ -72,7 +78,14 @@ _ERRORS: dict[int, tuple[type[ParleyError], str]] = {
         "The body or a query parameter is not valid. `details` names each field.",
     ),
     429: (RateLimited, "Too many requests: retry after `Retry-After` seconds."),
+    502: (
+        UpstreamError,
+        "The model's provider failed: it refused the credentials, has no such model, could "
+        "not be reached or sent a broken answer. `code` says which; the message names the "
+        "provider and its URL, with the provider's own words.",
+    ),
     503: (ServiceUnavailable, "The server is shutting down: retry (on another replica)."),
+    504: (UpstreamTimeout, "The model's provider did not answer in time."),
 }
 
 #: status -> the description of an OpenAI face's error answer (``openai_error``)
@@ -88,8 +101,28 @@ _OPENAI_ERRORS: dict[int, str] = {
     422: "`invalid_request`: the `Idempotency-Key` was sent before with another request "
     "(`idempotency_key_reused`).",
     429: "`too_many_requests`: retry after `Retry-After` seconds.",
-    500: "`model_error`: the model's provider failed.",
+    502: "`model_error`: the model's provider failed: it refused the credentials, has no "
+    "such model, could not be reached or sent a broken answer. `code` says which; the "
+    "message names the provider and its URL, with the provider's own words.",
     503: "`server_error`: the server is shutting down: retry (on another replica).",
+    504: "`model_error`: the model's provider did not answer in time.",
+}
+
+#: What an upstream failure adds to the description of a status shared with other errors.
+_UPSTREAM_NOTES = {
+    400: "Or the model's provider refused the request as invalid or too long "
+    "(`upstream_invalid_request`, with the provider's message).",
+    429: "Or the model's provider is rate limiting (`upstream_rate_limited`).",
+}
+
+_SHOULD_RETRY = {
+    SHOULD_RETRY_HEADER: {
+        "description": "On a failure of the model's provider: `false` when the same request "
+        "cannot succeed again (refused credentials, no such model, a request refused as "
+        "invalid), else `true`.",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    }
 }
 
 #: The description of an idempotent operation's 409 and 422 (native shape).
@@ -197,6 +230,15 @@ class OpenAIErrorPublic(TypedDict):
 def errors(*statuses: int) -> Responses:
     """The ``responses=`` of a route: the errors it answers beyond those of its shape."""
     return {status: {"description": _describe(status)} for status in statuses}
+
+
+def upstream_errors() -> Responses:
+    """The ``responses=`` of a route that answers once its model's provider has: the
+    statuses of an upstream failure (``parley.errors.UPSTREAM_FAILURES``)."""
+    return {
+        status: {"description": _describe(status), "headers": dict(_SHOULD_RETRY)}
+        for status in (400, 429, 502, 504)
+    }
 
 
 def _describe(status: int) -> str:
@@ -322,10 +364,14 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
             answer["description"] = _KEY_ERRORS[int(status)]
         if openai:
             answer["description"] = _OPENAI_ERRORS.get(int(status), answer["description"])
+        headers = dict(answer.get("headers", {}))
+        if SHOULD_RETRY_HEADER in headers and int(status) in _UPSTREAM_NOTES:
+            answer["description"] += " " + _UPSTREAM_NOTES[int(status)]
         answer["content"] = {
             "application/json": {"schema": _OPENAI_ERROR_REF if openai else _ERROR_REF}
         }
-        headers = dict(_ERROR_TYPE) if openai else {}
+        if openai:
+            headers.update(_ERROR_TYPE)
         if status == "429":
             headers["Retry-After"] = {
                 "description": "Whole seconds to wait before retrying.",

@@ -44,7 +44,10 @@ come from ``--chunks`` / ``--gap-ms``)::
                      (and its tool_choice is not "none") and its last message is a user
                      message, one call to the first offered tool with tool_arguments(tool, 0),
                      finish_reason "tool_calls"; otherwise the text of text[:N[:MS]]
-    error[:STATUS]   HTTP STATUS (default 500) with an OpenAI-style JSON error body
+    preface[:N[:MS]] as auto, but a call comes after the N content chunks of text[:N]
+                     (a model that says what it is about to do, then calls the tool)
+    error[:STATUS[:S]] HTTP STATUS (default 500) with an OpenAI-style JSON error body
+                     (and ``Retry-After: S``, when S is given)
     flaky:K[:STATUS] the first K requests with this exact model string answer STATUS (default
                      503, with ``Retry-After: 0``); later ones stream the default text
     hang             status and headers, then nothing until the client goes away
@@ -57,8 +60,8 @@ come from ``--chunks`` / ``--gap-ms``)::
 
 Any other model behaves like ``text``. A request's ``max_tokens`` (or
 ``max_completion_tokens``) cuts an answer's text to that many chunks, with finish_reason
-``length``. When the request's last message is a tool result,
-``text``, ``slow``, ``reasoning``, ``echo``, ``tools``, ``badargs`` and ``auto`` answer
+``length``. When the request's last message is a tool result, ``text``, ``slow``,
+``reasoning``, ``echo``, ``tools``, ``badargs``, ``auto`` and ``preface`` answer
 ``tool_results_text([(name, output), ...])`` instead, so a test can see that the next turn
 got the results. Streams end with a finish chunk, a usage chunk when the request asks for
 ``stream_options.include_usage`` (prompt_tokens: words of the messages, the words of all but
@@ -97,7 +100,7 @@ _WORDS = (
 _THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
 _WORD = re.compile(r"\S+\s*|\s+")
 #: Modes whose answer becomes tool_results_text() after a tool result.
-_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto"})
+_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto", "preface"})
 #: The models every model list names (beside those of ``FakeUpstreamServer.windows``).
 _LISTED = ("text", "reasoning", "tools")
 #: What ``/api/show`` says every model takes (``model_info``), whatever its ``num_ctx``.
@@ -199,9 +202,11 @@ def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -
         count = int(numbers[0]) if numbers else 3
     elif mode == "error":
         count = int(numbers[0]) if numbers else 500
+        if len(numbers) > 1:  # the Retry-After of the error answer
+            return Spec(mode, count, 0.0, argument=f"{numbers[1]:g}")
     elif mode == "badargs":
         count = int(numbers[0]) if numbers else 1
-    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed", "auto"):
+    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed", "auto", "preface"):
         mode = "text"
     return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
 
@@ -304,6 +309,8 @@ def _plan(spec: Spec, body: dict[str, Any]) -> _Answer:
         return _Answer(calls=_tool_calls(body, spec.count))
     if spec.mode == "auto" and _may_call_tools(body, messages):
         return _Answer(calls=_tool_calls(body, 1))
+    if spec.mode == "preface" and _may_call_tools(body, messages):
+        return _Answer(text_chunks(spec.count), calls=_tool_calls(body, 1))
     if spec.mode == "badargs":
         calls = _tool_calls(body, spec.count)
         calls[0]["function"]["arguments"] = BAD_ARGUMENTS
@@ -515,8 +522,9 @@ class FakeUpstreamServer:
         spec = parse_model(model, self.chunks, self.gap_ms)
         if spec.mode == "error":
             status = spec.count if 400 <= spec.count <= 599 else 500
+            wait = {"retry-after": spec.argument} if spec.argument else None
             return await _send_json(
-                conn, status, _error_body(f"fake upstream error {status}"), True
+                conn, status, _error_body(f"fake upstream error {status}"), True, headers=wait
             )
         if not body.get("stream"):
             if spec.mode in ("hang", "stall"):

@@ -76,10 +76,13 @@ OPENAI_FACES = frozenset({"responses", "conversations", "chat", "models", "assis
 #: Parley's own types an OpenAI-shaped error may carry in ``X-Parley-Error-Type``, where
 #: the status alone does not say which.
 _OWN_TYPES = {
-    400: {"invalid_request", "validation_error"},
+    400: {"invalid_request", "validation_error", "upstream_error"},
     422: {"validation_error"},
-    500: {"internal_error", "upstream_error", "upstream_timeout"},
+    429: {"rate_limited", "upstream_error"},
+    500: {"internal_error"},
+    502: {"upstream_error"},
     503: {"service_unavailable"},
+    504: {"upstream_error", "upstream_timeout"},
 }
 
 
@@ -116,14 +119,17 @@ def openai_face(response: httpx.Response) -> bool:
 
 def openai_error_type(status: int) -> str:
     """The specification's error ``type`` for ``status`` on OpenAI's paths (409, 413 and a
-    reused key's 422 are ``invalid_request`` too; a provider's 500 is ``model_error``)."""
+    reused key's 422 are ``invalid_request`` too; a provider's 502 or 504 is
+    ``model_error``)."""
     types = {
         401: "authentication_error",
         403: "permission_denied",
         404: "not_found",
         429: "too_many_requests",
         500: "server_error",
+        502: "model_error",
         503: "server_error",
+        504: "model_error",
     }
     return types.get(status, "invalid_request")
 

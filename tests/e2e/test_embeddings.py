@@ -235,7 +235,7 @@ def test_unknown_model(client: openai.OpenAI) -> None:
 
 
 def test_upstream_failure(http: httpx.Client) -> None:
-    error = refused(http, {"model": "fake/error:503", "input": "x"}, status=500)
+    error = refused(http, {"model": "fake/error:503", "input": "x"}, status=502)
     assert error["type"] == "model_error"
     assert "HTTP 503" in error["message"]
 

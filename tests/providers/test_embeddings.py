@@ -128,7 +128,7 @@ async def test_openai_responses_adapter_embeds_too(fake: FakeUpstream) -> None:
 async def test_openai_upstream_error(provider: OpenAIChatProvider) -> None:
     with pytest.raises(UpstreamError) as caught:
         await embed(provider, EmbedRequest(model="error:400", inputs=["x"]))
-    assert caught.value.code == "upstream_http_error"
+    assert caught.value.code == "upstream_invalid_request"
     assert "HTTP 400" in caught.value.message and "fake upstream error 400" in caught.value.message
 
 

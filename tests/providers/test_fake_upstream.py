@@ -35,6 +35,7 @@ from parley.testing.fake_upstream import (
         ("tools:2", Spec("tools", 2, 0.0)),
         ("auto", Spec("auto", DEFAULT_CHUNKS, 0.0)),
         ("auto:3:5", Spec("auto", 3, 0.005)),
+        ("preface:2", Spec("preface", 2, 0.0)),
         ("error", Spec("error", 500, 0.0)),
         ("error:429", Spec("error", 429, 0.0)),
         ("stall:4", Spec("stall", 4, 0.0)),
@@ -250,6 +251,27 @@ def test_restart_on_the_same_port() -> None:
             assert answer["choices"][0]["message"]["content"] == expected_text(2)
         finally:
             fake.stop()
+
+
+def test_preface_writes_then_calls_the_first_offered_tool(fake: FakeUpstream) -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    asked = [{"role": "user", "content": "Paris?"}]
+    with httpx.Client(base_url=fake.base_url) as client:
+        body = {"model": "preface:2", "messages": asked, "tools": [weather]}
+        [called] = client.post("/chat/completions", json=body).json()["choices"]
+        plain = client.post("/chat/completions", json={**body, "tools": []}).json()
+    assert called["finish_reason"] == "tool_calls"
+    assert called["message"]["content"] == expected_text(2)
+    (call,) = called["message"]["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == {"city": "city 0"}
+    assert plain["choices"][0]["message"]["content"] == expected_text(2)
+    assert plain["choices"][0]["finish_reason"] == "stop"
 
 
 def test_auto_calls_the_first_offered_tool_once_then_answers(fake: FakeUpstream) -> None:

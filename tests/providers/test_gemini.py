@@ -341,7 +341,7 @@ async def test_error_in_the_stream_after_some_text(
 @pytest.mark.parametrize(
     ("status", "wire_status", "code"),
     [
-        (400, "INVALID_ARGUMENT", "upstream_http_error"),
+        (400, "INVALID_ARGUMENT", "upstream_invalid_request"),
         (403, "PERMISSION_DENIED", "upstream_auth"),
         (429, "RESOURCE_EXHAUSTED", "upstream_rate_limited"),
     ],
@@ -364,7 +364,7 @@ async def test_http_errors(
 
 async def test_unknown_model_is_an_http_error(provider: GeminiProvider) -> None:
     error = await failure(provider, ModelRequest(model="no-such-model", messages=[]))
-    assert error.code == "upstream_http_error"
+    assert error.code == "upstream_not_found"
     assert "NOT_FOUND: models/no-such-model is not found." in error.message
 
 
@@ -603,7 +603,7 @@ async def test_a_recorded_signed_call_goes_back_signed(
 
     messages[1].provider_state = None  # the same history without the signature
     error = await failure(provider, ModelRequest(model=MODEL, messages=messages, tools=TOOLS))
-    assert error.code == "upstream_http_error"
+    assert error.code == "upstream_invalid_request"
     assert "(HTTP 400): INVALID_ARGUMENT" in error.message
 
 
@@ -877,7 +877,7 @@ async def test_list_models_errors(fake: FakeGemini) -> None:
     provider = GeminiProvider(fake.base_url.replace("/v1beta", "/v0"), api_key=KEY)
     with pytest.raises(UpstreamError) as info:
         await provider.list_models()
-    assert info.value.code == "upstream_http_error"
+    assert info.value.code == "upstream_not_found"
     assert "HTTP 404" in info.value.message and "NOT_FOUND" in info.value.message
 
 

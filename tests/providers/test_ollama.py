@@ -443,7 +443,7 @@ async def test_an_image_address_is_refused_before_any_request(
     with pytest.raises(UpstreamError) as info:
         await collect(provider, req)
     error = info.value
-    assert (error.code, error.status_code) == ("unsupported_image", 502)
+    assert (error.code, error.status_code) == ("unsupported_image", 400)
     assert error.message == (
         "Ollama cannot fetch images from an address: give the image inline as a "
         "data: URL (data:image/png;base64,...) instead."
@@ -500,7 +500,7 @@ async def test_model_not_found(provider: OllamaProvider, ollama: FakeOllama) -> 
         )
     )
     error = await failure(provider)
-    assert error.code == "upstream_http_error"
+    assert error.code == "upstream_not_found"
     assert "HTTP 404" in error.message
     assert 'model "llama3.2" not found, try pulling it first' in error.message
     assert "ollama pull llama3.2" in error.message

@@ -496,7 +496,11 @@ async def test_connection_refused() -> None:
         await provider.aclose()
     assert type(error) is UpstreamError
     assert error.code == "upstream_unreachable"
-    assert str(port) not in error.message
+    # the URL tried, and nothing of the HTTP client's own text ("Connect call failed ...")
+    assert error.message == (
+        f"Could not connect to the upstream provider at http://127.0.0.1:{port}/v1/chat/"
+        "completions (connection refused or unknown host)."
+    )
 
 
 async def test_read_timeout_on_a_hanging_upstream(fake: FakeUpstream) -> None:
@@ -544,7 +548,10 @@ async def test_connect_timeout() -> None:
             for sock in queued:
                 sock.close()
     assert isinstance(error, UpstreamTimeout)
-    assert error.message == "Timed out after 0.3 s connecting to the upstream provider."
+    assert error.message == (
+        f"Timed out after 0.3 s connecting to the upstream provider at "
+        f"http://127.0.0.1:{port}/v1/chat/completions."
+    )
 
 
 @pytest.mark.parametrize("base_url", ["ftp://example.invalid/v1", "http://", "/v1"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from typing import Any
 
 import orjson
 import pytest
 
 from parley.errors import UpstreamError
+from parley.events import ReasoningPart
 from parley.providers import transport as transport_module
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
@@ -46,17 +48,23 @@ async def error_for(
 # ----------------------------------------------------------------------- error answers
 
 
+def where(canned: CannedUpstream) -> str:
+    """Who failed, as the adapter's errors name it: the provider and the URL it called."""
+    return f"The upstream provider at {canned.base_url}/chat/completions"
+
+
 async def test_html_error_body_gives_status_only(canned: CannedUpstream) -> None:
     answer = http_answer(502, b"<html><body>Bad gateway</body></html>", "text/html")
     error = await error_for(canned, answer)
-    assert error.message == "The upstream provider answered with an error (HTTP 502)."
+    assert error.message == f"{where(canned)} answered with an error (HTTP 502)."
     assert error.code == "upstream_http_error"
 
 
 async def test_long_upstream_message_is_shortened(canned: CannedUpstream) -> None:
     body = {"error": {"message": "x" * 5000, "type": "invalid_request_error"}}
     error = await error_for(canned, http_answer(400, orjson.dumps(body), "application/json"))
-    assert 300 <= len(error.message) < 400
+    assert error.message.startswith(f"{where(canned)} refused the request (HTTP 400): xxx")
+    assert len(error.message.partition("): ")[2]) == 300
     assert error.message.endswith("…")
 
 
@@ -70,7 +78,7 @@ async def test_plain_string_error_field(canned: CannedUpstream) -> None:
 async def test_error_body_cut_short_still_gives_the_status(canned: CannedUpstream) -> None:
     error = await error_for(canned, http_answer(429, b'{"error": {"mess', length=500))
     assert error.code == "upstream_rate_limited"
-    assert error.message == "The upstream provider is rate limiting requests (HTTP 429)."
+    assert error.message == f"{where(canned)} is rate limiting requests (HTTP 429)."
 
 
 async def test_a_redirect_is_not_followed(canned: CannedUpstream) -> None:
@@ -94,7 +102,7 @@ async def test_a_server_that_takes_no_content_parts_says_so(canned: CannedUpstre
         messages=[ChatMessage(role=Role.USER, content="hi", images=["https://x.test/a.png"])],
     )
     error = await error_for(canned, answer, with_image)
-    assert error.code == "upstream_http_error"
+    assert (error.code, error.status_code) == ("upstream_invalid_request", 400)
     assert error.message.endswith("(HTTP 400): messages[0].content: expected a string")
 
 
@@ -163,6 +171,75 @@ async def test_only_the_first_choice_is_used(canned: CannedUpstream) -> None:
     assert acc.text == "mine"
 
 
+def sse(*chunks: dict[str, Any]) -> bytes:
+    """A stream of ``chunks``, ended by ``[DONE]``."""
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+ROLE = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+USAGE = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 0}}
+
+
+async def test_a_stream_with_nothing_in_it_is_an_upstream_failure(canned: CannedUpstream) -> None:
+    """A role chunk, a usage chunk and [DONE]: no text, no tool call, no finish reason. With
+    a finish of ``stop`` the same stream is an empty answer."""
+    error = await error_for(canned, http_answer(200, sse(ROLE, USAGE)))
+    assert (error.code, error.status_code) == ("upstream_empty", 502)
+    assert error.message == (
+        f"{where(canned)} ended its answer without any text, tool call or finish reason."
+    )
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    acc = await run_against(canned, http_answer(200, sse(ROLE, finish, USAGE)))
+    assert (acc.text, acc.finish_reason, acc.input_tokens) == ("", "stop", 3)
+
+
+def details(*items: dict[str, Any]) -> dict[str, Any]:
+    """An OpenRouter chunk whose reasoning comes only as ``reasoning_details``."""
+    return {"choices": [{"index": 0, "delta": {"reasoning_details": list(items)}}]}
+
+
+async def test_reasoning_sent_only_as_reasoning_details(canned: CannedUpstream) -> None:
+    canned.answer = http_answer(
+        200,
+        sse(
+            ROLE,
+            details(
+                {"type": "reasoning.text", "text": "First I", "signature": None, "format": "x"}
+            ),
+            details(
+                {
+                    "type": "reasoning.text",
+                    "text": " think.",
+                    "signature": "EqQBCkgIsigned",
+                    "format": "anthropic-claude-v1",
+                }
+            ),
+            details({"type": "reasoning.encrypted", "data": "gAAAAopaque", "format": "x"}),
+            details({"type": "reasoning.summary", "summary": "Thought it over.", "format": "x"}),
+            {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]},
+        ),
+    )
+    provider = OpenAIChatProvider(canned.base_url)
+    try:
+        events = [event async for event in provider.stream(REQUEST)]
+    finally:
+        await provider.aclose()
+    assert [e for e in events if isinstance(e, ReasoningPart)] == [
+        ReasoningPart("First I"),
+        ReasoningPart(" think."),
+        ReasoningPart("Thought it over.", summary=True),
+    ]
+    shown = repr(events)
+    assert "opaque" not in shown and "signed" not in shown  # kept opaque: never shown
+
+    # beside the reasoning as a string (as OpenRouter sends both), they are not read twice
+    both = details({"type": "reasoning.text", "text": "hmm", "format": "x"})
+    both["choices"][0]["delta"]["reasoning"] = "hmm"
+    finish = {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
+    acc = await run_against(canned, http_answer(200, sse(both, finish)))
+    assert (acc.reasoning, acc.text) == ("hmm", "ok")
+
+
 async def test_empty_stream_is_truncated(canned: CannedUpstream) -> None:
     error = await error_for(canned, http_answer(200, b""))
     assert error.code == "upstream_truncated"
@@ -218,7 +295,7 @@ async def test_not_http_at_all(canned: CannedUpstream) -> None:
 async def test_closed_without_answering(canned: CannedUpstream) -> None:
     error = await error_for(canned, b"")
     assert error.code == "upstream_unreachable"
-    assert error.message == "The upstream provider closed the connection without answering."
+    assert error.message == f"{where(canned)} closed the connection without answering."
 
 
 async def test_closed_mid_body(canned: CannedUpstream) -> None:

@@ -64,7 +64,13 @@ CONTENT_TYPES = {
 #: ``NAME__<status>.<suffix>``: an error answer, served with the HTTP status it was recorded with.
 ERROR_STATUS = re.compile(r"__(\d{3})$")
 #: The ``UpstreamError`` code an error answer's status must give.
-ERROR_CODES = {401: "upstream_auth", 403: "upstream_auth", 429: "upstream_rate_limited"}
+ERROR_CODES = {
+    400: "upstream_invalid_request",
+    401: "upstream_auth",
+    403: "upstream_auth",
+    404: "upstream_not_found",
+    429: "upstream_rate_limited",
+}
 
 
 @dataclass
@@ -545,10 +551,11 @@ async def test_recorded_error_answer_raises_the_providers_message(
         expected = ""
     assert expected in error.message
     assert f"HTTP {status}" in error.message
-    bad_key = b"API_KEY_INVALID" in body  # Gemini: a bad key is a 400 with this reason
-    assert error.code == (
-        "upstream_auth" if bad_key else ERROR_CODES.get(status, "upstream_http_error")
-    )
+    if b"API_KEY_INVALID" in body:  # Gemini: a bad key is a 400 with this reason
+        status = 401
+    elif b'"model_not_found"' in body:  # OpenAI's Responses API: an unknown model, a 400
+        status = 404
+    assert error.code == ERROR_CODES.get(status, "upstream_http_error")
     # the provider's message, not the body: nothing of the JSON around it
     rest = error.message.replace(expected, "")
     assert not any(mark in rest for mark in ("{", "}", '"error"', '"type"', '"code"'))

@@ -20,6 +20,7 @@ from parley.providers.transport import (
     HTTPTransport,
     Response,
     RetryPolicy,
+    shown_url,
     status_error,
     transport_error,
 )
@@ -250,28 +251,28 @@ async def test_cancelling_a_read_closes_the_socket() -> None:
         (
             http_answer(200, b"only part", length=100),
             "upstream_truncated",
-            "The upstream provider closed the connection before the answer was complete.",
+            "The upstream provider at URL closed the connection before the answer was complete.",
         ),
         (
             b"HTTP/1.1 200 OK\r\ncontent-le",
             "upstream_unreachable",
-            "The upstream provider closed the connection without answering.",
+            "The upstream provider at URL closed the connection without answering.",
         ),
         (
             b"",
             "upstream_unreachable",
-            "The upstream provider closed the connection without answering.",
+            "The upstream provider at URL closed the connection without answering.",
         ),
         (
             b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
             "upstream_malformed",
-            "The upstream provider sent an answer that is not valid HTTP; the stream could "
+            "The upstream provider at URL sent an answer that is not valid HTTP; the stream could "
             "not be read.",
         ),
         (
             http_answer(200, b"not gzip at all", headers={"content-encoding": "gzip"}),
             "upstream_malformed",
-            "The upstream provider sent a body that could not be decoded; the stream could "
+            "The upstream provider at URL sent a body that could not be decoded; the stream could "
             "not be read.",
         ),
     ],
@@ -282,7 +283,7 @@ async def test_broken_answers(
     canned.answer = answer
     async with _opened(canned.base_url) as http:
         error = await _failure(http)
-    assert (error.code, error.message) == (code, message)
+    assert (error.code, error.message) == (code, message.replace("URL", canned.base_url))
 
 
 async def test_connection_refused() -> None:
@@ -291,22 +292,23 @@ async def test_connection_refused() -> None:
         error = await _failure(http)
     assert error.code == "upstream_unreachable"
     assert error.message == (
-        "Could not connect to the upstream provider (connection refused or unknown host)."
+        f"Could not connect to the upstream provider at {url} (connection refused or unknown host)."
     )
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://example.test/v1", "The upstream provider's base URL is not an http(s) URL."),
-        ("http://", "The upstream provider's base URL is not a valid URL."),
-        ("/v1", "The upstream provider's base URL is not a valid URL."),
-        ("http://host:99999/v1", "The upstream provider's base URL is not a valid URL."),
+        ("ftp://example.test/v1", "is not an http(s) URL."),
+        ("http://", "is not a valid URL."),
+        ("/v1", "is not a valid URL."),
+        ("http://host:99999/v1", "is not a valid URL."),
     ],
 )
 async def test_urls_it_cannot_take(url: str, message: str) -> None:
     async with _opened(url) as http:
         error = await _failure(http)
+    message = f"The base URL of the upstream provider at {url} {message}"
     assert (error.code, error.message) == ("upstream_unreachable", message)
 
 
@@ -318,7 +320,7 @@ async def test_read_timeout(canned: CannedUpstream, head_first: bool) -> None:
     async with _opened(canned.base_url, read=0.2) as http:
         error = await _failure(http)
     assert isinstance(error, UpstreamTimeout)
-    assert error.message == "The upstream provider sent nothing for 0.2 s."
+    assert error.message == f"The upstream provider at {canned.base_url} sent nothing for 0.2 s."
 
 
 def test_timeouts_name_the_transport_timeouts() -> None:
@@ -326,9 +328,10 @@ def test_timeouts_name_the_transport_timeouts() -> None:
     connect = http.error(aiohttp.ConnectionTimeoutError("slow"), started=False)
     read = http.error(aiohttp.SocketTimeoutError("quiet"), started=True)
     assert isinstance(connect, UpstreamTimeout)
-    assert str(connect) == "Timed out after 3 s connecting to the upstream provider."
+    where = "upstream provider at http://127.0.0.1:9/x"
+    assert str(connect) == f"Timed out after 3 s connecting to the {where}."
     assert isinstance(read, UpstreamTimeout)
-    assert str(read) == "The upstream provider sent nothing for 7.5 s."
+    assert str(read) == f"The {where} sent nothing for 7.5 s."
 
 
 def test_transport_error_messages() -> None:
@@ -364,6 +367,97 @@ async def test_status_error_asks_the_adapter_for_the_message(
         error = await status_error(response, _message_in)
         response.release()
     assert (error.code, str(error)) == (code, message)
+
+
+#: An upstream's status (and error body) -> the failure's code, and the status every face
+#: answers it with (``parley.errors.UPSTREAM_FAILURES``): never a 500.
+STATUS_FAILURES = [
+    (400, b'{"why": "no"}', "upstream_invalid_request", 400),
+    (400, b'{"why": "no", "reason": "API_KEY_INVALID"}', "upstream_auth", 502),
+    (400, b'{"why": "no", "code": "model_not_found"}', "upstream_not_found", 502),
+    (401, b'{"why": "no"}', "upstream_auth", 502),
+    (403, b'{"why": "no"}', "upstream_auth", 502),
+    (404, b'{"why": "no"}', "upstream_not_found", 502),
+    (408, b'{"why": "no"}', "upstream_timeout", 504),
+    (413, b'{"why": "no"}', "upstream_invalid_request", 400),
+    (422, b'{"why": "no"}', "upstream_invalid_request", 400),
+    (429, b'{"why": "no"}', "upstream_rate_limited", 429),
+    (500, b'{"why": "no"}', "upstream_http_error", 502),
+    (503, b'{"why": "no"}', "upstream_http_error", 502),
+    (504, b'{"why": "no"}', "upstream_timeout", 504),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "code", "answered"), STATUS_FAILURES)
+async def test_each_upstream_status_has_its_code_and_answer(
+    canned: CannedUpstream, status: int, body: bytes, code: str, answered: int
+) -> None:
+    canned.answer = http_answer(status, body, "application/json")
+    async with _opened(canned.base_url, retry=RetryPolicy(retries=0)) as http:
+        error = await _failure(http)
+    assert (error.code, error.status_code) == (code, answered)
+    assert isinstance(error, UpstreamTimeout) is (code == "upstream_timeout")
+    in_vain = code in ("upstream_auth", "upstream_not_found", "upstream_invalid_request")
+    assert error.retryable is not in_vain
+    # who failed, at which URL, with the provider's own words
+    assert error.message.startswith(f"The upstream provider at {canned.base_url} ")
+    assert error.message.endswith(f"(HTTP {status}): no")
+
+
+@pytest.mark.parametrize(("said", "waited"), [("7", 7.0), (None, 1.0)])
+async def test_a_rate_limit_says_when_to_retry(
+    canned: CannedUpstream, said: str | None, waited: float
+) -> None:
+    """The upstream's ``Retry-After``, or one second when it named none."""
+    headers = {"retry-after": said} if said else {}
+    canned.answer = http_answer(429, b"{}", "application/json", headers=headers)
+    async with _opened(canned.base_url, retry=RetryPolicy(retries=0)) as http:
+        error = await _failure(http)
+    assert (error.code, error.status_code, error.retry_after) == (
+        "upstream_rate_limited",
+        429,
+        waited,
+    )
+
+
+@pytest.mark.parametrize("body", [b"", b"data: [DONE]\n\n"])
+async def test_an_answer_with_nothing_in_it_is_empty(canned: CannedUpstream, body: bytes) -> None:
+    """A whole answer with no text, reasoning, tool call or finish reason is a failure."""
+    canned.answer = http_answer(200, body, "text/event-stream")
+    async with _opened(canned.base_url) as http:
+        error = await _failure(http)
+    assert (error.code, error.status_code) == ("upstream_empty", 502)
+    assert error.message == (
+        f"The upstream provider at {canned.base_url} ended its answer without any text, tool "
+        "call or finish reason."
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://api.example.test/v1/chat/completions",
+            "https://api.example.test/v1/chat/completions",
+        ),
+        ("https://user:secret@api.example.test/v1", "https://api.example.test/v1"),
+        (
+            "https://g.example.test/v1beta/models/m:streamGenerateContent?alt=sse&key=sk-1#x",
+            "https://g.example.test/v1beta/models/m:streamGenerateContent",
+        ),
+        ("http://[::1]:8080/v1?key=sk-1", "http://[::1]:8080/v1"),
+    ],
+)
+def test_the_url_an_error_shows_has_no_credentials_or_query(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+    error = HTTPTransport(url, {}, connect_timeout=1, read_timeout=1).error(
+        aiohttp.ServerDisconnectedError(), started=False
+    )
+    assert (
+        error.message
+        == f"The upstream provider at {shown} closed the connection without answering."
+    )
+    assert "secret" not in error.message and "sk-1" not in error.message
 
 
 @pytest.mark.parametrize(
@@ -435,7 +529,9 @@ async def test_retries_end_with_the_last_answer() -> None:
     async with upstream.server as server, _opened(server.url + "/v1", retry=QUICK_RETRIES) as http:
         error = await _failure(http)
     assert upstream.requests == 3
-    assert error.message == "The upstream provider answered with an error (HTTP 500): down"
+    assert error.message == (
+        f"The upstream provider at {server.url}/v1 answered with an error (HTTP 500): down"
+    )
 
 
 async def test_no_retry_once_the_body_streams_or_when_asked_to_wait_too_long() -> None:
@@ -548,7 +644,9 @@ async def test_https_with_an_untrusted_certificate_fails_as_tls(
 ) -> None:
     async with tls_server(certificate) as url, _opened(url) as http:
         error = await _failure(http)
-    assert error.message == "Could not connect securely to the upstream provider (TLS failed)."
+    assert error.message == (
+        f"Could not connect securely to the upstream provider at {url} (TLS failed)."
+    )
 
 
 async def test_https_through_a_proxy_tunnel(
@@ -573,7 +671,7 @@ async def test_a_proxy_that_refuses_the_tunnel(
         error = await _failure(http)
     assert error.code == "upstream_unreachable"
     assert error.message == (
-        "The HTTP proxy refused to connect to the upstream provider (HTTP 403)."
+        f"The HTTP proxy refused to connect to the upstream provider at {url} (HTTP 403)."
     )
 
 

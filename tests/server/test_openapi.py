@@ -145,6 +145,34 @@ def test_errors_of_their_own(
     assert statuses <= set(document["paths"][path][method.lower()]["responses"])
 
 
+#: The operations that answer once a model's provider has: each lists the statuses of an
+#: upstream failure (``parley.errors.UPSTREAM_FAILURES``), none a 500.
+UPSTREAM_CALLS = [
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/responses/compact"),
+    ("POST", "/v1/vector_stores/{vector_store_id}/search"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), UPSTREAM_CALLS)
+def test_the_operations_that_call_a_provider_list_its_failures(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    responses = document["paths"][path][method.lower()]["responses"]
+    assert "500" not in responses
+    for status in ("400", "429", "502", "504"):
+        headers = responses[status]["headers"]
+        assert headers["X-Should-Retry"]["required"] is False, status
+        assert headers["X-Should-Retry"]["schema"]["enum"] == ["true", "false"]
+        assert headers["X-Parley-Error-Type"]["required"] is True, status
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert "upstream_invalid_request" in responses["400"]["description"]
+    assert "upstream_rate_limited" in responses["429"]["description"]
+    assert responses["502"]["description"].startswith("`model_error`")
+    assert responses["504"]["description"].startswith("`model_error`")
+
+
 def test_streams_are_event_streams(document: dict[str, Any]) -> None:
     paths = document["paths"]
     events = paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]

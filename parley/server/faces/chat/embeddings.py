@@ -22,11 +22,17 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, Strict, StrictStr
 
-from parley.providers.embeddings import EmbedInput, EmbedRequest, check_inputs, embed
+from parley.providers.embeddings import (
+    MAX_DIMENSIONS,
+    EmbedInput,
+    EmbedRequest,
+    check_inputs,
+    embed,
+)
 from parley.providers.embeddings import estimate_tokens as estimate
 from parley.server.deps import AuthenticatedCaller, Svc
 from parley.server.faces.kit.bodies import MAX_INTEGER, Body
-from parley.server.openapi import errors
+from parley.server.openapi import errors, upstream_errors
 from parley.types import Usage
 
 router = APIRouter(tags=["embeddings"])
@@ -40,7 +46,7 @@ class EmbeddingCreate(Body):
     input: StrictStr | list[StrictStr] | list[TokenId] | list[list[TokenId]]
     model: str = Field(min_length=1, max_length=256)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Annotated[int, Strict(), Field(ge=1, le=MAX_INTEGER)] | None = None
+    dimensions: Annotated[int, Strict(), Field(ge=1, le=MAX_DIMENSIONS)] | None = None
     user: str | None = Field(default=None, max_length=256)
 
 
@@ -87,6 +93,7 @@ class EmbeddingListPublic(BaseModel):
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": EmbeddingListPublic, "description": "The vectors, in the order of the inputs."},
     **errors(503),
+    **upstream_errors(),
 }
 
 

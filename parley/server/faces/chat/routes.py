@@ -23,7 +23,7 @@ from parley.server.faces.chat.chunks import Completion, error_frame
 from parley.server.faces.chat.requests import ChatCompletionCreate, new_state_token, read_call
 from parley.server.faces.kit.sse import DONE, SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
-from parley.server.openapi import errors, json_or_events
+from parley.server.openapi import errors, json_or_events, upstream_errors
 from parley.store import call_states
 from parley.store.db import now
 
@@ -39,6 +39,7 @@ _ANSWERS = {
         "server-sent events (`data: <chunk>`), ending with `data: [DONE]`."
     ),
     **errors(404, 503),
+    **upstream_errors(),
 }
 
 

@@ -37,7 +37,7 @@ from parley.server.faces.responses.stream import (
     sse_frame,
 )
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
-from parley.server.openapi import errors, json_or_events
+from parley.server.openapi import errors, json_or_events, upstream_errors
 from parley.store.pagination import ListQuery
 from parley.types import RunStatus
 
@@ -214,7 +214,7 @@ async def list_input_items(
     return window(items, ListQuery(limit=limit, order=order, after=after, before=before))
 
 
-@router.post("/responses/compact", responses=errors(400), response_model=None)
+@router.post("/responses/compact", responses=upstream_errors(), response_model=None)
 async def compact(body: CompactCreate, caller: AuthenticatedCaller, svc: Svc) -> dict[str, Any]:
     async with svc.limits.reserve(caller.key_hash):  # a model call: of the key's budget
         made, used = await compaction.compact(svc.db, svc.engine, user_id=caller.user.id, body=body)

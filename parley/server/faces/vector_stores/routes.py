@@ -36,7 +36,7 @@ from parley.server.faces.vector_stores.schemas import (
     VectorStoreUpdate,
     stored_strategy,
 )
-from parley.server.openapi import errors
+from parley.server.openapi import errors, upstream_errors
 from parley.store import vector_stores as store
 from parley.store.pagination import ListQuery
 from parley.types import Usage
@@ -263,7 +263,7 @@ async def list_file_batch_files(
 # ----------------------------------------------------------------------------- search
 
 
-@router.post("/vector_stores/{vector_store_id}/search", responses=errors(400))
+@router.post("/vector_stores/{vector_store_id}/search", responses=upstream_errors())
 async def search_vector_store(
     vector_store_id: str,
     body: SearchRequest,
