@@ -118,6 +118,10 @@ Json = _Json()
 
 #: The longest tool name and tool-call id stored.
 TOOL_FIELD_LENGTH = 128
+#: The longest hosted item id a message is found by (``messages.item_id``): the server's
+#: own are 29 characters, OpenAI's about 55; a longer one a client gives back is kept in
+#: the item, not found by it.
+ITEM_ID_LENGTH = 128
 
 #: How full PostgreSQL packs the pages of the tables a running turn updates at every
 #: heartbeat or checkpoint (``runs``: its lease; ``messages``: the text so far). The room
@@ -316,6 +320,9 @@ messages = Table(
     #: ``tool`` message of its result), an approval given (``mcp_approval_response``). NULL
     #: for every other message.
     Column("item", Json),
+    #: The ``id`` of ``item`` (up to ``ITEM_ID_LENGTH`` characters), by which a request's
+    #: ``item_reference`` finds it. NULL for every other message.
+    Column("item_id", String(ITEM_ID_LENGTH)),
     UniqueConstraint("thread_id", "seq"),
     # The messages a run wrote; the user's own (no run) write no entry.
     Index(
@@ -323,6 +330,13 @@ messages = Table(
         "run_id",
         sqlite_where=text("run_id IS NOT NULL"),
         postgresql_where=text("run_id IS NOT NULL"),
+    ),
+    # The messages that hold a hosted tool's item, by its id.
+    Index(
+        "ix_messages_item_id",
+        "item_id",
+        sqlite_where=text("item_id IS NOT NULL"),
+        postgresql_where=text("item_id IS NOT NULL"),
     ),
     postgresql_with={"fillfactor": UPDATED_FILLFACTOR},
 )

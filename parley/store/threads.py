@@ -16,7 +16,7 @@ from parley.store import driver
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Message, Run, Thread
-from parley.store.tables import messages, runs, threads, without_nul
+from parley.store.tables import ITEM_ID_LENGTH, messages, runs, threads, without_nul
 from parley.types import Role
 
 # Statements of the hot path, built once.
@@ -349,7 +349,18 @@ def new_message(
 
 def insert_messages(conn: Connection, *, user_id: str, rows: list[Message]) -> None:
     """Store messages whose sequence numbers were reserved (``reserve_seqs``)."""
-    driver.insert_rows(conn, messages, [{"user_id": user_id, **m.values()} for m in rows])
+    driver.insert_rows(
+        conn,
+        messages,
+        [{"user_id": user_id, **m.values(), "item_id": item_key(m.item)} for m in rows],
+    )
+
+
+def item_key(item: Mapping[str, Any] | None) -> str | None:
+    """What ``messages.item_id`` keeps of a message's hosted item: its id, unless it has
+    none or one longer than ``ITEM_ID_LENGTH``."""
+    found = item.get("id") if item else None
+    return found if isinstance(found, str) and len(found) <= ITEM_ID_LENGTH else None
 
 
 def add_tool_messages(
@@ -412,6 +423,7 @@ def fill_placeholder(
     """Make an answer's placeholder, still empty, a hosted tool's message (a tool list, a
     call's result) that its turn stores ahead of the answer."""
     values = {"role": role, "content": content, "tool_call_id": tool_call_id, "item": item}
+    values["item_id"] = item_key(item)
     conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
 
 
@@ -430,6 +442,30 @@ def hosted_items(conn: Connection, *, thread_id: str, kind: str) -> list[dict[st
     )
     found = (row.item for row in conn.execute(query))
     return [item for item in found if isinstance(item, dict) and item.get("type") == kind]
+
+
+def item_message(
+    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
+) -> Message | None:
+    """The user's message that holds the hosted item ``item_id`` (in thread ``thread_id``,
+    when given), not a scratch thread's; the newest when copies of it hold it too (a
+    thread copied from another); None when none does."""
+    if item_key({"id": item_id}) is None:
+        return None
+    query = (
+        select(messages)
+        .where(
+            messages.c.item_id == item_id,
+            messages.c.user_id == user_id,
+            exists().where(threads.c.id == messages.c.thread_id, VISIBLE),
+        )
+        .order_by(messages.c.created_at.desc())
+        .limit(1)
+    )
+    if thread_id is not None:
+        query = query.where(messages.c.thread_id == thread_id)
+    row = conn.execute(query).first()
+    return None if row is None else Message.from_row(row)
 
 
 def get_message(

@@ -99,12 +99,12 @@ def test_the_stream_shows_the_list_and_the_call(http: httpx.Client, mcp_url: str
         "response.mcp_list_tools.completed",
         "response.output_item.done",
     ]
-    at = names.index("response.mcp_call_arguments.delta")
+    at = names.index("response.mcp_call.in_progress")
     assert names[at - 1 : at + 6] == [
         "response.output_item.added",
+        "response.mcp_call.in_progress",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
         "response.mcp_call.completed",
         "response.output_item.done",
         "response.output_item.added",  # the answer's message

@@ -135,9 +135,9 @@ def test_a_stream_parses_into_typed_events(client: openai.OpenAI, mcp_url: str) 
     for name in [
         "response.mcp_list_tools.in_progress",
         "response.mcp_list_tools.completed",
+        "response.mcp_call.in_progress",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
         "response.mcp_call.completed",
     ]:
         assert names.count(name) == 1, names
@@ -231,6 +231,41 @@ def test_an_approval_sent_with_the_history_again(client: openai.OpenAI, mcp_url:
     assert done.output_text == ANSWER
 
 
+def test_an_approval_given_with_an_item_reference(
+    client: openai.OpenAI, server: Any, mcp_url: str
+) -> None:
+    """The AI SDK's form: no ``previous_response_id``; the user's message, an
+    ``item_reference`` to the approval request (the server finds it by its id), then the
+    approval. The next turn refers to the call and the tool list by reference too; another
+    user's references find nothing."""
+    tool = echo_tool(mcp_url, "always")
+    asked = client.responses.create(model=AUTO, input="say it", tools=[tool])
+    listed, request = asked.output
+    assert isinstance(request, McpApprovalRequest), request
+    history: list[Any] = [
+        {"role": "user", "content": "say it"},
+        {"type": "item_reference", "id": request.id},
+    ]
+    approval = {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}
+    done = client.responses.create(model=AUTO, input=[*history, approval], tools=[tool])
+    call, message = validated(done).output[-2:]
+    check_call(call, approval_request_id=request.id)
+    assert done.output_text == ANSWER
+    refs = [{"type": "item_reference", "id": i} for i in (listed.id, call.id, message.id)]
+    again = client.responses.create(
+        model=AUTO, input=[*history, *refs, {"role": "user", "content": "again"}], tools=[tool]
+    )
+    # The list given back by reference is the server's: it is not listed again.
+    assert [item.type for item in again.output] == ["mcp_approval_request"], again.output
+    with openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key=server.new_user("stranger"), max_retries=0
+    ) as stranger:
+        for ref in [history[1], *refs]:
+            with pytest.raises(openai.BadRequestError) as refused:
+                stranger.responses.create(model=AUTO, input=[ref], tools=[tool])
+            assert refused.value.code == "item_not_found", ref
+
+
 # -------------------------------------------------------------------- the Agents SDK
 
 
@@ -292,12 +327,12 @@ def test_agents_hosted_mcp_streamed(agents_report: dict[str, Any], transport: st
     raw = outcome["raw_events"]
     at = raw.index("response.mcp_list_tools.in_progress")
     assert raw[at : at + 2] == ["response.mcp_list_tools.in_progress", MCP_LISTED], raw
-    at = raw.index("response.mcp_call_arguments.delta")
+    at = raw.index("response.mcp_call.in_progress")
     assert raw[at - 1 : at + 5] == [
         "response.output_item.added",
+        "response.mcp_call.in_progress",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
         "response.mcp_call.completed",
         "response.output_item.done",
     ], raw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,57 @@ async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) 
             lambda c: threads.get_message(c, user_id=user_id, message_id=message_id)
         )
         assert read.usage == tokens
+    finally:
+        await db.dispose()
+
+
+async def test_hosted_items_stored_before_0023_are_found_by_their_id(blank: Any) -> None:
+    """0023 fills ``messages.item_id`` from the items already stored: a tool list stored
+    before it is found by its id (``item_message``); a message without an item (JSON
+    null), or whose item's id is too long to keep, has none."""
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from parley.store import threads, users
+    from parley.store.db import alembic_config
+    from parley.store.tables import messages
+
+    listed = {"type": "mcp_list_tools", "id": "mcpl_old", "server_label": "s", "tools": []}
+    long = {"type": "mcp_call", "id": "mcp_" + "x" * 200, "server_label": "s"}
+    db = Database(blank.url)
+    try:
+        await db.write(lambda c: command.upgrade(alembic_config(c), "0022"))
+
+        def old_messages(conn: Any) -> str:
+            user = users.create_user(conn, name="before")
+            thread = threads.create_thread(conn, user_id=user.id, metadata={}, message_count=3)
+            for seq, item in enumerate([listed, None, long], start=1):
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (id, user_id, thread_id, seq, role, content, "
+                        "created_at, item) VALUES (:id, :user, :thread, :seq, 'assistant', '', "
+                        "0, :item)"
+                    ),
+                    {
+                        "id": f"msg_old{seq}",
+                        "user": user.id,
+                        "thread": thread.id,
+                        "seq": seq,
+                        "item": json.dumps(item),
+                    },
+                )
+            return user.id
+
+        user_id = await db.write(old_messages)
+        await db.migrate()
+        found = await db.read(
+            lambda c: threads.item_message(c, user_id=user_id, item_id="mcpl_old")
+        )
+        assert found is not None and (found.id, found.item) == ("msg_old1", listed)
+        ids = await db.read(
+            lambda c: dict(c.execute(select(messages.c.id, messages.c.item_id)).all())
+        )
+        assert ids == {"msg_old1": "mcpl_old", "msg_old2": None, "msg_old3": None}
     finally:
         await db.dispose()
 

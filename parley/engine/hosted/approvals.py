@@ -154,14 +154,17 @@ def answer(
 
 
 def response_item(approval: Approval) -> dict[str, Any]:
-    """The ``mcp_approval_response`` item an approval is stored as."""
-    return {
+    """The ``mcp_approval_response`` item an approval is stored as (its ``reason`` only when
+    one was given, as OpenAI leaves it out)."""
+    item: dict[str, Any] = {
         "type": "mcp_approval_response",
         "id": new_id("mcpa"),
         "approval_request_id": approval.request_id,
         "approve": approval.approve,
-        "reason": approval.reason,
     }
+    if approval.reason is not None:
+        item["reason"] = approval.reason
+    return item
 
 
 #: The outputs an approval action completes with.

@@ -150,29 +150,35 @@ def bounds_of(settings: Settings) -> Bounds:
 
 
 def listing_item(label: str, listing: Listing | None, item_id: str | None = None) -> dict[str, Any]:
-    """The ``mcp_list_tools`` item of a listing (None: still listing)."""
+    """The ``mcp_list_tools`` item of a listing (None: still listing). Its ``error``, and a
+    tool's ``description`` and ``annotations``, are there only when they have a value, as
+    OpenAI leaves them out (clients' schemas refuse a null there)."""
     item: dict[str, Any] = {
         "type": "mcp_list_tools",
         "id": item_id or new_id("mcpl"),
         "server_label": label,
         "tools": [],
-        "error": None,
         "status": "in_progress",
     }
     if listing is None:
         return item
-    item["tools"] = [
-        {
-            "name": t.name,
-            "description": t.description,
-            "input_schema": t.input_schema,
-            "annotations": t.annotations,
-        }
-        for t in listing.tools
-    ]
-    item["error"] = listing.error
+    item["tools"] = [listed_tool(t) for t in listing.tools]
+    if listing.error:
+        item["error"] = listing.error
     item["status"] = "failed" if listing.error else "completed"
     return item
+
+
+def listed_tool(tool: ListedTool) -> dict[str, Any]:
+    """A tool of an ``mcp_list_tools`` item: its name and input schema, and its description
+    and annotations when it has them."""
+    shown: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        shown["description"] = tool.description
+    shown["input_schema"] = tool.input_schema
+    if tool.annotations is not None:
+        shown["annotations"] = tool.annotations
+    return shown
 
 
 def tools_of(item: Mapping[str, Any]) -> list[ListedTool]:

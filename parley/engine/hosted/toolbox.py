@@ -322,7 +322,7 @@ class Toolbox:
     def _listed(self, label: str, listing: Listing, item_id: str | None = None) -> None:
         item = mcp.listing_item(label, listing, item_id)
         if item_id is None:
-            started = {**item, "status": "in_progress", "tools": [], "error": None}
+            started = mcp.listing_item(label, None, item["id"])
             self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="started", item=started))
         self.turn.emit(HostedToolEvent(run_id=self.turn.run.id, phase="done", item=item))
         self.listed.append(item)

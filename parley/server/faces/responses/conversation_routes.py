@@ -146,7 +146,8 @@ async def create_items(
             _, rows = await svc.engine.append_messages(
                 user_id=user.id, thread_id=conversation_id, messages=messages
             )
-        added = Page.of([item for m in rows for item in message_items(m)])
+        outputs = await svc.db.read(reads.output_types, rows)
+        added = Page.of([item for m in rows for item in message_items(m, outputs=outputs)])
         return JSONResponse(added.model_dump(mode="json"))
 
     return await idem.once(svc.db, user.id, make)

@@ -3,9 +3,9 @@
 
 An MCP server's tool list: ``output_item.added``, ``mcp_list_tools.in_progress``, then
 ``mcp_list_tools.completed`` (or ``.failed``) and ``output_item.done``. A call the server
-runs: ``output_item.added``, ``mcp_call_arguments.delta`` and ``.done``,
-``mcp_call.in_progress``, then ``mcp_call.completed`` (or ``.failed``) and
-``output_item.done``. A call waiting for the client's approval: its
+runs: ``output_item.added`` (its arguments still empty), ``mcp_call.in_progress``,
+``mcp_call_arguments.delta`` and ``.done``, then ``mcp_call.completed`` (or ``.failed``)
+and ``output_item.done``, in OpenAI's order. A call waiting for the client's approval: its
 ``mcp_approval_request`` item, added and done. A file search: ``output_item.added``,
 ``file_search_call.in_progress`` and ``.searching``, then ``file_search_call.completed``
 (unless it failed) and ``output_item.done``; the files it found are kept (``files``) for
@@ -54,8 +54,10 @@ class HostedItems:
         if index is None:
             index = self.index[item_id] = len(self.output)
             self.output.append(shown)
-            added = {**shown, "status": "in_progress"} if kind == "mcp_call" else shown
-            if kind == "mcp_list_tools":
+            added = shown
+            if kind == "mcp_call":  # its arguments follow, as deltas
+                added = {**shown, "status": "in_progress", "arguments": "", "output": None}
+            elif kind == "mcp_list_tools":
                 added = {**shown, "tools": []}
             elif kind == "file_search_call":
                 added = {**shown, "status": "in_progress", "results": None}
@@ -72,9 +74,9 @@ class HostedItems:
             elif kind == "mcp_call":
                 arguments = item["arguments"]
                 events += [
+                    make("response.mcp_call.in_progress", **where),
                     make("response.mcp_call_arguments.delta", **where, delta=arguments),
                     make("response.mcp_call_arguments.done", **where, arguments=arguments),
-                    make("response.mcp_call.in_progress", **where),
                 ]
             elif kind == "file_search_call":
                 events += [

@@ -30,6 +30,8 @@ _CODE_ONLY = (
     "removed",
     "limit",
 )
+#: What a listed MCP tool leaves out when it has none.
+_TOOL_OPTIONAL = frozenset(("description", "annotations"))
 #: What a ``web_search_call`` item keeps that the API does not show.
 _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
 
@@ -41,7 +43,9 @@ def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[
     is its ``url`` (a ``data:`` URL of the PNG), as OpenAI's shape has it."""
     kind = item.get("type")
     if kind == "mcp_list_tools":
-        return {k: v for k, v in item.items() if k != "status"}
+        return tool_list(item)
+    if kind == "mcp_approval_response":  # kept with "reason": null before it was left out
+        return {k: v for k, v in item.items() if not (k == "reason" and v is None)}
     if kind == "web_search_call":
         shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
         if not (INCLUDE_SOURCES in include or item.get("show_sources")):
@@ -65,6 +69,18 @@ def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[
             ]
         return shown
     return dict(item)
+
+
+def tool_list(item: dict[str, Any]) -> dict[str, Any]:
+    """An ``mcp_list_tools`` item as OpenAI shows it: no status, and no ``error`` (nor a
+    tool's ``description`` or ``annotations``) unless it has one. Lists stored before the
+    engine left those out hold them as null."""
+    shown = {k: v for k, v in item.items() if k != "status" and not (k == "error" and v is None)}
+    shown["tools"] = [
+        {k: v for k, v in tool.items() if v is not None or k not in _TOOL_OPTIONAL}
+        for tool in item.get("tools") or ()
+    ]
+    return shown
 
 
 def citations_of(

@@ -639,19 +639,22 @@ def message_items(
     state: bool = False,
     include: Collection[str] = (),
     kinds: Mapping[str, Mapping[str, Any]] | None = None,
+    outputs: Mapping[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The items of a stored message, in order. For an assistant message, ``calls`` (when
     given) are the call ids to show: the calls handed to the client, not those the server
     answered itself; with ``state``, its provider state (see the module's docstring); with
     ``include`` (a later read's), a file search's results and a code interpreter call's
-    outputs whatever its own request asked, when it names them."""
+    outputs whatever its own request asked, when it names them. A tool result is a
+    ``function_call_output``, or the type ``outputs`` gives its call id
+    (``custom_tool_call_output``: ``reads.output_types``)."""
     role = message.role
     if message.item is not None:  # a hosted tool's item: a tool list, a call the server ran
         yield hosted_item(message.item, include=include)
         return
     if role == Role.TOOL:
         yield {
-            "type": "function_call_output",
+            "type": (outputs or {}).get(message.tool_call_id or "", "function_call_output"),
             "id": output_item_id(message.id),
             "call_id": message.tool_call_id or "",
             "output": message.content,

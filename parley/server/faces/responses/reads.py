@@ -8,6 +8,7 @@ in its ``conversation``) the engine decides (``Engine.place``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -84,10 +85,11 @@ def all_items(conn: Connection, *, user_id: str, conversation_id: str) -> list[d
     thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
     messages = thread_store.thread_context(conn, thread_id=thread.id)
     kinds = tool_kinds(conn, messages)
+    outputs = output_types(conn, messages, context=messages)
     return [
         item
         for message in messages
-        for item in message_items(message, kinds=kinds.get(message.run_id or ""))
+        for item in message_items(message, kinds=kinds.get(message.run_id or ""), outputs=outputs)
     ]
 
 
@@ -106,23 +108,77 @@ def tool_kinds(conn: Connection, messages: list[Message]) -> dict[str, dict[str,
     }
 
 
+def output_types(
+    conn: Connection, messages: list[Message], *, context: list[Message] | None = None
+) -> dict[str, str]:
+    """The item type of the client's tool results among ``messages`` that are not
+    ``function_call_output``s, by call id: a custom tool's is a ``custom_tool_call_output``
+    (what its call's function stands for, ``tool_kinds``). The calls are looked for in
+    ``context`` (the thread's messages, read when not given)."""
+    wanted = {m.tool_call_id for m in messages if m.role == Role.TOOL and m.item is None}
+    wanted.discard(None)
+    if not wanted:
+        return {}
+    if context is None:
+        context = thread_store.thread_context(conn, thread_id=messages[0].thread_id)
+    callers = [
+        m
+        for m in context
+        if m.role == Role.ASSISTANT and any(c["id"] in wanted for c in m.tool_calls or ())
+    ]
+    kinds = tool_kinds(conn, callers)
+    return {
+        call["id"]: "custom_tool_call_output"
+        for m in callers
+        for call in m.tool_calls or ()
+        if call["id"] in wanted
+        and kinds.get(m.run_id or "", {}).get(call["name"], {}).get("type") == "custom"
+    }
+
+
 def item_of(
     conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
 ) -> tuple[Message, dict[str, Any]] | None:
     """The user's message holding the item (in thread ``thread_id``, when given), and the
-    item; None when there is none."""
+    item; None when there is none. Every kind of item is found: those whose id names
+    their message (``items.message_id_of``: messages, reasoning, calls, outputs), a
+    hosted tool's (a tool list, a call the server ran, an approval given, a compaction:
+    by ``messages.item_id``), and an approval the server asked for (its id is its
+    action's)."""
+    for message in _holders(conn, user_id=user_id, item_id=item_id, thread_id=thread_id):
+        kinds = tool_kinds(conn, [message]).get(message.run_id or "")
+        outputs = output_types(conn, [message])
+        shown = message_items(message, kinds=kinds, outputs=outputs)
+        item = next((i for i in shown if i["id"] == item_id), None)
+        if item is not None:
+            return message, item
+    return None
+
+
+def _holders(
+    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None
+) -> Iterator[Message]:
+    """The messages that may hold item ``item_id``, each looked for only once the ones
+    before it did not have it."""
     message_id = message_id_of(item_id)
-    if message_id is None:
-        return None
+    if message_id is not None:
+        try:
+            found = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
+        except NotFound:
+            pass
+        else:
+            if thread_id is None or found.thread_id == thread_id:
+                yield found
+    held = thread_store.item_message(conn, user_id=user_id, item_id=item_id, thread_id=thread_id)
+    if held is not None:
+        yield held
     try:
-        message = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
+        action = run_store.get_action(conn, action_id=item_id, user_id=user_id)
     except NotFound:
-        return None
-    if thread_id is not None and message.thread_id != thread_id:
-        return None
-    kinds = tool_kinds(conn, [message]).get(message.run_id or "")
-    item = next((i for i in message_items(message, kinds=kinds) if i["id"] == item_id), None)
-    return None if item is None else (message, item)
+        return
+    for answer in thread_store.run_answers(conn, run_id=action.run_id):
+        if thread_id is None or answer.thread_id == thread_id:
+            yield answer
 
 
 def find_item(
@@ -256,7 +312,8 @@ def input_items(conn: Connection, *, user_id: str, response_id: str) -> list[dic
         since = max((i + 1 for i, m in enumerate(messages) if m.role == Role.ASSISTANT), default=0)
         messages = messages[since:]
     kinds = record_of(run).get("tool_kinds")
-    return [item for m in messages for item in message_items(m, kinds=kinds)]
+    outputs = output_types(conn, messages)
+    return [item for m in messages for item in message_items(m, kinds=kinds, outputs=outputs)]
 
 
 def previous_in_progress(response_id: str) -> InvalidRequest:
