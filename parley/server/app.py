@@ -56,6 +56,7 @@ from parley.server.logs import AccessLog
 from parley.server.openapi import install_openapi
 from parley.server.ratelimit import Limits
 from parley.server.readiness import Readiness
+from parley.server.route_warming import build_routes
 from parley.server.usage import KeyBudgets
 from parley.server.watchdog import LoopWatchdog, measure_loop_lag
 from parley.store.db import Database
@@ -134,6 +135,13 @@ def create_app(
     return app
 
 
+def _routes_built(building: asyncio.Future[int]) -> None:
+    """Log a failure to build the routes ahead (each is then built at its first request,
+    as FastAPI would have)."""
+    if not building.cancelled() and (error := building.exception()) is not None:
+        log.warning("could not build the routes ahead of their first requests: %r", error)
+
+
 def _warmed(warming: asyncio.Future[list[str]]) -> None:
     """Log what ``ProviderRegistry.warm`` imported; an adapter that fails to import says
     so again, in its own words, at its first call."""
@@ -171,6 +179,10 @@ def _lifespan(
         # a request that needs one meanwhile waits only for what is left of the import.
         warming = asyncio.ensure_future(asyncio.to_thread(registry.warm))
         warming.add_done_callback(_warmed)
+        # FastAPI's routes, which it would build at each router's first request, on the
+        # loop (route_warming).
+        routes_built = asyncio.ensure_future(asyncio.to_thread(build_routes, app))
+        routes_built.add_done_callback(_routes_built)
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
         usage = UsageCounter(db, settings.usage_flush_seconds)
