@@ -150,6 +150,11 @@ class _RetryLater(ParleyError):
             message_index=message_index,
         )
         self.retry_after = retry_after
+        self._defaults(given_status=status_code is not None)
+
+    def _defaults(self, *, given_status: bool) -> None:
+        """What a kind fills in of what the raiser left out (``UpstreamError``'s status and
+        ``Retry-After``, by its code)."""
 
 
 class RateLimited(_RetryLater):
@@ -204,30 +209,11 @@ class UpstreamError(_RetryLater):
     status_code = 502
     error_type = "upstream_error"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        code: str | None = None,
-        details: list[dict[str, Any]] | None = None,
-        status_code: int | None = None,
-        param: str | None = None,
-        message_index: int | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            retry_after=retry_after,
-            code=code,
-            details=details,
-            status_code=status_code,
-            param=param,
-            message_index=message_index,
-        )
+    def _defaults(self, *, given_status: bool) -> None:
         failure = self.failure
-        if status_code is None:
+        if not given_status:
             self.status_code = failure.status  # type: ignore[misc]
-        if retry_after is None:
+        if self.retry_after is None:
             self.retry_after = failure.retry_after
 
     @property

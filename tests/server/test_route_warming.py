@@ -38,12 +38,9 @@ async def _request_each(app: Any) -> None:
             await client.get(path)  # no services: what matters is the match, not the answer
 
 
-@lazy
-async def test_no_request_builds_a_route_after_start_up(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/db.sqlite"))
-    assert build_routes(app) > 50  # every face's routes
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The routes FastAPI builds from now on, as it builds them."""
     built: list[Any] = []
     plain = INCLUDED._build_effective_context
 
@@ -52,23 +49,24 @@ async def test_no_request_builds_a_route_after_start_up(
         return plain(self, route)
 
     monkeypatch.setattr(INCLUDED, "_build_effective_context", counted)
+    return built
+
+
+@lazy
+async def test_no_request_builds_a_route_after_start_up(tmp_path: Any, builds: list[Any]) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/db.sqlite"))
+    assert build_routes(app) > 50  # every face's routes
+    assert len(builds) > 50
+    builds.clear()
     await _request_each(app)
-    assert built == []
+    assert builds == []
 
 
 @lazy
 async def test_without_it_the_first_requests_build_their_routers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    tmp_path: Any, builds: list[Any]
 ) -> None:
     """The plain path: what ``build_routes`` saves the first requests."""
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/db.sqlite"))
-    built: list[Any] = []
-    plain = INCLUDED._build_effective_context
-
-    def counted(self: Any, route: Any) -> Any:
-        built.append(route)
-        return plain(self, route)
-
-    monkeypatch.setattr(INCLUDED, "_build_effective_context", counted)
     await _request_each(app)
-    assert len(built) > 20
+    assert len(builds) > 20
