@@ -22,10 +22,11 @@ log = logging.getLogger("parley.watchdog")
 class LoopWatchdog:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        #: When the loop last beat (``time.monotonic()``), and its thread's CPU time then
-        #: (``time.thread_time()`` there): ``_mark``.
+        #: When the loop last beat (``time.monotonic()``), its thread's CPU time then
+        #: (``time.thread_time()`` there) and its time spent waiting for a CPU: ``_mark``.
         self._beat = time.monotonic()
         self._beat_cpu = 0.0
+        self._beat_queued: float | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -35,6 +36,7 @@ class LoopWatchdog:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._loop_stats = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         self._mark()
         self._heart = asyncio.create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._watch, name="parley-watchdog", daemon=True)
@@ -56,6 +58,7 @@ class LoopWatchdog:
     def _mark(self) -> None:
         """A beat of the loop, on the loop's thread."""
         self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
+        self._beat_queued = _queued(self._loop_stats)
 
     def _watch(self) -> None:
         """Look at the loop's heartbeat every quarter of the threshold. Time the whole
@@ -65,7 +68,9 @@ class LoopWatchdog:
         the interpreter (a long call in C) keeps this thread from waking too, but spends
         the time on a CPU: it is reported, also on a machine so loaded that the loop thread
         had less than half of the time (a threshold's worth of its CPU time without a beat
-        is a block however long the wall took)."""
+        is a block however long the wall took). The time the loop thread was ready to run
+        but waited for a CPU (the kernel's run queue, where it tells) is the machine's, not
+        a block: a stall is reported when what is left of it reaches the threshold."""
         interval = self.threshold / 4
         loop_cpu = _cpu_clock(self._loop_thread)
         reported = 0.0
@@ -86,13 +91,34 @@ class LoopWatchdog:
             stalled = woke - max(beat, running_since)
             if stalled < self.threshold or beat == reported:
                 continue
+            waited = _waited(self._loop_stats, self._beat_queued)
+            if stalled - waited < self.threshold:
+                continue
             reported = beat
             frame = sys._current_frames().get(self._loop_thread)
             where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
             spent = f" ({busy:.2f} s of it on a CPU)" if busy is not None else ""
+            if waited:
+                spent += f" ({waited:.2f} s of it waiting for a CPU)"
             log.warning(
                 "event loop blocked for %.2f s%s; the loop thread is at:\n%s", stalled, spent, where
             )
+
+
+def _queued(stats: str) -> float | None:
+    """The seconds a thread has spent ready to run but waiting for a CPU, from its
+    ``schedstat`` (``stats``); None where the kernel does not tell."""
+    try:
+        with open(stats, "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _waited(stats: str, since: float | None) -> float:
+    """How long the thread of ``stats`` waited for a CPU since it had waited ``since``."""
+    now = _queued(stats)
+    return max(0.0, now - since) if now is not None and since is not None else 0.0
 
 
 def _cpu_clock(thread: int) -> int | None:

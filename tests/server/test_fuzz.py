@@ -25,7 +25,9 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "100"))
+#: 60 with the suite: 100 took over ten minutes on a slow two-core machine under the rest
+#: of the suite (``make fuzz`` runs 1000).
+EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "60"))
 SEED = int(os.environ.get("PARLEY_FUZZ_SEED", "20261122"))
 
 
@@ -76,7 +78,7 @@ def test_the_api_answers_as_its_document_says(fuzzed_server: ParleyServer, tmp_p
         cwd=tmp_path,  # its reports and caches stay out of the tree
         capture_output=True,
         text=True,
-        timeout=max(600, EXAMPLES * 3),
+        timeout=max(900, EXAMPLES * 3),
         check=False,
     )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"

@@ -7,11 +7,12 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from parley.server.watchdog import LoopWatchdog
+from parley.server.watchdog import LoopWatchdog, _queued, _waited
 
 
 async def test_a_blocked_loop_is_reported_with_where_it_blocked(
@@ -58,7 +59,7 @@ def test_a_long_call_in_c_on_a_crowded_cpu_is_reported() -> None:
     process the machine did not run."""
     script = """
 import asyncio, logging, sys, time
-from parley.server.watchdog import LoopWatchdog
+from parley.server.watchdog import LoopWatchdog, _queued, _waited
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 
@@ -106,7 +107,7 @@ def test_a_stopped_process_is_not_a_blocked_loop(tmp_path) -> None:
     the time it was stopped is not reported as the loop's; a loop blocked afterwards is."""
     script = """
 import asyncio, logging, sys, time
-from parley.server.watchdog import LoopWatchdog
+from parley.server.watchdog import LoopWatchdog, _queued, _waited
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 
@@ -177,3 +178,33 @@ asyncio.run(main())
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
+
+
+def test_the_time_a_thread_waits_for_a_cpu_is_read_from_the_kernel() -> None:
+    """What the watchdog takes off a stall (``_waited``): a thread that shares its one CPU
+    with a busy process waits for it, and its ``schedstat`` says how long."""
+    if _queued("/proc/thread-self/schedstat") is None:
+        pytest.skip("this kernel does not say how long a thread waits for a CPU")
+    cpu = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen(
+        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    waited: list[float] = []
+
+    def busy() -> None:
+        os.sched_setaffinity(0, {cpu})  # this thread alone
+        stats = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+        since = _queued(stats)
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        waited.append(_waited(stats, since))
+
+    try:
+        thread = threading.Thread(target=busy)
+        thread.start()
+        thread.join(30)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert waited and waited[0] > 0.1, waited  # about as long as it ran: the CPU was shared
