@@ -180,6 +180,40 @@ asyncio.run(main())
     assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
 
 
+def test_a_server_with_web_search_imports_httpx_off_the_loop(tmp_path) -> None:
+    """The search client's httpx (and what it imports: pygments, by way of rich, held a
+    loaded machine's loop for over a second) is imported by start-up on a thread, before
+    the engine makes the client on the loop."""
+    script = f"""
+import asyncio, sys, threading
+from parley.config import Settings
+from parley.server.app import create_app
+
+on_loop = []
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "httpx":
+            on_loop.append(threading.current_thread() is threading.main_thread())
+        return None
+
+app = create_app(
+    Settings(database_url="sqlite:///{tmp_path}/p.db", web_search_url="http://127.0.0.1:9")
+)
+sys.meta_path.insert(0, Spy())
+
+async def main():
+    async with app.router.lifespan_context(app):
+        print("httpx" in sys.modules, on_loop)
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n")[0] == "True [False]", done.stdout + done.stderr
+
+
 def test_the_time_a_thread_waits_for_a_cpu_is_read_from_the_kernel() -> None:
     """What the watchdog takes off a stall (``_waited``): a thread that shares its one CPU
     with a busy process waits for it, and its ``schedstat`` says how long."""
