@@ -315,20 +315,26 @@ def error_from_response(
     return error
 
 
+#: The longest wait a ``Retry-After`` is read as: a day (a daily budget's refusal asks for
+#: up to that). A longer or endless one (``inf``, ``1e300``, a date in the year 9999), as a
+#: hostile or broken upstream may send, is read as this, so no wait passed on is absurd.
+MAX_RETRY_AFTER = 86_400.0
+
+
 def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header in seconds: a number of seconds or an HTTP date (None when
-    absent or unreadable)."""
+    """A ``Retry-After`` header in seconds: a number of seconds or an HTTP date, between 0
+    and ``MAX_RETRY_AFTER`` (None when absent or unreadable)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

@@ -349,7 +349,7 @@ def _reasoning_details(details: Any, events: list[ModelEvent]) -> None:
         return
     for item in details:
         kind = item.get("type") if isinstance(item, dict) else None
-        if kind not in _REASONING_DETAILS:
+        if not isinstance(kind, str) or kind not in _REASONING_DETAILS:  # a list is no key
             continue
         field, summary = _REASONING_DETAILS[kind]
         text = item.get(field)

@@ -8,24 +8,22 @@ upstream HTTP client"). The caller gets a ``Response``.
 ``transport_error`` and ``status_error`` turn a failed call into an ``UpstreamError`` with
 a message safe to show a user, which names the provider and the URL it was called at
 (``shown_url``: never a query string or credentials) and passes on the provider's own
-message; what is particular to one API (where its error bodies keep their message) is
-passed in by the adapter. Its ``code`` sets the status every face answers
-(``parley.errors.UPSTREAM_FAILURES``).
+message, with the credentials the call sent masked in it (``_mask``); what is particular
+to one API (where its error bodies keep their message) is passed in by the adapter. Its
+``code`` sets the status every face answers (``parley.errors.UPSTREAM_FAILURES``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import random
 import ssl
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiohttp
 import orjson
@@ -33,7 +31,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from yarl import URL
 
-from parley.errors import UpstreamError, UpstreamTimeout
+from parley.errors import UpstreamError, UpstreamTimeout, retry_after_seconds
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart
 from parley.providers.sse import LineTooLong
 
@@ -147,19 +145,9 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """The wait a ``Retry-After`` header asks for, in seconds (delta or HTTP date)."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return float(max(0.0, when.timestamp() - time.time()))
+    """The wait a ``Retry-After`` header asks for, in seconds (delta or HTTP date), bounded
+    (``parley.errors.retry_after_seconds``)."""
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _worth_retrying(exc: BaseException) -> bool:
@@ -212,6 +200,9 @@ class HTTPTransport:
         self.provider_label = provider_label
         #: Who failed, as the errors of this transport say it: the provider and its URL.
         self.where = f"{provider_label} at {shown_url(url)}"
+        #: What the calls send that no error message may show (``_mask``).
+        self.secrets = _credentials_in(url, self.headers)
+        self._clash = _clashing(url, self.headers)
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=connect_timeout,
@@ -252,7 +243,10 @@ class HTTPTransport:
         """Send the request; return once the response head is in. Refused or dropped
         connections and 429 / 5xx answers are tried again as ``retry`` allows.
 
-        Raises one of ``TRANSPORT_ERRORS`` (``error`` says what to tell the user)."""
+        Raises one of ``TRANSPORT_ERRORS`` (``error`` says what to tell the user), or an
+        ``UpstreamError`` when the URL and the headers cannot be sent together."""
+        if self._clash:
+            raise _credentials_clash(self.where)
         attempt = 0
         while True:
             try:
@@ -324,6 +318,9 @@ class HTTPTransport:
                 raise empty(self.where)
         except (*TRANSPORT_ERRORS, LineTooLong) as exc:
             raise self.error(exc, started=True) from exc
+        except UpstreamError as exc:  # the provider's words, from its error answer or stream
+            _mask(exc, self.secrets)
+            raise
         finally:
             if reusable:
                 response.release()  # back to the pool, or closed if the body is not all read
@@ -358,6 +355,68 @@ def shown_url(url: str) -> str:
         return url.partition("?")[0].partition("#")[0].rpartition("@")[2]
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+
+
+#: A credential shorter than this is not looked for in messages (it would mask words).
+_MIN_SECRET = 6
+#: What a credential in a message becomes.
+_MASK = "***"
+
+
+def _is_credential(name: str) -> bool:
+    """Whether a header or query parameter of this name carries a credential
+    (``Authorization``, ``x-api-key``, ``x-goog-api-key``, ``api-key``, ``?key=``, ...)."""
+    name = name.lower()
+    return any(word in name for word in ("auth", "key", "token", "secret"))
+
+
+def _credentials_in(url: str, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """What a call to ``url`` with ``headers`` sends that an error message must not show,
+    longest first: the values of its credential headers (a key with and without its
+    ``Bearer``), the user name and password of the URL, and its credential query values."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if _is_credential(name):
+            found += [value, value.partition(" ")[2]]
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unreadable URL: its call fails before it sends anything
+        parts = None
+    if parts is not None:
+        found += [unquote(parts.username or ""), unquote(parts.password or "")]
+        found += [value for name, value in parse_qsl(parts.query) if _is_credential(name)]
+    return tuple(sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True))
+
+
+def _mask(error: UpstreamError, secrets: tuple[str, ...]) -> None:
+    """Mask each of ``secrets`` (``_credentials_in``) in ``error``'s message. A provider's
+    own message is passed on, and some echo the key they were sent in full ("Incorrect
+    API key provided: sk-..."): it would reach the user, the run's stored error and logs."""
+    message = error.message
+    for secret in secrets:
+        message = message.replace(secret, _MASK)
+    error.message = message
+    error.args = (message,)
+
+
+def _clashing(url: str, headers: Mapping[str, str]) -> bool:
+    """Whether ``url`` has a user name or password in it beside an ``Authorization``
+    header: aiohttp cannot send both (it raises a bare ``ValueError``)."""
+    try:
+        parsed = URL(url)
+    except ValueError:  # an unreadable URL is refused as one when called
+        return False
+    given = parsed.raw_user is not None or parsed.raw_password is not None
+    return given and any(name.lower() == "authorization" for name in headers)
+
+
+def _credentials_clash(provider_label: str = _LABEL) -> UpstreamError:
+    """The error for a base URL with credentials in it beside an API key."""
+    return UpstreamError(
+        f"The base URL of the {provider_label} has a user name or password in it as well "
+        "as an API key: give the provider only one of them.",
+        code="upstream_auth",
+    )
 
 
 def empty(provider_label: str = _LABEL) -> UpstreamError:
@@ -499,8 +558,10 @@ async def json_getter(
             post: Any = None,
             none_if_missing: bool = False,
         ) -> Any:
-            proxy, proxy_auth = await asyncio.to_thread(_env_proxy, url)
             where = f"{provider_label} at {shown_url(url)}"
+            if _clashing(url, headers):
+                raise _credentials_clash(where)
+            proxy, proxy_auth = await asyncio.to_thread(_env_proxy, url)
             body = None
             if post is not None:
                 body = orjson.dumps(post)
@@ -518,9 +579,11 @@ async def json_getter(
                     if response.status == 404 and none_if_missing:
                         return None
                     if response.status >= 400:
-                        raise await status_error(
+                        error = await status_error(
                             _AiohttpResponse(response), message_from_body, provider_label=where
                         )
+                        _mask(error, _credentials_in(url, headers))
+                        raise error
                     return await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise transport_error(
@@ -745,6 +808,7 @@ class HTTPProvider:
         try:
             if response.status >= 300:
                 error = await status_error(response, message_from_body, provider_label=http.where)
+                _mask(error, http.secrets)
                 reusable = True
                 raise error
             raw = await response.read()

@@ -40,6 +40,7 @@ from typing_extensions import TypedDict
 
 from parley.errors import (
     ERROR_TYPE_HEADER,
+    UPSTREAM_FAILURES,
     AuthenticationFailed,
     Conflict,
     InvalidRequest,
@@ -114,6 +115,9 @@ _UPSTREAM_NOTES = {
     "(`upstream_invalid_request`, with the provider's message).",
     429: "Or the model's provider is rate limiting (`upstream_rate_limited`).",
 }
+
+#: The statuses an upstream failure is answered with (400, 429, 502, 504).
+_UPSTREAM_STATUSES = sorted({failure.status for failure in UPSTREAM_FAILURES.values()})
 
 _SHOULD_RETRY = {
     SHOULD_RETRY_HEADER: {
@@ -237,7 +241,7 @@ def upstream_errors() -> Responses:
     statuses of an upstream failure (``parley.errors.UPSTREAM_FAILURES``)."""
     return {
         status: {"description": _describe(status), "headers": dict(_SHOULD_RETRY)}
-        for status in (400, 429, 502, 504)
+        for status in _UPSTREAM_STATUSES
     }
 
 

@@ -48,6 +48,8 @@ come from ``--chunks`` / ``--gap-ms``)::
                      (a model that says what it is about to do, then calls the tool)
     error[:STATUS[:S]] HTTP STATUS (default 500) with an OpenAI-style JSON error body
                      (and ``Retry-After: S``, when S is given)
+    badkey           HTTP 401 with OpenAI's message for a refused key, but with the whole
+                     key the request sent in it, as some OpenAI-compatible servers say it
     flaky:K[:STATUS] the first K requests with this exact model string answer STATUS (default
                      503, with ``Retry-After: 0``); later ones stream the default text
     hang             status and headers, then nothing until the client goes away
@@ -99,6 +101,10 @@ _WORDS = (
 )
 _THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
 _WORD = re.compile(r"\S+\s*|\s+")
+#: The modes read by name alone (any N and MS as ``text`` reads them); an unknown one is ``text``.
+_PLAIN_MODES = frozenset(
+    {"text", "reasoning", "echo", "hang", "stall", "malformed", "auto", "preface", "badkey"}
+)
 #: Modes whose answer becomes tool_results_text() after a tool result.
 _TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto", "preface"})
 #: The models every model list names (beside those of ``FakeUpstreamServer.windows``).
@@ -206,7 +212,7 @@ def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -
             return Spec(mode, count, 0.0, argument=f"{numbers[1]:g}")
     elif mode == "badargs":
         count = int(numbers[0]) if numbers else 1
-    elif mode not in ("text", "reasoning", "echo", "hang", "stall", "malformed", "auto", "preface"):
+    elif mode not in _PLAIN_MODES:
         mode = "text"
     return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
 
@@ -472,7 +478,7 @@ class FakeUpstreamServer:
                 return await _send_json(
                     conn, 400, _error_body(problem, "invalid_request_error"), keep
                 )
-            return await self._chat(body, conn) and keep
+            return await self._chat(body, conn, request.headers) and keep
         if _is_model_list(method, request.path):
             return await self._model_list(request, conn, keep)
         if (kind := embeddings_kind(method, request.path)) is not None:
@@ -504,7 +510,7 @@ class FakeUpstreamServer:
         status, body = _listing_answer(request, windows)
         return await _send_json(conn, status, body, keep)
 
-    async def _chat(self, body: dict[str, Any], conn: Connection) -> bool:
+    async def _chat(self, body: dict[str, Any], conn: Connection, headers: dict[str, str]) -> bool:
         model = str(body.get("model", ""))
         if model.startswith("flaky:"):
             failures, _, answer = model[len("flaky:") :].partition(":")
@@ -526,6 +532,10 @@ class FakeUpstreamServer:
             return await _send_json(
                 conn, status, _error_body(f"fake upstream error {status}"), True, headers=wait
             )
+        if spec.mode == "badkey":
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            refusal = _error_body(f"Incorrect API key provided: {key}.", "invalid_request_error")
+            return await _send_json(conn, 401, refusal, True)
         if not body.get("stream"):
             if spec.mode in ("hang", "stall"):
                 await conn.wait_for_close()

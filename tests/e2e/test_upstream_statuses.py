@@ -82,6 +82,35 @@ def test_chat_completions_answer_each_failure_with_its_status(
     assert answer.headers.get("retry-after") == ("7" if status == 429 else None)
 
 
+@pytest.mark.parametrize("said", ["inf", "1e300"])
+def test_an_endless_retry_after_of_the_provider_is_bounded(http: httpx.Client, said: str) -> None:
+    """At most a day (``parley.errors.MAX_RETRY_AFTER``): never an internal error, nor a
+    wait of 300 digits passed on."""
+    answer = http.post("/chat/completions", json=chat(f"fake/error:429:{said}"))
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["error"]["code"] == "upstream_rate_limited"
+    assert answer.headers["retry-after"] == "86400"
+
+
+def test_a_key_the_provider_echoes_reaches_no_one(
+    http: httpx.Client, server: Any, upstream: Any
+) -> None:
+    """An OpenAI-compatible server that says the whole key it was sent in its refusal: the
+    key is masked in the answer, in the run's stored error and in the server's log."""
+    since = len(server.log())
+    answer = http.post("/chat/completions", json=chat("fake/badkey"))
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_auth"
+    assert error["message"].endswith("(HTTP 401): Incorrect API key provided: ***.")
+    check_where(error["message"], "fake/badkey", upstream)
+    bot = create_assistant(http, "fake/badkey")
+    run = get_run(http, stream_process(http, assistant_id=bot["id"], content="hi").run_id)
+    assert run["last_error"]["code"] == "upstream_auth"
+    assert run["last_error"]["message"].endswith("Incorrect API key provided: ***.")
+    assert "sk-fake" not in answer.text + json.dumps(run) + server.log()[since:]
+
+
 def test_the_sdk_does_not_retry_refused_credentials(sdk: openai.OpenAI, upstream: Any) -> None:
     word = marker()
     with pytest.raises(openai.InternalServerError) as caught:

@@ -38,6 +38,8 @@ from parley.testing.fake_upstream import (
         ("preface:2", Spec("preface", 2, 0.0)),
         ("error", Spec("error", 500, 0.0)),
         ("error:429", Spec("error", 429, 0.0)),
+        ("error:429:7", Spec("error", 429, 0.0, argument="7")),
+        ("badkey", Spec("badkey", DEFAULT_CHUNKS, 0.0)),
         ("stall:4", Spec("stall", 4, 0.0)),
         ("truncate", Spec("truncate", 3, 0.0)),
         ("replay:/tmp/a:b.sse", Spec("replay", 0, 0.0, "/tmp/a:b.sse")),

@@ -14,6 +14,7 @@ from parley.events import ReasoningPart
 from parley.providers import transport as transport_module
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
+from parley.providers.embeddings import EmbedRequest
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.providers.sse import MAX_LINE
 from parley.types import Role, ToolCall
@@ -104,6 +105,79 @@ async def test_a_server_that_takes_no_content_parts_says_so(canned: CannedUpstre
     error = await error_for(canned, answer, with_image)
     assert (error.code, error.status_code) == ("upstream_invalid_request", 400)
     assert error.message.endswith("(HTTP 400): messages[0].content: expected a string")
+
+
+#: An API key, as some OpenAI-compatible servers echo it whole in their error messages.
+KEY = "sk-live-0123456789abcdef"
+
+
+async def failures_of(provider: OpenAIChatProvider) -> list[UpstreamError]:
+    """The error of each call the adapter makes: a stream, embeddings, the model list."""
+    failures = []
+    with pytest.raises(UpstreamError) as streamed:
+        async for _event in provider.stream(REQUEST):
+            pass
+    failures.append(streamed.value)
+    with pytest.raises(UpstreamError) as embedded:
+        await provider.embed(EmbedRequest(model="m", inputs=["hi"]))
+    failures.append(embedded.value)
+    with pytest.raises(UpstreamError) as listed:
+        await provider.list_models()
+    failures.append(listed.value)
+    return failures
+
+
+async def test_the_key_a_provider_echoes_is_masked(canned: CannedUpstream) -> None:
+    """In an error answer and in an error sent in the stream, on every call."""
+    said = f"Incorrect API key provided: {KEY}; sent as Authorization: Bearer {KEY}."
+    masked = "Incorrect API key provided: ***; sent as Authorization: ***."
+    provider = OpenAIChatProvider(canned.base_url, api_key=KEY)
+    try:
+        canned.answer = http_answer(
+            401, orjson.dumps({"error": {"message": said}}), "application/json"
+        )
+        answered = await failures_of(provider)
+        canned.answer = http_answer(200, sse({"error": {"message": said}}))
+        with pytest.raises(UpstreamError) as streamed:
+            async for _event in provider.stream(REQUEST):
+                pass
+    finally:
+        await provider.aclose()
+    assert [error.code for error in answered] == ["upstream_auth"] * 3
+    for error in answered:
+        assert error.message.endswith(f"(HTTP 401): {masked}"), error.message
+    assert streamed.value.code == "upstream_stream_error"
+    assert streamed.value.message.endswith(f"during the stream: {masked}")
+    for error in (*answered, streamed.value):
+        assert KEY not in str(error) and KEY not in error.message
+
+
+async def test_a_base_url_with_credentials_beside_an_api_key_is_refused(
+    canned: CannedUpstream,
+) -> None:
+    """aiohttp cannot send both: a failure of the provider's set-up, not an internal error;
+    without a key the URL's credentials are sent (basic authentication)."""
+    url = canned.base_url.replace("http://", "http://parley:hunter2hunter2@")
+    provider = OpenAIChatProvider(url, api_key=KEY)
+    try:
+        failures = await failures_of(provider)
+    finally:
+        await provider.aclose()
+    assert canned.heads == []  # nothing sent
+    shown = canned.base_url
+    for error, path in zip(failures, ("chat/completions", "embeddings", "models"), strict=True):
+        assert (error.code, error.status_code, error.retryable) == ("upstream_auth", 502, False)
+        assert error.message == (
+            f"The base URL of the upstream provider at {shown}/{path} has a user name or "
+            "password in it as well as an API key: give the provider only one of them."
+        )
+    canned.answer = http_answer(200, STOP)
+    provider = OpenAIChatProvider(url)
+    try:
+        [event async for event in provider.stream(REQUEST)]
+    finally:
+        await provider.aclose()
+    assert "\r\nauthorization: basic " in canned.heads[-1].lower()
 
 
 # ------------------------------------------------------------------------- JSON answers
@@ -238,6 +312,24 @@ async def test_reasoning_sent_only_as_reasoning_details(canned: CannedUpstream) 
     finish = {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
     acc = await run_against(canned, http_answer(200, sse(both, finish)))
     assert (acc.reasoning, acc.text) == ("hmm", "ok")
+
+
+async def test_reasoning_details_of_another_shape_carry_nothing(canned: CannedUpstream) -> None:
+    """Not a list, items that are not objects, with no type, an unhashable type or no
+    text: nothing is read of them, and the answer goes on."""
+    items = [
+        "reasoning.text",
+        {"text": "no type"},
+        {"type": ["reasoning.text"], "text": "a list for a type"},
+        {"type": {"reasoning": "text"}, "text": "an object for a type"},
+        {"type": "reasoning.text", "text": ["not", "a", "string"]},
+        {"type": "reasoning.summary", "text": "a summary's text is its summary"},
+    ]
+    shapes = ("reasoning.text", {"type": "reasoning.text", "text": "a dict"}, 7, items)
+    odd = [{"choices": [{"index": 0, "delta": {"reasoning_details": s}}]} for s in shapes]
+    finish = {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
+    acc = await run_against(canned, http_answer(200, sse(ROLE, *odd, finish)))
+    assert (acc.reasoning, acc.text, acc.finish_reason) == ("", "ok", "stop")
 
 
 async def test_empty_stream_is_truncated(canned: CannedUpstream) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from parley.errors import UpstreamError, UpstreamTimeout
+from parley.errors import MAX_RETRY_AFTER, UpstreamError, UpstreamTimeout
 from parley.events import ModelEvent
 from parley.providers.transport import (
     TRANSPORT_ERRORS,
@@ -574,6 +574,24 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     wait = retry_after({"retry-after": later})
     assert wait is not None and 25 <= wait <= 31
+
+
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [
+        ("inf", MAX_RETRY_AFTER),
+        ("1e300", MAX_RETRY_AFTER),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+        ("-5", 0.0),
+        ("nan", 0.0),
+    ],
+)
+def test_retry_after_is_bounded(said: str, read: float) -> None:
+    """An endless, absurd or negative wait from a hostile or broken upstream: at most a
+    day, never less than nothing."""
+    from parley.providers.transport import retry_after
+
+    assert retry_after({"retry-after": said}) == read
 
 
 def test_retry_policy_backs_off_with_jitter_and_honours_retry_after() -> None:
