@@ -292,7 +292,7 @@ def parley_command() -> str:
     found = shutil.which("parley")
     if found is not None and Path(found).resolve() == mine.resolve():
         return "parley"
-    return _this_install("parley")
+    return _as_typed_here(mine)
 
 
 #: The example MCP server (``parley.mcp.example``) at its default address, as a
@@ -316,7 +316,7 @@ def _hosted_mcp_example(parley: str, url: str, web_url: str | None) -> str:
         return f"make mcp-example &\n{allow} make run{ports} HOSTED_MCP={_EXAMPLE_MCP}"
     ports = (f" --port {port}" if port else "") + (f" --web-port {web_port}" if web_port else "")
     return (
-        f"{_this_install('python')} -m parley.mcp.example &\n"
+        f"{_as_typed_here(Path(sys.executable))} -m parley.mcp.example &\n"
         f"{allow} {parley} run{ports} --hosted-mcp {_EXAMPLE_MCP}"
     )
 
@@ -326,14 +326,13 @@ def _unless(port: str, default: int) -> str | None:
     return None if port == str(default) else port
 
 
-def _this_install(command: str) -> str:
-    """This install's ``command`` (``python``, ``parley``): its path, relative to the
-    current directory when it is below it."""
-    mine = Path(sys.prefix) / "bin" / command
+def _as_typed_here(program: Path) -> str:
+    """``program`` (this install's ``parley``, its Python) as a user here types it: relative
+    to the current directory when it is below it."""
     try:
-        return str(mine.relative_to(Path.cwd()))
+        return str(program.relative_to(Path.cwd()))
     except ValueError:
-        return str(mine)
+        return str(program)
 
 
 def _banner(

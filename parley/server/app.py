@@ -181,10 +181,6 @@ def _lifespan(
         # a request that needs one meanwhile waits only for what is left of the import.
         warming = asyncio.ensure_future(asyncio.to_thread(registry.warm))
         warming.add_done_callback(_warmed)
-        # FastAPI's routes, which it would build at each router's first request, on the
-        # loop (route_warming).
-        routes_built = asyncio.ensure_future(asyncio.to_thread(build_routes, app))
-        routes_built.add_done_callback(_routes_built)
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
         usage = UsageCounter(db, settings.usage_flush_seconds)
@@ -211,6 +207,11 @@ def _lifespan(
             usage=usage,
             mcp_addresses=address_policy(settings),
         )
+        # FastAPI's routes, which it would build at each router's first request, on the
+        # loop (route_warming): on a thread, once the rest of start-up is done, so as not
+        # to slow it.
+        routes_built = asyncio.ensure_future(asyncio.to_thread(build_routes, app))
+        routes_built.add_done_callback(_routes_built)
         try:
             yield
         finally:

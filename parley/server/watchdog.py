@@ -15,21 +15,32 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from typing import NamedTuple
 
 log = logging.getLogger("parley.watchdog")
+
+
+class _Beat(NamedTuple):
+    """A beat of the loop, taken on its thread (``LoopWatchdog._mark``), as one value: the
+    watching thread reads all of one beat, never a part of the next."""
+
+    #: ``time.monotonic()``.
+    at: float
+    #: The loop thread's CPU time (``time.thread_time()``).
+    cpu: float
+    #: Its time spent waiting for a CPU (``_queued``), None where the kernel does not tell.
+    queued: float | None
 
 
 class LoopWatchdog:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        #: When the loop last beat (``time.monotonic()``), its thread's CPU time then
-        #: (``time.thread_time()`` there) and its time spent waiting for a CPU: ``_mark``.
-        self._beat = time.monotonic()
-        self._beat_cpu = 0.0
-        self._beat_queued: float | None = None
+        self._last = _Beat(time.monotonic(), 0.0, None)
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        #: The loop thread's ``schedstat`` (``start``).
+        self._loop_stats = ""
         self._heart: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
 
@@ -57,8 +68,7 @@ class LoopWatchdog:
 
     def _mark(self) -> None:
         """A beat of the loop, on the loop's thread."""
-        self._beat, self._beat_cpu = time.monotonic(), time.thread_time()
-        self._beat_queued = _queued(self._loop_stats)
+        self._last = _Beat(time.monotonic(), time.thread_time(), _queued(self._loop_stats))
 
     def _watch(self) -> None:
         """Look at the loop's heartbeat every quarter of the threshold. Time the whole
@@ -77,8 +87,9 @@ class LoopWatchdog:
         woke = running_since = time.monotonic()
         while not self._stop.wait(interval):
             previous, woke = woke, time.monotonic()
-            beat, beat_cpu = self._beat, self._beat_cpu
-            busy = time.clock_gettime(loop_cpu) - beat_cpu if loop_cpu is not None else None
+            last = self._last
+            beat = last.at
+            busy = time.clock_gettime(loop_cpu) - last.cpu if loop_cpu is not None else None
             late = woke - previous - interval
             if (
                 late > self.threshold / 2
@@ -91,7 +102,7 @@ class LoopWatchdog:
             stalled = woke - max(beat, running_since)
             if stalled < self.threshold or beat == reported:
                 continue
-            waited = _waited(self._loop_stats, self._beat_queued)
+            waited = _waited(self._loop_stats, last.queued)
             if stalled - waited < self.threshold:
                 continue
             reported = beat

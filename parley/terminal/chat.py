@@ -57,6 +57,7 @@ from parley.sdk import AsyncClient
 from parley.sdk._loops import tool_target
 from parley.sdk.models import TurnResult
 from parley.sdk.stream import AsyncStream
+from parley.terminal.display import shown_name
 from parley.terminal.hosted import approval_question
 from parley.terminal.session import ChatOptions, Session
 from parley.terminal.turns import ChatOutput, ExchangeResult, ToolRecord, TurnState
@@ -247,7 +248,9 @@ class ToolProcessor:
             if key in self.allowed_hosted or self._session.options.confirm == "never":
                 return True
             if not self._output.can_confirm:
-                self._output.notice(NO_TERMINAL_HOSTED.format(name=name, server=key[0]))
+                self._output.notice(
+                    NO_TERMINAL_HOSTED.format(name=shown_name(name), server=shown_name(key[0]))
+                )
                 return False
             answer = await self._output.ask(approval_question(action))
             if answer == "always":

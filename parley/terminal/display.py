@@ -61,12 +61,14 @@ from parley.controls import clean, clean_data
 from parley.terminal.rendering import CODE_THEME, render_answer
 from parley.terminal.tail import AnswerTail, LastLines
 
-__all__ = ["StreamView", "TokenCounts", "clean", "wants_plain"]
+__all__ = ["StreamView", "TokenCounts", "clean", "shown_name", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
 #: Lines of a code interpreter call's logs shown; the rest is counted, not printed.
 LOG_LINES_SHOWN = 40
 INTERRUPTED = "interrupted — partial answer kept"
+#: The most characters of a name shown (a tool's, a server's, a file's).
+NAME_SHOWN = 100
 
 # --------------------------------------------------------------------- live pieces
 
@@ -118,6 +120,13 @@ def _compact(value: Any) -> str:
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(clean(text).split())
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def shown_name(name: str) -> str:
+    """A name as it is shown: cleaned, on one line and cut (``NAME_SHOWN``). An MCP server
+    names its tools as it likes: a line break in a name would draw a line of its own (a
+    fake result, a question about another tool), a long one would fill the screen."""
+    return _shorten(name, NAME_SHOWN)
 
 
 def _indented(parts: Sequence[Text]) -> Text:
@@ -264,9 +273,10 @@ class StreamView:
         self._commit()
         with self._lock:
             self._pending_tools.append(name)
-        limit = max(16, self.console.width - len(name) - 4)
+        shown = shown_name(name)
+        limit = max(16, self.console.width - len(shown) - 4)
         line = Text.assemble(
-            ("▸ ", "cyan"), (clean(name), "bold"), "(", (_arguments(arguments, limit), "dim"), ")"
+            ("▸ ", "cyan"), (shown, "bold"), "(", (_arguments(arguments, limit), "dim"), ")"
         )
         self._print_line(line)
 
@@ -278,15 +288,15 @@ class StreamView:
         self._commit()
         with self._lock:
             self._pending_tools.append(name)
-        limit = max(16, self.console.width - len(server) - len(name) - 6)
-        shown = _json_arguments(arguments, limit)
+        server, tool = shown_name(server), shown_name(name)
+        limit = max(16, self.console.width - len(server) - len(tool) - 6)
         line = Text.assemble(
             ("⚙ ", "cyan"),
-            (clean(server), "dim"),
+            (server, "dim"),
             " · ",
-            (clean(name), "bold"),
+            (tool, "bold"),
             " ",
-            (shown, "dim"),
+            (_json_arguments(arguments, limit), "dim"),
         )
         self._print_line(line)
 
@@ -307,7 +317,7 @@ class StreamView:
     def search_results(self, results: Sequence[tuple[str, str]]) -> None:
         """One indented line per passage found: its file, then its first line."""
         for filename, passage in results:
-            name = clean(filename)
+            name = shown_name(filename)
             limit = max(16, self.console.width - len(name) - 6)
             first = next((line for line in passage.splitlines() if line.strip()), "")
             self._print_line(
@@ -370,14 +380,12 @@ class StreamView:
         with self._lock:
             if name in self._pending_tools:
                 self._pending_tools.remove(name)
-        limit = max(16, self.console.width - len(name) - 4)
-        preview = _shorten(text, limit)
+        shown = shown_name(name)
+        preview = _shorten(text, max(16, self.console.width - len(shown) - 4))
         if ok:
-            line = Text.assemble(("✓ ", "green"), (clean(name), "bold"), "  ", (preview, "dim"))
+            line = Text.assemble(("✓ ", "green"), (shown, "bold"), "  ", (preview, "dim"))
         else:
-            line = Text.assemble(
-                ("✗ ", "bold red"), (clean(name), "bold red"), "  ", (preview, "red")
-            )
+            line = Text.assemble(("✗ ", "bold red"), (shown, "bold red"), "  ", (preview, "red"))
         self._print_line(line)
 
     @contextlib.contextmanager
@@ -504,7 +512,7 @@ class StreamView:
         if not self._answer.parts or pending:
             status = self._status
             if pending:
-                what = clean(pending[0]) if len(pending) == 1 else f"{len(pending)} tools"
+                what = shown_name(pending[0]) if len(pending) == 1 else f"{len(pending)} tools"
                 status = f"Running {what}…"
             self._spinner.update(text=Text(f"{status} {self.elapsed:.1f}s", style="dim"))
             items.append(self._spinner)

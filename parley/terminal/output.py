@@ -40,7 +40,7 @@ from parley.events import (
     ToolResultEvent,
     ToolStartEvent,
 )
-from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
+from parley.terminal.display import INTERRUPTED, StreamView, shown_name, wants_plain
 from parley.terminal.keys import TypedAhead, is_terminal, read_choice
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
@@ -80,12 +80,13 @@ def question(name: str, arguments: Mapping[str, Any], *, server: str | None = No
     client's own tools and for a call the Parley server runs on an MCP ``server`` once
     approved (hosted MCP): ``Run echo {"text": "hi"}? [y]es / [n]o / [a]lways for this
     tool: ``, or ``Run echo on tests with {"text": "hi"}? ...``. Names and arguments come
-    from the model and the MCP servers: they are shown cleaned, the arguments cut."""
+    from the model and the MCP servers: the names are shown on one line (``shown_name``),
+    the arguments cleaned and cut."""
     shown = json.dumps(dict(arguments), ensure_ascii=False, separators=(", ", ": "), default=str)
     if len(shown) > _ARGUMENTS_SHOWN:
         shown = shown[: _ARGUMENTS_SHOWN - 1] + "…"
-    where = "" if server is None else f" on {clean(server)} with"
-    return f"Run {clean(name)}{where} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
+    where = "" if server is None else f" on {shown_name(server)} with"
+    return f"Run {shown_name(name)}{where} {clean(shown)}? [y]es / [n]o / [a]lways for this tool: "
 
 
 async def _ask(asker: Asker | None, text: str) -> Answer:

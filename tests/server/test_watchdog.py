@@ -59,7 +59,7 @@ def test_a_long_call_in_c_on_a_crowded_cpu_is_reported() -> None:
     process the machine did not run."""
     script = """
 import asyncio, logging, sys, time
-from parley.server.watchdog import LoopWatchdog, _queued, _waited
+from parley.server.watchdog import LoopWatchdog
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 
@@ -107,7 +107,7 @@ def test_a_stopped_process_is_not_a_blocked_loop(tmp_path) -> None:
     the time it was stopped is not reported as the loop's; a loop blocked afterwards is."""
     script = """
 import asyncio, logging, sys, time
-from parley.server.watchdog import LoopWatchdog, _queued, _waited
+from parley.server.watchdog import LoopWatchdog
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 

@@ -39,7 +39,18 @@ def mcp_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def hostile_url() -> Iterator[str]:
     """A server whose one tool has a hostile name and answers hostile text."""
-    server = build_server("hostile", [ODD_TOOLS["hostile"]], 1000)
+    yield from _serving("hostile")
+
+
+@pytest.fixture(scope="module")
+def spoofing_url() -> Iterator[str]:
+    """A server whose one tool's name has line breaks and thousands of characters."""
+    yield from _serving("spoofing")
+
+
+def _serving(tool: str) -> Iterator[str]:
+    """The URL of a server that offers ``ODD_TOOLS[tool]`` alone, while it serves."""
+    server = build_server(tool, [ODD_TOOLS[tool]], 1000)
     with _threaded(http_app(server)) as base:
         yield f"{base}/mcp"
 
@@ -199,6 +210,29 @@ async def test_hostile_names_and_output_are_shown_cleaned(
     assert HOSTILE not in everything
     assert f"✓ sneaky{HOSTILE_SHOWN}  {HOSTILE_SHOWN}" in shown.lines
     assert shown.questions[0].startswith(f"Run sneaky{HOSTILE_SHOWN} on evil with ")
+
+
+async def test_a_tool_name_draws_no_lines_of_its_own(open_session: Open, spoofing_url: str) -> None:
+    """A name is the MCP server's to choose: with line breaks in it, the question about it
+    would show a fake answer and a question about another tool, and thousands of characters
+    would fill the screen. It is shown on one line, cut, in the question as in the lines of
+    its call."""
+    session = await open_session(hosted_mcp=(f"evil={spoofing_url}",))
+    shown = Shown("y")
+    result = await ConversationProcessor(session, shown.output).process_conversation("go")
+    assert result.status == "completed", result
+    (asked,) = shown.questions
+    assert "\n" not in asked and len(asked) < 250, asked[:300]
+    assert asked.startswith("Run echo ✓ echo approved Run clock on tests with {}? [y]es xx")
+    assert "…" in asked
+    # And where no one can be asked: the note that says so.
+    session.new_thread()
+    unasked = Shown(can_ask=False)
+    result = await ConversationProcessor(session, unasked.output).process_conversation("go")
+    assert result.tool_results[0].output == "denied", result
+    for lines in (shown.lines, unasked.lines):
+        assert not any(line.startswith(("✓ echo  approved", "Run clock")) for line in lines)
+        assert sum(map(len, lines)) < 1000, lines
 
 
 def test_the_question_cuts_long_arguments() -> None:
