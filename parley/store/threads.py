@@ -3,7 +3,7 @@ from the thread row in the same statement that bumps it, so concurrent writers n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, cast, delete, exists, func, or_, select, update
@@ -16,7 +16,7 @@ from parley.store import driver
 from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Message, Run, Thread
-from parley.store.tables import ITEM_ID_LENGTH, messages, runs, threads, without_nul
+from parley.store.tables import ITEM_ID_LENGTH, actions, messages, runs, threads, without_nul
 from parley.types import Role
 
 # Statements of the hot path, built once.
@@ -61,6 +61,9 @@ _BUMP_VERSION = (
 _TEXT = ("content", "reasoning", "layout")
 _SAVE_TEXT = driver.update(messages, _TEXT, "id = ?")
 _SAVE_END = driver.update(messages, (*_TEXT, "tool_calls", "provider_state", "usage"), "id = ?")
+#: The most values one query's ``IN`` lists (SQLite bounds a statement's variables): a
+#: longer list is looked for in slices.
+IN_SLICE = 500
 
 
 def _thread_not_found(thread_id: str) -> NotFound:
@@ -444,28 +447,77 @@ def hosted_items(conn: Connection, *, thread_id: str, kind: str) -> list[dict[st
     return [item for item in found if isinstance(item, dict) and item.get("type") == kind]
 
 
-def item_message(
-    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
-) -> Message | None:
-    """The user's message that holds the hosted item ``item_id`` (in thread ``thread_id``,
-    when given), not a scratch thread's; the newest when copies of it hold it too (a
-    thread copied from another); None when none does."""
-    if item_key({"id": item_id}) is None:
-        return None
-    query = (
-        select(messages)
-        .where(
-            messages.c.item_id == item_id,
-            messages.c.user_id == user_id,
-            exists().where(threads.c.id == messages.c.thread_id, VISIBLE),
+def messages_by_id(
+    conn: Connection, *, user_id: str, message_ids: Collection[str], thread_id: str | None = None
+) -> dict[str, Message]:
+    """The user's messages of ``message_ids`` that exist (in thread ``thread_id``, when
+    given), not a scratch thread's, by id."""
+    found: dict[str, Message] = {}
+    for part in _slices(message_ids):
+        query = select(messages).where(messages.c.id.in_(part), *_theirs(user_id, thread_id))
+        found.update((row.id, Message.from_row(row)) for row in conn.execute(query))
+    return found
+
+
+def item_messages(
+    conn: Connection, *, user_id: str, item_ids: Collection[str], thread_id: str | None = None
+) -> dict[str, Message]:
+    """The user's messages that hold the hosted items ``item_ids`` (in thread ``thread_id``,
+    when given), not a scratch thread's, by item id: the newest where copies of it hold it
+    too (a thread copied from another). An id none holds is left out."""
+    keys = [i for i in item_ids if item_key({"id": i}) is not None]
+    found: dict[str, Message] = {}
+    for part in _slices(keys):
+        query = (
+            select(messages)
+            .where(messages.c.item_id.in_(part), *_theirs(user_id, thread_id))
+            .order_by(messages.c.created_at)
         )
-        .order_by(messages.c.created_at.desc())
-        .limit(1)
-    )
+        found.update((row.item_id, Message.from_row(row)) for row in conn.execute(query))
+    return found
+
+
+def approval_messages(
+    conn: Connection, *, user_id: str, request_ids: Collection[str], thread_id: str | None = None
+) -> dict[str, list[Message]]:
+    """The assistant messages of the runs that asked the user for the approvals
+    ``request_ids`` (an approval action's id is its request's; in thread ``thread_id``, when
+    given), not a scratch thread's: by request id, those of each run in order."""
+    found: dict[str, list[Message]] = {}
+    for part in _slices(request_ids):
+        query = (
+            select(messages, actions.c.id.label("request_id"))
+            .join(actions, actions.c.run_id == messages.c.run_id)
+            .where(
+                actions.c.id.in_(part),
+                actions.c.kind == "approval",
+                messages.c.role == Role.ASSISTANT.value,
+                *_theirs(user_id, thread_id),
+            )
+            .order_by(messages.c.seq)
+        )
+        for row in conn.execute(query):
+            found.setdefault(row.request_id, []).append(Message.from_row(row))
+    return found
+
+
+def _theirs(user_id: str, thread_id: str | None) -> list[ColumnElement[bool]]:
+    """Where a message is the user's, not a scratch thread's, and in ``thread_id`` when
+    given."""
+    where = [
+        messages.c.user_id == user_id,
+        exists().where(threads.c.id == messages.c.thread_id, VISIBLE),
+    ]
     if thread_id is not None:
-        query = query.where(messages.c.thread_id == thread_id)
-    row = conn.execute(query).first()
-    return None if row is None else Message.from_row(row)
+        where.append(messages.c.thread_id == thread_id)
+    return where
+
+
+def _slices(values: Collection[str]) -> Iterator[list[str]]:
+    """``values`` in slices of at most ``IN_SLICE``: what one query's ``IN`` lists."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), IN_SLICE):
+        yield ordered[start : start + IN_SLICE]
 
 
 def get_message(

@@ -180,6 +180,34 @@ def test_a_bad_mcp_tool_is_a_400_naming_its_field(http: httpx.Client, mcp_url: s
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "tools[0].server_url"
 
 
+def test_a_tool_list_given_back_that_could_not_be_used_is_a_400(
+    http: httpx.Client, mcp_url: str
+) -> None:
+    """A client's ``mcp_list_tools`` stands for the server's list: one whose tools the
+    turn could not offer, or without an id, is refused before anything is stored (the turn
+    failed on it, and reading it back was a 500)."""
+    echo = {"name": "echo", "input_schema": {"type": "object", "properties": {}}}
+    good = {"type": "mcp_list_tools", "id": "mcpl_given", "server_label": "tests", "tools": [echo]}
+    cases = [
+        ({"tools": ["echo"]}, "input[1].tools"),
+        ({"tools": "echo"}, "input[1].tools"),
+        ({"tools": [{"input_schema": {}}]}, "input[1].tools"),
+        ({"tools": [{"name": "echo", "input_schema": "text"}]}, "input[1].tools"),
+        ({"id": None}, "input[1].id"),
+        ({"id": {"an": "object"}}, "input[1].id"),
+    ]
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"], require_approval="never")
+    for fields, param in cases:
+        given = [{"role": "user", "content": "say it"}, {**good, **fields}]
+        answer = http.post("/responses", json={"model": AUTO, "input": given, "tools": [tool]})
+        openai_error(answer, 400, param, "invalid_value")
+    # The list given back well is the turn's: the server is not asked again, its echo runs.
+    listed = create(
+        http, model=AUTO, input=[{"role": "user", "content": "say it"}, good], tools=[tool]
+    )
+    assert kinds(listed["output"]) == ["mcp_call", "message"], listed["output"]
+
+
 # ----------------------------------------------------------------------------- approvals
 
 
@@ -335,3 +363,107 @@ def test_a_client_that_sends_its_whole_history(
     sent = upstream_requests(upstream, before)[0]
     roles = [m["role"] for m in sent["messages"]]
     assert roles == ["user", "assistant", "tool", "assistant", "user"], roles
+
+
+def approved_conversation(http: httpx.Client, mcp_url: str) -> str:
+    """A conversation whose call of ``echo`` was asked about, then approved and run."""
+    conversation = str(http.post("/conversations", json={}).json()["id"])
+    tool = mcp_tool(mcp_url, allowed_tools=["echo"])
+    asked = create(http, model=AUTO, input="say it", tools=[tool], conversation=conversation)
+    approval = {
+        "type": "mcp_approval_response",
+        "approval_request_id": asked["output"][-1]["id"],
+        "approve": True,
+    }
+    create(http, model=AUTO, input=[approval], tools=[tool], conversation=conversation)
+    return conversation
+
+
+def test_each_hosted_item_of_a_conversation_may_be_deleted(
+    http: httpx.Client, mcp_url: str
+) -> None:
+    """Newest first, every item of a conversation goes, the tool list and the approval
+    request too (found by their own ids); the request only once its call's result has."""
+    path = f"/conversations/{approved_conversation(http, mcp_url)}/items"
+    items = http.get(path, params={"limit": 100}).json()["data"]
+    assert kinds(items) == [
+        "message",
+        "mcp_call",
+        "mcp_approval_response",
+        "mcp_approval_request",
+        "mcp_list_tools",
+        "message",
+    ]
+    request = items[3]
+    openai_error(http.delete(f"{path}/{request['id']}"), 400, "item_id", "item_has_output")
+    for item in items:
+        answer = http.delete(f"{path}/{item['id']}")
+        assert answer.status_code == 200, (item, answer.text)
+        openai_error(http.get(f"{path}/{item['id']}"), 404, "item_id", None)
+    assert http.get(path).json()["data"] == []
+
+
+def test_item_references_are_found_in_a_few_queries_however_many(
+    server: Any, http: httpx.Client, mcp_url: str
+) -> None:
+    """A request may give hundreds of ``item_reference``s: the items they name are looked
+    for all together. References to every item of a conversation (an approved MCP call, a
+    function call and its output, reasoning, many messages), each three times, take the
+    queries that one reference to an item of each kind takes, and find the items as the
+    conversation lists them."""
+    from tests.e2e.responses_helpers import WEATHER_TOOL
+
+    conversation = approved_conversation(http, mcp_url)
+    asked = create(
+        http, model=AUTO, input="Weather?", tools=[WEATHER_TOOL], conversation=conversation
+    )
+    output = {"type": "function_call_output", "call_id": asked["output"][-1]["call_id"]}
+    create(http, model=AUTO, input=[{**output, "output": "sunny"}], conversation=conversation)
+    create(http, model="fake/reasoning:3", input="Think.", conversation=conversation)
+    path = f"/conversations/{conversation}/items"
+    for first in (0, 20):  # 20 items at most a request
+        said = [{"role": "user", "content": f"note {n}"} for n in range(first, first + 20)]
+        assert http.post(path, json={"items": said}).status_code == 200
+    listed = http.get(path, params={"limit": 100}).json()["data"]
+    by_id = {item["id"]: item for item in listed}
+    few = list({item["type"]: item["id"] for item in listed}.values())
+    assert len(few) == 8 and len(listed) > 50, kinds(listed)
+    every = [item["id"] for item in listed] * 3
+    one, queries_of_one = references_resolved(server, conversation, few)
+    assert one == [by_id[i] for i in few]
+    all_of_them, queries = references_resolved(server, conversation, every)
+    assert all_of_them == [by_id[i] for i in every]
+    assert queries == queries_of_one
+
+
+def references_resolved(
+    server: Any, conversation: str, item_ids: list[str]
+) -> tuple[list[dict[str, Any]], int]:
+    """What the server's database gives for ``item_reference``s to ``item_ids`` (as the
+    owner of ``conversation``), and how many statements it ran to find them."""
+    import asyncio
+
+    from sqlalchemy import event, select
+
+    from parley.server.faces.responses import reads
+    from parley.store.db import Database
+    from parley.store.tables import threads
+
+    refs = [{"type": "item_reference", "id": i} for i in item_ids]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    async def resolve() -> list[dict[str, Any]]:
+        db = Database(server.database_url)
+        try:
+            owner = select(threads.c.user_id).where(threads.c.id == conversation)
+            user_id = await db.read(lambda c: c.execute(owner).scalar_one())
+            event.listen(db.engine, "before_cursor_execute", count)
+            return await db.read(reads.resolve_references, user_id=user_id, items=refs)
+        finally:
+            await db.dispose()
+
+    resolved = asyncio.run(resolve())
+    return resolved, len(statements)

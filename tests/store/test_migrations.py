@@ -190,7 +190,7 @@ async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) 
 
 async def test_hosted_items_stored_before_0023_are_found_by_their_id(blank: Any) -> None:
     """0023 fills ``messages.item_id`` from the items already stored: a tool list stored
-    before it is found by its id (``item_message``); a message without an item (JSON
+    before it is found by its id (``item_messages``); a message without an item (JSON
     null), or whose item's id is too long to keep, has none."""
     from alembic import command
     from sqlalchemy import select, text
@@ -228,9 +228,9 @@ async def test_hosted_items_stored_before_0023_are_found_by_their_id(blank: Any)
         user_id = await db.write(old_messages)
         await db.migrate()
         found = await db.read(
-            lambda c: threads.item_message(c, user_id=user_id, item_id="mcpl_old")
+            lambda c: threads.item_messages(c, user_id=user_id, item_ids=["mcpl_old"])
         )
-        assert found is not None and (found.id, found.item) == ("msg_old1", listed)
+        assert [(m.id, m.item) for m in found.values()] == [("msg_old1", listed)]
         ids = await db.read(
             lambda c: dict(c.execute(select(messages.c.id, messages.c.item_id)).all())
         )

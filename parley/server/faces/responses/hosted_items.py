@@ -74,12 +74,17 @@ def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[
 def tool_list(item: dict[str, Any]) -> dict[str, Any]:
     """An ``mcp_list_tools`` item as OpenAI shows it: no status, and no ``error`` (nor a
     tool's ``description`` or ``annotations``) unless it has one. Lists stored before the
-    engine left those out hold them as null."""
+    engine left those out hold them as null; a list given back before its tools were
+    checked (``items._tools_given``) is shown as it was given."""
     shown = {k: v for k, v in item.items() if k != "status" and not (k == "error" and v is None)}
-    shown["tools"] = [
-        {k: v for k, v in tool.items() if v is not None or k not in _TOOL_OPTIONAL}
-        for tool in item.get("tools") or ()
-    ]
+    tools = item.get("tools") or []
+    if isinstance(tools, list):
+        shown["tools"] = [
+            {k: v for k, v in tool.items() if v is not None or k not in _TOOL_OPTIONAL}
+            if isinstance(tool, dict)
+            else tool
+            for tool in tools
+        ]
     return shown
 
 

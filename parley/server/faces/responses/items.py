@@ -301,16 +301,34 @@ def parse_input(
 
 def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
     """A server's MCP item given back (``mcp_list_tools``, ``mcp_call``), checked enough
-    to keep: its label and, for a call, its tool's name."""
+    to keep: its id and label, a list's tools (``_tools_given``) and a call's tool's name."""
+    _item_id(item, index)
     label = item.get("server_label")
     if not isinstance(label, str) or not label:
         raise _bad(index, "server_label", "expected the server's label.")
     if item.get("type") == "mcp_call" and not isinstance(item.get("name"), str):
         raise _bad(index, "name", "expected the tool's name.")
+    if item.get("type") == "mcp_list_tools":
+        _tools_given(item.get("tools"), index)
     kept = {k: v for k, v in item.items() if k != "status"}
     if item.get("type") == "mcp_call":
         kept["status"] = item.get("status") or "completed"
     return kept
+
+
+def _tools_given(tools: Any, index: int) -> None:
+    """Refuse the tools of a given-back ``mcp_list_tools`` that the turn could not offer
+    (``mcp.tools_of``) nor show: they are a list of objects, each with its ``name``, and
+    its ``input_schema`` an object when it has one."""
+    if tools is None:
+        return
+    if not isinstance(tools, list) or not all(
+        isinstance(tool, dict)
+        and isinstance(tool.get("name"), str)
+        and isinstance(tool.get("input_schema") or {}, dict)
+        for tool in tools
+    ):
+        raise _bad(index, "tools", "expected a list of tools, each with a name.")
 
 
 def _item_id(item: dict[str, Any], index: int) -> str:

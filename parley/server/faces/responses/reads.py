@@ -8,7 +8,7 @@ in its ``conversation``) the engine decides (``Engine.place``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -114,13 +114,14 @@ def output_types(
     """The item type of the client's tool results among ``messages`` that are not
     ``function_call_output``s, by call id: a custom tool's is a ``custom_tool_call_output``
     (what its call's function stands for, ``tool_kinds``). The calls are looked for in
-    ``context`` (the thread's messages, read when not given)."""
-    wanted = {m.tool_call_id for m in messages if m.role == Role.TOOL and m.item is None}
-    wanted.discard(None)
+    ``context`` (the messages of the results' threads, each read once when not given)."""
+    results = [m for m in messages if m.role == Role.TOOL and m.item is None and m.tool_call_id]
+    wanted = {m.tool_call_id for m in results}
     if not wanted:
         return {}
     if context is None:
-        context = thread_store.thread_context(conn, thread_id=messages[0].thread_id)
+        homes = sorted({m.thread_id for m in results})
+        context = [m for t in homes for m in thread_store.thread_context(conn, thread_id=t)]
     callers = [
         m
         for m in context
@@ -136,49 +137,60 @@ def output_types(
     }
 
 
-def item_of(
-    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None = None
-) -> tuple[Message, dict[str, Any]] | None:
-    """The user's message holding the item (in thread ``thread_id``, when given), and the
-    item; None when there is none. Every kind of item is found: those whose id names
-    their message (``items.message_id_of``: messages, reasoning, calls, outputs), a
-    hosted tool's (a tool list, a call the server ran, an approval given, a compaction:
-    by ``messages.item_id``), and an approval the server asked for (its id is its
-    action's)."""
-    for message in _holders(conn, user_id=user_id, item_id=item_id, thread_id=thread_id):
-        kinds = tool_kinds(conn, [message]).get(message.run_id or "")
-        outputs = output_types(conn, [message])
-        shown = message_items(message, kinds=kinds, outputs=outputs)
-        item = next((i for i in shown if i["id"] == item_id), None)
-        if item is not None:
-            return message, item
-    return None
+#: An item, and the message that holds it.
+Held = tuple[Message, dict[str, Any]]
 
 
-def _holders(
-    conn: Connection, *, user_id: str, item_id: str, thread_id: str | None
-) -> Iterator[Message]:
-    """The messages that may hold item ``item_id``, each looked for only once the ones
-    before it did not have it."""
-    message_id = message_id_of(item_id)
-    if message_id is not None:
-        try:
-            found = thread_store.get_message(conn, user_id=user_id, message_id=message_id)
-        except NotFound:
-            pass
-        else:
-            if thread_id is None or found.thread_id == thread_id:
-                yield found
-    held = thread_store.item_message(conn, user_id=user_id, item_id=item_id, thread_id=thread_id)
-    if held is not None:
-        yield held
-    try:
-        action = run_store.get_action(conn, action_id=item_id, user_id=user_id)
-    except NotFound:
-        return
-    for answer in thread_store.run_answers(conn, run_id=action.run_id):
-        if thread_id is None or answer.thread_id == thread_id:
-            yield answer
+def items_of(
+    conn: Connection, *, user_id: str, item_ids: Collection[str], thread_id: str | None = None
+) -> dict[str, Held]:
+    """The user's items of ``item_ids`` (in thread ``thread_id``, when given), each with the
+    message that holds it, by id; an id that names none is left out. Every kind of item is
+    found: those whose id names their message (``items.message_id_of``: messages,
+    reasoning, calls, outputs), a hosted tool's (a tool list, a call the server ran, an
+    approval given, a compaction: by ``messages.item_id``), and an approval the server
+    asked for (its id is its action's). The same few queries for one id or hundreds (a
+    request's ``item_reference``s): each message that may hold one is read and shown once."""
+    wanted = set(item_ids)
+    named = {i: m for i in wanted if (m := message_id_of(i)) is not None}
+    by_id = thread_store.messages_by_id(
+        conn, user_id=user_id, message_ids=set(named.values()), thread_id=thread_id
+    )
+    by_item = thread_store.item_messages(
+        conn, user_id=user_id, item_ids=wanted, thread_id=thread_id
+    )
+    holders = {
+        i: [m for m in (by_id.get(named.get(i, "")), by_item.get(i)) if m is not None]
+        for i in wanted
+    }
+    found = _shown_in(conn, holders)
+    asked = wanted - found.keys()
+    if asked:  # approval requests, shown by the answers of the run that asks
+        holders = thread_store.approval_messages(
+            conn, user_id=user_id, request_ids=asked, thread_id=thread_id
+        )
+        found |= _shown_in(conn, holders)
+    return found
+
+
+def _shown_in(conn: Connection, holders: dict[str, list[Message]]) -> dict[str, Held]:
+    """Each item of ``holders`` (the messages that may hold it, by its id) that one of them
+    shows, with the first that does."""
+    messages = list({m.id: m for held in holders.values() for m in held}.values())
+    kinds = tool_kinds(conn, messages)
+    outputs = output_types(conn, messages)
+    shown: dict[str, dict[str, dict[str, Any]]] = {}
+    for m in messages:
+        items = shown[m.id] = {}
+        for item in message_items(m, kinds=kinds.get(m.run_id or ""), outputs=outputs):
+            if isinstance(item.get("id"), str):  # a hosted item given back may lack one
+                items.setdefault(item["id"], item)
+    found: dict[str, Held] = {}
+    for item_id, held in holders.items():
+        match = next(((m, shown[m.id][item_id]) for m in held if item_id in shown[m.id]), None)
+        if match is not None:
+            found[item_id] = match
+    return found
 
 
 def find_item(
@@ -186,16 +198,17 @@ def find_item(
 ) -> tuple[Message, dict[str, Any]]:
     """The message holding the item, and the item."""
     thread = get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
-    found = item_of(conn, user_id=user_id, item_id=item_id, thread_id=thread.id)
-    if found is None:
+    found = items_of(conn, user_id=user_id, item_ids=[item_id], thread_id=thread.id)
+    if item_id not in found:
         raise item_not_found(item_id)
-    return found
+    return found[item_id]
 
 
 def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id: str) -> Thread:
-    """Remove one item: a user or tool message goes; an assistant message loses its text,
-    reasoning or one call (and goes once it holds nothing). A function call whose output
-    is still in the conversation stays: delete the output first."""
+    """Remove one item: a user or tool message goes, as does a hosted tool's item (a tool
+    list, a compaction: its message holds nothing else); an assistant message loses its
+    text, reasoning or one call (and goes once it holds nothing). A call whose output is
+    still in the conversation stays: delete the output first."""
     message, item = find_item(
         conn, user_id=user_id, conversation_id=conversation_id, item_id=item_id
     )
@@ -207,7 +220,7 @@ def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id
             code="conversation_busy",
         )
     kind = item["type"]
-    if message.role != Role.ASSISTANT or kind == "function_call_output":
+    if message.role != Role.ASSISTANT or message.item is not None:
         thread_store.delete_message(conn, message_id=message.id)
         return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
     content, reasoning, layout = message.content, message.reasoning, message.layout
@@ -215,15 +228,15 @@ def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id
     if kind in ("message", "reasoning"):
         content, reasoning, layout = without_segment(message, item_id)
     else:
-        call_id = item["call_id"]
+        call_id, output = _call_of(message, item)
         answered = any(
             m.role == Role.TOOL and m.tool_call_id == call_id
             for m in thread_store.thread_context(conn, thread_id=message.thread_id)
         )
         if answered:
             raise InvalidRequest(
-                f"The function call {call_id} has an output in the conversation: "
-                "delete its function_call_output item first.",
+                f"The call {call_id} has an output in the conversation: "
+                f"delete its {output} item first.",
                 code="item_has_output",
                 param="item_id",
             )
@@ -240,6 +253,20 @@ def delete_item(conn: Connection, *, user_id: str, conversation_id: str, item_id
             tool_calls=calls or None,
         )
     return get_conversation(conn, user_id=user_id, conversation_id=conversation_id)
+
+
+def _call_of(message: Message, item: dict[str, Any]) -> tuple[str, str]:
+    """The id of the call an assistant message's item shows, and the type of the item of
+    its output: a client's call's own (``call_id``), or, for an approval request, the call
+    it asks about (whose output is the ``mcp_call`` the server ran)."""
+    if item["type"] != "mcp_approval_request":
+        return str(item["call_id"]), "function_call_output"
+    asking = (
+        call["id"]
+        for call in message.tool_calls or ()
+        if (call.get("hosted") or {}).get("approval_request_id") == item["id"]
+    )
+    return next(asking), "mcp_call"
 
 
 # -------------------------------------------------------------------------- responses
@@ -371,20 +398,25 @@ def resolve_references(
     conn: Connection, *, user_id: str, items: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """``item_reference`` items replaced by the items they name (the user's own only)."""
+    named = {
+        index: item.get("id")
+        for index, item in enumerate(items)
+        if isinstance(item, dict) and item.get("type") == "item_reference"
+    }
+    wanted = {i for i in named.values() if isinstance(i, str)}
+    found = items_of(conn, user_id=user_id, item_ids=wanted)
     resolved: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("type") != "item_reference":
+        if index not in named:
             resolved.append(item)
             continue
-        item_id = item.get("id")
-        found = None
-        if isinstance(item_id, str):
-            found = item_of(conn, user_id=user_id, item_id=item_id)
-        if found is None:
+        item_id = named[index]
+        held = found.get(item_id) if isinstance(item_id, str) else None
+        if held is None:
             raise InvalidRequest(
                 f"Invalid 'input[{index}].id': no item with id {item_id!r}.",
                 code="item_not_found",
                 param=f"input[{index}].id",
             )
-        resolved.append(found[1])
+        resolved.append(held[1])
     return resolved
