@@ -20,7 +20,7 @@ import pytest
 
 from tests.code_interpreter.conftest import LIMITS, needs_sandbox, needs_stack
 from tests.harness import FreshDatabase, ParleyServer
-from tests.openai_sdk.assistants import Recorder
+from tests.openai_sdk.assistants import Recorder, streamed_message
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -185,17 +185,8 @@ def test_a_streamed_run_fires_the_handlers_of_the_call_and_of_the_text_after_its
         assert done[:2] == (call_id, kind) and done[2][0] == code, done
         assert [o["type"] for o in done[2][1]] == ["logs", "image"]
 
-    message = [(n, given) for n, given in handler.calls if not n.startswith("tool_call")]
-    names = [name for name, _ in message]
-    assert names == [
-        "message_created",
-        "text_created",
-        "text_delta",
-        "image_file_done",
-        *["text_delta"] * (len(names) - 6),
-        "text_done",
-        "message_done",
-    ], names
+    names = handler.content()
+    assert names == streamed_message(len(names), figure=True), names
     [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
     image, text = answer.content
     assert image.image_file.file_id == figure  # type: ignore[union-attr]

@@ -49,6 +49,19 @@ def events_of(answer: httpx.Response) -> list[tuple[str, Any]]:
     return pairs
 
 
+def message_events(deltas: int) -> list[str]:
+    """The events of a message streamed in ``deltas`` deltas, with its step around it."""
+    return [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        *["thread.message.delta"] * deltas,
+        "thread.message.completed",
+        "thread.run.step.completed",
+    ]
+
+
 def finished(http: httpx.Client, thread_id: str, run_id: str) -> dict[str, Any]:
     def ended() -> dict[str, Any] | None:
         run = http.get(f"/threads/{thread_id}/runs/{run_id}").json()
@@ -106,13 +119,7 @@ def test_the_stream_of_a_text_run(http: httpx.Client) -> None:
         "thread.run.created",
         "thread.run.queued",
         "thread.run.in_progress",
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.message.created",
-        "thread.message.in_progress",
-        *["thread.message.delta"] * 4,
-        "thread.message.completed",
-        "thread.run.step.completed",
+        *message_events(4),
         "thread.run.completed",
         "done",
     ]
@@ -228,13 +235,7 @@ def test_text_before_a_function_call_ends_before_the_calls_step(http: httpx.Clie
     names = [name for name, _ in pairs]
     start = names.index("thread.run.step.created")
     assert names[start:] == [
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.message.created",
-        "thread.message.in_progress",
-        *["thread.message.delta"] * 3,
-        "thread.message.completed",
-        "thread.run.step.completed",
+        *message_events(3),
         "thread.run.step.created",
         "thread.run.step.in_progress",
         *["thread.run.step.delta"] * (len(names) - start - 13),

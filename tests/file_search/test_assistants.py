@@ -23,7 +23,7 @@ from parley.store.db import Database
 from parley.store.tables import vector_store_files
 from tests.e2e.responses_providers_helpers import serving_with
 from tests.file_search.helpers import OWLS, OWLS_FILE, file_search_tool
-from tests.openai_sdk.assistants import Recorder
+from tests.openai_sdk.assistants import Recorder, streamed_message
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -77,6 +77,21 @@ async def indexed(db: Database, store_id: str) -> None:
             return
         assert time.monotonic() < deadline, f"not indexed in {INDEXING} s: {found}"
         await asyncio.sleep(0.05)  # polled, up to the deadline
+
+
+async def searching_assistant(served: Served) -> tuple[Any, Any]:
+    """``OWLS_FILE`` uploaded in a store of its own, indexed, and an assistant that
+    searches that store (its ``tool_resources``): ``(file, assistant)``."""
+    sdk = served.sdk
+    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
+    store = await sdk.vector_stores.create(file_ids=[made.id])
+    await indexed(served.db, store.id)
+    assistant = await sdk.beta.assistants.create(
+        model="demo/parley",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    return made, assistant
 
 
 async def test_an_attachment_is_searched_and_cited(served: Served) -> None:
@@ -166,14 +181,7 @@ async def test_a_streamed_search_fires_the_handlers_as_openais_does(served: Serv
     the completed step), then the answer's text created, in deltas, and done, citing the
     file."""
     sdk = served.sdk
-    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
-    store = await sdk.vector_stores.create(file_ids=[made.id])
-    await indexed(served.db, store.id)
-    assistant = await sdk.beta.assistants.create(
-        model="demo/parley",
-        tools=[{"type": "file_search"}],
-        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
-    )
+    _, assistant = await searching_assistant(served)
     thread = await sdk.beta.threads.create(
         messages=[{"role": "user", "content": "file_search how do owls hunt?"}]
     )
@@ -200,15 +208,8 @@ async def test_a_streamed_search_fires_the_handlers_as_openais_does(served: Serv
     steps = handler.get_final_run_steps()
     [searched] = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]  # type: ignore[union-attr]
     assert searched.id == call_id
-    message = [(n, given) for n, given in handler.calls if not n.startswith("tool_call")]
-    names = [name for name, _ in message]
-    assert names == [
-        "message_created",
-        "text_created",
-        *["text_delta"] * (len(names) - 4),
-        "text_done",
-        "message_done",
-    ], names
+    names = handler.content()
+    assert names == streamed_message(len(names)), names
     [text] = handler.named("text_done")
     assert OWLS in text and "".join(handler.named("text_delta")) == text
     [answer] = handler.get_final_messages()
@@ -265,15 +266,7 @@ async def test_an_assistants_api_assistant_run_by_parleys_own_api_searches_its_s
 ) -> None:
     """An assistant made through the Assistants API keeps its store in ``tool_resources``;
     a run of it through ``/v1/runs`` (its tool naming no store) searches that store."""
-    sdk = served.sdk
-    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
-    store = await sdk.vector_stores.create(file_ids=[made.id])
-    await indexed(served.db, store.id)
-    assistant = await sdk.beta.assistants.create(
-        model="demo/parley",
-        tools=[{"type": "file_search"}],
-        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
-    )
+    made, assistant = await searching_assistant(served)
     thread = (await served.http.post("/threads", json={})).json()
     said = {"thread_id": thread["id"], "content": "file_search how do owls hunt?"}
     assert (await served.http.post("/messages", json=said)).status_code == 201
@@ -346,3 +339,41 @@ async def test_tool_resources_make_or_name_a_store_of_the_callers_own(served: Se
     )
     assert unknown_file.status_code == 404, unknown_file.text
     assert unknown_file.json()["error"]["code"] == "file_not_found"
+
+
+async def test_a_runs_tools_can_be_sent_back_as_they_came(served: Served) -> None:
+    """A run's ``tools`` show what its request could give: not the keys the server keeps
+    for itself (the thread's stores it waits for, what ``include`` asked to show), which a
+    new run's request would refuse as unknown."""
+    sdk = served.sdk
+    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
+    assistant = await sdk.beta.assistants.create(model="demo/parley")
+    thread = await sdk.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "file_search how do owls hunt?",
+                "attachments": [{"file_id": made.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    run = await sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tools=[{"type": "file_search"}],
+        include=[CONTENT],  # type: ignore[list-item]
+    )
+    assert run.status == "completed", run.last_error
+    raw = await served.http.get(
+        f"/threads/{thread.id}/runs/{run.id}", headers={"OpenAI-Beta": "assistants=v2"}
+    )
+    assert raw.status_code == 200, raw.text
+    (tool,) = raw.json()["tools"]
+    assert tool["type"] == "file_search"
+    assert not {"thread_vector_store_ids", "include_results"} & set(tool), tool
+    again = await sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tools=raw.json()["tools"],
+    )
+    assert again.status == "completed", again.last_error

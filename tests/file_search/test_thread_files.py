@@ -9,7 +9,7 @@ run's step (``unindexed_files``) and in the answer, and the run goes on."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import openai
 import pytest
 import pytest_asyncio
 
+from parley.engine.hosted.file_search import MAX_UNINDEXED
 from tests.file_search.helpers import OWLS, OWLS_FILE
 from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
 
@@ -63,21 +64,25 @@ def serving(upstream: Any, tmp: Path, env: dict[str, str]) -> Iterator[ParleySer
         db.drop()
 
 
-async def sdk_of(server: ParleyServer) -> openai.AsyncOpenAI:
-    key = server.new_user()
-    return openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
+@asynccontextmanager
+async def user_sdk(upstream: Any, tmp: Path, env: dict[str, str]) -> AsyncIterator[Any]:
+    """The SDK of a new user of a server of its own (``serving``)."""
+    with serving(upstream, tmp, env) as server:
+        client = openai.AsyncOpenAI(
+            base_url=f"{server.base_url}/v1", api_key=server.new_user(), max_retries=0
+        )
+        try:
+            yield client
+        finally:
+            await client.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sdk(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     """The SDK of a user of a server whose files take ``INDEXING_MS`` to index."""
     env = {"PARLEY_EMBEDDING_MODEL": f"fake/slow:{INDEXING_MS}"}
-    with serving(upstream, tmp_path_factory.mktemp("thread-files"), env) as server:
-        client = await sdk_of(server)
-        try:
-            yield client
-        finally:
-            await client.close()
+    async with user_sdk(upstream, tmp_path_factory.mktemp("thread-files"), env) as client:
+        yield client
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -88,12 +93,8 @@ async def impatient(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         "PARLEY_EMBEDDING_MODEL": f"fake/slow:{SLOW_INDEXING_MS}",
         "PARLEY_FILE_SEARCH_WAIT_SECONDS": str(WAIT_SECONDS),
     }
-    with serving(upstream, tmp_path_factory.mktemp("thread-files-wait"), env) as server:
-        client = await sdk_of(server)
-        try:
-            yield client
-        finally:
-            await client.close()
+    async with user_sdk(upstream, tmp_path_factory.mktemp("thread-files-wait"), env) as client:
+        yield client
 
 
 async def thread_with(sdk: openai.AsyncOpenAI, *file_ids: str) -> Any:
@@ -182,6 +183,43 @@ async def test_a_file_that_failed_is_named_in_the_step_and_the_answer(sdk: Any) 
     text = await answer_of(sdk, run)
     assert OWLS in text.value and "chart.png" in text.value, text.value
     assert failed["last_error"]["message"] in text.value
+
+
+async def test_many_failed_files_are_counted_past_the_first_and_do_not_end_the_wait(
+    sdk: Any,
+) -> None:
+    """A thread's store holding more failed files than a search names: the run still
+    waits for the file attached last (the files being indexed are looked at first), its
+    step names ``MAX_UNINDEXED`` of the failed ones, and the model is told how many more."""
+    images = [
+        await sdk.files.create(file=(f"chart-{n:02}.png", PNG), purpose="assistants")
+        for n in range(MAX_UNINDEXED + 2)
+    ]
+    store = await sdk.vector_stores.create(file_ids=[i.id for i in images])
+    thread = await sdk.beta.threads.create(
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}}
+    )
+    made = await sdk.files.create(file=(OWLS_FILE, OWLS.encode()), purpose="assistants")
+    await sdk.beta.threads.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="file_search how do owls hunt?",
+        attachments=[{"file_id": made.id, "tools": [{"type": "file_search"}]}],
+    )
+    assistant = await sdk.beta.assistants.create(model="demo/parley", tools=[TOOL])
+    run = await sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=100
+    )
+
+    assert run.status == "completed", run.last_error
+    search = await search_of(sdk, run)
+    assert [r.file_id for r in search.results] == [made.id]  # the run waited for it
+    named = unindexed(search)
+    assert len(named) == MAX_UNINDEXED, named
+    assert {f["status"] for f in named} == {"failed"}
+    assert {f["file_id"] for f in named} < {i.id for i in images}
+    text = await answer_of(sdk, run)
+    assert "and 2 more files" in text.value, text.value
 
 
 async def test_the_wait_is_bounded_and_the_step_names_the_file_not_indexed_yet(

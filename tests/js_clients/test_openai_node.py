@@ -15,6 +15,7 @@ from typing import Any
 from parley.testing.fake_upstream import expected_text, tool_arguments, tool_results_text
 from tests.code_interpreter.conftest import needs_sandbox, needs_stack
 from tests.js_clients.bun import script_report
+from tests.openai_sdk.assistants import streamed_message
 
 #: Code the demo model runs with the code interpreter: a line of logs, and a figure.
 FIGURE = "python import matplotlib.pyplot as plt\nprint('drawn')\nlines = plt.plot([1, 4, 9])"
@@ -65,13 +66,7 @@ def test_the_node_assistant_stream_hands_a_function_calls_arguments_in_pieces(
 
     answered = report["answered"]
     names = [name for name, _ in answered]
-    assert names == [
-        "messageCreated",
-        "textCreated",
-        *["textDelta"] * (len(names) - 4),
-        "textDone",
-        "messageDone",
-    ], names
+    assert names == streamed_message(len(names), node=True), names
     answer = tool_results_text([("get_weather", "22 C")])
     assert "".join(text for name, text in answered if name == "textDelta") == answer
     assert answered[-2:] == [["textDone", answer], ["messageDone", ["text"]]]
@@ -128,15 +123,7 @@ def test_the_node_assistant_stream_hands_code_its_outputs_and_the_text_after_a_f
     assert image == {"type": "image_file", "image_file": {"file_id": figure}}
     message = seen[len(calls) :]
     names = [name for name, _ in message]
-    assert names == [
-        "messageCreated",
-        "textCreated",
-        "textDelta",
-        "imageFileDone",
-        *["textDelta"] * (len(names) - 6),
-        "textDone",
-        "messageDone",
-    ], names
+    assert names == streamed_message(len(names), figure=True, node=True), names
     assert message[3] == ["imageFileDone", figure]
     written = "".join(given for name, given in message if name == "textDelta")
     assert written == text["text"]["value"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -122,6 +123,11 @@ class Recorder(openai.AssistantEventHandler):
         """What the handlers of these names were given, in order."""
         return [given for name, given in self.calls if name in handlers]
 
+    def content(self) -> list[str]:
+        """The handlers of messages and of their content that fired (all but the tool
+        calls'), in order."""
+        return [name for name, _ in self.calls if not name.startswith("tool_call")]
+
 
 def _call(call: Any) -> tuple[Any, ...]:
     """A tool call (or a call's delta) as ``Recorder`` keeps it."""
@@ -133,6 +139,22 @@ def _call(call: Any) -> tuple[Any, ...]:
         return (call.id, "code_interpreter", (code.input, outputs))
     search = call.file_search  # a dict in a delta, the SDK's object in a snapshot
     return (call.id, call.type, search if isinstance(search, dict) else search.model_dump())
+
+
+def streamed_message(count: int, *, figure: bool = False, node: bool = False) -> list[str]:
+    """The handlers one streamed message with text fires, ``count`` of them in all, in the
+    order the SDKs' stream helpers fire them: the message created, its text created, the
+    text's deltas, the text done, the message done. A figure before the text (``figure``)
+    is done once the text's first delta comes. ``node``: with the names of the Node SDK's
+    ``AssistantStream`` events (``messageCreated``, ``textDelta``, ...)."""
+    head = ["message_created", "text_created"]
+    if figure:
+        head += ["text_delta", "image_file_done"]
+    tail = ["text_done", "message_done"]
+    names = [*head, *["text_delta"] * (count - len(head) - len(tail)), *tail]
+    if node:
+        names = [re.sub(r"_(\w)", lambda m: m.group(1).upper(), n) for n in names]
+    return names
 
 
 # ------------------------------------------------------------------------- scenarios
@@ -456,13 +478,7 @@ def run_streamed_handlers(client: openai.OpenAI, setup: Any) -> None:
         stream.until_done()
     answer = setup.answer_to("get_weather", OUTPUT)
     names = [name for name, _ in answered.calls]
-    assert names == [
-        "message_created",
-        "text_created",
-        *["text_delta"] * (len(names) - 4),
-        "text_done",
-        "message_done",
-    ], names
+    assert names == streamed_message(len(names)), names
     [(message_id, parts)] = answered.named("message_created")
     assert parts == [] and answered.named("message_done") == [(message_id, ["text"])]
     assert answer.startswith(answered.named("text_created")[0])

@@ -25,7 +25,7 @@ import asyncio
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from parley.errors import NotFound, ParleyError
@@ -35,7 +35,7 @@ from parley.retrieval.index import RankingOptions, SearchResult
 from parley.store import vector_stores as store_of
 from parley.store.db import Database, new_id
 from parley.store.records import VectorStore
-from parley.store.vector_stores import UnindexedFile
+from parley.store.vector_stores import Unindexed
 from parley.types import FunctionSpec, ToolSpec
 
 #: The function the model sees (another name when a client function has it).
@@ -57,6 +57,10 @@ THREAD_STORES = "thread_vector_store_ids"
 #: is indexed within a second), then further apart, up to ``WAIT_POLL_MOST``.
 WAIT_POLL_FIRST = 0.1
 WAIT_POLL_MOST = 1.0
+#: The most files not searched a search names (``unindexed_entries``), the rest counted: a
+#: thread whose store holds many files that failed fills neither each search's item nor
+#: what its model is told with them.
+MAX_UNINDEXED = 20
 
 DESCRIPTION = (
     "Search the user's files for passages relevant to a question. Give one or more search "
@@ -89,7 +93,7 @@ class FileSearch:
     #: The stores among ``vector_store_ids`` that are the run's thread's (``THREAD_STORES``).
     thread_stores: tuple[str, ...] = ()
     #: The files of those stores search could not find when the turn began (``ready``).
-    unindexed: tuple[UnindexedFile, ...] = ()
+    unindexed: Unindexed = field(default_factory=Unindexed)
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> FileSearch:
@@ -134,24 +138,28 @@ async def ready(tool: FileSearch, *, db: Database, user_id: str, within: float) 
     found = await wait_for_files(
         db, user_id=user_id, vector_store_ids=tool.thread_stores, within=within
     )
-    return replace(tool, unindexed=tuple(found))
+    return replace(tool, unindexed=found)
 
 
 async def wait_for_files(
     db: Database, *, user_id: str, vector_store_ids: Sequence[str], within: float
-) -> list[UnindexedFile]:
-    """The files of the stores that search cannot find, once none of them is
-    ``in_progress`` any more or ``within`` seconds have passed. Polled: the worker indexing
-    a file may be on any replica, and the files' rows are where every replica writes. The
-    caller's task may be cancelled meanwhile (the run is): nothing is held."""
+) -> Unindexed:
+    """The files of the stores that search cannot find (the first ``MAX_UNINDEXED``, and
+    their count), once none of them is ``in_progress`` any more or ``within`` seconds have
+    passed. Polled: the worker indexing a file may be on any replica, and the files' rows
+    are where every replica writes. The caller's task may be cancelled meanwhile (the run
+    is): nothing is held."""
     deadline = time.monotonic() + within
     gap = WAIT_POLL_FIRST
     while True:
         found = await db.read(
-            store_of.unindexed_files, user_id=user_id, vector_store_ids=vector_store_ids
+            store_of.unindexed_files,
+            user_id=user_id,
+            vector_store_ids=vector_store_ids,
+            most=MAX_UNINDEXED,
         )
         left = deadline - time.monotonic()
-        if left <= 0 or not any(f.status == "in_progress" for f in found):
+        if left <= 0 or not found.indexing:
             return found
         await asyncio.sleep(min(gap, left))
         gap = min(gap * 2, WAIT_POLL_MOST)
@@ -247,13 +255,14 @@ def call_item(
     found: Found | None = None,
     show: bool = False,
     call_id: str | None = None,
-    unindexed: Sequence[UnindexedFile] = (),
+    unindexed: Unindexed | None = None,
 ) -> dict[str, Any]:
     """The ``file_search_call`` item of a search: in progress (nothing ``found`` yet), or
     ended. It keeps the results whatever ``show`` says: ``show_results`` tells the faces
     whether the request asked to see them; ``call_id`` is the model's call (the
     Assistants API names a run step's call by it). An ended one names the files of the
-    thread's stores the search could not find (``unindexed``), when there are some."""
+    thread's stores the search could not find (``unindexed``), when there are some, and
+    counts those past ``MAX_UNINDEXED`` (``unindexed_more``)."""
     item: dict[str, Any] = {
         "type": "file_search_call",
         "id": item_id,
@@ -278,16 +287,18 @@ def call_item(
     ]
     if found.error:
         item["error"] = found.error
-    if unindexed:
-        item["unindexed"] = unindexed_entries(unindexed)
+    if unindexed is not None and unindexed.files:
+        item["unindexed"] = entries = unindexed_entries(unindexed)
+        if unindexed.count > len(entries):
+            item["unindexed_more"] = unindexed.count - len(entries)
     return item
 
 
-def unindexed_entries(files: Sequence[UnindexedFile]) -> list[dict[str, Any]]:
+def unindexed_entries(unindexed: Unindexed) -> list[dict[str, Any]]:
     """The files search could not find, as an item names them: each file once, with its
     status (``in_progress`` or ``failed``) and its ``last_error``."""
     entries: dict[str, dict[str, Any]] = {}
-    for f in files:
+    for f in unindexed.files:
         entries.setdefault(
             f.file_id,
             {
@@ -357,6 +368,9 @@ def _not_searched(item: Mapping[str, Any]) -> str:
         if isinstance(error, Mapping):
             why = error.get("message") or error.get("code") or why
         lines.append(f"- {f.get('filename')}: it could not be indexed: {why}")
+    more = item.get("unindexed_more")
+    if more:
+        lines.append(f"- and {more} more files that are still being indexed or failed.")
     lines.append("Tell the user that these files were not searched.")
     return "\n".join(lines)
 

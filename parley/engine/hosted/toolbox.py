@@ -277,7 +277,7 @@ class Toolbox:
             return entry
         run = self.turn.run
         found, own = await self.hosted.db.read(
-            stores_of_run,
+            vector_stores.run_stores,
             user_id=run.user_id,
             assistant_id=run.assistant_id,
             thread_id=run.thread_id,
@@ -517,18 +517,6 @@ def caller_of(conn: Connection, *, user_id: str, key_hash: str | None) -> Who:
     if owner is not None and owner.user.id == user_id:
         return Who(user_id, owner.user.name, owner.key_id)
     return Who(user_id, user_store.get_user(conn, user_id=user_id).name)
-
-
-def stores_of_run(
-    conn: Connection, *, user_id: str, assistant_id: str | None, thread_id: str
-) -> tuple[list[str], list[str]]:
-    """The stores a run's ``file_search`` entry that names none searches
-    (``vector_stores.run_stores``), and those of them that are its thread's own."""
-    found = vector_stores.run_stores(
-        conn, user_id=user_id, assistant_id=assistant_id, thread_id=thread_id
-    )
-    own = set(vector_stores.thread_stores(conn, user_id=user_id, thread_id=thread_id))
-    return found, [s for s in found if s in own]
 
 
 def store_ahead(

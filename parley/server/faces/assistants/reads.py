@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -70,40 +71,39 @@ def messages_public(conn: Connection, items: list[Message]) -> list[MessagePubli
     """Messages as the API answers them: each with what the run that wrote it says of it."""
     runs = thread_store.runs_of_messages(conn, run_ids={m.run_id for m in items if m.run_id})
     answered = [m.run_id for m in items if m.run_id and m.role == Role.ASSISTANT and m.content]
-    found = run_files(conn, run_ids=list(set(answered)))
-    drawn = message_figures(conn, run_ids=list(set(answered)))
+    made = run_outputs(conn, run_ids=list(set(answered)))
     return [
         files.with_figures(
             files.cited(
                 MessagePublic.of(m, runs.get(m.run_id) if m.run_id else None),
-                found.get(m.run_id or "", {}),
+                made.found.get(m.run_id or "", {}),
             ),
-            drawn.get(m.id, []),
+            made.shown.get(m.id, []),
         )
         for m in items
     ]
 
 
-def message_figures(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The figures the code of each run drew (files of purpose ``assistants_output``), by
-    the id of the assistant message that follows them: the first with text after the call."""
-    return _figures(conn, run_ids)[0]
+@dataclass(slots=True)
+class RunOutputs:
+    """What the calls the server ran in some runs give the runs' messages
+    (``run_outputs``)."""
+
+    #: The files each run's searches found: id by name, by run id.
+    found: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The figures each run's code drew (files of purpose ``assistants_output``), by the id
+    #: of the assistant message that shows them: the first with text after the call.
+    shown: dict[str, list[str]] = field(default_factory=dict)
+    #: By run id, the figures no message shows yet.
+    waiting: dict[str, list[str]] = field(default_factory=dict)
 
 
-def figures_for(conn: Connection, *, run_id: str, message_id: str) -> list[str]:
-    """The figures a run's message shows first: those it has, or, while it has no text
-    yet, those its run's code drew that no message has shown (a turn after tool outputs
-    shows the figures drawn before the calls it waited for)."""
-    shown, waiting = _figures(conn, [run_id])
-    return shown.get(message_id) or waiting.get(run_id, [])
-
-
-def _figures(
-    conn: Connection, run_ids: Sequence[str]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The figures of ``message_figures``, and by run those no message shows yet."""
+def run_outputs(conn: Connection, *, run_ids: Sequence[str]) -> RunOutputs:
+    """The files the runs' searches found and the figures their code drew, from one read
+    of their messages in order."""
+    made = RunOutputs()
     if not run_ids:
-        return {}, {}
+        return made
     query = (
         select(
             messages.c.id, messages.c.run_id, messages.c.role, messages.c.content, messages.c.item
@@ -111,14 +111,15 @@ def _figures(
         .where(messages.c.run_id.in_(list(run_ids)))
         .order_by(messages.c.seq)
     )
-    waiting: dict[str, list[str]] = {}
-    shown: dict[str, list[str]] = {}
     for row in conn.execute(query):
-        if isinstance(row.item, dict) and row.item.get("type") == "code_interpreter_call":
-            waiting.setdefault(row.run_id, []).extend(files.figures([row.item]))
-        elif row.role == Role.ASSISTANT.value and row.content and waiting.get(row.run_id):
-            shown[row.id] = waiting.pop(row.run_id)
-    return shown, waiting
+        kind = row.item.get("type") if isinstance(row.item, dict) else None
+        if kind == "file_search_call" and row.role == Role.TOOL.value:
+            made.found.setdefault(row.run_id, {}).update(file_search.cited_files([row.item]))
+        elif kind == "code_interpreter_call":
+            made.waiting.setdefault(row.run_id, []).extend(files.figures([row.item]))
+        elif row.role == Role.ASSISTANT.value and row.content and made.waiting.get(row.run_id):
+            made.shown[row.id] = made.waiting.pop(row.run_id)
+    return made
 
 
 def list_messages(
@@ -240,10 +241,12 @@ def first_turn(conn: Connection, *, user_id: str, run_id: str) -> tuple[Run, Mes
 
 def resumed_turn(
     conn: Connection, *, queued: Run, message_id: str
-) -> tuple[list[RunStepPublic], Message]:
+) -> tuple[list[RunStepPublic], Message, list[str]]:
     """A run's turn that started after its tool outputs: the step of the calls they answer,
     as it stood when the run was ``queued`` with them (the run as the outputs left it),
-    and the message the new turn writes (``message_id``)."""
+    the message the new turn writes (``message_id``), and the figures it shows first:
+    those it has, or, while it has no text yet, those the run's code drew that no message
+    has shown (drawn before the calls the turn waited for)."""
     message = thread_store.get_message(conn, user_id=queued.user_id, message_id=message_id)
     answers = thread_store.run_answers(conn, run_id=queued.id)
     earlier = [m for m in answers if m.seq < message.seq][-1:]
@@ -251,7 +254,8 @@ def resumed_turn(
     results = thread_store.run_tool_results(conn, run_id=queued.id)
     steps = run_steps(queued, earlier, actions, results)
     answered = [s for s in steps if s.id == calls_step_id(earlier[0].id)] if earlier else []
-    return answered, message
+    made = run_outputs(conn, run_ids=[queued.id])
+    return answered, message, made.shown.get(message.id) or made.waiting.get(queued.id, [])
 
 
 def steps(
@@ -269,14 +273,31 @@ def steps(
     return [files.with_searches(step, searches, run.tools, contents) for step in found]
 
 
-def turn_end(
-    conn: Connection, *, run_id: str, message_id: str
-) -> tuple[Run, Message, list[Action]]:
-    """A turn that ended: its run, the message it wrote and the run's actions (the
-    stream's closing events)."""
+@dataclass(frozen=True, slots=True)
+class TurnEnd:
+    """A turn that ended, as its stream's closing events show it (``turn_end``)."""
+
+    run: Run
+    #: The message the turn wrote.
+    message: Message
+    #: The run's actions.
+    actions: list[Action]
+    #: The files the run's searches found (id by name), which the message may cite.
+    found: dict[str, str]
+    #: The figures the message shows first.
+    figures: list[str]
+
+
+def turn_end(conn: Connection, *, run_id: str, message_id: str) -> TurnEnd:
+    """A turn that ended: its run, the message it wrote (with what the run's searches and
+    code give it, when it has text) and the run's actions."""
     run = run_store.get_run(conn, run_id=run_id)
     written = thread_store.get_message(conn, user_id=run.user_id, message_id=message_id)
-    return run, written, run_store.list_actions(conn, run_id=run_id)
+    actions = run_store.list_actions(conn, run_id=run_id)
+    made = run_outputs(conn, run_ids=[run.id]) if written.content else RunOutputs()
+    return TurnEnd(
+        run, written, actions, made.found.get(run.id, {}), made.shown.get(written.id, [])
+    )
 
 
 # --------------------------------------------- file_search: stores, attachments, steps
@@ -575,19 +596,3 @@ def search_items(conn: Connection, *, run_id: str) -> dict[str, dict[str, Any]]:
         if isinstance(row.item, dict)
         and row.item.get("type") in ("file_search_call", "code_interpreter_call")
     }
-
-
-def run_files(conn: Connection, *, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """The files the searches of each run found: id by name, by run id."""
-    if not run_ids:
-        return {}
-    query = (
-        select(messages.c.run_id, messages.c.item)
-        .where(messages.c.run_id.in_(list(run_ids)), messages.c.role == Role.TOOL.value)
-        .order_by(messages.c.seq)
-    )
-    found: dict[str, dict[str, str]] = {}
-    for row in conn.execute(query):
-        if isinstance(row.item, dict) and row.item.get("type") == "file_search_call":
-            found.setdefault(row.run_id, {}).update(file_search.cited_files([row.item]))
-    return found

@@ -293,11 +293,10 @@ async def submit_tool_outputs(
         slot.hold_until(turn.when_done)
     if not body.stream:
         return _run_answer(RunPublic.of(turn.run))
-    answered, message = await svc.db.read(
+    answered, message, figures = await svc.db.read(
         reads.resumed_turn, queued=run, message_id=turn.message_id
     )
     head = run_frames(turn.run, new=False, resumed=answered)
-    figures = await svc.db.read(reads.figures_for, run_id=run_id, message_id=message.id)
     return _stream(TurnEvents(svc.db, turn.run, message, head, figures), turn.events())
 
 

@@ -39,7 +39,7 @@ run's end.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -59,7 +59,7 @@ from parley.server.faces.kit.resources import (
     tool_call_detail,
 )
 from parley.store.db import Database
-from parley.store.records import Action, Message, Run
+from parley.store.records import Message, Run
 from parley.types import ActionStatus, RunStatus, ToolCall
 
 #: The end of the stream: ``event: done`` and ``data: [DONE]``.
@@ -283,38 +283,27 @@ class TurnEvents:
     async def closing(self) -> bytes:
         """The frames that close the turn: the message and its step as they ended, the
         calls it ends with, then the run's closing event."""
-        run, message, actions = await self.db.read(
-            reads.turn_end, run_id=self.run.id, message_id=self.message.id
+        return self.ended(
+            await self.db.read(reads.turn_end, run_id=self.run.id, message_id=self.message.id)
         )
-        found = await self.db.read(reads.run_files, run_ids=[run.id]) if message.content else {}
-        drawn = (
-            await self.db.read(reads.message_figures, run_ids=[run.id]) if message.content else {}
-        )
-        return self.ended(run, message, actions, found.get(run.id), drawn.get(message.id, []))
 
     def cut_off(self, error: ParleyError | None) -> bytes:
         if error is not None:
             raise error
         return frame("error", _INTERRUPTED)
 
-    def ended(
-        self,
-        run: Run,
-        message: Message,
-        actions: list[Action],
-        found: Mapping[str, str] | None = None,
-        figures: Sequence[str] = (),
-    ) -> bytes:
+    def ended(self, end: reads.TurnEnd) -> bytes:
         """The closing frames of the turn, given the run, message and actions as stored
-        (and the files its searches ``found``, which the message may cite, and the
-        ``figures`` it shows)."""
+        (and the files its searches found, which the message may cite, and the figures it
+        shows)."""
+        run, message, actions = end.run, end.message, end.actions
         frames = []
         if self.writing:
             self.writing = False
             seq = max(message.seq, self.message.seq)
             steps = {s.id: s for s in run_steps(run, [message], actions)}
-            final = files.cited(MessagePublic.of(message, (run, seq)), found or {})
-            final = files.with_figures(final, figures)
+            final = files.cited(MessagePublic.of(message, (run, seq)), end.found)
+            final = files.with_figures(final, end.figures)
             name = "thread.message.completed"
             if final.status == "incomplete":
                 name = "thread.message.incomplete"

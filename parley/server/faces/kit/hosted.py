@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from parley.config import SERVER_LABEL, Settings
-from parley.engine import web_search
+from parley.engine import file_search, web_search
 from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
@@ -90,6 +90,29 @@ class Hosted:
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+#: What a stored hosted entry carries for the engine and no request gives: what the
+#: request's ``include`` asked to show, the thread's stores a run waits for, figures kept as
+#: files. A run's ``tools`` shows its entries without them (``shown_tools``), so that a
+#: client can send them back as they came.
+STORED_ONLY = frozenset(
+    {
+        "include_outputs",
+        "include_results",
+        "include_sources",
+        "image_files",
+        file_search.THREAD_STORES,
+    }
+)
+
+
+def shown_tools(tools: Sequence[Any]) -> list[Any]:
+    """A run's stored ``tools`` as a client may send them again (``STORED_ONLY`` left out)."""
+    return [
+        {k: v for k, v in t.items() if k not in STORED_ONLY} if isinstance(t, dict) else t
+        for t in tools
+    ]
 
 
 def read_hosted(

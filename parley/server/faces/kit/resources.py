@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from parley.events import ActionItem
 from parley.server.faces.kit.bodies import MAX_INTEGER, timestamp
+from parley.server.faces.kit.hosted import shown_tools
 from parley.store.records import Action, Assistant, Message, Run, Thread
 from parley.types import ActionStatus, Role, RunStatus, ToolCall, Usage
 
@@ -429,7 +430,7 @@ class RunPublic(BaseModel):
             incomplete_details=incomplete,
             model=r.model,
             instructions=r.instructions or "",
-            tools=r.tools,
+            tools=shown_tools(r.tools),
             metadata=r.metadata or {},
             usage=RunUsage.of(r),
             temperature=_number(r.parameters.get("temperature")),
