@@ -78,13 +78,13 @@ class SearchUpstream(TimedUpstream):
     ``query`` property too, which the fake fills (``tool_arguments`` leaves lists out) and
     the engine takes for its queries."""
 
-    async def _chat(self, body: dict[str, Any], conn: Any) -> bool:
+    async def _chat(self, body: dict[str, Any], conn: Any, headers: dict[str, str]) -> bool:
         for tool in body.get("tools") or ():
             function = tool.get("function") or {}
             if function.get("name") == file_search.NAME:
                 properties = function["parameters"]["properties"]
                 properties.setdefault("query", {"type": "string"})
-        return await super()._chat(body, conn)
+        return await super()._chat(body, conn, headers)
 
 
 def _page(rng: random.Random, n: int) -> str:

@@ -104,10 +104,10 @@ class TimedUpstream(FakeUpstream):
         super().__init__()
         self.upcalls: list[Upcall] = []
 
-    async def _chat(self, body: dict[str, Any], conn: Any) -> bool:
+    async def _chat(self, body: dict[str, Any], conn: Any, headers: dict[str, str]) -> bool:
         arrived = perf_counter()
         try:
-            return await super()._chat(body, conn)
+            return await super()._chat(body, conn, headers)
         finally:
             messages = body.get("messages") or [{}]
             users = [m for m in messages if m.get("role") == "user"]

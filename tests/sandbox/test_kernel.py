@@ -3,6 +3,7 @@ caps, timeouts and restarts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from parley.sandbox.runtime import Kernel
@@ -125,7 +126,8 @@ async def test_a_kernel_killed_between_calls_is_restarted_on_the_next(
 
 
 async def test_open_matplotlib_figures_come_back_as_png(scientific: Path, containers: Path) -> None:
-    kernel = await started(containers, "cntr_plot")
+    # matplotlib's first import builds its font cache: seconds on a loaded machine.
+    kernel = await started(containers, "cntr_plot", replace(SMALL, call_timeout=60.0))
     try:
         outcome = await kernel.run(
             "import matplotlib.pyplot as plt\n"
