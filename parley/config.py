@@ -37,7 +37,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "gemini", "ollama", "demo"]
+ProviderKind = Literal[
+    "openai-chat", "openai-responses", "anthropic", "gemini", "ollama", "demo", "local"
+]
+#: How a model is asked for tool calls: through its API's own tool calling (``native``), or
+#: as a JSON answer its output is constrained to (``constrained``: any model that can be
+#: held to a JSON schema, tool calling or not; ``parley.providers.constrained``).
+ToolCalls = Literal["native", "constrained"]
 
 
 class ConfigError(Exception):
@@ -122,6 +128,9 @@ BUILTIN_PROVIDERS: dict[str, BuiltinProvider] = {
         "openai-chat", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",)
     ),
     "ollama": BuiltinProvider("ollama", "http://127.0.0.1:11434"),
+    # A model server Parley runs itself (llama.cpp's llama-server), and the embedding model
+    # it runs in process (parley.providers.local).
+    "local": BuiltinProvider("local", ""),
 }
 
 
@@ -134,6 +143,8 @@ class ModelConfig(BaseModel):
     #: The tokens the model reads and writes in one call, its answer included; wins over
     #: the built-in table (``providers.windows``). A turn's history is fitted to it.
     context_window: int | None = Field(default=None, gt=0)
+    #: How this model is asked for tool calls (``ToolCalls``); unset: its provider's way.
+    tool_calls: ToolCalls | None = None
 
 
 class ProviderConfig(BaseModel):
@@ -165,8 +176,21 @@ class ProviderConfig(BaseModel):
     #: openai-chat: send a message's reasoning back as ``reasoning_content`` on tool-call
     #: turns (DeepSeek's thinking mode asks for it).
     reasoning_back: bool = False
+    #: How its models are asked for tool calls (``ToolCalls``); unset: ``native``, except
+    #: for ``local``, whose small models have no tool calling of their own: ``constrained``.
+    tool_calls: ToolCalls | None = None
     #: What is known of some of its models, by model id (``ModelConfig``).
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    #: local: the GGUF file to serve (unset: the packaged SmolLM2-135M-Instruct); the
+    #: llama-server binary (unset: the one ``parley local setup`` built, or on PATH); its
+    #: context size in tokens (unset: the model's own, at most 8192); CPU threads (unset:
+    #: the CPUs this process may use); parallel slots; flags added to its command line.
+    model: str | None = None
+    server_path: str | None = None
+    context_size: int | None = Field(default=None, ge=256, le=1 << 20)
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    parallel: int = Field(default=2, ge=1, le=64)
+    server_args: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ProviderConfig:
@@ -843,7 +867,7 @@ class Settings(BaseSettings):
     def missing_key(self, name: str, config: ProviderConfig) -> str | None:
         """What to set for a provider that needs an API key and has none (None: ready)."""
         builtin = BUILTIN_PROVIDERS.get(name)
-        if self.provider_api_key(config) or config.kind in ("demo", "ollama"):
+        if self.provider_api_key(config) or config.kind in ("demo", "ollama", "local"):
             return None
         if builtin is not None and config.api_key_env in builtin.key_vars:
             if name == "openai" and self.openai_base_url:

@@ -55,6 +55,7 @@ _ADAPTERS: dict[str, tuple[str, str]] = {
     "gemini": ("parley.providers.gemini", "GeminiProvider"),
     "ollama": ("parley.providers.ollama", "OllamaProvider"),
     "openai-responses": ("parley.providers.openai_responses", "OpenAIResponsesProvider"),
+    "local": ("parley.providers.local", "LocalProvider"),
 }
 _DEFAULT_URLS = {
     "openai-chat": "https://api.openai.com/v1",
@@ -307,7 +308,31 @@ class ProviderRegistry:
         return None
 
     def resolve(self, model: str) -> tuple[Provider, str]:
-        """The adapter for ``model`` and the model id to send it."""
+        """The adapter for ``model`` and the model id to send it: for a model asked for its
+        tool calls as constrained JSON (``tool_calls``), the adapter wrapped to do so."""
+        provider, model_id = self._adapter(model)
+        if self.tool_calls(model) == "constrained":
+            from parley.providers.constrained import ConstrainedTools
+
+            return ConstrainedTools(provider), model_id
+        return provider, model_id
+
+    def tool_calls(self, model: str) -> str:
+        """How ``model`` is asked for tool calls: ``native`` or ``constrained`` (its model's
+        setting, else its provider's, else ``constrained`` for ``local``, else ``native``)."""
+        provider_name, _, model_id = self.qualified(model).partition("/")
+        config = self._configs.get(provider_name)
+        if config is None:
+            return "native"
+        known = config.models.get(model_id)
+        if known is not None and known.tool_calls is not None:
+            return known.tool_calls
+        if config.tool_calls is not None:
+            return config.tool_calls
+        return "constrained" if config.kind == "local" else "native"
+
+    def _adapter(self, model: str) -> tuple[Provider, str]:
+        """The adapter of ``model``'s provider, built on first use, and the model id."""
         provider_name, model_id = self.check_model(model)
         provider = self._overrides.get(provider_name) or self._built.get(provider_name)
         if provider is None:
@@ -319,7 +344,7 @@ class ProviderRegistry:
         """The adapter that embeds with ``model`` and the model id to send it. Raises as
         ``check_model`` does, and ``InvalidRequest`` (``embeddings_unsupported``) when the
         provider's API has no embeddings (Anthropic)."""
-        provider, model_id = self.resolve(model)
+        provider, model_id = self._adapter(model)
         return embedder_of(provider, self.provider_of(model)), model_id
 
     async def embed(
@@ -363,6 +388,8 @@ class ProviderRegistry:
 
         module, name = _ADAPTERS[config.kind]
         adapter: Callable[..., Provider] = getattr(importlib.import_module(module), name)
+        if config.kind == "local":  # a model server of its own, not an address
+            return adapter(config=config, metrics=self.metrics)
         if config.kind == "openai-chat":  # its per-provider profile
             adapter = functools.partial(
                 adapter, think_tags=config.think_tags, reasoning_back=config.reasoning_back
