@@ -361,9 +361,11 @@ async def test_thousands_of_folders_do_not_switch_the_disk_watch_off(
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         await kernel.close()
-    # From the host: the files stopped near the bound.
+    # From the host: the files stopped near the bound. How far past it depends on how long
+    # a walk of 5,000 folders takes (seconds on a loaded machine, at about 1 MB a write);
+    # a watch that had died would have let the writer run its 20 s, gigabytes.
     used = files.usage(kernel.directory)
-    assert SMALL.disk_bytes < used < SMALL.disk_bytes + (64 << 20), used  # a loaded CI too
+    assert SMALL.disk_bytes < used < SMALL.disk_bytes + (192 << 20), used
     assert len(os.listdir("/proc/self/fd")) <= held + 2
 
 
