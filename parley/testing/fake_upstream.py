@@ -59,6 +59,12 @@ come from ``--chunks`` / ``--gap-ms``)::
     cut[:K]          K content chunks (default 3), then a clean end of the body without
                      finish_reason or [DONE]
     replay:PATH      the SSE file PATH sent verbatim, one event (up to a blank line) per write
+    constrained[:N]  a model without tool calling asked for a constrained JSON answer (its
+                     response_format's choice of a reply or tool calls): it calls the
+                     offered tools the user's message names (N calls where several are
+                     allowed), or replies, in JSON streamed a few characters a chunk (see
+                     ``fake_constrained``); a request without such a choice gets the text
+                     of ``text``
 
 Any other model behaves like ``text``. A request's ``max_tokens`` (or
 ``max_completion_tokens``) cuts an answer's text to that many chunks, with finish_reason
@@ -89,6 +95,7 @@ from typing import Any
 
 import orjson
 
+from parley.testing.fake_constrained import constrained_chunks
 from parley.testing.fake_embeddings import embedding_delay, embeddings_answer, embeddings_kind
 from parley.testing.fake_gemini import gemini_error
 from parley.testing.loopback import Connection, LoopbackServer, Request
@@ -210,7 +217,7 @@ def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -
         count = int(numbers[0]) if numbers else 500
         if len(numbers) > 1:  # the Retry-After of the error answer
             return Spec(mode, count, 0.0, argument=f"{numbers[1]:g}")
-    elif mode == "badargs":
+    elif mode in ("badargs", "constrained"):
         count = int(numbers[0]) if numbers else 1
     elif mode not in _PLAIN_MODES:
         mode = "text"
@@ -321,6 +328,9 @@ def _plan(spec: Spec, body: dict[str, Any]) -> _Answer:
         calls = _tool_calls(body, spec.count)
         calls[0]["function"]["arguments"] = BAD_ARGUMENTS
         return _Answer(calls=calls)
+    if spec.mode == "constrained":
+        chunks = constrained_chunks(body, spec.count, tool_arguments)
+        return _Answer(chunks if chunks is not None else text_chunks(DEFAULT_CHUNKS))
     if spec.mode == "echo":
         users = [m for m in messages if m.get("role") == "user"]
         said = _content_text(users[-1].get("content")) if users else ""
