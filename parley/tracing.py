@@ -158,6 +158,24 @@ class Traced(Metrics):
     def follower(self, change: int) -> None:
         self.inner.follower(change)
 
+    def sandbox_call(self, outcome: str, seconds: float) -> None:
+        self.inner.sandbox_call(outcome, seconds)
+
+    def containers_alive(self, count: int) -> None:
+        self.inner.containers_alive(count)
+
+    def container_made(self) -> None:
+        self.inner.container_made()
+
+    def local_model_up(self, up: bool) -> None:
+        self.inner.local_model_up(up)
+
+    def local_model_restarted(self) -> None:
+        self.inner.local_model_restarted()
+
+    def local_model_speed(self, tokens_per_second: float) -> None:
+        self.inner.local_model_speed(tokens_per_second)
+
     def loop_lag(self, seconds: float) -> None:
         self.inner.loop_lag(seconds)
 

@@ -1,5 +1,5 @@
 """The ``parley`` command: ``serve``, ``run``, ``models``, ``users``, ``keys``, ``usage``,
-``import``, ``db``, ``chat``, ``ask`` and ``web``.
+``import``, ``db``, ``vector-stores``, ``chat``, ``ask`` and ``web``.
 
 Commands import what they need when they run, so ``parley --help`` stays fast.
 """
@@ -18,8 +18,10 @@ from parley import __version__
 from parley.cli import admin as admin_cli
 from parley.cli import db as db_cli
 from parley.cli import importing as import_cli
+from parley.cli import local as local_cli
 from parley.cli import sandbox as sandbox_cli
 from parley.cli import usage as usage_cli
+from parley.cli import vector_stores as vector_stores_cli
 from parley.cli import webhooks as webhooks_cli
 from parley.cli.extras import missing_extra
 
@@ -36,6 +38,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "local_model", False):
+        overrides["local_model_start"] = True
     return Settings(**overrides)
 
 
@@ -141,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the web page (default 5000; env PARLEY_WEB_PORT)",
     )
     run.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    run.add_argument(
+        "--local-model",
+        action="store_true",
+        help="start the local model (SmolLM2-135M served by llama-server; `parley local "
+        "setup` installs it) with the server, and make it the page's model "
+        "(env PARLEY_LOCAL_MODEL_START; docs/local-models.md)",
+    )
     _add_page_hosted_mcp(run)
 
     models = sub.add_parser("models", help="list providers, whether each is ready, and models")
@@ -207,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_options(import_cli.add_parser(sub))
     db_cli.add_parser(sub, _add_db_options)
     sandbox_cli.add_parser(sub, _add_db_options)
+    local_cli.add_parser(sub, _add_db_options)
     webhooks_cli.add_parser(sub, _add_db_options)
+    vector_stores_cli.add_parser(sub, _add_db_options)
     return parser
 
 
@@ -431,6 +444,10 @@ def _server_command(args: argparse.Namespace) -> int:
             return db_cli.run(settings, args)
         if args.command == "sandbox":
             return sandbox_cli.run(settings, args)
+        if args.command == "local":
+            return local_cli.run(settings, args)
+        if args.command == "vector-stores":
+            return vector_stores_cli.run(settings, args)
         if args.command == "webhooks":
             return webhooks_cli.run(settings, args)
         if args.command in ("users", "keys"):

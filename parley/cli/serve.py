@@ -66,6 +66,11 @@ def provider_states(settings: Settings, registry: ProviderRegistry) -> dict[str,
         config = configs.get(info.name)
         if config is None or config.kind == "demo":
             states[info.name] = "ready"
+        elif config.kind == "local":
+            from parley.providers.local import server_spec
+
+            chat = server_spec(config)
+            states[info.name] = "embeddings only" if isinstance(chat, str) else "ready"
         elif settings.provider_api_key(config):
             states[info.name] = "key set"
         else:
@@ -242,13 +247,14 @@ async def _run_local(
             if web_port is not None:
                 # Taken since ``run_local`` tried it: PortUnavailable, and the server stops.
                 started = await asyncio.to_thread(
-                    _start_web, settings, url, web_port, key, hosted_mcp
+                    _start_web, settings, url, web_port, key, hosted_mcp, local_model(settings)
                 )
                 if isinstance(started, str):
                     print(started, flush=True)
                 else:
                     web, web_url = started, started.url
-            print(_banner(url, key, settings.database_url, web_url, providers), flush=True)
+            banner = _banner(url, key, settings.database_url, web_url, providers)
+            print(banner + _local_lines(settings), flush=True)
         await task
     finally:
         if not task.done():
@@ -265,8 +271,10 @@ def _start_web(
     port: int,
     key: str,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
+    model: str | None = None,
 ) -> WebBeside | str:
-    """The web page next to the server (or why it could not start).
+    """The web page next to the server (or why it could not start), its assistant on
+    ``model`` (None: the demo model).
 
     Raises:
         PortUnavailable: its port is taken.
@@ -278,8 +286,26 @@ def _start_web(
     local = "::1" if local == "::" else local
     server_url = f"http://{url_host(local)}:{url.rpartition(':')[2]}"
     return start_web_beside(
-        host=settings.host, port=port, server_url=server_url, api_key=key, hosted_mcp=hosted_mcp
+        host=settings.host,
+        port=port,
+        server_url=server_url,
+        api_key=key,
+        hosted_mcp=hosted_mcp,
+        model=model,
     )
+
+
+def local_model(settings: Settings) -> str | None:
+    """With ``--local-model``: the local chat model (``local/NAME``) when it can run here;
+    else None."""
+    if not settings.local_model_start:
+        return None
+    from parley.providers.local import server_spec
+
+    for name, config in sorted(settings.provider_configs().items()):
+        if config.kind == "local" and not isinstance(spec := server_spec(config), str):
+            return f"{name}/{spec.name}"
+    return None
 
 
 def parley_command() -> str:
@@ -333,6 +359,24 @@ def _as_typed_here(program: Path) -> str:
         return str(program.relative_to(Path.cwd()))
     except ValueError:
         return str(program)
+
+
+def _local_lines(settings: Settings) -> str:
+    """What the banner says of ``--local-model``: the model, honestly, or why it cannot run."""
+    if not settings.local_model_start:
+        return ""
+    model = local_model(settings)
+    if model is None:
+        from parley.providers.local import server_spec
+
+        local = settings.provider_configs().get("local")
+        why = server_spec(local) if local is not None else "no local provider"
+        return f"\nLocal model: cannot run: {why}.\n"
+    return (
+        f"\nLocal model: {model} (starting; the page uses it). SmolLM2-135M-Instruct is a "
+        "135M model:\nsmall and fast, for trying things offline; its answers and tool calls "
+        "are often wrong.\n"
+    )
 
 
 def _banner(

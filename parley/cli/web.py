@@ -267,6 +267,7 @@ def start_web_beside(
     api_key: str,
     hosted_mcp: Sequence[Mapping[str, Any]] = (),
     code_interpreter: bool = True,
+    model: str | None = None,
 ) -> WebBeside | str:
     """For ``parley run``: serve the page next to the server at ``server_url`` (its
     assistant with the ``hosted_mcp`` tools, ``--hosted-mcp``; its runs offering the code
@@ -291,6 +292,7 @@ def start_web_beside(
                 max_exchanges=bound,
                 hosted_mcp=hosted_mcp,
                 code_interpreter=code_interpreter,
+                model=model,
             )
         )
     except OSError as exc:

@@ -181,13 +181,17 @@ class ProviderRegistry:
                 problem = f"kind {config.kind} is not available in this version"
             elif missing := self._settings.missing_key(name, config):
                 problem = f"set {missing}"
+            elif config.kind == "local":
+                from parley.providers.local import unavailable
+
+                problem = unavailable(config)
             out.append(ProviderInfo(name, config.kind, ready=problem is None, problem=problem))
         return sorted(out, key=lambda p: p.name)
 
     async def models(self, name: str) -> list[str] | None:
         """The model ids the provider lists (None: it cannot say). The windows the list
         gives are kept (``context_window``)."""
-        provider, _ = self.resolve(f"{name}/-")
+        provider, _ = self._adapter(f"{name}/-")
         listing = getattr(provider, "model_listing", None)
         if listing is not None:
             listed: Mapping[str, int | None] = await listing()
@@ -216,6 +220,8 @@ class ProviderRegistry:
         if config is not None and model_id in config.models:
             return True
         if config is not None and config.kind == "demo" and model_id in DEMO_MODELS:
+            return True
+        if config is not None and config.kind == "local" and model_id in local_models(config):
             return True
         if model_id in self._listed.get(provider_name, ()):
             return True
@@ -381,6 +387,20 @@ class ProviderRegistry:
             importlib.import_module(module)
         return modules
 
+    def start_local(self) -> list[str]:
+        """Begin starting the model server of each local provider that can run one, in the
+        background; the providers started."""
+        started = []
+        for name, config in sorted(self._configs.items()):
+            if config.kind != "local" or name in self._overrides:
+                continue
+            provider, _ = self._adapter(f"{name}/-")
+            start = getattr(provider, "start_soon", None)
+            if start is not None and getattr(provider, "problem", None) is None:
+                start()
+                started.append(name)
+        return started
+
     def _build(self, provider_name: str, config: ProviderConfig) -> Provider:
         if config.kind == "demo":
             return DemoProvider() if self._demo_delay is None else DemoProvider(self._demo_delay)
@@ -416,6 +436,14 @@ class ProviderRegistry:
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def local_models(config: ProviderConfig) -> tuple[str, str]:
+    """The model ids a local provider of ``config`` serves, whether or not they run here."""
+    from parley.providers.llama_server import model_name
+    from parley.providers.local import EMBEDDING_MODEL
+
+    return model_name(config.model), EMBEDDING_MODEL
 
 
 async def _one_window(

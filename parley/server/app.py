@@ -186,6 +186,8 @@ def _lifespan(
         usage = UsageCounter(db, settings.usage_flush_seconds)
         engine = Engine(db, registry, settings, metrics=metrics, usage=usage)
         await engine.start()
+        if settings.local_model_start:
+            registry.start_local()
         metrics.watch_pool(db.engine.pool)
         lag = asyncio.create_task(measure_loop_lag(metrics.loop_lag)) if metrics.enabled else None
         scrapes = None

