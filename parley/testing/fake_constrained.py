@@ -12,11 +12,12 @@ names:
   own call (a call's results come back as a user message, and get a reply);
 * it calls the tools the message names (all offered ones when it names none), in the
   schema's order, cycling to ``N`` calls (default 1) where several calls are allowed,
-  else the first of them; each call's arguments are ``tool_arguments`` of its schema;
+  else the first of them; each call's arguments are ``call_arguments`` of its schema
+  and of the text that follows the tool's name in the message (as the demo model's);
 * otherwise it replies: after a call, ``results_reply(<the results message>)``; else
   ``CONSTRAINED_TEXT`` (quotes, a backslash, a line break, an accented letter and an
   emoji, to exercise JSON escapes); a reply whose schema is not a string gets
-  ``tool_arguments`` of that schema.
+  ``call_arguments`` of that schema and the message.
 
 The JSON is written with every non-ASCII character escaped (an emoji as a ``\\uXXXX``
 surrogate pair) and streamed ``CHUNK`` characters at a time, so escapes are cut across
@@ -26,14 +27,12 @@ chunks. A request without such a schema gets None: the fake's plain text answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CHUNK", "CONSTRAINED_TEXT", "constrained_chunks", "results_reply"]
-
-#: ``fake_upstream.tool_arguments``: the arguments of call ``index`` of an OpenAI tool entry.
-Arguments = Callable[[Mapping[str, Any] | None, int], dict[str, Any]]
+__all__ = ["CHUNK", "CONSTRAINED_TEXT", "call_arguments", "constrained_chunks", "results_reply"]
 
 #: Characters of the JSON answer per content chunk.
 CHUNK = 3
@@ -56,12 +55,35 @@ class _Choice:
     several: bool = False
 
 
-def constrained_chunks(
-    body: Mapping[str, Any], count: int, arguments: Arguments
-) -> list[str] | None:
-    """The content chunks of the answer to a Chat Completions request ``body``, a call's
-    arguments made by ``arguments``; None when it asks for no choice between a reply and
-    tool calls."""
+def call_arguments(schema: Mapping[str, Any], said: str, index: int = 0) -> dict[str, Any]:
+    """The arguments of call ``index`` of a tool whose parameters are ``schema``, for the
+    text ``said`` (what follows the tool's name in the message): each string property gets
+    ``said``, an array of strings ``[said]``, an integer or a number the first number in
+    ``said`` (else ``index + 1``), a boolean ``true``, a property with an ``enum`` its
+    first value; other properties are left out."""
+    arguments: dict[str, Any] = {}
+    number = re.search(r"-?\d+(?:\.\d+)?", said)
+    for name, prop in (schema.get("properties") or {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if not isinstance(prop, dict):
+            continue
+        if prop.get("enum"):
+            arguments[name] = prop["enum"][0]
+        elif kind == "string":
+            arguments[name] = said
+        elif kind == "array" and (prop.get("items") or {}).get("type") == "string":
+            arguments[name] = [said]
+        elif kind in ("integer", "number"):
+            value = float(number.group()) if number else index + 1
+            arguments[name] = int(value) if kind == "integer" else value
+        elif kind == "boolean":
+            arguments[name] = True
+    return arguments
+
+
+def constrained_chunks(body: Mapping[str, Any], count: int) -> list[str] | None:
+    """The content chunks of the answer to a Chat Completions request ``body``; None when
+    it asks for no choice between a reply and tool calls."""
     choice = _choice(body.get("response_format"))
     if choice is None:
         return None
@@ -70,9 +92,9 @@ def constrained_chunks(
     said = _content(messages[-1]) if messages and messages[-1].get("role") == "user" else ""
     named = [tool for tool in choice.tools if not answered and tool[0] in said]
     if choice.tools and (named or choice.answer is None):
-        value = _calls(named or choice.tools, choice.several, count, arguments)
+        value = _calls(named or choice.tools, choice.several, count, said)
     else:
-        value = {"answer": _reply(choice, messages, answered, arguments)}
+        value = {"answer": _reply(choice, messages, answered, said)}
     text = json.dumps(value, ensure_ascii=True)
     return [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)]
 
@@ -115,23 +137,21 @@ def _content(message: dict[str, Any]) -> str:
 
 
 def _calls(
-    tools: list[tuple[str, dict[str, Any]]], several: bool, count: int, arguments: Arguments
+    tools: list[tuple[str, dict[str, Any]]], several: bool, count: int, said: str
 ) -> dict[str, Any]:
     number = max(count, len(tools)) if several else 1
     calls = []
     for index in range(number):
         name, parameters = tools[index % len(tools)]
-        tool = {"function": {"name": name, "parameters": parameters}}
-        calls.append({"tool": name, "arguments": arguments(tool, index)})
+        after = said.partition(name)[2].strip() or said.strip()
+        calls.append({"tool": name, "arguments": call_arguments(parameters, after, index)})
     return calls[0] if number == 1 else {"calls": calls}
 
 
-def _reply(
-    choice: _Choice, messages: list[dict[str, Any]], answered: bool, arguments: Arguments
-) -> Any:
+def _reply(choice: _Choice, messages: list[dict[str, Any]], answered: bool, said: str) -> Any:
     schema = choice.answer or {}
     if schema.get("type") != "string":
-        return arguments({"function": {"parameters": schema}}, 0)
+        return call_arguments(schema, said.strip())
     if answered:
         return results_reply(_content(messages[-1]))
     return CONSTRAINED_TEXT

@@ -329,7 +329,7 @@ def _plan(spec: Spec, body: dict[str, Any]) -> _Answer:
         calls[0]["function"]["arguments"] = BAD_ARGUMENTS
         return _Answer(calls=calls)
     if spec.mode == "constrained":
-        chunks = constrained_chunks(body, spec.count, tool_arguments)
+        chunks = constrained_chunks(body, spec.count)
         return _Answer(chunks if chunks is not None else text_chunks(DEFAULT_CHUNKS))
     if spec.mode == "echo":
         users = [m for m in messages if m.get("role") == "user"]
