@@ -73,6 +73,8 @@ class ConstrainedTools:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no loop through itself
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
