@@ -50,6 +50,7 @@ __all__ = [
     "delete_store_chunks",
     "parse_filter",
     "parse_ranking_options",
+    "replace_embeddings",
     "search",
     "set_file_attributes",
     "vectors_available",
@@ -197,6 +198,29 @@ def add_chunks(
     if embeddings:
         _dialect(conn).store_embeddings(conn, ids, vector_store_id, embeddings)
     return ids
+
+
+def replace_embeddings(
+    conn: Connection,
+    *,
+    vector_store_id: str,
+    ids: Sequence[int],
+    embeddings: Sequence[Sequence[float]],
+) -> None:
+    """Give the store's chunks ``ids`` these embeddings (one per id, all of one length) in
+    place of those they have, of whatever length (re-embedding a store with another
+    model). Needs the vector extension (``vectors_available``)."""
+    if not ids:
+        return
+    _check_embeddings(embeddings, len(ids))
+    dialect = _dialect(conn)
+    dialect.drop_embeddings(conn, ids)
+    conn.execute(
+        update(chunk_rows)
+        .where(chunk_rows.c.id.in_(ids), chunk_rows.c.vector_store_id == vector_store_id)
+        .values(embedding_dim=len(embeddings[0]))
+    )
+    dialect.store_embeddings(conn, ids, vector_store_id, embeddings)
 
 
 def _check_embeddings(embeddings: Sequence[Sequence[float]], count: int) -> None:

@@ -98,6 +98,11 @@ def store_embeddings(
     )
 
 
+def drop_embeddings(conn: Connection, ids: Sequence[int]) -> None:
+    """Nothing to do: ``store_embeddings`` overwrites a chunk's ``embedding`` column,
+    whatever length it had."""
+
+
 #: A word the statistics put in more chunks than this is common: the word search ranks
 #: the chunks holding the query's other words, when they are enough, and no others.
 COMMON_CHUNKS = 1000

@@ -106,6 +106,21 @@ def store_embeddings(
     )
 
 
+def drop_embeddings(conn: Connection, ids: Sequence[int]) -> None:
+    """Remove the vectors of the chunks ``ids`` (their rows stay), from the table of
+    each length they have."""
+    dims = conn.execute(
+        select(chunks.c.embedding_dim)
+        .where(chunks.c.id.in_(ids), chunks.c.embedding_dim.is_not(None))
+        .distinct()
+    ).scalars()
+    for dim in list(dims):
+        conn.exec_driver_sql(
+            f"DELETE FROM {_table(dim)} WHERE rowid IN ({','.join('?' * len(ids))})",
+            tuple(ids),
+        )
+
+
 def match_expression(queries: Sequence[str]) -> str | None:
     """An FTS5 query: any of the queries' words (each quoted, so nothing in them is FTS5
     syntax), without stop words unless nothing else is left."""
