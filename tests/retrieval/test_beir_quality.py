@@ -157,6 +157,15 @@ def test_the_bench_scores_each_mode_on_the_format_sample(
     assert written["dataset"]["name"] == "beir_format_sample"
 
 
+def test_the_default_embedding_model_is_the_local_minilm(tmp_path: Path) -> None:
+    written = _bench(tmp_path)
+    assert "vectors from local/all-minilm-l6-v2" in written["notes"]
+    vector = written["results"]["sqlite"]["modes"]["vector"]["per_query"]
+    # q3 asks for repotting in other words ("a bigger pot"): the model of meaning ranks
+    # its document first, where the demo's hashing of words puts it second (nDCG 0.5).
+    assert vector["q3"]["ndcg@10"] == 1.0
+
+
 def test_a_ranking_lists_each_document_once_without_the_querys_own() -> None:
     def result(file_id: str) -> Any:
         return retrieval_quality.index.SearchResult(0.5, "vs", file_id, "", {}, 0, "", 0, 0)
