@@ -231,7 +231,10 @@ def _switch(conn: Connection, *, vector_store_id: str, model: str, staged: _Stag
     """The store's vectors replaced by the staged ones and its model set, in this one
     transaction; or nothing, when a file is being indexed (``busy``) or a chunk is not
     staged (``changed``)."""
-    if conn.dialect.name == "postgresql":  # ingestion's claims read the model under it
+    # On PostgreSQL the store's row is locked first: a file attached meanwhile (whose
+    # foreign key takes a share lock of it) then waits for the switch, and is indexed
+    # with the new model, or the switch waits for it, and finds it being indexed.
+    if conn.dialect.name == "postgresql":
         conn.execute(
             select(vector_stores.c.id)
             .where(vector_stores.c.id == vector_store_id)

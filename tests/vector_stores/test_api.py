@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from parley.config import ConfigError, Settings
+from parley.config import LOCAL_EMBEDDING_MODEL, ConfigError, Settings
 from parley.retrieval import index
 from parley.store.db import Database
 from tests.harness import FreshDatabase
@@ -485,7 +485,8 @@ def test_another_users_stores_files_and_batches_answer_404(vs_server: VectorServ
 
 def test_the_embedding_model_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PARLEY_EMBEDDING_MODEL", raising=False)
-    assert Settings().embedding_model is None  # by default, stores are searched by words
+    # By default, the local MiniLM (the suite has the embeddings extra); empty: words only.
+    assert Settings().embedding_model == LOCAL_EMBEDDING_MODEL
     config = tmp_path / "parley.toml"
     config.write_text('[retrieval]\nembedding_model = "ollama/nomic-embed-text"\n')
     assert Settings(config=config).embedding_model == "ollama/nomic-embed-text"
