@@ -108,6 +108,7 @@ def model_server(srv: Any) -> tuple[int, str, str]:
     """The running llama-server of ``srv``: pid, base URL and the key it wants (read from
     the host, as its owner may)."""
     deadline = time.monotonic() + 120
+    assert srv.proc is not None
     while not (pids := model_servers(srv.proc.pid)):
         assert time.monotonic() < deadline, "no llama-server child"
         time.sleep(0.2)
@@ -486,6 +487,7 @@ def test_no_model_server_outlives_a_killed_parley(fresh_database: Any, tmp_path:
         env={"PARLEY_LOCAL_MODEL_START": "true", "PARLEY_LOOP_WATCHDOG_SECONDS": "0"},
     ).start()
     pid, _url, _secret = model_server(srv)
+    assert srv.proc is not None
     os.kill(srv.proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
