@@ -111,11 +111,12 @@ class Embeddings:
         return [self.seen[t] for t in texts]
 
     async def batched(self, texts: list[str], size: int = 256) -> list[list[float]]:
-        """As a call, ``size`` texts to a call of the model: a corpus's chunks at once
-        would pass the most one request may embed."""
+        """The vectors of ``texts``, ``size`` to a call of the model (a corpus's chunks at
+        once would pass the most one request may embed), and not kept: a corpus's are
+        hundreds of megabytes as Python floats."""
         vectors: list[list[float]] = []
         for start in range(0, len(texts), size):
-            vectors += await self(texts[start : start + size])
+            vectors += (await self.registry.embed(self.model, texts[start : start + size])).vectors
         return vectors
 
 
@@ -222,12 +223,16 @@ async def load_beir(
                 file_id = new_id("file")
                 files[file_id] = document.id
                 batch.append((file_id, document.id, pieces, []))
-        vectors = iter(await embeddings.batched([p.text for b in batch for p in b[2]]))
-        batch = [(f, name, pieces, [next(vectors) for _ in pieces]) for f, name, pieces, _ in batch]
         if batch:
-            await db.write(_add, user_id=user, batch=batch)
+            await db.write(_add, user_id=user, batch=await _embedded(batch, embeddings))
         _progress(min(start + DOCUMENTS_PER_WRITE, len(documents)), len(documents))
     return user, files
+
+
+async def _embedded(batch: list[Indexed], embeddings: Embeddings) -> list[Indexed]:
+    """The files of ``batch`` with their chunks' vectors, the whole batch in few calls."""
+    vectors = iter(await embeddings.batched([p.text for _, _, pieces, _ in batch for p in pieces]))
+    return [(f, name, pieces, [next(vectors) for _ in pieces]) for f, name, pieces, _ in batch]
 
 
 def _progress(done: int, total: int) -> None:
