@@ -62,8 +62,8 @@ def test_vectors_have_384_dimensions_unit_length_and_say_what_is_near(model: Min
 def test_the_same_text_gives_the_same_vector_in_any_batch_or_instance(model: MiniLM) -> None:
     texts = [PARAPHRASE, *PASSAGES, "a", UNRELATED * 3]
     together = _embed(model, texts).vectors
-    # In batches of two, sorted by length inside: each vector still lands at its input.
-    small = _embed(MiniLM(batch=2), texts).vectors
+    # In batches of two, sorted by length: each vector still lands at its input.
+    small = _embed(MiniLM(batch_tokens=MAX_TOKENS, max_batch=2), texts).vectors
     alone = [_embed(model, [text]).vectors[0] for text in texts]
     for mine, other, single in zip(together, small, alone, strict=True):
         assert max(abs(x - y) for x, y in zip(mine, other, strict=True)) < 1e-4
@@ -142,7 +142,7 @@ def test_nothing_loads_before_the_first_call() -> None:
 async def test_the_event_loop_runs_while_a_batch_is_embedded() -> None:
     """One batch of 256 inputs is one run of the model, on the worker thread: the loop
     goes round many times meanwhile (it would go round once if the run blocked it)."""
-    model = MiniLM(batch=256)
+    model = MiniLM(batch_tokens=256 * 64, max_batch=256)
     texts = [f"{PASSAGES[i % 3]} ({i})" for i in range(256)]
     embedding = asyncio.create_task(model.embed(EmbedRequest(model=MODEL_ID, inputs=texts)))
     rounds = 0
