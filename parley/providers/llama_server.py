@@ -162,7 +162,8 @@ class ModelServer:
         self._on_restart = on_restart
         self._process: asyncio.subprocess.Process | None = None
         self._port: int | None = None
-        self._ready: asyncio.Event | None = None
+        #: The process that answered ``/health`` (None: none answers now).
+        self._healthy: asyncio.subprocess.Process | None = None
         self._failed: UpstreamError | None = None
         self._starting: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -185,17 +186,19 @@ class ModelServer:
 
     @property
     def up(self) -> bool:
-        return self._ready is not None and self._ready.is_set() and self.pid is not None
+        healthy = self._healthy
+        return healthy is not None and healthy is self._process and healthy.returncode is None
 
     async def url(self) -> str:
-        """The server's ``/v1`` URL, once it answers; starts it when it is not running.
+        """The server's ``/v1`` URL, once it answers; starts it when it is not running, or
+        waits for the start under way (a restart after a death included: one start at a
+        time, whoever asked for it).
 
         Raises ``UpstreamError`` (``upstream_unreachable``) when it cannot start."""
         if self._closing:
             raise UpstreamError("The local model server is stopping.", code="upstream_unreachable")
-        if self._starting is None or (self._starting.done() and not self.up):
-            self._starting = asyncio.get_running_loop().create_task(self._start())
-        await asyncio.shield(self._starting)
+        if not self.up:
+            await asyncio.shield(self._start_once())
         if not self.up:
             raise self._failed or UpstreamError(
                 "The local model server is not running.", code="upstream_unreachable"
@@ -204,11 +207,19 @@ class ModelServer:
 
     def start_soon(self) -> None:
         """Begin starting the server now (at app start), without waiting for it."""
-        if self._starting is None and not self._closing:
-            self._starting = asyncio.get_running_loop().create_task(self._start())
-            self._starting.add_done_callback(_quiet)
+        if not self._closing and not self.up:
+            self._start_once()
 
-    async def _start(self) -> None:
+    def _start_once(self, pause: float = 0.0) -> asyncio.Task[None]:
+        """The start under way, or a new one (after ``pause`` seconds)."""
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.get_running_loop().create_task(self._start(pause))
+            self._starting.add_done_callback(_quiet)
+        return self._starting
+
+    async def _start(self, pause: float = 0.0) -> None:
+        if pause:
+            await asyncio.sleep(pause)
         self._failed = None
         try:
             if not self._checked:
@@ -267,7 +278,6 @@ class ModelServer:
                 code="upstream_unreachable",
             ) from None
         self._process, self._port = process, port
-        self._ready = asyncio.Event()
         self._started_at = time.monotonic()
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read_output(process))
@@ -278,7 +288,7 @@ class ModelServer:
             reader.cancel()
             self._on_up(False)
             raise
-        self._ready.set()
+        self._healthy = process
         self._on_up(True)
         log.info("local model server up: %s on port %d (pid %d)", self.spec.name, port, process.pid)
         self._watcher = loop.create_task(self._watch(process, reader))
@@ -330,8 +340,10 @@ class ModelServer:
             return
         self._on_up(False)
         ran = time.monotonic() - self._started_at
-        self._pauses = 0 if ran >= STABLE_SECONDS else self._pauses + 1
+        if ran >= STABLE_SECONDS:
+            self._pauses = 0
         pause = RESTART_PAUSES[min(self._pauses, len(RESTART_PAUSES) - 1)]
+        self._pauses += 1
         log.warning(
             "local model server died (%s) after %.1f s; starting it again in %g s: %s",
             _exit(code),
@@ -339,13 +351,9 @@ class ModelServer:
             pause,
             self._last_words(),
         )
-        await asyncio.sleep(pause)
-        if self._closing:
-            return
         self.restarts += 1
         self._on_restart()
-        self._starting = asyncio.get_running_loop().create_task(self._start())
-        self._starting.add_done_callback(_quiet)
+        self._start_once(pause)
 
     async def aclose(self) -> None:
         """Stop the server and its watcher."""
