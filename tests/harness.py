@@ -260,6 +260,11 @@ class ParleyServer:
             "PARLEY_MAX_BODY_BYTES": str(1024 * 1024),
             # The containers' directories of its own (not the machine user's data directory).
             "PARLEY_CODE_INTERPRETER_DIR": str(workdir / f"containers-{self.port}"),
+            # Vector stores searched by their words, as the tests of search results expect,
+            # and no embedding model loaded in every server of the suite: a test that wants
+            # vectors names a model (tests/file_search/test_local_embeddings.py runs the
+            # default, the local MiniLM).
+            "PARLEY_EMBEDDING_MODEL": "",
             **(env or {}),
         }
         for name in (
