@@ -57,7 +57,8 @@ async def describe(registry: ProviderRegistry) -> dict[str, Any]:
         )
         for model in ids or ():
             name = f"{info.name}/{model}"
-            models.append(model_object(name, info.name, registry.context_window(name)))
+            found = model_object(name, info.name, registry.context_window(name))
+            models.append({**found, **registry.model_details(name)})
     return {"object": "list", "data": models, "providers": providers}
 
 
@@ -96,7 +97,8 @@ async def find_model(registry: ProviderRegistry, model: str) -> dict[str, Any]:
     if listed is not None and model_id not in listed:
         which = "default provider" if registry.qualified(model) != model else "provider"
         raise _no_model(model, f"The {which} {name} does not list it.")
-    return model_object(model, name, registry.context_window(model))
+    found = model_object(model, name, registry.context_window(model))
+    return {**found, **registry.model_details(model)}
 
 
 def _no_model(model: str, why: str) -> NotFound:

@@ -206,6 +206,23 @@ class LocalProvider:
                 param="model",
             )
 
+    def model_details(self, model: str) -> dict[str, object]:
+        """What ``/v1/models`` says of ``model`` beyond its id: a description a person can
+        choose by, and whether it is an embedding model (a chat picker leaves those out)."""
+        if model == EMBEDDING_MODEL:
+            return {
+                "description": "all-MiniLM-L6-v2: 384-dimension sentence embeddings, in process",
+                "embedding": True,
+            }
+        if model == self.chat_model and self.config.model is None:
+            return {
+                "description": "SmolLM2-135M-Instruct on this machine: a 135M model, small and "
+                "fast, for trying things offline; often wrong"
+            }
+        if model == self.chat_model:
+            return {"description": f"{Path(self.config.model or '').name} on this machine"}
+        return {}
+
     async def model_listing(self) -> dict[str, int | None]:
         """The models that can run here, with their context windows, without starting the
         server: the chat model's is a slot's share of the server's context."""

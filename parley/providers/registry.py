@@ -208,6 +208,14 @@ class ProviderRegistry:
         self._listed[name] = frozenset(ids)
         return ids
 
+    def model_details(self, model: str) -> dict[str, object]:
+        """What the model's provider says of it beyond its id, for its model object (a
+        ``description``; ``embedding``: an embedding model). Most say nothing."""
+        provider_name, _, model_id = self.qualified(model).partition("/")
+        provider = self._overrides.get(provider_name) or self._built.get(provider_name)
+        details = getattr(provider, "model_details", None)
+        return dict(details(model_id)) if details is not None else {}
+
     def knows(self, provider_name: str, model_id: str) -> bool:
         """Whether ``model_id`` is a model of ``provider_name`` this server knows: one its
         config names, one its model list named (with the demo's own, ``demo.MODELS``), one

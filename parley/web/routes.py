@@ -112,9 +112,14 @@ def index() -> str:
 def models() -> dict[str, Any]:
     backend = _backend()
     listed = backend.client.models.list()
+    chat = [m for m in listed.get("data", []) if "id" in m and not m.get("embedding")]
     return {
         "default": backend.default_model,
-        "models": [str(m["id"]) for m in listed.get("data", []) if "id" in m],
+        "models": [str(m["id"]) for m in chat],
+        # What a model is, where its provider says (the local model: a 135M one).
+        "descriptions": {
+            str(m["id"]): str(m["description"]) for m in chat if m.get("description")
+        },
         "providers": [
             {"name": p.get("name"), "ready": bool(p.get("ready")), "problem": p.get("problem")}
             for p in listed.get("providers", [])

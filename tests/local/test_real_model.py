@@ -234,6 +234,15 @@ def test_a_prompt_longer_than_the_window_is_a_400_naming_it(openai_client: Any) 
         )
     assert refused.value.code == "context_length_exceeded"
     assert f"{WINDOW:,}" in refused.value.message
+    # Under Parley's estimate (5 characters a number) but over in the model's own tokens:
+    # the model server refuses it, and the 400 names the window too.
+    numbers = " ".join(str(1000 + i) for i in range(700))
+    with pytest.raises(openai.BadRequestError) as refused:
+        openai_client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": numbers}], max_tokens=10
+        )
+    assert refused.value.code == "upstream_invalid_request"
+    assert f"context size ({WINDOW} tokens)" in refused.value.message
 
 
 # ------------------------------------------------------------------ tool calls, every face

@@ -301,7 +301,7 @@ def test_warm_imports_the_adapters_of_the_providers_set_up_to_be_called(
         "parley.providers.anthropic",
     ]
 
-    keyless = '[providers.local]\nkind = "openai-responses"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    keyless = '[providers.mine]\nkind = "openai-responses"\nbase_url = "http://127.0.0.1:9/v1"\n'
     assert ProviderRegistry(settings_with(tmp_path, keyless)).warm() == [
         "parley.providers.transport",
         "parley.providers.anthropic",

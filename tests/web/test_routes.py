@@ -241,6 +241,9 @@ def test_models_and_tools(browser: Browser) -> None:
     by_name = {p["name"]: p for p in models["providers"]}
     assert by_name["fake"]["ready"] is True and by_name["demo"]["problem"] is None
     assert set(by_name["fake"]) == {"name", "ready", "problem"}
+    # Embedding models are no choice for a chat: the local one is left out of the picker.
+    assert by_name["local"]["ready"] is True
+    assert not any(m.startswith("local/all-minilm") for m in models["models"])
 
     tools = browser.get("/api/tools").json()["data"]
     assert [t["name"] for t in tools] == ["current_time", "calculator"]

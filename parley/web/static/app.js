@@ -313,7 +313,12 @@ async function loadModels() {
   }
   const children = [];
   for (const [provider, names] of groups) {
-    const options = names.map((name) => h("option", { value: name, text: name }));
+    const descriptions = answer.descriptions || {};
+    const options = names.map((name) => {
+      const about = descriptions[name];
+      const text = about ? `${name} (${about})` : name;
+      return h("option", { value: name, text, title: about || "" });
+    });
     children.push(provider ? h("optgroup", { label: provider }, ...options) : options);
   }
   for (const provider of answer.providers || []) {
