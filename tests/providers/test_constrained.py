@@ -5,6 +5,7 @@ upstream's ``constrained`` model, over loopback, and in the registry."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncGenerator, Sequence
@@ -608,3 +609,39 @@ tool_calls = "native"
         assert [c.name for c in acc.finish_tool_calls()] == ["get_weather"]
     finally:
         await registry.aclose()
+
+
+async def test_closing_the_stream_stops_the_upstream_call(
+    provider: OpenAIChatProvider, fake: FakeUpstream
+) -> None:
+    stream = ConstrainedTools(provider).stream(asked_model("constrained:1:50"))
+    first = await anext(stream)  # the reply has begun: the model is still writing
+    assert type(first) is TextPart and fake.active_streams == 1
+    await stream.aclose()
+    for _ in range(100):  # the fake sees the connection go within a few of its 50 ms gaps
+        if fake.active_streams == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert fake.active_streams == 0
+
+
+class Writing:
+    """A model that writes a reply in two pieces, and says when its stream was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        try:
+            yield TextPart('{"answer": "a')
+            yield TextPart('b"}')
+        finally:
+            self.closed = True
+
+
+async def test_closing_the_stream_closes_the_inner_one_at_once() -> None:
+    inner = Writing()
+    stream = ConstrainedTools(inner).stream(asked())
+    assert await anext(stream) == TextPart("a")
+    await stream.aclose()
+    assert inner.closed  # by then, not later when it is collected
