@@ -22,6 +22,8 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
 
+import aiohttp
+
 from parley.config import ProviderConfig
 from parley.errors import InvalidRequest, UpstreamError
 from parley.events import ModelEvent, TextPart, ToolCallPart, UsagePart
@@ -110,6 +112,7 @@ class LocalProvider:
             )
         )
         self._chat: OpenAIChatProvider | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._chat_url = ""
 
     @property
@@ -132,15 +135,20 @@ class LocalProvider:
             )
         url = await self._server.url()
         if self._chat is None or url != self._chat_url:
-            if self._chat is not None:
-                await self._chat.aclose()
+            await self._close_chat()
             # Loopback to a process of our own: no retries (a restart is the watcher's),
-            # and no proxy (``NO_PROXY`` is not everyone's).
+            # no proxy, and a new connection for each call: llama-server closes its
+            # connection after a stream without saying so, and a call on that pooled
+            # connection would fail (a loopback connection costs tens of microseconds).
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True, limit=0)
+            )
             self._chat = OpenAIChatProvider(
                 base_url=url,
                 api_key=self._server.api_key,
                 connect_timeout=self.config.connect_timeout,
                 read_timeout=self.config.read_timeout,
+                session=self._session,
             )
             self._chat.label = "local model server"
             self._chat_url = url
@@ -233,8 +241,14 @@ class LocalProvider:
             listing[EMBEDDING_MODEL] = EMBEDDING_WINDOW
         return listing
 
-    async def aclose(self) -> None:
+    async def _close_chat(self) -> None:
         if self._chat is not None:
             await self._chat.aclose()
+        if self._session is not None:
+            await self._session.close()
+        self._chat = self._session = None
+
+    async def aclose(self) -> None:
+        await self._close_chat()
         if self._server is not None:
             await self._server.aclose()

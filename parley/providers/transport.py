@@ -150,6 +150,12 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return retry_after_seconds(headers.get("retry-after"))
 
 
+def _stale(exc: BaseException) -> bool:
+    """A request that could not be written on a kept-alive connection the upstream had
+    closed meanwhile: nothing of it reached the upstream."""
+    return isinstance(exc, aiohttp.ClientOSError) and "Can not write request body" in str(exc)
+
+
 def _worth_retrying(exc: BaseException) -> bool:
     """A failure before the upstream answered anything: the request was not taken (and
     not a TLS failure, which another try would meet again)."""
@@ -248,10 +254,18 @@ class HTTPTransport:
         if self._clash:
             raise _credentials_clash(self.where)
         attempt = 0
+        stale_retried = False
         while True:
             try:
                 response = await self._post_once(body)
             except TRANSPORT_ERRORS as exc:
+                if _stale(exc) and not stale_retried:
+                    # A pooled connection the upstream had closed (llama.cpp's server
+                    # closes after each stream without saying so): the request was not
+                    # sent, so it goes again at once on a new connection, whatever the
+                    # retry policy.
+                    stale_retried = True
+                    continue
                 wait = self.retry.delay(attempt, None) if _worth_retrying(exc) else None
                 if wait is None:
                     raise

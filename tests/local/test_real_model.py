@@ -65,6 +65,8 @@ def server(fresh_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "PARLEY_LOCAL_MODEL_START": "true",
             "PARLEY_MCP_ALLOW_URLS": "127.0.0.1",
             "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
+            # The default where the embeddings extra is installed (the harness turns it off).
+            "PARLEY_EMBEDDING_MODEL": "local/all-minilm-l6-v2",
             # The model server's start and a CPU-bound answer may hold a loaded machine.
             "PARLEY_LOOP_WATCHDOG_SECONDS": "0",
         },
@@ -172,6 +174,19 @@ def test_streaming_with_usage(openai_client: Any) -> None:
     assert usage is not None and usage.prompt_tokens > 0
     assert 0 < usage.completion_tokens <= 24
     assert finish in ("stop", "length")
+
+
+def test_streams_back_to_back_all_arrive(openai_client: Any) -> None:
+    """llama-server closes its connection after each stream without saying so: the next
+    call, on the pooled connection, must still go through."""
+    for n in range(4):
+        stream = openai_client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": f"Count to {n + 2}."}],
+            max_tokens=6,
+            stream=True,
+        )
+        assert any(c.choices and c.choices[0].delta.content for c in stream)
 
 
 def test_a_dropped_stream_stops_the_generation(server: Any, key: str) -> None:
