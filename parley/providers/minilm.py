@@ -8,19 +8,28 @@ there says from where) and run with ``tokenizers``. Both come with the ``embeddi
 
 What it computes is what sentence-transformers computes for this model: the transformer's
 last hidden states, averaged over the input's tokens (the attention mask), scaled to length
-1. Longer inputs are cut at 256 tokens, as there. Token counts are the tokenizer's.
+1. Token counts are the tokenizer's.
+
+The model reads 256 tokens at most, while vector stores cut files into chunks of 800 by
+default. So an input longer than that is not cut there, as sentence-transformers cuts it, but
+read whole in windows: its tokens are split into windows of at most ``MAX_TOKENS`` ([CLS]
+and [SEP] included, so ``MAX_TOKENS - 2`` of its own), each overlapping the one before by
+``WINDOW_OVERLAP`` tokens; each window is embedded as a short input is, and the input's
+vector is the mean of its windows' vectors, each weighted by its number of tokens, scaled
+to length 1. An input of at most 256 tokens is one window: its vector is what it was.
 
 How it runs, so that a server stays responsive and bounded:
 
 - Nothing loads at import or at start: the files are read, their sha256 checked against
   the pins here (a file that differs is refused), and the session made at the first call,
   once, under a lock.
-- Every call runs on one worker thread of its own, in batches of like length of at most
-  ``BATCH_TOKENS`` tokens, the event loop awaiting each batch: a big request never blocks
-  the loop, and requests that come together take turns batch by batch.
-- Its memory is bounded by the batches' size: a process that has embedded 600 passages
-  of up to 256 tokens held 366 MB in all (Python, onnxruntime and the model), and never
-  more (``_session_options`` says what else was measured).
+- Every call runs on one worker thread of its own, in batches of windows of like length of
+  at most ``BATCH_TOKENS`` tokens (the windows of a long input may share a batch with other
+  inputs'), the event loop awaiting each batch: a big request never blocks the loop, and
+  requests that come together take turns batch by batch.
+- Its memory is bounded by the batches' size, however long an input: a process that has
+  embedded 600 passages of up to 256 tokens held 366 MB in all (Python, onnxruntime and the
+  model), and never more (``_session_options`` says what else was measured).
 - onnxruntime uses at most ``MAX_THREADS`` threads (never more than the CPUs this process
   may run on), and they do not spin while idle.
 """
@@ -56,6 +65,7 @@ __all__ = [
     "MODEL_ID",
     "MODEL_SHA256",
     "TOKENIZER_SHA256",
+    "WINDOW_OVERLAP",
     "MiniLM",
     "problem",
     "shared",
@@ -67,8 +77,12 @@ log = logging.getLogger("parley.providers.minilm")
 MODEL_ID = "all-minilm-l6-v2"
 #: The length of its vectors.
 DIMENSIONS = 384
-#: The tokens of one input it reads at most (its ``max_seq_length``); the rest is cut.
+#: The tokens one run of the model reads for an input at most (its ``max_seq_length``):
+#: a longer input is read in windows of this many tokens.
 MAX_TOKENS = 256
+#: The tokens a window shares with the one before it, so that a sentence cut by a window's
+#: edge is read whole in one of the two.
+WINDOW_OVERLAP = 32
 #: Tokens one run of the model takes at most, padding included (8 inputs of 256 tokens,
 #: 64 of 32): what bounds its memory (``_session_options``).
 BATCH_TOKENS = 2048
@@ -214,21 +228,31 @@ class MiniLM:
             return EmbedResult(vectors=[], model=MODEL_ID)
         loop = asyncio.get_running_loop()
         tokens = await loop.run_in_executor(self._worker, self._tokenized, texts)
-        vectors: list[list[float]] = [[] for _ in texts]
-        for batch in _batches(tokens, self.batch_tokens, self.max_batch):
-            found = await loop.run_in_executor(self._worker, self._run, [tokens[i] for i in batch])
-            for index, vector in zip(batch, found, strict=True):
-                vectors[index] = vector
+        windows = [w for index, ids in enumerate(tokens) for w in _windows(index, len(ids))]
+        pooled = _Pooled(len(texts))
+        for batch in _batches([w.size for w in windows], self.batch_tokens, self.max_batch):
+            chosen = [windows[i] for i in batch]
+            await loop.run_in_executor(self._worker, self._run_windows, tokens, chosen, pooled)
+        vectors = await loop.run_in_executor(self._worker, pooled.vectors)
         return EmbedResult(
             vectors=vectors, input_tokens=sum(len(t) for t in tokens), model=MODEL_ID
         )
 
     def _tokenized(self, texts: list[str]) -> list[list[int]]:
-        """The token ids of each text, cut at ``MAX_TOKENS`` ([CLS] and [SEP] included)."""
+        """The token ids of each text, whole ([CLS] and [SEP] included)."""
         return [e.ids for e in self.load().tokenizer.encode_batch(texts)]
 
-    def _run(self, batch: list[list[int]]) -> list[list[float]]:
-        """One run of the model: the unit vectors of the token ids ``batch``."""
+    def _run_windows(
+        self, tokens: list[list[int]], windows: list[_Window], pooled: _Pooled
+    ) -> None:
+        """One run of the model on ``windows`` of the inputs ``tokens``, their vectors
+        added to ``pooled``. The windows' ids are cut out here, a batch at a time."""
+        vectors = self._run([w.ids(tokens[w.input]) for w in windows])
+        for window, vector in zip(windows, vectors, strict=True):
+            pooled.add(window, vector)
+
+    def _run(self, batch: list[list[int]]) -> npt.NDArray[np.float32]:
+        """One run of the model: the unit vectors of the token ids ``batch``, a row each."""
         import numpy as np
 
         loaded = self.load()
@@ -242,8 +266,7 @@ class MiniLM:
         if "token_type_ids" in loaded.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         (hidden,) = loaded.session.run(["last_hidden_state"], feeds)
-        vectors: list[list[float]] = _pooled(hidden, mask).tolist()
-        return vectors
+        return _pooled(hidden, mask)
 
     def load(self) -> _Loaded:
         """The model, loaded at the first call (once, whichever thread asks first)."""
@@ -265,8 +288,10 @@ class MiniLM:
         model = _verified(self._model_path or model_file(), self._model_sha256, "model file")
         vocabulary = _verified(self._tokenizer_path, self._tokenizer_sha256, "tokenizer")
         tokenizer = Tokenizer.from_str(vocabulary.decode())
-        tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        tokenizer.no_padding()  # each batch is padded to its longest input (``_run``)
+        # The file cuts at 128 tokens and pads to 128: here inputs are tokenized whole (a
+        # long one is read in windows) and each batch is padded to its longest window.
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
         session = onnxruntime.InferenceSession(
             model,
             sess_options=_session_options(onnxruntime, self.threads),
@@ -303,17 +328,87 @@ def _session_options(onnxruntime: Any, threads: int) -> Any:
     return options
 
 
-def _batches(tokens: list[list[int]], batch_tokens: int, max_batch: int) -> Iterator[list[int]]:
-    """The indices of the inputs in batches of like length, shortest first: each at most
-    ``max_batch`` inputs, and as many as its longest input times their number stays within
-    ``batch_tokens`` (the size of a run's tensors, padding included)."""
-    order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Part of an input's tokens the model reads in one go: its own tokens ``start`` to
+    ``end`` (past [CLS]), between a [CLS] and a [SEP]."""
+
+    input: int
+    start: int
+    end: int
+    #: Whether it is the whole input (the input's one window).
+    whole: bool
+
+    @property
+    def size(self) -> int:
+        """Its tokens, [CLS] and [SEP] included: its weight in the input's vector."""
+        return self.end - self.start + 2
+
+    def ids(self, tokens: list[int]) -> list[int]:
+        """Its token ids, cut from the input's ``tokens`` ([CLS] ... [SEP])."""
+        if self.whole:
+            return tokens
+        return [tokens[0], *tokens[1 + self.start : 1 + self.end], tokens[-1]]
+
+
+def _windows(index: int, length: int) -> list[_Window]:
+    """The windows the input ``index`` of ``length`` tokens ([CLS] and [SEP] included) is
+    read in: itself if it fits in ``MAX_TOKENS``; else windows of ``MAX_TOKENS - 2`` of its
+    own tokens, each starting ``WINDOW_OVERLAP`` tokens before the previous one ends, the
+    last one ending with the input (so it may be shorter)."""
+    own = length - 2
+    span = MAX_TOKENS - 2
+    if own <= span:
+        return [_Window(index, 0, own, whole=True)]
+    step = span - WINDOW_OVERLAP
+    found: list[_Window] = []
+    start = 0
+    while True:
+        end = min(start + span, own)
+        found.append(_Window(index, start, end, whole=False))
+        if end == own:
+            return found
+        start += step
+
+
+class _Pooled:
+    """The vectors of one call's inputs, gathered batch by batch on the worker thread: an
+    input of one window takes that window's vector as it is; the windows of a longer one
+    are summed, weighted by their tokens, and the sum scaled to length 1 at the end. It
+    holds one running sum per long input, never the windows' vectors."""
+
+    def __init__(self, count: int) -> None:
+        self._vectors: list[list[float]] = [[] for _ in range(count)]
+        self._sums: dict[int, Any] = {}  # input -> numpy float64 vector
+
+    def add(self, window: _Window, vector: npt.NDArray[np.float32]) -> None:
+        if window.whole:
+            self._vectors[window.input] = vector.tolist()
+            return
+        weighted = vector.astype("float64") * window.size
+        total = self._sums.get(window.input)
+        self._sums[window.input] = weighted if total is None else total + weighted
+
+    def vectors(self) -> list[list[float]]:
+        """The inputs' unit vectors, in order (once every window has been added)."""
+        import numpy as np
+
+        for index, total in self._sums.items():
+            unit = total / max(float(np.linalg.norm(total)), 1e-12)
+            self._vectors[index] = unit.astype(np.float32).tolist()
+        self._sums.clear()
+        return self._vectors
+
+
+def _batches(lengths: list[int], batch_tokens: int, max_batch: int) -> Iterator[list[int]]:
+    """The indices of the windows of ``lengths`` tokens in batches of like length, shortest
+    first: each at most ``max_batch`` windows, and as many as its longest window times their
+    number stays within ``batch_tokens`` (the size of a run's tensors, padding included)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batch: list[int] = []
     for index in order:
-        # Sorted: this input is the longest of the batch so far.
-        if batch and (
-            len(batch) >= max_batch or (len(batch) + 1) * len(tokens[index]) > batch_tokens
-        ):
+        # Sorted: this window is the longest of the batch so far.
+        if batch and (len(batch) >= max_batch or (len(batch) + 1) * lengths[index] > batch_tokens):
             yield batch
             batch = []
         batch.append(index)
