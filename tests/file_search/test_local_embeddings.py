@@ -1,6 +1,7 @@
 """Real embeddings by default, through a real ``parley serve``: with nothing set, new vector
 stores embed with the local all-MiniLM-L6-v2, so a question asked in other words finds its
-passage where the words alone find nothing; ``/v1/embeddings`` serves the model; a big
+passage where the words alone find nothing, even in the last third of a chunk of the
+default 800 tokens; ``/v1/embeddings`` serves the model; a big
 batch leaves the server answering (and its loop watchdog silent); and ``parley
 vector-stores reembed`` moves a words-only store to the model while the server runs."""
 
@@ -22,6 +23,7 @@ from parley.store import users, vector_stores
 from parley.store.db import normalise_url
 from parley.store.tables import vector_stores as vector_stores_table
 from tests.harness import FreshDatabase, ParleyServer
+from tests.providers.test_minilm import FACT, minutes
 from tests.vector_stores.conftest import POLL
 
 PASSAGES = [
@@ -32,6 +34,11 @@ PASSAGES = [
 #: The owls' passage asked in other words: not one word (but stop words) in common.
 QUESTION = "Which birds catch their prey in the dark without a sound?"
 WORDS_ONLY = {"ranking_options": {"hybrid_search": {"embedding_weight": 0}}}
+#: A paragraph of the minutes in place of ``FACT``, about something else.
+POOL = (
+    "The manager of the swimming pool reported that the boiler, replaced last winter, now "
+    "keeps the water warm all year. Swimmers may use the pool until nine on weekday evenings."
+)
 
 
 class Served:
@@ -99,6 +106,30 @@ def test_a_new_store_finds_by_meaning_what_its_words_do_not(served: Served, key:
         assert _names(sdk.vector_stores.search(store, query=QUESTION))[0] == "owls.txt"
         other = "How do insects show each other where the blossoms are?"
         assert _names(sdk.vector_stores.search(store, query=other))[0] == "bees.txt"
+
+
+def test_a_passage_late_in_a_long_chunk_is_found_by_meaning(served: Served, key: str) -> None:
+    """Two files of the same council minutes, each one chunk of the default 800 tokens,
+    differ only in a paragraph in their last third, past the 256 tokens the model reads at
+    once: one about the lighthouse, one about the swimming pool. The chunks are embedded
+    whole, so a question about the lighthouse in other words finds its file first, and
+    clearly (cut at 256 tokens, both chunks would have the same vector)."""
+    lighthouse = minutes(50, fact_at=42)
+    pool = lighthouse.replace(FACT, POOL)
+    question = "From what distance can sailors spot the beacon on the headland?"
+    with served.sdk(key) as sdk:
+        store = sdk.vector_stores.create(name="minutes").id
+        files = [("lighthouse.txt", lighthouse.encode()), ("pool.txt", pool.encode())]
+        batch = sdk.vector_stores.file_batches.upload_and_poll(store, files=files, **POLL)
+        assert batch.file_counts.completed == 2
+
+        assert _names(sdk.vector_stores.search(store, query=question, extra_body=WORDS_ONLY)) == []
+        found = sdk.vector_stores.search(store, query=question).data
+        assert [r.filename for r in found] == ["lighthouse.txt", "pool.txt"]
+        assert found[0].score > found[1].score + 0.03
+        (chunk,) = [c.text for c in found[0].content]
+        assert chunk.strip() == lighthouse.strip()  # the file is one chunk
+        assert chunk.index(FACT) > len(chunk) * 2 / 3
 
 
 def test_v1_embeddings_serves_the_local_model(served: Served, key: str) -> None:

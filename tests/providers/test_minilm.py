@@ -139,7 +139,7 @@ def _embedded_as_before(model: MiniLM, text: str) -> list[float]:
     return vector
 
 
-def _minutes(sentences: int, fact_at: int | None = None) -> str:
+def minutes(sentences: int, fact_at: int | None = None) -> str:
     """The first ``sentences`` of the minutes (round and round), with ``FACT`` inserted
     before the sentence ``fact_at``."""
     parts = [MINUTES[i % len(MINUTES)] for i in range(sentences)]
@@ -174,13 +174,13 @@ def test_a_long_input_is_read_to_its_end(model: MiniLM) -> None:
     """A fact past token 600 of a long text is in its vector: a question about the fact is
     nearer the text than an unrelated question, and nearer the text than the same text
     without the fact (which it would equal if only the first 256 tokens were read)."""
-    with_fact = _minutes(54, fact_at=44)
+    with_fact = minutes(54, fact_at=44)
     ids = _tokens(with_fact)
     fact = _tokens(FACT)[1:-1]
     starts = [i for i in range(len(ids)) if ids[i : i + len(fact)] == fact]
     assert 800 < len(ids) < 1000 and starts and starts[0] > 600
     text, without, question, unrelated = _embed(
-        model, [with_fact, _minutes(54), ABOUT_THE_FACT, ABOUT_SOMETHING_ELSE]
+        model, [with_fact, minutes(54), ABOUT_THE_FACT, ABOUT_SOMETHING_ELSE]
     ).vectors
     assert _cosine(question, text) > _cosine(unrelated, text) + 0.1
     assert _cosine(question, text) > _cosine(question, without) + 0.05
@@ -209,7 +209,7 @@ def test_the_windows_of_a_long_input_share_the_batches_bounds() -> None:
 
 
 def test_an_input_of_8000_tokens_is_one_unit_vector(model: MiniLM) -> None:
-    text = _minutes(560)
+    text = minutes(560)
     count = len(_tokens(text))
     assert count > 8000
     result = _embed(MiniLM(batch_tokens=MAX_TOKENS * 2, max_batch=4), [text, PASSAGES[0]])
