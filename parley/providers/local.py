@@ -33,10 +33,9 @@ from parley.providers.base import ModelRequest
 from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.openai_chat import OpenAIChatProvider
 
-#: The embedding model served in process (``parley.providers.minilm``), and the tokens of
-#: an input it reads (a longer one is cut there).
+#: The embedding model served in process (``parley.providers.minilm``; a long input is
+#: read in windows of its 256 tokens, and their vectors averaged).
 EMBEDDING_MODEL = "all-minilm-l6-v2"
-EMBEDDING_WINDOW = 256
 
 
 def embedding_problem() -> str | None:
@@ -208,8 +207,8 @@ class LocalProvider:
         if not {"--embedding", "--embeddings"} & set(self.config.server_args):
             raise InvalidRequest(
                 f"local/{self.chat_model} embeds only when its server is started to: add "
-                '"--embeddings" to server_args of the local provider, or use '
-                f"local/{EMBEDDING_MODEL}.",
+                '"--embeddings", "--pooling", "mean" to server_args of the local provider, '
+                f"or use local/{EMBEDDING_MODEL}.",
                 code="embeddings_unsupported",
                 param="model",
             )
@@ -238,7 +237,7 @@ class LocalProvider:
         if self._server is not None:
             listing[self.chat_model] = self._server.spec.slot_context
         if embedding_problem() is None:
-            listing[EMBEDDING_MODEL] = EMBEDDING_WINDOW
+            listing[EMBEDDING_MODEL] = None
         return listing
 
     async def _close_chat(self) -> None:

@@ -504,6 +504,41 @@ def test_the_model_server_killed_mid_turn_is_a_typed_error_then_it_comes_back(
     ).text
     assert "parley_local_model_restarts_total 1.0" in metrics
     assert "parley_local_model_up 1.0" in metrics
+    speeds = [
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith("parley_local_model_tokens_per_second_count")
+    ]
+    assert speeds and float(speeds[0].split()[-1]) >= 1  # the answers streamed so far
+
+
+def test_the_chat_model_embeds_when_its_server_is_started_to(
+    fresh_database: Any, tmp_path: Path
+) -> None:
+    srv = ParleyServer(
+        database_url=fresh_database.url,
+        workdir=tmp_path,
+        config=CONFIG + 'server_args = ["--embeddings", "--pooling", "mean"]\n',
+        env={"PARLEY_LOOP_WATCHDOG_SECONDS": "0"},
+    ).start()
+    try:
+        key = srv.new_user()
+        with srv.client(key, timeout=120) as http:
+            vectors = http.post("/embeddings", json={"model": MODEL, "input": ["a", "b c"]})
+            chat = http.post(
+                "/chat/completions",
+                json={
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": "Hi"}],
+                    "max_tokens": 4,
+                },
+            )
+        assert vectors.status_code == 200, vectors.text
+        data = vectors.json()["data"]
+        assert len(data) == 2 and len(data[0]["embedding"]) == 576  # SmolLM2-135M's width
+        assert chat.status_code == 200, chat.text
+    finally:
+        srv.stop()
 
 
 def test_no_model_server_outlives_a_killed_parley(fresh_database: Any, tmp_path: Path) -> None:
