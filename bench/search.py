@@ -21,8 +21,8 @@ of 1 GB. SQLite loads through ``index.add_chunks``, as ingestion does.
 
 Prints a table (with the machine's load average before and after: the times of a loaded
 machine are not a quiet one's) and each search's CPU time in this process, the mean (on
-SQLite all of the search's work, so a measure the machine's other load barely moves; on
-PostgreSQL the client's part only), writes JSON to ``bench/results/search.json``. Targets: p50
+SQLite all of the search's work, which waiting for a CPU does not count, though a busy
+machine still slows it; on PostgreSQL the client's part only), writes JSON to ``bench/results/search.json``. Targets: p50
 ≤ 20 ms and p95 ≤ 60 ms.
 """
 
