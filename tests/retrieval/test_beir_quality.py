@@ -197,6 +197,26 @@ def test_an_embedding_model_of_a_provider_is_compared_with_its_published_score(
     assert "mtebpaper" in written["notes"]
 
 
+def test_a_corpus_is_embedded_once_for_every_database(tmp_path: Path, upstream: Any) -> None:
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        f'[providers.fake]\nkind = "openai-chat"\nbase_url = "{upstream.base_url}"\n'
+        'api_key = "sk-fake"\nmax_retries = 0\n'
+    )
+    args = retrieval_quality.parse_args(
+        ["--beir", str(SAMPLE), "--embedding-model", "fake/e", "--config", str(config)]
+    )
+    dataset = beir_data.load(SAMPLE)
+    upstream.embedding_requests.clear()
+    retrieval_quality.run_beir(["sqlite"], args, dataset)
+    once = len(upstream.embedding_requests)
+    upstream.embedding_requests.clear()
+    # Two databases (two SQLite files here): the second reuses the first one's vectors.
+    retrieval_quality.run_beir(["sqlite", "sqlite"], args, dataset)
+    assert once > 0
+    assert len(upstream.embedding_requests) == once
+
+
 def test_the_bench_refuses_a_folder_not_in_beirs_format(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=re.escape("corpus.jsonl: missing")):
         retrieval_quality.main(["--beir", str(tmp_path), "--databases", "sqlite"])
