@@ -46,6 +46,7 @@ import dataclasses  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 import beir_data  # noqa: E402
@@ -360,7 +361,7 @@ def _vectors_note(model: str) -> str:
 
 
 def _report(
-    rows: list[tuple[str, ...]], header: tuple[str, ...], notes: str, argv: list[str] | None
+    rows: Sequence[tuple[str, ...]], header: tuple[str, ...], notes: str, argv: list[str] | None
 ) -> str:
     command = "bench/retrieval_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(text_table(rows, header))
