@@ -27,8 +27,9 @@ the medians (and p90s) are over all the rounds' requests.
   read to its end. The three take turns request by request.
 - **Embedding**: ``--files`` text files of ``--pages`` pages uploaded (``/v1/files``), then
   attached to a new vector store as one file batch (its embedding model is the default,
-  ``local/all-minilm-l6-v2``); from the batch's creation until it reads ``completed``
-  (polled every 20 ms): the chunks the store holds (read from the SQLite file, each with
+  ``local/all-minilm-l6-v2``); from the batch's creation until its files are
+  ``completed`` (read from the server's SQLite file every 20 ms, which costs the server
+  nothing): the chunks the store holds (read from the SQLite file, each with
   its 384-number vector) per second. Against the model alone:
   ``parley.providers.minilm.shared().embed`` in this process on the same chunk texts (the
   bench checks they are the store's), a call per file as ingestion makes them.
@@ -309,7 +310,7 @@ async def run_round(
     passages = float(sum(len(t) for t in texts))
 
     async def ingested() -> list[Sample]:
-        took, store_id = await ingest(parley, files, f"round-{number}")
+        took, store_id = await ingest(parley, sides.database, files, f"round-{number}")
         if sorted(stored_chunks(sides.database, store_id)) != sorted(texts):
             raise Failed("the store's chunks are not the texts embedded in process")
         return [{"seconds": took, "passages": passages}]
@@ -320,7 +321,7 @@ async def run_round(
     await in_turn("embedding", {"direct": alone, "parley": ingested}, flip, m)
 
 
-async def warm_up(direct: Side, parley: Side, args: argparse.Namespace) -> None:
+async def warm_up(sides: Sides, direct: Side, parley: Side, args: argparse.Namespace) -> None:
     """One of each, not counted: the model server's first answers, the embedding model
     loaded in both processes, the server's first ingestion."""
     for side in (direct, parley):
@@ -328,7 +329,7 @@ async def warm_up(direct: Side, parley: Side, args: argparse.Namespace) -> None:
     await direct_tool_call(direct, 0, args)
     await chat_tool_call(parley, 0, args)
     await responses_tool_call(parley, 0, args)
-    await ingest(parley, [pages_of(random.Random(-1), 1)], "warm-up")
+    await ingest(parley, sides.database, [pages_of(random.Random(-1), 1)], "warm-up")
     await embed_alone([["warm-up"]])
 
 
@@ -343,7 +344,7 @@ async def drive(sides: Sides, args: argparse.Namespace) -> Measured:
         httpx.AsyncClient(timeout=300) as parley_http,
     ):
         direct, parley = sides.direct_side(direct_http), sides.parley_side(parley_http)
-        await warm_up(direct, parley, args)
+        await warm_up(sides, direct, parley, args)
         for number in range(args.rounds):
             await run_round(sides, direct, parley, number, args, measured)
             print(f"round {number + 1} of {args.rounds} done", file=sys.stderr)
