@@ -61,7 +61,7 @@ def _setup(*, jobs: int | None, rebuild: bool) -> int:
 
 
 def _check(settings: Settings) -> int:
-    from parley.providers.local import EMBEDDING_MODEL, embedding_problem, server_spec
+    from parley.providers.local_models import EMBEDDING_MODEL, embedding_problem, server_spec
 
     configs = {n: c for n, c in settings.provider_configs().items() if c.kind == "local"}
     ok = True

@@ -67,7 +67,7 @@ def provider_states(settings: Settings, registry: ProviderRegistry) -> dict[str,
         if config is None or config.kind == "demo":
             states[info.name] = "ready"
         elif config.kind == "local":
-            from parley.providers.local import server_spec
+            from parley.providers.local_models import server_spec
 
             chat = server_spec(config)
             states[info.name] = "embeddings only" if isinstance(chat, str) else "ready"
@@ -300,7 +300,7 @@ def local_model(settings: Settings) -> str | None:
     else None."""
     if not settings.local_model_start:
         return None
-    from parley.providers.local import server_spec
+    from parley.providers.local_models import server_spec
 
     for name, config in sorted(settings.provider_configs().items()):
         if config.kind == "local" and not isinstance(spec := server_spec(config), str):
@@ -367,7 +367,7 @@ def _local_lines(settings: Settings) -> str:
         return ""
     model = local_model(settings)
     if model is None:
-        from parley.providers.local import server_spec
+        from parley.providers.local_models import server_spec
 
         local = settings.provider_configs().get("local")
         why = server_spec(local) if local is not None else "no local provider"

@@ -37,8 +37,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from parley.errors import UpstreamError
 
 log = logging.getLogger("parley.local")
@@ -67,13 +65,19 @@ _PR_SET_PDEATHSIG = 1
 
 
 def find_binary(configured: str | None = None) -> str | None:
-    """The llama-server to run: the configured path, ``PARLEY_LLAMA_SERVER``, the one built
-    beside this Python (``parley local setup``), or one on ``PATH``; None when there is
-    none."""
-    for candidate in (configured, os.environ.get("PARLEY_LLAMA_SERVER"), str(BUILT_BINARY)):
-        if candidate and os.access(candidate, os.X_OK) and Path(candidate).is_file():
+    """The llama-server to run: the configured path (when one is, only it), else
+    ``PARLEY_LLAMA_SERVER``, the one built beside this Python (``parley local setup``), or
+    one on ``PATH``; None when there is none."""
+    if configured:  # named: that one or none
+        return configured if _runnable(configured) else None
+    for candidate in (os.environ.get("PARLEY_LLAMA_SERVER"), str(BUILT_BINARY)):
+        if candidate and _runnable(candidate):
             return candidate
     return shutil.which(BINARY)
+
+
+def _runnable(path: str) -> bool:
+    return Path(path).is_file() and os.access(path, os.X_OK)
 
 
 def packaged_model() -> Path | None:
@@ -301,6 +305,8 @@ class ModelServer:
             log.debug("llama-server: %s", line)
 
     async def _wait_healthy(self, process: asyncio.subprocess.Process) -> None:
+        import aiohttp  # here: a server that runs no local model never loads it
+
         deadline = time.monotonic() + START_TIMEOUT
         timeout = aiohttp.ClientTimeout(total=2.0)
         url = f"http://127.0.0.1:{self._port}/health"

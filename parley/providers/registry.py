@@ -182,7 +182,7 @@ class ProviderRegistry:
             elif missing := self._settings.missing_key(name, config):
                 problem = f"set {missing}"
             elif config.kind == "local":
-                from parley.providers.local import unavailable
+                from parley.providers.local_models import unavailable
 
                 problem = unavailable(config)
             out.append(ProviderInfo(name, config.kind, ready=problem is None, problem=problem))
@@ -449,9 +449,9 @@ class ProviderRegistry:
 def local_models(config: ProviderConfig) -> tuple[str, str]:
     """The model ids a local provider of ``config`` serves, whether or not they run here."""
     from parley.providers.llama_server import model_name
-    from parley.providers.local import EMBEDDING_MODEL
+    from parley.providers.minilm import MODEL_ID
 
-    return model_name(config.model), EMBEDDING_MODEL
+    return model_name(config.model), MODEL_ID
 
 
 async def _one_window(
