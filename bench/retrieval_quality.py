@@ -20,8 +20,9 @@ phrase. The questions come in two kinds: in the passage's own words, and in othe
 ``--beir DIR`` reads a dataset in BEIR's format (``bench/beir_data.py``: corpus.jsonl,
 queries.jsonl, qrels/test.tsv; SciFact, NFCorpus, FiQA, ArguAna... as BEIR publishes them).
 Each document (title and text) becomes one file of a store, chunked as above (200 tokens, 40
-overlapping: about 256 word pieces, all-MiniLM-L6-v2's window, so that each chunk is one
-window's vector, as each document is in MTEB, not an average of windows) and embedded with ``local/all-minilm-l6-v2`` unless ``--embedding-model`` says otherwise. Each
+overlapping: about 740 characters of English, which mostly fit all-MiniLM-L6-v2's window of
+256 word pieces, so that a chunk's vector is one window's, as a document's is in MTEB, not an
+average of windows) and embedded with ``local/all-minilm-l6-v2`` unless ``--embedding-model`` says otherwise. Each
 query is searched as ``file_search`` searches (50 chunks); its ranking is the files of those
 chunks, each once, in order, the query's own id left out (as BEIR and MTEB do, for ArguAna),
 cut at 10. nDCG@10 and recall@10 are averaged over the split's queries, and printed next to
