@@ -58,6 +58,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Awaitable, Callable, Mapping  # noqa: E402
@@ -90,7 +91,7 @@ from procs import Cores, Program, create_user  # noqa: E402
 from report import markdown_table, percentile, text_table, write_json  # noqa: E402
 
 from parley.config import ProviderConfig  # noqa: E402
-from parley.providers.local import server_spec  # noqa: E402
+from parley.providers.local_models import server_spec  # noqa: E402
 
 #: The targets of issue 59: Parley ÷ direct (the model alone for embedding).
 TTFT_TARGET = 1.05
@@ -293,9 +294,11 @@ async def run_round(
     one: list[tuple[str, Call, Side]] = [("direct", streamed, direct), ("parley", streamed, parley)]
     await alternating("chat_c1", one, args, args.requests, number, m)
     flip = number % 2 == 1
+    # Half of one client's answer (this round's, both sides'): the second client's head start.
+    stagger = statistics.median(x["ttft"] + x["decode"] for x in _round(m, "chat_c1", args)) / 2
     two = {
-        "direct": partial(chat_clients, direct, 2, args),
-        "parley": partial(chat_clients, parley, 2, args),
+        "direct": partial(chat_clients, direct, 2, stagger, args),
+        "parley": partial(chat_clients, parley, 2, stagger, args),
     }
     await in_turn("chat_c2", two, flip, m)
     faces: list[tuple[str, Call, Side]] = [
@@ -319,6 +322,11 @@ async def run_round(
         return [{"seconds": await embed_alone(texts), "passages": passages}]
 
     await in_turn("embedding", {"direct": alone, "parley": ingested}, flip, m)
+
+
+def _round(m: Measured, measure: str, args: argparse.Namespace) -> list[Sample]:
+    """The samples of ``measure`` this round added (``--requests`` per side)."""
+    return [x for samples in m.values[measure].values() for x in samples[-args.requests :]]
 
 
 async def warm_up(sides: Sides, direct: Side, parley: Side, args: argparse.Namespace) -> None:

@@ -174,11 +174,20 @@ def tokens_per_s(sample: Sample) -> float | None:
     return (sample["tokens"] - 1) / sample["decode"]
 
 
-async def chat_clients(side: Side, clients: int, args: argparse.Namespace) -> list[Sample]:
-    """``--requests`` streams from each of ``clients`` clients at once."""
+async def chat_clients(
+    side: Side, clients: int, stagger: float, args: argparse.Namespace
+) -> list[Sample]:
+    """``--requests`` streams from each of ``clients`` clients at once, each client
+    starting ``stagger`` seconds after the one before. Started in the same instant, two
+    clients stay in step (answers of the same length end together), both prompts are read
+    at once, and which requests wait for another's prompt turns on milliseconds: the
+    times to first token fall in two heaps, and their median jumps between them. Staggered
+    by half an answer, each prompt is read while the other slot writes, as on a server
+    whose requests come when they come."""
     prompts = story_prompts()
 
     async def client(number: int) -> list[Sample]:
+        await asyncio.sleep(number * stagger)
         first = number * args.requests
         return [
             await stream_chat(side, prompts[(first + i) % len(prompts)], args)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from parley.config import ProviderConfig
-from parley.providers.local import server_spec
+from parley.providers.local_models import server_spec
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.real_model
