@@ -117,9 +117,7 @@ def models() -> dict[str, Any]:
         "default": backend.default_model,
         "models": [str(m["id"]) for m in chat],
         # What a model is, where its provider says (the local model: a 135M one).
-        "descriptions": {
-            str(m["id"]): str(m["description"]) for m in chat if m.get("description")
-        },
+        "descriptions": {str(m["id"]): str(m["description"]) for m in chat if m.get("description")},
         "providers": [
             {"name": p.get("name"), "ready": bool(p.get("ready")), "problem": p.get("problem")}
             for p in listed.get("providers", [])
