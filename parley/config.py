@@ -204,8 +204,8 @@ class ProviderConfig(BaseModel):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     #: local: the GGUF file to serve (unset: the packaged SmolLM2-135M-Instruct); the
     #: llama-server binary (unset: the one ``parley local setup`` built, or on PATH); its
-    #: context size in tokens (unset: the model's own, at most 8192); CPU threads (unset:
-    #: the CPUs this process may use); parallel slots; flags added to its command line.
+    #: context size in tokens (unset: 8192); CPU threads (unset: half the CPUs this
+    #: process may use, at least one); parallel slots; flags added to its command line.
     model: str | None = None
     server_path: str | None = None
     context_size: int | None = Field(default=None, ge=256, le=1 << 20)

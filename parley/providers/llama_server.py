@@ -110,6 +110,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def default_threads() -> int:
+    """Half the CPUs this process may use, at least one: about the physical cores of a
+    machine with two threads a core, and room left for Parley and its database. ggml's
+    threads spin while they wait for each other, so one more than the CPUs that are free
+    slows every one (measured on 2 busy CPUs: 1-2 tokens/s with 2 threads, 6-44 with 1)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
     """What to run: the binary, the model file and the settings of its command line."""
@@ -132,7 +140,7 @@ class ServerSpec:
         return (self.context_size or DEFAULT_CONTEXT) // self.parallel
 
     def command(self, port: int) -> list[str]:
-        threads = self.threads or len(os.sched_getaffinity(0))
+        threads = self.threads or default_threads()
         command = [
             *(self.binary, "--model", str(self.model), "--alias", self.name),
             *("--host", "127.0.0.1", "--port", str(port)),
