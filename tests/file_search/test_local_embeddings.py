@@ -22,7 +22,8 @@ from parley.config import LOCAL_EMBEDDING_MODEL
 from parley.store import users, vector_stores
 from parley.store.db import normalise_url
 from parley.store.tables import vector_stores as vector_stores_table
-from tests.harness import FreshDatabase, ParleyServer
+from parley.testing.databases import ScratchDatabase
+from tests.harness import ParleyServer
 from tests.providers.test_minilm import FACT, minutes
 from tests.vector_stores.conftest import POLL
 
@@ -45,7 +46,10 @@ class Served:
     """The server (no embedding model set: the default), and its database."""
 
     def __init__(self, tmp: Path) -> None:
-        self.database = FreshDatabase(tmp)
+        # SQLite (with sqlite-vec) whatever PARLEY_TEST_DATABASE_URL says: the suite's
+        # PostgreSQL may have no pgvector, where stores are searched by their words only
+        # (tests/retrieval covers pgvector), and these tests are about the vectors.
+        self.database = ScratchDatabase(tmp)
         self.server = ParleyServer(
             database_url=self.database.url,
             workdir=tmp,
