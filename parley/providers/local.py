@@ -105,6 +105,13 @@ class LocalProvider:
             self._chat_url = url
         return self._chat
 
+    def _not_served(self, model: str) -> UpstreamError:
+        return UpstreamError(
+            f"The local provider serves local/{self.chat_model} and "
+            f"local/{EMBEDDING_MODEL}, not local/{model}.",
+            code="upstream_not_found",
+        )
+
     def _check_chat(self, model: str) -> None:
         if model == EMBEDDING_MODEL:
             raise InvalidRequest(
@@ -114,11 +121,7 @@ class LocalProvider:
                 param="model",
             )
         if model != self.chat_model:
-            raise UpstreamError(
-                f"The local provider serves local/{self.chat_model} and "
-                f"local/{EMBEDDING_MODEL}, not local/{model}.",
-                code="upstream_not_found",
-            )
+            raise self._not_served(model)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """The chat model's events, measuring its speed for ``/metrics``."""
@@ -151,11 +154,7 @@ class LocalProvider:
 
     def _check_chat_embeds(self, model: str) -> None:
         if model != self.chat_model:
-            raise UpstreamError(
-                f"The local provider serves local/{self.chat_model} and "
-                f"local/{EMBEDDING_MODEL}, not local/{model}.",
-                code="upstream_not_found",
-            )
+            raise self._not_served(model)
         if not {"--embedding", "--embeddings"} & set(self.config.server_args):
             raise InvalidRequest(
                 f"local/{self.chat_model} embeds only when its server is started to: add "

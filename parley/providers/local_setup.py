@@ -124,7 +124,7 @@ def _build(binary: Path, say: Say, *, jobs: int | None) -> None:
             "downloading the llama.cpp sources",
         )
         archive = next(work.glob("llama_cpp_python-*.tar.gz"), None)
-        if archive is None or _sha256(archive) != SOURCES_SHA256:
+        if archive is None or llama_server.sha256_of(archive) != SOURCES_SHA256:
             raise SetupFailed(
                 f"the downloaded {SOURCES} sdist does not have its pinned SHA-256 "
                 f"({SOURCES_SHA256})"
@@ -178,14 +178,6 @@ def _run(command: list[str], what: str, *, show: Say | None = None) -> None:
                 shown = percent
     if process.wait() != 0:
         raise SetupFailed(f"{what} failed (exit code {process.returncode}):\n" + "\n".join(tail))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cpu_tag() -> str:
