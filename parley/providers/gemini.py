@@ -55,7 +55,7 @@ from parley.events import (
     ToolCallPart,
     UsagePart,
 )
-from parley.providers import transport
+from parley.providers import http_response, upstream_errors
 from parley.providers.base import (
     ChatMessage,
     FileInput,
@@ -66,14 +66,11 @@ from parley.providers.base import (
 from parley.providers.embedding_wire import GEMINI_BATCH, gemini_body, gemini_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.file_parts import base64_data, native, text_base64
+from parley.providers.http_provider import HTTPProvider
 from parley.providers.options import ToolRule, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import iter_sse
-from parley.providers.transport import (
-    NO_RETRIES,
-    HTTPProvider,
-    RetryPolicy,
-    shorten_detail,
-)
+from parley.providers.transport import NO_RETRIES, RetryPolicy
+from parley.providers.upstream_errors import shorten_detail
 from parley.providers.usage import detail, usage_part
 from parley.providers.windows import as_window
 from parley.types import FunctionSpec, ToolSpec
@@ -151,7 +148,7 @@ _IMAGE_TYPES = {
 
 
 def _malformed(what: str) -> UpstreamError:
-    return transport.malformed(what, provider_label=_LABEL)
+    return upstream_errors.malformed(what, provider_label=_LABEL)
 
 
 class GeminiProvider(HTTPProvider):
@@ -232,7 +229,7 @@ class GeminiProvider(HTTPProvider):
                 yield event
 
 
-async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+async def _read(response: http_response.Response) -> AsyncGenerator[ModelEvent, None]:
     """The events of a successful answer: streamed, or one JSON array (a server that
     ignored ``alt=sse``)."""
     state = StreamState()
@@ -245,7 +242,7 @@ async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None
                 for event in state.chunk_events(data):
                     yield event
     if not state.finished:
-        raise transport.truncated(_LABEL)
+        raise upstream_errors.truncated(_LABEL)
     signatures = state.state_part()
     if signatures is not None:
         yield signatures

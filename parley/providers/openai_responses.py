@@ -52,20 +52,16 @@ from parley.events import (
     TextPart,
     ToolCallPart,
 )
-from parley.providers import transport
+from parley.providers import http_response, upstream_errors
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.embedding_wire import OPENAI_BATCH, openai_body, openai_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.file_parts import as_text, data_url, native
+from parley.providers.http_provider import HTTPProvider
 from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
-from parley.providers.transport import (
-    NO_RETRIES,
-    HTTPProvider,
-    RetryPolicy,
-    malformed,
-    shorten_detail,
-)
+from parley.providers.transport import NO_RETRIES, RetryPolicy
+from parley.providers.upstream_errors import malformed, shorten_detail
 from parley.providers.usage import detail, usage_part
 from parley.providers.windows import listed_windows
 from parley.types import ToolCall, ToolSpec
@@ -158,7 +154,7 @@ class OpenAIResponsesProvider(HTTPProvider):
                 yield event
 
 
-async def _read(response: transport.Response, model: str) -> AsyncGenerator[ModelEvent, None]:
+async def _read(response: http_response.Response, model: str) -> AsyncGenerator[ModelEvent, None]:
     """The events of a successful answer of ``model``: streamed, or one JSON response."""
     if response.content_type == "application/json":
         for event in _response_events(await response.read(), model):
@@ -172,8 +168,8 @@ async def _read(response: transport.Response, model: str) -> AsyncGenerator[Mode
             if state.ended:
                 break
     if not state.ended:
-        raise transport.truncated(_LABEL)
-    await response.drain(transport.DRAIN_TIMEOUT)
+        raise upstream_errors.truncated(_LABEL)
+    await response.drain(http_response.DRAIN_TIMEOUT)
 
 
 # ----------------------------------------------------------------------------- request
