@@ -18,8 +18,9 @@ bare relay, and a markdown copy; writes JSON to ``bench/results/compare.json``. 
 ``bench/README.md``.
 
 ``--transport-at NAME=REV`` adds a second ``parley serve`` of this tree on the same database,
-its upstream HTTP transport (``parley/providers/transport.py``, ``upstream_http.py``) taken
-from git revision ``REV``: two more sides, Parley chat (NAME) and Parley stored (NAME).
+its upstream HTTP transport (``parley/providers/transport.py`` and the modules beside it,
+``compare_servers.TRANSPORT_FILES``) taken from git revision ``REV``: two more sides,
+Parley chat (NAME) and Parley stored (NAME).
 
 ``--postgres URL`` adds a second ``parley serve`` of this tree on a fresh database on that
 PostgreSQL server (dropped afterwards): one more side, Parley stored (PostgreSQL), and a
@@ -696,8 +697,8 @@ def _notes(args: argparse.Namespace, env: dict[str, Any], measured: dict[str, An
             continue  # it did not start: a note below says so
         text += (
             f"\nParley chat ({name}) and Parley stored ({name}): a second `parley serve` of "
-            f"this tree on the same database, with parley/providers/transport.py and "
-            f"upstream_http.py of git revision {revision}."
+            f"this tree on the same database, with parley/providers/transport.py and the "
+            f"modules beside it of git revision {revision}."
         )
     if "stored@pg" in sides:
         text += (

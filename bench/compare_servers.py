@@ -69,7 +69,13 @@ def relay(cores: Cores, upstream_url: str, workdir: Path) -> Program:
 #: The modules of Parley's upstream HTTP transport (under ``parley/providers/``), the ones
 #: ``parley_at`` takes from another revision (``upstream_http.py``: the hand-written client,
 #: up to 66f7d50).
-TRANSPORT_FILES = ("transport.py", "upstream_http.py")
+TRANSPORT_FILES = (
+    "transport.py",
+    "http_response.py",
+    "upstream_errors.py",
+    "http_provider.py",
+    "upstream_http.py",
+)
 #: ``python -c`` this ``DIR serve ...``: ``parley`` with the modules of ``parley.providers``
 #: found in ``DIR`` first.
 _OVERLAID = (

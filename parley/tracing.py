@@ -30,7 +30,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from parley import __version__
 from parley.config import ConfigError, Settings
-from parley.metrics import Counts, Metrics, RouteNames, UpstreamCall, error_type
+from parley.metrics import Counts, Metrics, UpstreamCall, error_type
+from parley.metrics_http import RouteNames
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

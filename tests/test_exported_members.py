@@ -20,6 +20,7 @@ def test_all_is_sorted_and_complete() -> None:
         "logcontext",
         "mcp",
         "metrics",
+        "metrics_http",
         "sdk",
         "types",
         "providers",

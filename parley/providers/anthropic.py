@@ -53,7 +53,7 @@ from parley.events import (
     TextPart,
     ToolCallPart,
 )
-from parley.providers import transport
+from parley.providers import http_response, upstream_errors
 from parley.providers.anthropic_request import (
     DEFAULT_MAX_TOKENS,
     FORMAT_TOOL,
@@ -61,14 +61,10 @@ from parley.providers.anthropic_request import (
     request_body,
 )
 from parley.providers.base import ModelRequest
+from parley.providers.http_provider import HTTPProvider
 from parley.providers.sse import iter_sse
-from parley.providers.transport import (
-    NO_RETRIES,
-    HTTPProvider,
-    RetryPolicy,
-    malformed,
-    shorten_detail,
-)
+from parley.providers.transport import NO_RETRIES, RetryPolicy
+from parley.providers.upstream_errors import malformed, shorten_detail
 from parley.providers.usage import detail, usage_part
 from parley.providers.windows import as_window, listed_windows
 
@@ -169,7 +165,7 @@ class AnthropicProvider(HTTPProvider):
                 yield event
 
 
-async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+async def _read(response: http_response.Response) -> AsyncGenerator[ModelEvent, None]:
     """The events of a successful answer: streamed, or one JSON message."""
     if response.content_type == "application/json":
         for event in _message_events(await response.read()):
@@ -183,8 +179,8 @@ async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None
             if state.stopped:
                 break
     if not state.stopped:
-        raise transport.truncated(_LABEL)
-    await response.drain(transport.DRAIN_TIMEOUT)
+        raise upstream_errors.truncated(_LABEL)
+    await response.drain(http_response.DRAIN_TIMEOUT)
 
 
 # ---------------------------------------------------------------------------- response

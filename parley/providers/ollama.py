@@ -27,20 +27,16 @@ import orjson
 
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers import transport
+from parley.providers import http_response, upstream_errors
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest, split_data_url
 from parley.providers.embedding_wire import OLLAMA_BATCH, ollama_body, ollama_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.file_parts import with_file_texts
+from parley.providers.http_provider import HTTPProvider
 from parley.providers.options import add_unset, json_schema_of, offered_tools, tool_rule
 from parley.providers.sse import MAX_LINE, LineTooLong
-from parley.providers.transport import (
-    NO_RETRIES,
-    HTTPProvider,
-    RetryPolicy,
-    malformed,
-    shorten_detail,
-)
+from parley.providers.transport import NO_RETRIES, RetryPolicy
+from parley.providers.upstream_errors import malformed, shorten_detail
 from parley.providers.windows import as_window
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider", "ndjson_lines", "request_body", "show_window"]
@@ -174,7 +170,7 @@ class OllamaProvider(HTTPProvider):
                 yield event
 
 
-async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None]:
+async def _read(response: http_response.Response) -> AsyncGenerator[ModelEvent, None]:
     """The events of a successful answer, one NDJSON line after another."""
     reader = _LineReader()
     async with aclosing(ndjson_lines(response.chunks())) as lines:
@@ -184,8 +180,8 @@ async def _read(response: transport.Response) -> AsyncGenerator[ModelEvent, None
             if reader.done:
                 break
     if not reader.done:
-        raise transport.truncated(_LABEL)
-    await response.drain(transport.DRAIN_TIMEOUT)
+        raise upstream_errors.truncated(_LABEL)
+    await response.drain(http_response.DRAIN_TIMEOUT)
 
 
 # ----------------------------------------------------------------------------- request

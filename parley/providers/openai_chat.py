@@ -28,21 +28,17 @@ import orjson
 
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers import transport
+from parley.providers import http_response, upstream_errors
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.embedding_wire import OPENAI_BATCH, openai_body, openai_result
 from parley.providers.embeddings import EmbedRequest, EmbedResult
 from parley.providers.file_parts import as_text, data_url, native, with_file_texts
+from parley.providers.http_provider import HTTPProvider
 from parley.providers.options import add_unset, openai_response_format, openai_tool_choice
 from parley.providers.sse import iter_sse
 from parley.providers.think_tags import ThinkTagSplitter
-from parley.providers.transport import (
-    NO_RETRIES,
-    HTTPProvider,
-    RetryPolicy,
-    malformed,
-    shorten_detail,
-)
+from parley.providers.transport import NO_RETRIES, RetryPolicy
+from parley.providers.upstream_errors import malformed, shorten_detail
 from parley.providers.usage import detail, usage_part
 from parley.providers.windows import listed_windows
 
@@ -119,7 +115,7 @@ class OpenAIChatProvider(HTTPProvider):
 
 
 async def _read(
-    response: transport.Response, *, splitter: ThinkTagSplitter | None
+    response: http_response.Response, *, splitter: ThinkTagSplitter | None
 ) -> AsyncGenerator[ModelEvent, None]:
     """The events of a successful answer: streamed up to ``[DONE]``, or one JSON
     completion (a server that ignored ``stream``)."""
@@ -148,9 +144,9 @@ async def _read(
         for event in splitter.flush():
             yield event
     if done:
-        await response.drain(transport.DRAIN_TIMEOUT)
+        await response.drain(http_response.DRAIN_TIMEOUT)
     elif not finished:
-        raise transport.truncated()
+        raise upstream_errors.truncated()
 
 
 # ----------------------------------------------------------------------------- request

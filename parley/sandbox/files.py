@@ -6,18 +6,15 @@ directory file descriptor, each opened with ``O_NOFOLLOW``. A symlink met on the
 error (``ValueError``); one met while listing is skipped.
 
 The walks (``scan``, ``tally``, ``usage``, ``remove``) hold a bounded number of descriptors
-whatever the shape of the tree, and use no recursion: a ``_Cursor`` holds one descriptor and
-moves down into a folder and back up by "..", checking each time it goes up that it lands on
-the folder it came down from. The sandboxed code may rename folders during a walk; when ".."
-no longer leads back, the walk raises ``WalkError`` rather than measure a tree it can no
-longer vouch for, or climb out of the directory.
+whatever the shape of the tree, and use no recursion (``walk``: a ``Cursor`` moves down a
+folder and back up by "..", and raises ``WalkError`` when the sandboxed code renamed a
+folder so that ".." no longer leads back).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import secrets
 import stat
@@ -25,20 +22,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+from parley.sandbox.walk import DIR_FLAGS, MAX_PATH, Cursor, joined, walk
+
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _PREFIX = "/mnt/data/"
 _MAX_PART = 255
-_MAX_PATH = 1024
-#: Why a folder listed a moment ago can no longer be entered, when that is no reason to stop
-#: a walk: it is gone (ENOENT), or was replaced by a file (ENOTDIR) or a symlink (ELOOP).
-_MOVED_ON = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
-
-
-class WalkError(OSError):
-    """A walk of the folder tree cannot go on safely: going up from a folder by ".." did not
-    lead back to the folder it came down from (the sandboxed code renamed a folder meanwhile).
-    What the walk measured so far cannot be vouched for, so it stops here (fail closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +52,8 @@ def safe_path(name: str) -> str:
             raise ValueError(f"a file path may not have an empty, '.' or '..' part: {name!r}")
         if len(part.encode("utf-8", "surrogateescape")) > _MAX_PART:
             raise ValueError(f"a file name is longer than {_MAX_PART} bytes: {name!r}")
-    if len(path.encode("utf-8", "surrogateescape")) > _MAX_PATH:
-        raise ValueError(f"a file path is longer than {_MAX_PATH} bytes")
+    if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise ValueError(f"a file path is longer than {MAX_PATH} bytes")
     return path
 
 
@@ -74,14 +62,14 @@ def scan(directory: Path, *, most: int = 10_000) -> dict[str, Entry]:
     fds and O_NOFOLLOW|O_DIRECTORY; skip symlinks, devices, fifos, sockets), at most
     ``most``. A file whose path is longer than ``safe_path`` allows is left out: no call can
     name it, and building such paths would cost memory as deep as the tree. Raises OSError
-    (WalkError among them) when it cannot list the tree, as ``_walk`` says."""
+    (WalkError among them) when it cannot list the tree, as ``walk`` says."""
     found: dict[str, Entry] = {}
-    for folder, name, st in _walk(directory, most * 4):
+    for folder, name, st in walk(directory, most * 4):
         if not stat.S_ISREG(st.st_mode):
             continue
         if len(found) >= most:
             break
-        path = _joined(folder, name)
+        path = joined(folder, name)
         if path is not None:
             found[path] = Entry(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
     return found
@@ -112,12 +100,12 @@ def tally(
     a folder so that the walk could not come back up the way it went down. Its caller must
     then treat the directory as over its bounds and stop the sandbox (fail closed): a number
     from a walk that could not finish would be too low. An entry that disappears or turns
-    into a file or a symlink while it is walked is simply not counted (see ``_walk``).
+    into a file or a symlink while it is walked is simply not counted (see ``walk``).
     ``every`` is called every EVERY_ENTRIES entries; when it answers True the walk stops
     with Interrupted (the watch stops the code's processes, then walks again)."""
     total = 0
     count = 0
-    for _, _, st in _walk(directory, most):
+    for _, _, st in walk(directory, most):
         count += 1
         if stat.S_ISREG(st.st_mode):
             total += st.st_size
@@ -172,11 +160,11 @@ def remove(directory: Path, path: str) -> None:
 
 def _remove_tree(parent: int, name: str) -> None:
     """Remove the folder ``name`` in the folder ``parent`` with all it holds, whatever its
-    depth or width: depth first with one ``_Cursor`` (so two descriptors at most besides
+    depth or width: depth first with one ``Cursor`` (so two descriptors at most besides
     ``parent``, and no recursion). A symlink is unlinked, never followed. Raises WalkError when the tree is
     moved under it, OSError when something cannot be removed (e.g. a folder filled again
     meanwhile: ENOTEMPTY)."""
-    cursor = _Cursor(os.open(name, _DIR, dir_fd=parent))
+    cursor = Cursor(os.open(name, DIR_FLAGS, dir_fd=parent))
     try:
         # Per folder from the top down to the cursor: its subfolders still to remove.
         todo: list[list[str]] = [_unlink_all_but_folders(cursor.fd)]
@@ -232,7 +220,7 @@ def _opened(directory: Path, parts: list[str], *, create: bool = False) -> Itera
     """A descriptor of directory/parts..., each component opened without following a
     symlink; ``create`` makes missing folders (mode 0700, owned as ``directory`` is: the
     sandbox's user, when the server runs its sandboxes as another)."""
-    fd = os.open(directory, _DIR)
+    fd = os.open(directory, DIR_FLAGS)
     try:
         owner = _owner(fd) if create else None
         for part in parts:
@@ -241,7 +229,7 @@ def _opened(directory: Path, parts: list[str], *, create: bool = False) -> Itera
                     os.mkdir(part, 0o700, dir_fd=fd)
                     os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
             try:
-                child = os.open(part, _DIR, dir_fd=fd)
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 raise _plain(exc, part) from None
             os.close(fd)
@@ -264,179 +252,6 @@ def _plain(exc: OSError, path: str) -> Exception:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EMLINK):
         return ValueError(f"{path} is a symlink or not a regular file or folder")
     return exc
-
-
-def _walk(directory: Path, most: int) -> Iterator[tuple[str | None, str, os.stat_result]]:
-    """(folder, name, lstat) of every entry under directory (files, folders, links...),
-    depth first, never following a symlink, at most ``most`` entries listed. ``folder`` is
-    the relative path of the entry's folder, "" at the top or e.g. "out/deep/", or None when
-    that path is longer than ``_MAX_PATH`` (no call could name what it holds, and building
-    it at every level would cost time and memory as deep as the tree).
-
-    A folder is listed in one pass (at most what is left of ``most``), keeping only its
-    subfolders' names, and its listing closed before the walk goes into them: the walk holds
-    two descriptors at most (the folder's and its listing's, or the next folder's: see
-    ``_Cursor``) whatever the tree. Memory grows with the subfolders listed and the depth,
-    time with the entries listed.
-
-    Skipped, since the tree changes as it is walked: an entry gone before its lstat, a
-    subfolder gone or turned into a file or a symlink before it is entered (ENOENT, ENOTDIR,
-    ELOOP). Raised, since they mean the walk could not look: any other error listing, stat-ing
-    or entering (EMFILE, ENFILE, ENOMEM, EACCES...), and WalkError when ".." does not lead
-    back up to the folder the walk came down from. A missing directory is an empty walk."""
-    try:
-        top = os.open(directory, _DIR)
-    except FileNotFoundError:
-        return
-    cursor = _Cursor(top)
-    try:
-        yield from _walk_from(cursor, most)
-    finally:
-        cursor.close()
-
-
-def _walk_from(cursor: _Cursor, most: int) -> Iterator[tuple[str | None, str, os.stat_result]]:
-    """``_walk``'s loop, from the folder where ``cursor`` is, the top."""
-    seen = 0
-    folder: str | None = ""
-    # Per folder from the top down to the cursor: its path and its subfolders still to walk.
-    todo: list[tuple[str | None, list[str]]] = []
-    while True:
-        subfolders: list[str] = []
-        for name, st in _listing(cursor.fd, most - seen):
-            seen += 1  # an entry gone before its lstat counts too: it was listed
-            if st is None:
-                continue
-            yield folder, name, st
-            if stat.S_ISDIR(st.st_mode):
-                subfolders.append(name)
-        if seen >= most:
-            return
-        subfolders.reverse()  # popped from the end: walked in the order listed
-        todo.append((folder, subfolders))
-        entered = _enter_next(cursor, todo)
-        if entered is None:
-            return
-        folder = _subfolder(*entered)
-
-
-def _listing(fd: int, room: int) -> Iterator[tuple[str, os.stat_result | None]]:
-    """The names and lstat of the entries of the folder ``fd``, at most ``room`` of them;
-    None for one gone before its lstat. It lists a copy of ``fd`` (os.scandir's), closed at
-    the end of the listing or when the generator is closed."""
-    with os.scandir(fd) as entries:
-        for entry in itertools.islice(entries, max(room, 0)):
-            try:
-                st: os.stat_result | None = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                st = None
-            yield entry.name, st
-
-
-def _enter_next(
-    cursor: _Cursor, todo: list[tuple[str | None, list[str]]]
-) -> tuple[str | None, str] | None:
-    """Move ``cursor`` into the next subfolder left in ``todo`` (whose last item is the folder
-    where the cursor is), going up from the folders walked through; the entered folder's
-    parent path and name, or None when the walk is done (back at the top: the cursor never
-    goes above it)."""
-    while todo:
-        folder, subfolders = todo[-1]
-        while subfolders:
-            name = subfolders.pop()
-            if cursor.down(name):
-                return folder, name
-        todo.pop()
-        if todo:
-            cursor.up()
-    return None
-
-
-def _joined(folder: str | None, name: str) -> str | None:
-    """The relative path of ``name`` in ``folder``, or None when either is too long to name
-    (past ``_MAX_PATH`` bytes, as ``safe_path`` counts them)."""
-    if folder is None:
-        return None
-    path = folder + name
-    if len(path.encode("utf-8", "surrogateescape")) > _MAX_PATH:
-        return None
-    return path
-
-
-def _subfolder(folder: str | None, name: str) -> str | None:
-    """The relative path, ending in "/", of the subfolder ``name`` of ``folder``; None when
-    too long to name."""
-    path = _joined(folder, name)
-    return None if path is None else path + "/"
-
-
-class _Cursor:
-    """One descriptor that moves down and up a folder tree, so that a walk holds one
-    descriptor (two while it moves) whatever the tree's depth or width.
-
-    It keeps the identity (st_dev, st_ino) of each folder from the top down to where it is,
-    and the name it entered each by. Going up opens ".." and checks that it is the folder the
-    cursor came down from: the sandboxed code may rename a folder meanwhile, and ".." would
-    then lead elsewhere in the tree, or above the top. That raises WalkError, as does going up
-    from the top: the cursor never leaves the tree it started in."""
-
-    def __init__(self, fd: int) -> None:
-        """Own ``fd``, an open folder: the top of the walk; it is closed if this fails."""
-        try:
-            identity = _identity(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        self._trail: list[tuple[tuple[int, int], str]] = [(identity, "")]
-
-    def down(self, name: str) -> bool:
-        """Enter the subfolder ``name`` (O_NOFOLLOW): True; False, staying put, when it is
-        gone or is no longer a folder (a file, a symlink). Other errors raise."""
-        try:
-            child = os.open(name, _DIR, dir_fd=self.fd)
-        except OSError as exc:
-            if exc.errno in _MOVED_ON:
-                return False
-            raise
-        try:
-            identity = _identity(child)
-        except BaseException:
-            os.close(child)
-            raise
-        os.close(self.fd)
-        self.fd = child
-        self._trail.append((identity, name))
-        return True
-
-    def up(self) -> str:
-        """Go back up to the folder the cursor came down from, and return the name of the
-        folder it left. WalkError when ".." is another folder, or at the top."""
-        if len(self._trail) < 2:
-            raise WalkError("a walk may not go up from the top of the tree")
-        parent = os.open("..", _DIR, dir_fd=self.fd)
-        try:
-            if _identity(parent) != self._trail[-2][0]:
-                raise WalkError(
-                    f"the folder {self._trail[-1][1]!r} was moved during the walk: '..' "
-                    "no longer leads back to the folder it was entered from"
-                )
-        except BaseException:
-            os.close(parent)
-            raise
-        os.close(self.fd)
-        self.fd = parent
-        return self._trail.pop()[1]
-
-    def close(self) -> None:
-        """Let go of the descriptor."""
-        os.close(self.fd)
-
-
-def _identity(fd: int) -> tuple[int, int]:
-    """What tells one folder from any other while it exists: its device and inode."""
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
 
 
 class TooLarge(ValueError):
@@ -559,7 +374,7 @@ def _owned(name: str, parent: int | None) -> int:
     where = os.open(name, flags) if parent is None else os.open(name, flags, dir_fd=parent)
     try:
         os.chmod(f"/proc/self/fd/{where}", 0o700)
-        return os.open(".", _DIR, dir_fd=where)
+        return os.open(".", DIR_FLAGS, dir_fd=where)
     finally:
         os.close(where)
 

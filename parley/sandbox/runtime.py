@@ -34,17 +34,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from parley.sandbox import cgroups, files, procs, seccomp
+from parley.sandbox import bounds, cgroups, procs, seccomp
 from parley.sandbox.command import (
-    SHM_BYTES,
     SPAWN_ENVIRONMENT,
-    TMP_BYTES,
     command,
     holding,
     kernel_script,
     launch,
 )
 from parley.sandbox.limits import Limits, size_text
+from parley.sandbox.pidfiles import write_pid_file
 from parley.sandbox.probe import bwrap_path, denies_userns
 from parley.sandbox.replies import IMAGE_BYTES, IMAGES, Ended, Malformed, Outcome, outcome_of
 from parley.sandbox.watch import Breach, Watch
@@ -54,18 +53,10 @@ log = logging.getLogger("parley.sandbox")
 #: Seconds a kernel has to start, and to stop after the SIGINT of a call past its time.
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 2.0
-#: Seconds the code's processes have to stop after a call before the sandbox is killed.
-PAUSE_WITHIN = 1.0
 #: Bytes of the kernel's stderr kept (its last words, when it dies).
 STDERR_TAIL = 4096
 
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-#: States of a process that runs no code: stopped, traced, a zombie, gone.
-_STILL = {"T", "t", "Z", "X", None}
-#: Walks of /mnt/data a look tries before it fails closed (a folder moved as it passed).
-_WALKS = 3
-#: Looks at once for the code's processes to stop, before a pause sleeps between looks.
-_SPINS = 20
 
 _CLOSED = "the container's Python was stopped: the container was closed"
 
@@ -301,7 +292,9 @@ class Kernel:
             if failed is not None:
                 log.warning("a sandbox runs without its cgroup (%s): the watch bounds it", failed)
         self._death_told = False
-        self._write_pid_file()
+        write_pid_file(
+            self._pid_file, pid=self._process.pid, label=self.label, directory=self.directory
+        )
 
     def _enter_group(self, bounds: cgroups.Support, pids: list[int]) -> str | None:
         """Move the sandbox into a cgroup of its own; why not, when it could not be."""
@@ -318,21 +311,6 @@ class Kernel:
         self._group = made
         self._oom_kills = made.oom_kills()
         return None
-
-    def _write_pid_file(self) -> None:
-        assert self._process is not None
-        self._pid_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        record = {
-            "pid": self._process.pid,
-            "label": self.label,
-            "directory": str(self.directory),
-            "started": procs.started(self._process.pid),
-            "owner": os.getpid(),
-            "owner_started": procs.started(os.getpid()),
-        }
-        temporary = self._pid_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record))
-        temporary.replace(self._pid_file)
 
     async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(1 << 16):
@@ -475,65 +453,25 @@ class Kernel:
         return self.limits.disk_bytes
 
     def look_at_files(self, every: Callable[[], bool] | None = None) -> tuple[Breach | None, int]:
-        """A breach of /mnt/data's bounds, or None; and the bytes its files hold. Raises
-        OSError when the files cannot be walked (the watch then stops the sandbox), and
-        files.Interrupted when ``every`` (called on the way) answers True."""
-        limits = self.limits
-        size, count = _tally(self.directory, most=limits.disk_files + 1, every=every)
-        if size > limits.disk_bytes:
-            room = size_text(limits.disk_bytes)
-            return Breach("disk", f"the files in /mnt/data passed the container's {room}"), size
-        if count > limits.disk_files:
-            return Breach("files", f"/mnt/data holds more than {limits.disk_files:,} files"), size
-        return None, size
+        """A breach of /mnt/data's bounds, or None; and the bytes its files hold
+        (``bounds.files_breach``)."""
+        return bounds.files_breach(self.directory, self.limits, every)
 
     def look_at_processes(self) -> Breach | None:
-        """A breach when the kernel's processes (bwrap's init in the sandbox included) are
-        at their bound: a fork bomb, or children left holding every slot."""
-        bound = self.limits.processes
-        if self.pid is not None and len(procs.descendants(self.pid)) >= bound:
-            return Breach(
-                "processes", f"the code reached the container's limit of {bound} processes"
-            )
-        return None
+        """A breach when the kernel's processes are at their bound (a fork bomb)."""
+        return bounds.processes_breach(self.pid, self.limits)
 
     def look_at_memory(self) -> Breach | None:
         """A breach of the container's memory bound: with a cgroup, the OOM killer acted in
-        it; without, the sandbox's processes and its tmpfs hold more than the bound (each
-        page shared between processes counted once)."""
+        it; without, the sandbox's processes and its tmpfs hold more than the bound."""
         if self._group is not None:
             return self._oom_breach()
-        if self.pid is None:
-            return None
-        most = self.limits.memory_bytes
-        pids = [self.pid, *procs.descendants(self.pid)]
-        held = self._tmpfs_bytes()
-        if held + sum(procs.rss(p) for p in pids) <= most:
-            return None
-        if held + sum(procs.pss(p) for p in pids) <= most:
-            return None  # pages the processes share, counted once
-        return Breach("memory", self._memory_why())
+        return bounds.memory_breach(self.pid, self._inner, self.limits)
 
     def _oom_breach(self) -> Breach | None:
         if self._group is None or self._group.oom_kills() <= self._oom_kills:
             return None
-        return Breach("memory", self._memory_why())
-
-    def _memory_why(self) -> str:
-        size = size_text(self.limits.memory_bytes)
-        return f"the container's processes used more than its {size} of memory"
-
-    def _tmpfs_bytes(self) -> int:
-        """Bytes held in the sandbox's /tmp and /dev/shm (memory, not disk); both counted
-        full when the host cannot look."""
-        held = 0
-        for path, size in (("tmp", TMP_BYTES), ("dev/shm", SHM_BYTES)):
-            try:
-                usage = os.statvfs(f"/proc/{self._inner}/root/{path}")
-                held += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
-            except OSError:
-                held += size
-        return held
+        return Breach("memory", bounds.memory_why(self.limits))
 
     def stop(self) -> None:
         if self.pid is not None:
@@ -549,34 +487,13 @@ class Kernel:
     # ------------------------------------------------------------------ between calls
 
     def pause_code(self) -> Breach | None:
-        """Stop (SIGSTOP) every process of the code's, the kernel's included, until the
-        next call: a thread or a child the code left running would otherwise write files,
-        fork and allocate while nothing watches it. A breach when they do not all stop
-        within PAUSE_WITHIN (a process forking as fast as it is stopped)."""
-        if self._init is None:
-            return None
-        deadline = time.monotonic() + PAUSE_WITHIN
-        while True:
-            moving = [p for p in procs.descendants(self._init) if procs.state(p) not in _STILL]
-            if not moving:
-                return None
-            if time.monotonic() > deadline:
-                return Breach("processes", "the code's processes did not stop after the call")
-            procs.signal_all(moving, signal.SIGSTOP)
-            # The signal lands as soon as each process is scheduled: look again at once a
-            # few times (a kernel blocked on its pipe stops within microseconds), then
-            # sleep between looks.
-            for _ in range(_SPINS):
-                os.sched_yield()
-                if all(procs.state(p) in _STILL for p in moving):
-                    break
-            else:
-                time.sleep(0.0002)
+        """Stop the code's processes, the kernel's included, until the next call
+        (``bounds.pause``); a breach when they do not all stop."""
+        return bounds.pause(self._init)
 
     def resume_code(self) -> None:
         """Let the code's processes run again (SIGCONT), as a call starts."""
-        if self._init is not None:
-            procs.signal_all(procs.descendants(self._init), signal.SIGCONT)
+        bounds.resume(self._init)
 
     # ------------------------------------------------------------------ the pipes
 
@@ -635,45 +552,3 @@ def _as_user(user: int | None) -> dict[str, Any]:
     if user is None:
         return {}
     return {"user": user, "group": user, "extra_groups": []}
-
-
-def _tally(directory: Path, *, most: int, every: Callable[[], bool] | None) -> tuple[int, int]:
-    """``files.tally``, tried again when a folder moved under the walk (code that moves a
-    folder as the walk passes it): hostile code that keeps moving them still fails it,
-    and the watch stops the sandbox (fail closed)."""
-    for _ in range(_WALKS - 1):
-        try:
-            return files.tally(directory, most=most, every=every)
-        except files.WalkError:
-            continue
-    return files.tally(directory, most=most, every=every)
-
-
-def sweep_orphans(root: Path) -> int:
-    """Kill the sandboxes a dead server left behind (pid files under ``root/.pids``,
-    checked against the process's start time and name so a reused pid is never killed),
-    remove their pid files and the cgroups of servers that are gone; return how many
-    sandboxes were killed. A pid file whose server still runs is left alone. Called at
-    start-up."""
-    killed = 0
-    for pid_file in sorted((root / ".pids").glob("*.pid")):
-        try:
-            record = json.loads(pid_file.read_text())
-            pid = int(record["pid"])
-            owner, owner_started = int(record["owner"]), record.get("owner_started")
-        except (OSError, ValueError, KeyError, TypeError):
-            with contextlib.suppress(OSError):
-                pid_file.unlink()
-            continue
-        if owner_started is not None and procs.started(owner) == owner_started:
-            continue  # its server (maybe this one) still runs
-        # Its bwrap still, not a process that reuses the pid: the same start time.
-        started = record.get("started")
-        same = started is not None and procs.started(pid) == started
-        if same and procs.comm(pid) == "bwrap" and procs.running(pid):
-            procs.kill_tree(pid)
-            killed += 1
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
-    cgroups.sweep()
-    return killed

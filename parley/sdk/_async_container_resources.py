@@ -6,24 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.sdk import _container_calls as calls
 from parley.sdk._calls import Order
 from parley.sdk._container_calls import MemoryLimit
 from parley.sdk._file_calls import FileInput, upload_of
+from parley.sdk._requester import AsyncRequester, AsyncResource
 from parley.sdk.models import Container, ContainerFile, Deleted, Page
 
-if TYPE_CHECKING:
-    from parley.sdk.async_client import AsyncClient
 
-
-class _Resource:
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-
-class ContainerFiles(_Resource):
+class ContainerFiles(AsyncResource):
     async def create(
         self,
         container_id: str,
@@ -67,8 +60,8 @@ class ContainerFiles(_Resource):
         return response.content
 
 
-class Containers(_Resource):
-    def __init__(self, client: AsyncClient) -> None:
+class Containers(AsyncResource):
+    def __init__(self, client: AsyncRequester) -> None:
         super().__init__(client)
         self.files = ContainerFiles(client)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
 from parley.sdk._calls import (
@@ -18,6 +18,7 @@ from parley.sdk._calls import (
     ResponseFormat,
     ToolInput,
 )
+from parley.sdk._requester import AsyncRequester, AsyncResource
 from parley.sdk.models import (
     Action,
     ApiKey,
@@ -34,16 +35,8 @@ from parley.sdk.models import (
 )
 from parley.sdk.stream import AsyncStream
 
-if TYPE_CHECKING:
-    from parley.sdk.async_client import AsyncClient
 
-
-class _Resource:
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-
-class Assistants(_Resource):
+class Assistants(AsyncResource):
     async def create(
         self,
         *,
@@ -94,7 +87,7 @@ class Assistants(_Resource):
         return await self._client._request(_calls.assistants_delete(assistant_id))
 
 
-class Threads(_Resource):
+class Threads(AsyncResource):
     async def create(
         self,
         *,
@@ -132,7 +125,7 @@ class Threads(_Resource):
         return await self._client._request(_calls.threads_delete(thread_id))
 
 
-class Messages(_Resource):
+class Messages(AsyncResource):
     async def create_message(
         self,
         *,
@@ -202,7 +195,7 @@ class Messages(_Resource):
         return await self._client._request(_calls.messages_delete(message_id, thread_id=thread_id))
 
 
-class Runs(_Resource):
+class Runs(AsyncResource):
     async def create_run(
         self,
         *,
@@ -280,13 +273,13 @@ class Runs(_Resource):
         )
 
 
-class Actions(_Resource):
+class Actions(AsyncResource):
     async def list(self, *, run_id: str, status: str | None = "pending") -> builtins.list[Action]:
         """A run's actions (``status=None`` for all of them), oldest first."""
         return await self._client._request(_calls.actions_list(run_id=run_id, status=status))
 
 
-class Models(_Resource):
+class Models(AsyncResource):
     async def list(self) -> dict[str, Any]:
         """The server's providers, whether each is ready, and their models (``GET /v1/models``:
         ``{"data": [{"id", "provider", ...}], "providers": [{"name", "kind", "ready",
@@ -294,7 +287,7 @@ class Models(_Resource):
         return await self._client._request(_calls.models_list())
 
 
-class Completions(_Resource):
+class Completions(AsyncResource):
     @overload
     async def create(
         self,
@@ -340,7 +333,7 @@ class Completions(_Resource):
         return await self._client._stream(call, until_done=True, run_id=run_id)
 
 
-class AsyncInferenceStream(_Resource):
+class AsyncInferenceStream(AsyncResource):
     """Flow A's streaming helper: ``setup(...)``, then ``async for event in
     stream.stream_chunks()``, then ``await close()``.
 
@@ -348,7 +341,7 @@ class AsyncInferenceStream(_Resource):
     each access. The request is sent at the first iteration of ``stream_chunks()``.
     """
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncRequester) -> None:
         super().__init__(client)
         self._params: dict[str, Any] | None = None
         self._streams: builtins.list[AsyncStream] = []
@@ -387,7 +380,7 @@ class AsyncInferenceStream(_Resource):
         await self.aclose()
 
 
-class Users(_Resource):
+class Users(AsyncResource):
     async def me(self) -> User:
         return await self._client._request(_calls.users_me())
 
@@ -396,7 +389,7 @@ class Users(_Resource):
         return await self._client._request(_calls.users_create(name=name, is_admin=is_admin))
 
 
-class ApiKeys(_Resource):
+class ApiKeys(AsyncResource):
     async def create(self, *, user_id: str | None = None) -> ApiKeyCreated:
         return await self._client._request(_calls.api_keys_create(user_id=user_id))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.sdk import _file_calls as calls
 from parley.sdk._calls import Order
@@ -16,18 +16,11 @@ from parley.sdk._file_calls import (
     FileInput,
     Purpose,
 )
+from parley.sdk._requester import AsyncRequester, AsyncResource
 from parley.sdk.models import Deleted, FileObject, Page, VectorStore, VectorStoreFile
 
-if TYPE_CHECKING:
-    from parley.sdk.async_client import AsyncClient
 
-
-class _Resource:
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-
-class Files(_Resource):
+class Files(AsyncResource):
     async def create(
         self, file: FileInput, *, purpose: Purpose = "assistants", filename: str | None = None
     ) -> FileObject:
@@ -43,7 +36,7 @@ class Files(_Resource):
         return await self._client._request(calls.files_delete(file_id))
 
 
-class VectorStoreFiles(_Resource):
+class VectorStoreFiles(AsyncResource):
     async def create(
         self, vector_store_id: str, *, file_id: str, attributes: Mapping[str, Any] | None = None
     ) -> VectorStoreFile:
@@ -116,8 +109,8 @@ class VectorStoreFiles(_Resource):
         return await self._client._run_plan(plan, _no_tools)
 
 
-class VectorStores(_Resource):
-    def __init__(self, client: AsyncClient) -> None:
+class VectorStores(AsyncResource):
+    def __init__(self, client: AsyncRequester) -> None:
         super().__init__(client)
         self.files = VectorStoreFiles(client)
 

@@ -7,24 +7,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.sdk import _container_calls as calls
 from parley.sdk._calls import Order
 from parley.sdk._container_calls import MemoryLimit
 from parley.sdk._file_calls import FileInput, upload_of
+from parley.sdk._requester import Requester, Resource
 from parley.sdk.models import Container, ContainerFile, Deleted, Page
 
-if TYPE_CHECKING:
-    from parley.sdk.client import Client
 
-
-class _Resource:
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-
-class ContainerFiles(_Resource):
+class ContainerFiles(Resource):
     def create(
         self,
         container_id: str,
@@ -68,8 +61,8 @@ class ContainerFiles(_Resource):
         return response.content
 
 
-class Containers(_Resource):
-    def __init__(self, client: Client) -> None:
+class Containers(Resource):
+    def __init__(self, client: Requester) -> None:
         super().__init__(client)
         self.files = ContainerFiles(client)
 

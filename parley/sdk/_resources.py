@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import Any, Literal, Unpack, overload
 
 from parley.sdk import _calls, _loops
 from parley.sdk._calls import (
@@ -19,6 +19,7 @@ from parley.sdk._calls import (
     ResponseFormat,
     ToolInput,
 )
+from parley.sdk._requester import Requester, Resource
 from parley.sdk.models import (
     Action,
     ApiKey,
@@ -35,16 +36,8 @@ from parley.sdk.models import (
 )
 from parley.sdk.stream import Stream
 
-if TYPE_CHECKING:
-    from parley.sdk.client import Client
 
-
-class _Resource:
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-
-class Assistants(_Resource):
+class Assistants(Resource):
     def create(
         self,
         *,
@@ -93,7 +86,7 @@ class Assistants(_Resource):
         return self._client._request(_calls.assistants_delete(assistant_id))
 
 
-class Threads(_Resource):
+class Threads(Resource):
     def create(
         self,
         *,
@@ -130,7 +123,7 @@ class Threads(_Resource):
         return self._client._request(_calls.threads_delete(thread_id))
 
 
-class Messages(_Resource):
+class Messages(Resource):
     def create_message(
         self,
         *,
@@ -198,7 +191,7 @@ class Messages(_Resource):
         return self._client._request(_calls.messages_delete(message_id, thread_id=thread_id))
 
 
-class Runs(_Resource):
+class Runs(Resource):
     def create_run(
         self,
         *,
@@ -274,13 +267,13 @@ class Runs(_Resource):
         )
 
 
-class Actions(_Resource):
+class Actions(Resource):
     def list(self, *, run_id: str, status: str | None = "pending") -> builtins.list[Action]:
         """A run's actions (``status=None`` for all of them), oldest first."""
         return self._client._request(_calls.actions_list(run_id=run_id, status=status))
 
 
-class Models(_Resource):
+class Models(Resource):
     def list(self) -> dict[str, Any]:
         """The server's providers, whether each is ready, and their models (``GET /v1/models``:
         ``{"data": [{"id", "provider", ...}], "providers": [{"name", "kind", "ready",
@@ -288,7 +281,7 @@ class Models(_Resource):
         return self._client._request(_calls.models_list())
 
 
-class Completions(_Resource):
+class Completions(Resource):
     @overload
     def create(
         self,
@@ -334,14 +327,14 @@ class Completions(_Resource):
         return self._client._stream(call, until_done=True, run_id=run_id)
 
 
-class InferenceStream(_Resource):
+class InferenceStream(Resource):
     """Flow A's streaming helper: ``setup(...)``, then ``stream_chunks()``, then ``close()``.
 
     ``client.synchronous_inference_stream`` gives a new one on each access: keep it in a
     variable, as the seed does.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Requester) -> None:
         super().__init__(client)
         self._params: dict[str, Any] | None = None
         self._stream: Stream | None = None
@@ -366,7 +359,7 @@ class InferenceStream(_Resource):
         if self._params is None:
             raise RuntimeError("call setup(run_id=..., ...) before stream_chunks()")
         self.close()
-        self._stream = self._client.completions.create(**self._params, stream=True)
+        self._stream = Completions(self._client).create(**self._params, stream=True)
         return self._stream
 
     def close(self) -> None:
@@ -375,7 +368,7 @@ class InferenceStream(_Resource):
             self._stream = None
 
 
-class Users(_Resource):
+class Users(Resource):
     def me(self) -> User:
         return self._client._request(_calls.users_me())
 
@@ -384,7 +377,7 @@ class Users(_Resource):
         return self._client._request(_calls.users_create(name=name, is_admin=is_admin))
 
 
-class ApiKeys(_Resource):
+class ApiKeys(Resource):
     def create(self, *, user_id: str | None = None) -> ApiKeyCreated:
         return self._client._request(_calls.api_keys_create(user_id=user_id))
 

@@ -7,7 +7,7 @@ are in ``_file_calls``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.sdk import _file_calls as calls
 from parley.sdk._calls import Order
@@ -17,18 +17,11 @@ from parley.sdk._file_calls import (
     FileInput,
     Purpose,
 )
+from parley.sdk._requester import Requester, Resource
 from parley.sdk.models import Deleted, FileObject, Page, VectorStore, VectorStoreFile
 
-if TYPE_CHECKING:
-    from parley.sdk.client import Client
 
-
-class _Resource:
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-
-class Files(_Resource):
+class Files(Resource):
     def create(
         self, file: FileInput, *, purpose: Purpose = "assistants", filename: str | None = None
     ) -> FileObject:
@@ -44,7 +37,7 @@ class Files(_Resource):
         return self._client._request(calls.files_delete(file_id))
 
 
-class VectorStoreFiles(_Resource):
+class VectorStoreFiles(Resource):
     def create(
         self, vector_store_id: str, *, file_id: str, attributes: Mapping[str, Any] | None = None
     ) -> VectorStoreFile:
@@ -117,8 +110,8 @@ class VectorStoreFiles(_Resource):
         return self._client._run_plan(plan, _no_tools)
 
 
-class VectorStores(_Resource):
-    def __init__(self, client: Client) -> None:
+class VectorStores(Resource):
+    def __init__(self, client: Requester) -> None:
         super().__init__(client)
         self.files = VectorStoreFiles(client)
 

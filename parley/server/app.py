@@ -20,13 +20,12 @@ from parley.config import Settings
 from parley.engine import Engine, UsageCounter
 from parley.errors import AuthenticationFailed
 from parley.mcp.servers import address_policy
-from parley.metrics import (
+from parley.metrics import Metrics, create_metrics
+from parley.metrics_http import (
     UNAUTHORIZED_CODE,
     UNAUTHORIZED_MESSAGE,
-    Metrics,
     RequestMetrics,
     RouteNames,
-    create_metrics,
     scrape_allowed,
     serve_metrics,
 )

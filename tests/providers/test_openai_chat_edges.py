@@ -11,7 +11,7 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.events import ReasoningPart
-from parley.providers import transport as transport_module
+from parley.providers import http_response
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.embeddings import EmbedRequest
@@ -366,7 +366,7 @@ async def test_a_body_that_does_not_end_after_done(
     canned: CannedUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answer is complete at [DONE]; the adapter does not wait long for the rest."""
-    monkeypatch.setattr(transport_module, "DRAIN_TIMEOUT", 0.2)
+    monkeypatch.setattr(http_response, "DRAIN_TIMEOUT", 0.2)
     canned.hold = True
     body = STOP + b"data: [DONE]\n\n"
     loop = asyncio.get_running_loop()

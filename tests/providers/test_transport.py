@@ -15,15 +15,9 @@ import pytest
 
 from parley.errors import MAX_RETRY_AFTER, UpstreamError, UpstreamTimeout
 from parley.events import ModelEvent
-from parley.providers.transport import (
-    TRANSPORT_ERRORS,
-    HTTPTransport,
-    Response,
-    RetryPolicy,
-    shown_url,
-    status_error,
-    transport_error,
-)
+from parley.providers.http_response import TRANSPORT_ERRORS, Response
+from parley.providers.transport import HTTPTransport, RetryPolicy
+from parley.providers.upstream_errors import shown_url, status_error, transport_error
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.loopback import Connection, LoopbackServer, Request
 from tests.harness import free_port
@@ -565,7 +559,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     import email.utils
     import time
 
-    from parley.providers.transport import retry_after
+    from parley.providers.http_response import retry_after
 
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after": "0.5"}) == 0.5
@@ -589,7 +583,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 def test_retry_after_is_bounded(said: str, read: float) -> None:
     """An endless, absurd or negative wait from a hostile or broken upstream: at most a
     day, never less than nothing."""
-    from parley.providers.transport import retry_after
+    from parley.providers.http_response import retry_after
 
     assert retry_after({"retry-after": said}) == read
 

@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 
 from parley.sandbox.command import command, holding, kernel_script, launch
+from parley.sandbox.pidfiles import sweep_orphans
 from parley.sandbox.probe import bwrap_path
-from parley.sandbox.runtime import sweep_orphans
 from tests.sandbox.conftest import SMALL, alive, assert_gone, sandbox_python
 
 _OWNER = textwrap.dedent(

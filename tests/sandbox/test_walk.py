@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.sandbox import files
+from parley.sandbox import files, walk
 
 WIDE = 5_000
 DEEP = 3_000
@@ -119,7 +119,7 @@ def test_a_wide_tree_is_walked_under_a_low_descriptor_limit(wide: Path) -> None:
                 "w4950/f", 2, (wide / "w4950" / "f").stat().st_mtime_ns
             )
             assert files.tally(wide, most=100) == (0, 100)  # the top lists folders first
-            walked = files._walk(wide, 10 * WIDE)
+            walked = walk.walk(wide, 10 * WIDE)
             next(walked)
             walked.close()  # let go half way
     assert open_descriptors() <= before  # none left open (others of the worker may close)
@@ -173,7 +173,7 @@ def test_running_out_of_descriptors_raises_instead_of_under_counting(tmp_path: P
     walk cannot enter for want of a descriptor is an error, not a folder to skip."""
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / "blob").write_bytes(b"x" * 1000)
-    cursor = files._Cursor(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY))
+    cursor = walk.Cursor(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY))
     fillers: list[int] = []
     try:
         with few_descriptors(8):
@@ -183,7 +183,7 @@ def test_running_out_of_descriptors_raises_instead_of_under_counting(tmp_path: P
             with pytest.raises(OSError) as entering:
                 cursor.down("big")
             with pytest.raises(OSError) as listing:
-                list(files._listing(cursor.fd, 100))
+                list(walk.listing(cursor.fd, 100))
             with pytest.raises(OSError) as tallying:
                 files.tally(tmp_path)
     finally:
@@ -198,7 +198,7 @@ def test_a_walk_needs_no_more_descriptors_than_it_holds_between_entries(tmp_path
     """Between two entries, a walk holds two descriptors; with none left to the process, it
     still goes down, lists, and comes back up: it never needs a third."""
     make_deep(tmp_path / "deep", levels=20)
-    walked = files._walk(tmp_path, 1000)
+    walked = walk.walk(tmp_path, 1000)
     next(walked)
     fillers: list[int] = []
     try:
@@ -232,8 +232,8 @@ def test_a_folder_moved_under_the_walk_makes_it_fail_closed(
         (tmp_path / folder).mkdir(parents=True)
     deepest = shape.split()[0]
     (tmp_path / deepest / "f").write_bytes(b"1")
-    walked = files._walk(tmp_path, 1000)
-    with pytest.raises(files.WalkError):
+    walked = walk.walk(tmp_path, 1000)
+    with pytest.raises(walk.WalkError):
         for folder, name, _ in walked:
             if (folder, name) == (deepest + "/", "f"):
                 (tmp_path / moved).rename(tmp_path / to)
@@ -242,23 +242,23 @@ def test_a_folder_moved_under_the_walk_makes_it_fail_closed(
 def test_the_same_walk_without_a_move_does_not_fail(tmp_path: Path) -> None:
     (tmp_path / "x" / "a" / "b").mkdir(parents=True)
     (tmp_path / "x" / "a" / "b" / "f").write_bytes(b"1")
-    walked = [(folder, name) for folder, name, _ in files._walk(tmp_path, 1000)]
+    walked = [(folder, name) for folder, name, _ in walk.walk(tmp_path, 1000)]
     assert walked == [("", "x"), ("x/", "a"), ("x/a/", "b"), ("x/a/b/", "f")]
 
 
 def test_the_cursor_goes_up_only_to_where_it_came_down_from(tmp_path: Path) -> None:
     """The check ``remove`` relies on too, as it goes down and up the tree it empties."""
     (tmp_path / "a" / "b").mkdir(parents=True)
-    cursor = files._Cursor(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY))
+    cursor = walk.Cursor(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY))
     try:
-        with pytest.raises(files.WalkError):
+        with pytest.raises(walk.WalkError):
             cursor.up()  # never above the top
         assert cursor.down("a")
         assert cursor.down("b")
         assert cursor.up() == "b"
         assert cursor.down("b")
         (tmp_path / "a" / "b").rename(tmp_path / "b")
-        with pytest.raises(files.WalkError):
+        with pytest.raises(walk.WalkError):
             cursor.up()
         assert not cursor.down("missing")
     finally:
@@ -284,7 +284,7 @@ def test_symlinks_anywhere_are_neither_followed_nor_walked(tmp_path: Path) -> No
     }
     for name, target in links.items():
         (top / name).symlink_to(target)
-    walked = list(files._walk(top, 1000))
+    walked = list(walk.walk(top, 1000))
     assert {folder for folder, _, _ in walked} == {"", "a/", "a/b/"}
     kinds = {(folder or "") + name: stat.S_IFMT(st.st_mode) for folder, name, st in walked}
     assert kinds == {
@@ -310,7 +310,7 @@ def test_a_folder_swapped_for_a_symlink_before_it_is_entered_is_not_walked(
     (top / "a").mkdir(parents=True)
     (top / "a" / "mine").write_bytes(b"m")
     walked = []
-    for folder, name, st in files._walk(top, 1000):
+    for folder, name, st in walk.walk(top, 1000):
         walked.append((folder, name))
         if (folder, name) == ("", "a"):  # listed as a folder; not entered yet
             assert stat.S_ISDIR(st.st_mode)

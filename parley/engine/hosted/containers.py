@@ -14,7 +14,7 @@ or deleted through ``/v1/containers/{id}/files`` since), and after it the files 
 wrote or changed are stored (source ``assistant``) and those it deleted are forgotten.
 Kernels whose container expired (its time without use, through a call or its files, ran
 out), was deleted, or moved to another replica are closed by ``reap``; at start, sandboxes a dead server left running are killed
-(``sandbox.runtime.sweep_orphans``).
+(``sandbox.pidfiles.sweep_orphans``).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Containers:
         if self._swept:
             return
         self._swept = True
-        from parley.sandbox.runtime import sweep_orphans
+        from parley.sandbox.pidfiles import sweep_orphans
 
         try:
             killed = await asyncio.to_thread(sweep_orphans, self.root)

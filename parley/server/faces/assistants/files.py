@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from parley.engine import file_search
-from parley.server.faces.kit.resources import MessagePublic, RunStepPublic
+from parley.server.faces.kit.resources import MessagePublic
+from parley.server.faces.kit.run_steps import RunStepPublic
 
 
 def resource_ids(resources: Mapping[str, Any] | None) -> list[str]:

@@ -14,13 +14,8 @@ from parley.engine import file_search
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.assistants import files
 from parley.server.faces.kit.reads import of_thread, run_public
-from parley.server.faces.kit.resources import (
-    MessagePublic,
-    RunPublic,
-    RunStepPublic,
-    calls_step_id,
-    run_steps,
-)
+from parley.server.faces.kit.resources import MessagePublic, RunPublic
+from parley.server.faces.kit.run_steps import RunStepPublic, calls_step_id, run_steps
 from parley.store import assistants as assistant_store
 from parley.store import code_files
 from parley.store import runs as run_store

@@ -30,7 +30,8 @@ from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_fr
 from parley.server.faces.kit import reads as kit_reads
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page, window
-from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
+from parley.server.faces.kit.resources import RunPublic
+from parley.server.faces.kit.run_steps import RunStepPublic, step_message_id
 from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed

@@ -49,9 +49,8 @@ from parley.engine import Entry, file_search
 from parley.errors import ParleyError
 from parley.server.faces.assistants import deltas, files, reads
 from parley.server.faces.kit import sse
-from parley.server.faces.kit.resources import (
-    MessagePublic,
-    RunPublic,
+from parley.server.faces.kit.resources import MessagePublic, RunPublic
+from parley.server.faces.kit.run_steps import (
     RunStepPublic,
     message_step_id,
     run_step,
