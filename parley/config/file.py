@@ -35,6 +35,9 @@ class SettingsTable:
     prefix: str
     #: The keys it takes; None: every setting whose name starts with ``prefix``.
     keys: frozenset[str] | None = None
+    #: Keys of settings that are no longer read: taken and ignored, so that a file written
+    #: for an older Parley still starts (docs/configuration.md lists them).
+    retired: frozenset[str] = frozenset()
 
     def setting(self, key: str) -> str:
         return self.prefix + key
@@ -49,7 +52,7 @@ SETTINGS_TABLES = (
     SettingsTable("retrieval", "", frozenset({"embedding_model"})),
     SettingsTable("web_search", "web_search_"),
     SettingsTable("files", "files_"),
-    SettingsTable("code_interpreter", "code_interpreter_"),
+    SettingsTable("code_interpreter", "code_interpreter_", retired=frozenset({"max_open_files"})),
 )
 
 
@@ -101,7 +104,9 @@ class ConfigFile:
     def _table_settings(
         self, table: SettingsTable, model: type[BaseModel], given: Collection[str]
     ) -> dict[str, Any]:
-        raw = self._table(table.name, "a table")
+        raw = {
+            k: v for k, v in self._table(table.name, "a table").items() if k not in table.retired
+        }
         unknown = sorted(k for k in raw if table.setting(k) not in model.model_fields)
         if unknown:
             raise ConfigError(f"{self.path}: [{table.name}] has no key {unknown[0]!r}")

@@ -231,10 +231,9 @@ class Settings(BaseSettings):
     code_interpreter_call_timeout: float = Field(default=60.0, gt=0)
     #: Seconds of CPU one container's Python may use before it is killed and started again.
     code_interpreter_cpu_seconds: int = Field(default=600, ge=1)
-    #: Processes (threads included) one container may run at once, files it may hold open,
-    #: and the largest file it may write, in bytes.
+    #: Processes (threads included) one container may run at once, and the largest file
+    #: it may write, in bytes.
     code_interpreter_max_processes: int = Field(default=64, ge=8)
-    code_interpreter_max_open_files: int = Field(default=256, ge=32)
     code_interpreter_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     #: Bytes one container's ``/mnt/data`` may hold in all.
     code_interpreter_disk_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
