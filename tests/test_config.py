@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,24 @@ def test_a_key_no_longer_read_is_taken_and_ignored(tmp_path: Path) -> None:
     settings = Settings(config=config)
     assert settings.code_interpreter_call_timeout == 5
     assert Limits.of(settings).open_files == OPEN_FILES
+
+
+def test_configuration_md_names_every_variable_read_and_no_other() -> None:
+    root = Path(__file__).parents[1]
+    doc = (root / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"`(PARLEY_[A-Z0-9_]+)`", doc))
+    read = {
+        info.validation_alias
+        if isinstance(info.validation_alias, str)
+        else f"PARLEY_{name.upper()}"
+        for name, info in Settings.model_fields.items()
+    }
+    assert sorted(read - set(re.findall(r"`([A-Z0-9_]+)`", doc))) == []
+    no_longer_read = doc.split("Settings no longer read", 1)[1].split("\n\n", 2)[1]
+    retired = set(re.findall(r"`(PARLEY_[A-Z0-9_]+)`", no_longer_read))
+    assert retired and not retired & read
+    source = "".join(p.read_text() for p in (root / "parley").rglob("*.py"))
+    # The rest are read by the commands that use them, not by the server's settings.
+    elsewhere = documented - read - retired
+    assert sorted(n for n in elsewhere if f'"{n}"' not in source) == []
+    assert not any(f'"{n}"' in source for n in retired)

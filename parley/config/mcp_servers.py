@@ -156,6 +156,7 @@ def _headers_from_env(variables: dict[str, str]) -> dict[str, SecretStr]:
 
 
 def check_label(label: str, *, where: str) -> None:
+    """A ``ConfigError`` for a label that is not a ``SERVER_LABEL``, saying ``where`` it is."""
     if not SERVER_LABEL.fullmatch(label):
         raise ConfigError(
             f"{where}: {label!r} is not a valid server label: use 1 to 64 letters, digits, "
