@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from parley.config import BUILTIN_PROVIDERS, ConfigError, Settings
 from parley.errors import InvalidRequest
 from parley.providers.registry import ProviderRegistry
+from parley.sandbox.limits import OPEN_FILES, Limits
 
 KEY_VARS = {v for b in BUILTIN_PROVIDERS.values() for v in b.key_vars}
 
@@ -161,3 +163,93 @@ def test_the_web_search_table_and_its_variables(
         with pytest.raises(ConfigError, match=says):
             Settings(config=config)
         monkeypatch.setenv("PARLEY_WEB_SEARCH_URL", "")
+
+
+def test_every_settings_table_goes_under_the_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("EMBEDDING_MODEL", "WEB_SEARCH_URL", "FILES_MAX_BYTES"):
+        monkeypatch.delenv(f"PARLEY_{name}", raising=False)
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        '[retrieval]\nembedding_model = "demo/embed"\n'
+        '[web_search]\nurl = "http://search.local"\ntimeout = 3\n'
+        "[files]\nmax_bytes = 1000\nuser_quota_bytes = 5000\n"
+        "[code_interpreter]\ncall_timeout = 7\nmax_containers = 2\n"
+    )
+    settings = Settings(config=config)
+    assert settings.embedding_model == "demo/embed"
+    assert (settings.web_search_url, settings.web_search_timeout) == ("http://search.local", 3)
+    assert (settings.files_max_bytes, settings.files_user_quota_bytes) == (1000, 5000)
+    assert settings.code_interpreter_call_timeout == 7
+    assert settings.code_interpreter_max_containers == 2
+    monkeypatch.setenv("PARLEY_WEB_SEARCH_TIMEOUT", "9")
+    monkeypatch.setenv("PARLEY_FILES_MAX_BYTES", "2000")
+    settings = Settings(config=config, code_interpreter_call_timeout=11, embedding_model="")
+    # A variable or an argument wins over its key; the table's other keys still count.
+    assert settings.embedding_model is None
+    assert (settings.web_search_url, settings.web_search_timeout) == ("http://search.local", 9)
+    assert (settings.files_max_bytes, settings.files_user_quota_bytes) == (2000, 5000)
+    assert settings.code_interpreter_call_timeout == 11
+    assert settings.code_interpreter_max_containers == 2
+
+
+def test_a_bad_key_is_named_with_its_table(tmp_path: Path) -> None:
+    config = tmp_path / "parley.toml"
+    for text, says in (
+        ("[web_search]\nurl = 3\n", "[web_search] web_search_url: Input should be a valid string"),
+        (
+            "[retrieval]\nembedding_model = 5\n",
+            "[retrieval] embedding_model: Input should be a valid string",
+        ),
+        ("[files]\nmax_bytes = 0\n", "[files] files_max_bytes: Input should be greater than 0"),
+        ("[retrieval]\nmodel = 'x'\n", "[retrieval] has no key 'model'"),
+    ):
+        config.write_text(text)
+        with pytest.raises(ConfigError) as refused:
+            Settings(config=config)
+        assert str(refused.value) == f"{config}: {says}"
+
+
+def test_the_file_is_read_once(tmp_path: Path) -> None:
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        '[providers.mine]\nkind = "openai-chat"\nbase_url = "http://x/v1"\n'
+        '[mcp_servers.docs]\nurl = "http://127.0.0.1:9/mcp"\n'
+    )
+    settings = Settings(config=config)
+    config.write_text("not toml at all [")
+    # What the settings hold is what the file said when they were made.
+    assert settings.provider_configs()["mine"].base_url == "http://x/v1"
+    assert list(settings.mcp_servers) == ["docs"]
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Settings(config=config)
+
+
+def test_a_key_no_longer_read_is_taken_and_ignored(tmp_path: Path) -> None:
+    config = tmp_path / "parley.toml"
+    config.write_text("[code_interpreter]\nmax_open_files = 64\ncall_timeout = 5\n")
+    settings = Settings(config=config)
+    assert settings.code_interpreter_call_timeout == 5
+    assert Limits.of(settings).open_files == OPEN_FILES
+
+
+def test_configuration_md_names_every_variable_read_and_no_other() -> None:
+    root = Path(__file__).parents[1]
+    doc = (root / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"`(PARLEY_[A-Z0-9_]+)`", doc))
+    read = {
+        info.validation_alias
+        if isinstance(info.validation_alias, str)
+        else f"PARLEY_{name.upper()}"
+        for name, info in Settings.model_fields.items()
+    }
+    assert sorted(read - set(re.findall(r"`([A-Z0-9_]+)`", doc))) == []
+    no_longer_read = doc.split("Settings no longer read", 1)[1].split("\n\n", 2)[1]
+    retired = set(re.findall(r"`(PARLEY_[A-Z0-9_]+)`", no_longer_read))
+    assert retired and not retired & read
+    source = "".join(p.read_text() for p in (root / "parley").rglob("*.py"))
+    # The rest are read by the commands that use them, not by the server's settings.
+    elsewhere = documented - read - retired
+    assert sorted(n for n in elsewhere if f'"{n}"' not in source) == []
+    assert not any(f'"{n}"' in source for n in retired)

@@ -10,6 +10,10 @@ if TYPE_CHECKING:
 
 #: OpenAI's container sizes, in bytes of memory.
 MEMORY_LIMITS: dict[str, int] = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
+#: Files a sandbox's processes may hold open (RLIMIT_NOFILE): a quarter of a Linux shell's
+#: usual 1024, room for Python, its libraries and the code's own files, while a loop that
+#: opens and never closes stops soon. Not a setting: what a container runs needs no more.
+OPEN_FILES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class Limits:
             memory_bytes=MEMORY_LIMITS[size],
             cpu_seconds=settings.code_interpreter_cpu_seconds,
             processes=settings.code_interpreter_max_processes,
-            open_files=settings.code_interpreter_max_open_files,
+            open_files=OPEN_FILES,
             file_bytes=settings.code_interpreter_max_file_bytes,
             disk_bytes=settings.code_interpreter_disk_bytes,
             call_timeout=settings.code_interpreter_call_timeout,

@@ -73,7 +73,7 @@ async def test_the_hosts_files_are_not_there(kernel: Kernel, tmp_path: Path) -> 
         str(secret),
         str(data_dir()),
         str(Path.cwd() / "pyproject.toml"),
-        str(Path.cwd() / "parley" / "config.py"),
+        str(Path.cwd() / "parley" / "config" / "settings.py"),
         "/home",
         "/var",
         "/sys",
