@@ -516,6 +516,7 @@ def store_outputs(
         return None
     by_call = {a.tool_call_id: a for a in run_store.list_actions(conn, run_id=run.id)}
     fresh: list[tuple[Action, SubmittedAnswer]] = []
+    completes_with: dict[str, str] = {}  # the output of each fresh answer's action, by id
     for call_id, answer in outputs:
         action = by_call.get(call_id)
         if action is None:
@@ -528,15 +529,15 @@ def store_outputs(
         if action.status != ActionStatus.PENDING:
             raise Conflict(f"Tool call {call_id} is {action.status}.", code="action_closed")
         fresh.append((action, answer))
+        completes_with[action.id] = output
     if not fresh:
         return run  # every output was already stored: an idempotent repeat
     if run.status != RunStatus.ACTION_REQUIRED:
         raise Conflict(
             f"The run is {run.status}, not waiting for tool outputs.", code="run_not_waiting"
         )
-    for action, answer in fresh:
-        output = approvals.check_output(action, answer)
-        run_store.complete_action(conn, action_id=action.id, output=output)
+    for action, _ in fresh:
+        run_store.complete_action(conn, action_id=action.id, output=completes_with[action.id])
     thread_store.add_tool_messages(
         conn,
         user_id=user_id,
