@@ -16,18 +16,21 @@ from parley.engine.hosted import code_interpreter, file_search, web_search
 from parley.engine.hub import Entry, Tap
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
+from parley.engine.tool_results import Decision, SubmittedAnswer
 from parley.engine.usage import UsageCounter, UsageSource
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "CONTEXT_LENGTH_EXCEEDED",
     "Approval",
+    "Decision",
     "Engine",
     "Entry",
     "FileInputs",
     "ModelProfile",
     "NewMessage",
     "RunConfig",
+    "SubmittedAnswer",
     "Tap",
     "ThreadTarget",
     "TurnHandle",

@@ -41,6 +41,7 @@ from parley.engine.launch import Launcher
 from parley.engine.profile import ModelProfile, profile_of
 from parley.engine.run_loop import TurnRunner
 from parley.engine.scratch import ScratchThreads
+from parley.engine.tool_results import SubmittedAnswer
 from parley.engine.turn import Turn
 from parley.engine.upkeep import Upkeep
 from parley.engine.usage import UsageCounter, UsageSource
@@ -434,14 +435,14 @@ class Engine:
     # ----------------------------------------------------------------- tool outputs
 
     async def submit_tool_outputs(
-        self, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
+        self, *, user_id: str, run_id: str, outputs: list[tuple[str, SubmittedAnswer]]
     ) -> Run:
-        """Store ``(tool_call_id, output)`` pairs atomically (``transactions.store_outputs``)."""
+        """Store ``(tool_call_id, answer)`` pairs atomically (``transactions.store_outputs``)."""
         seen: set[str] = set()
         for call_id, _ in outputs:
             if call_id in seen:
                 raise InvalidRequest(
-                    f"tool_call_id {call_id} is listed twice.", code="duplicate_tool_call_id"
+                    f"tool_call_id {call_id} is listed twice.", code="duplicate_tool_output"
                 )
             seen.add(call_id)
         run = await self.db.write(tx.store_outputs, user_id=user_id, run_id=run_id, outputs=outputs)

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from parley.engine import states
+from parley.engine import states, tool_results
 from parley.engine.history import HistoryCache, Item, items_of, view
 from parley.engine.hosted import approvals
 from parley.engine.hosted.approvals import Answered, Approved
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
-from parley.engine.tool_results import check_tool_results
+from parley.engine.tool_results import SubmittedAnswer, check_tool_results
 from parley.errors import Conflict, InvalidRequest
 from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
@@ -504,41 +504,40 @@ def ensure_idle(conn: Connection, *, thread_id: str, allow_queued: bool = False)
 
 
 def store_outputs(
-    conn: Connection, *, user_id: str, run_id: str, outputs: list[tuple[str, str]]
+    conn: Connection, *, user_id: str, run_id: str, outputs: list[tuple[str, SubmittedAnswer]]
 ) -> Run | None:
-    """Store ``(tool_call_id, output)`` pairs; the run is ``queued`` again once none is
-    pending. The output of a hosted call waiting for approval is ``approved`` or
-    ``denied`` (``hosted.approvals``). A stored output resubmitted unchanged is a no-op.
+    """Store ``(tool_call_id, answer)`` pairs; the run is ``queued`` again once none is
+    pending. The answer to a hosted call waiting for approval is a ``Decision`` (or the
+    output ``approved`` or ``denied``: ``hosted.approvals``). An answer resubmitted
+    unchanged is a no-op; another for a call that has one is ``duplicate_tool_output``.
     None: the run just expired."""
     run = run_store.lock_run(conn, run_id=run_id, user_id=user_id)
     if expire_if_overdue(conn, run):
         return None
     by_call = {a.tool_call_id: a for a in run_store.list_actions(conn, run_id=run.id)}
-    fresh: list[tuple[Action, str]] = []
-    for call_id, output in outputs:
+    fresh: list[tuple[Action, SubmittedAnswer]] = []
+    completes_with: dict[str, str] = {}  # the output of each fresh answer's action, by id
+    for call_id, answer in outputs:
         action = by_call.get(call_id)
         if action is None:
-            raise InvalidRequest(
-                f"Run {run.id} has no tool call {call_id}.", code="unknown_tool_call_id"
-            )
+            raise tool_results.not_found(call_id)
+        output = approvals.check_output(action, answer)
         if action.status == ActionStatus.COMPLETED:
             if action.output != output:
-                raise Conflict(
-                    f"An output for {call_id} was already submitted.", code="already_submitted"
-                )
+                raise tool_results.answered_already(call_id)
             continue
         if action.status != ActionStatus.PENDING:
             raise Conflict(f"Tool call {call_id} is {action.status}.", code="action_closed")
-        approvals.check_output(action, output)
-        fresh.append((action, output))
+        fresh.append((action, answer))
+        completes_with[action.id] = output
     if not fresh:
         return run  # every output was already stored: an idempotent repeat
     if run.status != RunStatus.ACTION_REQUIRED:
         raise Conflict(
             f"The run is {run.status}, not waiting for tool outputs.", code="run_not_waiting"
         )
-    for action, output in fresh:
-        run_store.complete_action(conn, action_id=action.id, output=output)
+    for action, _ in fresh:
+        run_store.complete_action(conn, action_id=action.id, output=completes_with[action.id])
     thread_store.add_tool_messages(
         conn,
         user_id=user_id,

@@ -376,7 +376,7 @@ def test_bad_runs_are_refused_and_change_nothing(http: httpx.Client) -> None:
         f"/threads/{t['id']}/runs/{run['id']}/submit_tool_outputs",
         json={"tool_outputs": [{"tool_call_id": "call_x", "output": "x"}]},
     )
-    assert_error(answer, 400, "unknown_tool_call_id")
+    assert_error(answer, 400, "tool_call_not_found")
 
 
 def test_one_thread_whatever_face_reaches_it(http: httpx.Client) -> None:

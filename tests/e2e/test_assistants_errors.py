@@ -122,7 +122,7 @@ def test_tool_outputs(http: httpx.Client) -> None:
     [call] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
     path = f"/threads/{run['thread_id']}/runs/{run['id']}"
     wrong = {"tool_outputs": [{"tool_call_id": "call_nope", "output": "x"}]}
-    assert_error(http.post(f"{path}/submit_tool_outputs", json=wrong), 400, "unknown_tool_call_id")
+    assert_error(http.post(f"{path}/submit_tool_outputs", json=wrong), 400, "tool_call_not_found")
     unasked = {"tool_outputs": [{"tool_call_id": call["id"], "output": "x", "is_error": True}]}
     assert_invalid(
         http.post(f"{path}/submit_tool_outputs", json=unasked), "tool_outputs[0].is_error"

@@ -332,15 +332,15 @@ def test_outputs_for_unknown_tool_call_are_400_and_atomic(
 ) -> None:
     run_id, (one, two) = waiting["run"]["id"], waiting["manifest"]
     before = _state(http, waiting["thread_id"])
-    assert_error(_submit(http, run_id, [("call_unknown", "x")]), 400, "unknown_tool_call_id")
+    assert_error(_submit(http, run_id, [("call_unknown", "x")]), 400, "tool_call_not_found")
     # a good output next to a bad one is not stored either: all or nothing
     answer = _submit(http, run_id, [(one["tool_call_id"], "fine"), ("call_unknown", "x")])
-    assert_error(answer, 400, "unknown_tool_call_id")
+    assert_error(answer, 400, "tool_call_not_found")
     answer = http.post(
         "/submit_tool_output",
         json={"run_id": run_id, "tool_call_id": "call_unknown", "output": "x"},
     )
-    assert_error(answer, 400, "unknown_tool_call_id")
+    assert_error(answer, 400, "tool_call_not_found")
     assert _state(http, waiting["thread_id"]) == before
     assert get_run(http, run_id)["status"] == "requires_action"
     pending = actions(http, run_id, status="pending")
@@ -351,7 +351,7 @@ def test_the_same_call_listed_twice_is_400(http: httpx.Client, waiting: dict[str
     run_id, (one, _) = waiting["run"]["id"], waiting["manifest"]
     before = _state(http, waiting["thread_id"])
     answer = _submit(http, run_id, [(one["tool_call_id"], "a"), (one["tool_call_id"], "a")])
-    assert_error(answer, 400, "duplicate_tool_call_id")
+    assert_error(answer, 400, "duplicate_tool_output")
     assert _state(http, waiting["thread_id"]) == before
 
 
@@ -390,20 +390,22 @@ def test_partial_resubmission_with_a_new_output_is_stored_once(
     ]
 
 
-def test_a_different_output_for_the_same_call_is_409(
+def test_a_different_output_for_the_same_call_is_a_duplicate(
     http: httpx.Client, waiting: dict[str, Any]
 ) -> None:
     run_id, (one, two) = waiting["run"]["id"], waiting["manifest"]
     assert _submit(http, run_id, [(one["tool_call_id"], "first")]).status_code == 200
     state = _state(http, waiting["thread_id"])
-    assert_error(_submit(http, run_id, [(one["tool_call_id"], "second")]), 409, "already_submitted")
+    assert_error(
+        _submit(http, run_id, [(one["tool_call_id"], "second")]), 400, "duplicate_tool_output"
+    )
     answer = http.post(
         "/submit_tool_output", json={"action_id": one["action_id"], "output": "third"}
     )
-    assert_error(answer, 409, "already_submitted")
+    assert_error(answer, 400, "duplicate_tool_output")
     # atomic: the pending call next to the conflicting one is not stored
     answer = _submit(http, run_id, [(two["tool_call_id"], "ok"), (one["tool_call_id"], "other")])
-    assert_error(answer, 409, "already_submitted")
+    assert_error(answer, 400, "duplicate_tool_output")
     assert _state(http, waiting["thread_id"]) == state
     assert [a["output"] for a in actions(http, run_id)] == ["first", None]
 
@@ -413,7 +415,7 @@ def test_outputs_for_a_run_without_tool_calls_are_refused(http: httpx.Client) ->
     turn = stream_process(http, assistant_id=bot["id"], content="hi")
     thread_id = get_run(http, turn.run_id)["thread_id"]
     before = _state(http, thread_id)
-    assert_error(_submit(http, turn.run_id, [("call_x", "x")]), 400, "unknown_tool_call_id")
+    assert_error(_submit(http, turn.run_id, [("call_x", "x")]), 400, "tool_call_not_found")
     queued = create_run(http, thread_id, bot["id"])
     answer = _submit(http, queued["id"], [("call_x", "x")])
     assert answer.status_code in (400, 409), answer.text
@@ -492,7 +494,7 @@ def test_turns_on_a_run_in_progress_are_409(http: httpx.Client) -> None:
             "thread_busy",
         )
         assert_error(http.post("/messages", json={"thread_id": thread_id, "content": "more"}), 409)
-        assert_error(_submit(http, run_id, [("call_x", "x")]), 400, "unknown_tool_call_id")
+        assert_error(_submit(http, run_id, [("call_x", "x")]), 400, "tool_call_not_found")
         after = _state(http, thread_id)
         assert [m["id"] for m in after[0]] == [m["id"] for m in before[0]]
         assert [r["id"] for r in after[1]] == [r["id"] for r in before[1]]

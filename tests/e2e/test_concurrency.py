@@ -130,7 +130,7 @@ def test_one_output_submitted_at_once_by_action_is_stored_once(
             assert result.status_code == 200, result.text
             assert result.json()["status"] == "queued"
         else:
-            assert_error(result, 409, "already_submitted")
+            assert_error(result, 400, "duplicate_tool_output")
     assert stored == [(item["tool_call_id"], output)]
     assert get_run(http, turn.run_id)["status"] == "queued"
 

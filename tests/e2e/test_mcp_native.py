@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import tool_results_text
-from tests.e2e.helpers import create_assistant, get_run, stream_process
+from tests.e2e.helpers import (
+    assert_error,
+    assert_invalid,
+    create_assistant,
+    get_run,
+    messages,
+    stream_process,
+    wait_run,
+)
 from tests.mcp.conftest import _servers
 
 AUTO = "fake/auto:2"
@@ -133,3 +141,92 @@ def test_a_whole_turn_and_its_messages_hold_the_items(http: httpx.Client, mcp_ur
     assert listed.status_code == 200, listed.text
     held = [m["item"] for m in listed.json()["data"] if m.get("item")]
     assert [i["id"] for i in held] == [i["id"] for i in turn["items"]]
+
+
+#: What the model is told of a call denied with the reason "not now", whichever door the
+#: denial came through.
+DENIED = "Not run: the user did not approve this call. The reason given: not now"
+
+
+def _deny_through_responses(http: httpx.Client, mcp_url: str) -> str:
+    """Asked on ``/v1/responses``, denied with an ``mcp_approval_response``: its run's id."""
+    tool = mcp_tool(mcp_url, require_approval="always")
+    asked = http.post("/responses", json={"model": AUTO, "input": "say it", "tools": [tool]})
+    assert asked.status_code == 200, asked.text
+    request = asked.json()["output"][-1]
+    assert request["type"] == "mcp_approval_request"
+    denial = {
+        "type": "mcp_approval_response",
+        "approval_request_id": request["id"],
+        "approve": False,
+        "reason": "not now",
+    }
+    body = {"model": AUTO, "input": [denial], "tools": [tool]}
+    done = http.post("/responses", json={**body, "previous_response_id": asked.json()["id"]})
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+    return str(done.json()["id"])
+
+
+def _deny_through_native(http: httpx.Client, mcp_url: str) -> str:
+    """Asked in a native run, denied on ``/v1/runs/{id}/submit_tool_outputs``."""
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url)])
+    first = stream_process(http, assistant_id=bot["id"], content="say it")
+    (item,) = first.manifest
+    denial = {"tool_call_id": item["tool_call_id"], "approve": False, "reason": "not now"}
+    answer = http.post(f"/runs/{first.run_id}/submit_tool_outputs", json={"tool_outputs": [denial]})
+    assert answer.status_code == 200 and answer.json()["status"] == "queued", answer.text
+    assert stream_process(http, run_id=first.run_id).final_status == "completed"
+    return first.run_id
+
+
+def _deny_through_assistants(http: httpx.Client, mcp_url: str) -> str:
+    """Asked in an Assistants run, denied on its ``submit_tool_outputs``."""
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url)])
+    body = {"assistant_id": bot["id"], "thread": {"messages": [{"role": "user", "content": "hi"}]}}
+    created = http.post("/threads/runs", json=body)
+    assert created.status_code == 200, created.text
+    run = wait_run(http, created.json()["id"], {"requires_action"})
+    (action,) = run["required_action"]["actions"]
+    assert action["approval"] is not None
+    path = f"/threads/{run['thread_id']}/runs/{run['id']}/submit_tool_outputs"
+    denial = {"tool_call_id": action["tool_call_id"], "approve": False, "reason": "not now"}
+    answer = http.post(path, json={"tool_outputs": [denial]})
+    assert answer.status_code == 200, answer.text
+    assert wait_run(http, run["id"])["status"] == "completed"
+    return str(run["id"])
+
+
+@pytest.mark.parametrize(
+    "deny", [_deny_through_responses, _deny_through_native, _deny_through_assistants]
+)
+def test_a_denial_keeps_its_reason_through_either_door(
+    http: httpx.Client, upstream: Any, mcp_url: str, deny: Any
+) -> None:
+    """A call denied with a reason, through an ``mcp_approval_response`` or through
+    ``submit_tool_outputs`` (native or Assistants), is not run: the thread keeps the same
+    result, which tells the model the reason, and the model answers after it."""
+    before = len(upstream.requests)
+    run_id = deny(http, mcp_url)
+    thread_id = get_run(http, run_id)["thread_id"]
+    kept = [(m["role"], m["content"]) for m in messages(http, thread_id)]
+    assert ("tool", DENIED) in kept, kept
+    assert kept[-1] == ("assistant", tool_results_text([("echo", DENIED)]))
+    told = upstream.requests[-1]["messages"][-1]
+    assert (told["role"], told["content"]) == ("tool", DENIED)
+    assert len(upstream.requests) - before == 2  # the call asked for, then the answer
+
+
+def test_a_reason_goes_with_an_approval_only(http: httpx.Client, mcp_url: str) -> None:
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url)])
+    first = stream_process(http, assistant_id=bot["id"], content="say it")
+    (item,) = first.manifest
+    given = {"action_id": item["action_id"], "output": "x", "reason": "why"}
+    assert_invalid(http.post("/submit_tool_output", json=given))
+    denial = {"action_id": item["action_id"], "approve": False, "reason": "not now"}
+    answer = http.post("/submit_tool_output", json=denial)
+    assert answer.status_code == 200 and answer.json()["status"] == "queued", answer.text
+    # Answered already: approving it now is a second, different answer.
+    again = http.post("/submit_tool_output", json={"action_id": item["action_id"], "approve": True})
+    assert_error(again, 400, "duplicate_tool_output")
+    # The same denial again is a repeat, and changes nothing.
+    assert http.post("/submit_tool_output", json=denial).status_code == 200

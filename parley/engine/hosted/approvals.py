@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from parley.engine.history import Item
 from parley.engine.inputs import Approval, NewMessage
+from parley.engine.tool_results import Decision, SubmittedAnswer
 from parley.errors import InvalidRequest
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
@@ -171,15 +172,19 @@ def response_item(approval: Approval) -> dict[str, Any]:
 APPROVED, DENIED = "approved", "denied"
 
 
-def check_output(action: Action, output: str) -> None:
-    """Refuse an output for a hosted call that waits for approval, unless it is the
-    approval's answer (``approved`` or ``denied``)."""
+def check_output(action: Action, answer: SubmittedAnswer) -> str:
+    """The output ``action`` completes with, given ``answer`` on ``submit_tool_outputs``: a
+    client tool's output; for a hosted call that waits for approval, ``approved`` or
+    ``denied`` (a ``Decision``, or that word as its output). Refuses any other output for
+    such a call."""
+    output = _output_of(answer)
     if action.kind == "approval" and output not in (APPROVED, DENIED):
         raise InvalidRequest(
             f"The call {action.tool_call_id} is run by the server once approved: answer its "
             "approval request (approve true or false), not with an output.",
             code="approval_expected",
         )
+    return output
 
 
 def denial(reason: str | None = None) -> str:
@@ -188,16 +193,26 @@ def denial(reason: str | None = None) -> str:
     return f"Not run: the user did not approve this call.{why}"
 
 
-def results(answered: Sequence[tuple[Action, str]]) -> list[tuple[str, str]]:
-    """The tool results to store for outputs just given: a client tool's output; a denied
-    call's denial; nothing yet for an approved call, which the run's next turn runs."""
+def results(answered: Sequence[tuple[Action, SubmittedAnswer]]) -> list[tuple[str, str]]:
+    """The tool results to store for answers just given on ``submit_tool_outputs``: a client
+    tool's output; a denied call's denial, with its reason, as ``answer`` stores one given
+    in an ``mcp_approval_response``; nothing yet for an approved call, which the run's next
+    turn runs."""
     stored = []
-    for action, output in answered:
+    for action, given in answered:
+        output = _output_of(given)
         if action.kind != "approval":
             stored.append((action.tool_call_id, output))
         elif output == DENIED:
-            stored.append((action.tool_call_id, denial()))
+            reason = given.reason if isinstance(given, Decision) else None
+            stored.append((action.tool_call_id, denial(reason)))
     return stored
+
+
+def _output_of(answer: SubmittedAnswer) -> str:
+    if isinstance(answer, Decision):
+        return APPROVED if answer.approve else DENIED
+    return answer
 
 
 def waiting(conn: Connection, run: Run, context: Sequence[Item]) -> list[Approved]:

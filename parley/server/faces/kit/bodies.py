@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from parley.engine import Decision, SubmittedAnswer
 from parley.errors import InvalidRequest
 from parley.server.faces.kit.hosted import read_attachments, read_tool_resources
 from parley.server.faces.kit.readers import (
@@ -286,22 +287,26 @@ class ThreadCreate(Body):
 
 class ToolAnswer(Body):
     """A tool's output; or, for a call the server runs once approved (an action with an
-    ``approval``), the approval: ``approve`` true or false."""
+    ``approval``), the approval: ``approve`` true or false, with the client's ``reason``
+    (told to the model of a denied call, as an ``mcp_approval_response`` item's is)."""
 
     output: str | None = None
     approve: bool | None = None
+    reason: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> ToolAnswer:
         if (self.output is None) == (self.approve is None):
             raise ValueError("give output, or approve for a call that waits for approval")
+        if self.reason is not None and self.approve is None:
+            raise ValueError("reason goes with approve, not with an output")
         return self
 
-    def answer(self) -> str:
-        """The output, or the approval's (``approved`` / ``denied``)."""
+    def answer(self) -> SubmittedAnswer:
+        """The output, or the approval (a ``Decision``)."""
         if self.output is not None:
             return self.output
-        return "approved" if self.approve else "denied"
+        return Decision(approve=bool(self.approve), reason=self.reason)
 
 
 class ToolOutput(ToolAnswer):

@@ -255,6 +255,7 @@ NATIVE: dict[str, Rule] = {
         "instead of output, for a call the server runs once approved (an action with an "
         "approval): true runs it, false tells the model it was denied"
     ),
+    "reason": supported("with approve: why; the model is told the reason of a denial"),
     "action_id": supported(),
     "tool_call_id": supported(),
 }
