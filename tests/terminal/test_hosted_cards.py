@@ -1,21 +1,22 @@
 """The terminal's cards of the calls the server runs (``terminal.hosted_cards``): each known
 kind of hosted item shows as it always has, and a kind the terminal does not know shows its
-type and status through the fallback card, never an error. Through ``TerminalOutput`` in
-plain mode, its side lines on a capture console."""
+type and status through the fallback card, never an error. On a plain ``StreamView`` (and
+through ``TerminalOutput``), its side lines on a capture console."""
 
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from rich.console import Console
 
 from parley.events import HostedToolEvent
 from parley.terminal import hosted_cards
+from parley.terminal.display import StreamView
 from parley.terminal.output import TerminalOutput
 
-Steps = list[tuple[str, dict[str, Any]]]
+Steps = list[tuple[Literal["started", "done"], dict[str, Any]]]
 
 MCP_CALL = {"type": "mcp_call", "id": "mcp_1", "server_label": "docs", "name": "echo"}
 SEARCH = {"type": "file_search_call", "id": "fs_1", "queries": ["tides", "moon"]}
@@ -99,24 +100,22 @@ KNOWN: dict[str, tuple[Steps, list[str], list[str]]] = {
 
 
 def _shown(steps: Steps) -> tuple[list[str], list[str]]:
-    """The side lines ``steps`` show (the footer left out) and the spinner's words after
-    each step."""
+    """The side lines ``steps`` show on a plain view (the footer left out) and the
+    spinner's words after each step."""
     out, err = io.StringIO(), io.StringIO()
-    output = TerminalOutput(
+    view = StreamView(
         Console(file=out, width=80, color_system=None),
         err_console=Console(file=err, width=80, color_system=None),
         plain=True,
     )
-    output.begin()
-    statuses = []
+    view.start()
+    status, statuses = "Thinking…", []
     for phase, item in steps:
-        output.event(HostedToolEvent(run_id="run_1", phase=phase, item=item))  # type: ignore[arg-type]
-        statuses.append(output._status)
-    assert output.view is not None
-    output.view.finish()
+        status = hosted_cards.show(view, item, done=phase == "done") or status
+        statuses.append(status)
+    view.finish()
     assert out.getvalue() == ""  # plain mode: the side lines go to stderr
-    lines = err.getvalue().splitlines()
-    return lines[:-1], statuses  # the last line is the footer's time
+    return err.getvalue().splitlines()[:-1], statuses  # the last line is the footer's time
 
 
 @pytest.mark.parametrize("kind", list(KNOWN))
@@ -134,6 +133,22 @@ def test_every_kind_a_client_receives_has_its_own_card() -> None:
         "code_interpreter_call",
         "web_search_call",
     }
+
+
+def test_the_terminal_output_shows_hosted_events_through_the_cards() -> None:
+    err = io.StringIO()
+    output = TerminalOutput(
+        Console(file=io.StringIO(), width=80, color_system=None),
+        err_console=Console(file=err, width=80, color_system=None),
+        plain=True,
+    )
+    output.begin()
+    for phase, item in KNOWN["mcp call"][0]:
+        output.event(HostedToolEvent(run_id="run_1", phase=phase, item=item))
+    output.event(HostedToolEvent(run_id="run_1", phase="done", item={"type": "echo_call"}))
+    assert output.view is not None
+    output.view.finish()
+    assert err.getvalue().splitlines()[:-1] == [*KNOWN["mcp call"][1], "✓ echo_call  completed"]
 
 
 def test_an_unknown_kind_shows_its_type_and_status_through_the_fallback() -> None:
