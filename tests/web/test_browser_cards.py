@@ -1,6 +1,6 @@
 """The page's cards of the calls the server runs (``static/cards.js``) in a real headless
 Chromium: an item of a kind the page does not know shows through the fallback card, its
-type and its status, and the answer goes on around it. The exchange's stream is the web
+type and its status, and the answer goes on around it; a web search shows through its own. The exchange's stream is the web
 app's own event stream, played by the browser's route of ``/api/messages/process``.
 
 Skipped, with the reason, when no Chromium can be started (see ``tests/web/chromium.py``).
@@ -85,3 +85,30 @@ def test_an_unknown_kind_that_failed_shows_its_error(web_chat: ChatPage) -> None
     expect(card).to_have_attribute("data-status", "error")
     expect(card.get_by_test_id("tool-result")).to_have_text("failed: no echo")
     expect(card.get_by_test_id("tool-status")).to_have_text("⚠ error")
+
+
+def test_a_web_search_shows_its_query_and_the_pages_found(web_chat: ChatPage) -> None:
+    web_chat.open()
+    search = {
+        "type": "web_search_call",
+        "id": "ws_1",
+        "action": {"type": "search", "query": "tides"},
+    }
+    page = {"url": "https://example.com/t", "title": "Tides", "snippet": "High and low."}
+    _play(
+        web_chat,
+        _stream(
+            _hosted("started", {**search, "status": "in_progress"}),
+            _hosted("done", {**search, "status": "completed", "pages": [page]}),
+            {"type": "done", "run_id": "run_1", "status": "completed"},
+        ),
+    )
+    web_chat.send("tides")
+    web_chat.wait_done()
+    card = web_chat.answer.get_by_test_id("web-search-call")
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-status", "ok")
+    expect(card.get_by_test_id("search-queries")).to_have_text("Searched for: tides")
+    expect(card.get_by_test_id("tool-status")).to_have_text("✓ 1 page")
+    expect(card.get_by_test_id("search-result")).to_have_text("TidesHigh and low.")
+    expect(web_chat.answer.get_by_test_id("hosted-unknown")).to_have_count(0)
