@@ -1,6 +1,7 @@
 """The embedded server of ``parley chat`` / ``parley ask`` / ``parley web``: a real Parley
-server on loopback. It belongs to no face: the terminal and the web page both start it, and
-the child side uses only the server and the store.
+server on loopback. It belongs to no face: the commands start it (``cli.chat_server`` for
+``parley chat`` and ``parley ask``, ``cli.web`` for ``parley web``), and the child side uses
+only the server and the store.
 
 With no ``--server`` (and no ``PARLEY_BASE_URL``), a client starts the same server
 code in a child process (``python -m parley.embedded``) on a free loopback port, with

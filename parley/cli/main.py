@@ -343,18 +343,22 @@ def _chat_options(args: argparse.Namespace) -> ChatOptions:
 
 
 def _terminal(args: argparse.Namespace) -> int:
-    """``parley chat`` and ``parley ask``: clients of a server, no server settings here."""
+    """``parley chat`` and ``parley ask``: clients of a server, no server settings here;
+    without ``--server`` (or ``PARLEY_BASE_URL``) their session starts the embedded one."""
+    from parley.cli.chat_server import EmbeddedChatServer
     from parley.controls import log_to_stderr
 
     log_to_stderr()  # the MCP SDK's warnings quote what servers sent
     options = _chat_options(args)
+    embedded = EmbeddedChatServer()
     if args.command == "ask":
         from parley.terminal.ask import run_ask
 
-        return asyncio.run(run_ask(options, args.prompt, json_lines=args.json))
+        prompt, json_lines = args.prompt, args.json
+        return asyncio.run(run_ask(options, prompt, json_lines=json_lines, start_server=embedded))
     from parley.terminal.repl import run_chat
 
-    return asyncio.run(run_chat(options))
+    return asyncio.run(run_chat(options, start_server=embedded))
 
 
 def _web(args: argparse.Namespace) -> int:

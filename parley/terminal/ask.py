@@ -28,6 +28,7 @@ from parley.terminal.session import (
     EXIT_USAGE,
     SETUP_ERRORS,
     ChatOptions,
+    ServerStart,
     Session,
     setup_exit_code,
 )
@@ -44,8 +45,15 @@ def exit_code(result: ExchangeResult) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
-async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool = False) -> int:
-    """Answer ``prompt`` (stdin when None or ``-``); the process exit code."""
+async def run_ask(
+    options: ChatOptions,
+    prompt: str | None,
+    *,
+    json_lines: bool = False,
+    start_server: ServerStart | None = None,
+) -> int:
+    """Answer ``prompt`` (stdin when None or ``-``); the process exit code.
+    ``start_server``: the server to start when the options name none."""
     err = Console(stderr=True, highlight=False)
     from_stdin = prompt is None or prompt == "-"
     text = sys.stdin.read() if from_stdin else prompt
@@ -64,7 +72,7 @@ async def run_ask(options: ChatOptions, prompt: str | None, *, json_lines: bool 
         line = f"✗ {clean(text)}" if error else clean(text)
         err.print(line, style="red" if error else "dim", markup=False, highlight=False)
 
-    session = Session(options)
+    session = Session(options, start_server=start_server)
     try:
         try:
             await session.open()

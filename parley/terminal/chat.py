@@ -57,8 +57,9 @@ from parley.sdk import AsyncClient
 from parley.sdk._loops import tool_target
 from parley.sdk.models import TurnResult
 from parley.sdk.stream import AsyncStream
-from parley.terminal.display import shown_name
+from parley.terminal import hosted_cards
 from parley.terminal.hosted import approval_question
+from parley.terminal.lines import shown_name
 from parley.terminal.session import ChatOptions, Session
 from parley.terminal.turns import ChatOutput, ExchangeResult, ToolRecord, TurnState
 
@@ -524,7 +525,7 @@ def _ran_on_server(turn: TurnResult) -> list[HostedToolEvent]:
     (its arguments, a search's queries) and end, a tool list's end."""
     events = []
     for item in turn.items:
-        if item.get("type") in ("mcp_call", "file_search_call", "code_interpreter_call"):
+        if hosted_cards.card_of(item).started is not None:
             events.append(HostedToolEvent(run_id=turn.run_id, phase="started", item=item))
         events.append(HostedToolEvent(run_id=turn.run_id, phase="done", item=item))
     return events

@@ -42,33 +42,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markdown import Markdown
-from rich.padding import Padding
 from rich.spinner import Spinner
-from rich.syntax import Syntax
 from rich.text import Text
 
-from parley.controls import clean, clean_data
+from parley.controls import clean
+from parley.terminal.lines import call_arguments, shorten, shown_name
 from parley.terminal.rendering import CODE_THEME, render_answer
 from parley.terminal.tail import AnswerTail, LastLines
 
-__all__ = ["StreamView", "TokenCounts", "clean", "shown_name", "wants_plain"]
+__all__ = ["StreamView", "TokenCounts", "clean", "wants_plain"]
 
 FRAMES_PER_SECOND = 12.0
-#: Lines of a code interpreter call's logs shown; the rest is counted, not printed.
-LOG_LINES_SHOWN = 40
 INTERRUPTED = "interrupted — partial answer kept"
-#: The most characters of a name shown (a tool's, a server's, a file's).
-NAME_SHOWN = 100
 
 # --------------------------------------------------------------------- live pieces
 
@@ -81,64 +75,6 @@ class TokenCounts(Protocol):
 
     @property
     def output_tokens(self) -> int: ...
-
-
-def _arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
-    if isinstance(arguments, str):
-        try:
-            parsed = json.loads(arguments) if arguments.strip() else None
-        except ValueError:
-            parsed = None
-        arguments = parsed if isinstance(parsed, Mapping) else arguments
-    if arguments is None:
-        shown = ""
-    elif isinstance(arguments, Mapping):
-        shown = ", ".join(f"{key}={_compact(value)}" for key, value in arguments.items())
-    else:
-        shown = arguments
-    return _shorten(shown, limit)
-
-
-def _json_arguments(arguments: Mapping[str, Any] | str | None, limit: int) -> str:
-    """A hosted call's arguments (a JSON text, as the server sends them) as one line of
-    JSON, cleaned and cut to ``limit``."""
-    value: Any = arguments
-    if isinstance(arguments, str):
-        try:
-            value = json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
-            return _shorten(arguments, limit)
-    shown = json.dumps(clean_data(value), ensure_ascii=False, separators=(", ", ": "), default=str)
-    return _shorten(shown, limit)
-
-
-def _compact(value: Any) -> str:
-    """``value`` as compact JSON, its strings cleaned first (JSON would only escape them)."""
-    return json.dumps(clean_data(value), ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(clean(text).split())
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def shown_name(name: str) -> str:
-    """A name as it is shown: cleaned, on one line and cut (``NAME_SHOWN``). An MCP server
-    names its tools as it likes: a line break in a name would draw a line of its own (a
-    fake result, a question about another tool), a long one would fill the screen."""
-    return _shorten(name, NAME_SHOWN)
-
-
-def _indented(parts: Sequence[Text]) -> Text:
-    """The lines of ``parts``, one under the other, each indented by four spaces."""
-    block = Text()
-    lines = [line for part in parts for line in part.split("\n")]
-    for n, line in enumerate(lines):
-        block.append("    ")
-        block.append_text(line)
-        if n < len(lines) - 1:
-            block.append("\n")
-    return block
 
 
 # ---------------------------------------------------------------------- StreamView
@@ -270,110 +206,26 @@ class StreamView:
 
     def tool_call(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> None:
         """Close the text so far and show ``▸ name(args…)``."""
-        self._commit()
-        with self._lock:
-            self._pending_tools.append(name)
         shown = shown_name(name)
         limit = max(16, self.console.width - len(shown) - 4)
         line = Text.assemble(
-            ("▸ ", "cyan"), (shown, "bold"), "(", (_arguments(arguments, limit), "dim"), ")"
+            ("▸ ", "cyan"), (shown, "bold"), "(", (call_arguments(arguments, limit), "dim"), ")"
         )
-        self._print_line(line)
+        self.open_call(name, line)
 
-    def hosted_call(
-        self, server: str, name: str, arguments: Mapping[str, Any] | str | None = None
-    ) -> None:
-        """Close the text so far and show ``⚙ server · name {args…}``: a call the server
-        runs itself (hosted MCP); its result shows as a tool's."""
+    def open_call(self, name: str, line: Text) -> None:
+        """Close the text so far and show ``line``, the start of a call named ``name``
+        (a hosted tool's card: ``terminal.hosted_cards``): the spinner names it until its
+        ``tool_result``."""
         self._commit()
         with self._lock:
             self._pending_tools.append(name)
-        server, tool = shown_name(server), shown_name(name)
-        limit = max(16, self.console.width - len(server) - len(tool) - 6)
-        line = Text.assemble(
-            ("⚙ ", "cyan"),
-            (server, "dim"),
-            " · ",
-            (tool, "bold"),
-            " ",
-            (_json_arguments(arguments, limit), "dim"),
-        )
-        self._print_line(line)
-
-    def hosted_search(self, queries: Sequence[str]) -> None:
-        """Close the text so far and show ``⚙ file_search "query" · "query"``: a search of
-        the session's files, which the server runs; its result shows as a tool's, then
-        ``search_results``."""
-        self._commit()
-        with self._lock:
-            self._pending_tools.append("file_search")
-        shown = " · ".join(f'"{q}"' for q in queries) or "…"
-        limit = max(16, self.console.width - 16)
-        line = Text.assemble(
-            ("⚙ ", "cyan"), ("file_search", "bold"), " ", (_shorten(clean(shown), limit), "dim")
-        )
-        self._print_line(line)
-
-    def search_results(self, results: Sequence[tuple[str, str]]) -> None:
-        """One indented line per passage found: its file, then its first line."""
-        for filename, passage in results:
-            name = shown_name(filename)
-            limit = max(16, self.console.width - len(name) - 6)
-            first = next((line for line in passage.splitlines() if line.strip()), "")
-            self._print_line(
-                Text.assemble("    ", (name, "bold"), "  ", (_shorten(clean(first), limit), "dim"))
-            )
-
-    def code_call(self, code: str) -> None:
-        """Close the text so far and show ``⚙ python · code interpreter``, then the code as
-        a block (highlighted as Python in a terminal): code the server runs for the model;
-        its result shows with ``code_result``."""
-        self._commit()
-        with self._lock:
-            self._pending_tools.append("python")
-        self._print_line(
-            Text.assemble(("⚙ ", "cyan"), ("python", "bold"), " · ", ("code interpreter", "dim"))
-        )
-        source = clean(code).rstrip("\n") or " "
-        if self.plain:  # no colours to give: the lines as they are, indented
-            self._print_block(_indented([Text(source)]))
-            return
-        syntax = Syntax(
-            source, "python", theme=CODE_THEME, word_wrap=True, background_color="default"
-        )
-        self._print_block(Padding(syntax, (0, 0, 0, 4), expand=False))
-
-    def code_result(
-        self,
-        *,
-        ok: bool,
-        summary: str,
-        logs: str = "",
-        figures: Sequence[str] = (),
-        files: Sequence[str] = (),
-        error: str = "",
-    ) -> None:
-        """A code call's end: ``✓ python  summary`` (or a red ``✗``), then, indented, its
-        logs (the first ``LOG_LINES_SHOWN`` lines), a ``[figure: PATH]`` line per figure,
-        the files it wrote, and its error in red."""
-        self.tool_result("python", ok, summary)
-        lines = clean(logs).rstrip("\n").split("\n") if logs.strip() else []
-        shown = Text("\n".join(lines[:LOG_LINES_SHOWN]))
-        if len(lines) > LOG_LINES_SHOWN:
-            shown.append(f"\n… {len(lines) - LOG_LINES_SHOWN} more lines", style="dim")
-        parts = [shown] if lines else []
-        parts += [Text(f"[figure: {clean(path)}]", style="cyan") for path in figures]
-        if files:
-            parts.append(Text("files written: " + ", ".join(clean(f) for f in files), style="dim"))
-        if error.strip():
-            parts.append(Text(clean(error).rstrip("\n"), style="red"))
-        if parts:
-            self._print_block(_indented(parts))
+        self.print_line(line)
 
     def hosted_note(self, text: str) -> None:
         """A dim side line about a hosted tool (``listed 3 tools of tests``)."""
         self._commit()
-        self._print_line(Text(_shorten(text, max(16, self.console.width - 2)), style="dim"))
+        self.print_line(Text(shorten(text, max(16, self.console.width - 2)), style="dim"))
 
     def tool_result(self, name: str, ok: bool, text: str = "") -> None:
         """Show ``✓ name  preview`` (or a red ``✗`` line for an error)."""
@@ -381,12 +233,12 @@ class StreamView:
             if name in self._pending_tools:
                 self._pending_tools.remove(name)
         shown = shown_name(name)
-        preview = _shorten(text, max(16, self.console.width - len(shown) - 4))
+        preview = shorten(text, max(16, self.console.width - len(shown) - 4))
         if ok:
             line = Text.assemble(("✓ ", "green"), (shown, "bold"), "  ", (preview, "dim"))
         else:
             line = Text.assemble(("✗ ", "bold red"), (shown, "bold red"), "  ", (preview, "red"))
-        self._print_line(line)
+        self.print_line(line)
 
     @contextlib.contextmanager
     def suspended(self) -> Iterator[None]:
@@ -479,7 +331,7 @@ class StreamView:
         if bits:
             line.append((" · " if note else "") + " · ".join(bits), style="dim")
         if line:
-            self._print_line(line)
+            self.print_line(line)
 
     # ---------------------------------------------------------------- drawing
 
@@ -549,7 +401,8 @@ class StreamView:
         shown.append(f"\n… {len(lines) - self._fold_lines} more lines", style="dim")
         return shown
 
-    def _print_line(self, line: Text) -> None:
+    def print_line(self, line: Text) -> None:
+        """Print one line above the region (in plain mode, on stderr)."""
         self._lines_shown = True
         if self.plain:
             if not self._err_at_line_start:
@@ -561,7 +414,7 @@ class StreamView:
                 self._live.refresh()  # redrawn below the line: show the current state
             self.console.print(line, no_wrap=True, overflow="ellipsis")
 
-    def _print_block(self, block: RenderableType) -> None:
+    def print_block(self, block: RenderableType) -> None:
         """Print a block of several lines above the region (in plain mode, on stderr)."""
         self._lines_shown = True
         if self.plain:

@@ -6,10 +6,10 @@
   result, and at the end the final rendering, elapsed time and token usage. The view is
   ``suspended()`` while a confirmation question waits (its live region would draw over it);
   tool results that come in meanwhile are shown once it is answered. The calls the server
-  runs itself (hosted MCP, ``hosted_tool`` events) show as ``⚙ server · name {args}`` then
-  the same ``✓``/``✗`` line, a listing as ``listed 3 tools of server``; a code interpreter
-  call as its code (a highlighted block), then its logs, ``[figure: PATH]`` lines, the
-  files it wrote and its error.
+  runs itself (``hosted_tool`` events) show through their cards (``hosted_cards``): an MCP
+  call as ``⚙ server · name {args}`` then the same ``✓``/``✗`` line, a listing as
+  ``listed 3 tools of server``; a code interpreter call as its code (a highlighted block),
+  then its logs, ``[figure: PATH]`` lines, the files it wrote and its error.
 * ``JsonOutput``: ``parley ask --json``: every event as one JSON line, plus the client's
   own ``tool.start`` / ``tool.result`` lines. The data is kept as sent, but no control
   character is written raw: JSON escapes the C0 range, ``escape_controls_in_json`` the rest.
@@ -24,7 +24,6 @@ import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -40,18 +39,18 @@ from parley.events import (
     ToolResultEvent,
     ToolStartEvent,
 )
-from parley.terminal.display import INTERRUPTED, StreamView, shown_name, wants_plain
+from parley.terminal import hosted_cards
+from parley.terminal.display import INTERRUPTED, StreamView, wants_plain
 from parley.terminal.keys import TypedAhead, is_terminal, read_choice
+from parley.terminal.lines import shown_name
 from parley.terminal.turns import Answer, ExchangeResult, ToolRecord
 from parley.types import Usage
 
 __all__ = [
     "ANSWER_KEYS",
     "Asker",
-    "CodeShown",
     "JsonOutput",
     "TerminalOutput",
-    "code_shown",
     "key_asker",
     "parse_answer",
 ]
@@ -136,71 +135,6 @@ def key_asker(
     return ask
 
 
-def _text(value: Any) -> str:
-    """A hosted call's output or error as text (an error may be an object)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        message = value.get("message")
-        if isinstance(message, str):
-            return message
-        content = value.get("content")
-        if isinstance(content, list):
-            texts = [str(c.get("text", "")) for c in content if isinstance(c, Mapping)]
-            return "\n".join(t for t in texts if t)
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-@dataclass(frozen=True, slots=True)
-class CodeShown:
-    """What the terminal shows of an ended ``code_interpreter_call`` item."""
-
-    ok: bool
-    summary: str
-    logs: str
-    #: The container path of each figure, and of each other file the code wrote
-    #: (``/mnt/data/out.csv (8 bytes)``).
-    figures: list[str]
-    files: list[str]
-    error: str
-
-
-def code_shown(item: Mapping[str, Any]) -> CodeShown:
-    """The parts of an ended code interpreter call as the terminal shows them: the error
-    the server appended to the logs is shown apart, once."""
-    outputs = [o for o in item.get("outputs") or () if isinstance(o, Mapping)]
-    logs = "".join(str(o.get("logs") or "") for o in outputs if o.get("type") == "logs")
-    error = _text(item.get("error"))
-    if error and logs.endswith(error):
-        logs = logs[: -len(error)].removesuffix("\n")
-    written = [f for f in item.get("files") or () if isinstance(f, Mapping)]
-    paths = {str(f.get("file_id")): str(f.get("path") or f.get("filename") or "") for f in written}
-    image_ids = [str(o.get("file_id")) for o in outputs if o.get("type") == "image"]
-    figures = [paths.get(i) or i for i in image_ids]
-    files = [
-        f"{f.get('path') or f.get('filename')} ({f.get('bytes', 0)} bytes)"
-        for f in written
-        if str(f.get("file_id")) not in image_ids
-    ]
-    status = item.get("status")
-    if status == "failed":
-        error, summary = error or "the code was not run", "not run"
-    elif status == "incomplete":
-        error, summary = error or "the code was stopped", "stopped"
-    elif error:
-        summary = "error"
-    else:
-        lines = len(logs.splitlines())
-        summary = f"{lines} line{'' if lines == 1 else 's'} of output" if lines else "ran"
-    if item.get("restarted"):
-        error = (error + "\n" if error else "") + (
-            "the Python process was started again: earlier variables are gone"
-        )
-    return CodeShown(not error and status == "completed", summary, logs, figures, files, error)
-
-
 class TerminalOutput:
     """Shows an exchange on a console through ``StreamView`` segments.
 
@@ -275,80 +209,16 @@ class TerminalOutput:
             self._hosted(event)
 
     def _hosted(self, event: HostedToolEvent) -> None:
-        """A tool the server runs (hosted MCP): its call when it starts, its result or
-        error when it ends; a listing once done. Held while a question waits."""
+        """A tool the server runs: its item through its card (``hosted_cards``), as its
+        call starts and once it has ended. Held while a question waits."""
         if self._asking:
             self._held_hosted.append(event)
             return
-        item, view = event.item, self._ensure_view()
-        server = str(item.get("server_label") or "")
-        if item.get("type") == "mcp_list_tools" and event.phase == "done":
-            if item.get("error"):
-                view.tool_result(f"{server} tools", False, str(item["error"]))
-            else:
-                count = len(item.get("tools") or [])
-                view.hosted_note(f"listed {count} tool{'' if count == 1 else 's'} of {server}")
-        elif item.get("type") == "file_search_call":
-            self._file_search(view, item, done=event.phase == "done")
-        elif item.get("type") == "code_interpreter_call":
-            self._code(view, item, done=event.phase == "done")
-        elif item.get("type") == "mcp_call" and event.phase == "started":
-            view.hosted_call(server, str(item.get("name") or ""), item.get("arguments"))
-            self._status = "Running tools…"
-            view.set_status(self._status)
-        elif item.get("type") == "mcp_call":
-            name = str(item.get("name") or "")
-            error = item.get("error")
-            if error:
-                view.tool_result(name, False, _text(error))
-            else:
-                view.tool_result(name, True, _text(item.get("output")))
-            self._status = "Thinking…"
-            view.set_status(self._status)
-
-    def _file_search(self, view: StreamView, item: Mapping[str, Any], *, done: bool) -> None:
-        """A search of the session's files: its queries when it starts; when it ends, how
-        many passages it found and each one's file and first line (or its error)."""
-        if not done:
-            queries = item.get("queries")
-            view.hosted_search([str(q) for q in queries] if isinstance(queries, list) else [])
-            self._status = "Searching the files…"
-            view.set_status(self._status)
-            return
-        if item.get("status") == "failed" or item.get("error"):
-            view.tool_result("file_search", False, _text(item.get("error")) or "the search failed")
-        else:
-            results = [r for r in item.get("results") or [] if isinstance(r, Mapping)]
-            count = len(results)
-            view.tool_result("file_search", True, f"{count} passage{'' if count == 1 else 's'}")
-            view.search_results(
-                [
-                    (str(r.get("filename") or r.get("file_id") or ""), str(r.get("text") or ""))
-                    for r in results
-                ]
-            )
-        self._status = "Thinking…"
-        view.set_status(self._status)
-
-    def _code(self, view: StreamView, item: Mapping[str, Any], *, done: bool) -> None:
-        """A code interpreter call: its code when it starts; when it ends, what it printed,
-        its figures and files (by their path in the container), and its error."""
-        if not done:
-            view.code_call(str(item.get("code") or ""))
-            self._status = "Running the code…"
-            view.set_status(self._status)
-            return
-        shown = code_shown(item)
-        view.code_result(
-            ok=shown.ok,
-            summary=shown.summary,
-            logs=shown.logs,
-            figures=shown.figures,
-            files=shown.files,
-            error=shown.error,
-        )
-        self._status = "Thinking…"
-        view.set_status(self._status)
+        view = self._ensure_view()
+        status = hosted_cards.show(view, event.item, done=event.phase == "done")
+        if status is not None:
+            self._status = status
+            view.set_status(status)
 
     def tool_calls(self, actions: Sequence[ActionItem]) -> None:
         view = self._ensure_view()

@@ -49,6 +49,7 @@ from parley.terminal.session import (
     CONFIRM_MODES,
     SETUP_ERRORS,
     ChatOptions,
+    ServerStart,
     Session,
     SessionError,
     setup_exit_code,
@@ -88,8 +89,10 @@ def history_path() -> Path:
     return data_dir() / "chat-history"
 
 
-async def run_chat(options: ChatOptions) -> int:
-    return await ChatRepl(options).run()
+async def run_chat(options: ChatOptions, *, start_server: ServerStart | None = None) -> int:
+    """``parley chat``: the prompt loop until the user leaves; the process exit code.
+    ``start_server``: the server to start when the options name none."""
+    return await ChatRepl(options, start_server=start_server).run()
 
 
 class _Exit(Exception):
@@ -99,9 +102,15 @@ class _Exit(Exception):
 class ChatRepl:
     """The prompt loop, the slash commands and the Ctrl+C handling of ``parley chat``."""
 
-    def __init__(self, options: ChatOptions, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        options: ChatOptions,
+        console: Console | None = None,
+        *,
+        start_server: ServerStart | None = None,
+    ) -> None:
         self.console = console or Console(highlight=False)
-        self.session = Session(options)
+        self.session = Session(options, start_server=start_server)
         interactive = sys.stdin.isatty()
         #: Typed while an answer streamed and a tool question came: the next prompt's start.
         self.typed_ahead = TypedAhead()

@@ -3,8 +3,9 @@ and a thread. Shared by ``parley chat`` and ``parley ask``.
 
     ChatOptions (the command line)
       └─ Session.open()
-           ├─ the server: --server / PARLEY_BASE_URL, else an EmbeddedServer child    ┐ at the
-           ├─ the tools:  the MCP config's servers, started by a ToolHub              ┘ same time
+           ├─ the server: --server / PARLEY_BASE_URL, else the one the command   ┐ at the
+           │              gives it to start (``ServerStart``: the embedded server)  │ same
+           ├─ the tools:  the MCP config's servers, started by a ToolHub         ┘ time
            └─ the assistant: --assistant ID, else ours for --model with the MCP tools
               (and an ``mcp`` tool per --hosted-mcp server, and the code interpreter with
               --code-interpreter, which the Parley server runs)
@@ -26,12 +27,11 @@ import asyncio
 import importlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from parley.client_settings import ClientSettings
-from parley.embedded import EmbeddedServer, EmbeddedServerError
 from parley.errors import NotFound, ParleyError
 from parley.mcp.spec import HostedSpecError, hosted_mcp_tool
 from parley.sdk import AsyncClient
@@ -54,6 +54,8 @@ __all__ = [
     "EXIT_USAGE",
     "SETUP_ERRORS",
     "ChatOptions",
+    "ServerStart",
+    "ServerStartError",
     "Session",
     "SessionError",
     "setup_exit_code",
@@ -79,12 +81,34 @@ class SessionError(Exception):
     message says what to fix."""
 
 
+class ServerStartError(Exception):
+    """The server the command gave the session to start did not start; the message says
+    why."""
+
+
+class ServerStart(Protocol):
+    """A Parley server the session starts when its options name none (``parley chat``
+    without ``--server``: the command's embedded server, ``cli.chat_server``). ``await
+    start()`` (it raises ``ServerStartError`` when the server does not start), then
+    ``base_url`` and ``api_key``; ``await aclose()`` stops it."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def api_key(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 #: Exit codes of ``parley chat`` / ``parley ask``: it could not start (or the run failed);
 #: the command line or the MCP config must be fixed (``SessionError``).
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: What ``Session.open()`` raises for a set-up that failed, told to the user in one line.
-SETUP_ERRORS = (SessionError, EmbeddedServerError, ParleyError)
+SETUP_ERRORS = (SessionError, ServerStartError, ParleyError)
 
 
 def setup_exit_code(exc: BaseException) -> int:
@@ -118,17 +142,18 @@ class ChatOptions:
     idle_timeout: float = 45.0
     turn_timeout: float = 300.0
     stream: bool = True
-    #: Environment of the embedded server's process (tests); None: this process's.
-    server_env: dict[str, str] | None = field(default=None, repr=False)
 
 
 class Session:
     """The connection, the tool hub and the assistant of one chat; ``await open()`` first,
-    ``await aclose()`` at the end (or ``async with``)."""
+    ``await aclose()`` at the end (or ``async with``). ``start_server``: the server to start
+    when the options name none (without one, they must name a server)."""
 
-    def __init__(self, options: ChatOptions) -> None:
+    def __init__(self, options: ChatOptions, *, start_server: ServerStart | None = None) -> None:
         self.options = options
-        self.embedded: EmbeddedServer | None = None
+        self._start_server = start_server
+        #: The server this session started (``start_server``), while it runs.
+        self.started: ServerStart | None = None
         self.hub: ToolHub | None = None
         self.assistant: Assistant | None = None
         self.thread_id: str | None = options.thread_id
@@ -152,8 +177,8 @@ class Session:
 
     @property
     def server_label(self) -> str:
-        if self.embedded is not None:
-            return f"embedded server at {self.embedded.base_url}"
+        if self.started is not None:
+            return f"embedded server at {self.started.base_url}"
         return self.client.base_url if self._client is not None else "(not connected)"
 
     async def __aenter__(self) -> Session:
@@ -164,7 +189,7 @@ class Session:
         await self.aclose()
 
     async def open(self) -> None:
-        """Connect (starting the embedded server if needed) and start the MCP servers at
+        """Connect (starting the server it was given if the options name none) and start the MCP servers at
         the same time, then pick the assistant and check the thread.
 
         Raises:
@@ -185,15 +210,15 @@ class Session:
         await self.use_model(self.options.model, assistant_id=self.options.assistant_id)
 
     async def aclose(self) -> None:
-        """Close the client, the MCP servers and the embedded server."""
+        """Close the client, the MCP servers and the server the session started."""
         try:
             if self._client is not None:
                 await self._client.aclose()
             if self.hub is not None:
                 await self.hub.aclose()
         finally:
-            if self.embedded is not None:
-                await self.embedded.aclose()
+            if self.started is not None:
+                await self.started.aclose()
 
     # ------------------------------------------------------------------ pieces
 
@@ -201,9 +226,11 @@ class Session:
         opts = self.options
         base_url, api_key = ClientSettings.chosen_server(opts.server, opts.api_key)
         if base_url is None:
-            self.embedded = EmbeddedServer(env=opts.server_env)
-            await self.embedded.start()
-            base_url, api_key = self.embedded.base_url, self.embedded.api_key
+            if self._start_server is None:
+                raise SessionError("no server: give --server URL (or set PARLEY_BASE_URL)")
+            self.started = self._start_server
+            await self.started.start()
+            base_url, api_key = self.started.base_url, self.started.api_key
         try:
             self._client = AsyncClient(base_url=base_url, api_key=api_key or "")
         except ValueError as exc:  # an address no request could go to

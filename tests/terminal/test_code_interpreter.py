@@ -17,7 +17,8 @@ from rich.console import Console
 
 from parley.events import HostedToolEvent
 from parley.terminal.display import StreamView
-from parley.terminal.output import TerminalOutput, code_shown
+from parley.terminal.hosted_cards import code_shown
+from parley.terminal.output import TerminalOutput
 from parley.terminal.repl import PROMPT
 from tests.harness import ParleyServer
 from tests.terminal.conftest import STARTED, StartChat, parley

@@ -1,8 +1,11 @@
-// Parley's chat page (plain JavaScript modules, no build step): threads, history, the model
-// picker, sending a message and reading its event stream (the HTTP interface is in
-// docs/web.md). The other modules: markdown.js renders and sanitises Markdown and the answer
-// that grows, views.js the messages on the page, frames.js the frame clock (the DOM changes
-// at most once per animation frame), sse.js the event stream, dom.js small DOM helpers.
+// Parley's chat page (plain JavaScript modules, no build step): threads, history, sending a
+// message and reading its event stream (the HTTP interface is in docs/web.md). The other
+// modules: page.js the page's elements, state and requests to the web app, models.js the
+// model picker, files.js the attached files, drawer.js the thread list on a narrow window,
+// views.js the messages on the page, cards.js (and code_card.js) the cards of the calls the
+// server runs, markdown.js renders and sanitises Markdown and the answer that grows,
+// frames.js the frame clock (the DOM changes at most once per animation frame), sse.js the
+// event stream, dom.js small DOM helpers.
 //
 // The address keeps the state a reload needs: `#thread=<id>` is the conversation on screen,
 // `?model=<provider/model>` picks a model (added to the picker when the server does not
@@ -11,158 +14,49 @@
 // it in the DOM), `firstVisibleAt` (that frame painted).
 //
 // An empty conversation offers example prompts (buttons: a click sends one as if typed).
-// On a narrow window (a phone) the thread list is a drawer the header's ☰ button opens.
 // The status line says "Waiting for the model…" (`data-state="waiting"`, with a typing
 // indicator in the answer) from the start of each turn until its first reasoning, text or
 // tool call arrives, then "Streaming the answer…" (`data-state="streaming"`).
 //
-// The calls of the MCP servers the Parley server runs show as cards as they run
-// (`hosted_tool` events). A call that waits for the user's approval (`approval` event; the
-// exchange then ends, its run `action_required`) shows a card with Approve and Deny: a click
-// posts the answer to `/api/runs/<run>/approval`, whose stream goes on in the same message.
-// A reload while a call waits shows its card again (`pending` in the thread's messages).
+// The calls the Parley server runs show as cards as they run (`hosted_tool` events, one
+// card per item type: cards.js). A call that waits for the user's approval (`approval`
+// event; the exchange then ends, its run `action_required`) shows a card with Approve and
+// Deny: a click posts the answer to `/api/runs/<run>/approval`, whose stream goes on in the
+// same message. A reload while a call waits shows its card again (`pending` in the thread's
+// messages).
 //
-// Files: the Attach button (a file chooser) or a drop anywhere on the page attaches files to the
-// conversation (a new one starts with its first file). Each shows as a chip above the
-// composer whose status goes from "indexing" to "ready" (or "failed", with the reason); the
-// page asks for the conversation's files again while one is indexing. The answers then
-// search them: a search shows as a card (its queries, each passage with its file), and the
-// answer's citations (`citations` event) link to the passage they cite.
-//
-// The code interpreter: each call the Parley server runs shows as a card (`hosted_tool`
-// events with a `code_interpreter_call` item): its code and "Running…", then its output,
-// figures and the files it wrote (links to `/api/threads/<id>/code-files/...`). When the
-// server cannot run it, one `notice` says so and the page goes on without it.
-
+// The answers search the conversation's files: a search shows as a card (its queries, each
+// passage with its file), and the answer's citations (`citations` event) link to the
+// passage they cite. The code interpreter's calls show as cards too: their code and
+// "Running…", then their output, figures and the files they wrote (links to
+// `/api/threads/<id>/code-files/...`). When the server cannot run code, one `notice` says
+// so and the page goes on without it.
 import { h } from "./dom.js";
+import { bindDrawer, closeDrawer } from "./drawer.js";
+import { bindFiles, refreshFiles, showFiles } from "./files.js";
 import { frames, now, scroller } from "./frames.js";
+import { bindModels, loadModels } from "./models.js";
+import {
+  api,
+  CSRF,
+  el,
+  httpError,
+  networkError,
+  PageError,
+  setStatus,
+  showError,
+  state,
+  threadById,
+} from "./page.js";
 import { pane, AssistantView, renderHistory, userMessage } from "./views.js";
 import { readEvents } from "./sse.js";
-
-const CSRF = document.querySelector('meta[name="csrf-token"]').content;
-const MAX_UPLOAD = Number(document.querySelector('meta[name="max-upload-bytes"]').content);
-/** How often the page looks at files that are still being indexed, in milliseconds. */
-const INDEX_POLL_MS = 700;
-const MODEL_KEY = "parley.model";
 
 /** Timings of each stream's first content, for the bench: wall-clock milliseconds. */
 window.__parleyTimings = [];
 
-const el = {
-  threads: document.querySelector('[data-testid="threads"]'),
-  newThread: document.querySelector('[data-testid="new-thread"]'),
-  title: document.querySelector('[data-testid="thread-title"]'),
-  model: document.querySelector('[data-testid="model"]'),
-  messages: document.querySelector('[data-testid="messages"]'),
-  empty: document.querySelector('[data-testid="empty"]'),
-  form: document.querySelector(".composer-form"),
-  composer: document.querySelector('[data-testid="composer"]'),
-  send: document.querySelector('[data-testid="send"]'),
-  stop: document.querySelector('[data-testid="stop"]'),
-  status: document.querySelector('[data-testid="status"]'),
-  examples: [...document.querySelectorAll('[data-testid="example"]')],
-  sidebar: document.querySelector('[data-testid="sidebar"]'),
-  drawerToggle: document.querySelector('[data-testid="threads-toggle"]'),
-  scrim: document.querySelector('[data-testid="scrim"]'),
-  attachments: document.querySelector('[data-testid="attachments"]'),
-  attach: document.querySelector('[data-testid="attach"]'),
-  attachInput: document.querySelector('[data-testid="attach-input"]'),
-  dropHint: document.querySelector('[data-testid="drop-hint"]'),
-};
-
-/** The width at which the thread list becomes a drawer (as in style.css). */
-const NARROW = window.matchMedia("(max-width: 700px)");
 const WAITING_TEXT = "Waiting for the model…";
 
-const state = {
-  threads: [], // [{id, title, created_at}], newest first
-  threadId: null, // the thread on screen (null: a new conversation)
-  stream: null, // the running exchange, see send()
-  loadToken: 0, // the newest openThread() call: older answers are dropped
-  files: [], // the chips of the conversation on screen: {key, id, filename, status, error}
-  filesTimer: null, // the next look at files still indexing
-};
-
-/** A failure to show on the page: `type` as the server named it, `message` for people. */
-class PageError extends Error {
-  constructor(type, message) {
-    super(message);
-    this.type = type;
-  }
-}
-
-function describeHttpError(status, error) {
-  const type = (error && error.type) || `http_${status}`;
-  const detail = (error && error.message) || "";
-  if (type === "server_unreachable") {
-    return new PageError(type, detail || "The Parley server cannot be reached.");
-  }
-  if (type === "csrf_failed") {
-    return new PageError(type, "The page's session has expired: reload the page and try again.");
-  }
-  if (status >= 500 && !detail) {
-    return new PageError(type, `The web app failed (HTTP ${status}).`);
-  }
-  return new PageError(type, detail || `The request failed (HTTP ${status}).`);
-}
-
-async function httpError(response) {
-  let error = null;
-  try {
-    error = (await response.json()).error;
-  } catch {
-    // Not JSON: a proxy's or the server's own error page.
-  }
-  return describeHttpError(response.status, error);
-}
-
-function networkError() {
-  return new PageError(
-    "network",
-    "Cannot reach the Parley web app: check that `parley web` is still running, then try again.",
-  );
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-  } catch {
-    throw networkError();
-  }
-  if (!response.ok) throw await httpError(response);
-  return response.json();
-}
-
-/** The status line: its words, and `state` for the style (`waiting` shows a spinner). */
-function setStatus(text, state = "") {
-  el.status.textContent = text || "";
-  el.status.dataset.state = state;
-}
-
-/** An error in the conversation (not tied to an answer). */
-function showError(error) {
-  el.empty.hidden = true;
-  const node = h("div", { class: "error", "data-testid": "error", role: "alert" });
-  node.textContent = error.message || String(error);
-  if (error.type) node.dataset.errorType = error.type;
-  el.messages.append(node);
-  scroller.toBottom();
-}
-
 // -------------------------------------------------------------------------- threads
-
-function threadById(id) {
-  return state.threads.find((t) => t.id === id);
-}
 
 function renderThreads() {
   const items = state.threads.map((thread) => {
@@ -292,45 +186,6 @@ async function deleteThread(id) {
   state.threads = state.threads.filter((t) => t.id !== id);
   if (state.threadId === id) openThread(null);
   else renderThreads();
-}
-
-// --------------------------------------------------------------------------- models
-
-/** The model picker, filled from the server (throws a PageError). */
-async function loadModels() {
-  const answer = await api("GET", "/api/models");
-  const requested = new URLSearchParams(location.search).get("model");
-  const saved = localStorage.getItem(MODEL_KEY);
-  const models = [...(answer.models || [])];
-  for (const extra of [answer.default, requested]) {
-    if (extra && !models.includes(extra)) models.unshift(extra);
-  }
-  const groups = new Map();
-  for (const model of models) {
-    const provider = model.includes("/") ? model.split("/")[0] : "";
-    if (!groups.has(provider)) groups.set(provider, []);
-    groups.get(provider).push(model);
-  }
-  const children = [];
-  for (const [provider, names] of groups) {
-    const descriptions = answer.descriptions || {};
-    const options = names.map((name) => {
-      const about = descriptions[name];
-      const text = about ? `${name} (${about})` : name;
-      return h("option", { value: name, text, title: about || "" });
-    });
-    children.push(provider ? h("optgroup", { label: provider }, ...options) : options);
-  }
-  for (const provider of answer.providers || []) {
-    if (provider.ready || groups.has(provider.name)) continue;
-    const why = provider.problem ? `: ${provider.problem}` : "";
-    const option = h("option", { value: "", text: `${provider.name} (not ready${why})` });
-    option.disabled = true;
-    children.push(option);
-  }
-  el.model.replaceChildren(...children.flat());
-  const choice = [requested, saved, answer.default].find((m) => m && models.includes(m));
-  if (choice) el.model.value = choice;
 }
 
 // ------------------------------------------------------------------------ streaming
@@ -643,176 +498,6 @@ async function stop() {
   // Without a run id yet, `run` will cancel as soon as it arrives.
 }
 
-// ---------------------------------------------------------------------------- files
-
-const FILE_WORDS = { uploading: "uploading…", indexing: "indexing…", ready: "ready" };
-let chipKeys = 0;
-
-function renderFiles() {
-  const chips = state.files.map((file) => {
-    const status = h("span", {
-      class: "file-status",
-      "data-testid": "file-status",
-      text: FILE_WORDS[file.status] || `failed: ${file.error || "unknown reason"}`,
-    });
-    const chip = h(
-      "span",
-      { class: "file-chip", "data-testid": "file-chip", "data-status": file.status },
-      h("span", { class: "file-name", "data-testid": "file-name", text: file.filename }),
-      status,
-    );
-    chip.title = file.error ? `${file.filename}: ${file.error}` : file.filename;
-    if (file.id) chip.dataset.fileId = file.id;
-    return chip;
-  });
-  el.attachments.replaceChildren(...chips);
-  el.attachments.hidden = chips.length === 0;
-}
-
-/** The chips of the conversation on screen; a look later if some are still indexing. */
-function showFiles(files) {
-  state.files = files;
-  renderFiles();
-  clearTimeout(state.filesTimer);
-  state.filesTimer = null;
-  if (state.threadId && files.some((file) => file.status === "indexing")) {
-    const id = state.threadId;
-    state.filesTimer = setTimeout(() => refreshFiles(id), INDEX_POLL_MS);
-  }
-}
-
-/** The conversation's files from the server (chips still uploading are kept). */
-async function refreshFiles(id) {
-  let files;
-  try {
-    files = (await api("GET", `/api/threads/${encodeURIComponent(id)}/files`)).data || [];
-  } catch {
-    if (state.threadId === id) {
-      state.filesTimer = setTimeout(() => refreshFiles(id), INDEX_POLL_MS * 4);
-    }
-    return; // the next look (or the next message) tells more
-  }
-  if (state.threadId !== id) return;
-  const uploading = state.files.filter((file) => file.status === "uploading");
-  showFiles([...files.map((file) => ({ ...file, key: file.id })), ...uploading]);
-}
-
-/** A failed chip for a file that never reached the server. */
-function refuseFile(chip, reason) {
-  chip.status = "failed";
-  chip.error = reason;
-  renderFiles();
-}
-
-/** Upload `files` into the conversation on screen, one after the other (the first one of a
- * new conversation starts it). */
-async function attachFiles(files) {
-  for (const file of files) {
-    const chip = { key: `local-${++chipKeys}`, id: null, filename: file.name, status: "uploading" };
-    state.files.push(chip);
-    renderFiles();
-    if (file.size > MAX_UPLOAD) {
-      const mib = (MAX_UPLOAD / 2 ** 20).toFixed(0);
-      refuseFile(chip, `larger than ${mib} MiB, the most this page takes`);
-      continue;
-    }
-    await uploadFile(file, chip);
-  }
-}
-
-async function uploadFile(file, chip) {
-  const form = new FormData();
-  form.append("file", file, file.name);
-  if (state.threadId) form.append("thread_id", state.threadId);
-  let response;
-  try {
-    response = await fetch("/api/files", {
-      method: "POST",
-      headers: { Accept: "application/json", "X-CSRF-Token": CSRF },
-      body: form,
-      credentials: "same-origin",
-    });
-  } catch {
-    refuseFile(chip, networkError().message);
-    return;
-  }
-  if (!response.ok) {
-    refuseFile(chip, (await httpError(response)).message);
-    return;
-  }
-  const answer = await response.json();
-  const thread = answer.thread;
-  if (thread && thread.id !== state.threadId) {
-    // The file started a new conversation: it is the one on screen now.
-    if (!threadById(thread.id)) state.threads.unshift(thread);
-    setCurrentThread(thread.id);
-  }
-  Object.assign(chip, answer.file, { key: answer.file.id });
-  showFiles(state.files);
-}
-
-function bindFiles() {
-  el.attach.addEventListener("click", () => el.attachInput.click());
-  el.attachInput.addEventListener("change", () => {
-    const files = [...el.attachInput.files];
-    el.attachInput.value = "";
-    attachFiles(files);
-  });
-  let depth = 0; // dragenter/dragleave pairs over the page's elements
-  const carriesFiles = (event) => event.dataTransfer && event.dataTransfer.types.includes("Files");
-  document.addEventListener("dragenter", (event) => {
-    if (!carriesFiles(event)) return;
-    depth += 1;
-    el.dropHint.hidden = false;
-  });
-  document.addEventListener("dragleave", (event) => {
-    if (!carriesFiles(event)) return;
-    depth = Math.max(0, depth - 1);
-    if (depth === 0) el.dropHint.hidden = true;
-  });
-  document.addEventListener("dragover", (event) => {
-    if (carriesFiles(event)) event.preventDefault(); // allows the drop
-  });
-  document.addEventListener("drop", (event) => {
-    depth = 0;
-    el.dropHint.hidden = true;
-    if (!carriesFiles(event)) return;
-    event.preventDefault(); // the browser would open the file instead
-    attachFiles([...event.dataTransfer.files]);
-  });
-}
-
-// --------------------------------------------------------------------------- drawer
-
-/** On a narrow window: the thread list over the conversation, until a choice is made. */
-function openDrawer() {
-  document.body.classList.add("drawer-open");
-  el.drawerToggle.setAttribute("aria-expanded", "true");
-  el.scrim.hidden = false;
-  const current = el.threads.querySelector(".current .thread-open");
-  (current || el.newThread).focus();
-}
-
-function closeDrawer({ refocus = false } = {}) {
-  if (!document.body.classList.contains("drawer-open")) return;
-  document.body.classList.remove("drawer-open");
-  el.drawerToggle.setAttribute("aria-expanded", "false");
-  el.scrim.hidden = true;
-  if (refocus) el.drawerToggle.focus();
-}
-
-function bindDrawer() {
-  el.drawerToggle.addEventListener("click", () => {
-    if (document.body.classList.contains("drawer-open")) closeDrawer({ refocus: true });
-    else openDrawer();
-  });
-  el.scrim.addEventListener("click", () => closeDrawer({ refocus: true }));
-  el.sidebar.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") closeDrawer({ refocus: true });
-  });
-  NARROW.addEventListener("change", () => closeDrawer());
-}
-
 // ---------------------------------------------------------------------------- start
 
 function bind() {
@@ -837,8 +522,8 @@ function bind() {
     example.addEventListener("click", () => send(example.dataset.prompt));
   }
   bindDrawer();
-  bindFiles();
-  el.model.addEventListener("change", () => localStorage.setItem(MODEL_KEY, el.model.value));
+  bindFiles(setCurrentThread);
+  bindModels();
   scroller.attach(el.messages);
   window.addEventListener("hashchange", () => {
     const id = threadFromHash();

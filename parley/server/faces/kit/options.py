@@ -307,7 +307,7 @@ TOOL_TYPES: dict[str, Rule] = {
         "(PARLEY_WEB_SEARCH_URL); without one, taken and answered back, not offered to the "
         "model; refused elsewhere"
     ),
-    "any other type": refused(f"{_HOSTED}: computer use, image generation, custom, ..."),
+    "any other type": refused(f"{_HOSTED}: computer use, image generation, local shell, ..."),
 }
 
 #: Response fields Parley answers but does not fill, by face.
