@@ -1,7 +1,8 @@
-"""Test helpers of the provider tests: a canned upstream for the answers the fake upstream
-does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a
-tunnelling proxy, a check that nothing was left unclosed, an answer as the engine hands it
-back, and the neutral tool choices the option tests ask for."""
+"""Test helpers of the provider tests: an adapter's stream read whole or to its error, a
+wait for a condition, a canned upstream for the answers the fake upstream does not give
+(broken HTTP, odd bodies, redirects, a proxy's view of a request), a tunnelling proxy, a
+check that nothing was left unclosed, an answer as the engine hands it back, and the
+neutral tool choices the option tests ask for."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import asyncio
 import contextlib
 import gc
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
+import pytest
+
+from parley.errors import UpstreamError
+from parley.events import ModelEvent
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.base import ChatMessage
+from parley.providers.base import ChatMessage, ModelRequest, Provider
 from parley.testing.loopback import Connection, LoopbackServer, Request
 from parley.types import Role
 
@@ -33,6 +38,39 @@ ALLOWED_BOTH: dict[str, Any] = {
         {"type": "function", "name": "get_weather"},
     ],
 }
+
+
+async def collect(
+    provider: Provider, req: ModelRequest
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
+    """The events of ``req``'s stream, and the answer they make."""
+    events = [event async for event in provider.stream(req)]
+    acc = AnswerAccumulator()
+    for event in events:
+        acc.add(event)
+    return events, acc
+
+
+async def failure(
+    provider: Provider, req: ModelRequest, events: list[ModelEvent] | None = None
+) -> UpstreamError:
+    """The error ``req``'s stream ends with; the events before it go to ``events``."""
+    with pytest.raises(UpstreamError) as info:
+        async for event in provider.stream(req):
+            if events is not None:
+                events.append(event)
+    return info.value
+
+
+async def wait_until(condition: Callable[[], object], within: float = 5.0) -> bool:
+    """Whether ``condition()`` comes true within ``within`` seconds (looked at every 10 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 @contextlib.contextmanager
