@@ -82,11 +82,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import secrets
 import signal
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +96,7 @@ import orjson
 from parley.testing.fake_constrained import constrained_chunks
 from parley.testing.fake_embeddings import embedding_delay, embeddings_answer, embeddings_kind
 from parley.testing.fake_gemini import gemini_error
-from parley.testing.loopback import Connection, LoopbackServer, Request
+from parley.testing.loopback import Connection, LoopbackFake, Request
 
 DEFAULT_CHUNKS = 22
 _WORDS = (
@@ -402,8 +400,9 @@ class _Stream:
         await self._conn.end_chunked()
 
 
-class FakeUpstreamServer:
-    """The fake server on the running event loop: ``await listen()``, ``await aclose()``."""
+class FakeUpstreamServer(LoopbackFake):
+    """The fake server on the running event loop (``await listen()``, ``await aclose()``, or
+    ``async with``), or in a background thread (``with``)."""
 
     def __init__(
         self,
@@ -413,9 +412,7 @@ class FakeUpstreamServer:
         chunks: int = DEFAULT_CHUNKS,
         gap_ms: float = 0.0,
     ) -> None:
-        self.host = host
-        #: The port to listen on (0: a free one), then the port listened on.
-        self.port = port
+        super().__init__(host=host, port=port)
         self.chunks = chunks
         self.gap_ms = gap_ms
         #: Chat request bodies received, oldest first.
@@ -434,17 +431,6 @@ class FakeUpstreamServer:
         self.listings: list[str] = []
         #: Embedding requests received (path and JSON body), oldest first.
         self.embedding_requests: list[tuple[str, Any]] = []
-        self._server = LoopbackServer(self._respond, host=host, port=port)
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted so far (keep-alive reuse shows as a small number)."""
-        return self._server.connections
-
-    @property
-    def url(self) -> str:
-        """The root URL, ``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -460,15 +446,6 @@ class FakeUpstreamServer:
         self.listing_fault = None
         self.listings.clear()
         self.embedding_requests.clear()
-
-    async def listen(self) -> int:
-        """Start accepting connections; answers the port."""
-        self.port = await self._server.start()
-        return self.port
-
-    async def aclose(self) -> None:
-        """Stop listening and close every open connection."""
-        await self._server.aclose()
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection must close."""
@@ -765,47 +742,14 @@ class FakeUpstream(FakeUpstreamServer):
     ``start()`` / ``stop()``). Its state is read from the test's thread.
     """
 
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-
     def start(self) -> FakeUpstream:
         """Start the loop thread and listen; answers once connections are accepted."""
-        loop = self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run, args=(loop,), name="fake-upstream", daemon=True
-        )
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self.listen(), loop)
-        try:
-            future.result(timeout=10)
-        except BaseException:
-            self.stop()
-            raise
+        self.serve_in_thread()
         return self
-
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
     def stop(self) -> None:
         """Close every connection, stop the loop and join the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        with contextlib.suppress(RuntimeError):
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-
-    def __enter__(self) -> FakeUpstream:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.stop_thread()
 
 
 async def _serve(host: str, port: int, chunks: int, gap_ms: float) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -19,7 +19,7 @@ from parley.errors import UpstreamError
 from parley.events import ModelEvent
 from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest, Provider
-from parley.testing.loopback import Connection, LoopbackServer, Request
+from parley.testing.loopback import Connection, LoopbackFake, Request
 from parley.types import Role
 
 #: Neutral tool choices (``ModelOptions.tool_choice``) over ``get_weather`` and ``get_time``:
@@ -101,33 +101,7 @@ def http_answer(
     return f"HTTP/1.1 {status} Status\r\n{lines}\r\n".encode() + body
 
 
-class _OnLoopback:
-    """What the servers below share: a ``LoopbackServer`` of their own that answers with
-    their ``_respond``, listening within ``async with``."""
-
-    def __init__(self) -> None:
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._server.aclose()
-
-    async def _respond(self, request: Request, conn: Connection) -> bool:
-        raise NotImplementedError
-
-
-class CannedUpstream(_OnLoopback):
+class CannedUpstream(LoopbackFake):
     """A loopback server that reads each request and writes ``answer``, byte for byte.
 
     After writing it closes the connection, or with ``hold`` waits for the client to close
@@ -152,7 +126,7 @@ class CannedUpstream(_OnLoopback):
         return False
 
 
-class TunnelProxy(_OnLoopback):
+class TunnelProxy(LoopbackFake):
     """An HTTP proxy on loopback that takes ``CONNECT host:port`` (how a client reaches an
     ``https`` upstream through a proxy) and then relays bytes both ways; it answers 405 to
     anything else. ``requests`` keeps each request line received; with ``refuse`` set, it
