@@ -8,7 +8,7 @@ import pytest
 
 from parley.guarded_http import client_session
 from parley.mcp.addresses import AddressPolicy, AddressRefused
-from tests.mcp.test_addresses import Recorder, answering, serving, starting
+from tests.mcp.test_addresses import Rebinding, Recorder, answering, serving, starting
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "localhost"])
@@ -69,14 +69,10 @@ async def test_the_connection_goes_to_the_address_that_was_checked() -> None:
 
 async def test_each_new_connection_resolves_and_checks_again() -> None:
     """A name whose answer changes (DNS rebinding) is judged by the answer that is used."""
-    answers = [["127.0.0.1"], ["10.0.0.9"]]
-
-    async def rebinding(host: str, port: int) -> list[str]:
-        return answers.pop(0)
-
     recorder = Recorder(keep=False)  # each answer closes its connection
     async with serving(recorder) as server:
-        policy = AddressPolicy(allow=("127.0.0.1",), resolver=rebinding)
+        resolver = Rebinding(["127.0.0.1"], ["10.0.0.9"])
+        policy = AddressPolicy(allow=("127.0.0.1",), resolver=resolver)
         async with client_session(policy, timeout=5) as http:
             async with http.get(f"http://hooks.test:{server.port}/a") as answer:
                 assert answer.status == 200
@@ -85,7 +81,7 @@ async def test_each_new_connection_resolves_and_checks_again() -> None:
                 AddressRefused, match=starting("hooks.test resolves to 10.0.0.9, a private")
             ):
                 await http.get(f"http://hooks.test:{server.port}/b")
-    assert ([seen.target for seen in recorder.seen], answers) == (["/a"], [])
+    assert ([seen.target for seen in recorder.seen], resolver.left) == (["/a"], [])
 
 
 async def test_every_redirect_hop_is_checked() -> None:
