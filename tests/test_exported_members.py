@@ -17,6 +17,7 @@ def test_all_is_sorted_and_complete() -> None:
         "errors",
         "events",
         "files",
+        "guarded_http",
         "logcontext",
         "mcp",
         "metrics",

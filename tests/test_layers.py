@@ -36,6 +36,7 @@ LAYERS = {
     "retrieval": 2,
     "sandbox": 2,
     "webhooks": 2,
+    "guarded_http": 2,
     "events": 1,
     "types": 1,
     "config": 1,

@@ -47,8 +47,10 @@ MODULES = {
         "redis",
         "prometheus_client",
         "zstandard",
+        "mcp",
+        "httpx2",
     ),
-    "chat": ("mcp", "httpx2", "rich", "prompt_toolkit"),
+    "chat": ("rich", "prompt_toolkit"),
     "web": ("flask", "cheroot"),
 }
 

@@ -43,6 +43,11 @@ The operator widens this with an allowlist of entries:
 
 A host name matches exactly (after IDNA and lower-casing; no wildcards). An address entry
 matches a literal address in a URL or an address a name resolves to.
+
+Webhook deliveries go by the same rules, with an allowlist of their own, through an aiohttp
+session (``parley.guarded_http``), of the family of the providers' transport. The guarded
+client here is httpx2's only because the MCP SDK is built on httpx2 and takes an httpx2
+client factory.
 """
 
 from __future__ import annotations
@@ -294,6 +299,13 @@ class AddressPolicy:
         except httpx2.InvalidURL:
             raise AddressRefused("the URL is not valid") from None
         self._check_target(_target(parsed))
+
+    async def check_reachable(self, url: str) -> None:
+        """``AddressRefused`` when ``url`` may not be reached now: its form
+        (``check_url``), then the addresses its host resolves to now (``resolve``)."""
+        self.check_url(url)
+        target = _target(httpx2.URL(url))
+        await self.resolve(target.host, target.port)
 
     def _check_target(self, target: _Target) -> None:
         if self._allows_name(target.host, target.port):

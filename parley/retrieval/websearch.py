@@ -11,17 +11,21 @@ whose message the model reads as the call's error.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
 #: The most bytes of an answer read; the most results taken from one.
 MAX_BODY = 4 * 1024 * 1024
 MAX_RESULTS = 50
+
+_HEADERS = {"Accept": "application/json", "User-Agent": "parley-web-search"}
 
 
 class SearchFailed(Exception):
@@ -44,52 +48,58 @@ class SearchBackend(Protocol):
 
 
 class Searxng:
-    """A SearXNG instance (or a service that answers as one), at ``url``."""
+    """A SearXNG instance (or a service that answers as one), at ``url``. Its aiohttp
+    session (``parley.guarded_http``, with no address policy: the operator chose the URL)
+    opens with the first search, which imports aiohttp off the event loop if it is not
+    loaded yet (a server with a search service loads it as it starts)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        import httpx  # only a server with a search service needs it (and what it imports)
-
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._client: httpx.AsyncClient = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "parley-web-search"},
-            follow_redirects=False,
-        )
+        self._session: aiohttp.ClientSession | None = None
 
     async def search(self, query: str) -> list[Page]:
-        import httpx
+        session = self._session or await self._open_session()
+        import aiohttp  # loaded with the session
 
         try:
-            async with self._client.stream(
-                "GET", f"{self.url}/search", params={"q": query, "format": "json"}
+            async with session.get(
+                f"{self.url}/search",
+                params={"q": query, "format": "json"},
+                allow_redirects=False,
             ) as answer:
-                if answer.status_code != 200:
+                if answer.status != 200:
                     raise SearchFailed(
-                        f"the search service answered {answer.status_code}"
-                        + (
-                            " (is JSON among its search.formats?)"
-                            if answer.status_code == 403
-                            else ""
-                        )
+                        f"the search service answered {answer.status}"
+                        + (" (is JSON among its search.formats?)" if answer.status == 403 else "")
                     )
                 body = bytearray()
-                async for chunk in answer.aiter_bytes():
+                async for chunk in answer.content.iter_any():
                     body += chunk
                     if len(body) > MAX_BODY:
                         raise SearchFailed("the search service's answer is too large")
-        except httpx.TimeoutException:
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
             raise SearchFailed(
                 f"the search service did not answer within {self.timeout:g} s"
             ) from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise SearchFailed(
                 f"the search service cannot be reached ({type(exc).__name__})"
             ) from None
         return _pages(bytes(body))
 
+    async def _open_session(self) -> aiohttp.ClientSession:
+        await asyncio.to_thread(importlib.import_module, "parley.guarded_http")
+        from parley.guarded_http import client_session
+
+        if self._session is None:  # not opened by a concurrent first search meanwhile
+            self._session = client_session(None, timeout=self.timeout, headers=_HEADERS)
+        return self._session
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
 
 def _pages(body: bytes) -> list[Page]:

@@ -174,8 +174,8 @@ def _lifespan(
         # backend on first use, on the loop: a cold import there held one request's loop for
         # a second on a loaded machine. Import it now, off the loop.
         await asyncio.to_thread(importlib.import_module, "anyio._backends._asyncio")
-        if settings.web_search_url:  # the search client's httpx, and all it imports
-            await asyncio.to_thread(importlib.import_module, "httpx")
+        if settings.web_search_url:  # the search client's aiohttp, and all it imports
+            await asyncio.to_thread(importlib.import_module, "parley.guarded_http")
         # The adapters of the providers it will call, likewise, while it starts serving:
         # a request that needs one meanwhile waits only for what is left of the import.
         warming = asyncio.ensure_future(asyncio.to_thread(registry.warm))

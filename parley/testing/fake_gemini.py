@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from parley.testing.loopback import Connection, LoopbackServer, Received, Request
+from parley.testing.loopback import Connection, LoopbackFake, Received, Request
 
 __all__ = ["FakeGemini", "Received", "Script", "gemini_error", "usage_metadata"]
 
@@ -76,10 +76,11 @@ class Script:
     whole: bool = False
 
 
-class FakeGemini:
+class FakeGemini(LoopbackFake):
     """The server; ``async with FakeGemini() as fake`` starts it on a free loopback port."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.scripts: dict[str, Script] = {}
         self.models: list[dict[str, Any]] = []
         self.requests: list[Received] = []
@@ -88,27 +89,10 @@ class FakeGemini:
         self.require_signatures = False
         #: Streams being written or held.
         self.active_streams = 0
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted so far."""
-        return self._server.connections
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{_PREFIX}"
-
-    async def __aenter__(self) -> FakeGemini:
-        await self._server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._server.aclose()
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection is to be closed."""

@@ -25,7 +25,7 @@ from typing import Any, Literal, Self
 
 import orjson
 
-from parley.testing.loopback import Connection, LoopbackServer, Received, Request
+from parley.testing.loopback import Connection, LoopbackFake, Received, Request
 
 __all__ = ["NDJSON", "Answer", "FakeOllama", "Received", "chat_line", "done_line", "text_line"]
 
@@ -84,48 +84,29 @@ class Answer:
     ending: Literal["end", "cut", "hold"] = "end"
 
 
-class FakeOllama:
+class FakeOllama(LoopbackFake):
     """The server; ``async with FakeOllama() as fake`` starts it on a free loopback port."""
 
     def __init__(self, *, tags: Any = None) -> None:
+        super().__init__()
         #: The body of ``GET /api/tags`` (the models pulled).
         self.tags: Any = {"models": []} if tags is None else tags
         self.requests: list[Received] = []
         self.heads: list[str] = []
         self._answers: list[Answer] = []
         self._last = Answer([text_line("Hi"), done_line()])
-        self._server = LoopbackServer(self._respond)
 
     @property
     def base_url(self) -> str:
-        return self._server.url
-
-    @property
-    def open_connections(self) -> int:
-        """Connections open now."""
-        return self._server.open_connections
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted so far."""
-        return self._server.connections
+        return self.url
 
     def answer(self, *answers: Answer) -> None:
         """Queue answers for the next chat calls."""
         self._answers.extend(answers)
 
     async def start(self) -> Self:
-        await self._server.start()
+        await self.listen()
         return self
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection is to be closed."""

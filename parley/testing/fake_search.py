@@ -1,5 +1,5 @@
 """A fake web search service speaking SearXNG's JSON API (``parley.retrieval.websearch``),
-on a real socket: ``GET /search?q=<query>&format=json``.
+on a loopback socket (``LoopbackFake``): ``GET /search?q=<query>&format=json``.
 
 Each query answers the same pages (``pages_for``): six results on six domains, each a URL
 made from the query's words, a title and a snippet naming the query. ``site:DOMAIN`` in
@@ -12,14 +12,12 @@ first.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import asyncio
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from parley.testing.loopback import Connection, LoopbackFake, Request
 
 #: The domains of the six pages every query finds.
 DOMAINS = (
@@ -60,60 +58,33 @@ def _within(url: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
-class FakeSearch:
-    """The fake search service, served from a thread while in a ``with`` block."""
+class FakeSearch(LoopbackFake):
+    """The fake search service, served from a thread of its own while in a ``with`` block
+    (or on the running loop in an ``async with`` one)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.queries: list[str] = []
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                asked = parse_qs(parts.query)
-                if parts.path != "/search":
-                    self._send(404, {"error": "not found"})
-                    return
-                if asked.get("format") != ["json"]:
-                    self._send(403, {"error": "the json format is not enabled"})
-                    return
-                query = (asked.get("q") or [""])[0]
-                fake.queries.append(query)
-                words = set(re.findall(r"[a-z0-9]+", query.lower()))
-                if "slow" in words:
-                    time.sleep(SLOW)
-                if "error500" in words:
-                    self._send(500, {"error": "engine failure"})
-                elif "notjson" in words:
-                    self._raw(200, b"<html>not json</html>", "text/html")
-                elif "nothing" in words:
-                    self._send(200, {"query": query, "results": []})
-                else:
-                    self._send(200, {"query": query, "results": pages_for(query)})
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                self._raw(status, json.dumps(body).encode(), "application/json")
-
-            def _raw(self, status: int, data: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # unless the client gave up (a timeout)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeSearch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        asked = parse_qs(urlsplit(request.target).query)
+        if request.path != "/search":
+            await conn.send_json(404, {"error": "not found"})
+            return True
+        if asked.get("format") != ["json"]:
+            await conn.send_json(403, {"error": "the json format is not enabled"})
+            return True
+        query = (asked.get("q") or [""])[0]
+        self.queries.append(query)
+        words = set(re.findall(r"[a-z0-9]+", query.lower()))
+        if "slow" in words:
+            await asyncio.sleep(SLOW)
+        if "error500" in words:
+            await conn.send_json(500, {"error": "engine failure"})
+        elif "notjson" in words:
+            await conn.send(200, b"<html>not json</html>", content_type="text/html")
+        elif "nothing" in words:
+            await conn.send_json(200, {"query": query, "results": []})
+        else:
+            await conn.send_json(200, {"query": query, "results": pages_for(query)})
+        return True

@@ -82,287 +82,49 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import secrets
 import signal
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from parley.testing.fake_constrained import constrained_chunks
+from parley.testing.fake_chat import (
+    BAD_ARGUMENTS,
+    DEFAULT_CHUNKS,
+    Spec,
+    expected_reasoning,
+    expected_text,
+    parse_model,
+    plan_answer,
+    text_chunks,
+    tool_arguments,
+    tool_results_text,
+    usage,
+)
 from parley.testing.fake_embeddings import embedding_delay, embeddings_answer, embeddings_kind
-from parley.testing.fake_gemini import gemini_error
-from parley.testing.loopback import Connection, LoopbackServer, Request
+from parley.testing.fake_model_lists import LISTED, is_model_list, listing_answer
+from parley.testing.loopback import Connection, LoopbackFake, Request
 
-DEFAULT_CHUNKS = 22
-_WORDS = (
-    *("Parley", "streams", "every", "token", "from", "the", "fake", "upstream", "so", "that"),
-    *("tests", "can", "compare", "the", "stored", "answer", "with", "the", "expected", "text"),
-    "exactly",
-)
-_THOUGHTS = ("First", "I", "think", "about", "the", "question", "and", "then", "I", "answer")
-_WORD = re.compile(r"\S+\s*|\s+")
-#: The modes read by name alone (any N and MS as ``text`` reads them); an unknown one is ``text``.
-_PLAIN_MODES = frozenset(
-    {"text", "reasoning", "echo", "hang", "stall", "malformed", "auto", "preface", "badkey"}
-)
-#: Modes whose answer becomes tool_results_text() after a tool result.
-_TEXT_LIKE = frozenset({"text", "slow", "reasoning", "echo", "tools", "badargs", "auto", "preface"})
-#: The models every model list names (beside those of ``FakeUpstreamServer.windows``).
-_LISTED = ("text", "reasoning", "tools")
-#: What ``/api/show`` says every model takes (``model_info``), whatever its ``num_ctx``.
-_OLLAMA_TRAINED = 131_072
-
-
-# ------------------------------------------------------------------- expected content
-
-
-def _cycle(words: Sequence[str], n: int, end: str) -> list[str]:
-    return [words[i % len(words)] + (" " if i < n - 1 else end) for i in range(n)]
-
-
-def text_chunks(n: int) -> list[str]:
-    """The content chunks of ``text:n``."""
-    return _cycle(_WORDS, n, ".")
-
-
-def expected_text(n: int = DEFAULT_CHUNKS) -> str:
-    """The whole answer of ``text:n`` (and of ``reasoning:n``)."""
-    return "".join(text_chunks(n))
-
-
-def expected_reasoning(n: int = DEFAULT_CHUNKS) -> str:
-    """The reasoning of ``reasoning:n``."""
-    return "".join(_cycle(_THOUGHTS, n, "."))
-
-
-#: The arguments of the first call in ``badargs`` mode: JSON cut short.
-BAD_ARGUMENTS = '{"city": "Par'
-
-
-def tool_results_text(results: Sequence[tuple[str, str]]) -> str:
-    """The answer to a request ending with tool results ``(tool name, output)``."""
-    quoted = "; ".join(f'{name} returned "{output}"' for name, output in results)
-    return f"Fake upstream got tool results: {quoted}."
-
-
-def tool_arguments(tool: Mapping[str, Any] | None, index: int) -> dict[str, Any]:
-    """The arguments of call ``index`` to ``tool`` (a request's OpenAI tool entry).
-
-    From the tool's JSON Schema: the first enum value when there is one, else a string
-    ``"<property> <index>"``, an integer ``index + 1``, a number ``index + 0.5``, ``true``;
-    other properties are left out. Without a tool: ``{"q": "query <index>"}``.
-    """
-    if tool is None:
-        return {"q": f"query {index}"}
-    function = tool.get("function")
-    parameters = function.get("parameters") if isinstance(function, dict) else None
-    properties = parameters.get("properties") if isinstance(parameters, dict) else None
-    arguments: dict[str, Any] = {}
-    for name, prop in (properties or {}).items():
-        kind = prop.get("type") if isinstance(prop, dict) else None
-        if isinstance(prop, dict) and prop.get("enum"):
-            arguments[name] = prop["enum"][0]
-        elif kind == "string":
-            arguments[name] = f"{name} {index}"
-        elif kind == "integer":
-            arguments[name] = index + 1
-        elif kind == "number":
-            arguments[name] = index + 0.5
-        elif kind == "boolean":
-            arguments[name] = True
-    return arguments
-
-
-# ------------------------------------------------------------------------- the plan
-
-
-@dataclass(slots=True)
-class Spec:
-    """A parsed ``model`` string."""
-
-    mode: str
-    count: int
-    gap: float  # seconds
-    argument: str = ""
-
-
-def parse_model(model: str, chunks: int = DEFAULT_CHUNKS, gap_ms: float = 0.0) -> Spec:
-    """Read the behaviour spec language of the module docstring."""
-    mode, _, rest = model.partition(":")
-    if mode == "replay":
-        return Spec(mode, 0, gap_ms / 1000, argument=rest)
-    parts = rest.split(":") if rest else []
-    numbers: list[float] = []
-    for part in parts:
-        try:
-            numbers.append(float(part))
-        except ValueError:
-            break
-    count = int(numbers[0]) if numbers else chunks
-    gap = (numbers[1] if len(numbers) > 1 else gap_ms) / 1000
-    if mode == "slow":
-        count, gap = chunks, (numbers[0] if numbers else gap_ms) / 1000
-    elif mode == "tools":
-        count = int(numbers[0]) if numbers else 1
-    elif mode in ("truncate", "cut"):
-        count = int(numbers[0]) if numbers else 3
-    elif mode == "error":
-        count = int(numbers[0]) if numbers else 500
-        if len(numbers) > 1:  # the Retry-After of the error answer
-            return Spec(mode, count, 0.0, argument=f"{numbers[1]:g}")
-    elif mode in ("badargs", "constrained"):
-        count = int(numbers[0]) if numbers else 1
-    elif mode not in _PLAIN_MODES:
-        mode = "text"
-    return Spec(mode, max(0, min(count, 100_000)), max(0.0, gap))
-
-
-@dataclass(slots=True)
-class _Answer:
-    """What a request gets: content and reasoning chunks, or whole tool calls."""
-
-    content: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    #: Cut short at the request's ``max_tokens`` (its content chunks are tokens).
-    cut: bool = False
-
-    @property
-    def finish_reason(self) -> str:
-        if self.cut:
-            return "length"
-        return "tool_calls" if self.calls else "stop"
-
-    def limited(self, body: dict[str, Any]) -> _Answer:
-        """The answer within the request's ``max_tokens`` (or ``max_completion_tokens``):
-        as many content chunks, then finish_reason ``length``, as OpenAI cuts one."""
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(limit, int) or self.calls or len(self.content) <= limit:
-            return self
-        return _Answer(self.content[:limit], self.reasoning, cut=True)
-
-    def deltas(self) -> list[dict[str, Any]]:
-        """One delta per chunk; a call is a first fragment then three argument fragments."""
-        deltas: list[dict[str, Any]] = [{"reasoning_content": p} for p in self.reasoning]
-        deltas += [{"content": piece} for piece in self.content]
-        for index, call in enumerate(self.calls):
-            raw = call["function"]["arguments"]
-            first = {**call, "function": {**call["function"], "arguments": ""}}
-            deltas.append({"tool_calls": [{"index": index, **first}]})
-            third = max(1, -(-len(raw) // 3))
-            deltas.extend(
-                {"tool_calls": [{"index": index, "function": {"arguments": raw[i : i + third]}}]}
-                for i in range(0, len(raw), third)
-            )
-        return deltas
-
-
-def _tool_results(messages: list[Any]) -> list[tuple[str, str]]:
-    names: dict[str, str] = {}
-    for message in messages:
-        for call in message.get("tool_calls") or ():
-            names[call.get("id", "")] = call.get("function", {}).get("name", "")
-    results: list[tuple[str, str]] = []
-    for message in reversed(messages):
-        if message.get("role") != "tool":
-            break
-        call_id = message.get("tool_call_id", "")
-        results.append((names.get(call_id) or call_id, _content_text(message.get("content"))))
-    return results[::-1]
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, list):  # content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _tool_calls(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
-    tools = [t for t in body.get("tools") or () if isinstance(t, dict)]
-    calls = []
-    for index in range(count):
-        tool = tools[index % len(tools)] if tools else None
-        name = str(tool["function"]["name"]) if tool else f"tool_{index}"
-        arguments = orjson.dumps(tool_arguments(tool, index)).decode()
-        calls.append(
-            {
-                "id": f"call_{secrets.token_hex(8)}",
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            }
-        )
-    return calls
-
-
-def _may_call_tools(body: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
-    """``auto`` mode: the request offers a tool, allows calls and ends with a user message."""
-    offered = any(isinstance(t, dict) for t in body.get("tools") or ())
-    allowed = body.get("tool_choice") != "none"
-    return offered and allowed and bool(messages) and messages[-1].get("role") == "user"
-
-
-def plan_answer(spec: Spec, body: dict[str, Any]) -> _Answer:
-    """What a request gets (fault modes add their fault while streaming), within its
-    ``max_tokens``."""
-    return _plan(spec, body).limited(body)
-
-
-def _plan(spec: Spec, body: dict[str, Any]) -> _Answer:
-    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-    if spec.mode in _TEXT_LIKE and messages and messages[-1].get("role") == "tool":
-        return _Answer(_WORD.findall(tool_results_text(_tool_results(messages))))
-    if spec.mode == "tools":
-        return _Answer(calls=_tool_calls(body, spec.count))
-    if spec.mode == "auto" and _may_call_tools(body, messages):
-        return _Answer(calls=_tool_calls(body, 1))
-    if spec.mode == "preface" and _may_call_tools(body, messages):
-        return _Answer(text_chunks(spec.count), calls=_tool_calls(body, 1))
-    if spec.mode == "badargs":
-        calls = _tool_calls(body, spec.count)
-        calls[0]["function"]["arguments"] = BAD_ARGUMENTS
-        return _Answer(calls=calls)
-    if spec.mode == "constrained":
-        chunks = constrained_chunks(body, spec.count)
-        return _Answer(chunks if chunks is not None else text_chunks(DEFAULT_CHUNKS))
-    if spec.mode == "echo":
-        users = [m for m in messages if m.get("role") == "user"]
-        said = _content_text(users[-1].get("content")) if users else ""
-        return _Answer(_WORD.findall(said or "(nothing)"))
-    reasoning = _cycle(_THOUGHTS, spec.count, ".") if spec.mode == "reasoning" else []
-    return _Answer(text_chunks(spec.count), reasoning)
-
-
-def _usage(body: dict[str, Any], deltas: list[dict[str, Any]]) -> dict[str, Any]:
-    """OpenAI's usage of an answer: a word of the messages is a prompt token, the words of
-    the messages before the newest are cached (the prefix an earlier call of the
-    conversation sent), and a chunk streamed is a completion token, a reasoning one a
-    reasoning token among them."""
-    words = [
-        len(_content_text(m.get("content")).split())
-        for m in body.get("messages") or ()
-        if isinstance(m, dict)
-    ]
-    prompt, completion = sum(words), len(deltas)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": sum(words[:-1]), "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": sum("reasoning_content" in d for d in deltas),
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
-
+__all__ = [
+    "BAD_ARGUMENTS",
+    "DEFAULT_CHUNKS",
+    "FakeUpstream",
+    "FakeUpstreamServer",
+    "Spec",
+    "content_parts_problem",
+    "expected_reasoning",
+    "expected_text",
+    "main",
+    "parse_model",
+    "plan_answer",
+    "text_chunks",
+    "tool_arguments",
+    "tool_results_text",
+]
 
 # ------------------------------------------------------------------------- the server
 
@@ -402,8 +164,9 @@ class _Stream:
         await self._conn.end_chunked()
 
 
-class FakeUpstreamServer:
-    """The fake server on the running event loop: ``await listen()``, ``await aclose()``."""
+class FakeUpstreamServer(LoopbackFake):
+    """The fake server on the running event loop (``await listen()``, ``await aclose()``, or
+    ``async with``), or in a background thread (``with``)."""
 
     def __init__(
         self,
@@ -413,9 +176,7 @@ class FakeUpstreamServer:
         chunks: int = DEFAULT_CHUNKS,
         gap_ms: float = 0.0,
     ) -> None:
-        self.host = host
-        #: The port to listen on (0: a free one), then the port listened on.
-        self.port = port
+        super().__init__(host=host, port=port)
         self.chunks = chunks
         self.gap_ms = gap_ms
         #: Chat request bodies received, oldest first.
@@ -434,17 +195,6 @@ class FakeUpstreamServer:
         self.listings: list[str] = []
         #: Embedding requests received (path and JSON body), oldest first.
         self.embedding_requests: list[tuple[str, Any]] = []
-        self._server = LoopbackServer(self._respond, host=host, port=port)
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted so far (keep-alive reuse shows as a small number)."""
-        return self._server.connections
-
-    @property
-    def url(self) -> str:
-        """The root URL, ``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -460,15 +210,6 @@ class FakeUpstreamServer:
         self.listing_fault = None
         self.listings.clear()
         self.embedding_requests.clear()
-
-    async def listen(self) -> int:
-        """Start accepting connections; answers the port."""
-        self.port = await self._server.start()
-        return self.port
-
-    async def aclose(self) -> None:
-        """Stop listening and close every open connection."""
-        await self._server.aclose()
 
     async def _respond(self, request: Request, conn: Connection) -> bool:
         """Answer one request; ``False`` when the connection must close."""
@@ -489,7 +230,7 @@ class FakeUpstreamServer:
                     conn, 400, _error_body(problem, "invalid_request_error"), keep
                 )
             return await self._chat(body, conn, request.headers) and keep
-        if _is_model_list(method, request.path):
+        if is_model_list(method, request.path):
             return await self._model_list(request, conn, keep)
         if (kind := embeddings_kind(method, request.path)) is not None:
             try:
@@ -516,8 +257,8 @@ class FakeUpstreamServer:
             return False
         if self.listing_fault is not None:
             return await _send_json(conn, 500, _error_body("fake upstream model list error"), keep)
-        windows = {m: self.windows.get(m) for m in sorted({*_LISTED, *self.windows})}
-        status, body = _listing_answer(request, windows)
+        windows = {m: self.windows.get(m) for m in sorted({*LISTED, *self.windows})}
+        status, body = listing_answer(request, windows)
         return await _send_json(conn, status, body, keep)
 
     async def _chat(self, body: dict[str, Any], conn: Connection, headers: dict[str, str]) -> bool:
@@ -595,7 +336,7 @@ async def _stream_answer(
     await stream.chunk({}, finish=answer.finish_reason)
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
-        await stream.chunk(None, usage=_usage(body, deltas))
+        await stream.chunk(None, usage=usage(body, deltas))
     await stream.end()
     return True
 
@@ -626,88 +367,7 @@ def _completion(spec: Spec, body: dict[str, Any], model: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
-        "usage": _usage(body, answer.deltas()),
-    }
-
-
-def _is_model_list(method: str, path: str) -> bool:
-    """Whether a request asks for a model list, of any API (the module's docstring)."""
-    if method == "POST":
-        return path == "/api/show"
-    lists = ("/v1/models", "/models", "/v1beta/models", "/api/tags")
-    return method == "GET" and (path in lists or path.startswith("/v1beta/models/"))
-
-
-def _listing_answer(request: Request, windows: dict[str, int | None]) -> tuple[int, Any]:
-    """The status and body that answer a model-list request (``_is_model_list``) in its
-    API's shape, for the models of ``windows`` (sorted) with their windows."""
-    path, models = request.path, list(windows)
-    if path.startswith("/v1beta/models/"):  # Gemini: one model
-        name = path.removeprefix("/v1beta/models/")
-        if name not in windows:
-            return 404, gemini_error(404, f"models/{name} is not found.", "NOT_FOUND")
-        return 200, _gemini_model(name, windows[name])
-    if path == "/v1beta/models":
-        return 200, {"models": [_gemini_model(m, w) for m, w in windows.items()]}
-    if path == "/api/tags":
-        tags = [{"name": m, "model": m, "size": 0, "details": {"family": "llama"}} for m in models]
-        return 200, {"models": tags}
-    if path == "/api/show":
-        try:
-            asked = request.json().get("model")
-        except (ValueError, AttributeError):
-            asked = None
-        if not isinstance(asked, str) or asked not in windows:
-            return 404, {"error": f"model '{asked}' not found"}
-        return 200, _ollama_show(windows[asked])
-    if "anthropic-version" in request.headers:
-        page = [_anthropic_model(m, w) for m, w in windows.items()]
-        return 200, {"data": page, "has_more": False, "first_id": models[0], "last_id": models[-1]}
-    return 200, {"object": "list", "data": [_openai_model(m, w) for m, w in windows.items()]}
-
-
-def _openai_model(model: str, window: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": model, "object": "model", "created": 0, "owned_by": "fake"}
-    if window is not None:
-        entry["max_model_len"] = window  # as vLLM lists it
-    return entry
-
-
-def _anthropic_model(model: str, window: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "type": "model",
-        "id": model,
-        "display_name": model,
-        "created_at": "2025-01-01T00:00:00Z",
-    }
-    if window is not None:
-        entry.update(max_input_tokens=window, max_tokens=min(window, 8192))
-    return entry
-
-
-def _gemini_model(model: str, window: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": f"models/{model}",
-        "version": "001",
-        "displayName": model,
-        "supportedGenerationMethods": ["generateContent", "countTokens"],
-    }
-    if window is not None:
-        entry.update(inputTokenLimit=window, outputTokenLimit=min(window, 8192))
-    return entry
-
-
-def _ollama_show(window: int | None) -> dict[str, Any]:
-    """An ``/api/show`` answer: the model takes ``_OLLAMA_TRAINED`` tokens; ``window``, when
-    given, is its ``num_ctx``."""
-    parameters = 'stop "<|eot_id|>"'
-    if window is not None:
-        parameters = f"num_ctx {window:>30}\n{parameters}"
-    return {
-        "parameters": parameters,
-        "details": {"format": "gguf", "family": "llama"},
-        "model_info": {"general.architecture": "llama", "llama.context_length": _OLLAMA_TRAINED},
-        "capabilities": ["completion", "tools"],
+        "usage": usage(body, answer.deltas()),
     }
 
 
@@ -765,47 +425,14 @@ class FakeUpstream(FakeUpstreamServer):
     ``start()`` / ``stop()``). Its state is read from the test's thread.
     """
 
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-
     def start(self) -> FakeUpstream:
         """Start the loop thread and listen; answers once connections are accepted."""
-        loop = self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run, args=(loop,), name="fake-upstream", daemon=True
-        )
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self.listen(), loop)
-        try:
-            future.result(timeout=10)
-        except BaseException:
-            self.stop()
-            raise
+        self.serve_in_thread()
         return self
-
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
     def stop(self) -> None:
         """Close every connection, stop the loop and join the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        with contextlib.suppress(RuntimeError):
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-
-    def __enter__(self) -> FakeUpstream:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.stop_thread()
 
 
 async def _serve(host: str, port: int, chunks: int, gap_ms: float) -> None:

@@ -18,6 +18,11 @@ Each fake upstream (``fake_upstream``, ``scripted`` and its API fakes, ``fake_ge
 A handler answers ``False`` when the connection is to close (a cut or held stream). A
 client that goes away, or sends what is not HTTP, only ends its own connection. ``aclose``
 stops listening and ends every open connection.
+
+The fakes themselves are ``LoopbackFake`` subclasses: a server of their own that answers
+with their ``_respond``, listening within ``async with`` on the running event loop, or
+within ``with`` on an event loop of its own in a background thread (``BackgroundLoop``),
+for tests and servers whose own code does not run on a loop.
 """
 
 from __future__ import annotations
@@ -25,14 +30,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import orjson
 
-__all__ = ["Connection", "Handler", "LoopbackServer", "Received", "Request"]
+__all__ = [
+    "BackgroundLoop",
+    "Connection",
+    "Handler",
+    "LoopbackFake",
+    "LoopbackServer",
+    "Received",
+    "Request",
+]
+
+_T = TypeVar("_T")
 
 _DROPPED = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
 
@@ -268,3 +284,109 @@ class LoopbackServer:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+class BackgroundLoop:
+    """An event loop of its own in a daemon thread: ``run`` a coroutine there and wait for
+    its result, then ``close``."""
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 10.0) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and join its thread."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+class LoopbackFake:
+    """The base of the fake servers: a ``LoopbackServer`` of its own that answers with the
+    subclass's ``_respond``. It listens within ``async with`` (or from ``listen`` to
+    ``aclose``) on the running loop, or within ``with`` on a ``BackgroundLoop``, its state
+    then read from the test's thread."""
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._server = LoopbackServer(self._respond, host=host, port=port, tls=tls)
+        self._background: BackgroundLoop | None = None
+
+    async def _respond(self, request: Request, conn: Connection) -> bool:
+        """Answer one request; ``False`` when the connection is to close."""
+        raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        """The port listened on (or to listen on, before)."""
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``."""
+        return self._server.url
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far (keep-alive reuse shows as a small number)."""
+        return self._server.connections
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now."""
+        return self._server.open_connections
+
+    async def listen(self) -> int:
+        """Start accepting connections on the running loop; answers the port."""
+        return await self._server.start()
+
+    async def aclose(self) -> None:
+        """Stop listening and end every open connection."""
+        await self._server.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.listen()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def serve_in_thread(self) -> None:
+        """Listen from a ``BackgroundLoop`` of its own; returns once connections are
+        accepted."""
+        background = self._background = BackgroundLoop(type(self).__name__)
+        try:
+            background.run(self.listen())
+        except BaseException:
+            self.stop_thread()
+            raise
+
+    def stop_thread(self) -> None:
+        """End every connection, stop the background loop and join its thread."""
+        background, self._background = self._background, None
+        if background is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            background.run(self.aclose())
+        background.close()
+
+    def __enter__(self) -> Self:
+        self.serve_in_thread()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_thread()

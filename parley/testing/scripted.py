@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 import orjson
 
-from parley.testing.loopback import Connection, LoopbackServer, Received, Request
+from parley.testing.loopback import Connection, LoopbackFake, Received, Request
 
 
 def sse(name: str, data: Any) -> bytes:
@@ -40,7 +40,7 @@ class Answer:
     after: Literal["end", "hold", "cut"] = "end"
 
 
-class ScriptedAPI:
+class ScriptedAPI(LoopbackFake):
     #: The path of the streaming chat call, and of the model list.
     chat_path = ""
     models_path = ""
@@ -49,12 +49,12 @@ class ScriptedAPI:
     default_models: tuple[str, ...] = ()
 
     def __init__(self, *, models: list[str] | None = None, api_key: str | None = None) -> None:
+        super().__init__()
         self.models = list(models or self.default_models)
         #: When set, a request without this key gets the API's 401 answer.
         self.api_key = api_key
         self.requests: list[Received] = []
         self._answers: list[Answer] = []
-        self._server = LoopbackServer(self._respond)
 
     # What a subclass says about its API.
 
@@ -76,18 +76,9 @@ class ScriptedAPI:
     # The server.
 
     @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
     def active(self) -> int:
         """Connections open now."""
-        return self._server.open_connections
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted so far."""
-        return self._server.connections
+        return self.open_connections
 
     @property
     def base_url(self) -> str:
@@ -98,17 +89,8 @@ class ScriptedAPI:
         self._answers.extend(answers)
 
     async def start(self) -> Self:
-        await self._server.start()
+        await self.listen()
         return self
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def _next_answer(self) -> Answer:
         if len(self._answers) > 1:

@@ -11,7 +11,8 @@ attempt's timeout and a margin), and sends each in a task of its own:
 as the Standard Webhooks scheme that OpenAI uses says, keyed by the endpoint's secret (the
 bytes of the base64 after ``whsec_``), so ``openai.OpenAI(webhook_secret=...).webhooks
 .unwrap(body, headers)`` verifies it. Redirects are not followed, and every connection goes
-only where the address policy allows (``webhook_policy``; checked after DNS).
+only where the address policy allows (``webhook_policy``; checked after DNS), through an
+aiohttp session of ``parley.guarded_http`` opened with the first delivery.
 
 A 2xx answer delivers it. Anything else (another status, a timeout, a refused address, a
 connection error) schedules a retry after ``webhook_backoff_seconds``, doubled at each
@@ -28,20 +29,23 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import importlib
 import logging
 import random
 import time
 from collections.abc import Callable
-
-import httpx2
+from typing import TYPE_CHECKING
 
 from parley import __version__
 from parley.config import ConfigError, Settings
-from parley.mcp.addresses import AddressPolicy, AddressRefused, guarded_client_factory
+from parley.mcp.addresses import AddressPolicy, AddressRefused
 from parley.metrics import Metrics
 from parley.store import webhooks as store
 from parley.store.db import Database, now, until_woken
 from parley.wake import Wake
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("parley.webhooks")
 
@@ -60,14 +64,6 @@ def webhook_policy(settings: Settings) -> AddressPolicy:
         return AddressPolicy.parse(settings.webhook_allow_urls, setting="PARLEY_WEBHOOK_ALLOW_URLS")
     except ValueError as exc:
         raise ConfigError(f"PARLEY_WEBHOOK_ALLOW_URLS: {exc}") from None
-
-
-async def check_url(policy: AddressPolicy, url: str) -> None:
-    """``AddressRefused`` when ``url`` may not be reached: its form (scheme, credentials, a
-    literal address), then the addresses its host resolves to now."""
-    policy.check_url(url)
-    parsed = httpx2.URL(url)
-    await policy.resolve(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
 
 
 def signature(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
@@ -115,7 +111,7 @@ class Deliveries:
         self.policy = webhook_policy(settings)
         #: The attempts under way here, with their claims.
         self.working: dict[asyncio.Task[None], store.Claim] = {}
-        self._client: httpx2.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.Task[None] | None = None
         #: Set to look for due deliveries now: deliveries were written here, or an attempt
         #: ended (and made room).
@@ -130,8 +126,6 @@ class Deliveries:
         return self.settings.webhook_timeout_seconds + CLAIM_MARGIN
 
     async def start(self) -> None:
-        timeout = httpx2.Timeout(self.settings.webhook_timeout_seconds)
-        self._client = guarded_client_factory(self.policy)(timeout=timeout)
         loop = asyncio.get_running_loop()
 
         def written() -> None:  # on a database thread: deliveries were written here
@@ -163,9 +157,9 @@ class Deliveries:
                 await self.db.write(store.release_claims, claims=list(working.values()))
             except Exception:  # a boundary: the claims run out by themselves
                 log.exception("giving back the claims of webhook deliveries failed")
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _run(self) -> None:
         """Look for due deliveries when woken (written here, or an attempt ended), when the
@@ -227,11 +221,21 @@ class Deliveries:
         claims = await self.db.write_later(
             store.claim, owner=self.owner, lease_seconds=self.claim_seconds, limit=room
         )
+        if claims and self._session is None:
+            self._session = await self._open_session()
         for claim in claims:
             task = asyncio.create_task(self._attempt(claim))
             self.working[task] = claim
             task.add_done_callback(self._done)
         return 0.0 if len(claims) == room else None
+
+    async def _open_session(self) -> aiohttp.ClientSession:
+        """The guarded session deliveries are sent with, opened with the first one: a server
+        that sends none never loads aiohttp, and the first imports it off the event loop."""
+        await asyncio.to_thread(importlib.import_module, "parley.guarded_http")
+        from parley.guarded_http import client_session
+
+        return client_session(self.policy, timeout=self.settings.webhook_timeout_seconds)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.working.pop(task, None)
@@ -275,21 +279,24 @@ class Deliveries:
 
     async def _send(self, claim: store.Claim) -> tuple[int | None, str | None]:
         """The answer's status code, or why there was none."""
-        assert self._client is not None
+        import aiohttp  # loaded with the session
+
+        assert self._session is not None
         headers = signed_headers(claim.secret, claim.event_id, claim.payload, at=int(time.time()))
         try:
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
                 # The answer's status is all that counts: its body is never read.
-                async with self._client.stream(
-                    "POST", claim.url, content=claim.payload.encode(), headers=headers
+                async with self._session.post(
+                    claim.url,
+                    data=claim.payload.encode(),
+                    headers=headers,
+                    allow_redirects=False,
                 ) as response:
-                    status_code = response.status_code
+                    status_code = response.status
         except AddressRefused as exc:
             return None, f"address refused: {exc.message}"
-        except TimeoutError:
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
             return None, f"no answer within {self.settings.webhook_timeout_seconds:g} s"
-        except httpx2.TimeoutException:
-            return None, f"no answer within {self.settings.webhook_timeout_seconds:g} s"
-        except httpx2.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return None, f"connection failed: {type(exc).__name__}"
         return status_code, None

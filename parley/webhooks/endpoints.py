@@ -10,7 +10,6 @@ from parley.errors import InvalidRequest
 from parley.mcp.addresses import AddressPolicy, AddressRefused
 from parley.store.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from parley.store.webhooks import EVENTS
-from parley.webhooks.delivery import check_url
 
 #: The longest URL an endpoint may have.
 MAX_URL = 2048
@@ -22,7 +21,7 @@ async def check_endpoint(policy: AddressPolicy, url: str, events: Sequence[str])
     if len(url) > MAX_URL:
         raise InvalidRequest(f"The URL is longer than {MAX_URL} characters.", param="url")
     try:
-        await check_url(policy, url)
+        await policy.check_reachable(url)
     except AddressRefused as exc:
         raise InvalidRequest(
             f"Webhooks may not be sent to this URL: {exc.message}.",

@@ -143,6 +143,17 @@ def answering(answers: dict[str, list[str]], asked: list[str] | None = None) -> 
     return resolve
 
 
+class Rebinding:
+    """A resolver that answers each question with the next of its answers (a name whose
+    answer changes between lookups, as in DNS rebinding); ``left`` holds those not given."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.left = list(answers)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        return self.left.pop(0)
+
+
 async def test_public_addresses_pass_without_connecting() -> None:
     policy = AddressPolicy(
         resolver=answering({"public.example": ["93.184.215.14", "2606:4700::1"]})
@@ -366,21 +377,16 @@ async def test_the_connection_goes_to_the_address_that_was_checked() -> None:
 
 async def test_each_new_connection_resolves_and_checks_again() -> None:
     """A name whose answer changes (DNS rebinding) is checked on the answer that is used."""
-    answers = [["127.0.0.1"], ["10.0.0.9"]]
-
-    async def rebinding(host: str, port: int) -> list[str]:
-        return answers.pop(0)
-
     recorder = Recorder(keep=False)  # each answer closes its connection
     async with serving(recorder) as server:
-        policy = AddressPolicy(allow=("127.0.0.1",), resolver=rebinding)
-        async with client(policy) as http:
+        resolver = Rebinding(["127.0.0.1"], ["10.0.0.9"])
+        async with client(AddressPolicy(allow=("127.0.0.1",), resolver=resolver)) as http:
             assert (await http.get(f"http://mcp.test:{server.port}/a")).status_code == 200
             with pytest.raises(
                 AddressRefused, match=starting("mcp.test resolves to 10.0.0.9, a private")
             ):
                 await http.get(f"http://mcp.test:{server.port}/b")
-    assert ([seen.target for seen in recorder.seen], answers) == (["/a"], [])
+    assert ([seen.target for seen in recorder.seen], resolver.left) == (["/a"], [])
 
 
 # ------------------------------------------------------------------------------------ TLS

@@ -1,7 +1,8 @@
-"""Test helpers of the provider tests: a canned upstream for the answers the fake upstream
-does not give (broken HTTP, odd bodies, redirects, a proxy's view of a request), a
-tunnelling proxy, a check that nothing was left unclosed, an answer as the engine hands it
-back, and the neutral tool choices the option tests ask for."""
+"""Test helpers of the provider tests: an adapter's stream read whole or to its error, a
+wait for a condition, a canned upstream for the answers the fake upstream does not give
+(broken HTTP, odd bodies, redirects, a proxy's view of a request), a tunnelling proxy, a
+check that nothing was left unclosed, an answer as the engine hands it back, and the
+neutral tool choices the option tests ask for."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import asyncio
 import contextlib
 import gc
 import warnings
-from collections.abc import Iterator
-from typing import Any, Self
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import pytest
+
+from parley.errors import UpstreamError
+from parley.events import ModelEvent
 from parley.providers.accumulator import AnswerAccumulator
-from parley.providers.base import ChatMessage
-from parley.testing.loopback import Connection, LoopbackServer, Request
+from parley.providers.base import ChatMessage, ModelRequest, Provider
+from parley.testing.loopback import Connection, LoopbackFake, Request
 from parley.types import Role
 
 #: Neutral tool choices (``ModelOptions.tool_choice``) over ``get_weather`` and ``get_time``:
@@ -33,6 +38,39 @@ ALLOWED_BOTH: dict[str, Any] = {
         {"type": "function", "name": "get_weather"},
     ],
 }
+
+
+async def collect(
+    provider: Provider, req: ModelRequest
+) -> tuple[list[ModelEvent], AnswerAccumulator]:
+    """The events of ``req``'s stream, and the answer they make."""
+    events = [event async for event in provider.stream(req)]
+    acc = AnswerAccumulator()
+    for event in events:
+        acc.add(event)
+    return events, acc
+
+
+async def failure(
+    provider: Provider, req: ModelRequest, events: list[ModelEvent] | None = None
+) -> UpstreamError:
+    """The error ``req``'s stream ends with; the events before it go to ``events``."""
+    with pytest.raises(UpstreamError) as info:
+        async for event in provider.stream(req):
+            if events is not None:
+                events.append(event)
+    return info.value
+
+
+async def wait_until(condition: Callable[[], object], within: float = 5.0) -> bool:
+    """Whether ``condition()`` comes true within ``within`` seconds (looked at every 10 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 @contextlib.contextmanager
@@ -63,33 +101,7 @@ def http_answer(
     return f"HTTP/1.1 {status} Status\r\n{lines}\r\n".encode() + body
 
 
-class _OnLoopback:
-    """What the servers below share: a ``LoopbackServer`` of their own that answers with
-    their ``_respond``, listening within ``async with``."""
-
-    def __init__(self) -> None:
-        self._server = LoopbackServer(self._respond)
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._server.aclose()
-
-    async def _respond(self, request: Request, conn: Connection) -> bool:
-        raise NotImplementedError
-
-
-class CannedUpstream(_OnLoopback):
+class CannedUpstream(LoopbackFake):
     """A loopback server that reads each request and writes ``answer``, byte for byte.
 
     After writing it closes the connection, or with ``hold`` waits for the client to close
@@ -114,7 +126,7 @@ class CannedUpstream(_OnLoopback):
         return False
 
 
-class TunnelProxy(_OnLoopback):
+class TunnelProxy(LoopbackFake):
     """An HTTP proxy on loopback that takes ``CONNECT host:port`` (how a client reaches an
     ``https`` upstream through a proxy) and then relays bytes both ways; it answers 405 to
     anything else. ``requests`` keeps each request line received; with ``refuse`` set, it

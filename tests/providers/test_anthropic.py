@@ -6,7 +6,6 @@ The streams served here are constructed examples written in the documented wire 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,7 +36,7 @@ from parley.testing.fake_anthropic import (
     tool_use,
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
-from tests.providers.helpers import stored_answer
+from tests.providers.helpers import collect, failure, stored_answer, wait_until
 
 WEATHER = ToolSpec(
     function=FunctionSpec(
@@ -73,45 +72,19 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
     return ModelRequest(model="claude-test", messages=messages, **kwargs)
 
 
-async def collect(
-    provider: AnthropicProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], AnswerAccumulator]:
-    events = [event async for event in provider.stream(req or request())]
-    acc = AnswerAccumulator()
-    for event in events:
-        acc.add(event)
-    return events, acc
-
-
-async def failure(provider: AnthropicProvider) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        await collect(provider)
-    return info.value
-
-
-async def wait_until(condition: Any, within: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 # ----------------------------------------------------------------------------- streams
 
 
 async def test_text(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
     fake.answer(Answer(message_events([text("Hello", ", ", "world.")])))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert [e.text for e in events if isinstance(e, TextPart)] == ["Hello", ", ", "world."]
     assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ("Hello, world.", "stop", False)
 
 
 async def test_thinking_then_text(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
     fake.answer(Answer(message_events([thinking("Let me ", "think."), text("Four.")])))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     kinds = [type(e) for e in events if isinstance(e, TextPart | ReasoningPart)]
     assert kinds == [ReasoningPart, ReasoningPart, TextPart]
     assert (acc.reasoning, acc.text) == ("Let me think.", "Four.")
@@ -156,7 +129,7 @@ async def test_usage_totals(provider: AnthropicProvider, fake: FakeAnthropic) ->
     )
     events[0][1]["message"]["usage"]["cache_creation_input_tokens"] = 100
     fake.answer(Answer(events))
-    got, acc = await collect(provider)
+    got, acc = await collect(provider, request())
     usage = [e for e in got if isinstance(e, UsagePart)]
     # running totals; the input is all the call read, the cache reads among it
     assert usage == [UsagePart(1125, 1, cached_tokens=1000), UsagePart(1125, 9, cached_tokens=1000)]
@@ -177,7 +150,7 @@ async def test_thinking_tokens_among_the_output(
     )
     assert events[-2][1]["usage"]["output_tokens_details"] == {"thinking_tokens": 70}
     fake.answer(Answer(events))
-    got, acc = await collect(provider)
+    got, acc = await collect(provider, request())
     assert [e for e in got if isinstance(e, UsagePart)][-1] == UsagePart(25, 90, 70, 0)
     assert (acc.output_tokens, acc.reasoning_tokens) == (90, 70)
 
@@ -191,7 +164,7 @@ async def test_cache_reads_sent_again_in_message_delta_are_not_added_twice(
     )
     events[-2][1]["usage"].update(input_tokens=5, cache_read_input_tokens=40)
     fake.answer(Answer(events))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.input_tokens, acc.output_tokens, acc.cached_tokens) == (45, 9, 40)
 
 
@@ -209,7 +182,7 @@ async def test_stop_reasons(
     provider: AnthropicProvider, fake: FakeAnthropic, stop_reason: str, finish: str
 ) -> None:
     fake.answer(Answer(message_events([text("x")], stop_reason=stop_reason)))
-    events, _ = await collect(provider)
+    events, _ = await collect(provider, request())
     assert [e for e in events if isinstance(e, FinishPart)] == [FinishPart(finish)]
 
 
@@ -223,7 +196,7 @@ async def test_unknown_events_and_blocks_are_skipped(
     events.insert(4, ("content_block_delta", {"type": "content_block_delta", "index": 9,
                                               "delta": {"type": "brand_new_delta", "x": "y"}}))  # fmt: skip
     fake.answer(Answer(events))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.text, acc.reasoning, acc.state) == ("a", "", None)
 
 
@@ -233,9 +206,9 @@ async def test_connection_is_reused(provider: AnthropicProvider, fake: FakeAnthr
         Answer(status=429, body=error_body("rate_limit_error", "slow down")),
         Answer(message_events([text("two")])),
     )
-    assert (await collect(provider))[1].text == "one"
-    assert (await failure(provider)).code == "upstream_rate_limited"
-    assert (await collect(provider))[1].text == "two"
+    assert (await collect(provider, request()))[1].text == "one"
+    assert (await failure(provider, request())).code == "upstream_rate_limited"
+    assert (await collect(provider, request()))[1].text == "two"
     assert fake.connections == 1  # one keep-alive connection served all three
 
 
@@ -268,7 +241,7 @@ async def test_http_errors(
     provider: AnthropicProvider, fake: FakeAnthropic, status: int, kind: str, code: str
 ) -> None:
     fake.answer(Answer(status=status, body=error_body(kind, f"the {kind} message")))
-    error = await failure(provider)
+    error = await failure(provider, request())
     assert type(error) is UpstreamError
     assert error.code == code
     assert f"HTTP {status}" in error.message
@@ -279,12 +252,12 @@ async def test_stream_without_message_stop_is_truncated(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
     fake.answer(Answer(message_events([text("half")], end=False)))
-    assert (await failure(provider)).code == "upstream_truncated"
+    assert (await failure(provider, request())).code == "upstream_truncated"
 
 
 async def test_connection_cut_mid_body(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
     fake.answer(Answer(message_events([text("half")])[:4], after="cut"))
-    assert (await failure(provider)).code == "upstream_truncated"
+    assert (await failure(provider, request())).code == "upstream_truncated"
 
 
 @pytest.mark.parametrize(
@@ -304,7 +277,7 @@ async def test_events_of_the_wrong_shape(
     provider: AnthropicProvider, fake: FakeAnthropic, event: tuple[str, Any]
 ) -> None:
     fake.answer(Answer([event, ("message_stop", {"type": "message_stop"})]))
-    assert (await failure(provider)).code == "upstream_malformed"
+    assert (await failure(provider, request())).code == "upstream_malformed"
 
 
 # ----------------------------------------------------------------------------- request
@@ -501,7 +474,7 @@ async def test_fragments_of_a_block_that_is_no_client_call_are_skipped(
         text("Done."),
     ]  # fmt: skip
     fake.answer(Answer(message_events(blocks)))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ("Done.", "stop", False)
 
 
@@ -538,7 +511,7 @@ async def test_thinking_with_its_signature_is_kept(
 
 async def test_no_state_without_thinking(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
     fake.answer(Answer(message_events([text("Hi.")])))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert (state_parts(events), acc.state) == ([], None)
 
 
@@ -625,12 +598,12 @@ async def test_thinking_without_its_signature_is_not_kept(
         text("ok"),
     ]
     fake.answer(Answer(message_events(blocks)), Answer(message_events([thinking("only", signature=None), text("x")])))  # fmt: skip
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert acc.reasoning == "cut shortwhole"  # shown, but only the signed block goes back
     assert state_parts(events) == [
         StatePart({"thinking_blocks": [{"type": "thinking", "thinking": "whole", "signature": "c2lnLTI="}]})
     ]  # fmt: skip
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert (state_parts(events), acc.state, acc.reasoning) == ([], None, "only")
 
 
@@ -766,7 +739,7 @@ async def test_aclose_mid_stream_closes_the_connection(
     assert fake.active == 1
     await stream.aclose()
     assert await wait_until(lambda: fake.active == 0, within=1.0)
-    assert (await collect(provider))[1].text == "again"  # still works afterwards
+    assert (await collect(provider, request()))[1].text == "again"  # still works afterwards
 
 
 # ------------------------------------------------------------------------------ models
@@ -812,7 +785,7 @@ async def test_whole_message_when_the_server_ignores_stream(
         "usage": {"input_tokens": 4, "output_tokens": 6},
     }
     fake.answer(Answer(body=message))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.reasoning, acc.text, acc.finish_reason) == ("hmm", "Calling.", "tool_calls")
     assert acc.state == {
         "thinking_blocks": [{"type": "thinking", "thinking": "hmm", "signature": "c2ln"}]

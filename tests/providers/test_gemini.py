@@ -7,7 +7,6 @@ wire format; they are examples, not recordings of the real API.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +29,13 @@ from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.gemini import GeminiProvider
 from parley.testing.fake_gemini import FakeGemini, Script, gemini_error, usage_metadata
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
-from tests.providers.helpers import no_resource_warnings, stored_answer
+from tests.providers.helpers import (
+    collect,
+    failure,
+    no_resource_warnings,
+    stored_answer,
+    wait_until,
+)
 
 KEY = "AIza-test-key"
 MODEL = "gemini-2.0-flash"
@@ -91,16 +96,6 @@ def request(prompt: str = "Hello", **kwargs: Any) -> ModelRequest:
     )
 
 
-async def collect(
-    provider: GeminiProvider, req: ModelRequest
-) -> tuple[list[ModelEvent], AnswerAccumulator]:
-    events = [event async for event in provider.stream(req)]
-    acc = AnswerAccumulator()
-    for event in events:
-        acc.add(event)
-    return events, acc
-
-
 def next_request(acc: AnswerAccumulator, prompt: str, first: str = "Hello") -> ModelRequest:
     """The request after a text answer: first prompt, the answer, a new prompt."""
     messages = [
@@ -113,22 +108,6 @@ def next_request(acc: AnswerAccumulator, prompt: str, first: str = "Hello") -> M
 
 def signed(part: dict[str, Any], signature: str) -> dict[str, Any]:
     return {**part, "thoughtSignature": signature}
-
-
-async def failure(provider: GeminiProvider, req: ModelRequest) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        await collect(provider, req)
-    return info.value
-
-
-async def wait_until(condition: Any, within: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 # ----------------------------------------------------------------------------- streams

@@ -7,7 +7,6 @@ The answers below are constructed examples written from Ollama's API documentati
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -17,12 +16,11 @@ import pytest
 
 from parley.errors import UpstreamError
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
-from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
 from parley.providers.ollama import OllamaProvider, ndjson_lines
 from parley.testing.fake_ollama import Answer, FakeOllama, chat_line, done_line, text_line
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
-from tests.providers.helpers import no_resource_warnings
+from tests.providers.helpers import collect, failure, no_resource_warnings, wait_until
 
 WEATHER = ToolSpec(
     function=FunctionSpec(
@@ -52,36 +50,6 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
     )
 
 
-async def collect(
-    provider: OllamaProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], AnswerAccumulator]:
-    events = [event async for event in provider.stream(req or request())]
-    acc = AnswerAccumulator()
-    for event in events:
-        acc.add(event)
-    return events, acc
-
-
-async def failure(
-    provider: OllamaProvider, events: list[ModelEvent] | None = None
-) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        async for event in provider.stream(request()):
-            if events is not None:
-                events.append(event)
-    return info.value
-
-
-async def wait_until(condition: Any, within: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 # ----------------------------------------------------------------------------- streams
 
 
@@ -89,7 +57,7 @@ async def test_text_over_several_lines(provider: OllamaProvider, ollama: FakeOll
     ollama.answer(
         Answer([text_line("The "), text_line("sky "), text_line("is blue."), done_line()])
     )
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert [e.text for e in events if isinstance(e, TextPart)] == ["The ", "sky ", "is blue."]
     assert acc.text == "The sky is blue."
     assert acc.finish_reason == "stop"
@@ -102,14 +70,14 @@ async def test_lines_split_across_writes(provider: OllamaProvider, ollama: FakeO
     # pieces cut mid-line, mid-character, and one piece holding several lines
     cuts = [0, 7, umlaut, umlaut + 1, len(body) - 3, len(body)]
     ollama.answer(Answer([body[a:b] for a, b in itertools.pairwise(cuts)]))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert acc.text == "Grüße, world"
     assert acc.finish_reason == "stop"
 
 
 async def test_last_line_without_newline(provider: OllamaProvider, ollama: FakeOllama) -> None:
     ollama.answer(Answer([text_line("ok") + b"\r\n\n", done_line().rstrip(b"\n")]))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.text, acc.finish_reason) == ("ok", "stop")
 
 
@@ -179,7 +147,7 @@ async def test_tool_calls_over_several_lines_keep_counting(
 
 async def test_usage(provider: OllamaProvider, ollama: FakeOllama) -> None:
     ollama.answer(Answer([text_line("x"), done_line(prompt=31, output=7)]))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert UsagePart(input_tokens=31, output_tokens=7) in events
     assert (acc.usage.input_tokens, acc.usage.output_tokens) == (31, 7)
     # Ollama says nothing of reasoning or cached tokens
@@ -191,7 +159,7 @@ async def test_usage_without_prompt_count(provider: OllamaProvider, ollama: Fake
     ollama.answer(
         Answer([chat_line({"content": "x"}, done=True, done_reason="stop", eval_count=1)])
     )
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.usage.input_tokens, acc.usage.output_tokens) == (0, 1)
 
 
@@ -205,13 +173,13 @@ async def test_done_reasons(
     if done_reason is not None:
         last = chat_line({"content": ""}, done=True, done_reason=done_reason, eval_count=1)
     ollama.answer(Answer([text_line("a"), last]))
-    events, _ = await collect(provider)
+    events, _ = await collect(provider, request())
     assert [e for e in events if isinstance(e, FinishPart)] == [FinishPart(expected)]
 
 
 async def test_connection_is_reused(provider: OllamaProvider, ollama: FakeOllama) -> None:
     for _ in range(3):
-        _, acc = await collect(provider)
+        _, acc = await collect(provider, request())
         assert acc.text == "Hi"
     assert len(ollama.requests) == 3
     assert sum(head.startswith("POST /api/chat ") for head in ollama.heads) == 3
@@ -391,7 +359,7 @@ async def test_no_options_no_fields(provider: OllamaProvider, ollama: FakeOllama
 async def test_api_key_and_headers(ollama: FakeOllama) -> None:
     provider = OllamaProvider(ollama.base_url + "/", api_key="k-1", headers={"X-Team": "a"})
     try:
-        await collect(provider)
+        await collect(provider, request())
         assert await provider.list_models() == []
     finally:
         await provider.aclose()
@@ -450,7 +418,7 @@ async def test_an_image_address_is_refused_before_any_request(
     )
     assert url not in error.message
     assert ollama.requests == [] and ollama.heads == []  # nothing was sent
-    _, acc = await collect(provider)  # the adapter still works afterwards
+    _, acc = await collect(provider, request())  # the adapter still works afterwards
     assert acc.text == "Hi"
 
 
@@ -485,7 +453,7 @@ async def test_error_line_after_some_text(provider: OllamaProvider, ollama: Fake
         )
     )
     events: list[ModelEvent] = []
-    error = await failure(provider, events)
+    error = await failure(provider, request(), events)
     assert error.code == "upstream_stream_error"
     assert "llama runner process has terminated" in error.message
     assert events == [TextPart("Once "), TextPart("upon")]
@@ -499,7 +467,7 @@ async def test_model_not_found(provider: OllamaProvider, ollama: FakeOllama) -> 
             content_type="application/json; charset=utf-8",
         )
     )
-    error = await failure(provider)
+    error = await failure(provider, request())
     assert error.code == "upstream_not_found"
     assert "HTTP 404" in error.message
     assert 'model "llama3.2" not found, try pulling it first' in error.message
@@ -511,7 +479,7 @@ async def test_http_errors(
     provider: OllamaProvider, ollama: FakeOllama, status: int, code: str
 ) -> None:
     ollama.answer(Answer([b'{"error":"something broke"}'], status=status))
-    error = await failure(provider)
+    error = await failure(provider, request())
     assert (error.code, f"HTTP {status}" in error.message) == (code, True)
     assert "something broke" in error.message and "ollama pull" not in error.message
 
@@ -522,7 +490,7 @@ async def test_truncated_body(
 ) -> None:
     ollama.answer(Answer([text_line("Half "), text_line("an answer")], ending=ending))
     events: list[ModelEvent] = []
-    error = await failure(provider, events)
+    error = await failure(provider, request(), events)
     assert error.code == "upstream_truncated"
     assert events == [TextPart("Half "), TextPart("an answer")]
 
@@ -540,7 +508,7 @@ async def test_truncated_body(
 )
 async def test_malformed_line(provider: OllamaProvider, ollama: FakeOllama, bad: bytes) -> None:
     ollama.answer(Answer([text_line("ok"), bad, done_line()]))
-    error = await failure(provider)
+    error = await failure(provider, request())
     assert error.code == "upstream_malformed"
     assert "Ollama server" in error.message
 
@@ -559,7 +527,7 @@ async def test_aclose_mid_stream_closes_the_connection(
     await stream.aclose()
     assert await wait_until(lambda: ollama.open_connections == 0, within=1.0)
     ollama.answer(Answer([text_line("again"), done_line()]))
-    _, acc = await collect(provider)  # the adapter still works afterwards
+    _, acc = await collect(provider, request())  # the adapter still works afterwards
     assert acc.text == "again"
 
 
@@ -567,7 +535,7 @@ async def test_aclose_leaves_nothing_open(ollama: FakeOllama) -> None:
     with no_resource_warnings():
         provider = OllamaProvider(ollama.base_url)
         await provider.aclose()  # never used: nothing to close
-        _, acc = await collect(provider)
+        _, acc = await collect(provider, request())
         await provider.aclose()
         assert acc.text == "Hi"
         del provider

@@ -12,7 +12,6 @@ import pytest
 
 from parley.errors import UpstreamError, UpstreamTimeout
 from parley.events import FinishPart, ModelEvent, ReasoningPart, TextPart, UsagePart
-from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.base import ChatMessage, ModelRequest
 from parley.providers.openai_chat import OpenAIChatProvider
 from parley.testing.fake_upstream import (
@@ -24,7 +23,14 @@ from parley.testing.fake_upstream import (
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
 from tests.harness import free_port
-from tests.providers.helpers import CannedUpstream, http_answer, no_resource_warnings
+from tests.providers.helpers import (
+    CannedUpstream,
+    collect,
+    failure,
+    http_answer,
+    no_resource_warnings,
+    wait_until,
+)
 
 TOOLS = [
     ToolSpec(
@@ -52,32 +58,6 @@ TOOLS = [
 
 def request(model: str, text: str = "Hello there", **kwargs: Any) -> ModelRequest:
     return ModelRequest(model=model, messages=[ChatMessage(role=Role.USER, content=text)], **kwargs)
-
-
-async def collect(
-    provider: OpenAIChatProvider, req: ModelRequest
-) -> tuple[list[ModelEvent], AnswerAccumulator]:
-    events = [event async for event in provider.stream(req)]
-    acc = AnswerAccumulator()
-    for event in events:
-        acc.add(event)
-    return events, acc
-
-
-async def failure(provider: OpenAIChatProvider, req: ModelRequest) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        await collect(provider, req)
-    return info.value
-
-
-async def wait_until(condition: Any, within: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 # ----------------------------------------------------------------------------- streams

@@ -6,7 +6,6 @@ The streams served here are constructed examples written in the documented wire 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from parley.errors import UpstreamError
 from parley.events import (
     FinishPart,
-    ModelEvent,
     ReasoningPart,
     StatePart,
     TextPart,
@@ -36,7 +34,7 @@ from parley.testing.fake_responses import (
     response_events,
 )
 from parley.types import FunctionSpec, Role, ToolCall, ToolSpec
-from tests.providers.helpers import stored_answer
+from tests.providers.helpers import collect, failure, stored_answer, wait_until
 
 WEATHER = ToolSpec(
     function=FunctionSpec(
@@ -66,22 +64,6 @@ def request(text: str = "Hello", **kwargs: Any) -> ModelRequest:
     return ModelRequest(model="gpt-test", messages=messages, **kwargs)
 
 
-async def collect(
-    provider: OpenAIResponsesProvider, req: ModelRequest | None = None
-) -> tuple[list[ModelEvent], AnswerAccumulator]:
-    events = [event async for event in provider.stream(req or request())]
-    acc = AnswerAccumulator()
-    for event in events:
-        acc.add(event)
-    return events, acc
-
-
-async def failure(provider: OpenAIResponsesProvider) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        await collect(provider)
-    return info.value
-
-
 async def partial_then_failure(provider: OpenAIResponsesProvider) -> tuple[str, UpstreamError]:
     acc = AnswerAccumulator()
     with pytest.raises(UpstreamError) as info:
@@ -90,22 +72,12 @@ async def partial_then_failure(provider: OpenAIResponsesProvider) -> tuple[str, 
     return acc.text, info.value
 
 
-async def wait_until(condition: Any, within: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 # ----------------------------------------------------------------------------- streams
 
 
 async def test_text(provider: OpenAIResponsesProvider, fake: FakeResponses) -> None:
     fake.answer(Answer(response_events([message("Hello", ", ", "world.")])))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert [e.text for e in events if isinstance(e, TextPart)] == ["Hello", ", ", "world."]
     assert (acc.text, acc.finish_reason, acc.has_tool_calls) == ("Hello, world.", "stop", False)
 
@@ -115,7 +87,7 @@ async def test_reasoning_summary_then_text(
 ) -> None:
     items = [reasoning(["Let me ", "think."], ["Then check."]), message("Four.")]
     fake.answer(Answer(response_events(items)))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     kinds = [type(e) for e in events if isinstance(e, TextPart | ReasoningPart)]
     assert kinds == [ReasoningPart] * 4 + [TextPart]
     assert all(e.summary for e in events if isinstance(e, ReasoningPart))
@@ -134,7 +106,7 @@ async def test_reasoning_text_deltas(
         for d in ("raw ", "thoughts")
     ]  # fmt: skip
     fake.answer(Answer(events))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert (acc.reasoning, acc.text) == ("raw thoughts", "ok")
     assert [e.summary for e in events if isinstance(e, ReasoningPart)] == [False, False]
     assert acc.layout is None  # reasoning, then text: the plain order
@@ -188,7 +160,7 @@ async def test_function_call_without_argument_deltas(
 
 async def test_usage(provider: OpenAIResponsesProvider, fake: FakeResponses) -> None:
     fake.answer(Answer(response_events([message("ok")], input_tokens=25, output_tokens=9)))
-    events, acc = await collect(provider)
+    events, acc = await collect(provider, request())
     assert [e for e in events if isinstance(e, UsagePart | FinishPart)] == [
         FinishPart("stop"),
         UsagePart(25, 9),
@@ -211,7 +183,7 @@ async def test_usage_details(provider: OpenAIResponsesProvider, fake: FakeRespon
     assert usage["input_tokens_details"] == {"cached_tokens": 1920}
     assert usage["output_tokens_details"] == {"reasoning_tokens": 256}
     fake.answer(Answer(events))
-    got, acc = await collect(provider)
+    got, acc = await collect(provider, request())
     assert [e for e in got if isinstance(e, UsagePart)] == [UsagePart(2006, 300, 256, 1920)]
     assert (acc.reasoning_tokens, acc.cached_tokens) == (256, 1920)
 
@@ -224,7 +196,7 @@ async def test_incomplete(
 ) -> None:
     items = [message("Cut sh")]
     fake.answer(Answer(response_events(items, status="incomplete", incomplete_reason=reason)))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.text, acc.finish_reason, acc.output_tokens) == ("Cut sh", finish, 7)
 
 
@@ -236,7 +208,7 @@ async def test_unknown_events_are_skipped(
     events.insert(3, ("response.output_item.added", {"type": "response.output_item.added", "output_index": 5,
                                                      "item": {"type": "web_search_call", "id": "ws_1"}}))  # fmt: skip
     fake.answer(Answer(events))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.text, acc.reasoning, acc.has_tool_calls) == ("a", "", False)
 
 
@@ -246,9 +218,9 @@ async def test_connection_is_reused(provider: OpenAIResponsesProvider, fake: Fak
         Answer(status=429, body=error_body("Rate limit reached.", "requests", "rate_limit_exceeded")),
         Answer(response_events([message("two")])),
     )  # fmt: skip
-    assert (await collect(provider))[1].text == "one"
-    assert (await failure(provider)).code == "upstream_rate_limited"
-    assert (await collect(provider))[1].text == "two"
+    assert (await collect(provider, request()))[1].text == "one"
+    assert (await failure(provider, request())).code == "upstream_rate_limited"
+    assert (await collect(provider, request()))[1].text == "two"
     assert fake.connections == 1  # one keep-alive connection served all three
 
 
@@ -285,7 +257,7 @@ async def test_http_errors(
     provider: OpenAIResponsesProvider, fake: FakeResponses, status: int, code: str
 ) -> None:
     fake.answer(Answer(status=status, body=error_body(f"the {status} message")))
-    error = await failure(provider)
+    error = await failure(provider, request())
     assert type(error) is UpstreamError
     assert error.code == code
     assert f"HTTP {status}" in error.message
@@ -296,7 +268,7 @@ async def test_rejected_key(fake: FakeResponses) -> None:
     fake.api_key = "sk-right"
     provider = OpenAIResponsesProvider(fake.base_url, api_key="sk-wrong")
     try:
-        error = await failure(provider)
+        error = await failure(provider, request())
     finally:
         await provider.aclose()
     assert error.code == "upstream_auth"
@@ -307,14 +279,14 @@ async def test_stream_without_an_end_is_truncated(
     provider: OpenAIResponsesProvider, fake: FakeResponses
 ) -> None:
     fake.answer(Answer(response_events([message("half")], end=False)))
-    assert (await failure(provider)).code == "upstream_truncated"
+    assert (await failure(provider, request())).code == "upstream_truncated"
 
 
 async def test_connection_cut_mid_body(
     provider: OpenAIResponsesProvider, fake: FakeResponses
 ) -> None:
     fake.answer(Answer(response_events([message("half")])[:5], after="cut"))
-    assert (await failure(provider)).code == "upstream_truncated"
+    assert (await failure(provider, request())).code == "upstream_truncated"
 
 
 @pytest.mark.parametrize(
@@ -333,7 +305,7 @@ async def test_events_of_the_wrong_shape(
 ) -> None:
     end = ("response.completed", {"type": "response.completed", "response": {"output": []}})
     fake.answer(Answer([event, end]))
-    assert (await failure(provider)).code == "upstream_malformed"
+    assert (await failure(provider, request())).code == "upstream_malformed"
 
 
 # ----------------------------------------------------------------------------- request
@@ -452,7 +424,7 @@ async def test_aclose_mid_stream_closes_the_connection(
     assert fake.active == 1
     await stream.aclose()
     assert await wait_until(lambda: fake.active == 0, within=1.0)
-    assert (await collect(provider))[1].text == "again"  # still works afterwards
+    assert (await collect(provider, request()))[1].text == "again"  # still works afterwards
 
 
 # ------------------------------------------------------------------------------ models
@@ -487,7 +459,7 @@ async def test_whole_response_when_the_server_ignores_stream(
 ) -> None:
     final = response_events([reasoning(["hmm"]), message("Calling."), function_call("call_j", "get_weather", '{"city": "Bern"}')])  # fmt: skip
     fake.answer(Answer(body=final[-1][1]["response"]))
-    _, acc = await collect(provider)
+    _, acc = await collect(provider, request())
     assert (acc.reasoning, acc.text, acc.finish_reason) == ("hmm", "Calling.", "tool_calls")
     assert acc.finish_tool_calls() == [
         ToolCall(id="call_j", name="get_weather", arguments={"city": "Bern"})

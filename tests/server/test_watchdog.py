@@ -180,10 +180,10 @@ asyncio.run(main())
     assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
 
 
-def test_a_server_with_web_search_imports_httpx_off_the_loop(tmp_path) -> None:
-    """The search client's httpx (and what it imports: pygments, by way of rich, held a
-    loaded machine's loop for over a second) is imported by start-up on a thread, before
-    the engine makes the client on the loop."""
+def test_a_server_with_web_search_imports_aiohttp_off_the_loop(tmp_path) -> None:
+    """The search client's aiohttp (which reads the system's certificates as it loads:
+    tenths of a second of a loaded machine's loop) is imported by start-up on a thread,
+    before the engine makes the client on the loop."""
     script = f"""
 import asyncio, sys, threading
 from parley.config import Settings
@@ -193,7 +193,7 @@ on_loop = []
 
 class Spy:
     def find_spec(self, name, path=None, target=None):
-        if name == "httpx":
+        if name == "aiohttp":
             on_loop.append(threading.current_thread() is threading.main_thread())
         return None
 
@@ -204,7 +204,7 @@ sys.meta_path.insert(0, Spy())
 
 async def main():
     async with app.router.lifespan_context(app):
-        print("httpx" in sys.modules, on_loop)
+        print("aiohttp" in sys.modules, on_loop)
 
 asyncio.run(main())
 """

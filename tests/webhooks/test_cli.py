@@ -27,13 +27,13 @@ def test_endpoints_made_by_the_cli_are_delivered_to(
     )  # fmt: skip
     assert refused.returncode == 2 and "private address" in refused.stderr, refused.stderr
     unknown = srv.cli(
-        "webhooks", "create", "--user", user_id, "--url", receiver.url("/cli"),
+        "webhooks", "create", "--user", user_id, "--url", receiver.endpoint("/cli"),
         "--events", "response.completed,response.nope",
     )  # fmt: skip
     assert unknown.returncode == 2 and "response.nope" in unknown.stderr, unknown.stderr
 
     created = srv.cli(
-        "webhooks", "create", "--user", user_id, "--url", receiver.url("/cli"),
+        "webhooks", "create", "--user", user_id, "--url", receiver.endpoint("/cli"),
         "--events", "response.completed,response.failed",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr

@@ -30,7 +30,7 @@ def test_a_delivery_cut_by_kill_9_is_sent_after_the_restart(
     key = srv.new_user()
     receiver.hang("/slow")
     with srv.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/slow"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/slow"), ["response.completed"])
         made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
         assert made.status_code == 200, made.text
     assert receiver.hanging.wait(20), "the first attempt never came"
@@ -53,7 +53,7 @@ def test_two_replicas_deliver_each_event_once(
     for servers in replicas(upstream.base_url, tmp_path, 2, env=WEBHOOK_ENV):
         key = servers[0].new_user()
         with servers[0].client(key) as http:
-            make_endpoint(http, receiver.url("/both"), ["response.completed"])
+            make_endpoint(http, receiver.endpoint("/both"), ["response.completed"])
         ids = []
         for n in range(12):
             with servers[n % 2].client(key) as http:
@@ -75,7 +75,7 @@ def test_a_turn_killed_with_its_server_is_delivered_incomplete_after_the_restart
     srv = restartable
     key = srv.new_user()
     with srv.client(key) as http:
-        make_endpoint(http, receiver.url("/swept"), RESPONSE_EVENTS)
+        make_endpoint(http, receiver.endpoint("/swept"), RESPONSE_EVENTS)
         made = http.post(
             "/responses", json={"model": "fake/stall:3", "input": "hi", "background": True}
         )
@@ -99,7 +99,7 @@ def test_a_server_stopped_mid_attempt_gives_its_claim_back(
     key = srv.new_user()
     receiver.hang("/stopped")
     with srv.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/stopped"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/stopped"), ["response.completed"])
         made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
         assert made.status_code == 200, made.text
     assert receiver.hanging.wait(20), "the first attempt never came"
@@ -129,7 +129,7 @@ def test_a_delivery_that_keeps_failing_ends_failed_and_a_replay_sends_it(
     key = srv.new_user()
     receiver.fail("/down", 1000)
     with srv.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/down"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/down"), ["response.completed"])
         made = http.post("/responses", json={"model": "demo/x", "input": "hi", "background": True})
         assert made.status_code == 200, made.text
         wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["failed"])

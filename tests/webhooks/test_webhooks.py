@@ -61,8 +61,8 @@ def test_a_background_response_is_delivered_and_verified_by_the_openai_sdk(
 ) -> None:
     key = hooks_server.new_user()
     with hooks_server.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/done"), RESPONSE_EVENTS)
-        quiet = make_endpoint(http, receiver.url("/quiet"), ["response.failed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/done"), RESPONSE_EVENTS)
+        quiet = make_endpoint(http, receiver.endpoint("/quiet"), ["response.failed"])
         # As at OpenAI, only a response run in the background gives events.
         foreground = http.post("/responses", json={"model": "demo/x", "input": "hi"})
         assert foreground.json()["status"] == "completed", foreground.text
@@ -90,7 +90,7 @@ def test_an_assistants_run_is_delivered(hooks_server: ParleyServer, receiver: Re
     key = hooks_server.new_user()
     with hooks_server.client(key) as http:
         endpoint = make_endpoint(
-            http, receiver.url("/runs"), ["thread.run.completed", "thread.run.failed"]
+            http, receiver.endpoint("/runs"), ["thread.run.completed", "thread.run.failed"]
         )
         # A Responses face's event is not one this endpoint asked for.
         background_response(http)
@@ -121,7 +121,7 @@ def test_a_receiver_failing_three_times_gets_it_at_the_fourth_attempt(
     key = hooks_server.new_user()
     receiver.fail("/flaky", 3)
     with hooks_server.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/flaky"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/flaky"), ["response.completed"])
         background_response(http)
         got = receiver.wait_for("/flaky", 4)
         assert len({r.headers["webhook-id"] for r in got}) == 1
@@ -149,7 +149,7 @@ def test_a_receiver_failing_three_times_gets_it_at_the_fourth_attempt(
 def test_replay_sends_a_delivery_again(hooks_server: ParleyServer, receiver: Receiver) -> None:
     key = hooks_server.new_user()
     with hooks_server.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/again"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/again"), ["response.completed"])
         background_response(http)
         (first,) = receiver.wait_for("/again", 1)
         wait_until(lambda: [d["status"] for d in deliveries(http, endpoint["id"])] == ["delivered"])
@@ -167,7 +167,7 @@ def test_rotating_the_secret_makes_old_signatures_fail(
 ) -> None:
     key = hooks_server.new_user()
     with hooks_server.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/rotated"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/rotated"), ["response.completed"])
         rotated = http.post(f"/webhooks/{endpoint['id']}/rotate_secret")
         assert rotated.status_code == 200, rotated.text
         new_secret = rotated.json()["secret"]
@@ -197,15 +197,15 @@ def test_bad_input_is_refused(hooks_server: ParleyServer, receiver: Receiver) ->
             assert refused.status_code == 400, (url, refused.text)
             assert refused.json()["error"]["param"] == "url", refused.text
         unknown = http.post(
-            "/webhooks", json={"url": receiver.url("/x"), "events": ["response.exploded"]}
+            "/webhooks", json={"url": receiver.endpoint("/x"), "events": ["response.exploded"]}
         )
         assert unknown.status_code == 400
         assert unknown.json()["error"]["param"] == "events"
         assert "response.exploded" in unknown.json()["error"]["message"]
-        none = http.post("/webhooks", json={"url": receiver.url("/x"), "events": []})
+        none = http.post("/webhooks", json={"url": receiver.endpoint("/x"), "events": []})
         assert none.status_code == 400
         assert http.get("/webhooks").json()["data"] == []
-        endpoint = make_endpoint(http, receiver.url("/x"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/x"), ["response.completed"])
     with hooks_server.client(other) as http:
         eid = endpoint["id"]
         assert http.get(f"/webhooks/{eid}").status_code == 404
@@ -229,7 +229,7 @@ def test_a_response_that_calls_a_tool_is_completed_once(
         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
     }
     with hooks_server.client(key) as http:
-        make_endpoint(http, receiver.url("/tools"), RESPONSE_EVENTS)
+        make_endpoint(http, receiver.endpoint("/tools"), RESPONSE_EVENTS)
         made = http.post(
             "/responses",
             json={"model": "demo/x", "input": "lookup cats", "tools": [tool], "background": True},
@@ -269,7 +269,7 @@ def test_the_docs_verifier_example_verifies_a_delivery(
     (example,) = re.findall(r"```python\n(.*?)```", doc, re.S)
     key = hooks_server.new_user()
     with hooks_server.client(key) as http:
-        endpoint = make_endpoint(http, receiver.url("/docs"), ["response.completed"])
+        endpoint = make_endpoint(http, receiver.endpoint("/docs"), ["response.completed"])
         response_id = background_response(http)
     (got,) = receiver.wait_for("/docs", 1)
     names: dict[str, Any] = {}
@@ -300,7 +300,7 @@ def test_a_run_that_waits_for_tool_outputs_and_is_cancelled(
         "thread.run.expired",
     ]
     with hooks_server.client(key) as http:
-        make_endpoint(http, receiver.url("/paused"), every)
+        make_endpoint(http, receiver.endpoint("/paused"), every)
         assistant = http.post("/assistants", json={"model": "demo/x", "tools": [tool]}).json()
         run = http.post(
             "/threads/runs",
@@ -338,7 +338,7 @@ def test_a_server_sends_what_it_writes_without_waiting_for_its_look(
     try:
         srv.start()
         with srv.client(srv.new_user()) as http:
-            endpoint = make_endpoint(http, receiver.url("/flaky"), RESPONSE_EVENTS)
+            endpoint = make_endpoint(http, receiver.endpoint("/flaky"), RESPONSE_EVENTS)
             receiver.fail("/flaky", times=1)  # the first attempt fails: a retry follows
             background_response(http)
             receiver.wait_for("/flaky", 2)
