@@ -770,7 +770,7 @@ _vec_warned = False
 
 
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
-    """Load ``sqlite-vec`` (vector search, ``parley.retrieval.index``) into a new
+    """Load ``sqlite-vec`` (vector search, ``parley.store.index``) into a new
     connection; without it search is lexical only, said once per process."""
     global _vec_warned
     reason = None

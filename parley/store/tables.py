@@ -542,7 +542,7 @@ upload_parts = Table(
 )
 
 #: The chunks of the files in vector stores, the rows that search finds
-#: (``parley.retrieval.index``). The words and vectors indexes live beside this table,
+#: (``parley.store.index``). The words and vectors indexes live beside this table,
 #: outside this metadata (``SEARCH_INDEX_TABLES``, ``search_index_object``): on SQLite an
 #: FTS5 table (migration 0015) and a sqlite-vec table per vector dimension; on PostgreSQL a
 #: generated ``tsv`` column with its GIN index, and an ``embedding`` column (pgvector) with

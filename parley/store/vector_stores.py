@@ -2,7 +2,7 @@
 
 A store belongs to one user: another user's store, or one past its ``expires_at``, is not
 usable (``usable_stores``). The chunks search finds live in ``chunks``, written and read by
-``parley.retrieval.index``.
+``parley.store.index``.
 
 The routes of ``/v1/vector_stores`` (``parley.server.faces.vector_stores``) read and change
 stores, their files and file batches here. A store's and a batch's ``file_counts`` and
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest, NotFound
-from parley.retrieval import index
+from parley.store import index
 from parley.store.db import now
 from parley.store.files import file_not_found
 from parley.store.pagination import ListQuery, cursor_not_found, fetch_page
