@@ -33,7 +33,7 @@ from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from parley.store.tables import Name, _Json, json_text, json_value, without_nul
+from parley.store.tables import JsonType, Name, json_text, json_value, without_nul
 
 Convert = Callable[[Any], Any]
 
@@ -42,7 +42,7 @@ def converter(table: Table, column: str) -> Convert | None:
     """How a value of ``table.column`` is written, when the driver would not write it as
     the statement layer does."""
     kind = table.c[column].type
-    if isinstance(kind, _Json):
+    if isinstance(kind, JsonType):
         return json_text
     if isinstance(kind, Name):
         return without_nul
@@ -393,7 +393,7 @@ def _select(
     names = tuple(c.name for c in table.columns)
     readers: list[Convert | None] = []
     for column in table.columns:
-        if isinstance(column.type, _Json):
+        if isinstance(column.type, JsonType):
             readers.append(_json_read)
         elif isinstance(column.type, Boolean):
             readers.append(_bool_read)
@@ -426,4 +426,4 @@ def _bool_read(value: Any) -> Any:
 
 
 def _mark(table: Table, column: str) -> str:
-    return "?j" if isinstance(table.c[column].type, _Json) else "?"
+    return "?j" if isinstance(table.c[column].type, JsonType) else "?"

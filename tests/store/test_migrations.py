@@ -98,7 +98,7 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     finally:
         await db.dispose()
     assert tables == EXPECTED_TABLES
-    assert diff == [], f"migrations and tables.py disagree on {blank.kind}: {diff}"
+    assert diff == [], f"migrations and parley.store.tables disagree on {blank.kind}: {diff}"
     # Every foreign key used in queries is indexed (or leads a unique/primary key).
     indexed = {
         (table, cols[0]) for table, info in snapshot.items() for _, cols, _ in info["indexes"]
