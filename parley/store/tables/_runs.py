@@ -110,6 +110,11 @@ threads = Table(
     ),
 )
 
+#: A scratch thread (a ``store: false`` response's, ``SCRATCH_THREAD_SQL``), and a thread
+#: anyone may see.
+SCRATCH_THREAD = threads.c.scratch_until.is_not(None)
+VISIBLE_THREAD = threads.c.scratch_until.is_(None)
+
 runs = Table(
     "runs",
     metadata,
