@@ -71,6 +71,8 @@ def _load_sqlite_vec(dbapi_conn: Any) -> None:
 
 
 def postgres_engine(url: str, echo: bool, pool_size: int) -> Engine:
+    """PostgreSQL's engine over psycopg: a pool of ``pool_size`` connections; the writes sent
+    ahead (``parley.store.driver``) run before any other statement; a read is one snapshot."""
     from psycopg import IsolationLevel
 
     engine = create_engine(
