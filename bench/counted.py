@@ -43,18 +43,18 @@ def main() -> None:
         with lock:
             out.write_bytes(orjson.dumps({"tasks": tasks, "jobs": jobs}))
 
-    from parley.store import db
+    from parley.store import db, workers
 
-    submit = db.Workers.submit
+    submit = workers.Workers.submit
 
-    def counted_submit(self: db.Workers, fn: Any, arg: Any, **kw: Any) -> Any:
+    def counted_submit(self: workers.Workers, fn: Any, arg: Any, **kw: Any) -> Any:
         if on.is_set():
             job = getattr(getattr(arg, "fn", None), "__qualname__", None) or fn.__qualname__
             with lock:
                 jobs[job + (" later" if kw.get("later") else "")] += 1
         return submit(self, fn, arg, **kw)
 
-    db.Workers.submit = counted_submit  # type: ignore[method-assign]
+    workers.Workers.submit = counted_submit  # type: ignore[method-assign]
 
     inline = db.Database._inline
 

@@ -50,9 +50,8 @@ from procs import BenchDatabase, Cores, Parley  # noqa: E402
 from report import markdown_table, percentile, text_table, write_json  # noqa: E402
 
 from parley.engine import file_search  # noqa: E402
-from parley.retrieval import index  # noqa: E402
 from parley.retrieval.chunking import Chunk  # noqa: E402
-from parley.store import users, vector_stores  # noqa: E402
+from parley.store import index, users, vector_stores  # noqa: E402
 from parley.store.db import Database  # noqa: E402
 
 MODEL = "fake/auto:1"

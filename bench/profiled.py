@@ -4,7 +4,7 @@
 
 Two profiles, each counting the CPU time of its threads, not the wall time (waits cost
 nothing in them): the main thread (the server's event loop) to ``OUT``, and the jobs of the
-database threads (``parley.store.db.Workers``: a job run alone, and a group's call that
+database threads (``parley.store.workers.Workers``: a job run alone, and a group's call that
 runs the jobs queued together) to ``OUT.db``. ``SIGUSR1`` starts fresh
 profiles, ``SIGUSR2`` stops them and writes both (read them with ``pstats``). Used by
 ``bench/turn_profile.py``, which leaves the warm-up out this way.
@@ -54,9 +54,9 @@ def main() -> None:
                 stats.add(profile)
             stats.dump_stats(out + ".db")
 
-    from parley.store import db
+    from parley.store import workers
 
-    submit = db.Workers.submit
+    submit = workers.Workers.submit
 
     def profiled(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def job(value: Any) -> Any:
@@ -82,7 +82,7 @@ def main() -> None:
     groups: dict[Callable[[Any], Any], Callable[[Any], Any]] = {}
 
     def profiled_submit(
-        self: db.Workers,
+        self: workers.Workers,
         fn: Callable[[Any], Any],
         arg: Any,
         *,
@@ -96,7 +96,7 @@ def main() -> None:
             kw["group"] = wrapped
         return submit(self, profiled(fn), arg, **kw)
 
-    db.Workers.submit = profiled_submit  # type: ignore[method-assign]
+    workers.Workers.submit = profiled_submit  # type: ignore[method-assign]
     run_switched(start, stop, args)
 
 

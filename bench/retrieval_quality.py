@@ -57,8 +57,8 @@ from search import Pgvector, add_files  # noqa: E402
 
 from parley.config import Settings  # noqa: E402
 from parley.providers.registry import ProviderRegistry  # noqa: E402
-from parley.retrieval import Chunk, chunk, index  # noqa: E402
-from parley.store import users  # noqa: E402
+from parley.retrieval import Chunk, chunk  # noqa: E402
+from parley.store import index, users  # noqa: E402
 from parley.store.db import Database, new_id  # noqa: E402
 
 MODES = ("lexical", "vector", "hybrid")

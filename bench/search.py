@@ -1,4 +1,4 @@
-"""Search latency at scale: p50 and p95 of ``parley.retrieval.index.search`` over
+"""Search latency at scale: p50 and p95 of ``parley.store.index.search`` over
 100,000 chunks, on SQLite (FTS5, sqlite-vec) and on PostgreSQL with pgvector (the
 ``pgserver`` wheel's own server).
 
@@ -54,10 +54,10 @@ from typing import Any  # noqa: E402
 from report import markdown_table, percentile, text_table, write_json  # noqa: E402
 from sqlalchemy import insert, make_url  # noqa: E402
 
-from parley.retrieval import Chunk, index  # noqa: E402
-from parley.retrieval.index import _postgres  # noqa: E402
-from parley.store import users  # noqa: E402
+from parley.retrieval import Chunk  # noqa: E402
+from parley.store import index, users  # noqa: E402
 from parley.store.db import Database, new_id, now  # noqa: E402
+from parley.store.index import _postgres  # noqa: E402
 from parley.store.tables import files  # noqa: E402
 
 TARGET_P50, TARGET_P95 = 20.0, 60.0

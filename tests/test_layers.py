@@ -3,8 +3,10 @@
     cli                                   the commands
     server, terminal, web, embedded       the faces (and the embedded server's launcher)
     sdk, engine                           the client, and the run engine
-    providers, store, mcp, files,         upstream adapters, the database, the MCP client,
-    retrieval                             file bytes, and text out of files
+    retrieval                             text out of files, chunks and their embeddings
+    providers, store, mcp, files,         upstream adapters, the database (and its chunk
+    sandbox, webhooks                     index), the MCP client, file bytes, code
+                                          containers, and webhook deliveries
     events, types, config, errors,        the vocabulary, the one filter of control
     controls, wake                        characters, and the timed wait of the loops
 
@@ -22,18 +24,18 @@ import parley
 
 ROOT = Path(parley.__file__).parent
 LAYERS = {
-    "cli": 5,
-    "server": 4,
-    "terminal": 4,
-    "web": 4,
-    "embedded": 4,
-    "sdk": 3,
-    "engine": 3,
+    "cli": 6,
+    "server": 5,
+    "terminal": 5,
+    "web": 5,
+    "embedded": 5,
+    "sdk": 4,
+    "engine": 4,
+    "retrieval": 3,
     "providers": 2,
     "store": 2,
     "mcp": 2,
     "files": 2,
-    "retrieval": 2,
     "sandbox": 2,
     "webhooks": 2,
     "guarded_http": 2,

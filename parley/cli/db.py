@@ -108,8 +108,8 @@ async def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from alembic.util.exc import CommandError
 
     from parley.errors import ParleyError
-    from parley.store.db import schema_revision
     from parley.store.migrations import HEAD
+    from parley.store.schema import schema_revision
 
     db = _open(settings)
     try:
@@ -133,8 +133,8 @@ async def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _current(settings: Settings, args: argparse.Namespace) -> int:
     from parley.store.backup import sqlite_path
-    from parley.store.db import schema_revision
     from parley.store.migrations import HEAD
+    from parley.store.schema import schema_revision
 
     path = sqlite_path(settings.database_url)
     if path is not None and not path.exists():  # looking must not create the file
@@ -172,8 +172,9 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
     from parley.files.storage import Storages
     from parley.files.sweep import sweep_files
     from parley.store import retention
-    from parley.store.db import now, schema_revision
+    from parley.store.db import now
     from parley.store.migrations import HEAD
+    from parley.store.schema import schema_revision
 
     age = args.older_than
     if age is None:

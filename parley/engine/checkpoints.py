@@ -34,7 +34,8 @@ from parley.engine.bus import RedisBus
 from parley.engine.hub import Entry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, group_commit, send_ahead
+from parley.store.db import Database
+from parley.store.transaction import group_commit, send_ahead
 
 if TYPE_CHECKING:
     from parley.engine.turn import Turn

@@ -37,7 +37,8 @@ from parley.providers.accumulator import AnswerAccumulator
 from parley.providers.registry import ProviderRegistry
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, group_commit, new_id, now, send_ahead
+from parley.store.db import Database, new_id, now
+from parley.store.transaction import group_commit, send_ahead
 from parley.types import Role, RunStatus, ToolCall
 
 log = logging.getLogger("parley.engine")

@@ -16,9 +16,10 @@ from parley.events import ErrorEvent, HostedToolEvent, ReasoningPart, TextPart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import group_commit, now
+from parley.store.db import now
 from parley.store.records import Run, StoredEvent
 from parley.store.tables import without_nul
+from parley.store.transaction import group_commit
 from parley.types import ActionStatus, Role, RunStatus
 
 INTERRUPTED = "The server running this turn stopped; the text so far is kept."

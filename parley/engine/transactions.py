@@ -22,8 +22,9 @@ from parley.events import DoneEvent, ErrorEvent, RunStatusEvent
 from parley.store import assistants as assistant_store
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import group_commit, new_id, now, send_ahead
+from parley.store.db import new_id, now
 from parley.store.records import Action, Assistant, Message, Run, Thread
+from parley.store.transaction import group_commit, send_ahead
 from parley.types import ActionStatus, Role, RunStatus
 
 _WAITING = {

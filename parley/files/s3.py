@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from parley.config import ConfigError, Settings
 from parley.errors import ServiceUnavailable
-from parley.files.storage import PIECE, Digests, Stored, new_key
+from parley.files.interface import PIECE, Digests, Stored, new_key
 from parley.store.tables import container_files, files, upload_parts
 
 if TYPE_CHECKING:

@@ -11,86 +11,41 @@ digests; ``read`` gives them back as chunks; ``delete`` forgets keys. Three kind
 - ``S3Storage`` (``parley.files.s3``, the ``s3`` extra): one object per key in an
   S3-compatible bucket, which every replica reaches.
 
-A key is random (never a file's name), so no name a client gives becomes a path.
+A key is random (never a file's name), so no name a client gives becomes a path. The
+interface and what the kinds share (``Stored``, ``Digests``) are ``parley.files.interface``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
-import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
 from parley.config import Settings, private_dir
 from parley.errors import InternalError
+from parley.files.interface import PIECE, Digests, Storage, Stored, new_key
 from parley.store import files as store
 from parley.store.db import Database
 
 if TYPE_CHECKING:
     from parley.files.s3 import S3Storage
 
-#: Bytes per piece in the database, and per read of a stored file.
-PIECE = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """Bytes stored whole: where (``kind``, ``key``), how many, and their digests (hex)."""
-
-    kind: str
-    key: str
-    size: int
-    sha256: str
-    md5: str
-
-
-class Storage(Protocol):
-    """Where file bytes live."""
-
-    #: ``local``, ``database`` or ``s3`` (``files.storage`` of the rows it keeps).
-    kind: str
-
-    async def put(self, chunks: AsyncIterable[bytes]) -> Stored:
-        """Store ``chunks`` whole under a new key. When they fail midway (the client went
-        away), nothing is left under a key and the error is raised."""
-        ...
-
-    def read(self, key: str) -> AsyncIterator[bytes]:
-        """The bytes under ``key``, in chunks of at most ``PIECE`` bytes."""
-        ...
-
-    async def delete(self, keys: Sequence[str]) -> None:
-        """Forget ``keys`` (a key already gone is no error)."""
-        ...
-
-
-def new_key() -> str:
-    return secrets.token_hex(16)
-
-
-class Digests:
-    """The SHA-256 and MD5 of bytes as they pass, and their count."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.md5.update(data)
-        self.size += len(data)
-
-    def stored(self, kind: str, key: str) -> Stored:
-        return Stored(kind, key, self.size, self.sha256.hexdigest(), self.md5.hexdigest())
+__all__ = [
+    "PIECE",
+    "DatabaseStorage",
+    "Digests",
+    "LocalStorage",
+    "Storage",
+    "Storages",
+    "Stored",
+    "new_key",
+]
 
 
 class LocalStorage:

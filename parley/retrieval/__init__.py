@@ -6,8 +6,8 @@
         extracted = await extractor.extract(data, "report.pdf", "application/pdf")
     chunks = chunk(extracted.text, max_tokens=800, overlap=400)
 
-Below the engine and the server, beside the store: it imports only the vocabulary
-(``parley.errors``). ``docs/retrieval.md`` says which files are read and how.
+Below the engine and the server, above the store, whose chunk index (``parley.store.index``)
+holds the chunks it makes. ``docs/retrieval.md`` says which files are read and how.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from parley.errors import InvalidRequest
+from parley.store.chunks import Chunk
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -62,18 +63,6 @@ _TOKENS = re.compile(
     r"|(?:[^\w\s]|_){1,5}"
     r"|\s{8}"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """One chunk: its place among the chunks, its text, where it is in the whole text
-    (``start`` included, ``end`` excluded) and its tokens by the approximation."""
-
-    index: int
-    text: str
-    start: int
-    end: int
-    tokens: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.providers.registry import ProviderRegistry
-from parley.retrieval import index
+from parley.store import index
 from parley.store.db import Database
 from parley.store.records import VectorStore
 from parley.store.tables import chunks, vector_store_files, vector_stores

@@ -25,7 +25,7 @@ from parley.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from parley.store.db import RACES, lost_race
+from parley.store.transaction import RACES, lost_race
 
 log = logging.getLogger("parley.server")
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from parley.config import Settings
 from parley.engine import Engine
-from parley.store.db import Database, at_head
+from parley.store.db import Database
+from parley.store.schema import at_head
 
 __all__ = ["CHECK_SECONDS", "Readiness"]
 

@@ -7,7 +7,7 @@ context, parameter processing and events; ten times that right after an idle wai
 the caches are cold), against one or two for the driver itself. These statements are
 written here once per table and column set, in the driver's own SQL, and run on the
 cursor of the transaction's own connection: the same transaction, and on PostgreSQL the
-same transaction. On PostgreSQL a write sent ahead (``db.send_ahead``) is not run at once:
+same transaction. On PostgreSQL a write sent ahead (``transaction.send_ahead``) is not run at once:
 it is bound to its values as SQL text and kept, and the transaction's kept writes go with
 its COMMIT as one query (``send_all``): one round trip, and one pass through the driver's
 machinery for all of them instead of one each. Strings, numbers, booleans, bytes and None
@@ -33,7 +33,7 @@ from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from parley.store.tables import Name, _Json, json_text, json_value, without_nul
+from parley.store.tables import JsonType, Name, json_text, json_value, without_nul
 
 Convert = Callable[[Any], Any]
 
@@ -42,7 +42,7 @@ def converter(table: Table, column: str) -> Convert | None:
     """How a value of ``table.column`` is written, when the driver would not write it as
     the statement layer does."""
     kind = table.c[column].type
-    if isinstance(kind, _Json):
+    if isinstance(kind, JsonType):
         return json_text
     if isinstance(kind, Name):
         return without_nul
@@ -67,7 +67,7 @@ class Statement:
 
     def run(self, conn: Connection, values: Sequence[Any]) -> int:
         """Run once; answers the rows it changed (-1 once statements are sent ahead,
-        ``db.send_ahead``: it has not run yet)."""
+        ``transaction.send_ahead``: it has not run yet)."""
         if (ahead := conn.info.get(AHEAD)) is not None:
             ahead.keep(conn, self.postgresql, self._row(values))
             return -1
@@ -145,7 +145,7 @@ _BINDER = "parley_binder"
 
 
 class Ahead:
-    """A PostgreSQL transaction's writes sent ahead of their answers (``db.send_ahead``):
+    """A PostgreSQL transaction's writes sent ahead of their answers (``transaction.send_ahead``):
     each as SQL text with its values bound, run together by ``send_all``; and how a
     unique-key violation among them is told as its statement's own error
     (``db.translate_ahead``)."""
@@ -393,7 +393,7 @@ def _select(
     names = tuple(c.name for c in table.columns)
     readers: list[Convert | None] = []
     for column in table.columns:
-        if isinstance(column.type, _Json):
+        if isinstance(column.type, JsonType):
             readers.append(_json_read)
         elif isinstance(column.type, Boolean):
             readers.append(_bool_read)
@@ -426,4 +426,4 @@ def _bool_read(value: Any) -> Any:
 
 
 def _mark(table: Table, column: str) -> str:
-    return "?j" if isinstance(table.c[column].type, _Json) else "?"
+    return "?j" if isinstance(table.c[column].type, JsonType) else "?"

@@ -22,9 +22,8 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from parley.retrieval import index
-from parley.retrieval.chunking import Chunk
-from parley.store import driver
+from parley.store import driver, index
+from parley.store.chunks import Chunk
 from parley.store.db import now
 from parley.store.tables import chunks, files, vector_store_files, vector_stores
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parley.errors import Conflict, NotFound
 from parley.store import driver
-from parley.store.db import new_id, now, translate_ahead
+from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import Action, Run, StoredEvent
 from parley.store.tables import (
@@ -30,6 +30,7 @@ from parley.store.tables import (
     threads,
 )
 from parley.store.threads import SCRATCH
+from parley.store.transaction import translate_ahead
 
 # Statements of the hot path, built once (building one per call costs more than running it).
 #: The largest event sequence number a run's log can hold on every database (a 32-bit

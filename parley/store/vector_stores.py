@@ -1,47 +1,97 @@
-"""Vector stores and their files: rows, and the claims of the workers that index them.
+"""Vector stores and the files in them, each checked for its user.
 
 A store belongs to one user: another user's store, or one past its ``expires_at``, is not
 usable (``usable_stores``). The chunks search finds live in ``chunks``, written and read by
-``parley.retrieval.index``.
+``parley.store.index``.
 
 The routes of ``/v1/vector_stores`` (``parley.server.faces.vector_stores``) read and change
 stores, their files and file batches here. A store's and a batch's ``file_counts`` and
 ``usage_bytes`` are counted from their files (``tallies``), never kept. Taking a file out of
 a store, cancelling it or deleting the store deletes its chunks in the same transaction.
+
+Beside it, and offered here too: ``store_files`` (a file attached, a batch's row, tallies)
+and ``run_stores`` (the stores a run searches, and their files search cannot find yet).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from parley.errors import InvalidRequest, NotFound
-from parley.retrieval import index
+from parley.store import index
 from parley.store.db import now
-from parley.store.files import file_not_found
 from parley.store.pagination import ListQuery, cursor_not_found, fetch_page
-from parley.store.records import VectorStore, VectorStoreFile, _Record
-from parley.store.tables import (
-    assistants,
-    chunks,
-    files,
-    vector_store_file_batches,
-    vector_store_files,
-    vector_stores,
+from parley.store.records import VectorStore, VectorStoreFile
+from parley.store.run_stores import (
+    Unindexed,
+    UnindexedFile,
+    run_stores,
+    thread_stores,
+    unindexed_files,
 )
+from parley.store.store_files import (
+    AUTO_CHUNKING,
+    FILE_STATUSES,
+    FileBatch,
+    FileToAdd,
+    Tally,
+    attach_file,
+    batch_not_found,
+    check_files,
+    file_batch_id,
+    store_file_not_found,
+    tallies,
+)
+from parley.store.tables import chunks, vector_store_file_batches, vector_store_files, vector_stores
+
+__all__ = [
+    "AUTO_CHUNKING",
+    "DAY",
+    "FILE_STATUSES",
+    "KEEP",
+    "FileBatch",
+    "FileToAdd",
+    "Piece",
+    "Tally",
+    "Unindexed",
+    "UnindexedFile",
+    "active_store",
+    "add_files",
+    "attach_file",
+    "batch_not_found",
+    "cancel_file_batch",
+    "create_vector_store",
+    "delete_vector_store",
+    "expired",
+    "file_batch_id",
+    "file_pieces",
+    "get_file_batch",
+    "get_store_file",
+    "get_vector_store",
+    "list_store_files",
+    "list_vector_stores",
+    "remove_file",
+    "run_stores",
+    "store_expired",
+    "store_file_not_found",
+    "tallies",
+    "thread_stores",
+    "touch",
+    "unindexed_files",
+    "update_file_attributes",
+    "update_vector_store",
+    "usable_stores",
+    "vector_store_id",
+    "vector_store_not_found",
+]
 
 DAY = 86_400.0
-#: The ``chunking_strategy`` of a file attached with none, or with ``auto``: OpenAI's.
-AUTO_CHUNKING: dict[str, Any] = {
-    "type": "static",
-    "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
-}
 
 
 def vector_store_id() -> str:
@@ -138,94 +188,10 @@ def touch(conn: Connection, *, store: VectorStore, at: float | None = None) -> N
     store.expires_at = None if days is None else at + days * DAY
 
 
-def attach_file(
-    conn: Connection,
-    *,
-    user_id: str,
-    vector_store_id: str,
-    file_id: str,
-    attributes: Mapping[str, Any] | None = None,
-    chunking_strategy: Mapping[str, Any] | None = None,
-    batch_id: str | None = None,
-    key_hash: str | None = None,
-) -> VectorStoreFile:
-    """Put the user's file (checked by the caller) in the store, ``in_progress``: a worker
-    of any replica claims it and indexes it. A file already in the store is attached again
-    (its chunks are made anew). ``key_hash``: the API key whose usage counts the tokens
-    its embedding takes."""
-    row = VectorStoreFile(
-        vector_store_id=vector_store_id,
-        file_id=file_id,
-        user_id=user_id,
-        created_at=now(),
-        status="in_progress",
-        last_error=None,
-        attributes=dict(attributes or {}),
-        chunking_strategy=dict(chunking_strategy or AUTO_CHUNKING),
-        usage_bytes=0,
-        batch_id=batch_id,
-        lease_owner=None,
-        lease_until=None,
-        attempts=0,
-        key_hash=key_hash,
-    )
-    # One statement, insert or update: two requests attaching the same file at once on
-    # PostgreSQL both succeed (the later one wins) instead of one failing on the key.
-    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = upsert(vector_store_files).values(**row.values())
-    kept = ("vector_store_id", "file_id", "user_id")
-    changed = {k: statement.excluded[k] for k in row.values() if k not in kept}
-    conn.execute(
-        statement.on_conflict_do_update(index_elements=["vector_store_id", "file_id"], set_=changed)
-    )
-    return row
-
-
 # ----------------------------------------------------------------------------- the routes'
 
-#: The statuses of a store's files, in the order of OpenAI's ``file_counts``.
-FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 #: Keep a field as it is (``update_vector_store``).
 KEEP: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """What a store's (or a batch's) files come to: how many of each status, and the bytes
-    their chunks take."""
-
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILE_STATUSES, 0))
-    usage_bytes: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True, slots=True)
-class FileToAdd:
-    """A file to put in a store, with its attributes and chunking strategy (as OpenAI
-    shows it: ``AUTO_CHUNKING`` for ``auto``)."""
-
-    file_id: str
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    chunking_strategy: Mapping[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class FileBatch(_Record):
-    """A file batch (``/v1/vector_stores/{id}/file_batches``)."""
-
-    id: str
-    vector_store_id: str
-    user_id: str
-    created_at: float
-    #: ``in_progress`` or ``cancelled``; its files' statuses say the rest.
-    status: str
-
-
-def file_batch_id() -> str:
-    return "vsfb_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
 
 
 def expired(store: VectorStore, at: float | None = None) -> bool:
@@ -249,49 +215,6 @@ def active_store(conn: Connection, *, user_id: str, vector_store_id: str) -> Vec
         raise store_expired(store.id)
     touch(conn, store=store, at=at)
     return store
-
-
-def store_file_not_found(vector_store_id: str, file_id: str) -> NotFound:
-    return NotFound(
-        f"No file found with id {file_id!r} in vector store {vector_store_id!r}.",
-        code="vector_store_file_not_found",
-        param="file_id",
-    )
-
-
-def batch_not_found(batch_id: str) -> NotFound:
-    return NotFound(
-        f"No such vector store file batch: {batch_id}.",
-        code="vector_store_file_batch_not_found",
-        param="batch_id",
-    )
-
-
-def tallies(
-    conn: Connection, *, vector_store_ids: Sequence[str] = (), batch_ids: Sequence[str] = ()
-) -> dict[str, Tally]:
-    """The files of each store (or of each batch), counted by status, with their bytes."""
-    column = vector_store_files.c.batch_id if batch_ids else vector_store_files.c.vector_store_id
-    keys = list(batch_ids or vector_store_ids)
-    found = {key: Tally() for key in keys}
-    if not keys:
-        return found
-    rows = conn.execute(
-        select(
-            column.label("key"),
-            vector_store_files.c.status,
-            func.count().label("n"),
-            func.coalesce(func.sum(vector_store_files.c.usage_bytes), 0).label("bytes"),
-        )
-        .where(column.in_(keys))
-        .group_by(column, vector_store_files.c.status)
-    )
-    usage: dict[str, int] = {}
-    for row in rows:
-        tally = found[row.key]
-        tally.counts[row.status] = tally.counts.get(row.status, 0) + int(row.n)
-        usage[row.key] = usage.get(row.key, 0) + int(row.bytes)
-    return {key: Tally(t.counts, usage.get(key, 0)) for key, t in found.items()}
 
 
 def list_vector_stores(
@@ -372,7 +295,7 @@ def add_files(
     at = now()
     if expired(store, at):
         raise store_expired(store.id)
-    _check_files(conn, user_id, [f.file_id for f in files], at)
+    check_files(conn, user_id, [f.file_id for f in files], at)
     made = None
     if batch:
         made = FileBatch(
@@ -398,25 +321,6 @@ def add_files(
     ]
     touch(conn, store=store, at=at)
     return attached, made
-
-
-def _check_files(conn: Connection, user_id: str, file_ids: Sequence[str], at: float) -> None:
-    wanted = list(dict.fromkeys(file_ids))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        part = wanted[start : start + 500]
-        found.update(
-            conn.execute(
-                select(files.c.id).where(
-                    files.c.id.in_(part),
-                    files.c.user_id == user_id,
-                    or_(files.c.expires_at.is_(None), files.c.expires_at > at),
-                )
-            ).scalars()
-        )
-    for file_id in wanted:
-        if file_id not in found:
-            raise file_not_found(file_id)
 
 
 def get_store_file(
@@ -587,116 +491,3 @@ def cancel_file_batch(
     )
     batch.status = "cancelled"
     return batch
-
-
-def thread_stores(conn: Connection, *, user_id: str, thread_id: str) -> list[str]:
-    """The ids of the thread's own stores (oldest first): made or named by a thread's
-    ``tool_resources`` or its messages' attachments."""
-    rows = conn.execute(
-        select(vector_stores.c.id)
-        .where(vector_stores.c.thread_id == thread_id, vector_stores.c.user_id == user_id)
-        .order_by(vector_stores.c.created_at)
-    )
-    return [str(r) for r in rows.scalars()]
-
-
-def run_stores(
-    conn: Connection, *, user_id: str, assistant_id: str | None, thread_id: str
-) -> tuple[list[str], list[str]]:
-    """The stores a run's ``file_search`` searches when its entry names none, whatever
-    face made the run: its assistant's (``tool_resources`` kept in the assistant's
-    options) and its thread's own (``thread_stores``), those not expired; and the
-    thread's own among them, whose files the run waits for
-    (``engine.hosted.file_search.ready``)."""
-    ids: list[str] = []
-    if assistant_id is not None:
-        options = conn.execute(
-            select(assistants.c.options).where(
-                assistants.c.id == assistant_id, assistants.c.user_id == user_id
-            )
-        ).scalar()
-        search = ((options or {}).get("tool_resources") or {}).get("file_search") or {}
-        ids += [str(i) for i in search.get("vector_store_ids") or ()]
-    own = thread_stores(conn, user_id=user_id, thread_id=thread_id)
-    wanted = list(dict.fromkeys([*ids, *own]))
-    if not wanted:
-        return [], []
-    at = now()
-    live = conn.execute(
-        select(vector_stores.c.id).where(
-            vector_stores.c.id.in_(wanted),
-            vector_stores.c.user_id == user_id,
-            or_(vector_stores.c.expires_at.is_(None), vector_stores.c.expires_at > at),
-        )
-    )
-    kept = set(live.scalars())
-    found = [i for i in wanted if i in kept]
-    return found, [i for i in found if i in own]
-
-
-@dataclass(frozen=True, slots=True)
-class UnindexedFile:
-    """A file of a store that search cannot find: not indexed yet (``in_progress``) or
-    never to be (``failed``, its ``last_error`` saying why)."""
-
-    vector_store_id: str
-    file_id: str
-    filename: str
-    status: str
-    last_error: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Unindexed:
-    """The files of some stores that search cannot find (``unindexed_files``): the first
-    of them, and how many there are in all."""
-
-    files: tuple[UnindexedFile, ...] = ()
-    count: int = 0
-
-    @property
-    def indexing(self) -> bool:
-        """Whether one of them is still being indexed (those come first)."""
-        return any(f.status == "in_progress" for f in self.files)
-
-
-def unindexed_files(
-    conn: Connection, *, user_id: str, vector_store_ids: Sequence[str], most: int
-) -> Unindexed:
-    """The files of the user's stores ``vector_store_ids`` that are ``in_progress`` or
-    ``failed``: the first ``most`` (at least one), those in progress first, then oldest
-    first, and how many files there are in all (a run waits for the first kind and names
-    both: ``engine.hosted.file_search.wait_for_files``). One query, unless there are
-    ``most`` of them or more: then a count too."""
-    if not vector_store_ids:
-        return Unindexed()
-    joined = vector_store_files.join(files, files.c.id == vector_store_files.c.file_id)
-    where = (
-        vector_store_files.c.vector_store_id.in_(list(vector_store_ids)),
-        vector_store_files.c.user_id == user_id,
-        vector_store_files.c.status.in_(("in_progress", "failed")),
-        files.c.user_id == user_id,
-    )
-    indexing_first = case((vector_store_files.c.status == "in_progress", 0), else_=1)
-    rows = conn.execute(
-        select(
-            vector_store_files.c.vector_store_id,
-            vector_store_files.c.file_id,
-            vector_store_files.c.status,
-            vector_store_files.c.last_error,
-            files.c.filename,
-        )
-        .select_from(joined)
-        .where(*where)
-        .order_by(indexing_first, vector_store_files.c.created_at, vector_store_files.c.file_id)
-        .limit(max(most, 1))
-    ).all()
-    found = tuple(
-        UnindexedFile(r.vector_store_id, r.file_id, r.filename, r.status, r.last_error)
-        for r in rows
-    )
-    count = len({f.file_id for f in found})
-    if len(rows) >= most:
-        distinct = func.count(vector_store_files.c.file_id.distinct())
-        count = int(conn.execute(select(distinct).select_from(joined).where(*where)).scalar_one())
-    return Unindexed(found, count)

@@ -34,10 +34,11 @@ from sqlalchemy.engine import Connection
 
 from parley.errors import NotFound
 from parley.store import driver
-from parley.store.db import new_id, notify, now
+from parley.store.db import new_id, now
 from parley.store.pagination import ListQuery, fetch_page
 from parley.store.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from parley.store.tables import runs, webhook_attempts, webhook_deliveries, webhook_endpoints
+from parley.store.transaction import notify
 from parley.types import RunStatus
 
 #: The events of runs made by the Responses API, by the run's new status.

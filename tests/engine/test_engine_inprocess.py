@@ -23,7 +23,7 @@ from parley.engine import transactions as tx
 from parley.events import ContentDelta, FinishPart, ModelEvent, TextPart, ToolCallPart, UsagePart
 from parley.providers.base import ModelRequest
 from parley.store import tables, threads, users
-from parley.store.db import _sqlite_driver
+from parley.store.engines import _sqlite_driver
 from parley.types import Role, Usage
 from tests.engine.inprocess import running_engine, user_and_assistant
 

@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import openai
 
-from parley.retrieval import index
 from parley.retrieval.chunking import Chunk
-from parley.store import users, vector_stores
+from parley.store import index, users, vector_stores
 from parley.store.db import Database
 
 #: The passage the tests search for, and its file.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from parley.retrieval import index
+from parley.store import index
 from parley.store import runs as run_store
 from tests.harness import postgres_url
 from tests.ingestion.conftest import SHORT_LEASE, Served, upload, wait_until

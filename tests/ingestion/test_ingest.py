@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from parley.retrieval import index
-from parley.store import vector_stores
+from parley.store import index, vector_stores
 from parley.store.ingestion import MAX_ATTEMPTS
 from parley.store.tables import files, users, vector_store_files
 from parley.store.tables import vector_stores as store_rows

@@ -1,4 +1,4 @@
-"""The chunk index (``parley.retrieval.index``): what adding and deleting leave in the
+"""The chunk index (``parley.store.index``): what adding and deleting leave in the
 words and vectors indexes, on every database, and search without a vector extension."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, delete, text
 
-from parley.retrieval import Chunk, chunk, index
+from parley.retrieval import Chunk, chunk
+from parley.store import index
 from parley.store.db import Database
 from parley.store.tables import files
 from tests.retrieval.conftest import make_file, make_user

@@ -17,9 +17,9 @@ from parley.config import Settings
 from parley.errors import Conflict, InvalidRequest, NotFound, UpstreamError
 from parley.providers.embeddings import EmbedRequest, EmbedResult, hashing_embedding
 from parley.providers.registry import ProviderRegistry
-from parley.retrieval import index, reembed
+from parley.retrieval import reembed
 from parley.retrieval.chunking import Chunk
-from parley.store import vector_stores
+from parley.store import index, vector_stores
 from parley.store.db import Database
 from parley.store.tables import chunks, vector_store_files
 from parley.store.tables import vector_stores as vector_stores_table

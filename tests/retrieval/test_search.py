@@ -1,4 +1,4 @@
-"""Search over the chunk index (``parley.retrieval.index``) on every database: known
+"""Search over the chunk index (``parley.store.index``) on every database: known
 answers, filters, ranking options and isolation."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from parley.errors import InvalidRequest
-from parley.retrieval import chunk, index
+from parley.retrieval import chunk
+from parley.store import index
 from parley.store.db import Database
 from tests.retrieval.conftest import make_file, make_user
 

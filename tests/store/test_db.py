@@ -22,9 +22,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from parley.errors import Conflict
 from parley.store import runs, threads, users
-from parley.store.db import Database, Job, LoopWrite, group_commit, new_id, notify, send_ahead
+from parley.store.db import Database, Job, LoopWrite, new_id
 from parley.store.pagination import ListQuery
 from parley.store.records import User
+from parley.store.transaction import group_commit, notify, send_ahead
 from parley.types import Role
 from tests.harness import FreshDatabase
 

@@ -20,8 +20,9 @@ from parley.errors import Conflict, NotFound
 from parley.store import driver
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
-from parley.store.db import Database, new_id, send_ahead
+from parley.store.db import Database, new_id
 from parley.store.tables import messages, runs
+from parley.store.transaction import send_ahead
 from tests.store.conftest import new_run, new_user
 
 ODD = {"a": [1, 2.5, None, True], "nul": "x\x00y", "é": "😀"}

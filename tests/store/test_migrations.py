@@ -98,7 +98,7 @@ async def test_blank_database_migrates_to_exactly_the_tables(blank: Any) -> None
     finally:
         await db.dispose()
     assert tables == EXPECTED_TABLES
-    assert diff == [], f"migrations and tables.py disagree on {blank.kind}: {diff}"
+    assert diff == [], f"migrations and parley.store.tables disagree on {blank.kind}: {diff}"
     # Every foreign key used in queries is indexed (or leads a unique/primary key).
     indexed = {
         (table, cols[0]) for table, info in snapshot.items() for _, cols, _ in info["indexes"]
@@ -150,7 +150,7 @@ async def test_messages_stored_before_their_usage_existed_have_none(blank: Any) 
     from sqlalchemy import text
 
     from parley.store import threads, users
-    from parley.store.db import alembic_config
+    from parley.store.schema import alembic_config
 
     db = Database(blank.url)
     try:
@@ -196,7 +196,7 @@ async def test_hosted_items_stored_before_0023_are_found_by_their_id(blank: Any)
     from sqlalchemy import select, text
 
     from parley.store import threads, users
-    from parley.store.db import alembic_config
+    from parley.store.schema import alembic_config
     from parley.store.tables import messages
 
     listed = {"type": "mcp_list_tools", "id": "mcpl_old", "server_label": "s", "tools": []}
@@ -287,7 +287,7 @@ async def test_one_active_run_per_thread_is_enforced_by_the_database(blank: Any)
 def test_head_constant_matches_the_revision_files() -> None:
     from alembic.script import ScriptDirectory
 
-    from parley.store.db import alembic_config
     from parley.store.migrations import HEAD
+    from parley.store.schema import alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD

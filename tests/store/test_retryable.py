@@ -1,5 +1,5 @@
 """A deadlock PostgreSQL breaks by aborting one transaction is known for what it is
-(``db.retryable``): the aborted side can run again (``Database.write_retried``: file indexing,
+(``transaction.retryable``): the aborted side can run again (``Database.write_retried``: file indexing,
 the vector stores' writes)."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from parley.store.db import WRITE_TRIES, Database, retryable
+from parley.store.db import Database
+from parley.store.transaction import WRITE_TRIES, retryable
 from tests.harness import FreshDatabase, postgres_url
 
 

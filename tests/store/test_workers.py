@@ -1,4 +1,4 @@
-"""The database threads' two lines of work (``parley.store.db.Workers``): what a client waits
+"""The database threads' two lines of work (``parley.store.workers.Workers``): what a client waits
 on goes first, bookkeeping still gets its turn, and nothing is lost or reordered within a
 line."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from parley.store.db import Workers
+from parley.store.workers import Workers
 
 
 def blocked(workers: Workers) -> threading.Event:

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from parley.config import LOCAL_EMBEDDING_MODEL, ConfigError, Settings
-from parley.retrieval import index
+from parley.store import index
 from parley.store.db import Database
 from tests.harness import FreshDatabase
 from tests.vector_stores.conftest import (

@@ -1,4 +1,4 @@
-"""Migration 0019 makes exactly the webhook tables of ``tables.py``, on every engine."""
+"""Migration 0019 makes exactly the webhook tables of ``parley.store.tables``, on every engine."""
 
 from __future__ import annotations
 

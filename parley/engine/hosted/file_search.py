@@ -4,7 +4,7 @@ The entry names the user's vector stores (``vector_store_ids``), and may bound t
 (``max_num_results``, 1 to 50), filter them by the files' attributes (``filters``) and
 rank them (``ranking_options``), all checked when the request came (``kit.hosted``). The
 model sees one function, ``file_search``, taking ``{"queries": [string]}``. When it calls
-it, the turn searches the stores (``parley.retrieval.index.search``; a store with an
+it, the turn searches the stores (``parley.store.index.search``; a store with an
 ``embedding_model`` is searched by its words and by the queries' vectors, one without by
 its words), stores a ``file_search_call`` item, and hands the results to the model as
 numbered passages, each naming its file, with the request to cite a passage by its file's
@@ -30,10 +30,10 @@ from typing import Any
 
 from parley.errors import NotFound, ParleyError
 from parley.providers.registry import ProviderRegistry
-from parley.retrieval import index
-from parley.retrieval.index import RankingOptions, SearchResult
+from parley.store import index
 from parley.store import vector_stores as store_of
 from parley.store.db import Database, new_id
+from parley.store.index import RankingOptions, SearchResult
 from parley.store.records import VectorStore
 from parley.store.vector_stores import Unindexed
 from parley.types import FunctionSpec, ToolSpec

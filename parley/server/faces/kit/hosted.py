@@ -33,9 +33,8 @@ from parley.engine import file_search, web_search
 from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
-from parley.retrieval import index
 from parley.server.faces.kit.readers import invalid, unsupported
-from parley.store import vector_stores
+from parley.store import index, vector_stores
 from parley.store.db import Database
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from parley.retrieval import index
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.kit.bodies import Deleted
 from parley.server.faces.kit.pages import Page
@@ -37,6 +36,7 @@ from parley.server.faces.vector_stores.schemas import (
     stored_strategy,
 )
 from parley.server.openapi import errors, upstream_errors
+from parley.store import index
 from parley.store import vector_stores as store
 from parley.store.pagination import ListQuery
 from parley.types import Usage

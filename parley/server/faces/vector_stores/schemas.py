@@ -7,7 +7,7 @@ pairs (keys up to 64 characters, values up to 512), attributes of 16 pairs whose
 strings (up to 512), numbers or booleans, ``expires_after.days`` from 1 to 365, a static
 chunking strategy of 100 to 4,096 tokens overlapping by at most half. A search's
 ``filters`` and ``ranking_options`` are read by the chunk index's own parsers
-(``parley.retrieval.index``), whose 400s name the field at fault.
+(``parley.store.index``), whose 400s name the field at fault.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pydantic import (
 )
 
 from parley.errors import InvalidRequest
-from parley.retrieval import index
 from parley.retrieval.chunking import MAX_MAX_TOKENS, MIN_MAX_TOKENS
 from parley.server.faces.kit.bodies import Body, check_metadata
+from parley.store import index
 from parley.store import vector_stores as store
 from parley.store.records import VectorStore, VectorStoreFile
 

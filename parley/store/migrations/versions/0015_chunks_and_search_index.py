@@ -2,7 +2,7 @@
 
 On SQLite, an FTS5 table over the chunks' text kept in step by triggers (the sqlite-vec
 tables, one per vector dimension, are made when vectors of that length first come:
-``parley.retrieval.index``). On PostgreSQL, a generated ``tsv`` column with a GIN index,
+``parley.store.index``). On PostgreSQL, a generated ``tsv`` column with a GIN index,
 and, where the ``vector`` extension (pgvector) can be created, an ``embedding`` column
 (its HNSW indexes, one per dimension, are made as for SQLite). Without the extension the
 migration still passes, and search is lexical only.

@@ -26,16 +26,16 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import InvalidRequest
-from parley.retrieval.chunking import Chunk
-from parley.retrieval.index import _postgres, _sqlite
-from parley.retrieval.index._filters import (
+from parley.store.chunks import Chunk
+from parley.store.db import now
+from parley.store.index import _postgres, _sqlite
+from parley.store.index._filters import (
     Comparison,
     Compound,
     Filter,
     compile_filter,
     parse_filter,
 )
-from parley.store.db import now
 from parley.store.tables import chunks as chunk_rows
 from parley.store.tables import files
 
