@@ -31,7 +31,7 @@ from parley.providers.base import ChatMessage
 from parley.types import Role
 
 if TYPE_CHECKING:
-    from parley.engine.history import Item
+    from parley.engine.thread_item import Item
 
 #: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
 PREFIX = "parley.compaction.v1:"

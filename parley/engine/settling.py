@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 from parley.config import Settings
 from parley.engine import states
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.history import Item, items_of, last_seq
+from parley.engine.history import items_of, last_seq
 from parley.engine.hosted.toolbox import Ahead, store_ahead
 from parley.engine.hub import Entry
+from parley.engine.thread_item import Item
 from parley.engine.turn import Behind, Turn, TurnStopped
 from parley.errors import InternalError, ParleyError
 from parley.events import (

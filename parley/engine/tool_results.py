@@ -3,8 +3,8 @@ thread or of the messages themselves, once."""
 
 from __future__ import annotations
 
-from parley.engine.history import Item
 from parley.engine.inputs import NewMessage
+from parley.engine.thread_item import Item
 from parley.errors import InvalidRequest
 from parley.types import Role
 

@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from parley.engine import states
-from parley.engine.history import HistoryCache, Item, items_of, view
+from parley.engine.history import HistoryCache, items_of, view
 from parley.engine.hosted import approvals
 from parley.engine.hosted.approvals import Answered, Approved
 from parley.engine.idle_runs import ensure_idle, expire_if_overdue
 from parley.engine.inputs import NewMessage, RunConfig, ThreadTarget
+from parley.engine.thread_item import Item
 from parley.engine.tool_results import check_tool_results
 from parley.errors import Conflict, InvalidRequest
 from parley.store import assistants as assistant_store

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from parley.engine.budget import budget_left
 from parley.engine.bus import RedisBus
 from parley.engine.early import EarlyStart
-from parley.engine.history import Item
 from parley.engine.hub import Entry, RunChannel
+from parley.engine.stream_clock import StreamClock
+from parley.engine.thread_item import Item
 from parley.engine.usage import UsageSource
 from parley.errors import UpstreamTimeout
 from parley.providers.accumulator import AnswerAccumulator
@@ -28,7 +29,6 @@ from parley.types import ToolCall, Usage
 if TYPE_CHECKING:
     from parley.engine.hosted.approvals import Approved
     from parley.engine.hosted.toolbox import Ran, Toolbox
-    from parley.engine.streaming import StreamClock
 
 #: Seconds from a turn's claim to the first save of its text by a checkpoint
 #: (``checkpoints.TEXT_MAX_SECONDS`` says how the saves space out after it).

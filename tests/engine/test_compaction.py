@@ -7,7 +7,8 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, compaction
 from parley.engine import transactions as tx
-from parley.engine.history import HistoryCache, Item, item_of, items_of, view
+from parley.engine.history import HistoryCache, item_of, items_of, view
+from parley.engine.thread_item import Item
 from parley.store import threads
 from parley.store.db import Database
 from parley.types import Role
