@@ -113,7 +113,7 @@ class TurnHandle:
         turn = self._turn
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
-        usage = turn.usage()
+        usage = turn.answer.usage()
         items = hosted_items(turn.channel.entries)
         return await self._engine.db.read(
             _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage, items=items

@@ -18,6 +18,7 @@ import orjson
 from parley.engine.budget import call_parameters
 from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.file_inputs import FileInputs
+from parley.engine.profile import ModelProfile
 from parley.engine.stream_clock import StreamClock
 from parley.engine.thread_item import Item
 from parley.engine.turn import Turn
@@ -31,7 +32,6 @@ from parley.events import (
 )
 from parley.metrics import Metrics
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
-from parley.providers.registry import ProviderRegistry
 from parley.store.records import Run
 from parley.types import Role, ToolSpec
 
@@ -155,39 +155,39 @@ def _for_provider(chat: ChatMessage, provider: str) -> ChatMessage:
 
 
 async def stream_answer(
-    turn: Turn, providers: ProviderRegistry, metrics: Metrics, files: FileInputs | None = None
+    turn: Turn, profile: ModelProfile, metrics: Metrics, files: FileInputs | None = None
 ) -> None:
-    """Call the turn's model (or go on with its early call) and relay its events. The
-    files of its messages are read for the call by ``files``."""
+    """Call the turn's model (or go on with its early call) and relay its events: its
+    adapter, model id, window and timeouts are ``profile``'s (the turn's model, resolved
+    once). The files of its messages are read for the call by ``files``."""
     stream: AsyncGenerator[ModelEvent, None]
-    model = turn.run.model
     if turn.early is not None:
         # The call's own stream, its first part read ahead (``EarlyStart.first``).
         stream = turn.early.stream
         model_id, began = turn.early.request.model, turn.early.began
     else:
         began = None
-        provider, model_id = providers.resolve(model)
-        request, turn.dropped = build_request(
+        model_id = profile.model_id
+        request, turn.answer.dropped = build_request(
             turn.run,
             turn.context,
             model_id,
-            providers.provider_of(model),
-            spent=turn.spent.output_tokens,
-            window=providers.context_window(model),
-            hosted=turn.box.functions if turn.box is not None else (),
+            profile.provider,
+            spent=turn.answer.spent.output_tokens,
+            window=profile.window,
+            hosted=turn.hosted.box.functions if turn.hosted.box is not None else (),
         )
         if files is not None:
-            request = await files.resolve(request, user_id=turn.run.user_id, model=model)
-        stream = provider.stream(request)
-    call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)
+            request = await files.resolve(request, user_id=turn.run.user_id, model=turn.run.model)
+        stream = profile.adapter.stream(request)
+    call = metrics.upstream_call(profile.provider, model_id, started=began)
     run_id, message_id = turn.run.id, turn.message_id
-    acc, emit, emit_json = turn.acc, turn.emit, turn.emit_json
+    acc, emit, emit_json = turn.answer.acc, turn.emit, turn.emit_json
     # A text delta's JSON, as ``ContentDelta(...).model_dump_json()`` writes it: the fixed
     # part once, then each text (the bulk of every answer).
     ids = f'{orjson.dumps(run_id).decode()},"message_id":{orjson.dumps(message_id).decode()}'
     delta = f'{{"type":"content.delta","run_id":{ids},"text":'
-    clock = turn.clock = StreamClock(turn.stop_model, *providers.timeouts(turn.run.model))
+    clock = turn.clock = StreamClock(turn.stop_model, *profile.timeouts)
     time = asyncio.get_running_loop().time
 
     def relay(part: ModelEvent) -> None:
