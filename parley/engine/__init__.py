@@ -13,9 +13,10 @@ from parley.engine.engine import Engine
 from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
 from parley.engine.hosted import code_interpreter, file_search, web_search
-from parley.engine.hub import Entry, Tap
+from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
+from parley.engine.tap import FrameSink
 from parley.engine.usage import UsageCounter, UsageSource
 
 __all__ = [
@@ -25,10 +26,10 @@ __all__ = [
     "Engine",
     "Entry",
     "FileInputs",
+    "FrameSink",
     "ModelProfile",
     "NewMessage",
     "RunConfig",
-    "Tap",
     "ThreadTarget",
     "TurnHandle",
     "TurnOutcome",

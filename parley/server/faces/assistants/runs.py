@@ -28,6 +28,7 @@ from parley.server.faces.assistants.requests import (
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
@@ -65,9 +66,9 @@ def _stream(
 ) -> SSEResponse:
     """A turn's stream: ``source``'s run events up to the turn's end, as ``events`` tells
     them, then ``event: done``."""
-    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
-    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True, tap=tap)
-    return sse_response(frames, headers, tap=tap)
+    direct = direct_write(source, events.add)
+    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True)
+    return sse_response(frames, headers, direct=direct)
 
 
 async def _start(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from parley.engine import Entry, Tap
+from parley.engine import Entry
+from parley.server.faces.kit.direct_write import SocketWrite
 
 PING = b": ping\n\n"
 #: The end of the OpenAI-style streams (Chat Completions, Responses): ``data: [DONE]``.
@@ -69,9 +69,9 @@ class SSEResponse(StreamingResponse):
     seen at once after it."""
 
     watch_after_first = False
-    #: The tap of the stream's source (``engine.hub.Tap``): while the response runs, its
-    #: sink is this response's socket, when the server's ``send`` can be driven at once.
-    tap: Tap | None = None
+    #: The direct write of the stream's turn (``kit.direct_write``): while the response
+    #: runs, it writes to this response's socket, when the server's ``send`` allows it.
+    direct: SocketWrite | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
@@ -86,7 +86,7 @@ class SSEResponse(StreamingResponse):
             streaming.cancel()
 
         watcher = None if self.watch_after_first else asyncio.ensure_future(watch())
-        tap = self.tap if _sends_at_once(send) else None
+        direct = self.direct
         try:
             await send(
                 {
@@ -95,8 +95,8 @@ class SSEResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
-            if tap is not None:
-                tap.sink = _SocketSink(send)
+            if direct is not None:
+                direct.attach(send)
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if watcher is None:
@@ -111,46 +111,10 @@ class SSEResponse(StreamingResponse):
             if aclose is not None:
                 await aclose()
         finally:
-            if tap is not None:
-                tap.sink = None
+            if direct is not None:
+                direct.detach()
             if watcher is not None:
                 watcher.cancel()
-
-
-def _sends_at_once(send: Send) -> bool:
-    """Whether ``send`` is uvicorn's own, whose body sends wait only before writing
-    anything (while its client reads, a send is done in its first step), or a middleware's
-    whose send awaits nothing but it and says so with ``inner_send`` (``metrics``,
-    ``server.logs``)."""
-    while (inner := getattr(send, "inner_send", None)) is not None:
-        send = inner
-    owner = getattr(send, "__self__", None)
-    return type(owner).__module__.startswith("uvicorn.protocols.http.")
-
-
-class _SocketSink:
-    """A stream's socket for its tap: the response's ``send``, stepped once rather than
-    awaited. A step that would wait (the client has not read what was sent) stops before
-    the server wrote anything, and the tap leaves the batch to the follower's own path."""
-
-    __slots__ = ("_send",)
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-
-    def write(self, data: bytes) -> bool:
-        return _step(self._send({"type": "http.response.body", "body": data, "more_body": True}))
-
-
-def _step(send: Any) -> bool:
-    """Run the coroutine ``send`` if it finishes at once: True. One that would wait is
-    closed where it waits (nothing written): False."""
-    try:
-        send.send(None)
-    except StopIteration:
-        return True
-    send.close()
-    return False
 
 
 def sse_response(
@@ -158,13 +122,13 @@ def sse_response(
     headers: dict[str, str] | None = None,
     *,
     watch_after_first: bool = False,
-    tap: Tap | None = None,
+    direct: SocketWrite | None = None,
 ) -> SSEResponse:
     """An event stream of ``frames`` (a pump's), with the stream headers and ``headers``;
-    ``tap``: the pump's (``kit.streams.pump``)."""
+    ``direct``: the direct write of its turn's events (``kit.direct_write``)."""
     response = SSEResponse(
         frames, media_type="text/event-stream", headers={**HEADERS, **(headers or {})}
     )
     response.watch_after_first = watch_after_first
-    response.tap = tap
+    response.direct = direct
     return response

@@ -13,6 +13,7 @@ from parley.engine import Entry
 from parley.errors import InvalidRequest, ParleyError
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
@@ -63,9 +64,9 @@ def event_stream_response(
     """A run's events from ``source`` as server-sent events, as long as it gives them (a
     turn's own, ``TurnHandle.events``, end with it); with ``one_turn``, up to the first
     turn's ``done`` (a run's log, ``Engine.follow``, goes on to its later turns)."""
-    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
-    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn, tap=tap)
-    return sse_response(frames, headers, tap=tap)
+    direct = direct_write(source, _ENTRY_FRAMES.add)
+    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn)
+    return sse_response(frames, headers, direct=direct)
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:
