@@ -196,7 +196,7 @@ class TurnRunner:
                 self.metrics,
                 model=run.model,
                 messages=compaction.ask(text, window),
-                instructions=compaction.INSTRUCTIONS,
+                instructions=compaction.COMPACTION_INSTRUCTIONS,
             )
         except ParleyError as exc:
             log.warning("could not compact the context of run %s: %s", run.id, exc)
@@ -204,7 +204,7 @@ class TurnRunner:
             return
         turn.answer.spent = turn.answer.spent + used
         covers = max(i.message.seq for i in covered)
-        item = compaction.item(new_id("cmp"), summary.strip(), covers)
+        item = compaction.compaction_item(new_id("cmp"), summary.strip(), covers)
         if turn.early is not None:  # begun with the whole context: not the call to make
             early, turn.early = turn.early, None
             await early.discard()
