@@ -23,15 +23,13 @@ import base64
 import binascii
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.engine.context import CHARS_PER_TOKEN
 from parley.engine.inputs import NewMessage
+from parley.engine.thread_item import Item
 from parley.providers.base import ChatMessage
 from parley.types import Role
-
-if TYPE_CHECKING:
-    from parley.engine.thread_item import Item
 
 #: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
 PREFIX = "parley.compaction.v1:"
