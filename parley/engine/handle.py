@@ -101,7 +101,9 @@ class TurnHandle:
     def events(self, *, after: int | None = None) -> AsyncIterator[list[Entry]]:
         """Batches of the run's events with sequence numbers above ``after`` (by default,
         this turn's from its first), live until the turn ends. An empty batch means
-        nothing happened for a keep-alive interval."""
+        nothing happened for a keep-alive interval. This turn's own events can be written
+        by the turn itself to a stream's ``FrameSink`` while their reader waits
+        (``write_to``, ``engine.tap``); an earlier turn's, read from the log, cannot."""
         channel = self._turn.channel
         start = channel.first_seq - 1 if after is None else after
         if start + 1 < channel.first_seq:  # earlier turns' events: the log first
