@@ -18,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 from parley.engine import Entry
 from parley.engine.hub import Followed, RunChannel
 from parley.server.faces.kit.direct_write import SocketWrite, direct_write
-from parley.server.faces.kit.sse import PING, entry_frames, sse_response
+from parley.server.faces.kit.sse import PING, entry_frames
+from parley.server.faces.kit.sse_response import sse_response
 from parley.server.faces.kit.streams import pump
 from tests.harness import free_port
 

@@ -32,7 +32,8 @@ from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic, RunStepPublic, step_message_id
-from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
+from parley.server.faces.kit.sse import PING
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events

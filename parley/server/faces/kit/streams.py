@@ -13,7 +13,7 @@
 - The **pump** owns what every stream does alike: a keep-alive ping on an empty batch, the
   end of a turn (the first ``done`` entry, ``turn_end``), the end frame (``data: [DONE]``)
   and the release of what the stream holds, however it ends.
-- The **sink** writes the frames: ``sse.SSEResponse`` as server-sent events, ``to_socket``
+- The **sink** writes the frames: ``sse_response.SSEResponse`` as server-sent events, ``to_socket``
   as WebSocket JSON messages. When the client goes, writing stops at once; the run goes on
   in the engine.
 

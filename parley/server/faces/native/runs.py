@@ -17,7 +17,8 @@ from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
-from parley.server.faces.kit.sse import PING, SSEResponse, entry_frames, sse_response
+from parley.server.faces.kit.sse import PING, entry_frames
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.faces.native import reads
 from parley.server.faces.native.schemas import ActionPublic, RunCreate, ToolOutputsSubmit

@@ -19,7 +19,8 @@ from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Service
 from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import who_of
 from parley.server.faces.kit.pages import Page, window
-from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
+from parley.server.faces.kit.sse import DONE, PING
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump
 from parley.server.faces.responses import compaction, reads, websocket
 from parley.server.faces.responses.dialect import Dialect, event_dialect
