@@ -79,7 +79,7 @@ class RequestMetrics:
             await send(message)
 
         # It only awaits ``send`` for a body: a stream's tap may drive it at once
-        # (``kit.sse``).
+        # (``kit.direct_write``).
         sending.inner_send = send  # type: ignore[attr-defined]
         try:
             await self.app(scope, receive, sending)

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from parley.engine.inputs import NewMessage
-from parley.engine.streaming import StreamClock
+from parley.engine.stream_clock import StreamClock
 from parley.errors import UpstreamTimeout
 from parley.events import ModelEvent, ReasoningPart, TextPart, ToolCallPart, UsagePart
 from parley.metrics import Metrics

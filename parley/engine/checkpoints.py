@@ -63,7 +63,7 @@ class _Snapshot:
     seq: int
     #: The message's text, reasoning and layout; None when not due (``TEXT_MAX_SECONDS``).
     texts: tuple[str, str | None, list[list[Any]] | None] | None
-    #: When the oldest of ``entries`` was sent (``Turn.unsaved_since``).
+    #: When the oldest of ``entries`` was sent (``TurnLog.unsaved_since``).
     since: float
 
 
@@ -124,30 +124,34 @@ class Checkpointer:
         for t in self.turns():
             if not _saves(t):
                 continue
-            if t.unsaved:
-                due = min(due, t.unsaved_since + self.interval)
-            if t.seq > t.text_seq:
+            book = t.log
+            if book.unsaved:
+                due = min(due, book.unsaved_since + self.interval)
+            if book.seq > book.text_seq:
                 # A text due rides on the next checkpoint the events bring (each save takes
                 # every text due by then); alone it brings one an interval later, for a turn
                 # whose model went quiet. Else each turn's text would bring a checkpoint of
                 # its own, several an interval when many turns stream.
-                due = min(due, t.text_saved + t.text_gap + self.interval)
+                due = min(due, book.text_saved + book.text_gap + self.interval)
         return due
 
     async def save(self) -> None:
         """Save every running turn that has unsaved events, or text due (one transaction)."""
         at = time.monotonic() + _EARLY
         snapshots = [
-            _Snapshot(t, t.unsaved, t.seq, t.texts() if text_due else None, t.unsaved_since)
+            _Snapshot(t, b.unsaved, b.seq, t.answer.texts() if text_due else None, b.unsaved_since)
             for t in self.turns()
             if _saves(t)
-            and ((text_due := t.text_saved + t.text_gap <= at and t.seq > t.text_seq) or t.unsaved)
+            and (
+                (text_due := (b := t.log).text_saved + b.text_gap <= at and b.seq > b.text_seq)
+                or b.unsaved
+            )
         ]
         if not snapshots:
             return
         self._saved_at = at
         for snap in snapshots:
-            snap.turn.unsaved = []
+            snap.turn.log.unsaved = []
         # The write's own future, and what it comes to applied by a callback of it (no
         # task of its own): a cancelled loop (shutdown) stops waiting for it, not it, and
         # drain() keeps seeing it until it has landed.
@@ -168,17 +172,18 @@ class Checkpointer:
             self._inflight_ids = set()
         if landed.cancelled() or landed.exception() is not None:
             for snap in snapshots:  # nothing was written: keep the events for the next try
-                snap.turn.put_back(snap.entries, snap.since)
+                snap.turn.log.put_back(snap.entries, snap.since)
             return
         alive = landed.result()
         for snap in snapshots:
             turn = snap.turn
             if turn.run.id in alive:
                 if snap.texts is not None:
-                    turn.text_saved, turn.text_seq = stamp, snap.seq
-                    turn.text_gap = min(2 * turn.text_gap, TEXT_MAX_SECONDS)
+                    book = turn.log
+                    book.text_saved, book.text_seq = stamp, snap.seq
+                    book.text_gap = min(2 * book.text_gap, TEXT_MAX_SECONDS)
                 continue
-            turn.put_back(snap.entries, snap.since)
+            turn.log.put_back(snap.entries, snap.since)
             if turn.task is not None and not turn.settling:
                 turn.stop_reason = "remote"
                 turn.task.cancel()
@@ -210,7 +215,7 @@ def _saves(turn: Turn) -> bool:
     """Whether a checkpoint saves ``turn``: not while it writes its end, nor while its
     last round is being written (``Settler.next_round``): its events go to the log in
     order."""
-    return not turn.settling and turn.behind is None
+    return not turn.settling and turn.log.behind is None
 
 
 @group_commit

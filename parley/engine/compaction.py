@@ -2,7 +2,7 @@
 
 The Responses face compacts on request (``POST /v1/responses/compact``, and a
 ``compaction_trigger`` input item): the summary goes back to the client as a ``compaction``
-item, whose ``encrypted_content`` is the summary, marked (``encode``), and a later request
+item, whose ``encrypted_content`` is the summary, marked (``encode_summary``), and a later request
 sends it as input. Here the server compacts on its own: a run whose options hold
 ``{"compaction": {"threshold": T}}`` (the Responses API's ``context_management``) is
 compacted before a model call whose input is estimated above T tokens (``due``).
@@ -23,42 +23,40 @@ import base64
 import binascii
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.engine.context import CHARS_PER_TOKEN
 from parley.engine.inputs import NewMessage
+from parley.engine.thread_item import Item
 from parley.providers.base import ChatMessage
 from parley.types import Role
-
-if TYPE_CHECKING:
-    from parley.engine.history import Item
 
 #: The prefix of the opaque ``encrypted_content`` of a compaction item made here.
 PREFIX = "parley.compaction.v1:"
 #: What the model is told of the text a summary replaces.
-HEAD = "Summary of the conversation so far:\n"
+SUMMARY_HEAD = "Summary of the conversation so far:\n"
 #: The item type of a compaction, and of a marker.
-KIND = "compaction"
+COMPACTION_TYPE = "compaction"
 #: The share of a model's context window a compaction with no threshold waits for.
-DEFAULT_SHARE = 0.8
+COMPACTION_SHARE = 0.8
 #: The least threshold a request may set (OpenAI's own).
-LEAST_THRESHOLD = 1000
+LEAST_COMPACTION_THRESHOLD = 1000
 
-INSTRUCTIONS = (
+COMPACTION_INSTRUCTIONS = (
     "You compact conversations. Write a summary of the conversation below that lets it "
     "go on without it: every fact, decision, name, number, open question and the user's "
     "latest request, in as few words as keep them. Write only the summary."
 )
 
 
-def encode(summary: str) -> str:
+def encode_summary(summary: str) -> str:
     """The ``encrypted_content`` of a compaction that carries ``summary``: opaque to
     clients (base64 of a marked text), not encrypted: a client can only put its own words
     into its own context with it."""
     return base64.b64encode((PREFIX + summary).encode()).decode()
 
 
-def decode(blob: Any) -> str | None:
+def decode_summary(blob: Any) -> str | None:
     """The summary an ``encrypted_content`` carries; None when it is not one made here."""
     if not isinstance(blob, str):
         return None
@@ -69,10 +67,14 @@ def decode(blob: Any) -> str | None:
     return text[len(PREFIX) :] if text.startswith(PREFIX) else None
 
 
-def item(item_id: str, summary: str, covers: int | None = None) -> dict[str, Any]:
+def compaction_item(item_id: str, summary: str, covers: int | None = None) -> dict[str, Any]:
     """A compaction item; with ``covers``, a marker's (the sequence number of the last
     message it stands for), which the faces do not show."""
-    made: dict[str, Any] = {"type": KIND, "id": item_id, "encrypted_content": encode(summary)}
+    made: dict[str, Any] = {
+        "type": COMPACTION_TYPE,
+        "id": item_id,
+        "encrypted_content": encode_summary(summary),
+    }
     if covers is not None:
         made["covers"] = covers
     return made
@@ -80,7 +82,7 @@ def item(item_id: str, summary: str, covers: int | None = None) -> dict[str, Any
 
 def marker_covers(stored: dict[str, Any] | None) -> int | None:
     """What a stored item covers when it is a marker; None for any other item."""
-    if stored is None or stored.get("type") != KIND:
+    if stored is None or stored.get("type") != COMPACTION_TYPE:
         return None
     covers = stored.get("covers")
     return covers if isinstance(covers, int) else None
@@ -88,10 +90,14 @@ def marker_covers(stored: dict[str, Any] | None) -> int | None:
 
 def summary_chat(stored: dict[str, Any]) -> ChatMessage:
     """What the model sees of a marker: its summary, as a system message."""
-    return ChatMessage(role=Role.SYSTEM, content=HEAD + (decode(stored["encrypted_content"]) or ""))
+    return ChatMessage(
+        role=Role.SYSTEM, content=SUMMARY_HEAD + (decode_summary(stored["encrypted_content"]) or "")
+    )
 
 
-def line(role: str, content: str, calls: Iterable[tuple[str, Any]], result_of: str | None) -> str:
+def transcript_line(
+    role: str, content: str, calls: Iterable[tuple[str, Any]], result_of: str | None
+) -> str:
     """One message of the transcript the model summarises."""
     parts = [content] if content else []
     parts += [f"[called {name} with {arguments}]" for name, arguments in calls]
@@ -104,7 +110,9 @@ def line(role: str, content: str, calls: Iterable[tuple[str, Any]], result_of: s
 def transcript(chats: Iterable[ChatMessage]) -> str:
     """The text of ``chats`` the model summarises."""
     lines = (
-        line(c.role, c.content, ((t.name, t.arguments) for t in c.tool_calls), c.tool_call_id)
+        transcript_line(
+            c.role, c.content, ((t.name, t.arguments) for t in c.tool_calls), c.tool_call_id
+        )
         for c in chats
     )
     return "\n\n".join(text for text in lines if text)
@@ -122,14 +130,14 @@ def ask(text: str, window: int | None) -> list[NewMessage]:
 
 def threshold(options: dict[str, Any] | None, window: int | None) -> int | None:
     """The tokens above which a run with these options is compacted; None: never. A
-    compaction with no threshold waits for ``DEFAULT_SHARE`` of the model's known window."""
+    compaction with no threshold waits for ``COMPACTION_SHARE`` of the model's known window."""
     wanted = (options or {}).get("compaction")
     if not isinstance(wanted, dict):
         return None
     given = wanted.get("threshold")
     if isinstance(given, int):
         return given
-    return math.floor(window * DEFAULT_SHARE) if window else None
+    return math.floor(window * COMPACTION_SHARE) if window else None
 
 
 def due(context: Sequence[Item], fixed: int, limit: int) -> int | None:

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from parley.config import Settings
-from parley.engine import placing
+from parley.engine import idle_runs, placing
 from parley.engine import transactions as tx
 from parley.engine.bus import RedisBus
 from parley.engine.calls import call_model, complete
@@ -182,7 +182,7 @@ class Engine:
         """Add a user message (or, with ``role``, an assistant message) to a thread that
         has no turn running or waiting for tools."""
         return await self.db.write(
-            tx.add_message,
+            idle_runs.add_message,
             user_id=user_id,
             thread_id=thread_id,
             content=content,
@@ -226,7 +226,7 @@ class Engine:
         """A ``queued`` run on an idle thread, its first turn started by ``start_turn``;
         what is not given (None) comes from the assistant, ``parameters`` key by key."""
         return await self.db.write(
-            tx.create_run,
+            idle_runs.create_run,
             user_id=user_id,
             thread_id=thread_id,
             assistant_id=assistant_id,
@@ -437,7 +437,7 @@ class Engine:
     async def submit_tool_outputs(
         self, *, user_id: str, run_id: str, outputs: list[tuple[str, SubmittedAnswer]]
     ) -> Run:
-        """Store ``(tool_call_id, answer)`` pairs atomically (``transactions.store_outputs``)."""
+        """Store ``(tool_call_id, answer)`` pairs atomically (``idle_runs.store_outputs``)."""
         seen: set[str] = set()
         for call_id, _ in outputs:
             if call_id in seen:
@@ -445,7 +445,9 @@ class Engine:
                     f"tool_call_id {call_id} is listed twice.", code="duplicate_tool_output"
                 )
             seen.add(call_id)
-        run = await self.db.write(tx.store_outputs, user_id=user_id, run_id=run_id, outputs=outputs)
+        run = await self.db.write(
+            idle_runs.store_outputs, user_id=user_id, run_id=run_id, outputs=outputs
+        )
         if run is None:
             raise Conflict("The run expired waiting for tool outputs.", code="run_expired")
         return run
@@ -454,7 +456,7 @@ class Engine:
 
     async def cancel(self, *, user_id: str, run_id: str) -> Run:
         """Cancel the run; a running turn's upstream call stops at once, text kept."""
-        await self.db.write(tx.cancel, user_id=user_id, run_id=run_id)
+        await self.db.write(idle_runs.cancel, user_id=user_id, run_id=run_id)
         turn = self.turns.get(run_id)
         if turn is None and self.bus is not None:
             try:  # the turn may run on another replica: tell it now

@@ -22,21 +22,35 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy.engine import Connection
 
+from parley.config import Settings
 from parley.engine.hub import Entry, Followed
 from parley.errors import NotFound
 from parley.store import runs as run_store
 from parley.store import threads as thread_store
+from parley.store.db import Database
 from parley.store.records import Action, Message, Run
 from parley.types import ActionStatus, Usage
 
 if TYPE_CHECKING:
-    from parley.engine.engine import Engine
     from parley.engine.turn import Turn
+
+
+class TurnOwner(Protocol):
+    """What a handle asks of the engine that started its turn (``Engine`` is one): the
+    database its outcome is read from, the keep-alive interval, the run's event log, and
+    cancelling the run."""
+
+    db: Database
+    settings: Settings
+
+    def follow(self, run_id: str, *, after: int) -> AsyncIterator[list[Entry]]: ...
+
+    async def cancel(self, *, user_id: str, run_id: str) -> Run: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +71,7 @@ class TurnHandle:
 
     __slots__ = ("_engine", "_turn")
 
-    def __init__(self, engine: Engine, turn: Turn) -> None:
+    def __init__(self, engine: TurnOwner, turn: Turn) -> None:
         self._engine = engine
         self._turn = turn
 
@@ -87,7 +101,9 @@ class TurnHandle:
     def events(self, *, after: int | None = None) -> AsyncIterator[list[Entry]]:
         """Batches of the run's events with sequence numbers above ``after`` (by default,
         this turn's from its first), live until the turn ends. An empty batch means
-        nothing happened for a keep-alive interval."""
+        nothing happened for a keep-alive interval. This turn's own events can be written
+        by the turn itself to a stream's ``FrameSink`` while their reader waits
+        (``write_to``, ``engine.tap``); an earlier turn's, read from the log, cannot."""
         channel = self._turn.channel
         start = channel.first_seq - 1 if after is None else after
         if start + 1 < channel.first_seq:  # earlier turns' events: the log first
@@ -99,7 +115,7 @@ class TurnHandle:
         turn = self._turn
         if turn.task is not None:
             await asyncio.shield(asyncio.wait([turn.task]))
-        usage = turn.usage()
+        usage = turn.answer.usage()
         items = hosted_items(turn.channel.entries)
         return await self._engine.db.read(
             _outcome, run_id=turn.run.id, message_id=turn.message_id, usage=usage, items=items

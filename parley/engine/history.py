@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import compaction
 from parley.engine.context import estimate
+from parley.engine.thread_item import Item
 from parley.providers.base import ChatMessage, FileInput
 from parley.store import threads as thread_store
 from parley.store.records import Message
@@ -48,23 +49,6 @@ log = logging.getLogger(__name__)
 
 #: Bytes a kept message is taken to cost besides its text (the objects that hold it).
 _OVERHEAD = 600
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One stored message of a thread, with what is derived from it once."""
-
-    message: Message
-    #: What the model sees of it.
-    chat: ChatMessage
-    #: Its estimated tokens (``context.estimate``).
-    cost: int
-    #: The provider's count of everything its model call read and wrote, up to and
-    #: including this answer, when the call stored its usage (``context.fit_start``).
-    counted: int | None
-    #: For a compaction marker (``engine.compaction``), the sequence number of the last
-    #: message its summary stands for; None for any other message.
-    compacts: int | None = None
 
 
 def item_of(m: Message) -> Item | None:

@@ -5,66 +5,21 @@ any number of followers read from a sequence number on and wait for more. Publis
 append plus waking the waiters, so it is cheap on the hot path.
 
 One follower at a time may also take the turn's events straight from the turn, with no
-wake-up of its own task per event: its ``Tap``, once the stream's pump and sink have set
-it (``kit.streams.pump``, ``kit.sse.SSEResponse``), writes the events the turn publishes to
-the client's socket while the follower waits (the first of a round of the event loop at
-once, the others of the round together at its end). The turn's end, a client that
-cannot take more at once, or anything unusual wakes the follower, which goes on as any
-other: nothing is written twice or out of order.
+wake-up of its own task per event: its ``Tap`` (``engine.tap``), once its stream gave it a
+``FrameSink`` (``Followed.write_to``), writes the events the turn publishes to the client's
+socket while the follower waits. The turn's end, a client that cannot take more at once,
+or anything unusual wakes the follower, which goes on as any other: nothing is written
+twice or out of order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator
+
+from parley.engine.tap import Direct, FrameSink, Tap
 
 Entry = tuple[int, str, str]
-
-log = logging.getLogger("parley.engine")
-
-
-class Sink(Protocol):
-    """Where a tap writes: a stream's socket, when it can take bytes at once."""
-
-    def write(self, data: bytes) -> bool:
-        """Write ``data`` at once; False, with nothing written, when that would wait."""
-        ...
-
-
-class Tap:
-    """A follower's way around its own task: ``frames`` (set by the stream's pump: the
-    face's translator) makes the bytes of a batch, and ``sink`` (set by the stream's SSE
-    response while it runs) writes them. Until both are set, and whenever the sink is not
-    ready, the follower reads as usual."""
-
-    __slots__ = ("frames", "sink")
-
-    def __init__(self) -> None:
-        self.frames: Callable[[list[Entry]], bytes] | None = None
-        self.sink: Sink | None = None
-
-    def write(self, batch: list[Entry]) -> bool:
-        """Write ``batch`` now; False (nothing done) when it can't be."""
-        frames, sink = self.frames, self.sink
-        if frames is None or sink is None:
-            return False
-        data = frames(batch)
-        return not data or sink.write(data)
-
-
-class _Direct:
-    """A follower waiting while its tap writes: how far it has read, its wait, and the
-    round of the event loop its tap is in (``RunChannel._tap``)."""
-
-    __slots__ = ("held", "in_round", "index", "quiet", "tap", "waiting")
-
-    def __init__(self, index: int, tap: Tap, waiting: asyncio.Future[bool], quiet: _Quiet):
-        self.index, self.tap, self.waiting, self.quiet = index, tap, waiting, quiet
-        #: Whether the tap wrote in this round; the entries that came after, held.
-        self.in_round = False
-        self.held: list[Entry] = []
 
 
 class RunChannel:
@@ -77,13 +32,14 @@ class RunChannel:
         self.entries: list[Entry] = []
         self.closed = False
         self._waiters: list[asyncio.Future[bool]] = []
-        #: The follower whose tap writes, while it waits.
-        self._direct: _Direct | None = None
+        #: The follower whose tap writes, while it waits (``engine.tap``).
+        self._direct: Direct | None = None
 
     def publish(self, entry: Entry) -> None:
         self.entries.append(entry)
-        if self._direct is not None:
-            self._tap(entry)
+        direct = self._direct
+        if direct is not None and not direct.hand(entry):
+            self._untap()
         if self._waiters:
             self._wake()
 
@@ -97,48 +53,10 @@ class RunChannel:
         self._untap()
         self._wake()
 
-    def _tap(self, entry: Entry) -> None:
-        """Hand ``entry`` to the waiting follower's tap. The first entry of a round of the
-        event loop is written at once; those after it in the same round are held and
-        written together once the round is done (``_round_done``): a model's parts that
-        came in one read cost two writes to the client's socket, not one each. A turn's
-        end wakes the follower instead."""
-        direct = self._direct
-        assert direct is not None
-        if entry[1] == "done":
-            self._untap()
-            return
-        if direct.in_round:
-            direct.held.append(entry)
-            return
-        direct.in_round = True
-        direct.waiting.get_loop().call_soon(self._round_done, direct)
-        self._write(direct, [entry])
-
-    def _round_done(self, direct: _Direct) -> None:
-        """The round ``direct``'s tap wrote in is done: write what it held since. Nothing,
-        when the follower has been woken meanwhile: it reads those itself."""
-        direct.in_round = False
-        if self._direct is direct and direct.held:
-            batch, direct.held = direct.held, []
-            self._write(direct, batch)
-
-    def _write(self, direct: _Direct, batch: list[Entry]) -> None:
-        """Write ``batch`` through the tap of ``direct``; a sink not ready or a failure
-        wakes the follower instead, which reads on from where the tap stopped."""
-        try:
-            if direct.tap.write(batch):
-                direct.index += len(batch)
-                direct.quiet.last = direct.waiting.get_loop().time()
-                return
-        except Exception:  # the follower's own path meets it again, where it belongs
-            log.debug("a tap could not write; its follower reads on", exc_info=True)
-        self._untap()
-
     def _untap(self) -> None:
         direct, self._direct = self._direct, None
-        if direct is not None and not direct.waiting.done():
-            direct.waiting.set_result(False)
+        if direct is not None:
+            direct.let_go()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -171,13 +89,14 @@ class RunChannel:
                     return
                 fut: asyncio.Future[bool] = loop.create_future()
                 quiet.waiting = fut
-                if tap is not None and tap.frames is not None and self._direct is None:
-                    direct = self._direct = _Direct(index, tap, fut, quiet)
+                if tap is not None and tap.ready and self._direct is None:
+                    direct = self._direct = Direct(index, tap, fut, quiet, self._untap)
                     try:
                         idle = await fut
                     finally:
                         if self._direct is direct:
                             self._direct = None
+                        direct.live = False
                         index = direct.index
                 else:
                     self._waiters.append(fut)
@@ -190,14 +109,19 @@ class RunChannel:
 
 
 class Followed:
-    """A follower's batches (``RunChannel.follow``) and its ``tap``, which the stream that
-    writes them may set (``kit.streams.pump``, ``kit.sse``)."""
+    """A follower's batches (``RunChannel.follow``), and its tap: the stream that writes
+    them may give it a sink to write to while it waits (``write_to``)."""
 
-    __slots__ = ("_batches", "tap")
+    __slots__ = ("_batches", "_tap")
 
     def __init__(self, channel: RunChannel, after: int, idle_timeout: float) -> None:
-        self.tap = Tap()
-        self._batches = channel.follow(after, idle_timeout=idle_timeout, tap=self.tap)
+        self._tap = Tap()
+        self._batches = channel.follow(after, idle_timeout=idle_timeout, tap=self._tap)
+
+    def write_to(self, sink: FrameSink | None) -> None:
+        """Let the turn write its events to ``sink`` while the follower waits (None: no
+        more); the follower reads what it does not write (``engine.tap``)."""
+        self._tap.sink = sink
 
     def __aiter__(self) -> AsyncIterator[list[Entry]]:
         return self._batches

@@ -21,7 +21,7 @@ from parley.engine.early import EarlyStart
 from parley.engine.hub import RunChannel
 from parley.engine.run_loop import TurnRunner
 from parley.engine.streaming import build_request
-from parley.engine.turn import Turn
+from parley.engine.turn import Answer, HostedState, Turn, TurnLog
 from parley.engine.usage import UsageCounter, UsageSource
 from parley.errors import ParleyError
 from parley.providers.registry import ProviderRegistry
@@ -72,7 +72,7 @@ class Launcher:
         **kw: P.kwargs,
     ) -> Turn | None:
         """Claim a turn (``claim(conn, *args, **kw)``, None: the run expired) and start it,
-        with the ``secrets`` of its hosted tools (``Turn.secrets``).
+        with the ``secrets`` of its hosted tools (``HostedState.secrets``).
         An early start is the turn's from here on, or, when the claim fails or the request
         changed, discarded. Once a database thread writes the claim, the turn starts
         whatever becomes of the caller: one cancelled meanwhile leaves the claim to its end
@@ -165,12 +165,11 @@ class Launcher:
             message_id=claimed.message_id,
             context=claimed.context,
             channel=RunChannel(run.id, first_seq=run.last_seq + 1),
-            seq=run.last_seq,
+            log=TurnLog(seq=run.last_seq),
+            answer=Answer(dropped=dropped),
+            hosted=HostedState(secrets=secrets or {}, approved=claimed.approved),
             early=early,
-            dropped=dropped,
             source=source,
-            secrets=secrets or {},
-            approved=claimed.approved,
         )
         self.turns[run.id] = turn
         self.started()
@@ -209,5 +208,5 @@ class Launcher:
             key_hash=source.key_hash,
             model=turn.run.model,
             face=source.face,
-            used=turn.usage(),
+            used=turn.answer.usage(),
         )

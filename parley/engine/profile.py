@@ -1,14 +1,16 @@
 """What a model can do, asked once (``Engine.profile``): which API serves it, its name as
-stored and counted, its context window, and what its API cannot be asked.
+stored and counted, its context window, its timeouts, and what its API cannot be asked.
 
 A face reads a request against a ``ModelProfile`` instead of asking the provider registry
-itself, so that one model name is resolved once per request.
+itself, so that one model name is resolved once per request; a turn resolves its model once
+too, and its model calls read the profile (``streaming.stream_answer``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from parley.providers.base import Provider
 from parley.providers.options import PROMPT_CACHE_KINDS
 from parley.providers.registry import ProviderRegistry
 
@@ -35,6 +37,11 @@ class ModelProfile:
     refused: frozenset[str]
     #: Whether its answers may hand state back with their tool calls (``provider_state``).
     hands_back_state: bool
+    #: The seconds a call may wait for the model's first token, and between two of its
+    #: parts (its provider's ``first_token_timeout`` and ``idle_timeout``; 0: no limit).
+    timeouts: tuple[float, float]
+    #: The adapter its calls go through (``ProviderRegistry.resolve``).
+    adapter: Provider = field(compare=False, repr=False)
 
     def refuses(self, option: str) -> bool:
         """Whether the model's API has no equivalent for ``option`` (``refused``)."""
@@ -58,7 +65,7 @@ def profile_of(providers: ProviderRegistry, model: str) -> ModelProfile:
     as ``ProviderRegistry.check_model`` does (code ``unknown_model``,
     ``provider_not_configured`` or ``provider_kind_unsupported``)."""
     kind = providers.kind_of(model)  # checks the name first
-    _, model_id = providers.resolve(model)
+    adapter, model_id = providers.resolve(model)
     refused, hands_back_state = providers.traits(model)
     return ModelProfile(
         qualified=providers.qualified(model),
@@ -68,4 +75,6 @@ def profile_of(providers: ProviderRegistry, model: str) -> ModelProfile:
         window=providers.context_window(model),
         refused=refused,
         hands_back_state=hands_back_state,
+        timeouts=providers.timeouts(model),
+        adapter=adapter,
     )

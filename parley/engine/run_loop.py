@@ -22,6 +22,7 @@ from parley.engine.file_inputs import FileInputs
 from parley.engine.history import view
 from parley.engine.hosted import HostedTools
 from parley.engine.hosted.toolbox import Ahead
+from parley.engine.profile import ModelProfile, profile_of
 from parley.engine.settling import Settler
 from parley.engine.streaming import stream_answer
 from parley.engine.turn import Turn, TurnStopped
@@ -50,7 +51,7 @@ def _finish_calls(turn: Turn) -> list[ToolCall]:
     ``tool_choice`` does not allow (``none``, another function, a tool outside
     ``allowed_tools``), answered with a tool error; names and arguments without NUL, so the
     manifest and the stored calls agree."""
-    acc = turn.acc
+    acc = turn.answer.acc
     if not acc.has_tool_calls:
         return []
     taken = (c.id for i in turn.context for c in i.chat.tool_calls)
@@ -113,24 +114,29 @@ class TurnRunner:
         stopped = False
         try:
             await self._open_hosted(turn)
+            profile = profile_of(self.providers, turn.run.model)  # once for every call
             while True:
                 if turn.budget_left() == 0:  # no call: the run ends incomplete
-                    turn.out_of_budget, outcome = True, None
+                    turn.answer.out_of_budget, outcome = True, None
                     break
-                await self._compact(turn)
-                await stream_answer(turn, self.providers, self.metrics, self.files)
+                await self._compact(turn, profile)
+                await stream_answer(turn, profile, self.metrics, self.files)
                 outcome = _finish_calls(turn)
-                if outcome and turn.box is not None and await self._run_hosted(turn, outcome):
+                if (
+                    outcome
+                    and turn.hosted.box is not None
+                    and await self._run_hosted(turn, outcome)
+                ):
                     await self.settler.next_round(turn, outcome)
                     continue
-                if not outcome or len(turn.acc.invalid) < len(outcome):
+                if not outcome or len(turn.answer.acc.invalid) < len(outcome):
                     break
                 # No call can be run (unreadable, or not allowed): nothing for the client.
-                if turn.rounds >= MAX_CALL_ROUNDS:
-                    turn.unanswered = outcome
+                if turn.answer.rounds >= MAX_CALL_ROUNDS:
+                    turn.answer.unanswered = outcome
                     outcome = UpstreamError(
                         f"The model sent only tool calls that could not be run (unreadable "
-                        f"arguments, or tools not allowed) {turn.rounds} times in a row.",
+                        f"arguments, or tools not allowed) {turn.answer.rounds} times in a row.",
                         code="malformed_tool_call",
                     )
                     break
@@ -154,23 +160,27 @@ class TurnRunner:
         try:
             await self.settler.finish(turn, outcome, stopped)
         finally:
-            if turn.box is not None:
-                await asyncio.shield(turn.box.aclose())
+            if turn.hosted.box is not None:
+                await asyncio.shield(turn.hosted.box.aclose())
 
-    async def _compact(self, turn: Turn) -> None:
+    async def _compact(self, turn: Turn, profile: ModelProfile) -> None:
         """Compact the turn's context before its model call when the run asks for it and
         the call's input is over its threshold (``engine.compaction``): the summary is
         stored as a marker ahead of the answer, shown as a ``compaction`` item, and the
         context starts from it. A summary call that fails leaves the context whole, and
         the turn does not try again."""
         run = turn.run
-        if not (run.options or {}).get("compaction") or turn.compaction_failed:
+        if not (run.options or {}).get("compaction") or turn.answer.compaction_failed:
             return  # most runs: nothing to look up
-        window = self.providers.context_window(run.model)
+        window = profile.window
         limit = compaction.threshold(run.options, window)
         if limit is None:
             return
-        hosted = [t.model_dump() for t in turn.box.functions] if turn.box is not None else []
+        hosted = (
+            [t.model_dump() for t in turn.hosted.box.functions]
+            if turn.hosted.box is not None
+            else []
+        )
         fixed = len(always_sent(run.instructions, [*run.tools, *hosted])) // CHARS_PER_TOKEN
         if compaction.due(turn.context, fixed, limit) is None:
             return
@@ -186,15 +196,15 @@ class TurnRunner:
                 self.metrics,
                 model=run.model,
                 messages=compaction.ask(text, window),
-                instructions=compaction.INSTRUCTIONS,
+                instructions=compaction.COMPACTION_INSTRUCTIONS,
             )
         except ParleyError as exc:
             log.warning("could not compact the context of run %s: %s", run.id, exc)
-            turn.compaction_failed = True
+            turn.answer.compaction_failed = True
             return
-        turn.spent = turn.spent + used
+        turn.answer.spent = turn.answer.spent + used
         covers = max(i.message.seq for i in covered)
-        item = compaction.item(new_id("cmp"), summary.strip(), covers)
+        item = compaction.compaction_item(new_id("cmp"), summary.strip(), covers)
         if turn.early is not None:  # begun with the whole context: not the call to make
             early, turn.early = turn.early, None
             await early.discard()
@@ -206,12 +216,12 @@ class TurnRunner:
         """Make the run's hosted tools ready (``engine.hosted``) and run the calls the
         turn's messages approved; the tool lists and results made now go ahead of the
         answer."""
-        box = turn.box = await self.hosted.open(turn)
+        box = turn.hosted.box = await self.hosted.open(turn)
         if box is None:
             return
         rows = [Ahead(Role.ASSISTANT, item) for item in box.listed]
-        if turn.approved:
-            ran = await box.run_approved(turn.approved)
+        if turn.hosted.approved:
+            ran = await box.run_approved(turn.hosted.approved)
             rows += [Ahead(Role.TOOL, r.item, r.content, r.call_id) for r in ran]
         if rows:
             await self.settler.store_ahead(turn, rows)
@@ -221,24 +231,24 @@ class TurnRunner:
         ``max_tool_calls``; True when that answers every call, so the model is called again.
         Calls that need the client's approval, or its own tools, pause the run with the
         results of those run kept (``Settler.finish``)."""
-        box = turn.box
+        box = turn.hosted.box
         assert box is not None
-        readable = [c for c in calls if c.id not in turn.acc.invalid]
+        readable = [c for c in calls if c.id not in turn.answer.acc.invalid]
         hosted = [c for c in readable if box.owns(c.name)]
         if not hosted:
             return False
         for call in hosted:
             if box.needs_approval(call.name):
-                turn.approvals[call.id] = new_id("mcpr")
-        ready = [c for c in hosted if c.id not in turn.approvals]
+                turn.hosted.approvals[call.id] = new_id("mcpr")
+        ready = [c for c in hosted if c.id not in turn.hosted.approvals]
         left = box.calls_left()
         if left is not None and len(ready) > left:
             for call in ready[left:]:
-                turn.acc.invalid[call.id] = (
+                turn.answer.acc.invalid[call.id] = (
                     f"Error: not run: this response may make {box.max_calls} calls of the "
                     "tools the server runs, and has made them. Answer without it."
                 )
             ready = ready[:left]
-        turn.ran = await box.run(ready)
-        answered = len(turn.ran) + len(turn.acc.invalid)
+        turn.hosted.ran = await box.run(ready)
+        answered = len(turn.hosted.ran) + len(turn.answer.acc.invalid)
         return answered == len(calls)

@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 from parley.config import Settings
 from parley.engine import states
 from parley.engine.checkpoints import Checkpointer
-from parley.engine.history import Item, items_of, last_seq
+from parley.engine.history import items_of, last_seq
 from parley.engine.hosted.toolbox import Ahead, store_ahead
 from parley.engine.hub import Entry
+from parley.engine.thread_item import Item
 from parley.engine.turn import Behind, Turn, TurnStopped
 from parley.errors import InternalError, ParleyError
 from parley.events import (
@@ -108,13 +109,13 @@ class Settler:
         await self.caught_up(turn)
         await self.checkpointer.drain(turn)
         run, message_id = turn.run, turn.message_id
-        entries, turn.unsaved = turn.unsaved, []
-        text, reasoning, layout = turn.texts()
-        state = turn.provider_state(self.providers.provider_of(run.model))
+        entries = turn.log.take()
+        text, reasoning, layout = turn.answer.texts()
+        state = turn.answer.provider_state(self.providers.provider_of(run.model))
         totals = turn.run_totals()
-        usage = turn.call_usage()
-        tool_calls = turn.stored_calls(calls)
-        errors, items = turn.tool_errors(calls), turn.answer_items()
+        usage = turn.answer.call_usage()
+        tool_calls = turn.hosted.stored_calls(calls)
+        errors, items = turn.tool_errors(calls), turn.hosted.items()
         after = last_seq(turn.context)
         placeholder = new_id("msg")
         answer = thread_store.new_message(
@@ -169,7 +170,7 @@ class Settler:
             if entries:
                 run_store.append_events(conn, run_id=run.id, events=entries)
             run_store.update_run(
-                conn, run_id=run.id, last_seq=entries[-1][0] if entries else turn.seq, **totals
+                conn, run_id=run.id, last_seq=entries[-1][0] if entries else turn.log.seq, **totals
             )
             # This round's answer and tool errors, read back: not kept (``HistoryCache``),
             # as this transaction wrote them.
@@ -189,18 +190,19 @@ class Settler:
             entries,
             len(turn.context),
             message_id,
-            turn.acc,
-            turn.ran,
-            turn.spent,
+            turn.answer.acc,
+            turn.hosted.ran,
+            turn.answer.spent,
         )
         behind.write.add_done_callback(lambda _: self._landed(turn, behind))
-        turn.behind = behind
+        turn.log.behind = behind
         turn.context = turn.context + items_of([answer, *results])
         turn.message_id = placeholder
-        turn.ran = []
-        turn.spent = turn.usage()
-        turn.acc = AnswerAccumulator()
-        turn.rounds += 1
+        building = turn.answer
+        turn.hosted.ran = []
+        building.spent = building.usage()
+        building.acc = AnswerAccumulator()
+        building.rounds += 1
         turn.settling = False
 
     def _landed(self, turn: Turn, behind: Behind) -> None:
@@ -217,8 +219,8 @@ class Settler:
         behind.landed = written is not None
         if written is not None:
             turn.context = turn.context[: behind.base] + written
-            if turn.behind is behind:
-                turn.behind = None
+            if turn.log.behind is behind:
+                turn.log.behind = None
         elif turn.task is not None and not turn.settling and turn.stop_reason is None:
             turn.stop_reason = "remote"
             turn.task.cancel()
@@ -231,19 +233,20 @@ class Settler:
                 before that round, its answer to be written again by its end.
             Exception: the write failed (the database's error); the turn is put back too.
         """
-        behind = turn.behind
+        behind = turn.log.behind
         if behind is None:
             return
         await asyncio.wait([behind.write])
         self._landed(turn, behind)
-        turn.behind = None
+        turn.log.behind = None
         if behind.landed:
             return
-        turn.put_back(behind.entries)
+        turn.log.put_back(behind.entries)
         turn.context = turn.context[: behind.base]
-        turn.message_id, turn.acc, turn.ran = behind.message_id, behind.acc, behind.ran
-        turn.spent = behind.spent
-        turn.rounds -= 1
+        turn.message_id, turn.hosted.ran = behind.message_id, behind.ran
+        building = turn.answer
+        building.acc, building.spent = behind.acc, behind.spent
+        building.rounds -= 1
         write = behind.write
         if not write.cancelled() and write.exception() is not None:
             raise write.exception()  # type: ignore[misc]
@@ -283,12 +286,12 @@ class Settler:
     ) -> list[Entry]:
         """Record the closing events; they are published once the end is committed."""
         run_id = turn.run.id
-        usage = UsageEvent(run_id=run_id, **turn.usage().model_dump())
+        usage = UsageEvent(run_id=run_id, **turn.answer.usage().model_dump())
         events = [*extra, usage, RunStatusEvent(run_id=run_id, status=status)]
         ended = None if ended_at is None else int(ended_at)
         reason = (reason or "interrupted") if status == RunStatus.INCOMPLETE else None
         events.append(DoneEvent(run_id=run_id, status=status, ended_at=ended, reason=reason))
-        return [turn.record(e) for e in events]
+        return [turn.log.record(e) for e in events]
 
     async def _settle(
         self,
@@ -307,12 +310,12 @@ class Settler:
         ended_at = now()
         reason = run_values.get("error_code")
         closing = self._closing(turn, status, *extra, ended_at=ended_at, reason=reason)
-        entries, turn.unsaved = turn.unsaved, []
+        entries = turn.log.take()
         run, message_id = turn.run, turn.message_id
-        text, reasoning, layout = turn.texts()
-        provider_state = turn.provider_state(self.providers.provider_of(run.model))
-        usage = turn.call_usage()
-        items = turn.answer_items()
+        text, reasoning, layout = turn.answer.texts()
+        provider_state = turn.answer.provider_state(self.providers.provider_of(run.model))
+        usage = turn.answer.call_usage()
+        items = turn.hosted.items()
         values = {
             **turn.run_totals(),
             "lease_owner": None,
@@ -358,8 +361,8 @@ class Settler:
             raise
         finally:
             if not written:  # not written, or stopped from elsewhere: take the closing back
-                turn.put_back(entries[: len(entries) - len(closing)])
-                turn.seq -= len(closing)
+                turn.log.put_back(entries[: len(entries) - len(closing)])
+                turn.log.seq -= len(closing)
         if not written:
             raise TurnStopped
         turn.publish_closing(closing)
@@ -369,7 +372,7 @@ class Settler:
         """The model's answer ended: the run is ``completed``, or ``incomplete`` when the
         model stopped at its output token limit (the text is kept) or the run's output
         token budget was used up before the call (``engine.budget``)."""
-        if turn.out_of_budget:
+        if turn.answer.out_of_budget:
             await self._settle(
                 turn,
                 RunStatus.INCOMPLETE,
@@ -377,7 +380,7 @@ class Settler:
                 error_message="The run used up its output token budget before this turn.",
             )
             return
-        if turn.acc.finish_reason == "length":
+        if turn.answer.acc.finish_reason == "length":
             await self._settle(
                 turn,
                 RunStatus.INCOMPLETE,
@@ -391,12 +394,12 @@ class Settler:
         """Hand the calls to the client; calls whose arguments could not be read are
         answered here with a tool error, and hosted calls the turn ran with their results:
         neither is in the manifest."""
-        run_id, invalid = turn.run.id, turn.acc.invalid
-        ran = {r.call_id for r in turn.ran}
+        run_id, invalid = turn.run.id, turn.answer.acc.invalid
+        ran = {r.call_id for r in turn.hosted.ran}
         runnable = [c for c in calls if c.id not in invalid and c.id not in ran]
         # Action ids are chosen here so the manifest and the rows agree; a call that waits
         # for an approval has its approval request's id.
-        asked, box = turn.approvals, turn.box
+        asked, box = turn.hosted.approvals, turn.hosted.box
         action_ids = [asked.get(c.id) or new_id("act") for c in runnable]
         manifest = ToolCallsEvent(
             run_id=run_id,
@@ -416,7 +419,7 @@ class Settler:
             turn,
             RunStatus.ACTION_REQUIRED,
             manifest,
-            tool_calls=turn.stored_calls(calls),
+            tool_calls=turn.hosted.stored_calls(calls),
             actions=[
                 (aid, c.id, c.name, c.arguments)
                 for aid, c in zip(action_ids, runnable, strict=True)
@@ -428,12 +431,12 @@ class Settler:
 
     async def _fail(self, turn: Turn, exc: ParleyError) -> None:
         error = ErrorEvent(run_id=turn.run.id, code=exc.code, message=exc.message)
-        calls = turn.unanswered
+        calls = turn.answer.unanswered
         await self._settle(
             turn,
             RunStatus.FAILED,
             error,
-            tool_calls=turn.stored_calls(calls) if calls else None,
+            tool_calls=turn.hosted.stored_calls(calls) if calls else None,
             answers=turn.tool_errors(calls),
             error_code=exc.code,
             error_message=exc.message,
@@ -452,14 +455,14 @@ class Settler:
         current = await self.db.read(run_store.get_run, run_id=run.id)
         # A sweep that took this turn for dead wrote the run's closing events already,
         # numbered past this turn's: keep the text and events, and pass those on.
-        swept = current.last_seq > turn.seq
+        swept = current.last_seq > turn.log.seq
         status = RunStatus(current.status)
         closing = [] if swept else self._closing(turn, status, ended_at=current.completed_at)
-        entries, turn.unsaved = turn.unsaved, []
+        entries = turn.log.take()
         message_id = turn.message_id
-        text, reasoning, layout = turn.texts()
+        text, reasoning, layout = turn.answer.texts()
         values: dict[str, Any] = turn.run_totals()
-        usage = turn.call_usage()
+        usage = turn.answer.call_usage()
         if entries and not swept:
             values["last_seq"] = entries[-1][0]
 
@@ -477,7 +480,7 @@ class Settler:
             run_store.update_run(conn, run_id=run.id, **values)
             if not swept:
                 return closing
-            stored = run_store.read_events(conn, run_id=run.id, after=turn.seq)
+            stored = run_store.read_events(conn, run_id=run.id, after=turn.log.seq)
             return [(e.seq, e.type, e.data) for e in stored]
 
         turn.publish_closing(await self.db.write(write))
@@ -496,7 +499,7 @@ class Settler:
         )
         ended_at = now()
         closing = self._closing(turn, RunStatus.FAILED, error, ended_at=ended_at)
-        entries, turn.unsaved = turn.unsaved, []
+        entries = turn.log.take()
         values = {
             "lease_owner": None,
             "lease_expires_at": None,

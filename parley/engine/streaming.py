@@ -1,6 +1,5 @@
-"""The model call of a turn: the request it sends (``build_request``), the events it relays
-as they come (``stream_answer``), and the timeouts that stop a model gone quiet
-(``StreamClock``).
+"""The model call of a turn: the request it sends (``build_request``), and the events it
+relays as they come (``stream_answer``), timed by a ``StreamClock`` (``engine.stream_clock``).
 
 The only awaits while an answer streams are the upstream's: every part goes into the
 turn's accumulator and, as an event, to the turn's live channel at once
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import orjson
@@ -19,9 +18,10 @@ import orjson
 from parley.engine.budget import call_parameters
 from parley.engine.context import Window, always_sent, answer_room, fit_start
 from parley.engine.file_inputs import FileInputs
-from parley.engine.history import Item
+from parley.engine.profile import ModelProfile
+from parley.engine.stream_clock import StreamClock
+from parley.engine.thread_item import Item
 from parley.engine.turn import Turn
-from parley.errors import UpstreamTimeout
 from parley.events import (
     ContentDelta,
     ModelEvent,
@@ -32,72 +32,8 @@ from parley.events import (
 )
 from parley.metrics import Metrics
 from parley.providers.base import ChatMessage, ModelOptions, ModelRequest
-from parley.providers.registry import ProviderRegistry
 from parley.store.records import Run
 from parley.types import Role, ToolSpec
-
-
-class StreamClock:
-    """First-token and idle timeouts of one model call, on a single loop timer.
-
-    The streaming loop only stamps ``last`` (and sets ``started`` at the first text,
-    reasoning or tool call); the timer, when it fires, moves itself to the deadline that
-    stamp implies, or calls ``stop`` with the error, which answers whether it stopped the
-    call (``error`` is then set)."""
-
-    __slots__ = ("_handle", "_loop", "error", "first", "idle", "last", "started", "stop_call")
-
-    def __init__(
-        self, stop_call: Callable[[UpstreamTimeout], bool], first: float, idle: float
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.stop_call, self.first, self.idle = stop_call, first, idle
-        self.last = self._loop.time()
-        self.started = False
-        self.error: UpstreamTimeout | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        if first or idle:
-            self._handle = self._loop.call_at(self.last + (first or idle), self._check)
-
-    def begin(self) -> None:
-        """The model started its answer (its first text, reasoning or tool call): from now
-        on the idle limit applies, so a timer set for the first-token deadline is moved."""
-        self.started = True
-        if self._handle is not None and self.idle:
-            self._handle.cancel()
-            self._handle = self._loop.call_at(self.last + self.idle, self._check)
-
-    def _check(self) -> None:
-        limit = self.idle if self.started else self.first
-        if not limit:
-            if not self.started:  # no first-token limit: the idle one starts at the start
-                self._handle = self._loop.call_at(self._loop.time() + self.idle, self._check)
-            else:
-                self._handle = None
-            return
-        deadline = self.last + limit
-        if self._loop.time() < deadline:
-            self._handle = self._loop.call_at(deadline, self._check)
-            return
-        if self.started:
-            what = f"sent nothing for {limit:g} s in the middle of its answer (idle_timeout)"
-        else:
-            what = f"did not start its answer within {limit:g} s (first_token_timeout)"
-        error = UpstreamTimeout(f"The model {what}.", code="upstream_timeout")
-        if self.stop_call(error):
-            self.error = error
-
-    def stop(self) -> None:
-        """Stop the timer, and let go of ``stop_call``: it holds the turn, which holds this
-        clock, and a cycle would leave the turn and all it holds to the garbage collector."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self.stop_call = _stopped
-
-
-def _stopped(_: UpstreamTimeout) -> bool:
-    return False
 
 
 def build_request(
@@ -219,39 +155,39 @@ def _for_provider(chat: ChatMessage, provider: str) -> ChatMessage:
 
 
 async def stream_answer(
-    turn: Turn, providers: ProviderRegistry, metrics: Metrics, files: FileInputs | None = None
+    turn: Turn, profile: ModelProfile, metrics: Metrics, files: FileInputs | None = None
 ) -> None:
-    """Call the turn's model (or go on with its early call) and relay its events. The
-    files of its messages are read for the call by ``files``."""
+    """Call the turn's model (or go on with its early call) and relay its events: its
+    adapter, model id, window and timeouts are ``profile``'s (the turn's model, resolved
+    once). The files of its messages are read for the call by ``files``."""
     stream: AsyncGenerator[ModelEvent, None]
-    model = turn.run.model
     if turn.early is not None:
         # The call's own stream, its first part read ahead (``EarlyStart.first``).
         stream = turn.early.stream
         model_id, began = turn.early.request.model, turn.early.began
     else:
         began = None
-        provider, model_id = providers.resolve(model)
-        request, turn.dropped = build_request(
+        model_id = profile.model_id
+        request, turn.answer.dropped = build_request(
             turn.run,
             turn.context,
             model_id,
-            providers.provider_of(model),
-            spent=turn.spent.output_tokens,
-            window=providers.context_window(model),
-            hosted=turn.box.functions if turn.box is not None else (),
+            profile.provider,
+            spent=turn.answer.spent.output_tokens,
+            window=profile.window,
+            hosted=turn.hosted.box.functions if turn.hosted.box is not None else (),
         )
         if files is not None:
-            request = await files.resolve(request, user_id=turn.run.user_id, model=model)
-        stream = provider.stream(request)
-    call = metrics.upstream_call(providers.provider_of(model), model_id, started=began)
+            request = await files.resolve(request, user_id=turn.run.user_id, model=turn.run.model)
+        stream = profile.adapter.stream(request)
+    call = metrics.upstream_call(profile.provider, model_id, started=began)
     run_id, message_id = turn.run.id, turn.message_id
-    acc, emit, emit_json = turn.acc, turn.emit, turn.emit_json
+    acc, emit, emit_json = turn.answer.acc, turn.emit, turn.emit_json
     # A text delta's JSON, as ``ContentDelta(...).model_dump_json()`` writes it: the fixed
     # part once, then each text (the bulk of every answer).
     ids = f'{orjson.dumps(run_id).decode()},"message_id":{orjson.dumps(message_id).decode()}'
     delta = f'{{"type":"content.delta","run_id":{ids},"text":'
-    clock = turn.clock = StreamClock(turn.stop_model, *providers.timeouts(turn.run.model))
+    clock = turn.clock = StreamClock(turn.stop_model, *profile.timeouts)
     time = asyncio.get_running_loop().time
 
     def relay(part: ModelEvent) -> None:

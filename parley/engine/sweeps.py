@@ -11,7 +11,8 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from parley.engine.hosted import code_interpreter, file_search, mcp, web_search
-from parley.engine.transactions import Lease, close_idle_run, lease_node
+from parley.engine.idle_runs import close_idle_run
+from parley.engine.transactions import Lease, lease_node
 from parley.events import ErrorEvent, HostedToolEvent, ReasoningPart, TextPart
 from parley.providers.accumulator import AnswerAccumulator
 from parley.store import runs as run_store

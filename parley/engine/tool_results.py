@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parley.engine.history import Item
 from parley.engine.inputs import NewMessage
+from parley.engine.thread_item import Item
 from parley.errors import InvalidRequest
 from parley.types import Role
 

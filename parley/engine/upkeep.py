@@ -151,7 +151,7 @@ class Upkeep:
         held here; stop the turns cancelled elsewhere. One write for all of them, once a
         beat: checkpoints, four times a second, leave the runs' rows alone."""
         stamp = time.monotonic()
-        ids = [r for r, t in self.turns.items() if stamp - t.renewed >= self.beat]
+        ids = [r for r, t in self.turns.items() if stamp - t.log.renewed >= self.beat]
         if not ids and not self.scratch_held:
             return
         alive = await self.db.write_later(
@@ -162,7 +162,7 @@ class Upkeep:
             if turn is None:
                 continue
             if run_id in alive:
-                turn.renewed = max(turn.renewed, stamp)
+                turn.log.renewed = max(turn.log.renewed, stamp)
             elif turn.task and not turn.settling:
                 turn.stop_reason = "remote"
                 turn.task.cancel()

@@ -77,7 +77,7 @@ class AccessLog:
                     message["headers"] = [*message.get("headers", ()), header]
                 await send(message)
 
-            send_with_id.inner_send = send  # type: ignore[attr-defined]  # (kit.sse)
+            send_with_id.inner_send = send  # type: ignore[attr-defined]  # (kit.direct_write)
             await self.app(scope, receive, send_with_id)
         finally:
             logcontext.request_id.reset(token)
@@ -95,11 +95,11 @@ class AccessLog:
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
-            # Counted once sent: a stream's tap drops a send that would wait (``kit.sse``).
+            # Counted once sent: a stream's tap drops a send that would wait (``kit.direct_write``).
             if message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
 
-        send_counted.inner_send = send  # type: ignore[attr-defined]  # (kit.sse)
+        send_counted.inner_send = send  # type: ignore[attr-defined]  # (kit.direct_write)
         try:
             await self.app(scope, receive, send_counted)
         finally:

@@ -7,7 +7,8 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage, compaction
 from parley.engine import transactions as tx
-from parley.engine.history import HistoryCache, Item, item_of, items_of, view
+from parley.engine.history import HistoryCache, item_of, items_of, view
+from parley.engine.thread_item import Item
 from parley.store import threads
 from parley.store.db import Database
 from parley.types import Role
@@ -20,7 +21,7 @@ def said(items: list[Item]) -> list[tuple[int, str]]:
 
 def a_marker(summary: str, covers: int) -> NewMessage:
     return NewMessage(
-        role=Role.ASSISTANT, content="", item=compaction.item("cmp_x", summary, covers)
+        role=Role.ASSISTANT, content="", item=compaction.compaction_item("cmp_x", summary, covers)
     )
 
 
@@ -43,7 +44,7 @@ async def test_a_thread_is_seen_from_its_newest_summary(db: Database) -> None:
         messages=[a_marker("one to eight", 8)],
         history=history,
     )
-    head = (11, compaction.HEAD + "one to eight")
+    head = (11, compaction.SUMMARY_HEAD + "one to eight")
     expected = [head, (9, "message 8"), (10, "message 9")]
     assert said(await db.read(read)) == expected  # new rows after the kept ones
     assert said(await db.read(read)) == expected  # all kept
@@ -58,8 +59,8 @@ async def test_a_thread_is_seen_from_its_newest_summary(db: Database) -> None:
         tx.append_messages, user_id=user_id, thread_id=thread_id, messages=more, history=history
     )
     # The newest summary wins; it covers everything before it.
-    assert said(await db.read(read)) == [(13, compaction.HEAD + "all of it")]
-    assert said(await db.read(afresh)) == [(13, compaction.HEAD + "all of it")]
+    assert said(await db.read(read)) == [(13, compaction.SUMMARY_HEAD + "all of it")]
+    assert said(await db.read(afresh)) == [(13, compaction.SUMMARY_HEAD + "all of it")]
 
 
 def _items(*given: tuple[str, int, bool]) -> list[Item]:
@@ -115,7 +116,7 @@ def test_a_summary_alone_is_not_compacted_again() -> None:
         seq=5,
         role=Role.ASSISTANT,
         content="",
-        item=compaction.item("cmp_y", "s" * 8000, 0),
+        item=compaction.compaction_item("cmp_y", "s" * 8000, 0),
     )
     marker = item_of(summary)
     assert marker is not None and marker.compacts == 0

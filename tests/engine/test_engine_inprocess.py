@@ -195,7 +195,7 @@ async def _writes_idle(engine: Engine) -> bool:
 
 async def _has_text(engine: Engine, run_id: str) -> bool:
     turn = engine.turns.get(run_id)
-    return turn is not None and bool(turn.acc.text)
+    return turn is not None and bool(turn.answer.acc.text)
 
 
 async def _ended(engine: Engine, run_id: str) -> bool:

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 
 from parley.engine import NewMessage
 from parley.engine import transactions as tx
-from parley.engine.history import HistoryCache, Item, SharedHistory, items_of
+from parley.engine.history import HistoryCache, SharedHistory, items_of
+from parley.engine.thread_item import Item
 from parley.store import threads, users
 from parley.store.db import Database
 from parley.types import Role

@@ -57,7 +57,10 @@ def test_a_name_without_a_provider_is_profiled_as_the_default_provider_s(engine:
         window=32000,
         refused=frozenset(),
         hands_back_state=False,
+        timeouts=(120.0, 60.0),
+        adapter=profile.adapter,
     )
+    assert profile.adapter is engine.providers.resolve("house-model")[0]
     assert profile.json_output and profile.prompt_cache_retention
     assert not profile.refuses("seed")
 

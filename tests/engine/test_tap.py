@@ -1,4 +1,4 @@
-"""A follower's tap (``engine.hub.Tap``): while the follower waits, the turn's events go
+"""A follower's tap (``engine.tap``): while the follower waits, the turn's events go
 straight to its sink (the first of a round of the event loop at once, the others of the
 round in one write at its end), in order and once each; a turn's end, a sink that is not ready or
 that fails, and the channel's close go back to the follower, which reads on from there."""
@@ -11,18 +11,21 @@ from parley.engine.hub import Entry, Followed, RunChannel
 
 
 class Socket:
-    """A sink that takes bytes at once while ``open``, and fails when told to."""
+    """A sink that frames a batch (``_frames``) and takes the bytes at once while ``open``,
+    and fails when told to."""
+
+    ready = True
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.open = True
         self.broken = False
 
-    def write(self, data: bytes) -> bool:
+    def write(self, batch: list[Entry]) -> bool:
         if self.broken:
             raise OSError("gone")
         if self.open:
-            self.written.append(data)
+            self.written.append(_frames(batch))
         return self.open
 
 
@@ -39,7 +42,7 @@ async def _start(
 ) -> tuple[Followed, Socket, list[list[Entry]], asyncio.Task[None]]:
     followed = Followed(channel, 0, idle_timeout=30)
     socket = Socket()
-    followed.tap.frames, followed.tap.sink = _frames, socket
+    followed.write_to(socket)
     read: list[list[Entry]] = []
 
     async def reader() -> None:
@@ -162,3 +165,45 @@ async def test_one_tap_writes_at_a_time_and_other_followers_read_everything() ->
 
 async def _all(channel: RunChannel) -> list[list[Entry]]:
     return [batch async for batch in channel.follow(0, idle_timeout=30)]
+
+
+async def _deliver(tapped: bool) -> tuple[bytes, int]:
+    """A turn's entries, published in rounds of one to three, with a sink that stops
+    taking bytes for two rounds, then the turn's end: the bytes that reach the client
+    (written by the tap, or read by the follower and framed, in the order they go out),
+    and how many writes the tap made."""
+    channel = RunChannel("run_1", first_seq=1)
+    out: list[bytes] = []
+    socket = Socket()
+    socket.written = out
+    followed = Followed(channel, 0, idle_timeout=30)
+    if tapped:
+        followed.write_to(socket)
+    read = 0
+
+    async def reader() -> None:
+        nonlocal read
+        async for batch in followed:
+            out.append(_frames(batch))
+            read += 1
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0)
+    seq = 0
+    for round_, size in enumerate([1, 3, 2, 1, 3, 1, 2]):
+        socket.open = round_ not in (3, 4)
+        for _ in range(size):
+            seq += 1
+            channel.publish(_entry(seq))
+        await asyncio.sleep(0.001)
+    channel.publish_many([_entry(seq + 1, "run.status"), _entry(seq + 2, "done")])
+    channel.close()
+    await task
+    return b"".join(out), len(out) - read
+
+
+async def test_the_tap_delivers_what_the_plain_path_does() -> None:
+    tapped, writes = await _deliver(tapped=True)
+    plain, none = await _deliver(tapped=False)
+    assert tapped == plain == b"".join(b"%d;" % n for n in range(1, 16))
+    assert writes >= 5 and none == 0  # the tap did write, in every round it could

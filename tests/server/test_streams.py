@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from parley.engine import Entry
 from parley.errors import NotFound, ParleyError
-from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
+from parley.server.faces.kit.sse import PING
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump, turn_end
 from tests.harness import free_port
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from parley.engine.history import Item
 from parley.engine.inputs import Approval, NewMessage
+from parley.engine.thread_item import Item
 from parley.engine.tool_results import Decision, SubmittedAnswer
 from parley.errors import InvalidRequest
 from parley.store import runs as run_store

@@ -28,11 +28,13 @@ from parley.server.faces.assistants.requests import (
 )
 from parley.server.faces.assistants.stream import DONE_FRAME, TurnEvents, run_frames
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page, window
 from parley.server.faces.kit.resources import RunPublic
 from parley.server.faces.kit.run_steps import RunStepPublic, step_message_id
-from parley.server.faces.kit.sse import PING, SSEResponse, sse_response
+from parley.server.faces.kit.sse import PING
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.idempotency import Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events
@@ -66,9 +68,9 @@ def _stream(
 ) -> SSEResponse:
     """A turn's stream: ``source``'s run events up to the turn's end, as ``events`` tells
     them, then ``event: done``."""
-    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
-    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True, tap=tap)
-    return sse_response(frames, headers, tap=tap)
+    direct = direct_write(source, events.add)
+    frames = pump(events, source, ping=PING, end=DONE_FRAME, turn=True)
+    return sse_response(frames, headers, direct=direct)
 
 
 async def _start(

@@ -21,7 +21,8 @@ from parley.server.deps import AuthenticatedCaller, Caller, Services, Svc
 from parley.server.errors import openai_error
 from parley.server.faces.chat.chunks import Completion, error_frame
 from parley.server.faces.chat.requests import ChatCompletionCreate, new_state_token, read_call
-from parley.server.faces.kit.sse import DONE, SSEResponse, sse_response
+from parley.server.faces.kit.sse import DONE
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.openapi import errors, json_or_events, upstream_errors
 from parley.store import call_states

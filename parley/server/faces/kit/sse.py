@@ -1,6 +1,7 @@
 """Server-sent events, written once for every face: the one framer (``frame``; ``head`` for
-a face that keeps a frame's fixed bytes ahead of time; ``entry_frames`` for a batch of engine entries), the keep-alive comment, the
-``[DONE]`` end frame, the response headers, and the SSE sink (``SSEResponse``).
+a face that keeps a frame's fixed bytes ahead of time; ``entry_frames`` for a batch of
+engine entries), the keep-alive comment, the ``[DONE]`` end frame and the response headers.
+The SSE sink that writes them is ``kit.sse_response``.
 
 A frame is ``id: <seq>`` (when numbered), ``event: <name>`` (when named) and one ``data:``
 line of JSON, then a blank line. The JSON of an event never holds a raw newline, so one
@@ -9,14 +10,7 @@ line of JSON, then a blank line. The JSON of an event never holds a raw newline,
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
-
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
-
-from parley.engine import Entry, Tap
+from parley.engine import Entry
 
 PING = b": ping\n\n"
 #: The end of the OpenAI-style streams (Chat Completions, Responses): ``data: [DONE]``.
@@ -54,117 +48,3 @@ def entry_frames(batch: list[Entry]) -> bytes:
 def head(event: str | None = None) -> bytes:
     """A frame's bytes before its data: ``frame(data, event) == head(event) + data + END``."""
     return b"data: " if event is None else b"event: " + event.encode() + b"\ndata: "
-
-
-class SSEResponse(StreamingResponse):
-    """The SSE sink: a streaming response of a pump's frames (``kit.streams.pump``).
-
-    When the client goes, writing stops at once; the run itself goes on in the engine.
-    The client's going is watched for with one plain task (Starlette's own response runs
-    an anyio task group per response: a measurable share of the time to the first event).
-
-    With ``watch_after_first``, the watch begins once the first chunk is out, keeping its
-    task off the way to that chunk: for a body whose first chunk is ready (the chat
-    gateway's, made from an event already in hand), so that a client gone before it is
-    seen at once after it."""
-
-    watch_after_first = False
-    #: The tap of the stream's source (``engine.hub.Tap``): while the response runs, its
-    #: sink is this response's socket, when the server's ``send`` can be driven at once.
-    tap: Tap | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = asyncio.current_task()
-        assert streaming is not None
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            streaming.cancel()
-
-        watcher = None if self.watch_after_first else asyncio.ensure_future(watch())
-        tap = self.tap if _sends_at_once(send) else None
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            if tap is not None:
-                tap.sink = _SocketSink(send)
-            async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if watcher is None:
-                    watcher = asyncio.ensure_future(watch())
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not gone:
-                raise
-            streaming.uncancel()
-            # Written no more: the body (a pump) lets go of what it holds now.
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            if tap is not None:
-                tap.sink = None
-            if watcher is not None:
-                watcher.cancel()
-
-
-def _sends_at_once(send: Send) -> bool:
-    """Whether ``send`` is uvicorn's own, whose body sends wait only before writing
-    anything (while its client reads, a send is done in its first step), or a middleware's
-    whose send awaits nothing but it and says so with ``inner_send`` (``metrics``,
-    ``server.logs``)."""
-    while (inner := getattr(send, "inner_send", None)) is not None:
-        send = inner
-    owner = getattr(send, "__self__", None)
-    return type(owner).__module__.startswith("uvicorn.protocols.http.")
-
-
-class _SocketSink:
-    """A stream's socket for its tap: the response's ``send``, stepped once rather than
-    awaited. A step that would wait (the client has not read what was sent) stops before
-    the server wrote anything, and the tap leaves the batch to the follower's own path."""
-
-    __slots__ = ("_send",)
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-
-    def write(self, data: bytes) -> bool:
-        return _step(self._send({"type": "http.response.body", "body": data, "more_body": True}))
-
-
-def _step(send: Any) -> bool:
-    """Run the coroutine ``send`` if it finishes at once: True. One that would wait is
-    closed where it waits (nothing written): False."""
-    try:
-        send.send(None)
-    except StopIteration:
-        return True
-    send.close()
-    return False
-
-
-def sse_response(
-    frames: AsyncIterator[bytes],
-    headers: dict[str, str] | None = None,
-    *,
-    watch_after_first: bool = False,
-    tap: Tap | None = None,
-) -> SSEResponse:
-    """An event stream of ``frames`` (a pump's), with the stream headers and ``headers``;
-    ``tap``: the pump's (``kit.streams.pump``)."""
-    response = SSEResponse(
-        frames, media_type="text/event-stream", headers={**HEADERS, **(headers or {})}
-    )
-    response.watch_after_first = watch_after_first
-    response.tap = tap
-    return response

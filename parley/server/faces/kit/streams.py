@@ -13,7 +13,7 @@
 - The **pump** owns what every stream does alike: a keep-alive ping on an empty batch, the
   end of a turn (the first ``done`` entry, ``turn_end``), the end frame (``data: [DONE]``)
   and the release of what the stream holds, however it ends.
-- The **sink** writes the frames: ``sse.SSEResponse`` as server-sent events, ``to_socket``
+- The **sink** writes the frames: ``sse_response.SSEResponse`` as server-sent events, ``to_socket``
   as WebSocket JSON messages. When the client goes, writing stops at once; the run goes on
   in the engine.
 
@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from starlette.websockets import WebSocket
 
-from parley.engine import Entry, Tap
+from parley.engine import Entry
 from parley.errors import ParleyError
 
 #: What one event of a WebSocket stream is: a JSON object.
@@ -83,7 +83,6 @@ async def pump(
     end: Out | None = None,
     turn: bool = False,
     release: Callable[[], Awaitable[None]] | None = None,
-    tap: Tap | None = None,
 ) -> AsyncIterator[Out]:
     """A stream's frames, from ``source``'s items by ``translator``.
 
@@ -96,13 +95,11 @@ async def pump(
             turn's: it closes at the turn's first ``done`` (``turn_end``), and is cut off
             when the source ends before one. Otherwise the source's end closes it.
         release: awaited once the stream is over, however it ended (its client gone too).
-        tap: the source's tap (``engine.hub``), for an SSE stream: given the translator's
-            frames, it writes the entries that come one at a time while the source waits,
-            straight from the turn to the sink (``sse.SSEResponse`` sets its other half).
+
+    A turn's SSE stream may also have its entries written straight from the turn while
+    the source waits (``kit.direct_write``): the pump sees only the others.
     """
     add = translator.add
-    if tap is not None:
-        tap.frames = add  # type: ignore[assignment]
     last: Out | None = None
     error: ParleyError | None = None
     try:
@@ -139,8 +136,6 @@ async def pump(
         if tail:
             yield tail
     finally:
-        if tap is not None:
-            tap.frames = None
         if release is not None:
             await release()
 

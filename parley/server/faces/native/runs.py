@@ -13,10 +13,12 @@ from parley.engine import Entry
 from parley.errors import InvalidRequest, ParleyError
 from parley.server.deps import AuthenticatedCaller, CurrentUser, DescList, Svc
 from parley.server.faces.kit import reads as kit_reads
+from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import check_owned, kept
 from parley.server.faces.kit.pages import Page
 from parley.server.faces.kit.resources import RunPublic
-from parley.server.faces.kit.sse import PING, SSEResponse, entry_frames, sse_response
+from parley.server.faces.kit.sse import PING, entry_frames
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import pump
 from parley.server.faces.native import reads
 from parley.server.faces.native.schemas import ActionPublic, RunCreate, ToolOutputsSubmit
@@ -63,9 +65,9 @@ def event_stream_response(
     """A run's events from ``source`` as server-sent events, as long as it gives them (a
     turn's own, ``TurnHandle.events``, end with it); with ``one_turn``, up to the first
     turn's ``done`` (a run's log, ``Engine.follow``, goes on to its later turns)."""
-    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
-    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn, tap=tap)
-    return sse_response(frames, headers, tap=tap)
+    direct = direct_write(source, _ENTRY_FRAMES.add)
+    frames = pump(_ENTRY_FRAMES, source, ping=PING, turn=one_turn)
+    return sse_response(frames, headers, direct=direct)
 
 
 async def run_public(svc: Svc, run: Run) -> RunPublic:

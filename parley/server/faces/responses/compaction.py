@@ -10,7 +10,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from parley.engine import Engine, NewMessage, compaction
+from parley.engine import (
+    COMPACTION_INSTRUCTIONS,
+    COMPACTION_TYPE,
+    LEAST_COMPACTION_THRESHOLD,
+    Engine,
+    NewMessage,
+    compaction_item,
+    transcript_line,
+)
 from parley.errors import InvalidRequest
 from parley.server.faces.responses import reads
 from parley.server.faces.responses.items import input_content, parse_input
@@ -36,7 +44,7 @@ async def compact(
         )
     transcript = "\n\n".join(_line(m) for m in messages if _line(m))
     ask = [NewMessage(role=Role.USER, content=transcript)]
-    instructions = compaction.INSTRUCTIONS
+    instructions = COMPACTION_INSTRUCTIONS
     if body.instructions:
         instructions = f"{instructions}\n\n{body.instructions}"
     summary, used = await engine.complete(model=body.model, messages=ask, instructions=instructions)
@@ -46,7 +54,7 @@ async def compact(
         "created_at": int(time.time()),
         "output": [
             *(_user_item(m) for m in messages if m.role == Role.USER),
-            compaction.item(new_id("cmp"), summary.strip()),
+            compaction_item(new_id("cmp"), summary.strip()),
         ],
         "usage": usage(used),
     }
@@ -146,12 +154,12 @@ def _user_item(message: NewMessage) -> dict[str, Any]:
 def _line(message: NewMessage) -> str:
     """One message of the transcript the model summarises."""
     calls = ((c["name"], c["arguments"]) for c in message.tool_calls or ())
-    return compaction.line(message.role, message.content, calls, message.tool_call_id)
+    return transcript_line(message.role, message.content, calls, message.tool_call_id)
 
 
 def context_options(given: list[Any] | None) -> dict[str, Any] | None:
     """The run option of a request's ``context_management``: ``{"threshold": T}`` (None:
-    at ``engine.compaction.DEFAULT_SHARE`` of the model's context window) for its one
+    at the engine's ``COMPACTION_SHARE`` of the model's context window) for its one
     ``compaction`` entry; None when it has none. Raises ``InvalidRequest`` for an entry
     of another type, a second one, or a threshold that is not a whole number of at
     least ``LEAST_THRESHOLD`` tokens."""
@@ -166,7 +174,7 @@ def context_options(given: list[Any] | None) -> dict[str, Any] | None:
                 code="invalid_type",
                 param=where,
             )
-        if entry.get("type") != compaction.KIND:
+        if entry.get("type") != COMPACTION_TYPE:
             raise InvalidRequest(
                 f"Invalid value for '{where}.type': expected 'compaction'.",
                 code="invalid_value",
@@ -179,7 +187,7 @@ def context_options(given: list[Any] | None) -> dict[str, Any] | None:
                 param=where,
             )
         limit = entry.get("compact_threshold")
-        least = compaction.LEAST_THRESHOLD
+        least = LEAST_COMPACTION_THRESHOLD
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < least
         ):

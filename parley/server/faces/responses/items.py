@@ -37,10 +37,11 @@ from typing import Any, NamedTuple
 import orjson
 
 from parley.engine import (
+    SUMMARY_HEAD,
     Approval,
     NewMessage,
     code_interpreter,
-    compaction,
+    decode_summary,
     file_search,
     web_search,
 )
@@ -640,10 +641,10 @@ def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[s
 def _compaction_text(item: dict[str, Any], index: int) -> str:
     if not isinstance(item.get("encrypted_content"), str):
         raise _bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
-    summary = compaction.decode(item["encrypted_content"])
+    summary = decode_summary(item["encrypted_content"])
     if summary is None:
         raise _bad(index, "encrypted_content", "not a compaction made by this server.")
-    return compaction.HEAD + summary
+    return SUMMARY_HEAD + summary
 
 
 # -------------------------------------------------------------------------- output

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from parley.engine import NewMessage, compaction
+from parley.engine import NewMessage, marker_covers, summary_chat
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.responses.items import message_id_of, message_items, without_segment
 from parley.server.faces.responses.protocol import record_of
@@ -374,9 +374,9 @@ def previous_context(conn: Connection, *, user_id: str, response_id: str) -> lis
         context = [m for m in context if m.seq <= end]
     summary: list[NewMessage] = []
     for m in reversed(context):  # from the newest compaction, its summary (``history.view``)
-        covers = compaction.marker_covers(m.item)
+        covers = marker_covers(m.item)
         if covers is not None and m.item is not None:
-            chat = compaction.summary_chat(m.item)
+            chat = summary_chat(m.item)
             summary = [NewMessage(role=chat.role, content=chat.content)]
             context = [c for c in context if c.seq > covers and c is not m]
             break

@@ -16,9 +16,11 @@ from starlette.datastructures import Headers
 from parley.engine import Entry
 from parley.errors import InvalidRequest
 from parley.server.deps import AuthenticatedCaller, Caller, CurrentUser, Services, Svc
+from parley.server.faces.kit.direct_write import direct_write
 from parley.server.faces.kit.hosted import who_of
 from parley.server.faces.kit.pages import Page, window
-from parley.server.faces.kit.sse import DONE, PING, SSEResponse, sse_response
+from parley.server.faces.kit.sse import DONE, PING
+from parley.server.faces.kit.sse_response import SSEResponse, sse_response
 from parley.server.faces.kit.streams import no_items, pump
 from parley.server.faces.responses import compaction, reads, websocket
 from parley.server.faces.responses.dialect import Dialect, event_dialect
@@ -249,9 +251,9 @@ def _sse(
     is over."""
     if source is None:
         return sse_response(pump(frames, no_items(), end=DONE))
-    tap = getattr(source, "tap", None)  # a turn's own events (``TurnHandle.events``)
-    body = pump(frames, source, ping=PING, end=DONE, turn=True, release=release, tap=tap)
-    return sse_response(body, tap=tap)
+    direct = direct_write(source, frames.add)
+    body = pump(frames, source, ping=PING, end=DONE, turn=True, release=release)
+    return sse_response(body, direct=direct)
 
 
 def _states_of(svc: Services, user_id: str, run_id: str, *, scratch: bool = False) -> StateReader:
