@@ -36,6 +36,8 @@ class Approved:
     server_label: str
     tool: str
     request_id: str
+    #: The kind of the tool (``hosted.kinds``): approvals are asked today for MCP tools.
+    kind: str = "mcp"
 
 
 @dataclass(slots=True)

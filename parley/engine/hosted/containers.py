@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parley.config import Settings, private_dir
-from parley.engine.hosted.code_interpreter import (
+from parley.engine.hosted.sandbox_calls import (
     Interpreter,
     Removed,
     Result,
