@@ -8,12 +8,22 @@ call (``code_interpreter_call``, its ``outputs`` null unless asked for likewise)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import orjson
 
-from parley.engine import code_interpreter, file_search, web_search
+from parley.engine import (
+    CodeInterpreterCall,
+    FileSearchCall,
+    McpApprovalRequest,
+    McpApprovalResponse,
+    McpListTools,
+    WebSearchCall,
+    code_interpreter,
+    file_search,
+    web_search,
+)
 from parley.server.faces.kit.hosted import INCLUDE_OUTPUTS, INCLUDE_RESULTS, INCLUDE_SOURCES
 
 #: What a ``file_search_call`` item keeps that the API does not show.
@@ -37,45 +47,57 @@ _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
 
 
 def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[str, Any]:
-    """A hosted tool's stored item as the API shows it: a tool list has no status; a file
-    search shows its results, a code interpreter call its outputs, only when asked to (by
-    the request that made it, or by a later read's ``include``). A code call's image output
-    is its ``url`` (a ``data:`` URL of the PNG), as OpenAI's shape has it."""
-    kind = item.get("type")
-    if kind == "mcp_list_tools":
-        return tool_list(item)
-    if kind == "mcp_approval_response":  # kept with "reason": null before it was left out
-        return {k: v for k, v in item.items() if not (k == "reason" and v is None)}
-    if kind == "web_search_call":
-        shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
-        if not (INCLUDE_SOURCES in include or item.get("show_sources")):
-            shown["action"] = {k: v for k, v in item["action"].items() if k != "sources"}
-        return shown
-    if kind == "compaction":  # a marker's: what it covers is the server's own
-        return {k: v for k, v in item.items() if k != "covers"}
-    if kind == "file_search_call":
-        shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
-        if not (INCLUDE_RESULTS in include or item.get("show_results")):
-            shown["results"] = None
-        return shown
-    if kind == "code_interpreter_call":
-        shown = {k: v for k, v in item.items() if k not in _CODE_ONLY}
-        if not (INCLUDE_OUTPUTS in include or item.get("show_outputs")):
-            shown["outputs"] = None
-        elif shown.get("outputs") is not None:
-            shown["outputs"] = [
-                {"type": "image", "url": o["url"]} if o.get("type") == "image" else o
-                for o in shown["outputs"]
-            ]
-        return shown
-    return dict(item)
+    """A hosted tool's stored item as the API shows it (``SHOWN``: by record type): a tool
+    list has no status; a file search shows its results, a code interpreter call its
+    outputs, a web search its sources, only when asked to (by the request that made it,
+    or by a later read's ``include``). A type the table does not have shows as stored."""
+    shown = SHOWN.get(str(item.get("type")))
+    return dict(item) if shown is None else shown(item, include)
+
+
+def _approval_response(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """An approval's answer: kept with "reason": null before it was left out."""
+    return {k: v for k, v in item.items() if not (k == "reason" and v is None)}
+
+
+def _web_search(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
+    if not (INCLUDE_SOURCES in include or item.get("show_sources")):
+        shown["action"] = {k: v for k, v in item["action"].items() if k != "sources"}
+    return shown
+
+
+def _compaction(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """A compaction marker's: what it covers is the server's own."""
+    return {k: v for k, v in item.items() if k != "covers"}
+
+
+def _file_search(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
+    if not (INCLUDE_RESULTS in include or item.get("show_results")):
+        shown["results"] = None
+    return shown
+
+
+def _code_call(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """A code call, its image outputs each its ``url`` (a ``data:`` URL of the PNG), as
+    OpenAI's shape has it."""
+    shown = {k: v for k, v in item.items() if k not in _CODE_ONLY}
+    if not (INCLUDE_OUTPUTS in include or item.get("show_outputs")):
+        shown["outputs"] = None
+    elif shown.get("outputs") is not None:
+        shown["outputs"] = [
+            {"type": "image", "url": o["url"]} if o.get("type") == "image" else o
+            for o in shown["outputs"]
+        ]
+    return shown
 
 
 def tool_list(item: dict[str, Any]) -> dict[str, Any]:
     """An ``mcp_list_tools`` item as OpenAI shows it: no status, and no ``error`` (nor a
     tool's ``description`` or ``annotations``) unless it has one. Lists stored before the
     engine left those out hold them as null; a list given back before its tools were
-    checked (``items._tools_given``) is shown as it was given."""
+    checked (``hosted_input._tools_given``) is shown as it was given."""
     shown = {k: v for k, v in item.items() if k != "status" and not (k == "error" and v is None)}
     tools = item.get("tools") or []
     if isinstance(tools, list):
@@ -155,10 +177,21 @@ def approval_request_item(
     (its ``hosted`` mark: server, tool, and the request's id)."""
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments).decode()
-    return {
-        "type": "mcp_approval_request",
-        "id": hosted["approval_request_id"],
-        "server_label": hosted["server_label"],
-        "name": hosted["name"],
-        "arguments": arguments,
-    }
+    return McpApprovalRequest(
+        id=hosted["approval_request_id"],
+        server_label=hosted["server_label"],
+        name=hosted["name"],
+        arguments=arguments,
+    ).to_stored()
+
+
+#: The face's table of stored hosted records: how each type shows as an output item. A new
+#: kind adds its entry.
+SHOWN: dict[str, Callable[[dict[str, Any], Collection[str]], dict[str, Any]]] = {
+    McpListTools.type: lambda item, include: tool_list(item),
+    McpApprovalResponse.type: _approval_response,
+    FileSearchCall.type: _file_search,
+    CodeInterpreterCall.type: _code_call,
+    WebSearchCall.type: _web_search,
+    "compaction": _compaction,
+}
