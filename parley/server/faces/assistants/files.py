@@ -22,10 +22,10 @@ functions are in ``reads``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from parley.engine import file_search
+from parley.engine import CodeInterpreterCall, FileSearchCall, file_search
 from parley.server.faces.kit.resources import MessagePublic, RunStepPublic
 
 
@@ -67,20 +67,18 @@ def with_searches(
     tools: Sequence[Mapping[str, Any]],
     contents: bool,
 ) -> RunStepPublic:
-    """A ``tool_calls`` step whose file searches show as ``file_search`` calls: the
-    ranking options, and the results (their text with ``contents``)."""
+    """A ``tool_calls`` step whose hosted calls (``searches``: their items by call id) show
+    in their own shape (``STEPS``): a file search as a ``file_search`` call, its ranking
+    options and results (their text with ``contents``); a code call as a
+    ``code_interpreter`` call."""
     calls = step.step_details.get("tool_calls")
     if not calls or not any(c.get("id") in searches for c in calls):
         return step
     shown = []
     for call in calls:
         item = searches.get(call.get("id", ""))
-        if item is None:
-            shown.append(call)
-        elif item.get("type") == "code_interpreter_call":
-            shown.append(code_call(call["id"], item))
-        else:
-            shown.append(search_call(call["id"], item, tools, contents))
+        shape = None if item is None else STEPS.get(str(item.get("type")))
+        shown.append(call if shape is None else shape(call["id"], item or {}, tools, contents))
     details = {**step.step_details, "tool_calls": shown}
     return step.model_copy(update={"step_details": details})
 
@@ -138,6 +136,23 @@ def code_call(call_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
         outputs.append({"type": "logs", "logs": str(item["error"])})
     details = {"input": item.get("code") or "", "outputs": outputs}
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": details}
+
+
+def _code_step(
+    call_id: str, item: Mapping[str, Any], tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    return code_call(call_id, item)
+
+
+#: The face's table of hosted records shown as a run step's call of their own type, by
+#: record type (the others show as the function call the model made). A new kind adds its
+#: entry.
+STEPS: dict[
+    str, Callable[[str, Mapping[str, Any], Sequence[Mapping[str, Any]], bool], dict[str, Any]]
+] = {
+    FileSearchCall.type: search_call,
+    CodeInterpreterCall.type: _code_step,
+}
 
 
 def figures(items: Sequence[Mapping[str, Any]]) -> list[str]:
