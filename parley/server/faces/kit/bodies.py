@@ -20,7 +20,6 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from parley.errors import InvalidRequest
-from parley.server.faces.kit.hosted import read_attachments, read_tool_resources
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
     HOSTED_KINDS,
@@ -31,6 +30,7 @@ from parley.server.faces.kit.readers import (
     read_tools,
     stored_tools,
 )
+from parley.server.faces.kit.tool_resources import read_attachments, read_tool_resources
 from parley.types import ToolSpec
 
 Metadata = dict[str, Any]
@@ -184,7 +184,7 @@ def _resources(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 #: An assistant's, thread's or run's ``tool_resources``: ``file_search`` stores, checked
-#: (``kit.hosted.read_tool_resources``).
+#: (``kit.tool_resources.read_tool_resources``).
 ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_resources)]
 
 
