@@ -135,7 +135,14 @@ class HostedTool(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["mcp", "file_search", "code_interpreter"]
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _hosted_kind(cls, value: str) -> str:
+        if value not in HOSTED_KINDS:
+            raise ValueError(f"expected one of {', '.join(sorted(HOSTED_KINDS))}")
+        return value
 
 
 class Tools(Body):

@@ -34,7 +34,7 @@ from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
 from parley.retrieval import index
-from parley.server.faces.kit.readers import invalid, unsupported
+from parley.server.faces.kit.readers import HOSTED_KINDS, invalid, unsupported
 from parley.store import vector_stores
 from parley.store.db import Database
 
@@ -561,8 +561,7 @@ def kept_tools(
             "it by server_label.",
         )
     entries = iter(hosted.entries)
-    kinds = ("mcp", "file_search", "code_interpreter")
-    return [next(entries) if t.get("type") in kinds else t for t in given]
+    return [next(entries) if t.get("type") in HOSTED_KINDS else t for t in given]
 
 
 def kept(

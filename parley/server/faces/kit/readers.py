@@ -101,8 +101,9 @@ ASSISTANTS = Dialect(
     hosted=True,
 )
 
-#: Tools the server runs itself (``kit.hosted``), on the faces that take them.
-HOSTED_KINDS = frozenset({"mcp", "file_search", "code_interpreter"})
+#: Tools the server runs itself (``kit.hosted.ENTRIES``: web search is the Responses
+#: face's alone), on every face that takes them. A new kind adds its entry type.
+HOSTED_KINDS: set[str] = {"mcp", "file_search", "code_interpreter"}
 _HOSTED = "give function tools, which your code runs"
 #: The kit's table of hosted tools a ``tool_choice`` may name, by entry type: the function
 #: the model sees for it, and the one it sees when a client function has that name (the

@@ -8,7 +8,7 @@ client sent come back as it sent them, from what the face kept of its request
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,10 +115,13 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
 
 
 def _hosted_echo(tool: dict[str, Any]) -> dict[str, Any]:
-    if tool["type"] == "file_search":
-        return file_search_echo(tool)
-    if tool["type"] == "code_interpreter":
-        return {"type": "code_interpreter", "container": tool.get("container")}
+    """A hosted tool as a response answers it back (``TOOLS_SHOWN``); a type the table
+    does not have, as kept."""
+    shown = TOOLS_SHOWN.get(tool["type"])
+    return dict(tool) if shown is None else shown(tool)
+
+
+def _mcp_echo(tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": tool["type"], **{k: tool.get(k, d) for k, d in _MCP_ECHO.items()}}
 
 
@@ -132,6 +135,18 @@ def file_search_echo(tool: dict[str, Any]) -> dict[str, Any]:
         "filters": tool.get("filters"),
         "ranking_options": ranking,
     }
+
+
+#: The face's table of hosted tool entries as a response answers them back, by entry type.
+#: A new kind adds its entry when it shows more than it keeps.
+TOOLS_SHOWN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "mcp": _mcp_echo,
+    "file_search": file_search_echo,
+    "code_interpreter": lambda tool: {
+        "type": "code_interpreter",
+        "container": tool.get("container"),
+    },
+}
 
 
 def head(run: Run, status: str) -> dict[str, Any]:
