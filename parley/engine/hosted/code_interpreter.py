@@ -326,8 +326,5 @@ class CodeInterpreterKind(Kind):
     ) -> Toolset:
         return Toolset(tools=[CodeInterpreterTool(Interpreter.of(entries[0]), services)])
 
-    def cut_short(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        return cut_short(item)
-
 
 KIND = CodeInterpreterKind()

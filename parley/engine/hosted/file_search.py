@@ -478,9 +478,6 @@ class FileSearchKind(Kind):
         )
         return Toolset(tools=[FileSearchTool(ready_one, services)])
 
-    def cut_short(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        return cut_short(item)
-
 
 KIND = FileSearchKind()
 

@@ -163,8 +163,3 @@ class Kind:
         """An approved call whose tool this turn does not have, answered with an error
         (None: the kind has no approvals)."""
         return None
-
-    def cut_short(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        """The stored item of a call still running when its turn died with its server
-        (None: the kind's items are never cut short)."""
-        return None

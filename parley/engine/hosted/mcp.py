@@ -399,9 +399,6 @@ class McpKind(Kind):
         turn.done(record)
         return Ran(approved.call_id, f"Error: {why}", record)
 
-    def cut_short(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        return cut_short(item)
-
 
 KIND = McpKind()
 

@@ -265,8 +265,5 @@ class WebSearchKind(Kind):
     ) -> Toolset:
         return Toolset(tools=[WebSearchTool(WebSearch.of(entries[0]), services)])
 
-    def cut_short(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        return cut_short(item)
-
 
 KIND = WebSearchKind()
