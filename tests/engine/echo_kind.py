@@ -18,7 +18,7 @@ from parley.engine.hosted.kind import Kind, Ran, Tool, Toolset, TurnView
 from parley.engine.hosted.records import Record
 from parley.engine.hosted.services import Services
 from parley.server.faces.assistants import files
-from parley.server.faces.kit import hosted, readers
+from parley.server.faces.kit import hosted
 from parley.server.faces.responses.hosted import STREAMED, Streamed
 from parley.store.db import new_id
 from parley.types import FunctionSpec, ToolCall, ToolSpec
@@ -85,13 +85,12 @@ def _step(call_id: str, item: Mapping[str, Any], tools: Any, contents: bool) -> 
 def registered() -> Iterator[None]:
     """The ``echo`` kind in the engine's registry and the faces' tables, then out again."""
     kinds.register(KIND, EchoCall)
-    hosted.ENTRIES["echo"] = _entry
-    readers.HOSTED_KINDS.add("echo")
+    hosted.register_entry("echo", _entry)
     STREAMED[EchoCall.type] = Streamed({"status": "in_progress"})
     files.STEPS[EchoCall.type] = _step
     try:
         yield
     finally:
-        del files.STEPS[EchoCall.type], STREAMED[EchoCall.type], hosted.ENTRIES["echo"]
-        readers.HOSTED_KINDS.discard("echo")
+        del files.STEPS[EchoCall.type], STREAMED[EchoCall.type]
+        hosted.unregister_entry("echo")
         kinds.unregister(KIND, EchoCall)

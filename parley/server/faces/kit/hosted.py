@@ -197,12 +197,26 @@ def _read_mcp(tool: Mapping[str, Any], where: str, reading: Reading, hosted: Hos
 
 #: The kit's table of hosted tool entries a request gives, by entry type: each reads its
 #: tool into the request's ``Hosted``. A new kind adds its entry.
-ENTRIES: dict[Any, Callable[[Mapping[str, Any], str, Reading, Hosted], None]] = {
+EntryReader = Callable[[Mapping[str, Any], str, Reading, Hosted], None]
+ENTRIES: dict[Any, EntryReader] = {
     "code_interpreter": _read_code,
     "file_search": _read_search,
     **dict.fromkeys(web_search.KINDS, _read_web),
     "mcp": _read_mcp,
 }
+
+
+def register_entry(kind: str, read: EntryReader) -> None:
+    """Read the entries of a new hosted kind with ``read``, on every face that takes hosted
+    tools (``readers.HOSTED_KINDS``)."""
+    ENTRIES[kind] = read
+    HOSTED_KINDS.add(kind)
+
+
+def unregister_entry(kind: str) -> None:
+    """Take a ``register_entry`` ed kind away again."""
+    ENTRIES.pop(kind, None)
+    HOSTED_KINDS.discard(kind)
 
 
 def web_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
