@@ -74,10 +74,8 @@ class Toolbox:
     toolsets: dict[str, Toolset] = field(default_factory=dict)
     #: The tools the model may call, by the name it sees.
     tools: dict[str, Tool] = field(default_factory=dict)
-
-    @property
-    def functions(self) -> list[ToolSpec]:
-        return [tool.spec(name) for name, tool in self.tools.items()]
+    #: The functions the model sees, one per tool (made once the tools are named).
+    functions: list[ToolSpec] = field(default_factory=list)
 
     @property
     def listed(self) -> list[dict[str, Any]]:
@@ -131,6 +129,7 @@ class Toolbox:
             taken.add(name)
             named[n] = name
         self.tools = {named[n]: tool for n, tool in enumerate(tools)}
+        self.functions = [tool.spec(name) for name, tool in self.tools.items()]
 
     async def run(self, calls: list[ToolCall]) -> list[Ran]:
         """Run the hosted ``calls`` of one answer at once; each one's events go out as it
