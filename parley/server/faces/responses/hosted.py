@@ -8,11 +8,11 @@ runs: ``output_item.added`` (its arguments still empty), ``mcp_call.in_progress`
 and ``output_item.done``, in OpenAI's order. A call waiting for the client's approval: its
 ``mcp_approval_request`` item, added and done. A file search: ``output_item.added``,
 ``file_search_call.in_progress`` and ``.searching``, then ``file_search_call.completed``
-(unless it failed) and ``output_item.done``; the files it found are kept (``files``) for
+(unless it failed) and ``output_item.done``; the files it found are kept (``found``) for
 the citations of the text that follows. A code interpreter call: ``output_item.added``,
 ``code_interpreter_call.in_progress``, ``code_interpreter_call_code.delta`` and ``.done``,
 ``code_interpreter_call.interpreting``, then ``code_interpreter_call.completed`` and
-``output_item.done``; the files its code wrote are kept (``written``) for the
+``output_item.done``; the files its code wrote are kept (``found``) for the
 ``container_file_citation`` annotations of the text that follows.
 """
 
@@ -28,11 +28,8 @@ from parley.engine import (
     McpCall,
     McpListTools,
     WebSearchCall,
-    code_interpreter,
-    file_search,
-    web_search,
 )
-from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
+from parley.server.faces.responses.hosted_items import Found, approval_request_item, hosted_item
 
 Event = dict[str, Any]
 Make = Callable[..., Event]
@@ -85,13 +82,11 @@ def _completed(make: Make, where: Where, item: Item) -> list[Event]:
 @dataclass(frozen=True, slots=True)
 class Streamed:
     """How the Responses face streams one type of hosted record: what its item shows empty
-    as it is added, its events as it starts and as it ends, and what it gives the
-    citations of the text that follows (``HostedItems.cite``)."""
+    as it is added, and its events as it starts and as it ends."""
 
     blank: Mapping[str, Any] = field(default_factory=dict)
     started: Callable[[Make, Where, Item], list[Event]] = lambda make, where, item: []
     ended: Callable[[Make, Where, Item], list[Event]] = lambda make, where, item: []
-    cites: Callable[[HostedItems, Item], None] = lambda hosted, item: None
 
 
 #: The face's table of hosted records: how each type streams. A new kind adds its entry.
@@ -104,19 +99,16 @@ STREAMED: dict[str, Streamed] = {
         {"status": "in_progress", "results": None},
         _started("file_search_call.in_progress", "file_search_call.searching"),
         _completed,
-        lambda hosted, item: hosted.files.update(file_search.cited_files([item])),
     ),
     CodeInterpreterCall.type: Streamed(
         {"status": "in_progress", "code": "", "outputs": None},
         _code_started,
         _completed,
-        lambda hosted, item: hosted.written.update(code_interpreter.written_files([item])),
     ),
     WebSearchCall.type: Streamed(
         {"status": "in_progress"},
         _started("web_search_call.in_progress", "web_search_call.searching"),
         _completed,
-        lambda hosted, item: hosted.pages.update(web_search.cited_pages([item])),
     ),
 }
 #: A type the table does not have (a compaction marker): added and done as it is.
@@ -133,12 +125,8 @@ class HostedItems:
         self.index: dict[str, int] = {}
         #: The items started and not ended: their index.
         self.open: dict[str, int] = {}
-        #: The files the response's searches found: id by name.
-        self.files: dict[str, str] = {}
-        #: The files the response's code wrote: container and file id by path and name.
-        self.written: dict[str, tuple[str, str]] = {}
-        #: The pages the response's web searches found: title by URL.
-        self.pages: dict[str, str] = {}
+        #: What the response's calls found that the text after them may cite.
+        self.found = Found()
 
     def events(self, make: Make, phase: str, item: dict[str, Any]) -> list[Event]:
         """The events of a hosted item as it starts or ends (``HostedToolEvent``)."""
@@ -157,7 +145,7 @@ class HostedItems:
             return events + streamed.started(make, where, item)
         self.output[index] = shown
         self.open.pop(item_id, None)
-        streamed.cites(self, item)
+        self.found.add(item)
         events += streamed.ended(make, where, item)
         events.append(make("response.output_item.done", output_index=index, item=shown))
         return events

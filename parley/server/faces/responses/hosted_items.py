@@ -9,6 +9,7 @@ call (``code_interpreter_call``, its ``outputs`` null unless asked for likewise)
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -110,59 +111,114 @@ def tool_list(item: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def citations_of(
-    text: str,
-    files: Mapping[str, str],
-    written: Mapping[str, tuple[str, str]] | None = None,
-    pages: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """The annotations of an answer's ``text``: a ``file_citation`` where it names a file
-    the response's searches found (``files``: id by name), its ``index`` just after the
-    mention; a ``container_file_citation`` where it names a file its code wrote
-    (``written``: container and file id by path and by name), and a ``url_citation``
-    where it names a page its web searches found (``pages``: title by URL), spanning the
-    mention."""
-    found: list[tuple[int, dict[str, Any]]] = [
+def _file_citations(text: str, files: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """A ``file_citation`` where ``text`` names a file the searches found (id by name), its
+    ``index`` just after the mention."""
+    return [
         (
             c.end,
             {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end},
         )
         for c in file_search.citations(text, files)
     ]
-    for w in code_interpreter.citations(text, written or {}):
-        cited = {
-            "type": "container_file_citation",
-            "container_id": w.container_id,
-            "file_id": w.file_id,
-            "filename": w.filename,
-            "start_index": w.start,
-            "end_index": w.end,
-        }
-        found.append((w.start, cited))
-    for p in web_search.citations(text, pages or {}):
-        page = {
-            "type": "url_citation",
-            "url": p.url,
-            "title": p.title,
-            "start_index": p.start,
-            "end_index": p.end,
-        }
-        found.append((p.start, page))
-    found.sort(key=lambda pair: pair[0])
-    return [annotation for _, annotation in found]
 
 
-def with_citations(
-    item: dict[str, Any],
-    files: Mapping[str, str],
-    written: Mapping[str, tuple[str, str]] | None = None,
-    pages: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+def _container_citations(
+    text: str, written: Mapping[str, tuple[str, str]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """A ``container_file_citation`` where ``text`` names a file the code wrote (container
+    and file id by path and by name), spanning the mention."""
+    return [
+        (
+            w.start,
+            {
+                "type": "container_file_citation",
+                "container_id": w.container_id,
+                "file_id": w.file_id,
+                "filename": w.filename,
+                "start_index": w.start,
+                "end_index": w.end,
+            },
+        )
+        for w in code_interpreter.citations(text, written)
+    ]
+
+
+def _url_citations(text: str, pages: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """A ``url_citation`` where ``text`` names a page the web searches found (title by
+    URL), spanning the mention."""
+    return [
+        (
+            p.start,
+            {
+                "type": "url_citation",
+                "url": p.url,
+                "title": p.title,
+                "start_index": p.start,
+                "end_index": p.end,
+            },
+        )
+        for p in web_search.citations(text, pages)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cited:
+    """What the items of one record type give an answer's citations: what they found
+    (``found``: by the name a text cites it), and the annotations a text makes of it, each
+    with its place."""
+
+    found: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    annotations: Callable[[str, Any], list[tuple[int, dict[str, Any]]]]
+
+
+#: The face's table of the records an answer's text may cite, by record type. A new kind
+#: adds its entry when its calls find what an answer cites.
+CITED: dict[str, Cited] = {
+    FileSearchCall.type: Cited(lambda item: file_search.cited_files([item]), _file_citations),
+    CodeInterpreterCall.type: Cited(
+        lambda item: code_interpreter.written_files([item]), _container_citations
+    ),
+    WebSearchCall.type: Cited(lambda item: web_search.cited_pages([item]), _url_citations),
+}
+
+
+@dataclass(slots=True)
+class Found:
+    """What a response's hosted calls found so far that its text may cite, by record type
+    (``CITED``)."""
+
+    by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        """What one stored item found (nothing, for a type that finds nothing to cite)."""
+        kind = str(item.get("type"))
+        cited = CITED.get(kind)
+        if cited is not None:
+            self.by_type.setdefault(kind, {}).update(cited.found(item))
+
+    def __bool__(self) -> bool:
+        return any(self.by_type.values())
+
+
+def citations_of(text: str, found: Found) -> list[dict[str, Any]]:
+    """The annotations of an answer's ``text`` (``CITED``), in the order of their places."""
+    pairs = [
+        pair
+        for kind, cited in CITED.items()
+        if found.by_type.get(kind)
+        for pair in cited.annotations(text, found.by_type[kind])
+    ]
+    pairs.sort(key=lambda pair: pair[0])
+    return [annotation for _, annotation in pairs]
+
+
+def with_citations(item: dict[str, Any], found: Found) -> dict[str, Any]:
     """A ``message`` output item, its text annotated with ``citations_of``."""
-    if not (files or written or pages) or item.get("type") != "message":
+    if not found or item.get("type") != "message":
         return item
     content = [
-        {**part, "annotations": citations_of(part["text"], files, written, pages)}
+        {**part, "annotations": citations_of(part["text"], found)}
         if part.get("type") == "output_text"
         else part
         for part in item.get("content") or ()

@@ -12,9 +12,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine import code_interpreter, file_search, web_search
+from parley.engine import file_search
 from parley.errors import NotFound
-from parley.server.faces.responses.hosted_items import with_citations
+from parley.server.faces.responses.hosted_items import Found, with_citations
 from parley.server.faces.responses.items import message_items
 from parley.server.faces.responses.protocol import record_of
 from parley.store.records import Message, Run
@@ -214,18 +214,14 @@ def output_of(
     are stored after the answer, and streamed before its manifest)."""
     output: list[dict[str, Any]] = []
     handed: list[dict[str, Any]] = []
-    files: dict[str, str] = {}  # the files the response's searches found so far
-    written: dict[str, tuple[str, str]] = {}  # the files its code wrote so far
-    pages: dict[str, str] = {}  # the pages its web searches found so far
+    found = Found()  # what the response's calls found so far, that its text may cite
     for message in stored.answers:
         ran = message.item is not None and message.role == Role.TOOL
         if not ran:
             output += handed
             handed = []
         if message.item is not None:
-            files.update(file_search.cited_files([message.item]))
-            written.update(code_interpreter.written_files([message.item]))
-            pages.update(web_search.cited_pages([message.item]))
+            found.add(message.item)
         shown = message_items(
             message,
             calls=stored.calls,
@@ -235,7 +231,7 @@ def output_of(
             kinds=record_of(stored.run).get("tool_kinds"),
         )
         for item in shown:
-            item = with_citations(item, files, written, pages)
+            item = with_citations(item, found)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
 

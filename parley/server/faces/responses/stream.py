@@ -306,8 +306,8 @@ class ResponseEvents:
         else:
             closing = []
             hosted = self.hosted
-            if current.kind == "message" and (hosted.files or hosted.written or hosted.pages):
-                done_item = with_citations(done_item, hosted.files, hosted.written, hosted.pages)
+            if current.kind == "message" and hosted.found:
+                done_item = with_citations(done_item, hosted.found)
                 closing = self._annotations(done_item, where)
             part = done_item["content"][0]
             if current.kind == "message":
