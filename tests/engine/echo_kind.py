@@ -77,8 +77,9 @@ def _entry(tool: Mapping[str, Any], where: str, reading: Any, given: hosted.Host
     given.entries.append({"type": "echo"})
 
 
-def _step(call_id: str, item: Mapping[str, Any], tools: Any, contents: bool) -> dict[str, Any]:
-    return {"id": call_id, "type": "echo", "echo": {"text": item["text"]}}
+def _step(call_id: str, record: Record, tools: Any, contents: bool) -> dict[str, Any]:
+    assert isinstance(record, EchoCall)
+    return {"id": call_id, "type": "echo", "echo": {"text": record.text}}
 
 
 @contextmanager

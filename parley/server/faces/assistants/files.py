@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from parley.engine import CodeInterpreterCall, FileSearchCall, file_search
+from parley.engine import CodeInterpreterCall, FileSearchCall, Record, file_search, record_of
 from parley.server.faces.kit.resources import MessagePublic, RunStepPublic
 
 
@@ -77,17 +77,26 @@ def with_searches(
     shown = []
     for call in calls:
         item = searches.get(call.get("id", ""))
-        shape = None if item is None else STEPS.get(str(item.get("type")))
-        shown.append(call if shape is None else shape(call["id"], item or {}, tools, contents))
+        shown.append(call if item is None else step_call(call["id"], item, tools, contents))
     details = {**step.step_details, "tool_calls": shown}
     return step.model_copy(update={"step_details": details})
 
 
-def search_call(
+def step_call(
     call_id: str, item: Mapping[str, Any], tools: Sequence[Mapping[str, Any]], contents: bool
 ) -> dict[str, Any]:
-    """A search (its ``file_search_call`` item) as a run step's ``file_search`` call: the
-    run's ranking options, and the results (their text with ``contents``)."""
+    """A stored hosted item (of a type ``STEPS`` has) as a run step's call, by its record."""
+    record = record_of(item)
+    assert record is not None, item.get("type")
+    return STEPS[record.type](call_id, record, tools, contents)
+
+
+def search_call(
+    call_id: str, record: Record, tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    """A search (its ``FileSearchCall``) as a run step's ``file_search`` call: the run's
+    ranking options, and the results (their text with ``contents``)."""
+    assert isinstance(record, FileSearchCall)
     entry = next((t for t in tools if t.get("type") == "file_search"), {})
     ranking = entry.get("ranking_options") or {}
     ranker = ranking.get("ranker", "auto")
@@ -96,19 +105,19 @@ def search_call(
         "score_threshold": float(ranking.get("score_threshold", 0.0)),
     }
     results = []
-    for r in item.get("results") or ():
+    for r in record.results or ():
         result = {"file_id": r["file_id"], "file_name": r["filename"], "score": r["score"]}
         if contents:
             result["content"] = [{"type": "text", "text": r["text"]}]
         results.append(result)
     search: dict[str, Any] = {"ranking_options": options, "results": results}
-    unindexed = unindexed_files(item)
+    unindexed = unindexed_files(record.unindexed or ())
     if unindexed:
         search["unindexed_files"] = unindexed
     return {"id": call_id, "type": "file_search", "file_search": search}
 
 
-def unindexed_files(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+def unindexed_files(files: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Parley's own in a step's ``file_search``: the files of the thread's stores the
     search could not find (still being indexed when the run's wait ended, or failed), as
     a vector store file names its status and ``last_error``."""
@@ -119,39 +128,34 @@ def unindexed_files(item: Mapping[str, Any]) -> list[dict[str, Any]]:
             "status": f["status"],
             "last_error": f.get("error"),
         }
-        for f in item.get("unindexed") or ()
+        for f in files
     ]
 
 
-def code_call(call_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    """A code interpreter call (its ``code_interpreter_call`` item) as a run step's
+def code_call(
+    call_id: str, record: Record, tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    """A code interpreter call (its ``CodeInterpreterCall``) as a run step's
     ``code_interpreter`` call: its code, then its logs and figures."""
+    assert isinstance(record, CodeInterpreterCall)
     outputs: list[dict[str, Any]] = []
-    for output in item.get("outputs") or ():
+    for output in record.outputs or ():
         if output.get("type") == "logs":
             outputs.append({"type": "logs", "logs": output.get("logs") or ""})
         elif output.get("type") == "image" and output.get("image_file_id"):
             outputs.append({"type": "image", "image": {"file_id": output["image_file_id"]}})
-    if item.get("status") == "failed" and item.get("error") and not outputs:
-        outputs.append({"type": "logs", "logs": str(item["error"])})
-    details = {"input": item.get("code") or "", "outputs": outputs}
+    if record.status == "failed" and record.error and not outputs:
+        outputs.append({"type": "logs", "logs": str(record.error)})
+    details = {"input": record.code or "", "outputs": outputs}
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": details}
-
-
-def _code_step(
-    call_id: str, item: Mapping[str, Any], tools: Sequence[Mapping[str, Any]], contents: bool
-) -> dict[str, Any]:
-    return code_call(call_id, item)
 
 
 #: The face's table of hosted records shown as a run step's call of their own type, by
 #: record type (the others show as the function call the model made). A new kind adds its
 #: entry.
-STEPS: dict[
-    str, Callable[[str, Mapping[str, Any], Sequence[Mapping[str, Any]], bool], dict[str, Any]]
-] = {
+STEPS: dict[str, Callable[[str, Record, Sequence[Mapping[str, Any]], bool], dict[str, Any]]] = {
     FileSearchCall.type: search_call,
-    CodeInterpreterCall.type: _code_step,
+    CodeInterpreterCall.type: code_call,
 }
 
 

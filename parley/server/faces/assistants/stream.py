@@ -244,7 +244,7 @@ class TurnEvents:
         message that asked for it: named with its input as it starts, its outputs once it
         has run (a call first seen ended, as a turn that died ends its calls, is both)."""
         call_id = item.get("call_id") or item["id"]
-        call = files.STEPS[item["type"]](call_id, item, self.run.tools, False)
+        call = files.step_call(call_id, item, self.run.tools, False)
         out = self._open_calls() + self._call(call)
         if phase != "done":
             return out
