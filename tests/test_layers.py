@@ -188,11 +188,6 @@ def test_only_reads_modules_touch_sqlalchemy_in_the_server() -> None:
 
 # ----------------------------------------------------------------------------- circles
 
-#: Circles between modules still to be broken; each is a set of module names.
-KNOWN: set[frozenset[str]] = {frozenset({"parley.engine.hosted.toolbox", "parley.engine.turn"})}
-#: Circles between the top packages of ``parley`` still to be broken (as ``KNOWN``).
-KNOWN_PACKAGES: set[frozenset[str]] = set()
-
 
 def _modules(root: Path) -> dict[str, Path]:
     """Every module under the package at ``root`` by its dotted name (a package's
@@ -315,19 +310,16 @@ def _top(module: str) -> str:
 
 def test_no_circle_between_modules() -> None:
     """No module imports, by any path of imports, back into itself: a circle says two
-    modules are one idea, or that a third one is missing. ``KNOWN`` holds only circles
-    still there: one broken leaves it."""
+    modules are one idea, or that a third one is missing."""
     found = circles(import_graph(ROOT))
-    assert found - KNOWN == set()
-    assert KNOWN - found == set()
+    assert found == set()
 
 
 def test_no_circle_between_packages() -> None:
     """No top package of ``parley`` imports back into itself through others, even where
     their layers (``LAYERS``) are the same."""
     found = circles(package_graph(import_graph(ROOT)))
-    assert found - KNOWN_PACKAGES == set()
-    assert KNOWN_PACKAGES - found == set()
+    assert found == set()
 
 
 def test_the_circle_check_sees_a_circle(tmp_path: Path) -> None:

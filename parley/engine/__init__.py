@@ -32,6 +32,17 @@ from parley.engine.handle import TurnHandle, TurnOutcome
 # Hosted tools' names, whole modules whose insides the faces still reach: kept until the
 # hosted tools' interface (``engine.hosted``) replaces them.
 from parley.engine.hosted import code_interpreter, file_search, web_search
+from parley.engine.hosted.records import (
+    CodeInterpreterCall,
+    FileSearchCall,
+    McpApprovalRequest,
+    McpApprovalResponse,
+    McpCall,
+    McpListTools,
+    Record,
+    WebSearchCall,
+    record_of,
+)
 from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
@@ -47,13 +58,20 @@ __all__ = [
     "LEAST_COMPACTION_THRESHOLD",
     "SUMMARY_HEAD",
     "Approval",
+    "CodeInterpreterCall",
     "Decision",
     "Engine",
     "Entry",
     "FileInputs",
+    "FileSearchCall",
     "FrameSink",
+    "McpApprovalRequest",
+    "McpApprovalResponse",
+    "McpCall",
+    "McpListTools",
     "ModelProfile",
     "NewMessage",
+    "Record",
     "RunConfig",
     "SubmittedAnswer",
     "ThreadTarget",
@@ -61,6 +79,7 @@ __all__ = [
     "TurnOutcome",
     "UsageCounter",
     "UsageSource",
+    "WebSearchCall",
     "always_sent",
     "code_interpreter",  # a hosted tool's module (above)
     "compaction_item",
@@ -68,6 +87,7 @@ __all__ = [
     "estimate",
     "file_search",  # a hosted tool's module (above)
     "marker_covers",
+    "record_of",
     "summary_chat",
     "transcript_line",
     "web_search",  # a hosted tool's module (above)

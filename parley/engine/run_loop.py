@@ -21,6 +21,7 @@ from parley.engine.context import CHARS_PER_TOKEN, always_sent
 from parley.engine.file_inputs import FileInputs
 from parley.engine.history import view
 from parley.engine.hosted import HostedTools
+from parley.engine.hosted.kind import TurnView
 from parley.engine.hosted.toolbox import Ahead
 from parley.engine.profile import ModelProfile, profile_of
 from parley.engine.settling import Settler
@@ -216,7 +217,8 @@ class TurnRunner:
         """Make the run's hosted tools ready (``engine.hosted``) and run the calls the
         turn's messages approved; the tool lists and results made now go ahead of the
         answer."""
-        box = turn.hosted.box = await self.hosted.open(turn)
+        view = TurnView(turn.run, turn.emit, turn.source, turn.hosted.secrets, turn.hosted.approved)
+        box = turn.hosted.box = await self.hosted.open(view)
         if box is None:
             return
         rows = [Ahead(Role.ASSISTANT, item) for item in box.listed]

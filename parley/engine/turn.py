@@ -218,15 +218,6 @@ class Turn:
     #: Whom the turn's tokens count against (``engine.usage``); None: not counted.
     source: UsageSource | None = None
 
-    # Hosted tools' names: ``engine.hosted`` reads these until it reads ``turn.hosted``.
-    @property
-    def secrets(self) -> Mapping[str, Mapping[str, str]]:
-        return self.hosted.secrets
-
-    @property
-    def approved(self) -> list[Approved]:
-        return self.hosted.approved
-
     def stop_model(self, _: UpstreamTimeout) -> bool:
         """Stop the turn for a model that went quiet (``StreamClock``), unless it is
         writing its end."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from parley.engine.hosted.records import McpApprovalResponse
 from parley.engine.inputs import Approval, NewMessage
 from parley.engine.thread_item import Item
 from parley.engine.tool_results import Decision, SubmittedAnswer
@@ -37,6 +38,8 @@ class Approved:
     server_label: str
     tool: str
     request_id: str
+    #: The kind of the tool (``hosted.kinds``): approvals are asked today for MCP tools.
+    kind: str = "mcp"
 
 
 @dataclass(slots=True)
@@ -155,17 +158,14 @@ def answer(
 
 
 def response_item(approval: Approval) -> dict[str, Any]:
-    """The ``mcp_approval_response`` item an approval is stored as (its ``reason`` only when
-    one was given, as OpenAI leaves it out)."""
-    item: dict[str, Any] = {
-        "type": "mcp_approval_response",
-        "id": new_id("mcpa"),
-        "approval_request_id": approval.request_id,
-        "approve": approval.approve,
-    }
-    if approval.reason is not None:
-        item["reason"] = approval.reason
-    return item
+    """The ``mcp_approval_response`` record an approval is stored as (its ``reason`` only
+    when one was given, as OpenAI leaves it out)."""
+    return McpApprovalResponse(
+        id=new_id("mcpa"),
+        approval_request_id=approval.request_id,
+        approve=approval.approve,
+        reason=approval.reason,
+    ).to_stored()
 
 
 #: The outputs an approval action completes with.

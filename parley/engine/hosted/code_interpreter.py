@@ -18,10 +18,26 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from parley.engine.hosted.kind import Kind, Ran, Tool, Toolset, TurnView
+from parley.engine.hosted.records import CodeInterpreterCall
+from parley.engine.hosted.sandbox_calls import (
+    Interpreter,
+    Removed,
+    Result,
+    Skipped,
+    Written,
+    shown,
+)
+from parley.errors import ParleyError
 from parley.store.db import new_id
-from parley.types import FunctionSpec, ToolSpec
+from parley.types import FunctionSpec, ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from parley.engine.hosted.services import Services
+
+__all__ = ["Interpreter", "Removed", "Result", "Skipped", "Written", "shown"]
 
 #: The function the model sees (another name when a client function has it).
 NAME = "python"
@@ -34,8 +50,6 @@ MAX_CODE = 256 * 1024
 #: what was removed from ``/mnt/data`` after a call past its bounds.
 MOST_LISTED = 20
 MOST_REMOVED_LISTED = 10
-#: Characters of a path shown (escaped) before it is cut.
-MOST_SHOWN = 200
 
 DESCRIPTION = (
     "Run Python 3 code in a stateful sandbox, like a Jupyter notebook cell: variables, "
@@ -54,37 +68,6 @@ PARAMETERS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Interpreter:
-    """One ``code_interpreter`` entry of a run, ready to run code."""
-
-    #: The container the entry names, or None: the thread's auto container.
-    container_id: str | None
-    #: Files an auto container starts with, and its memory limit (None: the default).
-    file_ids: tuple[str, ...]
-    memory_limit: str | None
-    #: Whether the faces show the call's outputs (the request's ``include``).
-    show_outputs: bool
-    #: Whether each figure is kept as a file of purpose ``assistants_output`` too (the
-    #: Assistants API names a figure by file id).
-    image_files: bool = False
-
-    @classmethod
-    def of(cls, entry: Mapping[str, Any]) -> Interpreter:
-        """The interpreter of a stored entry (checked when it was made)."""
-        container = entry.get("container")
-        show, files = bool(entry.get("include_outputs")), bool(entry.get("image_files"))
-        if isinstance(container, str):
-            return cls(container, (), None, show, files)
-        auto = container if isinstance(container, Mapping) else {}
-        return cls(None, tuple(auto.get("file_ids") or ()), auto.get("memory_limit"), show, files)
-
-    def spec(self, name: str) -> ToolSpec:
-        return ToolSpec(
-            function=FunctionSpec(name=name, description=DESCRIPTION, parameters=PARAMETERS)
-        )
-
-
 def code_of(arguments: Mapping[str, Any] | str) -> str:
     """The code of a call: its ``code`` (or ``input``, ``source``), or the arguments
     themselves when a model sent the code bare; "" when there is none."""
@@ -101,77 +84,10 @@ def new_item_id() -> str:
     return new_id("ci")
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A file a call wrote into its container (``/v1/containers/{id}/files/{file_id}``)."""
-
-    file_id: str
-    path: str
-    bytes: int
-    #: A figure's copy among the user's files (purpose ``assistants_output``), when kept.
-    image_file_id: str | None = None
-
-    @property
-    def filename(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-
-def shown(path: str) -> str:
-    """A path as it may be shown to a client or a model and stored: each character that
-    does not print (a control character, a lone surrogate standing for a byte that was not
-    UTF-8, an invisible format mark) written as its Python escape, e.g. ``\\x1b``; cut
-    after ``MOST_SHOWN`` characters."""
-    cut = path[:MOST_SHOWN]
-    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cut)
-    return text + ("..." if len(path) > len(cut) else "")
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A file a call left in ``/mnt/data`` that is not kept among the container's files:
-    its path (``shown``) and why, said plainly."""
-
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Removed:
-    """What was removed from ``/mnt/data`` after the call passed its bounds (its bytes or
-    its entries): how many entries, and the first paths (``shown``)."""
-
-    count: int
-    paths: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What a call did: its logs, its images (PNG bytes, each kept as a file too), the files
-    it wrote, and why it failed (None: it ran to its end)."""
-
-    logs: str
-    images: list[tuple[Written, bytes]]
-    files: list[Written]
-    error: str | None = None
-    #: The sandbox's Python was started again: the container's variables are gone.
-    restarted: bool = False
-    #: Seconds the sandbox took.
-    took: float = 0.0
-    #: ``ok``, ``error``, ``timeout``, ``limit``, ``crashed``, or ``refused`` (no call made).
-    ended: str = "ok"
-    #: Files the call wrote that were not kept, and why.
-    skipped: tuple[Skipped, ...] = ()
-    #: What was removed from ``/mnt/data`` to bring it back within its bounds, if anything.
-    removed: Removed | None = None
-    #: The bound the call met (``memory``, ``processes``, ``disk``, ``files``, ``cpu``,
-    #: ``time``), when it met one: its error names it too.
-    limit: str | None = None
-
-
 # --------------------------------------------------------------------------- items
 
 
-def call_item(
+def call_record(
     code: str,
     *,
     item_id: str,
@@ -179,24 +95,21 @@ def call_item(
     call_id: str | None = None,
     result: Result | None = None,
     show: bool = False,
-) -> dict[str, Any]:
-    """The ``code_interpreter_call`` item of a call: running (no ``result`` yet), or ended.
-    It keeps the outputs whatever ``show`` says (``show_outputs`` tells the faces whether
-    the request asked to see them), the files the code wrote (``files``), and ``call_id``,
-    the model's call (the Assistants API names a run step's call by it)."""
-    item: dict[str, Any] = {
-        "type": "code_interpreter_call",
-        "id": item_id,
-        "status": "in_progress" if result is None else "interpreting",
-        "code": code,
-        "container_id": container_id,
-        "outputs": None,
-        "show_outputs": show,
-        "call_id": call_id,
-        "files": [],
-    }
+) -> CodeInterpreterCall:
+    """The ``code_interpreter_call`` record of a call: running (no ``result`` yet), or
+    ended. It keeps the outputs whatever ``show`` says (``show_outputs`` tells the faces
+    whether the request asked to see them), the files the code wrote (``files``), and
+    ``call_id``, the model's call (the Assistants API names a run step's call by it)."""
+    record = CodeInterpreterCall(
+        id=item_id,
+        status="in_progress" if result is None else "interpreting",
+        code=code,
+        container_id=container_id,
+        show_outputs=show,
+        call_id=call_id,
+    )
     if result is None:
-        return item
+        return record
     outputs: list[dict[str, Any]] = []
     if result.logs or result.error:
         logs = result.logs
@@ -209,27 +122,24 @@ def call_item(
         if written.image_file_id:
             image["image_file_id"] = written.image_file_id
         outputs.append(image)
-    item["outputs"] = outputs
-    item["status"] = "failed" if result.ended == "refused" else "completed"
-    item["files"] = [
+    record.outputs = outputs
+    record.status = "failed" if result.ended == "refused" else "completed"
+    record.files = [
         {"file_id": w.file_id, "path": w.path, "filename": w.filename, "bytes": w.bytes}
         for w in [*(w for w, _ in result.images), *result.files]
     ]
-    if result.error:
-        item["error"] = result.error
-    if result.limit is not None:
-        item["limit"] = result.limit
-    if result.restarted:
-        item["restarted"] = True
+    record.error = result.error or None
+    record.limit = result.limit
+    record.restarted = result.restarted
     if result.skipped:
         listed = result.skipped[:MOST_LISTED]
-        item["skipped"] = [{"path": s.path, "reason": s.reason} for s in listed]
+        record.skipped = [{"path": s.path, "reason": s.reason} for s in listed]
         if len(result.skipped) > len(listed):
-            item["skipped_total"] = len(result.skipped)
+            record.skipped_total = len(result.skipped)
     if result.removed is not None:
         paths = list(result.removed.paths[:MOST_REMOVED_LISTED])
-        item["removed"] = {"count": result.removed.count, "paths": paths}
-    return item
+        record.removed = {"count": result.removed.count, "paths": paths}
+    return record
 
 
 #: What a call cut short by its server's death says (``cut_short``).
@@ -337,3 +247,84 @@ def citations(text: str, files: Mapping[str, tuple[str, str]]) -> list[Citation]
             Citation(file_id, container_id, mention.rsplit("/", 1)[-1], match.start(), match.end())
         )
     return found
+
+
+# ----------------------------------------------------------------------------- kind
+
+
+class CodeInterpreterTool(Tool):
+    """The turn's code interpreter, as the model sees it."""
+
+    name, fallback = NAME, OTHER_NAME
+
+    def __init__(self, interpreter: Interpreter, services: Services) -> None:
+        self.interpreter, self.services = interpreter, services
+
+    def spec(self, name: str) -> ToolSpec:
+        return ToolSpec(
+            function=FunctionSpec(name=name, description=DESCRIPTION, parameters=PARAMETERS)
+        )
+
+    def about(self) -> dict[str, Any]:
+        return {"type": "code_interpreter"}
+
+    async def call(self, call: ToolCall, turn: TurnView, approval_id: str | None = None) -> Ran:
+        """Run a call's code in its container: the entry's, or the thread's own."""
+        code, interpreter = code_of(call.arguments), self.interpreter
+        containers, run = self.services.containers, turn.run
+        why = containers.unavailable()
+        if why is None and not code.strip():
+            why = 'no code was given: call the tool with {"code": "..."}'
+        elif why is None and len(code) > MAX_CODE:
+            why = f"the code is longer than {MAX_CODE} characters"
+        container = None
+        if why is None:
+            source = turn.source
+            try:
+                container = await containers.container_for(
+                    interpreter,
+                    user_id=run.user_id,
+                    thread_id=run.thread_id,
+                    key_hash=None if source is None else source.key_hash,
+                )
+            except ParleyError as exc:
+                why = exc.message
+        container_id = container.id if container is not None else interpreter.container_id
+        item_id, show = new_item_id(), interpreter.show_outputs
+        turn.started(
+            call_record(
+                code, item_id=item_id, container_id=container_id, call_id=call.id, show=show
+            )
+        )
+        if container is None:
+            result = Result("", [], [], error=why, ended="refused")
+        else:
+            result = await containers.run(container, code, image_files=interpreter.image_files)
+        self.services.metrics.hosted_call(
+            "code_interpreter", "python", "call", result.took, result.ended != "ok"
+        )
+        record = call_record(
+            code,
+            item_id=item_id,
+            container_id=container_id,
+            call_id=call.id,
+            result=result,
+            show=show,
+        )
+        turn.done(record)
+        return Ran(call.id, told(record.to_stored()), record)
+
+
+class CodeInterpreterKind(Kind):
+    """Python run in a container's sandbox (``code_interpreter`` entries: the first one)."""
+
+    name = "code_interpreter"
+    types = frozenset({"code_interpreter"})
+
+    async def open(
+        self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
+    ) -> Toolset:
+        return Toolset(tools=[CodeInterpreterTool(Interpreter.of(entries[0]), services)])
+
+
+KIND = CodeInterpreterKind()

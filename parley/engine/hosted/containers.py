@@ -23,16 +23,24 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from parley.config import Settings, private_dir
-from parley.engine.hosted.code_interpreter import (
+from parley.config import Settings
+from parley.engine.hosted.container_files import (
+    DATA,
+    INCOMING,
+    INCOMING_STALE,
+    ContainerFiles,
+    Live,
+    once,
+    relative,
+)
+from parley.engine.hosted.sandbox_calls import (
     Interpreter,
     Removed,
     Result,
@@ -42,7 +50,7 @@ from parley.engine.hosted.code_interpreter import (
 )
 from parley.engine.usage import UsageCounter
 from parley.errors import InvalidRequest, NotFound, ParleyError
-from parley.files.storage import Storages, Stored
+from parley.files.storage import Storages
 from parley.metrics import Metrics
 from parley.store import containers as store
 from parley.store.db import Database, new_id
@@ -52,7 +60,6 @@ from parley.types import Usage
 if TYPE_CHECKING:
     from parley.sandbox.files import Entry
     from parley.sandbox.replies import Outcome
-    from parley.sandbox.runtime import Kernel
     from parley.store.records import Container
 
 log = logging.getLogger("parley.engine.containers")
@@ -61,30 +68,6 @@ log = logging.getLogger("parley.engine.containers")
 USAGE_FACE = "containers"
 #: Seconds between rounds of ``reap``.
 REAP_SECONDS = 30.0
-#: Files one call may leave in the store at most (the first ones, by path).
-MOST_FILES = 100
-#: Files one container keeps at most (past that, new ones are not stored).
-MOST_KEPT = 1000
-#: Bytes read from ``/mnt/data`` at a time while a file is stored.
-CHUNK = 1 << 20
-#: The folder under the containers' directory where files from the storage are written
-#: whole before they are moved into a ``/mnt/data`` (out of every sandbox's reach); and
-#: how old a file left there (by a server that died while writing it) is before a server
-#: starting removes it.
-INCOMING = ".incoming"
-INCOMING_STALE = 3600.0
-
-DATA = "/mnt/data/"
-
-
-@dataclass(eq=False)
-class _Live:
-    """A container's Python on this replica."""
-
-    kernel: Kernel
-    directory: Path
-    #: The storage key of each file as last written or read here, by path under /mnt/data.
-    synced: dict[str, str] = field(default_factory=dict)
 
 
 class Containers:
@@ -99,7 +82,8 @@ class Containers:
         #: another home: its kernels are gone).
         self.node = new_id("node")
         self.root = settings.containers_directory()
-        self.live: dict[str, _Live] = {}
+        self.files = ContainerFiles(db, settings, self.storages, self.root)
+        self.live: dict[str, Live] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -262,7 +246,7 @@ class Containers:
         from parley.store import files as file_store
 
         written, png = image
-        stored = await self.storages.default.put(_once(png))
+        stored = await self.storages.default.put(once(png))
         try:
             made = await self.db.write(
                 file_store.create_file,
@@ -301,7 +285,7 @@ class Containers:
                 why = f"the container's sandbox could not start on the server: {exc}"
                 return Result("", [], [], error=why, ended="refused")
         else:
-            await self._sync(container, live)
+            await self.files.sync(container, live)
         before = await asyncio.to_thread(_scan, live.directory)
         outcome = await live.kernel.run(code)
         self.metrics.sandbox_call(outcome.ended, outcome.took)
@@ -310,10 +294,10 @@ class Containers:
         written: list[Written] = []
         skipped = [Skipped(DATA, "the folder could not be listed")]
         if after is not None:  # else nothing is known of what the call did to its files
-            written, skipped = await self._store_changes(
+            written, skipped = await self.files.store_changes(
                 container, live, before or {}, after, full=full
             )
-        images, not_kept = await self._store_images(container, live, outcome.images)
+        images, not_kept = await self.files.store_images(container, live, outcome.images)
         removed = await self._prune(live) if full else None
         return Result(
             logs=outcome.logs,
@@ -328,7 +312,7 @@ class Containers:
             limit=outcome.bound,
         )
 
-    async def _past_bounds(self, container: Container, live: _Live, outcome: Outcome) -> bool:
+    async def _past_bounds(self, container: Container, live: Live, outcome: Outcome) -> bool:
         """Whether the call was stopped because ``/mnt/data`` passed its bytes or its
         entries: left so, every later call would be stopped at once. A stop whose bound is
         not said, or that came of the server failing to look (``watch``), is answered by
@@ -350,19 +334,19 @@ class Containers:
             return True  # it cannot be measured: taken as over
         return size > limits.disk_bytes or count > limits.disk_files
 
-    async def _prune(self, live: _Live) -> Removed:
+    async def _prune(self, live: Live) -> Removed:
         """Remove from ``live``'s ``/mnt/data`` everything not stored (the files not in
         ``live.synced``, and the folders that then hold none), so the container is back
         within its bounds and its next call can run."""
         from parley.sandbox import files as sandbox_files
 
-        keep = {_relative(p) for p in live.synced}
+        keep = {relative(p) for p in live.synced}
         count, paths = await asyncio.to_thread(sandbox_files.prune, live.directory, keep)
         if count:
             log.info("removed %d entries past a container's bounds from its /mnt/data", count)
         return Removed(count, tuple(shown(DATA + p) for p in paths))
 
-    async def _start(self, container: Container) -> _Live:
+    async def _start(self, container: Container) -> Live:
         from parley.sandbox.limits import Limits
         from parley.sandbox.probe import sandbox_python
         from parley.sandbox.runtime import Kernel
@@ -374,7 +358,7 @@ class Containers:
         live_files = await self.db.read(store.all_container_files, container_id=container.id)
         synced = {}
         for found in live_files:
-            await self._fetch(found.storage, found.storage_key, directory, found.path)
+            await self.files.fetch(found.storage, found.storage_key, directory, found.path)
             synced[found.path] = found.storage_key
         limits = Limits.of(self.settings, container.memory_limit)
         kernel = await Kernel.start(
@@ -386,191 +370,10 @@ class Containers:
             require_cgroup=self.settings.code_interpreter_cgroup == "require",
             user=user,
         )
-        live = _Live(kernel, directory, synced)
+        live = Live(kernel, directory, synced)
         self.live[container.id] = live
         self.metrics.containers_alive(len(self.live))
         return live
-
-    async def _sync(self, container: Container, live: _Live) -> None:
-        """Bring ``live``'s files up to date with the database's."""
-        from parley.sandbox import files as sandbox_files
-
-        kept = await self.db.read(store.all_container_files, container_id=container.id)
-        paths = {f.path for f in kept}
-        for path in [p for p in live.synced if p not in paths]:
-            await asyncio.to_thread(sandbox_files.remove, live.directory, _relative(path))
-            del live.synced[path]
-        for found in kept:
-            if live.synced.get(found.path) != found.storage_key:
-                await self._fetch(found.storage, found.storage_key, live.directory, found.path)
-                live.synced[found.path] = found.storage_key
-
-    async def _fetch(self, kind: str, key: str, directory: Path, path: str) -> None:
-        """Write the stored bytes ``key`` as ``path`` under ``directory``, a chunk at a
-        time: into a file of the server's own (``INCOMING``, out of the sandbox's reach),
-        then moved into place without following a link (``sandbox.files.place``)."""
-        from parley.sandbox import files as sandbox_files
-
-        incoming = await asyncio.to_thread(private_dir, self.root / INCOMING)
-        partial = incoming / secrets.token_hex(16)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        fd = await asyncio.to_thread(os.open, partial, flags, 0o600)
-        try:
-            try:
-                async for chunk in self.storages.of(kind).read(key):
-                    await asyncio.to_thread(_write_all, fd, chunk)
-            finally:
-                os.close(fd)
-            await asyncio.to_thread(sandbox_files.place, directory, _relative(path), partial)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-
-    async def _store_changes(
-        self,
-        container: Container,
-        live: _Live,
-        before: dict[str, Entry],
-        after: dict[str, Entry],
-        *,
-        full: bool = False,
-    ) -> tuple[list[Written], list[Skipped]]:
-        """Store the files the call wrote or changed; forget those it deleted. Returns the
-        files stored, and those not kept and why (a name no container can keep, past the
-        call's count or a file's size, past the container's disk...): one file that cannot
-        be kept never keeps the others from being stored. With ``full`` (the call passed
-        the container's bounds), a changed file not stored is no longer taken as synced:
-        it is removed (``_prune``), and its stored copy, if any, comes back at the next
-        call."""
-        await self._forget_deleted(container, live, before, after)
-        changed = sorted(p for p, e in after.items() if before.get(p) != e)
-        written: list[Written] = []
-        skipped: list[Skipped] = []
-        stop: str | None = None  # why no more can be stored (the container is gone)
-        for rel in changed:
-            path = DATA + rel
-            why = stop or store.path_problem(path)
-            if why is None and len(written) >= MOST_FILES:
-                why = f"past the {MOST_FILES} files one call may store"
-            if why is None:
-                kept = await self._store_file(container, live, rel)
-                if isinstance(kept, Written):
-                    written.append(kept)
-                    continue
-                if isinstance(kept, _Refused) and kept.final:
-                    stop = kept.reason
-                why = kept.reason if kept is not None else None
-            if full:
-                live.synced.pop(path, None)
-            if why is not None:
-                skipped.append(Skipped(shown(path), why))
-        return written, skipped
-
-    async def _forget_deleted(
-        self, container: Container, live: _Live, before: dict[str, Entry], after: dict[str, Entry]
-    ) -> None:
-        """Forget the container's files the call deleted (one whose path no container can
-        keep was never stored: the database is not asked about it)."""
-        for rel in [p for p in before if p not in after]:
-            path = DATA + rel
-            found = None
-            if store.path_problem(path) is None:
-                found = await self.db.read(
-                    store.container_file_at, container_id=container.id, path=path
-                )
-            if found is not None:
-                gone_bytes = await self.db.write(
-                    store.delete_container_file,
-                    user_id=container.user_id,
-                    container_id=container.id,
-                    file_id=found.id,
-                )
-                await self._forget([gone_bytes])
-            live.synced.pop(path, None)
-
-    async def _store_file(
-        self, container: Container, live: _Live, rel: str
-    ) -> Written | _Refused | None:
-        """Store the file ``rel`` of ``live``'s ``/mnt/data``, read a chunk at a time
-        (never whole in memory): the file stored, why it is not (``_Refused``), or None
-        when it is gone since the scan."""
-        from parley.sandbox import files as sandbox_files
-        from parley.sandbox.limits import size_text
-
-        most = self.settings.code_interpreter_max_file_bytes
-        path = DATA + rel
-        reader = _read_chunks(live.directory, rel, most)
-        try:
-            async with contextlib.aclosing(reader):
-                row_id, stored = await self._keep(container, path, reader)
-        except FileNotFoundError:
-            return None
-        except sandbox_files.TooLarge:
-            return _Refused(f"larger than the {size_text(most)} one file may have")
-        except ValueError:
-            return _Refused("it was no longer a regular file when it was read")
-        except OSError as exc:
-            return _Refused(f"the server could not read it ({os.strerror(exc.errno or 0)})")
-        except ParleyError as exc:
-            return _refused(exc, self.settings.code_interpreter_disk_bytes)
-        live.synced[path] = stored.key
-        return Written(row_id, path, stored.size)
-
-    async def _store_images(
-        self, container: Container, live: _Live, images: Iterable[bytes]
-    ) -> tuple[list[tuple[Written, bytes]], list[Skipped]]:
-        """Keep each figure as a file of the container (and in its ``/mnt/data``); those
-        that cannot be kept (past the container's disk) are said so."""
-        from parley.sandbox import files as sandbox_files
-
-        kept = []
-        skipped: list[Skipped] = []
-        for png in images:
-            rel = f"figure-{secrets.token_hex(6)}.png"
-            path = DATA + rel
-            with contextlib.suppress(OSError, ValueError):
-                await asyncio.to_thread(sandbox_files.write, live.directory, rel, png)
-            try:
-                row_id, stored = await self._keep(container, path, _once(png))
-            except ParleyError as exc:
-                refused = _refused(exc, self.settings.code_interpreter_disk_bytes)
-                skipped.append(Skipped(shown(path), refused.reason))
-                if refused.final:
-                    break
-                continue
-            live.synced[path] = stored.key
-            kept.append((Written(row_id, path, len(png)), png))
-        return kept, skipped
-
-    async def _keep(
-        self, container: Container, path: str, chunks: AsyncIterable[bytes]
-    ) -> tuple[str, Stored]:
-        """Store ``chunks`` as the container's file at ``path``: its id, and its bytes'
-        place. Raises what reading the chunks raised, or the database's refusal
-        (``ParleyError``: the container is full, or gone); nothing is kept then."""
-        stored = await self.storages.default.put(chunks)
-        try:
-            row, old = await self.db.write(
-                store.add_container_file,
-                user_id=container.user_id,
-                container_id=container.id,
-                path=path,
-                source="assistant",
-                stored=stored,
-                disk_bytes=self.settings.code_interpreter_disk_bytes,
-            )
-        except ParleyError:
-            await self.storages.default.delete([stored.key])
-            raise
-        if old is not None:
-            await self._forget([old])
-        return row.id, stored
-
-    async def _forget(self, found: list[StoredBytes]) -> None:
-        try:
-            await self.storages.delete(found)
-        except Exception:
-            log.warning("could not delete a container file's old bytes", exc_info=True)
 
     # ------------------------------------------------------------------------ upkeep
 
@@ -628,38 +431,6 @@ class Containers:
             await self._close(cid)
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """Why a file was not stored; ``final`` when no later file can be either (the
-    container expired or was deleted meanwhile)."""
-
-    reason: str
-    final: bool = False
-
-
-def _refused(exc: ParleyError, disk_bytes: int) -> _Refused:
-    """Why the database refused a file, said plainly."""
-    if exc.code == "container_full":
-        from parley.sandbox.limits import size_text
-
-        return _Refused(f"past the container's disk of {size_text(disk_bytes)}")
-    return _Refused(f"the container could not take it: {exc.message}", final=True)
-
-
-async def _read_chunks(directory: Path, rel: str, most: int) -> AsyncGenerator[bytes, None]:
-    """The bytes of ``rel`` under ``directory`` as ``sandbox.files.chunks`` reads them,
-    each chunk read on a worker thread: at most a chunk or two in memory at a time."""
-    from parley.sandbox import files as sandbox_files
-
-    source = sandbox_files.chunks(directory, rel, most=most, size=CHUNK)  # closed below
-    try:
-        while (chunk := await asyncio.to_thread(next, source, None)) is not None:
-            yield chunk
-    finally:
-        with contextlib.suppress(ValueError):  # still reading on a thread (cancelled)
-            source.close()
-
-
 def _scan(directory: Path) -> dict[str, Entry] | None:
     """``sandbox.files.scan``, tried again when a folder moved under the walk; None when
     no listing can be made (the code keeps moving folders, or locked one). Before a call,
@@ -674,12 +445,6 @@ def _scan(directory: Path) -> dict[str, Entry] | None:
             continue
     log.warning("a container's /mnt/data could not be listed")
     return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _clear_stale(folder: Path, older_than: float) -> None:
@@ -697,10 +462,6 @@ def _clear_stale(folder: Path, older_than: float) -> None:
                 os.unlink(entry.path)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 def _empty(directory: Path, user: int | None) -> None:
     """A new, empty ``directory``, owned by the sandbox's ``user`` when it has one of its
     own (what the server writes in it then takes that owner: ``sandbox.files``)."""
@@ -708,10 +469,6 @@ def _empty(directory: Path, user: int | None) -> None:
     directory.mkdir(parents=True, mode=0o700, exist_ok=True)
     if user is not None:
         os.chown(directory, user, user)
-
-
-def _relative(path: str) -> str:
-    return path.removeprefix(DATA)
 
 
 def _file_path(filename: str | None, file_id: str) -> str:

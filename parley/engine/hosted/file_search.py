@@ -26,8 +26,10 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from parley.engine.hosted.kind import Kind, Ran, Tool, Toolset, TurnView
+from parley.engine.hosted.records import FileSearchCall
 from parley.errors import NotFound, ParleyError
 from parley.providers.registry import ProviderRegistry
 from parley.store import index
@@ -36,7 +38,10 @@ from parley.store.db import Database, new_id
 from parley.store.index import RankingOptions, SearchResult
 from parley.store.records import VectorStore
 from parley.store.vector_stores import Unindexed
-from parley.types import FunctionSpec, ToolSpec
+from parley.types import FunctionSpec, ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from parley.engine.hosted.services import Services
 
 #: The function the model sees (another name when a client function has it).
 NAME = "file_search"
@@ -248,7 +253,7 @@ def _since(began: float) -> float:
 # --------------------------------------------------------------------------- items
 
 
-def call_item(
+def call_record(
     queries: Sequence[str],
     *,
     item_id: str,
@@ -256,26 +261,18 @@ def call_item(
     show: bool = False,
     call_id: str | None = None,
     unindexed: Unindexed | None = None,
-) -> dict[str, Any]:
-    """The ``file_search_call`` item of a search: in progress (nothing ``found`` yet), or
+) -> FileSearchCall:
+    """The ``file_search_call`` record of a search: in progress (nothing ``found`` yet), or
     ended. It keeps the results whatever ``show`` says: ``show_results`` tells the faces
     whether the request asked to see them; ``call_id`` is the model's call (the
     Assistants API names a run step's call by it). An ended one names the files of the
     thread's stores the search could not find (``unindexed``), when there are some, and
     counts those past ``MAX_UNINDEXED`` (``unindexed_more``)."""
-    item: dict[str, Any] = {
-        "type": "file_search_call",
-        "id": item_id,
-        "queries": list(queries),
-        "status": "in_progress",
-        "results": None,
-        "show_results": show,
-        "call_id": call_id,
-    }
+    record = FileSearchCall(id=item_id, queries=list(queries), show_results=show, call_id=call_id)
     if found is None:
-        return item
-    item["status"] = "failed" if found.error else "completed"
-    item["results"] = [
+        return record
+    record.status = "failed" if found.error else "completed"
+    record.results = [
         {
             "file_id": r.file_id,
             "filename": r.filename,
@@ -285,13 +282,12 @@ def call_item(
         }
         for r in found.results
     ]
-    if found.error:
-        item["error"] = found.error
+    record.error = found.error or None
     if unindexed is not None and unindexed.files:
-        item["unindexed"] = entries = unindexed_entries(unindexed)
+        record.unindexed = entries = unindexed_entries(unindexed)
         if unindexed.count > len(entries):
-            item["unindexed_more"] = unindexed.count - len(entries)
-    return item
+            record.unindexed_more = unindexed.count - len(entries)
+    return record
 
 
 def unindexed_entries(unindexed: Unindexed) -> list[dict[str, Any]]:
@@ -415,3 +411,93 @@ def citations(text: str, files: Mapping[str, str]) -> list[Citation]:
         name = mention[1:-1] if mention.startswith("[") and mention[1:-1] in files else mention
         found.append(Citation(files[name], name, match.start(), match.end()))
     return found
+
+
+# ----------------------------------------------------------------------------- kind
+
+
+class FileSearchTool(Tool):
+    """The turn's file search, as the model sees it."""
+
+    name, fallback = NAME, OTHER_NAME
+
+    def __init__(self, search: FileSearch, services: Services) -> None:
+        self.search, self.services = search, services
+
+    def spec(self, name: str) -> ToolSpec:
+        return self.search.spec(name)
+
+    def about(self) -> dict[str, Any]:
+        return {"type": "file_search"}
+
+    async def call(self, call: ToolCall, turn: TurnView, approval_id: str | None = None) -> Ran:
+        queries = queries_of(call.arguments)
+        item_id, show = new_item_id(), self.search.show_results
+        turn.started(call_record(queries, item_id=item_id, show=show, call_id=call.id))
+        services = self.services
+        found = await search(
+            self.search,
+            queries,
+            db=services.db,
+            providers=services.providers,
+            user_id=turn.run.user_id,
+        )
+        metrics = services.metrics
+        metrics.hosted_call(
+            "file_search", "file_search", "search", found.took, found.error is not None
+        )
+        if found.error is None:
+            metrics.search_duration(found.took, source="file_search", mode=found.mode)
+        record = call_record(
+            queries,
+            item_id=item_id,
+            found=found,
+            show=show,
+            call_id=call.id,
+            unindexed=self.search.unindexed,
+        )
+        turn.done(record)
+        return Ran(call.id, told(record.to_stored()), record)
+
+
+class FileSearchKind(Kind):
+    """Searches of the user's vector stores (``file_search`` entries: the first one)."""
+
+    name = "file_search"
+    types = frozenset({"file_search"})
+
+    async def open(
+        self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
+    ) -> Toolset:
+        search = FileSearch.of(await _with_stores(entries[0], turn, services))
+        ready_one = await ready(
+            search,
+            db=services.db,
+            user_id=turn.run.user_id,
+            within=services.settings.file_search_wait_seconds,
+        )
+        return Toolset(tools=[FileSearchTool(ready_one, services)])
+
+
+KIND = FileSearchKind()
+
+
+async def _with_stores(
+    entry: Mapping[str, Any], turn: TurnView, services: Services
+) -> Mapping[str, Any]:
+    """A ``file_search`` entry that names no store (an assistant made through the
+    Assistants API, run by another face) searches the stores of the run's assistant and
+    thread (``vector_stores.run_stores``), as a run of the Assistants API does: a thread is
+    one thread whatever face runs it. An entry that names stores searches those alone. The
+    thread's among them are its ``THREAD_STORES``: the turn waits for their files
+    (``ready``)."""
+    if entry.get("vector_store_ids"):
+        return entry
+    run = turn.run
+    found, own = await services.db.read(
+        store_of.run_stores,
+        user_id=run.user_id,
+        assistant_id=run.assistant_id,
+        thread_id=run.thread_id,
+    )
+    return {**entry, "vector_store_ids": found, THREAD_STORES: own}

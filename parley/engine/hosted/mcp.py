@@ -4,8 +4,8 @@ An entry names its server by ``server_label``, with a ``server_url`` (reached th
 address guard: public addresses only, unless the operator widens it) or none (a server the
 operator registered under that label: ``[mcp_servers.LABEL]``, whose address and secrets
 stay in the config). Headers a request brings (``headers``, ``authorization``) are never
-stored: they live in the turn (``Turn.secrets``) and are sent again with each request that
-needs the server.
+stored: they live in the turn (``turn.hosted.secrets``, its tools' ``TurnView.secrets``)
+and are sent again with each request that needs the server.
 
 A server's tools are listed once per conversation: a thread that holds a list of the
 label's tools (an ``mcp_list_tools`` item without an error) is not asked again; the
@@ -17,17 +17,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import Connection
+
 from parley.config import Settings
+from parley.engine.hosted.kind import Approving, Kind, Ran, Tool, Toolset, TurnView
+from parley.engine.hosted.records import McpCall, McpListTools
 from parley.engine.hosted.sessions import Sessions
-from parley.mcp.naming import parameters_schema
+from parley.mcp.naming import exposed_names, parameters_schema
 from parley.mcp.servers import Who, refusal
-from parley.mcp.shapes import Bounds, CallResult, ListedTool, Listing, ServerTarget
+from parley.mcp.shapes import CallResult, ListedTool, Listing, ServerTarget
+from parley.store import threads as thread_store
+from parley.store import users as user_store
 from parley.store.db import new_id
+from parley.types import FunctionSpec, ToolCall, ToolSpec
 
 if TYPE_CHECKING:
+    from parley.engine.hosted.approvals import Approved
+    from parley.engine.hosted.services import Services
     from parley.mcp.client import Session
 
 #: MCP's JSON-RPC codes for an error the call itself did not report (``mcp_protocol_error``).
@@ -139,34 +148,17 @@ def server_of(
     return McpServer(label, target, description, allowed, approval, from_request=False)
 
 
-def bounds_of(settings: Settings) -> Bounds:
-    return Bounds(
-        connect_timeout=settings.mcp_connect_timeout,
-        list_timeout=settings.mcp_list_timeout,
-        call_timeout=settings.mcp_call_timeout,
-        max_output_chars=settings.mcp_max_output,
-        max_tools=settings.mcp_max_tools,
-    )
-
-
-def listing_item(label: str, listing: Listing | None, item_id: str | None = None) -> dict[str, Any]:
-    """The ``mcp_list_tools`` item of a listing (None: still listing). Its ``error``, and a
-    tool's ``description`` and ``annotations``, are there only when they have a value, as
+def listing_record(label: str, listing: Listing | None, item_id: str | None = None) -> McpListTools:
+    """The ``mcp_list_tools`` record of a listing (None: still listing). Its ``error``, and
+    a tool's ``description`` and ``annotations``, are there only when they have a value, as
     OpenAI leaves them out (clients' schemas refuse a null there)."""
-    item: dict[str, Any] = {
-        "type": "mcp_list_tools",
-        "id": item_id or new_id("mcpl"),
-        "server_label": label,
-        "tools": [],
-        "status": "in_progress",
-    }
+    record = McpListTools(id=item_id or new_id("mcpl"), server_label=label)
     if listing is None:
-        return item
-    item["tools"] = [listed_tool(t) for t in listing.tools]
-    if listing.error:
-        item["error"] = listing.error
-    item["status"] = "failed" if listing.error else "completed"
-    return item
+        return record
+    record.tools = [listed_tool(t) for t in listing.tools]
+    record.error = listing.error or None
+    record.status = "failed" if listing.error else "completed"
+    return record
 
 
 def listed_tool(tool: ListedTool) -> dict[str, Any]:
@@ -194,7 +186,7 @@ def tools_of(item: Mapping[str, Any]) -> list[ListedTool]:
     ]
 
 
-def call_item(
+def call_record(
     label: str,
     tool: str,
     arguments: Mapping[str, Any],
@@ -202,34 +194,30 @@ def call_item(
     item_id: str,
     result: CallResult | None = None,
     approval_request_id: str | None = None,
-) -> dict[str, Any]:
-    """The ``mcp_call`` item of a call: in progress (no ``result`` yet), or ended."""
-    item: dict[str, Any] = {
-        "type": "mcp_call",
-        "id": item_id,
-        "server_label": label,
-        "name": tool,
-        "arguments": json.dumps(arguments, separators=(",", ":")),
-        "output": None,
-        "error": None,
-        "status": "in_progress",
-        "approval_request_id": approval_request_id,
-    }
+) -> McpCall:
+    """The ``mcp_call`` record of a call: in progress (no ``result`` yet), or ended."""
+    record = McpCall(
+        id=item_id,
+        server_label=label,
+        name=tool,
+        arguments=json.dumps(arguments, separators=(",", ":")),
+        approval_request_id=approval_request_id,
+    )
     if result is None:
-        return item
+        return record
     if result.error is None:
-        item["output"], item["status"] = result.output or "", "completed"
-        return item
-    item["status"] = "failed"
+        record.output, record.status = result.output or "", "completed"
+        return record
+    record.status = "failed"
     if result.failure == "tool":
         content = [{"type": "text", "text": result.error}]
-        item["error"] = {"type": "mcp_tool_execution_error", "content": content}
+        record.error = {"type": "mcp_tool_execution_error", "content": content}
     else:
         code = {"timeout": _TIMEOUT_CODE, "lost": _LOST_CODE}.get(
             result.failure or "", _SERVER_CODE
         )
-        item["error"] = {"type": "mcp_protocol_error", "code": code, "message": result.error}
-    return item
+        record.error = {"type": "mcp_protocol_error", "code": code, "message": result.error}
+    return record
 
 
 #: What an ``mcp_call`` cut short by its server's death says (``cut_short``).
@@ -278,3 +266,201 @@ async def connect(
 
 def elapsed(since: float) -> float:
     return time.perf_counter() - since
+
+
+# ----------------------------------------------------------------------------- kind
+
+
+class McpTool(Tool):
+    """One tool of an MCP server, as the model sees it."""
+
+    yields = True
+
+    def __init__(self, name: str, server: McpServer, tool: ListedTool, services: Services):
+        self.name, self.fallback = name, f"{server.label}__{name}"[:64]
+        self.server, self.tool, self.services = server, tool, services
+
+    def spec(self, name: str) -> ToolSpec:
+        return ToolSpec(
+            function=FunctionSpec(
+                name=name,
+                description=self.tool.description or "",
+                parameters=self.tool.input_schema,
+            )
+        )
+
+    def about(self) -> dict[str, Any]:
+        return {"type": "mcp", "server_label": self.server.label, "name": self.tool.name}
+
+    def mark(self, item_id: str | None, approval_id: str | None) -> dict[str, Any]:
+        return {**self.about(), "item_id": item_id, "approval_request_id": approval_id}
+
+    async def call(self, call: ToolCall, turn: TurnView, approval_id: str | None = None) -> Ran:
+        server, tool, services = self.server, self.tool, self.services
+        item_id = new_id("mcp")
+        turn.started(
+            call_record(
+                server.label,
+                tool.name,
+                call.arguments,
+                item_id=item_id,
+                approval_request_id=approval_id,
+            )
+        )
+        began = time.perf_counter()
+        session = await connect(server, services.sessions, turn.run.user_id, services.guarded)
+        if isinstance(session, str):
+            result = CallResult(None, session, failure="lost")
+        else:
+            result = await session.call(tool.name, call.arguments)
+        measure(services, server, "call", began, result.error is not None)
+        record = call_record(
+            server.label,
+            tool.name,
+            call.arguments,
+            item_id=item_id,
+            result=result,
+            approval_request_id=approval_id,
+        )
+        turn.done(record)
+        return Ran(call.id, told(result), record)
+
+
+@dataclass(eq=False)
+class McpToolset(Toolset):
+    """The MCP servers of one turn, their tools listed."""
+
+    servers: list[McpServer] = field(default_factory=list)
+    #: Why the servers of some labels cannot be used by this turn (not listed, not called).
+    unusable: dict[str, str] = field(default_factory=dict)
+
+    def absent(self, approved: Approved) -> str | None:
+        return self.unusable.get(approved.server_label)
+
+    async def aclose(self) -> None:
+        """The turn is done with its sessions (they stay open for the next one:
+        ``Services.sessions``)."""
+        for server in self.servers:
+            server.session = None
+
+
+class McpKind(Kind):
+    """Remote MCP servers' tools (``mcp`` entries)."""
+
+    name = "mcp"
+    types = frozenset({"mcp"})
+
+    async def open(
+        self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
+    ) -> McpToolset:
+        toolset = McpToolset()
+        known = await services.db.read(
+            thread_store.hosted_items, thread_id=turn.run.thread_id, kind="mcp_list_tools"
+        )
+        lists = {i["server_label"]: i for i in known if not i.get("error")}
+        who = await _caller(entries, turn, services)
+        tools: list[tuple[McpServer, ListedTool]] = []
+        for entry in entries:
+            label = str(entry["server_label"])
+            server = server_of(entry, services.settings, turn.secrets.get(label), who)
+            if isinstance(server, str):
+                toolset.unusable[label] = server
+                _listed(toolset, turn, label, Listing([], error=server))
+                continue
+            toolset.servers.append(server)
+            kept = lists.get(label)
+            if kept is not None:
+                found = tools_of(kept)
+                server.known = tuple(t.name for t in found)
+            else:
+                found = (await _list(toolset, turn, services, server)).tools
+            tools += [(server, t) for t in found if server.offers(t)]
+        names = exposed_names([(s.label, t.name) for s, t in tools])
+        for (server, tool), name in zip(tools, names, strict=True):
+            offered = McpTool(name, server, tool, services)
+            toolset.tools.append(Approving(offered) if server.needs_approval(tool) else offered)
+        return toolset
+
+    async def absent(
+        self, approved: Approved, turn: TurnView, toolset: Toolset | None
+    ) -> Ran | None:
+        why = (toolset.absent(approved) if toolset is not None else None) or (
+            f"the MCP server {approved.server_label!r} (or its tool {approved.tool!r}) is not "
+            "among this response's tools: send the mcp tool again with the approval"
+        )
+        record = call_record(
+            approved.server_label,
+            approved.tool,
+            approved.arguments,
+            item_id=new_id("mcp"),
+            result=CallResult(None, why, failure="protocol"),
+            approval_request_id=approved.request_id,
+        )
+        turn.done(record)
+        return Ran(approved.call_id, f"Error: {why}", record)
+
+
+KIND = McpKind()
+
+
+async def _caller(entries: list[Mapping[str, Any]], turn: TurnView, services: Services) -> Who:
+    """Who the turn is for, as the servers the operator registered for some users or keys
+    name callers: the run's user, with the key of the request that started the turn (none
+    when it was revoked since). Read only when such a server is among ``entries``: an
+    approval given, or an assistant made, with a key that may use it does not let another
+    key use it."""
+    run, source = turn.run, turn.source
+    registered = services.settings.mcp_servers
+    configs = [registered.get(str(e["server_label"])) for e in entries if "server_url" not in e]
+    if all(c is None or (c.users is None and c.keys is None) for c in configs):
+        return Who(run.user_id)  # every server here lets anyone use it
+    key_hash = None if source is None else source.key_hash
+    return await services.db.read(caller_of, user_id=run.user_id, key_hash=key_hash)
+
+
+def caller_of(conn: Connection, *, user_id: str, key_hash: str | None) -> Who:
+    """The user ``user_id`` as a registered server's access lists name it, with the API
+    key of ``key_hash`` while it is one of theirs and not revoked."""
+    owner = None if key_hash is None else user_store.find_key(conn, key_hash=key_hash)
+    if owner is not None and owner.user.id == user_id:
+        return Who(user_id, owner.user.name, owner.key_id)
+    return Who(user_id, user_store.get_user(conn, user_id=user_id).name)
+
+
+async def _list(
+    toolset: McpToolset, turn: TurnView, services: Services, server: McpServer
+) -> Listing:
+    started = listing_record(server.label, None)
+    turn.started(started)
+    began = time.perf_counter()
+    session = await connect(server, services.sessions, turn.run.user_id, services.guarded)
+    listing = Listing([], error=session) if isinstance(session, str) else None
+    if listing is None:
+        assert not isinstance(session, str)
+        listing = await session.list_tools()
+        shown = [t for t in listing.tools if server.offers(t)]  # as OpenAI lists them
+        listing = Listing(shown, listing.error, listing.cut)
+    measure(services, server, "list", began, listing.error is not None)
+    _listed(toolset, turn, server.label, listing, started.id)
+    return listing
+
+
+def _listed(
+    toolset: McpToolset,
+    turn: TurnView,
+    label: str,
+    listing: Listing,
+    item_id: str | None = None,
+) -> None:
+    record = listing_record(label, listing, item_id)
+    if item_id is None:
+        turn.started(listing_record(label, None, record.id))
+    turn.done(record)
+    toolset.ahead.append(record)
+
+
+def measure(
+    services: Services, server: McpServer, operation: str, began: float, failed: bool
+) -> None:
+    label = "other" if server.from_request else server.label  # no label a client makes up
+    services.metrics.hosted_call("mcp", label, operation, elapsed(began), failed)

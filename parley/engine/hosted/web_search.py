@@ -18,12 +18,17 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from parley.engine.hosted.kind import Kind, Ran, Tool, Toolset, TurnView
+from parley.engine.hosted.records import WebSearchCall
 from parley.retrieval.websearch import Page, SearchBackend, SearchFailed
 from parley.store.db import new_id
-from parley.types import FunctionSpec, ToolSpec
+from parley.types import FunctionSpec, ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from parley.engine.hosted.services import Services
 
 #: The function the model sees (another name when a client function has it).
 NAME = "web_search"
@@ -125,33 +130,26 @@ def new_item_id() -> str:
     return new_id("ws")
 
 
-def call_item(
+def call_record(
     query: str,
     *,
     item_id: str,
     found: Found | None = None,
     show: bool = False,
     call_id: str | None = None,
-) -> dict[str, Any]:
-    """The ``web_search_call`` item of a search: in progress (nothing ``found`` yet), or
+) -> WebSearchCall:
+    """The ``web_search_call`` record of a search: in progress (nothing ``found`` yet), or
     ended. Its ``action`` keeps the pages as ``sources`` whatever ``show`` says (the faces
     show them when the request asked), and ``pages`` what the model read of them."""
-    item: dict[str, Any] = {
-        "type": "web_search_call",
-        "id": item_id,
-        "status": "in_progress",
-        "action": {"type": "search", "query": query, "queries": [query] if query else []},
-        "show_sources": show,
-        "call_id": call_id,
-    }
+    action: dict[str, Any] = {"type": "search", "query": query, "queries": [query] if query else []}
+    record = WebSearchCall(id=item_id, action=action, show_sources=show, call_id=call_id)
     if found is None:
-        return item
-    item["status"] = "failed" if found.error else "completed"
-    item["action"]["sources"] = [{"type": "url", "url": p.url} for p in found.pages]
-    item["pages"] = [{"url": p.url, "title": p.title, "snippet": p.snippet} for p in found.pages]
-    if found.error:
-        item["error"] = found.error
-    return item
+        return record
+    record.status = "failed" if found.error else "completed"
+    action["sources"] = [{"type": "url", "url": p.url} for p in found.pages]
+    record.pages = [{"url": p.url, "title": p.title, "snippet": p.snippet} for p in found.pages]
+    record.error = found.error or None
+    return record
 
 
 #: What a search cut short by its server's death says (``cut_short``).
@@ -223,3 +221,49 @@ def citations(text: str, pages: Mapping[str, str]) -> list[Citation]:
         Citation(m.group(), pages[m.group()], m.start(), m.end())
         for m in re.finditer(rf"(?:{pattern})(?![\w/?#%&=~+-])", text)
     ]
+
+
+# ----------------------------------------------------------------------------- kind
+
+
+class WebSearchTool(Tool):
+    """The turn's web search, as the model sees it."""
+
+    name, fallback = NAME, OTHER_NAME
+
+    def __init__(self, web: WebSearch, services: Services) -> None:
+        self.web, self.services = web, services
+
+    def spec(self, name: str) -> ToolSpec:
+        return self.web.spec(name)
+
+    def about(self) -> dict[str, Any]:
+        return {"type": "web_search"}
+
+    async def call(self, call: ToolCall, turn: TurnView, approval_id: str | None = None) -> Ran:
+        query = query_of(call.arguments)
+        item_id, show = new_item_id(), self.web.show_sources
+        turn.started(call_record(query, item_id=item_id, show=show, call_id=call.id))
+        found = await search(self.services.web, self.web, query)
+        self.services.metrics.hosted_call(
+            "web_search", "web_search", "search", found.took, found.error is not None
+        )
+        record = call_record(query, item_id=item_id, found=found, show=show, call_id=call.id)
+        turn.done(record)
+        return Ran(call.id, told(record.to_stored()), record)
+
+
+class WebSearchKind(Kind):
+    """Searches of the web (``web_search`` entries, by any of OpenAI's names: the first
+    one)."""
+
+    name = "web_search"
+    types = KINDS
+
+    async def open(
+        self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
+    ) -> Toolset:
+        return Toolset(tools=[WebSearchTool(WebSearch.of(entries[0]), services)])
+
+
+KIND = WebSearchKind()

@@ -22,10 +22,10 @@ functions are in ``reads``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from parley.engine import file_search
+from parley.engine import CodeInterpreterCall, FileSearchCall, Record, file_search, record_of
 from parley.server.faces.kit.resources import MessagePublic
 from parley.server.faces.kit.run_steps import RunStepPublic
 
@@ -68,29 +68,36 @@ def with_searches(
     tools: Sequence[Mapping[str, Any]],
     contents: bool,
 ) -> RunStepPublic:
-    """A ``tool_calls`` step whose file searches show as ``file_search`` calls: the
-    ranking options, and the results (their text with ``contents``)."""
+    """A ``tool_calls`` step whose hosted calls (``searches``: their items by call id) show
+    in their own shape (``STEPS``): a file search as a ``file_search`` call, its ranking
+    options and results (their text with ``contents``); a code call as a
+    ``code_interpreter`` call."""
     calls = step.step_details.get("tool_calls")
     if not calls or not any(c.get("id") in searches for c in calls):
         return step
     shown = []
     for call in calls:
         item = searches.get(call.get("id", ""))
-        if item is None:
-            shown.append(call)
-        elif item.get("type") == "code_interpreter_call":
-            shown.append(code_call(call["id"], item))
-        else:
-            shown.append(search_call(call["id"], item, tools, contents))
+        shown.append(call if item is None else step_call(call["id"], item, tools, contents))
     details = {**step.step_details, "tool_calls": shown}
     return step.model_copy(update={"step_details": details})
 
 
-def search_call(
+def step_call(
     call_id: str, item: Mapping[str, Any], tools: Sequence[Mapping[str, Any]], contents: bool
 ) -> dict[str, Any]:
-    """A search (its ``file_search_call`` item) as a run step's ``file_search`` call: the
-    run's ranking options, and the results (their text with ``contents``)."""
+    """A stored hosted item (of a type ``STEPS`` has) as a run step's call, by its record."""
+    record = record_of(item)
+    assert record is not None, item.get("type")
+    return STEPS[record.type](call_id, record, tools, contents)
+
+
+def search_call(
+    call_id: str, record: Record, tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    """A search (its ``FileSearchCall``) as a run step's ``file_search`` call: the run's
+    ranking options, and the results (their text with ``contents``)."""
+    assert isinstance(record, FileSearchCall)
     entry = next((t for t in tools if t.get("type") == "file_search"), {})
     ranking = entry.get("ranking_options") or {}
     ranker = ranking.get("ranker", "auto")
@@ -99,19 +106,19 @@ def search_call(
         "score_threshold": float(ranking.get("score_threshold", 0.0)),
     }
     results = []
-    for r in item.get("results") or ():
+    for r in record.results or ():
         result = {"file_id": r["file_id"], "file_name": r["filename"], "score": r["score"]}
         if contents:
             result["content"] = [{"type": "text", "text": r["text"]}]
         results.append(result)
     search: dict[str, Any] = {"ranking_options": options, "results": results}
-    unindexed = unindexed_files(item)
+    unindexed = unindexed_files(record.unindexed or ())
     if unindexed:
         search["unindexed_files"] = unindexed
     return {"id": call_id, "type": "file_search", "file_search": search}
 
 
-def unindexed_files(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+def unindexed_files(files: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Parley's own in a step's ``file_search``: the files of the thread's stores the
     search could not find (still being indexed when the run's wait ended, or failed), as
     a vector store file names its status and ``last_error``."""
@@ -122,23 +129,35 @@ def unindexed_files(item: Mapping[str, Any]) -> list[dict[str, Any]]:
             "status": f["status"],
             "last_error": f.get("error"),
         }
-        for f in item.get("unindexed") or ()
+        for f in files
     ]
 
 
-def code_call(call_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    """A code interpreter call (its ``code_interpreter_call`` item) as a run step's
+def code_call(
+    call_id: str, record: Record, tools: Sequence[Mapping[str, Any]], contents: bool
+) -> dict[str, Any]:
+    """A code interpreter call (its ``CodeInterpreterCall``) as a run step's
     ``code_interpreter`` call: its code, then its logs and figures."""
+    assert isinstance(record, CodeInterpreterCall)
     outputs: list[dict[str, Any]] = []
-    for output in item.get("outputs") or ():
+    for output in record.outputs or ():
         if output.get("type") == "logs":
             outputs.append({"type": "logs", "logs": output.get("logs") or ""})
         elif output.get("type") == "image" and output.get("image_file_id"):
             outputs.append({"type": "image", "image": {"file_id": output["image_file_id"]}})
-    if item.get("status") == "failed" and item.get("error") and not outputs:
-        outputs.append({"type": "logs", "logs": str(item["error"])})
-    details = {"input": item.get("code") or "", "outputs": outputs}
+    if record.status == "failed" and record.error and not outputs:
+        outputs.append({"type": "logs", "logs": str(record.error)})
+    details = {"input": record.code or "", "outputs": outputs}
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": details}
+
+
+#: The face's table of hosted records shown as a run step's call of their own type, by
+#: record type (the others show as the function call the model made). A new kind adds its
+#: entry.
+STEPS: dict[str, Callable[[str, Record, Sequence[Mapping[str, Any]], bool], dict[str, Any]]] = {
+    FileSearchCall.type: search_call,
+    CodeInterpreterCall.type: code_call,
+}
 
 
 def figures(items: Sequence[Mapping[str, Any]]) -> list[str]:

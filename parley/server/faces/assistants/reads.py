@@ -581,13 +581,12 @@ def _usable(conn: Connection, user_id: str, store_id: str) -> bool:
 
 def search_items(conn: Connection, *, run_id: str) -> dict[str, dict[str, Any]]:
     """The items of the calls a run's server ran that its steps show in their own shape
-    (``file_search_call``, ``code_interpreter_call``), by call id."""
+    (``files.STEPS``), by call id."""
     query = select(messages.c.tool_call_id, messages.c.item).where(
         messages.c.run_id == run_id, messages.c.role == Role.TOOL.value
     )
     return {
         row.tool_call_id: row.item
         for row in conn.execute(query)
-        if isinstance(row.item, dict)
-        and row.item.get("type") in ("file_search_call", "code_interpreter_call")
+        if isinstance(row.item, dict) and row.item.get("type") in files.STEPS
     }

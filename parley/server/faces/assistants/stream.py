@@ -146,7 +146,7 @@ class TurnEvents:
         if kind == "hosted_tool":
             event = orjson.loads(data)
             item = event["item"]
-            if item.get("type") in ("file_search_call", "code_interpreter_call"):
+            if item.get("type") in files.STEPS:
                 return self._hosted(event["phase"], item)
         return b""
 
@@ -243,10 +243,7 @@ class TurnEvents:
         message that asked for it: named with its input as it starts, its outputs once it
         has run (a call first seen ended, as a turn that died ends its calls, is both)."""
         call_id = item.get("call_id") or item["id"]
-        if item["type"] == "code_interpreter_call":
-            call = files.code_call(call_id, item)
-        else:
-            call = files.search_call(call_id, item, self.run.tools, False)
+        call = files.step_call(call_id, item, self.run.tools, False)
         out = self._open_calls() + self._call(call)
         if phase != "done":
             return out

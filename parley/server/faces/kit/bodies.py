@@ -21,7 +21,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from parley.engine import Decision, SubmittedAnswer
 from parley.errors import InvalidRequest
-from parley.server.faces.kit.hosted import read_attachments, read_tool_resources
 from parley.server.faces.kit.readers import (
     ASSISTANTS,
     HOSTED_KINDS,
@@ -32,6 +31,7 @@ from parley.server.faces.kit.readers import (
     read_tools,
     stored_tools,
 )
+from parley.server.faces.kit.tool_resources import read_attachments, read_tool_resources
 from parley.types import ToolSpec
 
 Metadata = dict[str, Any]
@@ -136,7 +136,14 @@ class HostedTool(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["mcp", "file_search", "code_interpreter"]
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _hosted_kind(cls, value: str) -> str:
+        if value not in HOSTED_KINDS:
+            raise ValueError(f"expected one of {', '.join(sorted(HOSTED_KINDS))}")
+        return value
 
 
 class Tools(Body):
@@ -185,7 +192,7 @@ def _resources(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 #: An assistant's, thread's or run's ``tool_resources``: ``file_search`` stores, checked
-#: (``kit.hosted.read_tool_resources``).
+#: (``kit.tool_resources.read_tool_resources``).
 ToolResources = Annotated[dict[str, Any] | None, AfterValidator(_resources)]
 
 

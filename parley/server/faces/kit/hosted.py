@@ -22,7 +22,7 @@ a server under that label (``[mcp_servers.LABEL]``) and lets the caller use it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from parley.engine import file_search, web_search
 from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
-from parley.server.faces.kit.readers import invalid, unsupported
+from parley.server.faces.kit.readers import HOSTED_KINDS, invalid, unsupported
 from parley.store import index, vector_stores
 from parley.store.db import Database
 
@@ -127,43 +127,95 @@ def read_hosted(
     the request's, which may ask to show a file search's results; ``assistants``: a
     ``file_search`` tool may come in the Assistants API's shape."""
     hosted = Hosted()
+    reading = Reading(settings, policy, who, tuple(include or ()), assistants)
     for i, tool in enumerate(given or ()):
-        if isinstance(tool, dict) and tool.get("type") == "code_interpreter":
-            if any(e["type"] == "code_interpreter" for e in hosted.entries):
-                raise invalid(f"tools[{i}].type", "give at most one code_interpreter tool.")
-            entry = code_interpreter_entry(
-                tool, f"tools[{i}]", settings=settings, assistants=assistants
-            )
-            if INCLUDE_OUTPUTS in (include or ()):
-                entry["include_outputs"] = True
-            hosted.entries.append(entry)
-        elif isinstance(tool, dict) and tool.get("type") == "file_search":
-            if any(e["type"] == "file_search" for e in hosted.entries):
-                raise invalid(f"tools[{i}].type", "give at most one file_search tool.")
-            entry = file_search_entry(tool, f"tools[{i}]", assistants=assistants)
-            if INCLUDE_RESULTS in (include or ()):
-                entry["include_results"] = True
-            hosted.entries.append(entry)
-        elif isinstance(tool, dict) and tool.get("type") in web_search.KINDS:
-            # Run only on the Responses API, and only with a search service; else the
-            # tool is taken and not offered (``responses.client_tools``).
-            if assistants or not settings.web_search_url:
-                continue
-            if any(e["type"] == "web_search" for e in hosted.entries):
-                raise invalid(f"tools[{i}].type", "give at most one web_search tool.")
-            entry = web_search_entry(tool, f"tools[{i}]")
-            if INCLUDE_SOURCES in (include or ()):
-                entry["include_sources"] = True
-            hosted.entries.append(entry)
-        elif isinstance(tool, dict) and tool.get("type") == "mcp":
-            entry, secrets = _mcp(tool, f"tools[{i}]", settings, policy, who)
-            label = entry["server_label"]
-            if any(e.get("server_label") == label for e in hosted.entries):
-                raise invalid(f"tools[{i}].server_label", f"the server {label} is given twice.")
-            hosted.entries.append(entry)
-            if secrets:
-                hosted.secrets[label] = secrets
+        read = ENTRIES.get(tool.get("type")) if isinstance(tool, dict) else None
+        if read is not None:
+            read(tool, f"tools[{i}]", reading, hosted)
     return hosted
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What reading a request's hosted tools needs besides them: the server's settings and
+    address policy, the caller, the request's ``include``, and whether the face is the
+    Assistants API's."""
+
+    settings: Settings
+    policy: AddressPolicy
+    who: Who
+    include: tuple[str, ...]
+    assistants: bool
+
+
+def _once(kind: str, where: str, hosted: Hosted) -> None:
+    """Refuse a second tool of a kind a request gives at most one of."""
+    if any(e["type"] == kind for e in hosted.entries):
+        raise invalid(f"{where}.type", f"give at most one {kind} tool.")
+
+
+def _read_code(tool: Mapping[str, Any], where: str, reading: Reading, hosted: Hosted) -> None:
+    _once("code_interpreter", where, hosted)
+    entry = code_interpreter_entry(
+        tool, where, settings=reading.settings, assistants=reading.assistants
+    )
+    if INCLUDE_OUTPUTS in reading.include:
+        entry["include_outputs"] = True
+    hosted.entries.append(entry)
+
+
+def _read_search(tool: Mapping[str, Any], where: str, reading: Reading, hosted: Hosted) -> None:
+    _once("file_search", where, hosted)
+    entry = file_search_entry(tool, where, assistants=reading.assistants)
+    if INCLUDE_RESULTS in reading.include:
+        entry["include_results"] = True
+    hosted.entries.append(entry)
+
+
+def _read_web(tool: Mapping[str, Any], where: str, reading: Reading, hosted: Hosted) -> None:
+    """Run only on the Responses API, and only with a search service; else the tool is
+    taken and not offered (``responses.client_tools``)."""
+    if reading.assistants or not reading.settings.web_search_url:
+        return
+    _once("web_search", where, hosted)
+    entry = web_search_entry(tool, where)
+    if INCLUDE_SOURCES in reading.include:
+        entry["include_sources"] = True
+    hosted.entries.append(entry)
+
+
+def _read_mcp(tool: Mapping[str, Any], where: str, reading: Reading, hosted: Hosted) -> None:
+    entry, secrets = _mcp(tool, where, reading.settings, reading.policy, reading.who)
+    label = entry["server_label"]
+    if any(e.get("server_label") == label for e in hosted.entries):
+        raise invalid(f"{where}.server_label", f"the server {label} is given twice.")
+    hosted.entries.append(entry)
+    if secrets:
+        hosted.secrets[label] = secrets
+
+
+#: The kit's table of hosted tool entries a request gives, by entry type: each reads its
+#: tool into the request's ``Hosted``. A new kind adds its entry.
+EntryReader = Callable[[Mapping[str, Any], str, Reading, Hosted], None]
+ENTRIES: dict[Any, EntryReader] = {
+    "code_interpreter": _read_code,
+    "file_search": _read_search,
+    **dict.fromkeys(web_search.KINDS, _read_web),
+    "mcp": _read_mcp,
+}
+
+
+def register_entry(kind: str, read: EntryReader) -> None:
+    """Read the entries of a new hosted kind with ``read``, on every face that takes hosted
+    tools (``readers.HOSTED_KINDS``)."""
+    ENTRIES[kind] = read
+    HOSTED_KINDS.add(kind)
+
+
+def unregister_entry(kind: str) -> None:
+    """Take a ``register_entry`` ed kind away again."""
+    ENTRIES.pop(kind, None)
+    HOSTED_KINDS.discard(kind)
 
 
 def web_search_entry(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -522,8 +574,7 @@ def kept_tools(
             "it by server_label.",
         )
     entries = iter(hosted.entries)
-    kinds = ("mcp", "file_search", "code_interpreter")
-    return [next(entries) if t.get("type") in kinds else t for t in given]
+    return [next(entries) if t.get("type") in HOSTED_KINDS else t for t in given]
 
 
 def kept(
@@ -539,99 +590,3 @@ def kept(
     return kept_tools(
         tools, settings=svc.settings, policy=svc.mcp_addresses, who=who, assistants=assistants
     )
-
-
-# ----------------------------------------------------------- the Assistants API's files
-
-
-def read_tool_resources(value: Any, param: str = "tool_resources") -> dict[str, Any] | None:
-    """An assistant's or thread's ``tool_resources``, checked: ``file_search`` with
-    ``vector_store_ids`` (at most one) or ``vector_stores`` to make (at most one:
-    ``file_ids``, ``chunking_strategy``, ``metadata``); ``code_interpreter`` with
-    ``file_ids`` (at most ``MAX_CODE_FILES``), the files its container starts with."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) - {"file_search", "code_interpreter"}:
-        raise invalid(param, "expected an object of file_search and code_interpreter.")
-    code = value.get("code_interpreter")
-    code_files: dict[str, Any] = {}
-    if code is not None:
-        where = f"{param}.code_interpreter"
-        if not isinstance(code, dict) or set(code) - {"file_ids"}:
-            raise invalid(where, "expected an object of file_ids.")
-        ids = code.get("file_ids") or []
-        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-            raise invalid(f"{where}.file_ids", "expected a list of file ids.")
-        if len(ids) > MAX_CODE_FILES:
-            raise invalid(f"{where}.file_ids", f"give at most {MAX_CODE_FILES} files.")
-        code_files = {"code_interpreter": {"file_ids": list(dict.fromkeys(ids))}}
-    search = value.get("file_search")
-    if search is None:
-        return code_files
-    where = f"{param}.file_search"
-    if not isinstance(search, dict) or set(search) - {"vector_store_ids", "vector_stores"}:
-        raise invalid(where, "expected an object of vector_store_ids or vector_stores.")
-    ids = search.get("vector_store_ids") or []
-    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-        raise invalid(f"{where}.vector_store_ids", "expected a list of vector store ids.")
-    stores = search.get("vector_stores") or []
-    if not isinstance(stores, list):
-        raise invalid(f"{where}.vector_stores", "expected a list of vector stores to make.")
-    if len(ids) + len(stores) > 1:
-        raise invalid(where, "give at most one vector store (vector_store_ids or vector_stores).")
-    made = []
-    for n, store in enumerate(stores):
-        at = f"{where}.vector_stores[{n}]"
-        if not isinstance(store, dict) or set(store) - {
-            "file_ids",
-            "chunking_strategy",
-            "metadata",
-        }:
-            raise invalid(at, "expected an object of file_ids, chunking_strategy, metadata.")
-        files = store.get("file_ids") or []
-        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
-            raise invalid(f"{at}.file_ids", "expected a list of file ids.")
-        if len(files) > MAX_ATTACHED:
-            raise invalid(f"{at}.file_ids", f"give at most {MAX_ATTACHED} files.")
-        for key in ("chunking_strategy", "metadata"):
-            if store.get(key) is not None and not isinstance(store[key], dict):
-                raise invalid(f"{at}.{key}", "expected an object.")
-        made.append({k: v for k, v in store.items() if v is not None})
-    return {"file_search": {"vector_store_ids": list(ids), "vector_stores": made}, **code_files}
-
-
-#: The most files one message's attachments, or one store made in passing, may hold.
-MAX_ATTACHED = 100
-#: The most files an assistant's or thread's ``code_interpreter`` resources may give.
-MAX_CODE_FILES = 20
-
-
-def read_attachments(value: Any, param: str = "attachments") -> list[dict[str, Any]] | None:
-    """A message's ``attachments``, checked: ``[{file_id, tools: [{type: file_search} |
-    {type: code_interpreter}]}]``: the file goes into the thread's vector store, its
-    container, or both."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise invalid(param, "expected a list of attachments.")
-    if len(value) > MAX_ATTACHED:
-        raise invalid(param, f"give at most {MAX_ATTACHED} attachments.")
-    kept = []
-    for n, attachment in enumerate(value):
-        at = f"{param}[{n}]"
-        if not isinstance(attachment, dict) or set(attachment) - {"file_id", "tools"}:
-            raise invalid(at, "expected an object of file_id and tools.")
-        file_id = attachment.get("file_id")
-        if not isinstance(file_id, str) or not file_id:
-            raise invalid(f"{at}.file_id", "expected a file id.", "missing_required_parameter")
-        tools = attachment.get("tools") or []
-        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-            raise invalid(f"{at}.tools", "expected a list of tools.")
-        kinds = []
-        for k, tool in enumerate(tools):
-            if tool.get("type") not in ("file_search", "code_interpreter"):
-                raise invalid(f"{at}.tools[{k}].type", "expected file_search or code_interpreter.")
-            if tool["type"] not in kinds:
-                kinds.append(tool["type"])
-        kept.append({"file_id": file_id, "tools": [{"type": kind} for kind in kinds]})
-    return kept

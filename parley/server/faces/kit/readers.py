@@ -101,9 +101,18 @@ ASSISTANTS = Dialect(
     hosted=True,
 )
 
-#: Tools the server runs itself (``kit.hosted``), on the faces that take them.
-HOSTED_KINDS = frozenset({"mcp", "file_search", "code_interpreter"})
+#: Tools the server runs itself (``kit.hosted.ENTRIES``: web search is the Responses
+#: face's alone), on every face that takes them. A new kind adds its entry type.
+HOSTED_KINDS: set[str] = {"mcp", "file_search", "code_interpreter"}
 _HOSTED = "give function tools, which your code runs"
+#: The kit's table of hosted tools a ``tool_choice`` may name, by entry type: the function
+#: the model sees for it, and the one it sees when a client function has that name (the
+#: engine's kind names it so). A new kind adds its entry.
+CHOSEN: dict[str, tuple[str, str]] = {
+    "file_search": (file_search.NAME, file_search.OTHER_NAME),
+    "code_interpreter": (code_interpreter.NAME, code_interpreter.OTHER_NAME),
+    **dict.fromkeys(web_search.KINDS, (web_search.NAME, web_search.OTHER_NAME)),
+}
 
 
 # ------------------------------------------------------------------------------- tools
@@ -196,24 +205,11 @@ def read_tool_choice(
             raise invalid("tool_choice", "expected auto, none, required or an object.")
         return choice
     kind = choice.get("type")
-    if kind == "file_search":
-        if kind not in hosted:
-            raise invalid("tool_choice", "no file_search tool is given.")
-        name = file_search.NAME if file_search.NAME not in names else file_search.OTHER_NAME
-        return {"type": "function", "name": name}
-    if kind == "code_interpreter":
-        if kind not in hosted:
-            raise invalid("tool_choice", "no code_interpreter tool is given.")
-        python = code_interpreter.NAME
-        return {
-            "type": "function",
-            "name": python if python not in names else code_interpreter.OTHER_NAME,
-        }
-    if kind in web_search.KINDS:
+    if kind in CHOSEN:
         if kind not in hosted:
             raise invalid("tool_choice", f"no {kind} tool is given.")
-        name = web_search.NAME if web_search.NAME not in names else web_search.OTHER_NAME
-        return {"type": "function", "name": name}
+        name, other = CHOSEN[kind]
+        return {"type": "function", "name": name if name not in names else other}
     if kind == "function":
         name, param = _named(choice, "tool_choice", dialect.nested)
         if not isinstance(name, str) or name not in names:

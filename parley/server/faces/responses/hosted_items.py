@@ -8,12 +8,23 @@ call (``code_interpreter_call``, its ``outputs`` null unless asked for likewise)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from parley.engine import code_interpreter, file_search, web_search
+from parley.engine import (
+    CodeInterpreterCall,
+    FileSearchCall,
+    McpApprovalRequest,
+    McpApprovalResponse,
+    McpListTools,
+    WebSearchCall,
+    code_interpreter,
+    file_search,
+    web_search,
+)
 from parley.server.faces.kit.hosted import INCLUDE_OUTPUTS, INCLUDE_RESULTS, INCLUDE_SOURCES
 
 #: What a ``file_search_call`` item keeps that the API does not show.
@@ -37,45 +48,57 @@ _WEB_ONLY = ("show_sources", "error", "call_id", "pages")
 
 
 def hosted_item(item: dict[str, Any], *, include: Collection[str] = ()) -> dict[str, Any]:
-    """A hosted tool's stored item as the API shows it: a tool list has no status; a file
-    search shows its results, a code interpreter call its outputs, only when asked to (by
-    the request that made it, or by a later read's ``include``). A code call's image output
-    is its ``url`` (a ``data:`` URL of the PNG), as OpenAI's shape has it."""
-    kind = item.get("type")
-    if kind == "mcp_list_tools":
-        return tool_list(item)
-    if kind == "mcp_approval_response":  # kept with "reason": null before it was left out
-        return {k: v for k, v in item.items() if not (k == "reason" and v is None)}
-    if kind == "web_search_call":
-        shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
-        if not (INCLUDE_SOURCES in include or item.get("show_sources")):
-            shown["action"] = {k: v for k, v in item["action"].items() if k != "sources"}
-        return shown
-    if kind == "compaction":  # a marker's: what it covers is the server's own
-        return {k: v for k, v in item.items() if k != "covers"}
-    if kind == "file_search_call":
-        shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
-        if not (INCLUDE_RESULTS in include or item.get("show_results")):
-            shown["results"] = None
-        return shown
-    if kind == "code_interpreter_call":
-        shown = {k: v for k, v in item.items() if k not in _CODE_ONLY}
-        if not (INCLUDE_OUTPUTS in include or item.get("show_outputs")):
-            shown["outputs"] = None
-        elif shown.get("outputs") is not None:
-            shown["outputs"] = [
-                {"type": "image", "url": o["url"]} if o.get("type") == "image" else o
-                for o in shown["outputs"]
-            ]
-        return shown
-    return dict(item)
+    """A hosted tool's stored item as the API shows it (``SHOWN``: by record type): a tool
+    list has no status; a file search shows its results, a code interpreter call its
+    outputs, a web search its sources, only when asked to (by the request that made it,
+    or by a later read's ``include``). A type the table does not have shows as stored."""
+    shown = SHOWN.get(str(item.get("type")))
+    return dict(item) if shown is None else shown(item, include)
+
+
+def _approval_response(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """An approval's answer: kept with "reason": null before it was left out."""
+    return {k: v for k, v in item.items() if not (k == "reason" and v is None)}
+
+
+def _web_search(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k not in _WEB_ONLY}
+    if not (INCLUDE_SOURCES in include or item.get("show_sources")):
+        shown["action"] = {k: v for k, v in item["action"].items() if k != "sources"}
+    return shown
+
+
+def _compaction(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """A compaction marker's: what it covers is the server's own."""
+    return {k: v for k, v in item.items() if k != "covers"}
+
+
+def _file_search(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k not in _SEARCH_ONLY}
+    if not (INCLUDE_RESULTS in include or item.get("show_results")):
+        shown["results"] = None
+    return shown
+
+
+def _code_call(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """A code call, its image outputs each its ``url`` (a ``data:`` URL of the PNG), as
+    OpenAI's shape has it."""
+    shown = {k: v for k, v in item.items() if k not in _CODE_ONLY}
+    if not (INCLUDE_OUTPUTS in include or item.get("show_outputs")):
+        shown["outputs"] = None
+    elif shown.get("outputs") is not None:
+        shown["outputs"] = [
+            {"type": "image", "url": o["url"]} if o.get("type") == "image" else o
+            for o in shown["outputs"]
+        ]
+    return shown
 
 
 def tool_list(item: dict[str, Any]) -> dict[str, Any]:
     """An ``mcp_list_tools`` item as OpenAI shows it: no status, and no ``error`` (nor a
     tool's ``description`` or ``annotations``) unless it has one. Lists stored before the
     engine left those out hold them as null; a list given back before its tools were
-    checked (``items._tools_given``) is shown as it was given."""
+    checked (``hosted_input._tools_given``) is shown as it was given."""
     shown = {k: v for k, v in item.items() if k != "status" and not (k == "error" and v is None)}
     tools = item.get("tools") or []
     if isinstance(tools, list):
@@ -88,59 +111,114 @@ def tool_list(item: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def citations_of(
-    text: str,
-    files: Mapping[str, str],
-    written: Mapping[str, tuple[str, str]] | None = None,
-    pages: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """The annotations of an answer's ``text``: a ``file_citation`` where it names a file
-    the response's searches found (``files``: id by name), its ``index`` just after the
-    mention; a ``container_file_citation`` where it names a file its code wrote
-    (``written``: container and file id by path and by name), and a ``url_citation``
-    where it names a page its web searches found (``pages``: title by URL), spanning the
-    mention."""
-    found: list[tuple[int, dict[str, Any]]] = [
+def _file_citations(text: str, files: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """A ``file_citation`` where ``text`` names a file the searches found (id by name), its
+    ``index`` just after the mention."""
+    return [
         (
             c.end,
             {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end},
         )
         for c in file_search.citations(text, files)
     ]
-    for w in code_interpreter.citations(text, written or {}):
-        cited = {
-            "type": "container_file_citation",
-            "container_id": w.container_id,
-            "file_id": w.file_id,
-            "filename": w.filename,
-            "start_index": w.start,
-            "end_index": w.end,
-        }
-        found.append((w.start, cited))
-    for p in web_search.citations(text, pages or {}):
-        page = {
-            "type": "url_citation",
-            "url": p.url,
-            "title": p.title,
-            "start_index": p.start,
-            "end_index": p.end,
-        }
-        found.append((p.start, page))
-    found.sort(key=lambda pair: pair[0])
-    return [annotation for _, annotation in found]
 
 
-def with_citations(
-    item: dict[str, Any],
-    files: Mapping[str, str],
-    written: Mapping[str, tuple[str, str]] | None = None,
-    pages: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+def _container_citations(
+    text: str, written: Mapping[str, tuple[str, str]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """A ``container_file_citation`` where ``text`` names a file the code wrote (container
+    and file id by path and by name), spanning the mention."""
+    return [
+        (
+            w.start,
+            {
+                "type": "container_file_citation",
+                "container_id": w.container_id,
+                "file_id": w.file_id,
+                "filename": w.filename,
+                "start_index": w.start,
+                "end_index": w.end,
+            },
+        )
+        for w in code_interpreter.citations(text, written)
+    ]
+
+
+def _url_citations(text: str, pages: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """A ``url_citation`` where ``text`` names a page the web searches found (title by
+    URL), spanning the mention."""
+    return [
+        (
+            p.start,
+            {
+                "type": "url_citation",
+                "url": p.url,
+                "title": p.title,
+                "start_index": p.start,
+                "end_index": p.end,
+            },
+        )
+        for p in web_search.citations(text, pages)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cited:
+    """What the items of one record type give an answer's citations: what they found
+    (``found``: by the name a text cites it), and the annotations a text makes of it, each
+    with its place."""
+
+    found: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    annotations: Callable[[str, Any], list[tuple[int, dict[str, Any]]]]
+
+
+#: The face's table of the records an answer's text may cite, by record type. A new kind
+#: adds its entry when its calls find what an answer cites.
+CITED: dict[str, Cited] = {
+    FileSearchCall.type: Cited(lambda item: file_search.cited_files([item]), _file_citations),
+    CodeInterpreterCall.type: Cited(
+        lambda item: code_interpreter.written_files([item]), _container_citations
+    ),
+    WebSearchCall.type: Cited(lambda item: web_search.cited_pages([item]), _url_citations),
+}
+
+
+@dataclass(slots=True)
+class Found:
+    """What a response's hosted calls found so far that its text may cite, by record type
+    (``CITED``)."""
+
+    by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        """What one stored item found (nothing, for a type that finds nothing to cite)."""
+        kind = str(item.get("type"))
+        cited = CITED.get(kind)
+        if cited is not None:
+            self.by_type.setdefault(kind, {}).update(cited.found(item))
+
+    def __bool__(self) -> bool:
+        return any(self.by_type.values())
+
+
+def citations_of(text: str, found: Found) -> list[dict[str, Any]]:
+    """The annotations of an answer's ``text`` (``CITED``), in the order of their places."""
+    pairs = [
+        pair
+        for kind, cited in CITED.items()
+        if found.by_type.get(kind)
+        for pair in cited.annotations(text, found.by_type[kind])
+    ]
+    pairs.sort(key=lambda pair: pair[0])
+    return [annotation for _, annotation in pairs]
+
+
+def with_citations(item: dict[str, Any], found: Found) -> dict[str, Any]:
     """A ``message`` output item, its text annotated with ``citations_of``."""
-    if not (files or written or pages) or item.get("type") != "message":
+    if not found or item.get("type") != "message":
         return item
     content = [
-        {**part, "annotations": citations_of(part["text"], files, written, pages)}
+        {**part, "annotations": citations_of(part["text"], found)}
         if part.get("type") == "output_text"
         else part
         for part in item.get("content") or ()
@@ -155,10 +233,21 @@ def approval_request_item(
     (its ``hosted`` mark: server, tool, and the request's id)."""
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments).decode()
-    return {
-        "type": "mcp_approval_request",
-        "id": hosted["approval_request_id"],
-        "server_label": hosted["server_label"],
-        "name": hosted["name"],
-        "arguments": arguments,
-    }
+    return McpApprovalRequest(
+        id=hosted["approval_request_id"],
+        server_label=hosted["server_label"],
+        name=hosted["name"],
+        arguments=arguments,
+    ).to_stored()
+
+
+#: The face's table of stored hosted records: how each type shows as an output item. A new
+#: kind adds its entry.
+SHOWN: dict[str, Callable[[dict[str, Any], Collection[str]], dict[str, Any]]] = {
+    McpListTools.type: lambda item, include: tool_list(item),
+    McpApprovalResponse.type: _approval_response,
+    FileSearchCall.type: _file_search,
+    CodeInterpreterCall.type: _code_call,
+    WebSearchCall.type: _web_search,
+    "compaction": _compaction,
+}

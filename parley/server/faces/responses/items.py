@@ -38,16 +38,12 @@ import orjson
 
 from parley.engine import (
     SUMMARY_HEAD,
-    Approval,
     NewMessage,
-    code_interpreter,
     decode_summary,
-    file_search,
-    web_search,
 )
-from parley.errors import InvalidRequest
 from parley.server.faces.kit.readers import RESPONSES, read_content, read_parts
-from parley.server.faces.responses import client_tools
+from parley.server.faces.responses import client_tools, hosted_input
+from parley.server.faces.responses.hosted_input import arguments_of, bad
 from parley.server.faces.responses.hosted_items import approval_request_item, hosted_item
 from parley.store.records import Message
 from parley.types import Role
@@ -101,13 +97,6 @@ def message_id_of(item_id: str) -> str | None:
 # --------------------------------------------------------------------------- input
 
 
-def _bad(index: int | None, where: str, problem: str) -> InvalidRequest:
-    param = "input" if index is None else f"input[{index}]"
-    if where:
-        param += f".{where}"
-    return InvalidRequest(f"Invalid '{param}': {problem}", code="invalid_value", param=param)
-
-
 def text_of_parts(parts: Any, index: int | None, *, output: bool) -> tuple[str, list[str]]:
     """The text and image URLs of a ``content`` value (of item ``index``): a string, or a
     list of parts, read by the faces' one reader (``kit.readers.read_parts``); an
@@ -127,24 +116,10 @@ def _user_parts(parts: Any, index: int, *, files: bool) -> tuple[str, list[dict[
     return read.text, kept or None
 
 
-def _arguments(value: Any, index: int) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str):
-        raise _bad(index, "arguments", "expected a JSON string.")
-    try:
-        parsed = orjson.loads(value) if value.strip() else {}
-    except orjson.JSONDecodeError:
-        raise _bad(index, "arguments", "not valid JSON.") from None
-    if not isinstance(parsed, dict):
-        raise _bad(index, "arguments", "expected a JSON object.")
-    return parsed
-
-
 def _call_id(item: dict[str, Any], index: int) -> str:
     call_id = item.get("call_id")
     if not isinstance(call_id, str) or not call_id or len(call_id) > 128:
-        raise _bad(index, "call_id", "expected a string of 1 to 128 characters.")
+        raise bad(index, "call_id", "expected a string of 1 to 128 characters.")
     return call_id
 
 
@@ -199,22 +174,15 @@ def parse_input(
             out.append(current.message())
             current = None
 
-    # A client that sends its whole history gives back the server's MCP items: an
-    # approval request stands for its call once an approval answers it, unless the call
-    # that ran once approved is given too.
-    dicts = [i for i in value if isinstance(i, dict)]
-    responded = {
-        i.get("approval_request_id") for i in dicts if i.get("type") == "mcp_approval_response"
-    }
-    settled = {i.get("approval_request_id") for i in dicts if i.get("type") == "mcp_call"}
+    answers = hosted_input.Answers.of(value)
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise _bad(index, "", "expected an item object.")
+            raise bad(index, "", "expected an item object.")
         kind = item.get("type", "message" if "role" in item else None)
         if kind == "message":
             role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
             if role is None:
-                raise _bad(index, "role", "expected user, assistant, system or developer.")
+                raise bad(index, "role", "expected user, assistant, system or developer.")
             if role != Role.ASSISTANT:
                 text, kept = _user_parts(item.get("content"), index, files=files)
                 flush()
@@ -223,7 +191,7 @@ def parse_input(
             text, _ = text_of_parts(item.get("content"), index, output=True)
             phase = item.get("phase")
             if phase is not None and phase not in ("commentary", "final_answer"):
-                raise _bad(index, "phase", "expected commentary or final_answer.")
+                raise bad(index, "phase", "expected commentary or final_answer.")
             if current is None or current.text is not None or current.calls:
                 flush()
                 current = _Assistant()
@@ -259,117 +227,23 @@ def parse_input(
         elif kind == "compaction":
             flush()
             out.append(NewMessage(role=Role.SYSTEM, content=_compaction_text(item, index)))
-        elif kind == "mcp_approval_response":
-            flush()
-            out.append(NewMessage(role=Role.USER, approval=_approval(item, index)))
-        elif kind == "mcp_list_tools":
-            flush()
-            out.append(NewMessage(role=Role.ASSISTANT, item=_hosted_given(item, index)))
-        elif kind == "mcp_approval_request":
-            request_id = item.get("id")
-            if request_id in settled or request_id not in responded:
-                continue  # its call is given as an mcp_call, or nothing answers it
-            if current is None:
-                current = _Assistant()
-            current.calls.append(_hosted_call(item, index, request_id=request_id))
-        elif kind == "mcp_call":
-            if current is None:
-                current = _Assistant()
-            call = _hosted_call(item, index, request_id=item.get("approval_request_id"))
-            current.calls.append(call)
-            flush()
-            given = _hosted_given(item, index)
-            told = given.get("output") or f"Error: {_error_text(given.get('error'))}"
-            out.append(
-                NewMessage(role=Role.TOOL, content=told, tool_call_id=call["id"], item=given)
-            )
-        elif kind in ("file_search_call", "code_interpreter_call", "web_search_call"):
-            if current is None:
-                current = _Assistant()
-            call, told, given = _ran_given(item, index)
-            current.calls.append(call)
-            flush()
-            out.append(
-                NewMessage(role=Role.TOOL, content=told, tool_call_id=given["id"], item=given)
-            )
+        elif kind in hosted_input.GIVEN:
+            given = hosted_input.GIVEN[kind](item, index, answers)
+            if given is None:
+                continue
+            if given.call is not None:
+                if current is None:
+                    current = _Assistant()
+                current.calls.append(given.call)
+            if given.messages:
+                flush()
+                out += given.messages
         elif kind == "item_reference":
-            raise _bad(index, "id", "names no item of yours.")
+            raise bad(index, "id", "names no item of yours.")
         else:
-            raise _bad(index, "type", f"unknown or unsupported item type {kind!r}.")
+            raise bad(index, "type", f"unknown or unsupported item type {kind!r}.")
     flush()
     return out
-
-
-def _hosted_given(item: dict[str, Any], index: int) -> dict[str, Any]:
-    """A server's MCP item given back (``mcp_list_tools``, ``mcp_call``), checked enough
-    to keep: its id and label, a list's tools (``_tools_given``) and a call's tool's name."""
-    _item_id(item, index)
-    label = item.get("server_label")
-    if not isinstance(label, str) or not label:
-        raise _bad(index, "server_label", "expected the server's label.")
-    if item.get("type") == "mcp_call" and not isinstance(item.get("name"), str):
-        raise _bad(index, "name", "expected the tool's name.")
-    if item.get("type") == "mcp_list_tools":
-        _tools_given(item.get("tools"), index)
-    kept = {k: v for k, v in item.items() if k != "status"}
-    if item.get("type") == "mcp_call":
-        kept["status"] = item.get("status") or "completed"
-    return kept
-
-
-def _tools_given(tools: Any, index: int) -> None:
-    """Refuse the tools of a given-back ``mcp_list_tools`` that the turn could not offer
-    (``mcp.tools_of``) nor show: they are a list of objects, each with its ``name``, and
-    its ``input_schema`` an object when it has one."""
-    if tools is None:
-        return
-    if not isinstance(tools, list) or not all(
-        isinstance(tool, dict)
-        and isinstance(tool.get("name"), str)
-        and isinstance(tool.get("input_schema") or {}, dict)
-        for tool in tools
-    ):
-        raise _bad(index, "tools", "expected a list of tools, each with a name.")
-
-
-def _item_id(item: dict[str, Any], index: int) -> str:
-    """The id of an item given back, which it must have."""
-    item_id = item.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise _bad(index, "id", "expected the item's id.")
-    return item_id
-
-
-def _ran_status(item: dict[str, Any], index: int, working: str) -> str:
-    """The status of a search or code call given back: ``completed`` when it has none;
-    while it ran, ``in_progress`` or ``working`` (``searching``, ``interpreting``)."""
-    status = item.get("status") or "completed"
-    if status not in ("in_progress", working, "completed", "incomplete", "failed"):
-        raise _bad(index, "status", "expected completed, incomplete or failed.")
-    return str(status)
-
-
-def _search_given(item: dict[str, Any], index: int) -> dict[str, Any]:
-    """A ``file_search_call`` given back, checked enough to keep: its id, queries, and
-    results when it has them."""
-    item_id = _item_id(item, index)
-    queries = item.get("queries") or []
-    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-        raise _bad(index, "queries", "expected a list of strings.")
-    results = item.get("results")
-    if results is not None and not (
-        isinstance(results, list) and all(isinstance(r, dict) for r in results)
-    ):
-        raise _bad(index, "results", "expected a list of results, or null.")
-    status = _ran_status(item, index, "searching")
-    return {
-        "type": "file_search_call",
-        "id": item_id,
-        "queries": queries,
-        "status": status,
-        "results": results,
-        "show_results": results is not None,
-    }
 
 
 def _client_call(item: dict[str, Any], index: int) -> dict[str, Any]:
@@ -380,20 +254,20 @@ def _client_call(item: dict[str, Any], index: int) -> dict[str, Any]:
     if kind == "tool_search_call":
         searched = item.get("arguments")
         if searched is not None and not isinstance(searched, dict):
-            raise _bad(index, "arguments", "expected an object.")
+            raise bad(index, "arguments", "expected an object.")
         return {"id": _call_id(item, index), "name": "tool_search", "arguments": searched or {}}
     name, namespace = item.get("name"), item.get("namespace")
     if not isinstance(name, str) or not name:
-        raise _bad(index, "name", "expected the tool's name.")
+        raise bad(index, "name", "expected the tool's name.")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
-        raise _bad(index, "namespace", "expected the namespace's name.")
+        raise bad(index, "namespace", "expected the namespace's name.")
     if kind == "custom_tool_call":
         given = item.get("input")
         if not isinstance(given, str):
-            raise _bad(index, "input", "expected the custom tool's input, a string.")
+            raise bad(index, "input", "expected the custom tool's input, a string.")
         arguments: dict[str, Any] = {"input": given}
     else:
-        arguments = _arguments(item.get("arguments"), index)
+        arguments = arguments_of(item.get("arguments"), index)
     return {
         "id": _call_id(item, index),
         "name": client_tools.flat_name(name, namespace),
@@ -406,7 +280,7 @@ def _found_tools(item: dict[str, Any], index: int) -> str:
     namespace's) and description."""
     tools = item.get("tools")
     if not isinstance(tools, list):
-        raise _bad(index, "tools", "expected the tools the search found.")
+        raise bad(index, "tools", "expected the tools the search found.")
     lines = []
     for tool in tools:
         if not isinstance(tool, dict):
@@ -421,134 +295,6 @@ def _found_tools(item: dict[str, Any], index: int) -> str:
     if not lines:
         return "The tool search found no tool."
     return "The tool search found these tools, which you may call now:\n" + "\n".join(lines)
-
-
-def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """A search or code call the server ran, given back: the model's call behind it, what
-    the model was told of it, and its item as kept."""
-    if item["type"] == "file_search_call":
-        given = _search_given(item, index)
-        name, arguments = file_search.NAME, {"queries": given["queries"]}
-        told = file_search.told(given)
-    elif item["type"] == "web_search_call":
-        given = _web_given(item, index)
-        name, arguments = web_search.NAME, {"query": given["action"].get("query") or ""}
-        told = web_search.told(given)
-    else:
-        given = _code_given(item, index)
-        name, arguments = code_interpreter.NAME, {"code": given["code"]}
-        told = code_interpreter.told(given)
-    kind = item["type"].removesuffix("_call")
-    call = {
-        "id": given["id"],
-        "name": name,
-        "arguments": arguments,
-        "hosted": {"type": kind, "item_id": given["id"]},
-    }
-    return call, told, given
-
-
-def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:
-    """A ``web_search_call`` given back, checked enough to keep: its id, status and
-    action (a search's query, a page opened or looked into: as given), its sources the
-    pages the model is told of again (by their URL alone: a client keeps no more)."""
-    item_id = _item_id(item, index)
-    action = item.get("action")
-    if not isinstance(action, dict) or not isinstance(action.get("type"), str):
-        raise _bad(index, "action", "expected the search's action, an object with a type.")
-    query = action.get("query") if isinstance(action.get("query"), str) else action.get("url")
-    sources = action.get("sources")
-    if sources is not None and not (
-        isinstance(sources, list)
-        and all(isinstance(s, dict) and isinstance(s.get("url"), str) for s in sources)
-    ):
-        raise _bad(index, "action.sources", "expected a list of {type: url, url}.")
-    status = _ran_status(item, index, "searching")
-    return {
-        "type": "web_search_call",
-        "id": item_id,
-        "status": status,
-        "action": {**action, "query": query if isinstance(query, str) else ""},
-        "show_sources": sources is not None,
-        "call_id": None,
-        "pages": [{"url": s["url"], "title": "", "snippet": ""} for s in sources or ()],
-    }
-
-
-def _code_given(item: dict[str, Any], index: int) -> dict[str, Any]:
-    """A ``code_interpreter_call`` given back, checked enough to keep: its id, code,
-    container, and outputs when it has them (an image's ``url`` kept as given)."""
-    item_id = _item_id(item, index)
-    code = item.get("code") or ""
-    if not isinstance(code, str):
-        raise _bad(index, "code", "expected the code, a string.")
-    container = item.get("container_id")
-    if container is not None and not isinstance(container, str):
-        raise _bad(index, "container_id", "expected a container id.")
-    outputs = item.get("outputs")
-    if outputs is not None and not (
-        isinstance(outputs, list)
-        and all(isinstance(o, dict) and o.get("type") in ("logs", "image") for o in outputs)
-    ):
-        raise _bad(index, "outputs", "expected a list of logs and image outputs, or null.")
-    status = _ran_status(item, index, "interpreting")
-    return {
-        "type": "code_interpreter_call",
-        "id": item_id,
-        "status": status,
-        "code": code,
-        "container_id": container,
-        "outputs": outputs,
-        "show_outputs": outputs is not None,
-        "call_id": None,
-        "files": [],
-    }
-
-
-def _hosted_call(item: dict[str, Any], index: int, *, request_id: Any) -> dict[str, Any]:
-    """The model's call behind a given-back ``mcp_call`` or ``mcp_approval_request``."""
-    label, name = item.get("server_label"), item.get("name")
-    if not isinstance(label, str) or not isinstance(name, str) or not name:
-        raise _bad(index, "name", "expected the server's label and the tool's name.")
-    call_id = item.get("id")
-    if not isinstance(call_id, str) or not call_id:
-        raise _bad(index, "id", "expected the item's id.")
-    return {
-        "id": call_id,
-        "name": name,
-        "arguments": _arguments(item.get("arguments"), index),
-        "hosted": {
-            "type": "mcp",
-            "server_label": label,
-            "name": name,
-            "item_id": call_id if item.get("type") == "mcp_call" else None,
-            "approval_request_id": request_id if isinstance(request_id, str) else None,
-        },
-    }
-
-
-def _error_text(error: Any) -> str:
-    """An ``mcp_call``'s error as text (a string, or OpenAI's error object)."""
-    if isinstance(error, dict):
-        if error.get("message"):
-            return str(error["message"])
-        parts = error.get("content") or []
-        return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)) or "failed"
-    return str(error or "failed")
-
-
-def _approval(item: dict[str, Any], index: int) -> Approval:
-    """An ``mcp_approval_response`` item's answer."""
-    request_id = item.get("approval_request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise _bad(index, "approval_request_id", "expected the approval request's id.")
-    approve = item.get("approve")
-    if not isinstance(approve, bool):
-        raise _bad(index, "approve", "expected true or false.")
-    reason = item.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise _bad(index, "reason", "expected a string.")
-    return Approval(request_id=request_id, approve=approve, reason=reason)
 
 
 def _joins(current: _Assistant, text: str, state: dict[str, Any] | None) -> bool:
@@ -575,13 +321,13 @@ def _check_reasoning(item: dict[str, Any], index: int) -> None:
             continue
         if not isinstance(parts, list):
             need = "required" if parts is None else "expected"
-            raise _bad(index, where, f"{need}: a list of {part_type} parts.")
+            raise bad(index, where, f"{need}: a list of {part_type} parts.")
         for j, part in enumerate(parts):
             if not isinstance(part, dict) or part.get("type") != part_type:
-                raise _bad(index, f"{where}[{j}].type", f"expected a {part_type} part.")
+                raise bad(index, f"{where}[{j}].type", f"expected a {part_type} part.")
     encrypted = item.get("encrypted_content")
     if encrypted is not None and not isinstance(encrypted, str):
-        raise _bad(index, "encrypted_content", "expected a string.")
+        raise bad(index, "encrypted_content", "expected a string.")
 
 
 def _reasoning_text(item: dict[str, Any], index: int) -> tuple[str, str]:
@@ -615,7 +361,7 @@ def _state_of(item: dict[str, Any], index: int) -> dict[str, Any] | None:
     except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
         state = None
     if not isinstance(state, dict) or not isinstance(state.get("provider"), str):
-        raise _bad(index, "encrypted_content", "not a reasoning state made by this server.")
+        raise bad(index, "encrypted_content", "not a reasoning state made by this server.")
     return state
 
 
@@ -640,10 +386,10 @@ def input_content(text: str, images: list[dict[str, Any]] | None) -> list[dict[s
 
 def _compaction_text(item: dict[str, Any], index: int) -> str:
     if not isinstance(item.get("encrypted_content"), str):
-        raise _bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
+        raise bad(index, "encrypted_content", "expected the compaction's encrypted_content.")
     summary = decode_summary(item["encrypted_content"])
     if summary is None:
-        raise _bad(index, "encrypted_content", "not a compaction made by this server.")
+        raise bad(index, "encrypted_content", "not a compaction made by this server.")
     return SUMMARY_HEAD + summary
 
 

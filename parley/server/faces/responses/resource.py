@@ -8,13 +8,13 @@ client sent come back as it sent them, from what the face kept of its request
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine import code_interpreter, file_search, web_search
+from parley.engine import file_search
 from parley.errors import NotFound
-from parley.server.faces.responses.hosted_items import with_citations
+from parley.server.faces.responses.hosted_items import Found, with_citations
 from parley.server.faces.responses.items import message_items
 from parley.server.faces.responses.protocol import record_of
 from parley.store.records import Message, Run
@@ -115,10 +115,13 @@ def flat_tools(run: Run) -> list[dict[str, Any]]:
 
 
 def _hosted_echo(tool: dict[str, Any]) -> dict[str, Any]:
-    if tool["type"] == "file_search":
-        return file_search_echo(tool)
-    if tool["type"] == "code_interpreter":
-        return {"type": "code_interpreter", "container": tool.get("container")}
+    """A hosted tool as a response answers it back (``TOOLS_SHOWN``); a type the table
+    does not have, as kept."""
+    shown = TOOLS_SHOWN.get(tool["type"])
+    return dict(tool) if shown is None else shown(tool)
+
+
+def _mcp_echo(tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": tool["type"], **{k: tool.get(k, d) for k, d in _MCP_ECHO.items()}}
 
 
@@ -132,6 +135,18 @@ def file_search_echo(tool: dict[str, Any]) -> dict[str, Any]:
         "filters": tool.get("filters"),
         "ranking_options": ranking,
     }
+
+
+#: The face's table of hosted tool entries as a response answers them back, by entry type.
+#: A new kind adds its entry when it shows more than it keeps.
+TOOLS_SHOWN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "mcp": _mcp_echo,
+    "file_search": file_search_echo,
+    "code_interpreter": lambda tool: {
+        "type": "code_interpreter",
+        "container": tool.get("container"),
+    },
+}
 
 
 def head(run: Run, status: str) -> dict[str, Any]:
@@ -199,18 +214,14 @@ def output_of(
     are stored after the answer, and streamed before its manifest)."""
     output: list[dict[str, Any]] = []
     handed: list[dict[str, Any]] = []
-    files: dict[str, str] = {}  # the files the response's searches found so far
-    written: dict[str, tuple[str, str]] = {}  # the files its code wrote so far
-    pages: dict[str, str] = {}  # the pages its web searches found so far
+    found = Found()  # what the response's calls found so far, that its text may cite
     for message in stored.answers:
         ran = message.item is not None and message.role == Role.TOOL
         if not ran:
             output += handed
             handed = []
         if message.item is not None:
-            files.update(file_search.cited_files([message.item]))
-            written.update(code_interpreter.written_files([message.item]))
-            pages.update(web_search.cited_pages([message.item]))
+            found.add(message.item)
         shown = message_items(
             message,
             calls=stored.calls,
@@ -220,7 +231,7 @@ def output_of(
             kinds=record_of(stored.run).get("tool_kinds"),
         )
         for item in shown:
-            item = with_citations(item, files, written, pages)
+            item = with_citations(item, found)
             (handed if item["type"] == "function_call" else output).append(item)
     return output + handed
 

@@ -32,12 +32,8 @@ from parley.server.faces.responses.resource import (
     head,
     response_object,
 )
-from parley.server.faces.responses.stream import (
-    ResponseEvents,
-    ResponseFrames,
-    StateReader,
-    sse_frame,
-)
+from parley.server.faces.responses.stream import ResponseEvents, sse_frame
+from parley.server.faces.responses.translators import ResponseFrames, StateReader
 from parley.server.idempotency import KEY_HEADER, Idempotency, Idempotent, Made, Streamed
 from parley.server.openapi import errors, json_or_events, upstream_errors
 from parley.store.pagination import ListQuery

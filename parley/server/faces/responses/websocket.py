@@ -53,7 +53,8 @@ from parley.server.faces.responses.dialect import Dialect, event_dialect
 from parley.server.faces.responses.protocol import WebSocketCreate, wants_state
 from parley.server.faces.responses.requests import plan, run_config, start
 from parley.server.faces.responses.resource import head
-from parley.server.faces.responses.stream import ResponseEvents, ResponseMessages
+from parley.server.faces.responses.stream import ResponseEvents
+from parley.server.faces.responses.translators import ResponseMessages
 from parley.store.records import Run
 from parley.store.runs import new_run
 from parley.types import RunStatus
