@@ -14,7 +14,7 @@ then answers the tool's result) and the client. The user's vector store holds on
 - **the search's own time**, in the server: the mean of the searches it timed itself
   (``parley_hosted_tool_duration_seconds``, kind ``file_search``, read from ``/metrics``
   before and after); and, for a p50, the engine's own search
-  (``parley.engine.file_search.search``: the stores made active, then the index searched)
+  (``parley.engine.hosted.file_search.search``: the stores made active, then the index searched)
   called from this process on the same database, with the same query, as many times.
 - **time to first token**: streamed, from the request to the first
   ``response.output_text.delta``, of a file_search turn and of a turn with no tool (one
@@ -49,7 +49,7 @@ from hosted_mcp import TimedUpstream  # noqa: E402
 from procs import BenchDatabase, Cores, Parley  # noqa: E402
 from report import markdown_table, percentile, text_table, write_json  # noqa: E402
 
-from parley.engine import file_search  # noqa: E402
+from parley.engine.hosted import file_search  # noqa: E402
 from parley.retrieval.chunking import Chunk  # noqa: E402
 from parley.store import index, users, vector_stores  # noqa: E402
 from parley.store.db import Database  # noqa: E402

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from parley.asgi_send import PassingSend
 from parley.metrics import OTHER, Metrics
 
 if TYPE_CHECKING:
@@ -78,11 +79,10 @@ class RequestMetrics:
                         self.metrics.stream(self.route(scope), 1)
             await send(message)
 
-        # It only awaits ``send`` for a body: a stream's tap may drive it at once
-        # (``kit.direct_write``).
-        sending.inner_send = send  # type: ignore[attr-defined]
         try:
-            await self.app(scope, receive, sending)
+            # It only awaits ``send`` for a body: a stream's tap may drive it at once
+            # (``kit.direct_write``).
+            await self.app(scope, receive, PassingSend(send, sending))
         finally:
             route = self.route(scope)
             if streaming:

@@ -10,6 +10,7 @@ def test_all_is_sorted_and_complete() -> None:
     public = {name for name in dir(parley) if not name.startswith("_")} | {"__version__"}
     # Subpackages become attributes once imported; they are not exports.
     modules = {
+        "asgi_send",
         "client_settings",
         "config",
         "controls",

@@ -5,7 +5,11 @@ package's modules are its inside.
 These are the names a face may use, and no more: the engine and a turn's handle, the inputs
 of a turn, a run's entries and the sink a stream may give a turn (``engine.tap``), a
 model's profile, token counting, the estimate of a request's size, and the compaction item
-the Responses face reads and makes (``engine.compaction``).
+the Responses face reads and makes (``engine.compaction``); and of the hosted tools, what
+the faces' tables need: a kind by its name (``kind_named``: the function the model sees,
+what it was told of a call), the entry types a kind serves, what a ``tool_choice`` naming
+one forces, a file search's entry keys, and the citations of an answer's text where it
+names a file searched, a page found or a file the code wrote.
 """
 
 from parley.engine.compaction import (
@@ -28,10 +32,13 @@ from parley.engine.context import (
 from parley.engine.engine import Engine
 from parley.engine.file_inputs import FileInputs
 from parley.engine.handle import TurnHandle, TurnOutcome
-
-# Hosted tools' names, whole modules whose insides the faces still reach: kept until the
-# hosted tools' interface (``engine.hosted``) replaces them.
-from parley.engine.hosted import code_interpreter, file_search, web_search
+from parley.engine.hosted.code_interpreter import citations as written_file_citations
+from parley.engine.hosted.code_interpreter import written_files
+from parley.engine.hosted.file_search import DEFAULT_RESULTS as FILE_SEARCH_DEFAULT_RESULTS
+from parley.engine.hosted.file_search import THREAD_STORES as FILE_SEARCH_THREAD_STORES
+from parley.engine.hosted.file_search import citations as file_citations
+from parley.engine.hosted.file_search import cited_files
+from parley.engine.hosted.kinds import chosen_functions, entry_types, kind_named
 from parley.engine.hosted.records import (
     CodeInterpreterCall,
     FileSearchCall,
@@ -43,6 +50,8 @@ from parley.engine.hosted.records import (
     WebSearchCall,
     record_of,
 )
+from parley.engine.hosted.web_search import citations as page_citations
+from parley.engine.hosted.web_search import cited_pages
 from parley.engine.hub import Entry
 from parley.engine.inputs import Approval, NewMessage, RunConfig, ThreadTarget
 from parley.engine.profile import ModelProfile
@@ -55,6 +64,8 @@ __all__ = [
     "COMPACTION_INSTRUCTIONS",
     "COMPACTION_TYPE",
     "CONTEXT_LENGTH_EXCEEDED",
+    "FILE_SEARCH_DEFAULT_RESULTS",
+    "FILE_SEARCH_THREAD_STORES",
     "LEAST_COMPACTION_THRESHOLD",
     "SUMMARY_HEAD",
     "Approval",
@@ -81,14 +92,20 @@ __all__ = [
     "UsageSource",
     "WebSearchCall",
     "always_sent",
-    "code_interpreter",  # a hosted tool's module (above)
+    "chosen_functions",
+    "cited_files",
+    "cited_pages",
     "compaction_item",
     "decode_summary",
+    "entry_types",
     "estimate",
-    "file_search",  # a hosted tool's module (above)
+    "file_citations",
+    "kind_named",
     "marker_covers",
+    "page_citations",
     "record_of",
     "summary_chat",
     "transcript_line",
-    "web_search",  # a hosted tool's module (above)
+    "written_file_citations",
+    "written_files",
 ]

@@ -30,6 +30,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import logcontext
+from parley.asgi_send import PassingSend
 
 __all__ = ["REQUEST_ID_HEADER", "USER_ID_KEY", "AccessLog", "Redact", "protect", "request_id_of"]
 
@@ -77,8 +78,7 @@ class AccessLog:
                     message["headers"] = [*message.get("headers", ()), header]
                 await send(message)
 
-            send_with_id.inner_send = send  # type: ignore[attr-defined]  # (kit.direct_write)
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, PassingSend(send, send_with_id))
         finally:
             logcontext.request_id.reset(token)
 
@@ -99,9 +99,8 @@ class AccessLog:
             if message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
 
-        send_counted.inner_send = send  # type: ignore[attr-defined]  # (kit.direct_write)
         try:
-            await self.app(scope, receive, send_counted)
+            await self.app(scope, receive, PassingSend(send, send_counted))
         finally:
             ms = round((time.perf_counter() - start) * 1000, 1)
             client = scope.get("client")

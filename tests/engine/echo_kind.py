@@ -63,11 +63,15 @@ class EchoTool(Tool):
 class EchoKind(Kind):
     name = "echo"
     types = frozenset({"echo"})
+    function, fallback = EchoTool.name, EchoTool.fallback
 
     async def open(
         self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
     ) -> Toolset:
         return Toolset(tools=[EchoTool()])
+
+    def told(self, item: Mapping[str, Any]) -> str:
+        return f"echo: {item['text']}"
 
 
 KIND = EchoKind()

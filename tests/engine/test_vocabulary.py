@@ -1,6 +1,6 @@
 """``parley.engine``'s names (its ``__all__``) are the ones code outside the engine uses:
-functions, classes and constants, not modules (but the hosted tools' three, until their
-interface replaces them)."""
+functions, classes and constants, not modules: not even a hosted tool's (a face reaches
+the kinds through their interface, ``kind_named``, ``entry_types``, ``chosen_functions``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import parley
 import parley.engine
 
 ROOT = Path(parley.__file__).parent
-#: Modules the package still exports whole: the hosted tools' (``engine/__init__.py``).
-MODULES = {"code_interpreter", "file_search", "web_search"}
 
 
 def _outside_code() -> str:
@@ -31,7 +29,7 @@ def test_the_engine_exports_names_not_modules() -> None:
         for name in parley.engine.__all__
         if isinstance(getattr(parley.engine, name), types.ModuleType)
     }
-    assert exported == MODULES
+    assert exported == set()
 
 
 def test_every_name_the_engine_exports_is_used_outside_it() -> None:

@@ -3,7 +3,7 @@ as a whole word or in brackets, the longer name where two overlap, nothing insid
 
 from __future__ import annotations
 
-from parley.engine import file_search
+from parley.engine.hosted import file_search
 
 FILES = {"notes.txt": "file-a", "notes.txt.bak": "file-b", "a.md": "file-c"}
 

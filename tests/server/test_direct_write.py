@@ -1,11 +1,12 @@
 """The direct socket write of a turn's SSE stream (``kit.direct_write``) against the plain
 path: the same turn, streamed over uvicorn on loopback with and without it, reaches the
 client as the same bytes, and with it most of the turn's events go out by the direct
-write."""
+write, through a stack of Parley's middlewares too (each send a ``PassingSend``)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,14 +14,18 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from parley.asgi_send import PassingSend
 from parley.engine import Entry
 from parley.engine.hub import Followed, RunChannel
-from parley.server.faces.kit.direct_write import SocketWrite, direct_write
+from parley.metrics import Metrics
+from parley.metrics_http import RequestMetrics, RouteNames
+from parley.server.faces.kit.direct_write import SocketWrite, direct_write, sends_at_once
 from parley.server.faces.kit.sse import PING, entry_frames
 from parley.server.faces.kit.sse_response import sse_response
 from parley.server.faces.kit.streams import pump
+from parley.server.logs import AccessLog
 from tests.harness import free_port
 
 #: The turn's text deltas, in rounds of the event loop (a model's parts read together).
@@ -83,11 +88,25 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await turn
 
 
+#: The app under the server's own middlewares: the access log over the request metrics.
+stacked = AccessLog(RequestMetrics(app, Metrics(), routes=RouteNames("", (), ("/",))))
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
+    yield from _served(app)
+
+
+@pytest.fixture(scope="module")
+def stacked_url() -> Iterator[str]:
+    yield from _served(stacked)
+
+
+def _served(served: ASGIApp) -> Iterator[str]:
+    """The URL of ``served`` run by uvicorn on loopback, until the tests are done."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, name="direct-write")
     thread.start()
@@ -113,6 +132,34 @@ def test_the_direct_write_sends_the_bytes_the_plain_path_does(url: str) -> None:
         b"event: done\ndata: {}\n\n"
     )
     assert Counted.written >= parts // 2  # the trick did write (all but what it handed back)
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["access-logged", "not-logged"])
+def test_the_direct_write_reaches_the_socket_under_the_middlewares(
+    stacked_url: str, logged: bool
+) -> None:
+    """The access log (whose send counts the bytes when it logs, else only adds the
+    request's id) over the request metrics: the direct write still finds uvicorn's send."""
+    access = logging.getLogger("parley.access")
+    level = access.level
+    access.setLevel(logging.INFO if logged else logging.WARNING)
+    try:
+        with httpx.Client(timeout=10) as http:
+            plain = http.get(stacked_url).content
+            Counted.written = 0
+            response = http.get(stacked_url, params={"direct": "1"})
+    finally:
+        access.setLevel(level)
+    assert response.content == plain
+    assert response.headers["x-request-id"]
+    assert Counted.written >= sum(ROUNDS) // 2
+
+
+def test_a_passing_send_is_stepped_only_over_one_that_can_be() -> None:
+    async def send(message: object) -> None:  # an ordinary coroutine, not uvicorn's
+        return None
+
+    assert not sends_at_once(PassingSend(send, send))
 
 
 def test_only_a_turn_s_own_events_take_a_direct_write() -> None:

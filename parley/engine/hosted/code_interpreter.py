@@ -320,11 +320,15 @@ class CodeInterpreterKind(Kind):
 
     name = "code_interpreter"
     types = frozenset({"code_interpreter"})
+    function, fallback = NAME, OTHER_NAME
 
     async def open(
         self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
     ) -> Toolset:
         return Toolset(tools=[CodeInterpreterTool(Interpreter.of(entries[0]), services)])
+
+    def told(self, item: Mapping[str, Any]) -> str:
+        return told(item)
 
 
 KIND = CodeInterpreterKind()

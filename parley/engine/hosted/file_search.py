@@ -465,6 +465,7 @@ class FileSearchKind(Kind):
 
     name = "file_search"
     types = frozenset({"file_search"})
+    function, fallback = NAME, OTHER_NAME
 
     async def open(
         self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
@@ -477,6 +478,9 @@ class FileSearchKind(Kind):
             within=services.settings.file_search_wait_seconds,
         )
         return Toolset(tools=[FileSearchTool(ready_one, services)])
+
+    def told(self, item: Mapping[str, Any]) -> str:
+        return told(item)
 
 
 KIND = FileSearchKind()

@@ -150,6 +150,11 @@ class Kind:
     #: of a run's ``tools`` it serves.
     name: ClassVar[str]
     types: ClassVar[frozenset[str]]
+    #: A kind of one function (not an MCP server's many): the name the model sees, and the
+    #: one it sees when a client function has that name (what a ``tool_choice`` naming the
+    #: kind forces). None for a kind of many.
+    function: ClassVar[str | None] = None
+    fallback: ClassVar[str | None] = None
 
     async def open(
         self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
@@ -163,3 +168,8 @@ class Kind:
         """An approved call whose tool this turn does not have, answered with an error
         (None: the kind has no approvals)."""
         return None
+
+    def told(self, item: Mapping[str, Any]) -> str:
+        """What the model was told of a stored call of this kind's function (a call a
+        client gives back is told as it was when the server ran it)."""
+        raise NotImplementedError

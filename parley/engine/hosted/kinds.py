@@ -34,3 +34,24 @@ def unregister(kind: Kind, *records: type[Record]) -> None:
     BY_NAME.pop(kind.name, None)
     for r in records:
         RECORDS.pop(r.type, None)
+
+
+def kind_named(name: str) -> Kind:
+    """The kind of that name (a stored mark's ``type``). Raises ``KeyError``."""
+    return BY_NAME[name]
+
+
+def entry_types(name: str) -> frozenset[str]:
+    """The entry types the kind of that name serves (``web_search`` has OpenAI's four)."""
+    return BY_NAME[name].types
+
+
+def chosen_functions() -> dict[str, tuple[str, str]]:
+    """What a ``tool_choice`` naming a hosted entry type forces, by entry type: the function
+    the model sees for its kind, and the one it sees when a client function has that name.
+    A kind of many functions (an MCP server's) has none."""
+    return {
+        entry_type: (kind.function, kind.fallback)
+        for entry_type, kind in KINDS.items()
+        if kind.function is not None and kind.fallback is not None
+    }

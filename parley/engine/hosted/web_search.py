@@ -259,11 +259,15 @@ class WebSearchKind(Kind):
 
     name = "web_search"
     types = KINDS
+    function, fallback = NAME, OTHER_NAME
 
     async def open(
         self, entries: list[Mapping[str, Any]], turn: TurnView, services: Services
     ) -> Toolset:
         return Toolset(tools=[WebSearchTool(WebSearch.of(entries[0]), services)])
+
+    def told(self, item: Mapping[str, Any]) -> str:
+        return told(item)
 
 
 KIND = WebSearchKind()

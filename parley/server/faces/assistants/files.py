@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from parley.engine import CodeInterpreterCall, FileSearchCall, Record, file_search, record_of
+from parley.engine import CodeInterpreterCall, FileSearchCall, Record, file_citations, record_of
 from parley.server.faces.kit.resources import MessagePublic
 from parley.server.faces.kit.run_steps import RunStepPublic
 
@@ -202,7 +202,7 @@ def cited(message: MessagePublic, files_found: Mapping[str, str]) -> MessagePubl
                     "start_index": c.start,
                     "end_index": c.end,
                 }
-                for c in file_search.citations(value, files_found)
+                for c in file_citations(value, files_found)
             ]
             part = {**part, "text": {**part["text"], "annotations": annotations}}
         content.append(part)

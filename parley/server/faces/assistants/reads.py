@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from parley.engine import file_search
+from parley.engine import FILE_SEARCH_THREAD_STORES, cited_files
 from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.server.faces.assistants import files
 from parley.server.faces.kit.reads import of_thread, run_public
@@ -109,7 +109,7 @@ def run_outputs(conn: Connection, *, run_ids: Sequence[str]) -> RunOutputs:
     for row in conn.execute(query):
         kind = row.item.get("type") if isinstance(row.item, dict) else None
         if kind == "file_search_call" and row.role == Role.TOOL.value:
-            made.found.setdefault(row.run_id, {}).update(file_search.cited_files([row.item]))
+            made.found.setdefault(row.run_id, {}).update(cited_files([row.item]))
         elif kind == "code_interpreter_call":
             made.waiting.setdefault(row.run_id, []).extend(files.figures([row.item]))
         elif row.role == Role.ASSISTANT.value and row.content and made.waiting.get(row.run_id):
@@ -520,7 +520,7 @@ def run_tools(
     are no longer usable (deleted, expired) are left out. The thread's stores among them
     (its own, and ``extra``: those the request gave the thread, or made for a new thread,
     which gets them only once its run has started) are named apart
-    (``file_search.THREAD_STORES``): the run waits for their files to be indexed."""
+    (``FILE_SEARCH_THREAD_STORES``): the run waits for their files to be indexed."""
     if not any(t.get("type") == "file_search" for t in tools):
         return tools
     own = list(extra)
@@ -535,7 +535,7 @@ def run_tools(
             tool = {**tool, "vector_store_ids": usable}
             thread_stores = [s for s in usable if s in own]
             if thread_stores:
-                tool[file_search.THREAD_STORES] = thread_stores
+                tool[FILE_SEARCH_THREAD_STORES] = thread_stores
         out.append(tool)
     return out
 

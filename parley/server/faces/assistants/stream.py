@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from parley.engine import Entry, file_search
+from parley.engine import Entry, cited_files
 from parley.errors import ParleyError
 from parley.server.faces.assistants import deltas, files, reads
 from parley.server.faces.kit import sse
@@ -249,7 +249,7 @@ class TurnEvents:
             return out
         assert self.calls is not None
         self.figures += files.figures([item])
-        self.found.update(file_search.cited_files([item]))
+        self.found.update(cited_files([item]))
         outputs = deltas.outputs_delta(self.indices[call_id], call)
         if outputs is not None:
             out += frame("thread.run.step.delta", deltas.step_delta(self.calls.id, outputs))

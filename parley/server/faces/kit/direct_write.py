@@ -4,7 +4,7 @@ client's socket itself (``engine.tap``), so the stream's task is not woken per c
 
 ``SocketWrite`` is the ``FrameSink`` a face gives the turn's follower (``direct_write``).
 It writes through the response's ``send`` stepped once rather than awaited: uvicorn's own
-``send`` (or a middleware's that awaits nothing but it and says so with ``inner_send``)
+``send`` (or a middleware's that awaits nothing but it, a ``PassingSend``)
 only waits before writing anything, when its client has not read what was sent. A step
 that would wait stops there, nothing written, and the follower reads the batch itself. It
 is ready only while its ``SSEResponse`` runs on such a ``send`` (``attach``).
@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.types import Send
 
+from parley.asgi_send import PassingSend
 from parley.engine import Entry, FrameSink
 
 
@@ -73,10 +74,10 @@ def direct_write(
 def sends_at_once(send: Send) -> bool:
     """Whether ``send`` is uvicorn's own, whose body sends wait only before writing
     anything (while its client reads, a send is done in its first step), or a middleware's
-    whose send awaits nothing but it and says so with ``inner_send`` (``metrics``,
+    whose send awaits nothing but it, a ``PassingSend`` (``metrics_http``,
     ``server.logs``)."""
-    while (inner := getattr(send, "inner_send", None)) is not None:
-        send = inner
+    while isinstance(send, PassingSend):
+        send = send.inner
     owner = getattr(send, "__self__", None)
     return type(owner).__module__.startswith("uvicorn.protocols.http.")
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from parley.config import SERVER_LABEL, Settings
-from parley.engine import file_search, web_search
+from parley.engine import FILE_SEARCH_THREAD_STORES, entry_types
 from parley.errors import NotFound, ParleyError
 from parley.mcp.addresses import AddressPolicy
 from parley.mcp.servers import Who, refusal
@@ -101,7 +101,7 @@ STORED_ONLY = frozenset(
         "include_results",
         "include_sources",
         "image_files",
-        file_search.THREAD_STORES,
+        FILE_SEARCH_THREAD_STORES,
     }
 )
 
@@ -200,7 +200,7 @@ EntryReader = Callable[[Mapping[str, Any], str, Reading, Hosted], None]
 ENTRIES: dict[Any, EntryReader] = {
     "code_interpreter": _read_code,
     "file_search": _read_search,
-    **dict.fromkeys(web_search.KINDS, _read_web),
+    **dict.fromkeys(entry_types("web_search"), _read_web),
     "mcp": _read_mcp,
 }
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from parley.engine import code_interpreter, file_search, web_search
+from parley.engine import chosen_functions
 from parley.errors import InvalidRequest
 from parley.providers.file_parts import MAX_FILE_BYTES
 from parley.types import FunctionSpec, ToolSpec, image_type
@@ -106,13 +106,9 @@ ASSISTANTS = Dialect(
 HOSTED_KINDS: set[str] = {"mcp", "file_search", "code_interpreter"}
 _HOSTED = "give function tools, which your code runs"
 #: The kit's table of hosted tools a ``tool_choice`` may name, by entry type: the function
-#: the model sees for it, and the one it sees when a client function has that name (the
-#: engine's kind names it so). A new kind adds its entry.
-CHOSEN: dict[str, tuple[str, str]] = {
-    "file_search": (file_search.NAME, file_search.OTHER_NAME),
-    "code_interpreter": (code_interpreter.NAME, code_interpreter.OTHER_NAME),
-    **dict.fromkeys(web_search.KINDS, (web_search.NAME, web_search.OTHER_NAME)),
-}
+#: the model sees for it, and the one it sees when a client function has that name: what
+#: the engine's kinds of one function name (an MCP server's many have none).
+CHOSEN: dict[str, tuple[str, str]] = chosen_functions()
 
 
 # ------------------------------------------------------------------------------- tools

@@ -30,14 +30,14 @@ from typing import Any
 
 import orjson
 
-from parley.engine import web_search
+from parley.engine import entry_types
 from parley.server.faces.kit.readers import invalid
 
 #: How a namespace's tool is named for the model: ``<namespace>__<name>``.
 SEPARATOR = "__"
 #: The kinds taken here, and those of them that are not offered to the model.
-KINDS = frozenset({"custom", "namespace", "tool_search"}) | web_search.KINDS
-NOT_OFFERED = web_search.KINDS
+NOT_OFFERED = entry_types("web_search")
+KINDS = frozenset({"custom", "namespace", "tool_search"}) | NOT_OFFERED
 #: The parameters of a custom tool's function.
 _INPUT = {
     "type": "object",

@@ -24,9 +24,7 @@ from parley.engine import (
     McpListTools,
     NewMessage,
     WebSearchCall,
-    code_interpreter,
-    file_search,
-    web_search,
+    kind_named,
 )
 from parley.errors import InvalidRequest
 from parley.types import Role
@@ -193,24 +191,22 @@ def _ran_given(item: dict[str, Any], index: int) -> tuple[dict[str, Any], str, d
     the model was told of it, and its item as kept."""
     if item["type"] == "file_search_call":
         given = _search_given(item, index)
-        name, arguments = file_search.NAME, {"queries": given["queries"]}
-        told = file_search.told(given)
+        arguments = {"queries": given["queries"]}
     elif item["type"] == "web_search_call":
         given = _web_given(item, index)
-        name, arguments = web_search.NAME, {"query": given["action"].get("query") or ""}
-        told = web_search.told(given)
+        arguments = {"query": given["action"].get("query") or ""}
     else:
         given = _code_given(item, index)
-        name, arguments = code_interpreter.NAME, {"code": given["code"]}
-        told = code_interpreter.told(given)
+        arguments = {"code": given["code"]}
     kind = item["type"].removesuffix("_call")
+    ran = kind_named(kind)
     call = {
         "id": given["id"],
-        "name": name,
+        "name": ran.function,
         "arguments": arguments,
         "hosted": {"type": kind, "item_id": given["id"]},
     }
-    return call, told, given
+    return call, ran.told(given), given
 
 
 def _web_given(item: dict[str, Any], index: int) -> dict[str, Any]:

@@ -21,9 +21,12 @@ from parley.engine import (
     McpApprovalResponse,
     McpListTools,
     WebSearchCall,
-    code_interpreter,
-    file_search,
-    web_search,
+    cited_files,
+    cited_pages,
+    file_citations,
+    page_citations,
+    written_file_citations,
+    written_files,
 )
 from parley.server.faces.kit.hosted import INCLUDE_OUTPUTS, INCLUDE_RESULTS, INCLUDE_SOURCES
 
@@ -119,7 +122,7 @@ def _file_citations(text: str, files: Mapping[str, str]) -> list[tuple[int, dict
             c.end,
             {"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": c.end},
         )
-        for c in file_search.citations(text, files)
+        for c in file_citations(text, files)
     ]
 
 
@@ -140,7 +143,7 @@ def _container_citations(
                 "end_index": w.end,
             },
         )
-        for w in code_interpreter.citations(text, written)
+        for w in written_file_citations(text, written)
     ]
 
 
@@ -158,7 +161,7 @@ def _url_citations(text: str, pages: Mapping[str, str]) -> list[tuple[int, dict[
                 "end_index": p.end,
             },
         )
-        for p in web_search.citations(text, pages)
+        for p in page_citations(text, pages)
     ]
 
 
@@ -175,11 +178,9 @@ class Cited:
 #: The face's table of the records an answer's text may cite, by record type. A new kind
 #: adds its entry when its calls find what an answer cites.
 CITED: dict[str, Cited] = {
-    FileSearchCall.type: Cited(lambda item: file_search.cited_files([item]), _file_citations),
-    CodeInterpreterCall.type: Cited(
-        lambda item: code_interpreter.written_files([item]), _container_citations
-    ),
-    WebSearchCall.type: Cited(lambda item: web_search.cited_pages([item]), _url_citations),
+    FileSearchCall.type: Cited(lambda item: cited_files([item]), _file_citations),
+    CodeInterpreterCall.type: Cited(lambda item: written_files([item]), _container_citations),
+    WebSearchCall.type: Cited(lambda item: cited_pages([item]), _url_citations),
 }
 
 

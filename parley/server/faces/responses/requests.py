@@ -15,7 +15,7 @@ from parley.engine import (
     ThreadTarget,
     TurnHandle,
     UsageSource,
-    web_search,
+    entry_types,
 )
 from parley.errors import InvalidRequest, ParleyError
 from parley.mcp.servers import Who
@@ -239,7 +239,7 @@ async def plan(
             param="conversation",
         )
     choice = body.tool_choice
-    forced = isinstance(choice, dict) and choice.get("type") in web_search.KINDS
+    forced = isinstance(choice, dict) and choice.get("type") in entry_types("web_search")
     if forced and not svc.settings.web_search_url:  # taken, not offered: none to force
         raise InvalidRequest(
             "web_search cannot be required here: this server has no web search service "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from parley.engine import file_search
+from parley.engine import FILE_SEARCH_DEFAULT_RESULTS
 from parley.errors import NotFound
 from parley.server.faces.responses.hosted_items import Found, with_citations
 from parley.server.faces.responses.items import message_items
@@ -131,7 +131,7 @@ def file_search_echo(tool: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "file_search",
         "vector_store_ids": tool.get("vector_store_ids") or [],
-        "max_num_results": tool.get("max_num_results", file_search.DEFAULT_RESULTS),
+        "max_num_results": tool.get("max_num_results", FILE_SEARCH_DEFAULT_RESULTS),
         "filters": tool.get("filters"),
         "ranking_options": ranking,
     }
