@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     assert_invalid,
     create_assistant,
     get_run,
+    list_all,
     messages,
     stream_process,
     wait_run,
@@ -230,3 +231,55 @@ def test_a_reason_goes_with_an_approval_only(http: httpx.Client, mcp_url: str) -
     assert_error(again, 400, "duplicate_tool_output")
     # The same denial again is a repeat, and changes nothing.
     assert http.post("/submit_tool_output", json=denial).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "deny", [_deny_through_responses, _deny_through_native, _deny_through_assistants]
+)
+def test_a_denial_reads_the_same_through_either_door(
+    http: httpx.Client, mcp_url: str, deny: Any
+) -> None:
+    """The thread of a call denied with a reason, read as a conversation, holds the approval
+    request and its ``mcp_approval_response`` (``approve: false``, the reason) whichever
+    door the denial came through; no message list shows that answer as a message."""
+    thread_id = get_run(http, deny(http, mcp_url))["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    assert [i["type"] for i in items] == [
+        "message",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "function_call_output",
+        "message",
+    ]
+    request, response = items[2], items[3]
+    assert response["approval_request_id"] == request["id"]
+    assert (response["approve"], response["reason"]) == (False, "not now")
+    one = http.get(f"/conversations/{thread_id}/items/{response['id']}")
+    assert one.status_code == 200 and one.json() == response, one.text
+    listed = list_all(http, f"/threads/{thread_id}/messages", order="asc")
+    assert [m["role"] for m in listed] == ["user", "assistant"]
+    every = messages(http, thread_id)
+    assert not [m for m in every if m["role"] == "user" and not m["content"]], every
+
+
+def test_an_approval_keeps_its_reason_on_submit_tool_outputs(
+    http: httpx.Client, mcp_url: str
+) -> None:
+    """A reason given with ``approve: true`` is kept with the approval, and the call it
+    approved runs after it."""
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url)])
+    first = stream_process(http, assistant_id=bot["id"], content="say it")
+    (item,) = first.manifest
+    given = {"tool_call_id": item["tool_call_id"], "approve": True, "reason": "looks fine"}
+    answer = http.post(f"/runs/{first.run_id}/submit_tool_outputs", json={"tool_outputs": [given]})
+    assert answer.status_code == 200, answer.text
+    assert stream_process(http, run_id=first.run_id).final_status == "completed"
+    thread_id = get_run(http, first.run_id)["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    kinds = [i["type"] for i in items]
+    assert kinds[2:5] == ["mcp_approval_request", "mcp_approval_response", "mcp_call"], kinds
+    response, call = items[3], items[4]
+    assert (response["approve"], response["reason"]) == (True, "looks fine")
+    assert response["approval_request_id"] == call["approval_request_id"] == item["action_id"]
+
