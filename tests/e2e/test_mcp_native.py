@@ -283,3 +283,44 @@ def test_an_approval_keeps_its_reason_on_submit_tool_outputs(
     assert (response["approve"], response["reason"]) == (True, "looks fine")
     assert response["approval_request_id"] == call["approval_request_id"] == item["action_id"]
 
+
+def test_the_sdk_callback_gives_a_reason(
+    http: httpx.Client, server: Any, user_key: str, upstream: Any, mcp_url: str
+) -> None:
+    """An ``approve`` callback that returns a ``Decision`` with a reason: the model is told
+    it, and the thread keeps it with the approval."""
+    import parley
+    from parley.sdk import Client
+
+    def approve(action: Any) -> parley.Decision:
+        return parley.Decision(approve=False, reason="not now")
+
+    with Client(base_url=server.base_url, api_key=user_key) as client:
+        bot = client.assistants.create(model=AUTO, tools=[mcp_tool(mcp_url)])
+        result = client.respond(assistant_id=bot.id, content="say it", approve=approve)
+        told = upstream.requests[-1]["messages"][-1]
+        assert (told["role"], told["content"]) == ("tool", DENIED)
+        assert result.text == tool_results_text([("echo", DENIED)])
+        assert [r.output for r in result.tool_results] == ["denied"]
+    assert result.thread_id is not None
+    items = list_all(http, f"/conversations/{result.thread_id}/items", order="asc")
+    (response,) = [i for i in items if i["type"] == "mcp_approval_response"]
+    assert (response["approve"], response["reason"]) == (False, "not now")
+
+
+async def test_the_async_sdk_callback_gives_a_reason(
+    server: Any, user_key: str, upstream: Any, mcp_url: str
+) -> None:
+    """``AsyncClient.respond`` alike, with a coroutine callback."""
+    import parley
+    from parley.sdk import AsyncClient
+
+    async def approve(action: Any) -> parley.Decision:
+        return parley.Decision(approve=False, reason="not now")
+
+    async with AsyncClient(base_url=server.base_url, api_key=user_key) as client:
+        bot = await client.assistants.create(model=AUTO, tools=[mcp_tool(mcp_url)])
+        result = await client.respond(assistant_id=bot.id, content="say it", approve=approve)
+    told = upstream.requests[-1]["messages"][-1]
+    assert (told["role"], told["content"]) == ("tool", DENIED)
+    assert result.text == tool_results_text([("echo", DENIED)])
