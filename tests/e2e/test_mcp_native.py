@@ -229,8 +229,12 @@ def test_a_reason_goes_with_an_approval_only(http: httpx.Client, mcp_url: str) -
     # Answered already: approving it now is a second, different answer.
     again = http.post("/submit_tool_output", json={"action_id": item["action_id"], "approve": True})
     assert_error(again, 400, "duplicate_tool_output")
-    # The same denial again is a repeat, and changes nothing.
+    # The same denial again is a repeat, and changes nothing: one approval is kept.
     assert http.post("/submit_tool_output", json=denial).status_code == 200
+    thread_id = get_run(http, first.run_id)["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    kept = [i for i in items if i["type"] == "mcp_approval_response"]
+    assert [(i["approve"], i["reason"]) for i in kept] == [(False, "not now")]
 
 
 @pytest.mark.parametrize(
