@@ -173,10 +173,13 @@ def missing_tool(name: str) -> str:
     return f"Error: no tool named {name!r} is available"
 
 
-def answer_of(result: Any) -> Answer:
-    """What one action's target returned, as its answer: an approval's ``Decision`` as it
-    is, anything else as an output string (``tool_output``)."""
-    return result if isinstance(result, Decision) else tool_output(result)
+def answer_of(result: Any, action: ActionItem) -> Answer:
+    """What the target of ``action`` returned, as its answer: for a call that waits for
+    approval, its ``Decision`` as it is; anything else as an output string
+    (``tool_output``)."""
+    if action.approval is not None and isinstance(result, Decision):
+        return result
+    return tool_output(result)
 
 
 def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> Answer:
@@ -188,7 +191,7 @@ def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> Answer:
         if inspect.isawaitable(result):
             _discard(result)
             raise TypeError(f"tool {action.name!r} is async: use it with AsyncClient")
-        return answer_of(result)
+        return answer_of(result, action)
     except Exception as exc:  # noqa: BLE001 - the model is told about any tool failure
         return tool_error(exc)
 

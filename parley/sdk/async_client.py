@@ -315,6 +315,6 @@ async def _run_tool(target: Callable[[], Any] | None, action: ActionItem) -> _lo
         result = target()
         if inspect.isawaitable(result):
             result = await result
-        return _loops.answer_of(result)
+        return _loops.answer_of(result, action)
     except Exception as exc:  # noqa: BLE001 - the model is told about any tool failure
         return _loops.tool_error(exc)
