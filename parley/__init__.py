@@ -39,7 +39,7 @@ if _typing.TYPE_CHECKING:
         UsageEvent,
         parse_event,
     )
-    from parley.sdk import AsyncClient, Client, RunFailed, ToolLoopLimitExceeded
+    from parley.sdk import AsyncClient, Client, Decision, RunFailed, ToolLoopLimitExceeded
     from parley.types import RunStatus
 
 #: Exports imported on first use, so ``import parley`` (and every ``parley`` command,
@@ -62,7 +62,9 @@ _LAZY = {
         ),
         "parley.events",
     ),
-    **dict.fromkeys(("AsyncClient", "Client", "RunFailed", "ToolLoopLimitExceeded"), "parley.sdk"),
+    **dict.fromkeys(
+        ("AsyncClient", "Client", "Decision", "RunFailed", "ToolLoopLimitExceeded"), "parley.sdk"
+    ),
     "RunStatus": "parley.types",
 }
 
@@ -103,6 +105,7 @@ __all__ = [
     "Client",
     "Conflict",
     "ContentDelta",
+    "Decision",
     "DoneEvent",
     "ErrorEvent",
     "Event",

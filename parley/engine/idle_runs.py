@@ -130,13 +130,7 @@ def store_outputs(
         )
     for action, _ in fresh:
         run_store.complete_action(conn, action_id=action.id, output=completes_with[action.id])
-    thread_store.add_tool_messages(
-        conn,
-        user_id=user_id,
-        thread_id=run.thread_id,
-        run_id=run.id,
-        results=approvals.results(fresh),
-    )
+    _store_answers(conn, user_id=user_id, run=run, fresh=fresh)
     pending = sum(1 for a in by_call.values() if a.status == ActionStatus.PENDING)
     if pending == len(fresh):
         states.move(
@@ -148,6 +142,30 @@ def store_outputs(
             paused_at=None,  # the run goes on: its next turn ends it
         )
     return run_store.get_run(conn, run_id=run.id)
+
+
+def _store_answers(
+    conn: Connection, *, user_id: str, run: Run, fresh: list[tuple[Action, SubmittedAnswer]]
+) -> None:
+    """The answers just given, at the end of the run's thread: the approvals'
+    ``mcp_approval_response`` records (user messages that hold the item, as the Responses
+    door stores them: no model call sends them and no message list shows them), then the
+    tool results."""
+    records = approvals.response_records(fresh)
+    results = approvals.results(fresh)
+    count = len(records) + len(results)
+    last = thread_store.reserve_seqs(conn, user_id=user_id, thread_id=run.thread_id, count=count)
+    first = last - count + 1
+    rows = [
+        thread_store.new_message(
+            thread_id=run.thread_id, seq=first + i, role=Role.USER, content="", item=record
+        )
+        for i, record in enumerate(records)
+    ]
+    rows += thread_store.tool_messages(
+        thread_id=run.thread_id, run_id=run.id, first=first + len(records), results=results
+    )
+    thread_store.insert_messages(conn, user_id=user_id, rows=rows)
 
 
 def cancel(conn: Connection, *, user_id: str, run_id: str) -> RunStatus:

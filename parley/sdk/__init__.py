@@ -6,7 +6,7 @@ Imports only the vocabulary (``parley.events``, ``parley.types``, ``parley.error
 
 from parley.sdk._async_resources import AsyncInferenceStream
 from parley.sdk._calls import normalize_tools
-from parley.sdk._loops import RunFailed, ToolLoopLimitExceeded, TurnAccumulator
+from parley.sdk._loops import Decision, RunFailed, ToolLoopLimitExceeded, TurnAccumulator
 from parley.sdk._resources import InferenceStream
 from parley.sdk.async_client import AsyncClient
 from parley.sdk.client import Client
@@ -63,6 +63,7 @@ __all__ = [
     "AsyncStream",
     "Client",
     "ContentPart",
+    "Decision",
     "Deleted",
     "FileCounts",
     "FileObject",

@@ -117,7 +117,7 @@ class StreamTurn:
 
 @dataclass(frozen=True, slots=True)
 class RunTools:
-    """Run these tool calls; the result is one output string per action, in order."""
+    """Run these tool calls; the result is one ``Answer`` per action, in order."""
 
     actions: list[ActionItem]
 
@@ -173,8 +173,17 @@ def missing_tool(name: str) -> str:
     return f"Error: no tool named {name!r} is available"
 
 
-def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str:
-    """Call one tool and turn whatever happens into its output string."""
+def answer_of(result: Any, action: ActionItem) -> Answer:
+    """What the target of ``action`` returned, as its answer: for a call that waits for
+    approval, its ``Decision`` as it is; anything else as an output string
+    (``tool_output``)."""
+    if action.approval is not None and isinstance(result, Decision):
+        return result
+    return tool_output(result)
+
+
+def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> Answer:
+    """Call one tool and turn whatever happens into its answer."""
     if target is None:
         return missing_tool(action.name)
     try:
@@ -182,7 +191,7 @@ def run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str:
         if inspect.isawaitable(result):
             _discard(result)
             raise TypeError(f"tool {action.name!r} is async: use it with AsyncClient")
-        return tool_output(result)
+        return answer_of(result, action)
     except Exception as exc:  # noqa: BLE001 - the model is told about any tool failure
         return tool_error(exc)
 
@@ -203,8 +212,25 @@ ToolExecutor = (
 
 
 #: ``approve(action)`` for a call the server runs once approved (``ActionItem.approval``):
-#: true to run it; may be a coroutine function with ``AsyncClient``.
+#: true to run it, or a ``Decision`` to give a reason too; may be a coroutine function with
+#: ``AsyncClient``.
 Approver = Callable[[ActionItem], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What an ``approve`` callback may return in place of a bool: whether to run the call,
+    and why. The reason goes with the approval (``approve`` and ``reason`` on
+    ``submit_tool_outputs``): the model is told it with a denial, and the thread keeps it
+    with the approval either way."""
+
+    approve: bool
+    reason: str | None = None
+
+
+#: What running one action answers: a tool's output, or the decision on a call that waits
+#: for approval.
+Answer = str | Decision
 
 
 def tool_target(
@@ -214,7 +240,7 @@ def tool_target(
 ) -> Callable[[], Any] | None:
     """How ``respond()`` calls the tool of an action: ``tools[name](**arguments)``; for a
     call the server runs once approved, ``approve(action)``, whose answer is the action's
-    output (``approved`` or ``denied``; with no ``approve``, denied)."""
+    answer (a ``Decision``; with no ``approve``, denied)."""
     if action.approval is not None:
         return lambda: _approval(approve, action)
     fn = tools.get(action.name)
@@ -225,15 +251,20 @@ def tool_target(
 
 def _approval(approve: Approver | None, action: ActionItem) -> Any:
     if approve is None:
-        return "denied"
+        return Decision(approve=False)
     answer = approve(action)
     if inspect.isawaitable(answer):
         return _awaited_approval(answer)
-    return "approved" if answer else "denied"
+    return decision_of(answer)
 
 
-async def _awaited_approval(answer: Any) -> str:
-    return "approved" if await answer else "denied"
+async def _awaited_approval(answer: Awaitable[Any]) -> Decision:
+    return decision_of(await answer)
+
+
+def decision_of(answer: Any) -> Decision:
+    """What an ``approve`` callback returned, as a ``Decision``: itself, or a bool's."""
+    return answer if isinstance(answer, Decision) else Decision(approve=bool(answer))
 
 
 def executor_target(executor: Callable[..., Any], action: ActionItem) -> Callable[[], Any]:
@@ -332,12 +363,9 @@ def poll_and_execute_plan(run_id: str, *, timeout: float, interval: float) -> Pl
     actions: list[Action] = yield Fetch(_calls.actions_list(run_id=run_id, status="pending"))
     if not actions:
         return False
-    outputs: list[str] = yield RunTools([action.to_item() for action in actions])
-    submitted = [
-        {"tool_call_id": action.tool_call_id, "output": output}
-        for action, output in zip(actions, outputs, strict=True)
-    ]
-    yield Fetch(_calls.runs_submit_tool_outputs(run_id, submitted))
+    items = [action.to_item() for action in actions]
+    answers: list[Answer] = yield RunTools(items)
+    yield Fetch(_calls.runs_submit_tool_outputs(run_id, _submission(items, answers)))
     return True
 
 
@@ -398,9 +426,9 @@ def respond_plan(
                 _calls.actions_list(run_id=turn.run_id, status="pending")
             )
             actions = [action.to_item() for action in pending]
-        outputs: list[str] = yield RunTools(actions)
-        totals.tool_results.extend(_tool_results(actions, outputs))
-        yield Fetch(_calls.runs_submit_tool_outputs(turn.run_id, _submission(actions, outputs)))
+        answers: list[Answer] = yield RunTools(actions)
+        totals.tool_results.extend(_tool_results(actions, answers))
+        yield Fetch(_calls.runs_submit_tool_outputs(turn.run_id, _submission(actions, answers)))
         call = _calls.process(
             assistant_id=None, content=None, thread_id=None, run_id=turn.run_id, stream=True
         )
@@ -421,20 +449,37 @@ def _give_up(run_id: str, max_turns: int, totals: _Totals, thread_id: str | None
     )
 
 
-def _submission(actions: list[ActionItem], outputs: list[str]) -> list[dict[str, str]]:
+def _submission(actions: list[ActionItem], answers: list[Answer]) -> list[dict[str, Any]]:
+    """The ``tool_outputs`` of ``submit_tool_outputs``: each call's output, or its approval
+    (``approve``, and its ``reason`` when one was given)."""
     return [
-        {"tool_call_id": action.tool_call_id, "output": output}
-        for action, output in zip(actions, outputs, strict=True)
+        {"tool_call_id": action.tool_call_id, **_answered(answer)}
+        for action, answer in zip(actions, answers, strict=True)
     ]
 
 
-def _tool_results(actions: list[ActionItem], outputs: list[str]) -> list[ToolResult]:
+def _answered(answer: Answer) -> dict[str, Any]:
+    if not isinstance(answer, Decision):
+        return {"output": answer}
+    if answer.reason is None:
+        return {"approve": answer.approve}
+    return {"approve": answer.approve, "reason": answer.reason}
+
+
+def _tool_results(actions: list[ActionItem], answers: list[Answer]) -> list[ToolResult]:
     return [
         ToolResult(
             tool_call_id=action.tool_call_id,
             name=action.name,
             arguments=action.arguments,
-            output=output,
+            output=_output_of(answer),
         )
-        for action, output in zip(actions, outputs, strict=True)
+        for action, answer in zip(actions, answers, strict=True)
     ]
+
+
+def _output_of(answer: Answer) -> str:
+    """A ``ToolResult``'s output: a tool's, or ``approved`` or ``denied`` for an approval."""
+    if isinstance(answer, Decision):
+        return "approved" if answer.approve else "denied"
+    return answer

@@ -307,7 +307,7 @@ class AsyncClient(BaseClient):
             return await stream.final_result(raise_on_failure=False)  # respond() decides
 
 
-async def _run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str:
+async def _run_tool(target: Callable[[], Any] | None, action: ActionItem) -> _loops.Answer:
     """``_loops.run_tool`` that also awaits what the tool returns when it is awaitable."""
     if target is None:
         return _loops.missing_tool(action.name)
@@ -315,6 +315,6 @@ async def _run_tool(target: Callable[[], Any] | None, action: ActionItem) -> str
         result = target()
         if inspect.isawaitable(result):
             result = await result
-        return _loops.tool_output(result)
+        return _loops.answer_of(result, action)
     except Exception as exc:  # noqa: BLE001 - the model is told about any tool failure
         return _loops.tool_error(exc)

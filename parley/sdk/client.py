@@ -191,7 +191,9 @@ class Client(BaseClient):
         JSON, a missing tool or an exception as an ``"Error: ..."`` output. Outputs are
         submitted together and the next turn starts, until the run ends. A call of a tool
         the server runs once approved (an MCP tool: ``ActionItem.approval``) is answered by
-        ``approve(action)``: true runs it, false (or no ``approve``) denies it. Raises
+        ``approve(action)``: true runs it, false (or no ``approve``) denies it; a
+        ``Decision(approve=..., reason=...)`` gives the reason too (told to the model of a
+        denied call, kept with the approval in the thread). Raises
         ``ToolLoopLimitExceeded`` (after cancelling the run) when the model still asks for
         tools after ``max_turns`` turns, and ``RunFailed`` (with the run's error code and
         message, and the result) when the run ends ``failed``; with

@@ -304,6 +304,10 @@ def update_metadata(
     return get_thread(conn, user_id=user_id, thread_id=thread_id)
 
 
+#: A user message that holds an item (an approval given) rather than what the user said.
+_USER_ITEM = and_(messages.c.role == Role.USER.value, messages.c.item_id.is_not(None))
+
+
 def list_messages(
     conn: Connection,
     *,
@@ -316,9 +320,11 @@ def list_messages(
     """A page of the thread's messages; with ``run_id``, only those that run wrote. Without
     ``with_tools``, as the Assistants API lists them: the user messages and the assistant
     messages that hold text or an image (tool results and tool calls belong to run steps,
-    system messages to instructions)."""
+    system messages to instructions). Neither lists the approvals a user gave
+    (``mcp_approval_response`` items, held by user messages with no text): the Responses
+    face's items, not messages."""
     get_thread(conn, user_id=user_id, thread_id=thread_id)
-    where = messages.c.thread_id == thread_id
+    where = and_(messages.c.thread_id == thread_id, ~_USER_ITEM)
     if run_id is not None:
         where = and_(where, messages.c.run_id == run_id)
     if not with_tools:

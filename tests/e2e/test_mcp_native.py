@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     assert_invalid,
     create_assistant,
     get_run,
+    list_all,
     messages,
     stream_process,
     wait_run,
@@ -228,5 +229,102 @@ def test_a_reason_goes_with_an_approval_only(http: httpx.Client, mcp_url: str) -
     # Answered already: approving it now is a second, different answer.
     again = http.post("/submit_tool_output", json={"action_id": item["action_id"], "approve": True})
     assert_error(again, 400, "duplicate_tool_output")
-    # The same denial again is a repeat, and changes nothing.
+    # The same denial again is a repeat, and changes nothing: one approval is kept.
     assert http.post("/submit_tool_output", json=denial).status_code == 200
+    thread_id = get_run(http, first.run_id)["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    kept = [i for i in items if i["type"] == "mcp_approval_response"]
+    assert [(i["approve"], i["reason"]) for i in kept] == [(False, "not now")]
+
+
+@pytest.mark.parametrize(
+    "deny", [_deny_through_responses, _deny_through_native, _deny_through_assistants]
+)
+def test_a_denial_reads_the_same_through_either_door(
+    http: httpx.Client, mcp_url: str, deny: Any
+) -> None:
+    """The thread of a call denied with a reason, read as a conversation, holds the approval
+    request and its ``mcp_approval_response`` (``approve: false``, the reason) whichever
+    door the denial came through; no message list shows that answer as a message."""
+    thread_id = get_run(http, deny(http, mcp_url))["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    assert [i["type"] for i in items] == [
+        "message",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "function_call_output",
+        "message",
+    ]
+    request, response = items[2], items[3]
+    assert response["approval_request_id"] == request["id"]
+    assert (response["approve"], response["reason"]) == (False, "not now")
+    one = http.get(f"/conversations/{thread_id}/items/{response['id']}")
+    assert one.status_code == 200 and one.json() == response, one.text
+    listed = list_all(http, f"/threads/{thread_id}/messages", order="asc")
+    assert [m["role"] for m in listed] == ["user", "assistant"]
+    every = messages(http, thread_id)
+    assert not [m for m in every if m["role"] == "user" and not m["content"]], every
+
+
+def test_an_approval_keeps_its_reason_on_submit_tool_outputs(
+    http: httpx.Client, mcp_url: str
+) -> None:
+    """A reason given with ``approve: true`` is kept with the approval, and the call it
+    approved runs after it."""
+    bot = create_assistant(http, AUTO, tools=[mcp_tool(mcp_url)])
+    first = stream_process(http, assistant_id=bot["id"], content="say it")
+    (item,) = first.manifest
+    given = {"tool_call_id": item["tool_call_id"], "approve": True, "reason": "looks fine"}
+    answer = http.post(f"/runs/{first.run_id}/submit_tool_outputs", json={"tool_outputs": [given]})
+    assert answer.status_code == 200, answer.text
+    assert stream_process(http, run_id=first.run_id).final_status == "completed"
+    thread_id = get_run(http, first.run_id)["thread_id"]
+    items = list_all(http, f"/conversations/{thread_id}/items", order="asc")
+    kinds = [i["type"] for i in items]
+    assert kinds[2:5] == ["mcp_approval_request", "mcp_approval_response", "mcp_call"], kinds
+    response, call = items[3], items[4]
+    assert (response["approve"], response["reason"]) == (True, "looks fine")
+    assert response["approval_request_id"] == call["approval_request_id"] == item["action_id"]
+
+
+def test_the_sdk_callback_gives_a_reason(
+    http: httpx.Client, server: Any, user_key: str, upstream: Any, mcp_url: str
+) -> None:
+    """An ``approve`` callback that returns a ``Decision`` with a reason: the model is told
+    it, and the thread keeps it with the approval."""
+    import parley
+    from parley.sdk import Client
+
+    def approve(action: Any) -> parley.Decision:
+        return parley.Decision(approve=False, reason="not now")
+
+    with Client(base_url=server.base_url, api_key=user_key) as client:
+        bot = client.assistants.create(model=AUTO, tools=[mcp_tool(mcp_url)])
+        result = client.respond(assistant_id=bot.id, content="say it", approve=approve)
+        told = upstream.requests[-1]["messages"][-1]
+        assert (told["role"], told["content"]) == ("tool", DENIED)
+        assert result.text == tool_results_text([("echo", DENIED)])
+        assert [r.output for r in result.tool_results] == ["denied"]
+    assert result.thread_id is not None
+    items = list_all(http, f"/conversations/{result.thread_id}/items", order="asc")
+    (response,) = [i for i in items if i["type"] == "mcp_approval_response"]
+    assert (response["approve"], response["reason"]) == (False, "not now")
+
+
+async def test_the_async_sdk_callback_gives_a_reason(
+    server: Any, user_key: str, upstream: Any, mcp_url: str
+) -> None:
+    """``AsyncClient.respond`` alike, with a coroutine callback."""
+    import parley
+    from parley.sdk import AsyncClient
+
+    async def approve(action: Any) -> parley.Decision:
+        return parley.Decision(approve=False, reason="not now")
+
+    async with AsyncClient(base_url=server.base_url, api_key=user_key) as client:
+        bot = await client.assistants.create(model=AUTO, tools=[mcp_tool(mcp_url)])
+        result = await client.respond(assistant_id=bot.id, content="say it", approve=approve)
+    told = upstream.requests[-1]["messages"][-1]
+    assert (told["role"], told["content"]) == ("tool", DENIED)
+    assert result.text == tool_results_text([("echo", DENIED)])

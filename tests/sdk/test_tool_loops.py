@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import parley
 from parley.sdk import RespondResult, RunFailed, ToolLoopLimitExceeded
 from parley.types import RunStatus, Usage
 from tests.sdk.fake import (
@@ -353,3 +354,57 @@ async def test_sync_respond_refuses_async_tools(fake_server: FakeServer) -> None
         result.tool_results[0].output
         == "Error: TypeError: tool 'later' is async: use it with AsyncClient"
     )
+
+
+def _approvals_turn() -> list[tuple[int, dict[str, Any]]]:
+    """A turn that asks for three calls the server runs once approved."""
+    asked = tool_calls(("echo", {"n": 1}), ("echo", {"n": 2}), ("echo", {"n": 3}))
+    for action in asked["actions"]:
+        action["approval"] = {"type": "mcp", "server_label": "tests", "name": "echo"}
+    return turn(1, status("in_progress"), asked, status("action_required"), done("action_required"))
+
+
+async def test_respond_sends_an_approval_and_its_reason(
+    client: Any, fake_server: FakeServer
+) -> None:
+    """An ``approve`` callback answers with a bool, or a ``Decision`` that gives a reason:
+    sent as ``approve`` with the ``reason`` (none when it gave none)."""
+    fake_server.on("POST", "/v1/process", sse(_approvals_turn()), sse(FINAL_TURN))
+    fake_server.on("POST", SUBMIT, ok(run_body("queued")))
+    fake_server.on("GET", f"/v1/runs/{RUN}", ok(run_body("completed")))
+    answers = {
+        1: True,
+        2: parley.Decision(approve=False, reason="not now"),
+        3: parley.Decision(approve=True, reason="fine"),
+    }
+
+    result = await call(
+        client.respond(
+            assistant_id="asst_1",
+            content="echo",
+            approve=lambda action: answers[action.arguments["n"]],
+        )
+    )
+
+    assert fake_server.requests[1].body == {
+        "tool_outputs": [
+            {"tool_call_id": "call_1_0", "approve": True},
+            {"tool_call_id": "call_1_1", "approve": False, "reason": "not now"},
+            {"tool_call_id": "call_1_2", "approve": True, "reason": "fine"},
+        ]
+    }
+    assert [r.output for r in result.tool_results] == ["approved", "denied", "approved"]
+
+
+async def test_a_tool_that_returns_a_decision_sends_it_as_its_output(
+    client: Any, fake_server: FakeServer
+) -> None:
+    """Only a call that waits for approval is answered with ``approve``."""
+    script_two_turns(fake_server)
+    decided = parley.Decision(approve=True)
+    tools = {"add": lambda a, b: decided, "explode": explode}
+
+    await call(client.respond(assistant_id="asst_1", content="add 1 and 2", tools=tools))
+
+    first = fake_server.requests[1].body["tool_outputs"][0]
+    assert set(first) == {"tool_call_id", "output"}

@@ -2,8 +2,9 @@
 
 A hosted call that needs approval pauses its run as ``action_required`` with an action of
 kind ``approval`` (its id is the approval request's id). The next turn's messages carry
-the answer (``NewMessage.approval``): stored as an ``mcp_approval_response`` item, it
-completes the action; an approved call is run by that turn before its model call
+the answer (``NewMessage.approval``), or ``submit_tool_outputs`` does (a ``Decision``):
+stored either way as an ``mcp_approval_response`` item, with its reason, it completes the
+action; an approved call is run by that turn before its model call
 (``Claim.approved``), a denied one is answered at once with a tool result that says so.
 The pause is the run's own, in the database: it survives a restart and is answered on
 any replica.
@@ -207,6 +208,26 @@ def results(answered: Sequence[tuple[Action, SubmittedAnswer]]) -> list[tuple[st
             reason = given.reason if isinstance(given, Decision) else None
             stored.append((action.tool_call_id, denial(reason)))
     return stored
+
+
+def response_records(answered: Sequence[tuple[Action, SubmittedAnswer]]) -> list[dict[str, Any]]:
+    """The ``mcp_approval_response`` records of the approvals just given on
+    ``submit_tool_outputs``, each with its ``approve`` and ``reason`` (``response_item``):
+    kept in the thread as the Responses door keeps those its items give, so the thread
+    reads the same whichever door answered."""
+    return [
+        response_item(_approval_of(action, given))
+        for action, given in answered
+        if action.kind == "approval"
+    ]
+
+
+def _approval_of(action: Action, answer: SubmittedAnswer) -> Approval:
+    """The approval ``answer`` gives the approval action ``action`` (a ``Decision``, or the
+    word ``approved`` or ``denied`` as its output)."""
+    if isinstance(answer, Decision):
+        return Approval(request_id=action.id, approve=answer.approve, reason=answer.reason)
+    return Approval(request_id=action.id, approve=answer == APPROVED)
 
 
 def _output_of(answer: SubmittedAnswer) -> str:
