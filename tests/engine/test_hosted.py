@@ -153,7 +153,10 @@ async def test_a_denial_through_submit_tool_outputs(engine: Engine, mcp_url: str
     done = await (await engine.start_turn(user_id=user, run_id=paused.run.id)).result()
     assert done.message is not None
     assert done.message.content.startswith("the tool said: Not run: the user did not approve")
-    assert [i["type"] for i in await items(engine, handle.thread_id)] == ["mcp_list_tools"]
+    kept = await items(engine, handle.thread_id)
+    assert [i["type"] for i in kept] == ["mcp_list_tools", "mcp_approval_response"]
+    # the submit door keeps the answer as the mcp_approval_response door does
+    assert kept[1]["approve"] is False and kept[1]["approval_request_id"] == action.id
 
 
 async def test_a_round_written_behind_the_next_call_lands_before_the_turn_ends(
