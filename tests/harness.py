@@ -20,13 +20,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
+from parley.config import TUNING_VARIABLE
 from parley.testing.databases import ScratchDatabase
 
 PG_ENV = "PARLEY_TEST_DATABASE_URL"
@@ -386,6 +387,22 @@ class ParleyServer:
 SMALL_WINDOW = 2000
 
 
+def tuned(*envs: Mapping[str, str] | None, **seconds: float) -> dict[str, str]:
+    """The variables of ``envs`` in one, a later one winning, and the server's internal
+    intervals (``PARLEY_TUNING``, ``parley.config.tuning``) merged name by name, with
+    ``seconds`` over them all: ``tuned(WEBHOOK_ENV, webhook_poll_seconds=3600)``."""
+    merged: dict[str, str] = {}
+    intervals: dict[str, float] = {}
+    for env in envs:
+        env = env or {}
+        merged.update(env)
+        intervals.update(json.loads(env.get(TUNING_VARIABLE, "{}")))
+    intervals.update(seconds)
+    if intervals:
+        merged[TUNING_VARIABLE] = json.dumps(intervals)
+    return merged
+
+
 def restartable_server(
     upstream_base_url: str, tmp: Path, env: dict[str, str] | None = None
 ) -> Iterator[ParleyServer]:
@@ -398,7 +415,7 @@ def restartable_server(
         database_url=db.url,
         workdir=tmp,
         config=provider_config(upstream_base_url, free_port()),
-        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2", **(env or {})},
+        env=tuned({"PARLEY_LEASE_SECONDS": "1"}, tuned(sweep_seconds=0.2), env),
     )
     try:
         yield srv.start()

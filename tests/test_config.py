@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from parley.config import BUILTIN_PROVIDERS, ConfigError, Settings
+from parley.config import BUILTIN_PROVIDERS, TUNING_VARIABLE, ConfigError, Settings, Tuning
 from parley.errors import InvalidRequest
 from parley.providers.registry import ProviderRegistry
 from parley.sandbox.limits import OPEN_FILES, Limits
@@ -232,6 +233,37 @@ def test_a_key_no_longer_read_is_taken_and_ignored(tmp_path: Path) -> None:
     settings = Settings(config=config)
     assert settings.code_interpreter_call_timeout == 5
     assert Limits.of(settings).open_files == OPEN_FILES
+
+
+def test_the_intervals_are_constants_that_no_setting_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TUNING_VARIABLE, raising=False)
+    monkeypatch.setenv("PARLEY_SWEEP_SECONDS", "9")
+    monkeypatch.setenv("PARLEY_AUTH_CACHE_SECONDS", "0")
+    config = tmp_path / "parley.toml"
+    config.write_text("[files]\nsweep_seconds = 1\nmax_bytes = 1000\n")
+    settings = Settings(config=config)
+    assert settings.files_max_bytes == 1000
+    assert settings.tuning == Tuning()
+    assert (settings.tuning.sweep_seconds, settings.tuning.auth_cache_seconds) == (0.5, 10.0)
+    assert settings.tuning.files_sweep_seconds == 300.0
+
+
+def test_tests_shorten_the_intervals_through_one_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TUNING_VARIABLE, '{"sweep_seconds": 0.2, "checkpoint_seconds": 0.05}')
+    tuning = Settings().tuning
+    assert (tuning.sweep_seconds, tuning.checkpoint_seconds) == (0.2, 0.05)
+    assert tuning.webhook_poll_seconds == Tuning().webhook_poll_seconds
+    assert Settings(tuning=Tuning(sweep_seconds=1.5)).tuning.sweep_seconds == 1.5
+    monkeypatch.setenv(TUNING_VARIABLE, '{"sweep_secs": 0.2}')
+    with pytest.raises(ValidationError, match="sweep_secs"):
+        Settings()
+    monkeypatch.setenv(TUNING_VARIABLE, '{"sweep_seconds": 0}')
+    with pytest.raises(ValidationError, match="greater than 0"):
+        Settings()
 
 
 def test_configuration_md_names_every_variable_read_and_no_other() -> None:

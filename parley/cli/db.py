@@ -46,7 +46,7 @@ def add_parser(subparsers: Any, add_db_options: Callable[[argparse.ArgumentParse
         description="Delete the event logs of finished runs that ended before the retention "
         "period; their messages and the runs are kept. The server does the same on its own "
         "(PARLEY_EVENT_RETENTION_HOURS). Also delete files and uploads past their expiry "
-        "(expires_after), as the server does every PARLEY_FILES_SWEEP_SECONDS.",
+        "(expires_after), as the server does every five minutes.",
     )
     prune.add_argument(
         "--older-than",

@@ -10,6 +10,7 @@ MCP servers the operator registers come from ``[mcp_servers.LABEL]`` tables of t
 the MCP tools a request may run (their addresses, timeouts and sizes).
 
     settings.py      Settings: the fields, their checks, the providers they give
+    tuning.py        Tuning: the internal intervals, constants that only tests change
     file.py          the config file, read once, each table handed to its model
     providers.py     the built-in providers, and a [providers.NAME] table's model
     mcp_servers.py   a [mcp_servers.LABEL] table's model
@@ -44,6 +45,7 @@ from parley.config.providers import (
     ToolCalls,
 )
 from parley.config.settings import Settings
+from parley.config.tuning import TUNING_VARIABLE, Tuning
 from parley.config.web import WebSettings
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "EMBEDDINGS_MODULES",
     "LOCAL_EMBEDDING_MODEL",
     "SERVER_LABEL",
+    "TUNING_VARIABLE",
     "BuiltinProvider",
     "ConfigError",
     "MCPServerConfig",
@@ -60,6 +63,7 @@ __all__ = [
     "ProviderKind",
     "Settings",
     "ToolCalls",
+    "Tuning",
     "WebSettings",
     "data_dir",
     "default_database_url",

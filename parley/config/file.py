@@ -51,7 +51,7 @@ class SettingsTable:
 SETTINGS_TABLES = (
     SettingsTable("retrieval", "", frozenset({"embedding_model"})),
     SettingsTable("web_search", "web_search_"),
-    SettingsTable("files", "files_"),
+    SettingsTable("files", "files_", retired=frozenset({"sweep_seconds"})),
     SettingsTable("code_interpreter", "code_interpreter_", retired=frozenset({"max_open_files"})),
 )
 

@@ -25,6 +25,7 @@ from parley.config.file import ConfigFile, table_models
 from parley.config.mcp_servers import MCPServerConfig, check_label
 from parley.config.paths import data_dir, default_database_url
 from parley.config.providers import BUILTIN_PROVIDERS, BuiltinProvider, ProviderConfig
+from parley.config.tuning import Tuning
 
 
 def _model_name(value: Any) -> Any:
@@ -77,36 +78,20 @@ class Settings(BaseSettings):
     action_expiry_seconds: float = 600.0
     #: Seconds between SSE keep-alive comments.
     keepalive_seconds: float = 15.0
-    #: Most seconds a streamed event waits for a checkpoint to save it to the database.
-    checkpoint_seconds: float = Field(default=0.25, gt=0)
     #: Seconds a replica's claim on a running turn lasts without a heartbeat (renewed every
     #: second): a run whose server died is closed ``incomplete`` within this plus
-    #: ``sweep_seconds``. Shorter closes dead runs sooner; a replica whose database writes
-    #: stall for longer than this loses its running turns to the sweep.
+    #: ``tuning.sweep_seconds``. Shorter closes dead runs sooner; a replica whose database
+    #: writes stall for longer than this loses its running turns to the sweep.
     lease_seconds: float = Field(default=4.0, gt=0)
-    #: Seconds between sweeps for expired and orphaned runs (a read; a write only when
-    #: there is something to close).
-    sweep_seconds: float = Field(default=0.5, gt=0)
     #: Hours a finished run's event log is kept (its messages and the run itself are kept
     #: for good): older logs are pruned, so a stream replayed then gets only the run's end
     #: (docs/runs.md). 0: keep every log.
     event_retention_hours: float = Field(default=168.0, ge=0.0)
-    #: Seconds between the server's rounds of pruning (each a few short transactions).
-    event_prune_seconds: float = Field(default=300.0, gt=0.0)
     #: A name for this server that survives its restarts (default: its host name and
     #: port). A server started again under the same name closes the runs its earlier life
     #: left running as soon as it sees their lease is not renewed, without waiting for it
     #: to run out. Replicas must not share a name.
     node_id: str | None = None
-    #: Seconds an authenticated API key is remembered (a revoke on another replica takes
-    #: effect within this time; on the replica that revokes, at once). 0 disables it.
-    auth_cache_seconds: float = 10.0
-    #: Seconds between writes of the tokens counted per API key, of every face (counted
-    #: in memory meanwhile; written at shutdown too). 0: written after each call.
-    usage_flush_seconds: float = Field(default=1.0, ge=0.0)
-    #: Seconds a key's daily token budget and its tokens written by every replica are
-    #: remembered between reads (docs/usage.md); 0: read for every turn.
-    budget_cache_seconds: float = Field(default=5.0, ge=0.0)
     #: Megabytes of threads' histories kept in memory between turns, so that a turn reads
     #: only the messages written since the last (``engine.history``); 0: none kept.
     context_cache_mb: int = Field(default=64, ge=0)
@@ -189,7 +174,7 @@ class Settings(BaseSettings):
     #: reaches), ``s3`` (an S3-compatible bucket, ``files_s3_*``; the ``s3`` extra), or
     #: ``auto``: local on SQLite, the database on PostgreSQL. Also the config file's
     #: ``[files]`` table (``storage``, ``dir``, ``max_bytes``, ``user_quota_bytes``,
-    #: ``sweep_seconds``, ``s3_bucket``, ...).
+    #: ``s3_bucket``, ...).
     files_storage: Literal["auto", "local", "database", "s3"] = "auto"
     #: The directory of local file storage (default: ``files`` in the data directory).
     files_dir: Path | None = None
@@ -197,8 +182,6 @@ class Settings(BaseSettings):
     files_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     #: Bytes of files one user may keep in all (0: no quota); over it an upload gets 400.
     files_user_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
-    #: Seconds between the server's sweeps of expired files and uploads (``parley.files``).
-    files_sweep_seconds: float = Field(default=300.0, gt=0)
     #: ``s3`` storage (``parley.files.s3``): the bucket (required), a prefix its keys go
     #: under, the endpoint of an S3-compatible server (MinIO, Ceph, R2, ...; unset: AWS),
     #: the region, and path-style addressing (``endpoint/bucket/key``, as most servers
@@ -255,16 +238,13 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     #: Hours a delivery is retried after its event (or its replay); then it ends ``failed``.
     webhook_retry_hours: float = Field(default=24.0, gt=0)
-    #: Seconds before the first retry; each later one waits twice as long (at most an
-    #: hour), with a random fifth more or less.
-    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
-    #: The longest wait between a replica's looks for due deliveries. Those its own runs
-    #: write are sent as soon as they commit, and retries when they fall due: this bounds
-    #: how late a delivery written by another replica that died is sent.
-    webhook_poll_seconds: float = Field(default=5.0, gt=0)
     #: Where endpoints may point besides public addresses, as ``PARLEY_MCP_ALLOW_URLS``
     #: says it (``parley.mcp.addresses``): entries separated by commas.
     webhook_allow_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: The server's internal intervals (``parley.config.tuning``): constants, which only
+    #: the test suite and the benchmarks change (``PARLEY_TUNING``, a JSON object).
+    tuning: Tuning = Field(default_factory=Tuning)
 
     # Where the built-in providers are, when not at their usual address.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -90,7 +90,7 @@ class Engine:
         self.checkpointer = Checkpointer(
             db,
             lambda: list(self.turns.values()),
-            interval=settings.checkpoint_seconds,
+            interval=settings.tuning.checkpoint_seconds,
             bus=self.bus,
         )
         runner = self.runner = TurnRunner(db, providers, settings, self.checkpointer, self.metrics)

@@ -94,7 +94,7 @@ class Follower:
             if time.monotonic() - quiet_since >= idle:
                 quiet_since = time.monotonic()
                 yield []
-            await asyncio.sleep(min(self.settings.checkpoint_seconds, 0.25))
+            await asyncio.sleep(min(self.settings.tuning.checkpoint_seconds, 0.25))
 
     async def _follow_live(
         self, bus: RedisBus, run_id: str, after: int

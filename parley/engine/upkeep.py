@@ -125,7 +125,7 @@ class Upkeep:
     async def _maintain(self) -> None:
         started = time.monotonic()
         next_beat = started + self.beat
-        next_sweep = started + self.settings.sweep_seconds
+        next_sweep = started + self.settings.tuning.sweep_seconds
         while True:
             if self.turns or self.scratch_held or self._abandoned:
                 await asyncio.sleep(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
@@ -143,7 +143,7 @@ class Upkeep:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + await self.sweep()
             except Exception:  # a boundary: the next round tries again
-                next_sweep = time.monotonic() + self.settings.sweep_seconds
+                next_sweep = time.monotonic() + self.settings.tuning.sweep_seconds
                 log.exception("run upkeep failed; retrying")
 
     async def heartbeat(self) -> None:
@@ -171,7 +171,7 @@ class Upkeep:
         """Prune finished runs' old event logs now and then (``engine.pruning``): a task of
         its own, so that a round never holds up lease renewals."""
         while True:
-            await asyncio.sleep(self.settings.event_prune_seconds)
+            await asyncio.sleep(self.settings.tuning.event_prune_seconds)
             try:
                 pruned = await prune_round(
                     self.db, retention_hours=self.settings.event_retention_hours
@@ -188,7 +188,7 @@ class Upkeep:
         the pruning of event logs."""
         storages = Storages(self.settings, self.db)
         while True:
-            await asyncio.sleep(self.settings.files_sweep_seconds)
+            await asyncio.sleep(self.settings.tuning.files_sweep_seconds)
             try:
                 swept = await sweep_files(self.db, storages)
             except Exception:  # a boundary: the next round tries again
@@ -220,12 +220,12 @@ class Upkeep:
         self.webhooks.looked(deliveries)
         if due:
             await self.db.write_later(sweeps.sweep, running_here=here)
-            return self.settings.sweep_seconds
+            return self.settings.tuning.sweep_seconds
         settings = self.settings
         wait = settings.lease_seconds
         if upcoming is not None:
             wait = min(wait, upcoming - time.time())
-        return max(settings.sweep_seconds, wait + settings.sweep_seconds / 2)
+        return max(settings.tuning.sweep_seconds, wait + settings.tuning.sweep_seconds / 2)
 
 
 def _look(

@@ -182,7 +182,7 @@ def _lifespan(
         warming.add_done_callback(_warmed)
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         await db.migrate()
-        usage = UsageCounter(db, settings.usage_flush_seconds)
+        usage = UsageCounter(db, settings.tuning.usage_flush_seconds)
         engine = Engine(db, registry, settings, metrics=metrics, usage=usage)
         await engine.start()
         if settings.local_model_start:
@@ -194,7 +194,7 @@ def _lifespan(
             scrapes = await serve_metrics(
                 metrics, settings.host, settings.metrics_port, settings.metrics_token
             )
-        budgets = KeyBudgets(db, usage, settings.budget_cache_seconds)
+        budgets = KeyBudgets(db, usage, settings.tuning.budget_cache_seconds)
         limits = Limits(settings, budgets)
         await limits.start()
         usage.start()
@@ -203,7 +203,7 @@ def _lifespan(
             db=db,
             providers=registry,
             engine=engine,
-            keys=KeyCache(settings.auth_cache_seconds),
+            keys=KeyCache(settings.tuning.auth_cache_seconds),
             limits=limits,
             usage=usage,
             mcp_addresses=address_policy(settings),

@@ -87,7 +87,7 @@ def signed_headers(secret: str, webhook_id: str, body: str, *, at: int) -> dict[
 
 def backoff(settings: Settings, attempt: int) -> float:
     """Seconds before the retry after attempt number ``attempt`` (1 for the first)."""
-    delay = min(settings.webhook_backoff_seconds * 2.0 ** min(attempt - 1, 30), MAX_BACKOFF)
+    delay = min(settings.tuning.webhook_backoff_seconds * 2.0 ** min(attempt - 1, 30), MAX_BACKOFF)
     return delay * random.uniform(0.8, 1.2)
 
 
@@ -165,16 +165,16 @@ class Deliveries:
         """Look for due deliveries when woken (written here, or an attempt ended), when the
         next one falls due, and at least every ``webhook_poll_seconds`` (for those written
         on other replicas)."""
-        next_prune = time.monotonic() + self.settings.event_prune_seconds
+        next_prune = time.monotonic() + self.settings.tuning.event_prune_seconds
         while True:
             self._wake.clear()
-            wait = self.settings.webhook_poll_seconds
+            wait = self.settings.tuning.webhook_poll_seconds
             try:
                 upcoming = await self.round()
                 if upcoming is not None:
                     wait = min(wait, upcoming)
                 if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + self.settings.event_prune_seconds
+                    next_prune = time.monotonic() + self.settings.tuning.event_prune_seconds
                     await self.prune()
             except Exception:  # a boundary: the next round tries again
                 log.exception("webhook delivery round failed; retrying")
@@ -190,7 +190,7 @@ class Deliveries:
             if time.monotonic() + (upcoming - now()) < self._look_by:
                 self._wake.set()
         elif not self.working:
-            poll = self.settings.webhook_poll_seconds
+            poll = self.settings.tuning.webhook_poll_seconds
             self._look_by = max(self._look_by, time.monotonic() + poll)
 
     async def prune(self) -> int:

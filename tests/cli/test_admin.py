@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import assert_error
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import FreshDatabase, ParleyServer, tuned
 
 #: Long enough that every refusal below is decided at use, not by a cache that ran out.
 AUTH_CACHE = 60
@@ -23,7 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     tmp = tmp_path_factory.mktemp("admin")
     db = FreshDatabase(tmp)
     srv = ParleyServer(
-        database_url=db.url, workdir=tmp, env={"PARLEY_AUTH_CACHE_SECONDS": str(AUTH_CACHE)}
+        database_url=db.url, workdir=tmp, env=tuned(auth_cache_seconds=AUTH_CACHE)
     ).start()
     yield srv
     srv.stop()

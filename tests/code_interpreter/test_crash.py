@@ -14,22 +14,24 @@ from typing import Any
 import pytest
 
 from tests.code_interpreter.conftest import LIMITS, needs_sandbox, sandboxes_of
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import FreshDatabase, ParleyServer, tuned
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ParleyServer]:
     needs_sandbox()
     db = FreshDatabase(tmp_path)
-    env = {
-        **LIMITS,
-        "PARLEY_CODE_INTERPRETER_CALL_TIMEOUT": "60",
-        "PARLEY_CODE_INTERPRETER_DIR": str(tmp_path / "containers"),
-        "PARLEY_FILES_DIR": str(tmp_path / "files"),
-        "PARLEY_LEASE_SECONDS": "1",
-        "PARLEY_SWEEP_SECONDS": "0.2",
-        "PARLEY_NODE_ID": "crash-test",
-    }
+    env = tuned(
+        {
+            **LIMITS,
+            "PARLEY_CODE_INTERPRETER_CALL_TIMEOUT": "60",
+            "PARLEY_CODE_INTERPRETER_DIR": str(tmp_path / "containers"),
+            "PARLEY_FILES_DIR": str(tmp_path / "files"),
+            "PARLEY_LEASE_SECONDS": "1",
+            "PARLEY_NODE_ID": "crash-test",
+        },
+        sweep_seconds=0.2,
+    )
     srv = ParleyServer(database_url=db.url, workdir=tmp_path, env=env)
     try:
         yield srv.start()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import assert_error, guarded, wait_until
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import FreshDatabase, ParleyServer, tuned
 
 FLUSH = 0.2  # seconds between the writes of the counts
 BUDGET_CACHE = 0.2  # seconds a budget and the written counts are remembered
@@ -33,10 +33,7 @@ class Replicas:
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     tmp = tmp_path_factory.mktemp("budgets")
     db = FreshDatabase(tmp)
-    env = {
-        "PARLEY_USAGE_FLUSH_SECONDS": str(FLUSH),
-        "PARLEY_BUDGET_CACHE_SECONDS": str(BUDGET_CACHE),
-    }
+    env = tuned(usage_flush_seconds=FLUSH, budget_cache_seconds=BUDGET_CACHE)
     a = ParleyServer(database_url=db.url, workdir=tmp, env=env).start()
     b = ParleyServer(database_url=db.url, workdir=tmp, env=env).start()
     yield Replicas(a, b)

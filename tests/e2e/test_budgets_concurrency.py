@@ -27,11 +27,12 @@ from tests.harness import (
     ParleyServer,
     redis_reachable,
     replicas,
+    tuned,
 )
 
 BUDGET = 100
 PARALLEL = 20
-ENV = {"PARLEY_USAGE_FLUSH_SECONDS": "0.2", "PARLEY_BUDGET_CACHE_SECONDS": "0.2"}
+ENV = tuned(usage_flush_seconds=0.2, budget_cache_seconds=0.2)
 
 
 @dataclass
@@ -50,7 +51,7 @@ def _servers(
     upstream: Any, tmp_path_factory: pytest.TempPathFactory, count: int, env: dict[str, str]
 ) -> Iterator[list[ParleyServer]]:
     tmp = tmp_path_factory.mktemp("budget_race")
-    yield from replicas(upstream.base_url, tmp, count, {**ENV, **env})
+    yield from replicas(upstream.base_url, tmp, count, tuned(ENV, env))
 
 
 @pytest.fixture

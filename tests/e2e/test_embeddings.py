@@ -19,7 +19,7 @@ from parley.providers.embeddings import hashing_embedding
 from parley.testing.fake_embeddings import fake_embedding
 from parley.testing.fake_upstream import FakeUpstream
 from tests.e2e.helpers import wait_until
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import FreshDatabase, ParleyServer, tuned
 
 FLUSH = 0.2  # seconds between the writes of the usage counts
 
@@ -51,7 +51,7 @@ kind = "anthropic"
 base_url = "{upstream.url}"
 api_key = "sk-ant-fake"
 """
-    env = {"PARLEY_USAGE_FLUSH_SECONDS": str(FLUSH)}
+    env = tuned(usage_flush_seconds=FLUSH)
     srv = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
     yield srv
     srv.stop()

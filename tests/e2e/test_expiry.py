@@ -24,7 +24,7 @@ from tests.e2e.helpers import (
     stream_process,
     wait_run,
 )
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def quick(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         database_url=db.url,
         workdir=tmp_path_factory.mktemp("expiry-server"),
         config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_ACTION_EXPIRY_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"},
+        env=tuned({"PARLEY_ACTION_EXPIRY_SECONDS": "1"}, sweep_seconds=0.2),
     )
     try:
         srv.start()

@@ -40,7 +40,7 @@ from tests.e2e.responses_providers_helpers import (
     TextTurn,
     check_json,
 )
-from tests.harness import FreshDatabase, ParleyServer, free_port, postgres_url
+from tests.harness import FreshDatabase, ParleyServer, free_port, postgres_url, tuned
 from tests.mcp.conftest import SERVER, _servers
 from tests.terminal.mcp_server import CANCELLED
 
@@ -48,15 +48,17 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 #: The server's MCP bounds: a call ends after 1 s, an output keeps 1000 characters.
 CALL_TIMEOUT, MAX_OUTPUT = 1, 1000
-ENV = {
-    "PARLEY_MCP_ALLOW_URLS": "127.0.0.1",
-    "PARLEY_MCP_CALL_TIMEOUT": str(CALL_TIMEOUT),
-    "PARLEY_MCP_CONNECT_TIMEOUT": "2",
-    "PARLEY_MCP_LIST_TIMEOUT": "2",
-    "PARLEY_MCP_MAX_OUTPUT": str(MAX_OUTPUT),
-    "PARLEY_LEASE_SECONDS": "1",
-    "PARLEY_SWEEP_SECONDS": "0.2",
-}
+ENV = tuned(
+    {
+        "PARLEY_MCP_ALLOW_URLS": "127.0.0.1",
+        "PARLEY_MCP_CALL_TIMEOUT": str(CALL_TIMEOUT),
+        "PARLEY_MCP_CONNECT_TIMEOUT": "2",
+        "PARLEY_MCP_LIST_TIMEOUT": "2",
+        "PARLEY_MCP_MAX_OUTPUT": str(MAX_OUTPUT),
+        "PARLEY_LEASE_SECONDS": "1",
+    },
+    sweep_seconds=0.2,
+)
 #: Longest a faulty server may hold a turn (its timeouts are 1-2 s).
 BOUND = 15.0
 SLOTS = 12
@@ -90,7 +92,7 @@ def new_server(setup: Setup, database_url: str, **env: str) -> ParleyServer:
         database_url=database_url,
         workdir=setup.tmp,
         config=setup.upstream.config(),
-        env={**ENV, **env},
+        env=tuned(ENV, env),
     )
 
 

@@ -30,7 +30,7 @@ from tests.e2e.helpers import (
     wait_run,
 )
 from tests.e2e.sse import stream_events
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 
 WINDOW = 2  # seconds, of both the request and the failed-authentication windows
 REQUESTS = 8
@@ -279,7 +279,7 @@ def test_a_turn_that_cannot_start_gives_its_slot_back(two_runs: ParleyServer) ->
 @pytest.fixture
 def quiet_server(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     """A server that writes nothing on its own (no sweeps while the test runs)."""
-    srv, db = _start(upstream, tmp_path_factory, {"PARLEY_SWEEP_SECONDS": "3600"})
+    srv, db = _start(upstream, tmp_path_factory, tuned(sweep_seconds=3600))
     yield srv
     srv.stop()
     srv.assert_clean_log()

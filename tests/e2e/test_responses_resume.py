@@ -18,13 +18,13 @@ from parley.testing.fake_upstream import expected_text
 from tests.e2e.helpers import check_sse_response, guarded
 from tests.e2e.responses_helpers import TERMINAL, read_stream, sse_events, websocket
 from tests.e2e.sse import parse
-from tests.harness import ParleyServer, restartable_server
+from tests.harness import ParleyServer, restartable_server, tuned
 
 
 @pytest.fixture(scope="module")
 def crashing(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     yield from restartable_server(
-        upstream.base_url, tmp_path_factory.mktemp("resume"), {"PARLEY_CHECKPOINT_SECONDS": "60"}
+        upstream.base_url, tmp_path_factory.mktemp("resume"), tuned(checkpoint_seconds=60)
     )
 
 

@@ -24,7 +24,7 @@ from tests.e2e.helpers import (
     wait_until,
 )
 from tests.e2e.responses_helpers import read_stream
-from tests.harness import FreshDatabase, ParleyServer
+from tests.harness import FreshDatabase, ParleyServer, tuned
 
 RETENTION_SECONDS = 1.5
 
@@ -33,10 +33,9 @@ RETENTION_SECONDS = 1.5
 def pruning(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     tmp = tmp_path_factory.mktemp("retention")
     db = FreshDatabase(tmp)
-    env = {
-        "PARLEY_EVENT_RETENTION_HOURS": str(RETENTION_SECONDS / 3600),
-        "PARLEY_EVENT_PRUNE_SECONDS": "0.2",
-    }
+    env = tuned(
+        {"PARLEY_EVENT_RETENTION_HOURS": str(RETENTION_SECONDS / 3600)}, event_prune_seconds=0.2
+    )
     server = ParleyServer(database_url=db.url, workdir=tmp, env=env).start()
     yield server
     server.stop()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import WEATHER, assert_error, guarded, wait_until
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 
 FLUSH = 0.2  # seconds between the writes of the counts
 
@@ -42,7 +42,7 @@ def replicas(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     tmp = tmp_path_factory.mktemp("usage")
     db = FreshDatabase(tmp)
     config = provider_config(upstream.base_url, free_port())
-    env = {"PARLEY_USAGE_FLUSH_SECONDS": str(FLUSH)}
+    env = tuned(usage_flush_seconds=FLUSH)
     a = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
     b = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
     yield Replicas(a, b)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from parley.config import Tuning
 from parley.engine import Engine
 from parley.events import FinishPart, ModelEvent, TextPart
 from parley.providers.base import ModelRequest
@@ -39,7 +40,9 @@ class Paced:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    async with running_engine(tmp_path, {"paced": Paced()}, checkpoint_seconds=INTERVAL) as eng:
+    async with running_engine(
+        tmp_path, {"paced": Paced()}, tuning=Tuning(checkpoint_seconds=INTERVAL)
+    ) as eng:
         yield eng
 
 

@@ -28,6 +28,7 @@ from tests.harness import (
     free_port,
     provider_config,
     redis_reachable,
+    tuned,
 )
 
 LONG = "fake/text:400:20"  # eight seconds of streaming, a chunk every 20 ms
@@ -49,7 +50,7 @@ def _server(upstream: Any, db: FreshDatabase, tmp: Path, **env: str) -> ParleySe
         database_url=db.url,
         workdir=tmp,
         config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_CHECKPOINT_SECONDS": str(CHECKPOINT_SECONDS), **env},
+        env=tuned(env, checkpoint_seconds=CHECKPOINT_SECONDS),
     )
 
 

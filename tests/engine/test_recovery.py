@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import expected_text
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 
 LONG = "fake/text:300:20"  # about six seconds of streaming
 
@@ -25,7 +25,7 @@ def fragile(upstream: Any, tmp_path: Path) -> Iterator[ParleyServer]:
         database_url=db.url,
         workdir=tmp_path,
         config=provider_config(upstream.base_url, free_port()),
-        env={"PARLEY_LEASE_SECONDS": "1", "PARLEY_SWEEP_SECONDS": "0.2"},
+        env=tuned({"PARLEY_LEASE_SECONDS": "1"}, sweep_seconds=0.2),
     ).start()
     yield srv
     srv.stop()

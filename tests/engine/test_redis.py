@@ -24,6 +24,7 @@ from tests.harness import (
     free_port,
     provider_config,
     redis_reachable,
+    tuned,
 )
 
 REDIS_URL = TEST_REDIS_URL
@@ -42,7 +43,7 @@ def pair(
     db = FreshDatabase(tmp)
     config = provider_config(upstream.base_url, free_port())
     # Checkpoints far apart: before a turn ends, only Redis can carry its events elsewhere.
-    env = {"PARLEY_REDIS_URL": REDIS_URL, "PARLEY_CHECKPOINT_SECONDS": "10"}
+    env = tuned({"PARLEY_REDIS_URL": REDIS_URL}, checkpoint_seconds=10)
     a = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
     b = ParleyServer(database_url=db.url, workdir=tmp, config=config, env=env).start()
     yield a, b

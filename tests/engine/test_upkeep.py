@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from parley.config import Tuning
 from tests.engine.inprocess import running_engine
 
 
@@ -16,7 +17,9 @@ async def test_an_idle_replica_reads_its_database_once_a_sweep(tmp_path: Path) -
     # Sweeps every lease and a half-sweep (1.25 s here); the webhook loop's own looks are
     # due every 2 s, the ingestion's every few seconds: both find the sweep's look stands
     # for theirs.
-    async with running_engine(tmp_path, {}, lease_seconds=1.0, webhook_poll_seconds=2.0) as engine:
+    async with running_engine(
+        tmp_path, {}, lease_seconds=1.0, tuning=Tuning(webhook_poll_seconds=2.0)
+    ) as engine:
         await asyncio.sleep(3.0)  # the loops' first looks, made as they start
         began: list[Any] = []
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from parley.config import Settings
+from parley.config import Settings, Tuning
 from parley.files.storage import PIECE, Storages
 from parley.files.sweep import ORPHAN_SECONDS, sweep_files
 from parley.store import files as store
@@ -121,12 +121,16 @@ async def test_the_sweep_removes_expired_files_and_uploads(db: Database, tmp_pat
 
 
 async def test_the_server_sweeps_expired_files_on_its_own(db: Database, tmp_path: Path) -> None:
-    """The engine's upkeep runs the sweep every ``files_sweep_seconds``: a file past its
+    """The engine's upkeep runs the sweep every ``tuning.files_sweep_seconds``: a file past its
     expiry goes, rows and bytes, with no command run."""
     from parley.engine import Engine
     from parley.providers.registry import ProviderRegistry
 
-    settings = Settings(database_url=db.url, files_dir=tmp_path / "files", files_sweep_seconds=0.05)
+    settings = Settings(
+        database_url=db.url,
+        files_dir=tmp_path / "files",
+        tuning=Tuning(files_sweep_seconds=0.05),
+    )
     storages = Storages(settings, db)
     user = await new_user(db)
     stored = await storages.default.put(_chunks(b"soon gone"))

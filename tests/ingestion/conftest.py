@@ -19,14 +19,14 @@ from parley.store import vector_stores
 from parley.store.db import Database
 from parley.store.records import VectorStoreFile
 from parley.store.tables import chunks, vector_store_files
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: What the servers of the tests that kill them add to the harness's environment: a lease
 #: of 2 s, so that a dead worker's file is taken again soon.
-SHORT_LEASE = {"PARLEY_LEASE_SECONDS": "2", "PARLEY_SWEEP_SECONDS": "0.2"}
+SHORT_LEASE = tuned({"PARLEY_LEASE_SECONDS": "2"}, sweep_seconds=0.2)
 
 
 class Tables:

@@ -8,18 +8,17 @@ from typing import Any
 
 import pytest
 
-from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config
+from tests.harness import FreshDatabase, ParleyServer, free_port, provider_config, tuned
 from tests.webhooks.receiver import Receiver
 
 #: What every server of these tests is started with.
-WEBHOOK_ENV = {
-    "PARLEY_WEBHOOK_ALLOW_URLS": "127.0.0.1",
-    "PARLEY_WEBHOOK_BACKOFF_SECONDS": "0.2",
+WEBHOOK_ENV = tuned(
+    {"PARLEY_WEBHOOK_ALLOW_URLS": "127.0.0.1", "PARLEY_WEBHOOK_TIMEOUT_SECONDS": "3"},
+    webhook_backoff_seconds=0.2,
     # Deliveries written by this server go at once, retries when due; the look for those
     # written elsewhere (``parley webhooks replay``, another process) comes this often.
-    "PARLEY_WEBHOOK_POLL_SECONDS": "1",
-    "PARLEY_WEBHOOK_TIMEOUT_SECONDS": "3",
-}
+    webhook_poll_seconds=1,
+)
 
 
 @pytest.fixture(scope="module")

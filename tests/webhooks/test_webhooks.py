@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import ParleyServer
+from tests.harness import ParleyServer, tuned
 from tests.webhooks.receiver import Receiver
 
 RESPONSE_EVENTS = [
@@ -333,7 +333,7 @@ def test_a_server_sends_what_it_writes_without_waiting_for_its_look(
         database_url=db.url,
         workdir=tmp_path,
         config=provider_config(upstream.base_url, free_port()),
-        env={**WEBHOOK_ENV, "PARLEY_WEBHOOK_POLL_SECONDS": "3600"},
+        env=tuned(WEBHOOK_ENV, webhook_poll_seconds=3600),
     )
     try:
         srv.start()
