@@ -259,9 +259,11 @@ def start_servers(
     cores: Cores,
     args: argparse.Namespace,
     env: dict[str, str],
+    config: str,
 ) -> dict[str, Parley]:
     """Both servers, ``--base`` exported and the working tree, each on a fresh database,
-    with ``env``; stopped and their databases dropped when ``stack`` closes."""
+    with ``env`` and the config file's extra tables ``config``; stopped and their databases
+    dropped when ``stack`` closes."""
     base_tree = work / "base-tree"
     base_tree.mkdir()
     export(args.base, base_tree)
@@ -271,7 +273,13 @@ def start_servers(
         folder.mkdir(exist_ok=True)
         db = BenchDatabase(folder, args.database_url)
         stack.callback(db.drop)
-        server = Parley(database_url=db.url, workdir=folder, upstream_url=upstream.url, cores=cores)
+        server = Parley(
+            database_url=db.url,
+            workdir=folder,
+            upstream_url=upstream.url,
+            cores=cores,
+            extra_config=config,
+        )
         server.env.update(env)
         if side == "base":
             server.env["PYTHONPATH"] = str(base_tree)
@@ -318,7 +326,8 @@ def hosted_times(
     found = {}
     for name, kind in kinds.items():
         targets = {
-            side: kind.target(side, server.port, keys[side]) for side, server in servers.items()
+            side: asyncio.run(kind.target(side, server.port, keys[side]))
+            for side, server in servers.items()
         }
         found[name] = asyncio.run(measure(targets, args.calls, args.block, kind.calls))
     return found
@@ -344,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream = Upstream(cores, args.chunks)
         stack.callback(upstream.stop)
         env = {name: value for kind in services.values() for name, value in kind.env.items()}
-        servers = start_servers(stack, work, upstream, cores, args, env)
+        config = "".join(kind.config for kind in services.values())
+        servers = start_servers(stack, work, upstream, cores, args, env, config)
         keys = {side: server.create_user("versions") for side, server in servers.items()}
         try:
             if services:

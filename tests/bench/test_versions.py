@@ -1,7 +1,8 @@
 """``bench/versions.py --hosted`` at a tiny scale: two real ``parley serve`` (the committed
-``HEAD`` exported, and the working tree) against the fake upstream, the fake search service
-and the test MCP server; every request of both sides calls its tool once, and the report
-has each kind's rows. A side whose requests did not each call the tool fails the run."""
+``HEAD`` exported, and the working tree) against the fake upstream, the fake search
+service, the test MCP server and a vector store on each server; every request of both
+sides calls its tool once, and the report has each kind's rows. A side whose requests did
+not each call the tool fails the run."""
 
 from __future__ import annotations
 
@@ -30,17 +31,17 @@ def versions() -> Iterator[ModuleType]:
 def test_both_versions_call_each_hosted_tool() -> None:
     command = [
         *(sys.executable, str(BENCH / "versions.py"), "--base", "HEAD"),
-        *("--hosted", "web_search,mcp", "--calls", "2", "--block", "2", "--no-pin"),
+        *("--hosted", "web_search,mcp,file_search", "--calls", "2", "--block", "2", "--no-pin"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    for kind in ("web_search", "mcp"):
+    for kind in ("web_search", "mcp", "file_search"):
         # Two warm-up blocks and one timed block of two, per side.
         assert (
             f"hosted {kind}: streamed POST /v1/responses, one call each (2 timed per side; "
             "requests base 6, tree 6; calls base 6, tree 6)"
         ) in done.stdout
-    assert done.stdout.count("working tree / base, p50: first content") == 2
+    assert done.stdout.count("working tree / base, p50: first content") == 3
 
 
 def test_a_side_that_did_not_call_its_tool_is_named(versions: ModuleType) -> None:
@@ -53,5 +54,5 @@ def test_a_side_that_did_not_call_its_tool_is_named(versions: ModuleType) -> Non
 def test_unknown_kinds_are_refused(versions: ModuleType) -> None:
     assert versions.parse_kinds("mcp, web_search") == ["mcp", "web_search"]
     for wrong in ("", "web", "mcp,code_interpreter"):
-        with pytest.raises(ValueError, match="--hosted takes web_search, mcp"):
+        with pytest.raises(ValueError, match="--hosted takes web_search, mcp, file_search"):
             versions.parse_kinds(wrong)
