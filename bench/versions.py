@@ -4,6 +4,8 @@ against the same fake upstream, with the direct baseline beside them.
 
     .venv/bin/python bench/versions.py [--base REV] [--face chat|native] [--streams 400]
         [--clients 50 --cpu-gap-ms 20 --rounds 5] [--database-url postgresql://...]
+    .venv/bin/python bench/versions.py [--base REV] --hosted web_search,mcp,file_search
+        [--calls 150]
 
 ``--base`` (default ``HEAD``) is exported with ``git archive`` into a temporary folder and
 served from there (``PYTHONPATH``); the other server runs the working tree. Both servers
@@ -12,6 +14,16 @@ are pinned to the first CPU and the load client and upstream to the second, as i
 the next (base, working tree, direct; the order flips every block), so the two servers
 never serve at once and a drift of the machine reaches all three alike. It prints the
 median, quartiles and added time of each side, and the difference.
+
+With ``--hosted KINDS``, hosted tool calls in place of the plain streams: for each kind
+(``bench/versions_hosted.py``), ``--calls`` streamed ``POST /v1/responses`` per side on
+``fake/auto:1`` (one model stream that calls the tool, the call, a second model stream
+that answers its result), in the same alternating blocks (no direct side: the call is the
+server's own). It prints each side's quartiles to the first text and to the end of the
+stream (``response.completed``), and working tree ÷ base at the median. The tools'
+services run in this process, on the load client's CPU. Every request of a side must have
+called its tool once (counted at the service, or on the server's ``/metrics`` for
+``file_search``), else the run exits 1.
 
 With ``--clients N``, a second phase: the server's CPU per stream of each version with N
 clients at once (chunks ``--cpu-gap-ms`` apart, their starts spread over one stream),
