@@ -224,8 +224,8 @@ def report(times: dict[str, list[float]], base: str) -> None:
         p25, p50, p75 = (percentile(values, q) for q in (0.25, 0.5, 0.75))
         added = "" if side == "direct" else f"{p50 - direct:+.3f}"
         print(f"{side_name(side, base):24s} {p25:7.3f} {p50:7.3f} {p75:7.3f} {added:>10s}")
-    change = percentile(times["tree"], 0.5) - percentile(times["base"], 0.5)
-    print(f"working tree - base, p50: {change:+.3f} ms")
+    tree, was = percentile(times["tree"], 0.5), percentile(times["base"], 0.5)
+    print(f"working tree - base, p50: {tree - was:+.3f} ms ({tree / was:.3f}x)")
 
 
 def side_name(side: str, base: str) -> str:

@@ -9,8 +9,10 @@ entry a side's requests offer, and a count of the calls made so far.
   in the request with ``require_approval: never`` (``PARLEY_MCP_ALLOW_URLS=127.0.0.1``); a
   call is a ``tools/call`` request it handled.
 - ``file_search``: a vector store on each server holding one small text file, made through
-  the API before timing (searched by its words: no embedding model); a call is a search
-  the server counted as done (``parley_hosted_tool_duration_seconds`` on ``/metrics``).
+  the API before timing, searched by its words on both sides (``PARLEY_EMBEDDING_MODEL``
+  empty: newer versions embed new stores with a local model by default, where the
+  embeddings extra is installed, which older ones did not); a call is a search the server
+  counted as done (``parley_hosted_tool_duration_seconds`` on ``/metrics``).
   Its model is on a fake upstream of its own in the bench process (provider ``querying``),
   which gives the ``file_search`` function a string ``query`` for the fake to fill, as
   ``bench/file_search.py`` does (the fake leaves lists, and so ``queries``, out).
@@ -127,6 +129,7 @@ class QueryingUpstream(FakeUpstream):
 class FileSearch(HostedKind):
     name = "file_search"
     model = "querying/auto:1"
+    env = {"PARLEY_EMBEDDING_MODEL": ""}
 
     def __init__(self, upstream: QueryingUpstream) -> None:
         self.servers: list[tuple[str, str]] = []
