@@ -54,7 +54,7 @@ from parley.events import (
     UsageEvent,
 )
 from parley.sdk import AsyncClient
-from parley.sdk._loops import tool_target
+from parley.sdk._loops import decision_of, tool_target
 from parley.sdk.models import TurnResult
 from parley.sdk.stream import AsyncStream
 from parley.terminal import hosted_cards
@@ -261,7 +261,8 @@ class ToolProcessor:
         target = tool_target({}, action, approve)
         assert target is not None, "an action with an approval always has a target"
         answer = target()
-        output = str(await answer if inspect.isawaitable(answer) else answer)
+        decision = await answer if inspect.isawaitable(answer) else answer
+        output = "approved" if decision_of(decision).approve else "denied"
         denied = output != "approved"
         record = ToolRecord(
             tool_call_id=action.tool_call_id,
