@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from parley.mcp.addresses import AddressPolicy
+from parley.mcp.addresses import AddressPolicy, AddressRefused
 from parley.mcp.tls import ssl_context
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class _GuardedConnector(aiohttp.TCPConnector):
         traces: list[Trace],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's interface)
     ) -> Connection:
+        if req.proxy is not None:
+            # A guarded session never goes through a proxy (``trust_env`` is off): a proxy a
+            # caller named would be reached unchecked, and carry the request anywhere.
+            raise AddressRefused("A guarded request is not sent through a proxy.")
         self._policy.check_url(str(req.url))
         return await super().connect(req, traces, timeout)
 

@@ -29,6 +29,16 @@ async def test_a_name_resolving_to_a_private_address_is_refused() -> None:
             await http.post("http://hooks.example/hook", data=b"{}")
 
 
+async def test_a_proxy_named_by_the_caller_is_refused_before_it_is_reached() -> None:
+    """The policy checks the target; a proxy would carry the request past it, so a guarded
+    session sends through none, even one the caller names (here a loopback listener)."""
+    recorder = Recorder()
+    async with serving(recorder) as proxy, client_session(AddressPolicy(), timeout=5) as http:
+        with pytest.raises(AddressRefused, match="proxy"):
+            await http.get("http://93.184.215.14/hook", proxy=f"http://127.0.0.1:{proxy.port}")
+    assert (proxy.connections, recorder.seen) == (0, [])
+
+
 @pytest.mark.parametrize(
     ("entry", "host"),
     [("127.0.0.1", "127.0.0.1"), ("127.0.0.0/8", "localhost"), ("localhost:{port}", "localhost")],
